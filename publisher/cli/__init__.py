@@ -1,0 +1,29 @@
+"""The `publisher` command line: one verb per job, one module per group of verbs.
+
+Every command works on ./config.toml, `--config PATH` or $PUBLISHER_CONFIG. Exit codes:
+0 done, 1 a problem the message explains, 2 a usage error (click's own).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import click
+
+from publisher.cli._common import cli
+
+# Each module adds its commands to `cli` when imported.
+from publisher.cli import build as _build  # noqa: F401  (registers commands)
+
+__all__ = ["cli", "main"]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="publisher")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])
+    click.echo("")

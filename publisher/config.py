@@ -1,0 +1,385 @@
+"""config.toml into typed, immutable settings.
+
+Every key lives in `SETTINGS` with its default and help; nothing reads a key that is not
+there, and a test fails when the README's table and this one disagree. `parse_config`
+is pure (text in, `Config` out); `load_config` is the edge that reads the file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from publisher.errors import ConfigError
+
+__all__ = [
+    "CONFIG_ENV",
+    "SETTINGS",
+    "Config",
+    "Setting",
+    "SourceSettings",
+    "load_config",
+    "parse_config",
+]
+
+CONFIG_ENV = "PUBLISHER_CONFIG"
+REQUIRED = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One config key: dotted name, default (or REQUIRED), type and help for the docs."""
+
+    key: str
+    default: Any
+    kind: str
+    help: str
+    choices: tuple[str, ...] = ()
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+S = Setting
+PROVIDER_NAMES = ("maildir", "smtp", "postmark", "sendgrid", "mailgun", "ses", "resend")
+
+SETTINGS: tuple[Setting, ...] = (
+    # [publication]
+    S("publication.title", REQUIRED, "str", "Name of the publication, shown in feeds and emails."),
+    S("publication.url", REQUIRED, "url", "Public base URL of the site (feeds and archive live under it)."),
+    S("publication.description", "", "str", "One-line description for feeds."),
+    S("publication.author", "", "str", "Default author of articles, e.g. \"Dana Reyes, LCSW\"."),
+    S("publication.email", "", "str", "Author's public contact address (feeds' managingEditor)."),
+    S("publication.language", "en", "str", "Language tag for feeds and pages (BCP 47)."),
+    S("publication.timezone", "UTC", "timezone", "IANA zone for dates without one, schedules and digests."),
+    S("publication.postal_address", "", "str", "Postal address printed in every email footer (required to send)."),
+    S("publication.logo", "", "str", "Optional logo or icon URL (absolute or relative to url)."),
+    # [build]
+    S("build.content", "content", "path", "Folder of Markdown articles."),
+    S("build.output", "public", "path", "Folder `publisher build` writes."),
+    S("build.templates", "templates", "path", "Folder of template overrides, by file name."),
+    # [feeds]
+    S("feeds.entries", 20, "int", "How many newest articles each feed carries."),
+    S("feeds.hubs", [], "list", "WebSub hub URLs announced in feeds and pinged on publish."),
+    S("feeds.per_tag", True, "bool", "Also write one feed per tag under feeds/tags/."),
+    # [newsletter]
+    S("newsletter.from", REQUIRED, "str", "From header, e.g. \"Dana Reyes <dana@example.org>\"."),
+    S("newsletter.reply_to", "", "str", "Reply-To address; empty for none."),
+    S("newsletter.subject", "{title}", "str", "Subject template; {title} and {publication} are filled in."),
+    S("newsletter.list_id", "", "str", "List-Id value; empty derives one from the publication URL's host."),
+    S("newsletter.reason", "You are receiving this because you subscribed to {publication}.", "str",
+      "Footer line that tells readers why they get this email."),
+    S("newsletter.clip_warning_bytes", 102_400, "int",
+      "Warn when an issue's HTML passes this size (Gmail clips at about 102 KB)."),
+    # [delivery]
+    S("delivery.provider", "maildir", "choice", "Mail provider that sends newsletters.", PROVIDER_NAMES),
+    S("delivery.concurrency", 4, "int", "Messages or API calls in flight at once."),
+    S("delivery.batch_size", 50, "int", "Ledger rows claimed per batch (HTTP APIs cap it at their own maximum)."),
+    S("delivery.rate", 0.0, "float", "Messages per second at most; 0 for no limit."),
+    S("delivery.burst", 0, "int", "Token bucket size for `rate`; 0 means one second's worth."),
+    S("delivery.max_attempts", 5, "int", "Attempts per recipient before the row is marked failed."),
+    S("delivery.retry_base", 30.0, "float", "First retry delay in seconds; doubles each attempt, with jitter."),
+    S("delivery.retry_max", 3600.0, "float", "Longest retry delay in seconds."),
+    S("delivery.timeout", 30.0, "float", "Seconds to wait for a provider before the attempt counts as failed."),
+    S("delivery.maildir.path", "outbox", "path", "Maildir folder the `maildir` provider writes to."),
+    S("delivery.smtp.host", "localhost", "str", "SMTP server host."),
+    S("delivery.smtp.port", 587, "int", "SMTP server port."),
+    S("delivery.smtp.security", "starttls", "choice", "Connection security.", ("none", "starttls", "tls")),
+    S("delivery.smtp.username", "", "str", "SMTP login; the password comes from PUBLISHER_SMTP_PASSWORD."),
+    S("delivery.smtp.connections", 4, "int", "Persistent SMTP connections kept open while sending."),
+    S("delivery.postmark.base_url", "https://api.postmarkapp.com", "url", "Postmark API base URL."),
+    S("delivery.postmark.message_stream", "broadcast", "str", "Postmark message stream for newsletters."),
+    S("delivery.sendgrid.base_url", "https://api.sendgrid.com", "url", "SendGrid API base URL."),
+    S("delivery.mailgun.base_url", "https://api.mailgun.net", "url",
+      "Mailgun API base URL (https://api.eu.mailgun.net for the EU region)."),
+    S("delivery.mailgun.domain", "", "str", "Mailgun sending domain."),
+    S("delivery.ses.region", "", "str", "AWS region for SES; empty uses AWS_REGION."),
+    S("delivery.ses.endpoint", "", "str", "Override the SES endpoint URL (for testing); empty for AWS's."),
+    S("delivery.ses.configuration_set", "", "str", "SES configuration set name; empty for none."),
+    S("delivery.resend.base_url", "https://api.resend.com", "url", "Resend API base URL."),
+    S("delivery.dkim.domain", "", "str", "DKIM signing domain (d=); empty disables signing."),
+    S("delivery.dkim.selector", "", "str", "DKIM selector (s=)."),
+    S("delivery.dkim.private_key_file", "", "path", "PEM private key file for DKIM."),
+    # [store]
+    S("store.url", "sqlite:///publisher.db", "str",
+      "SQLAlchemy URL; relative SQLite paths are relative to config.toml. PostgreSQL: postgresql+psycopg://..."),
+    # [server]
+    S("server.host", "127.0.0.1", "str", "Address `publisher serve` listens on."),
+    S("server.port", 8000, "int", "Port `publisher serve` listens on."),
+    S("server.public_url", "", "str",
+      "Public URL of the app for subscribe/unsubscribe links; empty uses publication.url."),
+    # [schedule]
+    S("schedule.policy", "now", "choice", "What a new article does: send now, wait for the send window, "
+      "stay a draft issue, or wait for the digest.", ("now", "window", "draft", "digest")),
+    S("schedule.window", "tue 08:00", "str", "Send window for policy \"window\": weekday(s) and time, author's zone."),
+    S("schedule.digest", "", "str", "Cron expression for digests in the author's zone, e.g. \"0 8 * * mon\"; empty: none."),
+    S("schedule.grace_hours", 24.0, "float", "A scheduled send missed by more than this is skipped and reported."),
+    S("schedule.watch_interval", 60.0, "float", "Seconds between looks for new articles in content/."),
+    # [subscribe]
+    S("subscribe.confirm_interval", 3600.0, "float", "Seconds between two confirmation mails to one address."),
+    S("subscribe.per_ip_per_hour", 20, "int", "Subscribe requests accepted per client IP per hour."),
+    # [fetch]
+    S("fetch.allow_private", False, "bool", "Allow fetching loopback and private addresses (tests, intranets)."),
+    S("fetch.timeout", 20.0, "float", "Seconds a remote fetch may take."),
+    S("fetch.max_bytes", 5_000_000, "int", "Largest remote document fetched, in bytes."),
+)
+
+SOURCE_KEYS: tuple[Setting, ...] = (
+    S("sources[].url", REQUIRED, "url", "Remote RSS or Atom feed to watch."),
+    S("sources[].name", "", "str", "Label in logs and status; defaults to the URL."),
+    S("sources[].interval", 1800.0, "float", "Seconds between polls (default 30 minutes)."),
+    S("sources[].import_backlog", False, "bool", "On the first poll, import existing items instead of marking them seen."),
+)
+
+_BY_KEY: Mapping[str, Setting] = {s.key: s for s in SETTINGS}
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSettings:
+    url: str
+    name: str
+    interval: float
+    import_backlog: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The parsed configuration. `values` holds every key of SETTINGS, defaults applied."""
+
+    root: Path
+    """Folder of config.toml: relative paths are resolved against it."""
+    values: Mapping[str, Any]
+    sources: tuple[SourceSettings, ...] = ()
+    path: Path | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in _BY_KEY:
+            raise KeyError(key)
+        return self.values[key]
+
+    def path_of(self, key: str) -> Path:
+        """A `path` setting resolved against the publication folder."""
+        return (self.root / self[key]).resolve()
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self["publication.timezone"])
+
+    @property
+    def public_url(self) -> str:
+        """Base URL for links into the app (unsubscribe, confirm), without a trailing slash."""
+        return str(self["server.public_url"] or self["publication.url"]).rstrip("/")
+
+    @property
+    def site_url(self) -> str:
+        return str(self["publication.url"]).rstrip("/")
+
+    @property
+    def store_url(self) -> str:
+        """`store.url` with a relative SQLite path made absolute against the config folder."""
+        url = str(self["store.url"])
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://":
+            rest = url[len(prefix):]
+            if rest and rest != ":memory:":
+                return prefix + str((self.root / rest).resolve())
+        return url
+
+    def secret(self, name: str) -> str | None:
+        """An environment secret; `NAME_FILE` names a file holding it instead."""
+        value = self.env.get(name)
+        if value:
+            return value
+        file_name = self.env.get(name + "_FILE")
+        if file_name:
+            try:
+                return Path(file_name).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"{name}_FILE names {file_name!r}, which cannot be read: {exc}") from exc
+        return None
+
+
+def _line_of(text: str, section: str, key: str) -> int | None:
+    """The line where `key` is set inside `[section]`, for error messages."""
+    current = ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        header = re.match(r"^\[\[?\s*([^\]]+?)\s*\]\]?", stripped)
+        if header:
+            current = header.group(1)
+            continue
+        if current == section and re.match(rf"^\"?{re.escape(key)}\"?\s*=", stripped):
+            return number
+    return None
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for name, value in table.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, key + "."))
+        else:
+            flat[key] = value
+    return flat
+
+
+def _where(origin: str, text: str, key: str) -> str:
+    section, _, name = key.rpartition(".")
+    line = _line_of(text, section, name)
+    return f"{origin}:{line}" if line else origin
+
+
+def _check_type(setting: Setting, value: Any, fail: Callable[[str], ConfigError]) -> Any:
+    kind = setting.kind
+    if kind in ("str", "path", "url", "timezone", "choice"):
+        if not isinstance(value, str):
+            raise fail(f"must be text in quotes, got {value!r}")
+        if kind == "url" and value:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise fail(f"must be an absolute http(s) URL, got {value!r}")
+        if kind == "timezone":
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise fail(f"must be an IANA time zone such as \"Europe/Berlin\", got {value!r}") from exc
+        if kind == "choice" and value not in setting.choices:
+            raise fail(f"must be one of {', '.join(setting.choices)}, got {value!r}")
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise fail(f"must be true or false, got {value!r}")
+        return value
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise fail(f"must be a whole number, got {value!r}")
+        if value < 0:
+            raise fail(f"must not be negative, got {value}")
+        return value
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise fail(f"must be a number, got {value!r}")
+        if value < 0:
+            raise fail(f"must not be negative, got {value}")
+        return float(value)
+    if kind == "list":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise fail(f"must be a list of text values, got {value!r}")
+        return tuple(value)
+    raise AssertionError(f"unknown setting kind {kind}")
+
+
+def _unknown(key: str, known: list[str], where: str) -> ConfigError:
+    guess = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    hint = f" Did you mean {guess[0]!r}?" if guess else " See the configuration table in README.md."
+    return ConfigError(f"{where}: unknown key {key!r}.{hint}")
+
+
+def _parse_sources(raw: Any, origin: str, text: str) -> tuple[SourceSettings, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError(f"{origin}: sources must be written as [[sources]] tables")
+    known = {s.key.removeprefix("sources[]."): s for s in SOURCE_KEYS}
+    out = []
+    for index, table in enumerate(raw, start=1):
+        where = f"{origin}: [[sources]] entry {index}"
+        values: dict[str, Any] = {}
+        for name, value in table.items():
+            if name not in known:
+                raise _unknown(name, list(known), where)
+            setting = known[name]
+            values[name] = _check_type(
+                setting, value, lambda msg, n=name: ConfigError(f"{where}: {n} {msg}")
+            )
+        if "url" not in values:
+            raise ConfigError(f"{where}: url is required (the feed to watch)")
+        out.append(
+            SourceSettings(
+                url=values["url"],
+                name=values.get("name") or values["url"],
+                interval=values.get("interval", 1800.0),
+                import_backlog=values.get("import_backlog", False),
+            )
+        )
+    return tuple(out)
+
+
+def parse_config(
+    text: str,
+    *,
+    root: Path,
+    origin: str = "config.toml",
+    env: Mapping[str, str] | None = None,
+) -> Config:
+    """Parse config text. Pure: `root` and `env` are passed in, nothing is read."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{origin}: not valid TOML: {exc}. Fix the syntax and run again.") from exc
+    sources = _parse_sources(data.pop("sources", []), origin, text)
+    flat = _flatten(data)
+    known = list(_BY_KEY)
+    values: dict[str, Any] = {}
+    for key, value in flat.items():
+        setting = _BY_KEY.get(key)
+        if setting is None:
+            raise _unknown(key, known, _where(origin, text, key))
+        section, _, name = key.rpartition(".")
+
+        def fail(msg: str, key: str = key) -> ConfigError:
+            section, _, name = key.rpartition(".")
+            return ConfigError(f"{_where(origin, text, key)}: [{section}] {name} {msg}")
+
+        values[key] = _check_type(setting, value, fail)
+    for setting in SETTINGS:
+        if setting.key in values:
+            continue
+        if setting.required:
+            section, _, name = setting.key.rpartition(".")
+            raise ConfigError(
+                f"{origin}: [{section}] {name} is required: {setting.help} Add it and run again."
+            )
+        default = setting.default
+        values[setting.key] = tuple(default) if isinstance(default, list) else default
+    return Config(
+        root=root,
+        values=MappingProxyType(values),
+        sources=sources,
+        path=root / Path(origin).name,
+        env=MappingProxyType(dict(env or {})),
+    )
+
+
+def find_config(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path:
+    """`--config`, then PUBLISHER_CONFIG, then ./config.toml."""
+    chosen = explicit or env.get(CONFIG_ENV) or "config.toml"
+    return Path(chosen)
+
+
+def load_config(
+    explicit: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> Config:
+    """Read and parse the publication's config.toml (the edge around `parse_config`)."""
+    environ = dict(os.environ if env is None else env)
+    path = find_config(explicit, environ)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"{path}: no such file. Run publisher in a publication folder, or pass "
+            f"--config PATH (or set {CONFIG_ENV})."
+        ) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc}") from exc
+    return parse_config(text, root=path.resolve().parent, origin=str(path), env=environ)

@@ -1,0 +1,110 @@
+"""Every error publisher raises on purpose.
+
+    PublisherError                 catch this to report any problem to the author
+    ├── ConfigError                config.toml or the environment is wrong
+    ├── ContentError               an article file cannot be read (front matter, Markdown)
+    ├── TemplateError              a template is missing or fails to render
+    ├── BuildError                 output cannot be written
+    ├── StoreError                 the database refused or is at the wrong schema
+    │   └── NotFound               an issue, subscriber or schedule does not exist
+    ├── SubscriberError            an address or an import row is unusable
+    ├── TokenError                 an unsubscribe or confirm token is bad or unknown
+    ├── DeliveryError              a provider could not take a message
+    │   ├── TemporaryFailure       try again later (4xx SMTP, 429, 5xx, timeouts)
+    │   └── PermanentFailure       never retry this recipient (5xx SMTP, 4xx API)
+    ├── WebhookError               a provider webhook failed its signature check
+    └── SourceError                a watched feed or imported page could not be used
+        └── FetchRefused           the target is private, loopback, too big or too slow
+
+Every message says what happened and what to do, naming the file, line or key.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BuildError",
+    "ConfigError",
+    "ContentError",
+    "DeliveryError",
+    "FetchRefused",
+    "NotFound",
+    "PermanentFailure",
+    "PublisherError",
+    "SourceError",
+    "StoreError",
+    "SubscriberError",
+    "TemplateError",
+    "TemporaryFailure",
+    "TokenError",
+    "WebhookError",
+]
+
+
+class PublisherError(Exception):
+    """Base of every error publisher raises on purpose; the CLI prints it and exits 1."""
+
+
+class ConfigError(PublisherError):
+    """config.toml, a file it names, or an environment variable is wrong or missing."""
+
+
+class ContentError(PublisherError):
+    """An article cannot be parsed; the message names the file and, where known, the line."""
+
+
+class TemplateError(PublisherError):
+    """A template is missing or raised while rendering."""
+
+
+class BuildError(PublisherError):
+    """The output folder cannot be written."""
+
+
+class StoreError(PublisherError):
+    """The database refused an operation or its schema is from a newer publisher."""
+
+
+class NotFound(StoreError):
+    """An issue, subscriber or schedule named by the user does not exist."""
+
+
+class SubscriberError(PublisherError):
+    """An address is invalid or an import row cannot be used."""
+
+
+class TokenError(PublisherError):
+    """A signed token is malformed, forged or names nobody.
+
+    The web layer answers every TokenError the same way, so that a probe learns nothing.
+    """
+
+
+class DeliveryError(PublisherError):
+    """A provider did not accept a message. Catch the two subclasses, not this one."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class TemporaryFailure(DeliveryError):
+    """Worth retrying later: SMTP 4xx, HTTP 429 or 5xx, a timeout or a dropped connection.
+
+    `retry_after` carries the provider's Retry-After in seconds when it sent one.
+    """
+
+
+class PermanentFailure(DeliveryError):
+    """Never retry this recipient: SMTP 5xx, a rejected address, a request the API refuses."""
+
+
+class WebhookError(PublisherError):
+    """A provider webhook failed its signature or shared-secret check, or is malformed."""
+
+
+class SourceError(PublisherError):
+    """A watched feed or an imported page could not be fetched or understood."""
+
+
+class FetchRefused(SourceError):
+    """A fetch was refused before or during transfer: private target, too large, too slow."""
