@@ -27,8 +27,10 @@ __all__ = [
     "Config",
     "Setting",
     "SourceSettings",
+    "find_config",
     "load_config",
     "parse_config",
+    "settings_markdown",
 ]
 
 CONFIG_ENV = "PUBLISHER_CONFIG"
@@ -122,7 +124,8 @@ SETTINGS: tuple[Setting, ...] = (
     S("schedule.policy", "now", "choice", "What a new article does: send now, wait for the send window, "
       "stay a draft issue, or wait for the digest.", ("now", "window", "draft", "digest")),
     S("schedule.window", "tue 08:00", "str", "Send window for policy \"window\": weekday(s) and time, author's zone."),
-    S("schedule.digest", "", "str", "Cron expression for digests in the author's zone, e.g. \"0 8 * * mon\"; empty: none."),
+    S("schedule.digest", "", "str",
+      "Cron expression for digests in the author's zone, e.g. \"0 8 * * mon\"; empty: none."),
     S("schedule.grace_hours", 24.0, "float", "A scheduled send missed by more than this is skipped and reported."),
     S("schedule.watch_interval", 60.0, "float", "Seconds between looks for new articles in content/."),
     # [subscribe]
@@ -138,7 +141,8 @@ SOURCE_KEYS: tuple[Setting, ...] = (
     S("sources[].url", REQUIRED, "url", "Remote RSS or Atom feed to watch."),
     S("sources[].name", "", "str", "Label in logs and status; defaults to the URL."),
     S("sources[].interval", 1800.0, "float", "Seconds between polls (default 30 minutes)."),
-    S("sources[].import_backlog", False, "bool", "On the first poll, import existing items instead of marking them seen."),
+    S("sources[].import_backlog", False, "bool",
+      "On the first poll, import existing items instead of marking them seen."),
 )
 
 _BY_KEY: Mapping[str, Setting] = {s.key: s for s in SETTINGS}
@@ -170,7 +174,7 @@ class Config:
 
     def path_of(self, key: str) -> Path:
         """A `path` setting resolved against the publication folder."""
-        return (self.root / self[key]).resolve()
+        return (self.root / str(self[key])).resolve()
 
     @property
     def tz(self) -> ZoneInfo:
@@ -299,9 +303,11 @@ def _parse_sources(raw: Any, origin: str, text: str) -> tuple[SourceSettings, ..
             if name not in known:
                 raise _unknown(name, list(known), where)
             setting = known[name]
-            values[name] = _check_type(
-                setting, value, lambda msg, n=name: ConfigError(f"{where}: {n} {msg}")
-            )
+
+            def fail(msg: str, where: str = where, name: str = name) -> ConfigError:
+                return ConfigError(f"{where}: {name} {msg}")
+
+            values[name] = _check_type(setting, value, fail)
         if "url" not in values:
             raise ConfigError(f"{where}: url is required (the feed to watch)")
         out.append(
@@ -383,3 +389,24 @@ def load_config(
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot be read: {exc}") from exc
     return parse_config(text, root=path.resolve().parent, origin=str(path), env=environ)
+
+
+def settings_markdown() -> str:
+    """The configuration reference as a Markdown table (README.md carries it verbatim)."""
+    rows = ["| key | default | help |", "| --- | --- | --- |"]
+    for setting in (*SETTINGS, *SOURCE_KEYS):
+        if setting.required:
+            default = "*required*"
+        elif setting.default in ("", [], ()):
+            default = "(empty)"
+        else:
+            default = f"`{setting.default!r}`".replace("'", '"').replace("True", "true").replace(
+                "False", "false"
+            )
+        extra = f" One of: {', '.join(setting.choices)}." if setting.choices else ""
+        rows.append(f"| `{setting.key}` | {default} | {setting.help}{extra} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(settings_markdown(), end="")

@@ -11,10 +11,9 @@ from collections.abc import Sequence
 
 import click
 
-from publisher.cli._common import cli
-
 # Each module adds its commands to `cli` when imported.
 from publisher.cli import build as _build  # noqa: F401  (registers commands)
+from publisher.cli._common import cli
 
 __all__ = ["cli", "main"]
 

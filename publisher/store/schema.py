@@ -1,0 +1,173 @@
+"""The tables, as SQLAlchemy Core metadata: the one description of the database.
+
+Migrations under `migrations/` create and alter these; times are stored as timezone-aware
+UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+UTC_TIME = DateTime(timezone=True)
+
+subscribers = Table(
+    "subscribers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),  # normalised, lower-case
+    Column("name", String(200), nullable=False, default=""),
+    Column("status", String(16), nullable=False, index=True),  # SubscriberStatus
+    Column("timezone", String(64)),
+    Column("source", String(64), nullable=False, default=""),  # cli, import:<file>, web
+    Column("created_at", UTC_TIME, nullable=False),
+    Column("updated_at", UTC_TIME, nullable=False),
+    Column("confirmed_at", UTC_TIME),
+    Column("confirm_sent_at", UTC_TIME),  # rate-limits confirmation mails
+)
+
+subscriber_tags = Table(
+    "subscriber_tags",
+    metadata,
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag", String(100), primary_key=True),
+    Index("ix_subscriber_tags_tag", "tag"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="SET NULL"), index=True),
+    Column("email", String(320), nullable=False),
+    Column("kind", String(32), nullable=False),  # subscribe, confirm, unsubscribe, bounce, complaint
+    Column("provider", String(32), nullable=False, default=""),
+    Column("detail", Text, nullable=False, default=""),
+    Column("created_at", UTC_TIME, nullable=False),
+)
+
+issues = Table(
+    "issues",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(500), nullable=False, unique=True),  # article id or digest:<date>
+    Column("kind", String(16), nullable=False),  # IssueKind
+    Column("slug", String(200), nullable=False, default=""),
+    Column("subject", Text, nullable=False),
+    Column("html", Text, nullable=False),  # snapshot: RenderedIssue.html with placeholders
+    Column("text", Text, nullable=False),
+    Column("tag", String(100)),  # segment; NULL for everyone
+    Column("status", String(16), nullable=False),  # draft, scheduled, sending, done
+    Column("local_hour", Integer),  # local-time delivery: hour of the subscriber's day
+    Column("created_at", UTC_TIME, nullable=False),
+    Column("enqueued_at", UTC_TIME),
+    Column("finished_at", UTC_TIME),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("issue_id", Integer, ForeignKey("issues.id", ondelete="CASCADE"), nullable=False),
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("name", String(200), nullable=False, default=""),
+    # queued, sending, sent, retry, failed, skipped
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("not_before", UTC_TIME, nullable=False),  # next attempt (retry, local time)
+    Column("claimed_by", String(100)),
+    Column("claimed_at", UTC_TIME),
+    Column("sent_at", UTC_TIME),
+    Column("provider_id", String(200), nullable=False, default=""),
+    Column("detail", Text, nullable=False, default=""),
+    # True once the row was in flight when a worker died: it may have been sent twice.
+    Column("uncertain", Boolean, nullable=False, default=False),
+    UniqueConstraint("issue_id", "subscriber_id", name="uq_deliveries_issue_subscriber"),
+    Index("ix_deliveries_claim", "state", "not_before"),
+    Index("ix_deliveries_issue_state", "issue_id", "state"),
+)
+
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("issue_id", Integer, ForeignKey("issues.id", ondelete="CASCADE"), nullable=False),
+    Column("run_at", UTC_TIME, nullable=False),
+    Column("timezone", String(64), nullable=False),  # the zone the author named
+    Column("local_time", String(32), nullable=False),  # "2026-12-01 09:00" as the author wrote it
+    Column("state", String(16), nullable=False),  # pending, claimed, done, skipped, cancelled
+    Column("claimed_by", String(100)),
+    Column("claimed_at", UTC_TIME),
+    Column("detail", Text, nullable=False, default=""),
+    Column("created_at", UTC_TIME, nullable=False),
+    Index("ix_schedules_state_run_at", "state", "run_at"),
+)
+
+articles_seen = Table(
+    "articles_seen",
+    metadata,
+    Column("article_id", String(500), primary_key=True),  # Article.id (stable across edits)
+    Column("slug", String(200), nullable=False),
+    Column("origin", String(500), nullable=False, default=""),  # content/ or a source URL
+    Column("first_seen_at", UTC_TIME, nullable=False),
+    Column("handled", String(16), nullable=False),  # now, window, draft, digest, backlog
+    Column("digested_at", UTC_TIME),
+)
+
+pings = Table(
+    "pings",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("hub", String(500), nullable=False),
+    Column("topic", String(500), nullable=False),
+    Column("state", String(16), nullable=False),  # pending, done, failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("not_before", UTC_TIME, nullable=False),
+    Column("detail", Text, nullable=False, default=""),
+    Column("created_at", UTC_TIME, nullable=False),
+)
+
+sources = Table(
+    "sources",
+    metadata,
+    Column("url", String(1000), primary_key=True),
+    Column("etag", String(500)),
+    Column("last_modified", String(100)),
+    Column("polled_at", UTC_TIME),
+    Column("ok_at", UTC_TIME),
+    Column("error", Text, nullable=False, default=""),
+)
+
+source_items = Table(
+    "source_items",
+    metadata,
+    Column("source_url", String(1000), primary_key=True),
+    Column("item_id", String(1000), primary_key=True),
+    Column("slug", String(200), nullable=False, default=""),
+    Column("first_seen_at", UTC_TIME, nullable=False),
+    Column("imported", Boolean, nullable=False, default=False),
+)
+
+# Per-IP rate limiting of the subscribe form survives restarts and spans workers.
+rate_limits = Table(
+    "rate_limits",
+    metadata,
+    Column("bucket", String(200), primary_key=True),
+    Column("window_start", UTC_TIME, nullable=False),
+    Column("count", Integer, nullable=False),
+)
+

@@ -1,0 +1,39 @@
+"""Where templates come from: the publication's folder first, then the defaults shipped
+with publisher, so an author overrides any template by giving a file the same name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jinja2
+
+from publisher.config import Config
+
+__all__ = ["default_templates_dir", "template_environment"]
+
+
+def default_templates_dir() -> Path:
+    """The default templates: inside the installed wheel, or the repository's templates/."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "_templates"
+    if packaged.is_dir():
+        return packaged
+    return here.parent / "templates"
+
+
+def template_environment(config: Config, *, autoescape: bool = True) -> jinja2.Environment:
+    """A Jinja environment over the publication's overrides and the defaults.
+
+    Undefined names raise instead of rendering as empty, so a typo in an override is
+    reported rather than shipped to every subscriber.
+    """
+    search = [config.path_of("build.templates"), default_templates_dir()]
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(p) for p in search if p.is_dir()]),
+        # Plain-text templates (.txt) are not escaped; everything else is.
+        autoescape=jinja2.select_autoescape(["html", "xml", "htm"], default=autoescape),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )

@@ -1,0 +1,104 @@
+"""config.toml parsing: typed values, defaults, and errors that name the key and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from publisher.config import load_config, parse_config, settings_markdown
+from publisher.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+MINIMAL = """
+[publication]
+title = "T"
+url = "https://example.org/"
+
+[newsletter]
+from = "T <t@example.org>"
+"""
+
+
+def parse(text: str) -> object:
+    return parse_config(text, root=Path("/pub"), env={})
+
+
+def test_sample_config_loads() -> None:
+    """The shipped sample publication's config.toml works as shipped."""
+    config = load_config(ROOT / "config.toml", env={})
+    assert config["delivery.provider"] == "maildir"
+    assert config["publication.title"]
+
+
+def test_defaults_applied() -> None:
+    """Keys left out take the default from the settings table."""
+    config = parse_config(MINIMAL, root=Path("/pub"), env={})
+    assert config["feeds.entries"] == 20
+    assert config["delivery.smtp.port"] == 587
+    assert config.tz.key == "UTC"
+
+
+def test_unknown_key_suggests() -> None:
+    """A misspelt key is an error with a "did you mean" and the line."""
+    text = MINIMAL + "\n[feeds]\nentires = 5\n"
+    with pytest.raises(ConfigError, match=r"config.toml:10: unknown key 'feeds.entires'.*feeds.entries"):
+        parse(text)
+
+
+def test_wrong_type_names_key_and_line() -> None:
+    """A value of the wrong type names the table, the key, the line and what is expected."""
+    text = MINIMAL + "\n[delivery.smtp]\nport = \"twenty-five\"\n"
+    with pytest.raises(ConfigError, match=r"config.toml:10: \[delivery.smtp\] port must be a whole number"):
+        parse(text)
+
+
+def test_missing_required_key() -> None:
+    """A required key that is absent is named with its help."""
+    with pytest.raises(ConfigError, match=r"\[newsletter\] from is required"):
+        parse('[publication]\ntitle = "T"\nurl = "https://example.org/"\n')
+
+
+def test_bad_timezone() -> None:
+    """An unknown time zone is refused with an example of a good one."""
+    with pytest.raises(ConfigError, match="IANA time zone"):
+        parse(MINIMAL.replace('title = "T"', 'title = "T"\ntimezone = "Mars/Olympus"'))
+
+
+def test_bad_toml() -> None:
+    """Broken TOML is reported as such, with the parser's position."""
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        parse("[publication\n")
+
+
+def test_relative_sqlite_url_resolved_against_config_folder() -> None:
+    """A relative SQLite path lives beside config.toml, wherever publisher runs from."""
+    config = parse_config(MINIMAL, root=Path("/pub"), env={})
+    assert config.store_url == "sqlite:////pub/publisher.db"
+
+
+def test_secret_from_file(tmp_path: Path) -> None:
+    """NAME_FILE names a file that holds the secret."""
+    secret = tmp_path / "s"
+    secret.write_text("hunter2\n")
+    config = parse_config(MINIMAL, root=tmp_path, env={"PUBLISHER_SECRET_FILE": str(secret)})
+    assert config.secret("PUBLISHER_SECRET") == "hunter2"
+
+
+def test_sources_tables() -> None:
+    """[[sources]] entries are parsed with their own keys and defaults."""
+    config = parse_config(
+        MINIMAL + '\n[[sources]]\nurl = "https://blog.example.org/feed"\n', root=Path("/p"), env={}
+    )
+    assert config.sources[0].interval == 1800.0
+    assert config.sources[0].name == "https://blog.example.org/feed"
+
+
+def test_every_setting_documented_in_readme() -> None:
+    """README.md's configuration table is exactly the settings table (regenerate with
+    `python -m publisher.config`)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start, end = "<!-- settings:start -->\n", "<!-- settings:end -->"
+    documented = readme[readme.index(start) + len(start) : readme.index(end)]
+    assert documented == settings_markdown()
