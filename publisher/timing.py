@@ -1,0 +1,99 @@
+"""Wall-clock times in the author's zone, made exact: pure functions, `now` passed in.
+
+The author says "2026-12-01 09:00" and means 09:00 on their wall clock, whatever the
+daylight-saving state on that day; these functions turn such words into one UTC instant
+and refuse the times that do not exist (spring forward) instead of guessing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from publisher.errors import ConfigError
+
+__all__ = ["SendWindow", "local_to_utc", "next_window", "parse_local", "parse_window", "zone"]
+
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"unknown time zone {name!r}: use an IANA name such as \"Europe/Berlin\"") from exc
+
+
+def local_to_utc(naive: datetime, tz: ZoneInfo) -> datetime:
+    """One wall-clock time in `tz` as a UTC instant.
+
+    A time skipped by a spring-forward change does not exist and is refused; a time that
+    occurs twice (fall back) means its first occurrence.
+    """
+    aware = naive.replace(tzinfo=tz, fold=0)
+    roundtrip = aware.astimezone(UTC).astimezone(tz)
+    if roundtrip.replace(tzinfo=None) != naive:
+        raise ConfigError(
+            f"{naive:%Y-%m-%d %H:%M} does not exist in {tz.key} (the clocks skip it for daylight saving); "
+            "pick a time outside the skipped hour"
+        )
+    return aware.astimezone(UTC)
+
+
+def parse_local(text: str, tz: ZoneInfo) -> datetime:
+    """"YYYY-MM-DD HH:MM" in `tz`, as UTC."""
+    try:
+        naive = datetime.strptime(text.strip(), "%Y-%m-%d %H:%M")
+    except ValueError as exc:
+        raise ConfigError(f"time {text!r} must look like \"2026-12-01 09:00\"") from exc
+    return local_to_utc(naive, tz)
+
+
+@dataclass(frozen=True, slots=True)
+class SendWindow:
+    """Weekdays (0 = Monday) and a wall-clock time at which queued issues go out."""
+
+    days: tuple[int, ...]
+    at: time
+
+
+def parse_window(text: str) -> SendWindow:
+    """"tue 08:00", "mon,thu 07:30" or "daily 09:00"."""
+    match = re.fullmatch(r"\s*([a-z,]+)\s+(\d{1,2}):(\d{2})\s*", text.lower())
+    if not match:
+        raise ConfigError(
+            f"[schedule] window {text!r} must look like \"tue 08:00\", \"mon,thu 07:30\" or \"daily 09:00\""
+        )
+    day_words, hour, minute = match.group(1), int(match.group(2)), int(match.group(3))
+    if hour > 23 or minute > 59:
+        raise ConfigError(f"[schedule] window {text!r}: {hour:02d}:{minute:02d} is not a time of day")
+    if day_words == "daily":
+        days = tuple(range(7))
+    else:
+        try:
+            days = tuple(sorted({_DAYS.index(word[:3]) for word in day_words.split(",") if word}))
+        except ValueError as exc:
+            raise ConfigError(
+                f"[schedule] window {text!r}: days are mon, tue, wed, thu, fri, sat, sun or daily"
+            ) from exc
+    return SendWindow(days=days, at=time(hour, minute))
+
+
+def next_window(window: SendWindow, now: datetime, tz: ZoneInfo) -> datetime:
+    """The first window opening strictly after `now`, as UTC, computed on the wall clock."""
+    local_now = now.astimezone(tz)
+    for offset in range(8):
+        day = local_now.date() + timedelta(days=offset)
+        if day.weekday() not in window.days:
+            continue
+        naive = datetime.combine(day, window.at)
+        try:
+            candidate = local_to_utc(naive, tz)
+        except ConfigError:
+            # The window falls into a skipped hour this one day: open at the hour after.
+            candidate = local_to_utc(naive + timedelta(hours=1), tz)
+        if candidate > now:
+            return candidate
+    raise AssertionError("a weekly window always opens within eight days")

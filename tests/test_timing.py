@@ -1,0 +1,61 @@
+"""Wall-clock times in the author's zone, across daylight-saving changes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from publisher.errors import ConfigError
+from publisher.timing import local_to_utc, next_window, parse_local, parse_window
+
+NY = ZoneInfo("America/New_York")
+
+
+def test_parse_local_before_and_after_dst() -> None:
+    """09:00 means 09:00 on the wall clock on both sides of the spring-forward change."""
+    assert parse_local("2026-03-07 09:00", NY) == datetime(2026, 3, 7, 14, 0, tzinfo=UTC)  # EST
+    assert parse_local("2026-03-09 09:00", NY) == datetime(2026, 3, 9, 13, 0, tzinfo=UTC)  # EDT
+
+
+def test_skipped_hour_is_refused() -> None:
+    """02:30 on the spring-forward night does not exist in New York, and saying so beats guessing."""
+    with pytest.raises(ConfigError, match="does not exist in America/New_York"):
+        parse_local("2026-03-08 02:30", NY)
+
+
+def test_repeated_hour_means_first_occurrence() -> None:
+    """01:30 on the fall-back night happens twice; the first (EDT) one is meant."""
+    assert local_to_utc(datetime(2026, 11, 1, 1, 30), NY) == datetime(2026, 11, 1, 5, 30, tzinfo=UTC)
+
+
+def test_bad_time_text() -> None:
+    """A time that does not look like one says what it should look like."""
+    with pytest.raises(ConfigError, match="2026-12-01 09:00"):
+        parse_local("next tuesday", NY)
+
+
+def test_window_parsing() -> None:
+    """Windows name weekdays (or daily) and a time."""
+    assert parse_window("tue 08:00").days == (1,)
+    assert parse_window("mon,thu 07:30").days == (0, 3)
+    assert parse_window("daily 09:00").days == tuple(range(7))
+    with pytest.raises(ConfigError, match="tue 08:00"):
+        parse_window("someday")
+
+
+def test_next_window_across_dst() -> None:
+    """The Tuesday 08:00 window after the change is 08:00 EDT, not 08:00 EST."""
+    window = parse_window("tue 08:00")
+    before = next_window(window, datetime(2026, 3, 1, 12, 0, tzinfo=UTC), NY)  # Sunday
+    after = next_window(window, before, NY)
+    assert before == datetime(2026, 3, 3, 13, 0, tzinfo=UTC)
+    assert after == datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+
+
+def test_next_window_is_strictly_later() -> None:
+    """At the very minute of a window, the next one is a week on."""
+    window = parse_window("tue 08:00")
+    at = datetime(2026, 12, 1, 13, 0, tzinfo=UTC)  # Tuesday 08:00 EST
+    assert next_window(window, at, NY) == datetime(2026, 12, 8, 13, 0, tzinfo=UTC)
