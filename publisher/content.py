@@ -1,0 +1,515 @@
+"""Article files (YAML front matter + Markdown) into `Article` values.
+
+`parse_article` is pure: text in, `Article` out, every problem a `ContentError` naming the
+file and line. `load_articles` is the edge that reads the content folder. Drafts and
+articles dated in the future are returned too; callers filter with `Article.is_public`.
+
+A file looks like this (`date` without a zone means the publication's zone)::
+
+    ---
+    title: Sleep and the anxious mind
+    date: 2026-02-10 07:30
+    tags: [sleep, anxiety]
+    ---
+
+    Markdown body: CommonMark, tables, footnotes. Raw HTML is sanitised.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, tzinfo
+from pathlib import Path, PurePath
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import yaml
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+from mdit_py_plugins.footnote import footnote_plugin
+
+from publisher.config import Config
+from publisher.errors import ContentError
+from publisher.models import Article
+from publisher.sanitize import clean_html
+
+__all__ = [
+    "FRONT_MATTER_KEYS",
+    "RESERVED_SLUGS",
+    "draft_file_name",
+    "load_articles",
+    "new_draft_text",
+    "parse_article",
+    "slugify",
+]
+
+FRONT_MATTER_KEYS = (
+    "title", "date", "updated", "author", "summary", "tags", "image", "image_alt", "slug",
+    "draft", "send_at",
+)
+
+RESERVED_SLUGS = frozenset({"feeds", "newsletters", "subscribe", "confirm", "unsubscribe", "webhooks"})
+"""Slugs that would collide with folders `publisher build` writes or with the app's routes."""
+
+SUMMARY_LENGTH = 200
+
+# html stays on (the commonmark preset's default) because authors embed figures and the
+# like; the sanitiser decides what survives. No typographer: an author's quotes stay theirs.
+_MARKDOWN = (
+    MarkdownIt("commonmark", {"typographer": False, "linkify": False})
+    .enable("table")
+    .use(footnote_plugin)
+)
+
+_OPEN_FENCE = "---"
+_CLOSING_FENCE_RE = re.compile(r"^---[ \t]*$", re.MULTILINE)
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_SLUG_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_DATE_PREFIX_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:-|$)")
+_DATE_SHAPE_RE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ].*)?")
+_DATE_HINT = "2026-11-02 or 2026-11-02 09:30"
+_TRANSLITERATE = str.maketrans({
+    "ß": "ss", "æ": "ae", "Æ": "ae", "œ": "oe", "Œ": "oe", "ø": "o", "Ø": "o", "đ": "d",
+    "Đ": "d", "ł": "l", "Ł": "l", "þ": "th", "Þ": "th", "&": " and ",
+})
+_FIRST_LINE = 2
+"""File line of the front matter's first line: the opening `---` is line 1."""
+
+
+def slugify(title: str) -> str:
+    """The URL-safe form of a title: lower-case ASCII words joined by hyphens.
+
+    Returns "" when nothing Latin is left (a title in another script); callers then ask
+    the author for a `slug:`.
+    """
+    text = unicodedata.normalize("NFKD", title.translate(_TRANSLITERATE))
+    text = re.sub(r"['’‘`]", "", text).encode("ascii", "ignore").decode("ascii").lower()
+    slug = re.sub(r"[^a-z0-9]+", "-", text).strip("-")
+    if len(slug) > 80:
+        cut = slug[:81]
+        slug = cut.rsplit("-", 1)[0] if "-" in cut else slug[:80]
+    return slug.strip("-")
+
+
+def _plain(value: str) -> str:
+    """One line of text: control characters and line breaks become single spaces.
+
+    Titles, authors and summaries end up in mail headers and feed elements, where a stray
+    CR or LF would split a header.
+    """
+    return " ".join(_CONTROL_RE.sub(" ", value).split())
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    value: Any
+    node: yaml.Node
+    line: int
+
+
+class _FrontMatter:
+    """The parsed front matter, remembering each key's file line for error messages."""
+
+    def __init__(self, source: str, entries: dict[str, _Entry]) -> None:
+        self.source = source
+        self.entries = entries
+
+    def error(self, key: str | None, message: str) -> ContentError:
+        line = self.entries[key].line if key in self.entries else 1
+        return ContentError(f"{self.source}:{line}: {message}")
+
+    def present(self, key: str) -> bool:
+        return key in self.entries and self.entries[key].value is not None
+
+    def text(self, key: str) -> str | None:
+        """A text value as written: `title: 1984` or `title: yes` stay "1984" and "yes"."""
+        if not self.present(key):
+            return None
+        entry = self.entries[key]
+        if isinstance(entry.value, str):
+            return entry.value
+        if isinstance(entry.node, yaml.ScalarNode):
+            return str(entry.node.value)
+        raise self.error(key, f"{key} must be text, got a {_kind(entry.value)}; put it in quotes")
+
+    def when(self, key: str, tz: tzinfo) -> datetime | None:
+        if not self.present(key):
+            return None
+        entry = self.entries[key]
+        parsed = _to_datetime(entry.value, tz)
+        if parsed is None:
+            shown = entry.value if isinstance(entry.value, str) else _raw(entry)
+            raise self.error(key, f"{key} must look like {_DATE_HINT}, got {shown!r}")
+        return parsed
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "mapping"
+    if isinstance(value, list):
+        return "list"
+    return type(value).__name__
+
+
+def _raw(entry: _Entry) -> str:
+    return str(entry.node.value) if isinstance(entry.node, yaml.ScalarNode) else _kind(entry.value)
+
+
+def _to_datetime(value: Any, tz: tzinfo) -> datetime | None:
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str) and _DATE_SHAPE_RE.fullmatch(value.strip()):
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=tz)
+    return moment.astimezone(tz)
+
+
+def _split(text: str, source: str) -> tuple[str, str]:
+    """The front matter's text and the Markdown body."""
+    first_end = text.find("\n")
+    first = text if first_end < 0 else text[:first_end]
+    if first.rstrip(" \t") != _OPEN_FENCE:
+        raise ContentError(
+            f"{source}:1: an article starts with a line '---', then its front matter "
+            f"(title:, date:, ...), then another '---'; the first line is {first[:60]!r}"
+        )
+    closing = _CLOSING_FENCE_RE.search(text, first_end + 1) if first_end >= 0 else None
+    if closing is None:
+        raise ContentError(
+            f"{source}:1: the front matter opened here is never closed; add a line '---' "
+            "after its last key"
+        )
+    return text[first_end + 1 : closing.start()], text[closing.end() :]
+
+
+def _read_front_matter(front: str, source: str) -> _FrontMatter:
+    loader = yaml.SafeLoader(front)
+    try:
+        try:
+            node = loader.get_single_node()
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+            line = mark.line + _FIRST_LINE if mark is not None else _FIRST_LINE
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            context = getattr(exc, "context", None)
+            context_mark = getattr(exc, "context_mark", None)
+            if context and context_mark is not None and context_mark.line + _FIRST_LINE != line:
+                problem += f" ({context} on line {context_mark.line + _FIRST_LINE})"
+            raise ContentError(
+                f"{source}:{line}: front matter is not valid YAML: {problem}. Write one "
+                "'key: value' per line; put values containing ': ' or '#' in quotes"
+            ) from exc
+        if node is None:
+            return _FrontMatter(source, {})
+        if not isinstance(node, yaml.MappingNode):
+            what = "a list" if isinstance(node, yaml.SequenceNode) else "plain text"
+            raise ContentError(
+                f"{source}:{node.start_mark.line + _FIRST_LINE}: front matter must be "
+                f"'key: value' lines (title:, date:, ...), got {what}"
+            )
+        entries: dict[str, _Entry] = {}
+        for key_node, value_node in node.value:
+            line = key_node.start_mark.line + _FIRST_LINE
+            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
+            if key not in FRONT_MATTER_KEYS:
+                guess = difflib.get_close_matches(key, FRONT_MATTER_KEYS, n=1, cutoff=0.6)
+                hint = (
+                    f"did you mean {guess[0]!r}?" if guess
+                    else "known keys are " + ", ".join(FRONT_MATTER_KEYS)
+                )
+                raise ContentError(f"{source}:{line}: unknown front matter key {key!r}; {hint}")
+            if key in entries:
+                raise ContentError(
+                    f"{source}:{line}: {key} is set twice (first on line {entries[key].line}); "
+                    "keep one"
+                )
+            try:
+                value = loader.construct_object(value_node, deep=True)
+            except (yaml.YAMLError, ValueError, OverflowError) as exc:
+                shown = value_node.value if isinstance(value_node, yaml.ScalarNode) else key
+                if key in ("date", "updated", "send_at"):
+                    message = f"{key} must look like {_DATE_HINT}, got {shown!r}"
+                else:
+                    message = f"{key} cannot be read: {exc}"
+                raise ContentError(f"{source}:{line}: {message}") from exc
+            entries[key] = _Entry(value, value_node, line)
+        return _FrontMatter(source, entries)
+    finally:
+        loader.dispose()
+
+
+def _inline_text(children: Sequence[Token] | None) -> str:
+    parts: list[str] = []
+    for child in children or ():
+        if child.type in ("text", "code_inline"):
+            parts.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append(" ")
+    return "".join(parts)
+
+
+def _first_paragraph(tokens: Sequence[Token]) -> str:
+    """Text of the first top-level paragraph that has any (an image alone does not count)."""
+    for index, token in enumerate(tokens[:-1]):
+        if token.type == "paragraph_open" and token.level == 0:
+            text = _plain(_inline_text(tokens[index + 1].children))
+            if text:
+                return text
+    return ""
+
+
+def _shorten(text: str, limit: int = SUMMARY_LENGTH) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text[: limit + 1]
+    cut = cut.rsplit(" ", 1)[0] if " " in cut else text[:limit]
+    return cut.rstrip(" ,;:.-–—") + "…"
+
+
+def _tags(front: _FrontMatter) -> tuple[str, ...]:
+    if not front.present("tags"):
+        return ()
+    entry = front.entries["tags"]
+    raw: list[str]
+    if isinstance(entry.value, list) and isinstance(entry.node, yaml.SequenceNode):
+        raw = []
+        for item_node, item in zip(entry.node.value, entry.value, strict=True):
+            if isinstance(item, str):
+                raw.append(item)
+            elif isinstance(item_node, yaml.ScalarNode) and item is not None:
+                raw.append(str(item_node.value))
+            elif item is not None:
+                raise front.error("tags", f"tags must be words, got a {_kind(item)} in the list")
+    elif isinstance(entry.node, yaml.ScalarNode):
+        raw = (entry.value if isinstance(entry.value, str) else str(entry.node.value)).split(",")
+    else:
+        raise front.error("tags", "tags must be a list like [sleep, anxiety] or 'sleep, anxiety'")
+    tags: dict[str, str] = {}
+    for item in raw:
+        tag = _plain(item)
+        if tag:
+            tags.setdefault(tag.casefold(), tag)
+    return tuple(tags.values())
+
+
+def _slug(front: _FrontMatter, title: str, source: str) -> str:
+    """`slug:` if given, else the file name without its date, else the title.
+
+    The file name comes before the title so that retitling an article never moves its
+    address or changes its id.
+    """
+    given = front.text("slug")
+    if given is not None:
+        slug = given.strip()
+        if not _SLUG_RE.fullmatch(slug):
+            suggestion = slugify(slug)
+            hint = f"; try {suggestion!r}" if suggestion else ""
+            raise front.error(
+                "slug", f"slug must be lower-case letters, digits and single hyphens, got {given!r}{hint}"
+            )
+        where = "slug"
+    else:
+        name = PurePath(source).name
+        stem = name.rsplit(".", 1)[0] if name.endswith((".md", ".markdown")) else ""
+        slug = slugify(_DATE_PREFIX_RE.sub("", stem)) or slugify(title)
+        if not slug:
+            raise front.error(
+                "title",
+                "cannot make a web address from this title; add a line like "
+                "'slug: my-article' to the front matter",
+            )
+        where = "title"
+    if slug in RESERVED_SLUGS:
+        raise front.error(
+            where,
+            f"slug {slug!r} is reserved (the site uses /{slug}/); add a different 'slug:' "
+            "to the front matter",
+        )
+    return slug
+
+
+def _image(front: _FrontMatter, base_url: str) -> str | None:
+    value = front.text("image")
+    if value is None or not value.strip():
+        return None
+    url = urljoin(base_url, value.strip())
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or _CONTROL_RE.search(url):
+        raise front.error(
+            "image", f"image must be an http(s) URL or a path like /images/harbor.jpg, got {value!r}"
+        )
+    return url
+
+
+def _draft(front: _FrontMatter) -> bool:
+    if not front.present("draft"):
+        return False
+    value = front.entries["draft"].value
+    if not isinstance(value, bool):
+        raise front.error("draft", f"draft must be true or false, got {_raw(front.entries['draft'])!r}")
+    return value
+
+
+def article_id(host: str, first_date: date, slug: str) -> str:
+    """RFC 4151 tag URI: stays the same when the article is edited or retitled."""
+    return f"tag:{host},{first_date.isoformat()}:/{slug}"
+
+
+def parse_article(text: str, *, source: str, config: Config) -> Article:
+    """Parse one article file's text. Pure: `source` only names the file in errors.
+
+    Linear in the size of the text, so a multi-megabyte article is fine.
+    """
+    text = text.removeprefix("\ufeff")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    front_text, body = _split(text, source)
+    front = _read_front_matter(front_text, source)
+    tz = config.tz
+
+    raw_title = front.text("title")
+    if raw_title is None:
+        raise ContentError(
+            f"{source}:1: front matter has no title; add a line like 'title: My article'"
+        )
+    title = _plain(raw_title)
+    if not title:
+        raise front.error("title", "title is empty; give the article a title")
+
+    published = front.when("date", tz)
+    if published is None:
+        raise ContentError(
+            f"{source}:1: front matter has no date; add a line like 'date: 2026-11-02 09:30'"
+        )
+    updated = front.when("updated", tz)
+    if updated is not None and updated < published:
+        raise front.error(
+            "updated", "updated is before date; updated is when the article was last revised"
+        )
+
+    slug = _slug(front, title, source)
+    url = f"{config.site_url}/{slug}/"
+    env: dict[str, Any] = {}
+    tokens = _MARKDOWN.parse(body, env)
+    html = clean_html(_MARKDOWN.renderer.render(tokens, _MARKDOWN.options, env), base_url=url)
+
+    summary_text = front.text("summary")
+    summary = _plain(summary_text) if summary_text is not None else _shorten(_first_paragraph(tokens))
+    author_text = front.text("author")
+    author = _plain(author_text if author_text is not None else str(config["publication.author"]))
+    host = urlsplit(config.site_url).hostname or config.site_url
+
+    return Article(
+        slug=slug,
+        title=title,
+        date=published,
+        html=html,
+        id=article_id(host, published.date(), slug),
+        url=url,
+        author=author,
+        summary=summary,
+        updated=updated,
+        tags=_tags(front),
+        image=_image(front, url),
+        image_alt=_plain(front.text("image_alt") or ""),
+        draft=_draft(front),
+        send_at=front.when("send_at", tz),
+        source=source,
+    )
+
+
+def _shown_path(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def load_articles(config: Config) -> list[Article]:
+    """Every article under `build.content`, newest first, drafts and future ones included.
+
+    Files and folders whose names start with "." or "_" are skipped (editor files, notes).
+    """
+    folder = config.path_of("build.content")
+    if not folder.is_dir():
+        raise ContentError(
+            f"{folder}: no such folder; create it, or set build.content in config.toml to "
+            "the folder holding your articles"
+        )
+    root = config.root.resolve()
+    articles: list[Article] = []
+    owners: dict[str, str] = {}
+    for path in sorted(folder.rglob("*.md")):
+        if any(part.startswith((".", "_")) for part in path.relative_to(folder).parts):
+            continue
+        source = _shown_path(path, root)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ContentError(
+                f"{source}: is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+            ) from exc
+        except OSError as exc:
+            raise ContentError(f"{source}: cannot be read: {exc.strerror or exc}") from exc
+        article = parse_article(text, source=source, config=config)
+        if article.slug in owners:
+            raise ContentError(
+                f"{source}: slug {article.slug!r} is already used by {owners[article.slug]}; "
+                "give one of them its own 'slug:' in the front matter"
+            )
+        owners[article.slug] = source
+        articles.append(article)
+    articles.sort(key=lambda a: a.slug)
+    articles.sort(key=lambda a: a.date, reverse=True)
+    return articles
+
+
+def _draft_slug(title: str, now: datetime) -> str:
+    return slugify(_plain(title)) or f"article-{now:%Y%m%d-%H%M}"
+
+
+def draft_file_name(title: str, now: datetime, config: Config) -> str:
+    """`YYYY-MM-DD-slug.md` for a new article, the date in the publication's zone."""
+    return f"{now.astimezone(config.tz):%Y-%m-%d}-{_draft_slug(title, now)}.md"
+
+
+def new_draft_text(title: str, now: datetime, config: Config) -> str:
+    """The text of a new draft: front matter that parses as is, and a body to replace."""
+    clean = _plain(title)
+    if not clean:
+        raise ContentError("a new article needs a title, e.g. publisher new \"Sleep and anxiety\"")
+    local = now.astimezone(config.tz)
+
+    def line(key: str, value: str) -> str:
+        return yaml.safe_dump({key: value}, allow_unicode=True, width=1_000_000)
+
+    return (
+        "---\n"
+        + line("title", clean)
+        + f"date: {local:%Y-%m-%d %H:%M}\n"
+        + line("author", _plain(str(config["publication.author"])))
+        + f"slug: {_draft_slug(clean, now)}\n"
+        + "tags: []\n"
+        + "# summary: one or two sentences for feeds and the email preview\n"
+        + "# image: /images/cover.jpg\n"
+        + "# image_alt: what the image shows\n"
+        + "draft: true\n"
+        + "---\n\n"
+        + "The first paragraph becomes the summary in feeds and the email preview.\n\n"
+        + "## A section heading\n\n"
+        + "Write here. Remove `draft: true` above when the article is ready.\n\n"
+        + "## References\n\n"
+        + "1. Author, A. (2026). Title of the work. *Journal*, 1(2), 3–4.\n"
+    )
