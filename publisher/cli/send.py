@@ -1,0 +1,267 @@
+"""`publisher send` and `publisher status`: an issue out to the list, and what became of it."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from email.utils import make_msgid
+from types import FrameType
+
+import click
+import sqlalchemy as sa
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from publisher import content, newsletter, tokens
+from publisher.cli._common import cli, get_config, reports_errors
+from publisher.config import Config
+from publisher.delivery import engine
+from publisher.delivery.base import Provider, make_provider
+from publisher.errors import PublisherError
+from publisher.models import Article, Outcome
+from publisher.sending import find_article, prepare_article_issue
+from publisher.store import ledger, open_store
+
+UNCERTAIN_NOTE = (
+    "{n} message(s) were in flight when a sender stopped: they were queued again and may "
+    "have reached their readers twice (`publisher status` counts them as uncertain)."
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT/SIGTERM: stop claiming, finish in flight. A second SIGINT quits at once."""
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        click.echo(
+            "\nstopping: finishing the messages in flight, the rest stays queued "
+            "(`publisher send --resume` continues)",
+            err=True,
+        )
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def _progress(total: int, label: str) -> Iterator[Callable[[engine.DeliveryReport], None]]:
+    """A rich bar on a terminal, a plain line every few seconds otherwise."""
+    console = Console(stderr=True)
+    if console.is_terminal:
+        columns = (
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=console, transient=False) as bar:
+            task = bar.add_task(label, total=total or None)
+
+            def show(report: engine.DeliveryReport) -> None:
+                bar.update(task, completed=report.sent + report.failed)
+
+            yield show
+        return
+    last = [0.0]
+
+    def line(report: engine.DeliveryReport) -> None:
+        moment = time.monotonic()
+        if moment - last[0] >= 2.0:
+            last[0] = moment
+            click.echo(f"{label}: {report.sent + report.failed}/{total} done", err=True)
+
+    yield line
+
+
+def _deliver(
+    config: Config, db: sa.Engine, provider: Provider, *, secret: str, issue_id: int | None, label: str
+) -> engine.DeliveryReport:
+    total = sum(line.remaining for line in ledger.status(db, issue_id))
+    stop = threading.Event()
+    with _stop_on_signals(stop), _progress(total, label) as show:
+        return engine.deliver(
+            config, db, provider, stop=stop, issue_id=issue_id, progress=show, secret=secret,
+        )
+
+
+def _summary(report: engine.DeliveryReport, db: sa.Engine, issue_id: int | None) -> None:
+    if not (report.sent or report.retried or report.failed or report.stopped):
+        click.echo("nothing to send: every reader already has it, or it is queued for later")
+    click.echo(
+        f"sent {report.sent}, retrying {report.retried}, failed {report.failed}"
+        + (f", {report.suppressed} address(es) suppressed after a hard bounce" if report.suppressed else "")
+        + f" in {report.elapsed:.1f} s ({report.rate:.0f}/s)"
+    )
+    if report.stopped:
+        click.echo("stopped early: the rest is queued; `publisher send --resume` continues")
+    lines = ledger.status(db, issue_id)
+    waiting = sum(line.queued + line.retrying for line in lines)
+    if waiting and report.next_due is not None:
+        click.echo(
+            f"{waiting} message(s) wait until {report.next_due:%Y-%m-%d %H:%M} UTC; "
+            "`publisher send --resume` (or `publisher serve`) sends them then"
+        )
+    uncertain = sum(line.uncertain for line in lines)
+    if uncertain:
+        click.echo(UNCERTAIN_NOTE.format(n=uncertain))
+
+
+def _secret_and_provider(config: Config) -> tuple[str, Provider]:
+    secret = tokens.resolve_secret(config, real_provider=config["delivery.provider"] != "maildir")
+    return secret, make_provider(config)
+
+
+def _send_test_copy(config: Config, article: Article, address: str, now: datetime) -> None:
+    issue = newsletter.issue_for_article(config, article)
+    rendered = newsletter.render_issue(config, issue, now)
+    template = newsletter.MessageTemplate.from_rendered(config, rendered)
+    secret, provider = _secret_and_provider(config)
+    domain = template.sender_address.rpartition("@")[2] or "localhost"
+    recipient = newsletter.Recipient(
+        delivery_id=None,
+        email=address,
+        name="",
+        # Subscriber 0 does not exist: the link shows the page but unsubscribes nobody.
+        unsubscribe_url=tokens.unsubscribe_url(config, secret, 0),
+        message_id=make_msgid(idstring="test", domain=domain),
+    )
+    try:
+        (result,) = provider.send(template, [recipient], now=now)
+    finally:
+        provider.close()
+    if result.outcome is not Outcome.SENT:
+        raise PublisherError(f"the test copy to {address} was not sent ({result.outcome}): {result.detail}")
+    click.echo(f"sent a test copy of {article.title!r} to {address} (nothing written to the ledger)")
+
+
+def _dry_run(config: Config, article: Article, tag: str | None, now: datetime) -> None:
+    issue = newsletter.issue_for_article(config, article)
+    rendered = newsletter.render_issue(config, issue, now)
+    db = open_store(config.store_url)
+    existing = ledger.find_issue(db, article.id)
+    count = ledger.count_new_recipients(db, issue_id=existing.id if existing else None, tag=tag)
+    who = f"subscribers tagged {tag!r}" if tag else "active subscribers"
+    click.echo(f"subject: {rendered.subject}")
+    click.echo(f"html: {len(rendered.html.encode()):,} bytes, text: {len(rendered.text.encode()):,} bytes")
+    for warning in rendered.warnings:
+        click.echo(f"warning: {warning}")
+    already = f" ({existing.id} is already in the ledger: only new readers count)" if existing else ""
+    click.echo(f"would send to {count} {who}{already}; nothing sent, nothing written")
+
+
+@cli.command()
+@click.argument("slug", required=False)
+@click.option("--tag", default=None, help="Send only to subscribers with this tag.")
+@click.option("--to", "to", default=None, metavar="ADDRESS", help="Send one test copy to ADDRESS only.")
+@click.option("--dry-run", is_flag=True, help="Render and count recipients; send and write nothing.")
+@click.option("--resume", is_flag=True, help="Finish every unfinished send (after a stop or a crash).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+@reports_errors
+def send(
+    ctx: click.Context,
+    slug: str | None,
+    tag: str | None,
+    to: str | None,
+    dry_run: bool,
+    resume: bool,
+    yes: bool,
+) -> None:
+    """Send the newsletter of article SLUG to every active subscriber, exactly once.
+
+    Sending the same article again reaches only readers who have not had it yet.
+    """
+    if resume:
+        if slug or to or dry_run or tag:
+            raise click.UsageError("--resume takes no SLUG, --to, --tag or --dry-run")
+        _resume(get_config(ctx))
+        return
+    if not slug:
+        raise click.UsageError("give the SLUG of the article to send (or --resume)")
+    config = get_config(ctx)
+    now = _now()
+    article = find_article(content.load_articles(config), slug, now=now)
+    if to:
+        _send_test_copy(config, article, to, now)
+        return
+    if dry_run:
+        _dry_run(config, article, tag, now)
+        return
+    db = open_store(config.store_url)
+    existing = ledger.find_issue(db, article.id)
+    count = ledger.count_new_recipients(db, issue_id=existing.id if existing else None, tag=tag)
+    if not yes and sys.stdin.isatty():
+        click.confirm(f"send {article.title!r} to {count} subscriber(s)?", abort=True)
+    secret, provider = _secret_and_provider(config)
+    try:
+        issue_id = prepare_article_issue(config, db, article, now=now, status="sending", tag=tag)
+        added = ledger.enqueue(db, issue_id, now=now, tz_of_author=config.tz, tag=tag)
+        click.echo(f"issue {issue_id} {article.slug!r}: {added} new recipient(s) queued")
+        report = _deliver(config, db, provider, secret=secret, issue_id=issue_id, label=article.slug)
+    finally:
+        provider.close()
+    _summary(report, db, issue_id)
+    if report.stopped:
+        ctx.exit(1)
+
+
+def _resume(config: Config) -> None:
+    db = open_store(config.store_url)
+    secret, provider = _secret_and_provider(config)
+    try:
+        recovered = ledger.recover(db, now=_now(), lease=engine.lease_for(config))
+        if recovered.count:
+            click.echo(UNCERTAIN_NOTE.format(n=recovered.count))
+            for row in recovered.rows[:10]:
+                click.echo(f"  uncertain: issue {row.issue_id}, {row.email}")
+            if recovered.count > 10:
+                click.echo(f"  ... and {recovered.count - 10} more (`publisher status`)")
+        report = _deliver(config, db, provider, secret=secret, issue_id=None, label="resume")
+    finally:
+        provider.close()
+    _summary(report, db, None)
+
+
+@cli.command()
+@click.argument("issue", required=False)
+@click.pass_context
+@reports_errors
+def status(ctx: click.Context, issue: str | None) -> None:
+    """Show what became of each issue's messages (or of ISSUE: an id or a slug)."""
+    config = get_config(ctx)
+    db = open_store(config.store_url)
+    lines = ledger.status(db, issue)
+    if not lines:
+        click.echo("nothing sent yet: `publisher send SLUG` sends an article")
+        return
+    table = Table("id")
+    table.add_column("issue", overflow="fold")
+    for name in ("status", "queued", "sending", "sent", "retrying", "failed", "skipped", "uncertain"):
+        table.add_column(name, justify="left" if name == "status" else "right", no_wrap=True)
+    for line in lines:
+        table.add_row(
+            str(line.issue_id), line.slug or line.key, line.status, str(line.queued),
+            str(line.sending), str(line.sent), str(line.retrying), str(line.failed),
+            str(line.skipped), str(line.uncertain),
+        )
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)  # a pipe or a log: never squeeze the columns
+    console.print(table)
+    uncertain = sum(line.uncertain for line in lines)
+    if uncertain:
+        click.echo(UNCERTAIN_NOTE.format(n=uncertain))

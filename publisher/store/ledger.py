@@ -1,0 +1,767 @@
+"""The delivery ledger: one row per (issue, subscriber), the truth of what was sent.
+
+A row's life: `queued` -> `sending` (claimed by one worker) -> `sent` | `retry` (back to
+claimable at `not_before`) | `failed` (permanent) | `skipped` (the subscriber left before
+the row was claimed). A worker that dies leaves its rows in `sending`; `recover` puts them
+back to `queued` with `uncertain` set, because the provider may have taken them already.
+
+Every write here is a single transaction whose first statement writes, so that SQLite
+takes its one write lock at once (waiting on the busy timeout) instead of failing to
+upgrade a read snapshot; on PostgreSQL claims use `FOR UPDATE SKIP LOCKED`, so that
+several worker processes split the queue without blocking each other.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import (
+    Engine,
+    and_,
+    bindparam,
+    case,
+    exists,
+    false,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from publisher.errors import NotFound
+from publisher.models import Outcome, SendResult, SubscriberStatus
+from publisher.store.schema import deliveries, events, issues, subscriber_tags, subscribers
+
+__all__ = [
+    "CLAIMABLE",
+    "ClaimedRow",
+    "IssueSnapshot",
+    "IssueStatus",
+    "RecordPolicy",
+    "Recovered",
+    "RecoveredRow",
+    "claim",
+    "count_new_recipients",
+    "create_issue",
+    "enqueue",
+    "find_issue",
+    "finish_issues",
+    "get_issue",
+    "local_not_before",
+    "new_worker_id",
+    "next_due",
+    "record",
+    "recover",
+    "release",
+    "status",
+    "worker_is_dead",
+]
+
+QUEUED, SENDING, SENT, RETRY, FAILED, SKIPPED = "queued", "sending", "sent", "retry", "failed", "skipped"
+CLAIMABLE = (QUEUED, RETRY)
+ISSUE_TAG: Any = object()
+"""Default for `enqueue(tag=...)`: the segment stored with the issue."""
+
+
+@dataclass(frozen=True, slots=True)
+class IssueSnapshot:
+    """An issue as rendered when the send began; later edits to the article do not touch it."""
+
+    id: int
+    key: str
+    kind: str
+    slug: str
+    subject: str
+    html: str
+    text: str
+    tag: str | None
+    status: str
+    local_hour: int | None
+    created_at: datetime
+    enqueued_at: datetime | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedRow:
+    """A ledger row this worker now owns: send it, then `record` the result."""
+
+    id: int
+    issue_id: int
+    subscriber_id: int
+    email: str
+    name: str
+    attempts: int = 0
+    uncertain: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveredRow:
+    id: int
+    issue_id: int
+    email: str
+    claimed_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class Recovered:
+    """Rows that were in flight when their worker died: they may have gone out already."""
+
+    rows: tuple[RecoveredRow, ...] = ()
+
+    @property
+    def count(self) -> int:
+        return len(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+@dataclass(frozen=True, slots=True)
+class IssueStatus:
+    """Per-issue counts; `uncertain` counts rows that may have been sent twice."""
+
+    issue_id: int
+    key: str
+    slug: str
+    subject: str
+    status: str
+    created_at: datetime
+    queued: int = 0
+    sending: int = 0
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+    skipped: int = 0
+    uncertain: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.queued + self.sending + self.sent + self.retrying + self.failed + self.skipped
+
+    @property
+    def remaining(self) -> int:
+        return self.queued + self.sending + self.retrying
+
+
+class RecordPolicy(Protocol):
+    """What `record` needs to know about retries (see `publisher.delivery.retry`)."""
+
+    @property
+    def max_attempts(self) -> int: ...
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based)."""
+        ...
+
+    def is_hard_bounce(self, result: SendResult) -> bool:
+        """Whether a permanent failure says the address itself is dead."""
+        ...
+
+
+def new_worker_id() -> str:
+    """`host:pid:uuid`: enough for `recover` to tell a dead local worker from a live one."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def worker_is_dead(worker: str, *, host: str | None = None) -> bool:
+    """A worker of this host whose process is gone. Other hosts' workers: unknown (False).
+
+    A live process with the same pid (this one included) counts as alive: its rows are
+    left to the lease.
+    """
+    this_host = host if host is not None else socket.gethostname()
+    parts = worker.rsplit(":", 2)
+    if len(parts) != 3 or parts[0] != this_host:
+        return False
+    try:
+        pid = int(parts[1])
+    except ValueError:
+        return False
+    return not _pid_alive(pid)
+
+
+def _snapshot(row: Any) -> IssueSnapshot:
+    return IssueSnapshot(
+        id=row.id,
+        key=row.key,
+        kind=row.kind,
+        slug=row.slug,
+        subject=row.subject,
+        html=row.html,
+        text=row.text,
+        tag=row.tag,
+        status=row.status,
+        local_hour=row.local_hour,
+        created_at=row.created_at,
+        enqueued_at=row.enqueued_at,
+        finished_at=row.finished_at,
+    )
+
+
+def create_issue(
+    engine: Engine,
+    *,
+    key: str,
+    kind: str,
+    slug: str,
+    subject: str,
+    html: str,
+    text: str,
+    tag: str | None,
+    status: str,
+    now: datetime,
+    local_hour: int | None = None,
+) -> int:
+    """Snapshot a rendered issue and return its id; an existing key keeps its first snapshot.
+
+    The snapshot is what every remaining recipient gets, so an edit to the article in the
+    middle of a send changes nothing, and sending the same article again reuses the row.
+    """
+    existing = find_issue(engine, key)
+    if existing is not None:
+        return existing.id
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(
+                insert(issues).values(
+                    key=key,
+                    kind=str(kind),
+                    slug=slug,
+                    subject=subject,
+                    html=html,
+                    text=text,
+                    tag=tag,
+                    status=status,
+                    local_hour=local_hour,
+                    created_at=now,
+                )
+            )
+            primary_key = result.inserted_primary_key
+            assert primary_key is not None
+            return int(primary_key[0])
+    except IntegrityError:
+        # Another process created it between our look and our insert.
+        again = find_issue(engine, key)
+        if again is None:
+            raise
+        return again.id
+
+
+def find_issue(engine: Engine, key: str) -> IssueSnapshot | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(issues).where(issues.c.key == key)).first()
+    return _snapshot(row) if row is not None else None
+
+
+def get_issue(engine: Engine, issue_id: int) -> IssueSnapshot:
+    with engine.connect() as conn:
+        row = conn.execute(select(issues).where(issues.c.id == issue_id)).first()
+    if row is None:
+        raise NotFound(f"issue {issue_id} does not exist; `publisher status` lists the issues")
+    return _snapshot(row)
+
+
+def local_not_before(now: datetime, local_hour: int, zone: ZoneInfo) -> datetime:
+    """The first moment at or after `now` when the clock in `zone` shows `local_hour`:00.
+
+    A reader whose hour has already passed today gets the issue at that hour tomorrow.
+    """
+    local_now = now.astimezone(zone)
+    for days in (0, 1, 2):
+        day = local_now.date() + timedelta(days=days)
+        candidate = datetime.combine(day, time(local_hour), tzinfo=zone)
+        # Round-trip through UTC so that a time inside a DST gap lands on a real instant.
+        candidate_utc = candidate.astimezone(ZoneInfo("UTC"))
+        if candidate_utc >= now:
+            return candidate_utc
+    raise AssertionError("unreachable: some day within three holds the hour")
+
+
+def _zone(name: str | None) -> ZoneInfo | None:
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def enqueue(
+    engine: Engine,
+    issue_id: int,
+    *,
+    now: datetime,
+    local_hour: int | None = None,
+    tz_of_author: str | ZoneInfo = "UTC",
+    tag: Any = ISSUE_TAG,
+) -> int:
+    """Write one `queued` row per active subscriber (of `tag`) in one transaction.
+
+    Subscribers are copied by INSERT ... SELECT inside the database: the list is never
+    loaded. Rows that exist already are left alone, so enqueuing the same issue again
+    adds only subscribers who joined since. With `local_hour`, each row waits until that
+    hour in the subscriber's time zone (the author's for subscribers without one): one
+    INSERT per distinct zone. Returns the number of rows added.
+    """
+    issue = get_issue(engine, issue_id)
+    segment = issue.tag if tag is ISSUE_TAG else tag
+    hour = local_hour if local_hour is not None else issue.local_hour
+    author_zone = tz_of_author if isinstance(tz_of_author, ZoneInfo) else ZoneInfo(tz_of_author)
+
+    conditions = _audience(issue_id, segment)
+    columns = ["issue_id", "subscriber_id", "email", "name", "state", "attempts", "not_before",
+               "provider_id", "detail", "uncertain"]
+
+    def rows_for(not_before: datetime, *extra: Any) -> Any:
+        query = select(
+            literal(issue_id),
+            subscribers.c.id,
+            subscribers.c.email,
+            subscribers.c.name,
+            literal(QUEUED),
+            literal(0),
+            literal(not_before, type_=deliveries.c.not_before.type),
+            literal(""),
+            literal(""),
+            false(),
+        ).where(*conditions, *extra)
+        return insert(deliveries).from_select(columns, query)
+
+    added = 0
+    with engine.begin() as conn:
+        # The status update comes first: it takes the write lock before anything is read.
+        conn.execute(
+            update(issues)
+            .where(issues.c.id == issue_id)
+            .values(
+                status="sending",
+                enqueued_at=func.coalesce(issues.c.enqueued_at, now),
+                finished_at=None,
+                local_hour=hour,
+            )
+        )
+        if hour is None:
+            added += conn.execute(rows_for(now)).rowcount
+        else:
+            zone_names = [
+                name
+                for (name,) in conn.execute(
+                    select(subscribers.c.timezone)
+                    .where(*conditions, subscribers.c.timezone.is_not(None))
+                    .distinct()
+                )
+            ]
+            author_zone_names: list[str] = []
+            for name in zone_names:
+                zone = _zone(name)
+                if zone is None:
+                    author_zone_names.append(name)
+                    continue
+                statement = rows_for(
+                    local_not_before(now, hour, zone), subscribers.c.timezone == name
+                )
+                added += conn.execute(statement).rowcount
+            author_rows = rows_for(
+                local_not_before(now, hour, author_zone),
+                or_(
+                    subscribers.c.timezone.is_(None),
+                    subscribers.c.timezone.in_(author_zone_names) if author_zone_names else false(),
+                ),
+            )
+            added += conn.execute(author_rows).rowcount
+    return added
+
+
+def _audience(issue_id: int | None, segment: str | None) -> list[Any]:
+    """Conditions on `subscribers` for who an enqueue of `issue_id` would add."""
+    conditions: list[Any] = [subscribers.c.status == SubscriberStatus.ACTIVE.value]
+    if issue_id is not None:
+        conditions.append(
+            ~exists().where(
+                and_(deliveries.c.issue_id == issue_id, deliveries.c.subscriber_id == subscribers.c.id)
+            )
+        )
+    if segment:
+        conditions.append(
+            exists().where(
+                and_(
+                    subscriber_tags.c.subscriber_id == subscribers.c.id,
+                    subscriber_tags.c.tag == segment,
+                )
+            )
+        )
+    return conditions
+
+
+def count_new_recipients(engine: Engine, *, issue_id: int | None, tag: str | None) -> int:
+    """How many rows `enqueue` would add now (a dry run): counted in the database."""
+    query = select(func.count()).select_from(subscribers).where(*_audience(issue_id, tag))
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+def claim(
+    engine: Engine,
+    *,
+    worker: str,
+    limit: int,
+    now: datetime,
+    issue_id: int | None = None,
+) -> list[ClaimedRow]:
+    """Take up to `limit` due rows for `worker`, in one statement.
+
+    A row whose subscriber is no longer active (unsubscribed, bounced, complained) is
+    marked `skipped` by the same statement instead of being handed out: an unsubscribe
+    committed before the claim always wins.
+    """
+    if limit <= 0:
+        return []
+    due = select(deliveries.c.id).where(
+        deliveries.c.state.in_(CLAIMABLE), deliveries.c.not_before <= now
+    )
+    if issue_id is not None:
+        due = due.where(deliveries.c.issue_id == issue_id)
+    due = due.limit(limit).with_for_update(skip_locked=True)
+    still_active = exists().where(
+        and_(
+            subscribers.c.id == deliveries.c.subscriber_id,
+            subscribers.c.status == SubscriberStatus.ACTIVE.value,
+        )
+    )
+    statement = (
+        update(deliveries)
+        .where(deliveries.c.id.in_(due.scalar_subquery()))
+        .values(
+            state=case((still_active, SENDING), else_=SKIPPED),
+            detail=case((still_active, deliveries.c.detail), else_="subscriber no longer active"),
+            claimed_by=worker,
+            claimed_at=now,
+        )
+        .returning(
+            deliveries.c.id,
+            deliveries.c.issue_id,
+            deliveries.c.subscriber_id,
+            deliveries.c.email,
+            deliveries.c.name,
+            deliveries.c.state,
+            deliveries.c.attempts,
+            deliveries.c.uncertain,
+        )
+    )
+    with engine.begin() as conn:
+        rows = conn.execute(statement).all()
+    claimed = [
+        ClaimedRow(
+            id=row.id,
+            issue_id=row.issue_id,
+            subscriber_id=row.subscriber_id,
+            email=row.email,
+            name=row.name,
+            attempts=row.attempts,
+            uncertain=bool(row.uncertain),
+        )
+        for row in rows
+        if row.state == SENDING
+    ]
+    claimed.sort(key=lambda row: row.id)
+    return claimed
+
+
+def release(engine: Engine, ids: Sequence[int], *, worker: str, uncertain: bool = False) -> int:
+    """Hand claimed rows back to the queue untried (a stop) or possibly tried (`uncertain`)."""
+    if not ids:
+        return 0
+    values: dict[str, Any] = {"state": QUEUED, "claimed_by": None, "claimed_at": None}
+    if uncertain:
+        values["uncertain"] = True
+        values["detail"] = f"in flight at {worker} when its send raised"
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.id.in_(list(ids)),
+                deliveries.c.state == SENDING,
+                deliveries.c.claimed_by == worker,
+            )
+            .values(**values)
+        )
+    return int(result.rowcount)
+
+
+def record(
+    engine: Engine,
+    results: Iterable[SendResult],
+    *,
+    now: datetime,
+    policy: RecordPolicy,
+    worker: str | None = None,
+    provider: str = "",
+) -> dict[str, int]:
+    """Write one batch of provider results in ONE transaction; returns counts per outcome.
+
+    `sent` always lands (the message went out, whoever holds the row now). A temporary
+    failure goes back to the queue after a backoff that honours the provider's
+    Retry-After, until `policy.max_attempts`; a permanent one is `failed`, and when it
+    says the address is dead the subscriber is suppressed (status `bounced` plus an
+    event) in the same transaction, so no later issue is sent there.
+    """
+    by_id: dict[int, SendResult] = {}
+    for result in results:
+        if result.delivery_id is not None:
+            by_id[result.delivery_id] = result
+    counts = {"sent": 0, "retry": 0, "failed": 0, "suppressed": 0}
+    if not by_id:
+        return counts
+    mine = [deliveries.c.state == SENDING]
+    if worker is not None:
+        mine.append(deliveries.c.claimed_by == worker)
+    with engine.begin() as conn:
+        # First statement writes: every row of the batch counts one attempt.
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id.in_(list(by_id)), *mine)
+            .values(attempts=deliveries.c.attempts + 1)
+        )
+        sent = [r for r in by_id.values() if r.outcome is Outcome.SENT]
+        if sent:
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == bindparam("b_id"), deliveries.c.state != SENT)
+                .values(
+                    state=SENT,
+                    sent_at=now,
+                    provider_id=bindparam("b_provider_id"),
+                    detail=bindparam("b_detail"),
+                    claimed_by=None,
+                    claimed_at=None,
+                ),
+                [
+                    {"b_id": r.delivery_id, "b_provider_id": r.provider_id[:200], "b_detail": r.detail}
+                    for r in sent
+                ],
+            )
+            counts["sent"] = len(sent)
+        unsent_ids = [i for i, r in by_id.items() if r.outcome is not Outcome.SENT]
+        if not unsent_ids:
+            return counts
+        current = {
+            row.id: row
+            for row in conn.execute(
+                select(deliveries.c.id, deliveries.c.attempts, deliveries.c.subscriber_id)
+                .where(deliveries.c.id.in_(unsent_ids), *mine)
+            )
+        }
+        retry_params: list[dict[str, Any]] = []
+        failed_params: list[dict[str, Any]] = []
+        bounced: list[tuple[int, SendResult]] = []
+        for delivery_id, result in by_id.items():
+            row = current.get(delivery_id)
+            if row is None or result.outcome is Outcome.SENT:
+                continue
+            if result.outcome is Outcome.RETRY and row.attempts < policy.max_attempts:
+                wait = policy.delay(row.attempts, result.retry_after)
+                retry_params.append(
+                    {
+                        "b_id": delivery_id,
+                        "b_not_before": now + timedelta(seconds=wait),
+                        "b_detail": result.detail,
+                    }
+                )
+                continue
+            detail = result.detail
+            if result.outcome is Outcome.RETRY:
+                detail = f"gave up after {row.attempts} attempts: {detail}"
+            elif policy.is_hard_bounce(result):
+                bounced.append((row.subscriber_id, result))
+            failed_params.append({"b_id": delivery_id, "b_detail": detail})
+        if retry_params:
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == bindparam("b_id"))
+                .values(
+                    state=RETRY,
+                    not_before=bindparam("b_not_before"),
+                    detail=bindparam("b_detail"),
+                    claimed_by=None,
+                    claimed_at=None,
+                ),
+                retry_params,
+            )
+        if failed_params:
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == bindparam("b_id"))
+                .values(state=FAILED, detail=bindparam("b_detail"), claimed_by=None, claimed_at=None),
+                failed_params,
+            )
+        for subscriber_id, result in bounced:
+            changed = conn.execute(
+                update(subscribers)
+                .where(
+                    subscribers.c.id == subscriber_id,
+                    subscribers.c.status.in_(
+                        [SubscriberStatus.ACTIVE.value, SubscriberStatus.PENDING.value]
+                    ),
+                )
+                .values(status=SubscriberStatus.BOUNCED.value, updated_at=now)
+            ).rowcount
+            if changed:
+                conn.execute(
+                    insert(events).values(
+                        subscriber_id=subscriber_id,
+                        email=result.recipient,
+                        kind="bounce",
+                        provider=provider,
+                        detail=result.detail,
+                        created_at=now,
+                    )
+                )
+                counts["suppressed"] += 1
+        counts["retry"] = len(retry_params)
+        counts["failed"] = len(failed_params)
+    return counts
+
+
+DEFAULT_LEASE = timedelta(minutes=15)
+
+
+def recover(engine: Engine, *, now: datetime, lease: timedelta = DEFAULT_LEASE) -> Recovered:
+    """Put rows left `sending` by dead workers back in the queue, flagged `uncertain`.
+
+    A worker is dead when it ran on this host and its process is gone, or when its claim
+    is older than `lease` (the only sign available for workers on other hosts). Such a
+    row may or may not have reached the provider before the worker died; it is sent
+    again, and reported, never silently.
+    """
+    with engine.connect() as conn:
+        workers = [
+            name
+            for (name,) in conn.execute(
+                select(deliveries.c.claimed_by)
+                .where(deliveries.c.state == SENDING, deliveries.c.claimed_by.is_not(None))
+                .distinct()
+            )
+        ]
+    dead = [name for name in workers if worker_is_dead(name)]
+    stale = deliveries.c.claimed_at < now - lease
+    gone = or_(stale, deliveries.c.claimed_by.in_(dead)) if dead else stale
+    with engine.begin() as conn:
+        # claimed_by stays: it tells who last held the row; claims overwrite it.
+        rows = conn.execute(
+            update(deliveries)
+            .where(deliveries.c.state == SENDING, gone)
+            .values(
+                state=QUEUED,
+                uncertain=True,
+                detail="in flight when its worker stopped",
+                claimed_at=None,
+            )
+            .returning(
+                deliveries.c.id, deliveries.c.issue_id, deliveries.c.email, deliveries.c.claimed_by
+            )
+        ).all()
+    found = (
+        RecoveredRow(id=r.id, issue_id=r.issue_id, email=r.email, claimed_by=r.claimed_by or "")
+        for r in rows
+    )
+    return Recovered(rows=tuple(sorted(found, key=lambda r: r.id)))
+
+
+def next_due(engine: Engine, *, issue_id: int | None = None) -> datetime | None:
+    """When the earliest waiting row (queued or retry) becomes claimable; None if none."""
+    query = select(func.min(deliveries.c.not_before)).where(deliveries.c.state.in_(CLAIMABLE))
+    if issue_id is not None:
+        query = query.where(deliveries.c.issue_id == issue_id)
+    with engine.connect() as conn:
+        value = conn.execute(query).scalar()
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=ZoneInfo("UTC"))
+    return value
+
+
+def finish_issues(engine: Engine, *, now: datetime) -> list[int]:
+    """Mark `done` every sending issue with no row left to send; returns their ids."""
+    unfinished = exists().where(
+        deliveries.c.issue_id == issues.c.id,
+        deliveries.c.state.in_([QUEUED, SENDING, RETRY]),
+    )
+    with engine.begin() as conn:
+        rows = conn.execute(
+            update(issues)
+            .where(issues.c.status == "sending", ~unfinished)
+            .values(status="done", finished_at=now)
+            .returning(issues.c.id)
+        ).all()
+    return sorted(row.id for row in rows)
+
+
+def status(engine: Engine, issue: int | str | None = None) -> list[IssueStatus]:
+    """Counts per issue, newest first. `issue` is an id, a slug or a key."""
+    query = select(issues.c.id, issues.c.key, issues.c.slug, issues.c.subject,
+                   issues.c.status, issues.c.created_at)
+    if isinstance(issue, int) or (isinstance(issue, str) and issue.isdigit()):
+        query = query.where(issues.c.id == int(issue))
+    elif issue is not None:
+        query = query.where(or_(issues.c.slug == issue, issues.c.key == issue))
+    query = query.order_by(issues.c.id.desc())
+    with engine.connect() as conn:
+        found = conn.execute(query).all()
+        if issue is not None and not found:
+            raise NotFound(
+                f"no issue {issue!r}: give an issue id, slug or key; `publisher status` lists them"
+            )
+        ids = [row.id for row in found]
+        counts: dict[int, dict[str, int]] = {i: {} for i in ids}
+        if ids:
+            for row in conn.execute(
+                select(deliveries.c.issue_id, deliveries.c.state, func.count())
+                .where(deliveries.c.issue_id.in_(ids))
+                .group_by(deliveries.c.issue_id, deliveries.c.state)
+            ):
+                counts[row[0]][row[1]] = int(row[2])
+            for row in conn.execute(
+                select(deliveries.c.issue_id, func.count())
+                .where(deliveries.c.issue_id.in_(ids), deliveries.c.uncertain == true())
+                .group_by(deliveries.c.issue_id)
+            ):
+                counts[row[0]]["uncertain"] = int(row[1])
+    return [
+        IssueStatus(
+            issue_id=row.id,
+            key=row.key,
+            slug=row.slug,
+            subject=row.subject,
+            status=row.status,
+            created_at=row.created_at,
+            queued=counts[row.id].get(QUEUED, 0),
+            sending=counts[row.id].get(SENDING, 0),
+            sent=counts[row.id].get(SENT, 0),
+            retrying=counts[row.id].get(RETRY, 0),
+            failed=counts[row.id].get(FAILED, 0),
+            skipped=counts[row.id].get(SKIPPED, 0),
+            uncertain=counts[row.id].get("uncertain", 0),
+        )
+        for row in found
+    ]

@@ -1,0 +1,214 @@
+"""`publisher send` and `publisher status` through the real command line, into a Maildir."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from email import message_from_bytes
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner, Result
+
+from publisher.cli import cli
+from publisher.store import ledger, open_store
+from publisher.store.schema import deliveries, subscriber_tags, subscribers
+
+ARTICLE = """---
+title: {title}
+date: {date}
+tags: [sleep]
+---
+
+Some words about {title}.
+"""
+
+
+class Pub:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        (root / "content").mkdir()
+        self.write("2026-01-05-notes-on-rest.md", "Notes on Rest", "2026-01-05 08:00")
+        self.write("2026-02-01-walking-daily.md", "Walking Daily", "2026-02-01 08:00")
+        self.write("2099-01-01-far-future.md", "Far Future", "2099-01-01 08:00")
+        (root / "config.toml").write_text(
+            """
+[publication]
+title = "CLI Test"
+url = "https://example.org/"
+postal_address = "1 Test Street, Testville"
+
+[newsletter]
+from = "Tester <news@example.org>"
+
+[delivery]
+provider = "maildir"
+concurrency = 2
+batch_size = 4
+
+[delivery.maildir]
+path = "outbox"
+"""
+        )
+        self.db = open_store(f"sqlite:///{root / 'publisher.db'}")
+        self.env = {"PUBLISHER_CONFIG": str(root / "config.toml"), "PUBLISHER_SECRET": "k" * 40}
+
+    def write(self, name: str, title: str, date: str) -> None:
+        (self.root / "content" / name).write_text(ARTICLE.format(title=title, date=date))
+
+    def add(self, count: int, *, tag: str | None = None, start: int = 0) -> None:
+        now = datetime.now(UTC)
+        emails = [f"reader{n}@example.org" for n in range(start, start + count)]
+        with self.db.begin() as conn:
+            conn.execute(
+                sa.insert(subscribers),
+                [{"email": e, "name": "", "status": "active", "source": "test", "created_at": now,
+                  "updated_at": now} for e in emails],
+            )
+            if tag:
+                ids = conn.execute(sa.select(subscribers.c.id).where(subscribers.c.email.in_(emails))).scalars()
+                conn.execute(sa.insert(subscriber_tags), [{"subscriber_id": i, "tag": tag} for i in ids])
+
+    def invoke(self, *args: str, env: dict[str, str] | None = None) -> Result:
+        return CliRunner().invoke(cli, list(args), env={**self.env, **(env or {})}, catch_exceptions=False)
+
+    def outbox(self) -> list[bytes]:
+        folder = self.root / "outbox" / "new"
+        return [p.read_bytes() for p in sorted(folder.iterdir())] if folder.is_dir() else []
+
+    def rows(self) -> int:
+        with self.db.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(deliveries)).scalar_one())
+
+
+@pytest.fixture
+def pub(tmp_path: Path) -> Iterator[Pub]:
+    publication = Pub(tmp_path)
+    yield publication
+    publication.db.dispose()
+
+
+def test_send_delivers_to_every_active_subscriber(pub: Pub) -> None:
+    """One message per reader lands in the Maildir and the summary says so."""
+    pub.add(9)
+    result = pub.invoke("send", "notes-on-rest", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "9 new recipient(s) queued" in result.output
+    assert "sent 9," in result.output
+    recipients = {message_from_bytes(raw)["To"] for raw in pub.outbox()}
+    assert len(recipients) == 9
+
+
+def test_send_again_sends_nothing_new(pub: Pub) -> None:
+    """A second send of the same article writes no row and no message."""
+    pub.add(3)
+    pub.invoke("send", "notes-on-rest", "--yes")
+    result = pub.invoke("send", "notes-on-rest", "--yes")
+    assert "0 new recipient(s) queued" in result.output
+    assert "nothing to send" in result.output
+    assert len(pub.outbox()) == 3
+
+
+def test_send_with_tag_reaches_the_segment_only(pub: Pub) -> None:
+    """--tag limits the send to subscribers carrying the tag."""
+    pub.add(2, tag="sleep")
+    pub.add(5, start=10)
+    result = pub.invoke("send", "notes-on-rest", "--tag", "sleep", "--yes")
+    assert "sent 2," in result.output
+    assert len(pub.outbox()) == 2
+
+
+def test_unknown_slug_lists_close_matches(pub: Pub) -> None:
+    """A typo is an error (exit 1) that names the nearest slug."""
+    result = pub.invoke("send", "notes-on-rst", "--yes")
+    assert result.exit_code == 1
+    assert "notes-on-rest" in result.output
+
+
+def test_future_article_is_refused(pub: Pub) -> None:
+    """Only public articles can be sent."""
+    result = pub.invoke("send", "far-future", "--yes")
+    assert result.exit_code == 1
+    assert "future" in result.output
+
+
+def test_dry_run_counts_and_writes_nothing(pub: Pub) -> None:
+    """--dry-run renders and counts; no ledger row, no message."""
+    pub.add(4)
+    result = pub.invoke("send", "notes-on-rest", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "would send to 4 active subscribers" in result.output
+    assert "subject: Notes on Rest" in result.output
+    assert pub.rows() == 0 and pub.outbox() == []
+    assert ledger.status(pub.db) == []
+
+
+def test_to_sends_one_copy_outside_the_ledger(pub: Pub) -> None:
+    """--to sends a single test copy and writes no row."""
+    pub.add(4)
+    result = pub.invoke("send", "notes-on-rest", "--to", "me@example.net")
+    assert result.exit_code == 0, result.output
+    (raw,) = pub.outbox()
+    assert message_from_bytes(raw)["To"].endswith("me@example.net")
+    assert pub.rows() == 0
+
+
+def test_real_provider_needs_the_secret(pub: Pub) -> None:
+    """Without PUBLISHER_SECRET a real provider refuses, naming the variable."""
+    pub.add(1)
+    config = pub.root / "config.toml"
+    config.write_text(config.read_text().replace('provider = "maildir"', 'provider = "smtp"'))
+    result = pub.invoke("send", "notes-on-rest", "--yes", env={"PUBLISHER_SECRET": ""})
+    assert result.exit_code == 1
+    assert "PUBLISHER_SECRET" in result.output
+    assert pub.rows() == 0
+
+
+def test_usage_errors_exit_2(pub: Pub) -> None:
+    """No slug, or a slug with --resume, is a usage error."""
+    assert pub.invoke("send").exit_code == 2
+    assert pub.invoke("send", "notes-on-rest", "--resume").exit_code == 2
+
+
+def dead_worker() -> str:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return f"{socket.gethostname()}:{process.pid}:gone"
+
+
+def test_resume_reports_uncertain_rows_and_finishes(pub: Pub) -> None:
+    """--resume requeues a dead sender's rows as uncertain, says so, and sends everything."""
+    pub.add(10)
+    now = datetime.now(UTC)
+    issue = ledger.create_issue(
+        pub.db, key="k", kind="article", slug="notes-on-rest", subject="S", html="<p>x</p>", text="x",
+        tag=None, status="sending", now=now,
+    )
+    ledger.enqueue(pub.db, issue, now=now)
+    ledger.claim(pub.db, worker=dead_worker(), limit=3, now=now)
+    result = pub.invoke("send", "--resume")
+    assert result.exit_code == 0, result.output
+    assert "3 message(s) were in flight" in result.output
+    assert "sent 10," in result.output
+    status = pub.invoke("status")
+    assert "3 message(s) were in flight" in status.output
+    assert "notes-on-rest" in status.output
+
+
+def test_status_of_one_issue_and_of_an_unknown_one(pub: Pub) -> None:
+    """status ISSUE narrows the table; an unknown issue is exit 1."""
+    pub.add(2)
+    pub.invoke("send", "notes-on-rest", "--yes")
+    pub.invoke("send", "walking-daily", "--yes")
+    result = pub.invoke("status", "walking-daily")
+    assert "walking-daily" in result.output and "notes-on-rest" not in result.output
+    assert pub.invoke("status", "nope").exit_code == 1
+
+
+def test_status_with_nothing_sent(pub: Pub) -> None:
+    """An empty ledger says how to start."""
+    assert "nothing sent yet" in pub.invoke("status").output

@@ -1,0 +1,419 @@
+"""The delivery loop: batches, concurrency, rate limit, retries, stops and failures."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from publisher import tokens
+from publisher.config import Config, parse_config
+from publisher.delivery.engine import deliver, in_flight_limit, snapshot_templates
+from publisher.delivery.ratelimit import TokenBucket
+from publisher.delivery.retry import RetryPolicy, backoff, is_hard_bounce
+from publisher.errors import ConfigError, TemporaryFailure
+from publisher.models import Outcome, SendResult
+from publisher.newsletter import MessageTemplate, Recipient, message_id_for
+from publisher.store import ledger, open_store
+from publisher.store.schema import deliveries, subscribers
+
+SECRET = "s" * 40
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+def make_config(tmp_path: Path, **delivery: object) -> Config:
+    values = {"concurrency": 2, "batch_size": 10, "retry_base": 0.01, "retry_max": 0.05}
+    values.update(delivery)
+    lines = "\n".join(f"{k} = {v!r}".replace("'", '"') for k, v in values.items())
+    text = f"""
+[publication]
+title = "Engine Test"
+url = "https://example.org/"
+postal_address = "1 Test Street"
+
+[newsletter]
+from = "Ed <ed@example.org>"
+
+[delivery]
+{lines}
+"""
+    return parse_config(text, root=tmp_path, env={"PUBLISHER_SECRET": SECRET})
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[sa.Engine]:
+    engine = open_store(f"sqlite:///{tmp_path / 'engine.db'}")
+    yield engine
+    engine.dispose()
+
+
+def queue_issue(db: sa.Engine, count: int) -> int:
+    with db.begin() as conn:
+        conn.execute(
+            sa.insert(subscribers),
+            [
+                {"email": f"r{n}@example.org", "name": f"R {n}", "status": "active", "source": "t",
+                 "created_at": NOW, "updated_at": NOW}
+                for n in range(count)
+            ],
+        )
+    issue = ledger.create_issue(
+        db, key="tag:example.org,2026-03-01:/hello", kind="article", slug="hello", subject="Hello",
+        html="<html><body><p>Hello</p></body></html>", text="Hello", tag=None, status="draft", now=NOW,
+    )
+    ledger.enqueue(db, issue, now=NOW - timedelta(minutes=1))
+    return issue
+
+
+Answer = Callable[[Recipient, int], SendResult]
+
+
+def always_sent(recipient: Recipient, attempt: int) -> SendResult:
+    return SendResult(recipient.delivery_id, recipient.email, Outcome.SENT, provider_id="ok")
+
+
+class FakeProvider:
+    """Keeps every message it is handed; `answer` decides each outcome by attempt number."""
+
+    name = "fake"
+
+    def __init__(self, *, max_batch: int = 100, answer: Answer = always_sent,
+                 on_send: Callable[[Sequence[Recipient]], None] | None = None, delay: float = 0.0) -> None:
+        self.max_batch = max_batch
+        self.answer = answer
+        self.on_send = on_send
+        self.delay = delay
+        self.messages: list[tuple[str, bytes]] = []
+        self.attempts: Counter[str] = Counter()
+        self.times: dict[str, list[float]] = {}
+        self.calls = 0
+        self.active = 0
+        self.most_active = 0
+        self.lock = threading.Lock()
+
+    def send(self, template: MessageTemplate, recipients: Sequence[Recipient], *, now: datetime) -> list[SendResult]:
+        with self.lock:
+            self.calls += 1
+            self.active += 1
+            self.most_active = max(self.most_active, self.active)
+        try:
+            if self.on_send is not None:
+                self.on_send(recipients)
+            if self.delay:
+                time.sleep(self.delay)
+            results = []
+            for recipient in recipients:
+                with self.lock:
+                    self.attempts[recipient.email] += 1
+                    attempt = self.attempts[recipient.email]
+                    self.times.setdefault(recipient.email, []).append(time.monotonic())
+                result = self.answer(recipient, attempt)
+                if result.outcome is Outcome.SENT:
+                    raw = template.message_bytes(recipient, now)
+                    with self.lock:
+                        self.messages.append((recipient.email, raw))
+                results.append(result)
+            return results
+        finally:
+            with self.lock:
+                self.active -= 1
+
+    def close(self) -> None:
+        pass
+
+
+def run(config: Config, db: sa.Engine, provider: FakeProvider, **kwargs: object) -> object:
+    stop = kwargs.pop("stop", None) or threading.Event()
+    return deliver(config, db, provider, stop=stop, **kwargs)  # type: ignore[arg-type]
+
+
+def states(db: sa.Engine) -> dict[str, int]:
+    with db.connect() as conn:
+        return dict(conn.execute(sa.select(deliveries.c.state, sa.func.count()).group_by(deliveries.c.state)).all())
+
+
+def test_backoff_is_full_jitter_under_a_doubling_ceiling() -> None:
+    """Delays stay within [0, min(cap, base * 2**(n-1))]."""
+    rng = random.Random(7)
+    for attempt in range(1, 8):
+        delays = [backoff(attempt, base=2.0, cap=20.0, rng=rng) for _ in range(200)]
+        assert min(delays) >= 0 and max(delays) <= min(20.0, 2.0 * 2 ** (attempt - 1))
+
+
+def test_backoff_honours_retry_after() -> None:
+    """Retry-After is a floor under the jittered delay."""
+    assert backoff(1, base=1.0, cap=10.0, retry_after=120.0) == 120.0
+
+
+def test_hard_bounce_classification() -> None:
+    """Address-level refusals are hard bounces; message-level ones are not."""
+    def failed(detail: str) -> SendResult:
+        return SendResult(1, "a@example.org", Outcome.FAILED, detail)
+
+    assert is_hard_bounce(failed("550 5.1.1 <a@example.org>: Recipient address rejected: User unknown"))
+    assert is_hard_bounce(failed("550 No such user here"))
+    assert is_hard_bounce(failed("SMTP 550 5.1.1 unknown (refused at recipient)"))
+    assert not is_hard_bounce(failed("SMTP 550 relaying denied (refused at recipient)"))
+    assert not is_hard_bounce(failed("552 5.3.4 Message size exceeds fixed limit"))
+    assert not is_hard_bounce(failed("554 5.7.1 Message rejected as spam"))
+    assert not is_hard_bounce(SendResult(1, "a@example.org", Outcome.RETRY, "550 5.1.1"))
+
+
+def test_token_bucket_spaces_reservations() -> None:
+    """Past the burst, each token costs 1/rate seconds of waiting."""
+    bucket = TokenBucket(10.0, 5, now=100.0)
+    assert bucket.reserve(5, 100.0) == 0.0
+    assert bucket.reserve(1, 100.0) == pytest.approx(0.1)
+    assert bucket.reserve(2, 100.0) == pytest.approx(0.3)
+    assert bucket.reserve(1, 101.0) == 0.0  # a second later the bucket is full again
+    assert bucket.chunk(50) == 5
+    assert TokenBucket(0.0).reserve(10**6, 0.0) == 0.0
+
+
+def test_deliver_sends_each_row_once(tmp_path: Path, db: sa.Engine) -> None:
+    """Every queued row is sent exactly once and the issue ends done."""
+    config = make_config(tmp_path)
+    issue = queue_issue(db, 57)
+    provider = FakeProvider()
+    report = run(config, db, provider)
+    assert report.sent == 57  # type: ignore[attr-defined]
+    assert sorted(Counter(e for e, _ in provider.messages).values()) == [1] * 57
+    assert states(db) == {"sent": 57}
+    assert ledger.get_issue(db, issue).status == "done"
+
+
+def test_each_message_carries_its_row_values(tmp_path: Path, db: sa.Engine) -> None:
+    """Message-ID is deterministic per row; the unsubscribe link names the subscriber."""
+    config = make_config(tmp_path)
+    issue = queue_issue(db, 3)
+    provider = FakeProvider()
+    run(config, db, provider)
+    with db.connect() as conn:
+        rows = {r.email: r for r in conn.execute(sa.select(deliveries))}
+    for address, raw in provider.messages:
+        message = message_from_bytes(raw)
+        row = rows[address]
+        assert message["Message-ID"] == message_id_for(issue, row.id, "example.org")
+        link = message["List-Unsubscribe"].split(",")[0].strip("<> ")
+        assert tokens.verify(SECRET, "unsubscribe", link.rsplit("/", 1)[1]) == row.subscriber_id
+
+
+def test_template_is_built_once_per_issue(tmp_path: Path, db: sa.Engine) -> None:
+    """Many batches on many threads share one template."""
+    config = make_config(tmp_path, concurrency=4, batch_size=5)
+    queue_issue(db, 60)
+    calls: list[int] = []
+    build = snapshot_templates(config, db)
+
+    def template_for(issue_id: int) -> MessageTemplate:
+        calls.append(issue_id)
+        return build(issue_id)
+
+    run(config, db, FakeProvider(), template_for=template_for)
+    assert len(calls) == 1
+
+
+def test_in_flight_rows_stay_within_the_window(tmp_path: Path, db: sa.Engine) -> None:
+    """Claimed-but-unrecorded rows never exceed concurrency x batch size."""
+    config = make_config(tmp_path, concurrency=3, batch_size=4)
+    queue_issue(db, 80)
+    seen: list[int] = []
+
+    def count_in_flight(recipients: Sequence[Recipient]) -> None:
+        seen.append(states(db).get("sending", 0))
+
+    provider = FakeProvider(max_batch=100, on_send=count_in_flight, delay=0.01)
+    run(config, db, provider)
+    assert in_flight_limit(config, provider) == 12
+    assert 4 < max(seen) <= 12
+    assert provider.most_active <= 3
+
+
+def test_provider_max_batch_caps_the_claim(tmp_path: Path, db: sa.Engine) -> None:
+    """A provider that takes 3 at a time is never handed more."""
+    config = make_config(tmp_path, batch_size=50)
+    queue_issue(db, 10)
+    sizes: list[int] = []
+    run(config, db, FakeProvider(max_batch=3, on_send=lambda r: sizes.append(len(r))))
+    assert max(sizes) == 3 and sum(sizes) == 10
+
+
+def test_rate_limit_spaces_messages(tmp_path: Path, db: sa.Engine) -> None:
+    """40 messages at 50/s with a burst of 5 take at least (40 - 5) / 50 seconds."""
+    config = make_config(tmp_path, rate=50.0, burst=5)
+    queue_issue(db, 40)
+    started = time.monotonic()
+    sizes: list[int] = []
+    run(config, db, FakeProvider(on_send=lambda r: sizes.append(len(r))))
+    assert time.monotonic() - started >= 0.7
+    assert max(sizes) <= 5
+
+
+def test_temporary_failure_is_retried(tmp_path: Path, db: sa.Engine) -> None:
+    """A 4xx on the first attempt is sent on the second."""
+    config = make_config(tmp_path)
+    queue_issue(db, 12)
+
+    def first_fails(recipient: Recipient, attempt: int) -> SendResult:
+        if attempt == 1:
+            return SendResult(recipient.delivery_id, recipient.email, Outcome.RETRY, "451 4.3.0 later")
+        return always_sent(recipient, attempt)
+
+    provider = FakeProvider(answer=first_fails)
+    report = run(config, db, provider)
+    assert states(db) == {"sent": 12}
+    assert set(provider.attempts.values()) == {2}
+    assert report.retried == 12  # type: ignore[attr-defined]
+
+
+def test_retry_after_is_honoured(tmp_path: Path, db: sa.Engine) -> None:
+    """The second attempt waits at least the provider's Retry-After."""
+    config = make_config(tmp_path)
+    queue_issue(db, 2)
+
+    def throttled(recipient: Recipient, attempt: int) -> SendResult:
+        if attempt == 1:
+            return SendResult(recipient.delivery_id, recipient.email, Outcome.RETRY, "429", retry_after=0.6)
+        return always_sent(recipient, attempt)
+
+    provider = FakeProvider(answer=throttled)
+    run(config, db, provider)
+    for first, second in provider.times.values():
+        assert second - first >= 0.55
+
+
+def test_gives_up_after_max_attempts(tmp_path: Path, db: sa.Engine) -> None:
+    """A recipient refused every time is tried max_attempts times, then failed."""
+    config = make_config(tmp_path, max_attempts=3)
+    queue_issue(db, 4)
+
+    def refuse(recipient: Recipient, attempt: int) -> SendResult:
+        return SendResult(recipient.delivery_id, recipient.email, Outcome.RETRY, "421 busy")
+
+    provider = FakeProvider(answer=refuse)
+    report = run(config, db, provider)
+    assert set(provider.attempts.values()) == {3}
+    assert states(db) == {"failed": 4}
+    assert report.failed == 4  # type: ignore[attr-defined]
+
+
+def test_hard_bounce_suppresses(tmp_path: Path, db: sa.Engine) -> None:
+    """A 5.1.1 refusal fails the row and marks the subscriber bounced."""
+    config = make_config(tmp_path)
+    queue_issue(db, 3)
+
+    def bounce_first(recipient: Recipient, attempt: int) -> SendResult:
+        if recipient.email == "r0@example.org":
+            return SendResult(recipient.delivery_id, recipient.email, Outcome.FAILED, "550 5.1.1 unknown")
+        return always_sent(recipient, attempt)
+
+    report = run(config, db, FakeProvider(answer=bounce_first))
+    assert report.suppressed == 1  # type: ignore[attr-defined]
+    with db.connect() as conn:
+        assert conn.execute(
+            sa.select(subscribers.c.status).where(subscribers.c.email == "r0@example.org")
+        ).scalar() == "bounced"
+
+
+def test_whole_batch_temporary_failure_retries_it(tmp_path: Path, db: sa.Engine) -> None:
+    """A provider that raises TemporaryFailure for a call gets the batch again later."""
+    config = make_config(tmp_path, concurrency=1)
+    queue_issue(db, 5)
+    calls = {"n": 0}
+
+    def flaky(recipients: Sequence[Recipient]) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise TemporaryFailure("connection dropped", retry_after=0.05)
+
+    run(config, db, FakeProvider(on_send=flaky))
+    assert states(db) == {"sent": 5}
+
+
+def test_unexpected_error_stops_and_marks_the_chunk_uncertain(tmp_path: Path, db: sa.Engine) -> None:
+    """A crash inside send is raised; that chunk's rows are uncertain, the rest queued."""
+    config = make_config(tmp_path, concurrency=1, batch_size=5)
+    queue_issue(db, 20)
+    calls = {"n": 0}
+
+    def crash(recipients: Sequence[Recipient]) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        run(config, db, FakeProvider(on_send=crash))
+    assert states(db) == {"sent": 5, "queued": 15}
+    (line,) = ledger.status(db)
+    assert line.uncertain == 5
+
+
+def test_refused_account_stops_with_the_batch_untouched(tmp_path: Path, db: sa.Engine) -> None:
+    """A ConfigError from send (bad credentials) is raised; rows go back queued, certain."""
+    config = make_config(tmp_path, concurrency=1, batch_size=5)
+    queue_issue(db, 10)
+
+    def refuse_login(recipients: Sequence[Recipient]) -> None:
+        raise ConfigError("the SMTP server refused the login")
+
+    with pytest.raises(ConfigError, match="refused the login"):
+        run(config, db, FakeProvider(on_send=refuse_login))
+    assert states(db) == {"queued": 10}
+    assert ledger.status(db)[0].uncertain == 0
+
+
+def test_stop_finishes_in_flight_and_leaves_the_rest_queued(tmp_path: Path, db: sa.Engine) -> None:
+    """Setting stop ends the run after the current chunk; nothing is left `sending`."""
+    config = make_config(tmp_path, concurrency=2, batch_size=5)
+    queue_issue(db, 100)
+    stop = threading.Event()
+    provider = FakeProvider(on_send=lambda r: stop.set(), delay=0.02)
+    report = run(config, db, provider, stop=stop)
+    assert report.stopped  # type: ignore[attr-defined]
+    left = states(db)
+    assert "sending" not in left
+    assert left["sent"] <= 10 and left["queued"] >= 90
+    assert ledger.status(db)[0].uncertain == 0
+
+
+def test_unsubscribe_mid_send_stops_later_messages(tmp_path: Path, db: sa.Engine) -> None:
+    """A reader who unsubscribes during the send gets nothing claimed after it."""
+    config = make_config(tmp_path, concurrency=1, batch_size=5)
+    queue_issue(db, 30)
+    leaving = "r29@example.org"
+
+    def unsubscribe_once(recipients: Sequence[Recipient]) -> None:
+        with db.begin() as conn:
+            conn.execute(sa.update(subscribers).where(subscribers.c.email == leaving).values(status="unsubscribed"))
+
+    provider = FakeProvider(on_send=unsubscribe_once)
+    run(config, db, provider)
+    assert leaving not in {e for e, _ in provider.messages}
+    assert states(db) == {"sent": 29, "skipped": 1}
+
+
+def test_rows_due_beyond_the_linger_are_left_queued(tmp_path: Path, db: sa.Engine) -> None:
+    """A Retry-After longer than the linger ends the run with next_due set."""
+    config = make_config(tmp_path)
+    queue_issue(db, 2)
+
+    def much_later(recipient: Recipient, attempt: int) -> SendResult:
+        return SendResult(recipient.delivery_id, recipient.email, Outcome.RETRY, "429", retry_after=3600)
+
+    report = run(config, db, FakeProvider(answer=much_later), linger=5.0)
+    assert states(db) == {"retry": 2}
+    assert report.next_due is not None  # type: ignore[attr-defined]
+
+
+def test_retry_policy_from_config(tmp_path: Path) -> None:
+    """max_attempts, retry_base and retry_max come from [delivery]."""
+    policy = RetryPolicy.from_config(make_config(tmp_path, max_attempts=7, retry_base=2.0, retry_max=9.0))
+    assert (policy.max_attempts, policy.base, policy.cap) == (7, 2.0, 9.0)

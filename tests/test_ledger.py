@@ -1,0 +1,405 @@
+"""The delivery ledger: snapshots, enqueue, claims, results, recovery and status."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+
+from publisher.delivery.retry import RetryPolicy
+from publisher.errors import NotFound
+from publisher.models import Outcome, SendResult
+from publisher.store import ledger, open_store
+from publisher.store.schema import deliveries, events, subscriber_tags, subscribers
+
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> sa.Engine:
+    engine = open_store(f"sqlite:///{tmp_path / 'ledger.db'}")
+    yield engine
+    engine.dispose()
+
+
+def add_subscribers(
+    db: sa.Engine, count: int, *, status: str = "active", tag: str | None = None,
+    timezone: str | None = None, start: int = 0,
+) -> list[int]:
+    rows = [
+        {
+            "email": f"reader{n}@example.org",
+            "name": f"Reader {n}",
+            "status": status,
+            "timezone": timezone,
+            "source": "test",
+            "created_at": NOW,
+            "updated_at": NOW,
+        }
+        for n in range(start, start + count)
+    ]
+    with db.begin() as conn:
+        conn.execute(sa.insert(subscribers), rows)
+        ids = [
+            r.id for r in conn.execute(
+                sa.select(subscribers.c.id).where(
+                    subscribers.c.email.in_([r["email"] for r in rows])
+                ).order_by(subscribers.c.id)
+            )
+        ]
+        if tag:
+            conn.execute(sa.insert(subscriber_tags), [{"subscriber_id": i, "tag": tag} for i in ids])
+    return ids
+
+
+def new_issue(db: sa.Engine, key: str = "tag:example.org,2026-03-01:/first", **extra: object) -> int:
+    values: dict[str, object] = {
+        "key": key, "kind": "article", "slug": "first", "subject": "First", "html": "<p>one</p>",
+        "text": "one", "tag": None, "status": "draft", "now": NOW,
+    }
+    values.update(extra)
+    return ledger.create_issue(db, **values)  # type: ignore[arg-type]
+
+
+def states(db: sa.Engine) -> dict[str, int]:
+    with db.connect() as conn:
+        rows = conn.execute(
+            sa.select(deliveries.c.state, sa.func.count()).group_by(deliveries.c.state)
+        ).all()
+    return {state: count for state, count in rows}
+
+
+POLICY = RetryPolicy(max_attempts=3, base=10.0, cap=100.0)
+
+
+def sent(row: ledger.ClaimedRow) -> SendResult:
+    return SendResult(delivery_id=row.id, recipient=row.email, outcome=Outcome.SENT, provider_id=f"p{row.id}")
+
+
+def test_create_issue_is_idempotent_by_key(db: sa.Engine) -> None:
+    """The same key returns the first id, and its snapshot is never rewritten."""
+    first = new_issue(db)
+    again = new_issue(db, html="<p>edited</p>", subject="Edited")
+    assert again == first
+    snapshot = ledger.get_issue(db, first)
+    assert (snapshot.subject, snapshot.html) == ("First", "<p>one</p>")
+
+
+def test_get_issue_unknown_raises_not_found(db: sa.Engine) -> None:
+    """An unknown issue id is a clear NotFound."""
+    with pytest.raises(NotFound, match="issue 99"):
+        ledger.get_issue(db, 99)
+
+
+def test_enqueue_writes_one_row_per_active_subscriber(db: sa.Engine) -> None:
+    """Only active subscribers get a row, with their address and name copied."""
+    add_subscribers(db, 5)
+    add_subscribers(db, 2, status="unsubscribed", start=100)
+    add_subscribers(db, 1, status="pending", start=200)
+    issue = new_issue(db)
+    assert ledger.enqueue(db, issue, now=NOW) == 5
+    assert states(db) == {"queued": 5}
+    assert ledger.get_issue(db, issue).status == "sending"
+
+
+def test_enqueue_again_adds_nothing(db: sa.Engine) -> None:
+    """Sending the same issue again sends nothing new."""
+    add_subscribers(db, 5)
+    issue = new_issue(db)
+    ledger.enqueue(db, issue, now=NOW)
+    assert ledger.enqueue(db, issue, now=NOW) == 0
+    assert states(db) == {"queued": 5}
+
+
+def test_enqueue_again_adds_only_new_subscribers(db: sa.Engine) -> None:
+    """A reader who joined since the first enqueue is the only one added."""
+    add_subscribers(db, 3)
+    issue = new_issue(db)
+    ledger.enqueue(db, issue, now=NOW)
+    add_subscribers(db, 1, start=50)
+    assert ledger.enqueue(db, issue, now=NOW) == 1
+
+
+def test_enqueue_with_tag_selects_the_segment(db: sa.Engine) -> None:
+    """A tagged issue goes only to subscribers carrying that tag."""
+    add_subscribers(db, 3, tag="clinicians")
+    add_subscribers(db, 4, start=10)
+    issue = new_issue(db, tag="clinicians")
+    assert ledger.enqueue(db, issue, now=NOW) == 3
+
+
+def test_enqueue_tag_override_reaches_everyone(db: sa.Engine) -> None:
+    """`tag=None` widens a tagged issue to the whole list, skipping rows already there."""
+    add_subscribers(db, 3, tag="clinicians")
+    add_subscribers(db, 4, start=10)
+    issue = new_issue(db, tag="clinicians")
+    ledger.enqueue(db, issue, now=NOW)
+    assert ledger.enqueue(db, issue, now=NOW, tag=None) == 4
+
+
+def test_local_not_before_picks_the_next_local_hour() -> None:
+    """09:00 in a zone whose 09:00 already passed today means tomorrow's."""
+    tokyo = ZoneInfo("Asia/Tokyo")  # 12:00 UTC is 21:00 in Tokyo
+    assert ledger.local_not_before(NOW, 9, tokyo) == datetime(2026, 3, 3, 0, 0, tzinfo=UTC)
+    new_york = ZoneInfo("America/New_York")  # 12:00 UTC is 07:00 in New York (EST)
+    assert ledger.local_not_before(NOW, 9, new_york) == datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
+
+
+def test_enqueue_local_hour_uses_each_subscribers_zone(db: sa.Engine) -> None:
+    """Rows wait for 09:00 in the reader's zone; readers without one get the author's."""
+    tokyo = add_subscribers(db, 2, timezone="Asia/Tokyo")
+    new_york = add_subscribers(db, 2, timezone="America/New_York", start=10)
+    zoneless = add_subscribers(db, 2, start=20)
+    broken = add_subscribers(db, 1, timezone="Not/AZone", start=30)
+    issue = new_issue(db)
+    assert ledger.enqueue(db, issue, now=NOW, local_hour=9, tz_of_author="Europe/Berlin") == 7
+    with db.connect() as conn:
+        due = dict(conn.execute(sa.select(deliveries.c.subscriber_id, deliveries.c.not_before)).all())
+    assert {due[i] for i in tokyo} == {datetime(2026, 3, 3, 0, 0, tzinfo=UTC)}
+    assert {due[i] for i in new_york} == {datetime(2026, 3, 2, 14, 0, tzinfo=UTC)}
+    berlin_nine = datetime(2026, 3, 3, 8, 0, tzinfo=UTC)  # 13:00 in Berlin now: tomorrow
+    assert {due[i] for i in zoneless + broken} == {berlin_nine}
+
+
+def test_claim_takes_only_due_rows(db: sa.Engine) -> None:
+    """Rows whose local hour has not come stay queued."""
+    add_subscribers(db, 2, timezone="Asia/Tokyo")
+    add_subscribers(db, 3, timezone="America/New_York", start=10)
+    issue = new_issue(db)
+    ledger.enqueue(db, issue, now=NOW, local_hour=9)
+    at_nine_new_york = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
+    assert ledger.claim(db, worker="w", limit=10, now=NOW) == []
+    rows = ledger.claim(db, worker="w", limit=10, now=at_nine_new_york)
+    assert len(rows) == 3
+    assert ledger.next_due(db) == datetime(2026, 3, 3, 0, 0, tzinfo=UTC)
+
+
+def test_claim_marks_rows_sending_and_bounds_the_batch(db: sa.Engine) -> None:
+    """A claim returns at most `limit` rows, each now owned by the worker."""
+    add_subscribers(db, 10)
+    issue = new_issue(db)
+    ledger.enqueue(db, issue, now=NOW)
+    rows = ledger.claim(db, worker="host:1:abc", limit=4, now=NOW)
+    assert len(rows) == 4
+    assert rows[0].email.startswith("reader") and rows[0].issue_id == issue
+    with db.connect() as conn:
+        owners = conn.execute(
+            sa.select(deliveries.c.claimed_by).where(deliveries.c.state == "sending")
+        ).scalars().all()
+    assert owners == ["host:1:abc"] * 4
+
+
+def test_claim_filters_by_issue(db: sa.Engine) -> None:
+    """With `issue_id`, other issues' rows are left alone."""
+    add_subscribers(db, 3)
+    one = new_issue(db)
+    two = new_issue(db, key="digest:2026-03-02")
+    ledger.enqueue(db, one, now=NOW)
+    ledger.enqueue(db, two, now=NOW)
+    rows = ledger.claim(db, worker="w", limit=10, now=NOW, issue_id=two)
+    assert {r.issue_id for r in rows} == {two}
+
+
+def test_claims_never_overlap_across_threads(db: sa.Engine) -> None:
+    """Concurrent claimers each get distinct rows, and together all of them."""
+    add_subscribers(db, 300)
+    ledger.enqueue(db, new_issue(db), now=NOW)
+    taken: list[int] = []
+    lock = threading.Lock()
+
+    def worker(name: str) -> None:
+        while rows := ledger.claim(db, worker=name, limit=7, now=NOW):
+            with lock:
+                taken.extend(r.id for r in rows)
+
+    threads = [threading.Thread(target=worker, args=(f"w{n}",)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(taken) == 300 == len(set(taken))
+
+
+def test_unsubscribe_before_claim_skips_the_row(db: sa.Engine) -> None:
+    """Unsubscribe wins: a row whose reader left is skipped, never handed out."""
+    ids = add_subscribers(db, 3)
+    ledger.enqueue(db, new_issue(db), now=NOW)
+    with db.begin() as conn:
+        conn.execute(sa.update(subscribers).where(subscribers.c.id == ids[1]).values(status="unsubscribed"))
+    rows = ledger.claim(db, worker="w", limit=10, now=NOW)
+    assert ids[1] not in {r.subscriber_id for r in rows}
+    assert states(db) == {"sending": 2, "skipped": 1}
+
+
+def test_record_sent(db: sa.Engine) -> None:
+    """A sent result stores the provider id and the time."""
+    add_subscribers(db, 2)
+    ledger.enqueue(db, new_issue(db), now=NOW)
+    rows = ledger.claim(db, worker="w", limit=10, now=NOW)
+    counts = ledger.record(db, [sent(r) for r in rows], now=NOW, policy=POLICY, worker="w")
+    assert counts["sent"] == 2
+    with db.connect() as conn:
+        row = conn.execute(sa.select(deliveries).where(deliveries.c.id == rows[0].id)).one()
+    assert (row.state, row.provider_id, row.sent_at, row.attempts) == ("sent", f"p{rows[0].id}", NOW, 1)
+
+
+def test_record_retry_backs_off_and_honours_retry_after(db: sa.Engine) -> None:
+    """A temporary failure waits at least the provider's Retry-After, then is claimable."""
+    add_subscribers(db, 1)
+    ledger.enqueue(db, new_issue(db), now=NOW)
+    (row,) = ledger.claim(db, worker="w", limit=10, now=NOW)
+    result = SendResult(row.id, row.email, Outcome.RETRY, detail="451 try later", retry_after=500.0)
+    assert ledger.record(db, [result], now=NOW, policy=POLICY)["retry"] == 1
+    assert ledger.next_due(db) == NOW + timedelta(seconds=500)
+    assert ledger.claim(db, worker="w", limit=10, now=NOW + timedelta(seconds=499)) == []
+    assert len(ledger.claim(db, worker="w", limit=10, now=NOW + timedelta(seconds=500))) == 1
+
+
+def test_record_gives_up_after_max_attempts(db: sa.Engine) -> None:
+    """The attempt that reaches max_attempts turns a temporary failure into `failed`."""
+    add_subscribers(db, 1)
+    ledger.enqueue(db, new_issue(db), now=NOW)
+    later = NOW
+    for attempt in range(1, POLICY.max_attempts + 1):
+        later += timedelta(hours=1)
+        (row,) = ledger.claim(db, worker="w", limit=1, now=later)
+        ledger.record(db, [SendResult(row.id, row.email, Outcome.RETRY, "421 busy")], now=later, policy=POLICY)
+        assert states(db) == ({"retry": 1} if attempt < POLICY.max_attempts else {"failed": 1})
+    with db.connect() as conn:
+        detail = conn.execute(sa.select(deliveries.c.detail)).scalar_one()
+    assert detail.startswith("gave up after 3 attempts")
+
+
+def test_hard_bounce_suppresses_the_subscriber(db: sa.Engine) -> None:
+    """A 5.1.1 refusal fails the row, marks the reader bounced and writes an event."""
+    ids = add_subscribers(db, 2)
+    ledger.enqueue(db, new_issue(db), now=NOW)
+    rows = ledger.claim(db, worker="w", limit=10, now=NOW)
+    bounce = SendResult(rows[0].id, rows[0].email, Outcome.FAILED, "550 5.1.1 user unknown")
+    counts = ledger.record(db, [bounce, sent(rows[1])], now=NOW, policy=POLICY, provider="smtp")
+    assert counts == {"sent": 1, "retry": 0, "failed": 1, "suppressed": 1}
+    with db.connect() as conn:
+        status = conn.execute(sa.select(subscribers.c.status).where(subscribers.c.id == ids[0])).scalar()
+        kinds = conn.execute(sa.select(events.c.kind, events.c.provider)).all()
+    assert status == "bounced"
+    assert kinds == [("bounce", "smtp")]
+
+
+def test_message_level_refusal_does_not_suppress(db: sa.Engine) -> None:
+    """A 5.7.1 content refusal fails the row but keeps the reader subscribed."""
+    ids = add_subscribers(db, 1)
+    ledger.enqueue(db, new_issue(db), now=NOW)
+    (row,) = ledger.claim(db, worker="w", limit=10, now=NOW)
+    refusal = SendResult(row.id, row.email, Outcome.FAILED, "554 5.7.1 message refused")
+    assert ledger.record(db, [refusal], now=NOW, policy=POLICY)["suppressed"] == 0
+    with db.connect() as conn:
+        assert conn.execute(sa.select(subscribers.c.status).where(subscribers.c.id == ids[0])).scalar() == "active"
+
+
+def test_record_ignores_rows_another_worker_now_holds(db: sa.Engine) -> None:
+    """A late failure report from a worker that lost its claim changes nothing."""
+    add_subscribers(db, 1)
+    ledger.enqueue(db, new_issue(db), now=NOW)
+    (row,) = ledger.claim(db, worker="old", limit=1, now=NOW)
+    ledger.recover(db, now=NOW + timedelta(hours=1), lease=timedelta(minutes=5))
+    ledger.claim(db, worker="new", limit=1, now=NOW + timedelta(hours=1))
+    late = SendResult(row.id, row.email, Outcome.RETRY, "421")
+    assert ledger.record(db, [late], now=NOW, policy=POLICY, worker="old")["retry"] == 0
+    assert states(db) == {"sending": 1}
+
+
+def test_release_returns_untried_rows(db: sa.Engine) -> None:
+    """Released rows are queued again and not marked uncertain."""
+    add_subscribers(db, 3)
+    ledger.enqueue(db, new_issue(db), now=NOW)
+    rows = ledger.claim(db, worker="w", limit=10, now=NOW)
+    assert ledger.release(db, [r.id for r in rows], worker="w") == 3
+    assert states(db) == {"queued": 3}
+    assert ledger.status(db)[0].uncertain == 0
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_worker_is_dead_on_this_host() -> None:
+    """A local worker whose process is gone is dead; a live one and a remote one are not."""
+    host = socket.gethostname()
+    assert ledger.worker_is_dead(f"{host}:{dead_pid()}:abc")
+    assert not ledger.worker_is_dead(f"{host}:{os.getpid()}:abc")
+    assert not ledger.worker_is_dead(f"elsewhere.example:{dead_pid()}:abc")
+    assert not ledger.worker_is_dead("garbage")
+
+
+def test_recover_requeues_dead_workers_rows_as_uncertain(db: sa.Engine) -> None:
+    """Rows of a dead local worker come back queued, flagged uncertain, and are reported."""
+    add_subscribers(db, 5)
+    issue = new_issue(db)
+    ledger.enqueue(db, issue, now=NOW)
+    dead = f"{socket.gethostname()}:{dead_pid()}:abc"
+    alive = f"{socket.gethostname()}:{os.getpid()}:def"
+    lost = ledger.claim(db, worker=dead, limit=2, now=NOW)
+    ledger.claim(db, worker=alive, limit=2, now=NOW)
+    recovered = ledger.recover(db, now=NOW, lease=timedelta(minutes=15))
+    assert recovered.count == 2
+    assert {r.id for r in recovered.rows} == {r.id for r in lost}
+    assert {r.claimed_by for r in recovered.rows} == {dead}
+    assert states(db) == {"queued": 3, "sending": 2}
+    (line,) = ledger.status(db, issue)
+    assert (line.queued, line.sending, line.uncertain) == (3, 2, 2)
+
+
+def test_recover_uses_the_lease_for_other_hosts(db: sa.Engine) -> None:
+    """A remote worker's rows come back only once its claim is older than the lease."""
+    add_subscribers(db, 2)
+    ledger.enqueue(db, new_issue(db), now=NOW)
+    ledger.claim(db, worker="elsewhere.example:42:abc", limit=2, now=NOW)
+    assert ledger.recover(db, now=NOW + timedelta(minutes=10), lease=timedelta(minutes=15)).count == 0
+    assert ledger.recover(db, now=NOW + timedelta(minutes=16), lease=timedelta(minutes=15)).count == 2
+
+
+def test_status_counts_every_state(db: sa.Engine) -> None:
+    """status() gives per-issue counts of each state, newest issue first."""
+    ids = add_subscribers(db, 6)
+    old = new_issue(db, key="old")
+    issue = new_issue(db)
+    ledger.enqueue(db, issue, now=NOW)
+    with db.begin() as conn:
+        conn.execute(sa.update(subscribers).where(subscribers.c.id == ids[0]).values(status="complained"))
+    rows = ledger.claim(db, worker="w", limit=4, now=NOW)
+    results = [
+        sent(rows[0]),
+        SendResult(rows[1].id, rows[1].email, Outcome.RETRY, "421"),
+        SendResult(rows[2].id, rows[2].email, Outcome.FAILED, "554 5.7.1 no"),
+    ]
+    ledger.record(db, results, now=NOW, policy=POLICY)
+    first, second = ledger.status(db)
+    assert (first.issue_id, second.issue_id) == (issue, old)
+    assert (first.queued, first.sending, first.sent, first.retrying, first.failed, first.skipped) == (
+        2, 0, 1, 1, 1, 1,
+    )
+    assert ledger.status(db, "first")[0].issue_id == issue
+    with pytest.raises(NotFound):
+        ledger.status(db, "nope")
+
+
+def test_finish_issues_marks_done_when_nothing_is_left(db: sa.Engine) -> None:
+    """An issue is done once no row is queued, sending or waiting to retry."""
+    add_subscribers(db, 2)
+    issue = new_issue(db)
+    ledger.enqueue(db, issue, now=NOW)
+    assert ledger.finish_issues(db, now=NOW) == []
+    rows = ledger.claim(db, worker="w", limit=10, now=NOW)
+    ledger.record(db, [sent(r) for r in rows], now=NOW, policy=POLICY)
+    assert ledger.finish_issues(db, now=NOW) == [issue]
+    assert ledger.get_issue(db, issue).finished_at == NOW
