@@ -131,6 +131,9 @@ SETTINGS: tuple[Setting, ...] = (
     # [subscribe]
     S("subscribe.confirm_interval", 3600.0, "float", "Seconds between two confirmation mails to one address."),
     S("subscribe.per_ip_per_hour", 20, "int", "Subscribe requests accepted per client IP per hour."),
+    # [webhooks]
+    S("webhooks.ses_topic_arns", [], "list", "SNS topic ARNs whose SES bounce and complaint "
+      "notifications POST /webhooks/ses accepts; empty refuses all."),
     # [fetch]
     S("fetch.allow_private", False, "bool", "Allow fetching loopback and private addresses (tests, intranets)."),
     S("fetch.timeout", 20.0, "float", "Seconds a remote fetch may take."),

@@ -1,0 +1,202 @@
+"""The HTTP app: feeds and archive from the build output, the subscription pages,
+provider webhooks and a health check, in one Starlette application.
+
+    GET  /healthz                      200 {"status": "ok"} once the database answers
+    GET  /subscribe   POST /subscribe  the form; double opt-in
+    GET  /confirm/{token}      POST    confirm page; its button activates
+    GET  /unsubscribe/{token}  POST    page with a button; POST (RFC 8058 one-click) leaves
+    POST /webhooks/{provider}          postmark, sendgrid, mailgun, ses, resend
+    GET  anything else                 a file under build.output (feeds, archive pages)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import httpx
+from sqlalchemy import Engine, literal, select
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from publisher import tokens
+from publisher.config import Config
+from publisher.delivery.base import Provider, make_provider
+from publisher.errors import WebhookError
+from publisher.store import open_store, subscribers
+from publisher.web import webhooks
+from publisher.web.limits import BodyLimit
+from publisher.web.pages import Pages
+from publisher.web.static import StaticSite
+from publisher.web.subscribe import PAGES, FlowSettings, SubscribeFlow
+
+__all__ = ["APP_PREFIXES", "PublisherApp", "create_app"]
+
+log = logging.getLogger(__name__)
+
+APP_PREFIXES = ("/subscribe", "/confirm/", "/unsubscribe/", "/webhooks/", "/healthz")
+"""Paths the app answers itself; every other GET is a file of the build output."""
+FORM_LIMIT = 64 * 1024
+WEBHOOK_LIMIT = 8 * 1024 * 1024
+FETCH_LIMIT = 256 * 1024
+
+
+class PublisherApp(Starlette):
+    """A Starlette app whose static files skip the routing and middleware stack.
+
+    Feed polls are most of the traffic and the cheapest answers; sending them past the
+    router, the error middleware and the body limit would cost more than answering.
+    """
+
+    static: StaticSite
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope["path"].startswith(APP_PREFIXES):
+            await self.static(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def fetch_sns(url: str) -> bytes:
+    """GET an SNS certificate or subscription URL (already checked to be an AWS SNS host)."""
+    with httpx.Client(timeout=10.0, follow_redirects=False) as client:
+        response = client.get(url)
+    if response.status_code != 200 or len(response.content) > FETCH_LIMIT:
+        raise WebhookError(f"{url} answered {response.status_code}: the request is refused")
+    return response.content
+
+
+def create_app(
+    config: Config,
+    *,
+    engine: Engine | None = None,
+    provider_factory: Callable[[Config], Provider] | None = None,
+    clock: Callable[[], datetime] | None = None,
+    fetch: Callable[[str], bytes] | None = None,
+) -> Starlette:
+    """The app for one publication.
+
+    `engine` defaults to the configured store, `provider_factory` to the configured
+    mail provider (called per confirmation mail), `clock` to the system clock and
+    `fetch` (SNS certificates and subscription confirmations) to a plain HTTPS GET.
+    Raises ConfigError or TemplateError at once rather than on the first request.
+    """
+    db = engine if engine is not None else open_store(config.store_url)
+    now = clock or _utc_now
+    secret = tokens.resolve_secret(
+        config, real_provider=config["delivery.provider"] != "maildir"
+    )
+    pages = Pages(config)
+    pages.check(*PAGES)
+    flow = SubscribeFlow(
+        FlowSettings(
+            config=config,
+            engine=db,
+            secret=secret,
+            provider_factory=provider_factory or make_provider,
+            clock=now,
+        ),
+        pages,
+    )
+    hooks = _Webhooks(config, db, now, fetch or fetch_sns)
+
+    async def healthz(request: Request) -> Response:
+        try:
+            await run_in_threadpool(_ping, db)
+        except SQLAlchemyError as exc:
+            log.error("health check: the database does not answer: %s", exc)
+            return JSONResponse({"status": "error", "detail": "database"}, status_code=503)
+        return JSONResponse({"status": "ok"}, headers={"cache-control": "no-store"})
+
+    app = PublisherApp(
+        routes=[
+            Route("/healthz", healthz, methods=["GET", "HEAD"]),
+            Route("/subscribe", flow.form, methods=["GET", "HEAD"]),
+            Route("/subscribe", flow.subscribe, methods=["POST"]),
+            Route("/confirm/{token}", flow.confirm_page, methods=["GET", "HEAD"]),
+            Route("/confirm/{token}", flow.confirm, methods=["POST"]),
+            Route("/unsubscribe/{token}", flow.unsubscribe_page, methods=["GET", "HEAD"]),
+            Route("/unsubscribe/{token}", flow.unsubscribe, methods=["POST"]),
+            Route("/webhooks/{provider}", hooks.receive, methods=["POST"]),
+        ],
+        middleware=[
+            Middleware(
+                BodyLimit, limit=FORM_LIMIT, large=("/webhooks/",), large_limit=WEBHOOK_LIMIT
+            )
+        ],
+    )
+    app.static = StaticSite(
+        config.path_of("build.output"),
+        site_url=config.site_url,
+        hubs=tuple(config["feeds.hubs"]),
+    )
+    return app
+
+
+def _ping(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.execute(select(literal(1)))
+
+
+class _Webhooks:
+    def __init__(
+        self, config: Config, engine: Engine, clock: Callable[[], datetime],
+        fetch: Callable[[str], bytes],
+    ) -> None:
+        self.config = config
+        self.engine = engine
+        self.clock = clock
+        self.fetch = fetch
+        self.certificates: dict[str, bytes] = {}
+
+    async def receive(self, request: Request) -> Response:
+        provider = request.path_params["provider"]
+        handler = webhooks.HANDLERS.get(provider)
+        if handler is None:
+            return PlainTextResponse("Unknown provider\n", status_code=404)
+        incoming = webhooks.Incoming(
+            headers={k.lower(): v for k, v in request.headers.items()},
+            query=dict(request.query_params),
+            body=await request.body(),
+        )
+        return await run_in_threadpool(self._handle, provider, handler, incoming)
+
+    def _handle(
+        self, provider: str, handler: webhooks.Handler, incoming: webhooks.Incoming
+    ) -> Response:
+        now = self.clock()
+        ctx = webhooks.WebhookContext(
+            config=self.config, now=now, fetch=self.fetch, certificates=self.certificates
+        )
+        try:
+            found = handler(incoming, ctx)
+        except webhooks.Malformed as exc:
+            log.warning("%s webhook: %s", provider, exc)
+            return PlainTextResponse(f"{exc}\n", status_code=400)
+        except WebhookError as exc:
+            log.warning("%s webhook: %s", provider, exc)
+            if provider == "postmark" and not isinstance(exc, webhooks.NotConfigured):
+                return PlainTextResponse(
+                    "Unauthorized\n", status_code=401,
+                    headers={"www-authenticate": 'Basic realm="publisher webhooks"'},
+                )
+            return PlainTextResponse("Forbidden\n", status_code=403)
+        for item in found:
+            subscribers.suppress(
+                self.engine, item.email, item.kind, provider=provider, detail=item.detail,
+                now=now,
+            )
+        if found:
+            log.info("%s webhook: %d address(es) suppressed", provider, len(found))
+        return JSONResponse({"status": "ok", "suppressed": len(found)})

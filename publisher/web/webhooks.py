@@ -1,0 +1,304 @@
+"""Bounce and complaint webhooks: POST /webhooks/{provider}.
+
+Each provider's handler first proves the call is the provider's own (see `signatures`),
+then reads its events into `Suppression`s: a hard bounce marks the address bounced, a
+complaint marks it complained, soft bounces and everything else are ignored. Nothing is
+changed unless the proof holds.
+
+Secrets come from the environment (never config.toml):
+
+    PUBLISHER_POSTMARK_WEBHOOK_SECRET      (or PUBLISHER_WEBHOOK_SECRET)
+    PUBLISHER_SENDGRID_WEBHOOK_PUBLIC_KEY  verification key of the Signed Event Webhook
+    PUBLISHER_MAILGUN_WEBHOOK_KEY          HTTP webhook signing key
+    PUBLISHER_RESEND_WEBHOOK_SECRET        whsec_... signing secret
+    (ses)                                  config `webhooks.ses_topic_arns`; SNS signs
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parseaddr
+from typing import Any, Literal
+from urllib.parse import parse_qs
+
+from publisher.config import Config
+from publisher.errors import WebhookError
+from publisher.web import signatures
+
+__all__ = [
+    "HANDLERS",
+    "SECRET_ENV",
+    "Incoming",
+    "Malformed",
+    "NotConfigured",
+    "Suppression",
+    "WebhookContext",
+]
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["bounce", "complaint"]
+"""What `subscribers.suppress` records: bounce -> bounced, complaint -> complained."""
+
+BOUNCED: Kind = "bounce"
+COMPLAINED: Kind = "complaint"
+
+SECRET_ENV = {
+    "postmark": "PUBLISHER_POSTMARK_WEBHOOK_SECRET",
+    "sendgrid": "PUBLISHER_SENDGRID_WEBHOOK_PUBLIC_KEY",
+    "mailgun": "PUBLISHER_MAILGUN_WEBHOOK_KEY",
+    "resend": "PUBLISHER_RESEND_WEBHOOK_SECRET",
+}
+SHARED_SECRET_ENV = "PUBLISHER_WEBHOOK_SECRET"  # noqa: S105  (a variable name, not a secret)
+"""Fallback shared secret for providers that do not sign (Postmark)."""
+
+POSTMARK_HARD = frozenset({"HardBounce", "BadEmailAddress", "ManuallyDeactivated"})
+
+
+class NotConfigured(WebhookError):
+    """The provider's secret is not set, so no call from it can be trusted."""
+
+
+class Malformed(WebhookError):
+    """The call is authentic but its body is not what the provider documents."""
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    email: str
+    kind: Kind
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One webhook call: header names lower-case, the raw body as the provider signed it."""
+
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(slots=True)
+class WebhookContext:
+    config: Config
+    now: datetime
+    fetch: Callable[[str], bytes]
+    """GET a URL and return its body: SNS certificates and subscription confirmations."""
+    certificates: dict[str, bytes] = field(default_factory=dict)
+
+    def secret(self, provider: str) -> str:
+        name = SECRET_ENV[provider]
+        value = self.config.secret(name)
+        if not value and provider == "postmark":
+            value = self.config.secret(SHARED_SECRET_ENV)
+        if not value:
+            raise NotConfigured(
+                f"{provider} webhook refused: {name} is not set. Set it in the environment "
+                f"of `publisher serve` (see README.md, \"Webhooks\")"
+            )
+        return value
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Malformed(f"body is not JSON: {exc}") from exc
+
+
+def _address(raw: object) -> str | None:
+    if not isinstance(raw, str):
+        return None
+    _, address = parseaddr(raw)
+    return address.strip() or None
+
+
+def postmark(incoming: Incoming, ctx: WebhookContext) -> list[Suppression]:
+    signatures.check_basic_secret(
+        incoming.headers.get("authorization"), incoming.query.get("token"), ctx.secret("postmark")
+    )
+    event = _json(incoming.body)
+    if not isinstance(event, dict):
+        raise Malformed("Postmark sends one JSON object per call")
+    email = _address(event.get("Email"))
+    if email is None:
+        return []
+    record = event.get("RecordType")
+    kind = str(event.get("Type", ""))
+    if record == "SpamComplaint" or kind == "SpamComplaint":
+        return [Suppression(email, COMPLAINED, kind or "SpamComplaint")]
+    if record == "Bounce" and (kind in POSTMARK_HARD or event.get("Inactive") is True):
+        return [Suppression(email, BOUNCED, f"{kind}: {event.get('Description', '')}".strip())]
+    return []
+
+
+def sendgrid(incoming: Incoming, ctx: WebhookContext) -> list[Suppression]:
+    signatures.verify_sendgrid(
+        ctx.secret("sendgrid"),
+        incoming.body,
+        incoming.headers.get("x-twilio-email-event-webhook-signature"),
+        incoming.headers.get("x-twilio-email-event-webhook-timestamp"),
+    )
+    events = _json(incoming.body)
+    if not isinstance(events, list):
+        raise Malformed("SendGrid sends a JSON array of events")
+    out = []
+    for event in events:
+        if not isinstance(event, dict) or (email := _address(event.get("email"))) is None:
+            continue
+        name = event.get("event")
+        reason = str(event.get("reason", ""))
+        if name == "spamreport":
+            out.append(Suppression(email, COMPLAINED, "spamreport"))
+        elif name == "bounce" and event.get("type", "bounce") == "bounce":
+            out.append(Suppression(email, BOUNCED, reason))
+        elif name == "dropped" and reason in ("Bounced Address", "Invalid"):
+            out.append(Suppression(email, BOUNCED, f"dropped: {reason}"))
+        elif name == "dropped" and reason == "Spam Reporting Address":
+            out.append(Suppression(email, COMPLAINED, f"dropped: {reason}"))
+    return out
+
+
+def mailgun(incoming: Incoming, ctx: WebhookContext) -> list[Suppression]:
+    """Mailgun's current webhooks post JSON; its legacy ones post a form. Both are signed."""
+    key = ctx.secret("mailgun")
+    if incoming.headers.get("content-type", "").startswith("application/json"):
+        payload = _json(incoming.body)
+        proof = payload.get("signature") if isinstance(payload, dict) else None
+        if not isinstance(proof, dict):
+            raise WebhookError("Mailgun signature is missing: the request is refused")
+        signatures.verify_mailgun(
+            key,
+            str(proof.get("timestamp", "")),
+            str(proof.get("token", "")),
+            str(proof.get("signature", "")),
+        )
+        data = payload.get("event-data")
+        if not isinstance(data, dict):
+            raise Malformed("Mailgun call has no event-data")
+        event = data.get("event")
+        hard = event == "failed" and data.get("severity") == "permanent"
+        reason = str(data.get("reason", ""))
+    else:
+        body = incoming.body.decode("utf-8", "replace")
+        data = {name: values[0] for name, values in parse_qs(body).items()}
+        signatures.verify_mailgun(
+            key, data.get("timestamp", ""), data.get("token", ""), data.get("signature", "")
+        )
+        event = data.get("event")
+        reason = data.get("reason", "") or data.get("error", "")
+        hard = event == "bounced" or (event == "dropped" and reason == "hardfail")
+    email = _address(data.get("recipient"))
+    if email is None:
+        return []
+    if event == "complained":
+        return [Suppression(email, COMPLAINED, "complained")]
+    if hard:
+        return [Suppression(email, BOUNCED, reason)]
+    return []
+
+
+def _ses_events(notification: Mapping[str, Any]) -> Iterable[Suppression]:
+    """SES notifications (notificationType) and configuration-set events (eventType)."""
+    kind = notification.get("notificationType") or notification.get("eventType")
+    if kind == "Bounce":
+        bounce = notification.get("bounce") or {}
+        if bounce.get("bounceType") != "Permanent":
+            return
+        detail = f"Permanent/{bounce.get('bounceSubType', '')}"
+        for recipient in bounce.get("bouncedRecipients") or ():
+            if (email := _address(recipient.get("emailAddress"))) is not None:
+                yield Suppression(email, BOUNCED, detail)
+    elif kind == "Complaint":
+        complaint = notification.get("complaint") or {}
+        feedback = complaint.get("complaintFeedbackType", "")
+        if feedback == "not-spam":
+            return
+        for recipient in complaint.get("complainedRecipients") or ():
+            if (email := _address(recipient.get("emailAddress"))) is not None:
+                yield Suppression(email, COMPLAINED, feedback or "complaint")
+
+
+def ses(incoming: Incoming, ctx: WebhookContext) -> list[Suppression]:
+    """Amazon SES through an SNS topic: SNS signs every message with a certificate of AWS.
+
+    Any AWS account can point a topic at this URL, so only the topics listed in
+    `webhooks.ses_topic_arns` are accepted, and only their subscription is confirmed.
+    """
+    message = _json(incoming.body)
+    if not isinstance(message, dict):
+        raise Malformed("SNS sends one JSON object per call")
+    topic = message.get("TopicArn")
+    if topic not in tuple(ctx.config["webhooks.ses_topic_arns"]):
+        raise NotConfigured(
+            f"ses webhook refused: SNS topic {topic!r} is not listed in "
+            "config.toml [webhooks] ses_topic_arns; add it to accept its notifications"
+        )
+    cert_url = signatures.check_sns_url(message.get("SigningCertURL"))
+    certificate = ctx.certificates.get(cert_url)
+    if certificate is None:
+        certificate = ctx.fetch(cert_url)
+    signatures.verify_sns(message, certificate)
+    ctx.certificates[cert_url] = certificate
+    kind = message.get("Type")
+    if kind == "SubscriptionConfirmation":
+        ctx.fetch(signatures.check_sns_url(message.get("SubscribeURL")))
+        log.info("confirmed the SNS subscription to %s", topic)
+        return []
+    if kind != "Notification":
+        return []
+    notification = _json(str(message.get("Message", "")).encode())
+    if not isinstance(notification, dict):
+        raise Malformed("SNS Message is not a JSON object")
+    return list(_ses_events(notification))
+
+
+def resend(incoming: Incoming, ctx: WebhookContext) -> list[Suppression]:
+    headers = incoming.headers
+    signatures.verify_svix(
+        ctx.secret("resend"),
+        msg_id=headers.get("svix-id"),
+        timestamp=headers.get("svix-timestamp"),
+        signatures=headers.get("svix-signature"),
+        body=incoming.body,
+        now=ctx.now,
+    )
+    event = _json(incoming.body)
+    if not isinstance(event, dict):
+        raise Malformed("Resend sends one JSON object per call")
+    data = event.get("data") or {}
+    recipients = data.get("to") or ()
+    if isinstance(recipients, str):
+        recipients = (recipients,)
+    kind = event.get("type")
+    status: Kind
+    if kind == "email.complained":
+        status, detail = COMPLAINED, "complained"
+    elif kind == "email.bounced":
+        bounce = data.get("bounce") or {}
+        if bounce.get("type") == "Transient":
+            return []
+        status, detail = BOUNCED, f"{bounce.get('type', '')} {bounce.get('message', '')}".strip()
+    else:
+        return []
+    return [
+        Suppression(email, status, detail)
+        for raw in recipients
+        if (email := _address(raw)) is not None
+    ]
+
+
+Handler = Callable[[Incoming, WebhookContext], list[Suppression]]
+
+HANDLERS: Mapping[str, Handler] = {
+    "postmark": postmark,
+    "sendgrid": sendgrid,
+    "mailgun": mailgun,
+    "ses": ses,
+    "resend": resend,
+}
