@@ -70,6 +70,8 @@ SETTINGS: tuple[Setting, ...] = (
     S("build.content", "content", "path", "Folder of Markdown articles."),
     S("build.output", "public", "path", "Folder `publisher build` writes."),
     S("build.templates", "templates", "path", "Folder of template overrides, by file name."),
+    S("build.previews", 20, "int", "Newest articles that get a newsletter preview in newsletters/ "
+      "(each costs a Jinja and premailer run, tens of ms); 0 for none."),
     # [feeds]
     S("feeds.entries", 20, "int", "How many newest articles each feed carries."),
     S("feeds.hubs", [], "list", "WebSub hub URLs announced in feeds and pinged on publish."),

@@ -140,3 +140,5 @@ class BuildReport:
     written: tuple[str, ...] = ()
     unchanged: tuple[str, ...] = ()
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    removed: tuple[str, ...] = ()
+    """Files an earlier build wrote that no longer have a source (a removed article)."""

@@ -1,2 +1,167 @@
-"""`publisher build`, `check` and `new` (filled in by the build module)."""
+"""`publisher build`, `publisher check` and `publisher new TITLE`."""
+
 from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+import feedparser
+from rich.console import Console
+from rich.markup import escape
+
+from publisher import build, content
+from publisher.cli._common import cli, get_config, reports_errors
+from publisher.config import Config
+from publisher.errors import ContentError, PublisherError
+from publisher.models import Article, BuildReport
+
+_LISTED = 12
+"""Written files listed by name before the rest are only counted (all with --verbose)."""
+
+
+def _console(*, stderr: bool = False) -> Console:
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _print_names(out: Console, verb: str, names: Sequence[str], *, verbose: bool) -> None:
+    shown = names if verbose else names[:_LISTED]
+    for name in shown:
+        out.print(f"  {verb} {escape(name)}")
+    if len(names) > len(shown):
+        out.print(f"  … and {len(names) - len(shown)} more (--verbose lists them all)")
+
+
+def _print_warnings(warnings: Sequence[str]) -> None:
+    err = _console(stderr=True)
+    for warning in warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}")
+
+
+@cli.command("build")
+@click.option("-v", "--verbose", is_flag=True, help="List every file written.")
+@reports_errors
+@click.pass_context
+def build_command(ctx: click.Context, verbose: bool) -> None:
+    """Write feeds, archive pages and newsletter previews to the output folder."""
+    config = get_config(ctx)
+    started = time.perf_counter()
+    now = datetime.now(UTC)
+    articles = content.load_articles(config)
+    report = build.build_site(config, articles, now)
+    elapsed = time.perf_counter() - started
+    out = _console()
+    output = _shown(config.path_of("build.output"))
+    _print_names(out, "wrote", report.written, verbose=verbose)
+    _print_names(out, "removed", report.removed, verbose=verbose)
+    out.print(
+        f"[bold]{escape(output)}[/]: {len(report.written)} written, "
+        f"{len(report.unchanged)} unchanged, {len(report.removed)} removed "
+        f"({_public_count(articles, now)} articles, {elapsed:.2f} s)"
+    )
+    _print_warnings(report.warnings)
+
+
+def _public_count(articles: Sequence[Article], now: datetime) -> int:
+    return sum(1 for a in articles if a.is_public(now))
+
+
+def _content_errors(config: Config) -> list[str]:
+    """Every article file's problem, not only the first, so one check finds them all."""
+    folder = config.path_of("build.content")
+    if not folder.is_dir():
+        return []  # load_articles explains a missing folder
+    errors = []
+    for path in sorted(folder.rglob("*.md")):
+        if any(part.startswith((".", "_")) for part in path.relative_to(folder).parts):
+            continue
+        source = _shown(path)
+        try:
+            content.parse_article(path.read_text(encoding="utf-8"), source=source, config=config)
+        except ContentError as exc:
+            errors.append(str(exc))
+        except (OSError, UnicodeDecodeError) as exc:
+            errors.append(f"{source}: cannot be read as UTF-8 text: {exc}")
+    return errors
+
+
+def _feed_errors(files: dict[str, bytes]) -> list[str]:
+    """Feeds that feedparser, the readers' common denominator, finds malformed."""
+    errors = []
+    for name, data in sorted(files.items()):
+        if name.startswith("feeds/") and name.endswith(".xml"):
+            parsed = feedparser.parse(data)
+            if parsed.bozo:
+                errors.append(f"{name}: not a well-formed feed: {parsed.bozo_exception}")
+    return errors
+
+
+@cli.command("check")
+@reports_errors
+@click.pass_context
+def check_command(ctx: click.Context) -> None:
+    """Validate config, articles and templates; render everything, write nothing."""
+    config = get_config(ctx)
+    out = _console()
+    errors = _content_errors(config)
+    if errors:
+        _fail(errors)
+    now = datetime.now(UTC)
+    articles = content.load_articles(config)
+    site = build.render_site(config, articles, now)
+    warnings = list(site.warnings)
+    pending = [a for a in articles if not a.is_public(now)]
+    for article in pending:
+        # Drafts and scheduled articles are mailed later: render their newsletter now.
+        _html, _eml, notes = build.newsletter_preview(config, article)
+        warnings.extend(notes)
+    errors = _feed_errors(dict(site.files))
+    if errors:
+        _fail(errors)
+    report: BuildReport = build.write_site(config.path_of("build.output"), site, write=False)
+    drafts = sum(1 for a in pending if a.draft)
+    out.print(
+        f"[green]ok[/]: config and {len(articles)} articles ({len(articles) - len(pending)} public, "
+        f"{drafts} draft{'' if drafts == 1 else 's'}, {len(pending) - drafts} scheduled); "
+        f"{len(site.files)} files render; a build would write {len(report.written)}, "
+        f"leave {len(report.unchanged)} unchanged and remove {len(report.removed)}"
+    )
+    _print_warnings(list(dict.fromkeys([*warnings, *report.warnings])))
+
+
+def _fail(errors: Sequence[str]) -> None:
+    err = _console(stderr=True)
+    for error in errors:
+        err.print(f"[red]error:[/] {escape(error)}")
+    raise SystemExit(1)
+
+
+@cli.command("new")
+@click.argument("title")
+@reports_errors
+@click.pass_context
+def new_command(ctx: click.Context, title: str) -> None:
+    """Start a draft article in the content folder."""
+    config = get_config(ctx)
+    now = datetime.now(UTC)
+    text = content.new_draft_text(title, now, config)
+    folder = config.path_of("build.content")
+    path = folder / content.draft_file_name(title, now, config)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with path.open("x", encoding="utf-8") as handle:
+            handle.write(text)
+    except FileExistsError as exc:
+        raise ContentError(f"{_shown(path)} already exists; edit it, or choose another title") from exc
+    except OSError as exc:
+        raise PublisherError(f"cannot write {_shown(path)}: {exc.strerror or exc}") from exc
+    _console().print(f"Started {escape(_shown(path))} (a draft: remove `draft: true` when it is ready)")

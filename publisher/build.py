@@ -1,0 +1,336 @@
+"""The static site: feeds, archive pages and newsletter previews, written to `build.output`.
+
+Two halves. `render_site` is pure: articles in, a mapping of relative path to bytes out.
+`write_site` is the edge: it writes each file atomically (a temp file in the same folder,
+then `os.replace`), leaves a file alone when its bytes are already right (so its mtime,
+and every web server's ETag, survive a rebuild), and removes files that an earlier build
+wrote but this one no longer produces. It only ever removes files listed in its manifest,
+so an output folder shared with other files is safe.
+
+Newsletter previews cost a Jinja and premailer run each (tens of milliseconds), so only
+the newest `build.previews` articles get one: that is where an author looks before a
+send, and a back catalogue of a thousand articles still builds in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import urlsplit
+
+import jinja2
+from markupsafe import Markup
+
+from publisher import feeds, newsletter
+from publisher.config import Config
+from publisher.errors import BuildError, TemplateError
+from publisher.models import Article, BuildReport
+from publisher.templates import template_environment
+
+__all__ = [
+    "MANIFEST",
+    "PREVIEW_UNSUBSCRIBE",
+    "Site",
+    "build_site",
+    "newsletter_preview",
+    "render_site",
+    "write_site",
+]
+
+MANIFEST = ".publisher-manifest.json"
+"""Every file the last build wrote, relative to the output folder (sorted JSON)."""
+
+PREVIEW_UNSUBSCRIBE = "/unsubscribe/preview"
+"""Path (under the app's public URL) of the visible placeholder unsubscribe link in previews."""
+
+_FILE_MODE = 0o644
+_FEED_LABELS: tuple[tuple[feeds.FeedKind, str], ...] = (("rss", "RSS"), ("atom", "Atom"), ("json", "JSON Feed"))
+_SLUG = re.compile(r"^[^/\\.\s][^/\\\s]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """Everything one build produces, not yet written."""
+
+    files: Mapping[str, bytes]
+    """Relative POSIX path under the output folder -> exact bytes."""
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+
+def build_site(config: Config, articles: Sequence[Article], now: datetime, *, write: bool = True) -> BuildReport:
+    """Render everything and write what changed; `write=False` renders and compares only."""
+    site = render_site(config, articles, now)
+    return write_site(config.path_of("build.output"), site, write=write)
+
+
+def render_site(config: Config, articles: Sequence[Article], now: datetime) -> Site:
+    """Every output file of the publication as bytes. Pure apart from reading templates."""
+    public = sorted((a for a in articles if a.is_public(now)), key=lambda a: (a.date, a.slug), reverse=True)
+    _check_slugs(public)
+    files: dict[str, bytes] = {}
+    warnings: list[str] = []
+
+    files[feeds.feed_path("rss")] = feeds.build_rss(config, public, now)
+    files[feeds.feed_path("atom")] = feeds.build_atom(config, public, now)
+    files[feeds.feed_path("json")] = feeds.build_json(config, public, now)
+    tags = feeds.site_tags(public)
+    if config["feeds.per_tag"]:
+        for name in tags.values():
+            files[feeds.feed_path("atom", name)] = feeds.build_atom(config, public, now, tag=name)
+
+    pages = _Pages(config, tags)
+    files["index.html"] = pages.index(public)
+    for position, article in enumerate(public):
+        newer = public[position - 1] if position > 0 else None
+        older = public[position + 1] if position + 1 < len(public) else None
+        files[f"{article.slug}/index.html"] = pages.article(article, newer=newer, older=older)
+
+    for article in public[: int(config["build.previews"])]:
+        html, eml, notes = newsletter_preview(config, article)
+        files[f"newsletters/{article.slug}.html"] = html
+        files[f"newsletters/{article.slug}.eml"] = eml
+        warnings.extend(notes)
+    # One line per distinct problem: a missing postal address is one warning, not twenty.
+    return Site(files=files, warnings=tuple(dict.fromkeys(warnings)))
+
+
+def newsletter_preview(config: Config, article: Article) -> tuple[bytes, bytes, tuple[str, ...]]:
+    """The article's newsletter as a browser page and as a complete .eml, plus warnings.
+
+    The reader is a placeholder whose unsubscribe link visibly says "preview". It is
+    rendered and dated as of the article's last modification, not the clock, so an
+    unchanged article's preview keeps its bytes from build to build.
+    """
+    issue = newsletter.issue_for_article(config, article)
+    rendered = newsletter.render_issue(config, issue, article.modified)
+    template = newsletter.MessageTemplate.from_rendered(config, rendered)
+    host = urlsplit(config.site_url).hostname or "localhost"
+    reader = newsletter.Recipient(
+        delivery_id=None,
+        email=f"reader@{host}",
+        name="Preview Reader",
+        unsubscribe_url=config.public_url + PREVIEW_UNSUBSCRIBE,
+        message_id=f"<preview.{article.slug}@{host}>",
+    )
+    html, _text = template.parts(reader)
+    eml = template.message_bytes(reader, article.modified)
+    return html.encode("utf-8"), eml, tuple(rendered.warnings)
+
+
+def _check_slugs(articles: Iterable[Article]) -> None:
+    """Refuse slugs that would escape the output folder or collide with another article."""
+    seen: dict[str, Article] = {}
+    for article in articles:
+        if not _SLUG.match(article.slug) or article.slug in ("feeds", "newsletters"):
+            raise BuildError(
+                f"{article.source or article.title}: slug {article.slug!r} cannot name a folder "
+                "(no slashes, spaces or leading dot; not 'feeds' or 'newsletters'); "
+                "set another `slug:` in the front matter"
+            )
+        other = seen.get(article.slug)
+        if other is not None:
+            raise BuildError(
+                f"{article.source}: slug {article.slug!r} is already used by {other.source}; "
+                "give one of them another `slug:` in its front matter"
+            )
+        seen[article.slug] = article
+
+
+class _Pages:
+    """The archive's HTML pages, from templates/web/ (overridable by file name)."""
+
+    def __init__(self, config: Config, tags: Mapping[str, str]) -> None:
+        self.config = config
+        self.tags = tags
+        self.env = template_environment(config)
+        tz = config.tz
+        self.env.filters["rfc3339"] = lambda d: d.astimezone(UTC).replace(microsecond=0).isoformat()
+        self.env.filters["longdate"] = lambda d: _long_date(d.astimezone(tz))
+        self.site = {
+            "title": str(config["publication.title"]),
+            "description": str(config["publication.description"]),
+            "author": str(config["publication.author"]),
+            "language": str(config["publication.language"]),
+            "url": config.site_url + "/",
+            "subscribe_url": config.public_url + "/subscribe",
+            "logo": feeds.absolute_url(config, str(config["publication.logo"])),
+        }
+        self.feeds = [
+            {
+                "label": label,
+                "title": f"{self.site['title']} ({label})",
+                "type": feeds.FEED_TYPES[kind],
+                "href": feeds.feed_url(config, kind),
+            }
+            for kind, label in _FEED_LABELS
+        ]
+        self.hubs = feeds.hub_urls(config)
+
+    def _tag_feeds(self, article: Article) -> list[dict[str, str]]:
+        if not self.config["feeds.per_tag"]:
+            return []
+        out = []
+        for tag in article.tags:
+            name = self.tags.get(feeds.tag_slug(tag))
+            if name is not None:
+                out.append(
+                    {
+                        "title": f"{self.site['title']}: {name}",
+                        "type": feeds.FEED_TYPES["atom"],
+                        "href": feeds.feed_url(self.config, "atom", name),
+                        "tag": tag,
+                    }
+                )
+        return out
+
+    def _render(self, name: str, **context: Any) -> bytes:
+        try:
+            template = self.env.get_template(name)
+            page = template.render(site=self.site, feeds=self.feeds, hubs=self.hubs, **context)
+        except jinja2.TemplateNotFound as exc:
+            raise TemplateError(
+                f"template {exc.name!r} not found in {self.config.path_of('build.templates')} "
+                "or the defaults; check the file name of your override"
+            ) from exc
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(f"{exc.filename or exc.name}:{exc.lineno}: {exc.message}; fix the template") from exc
+        except jinja2.TemplateError as exc:
+            raise TemplateError(f"template {name!r} failed to render: {exc}") from exc
+        return page.encode("utf-8")
+
+    def index(self, articles: Sequence[Article]) -> bytes:
+        years: dict[int, list[Article]] = {}
+        for article in articles:
+            years.setdefault(article.date.astimezone(self.config.tz).year, []).append(article)
+        return self._render("web/index.html", articles=articles, years=sorted(years.items(), reverse=True))
+
+    def article(self, article: Article, *, newer: Article | None, older: Article | None) -> bytes:
+        return self._render(
+            "web/article.html",
+            article=article,
+            content=Markup(feeds.content_html(article)),  # noqa: S704  (sanitised by content)
+            updated=article.modified > article.date,
+            tag_feeds=self._tag_feeds(article),
+            newer=newer,
+            older=older,
+        )
+
+
+def _long_date(value: datetime) -> str:
+    return f"{value:%B} {value.day}, {value.year}"
+
+
+def write_site(output: Path, site: Site, *, write: bool = True) -> BuildReport:
+    """Write what changed, keep what did not, remove what an earlier build left behind."""
+    root = output.resolve()
+    targets = {rel: _inside(root, rel) for rel in site.files}
+    previous, manifest_note = _read_manifest(root)
+    written: list[str] = []
+    unchanged: list[str] = []
+    for rel in sorted(site.files):
+        path = targets[rel]
+        if _same_bytes(path, site.files[rel]):
+            unchanged.append(rel)
+            continue
+        written.append(rel)
+        if write:
+            _write_atomic(path, site.files[rel])
+    stale = sorted(rel for rel in previous - set(site.files) if _inside_or_none(root, rel))
+    removed = [rel for rel in stale if (root / rel).is_file()]
+    if write:
+        for rel in removed:
+            _remove(root, rel)
+        manifest = (json.dumps({"files": sorted(site.files)}, indent=1) + "\n").encode("utf-8")
+        manifest_path = root / MANIFEST
+        if not _same_bytes(manifest_path, manifest):
+            _write_atomic(manifest_path, manifest)
+    warnings = [*site.warnings, *([manifest_note] if manifest_note else [])]
+    return BuildReport(
+        written=tuple(written),
+        unchanged=tuple(unchanged),
+        warnings=tuple(warnings),
+        removed=tuple(removed),
+    )
+
+
+def _inside_or_none(root: Path, rel: str) -> Path | None:
+    try:
+        return _inside(root, rel)
+    except BuildError:
+        return None
+
+
+def _inside(root: Path, rel: str) -> Path:
+    pure = PurePosixPath(rel)
+    if pure.is_absolute() or ".." in pure.parts or not pure.parts:
+        raise BuildError(f"refusing to write {rel!r}: it is outside the output folder {root}")
+    return root.joinpath(*pure.parts)
+
+
+def _read_manifest(root: Path) -> tuple[set[str], str]:
+    path = root / MANIFEST
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return set(), ""
+    except (OSError, ValueError) as exc:
+        return set(), f"{path}: unreadable ({exc}); stale files of removed articles are kept"
+    files = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        return set(), f"{path}: not a publisher manifest; stale files of removed articles are kept"
+    return set(files), ""
+
+
+def _same_bytes(path: Path, data: bytes) -> bool:
+    try:
+        if path.stat().st_size != len(data):
+            return False
+        return path.read_bytes() == data
+    except OSError:
+        return False
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Readers see the old file or the new one, never half of one."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            mode = path.stat().st_mode & 0o777
+        except FileNotFoundError:
+            mode = _FILE_MODE
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            Path(temp).chmod(mode)
+            Path(temp).replace(path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise BuildError(
+            f"cannot write {path}: {exc.strerror or exc}; check that [build] output points to a folder you can write"
+        ) from exc
+
+
+def _remove(root: Path, rel: str) -> None:
+    """Remove a stale file and any folders it leaves empty (never `root` itself)."""
+    path = root / rel
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        raise BuildError(f"cannot remove stale {path}: {exc.strerror or exc}") from exc
+    parent = path.parent
+    while parent != root and root in parent.parents:
+        try:
+            parent.rmdir()
+        except OSError:
+            break
+        parent = parent.parent

@@ -1,0 +1,371 @@
+"""Articles into RSS 2.0, Atom 1.0 and JSON Feed 1.1 documents.
+
+The only module that imports feedgen, so its getter/setter API and its quirks stay here.
+Pure: values in, bytes out. A feed's own timestamp is the newest entry's modification
+time, never the clock, so rebuilding unchanged content gives byte-identical feeds (and
+web servers keep their ETags).
+
+feedgen quirks handled here:
+- its RSS output drops every `atom:link` except rel=self, so WebSub hub links are added
+  by a small extension;
+- it makes the RSS channel `<link>` the *last* link added, so the site link goes last;
+- it prepends entries by default, so entries are appended explicitly.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+from urllib.parse import urljoin, urlsplit
+
+from feedgen.ext.base import BaseEntryExtension, BaseExtension
+from feedgen.feed import FeedGenerator
+from feedgen.util import xml_elem
+
+from publisher.config import Config
+from publisher.errors import ConfigError
+from publisher.models import Article
+
+__all__ = [
+    "BUILDERS",
+    "FEED_TYPES",
+    "FeedBuilder",
+    "FeedKind",
+    "absolute_url",
+    "build_atom",
+    "build_json",
+    "build_rss",
+    "content_html",
+    "feed_entries",
+    "feed_path",
+    "feed_url",
+    "hub_urls",
+    "site_tags",
+    "tag_slug",
+]
+
+FeedKind = Literal["rss", "atom", "json"]
+
+FEED_TYPES: dict[str, str] = {
+    "rss": "application/rss+xml",
+    "atom": "application/atom+xml",
+    "json": "application/feed+json",
+}
+"""Media type of each kind of feed, for `<link rel="alternate">` and HTTP headers."""
+
+_PATHS: dict[str, str] = {"rss": "feeds/rss.xml", "atom": "feeds/atom.xml", "json": "feeds/feed.json"}
+_TAG_PATHS: dict[str, str] = {
+    "rss": "feeds/tags/{slug}.rss.xml",
+    "atom": "feeds/tags/{slug}.xml",
+    "json": "feeds/tags/{slug}.json",
+}
+
+ATOM_NS = "http://www.w3.org/2005/Atom"
+DC_NS = "http://purl.org/dc/elements/1.1/"
+DCTERMS_NS = "http://purl.org/dc/terms/"
+MEDIA_NS = "http://search.yahoo.com/mrss/"
+JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+"""The `updated` time of a feed with no entries: fixed, so an empty feed is stable too."""
+
+# Characters XML 1.0 cannot carry at all; lxml refuses them rather than escaping.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def tag_slug(tag: str) -> str:
+    """The file-name form of a tag: "Sleep & Rest" -> "sleep-rest".
+
+    Tags that differ only in case or punctuation share one feed.
+    """
+    folded = unicodedata.normalize("NFKD", tag).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")
+
+
+def feed_path(kind: FeedKind, tag: str | None = None) -> str:
+    """Where a feed lives under the output folder (and under the site URL)."""
+    if tag is None:
+        return _PATHS[kind]
+    slug = tag_slug(tag)
+    if not slug:
+        raise ValueError(f"tag {tag!r} has no letters or digits to name a feed after")
+    return _TAG_PATHS[kind].format(slug=slug)
+
+
+def feed_url(config: Config, kind: FeedKind, tag: str | None = None) -> str:
+    return f"{config.site_url}/{feed_path(kind, tag)}"
+
+
+def hub_urls(config: Config) -> tuple[str, ...]:
+    """The configured WebSub hubs, checked to be absolute http(s) URLs."""
+    hubs = tuple(str(h) for h in config["feeds.hubs"])
+    for hub in hubs:
+        parts = urlsplit(hub)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(
+                f"[feeds] hubs: {hub!r} is not an absolute http(s) URL; write the hub's "
+                'full address, e.g. "https://pubsubhubbub.appspot.com/"'
+            )
+    return hubs
+
+
+def site_tags(articles: Iterable[Article]) -> dict[str, str]:
+    """Each tag slug with the spelling most articles use, sorted by slug."""
+    spellings: dict[str, Counter[str]] = {}
+    for article in articles:
+        for tag in article.tags:
+            slug = tag_slug(tag)
+            if slug:
+                spellings.setdefault(slug, Counter())[tag] += 1
+    return {
+        slug: min(counts.items(), key=lambda item: (-item[1], item[0]))[0] for slug, counts in sorted(spellings.items())
+    }
+
+
+def feed_entries(
+    config: Config, articles: Iterable[Article], now: datetime, *, tag: str | None = None
+) -> list[Article]:
+    """The articles a feed carries: public ones (with the tag), newest first, at most N.
+
+    Callers pass public articles already; filtering again here costs nothing and means a
+    draft can never reach a feed through a forgetful caller.
+    """
+    wanted = tag_slug(tag) if tag is not None else None
+    chosen = [
+        a for a in articles if a.is_public(now) and (wanted is None or any(tag_slug(t) == wanted for t in a.tags))
+    ]
+    chosen.sort(key=lambda a: (a.date, a.slug), reverse=True)
+    return chosen[: int(config["feeds.entries"])]
+
+
+def content_html(article: Article) -> str:
+    """The article's HTML as feeds carry it: with its lead image on top, as on its page."""
+    if not article.image or article.image in article.html:
+        return article.html
+    figure = f'<figure><img src="{html.escape(article.image)}" alt="{html.escape(article.image_alt)}"></figure>\n'
+    return figure + article.html
+
+
+def _text(value: str) -> str:
+    return _XML_INVALID.sub("", value)
+
+
+def _stamp(value: datetime) -> datetime:
+    """UTC, whole seconds: the form every feed date takes."""
+    return value.astimezone(UTC).replace(microsecond=0)
+
+
+def _rfc3339(value: datetime) -> str:
+    return _stamp(value).isoformat()
+
+
+def _feed_updated(entries: Sequence[Article]) -> datetime:
+    return _stamp(max((a.modified for a in entries), default=EPOCH))
+
+
+def absolute_url(config: Config, url: str) -> str:
+    """A URL from config (such as the logo) made absolute against the site."""
+    return urljoin(config.site_url + "/", url) if url else ""
+
+
+def _publication_author(config: Config) -> str:
+    """Atom requires an author; the publication's name stands in when none is configured."""
+    return str(config["publication.author"]) or str(config["publication.title"])
+
+
+def _author(config: Config, article: Article) -> str:
+    return article.author or _publication_author(config)
+
+
+def _feed_title(config: Config, tag_name: str | None) -> str:
+    title = str(config["publication.title"])
+    return f"{title}: {tag_name}" if tag_name else title
+
+
+def _tag_name(articles: Sequence[Article], tag: str | None) -> str | None:
+    if tag is None:
+        return None
+    return site_tags(articles).get(tag_slug(tag), tag)
+
+
+class _RssExtension(BaseExtension):  # type: ignore[misc]
+    """Adds the `atom:link rel="hub"` elements feedgen's RSS writer leaves out."""
+
+    def __init__(self) -> None:
+        self.hubs: tuple[str, ...] = ()
+
+    def extend_ns(self) -> dict[str, str]:
+        return {"dc": DC_NS, "dcterms": DCTERMS_NS}
+
+    def extend_rss(self, feed: Any) -> Any:
+        channel = feed.find("channel")
+        anchor = channel.find(f"{{{ATOM_NS}}}link")
+        position = list(channel).index(anchor) + 1 if anchor is not None else len(channel)
+        for offset, hub in enumerate(self.hubs):
+            link = xml_elem(f"{{{ATOM_NS}}}link", href=hub, rel="hub")
+            channel.insert(position + offset, link)
+        return feed
+
+
+class _RssEntryExtension(BaseEntryExtension):  # type: ignore[misc]
+    """dc:creator (RSS's `author` must be an email address) and dcterms:modified."""
+
+    def __init__(self) -> None:
+        self.creator = ""
+        self.modified: datetime | None = None
+
+    def extend_rss(self, item: Any) -> Any:
+        if self.creator:
+            xml_elem(f"{{{DC_NS}}}creator", item).text = self.creator
+        if self.modified is not None:
+            xml_elem(f"{{{DCTERMS_NS}}}modified", item).text = _rfc3339(self.modified)
+        return item
+
+
+class _MediaExtension(BaseExtension):  # type: ignore[misc]
+    def extend_ns(self) -> dict[str, str]:
+        return {"media": MEDIA_NS}
+
+
+class _MediaEntryExtension(BaseEntryExtension):  # type: ignore[misc]
+    """`media:thumbnail`: the lead image readers show beside an entry in their list."""
+
+    def __init__(self) -> None:
+        self.image = ""
+
+    def extend_atom(self, entry: Any) -> Any:
+        if self.image:
+            xml_elem(f"{{{MEDIA_NS}}}thumbnail", entry, url=self.image)
+        return entry
+
+    def extend_rss(self, item: Any) -> Any:
+        return self.extend_atom(item)
+
+
+def _generator(
+    config: Config, articles: Sequence[Article], now: datetime, kind: FeedKind, tag: str | None
+) -> FeedGenerator:
+    entries = feed_entries(config, articles, now, tag=tag)
+    tag_name = _tag_name(entries, tag)
+    self_url = feed_url(config, kind, tag)
+    home = config.site_url + "/"
+    author_name = _text(_publication_author(config))
+    email = str(config["publication.email"])
+
+    fg = FeedGenerator()
+    fg.register_extension("publisher_rss", _RssExtension, _RssEntryExtension, atom=False, rss=True)
+    fg.register_extension("publisher_media", _MediaExtension, _MediaEntryExtension)
+    fg.publisher_rss.hubs = hub_urls(config)
+
+    fg.id(self_url)
+    fg.title(_text(_feed_title(config, tag_name)))
+    fg.description(_text(str(config["publication.description"]) or _feed_title(config, tag_name)))
+    fg.language(str(config["publication.language"]))
+    fg.generator("publisher")
+    fg.updated(_feed_updated(entries))
+    person = {"name": author_name}
+    if email:
+        person["email"] = email
+        fg.managingEditor(f"{email} ({author_name})")
+    fg.author(person)
+    logo = absolute_url(config, str(config["publication.logo"]))
+    if logo:
+        fg.logo(logo)
+        fg.icon(logo)
+    fg.link(href=self_url, rel="self", type=FEED_TYPES[kind])
+    for hub in hub_urls(config):
+        fg.link(href=hub, rel="hub")
+    # Last on purpose: feedgen makes the final link the RSS channel's <link>.
+    fg.link(href=home, rel="alternate", type="text/html")
+
+    for article in entries:
+        fe = fg.add_entry(order="append")
+        fe.id(article.id)
+        fe.title(_text(article.title))
+        fe.link(href=article.url, rel="alternate", type="text/html")
+        fe.published(_stamp(article.date))
+        fe.updated(_stamp(article.modified))
+        fe.content(_text(content_html(article)), type="html")
+        if article.summary:
+            fe.summary(_text(article.summary))
+        author = _text(_author(config, article))
+        fe.author(name=author)
+        for tag_value in article.tags:
+            fe.category(term=_text(tag_value))
+        fe.publisher_rss.creator = author
+        fe.publisher_rss.modified = article.modified
+        fe.publisher_media.image = article.image or ""
+    return fg
+
+
+def build_rss(config: Config, articles: Sequence[Article], now: datetime, *, tag: str | None = None) -> bytes:
+    """RSS 2.0 with content:encoded, guid isPermaLink="false" and WebSub hub links."""
+    fg = _generator(config, articles, now, "rss", tag)
+    rss: bytes = fg.rss_str(pretty=True)
+    return rss
+
+
+def build_atom(config: Config, articles: Sequence[Article], now: datetime, *, tag: str | None = None) -> bytes:
+    """Atom 1.0 with full HTML content, summary, published and updated times."""
+    fg = _generator(config, articles, now, "atom", tag)
+    atom: bytes = fg.atom_str(pretty=True)
+    return atom
+
+
+def build_json(config: Config, articles: Sequence[Article], now: datetime, *, tag: str | None = None) -> bytes:
+    """JSON Feed 1.1 (https://www.jsonfeed.org/version/1.1/)."""
+    entries = feed_entries(config, articles, now, tag=tag)
+    tag_name = _tag_name(entries, tag)
+    publication_author = _publication_author(config)
+    feed: dict[str, Any] = {
+        "version": JSON_FEED_VERSION,
+        "title": _feed_title(config, tag_name),
+        "home_page_url": config.site_url + "/",
+        "feed_url": feed_url(config, "json", tag),
+    }
+    if config["publication.description"]:
+        feed["description"] = str(config["publication.description"])
+    logo = absolute_url(config, str(config["publication.logo"]))
+    if logo:
+        feed["icon"] = logo
+        feed["favicon"] = logo
+    feed["authors"] = [{"name": publication_author, "url": config.site_url + "/"}]
+    feed["language"] = str(config["publication.language"])
+    hubs = hub_urls(config)
+    if hubs:
+        feed["hubs"] = [{"type": "WebSub", "url": hub} for hub in hubs]
+    items = []
+    for article in entries:
+        item: dict[str, Any] = {
+            "id": article.id,
+            "url": article.url,
+            "title": article.title,
+            "content_html": content_html(article),
+        }
+        if article.summary:
+            item["summary"] = article.summary
+        if article.image:
+            item["image"] = article.image
+        item["date_published"] = _rfc3339(article.date)
+        item["date_modified"] = _rfc3339(article.modified)
+        item["authors"] = [{"name": _author(config, article)}]
+        if article.tags:
+            item["tags"] = list(article.tags)
+        items.append(item)
+    feed["items"] = items
+    return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+class FeedBuilder(Protocol):
+    def __call__(
+        self, config: Config, articles: Sequence[Article], now: datetime, *, tag: str | None = None
+    ) -> bytes: ...
+
+
+BUILDERS: dict[FeedKind, FeedBuilder] = {"rss": build_rss, "atom": build_atom, "json": build_json}

@@ -1,0 +1,440 @@
+"""The site build: what lands in public/, atomically and only when it changed; the CLI verbs."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import re
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import feedparser
+import pytest
+from click.testing import CliRunner
+
+from publisher import build
+from publisher.cli import cli
+from publisher.config import Config, load_config
+from publisher.errors import BuildError, TemplateError
+from publisher.models import Article
+
+SITE = "https://notes.example.org"
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+CONFIG = """\
+[publication]
+title = "Harbor Notes"
+url = "https://notes.example.org/"
+description = "Notes on sleep and recovery."
+author = "Dana Reyes, LCSW"
+timezone = "America/New_York"
+postal_address = "120 Wharf Street, Portland, ME 04101, USA"
+
+[build]
+previews = {previews}
+
+[feeds]
+entries = 10
+hubs = ["https://hub.example.com/"]
+
+[newsletter]
+from = "Dana Reyes <notes@example.org>"
+"""
+
+
+def publication(root: Path, *, previews: int = 0, extra: str = "") -> Config:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "config.toml").write_text(CONFIG.format(previews=previews) + extra, encoding="utf-8")
+    return load_config(root / "config.toml", env={})
+
+
+def article(slug: str, day: int, **fields: object) -> Article:
+    date = datetime(2026, 1, day, 14, 30, tzinfo=UTC)
+    values: dict[str, object] = {
+        "slug": slug,
+        "title": slug.replace("-", " ").capitalize(),
+        "date": date,
+        "html": f"<h2>About {slug}</h2>\n<p>Body of {slug}.</p>\n",
+        "id": f"tag:notes.example.org,{date:%Y-%m-%d}:/{slug}",
+        "url": f"{SITE}/{slug}/",
+        "author": "Dana Reyes, LCSW",
+        "summary": f"Summary of {slug}.",
+        "tags": ("Sleep",),
+        "source": f"content/2026-01-{day:02d}-{slug}.md",
+    }
+    values.update(fields)
+    return Article(**values)  # type: ignore[arg-type]
+
+
+def articles() -> list[Article]:
+    return [
+        article("night-waking", 20, tags=("Sleep", "Anxiety"), updated=datetime(2026, 2, 2, 9, 0, tzinfo=UTC)),
+        article("grief-and-rest", 12, tags=("grief",)),
+        article("small-steps", 5),
+        article("secret-draft", 25, title="Secret draft title", draft=True),
+        article("not-yet", 27, title="Not yet title", date=NOW + timedelta(days=2)),
+    ]
+
+
+def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    return {
+        p.relative_to(folder).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_writes_feeds_pages_and_manifest(tmp_path: Path) -> None:
+    """A build writes every feed, the tag feeds, the archive, one page per article."""
+    config = publication(tmp_path)
+    report = build.build_site(config, articles(), NOW)
+    expected = {
+        "feeds/rss.xml",
+        "feeds/atom.xml",
+        "feeds/feed.json",
+        "feeds/tags/sleep.xml",
+        "feeds/tags/anxiety.xml",
+        "feeds/tags/grief.xml",
+        "index.html",
+        "night-waking/index.html",
+        "grief-and-rest/index.html",
+        "small-steps/index.html",
+    }
+    assert set(report.written) == expected
+    assert report.unchanged == ()
+    on_disk = set(snapshot(tmp_path / "public"))
+    assert on_disk == expected | {build.MANIFEST}
+    manifest = json.loads((tmp_path / "public" / build.MANIFEST).read_text())
+    assert manifest == {"files": sorted(expected)}
+
+
+def test_drafts_and_future_articles_appear_nowhere(tmp_path: Path) -> None:
+    """No file in public/ mentions a draft or a future article."""
+    config = publication(tmp_path, previews=10)
+    build.build_site(config, articles(), NOW)
+    for name, (data, _) in snapshot(tmp_path / "public").items():
+        for marker in (b"secret-draft", b"Secret draft", b"not-yet", b"Not yet"):
+            assert marker not in data, f"{marker!r} in {name}"
+
+
+def test_second_build_rewrites_nothing(tmp_path: Path) -> None:
+    """A rebuild with no change keeps every file's bytes and mtime."""
+    config = publication(tmp_path, previews=10)
+    build.build_site(config, articles(), NOW)
+    before = snapshot(tmp_path / "public")
+    report = build.build_site(config, articles(), NOW + timedelta(hours=5))
+    assert report.written == ()
+    assert report.removed == ()
+    assert len(report.unchanged) == len(before) - 1  # all but the manifest
+    assert snapshot(tmp_path / "public") == before
+
+
+def test_an_edit_rewrites_only_what_shows_it(tmp_path: Path) -> None:
+    """Editing one article's body rewrites its page and the feeds, not the other pages."""
+    config = publication(tmp_path)
+    build.build_site(config, articles(), NOW)
+    before = snapshot(tmp_path / "public")
+    edited = [replace(articles()[2], html="<p>Rewritten.</p>"), *articles()[:2]]
+    report = build.build_site(config, edited, NOW)
+    assert set(report.written) == {
+        "small-steps/index.html",
+        "feeds/rss.xml",
+        "feeds/atom.xml",
+        "feeds/feed.json",
+        "feeds/tags/sleep.xml",
+    }
+    after = snapshot(tmp_path / "public")
+    assert after["grief-and-rest/index.html"] == before["grief-and-rest/index.html"]
+
+
+def test_removed_article_leaves_no_stale_files(tmp_path: Path) -> None:
+    """Files an earlier build wrote for a removed article go; the author's own files stay."""
+    config = publication(tmp_path)
+    build.build_site(config, articles(), NOW)
+    own = tmp_path / "public" / "robots.txt"
+    own.write_text("User-agent: *\n")
+    report = build.build_site(config, articles()[:2], NOW)
+    assert report.removed == ("small-steps/index.html",)
+    assert not (tmp_path / "public" / "small-steps").exists()
+    assert own.read_text() == "User-agent: *\n"
+
+
+def test_tampered_manifest_cannot_remove_outside_files(tmp_path: Path) -> None:
+    """Manifest entries pointing outside the output folder are ignored."""
+    config = publication(tmp_path)
+    outside = tmp_path / "keep.txt"
+    outside.write_text("keep")
+    (tmp_path / "public").mkdir()
+    (tmp_path / "public" / build.MANIFEST).write_text(json.dumps({"files": ["../keep.txt"]}))
+    report = build.build_site(config, articles(), NOW)
+    assert report.removed == ()
+    assert outside.read_text() == "keep"
+
+
+def test_unreadable_manifest_is_a_warning(tmp_path: Path) -> None:
+    """A broken manifest keeps stale files and says so instead of failing the build."""
+    config = publication(tmp_path)
+    (tmp_path / "public").mkdir()
+    (tmp_path / "public" / build.MANIFEST).write_text("{not json")
+    report = build.build_site(config, articles(), NOW)
+    assert any("stale files" in w for w in report.warnings)
+    assert json.loads((tmp_path / "public" / build.MANIFEST).read_text())["files"]
+
+
+def test_check_mode_writes_nothing(tmp_path: Path) -> None:
+    """write=False renders and reports what would change, and touches no file."""
+    config = publication(tmp_path)
+    report = build.build_site(config, articles(), NOW, write=False)
+    assert "index.html" in report.written
+    assert not (tmp_path / "public").exists()
+
+
+def test_files_are_world_readable_and_no_temp_files_remain(tmp_path: Path) -> None:
+    """Written files are 0644 (web servers read them) and temp files are gone."""
+    config = publication(tmp_path)
+    build.build_site(config, articles(), NOW)
+    files = [p for p in (tmp_path / "public").rglob("*") if p.is_file()]
+    assert all(p.stat().st_mode & 0o777 == 0o644 for p in files)
+    assert not [p for p in files if p.name.endswith(".tmp")]
+
+
+def test_unwritable_output_is_a_build_error(tmp_path: Path) -> None:
+    """An output path that cannot be a folder gives a BuildError naming it."""
+    config = publication(tmp_path)
+    (tmp_path / "public").write_text("a file where the folder should be")
+    with pytest.raises(BuildError, match="cannot write"):
+        build.build_site(config, articles(), NOW)
+
+
+def test_per_tag_feeds_can_be_switched_off(tmp_path: Path) -> None:
+    """With feeds.per_tag = false there is no feeds/tags/ folder and no tag feed links."""
+    text = CONFIG.format(previews=0).replace("entries = 10", "entries = 10\nper_tag = false")
+    (tmp_path / "config.toml").write_text(text)
+    config = load_config(tmp_path / "config.toml", env={})
+    build.build_site(config, articles(), NOW)
+    assert not (tmp_path / "public" / "feeds" / "tags").exists()
+    assert b"feeds/tags" not in (tmp_path / "public" / "night-waking" / "index.html").read_bytes()
+
+
+def test_article_page_links_feeds_and_hub(tmp_path: Path) -> None:
+    """Each page announces the feeds, its tags' feeds and the hub, and links its neighbours."""
+    config = publication(tmp_path)
+    build.build_site(config, articles(), NOW)
+    page = (tmp_path / "public" / "grief-and-rest" / "index.html").read_text()
+    for href, kind in (
+        ("feeds/rss.xml", "application/rss+xml"),
+        ("feeds/atom.xml", "application/atom+xml"),
+        ("feeds/feed.json", "application/feed+json"),
+        ("feeds/tags/grief.xml", "application/atom+xml"),
+    ):
+        pattern = f'<link rel="alternate" type="{re.escape(kind)}" [^>]*href="{SITE}/{href}">'
+        assert re.search(pattern, page), href
+    assert '<link rel="hub" href="https://hub.example.com/">' in page
+    assert f'<link rel="canonical" href="{SITE}/grief-and-rest/">' in page
+    assert f'rel="prev" href="{SITE}/small-steps/"' in page
+    assert f'rel="next" href="{SITE}/night-waking/"' in page
+    assert "<h2>About grief-and-rest</h2>" in page
+    assert '<html lang="en">' in page
+
+
+def test_archive_lists_public_articles_newest_first(tmp_path: Path) -> None:
+    """The index lists every public article, newest first, grouped by year."""
+    config = publication(tmp_path)
+    build.build_site(config, articles(), NOW)
+    index = (tmp_path / "public" / "index.html").read_text()
+    positions = [index.index(f'href="{SITE}/{slug}/"') for slug in ("night-waking", "grief-and-rest", "small-steps")]
+    assert positions == sorted(positions)
+    assert '<h2 id="year-2026">2026</h2>' in index
+    assert "January 20, 2026" in index
+
+
+def test_pages_show_dates_in_the_publication_zone(tmp_path: Path) -> None:
+    """A 02:00 UTC article is dated the evening before in New York."""
+    config = publication(tmp_path)
+    late = article("late", 10, date=datetime(2026, 1, 10, 2, 0, tzinfo=UTC))
+    build.build_site(config, [late], NOW)
+    page = (tmp_path / "public" / "late" / "index.html").read_text()
+    assert '<time datetime="2026-01-10T02:00:00+00:00">January 9, 2026</time>' in page
+
+
+def test_hostile_title_is_escaped_in_pages(tmp_path: Path) -> None:
+    """Markup in a title shows as text on the archive and the article page."""
+    config = publication(tmp_path)
+    hostile = article("hostile", 3, title='<script>alert("x")</script>')
+    build.build_site(config, [hostile], NOW)
+    for name in ("index.html", "hostile/index.html"):
+        page = (tmp_path / "public" / name).read_text()
+        assert "<script" not in page
+        assert "&lt;script&gt;" in page
+
+
+def test_template_override_by_file_name(tmp_path: Path) -> None:
+    """A templates/web/article.html in the publication replaces the default."""
+    config = publication(tmp_path)
+    override = tmp_path / "templates" / "web" / "article.html"
+    override.parent.mkdir(parents=True)
+    override.write_text("<p>Custom page for {{ article.title }}</p>\n")
+    build.build_site(config, articles(), NOW)
+    page = (tmp_path / "public" / "small-steps" / "index.html").read_text()
+    assert page == "<p>Custom page for Small steps</p>\n"
+    assert "<!doctype html>" in (tmp_path / "public" / "index.html").read_text()
+
+
+def test_broken_template_names_file_and_line(tmp_path: Path) -> None:
+    """A template syntax error is a TemplateError with the file name and line."""
+    config = publication(tmp_path)
+    override = tmp_path / "templates" / "web" / "index.html"
+    override.parent.mkdir(parents=True)
+    override.write_text("<ul>\n{% for a in articles %}\n<li>{{ a.title }</li>\n")
+    with pytest.raises(TemplateError, match=r"index\.html:3"):
+        build.build_site(config, articles(), NOW)
+
+
+def test_duplicate_slug_is_refused(tmp_path: Path) -> None:
+    """Two articles with one slug are a BuildError naming both sources."""
+    config = publication(tmp_path)
+    twins = [article("same", 3), article("same", 4)]
+    with pytest.raises(BuildError, match=r"2026-01-03-same\.md.*2026-01-04-same\.md"):
+        build.build_site(config, twins, NOW)
+
+
+@pytest.mark.parametrize("slug", ["../escape", "a/b", ".hidden", "feeds", ""])
+def test_slug_that_cannot_be_a_folder_is_refused(tmp_path: Path, slug: str) -> None:
+    """Slugs that would escape or clobber the output layout are refused."""
+    config = publication(tmp_path)
+    with pytest.raises(BuildError, match="cannot name a folder"):
+        build.build_site(config, [replace(article("x", 3), slug=slug)], NOW)
+    assert not (tmp_path / "escape").exists()
+
+
+def test_newsletter_previews_for_the_newest_only(tmp_path: Path) -> None:
+    """Previews (.html and a multipart/alternative .eml) exist for the newest N articles."""
+    config = publication(tmp_path, previews=2)
+    report = build.build_site(config, articles(), NOW)
+    previews = sorted(p for p in report.written if p.startswith("newsletters/"))
+    assert previews == [
+        "newsletters/grief-and-rest.eml",
+        "newsletters/grief-and-rest.html",
+        "newsletters/night-waking.eml",
+        "newsletters/night-waking.html",
+    ]
+    raw = (tmp_path / "public" / "newsletters" / "night-waking.eml").read_bytes()
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert message.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
+    assert message["List-Unsubscribe"].startswith(f"<{SITE}/unsubscribe/preview>")
+    html = (tmp_path / "public" / "newsletters" / "night-waking.html").read_text()
+    assert f"{SITE}/unsubscribe/preview" in html
+
+
+def test_preview_warnings_are_collected_once(tmp_path: Path) -> None:
+    """Newsletter warnings reach the report, each distinct problem once."""
+    publication(tmp_path, previews=3)
+    text = (
+        (tmp_path / "config.toml")
+        .read_text()
+        .replace('postal_address = "120 Wharf Street, Portland, ME 04101, USA"\n', "")
+    )
+    (tmp_path / "config.toml").write_text(text)
+    config = load_config(tmp_path / "config.toml", env={})
+    report = build.build_site(config, articles(), NOW)
+    postal = [w for w in report.warnings if "postal_address" in w]
+    assert len(postal) == 1
+
+
+def test_feeds_in_public_are_valid(tmp_path: Path) -> None:
+    """Every XML feed written parses without bozo."""
+    config = publication(tmp_path)
+    build.build_site(config, articles(), NOW)
+    for path in (tmp_path / "public" / "feeds").rglob("*.xml"):
+        assert feedparser.parse(path.read_bytes()).bozo == 0, path
+
+
+ARTICLE_FILE = """\
+---
+title: {title}
+date: 2026-01-{day:02d} 09:00
+tags: [sleep]
+---
+
+First paragraph of {title}.
+
+## A heading
+
+More text.
+"""
+
+
+def cli_publication(root: Path) -> Path:
+    publication(root)
+    content = root / "content"
+    content.mkdir()
+    for day, title in ((3, "Sleep basics"), (9, "Worry time")):
+        (content / f"2026-01-{day:02d}-{title.lower().replace(' ', '-')}.md").write_text(
+            ARTICLE_FILE.format(title=title, day=day)
+        )
+    return root / "config.toml"
+
+
+def test_cli_build_then_rebuild(tmp_path: Path) -> None:
+    """`publisher build` reports what it wrote, then that a rebuild left everything alone."""
+    config_path = cli_publication(tmp_path)
+    runner = CliRunner()
+    first = runner.invoke(cli, ["--config", str(config_path), "build"])
+    assert first.exit_code == 0, first.output
+    assert "wrote index.html" in first.output
+    assert (tmp_path / "public" / "sleep-basics" / "index.html").is_file()
+    second = runner.invoke(cli, ["--config", str(config_path), "build"])
+    assert second.exit_code == 0, second.output
+    assert re.search(r": 0 written, \d+ unchanged, 0 removed \(2 articles", second.output)
+
+
+def test_cli_check_passes_and_writes_nothing(tmp_path: Path) -> None:
+    """`publisher check` on good content exits 0 and leaves no public/ behind."""
+    config_path = cli_publication(tmp_path)
+    result = CliRunner().invoke(cli, ["--config", str(config_path), "check"])
+    assert result.exit_code == 0, result.output
+    assert "ok" in result.output
+    assert not (tmp_path / "public").exists()
+
+
+def test_cli_check_reports_every_bad_article(tmp_path: Path) -> None:
+    """`publisher check` names each broken file and exits 1."""
+    config_path = cli_publication(tmp_path)
+    (tmp_path / "content" / "2026-02-01-no-title.md").write_text("---\ndate: 2026-02-01\n---\nx\n")
+    (tmp_path / "content" / "2026-02-02-bad-date.md").write_text("---\ntitle: Bad date\ndate: someday\n---\nx\n")
+    result = CliRunner().invoke(cli, ["--config", str(config_path), "check"])
+    assert result.exit_code == 1
+    assert "2026-02-01-no-title.md" in result.output
+    assert "2026-02-02-bad-date.md" in result.output
+    assert not (tmp_path / "public").exists()
+
+
+def test_cli_check_reports_bad_config(tmp_path: Path) -> None:
+    """`publisher check` with a broken config.toml exits 1 naming the key."""
+    config_path = cli_publication(tmp_path)
+    config_path.write_text(config_path.read_text().replace("entries = 10", 'entries = "ten"'))
+    result = CliRunner().invoke(cli, ["--config", str(config_path), "check"])
+    assert result.exit_code == 1
+    assert "entries" in result.output
+
+
+def test_cli_new_starts_a_draft_and_refuses_to_overwrite(tmp_path: Path) -> None:
+    """`publisher new` writes a parseable draft once; a second run with the title fails."""
+    config_path = cli_publication(tmp_path)
+    runner = CliRunner()
+    first = runner.invoke(cli, ["--config", str(config_path), "new", "Coping with worry"])
+    assert first.exit_code == 0, first.output
+    drafts = list((tmp_path / "content").glob("*-coping-with-worry.md"))
+    assert len(drafts) == 1
+    assert "draft: true" in drafts[0].read_text()
+    before = drafts[0].read_bytes()
+    second = runner.invoke(cli, ["--config", str(config_path), "new", "Coping with worry"])
+    assert second.exit_code == 1
+    assert "already exists" in second.output
+    assert drafts[0].read_bytes() == before
+    built = runner.invoke(cli, ["--config", str(config_path), "build"])
+    assert built.exit_code == 0, built.output
+    assert not (tmp_path / "public" / "coping-with-worry").exists()
