@@ -1,0 +1,476 @@
+"""A rendered issue as pre-encoded MIME bytes, so that each recipient costs a splice.
+
+`MessageTemplate.from_rendered` encodes the headers and both body parts once, split
+around the placeholder tokens that `render_issue` left for per-recipient values.
+`message_bytes` then encodes only those few values and joins the pieces.
+
+Why quoted-printable: base64 cannot be spliced (a value shifts every following
+quantum), while in quoted-printable a soft line break (`=` CRLF) decodes to nothing.
+Every static piece ends in a soft break before a placeholder, and every value is
+encoded on lines of its own followed by a soft break, so no line ever passes 76
+characters however long a value is, and the decoded text is exactly the template
+with the values in place. The boundary starts with `=_`, which quoted-printable
+output can never contain.
+"""
+
+from __future__ import annotations
+
+import binascii
+import email.policy
+import email.utils
+import hashlib
+import html as html_lib
+import re
+from base64 import b64encode
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Final
+from urllib.parse import quote, urlsplit
+
+import dkim
+import dkim.crypto
+
+from publisher.config import Config
+from publisher.errors import ConfigError, SubscriberError
+from publisher.models import RenderedIssue
+
+__all__ = [
+    "DKIM_HEADERS",
+    "HTML_PLACEHOLDERS",
+    "PLACEHOLDERS",
+    "TEXT_PLACEHOLDERS",
+    "DkimSigner",
+    "MessageTemplate",
+    "Placeholders",
+    "Recipient",
+    "clean_header_text",
+    "message_id_for",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """One addressee of one issue, with the values spliced into its copy."""
+
+    delivery_id: int | None
+    email: str
+    name: str
+    unsubscribe_url: str
+    """Empty for mail that is not a newsletter (the confirmation mail): no List-Unsubscribe."""
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Placeholders:
+    """Tokens standing for per-recipient values in rendered output.
+
+    Only letters and underscores: premailer, lxml's serialiser (which percent-escapes
+    URL attributes), HTML escaping and quoted-printable all leave them untouched.
+    """
+
+    name: str
+    email: str
+    unsubscribe_url: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"name": self.name, "email": self.email, "unsubscribe_url": self.unsubscribe_url}
+
+
+# The HTML and the text part carry different tokens, so that API providers doing their
+# own substitution (SendGrid, Mailgun) can be given HTML-escaped values for one and raw
+# values for the other.
+HTML_PLACEHOLDERS: Final = Placeholders(
+    "__pub_html_name__", "__pub_html_email__", "__pub_html_unsubscribe_url__"
+)
+TEXT_PLACEHOLDERS: Final = Placeholders(
+    "__pub_text_name__", "__pub_text_email__", "__pub_text_unsubscribe_url__"
+)
+PLACEHOLDERS: Final = (*HTML_PLACEHOLDERS.as_dict().values(), *TEXT_PLACEHOLDERS.as_dict().values())
+
+DKIM_HEADERS: Final = (
+    b"from", b"to", b"subject", b"date", b"message-id", b"reply-to", b"list-id",
+    b"list-unsubscribe", b"list-unsubscribe-post", b"mime-version", b"content-type",
+)
+"""Signed header fields. dkimpy's default omits List-Unsubscribe-Post, which RFC 8058
+requires to be covered for one-click unsubscribe to be honoured."""
+
+_TOKEN_RE = re.compile("(" + "|".join(re.escape(t) for t in PLACEHOLDERS) + ")")
+_TOKEN_KEY = {
+    **{tok: f"html.{key}" for key, tok in HTML_PLACEHOLDERS.as_dict().items()},
+    **{tok: f"text.{key}" for key, tok in TEXT_PLACEHOLDERS.as_dict().items()},
+}
+# C0 controls, DEL and the Unicode line and paragraph separators: none may reach a header.
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]+")
+_ADDR_RE = re.compile(r"^[^\s<>()\[\]\\,;:\"@]+@[^\s<>()\[\]\\,;:\"@]+$")
+_MSGID_RE = re.compile(r"^<[^\s<>@]+@[^\s<>@]+>$")
+_URL_RE = re.compile(r"^https?://[^\s<>\"]+$")
+_SPECIALS_RE = re.compile(r'[][\\()<>@,:;".]')
+_MAX_NAME = 200
+_ONE_CLICK = b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+_SOFT_BREAK = b"=\r\n"
+
+
+def clean_header_text(value: str, *, limit: int | None = None) -> str:
+    """`value` with every control character and line break turned into a space.
+
+    Applied to everything from authors, readers and articles (names, titles, addresses)
+    that ends up in a header, so no such value can ever start a header of its own.
+    """
+    cleaned = " ".join(_CONTROL_RE.sub(" ", value).split())
+    return cleaned[:limit] if limit is not None else cleaned
+
+
+def message_id_for(issue_id: int, delivery_id: int, domain: str) -> str:
+    """The Message-ID of one ledger row: the same on every retry of that row."""
+    host = clean_header_text(domain).replace(" ", "") or "localhost"
+    return f"<i{int(issue_id)}.d{int(delivery_id)}@{host}>"
+
+
+def _qp(text: str) -> bytes:
+    """Quoted-printable with CRLF line ends, starting at column 0."""
+    data = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
+    return binascii.b2a_qp(data, istext=True).replace(b"\n", b"\r\n")
+
+
+def _qp_value(text: str) -> bytes:
+    """A spliced value: its own lines, closed by a soft break so the template resumes at 0."""
+    return _qp(text) + _SOFT_BREAK
+
+
+def _encoded_words(text: str) -> str:
+    """RFC 2047 base64 encoded-words of at most 75 characters, folded, whole characters each."""
+    words: list[str] = []
+    chunk = bytearray()
+    for char in text:
+        encoded = char.encode("utf-8")
+        if len(chunk) + len(encoded) > 45:
+            words.append(f"=?utf-8?b?{b64encode(bytes(chunk)).decode('ascii')}?=")
+            chunk.clear()
+        chunk += encoded
+    if chunk:
+        words.append(f"=?utf-8?b?{b64encode(bytes(chunk)).decode('ascii')}?=")
+    return "\r\n ".join(words)
+
+
+def _address_spec(address: str) -> str:
+    """An addr-spec fit for a header, or SubscriberError (never a silently altered address)."""
+    if not _ADDR_RE.match(address):
+        raise SubscriberError(
+            f"{address!r} cannot be used as a recipient address (spaces, line breaks or "
+            "brackets are not allowed); fix or remove this subscriber"
+        )
+    local, _, domain = address.rpartition("@")
+    if not domain.isascii():
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError as exc:
+            raise SubscriberError(f"{address!r}: the domain is not a valid name") from exc
+    return f"{local}@{domain}"
+
+
+def _mailbox(name: str, address: str, *, encode: bool = True) -> str:
+    """`Name <address>`: quoted when needed, RFC 2047 (for a header) when not ASCII."""
+    if not name:
+        return address
+    if not name.isascii() and encode:
+        return f"{_encoded_words(name)} <{address}>"
+    if _SPECIALS_RE.search(name):
+        escaped = name.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{escaped}" <{address}>'
+    return f"{name} <{address}>"
+
+
+def _fold(name: str, value: str) -> bytes:
+    """A header folded and encoded by the stdlib (static headers only: it is slow)."""
+    header = email.policy.SMTP.header_factory(name, value)
+    folded: str = header.fold(policy=email.policy.SMTP)
+    return folded.encode("ascii")
+
+
+def _parse_mailbox(config: Config, key: str) -> tuple[str, str]:
+    raw = clean_header_text(str(config[key]))
+    name, address = email.utils.parseaddr(raw)
+    if not address or "@" not in address or not _ADDR_RE.match(address):
+        section, _, field = key.rpartition(".")
+        raise ConfigError(
+            f"config.toml: [{section}] {field} must be an address such as "
+            f"\"Dana Reyes <dana@example.org>\", got {raw!r}"
+        )
+    return clean_header_text(name, limit=_MAX_NAME), address
+
+
+@dataclass(frozen=True, slots=True)
+class DkimSigner:
+    """A DKIM key and where it is published (`selector._domainkey.domain`)."""
+
+    domain: str
+    selector: str
+    private_key: bytes
+
+    @classmethod
+    def from_config(cls, config: Config) -> DkimSigner | None:
+        """The signer `[delivery.dkim]` describes, or None when DKIM is not configured.
+
+        Reads the key file: called once per issue, at the edge of the otherwise pure work.
+        """
+        domain = str(config["delivery.dkim.domain"]).strip()
+        if not domain:
+            return None
+        selector = str(config["delivery.dkim.selector"]).strip()
+        if not selector:
+            raise ConfigError(
+                "config.toml: [delivery.dkim] selector is required when domain is set "
+                "(the name in selector._domainkey.domain)"
+            )
+        if not str(config["delivery.dkim.private_key_file"]):
+            raise ConfigError(
+                "config.toml: [delivery.dkim] private_key_file is required when domain is set"
+            )
+        path: Path = config.path_of("delivery.dkim.private_key_file")
+        try:
+            key = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(
+                f"config.toml: [delivery.dkim] private_key_file {str(path)!r} cannot be read: {exc}"
+            ) from exc
+        try:
+            dkim.crypto.parse_pem_private_key(key)
+        except Exception as exc:  # dkimpy raises several unrelated types for a bad key
+            raise ConfigError(
+                f"config.toml: [delivery.dkim] private_key_file {str(path)!r} is not a PEM "
+                "RSA private key (make one with `openssl genrsa -out dkim.pem 2048`)"
+            ) from exc
+        return cls(domain=domain, selector=selector, private_key=key)
+
+    def sign(self, message: bytes) -> bytes:
+        """`message` with a DKIM-Signature header in front."""
+        signature: bytes = dkim.sign(
+            message,
+            self.selector.encode("ascii"),
+            self.domain.encode("ascii"),
+            self.private_key,
+            include_headers=list(DKIM_HEADERS),
+            canonicalize=(b"relaxed", b"relaxed"),
+        )
+        return signature + message
+
+
+_Piece = bytes | str
+"""Pre-encoded bytes, or the key of a per-recipient value."""
+
+
+def _body_pieces(text: str, prefix: str) -> list[_Piece]:
+    chunks = _TOKEN_RE.split(text)
+    pieces: list[_Piece] = []
+    for index, chunk in enumerate(chunks):
+        if index % 2:
+            key = _TOKEN_KEY[chunk]
+            if not key.startswith(prefix):
+                raise ValueError(f"{chunk} is a placeholder of the other part")
+            pieces.append(key)
+            continue
+        encoded = _qp(chunk)
+        if index + 1 < len(chunks) and not chunk.endswith("\n"):
+            encoded += _SOFT_BREAK
+        pieces.append(encoded)
+    return pieces
+
+
+def _merge(pieces: list[_Piece]) -> tuple[_Piece, ...]:
+    merged: list[_Piece] = []
+    for piece in pieces:
+        if isinstance(piece, bytes) and merged and isinstance(merged[-1], bytes):
+            merged[-1] = merged[-1] + piece
+        elif piece != b"":
+            merged.append(piece)
+    return tuple(merged)
+
+
+class MessageTemplate:
+    """One issue, encoded once; `message_bytes` makes each recipient's copy."""
+
+    __slots__ = (
+        "_date_cache", "_mailto", "_pieces", "dkim", "html", "key", "list_id",
+        "reply_to", "sender", "sender_address", "subject", "text",
+    )
+
+    def __init__(
+        self,
+        *,
+        key: str,
+        subject: str,
+        sender: str,
+        sender_address: str,
+        reply_to: str,
+        list_id: str,
+        html: str,
+        text: str,
+        pieces: tuple[_Piece, ...],
+        dkim: DkimSigner | None,
+    ) -> None:
+        self.key = key
+        self.subject = subject
+        self.sender = sender
+        self.sender_address = sender_address
+        self.reply_to = reply_to
+        self.list_id = list_id
+        self.html = html
+        self.text = text
+        self.dkim = dkim
+        self._pieces = pieces
+        self._mailto = f"mailto:{quote(sender_address, safe='@')}?subject=unsubscribe"
+        self._date_cache: tuple[datetime, bytes] | None = None
+
+    @classmethod
+    def from_rendered(
+        cls, config: Config, rendered: RenderedIssue, *, dkim: DkimSigner | None = None
+    ) -> MessageTemplate:
+        """Encode `rendered` once. DKIM comes from `[delivery.dkim]` unless passed in."""
+        signer = dkim if dkim is not None else DkimSigner.from_config(config)
+        from_name, from_address = _parse_mailbox(config, "newsletter.from")
+        sender = _mailbox(from_name, from_address, encode=False)
+        reply_to = ""
+        if str(config["newsletter.reply_to"]).strip():
+            reply_to = _mailbox(*_parse_mailbox(config, "newsletter.reply_to"), encode=False)
+        title = clean_header_text(str(config["publication.title"]), limit=_MAX_NAME)
+        list_id = clean_header_text(str(config["newsletter.list_id"]))
+        if not list_id:
+            list_id = urlsplit(config.site_url).hostname or "localhost"
+        if "<" not in list_id:
+            list_id = f"{title} <{list_id}>"
+        subject = clean_header_text(rendered.subject) or title
+        digest = hashlib.sha256(
+            "\0".join((rendered.key, rendered.html, rendered.text)).encode("utf-8")
+        ).hexdigest()
+        boundary = f"=_pub_{digest[:32]}"
+
+        static_middle = _fold("Subject", subject)
+        after_id = b""
+        if reply_to:
+            after_id += _fold("Reply-To", reply_to)
+        after_id += _fold("List-Id", list_id)
+        mime = (
+            b"MIME-Version: 1.0\r\n"
+            + f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n'.encode("ascii")
+            + b"\r\n"
+        )
+        part_head = (
+            "--{b}\r\nContent-Type: text/{kind}; charset=\"utf-8\"\r\n"
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        )
+        pieces: list[_Piece] = [
+            _fold("From", sender),
+            "to",
+            static_middle,
+            "date",
+            "message_id",
+            after_id,
+            "list_unsubscribe",
+            mime,
+            part_head.format(b=boundary, kind="plain").encode("ascii"),
+            *_body_pieces(rendered.text, "text."),
+            b"\r\n" + part_head.format(b=boundary, kind="html").encode("ascii"),
+            *_body_pieces(rendered.html, "html."),
+            f"\r\n--{boundary}--\r\n".encode("ascii"),
+        ]
+        return cls(
+            key=rendered.key,
+            subject=subject,
+            sender=sender,
+            sender_address=from_address,
+            reply_to=reply_to,
+            list_id=list_id,
+            html=rendered.html,
+            text=rendered.text,
+            pieces=_merge(pieces),
+            dkim=signer,
+        )
+
+    def _checked(self, recipient: Recipient) -> tuple[str, str, str]:
+        """Address, name and unsubscribe URL, refused or cleaned before they near a header."""
+        address = _address_spec(recipient.email)
+        name = clean_header_text(recipient.name, limit=_MAX_NAME)
+        url = recipient.unsubscribe_url
+        if url and not _URL_RE.match(url):
+            raise ValueError(f"unsubscribe URL {url!r} is not an absolute http(s) URL")
+        return address, name, url
+
+    def _date_header(self, date: datetime) -> bytes:
+        cached = self._date_cache
+        if cached is not None and cached[0] == date:
+            return cached[1]
+        if date.tzinfo is None or date.utcoffset() is None:
+            raise ValueError("the Date header needs a timezone-aware datetime")
+        header = f"Date: {email.utils.format_datetime(date)}\r\n".encode("ascii")
+        self._date_cache = (date, header)
+        return header
+
+    def _list_unsubscribe(self, url: str) -> str:
+        return f"<{url}>, <{self._mailto}>"
+
+    def message_bytes(self, recipient: Recipient, date: datetime) -> bytes:
+        """The complete RFC 5322 message for `recipient`, DKIM-signed when configured."""
+        address, name, url = self._checked(recipient)
+        if not _MSGID_RE.match(recipient.message_id):
+            raise ValueError(
+                f"Message-ID {recipient.message_id!r} must look like <id@domain> "
+                "(see message_id_for)"
+            )
+        escaped_url = html_lib.escape(url)
+        values: dict[str, bytes] = {
+            "to": f"To: {_mailbox(name, address)}\r\n".encode(),
+            "date": self._date_header(date),
+            "message_id": f"Message-ID: {recipient.message_id}\r\n".encode("ascii"),
+            "list_unsubscribe": (
+                f"List-Unsubscribe: <{url}>,\r\n <{self._mailto}>\r\n".encode() + _ONE_CLICK
+                if url
+                else b""
+            ),
+            "text.name": _qp_value(name),
+            "text.email": _qp_value(address),
+            "text.unsubscribe_url": _qp_value(url),
+            "html.name": _qp_value(html_lib.escape(name)),
+            "html.email": _qp_value(html_lib.escape(address)),
+            "html.unsubscribe_url": _qp_value(escaped_url),
+        }
+        message = b"".join(
+            piece if isinstance(piece, bytes) else values[piece] for piece in self._pieces
+        )
+        return self.dkim.sign(message) if self.dkim is not None else message
+
+    def substitutions(self, recipient: Recipient) -> dict[str, str]:
+        """Placeholder token -> value, HTML-escaped for the HTML part's tokens."""
+        address, name, url = self._checked(recipient)
+        raw = {"name": name, "email": address, "unsubscribe_url": url}
+        subs = {TEXT_PLACEHOLDERS.as_dict()[key]: value for key, value in raw.items()}
+        subs.update(
+            {HTML_PLACEHOLDERS.as_dict()[key]: html_lib.escape(value) for key, value in raw.items()}
+        )
+        return subs
+
+    def parts(self, recipient: Recipient) -> tuple[str, str]:
+        """The personalised (html, text) bodies, for providers that take them separately."""
+        subs = self.substitutions(recipient)
+        return _substitute(self.html, subs), _substitute(self.text, subs)
+
+    def headers(self, recipient: Recipient) -> dict[str, str]:
+        """List and identity headers for API providers that accept custom headers."""
+        _, _, url = self._checked(recipient)
+        found: dict[str, str] = {}
+        if url:
+            found["List-Unsubscribe"] = self._list_unsubscribe(url)
+            found["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        found["List-Id"] = self.list_id
+        if recipient.message_id:
+            if not _MSGID_RE.match(recipient.message_id):
+                raise ValueError(f"Message-ID {recipient.message_id!r} must look like <id@domain>")
+            found["Message-ID"] = recipient.message_id
+        return found
+
+
+def _substitute(text: str, subs: Mapping[str, str]) -> str:
+    return _TOKEN_RE.sub(lambda match: subs[match.group(0)], text)
+
+

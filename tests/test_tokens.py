@@ -1,0 +1,131 @@
+"""Signed tokens and the secret behind them."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from publisher import tokens
+from publisher.config import Config, parse_config
+from publisher.errors import ConfigError, TokenError
+
+SECRET = "0123456789abcdef0123456789abcdef"
+
+
+def make_config(root: Path, env: dict[str, str] | None = None, provider: str = "maildir") -> Config:
+    text = (
+        '[publication]\ntitle = "Harbor Notes"\nurl = "https://notes.example.org/"\n'
+        '[newsletter]\nfrom = "Dana <notes@example.org>"\n'
+        f'[delivery]\nprovider = "{provider}"\n'
+        '[server]\npublic_url = "https://app.example.org/"\n'
+    )
+    return parse_config(text, root=root, env=env or {})
+
+
+def test_round_trip() -> None:
+    """A token verifies to the subscriber id it was signed for."""
+    assert tokens.verify(SECRET, "unsubscribe", tokens.sign(SECRET, "unsubscribe", 42)) == 42
+
+
+def test_token_is_url_safe() -> None:
+    """Tokens go into URL paths as they are."""
+    token = tokens.sign(SECRET, "confirm", 123456789)
+    assert token.replace("-", "").replace("_", "").replace(".", "").isalnum()
+
+
+def test_tampered_token_is_refused() -> None:
+    """A payload moved under another signature, or an altered signature, is invalid."""
+    token = tokens.sign(SECRET, "unsubscribe", 42)
+    other = tokens.sign(SECRET, "unsubscribe", 43)
+    forged = other.split(".")[0] + "." + token.split(".")[1]
+    with pytest.raises(TokenError):
+        tokens.verify(SECRET, "unsubscribe", forged)
+    with pytest.raises(TokenError):
+        # The middle of the signature: a base64 tail character may carry only padding bits.
+        middle = len(token) - 8
+        swapped = "A" if token[middle] != "A" else "B"
+        tokens.verify(SECRET, "unsubscribe", token[:middle] + swapped + token[middle + 1:])
+
+
+def test_wrong_purpose_is_refused() -> None:
+    """A confirmation token cannot unsubscribe anyone, and the other way round."""
+    with pytest.raises(TokenError):
+        tokens.verify(SECRET, "unsubscribe", tokens.sign(SECRET, "confirm", 42))
+    with pytest.raises(TokenError):
+        tokens.verify(SECRET, "confirm", tokens.sign(SECRET, "unsubscribe", 42))
+
+
+def test_wrong_secret_is_refused() -> None:
+    """A token signed with another secret is invalid."""
+    with pytest.raises(TokenError):
+        tokens.verify(SECRET, "unsubscribe", tokens.sign("another secret", "unsubscribe", 42))
+
+
+def test_garbage_gets_the_same_message() -> None:
+    """Malformed and forged tokens are refused with one and the same message."""
+    messages = set()
+    for bad in ("", "abc", "x.y", tokens.sign(SECRET, "confirm", 1)):
+        with pytest.raises(TokenError) as info:
+            tokens.verify(SECRET, "unsubscribe", bad)
+        messages.add(str(info.value))
+    assert len(messages) == 1
+
+
+def test_unknown_purpose_is_a_programming_error() -> None:
+    """Only the known purposes can be signed."""
+    with pytest.raises(ValueError, match="purpose"):
+        tokens.sign(SECRET, "login", 1)
+
+
+def test_urls_use_the_public_url(tmp_path: Path) -> None:
+    """Unsubscribe and confirm links point into the app at server.public_url."""
+    config = make_config(tmp_path)
+    unsubscribe = tokens.unsubscribe_url(config, SECRET, 7)
+    confirm = tokens.confirm_url(config, SECRET, 7)
+    assert unsubscribe.startswith("https://app.example.org/unsubscribe/")
+    assert confirm.startswith("https://app.example.org/confirm/")
+    assert tokens.verify(SECRET, "unsubscribe", unsubscribe.rsplit("/", 1)[1]) == 7
+    assert tokens.verify(SECRET, "confirm", confirm.rsplit("/", 1)[1]) == 7
+
+
+def test_secret_from_environment(tmp_path: Path) -> None:
+    """PUBLISHER_SECRET is used when set, and no file is written."""
+    config = make_config(tmp_path, {"PUBLISHER_SECRET": SECRET}, provider="smtp")
+    assert tokens.resolve_secret(config, real_provider=True) == SECRET
+    assert not (tmp_path / tokens.SECRET_FILE_NAME).exists()
+
+
+def test_secret_from_file_named_by_environment(tmp_path: Path) -> None:
+    """PUBLISHER_SECRET_FILE names a file holding the secret."""
+    path = tmp_path / "secret.txt"
+    path.write_text(SECRET + "\n", encoding="utf-8")
+    config = make_config(tmp_path, {"PUBLISHER_SECRET_FILE": str(path)}, provider="smtp")
+    assert tokens.resolve_secret(config, real_provider=True) == SECRET
+
+
+def test_real_provider_refuses_without_secret(tmp_path: Path) -> None:
+    """A real provider never falls back to a generated secret; the error says how to set one."""
+    config = make_config(tmp_path, provider="smtp")
+    with pytest.raises(ConfigError, match=r"export PUBLISHER_SECRET=\$\(openssl rand -hex 32\)"):
+        tokens.resolve_secret(config, real_provider=True)
+    assert not (tmp_path / tokens.SECRET_FILE_NAME).exists()
+
+
+def test_demo_secret_is_generated_private_and_stable(tmp_path: Path) -> None:
+    """The maildir demo gets a generated secret in a 0600 file, the same on every call."""
+    config = make_config(tmp_path)
+    first = tokens.resolve_secret(config, real_provider=False)
+    path = tmp_path / tokens.SECRET_FILE_NAME
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert len(first) >= 32
+    assert tokens.resolve_secret(config, real_provider=False) == first
+    assert [p.name for p in tmp_path.iterdir()] == [tokens.SECRET_FILE_NAME]
+
+
+def test_empty_demo_secret_file_is_reported(tmp_path: Path) -> None:
+    """An emptied secret file is an error, never an empty signing key."""
+    (tmp_path / tokens.SECRET_FILE_NAME).write_text("", encoding="utf-8")
+    with pytest.raises(ConfigError, match="is empty"):
+        tokens.resolve_secret(make_config(tmp_path), real_provider=False)
