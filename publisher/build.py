@@ -19,9 +19,10 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -105,12 +106,12 @@ def newsletter_preview(config: Config, article: Article) -> tuple[bytes, bytes, 
     """The article's newsletter as a browser page and as a complete .eml, plus warnings.
 
     The reader is a placeholder whose unsubscribe link visibly says "preview". It is
-    rendered and dated as of the article's last modification, not the clock, so an
-    unchanged article's preview keeps its bytes from build to build.
+    rendered and dated as of the article's last modification, not the clock, and never
+    DKIM-signed, so an unchanged article's preview keeps its bytes from build to build.
     """
     issue = newsletter.issue_for_article(config, article)
     rendered = newsletter.render_issue(config, issue, article.modified)
-    template = newsletter.MessageTemplate.from_rendered(config, rendered)
+    template = newsletter.MessageTemplate.from_rendered(_without_dkim(config), rendered)
     host = urlsplit(config.site_url).hostname or "localhost"
     reader = newsletter.Recipient(
         delivery_id=None,
@@ -122,6 +123,18 @@ def newsletter_preview(config: Config, article: Article) -> tuple[bytes, bytes, 
     html, _text = template.parts(reader)
     eml = template.message_bytes(reader, article.modified)
     return html.encode("utf-8"), eml, tuple(rendered.warnings)
+
+
+def _without_dkim(config: Config) -> Config:
+    """The config with DKIM signing off, for previews.
+
+    A DKIM-signed message published on the web could be replayed by anyone as genuine
+    mail from the author's domain, and its signature's timestamp would change the bytes
+    on every build.
+    """
+    if not str(config["delivery.dkim.domain"]).strip():
+        return config
+    return replace(config, values=MappingProxyType({**config.values, "delivery.dkim.domain": ""}))
 
 
 def _check_slugs(articles: Iterable[Article]) -> None:

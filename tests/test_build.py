@@ -438,3 +438,57 @@ def test_cli_new_starts_a_draft_and_refuses_to_overwrite(tmp_path: Path) -> None
     built = runner.invoke(cli, ["--config", str(config_path), "build"])
     assert built.exit_code == 0, built.output
     assert not (tmp_path / "public" / "coping-with-worry").exists()
+
+
+def dkim_key(path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+
+
+DKIM = """
+[delivery.dkim]
+domain = "example.org"
+selector = "news"
+private_key_file = "dkim.pem"
+"""
+
+
+def test_previews_are_never_dkim_signed(tmp_path: Path) -> None:
+    """A published preview carries no replayable signature, and rebuilds keep its bytes."""
+    dkim_key(tmp_path / "dkim.pem")
+    config = publication(tmp_path, previews=1, extra=DKIM)
+    build.build_site(config, articles(), NOW)
+    before = snapshot(tmp_path / "public")
+    assert b"DKIM-Signature" not in before["newsletters/night-waking.eml"][0]
+    report = build.build_site(config, articles(), NOW)
+    assert report.written == ()
+    assert snapshot(tmp_path / "public") == before
+
+
+def test_cli_check_reports_a_bad_dkim_key(tmp_path: Path) -> None:
+    """`publisher check` still validates the DKIM settings that previews leave unused."""
+    config_path = cli_publication(tmp_path)
+    config_path.write_text(config_path.read_text() + DKIM)
+    (tmp_path / "dkim.pem").write_text("not a key")
+    result = CliRunner().invoke(cli, ["--config", str(config_path), "check"])
+    assert result.exit_code == 1
+    assert "dkim" in result.output.lower()
+
+
+def test_cli_build_prints_warnings(tmp_path: Path) -> None:
+    """`publisher build` shows newsletter warnings, such as a missing postal address."""
+    config_path = cli_publication(tmp_path)
+    text = config_path.read_text().replace('postal_address = "120 Wharf Street, Portland, ME 04101, USA"\n', "")
+    config_path.write_text(text.replace("previews = 0", "previews = 2"))
+    result = CliRunner().invoke(cli, ["--config", str(config_path), "build"])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"warning:.*postal_address", result.output)

@@ -12,7 +12,7 @@ import feedparser
 from rich.console import Console
 from rich.markup import escape
 
-from publisher import build, content
+from publisher import build, content, newsletter
 from publisher.cli._common import cli, get_config, reports_errors
 from publisher.config import Config
 from publisher.errors import ContentError, PublisherError
@@ -115,6 +115,7 @@ def check_command(ctx: click.Context) -> None:
     errors = _content_errors(config)
     if errors:
         _fail(errors)
+    newsletter.DkimSigner.from_config(config)  # previews are unsigned: check the key here
     now = datetime.now(UTC)
     articles = content.load_articles(config)
     site = build.render_site(config, articles, now)
