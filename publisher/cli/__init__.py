@@ -13,6 +13,7 @@ import click
 
 # Each module adds its commands to `cli` when imported.
 from publisher.cli import build as _build  # noqa: F401  (registers commands)
+from publisher.cli import importing as _importing  # noqa: F401
 from publisher.cli import send as _send  # noqa: F401
 from publisher.cli._common import cli
 
