@@ -31,7 +31,9 @@ def template_environment(config: Config, *, autoescape: bool = True) -> jinja2.E
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(p) for p in search if p.is_dir()]),
         # Plain-text templates (.txt) are not escaped; everything else is.
-        autoescape=jinja2.select_autoescape(["html", "xml", "htm"], default=autoescape),
+        autoescape=jinja2.select_autoescape(
+            ["html", "xml", "htm"], default_for_string=autoescape, default=False
+        ),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
