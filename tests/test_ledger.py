@@ -228,6 +228,15 @@ def test_claims_never_overlap_across_threads(db: sa.Engine) -> None:
     assert len(taken) == 300 == len(set(taken))
 
 
+def test_claim_locks_rows_with_skip_locked_on_postgresql() -> None:
+    """On PostgreSQL workers skip each other's rows; SQLite gets plain portable SQL."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    statement = ledger._claim_statement(worker="w", limit=5, now=NOW, issue_id=None)
+    assert "FOR UPDATE SKIP LOCKED" in str(statement.compile(dialect=postgresql.dialect()))
+    assert "FOR UPDATE" not in str(statement.compile(dialect=sqlite.dialect()))
+
+
 def test_unsubscribe_before_claim_skips_the_row(db: sa.Engine) -> None:
     """Unsubscribe wins: a row whose reader left is skipped, never handed out."""
     ids = add_subscribers(db, 3)

@@ -9,6 +9,9 @@ Every write here is a single transaction whose first statement writes, so that S
 takes its one write lock at once (waiting on the busy timeout) instead of failing to
 upgrade a read snapshot; on PostgreSQL claims use `FOR UPDATE SKIP LOCKED`, so that
 several worker processes split the queue without blocking each other.
+
+The issue snapshots the rows point at live in `publisher.store.issues`; their functions
+are re-exported here so that callers work with one module.
 """
 
 from __future__ import annotations
@@ -34,13 +37,18 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    true,
     update,
 )
-from sqlalchemy.exc import IntegrityError
 
-from publisher.errors import NotFound
 from publisher.models import Outcome, SendResult, SubscriberStatus
+from publisher.store.issues import (
+    IssueSnapshot,
+    IssueStatus,
+    create_issue,
+    find_issue,
+    get_issue,
+    status,
+)
 from publisher.store.schema import deliveries, events, issues, subscriber_tags, subscribers
 
 __all__ = [
@@ -72,25 +80,6 @@ QUEUED, SENDING, SENT, RETRY, FAILED, SKIPPED = "queued", "sending", "sent", "re
 CLAIMABLE = (QUEUED, RETRY)
 ISSUE_TAG: Any = object()
 """Default for `enqueue(tag=...)`: the segment stored with the issue."""
-
-
-@dataclass(frozen=True, slots=True)
-class IssueSnapshot:
-    """An issue as rendered when the send began; later edits to the article do not touch it."""
-
-    id: int
-    key: str
-    kind: str
-    slug: str
-    subject: str
-    html: str
-    text: str
-    tag: str | None
-    status: str
-    local_hour: int | None
-    created_at: datetime
-    enqueued_at: datetime | None
-    finished_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,33 +115,6 @@ class Recovered:
 
     def __len__(self) -> int:
         return len(self.rows)
-
-
-@dataclass(frozen=True, slots=True)
-class IssueStatus:
-    """Per-issue counts; `uncertain` counts rows that may have been sent twice."""
-
-    issue_id: int
-    key: str
-    slug: str
-    subject: str
-    status: str
-    created_at: datetime
-    queued: int = 0
-    sending: int = 0
-    sent: int = 0
-    retrying: int = 0
-    failed: int = 0
-    skipped: int = 0
-    uncertain: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.queued + self.sending + self.sent + self.retrying + self.failed + self.skipped
-
-    @property
-    def remaining(self) -> int:
-        return self.queued + self.sending + self.retrying
 
 
 class RecordPolicy(Protocol):
@@ -200,87 +162,6 @@ def worker_is_dead(worker: str, *, host: str | None = None) -> bool:
     except ValueError:
         return False
     return not _pid_alive(pid)
-
-
-def _snapshot(row: Any) -> IssueSnapshot:
-    return IssueSnapshot(
-        id=row.id,
-        key=row.key,
-        kind=row.kind,
-        slug=row.slug,
-        subject=row.subject,
-        html=row.html,
-        text=row.text,
-        tag=row.tag,
-        status=row.status,
-        local_hour=row.local_hour,
-        created_at=row.created_at,
-        enqueued_at=row.enqueued_at,
-        finished_at=row.finished_at,
-    )
-
-
-def create_issue(
-    engine: Engine,
-    *,
-    key: str,
-    kind: str,
-    slug: str,
-    subject: str,
-    html: str,
-    text: str,
-    tag: str | None,
-    status: str,
-    now: datetime,
-    local_hour: int | None = None,
-) -> int:
-    """Snapshot a rendered issue and return its id; an existing key keeps its first snapshot.
-
-    The snapshot is what every remaining recipient gets, so an edit to the article in the
-    middle of a send changes nothing, and sending the same article again reuses the row.
-    """
-    existing = find_issue(engine, key)
-    if existing is not None:
-        return existing.id
-    try:
-        with engine.begin() as conn:
-            result = conn.execute(
-                insert(issues).values(
-                    key=key,
-                    kind=str(kind),
-                    slug=slug,
-                    subject=subject,
-                    html=html,
-                    text=text,
-                    tag=tag,
-                    status=status,
-                    local_hour=local_hour,
-                    created_at=now,
-                )
-            )
-            primary_key = result.inserted_primary_key
-            assert primary_key is not None
-            return int(primary_key[0])
-    except IntegrityError:
-        # Another process created it between our look and our insert.
-        again = find_issue(engine, key)
-        if again is None:
-            raise
-        return again.id
-
-
-def find_issue(engine: Engine, key: str) -> IssueSnapshot | None:
-    with engine.connect() as conn:
-        row = conn.execute(select(issues).where(issues.c.key == key)).first()
-    return _snapshot(row) if row is not None else None
-
-
-def get_issue(engine: Engine, issue_id: int) -> IssueSnapshot:
-    with engine.connect() as conn:
-        row = conn.execute(select(issues).where(issues.c.id == issue_id)).first()
-    if row is None:
-        raise NotFound(f"issue {issue_id} does not exist; `publisher status` lists the issues")
-    return _snapshot(row)
 
 
 def local_not_before(now: datetime, local_hour: int, zone: ZoneInfo) -> datetime:
@@ -422,22 +303,12 @@ def count_new_recipients(engine: Engine, *, issue_id: int | None, tag: str | Non
         return int(conn.execute(query).scalar_one())
 
 
-def claim(
-    engine: Engine,
-    *,
-    worker: str,
-    limit: int,
-    now: datetime,
-    issue_id: int | None = None,
-) -> list[ClaimedRow]:
-    """Take up to `limit` due rows for `worker`, in one statement.
+def _claim_statement(*, worker: str, limit: int, now: datetime, issue_id: int | None) -> Any:
+    """UPDATE ... WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED) RETURNING ...
 
-    A row whose subscriber is no longer active (unsubscribed, bounced, complained) is
-    marked `skipped` by the same statement instead of being handed out: an unsubscribe
-    committed before the claim always wins.
+    SQLite has no row locks (the dialect drops the clause) and needs none: the UPDATE
+    holds its single write lock for the whole statement.
     """
-    if limit <= 0:
-        return []
     due = select(deliveries.c.id).where(
         deliveries.c.state.in_(CLAIMABLE), deliveries.c.not_before <= now
     )
@@ -450,7 +321,7 @@ def claim(
             subscribers.c.status == SubscriberStatus.ACTIVE.value,
         )
     )
-    statement = (
+    return (
         update(deliveries)
         .where(deliveries.c.id.in_(due.scalar_subquery()))
         .values(
@@ -470,6 +341,25 @@ def claim(
             deliveries.c.uncertain,
         )
     )
+
+
+def claim(
+    engine: Engine,
+    *,
+    worker: str,
+    limit: int,
+    now: datetime,
+    issue_id: int | None = None,
+) -> list[ClaimedRow]:
+    """Take up to `limit` due rows for `worker`, in one statement.
+
+    A row whose subscriber is no longer active (unsubscribed, bounced, complained) is
+    marked `skipped` by the same statement instead of being handed out: an unsubscribe
+    committed before the claim always wins.
+    """
+    if limit <= 0:
+        return []
+    statement = _claim_statement(worker=worker, limit=limit, now=now, issue_id=issue_id)
     with engine.begin() as conn:
         rows = conn.execute(statement).all()
     claimed = [
@@ -715,53 +605,3 @@ def finish_issues(engine: Engine, *, now: datetime) -> list[int]:
             .returning(issues.c.id)
         ).all()
     return sorted(row.id for row in rows)
-
-
-def status(engine: Engine, issue: int | str | None = None) -> list[IssueStatus]:
-    """Counts per issue, newest first. `issue` is an id, a slug or a key."""
-    query = select(issues.c.id, issues.c.key, issues.c.slug, issues.c.subject,
-                   issues.c.status, issues.c.created_at)
-    if isinstance(issue, int) or (isinstance(issue, str) and issue.isdigit()):
-        query = query.where(issues.c.id == int(issue))
-    elif issue is not None:
-        query = query.where(or_(issues.c.slug == issue, issues.c.key == issue))
-    query = query.order_by(issues.c.id.desc())
-    with engine.connect() as conn:
-        found = conn.execute(query).all()
-        if issue is not None and not found:
-            raise NotFound(
-                f"no issue {issue!r}: give an issue id, slug or key; `publisher status` lists them"
-            )
-        ids = [row.id for row in found]
-        counts: dict[int, dict[str, int]] = {i: {} for i in ids}
-        if ids:
-            for row in conn.execute(
-                select(deliveries.c.issue_id, deliveries.c.state, func.count())
-                .where(deliveries.c.issue_id.in_(ids))
-                .group_by(deliveries.c.issue_id, deliveries.c.state)
-            ):
-                counts[row[0]][row[1]] = int(row[2])
-            for row in conn.execute(
-                select(deliveries.c.issue_id, func.count())
-                .where(deliveries.c.issue_id.in_(ids), deliveries.c.uncertain == true())
-                .group_by(deliveries.c.issue_id)
-            ):
-                counts[row[0]]["uncertain"] = int(row[1])
-    return [
-        IssueStatus(
-            issue_id=row.id,
-            key=row.key,
-            slug=row.slug,
-            subject=row.subject,
-            status=row.status,
-            created_at=row.created_at,
-            queued=counts[row.id].get(QUEUED, 0),
-            sending=counts[row.id].get(SENDING, 0),
-            sent=counts[row.id].get(SENT, 0),
-            retrying=counts[row.id].get(RETRY, 0),
-            failed=counts[row.id].get(FAILED, 0),
-            skipped=counts[row.id].get(SKIPPED, 0),
-            uncertain=counts[row.id].get("uncertain", 0),
-        )
-        for row in found
-    ]

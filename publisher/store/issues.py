@@ -1,0 +1,197 @@
+"""Issues as the ledger keeps them: the snapshot a send delivers, and its delivery counts.
+
+An issue row is written once per key (an article id or `digest:<date>`) with the HTML and
+text rendered at that moment; every recipient of the send gets that snapshot, whatever
+happens to the article afterwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, insert, or_, select, true
+from sqlalchemy.exc import IntegrityError
+
+from publisher.errors import NotFound
+from publisher.store.schema import deliveries, issues
+
+__all__ = ["IssueSnapshot", "IssueStatus", "create_issue", "find_issue", "get_issue", "status"]
+
+
+@dataclass(frozen=True, slots=True)
+class IssueSnapshot:
+    """An issue as rendered when the send began; later edits to the article do not touch it."""
+
+    id: int
+    key: str
+    kind: str
+    slug: str
+    subject: str
+    html: str
+    text: str
+    tag: str | None
+    status: str
+    local_hour: int | None
+    created_at: datetime
+    enqueued_at: datetime | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class IssueStatus:
+    """Per-issue counts; `uncertain` counts rows that may have been sent twice."""
+
+    issue_id: int
+    key: str
+    slug: str
+    subject: str
+    status: str
+    created_at: datetime
+    queued: int = 0
+    sending: int = 0
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+    skipped: int = 0
+    uncertain: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.queued + self.sending + self.sent + self.retrying + self.failed + self.skipped
+
+    @property
+    def remaining(self) -> int:
+        return self.queued + self.sending + self.retrying
+
+
+def _snapshot(row: Any) -> IssueSnapshot:
+    return IssueSnapshot(
+        id=row.id,
+        key=row.key,
+        kind=row.kind,
+        slug=row.slug,
+        subject=row.subject,
+        html=row.html,
+        text=row.text,
+        tag=row.tag,
+        status=row.status,
+        local_hour=row.local_hour,
+        created_at=row.created_at,
+        enqueued_at=row.enqueued_at,
+        finished_at=row.finished_at,
+    )
+
+
+def create_issue(
+    engine: Engine,
+    *,
+    key: str,
+    kind: str,
+    slug: str,
+    subject: str,
+    html: str,
+    text: str,
+    tag: str | None,
+    status: str,
+    now: datetime,
+    local_hour: int | None = None,
+) -> int:
+    """Snapshot a rendered issue and return its id; an existing key keeps its first snapshot.
+
+    The snapshot is what every remaining recipient gets, so an edit to the article in the
+    middle of a send changes nothing, and sending the same article again reuses the row.
+    """
+    existing = find_issue(engine, key)
+    if existing is not None:
+        return existing.id
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(
+                insert(issues).values(
+                    key=key,
+                    kind=str(kind),
+                    slug=slug,
+                    subject=subject,
+                    html=html,
+                    text=text,
+                    tag=tag,
+                    status=status,
+                    local_hour=local_hour,
+                    created_at=now,
+                )
+            )
+            primary_key = result.inserted_primary_key
+            assert primary_key is not None
+            return int(primary_key[0])
+    except IntegrityError:
+        # Another process created it between our look and our insert.
+        again = find_issue(engine, key)
+        if again is None:
+            raise
+        return again.id
+
+
+def find_issue(engine: Engine, key: str) -> IssueSnapshot | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(issues).where(issues.c.key == key)).first()
+    return _snapshot(row) if row is not None else None
+
+
+def get_issue(engine: Engine, issue_id: int) -> IssueSnapshot:
+    with engine.connect() as conn:
+        row = conn.execute(select(issues).where(issues.c.id == issue_id)).first()
+    if row is None:
+        raise NotFound(f"issue {issue_id} does not exist; `publisher status` lists the issues")
+    return _snapshot(row)
+
+
+def status(engine: Engine, issue: int | str | None = None) -> list[IssueStatus]:
+    """Counts per issue, newest first. `issue` is an id, a slug or a key."""
+    query = select(issues.c.id, issues.c.key, issues.c.slug, issues.c.subject,
+                   issues.c.status, issues.c.created_at)
+    if isinstance(issue, int) or (isinstance(issue, str) and issue.isdigit()):
+        query = query.where(issues.c.id == int(issue))
+    elif issue is not None:
+        query = query.where(or_(issues.c.slug == issue, issues.c.key == issue))
+    query = query.order_by(issues.c.id.desc())
+    with engine.connect() as conn:
+        found = conn.execute(query).all()
+        if issue is not None and not found:
+            raise NotFound(
+                f"no issue {issue!r}: give an issue id, slug or key; `publisher status` lists them"
+            )
+        ids = [row.id for row in found]
+        counts: dict[int, dict[str, int]] = {i: {} for i in ids}
+        if ids:
+            for row in conn.execute(
+                select(deliveries.c.issue_id, deliveries.c.state, func.count())
+                .where(deliveries.c.issue_id.in_(ids))
+                .group_by(deliveries.c.issue_id, deliveries.c.state)
+            ):
+                counts[row[0]][row[1]] = int(row[2])
+            for row in conn.execute(
+                select(deliveries.c.issue_id, func.count())
+                .where(deliveries.c.issue_id.in_(ids), deliveries.c.uncertain == true())
+                .group_by(deliveries.c.issue_id)
+            ):
+                counts[row[0]]["uncertain"] = int(row[1])
+    return [
+        IssueStatus(
+            issue_id=row.id,
+            key=row.key,
+            slug=row.slug,
+            subject=row.subject,
+            status=row.status,
+            created_at=row.created_at,
+            queued=counts[row.id].get("queued", 0),
+            sending=counts[row.id].get("sending", 0),
+            sent=counts[row.id].get("sent", 0),
+            retrying=counts[row.id].get("retry", 0),
+            failed=counts[row.id].get("failed", 0),
+            skipped=counts[row.id].get("skipped", 0),
+            uncertain=counts[row.id].get("uncertain", 0),
+        )
+        for row in found
+    ]
