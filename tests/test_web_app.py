@@ -94,3 +94,11 @@ def test_form_body_limit(config: Config) -> None:
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
     assert answer.status_code == 413
+
+
+def test_files_named_like_routes_are_served(config: Config) -> None:
+    """Only the app's own paths are routes: /subscribers.html is still a file."""
+    (config.path_of("build.output") / "subscribers.html").write_text("<p>list</p>")
+    answer = AppClient(create_app(config)).get("/subscribers.html")
+    assert answer.status_code == 200
+    assert answer.text == "<p>list</p>"

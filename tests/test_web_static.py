@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -233,6 +234,15 @@ def test_missing_file_404(client: AppClient) -> None:
     assert client.get("/feeds/nothing.xml").status_code == 404
 
 
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """One live server for the traversal probes; yields its port."""
+    config = make_publication(tmp_path_factory.mktemp("served"))
+    (config.root / "public" / ".publisher-secret").write_text("hidden")
+    with live_server(site_for(config)) as url:
+        yield int(url.rsplit(":", 1)[1])
+
+
 @pytest.mark.parametrize(
     "path",
     [
@@ -247,12 +257,9 @@ def test_missing_file_404(client: AppClient) -> None:
         "/index.html%00.xml",
     ],
 )
-def test_traversal_refused_over_http(config: Config, path: str) -> None:
+def test_traversal_refused_over_http(served: int, path: str) -> None:
     """Raw request paths that climb out, hide or smuggle bytes get 404, over real HTTP."""
-    (config.root / "public" / ".publisher-secret").write_text("hidden")
-    with live_server(site_for(config)) as url, socket.create_connection(
-        ("127.0.0.1", int(url.rsplit(":", 1)[1]))
-    ) as sock:
+    with socket.create_connection(("127.0.0.1", served)) as sock:
         sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
         raw = b""
         while chunk := sock.recv(65536):

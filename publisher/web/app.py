@@ -37,12 +37,13 @@ from publisher.web.pages import Pages
 from publisher.web.static import StaticSite
 from publisher.web.subscribe import PAGES, FlowSettings, SubscribeFlow
 
-__all__ = ["APP_PREFIXES", "PublisherApp", "create_app"]
+__all__ = ["APP_PATHS", "APP_PREFIXES", "PublisherApp", "create_app"]
 
 log = logging.getLogger(__name__)
 
-APP_PREFIXES = ("/subscribe", "/confirm/", "/unsubscribe/", "/webhooks/", "/healthz")
-"""Paths the app answers itself; every other GET is a file of the build output."""
+APP_PATHS = frozenset({"/subscribe", "/healthz"})
+APP_PREFIXES = ("/confirm/", "/unsubscribe/", "/webhooks/")
+"""Paths the app answers itself; every other request is for a file of the build output."""
 FORM_LIMIT = 64 * 1024
 WEBHOOK_LIMIT = 8 * 1024 * 1024
 FETCH_LIMIT = 256 * 1024
@@ -58,9 +59,11 @@ class PublisherApp(Starlette):
     static: StaticSite
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not scope["path"].startswith(APP_PREFIXES):
-            await self.static(scope, receive, send)
-            return
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if path not in APP_PATHS and not path.startswith(APP_PREFIXES):
+                await self.static(scope, receive, send)
+                return
         await super().__call__(scope, receive, send)
 
 

@@ -99,7 +99,7 @@ class WebhookContext:
         if not value:
             raise NotConfigured(
                 f"{provider} webhook refused: {name} is not set. Set it in the environment "
-                f"of `publisher serve` (see README.md, \"Webhooks\")"
+                f"of `publisher serve` (see README.md, \"Bounce and complaint webhooks\")"
             )
         return value
 
