@@ -15,6 +15,7 @@ import click
 from publisher.cli import build as _build  # noqa: F401  (registers commands)
 from publisher.cli import importing as _importing  # noqa: F401
 from publisher.cli import send as _send  # noqa: F401
+from publisher.cli import subscribers as _subscribers  # noqa: F401
 from publisher.cli._common import cli
 
 __all__ = ["cli", "main"]

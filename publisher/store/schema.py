@@ -6,6 +6,8 @@ UTC datetimes.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import (
     Boolean,
     Column,
@@ -17,12 +19,48 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 
-metadata = MetaData()
+# Named constraints, so that later migrations (SQLite's batch mode) can find them by name.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
 
-UTC_TIME = DateTime(timezone=True)
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that goes in as UTC and comes out timezone-aware on every database.
+
+    SQLite keeps no zone: without this, an aware non-UTC value would be stored as its
+    wall-clock time and every value would be read back naive. A naive value is taken as UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+UTC_TIME = UTCDateTime()
 
 subscribers = Table(
     "subscribers",

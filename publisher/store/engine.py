@@ -1,0 +1,189 @@
+"""Opening the database: the engine, SQLite's connection settings and schema migrations.
+
+This is the one place with SQLite-only SQL (the PRAGMAs and `BEGIN IMMEDIATE`) and with
+PostgreSQL-only locking; every other module speaks portable SQLAlchemy Core.
+
+Migrations are alembic revisions under `migrations/`, inside the package so that they ship
+in the wheel. `open_store` brings any database up to the newest revision; a database at
+the newest revision costs one small query, so opening it again is cheap. Two processes
+opening a fresh database at once take turns: the first creates the tables, the second
+finds them there.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, func, select
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from publisher.errors import StoreError
+
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "MIGRATIONS",
+    "alembic_config",
+    "begin_write",
+    "head_revision",
+    "open_store",
+]
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+BUSY_TIMEOUT_MS = 30_000
+# Any fixed number: PostgreSQL's advisory lock that serialises migrations across processes.
+_PG_MIGRATION_LOCK = 0x7075626C
+
+
+def open_store(url: str) -> Engine:
+    """The engine for `url` (SQLite by default, PostgreSQL by URL), schema brought up to date.
+
+    Raises StoreError when the URL is unusable, the database cannot be opened, or it was
+    written by a newer publisher (an unknown schema revision).
+    """
+    engine = _create(url)
+    try:
+        _migrate(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
+
+
+@contextmanager
+def begin_write(engine: Engine) -> Iterator[Connection]:
+    """A transaction that holds the write lock from its first statement.
+
+    Use it where a transaction reads before it writes and must not be overtaken in between
+    (an upsert, an import). On SQLite it is `BEGIN IMMEDIATE`: a second writer waits on
+    the busy timeout instead of failing to upgrade its read snapshot. Elsewhere it is an
+    ordinary transaction; callers rely on unique constraints there.
+    """
+    with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        yield conn
+
+
+def head_revision() -> str:
+    """The newest schema revision this publisher knows."""
+    return _revisions()[0]
+
+
+def _create(url: str) -> Engine:
+    options: dict[str, Any] = {}
+    try:
+        backend = url.split(":", 1)[0].split("+", 1)[0]
+        if backend != "sqlite":
+            # A long-running daemon outlives server restarts: test connections on checkout.
+            options["pool_pre_ping"] = True
+        engine = create_engine(url, **options)
+    except (ArgumentError, ValueError) as exc:
+        raise StoreError(
+            f"[store] url {url!r} is not a database URL: {exc}. Use sqlite:///publisher.db "
+            "or postgresql+psycopg://user@host/dbname."
+        ) from exc
+    except (NoSuchModuleError, ModuleNotFoundError) as exc:
+        raise StoreError(
+            f"[store] url {url!r} needs a database driver that is not installed ({exc}). "
+            "For PostgreSQL: pip install 'publisher[postgres]'."
+        ) from exc
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_settings)
+    return engine
+
+
+def _sqlite_settings(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    """Per-connection SQLite settings (WAL lets readers work while one process writes).
+
+    busy_timeout comes first so that switching a fresh file to WAL waits for a
+    concurrent opener instead of failing.
+    """
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+@functools.cache
+def _revisions() -> tuple[str, frozenset[str]]:
+    script = ScriptDirectory.from_config(alembic_config())
+    head = script.get_current_head()
+    if head is None:  # pragma: no cover - the package always ships revision 0001
+        raise StoreError(f"no schema migrations found in {MIGRATIONS}; reinstall publisher")
+    return head, frozenset(rev.revision for rev in script.walk_revisions())
+
+
+def alembic_config(url: str | None = None, *, connection: Connection | None = None) -> AlembicConfig:
+    """alembic's configuration for the migrations inside the package (for tools and tests)."""
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def _current(conn: Connection) -> str | None:
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def _check_known(current: str | None, engine: Engine) -> None:
+    head, known = _revisions()
+    if current is not None and current not in known:
+        where = engine.url.render_as_string(hide_password=True)
+        raise StoreError(
+            f"the database at {where} has schema revision {current!r}, which this publisher "
+            f"does not know (its newest is {head!r}): it was written by a newer publisher. "
+            "Upgrade publisher (pip install --upgrade publisher) and run again."
+        )
+
+
+def _migrate(engine: Engine) -> None:
+    head, _ = _revisions()
+    where = engine.url.render_as_string(hide_password=True)
+    try:
+        with engine.connect() as conn:
+            current = _current(conn)
+        if current == head:
+            return
+        _check_known(current, engine)
+        with engine.connect() as conn:
+            _lock_for_migration(conn)
+            # Another process may have migrated while this one waited for the lock.
+            current = _current(conn)
+            _check_known(current, engine)
+            if current != head:
+                command.upgrade(alembic_config(connection=conn), "head")
+            conn.commit()
+    except StoreError:
+        raise
+    except SQLAlchemyError as exc:
+        raise StoreError(
+            f"cannot open the database at {where}: {exc.__class__.__name__}: "
+            f"{getattr(exc, 'orig', None) or exc}. Check [store] url in config.toml and that "
+            "the database (or the SQLite file's folder) exists and is writable."
+        ) from exc
+
+
+def _lock_for_migration(conn: Connection) -> None:
+    """Start the migration transaction holding a lock that other openers wait for."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    elif conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(_PG_MIGRATION_LOCK)))
+    else:
+        conn.begin()

@@ -1,0 +1,249 @@
+"""Importing a subscriber CSV export into the store: streamed, in one transaction.
+
+The file is read lazily and applied a chunk at a time (one look-up of the chunk's
+addresses, one multi-row insert, one multi-row update), all inside one write
+transaction: a file that fails half-way imports nothing. Only the set of addresses seen so
+far is kept, to reject an address the file repeats.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
+
+from publisher.errors import SubscriberError
+from publisher.models import SubscriberStatus
+from publisher.store.engine import begin_write
+from publisher.store.schema import events, subscriber_tags, subscribers
+from publisher.store.subscriber_csv import ImportReport, Rejected, SourceRow, read_export
+from publisher.store.subscribers import (
+    MAX_SOURCE,
+    PAGE,
+    STATUS_KIND,
+    SUPPRESSED,
+    check_timezone,
+    clean_name,
+    clean_tags,
+    normalize_email,
+    tags_of,
+)
+
+__all__ = ["import_rows"]
+
+S = SubscriberStatus
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class _Tally:
+    imported: int = 0
+    updated: int = 0
+    kept: int = 0
+    new_by_status: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(frozen=True, slots=True)
+class _Valid:
+    line: int
+    email: str
+    name: str
+    tags: tuple[str, ...]
+    timezone: str | None
+    status: SubscriberStatus
+
+
+def _validate(row: SourceRow, extra_tags: tuple[str, ...], pending: bool) -> _Valid:
+    status = S.PENDING if pending and row.status is S.ACTIVE else row.status
+    return _Valid(
+        line=row.line,
+        email=normalize_email(row.email),
+        name=clean_name(row.name),
+        tags=clean_tags((*row.tags, *extra_tags)),
+        timezone=check_timezone(row.timezone),
+        status=status,
+    )
+
+
+def _batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def import_rows(
+    engine: Engine,
+    lines: Iterable[str],
+    *,
+    now: datetime,
+    origin: str,
+    pending: bool = False,
+    tags: Iterable[str] = (),
+) -> ImportReport:
+    """`subscribers.import_csv`, which documents it."""
+    extra = clean_tags(tags)
+    platform, rows = read_export(lines, origin=origin)
+    source = f"import:{origin.replace(chr(92), '/').rsplit('/', 1)[-1]}"[:MAX_SOURCE]
+    rejected: list[Rejected] = []
+    seen: dict[str, int] = {}
+    tally = _Tally()
+    try:
+        with begin_write(engine) as conn:
+            for chunk in _batched(rows, PAGE):
+                valid: list[_Valid] = []
+                for row in chunk:
+                    if isinstance(row, Rejected):
+                        rejected.append(row)
+                        continue
+                    try:
+                        checked = _validate(row, extra, pending)
+                    except SubscriberError as exc:
+                        rejected.append(Rejected(row.line, str(exc)))
+                        continue
+                    first = seen.setdefault(checked.email, row.line)
+                    if first != row.line:
+                        rejected.append(Rejected(row.line, f"{checked.email} repeats line {first}"))
+                        continue
+                    valid.append(checked)
+                _apply(conn, valid, now=now, source=source, origin=origin, tally=tally)
+    except UnicodeDecodeError as exc:
+        raise SubscriberError(
+            f"{origin}: not UTF-8 text ({exc.reason}); nothing was imported. "
+            "Save the file as CSV UTF-8 and run again."
+        ) from exc
+    return ImportReport(
+        platform=platform,
+        imported=tally.imported,
+        updated=tally.updated,
+        kept=tally.kept,
+        rejected=tuple(rejected),
+        new_by_status=dict(tally.new_by_status),
+    )
+
+
+def _apply(
+    conn: Connection,
+    rows: Sequence[_Valid],
+    *,
+    now: datetime,
+    source: str,
+    origin: str,
+    tally: _Tally,
+) -> None:
+    if not rows:
+        return
+    addresses = [r.email for r in rows]
+    existing = {
+        row.email: row
+        for row in conn.execute(
+            select(subscribers.c.id, subscribers.c.email, subscribers.c.status).where(
+                subscribers.c.email.in_(addresses)
+            )
+        )
+    }
+    new = [r for r in rows if r.email not in existing]
+    if new:
+        conn.execute(insert(subscribers), [_new_row(r, now, source) for r in new])
+        tally.imported += len(new)
+        tally.new_by_status.update(r.status.value for r in new)
+    query = select(subscribers.c.email, subscribers.c.id).where(subscribers.c.email.in_(addresses))
+    ids: dict[str, int] = {email: subscriber_id for email, subscriber_id in conn.execute(query)}
+    event_rows = [_event_row(ids[r.email], r, r.status, now, origin) for r in new]
+    updates: list[dict[str, Any]] = []
+    touched: list[_Valid] = list(new)
+    for r in rows:
+        before = existing.get(r.email)
+        if before is None:
+            continue
+        current = SubscriberStatus(before.status)
+        if current in SUPPRESSED:
+            tally.kept += 1
+            continue
+        status, confirmed = current, None
+        if r.status in SUPPRESSED:
+            # The other platform knows they left: that wins over "active" here.
+            status = r.status
+            event_rows.append(_event_row(before.id, r, status, now, origin))
+        elif current is S.PENDING and r.status is S.ACTIVE:
+            status, confirmed = S.ACTIVE, now
+        updates.append(
+            {
+                "b_id": before.id,
+                "b_status": status.value,
+                "b_name": r.name or None,
+                "b_timezone": r.timezone,
+                "b_confirmed": confirmed,
+                "b_now": now,
+            }
+        )
+        touched.append(r)
+        tally.updated += 1
+    if updates:
+        conn.execute(_UPDATE, updates)
+    if event_rows:
+        conn.execute(insert(events), event_rows)
+    _add_tags(conn, [(ids[r.email], r.tags) for r in touched if r.tags])
+
+
+def _new_row(r: _Valid, now: datetime, source: str) -> dict[str, Any]:
+    return {
+        "email": r.email,
+        "name": r.name,
+        "status": r.status.value,
+        "timezone": r.timezone,
+        "source": source,
+        "created_at": now,
+        "updated_at": now,
+        "confirmed_at": now if r.status is S.ACTIVE else None,
+    }
+
+
+# One statement for a whole chunk of existing subscribers; empty cells keep what is there.
+_UPDATE = (
+    update(subscribers)
+    .where(subscribers.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        name=func.coalesce(bindparam("b_name", type_=subscribers.c.name.type), subscribers.c.name),
+        timezone=func.coalesce(
+            bindparam("b_timezone", type_=subscribers.c.timezone.type), subscribers.c.timezone
+        ),
+        confirmed_at=func.coalesce(
+            subscribers.c.confirmed_at,
+            bindparam("b_confirmed", type_=subscribers.c.confirmed_at.type),
+        ),
+        updated_at=bindparam("b_now", type_=subscribers.c.updated_at.type),
+    )
+)
+
+
+def _event_row(
+    subscriber_id: int, r: _Valid, status: SubscriberStatus, now: datetime, origin: str
+) -> dict[str, Any]:
+    return {
+        "subscriber_id": subscriber_id,
+        "email": r.email,
+        "kind": STATUS_KIND[status],
+        "provider": "import",
+        "detail": f"{origin}:{r.line}",
+        "created_at": now,
+    }
+
+
+def _add_tags(conn: Connection, wanted: Sequence[tuple[int, tuple[str, ...]]]) -> None:
+    if not wanted:
+        return
+    have = tags_of(conn, [subscriber_id for subscriber_id, _ in wanted])
+    missing = [
+        {"subscriber_id": subscriber_id, "tag": tag}
+        for subscriber_id, tags in wanted
+        for tag in tags
+        if tag not in have.get(subscriber_id, ())
+    ]
+    if missing:
+        conn.execute(insert(subscriber_tags), missing)

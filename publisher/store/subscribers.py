@@ -1,0 +1,547 @@
+"""Subscribers: addresses, statuses, tags and time zones, and the events that change them.
+
+Addresses are stored normalised and lower-cased, so one person is one row whatever the
+case they typed. A row is never deleted to unsubscribe someone: the row keeps the status
+(unsubscribed, bounced, complained), so a later import or `add` cannot quietly put them
+back on the list. Only `remove(..., purge=True)` deletes, for erasure requests.
+
+Lists are streamed a page at a time, never loaded whole.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timedelta
+from typing import IO, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import (
+    Connection,
+    Engine,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from publisher.errors import NotFound, SubscriberError
+from publisher.models import Subscriber, SubscriberStatus
+from publisher.store.engine import begin_write
+from publisher.store.schema import events, subscriber_tags, subscribers
+from publisher.store.subscriber_csv import EXPORT_COLUMNS, ImportReport, Rejected, neutralize
+
+__all__ = [
+    "STATUS_KIND",
+    "SUPPRESSED",
+    "ImportReport",
+    "Rejected",
+    "add",
+    "check_timezone",
+    "clean_name",
+    "clean_tags",
+    "counts",
+    "export_csv",
+    "find",
+    "get",
+    "import_csv",
+    "iter_subscribers",
+    "mark_confirm_sent",
+    "normalize_email",
+    "remove",
+    "set_status",
+    "suppress",
+    "tag_counts",
+    "tags_of",
+]
+
+S = SubscriberStatus
+SUPPRESSED = frozenset({S.UNSUBSCRIBED, S.BOUNCED, S.COMPLAINED})
+"""Statuses that keep an address off every send until the person asks to come back."""
+
+# How strongly a status keeps someone off the list; suppression only ever moves up.
+_RANK = {S.PENDING: 0, S.ACTIVE: 0, S.UNSUBSCRIBED: 1, S.BOUNCED: 2, S.COMPLAINED: 3}
+_KIND_STATUS = {"unsubscribe": S.UNSUBSCRIBED, "bounce": S.BOUNCED, "complaint": S.COMPLAINED}
+STATUS_KIND = {
+    S.ACTIVE: "subscribe",
+    S.PENDING: "subscribe",
+    S.UNSUBSCRIBED: "unsubscribe",
+    S.BOUNCED: "bounce",
+    S.COMPLAINED: "complaint",
+}
+PAGE = 500
+MAX_NAME = subscribers.c.name.type.length or 200  # type: ignore[attr-defined]
+MAX_TAG = subscriber_tags.c.tag.type.length or 100  # type: ignore[attr-defined]
+MAX_SOURCE = subscribers.c.source.type.length or 64  # type: ignore[attr-defined]
+
+
+def normalize_email(raw: str) -> str:
+    """The address as stored: validated (syntax only, no DNS), domain in ASCII, lower-case.
+
+    International domains become their ASCII (punycode) form, so `bob@münchen.de` and
+    `bob@xn--mnchen-3ya.de` are one subscriber and every provider can deliver to it.
+    Raises SubscriberError naming the address and what is wrong with it.
+    """
+    text = raw.strip()
+    try:
+        checked = validate_email(text, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise SubscriberError(f"{text!r} is not a valid address: {exc}") from exc
+    return (checked.ascii_email or checked.normalized).lower()
+
+
+def clean_name(raw: str) -> str:
+    """A display name safe for headers: control characters (CR, LF, ...) become spaces."""
+    name = " ".join("".join(ch if ch.isprintable() else " " for ch in raw).split())
+    if len(name) > MAX_NAME:
+        raise SubscriberError(f"name {name[:40]!r}... is longer than {MAX_NAME} characters")
+    return name
+
+
+def clean_tags(raw: Iterable[str]) -> tuple[str, ...]:
+    """Tags lower-cased with single spaces, so that `--tag Clinicians` finds `clinicians`."""
+    tags: list[str] = []
+    for tag in raw:
+        clean = " ".join("".join(ch if ch.isprintable() else " " for ch in tag).split()).lower()
+        if not clean:
+            continue
+        if len(clean) > MAX_TAG:
+            raise SubscriberError(f"tag {clean[:40]!r}... is longer than {MAX_TAG} characters")
+        if clean not in tags:
+            tags.append(clean)
+    return tuple(tags)
+
+
+def check_timezone(raw: str | None) -> str | None:
+    """An IANA zone name such as "Europe/Berlin", or None; raises SubscriberError otherwise."""
+    if raw is None or not raw.strip():
+        return None
+    zone = raw.strip()
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise SubscriberError(
+            f"time zone {zone!r} is not an IANA zone name such as \"America/New_York\""
+        ) from exc
+    return zone
+
+
+def _source(text: str) -> str:
+    return text[:MAX_SOURCE]
+
+
+def tags_of(conn: Connection, ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
+    """The tags of several subscribers in one query (a page of a listing, an import chunk)."""
+    found: dict[int, list[str]] = {}
+    if ids:
+        query = (
+            select(subscriber_tags.c.subscriber_id, subscriber_tags.c.tag)
+            .where(subscriber_tags.c.subscriber_id.in_(ids))
+            .order_by(subscriber_tags.c.subscriber_id, subscriber_tags.c.tag)
+        )
+        for subscriber_id, tag in conn.execute(query):
+            found.setdefault(subscriber_id, []).append(tag)
+    return {key: tuple(value) for key, value in found.items()}
+
+
+_COLUMNS = (
+    subscribers.c.id,
+    subscribers.c.email,
+    subscribers.c.name,
+    subscribers.c.status,
+    subscribers.c.timezone,
+    subscribers.c.created_at,
+)
+
+
+def _subscriber(row: Any, tags: tuple[str, ...]) -> Subscriber:
+    return Subscriber(
+        id=row.id,
+        email=row.email,
+        name=row.name,
+        status=SubscriberStatus(row.status),
+        tags=tags,
+        timezone=row.timezone,
+        created_at=row.created_at,
+    )
+
+
+def _load(conn: Connection, *where: Any) -> Subscriber | None:
+    row = conn.execute(select(*_COLUMNS).where(*where)).first()
+    if row is None:
+        return None
+    return _subscriber(row, tags_of(conn, [row.id]).get(row.id, ()))
+
+
+def get(engine: Engine, subscriber_id: int) -> Subscriber | None:
+    """The subscriber with this id, or None."""
+    with engine.connect() as conn:
+        return _load(conn, subscribers.c.id == subscriber_id)
+
+
+def find(engine: Engine, email: str) -> Subscriber | None:
+    """The subscriber with this address in any case, or None (SubscriberError if invalid)."""
+    with engine.connect() as conn:
+        return _load(conn, subscribers.c.email == normalize_email(email))
+
+
+def _event(
+    conn: Connection,
+    subscriber_id: int | None,
+    email: str,
+    kind: str,
+    now: datetime,
+    *,
+    provider: str = "",
+    detail: str = "",
+) -> None:
+    conn.execute(
+        insert(events).values(
+            subscriber_id=subscriber_id,
+            email=email,
+            kind=kind,
+            provider=provider[:32],
+            detail=detail,
+            created_at=now,
+        )
+    )
+
+
+def _add_tags(conn: Connection, subscriber_id: int, tags: Sequence[str]) -> None:
+    have = set(tags_of(conn, [subscriber_id]).get(subscriber_id, ()))
+    missing = [{"subscriber_id": subscriber_id, "tag": tag} for tag in tags if tag not in have]
+    if missing:
+        conn.execute(insert(subscriber_tags), missing)
+
+
+def add(
+    engine: Engine,
+    email: str,
+    *,
+    name: str = "",
+    tags: Iterable[str] = (),
+    status: SubscriberStatus = S.ACTIVE,
+    timezone: str | None = None,
+    source: str = "cli",
+    now: datetime,
+    resubscribe: bool = False,
+) -> Subscriber:
+    """Add a subscriber, or update the name, tags and zone of the one with this address.
+
+    An existing active subscriber stays active even when `status` is pending; a pending
+    one becomes active when `status` is active. An address that unsubscribed, bounced or
+    complained is refused (SubscriberError) unless `resubscribe` says they asked to come
+    back. Raises SubscriberError for an invalid address, name, tag or zone.
+    """
+    if status in SUPPRESSED:
+        raise SubscriberError(f"add takes status pending or active, not {status.value}")
+    address = normalize_email(email)
+    clean = clean_name(name)
+    tag_list = clean_tags(tags)
+    zone = check_timezone(timezone)
+    for attempt in (1, 2):
+        try:
+            with begin_write(engine) as conn:
+                return _add(conn, address, clean, tag_list, status, zone, source, now, resubscribe)
+        except IntegrityError:
+            # Another process added the same address between our look and our insert
+            # (PostgreSQL; SQLite's write lock rules this out). The second look finds it.
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _add(
+    conn: Connection,
+    address: str,
+    name: str,
+    tags: tuple[str, ...],
+    status: SubscriberStatus,
+    zone: str | None,
+    source: str,
+    now: datetime,
+    resubscribe: bool,
+) -> Subscriber:
+    existing = _load(conn, subscribers.c.email == address)
+    if existing is None:
+        subscriber_id = conn.execute(
+            insert(subscribers)
+            .values(
+                email=address,
+                name=name,
+                status=status.value,
+                timezone=zone,
+                source=_source(source),
+                created_at=now,
+                updated_at=now,
+                confirmed_at=now if status is S.ACTIVE else None,
+            )
+            .returning(subscribers.c.id)
+        ).scalar_one()
+        _event(conn, subscriber_id, address, "subscribe", now, provider=source)
+    else:
+        subscriber_id = existing.id
+        values: dict[str, Any] = {"updated_at": now}
+        if name:
+            values["name"] = name
+        if zone is not None:
+            values["timezone"] = zone
+        if existing.status in SUPPRESSED:
+            if not resubscribe:
+                raise SubscriberError(
+                    f"{address} is {existing.status.value}: it stays off the list. Add it again "
+                    "with resubscribe (publisher subscribers add --resubscribe) only if they "
+                    "asked to come back."
+                )
+            values["status"] = status.value
+            detail = f"resubscribed after {existing.status.value}"
+            _event(conn, subscriber_id, address, "subscribe", now, provider=source, detail=detail)
+        elif existing.status is S.PENDING and status is S.ACTIVE:
+            values["status"] = S.ACTIVE.value
+            values["confirmed_at"] = now
+        conn.execute(update(subscribers).where(subscribers.c.id == subscriber_id).values(values))
+    _add_tags(conn, subscriber_id, tags)
+    loaded = _load(conn, subscribers.c.id == subscriber_id)
+    assert loaded is not None
+    return loaded
+
+
+def set_status(
+    engine: Engine,
+    subscriber_id: int,
+    status: SubscriberStatus,
+    *,
+    now: datetime,
+    kind: str,
+    provider: str = "",
+    detail: str = "",
+) -> Subscriber:
+    """Set a subscriber's status and record why (`kind`: confirm, unsubscribe, bounce, ...).
+
+    Becoming active stamps `confirmed_at` the first time. Raises NotFound for an unknown id.
+    """
+    values: dict[str, Any] = {"status": status.value, "updated_at": now}
+    if status is S.ACTIVE:
+        stamp = literal(now, subscribers.c.confirmed_at.type)
+        values["confirmed_at"] = func.coalesce(subscribers.c.confirmed_at, stamp)
+    with engine.begin() as conn:
+        # The write comes first, so SQLite takes its write lock at once.
+        changed = conn.execute(
+            update(subscribers).where(subscribers.c.id == subscriber_id).values(values)
+        ).rowcount
+        if not changed:
+            raise NotFound(f"no subscriber with id {subscriber_id}")
+        loaded = _load(conn, subscribers.c.id == subscriber_id)
+        assert loaded is not None
+        _event(conn, subscriber_id, loaded.email, kind, now, provider=provider, detail=detail)
+    return loaded
+
+
+def suppress(
+    engine: Engine,
+    email: str,
+    kind: str,
+    *,
+    provider: str,
+    detail: str = "",
+    now: datetime,
+) -> Subscriber | None:
+    """Keep an address off the list after a bounce, complaint or unsubscribe (`kind`).
+
+    The event is recorded even for an address we do not know. A status only moves to a
+    stronger one (unsubscribed < bounced < complained). Returns the subscriber, if any.
+    """
+    status = _KIND_STATUS.get(kind)
+    if status is None:
+        raise SubscriberError(f"suppress kind must be one of {', '.join(_KIND_STATUS)}, not {kind!r}")
+    try:
+        address = normalize_email(email)
+    except SubscriberError:
+        address = email.strip().lower()  # a provider's report is kept even if oddly written
+    weaker = [s.value for s in SubscriberStatus if _RANK[s] < _RANK[status]]
+    with engine.begin() as conn:
+        conn.execute(
+            update(subscribers)
+            .where(subscribers.c.email == address, subscribers.c.status.in_(weaker))
+            .values(status=status.value, updated_at=now)
+        )
+        loaded = _load(conn, subscribers.c.email == address)
+        subscriber_id = loaded.id if loaded else None
+        _event(conn, subscriber_id, address, kind, now, provider=provider, detail=detail)
+    return loaded
+
+
+def remove(
+    engine: Engine, email: str, *, now: datetime, purge: bool = False, provider: str = "cli"
+) -> None:
+    """Unsubscribe an address, keeping its row so that no import brings it back.
+
+    `purge` deletes the row, its tags, its events and (by cascade) its delivery history
+    instead: erasure on request. A purged address can be imported again later.
+    Raises NotFound for an unknown address.
+    """
+    address = normalize_email(email)
+    if not purge:
+        if find(engine, address) is None:
+            raise NotFound(f"no subscriber with address {address}")
+        # Like any unsubscribe: a bounced or complained status stays as strong as it is.
+        suppress(engine, address, "unsubscribe", provider=provider, now=now)
+        return
+    with engine.begin() as conn:
+        row = conn.execute(select(subscribers.c.id).where(subscribers.c.email == address)).first()
+        if row is None:
+            raise NotFound(f"no subscriber with address {address}")
+        mine = or_(events.c.subscriber_id == row.id, events.c.email == address)
+        conn.execute(delete(events).where(mine))
+        conn.execute(delete(subscriber_tags).where(subscriber_tags.c.subscriber_id == row.id))
+        conn.execute(delete(subscribers).where(subscribers.c.id == row.id))
+
+
+def mark_confirm_sent(
+    engine: Engine, subscriber_id: int, *, now: datetime, interval: timedelta
+) -> bool:
+    """Claim the right to send a confirmation mail now: at most one per `interval`.
+
+    Atomic across processes: of two racing requests only one gets True.
+    """
+    with engine.begin() as conn:
+        claimed = conn.execute(
+            update(subscribers)
+            .where(
+                subscribers.c.id == subscriber_id,
+                or_(
+                    subscribers.c.confirm_sent_at.is_(None),
+                    subscribers.c.confirm_sent_at <= now - interval,
+                ),
+            )
+            .values(confirm_sent_at=now)
+        ).rowcount
+    return bool(claimed)
+
+
+def _filtered(query: Any, status: SubscriberStatus | None, tag: str | None) -> Any:
+    if status is not None:
+        query = query.where(subscribers.c.status == status.value)
+    if tag is not None:
+        wanted = clean_tags([tag])
+        tagged = select(subscriber_tags.c.subscriber_id).where(
+            subscriber_tags.c.tag == (wanted[0] if wanted else "")
+        )
+        query = query.where(subscribers.c.id.in_(tagged))
+    return query
+
+
+def iter_subscribers(
+    engine: Engine,
+    *,
+    status: SubscriberStatus | None = None,
+    tag: str | None = None,
+    page_size: int = PAGE,
+) -> Iterator[Subscriber]:
+    """Every matching subscriber in id order, read `page_size` rows at a time.
+
+    Keyset pages rather than one long cursor: no connection or read transaction is held
+    while the caller works on a page, so a slow consumer never blocks SQLite's WAL
+    checkpoints or a PostgreSQL vacuum. Rows added meanwhile may or may not appear.
+    """
+    after = 0
+    while True:
+        with engine.connect() as conn:
+            query = _filtered(select(*_COLUMNS), status, tag)
+            rows = conn.execute(
+                query.where(subscribers.c.id > after).order_by(subscribers.c.id).limit(page_size)
+            ).all()
+            tags = tags_of(conn, [row.id for row in rows])
+        for row in rows:
+            yield _subscriber(row, tags.get(row.id, ()))
+        if len(rows) < page_size:
+            return
+        after = rows[-1].id
+
+
+def counts(engine: Engine) -> dict[str, int]:
+    """Subscribers per status, every status present, active first."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(subscribers.c.status, func.count()).group_by(subscribers.c.status)
+        ).all()
+    found = {status: number for status, number in rows}
+    order = [S.ACTIVE, S.PENDING, S.UNSUBSCRIBED, S.BOUNCED, S.COMPLAINED]
+    return {status.value: int(found.get(status.value, 0)) for status in order}
+
+
+def tag_counts(engine: Engine, *, status: SubscriberStatus | None = S.ACTIVE) -> dict[str, int]:
+    """Subscribers per tag (active ones by default), most used first: the segments."""
+    query = select(subscriber_tags.c.tag, func.count()).join(
+        subscribers, subscribers.c.id == subscriber_tags.c.subscriber_id
+    )
+    if status is not None:
+        query = query.where(subscribers.c.status == status.value)
+    query = query.group_by(subscriber_tags.c.tag).order_by(func.count().desc(), subscriber_tags.c.tag)
+    with engine.connect() as conn:
+        return {tag: int(number) for tag, number in conn.execute(query)}
+
+
+def import_csv(
+    engine: Engine,
+    lines: Iterable[str],
+    *,
+    now: datetime,
+    origin: str,
+    pending: bool = False,
+    tags: Iterable[str] = (),
+) -> ImportReport:
+    """Import a CSV export (Mailchimp, Substack, Buttondown, Ghost or our own) in one transaction.
+
+    `lines` is streamed (open the file with newline="" and encoding "utf-8-sig"); `origin`
+    names it in messages and in each subscriber's source. Rows are imported as active
+    (they consented on the other platform), or pending with `pending`; rows the platform
+    marks unsubscribed or bounced are imported as such so they stay off the list. An address
+    already here keeps an unsubscribed, bounced or complained status. Rows with a bad
+    address, name or zone, and repeats of an address, are rejected with their line.
+    A file that cannot be read as CSV raises SubscriberError and imports nothing.
+    """
+    # Imported here: the importer builds on this module's validators and queries.
+    from publisher.store.subscriber_import import import_rows
+
+    return import_rows(engine, lines, now=now, origin=origin, pending=pending, tags=tags)
+
+
+def export_csv(
+    engine: Engine,
+    out: IO[str],
+    *,
+    status: SubscriberStatus | None = None,
+    tag: str | None = None,
+) -> int:
+    """Write subscribers as CSV (email, name, status, tags, timezone, created_at); returns rows.
+
+    Every cell that a spreadsheet would run as a formula is neutralised. Streams: one page
+    of subscribers in memory at a time.
+    """
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(EXPORT_COLUMNS)
+    written = 0
+    for subscriber in iter_subscribers(engine, status=status, tag=tag):
+        created = subscriber.created_at.isoformat() if subscriber.created_at else ""
+        writer.writerow(
+            [
+                neutralize(cell)
+                for cell in (
+                    subscriber.email,
+                    subscriber.name,
+                    subscriber.status.value,
+                    ",".join(subscriber.tags),
+                    subscriber.timezone or "",
+                    created,
+                )
+            ]
+        )
+        written += 1
+    return written
+
