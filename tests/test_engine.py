@@ -13,9 +13,12 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from fakes import FakeAPI, vendors
+from fakes.http_api import RecordedRequest, Reply
 
 from publisher import tokens
 from publisher.config import Config, parse_config
+from publisher.delivery.base import make_provider
 from publisher.delivery.engine import deliver, in_flight_limit, snapshot_templates
 from publisher.delivery.ratelimit import TokenBucket
 from publisher.delivery.retry import RetryPolicy, backoff, is_hard_bounce
@@ -29,7 +32,7 @@ SECRET = "s" * 40
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
-def make_config(tmp_path: Path, **delivery: object) -> Config:
+def make_config(tmp_path: Path, *, tables: str = "", **delivery: object) -> Config:
     values = {"concurrency": 2, "batch_size": 10, "retry_base": 0.01, "retry_max": 0.05}
     values.update(delivery)
     lines = "\n".join(f"{k} = {v!r}".replace("'", '"') for k, v in values.items())
@@ -44,8 +47,10 @@ from = "Ed <ed@example.org>"
 
 [delivery]
 {lines}
+{tables}
 """
-    return parse_config(text, root=tmp_path, env={"PUBLISHER_SECRET": SECRET})
+    env = {"PUBLISHER_SECRET": SECRET, "PUBLISHER_POSTMARK_TOKEN": "pm-token"}
+    return parse_config(text, root=tmp_path, env=env)
 
 
 @pytest.fixture
@@ -288,6 +293,32 @@ def test_retry_after_is_honoured(tmp_path: Path, db: sa.Engine) -> None:
     run(config, db, provider)
     for first, second in provider.times.values():
         assert second - first >= 0.55
+
+
+def test_retry_after_from_a_real_http_api_is_honoured(
+    tmp_path: Path, db: sa.Engine, fake_api: FakeAPI
+) -> None:
+    """Postmark on loopback answers 429 Retry-After: 1; the batch goes again a second later."""
+    config = make_config(
+        tmp_path, provider="postmark", tables=f'[delivery.postmark]\nbase_url = "{fake_api.url}"'
+    )
+    queue_issue(db, 3)
+    moments: list[float] = []
+    postmark = vendors.postmark("pm-token")
+
+    def throttle_first(request: RecordedRequest) -> Reply:
+        moments.append(time.monotonic())
+        return Reply.rate_limited(1) if len(moments) == 1 else postmark(request)
+
+    fake_api.handler = throttle_first
+    provider = make_provider(config)
+    try:
+        deliver(config, db, provider, stop=threading.Event())
+    finally:
+        provider.close()
+    assert fake_api.problems == []
+    assert states(db) == {"sent": 3}
+    assert len(moments) == 2 and moments[1] - moments[0] >= 0.95
 
 
 def test_gives_up_after_max_attempts(tmp_path: Path, db: sa.Engine) -> None:
