@@ -43,12 +43,14 @@ def local_to_utc(naive: datetime, tz: ZoneInfo) -> datetime:
 
 
 def parse_local(text: str, tz: ZoneInfo) -> datetime:
-    """"YYYY-MM-DD HH:MM" in `tz`, as UTC."""
-    try:
-        naive = datetime.strptime(text.strip(), "%Y-%m-%d %H:%M")
-    except ValueError as exc:
-        raise ConfigError(f"time {text!r} must look like \"2026-12-01 09:00\"") from exc
-    return local_to_utc(naive, tz)
+    """"YYYY-MM-DD HH:MM" (or with :SS) in `tz`, as UTC."""
+    for layout in ("%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"):
+        try:
+            naive = datetime.strptime(text.strip(), layout)
+        except ValueError:
+            continue
+        return local_to_utc(naive, tz)
+    raise ConfigError(f"time {text!r} must look like \"2026-12-01 09:00\"")
 
 
 @dataclass(frozen=True, slots=True)

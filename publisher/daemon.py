@@ -1,0 +1,91 @@
+"""`publisher serve`: the HTTP app and the scheduler in one process, started and stopped cleanly.
+
+On start it finishes what a previous run left: rows in flight when it died go back to
+the queue (reported as uncertain), claimed schedules are enqueued, missed schedules run
+once (or are skipped past the grace), and queued messages are delivered.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from datetime import timedelta
+from pathlib import Path
+from types import FrameType
+
+import uvicorn
+
+from publisher import jobs, scheduler
+from publisher.config import Config
+from publisher.store import ledger, open_store
+from publisher.web import create_app
+
+__all__ = ["configure_logging", "run_daemon", "start_background"]
+
+log = logging.getLogger(__name__)
+
+# A claim older than this, by a worker on another host, is taken as abandoned.
+LEASE = timedelta(minutes=15)
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    for noisy in ("apscheduler.executors.default", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def start_background(config: Config) -> tuple[str, jobs.Runtime, object]:
+    """Recover, then start the scheduler. Returns (config key, runtime, scheduler)."""
+    key = str(config.path or Path("config.toml").resolve())
+    db = open_store(config.store_url)
+    rt = jobs.Runtime(config=config, db=db)
+    jobs.register(key, rt)
+    recovered = ledger.recover(db, now=rt.clock(), lease=LEASE)
+    if recovered.count:
+        log.warning(
+            "%s messages were in flight when the last run stopped: queued again and marked uncertain "
+            "(`publisher status` lists them)", recovered.count,
+        )
+    sched = scheduler.create_scheduler(rt)
+    scheduler.start_daemon_jobs(sched, key, rt)
+    scheduler.remember(key, sched)
+    sched.start()
+    # Catch up at once rather than at the first interval: missed schedules, queued rows, new articles.
+    for job_id in ("publish", "schedules", "deliver", "arm", "pings"):
+        job = sched.get_job(job_id)
+        if job is not None:
+            job.modify(next_run_time=rt.clock())
+    return key, rt, sched
+
+
+def stop_background(key: str, rt: jobs.Runtime, sched: object) -> None:
+    """Stop claiming, let in-flight sends finish and be recorded, then stop the scheduler."""
+    rt.stop.set()
+    shutdown = getattr(sched, "shutdown", None)
+    if shutdown is not None:
+        shutdown(wait=True)
+    scheduler.forget(key)
+    rt.db.dispose()
+
+
+def run_daemon(config: Config, *, host: str, port: int) -> None:
+    """Serve until SIGINT or SIGTERM (uvicorn handles both), then shut down cleanly."""
+    key, rt, sched = start_background(config)
+    app = create_app(config, engine=rt.db)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False))
+    log.info("serving %s on http://%s:%s", config["publication.title"], host, port)
+
+    def note_signal(signum: int, frame: FrameType | None) -> None:
+        # uvicorn stops serving on SIGINT/SIGTERM and then raises the signal again to end the
+        # process; this handler takes that second delivery so the shutdown below can finish.
+        rt.stop.set()
+
+    previous = {sig: signal.signal(sig, note_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run()
+    finally:
+        log.info("shutting down: finishing messages in flight")
+        stop_background(key, rt, sched)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        log.info("stopped")

@@ -1,0 +1,240 @@
+"""The daemon's jobs: what happens when the scheduler wakes up.
+
+Each job is a module-level function taking a config path (and an id), so APScheduler
+can store it in the database and call it after a restart. The durable truth lives in
+the store (schedules, the ledger, articles seen): a job that runs twice, or in two
+daemons at once, does its work once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from publisher import content, timing, websub
+from publisher.build import build_site
+from publisher.config import Config, load_config
+from publisher.errors import PublisherError
+from publisher.models import Article
+from publisher.sending import deliver_queued, prepare_article_issue, prepare_digest_issue
+from publisher.store import ledger, open_store, publishing, schedules
+
+__all__ = [
+    "Runtime",
+    "deliver_due",
+    "digest",
+    "poll_sources",
+    "publish_new",
+    "register",
+    "run_due_schedules",
+    "runtime_for",
+    "send_pings",
+]
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Runtime:
+    """What every job of one daemon shares: the config, the database, a stop signal."""
+
+    config: Config
+    db: sa.Engine
+    stop: threading.Event = field(default_factory=threading.Event)
+    clock: Callable[[], datetime] = utcnow
+    worker: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
+    deliver_lock: threading.Lock = field(default_factory=threading.Lock)
+    content_fingerprint: tuple[tuple[str, int, int], ...] = ()
+
+
+_RUNTIMES: dict[str, Runtime] = {}
+_RUNTIMES_LOCK = threading.Lock()
+
+
+def register(config_path: str, runtime: Runtime) -> None:
+    """Make `runtime` the one jobs use for `config_path` (the daemon does this at start)."""
+    with _RUNTIMES_LOCK:
+        _RUNTIMES[config_path] = runtime
+
+
+def runtime_for(config_path: str) -> Runtime:
+    """The registered runtime, or one made from the config file (a job fired after a restart)."""
+    with _RUNTIMES_LOCK:
+        runtime = _RUNTIMES.get(config_path)
+        if runtime is None:
+            config = load_config(config_path)
+            runtime = Runtime(config=config, db=open_store(config.store_url))
+            _RUNTIMES[config_path] = runtime
+        return runtime
+
+
+def _fingerprint(config: Config) -> tuple[tuple[str, int, int], ...]:
+    """Names, sizes and mtimes of content/: a cheap test of "did anything change?"."""
+    folder = config.path_of("build.content")
+    if not folder.is_dir():
+        return ()
+    entries = []
+    for path in sorted(folder.glob("*.md")):
+        stat = path.stat()
+        entries.append((path.name, stat.st_size, stat.st_mtime_ns))
+    return tuple(entries)
+
+
+def publish_new(config_path: str) -> list[str]:
+    """Notice new articles: rebuild, ping hubs, and create each one's issue per the policy.
+
+    The first run on a fresh database marks the back catalogue as seen instead of mailing
+    it. Returns the slugs handled as new.
+    """
+    rt = runtime_for(config_path)
+    config, db, now = rt.config, rt.db, rt.clock()
+    fingerprint = _fingerprint(config)
+    if fingerprint == rt.content_fingerprint and rt.content_fingerprint:
+        return []
+    articles = content.load_articles(config)
+    public = [a for a in articles if a.is_public(now)]
+    report = build_site(config, public, now)
+    rt.content_fingerprint = fingerprint
+    seen = publishing.seen_ids(db)
+    first_run = not seen
+    handled: list[str] = []
+    for article in sorted(public, key=lambda a: a.date):
+        if article.id in seen:
+            continue
+        policy = "backlog" if first_run else _policy_for(config, article)
+        if not publishing.mark_seen(
+            db, article_id=article.id, slug=article.slug, origin=article.source, handled=policy, now=now
+        ):
+            continue  # another daemon noticed it first
+        if policy != "backlog":
+            _apply_policy(rt, article, policy, now)
+            handled.append(article.slug)
+    if report.written and config["feeds.hubs"]:
+        websub.announce(config, db, now=now)
+        send_pings(config_path)
+    # Articles that are not public yet (a future date) are noticed when their day comes.
+    future = [a for a in articles if not a.draft and a.date > now]
+    if future:
+        rt.content_fingerprint = ()  # look again next time: time, not files, will change them
+    return handled
+
+
+def _policy_for(config: Config, article: Article) -> str:
+    if article.send_at is not None:
+        return "send_at"
+    return str(config["schedule.policy"])
+
+
+def _apply_policy(rt: Runtime, article: Article, policy: str, now: datetime) -> None:
+    config, db = rt.config, rt.db
+    if policy == "digest":
+        log.info("%s waits for the next digest", article.slug)
+        return
+    status = "draft" if policy == "draft" else "scheduled"
+    issue_id = prepare_article_issue(config, db, article, now=now, status=status)
+    if policy == "draft":
+        log.info("%s: issue %s held as a draft; send it with `publisher send %s`", article.slug, issue_id, article.slug)
+        return
+    if policy == "now":
+        run_at = now
+    elif policy == "send_at":
+        assert article.send_at is not None
+        run_at = article.send_at
+    else:
+        window = timing.parse_window(config["schedule.window"])
+        run_at = timing.next_window(window, now, config.tz)
+    local = run_at.astimezone(config.tz)
+    schedules.add(
+        db, issue_id=issue_id, run_at=run_at, timezone=config.tz.key, local_time=f"{local:%Y-%m-%d %H:%M}", now=now
+    )
+    log.info("%s: issue %s scheduled for %s %s", article.slug, issue_id, f"{local:%Y-%m-%d %H:%M}", config.tz.key)
+    if policy == "now":
+        run_due_schedules(str(config.path or ""))
+
+
+def run_due_schedules(config_path: str) -> int:
+    """Claim due schedules (once, whoever else is looking), enqueue their issues, deliver."""
+    rt = runtime_for(config_path)
+    config, db, now = rt.config, rt.db, rt.clock()
+    grace = timedelta(hours=config["schedule.grace_hours"])
+    started = 0
+    for claimed in schedules.claim_due(db, worker=rt.worker, now=now, grace=grace):
+        if not claimed.run:
+            log.warning("schedule %s skipped: %s", claimed.schedule.id, claimed.schedule.detail)
+    for schedule in schedules.unfinished(db):
+        queued = ledger.enqueue(db, schedule.issue_id, now=now)
+        schedules.finish(db, schedule.id, detail=f"{queued} recipients queued")
+        log.info("schedule %s: issue %s, %s recipients queued", schedule.id, schedule.issue_key, queued)
+        started += 1
+    if started:
+        deliver_due(config_path)
+    return started
+
+
+def deliver_due(config_path: str) -> int:
+    """Send every ledger row whose time has come; one delivery loop per daemon at a time."""
+    rt = runtime_for(config_path)
+    if not rt.deliver_lock.acquire(blocking=False):
+        return 0
+    try:
+        return deliver_queued(rt.config, rt.db, stop=rt.stop, worker=rt.worker, clock=rt.clock)
+    except PublisherError as exc:
+        log.error("delivery stopped: %s", exc)
+        return 0
+    finally:
+        rt.deliver_lock.release()
+
+
+def digest(config_path: str) -> int | None:
+    """Send everything published since the last digest; nothing new, nothing sent."""
+    rt = runtime_for(config_path)
+    config, db, now = rt.config, rt.db, rt.clock()
+    pending = set(publishing.undigested(db))
+    articles = [a for a in content.load_articles(config) if a.is_public(now) and a.id in pending]
+    if not articles:
+        log.info("digest: nothing new since the last one; nothing sent")
+        return None
+    issue_id = prepare_digest_issue(config, db, articles, now=now)
+    queued = ledger.enqueue(db, issue_id, now=now)
+    publishing.mark_digested(db, [a.id for a in articles], now=now)
+    log.info("digest: %s articles, %s recipients queued", len(articles), queued)
+    deliver_due(config_path)
+    return issue_id
+
+
+def send_pings(config_path: str) -> int:
+    """Send WebSub pings whose time has come (new ones, and retries of hubs that were down)."""
+    rt = runtime_for(config_path)
+    return len(websub.send_due_pings(rt.config, rt.db, now=rt.clock()))
+
+
+def poll_sources(config_path: str) -> int:
+    """Poll every watched feed; new items land in content/ and flow like local articles."""
+    from publisher import sources  # the watched-feed machinery is only needed when configured
+
+    rt = runtime_for(config_path)
+    results = sources.poll_all(rt.config, rt.db, now=rt.clock())
+    new = sum(len(r.new_articles) for r in results)
+    for result in results:
+        if result.error:
+            log.warning("source %s: %s", getattr(result, "source", "?"), result.error)
+    if new:
+        publish_new(config_path)
+    return new
+
+
+def content_path(config: Config) -> Path:
+    return config.path_of("build.content")

@@ -1,0 +1,107 @@
+"""APScheduler wiring: which job wakes up when.
+
+The scheduler only wakes jobs up. It keeps its jobs in the store's database, but it is
+not the durability layer (APScheduler deletes a one-off job before running it): every
+job re-reads the truth from the store, so a missed, doubled or lost wake-up changes
+nothing about what is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from publisher import jobs
+from publisher.errors import ConfigError
+from publisher.store import schedules
+
+__all__ = ["arm_schedules", "create_scheduler", "start_daemon_jobs"]
+
+log = logging.getLogger(__name__)
+
+SWEEP_SECONDS = 15.0
+PING_SECONDS = 60.0
+
+
+def create_scheduler(rt: jobs.Runtime) -> BackgroundScheduler:
+    """A background scheduler whose job store is a table in the publication's database."""
+    return BackgroundScheduler(
+        jobstores={"default": SQLAlchemyJobStore(engine=rt.db, tablename="apscheduler_jobs")},
+        executors={"default": ThreadPoolExecutor(max_workers=4)},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        timezone=rt.config.tz,
+    )
+
+
+def _every(seconds: float) -> IntervalTrigger:
+    return IntervalTrigger(seconds=max(1.0, seconds))
+
+
+def start_daemon_jobs(scheduler: BackgroundScheduler, config_path: str, rt: jobs.Runtime) -> None:
+    """Register the recurring jobs (replacing those a previous run left in the store)."""
+    config = rt.config
+    add = scheduler.add_job
+    add(jobs.publish_new, _every(config["schedule.watch_interval"]), args=[config_path],
+        id="publish", name="notice new articles", replace_existing=True)
+    add(jobs.run_due_schedules, _every(SWEEP_SECONDS), args=[config_path],
+        id="schedules", name="run due scheduled sends", replace_existing=True)
+    add(jobs.deliver_due, _every(SWEEP_SECONDS), args=[config_path],
+        id="deliver", name="deliver queued and retried messages", replace_existing=True)
+    add(jobs.send_pings, _every(PING_SECONDS), args=[config_path],
+        id="pings", name="retry WebSub pings", replace_existing=True)
+    add(arm_schedules, _every(SWEEP_SECONDS), args=[config_path],
+        id="arm", name="arm exact times of scheduled sends", replace_existing=True)
+    cron = config["schedule.digest"]
+    if cron:
+        try:
+            trigger = CronTrigger.from_crontab(cron, timezone=config.tz)
+        except ValueError as exc:
+            raise ConfigError(f"[schedule] digest {cron!r} is not a cron expression: {exc}") from exc
+        add(jobs.digest, trigger, args=[config_path], id="digest", name="digest", replace_existing=True)
+    elif scheduler.get_job("digest"):
+        scheduler.remove_job("digest")
+    for index, source in enumerate(config.sources):
+        add(jobs.poll_sources, _every(source.interval), args=[config_path],
+            id=f"source:{index}", name=f"poll {source.name}", replace_existing=True)
+
+
+def arm_schedules(config_path: str) -> int:
+    """Give each pending schedule a one-off wake-up at its exact time.
+
+    The sweep would find it within SWEEP_SECONDS anyway; this makes it punctual.
+    """
+    rt = jobs.runtime_for(config_path)
+    scheduler = _SCHEDULERS.get(config_path)
+    if scheduler is None:
+        return 0
+    now = rt.clock()
+    armed = 0
+    for schedule_id, run_at in schedules.due_times(rt.db):
+        if run_at <= now:
+            continue
+        job_id = f"schedule:{schedule_id}"
+        if scheduler.get_job(job_id) is None:
+            scheduler.add_job(
+                jobs.run_due_schedules, DateTrigger(run_date=run_at + timedelta(milliseconds=50)),
+                args=[config_path], id=job_id, name=f"scheduled send {schedule_id}", replace_existing=True,
+            )
+            armed += 1
+    return armed
+
+
+_SCHEDULERS: dict[str, BackgroundScheduler] = {}
+
+
+def remember(config_path: str, scheduler: BackgroundScheduler) -> None:
+    _SCHEDULERS[config_path] = scheduler
+
+
+def forget(config_path: str) -> None:
+    _SCHEDULERS.pop(config_path, None)

@@ -1,0 +1,109 @@
+"""From an article to a snapshot in the ledger, and from the ledger to the provider.
+
+The steps the CLI (`publisher send`, `schedule`) and the daemon share: an issue is
+rendered once and frozen in the store; delivery reads only the frozen copy.
+"""
+
+from __future__ import annotations
+
+import difflib
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from publisher import newsletter
+from publisher.config import Config
+from publisher.errors import NotFound
+from publisher.models import Article, Issue, IssueKind
+from publisher.store import ledger
+
+__all__ = ["deliver_queued", "digest_issue", "find_article", "prepare_article_issue", "prepare_digest_issue"]
+
+
+def find_article(articles: Sequence[Article], slug: str, *, now: datetime) -> Article:
+    """The public article called `slug`, or an error that lists the closest slugs."""
+    public = {a.slug: a for a in articles if a.is_public(now)}
+    if slug in public:
+        return public[slug]
+    hidden = next((a for a in articles if a.slug == slug), None)
+    if hidden is not None:
+        why = "is a draft" if hidden.draft else f"is dated {hidden.date:%Y-%m-%d %H:%M}, in the future"
+        raise NotFound(f"article {slug!r} {why}: only published articles can be sent")
+    close = difflib.get_close_matches(slug, list(public), n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else " `publisher build` lists what exists."
+    raise NotFound(f"no published article with slug {slug!r}.{hint}")
+
+
+def prepare_article_issue(
+    config: Config, db: sa.Engine, article: Article, *, now: datetime, status: str = "draft", tag: str | None = None
+) -> int:
+    """Render the article's newsletter once and snapshot it; the same article keeps its first snapshot."""
+    existing = ledger.find_issue(db, article.id)
+    if existing is not None:
+        return existing.id
+    issue = newsletter.issue_for_article(config, article)
+    return _snapshot(config, db, issue, slug=article.slug, now=now, status=status, tag=tag)
+
+
+def digest_issue(config: Config, articles: Sequence[Article], *, now: datetime) -> Issue:
+    """One digest of `articles`, keyed by the author's calendar day so it goes out once a day at most."""
+    ordered = tuple(sorted(articles, key=lambda a: a.date, reverse=True))
+    day = now.astimezone(config.tz)
+    count = len(ordered)
+    title = config["publication.title"]
+    subject = f"{title}: {count} new article{'s' if count != 1 else ''}"
+    return Issue(
+        key=f"digest:{day:%Y-%m-%d}",
+        kind=IssueKind.DIGEST,
+        subject=subject,
+        articles=ordered,
+        preheader="; ".join(a.title for a in ordered)[:140],
+        web_url=config.site_url + "/",
+    )
+
+
+def prepare_digest_issue(config: Config, db: sa.Engine, articles: Sequence[Article], *, now: datetime) -> int:
+    issue = digest_issue(config, articles, now=now)
+    existing = ledger.find_issue(db, issue.key)
+    if existing is not None:
+        return existing.id
+    return _snapshot(config, db, issue, slug="", now=now, status="scheduled", tag=None)
+
+
+def _snapshot(
+    config: Config, db: sa.Engine, issue: Issue, *, slug: str, now: datetime, status: str, tag: str | None
+) -> int:
+    rendered = newsletter.render_issue(config, issue, now)
+    return ledger.create_issue(
+        db,
+        key=issue.key,
+        kind=issue.kind.value,
+        slug=slug,
+        subject=rendered.subject,
+        html=rendered.html,
+        text=rendered.text,
+        tag=tag,
+        status=status,
+        now=now,
+    )
+
+
+def deliver_queued(
+    config: Config,
+    db: sa.Engine,
+    *,
+    stop: threading.Event,
+    worker: str | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> int:
+    """Deliver every due ledger row through the configured provider; returns messages sent."""
+    from publisher.delivery import engine, make_provider
+
+    provider = make_provider(config)
+    try:
+        report = engine.deliver(config, db, provider, stop=stop, worker=worker, clock=clock)
+    finally:
+        provider.close()
+    return int(report.sent)

@@ -1,0 +1,219 @@
+"""`publisher serve` as a real process: scheduled sends happen once, whatever the daemons do."""
+
+from __future__ import annotations
+
+import email
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email import policy
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ZONE = ZoneInfo("America/New_York")
+SUBSCRIBERS = [f"reader{i}@example.org" for i in range(5)]
+
+ARTICLE = """---
+title: Notes on Rest
+date: 2026-11-02 08:00
+tags: [sleep]
+---
+
+Rest is a skill.
+
+## Why it matters
+
+It matters a great deal.
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Publication:
+    """A publication folder in tmp_path, driven through the real `publisher` command."""
+
+    def __init__(self, root: Path, *, grace_hours: float = 24.0, port: int | None = None) -> None:
+        self.root = root
+        self.port = port or free_port()
+        (root / "content").mkdir()
+        (root / "content" / "2026-11-02-notes-on-rest.md").write_text(ARTICLE)
+        (root / "config.toml").write_text(
+            f"""
+[publication]
+title = "Daemon Test"
+url = "https://example.org/"
+timezone = "America/New_York"
+postal_address = "1 Test Street, Testville"
+
+[newsletter]
+from = "Tester <news@example.org>"
+
+[delivery]
+provider = "maildir"
+
+[schedule]
+grace_hours = {grace_hours}
+watch_interval = 1.0
+
+[server]
+public_url = "http://127.0.0.1:{self.port}"
+"""
+        )
+        self.env = {**os.environ, "PUBLISHER_CONFIG": str(root / "config.toml"), "PUBLISHER_SECRET": "s" * 32}
+        self.daemons: list[subprocess.Popen[bytes]] = []
+
+    def run(self, *args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "publisher", *args], env=self.env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def start(self, port: int | None = None) -> subprocess.Popen[bytes]:
+        with (self.root / f"daemon-{len(self.daemons)}.log").open("wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "publisher", "serve", "--port", str(port or self.port)],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            )
+        self.daemons.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in self.daemons:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.daemons:
+            assert proc.wait(timeout=30) == 0, self.logs()
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.root.glob("daemon-*.log")))
+
+    def messages(self) -> list[email.message.EmailMessage]:
+        folder = self.root / "outbox" / "new"
+        if not folder.is_dir():
+            return []
+        return [
+            email.message_from_bytes(p.read_bytes(), policy=policy.default)  # type: ignore[misc]
+            for p in sorted(folder.iterdir())
+        ]
+
+    def wait_for(self, count: int, timeout: float = 40.0) -> list[email.message.EmailMessage]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.messages()
+            if len(found) >= count:
+                return found
+            time.sleep(0.2)
+        raise AssertionError(f"expected {count} messages, got {len(self.messages())}\n{self.logs()}")
+
+
+@pytest.fixture
+def pub(tmp_path: Path) -> Iterator[Publication]:
+    publication = Publication(tmp_path)
+    for address in SUBSCRIBERS:
+        publication.run("subscribers", "add", address)
+    yield publication
+    for proc in publication.daemons:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def at_local(seconds: float) -> tuple[str, datetime]:
+    """A wall-clock time `seconds` from now in the publication's zone, and the instant itself."""
+    moment = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=seconds)
+    return f"{moment.astimezone(ZONE):%Y-%m-%d %H:%M:%S}", moment
+
+
+def sleep_past(moment: datetime, extra: float = 1.0) -> None:
+    time.sleep(max(0.0, (moment - datetime.now(UTC)).total_seconds()) + extra)
+
+
+def recipients(messages: list[email.message.EmailMessage]) -> list[str]:
+    return sorted(str(m["To"]).split("<")[-1].rstrip(">") for m in messages)
+
+
+def test_missed_schedule_runs_once_when_daemon_starts(pub: Publication) -> None:
+    """A send due while no daemon ran goes out once, as soon as one starts."""
+    when, moment = at_local(8.0)
+    pub.run("schedule", "notes-on-rest", "--at", when)
+    sleep_past(moment)
+    assert pub.messages() == []
+    pub.start()
+    found = pub.wait_for(len(SUBSCRIBERS))
+    time.sleep(2.0)  # room for a duplicate to show up, if there were one
+    pub.stop_all()
+    assert recipients(pub.messages()) == sorted(SUBSCRIBERS)
+    assert len(found) == len(SUBSCRIBERS)
+    assert "done" in pub.run("schedules", "--all")
+
+
+def test_two_daemons_on_one_database_send_once(pub: Publication) -> None:
+    """Two daemons started by mistake on one database still send each copy once."""
+    when, _ = at_local(10.0)
+    pub.run("schedule", "notes-on-rest", "--at", when)
+    pub.start()
+    pub.start(free_port())
+    pub.wait_for(len(SUBSCRIBERS))
+    time.sleep(3.0)
+    pub.stop_all()
+    assert recipients(pub.messages()) == sorted(SUBSCRIBERS)
+
+
+def test_schedule_missed_beyond_grace_is_skipped(tmp_path: Path) -> None:
+    """A send missed by more than the grace is skipped and reported, not sent late."""
+    pub = Publication(tmp_path, grace_hours=0.0003)  # about a second
+    pub.run("subscribers", "add", SUBSCRIBERS[0])
+    when, moment = at_local(8.0)
+    pub.run("schedule", "notes-on-rest", "--at", when)
+    sleep_past(moment, extra=3.0)
+    pub.start()
+    deadline = time.monotonic() + 30
+    while "skipped" not in pub.run("schedules", "--all") and time.monotonic() < deadline:
+        time.sleep(0.3)
+    pub.stop_all()
+    listing = pub.run("schedules", "--all")
+    assert "skipped" in listing
+    assert pub.messages() == []
+
+
+def test_one_click_unsubscribe_from_a_sent_message(pub: Publication) -> None:
+    """The List-Unsubscribe URL of a delivered message unsubscribes with one POST, and later sends skip it."""
+    pub.start()
+    health = None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            health = httpx.get(f"http://127.0.0.1:{pub.port}/healthz", timeout=1)
+            break
+        except httpx.TransportError:
+            time.sleep(0.2)
+    assert health is not None and health.status_code == 200
+    pub.run("send", "notes-on-rest", "--yes")
+    first = pub.wait_for(len(SUBSCRIBERS))
+    target = next(m for m in first if SUBSCRIBERS[0] in str(m["To"]))
+    assert target["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    url = str(target["List-Unsubscribe"]).split(",")[0].strip().strip("<>")
+    answer = httpx.post(
+        url, content=b"List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"}, follow_redirects=False,
+    )
+    assert answer.status_code == 200
+    assert "set-cookie" not in answer.headers
+    counts = pub.run("subscribers", "count")
+    assert counts.splitlines()[0].startswith(f"{len(SUBSCRIBERS) - 1} active")
+    pub.stop_all()
