@@ -318,3 +318,27 @@ def test_smtp_4xx_retries_5xx_fails_and_max_attempts_gives_up(
     assert statuses[dead] == "bounced" and statuses[never] == "active"
     status = pub.run("status")
     assert re.search(r"\b8\b", status) and "failed" in status
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_and_sigint_finish_in_flight_and_leave_the_rest_queued(
+    tmp_path: Path, smtp_counter: tuple[CountingHandler, int], signum: signal.Signals
+) -> None:
+    """A polite stop records what is in flight, leaves nothing `sending`, and resumes cleanly."""
+    server, port = smtp_counter
+    pub = Publication(tmp_path, port, readers=600, rate=400.0, burst=20)
+    sender = pub.start("send", SLUG, "--yes")
+    deadline = time.monotonic() + 60
+    while server.total < 100:
+        assert sender.poll() is None and time.monotonic() < deadline
+        time.sleep(0.002)
+    sender.send_signal(signum)
+    assert sender.wait(timeout=30) == 1, pub.logs()
+    assert "stopping: finishing the messages in flight" in pub.logs()
+    rows = pub.rows().values()
+    assert not [row for row in rows if row.state == "sending"]
+    assert sum(1 for row in rows if row.state == "sent") == server.total < 600
+    out = pub.run("send", "--resume")
+    assert "were in flight" not in out
+    assert set(server.copies) == {pub.address(n) for n in range(600)}
+    assert max(server.copies.values()) == 1
