@@ -120,7 +120,7 @@ def publish_new(config_path: str) -> list[str]:
         ):
             continue  # another daemon noticed it first
         if policy != "backlog":
-            _apply_policy(rt, article, policy, now)
+            _apply_policy(config_path, rt, article, policy, now)
             handled.append(article.slug)
     if report.written and config["feeds.hubs"]:
         websub.announce(config, db, now=now)
@@ -138,7 +138,7 @@ def _policy_for(config: Config, article: Article) -> str:
     return str(config["schedule.policy"])
 
 
-def _apply_policy(rt: Runtime, article: Article, policy: str, now: datetime) -> None:
+def _apply_policy(config_path: str, rt: Runtime, article: Article, policy: str, now: datetime) -> None:
     config, db = rt.config, rt.db
     if policy == "digest":
         log.info("%s waits for the next digest", article.slug)
@@ -162,7 +162,7 @@ def _apply_policy(rt: Runtime, article: Article, policy: str, now: datetime) -> 
     )
     log.info("%s: issue %s scheduled for %s %s", article.slug, issue_id, f"{local:%Y-%m-%d %H:%M}", config.tz.key)
     if policy == "now":
-        run_due_schedules(str(config.path or ""))
+        run_due_schedules(config_path)
 
 
 def run_due_schedules(config_path: str) -> int:
@@ -175,7 +175,7 @@ def run_due_schedules(config_path: str) -> int:
         if not claimed.run:
             log.warning("schedule %s skipped: %s", claimed.schedule.id, claimed.schedule.detail)
     for schedule in schedules.unfinished(db):
-        queued = ledger.enqueue(db, schedule.issue_id, now=now)
+        queued = ledger.enqueue(db, schedule.issue_id, now=now, tz_of_author=config.tz)
         schedules.finish(db, schedule.id, detail=f"{queued} recipients queued")
         log.info("schedule %s: issue %s, %s recipients queued", schedule.id, schedule.issue_key, queued)
         started += 1
@@ -208,7 +208,7 @@ def digest(config_path: str) -> int | None:
         log.info("digest: nothing new since the last one; nothing sent")
         return None
     issue_id = prepare_digest_issue(config, db, articles, now=now)
-    queued = ledger.enqueue(db, issue_id, now=now)
+    queued = ledger.enqueue(db, issue_id, now=now, tz_of_author=config.tz)
     publishing.mark_digested(db, [a.id for a in articles], now=now)
     log.info("digest: %s articles, %s recipients queued", len(articles), queued)
     deliver_due(config_path)

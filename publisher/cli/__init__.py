@@ -6,15 +6,14 @@ Every command works on ./config.toml, `--config PATH` or $PUBLISHER_CONFIG. Exit
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
-
-import click
 
 # Each module adds its commands to `cli` when imported.
 from publisher.cli import build as _build  # noqa: F401  (registers commands)
 from publisher.cli import importing as _importing  # noqa: F401
+from publisher.cli import schedule as _schedule  # noqa: F401
 from publisher.cli import send as _send  # noqa: F401
+from publisher.cli import serve as _serve  # noqa: F401
 from publisher.cli import subscribers as _subscribers  # noqa: F401
 from publisher.cli._common import cli
 
@@ -25,7 +24,3 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
     cli.main(args=list(argv) if argv is not None else None, prog_name="publisher")
 
-
-if __name__ == "__main__":  # pragma: no cover
-    main(sys.argv[1:])
-    click.echo("")

@@ -27,6 +27,7 @@ __all__ = [
     "get",
     "list_schedules",
     "pending",
+    "set_local_hour",
     "unfinished",
 ]
 
@@ -196,3 +197,9 @@ def unfinished(db: sa.Engine) -> list[Schedule]:
     query = _select().where(schedules.c.state == "claimed").order_by(schedules.c.run_at)
     with db.connect() as conn:
         return [_row(row) for row in conn.execute(query)]
+
+
+def set_local_hour(db: sa.Engine, issue_id: int, hour: int | None) -> None:
+    """Deliver the issue at `hour` of each subscriber's own day (None: all at once)."""
+    with db.begin() as conn:
+        conn.execute(issues.update().where(issues.c.id == issue_id).values(local_hour=hour))

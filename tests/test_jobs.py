@@ -1,0 +1,195 @@
+"""The daemon's jobs, run in-process with a controlled clock: publish, windows, digests, local time."""
+
+from __future__ import annotations
+
+import email
+import itertools
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email import policy
+from pathlib import Path
+
+import pytest
+from hub import Hub
+
+from publisher import jobs
+from publisher.config import load_config
+from publisher.store import ledger, open_store, publishing, schedules, subscribers
+
+START = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)  # a Friday, 10:00 in New York
+_keys = itertools.count()
+
+
+def article(slug: str, day: str, body: str = "Some words.") -> str:
+    return f"---\ntitle: {slug.replace('-', ' ').title()}\ndate: {day} 08:00\n---\n\n{body}\n"
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class Pub:
+    """A publication folder with a registered runtime whose clock the test moves."""
+
+    def __init__(self, root: Path, *, policy: str = "now", extra: str = "") -> None:
+        self.root = root
+        (root / "content").mkdir()
+        (root / "content" / "2026-11-02-old-news.md").write_text(article("old-news", "2026-11-02"))
+        (root / "config.toml").write_text(
+            f"""
+[publication]
+title = "Jobs Test"
+url = "https://example.org/"
+timezone = "America/New_York"
+postal_address = "1 Test Street"
+
+[newsletter]
+from = "Tester <news@example.org>"
+
+[schedule]
+policy = "{policy}"
+window = "tue 08:00"
+{extra}
+"""
+        )
+        self.config = load_config(root / "config.toml", env={"PUBLISHER_SECRET": "k" * 32})
+        self.db = open_store(self.config.store_url)
+        self.clock = Clock(START)
+        self.key = f"test-{next(_keys)}"
+        jobs.register(self.key, jobs.Runtime(config=self.config, db=self.db, clock=self.clock))
+        for index, zone in enumerate(("Asia/Tokyo", "America/Los_Angeles", None)):
+            subscribers.add(self.db, f"r{index}@example.org", timezone=zone, now=START)
+
+    def write(self, name: str, text: str) -> None:
+        (self.root / "content" / name).write_text(text)
+
+    def messages(self) -> list[email.message.EmailMessage]:
+        folder = self.root / "outbox" / "new"
+        if not folder.is_dir():
+            return []
+        return [
+            email.message_from_bytes(p.read_bytes(), policy=policy.default)  # type: ignore[misc]
+            for p in sorted(folder.iterdir())
+        ]
+
+
+@pytest.fixture
+def pub(tmp_path: Path) -> Iterator[Pub]:
+    yield Pub(tmp_path)
+
+
+def test_first_run_files_the_back_catalogue(pub: Pub) -> None:
+    """On a fresh database the existing articles are marked seen, built, and never mailed."""
+    assert jobs.publish_new(pub.key) == []
+    assert (pub.root / "public" / "feeds" / "atom.xml").is_file()
+    assert publishing.seen_ids(pub.db)
+    assert pub.messages() == []
+
+
+def test_new_article_sends_once_and_edits_never_resend(pub: Pub) -> None:
+    """A new article goes to every subscriber once; an edit rebuilds the feeds but sends nothing."""
+    jobs.publish_new(pub.key)
+    pub.write("2026-11-20-fresh.md", article("fresh", "2026-11-20"))
+    assert jobs.publish_new(pub.key) == ["fresh"]
+    assert len(pub.messages()) == 3
+    pub.write("2026-11-20-fresh.md", article("fresh", "2026-11-20", body="Edited words, new paragraph."))
+    assert jobs.publish_new(pub.key) == []
+    assert len(pub.messages()) == 3
+    assert "Edited words" in (pub.root / "public" / "feeds" / "atom.xml").read_text()
+
+
+def test_window_policy_waits_for_the_window(tmp_path: Path) -> None:
+    """Under policy "window" a new article is scheduled for the next Tuesday 08:00, and sent then."""
+    pub = Pub(tmp_path, policy="window")
+    jobs.publish_new(pub.key)
+    pub.write("2026-11-20-fresh.md", article("fresh", "2026-11-20"))
+    jobs.publish_new(pub.key)
+    [pending] = schedules.pending(pub.db)
+    assert pending.run_at == datetime(2026, 11, 24, 13, 0, tzinfo=UTC)  # Tuesday 08:00 EST
+    assert jobs.run_due_schedules(pub.key) == 0
+    assert pub.messages() == []
+    pub.clock.now = pending.run_at + timedelta(seconds=1)
+    assert jobs.run_due_schedules(pub.key) == 1
+    assert len(pub.messages()) == 3
+
+
+def test_draft_policy_holds_the_issue(tmp_path: Path) -> None:
+    """Under policy "draft" the issue is created and held; nothing is scheduled or sent."""
+    pub = Pub(tmp_path, policy="draft")
+    jobs.publish_new(pub.key)
+    pub.write("2026-11-20-fresh.md", article("fresh", "2026-11-20"))
+    jobs.publish_new(pub.key)
+    [state] = [s for s in ledger.status(pub.db) if s.slug == "fresh"]
+    assert state.status == "draft"
+    assert schedules.pending(pub.db) == []
+    assert pub.messages() == []
+
+
+def test_digest_sends_what_is_new_and_nothing_when_nothing_is(tmp_path: Path) -> None:
+    """A digest carries every article since the last one; a digest with nothing new sends nothing."""
+    pub = Pub(tmp_path, policy="digest")
+    jobs.publish_new(pub.key)
+    assert jobs.digest(pub.key) is None
+    pub.write("2026-11-18-first-thing.md", article("first-thing", "2026-11-18"))
+    pub.write("2026-11-19-second-thing.md", article("second-thing", "2026-11-19"))
+    jobs.publish_new(pub.key)
+    assert pub.messages() == []
+    assert jobs.digest(pub.key) is not None
+    sent = pub.messages()
+    assert len(sent) == 3
+    body = sent[0].get_body(("plain",))
+    assert body is not None
+    text = body.get_content()
+    assert "First Thing" in text and "Second Thing" in text and "Old News" not in text
+    pub.clock.now += timedelta(days=7)
+    assert jobs.digest(pub.key) is None
+    assert len(pub.messages()) == 3
+
+
+def test_local_time_delivery_follows_each_readers_clock(pub: Pub) -> None:
+    """With local-time delivery each reader gets the issue at 09:00 of their own day."""
+    jobs.publish_new(pub.key)
+    pub.write("2026-11-20-fresh.md", article("fresh", "2026-11-20"))
+    pub.config = pub.config  # policy "now" would send at once; schedule by hand instead
+    from publisher import content
+    from publisher.sending import prepare_article_issue
+
+    fresh = next(a for a in content.load_articles(pub.config) if a.slug == "fresh")
+    issue_id = prepare_article_issue(pub.config, pub.db, fresh, now=START, status="scheduled")
+    schedules.set_local_hour(pub.db, issue_id, 9)
+    start = datetime(2026, 11, 22, 19, 0, tzinfo=UTC)  # 09:00 on Nov 23 in UTC+14
+    schedules.add(pub.db, issue_id=issue_id, run_at=start, timezone="local", local_time="2026-11-23 09:00", now=START)
+    pub.clock.now = start
+    jobs.run_due_schedules(pub.key)
+    assert pub.messages() == []
+    pub.clock.now = datetime(2026, 11, 23, 0, 1, tzinfo=UTC)  # 09:01 in Tokyo
+    jobs.deliver_due(pub.key)
+    assert [str(m["To"]) for m in pub.messages()] == ["r0@example.org"]
+    pub.clock.now = datetime(2026, 11, 23, 14, 1, tzinfo=UTC)  # 09:01 in New York (the author's zone)
+    jobs.deliver_due(pub.key)
+    assert sorted(str(m["To"]) for m in pub.messages()) == ["r0@example.org", "r2@example.org"]
+    pub.clock.now = datetime(2026, 11, 23, 17, 1, tzinfo=UTC)  # 09:01 in Los Angeles
+    jobs.deliver_due(pub.key)
+    assert len(pub.messages()) == 3
+
+
+def test_new_article_pings_the_hub(tmp_path: Path) -> None:
+    """Publishing a new article pings the configured hub for each feed."""
+    hub = Hub()
+    try:
+        pub = Pub(tmp_path, extra=f'\n[feeds]\nhubs = ["{hub.url}"]\n')
+        jobs.publish_new(pub.key)
+        hub.pings.clear()
+        pub.write("2026-11-20-fresh.md", article("fresh", "2026-11-20"))
+        jobs.publish_new(pub.key)
+        assert sorted(p["hub.url"][0] for p in hub.pings) == [
+            "https://example.org/feeds/atom.xml",
+            "https://example.org/feeds/feed.json",
+            "https://example.org/feeds/rss.xml",
+        ]
+    finally:
+        hub.close()
