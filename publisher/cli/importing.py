@@ -10,9 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from publisher.cli._common import cli, get_config, reports_errors
-from publisher.importer import import_location
 from publisher.models import Article
-from publisher.sources import file_as_backlog
 from publisher.store import open_store
 
 
@@ -53,6 +51,10 @@ def import_command(ctx: click.Context, location: str, force: bool, base_url: str
     """Import an article page or a whole RSS/Atom feed (URL or FILE) into content/ as Markdown."""
     config = get_config(ctx)
     now = datetime.now(UTC)
+    # Extraction pulls in trafilatura and lxml: loaded only when importing, not for every command.
+    from publisher.importer import import_location
+    from publisher.sources import file_as_backlog
+
     written = import_location(config, location, now=now, force=force, base_url=base_url)
     out = Console(highlight=False, soft_wrap=True)
     for path, article in written:
