@@ -1,0 +1,108 @@
+"""SendGrid: v3 mail/send, one personalization per recipient, up to 1,000 a call.
+
+The issue's bodies go once, with their placeholder tokens; each personalization carries
+the recipient's `substitutions` (token to value) and headers (List-Unsubscribe differs
+per recipient). SendGrid answers 202 with no per-message status.
+https://www.twilio.com/docs/sendgrid/for-developers/sending-email/personalizations
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from publisher.delivery.base import (
+    R,
+    Template,
+    clean_text,
+    require_secret,
+    sent,
+    split_address,
+)
+from publisher.delivery.http_api import HttpApiProvider
+from publisher.models import SendResult
+
+if TYPE_CHECKING:
+    from publisher.config import Config
+
+__all__ = ["SendGridProvider"]
+
+KEY_ENV = "PUBLISHER_SENDGRID_API_KEY"
+
+
+def _contact(name: str, address: str) -> dict[str, str]:
+    return {"email": address, "name": name} if name else {"email": address}
+
+
+class SendGridProvider(HttpApiProvider):
+    name = "sendgrid"
+    label = "SendGrid"
+    max_batch = 1000
+    unique_addresses = True
+    secret_env = KEY_ENV
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str = "https://api.sendgrid.com",
+        client: httpx.Client | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        super().__init__(base_url=base_url, client=client, timeout=timeout)
+        self._api_key = api_key
+
+    @classmethod
+    def from_config(cls, config: Config, *, client: httpx.Client | None = None) -> SendGridProvider:
+        return cls(
+            api_key=require_secret(config, KEY_ENV, cls.name),
+            base_url=str(config["delivery.sendgrid.base_url"]),
+            client=client,
+            timeout=float(config["delivery.timeout"]),
+        )
+
+    def _item(self, template: Template[R], recipient: R, now: datetime) -> dict[str, Any]:
+        personalization: dict[str, Any] = {
+            "to": [_contact(clean_text(recipient.name), recipient.email)]
+        }
+        substitutions = dict(template.substitutions(recipient))
+        if substitutions:
+            personalization["substitutions"] = substitutions
+        headers = dict(template.headers(recipient))
+        if headers:
+            personalization["headers"] = headers
+        if recipient.delivery_id is not None:
+            personalization["custom_args"] = {"delivery_id": str(recipient.delivery_id)}
+        return personalization
+
+    def _request(self, template: Template[R], chunk: list[R], items: list[Any]) -> httpx.Request:
+        body: dict[str, Any] = {
+            "personalizations": items,
+            "from": _contact(*split_address(template.sender, template.sender_address)),
+            "subject": template.subject,
+            # text/plain must come first, then text/html.
+            "content": [
+                {"type": "text/plain", "value": template.text},
+                {"type": "text/html", "value": template.html},
+            ],
+            # Privacy by default: no click or open tracking, no added unsubscribe footer.
+            "tracking_settings": {
+                "click_tracking": {"enable": False, "enable_text": False},
+                "open_tracking": {"enable": False},
+                "subscription_tracking": {"enable": False},
+            },
+        }
+        if template.reply_to:
+            body["reply_to"] = _contact(*split_address(template.reply_to))
+        return self._client.build_request(
+            "POST",
+            f"{self.base_url}/v3/mail/send",
+            json=body,
+            headers={"Authorization": f"Bearer {self._api_key}"},
+        )
+
+    def _accepted(self, response: httpx.Response, chunk: list[R]) -> list[SendResult]:
+        message_id = response.headers.get("X-Message-Id", "")
+        return [sent(recipient, provider_id=message_id) for recipient in chunk]

@@ -1,0 +1,300 @@
+"""SMTP: a pool of persistent connections to the author's mail server.
+
+A send call checks one connection out of the pool, runs one transaction per message on
+it (MAIL, RCPT, DATA) and checks it back in, so a batch costs no connection setup and
+several engine threads use up to `connections` sessions side by side.
+
+Answers map to outcomes by their class: 4xx is temporary (RETRY), 5xx permanent
+(FAILED), both for the one message they answer. A connection that drops before DATA was
+sent is reopened and the message tried again at once (a server closing an idle session
+is routine); one that drops after DATA may already have delivered the message, so that
+message is left to the engine's retry rather than sent twice in a row.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import ssl
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from publisher.delivery.base import (
+    UNUSABLE_RECIPIENT,
+    AccountRefused,
+    R,
+    RecipientLike,
+    Template,
+    every,
+    failed,
+    retry,
+    sent,
+    settle,
+)
+from publisher.errors import ConfigError
+from publisher.models import Outcome, SendResult
+
+if TYPE_CHECKING:
+    from publisher.config import Config
+
+__all__ = ["SmtpProvider"]
+
+log = logging.getLogger(__name__)
+
+PASSWORD_ENV = "PUBLISHER_SMTP_PASSWORD"  # noqa: S105 - names the variable, holds no secret
+SECURITY = ("none", "starttls", "tls")
+
+
+class _Unsent(Exception):
+    """The connection failed before the message data left: nothing was delivered."""
+
+
+class _MaybeSent(Exception):
+    """The connection failed while or after the data was sent: it may have arrived."""
+
+
+class _Unreachable(Exception):
+    """No connection could be opened; every message of the call waits for a retry."""
+
+
+class _Lost(Exception):
+    """The session broke down mid-call; this message's result, and the rest are not tried."""
+
+    def __init__(self, result: SendResult) -> None:
+        super().__init__(result.detail)
+        self.result = result
+
+
+class SmtpProvider:
+    name = "smtp"
+    max_batch = 20
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        security: str = "starttls",
+        username: str = "",
+        password: str | None = None,
+        connections: int = 4,
+        timeout: float = 30.0,
+        ssl_context: ssl.SSLContext | None = None,
+        local_hostname: str | None = None,
+    ) -> None:
+        if security not in SECURITY:
+            raise ConfigError(
+                f"[delivery.smtp] security must be one of {', '.join(SECURITY)}, got {security!r}"
+            )
+        if username and not password:
+            raise ConfigError(
+                f"[delivery.smtp] username is set, so {PASSWORD_ENV} must hold the password "
+                f"(or {PASSWORD_ENV}_FILE name a file holding it). Set it and run again."
+            )
+        self.host = host
+        self.port = port
+        self.security = security
+        self.username = username
+        self._password = password or ""
+        self.connections = max(1, connections)
+        self.timeout = timeout
+        if ssl_context is None and security != "none":
+            ssl_context = ssl.create_default_context()
+        self._ssl_context = ssl_context
+        self._local_hostname = local_hostname
+        self._slots = threading.BoundedSemaphore(self.connections)
+        self._idle: list[smtplib.SMTP] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @classmethod
+    def from_config(cls, config: Config) -> SmtpProvider:
+        username = str(config["delivery.smtp.username"])
+        return cls(
+            host=str(config["delivery.smtp.host"]),
+            port=int(config["delivery.smtp.port"]),
+            security=str(config["delivery.smtp.security"]),
+            username=username,
+            password=config.secret(PASSWORD_ENV) if username else None,
+            connections=int(config["delivery.smtp.connections"]),
+            timeout=float(config["delivery.timeout"]),
+        )
+
+    def send(
+        self, template: Template[R], recipients: Sequence[R], *, now: datetime
+    ) -> list[SendResult]:
+        results: list[SendResult] = []
+        with self._slots:
+            conn = self._checkout()
+            try:
+                for recipient in recipients:
+                    try:
+                        raw = template.message_bytes(recipient, now)
+                    except UNUSABLE_RECIPIENT as exc:
+                        results.append(failed(recipient, f"cannot build this message: {exc}"))
+                        continue
+                    result, conn = self._deliver(conn, template.sender_address, recipient, raw)
+                    results.append(result)
+            except _Unreachable as exc:
+                results.extend(every(recipients[len(results):], Outcome.RETRY, str(exc)))
+                conn = None
+            except _Lost as exc:
+                # A server that stops answering would cost a timeout per message.
+                results.append(exc.result)
+                rest = recipients[len(results):]
+                results.extend(every(rest, Outcome.RETRY, "not tried: the SMTP session broke down"))
+                conn = None
+            except AccountRefused as exc:
+                conn = None
+                return settle(results, recipients[len(results):], exc)
+            finally:
+                self._checkin(conn)
+        return results
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            _quit(conn)
+
+    def _checkout(self) -> smtplib.SMTP | None:
+        with self._lock:
+            return self._idle.pop() if self._idle else None
+
+    def _checkin(self, conn: smtplib.SMTP | None) -> None:
+        if conn is None:
+            return
+        with self._lock:
+            if not self._closed:
+                self._idle.append(conn)
+                return
+        _quit(conn)
+
+    def _connect(self) -> smtplib.SMTP:
+        context = self._ssl_context
+        where = f"{self.host}:{self.port}"
+        try:
+            conn: smtplib.SMTP
+            if self.security == "tls":
+                conn = smtplib.SMTP_SSL(
+                    self.host, self.port, self._local_hostname, timeout=self.timeout,
+                    context=context,
+                )
+            else:
+                conn = smtplib.SMTP(self.host, self.port, self._local_hostname, timeout=self.timeout)
+        except (OSError, smtplib.SMTPException) as exc:
+            raise _Unreachable(f"cannot connect to the SMTP server {where}: {exc}") from exc
+        try:
+            conn.ehlo()
+            if self.security == "starttls":
+                conn.starttls(context=context)
+                conn.ehlo()
+            if self.username:
+                conn.login(self.username, self._password)
+        except smtplib.SMTPAuthenticationError as exc:
+            _quit(conn)
+            raise AccountRefused(
+                f"the SMTP server {where} refused the login for {self.username!r} "
+                f"({exc.smtp_code}): check [delivery.smtp] username and {PASSWORD_ENV}."
+            ) from exc
+        except smtplib.SMTPNotSupportedError as exc:
+            _quit(conn)
+            raise AccountRefused(
+                f"the SMTP server {where} does not offer {exc}: check [delivery.smtp] "
+                "security (none, starttls or tls) and username."
+            ) from exc
+        except (OSError, smtplib.SMTPException) as exc:
+            _quit(conn)
+            raise _Unreachable(f"the SMTP server {where} failed the greeting: {exc}") from exc
+        return conn
+
+    def _deliver(
+        self, conn: smtplib.SMTP | None, sender: str, recipient: RecipientLike, raw: bytes
+    ) -> tuple[SendResult, smtplib.SMTP | None]:
+        """Send one message, reopening a dropped connection once; the connection to keep."""
+        for attempt in (1, 2):
+            if conn is None:
+                conn = self._connect()
+            try:
+                result, keep = _transaction(conn, sender, recipient, raw)
+            except _Unsent as exc:
+                _quit(conn)
+                conn = None
+                if attempt == 2:
+                    detail = f"SMTP connection lost before sending: {exc}"
+                    raise _Lost(retry(recipient, detail)) from exc
+                log.debug("SMTP connection to %s:%s dropped; reconnecting", self.host, self.port)
+                continue
+            except _MaybeSent as exc:
+                _quit(conn)
+                raise _Lost(retry(
+                    recipient,
+                    f"SMTP connection lost while sending ({exc}); the server may have accepted "
+                    "the message",
+                )) from exc
+            if not keep:
+                _quit(conn)
+                conn = None
+            return result, conn
+        raise AssertionError("unreachable")
+
+
+def _transaction(
+    conn: smtplib.SMTP, sender: str, recipient: RecipientLike, raw: bytes
+) -> tuple[SendResult, bool]:
+    """One MAIL/RCPT/DATA exchange; the result and whether the session is still usable."""
+    options: list[str] = []
+    if conn.has_extn("size"):
+        options.append(f"SIZE={len(raw)}")
+    if not raw.isascii() and conn.has_extn("8bitmime"):
+        options.append("BODY=8BITMIME")
+    if not (sender.isascii() and recipient.email.isascii()) and conn.has_extn("smtputf8"):
+        options.append("SMTPUTF8")
+    try:
+        code, answer = conn.mail(sender, options)
+        if code != 250:
+            return _refused(conn, recipient, code, answer, f"sender {sender}")
+        code, answer = conn.rcpt(recipient.email)
+        if code not in (250, 251):
+            return _refused(conn, recipient, code, answer, "recipient")
+    except (smtplib.SMTPServerDisconnected, OSError) as exc:
+        raise _Unsent(str(exc) or type(exc).__name__) from exc
+    try:
+        code, answer = conn.data(raw)
+    except smtplib.SMTPDataError as exc:
+        # DATA itself was refused: the message never left.
+        return _refused(conn, recipient, exc.smtp_code, exc.smtp_error, "data")
+    except (smtplib.SMTPServerDisconnected, OSError) as exc:
+        raise _MaybeSent(str(exc) or type(exc).__name__) from exc
+    if code != 250:
+        return _refused(conn, recipient, code, answer, "message")
+    return sent(recipient, provider_id=_text(answer)), True
+
+
+def _refused(
+    conn: smtplib.SMTP, recipient: RecipientLike, code: int, answer: bytes | str, stage: str
+) -> tuple[SendResult, bool]:
+    detail = f"SMTP {code} {_text(answer)} (refused at {stage})"
+    keep = code != 421  # 421: the server is closing the session
+    if keep:
+        try:
+            conn.rset()
+        except (smtplib.SMTPException, OSError):
+            keep = False
+    if 500 <= code < 600:
+        return failed(recipient, detail), keep
+    return retry(recipient, detail), keep
+
+
+def _text(answer: bytes | str) -> str:
+    return answer.decode("utf-8", "replace") if isinstance(answer, bytes) else answer
+
+
+def _quit(conn: smtplib.SMTP) -> None:
+    try:
+        conn.quit()
+    except (smtplib.SMTPException, OSError):
+        conn.close()

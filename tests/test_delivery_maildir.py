@@ -1,0 +1,94 @@
+"""The maildir provider: real .eml files in a real Maildir."""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import mailbox
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from fakes.messages import publication_config, recipients, sample_template
+
+from publisher.delivery.maildir import MaildirProvider
+from publisher.errors import ConfigError
+from publisher.models import Outcome
+
+NOW = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
+
+
+def test_each_message_is_an_eml_file_in_new(tmp_path: Path) -> None:
+    """One file per recipient lands in new/, named .eml, and parses as the message."""
+    config = publication_config(tmp_path)
+    provider = MaildirProvider(tmp_path / "outbox")
+    readers = recipients(3)
+    results = provider.send(sample_template(config), readers, now=NOW)
+    assert [r.outcome for r in results] == [Outcome.SENT] * 3
+    files = sorted((tmp_path / "outbox" / "new").iterdir())
+    assert len(files) == 3 and all(f.suffix == ".eml" for f in files)
+    parsed = email.parser.BytesParser(policy=email.policy.default).parsebytes(files[0].read_bytes())
+    assert parsed["To"] == "Reader 0 <reader0@example.net>"
+    assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert not list((tmp_path / "outbox" / "tmp").iterdir())
+
+
+def test_stdlib_mailbox_reads_the_outbox(tmp_path: Path) -> None:
+    """Python's own Maildir reader sees every message with its Message-ID."""
+    provider = MaildirProvider(tmp_path / "outbox")
+    readers = recipients(2)
+    provider.send(sample_template(publication_config(tmp_path)), readers, now=NOW)
+    box = mailbox.Maildir(tmp_path / "outbox", create=False)
+    assert sorted(m["Message-ID"] for m in box) == sorted(r.message_id for r in readers)
+
+
+def test_results_name_the_file(tmp_path: Path) -> None:
+    """provider_id is the file name, so `status` can point at the copy."""
+    provider = MaildirProvider(tmp_path / "outbox")
+    (result,) = provider.send(sample_template(publication_config(tmp_path)), recipients(1), now=NOW)
+    assert (tmp_path / "outbox" / "new" / result.provider_id).is_file()
+    assert result.delivery_id == 100
+
+
+def test_sending_a_row_again_replaces_its_copy(tmp_path: Path) -> None:
+    """The same Message-ID sent twice leaves one file, not two."""
+    provider = MaildirProvider(tmp_path / "outbox")
+    template = sample_template(publication_config(tmp_path))
+    readers = recipients(1)
+    provider.send(template, readers, now=NOW)
+    provider.send(template, readers, now=NOW)
+    assert len(list((tmp_path / "outbox" / "new").iterdir())) == 1
+
+
+def test_name_without_message_id_is_unique(tmp_path: Path) -> None:
+    """Without a Message-ID to name it, every file still gets a fresh, unique name."""
+    provider = MaildirProvider(tmp_path / "outbox")
+    names = {provider._file_name("") for _ in range(3)}
+    assert len(names) == 3 and all(n.endswith(".eml") for n in names)
+
+
+def test_unusable_recipient_fails_alone(tmp_path: Path) -> None:
+    """A recipient whose address cannot be a header fails; the others are written."""
+    provider = MaildirProvider(tmp_path / "outbox")
+    good, bad = recipients(2)
+    bad = replace(bad, email="not an address")
+    results = provider.send(sample_template(publication_config(tmp_path)), [good, bad], now=NOW)
+    assert [r.outcome for r in results] == [Outcome.SENT, Outcome.FAILED]
+    assert "cannot build" in results[1].detail
+
+
+def test_unwritable_path_is_a_config_error(tmp_path: Path) -> None:
+    """A path that cannot become a Maildir is reported with the key to change."""
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match=r"\[delivery.maildir\] path"):
+        MaildirProvider(tmp_path / "file" / "outbox")
+
+
+def test_write_failure_is_temporary(tmp_path: Path) -> None:
+    """A disk that refuses the write leaves the message to be retried."""
+    provider = MaildirProvider(tmp_path / "outbox")
+    (tmp_path / "outbox" / "tmp").rmdir()
+    (result,) = provider.send(sample_template(publication_config(tmp_path)), recipients(1), now=NOW)
+    assert result.outcome is Outcome.RETRY
+    assert "cannot write" in result.detail
