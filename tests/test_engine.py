@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 from fakes import FakeAPI, vendors
 from fakes.http_api import RecordedRequest, Reply
+from store_support import BACKENDS, open_test_store
 
 from publisher import tokens
 from publisher.config import Config, parse_config
@@ -25,7 +26,7 @@ from publisher.delivery.retry import RetryPolicy, backoff, is_hard_bounce
 from publisher.errors import ConfigError, TemporaryFailure
 from publisher.models import Outcome, SendResult
 from publisher.newsletter import MessageTemplate, Recipient, message_id_for
-from publisher.store import ledger, open_store
+from publisher.store import ledger
 from publisher.store.schema import deliveries, subscribers
 
 SECRET = "s" * 40
@@ -53,9 +54,10 @@ from = "Ed <ed@example.org>"
     return parse_config(text, root=tmp_path, env=env)
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[sa.Engine]:
-    engine = open_store(f"sqlite:///{tmp_path / 'engine.db'}")
+@pytest.fixture(params=BACKENDS)
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
+    """SQLite in tmp_path; PostgreSQL too when $PUBLISHER_TEST_POSTGRES_URL is set."""
+    engine = open_test_store(request.param, tmp_path)
     yield engine
     engine.dispose()
 

@@ -7,25 +7,28 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
+from store_support import BACKENDS, open_test_store
 
 from publisher.delivery.retry import RetryPolicy
 from publisher.errors import NotFound
 from publisher.models import Outcome, SendResult
-from publisher.store import ledger, open_store
+from publisher.store import ledger
 from publisher.store.schema import deliveries, events, subscriber_tags, subscribers
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> sa.Engine:
-    engine = open_store(f"sqlite:///{tmp_path / 'ledger.db'}")
+@pytest.fixture(params=BACKENDS)
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
+    """SQLite in tmp_path; PostgreSQL too when $PUBLISHER_TEST_POSTGRES_URL is set."""
+    engine = open_test_store(request.param, tmp_path)
     yield engine
     engine.dispose()
 

@@ -230,7 +230,6 @@ def enqueue(
         ).where(*conditions, *extra)
         return insert(deliveries).from_select(columns, query)
 
-    added = 0
     with engine.begin() as conn:
         # The status update comes first: it takes the write lock before anything is read.
         conn.execute(
@@ -243,8 +242,12 @@ def enqueue(
                 local_hour=hour,
             )
         )
+        # Counted rather than taken from rowcount, which psycopg reports as -1 for
+        # INSERT ... SELECT.
+        existing = select(func.count()).where(deliveries.c.issue_id == issue_id)
+        before = conn.execute(existing).scalar_one()
         if hour is None:
-            added += conn.execute(rows_for(now)).rowcount
+            conn.execute(rows_for(now))
         else:
             zone_names = [
                 name
@@ -263,7 +266,7 @@ def enqueue(
                 statement = rows_for(
                     local_not_before(now, hour, zone), subscribers.c.timezone == name
                 )
-                added += conn.execute(statement).rowcount
+                conn.execute(statement)
             author_rows = rows_for(
                 local_not_before(now, hour, author_zone),
                 or_(
@@ -271,8 +274,8 @@ def enqueue(
                     subscribers.c.timezone.in_(author_zone_names) if author_zone_names else false(),
                 ),
             )
-            added += conn.execute(author_rows).rowcount
-    return added
+            conn.execute(author_rows)
+        return int(conn.execute(existing).scalar_one() - before)
 
 
 def _audience(issue_id: int | None, segment: str | None) -> list[Any]:

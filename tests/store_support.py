@@ -1,0 +1,36 @@
+"""Stores for tests: SQLite in tmp_path always, PostgreSQL when a scratch database is named.
+
+    PUBLISHER_TEST_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1:5432/scratch pytest
+
+Every PostgreSQL test starts from an empty schema, so point the variable at a database
+that holds nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from publisher.store import open_store
+
+POSTGRES_ENV = "PUBLISHER_TEST_POSTGRES_URL"
+# PostgreSQL joins the parameters only when configured, so a plain run lists no skips.
+BACKENDS = ["sqlite", "postgresql"] if os.environ.get(POSTGRES_ENV) else ["sqlite"]
+
+
+def open_test_store(backend: str, tmp_path: Path) -> sa.Engine:
+    """A freshly migrated store; skips the test when PostgreSQL is asked for but not set up."""
+    if backend == "sqlite":
+        return open_store(f"sqlite:///{tmp_path / 'test.db'}")
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        pytest.skip(f"set {POSTGRES_ENV}=postgresql+psycopg://... to run against PostgreSQL")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+        conn.exec_driver_sql("CREATE SCHEMA public")
+    engine.dispose()
+    return open_store(url)
