@@ -99,13 +99,14 @@ def _deliver(
 
 
 def _summary(report: engine.DeliveryReport, db: sa.Engine, issue_id: int | None) -> None:
-    if not (report.sent or report.retried or report.failed or report.stopped):
+    if report.sent or report.retried or report.failed or report.stopped:
+        click.echo(
+            f"sent {report.sent}, retrying {report.retried}, failed {report.failed}"
+            + (f", {report.suppressed} address(es) suppressed after a hard bounce" if report.suppressed else "")
+            + f" in {report.elapsed:.1f} s ({report.rate:.0f}/s)"
+        )
+    else:
         click.echo("nothing to send: every reader already has it, or it is queued for later")
-    click.echo(
-        f"sent {report.sent}, retrying {report.retried}, failed {report.failed}"
-        + (f", {report.suppressed} address(es) suppressed after a hard bounce" if report.suppressed else "")
-        + f" in {report.elapsed:.1f} s ({report.rate:.0f}/s)"
-    )
     if report.stopped:
         click.echo("stopped early: the rest is queued; `publisher send --resume` continues")
     lines = ledger.status(db, issue_id)
