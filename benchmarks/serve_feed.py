@@ -7,13 +7,15 @@ both servers then serve its public/feeds/rss.xml on loopback:
 
 - publisher: `create_app` under uvicorn, one process, set up as `publisher serve` sets
   it up (httptools and uvloop when installed, no access log);
-- nginx: Debian's package, default `worker_processes auto`, sendfile, etag on.
+- nginx: Debian's package with sendfile and etag on, twice: as Debian ships it
+  (`worker_processes auto`: one worker per core) and with one worker, which is the fair
+  match for one uvicorn process.
 
 wrk (a second process) asks each for the feed with no Accept-Encoding, so both send the
 same bytes: plain GETs (200) and GETs carrying the feed's current ETag (304). Each cell
 is the median of --rounds runs of --duration seconds. Needs `nginx` and `wrk`
 (apt-get install -y nginx wrk); the whole run is bounded by about
-4 x rounds x (duration + 2) seconds.
+6 x (rounds x duration + 1) seconds plus start-up.
 """
 
 from __future__ import annotations
@@ -139,7 +141,6 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="wrk runs per cell (median)")
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--nginx-workers", default="auto")
     args = parser.parse_args()
     for tool in ("nginx", "wrk"):
         if shutil.which(tool) is None:
@@ -151,45 +152,56 @@ def main() -> None:
     try:
         feed = build_publication(root)
         print(f"feed: {feed.stat().st_size} bytes ({feed.name} of the sample publication)")
-        app_port, nginx_port = free_port(), free_port()
+        servers: dict[str, str] = {}
+        port = free_port()
         processes.append(
             subprocess.Popen(
-                [sys.executable, "-c", APP_SERVER, str(root / "config.toml"), str(app_port)],
+                [sys.executable, "-c", APP_SERVER, str(root / "config.toml"), str(port)],
                 env={"PUBLISHER_SECRET": "benchmark", "PATH": "/usr/bin:/bin"},
             )
         )
-        (root / "nginx.conf").write_text(
-            NGINX_CONF.format(
-                workers=args.nginx_workers, root=root, port=nginx_port, public=root / "public"
+        servers["publisher"] = f"http://127.0.0.1:{port}/feeds/rss.xml"
+        for name, workers in (("nginx", "auto"), ("nginx-1", "1")):
+            port = free_port()
+            folder = root / name
+            folder.mkdir()
+            conf = folder / "nginx.conf"
+            conf.write_text(
+                NGINX_CONF.format(
+                    workers=workers, root=folder, port=port, public=root / "public"
+                )
             )
-        )
-        processes.append(
-            subprocess.Popen(["nginx", "-c", str(root / "nginx.conf"), "-p", str(root)])
-        )
-        servers = {
-            "publisher": f"http://127.0.0.1:{app_port}/feeds/rss.xml",
-            "nginx": f"http://127.0.0.1:{nginx_port}/feeds/rss.xml",
-        }
+            processes.append(subprocess.Popen(["nginx", "-c", str(conf), "-p", str(folder)]))
+            servers[name] = f"http://127.0.0.1:{port}/feeds/rss.xml"
         for url, process in zip(servers.values(), processes, strict=True):
             wait_until_up(url, process)
         etags = {
             name: httpx.get(url, headers={"accept-encoding": "identity"}).headers["etag"]
             for name, url in servers.items()
         }
-        results: dict[tuple[str, int], float] = {}
-        for name, url in servers.items():
-            for status, etag in ((200, None), (304, etags[name])):
-                expect(url, etag, status)
-                wrk(url, duration=1, connections=args.connections, etag=etag)  # warm up
-                runs = [
-                    wrk(url, duration=args.duration, connections=args.connections, etag=etag)
-                    for _ in range(args.rounds)
-                ]
-                results[(name, status)] = statistics.median(runs)
-                print(
-                    f"{name:>9} {status}: median {results[(name, status)]:>9,.0f} req/s  "
-                    f"(runs: {', '.join(f'{r:,.0f}' for r in runs)})"
+        cells = [
+            (name, status, etag)
+            for name in servers
+            for status, etag in ((200, None), (304, etags[name]))
+        ]
+        for name, status, etag in cells:
+            expect(servers[name], etag, status)
+            wrk(servers[name], duration=1, connections=args.connections, etag=etag)  # warm up
+        # Rounds go round all cells in turn, so that a busy moment on the machine spreads
+        # over every cell instead of spoiling one.
+        runs: dict[tuple[str, int], list[float]] = {(n, s): [] for n, s, _ in cells}
+        for _ in range(args.rounds):
+            for name, status, etag in cells:
+                runs[(name, status)].append(
+                    wrk(servers[name], duration=args.duration, connections=args.connections,
+                        etag=etag)
                 )
+        results = {cell: statistics.median(values) for cell, values in runs.items()}
+        for (name, status), values in runs.items():
+            print(
+                f"{name:>9} {status}: median {results[(name, status)]:>9,.0f} req/s  "
+                f"(runs: {', '.join(f'{r:,.0f}' for r in values)})"
+            )
     finally:
         for process in processes:
             process.terminate()
@@ -201,10 +213,14 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
 
     print()
-    print(f"{'':>12}{'publisher':>12}{'nginx':>12}{'ratio':>8}")
+    print("req/s (median)  publisher  nginx auto  ratio   nginx 1 worker  ratio")
     for status in (200, 304):
-        ours, theirs = results[("publisher", status)], results[("nginx", status)]
-        print(f"{status:>12}{ours:>12,.0f}{theirs:>12,.0f}{ours / theirs:>8.2f}")
+        ours = results[("publisher", status)]
+        auto, one = results[("nginx", status)], results[("nginx-1", status)]
+        print(
+            f"{status:>14} {ours:>10,.0f} {auto:>11,.0f} {ours / auto:>6.2f} "
+            f"{one:>16,.0f} {ours / one:>6.2f}"
+        )
     speedup = results[("publisher", 304)] / results[("publisher", 200)]
     print(f"publisher: a 304 costs {1 / speedup:.2f} of a 200 ({speedup:.2f}x the rate)")
 
