@@ -415,3 +415,19 @@ def test_finish_issues_marks_done_when_nothing_is_left(db: sa.Engine) -> None:
     ledger.record(db, [sent(r) for r in rows], now=NOW, policy=POLICY)
     assert ledger.finish_issues(db, now=NOW) == [issue]
     assert ledger.get_issue(db, issue).finished_at == NOW
+
+
+def test_tag_segment_ignores_case(tmp_path: Path) -> None:
+    """`--tag Clinicians` reaches subscribers tagged "clinicians" (tags are stored lower-case)."""
+    from publisher.store import open_store
+    from publisher.store import subscribers as subs
+
+    db = open_store(f"sqlite:///{tmp_path / 'tags.db'}")
+    now = datetime(2026, 11, 20, tzinfo=UTC)
+    subs.add(db, "a@example.org", tags=("clinicians",), now=now)
+    subs.add(db, "b@example.org", tags=("families",), now=now)
+    issue_id = ledger.create_issue(
+        db, key="k", kind="article", slug="s", subject="S", html="<p>x</p>", text="x", tag="Clinicians",
+        status="sending", now=now,
+    )
+    assert ledger.enqueue(db, issue_id, now=now) == 1

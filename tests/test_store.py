@@ -19,7 +19,7 @@ from sqlalchemy import Engine, insert, inspect, select, text
 from publisher.errors import StoreError
 from publisher.store import begin_write, open_store
 from publisher.store.engine import alembic_config, head_revision
-from publisher.store.schema import metadata, rate_limits
+from publisher.store.schema import metadata, sources
 
 
 def sqlite_url(path: Path) -> str:
@@ -109,9 +109,9 @@ def test_times_come_back_aware_in_utc(engine: Engine) -> None:
     """An aware time in any zone is stored as UTC and read back aware."""
     eastern = datetime(2026, 3, 1, 9, 30, tzinfo=timezone(timedelta(hours=-5)))
     with engine.begin() as conn:
-        conn.execute(insert(rate_limits).values(bucket="b", window_start=eastern, count=1))
-        stored = conn.execute(select(rate_limits.c.window_start)).scalar_one()
-        raw = conn.exec_driver_sql("SELECT window_start FROM rate_limits").scalar_one()
+        conn.execute(insert(sources).values(url="b", polled_at=eastern, error=""))
+        stored = conn.execute(select(sources.c.polled_at)).scalar_one()
+        raw = conn.exec_driver_sql("SELECT polled_at FROM sources").scalar_one()
     assert stored == eastern
     assert stored.tzinfo is UTC
     assert raw.startswith("2026-03-01 14:30:00")
@@ -121,9 +121,9 @@ def test_naive_times_are_taken_as_utc(engine: Engine) -> None:
     """A naive time is read back as the same wall-clock time in UTC."""
     with engine.begin() as conn:
         conn.execute(
-            insert(rate_limits).values(bucket="b", window_start=datetime(2026, 1, 2, 3), count=1)
+            insert(sources).values(url="b", polled_at=datetime(2026, 1, 2, 3), error="")
         )
-        stored = conn.execute(select(rate_limits.c.window_start)).scalar_one()
+        stored = conn.execute(select(sources.c.polled_at)).scalar_one()
     assert stored == datetime(2026, 1, 2, 3, tzinfo=UTC)
 
 
@@ -134,7 +134,7 @@ def test_begin_write_makes_a_second_writer_wait(engine: Engine) -> None:
 
     def first() -> None:
         with begin_write(engine) as conn:
-            conn.execute(insert(rate_limits).values(bucket="a", window_start=datetime.now(UTC), count=1))
+            conn.execute(insert(sources).values(url="a", polled_at=datetime.now(UTC), error=""))
             holding.set()
             time.sleep(0.3)
             order.append("first commits")
@@ -144,7 +144,7 @@ def test_begin_write_makes_a_second_writer_wait(engine: Engine) -> None:
     assert holding.wait(5)
     with begin_write(engine) as conn:
         order.append("second has the lock")
-        conn.execute(insert(rate_limits).values(bucket="b", window_start=datetime.now(UTC), count=1))
+        conn.execute(insert(sources).values(url="b", polled_at=datetime.now(UTC), error=""))
     thread.join()
     assert order == ["first commits", "second has the lock"]
 
@@ -195,8 +195,8 @@ def test_postgresql_is_migrated_to_the_same_schema(postgres_url: str) -> None:
         assert schema_diffs(db) == []
         eastern = datetime(2026, 3, 1, 9, 30, tzinfo=timezone(timedelta(hours=-5)))
         with db.begin() as conn:
-            conn.execute(insert(rate_limits).values(bucket="pg", window_start=eastern, count=1))
-            stored = conn.execute(select(rate_limits.c.window_start)).scalar_one()
+            conn.execute(insert(sources).values(url="pg", polled_at=eastern, error=""))
+            stored = conn.execute(select(sources.c.polled_at)).scalar_one()
         assert stored == eastern
         assert stored.utcoffset() == timedelta(0)
     finally:

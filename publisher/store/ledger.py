@@ -50,6 +50,7 @@ from publisher.store.issues import (
     status,
 )
 from publisher.store.schema import deliveries, events, issues, subscriber_tags, subscribers
+from publisher.store.subscribers import clean_tags
 
 __all__ = [
     "CLAIMABLE",
@@ -287,12 +288,14 @@ def _audience(issue_id: int | None, segment: str | None) -> list[Any]:
                 and_(deliveries.c.issue_id == issue_id, deliveries.c.subscriber_id == subscribers.c.id)
             )
         )
-    if segment:
+    # Tags are stored cleaned (lower-case), so `--tag Clinicians` must be cleaned the same way.
+    wanted = clean_tags([segment]) if segment else ()
+    if wanted:
         conditions.append(
             exists().where(
                 and_(
                     subscriber_tags.c.subscriber_id == subscribers.c.id,
-                    subscriber_tags.c.tag == segment,
+                    subscriber_tags.c.tag == wanted[0],
                 )
             )
         )

@@ -199,13 +199,3 @@ source_items = Table(
     Column("first_seen_at", UTC_TIME, nullable=False),
     Column("imported", Boolean, nullable=False, default=False),
 )
-
-# Per-IP rate limiting of the subscribe form survives restarts and spans workers.
-rate_limits = Table(
-    "rate_limits",
-    metadata,
-    Column("bucket", String(200), primary_key=True),
-    Column("window_start", UTC_TIME, nullable=False),
-    Column("count", Integer, nullable=False),
-)
-

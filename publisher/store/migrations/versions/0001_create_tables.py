@@ -185,18 +185,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("source_url", "item_id", name="pk_source_items"),
     )
 
-    op.create_table(
-        "rate_limits",
-        sa.Column("bucket", sa.String(length=200), nullable=False),
-        sa.Column("window_start", UTC_TIME, nullable=False),
-        sa.Column("count", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("bucket", name="pk_rate_limits"),
-    )
-
 
 def downgrade() -> None:
     for table in (
-        "rate_limits",
         "source_items",
         "sources",
         "pings",
