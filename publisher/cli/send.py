@@ -216,8 +216,16 @@ def send(
     finally:
         provider.close()
     _summary(report, db, issue_id)
+    _where_to_look(config, report)
     if report.stopped:
         ctx.exit(1)
+
+
+def _where_to_look(config: Config, report: engine.DeliveryReport) -> None:
+    """With the Maildir provider nothing leaves the machine: say where the messages are."""
+    if config["delivery.provider"] == "maildir" and report.sent:
+        folder = config.path_of("delivery.maildir.path") / "new"
+        click.echo(f"the messages are .eml files in {folder} (open one in any mail client)")
 
 
 def _resume(config: Config) -> None:
@@ -235,6 +243,7 @@ def _resume(config: Config) -> None:
     finally:
         provider.close()
     _summary(report, db, None)
+    _where_to_look(config, report)
 
 
 @cli.command()
