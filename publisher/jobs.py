@@ -16,7 +16,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -104,17 +103,25 @@ def publish_new(config_path: str) -> list[str]:
     fingerprint = _fingerprint(config)
     if fingerprint == rt.content_fingerprint and rt.content_fingerprint:
         return []
-    articles = content.load_articles(config)
-    public = [a for a in articles if a.is_public(now)]
-    report = build_site(config, public, now)
+    try:
+        articles = content.load_articles(config)
+        public = [a for a in articles if a.is_public(now)]
+        report = build_site(config, public, now)
+    except PublisherError as exc:
+        # Keep serving what was built last; the next look after the fix picks everything up.
+        log.error("not publishing until this is fixed: %s", exc)
+        rt.content_fingerprint = ()
+        return []
     rt.content_fingerprint = fingerprint
+    for warning in report.warnings:
+        log.warning("%s", warning)
+    first_look = not publishing.catalogue_filed(db)
     seen = publishing.seen_ids(db)
-    first_run = not seen
     handled: list[str] = []
     for article in sorted(public, key=lambda a: a.date):
         if article.id in seen:
             continue
-        policy = "backlog" if first_run else _policy_for(config, article)
+        policy = "backlog" if first_look else _policy_for(config, article)
         if not publishing.mark_seen(
             db, article_id=article.id, slug=article.slug, origin=article.source, handled=policy, now=now
         ):
@@ -122,13 +129,14 @@ def publish_new(config_path: str) -> list[str]:
         if policy != "backlog":
             _apply_policy(config_path, rt, article, policy, now)
             handled.append(article.slug)
+    if first_look:
+        publishing.file_catalogue(db, now=now)
     if report.written and config["feeds.hubs"]:
         websub.announce(config, db, now=now)
         send_pings(config_path)
-    # Articles that are not public yet (a future date) are noticed when their day comes.
-    future = [a for a in articles if not a.draft and a.date > now]
-    if future:
-        rt.content_fingerprint = ()  # look again next time: time, not files, will change them
+    # Articles dated in the future become public when their time comes, not when a file changes.
+    if any(not a.draft and a.date > now for a in articles):
+        rt.content_fingerprint = ()
     return handled
 
 
@@ -221,20 +229,21 @@ def send_pings(config_path: str) -> int:
     return len(websub.send_due_pings(rt.config, rt.db, now=rt.clock()))
 
 
-def poll_sources(config_path: str) -> int:
-    """Poll every watched feed; new items land in content/ and flow like local articles."""
+def poll_sources(config_path: str, url: str | None = None) -> int:
+    """Poll the watched feed at `url` (every due one when None); new items land in content/
+    as Markdown files and flow like local articles."""
     from publisher import sources  # the watched-feed machinery is only needed when configured
 
     rt = runtime_for(config_path)
-    results = sources.poll_all(rt.config, rt.db, now=rt.clock())
-    new = sum(len(r.new_articles) for r in results)
+    now = rt.clock()
+    chosen = [s for s in rt.config.sources if url is None or s.url == url]
+    results = [sources.poll_source(rt.config, rt.db, source, now=now) for source in chosen]
     for result in results:
         if result.error:
-            log.warning("source %s: %s", getattr(result, "source", "?"), result.error)
+            log.warning("source %s: %s", result.source, result.error)
+    new = sum(len(r.new_articles) for r in results)
     if new:
+        rt.content_fingerprint = ()
         publish_new(config_path)
     return new
 
-
-def content_path(config: Config) -> Path:
-    return config.path_of("build.content")

@@ -68,7 +68,7 @@ def start_daemon_jobs(scheduler: BackgroundScheduler, config_path: str, rt: jobs
     elif scheduler.get_job("digest"):
         scheduler.remove_job("digest")
     for index, source in enumerate(config.sources):
-        add(jobs.poll_sources, _every(source.interval), args=[config_path],
+        add(jobs.poll_sources, _every(source.interval), args=[config_path, source.url],
             id=f"source:{index}", name=f"poll {source.name}", replace_existing=True)
 
 

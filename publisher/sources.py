@@ -198,11 +198,10 @@ def _import_items(
 def file_as_backlog(engine: sa.Engine, articles: Sequence[Article], *, origin: str, now: datetime) -> None:
     """Mark imported back-catalogue articles as noticed, so the publish step never mails them.
 
-    On a database where nothing has been noticed yet the publish step's own first run
-    files everything as back catalogue; marking these first would make it think it had
-    run before, and mail the local articles. So then this leaves them to it.
+    Before the publish step's first look, that look files everything as back catalogue
+    anyway, so then this leaves them to it.
     """
-    if not articles or not publishing.seen_ids(engine):
+    if not articles or not publishing.catalogue_filed(engine):
         return
     for article in articles:
         publishing.mark_seen(

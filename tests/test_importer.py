@@ -196,7 +196,7 @@ def test_cli_files_a_whole_feed_as_back_catalogue(tmp_path: Path) -> None:
     config_path = write_config(tmp_path)
     config = load_config(config_path, env={})
     engine = open_store(config.store_url)
-    publishing.mark_seen(engine, article_id="tag:x,2020-01-01:/old", slug="old", origin="", handled="backlog", now=NOW)
+    publishing.file_catalogue(engine, now=NOW)
     result = run(config_path, str(SITES / "ghost/rss.xml"))
     assert result.exit_code == 0, result.output
     assert "back catalogue" in result.output
@@ -209,7 +209,7 @@ def test_cli_leaves_a_single_page_to_be_sent(tmp_path: Path) -> None:
     config_path = write_config(tmp_path)
     config = load_config(config_path, env={})
     engine = open_store(config.store_url)
-    publishing.mark_seen(engine, article_id="tag:x,2020-01-01:/old", slug="old", origin="", handled="backlog", now=NOW)
+    publishing.file_catalogue(engine, now=NOW)
     result = run(config_path, str(SITES / "wix/post.html"))
     assert result.exit_code == 0, result.output
     (article,) = content.load_articles(config)

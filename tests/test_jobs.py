@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from hub import Hub
+from loopback_sites import serve_sites
 
 from publisher import jobs
 from publisher.config import load_config
@@ -35,10 +36,11 @@ class Clock:
 class Pub:
     """A publication folder with a registered runtime whose clock the test moves."""
 
-    def __init__(self, root: Path, *, policy: str = "now", extra: str = "") -> None:
+    def __init__(self, root: Path, *, policy: str = "now", extra: str = "", empty: bool = False) -> None:
         self.root = root
         (root / "content").mkdir()
-        (root / "content" / "2026-11-02-old-news.md").write_text(article("old-news", "2026-11-02"))
+        if not empty:
+            (root / "content" / "2026-11-02-old-news.md").write_text(article("old-news", "2026-11-02"))
         (root / "config.toml").write_text(
             f"""
 [publication]
@@ -46,6 +48,9 @@ title = "Jobs Test"
 url = "https://example.org/"
 timezone = "America/New_York"
 postal_address = "1 Test Street"
+
+[fetch]
+allow_private = true
 
 [newsletter]
 from = "Tester <news@example.org>"
@@ -193,3 +198,66 @@ def test_new_article_pings_the_hub(tmp_path: Path) -> None:
         ]
     finally:
         hub.close()
+
+
+def test_first_article_of_a_new_publication_is_sent(tmp_path: Path) -> None:
+    """A publication that started empty mails its first article: only what existed at the first look is filed."""
+    pub = Pub(tmp_path, empty=True)
+    assert jobs.publish_new(pub.key) == []
+    pub.write("2026-11-20-first.md", article("first", "2026-11-20"))
+    assert jobs.publish_new(pub.key) == ["first"]
+    assert len(pub.messages()) == 3
+
+
+def test_broken_article_is_reported_and_blocks_nothing_later(pub: Pub, caplog: pytest.LogCaptureFixture) -> None:
+    """Broken front matter is logged with its file and line; once fixed, the article goes out."""
+    jobs.publish_new(pub.key)
+    pub.write("2026-11-20-fresh.md", "---\ntitle: [unclosed\ndate: 2026-11-20\n---\nBody\n")
+    assert jobs.publish_new(pub.key) == []
+    assert "2026-11-20-fresh.md:3: front matter is not valid YAML" in caplog.text
+    pub.write("2026-11-20-fresh.md", article("fresh", "2026-11-20"))
+    assert jobs.publish_new(pub.key) == ["fresh"]
+
+
+def test_send_at_in_front_matter_schedules_the_article(pub: Pub) -> None:
+    """`send_at:` schedules that article's send, whatever the policy."""
+    jobs.publish_new(pub.key)
+    pub.write(
+        "2026-11-20-later.md",
+        "---\ntitle: Later\ndate: 2026-11-20 08:00\nsend_at: 2026-11-24 07:30\n---\n\nSoon.\n",
+    )
+    jobs.publish_new(pub.key)
+    [pending] = schedules.pending(pub.db)
+    assert pending.run_at == datetime(2026, 11, 24, 12, 30, tzinfo=UTC)
+    assert pub.messages() == []
+
+
+def test_watched_feed_item_is_published_once(tmp_path: Path) -> None:
+    """A new item of a watched feed is mailed once; its back catalogue and re-polls are not."""
+    with serve_sites(tmp_path) as site:
+        feed_url = f"{site.url}/wordpress/feed.xml"
+        root = tmp_path / "pub"
+        root.mkdir()
+        pub = Pub(root, extra=f'\n[[sources]]\nurl = "{feed_url}"\n')
+        jobs.publish_new(pub.key)
+        assert jobs.poll_sources(pub.key) == 0  # first poll: the back catalogue is only marked seen
+        feed = (site.root / "wordpress" / "feed.xml").read_text()
+        new_item = """<item>
+		<title>Morning Light</title>
+		<link>https://quiethours.example.com/2026/11/19/morning-light/</link>
+		<pubDate>Thu, 19 Nov 2026 14:30:00 +0000</pubDate>
+		<guid isPermaLink="false">https://quiethours.example.com/?p=999</guid>
+		<description>Light in the morning steadies the body clock.</description>
+		<content:encoded><![CDATA[<p>Light in the morning steadies the body clock.</p>]]></content:encoded>
+	</item>
+	<item>"""
+        site.write("wordpress/feed.xml", feed.replace("<item>", new_item, 1))
+        pub.clock.now += timedelta(hours=1)
+        assert jobs.poll_sources(pub.key) == 1
+        sent = pub.messages()
+        assert len(sent) == 3
+        assert {str(m["Subject"]) for m in sent} == {"Morning Light"}
+        pub.clock.now += timedelta(hours=1)
+        site.write("wordpress/feed.xml", feed.replace("<item>", new_item.replace("Morning Light", "Morning Light!"), 1))
+        assert jobs.poll_sources(pub.key) == 0
+        assert len(pub.messages()) == 3

@@ -229,14 +229,7 @@ def test_backlog_is_filed_as_never_mailed_once_the_publish_step_has_run(site: Si
     """An imported back catalogue is marked noticed (as backlog) so no newsletter goes out for it."""
     config = make_config(tmp_path, [source_table(f"{site.url}/ghost/rss.xml", import_backlog=True)])
     engine = open_store(config.store_url)
-    publishing.mark_seen(
-        engine,
-        article_id="tag:notes.example.org,2024-01-01:/local",
-        slug="local",
-        origin="content/",
-        handled="backlog",
-        now=NOW,
-    )
+    publishing.file_catalogue(engine, now=NOW)
     result = poll_source(config, engine, config.sources[0], now=NOW)
     assert {a.id for a in result.new_articles} <= publishing.seen_ids(engine)
 

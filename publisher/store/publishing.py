@@ -15,8 +15,11 @@ import sqlalchemy as sa
 from publisher.store.schema import articles_seen, pings
 
 __all__ = [
+    "CATALOGUE_FILED",
     "Ping",
+    "catalogue_filed",
     "due_pings",
+    "file_catalogue",
     "mark_digested",
     "mark_seen",
     "queue_pings",
@@ -26,9 +29,28 @@ __all__ = [
 ]
 
 
+# A row under this id says the back catalogue has been filed: the daemon's first look is
+# behind us, so from now on every unseen article is new (even on a publication that had none).
+CATALOGUE_FILED = "publisher:catalogue-filed"
+
+
 def seen_ids(db: sa.Engine) -> set[str]:
+    """Ids of every article noticed so far."""
+    query = sa.select(articles_seen.c.article_id).where(articles_seen.c.article_id != CATALOGUE_FILED)
     with db.connect() as conn:
-        return {str(row[0]) for row in conn.execute(sa.select(articles_seen.c.article_id))}
+        return {str(row[0]) for row in conn.execute(query)}
+
+
+def catalogue_filed(db: sa.Engine) -> bool:
+    """True once the first look at the publication has filed what existed then."""
+    query = sa.select(articles_seen.c.article_id).where(articles_seen.c.article_id == CATALOGUE_FILED)
+    with db.connect() as conn:
+        return conn.execute(query).first() is not None
+
+
+def file_catalogue(db: sa.Engine, *, now: datetime) -> bool:
+    """Record that the back catalogue is filed. False when another process did it first."""
+    return mark_seen(db, article_id=CATALOGUE_FILED, slug="", origin="", handled="marker", now=now)
 
 
 def mark_seen(db: sa.Engine, *, article_id: str, slug: str, origin: str, handled: str, now: datetime) -> bool:
@@ -54,7 +76,7 @@ def mark_seen(db: sa.Engine, *, article_id: str, slug: str, origin: str, handled
 def undigested(db: sa.Engine) -> list[str]:
     """Ids of articles noticed since the last digest (the back catalogue is never digested)."""
     query = sa.select(articles_seen.c.article_id).where(
-        articles_seen.c.digested_at.is_(None), articles_seen.c.handled != "backlog"
+        articles_seen.c.digested_at.is_(None), articles_seen.c.handled.not_in(("backlog", "marker"))
     )
     with db.connect() as conn:
         return [str(row[0]) for row in conn.execute(query)]
