@@ -103,7 +103,8 @@ def deliver_queued(
 
     provider = make_provider(config)
     try:
-        report = engine.deliver(config, db, provider, stop=stop, worker=worker, clock=clock)
+        # The daemon looks again every few seconds, so it never waits here for retries to come due.
+        report = engine.deliver(config, db, provider, stop=stop, worker=worker, clock=clock, linger=0.0)
     finally:
         provider.close()
     return int(report.sent)
