@@ -8,6 +8,7 @@ at a kill (at most concurrency x batch size per kill), which `publisher status` 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -26,6 +27,8 @@ import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from pg_server import fresh_database, postgres_server
+from store_support import POSTGRES_ENV
 
 from publisher.store import begin_write, ledger, open_store
 from publisher.store.schema import deliveries, subscribers
@@ -63,6 +66,10 @@ class CountingHandler:
         self.message_ids: Counter[str] = Counter()
         self.lock = threading.Lock()
         self.verdict: Verdict = lambda rcpt, attempt: "250 OK"
+        self.gate = 0
+        """Hold every session at its first DATA until this many sessions have reached it."""
+        self.gate_timeout = 45.0
+        self.sessions: set[int] = set()
 
     @property
     def total(self) -> int:
@@ -70,6 +77,8 @@ class CountingHandler:
             return sum(self.copies.values())
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.gate:
+            await self._wait_at_gate(session)
         (rcpt,) = envelope.rcpt_tos
         with self.lock:
             self.attempts[rcpt] += 1
@@ -83,6 +92,18 @@ class CountingHandler:
                 self.copies[rcpt] += 1
                 self.message_ids[message_id] += 1
         return answer
+
+    async def _wait_at_gate(self, session: Session) -> None:
+        # A sender opens a session only once it holds claimed rows, so `gate` sessions
+        # waiting here at once prove that every sending process claimed a share.
+        with self.lock:
+            self.sessions.add(id(session))
+        deadline = time.monotonic() + self.gate_timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.sessions) >= self.gate:
+                    return
+            await asyncio.sleep(0.01)
 
 
 @pytest.fixture
@@ -102,12 +123,17 @@ def smtp_counter() -> Iterator[tuple[CountingHandler, int]]:
 class Publication:
     """A publication folder sending through SMTP to the counting server."""
 
-    def __init__(self, root: Path, port: int, *, readers: int, **delivery: object) -> None:
+    def __init__(
+        self, root: Path, port: int, *, readers: int, store_url: str | None = None, **delivery: object
+    ) -> None:
         self.root = root
         (root / "content").mkdir()
         (root / "content" / f"2026-01-05-{SLUG}.md").write_text(ARTICLE)
-        settings = {"concurrency": CONCURRENCY, "batch_size": BATCH, "retry_base": 0.05, "retry_max": 0.2}
+        settings: dict[str, object] = {
+            "concurrency": CONCURRENCY, "batch_size": BATCH, "retry_base": 0.05, "retry_max": 0.2,
+        }
         settings.update(delivery)
+        self.concurrency = int(str(settings["concurrency"]))
         lines = "\n".join(f"{k} = {v}" for k, v in settings.items())
         (root / "config.toml").write_text(
             f"""
@@ -127,7 +153,10 @@ provider = "smtp"
 host = "127.0.0.1"
 port = {port}
 security = "none"
-connections = {CONCURRENCY}
+connections = {delivery.get("concurrency", CONCURRENCY)}
+
+[store]
+url = "{store_url or "sqlite:///publisher.db"}"
 """
         )
         self.env = {
@@ -136,7 +165,7 @@ connections = {CONCURRENCY}
             "PUBLISHER_SECRET": "s" * 40,
         }
         self.started = 0
-        self.db = open_store(f"sqlite:///{root / 'publisher.db'}")
+        self.db = open_store(store_url or f"sqlite:///{root / 'publisher.db'}")
         now = datetime.now(UTC)
         with self.db.begin() as conn:
             conn.execute(
@@ -342,3 +371,57 @@ def test_sigterm_and_sigint_finish_in_flight_and_leave_the_rest_queued(
     assert "were in flight" not in out
     assert set(server.copies) == {pub.address(n) for n in range(600)}
     assert max(server.copies.values()) == 1
+
+
+def _run_side_by_side(pub: Publication, server: CountingHandler, senders: int, readers: int) -> None:
+    """Start `senders` `publisher send` processes at once; each must send a share, once."""
+    server.gate = senders * pub.concurrency
+    processes = [pub.start("send", SLUG, "--yes") for _ in range(senders)]
+    for process in processes:
+        assert process.wait(timeout=180) == 0, pub.logs()
+    shares = [int(m.group(1)) for m in re.finditer(r"^sent (\d+),", pub.logs(), re.MULTILINE)]
+    assert len(shares) == senders, pub.logs()
+    assert all(share > 0 for share in shares), f"a sender did no work: {shares}"
+    assert sum(shares) == readers
+    assert server.copies == Counter({pub.address(n): 1 for n in range(readers)})
+    assert sum(server.attempts.values()) == readers
+    rows = pub.rows().values()
+    assert {row.state for row in rows} == {"sent"}
+    assert not any(row.uncertain for row in rows)
+    (line,) = ledger.status(pub.db)
+    assert (line.status, line.sent) == ("done", readers)
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL server: $PUBLISHER_TEST_POSTGRES_URL's, or a throwaway one (else skip)."""
+    configured = os.environ.get(POSTGRES_ENV)
+    if configured:
+        yield configured
+        return
+    with postgres_server() as url:
+        yield url
+
+
+def test_worker_processes_share_a_postgresql_send_exactly_once(
+    tmp_path: Path, smtp_counter: tuple[CountingHandler, int], postgres_url: str
+) -> None:
+    """Three `publisher send` processes on one PostgreSQL ledger split the list, one copy each."""
+    server, port = smtp_counter
+    readers = 600
+    store = fresh_database(postgres_url, "publisher_side_by_side")
+    pub = Publication(tmp_path, port, readers=readers, store_url=store, concurrency=2, timeout=60.0)
+    try:
+        _run_side_by_side(pub, server, senders=3, readers=readers)
+    finally:
+        pub.db.dispose()
+
+
+def test_worker_processes_share_a_sqlite_send_exactly_once(
+    tmp_path: Path, smtp_counter: tuple[CountingHandler, int]
+) -> None:
+    """Two `publisher send` processes on one SQLite file (WAL) split the list, one copy each."""
+    server, port = smtp_counter
+    readers = 600
+    pub = Publication(tmp_path, port, readers=readers, concurrency=2, timeout=60.0)
+    _run_side_by_side(pub, server, senders=2, readers=readers)
