@@ -1,7 +1,17 @@
 """Signed tokens in unsubscribe and confirmation links, and the secret that signs them.
 
-A token carries only a subscriber id and an HMAC over it, salted per purpose, so a
-confirmation token can never unsubscribe anyone and neither can be forged or edited.
+An unsubscribe token carries a subscriber id and an HMAC over it, salted per purpose, so
+it can be neither forged nor edited, and a confirmation token can never unsubscribe
+anyone. Unsubscribe links must work for as long as the mail that carries them exists, so
+they do not expire. A confirmation token also carries the moment its mail was sent: it
+may only activate a subscriber whose status has not changed since (see
+`publisher.store.subscribers.confirm`), so an old link cannot bring back someone who
+left later.
+
+Only the exact string `sign` made is accepted. Base64 lets several strings decode to the
+same bytes (padding, spare bits of the last character); refusing all but the canonical
+one gives every link exactly one spelling, and every other string the one "not valid"
+answer.
 """
 
 from __future__ import annotations
@@ -9,7 +19,9 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from itsdangerous import BadData, URLSafeSerializer
 
@@ -23,13 +35,22 @@ __all__ = [
     "confirm_url",
     "resolve_secret",
     "sign",
+    "sign_confirm",
     "unsubscribe_url",
     "verify",
+    "verify_confirm",
 ]
 
 SECRET_ENV = "PUBLISHER_SECRET"  # noqa: S105  (the variable's name, not a secret)
 SECRET_FILE_NAME = ".publisher-secret"  # noqa: S105  (a file name, not a secret)
 PURPOSES = ("unsubscribe", "confirm")
+MAX_TOKEN = 512
+"""Longer strings are refused before any decoding: real tokens are under 100 characters."""
+MAX_ID = 2**63 - 1
+"""The largest id a database integer column holds."""
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_INVALID = "this link is not valid"
 
 
 def _serializer(secret: str, purpose: str) -> URLSafeSerializer:
@@ -45,20 +66,58 @@ def sign(secret: str, purpose: str, subscriber_id: int) -> str:
     return str(_serializer(secret, purpose).dumps(int(subscriber_id)))
 
 
+def _loads(secret: str, purpose: str, token: str) -> Any:
+    """The signed payload of `token`; TokenError unless `token` is exactly what was signed."""
+    serializer = _serializer(secret, purpose)
+    if len(token) > MAX_TOKEN:
+        raise TokenError(_INVALID)
+    try:
+        value = serializer.loads(token)
+    except BadData as exc:
+        raise TokenError(_INVALID) from exc
+    if serializer.dumps(value) != token:
+        raise TokenError(_INVALID)
+    return value
+
+
+def _subscriber_id(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
+        raise TokenError(_INVALID)
+    return value
+
+
 def verify(secret: str, purpose: str, token: str) -> int:
     """The subscriber id inside `token`.
 
     Raises TokenError for anything else (tampered, signed for another purpose or with
-    another secret, malformed), always with the same message, so that callers answer
-    every bad token the same way.
+    another secret, malformed, spelled differently from how it was signed), always with
+    the same message, so that callers answer every bad token the same way.
     """
+    return _subscriber_id(_loads(secret, purpose, token))
+
+
+def sign_confirm(secret: str, subscriber_id: int, sent_at: datetime) -> str:
+    """A confirmation token for `subscriber_id`, for the mail sent at `sent_at` (aware)."""
+    micros = (sent_at - _EPOCH) // _MICROSECOND
+    return str(_serializer(secret, "confirm").dumps([int(subscriber_id), micros]))
+
+
+def verify_confirm(secret: str, token: str) -> tuple[int, datetime]:
+    """The subscriber id and the sending time inside a confirmation token.
+
+    Raises TokenError, with the message `verify` uses, for anything else.
+    """
+    value = _loads(secret, "confirm", token)
+    if not isinstance(value, list) or len(value) != 2:
+        raise TokenError(_INVALID)
+    subscriber_id, micros = _subscriber_id(value[0]), value[1]
+    if isinstance(micros, bool) or not isinstance(micros, int):
+        raise TokenError(_INVALID)
     try:
-        value = _serializer(secret, purpose).loads(token)
-    except BadData as exc:
-        raise TokenError("this link is not valid") from exc
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise TokenError("this link is not valid")
-    return value
+        sent_at = _EPOCH + micros * _MICROSECOND
+    except OverflowError as exc:
+        raise TokenError(_INVALID) from exc
+    return subscriber_id, sent_at
 
 
 def unsubscribe_url(config: Config, secret: str, subscriber_id: int) -> str:
@@ -66,9 +125,9 @@ def unsubscribe_url(config: Config, secret: str, subscriber_id: int) -> str:
     return f"{config.public_url}/unsubscribe/{sign(secret, 'unsubscribe', subscriber_id)}"
 
 
-def confirm_url(config: Config, secret: str, subscriber_id: int) -> str:
-    """The double opt-in link sent to a new subscriber."""
-    return f"{config.public_url}/confirm/{sign(secret, 'confirm', subscriber_id)}"
+def confirm_url(config: Config, secret: str, subscriber_id: int, sent_at: datetime) -> str:
+    """The double opt-in link in the confirmation mail sent at `sent_at`."""
+    return f"{config.public_url}/confirm/{sign_confirm(secret, subscriber_id, sent_at)}"
 
 
 def _missing_secret(where: str) -> ConfigError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from publisher.config import Config, parse_config
 from publisher.errors import ConfigError, TokenError
 
 SECRET = "0123456789abcdef0123456789abcdef"
+SENT = datetime(2026, 3, 2, 9, 0, 0, 123456, tzinfo=UTC)
 
 
 def make_config(root: Path, env: dict[str, str] | None = None, provider: str = "maildir") -> Config:
@@ -73,6 +75,49 @@ def test_garbage_gets_the_same_message() -> None:
     assert len(messages) == 1
 
 
+def test_only_the_exact_spelling_verifies() -> None:
+    """Strings that decode to the same bytes as a token (padding, spare bits of the last
+    character, characters base64 skips) are refused: a token has one spelling."""
+    token = tokens.sign(SECRET, "unsubscribe", 42)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(token[-1])
+    spare_bits = [token[:-1] + alphabet[last ^ flip] for flip in (1, 2, 3)]
+    for variant in (token + "=", token + "==", token + "!", token + " ", *spare_bits):
+        with pytest.raises(TokenError):
+            tokens.verify(SECRET, "unsubscribe", variant)
+
+
+def test_id_beyond_a_database_integer_is_refused() -> None:
+    """A signed id no database column can hold is an invalid link, not a crash later."""
+    with pytest.raises(TokenError):
+        tokens.verify(SECRET, "unsubscribe", tokens.sign(SECRET, "unsubscribe", 2**63))
+    assert tokens.verify(SECRET, "unsubscribe", tokens.sign(SECRET, "unsubscribe", 0)) == 0
+
+
+def test_overlong_token_is_refused() -> None:
+    """A string far longer than any token is refused before it is decoded."""
+    with pytest.raises(TokenError):
+        tokens.verify(SECRET, "unsubscribe", "A" * 10_000)
+
+
+def test_confirm_token_carries_its_sending_time() -> None:
+    """A confirmation token names the subscriber and, to the microsecond, when it was sent."""
+    token = tokens.sign_confirm(SECRET, 9, SENT)
+    assert tokens.verify_confirm(SECRET, token) == (9, SENT)
+
+
+def test_confirm_token_needs_the_sending_time() -> None:
+    """A confirm-purpose token without a sending time, or an unsubscribe token, does not
+    confirm anyone."""
+    for token in (
+        tokens.sign(SECRET, "confirm", 9),
+        tokens.sign(SECRET, "unsubscribe", 9),
+        "garbage",
+    ):
+        with pytest.raises(TokenError, match="not valid"):
+            tokens.verify_confirm(SECRET, token)
+
+
 def test_unknown_purpose_is_a_programming_error() -> None:
     """Only the known purposes can be signed."""
     with pytest.raises(ValueError, match="purpose"):
@@ -83,11 +128,11 @@ def test_urls_use_the_public_url(tmp_path: Path) -> None:
     """Unsubscribe and confirm links point into the app at server.public_url."""
     config = make_config(tmp_path)
     unsubscribe = tokens.unsubscribe_url(config, SECRET, 7)
-    confirm = tokens.confirm_url(config, SECRET, 7)
+    confirm = tokens.confirm_url(config, SECRET, 7, SENT)
     assert unsubscribe.startswith("https://app.example.org/unsubscribe/")
     assert confirm.startswith("https://app.example.org/confirm/")
     assert tokens.verify(SECRET, "unsubscribe", unsubscribe.rsplit("/", 1)[1]) == 7
-    assert tokens.verify(SECRET, "confirm", confirm.rsplit("/", 1)[1]) == 7
+    assert tokens.verify_confirm(SECRET, confirm.rsplit("/", 1)[1]) == (7, SENT)
 
 
 def test_secret_from_environment(tmp_path: Path) -> None:

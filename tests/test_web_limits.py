@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from publisher.web.limits import PerClientLimit, client_key
@@ -38,3 +40,38 @@ def test_memory_is_bounded() -> None:
     for number in range(50):
         limit.hit(f"client-{number}", float(number))
     assert len(limit._counts) <= 10
+
+
+def test_renewed_window_is_the_newest() -> None:
+    """When full, the client whose window began longest ago goes first, not the one that
+    was seen first: a renewed window counts from its renewal."""
+    limit = PerClientLimit(5, window=100, max_clients=3)
+    limit.hit("a", 0)
+    limit.hit("b", 10)
+    limit.hit("c", 20)
+    limit.hit("a", 105)  # a's first window is over; its second starts now
+    limit.hit("d", 106)
+    assert set(limit._counts) == {"a", "c", "d"}
+
+
+def test_expired_windows_are_dropped_first() -> None:
+    """Clients whose window is over are forgotten before any live one."""
+    limit = PerClientLimit(5, window=100, max_clients=3)
+    limit.hit("old", 0)
+    limit.hit("live-1", 150)
+    limit.hit("live-2", 160)
+    limit.hit("new", 170)
+    assert set(limit._counts) == {"live-1", "live-2", "new"}
+
+
+def test_flood_of_new_clients_stays_cheap() -> None:
+    """A full table does not make each new client's hit scan it: 2,000 new clients against
+    20,000 live windows take well under a second (a scan per hit takes several)."""
+    limit = PerClientLimit(1, window=3600, max_clients=20_000)
+    for number in range(20_000):
+        limit.hit(f"filler-{number}", 0.0)
+    started = time.perf_counter()
+    for number in range(2_000):
+        assert limit.hit(f"new-{number}", 1.0) == 0.0
+    assert time.perf_counter() - started < 0.5
+    assert len(limit._counts) == 20_000

@@ -255,6 +255,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         "/feeds/./rss.xml",
         "/.publisher-secret",
         "/index.html%00.xml",
+        "/%2E%2E/secret.txt",
+        "/feeds/%2e%2e/%2e%2e/secret.txt",
+        "/sleep/%2e%2e%2f%2e%2e%2fsecret.txt",
+        "/feeds/..%5csecret.txt",
+        "/%2e/secret.txt",
+        "/" + "a" * 5000,
+        "/" + "a/" * 2000 + "x",
     ],
 )
 def test_traversal_refused_over_http(served: int, path: str) -> None:
@@ -288,3 +295,149 @@ def test_large_file_streamed(
     assert response.headers["content-type"] == "image/png"
     etag = response.headers["etag"]
     assert client.get("/image.png", headers={"if-none-match": etag}).status_code == 304
+
+
+def test_very_long_path_is_not_found(client: AppClient) -> None:
+    """A path longer than any file name (the system would refuse to stat it) is a 404."""
+    for path in ("/" + "a" * 5000, "/feeds/" + "b" * 300, "/" + "c/" * 600):
+        assert client.get(path).status_code == 404
+
+
+def test_symlink_loop_is_not_found(config: Config, client: AppClient) -> None:
+    """A symlink pointing at itself is a 404, not a server error."""
+    (config.root / "public" / "loop").symlink_to("loop")
+    assert client.get("/loop").status_code == 404
+    assert client.get("/loop/").status_code == 404
+
+
+def test_future_if_modified_since_is_ignored(client: AppClient) -> None:
+    """A date later than now is not a valid validator (RFC 9110 13.1.3): the full answer."""
+    response = client.get(
+        "/feeds/rss.xml", headers={"if-modified-since": "Fri, 01 Jan 2100 00:00:00 GMT"}
+    )
+    assert response.status_code == 200
+    assert response.content == RSS
+
+
+@pytest.mark.parametrize(
+    "date",
+    [
+        "", "yesterday", "1", "-1", "Mon, 99 Jan 2001 00:00:00 GMT",
+        "Mon, 01 Jan 99999 00:00:00 GMT", "Mon, 01 Jan 2001 25:61:61 GMT",
+        "Mon, 01 Jan 0001 00:00:00 GMT", "Mon, 01 Jan 2001 00:00:00 -0000", "\xff\xfe",
+    ],
+)
+def test_bad_if_modified_since_is_ignored(client: AppClient, date: str) -> None:
+    """A date that cannot be read, or names no moment, is ignored: 200, never a 500."""
+    response = client.get("/feeds/rss.xml", headers={"if-modified-since": date.encode("latin-1")})
+    assert response.status_code == 200
+
+
+def test_range_is_ignored(client: AppClient) -> None:
+    """Ranges are not supported: the whole file with 200, no partial content headers."""
+    response = client.get(
+        "/feeds/rss.xml",
+        headers={"range": "bytes=0-9", "if-range": "whatever", "accept-encoding": "identity"},
+    )
+    assert response.status_code == 200
+    assert response.content == RSS
+    assert "content-range" not in response.headers
+    assert "accept-ranges" not in response.headers
+
+
+@pytest.mark.parametrize("path", ["/", "/sleep/", "/logo.svg"])
+def test_pages_have_security_headers(config: Config, client: AppClient, path: str) -> None:
+    """Archive pages and SVG (which may hold scripts): a CSP without scripts, nosniff, a
+    referrer policy and framing by the site itself only, on 200 and on 304."""
+    (config.root / "public" / "logo.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"/>')
+    first = client.get(path)
+    again = client.get(path, headers={"if-none-match": first.headers["etag"]})
+    assert again.status_code == 304
+    for response in (first, again):
+        policy = response.headers["content-security-policy"]
+        assert "default-src 'none'" in policy and "script-src" not in policy
+        assert "frame-ancestors 'self'" in policy
+        assert response.headers["x-frame-options"] == "SAMEORIGIN"
+        assert response.headers["referrer-policy"] == "strict-origin-when-cross-origin"
+        assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_feeds_carry_no_page_policy(client: AppClient) -> None:
+    """Feeds are data, not pages: no CSP (feed readers ignore it), nosniff all the same."""
+    response = client.get("/feeds/atom.xml")
+    assert "content-security-policy" not in response.headers
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_missing_file_gets_a_page(client: AppClient) -> None:
+    """Without a 404.html in the build, a small HTML page of our own, with the page headers;
+    HEAD gets the status without the body."""
+    response = client.get("/no-such-article/")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert "Not found" in response.text
+    assert 'href="https://news.example.org/"' in response.text
+    assert "default-src 'none'" in response.headers["content-security-policy"]
+    head = client.head("/no-such-article/")
+    assert head.status_code == 404
+    assert head.content == b""
+
+
+def test_build_404_page_is_used(config: Config, client: AppClient) -> None:
+    """A 404.html in the build output is the answer, with status 404, to a missing path and
+    to a refused one."""
+    (config.root / "public" / "404.html").write_text("<!doctype html><p>Lost at sea</p>")
+    for path in ("/nothing-here", "/.hidden"):
+        response = client.get(path)
+        assert response.status_code == 404
+        assert response.text == "<!doctype html><p>Lost at sea</p>"
+
+
+def test_feeds_folder_without_index_is_404(client: AppClient) -> None:
+    """A folder without index.html lists nothing."""
+    assert client.get("/feeds/").status_code == 404
+    assert client.get("/feeds", follow_redirects=False).status_code == 404
+
+
+def test_rebuild_without_change_keeps_the_etag(config: Config, client: AppClient) -> None:
+    """The same bytes written again (a new mtime) keep their ETag, so readers still get 304."""
+    etag = client.get("/feeds/rss.xml").headers["etag"]
+    feed = config.path_of("build.output") / "feeds" / "rss.xml"
+    feed.write_bytes(RSS)
+    stat = feed.stat()
+    os.utime(feed, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
+    response = client.get("/feeds/rss.xml", headers={"if-none-match": etag})
+    assert response.status_code == 304
+    assert response.headers["etag"] == etag
+    second_instance = AppClient(site_for(config)).get("/feeds/rss.xml")
+    assert second_instance.headers["etag"] == etag
+
+
+def test_streamed_file_replaced_while_answering(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large file renamed over between describing and sending is answered consistently:
+    the body is the file the headers (length, ETag) describe."""
+    monkeypatch.setattr(static, "MAX_CACHED_BYTES", 1000)
+    target = config.root / "public" / "episode.bin"
+    target.write_bytes(b"old" * 1000)
+    site = site_for(config)
+    describe = site._describe
+    replaced: list[bool] = []
+
+    def describe_then_rebuild(relative: str, file: str, stamp: tuple[int, int]) -> object:
+        entry = describe(relative, file, stamp)
+        if not replaced:
+            replaced.append(True)
+            fresh = target.with_name("episode.tmp")
+            fresh.write_bytes(b"new!" * 1500)
+            fresh.replace(target)
+        return entry
+
+    monkeypatch.setattr(site, "_describe", describe_then_rebuild)
+    response = AppClient(site).get("/episode.bin")
+    assert response.status_code == 200
+    assert response.content == b"new!" * 1500
+    assert response.headers["content-length"] == str(len(response.content))
+    digest = hashlib.blake2b(response.content, digest_size=16).hexdigest()
+    assert response.headers["etag"] == f'"{digest}"'

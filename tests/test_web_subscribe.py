@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import Engine, select
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from web_support import SECRET, AppClient, live_server, make_publication, outbox, wait_for_mail
 
 from publisher import tokens
@@ -17,6 +20,7 @@ from publisher.models import SubscriberStatus
 from publisher.store import open_store, subscribers
 from publisher.store.schema import events
 from publisher.web import create_app
+from publisher.web import subscribe as subscribe_module
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 CONFIRM_LINK = re.compile(r"https://app\.example\.org(/confirm/[A-Za-z0-9._-]+)")
@@ -87,7 +91,7 @@ def test_double_opt_in_end_to_end_over_http(config: Config, engine: Engine) -> N
         assert answer.status_code == 200
         assert "Check your inbox" in answer.text
         [mail] = wait_for_mail(config, 1)
-        assert mail["To"] == "Ada <ada@example.org>"
+        assert mail["To"] == "ada@example.org"
         assert "List-Unsubscribe" not in mail
         assert status_of(engine, "ada@example.org") is SubscriberStatus.PENDING
         text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
@@ -125,6 +129,7 @@ def test_same_answer_whatever_the_list_holds(
     answer = client.post("/subscribe", data={"email": "known@example.org"})
     assert answer.status_code == reference.status_code == 200
     assert answer.content == reference.content
+    assert answer.headers.multi_items() == reference.headers.multi_items()
     assert answer.headers.get("set-cookie") is None
 
 
@@ -210,7 +215,8 @@ def test_unsubscribed_reader_can_come_back(
 def test_confirm_refused_after_complaint(client: AppClient, engine: Engine) -> None:
     """A confirm link of an address that complained does nothing."""
     subscriber_id = add(engine, "spam@example.org", SubscriberStatus.COMPLAINED)
-    token = tokens.sign(SECRET, "confirm", subscriber_id)
+    token = tokens.sign_confirm(SECRET, subscriber_id, START + timedelta(hours=1))
+    assert client.get(f"/confirm/{token}").status_code == 400
     assert client.post(f"/confirm/{token}").status_code == 400
     assert status_of(engine, "spam@example.org") is SubscriberStatus.COMPLAINED
 
@@ -318,3 +324,347 @@ def test_pages_keep_tokens_private(client: AppClient, engine: Engine) -> None:
     assert page.headers["cache-control"] == "no-store"
     assert page.headers["referrer-policy"] == "no-referrer"
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+
+
+def confirm_link(mail: object) -> str:
+    text = mail.get_body(("plain",)).get_content()  # type: ignore[attr-defined]
+    match = CONFIRM_LINK.search(text)
+    assert match, text
+    return match.group(1)
+
+
+class AnswerFirst:
+    """Records, in order, when the app starts its answer and when it looks an address up."""
+
+    def __init__(self, app: ASGIApp, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.app = app
+        self.order: list[str] = []
+        find = subscribers.find
+
+        def recorded(*args: object, **kwargs: object) -> object:
+            self.order.append("lookup")
+            return find(*args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(subscribe_module.subscribers, "find", recorded)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def noted(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.order.append("answer")
+            await send(message)
+
+        await self.app(scope, receive, noted)
+
+
+@pytest.mark.parametrize("status", [None, SubscriberStatus.ACTIVE, SubscriberStatus.COMPLAINED])
+def test_answer_is_sent_before_the_address_is_looked_up(
+    config: Config, engine: Engine, clock: Clock, monkeypatch: pytest.MonkeyPatch,
+    status: SubscriberStatus | None,
+) -> None:
+    """Whether the address is new or known, the answer leaves before the database is asked,
+    so its timing cannot tell the two apart (an insert costs more than a read)."""
+    if status is not None:
+        add(engine, "timed@example.org", status)
+    app = AnswerFirst(create_app(config, engine=engine, clock=clock), monkeypatch)
+    assert AppClient(app).post("/subscribe", data={"email": "timed@example.org"}).status_code == 200
+    assert app.order == ["answer", "lookup"]
+
+
+def post_together(url: str, forms: list[dict[str, str]]) -> list[int]:
+    """POST each form to /subscribe from its own thread, all released at the same instant."""
+    start = threading.Barrier(len(forms))
+    codes: list[int] = [0] * len(forms)
+
+    def one(index: int) -> None:
+        with httpx.Client(base_url=url) as http:
+            start.wait()
+            codes[index] = http.post("/subscribe", data=forms[index]).status_code
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(forms))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    return codes
+
+
+@pytest.mark.parametrize("status", [None, SubscriberStatus.UNSUBSCRIBED])
+def test_concurrent_requests_send_one_confirmation(
+    config: Config, engine: Engine, status: SubscriberStatus | None
+) -> None:
+    """Several POSTs for one address at the same instant, over real HTTP: one mail, one row."""
+    if status is not None:
+        add(engine, "race@example.org", status)
+    with live_server(create_app(config, engine=engine)) as url:
+        forms = [{"email": "race@example.org"}, {"email": "RACE@example.org"}] * 2
+        assert post_together(url, forms) == [200] * 4
+        wait_for_mail(config, 2, timeout=3)
+    assert len(outbox(config)) == 1
+    assert subscribers.counts(engine)[(status or SubscriberStatus.PENDING).value] == 1
+
+
+def test_name_with_line_breaks_and_length(config: Config, client: AppClient, engine: Engine) -> None:
+    """CR/LF cannot start a header, 10,000 characters are cut to the column's 200, and the
+    confirmation mail shows no name at all (the sender has not proved the address is theirs)."""
+    name = "Eve\r\nBcc: victim@example.net\r\n\r\nHello" + "x" * 10_000
+    assert client.post("/subscribe", data={"email": "eve@example.org", "name": name}).status_code == 200
+    stored = subscribers.find(engine, "eve@example.org")
+    assert stored is not None
+    assert "\r" not in stored.name and "\n" not in stored.name
+    assert stored.name.startswith("Eve Bcc: victim@example.net Hello")
+    assert len(stored.name) == 200
+    [mail] = outbox(config)
+    assert mail["To"] == "eve@example.org"
+    assert mail["Bcc"] is None
+    assert "victim" not in str(mail)
+
+
+def test_typed_input_is_escaped_when_shown_back(client: AppClient) -> None:
+    """An invalid address and the name are shown back in the form, HTML-escaped."""
+    answer = client.post(
+        "/subscribe",
+        data={"email": '"><script>alert(1)</script>', "name": "<img src=x onerror=alert(2)>"},
+    )
+    assert answer.status_code == 400
+    assert "<script>" not in answer.text
+    assert "<img src=x" not in answer.text
+    assert "&lt;script&gt;" in answer.text
+    assert "&lt;img src=x onerror=alert(2)&gt;" in answer.text
+
+
+def test_forwarded_for_is_not_trusted_by_the_app(config: Config, engine: Engine) -> None:
+    """One client rotating X-Forwarded-For is still one client: the app keys the limit on the
+    address the server reports (uvicorn replaces it only for FORWARDED_ALLOW_IPS proxies)."""
+    busy = AppClient(create_app(config, engine=engine), client=("198.51.100.7", 1000))
+    codes = [
+        busy.post(
+            "/subscribe", data={"email": f"f{n}@example.org"},
+            headers={"x-forwarded-for": f"192.0.2.{n}", "forwarded": f"for=192.0.2.{n}"},
+        ).status_code
+        for n in range(7)
+    ]
+    assert codes == [200] * 5 + [429] * 2
+
+
+def test_chunked_body_over_the_limit(config: Config, engine: Engine) -> None:
+    """A body without Content-Length is counted as it arrives and refused past 64 KB."""
+
+    def chunks() -> Iterator[bytes]:
+        yield b"email=a%40example.org&name="
+        for _ in range(100):
+            yield b"n" * 1024
+
+    with live_server(create_app(config, engine=engine)) as url:
+        answer = httpx.post(
+            url + "/subscribe", content=chunks(),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+    assert answer.status_code == 413
+    assert subscribers.find(engine, "a@example.org") is None
+
+
+def test_old_confirm_link_does_not_bring_back_who_left(
+    config: Config, client: AppClient, engine: Engine, clock: Clock
+) -> None:
+    """Confirm, leave, then press the old confirm link again: still unsubscribed. Coming back
+    takes a fresh confirmation mail, whose link works."""
+    client.post("/subscribe", data={"email": "leaver@example.org"})
+    old = confirm_link(outbox(config)[0])
+    assert client.post(old).status_code == 200
+    subscriber = subscribers.find(engine, "leaver@example.org")
+    assert subscriber is not None and subscriber.status is SubscriberStatus.ACTIVE
+    clock.now += timedelta(days=30)
+    client.post(unsubscribe_path(subscriber.id), data={"List-Unsubscribe": "One-Click"})
+    clock.now += timedelta(days=1)
+    assert client.get(old).status_code == 400
+    answer = client.post(old)
+    assert answer.status_code == 400
+    assert "does not work" in answer.text
+    assert status_of(engine, "leaver@example.org") is SubscriberStatus.UNSUBSCRIBED
+    client.post("/subscribe", data={"email": "leaver@example.org"})
+    fresh = confirm_link(outbox(config)[1])
+    assert fresh != old
+    assert client.get(fresh).status_code == 200
+    assert client.post(fresh).status_code == 200
+    assert status_of(engine, "leaver@example.org") is SubscriberStatus.ACTIVE
+
+
+def test_confirm_link_sent_before_a_bounce_does_nothing(
+    config: Config, client: AppClient, engine: Engine, clock: Clock
+) -> None:
+    """A status recorded after the mail was sent (here a bounce) outlives its link."""
+    client.post("/subscribe", data={"email": "bouncy@example.org"})
+    link = confirm_link(outbox(config)[0])
+    clock.now += timedelta(minutes=5)
+    subscribers.suppress(engine, "bouncy@example.org", "bounce", provider="test", now=clock.now)
+    assert client.post(link).status_code == 400
+    assert status_of(engine, "bouncy@example.org") is SubscriberStatus.BOUNCED
+
+
+def test_confirm_link_pressed_twice(config: Config, client: AppClient, engine: Engine) -> None:
+    """A second press (or a later visit) of a used link says "subscribed" and changes nothing."""
+    client.post("/subscribe", data={"email": "twice-pressed@example.org"})
+    link = confirm_link(outbox(config)[0])
+    first, second = client.post(link), client.post(link)
+    assert first.status_code == second.status_code == 200
+    assert "You are subscribed" in second.text
+    assert "You are subscribed" in client.get(link).text
+    kinds = [kind for kind, _ in event_kinds(engine, "twice-pressed@example.org")]
+    assert kinds.count("confirm") == 1
+
+
+def test_both_confirmation_mails_work_while_pending(
+    config: Config, client: AppClient, engine: Engine, clock: Clock
+) -> None:
+    """Someone who asked twice (an hour apart) may press either mail's link."""
+    client.post("/subscribe", data={"email": "patient@example.org"})
+    clock.now += timedelta(hours=2)
+    client.post("/subscribe", data={"email": "patient@example.org"})
+    first, _ = (confirm_link(mail) for mail in outbox(config))
+    assert client.post(first).status_code == 200
+    assert status_of(engine, "patient@example.org") is SubscriberStatus.ACTIVE
+
+
+def test_unsubscribe_token_does_not_confirm(client: AppClient, engine: Engine) -> None:
+    """A token of the other purpose, an old-style confirm token without a sending time and
+    garbage all get the one "does not work" page."""
+    subscriber_id = add(engine, "pending@example.org", SubscriberStatus.PENDING)
+    answers = [
+        client.post(path)
+        for path in (
+            "/confirm/" + tokens.sign(SECRET, "unsubscribe", subscriber_id),
+            "/confirm/" + tokens.sign(SECRET, "confirm", subscriber_id),
+            "/confirm/garbage",
+            "/confirm/",
+        )
+    ]
+    assert {a.status_code for a in answers} == {400}
+    assert len({a.content for a in answers}) == 1
+    assert status_of(engine, "pending@example.org") is SubscriberStatus.PENDING
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    ["/extra", "=", "==", ".", "%20", "%2Fx", ">", ")", "/"],
+)
+def test_link_with_trailing_garbage(client: AppClient, engine: Engine, garbage: str) -> None:
+    """A link with anything after its token gets the same page as a forged one and changes
+    nothing, even for a POST."""
+    subscriber_id = add(engine, "tail@example.org", SubscriberStatus.ACTIVE)
+    reference = client.post("/unsubscribe/NDI.forged-signature")
+    answer = client.post(unsubscribe_path(subscriber_id) + garbage)
+    assert answer.status_code == reference.status_code == 400
+    assert answer.content == reference.content
+    assert status_of(engine, "tail@example.org") is SubscriberStatus.ACTIVE
+
+
+def test_token_for_subscriber_zero(client: AppClient) -> None:
+    """A validly signed token for id 0 (no row ever has it) is just an unknown token."""
+    reference = client.get("/unsubscribe/NDI.forged-signature")
+    answer = client.get(unsubscribe_path(0))
+    assert answer.status_code == 400
+    assert answer.content == reference.content
+
+
+def test_token_for_an_id_beyond_the_database(client: AppClient) -> None:
+    """A signed id too large for the database gets the invalid page, not a server error."""
+    assert client.post(unsubscribe_path(2**70)).status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"List-Unsubscribe=One-Click", "application/x-www-form-urlencoded"),
+        (b"List-Unsubscribe=One-Click&extra=1", "application/x-www-form-urlencoded"),
+        (b"", "application/x-www-form-urlencoded"),
+        (b"List-Unsubscribe=One-Click", "text/plain"),
+        (b"--broken multipart", "multipart/form-data; boundary=xyz"),
+    ],
+)
+def test_any_post_to_a_valid_link_unsubscribes(
+    client: AppClient, engine: Engine, body: bytes, content_type: str
+) -> None:
+    """The RFC 8058 body, a near miss, none or a broken one: a POST to the link is the
+    request, and the answer is 200 without redirect or cookie."""
+    subscriber_id = add(engine, "poster@example.org", SubscriberStatus.ACTIVE)
+    answer = client.post(
+        unsubscribe_path(subscriber_id), content=body, headers={"content-type": content_type}
+    )
+    assert answer.status_code == 200
+    assert "location" not in answer.headers and "set-cookie" not in answer.headers
+    assert status_of(engine, "poster@example.org") is SubscriberStatus.UNSUBSCRIBED
+
+
+def test_prefetch_then_one_click(client: AppClient, engine: Engine) -> None:
+    """A scanner's GET and HEAD change nothing; the one-click POST after them still works,
+    with foreign cookies and no CSRF token."""
+    subscriber_id = add(engine, "scanned@example.org", SubscriberStatus.ACTIVE)
+    path = unsubscribe_path(subscriber_id)
+    assert client.get(path).status_code == 200
+    assert client.head(path).status_code == 200
+    assert status_of(engine, "scanned@example.org") is SubscriberStatus.ACTIVE
+    answer = client.post(
+        path, data={"List-Unsubscribe": "One-Click"},
+        headers={"cookie": "session=someone-elses", "origin": "https://mail.example.com"},
+    )
+    assert answer.status_code == 200
+    assert status_of(engine, "scanned@example.org") is SubscriberStatus.UNSUBSCRIBED
+
+
+HTML_SECURITY_HEADERS = ("content-security-policy", "x-content-type-options", "referrer-policy",
+                         "x-frame-options")
+
+
+def test_every_page_has_security_headers(
+    config: Config, engine: Engine, clock: Clock
+) -> None:
+    """Form, answer, form error, limit, confirm and unsubscribe pages, good links and bad:
+    each carries a CSP without scripts, nosniff, a referrer policy and a frame refusal."""
+    app = create_app(config, engine=engine, clock=clock)
+    client = AppClient(app)
+    active = add(engine, "headers@example.org", SubscriberStatus.ACTIVE)
+    pages = [
+        client.get("/subscribe"),
+        client.post("/subscribe", data={"email": "h@example.org"}),
+        client.post("/subscribe", data={"email": "nope"}),
+        client.get(unsubscribe_path(active)),
+        client.get("/unsubscribe/bad"),
+        client.get("/confirm/bad"),
+        client.post(unsubscribe_path(active)),
+    ]
+    limited = AppClient(app, client=("192.0.2.99", 1))
+    pages += [limited.post("/subscribe", data={"email": f"l{n}@example.org"}) for n in range(6)]
+    assert pages[-1].status_code == 429
+    for page in pages:
+        assert page.headers["content-type"].startswith("text/html")
+        for name in HTML_SECURITY_HEADERS:
+            assert name in page.headers, (page.request.url, name)
+        policy = page.headers["content-security-policy"]
+        assert "default-src 'none'" in policy and "script-src" not in policy
+        assert "form-action 'self'" in policy
+        assert page.headers["x-content-type-options"] == "nosniff"
+        assert "<script" not in page.text.lower()
+
+
+def test_forms_post_to_themselves_without_scripts(
+    client: AppClient, engine: Engine
+) -> None:
+    """Every form is a plain HTML form posting back to its own address: it works with
+    JavaScript off (and the CSP allows none)."""
+    subscriber_id = add(engine, "nojs@example.org", SubscriberStatus.PENDING)
+    link = "/confirm/" + tokens.sign_confirm(SECRET, subscriber_id, START + timedelta(hours=1))
+    for path in ("/subscribe", unsubscribe_path(subscriber_id), link):
+        page = client.get(path)
+        assert page.status_code == 200, path
+        assert re.search(r'<form[^>]*method="post"[^>]*action=""', page.text), path
+        assert 'type="submit"' in page.text
+
+
+def test_uploaded_file_is_not_a_field(client: AppClient, engine: Engine) -> None:
+    """A file part named like a field is ignored, not turned into text and shown back."""
+    answer = client.post(
+        "/subscribe", files={"email": ("a.txt", b"x@example.org", "text/plain")},
+    )
+    assert answer.status_code == 400
+    assert "UploadFile" not in answer.text
+    assert subscribers.find(engine, "x@example.org") is None

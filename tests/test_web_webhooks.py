@@ -22,9 +22,10 @@ from web_support import AppClient, live_server, make_publication
 
 from publisher.config import Config
 from publisher.models import SubscriberStatus
-from publisher.store import open_store, subscribers
+from publisher.store import ledger, open_store, subscribers
 from publisher.web import create_app
 from publisher.web.signatures import sns_string_to_sign
+from publisher.web.webhooks import Unavailable
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 POSTMARK_SECRET = "pm-hook-secret"
@@ -68,9 +69,12 @@ class Fetcher:
 
     def __init__(self) -> None:
         self.urls: list[str] = []
+        self.failure: Exception | None = None
 
     def __call__(self, url: str) -> bytes:
         self.urls.append(url)
+        if self.failure is not None:
+            raise self.failure
         return CERT_PEM if url == CERT_URL else b"<ConfirmSubscriptionResponse/>"
 
 
@@ -229,8 +233,11 @@ def mailgun_signature(timestamp: str, token: str, key: str = MAILGUN_KEY) -> dic
     return {"timestamp": timestamp, "token": token, "signature": digest}
 
 
-def mailgun_event(event: dict[str, object], *, key: str = MAILGUN_KEY) -> dict[str, object]:
-    return {"signature": mailgun_signature(str(int(time.time())), "a" * 50, key), "event-data": event}
+def mailgun_event(
+    event: dict[str, object], *, key: str = MAILGUN_KEY, at: int | None = None
+) -> dict[str, object]:
+    stamp = str(at if at is not None else int(time.time()))
+    return {"signature": mailgun_signature(stamp, "a" * 50, key), "event-data": event}
 
 
 def test_mailgun_permanent_failure(client: AppClient, engine: Engine) -> None:
@@ -254,7 +261,7 @@ def test_mailgun_temporary_failure_ignored(client: AppClient, engine: Engine) ->
 
 def test_mailgun_complaint_legacy_form(client: AppClient, engine: Engine) -> None:
     """Mailgun's legacy form-encoded webhooks are signed the same way."""
-    form = {**mailgun_signature("1700000000", "b" * 50), "event": "complained",
+    form = {**mailgun_signature(str(int(time.time())), "b" * 50), "event": "complained",
             "recipient": "spam@example.org"}
     assert client.post("/webhooks/mailgun", data=form).status_code == 200
     assert status(engine, "spam@example.org") is SubscriberStatus.COMPLAINED
@@ -272,13 +279,14 @@ def test_mailgun_wrong_key(client: AppClient, engine: Engine) -> None:
 
 def sns_message(notification: dict[str, object] | None = None, *, version: str = "1",
                 kind: str = "Notification", cert_url: str = CERT_URL,
-                topic: str = TOPIC) -> dict[str, str]:
+                topic: str = TOPIC, sent: datetime | None = None) -> dict[str, str]:
+    stamp = (sent or datetime.now(UTC)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     message: dict[str, str] = {
         "Type": kind,
         "MessageId": "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324",
         "TopicArn": topic,
         "Message": json.dumps(notification or {}),
-        "Timestamp": "2026-03-02T09:00:00.000Z",
+        "Timestamp": stamp,
         "SignatureVersion": version,
         "SigningCertURL": cert_url,
     }
@@ -438,3 +446,175 @@ def test_webhook_over_real_http(config: Config, engine: Engine) -> None:
         )
     assert answer.status_code == 200
     assert status(engine, "hard@example.org") is SubscriberStatus.BOUNCED
+
+
+TWO_HOURS_AGO = int(time.time()) - 2 * 3600
+AHEAD = int(time.time()) + 3600
+
+
+@pytest.mark.parametrize("at", [TWO_HOURS_AGO, AHEAD], ids=["old", "ahead"])
+def test_sendgrid_replay_refused(client: AppClient, engine: Engine, at: int) -> None:
+    """A correctly signed SendGrid batch two hours old, or an hour ahead: 403."""
+    headers = sendgrid_headers(SENDGRID_EVENTS, timestamp=str(at))
+    assert client.post("/webhooks/sendgrid", content=SENDGRID_EVENTS, headers=headers).status_code == 403
+    assert unchanged(engine)
+
+
+@pytest.mark.parametrize("at", [TWO_HOURS_AGO, AHEAD], ids=["old", "ahead"])
+def test_mailgun_replay_refused(client: AppClient, engine: Engine, at: int) -> None:
+    """A correctly signed Mailgun call (JSON or legacy form) too old or ahead: 403."""
+    payload = mailgun_event(
+        {"event": "failed", "severity": "permanent", "recipient": "hard@example.org"}, at=at
+    )
+    assert client.post("/webhooks/mailgun", json=payload).status_code == 403
+    form = {**mailgun_signature(str(at), "c" * 50), "event": "complained",
+            "recipient": "spam@example.org"}
+    assert client.post("/webhooks/mailgun", data=form).status_code == 403
+    assert unchanged(engine)
+
+
+@pytest.mark.parametrize("hours", [-2.0, 1.0])
+def test_sns_replay_refused_before_any_fetch(
+    client: AppClient, engine: Engine, fetcher: Fetcher, hours: float
+) -> None:
+    """An SNS message signed two hours ago (SNS stops retrying after one), or an hour
+    ahead, is refused without fetching a certificate."""
+    message = sns_message(SES_BOUNCE, sent=datetime.now(UTC) + timedelta(hours=hours))
+    assert post_sns(client, message) == 403
+    assert fetcher.urls == []
+    assert unchanged(engine)
+
+
+def test_sns_retry_within_the_hour_accepted(client: AppClient, engine: Engine) -> None:
+    """SNS retries the same signed message for up to an hour: 40 minutes old is fine."""
+    message = sns_message(SES_BOUNCE, sent=datetime.now(UTC) - timedelta(minutes=40))
+    assert post_sns(client, message) == 200
+    assert status(engine, "hard@example.org") is SubscriberStatus.BOUNCED
+
+
+def test_sns_certificate_must_be_a_pem_file(client: AppClient, fetcher: Fetcher) -> None:
+    """A SigningCertURL on an AWS host but not naming a .pem file is refused unfetched."""
+    for url in (
+        "https://sns.us-east-1.amazonaws.com/?Action=Anything",
+        "https://sns.us-east-1.amazonaws.com/cert.pem?x=1",
+        "https://sns.us-east-1.amazonaws.com/some/other/path",
+    ):
+        assert post_sns(client, sns_message(SES_BOUNCE, cert_url=url)) == 403
+    assert fetcher.urls == []
+
+
+@pytest.mark.parametrize(
+    "failure", [OSError("network unreachable"), Unavailable("AWS answered 503")]
+)
+def test_sns_certificate_unreachable_is_503(
+    client: AppClient, engine: Engine, fetcher: Fetcher, failure: Exception
+) -> None:
+    """When the certificate cannot be fetched the call is neither accepted nor refused:
+    503 with Retry-After, so SNS tries again."""
+    fetcher.failure = failure
+    answer = client.post(
+        "/webhooks/ses", content=json.dumps(sns_message(SES_BOUNCE)).encode(),
+        headers={"content-type": "text/plain"},
+    )
+    assert answer.status_code == 503
+    assert "retry-after" in answer.headers
+    assert unchanged(engine)
+
+
+def test_mailgun_non_ascii_signature_refused(client: AppClient, engine: Engine) -> None:
+    """A signature with characters outside ASCII is a wrong signature (403), not a crash."""
+    payload = mailgun_event({"event": "failed", "severity": "permanent",
+                             "recipient": "hard@example.org"})
+    payload["signature"] = {**payload["signature"], "signature": "é" * 64}  # type: ignore[dict-item]
+    assert client.post("/webhooks/mailgun", json=payload).status_code == 403
+    assert unchanged(engine)
+
+
+NESTED = b"[" * 100_000 + b"]" * 100_000
+
+
+def test_malformed_json_is_400(client: AppClient, engine: Engine) -> None:
+    """Bodies that are not JSON, or nested past any parser, get 400 from every provider
+    that parses before or after its check, never a 500."""
+    auth = {"authorization": basic("postmark", POSTMARK_SECRET)}
+    answers = {
+        "postmark": client.post("/webhooks/postmark", content=b"{not json", headers=auth),
+        "sendgrid": client.post(
+            "/webhooks/sendgrid", content=b"{not json", headers=sendgrid_headers(b"{not json")
+        ),
+        "mailgun-nested": client.post(
+            "/webhooks/mailgun", content=NESTED, headers={"content-type": "application/json"}
+        ),
+        "ses": client.post("/webhooks/ses", content=b"\xff\xfe not json"),
+        "ses-nested": client.post("/webhooks/ses", content=NESTED),
+        "resend": client.post(
+            "/webhooks/resend", content=b"{not json", headers=svix_headers(b"{not json")
+        ),
+    }
+    assert {name: a.status_code for name, a in answers.items()} == dict.fromkeys(answers, 400)
+    assert unchanged(engine)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"type": "email.bounced", "data": ["hard@example.org"]},
+        {"type": "email.bounced", "data": {"to": 5, "bounce": "Permanent"}},
+        {"type": "email.complained", "data": {"to": [5, None, {"x": 1}]}},
+        {"type": "email.bounced", "data": None},
+    ],
+)
+def test_resend_odd_shapes_are_not_a_crash(
+    client: AppClient, engine: Engine, body: dict[str, object]
+) -> None:
+    """Signed Resend events with fields of the wrong type suppress nothing and do not 500."""
+    raw = json.dumps(body).encode()
+    assert client.post("/webhooks/resend", content=raw, headers=svix_headers(raw)).status_code == 200
+    assert unchanged(engine)
+
+
+@pytest.mark.parametrize(
+    "notification",
+    [
+        {"notificationType": "Bounce", "bounce": "Permanent"},
+        {"notificationType": "Bounce",
+         "bounce": {"bounceType": "Permanent", "bouncedRecipients": ["hard@example.org"]}},
+        {"notificationType": "Bounce",
+         "bounce": {"bounceType": "Permanent", "bouncedRecipients": "hard@example.org"}},
+        {"notificationType": "Complaint", "complaint": ["spam@example.org"]},
+    ],
+)
+def test_ses_odd_shapes_are_not_a_crash(
+    client: AppClient, engine: Engine, notification: dict[str, object]
+) -> None:
+    """Signed SES notifications with fields of the wrong type suppress nothing and do not 500."""
+    assert post_sns(client, sns_message(notification)) == 200
+    assert unchanged(engine)
+
+
+def test_bounce_for_unknown_address_is_accepted(client: AppClient, engine: Engine) -> None:
+    """A hard bounce for an address not on the list is answered 200 and adds no one."""
+    before = subscribers.counts(engine)
+    answer = client.post(
+        "/webhooks/postmark", json={**POSTMARK_BOUNCE, "Email": "stranger@example.org"},
+        headers={"authorization": basic("postmark", POSTMARK_SECRET)},
+    )
+    assert answer.status_code == 200
+    assert subscribers.find(engine, "stranger@example.org") is None
+    assert subscribers.counts(engine) == before
+    assert unchanged(engine)
+
+
+def test_complaint_keeps_the_address_out_of_the_next_claim(
+    client: AppClient, engine: Engine
+) -> None:
+    """Queued before, complained after, claimed later: the ledger skips that address."""
+    issue = ledger.create_issue(
+        engine, key="tag:example.org,2026:/w", kind="article", slug="w", subject="W",
+        html="<p>w</p>", text="w", tag=None, status="draft", now=NOW,
+    )
+    assert ledger.enqueue(engine, issue, now=NOW) == 3
+    body = json.dumps({"type": "email.complained", "data": {"to": ["spam@example.org"]}}).encode()
+    assert client.post("/webhooks/resend", content=body, headers=svix_headers(body)).status_code == 200
+    claimed = ledger.claim(engine, worker="w1", limit=10, now=NOW + timedelta(seconds=1))
+    assert sorted(row.email for row in claimed) == ["hard@example.org", "soft@example.org"]

@@ -42,9 +42,11 @@ __all__ = [
     "ImportReport",
     "Rejected",
     "add",
+    "can_confirm",
     "check_timezone",
     "clean_name",
     "clean_tags",
+    "confirm",
     "counts",
     "export_csv",
     "find",
@@ -422,6 +424,52 @@ def mark_confirm_sent(
             .values(confirm_sent_at=now)
         ).rowcount
     return bool(claimed)
+
+
+def _confirmable(subscriber_id: int, sent_at: datetime) -> Any:
+    """A confirmation mail sent at `sent_at` may activate its subscriber while they are
+    pending, unsubscribed or bounced and their row has not changed since: a link from
+    before a later unsubscribe, bounce or confirmation activates no one."""
+    waiting = [S.PENDING.value, S.UNSUBSCRIBED.value, S.BOUNCED.value]
+    return (
+        (subscribers.c.id == subscriber_id)
+        & subscribers.c.status.in_(waiting)
+        & (subscribers.c.updated_at <= sent_at)
+    )
+
+
+def can_confirm(engine: Engine, subscriber_id: int, *, sent_at: datetime) -> bool:
+    """Whether `confirm` with this confirmation mail would activate the subscriber now."""
+    with engine.connect() as conn:
+        query = select(subscribers.c.id).where(_confirmable(subscriber_id, sent_at))
+        return conn.execute(query).first() is not None
+
+
+def confirm(
+    engine: Engine, subscriber_id: int, *, sent_at: datetime, now: datetime, detail: str = ""
+) -> bool:
+    """Activate a subscriber from the confirmation mail sent at `sent_at` (double opt-in).
+
+    Check and change are one statement, so a status written meanwhile (an unsubscribe, a
+    bounce) is never overwritten. False when the link no longer applies (see `_confirmable`).
+    """
+    stamp = literal(now, subscribers.c.confirmed_at.type)
+    with engine.begin() as conn:
+        changed = conn.execute(
+            update(subscribers)
+            .where(_confirmable(subscriber_id, sent_at))
+            .values(
+                status=S.ACTIVE.value,
+                updated_at=now,
+                confirmed_at=func.coalesce(subscribers.c.confirmed_at, stamp),
+            )
+        ).rowcount
+        if changed:
+            email = conn.execute(
+                select(subscribers.c.email).where(subscribers.c.id == subscriber_id)
+            ).scalar_one()
+            _event(conn, subscriber_id, email, "confirm", now, provider="web", detail=detail)
+    return bool(changed)
 
 
 def _filtered(query: Any, status: SubscriberStatus | None, tag: str | None) -> Any:

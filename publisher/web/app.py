@@ -72,9 +72,18 @@ def _utc_now() -> datetime:
 
 
 def fetch_sns(url: str) -> bytes:
-    """GET an SNS certificate or subscription URL (already checked to be an AWS SNS host)."""
-    with httpx.Client(timeout=10.0, follow_redirects=False) as client:
-        response = client.get(url)
+    """GET an SNS certificate or subscription URL (already checked to be an AWS SNS host).
+
+    AWS refusing (4xx) refuses the call; AWS or the network failing (5xx, no answer)
+    raises Unavailable, so that SNS is told to try again later.
+    """
+    try:
+        with httpx.Client(timeout=10.0, follow_redirects=False) as client:
+            response = client.get(url)
+    except httpx.HTTPError as exc:
+        raise webhooks.Unavailable(f"{url} could not be fetched: {exc}") from exc
+    if response.status_code >= 500:
+        raise webhooks.Unavailable(f"{url} answered {response.status_code}")
     if response.status_code != 200 or len(response.content) > FETCH_LIMIT:
         raise WebhookError(f"{url} answered {response.status_code}: the request is refused")
     return response.content
@@ -127,10 +136,12 @@ def create_app(
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
             Route("/subscribe", flow.form, methods=["GET", "HEAD"]),
             Route("/subscribe", flow.subscribe, methods=["POST"]),
-            Route("/confirm/{token}", flow.confirm_page, methods=["GET", "HEAD"]),
-            Route("/confirm/{token}", flow.confirm, methods=["POST"]),
-            Route("/unsubscribe/{token}", flow.unsubscribe_page, methods=["GET", "HEAD"]),
-            Route("/unsubscribe/{token}", flow.unsubscribe, methods=["POST"]),
+            # {token:path}: whatever follows the prefix, slashes included, is the token, so
+            # every mangled link gets the same "does not work" page.
+            Route("/confirm/{token:path}", flow.confirm_page, methods=["GET", "HEAD"]),
+            Route("/confirm/{token:path}", flow.confirm, methods=["POST"]),
+            Route("/unsubscribe/{token:path}", flow.unsubscribe_page, methods=["GET", "HEAD"]),
+            Route("/unsubscribe/{token:path}", flow.unsubscribe, methods=["POST"]),
             Route("/webhooks/{provider}", hooks.receive, methods=["POST"]),
         ],
         middleware=[
@@ -187,6 +198,11 @@ class _Webhooks:
         except webhooks.Malformed as exc:
             log.warning("%s webhook: %s", provider, exc)
             return PlainTextResponse(f"{exc}\n", status_code=400)
+        except webhooks.Unavailable as exc:
+            log.warning("%s webhook: %s", provider, exc)
+            return PlainTextResponse(
+                "Try again later\n", status_code=503, headers={"retry-after": "60"}
+            )
         except WebhookError as exc:
             log.warning("%s webhook: %s", provider, exc)
             if provider == "postmark" and not isinstance(exc, webhooks.NotConfigured):

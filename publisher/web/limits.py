@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+from collections import OrderedDict
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -30,32 +31,44 @@ class PerClientLimit:
     """At most `limit` hits per client per fixed window of `window` seconds.
 
     Kept in memory: the subscribe form is answered by the one `publisher serve`
-    process, and a restart forgiving the last hour's counts is harmless.
+    process, and a restart forgiving the last hour's counts is harmless. The table holds
+    at most `max_clients`; it is kept in order of window start (a renewed window moves
+    to the end), so expired and, when still full, oldest windows are dropped from the
+    front at constant cost per hit. A flood of new addresses (an IPv6 /48 holds 65,536
+    /64s) must not make each hit scan the whole table inside the event loop.
     """
 
     def __init__(self, limit: int, window: float = 3600.0, *, max_clients: int = 100_000) -> None:
         self.limit = limit
         self.window = window
         self.max_clients = max_clients
-        self._counts: dict[str, tuple[float, int]] = {}
+        self._counts: OrderedDict[str, tuple[float, int]] = OrderedDict()
 
     def hit(self, key: str, now: float) -> float:
         """Count one hit; 0.0 when allowed, else seconds until the window resets."""
-        start, count = self._counts.get(key, (now, 0))
-        if now - start >= self.window:
+        counts = self._counts
+        entry = counts.get(key)
+        if entry is None or now - entry[0] >= self.window:
             start, count = now, 0
+        else:
+            start, count = entry
         if count >= self.limit:
             return max(1.0, math.ceil(start + self.window - now))
-        if key not in self._counts and len(self._counts) >= self.max_clients:
-            self._prune(now)
-        self._counts[key] = (start, count + 1)
+        if entry is None:
+            self._make_room(now)
+        elif count == 0:
+            counts.move_to_end(key)  # a new window: now the newest
+        counts[key] = (start, count + 1)
         return 0.0
 
-    def _prune(self, now: float) -> None:
-        self._counts = {k: v for k, v in self._counts.items() if now - v[0] < self.window}
-        while len(self._counts) >= self.max_clients:
-            # Still full of live windows: forget the oldest rather than grow without bound.
-            del self._counts[min(self._counts, key=lambda k: self._counts[k][0])]
+    def _make_room(self, now: float) -> None:
+        counts = self._counts
+        while counts:
+            start, _ = next(iter(counts.values()))  # the front holds the oldest window
+            if now - start < self.window and len(counts) < self.max_clients:
+                return
+            # Expired, or still full of live windows: forget the oldest rather than grow.
+            counts.popitem(last=False)
 
 
 class BodyLimit:

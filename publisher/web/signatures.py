@@ -6,6 +6,11 @@ a WebhookError out when the proof fails.
     mailgun    HMAC-SHA256 of timestamp + token with the webhook signing key, hex
     ses (SNS)  RSA over the canonical "Key\\nValue\\n" string, certificate from an AWS URL
     resend     Svix: HMAC-SHA256 of "id.timestamp.body" with the whsec_ secret, base64
+
+Every scheme that signs a time is held to it, so a captured call cannot be replayed
+later: Svix within 5 minutes either way (what Svix's own libraries accept); SendGrid,
+Mailgun and SNS up to an hour old (SNS retries an HTTP endpoint for at most 3,600
+seconds) and 5 minutes ahead. Postmark signs nothing, so it has nothing to check.
 """
 
 from __future__ import annotations
@@ -27,8 +32,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from publisher.errors import WebhookError
 
 __all__ = [
+    "MAX_AGE",
+    "MAX_AHEAD",
     "SVIX_TOLERANCE",
     "check_basic_secret",
+    "check_fresh",
+    "check_sns_certificate_url",
+    "check_sns_timestamp",
     "check_sns_url",
     "sns_string_to_sign",
     "verify_mailgun",
@@ -39,12 +49,34 @@ __all__ = [
 
 SVIX_TOLERANCE = 5 * 60
 """Seconds a Svix timestamp may be off: older calls are replays, as Svix's own libraries say."""
+MAX_AGE = 60 * 60
+"""Seconds a SendGrid, Mailgun or SNS call may be old: SNS's longest retry schedule."""
+MAX_AHEAD = 5 * 60
+"""Seconds a signed time may lie ahead of our clock (skew) before the call is refused."""
 
 _SNS_HOST = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
 
 
 def _bad(what: str) -> WebhookError:
     return WebhookError(f"{what}: the request is refused and nothing was changed")
+
+
+def check_fresh(
+    sent: float, now: datetime, *, what: str, max_age: float = MAX_AGE,
+    max_ahead: float = MAX_AHEAD,
+) -> None:
+    """Refuse a call whose signed time `sent` (seconds since the epoch) is too old or too
+    far ahead: a replay of a call captured earlier."""
+    age = now.timestamp() - sent
+    if age > max_age or age < -max_ahead:
+        raise _bad(f"{what} timestamp is too old or in the future (a replay?)")
+
+
+def _seconds(text: str | None, what: str) -> int:
+    try:
+        return int(text or "")
+    except ValueError as exc:
+        raise _bad(f"{what} timestamp is not a number") from exc
 
 
 def check_basic_secret(
@@ -86,10 +118,14 @@ def _load_ec_key(public_key: str) -> ec.EllipticCurvePublicKey:
     return key
 
 
-def verify_sendgrid(public_key: str, body: bytes, signature: str | None, timestamp: str | None) -> None:
+def verify_sendgrid(
+    public_key: str, body: bytes, signature: str | None, timestamp: str | None, *,
+    now: datetime,
+) -> None:
     """SendGrid's Signed Event Webhook: ECDSA over the timestamp header then the raw body."""
     if not signature or not timestamp:
         raise _bad("SendGrid signature headers are missing")
+    check_fresh(_seconds(timestamp, "SendGrid"), now, what="SendGrid")
     key = _load_ec_key(public_key)
     try:
         key.verify(
@@ -101,12 +137,19 @@ def verify_sendgrid(public_key: str, body: bytes, signature: str | None, timesta
         raise _bad("SendGrid signature does not match") from exc
 
 
-def verify_mailgun(signing_key: str, timestamp: str, token: str, signature: str) -> None:
+def verify_mailgun(
+    signing_key: str, timestamp: str, token: str, signature: str, *, now: datetime
+) -> None:
     """Mailgun signs timestamp + token (not the body) with the webhook signing key."""
+    if not (timestamp and token):
+        raise _bad("Mailgun signature is incomplete")
+    check_fresh(_seconds(timestamp, "Mailgun"), now, what="Mailgun")
     expected = hmac.new(
         signing_key.encode(), (timestamp + token).encode(), hashlib.sha256
     ).hexdigest()
-    if not (timestamp and token and hmac.compare_digest(expected, signature.lower())):
+    # Bytes, not str: compare_digest refuses str with non-ASCII characters (a TypeError).
+    offered = signature.lower().encode("utf-8", "replace")
+    if not hmac.compare_digest(expected.encode(), offered):
         raise _bad("Mailgun signature does not match")
 
 
@@ -122,12 +165,10 @@ def verify_svix(
     """Resend signs with Svix: `v1,<base64>` entries, space-separated, one per active key."""
     if not (msg_id and timestamp and signatures):
         raise _bad("Svix signature headers are missing")
-    try:
-        sent = int(timestamp)
-    except ValueError as exc:
-        raise _bad("Svix timestamp is not a number") from exc
-    if abs(now.timestamp() - sent) > SVIX_TOLERANCE:
-        raise _bad("Svix timestamp is too old or in the future")
+    check_fresh(
+        _seconds(timestamp, "Svix"), now, what="Svix", max_age=SVIX_TOLERANCE,
+        max_ahead=SVIX_TOLERANCE,
+    )
     try:
         key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
     except (binascii.Error, ValueError) as exc:
@@ -172,6 +213,26 @@ def sns_string_to_sign(message: Mapping[str, object]) -> bytes:
             raise _bad(f"SNS message lacks {key}")
         lines.append(f"{key}\n{value}\n")
     return "".join(lines).encode()
+
+
+def check_sns_timestamp(message: Mapping[str, object], now: datetime) -> None:
+    """An SNS message's signed Timestamp (ISO 8601) is recent: SNS stops retrying after an hour."""
+    try:
+        sent = datetime.fromisoformat(str(message.get("Timestamp", "")))
+    except ValueError as exc:
+        raise _bad("SNS Timestamp is missing or malformed") from exc
+    if sent.tzinfo is None:
+        raise _bad("SNS Timestamp has no time zone")
+    check_fresh(sent.timestamp(), now, what="SNS")
+
+
+def check_sns_certificate_url(url: object) -> str:
+    """`check_sns_url`, and a .pem file with no query, as AWS's own validators require."""
+    checked = check_sns_url(url)
+    parts = urlsplit(checked)
+    if not parts.path.endswith(".pem") or parts.query or parts.fragment:
+        raise _bad(f"SNS certificate URL {checked!r} does not name a .pem file")
+    return checked
 
 
 def check_sns_url(url: object) -> str:

@@ -8,19 +8,29 @@ from that description without opening the file.
 
 This is a plain ASGI app rather than a Starlette route: it sits on the hot path of every
 poll, and the routing and middleware stack would cost more than the answer itself.
+
+Range requests are not supported and are ignored, as RFC 9110 allows: the answer is the
+whole file with 200 (no Accept-Ranges is sent, so clients do not ask). Pages (and SVG
+images, which can carry scripts) come with a Content-Security-Policy for what the
+archive is, pages with inline CSS and no JavaScript: a template override that adds a
+script is refused by browsers when served from here. A missing file is answered with
+the build's `404.html` when there is one, else a small page of our own.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import html
 import mimetypes
 import os
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import quote
 
 from starlette.types import Receive, Scope, Send
@@ -37,6 +47,24 @@ CACHE_BUDGET = 64 * 1024 * 1024
 """Bytes of file content (plain and gzip) kept at most; least recently used go first."""
 GZIP_MIN_SIZE = 256
 STREAM_CHUNK = 64 * 1024
+MAX_PATH = 1024
+"""Longer request paths name nothing the build writes; they are answered 404 unread."""
+NOT_FOUND_PAGE = "404.html"
+FUTURE_SLACK = 60
+"""Seconds an If-Modified-Since may lie ahead of our clock (skew) before it is ignored."""
+
+PAGE_SECURITY: tuple[tuple[bytes, bytes], ...] = (
+    (
+        b"content-security-policy",
+        b"default-src 'none'; style-src 'self' 'unsafe-inline'; img-src * data:; "
+        b"font-src 'self'; media-src *; form-action 'self'; frame-ancestors 'self'; "
+        b"base-uri 'none'",
+    ),
+    (b"referrer-policy", b"strict-origin-when-cross-origin"),
+    (b"x-frame-options", b"SAMEORIGIN"),
+)
+"""For pages and SVG: no scripts, plugins or foreign frames; images and media from anywhere
+(articles embed them), styles inline or from the site."""
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -125,15 +153,18 @@ def _etag_matches(header: bytes, entry: _Entry) -> bool:
 
 
 def _not_modified_since(header: bytes, entry: _Entry) -> bool:
+    """RFC 9110 13.1.3: a date that cannot be parsed, or that lies in the future, is
+    ignored (a future date would hold a cache on this version after the next change)."""
     if header == entry.last_modified:
         return True
     try:
-        since = parsedate_to_datetime(header.decode("latin-1"))
-    except (TypeError, ValueError):
+        parsed = parsedate_to_datetime(header.decode("latin-1"))
+        since = parsed.timestamp()
+    except (TypeError, ValueError, OverflowError, OSError):
         return False
-    if since.tzinfo is None:
+    if parsed.tzinfo is None or since > time.time() + FUTURE_SLACK:
         return False
-    return entry.mtime <= since.timestamp()
+    return entry.mtime <= since
 
 
 def _accepts_gzip(header: bytes) -> bool:
@@ -155,9 +186,10 @@ def _safe_relative(path: str) -> str | None:
     """The request path as a path under the root, or None when it could escape or hide.
 
     Refused: `..` and `.` segments, hidden names (dotfiles such as secrets or VCS data),
-    backslashes and NUL. What is left can only name something below the root.
+    backslashes, NUL and paths longer than any the build writes. What is left can only
+    name something below the root.
     """
-    if "\x00" in path or "\\" in path or not path.startswith("/"):
+    if len(path) > MAX_PATH or "\x00" in path or "\\" in path or not path.startswith("/"):
         return None
     parts = path.split("/")[1:]
     for part in parts[:-1]:
@@ -192,25 +224,57 @@ class StaticSite:
             await _simple(send, 405, b"Method Not Allowed\n", [(b"allow", b"GET, HEAD")])
             return
         path: str = scope["path"]
+        head = method == "HEAD"
         relative = _safe_relative(path)
         if relative is None:
-            await _simple(send, 404, b"Not Found\n")
+            await self._not_found(send, head=head)
             return
         if not relative or relative.endswith("/"):
             relative += "index.html"
-        entry = self._lookup(relative)
-        if entry is None:
-            if not path.endswith("/") and self._is_page_folder(relative):
-                location = quote(path) + "/"
-                if scope.get("query_string"):
-                    location += "?" + scope["query_string"].decode("latin-1")
-                await _simple(send, 301, b"", [(b"location", location.encode("latin-1"))])
+        for _ in range(3):
+            entry = self._lookup(relative)
+            if entry is None:
+                if not path.endswith("/") and self._is_page_folder(relative):
+                    location = quote(path) + "/"
+                    if scope.get("query_string"):
+                        location += "?" + scope["query_string"].decode("latin-1")
+                    await _simple(send, 301, b"", [(b"location", location.encode("latin-1"))])
+                    return
+                await self._not_found(send, head=head)
                 return
-            await _simple(send, 404, b"Not Found\n")
-            return
-        await self._answer(entry, scope, send, head=method == "HEAD")
+            if await self._answer(entry, scope, send, head=head):
+                return
+            self._forget(relative)  # replaced between the look and the read: look again
+        await _simple(send, 503, b"The file is being rewritten; try again\n",
+                      [(b"retry-after", b"1")])
 
-    async def _answer(self, entry: _Entry, scope: Scope, send: Send, *, head: bool) -> None:
+    async def _not_found(self, send: Send, *, head: bool) -> None:
+        entry = self._lookup(NOT_FOUND_PAGE)
+        if entry is not None and entry.body is not None:
+            body = entry.body
+            content_type = dict(entry.plain_headers)[b"content-type"]
+        else:
+            body = (
+                '<!doctype html>\n<html lang="en"><meta charset="utf-8">'
+                '<meta name="viewport" content="width=device-width, initial-scale=1">'
+                "<title>Not found</title>\n<h1>Not found</h1>\n<p>Nothing is published at "
+                f'this address. <a href="{html.escape(self.site_url)}/">Go to the front '
+                "page</a>.</p>\n"
+            ).encode()
+            content_type = b"text/html; charset=utf-8"
+        headers = [
+            (b"content-type", content_type),
+            (b"content-length", str(len(body)).encode()),
+            (b"cache-control", b"no-cache"),
+            (b"x-content-type-options", b"nosniff"),
+            *PAGE_SECURITY,
+        ]
+        await send({"type": "http.response.start", "status": 404, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if head else body})
+
+    async def _answer(self, entry: _Entry, scope: Scope, send: Send, *, head: bool) -> bool:
+        """Answer for `entry`; False, with nothing sent, when a file too large to keep in
+        memory is no longer the version `entry` describes."""
         if_none_match = if_modified_since = accept_encoding = None
         for name, value in scope["headers"]:
             if name == b"if-none-match":
@@ -233,17 +297,26 @@ class StaticSite:
             headers = entry.not_modified_gzip_headers if use_gzip else entry.not_modified_headers
             await send({"type": "http.response.start", "status": 304, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
-            return
+            return True
         headers = entry.gzip_headers if use_gzip else entry.plain_headers
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        if head:
-            await send({"type": "http.response.body", "body": b""})
-        elif use_gzip:
-            await send({"type": "http.response.body", "body": entry.gzipped})
-        elif entry.body is not None:
-            await send({"type": "http.response.body", "body": entry.body})
-        else:
-            await _stream(entry.file, send)
+        if head or use_gzip or entry.body is not None:
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            body = b"" if head else entry.gzipped if use_gzip else entry.body
+            await send({"type": "http.response.body", "body": body})
+            return True
+        # Streamed from disk: open first, and make sure the open file is the version the
+        # headers (length, ETag) describe; a rebuild may have renamed a new one in place.
+        try:
+            handle = open(entry.file, "rb")  # noqa: PTH123, SIM115  (closed below)
+        except OSError:
+            return False
+        with handle:
+            stat = os.fstat(handle.fileno())
+            if (stat.st_mtime_ns, stat.st_size) != entry.stamp:
+                return False
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await _stream(handle, send)
+        return True
 
     def _lookup(self, relative: str) -> _Entry | None:
         """The current description of a file: one stat when cached, a read when it changed."""
@@ -252,7 +325,7 @@ class StaticSite:
         file = entry.file if entry else os.path.join(self._root_str, relative)  # noqa: PTH118
         try:
             stat = os.stat(file)  # noqa: PTH116
-        except (FileNotFoundError, NotADirectoryError, PermissionError):
+        except OSError:  # missing, not a folder, forbidden, name too long, a symlink loop
             self._forget(relative)
             return None
         stamp = (stat.st_mtime_ns, stat.st_size)
@@ -260,11 +333,11 @@ class StaticSite:
             self._entries.move_to_end(relative)
             return entry
         self._forget(relative)
-        if not Path(file).is_file() or not self._inside_root(file):
-            return None
         try:
+            if not Path(file).is_file() or not self._inside_root(file):
+                return None
             fresh = self._describe(relative, file, stamp)
-        except (FileNotFoundError, PermissionError, IsADirectoryError):
+        except OSError:
             return None
         self._remember(relative, fresh)
         return fresh
@@ -276,7 +349,10 @@ class StaticSite:
 
     def _is_page_folder(self, relative: str) -> bool:
         folder = Path(self._root_str, relative)
-        return (folder / "index.html").is_file() and self._inside_root(str(folder))
+        try:
+            return (folder / "index.html").is_file() and self._inside_root(str(folder))
+        except OSError:
+            return False
 
     def _describe(self, relative: str, file: str, stamp: tuple[int, int]) -> _Entry:
         mtime_ns, size = stamp
@@ -310,6 +386,8 @@ class StaticSite:
             (b"cache-control", _cache_control(content_type).encode()),
             (b"x-content-type-options", b"nosniff"),
         ]
+        if content_type.startswith(("text/html", "image/svg+xml")):
+            common.extend(PAGE_SECURITY)
         if _compressible(content_type):
             common.append((b"vary", b"Accept-Encoding"))
         if content_type in FEED_TYPES:
@@ -373,6 +451,7 @@ async def _simple(
             "headers": [
                 (b"content-type", b"text/plain; charset=utf-8"),
                 (b"content-length", str(len(body)).encode()),
+                (b"x-content-type-options", b"nosniff"),
                 *headers,
             ],
         }
@@ -380,8 +459,7 @@ async def _simple(
     await send({"type": "http.response.body", "body": body})
 
 
-async def _stream(file: str, send: Send) -> None:
-    with open(file, "rb") as handle:  # noqa: PTH123
-        while chunk := handle.read(STREAM_CHUNK):
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+async def _stream(handle: BinaryIO, send: Send) -> None:
+    while chunk := handle.read(STREAM_CHUNK):
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
     await send({"type": "http.response.body", "body": b""})

@@ -1,10 +1,23 @@
 """Subscribe (double opt-in), confirm and unsubscribe (RFC 8058 one-click).
 
 What a visitor can learn is the rule here: the subscribe form answers every valid
-address with the same page, whatever the list holds, and sends mail after the answer
-has gone, so not even the timing differs. A bad token and a token naming nobody get
-the same page. GET never changes anything, because mail scanners fetch every link in
-a message; changes take a POST (the page's button, or a mail client's one-click POST).
+address with the same page, whatever the list holds, and looks the address up only
+after the answer has gone (then records it and sends any confirmation mail), so not
+even the timing differs. A bad token and a token naming nobody get the same page. GET
+never changes anything, because mail scanners fetch every link in a message; changes
+take a POST (the page's button, or a mail client's one-click POST).
+
+The confirmation mail goes to the bare address: whoever filled in the form has not
+shown they own the address, so the name they typed is not put in front of its owner.
+A confirmation link works while the subscriber's status is as it was when the link
+was sent; someone who confirmed and later left comes back only through a new one.
+
+The per-client limit counts the address the ASGI server reports. The app never reads
+X-Forwarded-For itself: behind a reverse proxy, uvicorn (which `publisher serve` runs)
+takes the client from that header only when the connection comes from an address in
+its FORWARDED_ALLOW_IPS (127.0.0.1 unless set), so a proxy on the same host works as
+it is and a proxy elsewhere must be named there. Without that, every visitor shares
+the proxy's address and its limit.
 
 No cookies and no CSRF tokens: a forged subscribe POST can only cause one confirmation
 mail (rate-limited per address and per client), and confirm and unsubscribe POSTs are
@@ -24,7 +37,6 @@ from urllib.parse import urlsplit
 from sqlalchemy import Engine
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -46,6 +58,7 @@ HONEYPOT_FIELD = "website"
 """Hidden from people by the form's markup; bots that fill every field fill it too."""
 PAGES = ("subscribe", "subscribe_done", "confirm", "unsubscribe", "unsubscribed")
 MAX_NAME = 200
+MAX_FIELDS = 20
 CONFIRM_PLACEHOLDER = "https://confirm.invalid/pubconfirmlink"
 """Stands for the per-address confirm link in the cached rendering; letters only, so
 escaping and CSS inlining leave it as it is."""
@@ -84,6 +97,7 @@ class SubscribeFlow:
         return self.pages.render("subscribe", email="", name="", error="")
 
     async def subscribe(self, request: Request) -> Response:
+        """Answer at once; `_register_and_mail` does the rest after the answer is sent."""
         now = self.s.clock()
         client = client_key(request.client.host if request.client else None)
         wait = self.per_client.hit(client, now.timestamp())
@@ -94,9 +108,9 @@ class SubscribeFlow:
             )
             response.headers["retry-after"] = str(int(wait))
             return response
-        form = await _form(request)
-        raw_email = str(form.get("email", "")).strip()
-        name = clean_header_text(str(form.get("name", "")), limit=MAX_NAME)
+        form = await _fields(request)
+        raw_email = form.get("email", "").strip()
+        name = clean_header_text(form.get("name", ""), limit=MAX_NAME)
         if form.get(HONEYPOT_FIELD):
             return self._done()
         try:
@@ -106,15 +120,22 @@ class SubscribeFlow:
                 "subscribe", status=400, email=raw_email[:320], name=name,
                 error="That does not look like an email address. Please check it and try again.",
             )
-        to_mail = await run_in_threadpool(self._register, email, name, now)
-        if to_mail is None:
-            return self._done()
-        return self._done(BackgroundTask(self._send_confirmation, to_mail, now))
+        return self._done(BackgroundTask(self._register_and_mail, email, name, now))
 
     def _done(self, task: BackgroundTask | None = None) -> Response:
         response = self.pages.render("subscribe_done")
         response.background = task
         return response
+
+    def _register_and_mail(self, email: str, name: str, now: datetime) -> None:
+        """Runs after the answer has been sent (a BackgroundTask in the thread pool)."""
+        try:
+            to_mail = self._register(email, name, now)
+        except Exception:
+            log.exception("subscribe request could not be recorded")
+            return
+        if to_mail is not None:
+            self._send_confirmation(to_mail, now)
 
     def _register(self, email: str, name: str, now: datetime) -> Subscriber | None:
         """Record the request; the subscriber to send a confirmation to, if one is due.
@@ -143,14 +164,13 @@ class SubscribeFlow:
         return found
 
     def _send_confirmation(self, subscriber: Subscriber, now: datetime) -> None:
-        """Runs after the answer has been sent (a BackgroundTask in the thread pool)."""
         try:
-            url = tokens.confirm_url(self.s.config, self.s.secret, subscriber.id)
+            url = tokens.confirm_url(self.s.config, self.s.secret, subscriber.id, now)
             template = MessageTemplate.from_rendered(self.s.config, self._confirmation(url, now))
             recipient = Recipient(
                 delivery_id=None,
                 email=subscriber.email,
-                name=subscriber.name,
+                name="",
                 unsubscribe_url="",
                 message_id=f"<confirm.{subscriber.id}.{secrets.token_hex(6)}@{self.mail_domain}>",
             )
@@ -189,45 +209,48 @@ class SubscribeFlow:
             text=rendered.text.replace(CONFIRM_PLACEHOLDER, url),
         )
 
-    def _subscriber(self, token: str, purpose: str) -> Subscriber | None:
-        """Who the token names, or None for a bad token and for nobody alike."""
+    def _subscriber(self, token: str) -> Subscriber | None:
+        """Who an unsubscribe token names, or None for a bad token and for nobody alike."""
         try:
-            subscriber_id = tokens.verify(self.s.secret, purpose, token)
+            subscriber_id = tokens.verify(self.s.secret, "unsubscribe", token)
         except TokenError:
             return None
         return subscribers.get(self.s.engine, subscriber_id)
 
     async def confirm_page(self, request: Request) -> Response:
-        found = await run_in_threadpool(self._subscriber, request.path_params["token"], "confirm")
-        if found is None or found.status not in (*CONFIRMABLE, SubscriberStatus.ACTIVE):
-            return self.pages.render("confirm", status=400, state="invalid")
-        return self.pages.render("confirm", state="ask")
+        state = await run_in_threadpool(self._confirm_state, request.path_params["token"], None)
+        return self._confirm_answer(state)
 
     async def confirm(self, request: Request) -> Response:
         now = self.s.clock()
-        activated = await run_in_threadpool(self._activate, request.path_params["token"], now)
-        if not activated:
-            return self.pages.render("confirm", status=400, state="invalid")
-        return self.pages.render("confirm", state="done")
+        state = await run_in_threadpool(self._confirm_state, request.path_params["token"], now)
+        return self._confirm_answer(state)
 
-    def _activate(self, token: str, now: datetime) -> bool:
-        found = self._subscriber(token, "confirm")
-        if found is None:
-            return False
-        if found.status is SubscriberStatus.ACTIVE:
-            return True
-        if found.status not in CONFIRMABLE:
-            return False
-        subscribers.set_status(
-            self.s.engine, found.id, SubscriberStatus.ACTIVE, now=now, kind="confirm",
-            detail="double opt-in",
-        )
-        return True
+    def _confirm_state(self, token: str, now: datetime | None) -> str:
+        """"ask" (the link would activate), "done" (active now) or "invalid"; with `now`
+        (a POST) the link is used."""
+        try:
+            subscriber_id, sent_at = tokens.verify_confirm(self.s.secret, token)
+        except TokenError:
+            return "invalid"
+        engine = self.s.engine
+        if now is None:
+            if subscribers.can_confirm(engine, subscriber_id, sent_at=sent_at):
+                return "ask"
+        elif subscribers.confirm(
+            engine, subscriber_id, sent_at=sent_at, now=now, detail="double opt-in"
+        ):
+            return "done"
+        found = subscribers.get(engine, subscriber_id)
+        if found is not None and found.status is SubscriberStatus.ACTIVE:
+            return "done"  # a second press, or an old link of someone who is subscribed
+        return "invalid"
+
+    def _confirm_answer(self, state: str) -> Response:
+        return self.pages.render("confirm", status=400 if state == "invalid" else 200, state=state)
 
     async def unsubscribe_page(self, request: Request) -> Response:
-        found = await run_in_threadpool(
-            self._subscriber, request.path_params["token"], "unsubscribe"
-        )
+        found = await run_in_threadpool(self._subscriber, request.path_params["token"])
         if found is None:
             return self._invalid_unsubscribe()
         return self.pages.render("unsubscribe", state="ask")
@@ -236,7 +259,7 @@ class SubscribeFlow:
         """RFC 8058: a POST with `List-Unsubscribe=One-Click` (or the page's button) is
         the whole request; the answer is 200 with no redirect and no cookie."""
         now = self.s.clock()
-        form = await _form(request)
+        form = await _fields(request)
         how = "one-click" if form.get("List-Unsubscribe") == "One-Click" else "web page"
         done = await run_in_threadpool(
             self._unsubscribe, request.path_params["token"], now, how
@@ -246,7 +269,7 @@ class SubscribeFlow:
         return self.pages.render("unsubscribed")
 
     def _unsubscribe(self, token: str, now: datetime, how: str) -> bool:
-        found = self._subscriber(token, "unsubscribe")
+        found = self._subscriber(token)
         if found is None:
             return False
         if found.status in UNSUBSCRIBABLE:
@@ -262,9 +285,16 @@ class SubscribeFlow:
         return self.pages.render("unsubscribe", status=400, state="invalid")
 
 
-async def _form(request: Request) -> FormData:
-    """The form fields, or none when the body is not a form (one-click POSTs vary)."""
+async def _fields(request: Request) -> dict[str, str]:
+    """The text fields of a form body (the first of each name), or none when the body is
+    not a form: one-click POSTs vary, and a malformed one still means "unsubscribe".
+    File parts are refused, so nothing is spooled and no upload stands in for a field."""
     try:
-        return await request.form()
-    except Exception:  # malformed multipart and the like: treat as an empty form
-        return FormData()
+        async with request.form(max_files=0, max_fields=MAX_FIELDS) as form:
+            fields: dict[str, str] = {}
+            for key, value in form.multi_items():
+                if isinstance(value, str):
+                    fields.setdefault(key, value)
+            return fields
+    except Exception:  # malformed multipart, a file part, too many fields: an empty form
+        return {}

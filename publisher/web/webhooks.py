@@ -36,6 +36,7 @@ __all__ = [
     "Malformed",
     "NotConfigured",
     "Suppression",
+    "Unavailable",
     "WebhookContext",
 ]
 
@@ -64,7 +65,13 @@ class NotConfigured(WebhookError):
 
 
 class Malformed(WebhookError):
-    """The call is authentic but its body is not what the provider documents."""
+    """The body is not what the provider documents (answered 400): not JSON, JSON nested
+    past the parser's depth, or objects where the provider sends lists and the like."""
+
+
+class Unavailable(WebhookError):
+    """Something the check needs (an SNS certificate) cannot be had right now: answered
+    503, so the provider retries later instead of dropping the notification."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +116,28 @@ def _json(body: bytes) -> Any:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise Malformed(f"body is not JSON: {exc}") from exc
+    except RecursionError as exc:  # "[[[[...": read before any signature is checked
+        raise Malformed("body is JSON nested too deeply") from exc
+
+
+def _object(value: object) -> Mapping[str, Any]:
+    """`value` when it is a JSON object, else an empty one: fields of the wrong type are
+    treated as absent rather than failing with a 500."""
+    return value if isinstance(value, dict) else {}
+
+
+def _objects(value: object) -> list[Mapping[str, Any]]:
+    """The objects in a JSON array (anything else in it, or a non-array, is skipped)."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _fetch(ctx: WebhookContext, url: str) -> bytes:
+    try:
+        return ctx.fetch(url)
+    except WebhookError:
+        raise
+    except Exception as exc:  # whatever the fetcher raises: we could not check, not "no"
+        raise Unavailable(f"could not fetch {url}: {exc}") from exc
 
 
 def _address(raw: object) -> str | None:
@@ -143,6 +172,7 @@ def sendgrid(incoming: Incoming, ctx: WebhookContext) -> list[Suppression]:
         incoming.body,
         incoming.headers.get("x-twilio-email-event-webhook-signature"),
         incoming.headers.get("x-twilio-email-event-webhook-timestamp"),
+        now=ctx.now,
     )
     events = _json(incoming.body)
     if not isinstance(events, list):
@@ -177,6 +207,7 @@ def mailgun(incoming: Incoming, ctx: WebhookContext) -> list[Suppression]:
             str(proof.get("timestamp", "")),
             str(proof.get("token", "")),
             str(proof.get("signature", "")),
+            now=ctx.now,
         )
         data = payload.get("event-data")
         if not isinstance(data, dict):
@@ -188,7 +219,8 @@ def mailgun(incoming: Incoming, ctx: WebhookContext) -> list[Suppression]:
         body = incoming.body.decode("utf-8", "replace")
         data = {name: values[0] for name, values in parse_qs(body).items()}
         signatures.verify_mailgun(
-            key, data.get("timestamp", ""), data.get("token", ""), data.get("signature", "")
+            key, data.get("timestamp", ""), data.get("token", ""), data.get("signature", ""),
+            now=ctx.now,
         )
         event = data.get("event")
         reason = data.get("reason", "") or data.get("error", "")
@@ -207,19 +239,19 @@ def _ses_events(notification: Mapping[str, Any]) -> Iterable[Suppression]:
     """SES notifications (notificationType) and configuration-set events (eventType)."""
     kind = notification.get("notificationType") or notification.get("eventType")
     if kind == "Bounce":
-        bounce = notification.get("bounce") or {}
+        bounce = _object(notification.get("bounce"))
         if bounce.get("bounceType") != "Permanent":
             return
         detail = f"Permanent/{bounce.get('bounceSubType', '')}"
-        for recipient in bounce.get("bouncedRecipients") or ():
+        for recipient in _objects(bounce.get("bouncedRecipients")):
             if (email := _address(recipient.get("emailAddress"))) is not None:
                 yield Suppression(email, BOUNCED, detail)
     elif kind == "Complaint":
-        complaint = notification.get("complaint") or {}
-        feedback = complaint.get("complaintFeedbackType", "")
+        complaint = _object(notification.get("complaint"))
+        feedback = str(complaint.get("complaintFeedbackType") or "")
         if feedback == "not-spam":
             return
-        for recipient in complaint.get("complainedRecipients") or ():
+        for recipient in _objects(complaint.get("complainedRecipients")):
             if (email := _address(recipient.get("emailAddress"))) is not None:
                 yield Suppression(email, COMPLAINED, feedback or "complaint")
 
@@ -239,15 +271,16 @@ def ses(incoming: Incoming, ctx: WebhookContext) -> list[Suppression]:
             f"ses webhook refused: SNS topic {topic!r} is not listed in "
             "config.toml [webhooks] ses_topic_arns; add it to accept its notifications"
         )
-    cert_url = signatures.check_sns_url(message.get("SigningCertURL"))
+    signatures.check_sns_timestamp(message, ctx.now)
+    cert_url = signatures.check_sns_certificate_url(message.get("SigningCertURL"))
     certificate = ctx.certificates.get(cert_url)
     if certificate is None:
-        certificate = ctx.fetch(cert_url)
+        certificate = _fetch(ctx, cert_url)
     signatures.verify_sns(message, certificate)
     ctx.certificates[cert_url] = certificate
     kind = message.get("Type")
     if kind == "SubscriptionConfirmation":
-        ctx.fetch(signatures.check_sns_url(message.get("SubscribeURL")))
+        _fetch(ctx, signatures.check_sns_url(message.get("SubscribeURL")))
         log.info("confirmed the SNS subscription to %s", topic)
         return []
     if kind != "Notification":
@@ -271,16 +304,16 @@ def resend(incoming: Incoming, ctx: WebhookContext) -> list[Suppression]:
     event = _json(incoming.body)
     if not isinstance(event, dict):
         raise Malformed("Resend sends one JSON object per call")
-    data = event.get("data") or {}
-    recipients = data.get("to") or ()
-    if isinstance(recipients, str):
-        recipients = (recipients,)
+    data = _object(event.get("data"))
+    recipients = data.get("to")
+    if not isinstance(recipients, list):
+        recipients = [recipients]
     kind = event.get("type")
     status: Kind
     if kind == "email.complained":
         status, detail = COMPLAINED, "complained"
     elif kind == "email.bounced":
-        bounce = data.get("bounce") or {}
+        bounce = _object(data.get("bounce"))
         if bounce.get("type") == "Transient":
             return []
         status, detail = BOUNCED, f"{bounce.get('type', '')} {bounce.get('message', '')}".strip()
