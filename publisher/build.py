@@ -4,16 +4,21 @@ Two halves. `render_site` is pure: articles in, a mapping of relative path to by
 `write_site` is the edge: it writes each file atomically (a temp file in the same folder,
 then `os.replace`), leaves a file alone when its bytes are already right (so its mtime,
 and every web server's ETag, survive a rebuild), and removes files that an earlier build
-wrote but this one no longer produces. It only ever removes files listed in its manifest,
-so an output folder shared with other files is safe.
+wrote but this one no longer produces. An output folder shared with the author's own
+files is safe: the manifest records every file a build wrote with its hash, and only
+those are ever replaced or removed. A file of the author's in the way of a new page stops
+the build before anything is written; a stale file the author has edited since is kept.
 
 Newsletter previews cost a Jinja and premailer run each (tens of milliseconds), so only
 the newest `build.previews` articles get one: that is where an author looks before a
-send, and a back catalogue of a thousand articles still builds in seconds.
+send, and a back catalogue of a thousand articles still builds in seconds. An article
+too long to be a newsletter at all gets no preview, only a warning: rendering one costs
+about ten seconds a megabyte, and Gmail would show the first hundred kilobytes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -37,19 +42,24 @@ from publisher.templates import template_environment
 
 __all__ = [
     "MANIFEST",
+    "PREVIEW_MAX_HTML",
     "PREVIEW_UNSUBSCRIBE",
     "Site",
     "build_site",
     "newsletter_preview",
+    "preview_refusal",
     "render_site",
     "write_site",
 ]
 
 MANIFEST = ".publisher-manifest.json"
-"""Every file the last build wrote, relative to the output folder (sorted JSON)."""
+"""Every file the last build wrote, relative to the output folder, with its SHA-256."""
 
 PREVIEW_UNSUBSCRIBE = "/unsubscribe/preview"
 """Path (under the app's public URL) of the visible placeholder unsubscribe link in previews."""
+
+PREVIEW_MAX_HTML = 500_000
+"""Characters of article HTML past which no newsletter preview is rendered (see above)."""
 
 _FILE_MODE = 0o644
 _FEED_LABELS: tuple[tuple[feeds.FeedKind, str], ...] = (("rss", "RSS"), ("atom", "Atom"), ("json", "JSON Feed"))
@@ -77,6 +87,13 @@ def render_site(config: Config, articles: Sequence[Article], now: datetime) -> S
     _check_slugs(public)
     files: dict[str, bytes] = {}
     warnings: list[str] = []
+    if config["feeds.per_tag"]:
+        for _slug, names in feeds.tag_collisions(public):
+            shown = ", ".join(f'"{name}"' for name in names)
+            warnings.append(
+                f"tags {shown} share one feed ({feeds.feed_path('atom', names[0])}); "
+                "if they mean different things, rename one"
+            )
 
     files[feeds.feed_path("rss")] = feeds.build_rss(config, public, now)
     files[feeds.feed_path("atom")] = feeds.build_atom(config, public, now)
@@ -94,12 +111,28 @@ def render_site(config: Config, articles: Sequence[Article], now: datetime) -> S
         files[f"{article.slug}/index.html"] = pages.article(article, newer=newer, older=older)
 
     for article in public[: int(config["build.previews"])]:
+        refusal = preview_refusal(article)
+        if refusal:
+            warnings.append(refusal)
+            continue
         html, eml, notes = newsletter_preview(config, article)
         files[f"newsletters/{article.slug}.html"] = html
         files[f"newsletters/{article.slug}.eml"] = eml
         warnings.extend(notes)
     # One line per distinct problem: a missing postal address is one warning, not twenty.
     return Site(files=files, warnings=tuple(dict.fromkeys(warnings)))
+
+
+def preview_refusal(article: Article) -> str:
+    """Why the article gets no newsletter preview (it is far too long for one); "" if it does."""
+    size = len(article.html)
+    if size <= PREVIEW_MAX_HTML:
+        return ""
+    return (
+        f"{article.source or article.url}: no newsletter preview: the article's HTML is "
+        f"{size // 1024:,} KB, and mail clients clip a newsletter after about 100 KB; send "
+        "its summary with a link to the archive page instead"
+    )
 
 
 def newsletter_preview(config: Config, article: Article) -> tuple[bytes, bytes, tuple[str, ...]]:
@@ -138,8 +171,10 @@ def _without_dkim(config: Config) -> Config:
 
 
 def _check_slugs(articles: Iterable[Article]) -> None:
-    """Refuse slugs that would escape the output folder or collide with another article."""
+    """Refuse slugs that would escape the output folder or collide with another article,
+    and ids that two articles share (feed readers would drop one of them)."""
     seen: dict[str, Article] = {}
+    ids: dict[str, Article] = {}
     for article in articles:
         if not _SLUG.match(article.slug) or article.slug in ("feeds", "newsletters"):
             raise BuildError(
@@ -154,6 +189,12 @@ def _check_slugs(articles: Iterable[Article]) -> None:
                 "give one of them another `slug:` in its front matter"
             )
         seen[article.slug] = article
+        twin = ids.setdefault(article.id, article)
+        if twin is not article:
+            raise BuildError(
+                f"{article.source}: id {article.id!r} is already used by {twin.source}; "
+                "give one of them another `slug:` in its front matter"
+            )
 
 
 class _Pages:
@@ -171,7 +212,7 @@ class _Pages:
             "description": str(config["publication.description"]),
             "author": str(config["publication.author"]),
             "language": str(config["publication.language"]),
-            "url": config.site_url + "/",
+            "url": feeds.site_uri(config) + "/",
             "subscribe_url": config.public_url + "/subscribe",
             "logo": feeds.absolute_url(config, str(config["publication.logo"])),
         }
@@ -190,9 +231,14 @@ class _Pages:
         if not self.config["feeds.per_tag"]:
             return []
         out = []
+        linked: set[str] = set()
         for tag in article.tags:
-            name = self.tags.get(feeds.tag_slug(tag))
-            if name is not None:
+            slug = feeds.tag_slug(tag)
+            name = self.tags.get(slug)
+            # Two of the article's tags can share a feed ("Sleep & Rest", "sleep-rest"):
+            # link it once.
+            if name is not None and slug not in linked:
+                linked.add(slug)
                 out.append(
                     {
                         "title": f"{self.site['title']}: {name}",
@@ -241,36 +287,104 @@ def _long_date(value: datetime) -> str:
 
 
 def write_site(output: Path, site: Site, *, write: bool = True) -> BuildReport:
-    """Write what changed, keep what did not, remove what an earlier build left behind."""
+    """Write what changed, keep what did not, remove what an earlier build left behind.
+
+    With `write=False` nothing is touched, but everything that would stop a build (a
+    file of the author's in the way) is raised all the same, so `publisher check` finds it.
+    """
     root = output.resolve()
+    if root.exists() and not root.is_dir():
+        raise BuildError(f"cannot write to {root}: it is a file, not a folder; set [build] output to a folder")
     targets = {rel: _inside(root, rel) for rel in site.files}
     previous, manifest_note = _read_manifest(root)
+    hashes = {rel: _digest(data) for rel, data in site.files.items()}
     written: list[str] = []
     unchanged: list[str] = []
+    obstacles: list[str] = []
     for rel in sorted(site.files):
         path = targets[rel]
         if _same_bytes(path, site.files[rel]):
             unchanged.append(rel)
             continue
         written.append(rel)
-        if write:
-            _write_atomic(path, site.files[rel])
-    stale = sorted(rel for rel in previous - set(site.files) if _inside_or_none(root, rel))
-    removed = [rel for rel in stale if (root / rel).is_file()]
+        obstacle = _obstacle(root, path, owned=rel in previous)
+        if obstacle:
+            obstacles.append(f"{path}: {obstacle}")
+    if obstacles:
+        shown = obstacles[:10] + ([f"… and {len(obstacles) - 10} more"] if len(obstacles) > 10 else [])
+        raise BuildError(
+            "these files are in the way and were not written by publisher, so nothing was "
+            "written: " + "; ".join(shown) + ". Move them out of the output folder (or set "
+            "[build] output to a folder of its own), or change the article's `slug:`"
+        )
+    stale = sorted(rel for rel in set(previous) - set(site.files) if _inside_or_none(root, rel))
+    removed: list[str] = []
+    kept: list[str] = []
+    for rel in stale:
+        path = root / rel
+        if not path.is_file():
+            continue
+        recorded = previous[rel]
+        if recorded is None or _file_digest(path) == recorded:
+            removed.append(rel)
+        else:
+            kept.append(rel)
+    manifest_path = root / MANIFEST
     if write:
+        if any(rel not in previous for rel in written):
+            # Record the new files before writing them: a build killed halfway must
+            # still know, next time, that they are its own.
+            _write_atomic(manifest_path, _manifest_bytes({**previous, **hashes}))
+        for rel in written:
+            _write_atomic(targets[rel], site.files[rel])
         for rel in removed:
             _remove(root, rel)
-        manifest = (json.dumps({"files": sorted(site.files)}, indent=1) + "\n").encode("utf-8")
-        manifest_path = root / MANIFEST
+        manifest = _manifest_bytes(hashes)
         if not _same_bytes(manifest_path, manifest):
             _write_atomic(manifest_path, manifest)
-    warnings = [*site.warnings, *([manifest_note] if manifest_note else [])]
+    warnings = [
+        *site.warnings,
+        *([manifest_note] if manifest_note else []),
+        *(
+            f"kept {rel}: publisher wrote it, but it was changed since; remove it if it is no longer wanted"
+            for rel in kept
+        ),
+    ]
     return BuildReport(
         written=tuple(written),
         unchanged=tuple(unchanged),
         warnings=tuple(warnings),
         removed=tuple(removed),
     )
+
+
+def _digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _file_digest(path: Path) -> str | None:
+    try:
+        return _digest(path.read_bytes())
+    except OSError:
+        return None
+
+
+def _manifest_bytes(hashes: Mapping[str, str | None]) -> bytes:
+    return (json.dumps({"files": dict(sorted(hashes.items()))}, indent=1) + "\n").encode("utf-8")
+
+
+def _obstacle(root: Path, path: Path, *, owned: bool) -> str:
+    """Why `path` cannot be written without harming something that is not ours; "" if it can."""
+    for parent in reversed(path.parents):
+        if parent == root or root not in parent.parents:
+            continue
+        if parent.exists() and not parent.is_dir():
+            return f"{parent.name} is a file where the build needs a folder"
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        return "is a folder or a link, not a file the build wrote"
+    if path.exists() and not owned:
+        return "exists and was not written by publisher"
+    return ""
 
 
 def _inside_or_none(root: Path, rel: str) -> Path | None:
@@ -287,18 +401,21 @@ def _inside(root: Path, rel: str) -> Path:
     return root.joinpath(*pure.parts)
 
 
-def _read_manifest(root: Path) -> tuple[set[str], str]:
+def _read_manifest(root: Path) -> tuple[dict[str, str | None], str]:
+    """The files the last build wrote, each with its hash (None from an older manifest)."""
     path = root / MANIFEST
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return set(), ""
+        return {}, ""
     except (OSError, ValueError) as exc:
-        return set(), f"{path}: unreadable ({exc}); stale files of removed articles are kept"
+        return {}, f"{path}: unreadable ({exc}); stale files of removed articles are kept"
     files = data.get("files") if isinstance(data, dict) else None
-    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
-        return set(), f"{path}: not a publisher manifest; stale files of removed articles are kept"
-    return set(files), ""
+    if isinstance(files, list) and all(isinstance(f, str) for f in files):
+        return dict.fromkeys(files), ""
+    if isinstance(files, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+        return dict(files), ""
+    return {}, f"{path}: not a publisher manifest; stale files of removed articles are kept"
 
 
 def _same_bytes(path: Path, data: bytes) -> bool:

@@ -35,7 +35,7 @@ from mdit_py_plugins.footnote import footnote_plugin
 from publisher.config import Config
 from publisher.errors import ContentError
 from publisher.models import Article
-from publisher.sanitize import clean_html
+from publisher.sanitize import clean_html, to_uri
 
 __all__ = [
     "FRONT_MATTER_KEYS",
@@ -44,6 +44,7 @@ __all__ = [
     "load_articles",
     "new_draft_text",
     "parse_article",
+    "scan_articles",
     "slugify",
 ]
 
@@ -67,7 +68,10 @@ _MARKDOWN = (
 
 _OPEN_FENCE = "---"
 _CLOSING_FENCE_RE = re.compile(r"^---[ \t]*$", re.MULTILINE)
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Control characters and line separators, and what UTF-8 and XML cannot carry at all:
+# lone surrogates (a YAML "\ud800" escape makes one) and the two noncharacters.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
+_SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
 _SLUG_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _DATE_PREFIX_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:-|$)")
 _DATE_SHAPE_RE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ].*)?")
@@ -261,10 +265,19 @@ def _inline_text(children: Sequence[Token] | None) -> str:
 
 
 def _first_paragraph(tokens: Sequence[Token]) -> str:
-    """Text of the first top-level paragraph that has any (an image alone does not count)."""
+    """Text of the first top-level paragraph that has any (an image alone does not count).
+
+    An article without one (only headings, lists or quotes) gets its first text of any
+    kind instead, so that every feed entry has a summary to show.
+    """
     for index, token in enumerate(tokens[:-1]):
         if token.type == "paragraph_open" and token.level == 0:
             text = _plain(_inline_text(tokens[index + 1].children))
+            if text:
+                return text
+    for token in tokens:
+        if token.type == "inline":
+            text = _plain(_inline_text(token.children))
             if text:
                 return text
     return ""
@@ -344,9 +357,10 @@ def _image(front: _FrontMatter, base_url: str) -> str | None:
     value = front.text("image")
     if value is None or not value.strip():
         return None
-    url = urljoin(base_url, value.strip())
+    # A path with spaces or accents is fine to write; the URL feeds carry is encoded.
+    url = "" if _CONTROL_RE.search(value.strip()) else to_uri(urljoin(base_url, value.strip()))
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc or _CONTROL_RE.search(url):
+    if parts.scheme not in ("http", "https") or not parts.netloc:
         raise front.error(
             "image", f"image must be an http(s) URL or a path like /images/harbor.jpg, got {value!r}"
         )
@@ -363,7 +377,10 @@ def _draft(front: _FrontMatter) -> bool:
 
 
 def article_id(host: str, first_date: date, slug: str) -> str:
-    """RFC 4151 tag URI: stays the same when the article is edited or retitled."""
+    """RFC 4151 tag URI: stays the same when the article is edited or retitled.
+
+    `host` is ASCII (an internationalised host in its IDNA form): a tag URI allows no other.
+    """
     return f"tag:{host},{first_date.isoformat()}:/{slug}"
 
 
@@ -373,6 +390,10 @@ def parse_article(text: str, *, source: str, config: Config) -> Article:
     Linear in the size of the text, so a multi-megabyte article is fine.
     """
     text = text.removeprefix("\ufeff")
+    if not text.isascii():
+        # Text decoded leniently elsewhere (an import) may carry lone surrogates, which
+        # no UTF-8 page, feed or mail can hold.
+        text = _SURROGATE_RE.sub("\ufffd", text)
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     front_text, body = _split(text, source)
@@ -400,7 +421,8 @@ def parse_article(text: str, *, source: str, config: Config) -> Article:
         )
 
     slug = _slug(front, title, source)
-    url = f"{config.site_url}/{slug}/"
+    site = to_uri(config.site_url)
+    url = f"{site}/{slug}/"
     env: dict[str, Any] = {}
     tokens = _MARKDOWN.parse(body, env)
     html = clean_html(_MARKDOWN.renderer.render(tokens, _MARKDOWN.options, env), base_url=url)
@@ -409,7 +431,7 @@ def parse_article(text: str, *, source: str, config: Config) -> Article:
     summary = _plain(summary_text) if summary_text is not None else _shorten(_first_paragraph(tokens))
     author_text = front.text("author")
     author = _plain(author_text if author_text is not None else str(config["publication.author"]))
-    host = urlsplit(config.site_url).hostname or config.site_url
+    host = urlsplit(site).hostname or site
 
     return Article(
         slug=slug,
@@ -441,6 +463,19 @@ def load_articles(config: Config) -> list[Article]:
     """Every article under `build.content`, newest first, drafts and future ones included.
 
     Files and folders whose names start with "." or "_" are skipped (editor files, notes).
+    The first problem found is raised; `scan_articles` collects them all.
+    """
+    articles, errors = scan_articles(config)
+    if errors:
+        raise errors[0]
+    return articles
+
+
+def scan_articles(config: Config) -> tuple[list[Article], list[ContentError]]:
+    """The articles that parse, newest first, and the problem of every file that does not.
+
+    For `publisher check`, which reports every broken file at once. A missing content
+    folder is raised, since there is nothing to scan.
     """
     folder = config.path_of("build.content")
     if not folder.is_dir():
@@ -450,6 +485,7 @@ def load_articles(config: Config) -> list[Article]:
         )
     root = config.root.resolve()
     articles: list[Article] = []
+    errors: list[ContentError] = []
     owners: dict[str, str] = {}
     for path in sorted(folder.rglob("*.md")):
         if any(part.startswith((".", "_")) for part in path.relative_to(folder).parts):
@@ -458,22 +494,29 @@ def load_articles(config: Config) -> list[Article]:
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
-            raise ContentError(
-                f"{source}: is not UTF-8 text (byte {exc.start}); save it as UTF-8"
-            ) from exc
+            errors.append(ContentError(f"{source}: is not UTF-8 text (byte {exc.start}); save it as UTF-8"))
+            continue
         except OSError as exc:
-            raise ContentError(f"{source}: cannot be read: {exc.strerror or exc}") from exc
-        article = parse_article(text, source=source, config=config)
+            errors.append(ContentError(f"{source}: cannot be read: {exc.strerror or exc}"))
+            continue
+        try:
+            article = parse_article(text, source=source, config=config)
+        except ContentError as exc:
+            errors.append(exc)
+            continue
         if article.slug in owners:
-            raise ContentError(
-                f"{source}: slug {article.slug!r} is already used by {owners[article.slug]}; "
-                "give one of them its own 'slug:' in the front matter"
+            errors.append(
+                ContentError(
+                    f"{source}: slug {article.slug!r} is already used by {owners[article.slug]}; "
+                    "give one of them its own 'slug:' in the front matter"
+                )
             )
+            continue
         owners[article.slug] = source
         articles.append(article)
     articles.sort(key=lambda a: a.slug)
     articles.sort(key=lambda a: a.date, reverse=True)
-    return articles
+    return articles, errors
 
 
 def _draft_slug(title: str, now: datetime) -> str:

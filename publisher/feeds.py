@@ -14,6 +14,7 @@ feedgen quirks handled here:
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import re
@@ -29,8 +30,9 @@ from feedgen.feed import FeedGenerator
 from feedgen.util import xml_elem
 
 from publisher.config import Config
-from publisher.errors import ConfigError
+from publisher.errors import BuildError, ConfigError
 from publisher.models import Article
+from publisher.sanitize import to_uri
 
 __all__ = [
     "BUILDERS",
@@ -47,6 +49,8 @@ __all__ = [
     "feed_url",
     "hub_urls",
     "site_tags",
+    "site_uri",
+    "tag_collisions",
     "tag_slug",
 ]
 
@@ -72,34 +76,50 @@ DCTERMS_NS = "http://purl.org/dc/terms/"
 MEDIA_NS = "http://search.yahoo.com/mrss/"
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-"""The `updated` time of a feed with no entries: fixed, so an empty feed is stable too."""
+EMPTY_FEED_UPDATED = datetime(2000, 1, 1, tzinfo=UTC)
+"""The `updated` time of a feed with no entries.
 
-# Characters XML 1.0 cannot carry at all; lxml refuses them rather than escaping.
-_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+Fixed, so that an empty feed is as stable as any other; not 1970, which the W3C
+validator calls implausible (it flags dates before 1990 as likely bugs).
+"""
+
+# Characters XML 1.0 cannot carry at all (and lone surrogates, which UTF-8 cannot); lxml
+# refuses them rather than escaping.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*")
+_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+")
+_DEFAULT_PORTS = {"http": ":80", "https": ":443"}
 
 
 def tag_slug(tag: str) -> str:
     """The file-name form of a tag: "Sleep & Rest" -> "sleep-rest".
 
-    Tags that differ only in case or punctuation share one feed.
+    Tags that differ only in case or punctuation share one feed. A tag with nothing
+    Latin in it ("睡眠") gets "t-" and a short hash of its folded spelling, so that every
+    tag has a feed and every feed an ASCII address.
     """
     folded = unicodedata.normalize("NFKD", tag).encode("ascii", "ignore").decode("ascii")
-    return re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")
+    slug = re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")
+    if slug:
+        return slug
+    key = unicodedata.normalize("NFC", " ".join(tag.split())).casefold()
+    return "t-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:10]
 
 
 def feed_path(kind: FeedKind, tag: str | None = None) -> str:
     """Where a feed lives under the output folder (and under the site URL)."""
     if tag is None:
         return _PATHS[kind]
-    slug = tag_slug(tag)
-    if not slug:
-        raise ValueError(f"tag {tag!r} has no letters or digits to name a feed after")
-    return _TAG_PATHS[kind].format(slug=slug)
+    return _TAG_PATHS[kind].format(slug=tag_slug(tag))
+
+
+def site_uri(config: Config) -> str:
+    """The site URL as a URI (an internationalised host in IDNA form), no trailing slash."""
+    return to_uri(config.site_url)
 
 
 def feed_url(config: Config, kind: FeedKind, tag: str | None = None) -> str:
-    return f"{config.site_url}/{feed_path(kind, tag)}"
+    return f"{site_uri(config)}/{feed_path(kind, tag)}"
 
 
 def hub_urls(config: Config) -> tuple[str, ...]:
@@ -112,7 +132,53 @@ def hub_urls(config: Config) -> tuple[str, ...]:
                 f"[feeds] hubs: {hub!r} is not an absolute http(s) URL; write the hub's "
                 'full address, e.g. "https://pubsubhubbub.appspot.com/"'
             )
-    return hubs
+    return tuple(to_uri(hub) for hub in hubs)
+
+
+def feed_language(config: Config) -> str:
+    """`publication.language`, checked to be a language tag ("en", "pt-BR"); "" for none.
+
+    Feeds put it in RSS `<language>` and Atom `xml:lang`, where the validator rejects
+    anything else (an "en_US" from a locale setting is the usual slip).
+    """
+    value = str(config["publication.language"]).strip()
+    if value and not _LANGUAGE_TAG.fullmatch(value):
+        fixed = value.replace("_", "-")
+        hint = f'write "{fixed}"' if _LANGUAGE_TAG.fullmatch(fixed) else 'write a tag such as "en" or "pt-BR"'
+        raise ConfigError(f"[publication] language: {value!r} is not a language tag; {hint}")
+    return value
+
+
+def feed_email(config: Config) -> str:
+    """`publication.email`, checked to be a bare address; "" for none."""
+    value = str(config["publication.email"]).strip()
+    if value and not _ADDRESS.fullmatch(value):
+        raise ConfigError(
+            f"[publication] email: {value!r} is not an email address; write only the address, "
+            'e.g. "notes@example.org" (feeds add the author\'s name themselves)'
+        )
+    return value
+
+
+def _canonical(uri: str) -> str:
+    """`uri` in the form the validator compares Atom ids in: lower-case scheme and host,
+    no default port."""
+    parts = urlsplit(uri)
+    netloc = parts.netloc.lower().removesuffix(_DEFAULT_PORTS.get(parts.scheme.lower(), "\0"))
+    return parts._replace(scheme=parts.scheme.lower(), netloc=netloc).geturl()
+
+
+def tag_collisions(articles: Iterable[Article]) -> list[tuple[str, tuple[str, ...]]]:
+    """Tags that share a feed although they are spelled differently (beyond letter case).
+
+    "Sleep & Rest" and "sleep-rest" sharing one feed is the point of slugs; "C++" and
+    "C#" sharing feeds/tags/c.xml is a surprise the author should hear about.
+    """
+    spellings: dict[str, dict[str, str]] = {}
+    for article in articles:
+        for tag in article.tags:
+            spellings.setdefault(tag_slug(tag), {}).setdefault(tag.casefold(), tag)
+    return [(slug, tuple(sorted(names.values()))) for slug, names in sorted(spellings.items()) if len(names) > 1]
 
 
 def site_tags(articles: Iterable[Article]) -> dict[str, str]:
@@ -141,7 +207,17 @@ def feed_entries(
         a for a in articles if a.is_public(now) and (wanted is None or any(tag_slug(t) == wanted for t in a.tags))
     ]
     chosen.sort(key=lambda a: (a.date, a.slug), reverse=True)
-    return chosen[: int(config["feeds.entries"])]
+    chosen = chosen[: int(config["feeds.entries"])]
+    owners: dict[str, Article] = {}
+    for article in chosen:
+        other = owners.setdefault(article.id, article)
+        if other is not article:
+            # Readers would show one entry and drop the other, or flip between them.
+            raise BuildError(
+                f"{article.source or article.url} and {other.source or other.url} have the same id "
+                f"{article.id!r}; give one of them another `slug:` in its front matter"
+            )
+    return chosen
 
 
 def content_html(article: Article) -> str:
@@ -166,12 +242,12 @@ def _rfc3339(value: datetime) -> str:
 
 
 def _feed_updated(entries: Sequence[Article]) -> datetime:
-    return _stamp(max((a.modified for a in entries), default=EPOCH))
+    return _stamp(max((a.modified for a in entries), default=EMPTY_FEED_UPDATED))
 
 
 def absolute_url(config: Config, url: str) -> str:
     """A URL from config (such as the logo) made absolute against the site."""
-    return urljoin(config.site_url + "/", url) if url else ""
+    return to_uri(urljoin(site_uri(config) + "/", url)) if url else ""
 
 
 def _publication_author(config: Config) -> str:
@@ -254,19 +330,21 @@ def _generator(
     entries = feed_entries(config, articles, now, tag=tag)
     tag_name = _tag_name(entries, tag)
     self_url = feed_url(config, kind, tag)
-    home = config.site_url + "/"
+    home = site_uri(config) + "/"
     author_name = _text(_publication_author(config))
-    email = str(config["publication.email"])
+    email = feed_email(config)
+    language = feed_language(config)
 
     fg = FeedGenerator()
     fg.register_extension("publisher_rss", _RssExtension, _RssEntryExtension, atom=False, rss=True)
     fg.register_extension("publisher_media", _MediaExtension, _MediaEntryExtension)
     fg.publisher_rss.hubs = hub_urls(config)
 
-    fg.id(self_url)
+    fg.id(_canonical(self_url))
     fg.title(_text(_feed_title(config, tag_name)))
     fg.description(_text(str(config["publication.description"]) or _feed_title(config, tag_name)))
-    fg.language(str(config["publication.language"]))
+    if language:
+        fg.language(language)
     fg.generator("publisher")
     fg.updated(_feed_updated(entries))
     person = {"name": author_name}
@@ -293,7 +371,11 @@ def _generator(
         fe.updated(_stamp(article.modified))
         fe.content(_text(content_html(article)), type="html")
         if article.summary:
-            fe.summary(_text(article.summary))
+            # The summary is plain text. Atom says so (type="text"); RSS has no type and
+            # readers render <description> as HTML, so there the text is escaped first:
+            # a summary that mentions "<img onerror=...>" must not become one.
+            summary = html.escape(article.summary, quote=False) if kind == "rss" else article.summary
+            fe.summary(_text(summary))
         author = _text(_author(config, article))
         fe.author(name=author)
         for tag_value in article.tags:
@@ -326,7 +408,7 @@ def build_json(config: Config, articles: Sequence[Article], now: datetime, *, ta
     feed: dict[str, Any] = {
         "version": JSON_FEED_VERSION,
         "title": _feed_title(config, tag_name),
-        "home_page_url": config.site_url + "/",
+        "home_page_url": site_uri(config) + "/",
         "feed_url": feed_url(config, "json", tag),
     }
     if config["publication.description"]:
@@ -335,8 +417,10 @@ def build_json(config: Config, articles: Sequence[Article], now: datetime, *, ta
     if logo:
         feed["icon"] = logo
         feed["favicon"] = logo
-    feed["authors"] = [{"name": publication_author, "url": config.site_url + "/"}]
-    feed["language"] = str(config["publication.language"])
+    feed["authors"] = [{"name": publication_author, "url": site_uri(config) + "/"}]
+    language = feed_language(config)
+    if language:
+        feed["language"] = language
     hubs = hub_urls(config)
     if hubs:
         feed["hubs"] = [{"type": "WebSub", "url": hub} for hub in hubs]

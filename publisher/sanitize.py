@@ -11,11 +11,11 @@ clients have no page to resolve them against.
 from __future__ import annotations
 
 import re
-from urllib.parse import urljoin
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import nh3
 
-__all__ = ["clean_html"]
+__all__ = ["clean_html", "to_uri"]
 
 _TAGS = frozenset({
     "a", "abbr", "b", "bdi", "bdo", "blockquote", "br", "caption", "cite", "code", "col",
@@ -71,12 +71,58 @@ _CLASS_RE = re.compile(
 _DIMENSION_RE = re.compile(r"\d{1,5}%?")
 _TEXT_ALIGN_RE = re.compile(r"\s*text-align\s*:\s*(left|right|center)\s*;?\s*", re.IGNORECASE)
 
+_URL_ATTRIBUTES = frozenset({"href", "src", "cite"})
+
+# Characters a URI may carry as they are (RFC 3986 reserved and unreserved, and "%" of an
+# existing escape); anything else is percent-encoded as UTF-8.
+_URI_SAFE = "!#$&'()*+,/:;=?@[]~-._%"
+_URI_CHARS = r"[A-Za-z0-9!#$&'()*+,/:;=?@\[\]~._-]*"
+_PLAIN_URI = re.compile(rf"[A-Za-z][A-Za-z0-9+.-]*:{_URI_CHARS}(?:%[0-9A-Fa-f]{{2}}{_URI_CHARS})*")
+_FRAGMENT_LINK = re.compile(r"#[A-Za-z0-9_.:-]*")
+_BARE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
 # nh3 serialises every attribute as name="value" with `"` escaped, so this reads an
 # opening <a> tag exactly, even when a URL inside it contains ">".
 _A_TAG_RE = re.compile(r'<a((?:\s+[^\s=>/]+(?:="[^"]*")?)*)(\s*/?)>')
 
 
+def to_uri(url: str) -> str:
+    """`url` as a URI that feeds, mail clients and validators accept.
+
+    Authors write image paths with spaces, paste addresses with accents and hosts in
+    their own script. Those are IRIs at best; a feed's URIs must be plain ASCII. The host
+    becomes IDNA ("xn--..."), and spaces, non-ASCII characters and a "%" that starts no
+    escape are percent-encoded. A URI that is already valid comes back unchanged.
+    """
+    url = url.strip()
+    if _PLAIN_URI.fullmatch(url):
+        return url
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if not netloc.isascii():
+        userinfo, at, host_port = netloc.rpartition("@")
+        host, colon, port = host_port.partition(":")
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            host = quote(host, safe="")
+        netloc = f"{quote(userinfo, safe=':%')}{at}{host}{colon}{port}"
+
+    def encode(part: str) -> str:
+        return quote(_BARE_PERCENT.sub("%25", part), safe=_URI_SAFE)
+
+    uri = urlunsplit((parts.scheme, netloc, encode(parts.path), encode(parts.query), encode(parts.fragment)))
+    # urlunsplit drops an empty query or fragment; keep what the author wrote.
+    if parts.fragment == "" and url.endswith("#"):
+        uri += "#"
+    return uri
+
+
 def _filter_attribute(tag: str, name: str, value: str) -> str | None:
+    if name in _URL_ATTRIBUTES:
+        # Relative URLs are made absolute (and encoded) by `url_relative` after this.
+        value = value.strip()
+        return to_uri(value) if urlsplit(value).scheme else value
     if name == "class":
         kept = [c for c in value.split() if _CLASS_RE.fullmatch(c)]
         return " ".join(kept) or None
@@ -109,7 +155,9 @@ def clean_html(html: str, *, base_url: str) -> str:
     def absolute(url: str) -> str:
         url = url.strip()
         # Footnotes make fragment links the common case; urljoin is slow for them.
-        return page + url if url.startswith("#") else urljoin(base_url, url)
+        if _FRAGMENT_LINK.fullmatch(url):
+            return page + url
+        return to_uri(urljoin(base_url, url))
 
     cleaned: str = nh3.clean(
         html,

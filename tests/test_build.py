@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import email
 import email.policy
+import hashlib
 import json
 import re
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 
 import feedparser
 import pytest
 from click.testing import CliRunner
+from feed_rules import feed_problems
 
-from publisher import build
+from publisher import build, content
 from publisher.cli import cli
 from publisher.config import Config, load_config
 from publisher.errors import BuildError, TemplateError
@@ -107,7 +111,9 @@ def test_writes_feeds_pages_and_manifest(tmp_path: Path) -> None:
     on_disk = set(snapshot(tmp_path / "public"))
     assert on_disk == expected | {build.MANIFEST}
     manifest = json.loads((tmp_path / "public" / build.MANIFEST).read_text())
-    assert manifest == {"files": sorted(expected)}
+    assert sorted(manifest["files"]) == sorted(expected)
+    feed = (tmp_path / "public" / "feeds" / "atom.xml").read_bytes()
+    assert manifest["files"]["feeds/atom.xml"] == "sha256:" + hashlib.sha256(feed).hexdigest()
 
 
 def test_drafts_and_future_articles_appear_nowhere(tmp_path: Path) -> None:
@@ -201,11 +207,12 @@ def test_files_are_world_readable_and_no_temp_files_remain(tmp_path: Path) -> No
 
 
 def test_unwritable_output_is_a_build_error(tmp_path: Path) -> None:
-    """An output path that cannot be a folder gives a BuildError naming it."""
+    """An output path that cannot be a folder gives a BuildError naming it, in check mode too."""
     config = publication(tmp_path)
     (tmp_path / "public").write_text("a file where the folder should be")
-    with pytest.raises(BuildError, match="cannot write"):
-        build.build_site(config, articles(), NOW)
+    for write in (True, False):
+        with pytest.raises(BuildError, match="cannot write"):
+            build.build_site(config, articles(), NOW, write=write)
 
 
 def test_per_tag_feeds_can_be_switched_off(tmp_path: Path) -> None:
@@ -492,3 +499,282 @@ def test_cli_build_prints_warnings(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["--config", str(config_path), "build"])
     assert result.exit_code == 0, result.output
     assert re.search(r"warning:.*postal_address", result.output)
+
+
+# Hostile and odd inputs, from article files to everything a build writes
+
+
+def feeds_problems(public: Path) -> list[str]:
+    return [
+        problem
+        for path in sorted((public / "feeds").rglob("*"))
+        if path.is_file()
+        for problem in feed_problems(path.name, path.read_bytes())
+    ]
+
+
+class _Attributes(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.found += [(tag, name) for name, _ in attrs]
+
+
+def attributes_of(page: str) -> list[tuple[str, str]]:
+    """Every (element, attribute name) pair of a page, as a browser would read them."""
+    parser = _Attributes()
+    parser.feed(page)
+    return parser.found
+
+
+HOSTILE = """\
+---
+title: "<script>alert('t')</script> & \\"quotes\\" 🎉 مرحبا بالعالم \\u0007 \\ud800"
+date: 2026-01-24 09:00
+summary: "<img src=x onerror=alert(1)> & <b>bold</b>"
+tags: ["<script>", "C++", "C#", "睡眠", "Sleep & Rest", "sleep-rest", "!!!"]
+image: /images/my photo.jpg
+---
+
+Hello <script>alert(1)</script><img src="a b.png" onerror="x"> [link](<a b.html>)
+"""
+
+
+def test_hostile_articles_through_the_whole_build(tmp_path: Path) -> None:
+    """Hostile front matter and body: valid feeds, escaped pages, one feed link per tag feed."""
+    config_path = cli_publication(tmp_path)
+    (tmp_path / "content" / "2026-01-24-hostile.md").write_text(HOSTILE, encoding="utf-8")
+    config = load_config(config_path, env={})
+    report = build.build_site(config, content.load_articles(config), NOW)
+    public = tmp_path / "public"
+    assert feeds_problems(public) == []
+    page = (public / "hostile" / "index.html").read_text()
+    assert "<script" not in page
+    assert not [(tag, name) for tag, name in attributes_of(page) if name.startswith("on")]
+    assert "&lt;script&gt;alert(&#39;t&#39;)&lt;/script&gt; &amp; &#34;quotes&#34; 🎉 مرحبا بالعالم" in page
+    assert '<h1 dir="auto">' in page
+    assert f"{SITE}/images/my%20photo.jpg" in page
+    assert page.count('href="https://notes.example.org/feeds/tags/sleep-rest.xml"') == 2  # <head> and Topics
+    assert page.count('href="https://notes.example.org/feeds/tags/c.xml"') == 2
+    tag_feeds = sorted(p.name for p in (public / "feeds" / "tags").iterdir())
+    # "<script>", "C++"/"C#", "Sleep & Rest"/"sleep-rest", the other articles' "sleep", and
+    # "睡眠" and "!!!" under hashed names: no tag goes without a feed.
+    assert [n for n in tag_feeds if not n.startswith("t-")] == ["c.xml", "script.xml", "sleep-rest.xml", "sleep.xml"]
+    assert sum(name.startswith("t-") for name in tag_feeds) == 2
+    assert any('tags "C#", "C++" share one feed (feeds/tags/c.xml)' in w for w in report.warnings)
+
+
+def test_shipped_publication_builds_valid_feeds(tmp_path: Path) -> None:
+    """The sample publication's feeds (tables, footnotes, images, tags) pass the validator's rules."""
+    repo = Path(__file__).resolve().parent.parent
+    root = tmp_path / "sample"
+    root.mkdir()
+    (root / "config.toml").write_text((repo / "config.toml").read_text())
+    for source in (repo / "content").rglob("*.md"):
+        target = root / "content" / source.relative_to(repo / "content")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(source.read_bytes())
+    config = load_config(root / "config.toml", env={})
+    report = build.build_site(config, content.load_articles(config), datetime.now(UTC))
+    assert feeds_problems(root / "public") == []
+    assert not [w for w in report.warnings if "share one feed" in w]
+
+
+def test_index_slug_does_not_clobber_the_archive(tmp_path: Path) -> None:
+    """An article whose slug is "index" gets /index/, beside the archive's index.html."""
+    config = publication(tmp_path)
+    build.build_site(config, [article("index", 3, title="Index")], NOW)
+    assert b"Index" in (tmp_path / "public" / "index" / "index.html").read_bytes()
+    assert b"<h1 class=\"visually-hidden\">Archive</h1>" in (tmp_path / "public" / "index.html").read_bytes()
+
+
+def test_zero_articles_build_valid_empty_feeds(tmp_path: Path) -> None:
+    """A publication with nothing public yet builds valid feeds and an archive that says so."""
+    config = publication(tmp_path)
+    build.build_site(config, [a for a in articles() if not a.is_public(NOW)], NOW)
+    assert feeds_problems(tmp_path / "public") == []
+    assert "Nothing published yet." in (tmp_path / "public" / "index.html").read_text()
+
+
+def test_duplicate_ids_are_refused(tmp_path: Path) -> None:
+    """Two articles with one id (and different slugs) stop the build, naming both files."""
+    config = publication(tmp_path)
+    first, second = articles()[:2]
+    with pytest.raises(BuildError, match=r"2026-01-12-grief-and-rest\.md: id .* already used by .*night-waking"):
+        build.build_site(config, [first, replace(second, id=first.id)], NOW)
+
+
+def test_five_megabyte_article_builds_in_seconds(tmp_path: Path) -> None:
+    """A 5 MB article is parsed, paged and fed quickly; no newsletter preview is attempted."""
+    config_path = cli_publication(tmp_path)
+    paragraph = "Plain words of an ordinary paragraph, " * 20 + "a [link](/x/) and *emphasis*.[^1]\n\n"
+    body = paragraph * (5_000_000 // len(paragraph)) + "[^1]: A note.\n"
+    (tmp_path / "content" / "2026-02-01-huge.md").write_text(f"---\ntitle: Huge\ndate: 2026-02-01\n---\n\n{body}")
+    config_path.write_text(config_path.read_text().replace("previews = 0", "previews = 5"))
+    config = load_config(config_path, env={})
+    started = time.perf_counter()
+    report = build.build_site(config, content.load_articles(config), NOW)
+    elapsed = time.perf_counter() - started
+    assert elapsed < 20, f"{elapsed:.1f} s"
+    assert "huge/index.html" in report.written
+    assert not any(name.startswith("newsletters/huge") for name in report.written)
+    assert any("huge.md: no newsletter preview" in w for w in report.warnings)
+
+
+def test_cli_check_and_build_survive_odd_characters(tmp_path: Path) -> None:
+    """A title with a lone surrogate escape neither crashes check nor build."""
+    config_path = cli_publication(tmp_path)
+    (tmp_path / "content" / "2026-01-24-hostile.md").write_text(HOSTILE, encoding="utf-8")
+    runner = CliRunner()
+    for verb in ("check", "build"):
+        result = runner.invoke(cli, ["--config", str(config_path), verb])
+        assert result.exit_code == 0, result.output
+    assert feeds_problems(tmp_path / "public") == []
+
+
+# Rebuilding in an output folder shared with the author's own files
+
+
+def test_removed_tag_leaves_no_stale_feed(tmp_path: Path) -> None:
+    """When the last article with a tag loses it, the tag's feed goes too."""
+    config = publication(tmp_path)
+    build.build_site(config, articles(), NOW)
+    assert (tmp_path / "public" / "feeds" / "tags" / "grief.xml").exists()
+    untagged = [replace(a, tags=("Sleep",)) if a.slug == "grief-and-rest" else a for a in articles()]
+    report = build.build_site(config, untagged, NOW)
+    assert report.removed == ("feeds/tags/grief.xml",)
+    assert not (tmp_path / "public" / "feeds" / "tags" / "grief.xml").exists()
+
+
+def test_stale_file_the_author_edited_is_kept(tmp_path: Path) -> None:
+    """A page of a removed article that the author changed since is kept, with a warning."""
+    config = publication(tmp_path)
+    build.build_site(config, articles(), NOW)
+    page = tmp_path / "public" / "small-steps" / "index.html"
+    page.write_text("<p>My own notes now</p>\n")
+    report = build.build_site(config, articles()[:2], NOW)
+    assert report.removed == ()
+    assert page.read_text() == "<p>My own notes now</p>\n"
+    assert any(w.startswith("kept small-steps/index.html") for w in report.warnings)
+    manifest = json.loads((tmp_path / "public" / build.MANIFEST).read_text())
+    assert "small-steps/index.html" not in manifest["files"]
+
+
+def test_authors_file_in_the_way_stops_the_build(tmp_path: Path) -> None:
+    """A file of the author's where a new page would go is never overwritten; nothing is written."""
+    config = publication(tmp_path)
+    own = tmp_path / "public" / "small-steps" / "index.html"
+    own.parent.mkdir(parents=True)
+    own.write_text("<p>The author's own page</p>\n")
+    with pytest.raises(BuildError, match=r"small-steps/index\.html: exists and was not written by publisher"):
+        build.build_site(config, articles(), NOW)
+    assert own.read_text() == "<p>The author's own page</p>\n"
+    assert sorted(p.name for p in (tmp_path / "public").iterdir()) == ["small-steps"]
+
+
+def test_file_where_a_folder_goes_stops_the_build(tmp_path: Path) -> None:
+    """A file named like a folder the build needs is reported, not half-written around."""
+    config = publication(tmp_path)
+    (tmp_path / "public").mkdir()
+    (tmp_path / "public" / "feeds").write_text("mine")
+    with pytest.raises(BuildError, match="feeds is a file where the build needs a folder"):
+        build.build_site(config, articles(), NOW)
+    assert (tmp_path / "public" / "feeds").read_text() == "mine"
+
+
+def test_identical_file_is_adopted(tmp_path: Path) -> None:
+    """A file with exactly the bytes the build wants (a lost manifest) is taken over quietly."""
+    config = publication(tmp_path)
+    build.build_site(config, articles(), NOW)
+    (tmp_path / "public" / build.MANIFEST).unlink()
+    report = build.build_site(config, articles(), NOW)
+    assert report.written == ()
+    assert "index.html" in json.loads((tmp_path / "public" / build.MANIFEST).read_text())["files"]
+
+
+def test_interrupted_build_still_owns_what_it_wrote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build killed after writing a new page still knows the page is its own next time."""
+    config = publication(tmp_path)
+    build.build_site(config, articles()[1:], NOW)
+    real_write = build._write_atomic
+    calls = []
+
+    def dying_write(path: Path, data: bytes) -> None:
+        calls.append(path)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        real_write(path, data)
+
+    monkeypatch.setattr(build, "_write_atomic", dying_write)
+    with pytest.raises(KeyboardInterrupt):
+        build.build_site(config, articles(), NOW)
+    monkeypatch.undo()
+    edited = [replace(a, html="<p>Edited.</p>\n") if a.slug == "night-waking" else a for a in articles()]
+    report = build.build_site(config, edited, NOW)
+    assert "night-waking/index.html" in report.written
+
+
+def test_old_manifest_without_hashes_still_removes_stale_files(tmp_path: Path) -> None:
+    """A manifest from before hashes were kept ({"files": [...]}) is still honoured."""
+    config = publication(tmp_path)
+    build.build_site(config, articles(), NOW)
+    manifest = tmp_path / "public" / build.MANIFEST
+    manifest.write_text(json.dumps({"files": sorted(json.loads(manifest.read_text())["files"])}))
+    report = build.build_site(config, articles()[:2], NOW)
+    assert report.removed == ("small-steps/index.html",)
+
+
+# publisher check fails on everything build would fail on
+
+
+def test_cli_check_reports_a_file_in_the_way(tmp_path: Path) -> None:
+    """`publisher check` exits 1 naming an author's file that build would refuse to overwrite."""
+    config_path = cli_publication(tmp_path)
+    own = tmp_path / "public" / "sleep-basics" / "index.html"
+    own.parent.mkdir(parents=True)
+    own.write_text("mine")
+    result = CliRunner().invoke(cli, ["--config", str(config_path), "check"])
+    assert result.exit_code == 1
+    assert "sleep-basics/index.html: exists and was not written by publisher" in result.output
+    assert own.read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda root: (root / "config.toml").write_text(
+            (root / "config.toml").read_text().replace('timezone = "America/New_York"',
+                                                       'timezone = "America/New_York"\nlanguage = "en_US"')),
+         "[publication] language"),
+        (lambda root: (root / "content" / "2026-01-09-twin.md").write_text(
+            "---\ntitle: Twin\ndate: 2026-01-10\nslug: sleep-basics\n---\nx\n"),
+         "slug 'sleep-basics' is already used by"),
+        (lambda root: (root / "templates" / "web").mkdir(parents=True) or (
+            root / "templates" / "web" / "article.html").write_text("{% if %}\n"),
+         "article.html:1"),
+    ],
+    ids=["bad-language", "duplicate-slug", "broken-template"],
+)
+def test_cli_check_fails_where_build_fails(tmp_path: Path, change: object, message: str) -> None:
+    """Config values only feeds read, duplicate slugs, broken templates: check exits 1 like build."""
+    config_path = cli_publication(tmp_path)
+    change(tmp_path)  # type: ignore[operator]
+    runner = CliRunner()
+    checked = runner.invoke(cli, ["--config", str(config_path), "check"])
+    built = runner.invoke(cli, ["--config", str(config_path), "build"])
+    assert (checked.exit_code, built.exit_code) == (1, 1)
+    assert message in checked.output
+    assert not (tmp_path / "public").exists()
+
+
+def test_cli_check_names_file_and_line(tmp_path: Path) -> None:
+    """A bad front matter value is reported as file:line, with every other broken file."""
+    config_path = cli_publication(tmp_path)
+    (tmp_path / "content" / "2026-02-02-bad-date.md").write_text("---\ntitle: Bad date\ndate: someday\n---\nx\n")
+    (tmp_path / "content" / "2026-02-03-twin.md").write_text("---\ntitle: T\ndate: 2026-02-03\nslug: worry-time\n---\n")
+    result = CliRunner().invoke(cli, ["--config", str(config_path), "check"])
+    assert result.exit_code == 1
+    assert "content/2026-02-02-bad-date.md:3: date must look like" in result.output
+    assert "slug 'worry-time' is already used by" in result.output

@@ -16,6 +16,7 @@ from publisher.content import (
     load_articles,
     new_draft_text,
     parse_article,
+    scan_articles,
     slugify,
 )
 from publisher.errors import ContentError
@@ -165,6 +166,12 @@ def test_absolute_image_is_kept(config: Config) -> None:
     assert a.image == "https://cdn.example.net/x.jpg"
 
 
+def test_image_path_with_spaces_is_encoded(config: Config) -> None:
+    """image: /images/my photo.jpg becomes a URL feeds and mail clients accept."""
+    a = article(config, "title: T\ndate: 2026-03-01\nimage: /images/my photo é.jpg\n")
+    assert a.image == "https://notes.example.org/images/my%20photo%20%C3%A9.jpg"
+
+
 def test_script_image_is_refused(config: Config) -> None:
     """image must be an http(s) URL."""
     message = error_of(config, "---\ntitle: T\ndate: 2026-03-01\nimage: javascript:alert(1)\n---\n")
@@ -186,6 +193,23 @@ def test_crlf_and_bom_are_accepted(config: Config) -> None:
     a = parse_article(text, source="content/post.md", config=config)
     assert a.title == "T"
     assert a.html == "<p>Hello\nworld.</p>\n"
+
+
+def test_lone_surrogates_leave_titles_tags_and_summaries(config: Config) -> None:
+    """A YAML "\\ud800" escape cannot make text that no UTF-8 page or feed can hold."""
+    a = article(config, 'title: "bad \\ud800 one"\ndate: 2026-03-01\nsummary: "s \\udfff"\ntags: ["\\ud83d"]\n')
+    assert a.title == "bad one"
+    assert a.summary == "s"
+    assert a.tags == ()
+    a.title.encode("utf-8")
+
+
+def test_internationalised_host_gives_ascii_id_and_url(tmp_path: Path) -> None:
+    """A site on an IDN host gets a valid tag URI and an ASCII article URL."""
+    idn = parse_config(CONFIG.replace("notes.example.org", "bücher.example"), root=tmp_path, env={})
+    a = article(idn, "title: T\ndate: 2026-03-01\nslug: t\n")
+    assert a.id == "tag:xn--bcher-kva.example,2026-03-01:/t"
+    assert a.url == "https://xn--bcher-kva.example/t/"
 
 
 # Front matter: the bad cases, each naming file and line
@@ -453,6 +477,13 @@ def test_long_first_paragraph_is_shortened_at_a_word(config: Config) -> None:
     assert re.fullmatch(r"(alpha beta, )+alpha( beta)?…", a.summary)
 
 
+def test_summary_falls_back_to_the_first_text_of_any_kind(config: Config) -> None:
+    """An article of headings and lists still gets a summary, from its first text."""
+    a = article(config, "title: T\ndate: 2026-03-01\n", "![lead](/x.jpg)\n\n## Why *sleep*\n\n- one\n")
+    assert a.summary == "Why sleep"
+    assert article(config, "title: T\ndate: 2026-03-01\n", "![only an image](/x.jpg)\n").summary == ""
+
+
 def test_explicit_summary_is_kept_whole(config: Config) -> None:
     """An author's summary is not shortened."""
     text = "word " * 80
@@ -566,6 +597,34 @@ def test_duplicate_slugs_name_both_files(config: Config, tmp_path: Path) -> None
     assert "2026-01-01-same.md" in message
     assert "2026-02-01-other.md" in message
     assert "slug 'same' is already used" in message
+
+
+def test_scan_articles_reports_every_broken_file(config: Config, tmp_path: Path) -> None:
+    """scan_articles keeps the good articles and names each bad file, duplicates included."""
+    content = tmp_path / "content"
+    write(content, "2026-01-01-good.md", "title: Good\ndate: 2026-01-01\n")
+    write(content, "2026-01-02-bad-date.md", "title: Bad\ndate: someday\n")
+    write(content, "2026-01-03-twin.md", "title: Twin\ndate: 2026-01-03\nslug: good\n")
+    (content / "2026-01-04-latin1.md").write_bytes(b"---\ntitle: caf\xe9\n---\n")
+    articles, errors = scan_articles(config)
+    assert [a.slug for a in articles] == ["good"]
+    messages = [str(e) for e in errors]
+    assert messages[0].startswith(str(Path("content/2026-01-02-bad-date.md")) + ":3: date must look like")
+    assert "slug 'good' is already used by" in messages[1]
+    assert "is not UTF-8 text" in messages[2]
+    with pytest.raises(ContentError, match="bad-date"):
+        load_articles(config)
+
+
+def test_index_and_unicode_file_names_give_plain_slugs(config: Config, tmp_path: Path) -> None:
+    """An article called "index" and a file name with accents both get ordinary addresses."""
+    content = tmp_path / "content"
+    write(content, "2026-01-01-index.md", "title: Index\ndate: 2026-01-01\n")
+    write(content, "2026-01-02-ünïcode-café.md", "title: Ünïcode\ndate: 2026-01-02\n")
+    assert [a.url for a in load_articles(config)] == [
+        "https://notes.example.org/unicode-cafe/",
+        "https://notes.example.org/index/",
+    ]
 
 
 def test_missing_content_folder(config: Config) -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from publisher.sanitize import clean_html
+from publisher.sanitize import clean_html, to_uri
 
 BASE = "https://notes.example.org/a-post/"
 
@@ -93,8 +93,8 @@ def test_absolute_urls_are_left_alone() -> None:
 
 def test_target_links_get_noopener() -> None:
     """A link that opens a new window cannot reach back into this one."""
-    out = clean('<a href="https://x.example/?a=>" target="_blank" rel="opener">x</a>')
-    assert out == '<a href="https://x.example/?a=&gt;" target="_blank" rel="noopener">x</a>'
+    out = clean('<a href="https://x.example/?a=1" title="a>b" target="_blank" rel="opener">x</a>')
+    assert out == '<a href="https://x.example/?a=1" title="a&gt;b" target="_blank" rel="noopener">x</a>'
 
 
 def test_links_without_target_get_no_rel() -> None:
@@ -145,3 +145,25 @@ def test_comments_are_stripped() -> None:
 def test_text_is_escaped() -> None:
     """Stray angle brackets and ampersands come out as entities."""
     assert clean("<p>a < b & c</p>") == "<p>a &lt; b &amp; c</p>"
+
+
+def test_urls_with_spaces_and_accents_are_encoded() -> None:
+    """Links and images written with spaces or accents come out as valid URIs."""
+    out = clean('<img src="my photo.jpg" alt=""> <a href="https://other.example/a b/é">x</a>')
+    assert 'src="https://notes.example.org/a-post/my%20photo.jpg"' in out
+    assert 'href="https://other.example/a%20b/%C3%A9"' in out
+
+
+@pytest.mark.parametrize(
+    ("url", "uri"),
+    [
+        ("https://x.example/a?b=1&c=%41#top", "https://x.example/a?b=1&c=%41#top"),
+        (" https://x.example/a b ", "https://x.example/a%20b"),
+        ("https://x.example/100%", "https://x.example/100%25"),
+        ("https://bücher.example/straße", "https://xn--bcher-kva.example/stra%C3%9Fe"),
+        ("mailto:a@b.example?subject=Hi there", "mailto:a@b.example?subject=Hi%20there"),
+    ],
+)
+def test_to_uri(url: str, uri: str) -> None:
+    """A valid URI comes back as is; spaces, non-ASCII and stray "%" are encoded, hosts IDNA."""
+    assert to_uri(url) == uri

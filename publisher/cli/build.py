@@ -14,7 +14,6 @@ from rich.markup import escape
 
 from publisher import build, content, newsletter
 from publisher.cli._common import cli, get_config, reports_errors
-from publisher.config import Config
 from publisher.errors import ContentError, PublisherError
 from publisher.models import Article, BuildReport
 
@@ -75,25 +74,6 @@ def _public_count(articles: Sequence[Article], now: datetime) -> int:
     return sum(1 for a in articles if a.is_public(now))
 
 
-def _content_errors(config: Config) -> list[str]:
-    """Every article file's problem, not only the first, so one check finds them all."""
-    folder = config.path_of("build.content")
-    if not folder.is_dir():
-        return []  # load_articles explains a missing folder
-    errors = []
-    for path in sorted(folder.rglob("*.md")):
-        if any(part.startswith((".", "_")) for part in path.relative_to(folder).parts):
-            continue
-        source = _shown(path)
-        try:
-            content.parse_article(path.read_text(encoding="utf-8"), source=source, config=config)
-        except ContentError as exc:
-            errors.append(str(exc))
-        except (OSError, UnicodeDecodeError) as exc:
-            errors.append(f"{source}: cannot be read as UTF-8 text: {exc}")
-    return errors
-
-
 def _feed_errors(files: dict[str, bytes]) -> list[str]:
     """Feeds that feedparser, the readers' common denominator, finds malformed."""
     errors = []
@@ -112,17 +92,21 @@ def check_command(ctx: click.Context) -> None:
     """Validate config, articles and templates; render everything, write nothing."""
     config = get_config(ctx)
     out = _console()
-    errors = _content_errors(config)
-    if errors:
-        _fail(errors)
+    # Every article file's problem, not only the first, so one check finds them all.
+    articles, problems = content.scan_articles(config)
+    if problems:
+        _fail([str(p) for p in problems])
     newsletter.DkimSigner.from_config(config)  # previews are unsigned: check the key here
     now = datetime.now(UTC)
-    articles = content.load_articles(config)
     site = build.render_site(config, articles, now)
     warnings = list(site.warnings)
     pending = [a for a in articles if not a.is_public(now)]
     for article in pending:
         # Drafts and scheduled articles are mailed later: render their newsletter now.
+        refusal = build.preview_refusal(article)
+        if refusal:
+            warnings.append(refusal)
+            continue
         _html, _eml, notes = build.newsletter_preview(config, article)
         warnings.extend(notes)
     errors = _feed_errors(dict(site.files))
