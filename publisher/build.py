@@ -330,6 +330,12 @@ def write_site(output: Path, site: Site, *, write: bool = True) -> BuildReport:
         else:
             kept.append(rel)
     manifest_path = root / MANIFEST
+    locked = _unwritable([manifest_path, *(targets[rel] for rel in written), *(root / rel for rel in removed)])
+    if locked:
+        raise BuildError(
+            f"cannot write in {', '.join(locked)}: permission denied, so nothing was written; "
+            "check that [build] output points to a folder you can write"
+        )
     if write:
         if any(rel not in previous for rel in written):
             # Record the new files before writing them: a build killed halfway must
@@ -356,6 +362,19 @@ def write_site(output: Path, site: Site, *, write: bool = True) -> BuildReport:
         warnings=tuple(warnings),
         removed=tuple(removed),
     )
+
+
+def _unwritable(paths: Iterable[Path]) -> list[str]:
+    """Folders (or the nearest existing ancestors of missing ones) the build could not
+    create files in: found before writing, so a build is never left half done by them."""
+    locked: set[str] = set()
+    for folder in {path.parent for path in paths}:
+        existing = folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not os.access(existing, os.W_OK | os.X_OK):
+            locked.add(str(existing))
+    return sorted(locked)
 
 
 def _digest(data: bytes) -> str:

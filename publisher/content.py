@@ -376,6 +376,23 @@ def _draft(front: _FrontMatter) -> bool:
     return value
 
 
+def _first_date(source: str, published: datetime) -> date:
+    """The day an article's id is minted from: the file name's date, else its `date:`.
+
+    `publisher new` names files YYYY-MM-DD-slug.md on the day it starts them, and that
+    name stays when the author later corrects `date:`, moves a scheduled article or
+    changes the publication's time zone. The id must stay too: feed readers would show
+    the article again, and the daemon would mail it again, as a new one.
+    """
+    match = _DATE_PREFIX_RE.match(PurePath(source).name)
+    if match:
+        try:
+            return date.fromisoformat(match.group(0).rstrip("-"))
+        except ValueError:
+            pass
+    return published.date()
+
+
 def article_id(host: str, first_date: date, slug: str) -> str:
     """RFC 4151 tag URI: stays the same when the article is edited or retitled.
 
@@ -438,7 +455,7 @@ def parse_article(text: str, *, source: str, config: Config) -> Article:
         title=title,
         date=published,
         html=html,
-        id=article_id(host, published.date(), slug),
+        id=article_id(host, _first_date(source, published), slug),
         url=url,
         author=author,
         summary=summary,

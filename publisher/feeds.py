@@ -129,10 +129,14 @@ def hub_urls(config: Config) -> tuple[str, ...]:
         parts = urlsplit(hub)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConfigError(
-                f"[feeds] hubs: {hub!r} is not an absolute http(s) URL; write the hub's "
+                f"{_config_file(config)}: [feeds] hubs: {hub!r} is not an absolute http(s) URL; write the hub's "
                 'full address, e.g. "https://pubsubhubbub.appspot.com/"'
             )
     return tuple(to_uri(hub) for hub in hubs)
+
+
+def _config_file(config: Config) -> str:
+    return config.path.name if config.path else "config.toml"
 
 
 def feed_language(config: Config) -> str:
@@ -145,7 +149,7 @@ def feed_language(config: Config) -> str:
     if value and not _LANGUAGE_TAG.fullmatch(value):
         fixed = value.replace("_", "-")
         hint = f'write "{fixed}"' if _LANGUAGE_TAG.fullmatch(fixed) else 'write a tag such as "en" or "pt-BR"'
-        raise ConfigError(f"[publication] language: {value!r} is not a language tag; {hint}")
+        raise ConfigError(f"{_config_file(config)}: [publication] language: {value!r} is not a language tag; {hint}")
     return value
 
 
@@ -154,7 +158,7 @@ def feed_email(config: Config) -> str:
     value = str(config["publication.email"]).strip()
     if value and not _ADDRESS.fullmatch(value):
         raise ConfigError(
-            f"[publication] email: {value!r} is not an email address; write only the address, "
+            f"{_config_file(config)}: [publication] email: {value!r} is not an email address; write only the address, "
             'e.g. "notes@example.org" (feeds add the author\'s name themselves)'
         )
     return value
@@ -443,7 +447,9 @@ def build_json(config: Config, articles: Sequence[Article], now: datetime, *, ta
             item["tags"] = list(article.tags)
         items.append(item)
     feed["items"] = items
-    return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    # "replace": a lone surrogate in an article that did not come through content.py
+    # becomes "?" rather than failing the whole build.
+    return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8", "replace")
 
 
 class FeedBuilder(Protocol):

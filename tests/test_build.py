@@ -684,6 +684,22 @@ def test_file_where_a_folder_goes_stops_the_build(tmp_path: Path) -> None:
     assert (tmp_path / "public" / "feeds").read_text() == "mine"
 
 
+def test_folder_without_write_permission_stops_the_build_before_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder the build cannot write in is found first, in check mode too; nothing is half written."""
+    config = publication(tmp_path)
+    build.build_site(config, articles()[1:], NOW)
+    before = snapshot(tmp_path / "public")
+    locked = tmp_path / "public" / "feeds"
+    real_access = build.os.access
+    monkeypatch.setattr(build.os, "access", lambda path, mode: Path(path) != locked and real_access(path, mode))
+    for write in (False, True):
+        with pytest.raises(BuildError, match=f"cannot write in {re.escape(str(locked))}: permission denied"):
+            build.build_site(config, articles(), NOW, write=write)
+    assert snapshot(tmp_path / "public") == before
+
+
 def test_identical_file_is_adopted(tmp_path: Path) -> None:
     """A file with exactly the bytes the build wants (a lost manifest) is taken over quietly."""
     config = publication(tmp_path)
@@ -754,8 +770,9 @@ def test_cli_check_reports_a_file_in_the_way(tmp_path: Path) -> None:
         (lambda root: (root / "templates" / "web").mkdir(parents=True) or (
             root / "templates" / "web" / "article.html").write_text("{% if %}\n"),
          "article.html:1"),
+        (lambda root: (root / "public").write_text("not a folder"), "cannot write to"),
     ],
-    ids=["bad-language", "duplicate-slug", "broken-template"],
+    ids=["bad-language", "duplicate-slug", "broken-template", "output-is-a-file"],
 )
 def test_cli_check_fails_where_build_fails(tmp_path: Path, change: object, message: str) -> None:
     """Config values only feeds read, duplicate slugs, broken templates: check exits 1 like build."""
@@ -766,7 +783,18 @@ def test_cli_check_fails_where_build_fails(tmp_path: Path, change: object, messa
     built = runner.invoke(cli, ["--config", str(config_path), "build"])
     assert (checked.exit_code, built.exit_code) == (1, 1)
     assert message in checked.output
-    assert not (tmp_path / "public").exists()
+    assert not (tmp_path / "public").is_dir()
+
+
+def test_cli_check_renders_a_newsletter_when_previews_are_off(tmp_path: Path) -> None:
+    """With build.previews = 0 a broken email template still fails check, before any send."""
+    config_path = cli_publication(tmp_path)
+    override = tmp_path / "templates" / "email" / "issue.html"
+    override.parent.mkdir(parents=True)
+    override.write_text("{% for %}\n")
+    result = CliRunner().invoke(cli, ["--config", str(config_path), "check"])
+    assert result.exit_code == 1
+    assert "issue.html:1" in result.output
 
 
 def test_cli_check_names_file_and_line(tmp_path: Path) -> None:

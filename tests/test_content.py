@@ -402,6 +402,17 @@ def test_id_survives_edits(config: Config) -> None:
     assert before.url == after.url
 
 
+
+def test_id_survives_a_corrected_date(config: Config) -> None:
+    """Moving `date:` keeps the id minted from the file name, so nothing is re-sent as new."""
+    source = "content/2026-03-01-sleep.md"
+    before = article(config, "title: T\ndate: 2026-03-01 09:00\n", source=source)
+    after = article(config, "title: T\ndate: 2026-03-04 18:00\n", source=source)
+    assert before.id == after.id == "tag:notes.example.org,2026-03-01:/sleep"
+    assert after.date.day == 4
+    odd = article(config, "title: T\ndate: 2026-03-04\n", source="content/2026-13-45-odd.md")
+    assert odd.id == "tag:notes.example.org,2026-03-04:/odd"
+
 # Markdown
 
 

@@ -557,3 +557,5 @@ def test_characters_xml_cannot_carry_are_dropped() -> None:
     for kind in ("rss", "atom"):
         data = feeds.BUILDERS[kind](make_config(), [odd], NOW)
         assert feedparser.parse(data).entries[0].title == "abc"
+    doc = json.loads(feeds.build_json(make_config(), [odd], NOW))
+    assert doc["items"][0]["title"] == "a?b\ufffec"

@@ -101,8 +101,11 @@ def check_command(ctx: click.Context) -> None:
     site = build.render_site(config, articles, now)
     warnings = list(site.warnings)
     pending = [a for a in articles if not a.is_public(now)]
-    for article in pending:
-        # Drafts and scheduled articles are mailed later: render their newsletter now.
+    # Drafts and scheduled articles are mailed later: render their newsletter now. With
+    # previews switched off the build renders no newsletter at all, so render the newest
+    # article's here: a broken email template must show up before a send, not during it.
+    newest = [a for a in articles if a.is_public(now)][:1] if not config["build.previews"] else []
+    for article in [*pending, *newest]:
         refusal = build.preview_refusal(article)
         if refusal:
             warnings.append(refusal)
