@@ -399,8 +399,26 @@ def test_concurrent_requests_send_one_confirmation(
         forms = [{"email": "race@example.org"}, {"email": "RACE@example.org"}] * 2
         assert post_together(url, forms) == [200] * 4
         wait_for_mail(config, 2, timeout=3)
-    assert len(outbox(config)) == 1
-    assert subscribers.counts(engine)[(status or SubscriberStatus.PENDING).value] == 1
+        assert subscribers.counts(engine)[(status or SubscriberStatus.PENDING).value] == 1
+        [mail] = outbox(config)
+        assert httpx.post(url + confirm_link(mail)).status_code == 200
+    assert status_of(engine, "race@example.org") is SubscriberStatus.ACTIVE
+
+
+def test_second_sign_up_does_not_void_the_first_mail(
+    config: Config, client: AppClient, engine: Engine, clock: Clock
+) -> None:
+    """Another sign-up of the same address touching the row after the mail went out (two
+    requests racing, the later one updating the row) leaves the mail's link working."""
+    client.post("/subscribe", data={"email": "first@example.org", "name": "First"})
+    [mail] = outbox(config)
+    clock.now += timedelta(seconds=1)
+    subscribers.add(
+        engine, "first@example.org", name="Second", status=SubscriberStatus.PENDING,
+        source="web", now=clock.now,
+    )
+    assert client.post(confirm_link(mail)).status_code == 200
+    assert status_of(engine, "first@example.org") is SubscriberStatus.ACTIVE
 
 
 def test_name_with_line_breaks_and_length(config: Config, client: AppClient, engine: Engine) -> None:
@@ -668,3 +686,21 @@ def test_uploaded_file_is_not_a_field(client: AppClient, engine: Engine) -> None
     assert answer.status_code == 400
     assert "UploadFile" not in answer.text
     assert subscribers.find(engine, "x@example.org") is None
+
+
+def test_behind_a_proxy_on_the_same_host(config: Config, engine: Engine) -> None:
+    """Through uvicorn as `publisher serve` runs it, a proxy on 127.0.0.1 is trusted: the
+    right-most forwarded address is the client, and a visitor's own X-Forwarded-For entries
+    in front of it change nothing."""
+    with live_server(create_app(config, engine=engine)) as url, httpx.Client(base_url=url) as http:
+
+        def post(number: int, chain: str) -> int:
+            return http.post(
+                "/subscribe", data={"email": f"p{number}@example.org"},
+                headers={"x-forwarded-for": chain},
+            ).status_code
+
+        same_visitor = [post(n, f"10.9.8.{n}, 192.0.2.44") for n in range(6)]
+        other_visitor = post(9, "192.0.2.45")
+    assert same_visitor == [200] * 5 + [429]
+    assert other_visitor == 200

@@ -426,16 +426,28 @@ def mark_confirm_sent(
     return bool(claimed)
 
 
+_ENDS_CONFIRM_LINKS = ("confirm", "unsubscribe", "bounce", "complaint")
+
+
 def _confirmable(subscriber_id: int, sent_at: datetime) -> Any:
     """A confirmation mail sent at `sent_at` may activate its subscriber while they are
-    pending, unsubscribed or bounced and their row has not changed since: a link from
-    before a later unsubscribe, bounce or confirmation activates no one."""
+    pending, unsubscribed or bounced and nothing has confirmed, unsubscribed, bounced or
+    complained them since: a link from before a later unsubscribe activates no one.
+
+    Events, not `updated_at`: a second sign-up of the same address at the same moment
+    touches the row but must not void the mail the first one sent.
+    """
     waiting = [S.PENDING.value, S.UNSUBSCRIBED.value, S.BOUNCED.value]
-    return (
-        (subscribers.c.id == subscriber_id)
-        & subscribers.c.status.in_(waiting)
-        & (subscribers.c.updated_at <= sent_at)
+    since = (
+        select(events.c.id)
+        .where(
+            events.c.subscriber_id == subscriber_id,
+            events.c.kind.in_(_ENDS_CONFIRM_LINKS),
+            events.c.created_at > sent_at,
+        )
+        .exists()
     )
+    return (subscribers.c.id == subscriber_id) & subscribers.c.status.in_(waiting) & ~since
 
 
 def can_confirm(engine: Engine, subscriber_id: int, *, sent_at: datetime) -> bool:

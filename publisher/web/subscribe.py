@@ -15,9 +15,10 @@ was sent; someone who confirmed and later left comes back only through a new one
 The per-client limit counts the address the ASGI server reports. The app never reads
 X-Forwarded-For itself: behind a reverse proxy, uvicorn (which `publisher serve` runs)
 takes the client from that header only when the connection comes from an address in
-its FORWARDED_ALLOW_IPS (127.0.0.1 unless set), so a proxy on the same host works as
-it is and a proxy elsewhere must be named there. Without that, every visitor shares
-the proxy's address and its limit.
+its FORWARDED_ALLOW_IPS (127.0.0.1 and ::1 unless set), and then the right-most
+address that is not such a proxy, so a visitor cannot pick one by sending the header
+themselves. A proxy on the same host works as it is; a proxy elsewhere must be named
+there, or every visitor shares the proxy's address and its limit.
 
 No cookies and no CSRF tokens: a forged subscribe POST can only cause one confirmation
 mail (rate-limited per address and per client), and confirm and unsubscribe POSTs are
