@@ -228,8 +228,8 @@ class SubscribeFlow:
         return self._confirm_answer(state)
 
     def _confirm_state(self, token: str, now: datetime | None) -> str:
-        """"ask" (the link would activate), "done" (active now) or "invalid"; with `now`
-        (a POST) the link is used."""
+        """What a confirm link's page says: ask (pressing would activate), done (active
+        now) or invalid. With `now` (a POST) the link is used."""
         try:
             subscriber_id, sent_at = tokens.verify_confirm(self.s.secret, token)
         except TokenError:
