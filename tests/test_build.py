@@ -582,6 +582,17 @@ def test_shipped_publication_builds_valid_feeds(tmp_path: Path) -> None:
     assert not [w for w in report.warnings if "share one feed" in w]
 
 
+def test_right_to_left_publication_pages_are_rtl(tmp_path: Path) -> None:
+    """A publication in Arabic or Hebrew gets dir="rtl" on its pages; English does not."""
+    config = publication(tmp_path)
+    hebrew = (tmp_path / "config.toml").read_text().replace("[build]", 'language = "he-IL"\n\n[build]')
+    (tmp_path / "config.toml").write_text(hebrew)
+    build.build_site(load_config(tmp_path / "config.toml", env={}), articles(), NOW)
+    assert '<html lang="he-IL" dir="rtl">' in (tmp_path / "public" / "index.html").read_text()
+    build.build_site(config, articles(), NOW)
+    assert '<html lang="en">' in (tmp_path / "public" / "index.html").read_text()
+
+
 def test_index_slug_does_not_clobber_the_archive(tmp_path: Path) -> None:
     """An article whose slug is "index" gets /index/, beside the archive's index.html."""
     config = publication(tmp_path)
