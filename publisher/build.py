@@ -330,7 +330,11 @@ def write_site(output: Path, site: Site, *, write: bool = True) -> BuildReport:
         else:
             kept.append(rel)
     manifest_path = root / MANIFEST
-    locked = _unwritable([manifest_path, *(targets[rel] for rel in written), *(root / rel for rel in removed)])
+    manifest = _manifest_bytes(hashes)
+    changing = [targets[rel] for rel in written] + [root / rel for rel in removed]
+    if not _same_bytes(manifest_path, manifest):
+        changing.append(manifest_path)
+    locked = _unwritable(changing)
     if locked:
         raise BuildError(
             f"cannot write in {', '.join(locked)}: permission denied, so nothing was written; "
@@ -345,8 +349,7 @@ def write_site(output: Path, site: Site, *, write: bool = True) -> BuildReport:
             _write_atomic(targets[rel], site.files[rel])
         for rel in removed:
             _remove(root, rel)
-        manifest = _manifest_bytes(hashes)
-        if not _same_bytes(manifest_path, manifest):
+        if manifest_path in changing:
             _write_atomic(manifest_path, manifest)
     warnings = [
         *site.warnings,

@@ -709,6 +709,7 @@ def test_folder_without_write_permission_stops_the_build_before_writing(
         with pytest.raises(BuildError, match=f"cannot write in {re.escape(str(locked))}: permission denied"):
             build.build_site(config, articles(), NOW, write=write)
     assert snapshot(tmp_path / "public") == before
+    assert build.build_site(config, articles()[1:], NOW).written == ()  # nothing to write: no error
 
 
 def test_identical_file_is_adopted(tmp_path: Path) -> None:
