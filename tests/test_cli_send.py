@@ -213,3 +213,22 @@ def test_status_of_one_issue_and_of_an_unknown_one(pub: Pub) -> None:
 def test_status_with_nothing_sent(pub: Pub) -> None:
     """An empty ledger says how to start."""
     assert "nothing sent yet" in pub.invoke("status").output
+
+
+def test_a_provider_refusing_every_call_is_told(pub: Pub) -> None:
+    """SMTP server down: the send says the provider refused the call and how long it waits."""
+    pub.add(6)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = pub.root / "config.toml"
+    config.write_text(
+        config.read_text().replace('provider = "maildir"', 'provider = "smtp"\nmax_attempts = 2\n'
+                                   'retry_base = 0.02\nretry_max = 0.1')
+        + f'\n[delivery.smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
+    )
+    result = pub.invoke("send", "notes-on-rest", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "the provider refused the call for now: cannot connect to the SMTP server" in result.output
+    assert f"127.0.0.1:{port}" in result.output
+    assert "failed 6" in result.output

@@ -20,7 +20,7 @@ from publisher.delivery.postmark import PostmarkProvider
 from publisher.delivery.resend import ResendProvider
 from publisher.delivery.sendgrid import SendGridProvider
 from publisher.delivery.ses import SesProvider
-from publisher.errors import ConfigError
+from publisher.errors import ConfigError, TemporaryFailure
 from publisher.mime import MessageTemplate
 from publisher.models import Outcome
 
@@ -145,15 +145,43 @@ def test_refused_request_fails_with_the_vendor_words(vendor: Vendor, provider: H
     assert f"HTTP {vendor.refusal.status}" in result.detail
 
 
+def refused_for_now(provider: HttpApiProvider, template: MessageTemplate, count: int,
+                    now: datetime = NOW) -> TemporaryFailure:
+    """The TemporaryFailure a call refused as a whole raises (the engine retries the batch)."""
+    with pytest.raises(TemporaryFailure) as caught:
+        provider.send(template, recipients(count), now=now)
+    return caught.value
+
+
 def test_rate_limit_retries_after_the_given_seconds(provider: HttpApiProvider, fake_api: FakeAPI,
                                                     template: MessageTemplate) -> None:
-    """429 with Retry-After: everyone RETRY with that delay, and no further calls are made."""
+    """429 with Retry-After: the call is refused for that long, and no further calls are made."""
     provider.max_batch = 2
     fake_api.script(Reply.rate_limited(7))
-    results = provider.send(template, recipients(5), now=NOW)
-    assert [r.outcome for r in results] == [Outcome.RETRY] * 5
-    assert {r.retry_after for r in results} == {7.0}
+    assert refused_for_now(provider, template, 5).retry_after == 7.0
     assert len(fake_api.requests) == 1
+
+
+def test_rate_limit_after_an_accepted_call_keeps_its_results(
+    provider: HttpApiProvider, fake_api: FakeAPI, template: MessageTemplate
+) -> None:
+    """A 429 on a later call: the earlier answers stay, the rest RETRY with the delay."""
+    provider.max_batch = 1
+    handler = fake_api.handler
+    assert handler is not None
+    answered: list[object] = []
+
+    def first_then_throttle(request: object) -> Reply:
+        answered.append(request)
+        if len(answered) == 1:
+            return handler(request)  # type: ignore[arg-type]
+        return Reply.rate_limited(7)
+
+    fake_api.handler = first_then_throttle
+    results = provider.send(template, recipients(3), now=NOW)
+    assert [r.outcome for r in results] == [Outcome.SENT, Outcome.RETRY, Outcome.RETRY]
+    assert [r.retry_after for r in results[1:]] == [7.0, 7.0]
+    assert len(fake_api.requests) == 2
 
 
 def test_retry_after_as_a_date(provider: HttpApiProvider, fake_api: FakeAPI,
@@ -161,42 +189,37 @@ def test_retry_after_as_a_date(provider: HttpApiProvider, fake_api: FakeAPI,
     """Retry-After given as an HTTP date becomes the seconds until then."""
     now = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
     fake_api.script(Reply.rate_limited(format_datetime(now + timedelta(minutes=2), usegmt=True)))
-    (result,) = provider.send(template, recipients(1), now=now)
-    assert result.outcome is Outcome.RETRY and result.retry_after == 120.0
+    assert refused_for_now(provider, template, 1, now).retry_after == 120.0
 
 
 def test_server_error_retries(provider: HttpApiProvider, fake_api: FakeAPI,
                               template: MessageTemplate) -> None:
     """A 5xx is temporary for the whole call, without a delay hint."""
     fake_api.script(Reply.server_error(503))
-    results = provider.send(template, recipients(2), now=NOW)
-    assert [r.outcome for r in results] == [Outcome.RETRY] * 2
-    assert results[0].retry_after is None
-    assert "HTTP 503" in results[0].detail
+    refusal = refused_for_now(provider, template, 2)
+    assert refusal.retry_after is None
+    assert "HTTP 503" in str(refusal)
 
 
 def test_hanging_server_times_out_into_retry(vendor: Vendor, fake_api: FakeAPI,
                                              template: MessageTemplate) -> None:
-    """No answer within the client's timeout: RETRY, noting it may have been accepted."""
+    """No answer within the client's timeout: a retry, noting it may have been accepted."""
     fake_api.script(Reply.hang(5.0))
     started = datetime.now(UTC)
     with httpx.Client(timeout=0.3) as impatient:
-        results = vendor.make(fake_api.url, impatient).send(template, recipients(2), now=NOW)
+        refusal = refused_for_now(vendor.make(fake_api.url, impatient), template, 2)
     assert (datetime.now(UTC) - started).total_seconds() < 3
-    assert [r.outcome for r in results] == [Outcome.RETRY] * 2
-    assert "may have accepted" in results[0].detail
+    assert "may have accepted" in str(refusal)
 
 
 def test_unreachable_api_retries(vendor: Vendor, client: httpx.Client,
                                  template: MessageTemplate) -> None:
-    """Nobody listening at the base URL: RETRY, saying the vendor cannot be reached."""
+    """Nobody listening at the base URL: a retry, saying the vendor cannot be reached."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     provider = vendor.make(f"http://127.0.0.1:{port}", client)
-    results = provider.send(template, recipients(2), now=NOW)
-    assert [r.outcome for r in results] == [Outcome.RETRY] * 2
-    assert "cannot reach" in results[0].detail
+    assert "cannot reach" in str(refused_for_now(provider, template, 2))
 
 
 def test_refused_credentials_stop_the_call(vendor: Vendor, provider: HttpApiProvider,
@@ -251,7 +274,10 @@ def test_secrets_never_appear_in_results(vendor: Vendor, fake_api: FakeAPI,
     with httpx.Client(timeout=0.3) as impatient:
         provider = vendor.make(fake_api.url, impatient)
         for _ in range(3):
-            details += [r.detail for r in provider.send(template, recipients(1), now=NOW)]
+            try:
+                details += [r.detail for r in provider.send(template, recipients(1), now=NOW)]
+            except TemporaryFailure as refusal:
+                details.append(str(refusal))
     assert len(details) == 3
     text = " ".join(details)
     for secret in ("pm-token", "sg-key", "mg-key", "ses-secret", "re-key"):

@@ -15,7 +15,7 @@ from fakes import FakeAPI, Reply, vendors
 from fakes.messages import publication_config, recipients, sample_template
 
 from publisher.delivery.ses import SesProvider
-from publisher.errors import ConfigError
+from publisher.errors import ConfigError, TemporaryFailure
 from publisher.mime import MessageTemplate
 from publisher.models import Outcome
 
@@ -96,8 +96,8 @@ def test_paused_sending_retries(provider: SesProvider, fake_api: FakeAPI,
                                 template: MessageTemplate) -> None:
     """SendingPausedException is temporary, and the rest of the call waits with it."""
     fake_api.script(_ses_error("SendingPausedException", "Sending is paused"))
-    results = provider.send(template, recipients(3), now=NOW)
-    assert [r.outcome for r in results] == [Outcome.RETRY] * 3
+    with pytest.raises(TemporaryFailure, match="Sending is paused"):
+        provider.send(template, recipients(3), now=NOW)
     assert len(fake_api.requests) == 1
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import smtplib
 import socket
 import ssl
 import threading
@@ -20,10 +21,13 @@ from cryptography.x509.oid import NameOID
 from fakes import SMTPServer
 from fakes.messages import publication_config, recipients, sample_template
 
+from publisher.delivery.base import SendInterrupted
+from publisher.delivery.retry import is_hard_bounce
 from publisher.delivery.smtp import SmtpProvider
-from publisher.errors import ConfigError
+from publisher.errors import ConfigError, TemporaryFailure
 from publisher.mime import MessageTemplate
 from publisher.models import Outcome
+from publisher.newsletter import Recipient
 
 NOW = dt.datetime(2024, 5, 1, 8, 0, tzinfo=dt.UTC)
 
@@ -156,15 +160,14 @@ def test_dropped_session_is_reopened(smtp_server: SMTPServer, template: MessageT
 
 def test_unreachable_server_retries_everyone(template: MessageTemplate,
                                              providers: list[SmtpProvider]) -> None:
-    """No server listening: every recipient waits for a retry."""
+    """No server listening: the call is refused for now, naming the server."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     provider = SmtpProvider(host="127.0.0.1", port=port, security="none", timeout=2.0)
     providers.append(provider)
-    results = provider.send(template, recipients(3), now=NOW)
-    assert [r.outcome for r in results] == [Outcome.RETRY] * 3
-    assert f"127.0.0.1:{port}" in results[0].detail
+    with pytest.raises(TemporaryFailure, match=f"127.0.0.1:{port}"):
+        provider.send(template, recipients(3), now=NOW)
 
 
 def test_server_hanging_after_data_is_uncertain_retry(smtp_server: SMTPServer,
@@ -285,10 +288,9 @@ def test_starttls_refuses_an_untrusted_certificate(tmp_path: Path, template: Mes
     with SMTPServer(tls_context=server_context, require_starttls=True) as server:
         provider = plain(server, providers, security="starttls",
                          ssl_context=ssl.create_default_context())
-        results = provider.send(template, recipients(1), now=NOW)
+        with pytest.raises(TemporaryFailure, match="CERTIFICATE_VERIFY_FAILED"):
+            provider.send(template, recipients(1), now=NOW)
         assert server.messages == []
-    assert results[0].outcome is Outcome.RETRY
-    assert "CERTIFICATE_VERIFY_FAILED" in results[0].detail
 
 
 def test_close_ends_idle_sessions(smtp_server: SMTPServer, template: MessageTemplate) -> None:
@@ -307,3 +309,157 @@ def test_from_config_reads_the_smtp_table(tmp_path: Path) -> None:
     provider = SmtpProvider.from_config(config)
     assert (provider.host, provider.port, provider.security, provider.connections) == (
         "mail.example.org", 2525, "tls", 3)
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_login_over_tls_with_the_password_from_the_environment(
+    tmp_path: Path, template: MessageTemplate, monkeypatch: pytest.MonkeyPatch, security: str
+) -> None:
+    """From config: TLS verified against a CA named by SSL_CERT_FILE, then AUTH with the env password."""
+    server_context, _ = _self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "cert.pem"))
+    users = _Users({"dana": "pw from env"})
+    tls = {"tls_context": server_context, "require_starttls": True} if security == "starttls" \
+        else {"ssl_context": server_context}
+    with SMTPServer(authenticator=users, auth_require_tls=True, **tls) as server:
+        extra = (f'[delivery.smtp]\nhost = "127.0.0.1"\nport = {server.port}\n'
+                 f'security = "{security}"\nusername = "dana"\n')
+        config = publication_config(tmp_path, env={"PUBLISHER_SMTP_PASSWORD": "pw from env"},
+                                    extra=extra)
+        provider = SmtpProvider.from_config(config)
+        try:
+            results = provider.send(template, recipients(2), now=NOW)
+        finally:
+            provider.close()
+        assert len(server.messages) == 2
+    assert [r.outcome for r in results] == [Outcome.SENT, Outcome.SENT]
+    assert users.logged_in == ["dana"]
+
+
+def test_a_wrong_password_from_the_environment_stops_over_tls(
+    tmp_path: Path, template: MessageTemplate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """STARTTLS then a refused AUTH: a config error naming PUBLISHER_SMTP_PASSWORD, nothing sent."""
+    server_context, _ = _self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "cert.pem"))
+    with SMTPServer(authenticator=_Users({"dana": "right"}), tls_context=server_context,
+                    require_starttls=True) as server:
+        extra = (f'[delivery.smtp]\nhost = "127.0.0.1"\nport = {server.port}\n'
+                 'security = "starttls"\nusername = "dana"\n')
+        config = publication_config(tmp_path, env={"PUBLISHER_SMTP_PASSWORD": "wrong"}, extra=extra)
+        provider = SmtpProvider.from_config(config)
+        try:
+            with pytest.raises(ConfigError, match="PUBLISHER_SMTP_PASSWORD"):
+                provider.send(template, recipients(2), now=NOW)
+        finally:
+            provider.close()
+        assert server.messages == []
+
+
+def test_international_mailbox_without_smtputf8_fails_alone(template: MessageTemplate,
+                                                            providers: list[SmtpProvider]) -> None:
+    """A non-ASCII mailbox name the server cannot take fails that recipient; the rest go out."""
+    first, other, last = recipients(3)
+    other = replace(other, email="josé@example.net")
+    with SMTPServer(enable_SMTPUTF8=False) as server:
+        results = plain(server, providers).send(template, [first, other, last], now=NOW)
+        assert server.counts() == {first.email: 1, last.email: 1}
+    assert [r.outcome for r in results] == [Outcome.SENT, Outcome.FAILED, Outcome.SENT]
+    assert "SMTPUTF8" in results[1].detail
+    assert not is_hard_bounce(results[1])
+
+
+def test_international_domain_without_smtputf8_goes_out_as_idna(
+    template: MessageTemplate, providers: list[SmtpProvider]
+) -> None:
+    """A non-ASCII domain is sent to in its xn-- form when the server lacks SMTPUTF8."""
+    reader = replace(recipients(1)[0], email="ann@bücher.example")
+    with SMTPServer(enable_SMTPUTF8=False) as server:
+        (result,) = plain(server, providers).send(template, [reader], now=NOW)
+        assert server.counts() == {"ann@xn--bcher-kva.example": 1}
+    assert result.outcome is Outcome.SENT
+
+
+def test_international_mailbox_with_smtputf8_is_sent(smtp_server: SMTPServer,
+                                                     template: MessageTemplate,
+                                                     providers: list[SmtpProvider]) -> None:
+    """A server offering SMTPUTF8 takes a non-ASCII mailbox as it is."""
+    reader = replace(recipients(1)[0], email="josé@example.net")
+    (result,) = plain(smtp_server, providers).send(template, [reader], now=NOW)
+    assert result.outcome is Outcome.SENT
+    assert smtp_server.count("josé@example.net") == 1
+
+
+class _Exploding:
+    """A template that raises an unexpected error (a bug) for one address."""
+
+    def __init__(self, inner: MessageTemplate, address: str) -> None:
+        self._inner, self._address = inner, address
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+    def message_bytes(self, recipient: Recipient, date: dt.datetime) -> bytes:
+        if recipient.email == self._address:
+            raise RuntimeError("template bug")
+        return self._inner.message_bytes(recipient, date)
+
+
+def test_a_template_bug_hands_back_the_answers_already_given(
+    smtp_server: SMTPServer, template: MessageTemplate, providers: list[SmtpProvider]
+) -> None:
+    """Messages out before an unexpected error are reported sent; the failing one was not sent."""
+    readers = recipients(4)
+    provider = plain(smtp_server, providers)
+    with pytest.raises(SendInterrupted) as caught:
+        provider.send(_Exploding(template, readers[2].email), readers, now=NOW)  # type: ignore[arg-type]
+    assert [r.outcome for r in caught.value.results] == [Outcome.SENT, Outcome.SENT]
+    assert caught.value.in_flight == 0
+    assert isinstance(caught.value.__cause__, RuntimeError)
+    assert len(smtp_server.messages) == 2
+    # The session was not harmed: the next call rides it.
+    assert provider.send(template, readers[3:], now=NOW)[0].outcome is Outcome.SENT
+    assert smtp_server.connections == 1
+
+
+def test_an_unexpected_error_in_a_transaction_leaves_that_message_in_flight(
+    smtp_server: SMTPServer, template: MessageTemplate, providers: list[SmtpProvider],
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error inside DATA: earlier answers kept, that one message unsure, the session dropped."""
+    real_data = smtplib.SMTP.data
+    calls = {"n": 0}
+
+    def data(self: smtplib.SMTP, msg: bytes) -> tuple[int, bytes]:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("smtplib bug")
+        return real_data(self, msg)
+
+    monkeypatch.setattr(smtplib.SMTP, "data", data)
+    provider = plain(smtp_server, providers)
+    with pytest.raises(SendInterrupted) as caught:
+        provider.send(template, recipients(3), now=NOW)
+    assert [r.outcome for r in caught.value.results] == [Outcome.SENT]
+    assert caught.value.in_flight == 1
+    assert provider._idle == []
+
+
+def test_server_gone_mid_call_keeps_earlier_answers(smtp_server: SMTPServer,
+                                                    template: MessageTemplate,
+                                                    providers: list[SmtpProvider]) -> None:
+    """The server vanishing after some messages: those stay sent, the rest RETRY."""
+    provider = plain(smtp_server, providers, timeout=1.0)
+    first, *rest = recipients(3)
+
+    class StopAfterFirst:
+        def __getattr__(self, name: str) -> object:
+            return getattr(template, name)
+
+        def message_bytes(self, recipient: Recipient, date: dt.datetime) -> bytes:
+            if recipient is not first:
+                smtp_server.stop()
+            return template.message_bytes(recipient, date)
+
+    results = provider.send(StopAfterFirst(), [first, *rest], now=NOW)  # type: ignore[arg-type]
+    assert [r.outcome for r in results] == [Outcome.SENT, Outcome.RETRY, Outcome.RETRY]

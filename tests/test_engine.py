@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import threading
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from fakes import FakeAPI, vendors
+from fakes import FakeAPI, SMTPServer, vendors
 from fakes.http_api import RecordedRequest, Reply
 from store_support import BACKENDS, open_test_store
 
@@ -22,7 +23,7 @@ from publisher.config import Config, parse_config
 from publisher.delivery.base import make_provider
 from publisher.delivery.engine import deliver, in_flight_limit, snapshot_templates
 from publisher.delivery.ratelimit import TokenBucket
-from publisher.delivery.retry import RetryPolicy, backoff, is_hard_bounce
+from publisher.delivery.retry import RETRY_AFTER_LIMIT, RetryPolicy, backoff, is_hard_bounce
 from publisher.errors import ConfigError, TemporaryFailure
 from publisher.models import Outcome, SendResult
 from publisher.newsletter import MessageTemplate, Recipient, message_id_for
@@ -450,3 +451,216 @@ def test_retry_policy_from_config(tmp_path: Path) -> None:
     """max_attempts, retry_base and retry_max come from [delivery]."""
     policy = RetryPolicy.from_config(make_config(tmp_path, max_attempts=7, retry_base=2.0, retry_max=9.0))
     assert (policy.max_attempts, policy.base, policy.cap) == (7, 2.0, 9.0)
+
+
+class RaisingTemplate:
+    """A real template that raises an unexpected error for one address (a bug, not bad data)."""
+
+    def __init__(self, inner: MessageTemplate, address: str) -> None:
+        self._inner = inner
+        self._address = address
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+    def _check(self, recipient: Recipient) -> None:
+        if recipient.email == self._address:
+            raise RuntimeError(f"template bug at {recipient.email}")
+
+    def message_bytes(self, recipient: Recipient, date: datetime) -> bytes:
+        self._check(recipient)
+        return self._inner.message_bytes(recipient, date)
+
+    def parts(self, recipient: Recipient) -> tuple[str, str]:
+        self._check(recipient)
+        return self._inner.parts(recipient)
+
+
+def raising_templates(config: Config, db: sa.Engine, address: str) -> Callable[[int], MessageTemplate]:
+    build = snapshot_templates(config, db)
+    return lambda issue_id: RaisingTemplate(build(issue_id), address)  # type: ignore[return-value]
+
+
+def test_retry_after_beyond_any_date_is_capped(tmp_path: Path, db: sa.Engine) -> None:
+    """A Retry-After of 10**12 seconds waits a day, instead of crashing the record."""
+    config = make_config(tmp_path)
+    queue_issue(db, 3)
+
+    def absurd(recipient: Recipient, attempt: int) -> SendResult:
+        return SendResult(recipient.delivery_id, recipient.email, Outcome.RETRY, "429", retry_after=1e12)
+
+    report = run(config, db, FakeProvider(answer=absurd), linger=5.0, clock=lambda: NOW)
+    assert states(db) == {"retry": 3}
+    assert report.next_due == NOW + timedelta(days=1)  # type: ignore[attr-defined]
+
+
+def test_backoff_bounds_an_absurd_retry_after() -> None:
+    """Retry-After is a floor up to a day; past that the provider is not believed."""
+    assert backoff(1, base=1.0, cap=10.0, retry_after=1e12) == RETRY_AFTER_LIMIT == 86_400.0
+    assert backoff(10**6, base=1.0, cap=10.0) <= 10.0  # no float overflow after many attempts
+
+
+def test_a_throttled_provider_is_left_alone_until_retry_after(tmp_path: Path, db: sa.Engine) -> None:
+    """After a 429, no thread calls again before Retry-After: no storm, few attempts spent."""
+    config = make_config(tmp_path, concurrency=2, batch_size=5, max_attempts=3)
+    queue_issue(db, 40)
+    window: list[float] = []
+    calls: list[float] = []
+    lock = threading.Lock()
+
+    def throttle_for_half_a_second(recipients: Sequence[Recipient]) -> None:
+        moment = time.monotonic()
+        with lock:
+            calls.append(moment)
+            if not window:
+                window.append(moment + 0.5)
+            left = window[0] - moment
+        if left > 0:
+            raise TemporaryFailure("HTTP 429: slow down", retry_after=left)
+
+    provider = FakeProvider(on_send=throttle_for_half_a_second, delay=0.01)
+    run(config, db, provider)
+    assert states(db) == {"sent": 40}
+    refused = [moment for moment in calls if moment < window[0]]
+    assert len(refused) <= 2  # only the calls already in flight on the two threads
+    assert max(provider.attempts.values()) == 1
+    with db.connect() as conn:
+        assert conn.execute(sa.select(sa.func.max(deliveries.c.attempts))).scalar() <= 2
+
+
+def test_an_outage_does_not_burn_the_list(tmp_path: Path, db: sa.Engine) -> None:
+    """A provider refusing every call holds the run back; most rows keep all their attempts."""
+    config = make_config(tmp_path, concurrency=2, batch_size=10, max_attempts=2,
+                         retry_base=0.2, retry_max=2.0)
+    queue_issue(db, 200)
+    calls = {"n": 0}
+
+    def down(recipients: Sequence[Recipient]) -> None:
+        calls["n"] += 1
+        raise TemporaryFailure("cannot connect to the SMTP server")
+
+    report = run(config, db, FakeProvider(on_send=down), linger=0.5)
+    assert calls["n"] <= 10
+    with db.connect() as conn:
+        untouched = conn.execute(
+            sa.select(sa.func.count()).where(deliveries.c.state == "queued", deliveries.c.attempts == 0)
+        ).scalar()
+    assert untouched >= 100
+    assert states(db).get("failed", 0) <= 100
+    assert report.next_due is not None  # type: ignore[attr-defined]
+
+
+def test_slow_rate_claims_only_what_it_can_send_now(tmp_path: Path, db: sa.Engine) -> None:
+    """Below one message a second, no row waits for the rate limiter while claimed."""
+    config = make_config(tmp_path, concurrency=2, batch_size=10, rate=0.9)
+    queue_issue(db, 3)
+    held: list[tuple[int, int]] = []
+
+    def count_claimed(recipients: Sequence[Recipient]) -> None:
+        held.append((states(db).get("sending", 0), len(recipients)))
+
+    provider = FakeProvider(on_send=count_claimed)
+    run(config, db, provider)
+    assert states(db) == {"sent": 3}
+    assert held == [(1, 1)] * 3
+    moments = sorted(t for times in provider.times.values() for t in times)
+    assert all(b - a >= 1 / 0.9 - 0.05 for a, b in itertools.pairwise(moments))
+
+
+def test_stop_during_a_slow_rate_wait_ends_at_once(tmp_path: Path, db: sa.Engine) -> None:
+    """At 0.2 messages a second, a stop after the first message ends the run within a second."""
+    config = make_config(tmp_path, concurrency=2, rate=0.2)
+    queue_issue(db, 5)
+    stop = threading.Event()
+    provider = FakeProvider(on_send=lambda r: stop.set())
+    started = time.monotonic()
+    report = run(config, db, provider, stop=stop)
+    assert time.monotonic() - started < 1.5
+    assert report.stopped  # type: ignore[attr-defined]
+    assert states(db) == {"sent": 1, "queued": 4}
+
+
+def test_max_attempts_one_fails_at_the_first_refusal(tmp_path: Path, db: sa.Engine) -> None:
+    """With max_attempts = 1 a temporary refusal is final; nothing is tried twice."""
+    config = make_config(tmp_path, max_attempts=1)
+    queue_issue(db, 4)
+
+    def refuse(recipient: Recipient, attempt: int) -> SendResult:
+        return SendResult(recipient.delivery_id, recipient.email, Outcome.RETRY, "451 busy")
+
+    provider = FakeProvider(answer=refuse)
+    report = run(config, db, provider)
+    assert set(provider.attempts.values()) == {1}
+    assert states(db) == {"failed": 4}
+    assert report.failed == 4  # type: ignore[attr-defined]
+
+
+def test_a_template_bug_keeps_the_answers_already_given(
+    tmp_path: Path, db: sa.Engine, smtp_server: SMTPServer
+) -> None:
+    """SMTP: messages sent before a template raises are recorded sent, not uncertain."""
+    config = make_config(tmp_path, concurrency=1, batch_size=10, provider="smtp",
+                         tables=f'[delivery.smtp]\nhost = "127.0.0.1"\nport = {smtp_server.port}\n'
+                                'security = "none"')
+    queue_issue(db, 10)
+    provider = make_provider(config)
+    try:
+        with pytest.raises(RuntimeError, match="template bug"):
+            deliver(config, db, provider, stop=threading.Event(),
+                    template_for=raising_templates(config, db, "r3@example.org"))
+    finally:
+        provider.close()
+    assert len(smtp_server.messages) == 3
+    assert states(db) == {"sent": 3, "queued": 7}
+    assert ledger.status(db)[0].uncertain == 0
+
+
+def test_an_http_provider_bug_keeps_earlier_calls_answers(
+    tmp_path: Path, db: sa.Engine, fake_api: FakeAPI
+) -> None:
+    """Postmark: calls answered before a template raises are recorded; nothing is uncertain."""
+    config = make_config(tmp_path, concurrency=1, batch_size=10, provider="postmark",
+                         tables=f'[delivery.postmark]\nbase_url = "{fake_api.url}"')
+    queue_issue(db, 10)
+    fake_api.handler = vendors.postmark("pm-token")
+    provider = make_provider(config)
+    provider.call_size = 2  # type: ignore[attr-defined]
+    try:
+        with pytest.raises(RuntimeError, match="template bug"):
+            deliver(config, db, provider, stop=threading.Event(),
+                    template_for=raising_templates(config, db, "r5@example.org"))
+    finally:
+        provider.close()
+    assert len(fake_api.requests) == 2
+    assert states(db) == {"sent": 4, "queued": 6}
+    assert ledger.status(db)[0].uncertain == 0
+
+
+def test_a_provider_error_mid_transmission_is_uncertain(
+    tmp_path: Path, db: sa.Engine, smtp_server: SMTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SMTP: an unexpected error during DATA leaves that one row uncertain, earlier ones sent."""
+    import smtplib
+
+    config = make_config(tmp_path, concurrency=1, batch_size=10, provider="smtp",
+                         tables=f'[delivery.smtp]\nhost = "127.0.0.1"\nport = {smtp_server.port}\n'
+                                'security = "none"')
+    queue_issue(db, 10)
+    real_data = smtplib.SMTP.data
+    count = {"n": 0}
+
+    def data(self: smtplib.SMTP, msg: bytes) -> tuple[int, bytes]:
+        count["n"] += 1
+        if count["n"] == 4:
+            raise RuntimeError("smtplib bug")
+        return real_data(self, msg)
+
+    monkeypatch.setattr(smtplib.SMTP, "data", data)
+    provider = make_provider(config)
+    try:
+        with pytest.raises(RuntimeError, match="smtplib bug"):
+            deliver(config, db, provider, stop=threading.Event())
+    finally:
+        provider.close()
+    assert states(db) == {"sent": 3, "queued": 7}
+    assert ledger.status(db)[0].uncertain == 1

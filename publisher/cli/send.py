@@ -60,6 +60,19 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def _refusals(say: Callable[[str], None]) -> Callable[[engine.DeliveryReport], None]:
+    """Say once per refusal that the provider refused a whole call and how long the send waits."""
+    told = [""]
+
+    def tell(report: engine.DeliveryReport) -> None:
+        if report.refusal and report.refusal != told[0]:
+            say(f"the provider refused the call for now: {report.refusal}; "
+                f"no new call for {report.hold:.0f} s")
+        told[0] = report.refusal
+
+    return tell
+
+
 @contextlib.contextmanager
 def _progress(total: int, label: str) -> Iterator[Callable[[engine.DeliveryReport], None]]:
     """A rich bar on a terminal, a plain line every few seconds otherwise."""
@@ -70,15 +83,19 @@ def _progress(total: int, label: str) -> Iterator[Callable[[engine.DeliveryRepor
         )
         with Progress(*columns, console=console, transient=False) as bar:
             task = bar.add_task(label, total=total or None)
+            tell = _refusals(lambda text: bar.console.print(text, markup=False, highlight=False))
 
             def show(report: engine.DeliveryReport) -> None:
                 bar.update(task, completed=report.sent + report.failed)
+                tell(report)
 
             yield show
         return
     last = [0.0]
+    tell = _refusals(lambda text: click.echo(text, err=True))
 
     def line(report: engine.DeliveryReport) -> None:
+        tell(report)
         moment = time.monotonic()
         if moment - last[0] >= 2.0:
             last[0] = moment

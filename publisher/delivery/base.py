@@ -4,10 +4,18 @@ The engine depends on `Provider` only: it hands over one rendered template and a
 recipients and gets one `SendResult` per recipient back, in order. A recipient's failure is
 a result (`Outcome.RETRY` with `retry_after`, or `Outcome.FAILED`), never an exception.
 
-`send` raises in one case only: the provider refused the account itself (a wrong token or
-password, a suspended account) before it accepted any message of the call. Then no
-recipient is at fault and failing them all would burn the list, so the call raises
-`ConfigError` naming the variable to fix, and the engine leaves the batch queued.
+`send` raises in three cases, none of them about one recipient:
+
+- `ConfigError`: the provider refused the account itself (a wrong token or password, a
+  suspended account) before it accepted any message of the call. Failing every recipient
+  would burn the list, so the engine stops and leaves the batch queued.
+- `TemporaryFailure`: the provider refused the whole call for now (a 429, a 5xx, no
+  connection) before any recipient of it had an answer. The engine retries the batch and
+  makes no new call for a while (Retry-After, or a growing backoff), so a throttled or
+  failing provider is not hammered with the rest of the list.
+- `SendInterrupted`: something unexpected (a bug) stopped the call part-way. It carries
+  the answers already given, so that messages already out are recorded as sent rather
+  than sent again; the engine stops with the original error.
 
 Providers read a template through the small `Template` protocol below; the newsletter's
 `MessageTemplate` and `Recipient` satisfy it, and tests may hand in anything that does.
@@ -23,7 +31,7 @@ from email.headerregistry import Address
 from email.policy import default as default_policy
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from publisher.errors import ConfigError, SubscriberError
+from publisher.errors import ConfigError, SubscriberError, TemporaryFailure
 from publisher.models import Outcome, SendResult
 
 if TYPE_CHECKING:
@@ -38,6 +46,7 @@ __all__ = [
     "Provider",
     "ProviderFactory",
     "RecipientLike",
+    "SendInterrupted",
     "Template",
     "batches",
     "clean_text",
@@ -46,6 +55,7 @@ __all__ = [
     "mailbox",
     "make_provider",
     "parse_retry_after",
+    "refused_for_now",
     "require_secret",
     "retry",
     "sent",
@@ -137,6 +147,20 @@ class AccountRefused(Exception):
     """
 
 
+class SendInterrupted(Exception):
+    """A call stopped by an unexpected error after part of it had its answers.
+
+    `results` answers the first `len(results)` recipients of the call, in order. The next
+    `in_flight` recipients may have been handed to the provider before the error (their
+    rows become uncertain); the ones after were not tried. The error is `__cause__`.
+    """
+
+    def __init__(self, results: Sequence[SendResult], in_flight: int) -> None:
+        super().__init__(f"send interrupted after {len(results)} answers")
+        self.results = list(results)
+        self.in_flight = in_flight
+
+
 def sent(recipient: RecipientLike, provider_id: str = "", detail: str = "") -> SendResult:
     return SendResult(recipient.delivery_id, recipient.email, Outcome.SENT, detail, provider_id)
 
@@ -177,6 +201,23 @@ def settle(
     if not any(result.outcome is Outcome.SENT for result in results):
         raise ConfigError(str(exc)) from exc
     return results + every(rest, Outcome.RETRY, str(exc))
+
+
+def refused_for_now(
+    results: list[SendResult],
+    rest: Sequence[RecipientLike],
+    detail: str,
+    retry_after: float | None = None,
+) -> list[SendResult]:
+    """Finish a call the provider refused as a whole, for now (throttled, down, unreachable).
+
+    No recipient answered yet: raise `TemporaryFailure`, so the engine retries the batch
+    and holds off. Some answered already: their results must reach the ledger, so the
+    rest retry.
+    """
+    if not results:
+        raise TemporaryFailure(detail, retry_after=retry_after)
+    return results + every(rest, Outcome.RETRY, detail, retry_after)
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:

@@ -1,18 +1,32 @@
 """The delivery loop: claim ledger rows, send them through a provider, record the results.
 
 `delivery.concurrency` threads each repeat: claim a batch of min(`delivery.batch_size`,
-`provider.max_batch`) due rows, draw tokens from the provider's bucket (`delivery.rate`,
-`delivery.burst`), hand the batch to the provider, record every result in one
-transaction. Temporary refusals come back after a jittered exponential backoff that
-honours Retry-After (the ledger's `not_before`), until `delivery.max_attempts`.
+`provider.max_batch`) due rows, hand it to the provider in one call, record every result
+in one transaction. Temporary refusals come back after a jittered exponential backoff
+that honours Retry-After (the ledger's `not_before`), until `delivery.max_attempts`.
+
+Rate limit (`delivery.rate`, `delivery.burst`): tokens are taken before the claim, and a
+claim is never larger than the bucket, so no row waits on the limiter while claimed (at
+one message a minute a claimed batch of 50 would sit "in flight" for most of an hour,
+past the lease that lets another worker take it over). One thread at a time waits for
+tokens; the others wait their turn holding nothing.
+
+Holding off: when the provider refuses a whole call for now (`TemporaryFailure`: a 429,
+a 5xx, no connection), no thread makes a new call until the provider's Retry-After, or a
+backoff that grows with each refusal in a row, has passed. Without it the threads would
+run through the whole list against a throttled or broken provider, spending an attempt
+of every reader on each pass. A hold longer than the linger ends the run; the rows stay
+queued for `publisher send --resume`.
 
 In-flight window: a row is "in flight" from its claim to the commit of its result. Each
 thread holds at most one batch, so at most `concurrency x batch_size` rows are in flight
 at any instant; a `kill -9` can therefore cause at most that many second copies, and
 `ledger.recover` flags exactly those rows as uncertain.
 
-Stopping (`stop` set, e.g. by SIGINT/SIGTERM in the CLI): no new claims; the chunk being
-sent finishes and is recorded; claimed rows not yet tried go back to the queue untouched.
+Stopping (`stop` set, e.g. by SIGINT/SIGTERM in the CLI): no new claims; the call being
+made finishes and is recorded; claimed rows not yet tried go back to the queue untouched.
+Every wait (rate limit, hold, retry) wakes up for a stop within a quarter of a second;
+a provider call ends within `delivery.timeout` per message.
 
 Per recipient the only work is a `Recipient` (signed unsubscribe URL, deterministic
 Message-ID) and the provider's splice into the template rendered once per issue. Memory
@@ -34,6 +48,7 @@ from sqlalchemy import Engine
 
 from publisher import tokens
 from publisher.config import Config
+from publisher.delivery.base import SendInterrupted
 from publisher.delivery.ratelimit import TokenBucket
 from publisher.delivery.retry import RetryPolicy
 from publisher.errors import ConfigError, TemporaryFailure
@@ -70,6 +85,10 @@ class DeliveryReport:
     in_flight_limit: int = 0
     next_due: datetime | None = None
     """Earliest row left waiting (a retry or a local-time row beyond the linger)."""
+    refusal: str = ""
+    """The provider's last refusal of a whole call, while no message has gone out since."""
+    hold: float = 0.0
+    """Seconds of holding off that refusal started (see "Holding off")."""
 
     @property
     def rate(self) -> float:
@@ -141,6 +160,10 @@ class _Run:
             float(config["delivery.rate"]), int(config["delivery.burst"]), now=time.monotonic()
         )
         self.lock = threading.Lock()
+        self.claim_turn = threading.Lock()
+        self.hold_until = 0.0
+        """No new provider call before this (time.monotonic()); see "Holding off"."""
+        self.refusals = 0
         self.busy = 0
         self.error: BaseException | None = None
         self.started = time.monotonic()
@@ -180,6 +203,31 @@ class _Run:
     def halted(self) -> bool:
         return self.stop.is_set() or self.error is not None
 
+    @property
+    def holding(self) -> bool:
+        with self.lock:
+            return self.hold_until > time.monotonic()
+
+    def note(self, answers: Sequence[SendResult], refusal: TemporaryFailure | None) -> None:
+        """Learn from a call: a whole-call refusal extends the hold, a sent message ends the streak."""
+        with self.lock:
+            if refusal is not None:
+                self.refusals += 1
+                hold = self.policy.hold(self.refusals, refusal.retry_after)
+                self.hold_until = max(self.hold_until, time.monotonic() + hold)
+                self.report = replace(self.report, refusal=str(refusal), hold=hold)
+            elif any(answer.outcome is Outcome.SENT for answer in answers):
+                self.refusals = 0
+                if self.report.refusal:
+                    self.report = replace(self.report, refusal="", hold=0.0)
+
+    def later(self, due: datetime) -> None:
+        """Remember the earliest moment work is left for (reported as `next_due`)."""
+        with self.lock:
+            known = self.report.next_due
+            if known is None or due < known:
+                self.report = replace(self.report, next_due=due)
+
     def pause(self, seconds: float) -> bool:
         """Sleep unless stopped or failed; True when the run should go on."""
         deadline = time.monotonic() + seconds
@@ -203,10 +251,51 @@ def _idle(run: _Run) -> bool:
         return False
     wait = (due - run.now()).total_seconds()
     if wait > run.linger:
-        with run.lock:
-            run.report = replace(run.report, next_due=due)
+        run.later(due)
         return False
     return run.pause(min(max(wait, 0.01), 1.0))
+
+
+def _wait_out_hold(run: _Run) -> bool:
+    """Sit out a provider's hold. False: stopped, or the hold outlasts the linger."""
+    with run.lock:
+        left = run.hold_until - time.monotonic()
+    if left <= 0:
+        return True
+    if left > run.linger:
+        run.later(run.now() + timedelta(seconds=left))
+        return False
+    return run.pause(left)
+
+
+def _take_turn(run: _Run) -> bool:
+    while not run.halted:
+        if run.claim_turn.acquire(timeout=0.25):
+            return True
+    return False
+
+
+def _claim(run: _Run) -> list[ledger.ClaimedRow] | None:
+    """The next batch of due rows; None when the run stopped while waiting for tokens."""
+    if run.bucket.unlimited:
+        return ledger.claim(
+            run.db, worker=run.report.worker, limit=run.batch, now=run.now(), issue_id=run.issue_id
+        )
+    if not _take_turn(run):
+        return None
+    try:
+        size = run.bucket.chunk(run.batch)
+        wait = run.bucket.reserve(size, time.monotonic())
+        if wait > 0 and not run.pause(wait):
+            run.bucket.refund(size)
+            return None
+        rows = ledger.claim(
+            run.db, worker=run.report.worker, limit=size, now=run.now(), issue_id=run.issue_id
+        )
+        run.bucket.refund(size - len(rows))
+        return rows
+    finally:
+        run.claim_turn.release()
 
 
 def _recipients(run: _Run, rows: Sequence[ledger.ClaimedRow]) -> list[Recipient]:
@@ -228,53 +317,48 @@ def _recipients(run: _Run, rows: Sequence[ledger.ClaimedRow]) -> list[Recipient]
 def _send_issue_rows(
     run: _Run, rows: Sequence[ledger.ClaimedRow]
 ) -> tuple[list[SendResult], list[int], list[int]]:
-    """Send one issue's share of a batch: (results, untried row ids, possibly-sent row ids)."""
+    """Send one issue's share of a batch in one call: (results, untried ids, possibly-sent ids)."""
     template, _ = run.template(rows[0].issue_id)
     recipients = _recipients(run, rows)
-    results: list[SendResult] = []
-    position = 0
-    while position < len(recipients):
-        if run.halted:
-            break
-        size = run.bucket.chunk(len(recipients) - position)
-        wait = run.bucket.reserve(size, time.monotonic())
-        if wait > 0 and not run.pause(wait):
-            break
-        chunk = recipients[position : position + size]
-        try:
-            answers = run.provider.send(template, chunk, now=run.now())
-        except TemporaryFailure as exc:
-            answers = [
-                SendResult(
-                    delivery_id=r.delivery_id,
-                    recipient=r.email,
-                    outcome=Outcome.RETRY,
-                    detail=str(exc),
-                    retry_after=exc.retry_after,
-                )
-                for r in chunk
-            ]
-        except ConfigError as exc:
-            # The provider refused the account before taking any message of the call.
-            run.fail(exc)
-            untried = [r.delivery_id for r in recipients[position:] if r.delivery_id is not None]
-            return results, untried, []
-        except BaseException as exc:
-            # Part of the chunk may have gone out: those rows must not look untried.
-            run.fail(exc)
-            uncertain = [r.delivery_id for r in chunk if r.delivery_id is not None]
-            untried = [r.delivery_id for r in recipients[position + size :] if r.delivery_id is not None]
-            return results, untried, uncertain
-        answered = {a.delivery_id for a in answers}
-        results.extend(answers)
-        missing = [r.delivery_id for r in chunk if r.delivery_id not in answered]
-        if missing:
-            run.fail(RuntimeError(f"{run.provider.name} returned no result for {len(missing)} messages"))
-            untried = [r.delivery_id for r in recipients[position + size :] if r.delivery_id is not None]
-            return results, untried, [m for m in missing if m is not None]
-        position += size
-    untried = [r.delivery_id for r in recipients[position:] if r.delivery_id is not None]
-    return results, untried, []
+    ids = [row.id for row in rows]
+    try:
+        answers = run.provider.send(template, recipients, now=run.now())
+    except TemporaryFailure as exc:
+        run.note([], exc)
+        retry_all = [
+            SendResult(r.delivery_id, r.email, Outcome.RETRY, str(exc), retry_after=exc.retry_after)
+            for r in recipients
+        ]
+        return retry_all, [], []
+    except ConfigError as exc:
+        # The provider refused the account before taking any message of the call.
+        run.fail(exc)
+        return [], ids, []
+    except SendInterrupted as exc:
+        # A bug stopped the call part-way: keep the answers given, so that messages
+        # already out are not sent again; only the ones in flight at the error are unsure.
+        run.fail(exc.__cause__ or exc)
+        given = _answers_for(exc.results, ids)
+        answered = {a.delivery_id for a in given}
+        rest = [i for i in ids if i not in answered]
+        return given, rest[exc.in_flight :], rest[: exc.in_flight]
+    except BaseException as exc:
+        # Part of the call may have gone out: those rows must not look untried.
+        run.fail(exc)
+        return [], [], ids
+    answers = _answers_for(answers, ids)
+    run.note(answers, None)
+    answered = {a.delivery_id for a in answers}
+    missing = [i for i in ids if i not in answered]
+    if missing:
+        run.fail(RuntimeError(f"{run.provider.name} returned no result for {len(missing)} messages"))
+    return answers, [], missing
+
+
+def _answers_for(answers: Sequence[SendResult], ids: Sequence[int]) -> list[SendResult]:
+    """The answers about rows of this call; anything else a provider returns is ignored."""
+    wanted = set(ids)
+    return [a for a in answers if a.delivery_id in wanted]
 
 
 def _send_batch(run: _Run, rows: Sequence[ledger.ClaimedRow]) -> None:
@@ -286,7 +370,7 @@ def _send_batch(run: _Run, rows: Sequence[ledger.ClaimedRow]) -> None:
     uncertain: list[int] = []
     try:
         for issue_rows in by_issue.values():
-            if run.halted:
+            if run.halted or run.holding:
                 untried.extend(r.id for r in issue_rows)
                 continue
             got, left, unsure = _send_issue_rows(run, issue_rows)
@@ -316,9 +400,11 @@ def _send_batch(run: _Run, rows: Sequence[ledger.ClaimedRow]) -> None:
 def _work(run: _Run) -> None:
     try:
         while not run.halted:
-            rows = ledger.claim(
-                run.db, worker=run.report.worker, limit=run.batch, now=run.now(), issue_id=run.issue_id
-            )
+            if not _wait_out_hold(run):
+                return
+            rows = _claim(run)
+            if rows is None:
+                return
             if not rows:
                 if _idle(run):
                     continue

@@ -4,8 +4,10 @@ A vendor module says how to build one request for a chunk of recipients and how 
 a successful answer; everything else is decided here, the same way for every vendor:
 
 - 2xx: the vendor reads the answer (some report per-message errors inside it);
-- 429, 5xx, a timeout or a dropped connection: the whole call is temporary, so every
-  recipient of it, and of the chunks after it, gets RETRY with the Retry-After value;
+- 429, 5xx, a timeout or a dropped connection: the whole call is temporary. First call
+  of a send: `TemporaryFailure` with the Retry-After value (the engine holds off); a
+  later call: its recipients, and those of the chunks after it, get RETRY instead, so
+  that the earlier calls' answers are kept;
 - 401, 403, 404 (a wrong key, account or base URL): `AccountRefused` (see base.py);
 - any other 4xx: every recipient of the call FAILED, with the provider's own message.
 
@@ -26,11 +28,13 @@ from publisher.delivery.base import (
     UNUSABLE_RECIPIENT,
     AccountRefused,
     R,
+    SendInterrupted,
     Template,
     batches,
     every,
     failed,
     parse_retry_after,
+    refused_for_now,
     settle,
 )
 from publisher.models import Outcome, SendResult
@@ -48,6 +52,10 @@ class WholeCallRetry(Exception):
         super().__init__(detail)
         self.detail = detail
         self.retry_after = retry_after
+
+
+class _NotSent(Exception):
+    """Building a request failed unexpectedly: nothing of that call left."""
 
 
 class HttpApiProvider:
@@ -83,9 +91,14 @@ class HttpApiProvider:
             except WholeCallRetry as exc:
                 # The calls after this one would meet the same limit or outage.
                 rest = recipients[len(results):]
-                return results + every(rest, Outcome.RETRY, exc.detail, exc.retry_after)
+                return refused_for_now(results, rest, exc.detail, exc.retry_after)
             except AccountRefused as exc:
                 return settle(results, recipients[len(results):], exc)
+            except _NotSent as exc:
+                raise SendInterrupted(results, 0) from exc.__cause__
+            except Exception as exc:
+                # The request may have been taken (an answer that could not be read).
+                raise SendInterrupted(results, len(chunk)) from exc
         return results
 
     def _call(self, template: Template[R], chunk: list[R], now: datetime) -> list[SendResult]:
@@ -98,6 +111,8 @@ class HttpApiProvider:
                 items.append(self._item(template, recipient, now))
             except UNUSABLE_RECIPIENT as exc:
                 refused[index] = failed(recipient, f"cannot build this message: {exc}")
+            except Exception as exc:
+                raise _NotSent(str(exc)) from exc
             else:
                 ready.append(recipient)
         answered = iter(self._exchange(template, ready, items, now) if ready else ())
@@ -106,7 +121,10 @@ class HttpApiProvider:
     def _exchange(
         self, template: Template[R], chunk: list[R], items: list[Any], now: datetime
     ) -> list[SendResult]:
-        request = self._request(template, chunk, items)
+        try:
+            request = self._request(template, chunk, items)
+        except Exception as exc:
+            raise _NotSent(str(exc)) from exc
         try:
             response = self._client.send(request)
         except _NOT_SENT as exc:

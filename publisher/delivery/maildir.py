@@ -19,7 +19,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from publisher.delivery.base import UNUSABLE_RECIPIENT, R, Template, failed, retry, sent
+from publisher.delivery.base import (
+    UNUSABLE_RECIPIENT,
+    R,
+    SendInterrupted,
+    Template,
+    failed,
+    retry,
+    sent,
+)
 from publisher.errors import ConfigError
 from publisher.models import SendResult
 
@@ -62,6 +70,8 @@ class MaildirProvider:
             except UNUSABLE_RECIPIENT as exc:
                 results.append(failed(recipient, f"cannot build this message: {exc}"))
                 continue
+            except Exception as exc:
+                raise SendInterrupted(results, 0) from exc
             try:
                 self._deliver(raw, name)
             except OSError as exc:

@@ -48,3 +48,10 @@ class TokenBucket:
             if self._tokens >= 0:
                 return 0.0
             return -self._tokens / self.rate
+
+    def refund(self, count: int) -> None:
+        """Give back tokens reserved but not used (fewer rows were due than reserved)."""
+        if self.unlimited or count <= 0:
+            return
+        with self._lock:
+            self._tokens = min(self.capacity, self._tokens + count)

@@ -2,7 +2,8 @@
 
 Exponential backoff with full jitter (a random delay between zero and the doubled
 ceiling), so that many rows refused together do not come back together; a provider's
-Retry-After is a floor. Pure: the random source is passed in.
+Retry-After is a floor, up to a day (one asking for years is broken, and its wait would
+not even fit a date). Pure: the random source is passed in.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from dataclasses import dataclass, field
 from publisher.config import Config
 from publisher.models import Outcome, SendResult
 
-__all__ = ["RetryPolicy", "backoff", "is_hard_bounce"]
+__all__ = ["RETRY_AFTER_LIMIT", "RetryPolicy", "backoff", "is_hard_bounce"]
+
+RETRY_AFTER_LIMIT = 86_400.0
+"""The longest Retry-After honoured, in seconds."""
 
 
 def backoff(
@@ -26,11 +30,19 @@ def backoff(
     rng: random.Random | None = None,
 ) -> float:
     """Seconds to wait after failed attempt number `attempt` (1-based)."""
-    ceiling = min(cap, base * 2 ** max(0, attempt - 1))
-    delay = (rng or random).uniform(0.0, ceiling)
-    if retry_after is not None and retry_after > delay:
-        delay = retry_after
-    return delay
+    delay = (rng or random).uniform(0.0, _ceiling(attempt, base, cap))
+    return _at_least(delay, retry_after)
+
+
+def _at_least(delay: float, retry_after: float | None) -> float:
+    if retry_after is None:
+        return delay
+    return max(delay, min(retry_after, RETRY_AFTER_LIMIT))
+
+
+def _ceiling(attempt: int, base: float, cap: float) -> float:
+    # The exponent is bounded so that a long run of failures cannot overflow the float.
+    return min(cap, base * 2.0 ** min(max(0, attempt - 1), 64))
 
 
 # RFC 3463 enhanced codes 5.1.x (bad mailbox or domain) and 5.2.1 (mailbox disabled) are
@@ -79,6 +91,15 @@ class RetryPolicy:
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         return backoff(attempt, base=self.base, cap=self.cap, retry_after=retry_after, rng=self.rng)
+
+    def hold(self, refusals: int, retry_after: float | None) -> float:
+        """Seconds to make no new call after `refusals` whole calls refused in a row.
+
+        Equal jitter (between half the ceiling and the ceiling) rather than full: a hold
+        near zero would let every thread go straight back to a provider that is down.
+        """
+        ceiling = _ceiling(refusals, self.base, self.cap)
+        return _at_least(self.rng.uniform(ceiling / 2, ceiling), retry_after)
 
     def is_hard_bounce(self, result: SendResult) -> bool:
         return is_hard_bounce(result)

@@ -8,7 +8,12 @@ Answers map to outcomes by their class: 4xx is temporary (RETRY), 5xx permanent
 (FAILED), both for the one message they answer. A connection that drops before DATA was
 sent is reopened and the message tried again at once (a server closing an idle session
 is routine); one that drops after DATA may already have delivered the message, so that
-message is left to the engine's retry rather than sent twice in a row.
+message is left to the engine's retry rather than sent twice in a row. A server that
+cannot be reached refuses the call as a whole (`TemporaryFailure`, see base.py).
+
+An address that is not ASCII needs the server's SMTPUTF8; without it a non-ASCII domain
+goes out in its IDNA (xn--) form, and a non-ASCII mailbox name fails that recipient
+alone rather than stopping the send.
 """
 
 from __future__ import annotations
@@ -26,9 +31,11 @@ from publisher.delivery.base import (
     AccountRefused,
     R,
     RecipientLike,
+    SendInterrupted,
     Template,
     every,
     failed,
+    refused_for_now,
     retry,
     sent,
     settle,
@@ -57,6 +64,10 @@ class _MaybeSent(Exception):
 
 class _Unreachable(Exception):
     """No connection could be opened; every message of the call waits for a retry."""
+
+
+class _Broken(Exception):
+    """Something unexpected went wrong mid-transaction: the message may have left."""
 
 
 class _Lost(Exception):
@@ -135,11 +146,14 @@ class SmtpProvider:
                     except UNUSABLE_RECIPIENT as exc:
                         results.append(failed(recipient, f"cannot build this message: {exc}"))
                         continue
+                    except Exception as exc:
+                        # Nothing of this message left; the session is still good.
+                        raise SendInterrupted(results, 0) from exc
                     result, conn = self._deliver(conn, template.sender_address, recipient, raw)
                     results.append(result)
             except _Unreachable as exc:
-                results.extend(every(recipients[len(results):], Outcome.RETRY, str(exc)))
                 conn = None
+                return refused_for_now(results, recipients[len(results):], str(exc))
             except _Lost as exc:
                 # A server that stops answering would cost a timeout per message.
                 results.append(exc.result)
@@ -149,6 +163,16 @@ class SmtpProvider:
             except AccountRefused as exc:
                 conn = None
                 return settle(results, recipients[len(results):], exc)
+            except SendInterrupted:
+                raise
+            except _Broken as exc:
+                conn = None
+                raise SendInterrupted(results, 1) from exc.__cause__
+            except Exception as exc:
+                if conn is not None:
+                    conn.close()
+                conn = None
+                raise SendInterrupted(results, 0) from exc
             finally:
                 self._checkin(conn)
         return results
@@ -235,6 +259,12 @@ class SmtpProvider:
                     f"SMTP connection lost while sending ({exc}); the server may have accepted "
                     "the message",
                 )) from exc
+            except AccountRefused:
+                _quit(conn)
+                raise
+            except Exception as exc:
+                conn.close()  # in an unknown state: never reused
+                raise _Broken(str(exc)) from exc
             if not keep:
                 _quit(conn)
                 conn = None
@@ -251,13 +281,29 @@ def _transaction(
         options.append(f"SIZE={len(raw)}")
     if not raw.isascii() and conn.has_extn("8bitmime"):
         options.append("BODY=8BITMIME")
-    if not (sender.isascii() and recipient.email.isascii()) and conn.has_extn("smtputf8"):
-        options.append("SMTPUTF8")
+    address = recipient.email
+    if not (sender.isascii() and address.isascii()):
+        if conn.has_extn("smtputf8"):
+            options.append("SMTPUTF8")
+        elif not sender.isascii():
+            raise AccountRefused(
+                f"the sender address {sender} is not ASCII and the SMTP server does not offer "
+                "SMTPUTF8: use an ASCII address in [newsletter] from."
+            )
+        else:
+            converted = _ascii_domain(address)
+            if converted is None:
+                detail = (
+                    "this address has a non-ASCII mailbox name, which needs SMTPUTF8, and the "
+                    "SMTP server does not offer it"
+                )
+                return failed(recipient, detail), True
+            address = converted
     try:
         code, answer = conn.mail(sender, options)
         if code != 250:
             return _refused(conn, recipient, code, answer, f"sender {sender}")
-        code, answer = conn.rcpt(recipient.email)
+        code, answer = conn.rcpt(address)
         if code not in (250, 251):
             return _refused(conn, recipient, code, answer, "recipient")
     except (smtplib.SMTPServerDisconnected, OSError) as exc:
@@ -272,6 +318,17 @@ def _transaction(
     if code != 250:
         return _refused(conn, recipient, code, answer, "message")
     return sent(recipient, provider_id=_text(answer)), True
+
+
+def _ascii_domain(address: str) -> str | None:
+    """`address` with its domain in IDNA (xn--) form; None if the mailbox name is not ASCII."""
+    local, _, domain = address.rpartition("@")
+    if not local.isascii():
+        return None
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return None
 
 
 def _refused(

@@ -91,6 +91,7 @@ class SMTPServer:
         self._lock = threading.Lock()
         self._sessions: list[SMTP] = []
         self._opened = 0
+        self._running = False
         options = dict(smtp_options)
         if tls_context is not None:
             options.update(tls_context=tls_context, require_starttls=require_starttls)
@@ -114,13 +115,18 @@ class SMTPServer:
 
     def start(self) -> SMTPServer:
         self._controller.start()
+        self._running = True
         with self._lock:
             self._opened = 0  # the controller's own start-up probe does not count
             self._sessions.clear()
         return self
 
     def stop(self) -> None:
-        self._controller.stop()
+        """Stop listening (again is fine: a test may stop the server mid-send)."""
+        with self._lock:
+            running, self._running = self._running, False
+        if running:
+            self._controller.stop()
 
     def __enter__(self) -> SMTPServer:
         return self.start()
