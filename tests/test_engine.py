@@ -28,6 +28,7 @@ from publisher.errors import ConfigError, TemporaryFailure
 from publisher.models import Outcome, SendResult
 from publisher.newsletter import MessageTemplate, Recipient, message_id_for
 from publisher.store import ledger
+from publisher.store import subscribers as subscriber_store
 from publisher.store.schema import deliveries, subscribers
 
 SECRET = "s" * 40
@@ -664,3 +665,29 @@ def test_a_provider_error_mid_transmission_is_uncertain(
         provider.close()
     assert states(db) == {"sent": 3, "queued": 7}
     assert ledger.status(db)[0].uncertain == 1
+
+
+def test_a_subscriber_purged_mid_send_gets_nothing_more(tmp_path: Path, db: sa.Engine) -> None:
+    """Erasure while sending: the purged reader's rows vanish, nobody else is disturbed."""
+    config = make_config(tmp_path, concurrency=1, batch_size=5)
+    queue_issue(db, 12)
+    purged: list[str] = []
+
+    def purge_two(recipients: Sequence[Recipient]) -> None:
+        if purged:
+            return
+        in_flight = recipients[0].email  # this call still carries it
+        calling = {r.email for r in recipients}
+        later = next(f"r{n}@example.org" for n in range(11, -1, -1) if f"r{n}@example.org" not in calling)
+        for address in (in_flight, later):
+            subscriber_store.remove(db, address, now=NOW, purge=True)
+            purged.append(address)
+
+    provider = FakeProvider(on_send=purge_two)
+    report = run(config, db, provider)
+    sent_to = [e for e, _ in provider.messages]
+    assert purged[1] not in sent_to
+    assert len(sent_to) == len(set(sent_to)) == 11
+    assert states(db) == {"sent": 10}  # the purged readers' rows went with them
+    assert report.sent == 11  # type: ignore[attr-defined]
+    assert ledger.get_issue(db, ledger.status(db)[0].issue_id).status == "done"

@@ -70,6 +70,8 @@ class CountingHandler:
         """Hold every session at its first DATA until this many sessions have reached it."""
         self.gate_timeout = 45.0
         self.sessions: set[int] = set()
+        self.hang = 0.0
+        """Seconds to sit on each DATA before answering (a server that stops answering)."""
 
     @property
     def total(self) -> int:
@@ -79,6 +81,8 @@ class CountingHandler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if self.gate:
             await self._wait_at_gate(session)
+        if self.hang:
+            await asyncio.sleep(self.hang)
         (rcpt,) = envelope.rcpt_tos
         with self.lock:
             self.attempts[rcpt] += 1
@@ -425,3 +429,30 @@ def test_worker_processes_share_a_sqlite_send_exactly_once(
     readers = 600
     pub = Publication(tmp_path, port, readers=readers, concurrency=2, timeout=60.0)
     _run_side_by_side(pub, server, senders=2, readers=readers)
+
+
+def test_sigterm_stops_a_send_stuck_on_a_hanging_server(
+    tmp_path: Path, smtp_counter: tuple[CountingHandler, int]
+) -> None:
+    """A server that stops answering holds no thread past the timeout; SIGTERM still ends the send."""
+    server, port = smtp_counter
+    pub = Publication(tmp_path, port, readers=300, timeout=2.0, rate=300.0, burst=20)
+    sender = pub.start("send", SLUG, "--yes")
+    deadline = time.monotonic() + 60
+    while server.total < 40:
+        assert sender.poll() is None and time.monotonic() < deadline
+        time.sleep(0.002)
+    server.hang = 30.0
+    time.sleep(0.5)  # every thread is now waiting for an answer that does not come
+    stopped_at = time.monotonic()
+    sender.send_signal(signal.SIGTERM)
+    assert sender.wait(timeout=30) == 1, pub.logs()
+    assert time.monotonic() - stopped_at < 2.0 + 4.0  # the timeout, and some slack
+    rows = pub.rows().values()
+    assert not [row for row in rows if row.state == "sending"]
+    waiting = [row.detail for row in rows if row.state == "retry"]
+    assert any("may have accepted" in detail for detail in waiting)
+    assert all("may have accepted" in detail or "not tried" in detail for detail in waiting)
+    server.hang = 0.0
+    pub.run("send", "--resume")
+    assert set(server.copies) == {pub.address(n) for n in range(300)}
