@@ -431,3 +431,17 @@ def test_tag_segment_ignores_case(tmp_path: Path) -> None:
         status="sending", now=now,
     )
     assert ledger.enqueue(db, issue_id, now=now) == 1
+
+
+def test_a_worker_in_another_pid_namespace_is_never_judged_dead(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Same hostname, other PID namespace (a container with host networking): left to the lease."""
+    monkeypatch.setattr(ledger, "_pid_namespace", lambda: "f0f0")
+    host, _, _ = ledger.new_worker_id().rsplit(":", 2)
+    assert host == f"{socket.gethostname()}~f0f0"
+    worker = f"{host}:{dead_pid()}:abc"
+    assert ledger.worker_is_dead(worker)
+    monkeypatch.setattr(ledger, "_pid_namespace", lambda: "0a0a")
+    assert not ledger.worker_is_dead(worker)
+    assert ledger.worker_is_dead(f"{socket.gethostname()}:{dead_pid()}:abc")  # an older id

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -134,8 +135,27 @@ class RecordPolicy(Protocol):
 
 
 def new_worker_id() -> str:
-    """`host:pid:uuid`: enough for `recover` to tell a dead local worker from a live one."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+    """`host:pid:uuid`: enough for `recover` to tell a dead local worker from a live one.
+
+    `host` carries the PID namespace where there is one (`name~ns`): containers that share
+    a hostname (host networking) do not share process ids, and a pid that is free in one
+    may be a live sender in the other.
+    """
+    return f"{_this_host()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def _pid_namespace() -> str:
+    """This process's PID namespace (Linux), or "" where there is no such thing."""
+    try:
+        return format(Path("/proc/self/ns/pid").stat().st_ino, "x")
+    except OSError:
+        return ""
+
+
+def _this_host() -> str:
+    namespace = _pid_namespace()
+    name = socket.gethostname()
+    return f"{name}~{namespace}" if namespace else name
 
 
 def _pid_alive(pid: int) -> bool:
@@ -151,12 +171,14 @@ def _pid_alive(pid: int) -> bool:
 def worker_is_dead(worker: str, *, host: str | None = None) -> bool:
     """A worker of this host whose process is gone. Other hosts' workers: unknown (False).
 
-    A live process with the same pid (this one included) counts as alive: its rows are
-    left to the lease.
+    "This host" is the hostname and PID namespace (see `new_worker_id`); an id with the
+    bare hostname (written by an older publisher) is judged by its pid as before. A live
+    process with the same pid (this one included) counts as alive: its rows are left to
+    the lease.
     """
-    this_host = host if host is not None else socket.gethostname()
+    this_host = host if host is not None else _this_host()
     parts = worker.rsplit(":", 2)
-    if len(parts) != 3 or parts[0] != this_host:
+    if len(parts) != 3 or parts[0] not in (this_host, this_host.split("~", 1)[0]):
         return False
     try:
         pid = int(parts[1])
