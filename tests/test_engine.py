@@ -691,3 +691,26 @@ def test_a_subscriber_purged_mid_send_gets_nothing_more(tmp_path: Path, db: sa.E
     assert states(db) == {"sent": 10}  # the purged readers' rows went with them
     assert report.sent == 11  # type: ignore[attr-defined]
     assert ledger.get_issue(db, ledger.status(db)[0].issue_id).status == "done"
+
+
+def test_a_passing_database_error_while_recording_is_ridden_out(
+    tmp_path: Path, db: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The results of messages already sent are recorded once the database answers again."""
+    config = make_config(tmp_path, concurrency=1, batch_size=5)
+    queue_issue(db, 10)
+    real_record = ledger.record
+    failures = {"left": 2}
+
+    def flaky_record(*args: object, **kwargs: object) -> dict[str, int]:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise sa.exc.OperationalError("UPDATE deliveries ...", {}, Exception("database is locked"))
+        return real_record(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ledger, "record", flaky_record)
+    provider = FakeProvider()
+    report = run(config, db, provider)
+    assert states(db) == {"sent": 10}
+    assert len(provider.messages) == 10
+    assert report.sent == 10  # type: ignore[attr-defined]

@@ -41,10 +41,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from publisher import tokens
 from publisher.config import Config
@@ -63,6 +64,12 @@ __all__ = ["DEFAULT_LINGER", "DeliveryReport", "deliver", "in_flight_limit", "le
 
 DEFAULT_LINGER = 900.0
 """Seconds `deliver` waits for a retry to come due; later ones are left for a resume."""
+
+RECORD_PATIENCE = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+"""Pauses between tries to record results when the database is briefly away (about a minute
+in all: a PostgreSQL restart, a SQLite lock held past the busy timeout)."""
+
+T = TypeVar("T")
 
 
 def _utcnow() -> datetime:
@@ -361,6 +368,24 @@ def _answers_for(answers: Sequence[SendResult], ids: Sequence[int]) -> list[Send
     return [a for a in answers if a.delivery_id in wanted]
 
 
+def _durably(action: Callable[[], T]) -> T:
+    """Run a ledger write, trying again while the database is briefly unreachable or locked.
+
+    Recording is what keeps a message that went out from being sent again: giving up at
+    the first error would leave its row `sending`, to be re-sent as uncertain. Every
+    ledger write is safe to repeat (a row already recorded is no longer this worker's).
+    Stopping does not cut this short; a second Ctrl-C does.
+    """
+    for pause in RECORD_PATIENCE:
+        try:
+            return action()
+        except (OperationalError, DBAPIError) as exc:
+            if not isinstance(exc, OperationalError) and not exc.connection_invalidated:
+                raise
+            time.sleep(pause)
+    return action()
+
+
 def _send_batch(run: _Run, rows: Sequence[ledger.ClaimedRow]) -> None:
     by_issue: dict[int, list[ledger.ClaimedRow]] = {}
     for row in rows:
@@ -382,11 +407,14 @@ def _send_batch(run: _Run, rows: Sequence[ledger.ClaimedRow]) -> None:
         done = {r.delivery_id for r in results}
         untried.extend(r.id for r in rows if r.id not in done and r.id not in uncertain)
     worker = run.report.worker
-    counts = ledger.record(
-        run.db, results, now=run.now(), policy=run.policy, worker=worker, provider=run.provider.name
+    now = run.now()
+    counts = _durably(
+        lambda: ledger.record(
+            run.db, results, now=now, policy=run.policy, worker=worker, provider=run.provider.name
+        )
     )
-    released = ledger.release(run.db, untried, worker=worker)
-    ledger.release(run.db, uncertain, worker=worker, uncertain=True)
+    released = _durably(lambda: ledger.release(run.db, untried, worker=worker))
+    _durably(lambda: ledger.release(run.db, uncertain, worker=worker, uncertain=True))
     run.add(
         sent=counts["sent"],
         retried=counts["retry"],
