@@ -9,7 +9,8 @@ Rate limit (`delivery.rate`, `delivery.burst`): tokens are taken before the clai
 claim is never larger than the bucket, so no row waits on the limiter while claimed (at
 one message a minute a claimed batch of 50 would sit "in flight" for most of an hour,
 past the lease that lets another worker take it over). One thread at a time waits for
-tokens; the others wait their turn holding nothing.
+tokens; the others wait their turn holding nothing. The bucket belongs to one process:
+N worker processes on one list send up to N x `delivery.rate`.
 
 Holding off: when the provider refuses a whole call for now (`TemporaryFailure`: a 429,
 a 5xx, no connection), no thread makes a new call until the provider's Retry-After, or a
@@ -504,7 +505,9 @@ def deliver(
 def lease_for(config: Config) -> timedelta:
     """How old a claim must be before `recover` treats its worker (on another host) as dead.
 
-    Generous: a batch can wait on the rate limit and on `delivery.timeout` per chunk.
+    Generous: sending a claimed batch can take `delivery.timeout` per message (SMTP sends
+    one at a time), and a thread may wait for a free SMTP connection first. Rate-limit
+    waits and holds come before the claim, so they never count against it.
     """
     timeout = float(config["delivery.timeout"])
     return timedelta(seconds=max(900.0, 4 * timeout * max(1, int(config["delivery.batch_size"]))))
