@@ -131,6 +131,8 @@ class SendResult:
     detail: str = ""
     provider_id: str = ""
     retry_after: float | None = None
+    maybe_sent: bool = False
+    """Not SENT, yet the provider may have taken it (no answer after the data left)."""
 
 
 @dataclass(frozen=True, slots=True)

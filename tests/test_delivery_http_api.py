@@ -14,6 +14,7 @@ from fakes import FakeAPI, Reply, vendors
 from fakes.http_api import Handler
 from fakes.messages import publication_config, recipients, sample_template
 
+from publisher.delivery.base import CallMaybeTaken
 from publisher.delivery.http_api import HttpApiProvider
 from publisher.delivery.mailgun import MailgunProvider
 from publisher.delivery.postmark import PostmarkProvider
@@ -210,6 +211,7 @@ def test_hanging_server_times_out_into_retry(vendor: Vendor, fake_api: FakeAPI,
         refusal = refused_for_now(vendor.make(fake_api.url, impatient), template, 2)
     assert (datetime.now(UTC) - started).total_seconds() < 3
     assert "may have accepted" in str(refusal)
+    assert isinstance(refusal, CallMaybeTaken)
 
 
 def test_unreachable_api_retries(vendor: Vendor, client: httpx.Client,
@@ -219,7 +221,9 @@ def test_unreachable_api_retries(vendor: Vendor, client: httpx.Client,
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     provider = vendor.make(f"http://127.0.0.1:{port}", client)
-    assert "cannot reach" in str(refused_for_now(provider, template, 2))
+    refusal = refused_for_now(provider, template, 2)
+    assert "cannot reach" in str(refusal)
+    assert not isinstance(refusal, CallMaybeTaken)  # nothing left: a retry cannot double
 
 
 def test_refused_credentials_stop_the_call(vendor: Vendor, provider: HttpApiProvider,

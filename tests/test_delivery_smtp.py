@@ -180,6 +180,7 @@ def test_server_hanging_after_data_is_uncertain_retry(smtp_server: SMTPServer,
     assert [r.outcome for r in results] == [Outcome.RETRY] * 3
     assert "may have accepted" in results[0].detail
     assert "not tried" in results[2].detail
+    assert [r.maybe_sent for r in results] == [True, False, False]
     assert smtp_server.connections == 1
 
 

@@ -714,3 +714,55 @@ def test_a_passing_database_error_while_recording_is_ridden_out(
     assert states(db) == {"sent": 10}
     assert len(provider.messages) == 10
     assert report.sent == 10  # type: ignore[attr-defined]
+
+
+def test_a_retry_after_an_unanswered_attempt_is_flagged_uncertain(tmp_path: Path, db: sa.Engine) -> None:
+    """A timeout after the message left: sent again on retry, and reported as possibly doubled."""
+    config = make_config(tmp_path)
+    queue_issue(db, 3)
+
+    def first_unanswered(recipient: Recipient, attempt: int) -> SendResult:
+        if recipient.email == "r1@example.org" and attempt == 1:
+            return SendResult(recipient.delivery_id, recipient.email, Outcome.RETRY,
+                              "no answer after DATA", maybe_sent=True)
+        return always_sent(recipient, attempt)
+
+    run(config, db, FakeProvider(answer=first_unanswered))
+    assert states(db) == {"sent": 3}
+    with db.connect() as conn:
+        flagged = conn.execute(sa.select(deliveries.c.email).where(deliveries.c.uncertain)).scalars().all()
+    assert flagged == ["r1@example.org"]
+
+
+def test_a_timed_out_http_call_is_flagged_uncertain(
+    tmp_path: Path, db: sa.Engine, fake_api: FakeAPI
+) -> None:
+    """Postmark takes the batch but answers too late: the retry's copies are reported uncertain."""
+    config = make_config(tmp_path, provider="postmark", timeout=0.3,
+                         tables=f'[delivery.postmark]\nbase_url = "{fake_api.url}"')
+    queue_issue(db, 3)
+    fake_api.handler = vendors.postmark("pm-token")
+    fake_api.script(Reply.hang(1.0))
+    provider = make_provider(config)
+    try:
+        deliver(config, db, provider, stop=threading.Event())
+    finally:
+        provider.close()
+    assert states(db) == {"sent": 3}
+    assert ledger.status(db)[0].uncertain == 3
+
+
+def test_a_refused_http_call_is_not_uncertain(tmp_path: Path, db: sa.Engine, fake_api: FakeAPI) -> None:
+    """A 503 answer means the call was not taken: the retry is certain."""
+    config = make_config(tmp_path, provider="postmark",
+                         tables=f'[delivery.postmark]\nbase_url = "{fake_api.url}"')
+    queue_issue(db, 3)
+    fake_api.handler = vendors.postmark("pm-token")
+    fake_api.script(Reply.server_error(503))
+    provider = make_provider(config)
+    try:
+        deliver(config, db, provider, stop=threading.Event())
+    finally:
+        provider.close()
+    assert states(db) == {"sent": 3}
+    assert ledger.status(db)[0].uncertain == 0

@@ -445,3 +445,22 @@ def test_a_worker_in_another_pid_namespace_is_never_judged_dead(
     monkeypatch.setattr(ledger, "_pid_namespace", lambda: "0a0a")
     assert not ledger.worker_is_dead(worker)
     assert ledger.worker_is_dead(f"{socket.gethostname()}:{dead_pid()}:abc")  # an older id
+
+
+def test_record_flags_a_result_that_may_have_been_taken(db: sa.Engine) -> None:
+    """maybe_sent marks the row uncertain; a later certain result never clears the flag."""
+    add_subscribers(db, 2)
+    issue = new_issue(db)
+    ledger.enqueue(db, issue, now=NOW)
+    first, second = ledger.claim(db, worker="w", limit=10, now=NOW)
+    ledger.record(db, [
+        SendResult(first.id, first.email, Outcome.RETRY, "no answer after DATA", maybe_sent=True),
+        SendResult(second.id, second.email, Outcome.RETRY, "451 later"),
+    ], now=NOW, policy=POLICY, worker="w")
+    assert ledger.status(db, issue)[0].uncertain == 1
+    later = NOW + timedelta(hours=1)
+    again = ledger.claim(db, worker="w", limit=10, now=later)
+    assert {r.id: r.uncertain for r in again} == {first.id: True, second.id: False}
+    ledger.record(db, [SendResult(r.id, r.email, Outcome.RETRY, "451 later") for r in again],
+                  now=later, policy=POLICY, worker="w")
+    assert ledger.status(db, issue)[0].uncertain == 1

@@ -29,8 +29,9 @@ from publisher.sending import find_article, prepare_article_issue
 from publisher.store import ledger, open_store
 
 UNCERTAIN_NOTE = (
-    "{n} message(s) were in flight when a sender stopped: they were queued again and may "
-    "have reached their readers twice (`publisher status` counts them as uncertain)."
+    "{n} message(s) were in flight when a sender stopped, or got no answer from the provider: "
+    "they go out again and may reach their readers twice (`publisher status` counts them as "
+    "uncertain)."
 )
 
 

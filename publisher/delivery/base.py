@@ -12,7 +12,9 @@ a result (`Outcome.RETRY` with `retry_after`, or `Outcome.FAILED`), never an exc
 - `TemporaryFailure`: the provider refused the whole call for now (a 429, a 5xx, no
   connection) before any recipient of it had an answer. The engine retries the batch and
   makes no new call for a while (Retry-After, or a growing backoff), so a throttled or
-  failing provider is not hammered with the rest of the list.
+  failing provider is not hammered with the rest of the list. `CallMaybeTaken`, its
+  subclass, says the request left and no answer came back (a timeout): the retry may
+  deliver a second copy, so the rows are flagged uncertain, never doubled silently.
 - `SendInterrupted`: something unexpected (a bug) stopped the call part-way. It carries
   the answers already given, so that messages already out are recorded as sent rather
   than sent again; the engine stops with the original error.
@@ -43,6 +45,7 @@ __all__ = [
     "PROVIDERS",
     "UNUSABLE_RECIPIENT",
     "AccountRefused",
+    "CallMaybeTaken",
     "Provider",
     "ProviderFactory",
     "RecipientLike",
@@ -147,6 +150,10 @@ class AccountRefused(Exception):
     """
 
 
+class CallMaybeTaken(TemporaryFailure):
+    """A call that left and got no answer: worth retrying, but it may have been taken."""
+
+
 class SendInterrupted(Exception):
     """A call stopped by an unexpected error after part of it had its answers.
 
@@ -166,10 +173,15 @@ def sent(recipient: RecipientLike, provider_id: str = "", detail: str = "") -> S
 
 
 def retry(
-    recipient: RecipientLike, detail: str, retry_after: float | None = None
+    recipient: RecipientLike,
+    detail: str,
+    retry_after: float | None = None,
+    *,
+    maybe_sent: bool = False,
 ) -> SendResult:
     return SendResult(
-        recipient.delivery_id, recipient.email, Outcome.RETRY, detail, retry_after=retry_after
+        recipient.delivery_id, recipient.email, Outcome.RETRY, detail, retry_after=retry_after,
+        maybe_sent=maybe_sent,
     )
 
 
@@ -182,10 +194,14 @@ def every(
     outcome: Outcome,
     detail: str,
     retry_after: float | None = None,
+    *,
+    maybe_sent: bool = False,
 ) -> list[SendResult]:
     """The same result for every recipient of a call that failed as a whole."""
     return [
-        SendResult(r.delivery_id, r.email, outcome, detail, retry_after=retry_after)
+        SendResult(
+            r.delivery_id, r.email, outcome, detail, retry_after=retry_after, maybe_sent=maybe_sent
+        )
         for r in recipients
     ]
 
@@ -208,16 +224,19 @@ def refused_for_now(
     rest: Sequence[RecipientLike],
     detail: str,
     retry_after: float | None = None,
+    *,
+    maybe_sent: bool = False,
 ) -> list[SendResult]:
     """Finish a call the provider refused as a whole, for now (throttled, down, unreachable).
 
-    No recipient answered yet: raise `TemporaryFailure`, so the engine retries the batch
-    and holds off. Some answered already: their results must reach the ledger, so the
-    rest retry.
+    No recipient answered yet: raise `TemporaryFailure` (`CallMaybeTaken` when the
+    request may have been taken), so the engine retries the batch and holds off. Some
+    answered already: their results must reach the ledger, so the rest retry.
     """
     if not results:
-        raise TemporaryFailure(detail, retry_after=retry_after)
-    return results + every(rest, Outcome.RETRY, detail, retry_after)
+        kind = CallMaybeTaken if maybe_sent else TemporaryFailure
+        raise kind(detail, retry_after=retry_after)
+    return results + every(rest, Outcome.RETRY, detail, retry_after, maybe_sent=maybe_sent)
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:

@@ -50,7 +50,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from publisher import tokens
 from publisher.config import Config
-from publisher.delivery.base import SendInterrupted
+from publisher.delivery.base import CallMaybeTaken, SendInterrupted
 from publisher.delivery.ratelimit import TokenBucket
 from publisher.delivery.retry import RetryPolicy
 from publisher.errors import ConfigError, TemporaryFailure
@@ -334,7 +334,10 @@ def _send_issue_rows(
     except TemporaryFailure as exc:
         run.note([], exc)
         retry_all = [
-            SendResult(r.delivery_id, r.email, Outcome.RETRY, str(exc), retry_after=exc.retry_after)
+            SendResult(
+                r.delivery_id, r.email, Outcome.RETRY, str(exc), retry_after=exc.retry_after,
+                maybe_sent=isinstance(exc, CallMaybeTaken),
+            )
             for r in recipients
         ]
         return retry_all, [], []

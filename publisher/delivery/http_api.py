@@ -48,10 +48,13 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.
 class WholeCallRetry(Exception):
     """A call failed as a whole for a reason worth retrying later."""
 
-    def __init__(self, detail: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, detail: str, retry_after: float | None = None, *, maybe_sent: bool = False
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.retry_after = retry_after
+        self.maybe_sent = maybe_sent
 
 
 class _NotSent(Exception):
@@ -91,7 +94,9 @@ class HttpApiProvider:
             except WholeCallRetry as exc:
                 # The calls after this one would meet the same limit or outage.
                 rest = recipients[len(results):]
-                return refused_for_now(results, rest, exc.detail, exc.retry_after)
+                return refused_for_now(
+                    results, rest, exc.detail, exc.retry_after, maybe_sent=exc.maybe_sent
+                )
             except AccountRefused as exc:
                 return settle(results, recipients[len(results):], exc)
             except _NotSent as exc:
@@ -132,12 +137,14 @@ class HttpApiProvider:
         except httpx.TimeoutException as exc:
             raise WholeCallRetry(
                 f"{self.label} did not answer in time ({type(exc).__name__}); it may have "
-                "accepted the request"
+                "accepted the request",
+                maybe_sent=True,
             ) from exc
         except httpx.TransportError as exc:
             raise WholeCallRetry(
                 f"connection to {self.label} failed ({type(exc).__name__}: {exc}); it may have "
-                "accepted the request"
+                "accepted the request",
+                maybe_sent=True,
             ) from exc
         status = response.status_code
         if 200 <= status < 300:

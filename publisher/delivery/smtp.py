@@ -258,6 +258,7 @@ class SmtpProvider:
                     recipient,
                     f"SMTP connection lost while sending ({exc}); the server may have accepted "
                     "the message",
+                    maybe_sent=True,
                 )) from exc
             except AccountRefused:
                 _quit(conn)

@@ -4,6 +4,8 @@ A row's life: `queued` -> `sending` (claimed by one worker) -> `sent` | `retry` 
 claimable at `not_before`) | `failed` (permanent) | `skipped` (the subscriber left before
 the row was claimed). A worker that dies leaves its rows in `sending`; `recover` puts them
 back to `queued` with `uncertain` set, because the provider may have taken them already.
+`record` sets it too on a retry whose attempt got no answer after the message left (a
+timeout): the next attempt may deliver a second copy, and that is reported, not hidden.
 
 Every write here is a single transaction whose first statement writes, so that SQLite
 takes its one write lock at once (waiting on the busy timeout) instead of failing to
@@ -27,6 +29,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import (
+    Boolean,
     Engine,
     and_,
     bindparam,
@@ -443,7 +446,8 @@ def record(
     failure goes back to the queue after a backoff that honours the provider's
     Retry-After, until `policy.max_attempts`; a permanent one is `failed`, and when it
     says the address is dead the subscriber is suppressed (status `bounced` plus an
-    event) in the same transaction, so no later issue is sent there.
+    event) in the same transaction, so no later issue is sent there. A result that may
+    have been taken all the same (`maybe_sent`) marks its row uncertain.
     """
     by_id: dict[int, SendResult] = {}
     for result in results:
@@ -505,6 +509,7 @@ def record(
                         "b_id": delivery_id,
                         "b_not_before": now + timedelta(seconds=wait),
                         "b_detail": result.detail,
+                        "b_uncertain": result.maybe_sent,
                     }
                 )
                 continue
@@ -513,7 +518,9 @@ def record(
                 detail = f"gave up after {row.attempts} attempts: {detail}"
             elif policy.is_hard_bounce(result):
                 bounced.append((row.subscriber_id, result))
-            failed_params.append({"b_id": delivery_id, "b_detail": detail})
+            failed_params.append(
+                {"b_id": delivery_id, "b_detail": detail, "b_uncertain": result.maybe_sent}
+            )
         if retry_params:
             conn.execute(
                 update(deliveries)
@@ -522,6 +529,7 @@ def record(
                     state=RETRY,
                     not_before=bindparam("b_not_before"),
                     detail=bindparam("b_detail"),
+                    uncertain=_uncertain_or_maybe_sent(),
                     claimed_by=None,
                     claimed_at=None,
                 ),
@@ -531,7 +539,13 @@ def record(
             conn.execute(
                 update(deliveries)
                 .where(deliveries.c.id == bindparam("b_id"))
-                .values(state=FAILED, detail=bindparam("b_detail"), claimed_by=None, claimed_at=None),
+                .values(
+                    state=FAILED,
+                    detail=bindparam("b_detail"),
+                    uncertain=_uncertain_or_maybe_sent(),
+                    claimed_by=None,
+                    claimed_at=None,
+                ),
                 failed_params,
             )
         for subscriber_id, result in bounced:
@@ -560,6 +574,11 @@ def record(
         counts["retry"] = len(retry_params)
         counts["failed"] = len(failed_params)
     return counts
+
+
+def _uncertain_or_maybe_sent() -> Any:
+    """Keep a row's uncertain flag, and raise it for a result that may have been taken."""
+    return or_(deliveries.c.uncertain, bindparam("b_uncertain", type_=Boolean))
 
 
 DEFAULT_LEASE = timedelta(minutes=15)
