@@ -561,11 +561,12 @@ def test_slow_rate_claims_only_what_it_can_send_now(tmp_path: Path, db: sa.Engin
         held.append((states(db).get("sending", 0), len(recipients)))
 
     provider = FakeProvider(on_send=count_claimed)
-    run(config, db, provider)
+    template = snapshot_templates(config, db)(ledger.status(db)[0].issue_id)
+    run(config, db, provider, template_for=lambda issue_id: template)
     assert states(db) == {"sent": 3}
     assert held == [(1, 1)] * 3
     moments = sorted(t for times in provider.times.values() for t in times)
-    assert all(b - a >= 1 / 0.9 - 0.05 for a, b in itertools.pairwise(moments))
+    assert all(b - a >= 1 / 0.9 - 0.1 for a, b in itertools.pairwise(moments))
 
 
 def test_stop_during_a_slow_rate_wait_ends_at_once(tmp_path: Path, db: sa.Engine) -> None:
