@@ -1,15 +1,15 @@
 """`publisher serve`: the HTTP app and the scheduler in one process, started and stopped cleanly.
 
 On start it finishes what a previous run left: rows in flight when it died go back to
-the queue (reported as uncertain), claimed schedules are enqueued, missed schedules run
-once (or are skipped past the grace), and queued messages are delivered.
+the queue (reported as uncertain, by the first delivery sweep, which runs at once),
+claimed schedules are enqueued, missed schedules run once (or are skipped past the
+grace), and queued messages are delivered.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
-from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 
@@ -17,15 +17,12 @@ import uvicorn
 
 from publisher import jobs, scheduler
 from publisher.config import Config
-from publisher.store import ledger, open_store
+from publisher.store import open_store
 from publisher.web import create_app
 
 __all__ = ["configure_logging", "run_daemon", "start_background"]
 
 log = logging.getLogger(__name__)
-
-# A claim older than this, by a worker on another host, is taken as abandoned.
-LEASE = timedelta(minutes=15)
 
 
 def configure_logging(level: int = logging.INFO) -> None:
@@ -40,12 +37,6 @@ def start_background(config: Config) -> tuple[str, jobs.Runtime, object]:
     db = open_store(config.store_url)
     rt = jobs.Runtime(config=config, db=db)
     jobs.register(key, rt)
-    recovered = ledger.recover(db, now=rt.clock(), lease=LEASE)
-    if recovered.count:
-        log.warning(
-            "%s messages were in flight when the last run stopped: queued again and marked uncertain "
-            "(`publisher status` lists them)", recovered.count,
-        )
     sched = scheduler.create_scheduler(rt)
     scheduler.start_daemon_jobs(sched, key, rt)
     scheduler.remember(key, sched)

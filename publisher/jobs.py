@@ -9,10 +9,7 @@ daemons at once, does its work once.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,6 +19,7 @@ import sqlalchemy as sa
 from publisher import content, timing, websub
 from publisher.build import build_site
 from publisher.config import Config, load_config
+from publisher.delivery import engine
 from publisher.errors import PublisherError
 from publisher.models import Article
 from publisher.sending import deliver_queued, prepare_article_issue, prepare_digest_issue
@@ -54,7 +52,7 @@ class Runtime:
     db: sa.Engine
     stop: threading.Event = field(default_factory=threading.Event)
     clock: Callable[[], datetime] = utcnow
-    worker: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
+    worker: str = field(default_factory=ledger.new_worker_id)
     deliver_lock: threading.Lock = field(default_factory=threading.Lock)
     content_fingerprint: tuple[tuple[str, int, int], ...] = ()
 
@@ -198,6 +196,13 @@ def deliver_due(config_path: str) -> int:
     if not rt.deliver_lock.acquire(blocking=False):
         return 0
     try:
+        # Rows a crashed sender left behind (this host's dead processes, or any past the lease).
+        recovered = ledger.recover(rt.db, now=rt.clock(), lease=engine.lease_for(rt.config))
+        if recovered.count:
+            log.warning(
+                "%s messages were in flight when their sender stopped: queued again, marked uncertain",
+                recovered.count,
+            )
         return deliver_queued(rt.config, rt.db, stop=rt.stop, worker=rt.worker, clock=rt.clock)
     except PublisherError as exc:
         log.error("delivery stopped: %s", exc)
