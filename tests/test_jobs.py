@@ -261,3 +261,21 @@ def test_watched_feed_item_is_published_once(tmp_path: Path) -> None:
         site.write("wordpress/feed.xml", feed.replace("<item>", new_item.replace("Morning Light", "Morning Light!"), 1))
         assert jobs.poll_sources(pub.key) == 0
         assert len(pub.messages()) == 3
+
+
+def test_delivery_sweep_recovers_rows_of_a_dead_sender(pub: Pub) -> None:
+    """Rows a crashed sender on this host left in flight are sent by the next sweep and marked uncertain."""
+    jobs.publish_new(pub.key)
+    from publisher import content
+    from publisher.sending import prepare_article_issue
+
+    old = next(a for a in content.load_articles(pub.config) if a.slug == "old-news")
+    issue_id = prepare_article_issue(pub.config, pub.db, old, now=START, status="sending")
+    ledger.enqueue(pub.db, issue_id, now=START, tz_of_author=pub.config.tz)
+    host, _, _ = ledger.new_worker_id().split(":")
+    dead = f"{host}:{2**22 + 12345}:deadbeef"  # above any pid this machine hands out
+    assert len(ledger.claim(pub.db, worker=dead, limit=10, now=START)) == 3
+    jobs.deliver_due(pub.key)
+    assert len(pub.messages()) == 3
+    [state] = [s for s in ledger.status(pub.db) if s.slug == "old-news"]
+    assert (state.sent, state.uncertain) == (3, 3)
