@@ -26,6 +26,7 @@ Providers read a template through the small `Template` protocol below; the newsl
 from __future__ import annotations
 
 import email.utils
+import importlib
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
@@ -136,6 +137,8 @@ class Provider(Protocol):
 
 
 class ProviderFactory(Protocol):
+    """A provider class's `from_config`: the one way the registry builds a provider."""
+
     def __call__(self, config: Config, *, client: httpx.Client | None = None) -> Provider: ...
 
 
@@ -323,58 +326,16 @@ def batches(items: Sequence[R], size: int, *, unique: bool = False) -> Iterator[
         yield chunk
 
 
-def _maildir(config: Config, *, client: httpx.Client | None = None) -> Provider:
-    from publisher.delivery.maildir import MaildirProvider
-
-    return MaildirProvider.from_config(config)
-
-
-def _smtp(config: Config, *, client: httpx.Client | None = None) -> Provider:
-    from publisher.delivery.smtp import SmtpProvider
-
-    return SmtpProvider.from_config(config)
-
-
-def _postmark(config: Config, *, client: httpx.Client | None = None) -> Provider:
-    from publisher.delivery.postmark import PostmarkProvider
-
-    return PostmarkProvider.from_config(config, client=client)
-
-
-def _sendgrid(config: Config, *, client: httpx.Client | None = None) -> Provider:
-    from publisher.delivery.sendgrid import SendGridProvider
-
-    return SendGridProvider.from_config(config, client=client)
-
-
-def _mailgun(config: Config, *, client: httpx.Client | None = None) -> Provider:
-    from publisher.delivery.mailgun import MailgunProvider
-
-    return MailgunProvider.from_config(config, client=client)
-
-
-def _ses(config: Config, *, client: httpx.Client | None = None) -> Provider:
-    from publisher.delivery.ses import SesProvider
-
-    return SesProvider.from_config(config, client=client)
-
-
-def _resend(config: Config, *, client: httpx.Client | None = None) -> Provider:
-    from publisher.delivery.resend import ResendProvider
-
-    return ResendProvider.from_config(config, client=client)
-
-
-# Factories import their module on first use, so that choosing maildir never loads
-# httpx or botocore, and so that provider modules can import this one.
-PROVIDERS: dict[str, ProviderFactory] = {
-    "maildir": _maildir,
-    "smtp": _smtp,
-    "postmark": _postmark,
-    "sendgrid": _sendgrid,
-    "mailgun": _mailgun,
-    "ses": _ses,
-    "resend": _resend,
+# Each name maps to "module:Class"; the module is imported only when chosen, so that
+# maildir never loads httpx or botocore, and so that provider modules can import this one.
+PROVIDERS: dict[str, str] = {
+    "maildir": "publisher.delivery.maildir:MaildirProvider",
+    "smtp": "publisher.delivery.smtp:SmtpProvider",
+    "postmark": "publisher.delivery.postmark:PostmarkProvider",
+    "sendgrid": "publisher.delivery.sendgrid:SendGridProvider",
+    "mailgun": "publisher.delivery.mailgun:MailgunProvider",
+    "ses": "publisher.delivery.ses:SesProvider",
+    "resend": "publisher.delivery.resend:ResendProvider",
 }
 
 
@@ -387,9 +348,11 @@ def make_provider(
     point one at a loopback server); the caller then closes it.
     """
     chosen = name or str(config["delivery.provider"])
-    factory = PROVIDERS.get(chosen)
-    if factory is None:
+    target = PROVIDERS.get(chosen)
+    if target is None:
         raise ConfigError(
             f"[delivery] provider {chosen!r} is unknown; choose one of {', '.join(PROVIDERS)}."
         )
+    module, _, attribute = target.partition(":")
+    factory: ProviderFactory = getattr(importlib.import_module(module), attribute).from_config
     return factory(config, client=client)

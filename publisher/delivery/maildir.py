@@ -56,7 +56,8 @@ class MaildirProvider:
             ) from exc
 
     @classmethod
-    def from_config(cls, config: Config) -> MaildirProvider:
+    def from_config(cls, config: Config, *, client: object = None) -> MaildirProvider:
+        """`client` is for the HTTP API providers' sake; this provider speaks no HTTP."""
         return cls(config.path_of("delivery.maildir.path"))
 
     def send(

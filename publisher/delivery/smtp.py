@@ -121,7 +121,8 @@ class SmtpProvider:
         self._closed = False
 
     @classmethod
-    def from_config(cls, config: Config) -> SmtpProvider:
+    def from_config(cls, config: Config, *, client: object = None) -> SmtpProvider:
+        """`client` is for the HTTP API providers' sake; this provider speaks no HTTP."""
         username = str(config["delivery.smtp.username"])
         return cls(
             host=str(config["delivery.smtp.host"]),
