@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from fakes.smtp import SMTPServer
 
 pytestmark = pytest.mark.slow
 
@@ -37,6 +38,9 @@ It matters a great deal.
 """
 
 
+MAILDIR = '[delivery]\nprovider = "maildir"'
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -46,7 +50,9 @@ def free_port() -> int:
 class Publication:
     """A publication folder in tmp_path, driven through the real `publisher` command."""
 
-    def __init__(self, root: Path, *, grace_hours: float = 24.0, port: int | None = None) -> None:
+    def __init__(
+        self, root: Path, *, grace_hours: float = 24.0, port: int | None = None, delivery: str = ""
+    ) -> None:
         self.root = root
         self.port = port or free_port()
         (root / "content").mkdir()
@@ -62,8 +68,7 @@ postal_address = "1 Test Street, Testville"
 [newsletter]
 from = "Tester <news@example.org>"
 
-[delivery]
-provider = "maildir"
+{delivery or MAILDIR}
 
 [schedule]
 grace_hours = {grace_hours}
@@ -93,10 +98,11 @@ public_url = "http://127.0.0.1:{self.port}"
         return proc
 
     def stop_all(self) -> None:
-        for proc in self.daemons:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.daemons:
+        """SIGTERM every daemon still running; each must shut down cleanly (exit 0)."""
+        running = [proc for proc in self.daemons if proc.poll() is None]
+        for proc in running:
+            proc.send_signal(signal.SIGTERM)
+        for proc in running:
             assert proc.wait(timeout=30) == 0, self.logs()
 
     def logs(self) -> str:
@@ -217,3 +223,52 @@ def test_one_click_unsubscribe_from_a_sent_message(pub: Publication) -> None:
     counts = pub.run("subscribers", "count")
     assert counts.splitlines()[0].startswith(f"{len(SUBSCRIBERS) - 1} active")
     pub.stop_all()
+
+
+def test_daemon_killed_mid_send_resumes_on_restart(tmp_path: Path, smtp_server: SMTPServer) -> None:
+    """`kill -9` of the daemon mid-send: the next daemon finishes it, and only in-flight rows may repeat."""
+    smtp_server.delay = 0.02  # slow enough to stop the daemon in the middle
+    delivery = (
+        '[delivery]\nprovider = "smtp"\nconcurrency = 2\nbatch_size = 10\n'
+        f'[delivery.smtp]\nhost = "127.0.0.1"\nport = {smtp_server.port}\nsecurity = "none"\nconnections = 2\n'
+    )
+    pub = Publication(tmp_path, delivery=delivery)
+    readers = [f"reader{i}@example.org" for i in range(300)]
+    (tmp_path / "readers.csv").write_text("email\n" + "\n".join(readers) + "\n")
+    pub.run("subscribers", "import", str(tmp_path / "readers.csv"))
+    when, _ = at_local(8.0)
+    pub.run("schedule", "notes-on-rest", "--at", when)
+    first = pub.start()
+    deadline = time.monotonic() + 60
+    while len(smtp_server.messages) < 60 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    first.kill()
+    first.wait()
+    at_kill = len(smtp_server.messages)
+    assert 0 < at_kill < len(readers), pub.logs()
+    pub.start()
+    deadline = time.monotonic() + 90
+    while len(smtp_server.counts()) < len(readers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    pub.stop_all()
+    counts = smtp_server.counts()
+    assert sorted(counts) == sorted(readers)
+    doubles = sum(1 for n in counts.values() if n > 1)
+    assert doubles <= 2 * 10  # at most the in-flight window: concurrency x batch size
+    assert doubles <= _uncertain_count(pub)
+
+
+def _uncertain_count(pub: Publication) -> int:
+    """Rows `publisher status` would call uncertain, read from the ledger itself."""
+    import sqlalchemy as sa
+
+    from publisher.store.schema import deliveries
+
+    db = sa.create_engine(f"sqlite:///{pub.root / 'publisher.db'}")
+    try:
+        with db.connect() as conn:
+            return int(
+                conn.execute(sa.select(sa.func.count()).where(deliveries.c.uncertain.is_(True))).scalar_one()
+            )
+    finally:
+        db.dispose()
