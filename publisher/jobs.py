@@ -129,8 +129,7 @@ def publish_new(config_path: str) -> list[str]:
             handled.append(article.slug)
     if first_look:
         publishing.file_catalogue(db, now=now)
-    if report.written and config["feeds.hubs"]:
-        websub.announce(config, db, now=now)
+    if config["feeds.hubs"] and websub.announce(config, db, now=now, written=report.written):
         send_pings(config_path)
     # Articles dated in the future become public when their time comes, not when a file changes.
     if any(not a.draft and a.date > now for a in articles):

@@ -18,15 +18,28 @@ from publisher import __version__
 from publisher.config import Config
 from publisher.store import publishing
 
-__all__ = ["feed_topics", "ping", "send_due_pings"]
+__all__ = ["announce", "feed_topics", "ping", "send_due_pings"]
 
 log = logging.getLogger(__name__)
 
 
-def feed_topics(config: Config) -> list[str]:
-    """The feed URLs announced with rel=self, which hubs know as topics."""
+FEED_SUFFIXES = (".xml", ".json")
+
+
+def feed_topics(config: Config, written: Sequence[str] | None = None) -> list[str]:
+    """The feed URLs announced with rel=self, which hubs know as topics.
+
+    With `written` (paths a build wrote, relative to the output folder), only the feeds
+    that changed, per-tag feeds included; without it, the three main feeds.
+    """
     base = config.site_url
-    return [f"{base}/feeds/rss.xml", f"{base}/feeds/atom.xml", f"{base}/feeds/feed.json"]
+    if written is None:
+        return [f"{base}/feeds/rss.xml", f"{base}/feeds/atom.xml", f"{base}/feeds/feed.json"]
+    return [
+        f"{base}/{path}"
+        for path in sorted(written)
+        if path.startswith("feeds/") and path.endswith(FEED_SUFFIXES)
+    ]
 
 
 def ping(client: httpx.Client, hub: str, topic: str) -> tuple[bool, str]:
@@ -67,6 +80,8 @@ def send_due_pings(
     return results
 
 
-def announce(config: Config, db: sa.Engine, *, now: datetime, hubs: Sequence[str] | None = None) -> int:
-    """Queue pings to every configured hub for every feed topic."""
-    return publishing.queue_pings(db, hubs if hubs is not None else config["feeds.hubs"], feed_topics(config), now=now)
+def announce(
+    config: Config, db: sa.Engine, *, now: datetime, written: Sequence[str] | None = None
+) -> int:
+    """Queue a ping to every configured hub for each feed that changed (see `feed_topics`)."""
+    return publishing.queue_pings(db, config["feeds.hubs"], feed_topics(config, written), now=now)

@@ -189,12 +189,15 @@ def test_new_article_pings_the_hub(tmp_path: Path) -> None:
         pub = Pub(tmp_path, extra=f'\n[feeds]\nhubs = ["{hub.url}"]\n')
         jobs.publish_new(pub.key)
         hub.pings.clear()
-        pub.write("2026-11-20-fresh.md", article("fresh", "2026-11-20"))
+        pub.write(
+            "2026-11-20-fresh.md", "---\ntitle: Fresh\ndate: 2026-11-20 08:00\ntags: [sleep]\n---\n\nWords.\n"
+        )
         jobs.publish_new(pub.key)
         assert sorted(p["hub.url"][0] for p in hub.pings) == [
             "https://example.org/feeds/atom.xml",
             "https://example.org/feeds/feed.json",
             "https://example.org/feeds/rss.xml",
+            "https://example.org/feeds/tags/sleep.xml",
         ]
     finally:
         hub.close()

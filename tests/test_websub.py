@@ -90,3 +90,15 @@ def test_unreachable_hub_does_not_raise(tmp_path: Path) -> None:
         ok, detail = websub.ping(client, "http://127.0.0.1:9/", "https://example.org/feeds/rss.xml")
     assert not ok
     assert "ConnectError" in detail
+
+
+def test_topics_are_the_feeds_a_build_changed(tmp_path: Path) -> None:
+    """Given what a build wrote, only changed feeds are topics, per-tag feeds included; pages are not."""
+    config = make_config(tmp_path, [])
+    written = ["index.html", "fresh/index.html", "feeds/atom.xml", "feeds/tags/sleep.xml", "feeds/feed.json"]
+    assert websub.feed_topics(config, written) == [
+        "https://example.org/feeds/atom.xml",
+        "https://example.org/feeds/feed.json",
+        "https://example.org/feeds/tags/sleep.xml",
+    ]
+    assert websub.feed_topics(config, ["index.html"]) == []
