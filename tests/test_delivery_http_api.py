@@ -43,7 +43,7 @@ class Vendor:
 VENDORS = [
     Vendor(
         "postmark",
-        lambda url, client: PostmarkProvider(token="pm-token", base_url=url, client=client),
+        lambda url, client: PostmarkProvider(api_key="pm-token", base_url=url, client=client),
         lambda: vendors.postmark("pm-token"),
         "PUBLISHER_POSTMARK_TOKEN",
         Reply.error(422, {"ErrorCode": 300, "Message": "Invalid 'From' address"}),

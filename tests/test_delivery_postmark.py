@@ -28,7 +28,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> MessageTemplate:
 def provider(fake_api: FakeAPI) -> Iterator[PostmarkProvider]:
     fake_api.handler = vendors.postmark("pm-token", inactive={"reader1@example.net"})
     with httpx.Client(timeout=10) as client:
-        yield PostmarkProvider(token="pm-token", base_url=fake_api.url, client=client)
+        yield PostmarkProvider(api_key="pm-token", base_url=fake_api.url, client=client)
 
 
 def test_message_fields(provider: PostmarkProvider, fake_api: FakeAPI,

@@ -11,6 +11,10 @@ a successful answer; everything else is decided here, the same way for every ven
 - 401, 403, 404 (a wrong key, account or base URL): `AccountRefused` (see base.py);
 - any other 4xx: every recipient of the call FAILED, with the provider's own message.
 
+Building one is shared too: `from_config` reads the secret `secret_env` names, the
+`[delivery.<name>] base_url` and `[delivery] timeout`; a vendor with settings of its own
+adds them in `_config_options` and takes them in its constructor.
+
 The client is injected so tests (and a daemon sharing connections) can pass their own;
 a provider closes only a client it made itself.
 """
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Required, Self, TypedDict
 
 import httpx
 
@@ -35,11 +39,15 @@ from publisher.delivery.base import (
     failed,
     parse_retry_after,
     refused_for_now,
+    require_secret,
     settle,
 )
 from publisher.models import Outcome, SendResult
 
-__all__ = ["HttpApiProvider", "WholeCallRetry"]
+if TYPE_CHECKING:
+    from publisher.config import Config
+
+__all__ = ["Connection", "HttpApiProvider", "WholeCallRetry"]
 
 USER_AGENT = f"publisher/{__version__}"
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
@@ -57,6 +65,15 @@ class WholeCallRetry(Exception):
         self.maybe_sent = maybe_sent
 
 
+class Connection(TypedDict, total=False):
+    """The constructor arguments of `HttpApiProvider`, for a vendor that adds its own."""
+
+    api_key: Required[str]
+    base_url: str
+    client: httpx.Client | None
+    timeout: float
+
+
 class _NotSent(Exception):
     """Building a request failed unexpectedly: nothing of that call left."""
 
@@ -71,8 +88,39 @@ class HttpApiProvider:
     unique_addresses: bool = False
     """The API keys personalisation by address, so one call may not repeat one."""
     secret_env: str
+    """The environment variable holding `api_key` (SES: its key pair), named in messages."""
+    default_base_url: str
 
-    def __init__(self, *, base_url: str, client: httpx.Client | None, timeout: float) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str | None = None,
+        client: httpx.Client | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self._api_key = api_key
+        self._connect(self.default_base_url if base_url is None else base_url, client, timeout)
+
+    @classmethod
+    def from_config(cls, config: Config, *, client: httpx.Client | None = None) -> Self:
+        """The provider the environment and `[delivery]` describe; `client` as in `make_provider`."""
+        options = cls._config_options(config)
+        return cls(client=client, timeout=float(config["delivery.timeout"]), **options)
+
+    @classmethod
+    def _config_options(cls, config: Config) -> dict[str, Any]:
+        """The constructor arguments besides `client` and `timeout`.
+
+        By default the secret `secret_env` names, refusing to start without it, and
+        `[delivery.<name>] base_url`; a vendor with more settings adds them here.
+        """
+        return {
+            "api_key": require_secret(config, cls.secret_env, cls.name),
+            "base_url": str(config[f"delivery.{cls.name}.base_url"]),
+        }
+
+    def _connect(self, base_url: str, client: httpx.Client | None, timeout: float) -> None:
         self.base_url = base_url.rstrip("/")
         self._owns_client = client is None
         self._client = client if client is not None else httpx.Client(

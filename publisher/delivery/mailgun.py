@@ -14,7 +14,7 @@ import base64
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 from urllib.parse import quote
 
 import httpx
@@ -23,11 +23,10 @@ from publisher.delivery.base import (
     R,
     Template,
     mailbox,
-    require_secret,
     sent,
     split_address,
 )
-from publisher.delivery.http_api import HttpApiProvider, json_or_none
+from publisher.delivery.http_api import Connection, HttpApiProvider, json_or_none
 from publisher.errors import ConfigError
 from publisher.models import SendResult
 
@@ -36,44 +35,29 @@ if TYPE_CHECKING:
 
 __all__ = ["MailgunProvider"]
 
-KEY_ENV = "PUBLISHER_MAILGUN_API_KEY"
-
 
 class MailgunProvider(HttpApiProvider):
     name = "mailgun"
     label = "Mailgun"
     max_batch = 1000
     unique_addresses = True
-    secret_env = KEY_ENV
+    secret_env = "PUBLISHER_MAILGUN_API_KEY"  # noqa: S105 - names the variable, holds no secret
+    default_base_url = "https://api.mailgun.net"
 
-    def __init__(
-        self,
-        *,
-        api_key: str,
-        domain: str,
-        base_url: str = "https://api.mailgun.net",
-        client: httpx.Client | None = None,
-        timeout: float = 30.0,
-    ) -> None:
+    def __init__(self, *, domain: str, **connection: Unpack[Connection]) -> None:
         if not domain or "/" in domain:
             raise ConfigError(
                 "[delivery.mailgun] domain must name your Mailgun sending domain, "
                 f"e.g. \"mg.example.org\"; got {domain!r}."
             )
-        super().__init__(base_url=base_url, client=client, timeout=timeout)
-        token = base64.b64encode(f"api:{api_key}".encode()).decode("ascii")
+        super().__init__(**connection)
+        token = base64.b64encode(f"api:{self._api_key}".encode()).decode("ascii")
         self._authorization = f"Basic {token}"
         self.domain = domain
 
     @classmethod
-    def from_config(cls, config: Config, *, client: httpx.Client | None = None) -> MailgunProvider:
-        return cls(
-            api_key=require_secret(config, KEY_ENV, cls.name),
-            domain=str(config["delivery.mailgun.domain"]),
-            base_url=str(config["delivery.mailgun.base_url"]),
-            client=client,
-            timeout=float(config["delivery.timeout"]),
-        )
+    def _config_options(cls, config: Config) -> dict[str, Any]:
+        return {**super()._config_options(config), "domain": str(config["delivery.mailgun.domain"])}
 
     def _item(
         self, template: Template[R], recipient: R, now: datetime

@@ -8,7 +8,7 @@ https://postmarkapp.com/developer/user-guide/send-email-with-api/batch-emails
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 import httpx
 
@@ -17,12 +17,11 @@ from publisher.delivery.base import (
     Template,
     failed,
     mailbox,
-    require_secret,
     retry,
     sent,
     split_address,
 )
-from publisher.delivery.http_api import HttpApiProvider, json_or_none
+from publisher.delivery.http_api import Connection, HttpApiProvider, json_or_none
 from publisher.models import SendResult
 
 if TYPE_CHECKING:
@@ -30,7 +29,6 @@ if TYPE_CHECKING:
 
 __all__ = ["PostmarkProvider"]
 
-TOKEN_ENV = "PUBLISHER_POSTMARK_TOKEN"  # noqa: S105 - names the variable, holds no secret
 # Postmark stopped sending to the address (hard bounce, complaint, manual suppression).
 INACTIVE_RECIPIENT = 406
 # ErrorCodes worth another try later: rate limit, maintenance.
@@ -44,30 +42,17 @@ class PostmarkProvider(HttpApiProvider):
     name = "postmark"
     label = "Postmark"
     max_batch = 500
-    secret_env = TOKEN_ENV
+    secret_env = "PUBLISHER_POSTMARK_TOKEN"  # noqa: S105 - names the variable, holds no secret
+    default_base_url = "https://api.postmarkapp.com"
 
-    def __init__(
-        self,
-        *,
-        token: str,
-        base_url: str = "https://api.postmarkapp.com",
-        message_stream: str = "broadcast",
-        client: httpx.Client | None = None,
-        timeout: float = 30.0,
-    ) -> None:
-        super().__init__(base_url=base_url, client=client, timeout=timeout)
-        self._token = token
+    def __init__(self, *, message_stream: str = "broadcast", **connection: Unpack[Connection]) -> None:
+        super().__init__(**connection)
         self.message_stream = message_stream
 
     @classmethod
-    def from_config(cls, config: Config, *, client: httpx.Client | None = None) -> PostmarkProvider:
-        return cls(
-            token=require_secret(config, TOKEN_ENV, cls.name),
-            base_url=str(config["delivery.postmark.base_url"]),
-            message_stream=str(config["delivery.postmark.message_stream"]),
-            client=client,
-            timeout=float(config["delivery.timeout"]),
-        )
+    def _config_options(cls, config: Config) -> dict[str, Any]:
+        stream = str(config["delivery.postmark.message_stream"])
+        return {**super()._config_options(config), "message_stream": stream}
 
     def _item(self, template: Template[R], recipient: R, now: datetime) -> dict[str, Any]:
         html, text = template.parts(recipient)
@@ -97,7 +82,7 @@ class PostmarkProvider(HttpApiProvider):
             "POST",
             f"{self.base_url}/email/batch",
             json=items,
-            headers={"Accept": "application/json", "X-Postmark-Server-Token": self._token},
+            headers={"Accept": "application/json", "X-Postmark-Server-Token": self._api_key},
         )
 
     def _accepted(self, response: httpx.Response, chunk: list[R]) -> list[SendResult]:

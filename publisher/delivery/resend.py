@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
@@ -20,46 +20,21 @@ from publisher.delivery.base import (
     Template,
     failed,
     mailbox,
-    require_secret,
     sent,
     split_address,
 )
 from publisher.delivery.http_api import HttpApiProvider, json_or_none
 from publisher.models import SendResult
 
-if TYPE_CHECKING:
-    from publisher.config import Config
-
 __all__ = ["ResendProvider"]
-
-KEY_ENV = "PUBLISHER_RESEND_API_KEY"
 
 
 class ResendProvider(HttpApiProvider):
     name = "resend"
     label = "Resend"
     max_batch = 100
-    secret_env = KEY_ENV
-
-    def __init__(
-        self,
-        *,
-        api_key: str,
-        base_url: str = "https://api.resend.com",
-        client: httpx.Client | None = None,
-        timeout: float = 30.0,
-    ) -> None:
-        super().__init__(base_url=base_url, client=client, timeout=timeout)
-        self._api_key = api_key
-
-    @classmethod
-    def from_config(cls, config: Config, *, client: httpx.Client | None = None) -> ResendProvider:
-        return cls(
-            api_key=require_secret(config, KEY_ENV, cls.name),
-            base_url=str(config["delivery.resend.base_url"]),
-            client=client,
-            timeout=float(config["delivery.timeout"]),
-        )
+    secret_env = "PUBLISHER_RESEND_API_KEY"  # noqa: S105 - names the variable, holds no secret
+    default_base_url = "https://api.resend.com"
 
     def _item(self, template: Template[R], recipient: R, now: datetime) -> dict[str, Any]:
         html, text = template.parts(recipient)

@@ -9,7 +9,7 @@ https://www.twilio.com/docs/sendgrid/for-developers/sending-email/personalizatio
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
@@ -17,19 +17,13 @@ from publisher.delivery.base import (
     R,
     Template,
     clean_text,
-    require_secret,
     sent,
     split_address,
 )
 from publisher.delivery.http_api import HttpApiProvider
 from publisher.models import SendResult
 
-if TYPE_CHECKING:
-    from publisher.config import Config
-
 __all__ = ["SendGridProvider"]
-
-KEY_ENV = "PUBLISHER_SENDGRID_API_KEY"
 
 
 def _contact(name: str, address: str) -> dict[str, str]:
@@ -41,27 +35,8 @@ class SendGridProvider(HttpApiProvider):
     label = "SendGrid"
     max_batch = 1000
     unique_addresses = True
-    secret_env = KEY_ENV
-
-    def __init__(
-        self,
-        *,
-        api_key: str,
-        base_url: str = "https://api.sendgrid.com",
-        client: httpx.Client | None = None,
-        timeout: float = 30.0,
-    ) -> None:
-        super().__init__(base_url=base_url, client=client, timeout=timeout)
-        self._api_key = api_key
-
-    @classmethod
-    def from_config(cls, config: Config, *, client: httpx.Client | None = None) -> SendGridProvider:
-        return cls(
-            api_key=require_secret(config, KEY_ENV, cls.name),
-            base_url=str(config["delivery.sendgrid.base_url"]),
-            client=client,
-            timeout=float(config["delivery.timeout"]),
-        )
+    secret_env = "PUBLISHER_SENDGRID_API_KEY"  # noqa: S105 - names the variable, holds no secret
+    default_base_url = "https://api.sendgrid.com"
 
     def _item(self, template: Template[R], recipient: R, now: datetime) -> dict[str, Any]:
         personalization: dict[str, Any] = {

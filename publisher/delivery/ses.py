@@ -62,17 +62,14 @@ class SesProvider(HttpApiProvider):
     ) -> None:
         from botocore.credentials import Credentials
 
-        super().__init__(
-            base_url=endpoint or f"https://email.{region}.amazonaws.com",
-            client=client,
-            timeout=timeout,
-        )
+        # Requests are signed with a key pair rather than carrying one API key.
+        self._connect(endpoint or f"https://email.{region}.amazonaws.com", client, timeout)
         self.region = region
         self.configuration_set = configuration_set
         self._credentials = Credentials(access_key, secret_key, session_token)
 
     @classmethod
-    def from_config(cls, config: Config, *, client: httpx.Client | None = None) -> SesProvider:
+    def _config_options(cls, config: Config) -> dict[str, Any]:
         access_key = require_secret(config, "AWS_ACCESS_KEY_ID", cls.name)
         secret_key = require_secret(config, "AWS_SECRET_ACCESS_KEY", cls.name)
         region = str(config["delivery.ses.region"]) or config.secret("AWS_REGION") or ""
@@ -81,16 +78,14 @@ class SesProvider(HttpApiProvider):
                 "[delivery] provider 'ses' needs a region: set [delivery.ses] region in "
                 "config.toml or AWS_REGION in the environment, e.g. \"eu-west-1\"."
             )
-        return cls(
-            access_key=access_key,
-            secret_key=secret_key,
-            region=region,
-            session_token=config.secret("AWS_SESSION_TOKEN"),
-            endpoint=str(config["delivery.ses.endpoint"]),
-            configuration_set=str(config["delivery.ses.configuration_set"]),
-            client=client,
-            timeout=float(config["delivery.timeout"]),
-        )
+        return {
+            "access_key": access_key,
+            "secret_key": secret_key,
+            "region": region,
+            "session_token": config.secret("AWS_SESSION_TOKEN"),
+            "endpoint": str(config["delivery.ses.endpoint"]),
+            "configuration_set": str(config["delivery.ses.configuration_set"]),
+        }
 
     def _item(self, template: Template[R], recipient: R, now: datetime) -> bytes:
         return template.message_bytes(recipient, now)
