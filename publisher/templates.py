@@ -9,7 +9,15 @@ import jinja2
 
 from publisher.config import Config
 
-__all__ = ["default_templates_dir", "template_environment"]
+__all__ = ["default_templates_dir", "template_environment", "text_direction"]
+
+# Languages written right to left (ISO 639 codes), for dir="rtl" on pages and emails.
+_RTL_LANGUAGES = frozenset({"ar", "arc", "ckb", "dv", "fa", "he", "ku", "ps", "sd", "syr", "ug", "ur", "yi"})
+
+
+def text_direction(language: str) -> str:
+    """ "rtl" for a right-to-left language tag such as "ar" or "he-IL", else "ltr"."""
+    return "rtl" if language.split("-")[0].lower() in _RTL_LANGUAGES else "ltr"
 
 
 def default_templates_dir() -> Path:
@@ -28,7 +36,7 @@ def template_environment(config: Config, *, autoescape: bool = True) -> jinja2.E
     reported rather than shipped to every subscriber.
     """
     search = [config.path_of("build.templates"), default_templates_dir()]
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(p) for p in search if p.is_dir()]),
         # Plain-text templates (.txt) are not escaped; everything else is.
         autoescape=jinja2.select_autoescape(
@@ -39,3 +47,5 @@ def template_environment(config: Config, *, autoescape: bool = True) -> jinja2.E
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    environment.filters["direction"] = text_direction
+    return environment
