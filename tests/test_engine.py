@@ -325,9 +325,10 @@ def test_retry_after_from_a_real_http_api_is_honoured(
     assert len(moments) == 2 and moments[1] - moments[0] >= 0.95
 
 
-def test_gives_up_after_max_attempts(tmp_path: Path, db: sa.Engine) -> None:
-    """A recipient refused every time is tried max_attempts times, then failed."""
-    config = make_config(tmp_path, max_attempts=3)
+@pytest.mark.parametrize("max_attempts", [3, 1])
+def test_gives_up_after_max_attempts(tmp_path: Path, db: sa.Engine, max_attempts: int) -> None:
+    """A recipient refused every time is tried max_attempts times, then failed (1: nothing is tried twice)."""
+    config = make_config(tmp_path, max_attempts=max_attempts)
     queue_issue(db, 4)
 
     def refuse(recipient: Recipient, attempt: int) -> SendResult:
@@ -335,7 +336,7 @@ def test_gives_up_after_max_attempts(tmp_path: Path, db: sa.Engine) -> None:
 
     provider = FakeProvider(answer=refuse)
     report = run(config, db, provider)
-    assert set(provider.attempts.values()) == {3}
+    assert set(provider.attempts.values()) == {max_attempts}
     assert states(db) == {"failed": 4}
     assert report.failed == 4  # type: ignore[attr-defined]
 
@@ -580,21 +581,6 @@ def test_stop_during_a_slow_rate_wait_ends_at_once(tmp_path: Path, db: sa.Engine
     assert time.monotonic() - started < 1.5
     assert report.stopped  # type: ignore[attr-defined]
     assert states(db) == {"sent": 1, "queued": 4}
-
-
-def test_max_attempts_one_fails_at_the_first_refusal(tmp_path: Path, db: sa.Engine) -> None:
-    """With max_attempts = 1 a temporary refusal is final; nothing is tried twice."""
-    config = make_config(tmp_path, max_attempts=1)
-    queue_issue(db, 4)
-
-    def refuse(recipient: Recipient, attempt: int) -> SendResult:
-        return SendResult(recipient.delivery_id, recipient.email, Outcome.RETRY, "451 busy")
-
-    provider = FakeProvider(answer=refuse)
-    report = run(config, db, provider)
-    assert set(provider.attempts.values()) == {1}
-    assert states(db) == {"failed": 4}
-    assert report.failed == 4  # type: ignore[attr-defined]
 
 
 def test_a_template_bug_keeps_the_answers_already_given(
