@@ -8,6 +8,8 @@
     ├── StoreError                 the database refused or is at the wrong schema
     │   └── NotFound               an issue, subscriber or schedule does not exist
     ├── SubscriberError            an address or an import row is unusable
+    ├── InvalidRequest             an action was asked for with values it cannot take
+    ├── Conflict                   an action clashes with what exists already
     ├── TokenError                 an unsubscribe or confirm token is bad or unknown
     ├── DeliveryError              a provider could not take a message
     │   ├── TemporaryFailure       try again later (4xx SMTP, 429, 5xx, timeouts)
@@ -24,9 +26,11 @@ from __future__ import annotations
 __all__ = [
     "BuildError",
     "ConfigError",
+    "Conflict",
     "ContentError",
     "DeliveryError",
     "FetchRefused",
+    "InvalidRequest",
     "NotFound",
     "PermanentFailure",
     "PublisherError",
@@ -70,6 +74,16 @@ class NotFound(StoreError):
 
 class SubscriberError(PublisherError):
     """An address is invalid or an import row cannot be used."""
+
+
+class InvalidRequest(PublisherError):
+    """An action was asked for with values it cannot take: a send time in the past, a page
+    size out of range. Catch it to tell the caller what to change; nothing was done."""
+
+
+class Conflict(PublisherError):
+    """An action clashes with what exists: an article file with that slug, a schedule that
+    already ran. Nothing was changed; the message says what is in the way."""
 
 
 class TokenError(PublisherError):

@@ -9,7 +9,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from email.utils import make_msgid
 from types import FrameType
 
 import click
@@ -18,14 +17,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from publisher import content, newsletter, tokens
 from publisher.cli._common import cli, get_config, reports_errors
 from publisher.config import Config
 from publisher.delivery import engine
 from publisher.delivery.base import Provider, make_provider
-from publisher.errors import PublisherError
-from publisher.models import Article, Outcome
-from publisher.sending import find_article, prepare_article_issue
+from publisher.services import issues as service
 from publisher.store import ledger, open_store
 
 UNCERTAIN_NOTE = (
@@ -140,46 +136,18 @@ def _summary(report: engine.DeliveryReport, db: sa.Engine, issue_id: int | None)
 
 
 def _secret_and_provider(config: Config) -> tuple[str, Provider]:
-    secret = tokens.resolve_secret(config, real_provider=config["delivery.provider"] != "maildir")
-    return secret, make_provider(config)
+    return service.send_secret(config), make_provider(config)
 
 
-def _send_test_copy(config: Config, article: Article, address: str, now: datetime) -> None:
-    issue = newsletter.issue_for_article(config, article)
-    rendered = newsletter.render_issue(config, issue, now)
-    template = newsletter.MessageTemplate.from_rendered(config, rendered)
-    secret, provider = _secret_and_provider(config)
-    domain = template.sender_address.rpartition("@")[2] or "localhost"
-    recipient = newsletter.Recipient(
-        delivery_id=None,
-        email=address,
-        name="",
-        # Subscriber 0 does not exist: the link shows the page but unsubscribes nobody.
-        unsubscribe_url=tokens.unsubscribe_url(config, secret, 0),
-        message_id=make_msgid(idstring="test", domain=domain),
-    )
-    try:
-        (result,) = provider.send(template, [recipient], now=now)
-    finally:
-        provider.close()
-    if result.outcome is not Outcome.SENT:
-        raise PublisherError(f"the test copy to {address} was not sent ({result.outcome}): {result.detail}")
-    click.echo(f"sent a test copy of {article.title!r} to {address} (nothing written to the ledger)")
-
-
-def _dry_run(config: Config, article: Article, tag: str | None, now: datetime) -> None:
-    issue = newsletter.issue_for_article(config, article)
-    rendered = newsletter.render_issue(config, issue, now)
-    db = open_store(config.store_url)
-    existing = ledger.find_issue(db, article.id)
-    count = ledger.count_new_recipients(db, issue_id=existing.id if existing else None, tag=tag)
+def _dry_run(config: Config, slug: str, tag: str | None, now: datetime) -> None:
+    plan = service.plan_send(config, open_store(config.store_url), slug, now=now, tag=tag)
     who = f"subscribers tagged {tag!r}" if tag else "active subscribers"
-    click.echo(f"subject: {rendered.subject}")
-    click.echo(f"html: {len(rendered.html.encode()):,} bytes, text: {len(rendered.text.encode()):,} bytes")
-    for warning in rendered.warnings:
+    click.echo(f"subject: {plan.subject}")
+    click.echo(f"html: {plan.html_bytes:,} bytes, text: {plan.text_bytes:,} bytes")
+    for warning in plan.warnings:
         click.echo(f"warning: {warning}")
-    already = f" ({existing.id} is already in the ledger: only new readers count)" if existing else ""
-    click.echo(f"would send to {count} {who}{already}; nothing sent, nothing written")
+    already = f" ({plan.issue_id} is already in the ledger: only new readers count)" if plan.issue_id else ""
+    click.echo(f"would send to {plan.recipients} {who}{already}; nothing sent, nothing written")
 
 
 @cli.command()
@@ -213,23 +181,23 @@ def send(
         raise click.UsageError("give the SLUG of the article to send (or --resume)")
     config = get_config(ctx)
     now = _now()
-    article = find_article(content.load_articles(config), slug, now=now)
+    article = service.published_article(config, slug, now=now)
     if to:
-        _send_test_copy(config, article, to, now)
+        service.test_send(config, slug, [to], now=now)
+        click.echo(f"sent a test copy of {article.title!r} to {to} (nothing written to the ledger)")
         return
     if dry_run:
-        _dry_run(config, article, tag, now)
+        _dry_run(config, slug, tag, now)
         return
     db = open_store(config.store_url)
-    existing = ledger.find_issue(db, article.id)
-    count = ledger.count_new_recipients(db, issue_id=existing.id if existing else None, tag=tag)
     if not yes and sys.stdin.isatty():
+        count = service.plan_send(config, db, slug, now=now, tag=tag).recipients
         click.confirm(f"send {article.title!r} to {count} subscriber(s)?", abort=True)
     secret, provider = _secret_and_provider(config)
     try:
-        issue_id = prepare_article_issue(config, db, article, now=now, status="sending", tag=tag)
-        added = ledger.enqueue(db, issue_id, now=now, tz_of_author=config.tz, tag=tag)
-        click.echo(f"issue {issue_id} {article.slug!r}: {added} new recipient(s) queued")
+        queued = service.send_now(config, db, slug, now=now, tag=tag)
+        issue_id = queued.issue_id
+        click.echo(f"issue {issue_id} {article.slug!r}: {queued.added} new recipient(s) queued")
         report = _deliver(config, db, provider, secret=secret, issue_id=issue_id, label=article.slug)
     finally:
         provider.close()
@@ -272,7 +240,7 @@ def status(ctx: click.Context, issue: str | None) -> None:
     """Show what became of each issue's messages (or of ISSUE: an id or a slug)."""
     config = get_config(ctx)
     db = open_store(config.store_url)
-    lines = ledger.status(db, issue)
+    lines = service.issue_status(db, issue)
     if not lines:
         click.echo("nothing sent yet: `publisher send SLUG` sends an article")
         return

@@ -18,8 +18,8 @@ from sqlalchemy import Engine
 from publisher.cli._common import cli, get_config, reports_errors
 from publisher.errors import BuildError
 from publisher.models import Subscriber, SubscriberStatus
+from publisher.services import subscribers as service
 from publisher.store import open_store
-from publisher.store import subscribers as store
 
 STATUS_CHOICE = click.Choice([status.value for status in SubscriberStatus])
 
@@ -69,20 +69,19 @@ def add_command(
     resubscribe: bool,
 ) -> None:
     """Add EMAIL, or update the name, tags and zone of an existing subscriber."""
-    now = datetime.now(UTC)
     with _engine(ctx) as engine:
-        subscriber = store.add(
+        done = service.subscribe(
             engine,
             email,
             name=name,
             tags=tags,
             timezone=timezone,
-            status=SubscriberStatus.PENDING if pending else SubscriberStatus.ACTIVE,
-            now=now,
+            pending=pending,
+            now=datetime.now(UTC),
             resubscribe=resubscribe,
         )
-    verb = "added" if subscriber.created_at == now else "updated"
-    click.echo(f"{verb} {subscriber.email} ({subscriber.status.value})")
+    verb = "added" if done.created else "updated"
+    click.echo(f"{verb} {done.subscriber.email} ({done.subscriber.status.value})")
 
 
 @subscribers_group.command("remove")
@@ -96,10 +95,12 @@ def add_command(
 @click.pass_context
 def remove_command(ctx: click.Context, email: str, purge: bool) -> None:
     """Unsubscribe EMAIL; the address is kept so that no import brings it back."""
+    now = datetime.now(UTC)
     with _engine(ctx) as engine:
-        store.remove(engine, email, now=datetime.now(UTC), purge=purge)
-    address = store.normalize_email(email)
-    click.echo(f"erased {address}" if purge else f"unsubscribed {address}")
+        if purge:
+            click.echo(f"erased {service.erase(engine, email, now=now)}")
+        else:
+            click.echo(f"unsubscribed {service.unsubscribe(engine, email, now=now).email}")
 
 
 def _row(subscriber: Subscriber) -> tuple[str, str, str, str, str, str]:
@@ -122,7 +123,7 @@ def _row(subscriber: Subscriber) -> tuple[str, str, str, str, str, str]:
 def list_command(ctx: click.Context, status: str | None, tag: str | None) -> None:
     """List subscribers: a table on a terminal, tab-separated lines otherwise."""
     with _engine(ctx) as engine:
-        found = store.iter_subscribers(engine, status=_status(status), tag=tag)
+        found = service.iter_subscribers(engine, status=_status(status), tag=tag)
         if not _stdout_is_terminal():
             # Streamed line by line: a pipe gets any number of subscribers in flat memory.
             for subscriber in found:
@@ -147,12 +148,13 @@ def list_command(ctx: click.Context, status: str | None, tag: str | None) -> Non
 def count_command(ctx: click.Context) -> None:
     """Print the number of active subscribers first, then the other statuses."""
     with _engine(ctx) as engine:
-        counted = store.counts(engine)
-        segments = store.tag_counts(engine)
+        counted = service.counts(engine)
+        segments = service.tags(engine)
     for status, number in counted.items():
         click.echo(f"{number} {status}")
-    for tag, number in segments.items():
-        click.echo(f"{number} active tagged {tag}")
+    for segment in segments:
+        if segment.active:
+            click.echo(f"{segment.active} active tagged {segment.tag}")
 
 
 @subscribers_group.command("import")
@@ -168,7 +170,7 @@ def import_command(ctx: click.Context, file: Path, pending: bool, tags: Sequence
     their line number and nothing else about them is stored.
     """
     with _engine(ctx) as engine, file.open(encoding="utf-8-sig", newline="") as lines:
-        report = store.import_csv(
+        report = service.import_subscribers(
             engine, lines, now=datetime.now(UTC), origin=str(file), pending=pending, tags=tags
         )
     new = ", ".join(f"{number} {status}" for status, number in report.new_by_status.items())
@@ -198,7 +200,7 @@ def export_command(
     """
     with _engine(ctx) as engine:
         if file is None:
-            store.export_csv(engine, sys.stdout, status=_status(status), tag=tag)
+            service.export_csv(engine, sys.stdout, status=_status(status), tag=tag)
             return
         written = _export_to_file(engine, file, _status(status), tag)
     click.echo(f"exported {written} subscribers to {file}", err=True)
@@ -217,7 +219,7 @@ def _export_to_file(
         raise BuildError(f"{file}: cannot write the export here: {exc}") from exc
     try:
         with handle:
-            written = store.export_csv(engine, handle, status=status, tag=tag)
+            written = service.export_csv(engine, handle, status=status, tag=tag)
         Path(handle.name).replace(file)
     except BaseException:
         Path(handle.name).unlink(missing_ok=True)

@@ -48,6 +48,7 @@ __all__ = [
     "clean_tags",
     "confirm",
     "counts",
+    "edit",
     "export_csv",
     "find",
     "get",
@@ -55,6 +56,7 @@ __all__ = [
     "iter_subscribers",
     "mark_confirm_sent",
     "normalize_email",
+    "page",
     "remove",
     "set_status",
     "suppress",
@@ -313,6 +315,40 @@ def _add(
     return loaded
 
 
+def edit(
+    engine: Engine,
+    subscriber_id: int,
+    *,
+    now: datetime,
+    name: str | None = None,
+    tags: Iterable[str] | None = None,
+    timezone: str | None = None,
+) -> Subscriber:
+    """Change the name, zone or tags (`tags` replaces the whole set); None leaves a field as it is.
+
+    An empty `timezone` clears the zone. Raises SubscriberError for a bad name, tag or
+    zone and NotFound for an unknown id; the status is never touched here.
+    """
+    values: dict[str, Any] = {"updated_at": now}
+    if name is not None:
+        values["name"] = clean_name(name)
+    if timezone is not None:
+        values["timezone"] = check_timezone(timezone)
+    tag_list = clean_tags(tags) if tags is not None else None
+    with begin_write(engine) as conn:
+        changed = conn.execute(
+            update(subscribers).where(subscribers.c.id == subscriber_id).values(values)
+        ).rowcount
+        if not changed:
+            raise NotFound(f"no subscriber with id {subscriber_id}")
+        if tag_list is not None:
+            conn.execute(delete(subscriber_tags).where(subscriber_tags.c.subscriber_id == subscriber_id))
+            _add_tags(conn, subscriber_id, tag_list)
+        loaded = _load(conn, subscribers.c.id == subscriber_id)
+    assert loaded is not None
+    return loaded
+
+
 def set_status(
     engine: Engine,
     subscriber_id: int,
@@ -522,6 +558,45 @@ def iter_subscribers(
         if len(rows) < page_size:
             return
         after = rows[-1].id
+
+
+def _like(text: str) -> str:
+    """`text` as a LIKE pattern matching itself anywhere: its wildcards taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def page(
+    engine: Engine,
+    *,
+    status: SubscriberStatus | None = None,
+    tag: str | None = None,
+    since: datetime | None = None,
+    search: str | None = None,
+    after: int = 0,
+    limit: int = 100,
+) -> tuple[list[Subscriber], bool]:
+    """One page of matching subscribers in id order after id `after`, and whether more follow.
+
+    `since` keeps subscribers created at or after that instant; `search` matches a part of
+    the address or the name, case-insensitively, its % and _ taken literally.
+    """
+    query = _filtered(select(*_COLUMNS), status, tag).where(subscribers.c.id > after)
+    if since is not None:
+        query = query.where(subscribers.c.created_at >= since)
+    if search:
+        pattern = _like(search.lower())
+        query = query.where(
+            or_(
+                subscribers.c.email.like(pattern, escape="\\"),
+                func.lower(subscribers.c.name).like(pattern, escape="\\"),
+            )
+        )
+    with engine.connect() as conn:
+        rows = conn.execute(query.order_by(subscribers.c.id).limit(limit + 1)).all()
+        shown = rows[:limit]
+        tags = tags_of(conn, [row.id for row in shown])
+    return [_subscriber(row, tags.get(row.id, ())) for row in shown], len(rows) > limit
 
 
 def counts(engine: Engine) -> dict[str, int]:

@@ -1,0 +1,28 @@
+"""The actions of publisher, one function each: what the CLI, the HTTP API and the desk call.
+
+A face (a command, a route, a form) parses its input, calls one function here and
+presents what comes back; every rule (validation, unsubscribe wins, exactly once) lives
+in these functions or below them, never in a face. Each function takes what it needs of
+the config (`Config`), the store (an SQLAlchemy `Engine` from `publisher.store.open_store`)
+and the time (`now`, timezone-aware), returns frozen dataclasses, and raises only from
+`publisher.errors`, whose class says what went wrong (NotFound, InvalidRequest,
+Conflict, SubscriberError, ContentError, ConfigError, ...) and whose message says what
+to do.
+
+    subscribers  subscribe, get_subscriber, update_subscriber, unsubscribe, erase,
+                 export_subscriber, import_subscribers, list_subscribers (cursor pages),
+                 iter_subscribers, counts, tags
+    articles     list_articles (with state), get_article, write_article, preview
+    issues       plan_send (dry run), test_send, send_now, schedule_send, list_schedules,
+                 cancel_schedule, issue_status
+    stats        subscriber_days, issue_counts, send_pace
+
+Delivering queued rows is the delivery engine's job (`publisher.delivery.engine`), run
+in the foreground by `publisher send` and in the background by `publisher serve`.
+"""
+
+from __future__ import annotations
+
+from publisher.services import articles, issues, stats, subscribers
+
+__all__ = ["articles", "issues", "stats", "subscribers"]

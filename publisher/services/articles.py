@@ -1,0 +1,203 @@
+"""Article actions: list with state, read, write into content/, preview the newsletter.
+
+The Markdown files under `build.content` stay the source of truth: `write_article`
+checks the text parses as an article, then writes it beside its target and renames it
+into place, so a reader (the build, the daemon) sees the old file or the new one, never
+half of either. Errors: ContentError for text that does not parse (naming the line),
+NotFound for an unknown slug, Conflict for a slug another file already has.
+"""
+
+from __future__ import annotations
+
+import enum
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from publisher import content, newsletter
+from publisher.config import Config
+from publisher.errors import Conflict, InvalidRequest, NotFound, PublisherError
+from publisher.models import Article
+from publisher.store import ledger, schedules
+
+__all__ = [
+    "ArticleState",
+    "ArticleView",
+    "Preview",
+    "Written",
+    "get_article",
+    "list_articles",
+    "preview",
+    "write_article",
+]
+
+PREVIEW_NAME = "Reader"
+PREVIEW_EMAIL = "reader@example.com"
+
+
+class ArticleState(enum.StrEnum):
+    DRAFT = "draft"
+    """`draft: true` in the front matter: appears nowhere."""
+    SCHEDULED = "scheduled"
+    """Dated in the future, or its newsletter has a pending scheduled send."""
+    PUBLISHED = "published"
+    """On the site and in the feeds; its newsletter has not gone out."""
+    SENT = "sent"
+    """Its newsletter has been sent (or is being sent) to the list."""
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleView:
+    """An article, where its file is (relative to the config's folder), and its state."""
+
+    article: Article
+    path: str
+    state: ArticleState
+    issue_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What `write_article` did: the file written and the article as it now parses."""
+
+    path: Path
+    article: Article
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """An article's newsletter as a reader would get it (with sample reader values)."""
+
+    slug: str
+    subject: str
+    html: str
+    text: str
+    warnings: tuple[str, ...]
+
+
+def _states(db: Engine, articles: Sequence[Article], now: datetime) -> list[tuple[ArticleState, int | None]]:
+    pending = {item.issue_key for item in schedules.pending(db)}
+    found: list[tuple[ArticleState, int | None]] = []
+    for article in articles:
+        issue = ledger.find_issue(db, article.id)
+        issue_id = issue.id if issue else None
+        if article.draft:
+            state = ArticleState.DRAFT
+        elif issue is not None and issue.status in ("sending", "done"):
+            state = ArticleState.SENT
+        elif article.date > now or article.id in pending:
+            state = ArticleState.SCHEDULED
+        else:
+            state = ArticleState.PUBLISHED
+        found.append((state, issue_id))
+    return found
+
+
+def list_articles(config: Config, db: Engine, *, now: datetime) -> list[ArticleView]:
+    """Every article under content/, newest first, drafts included, each with its state.
+
+    A file that does not parse raises ContentError naming it (`publisher check` lists all).
+    """
+    articles = content.load_articles(config)
+    return [
+        ArticleView(article=a, path=a.source, state=state, issue_id=issue_id)
+        for a, (state, issue_id) in zip(articles, _states(db, articles, now), strict=True)
+    ]
+
+
+def get_article(config: Config, db: Engine, slug: str, *, now: datetime) -> ArticleView:
+    """The article with this slug (drafts too), with its state; NotFound otherwise."""
+    articles, _ = content.scan_articles(config)
+    for article in articles:
+        if article.slug == slug:
+            ((state, issue_id),) = _states(db, [article], now)
+            return ArticleView(article=article, path=article.source, state=state, issue_id=issue_id)
+    raise NotFound(f"no article with slug {slug!r}")
+
+
+def _file_of(config: Config, article: Article) -> Path:
+    path = Path(article.source)
+    return path if path.is_absolute() else config.root / path
+
+
+def write_article(config: Config, text: str, *, now: datetime, slug: str | None = None) -> Written:
+    """Write a Markdown article (front matter and body) into content/.
+
+    Without `slug` it is a new article, named `YYYY-MM-DD-<slug>.md` after its date and
+    slug (from `slug:` or the title); Conflict if any article already has that slug.
+    With `slug`, the article of that slug is replaced in its own file; the text must keep
+    the slug (InvalidRequest otherwise: a new slug would change its address and its id).
+    The text is parsed first: nothing is written unless it is a valid article.
+    """
+    folder = config.path_of("build.content")
+    existing, _ = content.scan_articles(config)
+    by_slug = {a.slug: a for a in existing}
+    if slug is not None:
+        current = by_slug.get(slug)
+        if current is None:
+            raise NotFound(f"no article with slug {slug!r}")
+        target = _file_of(config, current)
+        article = content.parse_article(text, source=str(target), config=config)
+        if article.slug != slug:
+            raise InvalidRequest(
+                f"the text gives slug {article.slug!r}, but it replaces {slug!r}: keep the "
+                f"slug (add 'slug: {slug}' to the front matter), or create a new article"
+            )
+        created = False
+    else:
+        # No file name yet: the slug comes from `slug:` or the title alone.
+        draft = content.parse_article(text, source="(new article)", config=config)
+        if draft.slug in by_slug:
+            raise Conflict(f"an article with slug {draft.slug!r} exists already ({by_slug[draft.slug].source})")
+        target = folder / f"{draft.date.astimezone(config.tz):%Y-%m-%d}-{draft.slug}.md"
+        if target.exists():
+            raise Conflict(f"{target.name} exists already in {folder}; give the article another slug")
+        article = content.parse_article(text, source=str(target), config=config)
+        created = True
+    _replace(target, text)
+    return Written(path=target, article=article, created=created)
+
+
+def _replace(target: Path, text: str) -> None:
+    """Write beside `target` and rename over it: readers see the old file or the new one."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - renamed into place below
+            "w", encoding="utf-8", dir=target.parent, prefix=f".{target.name}.", delete=False
+        )
+    except OSError as exc:
+        raise PublisherError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    try:
+        with handle:
+            handle.write(text)
+        Path(handle.name).replace(target)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+
+
+def preview(config: Config, slug: str, *, now: datetime) -> Preview:
+    """The newsletter of the article `slug` (drafts too), rendered as it would be sent.
+
+    Per-reader values are sample ones (a reader called "Reader"); nothing is stored.
+    """
+    articles, _ = content.scan_articles(config)
+    article = next((a for a in articles if a.slug == slug), None)
+    if article is None:
+        raise NotFound(f"no article with slug {slug!r}")
+    rendered = newsletter.render_issue(config, newsletter.issue_for_article(config, article), now)
+    template = newsletter.MessageTemplate.from_rendered(config, rendered)
+    sample = newsletter.Recipient(
+        delivery_id=None,
+        email=PREVIEW_EMAIL,
+        name=PREVIEW_NAME,
+        unsubscribe_url=config.site_url + "/unsubscribe/preview",
+        message_id="",
+    )
+    html, text = template.parts(sample)
+    return Preview(slug=slug, subject=rendered.subject, html=html, text=text, warnings=rendered.warnings)

@@ -1,0 +1,230 @@
+"""Issue actions: dry run, test copy, send now, schedule, cancel, status.
+
+An issue is an article's newsletter, rendered once and frozen in the ledger. `send_now`
+and `schedule_send` freeze it and queue or schedule it; the rows are delivered by
+whoever runs the delivery engine (the CLI in the foreground, `publisher serve` in the
+background), so nothing here waits for a provider except `test_send`.
+
+Errors: NotFound for an unknown or unpublished slug, issue or schedule; InvalidRequest
+for a send time in the past; ConfigError for an unknown zone or a time the clocks skip;
+Conflict for a schedule that can no longer be cancelled; DeliveryError when a test copy
+is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import make_msgid
+
+from sqlalchemy import Engine
+
+from publisher import content, newsletter, timing, tokens
+from publisher.config import Config
+from publisher.delivery.base import Provider, make_provider
+from publisher.errors import Conflict, InvalidRequest, NotFound, PermanentFailure
+from publisher.models import Article, Outcome
+from publisher.sending import find_article, prepare_article_issue
+from publisher.store import ledger, schedules
+from publisher.store.issues import IssueStatus
+from publisher.store.schedules import Schedule
+from publisher.store.subscribers import normalize_email
+
+__all__ = [
+    "EARLIEST_ZONE",
+    "IssueStatus",
+    "Queued",
+    "Schedule",
+    "Scheduled",
+    "SendPlan",
+    "cancel_schedule",
+    "issue_status",
+    "list_schedules",
+    "plan_send",
+    "published_article",
+    "schedule_send",
+    "send_now",
+    "send_secret",
+    "test_send",
+]
+
+EARLIEST_ZONE = "Pacific/Kiritimati"
+"""The zone whose clock is furthest ahead (UTC+14): the first place any wall-clock hour arrives."""
+MAX_TEST_ADDRESSES = 10
+
+
+@dataclass(frozen=True, slots=True)
+class SendPlan:
+    """What a send of an article would do now: nothing is written to make it."""
+
+    article: Article
+    subject: str
+    html_bytes: int
+    text_bytes: int
+    warnings: tuple[str, ...]
+    recipients: int
+    """New recipients: readers who already had it (an earlier send) are not counted."""
+    issue_id: int | None
+    """The issue already in the ledger for this article, if it was sent or scheduled before."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scheduled:
+    """A scheduled send as stored, and the article it sends."""
+
+    schedule: Schedule
+    article: Article
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """An issue frozen in the ledger with its new recipients queued for delivery."""
+
+    issue_id: int
+    article: Article
+    added: int
+
+
+def send_secret(config: Config) -> str:
+    """The key that signs unsubscribe links; ConfigError when a real provider has none."""
+    return tokens.resolve_secret(config, real_provider=config["delivery.provider"] != "maildir")
+
+
+def published_article(config: Config, slug: str, *, now: datetime) -> Article:
+    """The published article `slug`; NotFound (with the closest slugs) for a draft or unknown one."""
+    return find_article(content.load_articles(config), slug, now=now)
+
+
+def plan_send(config: Config, db: Engine, slug: str, *, now: datetime, tag: str | None = None) -> SendPlan:
+    """Render the article's newsletter and count who a send would reach (a dry run)."""
+    article = published_article(config, slug, now=now)
+    rendered = newsletter.render_issue(config, newsletter.issue_for_article(config, article), now)
+    existing = ledger.find_issue(db, article.id)
+    count = ledger.count_new_recipients(db, issue_id=existing.id if existing else None, tag=tag)
+    return SendPlan(
+        article=article,
+        subject=rendered.subject,
+        html_bytes=len(rendered.html.encode()),
+        text_bytes=len(rendered.text.encode()),
+        warnings=rendered.warnings,
+        recipients=count,
+        issue_id=existing.id if existing else None,
+    )
+
+
+def test_send(
+    config: Config,
+    slug: str,
+    addresses: Sequence[str],
+    *,
+    now: datetime,
+    provider_factory: Callable[[Config], Provider] = make_provider,
+) -> Article:
+    """Send one copy of the article's newsletter to each address; the ledger is not touched.
+
+    Drafts may be test-sent. The unsubscribe link in a test copy names nobody. Raises
+    SubscriberError for a bad address, PermanentFailure when the provider refuses a copy.
+    """
+    if not addresses or len(addresses) > MAX_TEST_ADDRESSES:
+        raise InvalidRequest(f"give 1 to {MAX_TEST_ADDRESSES} addresses for a test copy, got {len(addresses)}")
+    checked = [normalize_email(address) for address in addresses]
+    articles, _ = content.scan_articles(config)
+    article = next((a for a in articles if a.slug == slug), None)
+    if article is None:
+        raise NotFound(f"no article with slug {slug!r}")
+    rendered = newsletter.render_issue(config, newsletter.issue_for_article(config, article), now)
+    template = newsletter.MessageTemplate.from_rendered(config, rendered)
+    secret = send_secret(config)
+    domain = template.sender_address.rpartition("@")[2] or "localhost"
+    provider = provider_factory(config)
+    try:
+        for address in checked:
+            recipient = newsletter.Recipient(
+                delivery_id=None,
+                email=address,
+                name="",
+                # Subscriber 0 does not exist: the link shows the page but unsubscribes nobody.
+                unsubscribe_url=tokens.unsubscribe_url(config, secret, 0),
+                message_id=make_msgid(idstring="test", domain=domain),
+            )
+            (result,) = provider.send(template, [recipient], now=now)
+            if result.outcome is not Outcome.SENT:
+                raise PermanentFailure(
+                    f"the test copy to {address} was not sent ({result.outcome}): {result.detail}"
+                )
+    finally:
+        provider.close()
+    return article
+
+
+def send_now(config: Config, db: Engine, slug: str, *, now: datetime, tag: str | None = None) -> Queued:
+    """Freeze the article's newsletter in the ledger and queue it for every active subscriber
+    (of `tag`) who has not had it: exactly once per reader, however often it is called.
+
+    Returns at once; the rows are sent by the delivery engine. Raises ConfigError first
+    if unsubscribe links cannot be signed, so nothing is queued that could not go out.
+    """
+    article = published_article(config, slug, now=now)
+    send_secret(config)
+    issue_id = prepare_article_issue(config, db, article, now=now, status="sending", tag=tag)
+    added = ledger.enqueue(db, issue_id, now=now, tz_of_author=config.tz, tag=tag)
+    return Queued(issue_id=issue_id, article=article, added=added)
+
+
+def schedule_send(
+    config: Config,
+    db: Engine,
+    slug: str,
+    *,
+    at: str,
+    now: datetime,
+    tz_name: str | None = None,
+    tag: str | None = None,
+    local_time: bool = False,
+) -> Scheduled:
+    """Schedule the article's newsletter for the wall-clock time `at` ("YYYY-MM-DD HH:MM").
+
+    `at` is read in `tz_name` (default: the publication's zone). With `local_time`, each
+    subscriber gets it at that hour of their own day (their zone; the author's for the
+    rest): the send starts when the hour first arrives anywhere on Earth. The schedule is
+    kept in the store, so it survives restarts; `publisher serve` runs it.
+    """
+    tz = timing.zone(tz_name) if tz_name else config.tz
+    if local_time:
+        # Each row then waits for its subscriber's own hour (see ledger.enqueue's local_hour).
+        tz = timing.zone(EARLIEST_ZONE)
+    run_at = timing.parse_local(at, tz)
+    if run_at <= now:
+        raise InvalidRequest(f"{at} {tz.key} is in the past; send it now instead (publisher send {slug})")
+    article = published_article(config, slug, now=now)
+    issue_id = prepare_article_issue(config, db, article, now=now, status="scheduled", tag=tag)
+    if local_time:
+        schedules.set_local_hour(db, issue_id, run_at.astimezone(tz).hour)
+    zone_label = "local" if local_time else tz.key
+    item = schedules.add(db, issue_id=issue_id, run_at=run_at, timezone=zone_label, local_time=at.strip(), now=now)
+    return Scheduled(schedule=item, article=article)
+
+
+def list_schedules(db: Engine, *, include_finished: bool = False) -> list[Schedule]:
+    """Scheduled sends in time order: the pending ones, or all with `include_finished`."""
+    return schedules.list_schedules(db, include_finished=include_finished)
+
+
+def cancel_schedule(db: Engine, schedule_id: int) -> Schedule:
+    """Cancel a pending scheduled send; Conflict once it ran, was claimed or was cancelled."""
+    current = schedules.get(db, schedule_id)
+    if current.state != "pending":
+        raise Conflict(f"schedule {schedule_id} is {current.state}, not pending: it cannot be cancelled")
+    try:
+        return schedules.cancel(db, schedule_id)
+    except NotFound as exc:  # claimed by a daemon between the look and the change
+        raise Conflict(str(exc)) from exc
+
+
+def issue_status(db: Engine, issue: int | str | None = None) -> list[IssueStatus]:
+    """Delivery counts per issue, newest first; `issue` (an id, slug or key) narrows to one."""
+    found = ledger.status(db, issue)
+    if issue is not None and not found:
+        raise NotFound(f"no issue {issue!r}")
+    return found

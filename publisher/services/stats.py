@@ -1,0 +1,89 @@
+"""Figures: subscribers per day, what became of an issue, and a send's pace per minute.
+
+Days and minutes are UTC. An unsubscribe, bounce or complaint counts for an issue when it
+came from one of its readers within a week of their copy (`store.stats.AFTER_ISSUE`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import Engine
+
+from publisher.errors import InvalidRequest
+from publisher.store import ledger
+from publisher.store import stats as store
+
+__all__ = ["MAX_DAYS", "DayCounts", "IssueCounts", "MinuteCount", "issue_counts", "send_pace", "subscriber_days"]
+
+MAX_DAYS = 366
+
+
+@dataclass(frozen=True, slots=True)
+class DayCounts:
+    """Subscriber events on one UTC day."""
+
+    day: date
+    joined: int = 0
+    confirmed: int = 0
+    left: int = 0
+    bounced: int = 0
+    complained: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class IssueCounts:
+    issue_id: int
+    sent: int
+    failed: int
+    bounced: int
+    complained: int
+    unsubscribed: int
+
+
+@dataclass(frozen=True, slots=True)
+class MinuteCount:
+    minute: datetime
+    sent: int
+
+
+_FIELDS = {"subscribe": "joined", "confirm": "confirmed", "unsubscribe": "left",
+           "bounce": "bounced", "complaint": "complained"}
+
+
+def subscriber_days(db: Engine, *, now: datetime, days: int = 30) -> list[DayCounts]:
+    """One line per UTC day for the last `days` days (today included), oldest first."""
+    if not 1 <= days <= MAX_DAYS:
+        raise InvalidRequest(f"days must be between 1 and {MAX_DAYS}, got {days}")
+    today = now.astimezone(UTC).date()
+    first = today - timedelta(days=days - 1)
+    since = datetime(first.year, first.month, first.day, tzinfo=UTC)
+    counted = store.events_per_day(db, since=since, until=since + timedelta(days=days))
+    lines: list[DayCounts] = []
+    for offset in range(days):
+        day = first + timedelta(days=offset)
+        key = f"{day:%Y-%m-%d}"
+        values = {name: counted.get((key, kind), 0) for kind, name in _FIELDS.items()}
+        lines.append(DayCounts(day=day, **values))
+    return lines
+
+
+def issue_counts(db: Engine, issue_id: int) -> IssueCounts:
+    """Sent and failed copies of an issue, and what its readers did afterwards."""
+    (line,) = ledger.status(db, issue_id)
+    after = store.events_after_issue(db, issue_id)
+    return IssueCounts(
+        issue_id=issue_id,
+        sent=line.sent,
+        failed=line.failed,
+        bounced=after.get("bounce", 0),
+        complained=after.get("complaint", 0),
+        unsubscribed=after.get("unsubscribe", 0),
+    )
+
+
+def send_pace(db: Engine, issue_id: int) -> list[MinuteCount]:
+    """Copies of the issue sent in each minute of its send (minutes with none left out)."""
+    ledger.status(db, issue_id)  # NotFound for an unknown issue
+    return [MinuteCount(minute=m, sent=n) for m, n in store.sent_per_minute(db, issue_id).items()]

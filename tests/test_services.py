@@ -1,0 +1,294 @@
+"""The service layer: each action once, on a real publication folder and SQLite store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from publisher.config import Config, load_config
+from publisher.errors import Conflict, ContentError, InvalidRequest, NotFound, SubscriberError
+from publisher.models import SubscriberStatus
+from publisher.services import articles, issues, stats, subscribers
+from publisher.store import ledger, open_store
+from publisher.store.schema import deliveries
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+ARTICLE = """---
+title: {title}
+date: {date}
+---
+
+Some words about {title}.
+"""
+
+CONFIG = """
+[publication]
+title = "Service Test"
+url = "https://example.org/"
+postal_address = "1 Test Street, Testville"
+timezone = "Europe/Berlin"
+
+[newsletter]
+from = "Tester <news@example.org>"
+
+[delivery]
+provider = "maildir"
+
+[delivery.maildir]
+path = "outbox"
+"""
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    (tmp_path / "content").mkdir()
+    (tmp_path / "content" / "2026-01-05-notes-on-rest.md").write_text(
+        ARTICLE.format(title="Notes on Rest", date="2026-01-05 08:00")
+    )
+    (tmp_path / "config.toml").write_text(CONFIG)
+    return load_config(tmp_path / "config.toml", env={"PUBLISHER_SECRET": "k" * 40})
+
+
+@pytest.fixture
+def db(config: Config) -> sa.Engine:
+    engine = open_store(config.store_url)
+    yield engine
+    engine.dispose()
+
+
+def _add(db: sa.Engine, count: int, **kwargs: object) -> None:
+    for n in range(count):
+        subscribers.subscribe(db, f"reader{n}@example.org", now=NOW, **kwargs)  # type: ignore[arg-type]
+
+
+def test_subscribe_says_whether_the_address_was_new(db: sa.Engine) -> None:
+    """A second subscribe of the same address updates it and says so."""
+    first = subscribers.subscribe(db, "Ada@Example.org", name="Ada", now=NOW)
+    again = subscribers.subscribe(db, "ada@example.org", tags=["x"], now=NOW + timedelta(seconds=1))
+    assert (first.created, again.created) == (True, False)
+    assert again.subscriber.tags == ("x",) and again.subscriber.name == "Ada"
+
+
+def test_pages_follow_each_other_without_gaps(db: sa.Engine) -> None:
+    """Walking the cursor visits every subscriber once, in id order."""
+    _add(db, 7)
+    seen: list[str] = []
+    after = None
+    while True:
+        page = subscribers.list_subscribers(db, limit=3, after=after)
+        seen += [s.email for s in page.items]
+        if not page.has_more:
+            break
+        after = page.next_after
+    assert seen == [f"reader{n}@example.org" for n in range(7)]
+
+
+def test_search_takes_wildcards_literally(db: sa.Engine) -> None:
+    """A % or _ in the search matches only itself."""
+    subscribers.subscribe(db, "a_b@example.org", now=NOW)
+    subscribers.subscribe(db, "axb@example.org", now=NOW)
+    found = subscribers.list_subscribers(db, search="A_B")
+    assert [s.email for s in found.items] == ["a_b@example.org"]
+    assert subscribers.list_subscribers(db, search="%").items == ()
+
+
+def test_since_and_status_filter_the_listing(db: sa.Engine) -> None:
+    """Only subscribers created at or after `since`, with the status asked for."""
+    subscribers.subscribe(db, "old@example.org", now=NOW - timedelta(days=3))
+    subscribers.subscribe(db, "new@example.org", now=NOW, pending=True)
+    page = subscribers.list_subscribers(db, since=NOW - timedelta(days=1), status=SubscriberStatus.PENDING)
+    assert [s.email for s in page.items] == ["new@example.org"]
+
+
+def test_page_size_out_of_range_is_refused(db: sa.Engine) -> None:
+    """A limit of 0 or over the maximum is an InvalidRequest, not an empty page."""
+    with pytest.raises(InvalidRequest, match="limit"):
+        subscribers.list_subscribers(db, limit=0)
+
+
+def test_update_replaces_tags_and_keeps_the_status(db: sa.Engine) -> None:
+    """Tags given replace the set; fields not given stay."""
+    subscribers.subscribe(db, "ada@example.org", name="Ada", tags=["a", "b"], now=NOW)
+    changed = subscribers.update_subscriber(db, "ada@example.org", tags=["C"], now=NOW)
+    assert changed.tags == ("c",) and changed.name == "Ada" and changed.status is SubscriberStatus.ACTIVE
+
+
+def test_update_refuses_a_bad_zone(db: sa.Engine) -> None:
+    """An unknown zone is a SubscriberError and nothing changes."""
+    subscribers.subscribe(db, "ada@example.org", timezone="Europe/Paris", now=NOW)
+    with pytest.raises(SubscriberError, match="Mars/Olympus"):
+        subscribers.update_subscriber(db, "ada@example.org", timezone="Mars/Olympus", now=NOW)
+    assert subscribers.get_subscriber(db, "ada@example.org").timezone == "Europe/Paris"
+
+
+def test_unsubscribe_keeps_the_address_off_the_list(db: sa.Engine) -> None:
+    """An unsubscribed address is not added back by a plain subscribe."""
+    subscribers.subscribe(db, "ada@example.org", now=NOW)
+    left = subscribers.unsubscribe(db, "ada@example.org", now=NOW)
+    assert left.status is SubscriberStatus.UNSUBSCRIBED
+    with pytest.raises(SubscriberError, match="stays off the list"):
+        subscribers.subscribe(db, "ada@example.org", now=NOW)
+
+
+def test_erase_forgets_the_person(db: sa.Engine) -> None:
+    """After erasure the address is unknown."""
+    subscribers.subscribe(db, "ada@example.org", now=NOW)
+    assert subscribers.erase(db, "ADA@example.org", now=NOW) == "ada@example.org"
+    with pytest.raises(NotFound):
+        subscribers.get_subscriber(db, "ada@example.org")
+
+
+def test_export_holds_events_and_deliveries(config: Config, db: sa.Engine) -> None:
+    """A person's export lists what happened to them and each copy sent to them."""
+    subscribers.subscribe(db, "ada@example.org", now=NOW)
+    queued = issues.send_now(config, db, "notes-on-rest", now=NOW)
+    data = subscribers.export_subscriber(db, "ada@example.org")
+    assert [e.kind for e in data.events] == ["subscribe"]
+    assert [(d.issue_id, d.state) for d in data.deliveries] == [(queued.issue_id, "queued")]
+
+
+def test_tags_count_active_and_all(db: sa.Engine) -> None:
+    """A tag's count says how many active subscribers carry it, and how many in all."""
+    subscribers.subscribe(db, "a@example.org", tags=["sleep"], now=NOW)
+    subscribers.subscribe(db, "b@example.org", tags=["sleep"], now=NOW)
+    subscribers.unsubscribe(db, "b@example.org", now=NOW)
+    assert subscribers.tags(db) == [subscribers.TagCount(tag="sleep", active=1, total=2)]
+
+
+NEW_TEXT = ARTICLE.format(title="Walking Daily", date="2026-02-01 08:00")
+
+
+def test_write_creates_a_dated_file(config: Config) -> None:
+    """A new article lands in content/ named after its date and slug."""
+    written = articles.write_article(config, NEW_TEXT, now=NOW)
+    assert written.created and written.path == config.path_of("build.content") / "2026-02-01-walking-daily.md"
+    assert written.path.read_text() == NEW_TEXT and written.article.slug == "walking-daily"
+
+
+def test_write_refuses_a_slug_in_use(config: Config) -> None:
+    """Creating an article whose slug exists is a Conflict."""
+    with pytest.raises(Conflict, match="notes-on-rest"):
+        articles.write_article(config, ARTICLE.format(title="Notes on Rest", date="2026-03-01 08:00"), now=NOW)
+
+
+def test_write_of_bad_text_writes_nothing(config: Config) -> None:
+    """Front matter that does not parse is a ContentError and no file appears."""
+    before = sorted(config.path_of("build.content").iterdir())
+    with pytest.raises(ContentError):
+        articles.write_article(config, "---\ntitle: [unclosed\n---\nbody\n", now=NOW)
+    assert sorted(config.path_of("build.content").iterdir()) == before
+
+
+def test_update_replaces_the_same_file(config: Config) -> None:
+    """An update rewrites the article's own file; its id stays."""
+    before = articles.get_article(config, open_store(config.store_url), "notes-on-rest", now=NOW)
+    text = ARTICLE.format(title="Notes on Rest, revised", date="2026-01-05 08:00")
+    written = articles.write_article(config, text, now=NOW, slug="notes-on-rest")
+    assert not written.created and written.path.name == "2026-01-05-notes-on-rest.md"
+    assert written.article.id == before.article.id and written.path.read_text() == text
+
+
+def test_update_may_not_change_the_slug(config: Config) -> None:
+    """Text giving another slug is refused: it would move the article."""
+    text = "---\ntitle: Other\ndate: 2026-01-05 08:00\nslug: other\n---\nbody\n"
+    with pytest.raises(InvalidRequest, match="keep the slug"):
+        articles.write_article(config, text, now=NOW, slug="notes-on-rest")
+
+
+def test_articles_carry_their_state(config: Config, db: sa.Engine) -> None:
+    """Draft, scheduled (future), published and sent are told apart."""
+    content = config.path_of("build.content")
+    (content / "2026-02-01-draft.md").write_text("---\ntitle: Draft\ndate: 2026-02-01\ndraft: true\n---\nx\n")
+    (content / "2027-01-01-later.md").write_text(ARTICLE.format(title="Later", date="2027-01-01 08:00"))
+    articles.write_article(config, NEW_TEXT, now=NOW)
+    subscribers.subscribe(db, "ada@example.org", now=NOW)
+    issues.send_now(config, db, "notes-on-rest", now=NOW)
+    states = {v.article.slug: v.state for v in articles.list_articles(config, db, now=NOW)}
+    assert states == {
+        "draft": articles.ArticleState.DRAFT,
+        "later": articles.ArticleState.SCHEDULED,
+        "walking-daily": articles.ArticleState.PUBLISHED,
+        "notes-on-rest": articles.ArticleState.SENT,
+    }
+
+
+def test_preview_fills_in_a_sample_reader(config: Config) -> None:
+    """The preview has the reader's values spliced in, no placeholder left."""
+    shown = articles.preview(config, "notes-on-rest", now=NOW)
+    assert "Some words about Notes on Rest" in shown.html and "__pub_" not in shown.html + shown.text
+    assert "/unsubscribe/preview" in shown.text
+
+
+def test_send_now_queues_each_reader_once(config: Config, db: sa.Engine) -> None:
+    """Sending twice queues only readers who joined in between."""
+    _add(db, 3)
+    first = issues.send_now(config, db, "notes-on-rest", now=NOW)
+    subscribers.subscribe(db, "late@example.org", now=NOW)
+    again = issues.send_now(config, db, "notes-on-rest", now=NOW)
+    assert (first.added, again.added, again.issue_id) == (3, 1, first.issue_id)
+
+
+def test_plan_counts_without_writing(config: Config, db: sa.Engine) -> None:
+    """A dry run counts the readers and leaves the ledger empty."""
+    _add(db, 2)
+    plan = issues.plan_send(config, db, "notes-on-rest", now=NOW)
+    assert plan.recipients == 2 and plan.issue_id is None
+    assert issues.issue_status(db) == []
+
+
+def test_schedule_in_the_past_is_refused(config: Config, db: sa.Engine) -> None:
+    """A time already gone is an InvalidRequest that points to sending now."""
+    with pytest.raises(InvalidRequest, match="in the past"):
+        issues.schedule_send(config, db, "notes-on-rest", at="2026-03-01 09:00", now=NOW)
+
+
+def test_schedule_reads_the_time_in_the_publication_zone(config: Config, db: sa.Engine) -> None:
+    """09:00 in Europe/Berlin in March is 08:00 UTC."""
+    done = issues.schedule_send(config, db, "notes-on-rest", at="2026-03-10 09:00", now=NOW)
+    assert done.schedule.run_at == datetime(2026, 3, 10, 8, 0, tzinfo=UTC)
+    assert done.schedule.timezone == "Europe/Berlin" and done.article.slug == "notes-on-rest"
+
+
+def test_local_time_schedule_starts_where_the_hour_comes_first(config: Config, db: sa.Engine) -> None:
+    """A local-time send starts at 09:00 in UTC+14 and keeps the hour for each reader."""
+    done = issues.schedule_send(config, db, "notes-on-rest", at="2026-03-10 09:00", now=NOW, local_time=True)
+    assert done.schedule.run_at == datetime(2026, 3, 9, 19, 0, tzinfo=UTC)
+    assert done.schedule.timezone == "local"
+    assert ledger.get_issue(db, done.schedule.issue_id).local_hour == 9
+
+
+def test_cancel_twice_is_a_conflict(config: Config, db: sa.Engine) -> None:
+    """A cancelled schedule cannot be cancelled again; an unknown one is NotFound."""
+    done = issues.schedule_send(config, db, "notes-on-rest", at="2026-03-10 09:00", now=NOW)
+    assert issues.cancel_schedule(db, done.schedule.id).state == "cancelled"
+    with pytest.raises(Conflict, match="cancelled"):
+        issues.cancel_schedule(db, done.schedule.id)
+    with pytest.raises(NotFound):
+        issues.cancel_schedule(db, 999)
+
+
+def test_subscriber_days_count_joins_and_leaves(db: sa.Engine) -> None:
+    """Each day's line counts that day's joins and unsubscribes; empty days are zero."""
+    subscribers.subscribe(db, "a@example.org", now=NOW - timedelta(days=1))
+    subscribers.subscribe(db, "b@example.org", now=NOW)
+    subscribers.unsubscribe(db, "a@example.org", now=NOW)
+    days = stats.subscriber_days(db, now=NOW, days=3)
+    assert [(d.day.isoformat(), d.joined, d.left) for d in days] == [
+        ("2026-02-28", 0, 0), ("2026-03-01", 1, 0), ("2026-03-02", 1, 1),
+    ]
+
+
+def test_issue_counts_an_unsubscribe_after_the_copy(config: Config, db: sa.Engine) -> None:
+    """A reader who leaves after their copy was sent counts for that issue."""
+    _add(db, 2)
+    queued = issues.send_now(config, db, "notes-on-rest", now=NOW)
+    with db.begin() as conn:
+        conn.execute(sa.update(deliveries).values(state="sent", sent_at=NOW))
+    subscribers.unsubscribe(db, "reader0@example.org", now=NOW + timedelta(hours=1))
+    counted = stats.issue_counts(db, queued.issue_id)
+    assert (counted.sent, counted.unsubscribed, counted.bounced) == (2, 1, 0)
+    assert stats.send_pace(db, queued.issue_id) == [stats.MinuteCount(minute=NOW, sent=2)]
