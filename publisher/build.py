@@ -1,13 +1,25 @@
 """The static site: feeds, archive pages and newsletter previews, written to `build.output`.
 
 Two halves. `render_site` is pure: articles in, a mapping of relative path to bytes out.
-`write_site` is the edge: it writes each file atomically (a temp file in the same folder,
-then `os.replace`), leaves a file alone when its bytes are already right (so its mtime,
-and every web server's ETag, survive a rebuild), and removes files that an earlier build
-wrote but this one no longer produces. An output folder shared with the author's own
-files is safe: the manifest records every file a build wrote with its hash, and only
-those are ever replaced or removed. A file of the author's in the way of a new page stops
-the build before anything is written; a stale file the author has edited since is kept.
+`write_site` is the edge, and the site it serves switches from one whole build to the
+next in one step. Each build is staged in a folder of its own beside the output, under
+`.<output>.builds/`: the files that did not change are hard links to the served build's
+(so their mtime, and every web server's ETag, survive a rebuild), the rest are written
+there. Then the output path, a symbolic link, is renamed onto the new build: a reader,
+a web server or a CDN sees the old site or the new one, never half of each, and a build
+killed at any moment leaves the served site as it was and no temp file inside it. The
+previous builds are removed after the switch. An output that is still a plain folder
+(from an older publisher, or made by hand) becomes the first of these builds.
+
+An output folder shared with the author's own files is safe: the manifest records every
+file a build wrote with its hash, and only those are ever replaced or removed; the
+author's other files are carried into each new build. A file of the author's in the
+way of a new page stops the build before anything is written; a stale file the author
+has edited since is kept. `publisher serve` answers only for the files in the manifest.
+
+The output must be a folder of its own: `output_folder` refuses one that is, or
+contains, the publication folder, the content or template folders, the database, the
+outbox or the DKIM key, since anything in it may end up on the web.
 
 Newsletter previews cost a Jinja and premailer run each (tens of milliseconds), so only
 the newest `build.previews` articles get one: that is where an author looks before a
@@ -18,12 +30,16 @@ about ten seconds a megabyte, and Gmail would show the first hundred kilobytes.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -46,7 +62,10 @@ __all__ = [
     "PREVIEW_UNSUBSCRIBE",
     "Site",
     "build_site",
+    "builds_folder",
+    "manifest_files",
     "newsletter_preview",
+    "output_folder",
     "preview_refusal",
     "render_site",
     "write_site",
@@ -77,8 +96,55 @@ class Site:
 
 def build_site(config: Config, articles: Sequence[Article], now: datetime, *, write: bool = True) -> BuildReport:
     """Render everything and write what changed; `write=False` renders and compares only."""
+    output = output_folder(config)
     site = render_site(config, articles, now)
-    return write_site(config.path_of("build.output"), site, write=write)
+    return write_site(output, site, write=write)
+
+
+def output_folder(config: Config) -> Path:
+    """`build.output` as an absolute path whose last part is not resolved (it is the link
+    that switches builds), once it is known not to expose the publication's own files.
+
+    Raises BuildError when the output is, or contains, the filesystem root, the
+    publication folder, the content or template folders, the database, the outbox or
+    the DKIM key: everything in the output may be served.
+    """
+    raw = config.root.resolve() / str(config["build.output"])
+    normal = Path(os.path.normpath(raw))
+    output = normal.parent.resolve() / normal.name if normal.name else normal
+    protected: list[tuple[str, Path]] = [
+        ("the filesystem root", Path(output.anchor)),
+        ("the publication folder (config.toml)", config.root.resolve()),
+        ("the content folder [build] content", config.path_of("build.content")),
+        ("the template folder [build] templates", config.path_of("build.templates")),
+        ("the outbox [delivery.maildir] path", config.path_of("delivery.maildir.path")),
+    ]
+    if str(config["delivery.dkim.private_key_file"]).strip():
+        protected.append(("the DKIM key [delivery.dkim] private_key_file",
+                          config.path_of("delivery.dkim.private_key_file")))
+    url = config.store_url
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        protected.append(("the database [store] url", Path(url[len("sqlite:///"):])))
+    for candidate in dict.fromkeys((output, output.resolve())):
+        for name, path in protected:
+            if candidate == path or candidate in path.parents:
+                raise BuildError(
+                    f"config.toml: [build] output = {config['build.output']!r} is {candidate}, which "
+                    f"{'is' if candidate == path else 'contains'} {name}; everything in the output "
+                    "may be served to anyone, so give it a folder of its own, e.g. output = \"public\""
+                )
+    return output
+
+
+def builds_folder(output: Path) -> Path:
+    """Where the builds behind `output` are staged and kept: `.<name>.builds` beside it."""
+    return output.with_name(f".{output.name}.builds")
+
+
+def manifest_files(root: Path) -> frozenset[str]:
+    """The files the build served from `root` wrote (empty without a readable manifest)."""
+    files, _note = _read_manifest(root)
+    return frozenset(files)
 
 
 def render_site(config: Config, articles: Sequence[Article], now: datetime) -> Site:
@@ -291,12 +357,40 @@ def write_site(output: Path, site: Site, *, write: bool = True) -> BuildReport:
 
     With `write=False` nothing is touched, but everything that would stop a build (a
     file of the author's in the way) is raised all the same, so `publisher check` finds it.
+    `output` is the path from `output_folder`; the builds folder beside it is the only
+    other place written.
     """
-    root = output.resolve()
-    if root.exists() and not root.is_dir():
-        raise BuildError(f"cannot write to {root}: it is a file, not a folder; set [build] output to a folder")
+    if output.is_symlink() and not output.exists():
+        raise BuildError(f"cannot write to {output}: it is a broken link; remove it and build again")
+    if output.exists() and not output.is_dir():
+        raise BuildError(f"cannot write to {output}: it is a file, not a folder; set [build] output to a folder")
+    if not write:
+        return _plan(output, site).report
+    with _builds_lock(output):
+        plan = _plan(output, site)
+        if plan.changes:
+            _publish(output, plan, site)
+    return plan.report
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What a build changes relative to the build being served."""
+
+    current: Path | None
+    """The served build's folder (None before the first build)."""
+    written: tuple[str, ...]
+    removed: tuple[str, ...]
+    manifest: bytes
+    changes: bool
+    report: BuildReport
+
+
+def _plan(output: Path, site: Site) -> _Plan:
+    current = _served(output)
+    root = current or output
     targets = {rel: _inside(root, rel) for rel in site.files}
-    previous, manifest_note = _read_manifest(root)
+    previous, manifest_note = _read_manifest(root) if current else ({}, "")
     hashes = {rel: _digest(data) for rel, data in site.files.items()}
     written: list[str] = []
     unchanged: list[str] = []
@@ -309,7 +403,7 @@ def write_site(output: Path, site: Site, *, write: bool = True) -> BuildReport:
         written.append(rel)
         obstacle = _obstacle(root, path, owned=rel in previous)
         if obstacle:
-            obstacles.append(f"{path}: {obstacle}")
+            obstacles.append(f"{output / rel}: {obstacle}")
     if obstacles:
         shown = obstacles[:10] + ([f"… and {len(obstacles) - 10} more"] if len(obstacles) > 10 else [])
         raise BuildError(
@@ -329,28 +423,21 @@ def write_site(output: Path, site: Site, *, write: bool = True) -> BuildReport:
             removed.append(rel)
         else:
             kept.append(rel)
-    manifest_path = root / MANIFEST
     manifest = _manifest_bytes(hashes)
-    changing = [targets[rel] for rel in written] + [root / rel for rel in removed]
-    if not _same_bytes(manifest_path, manifest):
-        changing.append(manifest_path)
-    locked = _unwritable(changing)
+    changes = (
+        bool(written or removed)
+        or current is None
+        or not output.is_symlink()  # a plain folder, or a switch cut short: link a build
+        or not _same_bytes(current / MANIFEST, manifest)
+    )
+    # Builds are staged in a new folder of ours: only the folders holding the output link
+    # and the builds need to be writable.
+    locked = _unwritable([output, builds_folder(output) / "stage"]) if changes else []
     if locked:
         raise BuildError(
             f"cannot write in {', '.join(locked)}: permission denied, so nothing was written; "
             "check that [build] output points to a folder you can write"
         )
-    if write:
-        if any(rel not in previous for rel in written):
-            # Record the new files before writing them: a build killed halfway must
-            # still know, next time, that they are its own.
-            _write_atomic(manifest_path, _manifest_bytes({**previous, **hashes}))
-        for rel in written:
-            _write_atomic(targets[rel], site.files[rel])
-        for rel in removed:
-            _remove(root, rel)
-        if manifest_path in changing:
-            _write_atomic(manifest_path, manifest)
     warnings = [
         *site.warnings,
         *([manifest_note] if manifest_note else []),
@@ -359,12 +446,114 @@ def write_site(output: Path, site: Site, *, write: bool = True) -> BuildReport:
             for rel in kept
         ),
     ]
-    return BuildReport(
+    report = BuildReport(
         written=tuple(written),
         unchanged=tuple(unchanged),
         warnings=tuple(warnings),
         removed=tuple(removed),
     )
+    return _Plan(current, tuple(written), tuple(removed), manifest, changes, report)
+
+
+def _served(output: Path) -> Path | None:
+    """The folder of the build being served: the link's target, a plain folder left by an
+    older publisher, or, when a switch from such a folder was cut short, the newest build."""
+    if output.is_dir():
+        return output.resolve()
+    if output.is_symlink() or output.exists():
+        return None
+    builds = builds_folder(output)
+    try:
+        done = [p for p in builds.iterdir() if p.name.startswith("v") and p.is_dir()]
+    except OSError:
+        return None
+    return max(done, key=lambda p: p.name) if done else None
+
+
+@contextlib.contextmanager
+def _builds_lock(output: Path) -> Iterator[None]:
+    """One build at a time per output: the next waits, so no build prunes another's stage."""
+    builds = builds_folder(output)
+    try:
+        builds.mkdir(mode=0o755, exist_ok=True)
+        handle = (builds / ".lock").open("a")
+    except OSError as exc:
+        raise BuildError(
+            f"cannot write in {builds}: {exc.strerror or exc}; check that the folder holding "
+            "[build] output is one you can write"
+        ) from exc
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _publish(output: Path, plan: _Plan, site: Site) -> None:
+    """Stage the new build beside the served one, switch the output link to it, prune."""
+    builds = builds_folder(output)
+    stage = Path(tempfile.mkdtemp(dir=builds, prefix="tmp-"))
+    try:
+        stage.chmod(0o755)
+        if plan.current is not None:
+            _link_tree(plan.current, stage)
+        for rel in plan.written:
+            _write_atomic(_inside(stage, rel), site.files[rel])
+        for rel in plan.removed:
+            _remove(stage, rel)
+        _write_atomic(stage / MANIFEST, plan.manifest)
+        version = builds / f"v{time.time_ns():020d}"
+        stage.rename(version)
+        stage = version
+        _switch(output, version)
+    except OSError as exc:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise BuildError(
+            f"cannot write {output}: {exc.strerror or exc}; check that [build] output points to a folder you can write"
+        ) from exc
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    for old in builds.iterdir():
+        if old != version and old.name != ".lock":
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.unlink(missing_ok=True)
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    """Hard-link every file of `source` into the empty folder `target` (a copy where the
+    filesystem refuses a link), so that unchanged files keep their inode and mtime."""
+    for folder, dirs, files in os.walk(source):
+        here = target / Path(folder).relative_to(source)
+        for name in dirs:
+            if Path(folder, name).is_symlink():
+                (here / name).symlink_to(Path(folder, name).readlink())
+            else:
+                (here / name).mkdir(mode=0o755)
+        for name in files:
+            src = Path(folder, name)
+            if name.startswith(".") and name.endswith(".tmp"):
+                continue  # a temp file an older publisher's killed build left behind
+            if src.is_symlink():
+                (here / name).symlink_to(src.readlink())
+                continue
+            try:
+                os.link(src, here / name, follow_symlinks=False)
+            except OSError:
+                shutil.copy2(src, here / name)
+
+
+def _switch(output: Path, version: Path) -> None:
+    """Point `output` at `version` in one rename; a plain folder in its place moves aside first."""
+    builds = version.parent
+    link = builds / f"link-{version.name}"
+    link.unlink(missing_ok=True)
+    link.symlink_to(f"{builds.name}/{version.name}")
+    if output.is_dir() and not output.is_symlink():
+        # A plain folder cannot be replaced in one step: it becomes a build of its own
+        # (and the newest, should the rename below never happen).
+        output.rename(builds / f"v{int(version.name[1:]) - 1:020d}-plain")
+    link.rename(output)
 
 
 def _unwritable(paths: Iterable[Path]) -> list[str]:

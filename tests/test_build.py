@@ -702,7 +702,7 @@ def test_folder_without_write_permission_stops_the_build_before_writing(
     config = publication(tmp_path)
     build.build_site(config, articles()[1:], NOW)
     before = snapshot(tmp_path / "public")
-    locked = tmp_path / "public" / "feeds"
+    locked = tmp_path / ".public.builds"
     real_access = build.os.access
     monkeypatch.setattr(build.os, "access", lambda path, mode: Path(path) != locked and real_access(path, mode))
     for write in (False, True):

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from web_support import ATOM, JSON_FEED, PAGE, RSS, AppClient, live_server, make_publication
+from web_support import ATOM, JSON_FEED, PAGE, RSS, AppClient, live_server, make_publication, publish_manifest
 
 from publisher.config import Config
 from publisher.web import static
@@ -239,6 +239,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """One live server for the traversal probes; yields its port."""
     config = make_publication(tmp_path_factory.mktemp("served"))
     (config.root / "public" / ".publisher-secret").write_text("hidden")
+    publish_manifest(config.root / "public")
     with live_server(site_for(config)) as url:
         yield int(url.rsplit(":", 1)[1])
 
@@ -280,6 +281,7 @@ def test_traversal_refused_over_http(served: int, path: str) -> None:
 def test_symlink_out_of_root_refused(config: Config, client: AppClient) -> None:
     """A symlink in public/ pointing outside it is not followed."""
     (config.root / "public" / "leak.txt").symlink_to(config.root / "secret.txt")
+    publish_manifest(config.root / "public")
     assert client.get("/leak.txt").status_code == 404
 
 
@@ -290,6 +292,7 @@ def test_large_file_streamed(
     monkeypatch.setattr(static, "MAX_CACHED_BYTES", 1000)
     blob = bytes(range(256)) * 40
     (config.root / "public" / "image.png").write_bytes(blob)
+    publish_manifest(config.root / "public")
     response = client.get("/image.png")
     assert response.content == blob
     assert response.headers["content-type"] == "image/png"
@@ -306,6 +309,7 @@ def test_very_long_path_is_not_found(client: AppClient) -> None:
 def test_symlink_loop_is_not_found(config: Config, client: AppClient) -> None:
     """A symlink pointing at itself is a 404, not a server error."""
     (config.root / "public" / "loop").symlink_to("loop")
+    publish_manifest(config.root / "public")
     assert client.get("/loop").status_code == 404
     assert client.get("/loop/").status_code == 404
 
@@ -350,6 +354,7 @@ def test_pages_have_security_headers(config: Config, client: AppClient, path: st
     """Archive pages and SVG (which may hold scripts): a CSP without scripts, nosniff, a
     referrer policy and framing by the site itself only, on 200 and on 304."""
     (config.root / "public" / "logo.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"/>')
+    publish_manifest(config.root / "public")
     first = client.get(path)
     again = client.get(path, headers={"if-none-match": first.headers["etag"]})
     assert again.status_code == 304
@@ -387,6 +392,7 @@ def test_build_404_page_is_used(config: Config, client: AppClient) -> None:
     """A 404.html in the build output is the answer, with status 404, to a missing path and
     to a refused one."""
     (config.root / "public" / "404.html").write_text("<!doctype html><p>Lost at sea</p>")
+    publish_manifest(config.root / "public")
     for path in ("/nothing-here", "/.hidden"):
         response = client.get(path)
         assert response.status_code == 404
@@ -421,6 +427,7 @@ def test_streamed_file_replaced_while_answering(
     monkeypatch.setattr(static, "MAX_CACHED_BYTES", 1000)
     target = config.root / "public" / "episode.bin"
     target.write_bytes(b"old" * 1000)
+    publish_manifest(config.root / "public")
     site = site_for(config)
     describe = site._describe
     replaced: list[bool] = []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import email
 import email.policy
+import hashlib
+import json
 import shutil
 import tempfile
 import threading
@@ -18,6 +20,7 @@ import httpx
 import uvicorn
 from starlette.types import ASGIApp
 
+from publisher.build import MANIFEST
 from publisher.config import Config, load_config
 from publisher.store import open_store
 
@@ -97,8 +100,20 @@ def make_publication(root: Path, *, extra: str = "", env: dict[str, str] | None 
     (public / "feeds" / "feed.json").write_bytes(JSON_FEED)
     (public / "index.html").write_bytes(PAGE)
     (public / "sleep" / "index.html").write_bytes(PAGE)
+    publish_manifest(public)
     (root / "secret.txt").write_text("not for the web\n", encoding="utf-8")
     return load_config(root / "config.toml", env={"PUBLISHER_SECRET": SECRET, **(env or {})})
+
+
+def publish_manifest(public: Path) -> None:
+    """Record every file now in `public` in its manifest, as a build would: the static
+    handler serves only what the manifest lists."""
+    files = {
+        p.relative_to(public).as_posix(): "sha256:" + hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(public.rglob("*"))
+        if p.is_file() and p.name != MANIFEST
+    }
+    (public / MANIFEST).write_text(json.dumps({"files": files}), encoding="utf-8")
 
 
 @contextmanager

@@ -59,7 +59,7 @@ def build_command(ctx: click.Context, verbose: bool) -> None:
     report = build.build_site(config, articles, now)
     elapsed = time.perf_counter() - started
     out = _console()
-    output = _shown(config.path_of("build.output"))
+    output = _shown(build.output_folder(config))
     _print_names(out, "wrote", report.written, verbose=verbose)
     _print_names(out, "removed", report.removed, verbose=verbose)
     out.print(
@@ -91,6 +91,7 @@ def _feed_errors(files: dict[str, bytes]) -> list[str]:
 def check_command(ctx: click.Context) -> None:
     """Validate config, articles and templates; render everything, write nothing."""
     config = get_config(ctx)
+    output = build.output_folder(config)
     out = _console()
     # Every article file's problem, not only the first, so one check finds them all.
     articles, problems = content.scan_articles(config)
@@ -115,7 +116,7 @@ def check_command(ctx: click.Context) -> None:
     errors = _feed_errors(dict(site.files))
     if errors:
         _fail(errors)
-    report: BuildReport = build.write_site(config.path_of("build.output"), site, write=False)
+    report: BuildReport = build.write_site(output, site, write=False)
     drafts = sum(1 for a in pending if a.draft)
     out.print(
         f"[green]ok[/]: config and {len(articles)} articles ({len(articles) - len(pending)} public, "

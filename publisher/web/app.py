@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from publisher import tokens
+from publisher import build, tokens
 from publisher.config import Config
 from publisher.delivery.base import Provider, make_provider
 from publisher.errors import WebhookError
@@ -102,8 +102,10 @@ def create_app(
     `engine` defaults to the configured store, `provider_factory` to the configured
     mail provider (called per confirmation mail), `clock` to the system clock and
     `fetch` (SNS certificates and subscription confirmations) to a plain HTTPS GET.
-    Raises ConfigError or TemplateError at once rather than on the first request.
+    Raises ConfigError, BuildError (an output folder that would expose the publication's
+    own files) or TemplateError at once rather than on the first request.
     """
+    output = build.output_folder(config)
     db = engine if engine is not None else open_store(config.store_url)
     now = clock or _utc_now
     secret = tokens.resolve_secret(
@@ -151,7 +153,7 @@ def create_app(
         ],
     )
     app.static = StaticSite(
-        config.path_of("build.output"),
+        output,
         site_url=config.site_url,
         hubs=tuple(config["feeds.hubs"]),
     )

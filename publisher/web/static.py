@@ -15,6 +15,11 @@ images, which can carry scripts) come with a Content-Security-Policy for what th
 archive is, pages with inline CSS and no JavaScript: a template override that adds a
 script is refused by browsers when served from here. A missing file is answered with
 the build's `404.html` when there is one, else a small page of our own.
+
+Only the files the build wrote are served: the manifest of the build in place (see
+`publisher.build`) is the list, looked up again whenever it changes (one `stat` per
+request), so a switch to a new build is followed at once. Anything else in the folder,
+an author's own file, a database or a secret put there by mistake, a dot-file, is 404.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ from urllib.parse import quote
 
 from starlette.types import Receive, Scope, Send
 
+from publisher.build import MANIFEST, manifest_files
+
 __all__ = ["FEED_CACHE_CONTROL", "StaticSite"]
 
 FEED_CACHE_CONTROL = "public, max-age=300"
@@ -50,6 +57,12 @@ STREAM_CHUNK = 64 * 1024
 MAX_PATH = 1024
 """Longer request paths name nothing the build writes; they are answered 404 unread."""
 NOT_FOUND_PAGE = "404.html"
+PRIVATE_SUFFIXES = (
+    ".db", ".db-wal", ".db-shm", ".db-journal", ".sqlite", ".sqlite3", ".toml", ".csv",
+    ".pem", ".key", ".env",
+)
+"""Never served, whatever a manifest says: the build writes no such file, and they are
+what a publication folder keeps its subscribers, settings and keys in."""
 FUTURE_SLACK = 60
 """Seconds an If-Modified-Since may lie ahead of our clock (skew) before it is ignored."""
 
@@ -186,8 +199,8 @@ def _safe_relative(path: str) -> str | None:
     """The request path as a path under the root, or None when it could escape or hide.
 
     Refused: `..` and `.` segments, hidden names (dotfiles such as secrets or VCS data),
-    backslashes, NUL and paths longer than any the build writes. What is left can only
-    name something below the root.
+    databases, configs, CSVs and keys by their suffix, backslashes, NUL and paths longer
+    than any the build writes. What is left can only name something below the root.
     """
     if len(path) > MAX_PATH or "\x00" in path or "\\" in path or not path.startswith("/"):
         return None
@@ -196,7 +209,7 @@ def _safe_relative(path: str) -> str | None:
         if not part or part.startswith("."):
             return None
     last = parts[-1]
-    if last.startswith("."):
+    if last.startswith(".") or last.lower().endswith(PRIVATE_SUFFIXES):
         return None
     return "/".join(parts)
 
@@ -209,12 +222,30 @@ class StaticSite:
     """
 
     def __init__(self, root: Path, *, site_url: str, hubs: Sequence[str] = ()) -> None:
-        self.root = root.resolve()
+        # Not resolved: the output is a link that a build switches to the next build.
+        self.root = Path(os.path.abspath(root))  # noqa: PTH100
         self.site_url = site_url.rstrip("/")
         self.hubs = tuple(hubs)
         self._root_str = str(self.root)
+        self._manifest_file = os.path.join(self._root_str, MANIFEST)  # noqa: PTH118
+        self._manifest_stamp: tuple[int, int, int, int] | None = None
+        self._served: frozenset[str] = frozenset()
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._weight = 0
+
+    def _published(self) -> frozenset[str]:
+        """The files of the build in place: its manifest, read again when it changes."""
+        try:
+            stat = os.stat(self._manifest_file)  # noqa: PTH116
+        except OSError:
+            self._manifest_stamp = None
+            self._served = frozenset()
+            return self._served
+        stamp = (stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        if stamp != self._manifest_stamp:
+            self._served = manifest_files(self.root)
+            self._manifest_stamp = stamp
+        return self._served
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -231,10 +262,11 @@ class StaticSite:
             return
         if not relative or relative.endswith("/"):
             relative += "index.html"
+        published = self._published()
         for _ in range(3):
-            entry = self._lookup(relative)
+            entry = self._lookup(relative) if relative in published else None
             if entry is None:
-                if not path.endswith("/") and self._is_page_folder(relative):
+                if not path.endswith("/") and f"{relative}/index.html" in published and self._is_page_folder(relative):
                     location = quote(path) + "/"
                     if scope.get("query_string"):
                         location += "?" + scope["query_string"].decode("latin-1")
@@ -249,7 +281,7 @@ class StaticSite:
                       [(b"retry-after", b"1")])
 
     async def _not_found(self, send: Send, *, head: bool) -> None:
-        entry = self._lookup(NOT_FOUND_PAGE)
+        entry = self._lookup(NOT_FOUND_PAGE) if NOT_FOUND_PAGE in self._published() else None
         if entry is not None and entry.body is not None:
             body = entry.body
             content_type = dict(entry.plain_headers)[b"content-type"]
@@ -345,7 +377,8 @@ class StaticSite:
     def _inside_root(self, file: str) -> bool:
         """Symlinks may point anywhere; only files that really live below the root are served."""
         real = os.path.realpath(file)
-        return os.path.commonpath([real, self._root_str]) == self._root_str
+        root = os.path.realpath(self._root_str)
+        return os.path.commonpath([real, root]) == root
 
     def _is_page_folder(self, relative: str) -> bool:
         folder = Path(self._root_str, relative)
