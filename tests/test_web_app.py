@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import create_engine
-from web_support import RSS, AppClient, live_server, make_publication
+from web_support import RSS, AppClient, live_server, make_publication, publish_manifest
 
 from publisher.config import Config, load_config
 from publisher.errors import ConfigError, TemplateError
@@ -99,6 +99,7 @@ def test_form_body_limit(config: Config) -> None:
 def test_files_named_like_routes_are_served(config: Config) -> None:
     """Only the app's own paths are routes: /subscribers.html is still a file."""
     (config.path_of("build.output") / "subscribers.html").write_text("<p>list</p>")
+    publish_manifest(config.path_of("build.output"))
     answer = AppClient(create_app(config)).get("/subscribers.html")
     assert answer.status_code == 200
     assert answer.text == "<p>list</p>"
