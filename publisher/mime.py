@@ -105,6 +105,7 @@ _TOKEN_KEY = {
 _CONTROL_RE = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]+")
 _ADDR_RE = re.compile(r"^[^\s<>()\[\]\\,;:\"@]+@[^\s<>()\[\]\\,;:\"@]+$")
 _MSGID_RE = re.compile(r"^<[^\s<>@]+@[^\s<>@]+>$")
+_MSGKEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.]{0,63}$")
 _URL_RE = re.compile(r"^https?://[^\s<>\"]+$")
 _SPECIALS_RE = re.compile(r'[][\\()<>@,:;".]')
 _MAX_NAME = 200
@@ -122,10 +123,14 @@ def clean_header_text(value: str, *, limit: int | None = None) -> str:
     return cleaned[:limit] if limit is not None else cleaned
 
 
-def message_id_for(issue_id: int, delivery_id: int, domain: str) -> str:
-    """The Message-ID of one ledger row: the same on every retry of that row."""
+def message_id_for(key: str, domain: str) -> str:
+    """The Message-ID of one ledger row from its stored random `key`: the same on every
+    retry and resume of that row, and unique in the world (another database, or this one
+    rebuilt, draws other keys)."""
+    if not _MSGKEY_RE.match(key):
+        raise ValueError(f"Message-ID key {key!r} must be letters, digits and dots")
     host = clean_header_text(domain).replace(" ", "") or "localhost"
-    return f"<i{int(issue_id)}.d{int(delivery_id)}@{host}>"
+    return f"<{key}@{host}>"
 
 
 def _qp(text: str) -> bytes:

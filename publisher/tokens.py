@@ -1,12 +1,23 @@
 """Signed tokens in unsubscribe and confirmation links, and the secret that signs them.
 
-An unsubscribe token carries a subscriber id and an HMAC over it, salted per purpose, so
-it can be neither forged nor edited, and a confirmation token can never unsubscribe
-anyone. Unsubscribe links must work for as long as the mail that carries them exists, so
-they do not expire. A confirmation token also carries the moment its mail was sent: it
-may only activate a subscriber whose status has not changed since (see
+A token names its subscriber by their link key (`subscribers.token_key`): 128 random
+bits drawn when the row is made, never a row id. A database rebuilt under the same
+secret numbers its subscribers afresh, but draws new keys, so a link from a mail sent
+before can never reach anyone but the person it went to; and a token tells nothing about
+the list (its size, anyone's place in it). An HMAC, salted per purpose, covers the key,
+so a token can be neither forged nor edited, and a confirmation token can never
+unsubscribe anyone. Unsubscribe links must work for as long as the mail that carries
+them exists, so they do not expire. A confirmation token also carries the moment its
+mail was sent: it may only activate a subscriber whose status has not changed since (see
 `publisher.store.subscribers.confirm`), so an old link cannot bring back someone who
 left later.
+
+Older unsubscribe links carried the bare subscriber id. One is honoured only for a row
+that the upgrade to link keys found had been mailed under that id and address
+(`subscribers.legacy_links`): the same person, in the same database. In a database made
+since, no row has that mark, so such a link reaches nobody. Older confirmation links
+are refused outright: confirming is a minute's matter, and subscribing again sends a new
+link.
 
 Only the exact string `sign` made is accepted. Base64 lets several strings decode to the
 same bytes (padding, spare bits of the last character); refusing all but the canonical
@@ -18,7 +29,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,6 +45,7 @@ __all__ = [
     "PURPOSES",
     "SECRET_ENV",
     "SECRET_FILE_NAME",
+    "LinkTarget",
     "confirm_url",
     "resolve_secret",
     "sign",
@@ -48,6 +62,7 @@ MAX_TOKEN = 512
 """Longer strings are refused before any decoding: real tokens are under 100 characters."""
 MAX_ID = 2**63 - 1
 """The largest id a database integer column holds."""
+_KEY_RE = re.compile(r"[0-9a-f]{32}")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _INVALID = "this link is not valid"
@@ -61,9 +76,15 @@ def _serializer(secret: str, purpose: str) -> URLSafeSerializer:
     return URLSafeSerializer(secret, salt=f"publisher.{purpose}")
 
 
-def sign(secret: str, purpose: str, subscriber_id: int) -> str:
-    """A URL-safe token naming `subscriber_id`, valid only for `purpose`."""
-    return str(_serializer(secret, purpose).dumps(int(subscriber_id)))
+def _key(key: str) -> str:
+    if not isinstance(key, str) or not _KEY_RE.fullmatch(key):
+        raise ValueError("a link key is 32 lower-case hex digits (subscribers.token_key)")
+    return key
+
+
+def sign(secret: str, purpose: str, key: str) -> str:
+    """A URL-safe token naming the subscriber whose link key is `key`, valid only for `purpose`."""
+    return str(_serializer(secret, purpose).dumps(_key(key)))
 
 
 def _loads(secret: str, purpose: str, token: str) -> Any:
@@ -80,54 +101,74 @@ def _loads(secret: str, purpose: str, token: str) -> Any:
     return value
 
 
-def _subscriber_id(value: object) -> int:
+@dataclass(frozen=True, slots=True)
+class LinkTarget:
+    """Whom a valid token names: a link key, or (older unsubscribe links) a bare id."""
+
+    key: str | None = None
+    legacy_id: int | None = None
+
+
+def _link_key(value: object) -> str:
+    if not isinstance(value, str) or not _KEY_RE.fullmatch(value):
+        raise TokenError(_INVALID)
+    return value
+
+
+def _legacy_id(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
         raise TokenError(_INVALID)
     return value
 
 
-def verify(secret: str, purpose: str, token: str) -> int:
-    """The subscriber id inside `token`.
+def verify(secret: str, purpose: str, token: str) -> LinkTarget:
+    """Whom `token` names.
 
     Raises TokenError for anything else (tampered, signed for another purpose or with
     another secret, malformed, spelled differently from how it was signed), always with
-    the same message, so that callers answer every bad token the same way.
+    the same message, so that callers answer every bad token the same way. A bare id is
+    read from unsubscribe tokens only (see the module's note on older links).
     """
-    return _subscriber_id(_loads(secret, purpose, token))
+    value = _loads(secret, purpose, token)
+    if isinstance(value, str):
+        return LinkTarget(key=_link_key(value))
+    if purpose == "unsubscribe":
+        return LinkTarget(legacy_id=_legacy_id(value))
+    raise TokenError(_INVALID)
 
 
-def sign_confirm(secret: str, subscriber_id: int, sent_at: datetime) -> str:
-    """A confirmation token for `subscriber_id`, for the mail sent at `sent_at` (aware)."""
+def sign_confirm(secret: str, key: str, sent_at: datetime) -> str:
+    """A confirmation token for the subscriber with link key `key`, for the mail sent at `sent_at` (aware)."""
     micros = (sent_at - _EPOCH) // _MICROSECOND
-    return str(_serializer(secret, "confirm").dumps([int(subscriber_id), micros]))
+    return str(_serializer(secret, "confirm").dumps([_key(key), micros]))
 
 
-def verify_confirm(secret: str, token: str) -> tuple[int, datetime]:
-    """The subscriber id and the sending time inside a confirmation token.
+def verify_confirm(secret: str, token: str) -> tuple[str, datetime]:
+    """The link key and the sending time inside a confirmation token.
 
     Raises TokenError, with the message `verify` uses, for anything else.
     """
     value = _loads(secret, "confirm", token)
     if not isinstance(value, list) or len(value) != 2:
         raise TokenError(_INVALID)
-    subscriber_id, micros = _subscriber_id(value[0]), value[1]
+    key, micros = _link_key(value[0]), value[1]
     if isinstance(micros, bool) or not isinstance(micros, int):
         raise TokenError(_INVALID)
     try:
         sent_at = _EPOCH + micros * _MICROSECOND
     except OverflowError as exc:
         raise TokenError(_INVALID) from exc
-    return subscriber_id, sent_at
+    return key, sent_at
 
 
-def unsubscribe_url(config: Config, secret: str, subscriber_id: int) -> str:
+def unsubscribe_url(config: Config, secret: str, key: str) -> str:
     """The one-click unsubscribe address carried in List-Unsubscribe and the footer."""
-    return f"{config.public_url}/unsubscribe/{sign(secret, 'unsubscribe', subscriber_id)}"
+    return f"{config.public_url}/unsubscribe/{sign(secret, 'unsubscribe', key)}"
 
 
-def confirm_url(config: Config, secret: str, subscriber_id: int, sent_at: datetime) -> str:
+def confirm_url(config: Config, secret: str, key: str, sent_at: datetime) -> str:
     """The double opt-in link in the confirmation mail sent at `sent_at`."""
-    return f"{config.public_url}/confirm/{sign_confirm(secret, subscriber_id, sent_at)}"
+    return f"{config.public_url}/confirm/{sign_confirm(secret, key, sent_at)}"
 
 
 def _missing_secret(where: str) -> ConfigError:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import mailbox
+import os
+import re
+import stat
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,21 +54,66 @@ def test_results_name_the_file(tmp_path: Path) -> None:
     assert result.delivery_id == 100
 
 
-def test_sending_a_row_again_replaces_its_copy(tmp_path: Path) -> None:
-    """The same Message-ID sent twice leaves one file, not two."""
+def test_sending_a_row_again_adds_a_copy(tmp_path: Path) -> None:
+    """The same message sent twice (a retry after a timeout) is two files, as it would be
+    two mails in an inbox: nothing is replaced."""
     provider = MaildirProvider(tmp_path / "outbox")
     template = sample_template(publication_config(tmp_path))
     readers = recipients(1)
-    provider.send(template, readers, now=NOW)
-    provider.send(template, readers, now=NOW)
-    assert len(list((tmp_path / "outbox" / "new").iterdir())) == 1
+    first = provider.send(template, readers, now=NOW)
+    second = provider.send(template, readers, now=NOW)
+    assert first[0].provider_id != second[0].provider_id
+    assert len(list((tmp_path / "outbox" / "new").iterdir())) == 2
 
 
-def test_name_without_message_id_is_unique(tmp_path: Path) -> None:
-    """Without a Message-ID to name it, every file still gets a fresh, unique name."""
+def test_an_existing_file_is_never_overwritten(tmp_path: Path) -> None:
+    """Two databases sending into one outbox (or a rebuilt one) with the same Message-ID:
+    the first reader's file stays as it was, the second gets a file of its own."""
     provider = MaildirProvider(tmp_path / "outbox")
-    names = {provider._file_name("") for _ in range(3)}
-    assert len(names) == 3 and all(n.endswith(".eml") for n in names)
+    template = sample_template(publication_config(tmp_path))
+    first, second = recipients(2)
+    second = replace(second, message_id=first.message_id)
+    (kept,) = provider.send(template, [first], now=NOW)
+    before = (tmp_path / "outbox" / "new" / kept.provider_id).read_bytes()
+    provider.send(template, [second], now=NOW)
+    files = list((tmp_path / "outbox" / "new").iterdir())
+    assert len(files) == 2
+    assert (tmp_path / "outbox" / "new" / kept.provider_id).read_bytes() == before
+    assert sorted(parsed(f)["To"] for f in files) == sorted([_to(first), _to(second)])
+
+
+def test_a_name_already_taken_is_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the unique name is taken all the same (a clock set back), the file there is
+    kept and the message is written under the next name."""
+    provider = MaildirProvider(tmp_path / "outbox")
+    names = iter(["taken.eml", "taken.eml", "free.eml"])
+    monkeypatch.setattr(MaildirProvider, "_unique_name", staticmethod(lambda: next(names)))
+    (tmp_path / "outbox" / "new" / "taken.eml").write_bytes(b"someone else's mail")
+    (result,) = provider.send(sample_template(publication_config(tmp_path)), recipients(1), now=NOW)
+    assert result.provider_id == "free.eml"
+    assert (tmp_path / "outbox" / "new" / "taken.eml").read_bytes() == b"someone else's mail"
+    assert not list((tmp_path / "outbox" / "tmp").iterdir())
+
+
+def test_names_follow_the_maildir_recipe(tmp_path: Path) -> None:
+    """Names are unique by Maildir's recipe (time, process, counter, host) and end .eml;
+    the files are private to their owner."""
+    provider = MaildirProvider(tmp_path / "outbox")
+    results = provider.send(sample_template(publication_config(tmp_path)), recipients(3), now=NOW)
+    names = [r.provider_id for r in results]
+    assert len(set(names)) == 3
+    assert all(re.fullmatch(rf"\d+\.M\d+P{os.getpid()}Q\d+\.[^/]+\.eml", n) for n in names)
+    assert all(
+        stat.S_IMODE((tmp_path / "outbox" / "new" / n).stat().st_mode) == 0o600 for n in names
+    )
+
+
+def parsed(path: Path) -> email.message.EmailMessage:
+    return email.parser.BytesParser(policy=email.policy.default).parsebytes(path.read_bytes())  # type: ignore[return-value]
+
+
+def _to(recipient: object) -> str:
+    return f"{recipient.name} <{recipient.email}>"  # type: ignore[attr-defined]
 
 
 def test_unusable_recipient_fails_alone(tmp_path: Path) -> None:

@@ -200,9 +200,9 @@ def test_deliver_sends_each_row_once(tmp_path: Path, db: sa.Engine) -> None:
 
 
 def test_each_message_carries_its_row_values(tmp_path: Path, db: sa.Engine) -> None:
-    """Message-ID is deterministic per row; the unsubscribe link names the subscriber."""
+    """Message-ID is the row's stored one; the unsubscribe link carries the subscriber's key."""
     config = make_config(tmp_path)
-    issue = queue_issue(db, 3)
+    queue_issue(db, 3)
     provider = FakeProvider()
     run(config, db, provider)
     with db.connect() as conn:
@@ -210,9 +210,40 @@ def test_each_message_carries_its_row_values(tmp_path: Path, db: sa.Engine) -> N
     for address, raw in provider.messages:
         message = message_from_bytes(raw)
         row = rows[address]
-        assert message["Message-ID"] == message_id_for(issue, row.id, "example.org")
+        assert message["Message-ID"] == message_id_for(row.message_key, "example.org")
         link = message["List-Unsubscribe"].split(",")[0].strip("<> ")
-        assert tokens.verify(SECRET, "unsubscribe", link.rsplit("/", 1)[1]) == row.subscriber_id
+        target = tokens.verify(SECRET, "unsubscribe", link.rsplit("/", 1)[1])
+        assert target.key == subscriber_store.link_key(db, row.subscriber_id)
+
+
+def test_message_ids_are_random_and_kept_across_retries(tmp_path: Path, db: sa.Engine) -> None:
+    """Every row's Message-ID has a random part of its own, and a retried row sends the same
+    one again; the same issue in a second, fresh database gets other ids."""
+    config = make_config(tmp_path)
+    queue_issue(db, 3)
+
+    def first_try_fails(recipient: Recipient, attempt: int) -> SendResult:
+        if attempt == 1:
+            return SendResult(recipient.delivery_id, recipient.email, Outcome.RETRY, "busy")
+        return always_sent(recipient, attempt)
+
+    ids: dict[str, list[str]] = {}
+
+    def note(recipients: Sequence[Recipient]) -> None:
+        for recipient in recipients:
+            ids.setdefault(recipient.email, []).append(recipient.message_id)
+
+    run(config, db, FakeProvider(answer=first_try_fails, on_send=note))
+    assert all(len(sent) == 2 and sent[0] == sent[1] for sent in ids.values())
+    assert len({sent[0] for sent in ids.values()}) == 3
+    (tmp_path / "second").mkdir()
+    other = open_test_store("sqlite", tmp_path / "second")
+    queue_issue(other, 3)
+    again = FakeProvider()
+    run(config, other, again)
+    assert not {message_from_bytes(raw)["Message-ID"] for _, raw in again.messages} & {
+        sent[0] for sent in ids.values()
+    }
 
 
 def test_template_is_built_once_per_issue(tmp_path: Path, db: sa.Engine) -> None:

@@ -60,7 +60,7 @@ def reader(**fields: object) -> Recipient:
         "email": "reader@example.com",
         "name": "Sam Reader",
         "unsubscribe_url": UNSUB,
-        "message_id": message_id_for(12, 345, "example.org"),
+        "message_id": message_id_for("i12.d345", "example.org"),
     }
     values.update(fields)
     return Recipient(**values)  # type: ignore[arg-type]
@@ -295,10 +295,13 @@ def test_malformed_message_id_is_refused() -> None:
         make_template().message_bytes(reader(message_id="<x@y>\r\nBcc: a@b"), NOW)
 
 
-def test_message_id_for_is_per_ledger_row() -> None:
-    """The same ledger row always gets the same Message-ID; another row another."""
-    assert message_id_for(12, 345, "example.org") == "<i12.d345@example.org>"
-    assert message_id_for(12, 346, "example.org") != message_id_for(12, 345, "example.org")
+def test_message_id_for_is_the_rows_stored_key() -> None:
+    """A ledger row's Message-ID is its stored key at the sender's domain; a key that
+    could break the header is refused."""
+    assert message_id_for("3f9a0c", "example.org") == "<3f9a0c@example.org>"
+    for bad in ("", "a b", "a>b", "a@b", "x\r\nBcc: a@b"):
+        with pytest.raises(ValueError, match="Message-ID key"):
+            message_id_for(bad, "example.org")
 
 
 def test_bad_from_address_names_the_key() -> None:

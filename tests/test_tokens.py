@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from itsdangerous import URLSafeSerializer
 
 from publisher import tokens
 from publisher.config import Config, parse_config
@@ -26,21 +27,46 @@ def make_config(root: Path, env: dict[str, str] | None = None, provider: str = "
     return parse_config(text, root=root, env=env or {})
 
 
+KEY = "5f0c9d1e2a3b4c5d6e7f8091a2b3c4d5"
+OTHER_KEY = "00112233445566778899aabbccddeeff"
+
+
+def legacy(purpose: str, value: object) -> str:
+    """A token as links signed before link keys carried it: the bare payload."""
+    return str(URLSafeSerializer(SECRET, salt=f"publisher.{purpose}").dumps(value))
+
+
 def test_round_trip() -> None:
-    """A token verifies to the subscriber id it was signed for."""
-    assert tokens.verify(SECRET, "unsubscribe", tokens.sign(SECRET, "unsubscribe", 42)) == 42
+    """A token verifies to the link key it was signed for."""
+    assert tokens.verify(SECRET, "unsubscribe", tokens.sign(SECRET, "unsubscribe", KEY)) == (
+        tokens.LinkTarget(key=KEY)
+    )
+
+
+def test_token_does_not_carry_a_row_id() -> None:
+    """Nothing in a token counts subscribers: its payload is the random key alone."""
+    token = tokens.sign(SECRET, "unsubscribe", KEY)
+    payload = URLSafeSerializer(SECRET, salt="publisher.unsubscribe").loads(token)
+    assert payload == KEY
+
+
+def test_only_link_keys_are_signed() -> None:
+    """A row id (or anything but a 32-digit hex key) cannot be signed by mistake."""
+    for bad in (42, "42", KEY.upper(), KEY[:-1]):
+        with pytest.raises(ValueError, match="link key"):
+            tokens.sign(SECRET, "unsubscribe", bad)  # type: ignore[arg-type]
 
 
 def test_token_is_url_safe() -> None:
     """Tokens go into URL paths as they are."""
-    token = tokens.sign(SECRET, "confirm", 123456789)
+    token = tokens.sign_confirm(SECRET, KEY, SENT)
     assert token.replace("-", "").replace("_", "").replace(".", "").isalnum()
 
 
 def test_tampered_token_is_refused() -> None:
     """A payload moved under another signature, or an altered signature, is invalid."""
-    token = tokens.sign(SECRET, "unsubscribe", 42)
-    other = tokens.sign(SECRET, "unsubscribe", 43)
+    token = tokens.sign(SECRET, "unsubscribe", KEY)
+    other = tokens.sign(SECRET, "unsubscribe", OTHER_KEY)
     forged = other.split(".")[0] + "." + token.split(".")[1]
     with pytest.raises(TokenError):
         tokens.verify(SECRET, "unsubscribe", forged)
@@ -54,21 +80,21 @@ def test_tampered_token_is_refused() -> None:
 def test_wrong_purpose_is_refused() -> None:
     """A confirmation token cannot unsubscribe anyone, and the other way round."""
     with pytest.raises(TokenError):
-        tokens.verify(SECRET, "unsubscribe", tokens.sign(SECRET, "confirm", 42))
+        tokens.verify(SECRET, "unsubscribe", tokens.sign_confirm(SECRET, KEY, SENT))
     with pytest.raises(TokenError):
-        tokens.verify(SECRET, "confirm", tokens.sign(SECRET, "unsubscribe", 42))
+        tokens.verify_confirm(SECRET, tokens.sign(SECRET, "unsubscribe", KEY))
 
 
 def test_wrong_secret_is_refused() -> None:
     """A token signed with another secret is invalid."""
     with pytest.raises(TokenError):
-        tokens.verify(SECRET, "unsubscribe", tokens.sign("another secret", "unsubscribe", 42))
+        tokens.verify(SECRET, "unsubscribe", tokens.sign("another secret", "unsubscribe", KEY))
 
 
 def test_garbage_gets_the_same_message() -> None:
     """Malformed and forged tokens are refused with one and the same message."""
     messages = set()
-    for bad in ("", "abc", "x.y", tokens.sign(SECRET, "confirm", 1)):
+    for bad in ("", "abc", "x.y", tokens.sign(SECRET, "confirm", KEY), legacy("unsubscribe", "nokey")):
         with pytest.raises(TokenError) as info:
             tokens.verify(SECRET, "unsubscribe", bad)
         messages.add(str(info.value))
@@ -78,7 +104,7 @@ def test_garbage_gets_the_same_message() -> None:
 def test_only_the_exact_spelling_verifies() -> None:
     """Strings that decode to the same bytes as a token (padding, spare bits of the last
     character, characters base64 skips) are refused: a token has one spelling."""
-    token = tokens.sign(SECRET, "unsubscribe", 42)
+    token = tokens.sign(SECRET, "unsubscribe", KEY)
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
     last = alphabet.index(token[-1])
     spare_bits = [token[:-1] + alphabet[last ^ flip] for flip in (1, 2, 3)]
@@ -87,11 +113,23 @@ def test_only_the_exact_spelling_verifies() -> None:
             tokens.verify(SECRET, "unsubscribe", variant)
 
 
-def test_id_beyond_a_database_integer_is_refused() -> None:
-    """A signed id no database column can hold is an invalid link, not a crash later."""
+def test_older_unsubscribe_links_name_a_legacy_id() -> None:
+    """An id-only unsubscribe token is read as a legacy id (honoured only for rows the
+    upgrade marked); one no database column can hold is invalid, not a crash later."""
+    assert tokens.verify(SECRET, "unsubscribe", legacy("unsubscribe", 42)) == tokens.LinkTarget(
+        legacy_id=42
+    )
+    for bad in (2**63, -1, True):
+        with pytest.raises(TokenError):
+            tokens.verify(SECRET, "unsubscribe", legacy("unsubscribe", bad))
+
+
+def test_older_confirm_links_are_refused() -> None:
+    """An id-only confirmation token (old format) confirms nobody: subscribing again is easy."""
     with pytest.raises(TokenError):
-        tokens.verify(SECRET, "unsubscribe", tokens.sign(SECRET, "unsubscribe", 2**63))
-    assert tokens.verify(SECRET, "unsubscribe", tokens.sign(SECRET, "unsubscribe", 0)) == 0
+        tokens.verify_confirm(SECRET, legacy("confirm", [9, 0]))
+    with pytest.raises(TokenError):
+        tokens.verify(SECRET, "confirm", legacy("confirm", 9))
 
 
 def test_overlong_token_is_refused() -> None:
@@ -101,17 +139,17 @@ def test_overlong_token_is_refused() -> None:
 
 
 def test_confirm_token_carries_its_sending_time() -> None:
-    """A confirmation token names the subscriber and, to the microsecond, when it was sent."""
-    token = tokens.sign_confirm(SECRET, 9, SENT)
-    assert tokens.verify_confirm(SECRET, token) == (9, SENT)
+    """A confirmation token names the key and, to the microsecond, when it was sent."""
+    token = tokens.sign_confirm(SECRET, KEY, SENT)
+    assert tokens.verify_confirm(SECRET, token) == (KEY, SENT)
 
 
 def test_confirm_token_needs_the_sending_time() -> None:
     """A confirm-purpose token without a sending time, or an unsubscribe token, does not
     confirm anyone."""
     for token in (
-        tokens.sign(SECRET, "confirm", 9),
-        tokens.sign(SECRET, "unsubscribe", 9),
+        tokens.sign(SECRET, "confirm", KEY),
+        tokens.sign(SECRET, "unsubscribe", KEY),
         "garbage",
     ):
         with pytest.raises(TokenError, match="not valid"):
@@ -121,18 +159,18 @@ def test_confirm_token_needs_the_sending_time() -> None:
 def test_unknown_purpose_is_a_programming_error() -> None:
     """Only the known purposes can be signed."""
     with pytest.raises(ValueError, match="purpose"):
-        tokens.sign(SECRET, "login", 1)
+        tokens.sign(SECRET, "login", KEY)
 
 
 def test_urls_use_the_public_url(tmp_path: Path) -> None:
     """Unsubscribe and confirm links point into the app at server.public_url."""
     config = make_config(tmp_path)
-    unsubscribe = tokens.unsubscribe_url(config, SECRET, 7)
-    confirm = tokens.confirm_url(config, SECRET, 7, SENT)
+    unsubscribe = tokens.unsubscribe_url(config, SECRET, KEY)
+    confirm = tokens.confirm_url(config, SECRET, KEY, SENT)
     assert unsubscribe.startswith("https://app.example.org/unsubscribe/")
     assert confirm.startswith("https://app.example.org/confirm/")
-    assert tokens.verify(SECRET, "unsubscribe", unsubscribe.rsplit("/", 1)[1]) == 7
-    assert tokens.verify_confirm(SECRET, confirm.rsplit("/", 1)[1]) == (7, SENT)
+    assert tokens.verify(SECRET, "unsubscribe", unsubscribe.rsplit("/", 1)[1]).key == KEY
+    assert tokens.verify_confirm(SECRET, confirm.rsplit("/", 1)[1]) == (KEY, SENT)
 
 
 def test_secret_from_environment(tmp_path: Path) -> None:

@@ -7,18 +7,24 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from sqlalchemy import Engine, select
+from alembic import command
+from itsdangerous import URLSafeSerializer
+from sqlalchemy import Engine, create_engine, select, text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from web_support import SECRET, AppClient, live_server, make_publication, outbox, wait_for_mail
 
 from publisher import tokens
 from publisher.config import Config
+from publisher.delivery import make_provider
+from publisher.delivery.engine import deliver
 from publisher.models import SubscriberStatus
-from publisher.store import open_store, subscribers
-from publisher.store.schema import events
+from publisher.store import ledger, open_store, subscribers
+from publisher.store.engine import alembic_config
+from publisher.store.schema import deliveries, events
 from publisher.web import create_app
 from publisher.web import subscribe as subscribe_module
 
@@ -59,11 +65,20 @@ def status_of(engine: Engine, email: str) -> SubscriberStatus | None:
     return found.status if found else None
 
 
-def add(engine: Engine, email: str, status: SubscriberStatus) -> int:
+def add(engine: Engine, email: str, status: SubscriberStatus) -> str:
+    """Add a subscriber; returns the link key their links carry."""
     subscriber = subscribers.add(engine, email, status=SubscriberStatus.ACTIVE, now=START)
     if status is not SubscriberStatus.ACTIVE:
         subscribers.set_status(engine, subscriber.id, status, now=START, kind="test")
-    return subscriber.id
+    return subscribers.link_key(engine, subscriber.id)
+
+
+NOBODYS_KEY = "0123456789abcdef0123456789abcdef"
+
+
+def legacy_token(purpose: str, value: object) -> str:
+    """A token as links signed before link keys carried it: the bare subscriber id."""
+    return str(URLSafeSerializer(SECRET, salt=f"publisher.{purpose}").dumps(value))
 
 
 def event_kinds(engine: Engine, email: str) -> list[tuple[str, str]]:
@@ -214,8 +229,8 @@ def test_unsubscribed_reader_can_come_back(
 
 def test_confirm_refused_after_complaint(client: AppClient, engine: Engine) -> None:
     """A confirm link of an address that complained does nothing."""
-    subscriber_id = add(engine, "spam@example.org", SubscriberStatus.COMPLAINED)
-    token = tokens.sign_confirm(SECRET, subscriber_id, START + timedelta(hours=1))
+    key = add(engine, "spam@example.org", SubscriberStatus.COMPLAINED)
+    token = tokens.sign_confirm(SECRET, key, START + timedelta(hours=1))
     assert client.get(f"/confirm/{token}").status_code == 400
     assert client.post(f"/confirm/{token}").status_code == 400
     assert status_of(engine, "spam@example.org") is SubscriberStatus.COMPLAINED
@@ -228,14 +243,14 @@ def test_bad_confirm_token(client: AppClient) -> None:
     assert "does not work" in answer.text
 
 
-def unsubscribe_path(subscriber_id: int) -> str:
-    return f"/unsubscribe/{tokens.sign(SECRET, 'unsubscribe', subscriber_id)}"
+def unsubscribe_path(key: str) -> str:
+    return f"/unsubscribe/{tokens.sign(SECRET, 'unsubscribe', key)}"
 
 
 def test_unsubscribe_get_changes_nothing(client: AppClient, engine: Engine) -> None:
     """GET (a mail scanner following the link) shows a button and unsubscribes nobody."""
-    subscriber_id = add(engine, "stay@example.org", SubscriberStatus.ACTIVE)
-    page = client.get(unsubscribe_path(subscriber_id))
+    key = add(engine, "stay@example.org", SubscriberStatus.ACTIVE)
+    page = client.get(unsubscribe_path(key))
     assert page.status_code == 200
     assert 'method="post"' in page.text
     assert status_of(engine, "stay@example.org") is SubscriberStatus.ACTIVE
@@ -243,10 +258,10 @@ def test_unsubscribe_get_changes_nothing(client: AppClient, engine: Engine) -> N
 
 def test_one_click_post_over_http(config: Config, engine: Engine) -> None:
     """RFC 8058: POST List-Unsubscribe=One-Click gives 200, no redirect, no cookie."""
-    subscriber_id = add(engine, "leave@example.org", SubscriberStatus.ACTIVE)
+    key = add(engine, "leave@example.org", SubscriberStatus.ACTIVE)
     with live_server(create_app(config, engine=engine)) as url:
         answer = httpx.post(
-            url + unsubscribe_path(subscriber_id),
+            url + unsubscribe_path(key),
             content=b"List-Unsubscribe=One-Click",
             headers={"content-type": "application/x-www-form-urlencoded"},
         )
@@ -259,9 +274,9 @@ def test_one_click_post_over_http(config: Config, engine: Engine) -> None:
 
 def test_one_click_multipart(client: AppClient, engine: Engine) -> None:
     """The one-click body may also come as multipart/form-data."""
-    subscriber_id = add(engine, "multi@example.org", SubscriberStatus.ACTIVE)
+    key = add(engine, "multi@example.org", SubscriberStatus.ACTIVE)
     answer = client.post(
-        unsubscribe_path(subscriber_id), files={"List-Unsubscribe": (None, "One-Click")}
+        unsubscribe_path(key), files={"List-Unsubscribe": (None, "One-Click")}
     )
     assert answer.status_code == 200
     assert status_of(engine, "multi@example.org") is SubscriberStatus.UNSUBSCRIBED
@@ -269,9 +284,9 @@ def test_one_click_multipart(client: AppClient, engine: Engine) -> None:
 
 def test_one_click_is_idempotent(client: AppClient, engine: Engine) -> None:
     """A repeated POST answers the same and records one unsubscribe."""
-    subscriber_id = add(engine, "again@example.org", SubscriberStatus.ACTIVE)
-    first = client.post(unsubscribe_path(subscriber_id), data={"List-Unsubscribe": "One-Click"})
-    second = client.post(unsubscribe_path(subscriber_id), data={"List-Unsubscribe": "One-Click"})
+    key = add(engine, "again@example.org", SubscriberStatus.ACTIVE)
+    first = client.post(unsubscribe_path(key), data={"List-Unsubscribe": "One-Click"})
+    second = client.post(unsubscribe_path(key), data={"List-Unsubscribe": "One-Click"})
     assert first.status_code == second.status_code == 200
     assert first.content == second.content
     assert [k for k, _ in event_kinds(engine, "again@example.org")].count("unsubscribe") == 1
@@ -279,22 +294,22 @@ def test_one_click_is_idempotent(client: AppClient, engine: Engine) -> None:
 
 def test_page_button_unsubscribes(client: AppClient, engine: Engine) -> None:
     """The GET page's button (an empty form POST) unsubscribes too."""
-    subscriber_id = add(engine, "button@example.org", SubscriberStatus.ACTIVE)
-    assert client.post(unsubscribe_path(subscriber_id), data={}).status_code == 200
+    key = add(engine, "button@example.org", SubscriberStatus.ACTIVE)
+    assert client.post(unsubscribe_path(key), data={}).status_code == 200
     assert ("unsubscribe", "web page") in event_kinds(engine, "button@example.org")
 
 
 def test_unsubscribe_keeps_a_bounce(client: AppClient, engine: Engine) -> None:
     """Unsubscribing a bounced address answers 200 and leaves it bounced."""
-    subscriber_id = add(engine, "gone@example.org", SubscriberStatus.BOUNCED)
-    assert client.post(unsubscribe_path(subscriber_id)).status_code == 200
+    key = add(engine, "gone@example.org", SubscriberStatus.BOUNCED)
+    assert client.post(unsubscribe_path(key)).status_code == 200
     assert status_of(engine, "gone@example.org") is SubscriberStatus.BOUNCED
 
 
 def test_unsubscribe_wins_over_later_batches(client: AppClient, engine: Engine) -> None:
     """Once the POST is answered, the address is no longer among the active subscribers."""
-    subscriber_id = add(engine, "out@example.org", SubscriberStatus.ACTIVE)
-    client.post(unsubscribe_path(subscriber_id))
+    key = add(engine, "out@example.org", SubscriberStatus.ACTIVE)
+    client.post(unsubscribe_path(key))
     active = subscribers.iter_subscribers(engine, status=SubscriberStatus.ACTIVE)
     assert "out@example.org" not in {s.email for s in active}
 
@@ -310,7 +325,7 @@ def test_bad_and_unknown_tokens_answer_alike(
         for path in (
             "/unsubscribe/NDI.forged-signature",
             "/unsubscribe/" + tokens.sign(SECRET, "confirm", known),
-            unsubscribe_path(99999),
+            unsubscribe_path(NOBODYS_KEY),
         )
     ]
     assert {a.status_code for a in answers} == {400}
@@ -492,7 +507,7 @@ def test_old_confirm_link_does_not_bring_back_who_left(
     subscriber = subscribers.find(engine, "leaver@example.org")
     assert subscriber is not None and subscriber.status is SubscriberStatus.ACTIVE
     clock.now += timedelta(days=30)
-    client.post(unsubscribe_path(subscriber.id), data={"List-Unsubscribe": "One-Click"})
+    client.post(unsubscribe_path(subscribers.link_key(engine, subscriber.id)), data={"List-Unsubscribe": "One-Click"})
     clock.now += timedelta(days=1)
     assert client.get(old).status_code == 400
     answer = client.post(old)
@@ -546,12 +561,12 @@ def test_both_confirmation_mails_work_while_pending(
 def test_unsubscribe_token_does_not_confirm(client: AppClient, engine: Engine) -> None:
     """A token of the other purpose, an old-style confirm token without a sending time and
     garbage all get the one "does not work" page."""
-    subscriber_id = add(engine, "pending@example.org", SubscriberStatus.PENDING)
+    key = add(engine, "pending@example.org", SubscriberStatus.PENDING)
     answers = [
         client.post(path)
         for path in (
-            "/confirm/" + tokens.sign(SECRET, "unsubscribe", subscriber_id),
-            "/confirm/" + tokens.sign(SECRET, "confirm", subscriber_id),
+            "/confirm/" + tokens.sign(SECRET, "unsubscribe", key),
+            "/confirm/" + tokens.sign(SECRET, "confirm", key),
             "/confirm/garbage",
             "/confirm/",
         )
@@ -568,25 +583,25 @@ def test_unsubscribe_token_does_not_confirm(client: AppClient, engine: Engine) -
 def test_link_with_trailing_garbage(client: AppClient, engine: Engine, garbage: str) -> None:
     """A link with anything after its token gets the same page as a forged one and changes
     nothing, even for a POST."""
-    subscriber_id = add(engine, "tail@example.org", SubscriberStatus.ACTIVE)
+    key = add(engine, "tail@example.org", SubscriberStatus.ACTIVE)
     reference = client.post("/unsubscribe/NDI.forged-signature")
-    answer = client.post(unsubscribe_path(subscriber_id) + garbage)
+    answer = client.post(unsubscribe_path(key) + garbage)
     assert answer.status_code == reference.status_code == 400
     assert answer.content == reference.content
     assert status_of(engine, "tail@example.org") is SubscriberStatus.ACTIVE
 
 
 def test_token_for_subscriber_zero(client: AppClient) -> None:
-    """A validly signed token for id 0 (no row ever has it) is just an unknown token."""
+    """A validly signed older token for id 0 (no row ever has it) is just an unknown token."""
     reference = client.get("/unsubscribe/NDI.forged-signature")
-    answer = client.get(unsubscribe_path(0))
+    answer = client.get("/unsubscribe/" + legacy_token("unsubscribe", 0))
     assert answer.status_code == 400
     assert answer.content == reference.content
 
 
 def test_token_for_an_id_beyond_the_database(client: AppClient) -> None:
     """A signed id too large for the database gets the invalid page, not a server error."""
-    assert client.post(unsubscribe_path(2**70)).status_code == 400
+    assert client.post("/unsubscribe/" + legacy_token("unsubscribe", 2**70)).status_code == 400
 
 
 @pytest.mark.parametrize(
@@ -604,9 +619,9 @@ def test_any_post_to_a_valid_link_unsubscribes(
 ) -> None:
     """The RFC 8058 body, a near miss, none or a broken one: a POST to the link is the
     request, and the answer is 200 without redirect or cookie."""
-    subscriber_id = add(engine, "poster@example.org", SubscriberStatus.ACTIVE)
+    key = add(engine, "poster@example.org", SubscriberStatus.ACTIVE)
     answer = client.post(
-        unsubscribe_path(subscriber_id), content=body, headers={"content-type": content_type}
+        unsubscribe_path(key), content=body, headers={"content-type": content_type}
     )
     assert answer.status_code == 200
     assert "location" not in answer.headers and "set-cookie" not in answer.headers
@@ -616,8 +631,8 @@ def test_any_post_to_a_valid_link_unsubscribes(
 def test_prefetch_then_one_click(client: AppClient, engine: Engine) -> None:
     """A scanner's GET and HEAD change nothing; the one-click POST after them still works,
     with foreign cookies and no CSRF token."""
-    subscriber_id = add(engine, "scanned@example.org", SubscriberStatus.ACTIVE)
-    path = unsubscribe_path(subscriber_id)
+    key = add(engine, "scanned@example.org", SubscriberStatus.ACTIVE)
+    path = unsubscribe_path(key)
     assert client.get(path).status_code == 200
     assert client.head(path).status_code == 200
     assert status_of(engine, "scanned@example.org") is SubscriberStatus.ACTIVE
@@ -669,9 +684,9 @@ def test_forms_post_to_themselves_without_scripts(
 ) -> None:
     """Every form is a plain HTML form posting back to its own address: it works with
     JavaScript off (and the CSP allows none)."""
-    subscriber_id = add(engine, "nojs@example.org", SubscriberStatus.PENDING)
-    link = "/confirm/" + tokens.sign_confirm(SECRET, subscriber_id, START + timedelta(hours=1))
-    for path in ("/subscribe", unsubscribe_path(subscriber_id), link):
+    key = add(engine, "nojs@example.org", SubscriberStatus.PENDING)
+    link = "/confirm/" + tokens.sign_confirm(SECRET, key, START + timedelta(hours=1))
+    for path in ("/subscribe", unsubscribe_path(key), link):
         page = client.get(path)
         assert page.status_code == 200, path
         assert re.search(r'<form[^>]*method="post"[^>]*action=""', page.text), path
@@ -704,3 +719,118 @@ def test_behind_a_proxy_on_the_same_host(config: Config, engine: Engine) -> None
         other_visitor = post(9, "192.0.2.45")
     assert same_visitor == [200] * 5 + [429]
     assert other_visitor == 200
+
+
+def send_to_everyone(config: Config, engine: Engine) -> dict[str, str]:
+    """One newsletter to every active subscriber through the delivery engine, into the
+    Maildir; each reader's one-click unsubscribe path, as their mail carries it."""
+    issue = ledger.create_issue(
+        engine, key="tag:example.org,2026:/hello", kind="article", slug="hello", subject="Hello",
+        html="<html><body><p>Hello</p></body></html>", text="Hello", tag=None, status="draft",
+        now=START,
+    )
+    ledger.enqueue(engine, issue, now=START)
+    provider = make_provider(config)
+    deliver(config, engine, provider, stop=threading.Event(), clock=lambda: START, secret=SECRET)
+    links: dict[str, str] = {}
+    for mail in outbox(config):
+        url = str(mail["List-Unsubscribe"]).split(",")[0].strip(" <>")
+        links[mail["To"].addresses[0].addr_spec] = urlsplit(url).path
+    return links
+
+
+def test_a_link_never_reaches_another_person_after_a_rebuild(tmp_path: Path) -> None:
+    """The database rebuilt under the same secret, the subscribers imported in another
+    order: a link from mail the first database sent unsubscribes nobody there, where it
+    used to unsubscribe whoever now had the same row id. In its own database it still works."""
+    (tmp_path / "first").mkdir()
+    (tmp_path / "rebuilt").mkdir()
+    first_config = make_publication(tmp_path / "first")
+    first = open_store(first_config.store_url)
+    for address in ("ann@example.org", "bob@example.org"):
+        subscribers.add(first, address, now=START)
+    links = send_to_everyone(first_config, first)
+    assert set(links) == {"ann@example.org", "bob@example.org"}
+
+    config = make_publication(tmp_path / "rebuilt")
+    rebuilt = open_store(config.store_url)
+    for address in ("bob@example.org", "ann@example.org"):
+        subscribers.add(rebuilt, address, now=START)
+    client = AppClient(create_app(config, engine=rebuilt, clock=lambda: START))
+    for address in ("ann@example.org", "bob@example.org"):
+        assert client.get(links[address]).status_code == 400
+        answer = client.post(links[address], data={"List-Unsubscribe": "One-Click"})
+        assert answer.status_code == 400
+    assert status_of(rebuilt, "ann@example.org") is SubscriberStatus.ACTIVE
+    assert status_of(rebuilt, "bob@example.org") is SubscriberStatus.ACTIVE
+
+    original = AppClient(create_app(first_config, engine=first, clock=lambda: START))
+    answer = original.post(links["bob@example.org"], data={"List-Unsubscribe": "One-Click"})
+    assert answer.status_code == 200
+    assert status_of(first, "bob@example.org") is SubscriberStatus.UNSUBSCRIBED
+    assert status_of(first, "ann@example.org") is SubscriberStatus.ACTIVE
+
+
+def test_an_older_id_link_reaches_nobody_in_a_rebuilt_database(
+    client: AppClient, engine: Engine
+) -> None:
+    """A link in the older id-only form, from mail a previous database sent: in a database
+    made since, no row can prove it is that person, so nobody is unsubscribed."""
+    add(engine, "first@example.org", SubscriberStatus.ACTIVE)
+    add(engine, "second@example.org", SubscriberStatus.ACTIVE)
+    for subscriber_id in (1, 2):
+        answer = client.post(
+            "/unsubscribe/" + legacy_token("unsubscribe", subscriber_id),
+            data={"List-Unsubscribe": "One-Click"},
+        )
+        assert answer.status_code == 400
+    assert status_of(engine, "first@example.org") is SubscriberStatus.ACTIVE
+    assert status_of(engine, "second@example.org") is SubscriberStatus.ACTIVE
+
+
+def test_older_id_links_keep_working_for_whom_they_were_mailed_to(
+    config: Config, clock: Clock, tmp_path: Path
+) -> None:
+    """A database from before link keys, upgraded: an id-only link works for the reader
+    the ledger shows it was mailed to, and for nobody the ledger never mailed."""
+    url = f"sqlite:///{tmp_path / 'before-link-keys.db'}"
+    command.upgrade(alembic_config(url), "0001")
+    legacy_db = create_engine(url)
+    with legacy_db.begin() as conn:
+        for n, address in enumerate(("ann@example.org", "bob@example.org", "cy@example.org"), 1):
+            conn.execute(
+                text(
+                    "INSERT INTO subscribers (id, email, name, status, source, created_at, updated_at)"
+                    " VALUES (:id, :email, '', 'active', 'cli', :now, :now)"
+                ),
+                {"id": n, "email": address, "now": START},
+            )
+        conn.execute(
+            text(
+                "INSERT INTO issues (id, key, kind, slug, subject, html, text, status, created_at)"
+                " VALUES (1, 'k', 'article', 's', 'S', 'h', 't', 'done', :now)"
+            ),
+            {"now": START},
+        )
+        for n in (1, 2):
+            conn.execute(
+                text(
+                    "INSERT INTO deliveries (issue_id, subscriber_id, email, name, state, attempts,"
+                    " not_before, provider_id, detail, uncertain)"
+                    " VALUES (1, :n, :email, '', 'sent', 1, :now, '', '', false)"
+                ),
+                {"n": n, "email": ("ann@example.org", "bob@example.org")[n - 1], "now": START},
+            )
+    legacy_db.dispose()
+    engine = open_store(url)
+    with engine.connect() as conn:
+        assert sorted(conn.execute(select(deliveries.c.message_key)).scalars()) == ["i1.d1", "i1.d2"]
+    client = AppClient(create_app(config, engine=engine, clock=clock))
+    unsubscribe = {"List-Unsubscribe": "One-Click"}
+    assert client.post("/unsubscribe/" + legacy_token("unsubscribe", 2), data=unsubscribe).status_code == 200
+    assert client.post("/unsubscribe/" + legacy_token("unsubscribe", 3), data=unsubscribe).status_code == 400
+    assert status_of(engine, "bob@example.org") is SubscriberStatus.UNSUBSCRIBED
+    assert status_of(engine, "ann@example.org") is SubscriberStatus.ACTIVE
+    assert status_of(engine, "cy@example.org") is SubscriberStatus.ACTIVE
+    keys = [subscribers.link_key(engine, n) for n in (1, 2, 3)]
+    assert len(set(keys)) == 3

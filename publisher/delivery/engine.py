@@ -29,7 +29,7 @@ made finishes and is recorded; claimed rows not yet tried go back to the queue u
 Every wait (rate limit, hold, retry) wakes up for a stop within a quarter of a second;
 a provider call ends within `delivery.timeout` per message.
 
-Per recipient the only work is a `Recipient` (signed unsubscribe URL, deterministic
+Per recipient the only work is a `Recipient` (signed unsubscribe URL, the row's stored
 Message-ID) and the provider's splice into the template rendered once per issue. Memory
 does not grow with the list: nothing but the current batches is ever loaded.
 """
@@ -315,8 +315,8 @@ def _recipients(run: _Run, rows: Sequence[ledger.ClaimedRow]) -> list[Recipient]
                 delivery_id=row.id,
                 email=row.email,
                 name=row.name,
-                unsubscribe_url=tokens.unsubscribe_url(run.config, run.secret, row.subscriber_id),
-                message_id=message_id_for(row.issue_id, row.id, domain),
+                unsubscribe_url=tokens.unsubscribe_url(run.config, run.secret, row.token_key),
+                message_id=message_id_for(row.message_key, domain),
             )
         )
     return recipients

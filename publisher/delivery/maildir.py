@@ -2,8 +2,15 @@
 
 The demo's outbox, and a safe target while writing: any mail client or `python -m
 mailbox` reads it. Delivery follows the Maildir rule (write into tmp/, fsync, rename
-into new/), so a reader never sees half a message. A file is named for its Message-ID,
-so sending the same ledger row again replaces the copy instead of adding a second one.
+into new/), so a reader never sees half a message.
+
+No file is ever overwritten. Each message gets a name of its own by Maildir's recipe
+(`mailbox.Maildir` uses it: seconds, microseconds, process, a counter, host), and is
+moved into new/ by a hard link, which fails rather than replace a file of the same
+name. A second copy of a ledger row (a retry after a timeout, a resume after a crash)
+is a second file, as it would be a second mail in a real inbox; two databases writing
+to one outbox never clobber each other's readers. `mailbox.Maildir.add` itself is not
+used: it writes files any local user may read, and these hold subscribers' addresses.
 """
 
 from __future__ import annotations
@@ -12,7 +19,6 @@ import itertools
 import os
 import re
 import socket
-import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -36,8 +42,9 @@ if TYPE_CHECKING:
 
 __all__ = ["MaildirProvider"]
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._@+=-]")
-_counter = itertools.count()
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=-]")
+_counter = itertools.count()  # next() on a count is atomic under the GIL
+_NAME_TRIES = 5
 
 
 class MaildirProvider:
@@ -65,7 +72,6 @@ class MaildirProvider:
     ) -> list[SendResult]:
         results: list[SendResult] = []
         for recipient in recipients:
-            name = self._file_name(recipient.message_id)
             try:
                 raw = template.message_bytes(recipient, now)
             except UNUSABLE_RECIPIENT as exc:
@@ -74,7 +80,7 @@ class MaildirProvider:
             except Exception as exc:
                 raise SendInterrupted(results, 0) from exc
             try:
-                self._deliver(raw, name)
+                name = self._deliver(raw)
             except OSError as exc:
                 results.append(retry(recipient, f"cannot write to the Maildir {self.path}: {exc}"))
             else:
@@ -84,23 +90,32 @@ class MaildirProvider:
     def close(self) -> None:
         """Nothing is held open between calls."""
 
-    def _file_name(self, message_id: str) -> str:
-        stem = _UNSAFE.sub("_", message_id.strip().strip("<>"))[:200]
-        if not stem:
-            # Maildir's unique-name recipe: time, process, a counter, host.
-            host = _UNSAFE.sub("_", socket.gethostname())
-            stem = f"{time.time_ns()}.P{os.getpid()}Q{next(_counter)}.{host}"
-        return f"{stem}.eml"
+    @staticmethod
+    def _unique_name() -> str:
+        """Maildir's unique-name recipe, with `.eml` so that a double-click opens the file."""
+        moment = time.time_ns()
+        host = _UNSAFE.sub("_", socket.gethostname())
+        seconds, micros = divmod(moment // 1000, 1_000_000)
+        return f"{seconds}.M{micros}P{os.getpid()}Q{next(_counter)}.{host}.eml"
 
-    def _deliver(self, raw: bytes, name: str) -> None:
-        tmp = self.path / "tmp" / f"{name}.{os.getpid()}.{threading.get_ident()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(raw)
-                handle.flush()
-                os.fsync(handle.fileno())
-            tmp.replace(self.path / "new" / name)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+    def _deliver(self, raw: bytes) -> str:
+        """Write `raw` into new/ under a fresh name; returns the name."""
+        for _ in range(_NAME_TRIES):
+            name = self._unique_name()
+            tmp = self.path / "tmp" / name
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                continue
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(raw)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.link(tmp, self.path / "new" / name)
+            except FileExistsError:
+                continue
+            finally:
+                tmp.unlink(missing_ok=True)
+            return name
+        raise FileExistsError(f"no free file name in {self.path} after {_NAME_TRIES} tries")

@@ -43,6 +43,9 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.types import String
 
 from publisher.models import Outcome, SendResult, SubscriberStatus
 from publisher.store.issues import (
@@ -98,6 +101,10 @@ class ClaimedRow:
     name: str
     attempts: int = 0
     uncertain: bool = False
+    message_key: str = ""
+    """The left-hand part of the row's Message-ID, the same on every attempt."""
+    token_key: str = ""
+    """The subscriber's link key, which their unsubscribe link carries."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +213,24 @@ def local_not_before(now: datetime, local_hour: int, zone: ZoneInfo) -> datetime
     raise AssertionError("unreachable: some day within three holds the hour")
 
 
+class RandomHex(FunctionElement[str]):
+    """24 random hex digits drawn by the database, one per row of an INSERT ... SELECT:
+    the Message-ID part of each new ledger row (90 bits and more: unique in the world)."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(RandomHex, "sqlite")
+def _random_hex_sqlite(element: RandomHex, compiler: Any, **kw: Any) -> str:
+    return "lower(hex(randomblob(12)))"
+
+
+@compiles(RandomHex, "postgresql")
+def _random_hex_postgresql(element: RandomHex, compiler: Any, **kw: Any) -> str:
+    return "substr(replace(gen_random_uuid()::text, '-', ''), 1, 24)"
+
+
 def _zone(name: str | None) -> ZoneInfo | None:
     if not name:
         return None
@@ -239,7 +264,7 @@ def enqueue(
 
     conditions = _audience(issue_id, segment)
     columns = ["issue_id", "subscriber_id", "email", "name", "state", "attempts", "not_before",
-               "provider_id", "detail", "uncertain"]
+               "provider_id", "detail", "uncertain", "message_key"]
 
     def rows_for(not_before: datetime, *extra: Any) -> Any:
         query = select(
@@ -253,6 +278,7 @@ def enqueue(
             literal(""),
             literal(""),
             false(),
+            RandomHex(),
         ).where(*conditions, *extra)
         return insert(deliveries).from_select(columns, query)
 
@@ -370,6 +396,11 @@ def _claim_statement(*, worker: str, limit: int, now: datetime, issue_id: int | 
             deliveries.c.state,
             deliveries.c.attempts,
             deliveries.c.uncertain,
+            deliveries.c.message_key,
+            select(subscribers.c.token_key)
+            .where(subscribers.c.id == deliveries.c.subscriber_id)
+            .scalar_subquery()
+            .label("token_key"),
         )
     )
 
@@ -402,6 +433,8 @@ def claim(
             name=row.name,
             attempts=row.attempts,
             uncertain=bool(row.uncertain),
+            message_key=row.message_key,
+            token_key=row.token_key or "",
         )
         for row in rows
         if row.state == SENDING

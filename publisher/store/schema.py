@@ -6,6 +6,7 @@ UTC datetimes.
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 
 from sqlalchemy import (
@@ -62,6 +63,12 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 UTC_TIME = UTCDateTime()
 
+
+def new_token_key() -> str:
+    """A subscriber's link key: 128 random bits, never reused by another database."""
+    return secrets.token_hex(16)
+
+
 subscribers = Table(
     "subscribers",
     metadata,
@@ -75,6 +82,12 @@ subscribers = Table(
     Column("updated_at", UTC_TIME, nullable=False),
     Column("confirmed_at", UTC_TIME),
     Column("confirm_sent_at", UTC_TIME),  # rate-limits confirmation mails
+    # The random key that this subscriber's unsubscribe and confirmation links carry.
+    Column("token_key", String(32), nullable=False, default=new_token_key),
+    # Links signed before token keys existed carried the bare id: they are honoured only
+    # for rows that had been mailed under that id when keys came in (see publisher.tokens).
+    Column("legacy_links", Boolean, nullable=False, default=False),
+    Index("ix_subscribers_token_key", "token_key", unique=True),
 )
 
 subscriber_tags = Table(
@@ -132,6 +145,9 @@ deliveries = Table(
     Column("sent_at", UTC_TIME),
     Column("provider_id", String(200), nullable=False, default=""),
     Column("detail", Text, nullable=False, default=""),
+    # The left-hand part of the row's Message-ID (random, so unique in the world); every
+    # retry and resume of the row sends it again.
+    Column("message_key", String(64), nullable=False, default=""),
     # True once the row was in flight when a worker died: it may have been sent twice.
     Column("uncertain", Boolean, nullable=False, default=False),
     UniqueConstraint("issue_id", "subscriber_id", name="uq_deliveries_issue_subscriber"),

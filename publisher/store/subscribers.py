@@ -26,6 +26,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -42,6 +43,8 @@ __all__ = [
     "ImportReport",
     "Rejected",
     "add",
+    "by_legacy_link",
+    "by_link_key",
     "can_confirm",
     "check_timezone",
     "clean_name",
@@ -54,6 +57,7 @@ __all__ = [
     "get",
     "import_csv",
     "iter_subscribers",
+    "link_key",
     "mark_confirm_sent",
     "normalize_email",
     "page",
@@ -186,6 +190,30 @@ def get(engine: Engine, subscriber_id: int) -> Subscriber | None:
     """The subscriber with this id, or None."""
     with engine.connect() as conn:
         return _load(conn, subscribers.c.id == subscriber_id)
+
+
+def by_link_key(engine: Engine, key: str) -> Subscriber | None:
+    """The subscriber whose unsubscribe and confirmation links carry `key`, or None."""
+    with engine.connect() as conn:
+        return _load(conn, subscribers.c.token_key == key)
+
+
+def by_legacy_link(engine: Engine, subscriber_id: int) -> Subscriber | None:
+    """The subscriber an older id-only link was mailed to, or None when this database
+    cannot tell that the row with this id is still that person (see `publisher.tokens`)."""
+    with engine.connect() as conn:
+        return _load(conn, subscribers.c.id == subscriber_id, subscribers.c.legacy_links == true())
+
+
+def link_key(engine: Engine, subscriber_id: int) -> str:
+    """The key the subscriber's links carry (NotFound when there is no such subscriber)."""
+    with engine.connect() as conn:
+        key = conn.execute(
+            select(subscribers.c.token_key).where(subscribers.c.id == subscriber_id)
+        ).scalar()
+    if key is None:
+        raise NotFound(f"no subscriber with id {subscriber_id}")
+    return str(key)
 
 
 def find(engine: Engine, email: str) -> Subscriber | None:

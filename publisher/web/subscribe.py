@@ -166,14 +166,15 @@ class SubscribeFlow:
 
     def _send_confirmation(self, subscriber: Subscriber, now: datetime) -> None:
         try:
-            url = tokens.confirm_url(self.s.config, self.s.secret, subscriber.id, now)
+            key = subscribers.link_key(self.s.engine, subscriber.id)
+            url = tokens.confirm_url(self.s.config, self.s.secret, key, now)
             template = MessageTemplate.from_rendered(self.s.config, self._confirmation(url, now))
             recipient = Recipient(
                 delivery_id=None,
                 email=subscriber.email,
                 name="",
                 unsubscribe_url="",
-                message_id=f"<confirm.{subscriber.id}.{secrets.token_hex(6)}@{self.mail_domain}>",
+                message_id=f"<confirm.{secrets.token_hex(12)}@{self.mail_domain}>",
             )
             provider = self.s.provider_factory(self.s.config)
             try:
@@ -213,10 +214,14 @@ class SubscribeFlow:
     def _subscriber(self, token: str) -> Subscriber | None:
         """Who an unsubscribe token names, or None for a bad token and for nobody alike."""
         try:
-            subscriber_id = tokens.verify(self.s.secret, "unsubscribe", token)
+            target = tokens.verify(self.s.secret, "unsubscribe", token)
         except TokenError:
             return None
-        return subscribers.get(self.s.engine, subscriber_id)
+        if target.key is not None:
+            return subscribers.by_link_key(self.s.engine, target.key)
+        if target.legacy_id is not None:
+            return subscribers.by_legacy_link(self.s.engine, target.legacy_id)
+        return None
 
     async def confirm_page(self, request: Request) -> Response:
         state = await run_in_threadpool(self._confirm_state, request.path_params["token"], None)
@@ -231,10 +236,14 @@ class SubscribeFlow:
         """What a confirm link's page says: ask (pressing would activate), done (active
         now) or invalid. With `now` (a POST) the link is used."""
         try:
-            subscriber_id, sent_at = tokens.verify_confirm(self.s.secret, token)
+            key, sent_at = tokens.verify_confirm(self.s.secret, token)
         except TokenError:
             return "invalid"
         engine = self.s.engine
+        holder = subscribers.by_link_key(engine, key)
+        if holder is None:
+            return "invalid"
+        subscriber_id = holder.id
         if now is None:
             if subscribers.can_confirm(engine, subscriber_id, sent_at=sent_at):
                 return "ask"

@@ -61,7 +61,7 @@ def recipients(count: int, *, issue_id: int = 7, domain: str = "example.net") ->
             email=f"reader{index}@{domain}",
             name=f"Reader {index}",
             unsubscribe_url=f"https://example.org/unsubscribe/token{index}",
-            message_id=message_id_for(issue_id, 100 + index, "example.org"),
+            message_id=message_id_for(f"i{issue_id}.d{100 + index}", "example.org"),
         )
         for index in range(count)
     ]
