@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Final
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import dkim
 import dkim.crypto
@@ -297,7 +297,7 @@ class MessageTemplate:
     """One issue, encoded once; `message_bytes` makes each recipient's copy."""
 
     __slots__ = (
-        "_date_cache", "_mailto", "_pieces", "dkim", "html", "key", "list_id",
+        "_date_cache", "_pieces", "dkim", "html", "key", "list_id",
         "reply_to", "sender", "sender_address", "subject", "text",
     )
 
@@ -325,7 +325,6 @@ class MessageTemplate:
         self.text = text
         self.dkim = dkim
         self._pieces = pieces
-        self._mailto = f"mailto:{quote(sender_address, safe='@')}?subject=unsubscribe"
         self._date_cache: tuple[datetime, bytes] | None = None
 
     @classmethod
@@ -412,8 +411,11 @@ class MessageTemplate:
         self._date_cache = (date, header)
         return header
 
-    def _list_unsubscribe(self, url: str) -> str:
-        return f"<{url}>, <{self._mailto}>"
+    @staticmethod
+    def _list_unsubscribe(url: str) -> str:
+        """Only the https one-click link: a `mailto:` would send requests to a mailbox that
+        nothing reads, and an unsubscribe request silently ignored is lost (and unlawful)."""
+        return f"<{url}>"
 
     def message_bytes(self, recipient: Recipient, date: datetime) -> bytes:
         """The complete RFC 5322 message for `recipient`, DKIM-signed when configured."""
@@ -429,7 +431,7 @@ class MessageTemplate:
             "date": self._date_header(date),
             "message_id": f"Message-ID: {recipient.message_id}\r\n".encode("ascii"),
             "list_unsubscribe": (
-                f"List-Unsubscribe: <{url}>,\r\n <{self._mailto}>\r\n".encode() + _ONE_CLICK
+                f"List-Unsubscribe: {self._list_unsubscribe(url)}\r\n".encode() + _ONE_CLICK
                 if url
                 else b""
             ),

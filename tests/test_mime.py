@@ -158,12 +158,20 @@ def test_all_headers_present() -> None:
     assert message["MIME-Version"] == "1.0"
     assert message["Reply-To"] == "Dana Reyes <dana@example.org>"
     assert message["List-Id"] == "Harbor Notes <notes.example.org>"
-    assert message["List-Unsubscribe"] == (
-        f"<{UNSUB}>, <mailto:notes@example.org?subject=unsubscribe>"
-    )
+    assert message["List-Unsubscribe"] == f"<{UNSUB}>"
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     names = [name.lower() for name in message]
     assert len(names) == len(set(names))
+
+
+def test_no_mailto_unsubscribe() -> None:
+    """Unsubscribing is the https one-click link only: no message offers a mailto: that
+    would land in a mailbox nobody reads, in its headers or its API headers."""
+    template = make_template()
+    raw = template.message_bytes(reader(), NOW)
+    assert b"mailto:" not in raw
+    assert parse(raw).get_all("List-Unsubscribe") == [f"<{UNSUB}>"]
+    assert "mailto" not in template.headers(reader())["List-Unsubscribe"]
 
 
 def test_crlf_in_name_cannot_add_a_header() -> None:
@@ -266,7 +274,7 @@ def test_headers_for_api_providers() -> None:
     """headers() gives the list headers and Message-ID API providers pass on."""
     headers = make_template().headers(reader())
     assert headers == {
-        "List-Unsubscribe": f"<{UNSUB}>, <mailto:notes@example.org?subject=unsubscribe>",
+        "List-Unsubscribe": f"<{UNSUB}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         "List-Id": "Harbor Notes <notes.example.org>",
         "Message-ID": "<i12.d345@example.org>",
