@@ -180,7 +180,9 @@ def run_due_schedules(config_path: str) -> int:
         if not claimed.run:
             log.warning("schedule %s skipped: %s", claimed.schedule.id, claimed.schedule.detail)
     for schedule in schedules.unfinished(db):
-        queued = ledger.enqueue(db, schedule.issue_id, now=now, tz_of_author=config.tz)
+        queued = ledger.enqueue(
+            db, schedule.issue_id, now=now, local_at=schedule.local_at, tz_of_author=config.tz
+        )
         schedules.finish(db, schedule.id, detail=f"{queued} recipients queued")
         log.info("schedule %s: issue %s, %s recipients queued", schedule.id, schedule.issue_key, queued)
         started += 1

@@ -14,7 +14,20 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from publisher.errors import ConfigError
 
-__all__ = ["SendWindow", "local_to_utc", "next_window", "parse_local", "parse_window", "zone"]
+__all__ = [
+    "LOCAL_LAYOUT",
+    "SendWindow",
+    "local_to_utc",
+    "next_window",
+    "parse_local",
+    "parse_wall_clock",
+    "parse_window",
+    "wall_clock_to_utc",
+    "zone",
+]
+
+LOCAL_LAYOUT = "%Y-%m-%d %H:%M"
+"""How a wall-clock time is written down (schedules keep local-time sends in it)."""
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -40,6 +53,24 @@ def local_to_utc(naive: datetime, tz: ZoneInfo) -> datetime:
             "pick a time outside the skipped hour"
         )
     return aware.astimezone(UTC)
+
+
+def wall_clock_to_utc(naive: datetime, tz: ZoneInfo) -> datetime:
+    """The instant the clocks in `tz` show `naive`, for a reader's own zone, where refusing
+    is no option: a time the clocks skip comes the skipped span later (09:30 in a missing
+    hour is the first real instant after it, 10:30 by the new clock), and a time that occurs
+    twice means its first occurrence."""
+    return naive.replace(tzinfo=tz, fold=0).astimezone(UTC)
+
+
+def parse_wall_clock(text: str) -> datetime:
+    """"YYYY-MM-DD HH:MM" (or with :SS) as a naive wall-clock time, in no zone yet."""
+    for layout in (LOCAL_LAYOUT, "%Y-%m-%d %H:%M:%S"):
+        try:
+            return datetime.strptime(text.strip(), layout)
+        except ValueError:
+            continue
+    raise ConfigError(f"time {text!r} must look like \"2026-12-01 09:00\"")
 
 
 def parse_local(text: str, tz: ZoneInfo) -> datetime:

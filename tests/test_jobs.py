@@ -15,6 +15,7 @@ from loopback_sites import serve_sites
 
 from publisher import jobs
 from publisher.config import load_config
+from publisher.services import issues as issue_service
 from publisher.store import ledger, open_store, publishing, schedules, subscribers
 
 START = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)  # a Friday, 10:00 in New York
@@ -156,28 +157,44 @@ def test_digest_sends_what_is_new_and_nothing_when_nothing_is(tmp_path: Path) ->
 
 
 def test_local_time_delivery_follows_each_readers_clock(pub: Pub) -> None:
-    """With local-time delivery each reader gets the issue at 09:00 of their own day."""
+    """With local-time delivery each reader gets the issue at 09:30 on 2026-11-23 on
+    their own clock (the author's zone for readers without one)."""
     jobs.publish_new(pub.key)
     pub.write("2026-11-20-fresh.md", article("fresh", "2026-11-20"))
-    pub.config = pub.config  # policy "now" would send at once; schedule by hand instead
-    from publisher import content
-    from publisher.sending import prepare_article_issue
-
-    fresh = next(a for a in content.load_articles(pub.config) if a.slug == "fresh")
-    issue_id = prepare_article_issue(pub.config, pub.db, fresh, now=START, status="scheduled")
-    schedules.set_local_hour(pub.db, issue_id, 9)
-    start = datetime(2026, 11, 22, 19, 0, tzinfo=UTC)  # 09:00 on Nov 23 in UTC+14
-    schedules.add(pub.db, issue_id=issue_id, run_at=start, timezone="local", local_time="2026-11-23 09:00", now=START)
+    done = issue_service.schedule_send(
+        pub.config, pub.db, "fresh", at="2026-11-23 09:30", now=START, local_time=True
+    )
+    start = datetime(2026, 11, 22, 19, 30, tzinfo=UTC)  # 09:30 on Nov 23 in UTC+14
+    assert done.schedule.run_at == start
     pub.clock.now = start
     jobs.run_due_schedules(pub.key)
     assert pub.messages() == []
-    pub.clock.now = datetime(2026, 11, 23, 0, 1, tzinfo=UTC)  # 09:01 in Tokyo
+    pub.clock.now = datetime(2026, 11, 23, 0, 29, tzinfo=UTC)  # 09:29 in Tokyo
+    jobs.deliver_due(pub.key)
+    assert pub.messages() == []
+    pub.clock.now = datetime(2026, 11, 23, 0, 30, tzinfo=UTC)  # 09:30 in Tokyo
     jobs.deliver_due(pub.key)
     assert [str(m["To"]) for m in pub.messages()] == ["r0@example.org"]
-    pub.clock.now = datetime(2026, 11, 23, 14, 1, tzinfo=UTC)  # 09:01 in New York (the author's zone)
+    pub.clock.now = datetime(2026, 11, 23, 14, 30, tzinfo=UTC)  # 09:30 in New York (the author's zone)
     jobs.deliver_due(pub.key)
     assert sorted(str(m["To"]) for m in pub.messages()) == ["r0@example.org", "r2@example.org"]
-    pub.clock.now = datetime(2026, 11, 23, 17, 1, tzinfo=UTC)  # 09:01 in Los Angeles
+    pub.clock.now = datetime(2026, 11, 23, 17, 30, tzinfo=UTC)  # 09:30 in Los Angeles
+    jobs.deliver_due(pub.key)
+    assert len(pub.messages()) == 3
+
+
+def test_a_manual_send_does_not_inherit_a_local_time(pub: Pub) -> None:
+    """`send` while a local-time schedule is pending goes to everyone now; the schedule,
+    when it comes, has no one left to send to."""
+    jobs.publish_new(pub.key)
+    pub.write("2026-11-20-fresh.md", article("fresh", "2026-11-20"))
+    issue_service.schedule_send(pub.config, pub.db, "fresh", at="2026-11-23 09:30", now=START, local_time=True)
+    queued = issue_service.send_now(pub.config, pub.db, "fresh", now=START)
+    assert queued.added == 3
+    jobs.deliver_due(pub.key)
+    assert len(pub.messages()) == 3
+    pub.clock.now = datetime(2026, 11, 22, 19, 30, tzinfo=UTC)
+    jobs.run_due_schedules(pub.key)
     jobs.deliver_due(pub.key)
     assert len(pub.messages()) == 3
 

@@ -148,41 +148,79 @@ def test_enqueue_tag_override_reaches_everyone(db: sa.Engine) -> None:
     assert ledger.enqueue(db, issue, now=NOW, tag=None) == 4
 
 
-def test_local_not_before_picks_the_next_local_hour() -> None:
-    """09:00 in a zone whose 09:00 already passed today means tomorrow's."""
-    tokyo = ZoneInfo("Asia/Tokyo")  # 12:00 UTC is 21:00 in Tokyo
-    assert ledger.local_not_before(NOW, 9, tokyo) == datetime(2026, 3, 3, 0, 0, tzinfo=UTC)
-    new_york = ZoneInfo("America/New_York")  # 12:00 UTC is 07:00 in New York (EST)
-    assert ledger.local_not_before(NOW, 9, new_york) == datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
+def test_local_not_before_is_the_readers_wall_clock_or_now() -> None:
+    """A reader's row waits for the date and minute on their clock; a moment already
+    passed means now."""
+    nine_thirty = datetime(2026, 3, 3, 9, 30)
+    tokyo = ZoneInfo("Asia/Tokyo")
+    assert ledger.local_not_before(NOW, nine_thirty, tokyo) == datetime(2026, 3, 3, 0, 30, tzinfo=UTC)
+    early = datetime(2026, 3, 2, 9, 30)  # 00:30 UTC in Tokyo: before NOW
+    assert ledger.local_not_before(NOW, early, tokyo) == NOW
 
 
-def test_enqueue_local_hour_uses_each_subscribers_zone(db: sa.Engine) -> None:
-    """Rows wait for 09:00 in the reader's zone; readers without one get the author's."""
+def test_local_time_keeps_date_and_minutes_at_both_ends_of_the_world(db: sa.Engine) -> None:
+    """"2026-12-02 09:30" local: 09:30 on 2026-12-02 in UTC+14 and in UTC-11 alike (it
+    used to be 09:00, and the next day in Kiritimati, the day before in Pago Pago)."""
+    kiritimati = add_subscribers(db, 1, timezone="Pacific/Kiritimati")
+    pago_pago = add_subscribers(db, 1, timezone="Pacific/Pago_Pago", start=10)
+    zoneless = add_subscribers(db, 1, start=20)
+    issue = new_issue(db)
+    local_at = datetime(2026, 12, 2, 9, 30)
+    start = datetime(2026, 12, 1, 19, 30, tzinfo=UTC)  # the moment arrives in UTC+14
+    assert ledger.enqueue(db, issue, now=start, local_at=local_at, tz_of_author="Europe/Berlin") == 3
+    with db.connect() as conn:
+        due = dict(conn.execute(sa.select(deliveries.c.subscriber_id, deliveries.c.not_before)).all())
+    for ids, zone in ((kiritimati, "Pacific/Kiritimati"), (pago_pago, "Pacific/Pago_Pago"),
+                      (zoneless, "Europe/Berlin")):
+        on_their_clock = due[ids[0]].astimezone(ZoneInfo(zone))
+        assert on_their_clock.replace(tzinfo=None) == local_at, zone
+    assert due[kiritimati[0]] == start
+
+
+def test_enqueue_local_time_uses_each_subscribers_zone(db: sa.Engine) -> None:
+    """Rows wait for 09:00 on the day in the reader's zone; readers without one (or with a
+    zone that does not exist) get the author's."""
     tokyo = add_subscribers(db, 2, timezone="Asia/Tokyo")
     new_york = add_subscribers(db, 2, timezone="America/New_York", start=10)
     zoneless = add_subscribers(db, 2, start=20)
     broken = add_subscribers(db, 1, timezone="Not/AZone", start=30)
     issue = new_issue(db)
-    assert ledger.enqueue(db, issue, now=NOW, local_hour=9, tz_of_author="Europe/Berlin") == 7
+    nine = datetime(2026, 3, 3, 9, 0)
+    assert ledger.enqueue(db, issue, now=NOW, local_at=nine, tz_of_author="Europe/Berlin") == 7
     with db.connect() as conn:
         due = dict(conn.execute(sa.select(deliveries.c.subscriber_id, deliveries.c.not_before)).all())
     assert {due[i] for i in tokyo} == {datetime(2026, 3, 3, 0, 0, tzinfo=UTC)}
-    assert {due[i] for i in new_york} == {datetime(2026, 3, 2, 14, 0, tzinfo=UTC)}
-    berlin_nine = datetime(2026, 3, 3, 8, 0, tzinfo=UTC)  # 13:00 in Berlin now: tomorrow
-    assert {due[i] for i in zoneless + broken} == {berlin_nine}
+    assert {due[i] for i in new_york} == {datetime(2026, 3, 3, 14, 0, tzinfo=UTC)}
+    assert {due[i] for i in zoneless + broken} == {datetime(2026, 3, 3, 8, 0, tzinfo=UTC)}
+
+
+def test_a_send_after_a_local_time_one_is_due_now(db: sa.Engine) -> None:
+    """Enqueuing again without a local time (a manual send to readers who joined since)
+    queues them now: nothing of the earlier local-time send carries over."""
+    add_subscribers(db, 1, timezone="Asia/Tokyo")
+    issue = new_issue(db)
+    ledger.enqueue(db, issue, now=NOW, local_at=datetime(2026, 3, 4, 9, 0))
+    joined = add_subscribers(db, 1, timezone="Asia/Tokyo", start=10)
+    assert ledger.enqueue(db, issue, now=NOW) == 1
+    with db.connect() as conn:
+        due = conn.execute(
+            sa.select(deliveries.c.not_before).where(deliveries.c.subscriber_id == joined[0])
+        ).scalar_one()
+    assert due == NOW
 
 
 def test_claim_takes_only_due_rows(db: sa.Engine) -> None:
-    """Rows whose local hour has not come stay queued."""
+    """Rows whose local time has not come stay queued."""
     add_subscribers(db, 2, timezone="Asia/Tokyo")
     add_subscribers(db, 3, timezone="America/New_York", start=10)
     issue = new_issue(db)
-    ledger.enqueue(db, issue, now=NOW, local_hour=9)
-    at_nine_new_york = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
+    ledger.enqueue(db, issue, now=NOW, local_at=datetime(2026, 3, 3, 9, 0))
+    at_nine_new_york = datetime(2026, 3, 3, 14, 0, tzinfo=UTC)
     assert ledger.claim(db, worker="w", limit=10, now=NOW) == []
+    assert len(ledger.claim(db, worker="w", limit=10, now=datetime(2026, 3, 3, 0, 0, tzinfo=UTC))) == 2
     rows = ledger.claim(db, worker="w", limit=10, now=at_nine_new_york)
     assert len(rows) == 3
-    assert ledger.next_due(db) == datetime(2026, 3, 3, 0, 0, tzinfo=UTC)
+    assert ledger.next_due(db) is None
 
 
 def test_claim_marks_rows_sending_and_bounds_the_batch(db: sa.Engine) -> None:

@@ -12,7 +12,7 @@ from publisher.config import Config, load_config
 from publisher.errors import Conflict, ContentError, InvalidRequest, NotFound, SubscriberError
 from publisher.models import SubscriberStatus
 from publisher.services import articles, issues, stats, subscribers
-from publisher.store import ledger, open_store
+from publisher.store import open_store
 from publisher.store.schema import deliveries
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -254,11 +254,20 @@ def test_schedule_reads_the_time_in_the_publication_zone(config: Config, db: sa.
 
 
 def test_local_time_schedule_starts_where_the_hour_comes_first(config: Config, db: sa.Engine) -> None:
-    """A local-time send starts at 09:00 in UTC+14 and keeps the hour for each reader."""
-    done = issues.schedule_send(config, db, "notes-on-rest", at="2026-03-10 09:00", now=NOW, local_time=True)
-    assert done.schedule.run_at == datetime(2026, 3, 9, 19, 0, tzinfo=UTC)
+    """A local-time send starts at 09:30 in UTC+14 and keeps date and minutes for each reader."""
+    done = issues.schedule_send(config, db, "notes-on-rest", at="2026-03-10 09:30", now=NOW, local_time=True)
+    assert done.schedule.run_at == datetime(2026, 3, 9, 19, 30, tzinfo=UTC)
     assert done.schedule.timezone == "local"
-    assert ledger.get_issue(db, done.schedule.issue_id).local_hour == 9
+    assert done.schedule.local_at == datetime(2026, 3, 10, 9, 30)
+
+
+def test_local_time_schedule_takes_no_zone(config: Config, db: sa.Engine) -> None:
+    """--tz with --local-time would be ignored: it is refused, saying what is used instead."""
+    with pytest.raises(InvalidRequest, match="own clock"):
+        issues.schedule_send(
+            config, db, "notes-on-rest", at="2026-03-10 09:30", now=NOW, local_time=True,
+            tz_name="Asia/Tokyo",
+        )
 
 
 def test_cancel_twice_is_a_conflict(config: Config, db: sa.Engine) -> None:

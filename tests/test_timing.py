@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from publisher import timing
 from publisher.errors import ConfigError
 from publisher.timing import local_to_utc, next_window, parse_local, parse_window
 
@@ -59,3 +60,21 @@ def test_next_window_is_strictly_later() -> None:
     window = parse_window("tue 08:00")
     at = datetime(2026, 12, 1, 13, 0, tzinfo=UTC)  # Tuesday 08:00 EST
     assert next_window(window, at, NY) == datetime(2026, 12, 8, 13, 0, tzinfo=UTC)
+
+
+def test_wall_clock_in_a_skipped_hour_comes_the_gap_later() -> None:
+    """A reader's 02:30 on a spring-forward night is 03:30 by the new clock, never an error;
+    an hour that occurs twice means its first occurrence."""
+    berlin = ZoneInfo("Europe/Berlin")
+    skipped = timing.wall_clock_to_utc(datetime(2026, 3, 29, 2, 30), berlin)
+    assert skipped == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
+    assert skipped.astimezone(berlin).strftime("%H:%M") == "03:30"
+    twice = timing.wall_clock_to_utc(datetime(2026, 10, 25, 2, 30), berlin)
+    assert twice == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+
+
+def test_wall_clock_text_is_read_without_a_zone() -> None:
+    """A stored local time reads back as date and minutes; anything else names the form."""
+    assert timing.parse_wall_clock("2026-12-02 09:30") == datetime(2026, 12, 2, 9, 30)
+    with pytest.raises(ConfigError, match="2026-12-01 09:00"):
+        timing.parse_wall_clock("9:30")

@@ -20,7 +20,7 @@ from publisher.store import open_store
 @click.option("--tag", default=None, help="Send only to subscribers with this tag.")
 @click.option(
     "--local-time", "local", is_flag=True,
-    help="Deliver at the --at hour of each subscriber's own day (their timezone; the author's for the rest).",
+    help="Deliver at --at (date and time) on each subscriber's own clock (their timezone; the author's for the rest).",
 )
 @click.pass_context
 @reports_errors

@@ -187,13 +187,20 @@ def schedule_send(
     """Schedule the article's newsletter for the wall-clock time `at` ("YYYY-MM-DD HH:MM").
 
     `at` is read in `tz_name` (default: the publication's zone). With `local_time`, each
-    subscriber gets it at that hour of their own day (their zone; the author's for the
-    rest): the send starts when the hour first arrives anywhere on Earth. The schedule is
+    subscriber gets it at that date and time on their own clock (their zone; the
+    publication's for the rest): the send starts when the moment first arrives anywhere
+    on Earth (UTC+14), and ends when it arrives in the last zone, about a day later. The schedule is
     kept in the store, so it survives restarts; `publisher serve` runs it.
     """
+    if local_time and tz_name:
+        raise InvalidRequest(
+            "a local-time send takes no zone: each reader gets it at that time on their own "
+            "clock (readers without a zone: publication.timezone's)"
+        )
     tz = timing.zone(tz_name) if tz_name else config.tz
     if local_time:
-        # Each row then waits for its subscriber's own hour (see ledger.enqueue's local_hour).
+        # The send starts when that wall-clock moment first comes anywhere; each row then
+        # waits for it on its reader's clock (see ledger.enqueue's local_at).
         tz = timing.zone(EARLIEST_ZONE)
     run_at = timing.parse_local(at, tz)
     if run_at <= now:
@@ -201,9 +208,11 @@ def schedule_send(
     article = published_article(config, slug, now=now)
     issue_id = prepare_article_issue(config, db, article, now=now, status="scheduled", tag=tag)
     if local_time:
-        schedules.set_local_hour(db, issue_id, run_at.astimezone(tz).hour)
-    zone_label = "local" if local_time else tz.key
-    item = schedules.add(db, issue_id=issue_id, run_at=run_at, timezone=zone_label, local_time=at.strip(), now=now)
+        # Kept as date and minutes, so that every reader's clock can be asked for it.
+        zone_label, written = schedules.LOCAL, f"{run_at.astimezone(tz):{timing.LOCAL_LAYOUT}}"
+    else:
+        zone_label, written = tz.key, at.strip()
+    item = schedules.add(db, issue_id=issue_id, run_at=run_at, timezone=zone_label, local_time=written, now=now)
     return Scheduled(schedule=item, article=article)
 
 

@@ -33,7 +33,6 @@ class IssueSnapshot:
     text: str
     tag: str | None
     status: str
-    local_hour: int | None
     created_at: datetime
     enqueued_at: datetime | None
     finished_at: datetime | None
@@ -77,7 +76,6 @@ def _snapshot(row: Any) -> IssueSnapshot:
         text=row.text,
         tag=row.tag,
         status=row.status,
-        local_hour=row.local_hour,
         created_at=row.created_at,
         enqueued_at=row.enqueued_at,
         finished_at=row.finished_at,
@@ -96,7 +94,6 @@ def create_issue(
     tag: str | None,
     status: str,
     now: datetime,
-    local_hour: int | None = None,
 ) -> int:
     """Snapshot a rendered issue and return its id; an existing key keeps its first snapshot.
 
@@ -118,7 +115,6 @@ def create_issue(
                     text=text,
                     tag=tag,
                     status=status,
-                    local_hour=local_hour,
                     created_at=now,
                 )
             )

@@ -23,7 +23,7 @@ import socket
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -47,6 +47,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import String
 
+from publisher import timing
 from publisher.models import Outcome, SendResult, SubscriberStatus
 from publisher.store.issues import (
     IssueSnapshot,
@@ -197,20 +198,10 @@ def worker_is_dead(worker: str, *, host: str | None = None) -> bool:
     return not _pid_alive(pid)
 
 
-def local_not_before(now: datetime, local_hour: int, zone: ZoneInfo) -> datetime:
-    """The first moment at or after `now` when the clock in `zone` shows `local_hour`:00.
-
-    A reader whose hour has already passed today gets the issue at that hour tomorrow.
-    """
-    local_now = now.astimezone(zone)
-    for days in (0, 1, 2):
-        day = local_now.date() + timedelta(days=days)
-        candidate = datetime.combine(day, time(local_hour), tzinfo=zone)
-        # Round-trip through UTC so that a time inside a DST gap lands on a real instant.
-        candidate_utc = candidate.astimezone(ZoneInfo("UTC"))
-        if candidate_utc >= now:
-            return candidate_utc
-    raise AssertionError("unreachable: some day within three holds the hour")
+def local_not_before(now: datetime, local_at: datetime, zone: ZoneInfo) -> datetime:
+    """When a row for a reader in `zone` may go: the moment their clock shows `local_at`
+    (a naive wall-clock time, date and minutes), or `now` if that moment has passed."""
+    return max(now, timing.wall_clock_to_utc(local_at, zone))
 
 
 class RandomHex(FunctionElement[str]):
@@ -245,7 +236,7 @@ def enqueue(
     issue_id: int,
     *,
     now: datetime,
-    local_hour: int | None = None,
+    local_at: datetime | None = None,
     tz_of_author: str | ZoneInfo = "UTC",
     tag: Any = ISSUE_TAG,
 ) -> int:
@@ -253,13 +244,14 @@ def enqueue(
 
     Subscribers are copied by INSERT ... SELECT inside the database: the list is never
     loaded. Rows that exist already are left alone, so enqueuing the same issue again
-    adds only subscribers who joined since. With `local_hour`, each row waits until that
-    hour in the subscriber's time zone (the author's for subscribers without one): one
-    INSERT per distinct zone. Returns the number of rows added.
+    adds only subscribers who joined since. With `local_at` (a naive wall-clock time:
+    date, hour and minute), each row waits until the subscriber's clock shows it (the
+    author's clock for subscribers without a zone), or goes now if that has passed: one
+    INSERT per distinct zone. Without it every row is due now; nothing of an earlier
+    local-time schedule carries over. Returns the number of rows added.
     """
     issue = get_issue(engine, issue_id)
     segment = issue.tag if tag is ISSUE_TAG else tag
-    hour = local_hour if local_hour is not None else issue.local_hour
     author_zone = tz_of_author if isinstance(tz_of_author, ZoneInfo) else ZoneInfo(tz_of_author)
 
     conditions = _audience(issue_id, segment)
@@ -291,14 +283,13 @@ def enqueue(
                 status="sending",
                 enqueued_at=func.coalesce(issues.c.enqueued_at, now),
                 finished_at=None,
-                local_hour=hour,
             )
         )
         # Counted rather than taken from rowcount, which psycopg reports as -1 for
         # INSERT ... SELECT.
         existing = select(func.count()).where(deliveries.c.issue_id == issue_id)
         before = conn.execute(existing).scalar_one()
-        if hour is None:
+        if local_at is None:
             conn.execute(rows_for(now))
         else:
             zone_names = [
@@ -316,11 +307,11 @@ def enqueue(
                     author_zone_names.append(name)
                     continue
                 statement = rows_for(
-                    local_not_before(now, hour, zone), subscribers.c.timezone == name
+                    local_not_before(now, local_at, zone), subscribers.c.timezone == name
                 )
                 conn.execute(statement)
             author_rows = rows_for(
-                local_not_before(now, hour, author_zone),
+                local_not_before(now, local_at, author_zone),
                 or_(
                     subscribers.c.timezone.is_(None),
                     subscribers.c.timezone.in_(author_zone_names) if author_zone_names else false(),

@@ -13,10 +13,12 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
+from publisher import timing
 from publisher.errors import NotFound
 from publisher.store.schema import issues, schedules
 
 __all__ = [
+    "LOCAL",
     "Claimed",
     "Schedule",
     "add",
@@ -27,9 +29,12 @@ __all__ = [
     "get",
     "list_schedules",
     "pending",
-    "set_local_hour",
     "unfinished",
 ]
+
+
+LOCAL = "local"
+"""`timezone` of a local-time send: `local_time` is read on each reader's own clock."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +49,13 @@ class Schedule:
     local_time: str
     state: str
     detail: str
+
+    @property
+    def local_at(self) -> datetime | None:
+        """For a local-time send, the wall-clock date and time each reader gets it at."""
+        if self.timezone != LOCAL:
+            return None
+        return timing.parse_wall_clock(self.local_time)
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -197,9 +209,3 @@ def unfinished(db: sa.Engine) -> list[Schedule]:
     query = _select().where(schedules.c.state == "claimed").order_by(schedules.c.run_at)
     with db.connect() as conn:
         return [_row(row) for row in conn.execute(query)]
-
-
-def set_local_hour(db: sa.Engine, issue_id: int, hour: int | None) -> None:
-    """Deliver the issue at `hour` of each subscriber's own day (None: all at once)."""
-    with db.begin() as conn:
-        conn.execute(issues.update().where(issues.c.id == issue_id).values(local_hour=hour))

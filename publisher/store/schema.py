@@ -122,7 +122,6 @@ issues = Table(
     Column("text", Text, nullable=False),
     Column("tag", String(100)),  # segment; NULL for everyone
     Column("status", String(16), nullable=False),  # draft, scheduled, sending, done
-    Column("local_hour", Integer),  # local-time delivery: hour of the subscriber's day
     Column("created_at", UTC_TIME, nullable=False),
     Column("enqueued_at", UTC_TIME),
     Column("finished_at", UTC_TIME),
