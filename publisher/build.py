@@ -41,20 +41,15 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
-from typing import Any
 from urllib.parse import urlsplit
 
-import jinja2
-from markupsafe import Markup
-
-from publisher import feeds, newsletter
+from publisher import archive, feeds, newsletter
 from publisher.config import Config
-from publisher.errors import BuildError, TemplateError
+from publisher.errors import BuildError
 from publisher.models import Article, BuildReport
-from publisher.templates import template_environment
 
 __all__ = [
     "MANIFEST",
@@ -81,8 +76,8 @@ PREVIEW_MAX_HTML = 500_000
 """Characters of article HTML past which no newsletter preview is rendered (see above)."""
 
 _FILE_MODE = 0o644
-_FEED_LABELS: tuple[tuple[feeds.FeedKind, str], ...] = (("rss", "RSS"), ("atom", "Atom"), ("json", "JSON Feed"))
 _SLUG = re.compile(r"^[^/\\.\s][^/\\\s]*$")
+_RESERVED = frozenset({"feeds", "newsletters", *archive.ARCHIVE_FOLDERS, *archive.ARCHIVE_FILES})
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +143,7 @@ def manifest_files(root: Path) -> frozenset[str]:
 
 
 def render_site(config: Config, articles: Sequence[Article], now: datetime) -> Site:
-    """Every output file of the publication as bytes. Pure apart from reading templates."""
+    """Every output file of the publication as bytes. Pure apart from reading templates and images."""
     public = sorted((a for a in articles if a.is_public(now)), key=lambda a: (a.date, a.slug), reverse=True)
     _check_slugs(public)
     files: dict[str, bytes] = {}
@@ -164,17 +159,13 @@ def render_site(config: Config, articles: Sequence[Article], now: datetime) -> S
     files[feeds.feed_path("rss")] = feeds.build_rss(config, public, now)
     files[feeds.feed_path("atom")] = feeds.build_atom(config, public, now)
     files[feeds.feed_path("json")] = feeds.build_json(config, public, now)
-    tags = feeds.site_tags(public)
     if config["feeds.per_tag"]:
-        for name in tags.values():
+        for name in feeds.site_tags(public).values():
             files[feeds.feed_path("atom", name)] = feeds.build_atom(config, public, now, tag=name)
 
-    pages = _Pages(config, tags)
-    files["index.html"] = pages.index(public)
-    for position, article in enumerate(public):
-        newer = public[position - 1] if position > 0 else None
-        older = public[position + 1] if position + 1 < len(public) else None
-        files[f"{article.slug}/index.html"] = pages.article(article, newer=newer, older=older)
+    pages, page_notes = archive.render_archive(config, public, taken=files)
+    files.update(pages)
+    warnings.extend(page_notes)
 
     for article in public[: int(config["build.previews"])]:
         refusal = preview_refusal(article)
@@ -242,10 +233,10 @@ def _check_slugs(articles: Iterable[Article]) -> None:
     seen: dict[str, Article] = {}
     ids: dict[str, Article] = {}
     for article in articles:
-        if not _SLUG.match(article.slug) or article.slug in ("feeds", "newsletters"):
+        if not _SLUG.match(article.slug) or article.slug in _RESERVED:
             raise BuildError(
                 f"{article.source or article.title}: slug {article.slug!r} cannot name a folder "
-                "(no slashes, spaces or leading dot; not 'feeds' or 'newsletters'); "
+                f"(no slashes, spaces or leading dot; not {', '.join(sorted(_RESERVED))}); "
                 "set another `slug:` in the front matter"
             )
         other = seen.get(article.slug)
@@ -261,95 +252,6 @@ def _check_slugs(articles: Iterable[Article]) -> None:
                 f"{article.source}: id {article.id!r} is already used by {twin.source}; "
                 "give one of them another `slug:` in its front matter"
             )
-
-
-class _Pages:
-    """The archive's HTML pages, from templates/web/ (overridable by file name)."""
-
-    def __init__(self, config: Config, tags: Mapping[str, str]) -> None:
-        self.config = config
-        self.tags = tags
-        self.env = template_environment(config)
-        tz = config.tz
-        self.env.filters["rfc3339"] = lambda d: d.astimezone(UTC).replace(microsecond=0).isoformat()
-        self.env.filters["longdate"] = lambda d: _long_date(d.astimezone(tz))
-        self.site = {
-            "title": str(config["publication.title"]),
-            "description": str(config["publication.description"]),
-            "author": str(config["publication.author"]),
-            "language": str(config["publication.language"]),
-            "url": feeds.site_uri(config) + "/",
-            "subscribe_url": config.public_url + "/subscribe",
-            "logo": feeds.absolute_url(config, str(config["publication.logo"])),
-        }
-        self.feeds = [
-            {
-                "label": label,
-                "title": f"{self.site['title']} ({label})",
-                "type": feeds.FEED_TYPES[kind],
-                "href": feeds.feed_url(config, kind),
-            }
-            for kind, label in _FEED_LABELS
-        ]
-        self.hubs = feeds.hub_urls(config)
-
-    def _tag_feeds(self, article: Article) -> list[dict[str, str]]:
-        if not self.config["feeds.per_tag"]:
-            return []
-        out = []
-        linked: set[str] = set()
-        for tag in article.tags:
-            slug = feeds.tag_slug(tag)
-            name = self.tags.get(slug)
-            # Two of the article's tags can share a feed ("Sleep & Rest", "sleep-rest"):
-            # link it once.
-            if name is not None and slug not in linked:
-                linked.add(slug)
-                out.append(
-                    {
-                        "title": f"{self.site['title']}: {name}",
-                        "type": feeds.FEED_TYPES["atom"],
-                        "href": feeds.feed_url(self.config, "atom", name),
-                        "tag": tag,
-                    }
-                )
-        return out
-
-    def _render(self, name: str, **context: Any) -> bytes:
-        try:
-            template = self.env.get_template(name)
-            page = template.render(site=self.site, feeds=self.feeds, hubs=self.hubs, **context)
-        except jinja2.TemplateNotFound as exc:
-            raise TemplateError(
-                f"template {exc.name!r} not found in {self.config.path_of('build.templates')} "
-                "or the defaults; check the file name of your override"
-            ) from exc
-        except jinja2.TemplateSyntaxError as exc:
-            raise TemplateError(f"{exc.filename or exc.name}:{exc.lineno}: {exc.message}; fix the template") from exc
-        except jinja2.TemplateError as exc:
-            raise TemplateError(f"template {name!r} failed to render: {exc}") from exc
-        return page.encode("utf-8")
-
-    def index(self, articles: Sequence[Article]) -> bytes:
-        years: dict[int, list[Article]] = {}
-        for article in articles:
-            years.setdefault(article.date.astimezone(self.config.tz).year, []).append(article)
-        return self._render("web/index.html", articles=articles, years=sorted(years.items(), reverse=True))
-
-    def article(self, article: Article, *, newer: Article | None, older: Article | None) -> bytes:
-        return self._render(
-            "web/article.html",
-            article=article,
-            content=Markup(feeds.content_html(article)),  # noqa: S704  (sanitised by content)
-            updated=article.modified > article.date,
-            tag_feeds=self._tag_feeds(article),
-            newer=newer,
-            older=older,
-        )
-
-
-def _long_date(value: datetime) -> str:
-    return f"{value:%B} {value.day}, {value.year}"
 
 
 def write_site(output: Path, site: Site, *, write: bool = True) -> BuildReport:

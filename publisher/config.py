@@ -72,6 +72,10 @@ SETTINGS: tuple[Setting, ...] = (
     S("build.templates", "templates", "path", "Folder of template overrides, by file name."),
     S("build.previews", 20, "int", "Newest articles that get a newsletter preview in newsletters/ "
       "(each costs a Jinja and premailer run, tens of ms); 0 for none."),
+    S("build.per_page", 20, "int", "Articles on each page of the archive and of each tag's page; 0 puts them all "
+      "on one page."),
+    S("build.search", True, "bool", "Write a search index (search.json) and the small script that gives the "
+      "archive a search box; without JavaScript the box is simply absent."),
     # [feeds]
     S("feeds.entries", 20, "int", "How many newest articles each feed carries."),
     S("feeds.hubs", [], "list", "WebSub hub URLs announced in feeds and pinged on publish."),
@@ -81,8 +85,9 @@ SETTINGS: tuple[Setting, ...] = (
     S("newsletter.reply_to", "", "str", "Reply-To address; empty for none."),
     S("newsletter.subject", "{title}", "str", "Subject template; {title} and {publication} are filled in."),
     S("newsletter.list_id", "", "str", "List-Id value; empty derives one from the publication URL's host."),
-    S("newsletter.reason", "You are receiving this because you subscribed to {publication}.", "str",
-      "Footer line that tells readers why they get this email."),
+    S("newsletter.reason", "", "str",
+      "Footer line that tells readers why they get this email ({publication} is filled in); empty: "
+      "\"You are receiving this because you subscribed to {publication}.\" in the publication's language."),
     S("newsletter.clip_warning_bytes", 102_400, "int",
       "Warn when an issue's HTML passes this size (Gmail clips at about 102 KB)."),
     # [delivery]

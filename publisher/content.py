@@ -53,7 +53,9 @@ FRONT_MATTER_KEYS = (
     "draft", "send_at",
 )
 
-RESERVED_SLUGS = frozenset({"feeds", "newsletters", "subscribe", "confirm", "unsubscribe", "webhooks"})
+RESERVED_SLUGS = frozenset(
+    {"feeds", "newsletters", "subscribe", "confirm", "unsubscribe", "webhooks", "tags", "page", "assets"}
+)
 """Slugs that would collide with folders `publisher build` writes or with the app's routes."""
 
 SUMMARY_LENGTH = 200

@@ -22,6 +22,7 @@ from markdownify import MarkdownConverter
 from markupsafe import Markup
 from premailer import Premailer
 
+from publisher import i18n
 from publisher.config import Config
 from publisher.errors import TemplateError
 from publisher.mime import (
@@ -104,7 +105,8 @@ def issue_for_digest(config: Config, articles: Sequence[Article], now: datetime)
         raise ValueError("a digest needs at least one article")
     day = now.astimezone(config.tz).date()
     count = len(articles)
-    title = f"{count} new article{'s' if count != 1 else ''}"
+    words = i18n.translations(str(config["publication.language"]))
+    title = words.ngettext("%(count)d new article", "%(count)d new articles", count) % {"count": count}
     subject = _fill(
         str(config["newsletter.subject"]), title=title, publication=str(config["publication.title"])
     )
@@ -227,8 +229,7 @@ class _ArticleView:
 
 
 def _date_text(moment: datetime, config: Config) -> str:
-    local = moment.astimezone(config.tz)
-    return f"{local:%B} {local.day}, {local.year}"
+    return i18n.format_date(moment, str(config["publication.language"]), config.tz)
 
 
 def _article_view(config: Config, article: Article, *, body: bool) -> _ArticleView:
@@ -309,11 +310,20 @@ def inline_css(html: str, css: str) -> str:
     return str(premailer.transform(pretty_print=True))
 
 
+def _reason(config: Config) -> str:
+    """Why the reader gets this mail: the author's own sentence, or the catalog's."""
+    configured = str(config["newsletter.reason"]).strip()
+    if configured:
+        return configured
+    words = i18n.translations(str(config["publication.language"]))
+    return words.gettext("You are receiving this because you subscribed to {publication}.")
+
+
 def _context(config: Config, now: datetime, placeholders: Placeholders) -> dict[str, Any]:
     publication = _publication(config)
     return {
         "publication": publication,
-        "reason": _fill(str(config["newsletter.reason"]), publication=publication["title"]),
+        "reason": _fill(_reason(config), publication=publication["title"]),
         "now": now,
         "recipient": {"name": placeholders.name, "email": placeholders.email},
         "unsubscribe_url": placeholders.unsubscribe_url,
@@ -379,6 +389,8 @@ def render_confirmation(config: Config, confirm_url: str, now: datetime) -> Rend
     """
     env = _environment(config)
     title = str(config["publication.title"])
+    words = i18n.translations(str(config["publication.language"]))
+    subject = words.gettext("Confirm your subscription to %(title)s") % {"title": title}
     extra = {"confirm_url": confirm_url}
     html_context = {**_context(config, now, HTML_PLACEHOLDERS), **extra}
     text_context = {**_context(config, now, TEXT_PLACEHOLDERS), **extra}
@@ -386,7 +398,7 @@ def render_confirmation(config: Config, confirm_url: str, now: datetime) -> Rend
     html = inline_css(_render(env, html_name, html_context), _render(env, _STYLESHEET, {}))
     return RenderedIssue(
         key="confirm",
-        subject=clean_header_text(f"Confirm your subscription to {title}"),
+        subject=clean_header_text(subject),
         html=html,
         text=_render(env, text_name, text_context),
     )

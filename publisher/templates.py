@@ -1,5 +1,9 @@
 """Where templates come from: the publication's folder first, then the defaults shipped
-with publisher, so an author overrides any template by giving a file the same name."""
+with publisher, so an author overrides any template by giving a file the same name.
+
+Every environment speaks the publication's language: `{% trans %}` and `_()` read the
+catalog of `publication.language` (see `publisher.i18n`), and the `longdate` filter
+writes a date the way that language does, in the publication's time zone."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from pathlib import Path
 
 import jinja2
 
+from publisher import i18n
 from publisher.config import Config
 
 __all__ = ["default_templates_dir", "template_environment", "text_direction"]
@@ -46,6 +51,14 @@ def template_environment(config: Config, *, autoescape: bool = True) -> jinja2.E
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    # Whitespace inside {% trans %} is folded, so a catalog's entries do not depend on
+    # how a template is indented (babel.cfg extracts with the same rule).
+    environment.policies["ext.i18n.trimmed"] = True
+    language = str(config["publication.language"])
+    environment.install_gettext_translations(i18n.translations(language), newstyle=True)  # type: ignore[attr-defined]
+    zone = config.tz
     environment.filters["direction"] = text_direction
+    environment.filters["longdate"] = lambda moment: i18n.format_date(moment, language, zone)
     return environment

@@ -107,11 +107,11 @@ def test_plain_output_folder_becomes_the_first_build(tmp_path: Path) -> None:
     config = publication(tmp_path)
     public = tmp_path / "public"
     public.mkdir()
-    (public / "robots.txt").write_text("User-agent: *\n")
+    (public / "humans.txt").write_text("User-agent: *\n")
     (public / ".index.html.abc123.tmp").write_text("")
     build.build_site(config, articles(), NOW)
     assert public.is_symlink()
-    assert (public / "robots.txt").read_text() == "User-agent: *\n"
+    assert (public / "humans.txt").read_text() == "User-agent: *\n"
     assert not (public / ".index.html.abc123.tmp").exists()
     assert (public / "index.html").is_file()
 
@@ -122,12 +122,12 @@ def test_switch_cut_short_after_moving_a_plain_folder_recovers(tmp_path: Path) -
     config = publication(tmp_path)
     build.build_site(config, articles(), NOW)
     public = tmp_path / "public"
-    (public / "robots.txt").write_text("User-agent: *\n")
+    (public / "humans.txt").write_text("User-agent: *\n")
     public.unlink()  # the state between the two renames
     report = build.build_site(config, articles(), NOW)
     assert report.written == ()
     assert public.is_symlink()
-    assert (public / "robots.txt").read_text() == "User-agent: *\n"
+    assert (public / "humans.txt").read_text() == "User-agent: *\n"
 
 
 @pytest.mark.parametrize(

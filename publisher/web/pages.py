@@ -1,7 +1,8 @@
 """The app's own HTML pages (subscribe, confirm, unsubscribe), in the archive's look.
 
 They extend templates/web/base.html with the same context the build gives it, so an
-author who restyles the archive restyles these too. Every page is sent with headers that
+author who restyles the archive restyles these too, and they speak the publication's
+language from the same catalogs. Every page is sent with headers that
 keep it out of frames and caches and keep its token out of Referer headers.
 """
 
@@ -12,7 +13,7 @@ from typing import Any
 import jinja2
 from starlette.responses import HTMLResponse
 
-from publisher import feeds
+from publisher import feeds, i18n
 from publisher.config import Config
 from publisher.errors import TemplateError
 from publisher.templates import template_environment
@@ -64,6 +65,10 @@ class Pages:
             "hubs": (),
             "public_url": config.public_url,
         }
+
+    def gettext(self, message: str) -> str:
+        """`message` in the publication's language (for texts the app puts into a page)."""
+        return i18n.translations(str(self.config["publication.language"])).gettext(message)
 
     def check(self, *names: str) -> None:
         """Load each page once at start-up, so a broken override fails `publisher serve`

@@ -12,8 +12,10 @@ poll, and the routing and middleware stack would cost more than the answer itsel
 Range requests are not supported and are ignored, as RFC 9110 allows: the answer is the
 whole file with 200 (no Accept-Ranges is sent, so clients do not ask). Pages (and SVG
 images, which can carry scripts) come with a Content-Security-Policy for what the
-archive is, pages with inline CSS and no JavaScript: a template override that adds a
-script is refused by browsers when served from here. A missing file is answered with
+archive is, pages with inline CSS whose one script is the build's own search
+(assets/search.js, loading search.json): scripts and fetches from the site itself only,
+never inline, so a script smuggled into a page or an override is refused by browsers
+when served from here. SVG gets no scripts at all. A missing file is answered with
 the build's `404.html` when there is one, else a small page of our own.
 
 Only the files the build wrote are served: the manifest of the build in place (see
@@ -66,18 +68,24 @@ what a publication folder keeps its subscribers, settings and keys in."""
 FUTURE_SLACK = 60
 """Seconds an If-Modified-Since may lie ahead of our clock (skew) before it is ignored."""
 
+_POLICY = (
+    b"default-src 'none'; style-src 'self' 'unsafe-inline'; img-src * data:; "
+    b"font-src 'self'; media-src *; form-action 'self'; frame-ancestors 'self'; "
+    b"base-uri 'none'"
+)
 PAGE_SECURITY: tuple[tuple[bytes, bytes], ...] = (
-    (
-        b"content-security-policy",
-        b"default-src 'none'; style-src 'self' 'unsafe-inline'; img-src * data:; "
-        b"font-src 'self'; media-src *; form-action 'self'; frame-ancestors 'self'; "
-        b"base-uri 'none'",
-    ),
+    (b"content-security-policy", _POLICY),
     (b"referrer-policy", b"strict-origin-when-cross-origin"),
     (b"x-frame-options", b"SAMEORIGIN"),
 )
-"""For pages and SVG: no scripts, plugins or foreign frames; images and media from anywhere
-(articles embed them), styles inline or from the site."""
+"""For SVG and error pages: no scripts, plugins or foreign frames; images and media from
+anywhere (articles embed them), styles inline or from the site."""
+ARCHIVE_PAGE_SECURITY: tuple[tuple[bytes, bytes], ...] = (
+    (b"content-security-policy", _POLICY + b"; script-src 'self'; connect-src 'self'"),
+    *PAGE_SECURITY[1:],
+)
+"""For the build's HTML pages: the same, plus scripts (and what they fetch) from the site
+itself, for the archive's search box; inline scripts stay refused."""
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -419,7 +427,9 @@ class StaticSite:
             (b"cache-control", _cache_control(content_type).encode()),
             (b"x-content-type-options", b"nosniff"),
         ]
-        if content_type.startswith(("text/html", "image/svg+xml")):
+        if content_type.startswith("text/html"):
+            common.extend(ARCHIVE_PAGE_SECURITY)
+        elif content_type.startswith("image/svg+xml"):
             common.extend(PAGE_SECURITY)
         if _compressible(content_type):
             common.append((b"vary", b"Accept-Encoding"))

@@ -105,7 +105,7 @@ class SubscribeFlow:
         if wait:
             response = self.pages.render(
                 "subscribe", status=429, email="", name="",
-                error="Too many attempts from your network. Please try again later.",
+                error=self.pages.gettext("Too many attempts from your network. Please try again later."),
             )
             response.headers["retry-after"] = str(int(wait))
             return response
@@ -119,7 +119,7 @@ class SubscribeFlow:
         except SubscriberError:
             return self.pages.render(
                 "subscribe", status=400, email=raw_email[:320], name=name,
-                error="That does not look like an email address. Please check it and try again.",
+                error=self.pages.gettext("That does not look like an email address. Please check it and try again."),
             )
         return self._done(BackgroundTask(self._register_and_mail, email, name, now))
 

@@ -1,0 +1,389 @@
+"""The web archive: article pages, the paged index, tag pages, sitemap, robots.txt, search.
+
+Everything here is a file of the build (relative path -> bytes); `publisher.build` writes
+them. Pages come from templates/web/ (overridable by file name) in the publication's
+language, and each is a pure function of the articles: nothing reads the clock, so an
+unchanged publication rebuilds to the same bytes and no page is rewritten.
+
+Paging: the index and each tag's page hold `build.per_page` articles, newest first:
+`index.html`, `page/2/index.html`, ... and `tags/<slug>/index.html`,
+`tags/<slug>/page/2/index.html`, ... with rel="prev"/"next" between them. A new article
+moves every older one down a place, so it rewrites every page of its lists; that is the
+price of newest-first pages that never go stale.
+
+Search: `search.json` holds the title, summary, tags, date and address of every public
+article, and `assets/search.js` (from templates/web/, a few dozen lines, no library and
+no CDN) matches words against it in the reader's browser. The form is in the page with
+`hidden`, and only the script shows it, once the index has loaded: without JavaScript the
+page is the plain archive, with no box that would do nothing. The archive's pages allow
+scripts from the site itself only (see `publisher.web.static`).
+
+Images: an article's `image` on the site's own host is looked for in the content folder
+under the same path (`/images/lamp.jpg` -> content/images/lamp.jpg) and copied into the
+build; one that is not there is a warning naming the article, since the page, the feeds
+and every newsletter would show a broken picture. Images on other hosts are left alone
+(a build does not go on the network).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import unquote, urlsplit
+from xml.sax.saxutils import escape
+
+import jinja2
+from markupsafe import Markup
+
+from publisher import feeds, i18n
+from publisher.config import Config
+from publisher.errors import TemplateError
+from publisher.models import Article
+from publisher.templates import template_environment
+
+__all__ = ["ARCHIVE_FILES", "ARCHIVE_FOLDERS", "SITEMAP_LIMIT", "Archive", "render_archive"]
+
+ARCHIVE_FOLDERS = frozenset({"assets", "page", "tags"})
+"""Top-level folders the archive writes: no article may take one of these slugs."""
+ARCHIVE_FILES = frozenset({"robots.txt", "search.json", "sitemap.xml"})
+"""Top-level files the archive writes: an article's folder may not have their names either."""
+
+SITEMAP_LIMIT = 50_000
+"""URLs one sitemap file may list (sitemaps.org)."""
+
+_FEED_LABELS: tuple[tuple[feeds.FeedKind, str], ...] = (("rss", "RSS"), ("atom", "Atom"), ("json", "JSON Feed"))
+_SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    """One page of a paged list of articles."""
+
+    number: int
+    count: int
+    articles: Sequence[Article]
+    path: str
+    """Relative file path in the build, e.g. "tags/sleep/page/2/index.html"."""
+    url: str
+    prev_url: str
+    next_url: str
+
+    @property
+    def root(self) -> str:
+        """The relative way from this page up to the site's root folder ("", "../../")."""
+        return "../" * self.path.count("/")
+
+
+def _pages(config: Config, articles: Sequence[Article], base: str) -> list[_Page]:
+    """`articles` cut into pages under the folder `base` ("" or "tags/<slug>/")."""
+    per_page = int(config["build.per_page"]) or max(len(articles), 1)
+    count = max(1, math.ceil(len(articles) / per_page))
+    site = feeds.site_uri(config) + "/"
+
+    def where(number: int) -> tuple[str, str]:
+        folder = base if number == 1 else f"{base}page/{number}/"
+        return folder + "index.html", site + folder
+
+    out = []
+    for number in range(1, count + 1):
+        path, url = where(number)
+        out.append(
+            _Page(
+                number=number,
+                count=count,
+                articles=articles[(number - 1) * per_page : number * per_page],
+                path=path,
+                url=url,
+                prev_url=where(number - 1)[1] if number > 1 else "",
+                next_url=where(number + 1)[1] if number < count else "",
+            )
+        )
+    return out
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat()
+
+
+class Archive:
+    """The archive's files for one set of public articles (newest first)."""
+
+    def __init__(self, config: Config, articles: Sequence[Article]) -> None:
+        self.config = config
+        self.articles = articles
+        self.tags = feeds.site_tags(articles)
+        self.language = str(config["publication.language"])
+        self.env = template_environment(config)
+        self.env.filters["rfc3339"] = _rfc3339
+        self.site_url = feeds.site_uri(config) + "/"
+        self.site = {
+            "title": str(config["publication.title"]),
+            "description": str(config["publication.description"]),
+            "author": str(config["publication.author"]),
+            "language": self.language,
+            "locale": str(i18n.babel_locale(self.language)),
+            "url": self.site_url,
+            "subscribe_url": config.public_url + "/subscribe",
+            "logo": feeds.absolute_url(config, str(config["publication.logo"])),
+            "tags_url": self.site_url + "tags/" if self.tags else "",
+        }
+        self.feeds = [
+            {
+                "label": label,
+                "title": f"{self.site['title']} ({label})",
+                "type": feeds.FEED_TYPES[kind],
+                "href": feeds.feed_url(config, kind),
+            }
+            for kind, label in _FEED_LABELS
+        ]
+        self.hubs = feeds.hub_urls(config)
+        self.search = bool(config["build.search"])
+        self.per_tag_feeds = bool(config["feeds.per_tag"])
+
+    # Files
+
+    def files(self) -> Iterator[tuple[str, bytes]]:
+        """Every page and data file of the archive, in a stable order."""
+        yield from self.index_pages()
+        yield from self.tag_pages()
+        for position, article in enumerate(self.articles):
+            newer = self.articles[position - 1] if position > 0 else None
+            older = self.articles[position + 1] if position + 1 < len(self.articles) else None
+            yield f"{article.slug}/index.html", self.article(article, newer=newer, older=older)
+        yield "sitemap.xml", self.sitemap()
+        yield "robots.txt", self.robots()
+        if self.search:
+            yield "search.json", self.search_index()
+            yield "assets/search.js", self.script()
+
+    def index_pages(self) -> Iterator[tuple[str, bytes]]:
+        for page in _pages(self.config, self.articles, ""):
+            yield page.path, self._list_page("web/index.html", page, search=self.search)
+
+    def tag_pages(self) -> Iterator[tuple[str, bytes]]:
+        if not self.tags:
+            return
+        members = self._tag_members()
+        listing = [
+            {"name": name, "href": self._tag_url(slug), "count": len(members[slug])} for slug, name in self.tags.items()
+        ]
+        yield "tags/index.html", self._render(
+            "web/tags.html", tags=listing, canonical=self.site_url + "tags/", root="../", pager=None
+        )
+        for slug, name in self.tags.items():
+            tag = {"name": name, "slug": slug, "feed": self._tag_feed(name)}
+            for page in _pages(self.config, members[slug], f"tags/{slug}/"):
+                yield page.path, self._list_page("web/tag.html", page, tag=tag, search=False)
+
+    def _tag_members(self) -> dict[str, list[Article]]:
+        members: dict[str, list[Article]] = {slug: [] for slug in self.tags}
+        for article in self.articles:
+            # Two of an article's tags can share a slug ("Sleep & Rest", "sleep-rest"): list it once.
+            for slug in dict.fromkeys(feeds.tag_slug(t) for t in article.tags):
+                if slug in members:
+                    members[slug].append(article)
+        return members
+
+    def _tag_url(self, slug: str) -> str:
+        return f"{self.site_url}tags/{slug}/"
+
+    def _tag_feed(self, name: str) -> dict[str, str] | None:
+        if not self.per_tag_feeds:
+            return None
+        return {
+            "title": f"{self.site['title']}: {name}",
+            "type": feeds.FEED_TYPES["atom"],
+            "href": feeds.feed_url(self.config, "atom", name),
+        }
+
+    def _article_tags(self, article: Article) -> list[dict[str, Any]]:
+        out = []
+        linked: set[str] = set()
+        for tag in article.tags:
+            slug = feeds.tag_slug(tag)
+            name = self.tags.get(slug)
+            if name is not None and slug not in linked:
+                linked.add(slug)
+                out.append({"name": tag, "href": self._tag_url(slug), "feed": self._tag_feed(name)})
+        return out
+
+    # Pages
+
+    def _render(self, name: str, **context: Any) -> bytes:
+        try:
+            template = self.env.get_template(name)
+            page = template.render(site=self.site, feeds=self.feeds, hubs=self.hubs, **context)
+        except jinja2.TemplateNotFound as exc:
+            raise TemplateError(
+                f"template {exc.name!r} not found in {self.config.path_of('build.templates')} "
+                "or the defaults; check the file name of your override"
+            ) from exc
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(f"{exc.filename or exc.name}:{exc.lineno}: {exc.message}; fix the template") from exc
+        except jinja2.TemplateError as exc:
+            raise TemplateError(f"template {name!r} failed to render: {exc}") from exc
+        return page.encode("utf-8")
+
+    def _list_page(self, name: str, page: _Page, **context: Any) -> bytes:
+        years: dict[int, list[Article]] = {}
+        for article in page.articles:
+            years.setdefault(article.date.astimezone(self.config.tz).year, []).append(article)
+        return self._render(
+            name,
+            articles=page.articles,
+            years=sorted(years.items(), reverse=True),
+            pager=page,
+            canonical=page.url,
+            root=page.root,
+            **context,
+        )
+
+    def article(self, article: Article, *, newer: Article | None, older: Article | None) -> bytes:
+        tags = self._article_tags(article)
+        return self._render(
+            "web/article.html",
+            article=article,
+            content=Markup(feeds.content_html(article)),  # noqa: S704  (sanitised by content)
+            updated=article.modified > article.date,
+            tags=tags,
+            tag_feeds=[t["feed"] | {"tag": t["name"]} for t in tags if t["feed"]],
+            newer=newer,
+            older=older,
+            canonical=article.url,
+            root="../",
+            pager=None,
+            structured=Markup(self._json_ld(article)),  # noqa: S704  (escaped for <script> below)
+        )
+
+    def _json_ld(self, article: Article) -> str:
+        """schema.org BlogPosting for the article, safe inside <script type="application/ld+json">."""
+        author = article.author or self.site["author"] or self.site["title"]
+        data: dict[str, Any] = {
+            "@context": "https://schema.org",
+            "@type": "BlogPosting",
+            "headline": article.title,
+            "url": article.url,
+            "mainEntityOfPage": {"@type": "WebPage", "@id": article.url},
+            "datePublished": _rfc3339(article.date),
+            "dateModified": _rfc3339(article.modified),
+            "author": {"@type": "Person", "name": author},
+            "publisher": {"@type": "Organization", "name": self.site["title"], "url": self.site_url},
+            "inLanguage": self.language,
+        }
+        if article.summary:
+            data["description"] = article.summary
+        if article.image:
+            data["image"] = article.image
+        if article.tags:
+            data["keywords"] = list(article.tags)
+        if self.site["logo"]:
+            data["publisher"]["logo"] = {"@type": "ImageObject", "url": self.site["logo"]}
+        text = json.dumps(data, ensure_ascii=False, indent=1)
+        # "</script>" or "<!--" in a title must not end or bend the element.
+        return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+    # Data files
+
+    def sitemap(self) -> bytes:
+        """Every page a search engine should know, each with its last change."""
+        entries: list[tuple[str, datetime | None]] = []
+        newest = max((a.modified for a in self.articles), default=None)
+        entries.append((self.site_url, newest))
+        members = self._tag_members()
+        for slug in self.tags:
+            entries.append((self._tag_url(slug), max((a.modified for a in members[slug]), default=None)))
+        entries.extend((article.url, article.modified) for article in self.articles)
+        lines = ['<?xml version="1.0" encoding="UTF-8"?>', f'<urlset xmlns="{_SITEMAP_NS}">']
+        for loc, lastmod in entries[:SITEMAP_LIMIT]:
+            stamp = f"<lastmod>{_rfc3339(lastmod)}</lastmod>" if lastmod else ""
+            lines.append(f"<url><loc>{escape(loc)}</loc>{stamp}</url>")
+        lines.append("</urlset>")
+        return ("\n".join(lines) + "\n").encode("utf-8")
+
+    def robots(self) -> bytes:
+        """Crawlers welcome, newsletter previews left out, and where the sitemap is
+        (templates/web/robots.txt, which an author may override like any template)."""
+        return self._render("web/robots.txt", prefix=urlsplit(self.site_url).path)
+
+    def search_index(self) -> bytes:
+        """One compact entry per article, newest first; addresses relative to the site root."""
+        tz = self.config.tz
+        entries = [
+            {
+                "title": article.title,
+                "url": f"{article.slug}/",
+                "summary": article.summary,
+                "tags": list(article.tags),
+                "date": i18n.format_date(article.date, self.language, tz),
+            }
+            for article in self.articles
+        ]
+        return json.dumps(entries, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+    def script(self) -> bytes:
+        loader = self.env.loader
+        assert loader is not None
+        try:
+            source, _name, _uptodate = loader.get_source(self.env, "web/search.js")
+        except jinja2.TemplateNotFound as exc:
+            raise TemplateError("template 'web/search.js' not found; check the file name of your override") from exc
+        return source.encode("utf-8")
+
+
+def _images(
+    config: Config, articles: Sequence[Article], taken: Mapping[str, bytes]
+) -> tuple[dict[str, bytes], list[str]]:
+    """Local lead images copied from the content folder, and warnings for missing ones."""
+    site = urlsplit(feeds.site_uri(config) + "/")
+    content = config.path_of("build.content")
+    files: dict[str, bytes] = {}
+    warnings: list[str] = []
+    for article in articles:
+        if not article.image:
+            continue
+        parts = urlsplit(article.image)
+        if parts.netloc.lower() != site.netloc.lower() or not parts.path.startswith(site.path):
+            continue
+        rel = unquote(parts.path[len(site.path) :])
+        where = article.source or article.url
+        source = (content / rel).resolve()
+        if not rel or rel.endswith("/") or content not in source.parents:
+            warnings.append(f"{where}: image {article.image} is not a file under the content folder; fix `image:`")
+            continue
+        if rel in files:
+            continue
+        if rel in taken:
+            warnings.append(f"{where}: image {article.image} would replace a page of the site; move the image")
+            continue
+        try:
+            files[rel] = source.read_bytes()
+        except OSError:
+            warnings.append(
+                f"{where}: image {article.image} not found: put the file at {source} "
+                "(or give a full https:// address); pages, feeds and newsletters would show a broken picture"
+            )
+    return files, warnings
+
+
+def render_archive(
+    config: Config, articles: Sequence[Article], *, taken: Mapping[str, bytes] = MappingProxyType({})
+) -> tuple[dict[str, bytes], list[str]]:
+    """The archive's files for `articles` (public, newest first), plus warnings.
+
+    `taken` holds the build's other files, which an image may not replace.
+    """
+    warnings: list[str] = []
+    language = str(config["publication.language"])
+    note = i18n.catalog_warning(language, config.path.name if config.path else "config.toml")
+    if note:
+        warnings.append(note)
+    files = dict(Archive(config, articles).files())
+    images, image_warnings = _images(config, articles, {**taken, **files})
+    files.update(images)
+    warnings.extend(image_warnings)
+    return files, warnings
