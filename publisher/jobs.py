@@ -22,7 +22,7 @@ from publisher.config import Config, load_config
 from publisher.delivery import engine
 from publisher.errors import PublisherError
 from publisher.models import Article
-from publisher.sending import deliver_queued, prepare_article_issue, prepare_digest_issue
+from publisher.sending import deliver_queued, prepare_article_issue, prepare_digest_issue, refresh_for_send
 from publisher.store import ledger, open_store, publishing, schedules
 
 __all__ = [
@@ -171,7 +171,8 @@ def _apply_policy(config_path: str, rt: Runtime, article: Article, policy: str, 
 
 
 def run_due_schedules(config_path: str) -> int:
-    """Claim due schedules (once, whoever else is looking), enqueue their issues, deliver."""
+    """Claim due schedules (once, whoever else is looking), render each article as it is
+    now (until its first copy has left), enqueue, deliver."""
     rt = runtime_for(config_path)
     config, db, now = rt.config, rt.db, rt.clock()
     grace = timedelta(hours=config["schedule.grace_hours"])
@@ -179,7 +180,27 @@ def run_due_schedules(config_path: str) -> int:
     for claimed in schedules.claim_due(db, worker=rt.worker, now=now, grace=grace):
         if not claimed.run:
             log.warning("schedule %s skipped: %s", claimed.schedule.id, claimed.schedule.detail)
+    loaded: list[Article] | None = None
+
+    def articles() -> list[Article]:
+        nonlocal loaded
+        if loaded is None:
+            loaded = content.load_articles(config)
+        return loaded
+
     for schedule in schedules.unfinished(db):
+        try:
+            why_not = refresh_for_send(config, db, schedule.issue_id, now=now, articles=articles)
+        except PublisherError as exc:
+            log.warning(
+                "schedule %s: the article cannot be rendered again (%s); issue %s goes out as "
+                "rendered when it was scheduled", schedule.id, exc, schedule.issue_id,
+            )
+            why_not = ""
+        if why_not:
+            schedules.finish(db, schedule.id, detail=why_not, state="skipped")
+            log.warning("schedule %s skipped: %s", schedule.id, why_not)
+            continue
         queued = ledger.enqueue(
             db, schedule.issue_id, now=now, local_at=schedule.local_at, tz_of_author=config.tz
         )

@@ -1,7 +1,10 @@
 """From an article to a snapshot in the ledger, and from the ledger to the provider.
 
 The steps the CLI (`publisher send`, `schedule`) and the daemon share: an issue is
-rendered once and frozen in the store; delivery reads only the frozen copy.
+rendered once per send and snapshotted in the store; delivery reads only the snapshot.
+A send renders the article as it is when the send starts (a scheduled one when its time
+comes, see `refresh_for_send`); once its first copy has left, the snapshot is frozen and
+every later reader gets the same bytes (see `publisher.store.issues`).
 """
 
 from __future__ import annotations
@@ -39,12 +42,42 @@ def find_article(articles: Sequence[Article], slug: str, *, now: datetime) -> Ar
 def prepare_article_issue(
     config: Config, db: sa.Engine, article: Article, *, now: datetime, status: str = "draft", tag: str | None = None
 ) -> int:
-    """Render the article's newsletter once and snapshot it; the same article keeps its first snapshot."""
+    """Render the article's newsletter as it is now and snapshot it.
+
+    The same article keeps one issue (and its status and segment); its snapshot follows
+    the article until the first copy leaves, and stays as that copy was from then on.
+    """
     existing = ledger.find_issue(db, article.id)
-    if existing is not None:
-        return existing.id
     issue = newsletter.issue_for_article(config, article)
-    return _snapshot(config, db, issue, slug=article.slug, now=now, status=status, tag=tag)
+    if existing is None:
+        return _snapshot(config, db, issue, slug=article.slug, now=now, status=status, tag=tag)
+    if not ledger.is_frozen(db, existing.id):
+        rendered = newsletter.render_issue(config, issue, now)
+        ledger.refresh_issue(db, existing.id, subject=rendered.subject, html=rendered.html, text=rendered.text)
+    return existing.id
+
+
+def refresh_for_send(
+    config: Config, db: sa.Engine, issue_id: int, *, now: datetime, articles: Callable[[], Sequence[Article]]
+) -> str:
+    """Render a scheduled article issue from the article as it is now, as its send starts.
+
+    Returns "" to go ahead (a digest, or an issue already frozen, goes as it is), or why
+    the send must not happen: the article was removed, made a draft or dated later since
+    it was scheduled. `articles` loads them (only when needed); when that fails, the
+    snapshot taken at scheduling goes out, and the caller says so.
+    """
+    issue = ledger.get_issue(db, issue_id)
+    if issue.kind != IssueKind.ARTICLE.value or ledger.is_frozen(db, issue_id):
+        return ""
+    article = next((a for a in articles() if a.id == issue.key), None)
+    if article is None:
+        return f"article {issue.slug!r} no longer exists: not sent"
+    if not article.is_public(now):
+        why = "a draft" if article.draft else f"dated {article.date:%Y-%m-%d %H:%M}, in the future"
+        return f"article {issue.slug!r} is now {why}: not sent"
+    prepare_article_issue(config, db, article, now=now)
+    return ""
 
 
 def digest_issue(config: Config, articles: Sequence[Article], *, now: datetime) -> Issue:

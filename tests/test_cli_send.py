@@ -137,6 +137,22 @@ def test_future_article_is_refused(pub: Pub) -> None:
     assert "future" in result.output
 
 
+def test_dry_run_shows_what_a_send_now_delivers(pub: Pub) -> None:
+    """After the first copies left, an edited article is not what later readers get: the
+    dry run shows the frozen version the send delivers, and says why."""
+    pub.add(2)
+    assert pub.invoke("send", "notes-on-rest", "--yes").exit_code == 0
+    pub.write("2026-01-05-notes-on-rest.md", "Notes on Rest, Revised", "2026-01-05 08:00")
+    pub.add(1, start=2)
+    result = pub.invoke("send", "notes-on-rest", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "subject: Notes on Rest\n" in result.output
+    assert "is frozen" in result.output and "would send to 1 " in result.output
+    assert pub.invoke("send", "notes-on-rest", "--yes").exit_code == 0
+    subjects = {message_from_bytes(raw)["Subject"] for raw in pub.outbox()}
+    assert subjects == {"Notes on Rest"}
+
+
 def test_dry_run_counts_and_writes_nothing(pub: Pub) -> None:
     """--dry-run renders and counts; no ledger row, no message."""
     pub.add(4)

@@ -299,3 +299,66 @@ def test_delivery_sweep_recovers_rows_of_a_dead_sender(pub: Pub) -> None:
     assert len(pub.messages()) == 3
     [state] = [s for s in ledger.status(pub.db) if s.slug == "old-news"]
     assert (state.sent, state.uncertain) == (3, 3)
+
+
+def letter(title: str, body: str) -> str:
+    return f"---\ntitle: {title}\ndate: 2026-11-20 08:00\n---\n\n{body}\n"
+
+
+def plain(message: email.message.EmailMessage) -> str:
+    part = message.get_body(("plain",))
+    assert part is not None
+    return str(part.get_content())  # type: ignore[attr-defined]
+
+
+def test_a_scheduled_send_renders_the_article_as_it_is_when_it_starts(pub: Pub) -> None:
+    """An article edited after `schedule` goes out as edited, and as the dry run showed it
+    (it used to go out as it was when scheduled)."""
+    jobs.publish_new(pub.key)
+    pub.write("2026-11-20-fresh.md", letter("First Title", "First draft of the words."))
+    issue_service.schedule_send(pub.config, pub.db, "fresh", at="2026-11-21 09:00", now=START)
+    pub.write("2026-11-20-fresh.md", letter("Better Title", "Corrected words."))
+    plan = issue_service.plan_send(pub.config, pub.db, "fresh", now=START)
+    assert plan.subject == "Better Title" and not plan.frozen
+    pub.clock.now = datetime(2026, 11, 21, 14, 0, tzinfo=UTC)  # 09:00 in New York
+    jobs.run_due_schedules(pub.key)
+    messages = pub.messages()
+    assert len(messages) == 3
+    assert {str(m["Subject"]) for m in messages} == {plan.subject}
+    assert all("Corrected words." in plain(m) and "First draft" not in plain(m) for m in messages)
+
+
+def test_a_scheduled_article_made_a_draft_is_not_sent(pub: Pub) -> None:
+    """An article turned back into a draft after `schedule` is not mailed; the schedule
+    says why."""
+    jobs.publish_new(pub.key)
+    pub.write("2026-11-20-fresh.md", letter("Fresh", "Words."))
+    done = issue_service.schedule_send(pub.config, pub.db, "fresh", at="2026-11-21 09:00", now=START)
+    pub.write("2026-11-20-fresh.md", "---\ntitle: Fresh\ndate: 2026-11-20 08:00\ndraft: true\n---\n\nWords.\n")
+    pub.clock.now = datetime(2026, 11, 21, 14, 0, tzinfo=UTC)
+    jobs.run_due_schedules(pub.key)
+    assert pub.messages() == []
+    item = schedules.get(pub.db, done.schedule.id)
+    assert item.state == "skipped" and "draft" in item.detail
+
+
+def test_once_a_copy_has_left_every_reader_gets_the_same_version(pub: Pub) -> None:
+    """After the first copies went out, an edit changes nothing for later readers (a
+    reader who joined since, or rows a crashed sender left): the dry run says so and
+    shows what they will get."""
+    jobs.publish_new(pub.key)
+    pub.write("2026-11-20-fresh.md", letter("First Title", "The words as first sent."))
+    queued = issue_service.send_now(pub.config, pub.db, "fresh", now=START)
+    host, _, _ = ledger.new_worker_id().split(":")
+    dead = f"{host}:{2**22 + 12345}:deadbeef"  # a sender that died with one row in flight
+    assert len(ledger.claim(pub.db, worker=dead, limit=1, now=START)) == 1
+    pub.write("2026-11-20-fresh.md", letter("Second Title", "The words edited later."))
+    subscribers.add(pub.db, "late@example.org", now=START)
+    plan = issue_service.plan_send(pub.config, pub.db, "fresh", now=START)
+    assert plan.frozen and plan.subject == "First Title" and plan.recipients == 1
+    assert issue_service.send_now(pub.config, pub.db, "fresh", now=START).issue_id == queued.issue_id
+    jobs.deliver_due(pub.key)
+    messages = pub.messages()
+    assert len(messages) == 4
+    assert {str(m["Subject"]) for m in messages} == {"First Title"}
+    assert all("The words as first sent." in plain(m) for m in messages)

@@ -146,6 +146,11 @@ def _dry_run(config: Config, slug: str, tag: str | None, now: datetime) -> None:
     click.echo(f"html: {plan.html_bytes:,} bytes, text: {plan.text_bytes:,} bytes")
     for warning in plan.warnings:
         click.echo(f"warning: {warning}")
+    if plan.frozen:
+        click.echo(
+            f"issue {plan.issue_id} is frozen: its first copies have left, so later readers get "
+            "that version, not the article as it is now"
+        )
     already = f" ({plan.issue_id} is already in the ledger: only new readers count)" if plan.issue_id else ""
     click.echo(f"would send to {plan.recipients} {who}{already}; nothing sent, nothing written")
 

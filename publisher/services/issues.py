@@ -68,6 +68,8 @@ class SendPlan:
     """New recipients: readers who already had it (an earlier send) are not counted."""
     issue_id: int | None
     """The issue already in the ledger for this article, if it was sent or scheduled before."""
+    frozen: bool = False
+    """Its first copies have left: a send now delivers what they got, not the article as it is."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,19 +100,28 @@ def published_article(config: Config, slug: str, *, now: datetime) -> Article:
 
 
 def plan_send(config: Config, db: Engine, slug: str, *, now: datetime, tag: str | None = None) -> SendPlan:
-    """Render the article's newsletter and count who a send would reach (a dry run)."""
+    """What a send would deliver and to how many (a dry run): the article rendered as it is
+    now, or, once the issue's first copies have left, the frozen snapshot they got."""
     article = published_article(config, slug, now=now)
-    rendered = newsletter.render_issue(config, newsletter.issue_for_article(config, article), now)
     existing = ledger.find_issue(db, article.id)
     count = ledger.count_new_recipients(db, issue_id=existing.id if existing else None, tag=tag)
+    warnings: tuple[str, ...] = ()
+    if existing is not None and ledger.is_frozen(db, existing.id):
+        subject, html, text, frozen = existing.subject, existing.html, existing.text, True
+    else:
+        rendered = newsletter.render_issue(config, newsletter.issue_for_article(config, article), now)
+        subject, html, text, warnings, frozen = (
+            rendered.subject, rendered.html, rendered.text, rendered.warnings, False
+        )
     return SendPlan(
         article=article,
-        subject=rendered.subject,
-        html_bytes=len(rendered.html.encode()),
-        text_bytes=len(rendered.text.encode()),
-        warnings=rendered.warnings,
+        subject=subject,
+        html_bytes=len(html.encode()),
+        text_bytes=len(text.encode()),
+        warnings=warnings,
         recipients=count,
         issue_id=existing.id if existing else None,
+        frozen=frozen,
     )
 
 

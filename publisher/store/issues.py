@@ -1,8 +1,11 @@
 """Issues as the ledger keeps them: the snapshot a send delivers, and its delivery counts.
 
 An issue row is written once per key (an article id or `digest:<date>`) with the HTML and
-text rendered at that moment; every recipient of the send gets that snapshot, whatever
-happens to the article afterwards.
+text rendered at that moment. Until a copy of it leaves, a newer rendering may replace the
+snapshot (`refresh_issue`: a scheduled send renders the article as it is when the send
+starts). From the first copy on, the issue is frozen: every recipient, this send's and any
+later one's, a retry's or a resume's, gets the bytes the first one got, whatever happens
+to the article afterwards.
 """
 
 from __future__ import annotations
@@ -11,13 +14,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, or_, select, true
+from sqlalchemy import Engine, exists, func, insert, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 
 from publisher.errors import NotFound
 from publisher.store.schema import deliveries, issues
 
-__all__ = ["IssueSnapshot", "IssueStatus", "create_issue", "find_issue", "get_issue", "status"]
+__all__ = [
+    "IssueSnapshot",
+    "IssueStatus",
+    "create_issue",
+    "find_issue",
+    "get_issue",
+    "is_frozen",
+    "refresh_issue",
+    "status",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +139,39 @@ def create_issue(
         if again is None:
             raise
         return again.id
+
+
+def _copy_left(issue_id: int) -> Any:
+    """Some copy of the issue has left, or may have: a row sent, in flight, tried or uncertain."""
+    return exists().where(
+        deliveries.c.issue_id == issue_id,
+        or_(
+            deliveries.c.state.in_(("sending", "sent")),
+            deliveries.c.attempts > 0,
+            deliveries.c.uncertain == true(),
+        ),
+    )
+
+
+def is_frozen(engine: Engine, issue_id: int) -> bool:
+    """Whether a copy of the issue has left (or may have), so its snapshot is final."""
+    with engine.connect() as conn:
+        return bool(conn.execute(select(_copy_left(issue_id))).scalar())
+
+
+def refresh_issue(engine: Engine, issue_id: int, *, subject: str, html: str, text: str) -> bool:
+    """Replace the snapshot with a newer rendering, unless the issue is frozen.
+
+    Check and change are one statement, so a copy claimed meanwhile keeps the issue as it
+    is. True when the snapshot was replaced.
+    """
+    with engine.begin() as conn:
+        changed = conn.execute(
+            update(issues)
+            .where(issues.c.id == issue_id, ~_copy_left(issue_id))
+            .values(subject=subject, html=html, text=text)
+        ).rowcount
+    return bool(changed)
 
 
 def find_issue(engine: Engine, key: str) -> IssueSnapshot | None:

@@ -55,6 +55,8 @@ from publisher.store.issues import (
     create_issue,
     find_issue,
     get_issue,
+    is_frozen,
+    refresh_issue,
     status,
 )
 from publisher.store.schema import deliveries, events, issues, subscriber_tags, subscribers
@@ -75,11 +77,13 @@ __all__ = [
     "find_issue",
     "finish_issues",
     "get_issue",
+    "is_frozen",
     "local_not_before",
     "new_worker_id",
     "next_due",
     "record",
     "recover",
+    "refresh_issue",
     "release",
     "status",
     "worker_is_dead",

@@ -188,10 +188,11 @@ def claim_due(db: sa.Engine, *, worker: str, now: datetime, grace: timedelta) ->
     return won
 
 
-def finish(db: sa.Engine, schedule_id: int, *, detail: str = "") -> None:
+def finish(db: sa.Engine, schedule_id: int, *, detail: str = "", state: str = "done") -> None:
+    """Mark a claimed schedule `done` (its issue is queued) or `skipped` (it must not go out)."""
     with db.begin() as conn:
         conn.execute(
-            schedules.update().where(schedules.c.id == schedule_id).values(state="done", detail=detail)
+            schedules.update().where(schedules.c.id == schedule_id).values(state=state, detail=detail)
         )
 
 
