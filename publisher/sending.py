@@ -10,9 +10,11 @@ every later reader gets the same bytes (see `publisher.store.issues`).
 from __future__ import annotations
 
 import difflib
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
@@ -21,6 +23,11 @@ from publisher.config import Config
 from publisher.errors import NotFound
 from publisher.models import Article, Issue, IssueKind
 from publisher.store import ledger
+
+if TYPE_CHECKING:
+    from publisher.delivery.base import Provider
+
+log = logging.getLogger(__name__)
 
 __all__ = ["deliver_queued", "digest_issue", "find_article", "prepare_article_issue", "prepare_digest_issue"]
 
@@ -123,6 +130,26 @@ def _snapshot(
     )
 
 
+def fail_unusable_addresses(
+    db: sa.Engine, provider: Provider, *, issue_id: int | None
+) -> tuple[str, list[str]] | None:
+    """Before a send: fail at once the waiting rows the provider can never deliver (a
+    non-ASCII mailbox name on an SMTP server without SMTPUTF8), so that the send reports
+    them once, up front, with the reason, instead of one refusal per message.
+
+    Returns the reason and the addresses, or None when there are none. Only a provider
+    with a `utf8_mailboxes_refused` check is asked, and only when such rows wait.
+    """
+    check: Callable[[], str] | None = getattr(provider, "utf8_mailboxes_refused", None)
+    if check is None or not ledger.count_non_ascii(db, issue_id=issue_id):
+        return None
+    reason = check()
+    if not reason:
+        return None
+    failed = ledger.fail_non_ascii(db, issue_id=issue_id, detail=reason)
+    return (reason, failed) if failed else None
+
+
 def deliver_queued(
     config: Config,
     db: sa.Engine,
@@ -136,6 +163,13 @@ def deliver_queued(
 
     provider = make_provider(config)
     try:
+        unusable = fail_unusable_addresses(db, provider, issue_id=None)
+        if unusable is not None:
+            reason, addresses = unusable
+            log.warning(
+                "%s address(es) cannot be sent to (%s), marked failed: %s",
+                len(addresses), reason, ", ".join(addresses[:5]) + (" ..." if len(addresses) > 5 else ""),
+            )
         # The daemon looks again every few seconds, so it never waits here for retries to come due.
         report = engine.deliver(config, db, provider, stop=stop, worker=worker, clock=clock, linger=0.0)
     finally:

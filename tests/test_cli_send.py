@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
+from fakes import SMTPServer
 
 from publisher.cli import cli
 from publisher.store import ledger, open_store
@@ -248,3 +249,78 @@ def test_a_provider_refusing_every_call_is_told(pub: Pub) -> None:
     assert "the provider refused the call for now: cannot connect to the SMTP server" in result.output
     assert f"127.0.0.1:{port}" in result.output
     assert "failed 6" in result.output
+
+
+def use_smtp(pub: Pub, server: SMTPServer) -> None:
+    config = pub.root / "config.toml"
+    config.write_text(
+        config.read_text().replace('provider = "maildir"', 'provider = "smtp"\nmax_attempts = 1')
+        + f'\n[delivery.smtp]\nhost = "{server.host}"\nport = {server.port}\nsecurity = "none"\n'
+    )
+
+
+def test_status_failed_lists_each_recipient_with_the_reason(pub: Pub) -> None:
+    """`status ISSUE --failed` gives each failed or retrying recipient with the server's
+    answer; `status ISSUE` counts them and names the commonest reasons."""
+    pub.add(5)
+    with SMTPServer() as server:
+        use_smtp(pub, server)
+        for n in (1, 2):
+            server.answer(f"reader{n}@example.org", f"550 5.1.1 <reader{n}@example.org>: no such user")
+        assert pub.invoke("send", "notes-on-rest", "--yes").exit_code == 0
+    with pub.db.begin() as conn:  # a temporary refusal waiting for its next try
+        conn.execute(
+            sa.update(deliveries)
+            .where(deliveries.c.email == "reader3@example.org")
+            .values(state="retry", attempts=1, detail="SMTP 451 4.3.0 Try again later",
+                    not_before=datetime(2030, 1, 1, 9, 0, tzinfo=UTC))
+        )
+    listing = pub.invoke("status", "notes-on-rest", "--failed")
+    assert listing.exit_code == 0, listing.output
+    lines = listing.output.splitlines()
+    failed = [line for line in lines if line.startswith("reader")]
+    assert [line.split("\t")[0] for line in failed] == [
+        "reader1@example.org", "reader2@example.org", "reader3@example.org",
+    ]
+    assert "failed (1 attempt)" in failed[0]
+    assert "<reader1@example.org>: no such user" in failed[0]
+    assert failed[2] == (
+        "reader3@example.org\tretry (1 attempt, next try 2030-01-01 09:00 UTC)\tSMTP 451 4.3.0 Try again later"
+    )
+    summary = pub.invoke("status", "notes-on-rest").output
+    assert "2 failed, 1 retrying; the most common reasons:" in summary
+    assert "  2 x SMTP 550 5.1.1 <…>: no such user (refused at recipient)" in summary
+    assert "--failed` lists each recipient" in summary
+
+
+def test_status_failed_needs_an_issue(pub: Pub) -> None:
+    """--failed without ISSUE is a usage error that says what to give."""
+    result = pub.invoke("status", "--failed")
+    assert result.exit_code == 2
+    assert "--failed needs an ISSUE" in result.output
+
+
+def test_an_address_the_server_cannot_take_is_told_once_up_front(pub: Pub) -> None:
+    """Non-ASCII mailbox names and a server without SMTPUTF8: the send says so once,
+    before sending, marks them failed with that reason, and sends the others."""
+    pub.add(2)
+    now = datetime.now(UTC)
+    with pub.db.begin() as conn:
+        conn.execute(
+            sa.insert(subscribers),
+            [{"email": e, "name": "", "status": "active", "source": "test", "created_at": now,
+              "updated_at": now} for e in ("josé@example.org", "zoë@example.org")],
+        )
+    with SMTPServer(enable_SMTPUTF8=False) as server:
+        use_smtp(pub, server)
+        result = pub.invoke("send", "notes-on-rest", "--yes")
+        assert result.exit_code == 0, result.output
+        assert sorted(server.counts()) == ["reader0@example.org", "reader1@example.org"]
+    told = [line for line in result.output.splitlines() if "SMTPUTF8" in line]
+    assert told == [
+        f"2 address(es) cannot be sent to (non-ASCII mailbox name, which needs SMTPUTF8, and "
+        f"the SMTP server 127.0.0.1:{server.port} does not offer it): josé@example.org, "
+        "zoë@example.org; marked failed"
+    ]
+    listing = pub.invoke("status", "notes-on-rest", "--failed").output
+    assert "josé@example.org\tfailed (0 attempts)\tnon-ASCII mailbox name" in listing

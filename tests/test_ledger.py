@@ -502,3 +502,43 @@ def test_record_flags_a_result_that_may_have_been_taken(db: sa.Engine) -> None:
     ledger.record(db, [SendResult(r.id, r.email, Outcome.RETRY, "451 later") for r in again],
                   now=later, policy=POLICY, worker="w")
     assert ledger.status(db, issue)[0].uncertain == 1
+
+
+def test_non_ascii_mailboxes_are_found_and_failed_at_once(db: sa.Engine) -> None:
+    """Waiting rows with a non-ASCII mailbox name are counted and failed in one statement,
+    with the reason given; rows of ASCII addresses are left waiting."""
+    add_subscribers(db, 2)
+    with db.begin() as conn:
+        conn.execute(
+            sa.insert(subscribers),
+            [{"email": e, "name": "", "status": "active", "source": "t", "created_at": NOW,
+              "updated_at": NOW} for e in ("josé@example.org", "дарья@example.org")],
+        )
+    issue = new_issue(db)
+    ledger.enqueue(db, issue, now=NOW)
+    assert ledger.count_non_ascii(db, issue_id=issue) == 2
+    assert ledger.count_non_ascii(db, issue_id=issue + 1) == 0
+    failed = ledger.fail_non_ascii(db, issue_id=None, detail="needs SMTPUTF8")
+    assert failed == sorted(["josé@example.org", "дарья@example.org"])
+    assert ledger.count_non_ascii(db, issue_id=None) == 0
+    assert [(r.email, r.state, r.reason) for r in ledger.failures(db, issue)] == [
+        ("josé@example.org", "failed", "needs SMTPUTF8"),
+        ("дарья@example.org", "failed", "needs SMTPUTF8"),
+    ]
+    assert len(ledger.claim(db, worker="w", limit=10, now=NOW)) == 2
+
+
+def test_failure_reasons_count_one_cause_once(db: sa.Engine) -> None:
+    """Answers that differ only by the address they name count as one reason."""
+    ids = add_subscribers(db, 4)
+    issue = new_issue(db)
+    ledger.enqueue(db, issue, now=NOW)
+    with db.begin() as conn:
+        for n, subscriber_id in enumerate(ids):
+            detail = f"550 <reader{n}@example.org> unknown" if n < 3 else "552 mailbox full"
+            conn.execute(
+                sa.update(deliveries)
+                .where(deliveries.c.subscriber_id == subscriber_id)
+                .values(state="failed", detail=detail)
+            )
+    assert ledger.failure_reasons(db, issue) == [("550 <…> unknown", 3), ("552 mailbox full", 1)]

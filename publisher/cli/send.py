@@ -21,6 +21,7 @@ from publisher.cli._common import cli, get_config, reports_errors
 from publisher.config import Config
 from publisher.delivery import engine
 from publisher.delivery.base import Provider, make_provider
+from publisher.sending import fail_unusable_addresses
 from publisher.services import issues as service
 from publisher.store import ledger, open_store
 
@@ -104,6 +105,11 @@ def _progress(total: int, label: str) -> Iterator[Callable[[engine.DeliveryRepor
 def _deliver(
     config: Config, db: sa.Engine, provider: Provider, *, secret: str, issue_id: int | None, label: str
 ) -> engine.DeliveryReport:
+    unusable = fail_unusable_addresses(db, provider, issue_id=issue_id)
+    if unusable is not None:
+        reason, addresses = unusable
+        shown = ", ".join(addresses[:5]) + (f" and {len(addresses) - 5} more" if len(addresses) > 5 else "")
+        click.echo(f"{len(addresses)} address(es) cannot be sent to ({reason}): {shown}; marked failed")
     total = sum(line.remaining for line in ledger.status(db, issue_id))
     stop = threading.Event()
     with _stop_on_signals(stop), _progress(total, label) as show:
@@ -239,12 +245,22 @@ def _resume(config: Config) -> None:
 
 @cli.command()
 @click.argument("issue", required=False)
+@click.option(
+    "--failed", "show_failed", is_flag=True,
+    help="List each failed or retrying recipient of ISSUE with the provider's reason.",
+)
 @click.pass_context
 @reports_errors
-def status(ctx: click.Context, issue: str | None) -> None:
+def status(ctx: click.Context, issue: str | None, show_failed: bool) -> None:
     """Show what became of each issue's messages (or of ISSUE: an id or a slug)."""
+    if show_failed and issue is None:
+        raise click.UsageError("--failed needs an ISSUE (an id or a slug); `publisher status` lists them")
     config = get_config(ctx)
     db = open_store(config.store_url)
+    if show_failed:
+        assert issue is not None
+        _failed_list(service.issue_failures(db, issue, rows=True))
+        return
     lines = service.issue_status(db, issue)
     if not lines:
         click.echo("nothing sent yet: `publisher send SLUG` sends an article")
@@ -266,3 +282,27 @@ def status(ctx: click.Context, issue: str | None) -> None:
     uncertain = sum(line.uncertain for line in lines)
     if uncertain:
         click.echo(UNCERTAIN_NOTE.format(n=uncertain))
+    if issue is not None:
+        failures = service.issue_failures(db, issue)
+        if failures.reasons:
+            _failure_summary(failures)
+            click.echo(f"`publisher status {issue} --failed` lists each recipient with the reason")
+
+
+def _failure_summary(failures: service.IssueFailures) -> None:
+    line = failures.status
+    click.echo(f"{line.failed} failed, {line.retrying} retrying; the most common reasons:")
+    for reason, count in failures.reasons:
+        click.echo(f"  {count} x {reason}")
+
+
+def _failed_list(failures: service.IssueFailures) -> None:
+    """One line per recipient, never cut: the reasons are what the reader came for."""
+    if not failures.rows:
+        click.echo(f"issue {failures.status.issue_id}: no failed or retrying recipients")
+        return
+    _failure_summary(failures)
+    for row in failures.rows:
+        when = f", next try {row.next_try:%Y-%m-%d %H:%M} UTC" if row.next_try is not None else ""
+        tries = f"{row.attempts} attempt{'s' if row.attempts != 1 else ''}"
+        click.echo(f"{row.email}\t{row.state} ({tries}{when})\t{row.reason or 'no reason recorded'}")

@@ -178,6 +178,27 @@ class SmtpProvider:
                 self._checkin(conn)
         return results
 
+    def utf8_mailboxes_refused(self) -> str:
+        """Why no non-ASCII mailbox name can go through this server, asked once before a
+        send; "" when it can, or when the server cannot be asked now (the send then says
+        what is wrong)."""
+        with self._slots:
+            conn = self._checkout()
+            try:
+                if conn is None:
+                    conn = self._connect()
+            except (_Unreachable, AccountRefused):
+                return ""
+            try:
+                if conn.has_extn("smtputf8"):
+                    return ""
+                return (
+                    "non-ASCII mailbox name, which needs SMTPUTF8, and the SMTP server "
+                    f"{self.host}:{self.port} does not offer it"
+                )
+            finally:
+                self._checkin(conn)
+
     def close(self) -> None:
         with self._lock:
             self._closed = True

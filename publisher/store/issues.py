@@ -21,9 +21,12 @@ from publisher.errors import NotFound
 from publisher.store.schema import deliveries, issues
 
 __all__ = [
+    "FailedDelivery",
     "IssueSnapshot",
     "IssueStatus",
     "create_issue",
+    "failure_reasons",
+    "failures",
     "find_issue",
     "get_issue",
     "is_frozen",
@@ -75,6 +78,59 @@ class IssueStatus:
     @property
     def remaining(self) -> int:
         return self.queued + self.sending + self.retrying
+
+
+@dataclass(frozen=True, slots=True)
+class FailedDelivery:
+    """A recipient whose copy failed for good, or waits for another try, and why."""
+
+    email: str
+    state: str
+    """`failed` or `retry`."""
+    attempts: int
+    reason: str
+    """The provider's answer (or the reason it was never tried), as recorded."""
+    next_try: datetime | None
+    """When a `retry` row goes again; None for a failed one."""
+
+
+_UNSENT = ("failed", "retry")
+
+
+def failures(engine: Engine, issue_id: int) -> list[FailedDelivery]:
+    """The issue's failed rows, then its retrying ones, each by address."""
+    query = (
+        select(deliveries.c.email, deliveries.c.state, deliveries.c.attempts,
+               deliveries.c.detail, deliveries.c.not_before)
+        .where(deliveries.c.issue_id == issue_id, deliveries.c.state.in_(_UNSENT))
+        .order_by(deliveries.c.state, deliveries.c.email)
+    )
+    with engine.connect() as conn:
+        return [
+            FailedDelivery(
+                email=row.email, state=row.state, attempts=row.attempts, reason=row.detail,
+                next_try=row.not_before if row.state == "retry" else None,
+            )
+            for row in conn.execute(query)
+        ]
+
+
+def failure_reasons(engine: Engine, issue_id: int, *, top: int = 3) -> list[tuple[str, int]]:
+    """The most common reasons among the failed and retrying rows, with how many each.
+
+    Providers often name the recipient in their answer; the address is taken out of the
+    reason, so that one cause is counted once, not once per reader.
+    """
+    reason = func.replace(deliveries.c.detail, deliveries.c.email, "…").label("reason")
+    query = (
+        select(reason, func.count().label("n"))
+        .where(deliveries.c.issue_id == issue_id, deliveries.c.state.in_(_UNSENT))
+        .group_by(reason)
+        .order_by(func.count().desc(), reason)
+        .limit(top)
+    )
+    with engine.connect() as conn:
+        return [(str(row.reason) or "no reason recorded", int(row.n)) for row in conn.execute(query)]
 
 
 def _snapshot(row: Any) -> IssueSnapshot:

@@ -45,14 +45,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
-from sqlalchemy.types import String
+from sqlalchemy.types import Integer, String
 
 from publisher import timing
 from publisher.models import Outcome, SendResult, SubscriberStatus
 from publisher.store.issues import (
+    FailedDelivery,
     IssueSnapshot,
     IssueStatus,
     create_issue,
+    failure_reasons,
+    failures,
     find_issue,
     get_issue,
     is_frozen,
@@ -65,6 +68,7 @@ from publisher.store.subscribers import clean_tags
 __all__ = [
     "CLAIMABLE",
     "ClaimedRow",
+    "FailedDelivery",
     "IssueSnapshot",
     "IssueStatus",
     "RecordPolicy",
@@ -72,8 +76,12 @@ __all__ = [
     "RecoveredRow",
     "claim",
     "count_new_recipients",
+    "count_non_ascii",
     "create_issue",
     "enqueue",
+    "fail_non_ascii",
+    "failure_reasons",
+    "failures",
     "find_issue",
     "finish_issues",
     "get_issue",
@@ -224,6 +232,55 @@ def _random_hex_sqlite(element: RandomHex, compiler: Any, **kw: Any) -> str:
 @compiles(RandomHex, "postgresql")
 def _random_hex_postgresql(element: RandomHex, compiler: Any, **kw: Any) -> str:
     return "substr(replace(gen_random_uuid()::text, '-', ''), 1, 24)"
+
+
+class ByteLength(FunctionElement[int]):
+    """The length of a text column in bytes (UTF-8), where `length` counts characters."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(ByteLength, "sqlite")
+def _byte_length_sqlite(element: ByteLength, compiler: Any, **kw: Any) -> str:
+    return f"length(CAST({compiler.process(element.clauses, **kw)} AS BLOB))"
+
+
+@compiles(ByteLength, "postgresql")
+def _byte_length_postgresql(element: ByteLength, compiler: Any, **kw: Any) -> str:
+    return f"octet_length({compiler.process(element.clauses, **kw)})"
+
+
+def _non_ascii(issue_id: int | None) -> list[Any]:
+    """Waiting rows whose address is not ASCII. Stored addresses have ASCII (IDNA)
+    domains, so that means a non-ASCII mailbox name."""
+    conditions = [
+        deliveries.c.state.in_(CLAIMABLE),
+        ByteLength(deliveries.c.email) != func.length(deliveries.c.email),
+    ]
+    if issue_id is not None:
+        conditions.append(deliveries.c.issue_id == issue_id)
+    return conditions
+
+
+def count_non_ascii(engine: Engine, *, issue_id: int | None) -> int:
+    """How many waiting rows (of `issue_id`, or of every issue) have a non-ASCII mailbox name."""
+    with engine.connect() as conn:
+        query = select(func.count()).select_from(deliveries).where(*_non_ascii(issue_id))
+        return int(conn.execute(query).scalar_one())
+
+
+def fail_non_ascii(engine: Engine, *, issue_id: int | None, detail: str) -> list[str]:
+    """Fail every waiting row with a non-ASCII mailbox name at once, with `detail`: for a
+    provider that can never deliver to one. Returns their addresses."""
+    with engine.begin() as conn:
+        rows = conn.execute(
+            update(deliveries)
+            .where(*_non_ascii(issue_id))
+            .values(state=FAILED, detail=detail, claimed_by=None, claimed_at=None)
+            .returning(deliveries.c.email)
+        ).all()
+    return sorted(row.email for row in rows)
 
 
 def _zone(name: str | None) -> ZoneInfo | None:
