@@ -29,7 +29,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["deliver_queued", "digest_issue", "find_article", "prepare_article_issue", "prepare_digest_issue"]
+__all__ = [
+    "deliver_queued",
+    "digest_issue",
+    "fail_unusable_addresses",
+    "find_article",
+    "prepare_article_issue",
+    "prepare_digest_issue",
+    "refresh_for_send",
+]
 
 
 def find_article(articles: Sequence[Article], slug: str, *, now: datetime) -> Article:

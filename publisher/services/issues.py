@@ -259,7 +259,7 @@ class IssueFailures:
 def issue_failures(db: Engine, issue: int | str, *, rows: bool = False) -> IssueFailures:
     """The failures of one issue (an id, slug or key): counts, the commonest reasons and,
     with `rows`, every failed or retrying recipient with the provider's reason."""
-    [found] = issue_status(db, issue)
+    found = issue_status(db, issue)[0]  # a slug sent more than once: the newest issue
     return IssueFailures(
         status=found,
         reasons=tuple(ledger.failure_reasons(db, found.issue_id)),

@@ -2,7 +2,8 @@
 
 A row's life: `queued` -> `sending` (claimed by one worker) -> `sent` | `retry` (back to
 claimable at `not_before`) | `failed` (permanent) | `skipped` (the subscriber left before
-the row was claimed). A worker that dies leaves its rows in `sending`; `recover` puts them
+the row was claimed); a waiting row the provider can never deliver (`fail_non_ascii`)
+goes straight to `failed`. A worker that dies leaves its rows in `sending`; `recover` puts them
 back to `queued` with `uncertain` set, because the provider may have taken them already.
 `record` sets it too on a retry whose attempt got no answer after the message left (a
 timeout): the next attempt may deliver a second copy, and that is reported, not hidden.
