@@ -391,6 +391,26 @@ def test_international_mailbox_with_smtputf8_is_sent(smtp_server: SMTPServer,
     assert smtp_server.count("josé@example.net") == 1
 
 
+def test_a_server_without_smtputf8_is_told_before_sending(
+    smtp_server: SMTPServer, providers: list[SmtpProvider]
+) -> None:
+    """Asked once before a send, the provider names the server that lacks SMTPUTF8; one
+    that offers it, or one that cannot be reached now, gives no reason; the connection
+    it opened is kept for the send."""
+    with SMTPServer(enable_SMTPUTF8=False) as server:
+        provider = plain(server, providers)
+        reason = provider.utf8_mailboxes_refused()
+        assert "SMTPUTF8" in reason and f"127.0.0.1:{server.port}" in reason
+        assert server.connections == 1
+    assert plain(smtp_server, providers).utf8_mailboxes_refused() == ""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    nowhere = SmtpProvider(host="127.0.0.1", port=port, security="none", timeout=2)
+    providers.append(nowhere)
+    assert nowhere.utf8_mailboxes_refused() == ""
+
+
 class _Exploding:
     """A template that raises an unexpected error (a bug) for one address."""
 
