@@ -46,15 +46,17 @@ from publisher.errors import TemplateError
 from publisher.models import Article
 from publisher.templates import template_environment
 
-__all__ = ["ARCHIVE_FILES", "ARCHIVE_FOLDERS", "SITEMAP_LIMIT", "Archive", "render_archive"]
+__all__ = ["ARCHIVE_FILES", "ARCHIVE_FOLDERS", "FROM_TEMPLATES", "SITEMAP_LIMIT", "Archive", "render_archive"]
 
 ARCHIVE_FOLDERS = frozenset({"assets", "page", "tags"})
 """Top-level folders the archive writes: no article may take one of these slugs."""
 ARCHIVE_FILES = frozenset({"robots.txt", "search.json", "sitemap.xml"})
 """Top-level files the archive writes: an article's folder may not have their names either."""
+FROM_TEMPLATES = MappingProxyType({"robots.txt": "web/robots.txt"})
+"""Files of the build that an author replaces with a template of the same name, not in the output."""
 
 SITEMAP_LIMIT = 50_000
-"""URLs one sitemap file may list (sitemaps.org)."""
+"""URLs one sitemap file may list (sitemaps.org); past it the newest are listed and the build warns."""
 
 _FEED_LABELS: tuple[tuple[feeds.FeedKind, str], ...] = (("rss", "RSS"), ("atom", "Atom"), ("json", "JSON Feed"))
 _SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
@@ -144,6 +146,7 @@ class Archive:
         self.hubs = feeds.hub_urls(config)
         self.search = bool(config["build.search"])
         self.per_tag_feeds = bool(config["feeds.per_tag"])
+        self.warnings: list[str] = []
 
     # Files
 
@@ -299,6 +302,12 @@ class Archive:
             entries.append((self._tag_url(slug), max((a.modified for a in members[slug]), default=None)))
         entries.extend((article.url, article.modified) for article in self.articles)
         lines = ['<?xml version="1.0" encoding="UTF-8"?>', f'<urlset xmlns="{_SITEMAP_NS}">']
+        if len(entries) > SITEMAP_LIMIT:
+            self.warnings.append(
+                f"sitemap.xml lists {SITEMAP_LIMIT:,} of the site's {len(entries):,} pages (the most a sitemap "
+                "may hold): the front page, the topics and the newest articles; search engines find the "
+                "others through the archive's pages"
+            )
         for loc, lastmod in entries[:SITEMAP_LIMIT]:
             stamp = f"<lastmod>{_rfc3339(lastmod)}</lastmod>" if lastmod else ""
             lines.append(f"<url><loc>{escape(loc)}</loc>{stamp}</url>")
@@ -382,7 +391,9 @@ def render_archive(
     note = i18n.catalog_warning(language, config.path.name if config.path else "config.toml")
     if note:
         warnings.append(note)
-    files = dict(Archive(config, articles).files())
+    pages = Archive(config, articles)
+    files = dict(pages.files())
+    warnings.extend(pages.warnings)
     images, image_warnings = _images(config, articles, {**taken, **files})
     files.update(images)
     warnings.extend(image_warnings)

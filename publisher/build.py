@@ -297,6 +297,7 @@ def _plan(output: Path, site: Site) -> _Plan:
     written: list[str] = []
     unchanged: list[str] = []
     obstacles: list[str] = []
+    hints: list[str] = []
     for rel in sorted(site.files):
         path = targets[rel]
         if _same_bytes(path, site.files[rel]):
@@ -306,12 +307,17 @@ def _plan(output: Path, site: Site) -> _Plan:
         obstacle = _obstacle(root, path, owned=rel in previous)
         if obstacle:
             obstacles.append(f"{output / rel}: {obstacle}")
+            if rel in archive.FROM_TEMPLATES:
+                hints.append(
+                    f"; a {rel} of your own goes in the templates folder ([build] templates) as "
+                    f"{archive.FROM_TEMPLATES[rel]}, from which the build writes it"
+                )
     if obstacles:
         shown = obstacles[:10] + ([f"… and {len(obstacles) - 10} more"] if len(obstacles) > 10 else [])
         raise BuildError(
             "these files are in the way and were not written by publisher, so nothing was "
             "written: " + "; ".join(shown) + ". Move them out of the output folder (or set "
-            "[build] output to a folder of its own), or change the article's `slug:`"
+            "[build] output to a folder of its own), or change the article's `slug:`" + "".join(hints)
         )
     stale = sorted(rel for rel in set(previous) - set(site.files) if _inside_or_none(root, rel))
     removed: list[str] = []

@@ -68,8 +68,7 @@ def has_catalog(language: str) -> bool:
 @functools.lru_cache(maxsize=32)
 def translations(language: str) -> NullTranslations:
     """The gettext catalog for `language`; untranslated (English) when there is none."""
-    found = Translations.load(str(LOCALE_DIR), _candidates(language), DOMAIN)
-    return found
+    return Translations.load(str(LOCALE_DIR), _candidates(language), DOMAIN)
 
 
 def catalog_warning(language: str, config_file: str = "config.toml") -> str:
@@ -79,8 +78,8 @@ def catalog_warning(language: str, config_file: str = "config.toml") -> str:
     shipped = ", ".join(CATALOG_LANGUAGES)
     return (
         f"{config_file}: [publication] language {language!r} has no message catalog, so buttons, "
-        f"footers and notices read in English (catalogs: {shipped}); add one under "
-        f"{LOCALE_DIR}/ (see README, Languages) or choose one of these"
+        f"footers and notices read in English (dates do follow the language); catalogs ship for "
+        f"{shipped}: choose one of these, or add a catalog (README, \"Languages\")"
     )
 
 

@@ -12,7 +12,7 @@ import pytest
 from lxml import etree
 from test_build import NOW, SITE, article, publication
 
-from publisher import build
+from publisher import archive, build
 from publisher.config import Config, load_config
 from publisher.errors import BuildError
 from publisher.models import Article
@@ -193,6 +193,15 @@ def test_sitemap_is_valid_against_the_schema(tmp_path: Path) -> None:
     assert len(entries) == 13 + 1 + 1
 
 
+def test_sitemap_past_its_limit_warns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """More pages than a sitemap may list: the newest are listed, and the build says so."""
+    monkeypatch.setattr(archive, "SITEMAP_LIMIT", 5)
+    report = build.build_site(publication(tmp_path), many(8), NOW)
+    document = etree.parse(str(tmp_path / "public" / "sitemap.xml")).getroot()
+    assert len(document) == 5
+    assert [w for w in report.warnings if w.startswith("sitemap.xml lists 5 of the site's 10 pages")]
+
+
 def test_empty_sitemap_is_still_valid(tmp_path: Path) -> None:
     """With nothing published the sitemap lists the front page alone, and validates."""
     build.build_site(publication(tmp_path), [], NOW)
@@ -205,6 +214,21 @@ def test_robots_points_to_the_sitemap(tmp_path: Path) -> None:
     build.build_site(publication(tmp_path), many(1), NOW)
     robots = (tmp_path / "public" / "robots.txt").read_text()
     assert robots == f"User-agent: *\nDisallow: /newsletters/\n\nSitemap: {SITE}/sitemap.xml\n"
+
+
+def test_authors_robots_txt_in_the_output_is_told_where_it_goes(tmp_path: Path) -> None:
+    """A robots.txt of the author's already in the output stops the build with the way out:
+    the same file as a template override, which the build then writes."""
+    config = publication(tmp_path)
+    public = tmp_path / "public"
+    public.mkdir()
+    (public / "robots.txt").write_text("User-agent: *\nDisallow: /private/\n")
+    with pytest.raises(BuildError, match=r"robots.txt of your own goes in the templates folder .* as web/robots.txt"):
+        build.build_site(config, many(1), NOW)
+    (tmp_path / "templates" / "web").mkdir(parents=True)
+    (public / "robots.txt").rename(tmp_path / "templates" / "web" / "robots.txt")
+    build.build_site(config, many(1), NOW)
+    assert (public / "robots.txt").read_text() == "User-agent: *\nDisallow: /private/\n"
 
 
 def test_robots_under_a_path(tmp_path: Path) -> None:
