@@ -14,13 +14,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
+from pg_server import fresh_database, postgres_server
 from store_support import BACKENDS, open_test_store
 
 from publisher.delivery.retry import RetryPolicy
 from publisher.errors import NotFound
 from publisher.models import Outcome, SendResult
-from publisher.store import ledger
-from publisher.store.schema import deliveries, events, subscriber_tags, subscribers
+from publisher.store import ledger, open_store
+from publisher.store.schema import deliveries, events, issues, subscriber_tags, subscribers
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -542,3 +543,41 @@ def test_failure_reasons_count_one_cause_once(db: sa.Engine) -> None:
                 .values(state="failed", detail=detail)
             )
     assert ledger.failure_reasons(db, issue) == [("550 <…> unknown", 3), ("552 mailbox full", 1)]
+
+
+def test_a_snapshot_follows_the_article_until_a_copy_leaves(db: sa.Engine) -> None:
+    """refresh_issue replaces the snapshot while no copy has left; a claimed row freezes it."""
+    add_subscribers(db, 2)
+    issue = new_issue(db)
+    ledger.enqueue(db, issue, now=NOW)
+    assert not ledger.is_frozen(db, issue)
+    assert ledger.refresh_issue(db, issue, subject="Second", html="<p>two</p>", text="two")
+    ledger.claim(db, worker="w", limit=1, now=NOW)
+    assert ledger.is_frozen(db, issue)
+    assert not ledger.refresh_issue(db, issue, subject="Third", html="<p>3</p>", text="3")
+    assert ledger.get_issue(db, issue).subject == "Second"
+
+
+def test_a_sender_waits_for_a_refresh_in_progress(tmp_path: Path) -> None:
+    """PostgreSQL: a sender reading the issue to send it waits while a refresh holds the
+    issue row, then reads the new version (SQLite has one writer and needs no wait)."""
+    with postgres_server() as server:
+        db = open_store(fresh_database(server, "refresh_lock"))
+        try:
+            issue = new_issue(db)
+            seen: list[str] = []
+
+            def read() -> None:
+                seen.append(ledger.get_issue(db, issue, to_send=True).subject)
+
+            reader = threading.Thread(target=read)
+            with db.begin() as conn:
+                conn.execute(sa.select(issues.c.id).where(issues.c.id == issue).with_for_update())
+                conn.execute(sa.update(issues).where(issues.c.id == issue).values(subject="Second"))
+                reader.start()
+                reader.join(0.5)
+                assert seen == []
+            reader.join(10)
+            assert seen == ["Second"]
+        finally:
+            db.dispose()

@@ -127,7 +127,7 @@ def snapshot_templates(config: Config, db: Engine) -> Callable[[int], MessageTem
     """Templates built from the issues' snapshots: what a send gets unless told otherwise."""
 
     def template_for(issue_id: int) -> MessageTemplate:
-        issue = ledger.get_issue(db, issue_id)
+        issue = ledger.get_issue(db, issue_id, to_send=True)
         rendered = RenderedIssue(key=issue.key, subject=issue.subject, html=issue.html, text=issue.text)
         return MessageTemplate.from_rendered(config, rendered)
 

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, exists, func, insert, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 
 from publisher.errors import NotFound
+from publisher.store.engine import begin_write
 from publisher.store.schema import deliveries, issues
 
 __all__ = [
@@ -218,10 +219,14 @@ def is_frozen(engine: Engine, issue_id: int) -> bool:
 def refresh_issue(engine: Engine, issue_id: int, *, subject: str, html: str, text: str) -> bool:
     """Replace the snapshot with a newer rendering, unless the issue is frozen.
 
-    Check and change are one statement, so a copy claimed meanwhile keeps the issue as it
-    is. True when the snapshot was replaced.
+    A copy claimed before the change keeps the issue as it is. The issue row is locked
+    first, so the check sees every claim committed until then; a sender that claimed
+    later reads the snapshot (`get_issue(to_send=True)`) only after this commits, and
+    sends the new version like everyone after it. (On SQLite the transaction holds the one
+    write lock from its start instead.) True when the snapshot was replaced.
     """
-    with engine.begin() as conn:
+    with begin_write(engine) as conn:
+        conn.execute(select(issues.c.id).where(issues.c.id == issue_id).with_for_update())
         changed = conn.execute(
             update(issues)
             .where(issues.c.id == issue_id, ~_copy_left(issue_id))
@@ -236,9 +241,15 @@ def find_issue(engine: Engine, key: str) -> IssueSnapshot | None:
     return _snapshot(row) if row is not None else None
 
 
-def get_issue(engine: Engine, issue_id: int) -> IssueSnapshot:
+def get_issue(engine: Engine, issue_id: int, *, to_send: bool = False) -> IssueSnapshot:
+    """The issue as stored. `to_send`: read by a sender after its claim, waiting out a
+    `refresh_issue` in progress (see there), so it never sends a version that is being
+    replaced."""
+    query = select(issues).where(issues.c.id == issue_id)
+    if to_send:
+        query = query.with_for_update(read=True)
     with engine.connect() as conn:
-        row = conn.execute(select(issues).where(issues.c.id == issue_id)).first()
+        row = conn.execute(query).first()
     if row is None:
         raise NotFound(f"issue {issue_id} does not exist; `publisher status` lists the issues")
     return _snapshot(row)
