@@ -118,7 +118,11 @@ SETTINGS: tuple[Setting, ...] = (
     S("delivery.resend.base_url", "https://api.resend.com", "url", "Resend API base URL."),
     S("delivery.dkim.domain", "", "str", "DKIM signing domain (d=); empty disables signing."),
     S("delivery.dkim.selector", "", "str", "DKIM selector (s=)."),
-    S("delivery.dkim.private_key_file", "", "path", "PEM private key file for DKIM."),
+    S("delivery.dkim.private_key_file", "", "path", "PEM private key file for DKIM (RSA, 2048 bits)."),
+    S("delivery.dkim.ed25519_selector", "", "str",
+      "Selector of a second, Ed25519 signature (RFC 8463) beside the RSA one; empty: RSA only."),
+    S("delivery.dkim.ed25519_key_file", "", "path",
+      "Ed25519 private key file (PEM from `openssl genpkey -algorithm ed25519`) for that signature."),
     # [store]
     S("store.url", "sqlite:///publisher.db", "str",
       "SQLAlchemy URL; relative SQLite paths are relative to config.toml. PostgreSQL: postgresql+psycopg://..."),

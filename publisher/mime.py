@@ -25,14 +25,11 @@ from base64 import b64encode
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
-import dkim
-import dkim.crypto
-
 from publisher.config import Config
+from publisher.dkim_signing import DKIM_HEADERS, DkimSigner, SigningPlan
 from publisher.errors import ConfigError, SubscriberError
 from publisher.models import RenderedIssue
 
@@ -88,13 +85,6 @@ TEXT_PLACEHOLDERS: Final = Placeholders(
     "__pub_text_name__", "__pub_text_email__", "__pub_text_unsubscribe_url__"
 )
 PLACEHOLDERS: Final = (*HTML_PLACEHOLDERS.as_dict().values(), *TEXT_PLACEHOLDERS.as_dict().values())
-
-DKIM_HEADERS: Final = (
-    b"from", b"to", b"subject", b"date", b"message-id", b"reply-to", b"list-id",
-    b"list-unsubscribe", b"list-unsubscribe-post", b"mime-version", b"content-type",
-)
-"""Signed header fields. dkimpy's default omits List-Unsubscribe-Post, which RFC 8058
-requires to be covered for one-click unsubscribe to be honoured."""
 
 _TOKEN_RE = re.compile("(" + "|".join(re.escape(t) for t in PLACEHOLDERS) + ")")
 _TOKEN_KEY = {
@@ -206,62 +196,6 @@ def _parse_mailbox(config: Config, key: str) -> tuple[str, str]:
     return clean_header_text(name, limit=_MAX_NAME), address
 
 
-@dataclass(frozen=True, slots=True)
-class DkimSigner:
-    """A DKIM key and where it is published (`selector._domainkey.domain`)."""
-
-    domain: str
-    selector: str
-    private_key: bytes
-
-    @classmethod
-    def from_config(cls, config: Config) -> DkimSigner | None:
-        """The signer `[delivery.dkim]` describes, or None when DKIM is not configured.
-
-        Reads the key file: called once per issue, at the edge of the otherwise pure work.
-        """
-        domain = str(config["delivery.dkim.domain"]).strip()
-        if not domain:
-            return None
-        selector = str(config["delivery.dkim.selector"]).strip()
-        if not selector:
-            raise ConfigError(
-                "config.toml: [delivery.dkim] selector is required when domain is set "
-                "(the name in selector._domainkey.domain)"
-            )
-        if not str(config["delivery.dkim.private_key_file"]):
-            raise ConfigError(
-                "config.toml: [delivery.dkim] private_key_file is required when domain is set"
-            )
-        path: Path = config.path_of("delivery.dkim.private_key_file")
-        try:
-            key = path.read_bytes()
-        except OSError as exc:
-            raise ConfigError(
-                f"config.toml: [delivery.dkim] private_key_file {str(path)!r} cannot be read: {exc}"
-            ) from exc
-        try:
-            dkim.crypto.parse_pem_private_key(key)
-        except Exception as exc:  # dkimpy raises several unrelated types for a bad key
-            raise ConfigError(
-                f"config.toml: [delivery.dkim] private_key_file {str(path)!r} is not a PEM "
-                "RSA private key (make one with `openssl genrsa -out dkim.pem 2048`)"
-            ) from exc
-        return cls(domain=domain, selector=selector, private_key=key)
-
-    def sign(self, message: bytes) -> bytes:
-        """`message` with a DKIM-Signature header in front."""
-        signature: bytes = dkim.sign(
-            message,
-            self.selector.encode("ascii"),
-            self.domain.encode("ascii"),
-            self.private_key,
-            include_headers=list(DKIM_HEADERS),
-            canonicalize=(b"relaxed", b"relaxed"),
-        )
-        return signature + message
-
-
 _Piece = bytes | str
 """Pre-encoded bytes, or the key of a per-recipient value."""
 
@@ -297,7 +231,7 @@ class MessageTemplate:
     """One issue, encoded once; `message_bytes` makes each recipient's copy."""
 
     __slots__ = (
-        "_date_cache", "_pieces", "dkim", "html", "key", "list_id",
+        "_date_cache", "_pieces", "_signing", "dkim", "html", "key", "list_id",
         "reply_to", "sender", "sender_address", "subject", "text",
     )
 
@@ -312,7 +246,8 @@ class MessageTemplate:
         list_id: str,
         html: str,
         text: str,
-        pieces: tuple[_Piece, ...],
+        head: tuple[_Piece, ...],
+        body: tuple[_Piece, ...],
         dkim: DkimSigner | None,
     ) -> None:
         self.key = key
@@ -324,7 +259,8 @@ class MessageTemplate:
         self.html = html
         self.text = text
         self.dkim = dkim
-        self._pieces = pieces
+        self._pieces = head + body
+        self._signing: SigningPlan | None = dkim.plan(head, body) if dkim is not None else None
         self._date_cache: tuple[datetime, bytes] | None = None
 
     @classmethod
@@ -364,7 +300,7 @@ class MessageTemplate:
             "--{b}\r\nContent-Type: text/{kind}; charset=\"utf-8\"\r\n"
             "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
         )
-        pieces: list[_Piece] = [
+        head: list[_Piece] = [
             _fold("From", sender),
             "to",
             static_middle,
@@ -373,6 +309,8 @@ class MessageTemplate:
             after_id,
             "list_unsubscribe",
             mime,
+        ]
+        body: list[_Piece] = [
             part_head.format(b=boundary, kind="plain").encode("ascii"),
             *_body_pieces(rendered.text, "text."),
             b"\r\n" + part_head.format(b=boundary, kind="html").encode("ascii"),
@@ -388,7 +326,8 @@ class MessageTemplate:
             list_id=list_id,
             html=rendered.html,
             text=rendered.text,
-            pieces=_merge(pieces),
+            head=_merge(head),
+            body=_merge(body),
             dkim=signer,
         )
 
@@ -445,7 +384,9 @@ class MessageTemplate:
         message = b"".join(
             piece if isinstance(piece, bytes) else values[piece] for piece in self._pieces
         )
-        return self.dkim.sign(message) if self.dkim is not None else message
+        if self._signing is None:
+            return message
+        return self._signing.signatures(values, date) + message
 
     def substitutions(self, recipient: Recipient) -> dict[str, str]:
         """Placeholder token -> value, HTML-escaped for the HTML part's tokens."""

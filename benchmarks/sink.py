@@ -1,0 +1,142 @@
+"""Shared pieces of the sending benchmarks: Postfix's smtp-sink on loopback, a publication
+with N readers, and one timed send through the real path (render, ledger, engine).
+
+smtp-sink (Debian: `apt-get install postfix`) accepts and drops every message in C, so
+the ceiling it sets is far above what any Python client reaches: what is measured is the
+client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from publisher import content, newsletter
+from publisher.config import Config, load_config
+from publisher.delivery.engine import deliver
+from publisher.delivery.smtp import SmtpProvider
+from publisher.store import ledger, open_store
+from publisher.store.schema import subscribers
+
+SECRET = "b" * 40
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def smtp_sink(backlog: int = 256) -> Iterator[int]:
+    """smtp-sink on a free loopback port (with PIPELINING, as Postfix offers it)."""
+    binary = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+    if not Path(binary).exists():
+        raise SystemExit("smtp-sink not found: apt-get install postfix (it ships smtp-sink and smtp-source)")
+    port = free_port()
+    user = ["-u", "nobody"] if os.geteuid() == 0 else []
+    process = subprocess.Popen([binary, *user, f"127.0.0.1:{port}", str(backlog)])
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+            if time.monotonic() > deadline:
+                raise SystemExit("smtp-sink did not start")
+            time.sleep(0.05)
+        yield port
+    finally:
+        process.terminate()
+        process.wait()
+
+
+def publication(root: Path, port: int, readers: int, *, extra: str = "", connections: int = 4,
+                store_url: str = "") -> Config:
+    """A publication in `root` sending to 127.0.0.1:`port`, with `readers` active readers."""
+    if not (root / "content").exists():
+        (root / "content").symlink_to(ROOT / "content")
+    store = f'\n[store]\nurl = "{store_url}"\n' if store_url else ""
+    (root / "config.toml").write_text(
+        f"""
+[publication]
+title = "Benchmark"
+url = "https://example.org/"
+postal_address = "1 Test Street, Testville"
+
+[newsletter]
+from = "Bench <news@example.org>"
+
+[delivery]
+provider = "smtp"
+concurrency = {connections}
+batch_size = 50
+
+[delivery.smtp]
+host = "127.0.0.1"
+port = {port}
+security = "none"
+connections = {connections}
+{extra}{store}"""
+    )
+    os.environ["PUBLISHER_SECRET"] = SECRET
+    config = load_config(root / "config.toml")
+    db = open_store(config.store_url)
+    now = datetime.now(UTC)
+    with db.begin() as conn:
+        if conn.execute(sa.select(sa.func.count()).select_from(subscribers)).scalar_one() == 0:
+            conn.execute(
+                sa.insert(subscribers),
+                [
+                    {"email": f"reader{n}@example.org", "name": f"Reader {n}", "status": "active",
+                     "source": "bench", "created_at": now, "updated_at": now}
+                    for n in range(readers)
+                ],
+            )
+    db.dispose()
+    return config
+
+
+def newest_article(config: Config) -> content.Article:  # type: ignore[name-defined]
+    now = datetime.now(UTC)
+    return next(a for a in content.load_articles(config) if a.is_public(now))
+
+
+def enqueue_issue(config: Config, key: str) -> tuple[int, int]:
+    """Render the newest article once and queue it to every reader: (issue id, rows)."""
+    db = open_store(config.store_url)
+    article = newest_article(config)
+    now = datetime.now(UTC)
+    rendered = newsletter.render_issue(config, newsletter.issue_for_article(config, article), now)
+    issue = ledger.create_issue(
+        db, key=f"{article.id}#{key}", kind="article", slug=article.slug, subject=rendered.subject,
+        html=rendered.html, text=rendered.text, tag=None, status="sending", now=now,
+    )
+    queued = ledger.enqueue(db, issue, now=now)
+    db.dispose()
+    return issue, queued
+
+
+def send_issue(config: Config, issue: int, queued: int) -> float:
+    """Deliver one queued issue through the smtp provider: messages per second."""
+    db = open_store(config.store_url)
+    provider = SmtpProvider.from_config(config)
+    started = time.perf_counter()
+    try:
+        report = deliver(config, db, provider, stop=threading.Event(), issue_id=issue, secret=SECRET)
+    finally:
+        provider.close()
+    elapsed = time.perf_counter() - started
+    assert report.sent == queued, (report, queued)
+    db.dispose()
+    return queued / elapsed
