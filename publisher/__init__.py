@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("publisher")
-except PackageNotFoundError:  # pragma: no cover  (running from a source tree)
-    __version__ = "0.0.0"
-
 __all__ = ["__version__"]
+
+
+def __getattr__(name: str) -> str:
+    # Looked up on first use: importlib.metadata costs every command a noticeable start-up.
+    if name != "__version__":
+        raise AttributeError(f"module 'publisher' has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("publisher")
+    except PackageNotFoundError:  # pragma: no cover  (running from a source tree)
+        return "0.0.0"

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import importlib
+import subprocess
+import sys
 from pathlib import Path
 
 import click
+import pytest
 from click.testing import CliRunner
 
 from publisher.cli import cli
+from publisher.cli._common import COMMANDS
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def command_names(group: click.Group = cli, prefix: str = "") -> list[str]:
     names = []
-    for name, command in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        assert command is not None, name
         full = f"{prefix}{name}"
         if isinstance(command, click.Group):
             names.extend(command_names(command, full + " "))
@@ -61,3 +69,43 @@ def test_missing_config_exits_1_with_a_hint(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["--config", str(tmp_path / "nope.toml"), "build"])
     assert result.exit_code == 1
     assert "--config PATH" in result.output
+
+
+def test_lazy_command_table_names_every_command() -> None:
+    """Every module's commands are in COMMANDS, under the module that defines them."""
+    modules = sorted(set(COMMANDS.values()))
+    for module in modules:
+        importlib.import_module(f"publisher.cli.{module}")
+    assert sorted(cli.commands) == sorted(COMMANDS)
+    for name, module in COMMANDS.items():
+        assert cli.commands[name].callback.__module__ in (  # type: ignore[union-attr]
+            f"publisher.cli.{module}", "publisher.cli._common"
+        ), name
+
+
+HEAVY = ("premailer", "jinja2", "alembic", "httpx", "email_validator", "markdown_it", "publisher.newsletter")
+
+
+@pytest.mark.parametrize("args", [["--version"], ["status"]], ids=["version", "status"])
+def test_quick_commands_import_no_renderer(tmp_path: Path, args: list[str]) -> None:
+    """`--version` and `status` start without the renderer, the providers or alembic."""
+    (tmp_path / "config.toml").write_text(
+        '[publication]\ntitle = "T"\nurl = "https://example.org/"\npostal_address = "1 Street"\n'
+        '[newsletter]\nfrom = "T <t@example.org>"\n',
+        encoding="utf-8",
+    )
+    env = {"PATH": "/usr/bin:/bin", "PUBLISHER_SECRET": "s" * 32}
+    # The first opening creates the database (alembic's work); the probe is of the next.
+    first = subprocess.run([sys.executable, "-m", "publisher", "status"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, check=False)
+    assert first.returncode == 0, first.stdout + first.stderr
+    probe = (
+        "import sys\nfrom publisher.cli import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, *args], cwd=tmp_path, capture_output=True, text=True, check=True, env=env,
+    )
+    assert "error" not in done.stdout + done.stderr
+    assert done.stdout.splitlines()[-1] == "[]", done.stdout + done.stderr

@@ -8,13 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-# Each module adds its commands to `cli` when imported.
-from publisher.cli import build as _build  # noqa: F401  (registers commands)
-from publisher.cli import importing as _importing  # noqa: F401
-from publisher.cli import schedule as _schedule  # noqa: F401
-from publisher.cli import send as _send  # noqa: F401
-from publisher.cli import serve as _serve  # noqa: F401
-from publisher.cli import subscribers as _subscribers  # noqa: F401
+# Command modules are imported on demand (see _common.LazyGroup).
 from publisher.cli._common import cli
 
 __all__ = ["cli", "main"]

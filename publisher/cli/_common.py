@@ -1,15 +1,24 @@
-"""What every command shares: the root group, config loading and error reporting."""
+"""What every command shares: the root group, config loading and error reporting.
+
+The root group loads a command's module only when that command runs (or help lists it),
+so `publisher --version` and `publisher status` never import the renderer, the
+providers or the web app. Each module adds its commands to `cli` when imported;
+`COMMANDS` says which module holds which command (a test checks it).
+"""
 
 from __future__ import annotations
 
 import functools
+import importlib
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from publisher.config import Config, load_config
 from publisher.errors import PublisherError
+
+if TYPE_CHECKING:
+    from publisher.config import Config
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -24,11 +33,41 @@ class State:
     @property
     def config(self) -> Config:
         if self._config is None:
+            from publisher.config import load_config
+
             self._config = load_config(self.config_path)
         return self._config
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+COMMANDS: dict[str, str] = {
+    "build": "build",
+    "check": "build",
+    "new": "build",
+    "import": "importing",
+    "schedule": "schedule",
+    "schedules": "schedule",
+    "unschedule": "schedule",
+    "send": "send",
+    "status": "status",
+    "serve": "serve",
+    "subscribers": "subscribers",
+}
+"""Command name -> the module of `publisher.cli` that defines it."""
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported from their module on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            importlib.import_module(f"publisher.cli.{COMMANDS[cmd_name]}")
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     "config_path",

@@ -15,21 +15,15 @@ import click
 import sqlalchemy as sa
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from publisher.cli._common import cli, get_config, reports_errors
+from publisher.cli.status import UNCERTAIN_NOTE
 from publisher.config import Config
 from publisher.delivery import engine
 from publisher.delivery.base import Provider, make_provider
 from publisher.sending import fail_unusable_addresses
 from publisher.services import issues as service
 from publisher.store import ledger, open_store
-
-UNCERTAIN_NOTE = (
-    "{n} message(s) were in flight when a sender stopped, or got no answer from the provider: "
-    "they go out again and may reach their readers twice (`publisher status` counts them as "
-    "uncertain)."
-)
 
 
 def _now() -> datetime:
@@ -241,68 +235,3 @@ def _resume(config: Config) -> None:
         provider.close()
     _summary(report, db, None)
     _where_to_look(config, report)
-
-
-@cli.command()
-@click.argument("issue", required=False)
-@click.option(
-    "--failed", "show_failed", is_flag=True,
-    help="List each failed or retrying recipient of ISSUE with the provider's reason.",
-)
-@click.pass_context
-@reports_errors
-def status(ctx: click.Context, issue: str | None, show_failed: bool) -> None:
-    """Show what became of each issue's messages (or of ISSUE: an id or a slug)."""
-    if show_failed and issue is None:
-        raise click.UsageError("--failed needs an ISSUE (an id or a slug); `publisher status` lists them")
-    config = get_config(ctx)
-    db = open_store(config.store_url)
-    if show_failed:
-        assert issue is not None
-        _failed_list(service.issue_failures(db, issue, rows=True))
-        return
-    lines = service.issue_status(db, issue)
-    if not lines:
-        click.echo("nothing sent yet: `publisher send SLUG` sends an article")
-        return
-    table = Table("id")
-    table.add_column("issue", overflow="fold")
-    for name in ("status", "queued", "sending", "sent", "retrying", "failed", "skipped", "uncertain"):
-        table.add_column(name, justify="left" if name == "status" else "right", no_wrap=True)
-    for line in lines:
-        table.add_row(
-            str(line.issue_id), line.slug or line.key, line.status, str(line.queued),
-            str(line.sending), str(line.sent), str(line.retrying), str(line.failed),
-            str(line.skipped), str(line.uncertain),
-        )
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=200)  # a pipe or a log: never squeeze the columns
-    console.print(table)
-    uncertain = sum(line.uncertain for line in lines)
-    if uncertain:
-        click.echo(UNCERTAIN_NOTE.format(n=uncertain))
-    if issue is not None:
-        failures = service.issue_failures(db, issue)
-        if failures.reasons:
-            _failure_summary(failures)
-            click.echo(f"`publisher status {issue} --failed` lists each recipient with the reason")
-
-
-def _failure_summary(failures: service.IssueFailures) -> None:
-    line = failures.status
-    click.echo(f"{line.failed} failed, {line.retrying} retrying; the most common reasons:")
-    for reason, count in failures.reasons:
-        click.echo(f"  {count} x {reason}")
-
-
-def _failed_list(failures: service.IssueFailures) -> None:
-    """One line per recipient, never cut: the reasons are what the reader came for."""
-    if not failures.rows:
-        click.echo(f"issue {failures.status.issue_id}: no failed or retrying recipients")
-        return
-    _failure_summary(failures)
-    for row in failures.rows:
-        when = f", next try {row.next_try:%Y-%m-%d %H:%M} UTC" if row.next_try is not None else ""
-        tries = f"{row.attempts} attempt{'s' if row.attempts != 1 else ''}"
-        click.echo(f"{row.email}\t{row.state} ({tries}{when})\t{row.reason or 'no reason recorded'}")

@@ -23,6 +23,14 @@ in the foreground by `publisher send` and in the background by `publisher serve`
 
 from __future__ import annotations
 
-from publisher.services import articles, issues, stats, subscribers
+import importlib
+from types import ModuleType
 
 __all__ = ["articles", "issues", "stats", "subscribers"]
+
+
+def __getattr__(name: str) -> ModuleType:
+    # Each face imports the modules it uses; `status` must not pay for the renderer.
+    if name in __all__:
+        return importlib.import_module(f"publisher.services.{name}")
+    raise AttributeError(f"module 'publisher.services' has no attribute {name!r}")

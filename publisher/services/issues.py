@@ -27,8 +27,9 @@ from publisher.delivery.base import Provider, make_provider
 from publisher.errors import Conflict, InvalidRequest, NotFound, PermanentFailure
 from publisher.models import Article, Outcome
 from publisher.sending import find_article, prepare_article_issue
+from publisher.services.stats import IssueFailures, issue_failures, issue_status
 from publisher.store import ledger, schedules
-from publisher.store.issues import FailedDelivery, IssueStatus
+from publisher.store.issues import IssueStatus
 from publisher.store.schedules import Schedule
 from publisher.store.subscribers import normalize_email
 
@@ -243,33 +244,3 @@ def cancel_schedule(db: Engine, schedule_id: int) -> Schedule:
         return schedules.cancel(db, schedule_id)
     except NotFound as exc:  # claimed by a daemon between the look and the change
         raise Conflict(str(exc)) from exc
-
-
-@dataclass(frozen=True, slots=True)
-class IssueFailures:
-    """Why an issue's copies failed or wait for another try."""
-
-    status: IssueStatus
-    reasons: tuple[tuple[str, int], ...]
-    """The most common reasons, with how many recipients each."""
-    rows: tuple[FailedDelivery, ...] = ()
-    """Each failed or retrying recipient (when asked for)."""
-
-
-def issue_failures(db: Engine, issue: int | str, *, rows: bool = False) -> IssueFailures:
-    """The failures of one issue (an id, slug or key): counts, the commonest reasons and,
-    with `rows`, every failed or retrying recipient with the provider's reason."""
-    found = issue_status(db, issue)[0]  # a slug sent more than once: the newest issue
-    return IssueFailures(
-        status=found,
-        reasons=tuple(ledger.failure_reasons(db, found.issue_id)),
-        rows=tuple(ledger.failures(db, found.issue_id)) if rows else (),
-    )
-
-
-def issue_status(db: Engine, issue: int | str | None = None) -> list[IssueStatus]:
-    """Delivery counts per issue, newest first; `issue` (an id, slug or key) narrows to one."""
-    found = ledger.status(db, issue)
-    if issue is not None and not found:
-        raise NotFound(f"no issue {issue!r}")
-    return found

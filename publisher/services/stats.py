@@ -11,11 +11,15 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import Engine
 
-from publisher.errors import InvalidRequest
+from publisher.errors import InvalidRequest, NotFound
 from publisher.store import ledger
 from publisher.store import stats as store
+from publisher.store.issues import FailedDelivery, IssueStatus
 
-__all__ = ["MAX_DAYS", "DayCounts", "IssueCounts", "MinuteCount", "issue_counts", "send_pace", "subscriber_days"]
+__all__ = [
+    "MAX_DAYS", "DayCounts", "IssueCounts", "IssueFailures", "MinuteCount", "issue_counts", "issue_failures",
+    "issue_status", "send_pace", "subscriber_days",
+]
 
 MAX_DAYS = 366
 
@@ -87,3 +91,33 @@ def send_pace(db: Engine, issue_id: int) -> list[MinuteCount]:
     """Copies of the issue sent in each minute of its send (minutes with none left out)."""
     ledger.status(db, issue_id)  # NotFound for an unknown issue
     return [MinuteCount(minute=m, sent=n) for m, n in store.sent_per_minute(db, issue_id).items()]
+
+
+@dataclass(frozen=True, slots=True)
+class IssueFailures:
+    """Why an issue's copies failed or wait for another try."""
+
+    status: IssueStatus
+    reasons: tuple[tuple[str, int], ...]
+    """The most common reasons, with how many recipients each."""
+    rows: tuple[FailedDelivery, ...] = ()
+    """Each failed or retrying recipient (when asked for)."""
+
+
+def issue_failures(db: Engine, issue: int | str, *, rows: bool = False) -> IssueFailures:
+    """The failures of one issue (an id, slug or key): counts, the commonest reasons and,
+    with `rows`, every failed or retrying recipient with the provider's reason."""
+    found = issue_status(db, issue)[0]  # a slug sent more than once: the newest issue
+    return IssueFailures(
+        status=found,
+        reasons=tuple(ledger.failure_reasons(db, found.issue_id)),
+        rows=tuple(ledger.failures(db, found.issue_id)) if rows else (),
+    )
+
+
+def issue_status(db: Engine, issue: int | str | None = None) -> list[IssueStatus]:
+    """Delivery counts per issue, newest first; `issue` (an id, slug or key) narrows to one."""
+    found = ledger.status(db, issue)
+    if issue is not None and not found:
+        raise NotFound(f"no issue {issue!r}")
+    return found

@@ -5,7 +5,9 @@ PostgreSQL-only locking; every other module speaks portable SQLAlchemy Core.
 
 Migrations are alembic revisions under `migrations/`, inside the package so that they ship
 in the wheel. `open_store` brings any database up to the newest revision; a database at
-the newest revision costs one small query, so opening it again is cheap. Two processes
+the newest revision costs one small query, so opening it again is cheap (and does not
+import alembic at all: the newest revision is read from the revision files' own
+`revision`/`down_revision` lines, and anything unexpected falls back to alembic). Two processes
 opening a fresh database at once take turns: the first creates the tables, the second
 finds them there.
 """
@@ -13,22 +15,22 @@ finds them there.
 from __future__ import annotations
 
 import functools
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, func, select
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from publisher.errors import StoreError
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
@@ -139,8 +141,38 @@ def _enable_wal(cursor: Any) -> None:
             time.sleep(0.02)
 
 
+_REVISION_LINE = re.compile(r"""^(down_revision|revision)\s*(?::[^=]+)?=\s*(?:"([^"]*)"|'([^']*)'|None)""", re.M)
+
+
+@functools.cache
+def _head_on_disk() -> str | None:
+    """The single newest revision named in the revision files, or None when unsure."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        found = {m.group(1): m.group(2) or m.group(3) for m in _REVISION_LINE.finditer(path.read_text("utf-8"))}
+        if "revision" not in found:
+            return None
+        revisions.add(found["revision"])
+        if found.get("down_revision"):
+            parents.add(found["down_revision"])
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _stamped(engine: Engine) -> list[str] | None:
+    """The revisions the database is stamped with; None when that cannot be read simply."""
+    try:
+        with engine.connect() as conn:
+            return [str(row[0]) for row in conn.execute(text("SELECT version_num FROM alembic_version"))]
+    except SQLAlchemyError:
+        return None
+
+
 @functools.cache
 def _revisions() -> tuple[str, frozenset[str]]:
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(alembic_config())
     head = script.get_current_head()
     if head is None:  # pragma: no cover - the package always ships revision 0001
@@ -150,6 +182,8 @@ def _revisions() -> tuple[str, frozenset[str]]:
 
 def alembic_config(url: str | None = None, *, connection: Connection | None = None) -> AlembicConfig:
     """alembic's configuration for the migrations inside the package (for tools and tests)."""
+    from alembic.config import Config as AlembicConfig
+
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
     if url is not None:
@@ -160,6 +194,8 @@ def alembic_config(url: str | None = None, *, connection: Connection | None = No
 
 
 def _current(conn: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     return MigrationContext.configure(conn).get_current_revision()
 
 
@@ -175,6 +211,9 @@ def _check_known(current: str | None, engine: Engine) -> None:
 
 
 def _migrate(engine: Engine) -> None:
+    quick = _head_on_disk()
+    if quick is not None and _stamped(engine) == [quick]:
+        return
     head, _ = _revisions()
     where = engine.url.render_as_string(hide_password=True)
     try:
@@ -189,6 +228,8 @@ def _migrate(engine: Engine) -> None:
             current = _current(conn)
             _check_known(current, engine)
             if current != head:
+                from alembic import command
+
                 command.upgrade(alembic_config(connection=conn), "head")
             conn.commit()
     except StoreError:

@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from typing import IO, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import (
     Connection,
     Engine,
@@ -95,6 +94,9 @@ def normalize_email(raw: str) -> str:
     `bob@xn--mnchen-3ya.de` are one subscriber and every provider can deliver to it.
     Raises SubscriberError naming the address and what is wrong with it.
     """
+    # Imported here: reading the store (`publisher status`) should not pay for it.
+    from email_validator import EmailNotValidError, validate_email
+
     text = raw.strip()
     try:
         checked = validate_email(text, check_deliverability=False)
