@@ -448,16 +448,17 @@ def test_an_unexpected_error_in_a_transaction_leaves_that_message_in_flight(
     monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An error inside DATA: earlier answers kept, that one message unsure, the session dropped."""
-    real_data = smtplib.SMTP.data
+    real_docmd = smtplib.SMTP.docmd
     calls = {"n": 0}
 
-    def data(self: smtplib.SMTP, msg: bytes) -> tuple[int, bytes]:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise RuntimeError("smtplib bug")
-        return real_data(self, msg)
+    def docmd(self: smtplib.SMTP, cmd: str, args: str = "") -> tuple[int, bytes]:
+        if cmd == "data":
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise RuntimeError("smtplib bug")
+        return real_docmd(self, cmd, args)
 
-    monkeypatch.setattr(smtplib.SMTP, "data", data)
+    monkeypatch.setattr(smtplib.SMTP, "docmd", docmd)
     provider = plain(smtp_server, providers)
     with pytest.raises(SendInterrupted) as caught:
         provider.send(template, recipients(3), now=NOW)

@@ -20,7 +20,7 @@ from store_support import BACKENDS, open_test_store
 
 from publisher import tokens
 from publisher.config import Config, parse_config
-from publisher.delivery.base import make_provider
+from publisher.delivery.base import SendInterrupted, make_provider
 from publisher.delivery.engine import deliver, in_flight_limit, snapshot_templates
 from publisher.delivery.ratelimit import TokenBucket
 from publisher.delivery.retry import RETRY_AFTER_LIMIT, RetryPolicy, backoff, is_hard_bounce
@@ -665,16 +665,17 @@ def test_a_provider_error_mid_transmission_is_uncertain(
                          tables=f'[delivery.smtp]\nhost = "127.0.0.1"\nport = {smtp_server.port}\n'
                                 'security = "none"')
     queue_issue(db, 10)
-    real_data = smtplib.SMTP.data
+    real_docmd = smtplib.SMTP.docmd
     count = {"n": 0}
 
-    def data(self: smtplib.SMTP, msg: bytes) -> tuple[int, bytes]:
-        count["n"] += 1
-        if count["n"] == 4:
-            raise RuntimeError("smtplib bug")
-        return real_data(self, msg)
+    def docmd(self: smtplib.SMTP, cmd: str, args: str = "") -> tuple[int, bytes]:
+        if cmd == "data":
+            count["n"] += 1
+            if count["n"] == 4:
+                raise RuntimeError("smtplib bug")
+        return real_docmd(self, cmd, args)
 
-    monkeypatch.setattr(smtplib.SMTP, "data", data)
+    monkeypatch.setattr(smtplib.SMTP, "docmd", docmd)
     provider = make_provider(config)
     try:
         with pytest.raises(RuntimeError, match="smtplib bug"):
@@ -784,3 +785,73 @@ def test_a_refused_http_call_is_not_uncertain(tmp_path: Path, db: sa.Engine, fak
         provider.close()
     assert states(db) == {"sent": 3}
     assert ledger.status(db)[0].uncertain == 0
+
+
+class EachProvider(FakeProvider):
+    """A provider whose server answers message by message, as SMTP does: each answer goes
+    to `answered` as it comes, and the next message waits until it is recorded."""
+
+    answers_each = True
+
+    def send(  # type: ignore[override]
+        self, template: MessageTemplate, recipients: Sequence[Recipient], *, now: datetime,
+        answered: Callable[[SendResult], Callable[[], None]],
+    ) -> list[SendResult]:
+        results: list[SendResult] = []
+        recorded: Callable[[], None] | None = None
+        try:
+            for recipient in recipients:
+                if recorded is not None:
+                    recorded()
+                results.extend(super().send(template, [recipient], now=now))
+                recorded = answered(results[-1])
+            if recorded is not None:
+                recorded()
+        except Exception as exc:
+            raise SendInterrupted(results, 1) from exc
+        return results
+
+
+def test_answers_each_records_every_answer_before_the_next_message(tmp_path: Path, db: sa.Engine) -> None:
+    """With `answers_each`, a thread's earlier messages are all `sent` in the ledger when it
+    hands over the next one: a crash can repeat one message per thread, not a batch."""
+    config = make_config(tmp_path, concurrency=3, batch_size=10)
+    queue_issue(db, 90)
+    earlier: dict[int, list[int]] = {}
+    unrecorded: list[int] = []
+
+    def check(recipients: Sequence[Recipient]) -> None:
+        assert len(recipients) == 1
+        mine = earlier.setdefault(threading.get_ident(), [])
+        with db.connect() as conn:
+            recorded = conn.execute(
+                sa.select(sa.func.count()).select_from(deliveries)
+                .where(deliveries.c.id.in_(mine), deliveries.c.state == "sent")
+            ).scalar_one()
+        unrecorded.append(len(mine) - recorded)
+        mine.append(recipients[0].delivery_id or 0)
+
+    provider = EachProvider(on_send=check)
+    run(config, db, provider)
+    assert states(db) == {"sent": 90}
+    assert provider.calls == 90
+    assert len(earlier) > 1 and max(unrecorded) == 0
+
+
+def test_answers_each_crash_leaves_earlier_answers_recorded(tmp_path: Path, db: sa.Engine) -> None:
+    """A crash on the third message of a batch keeps the first two as sent; the third
+    becomes uncertain and the rest of the batch goes back to the queue untried."""
+    config = make_config(tmp_path, concurrency=1, batch_size=5)
+    queue_issue(db, 10)
+    calls = {"n": 0}
+
+    def crash(recipients: Sequence[Recipient]) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        run(config, db, EachProvider(on_send=crash))
+    assert states(db) == {"sent": 2, "queued": 8}
+    (line,) = ledger.status(db)
+    assert line.uncertain == 1

@@ -127,7 +127,12 @@ class Provider(Protocol):
 
     name: str
     max_batch: int
-    """Most recipients one `send` call should carry; larger batches are split."""
+    """Most recipients one `send` call should carry; larger batches are split.
+
+    A provider whose server answers each message on its own (SMTP) also says
+    `answers_each = True`: the engine then calls it with one recipient at a time and
+    records each answer before the next message, so that a crash can repeat only the
+    messages on the wire (see engine.py, "In-flight window")."""
 
     def send(
         self, template: Template[R], recipients: Sequence[R], *, now: datetime

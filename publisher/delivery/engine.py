@@ -21,8 +21,15 @@ queued for `publisher send --resume`.
 
 In-flight window: a row is "in flight" from its claim to the commit of its result. Each
 thread holds at most one batch, so at most `concurrency x batch_size` rows are in flight
-at any instant; a `kill -9` can therefore cause at most that many second copies, and
-`ledger.recover` flags exactly those rows as uncertain.
+at any instant, and `ledger.recover` flags exactly those rows as uncertain after a
+`kill -9`. A provider whose server answers message by message (`answers_each`, SMTP) is
+given an `answered` callback: each answer goes to the run's recorder as it arrives, and
+the provider holds the end of its next message (the final dot of DATA) until the
+previous answer is committed. The recorder commits in groups, on a thread of its own,
+while the senders go on with the next envelope and body. So at most one message per
+connection can have been accepted without its row saying so: that is all a `kill -9`
+can send twice (rows claimed and not yet tried are still flagged uncertain). Providers
+that answer a batch per call (the HTTP APIs) are recorded per call.
 
 Stopping (`stop` set, e.g. by SIGINT/SIGTERM in the CLI): no new claims; the call being
 made finishes and is recorded; claimed rows not yet tried go back to the queue untouched.
@@ -134,6 +141,90 @@ def snapshot_templates(config: Config, db: Engine) -> Callable[[int], MessageTem
     return template_for
 
 
+class _Recorder:
+    """Commits answers as they arrive, in groups, on a thread of its own.
+
+    `submit` queues one answer and returns a wait that blocks until that answer is in the
+    ledger. The thread commits whatever is queued in one transaction, so a group is as
+    large as the answers that came in during the previous commit: no timer, and no
+    answer waits longer than two commits.
+    """
+
+    def __init__(self, run: _Run) -> None:
+        self._run = run
+        self._cond = threading.Condition()
+        self._pending: list[SendResult] = []
+        self._queued = 0
+        self._done = 0
+        self._closed = False
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    def submit(self, result: SendResult) -> Callable[[], None]:
+        with self._cond:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="deliver-record", daemon=True)
+                self._thread.start()
+            self._pending.append(result)
+            self._queued += 1
+            mine = self._queued
+            self._cond.notify_all()
+
+        def wait() -> None:
+            with self._cond:
+                while self._done < mine and self._error is None:
+                    self._cond.wait()
+                if self._done < mine:
+                    raise RuntimeError("answers could not be recorded") from self._error
+
+        return wait
+
+    def close(self) -> None:
+        """Commit what is queued and stop the thread."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                if not self._pending:
+                    return
+                group, self._pending = self._pending, []
+                upto = self._queued
+            try:
+                self._commit(group)
+            except BaseException as exc:
+                self._run.fail(exc)
+                with self._cond:
+                    self._error = exc
+                    self._cond.notify_all()
+                return
+            with self._cond:
+                self._done = upto
+                self._cond.notify_all()
+
+    def _commit(self, group: Sequence[SendResult]) -> None:
+        run = self._run
+        now = run.now()
+        with run.writing:
+            counts = _durably(
+                lambda: ledger.record(
+                    run.db, group, now=now, policy=run.policy, worker=run.report.worker,
+                    provider=run.provider.name,
+                )
+            )
+        run.add(
+            sent=counts["sent"], retried=counts["retry"], failed=counts["failed"],
+            suppressed=counts["suppressed"],
+        )
+
+
 class _Run:
     """State shared by the sending threads of one `deliver` call."""
 
@@ -181,6 +272,11 @@ class _Run:
         self._template_for = template_for
         self._templates: dict[int, tuple[MessageTemplate, str]] = {}
         self._template_lock = threading.Lock()
+        self.answers_each = bool(getattr(provider, "answers_each", False))
+        self.recorder = _Recorder(self)
+        self.writing = threading.Lock()
+        """Claims and group commits of this run take turns here rather than in SQLite's
+        busy handler, which sleeps in steps of milliseconds."""
 
     def template(self, issue_id: int) -> tuple[MessageTemplate, str]:
         """The issue's template and Message-ID domain, built once per issue per run."""
@@ -283,12 +379,15 @@ def _take_turn(run: _Run) -> bool:
     return False
 
 
+def _claim_rows(run: _Run, size: int) -> list[ledger.ClaimedRow]:
+    with run.writing:
+        return ledger.claim(run.db, worker=run.report.worker, limit=size, now=run.now(), issue_id=run.issue_id)
+
+
 def _claim(run: _Run) -> list[ledger.ClaimedRow] | None:
     """The next batch of due rows; None when the run stopped while waiting for tokens."""
     if run.bucket.unlimited:
-        return ledger.claim(
-            run.db, worker=run.report.worker, limit=run.batch, now=run.now(), issue_id=run.issue_id
-        )
+        return _claim_rows(run, run.batch)
     if not _take_turn(run):
         return None
     try:
@@ -297,9 +396,7 @@ def _claim(run: _Run) -> list[ledger.ClaimedRow] | None:
         if wait > 0 and not run.pause(wait):
             run.bucket.refund(size)
             return None
-        rows = ledger.claim(
-            run.db, worker=run.report.worker, limit=size, now=run.now(), issue_id=run.issue_id
-        )
+        rows = _claim_rows(run, size)
         run.bucket.refund(size - len(rows))
         return rows
     finally:
@@ -322,15 +419,41 @@ def _recipients(run: _Run, rows: Sequence[ledger.ClaimedRow]) -> list[Recipient]
     return recipients
 
 
+class _Streamed:
+    """The answers of one batch that went to the recorder as they came."""
+
+    def __init__(self, recorder: _Recorder) -> None:
+        self.ids: set[int] = set()
+        self._recorder = recorder
+        self._last: Callable[[], None] | None = None
+
+    def __call__(self, result: SendResult) -> Callable[[], None]:
+        if result.delivery_id is not None:
+            self.ids.add(result.delivery_id)
+        self._last = self._recorder.submit(result)
+        return self._last
+
+    def settle(self) -> None:
+        """Wait until every streamed answer is in the ledger (before rows are released)."""
+        if self._last is not None:
+            self._last()
+
+
 def _send_issue_rows(
-    run: _Run, rows: Sequence[ledger.ClaimedRow]
+    run: _Run, rows: Sequence[ledger.ClaimedRow], streamed: _Streamed
 ) -> tuple[list[SendResult], list[int], list[int]]:
-    """Send one issue's share of a batch in one call: (results, untried ids, possibly-sent ids)."""
+    """Send one issue's share of a batch in one call: (results, untried ids, possibly-sent ids).
+
+    With an `answers_each` provider, answers also go to the recorder as they come (`streamed`).
+    """
     template, _ = run.template(rows[0].issue_id)
     recipients = _recipients(run, rows)
     ids = [row.id for row in rows]
     try:
-        answers = run.provider.send(template, recipients, now=run.now())
+        if run.answers_each:
+            answers = run.provider.send(template, recipients, now=run.now(), answered=streamed)  # type: ignore[call-arg]
+        else:
+            answers = run.provider.send(template, recipients, now=run.now())
     except TemporaryFailure as exc:
         run.note([], exc)
         retry_all = [
@@ -397,12 +520,13 @@ def _send_batch(run: _Run, rows: Sequence[ledger.ClaimedRow]) -> None:
     results: list[SendResult] = []
     untried: list[int] = []
     uncertain: list[int] = []
+    streamed = _Streamed(run.recorder)
     try:
         for issue_rows in by_issue.values():
             if run.halted or run.holding:
                 untried.extend(r.id for r in issue_rows)
                 continue
-            got, left, unsure = _send_issue_rows(run, issue_rows)
+            got, left, unsure = _send_issue_rows(run, issue_rows, streamed)
             results.extend(got)
             untried.extend(left)
             uncertain.extend(unsure)
@@ -412,11 +536,15 @@ def _send_batch(run: _Run, rows: Sequence[ledger.ClaimedRow]) -> None:
         untried.extend(r.id for r in rows if r.id not in done and r.id not in uncertain)
     worker = run.report.worker
     now = run.now()
-    counts = _durably(
-        lambda: ledger.record(
-            run.db, results, now=now, policy=run.policy, worker=worker, provider=run.provider.name
+    # Released rows must not overtake a streamed answer still on its way to the ledger.
+    streamed.settle()
+    unrecorded = [r for r in results if r.delivery_id not in streamed.ids]
+    with run.writing:
+        counts = _durably(
+            lambda: ledger.record(
+                run.db, unrecorded, now=now, policy=run.policy, worker=worker, provider=run.provider.name
+            )
         )
-    )
     released = _durably(lambda: ledger.release(run.db, untried, worker=worker))
     _durably(lambda: ledger.release(run.db, uncertain, worker=worker, uncertain=True))
     run.add(
@@ -499,6 +627,7 @@ def deliver(
     for thread in threads:
         while thread.is_alive():
             thread.join(timeout=0.2)
+    run.recorder.close()
     if run.error is not None:
         raise run.error
     ledger.finish_issues(db, now=clock())

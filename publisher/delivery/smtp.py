@@ -19,10 +19,12 @@ alone rather than stopping the send.
 from __future__ import annotations
 
 import logging
+import re
 import smtplib
+import socket
 import ssl
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -81,6 +83,10 @@ class _Lost(Exception):
 class SmtpProvider:
     name = "smtp"
     max_batch = 20
+    answers_each = True
+    """The server answers message by message: `send` hands each answer to `answered` as
+    it comes and holds the final dot of the next message until that answer is recorded
+    (see engine.py, "In-flight window")."""
 
     def __init__(
         self,
@@ -135,9 +141,21 @@ class SmtpProvider:
         )
 
     def send(
-        self, template: Template[R], recipients: Sequence[R], *, now: datetime
+        self,
+        template: Template[R],
+        recipients: Sequence[R],
+        *,
+        now: datetime,
+        answered: Callable[[SendResult], Callable[[], None]] | None = None,
     ) -> list[SendResult]:
+        """Send each message in turn on one pooled connection.
+
+        `answered`, when given, receives each server answer as it arrives and returns a
+        wait that blocks until that answer is recorded; the next message's final dot,
+        and the return of this call, wait for it.
+        """
         results: list[SendResult] = []
+        recorded: Callable[[], None] | None = None
         with self._slots:
             conn = self._checkout()
             try:
@@ -150,8 +168,12 @@ class SmtpProvider:
                     except Exception as exc:
                         # Nothing of this message left; the session is still good.
                         raise SendInterrupted(results, 0) from exc
-                    result, conn = self._deliver(conn, template.sender_address, recipient, raw)
+                    result, conn = self._deliver(conn, template.sender_address, recipient, raw, recorded)
                     results.append(result)
+                    if answered is not None:
+                        recorded = answered(result)
+                if recorded is not None:
+                    recorded()
             except _Unreachable as exc:
                 conn = None
                 return refused_for_now(results, recipients[len(results):], str(exc))
@@ -234,6 +256,10 @@ class SmtpProvider:
         except (OSError, smtplib.SMTPException) as exc:
             raise _Unreachable(f"cannot connect to the SMTP server {where}: {exc}") from exc
         try:
+            # The final dot of DATA goes out on its own (see `_transaction`): never let
+            # Nagle's algorithm hold it back for the server's delayed ACK.
+            if conn.sock is not None:
+                conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn.ehlo()
             if self.security == "starttls":
                 conn.starttls(context=context)
@@ -258,14 +284,19 @@ class SmtpProvider:
         return conn
 
     def _deliver(
-        self, conn: smtplib.SMTP | None, sender: str, recipient: RecipientLike, raw: bytes
+        self,
+        conn: smtplib.SMTP | None,
+        sender: str,
+        recipient: RecipientLike,
+        raw: bytes,
+        recorded: Callable[[], None] | None,
     ) -> tuple[SendResult, smtplib.SMTP | None]:
         """Send one message, reopening a dropped connection once; the connection to keep."""
         for attempt in (1, 2):
             if conn is None:
                 conn = self._connect()
             try:
-                result, keep = _transaction(conn, sender, recipient, raw)
+                result, keep = _transaction(conn, sender, recipient, raw, recorded)
             except _Unsent as exc:
                 _quit(conn)
                 conn = None
@@ -296,9 +327,18 @@ class SmtpProvider:
 
 
 def _transaction(
-    conn: smtplib.SMTP, sender: str, recipient: RecipientLike, raw: bytes
+    conn: smtplib.SMTP,
+    sender: str,
+    recipient: RecipientLike,
+    raw: bytes,
+    recorded: Callable[[], None] | None = None,
 ) -> tuple[SendResult, bool]:
-    """One MAIL/RCPT/DATA exchange; the result and whether the session is still usable."""
+    """One MAIL/RCPT/DATA exchange; the result and whether the session is still usable.
+
+    The message is written up to its final dot; `recorded` (the previous answer's wait)
+    runs before the dot, so the server cannot accept this message while the last one's
+    answer is still unrecorded.
+    """
     options: list[str] = []
     if conn.has_extn("size"):
         options.append(f"SIZE={len(raw)}")
@@ -332,15 +372,36 @@ def _transaction(
     except (smtplib.SMTPServerDisconnected, OSError) as exc:
         raise _Unsent(str(exc) or type(exc).__name__) from exc
     try:
-        code, answer = conn.data(raw)
-    except smtplib.SMTPDataError as exc:
-        # DATA itself was refused: the message never left.
-        return _refused(conn, recipient, exc.smtp_code, exc.smtp_error, "data")
+        code, answer = conn.docmd("data")
+        if code != 354:
+            # DATA itself was refused: the message never left.
+            return _refused(conn, recipient, code, answer, "data")
+        if recorded is not None:
+            conn.send(_dot_stuffed(raw))
+    except (smtplib.SMTPServerDisconnected, OSError) as exc:
+        # Without its final dot the server cannot have taken the message.
+        raise _Unsent(str(exc) or type(exc).__name__) from exc
+    try:
+        if recorded is not None:
+            recorded()
+            conn.send(b".\r\n")
+        else:
+            conn.send(_dot_stuffed(raw) + b".\r\n")
+        code, answer = conn.getreply()
     except (smtplib.SMTPServerDisconnected, OSError) as exc:
         raise _MaybeSent(str(exc) or type(exc).__name__) from exc
     if code != 250:
         return _refused(conn, recipient, code, answer, "message")
     return sent(recipient, provider_id=_text(answer)), True
+
+
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+def _dot_stuffed(raw: bytes) -> bytes:
+    """The message as DATA carries it (RFC 5321 4.5.2), ending in CRLF, without the final dot."""
+    stuffed = _LEADING_DOT.sub(b"..", raw)
+    return stuffed if stuffed.endswith(b"\r\n") else stuffed + b"\r\n"
 
 
 def _ascii_domain(address: str) -> str | None:
