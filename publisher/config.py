@@ -138,7 +138,8 @@ SETTINGS: tuple[Setting, ...] = (
     S("schedule.digest", "", "str",
       "Cron expression for digests in the author's zone, e.g. \"0 8 * * mon\"; empty: none."),
     S("schedule.grace_hours", 24.0, "float", "A scheduled send missed by more than this is skipped and reported."),
-    S("schedule.watch_interval", 60.0, "float", "Seconds between looks for new articles in content/."),
+    S("schedule.watch_interval", 60.0, "float",
+      "Seconds between looks for new articles in content/ (the fallback: saved files are noticed at once)."),
     # [subscribe]
     S("subscribe.confirm_interval", 3600.0, "float", "Seconds between two confirmation mails to one address."),
     S("subscribe.per_ip_per_hour", 20, "int", "Subscribe requests accepted per client IP per hour."),

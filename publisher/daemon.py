@@ -3,19 +3,22 @@
 On start it finishes what a previous run left: rows in flight when it died go back to
 the queue (reported as uncertain, by the first delivery sweep, which runs at once),
 claimed schedules are enqueued, missed schedules run once (or are skipped past the
-grace), and queued messages are delivered.
+grace), and queued messages are delivered. While it runs, content/ is watched for saved
+articles (see watch.py); sends run on threads of their own, so noticing the next
+article never waits for a send.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
+import threading
 from pathlib import Path
 from types import FrameType
 
 import uvicorn
 
-from publisher import jobs, scheduler
+from publisher import jobs, scheduler, watch
 from publisher.config import Config
 from publisher.store import open_store
 from publisher.web import create_app
@@ -35,7 +38,7 @@ def start_background(config: Config) -> tuple[str, jobs.Runtime, object]:
     """Recover, then start the scheduler. Returns (config key, runtime, scheduler)."""
     key = str(config.path or Path("config.toml").resolve())
     db = open_store(config.store_url)
-    rt = jobs.Runtime(config=config, db=db)
+    rt = jobs.Runtime(config=config, db=db, deliver_in_background=True)
     jobs.register(key, rt)
     sched = scheduler.create_scheduler(rt)
     scheduler.start_daemon_jobs(sched, key, rt)
@@ -46,6 +49,11 @@ def start_background(config: Config) -> tuple[str, jobs.Runtime, object]:
         job = sched.get_job(job_id)
         if job is not None:
             job.modify(next_run_time=rt.clock())
+    # A saved article is noticed at once; the interval look above stays as the fallback.
+    threading.Thread(
+        target=watch.watch_content, args=(config.path_of("build.content"), lambda: jobs.publish_new(key), rt.stop),
+        name="watch-content", daemon=True,
+    ).start()
     return key, rt, sched
 
 

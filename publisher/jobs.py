@@ -54,6 +54,13 @@ class Runtime:
     clock: Callable[[], datetime] = utcnow
     worker: str = field(default_factory=ledger.new_worker_id)
     deliver_lock: threading.Lock = field(default_factory=threading.Lock)
+    deliver_wanted: threading.Event = field(default_factory=threading.Event)
+    """Set by every call of `deliver_due`: a running delivery loop goes round once more."""
+    deliver_in_background: bool = False
+    """The daemon's choice: sends started by a job run on a thread of their own, so that the
+    job (noticing the next article) is never held up by a send."""
+    publish_lock: threading.Lock = field(default_factory=threading.Lock)
+    """One look at content/ at a time (the watcher and the interval job both look)."""
     content_fingerprint: tuple[tuple[str, int, int], ...] = ()
 
 
@@ -97,6 +104,11 @@ def publish_new(config_path: str) -> list[str]:
     it. Returns the slugs handled as new.
     """
     rt = runtime_for(config_path)
+    with rt.publish_lock:
+        return _publish_new(config_path, rt)
+
+
+def _publish_new(config_path: str, rt: Runtime) -> list[str]:
     config, db, now = rt.config, rt.db, rt.clock()
     fingerprint = _fingerprint(config)
     if fingerprint == rt.content_fingerprint and rt.content_fingerprint:
@@ -208,15 +220,33 @@ def run_due_schedules(config_path: str) -> int:
         log.info("schedule %s: issue %s, %s recipients queued", schedule.id, schedule.issue_key, queued)
         started += 1
     if started:
-        deliver_due(config_path)
+        if rt.deliver_in_background:
+            threading.Thread(target=deliver_due, args=[config_path], name="deliver-now", daemon=True).start()
+        else:
+            deliver_due(config_path)
     return started
 
 
 def deliver_due(config_path: str) -> int:
-    """Send every ledger row whose time has come; one delivery loop per daemon at a time."""
+    """Send every ledger row whose time has come; one delivery loop per daemon at a time.
+
+    A call that finds the loop running leaves it a note (`deliver_wanted`), so rows queued
+    while it was finishing are not left for the next sweep.
+    """
     rt = runtime_for(config_path)
-    if not rt.deliver_lock.acquire(blocking=False):
-        return 0
+    rt.deliver_wanted.set()
+    sent = 0
+    while rt.deliver_wanted.is_set() and not rt.stop.is_set() and rt.deliver_lock.acquire(blocking=False):
+        try:
+            while rt.deliver_wanted.is_set() and not rt.stop.is_set():
+                rt.deliver_wanted.clear()
+                sent += _deliver_once(rt)
+        finally:
+            rt.deliver_lock.release()
+    return sent
+
+
+def _deliver_once(rt: Runtime) -> int:
     try:
         # Rows a crashed sender left behind (this host's dead processes, or any past the lease).
         recovered = ledger.recover(rt.db, now=rt.clock(), lease=engine.lease_for(rt.config))
@@ -229,8 +259,6 @@ def deliver_due(config_path: str) -> int:
     except PublisherError as exc:
         log.error("delivery stopped: %s", exc)
         return 0
-    finally:
-        rt.deliver_lock.release()
 
 
 def digest(config_path: str) -> int | None:

@@ -51,7 +51,8 @@ class Publication:
     """A publication folder in tmp_path, driven through the real `publisher` command."""
 
     def __init__(
-        self, root: Path, *, grace_hours: float = 24.0, port: int | None = None, delivery: str = ""
+        self, root: Path, *, grace_hours: float = 24.0, port: int | None = None, delivery: str = "",
+        watch_interval: float = 1.0,
     ) -> None:
         self.root = root
         self.port = port or free_port()
@@ -72,7 +73,7 @@ from = "Tester <news@example.org>"
 
 [schedule]
 grace_hours = {grace_hours}
-watch_interval = 1.0
+watch_interval = {watch_interval}
 
 [server]
 public_url = "http://127.0.0.1:{self.port}"
@@ -272,3 +273,33 @@ def _uncertain_count(pub: Publication) -> int:
             )
     finally:
         db.dispose()
+
+
+def test_a_saved_article_goes_out_without_waiting_for_the_interval(tmp_path: Path) -> None:
+    """With the interval look an hour away, a new article saved into content/ is sent at once:
+    the daemon watches the folder for filesystem events."""
+    from publisher.store import open_store, publishing
+
+    pub = Publication(tmp_path, watch_interval=3600.0)
+    for address in SUBSCRIBERS:
+        pub.run("subscribers", "add", address)
+    pub.start()
+    try:
+        db = open_store(f"sqlite:///{tmp_path / 'publisher.db'}")
+        deadline = time.monotonic() + 40
+        while not publishing.catalogue_filed(db):  # the first look files the back catalogue
+            assert time.monotonic() < deadline, pub.logs()
+            time.sleep(0.1)
+        db.dispose()
+        (tmp_path / "content" / "2026-11-03-fresh.md").write_text(
+            ARTICLE.replace("Notes on Rest", "Fresh Notes").replace("2026-11-02", "2026-11-03")
+        )
+        found = pub.wait_for(len(SUBSCRIBERS))
+        pub.stop_all()
+    finally:
+        for proc in pub.daemons:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert recipients(found) == sorted(SUBSCRIBERS)
+    assert {str(m["Subject"]) for m in found} == {"Fresh Notes"}

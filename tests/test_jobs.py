@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import itertools
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email import policy
@@ -362,3 +363,35 @@ def test_once_a_copy_has_left_every_reader_gets_the_same_version(pub: Pub) -> No
     assert len(messages) == 4
     assert {str(m["Subject"]) for m in messages} == {"First Title"}
     assert all("The words as first sent." in plain(m) for m in messages)
+def test_a_send_in_progress_does_not_hold_up_the_next_article(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In the daemon (sends in the background), a second article is noticed while the first
+    one's send is still running, and the running loop goes round once more to send it."""
+    import threading
+
+    pub = Pub(tmp_path)
+    jobs.runtime_for(pub.key).deliver_in_background = True
+    gate = threading.Event()
+    calls: list[int] = []
+    real = jobs.deliver_queued
+
+    def held(*args: object, **kwargs: object) -> int:
+        calls.append(1)
+        if len(calls) == 1:
+            assert gate.wait(30)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(jobs, "deliver_queued", held)
+    jobs.publish_new(pub.key)
+    pub.write("2026-11-20-first.md", article("first", "2026-11-20"))
+    assert jobs.publish_new(pub.key) == ["first"]
+    pub.write("2026-11-20-second.md", article("second", "2026-11-20"))
+    assert jobs.publish_new(pub.key) == ["second"]  # noticed while the first send is held
+    assert pub.messages() == []
+    gate.set()
+    deadline = time.monotonic() + 30
+    while len(pub.messages()) < 6 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    subjects = sorted(str(m["Subject"]) for m in pub.messages())
+    assert subjects == ["First"] * 3 + ["Second"] * 3
