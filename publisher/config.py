@@ -94,7 +94,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("delivery.provider", "maildir", "choice", "Mail provider that sends newsletters.", PROVIDER_NAMES),
     S("delivery.concurrency", 4, "int", "Messages or API calls in flight at once."),
     S("delivery.batch_size", 50, "int", "Ledger rows claimed per batch (HTTP APIs cap it at their own maximum)."),
-    S("delivery.rate", 0.0, "float", "Messages per second at most; 0 for no limit."),
+    S("delivery.rate", 0.0, "float", "Messages per second at most, all sending processes together; 0: no limit."),
     S("delivery.burst", 0, "int", "Token bucket size for `rate`; 0 means one second's worth."),
     S("delivery.max_attempts", 5, "int", "Attempts per recipient before the row is marked failed."),
     S("delivery.retry_base", 30.0, "float", "First retry delay in seconds; doubles each attempt, with jitter."),

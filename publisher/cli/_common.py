@@ -50,6 +50,7 @@ COMMANDS: dict[str, str] = {
     "send": "send",
     "status": "status",
     "serve": "serve",
+    "worker": "serve",
     "subscribers": "subscribers",
 }
 """Command name -> the module of `publisher.cli` that defines it."""

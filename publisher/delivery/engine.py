@@ -9,8 +9,9 @@ Rate limit (`delivery.rate`, `delivery.burst`): tokens are taken before the clai
 claim is never larger than the bucket, so no row waits on the limiter while claimed (at
 one message a minute a claimed batch of 50 would sit "in flight" for most of an hour,
 past the lease that lets another worker take it over). One thread at a time waits for
-tokens; the others wait their turn holding nothing. The bucket belongs to one process:
-N worker processes on one list send up to N x `delivery.rate`.
+tokens; the others wait their turn holding nothing. The bucket is kept in the database
+(`SharedBucket`): every process sending for the publication, on any host, draws from
+one budget, so N workers together still send at most `delivery.rate`.
 
 Holding off: when the provider refuses a whole call for now (`TemporaryFailure`: a 429,
 a 5xx, no connection), no thread makes a new call until the provider's Retry-After, or a
@@ -58,7 +59,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from publisher import tokens
 from publisher.config import Config
 from publisher.delivery.base import CallMaybeTaken, SendInterrupted
-from publisher.delivery.ratelimit import TokenBucket
+from publisher.delivery.ratelimit import SharedBucket
 from publisher.delivery.retry import RetryPolicy
 from publisher.errors import ConfigError, TemporaryFailure
 from publisher.models import Outcome, RenderedIssue, SendResult
@@ -255,9 +256,7 @@ class _Run:
         self.policy = policy
         self.linger = linger
         self.batch = _batch_size(config, provider)
-        self.bucket = TokenBucket(
-            float(config["delivery.rate"]), int(config["delivery.burst"]), now=time.monotonic()
-        )
+        self.bucket = SharedBucket(db, float(config["delivery.rate"]), int(config["delivery.burst"]))
         self.lock = threading.Lock()
         self.claim_turn = threading.Lock()
         self.hold_until = 0.0
@@ -392,12 +391,16 @@ def _claim(run: _Run) -> list[ledger.ClaimedRow] | None:
         return None
     try:
         size = run.bucket.chunk(run.batch)
-        wait = run.bucket.reserve(size, time.monotonic())
+        with run.writing:
+            wait = run.bucket.reserve(size, time.time())
         if wait > 0 and not run.pause(wait):
-            run.bucket.refund(size)
+            with run.writing:
+                run.bucket.refund(size)
             return None
         rows = _claim_rows(run, size)
-        run.bucket.refund(size - len(rows))
+        if len(rows) < size:
+            with run.writing:
+                run.bucket.refund(size - len(rows))
         return rows
     finally:
         run.claim_turn.release()

@@ -1,14 +1,20 @@
 """A token bucket: at most `rate` messages a second on average, `burst` at once.
 
-Pure arithmetic over a `now` the caller passes (monotonic seconds); the caller sleeps.
+`TokenBucket` is pure arithmetic over a `now` the caller passes; the caller sleeps.
 Thread-safe, because every sending thread draws from the one bucket of its provider.
+`SharedBucket` is the same bucket kept in the database (store/budgets.py), so that every
+process sending for the publication draws from one budget; its `now` is wall-clock time.
 """
 
 from __future__ import annotations
 
 import threading
 
-__all__ = ["TokenBucket"]
+from sqlalchemy import Engine
+
+from publisher.store import budgets
+
+__all__ = ["SharedBucket", "TokenBucket"]
 
 
 class TokenBucket:
@@ -55,3 +61,36 @@ class TokenBucket:
             return
         with self._lock:
             self._tokens = min(self.capacity, self._tokens + count)
+
+
+class SharedBucket:
+    """`delivery.rate` for the whole publication: one bucket in the database, for every process.
+
+    The same calls as `TokenBucket`; `now` is Unix time (time.time()), the clock that
+    processes on several hosts share.
+    """
+
+    def __init__(self, db: Engine, rate: float, burst: int = 0, *, name: str = "delivery") -> None:
+        self.rate = float(rate)
+        self.capacity = float(burst) if burst > 0 else max(1.0, self.rate)
+        self._db = db
+        self._name = name
+
+    @property
+    def unlimited(self) -> bool:
+        return self.rate <= 0
+
+    def chunk(self, wanted: int) -> int:
+        if self.unlimited:
+            return wanted
+        return max(1, min(wanted, int(self.capacity)))
+
+    def reserve(self, count: int, now: float) -> float:
+        if self.unlimited:
+            return 0.0
+        return budgets.reserve(self._db, self._name, count, rate=self.rate, capacity=self.capacity, now=now)
+
+    def refund(self, count: int) -> None:
+        if self.unlimited:
+            return
+        budgets.refund(self._db, self._name, count, capacity=self.capacity)

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -213,4 +214,13 @@ source_items = Table(
     Column("slug", String(200), nullable=False, default=""),
     Column("first_seen_at", UTC_TIME, nullable=False),
     Column("imported", Boolean, nullable=False, default=False),
+)
+
+rate_budgets = Table(
+    "rate_budgets",
+    metadata,
+    # One token bucket per name ("delivery": `delivery.rate`), shared by every process.
+    Column("name", String(64), primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("stamp", Float, nullable=False),  # wall-clock seconds (Unix time) of the last refill
 )
