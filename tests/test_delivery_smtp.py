@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import smtplib
 import socket
 import ssl
 import threading
@@ -30,6 +29,16 @@ from publisher.models import Outcome
 from publisher.newsletter import Recipient
 
 NOW = dt.datetime(2024, 5, 1, 8, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(params=[False, True], ids=["one-by-one", "pipelined"])
+def smtp_server(request: pytest.FixtureRequest) -> Iterator[SMTPServer]:
+    """The loopback server, with and without PIPELINING: both envelope paths face each case."""
+    server = SMTPServer(pipelining=request.param).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture
@@ -448,17 +457,18 @@ def test_an_unexpected_error_in_a_transaction_leaves_that_message_in_flight(
     monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An error inside DATA: earlier answers kept, that one message unsure, the session dropped."""
-    real_docmd = smtplib.SMTP.docmd
+    from publisher.delivery import smtp as smtp_module
+
+    real_stuffed = smtp_module._dot_stuffed
     calls = {"n": 0}
 
-    def docmd(self: smtplib.SMTP, cmd: str, args: str = "") -> tuple[int, bytes]:
-        if cmd == "data":
-            calls["n"] += 1
-            if calls["n"] == 2:
-                raise RuntimeError("smtplib bug")
-        return real_docmd(self, cmd, args)
+    def stuffed(raw: bytes) -> bytes:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("smtplib bug")
+        return real_stuffed(raw)
 
-    monkeypatch.setattr(smtplib.SMTP, "docmd", docmd)
+    monkeypatch.setattr(smtp_module, "_dot_stuffed", stuffed)
     provider = plain(smtp_server, providers)
     with pytest.raises(SendInterrupted) as caught:
         provider.send(template, recipients(3), now=NOW)
@@ -485,3 +495,20 @@ def test_server_gone_mid_call_keeps_earlier_answers(smtp_server: SMTPServer,
 
     results = provider.send(StopAfterFirst(), [first, *rest], now=NOW)  # type: ignore[arg-type]
     assert [r.outcome for r in results] == [Outcome.SENT, Outcome.RETRY, Outcome.RETRY]
+
+
+def test_pipelining_sends_the_envelope_in_one_write(
+    smtp_server: SMTPServer, template: MessageTemplate, providers: list[SmtpProvider],
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the server offers PIPELINING, MAIL, RCPT and DATA leave in one write."""
+    from publisher.delivery import smtp as smtp_module
+
+    used: list[str] = []
+    for name in ("_envelope", "_envelope_pipelined"):
+        real = getattr(smtp_module, name)
+        monkeypatch.setattr(smtp_module, name, lambda *a, _real=real, _name=name: used.append(_name) or _real(*a))
+    results = plain(smtp_server, providers).send(template, recipients(3), now=NOW)
+    assert [r.outcome for r in results] == [Outcome.SENT] * 3
+    offered = smtp_server._controller.handler.__class__.__name__ == "_PipeliningHandler"  # type: ignore[attr-defined]
+    assert used == (["_envelope_pipelined"] * 3 if offered else ["_envelope"] * 3)

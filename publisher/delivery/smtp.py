@@ -2,7 +2,10 @@
 
 A send call checks one connection out of the pool, runs one transaction per message on
 it (MAIL, RCPT, DATA) and checks it back in, so a batch costs no connection setup and
-several engine threads use up to `connections` sessions side by side.
+several engine threads use up to `connections` sessions side by side. Where the server
+offers PIPELINING (RFC 2920), MAIL, RCPT and DATA go out in one write and their answers
+are read after; the message is written to the socket dot-stuffed, and its final dot is
+held until the previous answer is recorded (see `SmtpProvider.answers_each`).
 
 Answers map to outcomes by their class: 4xx is temporary (RETRY), 5xx permanent
 (FAILED), both for the one message they answer. A connection that drops before DATA was
@@ -363,19 +366,12 @@ def _transaction(
                 return failed(recipient, detail), True
             address = converted
     try:
-        code, answer = conn.mail(sender, options)
-        if code != 250:
-            return _refused(conn, recipient, code, answer, f"sender {sender}")
-        code, answer = conn.rcpt(address)
-        if code not in (250, 251):
-            return _refused(conn, recipient, code, answer, "recipient")
-    except (smtplib.SMTPServerDisconnected, OSError) as exc:
-        raise _Unsent(str(exc) or type(exc).__name__) from exc
-    try:
-        code, answer = conn.docmd("data")
-        if code != 354:
-            # DATA itself was refused: the message never left.
-            return _refused(conn, recipient, code, answer, "data")
+        if conn.has_extn("pipelining") and "SMTPUTF8" not in options:
+            refusal = _envelope_pipelined(conn, sender, address, options, recipient)
+        else:
+            refusal = _envelope(conn, sender, address, options, recipient)
+        if refusal is not None:
+            return refusal
         if recorded is not None:
             conn.send(_dot_stuffed(raw))
     except (smtplib.SMTPServerDisconnected, OSError) as exc:
@@ -393,6 +389,51 @@ def _transaction(
     if code != 250:
         return _refused(conn, recipient, code, answer, "message")
     return sent(recipient, provider_id=_text(answer)), True
+
+
+def _envelope(
+    conn: smtplib.SMTP, sender: str, address: str, options: list[str], recipient: RecipientLike
+) -> tuple[SendResult, bool] | None:
+    """MAIL, RCPT and DATA one answer at a time; None once the server waits for the message."""
+    code, answer = conn.mail(sender, options)
+    if code != 250:
+        return _refused(conn, recipient, code, answer, f"sender {sender}")
+    code, answer = conn.rcpt(address)
+    if code not in (250, 251):
+        return _refused(conn, recipient, code, answer, "recipient")
+    code, answer = conn.docmd("data")
+    if code != 354:
+        # DATA itself was refused: the message never left.
+        return _refused(conn, recipient, code, answer, "data")
+    return None
+
+
+def _envelope_pipelined(
+    conn: smtplib.SMTP, sender: str, address: str, options: list[str], recipient: RecipientLike
+) -> tuple[SendResult, bool] | None:
+    """MAIL, RCPT and DATA in one write, their three answers read after (RFC 2920).
+
+    A server that refused MAIL or RCPT refuses the DATA that followed (no valid
+    recipient); should it take it all the same, an empty message ends it, addressed to
+    nobody, before the session is reset.
+    """
+    extra = (" " + " ".join(options)) if options else ""
+    conn.send(
+        f"MAIL FROM:{smtplib.quoteaddr(sender)}{extra}\r\n"
+        f"RCPT TO:{smtplib.quoteaddr(address)}\r\n"
+        "DATA\r\n"
+    )
+    mail, rcpt, data = conn.getreply(), conn.getreply(), conn.getreply()
+    if mail[0] == 250 and rcpt[0] in (250, 251) and data[0] == 354:
+        return None
+    if data[0] == 354:
+        conn.send(".\r\n")
+        conn.getreply()
+    if mail[0] != 250:
+        return _refused(conn, recipient, mail[0], mail[1], f"sender {sender}")
+    if rcpt[0] not in (250, 251):
+        return _refused(conn, recipient, rcpt[0], rcpt[1], "recipient")
+    return _refused(conn, recipient, data[0], data[1], "data")
 
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")

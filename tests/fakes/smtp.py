@@ -12,6 +12,7 @@
 
 Scripted answers stay until `forget(address)`; pass `times=n` to answer n times only.
 `delay` makes the server wait that long before answering DATA (a hanging server).
+`SMTPServer(pipelining=True)` offers PIPELINING (RFC 2920) in its EHLO answer.
 """
 
 from __future__ import annotations
@@ -80,9 +81,17 @@ class _Handler:
         return "250 2.0.0 Ok: queued"
 
 
+class _PipeliningHandler(_Handler):
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
+
 class SMTPServer:
     def __init__(self, *, tls_context: Any = None, require_starttls: bool = False,
-                 authenticator: Any = None, **smtp_options: Any) -> None:
+                 authenticator: Any = None, pipelining: bool = False, **smtp_options: Any) -> None:
         self.messages: list[Received] = []
         self.delay = 0.0
         self._counts: Counter[str] = Counter()
@@ -97,7 +106,8 @@ class SMTPServer:
             options.update(tls_context=tls_context, require_starttls=require_starttls)
         if authenticator is not None:
             options.update(authenticator=authenticator, auth_require_tls=tls_context is not None)
-        self._controller = _Controller(self, _Handler(self), **options)
+        handler = _PipeliningHandler(self) if pipelining else _Handler(self)
+        self._controller = _Controller(self, handler, **options)
 
     @property
     def host(self) -> str:
