@@ -41,7 +41,7 @@ def per_message_ms(config: Config, signed: Config, count: int = 400) -> tuple[fl
     key = Path(str(signed.path_of("delivery.dkim.private_key_file"))).read_bytes()
     readers = [
         Recipient(n, f"reader{n}@example.org", f"Reader {n}", f"https://example.org/unsubscribe/{n}",
-                  message_id_for(1, n, "example.org"))
+                  message_id_for(f"i1.d{n}", "example.org"))
         for n in range(count)
     ]
 

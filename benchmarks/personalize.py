@@ -33,7 +33,7 @@ from pathlib import Path
 
 from publisher import content, newsletter, tokens
 from publisher.config import Config, load_config
-from publisher.mime import DkimSigner
+from publisher.dkim_signing import DkimKey, DkimSigner, load_key
 from publisher.models import Article
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,7 +70,7 @@ def recipient(config: Config, n: int, *, sign: bool) -> newsletter.Recipient:
         email=f"reader{n}@example.org",
         name=f"Reader Number {n}",
         unsubscribe_url=url,
-        message_id=newsletter.message_id_for(1, n, "example.org"),
+        message_id=newsletter.message_id_for(f"i1.d{n}", "example.org"),
     )
 
 
@@ -149,7 +149,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             key = Path(folder) / "dkim.pem"
             subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
-            signer = DkimSigner("example.org", "bench", key.read_bytes())
+            signer = DkimSigner("example.org", (DkimKey("bench", load_key(key.read_bytes(), str(key))),))
         dkim_template = newsletter.MessageTemplate.from_rendered(config, rendered, dkim=signer)
         count = min(args.recipients, 500)
         dkim_ms = median_ms(time_each(count, lambda n: dkim_template.message_bytes(readers[n], NOW)))

@@ -168,7 +168,7 @@ def prebuilt(config: Config, readers: int) -> list[tuple[str, bytes]]:
         recipient = Recipient(
             delivery_id=n, email=f"reader{n}@example.org", name=f"Reader {n}",
             unsubscribe_url=f"https://example.org/unsubscribe/{n}",
-            message_id=message_id_for(1, n, "example.org"),
+            message_id=message_id_for(f"i1.d{n}", "example.org"),
         )
         out.append((recipient.email, template.message_bytes(recipient, now)))
     return out

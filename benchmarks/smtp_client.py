@@ -1,0 +1,80 @@
+"""The SMTP client against Postfix's own: `publisher` sends vs `smtp-source`, into smtp-sink.
+
+    .venv/bin/python benchmarks/smtp_client.py [--readers 3000] [--runs 3]
+
+Both clients send the same number of messages of the same size into one smtp-sink, in
+interleaved rounds:
+
+- publisher: the real path (ledger claims, per-reader splice, the smtp provider with its
+  pool of 4 connections, pipelined envelopes, answers recorded as they come);
+- smtp-source -d -s 8: Postfix's C test client, 8 sessions, each kept open for several
+  messages, pre-built message of the same length.
+
+Prints messages/s of each and publisher / smtp-source. The goal stated for the client is
+>= 0.5x into smtp-sink.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sink import enqueue_issue, publication, send_issue, smtp_sink
+
+from publisher.delivery.engine import snapshot_templates
+from publisher.mime import Recipient, message_id_for
+from publisher.store import open_store
+
+
+def message_size(config: object, issue: int) -> int:
+    db = open_store(config.store_url)  # type: ignore[attr-defined]
+    template = snapshot_templates(config, db)(issue)  # type: ignore[arg-type]
+    sample = Recipient(1, "reader1@example.org", "Reader 1", "https://example.org/unsubscribe/x",
+                       message_id_for("i1.d1", "example.org"))
+    db.dispose()
+    return len(template.message_bytes(sample, datetime.now(UTC)))
+
+
+def run_smtp_source(port: int, count: int, size: int) -> float:
+    binary = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
+    started = time.perf_counter()
+    subprocess.run(
+        [binary, "-d", "-s", "8", "-m", str(count), "-l", str(size), "-f", "news@example.org",
+         "-t", "reader@example.org", f"127.0.0.1:{port}"],
+        check=True, stdout=subprocess.DEVNULL,
+    )
+    return count / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--readers", type=int, default=3000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+
+    ours, theirs = [], []
+    with smtp_sink() as port, tempfile.TemporaryDirectory() as folder:
+        config = publication(Path(folder), port, args.readers)
+        size = 0
+        for run in range(args.runs):
+            issue, queued = enqueue_issue(config, f"run{run}")
+            size = size or message_size(config, issue)
+            ours.append(send_issue(config, issue, queued))
+            theirs.append(run_smtp_source(port, args.readers, size))
+            print(f"run {run + 1}: publisher {ours[-1]:7.0f}/s   smtp-source {theirs[-1]:7.0f}/s", flush=True)
+    ratio = statistics.median(o / t for o, t in zip(ours, theirs, strict=True))
+    print(f"\n{args.readers} messages of {size:,} bytes into smtp-sink, median of {args.runs} interleaved runs")
+    print(f"publisher (4 connections):        {statistics.median(ours):7.0f} messages/s")
+    print(f"smtp-source -d -s 8 (Postfix, C): {statistics.median(theirs):7.0f} messages/s")
+    print(f"publisher / smtp-source: {ratio:.2f}x (median of per-run ratios; goal >= 0.5x: "
+          f"{'met' if ratio >= 0.5 else 'MISSED'})")
+
+
+if __name__ == "__main__":
+    main()
