@@ -74,6 +74,8 @@ def test_missing_config_exits_1_with_a_hint(tmp_path: Path) -> None:
 def test_lazy_command_table_names_every_command() -> None:
     """Every module's commands are in COMMANDS, under the module that defines them."""
     modules = sorted(set(COMMANDS.values()))
+    on_disk = {p.stem for p in (ROOT / "publisher" / "cli").glob("*.py") if not p.stem.startswith("_")}
+    assert on_disk == set(modules), "a command module missing from COMMANDS"
     for module in modules:
         importlib.import_module(f"publisher.cli.{module}")
     assert sorted(cli.commands) == sorted(COMMANDS)
