@@ -12,6 +12,7 @@ from test_build import NOW, SITE, article
 from web_support import live_server
 
 from publisher import build
+from publisher.config import load_config
 from publisher.web.static import StaticSite
 
 WAIT = 15.0
@@ -91,3 +92,30 @@ def test_without_javascript_there_is_no_box(tmp_path: Path) -> None:
         assert not session.find_element(By.ID, "search").is_displayed()
         assert len(session.find_elements(By.CSS_SELECTOR, "ol.archive > li")) == 10
         assert session.find_element(By.CSS_SELECTOR, 'nav.pager a[rel="next"]').is_displayed()
+
+
+def test_right_to_left_archive_does_not_scroll_sideways(tmp_path: Path) -> None:
+    """In Arabic the page reads right to left and nothing hidden off-screen (the skip link)
+    widens it into a sideways scroll; the search box works the same."""
+    from selenium.webdriver.common.by import By
+
+    public = tmp_path / "public"
+    with_settings(tmp_path, "per_page = 10")
+    path = tmp_path / "config.toml"
+    path.write_text(path.read_text().replace("[build]", 'language = "ar"\n\n[build]', 1))
+    build.build_site(load_config(path, env={}), many(12, tags=("Sleep",)), NOW)
+    with live_server(StaticSite(public, site_url=SITE)) as url, chromium() as session:
+        session.set_window_size(800, 900)
+        for page in ("/", "/article-003/", "/tags/sleep/"):
+            session.get(url + page)
+            assert session.find_element(By.TAG_NAME, "html").get_attribute("dir") == "rtl"
+            overflow = session.execute_script(
+                "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            assert overflow == 0, page
+        session.get(url + "/")
+        box = wait_for(session, lambda s: s.find_element(By.ID, "search-words") if s.find_element(
+            By.ID, "search").is_displayed() else None)
+        box.send_keys("number 3")
+        wait_for(session, lambda s: [t for t, _ in result_links(s)] == ["Article number 3"])
+        assert session.find_element(By.ID, "search-status").text == "المقالات المطابقة: 1"
