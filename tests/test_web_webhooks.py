@@ -17,12 +17,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 from web_support import AppClient, live_server, make_publication
 
 from publisher.config import Config
 from publisher.models import SubscriberStatus
 from publisher.store import ledger, open_store, subscribers
+from publisher.store.schema import events
 from publisher.web import create_app
 from publisher.web.signatures import sns_string_to_sign
 from publisher.web.webhooks import Unavailable
@@ -618,3 +619,118 @@ def test_complaint_keeps_the_address_out_of_the_next_claim(
     assert client.post("/webhooks/resend", content=body, headers=svix_headers(body)).status_code == 200
     claimed = ledger.claim(engine, worker="w1", limit=10, now=NOW + timedelta(seconds=1))
     assert sorted(row.email for row in claimed) == ["hard@example.org", "soft@example.org"]
+
+
+# Replays with another body, redeliveries, malformed signed fields
+
+
+def event_rows(engine: Engine, email: str) -> int:
+    """Bounce and complaint events recorded for `email`."""
+    with engine.connect() as conn:
+        return conn.execute(
+            select(func.count()).select_from(events).where(
+                events.c.email == email, events.c.kind.in_(("bounce", "complaint"))
+            )
+        ).scalar_one()
+
+
+def test_mailgun_token_replayed_with_another_body_refused(
+    config: Config, client: AppClient, engine: Engine
+) -> None:
+    """A captured Mailgun call re-sent with other event-data (its signature covers only
+    timestamp and token) is refused, by this process and by any other one."""
+    signature = mailgun_signature(str(int(time.time())), "r" * 50)
+    first = {"signature": signature, "event-data": {"event": "complained", "recipient": "spam@example.org"}}
+    assert client.post("/webhooks/mailgun", json=first).status_code == 200
+    for target in ("hard@example.org", "soft@example.org"):
+        forged = {"signature": signature, "event-data": {"event": "complained", "recipient": target}}
+        assert client.post("/webhooks/mailgun", json=forged).status_code == 403
+        other_process = AppClient(create_app(config, engine=open_store(config.store_url)))
+        assert other_process.post("/webhooks/mailgun", json=forged).status_code == 403
+        form = {**signature, "event": "complained", "recipient": target}
+        assert client.post("/webhooks/mailgun", data=form).status_code == 403
+    assert status(engine, "hard@example.org") is SubscriberStatus.ACTIVE
+    assert status(engine, "soft@example.org") is SubscriberStatus.ACTIVE
+
+
+def _postmark_twice(client: AppClient) -> None:
+    for _ in range(2):
+        event = {**POSTMARK_BOUNCE, "ID": 4323372036854775807}
+        assert client.post("/webhooks/postmark", json=event,
+                           headers={"authorization": basic("u", POSTMARK_SECRET)}).status_code == 200
+
+
+def _sendgrid_twice(client: AppClient) -> None:
+    body = json.dumps([{"email": "hard@example.org", "event": "bounce", "type": "bounce",
+                        "sg_event_id": "sg-1", "reason": "550"}]).encode()
+    for _ in range(2):
+        assert client.post("/webhooks/sendgrid", content=body, headers=sendgrid_headers(body)).status_code == 200
+
+
+def _mailgun_twice(client: AppClient) -> None:
+    for token in ("t" * 50, "u" * 50):  # a new call each time, the same event
+        payload = {"signature": mailgun_signature(str(int(time.time())), token),
+                   "event-data": {"id": "mg-event-1", "event": "failed", "severity": "permanent",
+                                  "recipient": "hard@example.org"}}
+        assert client.post("/webhooks/mailgun", json=payload).status_code == 200
+
+
+def _ses_twice(client: AppClient) -> None:
+    message = sns_message(SES_BOUNCE)
+    for _ in range(2):
+        assert post_sns(client, message) == 200
+
+
+def _resend_twice(client: AppClient) -> None:
+    headers = svix_headers(RESEND_BOUNCE)
+    for _ in range(2):
+        assert client.post("/webhooks/resend", content=RESEND_BOUNCE, headers=headers).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "deliver_twice", [_postmark_twice, _sendgrid_twice, _mailgun_twice, _ses_twice, _resend_twice],
+    ids=["postmark", "sendgrid", "mailgun", "ses", "resend"],
+)
+def test_redelivered_event_writes_one_row(client: AppClient, engine: Engine, deliver_twice: object) -> None:
+    """Providers retry: the same event delivered twice is recorded once, by its event id."""
+    deliver_twice(client)  # type: ignore[operator]
+    assert status(engine, "hard@example.org") is SubscriberStatus.BOUNCED
+    assert event_rows(engine, "hard@example.org") == 1
+
+
+@pytest.mark.parametrize(
+    "cert_url",
+    [
+        "https://sns.us-east-1.amazonaws.com:99999/cert.pem",
+        "https://[x/cert.pem",
+        "https://sns.us-east-1.amazonaws.com:port/cert.pem",
+        "https://[::1/cert.pem",
+    ],
+)
+def test_malformed_certificate_url_is_refused_not_a_crash(
+    client: AppClient, engine: Engine, fetcher: Fetcher, cert_url: str
+) -> None:
+    """A SigningCertURL that urllib cannot even split is a 403, never a 500; nothing fetched."""
+    assert post_sns(client, sns_message(SES_BOUNCE, cert_url=cert_url)) == 403
+    assert fetcher.urls == []
+    assert unchanged(engine)
+
+
+def test_overlong_address_in_a_signed_batch_is_skipped(
+    client: AppClient, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An address longer than the database column is skipped and logged; the rest of the
+    batch is applied."""
+    long_address = "x" * 400 + "@example.org"
+    body = json.dumps([
+        {"email": long_address, "event": "bounce", "type": "bounce", "sg_event_id": "a"},
+        {"email": "hard@example.org", "event": "bounce", "type": "bounce", "sg_event_id": "b"},
+        {"email": "spam@example.org", "event": "spamreport", "sg_event_id": "c"},
+    ]).encode()
+    answer = client.post("/webhooks/sendgrid", content=body, headers=sendgrid_headers(body))
+    assert answer.status_code == 200
+    assert answer.json()["suppressed"] == 2
+    assert status(engine, "hard@example.org") is SubscriberStatus.BOUNCED
+    assert status(engine, "spam@example.org") is SubscriberStatus.COMPLAINED
+    assert event_rows(engine, long_address) == 0
+    assert "skipped" in caplog.text

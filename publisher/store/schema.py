@@ -109,6 +109,28 @@ events = Table(
     Column("provider", String(32), nullable=False, default=""),
     Column("detail", Text, nullable=False, default=""),
     Column("created_at", UTC_TIME, nullable=False),
+    # The provider's own id of a webhook event: a redelivered event is recognised by it.
+    Column("event_key", String(255)),
+    Index("uq_events_provider_event_key", "provider", "event_key", unique=True),
+)
+
+webhook_tokens = Table(
+    "webhook_tokens",
+    metadata,
+    # One-time values of signed webhook calls (Mailgun's token) seen within the replay
+    # window; a second call with one is a replay, whatever its body.
+    Column("provider", String(32), primary_key=True),
+    Column("token", String(255), primary_key=True),
+    Column("expires_at", UTC_TIME, nullable=False, index=True),
+)
+
+client_hits = Table(
+    "client_hits",
+    metadata,
+    # Requests per client (an IPv4 address or IPv6 /64) in its current fixed window.
+    Column("client", String(100), primary_key=True),
+    Column("window_start", UTC_TIME, nullable=False, index=True),
+    Column("hits", Integer, nullable=False),
 )
 
 issues = Table(

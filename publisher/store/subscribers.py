@@ -73,6 +73,8 @@ SUPPRESSED = frozenset({S.UNSUBSCRIBED, S.BOUNCED, S.COMPLAINED})
 
 # How strongly a status keeps someone off the list; suppression only ever moves up.
 _RANK = {S.PENDING: 0, S.ACTIVE: 0, S.UNSUBSCRIBED: 1, S.BOUNCED: 2, S.COMPLAINED: 3}
+MAX_ADDRESS = 320
+"""Characters of the `email` column: 64 for the local part, @, 255 for the domain."""
 _KIND_STATUS = {"unsubscribe": S.UNSUBSCRIBED, "bounce": S.BOUNCED, "complaint": S.COMPLAINED}
 STATUS_KIND = {
     S.ACTIVE: "subscribe",
@@ -233,6 +235,7 @@ def _event(
     *,
     provider: str = "",
     detail: str = "",
+    event_key: str | None = None,
 ) -> None:
     conn.execute(
         insert(events).values(
@@ -242,6 +245,7 @@ def _event(
             provider=provider[:32],
             detail=detail,
             created_at=now,
+            event_key=event_key,
         )
     )
 
@@ -418,11 +422,15 @@ def suppress(
     provider: str,
     detail: str = "",
     now: datetime,
+    event_key: str | None = None,
 ) -> Subscriber | None:
     """Keep an address off the list after a bounce, complaint or unsubscribe (`kind`).
 
     The event is recorded even for an address we do not know. A status only moves to a
     stronger one (unsubscribed < bounced < complained). Returns the subscriber, if any.
+    `event_key` is the provider's id of the event: one already recorded for `provider`
+    (a provider's retry, a replay) changes nothing. Raises SubscriberError for an
+    address longer than any mailbox can be.
     """
     status = _KIND_STATUS.get(kind)
     if status is None:
@@ -431,16 +439,30 @@ def suppress(
         address = normalize_email(email)
     except SubscriberError:
         address = email.strip().lower()  # a provider's report is kept even if oddly written
+    if len(address) > MAX_ADDRESS:
+        raise SubscriberError(f"address of {len(address)} characters is longer than any mailbox ({MAX_ADDRESS})")
+    key = event_key[:255] if event_key else None
     weaker = [s.value for s in SubscriberStatus if _RANK[s] < _RANK[status]]
-    with engine.begin() as conn:
-        conn.execute(
-            update(subscribers)
-            .where(subscribers.c.email == address, subscribers.c.status.in_(weaker))
-            .values(status=status.value, updated_at=now)
-        )
-        loaded = _load(conn, subscribers.c.email == address)
-        subscriber_id = loaded.id if loaded else None
-        _event(conn, subscriber_id, address, kind, now, provider=provider, detail=detail)
+    try:
+        with engine.begin() as conn:
+            if key is not None and conn.execute(
+                select(events.c.id).where(events.c.provider == provider[:32], events.c.event_key == key)
+            ).first():
+                return _load(conn, subscribers.c.email == address)
+            conn.execute(
+                update(subscribers)
+                .where(subscribers.c.email == address, subscribers.c.status.in_(weaker))
+                .values(status=status.value, updated_at=now)
+            )
+            loaded = _load(conn, subscribers.c.email == address)
+            subscriber_id = loaded.id if loaded else None
+            _event(conn, subscriber_id, address, kind, now, provider=provider, detail=detail, event_key=key)
+    except IntegrityError:
+        if key is None:
+            raise
+        # The same event, recorded by another process between our look and our insert.
+        with engine.connect() as conn:
+            return _load(conn, subscribers.c.email == address)
     return loaded
 
 

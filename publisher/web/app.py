@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from sqlalchemy import Engine, literal, select
@@ -29,9 +29,9 @@ from starlette.types import Receive, Scope, Send
 from publisher import build, tokens
 from publisher.config import Config
 from publisher.delivery.base import Provider, make_provider
-from publisher.errors import WebhookError
-from publisher.store import open_store, subscribers
-from publisher.web import webhooks
+from publisher.errors import SubscriberError, WebhookError
+from publisher.store import open_store, replays, subscribers
+from publisher.web import signatures, webhooks
 from publisher.web.limits import BodyLimit
 from publisher.web.pages import Pages
 from publisher.web.static import StaticSite
@@ -213,11 +213,23 @@ class _Webhooks:
                     headers={"www-authenticate": 'Basic realm="publisher webhooks"'},
                 )
             return PlainTextResponse("Forbidden\n", status_code=403)
+        keep_until = now + timedelta(seconds=signatures.MAX_AGE + signatures.MAX_AHEAD)
+        for token in ctx.tokens:
+            if not replays.first_use(self.engine, provider, token, now=now, keep_until=keep_until):
+                log.warning("%s webhook: a signed call was replayed: refused", provider)
+                return PlainTextResponse("Forbidden\n", status_code=403)
+        applied = 0
         for item in found:
-            subscribers.suppress(
-                self.engine, item.email, item.kind, provider=provider, detail=item.detail,
-                now=now,
-            )
+            # One bad event (an address no mailbox can have) is skipped, not the batch.
+            try:
+                subscribers.suppress(
+                    self.engine, item.email, item.kind, provider=provider, detail=item.detail,
+                    now=now, event_key=item.event_key or None,
+                )
+            except SubscriberError as exc:
+                log.warning("%s webhook: event for %r skipped: %s", provider, item.email[:100], exc)
+                continue
+            applied += 1
         if found:
-            log.info("%s webhook: %d address(es) suppressed", provider, len(found))
-        return JSONResponse({"status": "ok", "suppressed": len(found)})
+            log.info("%s webhook: %d address(es) suppressed", provider, applied)
+        return JSONResponse({"status": "ok", "suppressed": applied})

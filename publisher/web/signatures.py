@@ -243,16 +243,20 @@ def check_sns_url(url: object) -> str:
     """
     if not isinstance(url, str):
         raise _bad("SNS URL is missing")
-    parts = urlsplit(url)
-    host = parts.hostname or ""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port  # a ValueError past 65535 or when not a number
+    except ValueError as exc:  # "https://[x/": an unclosed IPv6 bracket, and the like
+        raise _bad(f"SNS URL {url[:200]!r} is malformed") from exc
     if (
         parts.scheme != "https"
         or not _SNS_HOST.match(host)
-        or parts.port not in (None, 443)
+        or port not in (None, 443)
         or parts.username
         or parts.password
     ):
-        raise _bad(f"SNS URL {url!r} is not on an AWS SNS host")
+        raise _bad(f"SNS URL {url[:200]!r} is not on an AWS SNS host")
     return url
 
 

@@ -5,6 +5,11 @@ then reads its events into `Suppression`s: a hard bounce marks the address bounc
 complaint marks it complained, soft bounces and everything else are ignored. Nothing is
 changed unless the proof holds.
 
+A provider retries an event it is not sure we got, so each `Suppression` carries the
+provider's id of its event (`event_key`): the store records an event once. Mailgun signs
+only a timestamp and a token, so its token goes in `WebhookContext.tokens` and the app
+refuses a call whose token was seen before (see `publisher.store.replays`).
+
 Secrets come from the environment (never config.toml):
 
     PUBLISHER_POSTMARK_WEBHOOK_SECRET      (or PUBLISHER_WEBHOOK_SECRET)
@@ -57,6 +62,9 @@ SECRET_ENV = {
 SHARED_SECRET_ENV = "PUBLISHER_WEBHOOK_SECRET"  # noqa: S105  (a variable name, not a secret)
 """Fallback shared secret for providers that do not sign (Postmark)."""
 
+MAX_RAW_ADDRESS = 1000
+"""Longer address fields are no address (a mailbox has at most 320 characters)."""
+
 POSTMARK_HARD = frozenset({"HardBounce", "BadEmailAddress", "ManuallyDeactivated"})
 
 
@@ -79,6 +87,8 @@ class Suppression:
     email: str
     kind: Kind
     detail: str = ""
+    event_key: str = ""
+    """The provider's id of the event ("" when it sends none): a second delivery is a no-op."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +107,8 @@ class WebhookContext:
     fetch: Callable[[str], bytes]
     """GET a URL and return its body: SNS certificates and subscription confirmations."""
     certificates: dict[str, bytes] = field(default_factory=dict)
+    tokens: list[str] = field(default_factory=list)
+    """One-time tokens the call was signed with: the app refuses the call if one was seen."""
 
     def secret(self, provider: str) -> str:
         name = SECRET_ENV[provider]
@@ -141,10 +153,17 @@ def _fetch(ctx: WebhookContext, url: str) -> bytes:
 
 
 def _address(raw: object) -> str | None:
-    if not isinstance(raw, str):
+    if not isinstance(raw, str) or len(raw) > MAX_RAW_ADDRESS:
         return None
     _, address = parseaddr(raw)
     return address.strip() or None
+
+
+def _key(*parts: object) -> str:
+    """An event key from the provider's ids; "" when the provider gave none."""
+    if not parts[0] or not isinstance(parts[0], str | int):
+        return ""
+    return ":".join(str(part) for part in parts)[:255]
 
 
 def postmark(incoming: Incoming, ctx: WebhookContext) -> list[Suppression]:
@@ -159,10 +178,11 @@ def postmark(incoming: Incoming, ctx: WebhookContext) -> list[Suppression]:
         return []
     record = event.get("RecordType")
     kind = str(event.get("Type", ""))
+    key = _key(event.get("ID"), record)
     if record == "SpamComplaint" or kind == "SpamComplaint":
-        return [Suppression(email, COMPLAINED, kind or "SpamComplaint")]
+        return [Suppression(email, COMPLAINED, kind or "SpamComplaint", key)]
     if record == "Bounce" and (kind in POSTMARK_HARD or event.get("Inactive") is True):
-        return [Suppression(email, BOUNCED, f"{kind}: {event.get('Description', '')}".strip())]
+        return [Suppression(email, BOUNCED, f"{kind}: {event.get('Description', '')}".strip(), key)]
     return []
 
 
@@ -183,14 +203,15 @@ def sendgrid(incoming: Incoming, ctx: WebhookContext) -> list[Suppression]:
             continue
         name = event.get("event")
         reason = str(event.get("reason", ""))
+        key = _key(event.get("sg_event_id"))
         if name == "spamreport":
-            out.append(Suppression(email, COMPLAINED, "spamreport"))
+            out.append(Suppression(email, COMPLAINED, "spamreport", key))
         elif name == "bounce" and event.get("type", "bounce") == "bounce":
-            out.append(Suppression(email, BOUNCED, reason))
+            out.append(Suppression(email, BOUNCED, reason, key))
         elif name == "dropped" and reason in ("Bounced Address", "Invalid"):
-            out.append(Suppression(email, BOUNCED, f"dropped: {reason}"))
+            out.append(Suppression(email, BOUNCED, f"dropped: {reason}", key))
         elif name == "dropped" and reason == "Spam Reporting Address":
-            out.append(Suppression(email, COMPLAINED, f"dropped: {reason}"))
+            out.append(Suppression(email, COMPLAINED, f"dropped: {reason}", key))
     return out
 
 
@@ -202,19 +223,22 @@ def mailgun(incoming: Incoming, ctx: WebhookContext) -> list[Suppression]:
         proof = payload.get("signature") if isinstance(payload, dict) else None
         if not isinstance(proof, dict):
             raise WebhookError("Mailgun signature is missing: the request is refused")
+        token = str(proof.get("token", ""))
         signatures.verify_mailgun(
             key,
             str(proof.get("timestamp", "")),
-            str(proof.get("token", "")),
+            token,
             str(proof.get("signature", "")),
             now=ctx.now,
         )
+        ctx.tokens.append(token)
         data = payload.get("event-data")
         if not isinstance(data, dict):
             raise Malformed("Mailgun call has no event-data")
         event = data.get("event")
         hard = event == "failed" and data.get("severity") == "permanent"
         reason = str(data.get("reason", ""))
+        event_key = _key(data.get("id"))
     else:
         body = incoming.body.decode("utf-8", "replace")
         data = {name: values[0] for name, values in parse_qs(body).items()}
@@ -222,21 +246,24 @@ def mailgun(incoming: Incoming, ctx: WebhookContext) -> list[Suppression]:
             key, data.get("timestamp", ""), data.get("token", ""), data.get("signature", ""),
             now=ctx.now,
         )
+        ctx.tokens.append(data.get("token", ""))
         event = data.get("event")
         reason = data.get("reason", "") or data.get("error", "")
         hard = event == "bounced" or (event == "dropped" and reason == "hardfail")
+        event_key = ""  # legacy calls carry no event id; the token check refuses their replays
     email = _address(data.get("recipient"))
     if email is None:
         return []
     if event == "complained":
-        return [Suppression(email, COMPLAINED, "complained")]
+        return [Suppression(email, COMPLAINED, "complained", event_key)]
     if hard:
-        return [Suppression(email, BOUNCED, reason)]
+        return [Suppression(email, BOUNCED, reason, event_key)]
     return []
 
 
-def _ses_events(notification: Mapping[str, Any]) -> Iterable[Suppression]:
-    """SES notifications (notificationType) and configuration-set events (eventType)."""
+def _ses_events(notification: Mapping[str, Any], message_id: object) -> Iterable[Suppression]:
+    """SES notifications (notificationType) and configuration-set events (eventType); the
+    SNS MessageId and the address key each, since one notification names several."""
     kind = notification.get("notificationType") or notification.get("eventType")
     if kind == "Bounce":
         bounce = _object(notification.get("bounce"))
@@ -245,7 +272,7 @@ def _ses_events(notification: Mapping[str, Any]) -> Iterable[Suppression]:
         detail = f"Permanent/{bounce.get('bounceSubType', '')}"
         for recipient in _objects(bounce.get("bouncedRecipients")):
             if (email := _address(recipient.get("emailAddress"))) is not None:
-                yield Suppression(email, BOUNCED, detail)
+                yield Suppression(email, BOUNCED, detail, _key(message_id, email))
     elif kind == "Complaint":
         complaint = _object(notification.get("complaint"))
         feedback = str(complaint.get("complaintFeedbackType") or "")
@@ -253,7 +280,7 @@ def _ses_events(notification: Mapping[str, Any]) -> Iterable[Suppression]:
             return
         for recipient in _objects(complaint.get("complainedRecipients")):
             if (email := _address(recipient.get("emailAddress"))) is not None:
-                yield Suppression(email, COMPLAINED, feedback or "complaint")
+                yield Suppression(email, COMPLAINED, feedback or "complaint", _key(message_id, email))
 
 
 def ses(incoming: Incoming, ctx: WebhookContext) -> list[Suppression]:
@@ -288,7 +315,7 @@ def ses(incoming: Incoming, ctx: WebhookContext) -> list[Suppression]:
     notification = _json(str(message.get("Message", "")).encode())
     if not isinstance(notification, dict):
         raise Malformed("SNS Message is not a JSON object")
-    return list(_ses_events(notification))
+    return list(_ses_events(notification, message.get("MessageId")))
 
 
 def resend(incoming: Incoming, ctx: WebhookContext) -> list[Suppression]:
@@ -320,7 +347,7 @@ def resend(incoming: Incoming, ctx: WebhookContext) -> list[Suppression]:
     else:
         return []
     return [
-        Suppression(email, status, detail)
+        Suppression(email, status, detail, _key(headers.get("svix-id"), email))
         for raw in recipients
         if (email := _address(raw)) is not None
     ]
