@@ -1,13 +1,18 @@
 """config.toml into typed, immutable settings.
 
 Every key lives in `SETTINGS` with its default and help; nothing reads a key that is not
-there, and a test fails when the README's table and this one disagree. `parse_config`
+there, and a test fails when the README's table and this one disagree. Every number has
+a range (shown in the README), checked with the key and line; `nan` and `inf` are never
+in one. Text that ends up in a mail header (`header=True`) may not hold line breaks or
+other control characters, which would let it write headers of its own. `parse_config`
 is pure (text in, `Config` out); `load_config` is the edge that reads the file.
 """
 
 from __future__ import annotations
 
 import difflib
+import ipaddress
+import math
 import os
 import re
 import tomllib
@@ -46,10 +51,25 @@ class Setting:
     kind: str
     help: str
     choices: tuple[str, ...] = ()
+    range: tuple[float, float] | None = None
+    """Inclusive bounds of an int or float setting."""
+    header: bool = False
+    """Text that goes into a mail header: no line breaks or control characters."""
 
     @property
     def required(self) -> bool:
         return self.default is REQUIRED
+
+    @property
+    def range_text(self) -> str:
+        if self.range is None:
+            return ""
+        low, high = self.range
+        return f"{_number(low)} to {_number(high)}"
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,}"
 
 
 S = Setting
@@ -57,11 +77,11 @@ PROVIDER_NAMES = ("maildir", "smtp", "postmark", "sendgrid", "mailgun", "ses", "
 
 SETTINGS: tuple[Setting, ...] = (
     # [publication]
-    S("publication.title", REQUIRED, "str", "Name of the publication, shown in feeds and emails."),
+    S("publication.title", REQUIRED, "str", "Name of the publication, shown in feeds and emails.", header=True),
     S("publication.url", REQUIRED, "url", "Public base URL of the site (feeds and archive live under it)."),
     S("publication.description", "", "str", "One-line description for feeds."),
-    S("publication.author", "", "str", "Default author of articles, e.g. \"Dana Reyes, LCSW\"."),
-    S("publication.email", "", "str", "Author's public contact address (feeds' managingEditor)."),
+    S("publication.author", "", "str", "Default author of articles, e.g. \"Dana Reyes, LCSW\".", header=True),
+    S("publication.email", "", "str", "Author's public contact address (feeds' managingEditor).", header=True),
     S("publication.language", "en", "str", "Language tag for feeds and pages (BCP 47)."),
     S("publication.timezone", "UTC", "timezone", "IANA zone for dates without one, schedules and digests."),
     S("publication.postal_address", "", "str", "Postal address printed in every email footer (required to send)."),
@@ -71,56 +91,62 @@ SETTINGS: tuple[Setting, ...] = (
     S("build.output", "public", "path", "Folder `publisher build` writes."),
     S("build.templates", "templates", "path", "Folder of template overrides, by file name."),
     S("build.previews", 20, "int", "Newest articles that get a newsletter preview in newsletters/ "
-      "(each costs a Jinja and premailer run, tens of ms); 0 for none."),
+      "(each costs a Jinja and premailer run, tens of ms); 0 for none.", range=(0, 10_000)),
     S("build.per_page", 20, "int", "Articles on each page of the archive and of each tag's page; 0 puts them all "
-      "on one page."),
+      "on one page.", range=(0, 10_000)),
     S("build.search", True, "bool", "Write a search index (search.json) and the small script that gives the "
       "archive a search box; without JavaScript the box is simply absent."),
     # [feeds]
-    S("feeds.entries", 20, "int", "How many newest articles each feed carries."),
+    S("feeds.entries", 20, "int", "How many newest articles each feed carries.", range=(1, 1_000)),
     S("feeds.hubs", [], "list", "WebSub hub URLs announced in feeds and pinged on publish."),
     S("feeds.per_tag", True, "bool", "Also write one feed per tag under feeds/tags/."),
     # [newsletter]
-    S("newsletter.from", REQUIRED, "str", "From header, e.g. \"Dana Reyes <dana@example.org>\"."),
-    S("newsletter.reply_to", "", "str", "Reply-To address; empty for none."),
-    S("newsletter.subject", "{title}", "str", "Subject template; {title} and {publication} are filled in."),
-    S("newsletter.list_id", "", "str", "List-Id value; empty derives one from the publication URL's host."),
+    S("newsletter.from", REQUIRED, "str", "From header, e.g. \"Dana Reyes <dana@example.org>\".", header=True),
+    S("newsletter.reply_to", "", "str", "Reply-To address; empty for none.", header=True),
+    S("newsletter.subject", "{title}", "str", "Subject template; {title} and {publication} are filled in.",
+      header=True),
+    S("newsletter.list_id", "", "str", "List-Id value; empty derives one from the publication URL's host.",
+      header=True),
     S("newsletter.reason", "", "str",
       "Footer line that tells readers why they get this email ({publication} is filled in); empty: "
       "\"You are receiving this because you subscribed to {publication}.\" in the publication's language."),
     S("newsletter.clip_warning_bytes", 102_400, "int",
-      "Warn when an issue's HTML passes this size (Gmail clips at about 102 KB)."),
+      "Warn when an issue's HTML passes this size (Gmail clips at about 102 KB).", range=(1_000, 10_000_000)),
     # [delivery]
     S("delivery.provider", "maildir", "choice", "Mail provider that sends newsletters.", PROVIDER_NAMES),
-    S("delivery.concurrency", 4, "int", "Messages or API calls in flight at once."),
-    S("delivery.batch_size", 50, "int", "Ledger rows claimed per batch (HTTP APIs cap it at their own maximum)."),
-    S("delivery.rate", 0.0, "float", "Messages per second at most, all sending processes together; 0: no limit."),
-    S("delivery.burst", 0, "int", "Token bucket size for `rate`; 0 means one second's worth."),
-    S("delivery.max_attempts", 5, "int", "Attempts per recipient before the row is marked failed."),
-    S("delivery.retry_base", 30.0, "float", "First retry delay in seconds; doubles each attempt, with jitter."),
-    S("delivery.retry_max", 3600.0, "float", "Longest retry delay in seconds."),
-    S("delivery.timeout", 30.0, "float", "Seconds to wait for a provider before the attempt counts as failed."),
+    S("delivery.concurrency", 4, "int", "Messages or API calls in flight at once.", range=(1, 64)),
+    S("delivery.batch_size", 50, "int", "Ledger rows claimed per batch (HTTP APIs cap it at their own maximum).",
+      range=(1, 10_000)),
+    S("delivery.rate", 0.0, "float", "Messages per second at most, all sending processes together; 0: no limit.",
+      range=(0, 10_000)),
+    S("delivery.burst", 0, "int", "Token bucket size for `rate`; 0 means one second's worth.", range=(0, 100_000)),
+    S("delivery.max_attempts", 5, "int", "Attempts per recipient before the row is marked failed.", range=(1, 100)),
+    S("delivery.retry_base", 30.0, "float", "First retry delay in seconds; doubles each attempt, with jitter.",
+      range=(0, 86_400)),
+    S("delivery.retry_max", 3600.0, "float", "Longest retry delay in seconds.", range=(0, 604_800)),
+    S("delivery.timeout", 30.0, "float", "Seconds to wait for a provider before the attempt counts as failed.",
+      range=(0.1, 3_600)),
     S("delivery.maildir.path", "outbox", "path", "Maildir folder the `maildir` provider writes to."),
     S("delivery.smtp.host", "localhost", "str", "SMTP server host."),
-    S("delivery.smtp.port", 587, "int", "SMTP server port."),
+    S("delivery.smtp.port", 587, "int", "SMTP server port.", range=(1, 65_535)),
     S("delivery.smtp.security", "starttls", "choice", "Connection security.", ("none", "starttls", "tls")),
     S("delivery.smtp.username", "", "str", "SMTP login; the password comes from PUBLISHER_SMTP_PASSWORD."),
-    S("delivery.smtp.connections", 4, "int", "Persistent SMTP connections kept open while sending."),
+    S("delivery.smtp.connections", 4, "int", "Persistent SMTP connections kept open while sending.", range=(1, 64)),
     S("delivery.postmark.base_url", "https://api.postmarkapp.com", "url", "Postmark API base URL."),
-    S("delivery.postmark.message_stream", "broadcast", "str", "Postmark message stream for newsletters."),
+    S("delivery.postmark.message_stream", "broadcast", "str", "Postmark message stream for newsletters.", header=True),
     S("delivery.sendgrid.base_url", "https://api.sendgrid.com", "url", "SendGrid API base URL."),
     S("delivery.mailgun.base_url", "https://api.mailgun.net", "url",
       "Mailgun API base URL (https://api.eu.mailgun.net for the EU region)."),
-    S("delivery.mailgun.domain", "", "str", "Mailgun sending domain."),
+    S("delivery.mailgun.domain", "", "str", "Mailgun sending domain.", header=True),
     S("delivery.ses.region", "", "str", "AWS region for SES; empty uses AWS_REGION."),
     S("delivery.ses.endpoint", "", "str", "Override the SES endpoint URL (for testing); empty for AWS's."),
-    S("delivery.ses.configuration_set", "", "str", "SES configuration set name; empty for none."),
+    S("delivery.ses.configuration_set", "", "str", "SES configuration set name; empty for none.", header=True),
     S("delivery.resend.base_url", "https://api.resend.com", "url", "Resend API base URL."),
-    S("delivery.dkim.domain", "", "str", "DKIM signing domain (d=); empty disables signing."),
-    S("delivery.dkim.selector", "", "str", "DKIM selector (s=)."),
+    S("delivery.dkim.domain", "", "str", "DKIM signing domain (d=); empty disables signing.", header=True),
+    S("delivery.dkim.selector", "", "str", "DKIM selector (s=).", header=True),
     S("delivery.dkim.private_key_file", "", "path", "PEM private key file for DKIM (RSA, 2048 bits)."),
     S("delivery.dkim.ed25519_selector", "", "str",
-      "Selector of a second, Ed25519 signature (RFC 8463) beside the RSA one; empty: RSA only."),
+      "Selector of a second, Ed25519 signature (RFC 8463) beside the RSA one; empty: RSA only.", header=True),
     S("delivery.dkim.ed25519_key_file", "", "path",
       "Ed25519 private key file (PEM from `openssl genpkey -algorithm ed25519`) for that signature."),
     # [store]
@@ -128,34 +154,41 @@ SETTINGS: tuple[Setting, ...] = (
       "SQLAlchemy URL; relative SQLite paths are relative to config.toml. PostgreSQL: postgresql+psycopg://..."),
     # [server]
     S("server.host", "127.0.0.1", "str", "Address `publisher serve` listens on."),
-    S("server.port", 8000, "int", "Port `publisher serve` listens on."),
+    S("server.port", 8000, "int", "Port `publisher serve` listens on.", range=(1, 65_535)),
     S("server.public_url", "", "str",
       "Public URL of the app for subscribe/unsubscribe links; empty uses publication.url."),
+    S("server.trusted_proxies", [], "networks",
+      "Addresses or networks of reverse proxies whose X-Forwarded-For names the client "
+      "(e.g. [\"127.0.0.1\"]); empty trusts none."),
     # [schedule]
     S("schedule.policy", "now", "choice", "What a new article does: send now, wait for the send window, "
       "stay a draft issue, or wait for the digest.", ("now", "window", "draft", "digest")),
     S("schedule.window", "tue 08:00", "str", "Send window for policy \"window\": weekday(s) and time, author's zone."),
     S("schedule.digest", "", "str",
       "Cron expression for digests in the author's zone, e.g. \"0 8 * * mon\"; empty: none."),
-    S("schedule.grace_hours", 24.0, "float", "A scheduled send missed by more than this is skipped and reported."),
+    S("schedule.grace_hours", 24.0, "float", "A scheduled send missed by more than this is skipped and reported.",
+      range=(0, 8_760)),
     S("schedule.watch_interval", 60.0, "float",
-      "Seconds between looks for new articles in content/ (the fallback: saved files are noticed at once)."),
+      "Seconds between looks for new articles in content/ (the fallback: saved files are noticed at once).",
+      range=(0.1, 86_400)),
     # [subscribe]
-    S("subscribe.confirm_interval", 3600.0, "float", "Seconds between two confirmation mails to one address."),
-    S("subscribe.per_ip_per_hour", 20, "int", "Subscribe requests accepted per client IP per hour."),
+    S("subscribe.confirm_interval", 3600.0, "float", "Seconds between two confirmation mails to one address.",
+      range=(0, 604_800)),
+    S("subscribe.per_ip_per_hour", 20, "int", "Subscribe requests accepted per client IP per hour.",
+      range=(1, 1_000_000)),
     # [webhooks]
     S("webhooks.ses_topic_arns", [], "list", "SNS topic ARNs whose SES bounce and complaint "
       "notifications POST /webhooks/ses accepts; empty refuses all."),
     # [fetch]
     S("fetch.allow_private", False, "bool", "Allow fetching loopback and private addresses (tests, intranets)."),
-    S("fetch.timeout", 20.0, "float", "Seconds a remote fetch may take."),
-    S("fetch.max_bytes", 5_000_000, "int", "Largest remote document fetched, in bytes."),
+    S("fetch.timeout", 20.0, "float", "Seconds a remote fetch may take.", range=(0.1, 600)),
+    S("fetch.max_bytes", 5_000_000, "int", "Largest remote document fetched, in bytes.", range=(1_000, 1_000_000_000)),
 )
 
 SOURCE_KEYS: tuple[Setting, ...] = (
     S("sources[].url", REQUIRED, "url", "Remote RSS or Atom feed to watch."),
     S("sources[].name", "", "str", "Label in logs and status; defaults to the URL."),
-    S("sources[].interval", 1800.0, "float", "Seconds between polls (default 30 minutes)."),
+    S("sources[].interval", 1800.0, "float", "Seconds between polls (default 30 minutes).", range=(60, 604_800)),
     S("sources[].import_backlog", False, "bool",
       "On the first poll, import existing items instead of marking them seen."),
 )
@@ -265,9 +298,15 @@ def _check_type(setting: Setting, value: Any, fail: Callable[[str], ConfigError]
     if kind in ("str", "path", "url", "timezone", "choice"):
         if not isinstance(value, str):
             raise fail(f"must be text in quotes, got {value!r}")
+        if setting.header and _CONTROL.search(value):
+            raise fail(f"must be one line without control characters (it goes into mail headers), got {value!r}")
         if kind == "url" and value:
-            parts = urlsplit(value)
-            if parts.scheme not in ("http", "https") or not parts.netloc:
+            try:
+                parts = urlsplit(value)
+                parts.port  # noqa: B018  (a ValueError when not a port number)
+            except ValueError as exc:
+                raise fail(f"must be an absolute http(s) URL, got {value!r} ({exc})") from exc
+            if parts.scheme not in ("http", "https") or not parts.netloc or _CONTROL.search(value):
                 raise fail(f"must be an absolute http(s) URL, got {value!r}")
         if kind == "timezone":
             try:
@@ -286,18 +325,38 @@ def _check_type(setting: Setting, value: Any, fail: Callable[[str], ConfigError]
             raise fail(f"must be a whole number, got {value!r}")
         if value < 0:
             raise fail(f"must not be negative, got {value}")
-        return value
+        return _in_range(setting, value, fail)
     if kind == "float":
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise fail(f"must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise fail(f"must be a finite number ({setting.range_text}), got {value}")
         if value < 0:
             raise fail(f"must not be negative, got {value}")
-        return float(value)
-    if kind == "list":
+        return _in_range(setting, float(value), fail)
+    if kind in ("list", "networks"):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise fail(f"must be a list of text values, got {value!r}")
+        if kind == "networks":
+            for item in value:
+                try:
+                    ipaddress.ip_network(item.strip(), strict=False)
+                except ValueError as exc:
+                    raise fail(f"must list IP addresses or networks such as \"10.0.0.0/8\", got {item!r}") from exc
         return tuple(value)
     raise AssertionError(f"unknown setting kind {kind}")
+
+
+def _in_range(setting: Setting, value: float, fail: Callable[[str], ConfigError]) -> Any:
+    if setting.range is not None:
+        low, high = setting.range
+        if not low <= value <= high:
+            raise fail(f"must be from {setting.range_text}, got {_number(value)}")
+    return value
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\u2028\u2029]")
+"""Control characters (a tab is allowed): CR and LF above all, which would end a header."""
 
 
 def _unknown(key: str, known: list[str], where: str) -> ConfigError:
@@ -344,6 +403,7 @@ def parse_config(
     env: Mapping[str, str] | None = None,
 ) -> Config:
     """Parse config text. Pure: `root` and `env` are passed in, nothing is read."""
+    text = text.removeprefix("\ufeff")  # a byte order mark, as some Windows editors save
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -395,7 +455,7 @@ def load_config(
     environ = dict(os.environ if env is None else env)
     path = find_config(explicit, environ)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError as exc:
         raise ConfigError(
             f"{path}: no such file. Run publisher in a publication folder, or pass "
@@ -419,6 +479,8 @@ def settings_markdown() -> str:
                 "False", "false"
             )
         extra = f" One of: {', '.join(setting.choices)}." if setting.choices else ""
+        if setting.range is not None:
+            extra += f" Range: {setting.range_text}."
         rows.append(f"| `{setting.key}` | {default} | {setting.help}{extra} |")
     return "\n".join(rows) + "\n"
 

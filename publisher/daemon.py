@@ -17,6 +17,7 @@ from pathlib import Path
 from types import FrameType
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from publisher import jobs, scheduler, watch
 from publisher.config import Config
@@ -67,11 +68,20 @@ def stop_background(key: str, rt: jobs.Runtime, sched: object) -> None:
     rt.db.dispose()
 
 
+def server_config(app: ASGIApp, *, host: str, port: int) -> uvicorn.Config:
+    """How `publisher serve` runs uvicorn. Proxy headers are off: uvicorn would otherwise
+    take X-Forwarded-For from any local connection; the app reads it only from the
+    proxies in `[server] trusted_proxies`."""
+    return uvicorn.Config(
+        app, host=host, port=port, log_level="info", access_log=False, proxy_headers=False
+    )
+
+
 def run_daemon(config: Config, *, host: str, port: int) -> None:
     """Serve until SIGINT or SIGTERM (uvicorn handles both), then shut down cleanly."""
     key, rt, sched = start_background(config)
     app = create_app(config, engine=rt.db)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False))
+    server = uvicorn.Server(server_config(app, host=host, port=port))
     log.info("serving %s on http://%s:%s", config["publication.title"], host, port)
 
     def note_signal(signum: int, frame: FrameType | None) -> None:

@@ -102,3 +102,98 @@ def test_every_setting_documented_in_readme() -> None:
     start, end = "<!-- settings:start -->\n", "<!-- settings:end -->"
     documented = readme[readme.index(start) + len(start) : readme.index(end)]
     assert documented == settings_markdown()
+
+
+# Values checked for sense, not only type
+
+
+@pytest.mark.parametrize(
+    ("table", "line", "message"),
+    [
+        ("[delivery]\ntimeout = 0", "timeout = 0", r"\[delivery\] timeout must be from 0.1 to 3,600, got 0"),
+        ("[delivery]\ntimeout = nan", "timeout = nan", r"\[delivery\] timeout must be a finite number"),
+        ("[delivery]\ntimeout = inf", "timeout = inf", r"\[delivery\] timeout must be a finite number"),
+        ("[delivery]\nrate = inf", "rate = inf", r"\[delivery\] rate must be a finite number"),
+        ("[delivery]\nconcurrency = 100000", "concurrency", r"\[delivery\] concurrency must be from 1 to 64"),
+        ("[schedule]\ngrace_hours = nan", "grace_hours", r"\[schedule\] grace_hours must be a finite number"),
+        ("[server]\nport = 99999", "port = 99999", r"\[server\] port must be from 1 to 65,535, got 99,999"),
+        ("[server]\nport = 0", "port = 0", r"\[server\] port must be from 1 to 65,535"),
+        ("[delivery.smtp]\nport = 70000", "port = 70000", r"\[delivery.smtp\] port must be from 1 to 65,535"),
+        ("[feeds]\nentries = 0", "entries = 0", r"\[feeds\] entries must be from 1 to 1,000"),
+        ("[delivery]\nmax_attempts = 0", "max_attempts", r"\[delivery\] max_attempts must be from 1 to 100"),
+        ("[subscribe]\nper_ip_per_hour = 0", "per_ip_per_hour",
+         r"\[subscribe\] per_ip_per_hour must be from 1 to 1,000,000"),
+        ("[fetch]\ntimeout = -inf", "timeout", r"\[fetch\] timeout must be a finite number"),
+    ],
+)
+def test_number_out_of_range_names_key_line_and_range(table: str, line: str, message: str) -> None:
+    """Numbers that passed as the right type but crashed, hung or misbehaved are refused."""
+    text = MINIMAL + "\n" + table + "\n"
+    number = next(n for n, row in enumerate(text.splitlines(), start=1) if row.startswith(line))
+    with pytest.raises(ConfigError, match=rf"config.toml:{number}: {message}"):
+        parse(text)
+
+
+def test_source_interval_zero_is_refused() -> None:
+    """A watched feed polled every 0 seconds is refused, naming the entry."""
+    text = MINIMAL + '\n[[sources]]\nurl = "https://blog.example.org/feed"\ninterval = 0\n'
+    with pytest.raises(ConfigError, match=r"\[\[sources\]\] entry 1: interval must be from 60 to 604,800"):
+        parse(text)
+
+
+def test_every_number_has_a_documented_range() -> None:
+    """Each int and float setting has a range, and the README's table shows it."""
+    from publisher.config import SETTINGS, SOURCE_KEYS
+
+    table = settings_markdown()
+    for setting in (*SETTINGS, *SOURCE_KEYS):
+        if setting.kind in ("int", "float"):
+            assert setting.range is not None, setting.key
+            assert f"Range: {setting.range_text}." in table
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        ("newsletter", "from", "x@y.z\\r\\nBcc: everyone@example.org"),
+        ("newsletter", "from", "x@y.z\\nX: 1"),
+        ("newsletter", "reply_to", "a@b.c\\r\\n"),
+        ("newsletter", "subject", "{title}\\u2028Bcc: x"),
+        ("publication", "title", "T\\r\\nX-Evil: 1"),
+    ],
+)
+def test_header_text_with_line_breaks_is_refused(section: str, key: str, value: str) -> None:
+    """Text that goes into mail headers may not carry CR, LF or other control characters."""
+    tables = {
+        "publication": {"title": "T", "url": "https://example.org/"},
+        "newsletter": {"from": "T <t@example.org>"},
+    }
+    text = ""
+    for name, values in tables.items():
+        text += f"[{name}]\n"
+        for item, setting in {**values, **({key: None} if name == section else {})}.items():
+            text += f'{item} = "{value}"\n' if setting is None else f'{item} = "{setting}"\n'
+    with pytest.raises(ConfigError, match=rf"\[{section}\] {key} must be one line without control characters"):
+        parse(text)
+
+
+@pytest.mark.parametrize("url", ["https://example.org:99999/", "https://[x/", "https://example.org:port/"])
+def test_url_that_cannot_be_split_is_refused(url: str) -> None:
+    """A URL with a port past 65535 or a broken IPv6 bracket is a config error, not a crash."""
+    with pytest.raises(ConfigError, match=r"\[publication\] url must be an absolute http\(s\) URL"):
+        parse(MINIMAL.replace('url = "https://example.org/"', f'url = "{url}"'))
+
+
+def test_trusted_proxies_must_be_addresses() -> None:
+    """[server] trusted_proxies lists addresses or networks; anything else names the entry."""
+    assert parse_config(MINIMAL + '\n[server]\ntrusted_proxies = ["10.0.0.0/8", "::1"]\n',
+                        root=Path("/p"), env={})["server.trusted_proxies"] == ("10.0.0.0/8", "::1")
+    with pytest.raises(ConfigError, match=r"\[server\] trusted_proxies must list IP addresses.*'proxy.local'"):
+        parse(MINIMAL + '\n[server]\ntrusted_proxies = ["proxy.local"]\n')
+
+
+def test_config_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    """A config.toml saved with a UTF-8 BOM (as some Windows editors do) loads."""
+    path = tmp_path / "config.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + MINIMAL.lstrip().encode())
+    assert load_config(path, env={})["publication.title"] == "T"

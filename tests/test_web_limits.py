@@ -1,12 +1,16 @@
-"""Per-client counting for the subscribe form."""
+"""Who the client is, and per-client counting for the subscribe form."""
 
 from __future__ import annotations
 
-import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine, func, select
 
-from publisher.web.limits import PerClientLimit, client_key
+from publisher.store import client_hits, open_store
+from publisher.store.schema import client_hits as client_hits_table
+from publisher.web.limits import client_address, client_key, parse_networks
 
 
 @pytest.mark.parametrize(
@@ -24,54 +28,66 @@ def test_client_key(host: str | None, key: str) -> None:
     assert client_key(host) == key
 
 
-def test_limit_then_reset() -> None:
+PROXIES = parse_networks(["10.0.0.0/8", "127.0.0.1"])
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "client"),
+    [
+        ("203.0.113.5", ["198.51.100.1"], "203.0.113.5"),  # not from a proxy: header ignored
+        ("127.0.0.1", ["198.51.100.1"], "198.51.100.1"),
+        ("10.1.2.3", ["6.6.6.6, 198.51.100.1"], "198.51.100.1"),  # the visitor's own entry is not trusted
+        ("10.1.2.3", ["198.51.100.1, 10.9.9.9"], "198.51.100.1"),  # a chain of trusted proxies
+        ("10.1.2.3", ["not-an-address"], "10.1.2.3"),
+        ("10.1.2.3", [], "10.1.2.3"),
+        ("::ffff:127.0.0.1", ["198.51.100.1"], "198.51.100.1"),
+    ],
+)
+def test_client_address(peer: str, forwarded: list[str], client: str) -> None:
+    """X-Forwarded-For counts only from a listed proxy, and then only its right-most entry
+    that is not itself a listed proxy."""
+    assert client_address(peer, forwarded, PROXIES) == client
+
+
+def test_no_proxy_is_trusted_by_default() -> None:
+    """Without trusted proxies the header is ignored, even from 127.0.0.1."""
+    assert client_address("127.0.0.1", ["198.51.100.1"], ()) == "127.0.0.1"
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Engine:
+    return open_store(f"sqlite:///{tmp_path / 'limits.db'}")
+
+
+def test_limit_then_reset(engine: Engine) -> None:
     """`limit` hits pass, the next waits until the window ends, then counting restarts."""
-    limit = PerClientLimit(2, window=100)
-    assert limit.hit("a", 0) == 0
-    assert limit.hit("a", 10) == 0
-    assert limit.hit("a", 20) == 80
-    assert limit.hit("b", 20) == 0
-    assert limit.hit("a", 100) == 0
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+
+    def hit(client: str, seconds: float) -> float:
+        return client_hits.hit(engine, client, now=at + timedelta(seconds=seconds), limit=2, window=100)
+
+    assert hit("a", 0) == 0
+    assert hit("a", 10) == 0
+    assert hit("a", 20) == 80
+    assert hit("b", 20) == 0
+    assert hit("a", 100) == 0
 
 
-def test_memory_is_bounded() -> None:
-    """However many clients come, at most max_clients are remembered."""
-    limit = PerClientLimit(1, window=100, max_clients=10)
+def test_limit_holds_across_processes_and_restarts(tmp_path: Path) -> None:
+    """The count is in the database: a new engine (a restart, another process) sees it."""
+    url = f"sqlite:///{tmp_path / 'limits.db'}"
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    first = open_store(url)
+    assert client_hits.hit(first, "a", now=at, limit=1, window=100) == 0
+    first.dispose()
+    assert client_hits.hit(open_store(url), "a", now=at, limit=1, window=100) == 100
+
+
+def test_ended_windows_are_removed(engine: Engine) -> None:
+    """Rows of windows that are over go as new clients come: the table stays one window deep."""
+    at = datetime(2026, 3, 1, tzinfo=UTC)
     for number in range(50):
-        limit.hit(f"client-{number}", float(number))
-    assert len(limit._counts) <= 10
-
-
-def test_renewed_window_is_the_newest() -> None:
-    """When full, the client whose window began longest ago goes first, not the one that
-    was seen first: a renewed window counts from its renewal."""
-    limit = PerClientLimit(5, window=100, max_clients=3)
-    limit.hit("a", 0)
-    limit.hit("b", 10)
-    limit.hit("c", 20)
-    limit.hit("a", 105)  # a's first window is over; its second starts now
-    limit.hit("d", 106)
-    assert set(limit._counts) == {"a", "c", "d"}
-
-
-def test_expired_windows_are_dropped_first() -> None:
-    """Clients whose window is over are forgotten before any live one."""
-    limit = PerClientLimit(5, window=100, max_clients=3)
-    limit.hit("old", 0)
-    limit.hit("live-1", 150)
-    limit.hit("live-2", 160)
-    limit.hit("new", 170)
-    assert set(limit._counts) == {"live-1", "live-2", "new"}
-
-
-def test_flood_of_new_clients_stays_cheap() -> None:
-    """A full table does not make each new client's hit scan it: 2,000 new clients against
-    20,000 live windows take well under a second (a scan per hit takes several)."""
-    limit = PerClientLimit(1, window=3600, max_clients=20_000)
-    for number in range(20_000):
-        limit.hit(f"filler-{number}", 0.0)
-    started = time.perf_counter()
-    for number in range(2_000):
-        assert limit.hit(f"new-{number}", 1.0) == 0.0
-    assert time.perf_counter() - started < 0.5
-    assert len(limit._counts) == 20_000
+        client_hits.hit(engine, f"old-{number}", now=at, limit=1, window=100)
+    client_hits.hit(engine, "new", now=at + timedelta(seconds=150), limit=1, window=100)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(client_hits_table)).scalar_one() == 1

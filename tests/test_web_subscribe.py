@@ -17,8 +17,8 @@ from sqlalchemy import Engine, create_engine, select, text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from web_support import SECRET, AppClient, live_server, make_publication, outbox, wait_for_mail
 
-from publisher import tokens
-from publisher.config import Config
+from publisher import daemon, tokens
+from publisher.config import Config, load_config
 from publisher.delivery import make_provider
 from publisher.delivery.engine import deliver
 from publisher.models import SubscriberStatus
@@ -211,6 +211,41 @@ def test_per_client_limit(config: Config, engine: Engine, clock: Clock) -> None:
     assert other.post("/subscribe", data={"email": "b@example.org"}).status_code == 200
     clock.now += timedelta(hours=1)
     assert busy.post("/subscribe", data={"email": "a6@example.org"}).status_code == 200
+
+
+def _rotating_forwarded_for(url: str, attempts: int) -> list[int]:
+    with httpx.Client(base_url=url) as http:
+        return [
+            http.post("/subscribe", data={"email": f"r{n}@example.org"},
+                      headers={"x-forwarded-for": f"198.51.100.{n}"}).status_code
+            for n in range(attempts)
+        ]
+
+
+def test_forwarded_for_cannot_bypass_the_limit(config: Config, engine: Engine, clock: Clock) -> None:
+    """`publisher serve` trusts X-Forwarded-For from no one by default, 127.0.0.1 included:
+    rotating it over real HTTP gets per_ip_per_hour attempts through, not all."""
+    app = create_app(config, engine=engine, clock=clock)
+    served = daemon.server_config(app, host="127.0.0.1", port=0)
+    served.log_level = "warning"
+    with live_server(app, config=served) as url:
+        answers = _rotating_forwarded_for(url, 30)
+    assert answers.count(200) == 5 and answers.count(429) == 25
+
+
+def test_trusted_proxy_names_the_client(tmp_path: Path, clock: Clock) -> None:
+    """Behind a proxy listed in [server] trusted_proxies, each forwarded address has its
+    own limit."""
+    config = make_publication(tmp_path)
+    text = config.path.read_text().replace("[server]\n", '[server]\ntrusted_proxies = ["127.0.0.1"]\n')
+    config.path.write_text(text)
+    config = load_config(config.path, env=dict(config.env))
+    engine = open_store(config.store_url)
+    app = create_app(config, engine=engine, clock=clock)
+    served = daemon.server_config(app, host="127.0.0.1", port=0)
+    served.log_level = "warning"
+    with live_server(app, config=served) as url:
+        assert _rotating_forwarded_for(url, 8) == [200] * 8
 
 
 def test_unsubscribed_reader_can_come_back(

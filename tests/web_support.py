@@ -117,9 +117,10 @@ def publish_manifest(public: Path) -> None:
 
 
 @contextmanager
-def live_server(app: ASGIApp) -> Iterator[str]:
-    """`app` under uvicorn on 127.0.0.1 and an ephemeral port, in a thread; yields its URL."""
-    config = uvicorn.Config(
+def live_server(app: ASGIApp, *, config: uvicorn.Config | None = None) -> Iterator[str]:
+    """`app` under uvicorn on 127.0.0.1 and an ephemeral port, in a thread; yields its URL.
+    `config` runs it as given instead (as `publisher serve` does, say)."""
+    config = config or uvicorn.Config(
         app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", access_log=False
     )
     server = uvicorn.Server(config)

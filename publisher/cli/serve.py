@@ -9,7 +9,9 @@ from publisher.cli._common import cli, get_config, reports_errors
 
 @cli.command()
 @click.option("--host", default=None, help="Address to listen on (default: server.host).")
-@click.option("--port", default=None, type=int, help="Port to listen on (default: server.port).")
+@click.option(
+    "--port", default=None, type=click.IntRange(1, 65_535), help="Port to listen on (default: server.port)."
+)
 @click.pass_context
 @reports_errors
 def serve(ctx: click.Context, host: str | None, port: int | None) -> None:

@@ -1,14 +1,60 @@
-"""Request limits at the edge of the app: subscribe attempts per client and body sizes."""
+"""Request limits at the edge of the app: who the client is, subscribe attempts per
+client and body sizes.
+
+The client is the address of the connection, unless that address is one of the proxies
+the author lists in `[server] trusted_proxies`: then it is the right-most address in
+X-Forwarded-For that is not such a proxy (the one the nearest trusted proxy saw). None
+are trusted by default, so a visitor cannot name themselves anyone by sending the
+header; `publisher serve` also tells uvicorn to leave the header alone.
+"""
 
 from __future__ import annotations
 
 import ipaddress
-import math
-from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["BodyLimit", "PerClientLimit", "client_key"]
+__all__ = ["BodyLimit", "client_address", "client_key", "parse_networks"]
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
+    """Addresses or CIDR networks; raises ValueError naming the first that is neither."""
+    out = []
+    for value in values:
+        try:
+            out.append(ipaddress.ip_network(value.strip(), strict=False))
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not an IP address or network (such as 10.0.0.0/8)") from exc
+    return tuple(out)
+
+
+def _trusted(host: str, proxies: tuple[Network, ...]) -> bool:
+    try:
+        address = ipaddress.ip_address(host.strip())
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in proxies)
+
+
+def client_address(peer: str | None, forwarded_for: Sequence[str], proxies: tuple[Network, ...]) -> str | None:
+    """The client's address: `peer`, or when `peer` is a trusted proxy, the right-most
+    X-Forwarded-For entry that is not one (an entry that is no address ends the walk)."""
+    if not peer or not proxies or not _trusted(peer, proxies):
+        return peer
+    hops = [hop.strip() for header in forwarded_for for hop in header.split(",")]
+    for hop in reversed(hops):
+        if _trusted(hop, proxies):
+            continue
+        try:
+            return str(ipaddress.ip_address(hop))
+        except ValueError:
+            return peer
+    return peer
 
 
 def client_key(host: str | None) -> str:
@@ -25,50 +71,6 @@ def client_key(host: str | None) -> str:
             return str(address.ipv4_mapped)
         return str(ipaddress.IPv6Network(f"{address}/64", strict=False))
     return str(address)
-
-
-class PerClientLimit:
-    """At most `limit` hits per client per fixed window of `window` seconds.
-
-    Kept in memory: the subscribe form is answered by the one `publisher serve`
-    process, and a restart forgiving the last hour's counts is harmless. The table holds
-    at most `max_clients`; it is kept in order of window start (a renewed window moves
-    to the end), so expired and, when still full, oldest windows are dropped from the
-    front at constant cost per hit. A flood of new addresses (an IPv6 /48 holds 65,536
-    /64s) must not make each hit scan the whole table inside the event loop.
-    """
-
-    def __init__(self, limit: int, window: float = 3600.0, *, max_clients: int = 100_000) -> None:
-        self.limit = limit
-        self.window = window
-        self.max_clients = max_clients
-        self._counts: OrderedDict[str, tuple[float, int]] = OrderedDict()
-
-    def hit(self, key: str, now: float) -> float:
-        """Count one hit; 0.0 when allowed, else seconds until the window resets."""
-        counts = self._counts
-        entry = counts.get(key)
-        if entry is None or now - entry[0] >= self.window:
-            start, count = now, 0
-        else:
-            start, count = entry
-        if count >= self.limit:
-            return max(1.0, math.ceil(start + self.window - now))
-        if entry is None:
-            self._make_room(now)
-        elif count == 0:
-            counts.move_to_end(key)  # a new window: now the newest
-        counts[key] = (start, count + 1)
-        return 0.0
-
-    def _make_room(self, now: float) -> None:
-        counts = self._counts
-        while counts:
-            start, _ = next(iter(counts.values()))  # the front holds the oldest window
-            if now - start < self.window and len(counts) < self.max_clients:
-                return
-            # Expired, or still full of live windows: forget the oldest rather than grow.
-            counts.popitem(last=False)
 
 
 class BodyLimit:

@@ -12,13 +12,9 @@ shown they own the address, so the name they typed is not put in front of its ow
 A confirmation link works while the subscriber's status is as it was when the link
 was sent; someone who confirmed and later left comes back only through a new one.
 
-The per-client limit counts the address the ASGI server reports. The app never reads
-X-Forwarded-For itself: behind a reverse proxy, uvicorn (which `publisher serve` runs)
-takes the client from that header only when the connection comes from an address in
-its FORWARDED_ALLOW_IPS (127.0.0.1 and ::1 unless set), and then the right-most
-address that is not such a proxy, so a visitor cannot pick one by sending the header
-themselves. A proxy on the same host works as it is; a proxy elsewhere must be named
-there, or every visitor shares the proxy's address and its limit.
+The per-client limit counts the address `limits.client_address` names (the connection's,
+or behind a proxy listed in `[server] trusted_proxies`, the address that proxy saw) and
+is kept in the database, so that it holds across restarts and processes.
 
 No cookies and no CSRF tokens: a forged subscribe POST can only cause one confirmation
 mail (rate-limited per address and per client), and confirm and unsubscribe POSTs are
@@ -47,8 +43,8 @@ from publisher.delivery.base import Provider
 from publisher.errors import PublisherError, SubscriberError, TokenError
 from publisher.mime import MessageTemplate, Recipient, clean_header_text
 from publisher.models import Outcome, RenderedIssue, Subscriber, SubscriberStatus
-from publisher.store import subscribers
-from publisher.web.limits import PerClientLimit, client_key
+from publisher.store import client_hits, subscribers
+from publisher.web.limits import client_address, client_key, parse_networks
 from publisher.web.pages import Pages
 
 __all__ = ["HONEYPOT_FIELD", "PAGES", "SubscribeFlow"]
@@ -89,7 +85,8 @@ class SubscribeFlow:
         self.pages = pages
         config = settings.config
         self.confirm_interval = timedelta(seconds=float(config["subscribe.confirm_interval"]))
-        self.per_client = PerClientLimit(int(config["subscribe.per_ip_per_hour"]))
+        self.per_ip_per_hour = int(config["subscribe.per_ip_per_hour"])
+        self.proxies = parse_networks(config["server.trusted_proxies"])
         _, _, domain = str(config["newsletter.from"]).rpartition("@")
         self.mail_domain = domain.strip(" >") or urlsplit(config.site_url).hostname or "localhost"
         self._confirm_cache: tuple[date, RenderedIssue] | None = None
@@ -100,8 +97,11 @@ class SubscribeFlow:
     async def subscribe(self, request: Request) -> Response:
         """Answer at once; `_register_and_mail` does the rest after the answer is sent."""
         now = self.s.clock()
-        client = client_key(request.client.host if request.client else None)
-        wait = self.per_client.hit(client, now.timestamp())
+        peer = request.client.host if request.client else None
+        client = client_key(client_address(peer, request.headers.getlist("x-forwarded-for"), self.proxies))
+        wait = await run_in_threadpool(
+            client_hits.hit, self.s.engine, client, now=now, limit=self.per_ip_per_hour, window=3600.0
+        )
         if wait:
             response = self.pages.render(
                 "subscribe", status=429, email="", name="",
