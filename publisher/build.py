@@ -160,8 +160,9 @@ def render_site(config: Config, articles: Sequence[Article], now: datetime) -> S
     files[feeds.feed_path("atom")] = feeds.build_atom(config, public, now)
     files[feeds.feed_path("json")] = feeds.build_json(config, public, now)
     if config["feeds.per_tag"]:
-        for name in feeds.site_tags(public).values():
-            files[feeds.feed_path("atom", name)] = feeds.build_atom(config, public, now, tag=name)
+        tagged = feeds.tagged_articles(public)
+        for slug, name in feeds.site_tags(public).items():
+            files[feeds.feed_path("atom", name)] = feeds.build_atom(config, tagged[slug], now, tag=name)
 
     pages, page_notes = archive.render_archive(config, public, taken=files)
     files.update(pages)

@@ -13,6 +13,10 @@ A file looks like this (`date` without a zone means the publication's zone)::
     ---
 
     Markdown body: CommonMark, tables, footnotes. Raw HTML is sanitised.
+
+An article has at most `MAX_TAGS` tags of at most `MAX_TAG_LENGTH` characters each (each
+tag is a feed of its own, and every feed entry lists them all). Dates lie between the
+years `FIRST_YEAR` and `LAST_YEAR`, and a `YYYY-MM-DD-` file name must name a real day.
 """
 
 from __future__ import annotations
@@ -38,7 +42,11 @@ from publisher.models import Article
 from publisher.sanitize import clean_html, to_uri
 
 __all__ = [
+    "FIRST_YEAR",
     "FRONT_MATTER_KEYS",
+    "LAST_YEAR",
+    "MAX_TAGS",
+    "MAX_TAG_LENGTH",
     "RESERVED_SLUGS",
     "draft_file_name",
     "load_articles",
@@ -59,6 +67,11 @@ RESERVED_SLUGS = frozenset(
 """Slugs that would collide with folders `publisher build` writes or with the app's routes."""
 
 SUMMARY_LENGTH = 200
+MAX_TAGS = 20
+MAX_TAG_LENGTH = 50
+FIRST_YEAR = 1900
+LAST_YEAR = 2199
+"""Dates outside these years are typing slips (0001-01-01), not publication dates."""
 
 # html stays on (the commonmark preset's default) because authors embed figures and the
 # like; the sanitiser decides what survives. No typographer: an author's quotes stay theirs.
@@ -146,10 +159,17 @@ class _FrontMatter:
         if not self.present(key):
             return None
         entry = self.entries[key]
-        parsed = _to_datetime(entry.value, tz)
+        shown = entry.value if isinstance(entry.value, str) else _raw(entry)
+        try:
+            parsed = _to_datetime(entry.value, tz)
+        except OverflowError:  # a zone's offset pushed it past year 1 or 9999
+            parsed = None
         if parsed is None:
-            shown = entry.value if isinstance(entry.value, str) else _raw(entry)
             raise self.error(key, f"{key} must look like {_DATE_HINT}, got {shown!r}")
+        if not FIRST_YEAR <= parsed.year <= LAST_YEAR:
+            raise self.error(
+                key, f"{key} {shown!r} cannot be right: dates lie between {FIRST_YEAR} and {LAST_YEAR}"
+            )
         return parsed
 
 
@@ -314,8 +334,16 @@ def _tags(front: _FrontMatter) -> tuple[str, ...]:
     tags: dict[str, str] = {}
     for item in raw:
         tag = _plain(item)
+        if len(tag) > MAX_TAG_LENGTH:
+            raise front.error(
+                "tags", f"tag {tag[:30]!r}… is {len(tag)} characters long; a tag has at most {MAX_TAG_LENGTH}"
+            )
         if tag:
             tags.setdefault(tag.casefold(), tag)
+    if len(tags) > MAX_TAGS:
+        raise front.error(
+            "tags", f"{len(tags)} tags; an article has at most {MAX_TAGS}: keep the ones readers would follow"
+        )
     return tuple(tags.values())
 
 
@@ -388,10 +416,17 @@ def _first_date(source: str, published: datetime) -> date:
     """
     match = _DATE_PREFIX_RE.match(PurePath(source).name)
     if match:
+        day = match.group(0).rstrip("-")
         try:
-            return date.fromisoformat(match.group(0).rstrip("-"))
+            named = date.fromisoformat(day)
         except ValueError:
-            pass
+            named = None
+        if named is None or not FIRST_YEAR <= named.year <= LAST_YEAR:
+            raise ContentError(
+                f"{source}: the file name's date {day} is not a real day; rename the file "
+                "(YYYY-MM-DD-slug.md, the day it was started)"
+            )
+        return named
     return published.date()
 
 

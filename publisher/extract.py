@@ -30,7 +30,7 @@ from trafilatura.htmlprocessing import convert_to_html
 from trafilatura.settings import Document
 
 from publisher.config import Config
-from publisher.content import slugify
+from publisher.content import MAX_TAG_LENGTH, MAX_TAGS, slugify
 from publisher.errors import SourceError
 from publisher.sanitize import clean_html
 
@@ -420,11 +420,15 @@ def page_to_article(html: str | bytes, *, url: str, config: Config, now: datetim
 
 
 def _unique_tags(tags: Sequence[str]) -> tuple[str, ...]:
+    """The first tags, as many and as long as an article may have: other people's pages
+    and feeds may carry hundreds."""
     seen: dict[str, str] = {}
     for tag in tags:
         clean = _plain(tag)
-        if clean:
+        if clean and len(clean) <= MAX_TAG_LENGTH:
             seen.setdefault(clean.casefold(), clean)
+            if len(seen) == MAX_TAGS:
+                break
     return tuple(seen.values())
 
 

@@ -52,6 +52,7 @@ __all__ = [
     "site_uri",
     "tag_collisions",
     "tag_slug",
+    "tagged_articles",
 ]
 
 FeedKind = Literal["rss", "atom", "json"]
@@ -183,6 +184,16 @@ def tag_collisions(articles: Iterable[Article]) -> list[tuple[str, tuple[str, ..
         for tag in article.tags:
             spellings.setdefault(tag_slug(tag), {}).setdefault(tag.casefold(), tag)
     return [(slug, tuple(sorted(names.values()))) for slug, names in sorted(spellings.items()) if len(names) > 1]
+
+
+def tagged_articles(articles: Iterable[Article]) -> dict[str, list[Article]]:
+    """Each tag slug with the articles that carry it, in one pass: per-tag feeds built
+    from these cost what their own articles cost, not a scan of the whole site each."""
+    tagged: dict[str, list[Article]] = {}
+    for article in articles:
+        for slug in dict.fromkeys(tag_slug(tag) for tag in article.tags):
+            tagged.setdefault(slug, []).append(article)
+    return tagged
 
 
 def site_tags(articles: Iterable[Article]) -> dict[str, str]:

@@ -832,3 +832,24 @@ def test_cli_check_names_file_and_line(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "content/2026-02-02-bad-date.md:3: date must look like" in result.output
     assert "slug 'worry-time' is already used by" in result.output
+
+
+def test_per_tag_feeds_cost_what_their_articles_cost(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Per-tag feeds read each article once per tag it carries, not the whole site per tag:
+    the work grows with the number of tags, not with tags times articles."""
+    from publisher import feeds
+
+    config = publication(tmp_path)
+    many = [article(f"post-{n}", n % 28 + 1, tags=(f"a{n}", f"b{n}", f"c{n}")) for n in range(80)]
+    calls = 0
+    real = feeds.tag_slug
+
+    def counting(tag: str) -> str:
+        nonlocal calls
+        calls += 1
+        return real(tag)
+
+    monkeypatch.setattr(feeds, "tag_slug", counting)
+    site = build.render_site(config, many, NOW)
+    assert len([name for name in site.files if name.startswith("feeds/tags/")]) == 240
+    assert calls < 20 * 240  # a scan of every article per tag: 240 * 80 * 3 = 57,600

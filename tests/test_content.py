@@ -410,8 +410,6 @@ def test_id_survives_a_corrected_date(config: Config) -> None:
     after = article(config, "title: T\ndate: 2026-03-04 18:00\n", source=source)
     assert before.id == after.id == "tag:notes.example.org,2026-03-01:/sleep"
     assert after.date.day == 4
-    odd = article(config, "title: T\ndate: 2026-03-04\n", source="content/2026-13-45-odd.md")
-    assert odd.id == "tag:notes.example.org,2026-03-04:/odd"
 
 # Markdown
 
@@ -707,3 +705,40 @@ def test_shipped_file_names_match_their_dates(shipped: list[Article]) -> None:
     """Sample files are named YYYY-MM-DD-slug.md after their own date."""
     for a in shipped:
         assert Path(a.source).name == f"{a.date:%Y-%m-%d}-{a.slug}.md"
+
+
+# Bounds: tags and dates that cannot be right
+
+
+def test_too_many_tags_are_refused(config: Config) -> None:
+    """An article with more tags than MAX_TAGS is refused naming the line and the limit."""
+    tags = ", ".join(f"t{n}" for n in range(1000))
+    message = error_of(config, f"---\ntitle: T\ndate: 2026-01-05\ntags: [{tags}]\n---\nx\n")
+    assert message.startswith("content/x.md:4: 1000 tags; an article has at most 20")
+
+
+def test_twenty_tags_are_fine(config: Config) -> None:
+    """MAX_TAGS tags are accepted as written."""
+    tags = ", ".join(f"t{n}" for n in range(20))
+    assert len(article(config, f"title: T\ndate: 2026-01-05\ntags: [{tags}]\n").tags) == 20
+
+
+def test_overlong_tag_is_refused(config: Config) -> None:
+    """A tag longer than MAX_TAG_LENGTH is refused with its start shown."""
+    message = error_of(config, f"---\ntitle: T\ndate: 2026-01-05\ntags: [{'x' * 5000}]\n---\nx\n")
+    assert "is 5000 characters long; a tag has at most 50" in message
+
+
+@pytest.mark.parametrize("value", ["0001-01-01", "0001-01-01 00:30", "1066-10-14", "9999-12-31", "2400-01-01"])
+def test_dates_that_cannot_be_right_are_refused(config: Config, value: str) -> None:
+    """A date far outside any publication's life is a slip, refused with the line."""
+    message = error_of(config, f"---\ntitle: T\ndate: {value}\n---\nx\n")
+    assert message.startswith(f"content/x.md:3: date '{value}' cannot be right")
+
+
+@pytest.mark.parametrize("name", ["2026-02-30-post.md", "2026-13-01-post.md", "0000-01-01-post.md"])
+def test_file_name_with_an_impossible_date_is_refused(config: Config, name: str) -> None:
+    """A YYYY-MM-DD- file name that names no real day is refused, naming the file."""
+    message = error_of(config, "---\ntitle: T\ndate: 2026-02-10\n---\nx\n", source=f"content/{name}")
+    assert message.startswith(f"content/{name}: the file name's date")
+    assert "is not a real day" in message
