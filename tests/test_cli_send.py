@@ -16,6 +16,8 @@ from click.testing import CliRunner, Result
 from fakes import SMTPServer
 
 from publisher.cli import cli
+from publisher.config import load_config
+from publisher.services import issues as issues_service
 from publisher.store import ledger, open_store
 from publisher.store.schema import deliveries, subscriber_tags, subscribers
 
@@ -215,6 +217,22 @@ def test_resume_reports_uncertain_rows_and_finishes(pub: Pub) -> None:
     status = pub.invoke("status")
     assert "3 message(s) were in flight" in status.output
     assert "notes-on-rest" in status.output
+
+
+def test_send_again_after_a_crash_recovers_the_dead_senders_rows(pub: Pub) -> None:
+    """Re-running `send SLUG` after its sender died does what --resume does for that
+    sender's rows: they are sent, reported uncertain, and none is left "sending"."""
+    pub.add(10)
+    config = load_config(pub.root / "config.toml", env=pub.env)
+    issue_id = issues_service.send_now(config, pub.db, "notes-on-rest", now=datetime.now(UTC)).issue_id
+    ledger.claim(pub.db, worker=dead_worker(), limit=3, now=datetime.now(UTC))
+    result = pub.invoke("send", "notes-on-rest", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "3 message(s) were in flight" in result.output
+    assert "sent 10," in result.output
+    [line] = ledger.status(pub.db, issue_id)
+    assert (line.sending, line.sent, line.uncertain) == (0, 10, 3)
+    assert len(pub.outbox()) == 10
 
 
 def test_status_of_one_issue_and_of_an_unknown_one(pub: Pub) -> None:

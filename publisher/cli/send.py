@@ -203,6 +203,9 @@ def send(
         queued = service.send_now(config, db, slug, now=now, tag=tag)
         issue_id = queued.issue_id
         click.echo(f"issue {issue_id} {article.slug!r}: {queued.added} new recipient(s) queued")
+        # A sender of this issue that died left its rows "sending": sending again is how
+        # most people resume, so it takes them back now rather than after the lease.
+        _recover(config, db)
         report = _deliver(config, db, provider, secret=secret, issue_id=issue_id, label=article.slug)
     finally:
         provider.close()
@@ -219,17 +222,22 @@ def _where_to_look(config: Config, report: engine.DeliveryReport) -> None:
         click.echo(f"the messages are .eml files in {folder} (open one in any mail client)")
 
 
+def _recover(config: Config, db: sa.Engine) -> None:
+    """Queue again, flagged uncertain, the rows of senders that died, and say so."""
+    recovered = ledger.recover(db, now=_now(), lease=engine.lease_for(config))
+    if recovered.count:
+        click.echo(UNCERTAIN_NOTE.format(n=recovered.count))
+        for row in recovered.rows[:10]:
+            click.echo(f"  uncertain: issue {row.issue_id}, {row.email}")
+        if recovered.count > 10:
+            click.echo(f"  ... and {recovered.count - 10} more (`publisher status`)")
+
+
 def _resume(config: Config) -> None:
     db = open_store(config.store_url)
     secret, provider = _secret_and_provider(config)
     try:
-        recovered = ledger.recover(db, now=_now(), lease=engine.lease_for(config))
-        if recovered.count:
-            click.echo(UNCERTAIN_NOTE.format(n=recovered.count))
-            for row in recovered.rows[:10]:
-                click.echo(f"  uncertain: issue {row.issue_id}, {row.email}")
-            if recovered.count > 10:
-                click.echo(f"  ... and {recovered.count - 10} more (`publisher status`)")
+        _recover(config, db)
         report = _deliver(config, db, provider, secret=secret, issue_id=None, label="resume")
     finally:
         provider.close()
