@@ -220,23 +220,33 @@ def _split(text: str, source: str) -> tuple[str, str]:
     return text[first_end + 1 : closing.start()], text[closing.end() :]
 
 
+def _yaml_error(exc: yaml.YAMLError, source: str, front: str) -> ContentError:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    line = mark.line + _FIRST_LINE if mark is not None else _FIRST_LINE
+    position = getattr(exc, "position", None)  # a ReaderError: a character YAML refuses
+    if mark is None and isinstance(position, int):
+        line = front.count("\n", 0, position) + _FIRST_LINE
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    context_mark = getattr(exc, "context_mark", None)
+    if context and context_mark is not None and context_mark.line + _FIRST_LINE != line:
+        problem += f" ({context} on line {context_mark.line + _FIRST_LINE})"
+    return ContentError(
+        f"{source}:{line}: front matter is not valid YAML: {problem}. Write one "
+        "'key: value' per line; put values containing ': ' or '#' in quotes"
+    )
+
+
 def _read_front_matter(front: str, source: str) -> _FrontMatter:
-    loader = yaml.SafeLoader(front)
+    try:
+        loader = yaml.SafeLoader(front)  # reads the text at once: control characters fail here
+    except yaml.YAMLError as exc:
+        raise _yaml_error(exc, source, front) from exc
     try:
         try:
             node = loader.get_single_node()
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-            line = mark.line + _FIRST_LINE if mark is not None else _FIRST_LINE
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            context = getattr(exc, "context", None)
-            context_mark = getattr(exc, "context_mark", None)
-            if context and context_mark is not None and context_mark.line + _FIRST_LINE != line:
-                problem += f" ({context} on line {context_mark.line + _FIRST_LINE})"
-            raise ContentError(
-                f"{source}:{line}: front matter is not valid YAML: {problem}. Write one "
-                "'key: value' per line; put values containing ': ' or '#' in quotes"
-            ) from exc
+            raise _yaml_error(exc, source, front) from exc
         if node is None:
             return _FrontMatter(source, {})
         if not isinstance(node, yaml.MappingNode):

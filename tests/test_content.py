@@ -742,3 +742,10 @@ def test_file_name_with_an_impossible_date_is_refused(config: Config, name: str)
     message = error_of(config, "---\ntitle: T\ndate: 2026-02-10\n---\nx\n", source=f"content/{name}")
     assert message.startswith(f"content/{name}: the file name's date")
     assert "is not a real day" in message
+
+
+def test_control_character_in_front_matter_is_a_content_error(config: Config) -> None:
+    """A character YAML refuses to read (here U+001F) is a ContentError with its line, not
+    a traceback from the YAML reader."""
+    message = error_of(config, "---\ntitle: T\n\x1f: x\ndate: 2026-01-05\n---\nx\n")
+    assert message.startswith("content/x.md:3: front matter is not valid YAML")
