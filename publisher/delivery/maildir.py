@@ -54,8 +54,10 @@ class MaildirProvider:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
+            # 0700 whatever the umask: every message names a subscriber.
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
             for sub in ("tmp", "new", "cur"):
-                (path / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+                (path / sub).mkdir(exist_ok=True, mode=0o700)
         except OSError as exc:
             raise ConfigError(
                 f"[delivery.maildir] path {str(path)!r} cannot be used as a Maildir: {exc}. "

@@ -15,6 +15,7 @@ finds them there.
 from __future__ import annotations
 
 import functools
+import os
 import re
 import sqlite3
 import time
@@ -101,8 +102,32 @@ def _create(url: str) -> Engine:
             "For PostgreSQL: pip install 'publisher[postgres]'."
         ) from exc
     if engine.dialect.name == "sqlite":
+        database = engine.url.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            _private_file(Path(database))
         event.listen(engine, "connect", _sqlite_settings)
     return engine
+
+
+def _private_file(path: Path) -> None:
+    """Create the SQLite file 0600 (whatever the umask) before SQLite does, and take group
+    and world access from one that has it: it holds every subscriber's address. SQLite
+    gives its -wal and -shm files the database file's mode."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    except OSError:
+        return  # a missing folder and the like: SQLite says what is wrong when it opens
+    else:
+        os.close(fd)
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            mode = file.stat().st_mode & 0o777
+            if mode & 0o077:
+                file.chmod(mode & 0o700)
+        except OSError:
+            continue
 
 
 def _sqlite_settings(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
