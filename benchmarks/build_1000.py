@@ -134,14 +134,15 @@ def main() -> None:
         root = Path(tmp)
         make_publication(root, args.articles, args.previews)
         config = load_config(root / "config.toml", env={})
-        output = config.path_of("build.output")
+        output = build.output_folder(config)
         now = datetime.now(UTC)
 
         parse = median_of(args.runs, lambda: content.load_articles(config))
         articles = content.load_articles(config)
 
         def clean() -> None:
-            shutil.rmtree(output, ignore_errors=True)
+            output.unlink(missing_ok=True)  # the link to the build in place
+            shutil.rmtree(build.builds_folder(output), ignore_errors=True)
 
         reports = []
         cold = median_of(args.runs, lambda: reports.append(build.build_site(config, articles, now)), clean)
