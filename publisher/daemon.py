@@ -19,7 +19,7 @@ from types import FrameType
 import uvicorn
 from starlette.types import ASGIApp
 
-from publisher import jobs, scheduler, watch
+from publisher import build, jobs, scheduler, watch
 from publisher.config import Config
 from publisher.store import open_store
 from publisher.web import create_app
@@ -79,6 +79,7 @@ def server_config(app: ASGIApp, *, host: str, port: int) -> uvicorn.Config:
 
 def run_daemon(config: Config, *, host: str, port: int) -> None:
     """Serve until SIGINT or SIGTERM (uvicorn handles both), then shut down cleanly."""
+    build.output_folder(config)  # an output that would serve the publication's own files: refuse first
     key, rt, sched = start_background(config)
     app = create_app(config, engine=rt.db)
     server = uvicorn.Server(server_config(app, host=host, port=port))

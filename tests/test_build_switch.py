@@ -157,6 +157,8 @@ def test_output_exposing_the_publication_is_refused(tmp_path: Path, output: str,
         assert "[build] output" in result.output and names in result.output
     with pytest.raises(BuildError, match=r"\[build\] output"):
         create_app(load_config(config_path, env={"PUBLISHER_SECRET": "x" * 32}))
+    result = CliRunner().invoke(cli, ["--config", str(config_path), "serve"], env={"PUBLISHER_SECRET": "x" * 32})
+    assert result.exit_code == 1 and "[build] output" in result.output
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == before
 
 
