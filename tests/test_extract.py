@@ -294,3 +294,19 @@ def test_a_web_page_is_not_a_feed() -> None:
     """An HTML page at a feed's address is reported as not a feed, with a hint."""
     with pytest.raises(SourceError, match=r"not an RSS or Atom feed.*/feed"):
         parse_feed((SITES / "broken/not-a-feed.html").read_bytes(), url="https://b.example/")
+
+
+def test_watched_feed_item_with_hundreds_of_categories_is_trimmed(config: Config) -> None:
+    """A feed item's categories become at most MAX_TAGS tags of at most MAX_TAG_LENGTH
+    characters, so the article file it becomes can be read back."""
+    categories = "".join(f"<category>topic {n}</category>" for n in range(500))
+    feed = (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>T</title><link>https://q.example/</link>'
+        f"<item><title>Many tags</title><link>https://q.example/many/</link>"
+        f"<category>{'x' * 300}</category>{categories}"
+        "<pubDate>Mon, 12 Feb 2024 14:30:00 +0000</pubDate><description>Body.</description></item>"
+        "</channel></rss>"
+    ).encode()
+    (article,) = feed_to_articles(feed, url="https://q.example/feed/", config=config, now=NOW)
+    assert article.tags == tuple(f"topic {n}" for n in range(content.MAX_TAGS))
+    assert len(content.parse_article(article.text(config), source="content/x.md", config=config).tags) == 20
