@@ -31,12 +31,12 @@ about ten seconds a megabyte, and Gmail would show the first hundred kilobytes.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -50,6 +50,9 @@ from publisher import archive, feeds, newsletter
 from publisher.config import Config
 from publisher.errors import BuildError
 from publisher.models import Article, BuildReport
+
+if sys.platform != "win32":
+    import fcntl
 
 __all__ = [
     "MANIFEST",
@@ -392,7 +395,8 @@ def _builds_lock(output: Path) -> Iterator[None]:
             "[build] output is one you can write"
         ) from exc
     with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        if sys.platform != "win32":
+            fcntl.flock(handle, fcntl.LOCK_EX)
         yield
 
 
