@@ -363,6 +363,8 @@ def test_once_a_copy_has_left_every_reader_gets_the_same_version(pub: Pub) -> No
     assert len(messages) == 4
     assert {str(m["Subject"]) for m in messages} == {"First Title"}
     assert all("The words as first sent." in plain(m) for m in messages)
+
+
 def test_a_send_in_progress_does_not_hold_up_the_next_article(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -395,3 +397,20 @@ def test_a_send_in_progress_does_not_hold_up_the_next_article(
         time.sleep(0.05)
     subjects = sorted(str(m["Subject"]) for m in pub.messages())
     assert subjects == ["First"] * 3 + ["Second"] * 3
+
+
+def test_a_schedule_whose_articles_cannot_be_read_sends_what_was_scheduled(
+    pub: Pub, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A broken file in content/ when the send starts does not hold the newsletter back:
+    it goes out as rendered when it was scheduled, and the log says so."""
+    jobs.publish_new(pub.key)
+    pub.write("2026-11-20-fresh.md", letter("Fresh", "Words as scheduled."))
+    issue_service.schedule_send(pub.config, pub.db, "fresh", at="2026-11-21 09:00", now=START)
+    pub.write("2026-11-21-broken.md", "---\ntitle: [unclosed\n---\n\nText.\n")
+    pub.clock.now = datetime(2026, 11, 21, 14, 0, tzinfo=UTC)
+    with caplog.at_level("WARNING", logger="publisher.jobs"):
+        jobs.run_due_schedules(pub.key)
+    assert len(pub.messages()) == 3
+    assert all("Words as scheduled." in plain(m) for m in pub.messages())
+    assert "goes out as rendered when it was scheduled" in caplog.text
