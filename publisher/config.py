@@ -143,6 +143,8 @@ SETTINGS: tuple[Setting, ...] = (
     # [subscribe]
     S("subscribe.confirm_interval", 3600.0, "float", "Seconds between two confirmation mails to one address."),
     S("subscribe.per_ip_per_hour", 20, "int", "Subscribe requests accepted per client IP per hour."),
+    # [api]
+    S("api.rate_limit", 600, "int", "Requests per minute each API key may make; past that, 429 with Retry-After."),
     # [webhooks]
     S("webhooks.ses_topic_arns", [], "list", "SNS topic ARNs whose SES bounce and complaint "
       "notifications POST /webhooks/ses accepts; empty refuses all."),
