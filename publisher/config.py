@@ -176,6 +176,9 @@ SETTINGS: tuple[Setting, ...] = (
       range=(0, 604_800)),
     S("subscribe.per_ip_per_hour", 20, "int", "Subscribe requests accepted per client IP per hour.",
       range=(1, 1_000_000)),
+    # [api]
+    S("api.rate_limit", 600, "int", "Requests per minute each API key may make; past that, 429 with Retry-After.",
+      range=(1, 1_000_000)),
     # [webhooks]
     S("webhooks.ses_topic_arns", [], "list", "SNS topic ARNs whose SES bounce and complaint "
       "notifications POST /webhooks/ses accepts; empty refuses all."),

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import FrameType
 
 import uvicorn
+from sqlalchemy import Engine
 from starlette.types import ASGIApp
 
 from publisher import build, jobs, scheduler, watch
@@ -35,18 +36,19 @@ def configure_logging(level: int = logging.INFO) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def start_background(config: Config) -> tuple[str, jobs.Runtime, object]:
+def start_background(config: Config, *, db: Engine | None = None) -> tuple[str, jobs.Runtime, object]:
     """Recover, then start the scheduler. Returns (config key, runtime, scheduler)."""
     key = str(config.path or Path("config.toml").resolve())
-    db = open_store(config.store_url)
-    rt = jobs.Runtime(config=config, db=db, deliver_in_background=True)
+    rt = jobs.Runtime(
+        config=config, db=db if db is not None else open_store(config.store_url), deliver_in_background=True
+    )
     jobs.register(key, rt)
     sched = scheduler.create_scheduler(rt)
     scheduler.start_daemon_jobs(sched, key, rt)
     scheduler.remember(key, sched)
     sched.start()
     # Catch up at once rather than at the first interval: missed schedules, queued rows, new articles.
-    for job_id in ("publish", "schedules", "deliver", "arm", "pings"):
+    for job_id in ("publish", "schedules", "deliver", "arm", "pings", "hooks"):
         job = sched.get_job(job_id)
         if job is not None:
             job.modify(next_run_time=rt.clock())
@@ -80,8 +82,11 @@ def server_config(app: ASGIApp, *, host: str, port: int) -> uvicorn.Config:
 def run_daemon(config: Config, *, host: str, port: int) -> None:
     """Serve until SIGINT or SIGTERM (uvicorn handles both), then shut down cleanly."""
     build.output_folder(config)  # an output that would serve the publication's own files: refuse first
-    key, rt, sched = start_background(config)
-    app = create_app(config, engine=rt.db)
+    # The app is made before anything is sent: from the first send on, a SIGTERM must find
+    # the handler below in place, however long the app took to build on a busy machine.
+    db = open_store(config.store_url)
+    app = create_app(config, engine=db)
+    key, rt, sched = start_background(config, db=db)
     server = uvicorn.Server(server_config(app, host=host, port=port))
     log.info("serving %s on http://%s:%s", config["publication.title"], host, port)
 

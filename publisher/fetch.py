@@ -24,7 +24,7 @@ from publisher import __version__
 from publisher.config import Config
 from publisher.errors import FetchRefused, SourceError
 
-__all__ = ["MAX_REDIRECTS", "FetchResult", "check_address", "fetch", "resolve_host", "user_agent"]
+__all__ = ["MAX_REDIRECTS", "FetchResult", "check_address", "fetch", "post", "resolve_host", "user_agent"]
 
 MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -290,3 +290,56 @@ def _get(
         except httpx.TransportError as exc:
             raise SourceError(f"{url}: the request failed: {exc}. Try again later.") from exc
     raise SourceError(f"{url}: cannot connect: {last_error}. Check the address, or try again later.")
+
+
+def post(
+    url: str,
+    body: bytes,
+    *,
+    config: Config,
+    headers: dict[str, str],
+    client: httpx.Client | None = None,
+) -> int:
+    """POST `body` to `url` under the same address rules as `fetch`; returns the status code.
+
+    Redirects are not followed (a webhook receiver that moved must be re-registered), and
+    only the first 64 KiB of the answer is read. Raises FetchRefused for an unsafe target
+    or a slow answer, SourceError when no connection can be made.
+    """
+    timeout = float(config["fetch.timeout"])
+    deadline = time.monotonic() + timeout
+    target_url = _parse_url(url)
+    own_client = client is None
+    http = client or httpx.Client(trust_env=False, follow_redirects=False)
+    base = {"User-Agent": user_agent(config), **headers}
+    last_error: httpx.TransportError | None = None
+    try:
+        for target, extra_headers, extensions in _targets(target_url, config):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _too_slow(target_url, timeout)
+            request = http.build_request(
+                "POST", target, content=body, headers={**base, **extra_headers},
+                timeout=httpx.Timeout(remaining), extensions=extensions,
+            )
+            try:
+                response = http.send(request, stream=True, follow_redirects=False)
+            except httpx.TimeoutException as exc:
+                raise _too_slow(target_url, timeout) from exc
+            except httpx.ConnectError as exc:
+                last_error = exc
+                continue
+            except httpx.TransportError as exc:
+                raise SourceError(f"{target_url}: the request failed: {exc}") from exc
+            try:
+                for _ in response.iter_bytes(_CHUNK):
+                    break
+            except httpx.HTTPError:
+                pass  # the status is what counts; a broken answer body changes nothing
+            finally:
+                response.close()
+            return response.status_code
+        raise SourceError(f"{target_url}: cannot connect: {last_error}")
+    finally:
+        if own_client:
+            http.close()

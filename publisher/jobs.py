@@ -28,6 +28,7 @@ from publisher.store import ledger, open_store, publishing, schedules
 __all__ = [
     "Runtime",
     "deliver_due",
+    "deliver_hooks",
     "digest",
     "poll_sources",
     "publish_new",
@@ -282,6 +283,14 @@ def send_pings(config_path: str) -> int:
     """Send WebSub pings whose time has come (new ones, and retries of hubs that were down)."""
     rt = runtime_for(config_path)
     return len(websub.send_due_pings(rt.config, rt.db, now=rt.clock()))
+
+
+def deliver_hooks(config_path: str) -> int:
+    """Send outbound webhook messages whose time has come; returns how many were delivered."""
+    from publisher import hooks
+
+    rt = runtime_for(config_path)
+    return hooks.deliver_due(rt.config, rt.db, now=rt.clock()).delivered
 
 
 def poll_sources(config_path: str, url: str | None = None) -> int:

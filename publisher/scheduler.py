@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 15.0
 PING_SECONDS = 60.0
+HOOK_SECONDS = 5.0
 
 
 def create_scheduler(rt: jobs.Runtime) -> BackgroundScheduler:
@@ -56,6 +57,8 @@ def start_daemon_jobs(scheduler: BackgroundScheduler, config_path: str, rt: jobs
         id="deliver", name="deliver queued and retried messages", replace_existing=True)
     add(jobs.send_pings, _every(PING_SECONDS), args=[config_path],
         id="pings", name="retry WebSub pings", replace_existing=True)
+    add(jobs.deliver_hooks, _every(HOOK_SECONDS), args=[config_path],
+        id="hooks", name="deliver outbound webhooks", replace_existing=True)
     add(arm_schedules, _every(SWEEP_SECONDS), args=[config_path],
         id="arm", name="arm exact times of scheduled sends", replace_existing=True)
     cron = config["schedule.digest"]

@@ -13,7 +13,7 @@ from publisher.errors import Conflict, ContentError, InvalidRequest, NotFound, S
 from publisher.models import SubscriberStatus
 from publisher.services import articles, issues, stats, subscribers
 from publisher.store import open_store
-from publisher.store.schema import deliveries
+from publisher.store.schema import deliveries, metadata
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -301,3 +301,16 @@ def test_issue_counts_an_unsubscribe_after_the_copy(config: Config, db: sa.Engin
     counted = stats.issue_counts(db, queued.issue_id)
     assert (counted.sent, counted.unsubscribed, counted.bounced) == (2, 1, 0)
     assert stats.send_pace(db, queued.issue_id) == [stats.MinuteCount(minute=NOW, sent=2)]
+
+
+def test_erase_keeps_each_issue_count_without_the_person(config: Config, db: sa.Engine) -> None:
+    """After erasure the issue still counts the copy sent, and the address is in no table."""
+    _add(db, 2)
+    queued = issues.send_now(config, db, "notes-on-rest", now=NOW)
+    with db.begin() as conn:
+        conn.execute(sa.update(deliveries).values(state="sent", sent_at=NOW, provider_id="pm-1"))
+    subscribers.erase(db, "reader0@example.org", now=NOW)
+    assert issues.get_issue(db, queued.issue_id).sent == 2
+    with db.connect() as conn:
+        dump = " ".join(str(row) for table in metadata.sorted_tables for row in conn.execute(sa.select(table)))
+    assert "reader0@example.org" not in dump and "reader1@example.org" in dump

@@ -52,6 +52,8 @@ COMMANDS: dict[str, str] = {
     "serve": "serve",
     "worker": "serve",
     "subscribers": "subscribers",
+    "keys": "access",
+    "hooks": "access",
 }
 """Command name -> the module of `publisher.cli` that defines it."""
 

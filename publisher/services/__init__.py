@@ -15,7 +15,12 @@ to do.
     articles     list_articles (with state), get_article, write_article, preview
     issues       plan_send (dry run), test_send, send_now, schedule_send, list_schedules,
                  cancel_schedule, issue_status
+    issues       ... create_issue, get_issue, send_issue, article_slug, cancel_issue,
+                 issue_failures (the same actions on an issue already in the ledger)
+    imports      start_import (a bulk import as a job), get_import
     stats        subscriber_days, issue_counts, send_pace
+    access       create_key, list_keys, revoke_key (API keys); add_endpoint,
+                 list_endpoints, remove_endpoint (outbound webhooks)
 
 Delivering queued rows is the delivery engine's job (`publisher.delivery.engine`), run
 in the foreground by `publisher send` and in the background by `publisher serve`.
@@ -26,7 +31,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-__all__ = ["articles", "issues", "stats", "subscribers"]
+__all__ = ["access", "articles", "imports", "issues", "stats", "subscribers"]
 
 
 def __getattr__(name: str) -> ModuleType:

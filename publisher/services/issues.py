@@ -26,28 +26,34 @@ from publisher.config import Config
 from publisher.delivery.base import Provider, make_provider
 from publisher.errors import Conflict, InvalidRequest, NotFound, PermanentFailure
 from publisher.models import Article, Outcome
-from publisher.sending import find_article, prepare_article_issue
+from publisher.sending import find_article, prepare_article_issue, prepare_digest_issue
 from publisher.services.stats import IssueFailures, issue_failures, issue_status
-from publisher.store import ledger, schedules
+from publisher.store import ledger, outbox, schedules
 from publisher.store.issues import IssueStatus
 from publisher.store.schedules import Schedule
 from publisher.store.subscribers import normalize_email
 
 __all__ = [
     "EARLIEST_ZONE",
+    "Cancelled",
     "IssueFailures",
     "IssueStatus",
     "Queued",
     "Schedule",
     "Scheduled",
     "SendPlan",
+    "article_slug",
+    "cancel_issue",
     "cancel_schedule",
+    "create_issue",
+    "get_issue",
     "issue_failures",
     "issue_status",
     "list_schedules",
     "plan_send",
     "published_article",
     "schedule_send",
+    "send_issue",
     "send_now",
     "send_secret",
     "test_send",
@@ -227,6 +233,8 @@ def schedule_send(
     else:
         zone_label, written = tz.key, at.strip()
     item = schedules.add(db, issue_id=issue_id, run_at=run_at, timezone=zone_label, local_time=written, now=now)
+    data = {"issue_id": issue_id, "slug": article.slug, "schedule_id": item.id, "run_at": item.run_at.isoformat()}
+    outbox.emit_now(db, "issue.scheduled", data, now=now)
     return Scheduled(schedule=item, article=article)
 
 
@@ -244,3 +252,62 @@ def cancel_schedule(db: Engine, schedule_id: int) -> Schedule:
         return schedules.cancel(db, schedule_id)
     except NotFound as exc:  # claimed by a daemon between the look and the change
         raise Conflict(str(exc)) from exc
+
+
+def get_issue(db: Engine, issue_id: int) -> IssueStatus:
+    """One issue's delivery counts; NotFound for an unknown id."""
+    (line,) = ledger.status(db, issue_id)
+    return line
+
+
+def create_issue(
+    config: Config, db: Engine, *, now: datetime, article: str | None = None, digest: Sequence[str] = ()
+) -> IssueStatus:
+    """Freeze an issue in the ledger without sending it: the newsletter of the published
+    `article`, or a digest of the published articles in `digest`. Creating it again
+    returns the one already there (an issue is rendered once)."""
+    if (article is None) == (not digest):
+        raise InvalidRequest("give either an article's slug or the slugs of a digest's articles, not both")
+    if article is not None:
+        issue_id = prepare_article_issue(config, db, published_article(config, article, now=now), now=now)
+    else:
+        articles = content.load_articles(config)
+        chosen = [find_article(articles, slug, now=now) for slug in dict.fromkeys(digest)]
+        issue_id = prepare_digest_issue(config, db, chosen, now=now)
+    return get_issue(db, issue_id)
+
+
+def send_issue(config: Config, db: Engine, issue_id: int, *, now: datetime) -> int:
+    """Queue an issue already in the ledger for every active subscriber (of its tag) who
+    has not had it; returns the number of rows added. Exactly once per reader."""
+    send_secret(config)
+    return ledger.enqueue(db, get_issue(db, issue_id).issue_id, now=now, tz_of_author=config.tz)
+
+
+def article_slug(db: Engine, issue_id: int) -> str:
+    """The slug of the article an issue sends; InvalidRequest for a digest."""
+    snapshot = ledger.get_issue(db, issue_id)
+    if not snapshot.slug:
+        raise InvalidRequest(f"issue {issue_id} is a digest: only an article's issue can be test-sent or scheduled")
+    return snapshot.slug
+
+
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    schedules: tuple[Schedule, ...]
+    rows: int
+    """Queued copies taken back (copies already in flight still go out)."""
+
+
+def cancel_issue(db: Engine, issue_id: int, *, now: datetime) -> Cancelled:
+    """Cancel what is still to come of an issue: its pending schedules and its queued copies."""
+    get_issue(db, issue_id)
+    done = []
+    for item in schedules.pending(db):
+        if item.issue_id == issue_id:
+            try:
+                done.append(schedules.cancel(db, item.id))
+            except NotFound:
+                continue  # claimed meanwhile: its rows are taken back below
+    rows = ledger.cancel_queued(db, issue_id, now=now)
+    return Cancelled(schedules=tuple(done), rows=rows)

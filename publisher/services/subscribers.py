@@ -8,21 +8,28 @@ for a page size out of range. Nothing here prints, parses arguments or knows HTT
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import logging
+import secrets
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import IO
 
 from sqlalchemy import Engine
 
+from publisher import newsletter, tokens
+from publisher.config import Config
+from publisher.delivery.base import Provider, make_provider
 from publisher.errors import InvalidRequest, NotFound
-from publisher.models import Subscriber, SubscriberStatus
+from publisher.mime import MessageTemplate, Recipient
+from publisher.models import Outcome, Subscriber, SubscriberStatus
 from publisher.store import stats as store_stats
 from publisher.store import subscribers as store
 from publisher.store.stats import DeliveryRecord, EventRecord
 from publisher.store.subscriber_csv import ImportReport
 
 __all__ = [
+    "CONFIRMABLE",
     "MAX_PAGE",
     "ImportReport",
     "Subscribed",
@@ -37,12 +44,17 @@ __all__ = [
     "import_subscribers",
     "iter_subscribers",
     "list_subscribers",
+    "send_confirmation",
     "subscribe",
     "tags",
     "unsubscribe",
     "update_subscriber",
 ]
 
+log = logging.getLogger(__name__)
+
+CONFIRMABLE = frozenset({SubscriberStatus.PENDING, SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED})
+"""Who a confirmation mail may go to: not the active, and never an address that complained."""
 MAX_PAGE = 1000
 """The most subscribers one page of a listing holds."""
 
@@ -96,20 +108,60 @@ def subscribe(
     pending: bool = False,
     resubscribe: bool = False,
     source: str = "cli",
+    note: str = "",
 ) -> Subscribed:
     """Add `email` as active (or `pending`, to confirm), or update the name, tags and zone
     of the subscriber who has it.
 
     An address that unsubscribed, bounced or complained stays off the list (SubscriberError)
-    unless `resubscribe` says they asked to come back. Sending a confirmation mail to a
-    pending subscriber is the caller's choice, not done here.
+    unless `resubscribe` says they asked to come back. `note` is kept with the event (how
+    they consented, say). Mailing a pending subscriber is `send_confirmation`'s job.
     """
     status = SubscriberStatus.PENDING if pending else SubscriberStatus.ACTIVE
     subscriber = store.add(
         db, email, name=name, tags=tags, timezone=timezone, status=status, now=now,
-        resubscribe=resubscribe, source=source,
+        resubscribe=resubscribe, source=source, detail=note,
     )
     return Subscribed(subscriber=subscriber, created=subscriber.created_at == now)
+
+
+def send_confirmation(
+    config: Config,
+    db: Engine,
+    subscriber: Subscriber,
+    *,
+    now: datetime,
+    provider_factory: Callable[[Config], Provider] = make_provider,
+) -> bool:
+    """Mail a pending (or unsubscribed, or bounced) subscriber the link that confirms them.
+
+    At most one mail per `subscribe.confirm_interval` per address; a complained address
+    never gets one. True when a mail went out; a provider's refusal is logged, not raised,
+    since the subscriber is recorded either way and may ask again.
+    """
+    if subscriber.status not in CONFIRMABLE:
+        return False
+    interval = timedelta(seconds=float(config["subscribe.confirm_interval"]))
+    if not store.mark_confirm_sent(db, subscriber.id, now=now, interval=interval):
+        return False
+    secret = tokens.resolve_secret(config, real_provider=config["delivery.provider"] != "maildir")
+    url = tokens.confirm_url(config, secret, store.link_key(db, subscriber.id), now)
+    template = MessageTemplate.from_rendered(config, newsletter.render_confirmation(config, url, now))
+    domain = template.sender_address.rpartition("@")[2] or "localhost"
+    recipient = Recipient(
+        delivery_id=None, email=subscriber.email, name="", unsubscribe_url="",
+        message_id=f"<confirm.{secrets.token_hex(12)}@{domain}>",
+    )
+    provider = provider_factory(config)
+    try:
+        [result] = provider.send(template, [recipient], now=now)
+    finally:
+        provider.close()
+    if result.outcome is not Outcome.SENT:
+        log.error("confirmation mail to subscriber %s was not sent (%s): %s", subscriber.id, result.outcome,
+                  result.detail)
+        return False
+    return True
 
 
 def get_subscriber(db: Engine, key: int | str) -> Subscriber:
@@ -151,6 +203,9 @@ def unsubscribe(db: Engine, key: int | str, *, now: datetime, source: str = "cli
 
 def erase(db: Engine, key: int | str, *, now: datetime) -> str:
     """Delete a subscriber's personal data (an erasure request); returns the address erased.
+
+    Their copies stay in the ledger without address or name, so every issue's counts stay
+    true; webhook messages not yet sent about them are dropped.
 
     A later import may add the address again, since nothing remembers it.
     """

@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import (
     Boolean,
+    Connection,
     Engine,
     and_,
     bindparam,
@@ -50,6 +51,7 @@ from sqlalchemy.types import Integer, String
 
 from publisher import timing
 from publisher.models import Outcome, SendResult, SubscriberStatus
+from publisher.store import outbox
 from publisher.store.issues import (
     FailedDelivery,
     IssueSnapshot,
@@ -75,6 +77,7 @@ __all__ = [
     "RecordPolicy",
     "Recovered",
     "RecoveredRow",
+    "cancel_queued",
     "claim",
     "count_new_recipients",
     "count_non_ascii",
@@ -735,6 +738,41 @@ def finish_issues(engine: Engine, *, now: datetime) -> list[int]:
             update(issues)
             .where(issues.c.status == "sending", ~unfinished)
             .values(status="done", finished_at=now)
-            .returning(issues.c.id)
+            .returning(issues.c.id, issues.c.slug, issues.c.key)
         ).all()
+        for row in rows:
+            _announce_finished(conn, row.id, row.slug, row.key, now)
     return sorted(row.id for row in rows)
+
+
+def _announce_finished(conn: Connection, issue_id: int, slug: str, key: str, now: datetime) -> None:
+    """Queue `issue.sent` for a finished issue, and `issue.failed` too when copies failed."""
+    counted: dict[str, int] = {
+        state: int(n)
+        for state, n in conn.execute(
+            select(deliveries.c.state, func.count())
+            .where(deliveries.c.issue_id == issue_id)
+            .group_by(deliveries.c.state)
+        )
+    }
+    data: dict[str, object] = {"issue_id": issue_id, "slug": slug, "key": key,
+            "sent": int(counted.get(SENT, 0)), "failed": int(counted.get(FAILED, 0))}
+    outbox.emit(conn, "issue.sent", data, now=now)
+    if data["failed"]:
+        outbox.emit(conn, "issue.failed", data, now=now)
+
+
+def cancel_queued(engine: Engine, issue_id: int, *, now: datetime) -> int:
+    """Take back every row of the issue not yet claimed (queued or waiting to retry).
+
+    The rows become `skipped` with a note, so they are counted and never sent; rows
+    already in flight finish as they would. Returns the number of rows taken back.
+    """
+    get_issue(engine, issue_id)  # NotFound for an unknown issue
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(deliveries)
+            .where(deliveries.c.issue_id == issue_id, deliveries.c.state.in_([QUEUED, RETRY]))
+            .values(state=SKIPPED, detail="cancelled by the author", claimed_at=now)
+        )
+    return int(result.rowcount or 0)

@@ -155,7 +155,8 @@ deliveries = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("issue_id", Integer, ForeignKey("issues.id", ondelete="CASCADE"), nullable=False),
-    Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False),
+    # NULL once the subscriber was erased: the row stays, emptied of them, so counts stay true.
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="SET NULL")),
     Column("email", String(320), nullable=False),
     Column("name", String(200), nullable=False, default=""),
     # queued, sending, sent, retry, failed, skipped
@@ -245,4 +246,75 @@ rate_budgets = Table(
     Column("name", String(64), primary_key=True),
     Column("tokens", Float, nullable=False),
     Column("stamp", Float, nullable=False),  # wall-clock seconds (Unix time) of the last refill
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("key_id", String(32), nullable=False, unique=True),  # the token's public part, for look-up
+    Column("key_hash", String(64), nullable=False),  # SHA-256 of the whole token, hex
+    Column("scopes", String(500), nullable=False),  # space-separated
+    Column("created_at", UTC_TIME, nullable=False),
+    Column("last_used_at", UTC_TIME),
+    Column("revoked_at", UTC_TIME),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("api_key_id", Integer, ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=False),
+    Column("key", String(255), nullable=False),  # the client's Idempotency-Key
+    Column("fingerprint", String(64), nullable=False),  # SHA-256 of method, path and body
+    Column("status", Integer),  # NULL while the first request is still being answered
+    Column("content_type", String(100), nullable=False, default=""),
+    Column("body", Text, nullable=False, default=""),
+    Column("created_at", UTC_TIME, nullable=False, index=True),
+    UniqueConstraint("api_key_id", "key", name="uq_idempotency_keys_api_key_id"),
+)
+
+import_jobs = Table(
+    "import_jobs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("state", String(16), nullable=False),  # running, done, failed
+    Column("format", String(8), nullable=False),  # csv, json
+    Column("rows_read", Integer, nullable=False, default=0),
+    Column("imported", Integer, nullable=False, default=0),
+    Column("updated", Integer, nullable=False, default=0),
+    Column("kept", Integer, nullable=False, default=0),
+    Column("rejected_count", Integer, nullable=False, default=0),
+    Column("rejected", Text, nullable=False, default="[]"),  # JSON [{"row": n, "reason": "..."}], the first 1000
+    Column("detail", Text, nullable=False, default=""),
+    Column("created_at", UTC_TIME, nullable=False),
+    Column("finished_at", UTC_TIME),
+)
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("url", String(1000), nullable=False),
+    Column("events", String(500), nullable=False),  # space-separated event types
+    Column("secret", String(200), nullable=False),  # whsec_..., the signing key
+    Column("created_at", UTC_TIME, nullable=False),
+)
+
+webhook_messages = Table(
+    "webhook_messages",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("endpoint_id", Integer, ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), nullable=False),
+    Column("msg_id", String(64), nullable=False, unique=True),  # webhook-id: the same on every retry
+    Column("event", String(64), nullable=False),
+    Column("payload", Text, nullable=False),  # the JSON body, signed as is
+    Column("state", String(16), nullable=False),  # pending, delivered, expired
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("not_before", UTC_TIME, nullable=False),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("created_at", UTC_TIME, nullable=False),
+    Column("delivered_at", UTC_TIME),
+    Index("ix_webhook_messages_due", "state", "not_before"),
 )

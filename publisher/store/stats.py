@@ -124,3 +124,4 @@ def sent_per_minute(engine: Engine, issue_id: int) -> dict[datetime, int]:
         for (sent,) in conn.execution_options(yield_per=_READ).execute(query):
             counted[sent.replace(second=0, microsecond=0)] += 1
     return dict(sorted(counted.items()))
+

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -34,7 +34,7 @@ from publisher.store.subscribers import (
     tags_of,
 )
 
-__all__ = ["import_rows"]
+__all__ = ["import_records", "import_rows"]
 
 S = SubscriberStatus
 T = TypeVar("T")
@@ -84,17 +84,39 @@ def import_rows(
     origin: str,
     pending: bool = False,
     tags: Iterable[str] = (),
+    progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """`subscribers.import_csv`, which documents it."""
-    extra = clean_tags(tags)
     platform, rows = read_export(lines, origin=origin)
+    return import_records(
+        engine, rows, platform=platform, now=now, origin=origin, pending=pending, tags=tags, progress=progress
+    )
+
+
+def import_records(
+    engine: Engine,
+    rows: Iterable[SourceRow | Rejected],
+    *,
+    platform: str,
+    now: datetime,
+    origin: str,
+    pending: bool = False,
+    tags: Iterable[str] = (),
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Import records already mapped to our fields (from a CSV export or a JSON list), in
+    one transaction, with the same checks as a CSV import. `progress` is called with the
+    number of records read after each chunk (from inside the transaction)."""
+    extra = clean_tags(tags)
     source = f"import:{origin.replace(chr(92), '/').rsplit('/', 1)[-1]}"[:MAX_SOURCE]
     rejected: list[Rejected] = []
     seen: dict[str, int] = {}
     tally = _Tally()
+    read = 0
     try:
         with begin_write(engine) as conn:
             for chunk in _batched(rows, PAGE):
+                read += len(chunk)
                 valid: list[_Valid] = []
                 for row in chunk:
                     if isinstance(row, Rejected):
@@ -111,6 +133,8 @@ def import_rows(
                         continue
                     valid.append(checked)
                 _apply(conn, valid, now=now, source=source, origin=origin, tally=tally)
+                if progress is not None:
+                    progress(read)
     except UnicodeDecodeError as exc:
         raise SubscriberError(
             f"{origin}: not UTF-8 text ({exc.reason}); nothing was imported. "

@@ -11,6 +11,7 @@ Lists are streamed a page at a time, never loaded whole.
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import IO, Any
@@ -32,8 +33,16 @@ from sqlalchemy.exc import IntegrityError
 
 from publisher.errors import NotFound, SubscriberError
 from publisher.models import Subscriber, SubscriberStatus
+from publisher.store import outbox
 from publisher.store.engine import begin_write
-from publisher.store.schema import events, subscriber_tags, subscribers
+from publisher.store.schema import (
+    deliveries,
+    events,
+    idempotency_keys,
+    subscriber_tags,
+    subscribers,
+    webhook_messages,
+)
 from publisher.store.subscriber_csv import EXPORT_COLUMNS, ImportReport, Rejected, neutralize
 
 __all__ = [
@@ -84,6 +93,14 @@ STATUS_KIND = {
     S.COMPLAINED: "complaint",
 }
 PAGE = 500
+# Outbound webhook event for each kind of event row; written in the same transaction.
+_HOOK_EVENTS = {
+    "subscribe": "subscriber.created",
+    "confirm": "subscriber.confirmed",
+    "unsubscribe": "subscriber.unsubscribed",
+    "bounce": "subscriber.bounced",
+    "complaint": "subscriber.complained",
+}
 MAX_NAME = subscribers.c.name.type.length or 200  # type: ignore[attr-defined]
 MAX_TAG = subscriber_tags.c.tag.type.length or 100  # type: ignore[attr-defined]
 MAX_SOURCE = subscribers.c.source.type.length or 64  # type: ignore[attr-defined]
@@ -248,6 +265,10 @@ def _event(
             event_key=event_key,
         )
     )
+    hook = _HOOK_EVENTS.get(kind)
+    if hook is not None and subscriber_id is not None:
+        data = {"id": subscriber_id, "email": email, "source": provider, "detail": detail}
+        outbox.emit(conn, hook, data, now=now)
 
 
 def _add_tags(conn: Connection, subscriber_id: int, tags: Sequence[str]) -> None:
@@ -268,8 +289,11 @@ def add(
     source: str = "cli",
     now: datetime,
     resubscribe: bool = False,
+    detail: str = "",
 ) -> Subscriber:
     """Add a subscriber, or update the name, tags and zone of the one with this address.
+
+    `detail` is kept with the subscribe event (a consent note, say).
 
     An existing active subscriber stays active even when `status` is pending; a pending
     one becomes active when `status` is active. An address that unsubscribed, bounced or
@@ -285,7 +309,7 @@ def add(
     for attempt in (1, 2):
         try:
             with begin_write(engine) as conn:
-                return _add(conn, address, clean, tag_list, status, zone, source, now, resubscribe)
+                return _add(conn, address, clean, tag_list, status, zone, source, now, resubscribe, detail)
         except IntegrityError:
             # Another process added the same address between our look and our insert
             # (PostgreSQL; SQLite's write lock rules this out). The second look finds it.
@@ -304,6 +328,7 @@ def _add(
     source: str,
     now: datetime,
     resubscribe: bool,
+    detail: str = "",
 ) -> Subscriber:
     existing = _load(conn, subscribers.c.email == address)
     if existing is None:
@@ -321,7 +346,7 @@ def _add(
             )
             .returning(subscribers.c.id)
         ).scalar_one()
-        _event(conn, subscriber_id, address, "subscribe", now, provider=source)
+        _event(conn, subscriber_id, address, "subscribe", now, provider=source, detail=detail)
     else:
         subscriber_id = existing.id
         values: dict[str, Any] = {"updated_at": now}
@@ -337,8 +362,8 @@ def _add(
                     "asked to come back."
                 )
             values["status"] = status.value
-            detail = f"resubscribed after {existing.status.value}"
-            _event(conn, subscriber_id, address, "subscribe", now, provider=source, detail=detail)
+            why = f"resubscribed after {existing.status.value}" + (f": {detail}" if detail else "")
+            _event(conn, subscriber_id, address, "subscribe", now, provider=source, detail=why)
         elif existing.status is S.PENDING and status is S.ACTIVE:
             values["status"] = S.ACTIVE.value
             values["confirmed_at"] = now
@@ -471,8 +496,9 @@ def remove(
 ) -> None:
     """Unsubscribe an address, keeping its row so that no import brings it back.
 
-    `purge` deletes the row, its tags, its events and (by cascade) its delivery history
-    instead: erasure on request. A purged address can be imported again later.
+    `purge` deletes the row, its tags and its events instead, and empties its delivery
+    rows of the address and name (they stay, anonymous, so each issue's counts stay true):
+    erasure on request. A purged address can be imported again later.
     Raises NotFound for an unknown address.
     """
     address = normalize_email(email)
@@ -488,6 +514,16 @@ def remove(
             raise NotFound(f"no subscriber with address {address}")
         mine = or_(events.c.subscriber_id == row.id, events.c.email == address)
         conn.execute(delete(events).where(mine))
+        # The ledger keeps the rows, emptied of the person, so every issue's counts stay
+        # true; deleting the subscriber below sets their subscriber_id to NULL.
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.subscriber_id == row.id)
+            .values(email="", name="", detail="", provider_id="")
+        )
+        named = json.dumps(address)[1:-1]
+        conn.execute(delete(webhook_messages).where(webhook_messages.c.payload.contains(named, autoescape=True)))
+        conn.execute(delete(idempotency_keys).where(idempotency_keys.c.body.contains(named, autoescape=True)))
         conn.execute(delete(subscriber_tags).where(subscriber_tags.c.subscriber_id == row.id))
         conn.execute(delete(subscribers).where(subscribers.c.id == row.id))
 

@@ -6,6 +6,7 @@ provider webhooks and a health check, in one Starlette application.
     GET  /confirm/{token}      POST    confirm page; its button activates
     GET  /unsubscribe/{token}  POST    page with a button; POST (RFC 8058 one-click) leaves
     POST /webhooks/{provider}          postmark, sendgrid, mailgun, ses, resend
+    /api/v1/...                        the HTTP API (publisher.api), OpenAPI at /api/v1/openapi.json
     GET  anything else                 a file under build.output (feeds, archive pages)
 """
 
@@ -23,10 +24,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from publisher import build, tokens
+from publisher.api import PREFIX as API_PREFIX
+from publisher.api import create_api
 from publisher.config import Config
 from publisher.delivery.base import Provider, make_provider
 from publisher.errors import SubscriberError, WebhookError
@@ -42,11 +45,13 @@ __all__ = ["APP_PATHS", "APP_PREFIXES", "PublisherApp", "create_app"]
 log = logging.getLogger(__name__)
 
 APP_PATHS = frozenset({"/subscribe", "/healthz"})
-APP_PREFIXES = ("/confirm/", "/unsubscribe/", "/webhooks/")
+APP_PREFIXES = ("/confirm/", "/unsubscribe/", "/webhooks/", "/api/")
 """Paths the app answers itself; every other request is for a file of the build output."""
 FORM_LIMIT = 64 * 1024
 WEBHOOK_LIMIT = 8 * 1024 * 1024
 FETCH_LIMIT = 256 * 1024
+API_LARGE = ("/api/v1/imports", "/api/v1/articles")
+"""API routes whose bodies may be as large as a webhook batch: imports and article files."""
 
 
 class PublisherApp(Starlette):
@@ -145,10 +150,14 @@ def create_app(
             Route("/unsubscribe/{token:path}", flow.unsubscribe_page, methods=["GET", "HEAD"]),
             Route("/unsubscribe/{token:path}", flow.unsubscribe, methods=["POST"]),
             Route("/webhooks/{provider}", hooks.receive, methods=["POST"]),
+            Mount(
+                API_PREFIX,
+                app=create_api(config, db, clock=now, provider_factory=provider_factory or make_provider),
+            ),
         ],
         middleware=[
             Middleware(
-                BodyLimit, limit=FORM_LIMIT, large=("/webhooks/",), large_limit=WEBHOOK_LIMIT
+                BodyLimit, limit=FORM_LIMIT, large=("/webhooks/", *API_LARGE), large_limit=WEBHOOK_LIMIT
             )
         ],
     )

@@ -1,0 +1,162 @@
+"""Routes: /articles, /issues and /schedules."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path
+from starlette.concurrency import run_in_threadpool
+
+from publisher.api import models
+from publisher.api.context import ApiContext, responses
+from publisher.services import articles, issues
+from publisher.store.issues import IssueStatus
+from publisher.store.schedules import Schedule
+
+__all__ = ["router"]
+
+Slug = Annotated[str, Path(max_length=200, description="The article's slug.")]
+IssueId = Annotated[int, Path(ge=1, le=2**53, description="The issue's id.")]
+
+
+def _issue(line: IssueStatus) -> models.Issue:
+    return models.Issue(
+        id=line.issue_id, key=line.key, slug=line.slug, subject=line.subject, status=line.status,
+        created_at=line.created_at,
+        counts=models.IssueCounts(
+            queued=line.queued, sending=line.sending, sent=line.sent, retrying=line.retrying, failed=line.failed,
+            skipped=line.skipped, uncertain=line.uncertain,
+        ),
+    )
+
+
+def _schedule(item: Schedule) -> models.Schedule:
+    return models.Schedule(
+        id=item.id, issue_id=item.issue_id, slug=item.slug, subject=item.subject, run_at=item.run_at,
+        timezone=item.timezone, local_time=item.local_time, state=item.state, detail=item.detail,
+    )
+
+
+def router(ctx: ApiContext) -> APIRouter:
+    api = APIRouter()
+    config, db = ctx.config, ctx.db
+    read_issues = Depends(ctx.auth.scope("issues:read"))
+    write_issues = Depends(ctx.auth.scope("issues:write"))
+    write_articles = Depends(ctx.auth.scope("articles:write"))
+
+    def detail(slug: str) -> models.ArticleDetail:
+        view = articles.get_article(config, db, slug, now=ctx.clock())
+        text = (config.root / view.path).read_text(encoding="utf-8")
+        return models.ArticleDetail(**models.Article.from_view(view).model_dump(), markdown=text)
+
+    @api.get("/articles", tags=["articles"], response_model=models.ArticleList, responses=responses(),
+             dependencies=[read_issues])
+    def list_articles() -> models.ArticleList:
+        """Every article, newest first, drafts included, with its state: draft, scheduled, published, sent."""
+        views = articles.list_articles(config, db, now=ctx.clock())
+        return models.ArticleList(data=[models.Article.from_view(v) for v in views])
+
+    @api.get("/articles/{slug}", tags=["articles"], response_model=models.ArticleDetail, responses=responses(404),
+             dependencies=[read_issues])
+    def get_article(slug: Slug) -> models.ArticleDetail:
+        return detail(slug)
+
+    @api.post("/articles", tags=["articles"], status_code=201, response_model=models.ArticleDetail,
+              responses=responses(post=True), dependencies=[write_articles])
+    def create_article(body: models.ArticleWrite) -> models.ArticleDetail:
+        """Write a new Markdown article into content/ (YYYY-MM-DD-slug.md); the file is the source of truth."""
+        written = articles.write_article(config, body.markdown, now=ctx.clock())
+        return detail(written.article.slug)
+
+    @api.put("/articles/{slug}", tags=["articles"], response_model=models.ArticleDetail,
+             responses=responses(400, 404), dependencies=[write_articles])
+    def update_article(slug: Slug, body: models.ArticleWrite) -> models.ArticleDetail:
+        """Replace the article's file, atomically; the text must keep its slug."""
+        articles.write_article(config, body.markdown, now=ctx.clock(), slug=slug)
+        return detail(slug)
+
+    @api.get("/articles/{slug}/preview", tags=["articles"], response_model=models.Preview, responses=responses(404),
+             dependencies=[read_issues])
+    def preview(slug: Slug) -> models.Preview:
+        """The article's newsletter, HTML and text, as a reader would get it."""
+        shown = articles.preview(config, slug, now=ctx.clock())
+        return models.Preview(slug=shown.slug, subject=shown.subject, html=shown.html, text=shown.text,
+                              warnings=list(shown.warnings))
+
+    @api.get("/issues", tags=["issues"], response_model=models.IssueList, responses=responses(),
+             dependencies=[read_issues])
+    def list_issues() -> models.IssueList:
+        """Every issue in the ledger, newest first, with its delivery counts."""
+        return models.IssueList(data=[_issue(line) for line in issues.issue_status(db)])
+
+    @api.post("/issues", tags=["issues"], status_code=201, response_model=models.Issue,
+              responses=responses(404, post=True), dependencies=[write_issues])
+    def create_issue(body: models.IssueCreate) -> models.Issue:
+        """Render and freeze an issue (an article's, or a digest) without sending it."""
+        return _issue(issues.create_issue(config, db, now=ctx.clock(), article=body.article, digest=body.digest or ()))
+
+    @api.get("/issues/{issue_id}", tags=["issues"], response_model=models.Issue, responses=responses(404),
+             dependencies=[read_issues])
+    def get_issue(issue_id: IssueId) -> models.Issue:
+        return _issue(issues.get_issue(db, issue_id))
+
+    @api.get("/issues/{issue_id}/failures", tags=["issues"], response_model=models.FailureList,
+             responses=responses(404), dependencies=[read_issues])
+    def failures(issue_id: IssueId) -> models.FailureList:
+        """Each recipient whose copy failed for good or waits for another try, with the reason."""
+        issues.get_issue(db, issue_id)  # NotFound for an unknown id (a number is never read as a slug)
+        found = issues.issue_failures(db, issue_id, rows=True)
+        return models.FailureList(data=[
+            models.Failure(email=f.email, state=f.state, attempts=f.attempts, reason=f.reason, next_try=f.next_try)
+            for f in found.rows
+        ])
+
+    @api.post("/issues/{issue_id}/test", tags=["issues"], response_model=models.TestSent,
+              responses=responses(404, 422, 502, post=True), dependencies=[write_issues])
+    async def test_send(issue_id: IssueId, body: models.TestSend) -> models.TestSent:
+        """Send one copy to each address (at most 10); the ledger is not touched."""
+
+        def run() -> str:
+            slug = issues.article_slug(db, issue_id)
+            issues.test_send(config, slug, body.addresses, now=ctx.clock(), provider_factory=ctx.provider_factory)
+            return slug
+
+        slug = await run_in_threadpool(run)
+        return models.TestSent(slug=slug, addresses=body.addresses)
+
+    @api.post("/issues/{issue_id}/send", tags=["issues"], status_code=202, response_model=models.Queued,
+              responses=responses(404, post=True), dependencies=[write_issues])
+    def send_now(issue_id: IssueId) -> models.Queued:
+        """Queue the issue for every active subscriber who has not had it; `publisher serve` delivers it."""
+        added = issues.send_issue(config, db, issue_id, now=ctx.clock())
+        return models.Queued(issue_id=issue_id, added=added)
+
+    @api.post("/issues/{issue_id}/schedule", tags=["issues"], status_code=201, response_model=models.Schedule,
+              responses=responses(404, post=True), dependencies=[write_issues])
+    def schedule(issue_id: IssueId, body: models.ScheduleCreate) -> models.Schedule:
+        """Send at a wall-clock time, as `publisher schedule` does (local_time: each reader's own hour)."""
+        slug = issues.article_slug(db, issue_id)
+        done = issues.schedule_send(
+            config, db, slug, at=body.at, now=ctx.clock(), tz_name=body.timezone, local_time=body.local_time
+        )
+        return _schedule(done.schedule)
+
+    @api.post("/issues/{issue_id}/cancel", tags=["issues"], response_model=models.Cancelled,
+              responses=responses(404, post=True), dependencies=[write_issues])
+    def cancel(issue_id: IssueId) -> models.Cancelled:
+        """Cancel what is still to come: pending schedules and copies not yet handed to the provider."""
+        done = issues.cancel_issue(db, issue_id, now=ctx.clock())
+        return models.Cancelled(schedules=[_schedule(s) for s in done.schedules], rows=done.rows)
+
+    @api.get("/schedules", tags=["issues"], response_model=models.ScheduleList, responses=responses(),
+             dependencies=[read_issues])
+    def list_schedules(all: bool = False) -> models.ScheduleList:
+        """Pending scheduled sends (all of them with `all=true`)."""
+        return models.ScheduleList(data=[_schedule(s) for s in issues.list_schedules(db, include_finished=all)])
+
+    @api.post("/schedules/{schedule_id}/cancel", tags=["issues"], response_model=models.Schedule,
+              responses=responses(404, post=True), dependencies=[write_issues])
+    def cancel_schedule(schedule_id: Annotated[int, Path(ge=1, le=2**53)]) -> models.Schedule:
+        return _schedule(issues.cancel_schedule(db, schedule_id))
+
+    return api

@@ -1,0 +1,179 @@
+"""Routes: /subscribers, /tags and /imports."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from publisher.api import models
+from publisher.api.auth import ApiRefusal
+from publisher.api.context import ApiContext, responses
+from publisher.api.problems import FORBIDDEN
+from publisher.errors import InvalidRequest
+from publisher.models import Subscriber, SubscriberStatus
+from publisher.services import imports
+from publisher.services import subscribers as service
+from publisher.store.api_keys import ApiKey
+from publisher.store.import_jobs import JobRow
+
+__all__ = ["router"]
+
+Id = Annotated[int, Path(ge=1, le=2**53, description="The subscriber's id.")]
+_INSTANT = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?$"
+
+
+def _instant(text: str | None) -> datetime | None:
+    """An ISO 8601 date or instant; naive ones are UTC. InvalidRequest for a date that does not exist."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InvalidRequest(f"created_since {text!r} is not a date and time: {exc}") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _subscriber(s: Subscriber) -> models.Subscriber:
+    return models.Subscriber(
+        id=s.id, email=s.email, name=s.name, status=s.status, tags=list(s.tags), timezone=s.timezone,
+        created_at=s.created_at,
+    )
+
+
+def _job(job: JobRow) -> models.ImportJob:
+    return models.ImportJob(
+        id=job.id, state=job.state, format=job.format, rows_read=job.rows_read,  # type: ignore[arg-type]
+        imported=job.imported, updated=job.updated, kept=job.kept, rejected_count=job.rejected_count,
+        rejected=[models.Rejection(row=r.line, reason=r.reason) for r in job.rejected], detail=job.detail,
+        created_at=job.created_at, finished_at=job.finished_at,
+    )
+
+
+def router(ctx: ApiContext) -> APIRouter:
+    api = APIRouter(tags=["subscribers"])
+    read = Depends(ctx.auth.scope("subscribers:read"))
+    write = ctx.auth.scope("subscribers:write")
+    db = ctx.db
+
+    @api.get("/subscribers", response_model=models.SubscriberList, responses=responses(400), dependencies=[read])
+    def list_subscribers(
+        status: SubscriberStatus | None = None,
+        tag: Annotated[str | None, Query(max_length=100)] = None,
+        created_since: Annotated[
+            str | None,
+            Query(pattern=_INSTANT, max_length=40, description="Only subscribers created at or after this "
+                  "ISO 8601 instant (UTC unless it carries an offset).", json_schema_extra={"format": "date-time"}),
+        ] = None,
+        search: Annotated[str | None, Query(max_length=320, description="Part of the address or name.")] = None,
+        starting_after: Annotated[
+            int | None, Query(ge=0, le=2**53, description="`next_cursor` of the previous page.")
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 100,
+    ) -> models.SubscriberList:
+        """Subscribers in the order they joined, a page at a time."""
+        page = service.list_subscribers(
+            db, status=status, tag=tag, since=_instant(created_since), search=search, after=starting_after,
+            limit=limit,
+        )
+        return models.SubscriberList(
+            data=[_subscriber(s) for s in page.items], has_more=page.has_more, next_cursor=page.next_after
+        )
+
+    @api.post(
+        "/subscribers", status_code=201, response_model=models.Subscriber,
+        responses={200: {"model": models.Subscriber, "description": "The address was here: updated."},
+                   **responses(post=True)},
+        dependencies=[Depends(write)],
+    )
+    def create_subscriber(body: models.SubscriberCreate, request: Request, response: Response) -> models.Subscriber:
+        """Add a subscriber (pending with a confirmation mail, or active with admin scope and a consent note).
+
+        An address already on the list gets its name, tags and zone updated (200).
+        """
+        key: ApiKey = request.state.api_key
+        if not body.double_opt_in:
+            if not key.allows("admin"):
+                raise ApiRefusal(FORBIDDEN, "adding a subscriber without double opt-in needs the admin scope")
+            if not body.consent_note.strip():
+                raise InvalidRequest("double_opt_in false needs a consent_note saying how the person consented")
+        now = ctx.clock()
+        done = service.subscribe(
+            db, body.email, now=now, name=body.name, tags=body.tags, timezone=body.timezone,
+            pending=body.double_opt_in, resubscribe=body.resubscribe, source="api",
+            note=body.consent_note.strip() or ("double opt-in" if body.double_opt_in else ""),
+        )
+        if body.double_opt_in:
+            service.send_confirmation(ctx.config, db, done.subscriber, now=now, provider_factory=ctx.provider_factory)
+        if not done.created:
+            response.status_code = 200
+        return _subscriber(done.subscriber)
+
+    @api.get("/subscribers/{subscriber_id}", response_model=models.Subscriber, responses=responses(404),
+             dependencies=[read])
+    def get_subscriber(subscriber_id: Id) -> models.Subscriber:
+        return _subscriber(service.get_subscriber(db, subscriber_id))
+
+    @api.patch("/subscribers/{subscriber_id}", response_model=models.Subscriber, responses=responses(404),
+               dependencies=[Depends(write)])
+    def update_subscriber(subscriber_id: Id, body: models.SubscriberUpdate) -> models.Subscriber:
+        """Change the name, tags (the whole set) or zone; the status never changes here."""
+        return _subscriber(
+            service.update_subscriber(
+                db, subscriber_id, now=ctx.clock(), name=body.name, tags=body.tags, timezone=body.timezone
+            )
+        )
+
+    @api.post("/subscribers/{subscriber_id}/unsubscribe", response_model=models.Subscriber,
+              responses=responses(404, post=True), dependencies=[Depends(write)])
+    def unsubscribe(subscriber_id: Id) -> models.Subscriber:
+        """Take the subscriber off the list at once: any batch not yet claimed leaves them out."""
+        return _subscriber(service.unsubscribe(db, subscriber_id, now=ctx.clock(), source="api"))
+
+    @api.delete("/subscribers/{subscriber_id}", status_code=204, responses=responses(404),
+                dependencies=[Depends(write)])
+    def erase(subscriber_id: Id) -> Response:
+        """Erase the subscriber's personal data (a GDPR erasure request)."""
+        service.erase(db, subscriber_id, now=ctx.clock())
+        return Response(status_code=204)
+
+    @api.get("/subscribers/{subscriber_id}/export", response_model=models.SubscriberExport,
+             responses=responses(404), dependencies=[read])
+    def export(subscriber_id: Id) -> models.SubscriberExport:
+        """Everything kept about the subscriber (a GDPR access request)."""
+        data = service.export_subscriber(db, subscriber_id)
+        return models.SubscriberExport(
+            subscriber=_subscriber(data.subscriber),
+            events=[models.Event(kind=e.kind, source=e.provider, detail=e.detail, created_at=e.created_at)
+                    for e in data.events],
+            deliveries=[models.Delivery(issue_id=d.issue_id, subject=d.subject, state=d.state, attempts=d.attempts,
+                                        sent_at=d.sent_at, detail=d.detail) for d in data.deliveries],
+        )
+
+    @api.get("/tags", response_model=models.TagList, responses=responses(), dependencies=[read])
+    def list_tags() -> models.TagList:
+        """Every tag in use, with its active and total subscribers."""
+        return models.TagList(
+            data=[models.TagCount(tag=t.tag, active=t.active, total=t.total) for t in service.tags(db)]
+        )
+
+    @api.post("/imports", status_code=202, response_model=models.ImportJob, responses=responses(post=True),
+              dependencies=[Depends(write)])
+    async def start_import(body: models.ImportCreate) -> models.ImportJob:
+        """Start a bulk import (CSV text, or records); follow it at /imports/{id}."""
+        records = [r.model_dump() for r in body.subscribers] if body.subscribers is not None else None
+        job = await run_in_threadpool(
+            lambda: imports.start_import(
+                db, now=ctx.clock(), csv_text=body.csv, records=records, pending=body.pending, tags=body.tags
+            )
+        )
+        return _job(job)
+
+    @api.get("/imports/{job_id}", response_model=models.ImportJob, responses=responses(404), dependencies=[read])
+    def get_import(job_id: Annotated[int, Path(ge=1, le=2**53)]) -> models.ImportJob:
+        """An import's progress, then its counts and rejected rows."""
+        return _job(imports.get_import(db, job_id))
+
+    return api
