@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -303,3 +304,75 @@ def test_a_saved_article_goes_out_without_waiting_for_the_interval(tmp_path: Pat
                 proc.wait()
     assert recipients(found) == sorted(SUBSCRIBERS)
     assert {str(m["Subject"]) for m in found} == {"Fresh Notes"}
+
+
+def _serve_once(pub: Publication, *, env: dict[str, str] | None = None, port: int | None = None) -> tuple[int, str]:
+    """Run `publisher serve` that is expected to refuse to start: (exit code, all output)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "publisher", "serve", "--port", str(port or pub.port)],
+        env={**pub.env, **(env or {})}, capture_output=True, text=True, timeout=60,
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_serve_with_a_real_provider_and_no_secret_exits_1(tmp_path: Path) -> None:
+    """No PUBLISHER_SECRET with a real provider: the message send gives, exit 1, nothing left running."""
+    delivery = '[delivery]\nprovider = "smtp"\n[delivery.smtp]\nhost = "127.0.0.1"\nport = 9\nsecurity = "none"\n'
+    pub = Publication(tmp_path, delivery=delivery)
+    code, output = _serve_once(pub, env={"PUBLISHER_SECRET": ""})
+    assert code == 1, output
+    assert "PUBLISHER_SECRET is not set" in output
+    assert "openssl rand -hex 32" in output
+    assert "Traceback" not in output
+    assert "serving" not in output
+
+
+def test_serve_with_a_real_provider_and_no_postal_address_exits_1(tmp_path: Path) -> None:
+    """A real provider needs the sender's postal address before the daemon starts sending."""
+    delivery = '[delivery]\nprovider = "smtp"\n[delivery.smtp]\nhost = "127.0.0.1"\nport = 9\nsecurity = "none"\n'
+    pub = Publication(tmp_path, delivery=delivery)
+    config = tmp_path / "config.toml"
+    config.write_text(config.read_text().replace('postal_address = "1 Test Street, Testville"', ""))
+    code, output = _serve_once(pub)
+    assert code == 1, output
+    assert "postal_address is empty" in output
+    assert "Traceback" not in output
+
+
+def test_serve_says_the_port_is_in_use(pub: Publication) -> None:
+    """A taken port is told before anything claims to serve, and the exit code is 1."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, output = _serve_once(pub, port=port)
+    assert code == 1, output
+    assert f"port {port} on 127.0.0.1 is in use" in output
+    assert "serving" not in output and "Traceback" not in output
+
+
+def test_serve_starts_quietly_and_logs_requests_in_common_log_format(pub: Publication) -> None:
+    """One line per fact at start (no library chatter), then one access-log line per request."""
+    pub.start()
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            assert httpx.get(f"http://127.0.0.1:{pub.port}/healthz?probe=1", timeout=1).status_code == 200
+            break
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, pub.logs()
+            time.sleep(0.2)
+    httpx.get(f"http://127.0.0.1:{pub.port}/no-such-page", timeout=5)
+    pub.stop_all()
+    logs = pub.logs()
+    for noise in ("alembic", "apscheduler", "Uvicorn", "INFO:  ", "Added job", "Context impl"):
+        assert noise not in logs, logs
+    assert f"serving http://127.0.0.1:{pub.port}/" in logs
+    assert re.search(
+        r'^127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] "GET /healthz\?probe=1 HTTP/1\.1" 200 \d+$',
+        logs, re.MULTILINE,
+    ), logs
+    assert re.search(r'"GET /no-such-page HTTP/1\.1" 404 \d+$', logs, re.MULTILINE), logs
+    daemon_lines = [line for line in logs.splitlines() if not line.startswith("127.0.0.1 - - [")]
+    stamped = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING|ERROR)"
+    assert all(re.match(stamped, line) for line in daemon_lines), logs
