@@ -44,6 +44,7 @@ COMMANDS: dict[str, str] = {
     "check": "build",
     "new": "build",
     "import": "importing",
+    "init": "init",
     "schedule": "schedule",
     "schedules": "schedule",
     "unschedule": "schedule",
@@ -91,7 +92,8 @@ def reports_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except PublisherError as exc:
-            click.secho(f"error: {exc}", fg="red", err=True)
+            for problem in getattr(exc, "problems", None) or (str(exc),):
+                click.secho(f"error: {problem}", fg="red", err=True)
             raise SystemExit(1) from exc
 
     return wrapper  # type: ignore[return-value]
