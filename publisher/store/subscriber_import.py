@@ -4,13 +4,16 @@ The file is read lazily and applied a chunk at a time (one look-up of the chunk'
 addresses, one multi-row insert, one multi-row update), all inside one write
 transaction: a file that fails half-way imports nothing. Only the set of addresses seen so
 far is kept, to reject an address the file repeats.
+
+An address already here that the file brings nothing new for (same status, name, zone
+and tags) counts as unchanged, so importing one file twice says so rather than "updated".
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -44,6 +47,7 @@ T = TypeVar("T")
 class _Tally:
     imported: int = 0
     updated: int = 0
+    unchanged: int = 0
     kept: int = 0
     new_by_status: Counter[str] = field(default_factory=Counter)
 
@@ -56,6 +60,8 @@ class _Valid:
     tags: tuple[str, ...]
     timezone: str | None
     status: SubscriberStatus
+    consented_at: datetime | None
+    source: str
 
 
 def _validate(row: SourceRow, extra_tags: tuple[str, ...], pending: bool) -> _Valid:
@@ -67,6 +73,8 @@ def _validate(row: SourceRow, extra_tags: tuple[str, ...], pending: bool) -> _Va
         tags=clean_tags((*row.tags, *extra_tags)),
         timezone=check_timezone(row.timezone),
         status=status,
+        consented_at=row.consented_at,
+        source=row.source[:MAX_SOURCE],
     )
 
 
@@ -84,11 +92,12 @@ def import_rows(
     origin: str,
     pending: bool = False,
     tags: Iterable[str] = (),
+    progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """`subscribers.import_csv`, which documents it."""
     extra = clean_tags(tags)
     platform, rows = read_export(lines, origin=origin)
-    source = f"import:{origin.replace(chr(92), '/').rsplit('/', 1)[-1]}"[:MAX_SOURCE]
+    read = 0
     rejected: list[Rejected] = []
     seen: dict[str, int] = {}
     tally = _Tally()
@@ -110,16 +119,20 @@ def import_rows(
                         rejected.append(Rejected(row.line, f"{checked.email} repeats line {first}"))
                         continue
                     valid.append(checked)
-                _apply(conn, valid, now=now, source=source, origin=origin, tally=tally)
+                _apply(conn, valid, now=now, origin=origin, tally=tally)
+                read += len(chunk)
+                if progress is not None:
+                    progress(read)
     except UnicodeDecodeError as exc:
         raise SubscriberError(
-            f"{origin}: not UTF-8 text ({exc.reason}); nothing was imported. "
-            "Save the file as CSV UTF-8 and run again."
+            f"{origin}: cannot be read as {exc.encoding} text past its first rows ({exc.reason}); "
+            "nothing was imported. Save the file as CSV UTF-8 and run again."
         ) from exc
     return ImportReport(
         platform=platform,
         imported=tally.imported,
         updated=tally.updated,
+        unchanged=tally.unchanged,
         kept=tally.kept,
         rejected=tuple(rejected),
         new_by_status=dict(tally.new_by_status),
@@ -131,7 +144,6 @@ def _apply(
     rows: Sequence[_Valid],
     *,
     now: datetime,
-    source: str,
     origin: str,
     tally: _Tally,
 ) -> None:
@@ -141,14 +153,16 @@ def _apply(
     existing = {
         row.email: row
         for row in conn.execute(
-            select(subscribers.c.id, subscribers.c.email, subscribers.c.status).where(
-                subscribers.c.email.in_(addresses)
-            )
+            select(
+                subscribers.c.id, subscribers.c.email, subscribers.c.status, subscribers.c.name,
+                subscribers.c.timezone, subscribers.c.confirmed_at,
+            ).where(subscribers.c.email.in_(addresses))
         )
     }
+    had_tags = tags_of(conn, [row.id for row in existing.values()]) if existing else {}
     new = [r for r in rows if r.email not in existing]
     if new:
-        conn.execute(insert(subscribers), [_new_row(r, now, source) for r in new])
+        conn.execute(insert(subscribers), [_new_row(r, now) for r in new])
         tally.imported += len(new)
         tally.new_by_status.update(r.status.value for r in new)
     query = select(subscribers.c.email, subscribers.c.id).where(subscribers.c.email.in_(addresses))
@@ -168,9 +182,21 @@ def _apply(
         if r.status in SUPPRESSED:
             # The other platform knows they left: that wins over "active" here.
             status = r.status
-            event_rows.append(_event_row(before.id, r, status, now, origin))
         elif current is S.PENDING and r.status is S.ACTIVE:
-            status, confirmed = S.ACTIVE, now
+            status, confirmed = S.ACTIVE, r.consented_at or now
+        elif current is S.ACTIVE and before.confirmed_at is None:
+            confirmed = r.consented_at
+        if (
+            status is current
+            and confirmed is None
+            and (not r.name or r.name == before.name)
+            and (r.timezone is None or r.timezone == before.timezone)
+            and set(r.tags) <= set(had_tags.get(before.id, ()))
+        ):
+            tally.unchanged += 1
+            continue
+        if r.status in SUPPRESSED:
+            event_rows.append(_event_row(before.id, r, status, now, origin))
         updates.append(
             {
                 "b_id": before.id,
@@ -190,16 +216,18 @@ def _apply(
     _add_tags(conn, [(ids[r.email], r.tags) for r in touched if r.tags])
 
 
-def _new_row(r: _Valid, now: datetime, source: str) -> dict[str, Any]:
+def _new_row(r: _Valid, now: datetime) -> dict[str, Any]:
+    # The consent the other platform recorded is kept; a pending import has yet to give one.
+    consented = None if r.status is S.PENDING else r.consented_at
     return {
         "email": r.email,
         "name": r.name,
         "status": r.status.value,
         "timezone": r.timezone,
-        "source": source,
+        "source": r.source,
         "created_at": now,
         "updated_at": now,
-        "confirmed_at": now if r.status is S.ACTIVE else None,
+        "confirmed_at": consented or (now if r.status is S.ACTIVE else None),
     }
 
 
