@@ -1,6 +1,9 @@
 """The static site: feeds, archive pages and newsletter previews, written to `build.output`.
 
-Two halves. `render_site` is pure: articles in, a mapping of relative path to bytes out.
+Two halves. `render_site` is pure: articles in, a mapping of relative path to bytes out
+(apart from reading templates and the content folder's other files: images and the like
+beside the articles, which the site carries at the same path, `content/images/a.png` as
+`images/a.png`).
 `write_site` is the edge, and the site it serves switches from one whole build to the
 next in one step. Each build is staged in a folder of its own beside the output, under
 `.<output>.builds/`: the files that did not change are hard links to the served build's
@@ -176,8 +179,38 @@ def render_site(config: Config, articles: Sequence[Article], now: datetime) -> S
         files[f"newsletters/{article.slug}.html"] = html
         files[f"newsletters/{article.slug}.eml"] = eml
         warnings.extend(notes)
+    for name, data in content_assets(config):
+        if name in files:
+            warnings.append(f"{name} in the content folder is in the way of a page the build writes; rename it")
+            continue
+        files[name] = data
     # One line per distinct problem: a missing postal address is one warning, not twenty.
     return Site(files=files, warnings=tuple(dict.fromkeys(warnings)))
+
+
+ARTICLE_SUFFIXES = (".md", ".markdown")
+
+
+def content_assets(config: Config) -> list[tuple[str, bytes]]:
+    """The content folder's files that are not articles (images, PDFs), by relative path.
+
+    Names starting with "." or "_" are skipped, as articles' are. A missing content
+    folder has none.
+    """
+    folder = config.path_of("build.content")
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if any(part.startswith((".", "_")) for part in relative.parts):
+            continue
+        if path.is_file() and not path.name.endswith(ARTICLE_SUFFIXES):
+            try:
+                found.append((relative.as_posix(), path.read_bytes()))
+            except OSError as exc:
+                raise BuildError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
+    return found
 
 
 def preview_refusal(article: Article) -> str:

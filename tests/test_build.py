@@ -832,3 +832,33 @@ def test_cli_check_names_file_and_line(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "content/2026-02-02-bad-date.md:3: date must look like" in result.output
     assert "slug 'worry-time' is already used by" in result.output
+
+
+def test_sample_publication_ships_every_image_it_shows(tmp_path: Path) -> None:
+    """Each picture the sample articles show (cover or inline) is a file the build writes."""
+    root = Path(__file__).resolve().parent.parent
+    config = load_config(root / "config.toml", env={})
+    articles = content.load_articles(config)
+    site = build.render_site(config, articles, datetime(2031, 1, 1, tzinfo=UTC))
+    base = config.site_url + "/"
+    shown = {a.image for a in articles if a.image}
+    shown |= {m for a in articles for m in re.findall(r'<img[^>]+src="([^"]+)"', a.html)}
+    assert shown and all(url.startswith(base) for url in shown)
+    missing = [url for url in shown if url.removeprefix(base) not in site.files]
+    assert missing == []
+    for url in shown:
+        assert site.files[url.removeprefix(base)].startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_files_beside_the_articles_are_carried_at_their_path(tmp_path: Path) -> None:
+    """content/images/a.png is written as images/a.png; hidden and _ files are not."""
+    (tmp_path / "content" / "images").mkdir(parents=True)
+    (tmp_path / "content" / "images" / "a.png").write_bytes(b"png")
+    (tmp_path / "content" / "_notes.txt").write_text("private")
+    (tmp_path / "config.toml").write_text(
+        '[publication]\ntitle = "T"\nurl = "https://example.org/"\n[newsletter]\nfrom = "t@example.org"\n'
+    )
+    config = load_config(tmp_path / "config.toml", env={})
+    files = build.render_site(config, [], datetime(2026, 1, 1, tzinfo=UTC)).files
+    assert files["images/a.png"] == b"png"
+    assert not any("_notes" in name for name in files)
