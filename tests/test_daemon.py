@@ -141,6 +141,11 @@ def pub(tmp_path: Path) -> Iterator[Publication]:
             proc.wait()
 
 
+LEAD = 25.0
+"""Seconds ahead a test schedules a send: `publisher schedule` is a fresh process, which
+can take many seconds to start on a busy two-core machine, and a time already past is refused."""
+
+
 def at_local(seconds: float) -> tuple[str, datetime]:
     """A wall-clock time `seconds` from now in the publication's zone, and the instant itself."""
     moment = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=seconds)
@@ -157,7 +162,7 @@ def recipients(messages: list[email.message.EmailMessage]) -> list[str]:
 
 def test_missed_schedule_runs_once_when_daemon_starts(pub: Publication) -> None:
     """A send due while no daemon ran goes out once, as soon as one starts."""
-    when, moment = at_local(8.0)
+    when, moment = at_local(LEAD)
     pub.run("schedule", "notes-on-rest", "--at", when)
     sleep_past(moment)
     assert pub.messages() == []
@@ -172,7 +177,7 @@ def test_missed_schedule_runs_once_when_daemon_starts(pub: Publication) -> None:
 
 def test_two_daemons_on_one_database_send_once(pub: Publication) -> None:
     """Two daemons started by mistake on one database still send each copy once."""
-    when, _ = at_local(10.0)
+    when, _ = at_local(LEAD)
     pub.run("schedule", "notes-on-rest", "--at", when)
     pub.start()
     pub.start(free_port())
@@ -186,7 +191,7 @@ def test_schedule_missed_beyond_grace_is_skipped(tmp_path: Path) -> None:
     """A send missed by more than the grace is skipped and reported, not sent late."""
     pub = Publication(tmp_path, grace_hours=0.0003)  # about a second
     pub.run("subscribers", "add", SUBSCRIBERS[0])
-    when, moment = at_local(8.0)
+    when, moment = at_local(LEAD)
     pub.run("schedule", "notes-on-rest", "--at", when)
     sleep_past(moment, extra=3.0)
     pub.start()
@@ -238,7 +243,7 @@ def test_daemon_killed_mid_send_resumes_on_restart(tmp_path: Path, smtp_server: 
     readers = [f"reader{i}@example.org" for i in range(300)]
     (tmp_path / "readers.csv").write_text("email\n" + "\n".join(readers) + "\n")
     pub.run("subscribers", "import", str(tmp_path / "readers.csv"))
-    when, _ = at_local(8.0)
+    when, _ = at_local(LEAD)
     pub.run("schedule", "notes-on-rest", "--at", when)
     first = pub.start()
     deadline = time.monotonic() + 60
