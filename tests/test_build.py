@@ -862,3 +862,44 @@ def test_files_beside_the_articles_are_carried_at_their_path(tmp_path: Path) -> 
     files = build.render_site(config, [], datetime(2026, 1, 1, tzinfo=UTC)).files
     assert files["images/a.png"] == b"png"
     assert not any("_notes" in name for name in files)
+
+
+def test_build_tells_its_progress_stage_by_stage(tmp_path: Path) -> None:
+    """render_site reports its stages and each newsletter preview, so a terminal can follow a long build."""
+    (tmp_path / "content").mkdir()
+    for day in range(1, 6):
+        text = f"---\ntitle: N{day}\ndate: 2026-01-0{day}\n---\nx\n"
+        (tmp_path / "content" / f"2026-01-0{day}-n{day}.md").write_text(text)
+    (tmp_path / "config.toml").write_text(
+        '[publication]\ntitle = "T"\nurl = "https://example.org/"\npostal_address = "1 St"\n'
+        '[newsletter]\nfrom = "t@example.org"\n[build]\npreviews = 2\n'
+    )
+    config = load_config(tmp_path / "config.toml", env={})
+    told: list[tuple[str, int, int]] = []
+    build.render_site(config, content.load_articles(config), datetime(2026, 2, 1, tzinfo=UTC),
+                      progress=lambda *step: told.append(step))
+    assert ("feeds", 0, 5) in told and ("archive pages", 0, 5) in told
+    assert [s for s in told if s[0] == "newsletter previews"] == [("newsletter previews", i, 2) for i in range(2)]
+
+
+def test_build_shows_progress_on_a_terminal_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`publisher build` on a terminal draws a status line on stderr; piped, it prints the summary only."""
+    import io
+
+    from rich.console import Console
+
+    from publisher.cli import build as cli_build
+
+    (tmp_path / "content").mkdir()
+    (tmp_path / "content" / "2026-01-01-one.md").write_text("---\ntitle: One\ndate: 2026-01-01\n---\nx\n")
+    (tmp_path / "config.toml").write_text(
+        '[publication]\ntitle = "T"\nurl = "https://example.org/"\n[newsletter]\nfrom = "t@example.org"\n'
+    )
+    screen = io.StringIO()
+    monkeypatch.setattr(cli_build, "_progress_console", lambda: Console(file=screen, force_terminal=True))
+    result = CliRunner().invoke(cli, ["--config", str(tmp_path / "config.toml"), "build"])
+    assert result.exit_code == 0, result.output
+    # The status line redraws a dozen times a second: which stages it caught depends on
+    # speed, but the last one ("writing") is drawn when it stops.
+    assert "writing" in screen.getvalue()
+    assert "article pages" not in result.output

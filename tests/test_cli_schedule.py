@@ -93,3 +93,13 @@ def test_new_article_template_lists_send_at(pub: Pub) -> None:
     assert result.exit_code == 0, result.output
     (path,) = (pub.root / "content").glob("*-something-to-say.md")
     assert "# send_at: " in path.read_text()
+
+
+def test_schedules_table_is_never_cut_when_piped(pub: Pub) -> None:
+    """Piped (not a terminal), every cell is whole on one line, however long."""
+    slug = "a-rather-long-article-slug-that-would-never-fit-in-an-eighty-column-table"
+    pub.write(f"2026-01-07-{slug}.md", "Long", "2026-01-07 08:00")
+    assert pub.invoke("schedule", slug, "--at", f"{later():%Y-%m-%d %H:%M}").exit_code == 0
+    listing = pub.invoke("schedules").output
+    (row,) = [line for line in listing.splitlines() if slug in line]
+    assert "America/New_York" in row and "pending" in row

@@ -226,3 +226,21 @@ def test_import_twice_reports_unchanged(config: Path, tmp_path: Path) -> None:
     run(config, "import", str(path))
     lines = run(config, "import", str(path)).output.splitlines()
     assert "updated 0" in lines and "unchanged 1" in lines
+
+
+def test_a_long_import_shows_progress_on_a_terminal(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a terminal a big file gets a progress bar; off one, only the summary."""
+    from rich.console import Console
+
+    path = tmp_path / "big.csv"
+    path.write_text("email,name\n" + "".join(f"reader{i}@example.org,Reader Number {i}\n" for i in range(8000)))
+    assert path.stat().st_size >= cli_subscribers.PROGRESS_BYTES
+    screen = io.StringIO()
+    monkeypatch.setattr(cli_subscribers, "_progress_console", lambda: Console(file=screen, force_terminal=True))
+    result = run(config, "import", str(path))
+    assert result.exit_code == 0, result.output
+    assert "importing big.csv" in screen.getvalue()
+    assert "imported 8000" in result.output
+    assert "importing" not in result.output

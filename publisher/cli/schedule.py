@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-from publisher.cli._common import cli, get_config, reports_errors
+from publisher.cli._common import cli, get_config, reports_errors, table_console
 from publisher.services import issues as service
 from publisher.store import open_store
 
@@ -66,7 +65,7 @@ def list_schedules(ctx: click.Context, show_all: bool) -> None:
             str(item.id), item.slug, item.local_time, item.timezone, f"{item.run_at:%Y-%m-%d %H:%M}",
             item.state, item.detail,
         )
-    Console().print(table)
+    table_console().print(table)
 
 
 @cli.command()

@@ -192,10 +192,14 @@ def import_command(ctx: click.Context, file: Path, pending: bool, tags: Sequence
         click.echo(str(rejected))
 
 
+def _progress_console() -> Console:
+    return Console(stderr=True)
+
+
 @contextmanager
 def _import_progress(raw: IO[bytes], file: Path) -> Iterator[Callable[[int], None] | None]:
     """A bar of bytes read on a terminal (stderr), for files big enough to take a while."""
-    console = Console(stderr=True)
+    console = _progress_console()
     size = file.stat().st_size
     if not console.is_terminal or size < PROGRESS_BYTES:
         yield None
