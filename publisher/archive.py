@@ -40,7 +40,7 @@ from xml.sax.saxutils import escape
 import jinja2
 from markupsafe import Markup
 
-from publisher import feeds, i18n
+from publisher import feeds, i18n, newsletter
 from publisher.config import Config
 from publisher.errors import TemplateError
 from publisher.models import Article
@@ -252,7 +252,7 @@ class Archive:
             "web/article.html",
             article=article,
             content=Markup(feeds.content_html(article)),  # noqa: S704  (sanitised by content)
-            updated=article.modified > article.date,
+            updated=newsletter.shows_update(article, self.config),
             tags=tags,
             tag_feeds=[t["feed"] | {"tag": t["name"]} for t in tags if t["feed"]],
             newer=newer,

@@ -1,6 +1,9 @@
 """The static site: feeds, archive pages and newsletter previews, written to `build.output`.
 
-Two halves. `render_site` is pure: articles in, a mapping of relative path to bytes out.
+Two halves. `render_site` is pure: articles in, a mapping of relative path to bytes out
+(apart from reading templates and the content folder's other files: images and the like
+beside the articles, which the site carries at the same path, `content/images/a.png` as
+`images/a.png`).
 `write_site` is the edge, and the site it serves switches from one whole build to the
 next in one step. Each build is staged in a folder of its own beside the output, under
 `.<output>.builds/`: the files that did not change are hard links to the served build's
@@ -39,7 +42,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -92,10 +95,19 @@ class Site:
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
 
-def build_site(config: Config, articles: Sequence[Article], now: datetime, *, write: bool = True) -> BuildReport:
+Progress = Callable[[str, int, int], None]
+"""Told (stage, done, total) as a build goes: a terminal shows it, nothing else needs to."""
+
+
+def build_site(
+    config: Config, articles: Sequence[Article], now: datetime, *, write: bool = True,
+    progress: Progress | None = None,
+) -> BuildReport:
     """Render everything and write what changed; `write=False` renders and compares only."""
     output = output_folder(config)
-    site = render_site(config, articles, now)
+    site = render_site(config, articles, now, progress=progress)
+    if progress is not None:
+        progress("writing", 0, len(site.files))
     return write_site(output, site, write=write)
 
 
@@ -145,8 +157,11 @@ def manifest_files(root: Path) -> frozenset[str]:
     return frozenset(files)
 
 
-def render_site(config: Config, articles: Sequence[Article], now: datetime) -> Site:
+def render_site(
+    config: Config, articles: Sequence[Article], now: datetime, *, progress: Progress | None = None
+) -> Site:
     """Every output file of the publication as bytes. Pure apart from reading templates and images."""
+    tell: Progress = progress or (lambda stage, done, total: None)
     public = sorted((a for a in articles if a.is_public(now)), key=lambda a: (a.date, a.slug), reverse=True)
     _check_slugs(public)
     files: dict[str, bytes] = {}
@@ -159,6 +174,7 @@ def render_site(config: Config, articles: Sequence[Article], now: datetime) -> S
                 "if they mean different things, rename one"
             )
 
+    tell("feeds", 0, len(public))
     files[feeds.feed_path("rss")] = feeds.build_rss(config, public, now)
     files[feeds.feed_path("atom")] = feeds.build_atom(config, public, now)
     files[feeds.feed_path("json")] = feeds.build_json(config, public, now)
@@ -167,11 +183,14 @@ def render_site(config: Config, articles: Sequence[Article], now: datetime) -> S
         for slug, name in feeds.site_tags(public).items():
             files[feeds.feed_path("atom", name)] = feeds.build_atom(config, tagged[slug], now, tag=name)
 
+    tell("archive pages", 0, len(public))
     pages, page_notes = archive.render_archive(config, public, taken=files)
     files.update(pages)
     warnings.extend(page_notes)
 
-    for article in public[: int(config["build.previews"])]:
+    previewed = public[: int(config["build.previews"])]
+    for position, article in enumerate(previewed):
+        tell("newsletter previews", position, len(previewed))
         refusal = preview_refusal(article)
         if refusal:
             warnings.append(refusal)
@@ -180,8 +199,40 @@ def render_site(config: Config, articles: Sequence[Article], now: datetime) -> S
         files[f"newsletters/{article.slug}.html"] = html
         files[f"newsletters/{article.slug}.eml"] = eml
         warnings.extend(notes)
+    for name, data in content_assets(config):
+        if name in files:
+            # A lead image the archive copied already is the same file; anything else is in the way.
+            if files[name] != data:
+                warnings.append(f"{name} in the content folder is in the way of a page the build writes; rename it")
+            continue
+        files[name] = data
     # One line per distinct problem: a missing postal address is one warning, not twenty.
     return Site(files=files, warnings=tuple(dict.fromkeys(warnings)))
+
+
+ARTICLE_SUFFIXES = (".md", ".markdown")
+
+
+def content_assets(config: Config) -> list[tuple[str, bytes]]:
+    """The content folder's files that are not articles (images, PDFs), by relative path.
+
+    Names starting with "." or "_" are skipped, as articles' are. A missing content
+    folder has none.
+    """
+    folder = config.path_of("build.content")
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if any(part.startswith((".", "_")) for part in relative.parts):
+            continue
+        if path.is_file() and not path.name.endswith(ARTICLE_SUFFIXES):
+            try:
+                found.append((relative.as_posix(), path.read_bytes()))
+            except OSError as exc:
+                raise BuildError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
+    return found
 
 
 def preview_refusal(article: Article) -> str:

@@ -368,9 +368,10 @@ def _unknown(key: str, known: list[str], where: str) -> ConfigError:
     return ConfigError(f"{where}: unknown key {key!r}.{hint}")
 
 
-def _parse_sources(raw: Any, origin: str, text: str) -> tuple[SourceSettings, ...]:
+def _parse_sources(raw: Any, origin: str, problems: list[str]) -> tuple[SourceSettings, ...]:
     if not isinstance(raw, list):
-        raise ConfigError(f"{origin}: sources must be written as [[sources]] tables")
+        problems.append(f"{origin}: sources must be written as [[sources]] tables")
+        return ()
     known = {s.key.removeprefix("sources[]."): s for s in SOURCE_KEYS}
     out = []
     for index, table in enumerate(raw, start=1):
@@ -378,15 +379,21 @@ def _parse_sources(raw: Any, origin: str, text: str) -> tuple[SourceSettings, ..
         values: dict[str, Any] = {}
         for name, value in table.items():
             if name not in known:
-                raise _unknown(name, list(known), where)
+                problems.append(str(_unknown(name, list(known), where)))
+                continue
             setting = known[name]
 
             def fail(msg: str, where: str = where, name: str = name) -> ConfigError:
                 return ConfigError(f"{where}: {name} {msg}")
 
-            values[name] = _check_type(setting, value, fail)
+            try:
+                values[name] = _check_type(setting, value, fail)
+            except ConfigError as exc:
+                problems.append(str(exc))
         if "url" not in values:
-            raise ConfigError(f"{where}: url is required (the feed to watch)")
+            if "url" not in table:
+                problems.append(f"{where}: url is required (the feed to watch)")
+            continue
         out.append(
             SourceSettings(
                 url=values["url"],
@@ -405,37 +412,47 @@ def parse_config(
     origin: str = "config.toml",
     env: Mapping[str, str] | None = None,
 ) -> Config:
-    """Parse config text. Pure: `root` and `env` are passed in, nothing is read."""
+    """Parse config text. Pure: `root` and `env` are passed in, nothing is read.
+
+    Every problem in the file is found before one ConfigError is raised: its message has
+    one line per problem (and `problems` holds them), so the author fixes them in one go.
+    """
     text = text.removeprefix("\ufeff")  # a byte order mark, as some Windows editors save
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{origin}: not valid TOML: {exc}. Fix the syntax and run again.") from exc
-    sources = _parse_sources(data.pop("sources", []), origin, text)
+    problems: list[str] = []
+    sources = _parse_sources(data.pop("sources", []), origin, problems)
     flat = _flatten(data)
     known = list(_BY_KEY)
     values: dict[str, Any] = {}
     for key, value in flat.items():
         setting = _BY_KEY.get(key)
         if setting is None:
-            raise _unknown(key, known, _where(origin, text, key))
-        section, _, name = key.rpartition(".")
+            problems.append(str(_unknown(key, known, _where(origin, text, key))))
+            continue
 
         def fail(msg: str, key: str = key) -> ConfigError:
             section, _, name = key.rpartition(".")
             return ConfigError(f"{_where(origin, text, key)}: [{section}] {name} {msg}")
 
-        values[key] = _check_type(setting, value, fail)
+        try:
+            values[key] = _check_type(setting, value, fail)
+        except ConfigError as exc:
+            problems.append(str(exc))
     for setting in SETTINGS:
         if setting.key in values:
             continue
         if setting.required:
-            section, _, name = setting.key.rpartition(".")
-            raise ConfigError(
-                f"{origin}: [{section}] {name} is required: {setting.help} Add it and run again."
-            )
+            if setting.key not in flat:
+                section, _, name = setting.key.rpartition(".")
+                problems.append(f"{origin}: [{section}] {name} is required: {setting.help} Add it and run again.")
+            continue
         default = setting.default
         values[setting.key] = tuple(default) if isinstance(default, list) else default
+    if problems:
+        raise ConfigError("\n".join(problems), problems=problems)
     return Config(
         root=root,
         values=MappingProxyType(values),

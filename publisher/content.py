@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import difflib
 import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
@@ -35,6 +34,7 @@ import yaml
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from mdit_py_plugins.footnote import footnote_plugin
+from slugify import slugify as _slugify
 
 from publisher.config import Config
 from publisher.errors import ContentError
@@ -91,27 +91,21 @@ _SLUG_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _DATE_PREFIX_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:-|$)")
 _DATE_SHAPE_RE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ].*)?")
 _DATE_HINT = "2026-11-02 or 2026-11-02 09:30"
-_TRANSLITERATE = str.maketrans({
-    "ß": "ss", "æ": "ae", "Æ": "ae", "œ": "oe", "Œ": "oe", "ø": "o", "Ø": "o", "đ": "d",
-    "Đ": "d", "ł": "l", "Ł": "l", "þ": "th", "Þ": "th", "&": " and ",
-})
+# Apostrophes vanish rather than split a word ("don't" is "dont"); "&" is a word.
+_SLUG_REPLACEMENTS = (("'", ""), ("’", ""), ("‘", ""), ("`", ""), ("&", " and "))
 _FIRST_LINE = 2
 """File line of the front matter's first line: the opening `---` is line 1."""
 
 
 def slugify(title: str) -> str:
-    """The URL-safe form of a title: lower-case ASCII words joined by hyphens.
+    """The URL-safe form of a title: lower-case ASCII words joined by hyphens, 80 at most.
 
-    Returns "" when nothing Latin is left (a title in another script); callers then ask
-    the author for a `slug:`.
+    Other scripts are transliterated (python-slugify with text-unidecode): "Привет мир"
+    is "privet-mir", "睡眠与焦虑" is "shui-mian-yu-jiao-lu", so titles in any language get
+    readable, distinct addresses. Returns "" when nothing is left (emoji only); callers
+    then ask the author for a `slug:`.
     """
-    text = unicodedata.normalize("NFKD", title.translate(_TRANSLITERATE))
-    text = re.sub(r"['’‘`]", "", text).encode("ascii", "ignore").decode("ascii").lower()
-    slug = re.sub(r"[^a-z0-9]+", "-", text).strip("-")
-    if len(slug) > 80:
-        cut = slug[:81]
-        slug = cut.rsplit("-", 1)[0] if "-" in cut else slug[:80]
-    return slug.strip("-")
+    return str(_slugify(title, max_length=80, word_boundary=True, replacements=_SLUG_REPLACEMENTS))
 
 
 def _plain(value: str) -> str:
@@ -164,6 +158,8 @@ class _FrontMatter:
             parsed = _to_datetime(entry.value, tz)
         except OverflowError:  # a zone's offset pushed it past year 1 or 9999
             parsed = None
+        except ValueError as exc:
+            raise self.error(key, _bad_date(key, shown, exc)) from exc
         if parsed is None:
             raise self.error(key, f"{key} must look like {_DATE_HINT}, got {shown!r}")
         if not FIRST_YEAR <= parsed.year <= LAST_YEAR:
@@ -171,6 +167,13 @@ class _FrontMatter:
                 key, f"{key} {shown!r} cannot be right: dates lie between {FIRST_YEAR} and {LAST_YEAR}"
             )
         return parsed
+
+
+def _bad_date(key: str, shown: str, exc: ValueError) -> str:
+    """A date of the right shape that names no real moment: say which part is wrong."""
+    if "isoformat" in str(exc):
+        return f"{key} must look like {_DATE_HINT}, got {shown!r}"
+    return f"{key} {shown!r} is not a real date or time: {exc}; write it like {_DATE_HINT}"
 
 
 def _kind(value: Any) -> str:
@@ -191,10 +194,8 @@ def _to_datetime(value: Any, tz: tzinfo) -> datetime | None:
     elif isinstance(value, date):
         moment = datetime(value.year, value.month, value.day)
     elif isinstance(value, str) and _DATE_SHAPE_RE.fullmatch(value.strip()):
-        try:
-            moment = datetime.fromisoformat(value.strip())
-        except ValueError:
-            return None
+        # Raises ValueError for a month 13 or an hour 25: the caller says which.
+        moment = datetime.fromisoformat(value.strip())
     else:
         return None
     if moment.tzinfo is None:
@@ -221,16 +222,11 @@ def _split(text: str, source: str) -> tuple[str, str]:
 
 
 def _yaml_error(exc: yaml.YAMLError, source: str, front: str) -> ContentError:
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    line = mark.line + _FIRST_LINE if mark is not None else _FIRST_LINE
+    line, problem = _yaml_problem(exc)
     position = getattr(exc, "position", None)  # a ReaderError: a character YAML refuses
-    if mark is None and isinstance(position, int):
+    marked = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if marked is None and isinstance(position, int):
         line = front.count("\n", 0, position) + _FIRST_LINE
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    context = getattr(exc, "context", None)
-    context_mark = getattr(exc, "context_mark", None)
-    if context and context_mark is not None and context_mark.line + _FIRST_LINE != line:
-        problem += f" ({context} on line {context_mark.line + _FIRST_LINE})"
     return ContentError(
         f"{source}:{line}: front matter is not valid YAML: {problem}. Write one "
         "'key: value' per line; put values containing ': ' or '#' in quotes"
@@ -276,7 +272,10 @@ def _read_front_matter(front: str, source: str) -> _FrontMatter:
             except (yaml.YAMLError, ValueError, OverflowError) as exc:
                 shown = value_node.value if isinstance(value_node, yaml.ScalarNode) else key
                 if key in ("date", "updated", "send_at"):
-                    message = f"{key} must look like {_DATE_HINT}, got {shown!r}"
+                    message = (
+                        _bad_date(key, str(shown), exc) if isinstance(exc, ValueError)
+                        else f"{key} must look like {_DATE_HINT}, got {shown!r}"
+                    )
                 else:
                     message = f"{key} cannot be read: {exc}"
                 raise ContentError(f"{source}:{line}: {message}") from exc
@@ -284,6 +283,29 @@ def _read_front_matter(front: str, source: str) -> _FrontMatter:
         return _FrontMatter(source, entries)
     finally:
         loader.dispose()
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> tuple[int, str]:
+    """One file line and one phrase for a YAML error.
+
+    PyYAML gives two marks: where a token began (an opening quote, a bracket) and where the
+    parser gave up, often the end of the front matter. The author needs the first for an
+    unclosed token ("while scanning ..."), the second for everything else.
+    """
+    problem_mark = getattr(exc, "problem_mark", None)
+    context_mark = getattr(exc, "context_mark", None)
+    context = str(getattr(exc, "context", None) or "")
+    problem = str(getattr(exc, "problem", None) or str(exc).splitlines()[0])
+    mark = problem_mark or context_mark
+    if context_mark is not None and (context.startswith("while scanning") or problem_mark is None):
+        mark = context_mark
+        problem = f"{context.removeprefix('while scanning ')} never ends ({problem})"
+    elif context_mark is not None and context.startswith("while parsing a flow"):
+        # `tags: [a, b` with no `]`: the list opened here swallows the next lines.
+        mark = context_mark
+        problem = f"the {context.removeprefix('while parsing a ')} opened here is not closed ({problem})"
+    line = mark.line + _FIRST_LINE if mark is not None else _FIRST_LINE
+    return line, problem
 
 
 def _inline_text(children: Sequence[Token] | None) -> str:
@@ -612,6 +634,7 @@ def new_draft_text(title: str, now: datetime, config: Config) -> str:
         + "# summary: one or two sentences for feeds and the email preview\n"
         + "# image: /images/cover.jpg\n"
         + "# image_alt: what the image shows\n"
+        + f"# send_at: {local:%Y-%m-%d} 09:00   # when to mail it, if not at once (`publisher serve` sends it)\n"
         + "draft: true\n"
         + "---\n\n"
         + "The first paragraph becomes the summary in feeds and the email preview.\n\n"

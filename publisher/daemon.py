@@ -10,30 +10,113 @@ article never waits for a send.
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
+import socket
+import sys
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 
 import uvicorn
 from sqlalchemy import Engine
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from publisher import build, jobs, scheduler, watch
+from publisher import build, jobs, scheduler, tokens, watch
 from publisher.config import Config
+from publisher.errors import PublisherError
+from publisher.sending import require_postal_address
 from publisher.store import open_store
 from publisher.web import create_app
 
-__all__ = ["configure_logging", "run_daemon", "start_background"]
+__all__ = ["AccessLog", "bind", "configure_logging", "run_daemon", "start_background"]
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("publisher.access")
+
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
+QUIET = ("alembic", "apscheduler", "httpx", "uvicorn.error")
+"""Libraries that narrate their own start-up at INFO: only their warnings and errors are shown."""
+
 
 
 def configure_logging(level: int = logging.INFO) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-    for noisy in ("apscheduler.executors.default", "httpx"):
+    """One format for the daemon's own lines; requests in the common log format, one a line."""
+    logging.basicConfig(level=level, format=LOG_FORMAT, force=True)
+    for noisy in QUIET:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Access lines go out bare, so that log tools that read the common log format can.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access_log.handlers[:] = [handler]
+    access_log.propagate = False
+    access_log.setLevel(logging.INFO)
+
+
+class AccessLog:
+    """ASGI middleware: one common-log-format line per HTTP request.
+
+    `host ident authuser [date] "request line" status bytes`, with the client address as
+    the app was given it (uvicorn trusts no proxy header; see `server_config`) and the body bytes actually sent.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(
+        self, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = [0]
+        size = [0]
+
+        async def counting_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = int(message["status"])
+            elif message["type"] == "http.response.body":
+                size[0] += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting_send)
+        finally:
+            access_log.info(common_log_line(scope, status[0] or 500, size[0], time.time()))
+
+
+def common_log_line(scope: Scope, status: int, size: int, when: float) -> str:
+    """The common log format's line for one request (`-` for what is unknown or empty)."""
+    client = scope.get("client")
+    host = client[0] if client else "-"
+    path = scope.get("raw_path") or scope.get("path", "").encode("utf-8")
+    query = scope.get("query_string") or b""
+    target = path.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
+    target = target.replace('"', "%22").replace("\\", "%5C")
+    stamp = time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime(when))
+    request = f'{scope.get("method", "-")} {target} HTTP/{scope.get("http_version", "1.1")}'
+    return f'{host} - - [{stamp}] "{request}" {status} {size if size else "-"}'
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Listen on host:port now, so that a port in use is told before anything starts."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PublisherError(
+                f"port {port} on {host} is in use (another `publisher serve`, or another server); "
+                "stop it, or choose another port with --port or [server] port"
+            ) from exc
+        raise PublisherError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    sock.set_inheritable(True)
+    return sock
 
 
 def start_background(config: Config, *, db: Engine | None = None) -> tuple[str, jobs.Runtime, object]:
@@ -70,25 +153,52 @@ def stop_background(key: str, rt: jobs.Runtime, sched: object) -> None:
     rt.db.dispose()
 
 
+def _facts(config: Config, host: str, port: int) -> list[str]:
+    provider = str(config["delivery.provider"])
+    where = f" into {config.path_of('delivery.maildir.path')}" if provider == "maildir" else ""
+    policy = str(config["schedule.policy"])
+    digest = f", digest \"{config['schedule.digest']}\"" if config["schedule.digest"] else ""
+    shown_host = f"[{host}]" if ":" in host else host
+    return [
+        f"publication {config['publication.title']!r} from {config.path or 'config.toml'}",
+        f"articles from {config.path_of('build.content')}, site written to {config.path_of('build.output')}",
+        f"mail through {provider}{where}",
+        f"new articles: policy {policy}{digest}; looking every {config['schedule.watch_interval']:g} s",
+        f"serving http://{shown_host}:{port}/ (links in mail point at {config.public_url}/)",
+    ]
+
+
 def server_config(app: ASGIApp, *, host: str, port: int) -> uvicorn.Config:
     """How `publisher serve` runs uvicorn. Proxy headers are off: uvicorn would otherwise
     take X-Forwarded-For from any local connection; the app reads it only from the
-    proxies in `[server] trusted_proxies`."""
+    proxies in `[server] trusted_proxies`. Logging is the daemon's own (`configure_logging`)."""
     return uvicorn.Config(
-        app, host=host, port=port, log_level="info", access_log=False, proxy_headers=False
+        app, host=host, port=port, log_config=None, log_level="warning", access_log=False,
+        server_header=False, proxy_headers=False,
     )
 
 
 def run_daemon(config: Config, *, host: str, port: int) -> None:
-    """Serve until SIGINT or SIGTERM (uvicorn handles both), then shut down cleanly."""
+    """Serve until SIGINT or SIGTERM (uvicorn handles both), then shut down cleanly.
+
+    Everything that can refuse to start (the secret, the postal address, templates, the
+    port) is checked before the scheduler starts, so a refusal leaves nothing running.
+    """
     build.output_folder(config)  # an output that would serve the publication's own files: refuse first
-    # The app is made before anything is sent: from the first send on, a SIGTERM must find
-    # the handler below in place, however long the app took to build on a busy machine.
+    real_provider = config["delivery.provider"] != "maildir"
+    tokens.resolve_secret(config, real_provider=real_provider)
+    require_postal_address(config)
     db = open_store(config.store_url)
-    app = create_app(config, engine=db)
+    try:
+        app = AccessLog(create_app(config, engine=db))
+        sock = bind(host, port)
+    except BaseException:
+        db.dispose()
+        raise
     key, rt, sched = start_background(config, db=db)
     server = uvicorn.Server(server_config(app, host=host, port=port))
-    log.info("serving %s on http://%s:%s", config["publication.title"], host, port)
+    for fact in _facts(config, host, port):
+        log.info("%s", fact)
 
     def note_signal(signum: int, frame: FrameType | None) -> None:
         # uvicorn stops serving on SIGINT/SIGTERM and then raises the signal again to end the
@@ -97,10 +207,11 @@ def run_daemon(config: Config, *, host: str, port: int) -> None:
 
     previous = {sig: signal.signal(sig, note_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        server.run()
+        server.run(sockets=[sock])
     finally:
         log.info("shutting down: finishing messages in flight")
         stop_background(key, rt, sched)
+        sock.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         log.info("stopped")

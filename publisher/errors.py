@@ -23,6 +23,8 @@ Every message says what happened and what to do, naming the file, line or key.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = [
     "BuildError",
     "ConfigError",
@@ -49,7 +51,15 @@ class PublisherError(Exception):
 
 
 class ConfigError(PublisherError):
-    """config.toml, a file it names, or an environment variable is wrong or missing."""
+    """config.toml, a file it names, or an environment variable is wrong or missing.
+
+    `problems` lists each problem found (config.toml's are all collected before raising);
+    the message is them joined, one a line.
+    """
+
+    def __init__(self, message: str, *, problems: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.problems = tuple(problems) or (message,)
 
 
 class ContentError(PublisherError):

@@ -31,7 +31,7 @@ from feedgen.util import xml_elem
 
 from publisher.config import Config
 from publisher.errors import BuildError, ConfigError
-from publisher.models import Article
+from publisher.models import Article, split_person
 from publisher.sanitize import to_uri
 
 __all__ = [
@@ -267,11 +267,14 @@ def absolute_url(config: Config, url: str) -> str:
 
 def _publication_author(config: Config) -> str:
     """Atom requires an author; the publication's name stands in when none is configured."""
-    return str(config["publication.author"]) or str(config["publication.title"])
+    name, _email = split_person(str(config["publication.author"]))
+    return name or str(config["publication.title"])
 
 
-def _author(config: Config, article: Article) -> str:
-    return article.author or _publication_author(config)
+def _author(config: Config, article: Article) -> tuple[str, str]:
+    """The article's author as (name, email): "Name <email>" never lands whole in a name."""
+    name, email = split_person(article.author)
+    return name or _publication_author(config), email
 
 
 def _feed_title(config: Config, tag_name: str | None) -> str:
@@ -391,8 +394,12 @@ def _generator(
             # a summary that mentions "<img onerror=...>" must not become one.
             summary = html.escape(article.summary, quote=False) if kind == "rss" else article.summary
             fe.summary(_text(summary))
-        author = _text(_author(config, article))
-        fe.author(name=author)
+        author, author_email = _author(config, article)
+        author = _text(author)
+        if author_email:
+            fe.author(name=author, email=author_email)
+        else:
+            fe.author(name=author)
         for tag_value in article.tags:
             fe.category(term=_text(tag_value))
         fe.publisher_rss.creator = author
@@ -453,7 +460,8 @@ def build_json(config: Config, articles: Sequence[Article], now: datetime, *, ta
             item["image"] = article.image
         item["date_published"] = _rfc3339(article.date)
         item["date_modified"] = _rfc3339(article.modified)
-        item["authors"] = [{"name": _author(config, article)}]
+        name, email = _author(config, article)
+        item["authors"] = [{"name": name, "url": f"mailto:{email}"} if email else {"name": name}]
         if article.tags:
             item["tags"] = list(article.tags)
         items.append(item)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -76,6 +77,24 @@ class RenderedIssue:
     warnings: tuple[str, ...] = ()
 
 
+_PERSON_RE = re.compile(r"\s*(?P<name>[^<>]*?)\s*<(?P<email>[^<>\s@]+@[^<>\s@]+)>\s*")
+_ADDRESS_RE = re.compile(r"[^<>\s@]+@[^<>\s@]+")
+
+
+def split_person(text: str) -> tuple[str, str]:
+    """An author as written, "Dana Reyes <dana@example.org>", as (name, email).
+
+    Text without an address is all name; a bare address is all email (name ""). Feeds
+    put each part in its own element, pages and mails show the name only.
+    """
+    match = _PERSON_RE.fullmatch(text)
+    if match:
+        return match.group("name").strip().strip('"').strip(), match.group("email")
+    if _ADDRESS_RE.fullmatch(text.strip()):
+        return "", text.strip()
+    return text.strip(), ""
+
+
 class SubscriberStatus(enum.StrEnum):
     PENDING = "pending"
     ACTIVE = "active"
@@ -93,6 +112,10 @@ class Subscriber:
     tags: tuple[str, ...] = ()
     timezone: str | None = None
     created_at: datetime | None = None
+    confirmed_at: datetime | None = None
+    """When they consented: confirmed here, or signed up on the platform they were imported from."""
+    source: str = ""
+    """Where they came from: cli, web, or the platform and file of an import."""
 
 
 @dataclass(frozen=True, slots=True)

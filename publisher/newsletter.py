@@ -36,7 +36,7 @@ from publisher.mime import (
     clean_header_text,
     message_id_for,
 )
-from publisher.models import Article, Issue, IssueKind, RenderedIssue
+from publisher.models import Article, Issue, IssueKind, RenderedIssue, split_person
 from publisher.templates import template_environment
 
 __all__ = [
@@ -55,6 +55,7 @@ __all__ = [
     "message_id_for",
     "render_confirmation",
     "render_issue",
+    "shows_update",
 ]
 
 EMAIL_WIDTH: Final = 600
@@ -228,19 +229,29 @@ class _ArticleView:
     text: str
 
 
+def shows_update(article: Article, config: Config) -> bool:
+    """Whether "Updated <date>" is worth a line: only when it falls on a later day.
+
+    A fix made on the publication day (in the publication's zone) is not news.
+    """
+    if article.updated is None:
+        return False
+    return article.updated.astimezone(config.tz).date() > article.date.astimezone(config.tz).date()
+
+
 def _date_text(moment: datetime, config: Config) -> str:
     return i18n.format_date(moment, str(config["publication.language"]), config.tz)
 
 
 def _article_view(config: Config, article: Article, *, body: bool) -> _ArticleView:
-    updated = article.updated if article.updated and article.updated > article.date else None
+    updated = article.updated if shows_update(article, config) else None
     return _ArticleView(
         title=article.title,
         url=archive_url(config, article.slug),
         date=article.date,
         date_text=_date_text(article.date, config),
         updated_text=_date_text(updated, config) if updated else "",
-        author=article.author or str(config["publication.author"]),
+        author=split_person(article.author or str(config["publication.author"]))[0],
         summary=article.summary,
         tags=article.tags,
         image=urljoin(config.site_url + "/", article.image) if article.image else "",

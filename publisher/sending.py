@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from publisher import newsletter
 from publisher.config import Config
-from publisher.errors import NotFound
+from publisher.errors import ConfigError, NotFound
 from publisher.models import Article, Issue, IssueKind
 from publisher.store import ledger
 
@@ -37,21 +37,52 @@ __all__ = [
     "prepare_article_issue",
     "prepare_digest_issue",
     "refresh_for_send",
+    "require_postal_address",
 ]
 
 
-def find_article(articles: Sequence[Article], slug: str, *, now: datetime) -> Article:
-    """The public article called `slug`, or an error that lists the closest slugs."""
-    public = {a.slug: a for a in articles if a.is_public(now)}
-    if slug in public:
-        return public[slug]
-    hidden = next((a for a in articles if a.slug == slug), None)
-    if hidden is not None:
-        why = "is a draft" if hidden.draft else f"is dated {hidden.date:%Y-%m-%d %H:%M}, in the future"
-        raise NotFound(f"article {slug!r} {why}: only published articles can be sent")
-    close = difflib.get_close_matches(slug, list(public), n=3)
-    hint = f" Did you mean {', '.join(close)}?" if close else " `publisher build` lists what exists."
-    raise NotFound(f"no published article with slug {slug!r}.{hint}")
+def find_article(
+    articles: Sequence[Article], slug: str, *, now: datetime, unpublished: str | None = None
+) -> Article:
+    """The public article called `slug`, or an error that lists the closest slugs.
+
+    `unpublished` says what to do about a draft or a future article instead of sending it
+    (the test copy of `publisher send --to` passes "" to take them as they are).
+    """
+    found = next((a for a in articles if a.slug == slug), None)
+    if found is not None:
+        if found.is_public(now) or unpublished == "":
+            return found
+        why = "is a draft" if found.draft else f"is dated {found.date:%Y-%m-%d %H:%M}, in the future"
+        advice = unpublished or (
+            "only published articles go to the list; `publisher send "
+            f"{slug} --to YOU@EXAMPLE.ORG` sends yourself a test copy"
+        )
+        raise NotFound(f"article {slug!r} {why}: {advice}")
+    close = difflib.get_close_matches(slug, [a.slug for a in articles], n=3, cutoff=0.5)
+    if close:
+        hint = f" Did you mean {', '.join(close)}?"
+    elif articles:
+        hint = " The newest are: " + ", ".join(a.slug for a in articles[:3]) + "."
+    else:
+        hint = " The content folder has no articles yet (`publisher new TITLE` starts one)."
+    raise NotFound(f"no article with slug {slug!r}.{hint}")
+
+
+def require_postal_address(config: Config) -> None:
+    """Refuse to mail a list through a real provider without the sender's postal address.
+
+    CAN-SPAM (and the like elsewhere) asks every bulk mail for a valid physical postal
+    address; the Maildir demo writes files and reaches nobody, so it is exempt.
+    """
+    if config["delivery.provider"] == "maildir" or str(config["publication.postal_address"]).strip():
+        return
+    raise ConfigError(
+        "config.toml: [publication] postal_address is empty, and newsletters sent through "
+        f"{config['delivery.provider']!r} must show the sender's postal address in their footer "
+        "(CAN-SPAM). Set it, e.g. postal_address = \"Your Name, 1 Main Street, Town, Country\", "
+        "and run again."
+    )
 
 
 def prepare_article_issue(

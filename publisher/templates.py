@@ -13,6 +13,7 @@ import jinja2
 
 from publisher import i18n
 from publisher.config import Config
+from publisher.models import split_person
 
 __all__ = ["default_templates_dir", "template_environment", "text_direction"]
 
@@ -61,4 +62,6 @@ def template_environment(config: Config, *, autoescape: bool = True) -> jinja2.E
     zone = config.tz
     environment.filters["direction"] = text_direction
     environment.filters["longdate"] = lambda moment: i18n.format_date(moment, language, zone)
+    # "Dana Reyes <dana@example.org>" shows as "Dana Reyes" on pages and in mail.
+    environment.filters["person"] = lambda text: split_person(str(text))[0] or str(text)
     return environment

@@ -20,6 +20,7 @@ __all__ = [
     "local_to_utc",
     "next_window",
     "parse_local",
+    "parse_wall",
     "parse_wall_clock",
     "parse_window",
     "wall_clock_to_utc",
@@ -73,15 +74,44 @@ def parse_wall_clock(text: str) -> datetime:
     raise ConfigError(f"time {text!r} must look like \"2026-12-01 09:00\"")
 
 
-def parse_local(text: str, tz: ZoneInfo) -> datetime:
-    """"YYYY-MM-DD HH:MM" (or with :SS) in `tz`, as UTC."""
-    for layout in ("%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"):
-        try:
-            naive = datetime.strptime(text.strip(), layout)
-        except ValueError:
-            continue
-        return local_to_utc(naive, tz)
-    raise ConfigError(f"time {text!r} must look like \"2026-12-01 09:00\"")
+_TIME_ONLY_RE = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?")
+_AT_HINT = '"2026-12-01 09:00", "2026-12-01T09:00" or "09:00"'
+
+
+def parse_wall(text: str, tz: ZoneInfo, *, now: datetime | None = None) -> datetime:
+    """The naive wall-clock time in `tz` that `text` names.
+
+    "YYYY-MM-DD HH:MM" (or with T for the space, or with :SS), or "HH:MM" alone for the
+    next time that hour comes in `tz` after `now`. A time written with an offset
+    ("...T09:00+01:00", "...Z") is that instant, shown on `tz`'s clock.
+    """
+    text = text.strip()
+    match = _TIME_ONLY_RE.fullmatch(text)
+    if match and now is not None:
+        hour, minute, second = (int(g or 0) for g in match.groups())
+        if hour > 23 or minute > 59 or second > 59:
+            raise ConfigError(f"time {text!r} is not a time of day; write it like {_AT_HINT}")
+        local_now = now.astimezone(tz)
+        wall = datetime.combine(local_now.date(), time(hour, minute, second))
+        if wall <= local_now.replace(tzinfo=None):
+            wall += timedelta(days=1)
+        return wall
+    try:
+        shape = re.fullmatch(r"(\d{4}-\d{2}-\d{2})[T ](\d{1,2})(:\d{2}.*)", text)
+        if not shape:
+            raise ValueError(text)
+        day, hour_text, rest = shape.groups()
+        parsed = datetime.fromisoformat(f"{day}T{int(hour_text):02d}{rest}")
+    except ValueError as exc:
+        raise ConfigError(f"time {text!r} must look like {_AT_HINT}") from exc
+    if parsed.tzinfo is not None:
+        return parsed.astimezone(tz).replace(tzinfo=None)
+    return parsed
+
+
+def parse_local(text: str, tz: ZoneInfo, *, now: datetime | None = None) -> datetime:
+    """A time as `parse_wall` reads it, in `tz`, as a UTC instant."""
+    return local_to_utc(parse_wall(text, tz, now=now), tz)
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,7 @@ from publisher.config import Config
 from publisher.errors import ConfigError, TokenError
 
 __all__ = [
+    "MIN_SECRET_BYTES",
     "PURPOSES",
     "SECRET_ENV",
     "SECRET_FILE_NAME",
@@ -58,6 +59,8 @@ __all__ = [
 SECRET_ENV = "PUBLISHER_SECRET"  # noqa: S105  (the variable's name, not a secret)
 SECRET_FILE_NAME = ".publisher-secret"  # noqa: S105  (a file name, not a secret)
 PURPOSES = ("unsubscribe", "confirm")
+MIN_SECRET_BYTES = 32
+"""A shorter secret is refused: `openssl rand -hex 32` makes 64 characters."""
 MAX_TOKEN = 512
 """Longer strings are refused before any decoding: real tokens are under 100 characters."""
 MAX_ID = 2**63 - 1
@@ -189,6 +192,13 @@ def resolve_secret(config: Config, *, real_provider: bool) -> str:
     """
     value = config.secret(SECRET_ENV)
     if value:
+        size = len(value.encode("utf-8"))
+        if size < MIN_SECRET_BYTES:
+            raise ConfigError(
+                f"{SECRET_ENV} is {size} bytes long; it must be at least {MIN_SECRET_BYTES}, or "
+                "anyone who guesses it can forge unsubscribe and confirmation links. Make one with:\n"
+                f"    export {SECRET_ENV}=$(openssl rand -hex 32)"
+            )
         return value
     if real_provider:
         raise _missing_secret(f" (delivery.provider = {config['delivery.provider']!r} sends real mail)")

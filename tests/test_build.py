@@ -853,3 +853,72 @@ def test_per_tag_feeds_cost_what_their_articles_cost(tmp_path: Path, monkeypatch
     site = build.render_site(config, many, NOW)
     assert len([name for name in site.files if name.startswith("feeds/tags/")]) == 240
     assert calls < 20 * 240  # a scan of every article per tag: 240 * 80 * 3 = 57,600
+def test_sample_publication_ships_every_image_it_shows(tmp_path: Path) -> None:
+    """Each picture the sample articles show (cover or inline) is a file the build writes."""
+    root = Path(__file__).resolve().parent.parent
+    config = load_config(root / "config.toml", env={})
+    articles = content.load_articles(config)
+    site = build.render_site(config, articles, datetime(2031, 1, 1, tzinfo=UTC))
+    base = config.site_url + "/"
+    shown = {a.image for a in articles if a.image}
+    shown |= {m for a in articles for m in re.findall(r'<img[^>]+src="([^"]+)"', a.html)}
+    assert shown and all(url.startswith(base) for url in shown)
+    missing = [url for url in shown if url.removeprefix(base) not in site.files]
+    assert missing == []
+    for url in shown:
+        assert site.files[url.removeprefix(base)].startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_files_beside_the_articles_are_carried_at_their_path(tmp_path: Path) -> None:
+    """content/images/a.png is written as images/a.png; hidden and _ files are not."""
+    (tmp_path / "content" / "images").mkdir(parents=True)
+    (tmp_path / "content" / "images" / "a.png").write_bytes(b"png")
+    (tmp_path / "content" / "_notes.txt").write_text("private")
+    (tmp_path / "config.toml").write_text(
+        '[publication]\ntitle = "T"\nurl = "https://example.org/"\n[newsletter]\nfrom = "t@example.org"\n'
+    )
+    config = load_config(tmp_path / "config.toml", env={})
+    files = build.render_site(config, [], datetime(2026, 1, 1, tzinfo=UTC)).files
+    assert files["images/a.png"] == b"png"
+    assert not any("_notes" in name for name in files)
+
+
+def test_build_tells_its_progress_stage_by_stage(tmp_path: Path) -> None:
+    """render_site reports its stages and each newsletter preview, so a terminal can follow a long build."""
+    (tmp_path / "content").mkdir()
+    for day in range(1, 6):
+        text = f"---\ntitle: N{day}\ndate: 2026-01-0{day}\n---\nx\n"
+        (tmp_path / "content" / f"2026-01-0{day}-n{day}.md").write_text(text)
+    (tmp_path / "config.toml").write_text(
+        '[publication]\ntitle = "T"\nurl = "https://example.org/"\npostal_address = "1 St"\n'
+        '[newsletter]\nfrom = "t@example.org"\n[build]\npreviews = 2\n'
+    )
+    config = load_config(tmp_path / "config.toml", env={})
+    told: list[tuple[str, int, int]] = []
+    build.render_site(config, content.load_articles(config), datetime(2026, 2, 1, tzinfo=UTC),
+                      progress=lambda *step: told.append(step))
+    assert ("feeds", 0, 5) in told and ("archive pages", 0, 5) in told
+    assert [s for s in told if s[0] == "newsletter previews"] == [("newsletter previews", i, 2) for i in range(2)]
+
+
+def test_build_shows_progress_on_a_terminal_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`publisher build` on a terminal draws a status line on stderr; piped, it prints the summary only."""
+    import io
+
+    from rich.console import Console
+
+    from publisher.cli import build as cli_build
+
+    (tmp_path / "content").mkdir()
+    (tmp_path / "content" / "2026-01-01-one.md").write_text("---\ntitle: One\ndate: 2026-01-01\n---\nx\n")
+    (tmp_path / "config.toml").write_text(
+        '[publication]\ntitle = "T"\nurl = "https://example.org/"\n[newsletter]\nfrom = "t@example.org"\n'
+    )
+    screen = io.StringIO()
+    monkeypatch.setattr(cli_build, "_progress_console", lambda: Console(file=screen, force_terminal=True))
+    result = CliRunner().invoke(cli, ["--config", str(tmp_path / "config.toml"), "build"])
+    assert result.exit_code == 0, result.output
+    # The status line redraws a dozen times a second: which stages it caught depends on
+    # speed, but the last one ("writing") is drawn when it stops.
+    assert "writing" in screen.getvalue()
+    assert "article pages" not in result.output

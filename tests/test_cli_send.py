@@ -133,11 +133,32 @@ def test_unknown_slug_lists_close_matches(pub: Pub) -> None:
     assert "notes-on-rest" in result.output
 
 
+def test_unknown_slug_far_from_any_lists_the_newest(pub: Pub) -> None:
+    """A slug like no other still gets slugs to try, never only a pointer to another command."""
+    result = pub.invoke("send", "zzzzzz", "--yes")
+    assert result.exit_code == 1
+    assert "far-future, walking-daily, notes-on-rest" in result.output
+
+
 def test_future_article_is_refused(pub: Pub) -> None:
-    """Only public articles can be sent."""
+    """Only public articles go to the list; the refusal points at the test copy."""
     result = pub.invoke("send", "far-future", "--yes")
     assert result.exit_code == 1
     assert "future" in result.output
+    assert "--to" in result.output
+
+
+def test_to_sends_a_test_copy_of_a_draft_or_future_article(pub: Pub) -> None:
+    """A test copy is for articles not yet out: drafts and future ones go, marked as a test."""
+    (pub.root / "content" / "2026-03-01-a-draft.md").write_text(
+        ARTICLE.format(title="A Draft", date="2026-03-01 08:00").replace("tags:", "draft: true\ntags:")
+    )
+    for slug in ("a-draft", "far-future"):
+        result = pub.invoke("send", slug, "--to", "me@example.net")
+        assert result.exit_code == 0, result.output
+    subjects = sorted(str(message_from_bytes(raw)["Subject"]) for raw in pub.outbox())
+    assert subjects == ["[Test] A Draft", "[Test] Far Future"]
+    assert pub.rows() == 0
 
 
 def test_dry_run_shows_what_a_send_now_delivers(pub: Pub) -> None:
@@ -186,6 +207,32 @@ def test_real_provider_needs_the_secret(pub: Pub) -> None:
     assert result.exit_code == 1
     assert "PUBLISHER_SECRET" in result.output
     assert pub.rows() == 0
+
+
+def test_real_provider_needs_the_postal_address(pub: Pub, smtp_server: SMTPServer) -> None:
+    """An empty postal_address refuses a send through a real provider, before any row is written."""
+    pub.add(2)
+    config = pub.root / "config.toml"
+    config.write_text(
+        config.read_text().replace('postal_address = "1 Test Street, Testville"', "")
+        .replace('provider = "maildir"', 'provider = "smtp"')
+        + f'\n[delivery.smtp]\nhost = "127.0.0.1"\nport = {smtp_server.port}\nsecurity = "none"\n'
+    )
+    result = pub.invoke("send", "notes-on-rest", "--yes")
+    assert result.exit_code == 1
+    assert "[publication] postal_address is empty" in result.output
+    assert pub.rows() == 0 and smtp_server.messages == []
+    assert pub.invoke("send", "--resume").exit_code == 1
+
+
+def test_send_repeats_the_clipping_warning(pub: Pub) -> None:
+    """An issue over the clipping size is warned about when it is sent, not only by check."""
+    pub.add(1)
+    config = pub.root / "config.toml"
+    config.write_text(config.read_text().replace("[newsletter]", "[newsletter]\nclip_warning_bytes = 1000"))
+    result = pub.invoke("send", "notes-on-rest", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "Gmail clips" in result.output
 
 
 def test_usage_errors_exit_2(pub: Pub) -> None:

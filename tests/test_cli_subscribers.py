@@ -182,7 +182,7 @@ def test_export_to_stdout_neutralises_formulas(config: Path) -> None:
     result = run(config, "export")
     assert result.exit_code == 0
     rows = list(csv.reader(io.StringIO(result.stdout)))
-    assert rows[0] == ["email", "name", "status", "tags", "timezone", "created_at"]
+    assert rows[0] == ["email", "name", "status", "tags", "timezone", "created_at", "confirmed_at", "source"]
     assert rows[1][:3] == ["a@example.org", "'=cmd|' /C calc'!A0", "active"]
 
 
@@ -196,3 +196,51 @@ def test_export_to_a_file_writes_it_whole(config: Path, tmp_path: Path) -> None:
     assert "exported 2 subscribers" in result.stderr
     assert len(target.read_text(encoding="utf-8").splitlines()) == 3
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.csv")] == []
+
+
+@pytest.mark.parametrize("codec", ["latin-1", "cp1252", "utf-16"])
+def test_import_reads_the_encoding_the_file_was_saved_in(config: Path, tmp_path: Path, codec: str) -> None:
+    """A list saved by a spreadsheet in Latin-1, Windows-1252 or UTF-16 keeps its accents."""
+    path = tmp_path / "list.csv"
+    path.write_bytes("email,name\r\nj@example.org,José Müller\r\nz@example.org,Zoë Ørsted\r\n".encode(codec))
+    result = run(config, "import", str(path))
+    assert result.exit_code == 0, result.output
+    listed = run(config, "list").output
+    assert "José Müller" in listed and "Zoë Ørsted" in listed
+
+
+def test_import_of_a_binary_file_says_so_in_one_line(config: Path, tmp_path: Path) -> None:
+    """A workbook or other binary file is refused with one line, and nothing is imported."""
+    path = tmp_path / "list.xlsx"
+    path.write_bytes(b"PK\x03\x04" + bytes(range(256)) * 20)
+    result = run(config, "import", str(path))
+    assert result.exit_code == 1
+    assert result.output.count("\n") == 1
+    assert "not a CSV file but a zip archive or an Excel workbook" in result.output
+
+
+def test_import_twice_reports_unchanged(config: Path, tmp_path: Path) -> None:
+    """Re-importing the same file says unchanged, not updated."""
+    path = tmp_path / "list.csv"
+    path.write_text("email,name\na@example.org,Ann\n", encoding="utf-8")
+    run(config, "import", str(path))
+    lines = run(config, "import", str(path)).output.splitlines()
+    assert "updated 0" in lines and "unchanged 1" in lines
+
+
+def test_a_long_import_shows_progress_on_a_terminal(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a terminal a big file gets a progress bar; off one, only the summary."""
+    from rich.console import Console
+
+    path = tmp_path / "big.csv"
+    path.write_text("email,name\n" + "".join(f"reader{i}@example.org,Reader Number {i}\n" for i in range(8000)))
+    assert path.stat().st_size >= cli_subscribers.PROGRESS_BYTES
+    screen = io.StringIO()
+    monkeypatch.setattr(cli_subscribers, "_progress_console", lambda: Console(file=screen, force_terminal=True))
+    result = run(config, "import", str(path))
+    assert result.exit_code == 0, result.output
+    assert "importing big.csv" in screen.getvalue()
+    assert "imported 8000" in result.output
+    assert "importing" not in result.output

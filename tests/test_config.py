@@ -197,3 +197,34 @@ def test_config_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_bytes(b"\xef\xbb\xbf" + MINIMAL.lstrip().encode())
     assert load_config(path, env={})["publication.title"] == "T"
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    """Three mistakes in one file: one error lists all three, each with its line."""
+    text = (
+        '[publication]\ntitle = "T"\nurl = "ftp://example.org/"\ntimezone = "Mars/Olympus"\n'
+        '[newsletter]\nfrom = "T <t@example.org>"\n[delivery]\nconcurency = 4\n'
+        '[[sources]]\nurl = 7\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse(text)
+    problems = caught.value.problems
+    assert len(problems) == 4, problems
+    assert any(p.startswith("config.toml:3: [publication] url must be an absolute http(s) URL") for p in problems)
+    assert any(p.startswith("config.toml:4: [publication] timezone must be an IANA time zone") for p in problems)
+    assert any("unknown key 'delivery.concurency'" in p for p in problems)
+    assert any("[[sources]] entry 1: url must be text" in p for p in problems)
+    assert str(caught.value).count("\n") == 3
+
+
+def test_check_prints_every_config_problem(tmp_path: Path) -> None:
+    """`publisher check` shows one error line per problem and exits 1."""
+    from click.testing import CliRunner
+
+    from publisher.cli import cli
+
+    (tmp_path / "config.toml").write_text('[publication]\ntitle = 5\n[newsletter]\nreply_to = 3\n')
+    result = CliRunner().invoke(cli, ["--config", str(tmp_path / "config.toml"), "check"])
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 4, result.output  # title and reply_to wrong, url and from missing

@@ -224,10 +224,10 @@ def test_bad_date_names_file_line_and_forms(config: Config) -> None:
 
 
 def test_impossible_date_is_a_bad_date(config: Config) -> None:
-    """A thirteenth month is reported like any other bad date, not as a crash."""
+    """A thirteenth month is reported as a bad date, not as a crash."""
     message = error_of(config, "---\ntitle: T\ndate: 2026-13-45\n---\n")
-    assert message.startswith("content/x.md:3: date must look like")
-    assert "'2026-13-45'" in message
+    assert message.startswith("content/x.md:3: date '2026-13-45' is not a real date")
+    assert "2026-11-02 09:30" in message
 
 
 def test_bad_updated_names_its_own_line(config: Config) -> None:
@@ -249,10 +249,31 @@ def test_broken_yaml_names_the_file_line(config: Config) -> None:
 
 
 def test_unclosed_list_names_where_it_opened(config: Config) -> None:
-    """The message points at where YAML noticed and where the list began."""
+    """One line number: where the list began, not where YAML gave up."""
     message = error_of(config, "---\ntitle: T\ndate: 2026-03-01\ntags: [a, b\ndraft: true\n---\n")
-    assert message.startswith("content/x.md:5: front matter is not valid YAML")
-    assert "on line 4" in message
+    assert message.startswith("content/x.md:4: front matter is not valid YAML: the flow sequence opened here")
+    assert not re.search(r"line \d", message)
+
+
+def test_unclosed_quote_names_its_line_only(config: Config) -> None:
+    """A quote never closed is reported on the line it opened, with no second line number."""
+    message = error_of(config, '---\ntitle: "Sleep\ndate: 2026-03-01\ntags: [a]\n---\n')
+    assert message.startswith("content/x.md:2: front matter is not valid YAML: a quoted scalar never ends")
+    assert not re.search(r"line \d", message)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("2026-13-01", "month must be in 1..12"),
+        ("2026-02-30", "day is out of range for month"),
+        ("2026-12-01 25:00", "hour must be in 0..23"),
+    ],
+)
+def test_impossible_date_says_which_part_is_wrong(config: Config, value: str, reason: str) -> None:
+    """A date of the right shape that does not exist names the part out of range."""
+    message = error_of(config, f"---\ntitle: T\ndate: {value}\n---\n")
+    assert message.startswith(f"content/x.md:3: date '{value}' is not a real date or time: {reason}")
 
 
 def test_missing_title(config: Config) -> None:
@@ -332,11 +353,13 @@ def test_draft_must_be_a_boolean(config: Config) -> None:
         ("Café Straße, Øresund", "cafe-strasse-oresund"),
         ("  --Hello--World--  ", "hello-world"),
         ("Grief After Loss (Part 2)", "grief-after-loss-part-2"),
-        ("日本語", ""),
+        ("日本語", "ri-ben-yu"),
+        ("Привет мир", "privet-mir"),
+        ("🙂", ""),
     ],
 )
 def test_slugify(title: str, slug: str) -> None:
-    """Titles become lower-case ASCII words joined by single hyphens."""
+    """Titles become lower-case ASCII words joined by single hyphens, other scripts transliterated."""
     assert slugify(title) == slug
 
 
@@ -380,9 +403,18 @@ def test_reserved_slug_is_refused(config: Config) -> None:
     assert message.startswith("content/x.md:4: slug 'feeds' is reserved")
 
 
-def test_title_without_latin_letters_needs_a_slug(config: Config) -> None:
+def test_titles_in_other_scripts_get_distinct_readable_slugs(config: Config) -> None:
+    """Two titles in Chinese, written a minute apart, never share an address."""
+    first = article(config, "title: 睡眠与焦虑\ndate: 2026-03-01\n", source="https://old.example/p/1")
+    second = article(config, "title: 睡眠与压力\ndate: 2026-03-01\n", source="https://old.example/p/2")
+    assert (first.slug, second.slug) == ("shui-mian-yu-jiao-lu", "shui-mian-yu-ya-li")
+    now = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+    assert draft_file_name("Сон и тревога", now, config) != draft_file_name("Сон и стресс", now, config)
+
+
+def test_title_without_letters_needs_a_slug(config: Config) -> None:
     """When no slug can be made, the author is asked for one."""
-    message = error_of(config, "---\ntitle: 日本語\ndate: 2026-03-01\n---\n", source="x")
+    message = error_of(config, "---\ntitle: 🙂\ndate: 2026-03-01\n---\n", source="x")
     assert "add a line like 'slug: my-article'" in message
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -140,6 +141,11 @@ def pub(tmp_path: Path) -> Iterator[Publication]:
             proc.wait()
 
 
+LEAD = 25.0
+"""Seconds ahead a test schedules a send: `publisher schedule` is a fresh process, which
+can take many seconds to start on a busy two-core machine, and a time already past is refused."""
+
+
 def at_local(seconds: float) -> tuple[str, datetime]:
     """A wall-clock time `seconds` from now in the publication's zone, and the instant itself."""
     moment = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=seconds)
@@ -156,7 +162,7 @@ def recipients(messages: list[email.message.EmailMessage]) -> list[str]:
 
 def test_missed_schedule_runs_once_when_daemon_starts(pub: Publication) -> None:
     """A send due while no daemon ran goes out once, as soon as one starts."""
-    when, moment = at_local(8.0)
+    when, moment = at_local(LEAD)
     pub.run("schedule", "notes-on-rest", "--at", when)
     sleep_past(moment)
     assert pub.messages() == []
@@ -171,7 +177,7 @@ def test_missed_schedule_runs_once_when_daemon_starts(pub: Publication) -> None:
 
 def test_two_daemons_on_one_database_send_once(pub: Publication) -> None:
     """Two daemons started by mistake on one database still send each copy once."""
-    when, _ = at_local(10.0)
+    when, _ = at_local(LEAD)
     pub.run("schedule", "notes-on-rest", "--at", when)
     pub.start()
     pub.start(free_port())
@@ -185,7 +191,7 @@ def test_schedule_missed_beyond_grace_is_skipped(tmp_path: Path) -> None:
     """A send missed by more than the grace is skipped and reported, not sent late."""
     pub = Publication(tmp_path, grace_hours=0.0003)  # about a second
     pub.run("subscribers", "add", SUBSCRIBERS[0])
-    when, moment = at_local(8.0)
+    when, moment = at_local(LEAD)
     pub.run("schedule", "notes-on-rest", "--at", when)
     sleep_past(moment, extra=3.0)
     pub.start()
@@ -237,7 +243,7 @@ def test_daemon_killed_mid_send_resumes_on_restart(tmp_path: Path, smtp_server: 
     readers = [f"reader{i}@example.org" for i in range(300)]
     (tmp_path / "readers.csv").write_text("email\n" + "\n".join(readers) + "\n")
     pub.run("subscribers", "import", str(tmp_path / "readers.csv"))
-    when, _ = at_local(8.0)
+    when, _ = at_local(LEAD)
     pub.run("schedule", "notes-on-rest", "--at", when)
     first = pub.start()
     deadline = time.monotonic() + 60
@@ -303,3 +309,75 @@ def test_a_saved_article_goes_out_without_waiting_for_the_interval(tmp_path: Pat
                 proc.wait()
     assert recipients(found) == sorted(SUBSCRIBERS)
     assert {str(m["Subject"]) for m in found} == {"Fresh Notes"}
+
+
+def _serve_once(pub: Publication, *, env: dict[str, str] | None = None, port: int | None = None) -> tuple[int, str]:
+    """Run `publisher serve` that is expected to refuse to start: (exit code, all output)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "publisher", "serve", "--port", str(port or pub.port)],
+        env={**pub.env, **(env or {})}, capture_output=True, text=True, timeout=60,
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_serve_with_a_real_provider_and_no_secret_exits_1(tmp_path: Path) -> None:
+    """No PUBLISHER_SECRET with a real provider: the message send gives, exit 1, nothing left running."""
+    delivery = '[delivery]\nprovider = "smtp"\n[delivery.smtp]\nhost = "127.0.0.1"\nport = 9\nsecurity = "none"\n'
+    pub = Publication(tmp_path, delivery=delivery)
+    code, output = _serve_once(pub, env={"PUBLISHER_SECRET": ""})
+    assert code == 1, output
+    assert "PUBLISHER_SECRET is not set" in output
+    assert "openssl rand -hex 32" in output
+    assert "Traceback" not in output
+    assert "serving" not in output
+
+
+def test_serve_with_a_real_provider_and_no_postal_address_exits_1(tmp_path: Path) -> None:
+    """A real provider needs the sender's postal address before the daemon starts sending."""
+    delivery = '[delivery]\nprovider = "smtp"\n[delivery.smtp]\nhost = "127.0.0.1"\nport = 9\nsecurity = "none"\n'
+    pub = Publication(tmp_path, delivery=delivery)
+    config = tmp_path / "config.toml"
+    config.write_text(config.read_text().replace('postal_address = "1 Test Street, Testville"', ""))
+    code, output = _serve_once(pub)
+    assert code == 1, output
+    assert "postal_address is empty" in output
+    assert "Traceback" not in output
+
+
+def test_serve_says_the_port_is_in_use(pub: Publication) -> None:
+    """A taken port is told before anything claims to serve, and the exit code is 1."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, output = _serve_once(pub, port=port)
+    assert code == 1, output
+    assert f"port {port} on 127.0.0.1 is in use" in output
+    assert "serving" not in output and "Traceback" not in output
+
+
+def test_serve_starts_quietly_and_logs_requests_in_common_log_format(pub: Publication) -> None:
+    """One line per fact at start (no library chatter), then one access-log line per request."""
+    pub.start()
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            assert httpx.get(f"http://127.0.0.1:{pub.port}/healthz?probe=1", timeout=1).status_code == 200
+            break
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, pub.logs()
+            time.sleep(0.2)
+    httpx.get(f"http://127.0.0.1:{pub.port}/no-such-page", timeout=5)
+    pub.stop_all()
+    logs = pub.logs()
+    for noise in ("alembic", "apscheduler", "Uvicorn", "INFO:  ", "Added job", "Context impl"):
+        assert noise not in logs, logs
+    assert f"serving http://127.0.0.1:{pub.port}/" in logs
+    assert re.search(
+        r'^127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] "GET /healthz\?probe=1 HTTP/1\.1" 200 \d+$',
+        logs, re.MULTILINE,
+    ), logs
+    assert re.search(r'"GET /no-such-page HTTP/1\.1" 404 \d+$', logs, re.MULTILINE), logs
+    daemon_lines = [line for line in logs.splitlines() if not line.startswith("127.0.0.1 - - [")]
+    stamped = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING|ERROR)"
+    assert all(re.match(stamped, line) for line in daemon_lines), logs

@@ -559,3 +559,31 @@ def test_characters_xml_cannot_carry_are_dropped() -> None:
         assert feedparser.parse(data).entries[0].title == "abc"
     doc = json.loads(feeds.build_json(make_config(), [odd], NOW))
     assert doc["items"][0]["title"] == "a?b\ufffec"
+
+
+def test_author_written_with_an_address_is_split_into_name_and_email() -> None:
+    """"Name <email>" is a name and an email in every feed, never an email inside <name>."""
+    config = make_config()
+    entries = [make_article("by-email", 3, author="Sam Ortiz <sam@example.org>")]
+    atom = ElementTree.fromstring(feeds.build_atom(config, entries, NOW))  # noqa: S314  (our own output)
+    ns = {"a": "http://www.w3.org/2005/Atom"}
+    author = atom.find("a:entry/a:author", ns)
+    assert author is not None
+    assert (author.findtext("a:name", namespaces=ns), author.findtext("a:email", namespaces=ns)) == (
+        "Sam Ortiz", "sam@example.org"
+    )
+    rss = feeds.build_rss(config, entries, NOW)
+    assert b"<dc:creator>Sam Ortiz</dc:creator>" in rss
+    assert b"<author>sam@example.org (Sam Ortiz)</author>" in rss
+    item = json.loads(feeds.build_json(config, entries, NOW))["items"][0]
+    assert item["authors"] == [{"name": "Sam Ortiz", "url": "mailto:sam@example.org"}]
+    assert feed_problems("rss.xml", rss) == []
+    assert feed_problems("atom.xml", feeds.build_atom(config, entries, NOW)) == []
+
+
+def test_publication_author_with_an_address_is_split_too() -> None:
+    """The feed-level author takes the name part of publication.author."""
+    config = make_config(**{"publication.author": '"Dana Reyes <dana@example.org>"'})
+    feed = json.loads(feeds.build_json(config, [make_article("one", 3, author="")], NOW))
+    assert feed["authors"][0]["name"] == "Dana Reyes"
+    assert feed["items"][0]["authors"] == [{"name": "Dana Reyes"}]

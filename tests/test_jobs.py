@@ -235,7 +235,7 @@ def test_broken_article_is_reported_and_blocks_nothing_later(pub: Pub, caplog: p
     jobs.publish_new(pub.key)
     pub.write("2026-11-20-fresh.md", "---\ntitle: [unclosed\ndate: 2026-11-20\n---\nBody\n")
     assert jobs.publish_new(pub.key) == []
-    assert "2026-11-20-fresh.md:3: front matter is not valid YAML" in caplog.text
+    assert "2026-11-20-fresh.md:2: front matter is not valid YAML" in caplog.text
     pub.write("2026-11-20-fresh.md", article("fresh", "2026-11-20"))
     assert jobs.publish_new(pub.key) == ["fresh"]
 

@@ -389,3 +389,27 @@ def test_long_list_items_wrap_with_hanging_indent() -> None:
     assert all(len(line) <= 72 for line in lines)
     assert lines[0].startswith("1. Ortiz S.")
     assert all(line.startswith("   ") for line in lines[1:])
+
+
+def test_no_updated_line_for_a_change_on_the_publication_day() -> None:
+    """An update later the same day (in the publication's zone) is not shown; a later day is."""
+    same_day = make_article(updated=datetime(2026, 2, 10, 22, 0, tzinfo=UTC))  # 17:00 in New York
+    assert "Updated" not in render(article=same_day).html
+    assert "Updated" not in render(article=same_day).text
+    next_day = make_article(updated=datetime(2026, 2, 11, 15, 0, tzinfo=UTC))
+    assert "Updated February 11, 2026" in render(article=next_day).html
+
+
+def test_author_with_an_address_shows_the_name_only() -> None:
+    """An author written "Name <email>" appears by name in the byline."""
+    html = render(article=make_article(author="Dana Reyes <dana@example.org>")).html
+    assert "By Dana Reyes ·" in html
+    assert "dana@example.org" not in html
+
+
+def test_hidden_preheader_sets_no_colour_of_its_own() -> None:
+    """Text coloured like its background is what SpamAssassin's HTML_FONT_LOW_CONTRAST scores."""
+    html = render().html
+    (style,) = re.findall(r'class="preheader" style="([^"]*)"', html)
+    assert "display:none" in style
+    assert not re.search(r"(^|;)\s*color\s*:", style)

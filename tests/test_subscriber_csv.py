@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
 from publisher.errors import SubscriberError
 from publisher.models import SubscriberStatus as S
-from publisher.store.subscriber_csv import Rejected, SourceRow, neutralize, read_export, split_tags
+from publisher.store.subscriber_csv import (
+    Rejected,
+    SourceRow,
+    neutralize,
+    open_export,
+    read_export,
+    split_tags,
+)
 
 
 def rows(text: str) -> list[SourceRow | Rejected]:
@@ -116,8 +124,87 @@ def test_records_are_read_lazily() -> None:
     assert pulled < 10
 
 
-def test_broken_csv_names_the_line() -> None:
-    """A record the csv module cannot parse stops the import with its line."""
-    text = "email,name\na@example.org,A\nb@example.org," + "x" * 200_000 + "\n"
-    with pytest.raises(SubscriberError, match=r"t\.csv:3: not valid CSV"):
-        rows(text)
+def test_broken_csv_is_a_rejected_row_with_its_line() -> None:
+    """A record the csv module cannot parse is rejected with its line; the others go on."""
+    text = "email,name\na@example.org,A\nb@example.org," + "x" * 200_000 + "\nc@example.org,C\n"
+    found = rows(text)
+    assert [r.email for r in found if isinstance(r, SourceRow)] == ["a@example.org", "c@example.org"]
+    (bad,) = [r for r in found if isinstance(r, Rejected)]
+    assert bad.line == 3 and bad.reason.startswith("not valid CSV")
+
+
+def test_unterminated_quote_is_a_rejected_row_never_a_merged_name() -> None:
+    """A quote never closed rejects its own row, by line; the next rows keep their names."""
+    text = 'email,name\na@example.org,"Ann\nb@example.org,Bob\nc@example.org,"Cy, Jr."\nd@example.org,"Dee\n'
+    found = rows(text)
+    assert [(r.email, r.name) for r in found if isinstance(r, SourceRow)] == [
+        ("b@example.org", "Bob"), ("c@example.org", "Cy, Jr."),
+    ]
+    assert [str(r) for r in found if isinstance(r, Rejected)] == [
+        'line 2: a quote opened on this line is never closed; close it ("...") or remove it',
+        'line 5: a quote opened on this line is never closed; close it ("...") or remove it',
+    ]
+
+
+def test_a_quoted_cell_may_still_span_lines() -> None:
+    """A real multi-line cell (an address in a notes column) is one record, numbered from its start."""
+    text = 'email,name,notes\na@example.org,Ann,"1 Road\nTown"\nb@example.org,"Bob ""B"" Lee",x\n'
+    found = rows(text)
+    assert [(r.line, r.name) for r in found if isinstance(r, SourceRow)] == [(2, "Ann"), (4, 'Bob "B" Lee')]
+
+
+@pytest.mark.parametrize("codec", ["latin-1", "cp1252", "utf-16", "utf-16-le", "utf-16-be", "utf-8-sig"])
+def test_files_in_other_encodings_import_as_written(codec: str) -> None:
+    """Latin-1, Windows-1252 and UTF-16 (with or without BOM) are told apart and read right."""
+    names = ["José Müller", "Zoë Ørsted", "Anne-Marie Lefèvre", "Ça Va"]
+    if codec != "latin-1":
+        names.append("Bob “Bobby” Smith – Jr")
+    text = "email,name\r\n" + "".join(f"p{i}@example.org,{n}\r\n" for i, n in enumerate(names))
+    with open_export(io.BytesIO(text.encode(codec)), origin="t.csv") as lines:
+        _, records = read_export(lines, origin="t.csv")
+        assert [r.name for r in records if isinstance(r, SourceRow)] == names
+
+
+@pytest.mark.parametrize(
+    ("data", "said"),
+    [
+        (b"PK\x03\x04" + bytes(range(256)) * 4, "not a CSV file but a zip archive or an Excel workbook"),
+        (b"\x00\x01\x02\xff\xfe\x00" * 500 + bytes(range(256)), "not a text file"),
+    ],
+)
+def test_binary_file_is_refused_in_one_line(data: bytes, said: str) -> None:
+    """A file that is not text is refused with one line naming the file."""
+    with pytest.raises(SubscriberError) as caught:
+        open_export(io.BytesIO(data), origin="t.csv")
+    assert str(caught.value).startswith(f"t.csv: {said}")
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("header", "row", "when"),
+    [
+        ("Email Address,First Name,OPTIN_TIME,CONFIRM_TIME", "a@example.org,A,2021-03-04 05:06:07,2021-03-04 05:09:00",
+         datetime(2021, 3, 4, 5, 9, tzinfo=UTC)),
+        ("Email Address,First Name,OPTIN_TIME,CONFIRM_TIME", "a@example.org,A,2021-03-04 05:06:07,",
+         datetime(2021, 3, 4, 5, 6, 7, tzinfo=UTC)),
+        ("email,active_subscription,email_disabled,created_at", "a@example.org,false,false,2022-01-02T03:04:05.000Z",
+         datetime(2022, 1, 2, 3, 4, 5, tzinfo=UTC)),
+        ("id,email,name,note,subscribed_to_emails,created_at", "1,a@example.org,A,,true,2023-05-06T07:08:09.000Z",
+         datetime(2023, 5, 6, 7, 8, 9, tzinfo=UTC)),
+    ],
+)
+def test_consent_date_and_source_are_read(header: str, row: str, when: datetime) -> None:
+    """Mailchimp's CONFIRM_TIME (else OPTIN_TIME), Substack's and Ghost's created_at."""
+    (found,) = rows(f"{header}\n{row}\n")
+    assert isinstance(found, SourceRow)
+    assert found.consented_at == when
+    assert found.source.endswith(":t.csv")
+
+
+def test_central_european_file_is_not_taken_for_western() -> None:
+    """Windows-1250 (Polish) stays 1250: only a tie goes to Windows-1252."""
+    names = ["Łukasz Żółć", "Grzegorz Brzęczyszczykiewicz", "Świętosław Wąż"]
+    text = "email,name\r\n" + "".join(f"p{i}@example.org,{name}\r\n" for i, name in enumerate(names))
+    with open_export(io.BytesIO(text.encode("cp1250")), origin="t.csv") as lines:
+        _, records = read_export(lines, origin="t.csv")
+        assert [r.name for r in records if isinstance(r, SourceRow)] == names

@@ -504,7 +504,7 @@ def test_import_that_fails_half_way_imports_nothing(engine: Engine) -> None:
             yield f"r{i}@example.org\n"
         raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
 
-    with pytest.raises(SubscriberError, match=r"not UTF-8.*nothing was imported"):
+    with pytest.raises(SubscriberError, match=r"cannot be read as utf-8 text.*nothing was imported"):
         subs.import_csv(engine, lines(), now=NOW, origin="big.csv")
     assert subs.counts(engine)["active"] == 0
 
@@ -547,15 +547,16 @@ def test_import_of_5000_rows_streams_in_one_transaction(engine: Engine) -> None:
 
 
 def test_export_writes_the_documented_columns(engine: Engine) -> None:
-    """email, name, status, tags, timezone, created_at; one row per subscriber."""
+    """email, name, status, tags, timezone, created_at, confirmed_at, source; one row each."""
     subs.add(engine, "ana@example.org", name="Ana", tags=["a", "b"], timezone="Europe/Berlin",
              now=NOW)
     out = io.StringIO()
     assert subs.export_csv(engine, out) == 1
     rows = list(csv.reader(io.StringIO(out.getvalue())))
     assert rows == [
-        ["email", "name", "status", "tags", "timezone", "created_at"],
-        ["ana@example.org", "Ana", "active", "a,b", "Europe/Berlin", "2026-11-26T12:00:00+00:00"],
+        ["email", "name", "status", "tags", "timezone", "created_at", "confirmed_at", "source"],
+        ["ana@example.org", "Ana", "active", "a,b", "Europe/Berlin", "2026-11-26T12:00:00+00:00",
+         "2026-11-26T12:00:00+00:00", "cli"],
     ]
 
 
@@ -591,3 +592,34 @@ def test_export_imports_back_unchanged(tmp_path: Path, engine: Engine) -> None:
         ]
     finally:
         other.dispose()
+
+
+def test_importing_the_same_file_again_reports_unchanged(engine: Engine) -> None:
+    """A second import of one file changes nothing, and says so instead of "updated"."""
+    text = "email,name,tags\na@example.org,Ann,x\nb@example.org,Bob,\n"
+    import_text(engine, text)
+    again = import_text(engine, text)
+    assert (again.imported, again.updated, again.unchanged) == (0, 0, 2)
+    changed = import_text(engine, "email,name,tags\na@example.org,Ann Lee,x\nb@example.org,Bob,\n")
+    assert (changed.updated, changed.unchanged) == (1, 1)
+
+
+def test_consent_date_and_source_survive_import_and_export(engine: Engine) -> None:
+    """A Mailchimp CONFIRM_TIME becomes the consent date; export writes it and the source back."""
+    import_text(
+        engine,
+        "Email Address,First Name,OPTIN_TIME,CONFIRM_TIME\n"
+        "ana@example.org,Ana,2021-03-04 05:06:07,2021-03-04 05:10:00\n",
+    )
+    out = io.StringIO()
+    subs.export_csv(engine, out)
+    header, row = list(csv.reader(io.StringIO(out.getvalue())))
+    exported = dict(zip(header, row, strict=True))
+    assert exported["confirmed_at"] == "2021-03-04T05:10:00+00:00"
+    assert exported["source"].startswith("mailchimp:")
+    subs.remove(engine, "ana@example.org", now=NOW, purge=True)
+    back = import_text(engine, out.getvalue())
+    assert back.platform == "publisher" and back.imported == 1
+    again = io.StringIO()
+    subs.export_csv(engine, again)
+    assert list(csv.reader(io.StringIO(again.getvalue())))[1][6:] == row[6:]

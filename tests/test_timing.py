@@ -78,3 +78,15 @@ def test_wall_clock_text_is_read_without_a_zone() -> None:
     assert timing.parse_wall_clock("2026-12-02 09:30") == datetime(2026, 12, 2, 9, 30)
     with pytest.raises(ConfigError, match="2026-12-01 09:00"):
         timing.parse_wall_clock("9:30")
+
+
+def test_iso_times_and_hour_alone() -> None:
+    """`T` may join date and time; "9:00" alone is the next 09:00 in the zone; an offset is honoured."""
+    now = datetime(2026, 11, 27, 13, 0, tzinfo=UTC)  # 08:00 in New York
+    assert parse_local("2026-11-28T09:00", NY) == datetime(2026, 11, 28, 14, 0, tzinfo=UTC)
+    assert parse_local("2026-11-28 9:00", NY) == datetime(2026, 11, 28, 14, 0, tzinfo=UTC)
+    assert parse_local("9:00", NY, now=now) == datetime(2026, 11, 27, 14, 0, tzinfo=UTC)
+    assert parse_local("07:30", NY, now=now) == datetime(2026, 11, 28, 12, 30, tzinfo=UTC)
+    assert parse_local("2026-11-28T09:00+01:00", NY) == datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
+    with pytest.raises(ConfigError, match="not a time of day"):
+        parse_local("25:00", NY, now=now)

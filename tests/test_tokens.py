@@ -188,6 +188,15 @@ def test_secret_from_file_named_by_environment(tmp_path: Path) -> None:
     assert tokens.resolve_secret(config, real_provider=True) == SECRET
 
 
+def test_short_secret_is_refused_with_how_to_make_one(tmp_path: Path) -> None:
+    """A secret under 32 bytes is refused, for the demo too, with the command that makes a good one."""
+    for provider, real in (("smtp", True), ("maildir", False)):
+        config = make_config(tmp_path, {"PUBLISHER_SECRET": "hunter2"}, provider=provider)
+        with pytest.raises(ConfigError, match=r"(?s)7 bytes long; it must be at least 32.*openssl rand -hex 32"):
+            tokens.resolve_secret(config, real_provider=real)
+    assert tokens.resolve_secret(make_config(tmp_path, {"PUBLISHER_SECRET": "x" * 32}), real_provider=True)
+
+
 def test_real_provider_refuses_without_secret(tmp_path: Path) -> None:
     """A real provider never falls back to a generated secret; the error says how to set one."""
     config = make_config(tmp_path, provider="smtp")

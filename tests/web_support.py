@@ -24,7 +24,7 @@ from publisher.build import MANIFEST
 from publisher.config import Config, load_config
 from publisher.store import open_store
 
-SECRET = "test-secret-0123456789abcdef"
+SECRET = "test-secret-0123456789abcdef-0123456789"
 
 CONFIG = """
 [publication]

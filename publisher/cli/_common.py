@@ -18,6 +18,8 @@ import click
 from publisher.errors import PublisherError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from publisher.config import Config
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -44,6 +46,7 @@ COMMANDS: dict[str, str] = {
     "check": "build",
     "new": "build",
     "import": "importing",
+    "init": "init",
     "schedule": "schedule",
     "schedules": "schedule",
     "unschedule": "schedule",
@@ -93,10 +96,22 @@ def reports_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except PublisherError as exc:
-            click.secho(f"error: {exc}", fg="red", err=True)
+            for problem in getattr(exc, "problems", None) or (str(exc),):
+                click.secho(f"error: {problem}", fg="red", err=True)
             raise SystemExit(1) from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def table_console() -> Console:
+    """Where tables are printed: on a pipe or in a log, wide enough that no cell is ever
+    cut short or wrapped (a terminal gets its own width)."""
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=1_000_000)
+    return console
 
 
 def get_config(ctx: click.Context) -> Config:

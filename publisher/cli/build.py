@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -55,8 +56,9 @@ def build_command(ctx: click.Context, verbose: bool) -> None:
     config = get_config(ctx)
     started = time.perf_counter()
     now = datetime.now(UTC)
-    articles = content.load_articles(config)
-    report = build.build_site(config, articles, now)
+    with _build_progress() as progress:
+        articles = content.load_articles(config)
+        report = build.build_site(config, articles, now, progress=progress)
     elapsed = time.perf_counter() - started
     out = _console()
     output = _shown(build.output_folder(config))
@@ -68,6 +70,25 @@ def build_command(ctx: click.Context, verbose: bool) -> None:
         f"({_public_count(articles, now)} articles, {elapsed:.2f} s)"
     )
     _print_warnings(report.warnings)
+
+
+def _progress_console() -> Console:
+    return _console(stderr=True)
+
+
+@contextlib.contextmanager
+def _build_progress() -> Iterator[build.Progress | None]:
+    """On a terminal, a line that follows the build's stages (gone once it is done)."""
+    console = _progress_console()
+    if not console.is_terminal:
+        yield None
+        return
+    with console.status("reading articles", spinner="dots") as status:
+
+        def show(stage: str, done: int, total: int) -> None:
+            status.update(f"{stage} {done + 1:,}/{total:,}" if total and stage != "writing" else stage)
+
+        yield show
 
 
 def _public_count(articles: Sequence[Article], now: datetime) -> int:

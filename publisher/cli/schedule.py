@@ -5,17 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-from publisher.cli._common import cli, get_config, reports_errors
+from publisher.cli._common import cli, get_config, reports_errors, table_console
 from publisher.services import issues as service
 from publisher.store import open_store
 
 
 @cli.command()
 @click.argument("slug")
-@click.option("--at", "at", required=True, metavar='"YYYY-MM-DD HH:MM"', help="Wall-clock time of the send.")
+@click.option(
+    "--at", "at", required=True, metavar='"YYYY-MM-DD HH:MM"',
+    help='Wall-clock time of the send: "2026-12-01 09:00", "2026-12-01T09:00", or "09:00" for the next 09:00.',
+)
 @click.option("--tz", "tz_name", default=None, help="IANA zone of --at (default: publication.timezone).")
 @click.option("--tag", default=None, help="Send only to subscribers with this tag.")
 @click.option(
@@ -25,7 +27,11 @@ from publisher.store import open_store
 @click.pass_context
 @reports_errors
 def schedule(ctx: click.Context, slug: str, at: str, tz_name: str | None, tag: str | None, local: bool) -> None:
-    """Schedule the newsletter of article SLUG for a time (kept across restarts)."""
+    """Schedule the newsletter of article SLUG for a time (kept across restarts).
+
+    Scheduling an article again replaces its pending schedule. An article dated in the
+    future is mailed by its own `send_at:` line instead.
+    """
     config = get_config(ctx)
     db = open_store(config.store_url)
     done = service.schedule_send(
@@ -33,6 +39,8 @@ def schedule(ctx: click.Context, slug: str, at: str, tz_name: str | None, tag: s
     )
     item = done.schedule
     where = "each subscriber's own" if local else f"{item.timezone}"
+    for old in done.replaced:
+        click.echo(f"replaced schedule #{old.id} (was {old.local_time} {old.timezone})")
     click.echo(
         f"scheduled #{item.id}: {done.article.title!r} at {item.local_time} {where} time "
         f"(starting {item.run_at:%Y-%m-%d %H:%M} UTC). `publisher serve` sends it."
@@ -57,7 +65,7 @@ def list_schedules(ctx: click.Context, show_all: bool) -> None:
             str(item.id), item.slug, item.local_time, item.timezone, f"{item.run_at:%Y-%m-%d %H:%M}",
             item.state, item.detail,
         )
-    Console().print(table)
+    table_console().print(table)
 
 
 @cli.command()

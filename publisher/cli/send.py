@@ -21,7 +21,7 @@ from publisher.cli.status import UNCERTAIN_NOTE
 from publisher.config import Config
 from publisher.delivery import engine
 from publisher.delivery.base import Provider, make_provider
-from publisher.sending import fail_unusable_addresses
+from publisher.sending import fail_unusable_addresses, require_postal_address
 from publisher.services import issues as service
 from publisher.store import ledger, open_store
 
@@ -186,18 +186,25 @@ def send(
         raise click.UsageError("give the SLUG of the article to send (or --resume)")
     config = get_config(ctx)
     now = _now()
-    article = service.published_article(config, slug, now=now)
     if to:
-        service.test_send(config, slug, [to], now=now)
-        click.echo(f"sent a test copy of {article.title!r} to {to} (nothing written to the ledger)")
+        copy = service.test_send(config, slug, [to], now=now)
+        state = "" if copy.is_public(now) else (" (a draft)" if copy.draft else " (not yet published)")
+        click.echo(
+            f"sent a test copy of {copy.title!r}{state} to {to}, its subject marked "
+            f"{service.TEST_PREFIX.strip()!r} (nothing written to the ledger)"
+        )
         return
     if dry_run:
         _dry_run(config, slug, tag, now)
         return
     db = open_store(config.store_url)
+    plan = service.plan_send(config, db, slug, now=now, tag=tag)
+    article = plan.article
+    # The size warning again, where the author looks when sending (check and build say it too).
+    for warning in plan.warnings:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
     if not yes and sys.stdin.isatty():
-        count = service.plan_send(config, db, slug, now=now, tag=tag).recipients
-        click.confirm(f"send {article.title!r} to {count} subscriber(s)?", abort=True)
+        click.confirm(f"send {article.title!r} to {plan.recipients} subscriber(s)?", abort=True)
     secret, provider = _secret_and_provider(config)
     try:
         queued = service.send_now(config, db, slug, now=now, tag=tag)
@@ -234,6 +241,7 @@ def _recover(config: Config, db: sa.Engine) -> None:
 
 
 def _resume(config: Config) -> None:
+    require_postal_address(config)
     db = open_store(config.store_url)
     secret, provider = _secret_and_provider(config)
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from publisher.cli._common import cli, get_config, reports_errors
+from publisher.cli._common import cli, get_config, reports_errors, table_console
 from publisher.services import stats as service
 from publisher.store import open_store
 
@@ -39,7 +39,6 @@ def status(ctx: click.Context, issue: str | None, show_failed: bool) -> None:
     if not lines:
         click.echo("nothing sent yet: `publisher send SLUG` sends an article")
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table("id")
@@ -52,10 +51,7 @@ def status(ctx: click.Context, issue: str | None, show_failed: bool) -> None:
             str(line.sending), str(line.sent), str(line.retrying), str(line.failed),
             str(line.skipped), str(line.uncertain),
         )
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=200)  # a pipe or a log: never squeeze the columns
-    console.print(table)
+    table_console().print(table)
     uncertain = sum(line.uncertain for line in lines)
     if uncertain:
         click.echo(UNCERTAIN_NOTE.format(n=uncertain))

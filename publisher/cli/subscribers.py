@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 import click
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from sqlalchemy import Engine
 
@@ -20,8 +22,11 @@ from publisher.errors import BuildError
 from publisher.models import Subscriber, SubscriberStatus
 from publisher.services import subscribers as service
 from publisher.store import open_store
+from publisher.store.subscriber_csv import open_export
 
 STATUS_CHOICE = click.Choice([status.value for status in SubscriberStatus])
+PROGRESS_BYTES = 256 * 1024
+"""Imports of files this size or more show a progress bar on a terminal."""
 
 
 @contextmanager
@@ -169,19 +174,44 @@ def import_command(ctx: click.Context, file: Path, pending: bool, tags: Sequence
     Everything is imported in one transaction; rows that cannot be used are listed with
     their line number and nothing else about them is stored.
     """
-    with _engine(ctx) as engine, file.open(encoding="utf-8-sig", newline="") as lines:
+    with _engine(ctx) as engine, file.open("rb") as raw, _import_progress(raw, file) as progress:
+        lines = open_export(raw, origin=str(file))
         report = service.import_subscribers(
-            engine, lines, now=datetime.now(UTC), origin=str(file), pending=pending, tags=tags
+            engine, lines, now=datetime.now(UTC), origin=str(file), pending=pending, tags=tags,
+            progress=progress,
         )
     new = ", ".join(f"{number} {status}" for status, number in report.new_by_status.items())
     click.echo(f"{file}: read as a {report.platform} export")
     click.echo(f"imported {report.imported}" + (f" ({new})" if new else ""))
     click.echo(f"updated {report.updated}")
+    click.echo(f"unchanged {report.unchanged}")
     if report.kept:
         click.echo(f"kept {report.kept} as they were (unsubscribed, bounced or complained here)")
     click.echo(f"rejected {len(report.rejected)}")
     for rejected in report.rejected:
         click.echo(str(rejected))
+
+
+def _progress_console() -> Console:
+    return Console(stderr=True)
+
+
+@contextmanager
+def _import_progress(raw: IO[bytes], file: Path) -> Iterator[Callable[[int], None] | None]:
+    """A bar of bytes read on a terminal (stderr), for files big enough to take a while."""
+    console = _progress_console()
+    size = file.stat().st_size
+    if not console.is_terminal or size < PROGRESS_BYTES:
+        yield None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(f"importing {file.name}", total=size)
+
+        def show(records: int) -> None:
+            bar.update(task, completed=raw.tell(), description=f"importing {file.name}: {records:,} rows")
+
+        yield show
 
 
 @subscribers_group.command("export")

@@ -13,6 +13,7 @@ is refused.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from publisher.config import Config
 from publisher.delivery.base import Provider, make_provider
 from publisher.errors import Conflict, InvalidRequest, NotFound, PermanentFailure
 from publisher.models import Article, Outcome
-from publisher.sending import find_article, prepare_article_issue, prepare_digest_issue
+from publisher.sending import find_article, prepare_article_issue, prepare_digest_issue, require_postal_address
 from publisher.services.stats import IssueFailures, issue_failures, issue_status
 from publisher.store import ledger, outbox, schedules
 from publisher.store.issues import IssueStatus
@@ -35,6 +36,7 @@ from publisher.store.subscribers import normalize_email
 
 __all__ = [
     "EARLIEST_ZONE",
+    "TEST_PREFIX",
     "Cancelled",
     "IssueFailures",
     "IssueStatus",
@@ -62,6 +64,8 @@ __all__ = [
 EARLIEST_ZONE = "Pacific/Kiritimati"
 """The zone whose clock is furthest ahead (UTC+14): the first place any wall-clock hour arrives."""
 MAX_TEST_ADDRESSES = 10
+TEST_PREFIX = "[Test] "
+"""Put before a test copy's subject, so that it is never taken for the real issue."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +91,8 @@ class Scheduled:
 
     schedule: Schedule
     article: Article
+    replaced: tuple[Schedule, ...] = ()
+    """Pending schedules of the same issue that this one replaced (as they were)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,17 +150,17 @@ def test_send(
 ) -> Article:
     """Send one copy of the article's newsletter to each address; the ledger is not touched.
 
-    Drafts may be test-sent. The unsubscribe link in a test copy names nobody. Raises
+    Drafts and future articles may be test-sent (that is what a test copy is for); the
+    subject starts with "[Test] ". The unsubscribe link in a test copy names nobody. Raises
     SubscriberError for a bad address, PermanentFailure when the provider refuses a copy.
     """
     if not addresses or len(addresses) > MAX_TEST_ADDRESSES:
         raise InvalidRequest(f"give 1 to {MAX_TEST_ADDRESSES} addresses for a test copy, got {len(addresses)}")
     checked = [normalize_email(address) for address in addresses]
     articles, _ = content.scan_articles(config)
-    article = next((a for a in articles if a.slug == slug), None)
-    if article is None:
-        raise NotFound(f"no article with slug {slug!r}")
+    article = find_article(articles, slug, now=now, unpublished="")
     rendered = newsletter.render_issue(config, newsletter.issue_for_article(config, article), now)
+    rendered = dataclasses.replace(rendered, subject=TEST_PREFIX + rendered.subject)
     template = newsletter.MessageTemplate.from_rendered(config, rendered)
     secret = send_secret(config)
     domain = template.sender_address.rpartition("@")[2] or "localhost"
@@ -184,10 +190,12 @@ def send_now(config: Config, db: Engine, slug: str, *, now: datetime, tag: str |
     (of `tag`) who has not had it: exactly once per reader, however often it is called.
 
     Returns at once; the rows are sent by the delivery engine. Raises ConfigError first
-    if unsubscribe links cannot be signed, so nothing is queued that could not go out.
+    if unsubscribe links cannot be signed or a real provider lacks the postal address,
+    so nothing is queued that could not go out.
     """
     article = published_article(config, slug, now=now)
     send_secret(config)
+    require_postal_address(config)
     issue_id = prepare_article_issue(config, db, article, now=now, status="sending", tag=tag)
     added = ledger.enqueue(db, issue_id, now=now, tz_of_author=config.tz, tag=tag)
     return Queued(issue_id=issue_id, article=article, added=added)
@@ -204,38 +212,60 @@ def schedule_send(
     tag: str | None = None,
     local_time: bool = False,
 ) -> Scheduled:
-    """Schedule the article's newsletter for the wall-clock time `at` ("YYYY-MM-DD HH:MM").
+    """Schedule the article's newsletter for the wall-clock time `at`.
 
-    `at` is read in `tz_name` (default: the publication's zone). With `local_time`, each
+    `at` is "YYYY-MM-DD HH:MM" (or with a T), or "HH:MM" for the next time that hour comes,
+    read in `tz_name` (default: the publication's zone). With `local_time`, each
     subscriber gets it at that date and time on their own clock (their zone; the
     publication's for the rest): the send starts when the moment first arrives anywhere
-    on Earth (UTC+14), and ends when it arrives in the last zone, about a day later. The schedule is
-    kept in the store, so it survives restarts; `publisher serve` runs it.
+    on Earth (UTC+14), and ends when it arrives in the last zone, about a day later. The
+    schedule is kept in the store, so it survives restarts; `publisher serve` runs it. A
+    new time for an issue replaces its pending schedule (returned in `replaced`). An
+    article not yet published is refused with a pointer at `send_at:`, which mails it
+    when it comes out.
     """
     if local_time and tz_name:
         raise InvalidRequest(
             "a local-time send takes no zone: each reader gets it at that time on their own "
             "clock (readers without a zone: publication.timezone's)"
         )
-    tz = timing.zone(tz_name) if tz_name else config.tz
-    if local_time:
-        # The send starts when that wall-clock moment first comes anywhere; each row then
-        # waits for it on its reader's clock (see ledger.enqueue's local_at).
-        tz = timing.zone(EARLIEST_ZONE)
-    run_at = timing.parse_local(at, tz)
+    author_tz = timing.zone(tz_name) if tz_name else config.tz
+    wall = timing.parse_wall(at, author_tz, now=now)
+    shown = f"{wall:{timing.LOCAL_LAYOUT}}"
+    # A local-time send starts when that wall-clock moment first comes anywhere; each row
+    # then waits for it on its reader's clock (see ledger.enqueue's local_at).
+    tz = timing.zone(EARLIEST_ZONE) if local_time else author_tz
+    run_at = timing.local_to_utc(wall, tz)
     if run_at <= now:
-        raise InvalidRequest(f"{at} {tz.key} is in the past; send it now instead (publisher send {slug})")
-    article = published_article(config, slug, now=now)
+        default = "" if tz_name or local_time else "; the zone is publication.timezone, --tz ZONE takes another"
+        raise InvalidRequest(
+            f"{shown} in {tz.key} is in the past (it is {now.astimezone(tz):%Y-%m-%d %H:%M} there{default}). "
+            f"Give a later time, or send it now (publisher send {slug})."
+        )
+    articles = content.load_articles(config)
+    found = next((a for a in articles if a.slug == slug), None)
+    advice = None
+    if found is not None and found.draft:
+        advice = "remove 'draft: true' from its front matter first (or give it a 'send_at:' time)"
+    elif found is not None:
+        published = found.date.astimezone(config.tz)
+        advice = (
+            f"its newsletter goes out when it is published if you add 'send_at: {published:%Y-%m-%d %H:%M}' "
+            f"to its front matter ({found.source}); `publisher serve` sends it then"
+        )
+    article = find_article(articles, slug, now=now, unpublished=advice)
+    require_postal_address(config)
     issue_id = prepare_article_issue(config, db, article, now=now, status="scheduled", tag=tag)
+    replaced = tuple(item for item in schedules.pending(db) if item.issue_id == issue_id)
     if local_time:
         # Kept as date and minutes, so that every reader's clock can be asked for it.
         zone_label, written = schedules.LOCAL, f"{run_at.astimezone(tz):{timing.LOCAL_LAYOUT}}"
     else:
-        zone_label, written = tz.key, at.strip()
+        zone_label, written = tz.key, shown
     item = schedules.add(db, issue_id=issue_id, run_at=run_at, timezone=zone_label, local_time=written, now=now)
     data = {"issue_id": issue_id, "slug": article.slug, "schedule_id": item.id, "run_at": item.run_at.isoformat()}
     outbox.emit_now(db, "issue.scheduled", data, now=now)
-    return Scheduled(schedule=item, article=article)
+    return Scheduled(schedule=item, article=article, replaced=replaced)
 
 
 def list_schedules(db: Engine, *, include_finished: bool = False) -> list[Schedule]:

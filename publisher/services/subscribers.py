@@ -229,13 +229,16 @@ def import_subscribers(
     origin: str,
     pending: bool = False,
     tags: Iterable[str] = (),
+    progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Import a CSV export (Mailchimp, Substack, Buttondown, Ghost or publisher) in one transaction.
 
     Unusable rows are reported with their line and reason and nothing else of them is
-    kept; a file that is not CSV raises SubscriberError and imports nothing.
+    kept; a file that is not CSV raises SubscriberError and imports nothing. Bytes from
+    a file or an upload become `lines` through `publisher.store.subscriber_csv.open_export`,
+    which finds their encoding. `progress` hears the count of records read, chunk by chunk.
     """
-    return store.import_csv(db, lines, now=now, origin=origin, pending=pending, tags=tags)
+    return store.import_csv(db, lines, now=now, origin=origin, pending=pending, tags=tags, progress=progress)
 
 
 def list_subscribers(

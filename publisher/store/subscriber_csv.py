@@ -3,7 +3,17 @@
 Reading maps each platform's columns and statuses onto ours and yields one `SourceRow`
 (or `Rejected`) per record, lazily, with the line it started on. Validation of the
 address, name, tags and zone is left to the store, which owns those rules. Pure: lines
-in, rows out.
+in, rows out; `open_export` is the edge that finds a file's encoding (UTF-8, UTF-16,
+Latin-1, Windows-1252, ... as people's spreadsheets save them, found by
+charset-normalizer) and refuses a file that is not text.
+
+A quote opened in a cell and never closed would make the csv module swallow every
+following line into that cell: a record whose open quote runs into a line that is a
+record of its own (an address in the address column) is rejected with its line instead,
+and reading goes on from that line.
+
+Each subscriber's consent (when and through what they signed up) is kept: the date goes
+to `confirmed_at`, the platform and file to `source`.
 
 What each platform calls things (header names compared case- and punctuation-blind):
 
@@ -14,16 +24,21 @@ What each platform calls things (header names compared case- and punctuation-bli
 | Buttondown | email / email_address | name (rare)         | tags   | subscriber_type / type              |
 | Ghost      | email             | name                    | labels | subscribed_to_emails = false        |
 | publisher  | email             | name                    | tags   | status                              |
+
+When they consented: Mailchimp's CONFIRM_TIME (else OPTIN_TIME), Substack's and Ghost's
+created_at, Buttondown's creation_date, our own confirmed_at (and source).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
-import itertools
+import io
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from datetime import UTC, datetime
+from typing import BinaryIO, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from publisher.errors import SubscriberError
@@ -36,12 +51,14 @@ __all__ = [
     "Rejected",
     "SourceRow",
     "neutralize",
+    "open_export",
     "read_export",
+    "sniff_encoding",
     "split_tags",
 ]
 
 S = SubscriberStatus
-EXPORT_COLUMNS = ("email", "name", "status", "tags", "timezone", "created_at")
+EXPORT_COLUMNS = ("email", "name", "status", "tags", "timezone", "created_at", "confirmed_at", "source")
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -94,6 +111,10 @@ class SourceRow:
     tags: tuple[str, ...] = ()
     timezone: str | None = None
     status: SubscriberStatus = S.ACTIVE
+    consented_at: datetime | None = None
+    """When they signed up or confirmed on the other platform (UTC), if the file says."""
+    source: str = ""
+    """Where they signed up, when the file names it (our own export's `source` column)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +137,9 @@ class ImportReport:
     imported: int = 0
     """New subscribers, of any status: an unsubscribed row is kept so it stays off the list."""
     updated: int = 0
-    """Addresses already here that the file matched (name, tags, zone or status refreshed)."""
+    """Addresses already here whose name, tags, zone or status the file changed."""
+    unchanged: int = 0
+    """Addresses already here that the file matched with nothing new (a repeated import)."""
     kept: int = 0
     """Addresses already unsubscribed, bounced or complained here: left as they were."""
     rejected: tuple[Rejected, ...] = ()
@@ -220,19 +243,48 @@ def _status_ghost(cells: Cells) -> SubscriberStatus | str:
     return S.ACTIVE if subscribed else S.UNSUBSCRIBED
 
 
+def _moment(value: str) -> datetime | None:
+    """An export's timestamp as UTC: ISO 8601 with or without zone or "Z" (naive means UTC).
+
+    Something else is taken as no date rather than a reason to refuse the subscriber.
+    """
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _consent_columns(*names: str) -> Callable[[Cells], datetime | None]:
+    def first(cells: Cells) -> datetime | None:
+        for name in names:
+            found = _moment(cells.get(name, ""))
+            if found is not None:
+                return found
+        return None
+
+    return first
+
+
 @dataclass(frozen=True, slots=True)
 class _Platform:
     name: str
     status: StatusRule
+    consented: Callable[[Cells], datetime | None]
     zone_column: bool = True
     """Whether a `timezone` column holds zones we validate strictly (ours) or best-effort."""
 
 
-PUBLISHER = _Platform("publisher", _status_publisher)
-MAILCHIMP = _Platform("Mailchimp", _status_mailchimp, zone_column=False)
-SUBSTACK = _Platform("Substack", _status_substack)
-BUTTONDOWN = _Platform("Buttondown", _status_buttondown)
-GHOST = _Platform("Ghost", _status_ghost)
+PUBLISHER = _Platform("publisher", _status_publisher, _consent_columns("confirmed_at"))
+MAILCHIMP = _Platform(
+    "Mailchimp", _status_mailchimp, _consent_columns("confirm_time", "optin_time"), zone_column=False
+)
+SUBSTACK = _Platform("Substack", _status_substack, _consent_columns("created_at"))
+BUTTONDOWN = _Platform("Buttondown", _status_buttondown, _consent_columns("creation_date", "created_at"))
+GHOST = _Platform("Ghost", _status_ghost, _consent_columns("created_at"))
 
 _MAILCHIMP_MARKERS = frozenset(
     {"member_rating", "optin_time", "confirm_time", "leid", "euid", "unsub_time", "clean_time"}
@@ -266,10 +318,61 @@ def _delimiter(header: str) -> str:
     return best if counts[best] else ","
 
 
-class _Reader(Protocol):
-    line_num: int
+_SAMPLE = 1 << 16
+"""Bytes read to tell a file's encoding: enough for a few hundred rows."""
+_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+_BINARY_KINDS = (
+    (b"PK\x03\x04", "a zip archive or an Excel workbook (.xlsx): save the sheet as CSV"),
+    (b"\xd0\xcf\x11\xe0", "an old Excel workbook (.xls): save the sheet as CSV"),
+    (b"%PDF", "a PDF: export the list as CSV"),
+)
 
-    def __next__(self) -> list[str]: ...
+
+def sniff_encoding(sample: bytes, *, origin: str) -> str:
+    """The codec to read a CSV export with, from its first bytes.
+
+    A byte-order mark decides; then strict UTF-8 (the common case, and the one a guess
+    most often gets wrong on a short file); then charset-normalizer, which tells
+    Windows-1252, Latin-1 and UTF-16 without a BOM apart. A file that is no text in any
+    encoding raises SubscriberError with one line saying what it looks like.
+    """
+    for bom, codec in _BOMS:
+        if sample.startswith(bom):
+            return codec
+    for magic, what in _BINARY_KINDS:
+        if sample.startswith(magic):
+            raise SubscriberError(f"{origin}: not a CSV file but {what}, then import that")
+    try:
+        # A sample may end inside a character: an incremental decoder leaves that for later.
+        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
+    except UnicodeDecodeError:
+        pass
+    else:
+        if b"\x00" not in sample:
+            return "utf-8"
+    from charset_normalizer import from_bytes  # loaded only for files that are not UTF-8
+
+    matches = from_bytes(sample)
+    best = matches.best()
+    codec = best.encoding if best is not None else ""
+    # Names are short and not prose: several single-byte codecs read them without any
+    # oddity (cp1250 reads "Ø" as "Ř") and the language guess is noise. Exports saved by
+    # Excel in Western locales are Windows-1252, so it wins whenever it reads as cleanly.
+    if best is not None and any(m.encoding == "cp1252" and m.chaos <= best.chaos for m in matches):
+        codec = "cp1252"
+    if not codec or (b"\x00" in sample and not codec.startswith(("utf_16", "utf_32"))):
+        raise SubscriberError(
+            f"{origin}: not a text file (it looks binary); export the list as CSV and import that"
+        )
+    return codec
+
+
+def open_export(stream: BinaryIO, *, origin: str) -> TextIO:
+    """`stream` (a file opened "rb", at its start) as text in the encoding it was saved in."""
+    sample = stream.read(_SAMPLE)
+    stream.seek(0)
+    codec = sniff_encoding(sample, origin=origin)
+    return io.TextIOWrapper(stream, encoding=codec, errors="strict", newline="")
 
 
 def read_export(lines: Iterable[str], *, origin: str) -> tuple[str, Iterator[SourceRow | Rejected]]:
@@ -286,11 +389,10 @@ def read_export(lines: Iterable[str], *, origin: str) -> tuple[str, Iterator[Sou
         first = next(iterator, None)
     if first is None:
         raise SubscriberError(f"{origin}: the file is empty; expected a CSV export with a header row")
-    reader: _Reader = csv.reader(itertools.chain([first], iterator), delimiter=_delimiter(first))
-    try:
-        header = next(reader)
-    except csv.Error as exc:
-        raise SubscriberError(f"{origin}:{blank + 1}: the header is not valid CSV: {exc}") from exc
+    delimiter = _delimiter(first)
+    if _ends_in_quotes(first, False, delimiter):
+        raise SubscriberError(f"{origin}:{blank + 1}: the header has a quote that is never closed")
+    header = _parse(first, delimiter)
     keys = [_key(cell) for cell in header]
     email_at = _first(keys, EMAIL_KEYS)
     if email_at is None:
@@ -300,35 +402,100 @@ def read_export(lines: Iterable[str], *, origin: str) -> tuple[str, Iterator[Sou
             "the column."
         )
     platform = _detect(keys)
-    return platform.name, _records(reader, keys, email_at, platform, origin, blank)
+    source = _platform_source(platform, origin)
+    rows = _rows(_logical(iterator, blank + 2, delimiter, email_at), keys, email_at, platform, source)
+    return platform.name, rows
+
+
+def _platform_source(platform: _Platform, origin: str) -> str:
+    name = origin.replace("\\", "/").rsplit("/", 1)[-1]
+    return f"{platform.name.lower()}:{name}"
+
+
+def _parse(text: str, delimiter: str) -> list[str]:
+    return next(csv.reader([text], delimiter=delimiter), [])
+
+
+def _ends_in_quotes(line: str, in_quotes: bool, delimiter: str) -> bool:
+    """Whether a quoted cell is still open at the end of `line` (csv's rules, not strict).
+
+    A quote opens a cell only at the cell's start; inside, a doubled quote is a quote.
+    """
+    pos = 0
+    while (found := line.find('"', pos)) >= 0:
+        if in_quotes:
+            if line.startswith('""', found):
+                pos = found + 2
+                continue
+            in_quotes = False
+        elif found == 0 or line[found - 1] == delimiter:
+            in_quotes = True
+        pos = found + 1
+    return in_quotes
+
+
+_ADDRESS_CELL_RE = re.compile(r"^[^@\s\"',;]+@[^@\s\"',;]+\.[^@\s\"',;]+$")
+
+
+def _starts_a_record(line: str, delimiter: str, email_at: int) -> bool:
+    """A line that reads as a record of its own: an address in the address column."""
+    cells = _parse(line, delimiter)
+    return email_at < len(cells) and bool(_ADDRESS_CELL_RE.match(_unneutralize(cells[email_at]).strip()))
+
+
+def _unclosed(line: int) -> Rejected:
+    return Rejected(line, "a quote opened on this line is never closed; close it (\"...\") or remove it")
+
+
+def _logical(
+    lines: Iterator[str], first_line: int, delimiter: str, email_at: int
+) -> Iterator[tuple[int, list[str]] | Rejected]:
+    """Records as (first line, cells); a record whose quote never closes is Rejected."""
+    held: list[str] = []
+    start = first_line
+    in_quotes = False
+    for number, line in enumerate(lines, start=first_line):
+        if held and _starts_a_record(line, delimiter, email_at):
+            yield _unclosed(start)
+            held, in_quotes = [], False
+        if not held:
+            start = number
+        held.append(line)
+        in_quotes = _ends_in_quotes(line, in_quotes, delimiter)
+        if in_quotes:
+            continue
+        text = "".join(held)
+        held = []
+        try:
+            yield start, _parse(text, delimiter)
+        except csv.Error as exc:
+            yield Rejected(start, f"not valid CSV: {exc}")
+    if held:
+        yield _unclosed(start)
 
 
 def _cell(record: Sequence[str], at: int | None) -> str:
     return _unneutralize(record[at]).strip() if at is not None and at < len(record) else ""
 
 
-def _records(
-    reader: _Reader,
+def _rows(
+    records: Iterator[tuple[int, list[str]] | Rejected],
     keys: list[str],
     email_at: int,
     platform: _Platform,
-    origin: str,
-    blank: int,
+    default_source: str,
 ) -> Iterator[SourceRow | Rejected]:
     name_at = _first(keys, NAME_KEYS)
     first_at = _first(keys, FIRST_KEYS)
     last_at = _first(keys, LAST_KEYS)
     tags_at = _first(keys, TAG_KEYS)
     zone_at = _first(keys, ("timezone", "time_zone", "tz"))
-    while True:
-        # A quoted cell may span lines: a record starts on the line after the last one read.
-        line = blank + reader.line_num + 1
-        try:
-            record = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            raise SubscriberError(f"{origin}:{line}: not valid CSV: {exc}") from exc
+    source_at = _first(keys, ("source",)) if platform is PUBLISHER else None
+    for item in records:
+        if isinstance(item, Rejected):
+            yield item
+            continue
+        line, record = item
         if not any(cell.strip() for cell in record):
             continue
         email = _cell(record, email_at)
@@ -356,4 +523,6 @@ def _records(
             tags=split_tags(_cell(record, tags_at)),
             timezone=zone,
             status=status,
+            consented_at=platform.consented(cells),
+            source=_cell(record, source_at) or default_source,
         )

@@ -4,6 +4,9 @@ The file is read lazily and applied a chunk at a time (one look-up of the chunk'
 addresses, one multi-row insert, one multi-row update), all inside one write
 transaction: a file that fails half-way imports nothing. Only the set of addresses seen so
 far is kept, to reject an address the file repeats.
+
+An address already here that the file brings nothing new for (same status, name, zone
+and tags) counts as unchanged, so importing one file twice says so rather than "updated".
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ T = TypeVar("T")
 class _Tally:
     imported: int = 0
     updated: int = 0
+    unchanged: int = 0
     kept: int = 0
     new_by_status: Counter[str] = field(default_factory=Counter)
 
@@ -56,6 +60,8 @@ class _Valid:
     tags: tuple[str, ...]
     timezone: str | None
     status: SubscriberStatus
+    consented_at: datetime | None
+    source: str
 
 
 def _validate(row: SourceRow, extra_tags: tuple[str, ...], pending: bool) -> _Valid:
@@ -67,6 +73,8 @@ def _validate(row: SourceRow, extra_tags: tuple[str, ...], pending: bool) -> _Va
         tags=clean_tags((*row.tags, *extra_tags)),
         timezone=check_timezone(row.timezone),
         status=status,
+        consented_at=row.consented_at,
+        source=row.source[:MAX_SOURCE],
     )
 
 
@@ -137,13 +145,14 @@ def import_records(
                     progress(read)
     except UnicodeDecodeError as exc:
         raise SubscriberError(
-            f"{origin}: not UTF-8 text ({exc.reason}); nothing was imported. "
-            "Save the file as CSV UTF-8 and run again."
+            f"{origin}: cannot be read as {exc.encoding} text past its first rows ({exc.reason}); "
+            "nothing was imported. Save the file as CSV UTF-8 and run again."
         ) from exc
     return ImportReport(
         platform=platform,
         imported=tally.imported,
         updated=tally.updated,
+        unchanged=tally.unchanged,
         kept=tally.kept,
         rejected=tuple(rejected),
         new_by_status=dict(tally.new_by_status),
@@ -165,11 +174,13 @@ def _apply(
     existing = {
         row.email: row
         for row in conn.execute(
-            select(subscribers.c.id, subscribers.c.email, subscribers.c.status).where(
-                subscribers.c.email.in_(addresses)
-            )
+            select(
+                subscribers.c.id, subscribers.c.email, subscribers.c.status, subscribers.c.name,
+                subscribers.c.timezone, subscribers.c.confirmed_at,
+            ).where(subscribers.c.email.in_(addresses))
         )
     }
+    had_tags = tags_of(conn, [row.id for row in existing.values()]) if existing else {}
     new = [r for r in rows if r.email not in existing]
     if new:
         conn.execute(insert(subscribers), [_new_row(r, now, source) for r in new])
@@ -192,9 +203,21 @@ def _apply(
         if r.status in SUPPRESSED:
             # The other platform knows they left: that wins over "active" here.
             status = r.status
-            event_rows.append(_event_row(before.id, r, status, now, origin))
         elif current is S.PENDING and r.status is S.ACTIVE:
-            status, confirmed = S.ACTIVE, now
+            status, confirmed = S.ACTIVE, r.consented_at or now
+        elif current is S.ACTIVE and before.confirmed_at is None:
+            confirmed = r.consented_at
+        if (
+            status is current
+            and confirmed is None
+            and (not r.name or r.name == before.name)
+            and (r.timezone is None or r.timezone == before.timezone)
+            and set(r.tags) <= set(had_tags.get(before.id, ()))
+        ):
+            tally.unchanged += 1
+            continue
+        if r.status in SUPPRESSED:
+            event_rows.append(_event_row(before.id, r, status, now, origin))
         updates.append(
             {
                 "b_id": before.id,
@@ -215,15 +238,17 @@ def _apply(
 
 
 def _new_row(r: _Valid, now: datetime, source: str) -> dict[str, Any]:
+    # The consent the other platform recorded is kept; a pending import has yet to give one.
+    consented = None if r.status is S.PENDING else r.consented_at
     return {
         "email": r.email,
         "name": r.name,
         "status": r.status.value,
         "timezone": r.timezone,
-        "source": source,
+        "source": r.source or source,  # where they signed up, else this import
         "created_at": now,
         "updated_at": now,
-        "confirmed_at": now if r.status is S.ACTIVE else None,
+        "confirmed_at": consented or (now if r.status is S.ACTIVE else None),
     }
 
 

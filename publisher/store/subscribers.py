@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import IO, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -185,6 +185,8 @@ _COLUMNS = (
     subscribers.c.status,
     subscribers.c.timezone,
     subscribers.c.created_at,
+    subscribers.c.confirmed_at,
+    subscribers.c.source,
 )
 
 
@@ -197,6 +199,8 @@ def _subscriber(row: Any, tags: tuple[str, ...]) -> Subscriber:
         tags=tags,
         timezone=row.timezone,
         created_at=row.created_at,
+        confirmed_at=row.confirmed_at,
+        source=row.source,
     )
 
 
@@ -718,6 +722,7 @@ def import_csv(
     origin: str,
     pending: bool = False,
     tags: Iterable[str] = (),
+    progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Import a CSV export (Mailchimp, Substack, Buttondown, Ghost or our own) in one transaction.
 
@@ -728,11 +733,14 @@ def import_csv(
     already here keeps an unsubscribed, bounced or complained status. Rows with a bad
     address, name or zone, and repeats of an address, are rejected with their line.
     A file that cannot be read as CSV raises SubscriberError and imports nothing.
+    Each subscriber keeps the consent the file records (`confirmed_at`, `source`); an
+    address the file brings nothing new for is counted as unchanged. `progress` is
+    called with the number of records read after each chunk.
     """
     # Imported here: the importer builds on this module's validators and queries.
     from publisher.store.subscriber_import import import_rows
 
-    return import_rows(engine, lines, now=now, origin=origin, pending=pending, tags=tags)
+    return import_rows(engine, lines, now=now, origin=origin, pending=pending, tags=tags, progress=progress)
 
 
 def export_csv(
@@ -742,7 +750,7 @@ def export_csv(
     status: SubscriberStatus | None = None,
     tag: str | None = None,
 ) -> int:
-    """Write subscribers as CSV (email, name, status, tags, timezone, created_at); returns rows.
+    """Write subscribers as CSV (EXPORT_COLUMNS: consent date and source too); returns rows.
 
     Every cell that a spreadsheet would run as a formula is neutralised. Streams: one page
     of subscribers in memory at a time.
@@ -752,6 +760,7 @@ def export_csv(
     written = 0
     for subscriber in iter_subscribers(engine, status=status, tag=tag):
         created = subscriber.created_at.isoformat() if subscriber.created_at else ""
+        confirmed = subscriber.confirmed_at.isoformat() if subscriber.confirmed_at else ""
         writer.writerow(
             [
                 neutralize(cell)
@@ -762,6 +771,8 @@ def export_csv(
                     ",".join(subscriber.tags),
                     subscriber.timezone or "",
                     created,
+                    confirmed,
+                    subscriber.source,
                 )
             ]
         )
