@@ -7,6 +7,7 @@ provider webhooks and a health check, in one Starlette application.
     GET  /unsubscribe/{token}  POST    page with a button; POST (RFC 8058 one-click) leaves
     POST /webhooks/{provider}          postmark, sendgrid, mailgun, ses, resend
     /api/v1/...                        the HTTP API (publisher.api), OpenAPI at /api/v1/openapi.json
+    /desk/...                          the author's desk (publisher.web.desk), behind sign-in
     GET  anything else                 a file under build.output (feeds, archive pages)
 """
 
@@ -23,7 +24,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
@@ -35,6 +36,7 @@ from publisher.delivery.base import Provider, make_provider
 from publisher.errors import SubscriberError, WebhookError
 from publisher.store import open_store, replays, subscribers
 from publisher.web import signatures, webhooks
+from publisher.web.desk import Desk, DeskSettings
 from publisher.web.limits import BodyLimit
 from publisher.web.pages import Pages
 from publisher.web.static import StaticSite
@@ -44,11 +46,12 @@ __all__ = ["APP_PATHS", "APP_PREFIXES", "PublisherApp", "create_app"]
 
 log = logging.getLogger(__name__)
 
-APP_PATHS = frozenset({"/subscribe", "/healthz"})
-APP_PREFIXES = ("/confirm/", "/unsubscribe/", "/webhooks/", "/api/")
+APP_PATHS = frozenset({"/subscribe", "/healthz", "/desk"})
+APP_PREFIXES = ("/confirm/", "/unsubscribe/", "/webhooks/", "/api/", "/desk/")
 """Paths the app answers itself; every other request is for a file of the build output."""
 FORM_LIMIT = 64 * 1024
 WEBHOOK_LIMIT = 8 * 1024 * 1024
+"""Also the desk's limit: articles and subscriber CSV uploads."""
 FETCH_LIMIT = 256 * 1024
 API_LARGE = ("/api/v1/imports", "/api/v1/articles")
 """API routes whose bodies may be as large as a webhook batch: imports and article files."""
@@ -129,6 +132,7 @@ def create_app(
         pages,
     )
     hooks = _Webhooks(config, db, now, fetch or fetch_sns)
+    desk = Desk(DeskSettings(config=config, engine=db, secret=secret, clock=now))
 
     async def healthz(request: Request) -> Response:
         try:
@@ -154,10 +158,13 @@ def create_app(
                 API_PREFIX,
                 app=create_api(config, db, clock=now, provider_factory=provider_factory or make_provider),
             ),
+            Route("/desk", _to_desk, methods=["GET", "HEAD"]),
+            desk.mount(),
         ],
         middleware=[
             Middleware(
-                BodyLimit, limit=FORM_LIMIT, large=("/webhooks/", *API_LARGE), large_limit=WEBHOOK_LIMIT
+                BodyLimit, limit=FORM_LIMIT, large=("/webhooks/", "/desk/", *API_LARGE),
+                large_limit=WEBHOOK_LIMIT
             )
         ],
     )
@@ -167,6 +174,10 @@ def create_app(
         hubs=tuple(config["feeds.hubs"]),
     )
     return app
+
+
+async def _to_desk(request: Request) -> Response:
+    return RedirectResponse("/desk/", status_code=308)
 
 
 def _ping(engine: Engine) -> None:

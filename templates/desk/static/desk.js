@@ -1,0 +1,29 @@
+// Progressive enhancement only: every page works without this file.
+// The article editor refreshes its previews while the author types, and buttons that
+// ask for a confirmation (data-confirm) ask before their form goes.
+(function () {
+  "use strict";
+  document.addEventListener("submit", function (event) {
+    var button = event.submitter;
+    var text = button && button.getAttribute("data-confirm");
+    if (text && !window.confirm(text)) { event.preventDefault(); }
+  });
+  var editor = document.getElementById("editor");
+  if (!editor) { return; }
+  var timer = null;
+  function refresh() {
+    var data = new FormData(editor);
+    fetch("/desk/articles/preview", { method: "POST", body: data, credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (answer) {
+        if (!answer) { return; }
+        document.querySelectorAll("iframe[data-preview]").forEach(function (frame) {
+          frame.src = answer[frame.getAttribute("data-preview")];
+        });
+      });
+  }
+  editor.addEventListener("input", function () {
+    clearTimeout(timer);
+    timer = setTimeout(refresh, 800);
+  });
+})();
