@@ -52,6 +52,8 @@ class IssueSnapshot:
     created_at: datetime
     enqueued_at: datetime | None
     finished_at: datetime | None
+    topics: tuple[str, ...] = ()
+    """The article's public tags: readers who chose topics get it only if one matches."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +150,7 @@ def _snapshot(row: Any) -> IssueSnapshot:
         created_at=row.created_at,
         enqueued_at=row.enqueued_at,
         finished_at=row.finished_at,
+        topics=tuple(t for t in (row.topics or "").split(",") if t),
     )
 
 
@@ -163,6 +166,7 @@ def create_issue(
     tag: str | None,
     status: str,
     now: datetime,
+    topics: tuple[str, ...] = (),
 ) -> int:
     """Snapshot a rendered issue and return its id; an existing key keeps its first snapshot.
 
@@ -185,6 +189,7 @@ def create_issue(
                     tag=tag,
                     status=status,
                     created_at=now,
+                    topics=",".join(topics) or None,
                 )
             )
             primary_key = result.inserted_primary_key

@@ -5,6 +5,7 @@ provider webhooks and a health check, in one Starlette application.
     GET  /subscribe   POST /subscribe  the form; double opt-in
     GET  /confirm/{token}      POST    confirm page; its button activates
     GET  /unsubscribe/{token}  POST    page with a button; POST (RFC 8058 one-click) leaves
+    GET  /manage/{token}       POST    the reader's own choices: frequency, topics, name, zone
     POST /webhooks/{provider}          postmark, sendgrid, mailgun, ses, resend
     /api/v1/...                        the HTTP API (publisher.api), OpenAPI at /api/v1/openapi.json
     /desk/...                          the author's desk (publisher.web.desk), behind sign-in
@@ -38,6 +39,7 @@ from publisher.store import open_store, replays, subscribers
 from publisher.web import signatures, webhooks
 from publisher.web.desk import Desk, DeskSettings
 from publisher.web.limits import BodyLimit
+from publisher.web.manage import ManageFlow
 from publisher.web.pages import Pages
 from publisher.web.static import StaticSite
 from publisher.web.subscribe import PAGES, FlowSettings, SubscribeFlow
@@ -47,7 +49,7 @@ __all__ = ["APP_PATHS", "APP_PREFIXES", "PublisherApp", "create_app"]
 log = logging.getLogger(__name__)
 
 APP_PATHS = frozenset({"/subscribe", "/healthz", "/desk"})
-APP_PREFIXES = ("/confirm/", "/unsubscribe/", "/webhooks/", "/api/", "/desk/")
+APP_PREFIXES = ("/confirm/", "/unsubscribe/", "/manage/", "/webhooks/", "/api/", "/desk/")
 """Paths the app answers itself; every other request is for a file of the build output."""
 FORM_LIMIT = 64 * 1024
 WEBHOOK_LIMIT = 8 * 1024 * 1024
@@ -132,7 +134,14 @@ def create_app(
         pages,
     )
     hooks = _Webhooks(config, db, now, fetch or fetch_sns)
-    desk = Desk(DeskSettings(config=config, engine=db, secret=secret, clock=now))
+    # The reader's page accepts exactly the tokens the unsubscribe page does.
+    manage = ManageFlow(config, db, pages, flow._subscriber, now)
+    desk = Desk(
+        DeskSettings(
+            config=config, engine=db, secret=secret, clock=now,
+            provider_factory=provider_factory or make_provider,
+        )
+    )
 
     async def healthz(request: Request) -> Response:
         try:
@@ -153,6 +162,8 @@ def create_app(
             Route("/confirm/{token:path}", flow.confirm, methods=["POST"]),
             Route("/unsubscribe/{token:path}", flow.unsubscribe_page, methods=["GET", "HEAD"]),
             Route("/unsubscribe/{token:path}", flow.unsubscribe, methods=["POST"]),
+            Route("/manage/{token:path}", manage.page, methods=["GET", "HEAD"]),
+            Route("/manage/{token:path}", manage.save, methods=["POST"]),
             Route("/webhooks/{provider}", hooks.receive, methods=["POST"]),
             Mount(
                 API_PREFIX,

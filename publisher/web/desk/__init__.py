@@ -8,6 +8,9 @@ static files needs a session (see `auth`), and each names the least role it need
     POST /desk/logout  POST /desk/logout-all  sign out here / everywhere
     GET  /desk/                               Home
     GET  /desk/static/{file}                  the desk's CSS and JS (no session needed)
+
+and the sections, each in its own module: `articles` (the editor, previews, preflight
+and sending), `issues`, `subscribers` and `settings`.
 """
 
 from __future__ import annotations
@@ -27,14 +30,22 @@ from starlette.staticfiles import StaticFiles
 from publisher import accounts
 from publisher.accounts import Role, SessionPolicy
 from publisher.config import Config
+from publisher.delivery.base import Provider
 from publisher.errors import AccountError, SignInThrottled
 from publisher.web.desk import home
+from publisher.web.desk.articles import ArticleDesk
 from publisher.web.desk.auth import LOGIN_COOKIE, Asked, DeskAuth, client_address, safe_next
+from publisher.web.desk.issues import IssueDesk
 from publisher.web.desk.render import DeskPages, static_dir
+from publisher.web.desk.settings import SettingsDesk
+from publisher.web.desk.subscribers import SubscriberDesk
 
 __all__ = ["Desk", "DeskSettings"]
 
-PAGES = ("login", "home")
+PAGES = (
+    "login", "home", "articles", "editor", "conflict", "confirm_send", "issues", "issue",
+    "subscribers", "subscriber", "import", "imported", "settings",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +54,7 @@ class DeskSettings:
     engine: Engine
     secret: str
     clock: Callable[[], datetime]
+    provider_factory: Callable[[Config], Provider]
 
 
 class Desk:
@@ -53,6 +65,13 @@ class Desk:
         self.pages = DeskPages(settings.config)
         self.pages.check(*PAGES)
         self.auth = DeskAuth(settings.engine, SessionPolicy.from_config(settings.config), settings.clock)
+        config, engine = settings.config, settings.engine
+        self.sections = (
+            ArticleDesk(config, engine, self.pages, self.auth, settings.provider_factory),
+            IssueDesk(config, engine, self.pages, self.auth),
+            SubscriberDesk(config, engine, self.pages, self.auth),
+            SettingsDesk(config, engine, self.pages, self.auth, settings.provider_factory),
+        )
 
     def mount(self) -> Mount:
         return Mount("/desk", routes=self.routes())
@@ -65,6 +84,7 @@ class Desk:
             Route("/logout", guard(self.logout, Role.VIEWER), methods=["POST"]),
             Route("/logout-all", guard(self.logout_all, Role.VIEWER), methods=["POST"]),
             Route("/", guard(self.home, Role.VIEWER), methods=["GET", "HEAD"]),
+            *(route for section in self.sections for route in section.routes()),
             Mount("/static", app=StaticFiles(directory=str(static_dir())), name="desk-static"),
         ]
 

@@ -142,22 +142,24 @@ class DeskAuth:
                 if request.method in ("GET", "HEAD"):
                     return RedirectResponse(f"/desk/login?next={quote(target, safe='/')}", status_code=303)
                 return _plain(401, "Your session has ended. Sign in again at /desk/login.")
-            form: dict[str, str] = {}
-            files: dict[str, UploadFile] = {}
-            if request.method == "POST":
-                try:
-                    data = await request.form(max_files=2, max_fields=MAX_FIELDS, max_part_size=MAX_UPLOAD)
-                except Exception:
-                    return _plain(400, "The form could not be read. Go back and try again.")
+            if not accounts.allows(session.user.role, role):
+                return _plain(403, f"Your role ({session.user.role}) cannot do this; an owner can change it.")
+            if request.method != "POST":
+                return await handler(Asked(request, session, {}, {}, self.clock()))
+            try:
+                data = await request.form(max_files=2, max_fields=MAX_FIELDS, max_part_size=MAX_UPLOAD)
+            except Exception:
+                return _plain(400, "The form could not be read. Go back and try again.")
+            try:
                 form, files = _split(data)
                 if not hmac.compare_digest(form.get("csrf", "").encode(), session.csrf.encode()):
                     return _plain(
                         403, "This form is out of date or did not come from the desk. "
                         "Go back, reload the page and try again."
                     )
-            if not accounts.allows(session.user.role, role):
-                return _plain(403, f"Your role ({session.user.role}) cannot do this; an owner can change it.")
-            return await handler(Asked(request, session, form, files, self.clock()))
+                return await handler(Asked(request, session, form, files, self.clock()))
+            finally:
+                await data.close()
 
         return endpoint
 

@@ -27,3 +27,22 @@
     timer = setTimeout(refresh, 800);
   });
 })();
+// Live counts on an issue's page while it sends.
+(function () {
+  "use strict";
+  var box = document.getElementById("live-counts");
+  if (!box || box.getAttribute("data-status") !== "sending") { return; }
+  var url = "/desk/issues/" + box.getAttribute("data-issue") + "/counts";
+  function poll() {
+    fetch(url, { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (data) {
+        if (!data) { return; }
+        box.querySelectorAll("[data-count]").forEach(function (cell) {
+          cell.textContent = data[cell.getAttribute("data-count")];
+        });
+        if (data.status === "sending") { setTimeout(poll, 2000); }
+      });
+  }
+  setTimeout(poll, 2000);
+})();
