@@ -118,6 +118,7 @@ def test_a_viewer_reads_but_cannot_write_or_send(config: Config, url: str) -> No
         sign_in(http, "viewer@example.org")
         page = http.get("/desk/articles/sleep-after-a-loss")
         assert page.status_code == 200
+        assert 'href="/desk/settings"' not in page.text
         csrf = csrf_of(page.text)
         for path in ("/desk/articles/sleep-after-a-loss/send", "/desk/articles/sleep-after-a-loss/test",
                      "/desk/articles/sleep-after-a-loss/schedule", "/desk/articles/sleep-after-a-loss",
@@ -191,4 +192,35 @@ def test_home_has_a_chart_and_its_table(config: Config, url: str) -> None:
         home = http.get("/desk/").text
     assert '<svg xmlns="http://www.w3.org/2000/svg"' in home and 'aria-hidden="true"' in home
     assert re.search(r"<td>\d{4}-\d\d-\d\d</td><td class=\"num\">1</td>", home)
+    engine.dispose()
+
+
+def test_failed_copies_can_be_sent_again(config: Config, url: str) -> None:
+    """The issue page lists failures with their reason; "send again" requeues exactly those."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import update
+
+    from publisher.store import ledger
+    from publisher.store.schema import deliveries
+
+    engine = open_store(config.store_url)
+    now = datetime.now(UTC)
+    for n in range(2):
+        subscriber_store.add(engine, f"reader{n}@example.org", now=now)
+    issue_id = ledger.create_issue(engine, key="k", kind="article", slug="sleep-after-a-loss", subject="Sleep",
+                                   html="<p>x</p>", text="x", tag=None, status="sending", now=now)
+    ledger.enqueue(engine, issue_id, now=now)
+    with engine.begin() as conn:
+        conn.execute(update(deliveries).where(deliveries.c.email == "reader0@example.org")
+                     .values(state="failed", attempts=5, detail="550 mailbox unavailable"))
+        conn.execute(update(deliveries).where(deliveries.c.email == "reader1@example.org").values(state="sent"))
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        page = http.get(f"/desk/issues/{issue_id}")
+        assert "550 mailbox unavailable" in page.text and "Send the 1 failed copy again" in page.text
+        again = http.post(f"/desk/issues/{issue_id}/retry", data={"csrf": csrf_of(page.text)})
+    assert again.status_code == 303
+    (line,) = ledger.status(engine, issue_id)
+    assert (line.queued, line.sent, line.failed, line.status) == (1, 1, 0, "sending")
     engine.dispose()

@@ -52,6 +52,7 @@ __all__ = [
     "list_schedules",
     "plan_send",
     "published_article",
+    "retry_failed",
     "schedule_send",
     "send_issue",
     "send_now",
@@ -314,3 +315,8 @@ def cancel_issue(db: Engine, issue_id: int, *, now: datetime) -> Cancelled:
                 continue  # claimed meanwhile: its rows are taken back below
     rows = ledger.cancel_queued(db, issue_id, now=now)
     return Cancelled(schedules=tuple(done), rows=rows)
+
+
+def retry_failed(db: Engine, issue_id: int, *, now: datetime) -> int:
+    """Queue the issue's failed copies again (the delivery engine sends them); how many."""
+    return ledger.retry_failed(db, issue_id, now=now)

@@ -260,8 +260,9 @@ def get_issue(engine: Engine, issue_id: int, *, to_send: bool = False) -> IssueS
     return _snapshot(row)
 
 
-def status(engine: Engine, issue: int | str | None = None) -> list[IssueStatus]:
-    """Counts per issue, newest first. `issue` is an id, a slug or a key."""
+def status(engine: Engine, issue: int | str | None = None, *, limit: int | None = None) -> list[IssueStatus]:
+    """Counts per issue, newest first. `issue` is an id, a slug or a key; `limit` keeps the
+    newest that many (only their deliveries are counted)."""
     query = select(issues.c.id, issues.c.key, issues.c.slug, issues.c.subject,
                    issues.c.status, issues.c.created_at)
     if isinstance(issue, int) or (isinstance(issue, str) and issue.isdigit()):
@@ -269,6 +270,8 @@ def status(engine: Engine, issue: int | str | None = None) -> list[IssueStatus]:
     elif issue is not None:
         query = query.where(or_(issues.c.slug == issue, issues.c.key == issue))
     query = query.order_by(issues.c.id.desc())
+    if limit is not None:
+        query = query.limit(limit)
     with engine.connect() as conn:
         found = conn.execute(query).all()
         if issue is not None and not found:

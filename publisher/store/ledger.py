@@ -97,6 +97,7 @@ __all__ = [
     "recover",
     "refresh_issue",
     "release",
+    "retry_failed",
     "status",
     "worker_is_dead",
 ]
@@ -439,6 +440,26 @@ def count_new_recipients(
     )
     with engine.connect() as conn:
         return int(conn.execute(query).scalar_one())
+
+
+def retry_failed(engine: Engine, issue_id: int, *, now: datetime) -> int:
+    """Give the issue's failed rows another round of attempts; how many were requeued.
+
+    They keep their Message-ID, so a copy that did arrive after all is recognisable. A
+    reader who left meanwhile is skipped at claim time, like any queued row.
+    """
+    get_issue(engine, issue_id)  # NotFound for an unknown issue
+    with engine.begin() as conn:
+        done = conn.execute(
+            update(deliveries)
+            .where(deliveries.c.issue_id == issue_id, deliveries.c.state == FAILED)
+            .values(state=QUEUED, attempts=0, not_before=now, claimed_by=None, claimed_at=None)
+        ).rowcount
+        if done:
+            conn.execute(
+                update(issues).where(issues.c.id == issue_id).values(status="sending", finished_at=None)
+            )
+    return int(done)
 
 
 def _claim_statement(*, worker: str, limit: int, now: datetime, issue_id: int | None) -> Any:

@@ -46,7 +46,7 @@ def home_view(config: Config, engine: Engine, now: datetime) -> HomeView:
         [f"{d.day:%d %b}" for d in days],
         [Series("joined", joined), Series("left", left)],
     )
-    recent = issue_service.issue_status(engine)[:RECENT_ISSUES]
+    recent = issue_service.issue_status(engine, limit=RECENT_ISSUES)
     return HomeView(
         counts=subscriber_service.counts(engine),
         days=[d for d in days if d.joined or d.left or d.bounced or d.complained],

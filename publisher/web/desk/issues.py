@@ -4,6 +4,7 @@
     GET /desk/issues/{id:int}              counts, deliveries per minute, failures, the email
     GET /desk/issues/{id:int}/counts       the counts as JSON (the page's script polls it while sending)
     GET /desk/issues/{id:int}/email        the email as sent, for a sandboxed frame
+    POST /desk/issues/{id:int}/retry       send the failed copies again (editors)
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from typing import Any
 
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from publisher.accounts import Role
+from publisher.accounts import Role, allows
 from publisher.config import Config
 from publisher.errors import PublisherError
 from publisher.mime import MessageTemplate, Recipient
@@ -47,7 +48,16 @@ class IssueDesk:
             Route("/issues/{id:int}", guard(self.detail, Role.VIEWER), methods=["GET", "HEAD"]),
             Route("/issues/{id:int}/counts", guard(self.counts, Role.VIEWER), methods=["GET", "HEAD"]),
             Route("/issues/{id:int}/email", guard(self.email, Role.VIEWER), methods=["GET", "HEAD"]),
+            Route("/issues/{id:int}/retry", guard(self.retry, Role.EDITOR), methods=["POST"]),
         ]
+
+    async def retry(self, asked: Asked) -> Response:
+        issue_id = asked.request.path_params["id"]
+        try:
+            await run_in_threadpool(lambda: issue_service.retry_failed(self.engine, issue_id, now=asked.now))
+        except PublisherError as exc:
+            return refuse(404, str(exc))
+        return RedirectResponse(f"/desk/issues/{issue_id}?m=retrying", status_code=303)
 
     async def index(self, asked: Asked) -> Response:
         found = await run_in_threadpool(issue_service.issue_status, self.engine)
@@ -63,7 +73,7 @@ class IssueDesk:
         ) if pace else ""
         return {
             "line": line, "after": after, "pace": pace, "chart": chart, "zone": self.config.tz.key,
-            "failures": issue_store.failures(self.engine, issue_id)[:FAILURES_SHOWN],
+            "failures": issue_service.issue_failures(self.engine, issue_id, rows=True).rows[:FAILURES_SHOWN],
         }
 
     async def detail(self, asked: Asked) -> Response:
@@ -71,7 +81,10 @@ class IssueDesk:
             view = await run_in_threadpool(self._detail, asked.request.path_params["id"])
         except PublisherError as exc:
             return refuse(404, str(exc))
-        return self.pages.render("issue", asked.request, asked.session, section="issues", **view)
+        return self.pages.render(
+            "issue", asked.request, asked.session, section="issues",
+            can_write=allows(asked.session.user.role, Role.EDITOR), **view,
+        )
 
     async def counts(self, asked: Asked) -> Response:
         try:

@@ -49,6 +49,7 @@ MESSAGES = {
     "scheduled": "Scheduled.",
     "queued": "The issue is being sent. Follow it below.",
     "cancelled": "The schedule is cancelled.",
+    "retrying": "The failed copies are queued again.",
     "added": "Subscriber saved.",
     "unsubscribed": "Unsubscribed. The address stays on file so that no import brings it back.",
     "erased": "Erased: the address and its personal data are gone.",
