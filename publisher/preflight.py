@@ -24,6 +24,7 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.message import EmailMessage
 from urllib.parse import urlsplit
 
 import lxml.html
@@ -206,8 +207,21 @@ def _spam_score(message: bytes) -> tuple[float, float] | None:
     return (float(found.group(1)), float(found.group(2))) if found else None
 
 
+def _message(config: Config, subject: str, html: str, text: str) -> bytes:
+    """The issue as one message, for SpamAssassin to read (headers as a send has them)."""
+    message = EmailMessage()
+    message["From"] = str(config["newsletter.from"])
+    message["To"] = "reader@example.com"
+    message["Subject"] = subject
+    message["List-Unsubscribe"] = f"<{config.public_url}/unsubscribe/preview>"
+    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    return bytes(message)
+
+
 def run_checks(
-    config: Config, article: Article, *, subject: str, html: str, text: str, message: bytes = b""
+    config: Config, article: Article, *, subject: str, html: str, text: str
 ) -> tuple[list[Check], list[DnsRecord]]:
     """`checks` with what this server can find out, and the DNS records to publish."""
     output = config.path_of("build.output")
@@ -222,7 +236,7 @@ def run_checks(
     signer = DkimSigner.from_config(config)
     found = checks(
         config, article, subject=subject, html=html, text=text, page_exists=page_exists,
-        spam=_spam_score(message) if message else None,
+        spam=_spam_score(_message(config, subject, html, text)) if shutil.which("spamassassin") else None,
     )
     return found, dns_records(config, signer)
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -90,3 +92,20 @@ def test_the_editor_keeps_keys_it_does_not_show() -> None:
     again = to_text(dataclasses.replace(fields, title="New: yes"), text)
     assert "title: 'New: yes'" in again and "image: /i.jpg" in again and "send_at: 2026-02-01 08:00" in again
     assert parse_fields(again).title == "New: yes"
+
+
+def test_spamassassin_reads_the_issue_where_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a `spamassassin` on PATH, the issue goes to it on stdin and its score is reported."""
+    program = tmp_path / "spamassassin"
+    program.write_text(
+        "#!/bin/sh\ncat > \"$(dirname \"$0\")/seen.eml\"\n"
+        "printf 'X-Spam-Status: Yes, score=6.1 required=5.0 tests=FOO\\n\\nbody\\n'\n",
+        encoding="utf-8",
+    )
+    program.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    config = parse_config(CONFIG, root=tmp_path)
+    found, _ = preflight.run_checks(config, ARTICLE, subject="Sleep", html=GOOD, text="x /unsubscribe/t")
+    spam = {c.name: c for c in found}["Spam score"]
+    assert spam.ok is False and "6.1" in spam.detail
+    assert b"Subject: Sleep" in (tmp_path / "seen.eml").read_bytes()
