@@ -109,3 +109,11 @@ def test_spamassassin_reads_the_issue_where_installed(tmp_path: Path, monkeypatc
     spam = {c.name: c for c in found}["Spam score"]
     assert spam.ok is False and "6.1" in spam.detail
     assert b"Subject: Sleep" in (tmp_path / "seen.eml").read_bytes()
+
+
+def test_a_date_with_an_offset_keeps_it() -> None:
+    """A date written with its UTC offset is shown and saved with it, not moved into the local zone."""
+    text = "---\ntitle: T\ndate: 2026-02-10T07:30:00+01:00\n---\n\nBody\n"
+    fields = parse_fields(text)
+    assert fields.date == "2026-02-10 07:30+01:00"
+    assert "date: 2026-02-10 07:30+01:00" in to_text(fields, text)

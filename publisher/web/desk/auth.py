@@ -63,11 +63,6 @@ class Asked:
     def field(self, name: str, default: str = "") -> str:
         return self.form.get(name, default)
 
-    def many(self, name: str) -> list[str]:
-        """Every value of a repeated field `name[]` (checkboxes), in form order."""
-        raw = self.form.get(f"{name}[]")
-        return raw.split("\n") if raw else []
-
 
 Handler = Callable[[Asked], Awaitable[Response]]
 
@@ -169,10 +164,7 @@ def _split(data: FormData) -> tuple[dict[str, str], dict[str, UploadFile]]:
     files: dict[str, UploadFile] = {}
     for key, value in data.multi_items():
         if isinstance(value, str):
-            if key.endswith("[]"):
-                form[key] = f"{form[key]}\n{value}" if key in form else value
-            else:
-                form.setdefault(key, value)
+            form.setdefault(key, value)
         else:
             files.setdefault(key, value)
     return form, files

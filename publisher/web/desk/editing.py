@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 import yaml
@@ -49,10 +50,15 @@ def _split(text: str) -> tuple[dict[str, Any], str]:
 
 
 def _text(value: Any) -> str:
+    """A front matter value as the form shows it; a date keeps its offset, if it had one."""
     if value is None:
         return ""
-    if hasattr(value, "strftime"):
-        return str(value.strftime("%Y-%m-%d %H:%M") if hasattr(value, "hour") else value.isoformat())
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            return value.isoformat(sep=" ", timespec="minutes")
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, date):
+        return value.isoformat()
     return str(value)
 
 
