@@ -37,7 +37,9 @@ webdriver = pytest.importorskip("selenium.webdriver")
 axe_selenium_python = pytest.importorskip("axe_selenium_python")
 
 from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
 from selenium.webdriver.support import expected_conditions  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -259,7 +261,15 @@ def test_an_author_writes_checks_sends_and_follows_an_issue(site: Site, browser:
     me.open("/desk/articles")
     assert "/desk/login?next=/desk/articles" in browser.current_url
     me.check("login")
-    me.sign_in("editor@example.org")
+    # By keyboard alone: the skip link first, then the fields in order, Enter to send.
+    body = browser.find_element(By.TAG_NAME, "body")
+    body.send_keys(Keys.TAB)
+    assert browser.switch_to.active_element.text == "Skip to content"
+    before = browser.find_element(By.TAG_NAME, "html")
+    ActionChains(browser).send_keys(Keys.TAB, "editor@example.org", Keys.TAB, PASSWORD, Keys.ENTER).perform()
+    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(before))
+    assert browser.current_url.endswith("/desk/articles"), me.text()
+    me.open("/desk/")
     me.check("home")
 
     # Write a new article (published now, not a draft), save it, preview and check it.
