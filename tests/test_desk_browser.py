@@ -209,18 +209,23 @@ class Author:
         before = self.d.find_element(By.TAG_NAME, "html")
         self.d.find_element(By.CSS_SELECTOR, css).click()
         WebDriverWait(self.d, 30).until(expected_conditions.staleness_of(before))
-        WebDriverWait(self.d, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
+        self.settled()
 
     def follow(self, link_text: str) -> None:
         before = self.d.find_element(By.TAG_NAME, "html")
         self.d.find_element(By.LINK_TEXT, link_text).click()
         WebDriverWait(self.d, 30).until(expected_conditions.staleness_of(before))
+        self.settled()
+
+    def settled(self) -> None:
+        WebDriverWait(self.d, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
     def text(self) -> str:
         return str(self.d.find_element(By.TAG_NAME, "main").text)
 
     def check(self, name: str) -> None:
         """axe-core on the page as it is, then screenshots at each width."""
+        self.settled()
         axe = axe_selenium_python.Axe(self.d)
         axe.inject()
         results = axe.run()
@@ -268,6 +273,7 @@ def test_an_author_writes_checks_sends_and_follows_an_issue(site: Site, browser:
     before = browser.find_element(By.TAG_NAME, "html")
     ActionChains(browser).send_keys(Keys.TAB, "editor@example.org", Keys.TAB, PASSWORD, Keys.ENTER).perform()
     WebDriverWait(browser, 30).until(expected_conditions.staleness_of(before))
+    me.settled()
     assert browser.current_url.endswith("/desk/articles"), me.text()
     me.open("/desk/")
     me.check("home")
