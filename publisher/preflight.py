@@ -36,6 +36,8 @@ from publisher.models import Article
 
 __all__ = ["Check", "DnsRecord", "checks", "dns_records", "run_checks"]
 
+APP_PATHS = ("/unsubscribe/", "/confirm/", "/manage/", "/subscribe")
+"""Links the HTTP app answers, not the build: never "no page" because public/ lacks them."""
 SUBJECT_SHOWN = 60
 SUBJECT_MAX = 78
 SPAM_TIMEOUT = 20.0
@@ -112,8 +114,8 @@ def checks(
     broken = []
     for href in _own_links(html, config.site_url):
         path = urlsplit(href).path
-        if path.strip("/") == article.slug:
-            continue  # this article's own page appears with the send
+        if path.strip("/") == article.slug or path.startswith(APP_PATHS):
+            continue  # this article's own page appears with the send; the app answers the rest
         if not page_exists(path):
             broken.append(href)
     if broken:

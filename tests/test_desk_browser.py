@@ -305,6 +305,7 @@ def test_an_author_writes_checks_sends_and_follows_an_issue(site: Site, browser:
     browser.switch_to.default_content()
     checks = browser.find_element(By.ID, "preflight-h").find_element(By.XPATH, "..").text
     assert "Postal address (passed)" in checks and "Unsubscribe link (passed)" in checks
+    assert "Links to your site (passed)" in checks
     me.check("editor-preview")
 
     # A test copy to me lands in the Maildir.

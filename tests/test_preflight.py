@@ -35,6 +35,7 @@ ARTICLE = Article(
 GOOD = (
     '<p><img src="https://notes.example.org/a.jpg" alt="A bed"></p>'
     '<a href="https://notes.example.org/rest/">rest</a> 1 Harbor Road '
+    '<a href="https://notes.example.org/unsubscribe/preview">sample</a> '
     '<a href="https://app.example.org/unsubscribe/t">Unsubscribe</a>'
 )
 
