@@ -29,9 +29,10 @@ from urllib.parse import urlsplit
 
 import lxml.html
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from publisher.config import Config
-from publisher.mime import DkimSigner
+from publisher.dkim_signing import DkimKey, DkimSigner
 from publisher.models import Article
 
 __all__ = ["Check", "DnsRecord", "checks", "dns_records", "run_checks"]
@@ -152,12 +153,14 @@ def checks(
     return found
 
 
-def _dkim_public(signer: DkimSigner) -> str:
-    key = serialization.load_pem_private_key(signer.private_key, password=None)
-    der = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return base64.b64encode(der).decode("ascii")
+def _dkim_value(key: DkimKey) -> str:
+    """The TXT value that publishes `key`'s public half (RFC 6376; Ed25519 per RFC 8463)."""
+    public = key.key.public_key()
+    if isinstance(public, Ed25519PublicKey):
+        raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return f"v=DKIM1; k=ed25519; p={base64.b64encode(raw).decode('ascii')}"
+    der = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return f"v=DKIM1; k=rsa; p={base64.b64encode(der).decode('ascii')}"
 
 
 def dns_records(config: Config, signer: DkimSigner | None) -> list[DnsRecord]:
@@ -176,13 +179,13 @@ def dns_records(config: Config, signer: DkimSigner | None) -> list[DnsRecord]:
         ),
     ]
     if signer is not None:
-        records.insert(
-            1,
+        records[1:1] = [
             DnsRecord(
-                f"{signer.selector}._domainkey.{signer.domain}", "TXT",
-                f"v=DKIM1; k=rsa; p={_dkim_public(signer)}", "DKIM: the public half of [delivery.dkim]'s key.",
-            ),
-        )
+                f"{key.selector}._domainkey.{signer.domain}", "TXT", _dkim_value(key),
+                "DKIM: the public half of a [delivery.dkim] key.",
+            )
+            for key in signer.keys
+        ]
     else:
         records.insert(
             1,

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from publisher import preflight
 from publisher.config import parse_config
-from publisher.mime import DkimSigner
+from publisher.dkim_signing import DkimKey, DkimSigner
 from publisher.models import Article
 from publisher.web.desk.editing import parse_fields, to_text
 
@@ -76,9 +76,9 @@ def test_without_spamassassin_the_score_is_not_checked() -> None:
 def test_dns_records_carry_the_dkim_key() -> None:
     """The DKIM record holds the public half of the configured key; SPF and DMARC name the domain."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     config = parse_config(CONFIG, root=Path("."))
-    records = preflight.dns_records(config, DkimSigner(domain="notes.example.org", selector="news", private_key=pem))
+    signer = DkimSigner(domain="notes.example.org", keys=(DkimKey(selector="news", key=key),))
+    records = preflight.dns_records(config, signer)
     names = [r.name for r in records]
     assert names == ["notes.example.org", "news._domainkey.notes.example.org", "_dmarc.notes.example.org"]
     public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
