@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -36,12 +36,12 @@ import pytest
 webdriver = pytest.importorskip("selenium.webdriver")
 axe_selenium_python = pytest.importorskip("axe_selenium_python")
 
+from selenium.common.exceptions import WebDriverException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
-from selenium.webdriver.support import expected_conditions  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from publisher import accounts, build, content  # noqa: E402
@@ -186,6 +186,20 @@ def browser() -> Iterator[WebDriver]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
+def _gone(element: object) -> Callable[[WebDriver], bool]:
+    """Whether `element`'s page has been replaced. chromedriver answers a node of a page
+    being swapped out with a plain WebDriverException, not always with the stale one."""
+
+    def check(driver: WebDriver) -> bool:
+        try:
+            element.is_enabled()  # type: ignore[attr-defined]
+        except WebDriverException:
+            return True
+        return False
+
+    return check
+
+
 class Author:
     """What a person does in the browser, with axe and screenshots on every page seen."""
 
@@ -208,13 +222,13 @@ class Author:
         """Click a submit button and wait for the page it leads to."""
         before = self.d.find_element(By.TAG_NAME, "html")
         self.d.find_element(By.CSS_SELECTOR, css).click()
-        WebDriverWait(self.d, 30).until(expected_conditions.staleness_of(before))
+        WebDriverWait(self.d, 30).until(_gone(before))
         self.settled()
 
     def follow(self, link_text: str) -> None:
         before = self.d.find_element(By.TAG_NAME, "html")
         self.d.find_element(By.LINK_TEXT, link_text).click()
-        WebDriverWait(self.d, 30).until(expected_conditions.staleness_of(before))
+        WebDriverWait(self.d, 30).until(_gone(before))
         self.settled()
 
     def settled(self) -> None:
@@ -272,7 +286,7 @@ def test_an_author_writes_checks_sends_and_follows_an_issue(site: Site, browser:
     assert browser.switch_to.active_element.text == "Skip to content"
     before = browser.find_element(By.TAG_NAME, "html")
     ActionChains(browser).send_keys(Keys.TAB, "editor@example.org", Keys.TAB, PASSWORD, Keys.ENTER).perform()
-    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(before))
+    WebDriverWait(browser, 30).until(_gone(before))
     me.settled()
     assert browser.current_url.endswith("/desk/articles"), me.text()
     me.open("/desk/")
