@@ -176,6 +176,17 @@ SETTINGS: tuple[Setting, ...] = (
       range=(0, 604_800)),
     S("subscribe.per_ip_per_hour", 20, "int", "Subscribe requests accepted per client IP per hour.",
       range=(1, 1_000_000)),
+    S("subscribe.public_tags", [], "list",
+      "Tags readers may choose as topics on their manage-your-subscription page."),
+    # [desk]
+    S("desk.session_hours", 336.0, "float", "Hours a desk sign-in lasts at most (default two weeks).",
+      range=(0.1, 8_760)),
+    S("desk.idle_hours", 24.0, "float", "Hours without a request after which a desk session ends.",
+      range=(0.1, 8_760)),
+    S("desk.login_failures", 5, "int", "Failed sign-ins per account in 15 minutes before it is throttled.",
+      range=(1, 1_000)),
+    S("desk.login_failures_per_address", 20, "int",
+      "Failed sign-ins per client address in 15 minutes before it is throttled.", range=(1, 100_000)),
     # [api]
     S("api.rate_limit", 600, "int", "Requests per minute each API key may make; past that, 429 with Retry-After.",
       range=(1, 1_000_000)),

@@ -11,6 +11,8 @@
     ├── InvalidRequest             an action was asked for with values it cannot take
     ├── Conflict                   an action clashes with what exists already
     ├── TokenError                 an unsubscribe or confirm token is bad or unknown
+    ├── AccountError               a desk account is unusable or a sign-in is refused
+    │   └── SignInThrottled        too many failed sign-ins for an account or an address
     ├── DeliveryError              a provider could not take a message
     │   ├── TemporaryFailure       try again later (4xx SMTP, 429, 5xx, timeouts)
     │   └── PermanentFailure       never retry this recipient (5xx SMTP, 4xx API)
@@ -26,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "AccountError",
     "BuildError",
     "ConfigError",
     "Conflict",
@@ -36,6 +39,7 @@ __all__ = [
     "NotFound",
     "PermanentFailure",
     "PublisherError",
+    "SignInThrottled",
     "SourceError",
     "StoreError",
     "SubscriberError",
@@ -101,6 +105,24 @@ class TokenError(PublisherError):
 
     The web layer answers every TokenError the same way, so that a probe learns nothing.
     """
+
+
+class AccountError(PublisherError):
+    """A desk account cannot be added or changed as asked, or a sign-in is refused.
+
+    A refused sign-in says the same thing whether the address or the password was wrong.
+    """
+
+
+class SignInThrottled(AccountError):
+    """Too many failed sign-ins lately for this account or from this address.
+
+    `retry_after` is the number of seconds until the next attempt is counted again.
+    """
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class DeliveryError(PublisherError):

@@ -23,6 +23,7 @@ from publisher.config import Config
 from publisher.errors import ConfigError, NotFound
 from publisher.models import Article, Issue, IssueKind
 from publisher.store import ledger
+from publisher.store.subscribers import clean_tags
 
 if TYPE_CHECKING:
     from publisher.delivery.base import Provider
@@ -96,7 +97,10 @@ def prepare_article_issue(
     existing = ledger.find_issue(db, article.id)
     issue = newsletter.issue_for_article(config, article)
     if existing is None:
-        return _snapshot(config, db, issue, slug=article.slug, now=now, status=status, tag=tag)
+        return _snapshot(
+            config, db, issue, slug=article.slug, now=now, status=status, tag=tag,
+            topics=article_topics(config, article),
+        )
     if not ledger.is_frozen(db, existing.id):
         rendered = newsletter.render_issue(config, issue, now)
         ledger.refresh_issue(db, existing.id, subject=rendered.subject, html=rendered.html, text=rendered.text)
@@ -126,6 +130,12 @@ def refresh_for_send(
     return ""
 
 
+def article_topics(config: Config, article: Article) -> tuple[str, ...]:
+    """The article's tags that readers may choose as topics (`subscribe.public_tags`)."""
+    public = set(clean_tags(config["subscribe.public_tags"]))
+    return tuple(tag for tag in clean_tags(article.tags) if tag in public)
+
+
 def digest_issue(config: Config, articles: Sequence[Article], *, now: datetime) -> Issue:
     """One digest of `articles`, keyed by the author's calendar day so it goes out once a day at most."""
     ordered = tuple(sorted(articles, key=lambda a: a.date, reverse=True))
@@ -152,7 +162,8 @@ def prepare_digest_issue(config: Config, db: sa.Engine, articles: Sequence[Artic
 
 
 def _snapshot(
-    config: Config, db: sa.Engine, issue: Issue, *, slug: str, now: datetime, status: str, tag: str | None
+    config: Config, db: sa.Engine, issue: Issue, *, slug: str, now: datetime, status: str, tag: str | None,
+    topics: tuple[str, ...] = (),
 ) -> int:
     rendered = newsletter.render_issue(config, issue, now)
     return ledger.create_issue(
@@ -166,6 +177,7 @@ def _snapshot(
         tag=tag,
         status=status,
         now=now,
+        topics=topics,
     )
 
 

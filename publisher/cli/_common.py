@@ -57,6 +57,7 @@ COMMANDS: dict[str, str] = {
     "subscribers": "subscribers",
     "keys": "access",
     "hooks": "access",
+    "users": "users",
 }
 """Command name -> the module of `publisher.cli` that defines it."""
 

@@ -10,17 +10,19 @@ NotFound for an unknown slug, Conflict for a slug another file already has.
 from __future__ import annotations
 
 import enum
+import hashlib
+import hmac
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Engine
 
-from publisher import content, newsletter
+from publisher import build, content, newsletter
 from publisher.config import Config
-from publisher.errors import Conflict, InvalidRequest, NotFound, PublisherError
+from publisher.errors import Conflict, ContentError, InvalidRequest, NotFound, PublisherError
 from publisher.models import Article
 from publisher.store import ledger, schedules
 
@@ -28,10 +30,14 @@ __all__ = [
     "ArticleState",
     "ArticleView",
     "Preview",
+    "TextPreview",
     "Written",
+    "article_text",
+    "fingerprint",
     "get_article",
     "list_articles",
     "preview",
+    "preview_text",
     "write_article",
 ]
 
@@ -125,7 +131,23 @@ def _file_of(config: Config, article: Article) -> Path:
     return path if path.is_absolute() else config.root / path
 
 
-def write_article(config: Config, text: str, *, now: datetime, slug: str | None = None) -> Written:
+def fingerprint(text: str) -> str:
+    """What `write_article(expected=...)` compares: the SHA-256 of an article's text."""
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def article_text(config: Config, view: ArticleView) -> str:
+    """The article's file as it is on disk now (front matter and body)."""
+    path = _file_of(config, view.article)
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ContentError(f"{path}: cannot be read: {exc}") from exc
+
+
+def write_article(
+    config: Config, text: str, *, now: datetime, slug: str | None = None, expected: str | None = None
+) -> Written:
     """Write a Markdown article (front matter and body) into content/.
 
     Without `slug` it is a new article, named `YYYY-MM-DD-<slug>.md` after its date and
@@ -133,6 +155,8 @@ def write_article(config: Config, text: str, *, now: datetime, slug: str | None 
     With `slug`, the article of that slug is replaced in its own file; the text must keep
     the slug (InvalidRequest otherwise: a new slug would change its address and its id).
     The text is parsed first: nothing is written unless it is a valid article.
+    With `expected` (the `fingerprint` of the text the writer started from), a file
+    changed on disk since is a Conflict and is left as it is.
     """
     folder = config.path_of("build.content")
     existing, _ = content.scan_articles(config)
@@ -142,6 +166,8 @@ def write_article(config: Config, text: str, *, now: datetime, slug: str | None 
         if current is None:
             raise NotFound(f"no article with slug {slug!r}")
         target = _file_of(config, current)
+        if expected is not None:
+            _check_unchanged(target, expected)
         article = content.parse_article(text, source=str(target), config=config)
         if article.slug != slug:
             raise InvalidRequest(
@@ -161,6 +187,15 @@ def write_article(config: Config, text: str, *, now: datetime, slug: str | None 
         created = True
     _replace(target, text)
     return Written(path=target, article=article, created=created)
+
+
+def _check_unchanged(target: Path, expected: str) -> None:
+    try:
+        on_disk = target.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise Conflict(f"{target.name} cannot be read any more ({exc}); nothing was written") from exc
+    if not hmac.compare_digest(fingerprint(on_disk), expected):
+        raise Conflict(f"{target.name} changed on disk since it was opened; nothing was written")
 
 
 def _replace(target: Path, text: str) -> None:
@@ -190,6 +225,10 @@ def preview(config: Config, slug: str, *, now: datetime) -> Preview:
     article = next((a for a in articles if a.slug == slug), None)
     if article is None:
         raise NotFound(f"no article with slug {slug!r}")
+    return _preview_of(config, article, now)
+
+
+def _preview_of(config: Config, article: Article, now: datetime) -> Preview:
     rendered = newsletter.render_issue(config, newsletter.issue_for_article(config, article), now)
     template = newsletter.MessageTemplate.from_rendered(config, rendered)
     sample = newsletter.Recipient(
@@ -200,4 +239,26 @@ def preview(config: Config, slug: str, *, now: datetime) -> Preview:
         message_id="",
     )
     html, text = template.parts(sample)
-    return Preview(slug=slug, subject=rendered.subject, html=html, text=text, warnings=rendered.warnings)
+    return Preview(slug=article.slug, subject=rendered.subject, html=html, text=text, warnings=rendered.warnings)
+
+
+@dataclass(frozen=True, slots=True)
+class TextPreview:
+    """An article not yet saved, as its newsletter and its web page would look."""
+
+    article: Article
+    preview: Preview
+    web_html: str
+
+
+def preview_text(config: Config, text: str, *, now: datetime) -> TextPreview:
+    """Render an article's text (front matter and body) as newsletter and web page, unsaved.
+
+    ContentError, naming the line, when the text does not parse. A draft or a future
+    date is shown as if published now.
+    """
+    article = content.parse_article(text, source="(the editor)", config=config)
+    shown = replace(article, draft=False, date=min(article.date, now))
+    site = build.render_site(config, [shown], now)
+    page = site.files.get(f"{shown.slug}/index.html", b"").decode("utf-8")
+    return TextPreview(article=article, preview=_preview_of(config, article, now), web_html=page)

@@ -27,7 +27,13 @@ from publisher.config import Config
 from publisher.delivery.base import Provider, make_provider
 from publisher.errors import Conflict, InvalidRequest, NotFound, PermanentFailure
 from publisher.models import Article, Outcome
-from publisher.sending import find_article, prepare_article_issue, prepare_digest_issue, require_postal_address
+from publisher.sending import (
+    article_topics,
+    find_article,
+    prepare_article_issue,
+    prepare_digest_issue,
+    require_postal_address,
+)
 from publisher.services.stats import IssueFailures, issue_failures, issue_status
 from publisher.store import ledger, outbox, schedules
 from publisher.store.issues import IssueStatus
@@ -54,6 +60,7 @@ __all__ = [
     "list_schedules",
     "plan_send",
     "published_article",
+    "retry_failed",
     "schedule_send",
     "send_issue",
     "send_now",
@@ -119,7 +126,10 @@ def plan_send(config: Config, db: Engine, slug: str, *, now: datetime, tag: str 
     now, or, once the issue's first copies have left, the frozen snapshot they got."""
     article = published_article(config, slug, now=now)
     existing = ledger.find_issue(db, article.id)
-    count = ledger.count_new_recipients(db, issue_id=existing.id if existing else None, tag=tag)
+    count = ledger.count_new_recipients(
+        db, issue_id=existing.id if existing else None, tag=tag, kind="article",
+        topics=article_topics(config, article),
+    )
     warnings: tuple[str, ...] = ()
     if existing is not None and ledger.is_frozen(db, existing.id):
         subject, html, text, frozen = existing.subject, existing.html, existing.text, True
@@ -341,3 +351,8 @@ def cancel_issue(db: Engine, issue_id: int, *, now: datetime) -> Cancelled:
                 continue  # claimed meanwhile: its rows are taken back below
     rows = ledger.cancel_queued(db, issue_id, now=now)
     return Cancelled(schedules=tuple(done), rows=rows)
+
+
+def retry_failed(db: Engine, issue_id: int, *, now: datetime) -> int:
+    """Queue the issue's failed copies again (the delivery engine sends them); how many."""
+    return ledger.retry_failed(db, issue_id, now=now)

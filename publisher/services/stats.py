@@ -115,9 +115,10 @@ def issue_failures(db: Engine, issue: int | str, *, rows: bool = False) -> Issue
     )
 
 
-def issue_status(db: Engine, issue: int | str | None = None) -> list[IssueStatus]:
-    """Delivery counts per issue, newest first; `issue` (an id, slug or key) narrows to one."""
-    found = ledger.status(db, issue)
+def issue_status(db: Engine, issue: int | str | None = None, *, limit: int | None = None) -> list[IssueStatus]:
+    """Delivery counts per issue, newest first; `issue` (an id, slug or key) narrows to one,
+    `limit` to the newest that many."""
+    found = ledger.status(db, issue, limit=limit)
     if issue is not None and not found:
         raise NotFound(f"no issue {issue!r}")
     return found

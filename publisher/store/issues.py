@@ -52,6 +52,8 @@ class IssueSnapshot:
     created_at: datetime
     enqueued_at: datetime | None
     finished_at: datetime | None
+    topics: tuple[str, ...] = ()
+    """The article's public tags: readers who chose topics get it only if one matches."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +150,7 @@ def _snapshot(row: Any) -> IssueSnapshot:
         created_at=row.created_at,
         enqueued_at=row.enqueued_at,
         finished_at=row.finished_at,
+        topics=tuple(t for t in (row.topics or "").split(",") if t),
     )
 
 
@@ -163,6 +166,7 @@ def create_issue(
     tag: str | None,
     status: str,
     now: datetime,
+    topics: tuple[str, ...] = (),
 ) -> int:
     """Snapshot a rendered issue and return its id; an existing key keeps its first snapshot.
 
@@ -185,6 +189,7 @@ def create_issue(
                     tag=tag,
                     status=status,
                     created_at=now,
+                    topics=",".join(topics) or None,
                 )
             )
             primary_key = result.inserted_primary_key
@@ -255,8 +260,9 @@ def get_issue(engine: Engine, issue_id: int, *, to_send: bool = False) -> IssueS
     return _snapshot(row)
 
 
-def status(engine: Engine, issue: int | str | None = None) -> list[IssueStatus]:
-    """Counts per issue, newest first. `issue` is an id, a slug or a key."""
+def status(engine: Engine, issue: int | str | None = None, *, limit: int | None = None) -> list[IssueStatus]:
+    """Counts per issue, newest first. `issue` is an id, a slug or a key; `limit` keeps the
+    newest that many (only their deliveries are counted)."""
     query = select(issues.c.id, issues.c.key, issues.c.slug, issues.c.subject,
                    issues.c.status, issues.c.created_at)
     if isinstance(issue, int) or (isinstance(issue, str) and issue.isdigit()):
@@ -264,6 +270,8 @@ def status(engine: Engine, issue: int | str | None = None) -> list[IssueStatus]:
     elif issue is not None:
         query = query.where(or_(issues.c.slug == issue, issues.c.key == issue))
     query = query.order_by(issues.c.id.desc())
+    if limit is not None:
+        query = query.limit(limit)
     with engine.connect() as conn:
         found = conn.execute(query).all()
         if issue is not None and not found:

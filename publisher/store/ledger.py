@@ -97,6 +97,7 @@ __all__ = [
     "recover",
     "refresh_issue",
     "release",
+    "retry_failed",
     "status",
     "worker_is_dead",
 ]
@@ -319,7 +320,7 @@ def enqueue(
     segment = issue.tag if tag is ISSUE_TAG else tag
     author_zone = tz_of_author if isinstance(tz_of_author, ZoneInfo) else ZoneInfo(tz_of_author)
 
-    conditions = _audience(issue_id, segment)
+    conditions = _audience(issue_id, segment, kind=issue.kind, topics=issue.topics)
     columns = ["issue_id", "subscriber_id", "email", "name", "state", "attempts", "not_before",
                "provider_id", "detail", "uncertain", "message_key"]
 
@@ -386,9 +387,23 @@ def enqueue(
         return int(conn.execute(existing).scalar_one() - before)
 
 
-def _audience(issue_id: int | None, segment: str | None) -> list[Any]:
-    """Conditions on `subscribers` for who an enqueue of `issue_id` would add."""
+def _audience(
+    issue_id: int | None, segment: str | None, *, kind: str | None = None, topics: Sequence[str] = ()
+) -> list[Any]:
+    """Conditions on `subscribers` for who an enqueue of `issue_id` would add.
+
+    Readers' own choices count here, so that every way of sending honours them: an
+    article issue skips readers who want the digest only, and an article with public
+    tags (`topics`) goes to readers who chose topics only when one of them matches.
+    """
     conditions: list[Any] = [subscribers.c.status == SubscriberStatus.ACTIVE.value]
+    if kind == "article":
+        conditions.append(subscribers.c.frequency != "digest")
+    if topics:
+        wrapped = literal(",") + subscribers.c.topics + literal(",")
+        conditions.append(
+            or_(subscribers.c.topics.is_(None), *(wrapped.like(f"%,{topic},%") for topic in topics))
+        )
     if issue_id is not None:
         conditions.append(
             ~exists().where(
@@ -409,11 +424,42 @@ def _audience(issue_id: int | None, segment: str | None) -> list[Any]:
     return conditions
 
 
-def count_new_recipients(engine: Engine, *, issue_id: int | None, tag: str | None) -> int:
-    """How many rows `enqueue` would add now (a dry run): counted in the database."""
-    query = select(func.count()).select_from(subscribers).where(*_audience(issue_id, tag))
+def count_new_recipients(
+    engine: Engine, *, issue_id: int | None, tag: str | None, kind: str | None = None,
+    topics: Sequence[str] = (),
+) -> int:
+    """How many rows `enqueue` would add now (a dry run): counted in the database.
+
+    For an issue not yet in the ledger, give the `kind` and `topics` it will have.
+    """
+    if issue_id is not None:
+        issue = get_issue(engine, issue_id)
+        kind, topics = issue.kind, issue.topics
+    query = select(func.count()).select_from(subscribers).where(
+        *_audience(issue_id, tag, kind=kind, topics=topics)
+    )
     with engine.connect() as conn:
         return int(conn.execute(query).scalar_one())
+
+
+def retry_failed(engine: Engine, issue_id: int, *, now: datetime) -> int:
+    """Give the issue's failed rows another round of attempts; how many were requeued.
+
+    They keep their Message-ID, so a copy that did arrive after all is recognisable. A
+    reader who left meanwhile is skipped at claim time, like any queued row.
+    """
+    get_issue(engine, issue_id)  # NotFound for an unknown issue
+    with engine.begin() as conn:
+        done = conn.execute(
+            update(deliveries)
+            .where(deliveries.c.issue_id == issue_id, deliveries.c.state == FAILED)
+            .values(state=QUEUED, attempts=0, not_before=now, claimed_by=None, claimed_at=None)
+        ).rowcount
+        if done:
+            conn.execute(
+                update(issues).where(issues.c.id == issue_id).values(status="sending", finished_at=None)
+            )
+    return int(done)
 
 
 def _claim_statement(*, worker: str, limit: int, now: datetime, issue_id: int | None) -> Any:

@@ -89,6 +89,10 @@ subscribers = Table(
     # for rows that had been mailed under that id when keys came in (see publisher.tokens).
     Column("legacy_links", Boolean, nullable=False, default=False),
     Index("ix_subscribers_token_key", "token_key", unique=True),
+    # The reader's own choices (their manage page): every article or the digest only, and
+    # the public tags they want articles on (comma-separated; NULL for every topic).
+    Column("frequency", String(16), nullable=False, default="every", server_default="every"),
+    Column("topics", Text),
 )
 
 subscriber_tags = Table(
@@ -145,6 +149,7 @@ issues = Table(
     Column("text", Text, nullable=False),
     Column("tag", String(100)),  # segment; NULL for everyone
     Column("status", String(16), nullable=False),  # draft, scheduled, sending, done
+    Column("topics", Text),  # the article's public tags, comma-separated: who chose topics gets it if one matches
     Column("created_at", UTC_TIME, nullable=False),
     Column("enqueued_at", UTC_TIME),
     Column("finished_at", UTC_TIME),
@@ -317,4 +322,40 @@ webhook_messages = Table(
     Column("created_at", UTC_TIME, nullable=False),
     Column("delivered_at", UTC_TIME),
     Index("ix_webhook_messages_due", "state", "not_before"),
+)
+
+# The author's desk: people who sign in, their sessions and failed sign-ins.
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),  # normalised, lower-case
+    Column("role", String(16), nullable=False),  # owner, editor, viewer
+    Column("password_hash", String(200), nullable=False),  # argon2id, PHC string
+    Column("created_at", UTC_TIME, nullable=False),
+    Column("updated_at", UTC_TIME, nullable=False),
+)
+
+desk_sessions = Table(
+    "desk_sessions",
+    metadata,
+    # SHA-256 of the cookie's value: a copy of the database signs nobody in.
+    Column("id", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("csrf", String(64), nullable=False),
+    Column("address", String(64), nullable=False, default=""),
+    Column("created_at", UTC_TIME, nullable=False),
+    Column("seen_at", UTC_TIME, nullable=False),
+    Column("expires_at", UTC_TIME, nullable=False),
+)
+
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", String(320), nullable=False),
+    Column("address", String(64), nullable=False),
+    Column("created_at", UTC_TIME, nullable=False),
+    Index("ix_login_failures_email", "email", "created_at"),
+    Index("ix_login_failures_address", "address", "created_at"),
 )

@@ -5,8 +5,10 @@ provider webhooks and a health check, in one Starlette application.
     GET  /subscribe   POST /subscribe  the form; double opt-in
     GET  /confirm/{token}      POST    confirm page; its button activates
     GET  /unsubscribe/{token}  POST    page with a button; POST (RFC 8058 one-click) leaves
+    GET  /manage/{token}       POST    the reader's own choices: frequency, topics, name, zone
     POST /webhooks/{provider}          postmark, sendgrid, mailgun, ses, resend
     /api/v1/...                        the HTTP API (publisher.api), OpenAPI at /api/v1/openapi.json
+    /desk/...                          the author's desk (publisher.web.desk), behind sign-in
     GET  anything else                 a file under build.output (feeds, archive pages)
 """
 
@@ -23,7 +25,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
@@ -35,7 +37,9 @@ from publisher.delivery.base import Provider, make_provider
 from publisher.errors import SubscriberError, WebhookError
 from publisher.store import open_store, replays, subscribers
 from publisher.web import signatures, webhooks
+from publisher.web.desk import Desk, DeskSettings
 from publisher.web.limits import BodyLimit
+from publisher.web.manage import ManageFlow
 from publisher.web.pages import Pages
 from publisher.web.static import StaticSite
 from publisher.web.subscribe import PAGES, FlowSettings, SubscribeFlow
@@ -44,11 +48,12 @@ __all__ = ["APP_PATHS", "APP_PREFIXES", "PublisherApp", "create_app"]
 
 log = logging.getLogger(__name__)
 
-APP_PATHS = frozenset({"/subscribe", "/healthz"})
-APP_PREFIXES = ("/confirm/", "/unsubscribe/", "/webhooks/", "/api/")
+APP_PATHS = frozenset({"/subscribe", "/healthz", "/desk"})
+APP_PREFIXES = ("/confirm/", "/unsubscribe/", "/manage/", "/webhooks/", "/api/", "/desk/")
 """Paths the app answers itself; every other request is for a file of the build output."""
 FORM_LIMIT = 64 * 1024
 WEBHOOK_LIMIT = 8 * 1024 * 1024
+"""Also the desk's limit: articles and subscriber CSV uploads."""
 FETCH_LIMIT = 256 * 1024
 API_LARGE = ("/api/v1/imports", "/api/v1/articles")
 """API routes whose bodies may be as large as a webhook batch: imports and article files."""
@@ -129,6 +134,14 @@ def create_app(
         pages,
     )
     hooks = _Webhooks(config, db, now, fetch or fetch_sns)
+    # The reader's page accepts exactly the tokens the unsubscribe page does.
+    manage = ManageFlow(config, db, pages, flow._subscriber, now)
+    desk = Desk(
+        DeskSettings(
+            config=config, engine=db, secret=secret, clock=now,
+            provider_factory=provider_factory or make_provider,
+        )
+    )
 
     async def healthz(request: Request) -> Response:
         try:
@@ -149,15 +162,20 @@ def create_app(
             Route("/confirm/{token:path}", flow.confirm, methods=["POST"]),
             Route("/unsubscribe/{token:path}", flow.unsubscribe_page, methods=["GET", "HEAD"]),
             Route("/unsubscribe/{token:path}", flow.unsubscribe, methods=["POST"]),
+            Route("/manage/{token:path}", manage.page, methods=["GET", "HEAD"]),
+            Route("/manage/{token:path}", manage.save, methods=["POST"]),
             Route("/webhooks/{provider}", hooks.receive, methods=["POST"]),
             Mount(
                 API_PREFIX,
                 app=create_api(config, db, clock=now, provider_factory=provider_factory or make_provider),
             ),
+            Route("/desk", _to_desk, methods=["GET", "HEAD"]),
+            desk.mount(),
         ],
         middleware=[
             Middleware(
-                BodyLimit, limit=FORM_LIMIT, large=("/webhooks/", *API_LARGE), large_limit=WEBHOOK_LIMIT
+                BodyLimit, limit=FORM_LIMIT, large=("/webhooks/", "/desk/", *API_LARGE),
+                large_limit=WEBHOOK_LIMIT
             )
         ],
     )
@@ -167,6 +185,10 @@ def create_app(
         hubs=tuple(config["feeds.hubs"]),
     )
     return app
+
+
+async def _to_desk(request: Request) -> Response:
+    return RedirectResponse("/desk/", status_code=308)
 
 
 def _ping(engine: Engine) -> None:

@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 
 HONEYPOT_FIELD = "website"
 """Hidden from people by the form's markup; bots that fill every field fill it too."""
-PAGES = ("subscribe", "subscribe_done", "confirm", "unsubscribe", "unsubscribed")
+PAGES = ("subscribe", "subscribe_done", "confirm", "unsubscribe", "unsubscribed", "manage")
 MAX_NAME = 200
 MAX_FIELDS = 20
 CONFIRM_PLACEHOLDER = "https://confirm.invalid/pubconfirmlink"
@@ -263,7 +263,10 @@ class SubscribeFlow:
         found = await run_in_threadpool(self._subscriber, request.path_params["token"])
         if found is None:
             return self._invalid_unsubscribe()
-        return self.pages.render("unsubscribe", state="ask")
+        token = request.path_params["token"]
+        return self.pages.render(
+            "unsubscribe", state="ask", manage_url=f"{self.s.config.public_url}/manage/{token}"
+        )
 
     async def unsubscribe(self, request: Request) -> Response:
         """RFC 8058: a POST with `List-Unsubscribe=One-Click` (or the page's button) is

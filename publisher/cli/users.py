@@ -1,0 +1,93 @@
+"""`publisher users add | list | remove | reset-password`: who may sign in to the desk."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import click
+from sqlalchemy import Engine
+
+from publisher import accounts
+from publisher.cli._common import cli, get_config, reports_errors
+from publisher.errors import AccountError
+from publisher.store import open_store
+
+ROLE_CHOICE = click.Choice([role.value for role in accounts.Role])
+
+
+@contextmanager
+def _engine(ctx: click.Context) -> Iterator[Engine]:
+    engine = open_store(get_config(ctx).store_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _read_password() -> str:
+    """From a hidden prompt (asked twice) on a terminal, else the first line of stdin."""
+    if sys.stdin.isatty():
+        return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+    line = sys.stdin.readline()
+    password = line.rstrip("\r\n")
+    if not password:
+        raise AccountError("no password on standard input; pipe it in, one line, or run on a terminal")
+    return password
+
+
+@cli.group("users")
+def users_group() -> None:
+    """Add, list and remove the people who sign in to the desk (/desk)."""
+
+
+@users_group.command("add")
+@click.argument("email")
+@click.option("--role", type=ROLE_CHOICE, required=True,
+              help="viewer reads; editor also writes and sends; owner also manages settings and users.")
+@reports_errors
+@click.pass_context
+def add_command(ctx: click.Context, email: str, role: str) -> None:
+    """Add EMAIL as a desk user; the password is asked for (or read from stdin)."""
+    password = _read_password()
+    with _engine(ctx) as engine:
+        user = accounts.add_user(engine, email, role=role, password=password, now=datetime.now(UTC))
+    click.echo(f"added {user.email} ({user.role})")
+
+
+@users_group.command("list")
+@reports_errors
+@click.pass_context
+def list_command(ctx: click.Context) -> None:
+    """Every desk user: address, role and since when."""
+    with _engine(ctx) as engine:
+        found = accounts.list_users(engine)
+    if not found:
+        click.echo("no desk users yet; add one with `publisher users add EMAIL --role owner`", err=True)
+    for user in found:
+        click.echo(f"{user.email}\t{user.role}\t{user.created_at.date().isoformat()}")
+
+
+@users_group.command("remove")
+@click.argument("email")
+@reports_errors
+@click.pass_context
+def remove_command(ctx: click.Context, email: str) -> None:
+    """Remove EMAIL's account; their sessions end at once."""
+    with _engine(ctx) as engine:
+        accounts.remove_user(engine, email)
+    click.echo(f"removed {email.strip().lower()}")
+
+
+@users_group.command("reset-password")
+@click.argument("email")
+@reports_errors
+@click.pass_context
+def reset_password_command(ctx: click.Context, email: str) -> None:
+    """Give EMAIL a new password (asked for, or read from stdin); their sessions end."""
+    password = _read_password()
+    with _engine(ctx) as engine:
+        accounts.reset_password(engine, email, password=password, now=datetime.now(UTC))
+    click.echo(f"new password set for {email.strip().lower()}; their sessions have ended")

@@ -1,0 +1,311 @@
+"""Articles, the editor with its previews and preflight, and sending an article.
+
+    GET  /desk/articles                     drafts, scheduled, published, sent; search, filter
+    GET  /desk/articles/new   POST          a new article
+    GET  /desk/articles/{slug} POST         the editor (viewers read it); save
+    POST /desk/articles/preview             previews of the text being edited (JSON for the
+                                            editor's script; without it, the Preview button)
+    GET  /desk/preview/{key}/{kind}         a preview for a sandboxed frame: email, web
+    POST /desk/articles/{slug}/test         a test copy to me or to addresses
+    POST /desk/articles/{slug}/schedule     at a time in the author's zone, or local time
+    POST /desk/articles/{slug}/send         asks with the count, then sends (confirm=count)
+    POST /desk/schedules/{id:int}/cancel    cancel a scheduled send
+
+Saving goes through `services.articles.write_article` with the fingerprint of the text
+the editor opened: a file changed on disk meanwhile is a conflict, shown side by side,
+and nothing is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from publisher import preflight
+from publisher.accounts import Role, allows
+from publisher.config import Config
+from publisher.delivery.base import Provider
+from publisher.errors import Conflict, PublisherError
+from publisher.services import articles as article_service
+from publisher.services import issues as issue_service
+from publisher.services import subscribers as subscriber_service
+from publisher.services.articles import fingerprint
+from publisher.web.desk.auth import Asked, DeskAuth, refuse
+from publisher.web.desk.editing import EditorFields, parse_fields, to_text
+from publisher.web.desk.previews import PreviewCache, Rendered
+from publisher.web.desk.render import PREVIEW_HEADERS, DeskPages
+
+__all__ = ["ArticleDesk"]
+
+STATES = ("draft", "scheduled", "published", "sent")
+
+
+@dataclass(frozen=True, slots=True)
+class _Edit:
+    slug: str | None
+    fields: EditorFields
+    base: str
+    """Fingerprint of the file's text when the editor opened it ("" for a new article)."""
+    original: str
+
+
+class ArticleDesk:
+    def __init__(
+        self, config: Config, engine: Engine, pages: DeskPages, auth: DeskAuth,
+        provider_factory: Callable[[Config], Provider],
+    ) -> None:
+        self.config = config
+        self.engine = engine
+        self.pages = pages
+        self.auth = auth
+        self.provider_factory = provider_factory
+        self.previews = PreviewCache()
+
+    def routes(self) -> list[BaseRoute]:
+        guard = self.auth.guarded
+        return [
+            Route("/articles", guard(self.index, Role.VIEWER), methods=["GET", "HEAD"]),
+            Route("/articles/new", guard(self.new_form, Role.EDITOR), methods=["GET", "HEAD"]),
+            Route("/articles/new", guard(self.create, Role.EDITOR), methods=["POST"]),
+            Route("/articles/preview", guard(self.preview, Role.EDITOR), methods=["POST"]),
+            Route("/articles/{slug}", guard(self.edit, Role.VIEWER), methods=["GET", "HEAD"]),
+            Route("/articles/{slug}", guard(self.save, Role.EDITOR), methods=["POST"]),
+            Route("/articles/{slug}/test", guard(self.test, Role.EDITOR), methods=["POST"]),
+            Route("/articles/{slug}/schedule", guard(self.schedule, Role.EDITOR), methods=["POST"]),
+            Route("/articles/{slug}/send", guard(self.send, Role.EDITOR), methods=["POST"]),
+            Route("/schedules/{id:int}/cancel", guard(self.cancel, Role.EDITOR), methods=["POST"]),
+            Route("/preview/{key}/{kind}", guard(self.frame, Role.VIEWER), methods=["GET", "HEAD"]),
+        ]
+
+    # The list
+
+    async def index(self, asked: Asked) -> Response:
+        query = asked.request.query_params
+        search = query.get("q", "").strip()
+        state = query.get("state", "")
+        try:
+            found = await run_in_threadpool(
+                article_service.list_articles, self.config, self.engine, now=asked.now
+            )
+            error = ""
+        except PublisherError as exc:
+            found, error = [], str(exc)
+        words = search.lower().split()
+        shown = [
+            item for item in found
+            if (not state or item.state.value == state)
+            and all(w in f"{item.article.title} {' '.join(item.article.tags)}".lower() for w in words)
+        ]
+        return self.pages.render(
+            "articles", asked.request, asked.session, section="articles", articles=shown,
+            total=len(found), q=search, state=state, states=STATES, error=error,
+        )
+
+    # The editor
+
+    async def new_form(self, asked: Asked) -> Response:
+        fields = EditorFields(
+            title="", slug="", date=f"{asked.now.astimezone(self.config.tz):%Y-%m-%d %H:%M}",
+            tags="", summary="", draft=True, body="",
+        )
+        return await self._editor(asked, _Edit(None, fields, "", ""))
+
+    async def edit(self, asked: Asked) -> Response:
+        slug = asked.request.path_params["slug"]
+        try:
+            view, text = await run_in_threadpool(self._load, slug, asked.now)
+        except PublisherError as exc:
+            return refuse(404, str(exc))
+        fields = parse_fields(text)
+        if not fields.slug:
+            fields = replace(fields, slug=view.article.slug)
+        return await self._editor(asked, _Edit(slug, fields, fingerprint(text), text), view=view)
+
+    def _load(self, slug: str, now: datetime) -> tuple[article_service.ArticleView, str]:
+        view = article_service.get_article(self.config, self.engine, slug, now=now)
+        return view, article_service.article_text(self.config, view)
+
+    def _fields(self, asked: Asked) -> EditorFields:
+        return EditorFields(
+            title=asked.field("title"), slug=asked.field("slug"), date=asked.field("date"),
+            tags=asked.field("tags"), summary=asked.field("summary"), draft=asked.field("draft") == "on",
+            body=asked.field("body"),
+        )
+
+    async def create(self, asked: Asked) -> Response:
+        return await self._write(asked, None)
+
+    async def save(self, asked: Asked) -> Response:
+        return await self._write(asked, asked.request.path_params["slug"])
+
+    async def _write(self, asked: Asked, slug: str | None) -> Response:
+        fields = self._fields(asked)
+        base = asked.field("base")
+        original = ""
+        view = None
+        if slug is not None:
+            try:
+                view, original = await run_in_threadpool(self._load, slug, asked.now)
+            except PublisherError as exc:
+                return refuse(404, str(exc))
+        edit = _Edit(slug, fields, base, original)
+        if asked.field("action") == "preview":
+            shown = await self._render_preview(asked, fields, original)
+            return await self._editor(asked, edit, view=view, preview=shown)
+        text = to_text(fields, original)
+        try:
+            written = await run_in_threadpool(
+                article_service.write_article, self.config, text, now=asked.now, slug=slug,
+                expected=base if slug is not None else None,
+            )
+        except Conflict as exc:
+            if slug is None or fingerprint(original) == base:
+                return await self._editor(asked, edit, view=view, error=str(exc), status=409)
+            return self.pages.render(
+                "conflict", asked.request, asked.session, section="articles", status=409,
+                slug=slug, disk=original, mine=text, fields=fields, base=fingerprint(original),
+            )
+        except PublisherError as exc:
+            return await self._editor(asked, edit, view=view, error=str(exc), status=400)
+        return RedirectResponse(f"/desk/articles/{written.article.slug}?m=saved", status_code=303)
+
+    async def _editor(
+        self, asked: Asked, edit: _Edit, *, view: article_service.ArticleView | None = None,
+        preview: dict[str, Any] | None = None, error: str = "", status: int = 200, send_error: str = "",
+    ) -> Response:
+        sending: dict[str, Any] = {}
+        if edit.slug is not None:
+            sending = await run_in_threadpool(self._sending, edit.slug)
+        return self.pages.render(
+            "editor", asked.request, asked.session, section="articles", status=status,
+            edit=edit, view=view, preview=preview, error=error, send_error=send_error, sending=sending,
+            can_write=allows(asked.session.user.role, Role.EDITOR), zone=self.config.tz.key,
+        )
+
+    def _sending(self, slug: str) -> dict[str, Any]:
+        """What the send panel shows: segments with their counts, this article's schedules."""
+        return {
+            "active": subscriber_service.counts(self.engine).get("active", 0),
+            "segments": subscriber_service.tags(self.engine),
+            "schedules": [s for s in issue_service.list_schedules(self.engine) if s.slug == slug],
+        }
+
+    async def _render_preview(
+        self, asked: Asked, fields: EditorFields, original: str, *, checks: bool = True
+    ) -> dict[str, Any]:
+        """Render the previews; with `checks`, also the checks before sending (SpamAssassin
+        among them takes seconds, so the editor's live refresh goes without)."""
+        text = to_text(fields, original)
+        try:
+            shown = await run_in_threadpool(article_service.preview_text, self.config, text, now=asked.now)
+        except PublisherError as exc:
+            return {"error": str(exc)}
+        key = self.previews.put(Rendered(asked.session.id, shown.preview.html, shown.web_html))
+        urls = {"email": f"/desk/preview/{key}/email", "web": f"/desk/preview/{key}/web", "error": ""}
+        if not checks:
+            return urls
+        found, records = await run_in_threadpool(
+            preflight.run_checks, self.config, shown.article, subject=shown.preview.subject,
+            html=shown.preview.html, text=shown.preview.text,
+        )
+        return {
+            **urls, "subject": shown.preview.subject, "checks": found, "dns": records,
+            "warnings": shown.preview.warnings,
+        }
+
+    async def preview(self, asked: Asked) -> Response:
+        shown = await self._render_preview(asked, self._fields(asked), "", checks=False)
+        if shown["error"]:
+            return JSONResponse({"error": shown["error"]}, status_code=400)
+        return JSONResponse({"email": shown["email"], "web": shown["web"]})
+
+    async def frame(self, asked: Asked) -> Response:
+        params = asked.request.path_params
+        found = self.previews.get(params["key"], asked.session.id)
+        if found is None or params["kind"] not in ("email", "web"):
+            return HTMLResponse(
+                "<!doctype html><title>Preview</title><p>This preview has expired: press Preview again.</p>",
+                status_code=404, headers=PREVIEW_HEADERS,
+            )
+        html = found.email_html if params["kind"] == "email" else found.web_html
+        return HTMLResponse(html, headers=PREVIEW_HEADERS)
+
+    # Sending
+
+    def _segment(self, asked: Asked) -> str | None:
+        return asked.field("tag").strip() or None
+
+    async def test(self, asked: Asked) -> Response:
+        slug = asked.request.path_params["slug"]
+        raw = asked.field("to").replace(";", ",").replace("\n", ",")
+        addresses = [a.strip() for a in raw.split(",") if a.strip()] or [asked.session.user.email]
+        try:
+            await run_in_threadpool(
+                issue_service.test_send, self.config, slug, addresses, now=asked.now,
+                provider_factory=self.provider_factory,
+            )
+        except PublisherError as exc:
+            return await self._send_error(asked, slug, str(exc))
+        return RedirectResponse(f"/desk/articles/{slug}?m=test-sent#send", status_code=303)
+
+    async def schedule(self, asked: Asked) -> Response:
+        slug = asked.request.path_params["slug"]
+        at = asked.field("at").replace("T", " ").strip()
+        try:
+            await run_in_threadpool(
+                issue_service.schedule_send, self.config, self.engine, slug, at=at, now=asked.now,
+                tz_name=asked.field("timezone").strip() or None, tag=self._segment(asked),
+                local_time=asked.field("local_time") == "on",
+            )
+        except PublisherError as exc:
+            return await self._send_error(asked, slug, str(exc))
+        return RedirectResponse(f"/desk/articles/{slug}?m=scheduled#send", status_code=303)
+
+    async def send(self, asked: Asked) -> Response:
+        slug = asked.request.path_params["slug"]
+        tag = self._segment(asked)
+        try:
+            plan = await run_in_threadpool(
+                issue_service.plan_send, self.config, self.engine, slug, now=asked.now, tag=tag
+            )
+        except PublisherError as exc:
+            return await self._send_error(asked, slug, str(exc))
+        if asked.field("confirm") != str(plan.recipients):
+            # First press, or the list changed since the count was shown: ask (again).
+            return self.pages.render(
+                "confirm_send", asked.request, asked.session, section="articles", plan=plan, slug=slug,
+                tag=tag or "", changed=bool(asked.field("confirm")),
+            )
+        try:
+            queued = await run_in_threadpool(
+                issue_service.send_now, self.config, self.engine, slug, now=asked.now, tag=tag
+            )
+        except PublisherError as exc:
+            return await self._send_error(asked, slug, str(exc))
+        return RedirectResponse(f"/desk/issues/{queued.issue_id}?m=queued", status_code=303)
+
+    async def cancel(self, asked: Asked) -> Response:
+        try:
+            await run_in_threadpool(issue_service.cancel_schedule, self.engine, asked.request.path_params["id"])
+        except PublisherError as exc:
+            return refuse(409, str(exc))
+        back = asked.field("back")
+        target = back if back.startswith("/desk/") and not back.startswith("//") else "/desk/"
+        return RedirectResponse(f"{target}?m=cancelled", status_code=303)
+
+    async def _send_error(self, asked: Asked, slug: str, message: str) -> Response:
+        try:
+            view, text = await run_in_threadpool(self._load, slug, asked.now)
+        except PublisherError:
+            return refuse(400, message)
+        return await self._editor(
+            asked, _Edit(slug, parse_fields(text), fingerprint(text), text), view=view,
+            send_error=message, status=400,
+        )

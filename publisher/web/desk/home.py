@@ -1,0 +1,60 @@
+"""Home: the list now and over 90 days, the last issues, what is scheduled and what sends,
+and what stands between the configuration and real readers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine
+
+from publisher.config import Config
+from publisher.services import issues as issue_service
+from publisher.services import stats
+from publisher.services import subscribers as subscriber_service
+from publisher.services.stats import DayCounts, IssueCounts
+from publisher.store.issues import IssueStatus
+from publisher.store.schedules import Schedule
+from publisher.web.desk.charts import Series, bar_chart
+from publisher.web.desk.settings import go_live_gaps
+
+__all__ = ["HomeView", "home_view"]
+
+RECENT_ISSUES = 5
+DAYS = 90
+
+
+@dataclass(frozen=True, slots=True)
+class HomeView:
+    counts: dict[str, int]
+    days: list[DayCounts]
+    chart: str
+    joined: int
+    left: int
+    issues: list[tuple[IssueStatus, IssueCounts]]
+    sending: list[IssueStatus]
+    scheduled: list[Schedule]
+    gaps: list[str]
+
+
+def home_view(config: Config, engine: Engine, now: datetime) -> HomeView:
+    days = stats.subscriber_days(engine, now=now, days=DAYS)
+    joined = tuple(d.joined for d in days)
+    left = tuple(d.left + d.bounced + d.complained for d in days)
+    chart = bar_chart(
+        f"Joins and departures, last {DAYS} days",
+        [f"{d.day:%d %b}" for d in days],
+        [Series("joined", joined), Series("left", left)],
+    )
+    recent = issue_service.issue_status(engine, limit=RECENT_ISSUES)
+    return HomeView(
+        counts=subscriber_service.counts(engine),
+        days=[d for d in days if d.joined or d.left or d.bounced or d.complained],
+        chart=chart,
+        joined=sum(joined),
+        left=sum(left),
+        issues=[(line, stats.issue_counts(engine, line.issue_id)) for line in recent],
+        sending=[line for line in recent if line.status == "sending"],
+        scheduled=issue_service.list_schedules(engine),
+        gaps=go_live_gaps(config),
+    )

@@ -1,0 +1,115 @@
+"""Issues: each send's status with live counts, its pace, its failures, the email as sent.
+
+    GET /desk/issues                       every issue, newest first
+    GET /desk/issues/{id:int}              counts, deliveries per minute, failures, the email
+    GET /desk/issues/{id:int}/counts       the counts as JSON (the page's script polls it while sending)
+    GET /desk/issues/{id:int}/email        the email as sent, for a sandboxed frame
+    POST /desk/issues/{id:int}/retry       send the failed copies again (editors)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from publisher.accounts import Role, allows
+from publisher.config import Config
+from publisher.errors import PublisherError
+from publisher.mime import MessageTemplate, Recipient
+from publisher.models import RenderedIssue
+from publisher.services import issues as issue_service
+from publisher.services import stats
+from publisher.store import issues as issue_store
+from publisher.web.desk.auth import Asked, DeskAuth, refuse
+from publisher.web.desk.charts import Series, bar_chart
+from publisher.web.desk.render import PREVIEW_HEADERS, DeskPages
+
+__all__ = ["IssueDesk"]
+
+FAILURES_SHOWN = 200
+
+
+class IssueDesk:
+    def __init__(self, config: Config, engine: Engine, pages: DeskPages, auth: DeskAuth) -> None:
+        self.config = config
+        self.engine = engine
+        self.pages = pages
+        self.auth = auth
+
+    def routes(self) -> list[BaseRoute]:
+        guard = self.auth.guarded
+        return [
+            Route("/issues", guard(self.index, Role.VIEWER), methods=["GET", "HEAD"]),
+            Route("/issues/{id:int}", guard(self.detail, Role.VIEWER), methods=["GET", "HEAD"]),
+            Route("/issues/{id:int}/counts", guard(self.counts, Role.VIEWER), methods=["GET", "HEAD"]),
+            Route("/issues/{id:int}/email", guard(self.email, Role.VIEWER), methods=["GET", "HEAD"]),
+            Route("/issues/{id:int}/retry", guard(self.retry, Role.EDITOR), methods=["POST"]),
+        ]
+
+    async def retry(self, asked: Asked) -> Response:
+        issue_id = asked.request.path_params["id"]
+        try:
+            await run_in_threadpool(lambda: issue_service.retry_failed(self.engine, issue_id, now=asked.now))
+        except PublisherError as exc:
+            return refuse(404, str(exc))
+        return RedirectResponse(f"/desk/issues/{issue_id}?m=retrying", status_code=303)
+
+    async def index(self, asked: Asked) -> Response:
+        found = await run_in_threadpool(issue_service.issue_status, self.engine)
+        return self.pages.render("issues", asked.request, asked.session, section="issues", issues=found)
+
+    def _detail(self, issue_id: int) -> dict[str, Any]:
+        (line,) = issue_service.issue_status(self.engine, issue_id)
+        after = stats.issue_counts(self.engine, issue_id)
+        pace = stats.send_pace(self.engine, issue_id)
+        labels = [f"{m.minute.astimezone(self.config.tz):%H:%M}" for m in pace]
+        chart = bar_chart(
+            "Messages sent per minute", labels, [Series("sent", tuple(m.sent for m in pace))]
+        ) if pace else ""
+        return {
+            "line": line, "after": after, "pace": pace, "chart": chart, "zone": self.config.tz.key,
+            "failures": issue_service.issue_failures(self.engine, issue_id, rows=True).rows[:FAILURES_SHOWN],
+        }
+
+    async def detail(self, asked: Asked) -> Response:
+        try:
+            view = await run_in_threadpool(self._detail, asked.request.path_params["id"])
+        except PublisherError as exc:
+            return refuse(404, str(exc))
+        return self.pages.render(
+            "issue", asked.request, asked.session, section="issues",
+            can_write=allows(asked.session.user.role, Role.EDITOR), **view,
+        )
+
+    async def counts(self, asked: Asked) -> Response:
+        try:
+            (line,) = await run_in_threadpool(issue_service.issue_status, self.engine, asked.request.path_params["id"])
+        except PublisherError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=404)
+        data = asdict(line)
+        data["created_at"] = line.created_at.isoformat()
+        data["remaining"] = line.remaining
+        return JSONResponse(data, headers={"cache-control": "no-store"})
+
+    def _email(self, issue_id: int) -> str:
+        snapshot = issue_store.get_issue(self.engine, issue_id)
+        rendered = RenderedIssue(key=snapshot.key, subject=snapshot.subject, html=snapshot.html, text=snapshot.text)
+        template = MessageTemplate.from_rendered(self.config, rendered)
+        sample = Recipient(
+            delivery_id=None, email="reader@example.com", name="Reader",
+            unsubscribe_url=self.config.public_url + "/unsubscribe/example", message_id="",
+        )
+        html, _text = template.parts(sample)
+        return html
+
+    async def email(self, asked: Asked) -> Response:
+        try:
+            html = await run_in_threadpool(self._email, asked.request.path_params["id"])
+        except PublisherError as exc:
+            return refuse(404, str(exc))
+        return HTMLResponse(html, headers=PREVIEW_HEADERS)

@@ -1,0 +1,258 @@
+"""Subscribers: search and filter, add, edit tags, unsubscribe, erase, import, export.
+
+    GET  /desk/subscribers                        search (address or name), status, tag; pages
+    POST /desk/subscribers                        add one
+    GET  /desk/subscribers/{id:int}  POST         one subscriber; change name, tags, zone
+    POST /desk/subscribers/{id:int}/unsubscribe   take off the list (the address stays on file)
+    POST /desk/subscribers/{id:int}/erase         erase (GDPR), after ticking a confirmation
+    GET  /desk/subscribers/import                 the upload form
+    POST /desk/subscribers/import                 upload: a preview, nothing written
+    POST /desk/subscribers/import/confirm         import the previewed file
+    GET  /desk/subscribers/export                 CSV of the filtered list
+
+An uploaded file waits for its confirmation in memory, bound to the session that sent
+it; the import then reads exactly the text that was previewed.
+"""
+
+from __future__ import annotations
+
+import io
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+
+from publisher.accounts import Role, allows
+from publisher.config import Config
+from publisher.errors import PublisherError, SubscriberError
+from publisher.models import SubscriberStatus
+from publisher.services import subscribers as subscriber_service
+from publisher.store.import_preview import decode_upload, preview_import
+from publisher.web.desk.auth import Asked, DeskAuth, refuse
+from publisher.web.desk.render import DeskPages
+
+__all__ = ["SubscriberDesk"]
+
+PAGE = 50
+STATUSES = tuple(s.value for s in SubscriberStatus)
+
+
+@dataclass(frozen=True, slots=True)
+class _Upload:
+    session_id: str
+    name: str
+    text: str
+    tags: str
+    pending: bool
+
+
+class _Uploads:
+    def __init__(self, size: int = 8) -> None:
+        self.size = size
+        self._items: OrderedDict[str, _Upload] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, upload: _Upload) -> str:
+        key = secrets.token_urlsafe(16)
+        with self._lock:
+            self._items[key] = upload
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return key
+
+    def take(self, key: str, session_id: str) -> _Upload | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is None or not secrets.compare_digest(found.session_id, session_id):
+                return None
+            del self._items[key]
+        return found
+
+
+def _status(value: str) -> SubscriberStatus | None:
+    return SubscriberStatus(value) if value in STATUSES else None
+
+
+def _tags(raw: str) -> list[str]:
+    return [t.strip() for t in raw.split(",") if t.strip()]
+
+
+class SubscriberDesk:
+    def __init__(self, config: Config, engine: Engine, pages: DeskPages, auth: DeskAuth) -> None:
+        self.config = config
+        self.engine = engine
+        self.pages = pages
+        self.auth = auth
+        self.uploads = _Uploads()
+
+    def routes(self) -> list[BaseRoute]:
+        guard = self.auth.guarded
+        return [
+            Route("/subscribers", guard(self.index, Role.VIEWER), methods=["GET", "HEAD"]),
+            Route("/subscribers", guard(self.add, Role.EDITOR), methods=["POST"]),
+            Route("/subscribers/import", guard(self.import_form, Role.EDITOR), methods=["GET", "HEAD"]),
+            Route("/subscribers/import", guard(self.upload, Role.EDITOR), methods=["POST"]),
+            Route("/subscribers/import/confirm", guard(self.import_confirm, Role.EDITOR), methods=["POST"]),
+            Route("/subscribers/export", guard(self.export, Role.EDITOR), methods=["GET", "HEAD"]),
+            Route("/subscribers/{id:int}", guard(self.detail, Role.VIEWER), methods=["GET", "HEAD"]),
+            Route("/subscribers/{id:int}", guard(self.update, Role.EDITOR), methods=["POST"]),
+            Route("/subscribers/{id:int}/unsubscribe", guard(self.unsubscribe, Role.EDITOR), methods=["POST"]),
+            Route("/subscribers/{id:int}/erase", guard(self.erase, Role.EDITOR), methods=["POST"]),
+        ]
+
+    async def index(self, asked: Asked, *, error: str = "", status_code: int = 200) -> Response:
+        query = asked.request.query_params
+        search = query.get("q", "").strip()
+        status = query.get("status", "")
+        tag = query.get("tag", "").strip()
+        after = query.get("after", "")
+
+        def load() -> tuple[subscriber_service.SubscriberPage, list[subscriber_service.TagCount], dict[str, int]]:
+            page = subscriber_service.list_subscribers(
+                self.engine, status=_status(status), tag=tag or None, search=search or None,
+                after=int(after) if after.isdigit() else None, limit=PAGE,
+            )
+            return page, subscriber_service.tags(self.engine), subscriber_service.counts(self.engine)
+
+        try:
+            page, tags, counts = await run_in_threadpool(load)
+        except PublisherError as exc:
+            return refuse(400, str(exc))
+        return self.pages.render(
+            "subscribers", asked.request, asked.session, section="subscribers", status=status_code,
+            page=page, tags=tags, counts=counts, q=search, status_filter=status, tag=tag,
+            statuses=STATUSES, error=error, can_write=allows(asked.session.user.role, Role.EDITOR),
+        )
+
+    async def add(self, asked: Asked) -> Response:
+        try:
+            done = await run_in_threadpool(
+                lambda: subscriber_service.subscribe(
+                    self.engine, asked.field("email"), now=asked.now, name=asked.field("name"),
+                    tags=_tags(asked.field("tags")), source="desk",
+                )
+            )
+        except PublisherError as exc:
+            return await self.index(asked, error=str(exc), status_code=400)
+        return RedirectResponse(f"/desk/subscribers/{done.subscriber.id}?m=added", status_code=303)
+
+    async def detail(self, asked: Asked, *, error: str = "", status_code: int = 200) -> Response:
+        key = asked.request.path_params["id"]
+        try:
+            data = await run_in_threadpool(subscriber_service.export_subscriber, self.engine, key)
+        except PublisherError as exc:
+            return refuse(404, str(exc))
+        return self.pages.render(
+            "subscriber", asked.request, asked.session, section="subscribers", status=status_code,
+            data=data, s=data.subscriber, error=error, can_write=allows(asked.session.user.role, Role.EDITOR),
+        )
+
+    async def update(self, asked: Asked) -> Response:
+        key = asked.request.path_params["id"]
+        try:
+            await run_in_threadpool(
+                lambda: subscriber_service.update_subscriber(
+                    self.engine, key, now=asked.now, name=asked.field("name"), tags=_tags(asked.field("tags")),
+                    timezone=asked.field("timezone").strip() or None,
+                )
+            )
+        except PublisherError as exc:
+            return await self.detail(asked, error=str(exc), status_code=400)
+        return RedirectResponse(f"/desk/subscribers/{key}?m=saved", status_code=303)
+
+    async def unsubscribe(self, asked: Asked) -> Response:
+        key = asked.request.path_params["id"]
+        try:
+            await run_in_threadpool(
+                lambda: subscriber_service.unsubscribe(self.engine, key, now=asked.now, source="desk")
+            )
+        except PublisherError as exc:
+            return refuse(404, str(exc))
+        return RedirectResponse(f"/desk/subscribers/{key}?m=unsubscribed", status_code=303)
+
+    async def erase(self, asked: Asked) -> Response:
+        key = asked.request.path_params["id"]
+        if asked.field("sure") != "on":
+            return await self.detail(asked, error="Tick the box to confirm the erasure first.", status_code=400)
+        try:
+            await run_in_threadpool(lambda: subscriber_service.erase(self.engine, key, now=asked.now))
+        except PublisherError as exc:
+            return refuse(404, str(exc))
+        return RedirectResponse("/desk/subscribers?m=erased", status_code=303)
+
+    # Import and export
+
+    async def import_form(self, asked: Asked, *, error: str = "", status_code: int = 200) -> Response:
+        return self.pages.render(
+            "import", asked.request, asked.session, section="subscribers", status=status_code,
+            error=error, preview=None, key="",
+        )
+
+    async def upload(self, asked: Asked) -> Response:
+        upload = asked.files.get("file")
+        if upload is None or not upload.filename:
+            return await self.import_form(asked, error="Choose a CSV file to upload.", status_code=400)
+        name = upload.filename.replace("\\", "/").rsplit("/", 1)[-1][:100]
+        data = await upload.read()
+        try:
+            text, encoding = decode_upload(data, origin=name)
+            preview = await run_in_threadpool(
+                lambda: preview_import(
+                    self.engine, io.StringIO(text, newline=""), origin=name, encoding=encoding,
+                    pending=asked.field("pending") == "on", tags=_tags(asked.field("tags")),
+                )
+            )
+        except PublisherError as exc:
+            return await self.import_form(asked, error=str(exc), status_code=400)
+        key = self.uploads.put(
+            _Upload(asked.session.id, name, text, asked.field("tags"), asked.field("pending") == "on")
+        )
+        return self.pages.render(
+            "import", asked.request, asked.session, section="subscribers", error="", preview=preview,
+            key=key, name=name,
+        )
+
+    async def import_confirm(self, asked: Asked) -> Response:
+        found = self.uploads.take(asked.field("key"), asked.session.id)
+        if found is None:
+            return await self.import_form(
+                asked, error="That upload is no longer waiting: upload the file again.", status_code=400
+            )
+        try:
+            report = await run_in_threadpool(
+                lambda: subscriber_service.import_subscribers(
+                    self.engine, io.StringIO(found.text, newline=""), now=asked.now, origin=found.name,
+                    pending=found.pending, tags=_tags(found.tags),
+                )
+            )
+        except SubscriberError as exc:
+            return await self.import_form(asked, error=str(exc), status_code=400)
+        return self.pages.render(
+            "imported", asked.request, asked.session, section="subscribers", report=report, name=found.name
+        )
+
+    async def export(self, asked: Asked) -> Response:
+        query = asked.request.query_params
+        status = _status(query.get("status", ""))
+        tag = query.get("tag", "").strip() or None
+
+        def rows() -> Iterator[str]:
+            buffer = io.StringIO()
+            # Written in one piece per call; the store streams subscribers a page at a time.
+            subscriber_service.export_csv(self.engine, buffer, status=status, tag=tag)
+            yield buffer.getvalue()
+
+        return StreamingResponse(
+            rows(), media_type="text/csv; charset=utf-8",
+            headers={
+                "content-disposition": 'attachment; filename="subscribers.csv"',
+                "cache-control": "no-store",
+                "x-content-type-options": "nosniff",
+            },
+        )

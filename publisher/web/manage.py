@@ -1,0 +1,89 @@
+"""The reader's own page: "manage your subscription".
+
+    GET  /manage/{token}   the reader's choices (name, time zone, every article or the
+                           digest only, topics among `subscribe.public_tags`), and a way out
+    POST /manage/{token}   save them
+
+The token is the one in the reader's unsubscribe link (the unsubscribe page links
+here): it already lets its holder take the reader off the list, so it may also change
+what they get, and the reader needs no account or password. A bad token and a token
+naming nobody get the same page. GET changes nothing (mail scanners follow links);
+saving takes the page's POST. Like the unsubscribe form, no CSRF token: the signed token
+in the URL is what another site does not have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from publisher.config import Config
+from publisher.errors import PublisherError
+from publisher.models import Subscriber, SubscriberStatus
+from publisher.store.preferences import FREQUENCIES, get_preferences, set_preferences
+from publisher.store.subscribers import clean_tags
+from publisher.web.pages import Pages
+
+__all__ = ["MANAGE_PAGE", "ManageFlow"]
+
+MANAGE_PAGE = "manage"
+MAX_FIELDS = 100
+
+
+class ManageFlow:
+    def __init__(
+        self, config: Config, engine: Engine, pages: Pages,
+        resolve: Callable[[str], Subscriber | None], clock: Callable[[], datetime],
+    ) -> None:
+        self.config = config
+        self.engine = engine
+        self.pages = pages
+        self.resolve = resolve
+        self.clock = clock
+        self.public_tags = tuple(t for t in clean_tags(config["subscribe.public_tags"]) if "," not in t)
+
+    def _page(self, token: str, *, status: int = 200, saved: bool = False, error: str = "") -> Response:
+        found = self.resolve(token)
+        prefs = get_preferences(self.engine, found.id) if found is not None else None
+        if found is None or prefs is None or found.status not in (SubscriberStatus.ACTIVE, SubscriberStatus.PENDING):
+            return self.pages.render(MANAGE_PAGE, status=400, state="invalid", prefs=None, topics=(),
+                                     frequencies=FREQUENCIES, saved=False, error="", token=token)
+        return self.pages.render(
+            MANAGE_PAGE, status=status, state="ask", prefs=prefs, topics=self.public_tags,
+            frequencies=FREQUENCIES, saved=saved, error=error, token=token,
+        )
+
+    async def page(self, request: Request) -> Response:
+        return await run_in_threadpool(self._page, request.path_params["token"])
+
+    async def save(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        try:
+            async with request.form(max_files=0, max_fields=MAX_FIELDS) as form:
+                name = str(form.get("name") or "")
+                zone = str(form.get("timezone") or "")
+                frequency = str(form.get("frequency") or "every")
+                chosen = [str(v) for v in form.getlist("topic")]
+        except Exception:
+            return await run_in_threadpool(self._page, token, status=400, error="The form could not be read.")
+        return await run_in_threadpool(self._save, token, name, zone, frequency, chosen)
+
+    def _save(self, token: str, name: str, zone: str, frequency: str, chosen: list[str]) -> Response:
+        found = self.resolve(token)
+        if found is None or found.status not in (SubscriberStatus.ACTIVE, SubscriberStatus.PENDING):
+            return self._page(token)
+        # Every topic ticked is the same as "every topic": new public tags come to them too.
+        topics = None if set(clean_tags(chosen)) >= set(self.public_tags) else chosen
+        try:
+            set_preferences(
+                self.engine, found.id, name=name, timezone=zone or None, frequency=frequency,
+                topics=topics, allowed_topics=self.public_tags, now=self.clock(),
+            )
+        except PublisherError as exc:
+            return self._page(token, status=400, error=str(exc))
+        return self._page(token, saved=True)

@@ -1,0 +1,164 @@
+"""The desk's door: sessions, cookies, CSRF and roles, over real HTTP on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from desk_support import PASSWORD, add_users, csrf_of, quick_hashes, sign_in
+from starlette.routing import Mount, Route
+from web_support import live_server, make_publication
+
+from publisher.config import Config
+from publisher.web import create_app
+
+
+@pytest.fixture
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
+    quick_hashes(monkeypatch)
+    config = make_publication(tmp_path)
+    add_users(config)
+    return config
+
+
+@pytest.fixture
+def url(config: Config) -> Iterator[str]:
+    with live_server(create_app(config)) as base:
+        yield base
+
+
+def desk_routes(config: Config) -> list[tuple[str, set[str]]]:
+    """Every desk route (path with sample parameters, methods), found by walking the app."""
+    app = create_app(config)
+    [desk] = [r for r in app.routes if isinstance(r, Mount) and r.path == "/desk"]
+    found = []
+    for route in desk.routes:
+        if isinstance(route, Route):
+            path = "/desk" + route.path.replace("{path:path}", "a/b.md")
+            path = path.replace("{id:int}", "1").replace("{slug}", "some-slug")
+            found.append((path, set(route.methods or ())))
+    return found
+
+
+def test_every_route_without_a_session_goes_to_login(config: Config, url: str) -> None:
+    """GETs redirect to the sign-in page (coming back afterwards), POSTs are refused."""
+    routes = desk_routes(config)
+    assert len(routes) >= 3
+    with httpx.Client(base_url=url) as http:
+        for path, methods in routes:
+            if path == "/desk/login":
+                continue
+            if "GET" in methods:
+                answer = http.get(path)
+                assert answer.status_code == 303, path
+                assert answer.headers["location"].startswith("/desk/login?next=/desk"), path
+            if "POST" in methods:
+                assert http.post(path, data={"csrf": "x"}).status_code == 401, path
+
+
+def test_sign_in_sets_a_strict_cookie_and_shows_home(url: str) -> None:
+    """The session cookie is HttpOnly, SameSite=Lax, scoped to /desk, not Secure over http."""
+    with httpx.Client(base_url=url) as http:
+        answer = sign_in(http)
+        assert answer.status_code == 303 and answer.headers["location"] == "/desk/"
+        cookie = answer.headers["set-cookie"]
+        assert "desk_session=" in cookie
+        assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/desk" in cookie
+        assert "Secure" not in cookie
+        home = http.get("/desk/")
+    assert home.status_code == 200
+    assert "editor@example.org" in home.text
+    assert "script-src 'self'" in home.headers["content-security-policy"]
+    assert "unsafe-inline" not in home.headers["content-security-policy"]
+
+
+def test_cookie_is_secure_behind_https(config: Config) -> None:
+    """Over https (as a trusted proxy reports it) the cookie is marked Secure."""
+    with live_server(create_app(config)) as base, httpx.Client(base_url=base) as http:
+        form = http.get("/desk/login", headers={"x-forwarded-proto": "https"})
+        assert "Secure" in form.headers["set-cookie"]
+        token = csrf_of(form.text)
+        # httpx keeps Secure cookies for https only, as browsers do: hand it back by hand.
+        answer = http.post(
+            "/desk/login", headers={"x-forwarded-proto": "https", "cookie": f"desk_login={token}"},
+            data={"csrf": token, "email": "viewer@example.org", "password": PASSWORD},
+        )
+    assert answer.status_code == 303
+    assert "Secure" in answer.headers["set-cookie"]
+
+
+def test_a_cookie_held_before_sign_in_never_becomes_the_session(url: str) -> None:
+    """Session fixation: a planted session cookie is replaced at sign-in."""
+    planted = "planted-by-someone-else-0123456789"
+    with httpx.Client(base_url=url) as http:
+        form = http.get("/desk/login", headers={"cookie": f"desk_session={planted}"})
+        token = csrf_of(form.text)
+        answer = http.post(
+            "/desk/login", headers={"cookie": f"desk_session={planted}; desk_login={token}"},
+            data={"csrf": token, "email": "editor@example.org", "password": PASSWORD},
+        )
+        assert answer.status_code == 303
+        given = answer.headers["set-cookie"].split(";")[0].split("=", 1)[1]
+        assert given != planted
+        assert http.get("/desk/", headers={"cookie": f"desk_session={planted}"}).status_code == 303
+        assert http.get("/desk/", headers={"cookie": f"desk_session={given}"}).status_code == 200
+
+
+def test_sign_in_without_the_forms_token_is_refused(url: str) -> None:
+    """A sign-in POST from another site (no matching token cookie) does not sign anyone in."""
+    with httpx.Client(base_url=url) as http:
+        answer = http.post(
+            "/desk/login", data={"csrf": "forged", "email": "editor@example.org", "password": PASSWORD}
+        )
+        assert answer.status_code == 403
+        assert "desk_session" not in http.cookies
+        assert http.get("/desk/").status_code == 303
+
+
+def test_wrong_password_is_refused_then_throttled(url: str) -> None:
+    """Five wrong passwords for an account, then even the right one waits (429, Retry-After)."""
+    with httpx.Client(base_url=url) as http:
+        for _ in range(5):
+            wrong = sign_in(http, password="not the passphrase")
+            assert wrong.status_code == 400
+            assert "do not match an account" in wrong.text
+        throttled = sign_in(http)
+    assert throttled.status_code == 429
+    assert int(throttled.headers["retry-after"]) > 0
+
+
+def test_a_form_without_its_csrf_token_changes_nothing(url: str) -> None:
+    """Signing out without the session's token is refused and the session lives on."""
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        refused = http.post("/desk/logout", data={"csrf": "wrong"})
+        assert refused.status_code == 403
+        assert http.get("/desk/").status_code == 200
+        page = http.get("/desk/")
+        done = http.post("/desk/logout", data={"csrf": csrf_of(page.text)})
+        assert done.status_code == 303
+        assert http.get("/desk/").status_code == 303
+
+
+def test_sign_out_everywhere_ends_other_sessions(url: str) -> None:
+    """Two browsers signed in; "sign out everywhere" in one ends the other too."""
+    with httpx.Client(base_url=url) as one, httpx.Client(base_url=url) as two:
+        sign_in(one)
+        sign_in(two)
+        page = one.get("/desk/")
+        assert one.post("/desk/logout-all", data={"csrf": csrf_of(page.text)}).status_code == 303
+        assert two.get("/desk/").status_code == 303
+
+
+def test_next_never_leaves_the_desk(url: str) -> None:
+    """A next= pointing at another site is replaced by the desk's home."""
+    with httpx.Client(base_url=url) as http:
+        form = http.get("/desk/login?next=//evil.example/desk")
+        answer = http.post(
+            "/desk/login?next=//evil.example/desk",
+            data={"csrf": csrf_of(form.text), "email": "editor@example.org", "password": PASSWORD,
+                  "next": "https://evil.example/"},
+        )
+    assert answer.headers["location"] == "/desk/"

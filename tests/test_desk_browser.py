@@ -1,0 +1,419 @@
+"""The desk in a real browser: headless Chromium (Debian's chromium and chromium-driver,
+driven by Selenium) against `publisher serve` on loopback.
+
+One author's session, in order: sign in, write an article, preview it at 375 and 600 px,
+test-send it (the copy lands in the Maildir), schedule it for the next minute; upload a
+CSV with bad rows, see the rejects in the preview, import; let the daemon send the
+scheduled issue and see the counts on Home and on the issue's page; a reader unsubscribes
+with one click from their email's link and Home counts the departure. A viewer cannot
+send. axe-core checks every page (no serious or critical violation), and every page is
+photographed at 375 and 1280 px into SCREENSHOTS (printed at the end; set
+PUBLISHER_DESK_SCREENSHOTS to choose another folder).
+
+Skipped when chromium, chromedriver or selenium is missing (`.ci/run` installs them).
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+
+import httpx
+import pytest
+
+webdriver = pytest.importorskip("selenium.webdriver")
+axe_selenium_python = pytest.importorskip("axe_selenium_python")
+
+from selenium.common.exceptions import WebDriverException  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+from publisher import accounts, build, content  # noqa: E402
+from publisher.config import load_config  # noqa: E402
+from publisher.store import open_store, subscribers  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER), reason="Debian's chromium and chromium-driver are not installed"
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+SCREENSHOTS = Path(
+    os.environ.get("PUBLISHER_DESK_SCREENSHOTS") or Path(tempfile.gettempdir()) / "publisher-desk-screenshots"
+)
+SECRET = "browser-test-secret-0123456789abcdef"
+PASSWORD = "a long enough passphrase"
+WIDTHS = (375, 1280)
+
+CSV = (
+    "email,name,tags\n"
+    "noor.haddad@example.org,Noor Haddad,teens\n"
+    "not-an-address,Broken Row,\n"
+    "lee.chan@example.org,Lee Chan,sleep\n"
+    "noor.haddad@example.org,Noor Again,\n"
+    "robin.diaz@example.org,Robin Diaz,\n"
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PUBLISHER_SECRET": SECRET}
+
+
+class Site:
+    def __init__(self, folder: Path, url: str) -> None:
+        self.folder = folder
+        self.url = url
+
+    def outbox(self) -> list[EmailMessage]:
+        new = self.folder / "outbox" / "new"
+        files = sorted(new.iterdir(), key=lambda p: p.stat().st_mtime_ns) if new.is_dir() else []
+        return [
+            email.message_from_bytes(f.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
+            for f in files
+        ]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """A publication with the sample articles, five readers and three desk users, served
+    by `publisher serve` on a free loopback port."""
+    folder = tmp_path_factory.mktemp("desk")
+    shutil.copytree(ROOT / "content", folder / "content")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    (folder / "config.toml").write_text(
+        f"""
+[publication]
+title = "Harbor Light Notes"
+url = "https://notes.harborlight.example.org/"
+author = "Dana Reyes, LCSW"
+postal_address = "1 Harbor Road, Testville"
+timezone = "UTC"
+
+[newsletter]
+from = "Dana Reyes <notes@harborlight.example.org>"
+
+[schedule]
+policy = "draft"
+
+[subscribe]
+public_tags = ["teens", "sleep"]
+
+[server]
+public_url = "{url}"
+""",
+        encoding="utf-8",
+    )
+    config = load_config(folder / "config.toml", env={"PUBLISHER_SECRET": SECRET})
+    now = datetime.now(UTC)
+    build.build_site(config, content.load_articles(config), now)
+    engine = open_store(config.store_url)
+    try:
+        with (ROOT / "demo" / "subscribers.csv").open(encoding="utf-8", newline="") as readers:
+            subscribers.import_csv(engine, readers, now=now, origin="subscribers.csv")
+        for who, role in (("editor@example.org", "editor"), ("viewer@example.org", "viewer"),
+                          ("owner@example.org", "owner")):
+            accounts.add_user(engine, who, role=role, password=PASSWORD, now=now)
+    finally:
+        engine.dispose()
+    log = (folder / "serve.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "publisher", "--config", str(folder / "config.toml"), "serve",
+         "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, env=_env(),
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("publisher serve did not start: " + (folder / "serve.log").read_text())
+            time.sleep(0.1)
+        yield Site(folder, url)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[WebDriver]:
+    options = webdriver.ChromeOptions()
+    profile = tempfile.mkdtemp(prefix="publisher-chromium-")
+    for argument in (
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}", "--window-size=1280,900",
+    ):
+        options.add_argument(argument)
+    options.binary_location = str(CHROMIUM)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.implicitly_wait(0)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _gone(element: object) -> Callable[[WebDriver], bool]:
+    """Whether `element`'s page has been replaced. chromedriver answers a node of a page
+    being swapped out with a plain WebDriverException, not always with the stale one."""
+
+    def check(driver: WebDriver) -> bool:
+        try:
+            element.is_enabled()  # type: ignore[attr-defined]
+        except WebDriverException:
+            return True
+        return False
+
+    return check
+
+
+class Author:
+    """What a person does in the browser, with axe and screenshots on every page seen."""
+
+    def __init__(self, driver: WebDriver, site: Site) -> None:
+        self.d = driver
+        self.site = site
+        self.violations: list[str] = []
+        self.shot: set[str] = set()
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    def open(self, path: str) -> None:
+        self.d.get(self.site.url + path)
+
+    def field(self, element_id: str, text: str) -> None:
+        box = self.d.find_element(By.ID, element_id)
+        box.clear()
+        box.send_keys(text)
+
+    def press(self, css: str) -> None:
+        """Click a submit button and wait for the page it leads to."""
+        before = self.d.find_element(By.TAG_NAME, "html")
+        self.d.find_element(By.CSS_SELECTOR, css).click()
+        WebDriverWait(self.d, 30).until(_gone(before))
+        self.settled()
+
+    def follow(self, link_text: str) -> None:
+        before = self.d.find_element(By.TAG_NAME, "html")
+        self.d.find_element(By.LINK_TEXT, link_text).click()
+        WebDriverWait(self.d, 30).until(_gone(before))
+        self.settled()
+
+    def settled(self) -> None:
+        WebDriverWait(self.d, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+    def text(self) -> str:
+        return str(self.d.find_element(By.TAG_NAME, "main").text)
+
+    def check(self, name: str) -> None:
+        """axe-core on the page as it is, then screenshots at each width."""
+        self.settled()
+        axe = axe_selenium_python.Axe(self.d)
+        axe.inject()
+        results = axe.run()
+        for violation in results["violations"]:
+            if violation["impact"] in ("serious", "critical"):
+                targets = [node["target"] for node in violation["nodes"]][:3]
+                self.violations.append(f"{name}: {violation['id']} ({violation['impact']}) {targets}")
+        for width in WIDTHS:
+            self.d.set_window_size(width, 900)
+            height = int(self.d.execute_script("return document.documentElement.scrollHeight"))
+            self.d.set_window_size(width, min(max(height, 600), 5000))
+            self.d.save_screenshot(str(SCREENSHOTS / f"{name}-{width}.png"))
+        self.d.set_window_size(1280, 900)
+        self.shot.add(name)
+
+    def sign_in(self, who: str) -> None:
+        self.d.delete_all_cookies()
+        self.open("/desk/")
+        assert "/desk/login" in self.d.current_url
+        self.field("email", who)
+        self.field("password", PASSWORD)
+        self.press("main button[type=submit]")
+        assert self.d.current_url.endswith("/desk/"), self.text()
+
+
+def _next_minute(now: datetime) -> datetime:
+    at = (now + timedelta(minutes=1)).replace(second=0, microsecond=0)
+    return at if (at - now).total_seconds() >= 8 else at + timedelta(minutes=1)
+
+
+def test_an_author_writes_checks_sends_and_follows_an_issue(site: Site, browser: WebDriver) -> None:
+    """The whole desk, in a browser, as an author and a reader would use it."""
+    started = time.monotonic()
+    me = Author(browser, site)
+
+    # Signing in: the login page, then Home.
+    browser.delete_all_cookies()
+    me.open("/desk/articles")
+    assert "/desk/login?next=/desk/articles" in browser.current_url
+    me.check("login")
+    # By keyboard alone: the skip link first, then the fields in order, Enter to send.
+    body = browser.find_element(By.TAG_NAME, "body")
+    body.send_keys(Keys.TAB)
+    assert browser.switch_to.active_element.text == "Skip to content"
+    before = browser.find_element(By.TAG_NAME, "html")
+    ActionChains(browser).send_keys(Keys.TAB, "editor@example.org", Keys.TAB, PASSWORD, Keys.ENTER).perform()
+    WebDriverWait(browser, 30).until(_gone(before))
+    me.settled()
+    assert browser.current_url.endswith("/desk/articles"), me.text()
+    me.open("/desk/")
+    me.check("home")
+
+    # Write a new article (published now, not a draft), save it, preview and check it.
+    me.open("/desk/articles/new")
+    me.check("editor-new")
+    me.field("title", "Five small habits for calmer evenings")
+    me.field("tags", "sleep, evenings")
+    me.field("summary", "Small changes to the last hour of the day that help the whole family rest.")
+    browser.execute_script(
+        "document.getElementById('date').value = arguments[0];",
+        f"{datetime.now(UTC) - timedelta(minutes=5):%Y-%m-%d %H:%M}",
+    )
+    draft = browser.find_element(By.ID, "draft")
+    if draft.is_selected():
+        draft.click()
+    me.field("body", "Evenings set the tone for sleep.\n\n## Dim the lights\n\nAn hour before bed, lower the lights.\n")
+    me.press("button[name=action][value=save]")
+    assert browser.current_url.endswith("/desk/articles/five-small-habits-for-calmer-evenings?m=saved")
+    files = list((site.folder / "content").glob("*five-small-habits-for-calmer-evenings.md"))
+    assert len(files) == 1 and "Dim the lights" in files[0].read_text(encoding="utf-8")
+    me.press("button[name=action][value=preview]")
+    frames = browser.find_elements(By.CSS_SELECTOR, "iframe[data-preview=email]")
+    assert [f.get_attribute("sandbox") for f in frames] == ["", ""], me.text()
+    assert [f.size["width"] for f in frames] == [375, 600]
+    browser.switch_to.frame(frames[0])
+    assert "Dim the lights" in browser.find_element(By.TAG_NAME, "body").text
+    browser.switch_to.default_content()
+    checks = browser.find_element(By.ID, "preflight-h").find_element(By.XPATH, "..").text
+    assert "Postal address (passed)" in checks and "Unsubscribe link (passed)" in checks
+    assert "Links to your site (passed)" in checks
+    me.check("editor-preview")
+
+    # A test copy to me lands in the Maildir.
+    me.press("#send form[action$='/test'] button[type=submit]")
+    assert "The test copy is on its way" in me.text()
+    copies = site.outbox()
+    assert [m["To"] for m in copies] == ["editor@example.org"]
+    assert copies[0]["Subject"] == "Five small habits for calmer evenings"
+
+    # Schedule it for the next minute (the author's zone is UTC).
+    at = _next_minute(datetime.now(UTC))
+    browser.execute_script(
+        "document.getElementById('at').value = arguments[0];", f"{at:%Y-%m-%dT%H:%M}"
+    )
+    me.press("#send form[action$='/schedule'] button[type=submit]")
+    assert "Scheduled." in me.text()
+    assert f"{at:%Y-%m-%d %H:%M} (UTC)" in me.text()
+
+    # Send now asks for the count first (and is not pressed a second time here).
+    me.press("#send form[action$='/send'] button[type=submit]")
+    assert "It goes to 5 readers" in me.text()
+    me.check("confirm-send")
+
+    # Upload a CSV with bad rows: the preview shows the rejects, then import.
+    me.open("/desk/subscribers/import")
+    me.check("import")
+    upload = site.folder / "more-readers.csv"
+    upload.write_text(CSV, encoding="utf-8")
+    browser.find_element(By.ID, "file").send_keys(str(upload))
+    me.press("main form button[type=submit]")
+    rejected = browser.find_element(By.ID, "rejected").text
+    assert "Line 3" in rejected and "Line 5" in rejected
+    assert "Import 3 rows" in me.text()
+    assert "not-an-address" not in browser.find_element(By.TAG_NAME, "tbody").text
+    me.check("import-preview")
+    me.press("main form button[type=submit]")
+    assert "3 new" in me.text()
+    me.open("/desk/subscribers")
+    assert "noor.haddad@example.org" in me.text()
+    me.check("subscribers")
+    me.follow("noor.haddad@example.org")
+    me.check("subscriber")
+
+    # The other pages, for axe and the screenshots.
+    for path, name in (("/desk/articles", "articles"), ("/desk/issues", "issues")):
+        me.open(path)
+        me.check(name)
+
+    # A viewer reads but cannot send.
+    me.sign_in("viewer@example.org")
+    me.open("/desk/articles/five-small-habits-for-calmer-evenings")
+    assert not browser.find_elements(By.CSS_SELECTOR, "#send form[action$='/send']")
+    assert browser.find_element(By.ID, "title").get_attribute("disabled") is not None or not browser.find_element(
+        By.ID, "title"
+    ).is_enabled()
+    me.check("editor-viewer")
+
+    # The daemon sends the scheduled issue to the eight readers; Home and the issue page count it.
+    me.sign_in("editor@example.org")
+    deadline = time.monotonic() + 120
+    while len([m for m in site.outbox() if m["To"] != "editor@example.org"]) < 8:
+        assert time.monotonic() < deadline, "the scheduled issue was not sent"
+        time.sleep(0.5)
+    time.sleep(1.0)
+    me.open("/desk/")
+    row = browser.find_element(By.ID, "last-issues").find_element(By.TAG_NAME, "tbody").text
+    assert "Five small habits for calmer evenings" in row and " 8 " in f" {row} "
+    me.follow("Five small habits for calmer evenings")
+    counts = browser.find_element(By.ID, "live-counts").text
+    assert re.search(r"Sent\s+8", counts), counts
+    me.check("issue")
+
+    # A reader unsubscribes with one click from their email's link; Home counts the departure.
+    letter = next(m for m in site.outbox() if m["To"] and "avery.quinn" in m["To"])
+    link = re.search(r"<(http[^>]+/unsubscribe/[^>]+)>", letter["List-Unsubscribe"])
+    assert link
+    browser.delete_all_cookies()
+    browser.get(link.group(1))
+    me.check("unsubscribe")
+    me.follow("choose what you get")
+    assert "Your subscription" in browser.find_element(By.TAG_NAME, "h1").text
+    me.check("manage")
+    browser.back()
+    me.press("main form button[type=submit]")
+    assert "You are unsubscribed" in browser.find_element(By.TAG_NAME, "h1").text
+    me.sign_in("editor@example.org")
+    assert browser.find_element(By.CSS_SELECTOR, "strong[data-status=unsubscribed]").text == "1"
+    assert "1 left" in me.text()
+
+    # The owner's settings.
+    me.sign_in("owner@example.org")
+    me.open("/desk/settings")
+    me.check("settings")
+
+    print(f"\nscreenshots of {len(me.shot)} pages at {WIDTHS} px: {SCREENSHOTS}")
+    print(f"browser session: {time.monotonic() - started:.1f} s")
+    assert me.violations == [], "\n".join(me.violations)

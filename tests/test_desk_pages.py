@@ -1,0 +1,226 @@
+"""The desk's pages over HTTP: the editor's atomic save and conflicts, previews bound to
+their session, roles on every action, subscriber import with a preview, and the Home chart."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from desk_support import add_users, csrf_of, quick_hashes, sign_in
+from web_support import live_server, make_publication
+
+from publisher.config import Config
+from publisher.store import open_store
+from publisher.store import subscribers as subscriber_store
+from publisher.web import create_app
+
+ARTICLE = """---
+title: Sleep after a loss
+date: 2026-01-05 08:00
+tags: [sleep]
+---
+
+Grief changes sleep. Here is what helps.
+"""
+
+
+@pytest.fixture
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
+    quick_hashes(monkeypatch)
+    config = make_publication(tmp_path)
+    (tmp_path / "content").mkdir()
+    (tmp_path / "content" / "2026-01-05-sleep-after-a-loss.md").write_text(ARTICLE, encoding="utf-8")
+    add_users(config)
+    return config
+
+
+@pytest.fixture
+def url(config: Config) -> Iterator[str]:
+    with live_server(create_app(config)) as base:
+        yield base
+
+
+def editor_form(page: str) -> dict[str, str]:
+    fields = dict(re.findall(r'name="(title|slug|date|tags|summary|base)"[^>]*value="([^"]*)"', page))
+    fields["body"] = re.search(r'<textarea id="body" name="body"[^>]*>(.*?)</textarea>', page, re.S).group(1)
+    fields["csrf"] = csrf_of(page)
+    return fields
+
+
+def test_save_writes_the_file_and_keeps_other_keys(config: Config, url: str) -> None:
+    """Saving from the editor rewrites the article's file with the new text, atomically."""
+    path = config.root / "content" / "2026-01-05-sleep-after-a-loss.md"
+    path.write_text(ARTICLE.replace("tags: [sleep]", "tags: [sleep]\nimage_alt: A dark bedroom"), encoding="utf-8")
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        form = editor_form(http.get("/desk/articles/sleep-after-a-loss").text)
+        form["body"] = "Grief changes sleep. Here is what helps, in three steps."
+        answer = http.post("/desk/articles/sleep-after-a-loss", data={**form, "action": "save"})
+    assert answer.status_code == 303
+    text = path.read_text(encoding="utf-8")
+    assert "in three steps" in text and "image_alt: A dark bedroom" in text
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+def test_a_file_changed_on_disk_is_a_conflict_never_overwritten(config: Config, url: str) -> None:
+    """Someone edits the file after the editor opened it: both versions are shown, nothing written."""
+    path = config.root / "content" / "2026-01-05-sleep-after-a-loss.md"
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        form = editor_form(http.get("/desk/articles/sleep-after-a-loss").text)
+        path.write_text(ARTICLE.replace("Here is what helps.", "Changed in another editor."), encoding="utf-8")
+        form["body"] = "My version from the desk."
+        answer = http.post("/desk/articles/sleep-after-a-loss", data={**form, "action": "save"})
+    assert answer.status_code == 409
+    assert "Changed in another editor." in answer.text and "My version from the desk." in answer.text
+    assert "Changed in another editor." in path.read_text(encoding="utf-8")
+
+
+def test_bad_front_matter_is_told_and_nothing_is_written(config: Config, url: str) -> None:
+    """A date that is not a date names the problem; the file stays as it was."""
+    path = config.root / "content" / "2026-01-05-sleep-after-a-loss.md"
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        form = editor_form(http.get("/desk/articles/sleep-after-a-loss").text)
+        form["date"] = "next tuesday"
+        answer = http.post("/desk/articles/sleep-after-a-loss", data={**form, "action": "save"})
+    assert answer.status_code == 400
+    assert "date" in answer.text
+    assert path.read_text(encoding="utf-8") == ARTICLE
+
+
+def test_new_article_and_its_preview_frames(config: Config, url: str) -> None:
+    """A new article is written into content/; its previews load only in the session that made them."""
+    with httpx.Client(base_url=url) as http, httpx.Client(base_url=url) as other:
+        sign_in(http)
+        csrf = csrf_of(http.get("/desk/articles/new").text)
+        form = {"csrf": csrf, "title": "Rest for carers", "date": "2026-02-01 09:00", "tags": "carers",
+                "summary": "", "body": "Carers need rest too.", "base": ""}
+        preview = http.post("/desk/articles/preview", data=form)
+        assert preview.status_code == 200
+        frame = http.get(preview.json()["email"])
+        assert frame.status_code == 200 and "Carers need rest too." in frame.text
+        assert "sandbox" in frame.headers["content-security-policy"]
+        assert "frame-ancestors 'self'" in frame.headers["content-security-policy"]
+        sign_in(other)
+        assert other.get(preview.json()["email"]).status_code == 404
+        saved = http.post("/desk/articles/new", data={**form, "action": "save"})
+    assert saved.status_code == 303
+    assert (config.root / "content" / "2026-02-01-rest-for-carers.md").is_file()
+
+
+def test_a_viewer_reads_but_cannot_write_or_send(config: Config, url: str) -> None:
+    """Every write and send answers 403 to a viewer, with the session's own CSRF token."""
+    with httpx.Client(base_url=url) as http:
+        sign_in(http, "viewer@example.org")
+        page = http.get("/desk/articles/sleep-after-a-loss")
+        assert page.status_code == 200
+        assert 'href="/desk/settings"' not in page.text
+        csrf = csrf_of(page.text)
+        for path in ("/desk/articles/sleep-after-a-loss/send", "/desk/articles/sleep-after-a-loss/test",
+                     "/desk/articles/sleep-after-a-loss/schedule", "/desk/articles/sleep-after-a-loss",
+                     "/desk/subscribers", "/desk/settings/users"):
+            assert http.post(path, data={"csrf": csrf, "confirm": "0"}).status_code == 403, path
+        assert http.get("/desk/settings").status_code == 403
+
+
+def test_send_now_asks_with_the_count_and_sends_only_when_it_matches(config: Config, url: str) -> None:
+    """The first press shows the count; a confirmation with a stale count asks again."""
+    engine = open_store(config.store_url)
+    from datetime import UTC, datetime
+
+    for n in range(3):
+        subscriber_store.add(engine, f"reader{n}@example.org", now=datetime.now(UTC))
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        csrf = csrf_of(http.get("/desk/").text)
+        ask = http.post("/desk/articles/sleep-after-a-loss/send", data={"csrf": csrf})
+        assert "It goes to <strong>3</strong> readers" in ask.text
+        stale = http.post("/desk/articles/sleep-after-a-loss/send", data={"csrf": csrf, "confirm": "2"})
+        assert "changed since you last looked" in stale.text
+        sent = http.post("/desk/articles/sleep-after-a-loss/send", data={"csrf": csrf, "confirm": "3"})
+    assert sent.status_code == 303 and sent.headers["location"].startswith("/desk/issues/")
+    engine.dispose()
+
+
+def test_import_preview_writes_nothing_until_confirmed(config: Config, url: str) -> None:
+    """Upload: the preview counts and rejects rows, the list is unchanged; confirming imports."""
+    csv = b"email,name\nnew.one@example.org,New One\nbroken,Broken\n"
+    engine = open_store(config.store_url)
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        csrf = csrf_of(http.get("/desk/subscribers/import").text)
+        preview = http.post(
+            "/desk/subscribers/import", data={"csrf": csrf}, files={"file": ("list.csv", csv, "text/csv")}
+        )
+        assert preview.status_code == 200
+        assert "Line 3" in preview.text and "Import 1 row" in preview.text
+        assert subscriber_store.counts(engine)["active"] == 0
+        key = re.search(r'name="key" value="([^"]+)"', preview.text).group(1)
+        done = http.post("/desk/subscribers/import/confirm", data={"csrf": csrf, "key": key})
+        assert "1 new" in done.text
+        again = http.post("/desk/subscribers/import/confirm", data={"csrf": csrf, "key": key})
+        assert again.status_code == 400
+    assert subscriber_store.counts(engine)["active"] == 1
+    engine.dispose()
+
+
+def test_an_upload_that_is_not_utf8_is_refused_with_the_fix(url: str) -> None:
+    """A Latin-1 file is refused, naming the file and how to save it."""
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        csrf = csrf_of(http.get("/desk/subscribers/import").text)
+        answer = http.post(
+            "/desk/subscribers/import", data={"csrf": csrf},
+            files={"file": ("latin.csv", "email,name\nl\xe9a@example.org,L\xe9a\n".encode("latin-1"), "text/csv")},
+        )
+    assert answer.status_code == 400
+    assert "latin.csv" in answer.text and "CSV UTF-8" in answer.text
+
+
+def test_home_has_a_chart_and_its_table(config: Config, url: str) -> None:
+    """The 90-day chart is an SVG hidden from screen readers, with the numbers in a table."""
+    engine = open_store(config.store_url)
+    from datetime import UTC, datetime
+
+    subscriber_store.add(engine, "reader@example.org", now=datetime.now(UTC))
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        home = http.get("/desk/").text
+    assert '<svg xmlns="http://www.w3.org/2000/svg"' in home and 'aria-hidden="true"' in home
+    assert re.search(r"<td>\d{4}-\d\d-\d\d</td><td class=\"num\">1</td>", home)
+    engine.dispose()
+
+
+def test_failed_copies_can_be_sent_again(config: Config, url: str) -> None:
+    """The issue page lists failures with their reason; "send again" requeues exactly those."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import update
+
+    from publisher.store import ledger
+    from publisher.store.schema import deliveries
+
+    engine = open_store(config.store_url)
+    now = datetime.now(UTC)
+    for n in range(2):
+        subscriber_store.add(engine, f"reader{n}@example.org", now=now)
+    issue_id = ledger.create_issue(engine, key="k", kind="article", slug="sleep-after-a-loss", subject="Sleep",
+                                   html="<p>x</p>", text="x", tag=None, status="sending", now=now)
+    ledger.enqueue(engine, issue_id, now=now)
+    with engine.begin() as conn:
+        conn.execute(update(deliveries).where(deliveries.c.email == "reader0@example.org")
+                     .values(state="failed", attempts=5, detail="550 mailbox unavailable"))
+        conn.execute(update(deliveries).where(deliveries.c.email == "reader1@example.org").values(state="sent"))
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        page = http.get(f"/desk/issues/{issue_id}")
+        assert "550 mailbox unavailable" in page.text and "Send the 1 failed copy again" in page.text
+        again = http.post(f"/desk/issues/{issue_id}/retry", data={"csrf": csrf_of(page.text)})
+    assert again.status_code == 303
+    (line,) = ledger.status(engine, issue_id)
+    assert (line.queued, line.sent, line.failed, line.status) == (1, 1, 0, "sending")
+    engine.dispose()
