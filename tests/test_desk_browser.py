@@ -327,7 +327,7 @@ def test_an_author_writes_checks_sends_and_follows_an_issue(site: Site, browser:
     assert "The test copy is on its way" in me.text()
     copies = site.outbox()
     assert [m["To"] for m in copies] == ["editor@example.org"]
-    assert copies[0]["Subject"] == "Five small habits for calmer evenings"
+    assert copies[0]["Subject"] == "[Test] Five small habits for calmer evenings"  # a test copy says so
 
     # Schedule it for the next minute (the author's zone is UTC).
     at = _next_minute(datetime.now(UTC))

@@ -248,8 +248,14 @@ PUBLIC_ROUTES = {
     ("/unsubscribe/{token:path}", frozenset({"GET", "HEAD"})),
     ("/unsubscribe/{token:path}", frozenset({"POST"})),
     ("/webhooks/{provider}", frozenset({"POST"})),
+    # The reader's own page, reached only with the signed token of their unsubscribe link.
+    ("/manage/{token:path}", frozenset({"GET", "HEAD"})),
+    ("/manage/{token:path}", frozenset({"POST"})),
+    ("/desk", frozenset({"GET", "HEAD"})),  # a redirect to /desk/, which asks for a session
 }
-"""Every route the app mounts, all public (no login): a new one must be added here, on purpose."""
+"""Every route the app mounts, all public (no login): a new one must be added here, on purpose.
+The API (/api/v1) and the desk (/desk/) are mounted apps with their own authentication,
+each walked route by route in its own tests."""
 
 
 def test_route_inventory(site: Site) -> None:
