@@ -53,7 +53,10 @@ def test_schemathesis_finds_nothing(tmp_path: Path) -> None:
                 "--header", f"Authorization: Bearer {token}",
                 "--checks", CHECKS,
                 "--max-examples", str(MAX_EXAMPLES),
-                "--seed", "1", "--no-shrink", "--workers", "2", "--no-color",
+                # One worker: schemathesis's coverage phase compiles code, and CPython 3.11
+                # can fail that from two threads at once ("AST constructor recursion depth
+                # mismatch"), which fails the run for the tool's sake, not the API's.
+                "--seed", "1", "--no-shrink", "--workers", "1", "--no-color",
                 "--generation-database", "none",
                 "--report", "json", "--report-json-path", str(report),
             ],
