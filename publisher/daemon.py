@@ -146,6 +146,11 @@ def start_background(config: Config, *, db: Engine | None = None) -> tuple[str, 
 def stop_background(key: str, rt: jobs.Runtime, sched: object) -> None:
     """Stop claiming, let in-flight sends finish and be recorded, then stop the scheduler."""
     rt.stop.set()
+    # Paused first, so that no job is handed to an executor that is shutting down (which
+    # APScheduler reports with a traceback).
+    pause = getattr(sched, "pause", None)
+    if pause is not None:
+        pause()
     shutdown = getattr(sched, "shutdown", None)
     if shutdown is not None:
         shutdown(wait=True)
