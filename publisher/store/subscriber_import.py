@@ -84,6 +84,13 @@ def _batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
+def _not_utf8(origin: str, exc: UnicodeDecodeError) -> SubscriberError:
+    return SubscriberError(
+        f"{origin}: cannot be read as {exc.encoding} text ({exc.reason}); "
+        "nothing was imported. Save the file as CSV UTF-8 and run again."
+    )
+
+
 def import_rows(
     engine: Engine,
     lines: Iterable[str],
@@ -95,7 +102,10 @@ def import_rows(
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """`subscribers.import_csv`, which documents it."""
-    platform, rows = read_export(lines, origin=origin)
+    try:
+        platform, rows = read_export(lines, origin=origin)  # reads the header line
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(origin, exc) from exc
     return import_records(
         engine, rows, platform=platform, now=now, origin=origin, pending=pending, tags=tags, progress=progress
     )
@@ -144,10 +154,7 @@ def import_records(
                 if progress is not None:
                     progress(read)
     except UnicodeDecodeError as exc:
-        raise SubscriberError(
-            f"{origin}: cannot be read as {exc.encoding} text past its first rows ({exc.reason}); "
-            "nothing was imported. Save the file as CSV UTF-8 and run again."
-        ) from exc
+        raise _not_utf8(origin, exc) from exc
     return ImportReport(
         platform=platform,
         imported=tally.imported,
