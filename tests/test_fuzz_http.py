@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -22,7 +23,7 @@ from fuzz_support import FUZZ_SCALE
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, select
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from test_web_webhooks import (
     EC_PUBLIC,
     MAILGUN_KEY,
@@ -258,16 +259,44 @@ The API (/api/v1) and the desk (/desk/) are mounted apps with their own authenti
 each walked route by route in its own tests."""
 
 
+PRIVATE_MOUNTS = {"/api/v1"}
+"""Mounted apps whose every operation needs an API key (see test_api_needs_a_key)."""
+
+
 def test_route_inventory(site: Site) -> None:
-    """The app mounts exactly the routes listed, and answers only those paths itself."""
-    mounted = {
+    """The app mounts exactly the routes and apps listed, and answers only those paths itself."""
+    routes = {
         (route.path, frozenset(route.methods or ()))
         for route in site.app.routes
         if isinstance(route, Route)
     }
-    assert mounted == PUBLIC_ROUTES
-    assert all(not isinstance(route, Route) or route.path in APP_PATHS or route.path.startswith(APP_PREFIXES)
-               for route in site.app.routes)
+    mounts = {route.path for route in site.app.routes if isinstance(route, Mount)}
+    assert routes == PUBLIC_ROUTES
+    assert mounts == PRIVATE_MOUNTS
+    assert len(site.app.routes) == len(routes) + len(mounts)  # nothing of another kind hides
+    for route in site.app.routes:
+        path = route.path  # type: ignore[attr-defined]
+        assert path in APP_PATHS or (path + "/").startswith(APP_PREFIXES), path
+
+
+def test_api_needs_a_key(site: Site) -> None:
+    """Every operation the API's OpenAPI document lists answers 401 without a key: nothing
+    under /api/v1 is public but the document itself."""
+    client = site.client()
+    document = client.get("/api/v1/openapi.json")
+    assert document.status_code == 200
+    operations = 0
+    for path, methods in document.json()["paths"].items():
+        concrete = "/api/v1" + re.sub(r"\{[^}]+\}", "1", path)
+        for method in methods:
+            if method.upper() not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+                continue
+            before = site.rows()
+            answer = client.request(method.upper(), concrete, json={})
+            assert answer.status_code == 401, (method, path, answer.status_code)
+            assert site.rows() == before
+            operations += 1
+    assert operations >= 20
 
 
 SENTINEL = "sentinel-never-served-7f3a"
@@ -288,7 +317,7 @@ def test_no_route_serves_a_file_outside_the_manifest(site: Site) -> None:
     names = sorted({p.name for p in planted} | {"publisher.db", "config.toml"})
     paths = [f"/{name}" for name in names] + [f"/feeds/{name}" for name in names]
     for prefix in ("", "/feeds/..", "/%2e%2e", "/..", "/confirm/..", "/unsubscribe/../..", "/webhooks/..",
-                   "/subscribe/..", "/healthz/.."):
+                   "/subscribe/..", "/healthz/..", "/api/v1/..", "/api/v1/subscribers/.."):
         paths += [f"{prefix}/{name}" for name in names]
     client = site.client()
     for path in paths:
