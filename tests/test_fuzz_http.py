@@ -254,13 +254,12 @@ PUBLIC_ROUTES = {
     ("/manage/{token:path}", frozenset({"POST"})),
     ("/desk", frozenset({"GET", "HEAD"})),  # a redirect to /desk/, which asks for a session
 }
-"""Every route the app mounts, all public (no login): a new one must be added here, on purpose.
-The API (/api/v1) and the desk (/desk/) are mounted apps with their own authentication,
-each walked route by route in its own tests."""
+"""Every route the app mounts, all public (no login): a new one must be added here, on purpose."""
 
 
-PRIVATE_MOUNTS = {"/api/v1"}
-"""Mounted apps whose every operation needs an API key (see test_api_needs_a_key)."""
+PRIVATE_MOUNTS = {"/api/v1", "/desk"}
+"""Mounted apps: every API operation needs a key (test_api_needs_a_key), every desk page a
+session (tests/test_desk_auth.py walks each desk route without one)."""
 
 
 def test_route_inventory(site: Site) -> None:
