@@ -166,9 +166,10 @@ def _facts(config: Config, host: str, port: int) -> list[str]:
     shown_host = f"[{host}]" if ":" in host else host
     return [
         f"publication {config['publication.title']!r} from {config.path or 'config.toml'}",
-        f"articles from {config.path_of('build.content')}, site written to {config.path_of('build.output')}",
+        f"articles from {config.path_of('build.content')}, site written to {build.output_folder(config)}",
         f"mail through {provider}{where}",
-        f"new articles: policy {policy}{digest}; looking every {config['schedule.watch_interval']:g} s",
+        f"new articles: policy {policy}{digest}; noticed when saved (and looked for every "
+        f"{config['schedule.watch_interval']:g} s)",
         f"serving http://{shown_host}:{port}/ (links in mail point at {config.public_url}/)",
     ]
 
