@@ -32,9 +32,26 @@ def served_files(public: Path) -> dict[str, bytes]:
 
 def whole_build_problems(public: Path) -> list[str]:
     """What makes the served folder something other than one whole build: a file the
-    manifest lists with other bytes or not at all, a temp file, a file it does not list."""
-    manifest = json.loads((public / build.MANIFEST).read_text())["files"]
-    files = served_files(public)
+    manifest lists with other bytes or not at all, a temp file, a file it does not list.
+
+    The folder is read through the link as it stood when the look began. A build that
+    switches, and prunes the build before it, while the look is under way is not a torn
+    site (a reader that started on the old build finished on it), so the look is taken
+    again on the new one."""
+    for _ in range(20):
+        target = public.resolve()
+        try:
+            problems = _build_problems(target)
+        except FileNotFoundError:
+            problems = None  # pruned under the look
+        if public.resolve() == target and problems is not None:
+            return problems
+    raise AssertionError("the served build changed under every one of 20 looks")
+
+
+def _build_problems(root: Path) -> list[str]:
+    manifest = json.loads((root / build.MANIFEST).read_text())["files"]
+    files = served_files(root)
     problems = [f"missing {rel}" for rel in manifest if rel not in files]
     for rel, data in files.items():
         if rel == build.MANIFEST:
@@ -242,19 +259,23 @@ def test_kill_9_during_build_always_leaves_one_whole_build(tmp_path: Path) -> No
         before = signature()
         started = time.monotonic()
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        delay = rng.uniform(0.3, 3.0)
-        while process.poll() is None:
-            if at_change and signature() != before:
-                break
-            if not at_change and time.monotonic() - started > delay:
-                break
-            if not at_change:
-                assert whole_build_problems(public) == []
-            time.sleep(0.001 if at_change else 0.01)
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGKILL)
-            kills += 1
-        process.wait(timeout=30)
+        try:
+            delay = rng.uniform(0.3, 3.0)
+            while process.poll() is None:
+                if at_change and signature() != before:
+                    break
+                if not at_change and time.monotonic() - started > delay:
+                    break
+                if not at_change:
+                    assert whole_build_problems(public) == []
+                time.sleep(0.001 if at_change else 0.01)
+            if process.poll() is None:
+                os.kill(process.pid, signal.SIGKILL)
+                kills += 1
+        finally:
+            if process.poll() is None:  # a failed look above: never leave the build running
+                process.kill()
+            process.wait(timeout=30)
         assert whole_build_problems(public) == []
         pages = [p.read_text() for p in public.glob("note-*/index.html")]
         generations = {page.split("generation ")[1].split(".")[0] for page in pages}
