@@ -162,5 +162,5 @@ def starter_files(answers: Answers, now: datetime, *, root: Path) -> dict[str, s
         "config.toml": text,
         name: welcome,
         ".gitignore": "# Written by publisher: the database, the built site, the demo outbox, the demo secret.\n"
-        "publisher.db*\npublic/\noutbox/\n.publisher-secret\n",
+        "publisher.db*\n/public\n/.public.builds/\noutbox/\n.publisher-secret\n",
     }
