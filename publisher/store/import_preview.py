@@ -19,8 +19,8 @@ from sqlalchemy import Engine, select
 from publisher.errors import SubscriberError
 from publisher.store.schema import subscribers
 from publisher.store.subscriber_csv import Rejected, read_export
-from publisher.store.subscriber_import import _batched, _Valid, _validate
-from publisher.store.subscribers import PAGE, clean_tags
+from publisher.store.subscriber_import import checked_chunks
+from publisher.store.subscribers import clean_tags
 
 __all__ = ["ImportPreview", "decode_upload", "preview_import"]
 
@@ -69,27 +69,11 @@ def preview_import(
     header = next(csv.reader(io.StringIO(next((line for line in lines if line.strip()), ""))), [])
     platform, rows = read_export(lines, origin=origin)
     rejected: list[Rejected] = []
-    seen: dict[str, int] = {}
     valid = new = existing = 0
     sample: list[tuple[str, str, str, str]] = []
-    for chunk in _batched(rows, PAGE):
-        good: list[_Valid] = []
-        for row in chunk:
-            if isinstance(row, Rejected):
-                rejected.append(row)
-                continue
-            try:
-                checked = _validate(row, extra, pending)
-            except SubscriberError as exc:
-                rejected.append(Rejected(row.line, str(exc)))
-                continue
-            first = seen.setdefault(checked.email, row.line)
-            if first != row.line:
-                rejected.append(Rejected(row.line, f"{checked.email} repeats line {first}"))
-                continue
-            good.append(checked)
-            if len(sample) < SAMPLE:
-                sample.append((checked.email, checked.name, checked.status.value, ", ".join(checked.tags)))
+    for _size, good in checked_chunks(rows, extra, pending, rejected):
+        for checked in good[: max(0, SAMPLE - len(sample))]:
+            sample.append((checked.email, checked.name, checked.status.value, ", ".join(checked.tags)))
         if good:
             with engine.connect() as conn:
                 known = set(

@@ -84,6 +84,32 @@ def _batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
+def checked_chunks(
+    rows: Iterable[SourceRow | Rejected], extra: tuple[str, ...], pending: bool, rejected: list[Rejected]
+) -> Iterator[tuple[int, list[_Valid]]]:
+    """The rows a chunk at a time: (rows read, the valid ones). A row that fails its checks,
+    or repeats an address of an earlier line, is added to `rejected` with its line. The
+    import and its preview both read through here, so they reject the same rows."""
+    seen: dict[str, int] = {}
+    for chunk in _batched(rows, PAGE):
+        valid: list[_Valid] = []
+        for row in chunk:
+            if isinstance(row, Rejected):
+                rejected.append(row)
+                continue
+            try:
+                checked = _validate(row, extra, pending)
+            except SubscriberError as exc:
+                rejected.append(Rejected(row.line, str(exc)))
+                continue
+            first = seen.setdefault(checked.email, row.line)
+            if first != row.line:
+                rejected.append(Rejected(row.line, f"{checked.email} repeats line {first}"))
+                continue
+            valid.append(checked)
+        yield len(chunk), valid
+
+
 def _not_utf8(origin: str, exc: UnicodeDecodeError) -> SubscriberError:
     return SubscriberError(
         f"{origin}: cannot be read as {exc.encoding} text ({exc.reason}); "
@@ -128,28 +154,12 @@ def import_records(
     extra = clean_tags(tags)
     source = f"import:{origin.replace(chr(92), '/').rsplit('/', 1)[-1]}"[:MAX_SOURCE]
     rejected: list[Rejected] = []
-    seen: dict[str, int] = {}
     tally = _Tally()
     read = 0
     try:
         with begin_write(engine) as conn:
-            for chunk in _batched(rows, PAGE):
-                read += len(chunk)
-                valid: list[_Valid] = []
-                for row in chunk:
-                    if isinstance(row, Rejected):
-                        rejected.append(row)
-                        continue
-                    try:
-                        checked = _validate(row, extra, pending)
-                    except SubscriberError as exc:
-                        rejected.append(Rejected(row.line, str(exc)))
-                        continue
-                    first = seen.setdefault(checked.email, row.line)
-                    if first != row.line:
-                        rejected.append(Rejected(row.line, f"{checked.email} repeats line {first}"))
-                        continue
-                    valid.append(checked)
+            for size, valid in checked_chunks(rows, extra, pending, rejected):
+                read += size
                 _apply(conn, valid, now=now, source=source, origin=origin, tally=tally)
                 if progress is not None:
                     progress(read)
