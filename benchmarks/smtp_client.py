@@ -11,7 +11,8 @@ interleaved rounds:
   messages, pre-built message of the same length.
 
 Prints messages/s of each and publisher / smtp-source. The goal stated for the client is
->= 0.5x into smtp-sink.
+>= 0.5x into smtp-sink. With `--processes N` a third contender runs in the same rounds:
+the same send with `delivery.processes = N` (helper processes claiming from the ledger).
 """
 
 from __future__ import annotations
@@ -56,24 +57,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--readers", type=int, default=3000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--processes", type=int, default=1)
     args = parser.parse_args()
 
-    ours, theirs = [], []
-    with smtp_sink() as port, tempfile.TemporaryDirectory() as folder:
+    ours, theirs, many = [], [], []
+    with smtp_sink() as port, tempfile.TemporaryDirectory() as folder, tempfile.TemporaryDirectory() as other:
         config = publication(Path(folder), port, args.readers)
+        several = publication(Path(other), port, args.readers, processes=args.processes)
         size = 0
         for run in range(args.runs):
             issue, queued = enqueue_issue(config, f"run{run}")
             size = size or message_size(config, issue)
             ours.append(send_issue(config, issue, queued))
             theirs.append(run_smtp_source(port, args.readers, size))
-            print(f"run {run + 1}: publisher {ours[-1]:7.0f}/s   smtp-source {theirs[-1]:7.0f}/s", flush=True)
+            line = f"run {run + 1}: publisher {ours[-1]:7.0f}/s   smtp-source {theirs[-1]:7.0f}/s"
+            if args.processes > 1:
+                issue, queued = enqueue_issue(several, f"run{run}")
+                many.append(send_issue(several, issue, queued))
+                line += f"   publisher x{args.processes} processes {many[-1]:7.0f}/s"
+            print(line, flush=True)
     ratio = statistics.median(o / t for o, t in zip(ours, theirs, strict=True))
     print(f"\n{args.readers} messages of {size:,} bytes into smtp-sink, median of {args.runs} interleaved runs")
     print(f"publisher (4 connections):        {statistics.median(ours):7.0f} messages/s")
     print(f"smtp-source -d -s 8 (Postfix, C): {statistics.median(theirs):7.0f} messages/s")
     print(f"publisher / smtp-source: {ratio:.2f}x (median of per-run ratios; goal >= 0.5x: "
           f"{'met' if ratio >= 0.5 else 'MISSED'})")
+    if many:
+        best = statistics.median(m / t for m, t in zip(many, theirs, strict=True))
+        gain = statistics.median(m / o for m, o in zip(many, ours, strict=True))
+        print(f"publisher, delivery.processes = {args.processes}: {statistics.median(many):7.0f} messages/s, "
+              f"{best:.2f}x smtp-source, {gain:.2f}x one process")
 
 
 if __name__ == "__main__":

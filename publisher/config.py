@@ -115,6 +115,9 @@ SETTINGS: tuple[Setting, ...] = (
     # [delivery]
     S("delivery.provider", "maildir", "choice", "Mail provider that sends newsletters.", PROVIDER_NAMES),
     S("delivery.concurrency", 4, "int", "Messages or API calls in flight at once.", range=(1, 64)),
+    S("delivery.processes", 1, "int",
+      "Sending processes for one send, this one included; more use more cores (each claims its own "
+      "rows from the ledger).", range=(1, 32)),
     S("delivery.batch_size", 50, "int", "Ledger rows claimed per batch (HTTP APIs cap it at their own maximum).",
       range=(1, 10_000)),
     S("delivery.rate", 0.0, "float", "Messages per second at most, all sending processes together; 0: no limit.",

@@ -20,6 +20,7 @@ from publisher import content, timing, websub
 from publisher.build import build_site
 from publisher.config import Config, load_config
 from publisher.delivery import engine
+from publisher.delivery.hands import extra_hands
 from publisher.errors import PublisherError
 from publisher.models import Article
 from publisher.sending import deliver_queued, prepare_article_issue, prepare_digest_issue, refresh_for_send
@@ -256,7 +257,10 @@ def _deliver_once(rt: Runtime) -> int:
                 "%s messages were in flight when their sender stopped: queued again, marked uncertain",
                 recovered.count,
             )
-        return deliver_queued(rt.config, rt.db, stop=rt.stop, worker=rt.worker, clock=rt.clock)
+        due = ledger.count_due(rt.db, now=rt.clock())
+        with extra_hands(rt.config, due=due, stop=rt.stop) as hands:
+            sent = deliver_queued(rt.config, rt.db, stop=rt.stop, worker=rt.worker, clock=rt.clock)
+        return sent + hands.sent
     except PublisherError as exc:
         log.error("delivery stopped: %s", exc)
         return 0

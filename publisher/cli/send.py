@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import signal
 import sys
 import threading
@@ -21,6 +22,7 @@ from publisher.cli.status import UNCERTAIN_NOTE
 from publisher.config import Config
 from publisher.delivery import engine
 from publisher.delivery.base import Provider, make_provider
+from publisher.delivery.hands import extra_hands
 from publisher.sending import fail_unusable_addresses, require_postal_address
 from publisher.services import issues as service
 from publisher.store import ledger, open_store
@@ -106,10 +108,16 @@ def _deliver(
         click.echo(f"{len(addresses)} address(es) cannot be sent to ({reason}): {shown}; marked failed")
     total = sum(line.remaining for line in ledger.status(db, issue_id))
     stop = threading.Event()
-    with _stop_on_signals(stop), _progress(total, label) as show:
-        return engine.deliver(
+    due = ledger.count_due(db, now=_now())
+    with _stop_on_signals(stop), extra_hands(config, due=due, stop=stop) as hands, \
+            _progress(total, label) as show:
+        report = engine.deliver(
             config, db, provider, stop=stop, issue_id=issue_id, progress=show, secret=secret,
         )
+    if hands:
+        click.echo(f"{len(hands)} more sending process(es) sent {hands.sent} of them")
+        report = dataclasses.replace(report, sent=report.sent + hands.sent)
+    return report
 
 
 def _summary(report: engine.DeliveryReport, db: sa.Engine, issue_id: int | None) -> None:

@@ -79,6 +79,7 @@ __all__ = [
     "RecoveredRow",
     "cancel_queued",
     "claim",
+    "count_due",
     "count_new_recipients",
     "count_non_ascii",
     "create_issue",
@@ -759,6 +760,13 @@ def recover(engine: Engine, *, now: datetime, lease: timedelta = DEFAULT_LEASE) 
         for r in rows
     )
     return Recovered(rows=tuple(sorted(found, key=lambda r: r.id)))
+
+
+def count_due(engine: Engine, *, now: datetime) -> int:
+    """Rows any sender could claim now (queued or retry, their time come), every issue."""
+    query = select(func.count()).where(deliveries.c.state.in_(CLAIMABLE), deliveries.c.not_before <= now)
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
 
 
 def next_due(engine: Engine, *, issue_id: int | None = None) -> datetime | None:
