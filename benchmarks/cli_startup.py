@@ -4,7 +4,8 @@
 
 Interleaved rounds of four processes started afresh: `python -c pass` (the interpreter
 alone), `python -c "import sqlalchemy"` (what reading the store costs at the least),
-`publisher --version` and `publisher status` on a publication whose database exists.
+`publisher --version` and `publisher status` on a publication whose database holds
+twenty sent issues of 200 readers each (so status prints its whole table).
 Prints the median wall time of each and the ratios to their neighbours. Goal: both
 commands under 0.3 s.
 """
@@ -27,6 +28,26 @@ postal_address = "1 Test Street"
 
 [newsletter]
 from = "Startup <news@example.org>"
+"""
+
+
+SEED = """
+from datetime import UTC, datetime
+import sqlalchemy as sa
+from publisher.store import ledger, open_store
+from publisher.store.schema import deliveries, subscribers
+db = open_store("sqlite:///publisher.db")
+now = datetime.now(UTC)
+with db.begin() as conn:
+    conn.execute(sa.insert(subscribers), [
+        {"email": f"r{n}@example.org", "status": "active", "created_at": now, "updated_at": now}
+        for n in range(200)])
+for n in range(20):
+    issue = ledger.create_issue(db, key=f"issue-{n}", kind="article", slug=f"article-{n}",
+        subject=f"Article {n}", html="<p>x</p>", text="x", tag=None, status="sending", now=now)
+    ledger.enqueue(db, issue, now=now)
+with db.begin() as conn:
+    conn.execute(sa.update(deliveries).values(state="sent", sent_at=now))
 """
 
 
@@ -53,6 +74,7 @@ def main() -> None:
         root = Path(folder)
         (root / "config.toml").write_text(CONFIG, encoding="utf-8")
         subprocess.run([publisher, "status"], cwd=root, env=env, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([python, "-c", SEED], cwd=root, env=env, check=True)
         times: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(args.runs):
             for name, command in commands.items():

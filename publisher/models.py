@@ -167,3 +167,30 @@ class BuildReport:
     warnings: tuple[str, ...] = field(default_factory=tuple)
     removed: tuple[str, ...] = ()
     """Files an earlier build wrote that no longer have a source (a removed article)."""
+
+
+@dataclass(frozen=True, slots=True)
+class IssueStatus:
+    """Per-issue counts; `uncertain` counts rows that may have been sent twice."""
+
+    issue_id: int
+    key: str
+    slug: str
+    subject: str
+    status: str
+    created_at: datetime
+    queued: int = 0
+    sending: int = 0
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+    skipped: int = 0
+    uncertain: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.queued + self.sending + self.sent + self.retrying + self.failed + self.skipped
+
+    @property
+    def remaining(self) -> int:
+        return self.queued + self.sending + self.retrying

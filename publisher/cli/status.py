@@ -1,12 +1,21 @@
-"""`publisher status`: what became of each issue's messages. Imports only the store."""
+"""`publisher status`: what became of each issue's messages.
+
+The listing of every issue reads a SQLite store with the standard library alone
+(store/glance.py); anything else opens the store, and so imports SQLAlchemy, only then.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import click
 
 from publisher.cli._common import cli, get_config, reports_errors, table_console
-from publisher.services import stats as service
-from publisher.store import open_store
+
+if TYPE_CHECKING:
+    from publisher.models import IssueStatus
+    from publisher.services import stats as service
 
 __all__ = ["UNCERTAIN_NOTE", "status"]
 
@@ -30,12 +39,30 @@ def status(ctx: click.Context, issue: str | None, show_failed: bool) -> None:
     if show_failed and issue is None:
         raise click.UsageError("--failed needs an ISSUE (an id or a slug); `publisher status` lists them")
     config = get_config(ctx)
+    if issue is None:
+        from publisher.store.glance import issue_lines
+
+        glanced = issue_lines(config.store_url)
+        if glanced is not None:
+            _table(glanced)
+            return
+    from publisher.services import stats as service
+    from publisher.store import open_store
+
     db = open_store(config.store_url)
     if show_failed:
         assert issue is not None
         _failed_list(service.issue_failures(db, issue, rows=True))
         return
-    lines = service.issue_status(db, issue)
+    _table(service.issue_status(db, issue))
+    if issue is not None:
+        failures = service.issue_failures(db, issue)
+        if failures.reasons:
+            _failure_summary(failures)
+            click.echo(f"`publisher status {issue} --failed` lists each recipient with the reason")
+
+
+def _table(lines: Sequence[IssueStatus]) -> None:
     if not lines:
         click.echo("nothing sent yet: `publisher send SLUG` sends an article")
         return
@@ -55,11 +82,6 @@ def status(ctx: click.Context, issue: str | None, show_failed: bool) -> None:
     uncertain = sum(line.uncertain for line in lines)
     if uncertain:
         click.echo(UNCERTAIN_NOTE.format(n=uncertain))
-    if issue is not None:
-        failures = service.issue_failures(db, issue)
-        if failures.reasons:
-            _failure_summary(failures)
-            click.echo(f"`publisher status {issue} --failed` lists each recipient with the reason")
 
 
 def _failure_summary(failures: service.IssueFailures) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from publisher.errors import StoreError
+from publisher.store.revisions import MIGRATIONS, head_on_disk
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -42,7 +42,6 @@ __all__ = [
     "open_store",
 ]
 
-MIGRATIONS = Path(__file__).with_name("migrations")
 BUSY_TIMEOUT_MS = 30_000
 # Any fixed number: PostgreSQL's advisory lock that serialises migrations across processes.
 _PG_MIGRATION_LOCK = 0x7075626C
@@ -166,25 +165,6 @@ def _enable_wal(cursor: Any) -> None:
             time.sleep(0.02)
 
 
-_REVISION_LINE = re.compile(r"""^(down_revision|revision)\s*(?::[^=]+)?=\s*(?:"([^"]*)"|'([^']*)'|None)""", re.M)
-
-
-@functools.cache
-def _head_on_disk() -> str | None:
-    """The single newest revision named in the revision files, or None when unsure."""
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for path in (MIGRATIONS / "versions").glob("*.py"):
-        found = {m.group(1): m.group(2) or m.group(3) for m in _REVISION_LINE.finditer(path.read_text("utf-8"))}
-        if "revision" not in found:
-            return None
-        revisions.add(found["revision"])
-        if found.get("down_revision"):
-            parents.add(found["down_revision"])
-    heads = revisions - parents
-    return heads.pop() if len(heads) == 1 else None
-
-
 def _stamped(engine: Engine) -> list[str] | None:
     """The revisions the database is stamped with; None when that cannot be read simply."""
     try:
@@ -236,7 +216,7 @@ def _check_known(current: str | None, engine: Engine) -> None:
 
 
 def _migrate(engine: Engine) -> None:
-    quick = _head_on_disk()
+    quick = head_on_disk()
     if quick is not None and _stamped(engine) == [quick]:
         return
     head, _ = _revisions()

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, exists, func, insert, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 
 from publisher.errors import NotFound
+from publisher.models import IssueStatus
 from publisher.store.engine import begin_write
 from publisher.store.schema import deliveries, issues
 
@@ -54,33 +55,6 @@ class IssueSnapshot:
     finished_at: datetime | None
     topics: tuple[str, ...] = ()
     """The article's public tags: readers who chose topics get it only if one matches."""
-
-
-@dataclass(frozen=True, slots=True)
-class IssueStatus:
-    """Per-issue counts; `uncertain` counts rows that may have been sent twice."""
-
-    issue_id: int
-    key: str
-    slug: str
-    subject: str
-    status: str
-    created_at: datetime
-    queued: int = 0
-    sending: int = 0
-    sent: int = 0
-    retrying: int = 0
-    failed: int = 0
-    skipped: int = 0
-    uncertain: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.queued + self.sending + self.sent + self.retrying + self.failed + self.skipped
-
-    @property
-    def remaining(self) -> int:
-        return self.queued + self.sending + self.retrying
 
 
 @dataclass(frozen=True, slots=True)
