@@ -14,7 +14,6 @@ import errno
 import logging
 import signal
 import socket
-import sys
 import threading
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from publisher import build, jobs, scheduler, tokens, watch
 from publisher.config import Config
 from publisher.errors import PublisherError
+from publisher.logs import access_log, configure_logging
 from publisher.sending import require_postal_address
 from publisher.store import open_store
 from publisher.web import create_app
@@ -34,25 +34,6 @@ from publisher.web import create_app
 __all__ = ["AccessLog", "bind", "configure_logging", "run_daemon", "start_background"]
 
 log = logging.getLogger(__name__)
-access_log = logging.getLogger("publisher.access")
-
-LOG_FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
-QUIET = ("alembic", "apscheduler", "httpx", "uvicorn.error")
-"""Libraries that narrate their own start-up at INFO: only their warnings and errors are shown."""
-
-
-
-def configure_logging(level: int = logging.INFO) -> None:
-    """One format for the daemon's own lines; requests in the common log format, one a line."""
-    logging.basicConfig(level=level, format=LOG_FORMAT, force=True)
-    for noisy in QUIET:
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    # Access lines go out bare, so that log tools that read the common log format can.
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    access_log.handlers[:] = [handler]
-    access_log.propagate = False
-    access_log.setLevel(logging.INFO)
 
 
 class AccessLog:

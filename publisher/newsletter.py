@@ -7,6 +7,7 @@ Jinja and premailer run here and nowhere per recipient. Values that differ per r
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import textwrap
@@ -17,10 +18,7 @@ from typing import Any, Final
 from urllib.parse import urljoin
 
 import jinja2
-from bs4 import BeautifulSoup, Tag
-from markdownify import MarkdownConverter
 from markupsafe import Markup
-from premailer import Premailer
 
 from publisher import i18n
 from publisher.config import Config
@@ -121,26 +119,34 @@ def issue_for_digest(config: Config, articles: Sequence[Article], now: datetime)
     )
 
 
-class _TextConverter(MarkdownConverter):
-    """Markdown-flavoured plain text: links as "text (url)", no escaping, no footnote arrows."""
+@functools.cache
+def _text_converter() -> type[Any]:
+    """markdownify's converter, made to measure on first use (bs4 is slow to import, and a
+    sender that only sends stored issues never needs it)."""
+    from markdownify import MarkdownConverter
 
-    def convert_a(self, el: Any, text: str, parent_tags: Any) -> str:
-        href = str(el.get("href") or "")
-        label = text.strip()
-        if href.startswith("#"):
-            return "" if label in _BACKREFS else label
-        if not href or href in (label, f"mailto:{label}"):
-            return label or href
-        return f"{label} ({href})" if label else href
+    class TextConverter(MarkdownConverter):
+        """Markdown-flavoured plain text: links as "text (url)", no escaping, no footnote arrows."""
 
-    def convert_img(self, el: Any, text: str, parent_tags: Any) -> str:
-        alt = str(el.get("alt") or "").strip()
-        return f"[Image: {alt}]" if alt else ""
+        def convert_a(self, el: Any, text: str, parent_tags: Any) -> str:
+            href = str(el.get("href") or "")
+            label = text.strip()
+            if href.startswith("#"):
+                return "" if label in _BACKREFS else label
+            if not href or href in (label, f"mailto:{label}"):
+                return label or href
+            return f"{label} ({href})" if label else href
+
+        def convert_img(self, el: Any, text: str, parent_tags: Any) -> str:
+            alt = str(el.get("alt") or "").strip()
+            return f"[Image: {alt}]" if alt else ""
+
+    return TextConverter
 
 
 def html_to_text(html: str) -> str:
     """Readable plain text for the text/plain part, every link kept with its address."""
-    converter = _TextConverter(
+    converter = _text_converter()(
         heading_style="underlined",
         bullets="-",
         escape_asterisks=False,
@@ -185,6 +191,8 @@ def _wrap_items(text: str, width: int = 72) -> str:
 
 def _email_ready(html: str) -> str:
     """Article HTML fitted to the email column: every image gets a width and an alt."""
+    from bs4 import BeautifulSoup, Tag
+
     soup = BeautifulSoup(html, "html.parser")
     # Footnote back-links jump within a web page; most mail clients cannot follow them.
     for link in soup.find_all("a"):
@@ -301,6 +309,8 @@ def inline_css(html: str, css: str) -> str:
     `strip_important=False` keeps the !important premailer adds to @media rules, without
     which no small-screen rule could beat an inline style.
     """
+    from premailer import Premailer
+
     premailer = Premailer(
         html,
         base_url=None,
