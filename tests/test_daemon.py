@@ -20,6 +20,10 @@ import httpx
 import pytest
 from fakes.smtp import SMTPServer
 
+from publisher.config import load_config
+from publisher.services import issues as issue_service
+from publisher.store import open_store
+
 pytestmark = pytest.mark.slow
 
 ZONE = ZoneInfo("America/New_York")
@@ -141,19 +145,20 @@ def pub(tmp_path: Path) -> Iterator[Publication]:
             proc.wait()
 
 
-LEAD = 25.0
-"""Seconds ahead a test schedules a send: `publisher schedule` is a fresh process, which
-can take many seconds to start on a busy two-core machine, and a time already past is refused."""
-
-
-def at_local(seconds: float) -> tuple[str, datetime]:
-    """A wall-clock time `seconds` from now in the publication's zone, and the instant itself."""
+def schedule(pub: Publication, seconds: float) -> datetime:
+    """Schedule the article `seconds` from now, through the service the CLI uses, in this
+    process (a fresh `publisher schedule` can take seconds to start on a busy machine).
+    A negative `seconds` gives a send that fell due while no daemon ran: made a minute
+    before it was due."""
+    config = load_config(pub.root / "config.toml", env=pub.env)
+    db = open_store(config.store_url)
     moment = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=seconds)
-    return f"{moment.astimezone(ZONE):%Y-%m-%d %H:%M:%S}", moment
-
-
-def sleep_past(moment: datetime, extra: float = 1.0) -> None:
-    time.sleep(max(0.0, (moment - datetime.now(UTC)).total_seconds()) + extra)
+    made = min(datetime.now(UTC), moment - timedelta(minutes=1))
+    issue_service.schedule_send(
+        config, db, "notes-on-rest", at=f"{moment.astimezone(ZONE):%Y-%m-%d %H:%M:%S}", now=made
+    )
+    db.dispose()
+    return moment
 
 
 def recipients(messages: list[email.message.EmailMessage]) -> list[str]:
@@ -162,9 +167,7 @@ def recipients(messages: list[email.message.EmailMessage]) -> list[str]:
 
 def test_missed_schedule_runs_once_when_daemon_starts(pub: Publication) -> None:
     """A send due while no daemon ran goes out once, as soon as one starts."""
-    when, moment = at_local(LEAD)
-    pub.run("schedule", "notes-on-rest", "--at", when)
-    sleep_past(moment)
+    schedule(pub, -5)
     assert pub.messages() == []
     pub.start()
     found = pub.wait_for(len(SUBSCRIBERS))
@@ -177,8 +180,7 @@ def test_missed_schedule_runs_once_when_daemon_starts(pub: Publication) -> None:
 
 def test_two_daemons_on_one_database_send_once(pub: Publication) -> None:
     """Two daemons started by mistake on one database still send each copy once."""
-    when, _ = at_local(LEAD)
-    pub.run("schedule", "notes-on-rest", "--at", when)
+    schedule(pub, 8)
     pub.start()
     pub.start(free_port())
     pub.wait_for(len(SUBSCRIBERS))
@@ -191,9 +193,7 @@ def test_schedule_missed_beyond_grace_is_skipped(tmp_path: Path) -> None:
     """A send missed by more than the grace is skipped and reported, not sent late."""
     pub = Publication(tmp_path, grace_hours=0.0003)  # about a second
     pub.run("subscribers", "add", SUBSCRIBERS[0])
-    when, moment = at_local(LEAD)
-    pub.run("schedule", "notes-on-rest", "--at", when)
-    sleep_past(moment, extra=3.0)
+    schedule(pub, -5)  # missed by five seconds, more than the grace
     pub.start()
     deadline = time.monotonic() + 30
     while "skipped" not in pub.run("schedules", "--all") and time.monotonic() < deadline:
@@ -243,8 +243,7 @@ def test_daemon_killed_mid_send_resumes_on_restart(tmp_path: Path, smtp_server: 
     readers = [f"reader{i}@example.org" for i in range(300)]
     (tmp_path / "readers.csv").write_text("email\n" + "\n".join(readers) + "\n")
     pub.run("subscribers", "import", str(tmp_path / "readers.csv"))
-    when, _ = at_local(LEAD)
-    pub.run("schedule", "notes-on-rest", "--at", when)
+    schedule(pub, -1)
     first = pub.start()
     deadline = time.monotonic() + 60
     while len(smtp_server.messages) < 60 and time.monotonic() < deadline:
