@@ -6,9 +6,9 @@ test-send it (the copy lands in the Maildir), schedule it for the next minute; u
 CSV with bad rows, see the rejects in the preview, import; let the daemon send the
 scheduled issue and see the counts on Home and on the issue's page; a reader unsubscribes
 with one click from their email's link and Home counts the departure. A viewer cannot
-send. axe-core checks every page (no serious or critical violation), and every page is
-photographed at 375 and 1280 px into SCREENSHOTS (printed at the end; set
-PUBLISHER_DESK_SCREENSHOTS to choose another folder).
+send; the owner makes an API key. axe-core checks every page (no serious or critical
+violation), and every page is photographed at 375 and 1280 px into SCREENSHOTS (printed
+at the end; set PUBLISHER_DESK_SCREENSHOTS to choose another folder).
 
 Skipped when chromium, chromedriver or selenium is missing (`.ci/run` installs them).
 """
@@ -413,6 +413,16 @@ def test_an_author_writes_checks_sends_and_follows_an_issue(site: Site, browser:
     me.sign_in("owner@example.org")
     me.open("/desk/settings")
     me.check("settings")
+    # An API key: made from its form, shown once, then only its prefix is listed.
+    me.follow("Create, list and revoke API keys")
+    me.field("k-name", "crm-sync")
+    browser.find_element(By.CSS_SELECTOR, "label[for=k-scope-1]").click()
+    me.press("main form[action$='/settings/keys'] button[type=submit]")
+    token = str(browser.find_element(By.ID, "new-token").get_attribute("value"))
+    assert token.startswith("pub_"), me.text()
+    me.check("keys")
+    me.open("/desk/settings/keys")
+    assert "crm-sync" in me.text() and token not in browser.page_source
 
     print(f"\nscreenshots of {len(me.shot)} pages at {WIDTHS} px: {SCREENSHOTS}")
     print(f"browser session: {time.monotonic() - started:.1f} s")

@@ -224,3 +224,86 @@ def test_failed_copies_can_be_sent_again(config: Config, url: str) -> None:
     (line,) = ledger.status(engine, issue_id)
     assert (line.queued, line.sent, line.failed, line.status) == (1, 1, 0, "sending")
     engine.dispose()
+
+
+def new_token(page: str) -> str:
+    found = re.search(r'id="new-token"[^>]*value="([^"]+)"', page)
+    assert found, "no new key on the page"
+    return found.group(1)
+
+
+def test_an_owner_creates_a_key_sees_it_once_and_revokes_it(config: Config, url: str) -> None:
+    """The token works against the API, is shown only in the answer that made it, and stops on revoke."""
+    with httpx.Client(base_url=url) as http:
+        sign_in(http, "owner@example.org")
+        assert 'href="/desk/settings/keys"' in http.get("/desk/settings").text
+        page = http.get("/desk/settings/keys")
+        assert page.status_code == 200 and "No API keys yet" in page.text
+        made = http.post("/desk/settings/keys", data={
+            "csrf": csrf_of(page.text), "name": "crm-sync", "scope-subscribers:read": "on",
+        })
+        assert made.status_code == 201
+        token = new_token(made.text)
+        assert "shown this once" in made.text and "Authorization: Bearer" in made.text
+        listed = http.get("/desk/settings/keys").text
+        prefix, secret = token[:21], token[21:]
+        assert token not in listed and secret not in listed
+        assert f"<code>{prefix}</code>" in listed and "subscribers:read" in listed and "<td>never</td>" in listed
+        api = httpx.get(f"{url}/api/v1/subscribers", headers={"authorization": f"Bearer {token}"})
+        assert api.status_code == 200
+        assert "<td>never</td>" not in http.get("/desk/settings/keys").text
+        revoked = http.post("/desk/settings/keys/revoke", data={"csrf": csrf_of(listed), "name": "crm-sync"})
+        assert revoked.status_code == 303
+        assert "Key revoked" in http.get(revoked.headers["location"]).text
+    assert httpx.get(f"{url}/api/v1/subscribers", headers={"authorization": f"Bearer {token}"}).status_code == 401
+
+
+def test_bad_key_requests_are_told_and_change_nothing(config: Config, url: str) -> None:
+    """A bad name, no scope, a name in use, an unknown or revoked key, a missing CSRF token."""
+    from publisher.services import access
+
+    engine = open_store(config.store_url)
+    with httpx.Client(base_url=url) as http:
+        sign_in(http, "owner@example.org")
+        csrf = csrf_of(http.get("/desk/settings/keys").text)
+        bad_name = http.post("/desk/settings/keys", data={"csrf": csrf, "name": "two words", "scope-admin": "on"})
+        assert bad_name.status_code == 400 and "key name &#39;two words&#39; must be" in bad_name.text.lower()
+        assert 'value="two words"' in bad_name.text and "new-token" not in bad_name.text
+        no_scope = http.post("/desk/settings/keys", data={"csrf": csrf, "name": "reporting"})
+        assert no_scope.status_code == 400 and "Scope must be one or more of" in no_scope.text
+        forged = http.post("/desk/settings/keys", data={"name": "forged", "scope-admin": "on"})
+        assert forged.status_code == 403
+        made = http.post("/desk/settings/keys", data={"csrf": csrf, "name": "ok", "scope-admin": "on"})
+        assert made.status_code == 201
+        taken = http.post("/desk/settings/keys", data={"csrf": csrf, "name": "ok", "scope-stats:read": "on"})
+        assert taken.status_code == 409 and "exists already" in taken.text and "new-token" not in taken.text
+        unknown = http.post("/desk/settings/keys/revoke", data={"csrf": csrf, "name": "nope"})
+        assert unknown.status_code == 404 and "No API key called" in unknown.text
+        assert http.post("/desk/settings/keys/revoke", data={"csrf": csrf, "name": "ok"}).status_code == 303
+        twice = http.post("/desk/settings/keys/revoke", data={"csrf": csrf, "name": "ok"})
+        assert twice.status_code == 409 and "revoked already" in twice.text
+    assert [k.name for k in access.list_keys(engine)] == ["ok"]
+    engine.dispose()
+
+
+@pytest.mark.parametrize("who", ["editor@example.org", "viewer@example.org"])
+def test_only_owners_reach_api_keys(config: Config, url: str, who: str) -> None:
+    """Editors and viewers neither see the keys nor make or revoke one, even with their CSRF token."""
+    from datetime import UTC, datetime
+
+    from publisher.services import access
+
+    engine = open_store(config.store_url)
+    access.create_key(engine, "existing", ["stats:read"], now=datetime.now(UTC))
+    with httpx.Client(base_url=url) as http:
+        sign_in(http, who)
+        home = http.get("/desk/")
+        assert "/desk/settings" not in home.text
+        csrf = csrf_of(home.text)
+        assert http.get("/desk/settings/keys").status_code == 403
+        made = http.post("/desk/settings/keys", data={"csrf": csrf, "name": "mine", "scope-admin": "on"})
+        assert made.status_code == 403 and "pub_" not in made.text
+        revoke = http.post("/desk/settings/keys/revoke", data={"csrf": csrf, "name": "existing"})
+        assert revoke.status_code == 403
+    assert [(k.name, k.revoked_at) for k in access.list_keys(engine)] == [("existing", None)]
+    engine.dispose()

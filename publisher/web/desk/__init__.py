@@ -10,7 +10,7 @@ static files needs a session (see `auth`), and each names the least role it need
     GET  /desk/static/{file}                  the desk's CSS and JS (no session needed)
 
 and the sections, each in its own module: `articles` (the editor, previews, preflight
-and sending), `issues`, `subscribers` and `settings`.
+and sending), `issues`, `subscribers`, `settings` and its `keys`.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from publisher.web.desk import home
 from publisher.web.desk.articles import ArticleDesk
 from publisher.web.desk.auth import LOGIN_COOKIE, Asked, DeskAuth, client_address, safe_next
 from publisher.web.desk.issues import IssueDesk
+from publisher.web.desk.keys import KeyDesk
 from publisher.web.desk.render import DeskPages, static_dir
 from publisher.web.desk.settings import SettingsDesk
 from publisher.web.desk.subscribers import SubscriberDesk
@@ -44,7 +45,7 @@ __all__ = ["Desk", "DeskSettings"]
 
 PAGES = (
     "login", "home", "articles", "editor", "conflict", "confirm_send", "issues", "issue",
-    "subscribers", "subscriber", "import", "imported", "settings",
+    "subscribers", "subscriber", "import", "imported", "settings", "keys",
 )
 
 
@@ -71,6 +72,7 @@ class Desk:
             IssueDesk(config, engine, self.pages, self.auth),
             SubscriberDesk(config, engine, self.pages, self.auth),
             SettingsDesk(config, engine, self.pages, self.auth, settings.provider_factory),
+            KeyDesk(engine, self.pages, self.auth),
         )
 
     def mount(self) -> Mount:

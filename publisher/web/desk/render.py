@@ -56,6 +56,7 @@ MESSAGES = {
     "imported": "Imported.",
     "user-added": "User added.",
     "user-removed": "User removed.",
+    "key-revoked": "Key revoked: requests with it are refused from now on.",
 }
 """Notices shown after a redirect, by code (`?m=saved`): a link cannot make the desk say
 anything else."""

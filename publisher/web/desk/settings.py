@@ -6,6 +6,8 @@ to go live, a provider connection test, and the desk's users.
     POST /desk/settings/users               add a user
     POST /desk/settings/users/remove        remove a user (never the last owner)
 
+API keys have a page of their own (`keys`), linked from here.
+
 Secrets are never shown: only whether each one is set.
 """
 
