@@ -50,7 +50,7 @@ APP_SERVER = textwrap.dedent(
     import sys, uvicorn
     from publisher.config import load_config
     from publisher.web import create_app
-    app = create_app(load_config(sys.argv[1], env={"PUBLISHER_SECRET": "benchmark-secret"}))
+    app = create_app(load_config(sys.argv[1], env={"PUBLISHER_SECRET": "benchmark-secret-0123456789abcdef-0123"}))
     uvicorn.Server(uvicorn.Config(
         app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", access_log=False,
     )).run()
