@@ -57,6 +57,9 @@ class Recipient:
     unsubscribe_url: str
     """Empty for mail that is not a newsletter (the confirmation mail): no List-Unsubscribe."""
     message_id: str
+    manage_url: str = ""
+    """The reader's own page ("manage your subscription"). Empty: the unsubscribe link
+    stands in, whose page offers the choices too (previews, test copies)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,19 +73,23 @@ class Placeholders:
     name: str
     email: str
     unsubscribe_url: str
+    manage_url: str
 
     def as_dict(self) -> dict[str, str]:
-        return {"name": self.name, "email": self.email, "unsubscribe_url": self.unsubscribe_url}
+        return {
+            "name": self.name, "email": self.email, "unsubscribe_url": self.unsubscribe_url,
+            "manage_url": self.manage_url,
+        }
 
 
 # The HTML and the text part carry different tokens, so that API providers doing their
 # own substitution (SendGrid, Mailgun) can be given HTML-escaped values for one and raw
 # values for the other.
 HTML_PLACEHOLDERS: Final = Placeholders(
-    "__pub_html_name__", "__pub_html_email__", "__pub_html_unsubscribe_url__"
+    "__pub_html_name__", "__pub_html_email__", "__pub_html_unsubscribe_url__", "__pub_html_manage_url__"
 )
 TEXT_PLACEHOLDERS: Final = Placeholders(
-    "__pub_text_name__", "__pub_text_email__", "__pub_text_unsubscribe_url__"
+    "__pub_text_name__", "__pub_text_email__", "__pub_text_unsubscribe_url__", "__pub_text_manage_url__"
 )
 PLACEHOLDERS: Final = (*HTML_PLACEHOLDERS.as_dict().values(), *TEXT_PLACEHOLDERS.as_dict().values())
 
@@ -331,14 +338,17 @@ class MessageTemplate:
             dkim=signer,
         )
 
-    def _checked(self, recipient: Recipient) -> tuple[str, str, str]:
-        """Address, name and unsubscribe URL, refused or cleaned before they near a header."""
+    def _checked(self, recipient: Recipient) -> tuple[str, str, str, str]:
+        """Address, name, unsubscribe and manage URLs, refused or cleaned before they near a header."""
         address = _address_spec(recipient.email)
         name = clean_header_text(recipient.name, limit=_MAX_NAME)
         url = recipient.unsubscribe_url
         if url and not _URL_RE.match(url):
             raise ValueError(f"unsubscribe URL {url!r} is not an absolute http(s) URL")
-        return address, name, url
+        manage = recipient.manage_url
+        if manage and not _URL_RE.match(manage):
+            raise ValueError(f"manage URL {manage!r} is not an absolute http(s) URL")
+        return address, name, url, manage or url
 
     def _date_header(self, date: datetime) -> bytes:
         cached = self._date_cache
@@ -358,7 +368,7 @@ class MessageTemplate:
 
     def message_bytes(self, recipient: Recipient, date: datetime) -> bytes:
         """The complete RFC 5322 message for `recipient`, DKIM-signed when configured."""
-        address, name, url = self._checked(recipient)
+        address, name, url, manage = self._checked(recipient)
         if not _MSGID_RE.match(recipient.message_id):
             raise ValueError(
                 f"Message-ID {recipient.message_id!r} must look like <id@domain> "
@@ -377,9 +387,11 @@ class MessageTemplate:
             "text.name": _qp_value(name),
             "text.email": _qp_value(address),
             "text.unsubscribe_url": _qp_value(url),
+            "text.manage_url": _qp_value(manage),
             "html.name": _qp_value(html_lib.escape(name)),
             "html.email": _qp_value(html_lib.escape(address)),
             "html.unsubscribe_url": _qp_value(escaped_url),
+            "html.manage_url": _qp_value(html_lib.escape(manage)),
         }
         message = b"".join(
             piece if isinstance(piece, bytes) else values[piece] for piece in self._pieces
@@ -390,8 +402,8 @@ class MessageTemplate:
 
     def substitutions(self, recipient: Recipient) -> dict[str, str]:
         """Placeholder token -> value, HTML-escaped for the HTML part's tokens."""
-        address, name, url = self._checked(recipient)
-        raw = {"name": name, "email": address, "unsubscribe_url": url}
+        address, name, url, manage = self._checked(recipient)
+        raw = {"name": name, "email": address, "unsubscribe_url": url, "manage_url": manage}
         subs = {TEXT_PLACEHOLDERS.as_dict()[key]: value for key, value in raw.items()}
         subs.update(
             {HTML_PLACEHOLDERS.as_dict()[key]: html_lib.escape(value) for key, value in raw.items()}
@@ -405,7 +417,7 @@ class MessageTemplate:
 
     def headers(self, recipient: Recipient) -> dict[str, str]:
         """List and identity headers for API providers that accept custom headers."""
-        _, _, url = self._checked(recipient)
+        _, _, url, _ = self._checked(recipient)
         found: dict[str, str] = {}
         if url:
             found["List-Unsubscribe"] = self._list_unsubscribe(url)

@@ -1,7 +1,7 @@
 """Newsletter issues: which articles go out, and their rendering, once per issue.
 
 Jinja and premailer run here and nowhere per recipient. Values that differ per reader
-(name, address, unsubscribe link) are placeholder tokens in the rendered output;
+(name, address, unsubscribe link, "manage your subscription" link) are placeholder tokens in the rendered output;
 `MessageTemplate` (in `publisher.mime`) splices them into pre-encoded bytes.
 """
 
@@ -348,6 +348,7 @@ def _context(config: Config, now: datetime, placeholders: Placeholders) -> dict[
         "now": now,
         "recipient": {"name": placeholders.name, "email": placeholders.email},
         "unsubscribe_url": placeholders.unsubscribe_url,
+        "manage_url": placeholders.manage_url,
         "email_width": EMAIL_WIDTH,
         "content_width": CONTENT_WIDTH,
     }

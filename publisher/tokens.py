@@ -1,13 +1,14 @@
-"""Signed tokens in unsubscribe and confirmation links, and the secret that signs them.
+"""Signed tokens in unsubscribe, manage and confirmation links, and the secret that signs them.
 
 A token names its subscriber by their link key (`subscribers.token_key`): 128 random
 bits drawn when the row is made, never a row id. A database rebuilt under the same
 secret numbers its subscribers afresh, but draws new keys, so a link from a mail sent
 before can never reach anyone but the person it went to; and a token tells nothing about
 the list (its size, anyone's place in it). An HMAC, salted per purpose, covers the key,
-so a token can be neither forged nor edited, and a confirmation token can never
-unsubscribe anyone. Unsubscribe links must work for as long as the mail that carries
-them exists, so they do not expire. A confirmation token also carries the moment its
+so a token can be neither forged nor edited, and a confirmation or manage token can
+never unsubscribe anyone. Unsubscribe and manage links ("manage your subscription" in
+every newsletter's footer) must work for as long as the mail that carries them exists,
+so they do not expire. A confirmation token also carries the moment its
 mail was sent: it may only activate a subscriber whose status has not changed since (see
 `publisher.store.subscribers.confirm`), so an old link cannot bring back someone who
 left later.
@@ -48,6 +49,7 @@ __all__ = [
     "SECRET_FILE_NAME",
     "LinkTarget",
     "confirm_url",
+    "manage_url",
     "resolve_secret",
     "sign",
     "sign_confirm",
@@ -58,7 +60,7 @@ __all__ = [
 
 SECRET_ENV = "PUBLISHER_SECRET"  # noqa: S105  (the variable's name, not a secret)
 SECRET_FILE_NAME = ".publisher-secret"  # noqa: S105  (a file name, not a secret)
-PURPOSES = ("unsubscribe", "confirm")
+PURPOSES = ("unsubscribe", "confirm", "manage")
 MIN_SECRET_BYTES = 32
 """A shorter secret is refused: `openssl rand -hex 32` makes 64 characters."""
 MAX_TOKEN = 512
@@ -167,6 +169,11 @@ def verify_confirm(secret: str, token: str) -> tuple[str, datetime]:
 def unsubscribe_url(config: Config, secret: str, key: str) -> str:
     """The one-click unsubscribe address carried in List-Unsubscribe and the footer."""
     return f"{config.public_url}/unsubscribe/{sign(secret, 'unsubscribe', key)}"
+
+
+def manage_url(config: Config, secret: str, key: str) -> str:
+    """The reader's own page ("manage your subscription") linked from every newsletter's footer."""
+    return f"{config.public_url}/manage/{sign(secret, 'manage', key)}"
 
 
 def confirm_url(config: Config, secret: str, key: str, sent_at: datetime) -> str:

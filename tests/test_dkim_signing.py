@@ -12,7 +12,7 @@ import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
-from test_mime import UNSUB, make_template, reader
+from test_mime import MANAGE, UNSUB, make_template, reader
 from test_newsletter import make_config
 
 from publisher.config import Config
@@ -96,11 +96,14 @@ READERS = [
     reader(),
     reader(name="Zoë Ça", email="zoe@example.net", delivery_id=7),
     reader(name="  O'Brien,   Pat  ", unsubscribe_url=UNSUB + "x" * 300),
-    reader(name="", unsubscribe_url=""),  # mail that is not a newsletter: no List-Unsubscribe
+    reader(manage_url=MANAGE + "é-y" * 100),
+    reader(name="", unsubscribe_url="", manage_url=""),  # mail that is not a newsletter: no List-Unsubscribe
 ]
 
 
-@pytest.mark.parametrize("recipient", READERS, ids=["plain", "non-ascii", "long-url", "no-list-headers"])
+@pytest.mark.parametrize(
+    "recipient", READERS, ids=["plain", "non-ascii", "long-url", "long-manage-url", "no-list-headers"]
+)
 def test_every_copy_verifies_with_dkimpy(keys: tuple[Path, dict[str, bytes]], recipient: object) -> None:
     """Copies spliced for different readers each carry a signature dkimpy accepts."""
     folder, records = keys

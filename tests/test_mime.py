@@ -35,6 +35,7 @@ from publisher.models import RenderedIssue
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 UNSUB = "https://notes.example.org/unsubscribe/MTIz.abcdefghijklmnopqrstuvwxyz0123456789_-"
+MANAGE = "https://notes.example.org/manage/MTIz.manage-link-0123456789"
 
 
 @functools.cache
@@ -63,6 +64,7 @@ def reader(**fields: object) -> Recipient:
         "name": "Sam Reader",
         "unsubscribe_url": UNSUB,
         "message_id": message_id_for("i12.d345", "example.org"),
+        "manage_url": MANAGE,
     }
     values.update(fields)
     return Recipient(**values)  # type: ignore[arg-type]
@@ -134,6 +136,33 @@ def test_values_are_spliced_into_both_parts() -> None:
     assert f'<a href="{UNSUB}"' in html
     assert "This copy was sent to reader@example.com." in html
     assert not re.search(r"__pub_\w+__", text + html)
+
+
+def test_the_manage_link_is_spliced_into_both_parts() -> None:
+    """Each reader's "manage your subscription" link replaces its placeholders, escaped for HTML."""
+    template = make_template()
+    text, html = bodies(parse(template.message_bytes(reader(), NOW)))
+    assert f"Manage your subscription (how often, which topics): {MANAGE}\n" in text
+    assert f'<a href="{MANAGE}"' in html and ">Manage your subscription</a>" in html
+    odd = MANAGE + "?a=1&b=2"
+    subs = template.substitutions(reader(manage_url=odd))
+    assert subs[HTML_PLACEHOLDERS.manage_url] == MANAGE + "?a=1&amp;b=2"
+    assert subs[TEXT_PLACEHOLDERS.manage_url] == odd
+    assert bodies(parse(template.message_bytes(reader(manage_url=odd), NOW)))[0].count(odd) == 1
+
+
+def test_without_a_manage_link_the_unsubscribe_page_stands_in() -> None:
+    """A copy made without one (a preview, a test copy) links the unsubscribe page, never an empty href."""
+    html, text = make_template().parts(reader(manage_url=""))
+    assert 'href=""' not in html
+    assert f"Manage your subscription (how often, which topics): {UNSUB}\n" in text
+
+
+@pytest.mark.parametrize("bad", ["javascript:alert(1)", "https://x.example/\r\nBcc: a@b", "/manage/relative"])
+def test_a_manage_link_that_is_not_an_absolute_url_is_refused(bad: str) -> None:
+    """No header or markup injection through the manage link: it must be an absolute http(s) URL."""
+    with pytest.raises(ValueError, match="manage URL"):
+        make_template().message_bytes(reader(manage_url=bad), NOW)
 
 
 def test_html_values_are_escaped_text_values_are_not() -> None:

@@ -142,3 +142,61 @@ def test_the_unsubscribe_page_links_to_the_manage_page(config: Config) -> None:
     token = tokens.sign(SECRET, "unsubscribe", subscribers.link_key(engine, found.id))
     page = client.get(f"/unsubscribe/{token}")
     assert f'href="https://app.example.org/manage/{token}"' in page.text
+
+
+def test_the_footer_manage_link_opens_that_readers_page(config: Config) -> None:
+    """A sent copy's "manage your subscription" link opens its reader's page and saves their
+    choices; the page's way out is that reader's working unsubscribe link."""
+    import re
+
+    from click.testing import CliRunner
+    from web_support import outbox
+
+    from publisher.cli import cli
+
+    (config.root / "content").mkdir()
+    (config.root / "content" / "2026-01-05-rest.md").write_text(
+        "---\ntitle: Rest\ndate: 2026-01-05 08:00\n---\n\nSome words on rest.\n", encoding="utf-8"
+    )
+    engine = open_store(config.store_url)
+    ann = subscribers.add(engine, "ann@example.org", now=NOW)
+    subscribers.add(engine, "bo@example.org", now=NOW)
+    sent = CliRunner().invoke(cli, ["send", "rest", "--yes"], catch_exceptions=False, env={
+        "PUBLISHER_CONFIG": str(config.root / "config.toml"), "PUBLISHER_SECRET": SECRET,
+    })
+    assert sent.exit_code == 0, sent.output
+    (copy,) = [m for m in outbox(config) if m["To"] == "ann@example.org"]
+    text = copy.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    html = copy.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    link = re.search(r"Manage your subscription \(how often, which topics\): (\S+)", text)
+    assert link and f'<a href="{link.group(1)}"' in html
+    path = link.group(1).removeprefix("https://app.example.org")
+    assert path.startswith("/manage/") and path.removeprefix("/manage/") not in copy["List-Unsubscribe"]
+    client = AppClient(create_app(config, engine=engine))
+    page = client.get(path)
+    assert page.status_code == 200 and "ann@example.org" in page.text
+    saved = client.post(path, data={"frequency": "digest", "name": "Ann"})
+    assert saved.status_code == 200 and "Saved." in saved.text
+    prefs = get_preferences(engine, ann.id)
+    assert prefs is not None and (prefs.frequency, prefs.name) == ("digest", "Ann")
+    leave = re.search(r'action="https://app.example.org(/unsubscribe/[^"]+)"', page.text)
+    assert leave and leave.group(1) in copy["List-Unsubscribe"]
+    assert client.post(leave.group(1)).status_code == 200
+    assert subscribers.find(engine, "ann@example.org").status == "unsubscribed"  # type: ignore[union-attr]
+    assert subscribers.find(engine, "bo@example.org").status == "active"  # type: ignore[union-attr]
+
+
+def test_a_manage_link_cannot_unsubscribe_and_other_tokens_cannot_manage(config: Config) -> None:
+    """A manage token is no unsubscribe token; a confirmation token opens no one's page."""
+    engine = open_store(config.store_url)
+    found = subscribers.add(engine, "reader@example.org", now=NOW)
+    key = subscribers.link_key(engine, found.id)
+    client = AppClient(create_app(config, engine=engine))
+    manage = tokens.sign(SECRET, "manage", key)
+    assert client.get(f"/manage/{manage}").status_code == 200
+    assert client.post(f"/unsubscribe/{manage}", data={"List-Unsubscribe": "One-Click"}).status_code == 400
+    assert subscribers.find(engine, "reader@example.org").status == "active"  # type: ignore[union-attr]
+    confirm = tokens.sign_confirm(SECRET, key, NOW)
+    assert client.get(f"/manage/{confirm}").status_code == 400
+    assert client.get(f"/manage/{tokens.sign('another-secret-0123456789abcdef-xyz', 'manage', key)}").status_code == 400
+    assert client.get(f"/manage/{manage}x").status_code == 400

@@ -417,6 +417,7 @@ def _recipients(run: _Run, rows: Sequence[ledger.ClaimedRow]) -> list[Recipient]
                 name=row.name,
                 unsubscribe_url=tokens.unsubscribe_url(run.config, run.secret, row.token_key),
                 message_id=message_id_for(row.message_key, domain),
+                manage_url=tokens.manage_url(run.config, run.secret, row.token_key),
             )
         )
     return recipients

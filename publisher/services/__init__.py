@@ -11,7 +11,7 @@ to do.
 
     subscribers  subscribe, get_subscriber, update_subscriber, unsubscribe, erase,
                  export_subscriber, import_subscribers, list_subscribers (cursor pages),
-                 iter_subscribers, counts, tags
+                 iter_subscribers, counts, tags, link_holder (whom a mail's link names)
     articles     list_articles (with state), get_article, write_article, preview
     issues       plan_send (dry run), test_send, send_now, schedule_send, list_schedules,
                  cancel_schedule, issue_status

@@ -237,6 +237,7 @@ def _preview_of(config: Config, article: Article, now: datetime) -> Preview:
         name=PREVIEW_NAME,
         unsubscribe_url=config.site_url + "/unsubscribe/preview",
         message_id="",
+        manage_url=config.site_url + "/manage/preview",
     )
     html, text = template.parts(sample)
     return Preview(slug=article.slug, subject=rendered.subject, html=html, text=text, warnings=rendered.warnings)

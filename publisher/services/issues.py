@@ -177,13 +177,15 @@ def test_send(
     provider = provider_factory(config)
     try:
         for address in checked:
+            # A fresh key no subscriber holds: the links show their pages but reach nobody.
+            nobody = secrets.token_hex(16)
             recipient = newsletter.Recipient(
                 delivery_id=None,
                 email=address,
                 name="",
-                # A fresh key no subscriber holds: the link shows the page but unsubscribes nobody.
-                unsubscribe_url=tokens.unsubscribe_url(config, secret, secrets.token_hex(16)),
+                unsubscribe_url=tokens.unsubscribe_url(config, secret, nobody),
                 message_id=make_msgid(idstring="test", domain=domain),
+                manage_url=tokens.manage_url(config, secret, nobody),
             )
             (result,) = provider.send(template, [recipient], now=now)
             if result.outcome is not Outcome.SENT:

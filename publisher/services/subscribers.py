@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from publisher import newsletter, tokens
 from publisher.config import Config
 from publisher.delivery.base import Provider, make_provider
-from publisher.errors import InvalidRequest, NotFound
+from publisher.errors import InvalidRequest, NotFound, TokenError
 from publisher.mime import MessageTemplate, Recipient
 from publisher.models import Outcome, Subscriber, SubscriberStatus
 from publisher.store import stats as store_stats
@@ -32,6 +32,7 @@ __all__ = [
     "CONFIRMABLE",
     "MAX_PAGE",
     "ImportReport",
+    "LinkHolder",
     "Subscribed",
     "SubscriberData",
     "SubscriberPage",
@@ -43,6 +44,7 @@ __all__ = [
     "get_subscriber",
     "import_subscribers",
     "iter_subscribers",
+    "link_holder",
     "list_subscribers",
     "send_confirmation",
     "subscribe",
@@ -290,3 +292,36 @@ def tags(db: Engine) -> list[TagCount]:
     total = store.tag_counts(db, status=None)
     ordered = sorted(total, key=lambda tag: (-active.get(tag, 0), -total[tag], tag))
     return [TagCount(tag=tag, active=active.get(tag, 0), total=total[tag]) for tag in ordered]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkHolder:
+    """The reader a signed link from their mail names."""
+
+    subscriber: Subscriber
+    unsubscribe_token: str
+    """Their one-click unsubscribe token: the link's own when it was one, else signed
+    for the same link key, so a page reached by another of their links can offer it."""
+
+
+def link_holder(db: Engine, secret: str, token: str, *, purposes: Iterable[str]) -> LinkHolder | None:
+    """Whom `token`, signed for one of `purposes` ("unsubscribe", "manage"), names; None
+    for a bad token and for a token naming nobody alike, so the two answer the same.
+
+    An older id-only unsubscribe link names only the row it was mailed to (see
+    `publisher.tokens`); a manage link always carries a link key.
+    """
+    for purpose in purposes:
+        try:
+            target = tokens.verify(secret, purpose, token)
+        except TokenError:
+            continue
+        if target.key is not None:
+            found = store.by_link_key(db, target.key)
+            mine = token if purpose == "unsubscribe" else tokens.sign(secret, "unsubscribe", target.key)
+        elif target.legacy_id is not None:
+            found, mine = store.by_legacy_link(db, target.legacy_id), token
+        else:
+            found = None
+        return LinkHolder(subscriber=found, unsubscribe_token=mine) if found is not None else None
+    return None

@@ -134,8 +134,8 @@ def create_app(
         pages,
     )
     hooks = _Webhooks(config, db, now, fetch or fetch_sns)
-    # The reader's page accepts exactly the tokens the unsubscribe page does.
-    manage = ManageFlow(config, db, pages, flow._subscriber, now)
+    # The reader's page takes the footer's manage links and the unsubscribe page's tokens.
+    manage = ManageFlow(config, db, pages, secret, now)
     desk = Desk(
         DeskSettings(
             config=config, engine=db, secret=secret, clock=now,

@@ -4,9 +4,11 @@
                            digest only, topics among `subscribe.public_tags`), and a way out
     POST /manage/{token}   save them
 
-The token is the one in the reader's unsubscribe link (the unsubscribe page links
-here): it already lets its holder take the reader off the list, so it may also change
-what they get, and the reader needs no account or password. A bad token and a token
+The token is the one in the "manage your subscription" link of every newsletter's
+footer, or the one in the reader's unsubscribe link (the unsubscribe page links here):
+that one already lets its holder take the reader off the list, so it may also change
+what they get, and the reader needs no account or password. The page's way out posts
+to the reader's unsubscribe link, whichever of the two brought them here. A bad token and a token
 naming nobody get the same page. GET changes nothing (mail scanners follow links);
 saving takes the page's POST. Like the unsubscribe form, no CSRF token: the signed token
 in the URL is what another site does not have.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Final
 
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
@@ -24,7 +27,8 @@ from starlette.responses import Response
 
 from publisher.config import Config
 from publisher.errors import PublisherError
-from publisher.models import Subscriber, SubscriberStatus
+from publisher.models import SubscriberStatus
+from publisher.services.subscribers import LinkHolder, link_holder
 from publisher.store.preferences import FREQUENCIES, get_preferences, set_preferences
 from publisher.store.subscribers import clean_tags
 from publisher.web.pages import Pages
@@ -33,29 +37,37 @@ __all__ = ["MANAGE_PAGE", "ManageFlow"]
 
 MANAGE_PAGE = "manage"
 MAX_FIELDS = 100
+PURPOSES: Final = ("manage", "unsubscribe")
+"""The links that open this page."""
 
 
 class ManageFlow:
     def __init__(
-        self, config: Config, engine: Engine, pages: Pages,
-        resolve: Callable[[str], Subscriber | None], clock: Callable[[], datetime],
+        self, config: Config, engine: Engine, pages: Pages, secret: str, clock: Callable[[], datetime],
     ) -> None:
         self.config = config
         self.engine = engine
         self.pages = pages
-        self.resolve = resolve
+        self.secret = secret
         self.clock = clock
         self.public_tags = tuple(t for t in clean_tags(config["subscribe.public_tags"]) if "," not in t)
 
+    def _holder(self, token: str) -> LinkHolder | None:
+        """Who the link names, while they are on the list (active, or yet to confirm)."""
+        found = link_holder(self.engine, self.secret, token, purposes=PURPOSES)
+        if found is None or found.subscriber.status not in (SubscriberStatus.ACTIVE, SubscriberStatus.PENDING):
+            return None
+        return found
+
     def _page(self, token: str, *, status: int = 200, saved: bool = False, error: str = "") -> Response:
-        found = self.resolve(token)
-        prefs = get_preferences(self.engine, found.id) if found is not None else None
-        if found is None or prefs is None or found.status not in (SubscriberStatus.ACTIVE, SubscriberStatus.PENDING):
+        found = self._holder(token)
+        prefs = get_preferences(self.engine, found.subscriber.id) if found is not None else None
+        if found is None or prefs is None:
             return self.pages.render(MANAGE_PAGE, status=400, state="invalid", prefs=None, topics=(),
-                                     frequencies=FREQUENCIES, saved=False, error="", token=token)
+                                     frequencies=FREQUENCIES, saved=False, error="", leave_token="")
         return self.pages.render(
             MANAGE_PAGE, status=status, state="ask", prefs=prefs, topics=self.public_tags,
-            frequencies=FREQUENCIES, saved=saved, error=error, token=token,
+            frequencies=FREQUENCIES, saved=saved, error=error, leave_token=found.unsubscribe_token,
         )
 
     async def page(self, request: Request) -> Response:
@@ -74,14 +86,14 @@ class ManageFlow:
         return await run_in_threadpool(self._save, token, name, zone, frequency, chosen)
 
     def _save(self, token: str, name: str, zone: str, frequency: str, chosen: list[str]) -> Response:
-        found = self.resolve(token)
-        if found is None or found.status not in (SubscriberStatus.ACTIVE, SubscriberStatus.PENDING):
+        found = self._holder(token)
+        if found is None:
             return self._page(token)
         # Every topic ticked is the same as "every topic": new public tags come to them too.
         topics = None if set(clean_tags(chosen)) >= set(self.public_tags) else chosen
         try:
             set_preferences(
-                self.engine, found.id, name=name, timezone=zone or None, frequency=frequency,
+                self.engine, found.subscriber.id, name=name, timezone=zone or None, frequency=frequency,
                 topics=topics, allowed_topics=self.public_tags, now=self.clock(),
             )
         except PublisherError as exc:

@@ -43,6 +43,7 @@ from publisher.delivery.base import Provider
 from publisher.errors import PublisherError, SubscriberError, TokenError
 from publisher.mime import MessageTemplate, Recipient, clean_header_text
 from publisher.models import Outcome, RenderedIssue, Subscriber, SubscriberStatus
+from publisher.services import subscribers as subscriber_service
 from publisher.store import client_hits, subscribers
 from publisher.web.limits import client_address, client_key, parse_networks
 from publisher.web.pages import Pages
@@ -213,15 +214,8 @@ class SubscribeFlow:
 
     def _subscriber(self, token: str) -> Subscriber | None:
         """Who an unsubscribe token names, or None for a bad token and for nobody alike."""
-        try:
-            target = tokens.verify(self.s.secret, "unsubscribe", token)
-        except TokenError:
-            return None
-        if target.key is not None:
-            return subscribers.by_link_key(self.s.engine, target.key)
-        if target.legacy_id is not None:
-            return subscribers.by_legacy_link(self.s.engine, target.legacy_id)
-        return None
+        found = subscriber_service.link_holder(self.s.engine, self.s.secret, token, purposes=("unsubscribe",))
+        return found.subscriber if found is not None else None
 
     async def confirm_page(self, request: Request) -> Response:
         state = await run_in_threadpool(self._confirm_state, request.path_params["token"], None)

@@ -103,6 +103,7 @@ class IssueDesk:
         sample = Recipient(
             delivery_id=None, email="reader@example.com", name="Reader",
             unsubscribe_url=self.config.public_url + "/unsubscribe/example", message_id="",
+            manage_url=self.config.public_url + "/manage/example",
         )
         html, _text = template.parts(sample)
         return html
