@@ -11,6 +11,9 @@ Paging: the index and each tag's page hold `build.per_page` articles, newest fir
 moves every older one down a place, so it rewrites every page of its lists; that is the
 price of newest-first pages that never go stale.
 
+An article's page links its newer and older neighbours: the template gets them with
+everything but their text (`html` is ""), so a build reads only the text it shows.
+
 Search: `search.json` holds the title, summary, tags, date and address of every public
 article, and `assets/search.js` (from templates/web/, a few dozen lines, no library and
 no CDN) matches words against it in the reader's browser. The form is in the page with
@@ -29,9 +32,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -46,7 +51,9 @@ from publisher.errors import TemplateError
 from publisher.models import Article
 from publisher.templates import template_environment
 
-__all__ = ["ARCHIVE_FILES", "ARCHIVE_FOLDERS", "FROM_TEMPLATES", "SITEMAP_LIMIT", "Archive", "render_archive"]
+__all__ = [
+    "ARCHIVE_FILES", "ARCHIVE_FOLDERS", "FROM_TEMPLATES", "SITEMAP_LIMIT", "Archive", "image_files", "render_archive",
+]
 
 ARCHIVE_FOLDERS = frozenset({"assets", "page", "tags"})
 """Top-level folders the archive writes: no article may take one of these slugs."""
@@ -108,6 +115,28 @@ def _pages(config: Config, articles: Sequence[Article], base: str) -> list[_Page
     return out
 
 
+def _no_key(article: Article) -> str:
+    return ""
+
+
+def _same(article: Article) -> Article:
+    return article
+
+
+def _bare(article: Article | None) -> Article | None:
+    """A neighbour as its page shows it: everything but its text (which would cost a
+    read of every article twice more per build, for a link)."""
+    return replace(article, html="") if article is not None and article.html else article
+
+
+def _no_notes(render: Callable[[], bytes]) -> Callable[[], tuple[bytes, tuple[str, ...]]]:
+    return lambda: (render(), ())
+
+
+def _page_inputs(page: _Page) -> tuple[str, ...]:
+    return (page.path, str(page.number), str(page.count), page.prev_url, page.next_url)
+
+
 def _rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).replace(microsecond=0).isoformat()
 
@@ -147,41 +176,76 @@ class Archive:
         self.search = bool(config["build.search"])
         self.per_tag_feeds = bool(config["feeds.per_tag"])
         self.warnings: list[str] = []
+        self._linked_tags: dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]] = {}
 
     # Files
 
     def files(self) -> Iterator[tuple[str, bytes]]:
         """Every page and data file of the archive, in a stable order."""
-        yield from self.index_pages()
-        yield from self.tag_pages()
+        for path, _inputs, render in self.jobs(_no_key, _no_key, _same):
+            yield path, render()[0]
+
+    def jobs(
+        self, key: Callable[[Article], str], about: Callable[[Article], str], full: Callable[[Article], Article]
+    ) -> Iterator[tuple[str, tuple[str, ...], Callable[[], tuple[bytes, tuple[str, ...]]]]]:
+        """Every file of `files`, not yet rendered: its path, what its bytes are made from
+        besides the config and templates, and how to render it (bytes and warnings).
+
+        `key` names an article's values, `about` its values but its HTML (what lists,
+        neighbours, the sitemap and the search index show). The articles may come without
+        their HTML: `full` gives an article whole, for its own page and the list pages.
+        A build renders only the files whose inputs changed.
+        """
+        keys = [key(article) for article in self.articles]
+        abouts = [about(article) for article in self.articles]
+        where = {id(article): position for position, article in enumerate(self.articles)}
+
+        def keys_of(articles: Sequence[Article]) -> list[str]:
+            return [keys[where[id(article)]] for article in articles]
+
+        for page in _pages(self.config, self.articles, ""):
+            yield page.path, ("index", *_page_inputs(page), *keys_of(page.articles)), _no_notes(
+                partial(self._whole_list_page, full, "web/index.html", page, search=self.search)
+            )
+        if self.tags:
+            members = self._tag_members()
+            listing = [
+                {"name": name, "href": self._tag_url(slug), "count": len(members[slug])}
+                for slug, name in self.tags.items()
+            ]
+            yield "tags/index.html", ("tags", repr(listing)), (
+                lambda: (
+                    self._render(
+                        "web/tags.html", tags=listing, canonical=self.site_url + "tags/", root="../", pager=None
+                    ),
+                    (),
+                )
+            )
+            for slug, name in self.tags.items():
+                tag = {"name": name, "slug": slug, "feed": self._tag_feed(name)}
+                for page in _pages(self.config, members[slug], f"tags/{slug}/"):
+                    inputs = ("tag", repr(tag), *_page_inputs(page), *keys_of(page.articles))
+                    yield page.path, inputs, _no_notes(
+                        partial(self._whole_list_page, full, "web/tag.html", page, tag=tag, search=False)
+                    )
         for position, article in enumerate(self.articles):
             newer = self.articles[position - 1] if position > 0 else None
             older = self.articles[position + 1] if position + 1 < len(self.articles) else None
-            yield f"{article.slug}/index.html", self.article(article, newer=newer, older=older)
-        yield "sitemap.xml", self.sitemap()
-        yield "robots.txt", self.robots()
+            inputs = (
+                "article",
+                keys[position],
+                abouts[position - 1] if newer else "",
+                abouts[position + 1] if older else "",
+                repr(self._article_tags(article)),
+            )
+            yield f"{article.slug}/index.html", inputs, _no_notes(
+                partial(self._article_page, full, article, newer, older)
+            )
+        yield "sitemap.xml", ("sitemap", repr(self.tags), *abouts), self._sitemap_and_notes
+        yield "robots.txt", ("robots",), lambda: (self.robots(), ())
         if self.search:
-            yield "search.json", self.search_index()
-            yield "assets/search.js", self.script()
-
-    def index_pages(self) -> Iterator[tuple[str, bytes]]:
-        for page in _pages(self.config, self.articles, ""):
-            yield page.path, self._list_page("web/index.html", page, search=self.search)
-
-    def tag_pages(self) -> Iterator[tuple[str, bytes]]:
-        if not self.tags:
-            return
-        members = self._tag_members()
-        listing = [
-            {"name": name, "href": self._tag_url(slug), "count": len(members[slug])} for slug, name in self.tags.items()
-        ]
-        yield "tags/index.html", self._render(
-            "web/tags.html", tags=listing, canonical=self.site_url + "tags/", root="../", pager=None
-        )
-        for slug, name in self.tags.items():
-            tag = {"name": name, "slug": slug, "feed": self._tag_feed(name)}
-            for page in _pages(self.config, members[slug], f"tags/{slug}/"):
-                yield page.path, self._list_page("web/tag.html", page, tag=tag, search=False)
+            yield "search.json", ("search", *abouts), lambda: (self.search_index(), ())
+            yield "assets/search.js", ("script",), lambda: (self.script(), ())
 
     def _tag_members(self) -> dict[str, list[Article]]:
         members: dict[str, list[Article]] = {slug: [] for slug in self.tags}
@@ -205,7 +269,10 @@ class Archive:
         }
 
     def _article_tags(self, article: Article) -> list[dict[str, Any]]:
-        out = []
+        known = self._linked_tags.get((article.slug, article.tags))
+        if known is not None:
+            return known
+        out: list[dict[str, Any]] = []
         linked: set[str] = set()
         for tag in article.tags:
             slug = feeds.tag_slug(tag)
@@ -213,6 +280,7 @@ class Archive:
             if name is not None and slug not in linked:
                 linked.add(slug)
                 out.append({"name": tag, "href": self._tag_url(slug), "feed": self._tag_feed(name)})
+        self._linked_tags[(article.slug, article.tags)] = out
         return out
 
     # Pages
@@ -292,6 +360,19 @@ class Archive:
 
     # Data files
 
+    def _article_page(
+        self, full: Callable[[Article], Article], article: Article, newer: Article | None, older: Article | None
+    ) -> bytes:
+        return self.article(full(article), newer=_bare(newer), older=_bare(older))
+
+    def _whole_list_page(self, full: Callable[[Article], Article], name: str, page: _Page, **context: Any) -> bytes:
+        return self._list_page(name, replace(page, articles=[full(a) for a in page.articles]), **context)
+
+    def _sitemap_and_notes(self) -> tuple[bytes, tuple[str, ...]]:
+        before = len(self.warnings)
+        data = self.sitemap()
+        return data, tuple(self.warnings[before:])
+
     def sitemap(self) -> bytes:
         """Every page a search engine should know, each with its last change."""
         entries: list[tuple[str, datetime | None]] = []
@@ -344,13 +425,14 @@ class Archive:
         return source.encode("utf-8")
 
 
-def _images(
-    config: Config, articles: Sequence[Article], taken: Mapping[str, bytes]
-) -> tuple[dict[str, bytes], list[str]]:
-    """Local lead images copied from the content folder, and warnings for missing ones."""
+def image_files(
+    config: Config, articles: Sequence[Article], taken: Container[str]
+) -> tuple[list[tuple[str, Path]], list[str]]:
+    """Local lead images: each one's path in the build and its file in the content folder,
+    plus warnings for those that are missing or would replace a file in `taken`."""
     site = urlsplit(feeds.site_uri(config) + "/")
     content = config.path_of("build.content")
-    files: dict[str, bytes] = {}
+    found: dict[str, Path] = {}
     warnings: list[str] = []
     for article in articles:
         if not article.image:
@@ -364,18 +446,36 @@ def _images(
         if not rel or rel.endswith("/") or content not in source.parents:
             warnings.append(f"{where}: image {article.image} is not a file under the content folder; fix `image:`")
             continue
-        if rel in files:
+        if rel in found:
             continue
         if rel in taken:
             warnings.append(f"{where}: image {article.image} would replace a page of the site; move the image")
             continue
+        if not source.is_file():
+            warnings.append(_missing_image(where, article.image, source))
+            continue
+        found[rel] = source
+    return list(found.items()), warnings
+
+
+def _missing_image(where: str, image: str, source: Path) -> str:
+    return (
+        f"{where}: image {image} not found: put the file at {source} "
+        "(or give a full https:// address); pages, feeds and newsletters would show a broken picture"
+    )
+
+
+def _images(
+    config: Config, articles: Sequence[Article], taken: Mapping[str, bytes]
+) -> tuple[dict[str, bytes], list[str]]:
+    """Local lead images copied from the content folder, and warnings for missing ones."""
+    found, warnings = image_files(config, articles, taken)
+    files: dict[str, bytes] = {}
+    for rel, source in found:
         try:
             files[rel] = source.read_bytes()
         except OSError:
-            warnings.append(
-                f"{where}: image {article.image} not found: put the file at {source} "
-                "(or give a full https:// address); pages, feeds and newsletters would show a broken picture"
-            )
+            warnings.append(_missing_image(rel, "/" + rel, source))
     return files, warnings
 
 

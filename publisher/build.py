@@ -49,7 +49,8 @@ from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from urllib.parse import urlsplit
 
-from publisher import archive, feeds, newsletter
+from publisher import archive, content, newsletter, outputs
+from publisher.build_cache import ArticleCache, Rendered, RenderRecord
 from publisher.config import Config
 from publisher.errors import BuildError
 from publisher.models import Article, BuildReport
@@ -101,14 +102,19 @@ Progress = Callable[[str, int, int], None]
 
 def build_site(
     config: Config, articles: Sequence[Article], now: datetime, *, write: bool = True,
-    progress: Progress | None = None,
+    progress: Progress | None = None, cache: ArticleCache | None = None,
 ) -> BuildReport:
-    """Render everything and write what changed; `write=False` renders and compares only."""
+    """Render what changed and write it; `write=False` renders and compares only.
+
+    `cache` is the one the articles were read through (`ArticleCache.read`): they come
+    without their HTML, which it gives back to the few pages that need it.
+    """
     output = output_folder(config)
-    site = render_site(config, articles, now, progress=progress)
-    if progress is not None:
-        progress("writing", 0, len(site.files))
-    return write_site(output, site, write=write)
+    bodies: outputs.Bodies = cache if cache is not None else outputs.InMemory()
+    if not write:
+        site = _render_all(config, _plan_site(config, articles, now, bodies), progress)
+        return write_site(output, site, write=False)
+    return _build(output, config, _plan_site(config, articles, now, bodies), progress)
 
 
 def output_folder(config: Config) -> Path:
@@ -161,59 +167,63 @@ def render_site(
     config: Config, articles: Sequence[Article], now: datetime, *, progress: Progress | None = None
 ) -> Site:
     """Every output file of the publication as bytes. Pure apart from reading templates and images."""
-    tell: Progress = progress or (lambda stage, done, total: None)
+    return _render_all(config, _plan_site(config, articles, now, outputs.InMemory()), progress)
+
+
+def _plan_site(config: Config, articles: Sequence[Article], now: datetime, bodies: outputs.Bodies) -> outputs.SitePlan:
     public = sorted((a for a in articles if a.is_public(now)), key=lambda a: (a.date, a.slug), reverse=True)
     _check_slugs(public)
+
+    def preview(article: Article) -> tuple[dict[str, bytes], tuple[str, ...]]:
+        html, eml, notes = newsletter_preview(config, article)
+        return {f"newsletters/{article.slug}.html": html, f"newsletters/{article.slug}.eml": eml}, notes
+
+    return outputs.plan_site(
+        config, public, now, bodies, preview=preview, refuse=preview_refusal, assets=_asset_files(config)
+    )
+
+
+def _render_all(config: Config, plan: outputs.SitePlan, progress: Progress | None) -> Site:
     files: dict[str, bytes] = {}
     warnings: list[str] = []
-    if config["feeds.per_tag"]:
-        for _slug, names in feeds.tag_collisions(public):
-            shown = ", ".join(f'"{name}"' for name in names)
-            warnings.append(
-                f"tags {shown} share one feed ({feeds.feed_path('atom', names[0])}); "
-                "if they mean different things, rename one"
-            )
-
-    tell("feeds", 0, len(public))
-    files[feeds.feed_path("rss")] = feeds.build_rss(config, public, now)
-    files[feeds.feed_path("atom")] = feeds.build_atom(config, public, now)
-    files[feeds.feed_path("json")] = feeds.build_json(config, public, now)
-    if config["feeds.per_tag"]:
-        tagged = feeds.tagged_articles(public)
-        for slug, name in feeds.site_tags(public).items():
-            files[feeds.feed_path("atom", name)] = feeds.build_atom(config, tagged[slug], now, tag=name)
-
-    tell("archive pages", 0, len(public))
-    pages, page_notes = archive.render_archive(config, public, taken=files)
-    files.update(pages)
-    warnings.extend(page_notes)
-
-    previewed = public[: int(config["build.previews"])]
-    for position, article in enumerate(previewed):
-        tell("newsletter previews", position, len(previewed))
-        refusal = preview_refusal(article)
-        if refusal:
-            warnings.append(refusal)
+    tell = _stages(plan, progress)
+    for item in plan.items:
+        if isinstance(item, str):
+            warnings.append(item)
             continue
-        html, eml, notes = newsletter_preview(config, article)
-        files[f"newsletters/{article.slug}.html"] = html
-        files[f"newsletters/{article.slug}.eml"] = eml
+        tell(item)
+        rendered, notes = item.render()
+        files.update(rendered)
         warnings.extend(notes)
-    for name, data in content_assets(config):
-        if name in files:
-            # A lead image the archive copied already is the same file; anything else is in the way.
-            if files[name] != data:
-                warnings.append(f"{name} in the content folder is in the way of a page the build writes; rename it")
-            continue
-        files[name] = data
     # One line per distinct problem: a missing postal address is one warning, not twenty.
     return Site(files=files, warnings=tuple(dict.fromkeys(warnings)))
+
+
+def _stages(plan: outputs.SitePlan, progress: Progress | None) -> Callable[[outputs.Output], None]:
+    """Tells `progress` of each stage as it starts (with the number of articles), and of
+    each newsletter preview."""
+    if progress is None:
+        return lambda output: None
+    articles = plan.articles
+    previews = sum(1 for output in plan.outputs() if output.stage == "newsletter previews")
+    seen: dict[str, int] = {}
+
+    def tell(output: outputs.Output) -> None:
+        done = seen.get(output.stage)
+        if output.stage == "newsletter previews":
+            seen[output.stage] = (done if done is not None else -1) + 1
+            progress(output.stage, seen[output.stage], previews)
+        elif done is None:
+            seen[output.stage] = 0
+            progress(output.stage, 0, articles)
+
+    return tell
 
 
 ARTICLE_SUFFIXES = (".md", ".markdown")
 
 
-def content_assets(config: Config) -> list[tuple[str, bytes]]:
+def _asset_files(config: Config) -> list[tuple[str, Path]]:
     """The content folder's files that are not articles (images, PDFs), by relative path.
 
     Names starting with "." or "_" are skipped, as articles' are. A missing content
@@ -222,17 +232,11 @@ def content_assets(config: Config) -> list[tuple[str, bytes]]:
     folder = config.path_of("build.content")
     if not folder.is_dir():
         return []
-    found = []
-    for path in sorted(folder.rglob("*")):
-        relative = path.relative_to(folder)
-        if any(part.startswith((".", "_")) for part in relative.parts):
-            continue
-        if path.is_file() and not path.name.endswith(ARTICLE_SUFFIXES):
-            try:
-                found.append((relative.as_posix(), path.read_bytes()))
-            except OSError as exc:
-                raise BuildError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
-    return found
+    return [
+        (relative, path)
+        for path, relative in content.content_files(folder)
+        if not path.name.endswith(ARTICLE_SUFFIXES) and path.is_file()
+    ]
 
 
 def preview_refusal(article: Article) -> str:
@@ -328,6 +332,222 @@ def write_site(output: Path, site: Site, *, write: bool = True) -> BuildReport:
         if plan.changes:
             _publish(output, plan, site)
     return plan.report
+
+
+def _build(output: Path, config: Config, plan: outputs.SitePlan, progress: Progress | None) -> BuildReport:
+    """`write_site` for a plan: renders only the outputs whose key changed since the served
+    build, and writes each file into the new build as soon as it is rendered, so a build
+    holds one page at a time, never the whole site."""
+    if output.is_symlink() and not output.exists():
+        raise BuildError(f"cannot write to {output}: it is a broken link; remove it and build again")
+    if output.exists() and not output.is_dir():
+        raise BuildError(f"cannot write to {output}: it is a file, not a folder; set [build] output to a folder")
+    with _builds_lock(output):
+        writer = _Writer(output, config, plan.environment)
+        try:
+            tell = _stages(plan, progress)
+            warnings: list[str] = []
+            for item in plan.items:
+                if isinstance(item, str):
+                    warnings.append(item)
+                    continue
+                tell(item)
+                warnings.extend(writer.add(item))
+            if progress is not None:
+                progress("writing", 0, len(writer.hashes))
+            return writer.finish(warnings)
+        except BaseException:
+            writer.discard()
+            raise
+
+
+class _Writer:
+    """One build in the making: what it renders goes straight into a stage folder, a
+    hard-linked copy of the served build made when the first file differs."""
+
+    def __init__(self, output: Path, config: Config, environment: str) -> None:
+        self.output = output
+        self.config = config
+        self.environment = environment
+        self.current = _served(output)
+        self.root = self.current or output
+        self.previous, self.manifest_note = _read_manifest(self.root) if self.current else ({}, "")
+        self.record = (
+            RenderRecord.load(config, output, environment, self.current.name)
+            if self.current is not None and output.is_symlink()
+            else None
+        )
+        self.hashes: dict[str, str] = {}
+        self.files: dict[str, Rendered] = {}
+        self.notes: dict[str, tuple[str, ...]] = {}
+        self.written: list[str] = []
+        self.unchanged: list[str] = []
+        self.obstacles: list[str] = []
+        self.hints: list[str] = []
+        self.stage: Path | None = None
+        self.rendered = 0
+        """Outputs rendered (the others were known unchanged from the record)."""
+
+    def add(self, item: outputs.Output) -> tuple[str, ...]:
+        """Render `item` unless the served build has it from the same key; its warnings."""
+        kept = self._kept(item)
+        if kept is not None:
+            for rel, known in kept.items():
+                self.hashes[rel] = known.digest
+                self.files[rel] = known
+                self.unchanged.append(rel)
+            notes = self.record.notes[item.key] if self.record is not None else ()
+            self.notes[item.key] = notes
+            return notes
+        self.rendered += 1
+        files, notes = item.render()
+        self.notes[item.key] = notes
+        for rel, data in files.items():
+            self._put(rel, data, item.key)
+        return notes
+
+    def _kept(self, item: outputs.Output) -> dict[str, Rendered] | None:
+        if self.record is None or item.key not in self.record.notes:
+            return None
+        kept = {}
+        for rel in item.paths:
+            known = self.record.files.get(rel)
+            if known is None or known.key != item.key or self.previous.get(rel) != known.digest:
+                return None
+            try:
+                # A string path: thousands of files are looked at in every build.
+                stat = os.lstat(f"{self.root}/{rel}")
+            except OSError:
+                return None
+            if stat.st_size != known.size or stat.st_mtime_ns != known.mtime_ns:
+                return None  # changed by hand since: render it again
+            kept[rel] = known
+        return kept
+
+    def _put(self, rel: str, data: bytes, key: str) -> None:
+        path = _inside(self.root, rel)
+        digest = _digest(data)
+        self.hashes[rel] = digest
+        if _same_bytes(path, data):
+            self.unchanged.append(rel)
+            stat = path.stat()
+            self.files[rel] = Rendered(key, digest, stat.st_size, stat.st_mtime_ns)
+            return
+        self.written.append(rel)
+        obstacle = _obstacle(self.root, path, owned=rel in self.previous)
+        if obstacle:
+            self.obstacles.append(f"{self.output / rel}: {obstacle}")
+            if rel in archive.FROM_TEMPLATES:
+                self.hints.append(
+                    f"; a {rel} of your own goes in the templates folder ([build] templates) as "
+                    f"{archive.FROM_TEMPLATES[rel]}, from which the build writes it"
+                )
+            return
+        if self.obstacles:
+            return  # the build stops: nothing more is worth writing
+        target = _inside(self._stage(), rel)
+        _write_atomic(target, data)
+        self.files[rel] = Rendered(key, digest, len(data), target.stat().st_mtime_ns)
+
+    def _stage(self) -> Path:
+        if self.stage is None:
+            builds = builds_folder(self.output)
+            locked = _unwritable([self.output, builds / "stage"])
+            if locked:
+                raise BuildError(
+                    f"cannot write in {', '.join(locked)}: permission denied, so nothing was written; "
+                    "check that [build] output points to a folder you can write"
+                )
+            try:
+                self.stage = Path(tempfile.mkdtemp(dir=builds, prefix="tmp-"))
+                self.stage.chmod(0o755)
+                if self.current is not None:
+                    _link_tree(self.current, self.stage)
+            except OSError as exc:
+                raise BuildError(
+                    f"cannot write {self.output}: {exc.strerror or exc}; check that [build] output points to a "
+                    "folder you can write"
+                ) from exc
+        return self.stage
+
+    def discard(self) -> None:
+        if self.stage is not None:
+            shutil.rmtree(self.stage, ignore_errors=True)
+            self.stage = None
+
+    def finish(self, warnings: list[str]) -> BuildReport:
+        if self.obstacles:
+            shown = self.obstacles[:10] + (
+                [f"… and {len(self.obstacles) - 10} more"] if len(self.obstacles) > 10 else []
+            )
+            raise BuildError(
+                "these files are in the way and were not written by publisher, so nothing was "
+                "written: " + "; ".join(shown) + ". Move them out of the output folder (or set "
+                "[build] output to a folder of its own), or change the article's `slug:`" + "".join(self.hints)
+            )
+        root = self.root
+        stale = sorted(rel for rel in set(self.previous) - set(self.hashes) if _inside_or_none(root, rel))
+        removed: list[str] = []
+        kept: list[str] = []
+        for rel in stale:
+            path = root / rel
+            if not path.is_file():
+                continue
+            recorded = self.previous[rel]
+            if recorded is None or _file_digest(path) == recorded:
+                removed.append(rel)
+            else:
+                kept.append(rel)
+        manifest = _manifest_bytes(self.hashes)
+        changes = (
+            bool(self.written or removed)
+            or self.current is None
+            or not self.output.is_symlink()
+            or not _same_bytes(self.current / MANIFEST, manifest)
+        )
+        build = self.current
+        if changes:
+            stage = self._stage()
+            for rel in removed:
+                _remove(stage, rel)
+            _write_atomic(stage / MANIFEST, manifest)
+            build = builds_folder(self.output) / f"v{time.time_ns():020d}"
+            try:
+                stage.rename(build)
+                self.stage = None
+                _switch(self.output, build)
+            except OSError as exc:
+                raise BuildError(
+                    f"cannot write {self.output}: {exc.strerror or exc}; check that [build] output points to a "
+                    "folder you can write"
+                ) from exc
+            _prune(builds_folder(self.output), build)
+        if build is not None and (changes or self.rendered):
+            RenderRecord(build.name, self.files, self.notes).save(self.config, self.output, self.environment)
+        notes = [
+            *warnings,
+            *([self.manifest_note] if self.manifest_note else []),
+            *(
+                f"kept {rel}: publisher wrote it, but it was changed since; remove it if it is no longer wanted"
+                for rel in kept
+            ),
+        ]
+        return BuildReport(
+            written=tuple(sorted(self.written)),
+            unchanged=tuple(sorted(self.unchanged)),
+            warnings=tuple(dict.fromkeys(notes)),
+            removed=tuple(removed),
+        )
+
+
+def _prune(builds: Path, version: Path) -> None:
+    """Remove the builds before `version` (and anything a killed build left)."""
+    for old in builds.iterdir():
+        if old != version and old.name != ".lock":
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -476,35 +696,33 @@ def _publish(output: Path, plan: _Plan, site: Site) -> None:
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
-    for old in builds.iterdir():
-        if old != version and old.name != ".lock":
-            if old.is_dir() and not old.is_symlink():
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                old.unlink(missing_ok=True)
+    _prune(builds, version)
 
 
 def _link_tree(source: Path, target: Path) -> None:
     """Hard-link every file of `source` into the empty folder `target` (a copy where the
     filesystem refuses a link), so that unchanged files keep their inode and mtime."""
-    for folder, dirs, files in os.walk(source):
-        here = target / Path(folder).relative_to(source)
-        for name in dirs:
-            if Path(folder, name).is_symlink():
-                (here / name).symlink_to(Path(folder, name).readlink())
-            else:
-                (here / name).mkdir(mode=0o755)
-        for name in files:
-            src = Path(folder, name)
-            if name.startswith(".") and name.endswith(".tmp"):
+    _link_folder(os.fspath(source), os.fspath(target))
+
+
+def _link_folder(source: str, target: str) -> None:
+    # os and str paths, not pathlib: a site of thousands of pages is linked at every build,
+    # and pathlib's objects cost more than the links themselves.
+    with os.scandir(source) as entries:
+        for entry in entries:
+            here = os.path.join(target, entry.name)  # noqa: PTH118
+            if entry.is_symlink():
+                os.symlink(os.readlink(entry.path), here)  # noqa: PTH115, PTH211
+            elif entry.is_dir(follow_symlinks=False):
+                os.mkdir(here, 0o755)  # noqa: PTH102
+                _link_folder(entry.path, here)
+            elif entry.name.startswith(".") and entry.name.endswith(".tmp"):
                 continue  # a temp file an older publisher's killed build left behind
-            if src.is_symlink():
-                (here / name).symlink_to(src.readlink())
-                continue
-            try:
-                os.link(src, here / name, follow_symlinks=False)
-            except OSError:
-                shutil.copy2(src, here / name)
+            else:
+                try:
+                    os.link(entry.path, here, follow_symlinks=False)
+                except OSError:
+                    shutil.copy2(entry.path, here)
 
 
 def _switch(output: Path, version: Path) -> None:

@@ -22,8 +22,9 @@ years `FIRST_YEAR` and `LAST_YEAR`, and a `YYYY-MM-DD-` file name must name a re
 from __future__ import annotations
 
 import difflib
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from pathlib import Path, PurePath
@@ -48,10 +49,14 @@ __all__ = [
     "MAX_TAGS",
     "MAX_TAG_LENGTH",
     "RESERVED_SLUGS",
+    "ArticleReader",
+    "content_files",
+    "decode_article",
     "draft_file_name",
     "load_articles",
     "new_draft_text",
     "parse_article",
+    "read_article",
     "scan_articles",
     "slugify",
 ]
@@ -233,15 +238,44 @@ def _yaml_error(exc: yaml.YAMLError, source: str, front: str) -> ContentError:
     )
 
 
+_FAST_LOADER: type[yaml.SafeLoader] | None = getattr(yaml, "CSafeLoader", None) if yaml.__with_libyaml__ else None
+"""libyaml's loader, about ten times faster than the pure one, where PyYAML was built with it."""
+
+
+class _Refused(Exception):
+    """libyaml refused the front matter: the pure loader reads it again to word the error."""
+
+
 def _read_front_matter(front: str, source: str) -> _FrontMatter:
+    """The front matter's keys, values and lines.
+
+    libyaml reads valid YAML into the same nodes, marks and values as the pure loader, but
+    words its errors and places some of their marks differently. So it reads first, and
+    text it refuses is read again by the pure loader, whose error the author gets: one
+    wording and one line number, with or without libyaml.
+    """
+    if _FAST_LOADER is not None:
+        try:
+            return _front_matter(_FAST_LOADER, front, source)
+        except _Refused:
+            pass
+    return _front_matter(yaml.SafeLoader, front, source)
+
+
+def _front_matter(kind: type[yaml.SafeLoader], front: str, source: str) -> _FrontMatter:
+    fast = kind is not yaml.SafeLoader
     try:
-        loader = yaml.SafeLoader(front)  # reads the text at once: control characters fail here
+        loader = kind(front)  # the pure loader reads the text at once: control characters fail here
     except yaml.YAMLError as exc:
+        if fast:
+            raise _Refused from exc
         raise _yaml_error(exc, source, front) from exc
     try:
         try:
             node = loader.get_single_node()
         except yaml.YAMLError as exc:
+            if fast:
+                raise _Refused from exc
             raise _yaml_error(exc, source, front) from exc
         if node is None:
             return _FrontMatter(source, {})
@@ -270,6 +304,8 @@ def _read_front_matter(front: str, source: str) -> _FrontMatter:
             try:
                 value = loader.construct_object(value_node, deep=True)
             except (yaml.YAMLError, ValueError, OverflowError) as exc:
+                if fast and isinstance(exc, yaml.YAMLError):
+                    raise _Refused from exc  # its marks print without the pure loader's snippet
                 shown = value_node.value if isinstance(value_node, yaml.ScalarNode) else key
                 if key in ("date", "updated", "send_at"):
                     message = (
@@ -538,30 +574,64 @@ def parse_article(text: str, *, source: str, config: Config) -> Article:
     )
 
 
-def _shown_path(path: Path, root: Path) -> str:
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)
+def content_files(folder: Path) -> list[tuple[Path, str]]:
+    """Every file under `folder` (links to files included, linked folders not entered) with
+    its relative POSIX path, sorted, leaving out those with a part starting with "." or "_"
+    (editor files, notes). os.walk, not Path.rglob: a build lists thousands of files."""
+    found: list[tuple[tuple[str, ...], Path, str]] = []
+    for parent, dirs, files in os.walk(folder):
+        dirs[:] = [name for name in dirs if not name.startswith((".", "_"))]
+        here = Path(parent)
+        parts = here.relative_to(folder).parts
+        for name in files:
+            if not name.startswith((".", "_")):
+                found.append(((*parts, name), here / name, "/".join((*parts, name))))
+    found.sort(key=lambda item: item[0])
+    return [(path, relative) for _parts, path, relative in found]
 
 
-def load_articles(config: Config) -> list[Article]:
+def load_articles(config: Config, *, reader: ArticleReader | None = None) -> list[Article]:
     """Every article under `build.content`, newest first, drafts and future ones included.
 
     Files and folders whose names start with "." or "_" are skipped (editor files, notes).
     The first problem found is raised; `scan_articles` collects them all.
     """
-    articles, errors = scan_articles(config)
+    articles, errors = scan_articles(config, reader=reader)
     if errors:
         raise errors[0]
     return articles
 
 
-def scan_articles(config: Config) -> tuple[list[Article], list[ContentError]]:
+ArticleReader = Callable[[Path, str], Article]
+"""Reads one article file (its path, and its name as errors show it) into an `Article`,
+raising ContentError: `read_article`, or a cache in front of it."""
+
+
+def read_article(path: Path, source: str, config: Config) -> Article:
+    """One article file read and parsed; every problem a ContentError naming it."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ContentError(f"{source}: cannot be read: {exc.strerror or exc}") from exc
+    return parse_article(decode_article(data, source), source=source, config=config)
+
+
+def decode_article(data: bytes, source: str) -> str:
+    """An article file's bytes as text: UTF-8, or a ContentError saying where it is not."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ContentError(f"{source}: is not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
+
+
+def scan_articles(
+    config: Config, *, reader: ArticleReader | None = None
+) -> tuple[list[Article], list[ContentError]]:
     """The articles that parse, newest first, and the problem of every file that does not.
 
     For `publisher check`, which reports every broken file at once. A missing content
-    folder is raised, since there is nothing to scan.
+    folder is raised, since there is nothing to scan. `reader` reads each file (a build
+    passes its cache's, which parses only what changed).
     """
     folder = config.path_of("build.content")
     if not folder.is_dir():
@@ -569,24 +639,18 @@ def scan_articles(config: Config) -> tuple[list[Article], list[ContentError]]:
             f"{folder}: no such folder; create it, or set build.content in config.toml to "
             "the folder holding your articles"
         )
-    root = config.root.resolve()
+    read: ArticleReader = reader or (lambda path, source: read_article(path, source, config))
+    root = f"{config.root.resolve()}{os.sep}"
     articles: list[Article] = []
     errors: list[ContentError] = []
     owners: dict[str, str] = {}
-    for path in sorted(folder.rglob("*.md")):
-        if any(part.startswith((".", "_")) for part in path.relative_to(folder).parts):
+    for path, _relative in content_files(folder):
+        if not path.name.endswith(".md"):
             continue
-        source = _shown_path(path, root)
+        full = str(path)
+        source = full[len(root) :] if full.startswith(root) else full
         try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            errors.append(ContentError(f"{source}: is not UTF-8 text (byte {exc.start}); save it as UTF-8"))
-            continue
-        except OSError as exc:
-            errors.append(ContentError(f"{source}: cannot be read: {exc.strerror or exc}"))
-            continue
-        try:
-            article = parse_article(text, source=source, config=config)
+            article = read(path, source)
         except ContentError as exc:
             errors.append(exc)
             continue

@@ -14,6 +14,7 @@ feedgen quirks handled here:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import json
@@ -92,6 +93,7 @@ _ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9](?:[A-Za-z0-
 _DEFAULT_PORTS = {"http": ":80", "https": ":443"}
 
 
+@functools.lru_cache(maxsize=4096)
 def tag_slug(tag: str) -> str:
     """The file-name form of a tag: "Sleep & Rest" -> "sleep-rest".
 

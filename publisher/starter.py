@@ -161,6 +161,6 @@ def starter_files(answers: Answers, now: datetime, *, root: Path) -> dict[str, s
     return {
         "config.toml": text,
         name: welcome,
-        ".gitignore": "# Written by publisher: the database, the built site, the demo outbox, the demo secret.\n"
-        "publisher.db*\n/public\n/.public.builds/\noutbox/\n.publisher-secret\n",
+        ".gitignore": "# Written by publisher: the database, the built site and its cache, the demo outbox, the demo "
+        "secret.\npublisher.db*\n/public\n/.public.builds/\n/.publisher-cache/\noutbox/\n.publisher-secret\n",
     }

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from publisher import build, content, newsletter
+from publisher.build_cache import ArticleCache
 from publisher.cli._common import cli, get_config, reports_errors
 from publisher.errors import ContentError, PublisherError
 from publisher.models import Article, BuildReport
@@ -56,9 +57,15 @@ def build_command(ctx: click.Context, verbose: bool) -> None:
     config = get_config(ctx)
     started = time.perf_counter()
     now = datetime.now(UTC)
+    build.output_folder(config)  # a refused output writes nothing, not even the cache
+    # Only the articles whose files changed are parsed, and only the pages showing them rendered.
+    cache = ArticleCache(config)
     with _build_progress() as progress:
-        articles = content.load_articles(config)
-        report = build.build_site(config, articles, now, progress=progress)
+        try:
+            articles = content.load_articles(config, reader=cache.read)
+            report = build.build_site(config, articles, now, progress=progress, cache=cache)
+        finally:
+            cache.save()
     elapsed = time.perf_counter() - started
     out = _console()
     output = _shown(build.output_folder(config))

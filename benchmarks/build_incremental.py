@@ -1,0 +1,216 @@
+"""`publisher build` against Hugo on the same 5,000 articles: cold, and after editing one.
+
+    .venv/bin/python benchmarks/build_incremental.py [--articles 5000] [--rounds 3] [--small 1000]
+
+The articles are build_1000.py's (front matter, four sections, a table, footnotes), all
+dated in the past, written once into a publisher publication and into a Hugo site
+(Debian's `hugo`; small templates of our own: an article page with its tags and
+neighbours, paged lists of 20, tag pages, Hugo's own RSS and sitemap). Each round, for
+each tool in turn (interleaved, so both see the same load on the machine):
+
+- cold: the output and every cache removed, then one build;
+- edit: one article in the middle gets a new paragraph, then one build.
+
+Every build is a child process (`python -m publisher build`, `hugo`), timed on the wall
+clock, interpreter start-up included; its peak RSS comes from wait4's rusage. publisher's
+own figure ("N articles, X s", the build without start-up) is shown beside it. Last, a
+cold build of --small articles, to show whether peak memory grows with the number of
+articles. Prints medians and the ratios to Hugo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from build_1000 import CONFIG, article_text
+
+HUGO_CONFIG = """\
+baseURL = "https://bench.example.org/"
+title = "Benchmark Notes"
+languageCode = "en"
+disableKinds = ["categories"]
+[pagination]
+pagerSize = 20
+paginate = 20
+[taxonomies]
+tag = "tags"
+[outputs]
+home = ["HTML", "RSS"]
+term = ["HTML", "RSS"]
+"""
+
+HUGO_LAYOUTS = {
+    "_default/baseof.html": (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{{ .Title }} · {{ .Site.Title }}</title>'
+        '{{ with .OutputFormats.Get "rss" }}<link rel="alternate" type="application/rss+xml" href="{{ .Permalink }}">'
+        "{{ end }}</head><body><header><a href=\"{{ .Site.BaseURL }}\">{{ .Site.Title }}</a></header>"
+        '{{ block "main" . }}{{ end }}</body></html>'
+    ),
+    "_default/single.html": (
+        '{{ define "main" }}<article><h1>{{ .Title }}</h1>'
+        '<time datetime="{{ .Date.Format "2006-01-02T15:04:05Z07:00" }}">'
+        '{{ .Date.Format "January 2, 2006" }}</time>{{ .Content }}'
+        '<ul>{{ range .Params.tags }}<li><a href="{{ "tags/" | absURL }}{{ . | urlize }}/">{{ . }}</a></li>'
+        "{{ end }}</ul>"
+        '{{ with .PrevInSection }}<a rel="next" href="{{ .Permalink }}">{{ .Title }}</a>{{ end }}'
+        '{{ with .NextInSection }}<a rel="prev" href="{{ .Permalink }}">{{ .Title }}</a>{{ end }}'
+        "</article>{{ end }}"
+    ),
+    "_default/list.html": (
+        '{{ define "main" }}<h1>{{ .Title }}</h1>{{ range .Paginator.Pages }}<h3><a href="{{ .Permalink }}">'
+        '{{ .Title }}</a></h3><p>{{ .Summary | plainify | truncate 200 }}</p>{{ end }}'
+        '{{ with .Paginator.Prev }}<a rel="prev" href="{{ .URL }}">newer</a>{{ end }}'
+        '{{ with .Paginator.Next }}<a rel="next" href="{{ .URL }}">older</a>{{ end }}{{ end }}'
+    ),
+    "_default/terms.html": (
+        '{{ define "main" }}<ul>{{ range .Data.Terms.Alphabetical }}<li><a href="{{ .Page.Permalink }}">'
+        "{{ .Page.Title }}</a> ({{ .Count }})</li>{{ end }}</ul>{{ end }}"
+    ),
+}
+
+MIDDLE_EDIT = "\n\nAn added paragraph: the one edit of this round.\n"
+
+
+def write_sites(root: Path, count: int) -> tuple[Path, Path, Path]:
+    """The same articles for both tools; returns (publisher config, hugo site, edited file)."""
+    rng = random.Random(1000)
+    pub = root / "publisher"
+    hugo = root / "hugo"
+    (pub / "content").mkdir(parents=True)
+    (hugo / "content" / "posts").mkdir(parents=True)
+    (pub / "config.toml").write_text(CONFIG.format(previews=20), encoding="utf-8")
+    (hugo / "config.toml").write_text(HUGO_CONFIG, encoding="utf-8")
+    for name, text in HUGO_LAYOUTS.items():
+        (hugo / "layouts" / name).parent.mkdir(parents=True, exist_ok=True)
+        (hugo / "layouts" / name).write_text(text, encoding="utf-8")
+    start = datetime(2010, 1, 1, 8, 0, tzinfo=UTC)
+    names = []
+    for number in range(count):
+        date = start + timedelta(hours=12 * number)
+        text = article_text(rng, number, date)
+        # No lead images: neither site has the files, and a warning per article would be noise.
+        text = re.sub(r"^image(_alt)?: .*\n", "", text, flags=re.MULTILINE)
+        name = f"{date:%Y-%m-%d}-article-{number:05d}.md"
+        (pub / "content" / name).write_text(text, encoding="utf-8")
+        (hugo / "content" / "posts" / name).write_text(text, encoding="utf-8")
+        names.append(name)
+    return pub / "config.toml", hugo, Path(names[count // 2])
+
+
+def run_measured(command: list[str], cwd: Path) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS in MB (wait4's rusage: Linux reports KB) and stdout of one child."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        child = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=err, text=True)
+        _pid, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read()
+        if child.returncode != 0:
+            raise SystemExit(f"{' '.join(command)} failed ({child.returncode}):\n{stdout}\n{err.read()}")
+        return wall, usage.ru_maxrss / 1024, stdout
+
+
+def publisher_build(config: Path) -> tuple[float, float, float]:
+    """(wall seconds, peak MB, the build's own seconds as `publisher build` prints them)."""
+    wall, peak, out = run_measured([sys.executable, "-m", "publisher", "--config", str(config), "build"], config.parent)
+    found = re.search(r"articles, ([0-9.]+) s\)", out)
+    return wall, peak, float(found.group(1)) if found else float("nan")
+
+
+def hugo_build(site: Path) -> tuple[float, float]:
+    wall, peak, _out = run_measured(["hugo", "--quiet"], site)
+    return wall, peak
+
+
+def clean_publisher(config: Path) -> None:
+    root = config.parent
+    (root / "public").unlink(missing_ok=True)
+    for name in (".public.builds", ".publisher-cache", "public"):
+        shutil.rmtree(root / name, ignore_errors=True)
+
+
+def clean_hugo(site: Path) -> None:
+    for name in ("public", "resources", ".hugo_build.lock"):
+        path = site / name
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def edit(path: Path, round_number: int) -> None:
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(MIDDLE_EDIT.replace("this round", f"round {round_number}"))
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--articles", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--small", type=int, default=1000, help="articles of the memory comparison (0: skip)")
+    args = parser.parse_args()
+    if shutil.which("hugo") is None:
+        raise SystemExit("hugo is not installed (Debian: apt-get install hugo)")
+    version = subprocess.run(["hugo", "version"], capture_output=True, text=True).stdout.split()[1]
+    base = "/dev/shm" if Path("/dev/shm").is_dir() else None
+    with tempfile.TemporaryDirectory(prefix="publisher-incr-", dir=base) as tmp:
+        config, hugo, name = write_sites(Path(tmp), args.articles)
+        pub_file = config.parent / "content" / name
+        hugo_file = hugo / "content" / "posts" / name
+        rows: dict[str, list[tuple[float, ...]]] = {k: [] for k in ("pc", "pe", "hc", "he")}
+        for round_number in range(1, args.rounds + 1):
+            clean_publisher(config)
+            rows["pc"].append(publisher_build(config))
+            clean_hugo(hugo)
+            rows["hc"].append(hugo_build(hugo))
+            edit(pub_file, round_number)
+            rows["pe"].append(publisher_build(config))
+            edit(hugo_file, round_number)
+            rows["he"].append(hugo_build(hugo))
+            print(
+                f"round {round_number}: publisher cold {rows['pc'][-1][0]:.2f} s, edit {rows['pe'][-1][0]:.2f} s; "
+                f"hugo cold {rows['hc'][-1][0]:.2f} s, edit {rows['he'][-1][0]:.2f} s",
+                flush=True,
+            )
+        small_peak = float("nan")
+        if args.small:
+            small_config, _hugo, _name = write_sites(Path(tmp) / "small", args.small)
+            small_peak = publisher_build(small_config)[1]
+
+    def col(key: str, index: int) -> float:
+        return median([r[index] for r in rows[key]])
+
+    print(f"\n{args.articles:,} articles, median of {args.rounds} interleaved rounds; hugo {version}")
+    print(f"{'':<34}{'wall':>9}{'build':>9}{'peak RSS':>11}{'vs hugo':>9}")
+    for label, key, hugo_key in (("publisher build, cold", "pc", "hc"), ("publisher build, one edited", "pe", "he")):
+        ratio = col(key, 0) / col(hugo_key, 0)
+        print(f"{label:<34}{col(key, 0):>7.2f} s{col(key, 2):>7.2f} s{col(key, 1):>8.0f} MB{ratio:>8.2f}x")
+    print(f"{'hugo, cold':<34}{col('hc', 0):>7.2f} s{'':>9}{col('hc', 1):>8.0f} MB")
+    print(f"{'hugo, one edited':<34}{col('he', 0):>7.2f} s{'':>9}{col('he', 1):>8.0f} MB")
+    if args.small:
+        print(
+            f"peak RSS of a cold publisher build: {small_peak:.0f} MB at {args.small:,} articles, "
+            f"{col('pc', 1):.0f} MB at {args.articles:,} ({col('pc', 1) - small_peak:+.0f} MB)"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,285 @@
+"""What one build remembers for the next, in `.publisher-cache/` beside config.toml.
+
+Two things, so that a rebuild does the work of what changed and nothing else:
+
+- Parsed articles. An article file is parsed again only when its bytes, its name, the
+  settings that parsing reads (zone, site URL, default author) or the code that parses
+  (publisher and its Markdown, YAML and sanitising libraries) change: the key is a
+  SHA-256 of all of them. The index (`articles.pickle`) keeps each article without its
+  HTML, which waits in `html/<key>.html` until a page or feed needs it, so a build holds
+  the metadata of every article and the text of only the few it is rendering.
+- Rendered outputs (`renders-<output>.pickle`): for each file of the build being served,
+  the key of everything its bytes were made from (see `publisher.outputs`), its hash,
+  its size and mtime, and the warnings its rendering gave. A file whose key is unchanged
+  and which is still as the build left it is not rendered again.
+
+Everything here is a hint, never the truth: an entry that is missing, unreadable, from
+another format or another version of the code is ignored and the work is done again,
+so deleting the folder is always safe. Files are written to a temporary name and renamed,
+so a build killed half way, or two builds at once, leave whole files; the worst a race
+can do is make the next build parse or render again. The folder holds drafts, so it is
+kept out of the output folder (and out of git: `publisher init` ignores it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import pickle
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields, replace
+from importlib import metadata
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from publisher import content
+from publisher.config import Config
+from publisher.errors import ContentError
+from publisher.models import Article
+
+__all__ = ["CACHE_FOLDER", "ArticleCache", "RenderRecord", "Rendered", "code_fingerprint"]
+
+CACHE_FOLDER = ".publisher-cache"
+"""The cache's folder in the publication folder (the folder of config.toml)."""
+
+_FORMAT = 2
+"""Bumped whenever what the cache stores changes shape: older entries are then ignored."""
+
+_LIBRARIES = (
+    "markdown-it-py", "mdit-py-plugins", "nh3", "pyyaml", "python-slugify", "jinja2", "feedgen",
+    "premailer", "babel", "lxml", "markupsafe",
+)
+"""Libraries whose version changes what an article parses or renders to."""
+
+_PARSE_SETTINGS = ("publication.timezone", "publication.url", "publication.author")
+"""The settings `content.parse_article` reads."""
+
+
+def _digest(*parts: bytes | str) -> str:
+    hasher = hashlib.sha256()
+    for part in parts:
+        data = part.encode("utf-8", "surrogatepass") if isinstance(part, str) else part
+        hasher.update(len(data).to_bytes(8, "big"))
+        hasher.update(data)
+    return hasher.hexdigest()
+
+
+_CODE: list[str] = []
+
+
+def code_fingerprint() -> str:
+    """The code that parses and renders: publisher's own files (name, size, mtime, so that
+    an edited checkout counts), the Python version and the versions of the libraries."""
+    if _CODE:
+        return _CODE[0]
+    package = Path(__file__).resolve().parent
+    parts: list[str] = [str(_FORMAT), sys.version]
+    for folder, dirs, files in os.walk(package):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(files):
+            if name.endswith((".pyc", ".pyo")):
+                continue
+            path = Path(folder, name)
+            stat = path.stat()
+            parts.append(f"{path.relative_to(package).as_posix()}:{stat.st_size}:{stat.st_mtime_ns}")
+    for library in _LIBRARIES:
+        try:
+            parts.append(f"{library}=={metadata.version(library)}")
+        except metadata.PackageNotFoundError:
+            parts.append(f"{library} absent")
+    _CODE.append(_digest(*parts))
+    return _CODE[0]
+
+
+def _load(path: Path, kind: str, fingerprint: str) -> Any:
+    """The payload of a cache file written by `_save` with the same kind and fingerprint;
+    None for anything else (missing, truncated, garbage, another format or version)."""
+    try:
+        with path.open("rb") as handle:
+            head = pickle.load(handle)  # noqa: S301  (our own file, in the author's own folder)
+            if head != (kind, _FORMAT, fingerprint):
+                return None
+            return pickle.load(handle)  # noqa: S301
+    except Exception:  # a cache that cannot be read is a cache miss, whatever the reason
+        return None
+
+
+def _save(path: Path, kind: str, fingerprint: str, payload: Any) -> None:
+    """Write whole or not at all; a cache that cannot be written only costs the next build time."""
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                pickle.dump((kind, _FORMAT, fingerprint), handle, protocol=pickle.HIGHEST_PROTOCOL)
+                pickle.dump(payload, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            Path(temp).replace(path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+
+
+def _write_text(path: Path, text: str) -> None:
+    with contextlib.suppress(OSError):
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(text.encode("utf-8", "surrogatepass"))
+            Path(temp).replace(path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+
+
+_FIELDS = tuple(field.name for field in fields(Article))
+
+
+class _Entry(NamedTuple):
+    """One parsed article in the index (a plain tuple: thousands load in milliseconds)."""
+
+    values: tuple[Any, ...]
+    """The article's fields in order, `html` left empty."""
+    html_digest: str
+    about: str
+    """The hash of the article without its HTML (see `publisher.outputs.Bodies.about`)."""
+
+    @property
+    def article(self) -> Article:
+        return Article(*self.values)
+
+
+class ArticleCache:
+    """Parsed articles by the key of their file's bytes, the parse settings and the code.
+
+    `read` is a `content.ArticleReader`: it returns the article *without its HTML*
+    (`html` is ""); `full` gives it back whole. `key` is the article's key, which
+    `publisher.outputs` builds its own keys from. `save` writes the index of the
+    articles read this time (dropping those of deleted or edited files) and removes
+    their orphaned HTML.
+    """
+
+    def __init__(self, config: Config, folder: Path | None = None) -> None:
+        self.config = config
+        self.folder = folder or config.root.resolve() / CACHE_FOLDER
+        self.fingerprint = _digest(
+            code_fingerprint(), *(f"{key}={config[key]!r}" for key in _PARSE_SETTINGS)
+        )
+        index = _load(self.folder / "articles.pickle", "articles", self.fingerprint)
+        self._index: dict[str, _Entry] = index if isinstance(index, dict) else {}
+        self._seen: dict[str, _Entry] = {}
+        self._keys: dict[tuple[str, str], str] = {}
+        self._paths: dict[str, Path] = {}
+        self.parsed = 0
+        """Articles parsed (not found in the cache) by this cache's `read`."""
+
+    def read(self, path: Path, source: str) -> Article:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ContentError(f"{source}: cannot be read: {exc.strerror or exc}") from exc
+        key = _digest(self.fingerprint, source, data)
+        entry = self._index.get(key)
+        article = None
+        if isinstance(entry, _Entry):
+            with contextlib.suppress(TypeError):  # a damaged entry: parse the file again
+                article = entry.article
+        if entry is None or article is None:
+            entry, whole = self._parse(key, data, source)
+            article = replace(whole, html="")
+        self._seen[key] = entry
+        self._keys[(article.source, article.slug)] = key
+        self._paths[key] = path
+        return article
+
+    def _parse(self, key: str, data: bytes, source: str) -> tuple[_Entry, Article]:
+        article = content.parse_article(content.decode_article(data, source), source=source, config=self.config)
+        self.parsed += 1
+        html_folder = self.folder / "html"
+        with contextlib.suppress(OSError):
+            html_folder.mkdir(parents=True, exist_ok=True)
+        _write_text(html_folder / f"{key}.html", article.html)
+        bare = replace(article, html="")
+        values = tuple(getattr(bare, name) for name in _FIELDS)
+        return _Entry(values, _digest(article.html), _digest(repr(bare))), article
+
+    def key(self, article: Article) -> str:
+        """The key of an article this cache read (KeyError for any other)."""
+        return self._keys[(article.source, article.slug)]
+
+    def about(self, article: Article) -> str:
+        return self._seen[self.key(article)].about
+
+    def full(self, article: Article) -> Article:
+        """The article as `content.parse_article` gives it, HTML included.
+
+        The HTML comes from the cache; when its file is gone or damaged the article file
+        is parsed again (it must still be the same bytes: the key says so).
+        """
+        key = self.key(article)
+        entry = self._seen[key]
+        try:
+            html = (self.folder / "html" / f"{key}.html").read_bytes().decode("utf-8", "surrogatepass")
+        except (OSError, UnicodeDecodeError):
+            html = None
+        if html is not None and _digest(html) == entry.html_digest:
+            return replace(article, html=html)
+        path = self._paths[key]
+        data = path.read_bytes()
+        if _digest(self.fingerprint, article.source, data) != key:
+            raise ContentError(f"{article.source}: changed while the site was being built; build again")
+        return self._parse(key, data, article.source)[1]
+
+    def save(self) -> None:
+        """Keep the articles read this time, and the HTML of those only."""
+        if self._seen == self._index:
+            return
+        _save(self.folder / "articles.pickle", "articles", self.fingerprint, self._seen)
+        self._prune(f"{key}.html" for key in self._seen)
+
+    def _prune(self, wanted: Iterable[str]) -> None:
+        keep = set(wanted)
+        with contextlib.suppress(OSError):  # another build pruning at once, or no folder yet
+            for item in os.scandir(self.folder / "html"):
+                if item.name not in keep and not item.name.startswith("."):
+                    Path(item.path).unlink(missing_ok=True)
+
+
+class Rendered(NamedTuple):
+    """One file of a served build as the build that wrote it left it."""
+
+    key: str
+    digest: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class RenderRecord:
+    """The served build's files by what they were rendered from, and each render's warnings.
+
+    `build` names the build folder the record describes: a record of any other build is
+    not used.
+    """
+
+    build: str
+    files: Mapping[str, Rendered]
+    notes: Mapping[str, tuple[str, ...]]
+    """Output key -> the warnings rendering it gave (given again when it is not rendered)."""
+
+    @staticmethod
+    def path(config: Config, output: Path) -> Path:
+        name = hashlib.sha256(str(output).encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        return config.root.resolve() / CACHE_FOLDER / f"renders-{name}.pickle"
+
+    @classmethod
+    def load(cls, config: Config, output: Path, fingerprint: str, build: str) -> RenderRecord | None:
+        found = _load(cls.path(config, output), "renders", fingerprint)
+        if isinstance(found, RenderRecord) and found.build == build:
+            return found
+        return None
+
+    def save(self, config: Config, output: Path, fingerprint: str) -> None:
+        _save(self.path(config, output), "renders", fingerprint, self)
