@@ -35,7 +35,7 @@ from publisher.mime import (
     message_id_for,
 )
 from publisher.models import Article, Issue, IssueKind, RenderedIssue, split_person
-from publisher.templates import template_environment
+from publisher.templates import template_environment, text_direction
 
 __all__ = [
     "CONTENT_WIDTH",
@@ -301,6 +301,18 @@ def _render(env: jinja2.Environment, name: str, context: Mapping[str, Any]) -> s
         raise TemplateError(f"{name}: {exc.message or exc}. Fix the template and run again.") from exc
 
 
+def _stylesheet(env: jinja2.Environment, config: Config) -> str:
+    """The email stylesheet with its sides set for the language's direction (mail clients
+    do not all know `text-align: start` or `padding-inline-start`)."""
+    rtl = text_direction(str(config["publication.language"])) == "rtl"
+
+    def inset(start: str, block: str = "0") -> str:
+        """`padding` shorthand with `start` on the side where lines begin."""
+        return f"{block} {start} {block} 0" if rtl else f"{block} 0 {block} {start}"
+
+    return _render(env, _STYLESHEET, {"start": "right" if rtl else "left", "inset": inset})
+
+
 def inline_css(html: str, css: str) -> str:
     """Move the stylesheet into style attributes; only @media rules stay in a <style> block.
 
@@ -366,7 +378,7 @@ def render_issue(config: Config, issue: Issue, now: datetime) -> RenderedIssue:
     shared["preheader"] = issue.preheader or articles[0].summary
     html_context = {**_context(config, now, HTML_PLACEHOLDERS), **shared}
     text_context = {**_context(config, now, TEXT_PLACEHOLDERS), **shared}
-    html = inline_css(_render(env, html_name, html_context), _render(env, _STYLESHEET, {}))
+    html = inline_css(_render(env, html_name, html_context), _stylesheet(env, config))
     text = _render(env, text_name, text_context)
     for name, body, token in (
         (html_name, html, HTML_PLACEHOLDERS.unsubscribe_url),
@@ -417,7 +429,7 @@ def render_confirmation(config: Config, confirm_url: str, now: datetime) -> Rend
     html_context = {**_context(config, now, HTML_PLACEHOLDERS), **extra}
     text_context = {**_context(config, now, TEXT_PLACEHOLDERS), **extra}
     html_name, text_name = _CONFIRM_TEMPLATES
-    html = inline_css(_render(env, html_name, html_context), _render(env, _STYLESHEET, {}))
+    html = inline_css(_render(env, html_name, html_context), _stylesheet(env, config))
     return RenderedIssue(
         key="confirm",
         subject=clean_header_text(subject),

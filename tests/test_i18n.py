@@ -145,6 +145,22 @@ def test_arabic_newsletter_is_right_to_left() -> None:
     assert "Unsubscribe" not in rendered.text
 
 
+def test_arabic_newsletter_lines_start_on_the_right() -> None:
+    """Inlined styles follow the direction: text starts on the right, and quotes and lists
+    are inset (and a quote ruled) on the right, never the left."""
+    body = "<p>فقرة</p><blockquote><p>اقتباس</p></blockquote><ul><li>بند</li></ul><ol><li>أول</li></ol>"
+    arabic = make_config(**{"publication.language": '"ar"'})
+    html = newsletter.render_issue(arabic, newsletter.issue_for_article(arabic, make_article(html=body)), NOW).html
+    assert "text-align:left" not in html and "text-align:right" in html
+    quote = re.search(r'<blockquote style="([^"]*)"', html)
+    assert quote and "border-right:3px" in quote[1] and "padding:4px 16px 4px 0" in quote[1], html
+    assert re.search(r'<ul style="[^"]*padding:0 24px 0 0', html)
+    assert re.search(r'<ol style="[^"]*padding:0 28px 0 0', html)
+    english = make_config()
+    html = newsletter.render_issue(english, newsletter.issue_for_article(english, make_article(html=body)), NOW).html
+    assert "text-align:right" not in html and re.search(r'<blockquote style="[^"]*border-left:3px', html)
+
+
 def test_digest_subject_counts_in_the_language() -> None:
     """A digest's subject uses the language's plural forms."""
     articles = [make_article(f"a-{n}") for n in range(3)]
