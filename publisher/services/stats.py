@@ -6,6 +6,7 @@ came from one of its readers within a week of their copy (`store.stats.AFTER_ISS
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -18,7 +19,7 @@ from publisher.store.issues import FailedDelivery, IssueStatus
 
 __all__ = [
     "MAX_DAYS", "DayCounts", "IssueCounts", "IssueFailures", "MinuteCount", "issue_counts", "issue_failures",
-    "issue_status", "send_pace", "subscriber_days",
+    "issue_status", "issues_counts", "send_pace", "subscriber_days",
 ]
 
 MAX_DAYS = 366
@@ -63,7 +64,7 @@ def subscriber_days(db: Engine, *, now: datetime, days: int = 30) -> list[DayCou
     today = now.astimezone(UTC).date()
     first = today - timedelta(days=days - 1)
     since = datetime(first.year, first.month, first.day, tzinfo=UTC)
-    counted = store.events_per_day(db, since=since, until=since + timedelta(days=days))
+    counted = store.events_per_day(db, since=since, until=since + timedelta(days=days), kinds=_FIELDS)
     lines: list[DayCounts] = []
     for offset in range(days):
         day = first + timedelta(days=offset)
@@ -76,9 +77,19 @@ def subscriber_days(db: Engine, *, now: datetime, days: int = 30) -> list[DayCou
 def issue_counts(db: Engine, issue_id: int) -> IssueCounts:
     """Sent and failed copies of an issue, and what its readers did afterwards."""
     (line,) = ledger.status(db, issue_id)
-    after = store.events_after_issue(db, issue_id)
+    return _counts(line, store.events_after_issue(db, issue_id))
+
+
+def issues_counts(db: Engine, lines: Sequence[IssueStatus]) -> list[IssueCounts]:
+    """`issue_counts` for issues whose status is already at hand (a list of the newest):
+    one query for what their readers did, none for the ledger again."""
+    after = store.events_after_issues(db, [line.issue_id for line in lines])
+    return [_counts(line, after.get(line.issue_id, {})) for line in lines]
+
+
+def _counts(line: IssueStatus, after: dict[str, int]) -> IssueCounts:
     return IssueCounts(
-        issue_id=issue_id,
+        issue_id=line.issue_id,
         sent=line.sent,
         failed=line.failed,
         bounced=after.get("bounce", 0),

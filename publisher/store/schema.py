@@ -116,6 +116,8 @@ events = Table(
     # The provider's own id of a webhook event: a redelivered event is recognised by it.
     Column("event_key", String(255)),
     Index("uq_events_provider_event_key", "provider", "event_key", unique=True),
+    # Counts per day and the reactions to an issue read this, never the whole table.
+    Index("ix_events_kind_created_at", "kind", "created_at"),
 )
 
 webhook_tokens = Table(
@@ -181,6 +183,7 @@ deliveries = Table(
     UniqueConstraint("issue_id", "subscriber_id", name="uq_deliveries_issue_subscriber"),
     Index("ix_deliveries_claim", "state", "not_before"),
     Index("ix_deliveries_issue_state", "issue_id", "state"),
+    Index("ix_deliveries_issue_uncertain", "issue_id", "uncertain"),
 )
 
 schedules = Table(

@@ -53,7 +53,7 @@ def home_view(config: Config, engine: Engine, now: datetime) -> HomeView:
         chart=chart,
         joined=sum(joined),
         left=sum(left),
-        issues=[(line, stats.issue_counts(engine, line.issue_id)) for line in recent],
+        issues=list(zip(recent, stats.issues_counts(engine, recent), strict=True)),
         sending=[line for line in recent if line.status == "sending"],
         scheduled=issue_service.list_schedules(engine),
         gaps=go_live_gaps(config),
