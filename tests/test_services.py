@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -190,6 +192,67 @@ def test_update_replaces_the_same_file(config: Config) -> None:
     written = articles.write_article(config, text, now=NOW, slug="notes-on-rest")
     assert not written.created and written.path.name == "2026-01-05-notes-on-rest.md"
     assert written.article.id == before.article.id and written.path.read_text() == text
+
+
+def _in_a_thread(action: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(action())
+        except Exception as exc:  # the test reads what happened
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+def test_a_save_waits_for_another_writer_and_never_overwrites_it(config: Config) -> None:
+    """Another writer holds the folder's lock and changes the file: the save that started
+    meanwhile waits, then finds the change and is a Conflict; the other version stays."""
+    folder = config.path_of("build.content")
+    path = folder / "2026-01-05-notes-on-rest.md"
+    opened = articles.fingerprint(path.read_text())
+    mine = ARTICLE.format(title="Notes on Rest", date="2026-01-05 08:00").replace("Some words", "My words")
+    theirs = ARTICLE.format(title="Notes on Rest", date="2026-01-05 08:00").replace("Some words", "Their words")
+    with articles.content_lock(folder) as lock:
+        saver, outcome = _in_a_thread(
+            lambda: articles.write_article(config, mine, now=NOW, slug="notes-on-rest", expected=opened)
+        )
+        saver.join(timeout=0.3)
+        assert saver.is_alive(), f"the save did not wait for the lock: {outcome}"
+        path.write_text(theirs)
+    saver.join(timeout=10)
+    assert isinstance(outcome[0], Conflict) and "changed on disk" in str(outcome[0])
+    assert path.read_text() == theirs
+    assert lock.parent == folder.parent and sorted(p.name for p in folder.iterdir()) == [path.name]
+
+
+def test_two_new_articles_with_one_name_never_overwrite_each_other(config: Config) -> None:
+    """A file that appears under the new article's name while it waits is kept; the new one is a Conflict."""
+    folder = config.path_of("build.content")
+    target = folder / "2026-02-01-walking-daily.md"
+    with articles.content_lock(folder):
+        creator, outcome = _in_a_thread(lambda: articles.write_article(config, NEW_TEXT, now=NOW))
+        creator.join(timeout=0.3)
+        assert creator.is_alive(), f"the new article did not wait for the lock: {outcome}"
+        target.write_text("someone else's file\n")
+    creator.join(timeout=10)
+    assert isinstance(outcome[0], Conflict)
+    assert target.read_text() == "someone else's file\n"
+    assert sorted(p.name for p in folder.iterdir()) == ["2026-01-05-notes-on-rest.md", target.name]
+
+
+def test_a_lock_held_too_long_is_told_and_nothing_is_written(config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writer that never lets go makes a save a Conflict naming the lock file, after a short wait."""
+    monkeypatch.setattr(articles, "LOCK_WAIT", 0.05)
+    folder = config.path_of("build.content")
+    path = folder / "2026-01-05-notes-on-rest.md"
+    before = path.read_text()
+    with articles.content_lock(folder) as lock, pytest.raises(Conflict, match=str(lock.name)):
+        articles.write_article(config, before.replace("Some words", "Other words"), now=NOW, slug="notes-on-rest")
+    assert path.read_text() == before
 
 
 def test_update_may_not_change_the_slug(config: Config) -> None:

@@ -5,15 +5,29 @@ checks the text parses as an article, then writes it beside its target and renam
 into place, so a reader (the build, the daemon) sees the old file or the new one, never
 half of either. Errors: ContentError for text that does not parse (naming the line),
 NotFound for an unknown slug, Conflict for a slug another file already has.
+
+Writers take turns. Every write holds an exclusive lock (`flock`) on one lock file per
+content folder, `.<folder>.lock` beside it, from reading what is on disk to the rename:
+a save checks the fingerprint of the file it replaces and replaces it with no other save
+in between, and of two saves started from the same text the second is a Conflict, never
+a silent overwrite. A new article's file is linked into place only if no file has that
+name, so two new articles with one name never overwrite each other either. (An editor
+outside publisher takes no lock: the fingerprint is checked again just before the
+rename, which narrows its window to that instant.)
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import errno
+import fcntl
 import hashlib
 import hmac
+import os
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +47,7 @@ __all__ = [
     "TextPreview",
     "Written",
     "article_text",
+    "content_lock",
     "fingerprint",
     "get_article",
     "list_articles",
@@ -43,6 +58,8 @@ __all__ = [
 
 PREVIEW_NAME = "Reader"
 PREVIEW_EMAIL = "reader@example.com"
+LOCK_WAIT = 10.0
+"""Seconds a write waits for another write to the same content folder to finish."""
 
 
 class ArticleState(enum.StrEnum):
@@ -159,34 +176,65 @@ def write_article(
     changed on disk since is a Conflict and is left as it is.
     """
     folder = config.path_of("build.content")
-    existing, _ = content.scan_articles(config)
-    by_slug = {a.slug: a for a in existing}
-    if slug is not None:
-        current = by_slug.get(slug)
-        if current is None:
-            raise NotFound(f"no article with slug {slug!r}")
-        target = _file_of(config, current)
-        if expected is not None:
-            _check_unchanged(target, expected)
-        article = content.parse_article(text, source=str(target), config=config)
-        if article.slug != slug:
-            raise InvalidRequest(
-                f"the text gives slug {article.slug!r}, but it replaces {slug!r}: keep the "
-                f"slug (add 'slug: {slug}' to the front matter), or create a new article"
-            )
-        created = False
-    else:
+    with content_lock(folder):
+        existing, _ = content.scan_articles(config)
+        by_slug = {a.slug: a for a in existing}
+        if slug is not None:
+            current = by_slug.get(slug)
+            if current is None:
+                raise NotFound(f"no article with slug {slug!r}")
+            target = _file_of(config, current)
+            if expected is not None:
+                _check_unchanged(target, expected)
+            article = content.parse_article(text, source=str(target), config=config)
+            if article.slug != slug:
+                raise InvalidRequest(
+                    f"the text gives slug {article.slug!r}, but it replaces {slug!r}: keep the "
+                    f"slug (add 'slug: {slug}' to the front matter), or create a new article"
+                )
+            _replace(target, text, expected=expected)
+            return Written(path=target, article=article, created=False)
         # No file name yet: the slug comes from `slug:` or the title alone.
         draft = content.parse_article(text, source="(new article)", config=config)
         if draft.slug in by_slug:
             raise Conflict(f"an article with slug {draft.slug!r} exists already ({by_slug[draft.slug].source})")
         target = folder / f"{draft.date.astimezone(config.tz):%Y-%m-%d}-{draft.slug}.md"
-        if target.exists():
-            raise Conflict(f"{target.name} exists already in {folder}; give the article another slug")
         article = content.parse_article(text, source=str(target), config=config)
-        created = True
-    _replace(target, text)
-    return Written(path=target, article=article, created=created)
+        _create(target, text)
+        return Written(path=target, article=article, created=True)
+
+
+@contextlib.contextmanager
+def content_lock(folder: Path, *, wait: float | None = None) -> Iterator[Path]:
+    """Hold the content folder's write lock (`.<folder>.lock` beside it); yields its path.
+
+    Waits up to `wait` seconds (LOCK_WAIT) for another writer, then is a Conflict.
+    """
+    lock = folder.parent / f".{folder.name}.lock"
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise PublisherError(f"cannot open the lock file {lock}: {exc.strerror or exc}") from exc
+    try:
+        deadline = time.monotonic() + (LOCK_WAIT if wait is None else wait)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() >= deadline:
+                    raise Conflict(
+                        f"another save into {folder} is still going on (it holds {lock}); "
+                        "nothing was written: try again in a moment"
+                    ) from exc
+                time.sleep(0.02)
+        try:
+            yield lock
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def _check_unchanged(target: Path, expected: str) -> None:
@@ -198,11 +246,11 @@ def _check_unchanged(target: Path, expected: str) -> None:
         raise Conflict(f"{target.name} changed on disk since it was opened; nothing was written")
 
 
-def _replace(target: Path, text: str) -> None:
-    """Write beside `target` and rename over it: readers see the old file or the new one."""
+def _temp_beside(target: Path, text: str) -> Path:
+    """`text` in a new file beside `target`, flushed to disk, for a rename or link into place."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - renamed into place below
+        handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - renamed into place by the caller
             "w", encoding="utf-8", dir=target.parent, prefix=f".{target.name}.", delete=False
         )
     except OSError as exc:
@@ -210,10 +258,38 @@ def _replace(target: Path, text: str) -> None:
     try:
         with handle:
             handle.write(text)
-        Path(handle.name).replace(target)
+            handle.flush()
+            os.fsync(handle.fileno())
     except BaseException:
         Path(handle.name).unlink(missing_ok=True)
         raise
+    return Path(handle.name)
+
+
+def _replace(target: Path, text: str, *, expected: str | None = None) -> None:
+    """Write beside `target` and rename over it: readers see the old file or the new one.
+    With `expected`, the file on disk must still have that fingerprint at the last moment."""
+    temp = _temp_beside(target, text)
+    try:
+        if expected is not None:
+            _check_unchanged(target, expected)
+        temp.replace(target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def _create(target: Path, text: str) -> None:
+    """Put a new file at `target`, whole, or Conflict if a file of that name exists."""
+    temp = _temp_beside(target, text)
+    try:
+        os.link(temp, target)
+    except FileExistsError as exc:
+        raise Conflict(f"{target.name} exists already in {target.parent}; give the article another slug") from exc
+    except OSError as exc:
+        raise PublisherError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    finally:
+        temp.unlink(missing_ok=True)
 
 
 def preview(config: Config, slug: str, *, now: datetime) -> Preview:
