@@ -1,4 +1,5 @@
-"""The web archive: article pages, the paged index, tag pages, sitemap, robots.txt, search.
+"""The web archive: article pages, the paged index, tag pages, sitemap, robots.txt, search,
+and the page for addresses where nothing is published (`404.html`, served with status 404).
 
 Everything here is a file of the build (relative path -> bytes); `publisher.build` writes
 them. Pages come from templates/web/ (overridable by file name) in the publication's
@@ -57,9 +58,9 @@ __all__ = [
 
 ARCHIVE_FOLDERS = frozenset({"assets", "page", "tags"})
 """Top-level folders the archive writes: no article may take one of these slugs."""
-ARCHIVE_FILES = frozenset({"robots.txt", "search.json", "sitemap.xml"})
+ARCHIVE_FILES = frozenset({"404.html", "robots.txt", "search.json", "sitemap.xml"})
 """Top-level files the archive writes: an article's folder may not have their names either."""
-FROM_TEMPLATES = MappingProxyType({"robots.txt": "web/robots.txt"})
+FROM_TEMPLATES = MappingProxyType({"404.html": "web/404.html", "robots.txt": "web/robots.txt"})
 """Files of the build that an author replaces with a template of the same name, not in the output."""
 
 SITEMAP_LIMIT = 50_000
@@ -243,6 +244,7 @@ class Archive:
             )
         yield "sitemap.xml", ("sitemap", repr(self.tags), *abouts), self._sitemap_and_notes
         yield "robots.txt", ("robots",), lambda: (self.robots(), ())
+        yield "404.html", ("not found",), lambda: (self._render("web/404.html"), ())
         if self.search:
             yield "search.json", ("search", *abouts), lambda: (self.search_index(), ())
             yield "assets/search.js", ("script",), lambda: (self.script(), ())

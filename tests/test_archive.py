@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 from lxml import etree
 from test_build import NOW, SITE, article, publication
+from web_support import AppClient
 
 from publisher import archive, build
 from publisher.config import Config, load_config
 from publisher.errors import BuildError
 from publisher.models import Article
+from publisher.web.static import StaticSite
 
 SITEMAP_XSD = Path(__file__).parent / "data" / "sitemaps" / "sitemap.xsd"
 """The sitemaps.org schema (0.9), as published there."""
@@ -229,6 +231,24 @@ def test_authors_robots_txt_in_the_output_is_told_where_it_goes(tmp_path: Path) 
     (public / "robots.txt").rename(tmp_path / "templates" / "web" / "robots.txt")
     build.build_site(config, many(1), NOW)
     assert (public / "robots.txt").read_text() == "User-agent: *\nDisallow: /private/\n"
+
+
+def test_addresses_with_nothing_published_get_the_sites_own_page_in_its_language(tmp_path: Path) -> None:
+    """The build writes 404.html in the publication's language, kept out of search engines,
+    every link absolute; `serve` answers a missing address with it and status 404."""
+    publication(tmp_path)
+    path = tmp_path / "config.toml"
+    path.write_text(path.read_text().replace("[publication]\n", '[publication]\nlanguage = "de"\n', 1))
+    config = load_config(path, env={})
+    build.build_site(config, many(2), NOW)
+    page = (tmp_path / "public" / "404.html").read_text()
+    assert page_problems(page) == []
+    assert "<h1>Seite nicht gefunden</h1>" in page and '<meta name="robots" content="noindex">' in page
+    assert f'<a href="{SITE}/">Zu den neuesten Artikeln</a>' in page
+    assert "404.html" not in (tmp_path / "public" / "sitemap.xml").read_text()
+    client = AppClient(StaticSite(config.path_of("build.output"), site_url=config.site_url, hubs=()))
+    answer = client.get("/a/page/that/moved/")
+    assert answer.status_code == 404 and "Seite nicht gefunden" in answer.text
 
 
 def test_robots_under_a_path(tmp_path: Path) -> None:

@@ -111,6 +111,7 @@ def test_writes_feeds_pages_and_manifest(tmp_path: Path) -> None:
         "tags/grief/index.html",
         "sitemap.xml",
         "robots.txt",
+        "404.html",
         "search.json",
         "assets/search.js",
     }
