@@ -15,6 +15,7 @@ from publisher.errors import Conflict, ContentError, InvalidRequest, NotFound, S
 from publisher.models import SubscriberStatus
 from publisher.services import articles, issues, stats, subscribers
 from publisher.store import open_store
+from publisher.store import subscribers as store_subscribers
 from publisher.store.schema import deliveries, metadata
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -377,3 +378,70 @@ def test_erase_keeps_each_issue_count_without_the_person(config: Config, db: sa.
     with db.connect() as conn:
         dump = " ".join(str(row) for table in metadata.sorted_tables for row in conn.execute(sa.select(table)))
     assert "reader0@example.org" not in dump and "reader1@example.org" in dump
+
+
+def _confirm_links(config: Config) -> list[str]:
+    import email
+    import re
+    from email import policy
+
+    found = []
+    for path in sorted((config.path_of("delivery.maildir.path") / "new").iterdir()):
+        message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        found.extend(re.findall(r"https?://\S+/confirm/\S+", text))
+    return found
+
+
+def test_confirmations_are_rendered_once_a_day_and_each_carries_its_own_link(
+    config: Config, db: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One rendering serves a burst of sign-ups; each mail still confirms only its reader."""
+    from publisher import newsletter
+
+    renders: list[str] = []
+    real = newsletter.render_confirmation
+
+    def counted(*args: object, **kwargs: object) -> object:
+        renders.append(str(args[1]))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(newsletter, "render_confirmation", counted)
+    mailer = subscribers.ConfirmationMailer(config, db, secret="k" * 40)
+    people = [subscribers.subscribe(db, f"new{n}@example.org", pending=True, now=NOW).subscriber
+              for n in range(3)]
+    assert [mailer.send(person, now=NOW) for person in people] == [True, True, True]
+    assert renders == [subscribers.CONFIRM_PLACEHOLDER]
+    links = _confirm_links(config)
+    assert len(links) == len(set(links)) == 3 and not any("confirm.invalid" in link for link in links)
+    # Again within the interval: nobody is mailed twice. A complained address never is.
+    assert not mailer.send(people[0], now=NOW + timedelta(minutes=1))
+    spam = subscribers.subscribe(db, "spam@example.org", pending=True, now=NOW).subscriber
+    store_subscribers.set_status(db, spam.id, SubscriberStatus.COMPLAINED, now=NOW, kind="complaint")
+    assert not mailer.send(subscribers.get_subscriber(db, spam.id), now=NOW)
+    # The next day renders afresh.
+    later = subscribers.subscribe(db, "next@example.org", pending=True, now=NOW).subscriber
+    assert mailer.send(later, now=NOW + timedelta(days=1))
+    assert len(renders) == 2 and len(_confirm_links(config)) == 4
+
+
+def test_a_template_that_hides_the_link_is_rendered_per_address(config: Config, db: sa.Engine) -> None:
+    """A confirmation template that shows the link only through a filter (so the cached
+    rendering's placeholder does not come out verbatim) still gives each reader their own
+    link: the mail is rendered per address instead of spliced."""
+    folder = config.path_of("build.templates") / "email"
+    folder.mkdir(parents=True)
+    (folder / "confirm.txt").write_text("Confirm: {{ confirm_url.split('/') | join(' / ') }}\n")
+    mailer = subscribers.ConfirmationMailer(config, db, secret="k" * 40)
+    people = [subscribers.subscribe(db, f"new{n}@example.org", pending=True, now=NOW).subscriber
+              for n in range(2)]
+    assert all(mailer.send(person, now=NOW) for person in people)
+    import email
+    from email import policy
+
+    links = set()
+    for path in (config.path_of("delivery.maildir.path") / "new").iterdir():
+        text = email.message_from_bytes(path.read_bytes(), policy=policy.default).get_body(("plain",))
+        line = text.get_content().split("Confirm: ", 1)[1].split("\n", 1)[0]  # type: ignore[union-attr]
+        links.add(line.replace(" / ", "/"))
+    assert len(links) == 2 and all("/confirm/" in link and "confirm.invalid" not in link for link in links)

@@ -7,7 +7,9 @@ even the timing differs. A bad token and a token naming nobody get the same page
 never changes anything, because mail scanners fetch every link in a message; changes
 take a POST (the page's button, or a mail client's one-click POST).
 
-The confirmation mail goes to the bare address: whoever filled in the form has not
+Whether a confirmation mail goes out, and the mail itself, are the service layer's
+(`services.subscribers.ConfirmationMailer`, shared with the API and the command line).
+It goes to the bare address: whoever filled in the form has not
 shown they own the address, so the name they typed is not put in front of its owner.
 A confirmation link works while the subscriber's status is as it was when the link
 was sent; someone who confirmed and later left comes back only through a new one.
@@ -23,13 +25,10 @@ authorised by the signed token in their URL, which a third party does not have.
 
 from __future__ import annotations
 
-import html
 import logging
-import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Engine
 from starlette.background import BackgroundTask
@@ -37,13 +36,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from publisher import newsletter, tokens
+from publisher import tokens
 from publisher.config import Config
 from publisher.delivery.base import Provider
 from publisher.errors import PublisherError, SubscriberError, TokenError
-from publisher.mime import MessageTemplate, Recipient, clean_header_text
-from publisher.models import Outcome, RenderedIssue, Subscriber, SubscriberStatus
+from publisher.mime import clean_header_text
+from publisher.models import Subscriber, SubscriberStatus
 from publisher.services import subscribers as subscriber_service
+from publisher.services.subscribers import ConfirmationMailer
 from publisher.store import client_hits, subscribers
 from publisher.web.limits import client_address, client_key, parse_networks
 from publisher.web.pages import Pages
@@ -57,15 +57,6 @@ HONEYPOT_FIELD = "website"
 PAGES = ("subscribe", "subscribe_done", "confirm", "unsubscribe", "unsubscribed", "manage")
 MAX_NAME = 200
 MAX_FIELDS = 20
-CONFIRM_PLACEHOLDER = "https://confirm.invalid/pubconfirmlink"
-"""Stands for the per-address confirm link in the cached rendering; letters only, so
-escaping and CSS inlining leave it as it is."""
-
-# A confirmation goes to addresses that asked and are not on the list. A complaint is
-# final: that reader told their mail provider this list is spam.
-CONFIRMABLE = frozenset(
-    {SubscriberStatus.PENDING, SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED}
-)
 UNSUBSCRIBABLE = frozenset({SubscriberStatus.ACTIVE, SubscriberStatus.PENDING})
 
 
@@ -85,12 +76,11 @@ class SubscribeFlow:
         self.s = settings
         self.pages = pages
         config = settings.config
-        self.confirm_interval = timedelta(seconds=float(config["subscribe.confirm_interval"]))
         self.per_ip_per_hour = int(config["subscribe.per_ip_per_hour"])
         self.proxies = parse_networks(config["server.trusted_proxies"])
-        _, _, domain = str(config["newsletter.from"]).rpartition("@")
-        self.mail_domain = domain.strip(" >") or urlsplit(config.site_url).hostname or "localhost"
-        self._confirm_cache: tuple[date, RenderedIssue] | None = None
+        self.confirmations = ConfirmationMailer(
+            config, settings.engine, secret=settings.secret, provider_factory=settings.provider_factory
+        )
 
     async def form(self, request: Request) -> Response:
         return self.pages.render("subscribe", email="", name="", error="")
@@ -132,15 +122,13 @@ class SubscribeFlow:
     def _register_and_mail(self, email: str, name: str, now: datetime) -> None:
         """Runs after the answer has been sent (a BackgroundTask in the thread pool)."""
         try:
-            to_mail = self._register(email, name, now)
+            found = self._register(email, name, now)
+            self.confirmations.send(found, now=now)
         except Exception:
-            log.exception("subscribe request could not be recorded")
-            return
-        if to_mail is not None:
-            self._send_confirmation(to_mail, now)
+            log.exception("subscribe request for a new or known address could not be completed")
 
-    def _register(self, email: str, name: str, now: datetime) -> Subscriber | None:
-        """Record the request; the subscriber to send a confirmation to, if one is due.
+    def _register(self, email: str, name: str, now: datetime) -> Subscriber:
+        """Record the request; whether a confirmation goes out is the mailer's rule.
 
         An existing row is never changed here beyond its confirmation time: whoever
         types an address into the form has not proved they own it.
@@ -157,60 +145,7 @@ class SubscribeFlow:
                 found = subscribers.find(self.s.engine, email)
                 if found is None:
                     raise
-        if found.status not in CONFIRMABLE:
-            return None
-        if not subscribers.mark_confirm_sent(
-            self.s.engine, found.id, now=now, interval=self.confirm_interval
-        ):
-            return None
         return found
-
-    def _send_confirmation(self, subscriber: Subscriber, now: datetime) -> None:
-        try:
-            key = subscribers.link_key(self.s.engine, subscriber.id)
-            url = tokens.confirm_url(self.s.config, self.s.secret, key, now)
-            template = MessageTemplate.from_rendered(self.s.config, self._confirmation(url, now))
-            recipient = Recipient(
-                delivery_id=None,
-                email=subscriber.email,
-                name="",
-                unsubscribe_url="",
-                message_id=f"<confirm.{secrets.token_hex(12)}@{self.mail_domain}>",
-            )
-            provider = self.s.provider_factory(self.s.config)
-            try:
-                [result] = provider.send(template, [recipient], now=now)
-            finally:
-                provider.close()
-        except Exception:
-            log.exception("confirmation mail to subscriber %s failed", subscriber.id)
-            return
-        if result.outcome is not Outcome.SENT:
-            log.error(
-                "confirmation mail to subscriber %s was not sent (%s): %s",
-                subscriber.id, result.outcome, result.detail,
-            )
-
-    def _confirmation(self, url: str, now: datetime) -> RenderedIssue:
-        """The confirmation mail for `url`, rendered once a day and spliced per address.
-
-        Rendering inlines CSS (premailer, ~0.1 s); a burst of sign-ups after a popular
-        article should not cost that per address. A template that hides the link
-        (the placeholder does not come out verbatim) is rendered per address instead.
-        """
-        cached = self._confirm_cache
-        if cached is None or cached[0] != now.date():
-            rendered = newsletter.render_confirmation(self.s.config, CONFIRM_PLACEHOLDER, now)
-            cached = (now.date(), rendered)
-            self._confirm_cache = cached
-        rendered = cached[1]
-        if CONFIRM_PLACEHOLDER not in rendered.html or CONFIRM_PLACEHOLDER not in rendered.text:
-            return newsletter.render_confirmation(self.s.config, url, now)
-        return replace(
-            rendered,
-            html=rendered.html.replace(CONFIRM_PLACEHOLDER, html.escape(url)),
-            text=rendered.text.replace(CONFIRM_PLACEHOLDER, url),
-        )
 
     def _subscriber(self, token: str) -> Subscriber | None:
         """Who an unsubscribe token names, or None for a bad token and for nobody alike."""
