@@ -22,6 +22,7 @@ from fakes.smtp import SMTPServer
 
 from publisher.config import load_config
 from publisher.services import issues as issue_service
+from publisher.services import subscribers as subscriber_service
 from publisher.store import open_store
 
 pytestmark = pytest.mark.slow
@@ -94,6 +95,16 @@ public_url = "http://127.0.0.1:{self.port}"
         assert done.returncode == 0, done.stderr
         return done.stdout
 
+    def add_readers(self, *addresses: str) -> None:
+        """Active subscribers, through the service `publisher subscribers add` uses, in this
+        process (each CLI start costs seconds on a busy machine)."""
+        config = load_config(self.root / "config.toml", env=self.env)
+        db = open_store(config.store_url)
+        now = datetime.now(UTC)
+        for address in addresses:
+            subscriber_service.subscribe(db, address, now=now)
+        db.dispose()
+
     def start(self, port: int | None = None) -> subprocess.Popen[bytes]:
         with (self.root / f"daemon-{len(self.daemons)}.log").open("wb") as log:
             proc = subprocess.Popen(
@@ -136,8 +147,7 @@ public_url = "http://127.0.0.1:{self.port}"
 @pytest.fixture
 def pub(tmp_path: Path) -> Iterator[Publication]:
     publication = Publication(tmp_path)
-    for address in SUBSCRIBERS:
-        publication.run("subscribers", "add", address)
+    publication.add_readers(*SUBSCRIBERS)
     yield publication
     for proc in publication.daemons:
         if proc.poll() is None:
@@ -192,7 +202,7 @@ def test_two_daemons_on_one_database_send_once(pub: Publication) -> None:
 def test_schedule_missed_beyond_grace_is_skipped(tmp_path: Path) -> None:
     """A send missed by more than the grace is skipped and reported, not sent late."""
     pub = Publication(tmp_path, grace_hours=0.0003)  # about a second
-    pub.run("subscribers", "add", SUBSCRIBERS[0])
+    pub.add_readers(SUBSCRIBERS[0])
     schedule(pub, -5)  # missed by five seconds, more than the grace
     pub.start()
     deadline = time.monotonic() + 30
@@ -286,8 +296,7 @@ def test_a_saved_article_goes_out_without_waiting_for_the_interval(tmp_path: Pat
     from publisher.store import open_store, publishing
 
     pub = Publication(tmp_path, watch_interval=3600.0)
-    for address in SUBSCRIBERS:
-        pub.run("subscribers", "add", address)
+    pub.add_readers(*SUBSCRIBERS)
     pub.start()
     try:
         db = open_store(f"sqlite:///{tmp_path / 'publisher.db'}")
