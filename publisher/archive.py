@@ -151,6 +151,7 @@ class Archive:
         self.tags = feeds.site_tags(articles)
         self.language = str(config["publication.language"])
         self.env = template_environment(config)
+        self.env.auto_reload = False  # one build: thousands of pages, no template changing under them
         self.env.filters["rfc3339"] = _rfc3339
         self.site_url = feeds.site_uri(config) + "/"
         self.site = {
@@ -178,6 +179,7 @@ class Archive:
         self.per_tag_feeds = bool(config["feeds.per_tag"])
         self.warnings: list[str] = []
         self._linked_tags: dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]] = {}
+        self._tag_feeds: dict[str, dict[str, str]] = {}
 
     # Files
 
@@ -264,11 +266,14 @@ class Archive:
     def _tag_feed(self, name: str) -> dict[str, str] | None:
         if not self.per_tag_feeds:
             return None
-        return {
-            "title": f"{self.site['title']}: {name}",
-            "type": feeds.FEED_TYPES["atom"],
-            "href": feeds.feed_url(self.config, "atom", name),
-        }
+        known = self._tag_feeds.get(name)
+        if known is None:
+            known = self._tag_feeds[name] = {
+                "title": f"{self.site['title']}: {name}",
+                "type": feeds.FEED_TYPES["atom"],
+                "href": feeds.feed_url(self.config, "atom", name),
+            }
+        return dict(known)
 
     def _article_tags(self, article: Article) -> list[dict[str, Any]]:
         known = self._linked_tags.get((article.slug, article.tags))

@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import multiprocessing
 import os
 import re
 import shutil
@@ -43,11 +44,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path, PurePosixPath
+from stat import S_ISDIR, S_ISLNK, S_ISREG
 from types import MappingProxyType
 from urllib.parse import urlsplit
+from warnings import catch_warnings, simplefilter
 
 from publisher import archive, content, newsletter, outputs
 from publisher.build_cache import ArticleCache, Rendered, RenderRecord
@@ -346,19 +350,69 @@ def _build(output: Path, config: Config, plan: outputs.SitePlan, progress: Progr
         writer = _Writer(output, config, plan.environment)
         try:
             tell = _stages(plan, progress)
+            kept = {id(item): writer.kept(item) for item in plan.outputs()}
+            todo = [item for item in plan.outputs() if kept[id(item)] is None]
+            renders = _render_many(todo)
             warnings: list[str] = []
             for item in plan.items:
                 if isinstance(item, str):
                     warnings.append(item)
                     continue
                 tell(item)
-                warnings.extend(writer.add(item))
+                known = kept[id(item)]
+                warnings.extend(writer.keep(item, known) if known is not None else writer.add(item, next(renders)))
             if progress is not None:
                 progress("writing", 0, len(writer.hashes))
             return writer.finish(warnings)
         except BaseException:
             writer.discard()
             raise
+
+
+PARALLEL_RENDER = 400
+"""Outputs to render from which a build renders them in worker processes (a cold build)."""
+
+_RENDERING: list[Sequence[outputs.Output]] = []
+
+
+def _render_many(todo: Sequence[outputs.Output]) -> Iterator[outputs.Rendered]:
+    """Each output of `todo` rendered, in order.
+
+    Hundreds of them (a first build, a new template) are rendered by forked worker
+    processes, one per core: they inherit the plan, so only the results cross back, and
+    this process writes them in order as they come. The newsletter previews (premailer,
+    a tenth of a second each) go first and one by one, so that no worker is left with
+    them at the end while the others wait. Fewer outputs, or where fork is not the way
+    to start processes (only Linux is sure), render here.
+    """
+    count = os.cpu_count() or 1
+    if len(todo) < PARALLEL_RENDER or count < 2 or not sys.platform.startswith("linux"):
+        yield from (item.render() for item in todo)
+        return
+    heavy = [n for n, item in enumerate(todo) if item.stage == "newsletter previews"]
+    light = [n for n, item in enumerate(todo) if item.stage != "newsletter previews"]
+    size = max(1, min(32, len(light) // (count * 8)))
+    chunks = [[n] for n in heavy] + [light[start : start + size] for start in range(0, len(light), size)]
+    _RENDERING.append(todo)
+    try:
+        with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork")) as pool:
+            pending: dict[int, Future[dict[int, outputs.Rendered]]] = {}
+            with catch_warnings():
+                # Python 3.12 warns of fork in a process with threads (a terminal's progress
+                # line is one); the workers only render, touching no lock those threads hold.
+                simplefilter("ignore", DeprecationWarning)
+                for chunk in chunks:
+                    future = pool.submit(_render_chunk, chunk)
+                    pending.update(dict.fromkeys(chunk, future))
+            for number in range(len(todo)):
+                yield pending.pop(number).result()[number]
+    finally:
+        _RENDERING.pop()
+
+
+def _render_chunk(numbers: list[int]) -> dict[int, outputs.Rendered]:
+    """In a forked worker: some outputs of the plan being built, by their place in it."""
+    return {number: _RENDERING[-1][number].render() for number in numbers}
 
 
 class _Writer:
@@ -388,25 +442,28 @@ class _Writer:
         self.rendered = 0
         """Outputs rendered (the others were known unchanged from the record)."""
 
-    def add(self, item: outputs.Output) -> tuple[str, ...]:
-        """Render `item` unless the served build has it from the same key; its warnings."""
-        kept = self._kept(item)
-        if kept is not None:
-            for rel, known in kept.items():
-                self.hashes[rel] = known.digest
-                self.files[rel] = known
-                self.unchanged.append(rel)
-            notes = self.record.notes[item.key] if self.record is not None else ()
-            self.notes[item.key] = notes
-            return notes
+    def keep(self, item: outputs.Output, kept: Mapping[str, Rendered]) -> tuple[str, ...]:
+        """`item` as the served build has it (see `kept`); its warnings."""
+        for rel, known in kept.items():
+            self.hashes[rel] = known.digest
+            self.files[rel] = known
+            self.unchanged.append(rel)
+        notes = self.record.notes[item.key] if self.record is not None else ()
+        self.notes[item.key] = notes
+        return notes
+
+    def add(self, item: outputs.Output, rendered: outputs.Rendered) -> tuple[str, ...]:
+        """`item` as rendered now; its warnings."""
         self.rendered += 1
-        files, notes = item.render()
+        files, notes = rendered
         self.notes[item.key] = notes
         for rel, data in files.items():
             self._put(rel, data, item.key)
         return notes
 
-    def _kept(self, item: outputs.Output) -> dict[str, Rendered] | None:
+    def kept(self, item: outputs.Output) -> dict[str, Rendered] | None:
+        """`item`'s files in the served build, if they were rendered from the same key and
+        are still as that build left them; None when it must be rendered."""
         if self.record is None or item.key not in self.record.notes:
             return None
         kept = {}
@@ -768,15 +825,25 @@ def _manifest_bytes(hashes: Mapping[str, str | None]) -> bytes:
 
 def _obstacle(root: Path, path: Path, *, owned: bool) -> str:
     """Why `path` cannot be written without harming something that is not ours; "" if it can."""
-    for parent in reversed(path.parents):
-        if parent == root or root not in parent.parents:
-            continue
-        if parent.exists() and not parent.is_dir():
-            return f"{parent.name} is a file where the build needs a folder"
-    if path.is_symlink() or (path.exists() and not path.is_file()):
-        return "is a folder or a link, not a file the build wrote"
-    if path.exists() and not owned:
-        return "exists and was not written by publisher"
+    # os calls on strings, not pathlib: a first build asks this of thousands of files.
+    top, name = os.fspath(root), os.fspath(path)
+    try:
+        found = os.lstat(name)
+    except (FileNotFoundError, NotADirectoryError):
+        found = None
+    if found is not None:
+        if S_ISLNK(found.st_mode) or not S_ISREG(found.st_mode):
+            return "is a folder or a link, not a file the build wrote"
+        return "" if owned else "exists and was not written by publisher"
+    # Missing: each folder on the way down from `root` must be one (or a link to one).
+    parts = os.path.relpath(name, top).split(os.sep)[:-1]  # noqa: PTH206
+    for depth in range(1, len(parts) + 1):
+        try:
+            folder = os.stat(os.path.join(top, *parts[:depth]))  # noqa: PTH116, PTH118
+        except (FileNotFoundError, NotADirectoryError):
+            return ""
+        if not S_ISDIR(folder.st_mode):
+            return f"{parts[depth - 1]} is a file where the build needs a folder"
     return ""
 
 
@@ -821,22 +888,28 @@ def _same_bytes(path: Path, data: bytes) -> bool:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    """Readers see the old file or the new one, never half of one."""
+    """Write a file of a stage folder, which no reader sees before the build switches to it
+    whole: so readers see the old file or the new one, never half of one.
+
+    The file is replaced, never written through: it may be a hard link to the served
+    build's. os calls, not pathlib: a first build writes thousands of files.
+    """
+    name = os.fspath(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            mode = path.stat().st_mode & 0o777
+            mode = os.stat(name).st_mode & 0o777  # noqa: PTH116
+            os.unlink(name)  # noqa: PTH108
         except FileNotFoundError:
             mode = _FILE_MODE
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            Path(temp).chmod(mode)
-            Path(temp).replace(path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+            fd = os.open(name, flags, mode)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(name), exist_ok=True)  # noqa: PTH103, PTH120
+            fd = os.open(name, flags, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(name, mode)  # noqa: PTH101  (whatever the umask)
     except OSError as exc:
         raise BuildError(
             f"cannot write {path}: {exc.strerror or exc}; check that [build] output points to a folder you can write"

@@ -25,15 +25,19 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import multiprocessing
 import os
 import pickle
 import sys
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, fields, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any, NamedTuple
+from warnings import catch_warnings, simplefilter
 
 from publisher import content
 from publisher.config import Config
@@ -46,6 +50,9 @@ CACHE_FOLDER = ".publisher-cache"
 """The cache's folder in the publication folder (the folder of config.toml)."""
 
 _FORMAT = 2
+
+PARALLEL_FROM = 200
+"""Articles to parse from which `ArticleCache.warm` starts worker processes."""
 """Bumped whenever what the cache stores changes shape: older entries are then ignored."""
 
 _LIBRARIES = (
@@ -169,11 +176,54 @@ class ArticleCache:
         )
         index = _load(self.folder / "articles.pickle", "articles", self.fingerprint)
         self._index: dict[str, _Entry] = index if isinstance(index, dict) else {}
+        self._loaded = set(self._index)
         self._seen: dict[str, _Entry] = {}
         self._keys: dict[tuple[str, str], str] = {}
         self._paths: dict[str, Path] = {}
+        self._failed: dict[str, ContentError] = {}
         self.parsed = 0
-        """Articles parsed (not found in the cache) by this cache's `read`."""
+        """Articles parsed (not found in the cache) since this cache was opened."""
+
+    def warm(self, files: Sequence[tuple[Path, str]], *, least: int = PARALLEL_FROM) -> None:
+        """Parse the files among `files` (path, source) that the cache does not know in
+        worker processes, one per core, so that `read` finds them ready: a first build of
+        thousands of articles parses on every core.
+
+        Fewer than `least` files are left to `read`, as is everything where fork is not
+        how processes start (only Linux is sure of it) or a worker fails: the workers are
+        forked from this process, so they share its config and code and need no pickling
+        of either, and nothing is lost when they cannot be had.
+        """
+        todo: list[tuple[str, str, str]] = []
+        for path, source in files:
+            try:
+                key = _digest(self.fingerprint, source, path.read_bytes())
+            except OSError:
+                continue  # `read` says so
+            if key not in self._index:
+                todo.append((key, source, str(path)))
+        count = os.cpu_count() or 1
+        if count < 2 or len(todo) < max(least, 2) or not sys.platform.startswith("linux"):
+            return
+        with contextlib.suppress(OSError):
+            (self.folder / "html").mkdir(parents=True, exist_ok=True)
+        _WORKER.append(self)
+        try:
+            with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork")) as pool, catch_warnings():
+                # Python 3.12 warns of fork in a process with threads (a terminal's progress
+                # line is one); the workers only parse, touching no lock those threads hold.
+                simplefilter("ignore", DeprecationWarning)
+                done = pool.map(_parse_in_worker, todo, chunksize=max(1, min(64, len(todo) // (count * 4))))
+                for (key, _source, _path), found in zip(todo, done, strict=True):
+                    if isinstance(found, ContentError):
+                        self._failed[key] = found
+                    elif found is not None:
+                        self._index[key] = found
+                    self.parsed += found is not None
+        except BrokenProcessPool:
+            pass  # `read` parses what is missing
+        finally:
+            _WORKER.pop()
 
     def read(self, path: Path, source: str) -> Article:
         try:
@@ -181,6 +231,9 @@ class ArticleCache:
         except OSError as exc:
             raise ContentError(f"{source}: cannot be read: {exc.strerror or exc}") from exc
         key = _digest(self.fingerprint, source, data)
+        failed = self._failed.get(key)
+        if failed is not None:
+            raise failed
         entry = self._index.get(key)
         article = None
         if isinstance(entry, _Entry):
@@ -195,15 +248,10 @@ class ArticleCache:
         return article
 
     def _parse(self, key: str, data: bytes, source: str) -> tuple[_Entry, Article]:
-        article = content.parse_article(content.decode_article(data, source), source=source, config=self.config)
         self.parsed += 1
-        html_folder = self.folder / "html"
         with contextlib.suppress(OSError):
-            html_folder.mkdir(parents=True, exist_ok=True)
-        _write_text(html_folder / f"{key}.html", article.html)
-        bare = replace(article, html="")
-        values = tuple(getattr(bare, name) for name in _FIELDS)
-        return _Entry(values, _digest(article.html), _digest(repr(bare))), article
+            (self.folder / "html").mkdir(parents=True, exist_ok=True)
+        return _parse(self.config, self.folder, key, data, source)
 
     def key(self, article: Article) -> str:
         """The key of an article this cache read (KeyError for any other)."""
@@ -234,7 +282,7 @@ class ArticleCache:
 
     def save(self) -> None:
         """Keep the articles read this time, and the HTML of those only."""
-        if self._seen == self._index:
+        if self._seen.keys() == self._loaded:
             return
         _save(self.folder / "articles.pickle", "articles", self.fingerprint, self._seen)
         self._prune(f"{key}.html" for key in self._seen)
@@ -245,6 +293,35 @@ class ArticleCache:
             for item in os.scandir(self.folder / "html"):
                 if item.name not in keep and not item.name.startswith("."):
                     Path(item.path).unlink(missing_ok=True)
+
+
+def _parse(config: Config, folder: Path, key: str, data: bytes, source: str) -> tuple[_Entry, Article]:
+    """Parse an article file's bytes; its HTML goes to the cache's folder, the rest in the entry."""
+    article = content.parse_article(content.decode_article(data, source), source=source, config=config)
+    _write_text(folder / "html" / f"{key}.html", article.html)
+    bare = replace(article, html="")
+    values = tuple(getattr(bare, name) for name in _FIELDS)
+    return _Entry(values, _digest(article.html), _digest(repr(bare))), article
+
+
+_WORKER: list[ArticleCache] = []
+
+
+def _parse_in_worker(job: tuple[str, str, str]) -> _Entry | ContentError | None:
+    """In a forked worker: one article's entry (its HTML written), its problem, or None
+    when the file changed since it was looked at (`read` will see the new bytes)."""
+    cache = _WORKER[-1]
+    key, source, path = job
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    if _digest(cache.fingerprint, source, data) != key:
+        return None
+    try:
+        return _parse(cache.config, cache.folder, key, data, source)[0]
+    except ContentError as exc:
+        return exc
 
 
 class Rendered(NamedTuple):

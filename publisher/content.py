@@ -50,6 +50,7 @@ __all__ = [
     "MAX_TAG_LENGTH",
     "RESERVED_SLUGS",
     "ArticleReader",
+    "article_files",
     "content_files",
     "decode_article",
     "draft_file_name",
@@ -590,13 +591,15 @@ def content_files(folder: Path) -> list[tuple[Path, str]]:
     return [(path, relative) for _parts, path, relative in found]
 
 
-def load_articles(config: Config, *, reader: ArticleReader | None = None) -> list[Article]:
+def load_articles(
+    config: Config, *, reader: ArticleReader | None = None, files: Sequence[tuple[Path, str]] | None = None
+) -> list[Article]:
     """Every article under `build.content`, newest first, drafts and future ones included.
 
     Files and folders whose names start with "." or "_" are skipped (editor files, notes).
     The first problem found is raised; `scan_articles` collects them all.
     """
-    articles, errors = scan_articles(config, reader=reader)
+    articles, errors = scan_articles(config, reader=reader, files=files)
     if errors:
         raise errors[0]
     return articles
@@ -624,31 +627,39 @@ def decode_article(data: bytes, source: str) -> str:
         raise ContentError(f"{source}: is not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
 
 
-def scan_articles(
-    config: Config, *, reader: ArticleReader | None = None
-) -> tuple[list[Article], list[ContentError]]:
-    """The articles that parse, newest first, and the problem of every file that does not.
-
-    For `publisher check`, which reports every broken file at once. A missing content
-    folder is raised, since there is nothing to scan. `reader` reads each file (a build
-    passes its cache's, which parses only what changed).
-    """
+def article_files(config: Config) -> list[tuple[Path, str]]:
+    """Every article file under `build.content`, in order, with its name as errors show it
+    (relative to the publication folder). A missing content folder is raised."""
     folder = config.path_of("build.content")
     if not folder.is_dir():
         raise ContentError(
             f"{folder}: no such folder; create it, or set build.content in config.toml to "
             "the folder holding your articles"
         )
-    read: ArticleReader = reader or (lambda path, source: read_article(path, source, config))
     root = f"{config.root.resolve()}{os.sep}"
+    found = []
+    for path, _relative in content_files(folder):
+        if path.name.endswith(".md"):
+            full = str(path)
+            found.append((path, full[len(root) :] if full.startswith(root) else full))
+    return found
+
+
+def scan_articles(
+    config: Config, *, reader: ArticleReader | None = None, files: Sequence[tuple[Path, str]] | None = None
+) -> tuple[list[Article], list[ContentError]]:
+    """The articles that parse, newest first, and the problem of every file that does not.
+
+    For `publisher check`, which reports every broken file at once. A missing content
+    folder is raised, since there is nothing to scan. `reader` reads each file (a build
+    passes its cache's, which parses only what changed); `files` are `article_files`, when
+    the caller has them already.
+    """
+    read: ArticleReader = reader or (lambda path, source: read_article(path, source, config))
     articles: list[Article] = []
     errors: list[ContentError] = []
     owners: dict[str, str] = {}
-    for path, _relative in content_files(folder):
-        if not path.name.endswith(".md"):
-            continue
-        full = str(path)
-        source = full[len(root) :] if full.startswith(root) else full
+    for path, source in article_files(config) if files is None else files:
         try:
             article = read(path, source)
         except ContentError as exc:

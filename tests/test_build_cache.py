@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import shutil
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -353,3 +355,52 @@ def test_any_sequence_of_edits_builds_what_a_cold_build_does(tmp_path: Path, edi
         incremental(path)
         assert_same_as_cold(path)
     shutil.rmtree(root)
+
+
+def test_workers_parse_what_read_would(tmp_path: Path) -> None:
+    """Articles parsed ahead in worker processes are what `read` would parse, problems included."""
+    if not sys.platform.startswith("linux") or (os.cpu_count() or 1) < 2:
+        pytest.skip("workers are forked on Linux with two cores or more")
+    path = publication(tmp_path, 6)
+    (tmp_path / "content" / "broken.md").write_text("---\ntitle: [unclosed\n---\nx\n", encoding="utf-8")
+    config = load_config(path, env={})
+    alone, problems = content.scan_articles(config)
+    cache = ArticleCache(config)
+    cache.warm(content.article_files(config), least=1)
+    assert cache.parsed == 7
+    found, errors = content.scan_articles(config, reader=cache.read)
+    assert cache.parsed == 7  # nothing was left to parse
+    assert [cache.full(article) for article in found] == alone
+    assert [str(error) for error in errors] == [str(problem) for problem in problems]
+
+
+def test_workers_render_what_this_process_would(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build whose pages are rendered by worker processes serves the same files."""
+    monkeypatch.setattr(build, "PARALLEL_RENDER", 1)
+    path = publication(tmp_path)
+    report, _cache = incremental(path)
+    assert len(report.written) > 20
+    assert_same_as_cold(path)
+
+
+def test_cli_build_uses_the_cache_and_a_new_publication_ignores_it(tmp_path: Path) -> None:
+    """`publisher build` parses only what changed, and `publisher init` keeps the cache out of git."""
+    from click.testing import CliRunner
+
+    from publisher.cli import cli
+
+    path = publication(tmp_path / "pub", 5, previews=0)
+    first = CliRunner().invoke(cli, ["--config", str(path), "build"])
+    assert first.exit_code == 0, first.output
+    assert (tmp_path / "pub" / CACHE_FOLDER / "articles.pickle").is_file()
+    again = CliRunner().invoke(cli, ["--config", str(path), "build"])
+    assert again.exit_code == 0 and ": 0 written" in again.output, again.output
+    new = CliRunner().invoke(
+        cli,
+        ["init", str(tmp_path / "new"), "--title", "Quiet", "--url", "https://quiet.example.net",
+         "--author", "Sam Ito", "--from", "Sam Ito <sam@quiet.example.net>",
+         "--postal-address", "4 Elm Row, Leeds", "--timezone", "Europe/London"],
+        env={"PUBLISHER_CONFIG": ""},
+    )
+    assert new.exit_code == 0, new.output
+    assert f"/{CACHE_FOLDER}/" in (tmp_path / "new" / ".gitignore").read_text().splitlines()

@@ -62,7 +62,9 @@ def build_command(ctx: click.Context, verbose: bool) -> None:
     cache = ArticleCache(config)
     with _build_progress() as progress:
         try:
-            articles = content.load_articles(config, reader=cache.read)
+            files = content.article_files(config)
+            cache.warm(files)
+            articles = content.load_articles(config, reader=cache.read, files=files)
             report = build.build_site(config, articles, now, progress=progress, cache=cache)
         finally:
             cache.save()
