@@ -275,7 +275,18 @@ def newsletter_preview(config: Config, article: Article) -> tuple[bytes, bytes, 
     )
     html, _text = template.parts(reader)
     eml = template.message_bytes(reader, article.modified)
-    return html.encode("utf-8"), eml, tuple(rendered.warnings)
+    return _local_images(config, html).encode("utf-8"), eml, tuple(rendered.warnings)
+
+
+def _local_images(config: Config, html: str) -> str:
+    """The preview page with the site's own images by relative path.
+
+    The page sits in newsletters/ of the build, beside the images the build copied, so it
+    shows them opened from disk or served from anywhere, before the site is online (the
+    .eml, like every sent copy, keeps the absolute addresses a mail client needs).
+    """
+    own = f'src="{config.site_url}/'
+    return html.replace(own, 'src="../') if own in html else html
 
 
 def _without_dkim(config: Config) -> Config:

@@ -868,6 +868,18 @@ def test_sample_publication_ships_every_image_it_shows(tmp_path: Path) -> None:
     assert missing == []
     for url in shown:
         assert site.files[url.removeprefix(base)].startswith(b"\x89PNG\r\n\x1a\n")
+    # The newsletter previews show them from the build itself, before the site is online;
+    # the .eml beside each keeps the absolute address a mail client needs.
+    previews = [path for path in site.files if path.startswith("newsletters/") and path.endswith(".html")]
+    assert previews
+    for path in previews:
+        page = site.files[path].decode("utf-8")
+        sources = re.findall(r'<img[^>]+src="([^"]+)"', page)
+        assert sources and not any(src.startswith(base) for src in sources), path
+        for src in sources:
+            assert src.startswith("../") and src.removeprefix("../") in site.files, (path, src)
+        eml = site.files[path.removesuffix(".html") + ".eml"]
+        assert base.encode() in eml
 
 
 def test_files_beside_the_articles_are_carried_at_their_path(tmp_path: Path) -> None:
