@@ -4,16 +4,21 @@
     preheader      a summary that the inbox shows beside the subject
     alt text       every image has an alt attribute (screen readers, blocked images)
     own links      links into the publication's site lead to a page the build wrote
+    other links    links to other sites answer (only when asked: `external=True`)
     size           the HTML under Gmail's clipping size (`newsletter.clip_warning_bytes`)
     postal address the footer carries `publication.postal_address` (CAN-SPAM, CASL)
     unsubscribe    the one-click unsubscribe link is in the HTML and the text
     spam score     SpamAssassin's verdict, where `spamassassin` is installed
-    DNS            the SPF, DKIM (with the configured key's TXT value) and DMARC records
+    DNS            the SPF, DKIM (with the configured key's TXT value) and DMARC records,
+                   looked up only when asked (`lookups=True`)
 
-`checks` is pure: the rendered issue and what the edge found in, `Check`s out.
-`run_checks` is the edge: it reads the build output, the DKIM key and runs SpamAssassin.
-Links to other sites are not fetched (a send must not wait on them), and DNS is not
-queried: the records are listed for the author to compare with their DNS provider's.
+`checks` and `dns_checks` are pure: the rendered issue and what the edge found in,
+`Check`s out. `run_checks` is the edge: it reads the build output and the DKIM key and
+runs SpamAssassin; on request (the desk's "check links and DNS too") it also fetches
+every link to another site, through `publisher.fetch` (its address rules, a few seconds
+each, several at once), and asks DNS for the three records with a short timeout. A plain
+check never waits on other sites or on DNS: the records are then listed for the author
+to compare with their DNS provider's.
 """
 
 from __future__ import annotations
@@ -22,26 +27,42 @@ import base64
 import re
 import shutil
 import subprocess
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from email.message import EmailMessage
 from urllib.parse import urlsplit
 
+import dns.exception
+import dns.resolver
+import httpx
 import lxml.html
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from publisher import fetch
 from publisher.config import Config
 from publisher.dkim_signing import DkimKey, DkimSigner
+from publisher.errors import SourceError
 from publisher.models import Article
 
-__all__ = ["Check", "DnsRecord", "checks", "dns_records", "run_checks"]
+__all__ = [
+    "DNS_TIMEOUT", "LINK_TIMEOUT", "MAX_LINKS", "Check", "DnsRecord", "checks", "dns_checks", "dns_records",
+    "external_links", "look_up", "probe_links", "run_checks",
+]
 
 APP_PATHS = ("/unsubscribe/", "/confirm/", "/manage/", "/subscribe")
 """Links the HTTP app answers, not the build: never "no page" because public/ lacks them."""
 SUBJECT_SHOWN = 60
 SUBJECT_MAX = 78
 SPAM_TIMEOUT = 20.0
+DNS_TIMEOUT = 3.0
+"""Seconds for each DNS look-up, retries included."""
+LINK_TIMEOUT = 8.0
+"""Seconds for each link to another site (at most `fetch.timeout`)."""
+MAX_LINKS = 40
+"""Links to other sites fetched per check; the rest are named as not checked."""
+_LINK_WORKERS = 8
 _SCORE = re.compile(rb"score=(-?[0-9.]+) required=([0-9.]+)")
 
 
@@ -59,6 +80,8 @@ class DnsRecord:
     type: str
     value: str
     why: str
+    kind: str = ""
+    """SPF, DKIM or DMARC: what `dns_checks` compares."""
 
 
 def _images_without_alt(html: str) -> list[str]:
@@ -81,6 +104,22 @@ def _own_links(html: str, site_url: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def external_links(html: str, config: Config) -> list[str]:
+    """The http(s) links of `html` that lead off the publication's site and app, in order."""
+    if not html.strip():
+        return []
+    own = tuple(u.rstrip("/") for u in (config.site_url, config.public_url))
+    found = []
+    for anchor in lxml.html.fromstring(html).iter("a"):
+        href = str(anchor.get("href", "")).strip()
+        if urlsplit(href).scheme not in ("http", "https"):
+            continue
+        if any(href == u or href.startswith(u + "/") for u in own):
+            continue
+        found.append(href)
+    return list(dict.fromkeys(found))
+
+
 def checks(
     config: Config,
     article: Article,
@@ -90,11 +129,14 @@ def checks(
     text: str,
     page_exists: Callable[[str], bool],
     spam: tuple[float, float] | None,
+    other_links: Mapping[str, str] | None = None,
 ) -> list[Check]:
     """The checks for one article's newsletter as a reader gets it (sample values spliced).
 
     `page_exists(path)` says whether the build wrote a page at a site path; `spam` is
-    SpamAssassin's (score, threshold), or None where it is not installed.
+    SpamAssassin's (score, threshold), or None where it is not installed; `other_links`
+    is what fetching each link to another site found (link -> problem, "" when it
+    answered), or None when they were not fetched.
     """
     found: list[Check] = []
     length = len(subject)
@@ -123,7 +165,7 @@ def checks(
         found.append(Check("Links to your site", False, "No page at: " + ", ".join(broken[:5])))
     else:
         found.append(Check("Links to your site", True, "Every link into your site leads to a page."))
-    found.append(Check("Links to other sites", None, "Not checked: open them from the preview to be sure."))
+    found.append(_other_links_check(other_links))
     size = len(html.encode("utf-8"))
     limit = int(config["newsletter.clip_warning_bytes"])
     found.append(
@@ -153,6 +195,47 @@ def checks(
     return found
 
 
+def _other_links_check(found: Mapping[str, str] | None) -> Check:
+    name = "Links to other sites"
+    if found is None:
+        return Check(name, None, "Not checked: press “Check links and DNS too” to fetch each one.")
+    if not found:
+        return Check(name, True, "There are none.")
+    broken = [f"{link} ({problem})" for link, problem in found.items() if problem]
+    if broken:
+        return Check(name, False, f"{len(broken)} of {len(found)} did not answer: " + "; ".join(broken[:5]))
+    return Check(name, True, f"All {len(found)} answered.")
+
+
+def probe_links(
+    config: Config, links: Sequence[str], *, client: httpx.Client | None = None
+) -> dict[str, str]:
+    """Fetch each link (the first MAX_LINKS, several at once): link -> problem, "" when it answered."""
+    timeout = min(float(config["fetch.timeout"]), LINK_TIMEOUT)
+    limited = replace(config, values={**config.values, "fetch.timeout": timeout})
+
+    def one(link: str) -> str:
+        try:
+            fetch.fetch(link, config=limited, client=client, accept="text/html,*/*")
+        except SourceError as exc:  # FetchRefused too: unsafe, too big, too slow
+            return str(exc)
+        return ""
+
+    wanted = list(links)[:MAX_LINKS]
+    own = client is None
+    if client is None:
+        client = httpx.Client(trust_env=False, follow_redirects=False)
+    try:
+        with ThreadPoolExecutor(max_workers=_LINK_WORKERS) as pool:
+            found = dict(zip(wanted, pool.map(one, wanted), strict=True))
+    finally:
+        if own:
+            client.close()
+    for link in list(links)[MAX_LINKS:]:
+        found[link] = f"not checked: only the first {MAX_LINKS} links are"
+    return found
+
+
 def _dkim_value(key: DkimKey) -> str:
     """The TXT value that publishes `key`'s public half (RFC 6376; Ed25519 per RFC 8463)."""
     public = key.key.public_key()
@@ -171,18 +254,18 @@ def dns_records(config: Config, signer: DkimSigner | None) -> list[DnsRecord]:
     records = [
         DnsRecord(
             domain, "TXT", "v=spf1 mx ~all",
-            f"SPF: add your provider's include (see {provider}'s domain settings) before ~all.",
+            f"SPF: add your provider's include (see {provider}'s domain settings) before ~all.", "SPF",
         ),
         DnsRecord(
             f"_dmarc.{domain}", "TXT", f"v=DMARC1; p=none; rua=mailto:postmaster@{domain}",
-            "DMARC: start with p=none, move to quarantine once reports look right.",
+            "DMARC: start with p=none, move to quarantine once reports look right.", "DMARC",
         ),
     ]
     if signer is not None:
         records[1:1] = [
             DnsRecord(
                 f"{key.selector}._domainkey.{signer.domain}", "TXT", _dkim_value(key),
-                "DKIM: the public half of a [delivery.dkim] key.",
+                "DKIM: the public half of a [delivery.dkim] key.", "DKIM",
             )
             for key in signer.keys
         ]
@@ -191,10 +274,86 @@ def dns_records(config: Config, signer: DkimSigner | None) -> list[DnsRecord]:
             1,
             DnsRecord(
                 f"SELECTOR._domainkey.{domain}", "TXT", "(from your provider)",
-                "DKIM: publish your provider's key, or set [delivery.dkim] to sign here.",
+                "DKIM: publish your provider's key, or set [delivery.dkim] to sign here.", "DKIM",
             ),
         )
     return records
+
+
+Lookup = Mapping[str, list[str] | str | None]
+"""What DNS said for each record name: its TXT strings, None for no such record, or a
+str saying why it could not be asked (no answer in time, no server)."""
+
+
+def _tags(value: str) -> dict[str, str]:
+    """The tag=value pairs of a DKIM or DMARC record, tag names lowered, spaces dropped."""
+    pairs = (part.split("=", 1) for part in value.split(";") if "=" in part)
+    return {k.strip().lower(): "".join(v.split()) for k, v in pairs}
+
+
+def dns_checks(records: Sequence[DnsRecord], found: Lookup) -> list[Check]:
+    """The published records against the ones `dns_records` asks for: SPF and DMARC
+    present (once), each DKIM key published with the configured key's value."""
+    result: list[Check] = []
+    for record in records:
+        answer = found.get(record.name)
+        label = record.kind
+        if label not in ("SPF", "DKIM", "DMARC"):
+            continue
+        name = f"DNS: {label} ({record.name})"
+        if isinstance(answer, str):
+            result.append(Check(name, None, f"Could not be looked up: {answer}."))
+            continue
+        if label == "DKIM" and record.value.startswith("("):
+            result.append(Check(name, None, "Signed by your provider: compare with the key it shows you."))
+            continue
+        texts = answer or []
+        if label == "DKIM":
+            wanted = _tags(record.value).get("p", "")
+            keys = [_tags(t).get("p") for t in texts if _tags(t).get("p") is not None]
+            if wanted in keys:
+                result.append(Check(name, True, "Publishes the public half of your signing key."))
+            elif keys:
+                result.append(Check(name, False, "Publishes another key than the one publisher signs with: "
+                                                 f"replace it with {record.value}"))
+            else:
+                result.append(Check(name, False, f"No DKIM key there: publish {record.value}"))
+            continue
+        prefix = "v=spf1" if label == "SPF" else "v=dmarc1"
+        matching = [t for t in texts if t.strip().lower().startswith(prefix)]
+        if len(matching) == 1:
+            result.append(Check(name, True, f"Published: {matching[0]}"))
+        elif matching:
+            result.append(Check(name, False, f"{len(matching)} {label} records: receivers ignore them all; "
+                                             "merge them into one."))
+        else:
+            result.append(Check(name, False, f"None published: add a TXT record such as {record.value}"))
+    return result
+
+
+def look_up(names: Sequence[str], resolver: dns.resolver.Resolver | None = None) -> dict[str, list[str] | str | None]:
+    """The TXT strings at each name (None: no such record), within DNS_TIMEOUT each.
+
+    A record split into several strings (as long DKIM keys are) is joined back into one.
+    """
+    if resolver is None:
+        resolver = dns.resolver.Resolver()
+        resolver.timeout = resolver.lifetime = DNS_TIMEOUT
+    found: dict[str, list[str] | str | None] = {}
+    for name in dict.fromkeys(names):
+        try:
+            answer = resolver.resolve(name, "TXT", lifetime=DNS_TIMEOUT, search=False)
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            found[name] = None
+        except dns.exception.Timeout:
+            found[name] = f"no answer within {DNS_TIMEOUT:g} s"
+        except dns.exception.DNSException as exc:
+            found[name] = str(exc) or type(exc).__name__
+        else:
+            found[name] = [
+                b"".join(rdata.strings).decode("utf-8", "replace") for rdata in answer
+            ]
+    return found
 
 
 def _spam_score(message: bytes) -> tuple[float, float] | None:
@@ -226,9 +385,14 @@ def _message(config: Config, subject: str, html: str, text: str) -> bytes:
 
 
 def run_checks(
-    config: Config, article: Article, *, subject: str, html: str, text: str
+    config: Config, article: Article, *, subject: str, html: str, text: str, external: bool = False,
+    lookups: bool = False, resolver: dns.resolver.Resolver | None = None, client: httpx.Client | None = None,
 ) -> tuple[list[Check], list[DnsRecord]]:
-    """`checks` with what this server can find out, and the DNS records to publish."""
+    """`checks` with what this server can find out, and the DNS records to publish.
+
+    With `external`, every link to another site is fetched (`client` routes them in
+    tests); with `lookups`, the records are looked up (through `resolver`, else the system's).
+    """
     output = config.path_of("build.output")
 
     def page_exists(path: str) -> bool:
@@ -239,9 +403,14 @@ def run_checks(
         return target.is_file() or (target / "index.html").is_file() or relative == ""
 
     signer = DkimSigner.from_config(config)
+    records = dns_records(config, signer)
     found = checks(
         config, article, subject=subject, html=html, text=text, page_exists=page_exists,
         spam=_spam_score(_message(config, subject, html, text)) if shutil.which("spamassassin") else None,
+        other_links=probe_links(config, external_links(html, config), client=client) if external else None,
     )
-    return found, dns_records(config, signer)
+    if lookups:
+        # A placeholder (a provider's key under a selector we do not know) is not asked for.
+        found += dns_checks(records, look_up([r.name for r in records if not r.value.startswith("(")], resolver))
+    return found, records
 

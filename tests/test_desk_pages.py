@@ -307,3 +307,33 @@ def test_only_owners_reach_api_keys(config: Config, url: str, who: str) -> None:
         assert revoke.status_code == 403
     assert [(k.name, k.revoked_at) for k in access.list_keys(engine)] == [("existing", None)]
     engine.dispose()
+
+
+def test_links_and_dns_are_checked_only_when_asked(config: Config, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """"Preview and check" asks DNS nothing; "Check links and DNS too" looks the records up."""
+    from test_preflight import Zone, dns_server
+
+    from publisher import preflight
+
+    monkeypatch.setattr(preflight, "_spam_score", lambda message: None)
+    zone = Zone({"example.org": [["v=spf1 mx ~all"]], "_dmarc.example.org": [["v=DMARC1; p=none"]]})
+    with dns_server(zone) as resolver, httpx.Client(base_url=url) as http:
+        asked: list[list[str]] = []
+
+        def look_up(names: list[str], _resolver: object = None) -> object:
+            asked.append(list(names))
+            return real(names, resolver)
+
+        real = preflight.look_up
+        monkeypatch.setattr(preflight, "look_up", look_up)
+        sign_in(http)
+        form = editor_form(http.get("/desk/articles/sleep-after-a-loss").text)
+        plain = http.post("/desk/articles/sleep-after-a-loss", data={**form, "action": "preview"})
+        assert plain.status_code == 200 and "Check links and DNS too" in plain.text
+        assert "DNS: SPF" not in plain.text and asked == []
+        deep = http.post("/desk/articles/sleep-after-a-loss", data={**form, "action": "check-all"})
+    assert deep.status_code == 200
+    assert re.search(r"DNS: SPF \(example.org\)</strong> \(passed\)", deep.text), deep.text
+    assert re.search(r"DNS: DMARC \(_dmarc.example.org\)</strong> \(passed\)", deep.text)
+    assert re.search(r"Links to other sites</strong> \(passed\): There are none", deep.text)
+    assert asked == [["example.org", "_dmarc.example.org"]]

@@ -1,19 +1,27 @@
-"""Checks before a send, and the editor's form to file and back."""
+"""Checks before a send (DNS against a DNS server on loopback), and the editor's form to file and back."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import os
+import socket
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import dns.resolver
+import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from dnslib import QTYPE, RCODE, RR, TXT, DNSRecord
+from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
 from publisher import preflight
-from publisher.config import parse_config
+from publisher.config import load_config, parse_config
 from publisher.dkim_signing import DkimKey, DkimSigner
 from publisher.models import Article
 from publisher.web.desk.editing import parse_fields, to_text
@@ -118,3 +126,142 @@ def test_a_date_with_an_offset_keeps_it() -> None:
     fields = parse_fields(text)
     assert fields.date == "2026-02-10 07:30+01:00"
     assert "date: 2026-02-10 07:30+01:00" in to_text(fields, text)
+
+
+def _key_value(key: rsa.RSAPrivateKey) -> str:
+    der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(der).decode()
+
+
+class Zone(BaseResolver):  # type: ignore[misc]
+    """A DNS server's answers: TXT records by name (each a list of strings); other names do not exist."""
+
+    def __init__(self, records: dict[str, list[list[str]]]) -> None:
+        self.records = records
+
+    def resolve(self, request: DNSRecord, handler: object) -> DNSRecord:
+        reply = request.reply()
+        name = str(request.q.qname).rstrip(".")
+        if name not in self.records:
+            reply.header.rcode = RCODE.NXDOMAIN
+        for strings in self.records.get(name, []):
+            reply.add_answer(RR(request.q.qname, QTYPE.TXT, rdata=TXT([s.encode() for s in strings]), ttl=60))
+        return reply
+
+
+@contextlib.contextmanager
+def dns_server(zone: Zone) -> Iterator[dns.resolver.Resolver]:
+    """A DNS server on 127.0.0.1 answering from `zone`; yields a resolver that asks only it."""
+    server = DNSServer(zone, address="127.0.0.1", port=0, logger=DNSLogger(logf=lambda *_: None))
+    server.start_thread()
+    try:
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers = ["127.0.0.1"]
+        resolver.port = server.server.server_address[1]
+        yield resolver
+    finally:
+        server.stop()
+        server.server.server_close()
+
+
+@pytest.fixture
+def no_spam_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SpamAssassin takes seconds where it is installed, and these checks are not about it."""
+    monkeypatch.setattr(preflight, "_spam_score", lambda message: None)
+
+
+@pytest.fixture
+def signed(tmp_path: Path, no_spam_check: None) -> tuple[Path, rsa.RSAPrivateKey]:
+    """A publication that signs with a 2048-bit key under the selector "news"."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (tmp_path / "dkim.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ))
+    extra = '\n[delivery.dkim]\ndomain = "notes.example.org"\nselector = "news"\nprivate_key_file = "dkim.pem"\n'
+    (tmp_path / "config.toml").write_text(CONFIG + extra, encoding="utf-8")
+    return tmp_path, key
+
+
+def test_dns_records_are_looked_up_on_request_and_compared(signed: tuple[Path, rsa.RSAPrivateKey]) -> None:
+    """A local DNS server: SPF and DMARC found, the DKIM key (split into 255-byte strings as
+    long keys are) matches the configured one; a plain check asks DNS nothing."""
+    root, key = signed
+    config = load_config(root / "config.toml", env={})
+    value = f"v=DKIM1; k=rsa; p={_key_value(key)}"
+    zone = Zone({
+        "notes.example.org": [["v=spf1 include:_spf.example.net ~all"], ["google-site-verification=abc"]],
+        "news._domainkey.notes.example.org": [[value[:255], value[255:]]],
+        "_dmarc.notes.example.org": [["v=DMARC1; p=none"]],
+    })
+    with dns_server(zone) as resolver:
+        found, _ = preflight.run_checks(config, ARTICLE, subject="Sleep", html=GOOD, text="x", lookups=True,
+                                        resolver=resolver)
+        plain, _ = preflight.run_checks(config, ARTICLE, subject="Sleep", html=GOOD, text="x", resolver=resolver)
+    by_name = {c.name: c for c in found}
+    assert [by_name[n].ok for n in (
+        "DNS: SPF (notes.example.org)", "DNS: DKIM (news._domainkey.notes.example.org)",
+        "DNS: DMARC (_dmarc.notes.example.org)",
+    )] == [True, True, True], found
+    assert not [c for c in plain if c.name.startswith("DNS:")]
+
+
+def test_wrong_missing_and_doubled_records_are_named(signed: tuple[Path, rsa.RSAPrivateKey]) -> None:
+    """Another key under the selector, two SPF records and no DMARC each fail with the fix."""
+    root, _key = signed
+    config = load_config(root / "config.toml", env={})
+    other = f"v=DKIM1; k=rsa; p={_key_value(rsa.generate_private_key(public_exponent=65537, key_size=2048))}"
+    zone = Zone({
+        "notes.example.org": [["v=spf1 mx ~all"], ["v=spf1 include:x.example ~all"]],
+        "news._domainkey.notes.example.org": [[other[:255], other[255:]]],
+    })
+    with dns_server(zone) as resolver:
+        found, _ = preflight.run_checks(config, ARTICLE, subject="Sleep", html=GOOD, text="x", lookups=True,
+                                        resolver=resolver)
+    by_name = {c.name: c for c in found if c.name.startswith("DNS:")}
+    spf, dkim, dmarc = by_name.values()
+    assert (spf.ok, dkim.ok, dmarc.ok) == (False, False, False)
+    assert "2 SPF records" in spf.detail and "another key" in dkim.detail and "v=DMARC1" in dmarc.detail
+
+
+def test_a_silent_dns_server_is_told_within_the_timeout(
+    signed: tuple[Path, rsa.RSAPrivateKey], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No answer in time: each record "could not be looked up", neither passed nor failed."""
+    root, _key = signed
+    config = load_config(root / "config.toml", env={})
+    monkeypatch.setattr(preflight, "DNS_TIMEOUT", 0.2)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers = ["127.0.0.1"]
+        resolver.port = silent.getsockname()[1]
+        started = time.monotonic()
+        found, _ = preflight.run_checks(config, ARTICLE, subject="Sleep", html=GOOD, text="x", lookups=True,
+                                        resolver=resolver)
+    assert time.monotonic() - started < 3
+    checked = [c for c in found if c.name.startswith("DNS:")]
+    assert len(checked) == 3 and all(c.ok is None and "no answer within" in c.detail for c in checked)
+
+
+def test_links_to_other_sites_are_fetched_only_on_request(tmp_path: Path, no_spam_check: None) -> None:
+    """On request each link off the site is fetched and a dead one named; links into the
+    site and the app are not fetched; a plain check fetches nothing."""
+    asked: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(str(request.url))
+        return httpx.Response(404 if request.url.path == "/gone" else 200, text="ok")
+
+    extra = "\n[fetch]\nallow_private = true\n\n[server]\npublic_url = \"https://app.example.org\"\n"
+    (tmp_path / "config.toml").write_text(CONFIG + extra, encoding="utf-8")
+    config = load_config(tmp_path / "config.toml", env={})
+    html = GOOD + ('<a href="http://127.0.0.1:9/fine">a</a> <a href="http://127.0.0.1:9/gone">b</a> '
+                   '<a href="mailto:dana@notes.example.org">c</a>')
+    with httpx.Client(transport=httpx.MockTransport(answer)) as client:
+        plain, _ = preflight.run_checks(config, ARTICLE, subject="S", html=html, text="x", client=client)
+        assert asked == [] and {c.name: c for c in plain}["Links to other sites"].ok is None
+        found, _ = preflight.run_checks(config, ARTICLE, subject="S", html=html, text="x", external=True,
+                                        client=client)
+    other = {c.name: c for c in found}["Links to other sites"]
+    assert other.ok is False and "1 of 2" in other.detail and "/gone" in other.detail and "/fine" not in other.detail
+    assert sorted(asked) == ["http://127.0.0.1:9/fine", "http://127.0.0.1:9/gone"]

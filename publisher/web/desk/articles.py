@@ -13,7 +13,9 @@
 
 Saving goes through `services.articles.write_article` with the fingerprint of the text
 the editor opened: a file changed on disk meanwhile is a conflict, shown side by side,
-and nothing is written.
+and nothing is written. The editor's "Preview and check" runs the checks before sending
+(`preflight`) without waiting on other sites or DNS; "Check links and DNS too" also
+fetches each link to another site and looks up the sending domain's records.
 """
 
 from __future__ import annotations
@@ -156,8 +158,8 @@ class ArticleDesk:
             except PublisherError as exc:
                 return refuse(404, str(exc))
         edit = _Edit(slug, fields, base, original)
-        if asked.field("action") == "preview":
-            shown = await self._render_preview(asked, fields, original)
+        if asked.field("action") in ("preview", "check-all"):
+            shown = await self._render_preview(asked, fields, original, deep=asked.field("action") == "check-all")
             return await self._editor(asked, edit, view=view, preview=shown)
         text = to_text(fields, original)
         try:
@@ -198,10 +200,11 @@ class ArticleDesk:
         }
 
     async def _render_preview(
-        self, asked: Asked, fields: EditorFields, original: str, *, checks: bool = True
+        self, asked: Asked, fields: EditorFields, original: str, *, checks: bool = True, deep: bool = False
     ) -> dict[str, Any]:
         """Render the previews; with `checks`, also the checks before sending (SpamAssassin
-        among them takes seconds, so the editor's live refresh goes without)."""
+        among them takes seconds, so the editor's live refresh goes without); with `deep`,
+        links to other sites are fetched and the DNS records looked up too."""
         text = to_text(fields, original)
         try:
             shown = await run_in_threadpool(article_service.preview_text, self.config, text, now=asked.now)
@@ -213,7 +216,7 @@ class ArticleDesk:
             return urls
         found, records = await run_in_threadpool(
             preflight.run_checks, self.config, shown.article, subject=shown.preview.subject,
-            html=shown.preview.html, text=shown.preview.text,
+            html=shown.preview.html, text=shown.preview.text, external=deep, lookups=deep,
         )
         return {
             **urls, "subject": shown.preview.subject, "checks": found, "dns": records,
