@@ -14,6 +14,14 @@ killed at any moment leaves the served site as it was and no temp file inside it
 previous builds are removed after the switch. An output that is still a plain folder
 (from an older publisher, or made by hand) becomes the first of these builds.
 
+`build_site` is the two at once, and incremental: the site is planned as outputs, each
+with a key of what it is made from (`publisher.outputs`), and an output whose key the
+served build's record (`publisher.build_cache.RenderRecord`) has, with its files still
+as that build left them, is not rendered again; the others are rendered and written
+into the stage one by one, so a build holds one page at a time, never the whole site.
+Hundreds to render (a first build, a new template) go to forked worker processes when
+the caller allows it. Rendering every output gives exactly what `render_site` returns.
+
 An output folder shared with the author's own files is safe: the manifest records every
 file a build wrote with its hash, and only those are ever replaced or removed; the
 author's other files are carried into each new build. A file of the author's in the
@@ -106,19 +114,21 @@ Progress = Callable[[str, int, int], None]
 
 def build_site(
     config: Config, articles: Sequence[Article], now: datetime, *, write: bool = True,
-    progress: Progress | None = None, cache: ArticleCache | None = None,
+    progress: Progress | None = None, cache: ArticleCache | None = None, workers: bool = False,
 ) -> BuildReport:
     """Render what changed and write it; `write=False` renders and compares only.
 
     `cache` is the one the articles were read through (`ArticleCache.read`): they come
-    without their HTML, which it gives back to the few pages that need it.
+    without their HTML, which it gives back to the few pages that need it. `workers`
+    lets hundreds of outputs be rendered by forked processes (`publisher build` does; a
+    long-running process with threads of its own, the daemon, renders in place).
     """
     output = output_folder(config)
     bodies: outputs.Bodies = cache if cache is not None else outputs.InMemory()
     if not write:
         site = _render_all(config, _plan_site(config, articles, now, bodies), progress)
         return write_site(output, site, write=False)
-    return _build(output, config, _plan_site(config, articles, now, bodies), progress)
+    return _build(output, config, _plan_site(config, articles, now, bodies), progress, workers=workers)
 
 
 def output_folder(config: Config) -> Path:
@@ -349,7 +359,9 @@ def write_site(output: Path, site: Site, *, write: bool = True) -> BuildReport:
     return plan.report
 
 
-def _build(output: Path, config: Config, plan: outputs.SitePlan, progress: Progress | None) -> BuildReport:
+def _build(
+    output: Path, config: Config, plan: outputs.SitePlan, progress: Progress | None, *, workers: bool = False
+) -> BuildReport:
     """`write_site` for a plan: renders only the outputs whose key changed since the served
     build, and writes each file into the new build as soon as it is rendered, so a build
     holds one page at a time, never the whole site."""
@@ -363,7 +375,7 @@ def _build(output: Path, config: Config, plan: outputs.SitePlan, progress: Progr
             tell = _stages(plan, progress)
             kept = {id(item): writer.kept(item) for item in plan.outputs()}
             todo = [item for item in plan.outputs() if kept[id(item)] is None]
-            renders = _render_many(todo)
+            renders = _render_many(todo, workers=workers)
             warnings: list[str] = []
             for item in plan.items:
                 if isinstance(item, str):
@@ -386,7 +398,7 @@ PARALLEL_RENDER = 400
 _RENDERING: list[Sequence[outputs.Output]] = []
 
 
-def _render_many(todo: Sequence[outputs.Output]) -> Iterator[outputs.Rendered]:
+def _render_many(todo: Sequence[outputs.Output], *, workers: bool) -> Iterator[outputs.Rendered]:
     """Each output of `todo` rendered, in order.
 
     Hundreds of them (a first build, a new template) are rendered by forked worker
@@ -397,7 +409,7 @@ def _render_many(todo: Sequence[outputs.Output]) -> Iterator[outputs.Rendered]:
     to start processes (only Linux is sure), render here.
     """
     count = os.cpu_count() or 1
-    if len(todo) < PARALLEL_RENDER or count < 2 or not sys.platform.startswith("linux"):
+    if not workers or len(todo) < PARALLEL_RENDER or count < 2 or not sys.platform.startswith("linux"):
         yield from (item.render() for item in todo)
         return
     heavy = [n for n, item in enumerate(todo) if item.stage == "newsletter previews"]
@@ -415,8 +427,12 @@ def _render_many(todo: Sequence[outputs.Output]) -> Iterator[outputs.Rendered]:
                 for chunk in chunks:
                     future = pool.submit(_render_chunk, chunk)
                     pending.update(dict.fromkeys(chunk, future))
-            for number in range(len(todo)):
-                yield pending.pop(number).result()[number]
+            try:
+                for number in range(len(todo)):
+                    yield pending.pop(number).result()[number]
+            except BaseException:
+                pool.shutdown(cancel_futures=True)  # a page failed, or the build stops: no more
+                raise
     finally:
         _RENDERING.pop()
 

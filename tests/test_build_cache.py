@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from publisher import archive, build, build_cache, content, feeds
 from publisher.build_cache import CACHE_FOLDER, ArticleCache
 from publisher.config import Config, load_config
+from publisher.errors import TemplateError
 from publisher.models import BuildReport
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -72,7 +73,7 @@ def incremental(path: Path) -> tuple[BuildReport, ArticleCache]:
     cache = ArticleCache(config)
     try:
         articles = content.load_articles(config, reader=cache.read)
-        report = build.build_site(config, articles, NOW, cache=cache)
+        report = build.build_site(config, articles, NOW, cache=cache, workers=True)
     finally:
         cache.save()
     return report, cache
@@ -404,3 +405,19 @@ def test_cli_build_uses_the_cache_and_a_new_publication_ignores_it(tmp_path: Pat
     )
     assert new.exit_code == 0, new.output
     assert f"/{CACHE_FOLDER}/" in (tmp_path / "new" / ".gitignore").read_text().splitlines()
+
+
+def test_a_page_failing_in_a_worker_fails_the_build_with_its_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A template error raised in a worker process stops the build, names the template, and
+    leaves the served site as it was."""
+    monkeypatch.setattr(build, "PARALLEL_RENDER", 1)
+    path = publication(tmp_path)
+    incremental(path)
+    before = served(tmp_path)
+    (tmp_path / "templates" / "web").mkdir(parents=True)
+    (tmp_path / "templates" / "web" / "article.html").write_text("{{ article.title }\n", encoding="utf-8")
+    with pytest.raises(TemplateError, match=r"article\.html:1"):
+        incremental(path)
+    assert served(tmp_path) == before

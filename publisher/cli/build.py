@@ -65,7 +65,7 @@ def build_command(ctx: click.Context, verbose: bool) -> None:
             files = content.article_files(config)
             cache.warm(files)
             articles = content.load_articles(config, reader=cache.read, files=files)
-            report = build.build_site(config, articles, now, progress=progress, cache=cache)
+            report = build.build_site(config, articles, now, progress=progress, cache=cache, workers=True)
         finally:
             cache.save()
     elapsed = time.perf_counter() - started
