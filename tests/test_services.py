@@ -445,3 +445,25 @@ def test_a_template_that_hides_the_link_is_rendered_per_address(config: Config, 
         line = text.get_content().split("Confirm: ", 1)[1].split("\n", 1)[0]  # type: ignore[union-attr]
         links.add(line.replace(" / ", "/"))
     assert len(links) == 2 and all("/confirm/" in link and "confirm.invalid" not in link for link in links)
+
+
+def test_a_new_publication_and_this_repository_ignore_the_save_lock(tmp_path: Path) -> None:
+    """The lock file a save leaves beside content/ is in `publisher init`'s .gitignore and in ours."""
+    from click.testing import CliRunner
+
+    from publisher.cli import cli
+
+    made = CliRunner().invoke(
+        cli,
+        ["init", str(tmp_path / "new"), "--title", "Quiet", "--url", "https://quiet.example.net",
+         "--author", "Sam Ito", "--from", "Sam Ito <sam@quiet.example.net>",
+         "--postal-address", "4 Elm Row, Leeds", "--timezone", "Europe/London"],
+        env={"PUBLISHER_CONFIG": ""},
+    )
+    assert made.exit_code == 0, made.output
+    config = load_config(tmp_path / "new" / "config.toml", env={"PUBLISHER_SECRET": "k" * 40})
+    with articles.content_lock(config.path_of("build.content")) as lock:
+        assert lock.parent == config.root.resolve()
+    assert f"/{lock.name}" in (tmp_path / "new" / ".gitignore").read_text().splitlines()
+    ours = Path(__file__).resolve().parent.parent / ".gitignore"
+    assert f"/{lock.name}" in ours.read_text().splitlines()
