@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -31,11 +32,35 @@ PING_SECONDS = 60.0
 HOOK_SECONDS = 5.0
 
 
+class _Pool(ThreadPoolExecutor):  # type: ignore[misc]
+    """APScheduler's thread pool, which drops a wake-up handed to it after it was shut down.
+
+    Stopping a scheduler sets its state before it shuts the pool down, and its loop may
+    be waking up in between: seeing the state no longer "paused", that pass looks for due
+    jobs and submits one to the closed pool, which APScheduler logs with a traceback.
+    Both happen under the scheduler's job store lock, so a submission comes wholly
+    before the pool closes (and runs) or after (and is dropped here). Nothing is lost:
+    every job reads the truth from the store, and the next start catches up at once.
+    """
+
+    _closed = False
+
+    def shutdown(self, wait: bool = True) -> None:
+        self._closed = True
+        super().shutdown(wait)
+
+    def submit_job(self, job: Any, run_times: Any) -> None:
+        if self._closed:
+            log.debug("not starting %s: the scheduler is stopping", job)
+            return
+        super().submit_job(job, run_times)
+
+
 def create_scheduler(rt: jobs.Runtime) -> BackgroundScheduler:
     """A background scheduler whose job store is a table in the publication's database."""
     return BackgroundScheduler(
         jobstores={"default": SQLAlchemyJobStore(engine=rt.db, tablename="apscheduler_jobs")},
-        executors={"default": ThreadPoolExecutor(max_workers=4)},
+        executors={"default": _Pool(max_workers=4)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         timezone=rt.config.tz,
     )

@@ -414,3 +414,25 @@ def test_a_schedule_whose_articles_cannot_be_read_sends_what_was_scheduled(
     assert len(pub.messages()) == 3
     assert all("Words as scheduled." in plain(m) for m in pub.messages())
     assert "goes out as rendered when it was scheduled" in caplog.text
+
+
+def test_a_wake_up_handed_over_while_the_scheduler_stops_is_dropped_quietly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The scheduler's loop may submit one last due job after its pool was shut down; the
+    pool drops it without a traceback (the job's truth is in the store, read at next start)."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from publisher.scheduler import _Pool
+
+    ran: list[int] = []
+    sched = BackgroundScheduler(executors={"default": _Pool(max_workers=1)}, timezone="UTC")
+    sched.start(paused=True)
+    job = sched.add_job(ran.append, "date", run_date=datetime.now(UTC), args=[1], misfire_grace_time=None)
+    pool = sched._lookup_executor("default")
+    pool.shutdown(wait=True)
+    with caplog.at_level("DEBUG", logger="publisher.scheduler"):
+        pool.submit_job(job, [datetime.now(UTC)])
+    sched.shutdown(wait=True)
+    assert ran == []
+    assert "the scheduler is stopping" in caplog.text
