@@ -22,6 +22,7 @@ from publisher.errors import ContentError, SourceError
 from publisher.extract import ImportedArticle, canonical_url, feed_to_articles, page_to_article
 from publisher.fetch import fetch
 from publisher.models import Article
+from publisher.services.articles import content_lock
 
 __all__ = [
     "FEED_ACCEPT",
@@ -91,21 +92,23 @@ def write_article(config: Config, article: ImportedArticle, *, force: bool = Fal
     "Existing" means a file holding the same slug (imported before, perhaps under another
     date); `force` overwrites that file.
     """
-    owners = slugs_in_use(config)
-    path = owners.get(article.slug) or _content_folder(config) / article.file_name(config)
     if article.slug in RESERVED_SLUGS:
         raise SourceError(
             f"{article.origin}: its slug {article.slug!r} is reserved by publisher; import it, "
             "then rename the file and set a different 'slug:'"
         )
-    if path.exists() and not force:
-        raise SourceError(
-            f"{_shown(path, config)} already exists (slug {article.slug!r}); pass --force to "
-            "replace it with the imported article"
-        )
-    text = article.text(config)
-    parsed = _check_parses(text, path, config)
-    _write_atomic(path, text)
+    # The look at what is there and the write take the content folder's turn, like the desk's saves.
+    with content_lock(_content_folder(config)):
+        owners = slugs_in_use(config)
+        path = owners.get(article.slug) or _content_folder(config) / article.file_name(config)
+        if path.exists() and not force:
+            raise SourceError(
+                f"{_shown(path, config)} already exists (slug {article.slug!r}); pass --force to "
+                "replace it with the imported article"
+            )
+        text = article.text(config)
+        parsed = _check_parses(text, path, config)
+        _write_atomic(path, text)
     return path, parsed
 
 
@@ -116,6 +119,11 @@ def write_new(config: Config, article: ImportedArticle, *, taken: dict[str, Path
     would get is adopted rather than duplicated: that is an earlier poll which wrote the
     file but stopped before it could record the item.
     """
+    with content_lock(_content_folder(config)):
+        return _write_new(config, article, taken)
+
+
+def _write_new(config: Config, article: ImportedArticle, taken: dict[str, Path]) -> tuple[Path, Article]:
     base = article.slug
     for number in range(1, 1000):
         slug = base if number == 1 else f"{base}-{number}"
