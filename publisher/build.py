@@ -72,6 +72,7 @@ if sys.platform != "win32":
 
 __all__ = [
     "MANIFEST",
+    "PREVIEW_MANAGE",
     "PREVIEW_MAX_HTML",
     "PREVIEW_UNSUBSCRIBE",
     "Site",
@@ -90,6 +91,8 @@ MANIFEST = ".publisher-manifest.json"
 
 PREVIEW_UNSUBSCRIBE = "/unsubscribe/preview"
 """Path (under the app's public URL) of the visible placeholder unsubscribe link in previews."""
+PREVIEW_MANAGE = "/manage/preview"
+"""The same for the "manage your subscription" link."""
 
 PREVIEW_MAX_HTML = 500_000
 """Characters of article HTML past which no newsletter preview is rendered (see above)."""
@@ -281,6 +284,7 @@ def newsletter_preview(config: Config, article: Article) -> tuple[bytes, bytes, 
         email=f"reader@{host}",
         name="Preview Reader",
         unsubscribe_url=config.public_url + PREVIEW_UNSUBSCRIBE,
+        manage_url=config.public_url + PREVIEW_MANAGE,
         message_id=f"<preview.{article.slug}@{host}>",
     )
     html, _text = template.parts(reader)

@@ -343,6 +343,7 @@ def test_newsletter_previews_for_the_newest_only(tmp_path: Path) -> None:
     assert message["List-Unsubscribe"].startswith(f"<{SITE}/unsubscribe/preview>")
     html = (tmp_path / "public" / "newsletters" / "night-waking.html").read_text()
     assert f"{SITE}/unsubscribe/preview" in html
+    assert f"{SITE}/manage/preview" in html
 
 
 def test_preview_warnings_are_collected_once(tmp_path: Path) -> None:

@@ -311,9 +311,9 @@ def _preview_of(config: Config, article: Article, now: datetime) -> Preview:
         delivery_id=None,
         email=PREVIEW_EMAIL,
         name=PREVIEW_NAME,
-        unsubscribe_url=config.site_url + "/unsubscribe/preview",
+        unsubscribe_url=config.public_url + build.PREVIEW_UNSUBSCRIBE,
         message_id="",
-        manage_url=config.site_url + "/manage/preview",
+        manage_url=config.public_url + build.PREVIEW_MANAGE,
     )
     html, text = template.parts(sample)
     return Preview(slug=article.slug, subject=rendered.subject, html=html, text=text, warnings=rendered.warnings)
