@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from publisher import content, timing, websub
 from publisher.build import build_site
+from publisher.build_cache import ArticleCache
 from publisher.config import Config, load_config
 from publisher.delivery import engine
 from publisher.delivery.hands import extra_hands
@@ -115,15 +116,19 @@ def _publish_new(config_path: str, rt: Runtime) -> list[str]:
     fingerprint = _fingerprint(config)
     if fingerprint == rt.content_fingerprint and rt.content_fingerprint:
         return []
+    # Parses only the saved files, and renders only the pages that show them.
+    cache = ArticleCache(config)
     try:
-        articles = content.load_articles(config)
+        articles = content.load_articles(config, reader=cache.read)
         public = [a for a in articles if a.is_public(now)]
-        report = build_site(config, public, now)
+        report = build_site(config, public, now, cache=cache)
     except PublisherError as exc:
         # Keep serving what was built last; the next look after the fix picks everything up.
         log.error("not publishing until this is fixed: %s", exc)
         rt.content_fingerprint = ()
         return []
+    finally:
+        cache.save()
     rt.content_fingerprint = fingerprint
     for warning in report.warnings:
         log.warning("%s", warning)
@@ -139,7 +144,7 @@ def _publish_new(config_path: str, rt: Runtime) -> list[str]:
         ):
             continue  # another daemon noticed it first
         if policy != "backlog":
-            _apply_policy(config_path, rt, article, policy, now)
+            _apply_policy(config_path, rt, cache.full(article), policy, now)  # with its text
             handled.append(article.slug)
     if first_look:
         publishing.file_catalogue(db, now=now)

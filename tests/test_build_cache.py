@@ -421,3 +421,33 @@ def test_a_page_failing_in_a_worker_fails_the_build_with_its_message(
     with pytest.raises(TemplateError, match=r"article\.html:1"):
         incremental(path)
     assert served(tmp_path) == before
+
+
+def test_the_daemon_parses_only_the_saved_file_and_mails_its_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`publisher serve`'s rebuild after a save parses that file alone, and the issue it
+    sends carries the article's text (which the cache keeps out of memory until then)."""
+    from test_jobs import Pub
+    from test_jobs import article as job_article
+
+    from publisher import jobs
+
+    pub = Pub(tmp_path)
+    jobs.publish_new(pub.key)
+    pub.write("2026-11-20-fresh.md", job_article("fresh", "2026-11-20", body="Fresh words for the readers."))
+    assert jobs.publish_new(pub.key) == ["fresh"]
+    bodies = [message.get_body(("plain",)).get_content() for message in pub.messages()]  # type: ignore[union-attr]
+    assert len(bodies) == 3 and all("Fresh words for the readers." in body for body in bodies)
+    parsed: list[str] = []
+    real = content.parse_article
+
+    def counting(text: str, *, source: str, config: Config):  # type: ignore[no-untyped-def]
+        parsed.append(source)
+        return real(text, source=source, config=config)
+
+    monkeypatch.setattr(content, "parse_article", counting)
+    pub.write("2026-11-20-fresh.md", job_article("fresh", "2026-11-20", body="Edited words."))
+    assert jobs.publish_new(pub.key) == []
+    assert parsed == ["content/2026-11-20-fresh.md"]
+    assert "Edited words." in (tmp_path / "public" / "fresh" / "index.html").read_text()
