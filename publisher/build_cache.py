@@ -181,6 +181,7 @@ class ArticleCache:
         self._keys: dict[tuple[str, str], str] = {}
         self._paths: dict[str, Path] = {}
         self._failed: dict[str, ContentError] = {}
+        self._looked: dict[str, tuple[str, int, int]] = {}
         self.parsed = 0
         """Articles parsed (not found in the cache) since this cache was opened."""
 
@@ -197,9 +198,13 @@ class ArticleCache:
         todo: list[tuple[str, str, str]] = []
         for path, source in files:
             try:
-                key = _digest(self.fingerprint, source, path.read_bytes())
+                with path.open("rb") as handle:
+                    key = _digest(self.fingerprint, source, handle.read())
+                    seen = os.fstat(handle.fileno())
             except OSError:
                 continue  # `read` says so
+            # `read` trusts this key while the file's size and mtime stay: one read a build.
+            self._looked[str(path)] = (key, seen.st_size, seen.st_mtime_ns)
             if key not in self._index:
                 todo.append((key, source, str(path)))
         count = os.cpu_count() or 1
@@ -226,11 +231,14 @@ class ArticleCache:
             _WORKER.pop()
 
     def read(self, path: Path, source: str) -> Article:
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ContentError(f"{source}: cannot be read: {exc.strerror or exc}") from exc
-        key = _digest(self.fingerprint, source, data)
+        data: bytes | None = None
+        key = self._known_key(path)
+        if key is None:
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise ContentError(f"{source}: cannot be read: {exc.strerror or exc}") from exc
+            key = _digest(self.fingerprint, source, data)
         failed = self._failed.get(key)
         if failed is not None:
             raise failed
@@ -240,12 +248,26 @@ class ArticleCache:
             with contextlib.suppress(TypeError):  # a damaged entry: parse the file again
                 article = entry.article
         if entry is None or article is None:
+            if data is None:  # known by `warm` only: read it now, as it is now
+                self._looked.pop(str(path), None)
+                return self.read(path, source)
             entry, whole = self._parse(key, data, source)
             article = replace(whole, html="")
         self._seen[key] = entry
         self._keys[(article.source, article.slug)] = key
         self._paths[key] = path
         return article
+
+    def _known_key(self, path: Path) -> str | None:
+        """The key `warm` found for `path`, if the file still has the size and mtime it had."""
+        looked = self._looked.get(str(path))
+        if looked is None:
+            return None
+        try:
+            now = path.stat()
+        except OSError:
+            return None
+        return looked[0] if (now.st_size, now.st_mtime_ns) == looked[1:] else None
 
     def _parse(self, key: str, data: bytes, source: str) -> tuple[_Entry, Article]:
         self.parsed += 1

@@ -451,3 +451,17 @@ def test_the_daemon_parses_only_the_saved_file_and_mails_its_text(
     assert jobs.publish_new(pub.key) == []
     assert parsed == ["content/2026-11-20-fresh.md"]
     assert "Edited words." in (tmp_path / "public" / "fresh" / "index.html").read_text()
+
+
+def test_a_file_saved_between_the_look_and_the_read_is_read_as_saved(tmp_path: Path) -> None:
+    """`read` trusts what `warm` saw of a file only while the file is unchanged."""
+    path = publication(tmp_path, 3, previews=0)
+    incremental(path)
+    config = load_config(path, env={})
+    cache = ArticleCache(config)
+    files = content.article_files(config)
+    cache.warm(files)  # every file known: nothing to parse, only looked at
+    (tmp_path / "content" / "a01.md").write_text(text(1, title="Saved after the look"), encoding="utf-8")
+    articles = content.load_articles(config, reader=cache.read, files=files)
+    assert "Saved after the look" in [article.title for article in articles]
+    assert cache.parsed == 1
