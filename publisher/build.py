@@ -564,28 +564,8 @@ class _Writer:
             self.stage = None
 
     def finish(self, warnings: list[str]) -> BuildReport:
-        if self.obstacles:
-            shown = self.obstacles[:10] + (
-                [f"… and {len(self.obstacles) - 10} more"] if len(self.obstacles) > 10 else []
-            )
-            raise BuildError(
-                "these files are in the way and were not written by publisher, so nothing was "
-                "written: " + "; ".join(shown) + ". Move them out of the output folder (or set "
-                "[build] output to a folder of its own), or change the article's `slug:`" + "".join(self.hints)
-            )
-        root = self.root
-        stale = sorted(rel for rel in set(self.previous) - set(self.hashes) if _inside_or_none(root, rel))
-        removed: list[str] = []
-        kept: list[str] = []
-        for rel in stale:
-            path = root / rel
-            if not path.is_file():
-                continue
-            recorded = self.previous[rel]
-            if recorded is None or _file_digest(path) == recorded:
-                removed.append(rel)
-            else:
-                kept.append(rel)
+        _refuse_obstacles(self.obstacles, self.hints)
+        removed, kept = _stale(self.root, self.previous, self.hashes)
         manifest = _manifest_bytes(self.hashes)
         changes = (
             bool(self.written or removed)
@@ -675,25 +655,8 @@ def _plan(output: Path, site: Site) -> _Plan:
                     f"; a {rel} of your own goes in the templates folder ([build] templates) as "
                     f"{archive.FROM_TEMPLATES[rel]}, from which the build writes it"
                 )
-    if obstacles:
-        shown = obstacles[:10] + ([f"… and {len(obstacles) - 10} more"] if len(obstacles) > 10 else [])
-        raise BuildError(
-            "these files are in the way and were not written by publisher, so nothing was "
-            "written: " + "; ".join(shown) + ". Move them out of the output folder (or set "
-            "[build] output to a folder of its own), or change the article's `slug:`" + "".join(hints)
-        )
-    stale = sorted(rel for rel in set(previous) - set(site.files) if _inside_or_none(root, rel))
-    removed: list[str] = []
-    kept: list[str] = []
-    for rel in stale:
-        path = root / rel
-        if not path.is_file():
-            continue
-        recorded = previous[rel]
-        if recorded is None or _file_digest(path) == recorded:
-            removed.append(rel)
-        else:
-            kept.append(rel)
+    _refuse_obstacles(obstacles, hints)
+    removed, kept = _stale(root, previous, site.files)
     manifest = _manifest_bytes(hashes)
     changes = (
         bool(written or removed)
@@ -824,6 +787,34 @@ def _switch(output: Path, version: Path) -> None:
         # (and the newest, should the rename below never happen).
         output.rename(builds / f"v{int(version.name[1:]) - 1:020d}-plain")
     link.rename(output)
+
+
+def _refuse_obstacles(obstacles: Sequence[str], hints: Sequence[str]) -> None:
+    """Stop the build, writing nothing, when files not of publisher's stand where it writes."""
+    if obstacles:
+        shown = [*obstacles[:10], *([f"… and {len(obstacles) - 10} more"] if len(obstacles) > 10 else [])]
+        raise BuildError(
+            "these files are in the way and were not written by publisher, so nothing was "
+            "written: " + "; ".join(shown) + ". Move them out of the output folder (or set "
+            "[build] output to a folder of its own), or change the article's `slug:`" + "".join(hints)
+        )
+
+
+def _stale(root: Path, previous: Mapping[str, str | None], now: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Files the last build wrote and this one does not: (to remove, to keep because someone
+    changed them since)."""
+    removed: list[str] = []
+    kept: list[str] = []
+    for rel in sorted(rel for rel in set(previous) - set(now) if _inside_or_none(root, rel)):
+        path = root / rel
+        if not path.is_file():
+            continue
+        recorded = previous[rel]
+        if recorded is None or _file_digest(path) == recorded:
+            removed.append(rel)
+        else:
+            kept.append(rel)
+    return removed, kept
 
 
 def _unwritable(paths: Iterable[Path]) -> list[str]:
