@@ -7,8 +7,9 @@ every `interval` seconds until SIGINT or SIGTERM. `publisher serve` (or `publish
 still decides what is queued; workers only add hands. `delivery.rate` is one budget for
 all of them (see delivery/ratelimit.py's SharedBucket).
 
-Stopping finishes the messages in flight and records them; claimed rows not yet tried go
-back to the queue. A `kill -9` leaves its rows to `ledger.recover`, as for any sender.
+Stopping (SIGTERM, however often it comes, or one SIGINT; a second SIGINT quits at once)
+finishes the messages in flight and records them; claimed rows not yet tried go back to
+the queue. A `kill -9` leaves its rows to `ledger.recover`, as for any sender.
 """
 
 from __future__ import annotations
@@ -35,7 +36,12 @@ log = logging.getLogger(__name__)
 def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
     def handle(signum: int, frame: FrameType | None) -> None:
         if stop.is_set():
-            raise KeyboardInterrupt
+            # A second Ctrl-C is a person who will not wait; a repeated SIGTERM (a supervisor
+            # asking again, or the kernel telling a helper twice that its parent died) is
+            # still the polite request, already under way.
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            return
         log.info("stopping: finishing the messages in flight")
         stop.set()
 

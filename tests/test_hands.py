@@ -71,3 +71,40 @@ def test_stopping_the_send_stops_its_helpers_and_loses_nothing(
     pub.run("send", "--resume")
     assert set(server.copies) == {pub.address(n) for n in range(READERS)}
     assert max(server.copies.values()) == 1
+
+
+def test_killing_the_send_stops_its_helpers_too(
+    tmp_path: Path, smtp_counter: tuple[CountingHandler, int]  # noqa: F811
+) -> None:
+    """`kill -9` of the send: its helpers take that as a stop (they finish what is in flight
+    and put the rest back) rather than sending the whole list on their own. Nothing goes
+    twice beyond the caller's own in-flight copy, and `--resume` sends the rest."""
+    server, port = smtp_counter
+    pub = Publication(tmp_path, port, readers=READERS, concurrency=1, batch_size=5, processes=3)
+    server.hang = 0.05
+    server.gate = 3
+    sender = pub.start("send", SLUG, "--yes")
+    deadline = time.monotonic() + 120
+    while server.total < 10:
+        assert sender.poll() is None and time.monotonic() < deadline, pub.logs()
+        time.sleep(0.05)
+    sender.kill()
+    sender.wait(timeout=30)
+    settled, last = time.monotonic() + 30, -1
+    while server.total != last:  # the helpers stop within moments, not after the list
+        assert time.monotonic() < settled, server.total
+        last = server.total
+        time.sleep(1.0)
+    assert server.total < READERS - 20, server.total
+    with pub.db.connect() as conn:
+        states = dict(conn.execute(
+            sa.select(deliveries.c.state, sa.func.count()).group_by(deliveries.c.state)
+        ).all())
+    # Only the killed caller's own claim (one batch) is left in flight; the helpers put theirs back.
+    assert states.get("queued", 0) > 0 and states.get("sending", 0) <= 5, states
+    server.hang = 0.0
+    pub.run("send", "--resume")
+    assert set(server.copies) == {pub.address(n) for n in range(READERS)}
+    assert sum(n > 1 for n in server.copies.values()) <= 1, (
+        [a for a, n in server.copies.items() if n > 1], pub.logs(),
+        {a: pub.rows()[a].uncertain for a, n in server.copies.items() if n > 1})

@@ -64,3 +64,27 @@ def test_a_worker_picks_up_later_sends_and_stops_on_sigterm(
     with pub.db.connect() as conn:
         states = dict(conn.execute(sa.select(deliveries.c.state, sa.func.count()).group_by(deliveries.c.state)).all())
     assert states == {"sent": 30}
+
+
+def test_a_repeated_sigterm_still_lets_the_worker_finish_in_flight(
+    tmp_path: Path, smtp_counter: tuple[CountingHandler, int]  # noqa: F811
+) -> None:
+    """SIGTERM twice (a supervisor asking again) is one polite stop: the message in flight
+    is finished and recorded, the rest goes back to the queue, nothing is left claimed."""
+    server, port = smtp_counter
+    pub = Publication(tmp_path, port, readers=40, concurrency=1, batch_size=5)
+    queue(pub, tmp_path, 40)
+    server.hang = 0.4
+    worker = pub.start("worker", "--once")
+    deadline = time.monotonic() + 60
+    while not server.attempts:
+        assert worker.poll() is None and time.monotonic() < deadline, pub.logs()
+        time.sleep(0.02)
+    worker.send_signal(signal.SIGTERM)
+    time.sleep(0.05)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=60) == 0, pub.logs()
+    with pub.db.connect() as conn:
+        states = dict(conn.execute(sa.select(deliveries.c.state, sa.func.count()).group_by(deliveries.c.state)).all())
+    assert "sending" not in states and states.get("sent", 0) == server.total >= 1, states
+    assert "Traceback" not in pub.logs()

@@ -14,13 +14,16 @@ one budget for all of them (SharedBucket).
 
 Stopping: helpers run in their own process group, so a Ctrl-C on the terminal reaches the
 caller alone; the caller's stop event is passed on as one SIGTERM, which a worker takes
-as "finish the messages in flight, put the rest back". A helper that dies is like any
-dead sender: its rows come back through `ledger.recover`, flagged uncertain.
+as "finish the messages in flight, put the rest back". A caller that dies (even by
+SIGKILL) takes its helpers with it the same way (SIGTERM on the parent's death, on
+Linux): stopping a send stops all of it. A helper that dies is like any dead sender: its
+rows come back through `ledger.recover`, flagged uncertain.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import multiprocessing
 import os
@@ -37,14 +40,26 @@ __all__ = ["BATCHES_PER_HAND", "Hands", "extra_hands"]
 log = logging.getLogger(__name__)
 
 BATCHES_PER_HAND = 8
+_PR_SET_PDEATHSIG = 1
 
 
-def _hand(config_path: str, env: dict[str, str], results: SimpleQueue[int]) -> None:
+def _stop_with(parent: int) -> None:
+    """Have SIGTERM sent to this process when `parent` dies (Linux's PR_SET_PDEATHSIG), so
+    that killing a send, even with SIGKILL, stops its helpers too: a helper then finishes
+    what it has in flight and puts the rest back, as on any stop."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it died before the request was in place
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _hand(config_path: str, env: dict[str, str], parent: int, results: SimpleQueue[int]) -> None:
     """One helper process: a worker that sends what is due, then stops."""
     from publisher.config import load_config
     from publisher.worker import run_worker
 
     os.setpgrp()
+    _stop_with(parent)
     sent = 0
     try:
         sent = run_worker(load_config(config_path, env=env), once=True)
@@ -97,7 +112,7 @@ def extra_hands(config: Config, *, due: int, stop: threading.Event | None = None
     context = multiprocessing.get_context("spawn")
     results: SimpleQueue[int] = context.SimpleQueue()
     processes: list[BaseProcess] = [
-        context.Process(target=_hand, args=(str(config.path), dict(config.env), results),
+        context.Process(target=_hand, args=(str(config.path), dict(config.env), os.getpid(), results),
                         name=f"publisher-hand-{n}", daemon=False)
         for n in range(count)
     ]
