@@ -82,7 +82,7 @@ LAST_YEAR = 2199
 # html stays on (the commonmark preset's default) because authors embed figures and the
 # like; the sanitiser decides what survives. No typographer: an author's quotes stay theirs.
 _MARKDOWN = (
-    MarkdownIt("commonmark", {"typographer": False, "linkify": False})
+    MarkdownIt("commonmark", {"typographer": False, "linkify": False, "breaks": True})
     .enable("table")
     .use(footnote_plugin)
 )

@@ -192,7 +192,7 @@ def test_crlf_and_bom_are_accepted(config: Config) -> None:
     text = "\ufeff---\r\ntitle: T\r\ndate: 2026-03-01\r\n---\r\n\r\nHello\r\nworld.\r\n"
     a = parse_article(text, source="content/post.md", config=config)
     assert a.title == "T"
-    assert a.html == "<p>Hello\nworld.</p>\n"
+    assert a.html == "<p>Hello<br>\nworld.</p>\n"
 
 
 def test_lone_surrogates_leave_titles_tags_and_summaries(config: Config) -> None:
