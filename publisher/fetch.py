@@ -9,27 +9,45 @@ TLS), so a DNS answer that changes between check and connect cannot slip through
 Redirects are followed here, one hop at a time, each vetted again. Time and size are
 bounded: `fetch.timeout` covers the whole exchange, `fetch.max_bytes` the decoded body.
 `fetch.allow_private = true` lifts the address checks (tests, intranet feeds).
+
+The time limit is a wall clock, not httpx's: httpx's timeouts apply to each read, so a
+server that drips one byte a second would hold a fetch for as long as it likes. Every
+socket operation of a fetch made here (connect, TLS handshake, each read and write) is
+given what is left of the one deadline, and fails once it has passed (`DeadlineTransport`).
+A caller's own `client` keeps its own transport, and so only httpx's limits.
+
+`probe` asks whether a link answers without downloading it: HEAD, and where a server
+refuses HEAD, a GET of the first few KB (a Range request, and the reading stops there).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
+import httpcore
 import httpx
 
 from publisher import __version__
 from publisher.config import Config
 from publisher.errors import FetchRefused, SourceError
 
-__all__ = ["MAX_REDIRECTS", "FetchResult", "check_address", "fetch", "post", "resolve_host", "user_agent"]
+__all__ = [
+    "MAX_REDIRECTS", "PROBE_BYTES", "DeadlineTransport", "FetchResult", "check_address", "fetch", "post", "probe",
+    "resolve_host", "user_agent",
+]
 
 MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 64 * 1024
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+PROBE_BYTES = 4096
+"""Bytes of a body `probe` reads at most when HEAD is refused."""
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -49,6 +67,82 @@ class FetchResult:
     @property
     def not_modified(self) -> bool:
         return self.status == 304
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A socket whose every operation gets at most what is left until `deadline` (monotonic)."""
+
+    def __init__(self, stream: httpcore.NetworkStream, deadline: float) -> None:
+        self._stream = stream
+        self._deadline = deadline
+
+    def _budget(self, timeout: float | None, error: type[Exception]) -> float:
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise error("the deadline has passed")
+        return remaining if timeout is None else min(timeout, remaining)
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, self._budget(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, self._budget(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        budget = self._budget(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, budget), self._deadline)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self, deadline: float) -> None:
+        self._backend = httpcore.SyncBackend()
+        self._deadline = deadline
+
+    def connect_tcp(
+        self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise httpcore.ConnectTimeout("the deadline has passed")
+        budget = remaining if timeout is None else min(timeout, remaining)
+        stream = self._backend.connect_tcp(host, port, budget, local_address, socket_options)
+        return _DeadlineStream(stream, self._deadline)
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        raise httpcore.ConnectError("unix sockets are not fetched from")
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(0.0, min(seconds, self._deadline - time.monotonic())))
+
+
+class DeadlineTransport(httpx.HTTPTransport):
+    """httpx's transport, whose connections give up for good at `deadline` (time.monotonic()).
+
+    A fetch that is still connecting, shaking hands or reading then fails with
+    httpx.TimeoutException, however slowly and steadily the server sends.
+    """
+
+    def __init__(self, deadline: float) -> None:
+        super().__init__(trust_env=False)
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            network_backend=_DeadlineBackend(deadline),
+        )
+
+
+def _client(deadline: float) -> httpx.Client:
+    return httpx.Client(transport=DeadlineTransport(deadline), trust_env=False, follow_redirects=False)
 
 
 def user_agent(config: Config) -> str:
@@ -123,7 +217,9 @@ def _host_header(url: httpx.URL) -> str:
     return host if url.port is None else f"{host}:{url.port}"
 
 
-def _targets(url: httpx.URL, config: Config) -> list[tuple[httpx.URL, dict[str, str], dict[str, str]]]:
+def _targets(
+    url: httpx.URL, config: Config, *, allow_private: bool = False
+) -> list[tuple[httpx.URL, dict[str, str], dict[str, str]]]:
     """Where to connect for `url`: (request URL, extra headers, extensions) per vetted address.
 
     With private targets allowed, httpx connects by name as usual. Otherwise each public
@@ -131,7 +227,7 @@ def _targets(url: httpx.URL, config: Config) -> list[tuple[httpx.URL, dict[str, 
     """
     if url.scheme not in ("http", "https") or not url.host:
         raise FetchRefused(f"{url}: refused, only http:// and https:// addresses can be fetched.")
-    if config["fetch.allow_private"]:
+    if allow_private or config["fetch.allow_private"]:
         return [(url, {}, {})]
     host = url.raw_host.decode("ascii")
     port = url.port or (443 if url.scheme == "https" else 80)
@@ -213,11 +309,11 @@ def fetch(
     if last_modified:
         headers["If-Modified-Since"] = last_modified
     own_client = client is None
-    http = client or httpx.Client(trust_env=False, follow_redirects=False)
+    http = client or _client(deadline)
     try:
         current = _parse_url(url)
         for _hop in range(MAX_REDIRECTS + 1):
-            response = _get(http, current, config, headers, deadline, timeout)
+            response = _open(http, "GET", current, config, headers, deadline, timeout)
             try:
                 status = response.status_code
                 if status in _REDIRECTS and "location" in response.headers:
@@ -259,15 +355,16 @@ def fetch(
             http.close()
 
 
-def _get(
+def _open(
     http: httpx.Client,
+    method: str,
     url: httpx.URL,
     config: Config,
     headers: dict[str, str],
     deadline: float,
     timeout: float,
 ) -> httpx.Response:
-    """Open a streamed GET of `url` on the first vetted address that accepts a connection."""
+    """Open a streamed `method` request of `url` on the first vetted address that accepts a connection."""
     targets = _targets(url, config)
     last_error: httpx.TransportError | None = None
     for target, extra_headers, extensions in targets:
@@ -275,7 +372,7 @@ def _get(
         if remaining <= 0:
             raise _too_slow(url, timeout)
         request = http.build_request(
-            "GET",
+            method,
             target,
             headers={**headers, **extra_headers},
             timeout=httpx.Timeout(remaining),
@@ -292,6 +389,63 @@ def _get(
     raise SourceError(f"{url}: cannot connect: {last_error}. Check the address, or try again later.")
 
 
+def probe(url: str, *, config: Config, timeout: float, client: httpx.Client | None = None) -> int:
+    """Whether `url` answers, within `timeout` seconds in all: the final status (below 400).
+
+    HEAD first; a server that answers HEAD with an error (some refuse the method, some
+    answer it wrongly) is asked again with a GET of the first PROBE_BYTES, read no further,
+    so a 50 MB file costs a few KB. Redirects are followed and vetted as `fetch` does.
+    Raises FetchRefused (unsafe target, too slow) or SourceError (unreachable, an HTTP
+    error status, too many redirects).
+    """
+    deadline = time.monotonic() + timeout
+    headers = {"User-Agent": user_agent(config), "Accept": "*/*"}
+    own_client = client is None
+    http = client or _client(deadline)
+    status, reason = 0, ""
+    try:
+        for method in ("HEAD", "GET"):
+            extra = {"Range": f"bytes=0-{PROBE_BYTES - 1}"} if method == "GET" else {}
+            current = _parse_url(url)
+            for _hop in range(MAX_REDIRECTS + 1):
+                response = _open(http, method, current, config, {**headers, **extra}, deadline, timeout)
+                try:
+                    status, reason = response.status_code, response.reason_phrase
+                    if status in _REDIRECTS and "location" in response.headers:
+                        current = _parse_url(response.headers["location"], base=current)
+                        continue
+                    if method == "GET" and status < 400:
+                        _read_some(response, current, deadline=deadline, timeout=timeout)
+                    break
+                finally:
+                    response.close()
+            else:
+                raise SourceError(f"{url}: more than {MAX_REDIRECTS} redirects; gave up. Check the address.")
+            # 416: a Range past the end of an empty file; the link is there all the same.
+            if status < 400 or status == 416:
+                return status
+        raise SourceError(
+            f"{current}: the server answered HTTP {status} {reason}. Check the address."
+        )
+    finally:
+        if own_client:
+            http.close()
+
+
+def _read_some(response: httpx.Response, url: httpx.URL, *, deadline: float, timeout: float) -> None:
+    """Read the first PROBE_BYTES of the body at most: enough to know that it comes."""
+    size = 0
+    try:
+        for chunk in response.iter_raw(PROBE_BYTES):
+            size += len(chunk)
+            if size >= PROBE_BYTES or time.monotonic() > deadline:
+                return
+    except httpx.TimeoutException as exc:
+        raise _too_slow(url, timeout) from exc
+    except httpx.HTTPError as exc:
+        raise SourceError(f"{url}: the answer broke off: {exc}") from exc
+
+
 def post(
     url: str,
     body: bytes,
@@ -299,22 +453,26 @@ def post(
     config: Config,
     headers: dict[str, str],
     client: httpx.Client | None = None,
+    timeout: float | None = None,
+    allow_private: bool = False,
 ) -> int:
     """POST `body` to `url` under the same address rules as `fetch`; returns the status code.
 
     Redirects are not followed (a webhook receiver that moved must be re-registered), and
-    only the first 64 KiB of the answer is read. Raises FetchRefused for an unsafe target
-    or a slow answer, SourceError when no connection can be made.
+    only the first 64 KiB of the answer is read, all within `timeout` seconds (default
+    `fetch.timeout`). `allow_private` lifts the address rules for this one target (a
+    receiver the owner registered on their own network). Raises FetchRefused for an unsafe
+    target or a slow answer, SourceError when no connection can be made.
     """
-    timeout = float(config["fetch.timeout"])
+    timeout = float(config["fetch.timeout"]) if timeout is None else timeout
     deadline = time.monotonic() + timeout
     target_url = _parse_url(url)
     own_client = client is None
-    http = client or httpx.Client(trust_env=False, follow_redirects=False)
+    http = client or _client(deadline)
     base = {"User-Agent": user_agent(config), **headers}
     last_error: httpx.TransportError | None = None
     try:
-        for target, extra_headers, extensions in _targets(target_url, config):
+        for target, extra_headers, extensions in _targets(target_url, config, allow_private=allow_private):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise _too_slow(target_url, timeout)

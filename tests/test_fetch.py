@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import ipaddress
 import textwrap
+import time
 from pathlib import Path
 
 import httpx
 import pytest
+from hostile_servers import drip
 from loopback_sites import SiteServer, dribble, huge, redirect_to, serve_sites, slow
 
 from publisher import fetch as fetch_module
 from publisher.config import Config, parse_config
 from publisher.errors import FetchRefused, SourceError
-from publisher.fetch import check_address, fetch, user_agent
+from publisher.fetch import check_address, fetch, probe, user_agent
 
 
 def make_config(
@@ -121,6 +123,47 @@ def test_dribbling_body_hits_the_overall_deadline(site: SiteServer, tmp_path: Pa
     site.routes["/drip"] = dribble(chunks=40, pause=0.05)
     with pytest.raises(FetchRefused, match="timeout"):
         fetch(f"{site.url}/drip", config=make_config(tmp_path, timeout=0.6))
+
+
+def test_headers_dripped_a_byte_at_a_time_hit_the_overall_deadline(tmp_path: Path) -> None:
+    """A server that never finishes its headers, a byte every 0.2 s, is given up at fetch.timeout."""
+    with drip(interval=0.2, lifetime=8) as server:
+        started = time.monotonic()
+        with pytest.raises(FetchRefused, match="timeout"):
+            fetch(f"{server.url}/feed.xml", config=make_config(tmp_path, timeout=1.0))
+        took = time.monotonic() - started
+    assert took < 2.5
+
+
+def test_a_post_to_a_dripping_server_stops_at_its_deadline(tmp_path: Path) -> None:
+    """`post` holds its whole exchange to the timeout it is given, however the answer trickles."""
+    with drip(interval=0.2, lifetime=8) as server:
+        started = time.monotonic()
+        with pytest.raises(FetchRefused, match="timeout"):
+            fetch_module.post(f"{server.url}/hook", b"{}", config=make_config(tmp_path), headers={}, timeout=1.0)
+        took = time.monotonic() - started
+    assert took < 2.5
+
+
+def test_a_probe_of_a_huge_file_reads_only_its_first_bytes(site: SiteServer, tmp_path: Path) -> None:
+    """A 50 MB file answers: HEAD is refused by this server, so a GET reads a few KB and stops."""
+    site.routes["/big.pdf"] = huge(50_000_000, declare_length=True)
+    started = time.monotonic()
+    status = probe(f"{site.url}/big.pdf", config=make_config(tmp_path, max_bytes=100_000), timeout=5.0)
+    assert status == 200 and time.monotonic() - started < 2
+    assert site.last("/big.pdf").headers["range"] == f"bytes=0-{fetch_module.PROBE_BYTES - 1}"
+
+
+def test_a_probe_of_a_missing_page_names_the_status(site: SiteServer, tmp_path: Path) -> None:
+    """A 404 is told as the server's answer, after the GET fallback confirms it."""
+    with pytest.raises(SourceError, match="HTTP 404"):
+        probe(f"{site.url}/no-such-page", config=make_config(tmp_path), timeout=5.0)
+
+
+def test_a_probe_keeps_the_address_rules(tmp_path: Path) -> None:
+    """Probing a link is fetching it: loopback stays refused without allow_private."""
+    with pytest.raises(FetchRefused, match="loopback"):
+        probe("http://127.0.0.1:9/x", config=make_config(tmp_path, allow_private=False), timeout=1.0)
 
 
 @pytest.mark.parametrize(
