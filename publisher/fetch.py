@@ -134,11 +134,19 @@ class DeadlineTransport(httpx.HTTPTransport):
     """
 
     def __init__(self, deadline: float) -> None:
-        super().__init__(trust_env=False)
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
-            network_backend=_DeadlineBackend(deadline),
-        )
+        context = _ssl_context()
+        super().__init__(verify=context, trust_env=False)
+        self._pool = httpcore.ConnectionPool(ssl_context=context, network_backend=_DeadlineBackend(deadline))
+
+
+_SSL_CONTEXTS: list[ssl.SSLContext] = []
+
+
+def _ssl_context() -> ssl.SSLContext:
+    """One TLS context for every fetch: loading the CA bundle costs tens of milliseconds."""
+    if not _SSL_CONTEXTS:
+        _SSL_CONTEXTS.append(httpx.create_ssl_context(trust_env=False))
+    return _SSL_CONTEXTS[0]
 
 
 def _client(deadline: float) -> httpx.Client:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,11 +15,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from hostile_servers import hang
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from publisher import hooks
 from publisher.cli import cli
 from publisher.config import Config, load_config
+from publisher.errors import InvalidRequest
 from publisher.services import access, issues, subscribers
 from publisher.store import ledger, open_store, outbox
 from publisher.store.schema import deliveries, webhook_messages
@@ -45,6 +48,8 @@ class Receiver:
         self.verifier = Webhook(secret)
         self.received: list[dict[str, Any]] = []
         self.refused = 0
+        self.stamps: list[str] = []
+        self.ids: list[str] = []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -53,6 +58,8 @@ class Receiver:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["content-length"]))
+                receiver.stamps.append(self.headers["webhook-timestamp"])
+                receiver.ids.append(self.headers["webhook-id"])
                 try:
                     payload = receiver.verifier.verify(body, dict(self.headers.items()))
                 except WebhookVerificationError:
@@ -107,7 +114,8 @@ def test_a_receiver_verifies_each_event_with_the_library(config: Config, db: sa.
     """A subscribe and an unsubscribe reach the receiver, signed so that standardwebhooks accepts them."""
     port = _free_port()
     made = access.add_endpoint(db, f"http://127.0.0.1:{port}/hook",
-                               ["subscriber.created", "subscriber.unsubscribed"], now=datetime.now(UTC))
+                               ["subscriber.created", "subscriber.unsubscribed"], now=datetime.now(UTC),
+                               allow_private=True)
     receiver = Receiver(made.secret, port)
     try:
         now = datetime.now(UTC)
@@ -125,7 +133,8 @@ def test_a_receiver_verifies_each_event_with_the_library(config: Config, db: sa.
 def test_a_receiver_that_was_down_gets_the_event_once_it_is_up(config: Config, db: sa.Engine) -> None:
     """Refused connection: the message waits; after the retry delay it is delivered with the same id."""
     port = _free_port()
-    made = access.add_endpoint(db, f"http://127.0.0.1:{port}/hook", ["subscriber.created"], now=datetime.now(UTC))
+    made = access.add_endpoint(db, f"http://127.0.0.1:{port}/hook", ["subscriber.created"], now=datetime.now(UTC),
+                               allow_private=True)
     now = datetime.now(UTC)
     subscribers.subscribe(db, "ada@example.org", now=now)
     down = hooks.deliver_due(config, db, now=now)
@@ -145,7 +154,8 @@ def test_a_receiver_that_was_down_gets_the_event_once_it_is_up(config: Config, d
 
 def test_a_message_expires_after_the_last_retry(config: Config, db: sa.Engine) -> None:
     """After every delay has passed without success, the message is given up, not retried forever."""
-    access.add_endpoint(db, f"http://127.0.0.1:{_free_port()}/hook", ["subscriber.created"], now=datetime.now(UTC))
+    access.add_endpoint(db, f"http://127.0.0.1:{_free_port()}/hook", ["subscriber.created"], now=datetime.now(UTC),
+                        allow_private=True)
     now = datetime.now(UTC)
     subscribers.subscribe(db, "ada@example.org", now=now)
     for delay in (0, *hooks.RETRY_DELAYS):
@@ -154,15 +164,14 @@ def test_a_message_expires_after_the_last_retry(config: Config, db: sa.Engine) -
     assert outbox.counts(db) == {"expired": 1}
 
 
-def test_loopback_receivers_are_refused_unless_allowed(tmp_path: Path) -> None:
-    """Without fetch.allow_private, a hook to 127.0.0.1 is never contacted (SSRF)."""
+def test_loopback_receivers_are_refused_at_delivery_without_the_override(tmp_path: Path) -> None:
+    """An endpoint stored without the override is never contacted on 127.0.0.1 (a name that
+    resolved elsewhere when it was added, say), even when a receiver listens there."""
     config = _config(tmp_path, private=False)
     db = open_store(config.store_url)
-    made = access.add_endpoint(db, "http://127.0.0.1:9/hook", ["subscriber.created"], now=datetime.now(UTC))
-    receiver = Receiver(made.secret)
+    receiver = Receiver("whsec_" + "A" * 32)
     try:
-        access.remove_endpoint(db, made.endpoint.id)
-        access.add_endpoint(db, f"http://127.0.0.1:{receiver.port}/hook", ["subscriber.created"], now=datetime.now(UTC))
+        outbox.add_endpoint(db, f"http://127.0.0.1:{receiver.port}/hook", ["subscriber.created"], now=datetime.now(UTC))
         subscribers.subscribe(db, "ada@example.org", now=datetime.now(UTC))
         report = hooks.deliver_due(config, db, now=datetime.now(UTC))
         with db.connect() as conn:
@@ -174,10 +183,58 @@ def test_loopback_receivers_are_refused_unless_allowed(tmp_path: Path) -> None:
     assert "loopback" in error
 
 
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://127.0.0.1:8000/hook", "loopback"),
+        ("http://10.0.0.8/hook", "private"),
+        ("http://[::1]/hook", "loopback"),
+        ("http://localhost/hook", "loopback"),
+        ("https://no-such-host.invalid/hook", "does not resolve"),
+    ],
+)
+def test_the_service_refuses_receivers_that_cannot_be_reached(db: sa.Engine, url: str, why: str) -> None:
+    """Loopback, private and unresolvable receivers are refused when added, naming the override."""
+    with pytest.raises(InvalidRequest, match=why) as caught:
+        access.add_endpoint(db, url, ["subscriber.created"], now=datetime.now(UTC))
+    assert "--allow-private" in str(caught.value) and access.list_endpoints(db) == []
+
+
+def test_a_receiver_added_with_the_override_is_delivered_to(tmp_path: Path) -> None:
+    """With allow_private on the endpoint, a receiver on this host gets its events, whatever [fetch] says."""
+    config = _config(tmp_path, private=False)
+    db = open_store(config.store_url)
+    port = _free_port()
+    made = access.add_endpoint(db, f"http://127.0.0.1:{port}/hook", ["subscriber.created"], now=datetime.now(UTC),
+                               allow_private=True)
+    receiver = Receiver(made.secret, port)
+    try:
+        subscribers.subscribe(db, "ada@example.org", now=datetime.now(UTC))
+        report = hooks.deliver_due(config, db, now=datetime.now(UTC))
+    finally:
+        receiver.close()
+        db.dispose()
+    assert report.delivered == 1 and made.endpoint.allow_private
+    assert [m["type"] for m in receiver.received] == ["subscriber.created"]
+
+
+def test_hooks_cli_refuses_loopback_unless_allowed(config: Config) -> None:
+    """`hooks add http://127.0.0.1/...` exits 1 naming --allow-private; with it, list says so."""
+    env = {"PUBLISHER_CONFIG": str(config.path), "PUBLISHER_SECRET": "k" * 40}
+    runner = CliRunner()
+    refused = runner.invoke(cli, ["hooks", "add", "http://127.0.0.1:8000/h", "--event", "issue.sent"], env=env)
+    assert refused.exit_code == 1 and "loopback" in refused.output and "--allow-private" in refused.output
+    added = runner.invoke(cli, ["hooks", "add", "http://127.0.0.1:8000/h", "--event", "issue.sent",
+                                "--allow-private"], env=env)
+    assert added.exit_code == 0, added.output
+    listed = runner.invoke(cli, ["hooks", "list"], env=env)
+    assert "http://127.0.0.1:8000/h\tissue.sent\t(private address allowed)" in listed.output
+
+
 def test_a_finished_issue_announces_sent_and_failed(config: Config, db: sa.Engine) -> None:
     """issue.sent when the last copy is done, and issue.failed too when some failed."""
     access.add_endpoint(db, "https://hooks.example.net/x", ["issue.sent", "issue.failed", "issue.scheduled"],
-                        now=datetime.now(UTC))
+                        now=datetime.now(UTC), allow_private=True)
     content = config.path_of("build.content")
     (content / "2026-01-05-rest.md").write_text("---\ntitle: Rest\ndate: 2026-01-05 08:00\n---\n\nRest.\n")
     now = datetime.now(UTC)
@@ -197,7 +254,8 @@ def test_a_finished_issue_announces_sent_and_failed(config: Config, db: sa.Engin
 
 def test_only_endpoints_that_asked_get_an_event(config: Config, db: sa.Engine) -> None:
     """An endpoint for unsubscribes gets no message about a new subscriber."""
-    access.add_endpoint(db, "https://hooks.example.net/x", ["subscriber.unsubscribed"], now=datetime.now(UTC))
+    access.add_endpoint(db, "https://hooks.example.net/x", ["subscriber.unsubscribed"], now=datetime.now(UTC),
+                        allow_private=True)
     subscribers.subscribe(db, "ada@example.org", now=datetime.now(UTC))
     assert _events(db) == []
 
@@ -206,11 +264,11 @@ def test_hooks_cli_adds_lists_and_removes(config: Config) -> None:
     """`publisher hooks add` prints the secret once; list shows the endpoint; remove forgets it."""
     env = {"PUBLISHER_CONFIG": str(config.path), "PUBLISHER_SECRET": "k" * 40}
     runner = CliRunner()
-    added = runner.invoke(cli, ["hooks", "add", "https://hooks.example.net/x", "--event", "issue.sent"], env=env)
+    added = runner.invoke(cli, ["hooks", "add", "https://93.184.215.14/x", "--event", "issue.sent"], env=env)
     assert added.exit_code == 0, added.output
     assert added.stdout.startswith("whsec_")
     listed = runner.invoke(cli, ["hooks", "list"], env=env)
-    assert "https://hooks.example.net/x\tissue.sent" in listed.output and "whsec_" not in listed.output
+    assert "https://93.184.215.14/x\tissue.sent" in listed.output and "whsec_" not in listed.output
     assert runner.invoke(cli, ["hooks", "remove", "1"], env=env).exit_code == 0
     bad = runner.invoke(cli, ["hooks", "add", "ftp://x", "--event", "issue.sent"], env=env)
     assert bad.exit_code == 1 and "https://" in bad.output
@@ -218,10 +276,116 @@ def test_hooks_cli_adds_lists_and_removes(config: Config) -> None:
 
 def test_erasure_drops_messages_naming_the_person(config: Config, db: sa.Engine) -> None:
     """An erased subscriber's address leaves the webhook table too, sent or not."""
-    access.add_endpoint(db, "https://hooks.example.net/x", ["subscriber.created"], now=datetime.now(UTC))
+    access.add_endpoint(db, "https://hooks.example.net/x", ["subscriber.created"], now=datetime.now(UTC),
+                        allow_private=True)
     subscribers.subscribe(db, "ada@example.org", now=datetime.now(UTC))
     subscribers.subscribe(db, "bo@example.org", now=datetime.now(UTC))
     subscribers.erase(db, "ada@example.org", now=datetime.now(UTC))
     with db.connect() as conn:
         payloads = list(conn.execute(sa.select(webhook_messages.c.payload)).scalars())
     assert len(payloads) == 1 and "bo@example.org" in payloads[0]
+
+
+def test_a_hung_endpoint_does_not_delay_a_healthy_one(config: Config, db: sa.Engine) -> None:
+    """19 events to a receiver that never answers and to a healthy one: the healthy one has
+    all 19 at once, each verified by standardwebhooks; the hung one costs one deadline."""
+    now = datetime.now(UTC)
+    with hang(lifetime=20) as hung:
+        access.add_endpoint(db, f"{hung.url}/hook", ["subscriber.created"], now=now, allow_private=True)
+        port = _free_port()
+        made = access.add_endpoint(db, f"http://127.0.0.1:{port}/hook", ["subscriber.created"], now=now,
+                                   allow_private=True)
+        receiver = Receiver(made.secret, port)
+        try:
+            for n in range(19):
+                subscribers.subscribe(db, f"r{n}@example.org", now=now)
+            started = time.monotonic()
+            done: list[hooks.HookReport] = []
+            round_ = threading.Thread(target=lambda: done.append(hooks.deliver_due(config, db, now=now)))
+            round_.start()
+            while len(receiver.received) < 19 and time.monotonic() - started < 10:
+                time.sleep(0.01)
+            healthy = time.monotonic() - started
+            round_.join(15)
+            whole = time.monotonic() - started
+        finally:
+            receiver.close()
+    print(f"healthy endpoint: 19 messages in {healthy:.2f} s; the round with the hung one: {whole:.2f} s")
+    assert len(receiver.received) == 19 and receiver.refused == 0
+    assert healthy < 2.0
+    assert whole < 5 + 3  # fetch.timeout is 5: one attempt on the hung receiver, not 19
+    assert len(hung.connections) == 1
+    assert (done[0].delivered, done[0].retried) == (19, 1)
+
+
+def test_a_hung_endpoints_later_messages_wait_behind_it(config: Config, db: sa.Engine) -> None:
+    """After its first message fails, the rest of a failing endpoint's queue waits for the retry."""
+    now = datetime.now(UTC)
+    access.add_endpoint(db, f"http://127.0.0.1:{_free_port()}/hook", ["subscriber.created"], now=now,
+                        allow_private=True)
+    for n in range(3):
+        subscribers.subscribe(db, f"r{n}@example.org", now=now)
+    assert hooks.deliver_due(config, db, now=now).retried == 1
+    with db.connect() as conn:
+        rows = conn.execute(sa.select(webhook_messages).order_by(webhook_messages.c.id)).all()
+    retry_at = now + timedelta(seconds=hooks.RETRY_DELAYS[0])
+    assert [r.attempts for r in rows] == [1, 0, 0]
+    assert all(r.not_before.replace(tzinfo=UTC) >= retry_at.replace(tzinfo=UTC) for r in rows)
+    assert hooks.deliver_due(config, db, now=now + timedelta(seconds=1)) == hooks.HookReport()
+
+
+def test_each_attempt_is_signed_when_it_is_sent(config: Config, db: sa.Engine) -> None:
+    """A round whose `now` is ten minutes old still signs with the time of sending: the
+    library's five-minute tolerance accepts it."""
+    port = _free_port()
+    made = access.add_endpoint(db, f"http://127.0.0.1:{port}/hook", ["subscriber.created"], now=datetime.now(UTC),
+                               allow_private=True)
+    stale = datetime.now(UTC) - timedelta(minutes=10)
+    subscribers.subscribe(db, "ada@example.org", now=stale)
+    receiver = Receiver(made.secret, port)
+    try:
+        report = hooks.deliver_due(config, db, now=stale)
+    finally:
+        receiver.close()
+    assert (report.delivered, receiver.refused) == (1, 0)
+
+
+def test_a_retry_is_signed_afresh_with_the_same_id(config: Config, db: sa.Engine) -> None:
+    """Two attempts of one message: the same webhook-id, each with its own timestamp and signature."""
+    port = _free_port()
+    made = access.add_endpoint(db, f"http://127.0.0.1:{port}/hook", ["subscriber.created"], now=datetime.now(UTC),
+                               allow_private=True)
+    now = datetime.now(UTC)
+    subscribers.subscribe(db, "ada@example.org", now=now)
+    receiver = Receiver(made.secret, port)
+    stamps = iter([datetime.now(UTC) - timedelta(seconds=30), datetime.now(UTC)])
+    try:
+        receiver.verifier = Webhook("whsec_" + "B" * 32)  # the first attempt is refused: a wrong key
+        hooks.deliver_due(config, db, now=now, clock=lambda: next(stamps))
+        receiver.verifier = Webhook(made.secret)
+        hooks.deliver_due(config, db, now=now + timedelta(seconds=hooks.RETRY_DELAYS[0]), clock=lambda: next(stamps))
+    finally:
+        receiver.close()
+    assert receiver.refused == 1 and len(receiver.received) == 1
+    assert len(set(receiver.stamps)) == 2 and len(set(receiver.ids)) == 1
+
+
+def test_a_failing_endpoint_is_reported_with_its_error_and_since_when(config: Config, db: sa.Engine) -> None:
+    """Failures in a row, the last error and the first failing message's time; gone once it takes one."""
+    port = _free_port()
+    made = access.add_endpoint(db, f"http://127.0.0.1:{port}/hook", ["subscriber.created"], now=datetime.now(UTC),
+                               allow_private=True)
+    now = datetime.now(UTC)
+    subscribers.subscribe(db, "ada@example.org", now=now)
+    hooks.deliver_due(config, db, now=now)
+    hooks.deliver_due(config, db, now=now + timedelta(seconds=hooks.RETRY_DELAYS[0]))
+    [trouble] = access.failing_endpoints(db)
+    assert (trouble.url, trouble.failures) == (made.endpoint.url, 2)
+    assert "cannot connect" in trouble.last_error and trouble.next_try is not None
+    assert abs((trouble.since.replace(tzinfo=UTC) - now).total_seconds()) < 1
+    receiver = Receiver(made.secret, port)
+    try:
+        hooks.deliver_due(config, db, now=now + timedelta(seconds=hooks.RETRY_DELAYS[0] + hooks.RETRY_DELAYS[1]))
+    finally:
+        receiver.close()
+    assert access.failing_endpoints(db) == []

@@ -76,11 +76,18 @@ def hooks_group() -> None:
 @click.argument("url")
 @click.option("--event", "events", multiple=True, required=True, type=click.Choice(service.EVENTS),
               help="An event to send; repeat for several.")
+@click.option("--allow-private", is_flag=True,
+              help="Allow a receiver on this machine or a private network (loopback, 10.x, 192.168.x).")
 @click.pass_context
 @reports_errors
-def add_hook(ctx: click.Context, url: str, events: Sequence[str]) -> None:
-    """Send EVENTS to URL, signed per Standard Webhooks; prints the signing secret once."""
-    made = service.add_endpoint(open_store(get_config(ctx).store_url), url, events, now=datetime.now(UTC))
+def add_hook(ctx: click.Context, url: str, events: Sequence[str], allow_private: bool) -> None:
+    """Send EVENTS to URL, signed per Standard Webhooks; prints the signing secret once.
+
+    URL must resolve to public addresses; a receiver on this machine or your own network
+    needs --allow-private.
+    """
+    made = service.add_endpoint(open_store(get_config(ctx).store_url), url, events, now=datetime.now(UTC),
+                                allow_private=allow_private)
     click.echo(made.secret)
     click.echo(
         f"endpoint {made.endpoint.id}: {url} gets {', '.join(made.endpoint.events)}. The line above is "
@@ -99,7 +106,8 @@ def list_hooks(ctx: click.Context) -> None:
         click.echo("no webhook endpoints: `publisher hooks add URL --event ...` adds one")
         return
     for endpoint in found:
-        click.echo(f"{endpoint.id}\t{endpoint.url}\t{' '.join(endpoint.events)}")
+        private = "\t(private address allowed)" if endpoint.allow_private else ""
+        click.echo(f"{endpoint.id}\t{endpoint.url}\t{' '.join(endpoint.events)}{private}")
 
 
 @hooks_group.command("remove")
