@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from pg_server import fresh_database, postgres_server
-from sqlalchemy import Engine, event, func, select
+from sqlalchemy import Engine, create_engine, event, func, insert, select
 
 from publisher.errors import NotFound, SubscriberError
 from publisher.models import SubscriberStatus as S
-from publisher.store import open_store
+from publisher.store import open_store, outbox
 from publisher.store import subscribers as subs
-from publisher.store.schema import events, metadata, subscriber_tags, subscribers
+from publisher.store.engine import alembic_config
+from publisher.store.schema import (
+    api_keys,
+    deliveries,
+    events,
+    idempotency_keys,
+    issues,
+    metadata,
+    subscriber_tags,
+    subscribers,
+    webhook_messages,
+)
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -623,3 +637,182 @@ def test_consent_date_and_source_survive_import_and_export(engine: Engine) -> No
     again = io.StringIO()
     subs.export_csv(engine, again)
     assert list(csv.reader(io.StringIO(again.getvalue())))[1][6:] == row[6:]
+
+
+# Erasure leaves nothing, and ids are never given again
+
+
+def _every_text(engine: Engine) -> list[str]:
+    """Every value in every table, as written and, where it is JSON, decoded."""
+    found: list[str] = []
+    with engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            for row in conn.execute(select(table)):
+                for value in row:
+                    if not isinstance(value, str):
+                        continue
+                    found.append(value.lower())
+                    with contextlib.suppress(ValueError):
+                        found.append(json.dumps(json.loads(value), ensure_ascii=False).lower())
+    return found
+
+
+def _hook_everything(engine: Engine) -> None:
+    outbox.add_endpoint(engine, "https://crm.example.net/hook", outbox.EVENTS, now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("typed", "forms"),
+    [
+        ("zoë@example.org", ("zoë@example.org",)),
+        ("a@bücher.example", ("a@bücher.example", "a@xn--bcher-kva.example")),
+    ],
+)
+def test_erase_of_an_international_address_leaves_no_trace(
+    engine: Engine, typed: str, forms: tuple[str, ...]
+) -> None:
+    """Erasure finds the address in webhook bodies and kept API answers whatever their encoding."""
+    _hook_everything(engine)
+    added = subs.add(engine, typed, name="Zoë", tags=["x"], now=NOW)
+    subs.edit(engine, added.id, name="Zoë Q", now=NOW)
+    subs.add(engine, "bo@example.org", now=NOW)
+    with engine.begin() as conn:
+        key_id = conn.execute(
+            insert(api_keys).values(name="k", key_id="k", key_hash="0" * 64, scopes="admin", created_at=NOW)
+            .returning(api_keys.c.id)
+        ).scalar_one()
+        for n, form in enumerate(forms):
+            for ascii_only in (True, False):
+                body = json.dumps({"id": added.id, "email": form}, ensure_ascii=ascii_only)
+                conn.execute(insert(idempotency_keys).values(
+                    api_key_id=key_id, key=f"k{n}{ascii_only}", fingerprint="f", status=201,
+                    content_type="application/json", body=body.upper() if ascii_only else body, created_at=NOW,
+                ))
+    subs.remove(engine, typed, now=NOW, purge=True)
+    left = _every_text(engine)
+    assert [text for text in left if any(form in text for form in forms)] == []
+    assert any("bo@example.org" in text for text in left)
+
+
+def test_erase_tells_webhook_receivers_the_id_and_nothing_else(engine: Engine) -> None:
+    """subscriber.erased carries the erased id, never the address."""
+    _hook_everything(engine)
+    added = subs.add(engine, "dana@example.org", now=NOW)
+    subs.remove(engine, "dana@example.org", now=NOW, purge=True)
+    with engine.connect() as conn:
+        rows = conn.execute(select(webhook_messages.c.event, webhook_messages.c.payload)).all()
+    assert [event for event, _ in rows] == ["subscriber.erased"]
+    assert json.loads(rows[0].payload)["data"] == {"id": added.id}
+
+
+def test_an_erased_id_is_never_given_to_someone_else(engine: Engine) -> None:
+    """The newest subscriber erased, the next one added gets a new id."""
+    subs.add(engine, "ana@example.org", now=NOW)
+    gone = subs.add(engine, "dana@example.org", now=NOW)
+    subs.remove(engine, "dana@example.org", now=NOW, purge=True)
+    assert subs.add(engine, "eve@example.org", now=NOW).id > gone.id
+
+
+def test_an_edit_that_changes_nothing_writes_nothing(engine: Engine) -> None:
+    """Same name, same tags, nothing at all: updated_at stays and no event is queued."""
+    _hook_everything(engine)
+    added = subs.add(engine, "dana@example.org", name="Dana", tags=["b", "a"], now=NOW)
+    later = NOW + timedelta(hours=1)
+    subs.edit(engine, added.id, now=later)
+    subs.edit(engine, added.id, name="Dana", tags=["a", "b"], timezone="", now=later)
+    with engine.connect() as conn:
+        assert conn.execute(select(subscribers.c.updated_at)).scalar_one() == NOW
+        assert list(conn.execute(select(webhook_messages.c.event)).scalars()) == ["subscriber.created"]
+
+
+def test_an_edit_tells_webhook_receivers_what_changed(engine: Engine) -> None:
+    """subscriber.updated names the fields that moved and carries the record as it is now."""
+    _hook_everything(engine)
+    added = subs.add(engine, "dana@example.org", name="Dana", now=NOW)
+    subs.edit(engine, added.id, tags=["Clinicians"], now=NOW)
+    with engine.connect() as conn:
+        payload = conn.execute(
+            select(webhook_messages.c.payload).where(webhook_messages.c.event == "subscriber.updated")
+        ).scalar_one()
+    data = json.loads(payload)["data"]
+    assert (data["id"], data["changed"], data["tags"], data["name"]) == (added.id, ["tags"], ["clinicians"], "Dana")
+
+
+# One cap on tags, every door
+
+
+def test_more_tags_than_the_cap_are_refused(engine: Engine) -> None:
+    """MAX_TAGS tags are fine; one more is a SubscriberError that names the cap."""
+    subs.add(engine, "dana@example.org", tags=[f"t{n}" for n in range(subs.MAX_TAGS)], now=NOW)
+    with pytest.raises(SubscriberError, match=str(subs.MAX_TAGS)):
+        subs.add(engine, "eve@example.org", tags=[f"t{n}" for n in range(subs.MAX_TAGS + 1)], now=NOW)
+
+
+def test_adding_tags_past_the_cap_to_someone_is_refused(engine: Engine) -> None:
+    """Tags merged into an existing subscriber count with the ones they have."""
+    subs.add(engine, "dana@example.org", tags=[f"t{n}" for n in range(subs.MAX_TAGS)], now=NOW)
+    with pytest.raises(SubscriberError, match=str(subs.MAX_TAGS)):
+        subs.add(engine, "dana@example.org", tags=["one more"], now=NOW)
+    assert len(subs.get(engine, 1).tags) == subs.MAX_TAGS  # type: ignore[union-attr]
+
+
+def test_an_import_row_with_too_many_tags_is_rejected(engine: Engine) -> None:
+    """A CSV row carrying 5,000 tags is rejected with its line, like any unusable row."""
+    many = ",".join(f"t{n}" for n in range(5000))
+    report = import_text(engine, f'email,tags\nana@example.org,"{many}"\nbo@example.org,x\n')
+    assert report.imported == 1
+    assert [r.line for r in report.rejected] == [2] and str(subs.MAX_TAGS) in report.rejected[0].reason
+
+
+def test_migration_0009_keeps_rows_links_and_indexes(tmp_path: Path) -> None:
+    """On SQLite the rebuilt table keeps its rows, its tags, the events' and deliveries'
+    links to it and its indexes; after it an erased id is not given again."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    command.upgrade(alembic_config(url), "0008")
+    db = create_engine(url)
+    event.listen(db, "connect", lambda connection, _: connection.execute("PRAGMA foreign_keys = ON"))
+    with db.begin() as conn:
+        for n, address in enumerate(("ana@example.org", "bo@example.org"), start=1):
+            conn.execute(insert(subscribers).values(
+                id=n, email=address, name="", status="active", source="", created_at=NOW, updated_at=NOW,
+                token_key=f"{n:032d}", legacy_links=False, frequency="every",
+            ))
+        conn.execute(insert(subscriber_tags).values(subscriber_id=2, tag="x"))
+        conn.execute(insert(events).values(subscriber_id=2, email="bo@example.org", kind="subscribe", provider="",
+                                           detail="", created_at=NOW))
+        conn.execute(insert(issues).values(id=1, key="a", kind="article", subject="s", html="", text="",
+                                           status="done", created_at=NOW))
+        conn.execute(insert(deliveries).values(issue_id=1, subscriber_id=2, email="bo@example.org", state="sent",
+                                               attempts=1, not_before=NOW, message_key="m"))
+        indexes_before = _index_sql(conn)
+    command.upgrade(alembic_config(url), "0009")
+    with db.connect() as conn:
+        assert "AUTOINCREMENT" in conn.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE name = 'subscribers'"
+        ).scalar_one()
+        assert _index_sql(conn) == indexes_before
+        assert conn.execute(select(subscriber_tags.c.subscriber_id, subscriber_tags.c.tag)).all() == [(2, "x")]
+        assert conn.execute(select(events.c.subscriber_id)).scalars().all() == [2]
+        assert conn.execute(select(deliveries.c.subscriber_id)).scalars().all() == [2]
+        assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+    db.dispose()
+    store = open_store(url)
+    subs.remove(store, "bo@example.org", now=NOW, purge=True)
+    assert subs.add(store, "cy@example.org", now=NOW).id == 3
+    store.dispose()
+
+
+def _index_sql(conn: Any) -> list[str]:
+    """The indexes and unique constraints of the subscribers table, as SQLite keeps them."""
+    found = conn.exec_driver_sql(
+        "SELECT name FROM pragma_index_list('subscribers') ORDER BY name"
+    ).scalars().all()
+    columns = [
+        f"{name}: " + ",".join(conn.exec_driver_sql(f"SELECT name FROM pragma_index_info('{name}')").scalars())
+        for name in found
+        if not name.startswith("sqlite_autoindex")
+    ]
+    unique = conn.exec_driver_sql(
+        "SELECT count(*) FROM pragma_index_list('subscribers') WHERE \"unique\" = 1"
+    ).scalar_one()
+    return [*columns, f"unique: {unique}"]

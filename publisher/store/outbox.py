@@ -55,12 +55,18 @@ __all__ = [
 
 _ALLOW_PRIVATE = "+allow_private"
 
+# subscriber.updated carries the changed record (id, email, name, status, tags, timezone,
+# and `changed`, the fields that moved); subscriber.erased carries the id alone, never the
+# address: a receiver mirroring the list deletes that record, and ids are never reused.
+
 EVENTS = (
     "subscriber.created",
     "subscriber.confirmed",
+    "subscriber.updated",
     "subscriber.unsubscribed",
     "subscriber.bounced",
     "subscriber.complained",
+    "subscriber.erased",
     "issue.scheduled",
     "issue.sent",
     "issue.failed",

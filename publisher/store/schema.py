@@ -93,6 +93,9 @@ subscribers = Table(
     # the public tags they want articles on (comma-separated; NULL for every topic).
     Column("frequency", String(16), nullable=False, default="every", server_default="every"),
     Column("topics", Text),
+    # An erased subscriber's id is never given to someone else (SQLite's AUTOINCREMENT;
+    # PostgreSQL's sequence never goes back): webhook receivers and CRMs key on it.
+    sqlite_autoincrement=True,
 )
 
 subscriber_tags = Table(

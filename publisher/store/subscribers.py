@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import IO, Any
@@ -39,6 +40,7 @@ from publisher.store.schema import (
     deliveries,
     events,
     idempotency_keys,
+    import_jobs,
     subscriber_tags,
     subscribers,
     webhook_messages,
@@ -46,6 +48,7 @@ from publisher.store.schema import (
 from publisher.store.subscriber_csv import EXPORT_COLUMNS, ImportReport, Rejected, neutralize
 
 __all__ = [
+    "MAX_TAGS",
     "STATUS_KIND",
     "SUPPRESSED",
     "ImportReport",
@@ -103,6 +106,9 @@ _HOOK_EVENTS = {
 }
 MAX_NAME = subscribers.c.name.type.length or 200  # type: ignore[attr-defined]
 MAX_TAG = subscriber_tags.c.tag.type.length or 100  # type: ignore[attr-defined]
+MAX_TAGS = 50
+"""The most tags one subscriber carries, whichever door they come through (API, CLI,
+desk, import): more is refused, never cut."""
 MAX_SOURCE = subscribers.c.source.type.length or 64  # type: ignore[attr-defined]
 
 
@@ -133,7 +139,10 @@ def clean_name(raw: str) -> str:
 
 
 def clean_tags(raw: Iterable[str]) -> tuple[str, ...]:
-    """Tags lower-cased with single spaces, so that `--tag Clinicians` finds `clinicians`."""
+    """Tags lower-cased with single spaces, so that `--tag Clinicians` finds `clinicians`.
+
+    Raises SubscriberError for a tag longer than MAX_TAG or more than MAX_TAGS tags.
+    """
     tags: list[str] = []
     for tag in raw:
         clean = " ".join("".join(ch if ch.isprintable() else " " for ch in tag).split()).lower()
@@ -143,6 +152,8 @@ def clean_tags(raw: Iterable[str]) -> tuple[str, ...]:
             raise SubscriberError(f"tag {clean[:40]!r}... is longer than {MAX_TAG} characters")
         if clean not in tags:
             tags.append(clean)
+            if len(tags) > MAX_TAGS:
+                raise SubscriberError(f"more than {MAX_TAGS} tags for one subscriber: keep at most {MAX_TAGS}")
     return tuple(tags)
 
 
@@ -278,8 +289,28 @@ def _event(
 def _add_tags(conn: Connection, subscriber_id: int, tags: Sequence[str]) -> None:
     have = set(tags_of(conn, [subscriber_id]).get(subscriber_id, ()))
     missing = [{"subscriber_id": subscriber_id, "tag": tag} for tag in tags if tag not in have]
+    if len(have) + len(missing) > MAX_TAGS:
+        raise SubscriberError(
+            f"subscriber {subscriber_id} has {len(have)} tags; {len(missing)} more would pass the "
+            f"{MAX_TAGS} one subscriber may carry: remove some first"
+        )
     if missing:
         conn.execute(insert(subscriber_tags), missing)
+
+
+_MIRRORED = ("email", "name", "status", "tags", "timezone")
+"""The fields a `subscriber.updated` event carries, for receivers that mirror the list."""
+
+
+def _updated(conn: Connection, before: Subscriber, after: Subscriber, now: datetime) -> None:
+    """Tell webhook receivers what changed, if anything did (`subscriber.updated`)."""
+    changed = [field for field in _MIRRORED if getattr(before, field) != getattr(after, field)]
+    if changed:
+        data: dict[str, Any] = {"id": after.id, "changed": changed}
+        data.update({field: getattr(after, field) for field in _MIRRORED})
+        data["status"] = after.status.value
+        data["tags"] = list(after.tags)
+        outbox.emit(conn, "subscriber.updated", data, now=now)
 
 
 def add(
@@ -375,6 +406,8 @@ def _add(
     _add_tags(conn, subscriber_id, tags)
     loaded = _load(conn, subscribers.c.id == subscriber_id)
     assert loaded is not None
+    if existing is not None and existing.status not in SUPPRESSED:
+        _updated(conn, existing, loaded, now)
     return loaded
 
 
@@ -389,26 +422,33 @@ def edit(
 ) -> Subscriber:
     """Change the name, zone or tags (`tags` replaces the whole set); None leaves a field as it is.
 
-    An empty `timezone` clears the zone. Raises SubscriberError for a bad name, tag or
-    zone and NotFound for an unknown id; the status is never touched here.
+    An empty `timezone` clears the zone. Nothing is written, `updated_at` included, when
+    nothing changes; a change is told to webhook receivers (`subscriber.updated`).
+    Raises SubscriberError for a bad name, tag or zone and NotFound for an unknown id;
+    the status is never touched here.
     """
-    values: dict[str, Any] = {"updated_at": now}
+    values: dict[str, Any] = {}
     if name is not None:
         values["name"] = clean_name(name)
     if timezone is not None:
         values["timezone"] = check_timezone(timezone)
     tag_list = clean_tags(tags) if tags is not None else None
     with begin_write(engine) as conn:
-        changed = conn.execute(
-            update(subscribers).where(subscribers.c.id == subscriber_id).values(values)
-        ).rowcount
-        if not changed:
+        before = _load(conn, subscribers.c.id == subscriber_id)
+        if before is None:
             raise NotFound(f"no subscriber with id {subscriber_id}")
-        if tag_list is not None:
+        values = {key: value for key, value in values.items() if getattr(before, key) != value}
+        retag = tag_list is not None and set(tag_list) != set(before.tags)
+        if not values and not retag:
+            return before
+        values["updated_at"] = now
+        conn.execute(update(subscribers).where(subscribers.c.id == subscriber_id).values(values))
+        if retag and tag_list is not None:
             conn.execute(delete(subscriber_tags).where(subscriber_tags.c.subscriber_id == subscriber_id))
             _add_tags(conn, subscriber_id, tag_list)
         loaded = _load(conn, subscribers.c.id == subscriber_id)
-    assert loaded is not None
+        assert loaded is not None
+        _updated(conn, before, loaded, now)
     return loaded
 
 
@@ -500,9 +540,12 @@ def remove(
 ) -> None:
     """Unsubscribe an address, keeping its row so that no import brings it back.
 
-    `purge` deletes the row, its tags and its events instead, and empties its delivery
-    rows of the address and name (they stay, anonymous, so each issue's counts stay true):
-    erasure on request. A purged address can be imported again later.
+    `purge` erases the person instead (a request under GDPR Art. 17): the row, its tags
+    and its events go; its delivery rows are emptied of address and name (they stay,
+    anonymous, so each issue's counts stay true); webhook messages about them, the answers
+    kept for Idempotency-Key retries and import reports that name them are dropped or
+    cleared (see `_names_person`); then `subscriber.erased` tells webhook receivers the id,
+    and nothing else. A purged address can be imported again later, under a new id.
     Raises NotFound for an unknown address.
     """
     address = normalize_email(email)
@@ -512,24 +555,108 @@ def remove(
         # Like any unsubscribe: a bounced or complained status stays as strong as it is.
         suppress(engine, address, "unsubscribe", provider=provider, now=now)
         return
-    with engine.begin() as conn:
+    with begin_write(engine) as conn:
         row = conn.execute(select(subscribers.c.id).where(subscribers.c.email == address)).first()
         if row is None:
             raise NotFound(f"no subscriber with address {address}")
-        mine = or_(events.c.subscriber_id == row.id, events.c.email == address)
+        forms = _address_forms(address)
+        mine = or_(events.c.subscriber_id == row.id, events.c.email.in_(forms))
         conn.execute(delete(events).where(mine))
         # The ledger keeps the rows, emptied of the person, so every issue's counts stay
         # true; deleting the subscriber below sets their subscriber_id to NULL.
         conn.execute(
             update(deliveries)
-            .where(deliveries.c.subscriber_id == row.id)
+            .where(or_(deliveries.c.subscriber_id == row.id, deliveries.c.email.in_(forms)))
             .values(email="", name="", detail="", provider_id="")
         )
-        named = json.dumps(address)[1:-1]
-        conn.execute(delete(webhook_messages).where(webhook_messages.c.payload.contains(named, autoescape=True)))
-        conn.execute(delete(idempotency_keys).where(idempotency_keys.c.body.contains(named, autoescape=True)))
+        _forget_mentions(conn, row.id, forms)
         conn.execute(delete(subscriber_tags).where(subscriber_tags.c.subscriber_id == row.id))
         conn.execute(delete(subscribers).where(subscribers.c.id == row.id))
+        outbox.emit(conn, "subscriber.erased", {"id": row.id}, now=now)
+
+
+def _address_forms(address: str) -> tuple[str, ...]:
+    """Every way a stored address may be written elsewhere: as stored, and with its
+    domain in Unicode and in ASCII (punycode), all NFC and lower-case."""
+    import idna  # email_validator's own dependency
+
+    local, _, domain = address.rpartition("@")
+    domains = {domain}
+    for convert in (idna.decode, lambda name: idna.encode(name).decode("ascii")):
+        try:
+            domains.add(convert(domain))
+        except (idna.IDNAError, UnicodeError):
+            continue
+    return tuple(sorted({unicodedata.normalize("NFC", f"{local}@{name}").lower() for name in domains}))
+
+
+def _names_person(text: str, subscriber_id: int | None, forms: tuple[str, ...]) -> bool:
+    """Whether `text` (a JSON body, or plain text) names the person: one of its strings holds
+    one of `forms`, or, for a subscriber event's data, its id is theirs.
+
+    Decoded values are compared, never raw text: JSON may write "zoë" as "zo\\u00eb" or
+    "zo\\u00EB", and a domain may come in Unicode or in punycode.
+    """
+    try:
+        found: Any = json.loads(text)
+    except ValueError:
+        found = text
+    if subscriber_id is not None and isinstance(found, dict):
+        data = found.get("data")
+        about = str(found.get("type", "")).startswith("subscriber.")
+        if about and isinstance(data, dict) and data.get("id") == subscriber_id:
+            return True
+    return any(form in value for value in _strings(found) for form in forms)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string inside a decoded JSON value (keys too), NFC and lower-case."""
+    if isinstance(value, str):
+        yield unicodedata.normalize("NFC", value).lower()
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(key)
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _forget_mentions(conn: Connection, subscriber_id: int, forms: tuple[str, ...]) -> None:
+    """Drop webhook messages and kept API answers that name the person; clear their rows
+    from import reports. Read in pages by id, so a long history never sits in memory."""
+    for table, column, person in (
+        (webhook_messages, webhook_messages.c.payload, subscriber_id),
+        (idempotency_keys, idempotency_keys.c.body, None),
+    ):
+        after = 0
+        while True:
+            rows = conn.execute(
+                select(table.c.id, column).where(table.c.id > after).order_by(table.c.id).limit(PAGE)
+            ).all()
+            doomed = [row.id for row in rows if _names_person(row[1], person, forms)]
+            if doomed:
+                conn.execute(delete(table).where(table.c.id.in_(doomed)))
+            if len(rows) < PAGE:
+                break
+            after = rows[-1].id
+    for job in conn.execute(select(import_jobs.c.id, import_jobs.c.rejected, import_jobs.c.detail)).all():
+        try:
+            rejected = json.loads(job.rejected)
+        except ValueError:
+            rejected = []
+        if not isinstance(rejected, list):
+            rejected = []
+        kept = [
+            item if not _names_person(json.dumps(item), None, forms) else {**item, "reason": "erased on request"}
+            for item in rejected
+            if isinstance(item, dict)
+        ]
+        detail = "erased on request" if _names_person(job.detail, None, forms) else job.detail
+        if kept != rejected or detail != job.detail:
+            conn.execute(
+                update(import_jobs).where(import_jobs.c.id == job.id).values(rejected=json.dumps(kept), detail=detail)
+            )
 
 
 def mark_confirm_sent(
