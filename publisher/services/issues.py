@@ -58,6 +58,7 @@ __all__ = [
     "issue_failures",
     "issue_status",
     "list_schedules",
+    "notify_owners",
     "plan_send",
     "published_article",
     "retry_failed",

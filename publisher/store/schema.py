@@ -93,9 +93,6 @@ subscribers = Table(
     # the public tags they want articles on (comma-separated; NULL for every topic).
     Column("frequency", String(16), nullable=False, default="every", server_default="every"),
     Column("topics", Text),
-    # An erased subscriber's id is never given to someone else (SQLite's AUTOINCREMENT;
-    # PostgreSQL's sequence never goes back): webhook receivers and CRMs key on it.
-    sqlite_autoincrement=True,
 )
 
 subscriber_tags = Table(
@@ -364,4 +361,21 @@ login_failures = Table(
     Column("created_at", UTC_TIME, nullable=False),
     Index("ix_login_failures_email", "email", "created_at"),
     Index("ix_login_failures_address", "address", "created_at"),
+)
+
+
+# What the author wrote, as it was: autosaves while typing and each saved version.
+article_revisions = Table(
+    "article_revisions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    # The article's slug; before its first save, "new:" and the editor's draft key.
+    Column("article", String(200), nullable=False),
+    Column("kind", String(16), nullable=False),  # autosave, saved
+    Column("author", String(320), nullable=False),  # the desk user's address, kept if they go
+    Column("text", Text, nullable=False),  # the whole file: front matter and body
+    Column("fingerprint", String(64), nullable=False),  # SHA-256 of text
+    Column("words", Integer, nullable=False),
+    Column("created_at", UTC_TIME, nullable=False),
+    Index("ix_article_revisions_article", "article", "created_at"),
 )

@@ -10,7 +10,8 @@ static files needs a session (see `auth`), and each names the least role it need
     GET  /desk/static/{file}                  the desk's CSS and JS (no session needed)
 
 and the sections, each in its own module: `articles` (the editor, previews, preflight
-and sending), `issues`, `subscribers`, `settings` and its `keys`.
+and sending), `revisions` (the editor's autosaves and saved versions), `issues`,
+`subscribers`, `settings` and its `keys`.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from publisher.web.desk.auth import LOGIN_COOKIE, Asked, DeskAuth, client_addres
 from publisher.web.desk.issues import IssueDesk
 from publisher.web.desk.keys import KeyDesk
 from publisher.web.desk.render import DeskPages, static_dir
+from publisher.web.desk.revisions import RevisionDesk
 from publisher.web.desk.settings import SettingsDesk
 from publisher.web.desk.subscribers import SubscriberDesk
 
@@ -46,6 +48,7 @@ __all__ = ["Desk", "DeskSettings"]
 PAGES = (
     "login", "home", "articles", "editor", "conflict", "confirm_send", "issues", "issue",
     "subscribers", "subscriber", "import", "imported", "settings", "keys",
+    "revisions", "revision",
 )
 
 
@@ -73,6 +76,7 @@ class Desk:
             SubscriberDesk(config, engine, self.pages, self.auth),
             SettingsDesk(config, engine, self.pages, self.auth, settings.provider_factory),
             KeyDesk(engine, self.pages, self.auth),
+            RevisionDesk(config, engine, self.pages, self.auth),
         )
 
     def mount(self) -> Mount:

@@ -20,6 +20,7 @@ fetches each link to another site and looks up the sending domain's records.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -34,14 +35,15 @@ from publisher import preflight
 from publisher.accounts import Role, allows
 from publisher.config import Config
 from publisher.delivery.base import Provider
-from publisher.errors import Conflict, PublisherError
+from publisher.errors import Conflict, NotFound, PublisherError
 from publisher.services import articles as article_service
 from publisher.services import issues as issue_service
+from publisher.services import revisions as revision_service
 from publisher.services import subscribers as subscriber_service
 from publisher.services.articles import fingerprint
 from publisher.web.desk.auth import Asked, DeskAuth, refuse
-from publisher.web.desk.editing import EditorFields, parse_fields, to_text
-from publisher.web.desk.previews import PreviewCache, Rendered
+from publisher.web.desk.editing import EditorFields, parse_fields, read_form, to_text
+from publisher.web.desk.previews import PreviewCache, Rendered, desk_images
 from publisher.web.desk.render import PREVIEW_HEADERS, DeskPages
 
 __all__ = ["ArticleDesk"]
@@ -56,6 +58,10 @@ class _Edit:
     base: str
     """Fingerprint of the file's text when the editor opened it ("" for a new article)."""
     original: str
+    draft_key: str = ""
+    """A new article's autosaves are kept under this key until its first save."""
+    restored: revision_service.RevisionInfo | None = None
+    """The revision put back into the form, not saved yet."""
 
 
 class ArticleDesk:
@@ -117,7 +123,32 @@ class ArticleDesk:
             title="", slug="", date=f"{asked.now.astimezone(self.config.tz):%Y-%m-%d %H:%M}",
             tags="", summary="", draft=True, body="",
         )
-        return await self._editor(asked, _Edit(None, fields, "", ""))
+        draft_key = asked.request.query_params.get("draft", "")
+        try:
+            revision_service.article_key(None, draft_key)
+        except PublisherError:
+            draft_key = revision_service.new_draft_key()
+        edit = _Edit(None, fields, "", "", draft_key=draft_key)
+        try:
+            edit = await self._restored(asked, edit, f"new:{draft_key}")
+        except PublisherError as exc:
+            return await self._editor(asked, edit, error=str(exc), status=404)
+        return await self._editor(asked, edit)
+
+    async def _restored(self, asked: Asked, edit: _Edit, article: str) -> _Edit:
+        """`edit` with the revision named by `?revision=` in its form, when there is one."""
+        wanted = asked.request.query_params.get("revision", "")
+        if not wanted:
+            return edit
+        found = None
+        if wanted.isdigit():
+            found = await run_in_threadpool(revision_service.get_revision, self.engine, int(wanted))
+        if found is None or found.info.article != article:
+            raise NotFound(f"revision {wanted} is not a version of this article; pick one from its list of versions")
+        fields = parse_fields(found.text)
+        if edit.slug is not None:
+            fields = replace(fields, slug=edit.slug)
+        return replace(edit, fields=fields, restored=found.info)
 
     async def edit(self, asked: Asked) -> Response:
         slug = asked.request.path_params["slug"]
@@ -128,18 +159,19 @@ class ArticleDesk:
         fields = parse_fields(text)
         if not fields.slug:
             fields = replace(fields, slug=view.article.slug)
-        return await self._editor(asked, _Edit(slug, fields, fingerprint(text), text), view=view)
+        edit = _Edit(slug, fields, fingerprint(text), text)
+        try:
+            edit = await self._restored(asked, edit, slug)
+        except PublisherError as exc:
+            return await self._editor(asked, edit, view=view, error=str(exc), status=404)
+        return await self._editor(asked, edit, view=view)
 
     def _load(self, slug: str, now: datetime) -> tuple[article_service.ArticleView, str]:
         view = article_service.get_article(self.config, self.engine, slug, now=now)
         return view, article_service.article_text(self.config, view)
 
     def _fields(self, asked: Asked) -> EditorFields:
-        return EditorFields(
-            title=asked.field("title"), slug=asked.field("slug"), date=asked.field("date"),
-            tags=asked.field("tags"), summary=asked.field("summary"), draft=asked.field("draft") == "on",
-            body=asked.field("body"),
-        )
+        return read_form(asked.form)
 
     async def create(self, asked: Asked) -> Response:
         return await self._write(asked, None)
@@ -157,7 +189,7 @@ class ArticleDesk:
                 view, original = await run_in_threadpool(self._load, slug, asked.now)
             except PublisherError as exc:
                 return refuse(404, str(exc))
-        edit = _Edit(slug, fields, base, original)
+        edit = _Edit(slug, fields, base, original, draft_key=asked.field("draft_key"))
         if asked.field("action") in ("preview", "check-all"):
             shown = await self._render_preview(asked, fields, original, deep=asked.field("action") == "check-all")
             return await self._editor(asked, edit, view=view, preview=shown)
@@ -176,7 +208,18 @@ class ArticleDesk:
             )
         except PublisherError as exc:
             return await self._editor(asked, edit, view=view, error=str(exc), status=400)
+        await run_in_threadpool(self._keep_saved, asked, written.article.slug, text, slug is None)
         return RedirectResponse(f"/desk/articles/{written.article.slug}?m=saved", status_code=303)
+
+    def _keep_saved(self, asked: Asked, slug: str, text: str, created: bool) -> None:
+        """The saved text as a revision; a new article's autosaves become its own."""
+        if created:
+            revision_service.adopt(self.engine, asked.field("draft_key"), slug)
+        # The file is written: a text too long to keep as a revision is no reason to say otherwise.
+        with contextlib.suppress(PublisherError):
+            revision_service.record(
+                self.engine, slug, kind="saved", author=asked.session.user.email, text=text, now=asked.now
+            )
 
     async def _editor(
         self, asked: Asked, edit: _Edit, *, view: article_service.ArticleView | None = None,
@@ -185,10 +228,20 @@ class ArticleDesk:
         sending: dict[str, Any] = {}
         if edit.slug is not None:
             sending = await run_in_threadpool(self._sending, edit.slug)
+        key = edit.slug or f"new:{edit.draft_key}"
+        versions = await run_in_threadpool(revision_service.list_revisions, self.engine, key)
+        drafts = [] if edit.slug else await run_in_threadpool(revision_service.unsaved_drafts, self.engine)
+        words = revision_service.count_words(edit.fields.body)
         return self.pages.render(
             "editor", asked.request, asked.session, section="articles", status=status,
             edit=edit, view=view, preview=preview, error=error, send_error=send_error, sending=sending,
             can_write=allows(asked.session.user.role, Role.EDITOR), zone=self.config.tz.key,
+            versions=len(versions), drafts=[d for d in drafts if d.article != key],
+            revisions_url=(
+                f"/desk/articles/{edit.slug}/revisions" if edit.slug else f"/desk/drafts/{edit.draft_key}/revisions"
+            ),
+            words=words, minutes=revision_service.reading_minutes(words),
+            when=lambda moment: f"{moment.astimezone(self.config.tz):%Y-%m-%d %H:%M}",
         )
 
     def _sending(self, slug: str) -> dict[str, Any]:
@@ -210,12 +263,15 @@ class ArticleDesk:
             shown = await run_in_threadpool(article_service.preview_text, self.config, text, now=asked.now)
         except PublisherError as exc:
             return {"error": str(exc)}
-        key = self.previews.put(Rendered(asked.session.id, shown.preview.html, shown.web_html))
+        site = self.config.site_url
+        key = self.previews.put(Rendered(
+            asked.session.id, desk_images(shown.preview.html, site), desk_images(shown.web_html, site)
+        ))
         urls = {"email": f"/desk/preview/{key}/email", "web": f"/desk/preview/{key}/web", "error": ""}
         if not checks:
             return urls
-        found, records = await run_in_threadpool(
-            preflight.run_checks, self.config, shown.article, subject=shown.preview.subject,
+        found, records = await preflight.run_checks_apart(
+            self.config, shown.article, subject=shown.preview.subject,
             html=shown.preview.html, text=shown.preview.text, external=deep, lookups=deep,
         )
         return {
@@ -250,9 +306,15 @@ class ArticleDesk:
         raw = asked.field("to").replace(";", ",").replace("\n", ",")
         addresses = [a.strip() for a in raw.split(",") if a.strip()] or [asked.session.user.email]
         try:
+            # The editor's script sends its fields along: the copy is the text on screen,
+            # saved or not. Without them (no script) it is the saved file.
+            text = None
+            if "body" in asked.form:
+                _view, original = await run_in_threadpool(self._load, slug, asked.now)
+                text = to_text(read_form(asked.form), original)
             await run_in_threadpool(
                 issue_service.test_send, self.config, slug, addresses, now=asked.now,
-                provider_factory=self.provider_factory,
+                provider_factory=self.provider_factory, text=text,
             )
         except PublisherError as exc:
             return await self._send_error(asked, slug, str(exc))

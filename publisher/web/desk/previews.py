@@ -3,16 +3,24 @@
 A preview belongs to the session that made it: another session's request for the same
 URL gets nothing. The cache is per process and small; a preview that fell out of it is
 rendered again by the next keystroke or the next press of Preview.
+
+A preview is the desk's, not the public site's: a draft's pictures are not published
+yet, so every image under the site's `media/` is shown from the desk's media files
+(`desk_images`), which only a signed-in session can read.
 """
 
 from __future__ import annotations
 
+import html
+import re
 import secrets
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-__all__ = ["PreviewCache", "Rendered"]
+__all__ = ["DESK_MEDIA", "PreviewCache", "Rendered", "desk_images"]
+
+DESK_MEDIA = "/desk/media/files/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,3 +50,11 @@ class PreviewCache:
         if found is None or not secrets.compare_digest(found.session_id, session_id):
             return None
         return found
+
+
+def desk_images(page: str, site_url: str) -> str:
+    """`page` with each `src` pointing at a file of the site's media/ folder (the site's
+    own or an article's relative `media/...`) pointed at the desk's copy instead."""
+    site = re.escape(html.escape(site_url.rstrip("/"), quote=True))
+    pattern = re.compile(rf'(\ssrc=)(["\']){site}/(?:[^"\'?#]*/)?media/([^/"\'?#]+)\2')
+    return pattern.sub(lambda m: f"{m.group(1)}{m.group(2)}{DESK_MEDIA}{m.group(3)}{m.group(2)}", page)
