@@ -58,7 +58,6 @@ __all__ = [
     "issue_failures",
     "issue_status",
     "list_schedules",
-    "notify_owners",
     "plan_send",
     "published_article",
     "retry_failed",
@@ -158,18 +157,27 @@ def test_send(
     *,
     now: datetime,
     provider_factory: Callable[[Config], Provider] = make_provider,
+    text: str | None = None,
 ) -> Article:
     """Send one copy of the article's newsletter to each address; the ledger is not touched.
 
     Drafts and future articles may be test-sent (that is what a test copy is for); the
-    subject starts with "[Test] ". The unsubscribe link in a test copy names nobody. Raises
-    SubscriberError for a bad address, PermanentFailure when the provider refuses a copy.
+    subject starts with "[Test] ". The unsubscribe link in a test copy names nobody. With
+    `text` (an article file's text, as the editor has it, saved or not) the copy is made
+    from that text instead of the file; it must keep the slug (InvalidRequest), and
+    ContentError names the line when it does not parse. Raises SubscriberError for a bad
+    address, PermanentFailure when the provider refuses a copy.
     """
     if not addresses or len(addresses) > MAX_TEST_ADDRESSES:
         raise InvalidRequest(f"give 1 to {MAX_TEST_ADDRESSES} addresses for a test copy, got {len(addresses)}")
     checked = [normalize_email(address) for address in addresses]
-    articles, _ = content.scan_articles(config)
-    article = find_article(articles, slug, now=now, unpublished="")
+    if text is not None:
+        article = content.parse_article(text, source="(the editor)", config=config)
+        if article.slug != slug:
+            raise InvalidRequest(f"the text gives slug {article.slug!r}, but the test copy is for {slug!r}")
+    else:
+        articles, _ = content.scan_articles(config)
+        article = find_article(articles, slug, now=now, unpublished="")
     rendered = newsletter.render_issue(config, newsletter.issue_for_article(config, article), now)
     rendered = dataclasses.replace(rendered, subject=TEST_PREFIX + rendered.subject)
     template = newsletter.MessageTemplate.from_rendered(config, rendered)
