@@ -37,6 +37,7 @@ from markdown_it.token import Token
 from mdit_py_plugins.footnote import footnote_plugin
 from slugify import slugify as _slugify
 
+from publisher import media
 from publisher.config import Config
 from publisher.errors import ContentError
 from publisher.models import Article
@@ -452,10 +453,13 @@ def _slug(front: _FrontMatter, title: str, source: str) -> str:
     return slug
 
 
-def _image(front: _FrontMatter, base_url: str) -> str | None:
+def _image(front: _FrontMatter, base_url: str, site: str) -> str | None:
     value = front.text("image")
     if value is None or not value.strip():
         return None
+    stored = media.site_url_of(value, site)  # `media/<name>` means the site's, not the page's
+    if stored is not None:
+        return stored
     # A path with spaces or accents is fine to write; the URL feeds carry is encoded.
     url = "" if _CONTROL_RE.search(value.strip()) else to_uri(urljoin(base_url, value.strip()))
     parts = urlsplit(url)
@@ -549,6 +553,8 @@ def parse_article(text: str, *, source: str, config: Config) -> Article:
     env: dict[str, Any] = {}
     tokens = _MARKDOWN.parse(body, env)
     html = clean_html(_MARKDOWN.renderer.render(tokens, _MARKDOWN.options, env), base_url=url)
+    # Pictures from the media folder get their sizes and widths here, once per article.
+    html = media.fit_images(html, site)
 
     summary_text = front.text("summary")
     summary = _plain(summary_text) if summary_text is not None else _shorten(_first_paragraph(tokens))
@@ -567,7 +573,7 @@ def parse_article(text: str, *, source: str, config: Config) -> Article:
         summary=summary,
         updated=updated,
         tags=_tags(front),
-        image=_image(front, url),
+        image=_image(front, url, site),
         image_alt=_plain(front.text("image_alt") or ""),
         draft=_draft(front),
         send_at=front.when("send_at", tz),

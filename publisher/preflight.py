@@ -3,6 +3,9 @@
     subject        at most 60 characters show in most inboxes; over 78 is cut everywhere
     preheader      a summary that the inbox shows beside the subject
     alt text       every image has an alt attribute (screen readers, blocked images)
+    images         each picture of the body and the lead image is described (alt text,
+                   `image_alt`), the site's own are in the content folder (media/...),
+                   others answer (only when asked: `external=True`)
     own links      links into the publication's site lead to a page the build wrote
     other links    links to other sites answer (only when asked: `external=True`)
     size           the HTML under Gmail's clipping size (`newsletter.clip_warning_bytes`)
@@ -31,7 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from email.message import EmailMessage
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import dns.exception
 import dns.resolver
@@ -48,7 +51,7 @@ from publisher.models import Article
 
 __all__ = [
     "DNS_TIMEOUT", "LINK_TIMEOUT", "MAX_LINKS", "Check", "DnsRecord", "checks", "dns_checks", "dns_records",
-    "external_links", "look_up", "probe_links", "run_checks",
+    "external_links", "image_check", "images_of", "look_up", "probe_images", "probe_links", "run_checks",
 ]
 
 APP_PATHS = ("/unsubscribe/", "/confirm/", "/manage/", "/subscribe")
@@ -369,6 +372,96 @@ def look_up(names: Sequence[str], resolver: dns.resolver.Resolver | None = None)
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class _Image:
+    url: str
+    alt: str | None
+    lead: bool
+    srcset: tuple[str, ...] = ()
+
+
+def images_of(article: Article) -> list[_Image]:
+    """The article's pictures: its lead image (`image:`), then each `img` of its body."""
+    found = [_Image(article.image, article.image_alt, True)] if article.image else []
+    if article.html.strip():
+        for img in lxml.html.fromstring(article.html).iter("img"):
+            srcset = tuple(part.split()[0] for part in str(img.get("srcset", "")).split(",") if part.strip())
+            found.append(_Image(str(img.get("src", "")).strip(), img.get("alt"), False, srcset))
+    return found
+
+
+def _own_path(url: str, config: Config) -> str | None:
+    """The path of `url` under the site (`media/x.jpg`), or None for another site's."""
+    site = urlsplit(config.site_url.rstrip("/") + "/")
+    parts = urlsplit(url)
+    if parts.netloc.lower() != site.netloc.lower() or not parts.path.startswith(site.path):
+        return None
+    return unquote(parts.path[len(site.path):])
+
+
+def image_check(
+    config: Config, article: Article, *, file_exists: Callable[[str], bool],
+    other_images: Mapping[str, str] | None = None,
+) -> Check:
+    """Every picture described, the site's own present in the content folder, others
+    answering. `file_exists(path)` says whether the content folder (or the build) has the
+    site path `path`; `other_images` is what fetching each image of another site found
+    (url -> problem, "" when it answered), or None when they were not fetched."""
+    name = "Pictures"
+    problems: list[str] = []
+    images = images_of(article)
+    for image in images:
+        label = "the lead image" if image.lead else "the picture"
+        if image.alt is None or not image.alt.strip():
+            how = (
+                "add image_alt: to the front matter" if image.lead
+                else "write it between the brackets: ![what it shows](…)"
+            )
+            problems.append(f"{label} {image.url} has no alt text ({how})")
+        for url in dict.fromkeys((image.url, *image.srcset)):
+            path = _own_path(url, config)
+            if path is not None and not file_exists(path):
+                problems.append(
+                    f"{label} {url} is not in the content folder (content/{path}); upload it again on the "
+                    "Media page or fix the address"
+                )
+    others = [i.url for i in images if _own_path(i.url, config) is None]
+    if other_images is not None:
+        problems += [f"{url} did not answer ({why})" for url, why in other_images.items() if why]
+    if problems:
+        shown = "; ".join(problems[:6]) + (f"; and {len(problems) - 6} more" if len(problems) > 6 else "")
+        return Check(name, False, shown[:1].upper() + shown[1:] + ".")
+    if not images:
+        return Check(name, True, "There are none.")
+    if others and other_images is None:
+        return Check(
+            name, True,
+            f"{len(images)} described, yours all present; {len(others)} from other sites not fetched: "
+            "press “Check links and DNS too” to fetch them.",
+        )
+    return Check(name, True, f"All {len(images)} described and present.")
+
+
+def probe_images(config: Config, article: Article, *, client: httpx.Client | None = None) -> dict[str, str]:
+    """Fetch each picture of another site in `article` (the first MAX_LINKS): url -> problem."""
+    timeout = min(float(config["fetch.timeout"]), LINK_TIMEOUT)
+    limited = replace(config, values={**config.values, "fetch.timeout": timeout})
+    wanted = list(dict.fromkeys(
+        i.url for i in images_of(article)
+        if _own_path(i.url, config) is None and urlsplit(i.url).scheme in ("http", "https")
+    ))[:MAX_LINKS]
+
+    def one(url: str) -> str:
+        try:
+            fetch.fetch(url, config=limited, client=client, accept="image/*")
+        except SourceError as exc:
+            return str(exc)
+        return ""
+
+    with ThreadPoolExecutor(max_workers=_LINK_WORKERS) as pool:
+        return dict(zip(wanted, pool.map(one, wanted), strict=True))
+
+
 def _spam_score(message: bytes) -> tuple[float, float] | None:
     program = shutil.which("spamassassin")
     if program is None:
@@ -424,6 +517,18 @@ def run_checks(
         spam=_spam_score(_message(config, subject, html, text)) if spam and shutil.which("spamassassin") else None,
         other_links=probe_links(config, external_links(html, config), client=client) if external else None,
     )
+    content = config.path_of("build.content")
+
+    def file_exists(path: str) -> bool:
+        return any(
+            (root / path).resolve().is_relative_to(root.resolve()) and (root / path).is_file()
+            for root in (content, output)
+        )
+
+    found.append(image_check(
+        config, article, file_exists=file_exists,
+        other_images=probe_images(config, article, client=client) if external else None,
+    ))
     if lookups:
         # A placeholder (a provider's key under a selector we do not know) is not asked for.
         found += dns_checks(records, look_up([r.name for r in records if not r.value.startswith("(")], resolver))
