@@ -22,18 +22,31 @@ every link to another site, through `publisher.fetch` (its address rules, a few 
 each, several at once), and asks DNS for the three records with a short timeout. A plain
 check never waits on other sites or on DNS: the records are then listed for the author
 to compare with their DNS provider's.
+
+Links to other sites are asked, not downloaded (`fetch.probe`: HEAD, else the first few KB),
+so a 50 MB PDF answers like a page. Nothing outside may hold a check: each link has
+LINK_TIMEOUT seconds in all, connect to last byte, however slowly a server drips; all the
+links of one check have CHECK_SECONDS together; and every check in the process shares one
+pool of LINK_THREADS threads, so fifty checks at once queue their links rather than
+multiply threads. A link that was never asked (past MAX_LINKS, or still waiting when the
+check's time was up) is reported as not checked, with why, never as broken.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
 import shutil
 import subprocess
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from email.message import EmailMessage
+from functools import partial
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import dns.exception
@@ -50,8 +63,10 @@ from publisher.errors import SourceError
 from publisher.models import Article
 
 __all__ = [
-    "DNS_TIMEOUT", "LINK_TIMEOUT", "MAX_LINKS", "Check", "DnsRecord", "checks", "dns_checks", "dns_records",
+    "CHECKS_AT_ONCE", "CHECK_SECONDS", "DNS_TIMEOUT", "LINK_THREADS", "LINK_TIMEOUT", "MAX_LINKS", "NOT_CHECKED",
+    "Check", "DnsRecord", "checks", "dns_checks", "dns_records",
     "external_links", "image_check", "images_of", "look_up", "probe_images", "probe_links", "run_checks",
+    "run_checks_apart",
 ]
 
 APP_PATHS = ("/unsubscribe/", "/confirm/", "/manage/", "/subscribe")
@@ -62,9 +77,15 @@ SPAM_TIMEOUT = 20.0
 DNS_TIMEOUT = 3.0
 """Seconds for each DNS look-up, retries included."""
 LINK_TIMEOUT = 8.0
-"""Seconds for each link to another site (at most `fetch.timeout`)."""
+"""Seconds for each link to another site in all, connect to last byte (at most `fetch.timeout`)."""
+CHECK_SECONDS = 20.0
+"""Seconds for all the links of one check together; those not asked by then are not checked."""
 MAX_LINKS = 40
 """Links to other sites fetched per check; the rest are named as not checked."""
+LINK_THREADS = 16
+"""Links asked at once, by every check of the process together."""
+NOT_CHECKED = "not checked: "
+"""How a link's problem starts when the link was never asked (the reason follows)."""
 _LINK_WORKERS = 8
 _SCORE = re.compile(rb"score=(-?[0-9.]+) required=([0-9.]+)")
 
@@ -217,39 +238,89 @@ def _other_links_check(found: Mapping[str, str] | None) -> Check:
         return Check(name, None, "Not checked: press “Check links and DNS too” to fetch each one.")
     if not found:
         return Check(name, True, "There are none.")
-    broken = [f"{link} ({problem})" for link, problem in found.items() if problem]
+    skipped = {link: why[len(NOT_CHECKED):] for link, why in found.items() if why.startswith(NOT_CHECKED)}
+    checked = {link: problem for link, problem in found.items() if link not in skipped}
+    note = ""
+    if skipped:
+        reasons = "; ".join(dict.fromkeys(skipped.values()))
+        note = f" {len(skipped)} not checked ({reasons})."
+    broken = [f"{link} ({problem})" for link, problem in checked.items() if problem]
     if broken:
-        return Check(name, False, f"{len(broken)} of {len(found)} did not answer: " + "; ".join(broken[:5]))
+        shown = "; ".join(broken[:5])
+        return Check(name, False, f"{len(broken)} of {len(checked)} checked did not answer: {shown}.{note}")
+    if skipped:
+        return Check(name, None, f"{len(checked)} checked, all answered.{note}")
     return Check(name, True, f"All {len(found)} answered.")
 
 
+_POOL: list[ThreadPoolExecutor] = []
+_POOL_LOCK = threading.Lock()
+
+
+def _link_pool() -> ThreadPoolExecutor:
+    """The threads every check of this process asks its links on (made on first use)."""
+    with _POOL_LOCK:
+        if not _POOL:
+            _POOL.append(ThreadPoolExecutor(max_workers=LINK_THREADS, thread_name_prefix="link-check"))
+        return _POOL[0]
+
+
 def probe_links(
-    config: Config, links: Sequence[str], *, client: httpx.Client | None = None
+    config: Config, links: Sequence[str], *, client: httpx.Client | None = None, within: float | None = None
 ) -> dict[str, str]:
-    """Fetch each link (the first MAX_LINKS, several at once): link -> problem, "" when it answered."""
+    """Ask each link whether it answers (the first MAX_LINKS, on the shared link threads):
+    link -> problem, "" when it answered, NOT_CHECKED and why when it was never asked.
+
+    Each link has LINK_TIMEOUT seconds (at most `fetch.timeout`) in all, and the whole
+    call returns within `within` seconds (CHECK_SECONDS) however the sites behave.
+    """
+    within = CHECK_SECONDS if within is None else within
     timeout = min(float(config["fetch.timeout"]), LINK_TIMEOUT)
-    limited = replace(config, values={**config.values, "fetch.timeout": timeout})
+    ends = time.monotonic() + within
+    late = f"{NOT_CHECKED}the check's {within:g} s were up"
 
     def one(link: str) -> str:
+        budget = min(timeout, ends - time.monotonic())
+        if budget <= 0:
+            return late
         try:
-            fetch.fetch(link, config=limited, client=client, accept="text/html,*/*")
-        except SourceError as exc:  # FetchRefused too: unsafe, too big, too slow
+            fetch.probe(link, config=config, timeout=budget, client=client)
+        except SourceError as exc:  # FetchRefused too: unsafe, too slow
+            if budget < timeout and time.monotonic() >= ends:
+                return late  # cut short by the check's deadline, not by the site
             return str(exc)
         return ""
 
     wanted = list(links)[:MAX_LINKS]
-    own = client is None
-    if client is None:
-        client = httpx.Client(trust_env=False, follow_redirects=False)
-    try:
-        with ThreadPoolExecutor(max_workers=_LINK_WORKERS) as pool:
-            found = dict(zip(wanted, pool.map(one, wanted), strict=True))
-    finally:
-        if own:
-            client.close()
+    pool = _link_pool()
+    futures: dict[str, Future[str]] = {link: pool.submit(one, link) for link in wanted}
+    wait(list(futures.values()), timeout=max(0.0, ends - time.monotonic()) + 1.0)
+    found: dict[str, str] = {}
+    for link, future in futures.items():
+        if future.done() and not future.cancelled():
+            found[link] = future.result()
+        else:
+            future.cancel()  # still queued: never asked; one still running ends by its own deadline
+            found[link] = late
     for link in list(links)[MAX_LINKS:]:
-        found[link] = f"not checked: only the first {MAX_LINKS} links are"
+        found[link] = f"{NOT_CHECKED}the limit of {MAX_LINKS} links per check was reached"
     return found
+
+
+CHECKS_AT_ONCE = 32
+"""Checks run at once by `run_checks_apart`; more wait their turn."""
+_CHECK_POOL: list[ThreadPoolExecutor] = []
+
+
+async def run_checks_apart(config: Config, article: Article, **options: Any) -> tuple[list[Check], list[DnsRecord]]:
+    """`run_checks` for a web request: on threads of its own (CHECKS_AT_ONCE), never on the
+    event loop nor on the threads the server answers other requests with, so checks that
+    wait on slow sites leave `/healthz`, the API and the desk answering."""
+    with _POOL_LOCK:
+        if not _CHECK_POOL:
+            _CHECK_POOL.append(ThreadPoolExecutor(max_workers=CHECKS_AT_ONCE, thread_name_prefix="checks"))
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_CHECK_POOL[0], partial(run_checks, config, article, **options))
 
 
 def _dkim_value(key: DkimKey) -> str:

@@ -19,9 +19,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from dnslib import QTYPE, RCODE, RR, TXT, DNSRecord
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
+from hostile_servers import drip, hang
+from loopback_sites import huge, serve_sites
 
 from publisher import preflight
-from publisher.config import load_config, parse_config
+from publisher.config import Config, load_config, parse_config
 from publisher.dkim_signing import DkimKey, DkimSigner
 from publisher.models import Article
 from publisher.web.desk.editing import parse_fields, to_text
@@ -264,4 +266,55 @@ def test_links_to_other_sites_are_fetched_only_on_request(tmp_path: Path, no_spa
                                         client=client)
     other = {c.name: c for c in found}["Links to other sites"]
     assert other.ok is False and "1 of 2" in other.detail and "/gone" in other.detail and "/fine" not in other.detail
-    assert sorted(asked) == ["http://127.0.0.1:9/fine", "http://127.0.0.1:9/gone"]
+    assert sorted(set(asked)) == ["http://127.0.0.1:9/fine", "http://127.0.0.1:9/gone"]
+
+
+def _link_config(tmp_path: Path, timeout: float = 5.0) -> Config:
+    extra = f"\n[fetch]\nallow_private = true\ntimeout = {timeout}\n"
+    (tmp_path / "config.toml").write_text(CONFIG + extra, encoding="utf-8")
+    return load_config(tmp_path / "config.toml", env={})
+
+
+def test_a_link_that_drips_is_given_up_at_its_deadline(tmp_path: Path) -> None:
+    """A server sending a header byte every 0.2 s is cut off at the link's limit, not waited for."""
+    config = _link_config(tmp_path, timeout=1.0)
+    with drip(interval=0.2, lifetime=10) as server:
+        started = time.monotonic()
+        found = preflight.probe_links(config, [f"{server.url}/slow"])
+        took = time.monotonic() - started
+    assert took < 3 and "timeout" in found[f"{server.url}/slow"]
+
+
+def test_a_check_ends_at_its_deadline_and_names_the_rest_not_checked(tmp_path: Path) -> None:
+    """Links that never answer: the check returns at its deadline and says they were not checked."""
+    config = _link_config(tmp_path)
+    with hang(lifetime=15) as server:
+        links = [f"{server.url}/{n}" for n in range(30)]
+        started = time.monotonic()
+        found = preflight.probe_links(config, links, within=1.5)
+        took = time.monotonic() - started
+    assert took < 3.5
+    assert all(why.startswith(preflight.NOT_CHECKED) and "1.5 s were up" in why for why in found.values())
+    check = preflight._other_links_check(found)
+    assert check.ok is None and "30 not checked" in check.detail and "did not answer" not in check.detail
+
+
+def test_a_large_file_answers_like_a_page(tmp_path: Path) -> None:
+    """A 50 MB PDF is a working link: asked for its first bytes, not downloaded and not refused."""
+    config = _link_config(tmp_path)
+    with serve_sites(tmp_path) as site:
+        site.routes["/report.pdf"] = huge(50_000_000, declare_length=True)
+        found = preflight.probe_links(config, [f"{site.url}/report.pdf"])
+    assert found == {f"{site.url}/report.pdf": ""}
+    assert preflight._other_links_check(found).ok is True
+
+
+def test_links_past_the_limit_are_not_checked_rather_than_broken(tmp_path: Path) -> None:
+    """The links past MAX_LINKS are named as not checked (limit reached), never as failures."""
+    config = _link_config(tmp_path)
+    links = [f"http://127.0.0.1:9/{n}" for n in range(preflight.MAX_LINKS + 3)]
+    with httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(200))) as client:
+        found = preflight.probe_links(config, links, client=client)
+    check = preflight._other_links_check(found)
+    assert check.ok is None and "did not answer" not in check.detail
+    assert "3 not checked (the limit of 40 links per check was reached)" in check.detail
