@@ -368,3 +368,106 @@ def test_failures_list_each_recipient_with_the_reason(api: Api) -> None:
         conn.execute(sa.update(deliveries).values(state="failed", attempts=5, detail="550 no such user"))
     found = api.call("GET", f"/issues/{made['id']}/failures", api.admin).json()["data"]
     assert [(f["email"], f["state"], f["reason"]) for f in found] == [("ada@example.org", "failed", "550 no such user")]
+
+
+# What a write-only key reads back
+
+
+@pytest.fixture
+def write_only(api: Api) -> str:
+    return access.create_key(api.db, "write-only", ["subscribers:write"], now=datetime.now(UTC)).token
+
+
+def test_a_write_only_key_reads_nothing_back_from_a_repeated_post(api: Api, write_only: str) -> None:
+    """POSTing an address already on the list answers the id and what was sent, not the record."""
+    known = subscribers.subscribe(api.db, "ada@example.org", name="Ada Lovelace", tags=["vip"],
+                                  timezone="Europe/London", now=datetime.now(UTC)).subscriber
+    answer = api.call("POST", "/subscribers", write_only, json={"email": "ada@example.org"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"id": known.id, "email": "ada@example.org"}
+    assert "etag" not in answer.headers
+
+
+def test_a_write_only_key_reads_nothing_back_from_a_patch(api: Api, write_only: str) -> None:
+    """An empty PATCH, or one changing a field, answers the id and the fields sent, no more."""
+    known = subscribers.subscribe(api.db, "ada@example.org", name="Ada Lovelace", tags=["vip"],
+                                  now=datetime.now(UTC)).subscriber
+    assert api.call("PATCH", f"/subscribers/{known.id}", write_only, json={}).json() == {"id": known.id}
+    answer = api.call("PATCH", f"/subscribers/{known.id}", write_only, json={"timezone": "Europe/Paris"})
+    assert answer.json() == {"id": known.id, "timezone": "Europe/Paris"}
+    unsubscribed = api.call("POST", f"/subscribers/{known.id}/unsubscribe", write_only)
+    assert unsubscribed.json() == {"id": known.id}
+
+
+def test_a_key_that_may_read_gets_the_whole_record(api: Api) -> None:
+    """With subscribers:read too, a write answers the subscriber as stored."""
+    known = subscribers.subscribe(api.db, "ada@example.org", name="Ada", now=datetime.now(UTC)).subscriber
+    answer = api.call("PATCH", f"/subscribers/{known.id}", api.writer, json={}).json()
+    assert (answer["name"], answer["status"]) == ("Ada", "active")
+
+
+def test_an_empty_patch_changes_nothing(api: Api) -> None:
+    """PATCH {} leaves updated_at as it was."""
+    known = subscribers.subscribe(api.db, "ada@example.org", now=datetime(2026, 1, 1, tzinfo=UTC)).subscriber
+    assert api.call("PATCH", f"/subscribers/{known.id}", api.writer, json={}).status_code == 200
+    with api.db.connect() as conn:
+        assert conn.execute(sa.select(subscribers_table.c.updated_at)).scalar_one() == datetime(2026, 1, 1, tzinfo=UTC)
+
+
+# Conditional writes
+
+
+def test_a_patch_with_a_stale_if_match_is_refused(api: Api) -> None:
+    """The ETag of a GET lets one PATCH through; after it, the same ETag gets 412 and changes nothing."""
+    known = subscribers.subscribe(api.db, "ada@example.org", now=datetime.now(UTC)).subscriber
+    tag = api.call("GET", f"/subscribers/{known.id}", api.writer).headers["etag"]
+    first = api.call("PATCH", f"/subscribers/{known.id}", api.writer, json={"name": "Ada"},
+                     headers={"if-match": tag})
+    assert first.status_code == 200 and first.headers["etag"] != tag
+    second = api.call("PATCH", f"/subscribers/{known.id}", api.writer, json={"name": "Bo"},
+                      headers={"if-match": tag})
+    assert second.status_code == 412 and second.json()["type"] == "urn:publisher:problem:precondition-failed"
+    assert subscribers.get_subscriber(api.db, known.id).name == "Ada"
+
+
+def test_a_put_with_a_stale_if_match_is_refused(api: Api) -> None:
+    """An article's ETag is its file's version: a PUT naming an older one gets 412, the file stays."""
+    tag = api.call("GET", "/articles/notes-on-rest", api.admin).headers["etag"]
+    changed = ARTICLE.replace("Some words", "Other words")
+    done = api.call("PUT", "/articles/notes-on-rest", api.admin, json={"markdown": changed},
+                    headers={"if-match": tag})
+    assert done.status_code == 200, done.text
+    again = api.call("PUT", "/articles/notes-on-rest", api.admin, json={"markdown": ARTICLE},
+                     headers={"if-match": tag})
+    assert again.status_code == 412
+    assert (api.config.root / "content" / "2026-01-05-notes-on-rest.md").read_text() == changed
+
+
+# Scheduling
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"at": "2099-13-45 09:00"}, "at"),
+        ({"at": "2099-01-01 09:00", "timezone": "Mars/Olympus_Mons"}, "timezone"),
+    ],
+)
+def test_a_schedule_with_a_bad_date_or_zone_is_a_422_naming_the_field(
+    api: Api, body: dict[str, str], field: str
+) -> None:
+    """Not a 503: the caller's value is wrong, and the problem says which."""
+    made = api.call("POST", "/issues", api.admin, json={"article": "notes-on-rest"}).json()
+    answer = api.call("POST", f"/issues/{made['id']}/schedule", api.admin, json=body)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"][0]["loc"] == ["body", field] and field in answer.json()["detail"]
+
+
+def test_a_schedule_says_whether_it_is_in_local_time(api: Api) -> None:
+    """local_time is a boolean; the wall-clock time the author gave is wall_clock."""
+    made = api.call("POST", "/issues", api.admin, json={"article": "notes-on-rest"}).json()
+    planned = api.call("POST", f"/issues/{made['id']}/schedule", api.admin,
+                       json={"at": "2099-01-01 09:00", "timezone": "Europe/Berlin"}).json()
+    assert (planned["local_time"], planned["wall_clock"], planned["timezone"]) == (
+        False, "2099-01-01 09:00", "Europe/Berlin"
+    )

@@ -94,7 +94,8 @@ def _handle_errors(app: FastAPI) -> None:
 
     @app.exception_handler(ApiRefusal)
     async def refused(request: Request, exc: ApiRefusal) -> Response:
-        return problems.problem_response(exc.problem, exc.detail, headers=exc.headers)
+        extra = {"errors": exc.errors} if exc.errors is not None else {}
+        return problems.problem_response(exc.problem, exc.detail, headers=exc.headers, **extra)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:

@@ -26,7 +26,7 @@ from publisher.api.limits import PerClientLimit
 from publisher.store import api_keys
 from publisher.store.api_keys import ApiKey
 
-__all__ = ["ApiRefusal", "Authenticator", "bearer"]
+__all__ = ["ApiRefusal", "Authenticator", "bearer", "field_refusal"]
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +36,23 @@ bearer = HTTPBearer(auto_error=False, description="An API key from `publisher ke
 class ApiRefusal(Exception):
     """Raised by a dependency to answer with a problem before the route runs."""
 
-    def __init__(self, problem: problems.Problem, detail: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, problem: problems.Problem, detail: str, headers: dict[str, str] | None = None,
+        errors: list[dict[str, object]] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.problem = problem
         self.detail = detail
         self.headers = headers or {}
+        self.errors = errors
+
+
+def field_refusal(field: str, message: str) -> ApiRefusal:
+    """A 422 naming one field of the body, shaped like the validation problems."""
+    return ApiRefusal(
+        problems.VALIDATION, f"body.{field}: {message}",
+        errors=[{"loc": ["body", field], "msg": message, "type": "value_error"}],
+    )
 
 
 UNAUTHORIZED = ApiRefusal(

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Response
 from starlette.concurrency import run_in_threadpool
 
+from publisher import timing
 from publisher.api import models
-from publisher.api.context import ApiContext, responses
+from publisher.api.auth import field_refusal
+from publisher.api.context import ApiContext, IfMatch, etag, matches, responses, stale
+from publisher.errors import Conflict, PublisherError
 from publisher.services import articles, issues
 from publisher.store.issues import IssueStatus
-from publisher.store.schedules import Schedule
+from publisher.store.schedules import LOCAL, Schedule
 
 __all__ = ["router"]
 
@@ -33,8 +38,26 @@ def _issue(line: IssueStatus) -> models.Issue:
 def _schedule(item: Schedule) -> models.Schedule:
     return models.Schedule(
         id=item.id, issue_id=item.issue_id, slug=item.slug, subject=item.subject, run_at=item.run_at,
-        timezone=item.timezone, local_time=item.local_time, state=item.state, detail=item.detail,
+        timezone=item.timezone, wall_clock=item.local_time, local_time=item.timezone == LOCAL, state=item.state,
+        detail=item.detail,
     )
+
+
+def _check_when(default: ZoneInfo, at: str, zone: str | None, *, local_time: bool, now: datetime) -> None:
+    """A 422 naming the field for a zone that does not exist or a time that cannot be read
+    (or that the clocks skip); whether the time suits the send is the service's to say."""
+    tz = default
+    if zone:
+        try:
+            tz = timing.zone(zone)
+        except PublisherError as exc:
+            raise field_refusal("timezone", str(exc)) from exc
+    try:
+        wall = timing.parse_wall(at, tz, now=now)
+        if not local_time:
+            timing.local_to_utc(wall, tz)
+    except PublisherError as exc:
+        raise field_refusal("at", str(exc)) from exc
 
 
 def router(ctx: ApiContext) -> APIRouter:
@@ -44,9 +67,10 @@ def router(ctx: ApiContext) -> APIRouter:
     write_issues = Depends(ctx.auth.scope("issues:write"))
     write_articles = Depends(ctx.auth.scope("articles:write"))
 
-    def detail(slug: str) -> models.ArticleDetail:
+    def detail(slug: str, response: Response) -> models.ArticleDetail:
         view = articles.get_article(config, db, slug, now=ctx.clock())
         text = (config.root / view.path).read_text(encoding="utf-8")
+        response.headers["etag"] = etag(articles.fingerprint(text))
         return models.ArticleDetail(**models.Article.from_view(view).model_dump(), markdown=text)
 
     @api.get("/articles", tags=["articles"], response_model=models.ArticleList, responses=responses(),
@@ -58,22 +82,40 @@ def router(ctx: ApiContext) -> APIRouter:
 
     @api.get("/articles/{slug}", tags=["articles"], response_model=models.ArticleDetail, responses=responses(404),
              dependencies=[read_issues])
-    def get_article(slug: Slug) -> models.ArticleDetail:
-        return detail(slug)
+    def get_article(slug: Slug, response: Response) -> models.ArticleDetail:
+        """The article with its Markdown file; its ETag is the file's fingerprint."""
+        return detail(slug, response)
 
     @api.post("/articles", tags=["articles"], status_code=201, response_model=models.ArticleDetail,
               responses=responses(post=True), dependencies=[write_articles])
-    def create_article(body: models.ArticleWrite) -> models.ArticleDetail:
+    def create_article(body: models.ArticleWrite, response: Response) -> models.ArticleDetail:
         """Write a new Markdown article into content/ (YYYY-MM-DD-slug.md); the file is the source of truth."""
         written = articles.write_article(config, body.markdown, now=ctx.clock())
-        return detail(written.article.slug)
+        return detail(written.article.slug, response)
 
     @api.put("/articles/{slug}", tags=["articles"], response_model=models.ArticleDetail,
-             responses=responses(400, 404), dependencies=[write_articles])
-    def update_article(slug: Slug, body: models.ArticleWrite) -> models.ArticleDetail:
-        """Replace the article's file, atomically; the text must keep its slug."""
-        articles.write_article(config, body.markdown, now=ctx.clock(), slug=slug)
-        return detail(slug)
+             responses=responses(400, 404, 412), dependencies=[write_articles])
+    def update_article(
+        slug: Slug, body: models.ArticleWrite, response: Response, if_match: IfMatch = None
+    ) -> models.ArticleDetail:
+        """Replace the article's file, atomically; the text must keep its slug.
+
+        With If-Match (the ETag of a GET), a file changed since is left as it is: 412.
+        """
+        expected = None
+        if if_match is not None:
+            view = articles.get_article(config, db, slug, now=ctx.clock())
+            current = articles.fingerprint((config.root / view.path).read_text(encoding="utf-8"))
+            if not matches(if_match, etag(current)):
+                raise stale(if_match)
+            expected = current
+        try:
+            articles.write_article(config, body.markdown, now=ctx.clock(), slug=slug, expected=expected)
+        except Conflict as exc:
+            if expected is None:
+                raise
+            raise stale(if_match or "", str(exc)) from exc
+        return detail(slug, response)
 
     @api.get("/articles/{slug}/preview", tags=["articles"], response_model=models.Preview, responses=responses(404),
              dependencies=[read_issues])
@@ -136,8 +178,10 @@ def router(ctx: ApiContext) -> APIRouter:
     def schedule(issue_id: IssueId, body: models.ScheduleCreate) -> models.Schedule:
         """Send at a wall-clock time, as `publisher schedule` does (local_time: each reader's own hour)."""
         slug = issues.article_slug(db, issue_id)
+        now = ctx.clock()
+        _check_when(config.tz, body.at, body.timezone, local_time=body.local_time, now=now)
         done = issues.schedule_send(
-            config, db, slug, at=body.at, now=ctx.clock(), tz_name=body.timezone, local_time=body.local_time
+            config, db, slug, at=body.at, now=now, tz_name=body.timezone, local_time=body.local_time
         )
         return _schedule(done.schedule)
 

@@ -14,8 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from publisher.models import SubscriberStatus
 from publisher.services.articles import ArticleState, ArticleView
+from publisher.services.subscribers import MAX_TAG, MAX_TAGS
 
-Tag = Annotated[str, Field(max_length=100)]
+Tag = Annotated[str, Field(max_length=MAX_TAG)]
 Email = Annotated[str, Field(max_length=320, description="An email address.")]
 
 
@@ -45,6 +46,16 @@ class Subscriber(BaseModel):
     created_at: datetime | None
 
 
+class SubscriberReceipt(BaseModel):
+    """The answer to a write by a key without `subscribers:read`: the id and what it sent, no more."""
+
+    id: int
+    email: str | None = None
+    name: str | None = None
+    tags: list[str] | None = None
+    timezone: str | None = None
+
+
 class SubscriberList(BaseModel):
     data: list[Subscriber]
     has_more: bool
@@ -54,7 +65,7 @@ class SubscriberList(BaseModel):
 class SubscriberCreate(Request):
     email: Email
     name: str = Field(default="", max_length=200)
-    tags: list[Tag] = Field(default=[], max_length=50)
+    tags: list[Tag] = Field(default=[], max_length=MAX_TAGS)
     timezone: str | None = Field(default=None, max_length=64, description='IANA zone, e.g. "Europe/Berlin".')
     double_opt_in: bool = Field(
         default=True,
@@ -67,7 +78,7 @@ class SubscriberCreate(Request):
 
 class SubscriberUpdate(Request):
     name: str | None = Field(default=None, max_length=200)
-    tags: list[Tag] | None = Field(default=None, max_length=50, description="Replaces the whole set.")
+    tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS, description="Replaces the whole set.")
     timezone: str | None = Field(default=None, max_length=64, description='IANA zone; "" clears it.')
 
 
@@ -106,7 +117,7 @@ class TagList(BaseModel):
 class ImportRecord(Request):
     email: Email
     name: str = Field(default="", max_length=200)
-    tags: list[Tag] = Field(default=[], max_length=50)
+    tags: list[Tag] = Field(default=[], max_length=MAX_TAGS)
     timezone: str | None = Field(default=None, max_length=64)
     status: str | None = Field(default=None, max_length=32, description="active (default), pending, unsubscribed, ...")
 
@@ -115,7 +126,7 @@ class ImportCreate(Request):
     csv: str | None = Field(default=None, description="A CSV export (Mailchimp, Substack, Buttondown, Ghost, ours).")
     subscribers: list[ImportRecord] | None = Field(default=None, description="Or the records themselves.")
     pending: bool = Field(default=False, description="Import active rows as pending (to confirm).")
-    tags: list[Tag] = Field(default=[], max_length=50, description="Tags given to every imported subscriber.")
+    tags: list[Tag] = Field(default=[], max_length=MAX_TAGS, description="Tags given to every imported subscriber.")
 
 
 class Rejection(BaseModel):
@@ -245,9 +256,10 @@ class Schedule(BaseModel):
     issue_id: int
     slug: str
     subject: str
-    run_at: datetime
-    timezone: str
-    local_time: str
+    run_at: datetime = Field(description="When the send starts (UTC).")
+    timezone: str = Field(description='The zone `wall_clock` is read in, or "local" for each reader\'s own.')
+    wall_clock: str = Field(description='The date and time as the author gave them, "YYYY-MM-DD HH:MM".')
+    local_time: bool = Field(description="true: each reader gets it at `wall_clock` on their own clock.")
     state: str = Field(description="pending, claimed, done, skipped or cancelled")
     detail: str
 

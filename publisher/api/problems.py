@@ -61,6 +61,7 @@ BAD_IDEMPOTENCY_KEY = Problem(400, "invalid-idempotency-key", "Invalid Idempoten
 NO_ROUTE = Problem(404, "no-route", "No such route")
 METHOD = Problem(405, "method-not-allowed", "Method not allowed")
 TOO_LARGE = Problem(413, "too-large", "Request body too large")
+PRECONDITION_FAILED = Problem(412, "precondition-failed", "The resource changed since the version named")
 INTERNAL = Problem(500, "internal", "Internal error")
 
 PROBLEM_TYPES: Mapping[str, Problem] = {
@@ -68,7 +69,7 @@ PROBLEM_TYPES: Mapping[str, Problem] = {
     for p in (
         *(problem for _, problem in _BY_CLASS),
         UNAUTHORIZED, FORBIDDEN, RATE_LIMITED, VALIDATION, IDEMPOTENCY_REUSED, IDEMPOTENCY_RUNNING,
-        BAD_IDEMPOTENCY_KEY, NO_ROUTE, METHOD, TOO_LARGE, INTERNAL,
+        BAD_IDEMPOTENCY_KEY, NO_ROUTE, METHOD, TOO_LARGE, PRECONDITION_FAILED, INTERNAL,
     )
 }
 """Every problem type the API answers with (the README lists them)."""

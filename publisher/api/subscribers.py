@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from publisher.api import models
 from publisher.api.auth import ApiRefusal
-from publisher.api.context import ApiContext, responses
+from publisher.api.context import ApiContext, IfMatch, etag, matches, responses, stale
 from publisher.api.problems import FORBIDDEN
 from publisher.errors import InvalidRequest
 from publisher.models import Subscriber, SubscriberStatus
@@ -41,6 +44,31 @@ def _subscriber(s: Subscriber) -> models.Subscriber:
         id=s.id, email=s.email, name=s.name, status=s.status, tags=list(s.tags), timezone=s.timezone,
         created_at=s.created_at,
     )
+
+
+def _etag(s: Subscriber) -> str:
+    """The subscriber's version: a digest of everything the API shows of them."""
+    shown = _subscriber(s).model_dump(mode="json")
+    return etag(hashlib.sha256(json.dumps(shown, sort_keys=True).encode()).hexdigest()[:32])
+
+
+def _answer(
+    request: Request, response: Response, s: Subscriber, sent: Mapping[str, Any]
+) -> models.Subscriber | models.SubscriberReceipt:
+    """The record and its ETag for a key that may read the list; otherwise the receipt the
+    service allows a write-only key (the id and what it sent)."""
+    key: ApiKey = request.state.api_key
+    shown = service.read_back(s, may_read=key.allows("subscribers:read"), sent=sent)
+    if isinstance(shown, service.Receipt):
+        return models.SubscriberReceipt(id=shown.id, **shown.sent)
+    response.headers["etag"] = _etag(shown)
+    return _subscriber(shown)
+
+
+_WRITTEN = models.Subscriber | models.SubscriberReceipt
+_WRITTEN_DESCRIPTION = (
+    "The subscriber; a key without subscribers:read gets only the id and the fields it sent."
+)
 
 
 def _job(job: JobRow) -> models.ImportJob:
@@ -83,12 +111,15 @@ def router(ctx: ApiContext) -> APIRouter:
         )
 
     @api.post(
-        "/subscribers", status_code=201, response_model=models.Subscriber,
-        responses={200: {"model": models.Subscriber, "description": "The address was here: updated."},
+        "/subscribers", status_code=201, response_model=_WRITTEN, response_model_exclude_unset=True,
+        responses={201: {"description": _WRITTEN_DESCRIPTION},
+                   200: {"model": _WRITTEN, "description": "The address was here: updated. " + _WRITTEN_DESCRIPTION},
                    **responses(post=True)},
         dependencies=[Depends(write)],
     )
-    def create_subscriber(body: models.SubscriberCreate, request: Request, response: Response) -> models.Subscriber:
+    def create_subscriber(
+        body: models.SubscriberCreate, request: Request, response: Response
+    ) -> models.Subscriber | models.SubscriberReceipt:
         """Add a subscriber (pending with a confirmation mail, or active with admin scope and a consent note).
 
         An address already on the list gets its name, tags and zone updated (200).
@@ -109,28 +140,50 @@ def router(ctx: ApiContext) -> APIRouter:
             service.send_confirmation(ctx.config, db, done.subscriber, now=now, provider_factory=ctx.provider_factory)
         if not done.created:
             response.status_code = 200
-        return _subscriber(done.subscriber)
+        sent = body.model_dump(include={"email", "name", "tags", "timezone"}, exclude_unset=True)
+        return _answer(request, response, done.subscriber, sent)
 
     @api.get("/subscribers/{subscriber_id}", response_model=models.Subscriber, responses=responses(404),
              dependencies=[read])
-    def get_subscriber(subscriber_id: Id) -> models.Subscriber:
-        return _subscriber(service.get_subscriber(db, subscriber_id))
+    def get_subscriber(subscriber_id: Id, response: Response) -> models.Subscriber:
+        """One subscriber; the ETag names this version, for If-Match on PATCH."""
+        found = service.get_subscriber(db, subscriber_id)
+        response.headers["etag"] = _etag(found)
+        return _subscriber(found)
 
-    @api.patch("/subscribers/{subscriber_id}", response_model=models.Subscriber, responses=responses(404),
+    @api.patch("/subscribers/{subscriber_id}", response_model=_WRITTEN, response_model_exclude_unset=True,
+               responses={200: {"description": _WRITTEN_DESCRIPTION}, **responses(404, 412)},
                dependencies=[Depends(write)])
-    def update_subscriber(subscriber_id: Id, body: models.SubscriberUpdate) -> models.Subscriber:
-        """Change the name, tags (the whole set) or zone; the status never changes here."""
-        return _subscriber(
-            service.update_subscriber(
-                db, subscriber_id, now=ctx.clock(), name=body.name, tags=body.tags, timezone=body.timezone
-            )
-        )
+    def update_subscriber(
+        subscriber_id: Id, body: models.SubscriberUpdate, request: Request, response: Response,
+        if_match: IfMatch = None,
+    ) -> models.Subscriber | models.SubscriberReceipt:
+        """Change the name, tags (the whole set) or zone; the status never changes here.
 
-    @api.post("/subscribers/{subscriber_id}/unsubscribe", response_model=models.Subscriber,
-              responses=responses(404, post=True), dependencies=[Depends(write)])
-    def unsubscribe(subscriber_id: Id) -> models.Subscriber:
+        An empty body changes nothing. With If-Match (the ETag of a GET), a subscriber
+        changed since is left as it is: 412.
+        """
+
+        def unchanged_since(current: Subscriber) -> None:
+            if if_match is not None and not matches(if_match, _etag(current)):
+                raise stale(if_match)
+
+        done = service.update_subscriber(
+            db, subscriber_id, now=ctx.clock(), name=body.name, tags=body.tags, timezone=body.timezone,
+            check=unchanged_since,
+        )
+        sent = body.model_dump(exclude_unset=True)
+        return _answer(request, response, done, sent)
+
+    @api.post("/subscribers/{subscriber_id}/unsubscribe", response_model=_WRITTEN, response_model_exclude_unset=True,
+              responses={200: {"description": _WRITTEN_DESCRIPTION}, **responses(404, post=True)},
+              dependencies=[Depends(write)])
+    def unsubscribe(
+        subscriber_id: Id, request: Request, response: Response
+    ) -> models.Subscriber | models.SubscriberReceipt:
         """Take the subscriber off the list at once: any batch not yet claimed leaves them out."""
-        return _subscriber(service.unsubscribe(db, subscriber_id, now=ctx.clock(), source="api"))
+        done = service.unsubscribe(db, subscriber_id, now=ctx.clock(), source="api")
+        return _answer(request, response, done, {})
 
     @api.delete("/subscribers/{subscriber_id}", status_code=204, responses=responses(404),
                 dependencies=[Depends(write)])

@@ -11,10 +11,10 @@ from __future__ import annotations
 import html
 import logging
 import secrets
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
-from typing import IO
+from typing import IO, Any
 
 from sqlalchemy import Engine
 
@@ -33,9 +33,12 @@ __all__ = [
     "CONFIRMABLE",
     "CONFIRM_PLACEHOLDER",
     "MAX_PAGE",
+    "MAX_TAG",
+    "MAX_TAGS",
     "ConfirmationMailer",
     "ImportReport",
     "LinkHolder",
+    "Receipt",
     "Subscribed",
     "SubscriberData",
     "SubscriberPage",
@@ -49,6 +52,7 @@ __all__ = [
     "iter_subscribers",
     "link_holder",
     "list_subscribers",
+    "read_back",
     "send_confirmation",
     "subscribe",
     "tags",
@@ -62,6 +66,10 @@ CONFIRMABLE = frozenset({SubscriberStatus.PENDING, SubscriberStatus.UNSUBSCRIBED
 """Who a confirmation mail may go to: not the active, and never an address that complained."""
 MAX_PAGE = 1000
 """The most subscribers one page of a listing holds."""
+MAX_TAGS = store.MAX_TAGS
+"""The most tags one subscriber carries, through every door (API, CLI, desk, imports)."""
+MAX_TAG = store.MAX_TAG
+"""The most characters one tag has."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +78,22 @@ class Subscribed:
 
     subscriber: Subscriber
     created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What a write answers a caller who may change the list but not read it: the id and
+    the values the caller sent, as sent, and nothing the store held before."""
+
+    id: int
+    sent: Mapping[str, Any]
+
+
+def read_back(subscriber: Subscriber, *, may_read: bool, sent: Mapping[str, Any]) -> Subscriber | Receipt:
+    """The answer to a write (add, change, unsubscribe): the whole record for a caller who
+    may read the list, else only a Receipt, so that writing one address after another
+    cannot dump the list (its names, tags, zones, statuses and dates)."""
+    return subscriber if may_read else Receipt(id=subscriber.id, sent=dict(sent))
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,13 +257,16 @@ def update_subscriber(
     name: str | None = None,
     tags: Iterable[str] | None = None,
     timezone: str | None = None,
+    check: Callable[[Subscriber], None] | None = None,
 ) -> Subscriber:
     """Change a subscriber's name, zone or tags (`tags` replaces the set); None leaves a field.
 
+    Nothing is written when nothing changes. `check` sees the subscriber as stored, in the
+    transaction that writes, and raises to refuse the change (a stale If-Match, say).
     The status never changes here: use `unsubscribe`, or `subscribe` with resubscribe.
     """
     current = get_subscriber(db, key)
-    return store.edit(db, current.id, name=name, tags=tags, timezone=timezone, now=now)
+    return store.edit(db, current.id, name=name, tags=tags, timezone=timezone, now=now, check=check)
 
 
 def unsubscribe(db: Engine, key: int | str, *, now: datetime, source: str = "cli") -> Subscriber:
@@ -257,9 +284,10 @@ def erase(db: Engine, key: int | str, *, now: datetime) -> str:
     """Delete a subscriber's personal data (an erasure request); returns the address erased.
 
     Their copies stay in the ledger without address or name, so every issue's counts stay
-    true; webhook messages not yet sent about them are dropped.
+    true; webhook messages and kept API answers that name them are dropped, and webhook
+    receivers are told `subscriber.erased` with the id alone.
 
-    A later import may add the address again, since nothing remembers it.
+    A later import may add the address again, under a new id, since nothing remembers it.
     """
     current = get_subscriber(db, key)
     store.remove(db, current.email, now=now, purge=True)

@@ -419,8 +419,12 @@ def edit(
     name: str | None = None,
     tags: Iterable[str] | None = None,
     timezone: str | None = None,
+    check: Callable[[Subscriber], None] | None = None,
 ) -> Subscriber:
     """Change the name, zone or tags (`tags` replaces the whole set); None leaves a field as it is.
+
+    `check` is called with the subscriber as stored, inside the writing transaction, and
+    may raise to refuse the change (a precondition such as an HTTP If-Match).
 
     An empty `timezone` clears the zone. Nothing is written, `updated_at` included, when
     nothing changes; a change is told to webhook receivers (`subscriber.updated`).
@@ -437,6 +441,8 @@ def edit(
         before = _load(conn, subscribers.c.id == subscriber_id)
         if before is None:
             raise NotFound(f"no subscriber with id {subscriber_id}")
+        if check is not None:
+            check(before)
         values = {key: value for key, value in values.items() if getattr(before, key) != value}
         retag = tag_list is not None and set(tag_list) != set(before.tags)
         if not values and not retag:
