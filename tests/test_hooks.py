@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
@@ -389,3 +390,40 @@ def test_a_failing_endpoint_is_reported_with_its_error_and_since_when(config: Co
     finally:
         receiver.close()
     assert access.failing_endpoints(db) == []
+
+
+def _failing_endpoint(db: sa.Engine, config: Config) -> str:
+    url = f"http://127.0.0.1:{_free_port()}/hook"
+    access.add_endpoint(db, url, ["subscriber.created"], now=datetime.now(UTC), allow_private=True)
+    subscribers.subscribe(db, "ada@example.org", now=datetime.now(UTC))
+    hooks.deliver_due(config, db, now=datetime.now(UTC))
+    return url
+
+
+def test_status_names_a_failing_endpoint(config: Config, db: sa.Engine) -> None:
+    """`publisher status` ends with each failing endpoint, its failures in a row and last error."""
+    url = _failing_endpoint(db, config)
+    env = {"PUBLISHER_CONFIG": str(config.path), "PUBLISHER_SECRET": "k" * 40}
+    result = CliRunner().invoke(cli, ["status"], env=env)
+    assert result.exit_code == 0, result.output
+    assert f"webhook endpoint 1 ({url}) failing since" in result.output
+    assert "1 failed attempt(s) in a row" in result.output and "cannot connect" in result.output
+
+
+def test_home_shows_a_failing_endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The desk's Home opens with a notice naming the failing endpoint and its last error."""
+    from desk_support import add_users, quick_hashes, sign_in
+    from web_support import live_server, make_publication
+
+    from publisher.web import create_app
+
+    quick_hashes(monkeypatch)
+    config = make_publication(tmp_path)
+    add_users(config)
+    db = open_store(config.store_url)
+    url = _failing_endpoint(db, config)
+    db.dispose()
+    with live_server(create_app(config)) as base, httpx.Client(base_url=base) as http:
+        sign_in(http)
+        home = http.get("/desk/").text
+    assert 'id="failing-hooks"' in home and url in home and "1 failed attempt in a row" in home

@@ -40,16 +40,22 @@ def status(ctx: click.Context, issue: str | None, show_failed: bool) -> None:
         raise click.UsageError("--failed needs an ISSUE (an id or a slug); `publisher status` lists them")
     config = get_config(ctx)
     if issue is None:
-        from publisher.store.glance import issue_lines
+        from publisher.store.glance import hooks_failing, issue_lines
 
         glanced = issue_lines(config.store_url)
         if glanced is not None:
             _table(glanced)
+            if hooks_failing(config.store_url) is not False:
+                _failing_hooks(config.store_url)
             return
     from publisher.services import stats as service
     from publisher.store import open_store
 
     db = open_store(config.store_url)
+    if issue is None:
+        _table(service.issue_status(db, None))
+        _failing_hooks(config.store_url)
+        return
     if show_failed:
         assert issue is not None
         _failed_list(service.issue_failures(db, issue, rows=True))
@@ -82,6 +88,20 @@ def _table(lines: Sequence[IssueStatus]) -> None:
     uncertain = sum(line.uncertain for line in lines)
     if uncertain:
         click.echo(UNCERTAIN_NOTE.format(n=uncertain))
+
+
+def _failing_hooks(store_url: str) -> None:
+    """Webhook endpoints whose messages fail: the last error, failures in a row, since when."""
+    from publisher.services import access
+    from publisher.store import open_store
+
+    for trouble in access.failing_endpoints(open_store(store_url)):
+        when = f"next try {trouble.next_try:%Y-%m-%d %H:%M} UTC" if trouble.next_try else "given up"
+        click.echo(
+            f"webhook endpoint {trouble.endpoint_id} ({trouble.url}) failing since "
+            f"{trouble.since:%Y-%m-%d %H:%M} UTC: {trouble.failures} failed attempt(s) in a row, {when}; "
+            f"last error: {trouble.last_error}"
+        )
 
 
 def _failure_summary(failures: service.IssueFailures) -> None:

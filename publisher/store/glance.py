@@ -18,7 +18,7 @@ from pathlib import Path
 from publisher.models import IssueStatus
 from publisher.store.revisions import head_on_disk
 
-__all__ = ["issue_lines"]
+__all__ = ["hooks_failing", "issue_lines"]
 
 _PREFIX = "sqlite:///"
 
@@ -72,3 +72,20 @@ def issue_lines(url: str, *, limit: int = -1) -> list[IssueStatus] | None:
         ]
     except (TypeError, ValueError):
         return None
+
+
+def hooks_failing(url: str) -> bool | None:
+    """Whether a webhook message waits on a retry (`status` then asks the store which
+    endpoints fail); None when only the store can say."""
+    path = _path(url)
+    if path is None:
+        return None
+    try:
+        with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5)) as conn:
+            row = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM webhook_messages WHERE state IN ('pending', 'expired') "
+                "AND attempts > 0 AND last_error != '')"
+            ).fetchone()
+    except sqlite3.Error:
+        return None
+    return bool(row[0])

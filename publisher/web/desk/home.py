@@ -3,14 +3,14 @@ and what stands between the configuration and real readers."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Engine
 
 from publisher.config import Config
+from publisher.services import access, stats
 from publisher.services import issues as issue_service
-from publisher.services import stats
 from publisher.services import subscribers as subscriber_service
 from publisher.services.stats import DayCounts, IssueCounts
 from publisher.store.issues import IssueStatus
@@ -35,6 +35,8 @@ class HomeView:
     sending: list[IssueStatus]
     scheduled: list[Schedule]
     gaps: list[str]
+    failing_hooks: list[access.EndpointTrouble] = field(default_factory=list)
+    """Webhook endpoints whose messages fail, shown as a notice at the top."""
 
 
 def home_view(config: Config, engine: Engine, now: datetime) -> HomeView:
@@ -57,4 +59,5 @@ def home_view(config: Config, engine: Engine, now: datetime) -> HomeView:
         sending=[line for line in recent if line.status == "sending"],
         scheduled=issue_service.list_schedules(engine),
         gaps=go_live_gaps(config),
+        failing_hooks=access.failing_endpoints(engine),
     )
