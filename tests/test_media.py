@@ -170,14 +170,15 @@ def test_the_answer_gives_the_markdown_and_the_size(config: Config) -> None:
 
 def test_a_file_over_20_mb_is_refused() -> None:
     """21 MB is refused before Pillow opens anything."""
-    assert "21.0 MB" in refusal(b"\xff\xd8" + os.urandom(21 * 1024 * 1024 - 2)) and "20 MB" in refusal(b"x" * (21 << 20))
+    message = refusal(b"\xff\xd8" + os.urandom(21 * 1024 * 1024 - 2))
+    assert "21.0 MB" in message and "20 MB" in message
 
 
 def test_a_decompression_bomb_is_refused(config: Config) -> None:
     """A tiny PNG claiming 900 megapixels is refused without being decoded."""
     data = bomb()
     assert len(data) < 200_000
-    with pytest.raises(InvalidRequest, match="too large|megapixels"):
+    with pytest.raises(InvalidRequest, match=r"too large|megapixels"):
         media_service.store_image(config, data)
     assert stored(config) == []
 

@@ -52,6 +52,7 @@ __all__ = [
 ]
 
 PER_PAGE = 60
+_NAME_LINE_RE = re.compile(f"^{media.NAME_RE.pattern}$", re.MULTILINE)
 _REFERENCE_RE = re.compile(
     rf"{media.FOLDER}/([0-9a-f]{{{media.HASH_LENGTH}}})-[0-9]{{1,5}}x[0-9]{{1,5}}\.(?:jpg|png|gif)"
 )
@@ -163,31 +164,55 @@ def _inside_content(config: Config, folder: Path) -> None:
 
 
 def _mains(folder: Path) -> dict[str, tuple[MediaName, os.stat_result]]:
-    """The main (widest) file of every picture in `folder`, by hash, with its stat."""
-    best: dict[str, MediaName] = {}
-    entries: dict[str, os.DirEntry[str]] = {}
+    """The main (widest) file of every picture in `folder`, by hash, with its stat.
+
+    One listing and one regular expression over all the names (a folder of 5,000
+    pictures holds 15,000 files), then one stat per picture, not per file.
+    """
     try:
-        scanned = os.scandir(folder)
+        with os.scandir(folder) as entries:
+            names = [entry.name for entry in entries]
     except FileNotFoundError:
         return {}
-    with scanned:
-        for entry in scanned:
-            name = media.parse_name(entry.name)
-            if name is None:
-                continue
-            known = best.get(name.hash)
-            if known is None or name.width > known.width:
-                best[name.hash] = name
-                entries[name.hash] = entry
-    found: dict[str, tuple[MediaName, os.stat_result]] = {}
-    for key, name in best.items():
+    best: dict[str, tuple[int, str]] = {}
+    for found in _NAME_LINE_RE.finditer("\n".join(names)):
+        key, width = found["hash"], int(found["width"])
+        if key not in best or width > best[key][0]:
+            best[key] = (width, found.group(0))
+    mains: dict[str, tuple[MediaName, os.stat_result]] = {}
+    for key, (_width, name) in best.items():
         try:
-            info = entries[key].stat(follow_symlinks=False)
+            info = os.stat(os.path.join(folder, name), follow_symlinks=False)  # noqa: PTH116, PTH118 - no Path per file
         except OSError:
             continue
-        if stat.S_ISREG(info.st_mode):
-            found[key] = (name, info)
-    return found
+        parsed = media.parse_name(name)
+        if parsed is not None and stat.S_ISREG(info.st_mode):
+            mains[key] = (parsed, info)
+    return mains
+
+
+def _article_files(config: Config) -> list[tuple[Path, str]]:
+    """The article files (`content.article_files`), without walking the media folder."""
+    folder = config.path_of("build.content")
+    root = f"{config.root.resolve()}{os.sep}"
+    found: list[tuple[Path, str]] = []
+    pending = [folder]
+    while pending:
+        here = pending.pop()
+        try:
+            with os.scandir(here) as entries:
+                listed = [(e.name, e.path, e.is_dir(follow_symlinks=False)) for e in entries]
+        except OSError:
+            continue
+        for name, path, is_folder in listed:
+            if name.startswith((".", "_")) or (here == folder and name == media.FOLDER):
+                continue
+            if is_folder:
+                pending.append(Path(path))
+            elif name.endswith(".md"):
+                full = str(path)
+                found.append((Path(path), full[len(root):] if full.startswith(root) else full))
+    return sorted(found, key=lambda item: item[1])
 
 
 def usage(config: Config, hashes: Iterable[str] | None = None) -> dict[str, tuple[ArticleRef, ...]]:
@@ -199,11 +224,7 @@ def usage(config: Config, hashes: Iterable[str] | None = None) -> dict[str, tupl
     """
     wanted = set(hashes) if hashes is not None else None
     found: dict[str, list[ArticleRef]] = {}
-    try:
-        files = content.article_files(config)
-    except ContentError:
-        return {}
-    for path, source in files:
+    for path, source in _article_files(config):
         try:
             text = path.read_text(encoding="utf-8", errors="replace")
         except OSError:

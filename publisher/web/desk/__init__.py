@@ -38,6 +38,7 @@ from publisher.web.desk.articles import ArticleDesk
 from publisher.web.desk.auth import LOGIN_COOKIE, Asked, DeskAuth, client_address, safe_next
 from publisher.web.desk.issues import IssueDesk
 from publisher.web.desk.keys import KeyDesk
+from publisher.web.desk.media import MediaDesk
 from publisher.web.desk.render import DeskPages, static_dir
 from publisher.web.desk.revisions import RevisionDesk
 from publisher.web.desk.settings import SettingsDesk
@@ -48,7 +49,7 @@ __all__ = ["Desk", "DeskSettings"]
 PAGES = (
     "login", "home", "articles", "editor", "conflict", "confirm_send", "issues", "issue",
     "subscribers", "subscriber", "import", "imported", "settings", "keys",
-    "revisions", "revision",
+    "revisions", "revision", "media",
 )
 
 
@@ -76,6 +77,7 @@ class Desk:
             SubscriberDesk(config, engine, self.pages, self.auth),
             SettingsDesk(config, engine, self.pages, self.auth, settings.provider_factory),
             KeyDesk(engine, self.pages, self.auth),
+            MediaDesk(config, engine, self.pages, self.auth),
             RevisionDesk(config, engine, self.pages, self.auth),
         )
 

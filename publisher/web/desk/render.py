@@ -65,6 +65,7 @@ NAV = (
     ("articles", "Articles", "/desk/articles"),
     ("issues", "Issues", "/desk/issues"),
     ("subscribers", "Subscribers", "/desk/subscribers"),
+    ("media", "Media", "/desk/media"),
     ("settings", "Settings", "/desk/settings"),
 )
 
