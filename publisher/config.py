@@ -164,10 +164,8 @@ SETTINGS: tuple[Setting, ...] = (
       "Addresses or networks of reverse proxies whose X-Forwarded-For names the client "
       "(e.g. [\"127.0.0.1\"]); empty trusts none."),
     # [schedule]
-    S("schedule.policy", "wait", "choice", "What a new article's newsletter does once the article is on the site: "
-      "wait for the author to send or schedule it, go out now, at the next send window, or in the digest "
-      "(\"draft\" is the old name of \"wait\"). Articles saved in the desk or the API always wait.",
-      ("wait", "now", "window", "draft", "digest")),
+    S("schedule.policy", "now", "choice", "What a new article does: send now, wait for the send window, "
+      "stay a draft issue, or wait for the digest.", ("now", "window", "draft", "digest")),
     S("schedule.window", "tue 08:00", "str", "Send window for policy \"window\": weekday(s) and time, author's zone."),
     S("schedule.digest", "", "str",
       "Cron expression for digests in the author's zone, e.g. \"0 8 * * mon\"; empty: none."),

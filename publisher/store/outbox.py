@@ -68,7 +68,6 @@ EVENTS = (
     "subscriber.complained",
     "subscriber.erased",
     "issue.scheduled",
-    "issue.held",
     "issue.sent",
     "issue.failed",
 )

@@ -23,7 +23,6 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
-    false,
 )
 from sqlalchemy.engine import Dialect
 
@@ -195,9 +194,7 @@ schedules = Table(
     Column("run_at", UTC_TIME, nullable=False),
     Column("timezone", String(64), nullable=False),  # the zone the author named
     Column("local_time", String(32), nullable=False),  # "2026-12-01 09:00" as the author wrote it
-    Column("state", String(16), nullable=False),  # pending, claimed, done, skipped, held, cancelled
-    # True when the article was not on the site when scheduled: the schedule puts it there.
-    Column("publishes", Boolean, nullable=False, default=False, server_default=false()),
+    Column("state", String(16), nullable=False),  # pending, claimed, done, skipped, cancelled
     Column("claimed_by", String(100)),
     Column("claimed_at", UTC_TIME),
     Column("detail", Text, nullable=False, default=""),
