@@ -28,9 +28,19 @@ author's other files are carried into each new build. A file of the author's in 
 way of a new page stops the build before anything is written; a stale file the author
 has edited since is kept. `publisher serve` answers only for the files in the manifest.
 
+Nothing is removed or replaced that a build did not make. Nothing is written or
+removed through a link inside the output (a folder of it that is a link stops the
+build), and the output path must be the build's own link or a plain folder: a link the
+author made is refused, not replaced. An old build goes file by file, only what a build
+wrote or carried into the new one: a file made in it while it was served (a program
+writing into the output, a database's journal) is kept, with its folder, and a warning
+names it.
+
 The output must be a folder of its own: `output_folder` refuses one that is, or
-contains, the publication folder, the content or template folders, the database, the
-outbox or the DKIM key, since anything in it may end up on the web.
+contains, the publication folder, the content or template folders, the database and
+its journal files, the outbox, the DKIM keys, the build cache or the generated secret,
+since anything in it may end up on the web. The content folder's files are copied as
+they are, never through a symbolic link (`content.link_refusal`).
 
 Newsletter previews cost a Jinja and premailer run each (tens of milliseconds), so only
 the newest `build.previews` articles get one: that is where an author looks before a
@@ -61,9 +71,9 @@ from types import MappingProxyType
 from urllib.parse import urlsplit
 from warnings import catch_warnings, simplefilter
 
-from publisher import archive, content, newsletter, outputs
+from publisher import archive, build_cache, content, newsletter, outputs, tokens
 from publisher.build_cache import ArticleCache, Rendered, RenderRecord
-from publisher.config import Config
+from publisher.config import Config, sqlite_path
 from publisher.errors import BuildError
 from publisher.models import Article, BuildReport
 
@@ -139,8 +149,10 @@ def output_folder(config: Config) -> Path:
     that switches builds), once it is known not to expose the publication's own files.
 
     Raises BuildError when the output is, or contains, the filesystem root, the
-    publication folder, the content or template folders, the database, the outbox or
-    the DKIM key: everything in the output may be served.
+    publication folder, the content or template folders, the database (or the journal
+    files SQLite keeps beside it), the outbox, the DKIM keys, the build cache or the
+    generated secret: everything in the output may be served, and the output path itself
+    is replaced by a link at every build.
     """
     raw = config.root.resolve() / str(config["build.output"])
     normal = Path(os.path.normpath(raw))
@@ -152,12 +164,18 @@ def output_folder(config: Config) -> Path:
         ("the template folder [build] templates", config.path_of("build.templates")),
         ("the outbox [delivery.maildir] path", config.path_of("delivery.maildir.path")),
     ]
-    if str(config["delivery.dkim.private_key_file"]).strip():
-        protected.append(("the DKIM key [delivery.dkim] private_key_file",
-                          config.path_of("delivery.dkim.private_key_file")))
-    url = config.store_url
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        protected.append(("the database [store] url", Path(url[len("sqlite:///"):])))
+    for key in ("private_key_file", "ed25519_key_file"):
+        if str(config[f"delivery.dkim.{key}"]).strip():
+            protected.append((f"the DKIM key [delivery.dkim] {key}", config.path_of(f"delivery.dkim.{key}")))
+    database = sqlite_path(config.store_url)
+    if database is not None:
+        # Its journal, WAL and shared-memory files too: SQLite makes them beside it at any time.
+        place = (config.root / database).resolve()
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            protected.append(("the database [store] url", place.with_name(place.name + suffix)))
+    root = config.root.resolve()
+    protected.append(("the build cache (.publisher-cache)", root / build_cache.CACHE_FOLDER))
+    protected.append(("the generated secret (.publisher-secret)", root / tokens.SECRET_FILE_NAME))
     for candidate in dict.fromkeys((output, output.resolve())):
         for name, path in protected:
             if candidate == path or candidate in path.parents:
@@ -244,16 +262,26 @@ def _asset_files(config: Config) -> list[tuple[str, Path]]:
     """The content folder's files that are not articles (images, PDFs), by relative path.
 
     Names starting with "." or "_" are skipped, as articles' are. A missing content
-    folder has none.
+    folder has none. A symbolic link stops the build (`content.link_refusal`): copied, it
+    would publish whatever it points at.
     """
     folder = config.path_of("build.content")
     if not folder.is_dir():
         return []
-    return [
-        (relative, path)
-        for path, relative in content.content_files(folder)
-        if not path.name.endswith(ARTICLE_SUFFIXES) and path.is_file()
-    ]
+    shown = f"{config['build.content']}".rstrip("/")
+    found: list[tuple[str, Path]] = []
+    for path, relative in content.content_files(folder):
+        if path.name.endswith(ARTICLE_SUFFIXES):
+            continue
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:
+            continue  # gone since the folder was listed
+        if S_ISLNK(mode):
+            raise content.link_refusal(path, f"{shown}/{relative}", config)
+        if S_ISREG(mode):
+            found.append((relative, path))
+    return found
 
 
 def preview_refusal(article: Article) -> str:
@@ -350,17 +378,33 @@ def write_site(output: Path, site: Site, *, write: bool = True) -> BuildReport:
     `output` is the path from `output_folder`; the builds folder beside it is the only
     other place written.
     """
-    if output.is_symlink() and not output.exists():
-        raise BuildError(f"cannot write to {output}: it is a broken link; remove it and build again")
-    if output.exists() and not output.is_dir():
-        raise BuildError(f"cannot write to {output}: it is a file, not a folder; set [build] output to a folder")
+    _check_output(output)
     if not write:
         return _plan(output, site).report
     with _builds_lock(output):
         plan = _plan(output, site)
-        if plan.changes:
-            _publish(output, plan, site)
+        notes = _publish(output, plan, site) if plan.changes else []
+    if notes:
+        return replace(plan.report, warnings=tuple(dict.fromkeys((*plan.report.warnings, *notes))))
     return plan.report
+
+
+def _check_output(output: Path) -> None:
+    """Refuse an output the build would have to replace without having made it: a file, or
+    a link that is not the build's own (to a build in the builds folder beside it)."""
+    if output.is_symlink():
+        target = PurePosixPath(os.readlink(output))  # noqa: PTH115
+        ours = len(target.parts) == 2 and target.parts[0] == builds_folder(output).name
+        if not ours:
+            raise BuildError(
+                f"cannot write to {output}: it is a link to {target}, which publisher did not make, and a "
+                "build replaces the output with a link of its own; remove the link (and point your web "
+                "server at the output instead), or set [build] output to the folder itself"
+            )
+        if not output.exists():
+            raise BuildError(f"cannot write to {output}: it is a broken link; remove it and build again")
+    if output.exists() and not output.is_dir():
+        raise BuildError(f"cannot write to {output}: it is a file, not a folder; set [build] output to a folder")
 
 
 def _build(
@@ -369,10 +413,7 @@ def _build(
     """`write_site` for a plan: renders only the outputs whose key changed since the served
     build, and writes each file into the new build as soon as it is rendered, so a build
     holds one page at a time, never the whole site."""
-    if output.is_symlink() and not output.exists():
-        raise BuildError(f"cannot write to {output}: it is a broken link; remove it and build again")
-    if output.exists() and not output.is_dir():
-        raise BuildError(f"cannot write to {output}: it is a file, not a folder; set [build] output to a folder")
+    _check_output(output)
     with _builds_lock(output):
         writer = _Writer(output, config, plan.environment)
         try:
@@ -589,7 +630,7 @@ class _Writer:
                     f"cannot write {self.output}: {exc.strerror or exc}; check that [build] output points to a "
                     "folder you can write"
                 ) from exc
-            _prune(builds_folder(self.output), build)
+            warnings = [*warnings, *_prune(builds_folder(self.output), build)]
         if build is not None and (changes or self.rendered):
             RenderRecord(build.name, self.files, self.notes).save(self.config, self.output, self.environment)
         notes = [
@@ -608,14 +649,84 @@ class _Writer:
         )
 
 
-def _prune(builds: Path, version: Path) -> None:
-    """Remove the builds before `version` (and anything a killed build left)."""
+def _prune(builds: Path, version: Path) -> list[str]:
+    """Remove the builds before `version`, and what killed builds left; warnings.
+
+    Only what a build made goes: its stages (`tmp-*`), its links (`link-*`), and in an
+    old build the files its manifest lists and those carried into `version` (the same
+    file, hard-linked). Anything else in an old build was made there while it was served
+    (a file the author or another program wrote into the output, a database's journal):
+    it is left where it is, with its build folder, and named in a warning. Other names
+    in the builds folder are not publisher's and are left alone.
+    """
+    notes: list[str] = []
     for old in builds.iterdir():
-        if old != version and old.name != ".lock":
-            if old.is_dir() and not old.is_symlink():
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                old.unlink(missing_ok=True)
+        name = old.name
+        if old == version or name == ".lock" or old.is_symlink() != name.startswith("link-"):
+            continue
+        if name.startswith("link-"):
+            old.unlink(missing_ok=True)
+        elif name.startswith("tmp-") and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)  # a stage of a killed build: links and new files
+        elif name.startswith("v") and old.is_dir():
+            left = _clear_build(old, version)
+            if left:
+                shown = ", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
+                notes.append(
+                    f"kept {builds.name}/{name}: it holds files publisher did not write ({shown}), made "
+                    "there while it was the site; move them where they belong, then remove the folder"
+                )
+    return notes
+
+
+def _clear_build(old: Path, new: Path) -> list[str]:
+    """Remove from the old build `old` what a build wrote (see `_prune`); the others' paths.
+
+    os calls on strings: an old build of thousands of files is cleared at every switch.
+    """
+    written, _note = _read_manifest(old)
+    top, fresh = os.fspath(old), os.fspath(new)
+    device = os.lstat(top).st_dev
+    left: list[str] = []
+
+    def carried(entry: os.DirEntry[str], rel: str) -> bool:
+        try:
+            twin = os.lstat(os.path.join(fresh, rel))  # noqa: PTH118
+        except OSError:
+            return False
+        if entry.is_symlink():
+            return S_ISLNK(twin.st_mode) and os.readlink(entry.path) == os.readlink(os.path.join(fresh, rel))  # noqa: PTH115, PTH118
+        return twin.st_dev == device and twin.st_ino == entry.inode()
+
+    def clear(folder: str, prefix: str) -> None:
+        try:
+            with os.scandir(folder) as found:
+                entries = list(found)
+        except OSError:
+            return
+        for entry in entries:
+            rel = prefix + entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if entry.stat(follow_symlinks=False).st_dev != device:
+                    left.append(rel + "/")  # another file system mounted here: never ours
+                    continue
+                clear(entry.path, rel + "/")
+                continue
+            ours = (
+                rel in written or rel == MANIFEST
+                or (entry.name.startswith(".") and entry.name.endswith(".tmp"))  # a killed build's
+                or carried(entry, rel)
+            )
+            if not ours:
+                left.append(rel)
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)  # noqa: PTH108
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)  # noqa: PTH106  (empty unless something was kept)
+
+    clear(top, "")
+    return left
 
 
 @dataclass(frozen=True, slots=True)
@@ -722,8 +833,9 @@ def _builds_lock(output: Path) -> Iterator[None]:
         yield
 
 
-def _publish(output: Path, plan: _Plan, site: Site) -> None:
-    """Stage the new build beside the served one, switch the output link to it, prune."""
+def _publish(output: Path, plan: _Plan, site: Site) -> list[str]:
+    """Stage the new build beside the served one, switch the output link to it, prune; the
+    pruning's warnings."""
     builds = builds_folder(output)
     stage = Path(tempfile.mkdtemp(dir=builds, prefix="tmp-"))
     try:
@@ -747,7 +859,7 @@ def _publish(output: Path, plan: _Plan, site: Site) -> None:
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
-    _prune(builds, version)
+    return _prune(builds, version)
 
 
 def _link_tree(source: Path, target: Path) -> None:
@@ -807,8 +919,8 @@ def _stale(root: Path, previous: Mapping[str, str | None], now: Iterable[str]) -
     kept: list[str] = []
     for rel in sorted(rel for rel in set(previous) - set(now) if _inside_or_none(root, rel)):
         path = root / rel
-        if not path.is_file():
-            continue
+        if not _plain_file(root, rel):
+            continue  # gone, or reached through a link: never removed
         recorded = previous[rel]
         if recorded is None or _file_digest(path) == recorded:
             removed.append(rel)
@@ -846,27 +958,45 @@ def _manifest_bytes(hashes: Mapping[str, str | None]) -> bytes:
 
 
 def _obstacle(root: Path, path: Path, *, owned: bool) -> str:
-    """Why `path` cannot be written without harming something that is not ours; "" if it can."""
+    """Why `path` cannot be written without harming something that is not ours; "" if it can.
+
+    Each folder on the way down from `root` must be a folder, not a link to one: written
+    through a link, the file would land, or replace one, outside the output.
+    """
     # os calls on strings, not pathlib: a first build asks this of thousands of files.
     top, name = os.fspath(root), os.fspath(path)
+    parts = os.path.relpath(name, top).split(os.sep)  # noqa: PTH206
+    for depth in range(1, len(parts)):
+        try:
+            folder = os.lstat(os.path.join(top, *parts[:depth]))  # noqa: PTH118
+        except (FileNotFoundError, NotADirectoryError):
+            return ""  # the rest is made by the build
+        if S_ISLNK(folder.st_mode):
+            return f"{parts[depth - 1]} is a link, where the build needs a folder of its own"
+        if not S_ISDIR(folder.st_mode):
+            return f"{parts[depth - 1]} is a file where the build needs a folder"
     try:
         found = os.lstat(name)
     except (FileNotFoundError, NotADirectoryError):
-        found = None
-    if found is not None:
-        if S_ISLNK(found.st_mode) or not S_ISREG(found.st_mode):
-            return "is a folder or a link, not a file the build wrote"
-        return "" if owned else "exists and was not written by publisher"
-    # Missing: each folder on the way down from `root` must be one (or a link to one).
-    parts = os.path.relpath(name, top).split(os.sep)[:-1]  # noqa: PTH206
-    for depth in range(1, len(parts) + 1):
+        return ""
+    if S_ISLNK(found.st_mode) or not S_ISREG(found.st_mode):
+        return "is a folder or a link, not a file the build wrote"
+    return "" if owned else "exists and was not written by publisher"
+
+
+def _plain_file(root: Path, rel: str) -> bool:
+    """Whether `rel` under `root` is a regular file reached through folders only, no link."""
+    path = root
+    parts = PurePosixPath(rel).parts
+    for depth, part in enumerate(parts, start=1):
+        path = path / part
         try:
-            folder = os.stat(os.path.join(top, *parts[:depth]))  # noqa: PTH116, PTH118
-        except (FileNotFoundError, NotADirectoryError):
-            return ""
-        if not S_ISDIR(folder.st_mode):
-            return f"{parts[depth - 1]} is a file where the build needs a folder"
-    return ""
+            mode = os.lstat(path).st_mode
+        except OSError:
+            return False
+        if not (S_ISREG(mode) if depth == len(parts) else S_ISDIR(mode)):
+            return False
+    return True
 
 
 def _inside_or_none(root: Path, rel: str) -> Path | None:
@@ -939,8 +1069,11 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def _remove(root: Path, rel: str) -> None:
-    """Remove a stale file and any folders it leaves empty (never `root` itself)."""
+    """Remove a stale file and any folders it leaves empty (never `root` itself, nor
+    anything reached through a link)."""
     path = root / rel
+    if not _plain_file(root, rel):
+        return
     try:
         path.unlink(missing_ok=True)
     except OSError as exc:

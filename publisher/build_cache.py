@@ -5,10 +5,10 @@ Two things, so that a rebuild does the work of what changed and nothing else:
 - Parsed articles. An article file is parsed again only when its bytes, its name, the
   settings that parsing reads (zone, site URL, default author) or the code that parses
   (publisher and its Markdown, YAML and sanitising libraries) change: the key is a
-  SHA-256 of all of them. The index (`articles.pickle`) keeps each article without its
+  SHA-256 of all of them. The index (`articles.json`) keeps each article without its
   HTML, which waits in `html/<key>.html` until a page or feed needs it, so a build holds
   the metadata of every article and the text of only the few it is rendering.
-- Rendered outputs (`renders-<output>.pickle`): for each file of the build being served,
+- Rendered outputs (`renders-<output>.json`): for each file of the build being served,
   the key of everything its bytes were made from (see `publisher.outputs`), its hash,
   its size and mtime, and the warnings its rendering gave. A file whose key is unchanged
   and which is still as the build left it is not rendered again.
@@ -19,23 +19,32 @@ so deleting the folder is always safe. Files are written to a temporary name and
 so a build killed half way, or two builds at once, leave whole files; the worst a race
 can do is make the next build parse or render again. The folder holds drafts, so it is
 kept out of the output folder (and out of git: `publisher init` ignores it).
+
+A cache never executes. Its files are JSON, read into plain values and checked field by
+field (no pickle: whoever could write one would run code as the publisher). The folder
+is created 0700 whatever the umask, its files 0600; a folder that is a link, belongs to
+another user or is writable by group or others is not used at all (a warning names it),
+since anyone who can write there could put words in the author's articles.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
+import logging
 import multiprocessing
 import os
-import pickle
 import sys
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, fields, replace
+from datetime import datetime, tzinfo
 from importlib import metadata
 from pathlib import Path
+from stat import S_ISDIR, S_ISREG
 from typing import Any, NamedTuple
 from warnings import catch_warnings, simplefilter
 
@@ -44,16 +53,18 @@ from publisher.config import Config
 from publisher.errors import ContentError
 from publisher.models import Article
 
-__all__ = ["CACHE_FOLDER", "ArticleCache", "RenderRecord", "Rendered", "code_fingerprint"]
+__all__ = ["CACHE_FOLDER", "ArticleCache", "RenderRecord", "Rendered", "code_fingerprint", "usable_folder"]
+
+log = logging.getLogger(__name__)
 
 CACHE_FOLDER = ".publisher-cache"
 """The cache's folder in the publication folder (the folder of config.toml)."""
 
-_FORMAT = 2
+_FORMAT = 3
+"""Bumped whenever what the cache stores changes shape: older entries are then ignored."""
 
 PARALLEL_FROM = 200
 """Articles to parse from which `ArticleCache.warm` starts worker processes."""
-"""Bumped whenever what the cache stores changes shape: older entries are then ignored."""
 
 _LIBRARIES = (
     "markdown-it-py", "mdit-py-plugins", "nh3", "pyyaml", "python-slugify", "jinja2", "feedgen",
@@ -101,47 +112,90 @@ def code_fingerprint() -> str:
     return _CODE[0]
 
 
+_WARNED: set[str] = set()
+
+
+def usable_folder(folder: Path) -> bool:
+    """Whether the cache may read and write `folder`, created 0700 if missing.
+
+    False, with one logged warning a process, when it is a link or not a folder, belongs
+    to another user, or is writable by group or others: whoever can write there could put
+    words in the articles a build publishes, so its entries are not trusted.
+    """
+    try:
+        folder.mkdir(mode=0o700)
+        folder.chmod(0o700)  # whatever the umask
+    except FileExistsError:
+        pass
+    except OSError:
+        return False  # cannot be made here: builds simply do all the work
+    try:
+        found = os.lstat(folder)
+    except OSError:
+        return False
+    problem = ""
+    if not S_ISDIR(found.st_mode):
+        problem = "it is a link or a file, not a folder"
+    elif hasattr(os, "geteuid") and found.st_uid != os.geteuid():
+        problem = f"it belongs to another user (uid {found.st_uid})"
+    elif found.st_mode & 0o022:
+        problem = f"it is writable by group or others (mode {found.st_mode & 0o777:04o})"
+    if problem:
+        if str(folder) not in _WARNED:
+            _WARNED.add(str(folder))
+            log.warning(
+                "not using the build cache %s: %s, so anyone could plant entries in it; remove the "
+                "folder (builds recreate it, mode 0700) or make it yours alone (chmod 700)",
+                folder, problem,
+            )
+        return False
+    return True
+
+
 def _load(path: Path, kind: str, fingerprint: str) -> Any:
     """The payload of a cache file written by `_save` with the same kind and fingerprint;
-    None for anything else (missing, truncated, garbage, another format or version)."""
+    None for anything else (missing, truncated, garbage, another format or version).
+    JSON: reading it builds plain values and runs nothing."""
     try:
         with path.open("rb") as handle:
-            head = pickle.load(handle)  # noqa: S301  (our own file, in the author's own folder)
-            if head != (kind, _FORMAT, fingerprint):
-                return None
-            return pickle.load(handle)  # noqa: S301
-    except Exception:  # a cache that cannot be read is a cache miss, whatever the reason
+            found = json.loads(handle.read())
+    except (OSError, ValueError, RecursionError):  # a cache that cannot be read is a miss
         return None
+    if not isinstance(found, dict) or found.get("head") != [kind, _FORMAT, fingerprint]:
+        return None
+    return found.get("payload")
 
 
 def _save(path: Path, kind: str, fingerprint: str, payload: Any) -> None:
     """Write whole or not at all; a cache that cannot be written only costs the next build time."""
-    with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                pickle.dump((kind, _FORMAT, fingerprint), handle, protocol=pickle.HIGHEST_PROTOCOL)
-                pickle.dump(payload, handle, protocol=pickle.HIGHEST_PROTOCOL)
-            Path(temp).replace(path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+    data = json.dumps({"head": [kind, _FORMAT, fingerprint], "payload": payload}, separators=(",", ":"))
+    _write_bytes(path, data.encode("ascii"))
 
 
 def _write_text(path: Path, text: str) -> None:
+    _write_bytes(path, text.encode("utf-8", "surrogatepass"))
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
     with contextlib.suppress(OSError):
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # 0600
         try:
             with os.fdopen(fd, "wb") as handle:
-                handle.write(text.encode("utf-8", "surrogatepass"))
+                handle.write(data)
             Path(temp).replace(path)
         except BaseException:
             Path(temp).unlink(missing_ok=True)
             raise
 
 
+def _html_folder(folder: Path) -> bool:
+    """The cache's `html/` made (0700) and fit for use, like the cache's own folder."""
+    return usable_folder(folder / "html")
+
+
 _FIELDS = tuple(field.name for field in fields(Article))
+_MOMENTS = frozenset({"date", "updated", "send_at"})
+_OPTIONAL = frozenset({"updated", "send_at", "image"})
 
 
 class _Entry(NamedTuple):
@@ -156,6 +210,49 @@ class _Entry(NamedTuple):
     @property
     def article(self) -> Article:
         return Article(*self.values)
+
+    def as_json(self) -> list[Any]:
+        values = [
+            value.isoformat() if isinstance(value, datetime) else list(value) if isinstance(value, tuple) else value
+            for value in self.values
+        ]
+        return [values, self.html_digest, self.about]
+
+    @classmethod
+    def from_json(cls, found: Any, tz: tzinfo) -> _Entry | None:
+        """The entry `as_json` gave, each field checked for its type; None if any is wrong."""
+        if not (isinstance(found, list) and len(found) == 3 and isinstance(found[0], list)):
+            return None
+        raw, html_digest, about = found
+        if len(raw) != len(_FIELDS) or not isinstance(html_digest, str) or not isinstance(about, str):
+            return None
+        values: list[Any] = []
+        for name, value in zip(_FIELDS, raw, strict=True):
+            if value is None and name in _OPTIONAL:
+                values.append(None)
+            elif name in _MOMENTS:
+                if not isinstance(value, str):
+                    return None
+                try:
+                    moment = datetime.fromisoformat(value)
+                except ValueError:
+                    return None
+                if moment.tzinfo is None:
+                    return None
+                values.append(moment.astimezone(tz))  # the zone parsing gave it, by name
+            elif name == "tags":
+                if not isinstance(value, list) or not all(isinstance(tag, str) for tag in value):
+                    return None
+                values.append(tuple(value))
+            elif name == "draft":
+                if not isinstance(value, bool):
+                    return None
+                values.append(value)
+            elif isinstance(value, str):
+                values.append(value)
+            else:
+                return None
+        return cls(tuple(values), html_digest, about)
 
 
 class ArticleCache:
@@ -174,8 +271,9 @@ class ArticleCache:
         self.fingerprint = _digest(
             code_fingerprint(), *(f"{key}={config[key]!r}" for key in _PARSE_SETTINGS)
         )
-        index = _load(self.folder / "articles.pickle", "articles", self.fingerprint)
-        self._index: dict[str, _Entry] = index if isinstance(index, dict) else {}
+        self.usable = usable_folder(self.folder) and _html_folder(self.folder)
+        """False when the folder is not the publisher's alone: nothing is read from or written to it."""
+        self._index: dict[str, _Entry] = self._load_index() if self.usable else {}
         self._loaded = set(self._index)
         self._seen: dict[str, _Entry] = {}
         self._keys: dict[tuple[str, str], str] = {}
@@ -198,11 +296,10 @@ class ArticleCache:
         todo: list[tuple[str, str, str]] = []
         for path, source in files:
             try:
-                with path.open("rb") as handle:
-                    key = _digest(self.fingerprint, source, handle.read())
-                    seen = os.fstat(handle.fileno())
+                data, seen = _read_plain(path)
             except OSError:
-                continue  # `read` says so
+                continue  # `read` says why (a link, a FIFO, a file it cannot read)
+            key = _digest(self.fingerprint, source, data)
             # `read` trusts this key while the file's size and mtime stay: one read a build.
             self._looked[str(path)] = (key, seen.st_size, seen.st_mtime_ns)
             if key not in self._index:
@@ -210,8 +307,6 @@ class ArticleCache:
         count = os.cpu_count() or 1
         if count < 2 or len(todo) < max(least, 2) or not sys.platform.startswith("linux"):
             return
-        with contextlib.suppress(OSError):
-            (self.folder / "html").mkdir(parents=True, exist_ok=True)
         _WORKER.append(self)
         try:
             with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork")) as pool, catch_warnings():
@@ -234,10 +329,7 @@ class ArticleCache:
         data: bytes | None = None
         key = self._known_key(path)
         if key is None:
-            try:
-                data = path.read_bytes()
-            except OSError as exc:
-                raise ContentError(f"{source}: cannot be read: {exc.strerror or exc}") from exc
+            data = content.read_content(path, source, self.config)
             key = _digest(self.fingerprint, source, data)
         failed = self._failed.get(key)
         if failed is not None:
@@ -264,16 +356,26 @@ class ArticleCache:
         if looked is None:
             return None
         try:
-            now = path.stat()
+            now = os.lstat(path)
         except OSError:
             return None
         return looked[0] if (now.st_size, now.st_mtime_ns) == looked[1:] else None
 
     def _parse(self, key: str, data: bytes, source: str) -> tuple[_Entry, Article]:
         self.parsed += 1
-        with contextlib.suppress(OSError):
-            (self.folder / "html").mkdir(parents=True, exist_ok=True)
-        return _parse(self.config, self.folder, key, data, source)
+        return _parse(self.config, self.folder if self.usable else None, key, data, source)
+
+    def _load_index(self) -> dict[str, _Entry]:
+        found = _load(self.folder / "articles.json", "articles", self.fingerprint)
+        if not isinstance(found, dict):
+            return {}
+        tz = self.config.tz
+        index: dict[str, _Entry] = {}
+        for key, raw in found.items():
+            entry = _Entry.from_json(raw, tz)
+            if entry is not None:  # a damaged entry is a miss: its file is parsed again
+                index[key] = entry
+        return index
 
     def key(self, article: Article) -> str:
         """The key of an article this cache read (KeyError for any other)."""
@@ -290,24 +392,31 @@ class ArticleCache:
         """
         key = self.key(article)
         entry = self._seen[key]
-        try:
-            html = (self.folder / "html" / f"{key}.html").read_bytes().decode("utf-8", "surrogatepass")
-        except (OSError, UnicodeDecodeError):
-            html = None
+        html = None
+        if self.usable:
+            try:
+                html = (self.folder / "html" / f"{key}.html").read_bytes().decode("utf-8", "surrogatepass")
+            except (OSError, UnicodeDecodeError):
+                html = None
         if html is not None and _digest(html) == entry.html_digest:
             return replace(article, html=html)
         path = self._paths[key]
-        data = path.read_bytes()
+        data = content.read_content(path, article.source, self.config)
         if _digest(self.fingerprint, article.source, data) != key:
             raise ContentError(f"{article.source}: changed while the site was being built; build again")
         return self._parse(key, data, article.source)[1]
 
     def save(self) -> None:
         """Keep the articles read this time, and the HTML of those only."""
-        if self._seen.keys() == self._loaded:
+        if not self.usable or self._seen.keys() == self._loaded:
             return
-        _save(self.folder / "articles.pickle", "articles", self.fingerprint, self._seen)
+        payload = {key: entry.as_json() for key, entry in self._seen.items()}
+        _save(self.folder / "articles.json", "articles", self.fingerprint, payload)
         self._prune(f"{key}.html" for key in self._seen)
+        for old in ("articles.pickle", *(p.name for p in self.folder.glob("renders-*.pickle"))):
+            # An older publisher's pickles: never read again, and better gone.
+            with contextlib.suppress(OSError):
+                (self.folder / old).unlink(missing_ok=True)
 
     def _prune(self, wanted: Iterable[str]) -> None:
         keep = set(wanted)
@@ -317,10 +426,12 @@ class ArticleCache:
                     Path(item.path).unlink(missing_ok=True)
 
 
-def _parse(config: Config, folder: Path, key: str, data: bytes, source: str) -> tuple[_Entry, Article]:
-    """Parse an article file's bytes; its HTML goes to the cache's folder, the rest in the entry."""
+def _parse(config: Config, folder: Path | None, key: str, data: bytes, source: str) -> tuple[_Entry, Article]:
+    """Parse an article file's bytes; its HTML goes to the cache's folder (if it has a usable
+    one), the rest in the entry."""
     article = content.parse_article(content.decode_article(data, source), source=source, config=config)
-    _write_text(folder / "html" / f"{key}.html", article.html)
+    if folder is not None:
+        _write_text(folder / "html" / f"{key}.html", article.html)
     bare = replace(article, html="")
     values = tuple(getattr(bare, name) for name in _FIELDS)
     return _Entry(values, _digest(article.html), _digest(repr(bare))), article
@@ -329,19 +440,31 @@ def _parse(config: Config, folder: Path, key: str, data: bytes, source: str) -> 
 _WORKER: list[ArticleCache] = []
 
 
+def _read_plain(path: Path) -> tuple[bytes, os.stat_result]:
+    """A regular file's bytes and its stat, never through a link (OSError for anything else:
+    `content.read_content` words the error)."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, flags)
+    with os.fdopen(fd, "rb") as handle:
+        seen = os.fstat(fd)
+        if not S_ISREG(seen.st_mode):
+            raise OSError(f"{path} is not a regular file")
+        return handle.read(), seen
+
+
 def _parse_in_worker(job: tuple[str, str, str]) -> _Entry | ContentError | None:
     """In a forked worker: one article's entry (its HTML written), its problem, or None
     when the file changed since it was looked at (`read` will see the new bytes)."""
     cache = _WORKER[-1]
     key, source, path = job
     try:
-        data = Path(path).read_bytes()
+        data, _seen = _read_plain(Path(path))
     except OSError:
         return None
     if _digest(cache.fingerprint, source, data) != key:
         return None
     try:
-        return _parse(cache.config, cache.folder, key, data, source)[0]
+        return _parse(cache.config, cache.folder if cache.usable else None, key, data, source)[0]
     except ContentError as exc:
         return exc
 
@@ -371,14 +494,40 @@ class RenderRecord:
     @staticmethod
     def path(config: Config, output: Path) -> Path:
         name = hashlib.sha256(str(output).encode("utf-8", "surrogatepass")).hexdigest()[:16]
-        return config.root.resolve() / CACHE_FOLDER / f"renders-{name}.pickle"
+        return config.root.resolve() / CACHE_FOLDER / f"renders-{name}.json"
 
     @classmethod
     def load(cls, config: Config, output: Path, fingerprint: str, build: str) -> RenderRecord | None:
-        found = _load(cls.path(config, output), "renders", fingerprint)
-        if isinstance(found, RenderRecord) and found.build == build:
-            return found
-        return None
+        path = cls.path(config, output)
+        if not usable_folder(path.parent):
+            return None
+        found = _load(path, "renders", fingerprint)
+        if not isinstance(found, dict) or found.get("build") != build:
+            return None
+        files, notes = found.get("files"), found.get("notes")
+        if not isinstance(files, dict) or not isinstance(notes, dict):
+            return None
+        record_files: dict[str, Rendered] = {}
+        for rel, item in files.items():
+            if not (
+                isinstance(item, list) and len(item) == 4 and isinstance(item[0], str) and isinstance(item[1], str)
+                and all(type(number) is int for number in item[2:])
+            ):
+                return None
+            record_files[rel] = Rendered(*item)
+        record_notes: dict[str, tuple[str, ...]] = {}
+        for key, said in notes.items():
+            if not isinstance(said, list) or not all(isinstance(note, str) for note in said):
+                return None
+            record_notes[key] = tuple(said)
+        return cls(build, record_files, record_notes)
 
     def save(self, config: Config, output: Path, fingerprint: str) -> None:
-        _save(self.path(config, output), "renders", fingerprint, self)
+        path = self.path(config, output)
+        if usable_folder(path.parent):
+            payload = {
+                "build": self.build,
+                "files": {rel: list(item) for rel, item in self.files.items()},
+                "notes": {key: list(said) for key, said in self.notes.items()},
+            }
+            _save(path, "renders", fingerprint, payload)

@@ -36,6 +36,7 @@ __all__ = [
     "load_config",
     "parse_config",
     "settings_markdown",
+    "sqlite_path",
 ]
 
 CONFIG_ENV = "PUBLISHER_CONFIG"
@@ -164,8 +165,10 @@ SETTINGS: tuple[Setting, ...] = (
       "Addresses or networks of reverse proxies whose X-Forwarded-For names the client "
       "(e.g. [\"127.0.0.1\"]); empty trusts none."),
     # [schedule]
-    S("schedule.policy", "now", "choice", "What a new article does: send now, wait for the send window, "
-      "stay a draft issue, or wait for the digest.", ("now", "window", "draft", "digest")),
+    S("schedule.policy", "wait", "choice", "What a new article's newsletter does once the article is on the site: "
+      "wait for the author to send or schedule it, go out now, at the next send window, or in the digest "
+      "(\"draft\" is the old name of \"wait\"). Articles saved in the desk or the API always wait.",
+      ("wait", "now", "window", "draft", "digest")),
     S("schedule.window", "tue 08:00", "str", "Send window for policy \"window\": weekday(s) and time, author's zone."),
     S("schedule.digest", "", "str",
       "Cron expression for digests in the author's zone, e.g. \"0 8 * * mon\"; empty: none."),
@@ -465,6 +468,8 @@ def parse_config(
             continue
         default = setting.default
         values[setting.key] = tuple(default) if isinstance(default, list) else default
+    if not problems:
+        problems.extend(_private_in_public(values, root, origin, text, lambda path: Path(os.path.normpath(path))))
     if problems:
         raise ConfigError("\n".join(problems), problems=problems)
     return Config(
@@ -497,7 +502,85 @@ def load_config(
         ) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot be read: {exc}") from exc
-    return parse_config(text, root=path.resolve().parent, origin=str(path), env=environ)
+    config = parse_config(text, root=path.resolve().parent, origin=str(path), env=environ)
+    # Again with links resolved: a folder linked into content/ is inside it all the same.
+    problems = _private_in_public(config.values, config.root, str(path), text, _resolved)
+    if problems:
+        raise ConfigError("\n".join(problems), problems=problems)
+    return config
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a link loop: compared as written
+        return Path(os.path.normpath(path))
+
+
+_SQLITE_URL = re.compile(r"sqlite(?:\+\w+)?:///(?P<path>[^?]*)(?:\?.*)?", re.DOTALL)
+
+
+def sqlite_path(url: str) -> str | None:
+    """The database file of an SQLite URL, as written (relative to config.toml unless
+    absolute), in any of SQLAlchemy's forms (`sqlite+pysqlite:///x.db?timeout=5`); None for
+    another database or one in memory."""
+    found = _SQLITE_URL.fullmatch(url.strip())
+    if found is None or found["path"] in ("", ":memory:") or found["path"].startswith("file:"):
+        return None
+    return found["path"]
+
+
+_SECRET_FILE = ".publisher-secret"  # noqa: S105  (a file name, not a secret)
+"""The demo secret beside config.toml (publisher.tokens writes it)."""
+_CACHE_FOLDER = ".publisher-cache"
+"""The build cache beside config.toml (publisher.build_cache)."""
+
+
+def _private_in_public(
+    values: Mapping[str, Any], root: Path, origin: str, text: str, resolve: Callable[[Path], Path]
+) -> list[str]:
+    """A problem for each private file (the database, the DKIM keys, the outbox, the demo
+    secret, the build cache) configured inside the content folder, whose files the build
+    copies into the site as they are: it would be published, mode 0644, to anyone.
+
+    `resolve` makes a path absolute and normal: os.path.normpath in `parse_config` (pure),
+    Path.resolve at load, so that a linked folder counts where it leads.
+    """
+    content_value = str(values["build.content"])
+    content = resolve(root / content_value)
+    shown = content_value.rstrip("/") or content_value
+
+    def inside(path: Path) -> bool:
+        return path == content or content in path.parents
+
+    problems: list[str] = []
+    private: list[tuple[str, str, Path]] = []
+    database = sqlite_path(str(values["store.url"]))
+    if database is not None:
+        private.append(("store.url", "the database", root / database))
+    for key, what in (
+        ("delivery.dkim.private_key_file", "the DKIM key"),
+        ("delivery.dkim.ed25519_key_file", "the Ed25519 DKIM key"),
+        ("delivery.maildir.path", "the outbox (subscribers' mail)"),
+    ):
+        if str(values[key]).strip():
+            private.append((key, what, root / str(values[key])))
+    for key, what, path in private:
+        if inside(resolve(path)):
+            section, _, name = key.rpartition(".")
+            problems.append(
+                f"{_where(origin, text, key)}: [{section}] {name} puts {what} inside {shown}/, whose "
+                f"files are published as they are; keep it out of [build] content (e.g. beside "
+                "config.toml), or give the articles a folder of their own"
+            )
+    held = [name for name in (_SECRET_FILE, _CACHE_FOLDER) if inside(resolve(root / name))]
+    if held:
+        problems.append(
+            f"{_where(origin, text, 'build.content')}: [build] content = {content_value!r} holds the "
+            f"publication's private files ({', '.join(held)}, beside config.toml), whose files would "
+            "be published as they are; give the articles a folder of their own, e.g. content = \"content\""
+        )
+    return problems
 
 
 def settings_markdown() -> str:

@@ -22,12 +22,14 @@ years `FIRST_YEAR` and `LAST_YEAR`, and a `YYYY-MM-DD-` file name must name a re
 from __future__ import annotations
 
 import difflib
+import errno
 import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from pathlib import Path, PurePath
+from stat import S_ISREG
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -55,10 +57,12 @@ __all__ = [
     "content_files",
     "decode_article",
     "draft_file_name",
+    "link_refusal",
     "load_articles",
     "new_draft_text",
     "parse_article",
     "read_article",
+    "read_content",
     "scan_articles",
     "slugify",
 ]
@@ -68,10 +72,17 @@ FRONT_MATTER_KEYS = (
     "draft", "send_at",
 )
 
-RESERVED_SLUGS = frozenset(
-    {"feeds", "newsletters", "subscribe", "confirm", "unsubscribe", "webhooks", "tags", "page", "assets"}
-)
-"""Slugs that would collide with folders `publisher build` writes or with the app's routes."""
+RESERVED_SLUGS = frozenset({
+    # folders `publisher build` writes
+    "feeds", "newsletters", "tags", "page", "assets",
+    # the app's routes (publisher.web.app), which answer before any page of the site
+    "desk", "api", "manage", "subscribe", "confirm", "unsubscribe", "webhooks", "healthz",
+    # names a site or its server commonly keeps for themselves
+    "static", "media", "search",
+})
+"""Slugs that would collide with folders `publisher build` writes or with the app's routes,
+or that a web server in front of the site commonly keeps for itself (a test holds this
+list to the app's routes and the build's folders)."""
 
 SUMMARY_LENGTH = 200
 MAX_TAGS = 20
@@ -582,19 +593,84 @@ def parse_article(text: str, *, source: str, config: Config) -> Article:
 
 
 def content_files(folder: Path) -> list[tuple[Path, str]]:
-    """Every file under `folder` (links to files included, linked folders not entered) with
-    its relative POSIX path, sorted, leaving out those with a part starting with "." or "_"
-    (editor files, notes). os.walk, not Path.rglob: a build lists thousands of files."""
+    """Every file under `folder` with its relative POSIX path, sorted, leaving out those
+    with a part starting with "." or "_" (editor files, notes).
+
+    A symbolic link (to a file or a folder, inside the folder or out of it) is listed as
+    it is, never entered: reading it through `read_content` is refused, and so is copying
+    it (`link_refusal` says why). os.scandir, not Path.rglob: a build lists thousands of
+    files, and scandir tells a link from a folder without a call of its own.
+    """
     found: list[tuple[tuple[str, ...], Path, str]] = []
-    for parent, dirs, files in os.walk(folder):
-        dirs[:] = [name for name in dirs if not name.startswith((".", "_"))]
-        here = Path(parent)
-        parts = here.relative_to(folder).parts
-        for name in files:
-            if not name.startswith((".", "_")):
-                found.append(((*parts, name), here / name, "/".join((*parts, name))))
+    pending: list[tuple[str, tuple[str, ...]]] = [(os.fspath(folder), ())]
+    while pending:
+        top, parts = pending.pop()
+        try:
+            with os.scandir(top) as entries:
+                listed = [(entry.name, entry.path, entry.is_dir(follow_symlinks=False)) for entry in entries]
+        except OSError:
+            continue  # a folder that cannot be listed has nothing to publish (as os.walk has it)
+        for name, path, is_folder in listed:
+            if name.startswith((".", "_")):
+                continue
+            if is_folder:
+                pending.append((path, (*parts, name)))
+            else:
+                found.append(((*parts, name), Path(path), "/".join((*parts, name))))
     found.sort(key=lambda item: item[0])
     return [(path, relative) for _parts, path, relative in found]
+
+
+def link_refusal(path: Path, shown: str, config: Config) -> ContentError:
+    """The error for a symbolic link at `path` (named `shown`) in the content folder.
+
+    Every link is refused, even one that stays inside the folder: telling the two apart
+    at every read would race with whoever changes the link, and a link out of it would
+    publish whatever it points at (the database, a key, any file on the machine).
+    """
+    folder = config.path_of("build.content")
+    name = _shown_folder(config, folder)
+    try:
+        target = str(path.readlink())
+        resolved = path.resolve()
+    except (OSError, RuntimeError):  # gone since, or a loop
+        target, resolved = "?", None
+    kind = "folder" if resolved is not None and resolved.is_dir() else "file"
+    if resolved is None or not resolved.exists():
+        where = f"to {target}, which does not exist"
+    elif resolved == folder or folder in resolved.parents:
+        where = f"to a {kind} inside {name}/ ({target}); even such a link is refused, since a link's target can change"
+    else:
+        where = f"to a {kind} outside {name}/ ({target}), which the build would publish to anyone"
+    return ContentError(
+        f"{shown} is a symbolic link {where}: publisher follows no links in the content "
+        f"folder, so replace it with the {kind} itself"
+    )
+
+
+def _shown_folder(config: Config, folder: Path) -> str:
+    """The content folder as the author knows it: relative to the publication folder."""
+    root = config.root.resolve()
+    return folder.relative_to(root).as_posix() if root in folder.parents else str(folder)
+
+
+def read_content(path: Path, source: str, config: Config) -> bytes:
+    """A file of the content folder, never through a symbolic link (`link_refusal`) and
+    only if it is a regular file (a FIFO would hang the build); ContentError otherwise."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or path.is_symlink():
+            raise link_refusal(path, source, config) from exc
+        raise ContentError(f"{source}: cannot be read: {exc.strerror or exc}") from exc
+    with os.fdopen(fd, "rb") as handle:
+        if not S_ISREG(os.fstat(fd).st_mode):
+            raise ContentError(f"{source}: is not a regular file; an article or image is a plain file")
+        try:
+            return handle.read()
+        except OSError as exc:
+            raise ContentError(f"{source}: cannot be read: {exc.strerror or exc}") from exc
 
 
 def load_articles(
@@ -618,11 +694,7 @@ raising ContentError: `read_article`, or a cache in front of it."""
 
 def read_article(path: Path, source: str, config: Config) -> Article:
     """One article file read and parsed; every problem a ContentError naming it."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ContentError(f"{source}: cannot be read: {exc.strerror or exc}") from exc
-    return parse_article(decode_article(data, source), source=source, config=config)
+    return parse_article(decode_article(read_content(path, source, config), source), source=source, config=config)
 
 
 def decode_article(data: bytes, source: str) -> str:

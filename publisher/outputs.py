@@ -29,10 +29,9 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol
 
-from publisher import archive, feeds, i18n
+from publisher import archive, content, feeds, i18n
 from publisher.build_cache import code_fingerprint
 from publisher.config import Config
-from publisher.errors import BuildError
 from publisher.models import Article
 from publisher.templates import default_templates_dir
 
@@ -149,17 +148,15 @@ def _stat_key(path: Path) -> str:
     """A file of the content folder by size and modification time, as make and rsync tell
     a changed file; reading every image at every build would cost what it saves."""
     try:
-        stat = path.stat()
+        stat = os.lstat(path)
     except OSError:
         return "missing"
     return f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}"
 
 
-def _copy(rel: str, path: Path) -> Rendered:
-    try:
-        return {rel: path.read_bytes()}, ()
-    except OSError as exc:
-        raise BuildError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
+def _copy(config: Config, rel: str, path: Path) -> Rendered:
+    """A file of the content folder as it is, never through a link (see `content.read_content`)."""
+    return {rel: content.read_content(path, str(path), config)}, ()
 
 
 def _preview(preview: Callable[[Article], Rendered], bodies: Bodies, article: Article) -> Rendered:
@@ -222,7 +219,7 @@ def plan_site(
     for rel, source in images:
         items.append(
             Output("archive pages", (rel,), _key(environment, "image", str(source), _stat_key(source)),
-                   partial(_copy, rel, source))
+                   partial(_copy, config, rel, source))
         )
     items.extend(image_notes)
     copied = {rel: source for rel, source in images}
@@ -250,7 +247,7 @@ def plan_site(
             continue
         items.append(
             Output("writing", (rel,), _key(environment, "asset", str(source), _stat_key(source)),
-                   partial(_copy, rel, source))
+                   partial(_copy, config, rel, source))
         )
     return SitePlan(tuple(items), len(public), environment)
 

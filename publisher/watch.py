@@ -15,6 +15,13 @@ retried on the next change (see jobs.publish_new).
 
 The callback must return quickly (jobs.publish_new hands the sending to a thread of its
 own in the daemon), so that a send in progress never keeps the next article waiting.
+
+The watch never follows a link out of the folder. watchfiles, told to watch a folder
+recursively, enters linked folders too (and would set a watch on every folder of the
+machine a link points at), so each real folder under `folder` is watched on its own,
+not recursively, links left as the entries they are; when folders come or go, the
+watch starts again over the new set. Folders whose names start with "." or "_" hold no
+articles (see `content.content_files`) and are not watched.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-__all__ = ["QUIET", "settle", "watch_content"]
+__all__ = ["QUIET", "real_folders", "settle", "watch_content"]
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +47,7 @@ def _signature(paths: Iterable[Path]) -> tuple[tuple[int, int] | None, ...]:
     found: list[tuple[int, int] | None] = []
     for path in paths:
         try:
-            stat = path.stat()
+            stat = os.lstat(path)  # a link is looked at, not followed
         except OSError:
             found.append(None)
         else:
@@ -79,18 +86,40 @@ def watch_content(folder: Path, on_change: Callable[[], object], stop: threading
         return
     force_polling = True if os.environ.get("WATCHFILES_FORCE_POLLING") else None
     try:
-        for changes in watchfiles.watch(
-            folder, stop_event=stop, debounce=400, step=20, rust_timeout=1000,
-            raise_interrupt=False, force_polling=force_polling, poll_delay_ms=200,
-        ):
-            settle((Path(path) for _, path in changes), quiet=quiet, stop=stop)
-            if stop.is_set():
-                return
-            try:
-                on_change()
-            except Exception:
-                log.exception("handling a change in %s failed; the next change tries again", folder)
+        while not stop.is_set():
+            watched = real_folders(folder)
+            for changes in watchfiles.watch(
+                *watched, stop_event=stop, debounce=400, step=20, rust_timeout=1000, recursive=False,
+                raise_interrupt=False, force_polling=force_polling, poll_delay_ms=200,
+            ):
+                settle((Path(path) for _, path in changes), quiet=quiet, stop=stop)
+                if stop.is_set():
+                    return
+                try:
+                    on_change()
+                except Exception:
+                    log.exception("handling a change in %s failed; the next change tries again", folder)
+                if real_folders(folder) != watched:
+                    break  # a folder came or went: watch the new set
     except (OSError, RuntimeError) as exc:
         log.warning(
             "cannot watch %s for changes (%s); looking every schedule.watch_interval instead", folder, exc
         )
+
+
+def real_folders(folder: Path) -> list[Path]:
+    """`folder` and every folder under it that is not a link, nor named "." or "_" first."""
+    found = [folder]
+    pending = [folder]
+    while pending:
+        try:
+            with os.scandir(pending.pop()) as entries:
+                inner = [
+                    Path(entry.path) for entry in entries
+                    if not entry.name.startswith((".", "_")) and entry.is_dir(follow_symlinks=False)
+                ]
+        except OSError:
+            continue
+        found.extend(inner)
+        pending.extend(inner)
+    return sorted(found)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import json
 import os
-import pickle
 import shutil
 import sys
 from datetime import UTC, datetime
@@ -234,8 +234,8 @@ def test_corrupt_cache_files_are_ignored(tmp_path: Path) -> None:
     incremental(path)
     (tmp_path / "content" / "a03.md").write_text(text(3, body="Edited once."), encoding="utf-8")
     cache = tmp_path / CACHE_FOLDER
-    (cache / "articles.pickle").write_bytes(b"\x80\x05garbage")
-    for record in cache.glob("renders-*.pickle"):
+    (cache / "articles.json").write_bytes(b"\x80\x05garbage")
+    for record in cache.glob("renders-*.json"):
         record.write_bytes(record.read_bytes()[:40])
     _report, again = incremental(path)
     assert again.parsed == 12
@@ -244,7 +244,7 @@ def test_corrupt_cache_files_are_ignored(tmp_path: Path) -> None:
     (tmp_path / "content" / "a04.md").write_text(text(4, body="Edited twice."), encoding="utf-8")
     for html in (cache / "html").iterdir():
         html.write_text("<p>not what the article says</p>")
-    for record in cache.glob("renders-*.pickle"):
+    for record in cache.glob("renders-*.json"):
         record.unlink()
     incremental(path)
     assert_same_as_cold(path)
@@ -252,15 +252,11 @@ def test_corrupt_cache_files_are_ignored(tmp_path: Path) -> None:
 
 def _poison(cache_file: Path, head: tuple[object, ...]) -> None:
     """Rewrite the article index under `head`, every article titled STALE."""
-    with cache_file.open("rb") as handle:
-        pickle.load(handle)  # noqa: S301  (the cache this test wrote)
-        entries = pickle.load(handle)  # noqa: S301
-    for key, entry in entries.items():
-        stale = build_cache.replace(entry.article, title="STALE")
-        entries[key] = entry._replace(values=tuple(getattr(stale, name) for name in build_cache._FIELDS))
-    with cache_file.open("wb") as handle:
-        pickle.dump(head, handle)
-        pickle.dump(entries, handle)
+    found = json.loads(cache_file.read_text())
+    entries = found["payload"]
+    for entry in entries.values():
+        entry[0][build_cache._FIELDS.index("title")] = "STALE"
+    cache_file.write_text(json.dumps({"head": list(head), "payload": entries}))
 
 
 def test_cache_of_another_version_is_ignored(tmp_path: Path) -> None:
@@ -268,13 +264,13 @@ def test_cache_of_another_version_is_ignored(tmp_path: Path) -> None:
     poisoned entries under this code's own header are (which is why the header matters)."""
     path = publication(tmp_path, 4, previews=0)
     _report, cache = incremental(path)
-    index = tmp_path / CACHE_FOLDER / "articles.pickle"
+    index = tmp_path / CACHE_FOLDER / "articles.json"
     _poison(index, ("articles", build_cache._FORMAT, "another version's fingerprint"))
     _report, again = incremental(path)
     assert again.parsed == 4
     assert b"STALE" not in b"".join(served(tmp_path).values())
     _poison(index, ("articles", build_cache._FORMAT, cache.fingerprint))
-    for record in (tmp_path / CACHE_FOLDER).glob("renders-*.pickle"):
+    for record in (tmp_path / CACHE_FOLDER).glob("renders-*.json"):
         record.unlink()
     _report, poisoned = incremental(path)
     assert poisoned.parsed == 0
@@ -393,7 +389,7 @@ def test_cli_build_uses_the_cache_and_a_new_publication_ignores_it(tmp_path: Pat
     path = publication(tmp_path / "pub", 5, previews=0)
     first = CliRunner().invoke(cli, ["--config", str(path), "build"])
     assert first.exit_code == 0, first.output
-    assert (tmp_path / "pub" / CACHE_FOLDER / "articles.pickle").is_file()
+    assert (tmp_path / "pub" / CACHE_FOLDER / "articles.json").is_file()
     again = CliRunner().invoke(cli, ["--config", str(path), "build"])
     assert again.exit_code == 0 and ": 0 written" in again.output, again.output
     new = CliRunner().invoke(
