@@ -25,7 +25,8 @@ import fcntl
 import hashlib
 import hmac
 import os
-import tempfile
+import secrets
+import stat
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -154,12 +155,10 @@ def fingerprint(text: str) -> str:
 
 
 def article_text(config: Config, view: ArticleView) -> str:
-    """The article's file as it is on disk now (front matter and body)."""
+    """The article's file as it is on disk now (front matter and body), never read through
+    a symbolic link (`content.read_content`): the editor shows only the content folder."""
     path = _file_of(config, view.article)
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ContentError(f"{path}: cannot be read: {exc}") from exc
+    return content.decode_article(content.read_content(path, view.path, config), view.path)
 
 
 def write_article(
@@ -239,37 +238,68 @@ def content_lock(folder: Path, *, wait: float | None = None) -> Iterator[Path]:
 
 def _check_unchanged(target: Path, expected: str) -> None:
     try:
-        on_disk = target.read_text(encoding="utf-8")
+        on_disk = _read_plain(target).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise Conflict(f"{target.name} cannot be read any more ({exc}); nothing was written") from exc
     if not hmac.compare_digest(fingerprint(on_disk), expected):
         raise Conflict(f"{target.name} changed on disk since it was opened; nothing was written")
 
 
-def _temp_beside(target: Path, text: str) -> Path:
-    """`text` in a new file beside `target`, flushed to disk, for a rename or link into place."""
+def _temp_beside(target: Path, text: str, *, mode: int | None = None) -> Path:
+    """`text` in a new file beside `target`, flushed to disk, for a rename or link into place.
+
+    The file gets `mode` (the mode of the file it replaces), or else 0666 less the umask,
+    like any file the author creates: a save never makes an article private or public.
+    """
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - renamed into place by the caller
-            "w", encoding="utf-8", dir=target.parent, prefix=f".{target.name}.", delete=False
-        )
+        for _attempt in range(100):
+            name = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+            try:
+                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
+                break
+            except FileExistsError:
+                continue
+        else:
+            raise FileExistsError(errno.EEXIST, "no free temporary name", str(target.parent))
     except OSError as exc:
         raise PublisherError(f"cannot write {target}: {exc.strerror or exc}") from exc
     try:
-        with handle:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            if mode is not None:
+                os.fchmod(handle.fileno(), mode)
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
     except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
+        name.unlink(missing_ok=True)
         raise
-    return Path(handle.name)
+    return name
+
+
+def _read_plain(target: Path) -> bytes:
+    """A file's bytes, never through a symbolic link (OSError for one, or for a non-file)."""
+    fd = os.open(target, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{target.name} is not a regular file")
+        return handle.read()
 
 
 def _replace(target: Path, text: str, *, expected: str | None = None) -> None:
-    """Write beside `target` and rename over it: readers see the old file or the new one.
-    With `expected`, the file on disk must still have that fingerprint at the last moment."""
-    temp = _temp_beside(target, text)
+    """Write beside `target` and rename over it: readers see the old file or the new one,
+    with the mode it had. With `expected`, the file on disk must still have that fingerprint
+    at the last moment. A link in its place is refused, never written through or replaced."""
+    try:
+        found = os.lstat(target)
+    except OSError as exc:
+        raise PublisherError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    if stat.S_ISLNK(found.st_mode):
+        raise ContentError(
+            f"{target.name} is a symbolic link: publisher follows no links in the content folder, "
+            "so nothing was written; replace it with the file itself"
+        )
+    temp = _temp_beside(target, text, mode=stat.S_IMODE(found.st_mode))
     try:
         if expected is not None:
             _check_unchanged(target, expected)
