@@ -11,12 +11,28 @@ hash made with weaker parameters is upgraded at the next sign-in. A sign-in for 
 address without an account costs the same hash check, so the answer's timing does not
 tell whether the address has an account.
 
-A sign-in is throttled in the database, per account and per client address: after
-`desk.login_failures` failures for one account, or `desk.login_failures_per_address`
-from one address, within `LOGIN_WINDOW`, attempts are refused without looking at the
-password until the oldest failure leaves the window. Every sign-in makes a new session
-id (nothing a visitor held before signing in becomes a session), and every session has
-its own CSRF token.
+A sign-in is throttled in the database, before the password is looked at. Each attempt
+is counted, atomically and before the hash check, against up to three keys in fixed
+windows of `LOGIN_WINDOW` (see `store.sessions.take`; a success gives its count back):
+
+    the account from this client   `desk.login_failures`: a lockout that binds only the
+                                   client that made the mistakes
+    this client, any account       `desk.login_failures_per_address`: one client guessing
+                                   at many accounts
+    the account, from anywhere     `desk.login_failures` x `ACCOUNT_SPREAD`: many clients
+                                   guessing at one account
+
+The client is the address the connection came from (behind a trusted proxy, the one the
+proxy saw: `web.limits.client_address`), or, for a browser that has signed in to this
+account before, that browser's device cookie. Such a known browser is counted on its own
+key only: its own mistakes throttle it, nobody else's do, so someone hammering at the
+owner's address from elsewhere (from one client or a thousand) cannot keep the owner's
+own browser out, while a stranger's browser is held to all three limits. However many
+attempts arrive at once, at most a key's limit of them reach the password check in its
+window.
+
+Every sign-in makes a new session id (nothing a visitor held before signing in becomes a
+session), and every session has its own CSRF token.
 """
 
 from __future__ import annotations
@@ -35,19 +51,23 @@ from publisher.config import Config
 from publisher.errors import AccountError, SignInThrottled
 from publisher.store import sessions as session_store
 from publisher.store import users as user_store
-from publisher.store.sessions import DeskSession
+from publisher.store.sessions import DEVICE_LIFETIME, DeskSession
 from publisher.store.subscribers import normalize_email
 from publisher.store.users import User
 
 __all__ = [
+    "ACCOUNT_SPREAD",
+    "DEVICE_LIFETIME",
     "LOGIN_WINDOW",
     "MIN_PASSWORD",
     "DeskSession",
     "Role",
     "SessionPolicy",
+    "SignedIn",
     "User",
     "add_user",
     "allows",
+    "change_role",
     "current_session",
     "list_users",
     "remove_user",
@@ -59,6 +79,9 @@ __all__ = [
 ]
 
 LOGIN_WINDOW = timedelta(minutes=15)
+ACCOUNT_SPREAD = 20
+"""The account-wide cap, in units of `desk.login_failures`: high, so that it takes many
+clients to reach and it only ever stops browsers the account has not signed in with."""
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
 _REFUSED = "that email address and password do not match an account"
@@ -138,12 +161,15 @@ def list_users(engine: Engine) -> list[User]:
 
 
 def remove_user(engine: Engine, email: str) -> None:
-    """Delete the user and end their sessions; the last owner cannot be removed."""
-    address = _email(email)
-    found = user_store.find(engine, address)
-    if found is not None and found.role == Role.OWNER and user_store.count_role(engine, Role.OWNER) == 1:
-        raise AccountError(f"{address} is the last owner; add another owner before removing this one")
-    user_store.remove(engine, address)
+    """Delete the user and end their sessions; the last owner cannot be removed, however
+    many owners try at once."""
+    user_store.remove(engine, _email(email), keep_one=Role.OWNER.value)
+
+
+def change_role(engine: Engine, email: str, *, role: str, now: datetime) -> None:
+    """Give the user another role; the last owner keeps theirs, however many owners try
+    at once."""
+    user_store.set_role(engine, _email(email), _role(role).value, now=now, keep_one=Role.OWNER.value)
 
 
 def reset_password(engine: Engine, email: str, *, password: str, now: datetime) -> None:
@@ -156,43 +182,68 @@ def session_key(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def _throttle(engine: Engine, email: str, address: str, now: datetime, policy: SessionPolicy) -> None:
-    by_email, by_address, oldest = session_store.failures_since(
-        engine, email=email, address=address, since=now - LOGIN_WINDOW
-    )
-    if by_email >= policy.per_account or by_address >= policy.per_address:
-        wait = (oldest + LOGIN_WINDOW - now).total_seconds() if oldest else LOGIN_WINDOW.total_seconds()
-        raise SignInThrottled(
-            "too many failed sign-ins; wait a few minutes and try again", retry_after=max(1.0, wait)
-        )
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    """A sign-in that worked: the session cookie's value, the session, and the device
+    cookie's value for this browser (new, or the one it presented)."""
+
+    token: str
+    session: DeskSession
+    device: str
+
+
+def _throttle_keys(
+    engine: Engine, email: str, user: User | None, address: str, device: str, policy: SessionPolicy
+) -> list[tuple[str, int]]:
+    """The keys an attempt counts against (see the module's docstring)."""
+    if user is not None and 0 < len(device) <= 100 and (
+        session_store.device_user(engine, session_key(device)) == user.id
+    ):
+        return [(f"pair {email} device {session_key(device)}", policy.per_account)]
+    return [
+        (f"pair {email} client {address}", policy.per_account),
+        (f"client {address}", policy.per_address),
+        (f"account {email}", policy.per_account * ACCOUNT_SPREAD),
+    ]
 
 
 def sign_in(
-    engine: Engine, email: str, password: str, *, address: str, now: datetime, policy: SessionPolicy
-) -> tuple[str, DeskSession]:
-    """A new session for the account: the cookie value to hand out, and the session.
+    engine: Engine, email: str, password: str, *, address: str, now: datetime, policy: SessionPolicy,
+    device: str = "",
+) -> SignedIn:
+    """A new session for the account, from the client at `address` holding the device
+    cookie `device` (empty when it has none).
 
-    Raises SignInThrottled while the account or address is throttled, and AccountError
+    Raises SignInThrottled while one of the attempt's keys is throttled, and AccountError
     (one message for every kind of mismatch) otherwise.
     """
     try:
         address_key = normalize_email(email)
     except Exception:
         address_key = email.strip().lower()[:320]
-    _throttle(engine, address_key, address, now, policy)
     user = user_store.find(engine, address_key)
+    keys = _throttle_keys(engine, address_key, user, address, device, policy)
+    wait = session_store.take(engine, keys, now=now, window=LOGIN_WINDOW)
+    if wait:
+        raise SignInThrottled("too many failed sign-ins; wait a few minutes and try again", retry_after=wait)
     try:
         _hasher.verify(user.password_hash if user else _DUMMY_HASH, password[:MAX_PASSWORD])
         ok = user is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         ok = False
     if not ok or user is None:
-        session_store.record_failure(engine, email=address_key, address=address, now=now)
         raise AccountError(_REFUSED)
-    session_store.clear_failures(engine, email=address_key)
+    pair, *others = (key for key, _ in keys)
+    session_store.forget(engine, pair)
+    session_store.give_back(engine, others)
     if _hasher.check_needs_rehash(user.password_hash):
         user_store.set_password(engine, user.email, _hasher.hash(password), now=now)
     session_store.purge(engine, now=now, keep_failures=LOGIN_WINDOW)
+    if not others:  # a browser this account knows keeps its cookie
+        known = device
+    else:
+        known = secrets.token_urlsafe(32)
+        session_store.remember_device(engine, session_key(known), user_id=user.id, now=now)
     token = secrets.token_urlsafe(32)
     key = session_key(token)
     session_store.create(
@@ -202,7 +253,7 @@ def sign_in(
     found = session_store.lookup(engine, key, now=now, idle=policy.idle)
     if found is None:  # pragma: no cover - just written
         raise AccountError("the session could not be started; try again")
-    return token, found
+    return SignedIn(token, found, known)
 
 
 def current_session(engine: Engine, token: str, *, now: datetime, policy: SessionPolicy) -> DeskSession | None:

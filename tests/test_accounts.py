@@ -34,8 +34,9 @@ def engine(tmp_path: Path) -> sa.Engine:
 
 
 def sign_in(engine: sa.Engine, password: str = PASSWORD, *, email: str = "dana@example.org",
-            address: str = "192.0.2.1", now: datetime = NOW) -> tuple[str, accounts.DeskSession]:
-    return accounts.sign_in(engine, email, password, address=address, now=now, policy=POLICY)
+            address: str = "192.0.2.1", now: datetime = NOW, device: str = "") -> tuple[str, accounts.DeskSession]:
+    done = accounts.sign_in(engine, email, password, address=address, now=now, policy=POLICY, device=device)
+    return done.token, done.session
 
 
 def test_password_is_stored_as_an_argon2id_hash(engine: sa.Engine) -> None:
@@ -98,16 +99,62 @@ def test_wrong_password_and_unknown_address_get_one_answer(engine: sa.Engine) ->
     assert not isinstance(wrong.value, SignInThrottled)
 
 
-def test_an_account_is_throttled_after_its_failures(engine: sa.Engine) -> None:
-    """After per_account failures even the right password is refused, until the window passes."""
+def test_an_account_is_throttled_for_the_client_that_failed(engine: sa.Engine) -> None:
+    """After per_account failures from one client even the right password is refused there,
+    until the window passes."""
     for minute in range(POLICY.per_account):
         with pytest.raises(AccountError):
-            sign_in(engine, "guess", address=f"198.51.100.{minute}", now=NOW + timedelta(minutes=minute))
+            sign_in(engine, "guess", now=NOW + timedelta(minutes=minute))
     with pytest.raises(SignInThrottled) as throttled:
         sign_in(engine, now=NOW + timedelta(minutes=5))
     assert 0 < throttled.value.retry_after <= accounts.LOGIN_WINDOW.total_seconds()
     token, _ = sign_in(engine, now=NOW + accounts.LOGIN_WINDOW + timedelta(minutes=1))
     assert token
+
+
+def test_an_attacker_elsewhere_does_not_lock_the_owner_out(engine: sa.Engine) -> None:
+    """Hammering at the owner's address from client A throttles A; the owner signs in from B."""
+    for _ in range(POLICY.per_account * 4):
+        with pytest.raises(AccountError):
+            sign_in(engine, "guess", address="203.0.113.66")
+    with pytest.raises(SignInThrottled):
+        sign_in(engine, address="203.0.113.66")
+    assert sign_in(engine, address="198.51.100.20")[0]
+
+
+def test_many_clients_hold_strangers_back_but_not_the_owners_browser(engine: sa.Engine) -> None:
+    """Past the account-wide cap a new client is refused, while a browser that signed in
+    before (its device cookie) still gets in."""
+    owner = accounts.sign_in(engine, "dana@example.org", PASSWORD, address="198.51.100.20", now=NOW, policy=POLICY)
+    cap = POLICY.per_account * accounts.ACCOUNT_SPREAD
+    for n in range(cap):
+        with pytest.raises(AccountError):
+            sign_in(engine, "guess", address=f"10.0.{n // 200}.{n % 200}")
+    with pytest.raises(SignInThrottled):
+        sign_in(engine, address="192.0.2.200")
+    with pytest.raises(SignInThrottled):
+        sign_in(engine, address="198.51.100.20")  # the owner's network, without the browser
+    assert sign_in(engine, address="198.51.100.20", device=owner.device)[0]
+
+
+def test_a_device_cookie_counts_only_for_its_own_user(engine: sa.Engine) -> None:
+    """Dana's device cookie does not lift the limits for another account."""
+    accounts.add_user(engine, "sam@example.org", role="editor", password=PASSWORD, now=NOW)
+    dana = accounts.sign_in(engine, "dana@example.org", PASSWORD, address="192.0.2.1", now=NOW, policy=POLICY)
+    for _ in range(POLICY.per_account):
+        with pytest.raises(AccountError):
+            sign_in(engine, "guess", email="sam@example.org", device=dana.device)
+    with pytest.raises(SignInThrottled):
+        sign_in(engine, email="sam@example.org", device=dana.device)
+
+
+def test_a_browser_that_signed_in_keeps_its_device_cookie(engine: sa.Engine) -> None:
+    """A first sign-in hands out a device cookie; signing in with it hands the same one back."""
+    first = accounts.sign_in(engine, "dana@example.org", PASSWORD, address="192.0.2.1", now=NOW, policy=POLICY)
+    again = accounts.sign_in(
+        engine, "dana@example.org", PASSWORD, address="192.0.2.9", now=NOW, policy=POLICY, device=first.device
+    )
+    assert len(first.device) >= 32 and again.device == first.device
 
 
 def test_an_address_is_throttled_across_accounts(engine: sa.Engine) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +12,8 @@ from desk_support import PASSWORD, add_users, csrf_of, quick_hashes, sign_in
 from starlette.routing import Mount, Route
 from web_support import live_server, make_publication
 
-from publisher.config import Config
+from publisher import daemon
+from publisher.config import Config, load_config
 from publisher.web import create_app
 
 
@@ -27,6 +29,29 @@ def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
 def url(config: Config) -> Iterator[str]:
     with live_server(create_app(config)) as base:
         yield base
+
+
+def proxied_publication(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, public_url: str = "https://app.example.org",
+    proxies: str = '["127.0.0.1"]',
+) -> Config:
+    """The test publication behind a proxy on this host, listed in [server] trusted_proxies."""
+    quick_hashes(monkeypatch)
+    config = make_publication(tmp_path)
+    text = config.path.read_text().replace(
+        'public_url = "https://app.example.org"', f'public_url = "{public_url}"\ntrusted_proxies = {proxies}'
+    )
+    config.path.write_text(text)
+    add_users(config)
+    return load_config(config.path, env=dict(config.env))
+
+
+def served(config: Config) -> contextlib.AbstractContextManager[str]:
+    """The app as `publisher serve` runs it (uvicorn reads no proxy headers itself)."""
+    app = create_app(config)
+    options = daemon.server_config(app, host="127.0.0.1", port=0)
+    options.log_level = "warning"
+    return live_server(app, config=options)
 
 
 def desk_routes(config: Config) -> list[tuple[str, set[str]]]:
@@ -74,9 +99,10 @@ def test_sign_in_sets_a_strict_cookie_and_shows_home(url: str) -> None:
     assert "unsafe-inline" not in home.headers["content-security-policy"]
 
 
-def test_cookie_is_secure_behind_https(config: Config) -> None:
+def test_cookie_is_secure_behind_https(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Over https (as a trusted proxy reports it) the cookie is marked Secure."""
-    with live_server(create_app(config)) as base, httpx.Client(base_url=base) as http:
+    config = proxied_publication(tmp_path, monkeypatch, public_url="http://app.example.org")
+    with served(config) as base, httpx.Client(base_url=base) as http:
         form = http.get("/desk/login", headers={"x-forwarded-proto": "https"})
         assert "Secure" in form.headers["set-cookie"]
         token = csrf_of(form.text)
@@ -162,3 +188,125 @@ def test_next_never_leaves_the_desk(url: str) -> None:
                   "next": "https://evil.example/"},
         )
     assert answer.headers["location"] == "/desk/"
+
+
+def test_a_trusted_proxy_names_who_is_throttled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Behind a trusted proxy, one visitor's wrong passwords throttle that visitor, not
+    everyone the proxy forwards: the owner signs in from another address."""
+    config = proxied_publication(tmp_path, monkeypatch)
+    with served(config) as base, httpx.Client(base_url=base) as http:
+        attacker = {"x-forwarded-for": "203.0.113.66", "host": "app.example.org"}
+        owner = {"x-forwarded-for": "198.51.100.20", "host": "app.example.org"}
+        token = csrf_of(http.get("/desk/login").text)
+        answers = [
+            http.post("/desk/login", headers={**attacker, "cookie": f"desk_login={token}"},
+                      data={"csrf": token, "email": "owner@example.org", "password": "guess"}).status_code
+            for _ in range(8)
+        ]
+        signed_in = http.post("/desk/login", headers={**owner, "cookie": f"desk_login={token}"},
+                              data={"csrf": token, "email": "owner@example.org", "password": PASSWORD})
+    assert answers == [400] * 5 + [429] * 3
+    assert signed_in.status_code == 303
+
+
+def test_a_forged_forwarded_for_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From a peer that is not a trusted proxy, X-Forwarded-For and Forwarded change nothing:
+    rotating them does not escape the throttle."""
+    config = proxied_publication(tmp_path, monkeypatch, proxies='["10.0.0.1"]')
+    with served(config) as base, httpx.Client(base_url=base) as http:
+        token = csrf_of(http.get("/desk/login").text)
+        answers = [
+            http.post("/desk/login",
+                      headers={"x-forwarded-for": f"203.0.113.{n}", "forwarded": f"for=198.51.100.{n}",
+                               "cookie": f"desk_login={token}"},
+                      data={"csrf": token, "email": "owner@example.org", "password": "guess"}).status_code
+            for n in range(7)
+        ]
+    assert answers == [400] * 5 + [429] * 2
+
+
+def test_cookies_are_secure_when_the_public_url_is_https(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Behind a proxy that sends no X-Forwarded-Proto, an https public URL still makes the
+    session, sign-in form and device cookies Secure."""
+    config = proxied_publication(tmp_path, monkeypatch)
+    with served(config) as base, httpx.Client(base_url=base) as http:
+        proxy = {"x-forwarded-for": "198.51.100.20", "host": "app.example.org"}
+        form = http.get("/desk/login", headers=proxy)
+        token = csrf_of(form.text)
+        answer = http.post(
+            "/desk/login", headers={**proxy, "cookie": f"desk_login={token}"},
+            data={"csrf": token, "email": "viewer@example.org", "password": PASSWORD},
+        )
+    assert "Secure" in form.headers["set-cookie"]
+    assert answer.status_code == 303
+    cookies = answer.headers.get_list("set-cookie")
+    assert {c.split("=", 1)[0] for c in cookies} == {"desk_session", "desk_login", "desk_device"}
+    assert all("Secure" in cookie for cookie in cookies)
+
+
+def test_cookies_are_secure_from_an_unlisted_proxy_too(url: str) -> None:
+    """A request for the public host (a proxy not listed, a tunnel) gets Secure cookies;
+    only a request made on the server itself, to a loopback address, does not."""
+    with httpx.Client(base_url=url) as http:
+        form = http.get("/desk/login", headers={"host": "app.example.org"})
+        local = http.get("/desk/login")
+    assert "Secure" in form.headers["set-cookie"]
+    assert "Secure" not in local.headers["set-cookie"]
+
+
+FOREIGN = "https://evil.example"
+
+
+def test_sign_in_from_another_origin_is_refused(url: str) -> None:
+    """Login CSRF: a sign-in POST whose Origin is another site is 403, even with a matching
+    token and cookie, and signs nobody in."""
+    with httpx.Client(base_url=url) as http:
+        token = csrf_of(http.get("/desk/login").text)
+        answer = http.post(
+            "/desk/login", headers={"origin": FOREIGN},
+            data={"csrf": token, "email": "editor@example.org", "password": PASSWORD},
+        )
+        assert answer.status_code == 403
+        assert "another site (https://evil.example)" in answer.text
+        assert "desk_session" not in http.cookies
+        assert http.get("/desk/").status_code == 303
+
+
+def test_sign_in_from_a_foreign_referer_is_refused(url: str) -> None:
+    """Without Origin, the Referer's origin is checked; "null" counts as foreign."""
+    with httpx.Client(base_url=url) as http:
+        token = csrf_of(http.get("/desk/login").text)
+        data = {"csrf": token, "email": "editor@example.org", "password": PASSWORD}
+        assert http.post("/desk/login", headers={"referer": FOREIGN + "/page"}, data=data).status_code == 403
+        assert http.post("/desk/login", headers={"origin": "null"}, data=data).status_code == 403
+        assert "desk_session" not in http.cookies
+
+
+def test_sign_in_from_the_desks_own_origin_works(url: str) -> None:
+    """The desk's own origin (where the browser is, or the public URL) signs in."""
+    with httpx.Client(base_url=url) as http:
+        token = csrf_of(http.get("/desk/login").text)
+        data = {"csrf": token, "email": "editor@example.org", "password": PASSWORD}
+        assert http.post("/desk/login", headers={"origin": url}, data=data).status_code == 303
+    with httpx.Client(base_url=url) as http:
+        token = csrf_of(http.get("/desk/login").text)
+        data = {"csrf": token, "email": "editor@example.org", "password": PASSWORD}
+        own = http.post("/desk/login", headers={"referer": "https://app.example.org/desk/login"}, data=data)
+        assert own.status_code == 303
+
+
+def test_every_desk_post_from_another_origin_is_refused(config: Config, url: str) -> None:
+    """Every POST route under /desk answers 403 to a foreign Origin, with the session's
+    token and all, and the session lives on."""
+    routes = [path for path, methods in desk_routes(config) if "POST" in methods]
+    assert len(routes) >= 5
+    with httpx.Client(base_url=url) as http:
+        sign_in(http, "owner@example.org")
+        token = csrf_of(http.get("/desk/").text)
+        for path in routes:
+            answer = http.post(path, headers={"origin": FOREIGN}, data={"csrf": token})
+            assert answer.status_code == 403, path
+            assert "another site" in answer.text, path
+        assert http.get("/desk/").status_code == 200

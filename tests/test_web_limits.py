@@ -10,7 +10,7 @@ from sqlalchemy import Engine, func, select
 
 from publisher.store import client_hits, open_store
 from publisher.store.schema import client_hits as client_hits_table
-from publisher.web.limits import client_address, client_key, parse_networks
+from publisher.web.limits import client_address, client_key, forwarded_https, parse_networks
 
 
 @pytest.mark.parametrize(
@@ -46,12 +46,64 @@ PROXIES = parse_networks(["10.0.0.0/8", "127.0.0.1"])
 def test_client_address(peer: str, forwarded: list[str], client: str) -> None:
     """X-Forwarded-For counts only from a listed proxy, and then only its right-most entry
     that is not itself a listed proxy."""
-    assert client_address(peer, forwarded, PROXIES) == client
+    assert client_address(peer, PROXIES, forwarded_for=forwarded) == client
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "client"),
+    [
+        ("203.0.113.5", ["for=198.51.100.1"], "203.0.113.5"),  # not from a proxy: header ignored
+        ("127.0.0.1", ["for=198.51.100.1;proto=https"], "198.51.100.1"),
+        ("127.0.0.1", ['for="198.51.100.1:4711"'], "198.51.100.1"),
+        ("127.0.0.1", ['for="[2001:db8:cafe::17]:4711"'], "2001:db8:cafe::17"),
+        ("10.1.2.3", ["for=6.6.6.6, for=198.51.100.1"], "198.51.100.1"),
+        ("10.1.2.3", ["for=6.6.6.6", "for=198.51.100.1;by=10.1.2.3"], "198.51.100.1"),
+        ("10.1.2.3", ["For=198.51.100.1, for=10.9.9.9"], "198.51.100.1"),  # a chain of trusted proxies
+        ("10.1.2.3", ["for=unknown"], "10.1.2.3"),
+        ("10.1.2.3", ["for=_hidden"], "10.1.2.3"),
+        ("10.1.2.3", ["proto=https"], "10.1.2.3"),
+    ],
+)
+def test_client_address_from_forwarded(peer: str, forwarded: list[str], client: str) -> None:
+    """RFC 7239 Forwarded counts like X-Forwarded-For: only from a listed proxy, right-most
+    `for=` that is not one."""
+    assert client_address(peer, PROXIES, forwarded=forwarded) == client
+
+
+def test_both_headers_naming_different_clients_are_not_believed() -> None:
+    """A proxy writes one of the two headers; when the other names someone else, the
+    visitor wrote it, and the proxy itself is the client."""
+    assert client_address(
+        "127.0.0.1", PROXIES, forwarded_for=["198.51.100.1"], forwarded=["for=6.6.6.6"]
+    ) == "127.0.0.1"
+    assert client_address(
+        "127.0.0.1", PROXIES, forwarded_for=["198.51.100.1"], forwarded=["for=198.51.100.1"]
+    ) == "198.51.100.1"
 
 
 def test_no_proxy_is_trusted_by_default() -> None:
-    """Without trusted proxies the header is ignored, even from 127.0.0.1."""
-    assert client_address("127.0.0.1", ["198.51.100.1"], ()) == "127.0.0.1"
+    """Without trusted proxies the headers are ignored, even from 127.0.0.1."""
+    assert client_address("127.0.0.1", (), forwarded_for=["198.51.100.1"]) == "127.0.0.1"
+    assert client_address("127.0.0.1", (), forwarded=["for=198.51.100.1"]) == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("peer", "proto", "forwarded", "https"),
+    [
+        ("127.0.0.1", ["https"], [], True),
+        ("127.0.0.1", ["http"], [], False),
+        ("127.0.0.1", ["https, http"], [], False),  # the nearest proxy's word counts
+        ("203.0.113.5", ["https"], [], False),  # not from a proxy: header ignored
+        ("127.0.0.1", [], ["for=198.51.100.1;proto=https"], True),
+        ("127.0.0.1", [], ['for=198.51.100.1;proto="HTTPS"'], True),
+        ("127.0.0.1", [], ["for=198.51.100.1"], False),
+        ("203.0.113.5", [], ["for=198.51.100.1;proto=https"], False),
+        ("127.0.0.1", [], [], False),
+    ],
+)
+def test_forwarded_https(peer: str, proto: list[str], forwarded: list[str], https: bool) -> None:
+    """A trusted proxy's X-Forwarded-Proto or Forwarded proto= says whether the visitor came over https."""
+    assert forwarded_https(peer, PROXIES, forwarded_proto=proto, forwarded=forwarded) is https
 
 
 @pytest.fixture

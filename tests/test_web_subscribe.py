@@ -248,6 +248,29 @@ def test_trusted_proxy_names_the_client(tmp_path: Path, clock: Clock) -> None:
         assert _rotating_forwarded_for(url, 8) == [200] * 8
 
 
+def test_trusted_proxy_names_the_client_in_forwarded(tmp_path: Path, clock: Clock) -> None:
+    """A proxy that says who the client is with RFC 7239 `Forwarded` (not X-Forwarded-For)
+    gives each client its own limit, so one busy visitor does not shut the form for all."""
+    config = make_publication(
+        tmp_path, extra='\n[subscribe]\nper_ip_per_hour = 5\n'
+    )
+    text = config.path.read_text().replace("[server]\n", '[server]\ntrusted_proxies = ["127.0.0.1"]\n')
+    config.path.write_text(text)
+    config = load_config(config.path, env=dict(config.env))
+    app = create_app(config, engine=open_store(config.store_url), clock=clock)
+    served = daemon.server_config(app, host="127.0.0.1", port=0)
+    served.log_level = "warning"
+    with live_server(app, config=served) as url, httpx.Client(base_url=url) as http:
+        def post(n: int, visitor: str) -> int:
+            return http.post("/subscribe", data={"email": f"f{n}@example.org"},
+                             headers={"forwarded": f"for={visitor};proto=https"}).status_code
+
+        busy = [post(n, "198.51.100.7") for n in range(7)]
+        others = [post(100 + n, f'"[2001:db8:{n}::1]:4711"') for n in range(6)]
+    assert busy == [200] * 5 + [429] * 2
+    assert others == [200] * 6
+
+
 def test_unsubscribed_reader_can_come_back(
     config: Config, client: AppClient, engine: Engine
 ) -> None:

@@ -355,12 +355,21 @@ desk_sessions = Table(
 login_failures = Table(
     "login_failures",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("email", String(320), nullable=False),
-    Column("address", String(64), nullable=False),
+    # Sign-in attempts per throttle key in its current fixed window, counted before the
+    # password is checked (see publisher.accounts): "pair <account> <client>",
+    # "client <client>" or "account <account>".
+    Column("key", String(400), primary_key=True),
+    Column("window_start", UTC_TIME, nullable=False, index=True),
+    Column("failures", Integer, nullable=False),
+)
+
+sign_in_devices = Table(
+    "sign_in_devices",
+    metadata,
+    # Browsers a user has signed in with: the SHA-256 of the device cookie's value.
+    Column("id", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("created_at", UTC_TIME, nullable=False),
-    Index("ix_login_failures_email", "email", "created_at"),
-    Index("ix_login_failures_address", "address", "created_at"),
 )
 
 

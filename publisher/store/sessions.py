@@ -5,37 +5,51 @@ a copy of the database (a backup, a leaked file) signs nobody in. A session ends
 `expires_at`, after `idle` without a request, when its user signs out (this session) or
 signs out everywhere (all of theirs), when the password changes, and when the user goes.
 
-Failed sign-ins are rows with the address typed and the client's network address; the
-throttle counts them over a window. A success clears the account's failures, not the
-address's, so one good password does not reopen an address that guesses at many accounts.
+Sign-in attempts are counted per throttle key (which keys, and their limits, are
+`publisher.accounts`' policy) in fixed windows: one row per key holds when its window
+began and how many attempts it has let through. `take` raises every key of an attempt
+in one transaction that holds a lock on each row (SQLite's `BEGIN IMMEDIATE`,
+PostgreSQL's `FOR UPDATE`, keys in one order so two attempts cannot deadlock): the
+attempt goes through with all of them or none, and however many arrive at once, no
+more than a key's limit pass in its window. An attempt is counted before the password
+is checked; a success gives its count back (`give_back`, `forget`).
+
+A browser that signed in keeps a device cookie; its SHA-256 and the user are kept here
+(`remember_device`) so that the next sign-in can tell the user's own browser from
+strangers. A device is forgotten `DEVICE_LIFETIME` after it was given, or with its user.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from publisher.store.engine import begin_write
-from publisher.store.schema import desk_sessions, login_failures, users
+from publisher.store.schema import desk_sessions, login_failures, sign_in_devices, users
 from publisher.store.users import User
 
 __all__ = [
     "DeskSession",
-    "clear_failures",
     "create",
-    "failures_since",
+    "device_user",
+    "forget",
+    "give_back",
     "lookup",
     "purge",
-    "record_failure",
+    "remember_device",
     "revoke",
     "revoke_user",
+    "take",
     "user_sessions",
 ]
 
 SEEN_EVERY = timedelta(minutes=1)
 """`seen_at` is written at most this often per session, not on every request."""
+DEVICE_LIFETIME = timedelta(days=365)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,36 +127,81 @@ def revoke_user(engine: Engine, user_id: int) -> int:
 
 
 def purge(engine: Engine, *, now: datetime, keep_failures: timedelta) -> None:
-    """Forget expired sessions and failures older than the throttle's window."""
+    """Forget expired sessions and devices, and throttle counts whose window has ended."""
     with engine.begin() as conn:
         conn.execute(delete(desk_sessions).where(desk_sessions.c.expires_at <= now))
-        conn.execute(delete(login_failures).where(login_failures.c.created_at < now - keep_failures))
+        conn.execute(delete(login_failures).where(login_failures.c.window_start <= now - keep_failures))
+        conn.execute(delete(sign_in_devices).where(sign_in_devices.c.created_at <= now - DEVICE_LIFETIME))
 
 
-def record_failure(engine: Engine, *, email: str, address: str, now: datetime) -> None:
+class _Refused(Exception):
+    def __init__(self, wait: float) -> None:
+        self.wait = wait
+
+
+def take(engine: Engine, limits: Sequence[tuple[str, int]], *, now: datetime, window: timedelta) -> float:
+    """Count one attempt against every `(key, limit)`: 0.0 when all of them let it through
+    (and it is counted), else the seconds until the first refusing key's window ends (and
+    nothing is counted)."""
+    try:
+        with begin_write(engine) as conn:
+            for key, limit in sorted(limits):
+                wait = _take_one(conn, key[:400], limit, now=now, window=window)
+                if wait:
+                    raise _Refused(wait)
+    except _Refused as refused:
+        return float(refused.wait)
+    return 0.0
+
+
+def _take_one(conn: Connection, key: str, limit: int, *, now: datetime, window: timedelta) -> float:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    conn.execute(
+        dialect.insert(login_failures)
+        .values(key=key, window_start=now, failures=0)
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
+    row = conn.execute(
+        select(login_failures.c.window_start, login_failures.c.failures)
+        .where(login_failures.c.key == key)
+        .with_for_update()
+    ).one()
+    start, failures = row.window_start, int(row.failures)
+    if start + window <= now or start > now:  # the window has ended (or the clock went back)
+        start, failures = now, 0
+    if failures >= limit:
+        return float(max(1.0, (start + window - now).total_seconds()))
+    conn.execute(
+        update(login_failures).where(login_failures.c.key == key).values(window_start=start, failures=failures + 1)
+    )
+    return 0.0
+
+
+def give_back(engine: Engine, keys: Sequence[str]) -> None:
+    """Take back one counted attempt from each key (a sign-in that succeeded)."""
     with engine.begin() as conn:
-        conn.execute(insert(login_failures).values(email=email[:320], address=address[:64], created_at=now))
+        for key in sorted(keys):
+            conn.execute(
+                update(login_failures)
+                .where(login_failures.c.key == key[:400], login_failures.c.failures > 0)
+                .values(failures=login_failures.c.failures - 1)
+            )
 
 
-def failures_since(engine: Engine, *, email: str, address: str, since: datetime) -> tuple[int, int, datetime | None]:
-    """Failures for the account and for the address since `since`, and the oldest of them."""
-    recent = login_failures.c.created_at > since
+def forget(engine: Engine, key: str) -> None:
+    """Drop a key's count altogether."""
+    with engine.begin() as conn:
+        conn.execute(delete(login_failures).where(login_failures.c.key == key[:400]))
+
+
+def remember_device(engine: Engine, key: str, *, user_id: int, now: datetime) -> None:
+    """Remember a browser the user signed in with (by the SHA-256 of its cookie)."""
+    with engine.begin() as conn:
+        conn.execute(insert(sign_in_devices).values(id=key, user_id=user_id, created_at=now))
+
+
+def device_user(engine: Engine, key: str) -> int | None:
+    """The user a device cookie was given to, or None."""
     with engine.connect() as conn:
-        by_email = conn.execute(
-            select(func.count(), func.min(login_failures.c.created_at)).where(
-                and_(login_failures.c.email == email, recent)
-            )
-        ).one()
-        by_address = conn.execute(
-            select(func.count(), func.min(login_failures.c.created_at)).where(
-                and_(login_failures.c.address == address, recent)
-            )
-        ).one()
-    oldest = [t for t in (by_email[1], by_address[1]) if t is not None]
-    return int(by_email[0]), int(by_address[0]), (min(oldest) if oldest else None)
-
-
-def clear_failures(engine: Engine, *, email: str) -> None:
-    with engine.begin() as conn:
-        conn.execute(delete(login_failures).where(login_failures.c.email == email))
-
+        found = conn.execute(select(sign_in_devices.c.user_id).where(sign_in_devices.c.id == key)).first()
+    return int(found.user_id) if found is not None else None

@@ -3,6 +3,12 @@
 The hash is made and checked by `publisher.accounts`; this module only keeps it. A
 user's sessions go with the user (the foreign key cascades), and a new password ends
 every session the old one opened (`set_password`).
+
+`remove` and `set_role` can keep a role from emptying (the desk's last owner): the check
+and the change are one transaction that first locks every member of that role (SQLite's
+`BEGIN IMMEDIATE`; PostgreSQL's `FOR UPDATE`, in id order so that two of them cannot
+deadlock). Two owners removing or demoting each other at the same moment take turns, and
+the second finds itself the last one.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from publisher.errors import AccountError, NotFound
@@ -81,11 +87,29 @@ def _missing(email: str) -> NotFound:
     return NotFound(f"there is no desk user {email}; `publisher users list` shows who there is")
 
 
-def remove(engine: Engine, email: str) -> None:
-    """Delete the user and, with them, every session they have open."""
+def _members(conn: Connection, role: str) -> list[int]:
+    """The ids holding `role`, each locked until the transaction ends."""
+    query = select(users.c.id).where(users.c.role == role).order_by(users.c.id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return [int(row.id) for row in conn.execute(query)]
+
+
+def _last(email: str, role: str, doing: str) -> AccountError:
+    return AccountError(f"{email} is the last {role}; add another {role} before {doing} this one")
+
+
+def remove(engine: Engine, email: str, *, keep_one: str | None = None) -> None:
+    """Delete the user and, with them, every session they have open; with `keep_one`, not
+    the last user holding that role (AccountError)."""
     with begin_write(engine) as conn:
-        if conn.execute(delete(users).where(users.c.email == email)).rowcount == 0:
+        members = _members(conn, keep_one) if keep_one else []
+        row = conn.execute(select(users.c.id, users.c.role).where(users.c.email == email)).first()
+        if row is None:
             raise _missing(email)
+        if keep_one and row.role == keep_one and members == [row.id]:
+            raise _last(email, keep_one, "removing")
+        conn.execute(delete(users).where(users.c.id == row.id))
 
 
 def set_password(engine: Engine, email: str, password_hash: str, *, now: datetime) -> None:
@@ -100,10 +124,14 @@ def set_password(engine: Engine, email: str, password_hash: str, *, now: datetim
         conn.execute(delete(desk_sessions).where(desk_sessions.c.user_id == row.id))
 
 
-def set_role(engine: Engine, email: str, role: str, *, now: datetime) -> None:
+def set_role(engine: Engine, email: str, role: str, *, now: datetime, keep_one: str | None = None) -> None:
+    """Give the user `role`; with `keep_one`, never take the last user out of that role
+    (AccountError)."""
     with begin_write(engine) as conn:
-        done = conn.execute(
-            update(users).where(users.c.email == email).values(role=role, updated_at=now)
-        ).rowcount
-    if not done:
-        raise _missing(email)
+        members = _members(conn, keep_one) if keep_one else []
+        row = conn.execute(select(users.c.id, users.c.role).where(users.c.email == email)).first()
+        if row is None:
+            raise _missing(email)
+        if keep_one and row.role == keep_one != role and members == [row.id]:
+            raise _last(email, keep_one, "giving another role to")
+        conn.execute(update(users).where(users.c.id == row.id).values(role=role, updated_at=now))

@@ -1,11 +1,19 @@
-"""Request limits at the edge of the app: who the client is, subscribe attempts per
-client and body sizes.
+"""Request limits at the edge of the app: who the client is and how it came, and body sizes.
 
 The client is the address of the connection, unless that address is one of the proxies
-the author lists in `[server] trusted_proxies`: then it is the right-most address in
-X-Forwarded-For that is not such a proxy (the one the nearest trusted proxy saw). None
-are trusted by default, so a visitor cannot name themselves anyone by sending the
-header; `publisher serve` also tells uvicorn to leave the header alone.
+the author lists in `[server] trusted_proxies`: then it is the right-most hop of the
+proxy's `X-Forwarded-For` or `Forwarded` (RFC 7239 `for=`) that is not such a proxy
+(the one the nearest trusted proxy saw; an entry that is no address, such as `unknown`,
+ends the walk and the proxy itself is the client). A request from a trusted proxy that
+carries both headers naming different clients had one of them written by the visitor
+(a proxy writes one and passes the other on): neither is believed, and the proxy is the
+client. None are trusted by default, so a visitor cannot name themselves anyone by
+sending a header; `publisher serve` also tells uvicorn to leave the headers alone.
+`Proxies.client` is the one door for this: the desk's sign-in, the subscribe form and
+every other per-client limit ask it.
+
+A request came over https when its own connection did, or when a trusted proxy says so
+(`X-Forwarded-Proto`, or `proto=` in `Forwarded`); `Proxies.https` answers that.
 """
 
 from __future__ import annotations
@@ -13,9 +21,12 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Sequence
 
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["BodyLimit", "client_address", "client_key", "parse_networks"]
+from publisher.api import problems
+
+__all__ = ["BodyLimit", "Proxies", "client_address", "client_key", "forwarded_https", "parse_networks"]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -31,30 +42,142 @@ def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
     return tuple(out)
 
 
-def _trusted(host: str, proxies: tuple[Network, ...]) -> bool:
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        address = ipaddress.ip_address(host.strip())
+        address = ipaddress.ip_address(text.strip())
     except ValueError:
-        return False
+        return None
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return any(address in network for network in proxies)
+        return address.ipv4_mapped
+    return address
 
 
-def client_address(peer: str | None, forwarded_for: Sequence[str], proxies: tuple[Network, ...]) -> str | None:
-    """The client's address: `peer`, or when `peer` is a trusted proxy, the right-most
-    X-Forwarded-For entry that is not one (an entry that is no address ends the walk)."""
+def _trusted(host: str, proxies: tuple[Network, ...]) -> bool:
+    address = _ip(host)
+    return address is not None and any(address in network for network in proxies)
+
+
+def _unquote(value: str) -> str:
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1].replace('\\"', '"')
+    return value
+
+
+def _forwarded_elements(headers: Sequence[str]) -> list[dict[str, str]]:
+    """RFC 7239 elements, in order: `for=192.0.2.1;proto=https, for="[2001:db8::1]:80"`."""
+    elements = []
+    for header in headers:
+        for element in header.split(","):
+            pairs: dict[str, str] = {}
+            for pair in element.split(";"):
+                name, sep, value = pair.partition("=")
+                if sep:
+                    pairs.setdefault(name.strip().lower(), _unquote(value))
+            elements.append(pairs)
+    return elements
+
+
+def _node(value: str) -> str:
+    """The address of a `for=` node, without its port: `[2001:db8::1]:80` -> `2001:db8::1`."""
+    if value.startswith("["):
+        return value[1:].split("]", 1)[0]
+    if value.count(":") == 1:
+        return value.split(":", 1)[0]
+    return value
+
+
+def _walk(hops: Sequence[str], peer: str, proxies: tuple[Network, ...]) -> tuple[str, int]:
+    """The right-most hop that is not a trusted proxy, and its index (-1: the peer)."""
+    for index in range(len(hops) - 1, -1, -1):
+        if _trusted(hops[index], proxies):
+            continue
+        address = _ip(hops[index])
+        return (str(address), index) if address is not None else (peer, -1)
+    return peer, -1
+
+
+def client_address(
+    peer: str | None, proxies: tuple[Network, ...], *,
+    forwarded_for: Sequence[str] = (), forwarded: Sequence[str] = (),
+) -> str | None:
+    """The client's address: `peer`, or when `peer` is a trusted proxy, the right-most hop
+    of `X-Forwarded-For` or `Forwarded` that is not one (see the module's docstring)."""
     if not peer or not proxies or not _trusted(peer, proxies):
         return peer
-    hops = [hop.strip() for header in forwarded_for for hop in header.split(",")]
-    for hop in reversed(hops):
-        if _trusted(hop, proxies):
-            continue
-        try:
-            return str(ipaddress.ip_address(hop))
-        except ValueError:
-            return peer
-    return peer
+    by_xff = by_forwarded = None
+    if forwarded_for:
+        by_xff, _ = _walk([hop.strip() for header in forwarded_for for hop in header.split(",")], peer, proxies)
+    if forwarded:
+        nodes = [_node(element.get("for", "")) for element in _forwarded_elements(forwarded)]
+        by_forwarded, _ = _walk(nodes, peer, proxies)
+    if by_xff is not None and by_forwarded is not None and by_xff != by_forwarded:
+        return peer
+    return by_xff or by_forwarded or peer
+
+
+def forwarded_https(
+    peer: str | None, proxies: tuple[Network, ...], *,
+    forwarded_proto: Sequence[str] = (), forwarded: Sequence[str] = (),
+) -> bool:
+    """Whether a trusted proxy at `peer` says the request reached it over https: the
+    right-most `X-Forwarded-Proto`, or `proto=` of the `Forwarded` element it added."""
+    if not peer or not proxies or not _trusted(peer, proxies):
+        return False
+    protos = [value.strip().lower() for header in forwarded_proto for value in header.split(",")]
+    if protos:
+        return protos[-1] == "https"
+    elements = _forwarded_elements(forwarded)
+    if elements:
+        nodes = [_node(element.get("for", "")) for element in elements]
+        _, index = _walk(nodes, peer, proxies)
+        element = elements[index] if index >= 0 else elements[-1]
+        return element.get("proto", "").lower() == "https"
+    return False
+
+
+class Proxies:
+    """The author's trusted proxies, and what they tell the app about one request."""
+
+    def __init__(self, networks: tuple[Network, ...]) -> None:
+        self.networks = networks
+
+    @classmethod
+    def from_list(cls, values: Iterable[str]) -> Proxies:
+        return cls(parse_networks(values))
+
+    @staticmethod
+    def peer(request: HTTPConnection) -> str | None:
+        return request.client.host if request.client else None
+
+    def address(self, request: HTTPConnection) -> str | None:
+        """The client's address (see the module's docstring)."""
+        return client_address(
+            self.peer(request), self.networks,
+            forwarded_for=request.headers.getlist("x-forwarded-for"),
+            forwarded=request.headers.getlist("forwarded"),
+        )
+
+    def client(self, request: HTTPConnection) -> str:
+        """The unit a per-client limit counts (`client_key` of the client's address)."""
+        return client_key(self.address(request))
+
+    def https(self, request: HTTPConnection) -> bool:
+        """Whether the request came over https, directly or as a trusted proxy says."""
+        if request.url.scheme in ("https", "wss"):
+            return True
+        return forwarded_https(
+            self.peer(request), self.networks,
+            forwarded_proto=request.headers.getlist("x-forwarded-proto"),
+            forwarded=request.headers.getlist("forwarded"),
+        )
+
+    def forwarded(self, request: HTTPConnection) -> bool:
+        """Whether the request came through a trusted proxy that said it forwarded it."""
+        peer = self.peer(request)
+        return bool(peer and self.networks and _trusted(peer, self.networks)) and any(
+            name in request.headers for name in ("x-forwarded-for", "forwarded", "x-forwarded-proto")
+        )
 
 
 def client_key(host: str | None) -> str:
@@ -98,7 +221,7 @@ class BodyLimit:
         limit = self.large_limit if path.startswith(self.large) else self.limit
         for name, value in scope["headers"]:
             if name == b"content-length" and (not value.isdigit() or int(value) > limit):
-                await _too_large(send)
+                await _too_large(scope, receive, send)
                 return
         chunks: list[bytes] = []
         size = 0
@@ -109,7 +232,7 @@ class BodyLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                await _too_large(send)
+                await _too_large(scope, receive, send)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -126,7 +249,13 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
-async def _too_large(send: Send) -> None:
+async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
+    if str(scope["path"]).startswith("/api/"):
+        # The API answers every refusal as RFC 9457 problem details, this one too.
+        detail = "the request body is larger than this route takes; send less (bulk imports go to /api/v1/imports)"
+        answer = problems.problem_response(problems.TOO_LARGE, detail, headers={"connection": "close"})
+        await answer(scope, receive, send)
+        return
     body = b"Request body too large\n"
     await send(
         {

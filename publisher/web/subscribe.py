@@ -14,9 +14,10 @@ shown they own the address, so the name they typed is not put in front of its ow
 A confirmation link works while the subscriber's status is as it was when the link
 was sent; someone who confirmed and later left comes back only through a new one.
 
-The per-client limit counts the address `limits.client_address` names (the connection's,
-or behind a proxy listed in `[server] trusted_proxies`, the address that proxy saw) and
-is kept in the database, so that it holds across restarts and processes.
+The per-client limit counts the client `limits.Proxies.client` names (the connection's
+address, or behind a proxy listed in `[server] trusted_proxies`, the address that proxy
+saw in `X-Forwarded-For` or `Forwarded`) and is kept in the database, so that it holds
+across restarts and processes.
 
 No cookies and no CSRF tokens: a forged subscribe POST can only cause one confirmation
 mail (rate-limited per address and per client), and confirm and unsubscribe POSTs are
@@ -45,7 +46,7 @@ from publisher.models import Subscriber, SubscriberStatus
 from publisher.services import subscribers as subscriber_service
 from publisher.services.subscribers import ConfirmationMailer
 from publisher.store import client_hits, subscribers
-from publisher.web.limits import client_address, client_key, parse_networks
+from publisher.web.limits import Proxies
 from publisher.web.pages import Pages
 
 __all__ = ["HONEYPOT_FIELD", "PAGES", "SubscribeFlow"]
@@ -77,7 +78,7 @@ class SubscribeFlow:
         self.pages = pages
         config = settings.config
         self.per_ip_per_hour = int(config["subscribe.per_ip_per_hour"])
-        self.proxies = parse_networks(config["server.trusted_proxies"])
+        self.proxies = Proxies.from_list(config["server.trusted_proxies"])
         self.confirmations = ConfirmationMailer(
             config, settings.engine, secret=settings.secret, provider_factory=settings.provider_factory
         )
@@ -88,8 +89,7 @@ class SubscribeFlow:
     async def subscribe(self, request: Request) -> Response:
         """Answer at once; `_register_and_mail` does the rest after the answer is sent."""
         now = self.s.clock()
-        peer = request.client.host if request.client else None
-        client = client_key(client_address(peer, request.headers.getlist("x-forwarded-for"), self.proxies))
+        client = self.proxies.client(request)
         wait = await run_in_threadpool(
             client_hits.hit, self.s.engine, client, now=now, limit=self.per_ip_per_hour, window=3600.0
         )

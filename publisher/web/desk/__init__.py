@@ -17,6 +17,7 @@ and sending), `revisions` (the editor's autosaves and saved versions), `issues`,
 from __future__ import annotations
 
 import hmac
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,7 +26,7 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 
 from publisher import accounts
@@ -35,7 +36,14 @@ from publisher.delivery.base import Provider
 from publisher.errors import AccountError, SignInThrottled
 from publisher.web.desk import home
 from publisher.web.desk.articles import ArticleDesk
-from publisher.web.desk.auth import LOGIN_COOKIE, Asked, DeskAuth, client_address, safe_next
+from publisher.web.desk.auth import (
+    DEVICE_COOKIE,
+    LOGIN_COOKIE,
+    Asked,
+    DeskAuth,
+    SameOrigin,
+    safe_next,
+)
 from publisher.web.desk.issues import IssueDesk
 from publisher.web.desk.keys import KeyDesk
 from publisher.web.desk.media import MediaDesk
@@ -43,6 +51,7 @@ from publisher.web.desk.render import DeskPages, static_dir
 from publisher.web.desk.revisions import RevisionDesk
 from publisher.web.desk.settings import SettingsDesk
 from publisher.web.desk.subscribers import SubscriberDesk
+from publisher.web.limits import Proxies
 
 __all__ = ["Desk", "DeskSettings"]
 
@@ -69,7 +78,10 @@ class Desk:
         self.s = settings
         self.pages = DeskPages(settings.config)
         self.pages.check(*PAGES)
-        self.auth = DeskAuth(settings.engine, SessionPolicy.from_config(settings.config), settings.clock)
+        self.auth = DeskAuth(
+            settings.engine, SessionPolicy.from_config(settings.config), settings.clock,
+            Proxies.from_list(settings.config["server.trusted_proxies"]), public_url=settings.config.public_url,
+        )
         config, engine = settings.config, settings.engine
         self.sections = (
             ArticleDesk(config, engine, self.pages, self.auth, settings.provider_factory),
@@ -82,7 +94,7 @@ class Desk:
         )
 
     def mount(self) -> Mount:
-        return Mount("/desk", routes=self.routes())
+        return Mount("/desk", app=SameOrigin(Router(self.routes()), self.auth))
 
     def routes(self) -> list[BaseRoute]:
         guard = self.auth.guarded
@@ -127,19 +139,21 @@ class Desk:
         email = form.get("email", "").strip()[:320]
         password = form.get("password", "")
         try:
-            token, _session = await run_in_threadpool(
+            signed_in = await run_in_threadpool(
                 accounts.sign_in, self.s.engine, email, password,
-                address=client_address(request), now=self.s.clock(), policy=self.auth.policy,
+                address=self.auth.client(request), now=self.s.clock(), policy=self.auth.policy,
+                device=request.cookies.get(DEVICE_COOKIE, ""),
             )
         except SignInThrottled as exc:
             response = self._login_page(request, status=429, email=email, error=str(exc).capitalize() + ".")
-            response.headers["retry-after"] = str(int(exc.retry_after))
+            response.headers["retry-after"] = str(max(1, math.ceil(exc.retry_after)))
             return response
         except AccountError as exc:
             return self._login_page(request, status=400, email=email, error=str(exc).capitalize() + ".")
         target = safe_next(form.get("next") or request.query_params.get("next"))
         response = RedirectResponse(target, status_code=303)
-        self.auth.set_session_cookie(response, request, token)
+        self.auth.set_session_cookie(response, request, signed_in.token)
+        self.auth.set_device_cookie(response, request, signed_in.device)
         return response
 
     async def logout(self, asked: Asked) -> Response:

@@ -3,19 +3,33 @@
 Every desk route is wrapped by `guarded`: without a live session a GET is redirected to
 the sign-in page (which brings the reader back afterwards) and anything else answers 401
 with a link there; a role below the route's answers 403; a POST whose `csrf` field is
-not the session's token answers 403 and changes nothing. The session cookie is
-HttpOnly, SameSite=Lax, scoped to /desk and Secure whenever the request came over https
-(directly or through a proxy uvicorn trusts).
+not the session's token answers 403 and changes nothing.
+
+Every POST under /desk, the sign-in included, must also come from the desk's own origin:
+its `Origin` header (or, without one, the origin of its `Referer`) must be the public
+URL's (`[server] public_url`, else `publication.url`) or the one the request itself was
+addressed to (its Host, over https when it came so). A foreign origin, `null` included,
+answers 403 with a page that says so; a request with neither header (some browsers,
+scripts) is let through on its CSRF token alone.
+
+The session cookie is HttpOnly, SameSite=Lax and scoped to /desk. It, the sign-in
+form's cookie and the device cookie are Secure whenever the public URL is https or the
+request came over https (directly, or as a proxy in `[server] trusted_proxies` says),
+with one exception: a request made on the server itself, straight to a loopback address
+over plain http (a loopback peer, a loopback Host, no proxy headers), where a Secure
+cookie would not come back.
 
 The sign-in form has no session yet, so it carries a token that must match a cookie set
-with the form (double submit): another site cannot sign a visitor into an account of
-its choosing.
+with the form (double submit) as well as the origin check: another site cannot sign a
+visitor into an account of its choosing. A browser that signed in keeps a device cookie
+(scoped to the sign-in page) by which `accounts.sign_in` knows it next time.
 """
 
 from __future__ import annotations
 
 import hmac
 import html
+import ipaddress
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -25,27 +39,35 @@ from urllib.parse import quote, urlsplit
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from publisher import accounts
-from publisher.accounts import DeskSession, Role, SessionPolicy
+from publisher.accounts import DEVICE_LIFETIME, DeskSession, Role, SessionPolicy
 from publisher.web.desk.render import DESK_HEADERS
-from publisher.web.limits import client_key
+from publisher.web.limits import Proxies
 
 __all__ = [
+    "DEVICE_COOKIE",
     "LOGIN_COOKIE",
     "SESSION_COOKIE",
     "Asked",
     "DeskAuth",
     "Handler",
+    "SameOrigin",
+    "foreign_message",
     "refuse",
     "safe_next",
 ]
 
 SESSION_COOKIE = "desk_session"
 LOGIN_COOKIE = "desk_login"
+DEVICE_COOKIE = "desk_device"
 COOKIE_PATH = "/desk"
+LOGIN_PATH = "/desk/login"
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
 MAX_FIELDS = 200
 MAX_UPLOAD = 8 * 1024 * 1024
 
@@ -77,19 +99,74 @@ def safe_next(value: str | None) -> str:
     return value
 
 
-def is_https(request: Request) -> bool:
-    return request.url.scheme == "https"
+def _origin(scheme: str, netloc: str) -> str:
+    """`scheme://host[:port]`, lower-case, without the scheme's default port."""
+    scheme, netloc = scheme.lower(), netloc.lower().rstrip(".")
+    host, sep, port = netloc.rpartition(":")
+    if sep and "]" not in port and port == _DEFAULT_PORTS.get(scheme):
+        netloc = host
+    return f"{scheme}://{netloc}"
 
 
-def client_address(request: Request) -> str:
-    return client_key(request.client.host if request.client else None)
+def _loopback(host: str) -> bool:
+    name = host.strip().lower()
+    if name.startswith("["):
+        name = name[1:].split("]", 1)[0]
+    elif name.count(":") == 1:
+        name = name.split(":", 1)[0]
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 class DeskAuth:
-    def __init__(self, engine: Engine, policy: SessionPolicy, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, engine: Engine, policy: SessionPolicy, clock: Callable[[], datetime],
+        proxies: Proxies | None = None, *, public_url: str = "",
+    ) -> None:
         self.engine = engine
         self.policy = policy
         self.clock = clock
+        self.proxies = proxies or Proxies(())
+        public = urlsplit(public_url)
+        self.public_https = public.scheme == "https"
+        self.public_origin = _origin(public.scheme, public.netloc) if public.netloc else ""
+
+    def client(self, request: HTTPConnection) -> str:
+        """The client a sign-in is counted against (`Proxies.client`)."""
+        return self.proxies.client(request)
+
+    def secure(self, request: HTTPConnection) -> bool:
+        """Whether cookies set in answer to `request` are Secure (see the module's docstring)."""
+        if self.proxies.https(request):
+            return True
+        if not self.public_https:
+            return False
+        peer = self.proxies.peer(request)
+        on_this_machine = (
+            peer is not None and _loopback(peer) and _loopback(request.headers.get("host", ""))
+            and not self.proxies.forwarded(request)
+        )
+        return not on_this_machine
+
+    def foreign_origin(self, request: HTTPConnection) -> str | None:
+        """The origin a POST came from when it is not the desk's own, else None (also
+        when the request names no origin at all)."""
+        origin = request.headers.get("origin")
+        if origin is None:
+            referer = request.headers.get("referer")
+            if not referer:
+                return None
+            parts = urlsplit(referer)
+            origin = _origin(parts.scheme, parts.netloc) if parts.scheme and parts.netloc else "null"
+        parts = urlsplit(origin.strip())
+        seen = _origin(parts.scheme, parts.netloc) if parts.scheme and parts.netloc else "null"
+        scheme = "https" if self.proxies.https(request) else "http"
+        own = {self.public_origin, _origin(scheme, request.headers.get("host", ""))}
+        return None if seen in own else (origin.strip()[:200] or "null")
 
     async def session_of(self, request: Request) -> DeskSession | None:
         token = request.cookies.get(SESSION_COOKIE, "")
@@ -102,14 +179,19 @@ class DeskAuth:
     def set_session_cookie(self, response: Response, request: Request, token: str) -> None:
         response.set_cookie(
             SESSION_COOKIE, token, max_age=int(self.policy.lifetime.total_seconds()),
-            path=COOKIE_PATH, httponly=True, samesite="lax", secure=is_https(request),
+            path=COOKIE_PATH, httponly=True, samesite="lax", secure=self.secure(request),
         )
-        response.delete_cookie(LOGIN_COOKIE, path=COOKIE_PATH)
+        response.delete_cookie(LOGIN_COOKIE, path=COOKIE_PATH, secure=self.secure(request))
 
-    @staticmethod
-    def clear_session_cookie(response: Response, request: Request) -> None:
+    def set_device_cookie(self, response: Response, request: Request, device: str) -> None:
+        response.set_cookie(
+            DEVICE_COOKIE, device, max_age=int(DEVICE_LIFETIME.total_seconds()), path=LOGIN_PATH,
+            httponly=True, samesite="lax", secure=self.secure(request),
+        )
+
+    def clear_session_cookie(self, response: Response, request: Request) -> None:
         response.delete_cookie(
-            SESSION_COOKIE, path=COOKIE_PATH, httponly=True, samesite="lax", secure=is_https(request)
+            SESSION_COOKIE, path=COOKIE_PATH, httponly=True, samesite="lax", secure=self.secure(request)
         )
 
     @staticmethod
@@ -120,11 +202,10 @@ class DeskAuth:
             token = secrets.token_urlsafe(24)
         return token
 
-    @staticmethod
-    def set_login_cookie(response: Response, request: Request, token: str) -> None:
+    def set_login_cookie(self, response: Response, request: Request, token: str) -> None:
         response.set_cookie(
             LOGIN_COOKIE, token, max_age=3600, path=COOKIE_PATH, httponly=True,
-            samesite="lax", secure=is_https(request),
+            samesite="lax", secure=self.secure(request),
         )
 
     def guarded(self, handler: Handler, role: Role) -> Callable[[Request], Awaitable[Response]]:
@@ -159,6 +240,29 @@ class DeskAuth:
         return endpoint
 
 
+class SameOrigin:
+    """Every POST under the desk, whatever route answers it, from the desk's own origin
+    only (`DeskAuth.foreign_origin`); anything else is 403 before a route sees it."""
+
+    def __init__(self, app: ASGIApp, auth: DeskAuth) -> None:
+        self.app = app
+        self.auth = auth
+
+    @property
+    def routes(self) -> list[BaseRoute]:
+        """The wrapped router's routes, so that the mount still lists them."""
+        found: list[BaseRoute] = getattr(self.app, "routes", [])
+        return found
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
+            foreign = self.auth.foreign_origin(HTTPConnection(scope))
+            if foreign is not None:
+                await _plain(403, foreign_message(foreign))(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def _split(data: FormData) -> tuple[dict[str, str], dict[str, UploadFile]]:
     form: dict[str, str] = {}
     files: dict[str, UploadFile] = {}
@@ -179,6 +283,13 @@ def _plain(status: int, message: str) -> Response:
         "<p><a href=\"/desk/\">Back to the desk</a></p></main></body></html>"
     )
     return HTMLResponse(body, status_code=status, headers=DESK_HEADERS)
+
+
+def foreign_message(origin: str) -> str:
+    return (
+        f"This form was sent from another site ({origin}), not from the desk, so nothing was done. "
+        "If that address is where you use the desk, set [server] public_url to it."
+    )
 
 
 def refuse(status: int, message: str) -> Response:
