@@ -409,3 +409,15 @@ def test_preflight_fetches_other_sites_pictures_only_when_asked(config: Config, 
     assert check_of(config).ok is True and "not fetched" in check_of(config).detail
     found = check_of(config, external=True)
     assert found.ok is False and "/gone.jpg" in found.detail and "/fine.jpg" not in found.detail
+
+
+def test_a_preview_takes_every_width_from_the_desk(config: Config) -> None:
+    """For a draft's preview, src and each srcset entry point at the desk's copies."""
+    done = media_service.store_image(config, jpeg(2000, 1500))
+    article = content.parse_article(
+        ARTICLE.format(title="P", front="", body=f"![A]({done.url}) ![B](https://cdn.example.com/b.jpg)"),
+        source="content/p.md", config=config,
+    )
+    shown, names = media.point_sources(article.html, config.site_url, "/desk/media/files/")
+    assert "news.example.org/media" not in shown and shown.count("/desk/media/files/") == 4
+    assert len(names) == 3 and 'src="https://cdn.example.com/b.jpg"' in shown
