@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
@@ -38,17 +39,24 @@ from publisher.delivery.base import Provider
 from publisher.errors import Conflict, NotFound, PublisherError
 from publisher.services import articles as article_service
 from publisher.services import issues as issue_service
+from publisher.services import media as media_service
 from publisher.services import revisions as revision_service
 from publisher.services import subscribers as subscriber_service
 from publisher.services.articles import fingerprint
 from publisher.web.desk.auth import Asked, DeskAuth, refuse
 from publisher.web.desk.editing import EditorFields, parse_fields, read_form, to_text
-from publisher.web.desk.previews import PreviewCache, Rendered, desk_images
+from publisher.web.desk.previews import PreviewCache, Rendered, desk_images, media_prefix
 from publisher.web.desk.render import PREVIEW_HEADERS, DeskPages
 
 __all__ = ["ArticleDesk"]
 
 STATES = ("draft", "scheduled", "published", "sent")
+PICTURE_HEADERS = {
+    "cache-control": "no-store",
+    "content-security-policy": "default-src 'none'; sandbox",
+    "referrer-policy": "no-referrer",
+    "x-content-type-options": "nosniff",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +98,9 @@ class ArticleDesk:
             Route("/articles/{slug}/send", guard(self.send, Role.EDITOR), methods=["POST"]),
             Route("/schedules/{id:int}/cancel", guard(self.cancel, Role.EDITOR), methods=["POST"]),
             Route("/preview/{key}/{kind}", guard(self.frame, Role.VIEWER), methods=["GET", "HEAD"]),
+            # No session: a sandboxed frame's page sends no cookie. The preview's key is the
+            # permission, for the pictures that preview shows (see `previews`).
+            Route("/preview/{key}/media/{name}", self.frame_picture, methods=["GET", "HEAD"]),
         ]
 
     # The list
@@ -263,10 +274,10 @@ class ArticleDesk:
             shown = await run_in_threadpool(article_service.preview_text, self.config, text, now=asked.now)
         except PublisherError as exc:
             return {"error": str(exc)}
-        site = self.config.site_url
-        key = self.previews.put(Rendered(
-            asked.session.id, desk_images(shown.preview.html, site), desk_images(shown.web_html, site)
-        ))
+        site, key = self.config.site_url, self.previews.new_key()
+        email_html, in_email = desk_images(shown.preview.html, site, media_prefix(key))
+        web_html, on_page = desk_images(shown.web_html, site, media_prefix(key))
+        self.previews.put(Rendered(asked.session.id, email_html, web_html, frozenset(in_email | on_page)), key)
         urls = {"email": f"/desk/preview/{key}/email", "web": f"/desk/preview/{key}/web", "error": ""}
         if not checks:
             return urls
@@ -295,6 +306,18 @@ class ArticleDesk:
             )
         html = found.email_html if params["kind"] == "email" else found.web_html
         return HTMLResponse(html, headers=PREVIEW_HEADERS)
+
+    async def frame_picture(self, request: Request) -> Response:
+        key, name = request.path_params["key"], request.path_params["name"]
+        if self.previews.shows(key, name):
+            try:
+                data, kind = await run_in_threadpool(media_service.read_media_file, self.config, name)
+            except PublisherError:
+                pass
+            else:
+                return Response(data, media_type=kind, headers=PICTURE_HEADERS)
+        return Response("This preview has expired: press Preview again.", status_code=404,
+                        media_type="text/plain", headers=PICTURE_HEADERS)
 
     # Sending
 

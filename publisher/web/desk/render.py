@@ -37,7 +37,7 @@ PREVIEW_HEADERS = {
     # A newsletter as a reader sees it: its inline CSS, remote images, no scripts at all,
     # and shown only inside the desk's own sandboxed frame.
     "content-security-policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; "
         "frame-ancestors 'self'; sandbox"
     ),
     "referrer-policy": "no-referrer",
