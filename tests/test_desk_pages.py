@@ -337,3 +337,132 @@ def test_links_and_dns_are_checked_only_when_asked(config: Config, url: str, mon
     assert re.search(r"DNS: DMARC \(_dmarc.example.org\)</strong> \(passed\)", deep.text)
     assert re.search(r"Links to other sites</strong> \(passed\): There are none", deep.text)
     assert asked == [["example.org", "_dmarc.example.org"]]
+
+
+# The editor: lead image, line breaks, previews of drafts, test copies of the text on screen
+
+SIGNED = "Warm regards,\n\nDr. Jane Doe\nLCSW\nPractice name"
+
+
+def _mail_texts(config: Config) -> list[str]:
+    import email
+    import email.policy
+
+    folder = config.root / "outbox" / "new"
+    found = []
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        part = message.get_body(preferencelist=("plain",))
+        found.append(part.get_content().replace("\r\n", "\n"))  # type: ignore[union-attr]
+    return found
+
+
+def test_the_lead_image_and_its_description_are_saved(config: Config, url: str) -> None:
+    """The form's image and image_alt become front matter keys."""
+    path = config.root / "content" / "2026-01-05-sleep-after-a-loss.md"
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        form = editor_form(http.get("/desk/articles/sleep-after-a-loss").text)
+        answer = http.post("/desk/articles/sleep-after-a-loss", data={
+            **form, "image": "/media/harbor.jpg", "image_alt": "The harbour at dawn", "action": "save",
+        })
+        assert answer.status_code == 303
+        page = http.get("/desk/articles/sleep-after-a-loss").text
+    text = path.read_text(encoding="utf-8")
+    assert "image: /media/harbor.jpg" in text and "image_alt: The harbour at dawn" in text
+    assert 'value="/media/harbor.jpg"' in page and 'href="/desk/media"' in page
+
+
+def test_an_empty_lead_image_field_removes_the_key(config: Config, url: str) -> None:
+    """Clearing the image field takes the image out of the front matter."""
+    path = config.root / "content" / "2026-01-05-sleep-after-a-loss.md"
+    path.write_text(ARTICLE.replace("tags: [sleep]", "tags: [sleep]\nimage: /media/old.jpg"), encoding="utf-8")
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        form = editor_form(http.get("/desk/articles/sleep-after-a-loss").text)
+        assert http.post("/desk/articles/sleep-after-a-loss", data={
+            **form, "image": "", "image_alt": "", "action": "save",
+        }).status_code == 303
+    assert "image" not in path.read_text(encoding="utf-8")
+
+
+def test_the_editor_keeps_the_policy_and_posts_a_plain_textarea(config: Config, url: str) -> None:
+    """The rich editor's files come from the desk; no inline script or style; the textarea
+    still posts `body` without them; the word count is shown."""
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        page = http.get("/desk/articles/sleep-after-a-loss")
+        script = http.get("/desk/static/vendor/easymde/easymde.min.js")
+        style = http.get("/desk/static/vendor/easymde/easymde.min.css")
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self';" in policy and "style-src 'self';" in policy and "unsafe" not in policy
+    assert not re.search(r"<script(?![^>]*\bsrc=)", page.text), "no inline script"
+    assert not re.search(r"\sstyle=", page.text), "no inline style"
+    assert '<script src="/desk/static/vendor/easymde/easymde.min.js" defer></script>' in page.text
+    assert '<textarea id="body" name="body"' in page.text
+    assert "7 words · about 1 min to read" in page.text
+    assert script.status_code == 200 and script.text.startswith("/**\n * easymde v2.21.0")
+    assert style.status_code == 200 and len(style.content) == 12923
+
+
+def test_single_line_breaks_stay_in_the_previews(config: Config, url: str) -> None:
+    """A signature block keeps its lines in the web page and the email previews."""
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        form = editor_form(http.get("/desk/articles/sleep-after-a-loss").text)
+        shown = http.post("/desk/articles/preview", data={**form, "body": SIGNED}).json()
+        email_page, web_page = http.get(shown["email"]).text, http.get(shown["web"]).text
+    for page in (email_page, web_page):
+        assert re.search(r"Dr\. Jane Doe<br\s*/?>\s*LCSW<br\s*/?>\s*Practice name", page), page
+
+
+def test_a_drafts_preview_shows_its_pictures_from_the_desk(config: Config, url: str) -> None:
+    """Pictures under media/ are served for the preview by its key, and only those."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    picture = BytesIO()
+    Image.new("RGB", (40, 30), (31, 95, 153)).save(picture, format="PNG")
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        form = editor_form(http.get("/desk/articles/sleep-after-a-loss").text)
+        uploaded = http.post("/desk/media", data={"csrf": form["csrf"]},
+                             files={"file": ("dock.png", picture.getvalue(), "image/png")})
+        assert uploaded.status_code == 201, uploaded.text
+        name = uploaded.json()["name"]
+        shown = http.post("/desk/articles/preview", data={**form, "body": uploaded.json()["markdown"]}).json()
+        frame = http.get(shown["email"]).text
+    key = shown["email"].split("/")[3]
+    assert f'src="/desk/preview/{key}/media/{name}"' in frame
+    with httpx.Client(base_url=url) as anyone:  # a sandboxed frame sends no cookie
+        served = anyone.get(f"/desk/preview/{key}/media/{name}")
+        assert served.status_code == 200 and served.headers["content-type"].startswith("image/")
+        assert anyone.get(f"/desk/preview/{key}/media/other-{name}").status_code == 404
+        assert anyone.get(f"/desk/preview/not-a-key/media/{name}").status_code == 404
+
+
+def test_a_test_copy_is_the_text_on_screen(config: Config, url: str) -> None:
+    """With the editor's fields, the test copy has the unsaved text; the file is unchanged."""
+    path = config.root / "content" / "2026-01-05-sleep-after-a-loss.md"
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        form = editor_form(http.get("/desk/articles/sleep-after-a-loss").text)
+        answer = http.post("/desk/articles/sleep-after-a-loss/test", data={
+            **form, "body": f"Not saved yet.\n\n{SIGNED}", "to": "",
+        })
+    assert answer.status_code == 303, answer.text
+    (text,) = _mail_texts(config)
+    assert "Not saved yet." in text
+    assert "Dr. Jane Doe\nLCSW\nPractice name" in text, "the text part keeps the signature's lines"
+    assert path.read_text(encoding="utf-8") == ARTICLE
+
+
+def test_a_test_copy_without_the_editors_fields_is_the_saved_file(config: Config, url: str) -> None:
+    """Without script the test form posts only the addresses: the copy is the file."""
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        csrf = csrf_of(http.get("/desk/articles/sleep-after-a-loss").text)
+        assert http.post("/desk/articles/sleep-after-a-loss/test", data={"csrf": csrf, "to": ""}).status_code == 303
+    (text,) = _mail_texts(config)
+    assert "Here is what helps." in text
