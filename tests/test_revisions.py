@@ -262,3 +262,26 @@ def test_compare_shows_both_sides_of_a_change(config: Config, url: str) -> None:
     assert re.search(r"<del>.*Here is what hurts\.</del>", page)
     assert re.search(r"<ins>.*Here is what helps\.</ins>", page)
     assert "1 line differs" in page
+
+
+def test_bad_autosaves_are_told_as_json(config: Config, url: str) -> None:
+    """A draft key the editor did not make, or a book-length text, answers 400 naming it."""
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        form = form_of(http.get("/desk/articles/new").text)
+        forged = http.post("/desk/autosave", data={**form, "article": "", "draft_key": "../x"})
+        huge = http.post("/desk/autosave", data={**form, "article": "", "body": "word " * 250_000})
+    assert forged.status_code == 400 and "draft_key" in forged.json()["error"]
+    assert huge.status_code == 400 and "characters" in huge.json()["error"]
+
+
+def test_unknown_revisions_are_told(config: Config, url: str) -> None:
+    """A revision that is not there, or not a number, is a short page saying so."""
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        missing = http.get("/desk/revisions/999")
+        not_a_number = http.get("/desk/articles/sleep-after-a-loss?revision=abc")
+        bad_key = http.get("/desk/drafts/no!/revisions")
+    assert missing.status_code == 404 and "no revision 999" in missing.text
+    assert not_a_number.status_code == 404 and "revision abc" in not_a_number.text
+    assert bad_key.status_code == 404 and "draft_key" in bad_key.text

@@ -1,12 +1,16 @@
 """Articles, the editor with its previews and preflight, and sending an article.
 
     GET  /desk/articles                     drafts, scheduled, published, sent; search, filter
-    GET  /desk/articles/new   POST          a new article
+    GET  /desk/articles/new   POST          a new article (?draft=KEY: its autosaves' key)
     GET  /desk/articles/{slug} POST         the editor (viewers read it); save
+                                            (?revision=ID: that version, restored unsaved)
     POST /desk/articles/preview             previews of the text being edited (JSON for the
                                             editor's script; without it, the Preview button)
     GET  /desk/preview/{key}/{kind}         a preview for a sandboxed frame: email, web
-    POST /desk/articles/{slug}/test         a test copy to me or to addresses
+    GET  /desk/preview/{key}/media/{name}   a picture that preview shows (no session: see
+                                            `previews`)
+    POST /desk/articles/{slug}/test         a test copy to me or to addresses, of the
+                                            editor's text when its fields come along
     POST /desk/articles/{slug}/schedule     at a time in the author's zone, or local time
     POST /desk/articles/{slug}/send         asks with the count, then sends (confirm=count)
     POST /desk/schedules/{id:int}/cancel    cancel a scheduled send
@@ -16,6 +20,10 @@ the editor opened: a file changed on disk meanwhile is a conflict, shown side by
 and nothing is written. The editor's "Preview and check" runs the checks before sending
 (`preflight`) without waiting on other sites or DNS; "Check links and DNS too" also
 fetches each link to another site and looks up the sending domain's records.
+
+Each save is also kept as a version (`services.revisions`, kind "saved"); the first save
+of a new article adopts the versions its editor autosaved under its draft key. Restoring
+a version only fills the form: Save writes it, through the same conflict check.
 """
 
 from __future__ import annotations
