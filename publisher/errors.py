@@ -9,6 +9,7 @@
     │   └── NotFound               an issue, subscriber or schedule does not exist
     ├── SubscriberError            an address or an import row is unusable
     ├── InvalidRequest             an action was asked for with values it cannot take
+    │   └── AmbiguousTime          a wall-clock time that comes twice (the clocks go back)
     ├── Conflict                   an action clashes with what exists already
     ├── TokenError                 an unsubscribe or confirm token is bad or unknown
     ├── AccountError               a desk account is unusable or a sign-in is refused
@@ -26,9 +27,11 @@ Every message says what happened and what to do, naming the file, line or key.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 __all__ = [
     "AccountError",
+    "AmbiguousTime",
     "BuildError",
     "ConfigError",
     "Conflict",
@@ -93,6 +96,19 @@ class SubscriberError(PublisherError):
 class InvalidRequest(PublisherError):
     """An action was asked for with values it cannot take: a send time in the past, a page
     size out of range. Catch it to tell the caller what to change; nothing was done."""
+
+
+class AmbiguousTime(InvalidRequest):
+    """A wall-clock time that occurs twice in its zone (the hour the clocks go back).
+
+    Catch it to ask the author which one is meant: `choices` holds each occurrence as
+    (how to write it, with its UTC offset; the instant in UTC). Either text, given back as
+    the time, names exactly one instant.
+    """
+
+    def __init__(self, message: str, choices: Sequence[tuple[str, datetime]]) -> None:
+        super().__init__(message)
+        self.choices = tuple(choices)
 
 
 class Conflict(PublisherError):

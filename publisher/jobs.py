@@ -24,7 +24,8 @@ from publisher.delivery import engine
 from publisher.delivery.hands import extra_hands
 from publisher.errors import PublisherError
 from publisher.models import Article
-from publisher.sending import deliver_queued, prepare_article_issue, prepare_digest_issue, refresh_for_send
+from publisher.sending import deliver_queued, prepare_article_issue, prepare_digest_issue
+from publisher.services import issues as issue_service
 from publisher.store import ledger, open_store, publishing, schedules
 
 __all__ = [
@@ -41,6 +42,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+WAITING = ("wait", "draft")
+"""Policies under which a new article's newsletter waits for the author ("draft": the old name)."""
 
 
 def utcnow() -> datetime:
@@ -167,10 +171,13 @@ def _apply_policy(config_path: str, rt: Runtime, article: Article, policy: str, 
     if policy == "digest":
         log.info("%s waits for the next digest", article.slug)
         return
-    status = "draft" if policy == "draft" else "scheduled"
-    issue_id = prepare_article_issue(config, db, article, now=now, status=status)
-    if policy == "draft":
-        log.info("%s: issue %s held as a draft; send it with `publisher send %s`", article.slug, issue_id, article.slug)
+    waits = policy in WAITING
+    issue_id = prepare_article_issue(config, db, article, now=now, status="draft" if waits else "scheduled")
+    if waits:
+        log.info(
+            "%s: on the site; its newsletter (issue %s) waits for you: send or schedule it in the desk, "
+            "or with `publisher send %s`", article.slug, issue_id, article.slug,
+        )
         return
     if policy == "now":
         run_at = now
@@ -190,47 +197,41 @@ def _apply_policy(config_path: str, rt: Runtime, article: Article, policy: str, 
 
 
 def run_due_schedules(config_path: str) -> int:
-    """Claim due schedules (once, whoever else is looking), render each article as it is
-    now (until its first copy has left), enqueue, deliver."""
+    """Claim due schedules (once, whoever else is looking) and start each: the checks that
+    stop a send, the article put on the site, rendered as it is now, queued; then deliver,
+    and rebuild the site for the articles that just came out."""
     rt = runtime_for(config_path)
     config, db, now = rt.config, rt.db, rt.clock()
     grace = timedelta(hours=config["schedule.grace_hours"])
-    started = 0
     for claimed in schedules.claim_due(db, worker=rt.worker, now=now, grace=grace):
         if not claimed.run:
             log.warning("schedule %s skipped: %s", claimed.schedule.id, claimed.schedule.detail)
-    loaded: list[Article] | None = None
-
-    def articles() -> list[Article]:
-        nonlocal loaded
-        if loaded is None:
-            loaded = content.load_articles(config)
-        return loaded
-
+    started = 0
+    published = False
     for schedule in schedules.unfinished(db):
         try:
-            why_not = refresh_for_send(config, db, schedule.issue_id, now=now, articles=articles)
+            done = issue_service.start_schedule(config, db, schedule, now=now)
         except PublisherError as exc:
-            log.warning(
-                "schedule %s: the article cannot be rendered again (%s); issue %s goes out as "
-                "rendered when it was scheduled", schedule.id, exc, schedule.issue_id,
-            )
-            why_not = ""
-        if why_not:
-            schedules.finish(db, schedule.id, detail=why_not, state="skipped")
-            log.warning("schedule %s skipped: %s", schedule.id, why_not)
+            # Left claimed: the next sweep tries again, and the author sees why in the log.
+            log.error("schedule %s could not start: %s", schedule.id, exc)
             continue
-        queued = ledger.enqueue(
-            db, schedule.issue_id, now=now, local_at=schedule.local_at, tz_of_author=config.tz
-        )
-        schedules.finish(db, schedule.id, detail=f"{queued} recipients queued")
-        log.info("schedule %s: issue %s, %s recipients queued", schedule.id, schedule.issue_key, queued)
-        started += 1
+        published = published or bool(done.published)
+        if done.held:
+            log.warning("schedule %s %s", schedule.id, done.held)
+        elif done.skipped:
+            log.warning("schedule %s skipped: %s", schedule.id, done.skipped)
+        else:
+            log.info("schedule %s: issue %s, %s recipients queued", schedule.id, schedule.issue_key, done.queued)
+            started += 1
     if started:
         if rt.deliver_in_background:
             threading.Thread(target=deliver_due, args=[config_path], name="deliver-now", daemon=True).start()
         else:
             deliver_due(config_path)
+    if published:
+        # The first copies are on their way; now the site, the feeds and the hubs catch up.
+        rt.content_fingerprint = ()
+        publish_new(config_path)
     return started
 
 

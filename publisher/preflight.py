@@ -115,11 +115,16 @@ class DnsRecord:
     """SPF, DKIM or DMARC: what `dns_checks` compares."""
 
 
-def _images_without_alt(html: str) -> list[str]:
+def _images_without_alt(html: str, *, empty: bool = True) -> list[str]:
+    """Pictures that say nothing to a reader who cannot see them: no alt, or (with `empty`)
+    an empty one, as Markdown's `![](photo.jpg)` gives (the email's layout then adds `alt=""`)."""
     if not html.strip():
         return []
     tree = lxml.html.fromstring(html)
-    return [str(img.get("src", "")) for img in tree.iter("img") if img.get("alt") is None]
+    return [
+        str(img.get("src", "")) for img in tree.iter("img")
+        if img.get("alt") is None or (empty and not str(img.get("alt")).strip())
+    ]
 
 
 def _own_links(html: str, site_url: str) -> list[str]:
@@ -180,7 +185,8 @@ def checks(
         found.append(Check("Preheader", True, f"Inboxes show: “{article.summary[:90]}”"))
     else:
         found.append(Check("Preheader", False, "No summary: add one (or a first paragraph) for the inbox preview."))
-    missing_alt = _images_without_alt(html)
+    # The author's own pictures (an empty alt included), and any a template adds without one.
+    missing_alt = list(dict.fromkeys(_images_without_alt(article.html) + _images_without_alt(html, empty=False)))
     if missing_alt:
         found.append(
             Check("Images have alt text", False, "Without alt text: " + ", ".join(missing_alt[:5]), blocking=True)

@@ -104,9 +104,12 @@ port = 8000
 public_url = ""
 
 [schedule]
-# What `publisher serve` does with a new article: "now", "window" (the next send
-# window below), "draft" (wait for `publisher send SLUG`) or "digest".
-policy = "now"
+# What a new article's newsletter does once the article is on the site: "wait" for you
+# to send or schedule it (in the desk, or `publisher send SLUG` / `publisher schedule`),
+# "window" (the next send window below), "digest", or "now": every new file in content/
+# mailed to the whole list at once, for a pure blog-to-email setup. Articles saved in the
+# desk always wait for you.
+policy = "wait"
 window = "tue 08:00"
 """
 

@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from publisher.errors import ConfigError
+from publisher.errors import AmbiguousTime, ConfigError, InvalidRequest
 
 __all__ = [
     "LOCAL_LAYOUT",
     "SendWindow",
+    "exact_instant",
+    "in_words",
     "local_to_utc",
     "next_window",
     "parse_local",
@@ -112,6 +114,59 @@ def parse_wall(text: str, tz: ZoneInfo, *, now: datetime | None = None) -> datet
 def parse_local(text: str, tz: ZoneInfo, *, now: datetime | None = None) -> datetime:
     """A time as `parse_wall` reads it, in `tz`, as a UTC instant."""
     return local_to_utc(parse_wall(text, tz, now=now), tz)
+
+
+_OFFSET_RE = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})\s*\Z", re.IGNORECASE)
+
+
+def exact_instant(text: str, tz: ZoneInfo, *, now: datetime) -> tuple[datetime, datetime]:
+    """What an author means by a send time: (the wall-clock time in `tz`, the UTC instant).
+
+    Read as `parse_wall` reads it, but never guessed: a time the clocks skip is refused,
+    and a time that occurs twice raises AmbiguousTime with both occurrences written with
+    their offsets ("2026-11-01T01:30-04:00"), either of which, given back, is exact.
+    InvalidRequest (naming the time and the zone) for anything unreadable.
+    """
+    try:
+        wall = parse_wall(text, tz, now=now)
+    except ConfigError as exc:
+        raise InvalidRequest(str(exc)) from exc
+    if _OFFSET_RE.search(text.strip()):
+        instant = datetime.fromisoformat(text.strip().replace(" ", "T", 1).replace("z", "Z")).astimezone(UTC)
+        return wall.replace(fold=0), instant
+    first, second = wall.replace(tzinfo=tz, fold=0), wall.replace(tzinfo=tz, fold=1)
+    if first.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != wall:
+        raise InvalidRequest(
+            f"{wall:%Y-%m-%d %H:%M} does not exist in {tz.key}: the clocks skip that hour for daylight "
+            "saving. Pick a time outside it."
+        )
+    if first.utcoffset() != second.utcoffset():
+        choices = [
+            (moment.isoformat(timespec="minutes"), moment.astimezone(UTC)) for moment in (first, second)
+        ]
+        names = " or ".join(
+            f"{moment:%H:%M} {moment.tzname()} ({label[-6:]}{', an hour later' if i else ''})"
+            for i, (moment, (label, _)) in enumerate(zip((first, second), choices, strict=True))
+        )
+        raise AmbiguousTime(
+            f"{wall:%Y-%m-%d %H:%M} comes twice in {tz.key} (the clocks go back that night): say which, "
+            f"{names}, by giving the time with its offset ({choices[0][0]} or {choices[1][0]}).",
+            choices,
+        )
+    return wall, first.astimezone(UTC)
+
+
+def in_words(delta: timedelta) -> str:
+    """"in 2 days 3 hours", "in 5 minutes", "in under a minute": how far off a time is."""
+    seconds = int(delta.total_seconds())
+    if seconds < 60:
+        return "in under a minute"
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes = rest // 60
+    parts = [(days, "day"), (hours, "hour")] if days else [(hours, "hour"), (minutes, "minute")]
+    words = [f"{n} {unit}{'s' if n != 1 else ''}" for n, unit in parts if n]
+    return "in " + " ".join(words)
 
 
 @dataclass(frozen=True, slots=True)

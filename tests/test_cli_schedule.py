@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -44,6 +44,12 @@ def later(days: int = 3) -> datetime:
     return (datetime.now(UTC) + timedelta(days=days)).astimezone(ZONE).replace(second=0, microsecond=0)
 
 
+def sunday(year: int, month: int, first_day: int) -> date:
+    """The first Sunday on or after `first_day` (US clocks change on such Sundays)."""
+    day = date(year, month, first_day)
+    return day + timedelta(days=(6 - day.weekday()) % 7)
+
+
 def test_rescheduling_says_which_schedule_it_replaced(pub: Pub) -> None:
     """A second schedule of the same article names the one it replaced."""
     at = later(3)  # once: a minute may turn between two calls
@@ -78,14 +84,37 @@ def test_past_time_names_the_zone_and_exits_1(pub: Pub) -> None:
     assert "in Asia/Tokyo is in the past" in other.output
 
 
-def test_future_article_points_at_send_at(pub: Pub) -> None:
-    """An article not yet published is mailed by its `send_at:` line; the refusal says so."""
-    result = pub.invoke("schedule", "far-future", "--at", f"{later():%Y-%m-%d %H:%M}")
-    assert result.exit_code == 1
-    assert "send_at: 2099-01-01 08:00" in result.output
+def test_drafts_and_future_articles_can_be_scheduled(pub: Pub) -> None:
+    """A draft or an article dated later is scheduled like any other: it goes on the site and
+    to the list at that minute (the command says so); the file is left as it is until then."""
+    draft_file = pub.root / "content" / "2026-01-06-a-draft.md"
+    before = draft_file.read_text()
     draft = pub.invoke("schedule", "a-draft", "--at", f"{later():%Y-%m-%d %H:%M}")
-    assert draft.exit_code == 1
-    assert "draft: true" in draft.output
+    assert draft.exit_code == 0, draft.output
+    assert draft_file.read_text() == before
+    future = pub.invoke("schedule", "far-future", "--at", f"{later():%Y-%m-%d %H:%M}")
+    assert future.exit_code == 0, future.output
+
+
+def test_a_time_that_comes_twice_asks_which(pub: Pub) -> None:
+    """The hour the clocks go back is refused with both readings, each of which is then exact."""
+    day = sunday(later().year + 1, 11, 1)  # the first Sunday of November
+    result = pub.invoke("schedule", "notes-on-rest", "--at", f"{day} 01:30")
+    assert result.exit_code == 1
+    assert "comes twice in America/New_York" in result.output
+    assert f"{day}T01:30-04:00" in result.output and f"{day}T01:30-05:00" in result.output
+    second = pub.invoke("schedule", "notes-on-rest", "--at", f"{day}T01:30-05:00")
+    assert second.exit_code == 0, second.output
+    listed = pub.invoke("schedules", "--all")
+    assert "06:30" in listed.output or "01:30" in listed.output
+
+
+def test_a_time_the_clocks_skip_is_refused(pub: Pub) -> None:
+    """The spring-forward hour does not exist: refused with the reason, exit 1."""
+    day = sunday(later().year + 1, 3, 8)  # the second Sunday of March
+    result = pub.invoke("schedule", "notes-on-rest", "--at", f"{day} 02:30")
+    assert result.exit_code == 1
+    assert "does not exist in America/New_York" in result.output
 
 
 def test_new_article_template_lists_send_at(pub: Pub) -> None:

@@ -90,7 +90,7 @@ def router(ctx: ApiContext) -> APIRouter:
               responses=responses(post=True), dependencies=[write_articles])
     def create_article(body: models.ArticleWrite, response: Response) -> models.ArticleDetail:
         """Write a new Markdown article into content/ (YYYY-MM-DD-slug.md); the file is the source of truth."""
-        written = articles.write_article(config, body.markdown, now=ctx.clock())
+        written = articles.write_article(config, body.markdown, now=ctx.clock(), db=db)
         return detail(written.article.slug, response)
 
     @api.put("/articles/{slug}", tags=["articles"], response_model=models.ArticleDetail,
@@ -110,7 +110,7 @@ def router(ctx: ApiContext) -> APIRouter:
                 raise stale(if_match)
             expected = current
         try:
-            articles.write_article(config, body.markdown, now=ctx.clock(), slug=slug, expected=expected)
+            articles.write_article(config, body.markdown, now=ctx.clock(), slug=slug, db=db, expected=expected)
         except Conflict as exc:
             if expected is None:
                 raise

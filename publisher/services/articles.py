@@ -39,7 +39,7 @@ from publisher import build, content, newsletter
 from publisher.config import Config
 from publisher.errors import Conflict, ContentError, InvalidRequest, NotFound, PublisherError
 from publisher.models import Article
-from publisher.store import ledger, schedules
+from publisher.store import ledger, publishing, schedules
 
 __all__ = [
     "ArticleState",
@@ -53,7 +53,9 @@ __all__ = [
     "get_article",
     "list_articles",
     "preview",
+    "preview_article",
     "preview_text",
+    "publish_scheduled",
     "write_article",
 ]
 
@@ -162,7 +164,8 @@ def article_text(config: Config, view: ArticleView) -> str:
 
 
 def write_article(
-    config: Config, text: str, *, now: datetime, slug: str | None = None, expected: str | None = None
+    config: Config, text: str, *, now: datetime, slug: str | None = None, expected: str | None = None,
+    db: Engine | None = None,
 ) -> Written:
     """Write a Markdown article (front matter and body) into content/.
 
@@ -173,6 +176,11 @@ def write_article(
     The text is parsed first: nothing is written unless it is a valid article.
     With `expected` (the `fingerprint` of the text the writer started from), a file
     changed on disk since is a Conflict and is left as it is.
+
+    Saving never sends. With `db` (the desk and the API pass it), an article that this
+    write puts on the site is recorded as noticed, waiting for the author, before its file
+    lands: the daemon's policy (which may mail new files at once) never applies to it, and
+    its newsletter goes out only when the author sends or schedules it.
     """
     folder = config.path_of("build.content")
     with content_lock(folder):
@@ -191,6 +199,7 @@ def write_article(
                     f"the text gives slug {article.slug!r}, but it replaces {slug!r}: keep the "
                     f"slug (add 'slug: {slug}' to the front matter), or create a new article"
                 )
+            _claim_for_author(db, article, now)
             _replace(target, text, expected=expected)
             return Written(path=target, article=article, created=False)
         # No file name yet: the slug comes from `slug:` or the title alone.
@@ -199,8 +208,64 @@ def write_article(
             raise Conflict(f"an article with slug {draft.slug!r} exists already ({by_slug[draft.slug].source})")
         target = folder / f"{draft.date.astimezone(config.tz):%Y-%m-%d}-{draft.slug}.md"
         article = content.parse_article(text, source=str(target), config=config)
+        _claim_for_author(db, article, now)
         _create(target, text)
         return Written(path=target, article=article, created=True)
+
+
+def publish_scheduled(config: Config, slug: str, *, at: datetime, now: datetime) -> Article:
+    """Put a scheduled article on the site, as its scheduled send starts.
+
+    A draft loses its `draft:` line and is dated `at` (to the minute, in the publication's
+    zone), the moment it came out; an article dated after `at` is dated `at` too. Every
+    other line of the file stays as the author wrote it. An article already public is left
+    alone. The write takes the content folder's lock like any save; ContentError if the
+    result would not be public.
+    """
+    folder = config.path_of("build.content")
+    with content_lock(folder):
+        existing, _ = content.scan_articles(config)
+        article = next((a for a in existing if a.slug == slug), None)
+        if article is None:
+            raise NotFound(f"no article with slug {slug!r}")
+        if article.is_public(now):
+            return article
+        target = _file_of(config, article)
+        before = content.decode_article(content.read_content(target, article.source, config), article.source)
+        dated = (at if article.draft else min(article.date, at)).astimezone(config.tz)
+        after = _published_text(before, f"{dated:%Y-%m-%d %H:%M}")
+        published = content.parse_article(after, source=str(target), config=config)
+        if not published.is_public(now):
+            raise ContentError(f"{target}: could not be put on the site for its scheduled send")
+        _replace(target, after, expected=fingerprint(before))
+        return published
+
+
+def _published_text(text: str, date: str) -> str:
+    """`text` with its front matter's `draft:` line dropped and its `date:` set to `date`."""
+    lines = text.split("\n")
+    if not lines or lines[0].rstrip() != "---":
+        return f"---\ndate: {date}\n---\n\n{text}"
+    try:
+        end = next(i for i in range(1, len(lines)) if lines[i].rstrip() == "---")
+    except StopIteration:
+        return text
+    front = [line for line in lines[1:end] if not line.startswith("draft:")]
+    dated = [f"date: {date}" if line.startswith("date:") else line for line in front]
+    if dated == front:
+        dated.append(f"date: {date}")
+    return "\n".join([lines[0], *dated, *lines[end:]])
+
+
+def _claim_for_author(db: Engine | None, article: Article, now: datetime) -> None:
+    """Mark an article the author writes as noticed, so that no policy mails it: it waits.
+
+    A `send_at:` line in its front matter is the author's own schedule and is left to the
+    daemon, which files it as a scheduled send the moment it notices the article."""
+    if db is not None and not article.draft and article.send_at is None:
+        publishing.mark_seen(
+            db, article_id=article.id, slug=article.slug, origin=article.source, handled="wait", now=now
+        )
 
 
 @contextlib.contextmanager
@@ -331,6 +396,11 @@ def preview(config: Config, slug: str, *, now: datetime) -> Preview:
     article = next((a for a in articles if a.slug == slug), None)
     if article is None:
         raise NotFound(f"no article with slug {slug!r}")
+    return _preview_of(config, article, now)
+
+
+def preview_article(config: Config, article: Article, *, now: datetime) -> Preview:
+    """An article's newsletter as a reader gets it, with the sample reader's values."""
     return _preview_of(config, article, now)
 
 

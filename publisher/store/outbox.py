@@ -68,6 +68,7 @@ EVENTS = (
     "subscriber.complained",
     "subscriber.erased",
     "issue.scheduled",
+    "issue.held",
     "issue.sent",
     "issue.failed",
 )

@@ -49,6 +49,8 @@ class Schedule:
     local_time: str
     state: str
     detail: str
+    publishes: bool = False
+    """The article was not on the site when this was scheduled: running it puts it there."""
 
     @property
     def local_at(self) -> datetime | None:
@@ -77,6 +79,7 @@ def _select() -> sa.Select[tuple[object, ...]]:
         schedules.c.local_time,
         schedules.c.state,
         schedules.c.detail,
+        schedules.c.publishes,
     ).join(issues, issues.c.id == schedules.c.issue_id)
 
 
@@ -95,13 +98,18 @@ def _row(row: sa.Row[tuple[object, ...]]) -> Schedule:
         local_time=str(values["local_time"]),
         state=str(values["state"]),
         detail=str(values["detail"]),
+        publishes=bool(values["publishes"]),
     )
 
 
 def add(
-    db: sa.Engine, *, issue_id: int, run_at: datetime, timezone: str, local_time: str, now: datetime
+    db: sa.Engine, *, issue_id: int, run_at: datetime, timezone: str, local_time: str, now: datetime,
+    publishes: bool = False,
 ) -> Schedule:
-    """Schedule an issue. One pending schedule per issue: a new time replaces the old one."""
+    """Schedule an issue. One pending schedule per issue: a new time replaces the old one.
+
+    With `publishes`, running it also puts the article on the site (it was a draft, or dated
+    later, when it was scheduled)."""
     with db.begin() as conn:
         conn.execute(
             schedules.update()
@@ -116,6 +124,7 @@ def add(
                 local_time=local_time,
                 state="pending",
                 detail="",
+                publishes=publishes,
                 created_at=now,
             )
         ).inserted_primary_key
@@ -189,7 +198,8 @@ def claim_due(db: sa.Engine, *, worker: str, now: datetime, grace: timedelta) ->
 
 
 def finish(db: sa.Engine, schedule_id: int, *, detail: str = "", state: str = "done") -> None:
-    """Mark a claimed schedule `done` (its issue is queued) or `skipped` (it must not go out)."""
+    """Mark a claimed schedule `done` (its issue is queued), `skipped` (it must not go out)
+    or `held` (a check before sending failed: nothing went, the author is told)."""
     with db.begin() as conn:
         conn.execute(
             schedules.update().where(schedules.c.id == schedule_id).values(state=state, detail=detail)
@@ -207,6 +217,6 @@ def unfinished(db: sa.Engine) -> list[Schedule]:
     Enqueueing is idempotent (one ledger row per issue and subscriber), so finishing them
     again is safe, even from two daemons at once.
     """
-    query = _select().where(schedules.c.state == "claimed").order_by(schedules.c.run_at)
+    query = _select().where(schedules.c.state == "claimed").order_by(schedules.c.run_at, schedules.c.id)
     with db.connect() as conn:
         return [_row(row) for row in conn.execute(query)]

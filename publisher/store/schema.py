@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 
@@ -93,6 +94,9 @@ subscribers = Table(
     # the public tags they want articles on (comma-separated; NULL for every topic).
     Column("frequency", String(16), nullable=False, default="every", server_default="every"),
     Column("topics", Text),
+    # An erased subscriber's id is never given to someone else (SQLite's AUTOINCREMENT;
+    # PostgreSQL's sequence never goes back): webhook receivers and CRMs key on it.
+    sqlite_autoincrement=True,
 )
 
 subscriber_tags = Table(
@@ -194,7 +198,9 @@ schedules = Table(
     Column("run_at", UTC_TIME, nullable=False),
     Column("timezone", String(64), nullable=False),  # the zone the author named
     Column("local_time", String(32), nullable=False),  # "2026-12-01 09:00" as the author wrote it
-    Column("state", String(16), nullable=False),  # pending, claimed, done, skipped, cancelled
+    Column("state", String(16), nullable=False),  # pending, claimed, done, skipped, held, cancelled
+    # True when the article was not on the site when scheduled: the schedule puts it there.
+    Column("publishes", Boolean, nullable=False, default=False, server_default=false()),
     Column("claimed_by", String(100)),
     Column("claimed_at", UTC_TIME),
     Column("detail", Text, nullable=False, default=""),
@@ -371,7 +377,6 @@ sign_in_devices = Table(
     Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("created_at", UTC_TIME, nullable=False),
 )
-
 
 # What the author wrote, as it was: autosaves while typing and each saved version.
 article_revisions = Table(
