@@ -216,7 +216,7 @@ class ArticleDesk:
         try:
             written = await run_in_threadpool(
                 article_service.write_article, self.config, text, now=asked.now, slug=slug,
-                expected=base if slug is not None else None,
+                expected=base if slug is not None else None, db=self.engine,
             )
         except Conflict as exc:
             if slug is None or fingerprint(original) == base:
