@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from pg_server import fresh_database, postgres_server
 from sqlalchemy import Engine, func, select
+from store_support import POSTGRES_ENV
 
 from publisher.store import client_hits, open_store
 from publisher.store.schema import client_hits as client_hits_table
@@ -143,3 +149,34 @@ def test_ended_windows_are_removed(engine: Engine) -> None:
     client_hits.hit(engine, "new", now=at + timedelta(seconds=150), limit=1, window=100)
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(client_hits_table)).scalar_one() == 1
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    configured = os.environ.get(POSTGRES_ENV)
+    if configured:
+        yield configured
+        return
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_parallel_hits_hold_the_limit(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """100 requests of one client at once: exactly `limit` pass, on SQLite and PostgreSQL."""
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'limits.db'}"
+    else:
+        url = fresh_database(request.getfixturevalue("postgres_url"), "client_hits_parallel")
+    engine = open_store(url)
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    start = threading.Barrier(100)
+
+    def hit(_: int) -> float:
+        start.wait()
+        return client_hits.hit(engine, "203.0.113.9", now=at, limit=5, window=100)
+
+    with ThreadPoolExecutor(max_workers=100) as pool:
+        waits = list(pool.map(hit, range(100)))
+    engine.dispose()
+    assert waits.count(0.0) == 5
