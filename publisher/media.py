@@ -12,7 +12,8 @@ Pillow calls a decompression bomb; an animation of more than `MAX_FRAMES` frames
 
 What is stored. The picture is turned upright first (its EXIF orientation applied),
 then re-encoded at each of `WIDTHS` below its own width and at its own width up to the
-largest (never enlarged). Re-encoding keeps the pixels and the colour profile (ICC) and
+largest (never enlarged). Re-encoding keeps the pixels and the colour profile (ICC; a
+CMYK picture is converted to sRGB through its profile, since browsers expect RGB) and
 nothing else: no EXIF, no GPS position, no XMP, no comments. A JPEG stays JPEG; a
 picture with transparency becomes PNG; anything else becomes JPEG (what every mail
 client shows). An animation is stored once, at its own width up to the largest, as a
@@ -38,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import html
 import io
+import math
 import re
 import warnings
 from collections.abc import Iterator
@@ -180,6 +182,7 @@ def process_image(data: bytes) -> Processed:
             frames = int(getattr(image, "n_frames", 1))
             if frames > 1:
                 return _animation(image, frames, digest)
+            _draft(image)
             image.load()
             upright = ImageOps.exif_transpose(image)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -199,6 +202,19 @@ def process_image(data: bytes) -> Processed:
     return _still(upright, str(image.format), image.info.get("icc_profile"), digest)
 
 
+def _draft(image: Image.Image) -> None:
+    """Let a large JPEG decode straight at a fraction of its size (libjpeg's DCT scaling),
+    still at least as wide as the widest file kept: four times less work for a phone photo."""
+    if image.format != "JPEG":
+        return
+    turned = image.getexif().get(0x0112) in (5, 6, 7, 8)  # EXIF orientation: a quarter turn
+    upright_width = image.height if turned else image.width
+    if upright_width <= WIDTHS[-1]:
+        return
+    scale = WIDTHS[-1] / upright_width
+    image.draft(image.mode, (math.ceil(image.width * scale), math.ceil(image.height * scale)))
+
+
 def _check_size(width: int, height: int) -> None:
     if width * height > MAX_PIXELS:
         raise _refuse(
@@ -216,21 +232,52 @@ def _has_alpha(image: Image.Image) -> bool:
 def _still(image: Image.Image, source_format: str, icc: bytes | None, digest: str) -> Processed:
     from PIL import Image
 
+    image, icc = _web_colours(image, icc)
     transparent = source_format != "JPEG" and _has_alpha(image)
     if transparent:
         fmt, image = "PNG", image.convert("RGBA")
     else:
         fmt, image = "JPEG", image.convert("L" if image.mode in ("L", "1", "I;16") else "RGB")
+    if icc and _space(icc) != ("GRAY" if image.mode == "L" else "RGB"):
+        icc = None  # a profile for other colours than the pixels now have would mislead browsers
     width = min(image.width, WIDTHS[-1])
     height = _scaled(image.width, image.height, width)
     ext = _EXTENSIONS[fmt]
     main = MediaName(f"{digest}-{width}x{height}.{ext}", digest, width, height, ext)
     files: list[tuple[str, bytes]] = []
-    for variant in variants(main):
+    source = image
+    for variant in reversed(variants(main)):  # each width from the next wider: less work, same look
         size = (variant.width, variant.height)
-        resized = image if size == image.size else image.resize(size, Image.Resampling.LANCZOS)
-        files.append((variant.name, _encode(resized, fmt, icc)))
-    return Processed(tuple(files), main)
+        source = source if size == source.size else source.resize(size, Image.Resampling.LANCZOS)
+        files.append((variant.name, _encode(source.copy(), fmt, icc)))
+    return Processed(tuple(reversed(files)), main)
+
+
+def _space(icc: bytes) -> str:
+    """The colour space an ICC profile describes ("RGB", "CMYK", "GRAY"), "" if unreadable."""
+    from PIL import ImageCms
+
+    try:
+        return str(ImageCms.ImageCmsProfile(io.BytesIO(icc)).profile.xcolor_space).strip()
+    except (OSError, ValueError, ImageCms.PyCMSError):
+        return ""
+
+
+def _web_colours(image: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | None]:
+    """A CMYK picture (print files) in sRGB, through its own profile where it has one."""
+    from PIL import ImageCms
+
+    if image.mode != "CMYK":
+        return image, icc
+    if icc and _space(icc) == "CMYK":
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            converted = ImageCms.profileToProfile(image, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
+            if converted is not None:
+                return converted, None
+        except (OSError, ValueError, ImageCms.PyCMSError):
+            pass
+    return image.convert("RGB"), None
 
 
 def _encode(image: Image.Image, fmt: str, icc: bytes | None) -> bytes:

@@ -421,3 +421,18 @@ def test_a_preview_takes_every_width_from_the_desk(config: Config) -> None:
     shown, names = media.point_sources(article.html, config.site_url, "/desk/media/files/")
     assert "news.example.org/media" not in shown and shown.count("/desk/media/files/") == 4
     assert len(names) == 3 and 'src="https://cdn.example.com/b.jpg"' in shown
+
+
+def test_a_cmyk_print_file_becomes_rgb() -> None:
+    """A CMYK JPEG (from a print workflow) is stored as an RGB JPEG that browsers show."""
+    out = io.BytesIO()
+    Image.new("CMYK", (300, 200), (0, 255, 255, 0)).save(out, "JPEG")
+    image = Image.open(io.BytesIO(media.process_image(out.getvalue()).files[-1][1]))
+    assert image.mode == "RGB" and image.getpixel((150, 100))[0] > 200 and "icc_profile" not in image.info
+
+
+def test_a_large_photo_taken_sideways_keeps_its_full_widest_size() -> None:
+    """Decoding a large JPEG at a fraction of its size still gives the widest file in full."""
+    done = media.process_image(jpeg(4000, 3000, orientation=6))
+    assert (done.main.width, done.main.height) == (1600, 2133)
+    assert media.process_image(jpeg(4000, 3000)).main.name.endswith("-1600x1200.jpg")
