@@ -24,7 +24,7 @@ article that refers to a stored picture, as `/media/<name>` or `media/<name>`, g
 site's absolute address, its `width` and `height`, a `srcset` of every stored width, and a
 plain `src` at `EMAIL_WIDTH`, which is what a newsletter keeps (it drops srcset and fits
 the width to its column). A lead image (`image:`) written either way is resolved against
-the site, not the article's page (`site_url_of`). A preview of a draft shows the desk's
+the site, not the article's page, at EMAIL_WIDTH too (`site_url_of`). A preview of a draft shows the desk's
 own copies instead (`point_sources`: both `src` and `srcset`), since nothing is published yet.
 
 Names carry everything a page needs, so rendering stays pure and needs no index:
@@ -340,11 +340,19 @@ SIZES = "(max-width: 42rem) 100vw, 42rem"
 
 def site_url_of(value: str, site: str) -> str | None:
     """The absolute address of a picture written as `/media/<name>` or `media/<name>` (as
-    the desk gives them, for the site's root), or None for anything else."""
+    the desk gives them, for the site's root), or None for anything else.
+
+    A lead image is one address for the page's card (og:image), the feeds and the top of
+    the newsletter, so a picture's main name is taken at EMAIL_WIDTH: wide enough for a
+    social card, light enough for a mail read on a phone.
+    """
     path = value.strip().removeprefix("./").lstrip("/")
-    if not path.startswith(f"{FOLDER}/") or parse_name(path[len(FOLDER) + 1 :]) is None:
+    name = parse_name(path[len(FOLDER) + 1 :]) if path.startswith(f"{FOLDER}/") else None
+    if name is None:
         return None
-    return f"{site.rstrip('/')}/{path}"
+    if name.width == WIDTHS[-1] or name.width not in WIDTHS:  # a main name: the width mail needs
+        name = email_variant(name)
+    return f"{site.rstrip('/')}/{FOLDER}/{name.name}"
 
 
 def media_name_of(url: str, site: str) -> MediaName | None:
