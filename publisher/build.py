@@ -821,6 +821,11 @@ def _builds_lock(output: Path) -> Iterator[None]:
     builds = builds_folder(output)
     try:
         builds.mkdir(mode=0o755, exist_ok=True)
+        if not S_ISDIR(os.lstat(builds).st_mode):
+            raise BuildError(
+                f"cannot build into {builds}: it is a link or a file, not the folder publisher keeps its "
+                "builds in (every build there may be removed); remove it and build again"
+            )
         handle = (builds / ".lock").open("a")
     except OSError as exc:
         raise BuildError(

@@ -246,6 +246,17 @@ def test_output_link_the_author_made_is_refused(tmp_path: Path) -> None:
     assert (tmp_path / "public").readlink() == tmp_path / "www"
 
 
+def test_builds_folder_that_is_a_link_is_refused(tmp_path: Path) -> None:
+    """.public.builds as a link elsewhere stops the build: nothing is staged or pruned there."""
+    path = publication(tmp_path)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "v1").mkdir()
+    (tmp_path / ".public.builds").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(BuildError, match=r"\.public\.builds: it is a link or a file"):
+        build_once(path)
+    assert [p.name for p in (tmp_path / "elsewhere").iterdir()] == ["v1"]
+
+
 # -- private files never where public ones are copied from --------------------------------
 
 
