@@ -232,6 +232,7 @@ def sign_in(
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         ok = False
     if not ok or user is None:
+        session_store.forget_ended(engine, now=now, window=LOGIN_WINDOW)
         raise AccountError(_REFUSED)
     pair, *others = (key for key, _ in keys)
     session_store.forget(engine, pair)

@@ -13,7 +13,7 @@ from publisher import accounts
 from publisher.accounts import Role, SessionPolicy
 from publisher.errors import AccountError, NotFound, SignInThrottled
 from publisher.store import open_store
-from publisher.store.schema import desk_sessions, users
+from publisher.store.schema import desk_sessions, login_failures, users
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 PASSWORD = "a long enough passphrase"
@@ -146,6 +146,19 @@ def test_a_device_cookie_counts_only_for_its_own_user(engine: sa.Engine) -> None
             sign_in(engine, "guess", email="sam@example.org", device=dana.device)
     with pytest.raises(SignInThrottled):
         sign_in(engine, email="sam@example.org", device=dana.device)
+
+
+def test_ended_throttle_windows_are_forgotten(engine: sa.Engine) -> None:
+    """Failures from many clients leave rows only until their window ends: the next
+    failure after it clears them, so guessing from everywhere cannot fill the table."""
+    for n in range(30):
+        with pytest.raises(AccountError):
+            sign_in(engine, "guess", email=f"user{n}@example.org", address=f"10.1.0.{n}")
+    later = NOW + accounts.LOGIN_WINDOW + timedelta(seconds=1)
+    with pytest.raises(AccountError):
+        sign_in(engine, "guess", address="10.2.0.1", now=later)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(login_failures)).scalar_one() == 3
 
 
 def test_a_browser_that_signed_in_keeps_its_device_cookie(engine: sa.Engine) -> None:

@@ -37,6 +37,7 @@ __all__ = [
     "create",
     "device_user",
     "forget",
+    "forget_ended",
     "give_back",
     "lookup",
     "purge",
@@ -130,8 +131,21 @@ def purge(engine: Engine, *, now: datetime, keep_failures: timedelta) -> None:
     """Forget expired sessions and devices, and throttle counts whose window has ended."""
     with engine.begin() as conn:
         conn.execute(delete(desk_sessions).where(desk_sessions.c.expires_at <= now))
-        conn.execute(delete(login_failures).where(login_failures.c.window_start <= now - keep_failures))
         conn.execute(delete(sign_in_devices).where(sign_in_devices.c.created_at <= now - DEVICE_LIFETIME))
+    forget_ended(engine, now=now, window=keep_failures)
+
+
+def forget_ended(engine: Engine, *, now: datetime, window: timedelta) -> None:
+    """Drop the throttle counts whose window has ended, passing over any that an attempt
+    holds at this moment (PostgreSQL's `SKIP LOCKED`), so that this never waits for, or
+    deadlocks with, a sign-in."""
+    ended = (
+        select(login_failures.c.key)
+        .where(login_failures.c.window_start <= now - window)
+        .with_for_update(skip_locked=True)
+    )
+    with engine.begin() as conn:
+        conn.execute(delete(login_failures).where(login_failures.c.key.in_(ended)))
 
 
 class _Refused(Exception):
@@ -156,16 +170,18 @@ def take(engine: Engine, limits: Sequence[tuple[str, int]], *, now: datetime, wi
 
 def _take_one(conn: Connection, key: str, limit: int, *, now: datetime, window: timedelta) -> float:
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    conn.execute(
-        dialect.insert(login_failures)
-        .values(key=key, window_start=now, failures=0)
-        .on_conflict_do_nothing(index_elements=["key"])
-    )
-    row = conn.execute(
-        select(login_failures.c.window_start, login_failures.c.failures)
-        .where(login_failures.c.key == key)
-        .with_for_update()
-    ).one()
+    row = None
+    while row is None:  # again when `forget_ended` took the row between the two statements
+        conn.execute(
+            dialect.insert(login_failures)
+            .values(key=key, window_start=now, failures=0)
+            .on_conflict_do_nothing(index_elements=["key"])
+        )
+        row = conn.execute(
+            select(login_failures.c.window_start, login_failures.c.failures)
+            .where(login_failures.c.key == key)
+            .with_for_update()
+        ).first()
     start, failures = row.window_start, int(row.failures)
     if start + window <= now or start > now:  # the window has ended (or the clock went back)
         start, failures = now, 0
