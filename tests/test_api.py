@@ -140,11 +140,13 @@ def test_double_opt_in_adds_pending_and_mails_the_link(api: Api) -> None:
 
 
 def test_adding_without_opt_in_needs_admin_and_a_note(api: Api) -> None:
-    """double_opt_in false: 403 without admin, 400 without a note, then an active subscriber."""
+    """double_opt_in false: 403 without admin, 422 naming consent_note without one, then an active subscriber."""
     body = {"email": "bo@example.org", "double_opt_in": False}
-    assert api.call("POST", "/subscribers", api.writer, json=body).status_code == 403
-    assert api.call("POST", "/subscribers", api.admin, json=body).status_code == 400
-    answer = api.call("POST", "/subscribers", api.admin, json={**body, "consent_note": "signed up at the talk"})
+    noted = {**body, "consent_note": "signed up at the talk"}
+    assert api.call("POST", "/subscribers", api.writer, json=noted).status_code == 403
+    refused = api.call("POST", "/subscribers", api.admin, json=body)
+    assert refused.status_code == 422 and "consent_note" in refused.json()["detail"]
+    answer = api.call("POST", "/subscribers", api.admin, json=noted)
     assert answer.status_code == 201 and answer.json()["status"] == "active"
     assert outbox(api.config) == []
 
@@ -471,3 +473,76 @@ def test_a_schedule_says_whether_it_is_in_local_time(api: Api) -> None:
     assert (planned["local_time"], planned["wall_clock"], planned["timezone"]) == (
         False, "2099-01-01 09:00", "Europe/Berlin"
     )
+
+
+# Answers the fuzzer found wrong
+
+
+def test_a_body_too_large_is_a_problem_document(api: Api) -> None:
+    """413 answers application/problem+json like every other refusal, not plain text."""
+    answer = api.call("POST", "/subscribers", api.writer, content=b"x" * 2_000_000,
+                      headers={"content-type": "application/json"})
+    assert answer.status_code == 413
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["type"] == "urn:publisher:problem:too-large"
+
+
+@pytest.mark.parametrize("path", ["/articles/a%0Ab/preview", "/articles/x%0A%0Dy", "/subscribers/%0A1/export"])
+def test_a_path_with_an_encoded_newline_is_a_problem_document(api: Api, path: str) -> None:
+    """A newline inside a path segment reaches the API and gets its problem answer."""
+    answer = api.call("GET", path, api.admin)
+    assert answer.status_code in (404, 422)
+    assert answer.headers["content-type"] == "application/problem+json"
+
+
+def test_405_lists_every_method_the_path_takes(api: Api) -> None:
+    """Allow names the methods of every route on the path, HEAD with GET."""
+    answer = api.call("POST", "/subscribers/1", api.admin)
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == "DELETE, GET, HEAD, PATCH"
+    assert api.call("DELETE", "/subscribers", api.admin).headers["allow"] == "GET, HEAD, POST"
+
+
+def test_head_answers_like_get_without_a_body(api: Api) -> None:
+    """HEAD works wherever GET does: the same status and headers, no body."""
+    got = api.call("GET", "/tags", api.reader)
+    head = api.call("HEAD", "/tags", api.reader)
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-type"] == got.headers["content-type"]
+    assert head.headers["content-length"] == got.headers["content-length"]
+
+
+def test_error_details_never_show_server_paths(api: Api) -> None:
+    """A bad article's problem names its file relative to the publication, never where it lives."""
+    bad = api.call("PUT", "/articles/notes-on-rest", api.admin, json={"markdown": "---\ntitle: [\n---\n"})
+    assert bad.status_code == 422
+    detail = bad.json()["detail"]
+    assert str(api.config.root) not in detail and "content/2026-01-05-notes-on-rest.md" in detail
+
+
+def test_every_post_declares_idempotency_key(api: Api) -> None:
+    """The OpenAPI document declares the Idempotency-Key header on each POST."""
+    spec = api.call("GET", "/openapi.json").json()
+    posts = [ops["post"] for ops in spec["paths"].values() if "post" in ops]
+    assert posts and all(
+        any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in post.get("parameters", []))
+        for post in posts
+    )
+
+
+def test_an_idempotency_key_outside_visible_ascii_is_refused(api: Api) -> None:
+    """The server takes exactly what the document declares: visible ASCII, spaces inside only."""
+    for key in ("zoë-1", " lead", "tab\there"):
+        answer = api.call("POST", "/subscribers", api.writer, json={"email": "ada@example.org"},
+                          headers={"idempotency-key": key.encode()})
+        assert answer.status_code == 400, key
+    assert subscribers.counts(api.db)["pending"] == 0
+
+
+def test_the_document_lists_every_webhook_event(api: Api) -> None:
+    """Each event `hooks add --event` takes is an OpenAPI webhook, subscriber.erased carrying the id alone."""
+    spec = api.call("GET", "/openapi.json").json()
+    assert sorted(spec["webhooks"]) == sorted(access.EVENTS)
+    erased = spec["webhooks"]["subscriber.erased"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert list(erased["properties"]["data"]["properties"]) == ["id"]
+    assert {"subscriber.erased", "subscriber.updated"} <= set(access.EVENTS)

@@ -9,6 +9,8 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Header
+from pydantic import StringConstraints
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import Engine
 
 from publisher.api import problems
@@ -30,7 +32,7 @@ class ApiContext:
 
 
 _DESCRIPTIONS = {
-    400: "The request cannot be done as asked (see `detail`).",
+    400: "The request cannot be done as asked, or its body is not JSON (see `detail`).",
     401: "No API key, or one that is malformed, unknown or revoked.",
     403: "The API key lacks the route's scope.",
     404: "No such resource.",
@@ -46,9 +48,9 @@ _DESCRIPTIONS = {
 
 def responses(*codes: int, post: bool = False) -> dict[int | str, dict[str, Any]]:
     """The problem answers a route documents, besides the ones every route has."""
-    every = {401, 403, 422, 429, 503}
+    every = {400, 401, 403, 422, 429, 503}
     if post:
-        every |= {400, 409, 413}
+        every |= {409, 413}
     return {
         code: {"model": Problem, "description": _DESCRIPTIONS[code]}
         for code in sorted(every | set(codes))
@@ -56,11 +58,10 @@ def responses(*codes: int, post: bool = False) -> dict[int | str, dict[str, Any]
 
 
 IfMatch = Annotated[
-    str | None,
+    Annotated[str, StringConstraints(max_length=2000)] | SkipJsonSchema[None],
     Header(
-        max_length=2000,
         description="The ETag of the version this write starts from (or `*`): a resource changed since is "
-        "left as it is and the answer is 412.",
+        "left as it is and the answer is 412 (so is anything that names no current version).",
     ),
 ]
 

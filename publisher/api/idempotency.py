@@ -12,6 +12,7 @@ looked up: a revoked key cannot read back an answer.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from datetime import datetime
 
@@ -23,10 +24,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from publisher.api import problems
 from publisher.store import api_keys, idempotency
 
-__all__ = ["HEADER", "IdempotencyKeys"]
+__all__ = ["HEADER", "KEY_PATTERN", "MAX_KEY", "IdempotencyKeys"]
 
 HEADER = "idempotency-key"
 MAX_KEY = 255
+KEY_PATTERN = r"^[!-~]([ -~]*[!-~])?$"
+"""Visible ASCII, spaces only inside: what survives every HTTP client and proxy unchanged."""
+_KEY = re.compile(KEY_PATTERN)
 _NOT_STORED = frozenset({401, 403, 429})
 
 
@@ -45,9 +49,10 @@ class IdempotencyKeys:
         if key is None:
             await self.app(scope, receive, send)
             return
-        if not key or len(key) > MAX_KEY or not key.isprintable():
+        if not key or len(key) > MAX_KEY or not _KEY.fullmatch(key):
             response = problems.problem_response(
-                problems.BAD_IDEMPOTENCY_KEY, f"Idempotency-Key must be 1 to {MAX_KEY} printable characters"
+                problems.BAD_IDEMPOTENCY_KEY,
+                f"Idempotency-Key must be 1 to {MAX_KEY} visible ASCII characters (spaces only inside)",
             )
             await response(scope, receive, send)
             return

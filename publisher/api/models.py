@@ -7,23 +7,62 @@ silently ignored. Responses are made from the service layer's dataclasses by the
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
+from zoneinfo import available_timezones
 
-from pydantic import BaseModel, ConfigDict, Field
+from email_validator import SPECIAL_USE_DOMAIN_NAMES
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from publisher.models import SubscriberStatus
 from publisher.services.articles import ArticleState, ArticleView
+from publisher.services.imports import MAX_RECORDS
 from publisher.services.subscribers import MAX_TAG, MAX_TAGS
 
 Tag = Annotated[str, Field(max_length=MAX_TAG)]
-Email = Annotated[str, Field(max_length=320, description="An email address.")]
+_RESERVED = "|".join("".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in name)
+                     for name in SPECIAL_USE_DOMAIN_NAMES)
+Email = Annotated[str, Field(
+    max_length=320, description="An email address (not at a special-use domain such as .test or .invalid).",
+    json_schema_extra={"format": "email", "not": {"pattern": f"[@.](?:{_RESERVED})\\.?$"}},
+)]
+ZONES = ["", *sorted(available_timezones())]
+"""The IANA zones this server knows ("" for none): the document lists them, so that a
+client (and a fuzzer) knows which names the server takes."""
+Zone = Annotated[str, Field(max_length=64, json_schema_extra={"enum": ZONES})]
 
 
 class Request(BaseModel):
-    """A request body: unknown fields refused, and no coercion (`"pending": 0` is not false)."""
+    """A request body: unknown fields refused, and no coercion (`"pending": 0` is not false).
+
+    `one_of` names fields of which exactly one must be given; those may be left out but
+    are never null, as the document says.
+    """
 
     model_config = ConfigDict(extra="forbid", strict=True)
+    one_of: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _exactly_one(cls, data: Any) -> Any:
+        if cls.one_of and isinstance(data, dict):
+            given = [name for name in cls.one_of if data.get(name) is not None]
+            nulls = [name for name in cls.one_of if name in data and data[name] is None]
+            if nulls or len(given) != 1:
+                raise ValueError(f"give exactly one of {' or '.join(cls.one_of)} (never null)")
+        return data
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
+        schema: dict[str, Any] = handler(core_schema)
+        schema = handler.resolve_ref_schema(schema)
+        if cls.one_of:
+            schema["oneOf"] = [{"required": [name]} for name in cls.one_of]
+            for name in cls.one_of:
+                schema["properties"][name].pop("default", None)
+        return schema
 
 
 class Problem(BaseModel):
@@ -66,20 +105,34 @@ class SubscriberCreate(Request):
     email: Email
     name: str = Field(default="", max_length=200)
     tags: list[Tag] = Field(default=[], max_length=MAX_TAGS)
-    timezone: str | None = Field(default=None, max_length=64, description='IANA zone, e.g. "Europe/Berlin".')
+    timezone: Zone | None = Field(default=None, description='IANA zone, e.g. "Europe/Berlin".')
     double_opt_in: bool = Field(
         default=True,
         description="true: added as pending and sent the confirmation mail. false: added as active at once; "
         "needs the admin scope and a consent_note.",
     )
-    consent_note: str = Field(default="", max_length=500, description="How the person consented (kept on record).")
+    consent_note: str = Field(
+        default="", max_length=500,
+        description="How the person consented (kept on record); needed, not blank, with double_opt_in false.",
+    )
     resubscribe: bool = Field(default=False, description="Put back an address that left, only if they asked.")
+
+    model_config = ConfigDict(json_schema_extra={
+        "if": {"required": ["double_opt_in"], "properties": {"double_opt_in": {"const": False}}},
+        "then": {"required": ["consent_note"], "properties": {"consent_note": {"pattern": r"\S"}}},
+    })
+
+    @model_validator(mode="after")
+    def _consented(self) -> SubscriberCreate:
+        if not self.double_opt_in and not self.consent_note.strip():
+            raise ValueError("double_opt_in false needs a consent_note saying how the person consented")
+        return self
 
 
 class SubscriberUpdate(Request):
     name: str | None = Field(default=None, max_length=200)
     tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS, description="Replaces the whole set.")
-    timezone: str | None = Field(default=None, max_length=64, description='IANA zone; "" clears it.')
+    timezone: Zone | None = Field(default=None, description='IANA zone; "" clears it.')
 
 
 class Event(BaseModel):
@@ -118,13 +171,19 @@ class ImportRecord(Request):
     email: Email
     name: str = Field(default="", max_length=200)
     tags: list[Tag] = Field(default=[], max_length=MAX_TAGS)
-    timezone: str | None = Field(default=None, max_length=64)
+    timezone: Zone | None = None
     status: str | None = Field(default=None, max_length=32, description="active (default), pending, unsubscribed, ...")
 
 
 class ImportCreate(Request):
-    csv: str | None = Field(default=None, description="A CSV export (Mailchimp, Substack, Buttondown, Ghost, ours).")
-    subscribers: list[ImportRecord] | None = Field(default=None, description="Or the records themselves.")
+    one_of: ClassVar[tuple[str, ...]] = ("csv", "subscribers")
+
+    csv: str | SkipJsonSchema[None] = Field(
+        default=None, description="A CSV export (Mailchimp, Substack, Buttondown, Ghost, ours)."
+    )
+    subscribers: Annotated[list[ImportRecord], Field(max_length=MAX_RECORDS)] | SkipJsonSchema[None] = Field(
+        default=None, description="Or the records themselves."
+    )
     pending: bool = Field(default=False, description="Import active rows as pending (to confirm).")
     tags: list[Tag] = Field(default=[], max_length=MAX_TAGS, description="Tags given to every imported subscriber.")
 
@@ -182,7 +241,7 @@ class ArticleList(BaseModel):
 
 class ArticleWrite(Request):
     markdown: str = Field(
-        min_length=1, max_length=2_000_000,
+        min_length=1, max_length=2_000_000, pattern=r"^---\r?\n",
         description="The whole file: YAML front matter between --- lines (title, date, ...) and the Markdown body.",
     )
 
@@ -219,10 +278,17 @@ class IssueList(BaseModel):
     data: list[Issue]
 
 
+Slugs = Annotated[list[Annotated[str, Field(max_length=200)]], Field(min_length=1, max_length=100)]
+
+
 class IssueCreate(Request):
-    article: str | None = Field(default=None, max_length=200, description="The slug of a published article.")
-    digest: list[Annotated[str, Field(max_length=200)]] | None = Field(
-        default=None, max_length=100, description="Or the slugs of the published articles of a digest."
+    one_of: ClassVar[tuple[str, ...]] = ("article", "digest")
+
+    article: str | SkipJsonSchema[None] = Field(
+        default=None, max_length=200, description="The slug of a published article."
+    )
+    digest: Slugs | SkipJsonSchema[None] = Field(
+        default=None, description="Or the slugs of the published articles of a digest."
     )
 
 
@@ -245,9 +311,7 @@ class ScheduleCreate(Request):
         max_length=32, pattern=r"^\s*\d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2})?\s*$",
         description='Wall-clock time, "YYYY-MM-DD HH:MM".',
     )
-    timezone: str | None = Field(
-        default=None, max_length=64, description="IANA zone of `at` (default: the publication's)."
-    )
+    timezone: Zone | None = Field(default=None, description="IANA zone of `at` (default: the publication's).")
     local_time: bool = Field(default=False, description="At the `at` hour of each subscriber's own day.")
 
 

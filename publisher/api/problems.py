@@ -7,15 +7,17 @@ and never changes, so a client can branch on it; the `detail` is for people.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from starlette.responses import JSONResponse
 
 from publisher import errors
 
-__all__ = ["PREFIX", "PROBLEM_TYPES", "Problem", "for_error", "problem_response"]
+__all__ = ["PREFIX", "PROBLEM_TYPES", "Problem", "for_error", "problem_response", "without_paths"]
 
 PREFIX = "urn:publisher:problem:"
 MEDIA_TYPE = "application/problem+json"
@@ -61,6 +63,7 @@ BAD_IDEMPOTENCY_KEY = Problem(400, "invalid-idempotency-key", "Invalid Idempoten
 NO_ROUTE = Problem(404, "no-route", "No such route")
 METHOD = Problem(405, "method-not-allowed", "Method not allowed")
 TOO_LARGE = Problem(413, "too-large", "Request body too large")
+UNREADABLE_BODY = Problem(400, "unreadable-body", "The request body is not readable JSON")
 PRECONDITION_FAILED = Problem(412, "precondition-failed", "The resource changed since the version named")
 INTERNAL = Problem(500, "internal", "Internal error")
 
@@ -69,10 +72,27 @@ PROBLEM_TYPES: Mapping[str, Problem] = {
     for p in (
         *(problem for _, problem in _BY_CLASS),
         UNAUTHORIZED, FORBIDDEN, RATE_LIMITED, VALIDATION, IDEMPOTENCY_REUSED, IDEMPOTENCY_RUNNING,
-        BAD_IDEMPOTENCY_KEY, NO_ROUTE, METHOD, TOO_LARGE, PRECONDITION_FAILED, INTERNAL,
+        BAD_IDEMPOTENCY_KEY, NO_ROUTE, METHOD, TOO_LARGE, UNREADABLE_BODY, PRECONDITION_FAILED, INTERNAL,
     )
 }
 """Every problem type the API answers with (the README lists them)."""
+
+
+# An absolute file path: a slash not after a letter, digit, colon or slash (so not inside a
+# URL or a relative path), then folders.
+_ABSOLUTE = re.compile(r"(?<![\w:/.~-])(?:/[\w.@+~-]+)+/?")
+# A database URL naming a file: sqlite:////srv/data/publisher.db.
+_FILE_URL = re.compile(r"(\b[a-z][\w+]*:///)/?(?:[\w.@+~-]+/)*([\w.@+~-]+)")
+
+
+def without_paths(detail: str, root: Path) -> str:
+    """`detail` with the server's own paths taken out: a file in the publication's folder
+    named relative to it, any other absolute path by its last part only. Where the server
+    keeps its files is nobody's business but the author's (the CLI shows them)."""
+    base = str(root.resolve()).rstrip("/") + "/"
+    text = detail.replace(base, "").replace(str(root).rstrip("/") + "/", "")
+    text = _FILE_URL.sub(r"\1\2", text)
+    return _ABSOLUTE.sub(lambda found: found.group(0).rstrip("/").rsplit("/", 1)[-1], text)
 
 
 def for_error(exc: errors.PublisherError) -> Problem:

@@ -26,12 +26,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from publisher import build, tokens
-from publisher.api import PREFIX as API_PREFIX
 from publisher.api import create_api
+from publisher.api import mount as api_mount
 from publisher.config import Config
 from publisher.delivery.base import Provider, make_provider
 from publisher.errors import SubscriberError, WebhookError
@@ -165,10 +165,7 @@ def create_app(
             Route("/manage/{token:path}", manage.page, methods=["GET", "HEAD"]),
             Route("/manage/{token:path}", manage.save, methods=["POST"]),
             Route("/webhooks/{provider}", hooks.receive, methods=["POST"]),
-            Mount(
-                API_PREFIX,
-                app=create_api(config, db, clock=now, provider_factory=provider_factory or make_provider),
-            ),
+            api_mount(create_api(config, db, clock=now, provider_factory=provider_factory or make_provider)),
             Route("/desk", _to_desk, methods=["GET", "HEAD"]),
             desk.mount(),
         ],
