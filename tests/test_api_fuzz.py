@@ -3,9 +3,10 @@
 Every operation is fuzzed with a bounded number of examples (positive and negative),
 then the stateful phase follows the document's links (create a subscriber, then read,
 patch, unsubscribe, erase it; create an issue, then send, schedule, cancel it). The run
-must find no failure of these checks: not_a_server_error, status_code_conformance,
-content_type_conformance, response_headers_conformance, response_schema_conformance,
-negative_data_rejection, unsupported_method and ignored_auth.
+must find no failure of any check (`--checks all`): schema-valid requests are accepted,
+schema-invalid ones refused, every answer as documented. `schemathesis.toml` beside this
+file lists the few refusals of valid data no schema can state (a stale If-Match, Markdown
+that is not an article, a time in the past), each with its reason.
 """
 
 from __future__ import annotations
@@ -23,11 +24,9 @@ from publisher.services import access, subscribers
 from publisher.store import open_store
 from publisher.web import create_app
 
-CHECKS = (
-    "not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,"
-    "response_schema_conformance,negative_data_rejection,unsupported_method,ignored_auth"
-)
+CHECKS = "all"
 MAX_EXAMPLES = 5
+SETTINGS = Path(__file__).with_name("schemathesis.toml")
 
 
 def test_schemathesis_finds_nothing(tmp_path: Path) -> None:
@@ -49,7 +48,7 @@ def test_schemathesis_finds_nothing(tmp_path: Path) -> None:
     with live_server(create_app(config, engine=db)) as url:
         done = subprocess.run(
             [
-                str(runner), "run", f"{url}/api/v1/openapi.json",
+                str(runner), "--config-file", str(SETTINGS), "run", f"{url}/api/v1/openapi.json",
                 "--header", f"Authorization: Bearer {token}",
                 "--checks", CHECKS,
                 "--max-examples", str(MAX_EXAMPLES),
