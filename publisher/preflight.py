@@ -483,9 +483,14 @@ def image_check(
     """Every picture described, the site's own present in the content folder, others
     answering. `file_exists(path)` says whether the content folder (or the build) has the
     site path `path`; `other_images` is what fetching each image of another site found
-    (url -> problem, "" when it answered), or None when they were not fetched."""
+    (url -> problem, "" when it answered), or None when they were not fetched.
+
+    A picture without words or without its file stops a send (a reader would get a
+    broken or unexplained picture); one on another site that did not answer does not
+    (it may be down a moment, and only the deep check asks)."""
     name = "Pictures"
     problems: list[str] = []
+    unseen = 0  # problems that leave a reader without the picture or word of it
     images = images_of(article)
     for image in images:
         label = "the lead image" if image.lead else "the picture"
@@ -495,6 +500,7 @@ def image_check(
                 else "write it between the brackets: ![what it shows](…)"
             )
             problems.append(f"{label} {image.url} has no alt text ({how})")
+            unseen += 1
         for url in dict.fromkeys((image.url, *image.srcset)):
             path = _own_path(url, config)
             if path is not None and not file_exists(path):
@@ -502,12 +508,13 @@ def image_check(
                     f"{label} {url} is not in the content folder (content/{path}); upload it again on the "
                     "Media page or fix the address"
                 )
+                unseen += 1
     others = [i.url for i in images if _own_path(i.url, config) is None]
     if other_images is not None:
         problems += [f"{url} did not answer ({why})" for url, why in other_images.items() if why]
     if problems:
         shown = "; ".join(problems[:6]) + (f"; and {len(problems) - 6} more" if len(problems) > 6 else "")
-        return Check(name, False, shown[:1].upper() + shown[1:] + ".")
+        return Check(name, False, shown[:1].upper() + shown[1:] + ".", blocking=unseen > 0)
     if not images:
         return Check(name, True, "There are none.")
     if others and other_images is None:

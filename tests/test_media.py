@@ -373,6 +373,7 @@ def test_preflight_names_a_picture_missing_from_the_media_folder(config: Config)
     (config.path_of("build.content") / "media" / done.name).unlink()
     found = check_of(config)
     assert found.ok is False and done.name in found.detail and "content/media/" in found.detail
+    assert found.stops_send
 
 
 def test_preflight_names_pictures_without_alt_text(config: Config) -> None:
@@ -410,6 +411,7 @@ def test_preflight_fetches_other_sites_pictures_only_when_asked(config: Config, 
     assert check_of(config).ok is True and "not fetched" in check_of(config).detail
     found = check_of(config, external=True)
     assert found.ok is False and "/gone.jpg" in found.detail and "/fine.jpg" not in found.detail
+    assert not found.stops_send  # another site down a moment holds no send
 
 
 def test_a_preview_takes_every_width_from_the_desk(config: Config) -> None:
