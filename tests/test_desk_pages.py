@@ -466,3 +466,18 @@ def test_a_test_copy_without_the_editors_fields_is_the_saved_file(config: Config
         assert http.post("/desk/articles/sleep-after-a-loss/test", data={"csrf": csrf, "to": ""}).status_code == 303
     (text,) = _mail_texts(config)
     assert "Here is what helps." in text
+
+
+def test_an_editor_shown_again_after_a_refused_save_starts_unsaved(config: Config, url: str) -> None:
+    """The text of a refused save is marked unsaved, so the page warns before leaving it."""
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        form = editor_form(http.get("/desk/articles/sleep-after-a-loss").text)
+        http.post("/desk/articles/sleep-after-a-loss", data={**form, "action": "save"})  # as the desk writes it
+        page = http.get("/desk/articles/sleep-after-a-loss").text
+        form = editor_form(page)
+        refused = http.post("/desk/articles/sleep-after-a-loss", data={**form, "date": "soon", "action": "save"})
+        previewed = http.post("/desk/articles/sleep-after-a-loss", data={**form, "action": "preview"})
+    assert "data-dirty" not in page
+    assert refused.status_code == 400 and 'data-dirty="unsaved"' in refused.text
+    assert "data-dirty" not in previewed.text, "a preview of the saved text is not a change"

@@ -251,6 +251,11 @@ class ArticleDesk:
         versions = await run_in_threadpool(revision_service.list_revisions, self.engine, key)
         drafts = [] if edit.slug else await run_in_threadpool(revision_service.unsaved_drafts, self.engine)
         words = revision_service.count_words(edit.fields.body)
+        # Shown again from a post (a refused save, a preview): the text on screen may be
+        # nowhere else yet, so the page starts as unsaved changes (autosaved soon, warned on leaving).
+        unsaved = edit.restored is not None or (
+            asked.request.method == "POST" and to_text(edit.fields, edit.original) != edit.original
+        )
         return self.pages.render(
             "editor", asked.request, asked.session, section="articles", status=status,
             edit=edit, view=view, preview=preview, error=error, send_error=send_error, sending=sending,
@@ -259,7 +264,7 @@ class ArticleDesk:
             revisions_url=(
                 f"/desk/articles/{edit.slug}/revisions" if edit.slug else f"/desk/drafts/{edit.draft_key}/revisions"
             ),
-            words=words, minutes=revision_service.reading_minutes(words),
+            words=words, minutes=revision_service.reading_minutes(words), unsaved=unsaved,
             when=lambda moment: f"{moment.astimezone(self.config.tz):%Y-%m-%d %H:%M}",
         )
 
