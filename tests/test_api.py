@@ -546,3 +546,28 @@ def test_the_document_lists_every_webhook_event(api: Api) -> None:
     erased = spec["webhooks"]["subscriber.erased"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert list(erased["properties"]["data"]["properties"]) == ["id"]
     assert {"subscriber.erased", "subscriber.updated"} <= set(access.EVENTS)
+
+
+# Scheduling an article by its slug
+
+
+def test_an_article_is_scheduled_with_its_instant_in_utc(api: Api) -> None:
+    """POST /articles/{slug}/schedule reads `at` in the zone given and answers run_at in UTC."""
+    answer = api.call("POST", "/articles/notes-on-rest/schedule", api.admin,
+                      json={"at": "2099-01-01T09:00", "timezone": "Europe/Berlin"})
+    assert answer.status_code == 201, answer.text
+    made = answer.json()
+    assert (made["run_at"], made["slug"], made["wall_clock"]) == ("2099-01-01T08:00:00Z", "notes-on-rest",
+                                                                  "2099-01-01 09:00")
+    assert [s.id for s in issues.list_schedules(api.db)] == [made["id"]]
+
+
+def test_scheduling_an_article_follows_the_commands_rules(api: Api) -> None:
+    """A time gone is a 400, an unknown slug a 404, a zone that does not exist a 422 naming it."""
+    past = api.call("POST", "/articles/notes-on-rest/schedule", api.admin, json={"at": "2001-01-01T09:00"})
+    assert past.status_code == 400 and "in the past" in past.json()["detail"]
+    unknown = api.call("POST", "/articles/nothing-here/schedule", api.admin, json={"at": "2099-01-01T09:00"})
+    assert unknown.status_code == 404
+    zone = api.call("POST", "/articles/notes-on-rest/schedule", api.admin,
+                    json={"at": "2099-01-01T09:00", "timezone": "Mars/Base"})
+    assert zone.status_code == 422 and zone.json()["errors"][0]["loc"] == ["body", "timezone"]

@@ -13,6 +13,7 @@ models of `api.models`; it holds no rule of its own. The OpenAPI 3.1 document at
     GET    /tags                     tags with counts
     POST   /imports   GET /imports/{id}                     bulk import as a job
     GET    /articles  POST /articles  GET|PUT /articles/{slug}  GET /articles/{slug}/preview
+    POST   /articles/{slug}/schedule
     GET    /issues    POST /issues    GET /issues/{id}     GET /issues/{id}/failures
     POST   /issues/{id}/test | send | schedule | cancel
     GET    /schedules                POST /schedules/{id}/cancel
@@ -212,8 +213,12 @@ _LINKS: dict[tuple[str, str, str], tuple[str, str, tuple[tuple[str, str], ...]]]
     (_ISSUE + "/schedule", "post", "201"): ("schedule_id", "$response.body#/id", (
         ("/schedules/{schedule_id}/cancel", "post"),
     )),
+    ("/articles/{slug}/schedule", "post", "201"): ("schedule_id", "$response.body#/id", (
+        ("/schedules/{schedule_id}/cancel", "post"),
+    )),
     ("/articles", "post", "201"): ("slug", "$response.body#/slug", (
         ("/articles/{slug}", "get"), ("/articles/{slug}", "put"), ("/articles/{slug}/preview", "get"),
+        ("/articles/{slug}/schedule", "post"),
     )),
 }
 """OpenAPI links: where the id a POST answers with can be used next (clients and fuzzers follow them)."""

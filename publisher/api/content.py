@@ -125,6 +125,16 @@ def router(ctx: ApiContext) -> APIRouter:
         return models.Preview(slug=shown.slug, subject=shown.subject, html=shown.html, text=shown.text,
                               warnings=list(shown.warnings))
 
+    @api.post("/articles/{slug}/schedule", tags=["articles"], status_code=201, response_model=models.Schedule,
+              responses=responses(404, post=True), dependencies=[write_issues])
+    def schedule_article(slug: Slug, body: models.ArticleScheduleCreate) -> models.Schedule:
+        """Send the article's newsletter at a time, as `publisher schedule SLUG --at ... --tz ...` does;
+        `run_at` is the instant it goes, in UTC. A new time replaces the article's pending one."""
+        now = ctx.clock()
+        _check_when(config.tz, body.at, body.timezone, local_time=False, now=now)
+        done = issues.schedule_send(config, db, slug, at=body.at, now=now, tz_name=body.timezone)
+        return _schedule(done.schedule)
+
     @api.get("/issues", tags=["issues"], response_model=models.IssueList, responses=responses(),
              dependencies=[read_issues])
     def list_issues() -> models.IssueList:

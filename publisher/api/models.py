@@ -315,6 +315,14 @@ class ScheduleCreate(Request):
     local_time: bool = Field(default=False, description="At the `at` hour of each subscriber's own day.")
 
 
+class ArticleScheduleCreate(Request):
+    at: str = Field(
+        max_length=40, pattern=r"^\s*\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2})?(Z|[+-]\d{2}:\d{2})?\s*$",
+        description='When to send: "YYYY-MM-DDTHH:MM" on the clock of `timezone` (or with an offset, that instant).',
+    )
+    timezone: Zone | None = Field(default=None, description="IANA zone of `at` (default: the publication's).")
+
+
 class Schedule(BaseModel):
     id: int
     issue_id: int
