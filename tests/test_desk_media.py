@@ -351,3 +351,20 @@ def test_upload_contract_is_stated_in_the_module() -> None:
     for words in ("`file`", "`csrf`", '"markdown"', '"width"', "413", "text/html"):
         assert words in doc
     assert re.search(r"201 \{\"name\"", doc)
+
+
+def test_a_drafts_preview_takes_every_width_from_the_desk(config: Config, url: str) -> None:
+    """The editor's web preview of a draft shows the picture from the desk, srcset included:
+    nothing points at the site, where a draft's pictures are not published yet."""
+    with signed_in(url) as (http, csrf):
+        name = upload(http, csrf, photo(2000, 1000)).json()["name"]
+        form = {"csrf": csrf, "title": "Draft with a picture", "date": "2026-01-05 08:00", "tags": "",
+                "summary": "", "draft": "on", "body": f"Text.\n\n![A quiet harbour](/media/{name})\n"}
+        answer = http.post("/desk/articles/preview", data=form)
+        assert answer.status_code == 200, answer.text
+        page = http.get(answer.json()["web"]).text
+        picture = re.search(r"<img [^>]*srcset=[^>]*>", page)
+        assert picture, page
+        assert "news.example.org/media" not in picture.group(0) and picture.group(0).count("/media/") == 4
+        first = re.search(r'srcset="([^ ]+) 480w', picture.group(0))
+        assert first and http.get(first.group(1)).status_code == 200

@@ -51,6 +51,17 @@ def desk_images(page: str, site_url: str, prefix: str) -> tuple[str, set[str]]:
         names.add(found.group(3))
         return f"{found.group(1)}{found.group(2)}{prefix}{found.group(3)}{found.group(2)}"
 
+    # A picture's other widths (publisher.media.fit_images) are in srcset, which a browser prefers.
+    entry = re.compile(site + r"/(?:[^\"'?#,\s]*/)?media/([^/\"'?#,\s]+)")
+
+    def widths(found: re.Match[str]) -> str:
+        def one(item: re.Match[str]) -> str:
+            names.add(item.group(1))
+            return f"{prefix}{item.group(1)}"
+
+        return found.group(1) + entry.sub(one, found.group(2)) + found.group(3)
+
+    page = re.sub(r'(\ssrcset=")([^"]*)(")', widths, page)
     return pattern.sub(swap, page), names
 
 
