@@ -24,8 +24,8 @@ article that refers to a stored picture, as `/media/<name>` or `media/<name>`, g
 site's absolute address, its `width` and `height`, a `srcset` of every stored width, and a
 plain `src` at `EMAIL_WIDTH`, which is what a newsletter keeps (it drops srcset and fits
 the width to its column). A lead image (`image:`) written either way is resolved against
-the site, not the article's page, at EMAIL_WIDTH too (`site_url_of`). A preview of a draft shows the desk's
-own copies instead (`point_sources`: both `src` and `srcset`), since nothing is published yet.
+the site, not the article's page, at EMAIL_WIDTH too (`site_url_of`). A draft's preview
+in the desk takes every width from the desk instead (`web.desk.previews.desk_images`).
 
 Names carry everything a page needs, so rendering stays pure and needs no index:
 `<hash>-<width>x<height>.<ext>`, where the hash (`HASH_LENGTH` hex digits of the
@@ -67,7 +67,6 @@ __all__ = [
     "fit_images",
     "media_name_of",
     "parse_name",
-    "point_sources",
     "process_image",
     "site_url_of",
     "variants",
@@ -404,35 +403,3 @@ def fit_images(markup: str, site: str) -> str:
 
     return _IMG_RE.sub(one, markup)
 
-
-def point_sources(markup: str, site: str, prefix: str) -> tuple[str, set[str]]:
-    """`markup` with every stored picture an `img` names, in `src` and in `srcset`, taken
-    from `prefix` + its name instead of the site (the desk's own copy, for a preview of a
-    draft whose pictures are not published yet), and the names so pointed."""
-    if "<img" not in markup:
-        return markup, set()
-    root = site.rstrip("/")
-    names: set[str] = set()
-
-    def point(url: str) -> str:
-        name = media_name_of(html.unescape(url), root)
-        if name is None:
-            return url
-        names.add(name.name)
-        return f"{prefix}{name.name}"
-
-    def one(match: re.Match[str]) -> str:
-        attributes = _ATTR_RE.findall(match.group(1))
-        parts = []
-        for key, value in attributes:
-            if key == "src":
-                value = point(value)
-            elif key == "srcset":
-                value = ", ".join(
-                    " ".join([point(words[0]), *words[1:]])
-                    for words in (item.split() for item in value.split(",")) if words
-                )
-            parts.append(f'{key}="{value}"')
-        return f"<img {' '.join(parts)}{match.group(2)}>"
-
-    return _IMG_RE.sub(one, markup), names

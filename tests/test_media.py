@@ -414,18 +414,6 @@ def test_preflight_fetches_other_sites_pictures_only_when_asked(config: Config, 
     assert not found.stops_send  # another site down a moment holds no send
 
 
-def test_a_preview_takes_every_width_from_the_desk(config: Config) -> None:
-    """For a draft's preview, src and each srcset entry point at the desk's copies."""
-    done = media_service.store_image(config, jpeg(2000, 1500))
-    article = content.parse_article(
-        ARTICLE.format(title="P", front="", body=f"![A]({done.url}) ![B](https://cdn.example.com/b.jpg)"),
-        source="content/p.md", config=config,
-    )
-    shown, names = media.point_sources(article.html, config.site_url, "/desk/media/files/")
-    assert "news.example.org/media" not in shown and shown.count("/desk/media/files/") == 4
-    assert len(names) == 3 and 'src="https://cdn.example.com/b.jpg"' in shown
-
-
 def test_a_cmyk_print_file_becomes_rgb() -> None:
     """A CMYK JPEG (from a print workflow) is stored as an RGB JPEG that browsers show."""
     out = io.BytesIO()
