@@ -816,3 +816,11 @@ def _index_sql(conn: Any) -> list[str]:
         "SELECT count(*) FROM pragma_index_list('subscribers') WHERE \"unique\" = 1"
     ).scalar_one()
     return [*columns, f"unique: {unique}"]
+
+
+def test_an_import_row_that_would_pass_the_cap_with_existing_tags_is_rejected(engine: Engine) -> None:
+    """Tags an import adds to someone count with the ones they have; the row is rejected, not cut."""
+    subs.add(engine, "ana@example.org", tags=[f"t{n}" for n in range(subs.MAX_TAGS - 1)], now=NOW)
+    report = import_text(engine, 'email,tags\nana@example.org,"x,y"\nbo@example.org,x\n')
+    assert [r.line for r in report.rejected] == [2] and str(subs.MAX_TAGS) in report.rejected[0].reason
+    assert len(subs.find(engine, "ana@example.org").tags) == subs.MAX_TAGS - 1  # type: ignore[union-attr]

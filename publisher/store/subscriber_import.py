@@ -27,6 +27,7 @@ from publisher.store.schema import events, subscriber_tags, subscribers
 from publisher.store.subscriber_csv import ImportReport, Rejected, SourceRow, read_export
 from publisher.store.subscribers import (
     MAX_SOURCE,
+    MAX_TAGS,
     PAGE,
     STATUS_KIND,
     SUPPRESSED,
@@ -160,7 +161,7 @@ def import_records(
         with begin_write(engine) as conn:
             for size, valid in checked_chunks(rows, extra, pending, rejected):
                 read += size
-                _apply(conn, valid, now=now, source=source, origin=origin, tally=tally)
+                _apply(conn, valid, now=now, source=source, origin=origin, tally=tally, rejected=rejected)
                 if progress is not None:
                     progress(read)
     except UnicodeDecodeError as exc:
@@ -171,7 +172,7 @@ def import_records(
         updated=tally.updated,
         unchanged=tally.unchanged,
         kept=tally.kept,
-        rejected=tuple(rejected),
+        rejected=tuple(sorted(rejected, key=lambda item: item.line)),
         new_by_status=dict(tally.new_by_status),
     )
 
@@ -184,6 +185,7 @@ def _apply(
     source: str,
     origin: str,
     tally: _Tally,
+    rejected: list[Rejected],
 ) -> None:
     if not rows:
         return
@@ -215,6 +217,11 @@ def _apply(
         current = SubscriberStatus(before.status)
         if current in SUPPRESSED:
             tally.kept += 1
+            continue
+        merged = set(r.tags) | set(had_tags.get(before.id, ()))
+        if len(merged) > MAX_TAGS:
+            why = f"{len(merged)} tags with the ones this subscriber has; at most {MAX_TAGS}"
+            rejected.append(Rejected(r.line, why))
             continue
         status, confirmed = current, None
         if r.status in SUPPRESSED:
