@@ -259,7 +259,9 @@ def test_an_editor_uploads_uses_and_deletes_pictures(site: Site, browser: WebDri
     name = markdown[len("![](/media/") : -1]
     assert len(site.media()) == 3
     thumb = browser.find_element(By.CSS_SELECTOR, ".media-grid img")
-    assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", thumb) == 480
+    loaded = "return arguments[0].complete && arguments[0].naturalWidth"
+    WebDriverWait(browser, 10).until(lambda d: d.execute_script(loaded, thumb))
+    assert browser.execute_script(loaded, thumb) == 480
     me.check("media")
 
     # The editor's toolbar way: FormData with file and csrf, JSON back.
