@@ -287,6 +287,18 @@ def test_delete_is_refused_while_an_article_uses_the_picture(config: Config, url
     assert refused.status_code == 409 and "Sleep after a loss" in refused.text and len(stored(config)) == 3
 
 
+def test_the_confirmation_names_the_articles_using_the_picture(config: Config, url: str) -> None:
+    """Before anything is pressed twice, the page says who uses it and offers no delete."""
+    with signed_in(url) as (http, csrf):
+        name = upload(http, csrf, photo()).json()["name"]
+        (config.root / "content" / "2026-01-05-sleep.md").write_text(
+            ARTICLE.format(body=f"![Bed](/media/{name})"), encoding="utf-8"
+        )
+        asked = http.post("/desk/media/delete", data={"csrf": csrf, "name": name})
+    assert asked.status_code == 200 and "cannot be deleted yet" in asked.text
+    assert '<a href="/desk/articles/sleep">Sleep after a loss</a>' in asked.text and "Yes, delete it" not in asked.text
+
+
 def test_a_viewer_cannot_delete(config: Config, url: str) -> None:
     """Delete is for editors: a viewer's press is 403 and the picture stays."""
     with signed_in(url) as (http, csrf):

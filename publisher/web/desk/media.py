@@ -5,7 +5,8 @@
                                      its Markdown; an upload form (editors)
     POST /desk/media                 upload one picture (editors)
     POST /desk/media/delete          delete one, after a confirmation page (editors);
-                                     refused while an article uses it, naming them
+                                     refused while an article uses it, naming them (the
+                                     confirmation page names them already)
     GET  /desk/media/files/{name}    a stored picture, for the Media page and previews of
                                      drafts (viewers); only a picture's own name is looked
                                      up, never a path, and a symbolic link is refused
@@ -115,17 +116,20 @@ class MediaDesk:
         page = int(number) if number.isdigit() and 0 < int(number) < 1_000_000 else 1
         found = await run_in_threadpool(media_service.list_media, self.config, page=page)
         uploaded = media.parse_name(request.query_params.get("uploaded", ""))
-        pending = None
-        if confirm:
-            name = media.parse_name(confirm)
-            if name is not None:
-                pending = media_service.StoredImage.of(name)
+        pending: media_service.StoredImage | None = None
+        users: tuple[media_service.ArticleRef, ...] = ()
+        name = media.parse_name(confirm) if confirm else None
+        if name is not None:
+            pending = media_service.StoredImage.of(name)
+            found_users = await run_in_threadpool(media_service.usage, self.config, [name.hash])
+            users = found_users.get(name.hash, ())
         deleted = media.parse_name(request.query_params.get("deleted", ""))
         context = {"message": f"Deleted {deleted.name}, every width of it."} if deleted else {}
         return self.pages.render(
             "media", request, session, section="media", status=status, found=found, error=error,
             can_write=allows(session.user.role, Role.EDITOR), max_mb=media.MAX_BYTES // 1048576,
             uploaded=media_service.StoredImage.of(uploaded) if uploaded else None, pending=pending,
+            pending_users=users,
             **context,
         )
 
