@@ -5,8 +5,8 @@
 An SMTP server (aiosmtpd, in this process) notes when it accepts the first message of
 each subject. Interleaved rounds:
 
-- serve: one `publisher serve` process (default settings: policy "now", the interval
-  look every 60 s); each round saves a new article into content/ and waits for its first
+- serve: one `publisher serve` process (policy "now", chosen for the pure blog-to-email
+  case; the interval look every 60 s); each round saves a new article into content/ and waits for its first
   message. Only the watcher (filesystem events) can make this fast.
 - work: the same steps called directly in this process (`jobs.publish_new`: build,
   issue, schedule, deliver) on a twin publication: what noticing costs nothing on top of.
@@ -91,6 +91,9 @@ security = "none"
 
 [server]
 port = {free_port()}
+
+[schedule]
+policy = "now"
 """)
     config = load_config(root / "config.toml", env={"PUBLISHER_SECRET": SECRET})
     db = open_store(config.store_url)

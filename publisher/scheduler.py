@@ -9,6 +9,8 @@ nothing about what is sent.
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -127,9 +129,23 @@ def arm_schedules(config_path: str) -> int:
 _SCHEDULERS: dict[str, BackgroundScheduler] = {}
 
 
+_STOP_LISTENING: dict[str, Callable[[], None]] = {}
+
+
 def remember(config_path: str, scheduler: BackgroundScheduler) -> None:
+    """Make `scheduler` the one that arms wake-ups for `config_path`, at once for every
+    schedule this process adds (the desk, the API): a send is never a sweep late."""
     _SCHEDULERS[config_path] = scheduler
+    _STOP_LISTENING[config_path] = schedules.listen(lambda _item: _arm_now(config_path))
+
+
+def _arm_now(config_path: str) -> None:
+    # Off the caller's thread: the desk's request should not wait on the job store.
+    threading.Thread(target=arm_schedules, args=[config_path], name="arm-schedule", daemon=True).start()
 
 
 def forget(config_path: str) -> None:
     _SCHEDULERS.pop(config_path, None)
+    stop = _STOP_LISTENING.pop(config_path, None)
+    if stop is not None:
+        stop()

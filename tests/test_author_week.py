@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email
 import itertools
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email import policy
@@ -239,3 +240,24 @@ def test_bad_times_are_refused_with_the_field_named(pub: Pub) -> None:
     with pytest.raises(AmbiguousTime) as asked:
         issue_service.schedule_send(pub.config, pub.db, "x", at="2027-11-07 01:30", now=pub.clock.now)
     assert [label for label, _ in asked.value.choices] == ["2027-11-07T01:30-04:00", "2027-11-07T01:30-05:00"]
+
+
+def test_the_daemon_wakes_at_the_scheduled_second(tmp_path: Path) -> None:
+    """With the daemon running (as `publisher serve` runs it beside the desk), a send
+    scheduled a few seconds ahead leaves at that second, not at the next sweep."""
+    from publisher import daemon
+
+    pub = Pub(tmp_path)
+    pub.write("2026-11-20-soon.md", text("Soon", draft=True))
+    key, rt, sched = daemon.start_background(pub.config)
+    try:
+        due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=4)
+        issue_service.schedule_send(pub.config, rt.db, "soon", at=due.isoformat(), now=datetime.now(UTC))
+        folder = pub.root / "outbox" / "new"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (folder.is_dir() and any(folder.iterdir())):
+            time.sleep(0.02)
+        first = min(p.stat().st_mtime for p in folder.iterdir())
+    finally:
+        daemon.stop_background(key, rt, sched)
+    assert -0.5 < first - due.timestamp() < 5.0

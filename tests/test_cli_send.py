@@ -140,12 +140,20 @@ def test_unknown_slug_far_from_any_lists_the_newest(pub: Pub) -> None:
     assert "far-future, walking-daily, notes-on-rest" in result.output
 
 
-def test_future_article_is_refused(pub: Pub) -> None:
-    """Only public articles go to the list; the refusal points at the test copy."""
+def test_a_future_article_sent_now_goes_on_the_site_dated_now(pub: Pub) -> None:
+    """Sending an article dated later is the author's explicit choice: it comes out now."""
     result = pub.invoke("send", "far-future", "--yes")
-    assert result.exit_code == 1
-    assert "future" in result.output
-    assert "--to" in result.output
+    assert result.exit_code == 0, result.output
+    (path,) = (pub.root / "content").glob("*far-future.md")
+    assert "date: 2099" not in path.read_text()
+
+
+def test_without_yes_and_no_terminal_nothing_is_sent(pub: Pub) -> None:
+    """No --yes and nobody to answer: refused (a usage error) with the count and the provider."""
+    result = pub.invoke("send", "notes-on-rest")
+    assert result.exit_code == 2
+    assert "add --yes" in result.output and "reader(s) through" in result.output
+    assert pub.outbox() == []
 
 
 def test_to_sends_a_test_copy_of_a_draft_or_future_article(pub: Pub) -> None:

@@ -58,7 +58,7 @@ class Publication:
 
     def __init__(
         self, root: Path, *, grace_hours: float = 24.0, port: int | None = None, delivery: str = "",
-        watch_interval: float = 1.0,
+        watch_interval: float = 1.0, policy: str = "wait",
     ) -> None:
         self.root = root
         self.port = port or free_port()
@@ -78,6 +78,7 @@ from = "Tester <news@example.org>"
 {delivery or MAILDIR}
 
 [schedule]
+policy = "{policy}"
 grace_hours = {grace_hours}
 watch_interval = {watch_interval}
 
@@ -291,11 +292,11 @@ def _uncertain_count(pub: Publication) -> int:
 
 
 def test_a_saved_article_goes_out_without_waiting_for_the_interval(tmp_path: Path) -> None:
-    """With the interval look an hour away, a new article saved into content/ is sent at once:
-    the daemon watches the folder for filesystem events."""
+    """Under policy "now" (the blog-to-email choice), with the interval look an hour away, a
+    new article saved into content/ is sent at once: the daemon watches for filesystem events."""
     from publisher.store import open_store, publishing
 
-    pub = Publication(tmp_path, watch_interval=3600.0)
+    pub = Publication(tmp_path, watch_interval=3600.0, policy="now")
     pub.add_readers(*SUBSCRIBERS)
     pub.start()
     try:

@@ -128,7 +128,8 @@ def test_a_viewer_reads_but_cannot_write_or_send(config: Config, url: str) -> No
 
 
 def test_send_now_asks_with_the_count_and_sends_only_when_it_matches(config: Config, url: str) -> None:
-    """The first press shows the count; a confirmation with a stale count asks again."""
+    """The first press asks, naming the count and the provider; nothing leaves before; a
+    confirmation with a stale count asks again."""
     engine = open_store(config.store_url)
     from datetime import UTC, datetime
 
@@ -138,7 +139,9 @@ def test_send_now_asks_with_the_count_and_sends_only_when_it_matches(config: Con
         sign_in(http)
         csrf = csrf_of(http.get("/desk/").text)
         ask = http.post("/desk/articles/sleep-after-a-loss/send", data={"csrf": csrf})
-        assert "It goes to <strong>3</strong> readers" in ask.text
+        assert "to 3 readers through the Maildir outbox" in ask.text
+        assert "It goes to <strong>3 readers</strong>" in ask.text
+        assert not (config.root / "outbox" / "new").is_dir() or not any((config.root / "outbox" / "new").iterdir())
         stale = http.post("/desk/articles/sleep-after-a-loss/send", data={"csrf": csrf, "confirm": "2"})
         assert "changed since you last looked" in stale.text
         sent = http.post("/desk/articles/sleep-after-a-loss/send", data={"csrf": csrf, "confirm": "3"})

@@ -211,8 +211,16 @@ def send(
     # The size warning again, where the author looks when sending (check and build say it too).
     for warning in plan.warnings:
         click.secho(f"warning: {warning}", fg="yellow", err=True)
-    if not yes and sys.stdin.isatty():
-        click.confirm(f"send {article.title!r} to {plan.recipients} subscriber(s)?", abort=True)
+    for problem in plan.problems:
+        click.secho(f"error: {problem}", fg="red", err=True)
+    also = " and put it on the site" if plan.publishes else ""
+    question = f"send {article.title!r} to {plan.recipients:,} reader(s) through {plan.provider} now{also}?"
+    if not yes:
+        if not sys.stdin.isatty():
+            raise click.UsageError(
+                f"publisher send asks first ({question}); answer in a terminal, or add --yes to send without asking"
+            )
+        click.confirm(question, abort=True)
     secret, provider = _secret_and_provider(config)
     try:
         queued = service.send_now(config, db, slug, now=now, tag=tag)

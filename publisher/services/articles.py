@@ -69,7 +69,8 @@ class ArticleState(enum.StrEnum):
     DRAFT = "draft"
     """`draft: true` in the front matter: appears nowhere."""
     SCHEDULED = "scheduled"
-    """Dated in the future, or its newsletter has a pending scheduled send."""
+    """Its newsletter has a pending scheduled send (a draft comes out then), or it is dated
+    in the future."""
     PUBLISHED = "published"
     """On the site and in the feeds; its newsletter has not gone out."""
     SENT = "sent"
@@ -112,11 +113,13 @@ def _states(db: Engine, articles: Sequence[Article], now: datetime) -> list[tupl
     for article in articles:
         issue = ledger.find_issue(db, article.id)
         issue_id = issue.id if issue else None
-        if article.draft:
-            state = ArticleState.DRAFT
-        elif issue is not None and issue.status in ("sending", "done"):
+        if issue is not None and issue.status in ("sending", "done"):
             state = ArticleState.SENT
-        elif article.date > now or article.id in pending:
+        elif article.id in pending:
+            state = ArticleState.SCHEDULED  # a draft too: it comes out when its send starts
+        elif article.draft:
+            state = ArticleState.DRAFT
+        elif article.date > now:
             state = ArticleState.SCHEDULED
         else:
             state = ArticleState.PUBLISHED

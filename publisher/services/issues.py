@@ -19,7 +19,7 @@ import logging
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import make_msgid
 
 from sqlalchemy import Engine
@@ -48,6 +48,7 @@ from publisher.store.subscribers import normalize_email
 __all__ = [
     "EARLIEST_ZONE",
     "TEST_PREFIX",
+    "Agenda",
     "Cancelled",
     "IssueFailures",
     "IssueStatus",
@@ -56,6 +57,9 @@ __all__ = [
     "Scheduled",
     "SendPlan",
     "Started",
+    "Upcoming",
+    "Waiting",
+    "agenda",
     "article_slug",
     "blocking_problems",
     "cancel_issue",
@@ -67,6 +71,7 @@ __all__ = [
     "list_schedules",
     "notify_owners",
     "plan_send",
+    "provider_label",
     "published_article",
     "retry_failed",
     "schedule_send",
@@ -101,6 +106,12 @@ class SendPlan:
     """The issue already in the ledger for this article, if it was sent or scheduled before."""
     frozen: bool = False
     """Its first copies have left: a send now delivers what they got, not the article as it is."""
+    publishes: bool = False
+    """The article is a draft (or dated later): a send now also puts it on the site."""
+    problems: tuple[str, ...] = ()
+    """Failing checks that stop a send (`blocking_problems`): a send now is refused until fixed."""
+    provider: str = ""
+    """How the mail leaves, as a confirmation names it ("Postmark")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +145,10 @@ def published_article(config: Config, slug: str, *, now: datetime) -> Article:
 
 def plan_send(config: Config, db: Engine, slug: str, *, now: datetime, tag: str | None = None) -> SendPlan:
     """What a send would deliver and to how many (a dry run): the article rendered as it is
-    now, or, once the issue's first copies have left, the frozen snapshot they got."""
-    article = published_article(config, slug, now=now)
+    now, or, once the issue's first copies have left, the frozen snapshot they got. A
+    draft may be planned too: sending it puts it on the site first."""
+    articles_found, _ = content.scan_articles(config)
+    article = find_article(articles_found, slug, now=now, unpublished="")
     existing = ledger.find_issue(db, article.id)
     count = ledger.count_new_recipients(
         db, issue_id=existing.id if existing else None, tag=tag, kind="article",
@@ -158,6 +171,9 @@ def plan_send(config: Config, db: Engine, slug: str, *, now: datetime, tag: str 
         recipients=count,
         issue_id=existing.id if existing else None,
         frozen=frozen,
+        publishes=not article.is_public(now),
+        problems=() if frozen else tuple(blocking_problems(config, article, now=now)),
+        provider=provider_label(config),
     )
 
 
@@ -222,12 +238,24 @@ def send_now(config: Config, db: Engine, slug: str, *, now: datetime, tag: str |
     (of `tag`) who has not had it: exactly once per reader, however often it is called.
 
     Returns at once; the rows are sent by the delivery engine. Raises ConfigError first
-    if unsubscribe links cannot be signed or a real provider lacks the postal address,
-    so nothing is queued that could not go out.
+    if unsubscribe links cannot be signed or a real provider lacks the postal address, and
+    InvalidRequest if a check that stops a send fails, so nothing is queued that could not
+    go out. A draft (or an article dated later) is put on the site first, dated now.
     """
-    article = published_article(config, slug, now=now)
+    found, _ = content.scan_articles(config)
+    article = find_article(found, slug, now=now, unpublished="")
     send_secret(config)
     require_postal_address(config)
+    existing = ledger.find_issue(db, article.id)
+    if existing is None or not ledger.is_frozen(db, existing.id):
+        problems = blocking_problems(config, article, now=now)
+        if problems:
+            raise InvalidRequest("not sent: fix these first. " + " ".join(problems))
+    publishing.mark_seen(
+        db, article_id=article.id, slug=article.slug, origin=article.source, handled="sent", now=now
+    )
+    if not article.is_public(now):
+        article = articles.publish_scheduled(config, article.slug, at=now, now=now)
     issue_id = prepare_article_issue(config, db, article, now=now, status="sending", tag=tag)
     added = ledger.enqueue(db, issue_id, now=now, tz_of_author=config.tz, tag=tag)
     return Queued(issue_id=issue_id, article=article, added=added)
@@ -446,6 +474,88 @@ def notify_owners(
     finally:
         provider.close()
     return told
+
+
+PROVIDER_NAMES = {
+    "smtp": "your mail server",
+    "postmark": "Postmark",
+    "sendgrid": "SendGrid",
+    "mailgun": "Mailgun",
+    "ses": "Amazon SES",
+    "resend": "Resend",
+    "maildir": "the Maildir outbox (files on this server: nobody is mailed)",
+}
+
+
+def provider_label(config: Config) -> str:
+    """How a confirmation names the way mail leaves: "Postmark", "your mail server (smtp.example.org)"."""
+    name = str(config["delivery.provider"])
+    label = PROVIDER_NAMES.get(name, name)
+    if name == "smtp":
+        label += f" ({config['delivery.smtp.host']})"
+    return label
+
+
+@dataclass(frozen=True, slots=True)
+class Upcoming:
+    """A pending scheduled send as the author reads it."""
+
+    schedule: Schedule
+    local: datetime
+    """When, on the clock of the zone it was scheduled in (the publication's for a local-time send)."""
+    zone: str
+    in_words: str
+    """"in 2 days 3 hours"."""
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """An article on the site whose newsletter waits for the author to send or schedule it."""
+
+    slug: str
+    title: str
+    noticed_at: datetime
+    issue_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Agenda:
+    scheduled: list[Upcoming]
+    held: list[Schedule]
+    """Scheduled sends that a failing check held, not scheduled again or cancelled since."""
+    waiting: list[Waiting]
+
+
+WAITING_DAYS = 30
+"""How far back Home looks for articles whose newsletter waits."""
+
+
+def agenda(config: Config, db: Engine, *, now: datetime) -> Agenda:
+    """What is coming, what was held, and what waits for the author: Home's first sections."""
+    everything = schedules.list_schedules(db)
+    scheduled = []
+    for item in (s for s in everything if s.state == "pending"):
+        zone = timing.zone(item.timezone) if item.timezone != schedules.LOCAL else config.tz
+        scheduled.append(Upcoming(
+            schedule=item, local=item.run_at.astimezone(zone), zone=zone.key,
+            in_words=timing.in_words(item.run_at - now),
+        ))
+    later: dict[int, Schedule] = {}
+    for item in everything:  # in time order: the last schedule of each issue wins
+        if item.state != "cancelled" or item.detail != "replaced by a new schedule":
+            later[item.issue_id] = item
+    held = [item for item in later.values() if item.state == "held"]
+    busy = {item.issue_id for item in everything if item.state in ("pending", "claimed")}
+    waiting = []
+    for noticed in publishing.waiting(db, since=now - timedelta(days=WAITING_DAYS)):
+        issue = ledger.find_issue(db, noticed.article_id)
+        if issue is not None and (issue.status in ("sending", "done") or issue.id in busy):
+            continue
+        waiting.append(Waiting(
+            slug=noticed.slug, title=issue.subject if issue else noticed.slug,
+            noticed_at=noticed.first_seen_at, issue_id=issue.id if issue else None,
+        ))
+    return Agenda(scheduled=scheduled, held=held, waiting=waiting)
 
 
 def list_schedules(db: Engine, *, include_finished: bool = False) -> list[Schedule]:

@@ -26,6 +26,7 @@ __all__ = [
     "record_ping",
     "seen_ids",
     "undigested",
+    "waiting",
 ]
 
 
@@ -80,6 +81,32 @@ def undigested(db: sa.Engine) -> list[str]:
     )
     with db.connect() as conn:
         return [str(row[0]) for row in conn.execute(query)]
+
+
+@dataclass(frozen=True, slots=True)
+class Noticed:
+    article_id: str
+    slug: str
+    first_seen_at: datetime
+
+
+def waiting(db: sa.Engine, *, since: datetime) -> list[Noticed]:
+    """Articles noticed since `since` whose newsletter waits for the author (policy "wait",
+    or saved in the desk), newest first; the caller leaves out those sent or scheduled since."""
+    query = (
+        sa.select(articles_seen.c.article_id, articles_seen.c.slug, articles_seen.c.first_seen_at)
+        .where(articles_seen.c.handled.in_(("wait", "draft")), articles_seen.c.first_seen_at >= since)
+        .order_by(articles_seen.c.first_seen_at.desc())
+    )
+    with db.connect() as conn:
+        rows = conn.execute(query).all()
+    return [
+        Noticed(
+            article_id=str(row.article_id), slug=str(row.slug),
+            first_seen_at=row.first_seen_at if row.first_seen_at.tzinfo else row.first_seen_at.replace(tzinfo=UTC),
+        )
+        for row in rows
+    ]
 
 
 def mark_digested(db: sa.Engine, article_ids: Iterable[str], *, now: datetime) -> None:

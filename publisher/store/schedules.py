@@ -7,7 +7,8 @@ once even with two daemons on one database, or a daemon that was down at the tim
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -28,10 +29,15 @@ __all__ = [
     "finish",
     "get",
     "list_schedules",
+    "listen",
     "pending",
     "unfinished",
 ]
 
+
+log = logging.getLogger(__name__)
+
+_LISTENERS: list[Callable[[Schedule], None]] = []
 
 LOCAL = "local"
 """`timezone` of a local-time send: `local_time` is read on each reader's own clock."""
@@ -130,7 +136,21 @@ def add(
         ).inserted_primary_key
         assert new_id is not None
         conn.execute(issues.update().where(issues.c.id == issue_id).values(status="scheduled"))
-    return get(db, int(new_id[0]))
+    item = get(db, int(new_id[0]))
+    for listener in list(_LISTENERS):
+        try:
+            listener(item)
+        except Exception:  # a wake-up that fails is caught up by the daemon's sweep
+            log.exception("could not arm the wake-up for schedule %s", item.id)
+    return item
+
+
+def listen(listener: Callable[[Schedule], None]) -> Callable[[], None]:
+    """Call `listener` with each schedule added in this process (the daemon arms a wake-up
+    at its exact time); returns the call that stops listening. Schedules added by other
+    processes are found by the daemon's sweep, every few seconds."""
+    _LISTENERS.append(listener)
+    return lambda: _LISTENERS.remove(listener) if listener in _LISTENERS else None
 
 
 def get(db: sa.Engine, schedule_id: int) -> Schedule:

@@ -44,7 +44,7 @@ from publisher import preflight
 from publisher.accounts import Role, allows
 from publisher.config import Config
 from publisher.delivery.base import Provider
-from publisher.errors import Conflict, NotFound, PublisherError
+from publisher.errors import AmbiguousTime, Conflict, NotFound, PublisherError
 from publisher.services import articles as article_service
 from publisher.services import issues as issue_service
 from publisher.services import media as media_service
@@ -243,10 +243,14 @@ class ArticleDesk:
     async def _editor(
         self, asked: Asked, edit: _Edit, *, view: article_service.ArticleView | None = None,
         preview: dict[str, Any] | None = None, error: str = "", status: int = 200, send_error: str = "",
+        schedule_form: dict[str, Any] | None = None,
     ) -> Response:
         sending: dict[str, Any] = {}
         if edit.slug is not None:
-            sending = await run_in_threadpool(self._sending, edit.slug)
+            sending = await run_in_threadpool(self._sending, edit.slug, asked.now)
+            sending["form"] = schedule_form or {
+                "at": "", "timezone": "", "local_time": False, "tag": "", "choices": [],
+            }
         key = edit.slug or f"new:{edit.draft_key}"
         versions = await run_in_threadpool(revision_service.list_revisions, self.engine, key)
         drafts = [] if edit.slug else await run_in_threadpool(revision_service.unsaved_drafts, self.engine)
@@ -268,12 +272,16 @@ class ArticleDesk:
             when=lambda moment: f"{moment.astimezone(self.config.tz):%Y-%m-%d %H:%M}",
         )
 
-    def _sending(self, slug: str) -> dict[str, Any]:
-        """What the send panel shows: segments with their counts, this article's schedules."""
+    def _sending(self, slug: str, now: datetime) -> dict[str, Any]:
+        """What the send panel shows: segments with their counts, this article's pending
+        schedule (with how far off it is), a held one, and how mail leaves."""
+        agenda = issue_service.agenda(self.config, self.engine, now=now)
         return {
             "active": subscriber_service.counts(self.engine).get("active", 0),
             "segments": subscriber_service.tags(self.engine),
-            "schedules": [s for s in issue_service.list_schedules(self.engine) if s.slug == slug],
+            "upcoming": [u for u in agenda.scheduled if u.schedule.slug == slug],
+            "held": [s for s in agenda.held if s.slug == slug],
+            "provider": issue_service.provider_label(self.config),
         }
 
     async def _render_preview(
@@ -358,15 +366,26 @@ class ArticleDesk:
 
     async def schedule(self, asked: Asked) -> Response:
         slug = asked.request.path_params["slug"]
-        at = asked.field("at").replace("T", " ").strip()
+        # The time as typed (a datetime-local field), or one of the two readings of a time
+        # that comes twice, which the page offered after the first try.
+        at = (asked.field("choice") or asked.field("at")).strip()
+        zone = asked.field("timezone").strip()
+        local_time = asked.field("local_time") == "on"
+        form: dict[str, Any] = {
+            "at": asked.field("at").strip(), "timezone": zone, "local_time": local_time,
+            "tag": asked.field("tag").strip(), "choices": [],
+        }
         try:
             await run_in_threadpool(
                 issue_service.schedule_send, self.config, self.engine, slug, at=at, now=asked.now,
-                tz_name=asked.field("timezone").strip() or None, tag=self._segment(asked),
-                local_time=asked.field("local_time") == "on",
+                tz_name=zone if zone and zone != self.config.tz.key else None,
+                tag=self._segment(asked), local_time=local_time,
             )
+        except AmbiguousTime as exc:
+            form["choices"] = [label for label, _ in exc.choices]
+            return await self._send_error(asked, slug, str(exc), form)
         except PublisherError as exc:
-            return await self._send_error(asked, slug, str(exc))
+            return await self._send_error(asked, slug, str(exc), form)
         return RedirectResponse(f"/desk/articles/{slug}?m=scheduled#send", status_code=303)
 
     async def send(self, asked: Asked) -> Response:
@@ -401,12 +420,15 @@ class ArticleDesk:
         target = back if back.startswith("/desk/") and not back.startswith("//") else "/desk/"
         return RedirectResponse(f"{target}?m=cancelled", status_code=303)
 
-    async def _send_error(self, asked: Asked, slug: str, message: str) -> Response:
+    async def _send_error(
+        self, asked: Asked, slug: str, message: str, schedule_form: dict[str, Any] | None = None
+    ) -> Response:
+        """The editor again, with the refusal at the send panel and what was typed kept."""
         try:
             view, text = await run_in_threadpool(self._load, slug, asked.now)
         except PublisherError:
             return refuse(400, message)
         return await self._editor(
             asked, _Edit(slug, parse_fields(text), fingerprint(text), text), view=view,
-            send_error=message, status=400,
+            send_error=message, status=400, schedule_form=schedule_form,
         )

@@ -14,7 +14,6 @@ from publisher.services import issues as issue_service
 from publisher.services import subscribers as subscriber_service
 from publisher.services.stats import DayCounts, IssueCounts
 from publisher.store.issues import IssueStatus
-from publisher.store.schedules import Schedule
 from publisher.web.desk.charts import Series, bar_chart
 from publisher.web.desk.settings import go_live_gaps
 
@@ -33,7 +32,7 @@ class HomeView:
     left: int
     issues: list[tuple[IssueStatus, IssueCounts]]
     sending: list[IssueStatus]
-    scheduled: list[Schedule]
+    agenda: issue_service.Agenda
     gaps: list[str]
     failing_hooks: list[access.EndpointTrouble] = field(default_factory=list)
     """Webhook endpoints whose messages fail, shown as a notice at the top."""
@@ -57,7 +56,7 @@ def home_view(config: Config, engine: Engine, now: datetime) -> HomeView:
         left=sum(left),
         issues=list(zip(recent, stats.issues_counts(engine, recent), strict=True)),
         sending=[line for line in recent if line.status == "sending"],
-        scheduled=issue_service.list_schedules(engine),
+        agenda=issue_service.agenda(config, engine, now=now),
         gaps=go_live_gaps(config),
         failing_hooks=access.failing_endpoints(engine),
     )
