@@ -292,6 +292,17 @@ def test_sign_in_from_a_foreign_referer_is_refused(url: str) -> None:
         assert "desk_session" not in http.cookies
 
 
+def test_a_malformed_origin_is_refused_not_a_crash(url: str) -> None:
+    """An Origin or Referer that is no URL at all is foreign: 403, the page, nothing done."""
+    with httpx.Client(base_url=url) as http:
+        token = csrf_of(http.get("/desk/login").text)
+        data = {"csrf": token, "email": "editor@example.org", "password": PASSWORD}
+        for headers in ({"origin": "http://[::1"}, {"referer": "http://["}, {"origin": "javascript:x"}):
+            answer = http.post("/desk/login", headers=headers, data=data)
+            assert answer.status_code == 403 and "another site (null)" in answer.text
+        assert "desk_session" not in http.cookies
+
+
 def test_sign_in_from_the_desks_own_origin_works(url: str) -> None:
     """The desk's own origin (where the browser is, or the public URL) signs in."""
     with httpx.Client(base_url=url) as http:

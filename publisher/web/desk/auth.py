@@ -108,6 +108,17 @@ def _origin(scheme: str, netloc: str) -> str:
     return f"{scheme}://{netloc}"
 
 
+def _origin_of(url: str) -> str:
+    """The origin of an `Origin` or `Referer` value; "null" for anything that has none."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return "null"
+    if parts.scheme not in _DEFAULT_PORTS or not parts.netloc:
+        return "null"
+    return _origin(parts.scheme, parts.netloc.rpartition("@")[2])
+
+
 def _loopback(host: str) -> bool:
     name = host.strip().lower()
     if name.startswith("["):
@@ -160,13 +171,11 @@ class DeskAuth:
             referer = request.headers.get("referer")
             if not referer:
                 return None
-            parts = urlsplit(referer)
-            origin = _origin(parts.scheme, parts.netloc) if parts.scheme and parts.netloc else "null"
-        parts = urlsplit(origin.strip())
-        seen = _origin(parts.scheme, parts.netloc) if parts.scheme and parts.netloc else "null"
+            origin = referer
+        seen = _origin_of(origin)
         scheme = "https" if self.proxies.https(request) else "http"
         own = {self.public_origin, _origin(scheme, request.headers.get("host", ""))}
-        return None if seen in own else (origin.strip()[:200] or "null")
+        return None if seen in own else seen[:200]
 
     async def session_of(self, request: Request) -> DeskSession | None:
         token = request.cookies.get(SESSION_COOKIE, "")
