@@ -329,3 +329,13 @@ def test_every_desk_post_from_another_origin_is_refused(config: Config, url: str
             assert answer.status_code == 403, path
             assert "another site" in answer.text, path
         assert http.get("/desk/").status_code == 200
+
+
+def test_sign_in_over_plain_http_to_an_https_desk_says_why(url: str) -> None:
+    """A browser that reached an https desk over plain http (it kept no Secure cookie)
+    is told to sign in over https, at the public URL, instead of "form expired" forever."""
+    with httpx.Client(base_url=url, headers={"host": "app.example.org"}) as http:
+        token = csrf_of(http.get("/desk/login").text)
+        answer = http.post("/desk/login", data={"csrf": token, "email": "editor@example.org", "password": PASSWORD})
+    assert answer.status_code == 403
+    assert "Sign in over https, at https://app.example.org/desk/login" in answer.text

@@ -131,6 +131,14 @@ class Desk:
         except Exception:
             form = {}
         cookie = request.cookies.get(LOGIN_COOKIE, "")
+        if not cookie and self.auth.secure(request) and not self.auth.proxies.https(request):
+            # The browser kept no Secure cookie from a page it reached over plain http.
+            return self._login_page(
+                request, status=403, email="",
+                error=f"Sign in over https, at {self.s.config.public_url}/desk/login: the desk's "
+                "cookies are kept only over https because the public URL is https. Behind a proxy "
+                "that speaks https, list it in [server] trusted_proxies.",
+            )
         if not cookie or not hmac.compare_digest(form.get("csrf", "").encode(), cookie.encode()):
             return self._login_page(
                 request, status=403, email="",
