@@ -6,7 +6,8 @@ name: Pillow's own detection, limited to JPEG, PNG, GIF and WebP, decides what a
 
 Refused, each with its own message: more than `MAX_BYTES`; anything Pillow cannot read
 as one of those formats (a text file named .jpg); SVG of any kind (it can carry
-scripts, and mail clients do not show it); more than `MAX_PIXELS` pixels, or anything
+scripts, and mail clients do not show it); HEIC and AVIF (said so, with how to export a
+JPEG: an iPhone's photos come in HEIC); more than `MAX_PIXELS` pixels, or anything
 Pillow calls a decompression bomb; an animation of more than `MAX_FRAMES` frames or
 `MAX_ANIMATION_PIXELS` pixels over all its frames; a truncated or corrupt file.
 
@@ -95,6 +96,7 @@ NAME_RE = re.compile(
 )
 _SVG_RE = re.compile(rb"<(?:svg|!DOCTYPE\s+svg)\b", re.IGNORECASE)
 _EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif"}
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +173,12 @@ def process_image(data: bytes) -> Processed:
         raise _refuse(
             "SVG drawings are not accepted: they can carry scripts, and mail clients do not show them; "
             "export it as PNG and upload that"
+        )
+    if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
+        raise _refuse(
+            "HEIC and AVIF photos (HEIC is an iPhone's own format) are not accepted: mail clients cannot "
+            "show them. Export the photo as JPEG (or set the iPhone's Camera > Formats to Most Compatible) "
+            "and upload that"
         )
     digest = hashlib.sha256(data).hexdigest()[:HASH_LENGTH]
     try:

@@ -427,3 +427,19 @@ def test_a_large_photo_taken_sideways_keeps_its_full_widest_size() -> None:
     done = media.process_image(jpeg(4000, 3000, orientation=6))
     assert (done.main.width, done.main.height) == (1600, 2133)
     assert media.process_image(jpeg(4000, 3000)).main.name.endswith("-1600x1200.jpg")
+
+
+def test_an_iphone_heic_photo_is_refused_with_the_way_out() -> None:
+    """HEIC is named, with how to get a JPEG instead."""
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64
+    message = refusal(heic)
+    assert "HEIC" in message and "JPEG" in message and "Most Compatible" in message
+
+
+def test_an_animated_webp_becomes_an_animated_gif() -> None:
+    """An animation in WebP (which mail clients do not show) is kept as a GIF, every frame."""
+    frames = [Image.new("RGB", (80, 60), (i * 60, 20, 90)) for i in range(3)]
+    out = io.BytesIO()
+    frames[0].save(out, "WEBP", save_all=True, append_images=frames[1:], duration=80, loop=0)
+    done = media.process_image(out.getvalue())
+    assert done.main.name.endswith("-80x60.gif") and Image.open(io.BytesIO(done.files[0][1])).n_frames == 3
