@@ -23,7 +23,7 @@ windows of `LOGIN_WINDOW` (see `store.sessions.take`; a success gives its count 
                                    guessing at one account
 
 The client is the address the connection came from (behind a trusted proxy, the one the
-proxy saw: `web.limits.client_address`), or, for a browser that has signed in to this
+proxy saw: `web.limits.Proxies.client`), or, for a browser that has signed in to this
 account before, that browser's device cookie. Such a known browser is counted on its own
 key only: its own mistakes throttle it, nobody else's do, so someone hammering at the
 owner's address from elsewhere (from one client or a thousand) cannot keep the owner's

@@ -10,7 +10,8 @@ its `Origin` header (or, without one, the origin of its `Referer`) must be the p
 URL's (`[server] public_url`, else `publication.url`) or the one the request itself was
 addressed to (its Host, over https when it came so). A foreign origin, `null` included,
 answers 403 with a page that says so; a request with neither header (some browsers,
-scripts) is let through on its CSRF token alone.
+scripts) is let through on its CSRF token alone. `SameOrigin` does this around the whole
+desk mount, so a route that reads its own form (an upload) is covered as well.
 
 The session cookie is HttpOnly, SameSite=Lax and scoped to /desk. It, the sign-in
 form's cookie and the device cookie are Secure whenever the public URL is https or the
