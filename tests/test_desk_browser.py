@@ -32,6 +32,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 
 webdriver = pytest.importorskip("selenium.webdriver")
 axe_selenium_python = pytest.importorskip("axe_selenium_python")
@@ -292,7 +293,17 @@ def test_an_author_writes_checks_sends_and_follows_an_issue(site: Site, browser:
     me.open("/desk/")
     me.check("home")
 
-    # Write a new article (published now, not a draft), save it, preview and check it.
+    # A photo first, from the Media page: it comes back as Markdown to put in the article.
+    me.open("/desk/media")
+    photo = site.folder / "office.jpg"
+    Image.new("RGB", (1200, 800), (90, 130, 160)).save(photo, "JPEG")
+    browser.find_element(By.ID, "media-file").send_keys(str(photo))
+    me.press("main form[action='/desk/media'] button[type=submit]")
+    picture = browser.find_element(By.ID, "uploaded-md").get_attribute("value") or ""
+    assert picture.startswith("![](") and "1200x800" in picture, picture
+    me.check("media-uploaded")
+
+    # Write a new article as a draft, with the photo described, save it, preview and check it.
     me.open("/desk/articles/new")
     me.check("editor-new")
     me.field("title", "Five small habits for calmer evenings")
@@ -303,12 +314,13 @@ def test_an_author_writes_checks_sends_and_follows_an_issue(site: Site, browser:
         f"{datetime.now(UTC) - timedelta(minutes=5):%Y-%m-%d %H:%M}",
     )
     draft = browser.find_element(By.ID, "draft")
-    if draft.is_selected():
+    if not draft.is_selected():
         draft.click()
     # The body is a rich editor (EasyMDE over CodeMirror) that keeps the textarea in step.
     browser.execute_script(
         "document.querySelector('.CodeMirror').CodeMirror.setValue(arguments[0]);",
-        "Evenings set the tone for sleep.\n\n## Dim the lights\n\nAn hour before bed, lower the lights.\n",
+        "Evenings set the tone for sleep.\n\n" + picture.replace("![]", "![The practice's waiting room at dusk]")
+        + "\n\n## Dim the lights\n\nAn hour before bed, lower the lights.\n\nDana Reyes\nLCSW\nHarbor Light\n",
     )
     me.press("button[name=action][value=save]")
     assert browser.current_url.endswith("/desk/articles/five-small-habits-for-calmer-evenings?m=saved")
@@ -333,18 +345,44 @@ def test_an_author_writes_checks_sends_and_follows_an_issue(site: Site, browser:
     assert [m["To"] for m in copies] == ["editor@example.org"]
     assert copies[0]["Subject"] == "[Test] Five small habits for calmer evenings"  # a test copy says so
 
-    # Schedule it for the next minute (the author's zone is UTC).
+    # Saving never sent anything: only the test copy is in the outbox.
+    assert len(site.outbox()) == 1
+
+    # A time in the past is refused with the reason, and the typed time is kept.
+    browser.execute_script("document.getElementById('at').value = arguments[0];", "2020-01-07T07:00")
+    me.press("#send form[action$='/schedule'] button[type=submit]")
+    assert "is in the past" in browser.find_element(By.ID, "send-error").text
+    assert browser.find_element(By.ID, "at").get_attribute("value") == "2020-01-07T07:00"
+    me.check("schedule-refused")
+
+    # Schedule the draft for Tuesday 07:00: Home shows it with Cancel; cancel it there.
+    tuesday = datetime.now(UTC).date() + timedelta(days=(1 - datetime.now(UTC).weekday()) % 7 or 7)
+    browser.execute_script("document.getElementById('at').value = arguments[0];", f"{tuesday}T07:00")
+    assert "in " in browser.find_element(By.ID, "at-words").text  # how far off, said while typing
+    me.press("#send form[action$='/schedule'] button[type=submit]")
+    state = browser.find_element(By.ID, "send-state").text
+    assert f"Scheduled for {tuesday:%a %d %b %Y}, 07:00 UTC" in state and "goes on the site" in state, state
+    me.check("editor-scheduled")
+    me.open("/desk/")
+    assert "Five small habits for calmer evenings" in browser.find_element(By.ID, "scheduled").text
+    me.check("home-scheduled")
+    me.press("#scheduled form[action$='/cancel'] button[type=submit]")
+    assert "Nothing is scheduled." in browser.find_element(By.ID, "scheduled").text
+
+    # Reschedule it for the next minute (the author's zone is UTC): the daemon sends it then.
+    me.open("/desk/articles/five-small-habits-for-calmer-evenings")
+    assert "Draft" in browser.find_element(By.ID, "send-state").text
     at = _next_minute(datetime.now(UTC))
     browser.execute_script(
         "document.getElementById('at').value = arguments[0];", f"{at:%Y-%m-%dT%H:%M}"
     )
     me.press("#send form[action$='/schedule'] button[type=submit]")
-    assert "Scheduled." in me.text()
-    assert f"{at:%Y-%m-%d %H:%M} (UTC)" in me.text()
+    assert f"Scheduled for {at:%a %d %b %Y, %H:%M} UTC" in browser.find_element(By.ID, "send-state").text
 
-    # Send now asks for the count first (and is not pressed a second time here).
+    # Send now asks first, naming the readers and the provider (and is not confirmed here).
     me.press("#send form[action$='/send'] button[type=submit]")
-    assert "It goes to 5 readers" in me.text()
+    assert "to 5 readers through the Maildir outbox" in browser.find_element(By.TAG_NAME, "h1").text
+    assert "Nothing has been sent yet." in me.text()
     me.check("confirm-send")
 
     # Upload a CSV with bad rows: the preview shows the rejects, then import.
@@ -391,6 +429,11 @@ def test_an_author_writes_checks_sends_and_follows_an_issue(site: Site, browser:
     me.open("/desk/")
     row = browser.find_element(By.ID, "last-issues").find_element(By.TAG_NAME, "tbody").text
     assert "Five small habits for calmer evenings" in row and " 8 " in f" {row} "
+    # It went on the site at its minute, its signature's lines kept apart.
+    page = next((site.folder / "public").glob("*/five-small-habits-for-calmer-evenings/index.html"), None) or next(
+        (site.folder / "public").rglob("five-small-habits-for-calmer-evenings/index.html")
+    )
+    assert "Dana Reyes<br>" in page.read_text(encoding="utf-8")
     me.follow("Five small habits for calmer evenings")
     counts = browser.find_element(By.ID, "live-counts").text
     assert re.search(r"Sent\s+8", counts), counts

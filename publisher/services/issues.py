@@ -483,7 +483,7 @@ PROVIDER_NAMES = {
     "mailgun": "Mailgun",
     "ses": "Amazon SES",
     "resend": "Resend",
-    "maildir": "the Maildir outbox (files on this server: nobody is mailed)",
+    "maildir": "the Maildir outbox",
 }
 
 
