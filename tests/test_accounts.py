@@ -222,3 +222,13 @@ def test_roles_include_the_ones_below() -> None:
     assert accounts.allows("owner", Role.EDITOR) and accounts.allows("editor", Role.VIEWER)
     assert not accounts.allows("viewer", Role.EDITOR) and not accounts.allows("editor", Role.OWNER)
     assert not accounts.allows("admin", Role.VIEWER)
+
+
+def test_an_attempt_that_read_the_clock_earlier_counts_in_the_window_already_open(engine: sa.Engine) -> None:
+    """Two sign-ins at once: the one that read the clock first but took the lock second
+    counts in the window the other opened; it does not start a window of its own."""
+    from publisher.store import sessions
+
+    window = timedelta(minutes=15)
+    assert sessions.take(engine, [("pair a b", 1)], now=NOW + timedelta(milliseconds=5), window=window) == 0.0
+    assert sessions.take(engine, [("pair a b", 1)], now=NOW, window=window) > 0

@@ -183,7 +183,10 @@ def _take_one(conn: Connection, key: str, limit: int, *, now: datetime, window: 
             .with_for_update()
         ).first()
     start, failures = row.window_start, int(row.failures)
-    if start + window <= now or start > now:  # the window has ended (or the clock went back)
+    # A window that has ended starts again. One that seems to start after `now` is no reason
+    # to: a request that read the clock a moment before another opened the window takes
+    # the lock after it, and must count in that window, not start its own.
+    if start + window <= now:
         start, failures = now, 0
     if failures >= limit:
         return float(max(1.0, (start + window - now).total_seconds()))
