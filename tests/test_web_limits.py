@@ -131,6 +131,14 @@ def test_limit_then_reset(engine: Engine) -> None:
     assert hit("a", 100) == 0
 
 
+def test_a_hit_that_read_the_clock_earlier_counts_in_the_open_window(engine: Engine) -> None:
+    """Two requests at once: the one that read the clock first but took the lock second
+    counts in the window the other opened (it used to start a window of its own)."""
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    assert client_hits.hit(engine, "a", now=at + timedelta(milliseconds=5), limit=1, window=100) == 0
+    assert client_hits.hit(engine, "a", now=at, limit=1, window=100) > 0
+
+
 def test_limit_holds_across_processes_and_restarts(tmp_path: Path) -> None:
     """The count is in the database: a new engine (a restart, another process) sees it."""
     url = f"sqlite:///{tmp_path / 'limits.db'}"

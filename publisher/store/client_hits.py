@@ -44,7 +44,9 @@ def hit(engine: Engine, client: str, *, now: datetime, limit: int, window: float
             .where(client_hits.c.client == key)
             .with_for_update()
         ).one()
-        if now - row.window_start >= span or row.window_start > now:
+        # Only an ended window starts again: a request that read the clock a moment before
+        # another opened this window counts in it (it took the lock after that one).
+        if now - row.window_start >= span:
             conn.execute(
                 update(client_hits).where(client_hits.c.client == key).values(window_start=now, hits=1)
             )
