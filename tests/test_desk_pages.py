@@ -484,3 +484,21 @@ def test_an_editor_shown_again_after_a_refused_save_starts_unsaved(config: Confi
     assert "data-dirty" not in page
     assert refused.status_code == 400 and 'data-dirty="unsaved"' in refused.text
     assert "data-dirty" not in previewed.text, "a preview of the saved text is not a change"
+
+
+def test_editing_while_the_article_is_being_sent_says_what_a_save_changes(config: Config, url: str) -> None:
+    """Copies queued and leaving: the editor says so, and that a save changes the site only."""
+    from datetime import UTC, datetime
+
+    from publisher.services import issues as issue_service
+
+    engine = open_store(config.store_url)
+    for n in range(3):
+        subscriber_store.add(engine, f"reader{n}@example.org", now=datetime.now(UTC))
+    issue_service.send_now(config, engine, "sleep-after-a-loss", now=datetime.now(UTC))
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        page = http.get("/desk/articles/sleep-after-a-loss").text
+    assert "Sending now" in page and "3 to go" in page
+    assert "changes the site, not the copies" in page
+    engine.dispose()

@@ -276,7 +276,10 @@ class ArticleDesk:
         """What the send panel shows: segments with their counts, this article's pending
         schedule (with how far off it is), a held one, and how mail leaves."""
         agenda = issue_service.agenda(self.config, self.engine, now=now)
+        view = article_service.get_article(self.config, self.engine, slug, now=now)
+        issue = issue_service.get_issue(self.engine, view.issue_id) if view.issue_id else None
         return {
+            "issue": issue,
             "active": subscriber_service.counts(self.engine).get("active", 0),
             "segments": subscriber_service.tags(self.engine),
             "upcoming": [u for u in agenda.scheduled if u.schedule.slug == slug],
