@@ -46,11 +46,12 @@ from xml.sax.saxutils import escape
 import jinja2
 from markupsafe import Markup
 
-from publisher import feeds, i18n, newsletter
+from publisher import feeds, newsletter
 from publisher.config import Config
+from publisher.content import i18n
+from publisher.content.templates import template_environment
 from publisher.errors import TemplateError
 from publisher.models import Article
-from publisher.templates import template_environment
 
 __all__ = [
     "ARCHIVE_FILES", "ARCHIVE_FOLDERS", "FROM_TEMPLATES", "SITEMAP_LIMIT", "Archive", "image_files", "render_archive",

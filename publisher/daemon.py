@@ -23,8 +23,9 @@ import uvicorn
 from sqlalchemy import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from publisher import build, jobs, scheduler, tokens, watch
+from publisher import build, jobs, scheduler, tokens
 from publisher.config import Config
+from publisher.content import watch
 from publisher.errors import PublisherError
 from publisher.logs import access_log, configure_logging
 from publisher.sending import require_postal_address

@@ -31,9 +31,9 @@ from feedgen.feed import FeedGenerator
 from feedgen.util import xml_elem
 
 from publisher.config import Config
+from publisher.content.sanitize import to_uri
 from publisher.errors import BuildError, ConfigError
 from publisher.models import Article, split_person
-from publisher.sanitize import to_uri
 
 __all__ = [
     "BUILDERS",

@@ -37,8 +37,8 @@ import httpx
 from sqlalchemy import Engine
 from standardwebhooks.webhooks import Webhook
 
-from publisher import fetch
 from publisher.config import Config
+from publisher.content import fetch
 from publisher.errors import SourceError
 from publisher.store import outbox
 from publisher.store.outbox import Outgoing

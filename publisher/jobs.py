@@ -306,7 +306,7 @@ def deliver_hooks(config_path: str) -> int:
 def poll_sources(config_path: str, url: str | None = None) -> int:
     """Poll the watched feed at `url` (every due one when None); new items land in content/
     as Markdown files and flow like local articles."""
-    from publisher import sources  # the watched-feed machinery is only needed when configured
+    from publisher.content import sources  # the watched-feed machinery is only needed when configured
 
     rt = runtime_for(config_path)
     now = rt.clock()

@@ -20,8 +20,9 @@ from urllib.parse import urljoin
 import jinja2
 from markupsafe import Markup
 
-from publisher import i18n
 from publisher.config import Config
+from publisher.content import i18n
+from publisher.content.templates import template_environment, text_direction
 from publisher.errors import TemplateError
 from publisher.mime import (
     HTML_PLACEHOLDERS,
@@ -35,7 +36,6 @@ from publisher.mime import (
     message_id_for,
 )
 from publisher.models import Article, Issue, IssueKind, RenderedIssue, split_person
-from publisher.templates import template_environment, text_direction
 
 __all__ = [
     "CONTENT_WIDTH",

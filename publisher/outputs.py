@@ -29,11 +29,12 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol
 
-from publisher import archive, content, feeds, i18n
+from publisher import archive, content, feeds
 from publisher.build_cache import code_fingerprint
 from publisher.config import Config
+from publisher.content import i18n
+from publisher.content.templates import default_templates_dir
 from publisher.models import Article
-from publisher.templates import default_templates_dir
 
 __all__ = ["Bodies", "InMemory", "Output", "SitePlan", "environment_key", "plan_site"]
 

@@ -18,7 +18,7 @@
 `checks` and `dns_checks` are pure: the rendered issue and what the edge found in,
 `Check`s out. `run_checks` is the edge: it reads the build output and the DKIM key and
 runs SpamAssassin; on request (the desk's "check links and DNS too") it also fetches
-every link to another site, through `publisher.fetch` (its address rules, a few seconds
+every link to another site, through `publisher.content.fetch` (its address rules, a few seconds
 each, several at once), and asks DNS for the three records with a short timeout. A plain
 check never waits on other sites or on DNS: the records are then listed for the author
 to compare with their DNS provider's.
@@ -56,8 +56,8 @@ import lxml.html
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from publisher import fetch
 from publisher.config import Config
+from publisher.content import fetch
 from publisher.dkim_signing import DkimKey, DkimSigner
 from publisher.errors import SourceError
 from publisher.models import Article

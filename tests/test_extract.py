@@ -12,8 +12,8 @@ from loopback_sites import SITES
 
 from publisher import content
 from publisher.config import Config, parse_config
+from publisher.content.extract import entry_to_article, feed_to_articles, page_to_article, parse_feed, split_byline
 from publisher.errors import SourceError
-from publisher.extract import entry_to_article, feed_to_articles, page_to_article, parse_feed, split_byline
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 NEW_YORK = ZoneInfo("America/New_York")

@@ -12,10 +12,10 @@ import pytest
 from hostile_servers import drip
 from loopback_sites import SiteServer, dribble, huge, redirect_to, serve_sites, slow
 
-from publisher import fetch as fetch_module
 from publisher.config import Config, parse_config
+from publisher.content import fetch as fetch_module
+from publisher.content.fetch import check_address, fetch, probe, user_agent
 from publisher.errors import FetchRefused, SourceError
-from publisher.fetch import check_address, fetch, probe, user_agent
 
 
 def make_config(

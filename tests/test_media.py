@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from PIL import ExifTags, Image, ImageCms
 
-from publisher import build, content, media, newsletter, preflight
+from publisher import build, content, newsletter, preflight
 from publisher.config import Config, load_config
+from publisher.content import media
 from publisher.errors import Conflict, InvalidRequest, NotFound
 from publisher.services import media as media_service
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from publisher.sanitize import clean_html, to_uri
+from publisher.content.sanitize import clean_html, to_uri
 
 BASE = "https://notes.example.org/a-post/"
 

@@ -10,10 +10,11 @@ import pytest
 import sqlalchemy as sa
 from loopback_sites import SiteServer, serve_sites
 
-from publisher import content, extract, importer
-from publisher import sources as sources_module
+from publisher import content
 from publisher.config import Config, parse_config
-from publisher.sources import poll_all, poll_source
+from publisher.content import extract, importer
+from publisher.content import sources as sources_module
+from publisher.content.sources import poll_all, poll_source
 from publisher.store import open_store, publishing
 from publisher.store import sources as store
 from publisher.store.schema import source_items

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from publisher import newsletter
 from publisher.config import parse_config
+from publisher.content.templates import template_environment, text_direction
 from publisher.models import Article
-from publisher.templates import template_environment, text_direction
 
 CONFIG = """
 [publication]

@@ -18,10 +18,10 @@ import pytest
 from publisher import api, archive, build, build_cache, config, content, tokens
 from publisher.build_cache import CACHE_FOLDER, ArticleCache
 from publisher.config import Config, load_config
+from publisher.content.watch import watch_content
 from publisher.errors import BuildError, ConfigError, ContentError, NotFound
 from publisher.services import articles as article_service
 from publisher.store import open_store
-from publisher.watch import watch_content
 from publisher.web import app as web_app
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from publisher.watch import settle, watch_content
+from publisher.content.watch import settle, watch_content
 
 
 def test_settle_waits_for_a_file_still_being_written(tmp_path: Path) -> None:

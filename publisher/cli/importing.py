@@ -52,8 +52,8 @@ def import_command(ctx: click.Context, location: str, force: bool, base_url: str
     config = get_config(ctx)
     now = datetime.now(UTC)
     # Extraction pulls in trafilatura and lxml: loaded only when importing, not for every command.
-    from publisher.importer import import_location
-    from publisher.sources import file_as_backlog
+    from publisher.content.importer import import_location
+    from publisher.content.sources import file_as_backlog
 
     written = import_location(config, location, now=now, force=force, base_url=base_url)
     out = Console(highlight=False, soft_wrap=True)

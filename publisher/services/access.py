@@ -21,7 +21,7 @@ from datetime import datetime
 import httpx
 from sqlalchemy import Engine
 
-from publisher import fetch
+from publisher.content import fetch
 from publisher.errors import InvalidRequest, SourceError
 from publisher.store import api_keys, outbox
 from publisher.store.api_keys import SCOPES, ApiKey

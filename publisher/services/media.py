@@ -1,9 +1,9 @@
 """Picture actions: store an upload, list the pictures, say who uses one, delete one.
 
-Pictures live in `<build.content>/media/` (`publisher.media.FOLDER`), so the build copies
+Pictures live in `<build.content>/media/` (`publisher.content.media.FOLDER`), so the build copies
 them to the site at `/media/` like any file beside the articles; the Markdown refers to
 them as `/media/<name>`. There is no index and no database row: the folder is the truth,
-and each name says which picture and what size it is (`publisher.media`).
+and each name says which picture and what size it is (`publisher.content.media`).
 
 Storing is atomic per file: each is written to a hidden temporary file in the folder
 (names starting with "." are never listed, copied or served), flushed, then renamed into
@@ -31,10 +31,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from publisher import content, media
+from publisher import content
 from publisher.config import Config
+from publisher.content import media
+from publisher.content.media import MediaName
 from publisher.errors import Conflict, ContentError, InvalidRequest, NotFound, PublisherError
-from publisher.media import MediaName
 from publisher.services.articles import content_lock
 
 __all__ = [

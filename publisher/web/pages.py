@@ -13,10 +13,11 @@ from typing import Any
 import jinja2
 from starlette.responses import HTMLResponse
 
-from publisher import feeds, i18n
+from publisher import feeds
 from publisher.config import Config
+from publisher.content import i18n
+from publisher.content.templates import template_environment
 from publisher.errors import TemplateError
-from publisher.templates import template_environment
 
 __all__ = ["PAGE_HEADERS", "Pages"]
 

@@ -46,9 +46,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from publisher import accounts, media
+from publisher import accounts
 from publisher.accounts import DeskSession, Role, allows
 from publisher.config import Config
+from publisher.content import media
 from publisher.errors import Conflict, NotFound, PublisherError
 from publisher.services import media as media_service
 from publisher.web.desk.auth import Asked, DeskAuth, refuse

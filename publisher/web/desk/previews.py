@@ -51,7 +51,7 @@ def desk_images(page: str, site_url: str, prefix: str) -> tuple[str, set[str]]:
         names.add(found.group(3))
         return f"{found.group(1)}{found.group(2)}{prefix}{found.group(3)}{found.group(2)}"
 
-    # A picture's other widths (publisher.media.fit_images) are in srcset, which a browser prefers.
+    # A picture's other widths (publisher.content.media.fit_images) are in srcset, which a browser prefers.
     entry = re.compile(site + r"/(?:[^\"'?#,\s]*/)?media/([^/\"'?#,\s]+)")
 
     def widths(found: re.Match[str]) -> str:

@@ -16,8 +16,8 @@ from starlette.responses import HTMLResponse
 
 from publisher.accounts import DeskSession, Role, allows
 from publisher.config import Config
+from publisher.content.templates import default_templates_dir
 from publisher.errors import TemplateError
-from publisher.templates import default_templates_dir
 
 __all__ = ["DESK_HEADERS", "PREVIEW_HEADERS", "DeskPages", "static_dir"]
 

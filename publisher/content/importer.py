@@ -18,9 +18,9 @@ import httpx
 
 from publisher.config import Config
 from publisher.content import RESERVED_SLUGS, parse_article, slugify
+from publisher.content.extract import ImportedArticle, canonical_url, feed_to_articles, page_to_article
+from publisher.content.fetch import fetch
 from publisher.errors import ContentError, SourceError
-from publisher.extract import ImportedArticle, canonical_url, feed_to_articles, page_to_article
-from publisher.fetch import fetch
 from publisher.models import Article
 from publisher.services.articles import content_lock
 

@@ -31,8 +31,8 @@ from trafilatura.settings import Document
 
 from publisher.config import Config
 from publisher.content import MAX_TAG_LENGTH, MAX_TAGS, slugify
+from publisher.content.sanitize import clean_html
 from publisher.errors import SourceError
-from publisher.sanitize import clean_html
 
 __all__ = [
     "ImportedArticle",

@@ -41,7 +41,7 @@ __all__ = [
     "translations",
 ]
 
-LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
 DOMAIN = "messages"
 
 CATALOG_LANGUAGES = ("ar", "de", "en", "es", "fr")

@@ -2,7 +2,7 @@
 with publisher, so an author overrides any template by giving a file the same name.
 
 Every environment speaks the publication's language: `{% trans %}` and `_()` read the
-catalog of `publication.language` (see `publisher.i18n`), and the `longdate` filter
+catalog of `publication.language` (see `publisher.content.i18n`), and the `longdate` filter
 writes a date the way that language does, in the publication's time zone."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import jinja2
 
-from publisher import i18n
 from publisher.config import Config
+from publisher.content import i18n
 from publisher.models import split_person
 
 __all__ = ["default_templates_dir", "template_environment", "text_direction"]
@@ -28,7 +28,7 @@ def text_direction(language: str) -> str:
 
 def default_templates_dir() -> Path:
     """The default templates: inside the installed wheel, or the repository's templates/."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parent.parent
     packaged = here / "_templates"
     if packaged.is_dir():
         return packaged

@@ -24,10 +24,10 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from publisher import extract, importer
 from publisher.config import Config, SourceSettings
+from publisher.content import extract, importer
+from publisher.content.fetch import fetch
 from publisher.errors import PublisherError, SourceError
-from publisher.fetch import fetch
 from publisher.models import Article
 from publisher.store import publishing
 from publisher.store import sources as store

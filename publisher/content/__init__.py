@@ -39,11 +39,11 @@ from markdown_it.token import Token
 from mdit_py_plugins.footnote import footnote_plugin
 from slugify import slugify as _slugify
 
-from publisher import media
 from publisher.config import Config
+from publisher.content import media
+from publisher.content.sanitize import clean_html, to_uri
 from publisher.errors import ContentError
 from publisher.models import Article
-from publisher.sanitize import clean_html, to_uri
 
 __all__ = [
     "FIRST_YEAR",
