@@ -22,8 +22,9 @@ from pathlib import Path
 
 from build_1000 import make_publication
 
-from publisher import build, content
+from publisher import content
 from publisher.config import load_config
+from publisher.site import build
 
 
 def configure(root: Path, per_page: int, search: bool) -> None:

@@ -27,8 +27,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from publisher import build, content
+from publisher import content
 from publisher.config import load_config
+from publisher.site import build
 
 CONFIG = """\
 [publication]

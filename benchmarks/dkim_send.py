@@ -26,9 +26,9 @@ from pathlib import Path
 import dkim
 from sink import enqueue_issue, newest_article, publication, send_issue, smtp_sink
 
-from publisher import newsletter
 from publisher.config import Config
-from publisher.mime import DKIM_HEADERS, MessageTemplate, Recipient, message_id_for
+from publisher.mail import newsletter
+from publisher.mail.mime import DKIM_HEADERS, MessageTemplate, Recipient, message_id_for
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 

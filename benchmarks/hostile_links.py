@@ -29,7 +29,7 @@ from hostile_servers import drip
 from test_desk_pages import ARTICLE, editor_form
 from web_support import live_server, make_publication
 
-from publisher import preflight
+from publisher.mail import preflight
 from publisher.web import create_app
 
 

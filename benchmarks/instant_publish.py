@@ -31,8 +31,8 @@ from pathlib import Path
 
 from aiosmtpd.controller import Controller
 
-from publisher import jobs
 from publisher.config import load_config
+from publisher.schedule import jobs
 from publisher.store import open_store, publishing, subscribers
 
 ARTICLE = "---\ntitle: {title}\ndate: 2026-01-{day:02d} 08:00\n---\n\nA few words about rest.\n\n## More\n\nAnd more.\n"

@@ -91,9 +91,10 @@ def prepare(root: Path, readers: int) -> None:
 
 
 def send(root: Path) -> dict[str, float]:
-    from publisher import content, newsletter
+    from publisher import content
     from publisher.config import load_config
     from publisher.delivery.engine import deliver
+    from publisher.mail import newsletter
     from publisher.store import ledger, open_store
 
     config = load_config(root / "config.toml", env={"PUBLISHER_SECRET": "m" * 40})

@@ -31,9 +31,10 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from pathlib import Path
 
-from publisher import content, newsletter, tokens
+from publisher import content
 from publisher.config import Config, load_config
-from publisher.dkim_signing import DkimKey, DkimSigner, load_key
+from publisher.mail import newsletter, tokens
+from publisher.mail.dkim_signing import DkimKey, DkimSigner, load_key
 from publisher.models import Article
 
 ROOT = Path(__file__).resolve().parent.parent

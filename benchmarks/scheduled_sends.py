@@ -28,8 +28,8 @@ from pathlib import Path
 
 from aiosmtpd.controller import Controller
 
-from publisher import daemon
 from publisher.config import load_config
+from publisher.schedule import daemon
 from publisher.services import issues as issue_service
 from publisher.store import open_store, subscribers
 

@@ -37,11 +37,12 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from publisher import content, newsletter
+from publisher import content
 from publisher.config import Config, load_config
 from publisher.delivery.engine import deliver
 from publisher.delivery.smtp import SmtpProvider
-from publisher.newsletter import MessageTemplate, Recipient, message_id_for
+from publisher.mail import newsletter
+from publisher.mail.newsletter import MessageTemplate, Recipient, message_id_for
 from publisher.store import ledger, open_store
 from publisher.store.schema import subscribers
 

@@ -35,8 +35,9 @@ from pathlib import Path
 
 import httpx
 
-from publisher import build, content
+from publisher import content
 from publisher.config import load_config
+from publisher.site import build
 
 REPO = Path(__file__).resolve().parent.parent
 

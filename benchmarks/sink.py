@@ -21,11 +21,12 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from publisher import content, newsletter
+from publisher import content
 from publisher.config import Config, load_config
 from publisher.delivery.engine import deliver
 from publisher.delivery.hands import extra_hands
 from publisher.delivery.smtp import SmtpProvider
+from publisher.mail import newsletter
 from publisher.store import ledger, open_store
 from publisher.store.schema import subscribers
 

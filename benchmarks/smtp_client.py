@@ -29,7 +29,7 @@ from pathlib import Path
 from sink import enqueue_issue, publication, send_issue, smtp_sink
 
 from publisher.delivery.engine import snapshot_templates
-from publisher.mime import Recipient, message_id_for
+from publisher.mail.mime import Recipient, message_id_for
 from publisher.store import open_store
 
 

@@ -531,9 +531,9 @@ def sqlite_path(url: str) -> str | None:
 
 
 _SECRET_FILE = ".publisher-secret"  # noqa: S105  (a file name, not a secret)
-"""The demo secret beside config.toml (publisher.tokens writes it)."""
+"""The demo secret beside config.toml (publisher.mail.tokens writes it)."""
 _CACHE_FOLDER = ".publisher-cache"
-"""The build cache beside config.toml (publisher.build_cache)."""
+"""The build cache beside config.toml (publisher.site.build_cache)."""
 
 
 def _private_in_public(

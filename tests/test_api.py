@@ -21,7 +21,7 @@ from publisher.cli import cli
 from publisher.config import load_config
 from publisher.delivery import engine
 from publisher.delivery.maildir import MaildirProvider
-from publisher.mime import Recipient
+from publisher.mail.mime import Recipient
 from publisher.services import access, issues, subscribers
 from publisher.store import open_store
 from publisher.store.schema import api_keys as api_keys_table

@@ -13,10 +13,10 @@ from lxml import etree
 from test_build import NOW, SITE, article, publication
 from web_support import AppClient
 
-from publisher import archive, build
 from publisher.config import Config, load_config
 from publisher.errors import BuildError
 from publisher.models import Article
+from publisher.site import archive, build
 from publisher.web.static import StaticSite
 
 SITEMAP_XSD = Path(__file__).parent / "data" / "sitemaps" / "sitemap.xsd"

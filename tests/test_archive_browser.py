@@ -11,8 +11,8 @@ from test_archive import many, with_settings
 from test_build import NOW, SITE, article
 from web_support import live_server
 
-from publisher import build
 from publisher.config import load_config
+from publisher.site import build
 from publisher.web.static import StaticSite
 
 WAIT = 15.0

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from publisher import jobs
 from publisher.config import load_config
 from publisher.errors import AmbiguousTime, Conflict, InvalidRequest
+from publisher.schedule import jobs
 from publisher.services import articles as article_service
 from publisher.services import issues as issue_service
 from publisher.store import ledger, open_store, schedules, subscribers
@@ -245,7 +245,7 @@ def test_bad_times_are_refused_with_the_field_named(pub: Pub) -> None:
 def test_the_daemon_wakes_at_the_scheduled_second(tmp_path: Path) -> None:
     """With the daemon running (as `publisher serve` runs it beside the desk), a send
     scheduled a few seconds ahead leaves at that second, not at the next sweep."""
-    from publisher import daemon
+    from publisher.schedule import daemon
 
     pub = Pub(tmp_path)
     pub.write("2026-11-20-soon.md", text("Soon", draft=True))

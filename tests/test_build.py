@@ -18,11 +18,12 @@ import pytest
 from click.testing import CliRunner
 from feed_rules import feed_problems
 
-from publisher import build, content
+from publisher import content
 from publisher.cli import cli
 from publisher.config import Config, load_config
 from publisher.errors import BuildError, TemplateError
 from publisher.models import Article
+from publisher.site import build
 
 SITE = "https://notes.example.org"
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -839,7 +840,7 @@ def test_cli_check_names_file_and_line(tmp_path: Path) -> None:
 def test_per_tag_feeds_cost_what_their_articles_cost(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Per-tag feeds read each article once per tag it carries, not the whole site per tag:
     the work grows with the number of tags, not with tags times articles."""
-    from publisher import feeds
+    from publisher.site import feeds
 
     config = publication(tmp_path)
     many = [article(f"post-{n}", n % 28 + 1, tags=(f"a{n}", f"b{n}", f"c{n}")) for n in range(80)]

@@ -13,11 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from publisher import archive, build, build_cache, content, feeds
-from publisher.build_cache import CACHE_FOLDER, ArticleCache
+from publisher import content
 from publisher.config import Config, load_config
 from publisher.errors import TemplateError
 from publisher.models import BuildReport
+from publisher.site import archive, build, build_cache, feeds
+from publisher.site.build_cache import CACHE_FOLDER, ArticleCache
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -427,7 +428,7 @@ def test_the_daemon_parses_only_the_saved_file_and_mails_its_text(
     from test_jobs import Pub
     from test_jobs import article as job_article
 
-    from publisher import jobs
+    from publisher.schedule import jobs
 
     pub = Pub(tmp_path)
     jobs.publish_new(pub.key)

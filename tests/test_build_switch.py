@@ -19,10 +19,10 @@ from click.testing import CliRunner
 from test_build import NOW, articles, cli_publication, publication
 from web_support import AppClient, make_publication, publish_manifest
 
-from publisher import build
 from publisher.cli import cli
 from publisher.config import load_config
 from publisher.errors import BuildError
+from publisher.site import build
 from publisher.web.app import create_app
 
 

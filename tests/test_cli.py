@@ -85,7 +85,7 @@ def test_lazy_command_table_names_every_command() -> None:
         ), name
 
 
-HEAVY = ("premailer", "jinja2", "alembic", "httpx", "email_validator", "markdown_it", "publisher.newsletter")
+HEAVY = ("premailer", "jinja2", "alembic", "httpx", "email_validator", "markdown_it", "publisher.mail.newsletter")
 
 
 @pytest.mark.parametrize("args", [["--version"], ["status"]], ids=["version", "status"])

@@ -22,7 +22,7 @@ from publisher.delivery.resend import ResendProvider
 from publisher.delivery.sendgrid import SendGridProvider
 from publisher.delivery.ses import SesProvider
 from publisher.errors import ConfigError, TemporaryFailure
-from publisher.mime import MessageTemplate
+from publisher.mail.mime import MessageTemplate
 from publisher.models import Outcome
 
 NOW = datetime.now(UTC)

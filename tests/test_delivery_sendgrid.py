@@ -13,7 +13,7 @@ from fakes import FakeAPI, vendors
 from fakes.messages import publication_config, recipients, sample_template
 
 from publisher.delivery.sendgrid import SendGridProvider
-from publisher.mime import MessageTemplate
+from publisher.mail.mime import MessageTemplate
 from publisher.models import Outcome
 
 NOW = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)

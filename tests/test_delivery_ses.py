@@ -16,7 +16,7 @@ from fakes.messages import publication_config, recipients, sample_template
 
 from publisher.delivery.ses import SesProvider
 from publisher.errors import ConfigError, TemporaryFailure
-from publisher.mime import MessageTemplate
+from publisher.mail.mime import MessageTemplate
 from publisher.models import Outcome
 
 NOW = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)

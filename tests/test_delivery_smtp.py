@@ -24,9 +24,9 @@ from publisher.delivery.base import SendInterrupted
 from publisher.delivery.retry import is_hard_bounce
 from publisher.delivery.smtp import SmtpProvider
 from publisher.errors import ConfigError, TemporaryFailure
-from publisher.mime import MessageTemplate
+from publisher.mail.mime import MessageTemplate
+from publisher.mail.newsletter import Recipient
 from publisher.models import Outcome
-from publisher.newsletter import Recipient
 
 NOW = dt.datetime(2024, 5, 1, 8, 0, tzinfo=dt.UTC)
 

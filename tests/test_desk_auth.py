@@ -12,8 +12,8 @@ from desk_support import PASSWORD, add_users, csrf_of, quick_hashes, sign_in
 from starlette.routing import Mount, Route
 from web_support import live_server, make_publication
 
-from publisher import daemon
 from publisher.config import Config, load_config
+from publisher.schedule import daemon
 from publisher.web import create_app
 
 

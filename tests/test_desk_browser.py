@@ -45,8 +45,9 @@ from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-from publisher import accounts, build, content  # noqa: E402
+from publisher import accounts, content  # noqa: E402
 from publisher.config import load_config  # noqa: E402
+from publisher.site import build  # noqa: E402
 from publisher.store import open_store, subscribers  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

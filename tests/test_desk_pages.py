@@ -316,7 +316,7 @@ def test_links_and_dns_are_checked_only_when_asked(config: Config, url: str, mon
     """"Preview and check" asks DNS nothing; "Check links and DNS too" looks the records up."""
     from test_preflight import Zone, dns_server
 
-    from publisher import preflight
+    from publisher.mail import preflight
 
     monkeypatch.setattr(preflight, "_spam_score", lambda message: None)
     zone = Zone({"example.org": [["v=spf1 mx ~all"]], "_dmarc.example.org": [["v=DMARC1; p=none"]]})

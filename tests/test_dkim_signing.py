@@ -16,9 +16,9 @@ from test_mime import MANAGE, UNSUB, make_template, reader
 from test_newsletter import make_config
 
 from publisher.config import Config
-from publisher.dkim_signing import DkimSigner, relaxed_lines
 from publisher.errors import ConfigError
-from publisher.mime import HTML_PLACEHOLDERS, TEXT_PLACEHOLDERS, MessageTemplate
+from publisher.mail.dkim_signing import DkimSigner, relaxed_lines
+from publisher.mail.mime import HTML_PLACEHOLDERS, TEXT_PLACEHOLDERS, MessageTemplate
 from publisher.models import RenderedIssue
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

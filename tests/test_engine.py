@@ -18,15 +18,15 @@ from fakes import FakeAPI, SMTPServer, vendors
 from fakes.http_api import RecordedRequest, Reply
 from store_support import BACKENDS, open_test_store
 
-from publisher import tokens
 from publisher.config import Config, parse_config
 from publisher.delivery.base import SendInterrupted, make_provider
 from publisher.delivery.engine import deliver, in_flight_limit, snapshot_templates
 from publisher.delivery.ratelimit import TokenBucket
 from publisher.delivery.retry import RETRY_AFTER_LIMIT, RetryPolicy, backoff, is_hard_bounce
 from publisher.errors import ConfigError, TemporaryFailure
+from publisher.mail import tokens
+from publisher.mail.newsletter import MessageTemplate, Recipient, message_id_for
 from publisher.models import Outcome, SendResult
-from publisher.newsletter import MessageTemplate, Recipient, message_id_for
 from publisher.store import ledger
 from publisher.store import subscribers as subscriber_store
 from publisher.store.schema import deliveries, subscribers

@@ -15,11 +15,11 @@ import feedparser
 import pytest
 from feed_rules import feed_problems
 
-from publisher import feeds
 from publisher.config import Config, parse_config
 from publisher.content import parse_article
 from publisher.errors import BuildError, ConfigError
 from publisher.models import Article
+from publisher.site import feeds
 
 GOLDEN = Path(__file__).parent / "golden" / "feeds"
 REGENERATE = os.environ.get("PUBLISHER_REGENERATE_GOLDEN") == "1"

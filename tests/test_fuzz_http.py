@@ -39,8 +39,8 @@ from test_web_webhooks import (
 )
 from web_support import SECRET, AppClient, make_publication
 
-from publisher import tokens
 from publisher.config import Config
+from publisher.mail import tokens
 from publisher.store import open_store, subscribers
 from publisher.store.schema import deliveries, events
 from publisher.store.schema import subscribers as subscriber_rows

@@ -15,10 +15,10 @@ from fuzz_support import FUZZ_SCALE
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from publisher import build, feeds
 from publisher.config import SETTINGS, SOURCE_KEYS, parse_config
 from publisher.content import FRONT_MATTER_KEYS, parse_article
 from publisher.errors import ConfigError, ContentError
+from publisher.site import build, feeds
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ROOT = Path("/publication")

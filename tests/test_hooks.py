@@ -19,9 +19,9 @@ from click.testing import CliRunner
 from hostile_servers import hang
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from publisher import hooks
 from publisher.cli import cli
 from publisher.config import Config, load_config
+from publisher.delivery import hooks
 from publisher.errors import InvalidRequest
 from publisher.services import access, issues, subscribers
 from publisher.store import ledger, open_store, outbox

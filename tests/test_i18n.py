@@ -14,9 +14,9 @@ from babel.messages.pofile import read_po
 from test_newsletter import NOW, make_article, make_config
 from web_support import SECRET, AppClient, make_publication
 
-from publisher import newsletter, tokens
 from publisher.config import Config, load_config
 from publisher.content import i18n
+from publisher.mail import newsletter, tokens
 from publisher.models import SubscriberStatus
 from publisher.store import open_store, subscribers
 from publisher.web import create_app

@@ -11,12 +11,13 @@ import pytest
 from click.testing import CliRunner
 from loopback_sites import SITES, SiteServer, serve_sites
 
-from publisher import build, content
+from publisher import content
 from publisher.cli import cli
 from publisher.config import Config, load_config
 from publisher.content.extract import page_to_article
 from publisher.content.importer import import_location, slugs_in_use, write_article
 from publisher.errors import FetchRefused, SourceError
+from publisher.site import build
 from publisher.store import open_store, publishing
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)

@@ -14,8 +14,8 @@ import pytest
 from hub import Hub
 from loopback_sites import serve_sites
 
-from publisher import jobs
 from publisher.config import load_config
+from publisher.schedule import jobs
 from publisher.services import issues as issue_service
 from publisher.store import ledger, open_store, publishing, schedules, subscribers
 
@@ -288,7 +288,7 @@ def test_delivery_sweep_recovers_rows_of_a_dead_sender(pub: Pub) -> None:
     """Rows a crashed sender on this host left in flight are sent by the next sweep and marked uncertain."""
     jobs.publish_new(pub.key)
     from publisher import content
-    from publisher.sending import prepare_article_issue
+    from publisher.delivery.sending import prepare_article_issue
 
     old = next(a for a in content.load_articles(pub.config) if a.slug == "old-news")
     issue_id = prepare_article_issue(pub.config, pub.db, old, now=START, status="sending")
@@ -420,7 +420,7 @@ def test_a_wake_up_handed_over_while_the_scheduler_stops_is_dropped_quietly(
     pool drops it without a traceback (the job's truth is in the store, read at next start)."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from publisher.scheduler import _Pool
+    from publisher.schedule.scheduler import _Pool
 
     ran: list[int] = []
     sched = BackgroundScheduler(executors={"default": _Pool(max_workers=1)}, timezone="UTC")
@@ -428,7 +428,7 @@ def test_a_wake_up_handed_over_while_the_scheduler_stops_is_dropped_quietly(
     job = sched.add_job(ran.append, "date", run_date=datetime.now(UTC), args=[1], misfire_grace_time=None)
     pool = sched._lookup_executor("default")
     pool.shutdown(wait=True)
-    with caplog.at_level("DEBUG", logger="publisher.scheduler"):
+    with caplog.at_level("DEBUG", logger="publisher.schedule.scheduler"):
         pool.submit_job(job, [datetime.now(UTC)])
     sched.shutdown(wait=True)
     assert ran == []

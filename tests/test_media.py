@@ -15,11 +15,13 @@ from pathlib import Path
 import pytest
 from PIL import ExifTags, Image, ImageCms
 
-from publisher import build, content, newsletter, preflight
+from publisher import content
 from publisher.config import Config, load_config
 from publisher.content import media
 from publisher.errors import Conflict, InvalidRequest, NotFound
+from publisher.mail import newsletter, preflight
 from publisher.services import media as media_service
+from publisher.site import build
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 CONFIG = """

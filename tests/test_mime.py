@@ -20,10 +20,10 @@ import dkim
 import pytest
 from test_newsletter import GOLDEN, REGENERATE, make_article, make_config
 
-from publisher import newsletter
 from publisher.config import Config
 from publisher.errors import ConfigError, SubscriberError
-from publisher.mime import (
+from publisher.mail import newsletter
+from publisher.mail.mime import (
     HTML_PLACEHOLDERS,
     TEXT_PLACEHOLDERS,
     DkimSigner,

@@ -12,10 +12,10 @@ from pathlib import Path
 import cssutils
 import pytest
 
-from publisher import newsletter
 from publisher.config import Config, parse_config
 from publisher.errors import TemplateError
-from publisher.mime import HTML_PLACEHOLDERS, PLACEHOLDERS, TEXT_PLACEHOLDERS
+from publisher.mail import newsletter
+from publisher.mail.mime import HTML_PLACEHOLDERS, PLACEHOLDERS, TEXT_PLACEHOLDERS
 from publisher.models import Article, IssueKind, RenderedIssue
 
 GOLDEN = Path(__file__).parent / "golden" / "newsletter"

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import Engine
 from web_support import SECRET, AppClient, make_publication
 
-from publisher import tokens
 from publisher.config import Config
 from publisher.errors import SubscriberError
+from publisher.mail import tokens
 from publisher.store import ledger, open_store, subscribers
 from publisher.store.preferences import get_preferences, set_preferences
 from publisher.web import create_app

@@ -22,9 +22,9 @@ from dnslib.server import BaseResolver, DNSLogger, DNSServer
 from hostile_servers import drip, hang
 from loopback_sites import huge, serve_sites
 
-from publisher import preflight
 from publisher.config import Config, load_config, parse_config
-from publisher.dkim_signing import DkimKey, DkimSigner
+from publisher.mail import preflight
+from publisher.mail.dkim_signing import DkimKey, DkimSigner
 from publisher.models import Article
 from publisher.web.desk.editing import parse_fields, to_text
 

@@ -15,8 +15,8 @@ from hostile_servers import Hostile, drip
 from test_desk_pages import ARTICLE, editor_form
 from web_support import live_server, make_publication
 
-from publisher import preflight
 from publisher.config import Config
+from publisher.mail import preflight
 from publisher.web import create_app
 
 CHECKS = 50

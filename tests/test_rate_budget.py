@@ -12,7 +12,7 @@ from test_exactly_once import CountingHandler, Publication, smtp_counter  # noqa
 from publisher import content
 from publisher.config import load_config
 from publisher.delivery.ratelimit import SharedBucket
-from publisher.sending import prepare_article_issue
+from publisher.delivery.sending import prepare_article_issue
 from publisher.store import ledger, open_store
 
 pytestmark = pytest.mark.slow

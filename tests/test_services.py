@@ -397,7 +397,7 @@ def test_confirmations_are_rendered_once_a_day_and_each_carries_its_own_link(
     config: Config, db: sa.Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One rendering serves a burst of sign-ups; each mail still confirms only its reader."""
-    from publisher import newsletter
+    from publisher.mail import newsletter
 
     renders: list[str] = []
     real = newsletter.render_confirmation

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from publisher import newsletter
 from publisher.config import parse_config
 from publisher.content.templates import template_environment, text_direction
+from publisher.mail import newsletter
 from publisher.models import Article
 
 CONFIG = """

@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from publisher import timing
 from publisher.errors import ConfigError
-from publisher.timing import local_to_utc, next_window, parse_local, parse_window
+from publisher.schedule import timing
+from publisher.schedule.timing import local_to_utc, next_window, parse_local, parse_window
 
 NY = ZoneInfo("America/New_York")
 

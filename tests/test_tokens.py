@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from itsdangerous import URLSafeSerializer
 
-from publisher import tokens
 from publisher.config import Config, parse_config
 from publisher.errors import ConfigError, TokenError
+from publisher.mail import tokens
 
 SECRET = "0123456789abcdef0123456789abcdef"
 SENT = datetime(2026, 3, 2, 9, 0, 0, 123456, tzinfo=UTC)

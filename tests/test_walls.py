@@ -15,12 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from publisher import api, archive, build, build_cache, config, content, tokens
-from publisher.build_cache import CACHE_FOLDER, ArticleCache
+from publisher import api, config, content
 from publisher.config import Config, load_config
 from publisher.content.watch import watch_content
 from publisher.errors import BuildError, ConfigError, ContentError, NotFound
+from publisher.mail import tokens
 from publisher.services import articles as article_service
+from publisher.site import archive, build, build_cache
+from publisher.site.build_cache import CACHE_FOLDER, ArticleCache
 from publisher.store import open_store
 from publisher.web import app as web_app
 
@@ -353,7 +355,7 @@ def test_cache_writable_by_others_is_ignored_with_a_warning(
         record.unlink()
     cache.chmod(0o777)
     build_cache._WARNED.clear()
-    with caplog.at_level(logging.WARNING, logger="publisher.build_cache"):
+    with caplog.at_level(logging.WARNING, logger="publisher.site.build_cache"):
         loaded = load_config(path, env={})
         reader = ArticleCache(loaded)
         found_articles = content.load_articles(loaded, reader=reader.read)

@@ -17,11 +17,12 @@ from sqlalchemy import Engine, create_engine, select, text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from web_support import SECRET, AppClient, live_server, make_publication, outbox, wait_for_mail
 
-from publisher import daemon, tokens
 from publisher.config import Config, load_config
 from publisher.delivery import make_provider
 from publisher.delivery.engine import deliver
+from publisher.mail import tokens
 from publisher.models import SubscriberStatus
+from publisher.schedule import daemon
 from publisher.store import ledger, open_store, subscribers
 from publisher.store.engine import alembic_config
 from publisher.store.schema import deliveries, events

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from hub import Hub
 
-from publisher import websub
 from publisher.config import Config, parse_config
+from publisher.site import websub
 from publisher.store import open_store, publishing
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

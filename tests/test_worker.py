@@ -13,7 +13,7 @@ from test_exactly_once import CountingHandler, Publication, smtp_counter  # noqa
 
 from publisher import content
 from publisher.config import load_config
-from publisher.sending import prepare_article_issue
+from publisher.delivery.sending import prepare_article_issue
 from publisher.store import ledger
 from publisher.store.schema import deliveries
 

@@ -20,8 +20,8 @@ import httpx
 import uvicorn
 from starlette.types import ASGIApp
 
-from publisher.build import MANIFEST
 from publisher.config import Config, load_config
+from publisher.site.build import MANIFEST
 from publisher.store import open_store
 
 SECRET = "test-secret-0123456789abcdef-0123456789"

@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Path, Response
 from starlette.concurrency import run_in_threadpool
 
-from publisher import timing
 from publisher.api import models
 from publisher.api.auth import field_refusal
 from publisher.api.context import ApiContext, IfMatch, etag, matches, responses, stale
 from publisher.errors import Conflict, PublisherError
+from publisher.schedule import timing
 from publisher.services import articles, issues
 from publisher.store.issues import IssueStatus
 from publisher.store.schedules import LOCAL, Schedule

@@ -13,11 +13,13 @@ import feedparser
 from rich.console import Console
 from rich.markup import escape
 
-from publisher import build, content, newsletter
-from publisher.build_cache import ArticleCache
+from publisher import content
 from publisher.cli._common import cli, get_config, reports_errors
 from publisher.errors import ContentError, PublisherError
+from publisher.mail import newsletter
 from publisher.models import Article, BuildReport
+from publisher.site import build
+from publisher.site.build_cache import ArticleCache
 
 _LISTED = 12
 """Written files listed by name before the rest are only counted (all with --verbose)."""

@@ -11,7 +11,7 @@ import click
 
 from publisher.cli._common import cli, reports_errors
 from publisher.errors import BuildError
-from publisher.starter import Answers, starter_files
+from publisher.services.starter import Answers, starter_files
 
 # Option, question, whether an answer is required.
 _QUESTIONS = (

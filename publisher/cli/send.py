@@ -23,7 +23,7 @@ from publisher.config import Config
 from publisher.delivery import engine
 from publisher.delivery.base import Provider, make_provider
 from publisher.delivery.hands import extra_hands
-from publisher.sending import fail_unusable_addresses, require_postal_address
+from publisher.delivery.sending import fail_unusable_addresses, require_postal_address
 from publisher.services import issues as service
 from publisher.store import ledger, open_store
 

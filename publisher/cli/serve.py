@@ -16,8 +16,8 @@ from publisher.cli._common import cli, get_config, reports_errors
 @reports_errors
 def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Run the daemon: serve feeds and subscription pages, send on schedule."""
-    from publisher.daemon import run_daemon
     from publisher.logs import configure_logging
+    from publisher.schedule.daemon import run_daemon
 
     config = get_config(ctx)
     configure_logging()
@@ -32,8 +32,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
 @reports_errors
 def worker(ctx: click.Context, once: bool, interval: float) -> None:
     """Send queued messages and nothing else (no HTTP, no scheduler): one per core or host."""
+    from publisher.delivery.worker import run_worker
     from publisher.logs import configure_logging
-    from publisher.worker import run_worker
 
     config = get_config(ctx)
     configure_logging()

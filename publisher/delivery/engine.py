@@ -56,14 +56,14 @@ from urllib.parse import urlsplit
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from publisher import tokens
 from publisher.config import Config
 from publisher.delivery.base import CallMaybeTaken, SendInterrupted
 from publisher.delivery.ratelimit import SharedBucket
 from publisher.delivery.retry import RetryPolicy
 from publisher.errors import ConfigError, TemporaryFailure
+from publisher.mail import tokens
+from publisher.mail.newsletter import MessageTemplate, Recipient, message_id_for
 from publisher.models import Outcome, RenderedIssue, SendResult
-from publisher.newsletter import MessageTemplate, Recipient, message_id_for
 from publisher.store import ledger
 
 if TYPE_CHECKING:

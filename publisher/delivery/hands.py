@@ -56,7 +56,7 @@ def _stop_with(parent: int) -> None:
 def _hand(config_path: str, env: dict[str, str], parent: int, results: SimpleQueue[int]) -> None:
     """One helper process: a worker that sends what is due, then stops."""
     from publisher.config import load_config
-    from publisher.worker import run_worker
+    from publisher.delivery.worker import run_worker
 
     os.setpgrp()
     _stop_with(parent)

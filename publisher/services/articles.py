@@ -35,10 +35,12 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from publisher import build, content, newsletter
+from publisher import content
 from publisher.config import Config
 from publisher.errors import Conflict, ContentError, InvalidRequest, NotFound, PublisherError
+from publisher.mail import newsletter
 from publisher.models import Article
+from publisher.site import build
 from publisher.store import ledger, publishing, schedules
 
 __all__ = [

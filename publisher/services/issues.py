@@ -24,13 +24,10 @@ from email.utils import make_msgid
 
 from sqlalchemy import Engine
 
-from publisher import content, newsletter, preflight, timing, tokens
+from publisher import content
 from publisher.config import Config
 from publisher.delivery.base import Provider, make_provider
-from publisher.errors import ConfigError, Conflict, InvalidRequest, NotFound, PermanentFailure, PublisherError
-from publisher.mime import clean_header_text
-from publisher.models import Article, Outcome, RenderedIssue
-from publisher.sending import (
+from publisher.delivery.sending import (
     article_topics,
     find_article,
     prepare_article_issue,
@@ -38,6 +35,11 @@ from publisher.sending import (
     refresh_for_send,
     require_postal_address,
 )
+from publisher.errors import ConfigError, Conflict, InvalidRequest, NotFound, PermanentFailure, PublisherError
+from publisher.mail import newsletter, preflight, tokens
+from publisher.mail.mime import clean_header_text
+from publisher.models import Article, Outcome, RenderedIssue
+from publisher.schedule import timing
 from publisher.services import articles
 from publisher.services.stats import IssueFailures, issue_failures, issue_status
 from publisher.store import ledger, outbox, publishing, schedules, users

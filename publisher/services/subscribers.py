@@ -18,11 +18,11 @@ from typing import IO, Any
 
 from sqlalchemy import Engine
 
-from publisher import newsletter, tokens
 from publisher.config import Config
 from publisher.delivery.base import Provider, make_provider
 from publisher.errors import InvalidRequest, NotFound, TokenError
-from publisher.mime import MessageTemplate, Recipient
+from publisher.mail import newsletter, tokens
+from publisher.mail.mime import MessageTemplate, Recipient
 from publisher.models import Outcome, RenderedIssue, Subscriber, SubscriberStatus
 from publisher.store import stats as store_stats
 from publisher.store import subscribers as store
@@ -387,7 +387,7 @@ def link_holder(db: Engine, secret: str, token: str, *, purposes: Iterable[str])
     for a bad token and for a token naming nobody alike, so the two answer the same.
 
     An older id-only unsubscribe link names only the row it was mailed to (see
-    `publisher.tokens`); a manage link always carries a link key.
+    `publisher.mail.tokens`); a manage link always carries a link key.
     """
     for purpose in purposes:
         try:

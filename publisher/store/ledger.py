@@ -49,8 +49,8 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import Integer, String
 
-from publisher import timing
 from publisher.models import Outcome, SendResult, SubscriberStatus
+from publisher.schedule import timing
 from publisher.store import outbox
 from publisher.store.issues import (
     FailedDelivery,

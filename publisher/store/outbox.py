@@ -4,7 +4,7 @@ An event is written as one row per endpoint that asked for it, in the same trans
 as the change it reports where the store makes that change (an unsubscribe, an issue
 finishing), so an event is never lost and never told of a change that did not happen.
 Writing a row is all an event costs the sender; delivery happens later, elsewhere
-(`publisher.hooks`), at least once: a message keeps its `msg_id` on every attempt, so
+(`publisher.delivery.hooks`), at least once: a message keeps its `msg_id` on every attempt, so
 a receiver can drop repeats.
 
 Delivery claims what it sends (`claim`): a claimed message's `not_before` moves to the end

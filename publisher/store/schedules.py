@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from publisher import timing
 from publisher.errors import NotFound
+from publisher.schedule import timing
 from publisher.store.schema import issues, schedules
 
 __all__ = [

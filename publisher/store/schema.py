@@ -87,7 +87,7 @@ subscribers = Table(
     # The random key that this subscriber's unsubscribe and confirmation links carry.
     Column("token_key", String(32), nullable=False, default=new_token_key),
     # Links signed before token keys existed carried the bare id: they are honoured only
-    # for rows that had been mailed under that id when keys came in (see publisher.tokens).
+    # for rows that had been mailed under that id when keys came in (see publisher.mail.tokens).
     Column("legacy_links", Boolean, nullable=False, default=False),
     Index("ix_subscribers_token_key", "token_key", unique=True),
     # The reader's own choices (their manage page): every article or the digest only, and

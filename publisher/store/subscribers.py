@@ -236,7 +236,7 @@ def by_link_key(engine: Engine, key: str) -> Subscriber | None:
 
 def by_legacy_link(engine: Engine, subscriber_id: int) -> Subscriber | None:
     """The subscriber an older id-only link was mailed to, or None when this database
-    cannot tell that the row with this id is still that person (see `publisher.tokens`)."""
+    cannot tell that the row with this id is still that person (see `publisher.mail.tokens`)."""
     with engine.connect() as conn:
         return _load(conn, subscribers.c.id == subscriber_id, subscribers.c.legacy_links == true())
 

@@ -13,11 +13,11 @@ from typing import Any
 import jinja2
 from starlette.responses import HTMLResponse
 
-from publisher import feeds
 from publisher.config import Config
 from publisher.content import i18n
 from publisher.content.templates import template_environment
 from publisher.errors import TemplateError
+from publisher.site import feeds
 
 __all__ = ["PAGE_HEADERS", "Pages"]
 

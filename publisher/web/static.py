@@ -19,7 +19,7 @@ when served from here. SVG gets no scripts at all. A missing file is answered wi
 the build's `404.html` when there is one, else a small page of our own.
 
 Only the files the build wrote are served: the manifest of the build in place (see
-`publisher.build`) is the list, looked up again whenever it changes (one `stat` per
+`publisher.site.build`) is the list, looked up again whenever it changes (one `stat` per
 request), so a switch to a new build is followed at once. Anything else in the folder,
 an author's own file, a database or a secret put there by mistake, a dot-file, is 404.
 """
@@ -42,7 +42,7 @@ from urllib.parse import quote
 
 from starlette.types import Receive, Scope, Send
 
-from publisher.build import MANIFEST, manifest_files
+from publisher.site.build import MANIFEST, manifest_files
 
 __all__ = ["FEED_CACHE_CONTROL", "StaticSite"]
 

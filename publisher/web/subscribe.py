@@ -37,11 +37,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from publisher import tokens
 from publisher.config import Config
 from publisher.delivery.base import Provider
 from publisher.errors import PublisherError, SubscriberError, TokenError
-from publisher.mime import clean_header_text
+from publisher.mail import tokens
+from publisher.mail.mime import clean_header_text
 from publisher.models import Subscriber, SubscriberStatus
 from publisher.services import subscribers as subscriber_service
 from publisher.services.subscribers import ConfirmationMailer

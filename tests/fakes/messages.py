@@ -11,14 +11,14 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from publisher.config import Config, parse_config
-from publisher.models import RenderedIssue
-from publisher.newsletter import (
+from publisher.mail.newsletter import (
     HTML_PLACEHOLDERS,
     TEXT_PLACEHOLDERS,
     MessageTemplate,
     Recipient,
     message_id_for,
 )
+from publisher.models import RenderedIssue
 
 __all__ = ["publication_config", "recipients", "sample_template"]
 

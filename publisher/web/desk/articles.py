@@ -40,11 +40,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from publisher import preflight
 from publisher.accounts import Role, allows
 from publisher.config import Config
 from publisher.delivery.base import Provider
 from publisher.errors import AmbiguousTime, Conflict, NotFound, PublisherError
+from publisher.mail import preflight
 from publisher.services import articles as article_service
 from publisher.services import issues as issue_service
 from publisher.services import media as media_service

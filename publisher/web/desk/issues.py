@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 from publisher.accounts import Role, allows
 from publisher.config import Config
 from publisher.errors import PublisherError
-from publisher.mime import MessageTemplate, Recipient
+from publisher.mail.mime import MessageTemplate, Recipient
 from publisher.models import RenderedIssue
 from publisher.services import issues as issue_service
 from publisher.services import stats

@@ -23,11 +23,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from publisher import accounts, content, tokens
+from publisher import accounts, content
 from publisher.accounts import Role
 from publisher.config import SETTINGS, Config
 from publisher.delivery.base import Provider
 from publisher.errors import PublisherError
+from publisher.mail import tokens
 from publisher.services import issues as issue_service
 from publisher.web.desk.auth import Asked, DeskAuth
 from publisher.web.desk.render import DeskPages

@@ -15,8 +15,8 @@ previous builds are removed after the switch. An output that is still a plain fo
 (from an older publisher, or made by hand) becomes the first of these builds.
 
 `build_site` is the two at once, and incremental: the site is planned as outputs, each
-with a key of what it is made from (`publisher.outputs`), and an output whose key the
-served build's record (`publisher.build_cache.RenderRecord`) has, with its files still
+with a key of what it is made from (`publisher.site.outputs`), and an output whose key the
+served build's record (`publisher.site.build_cache.RenderRecord`) has, with its files still
 as that build left them, is not rendered again; the others are rendered and written
 into the stage one by one, so a build holds one page at a time, never the whole site.
 Hundreds to render (a first build, a new template) go to forked worker processes when
@@ -71,11 +71,13 @@ from types import MappingProxyType
 from urllib.parse import urlsplit
 from warnings import catch_warnings, simplefilter
 
-from publisher import archive, build_cache, content, newsletter, outputs, tokens
-from publisher.build_cache import ArticleCache, Rendered, RenderRecord
+from publisher import content
 from publisher.config import Config, sqlite_path
 from publisher.errors import BuildError
+from publisher.mail import newsletter, tokens
 from publisher.models import Article, BuildReport
+from publisher.site import archive, build_cache, outputs
+from publisher.site.build_cache import ArticleCache, Rendered, RenderRecord
 
 if sys.platform != "win32":
     import fcntl

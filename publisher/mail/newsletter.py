@@ -2,7 +2,7 @@
 
 Jinja and premailer run here and nowhere per recipient. Values that differ per reader
 (name, address, unsubscribe link, "manage your subscription" link) are placeholder tokens in the rendered output;
-`MessageTemplate` (in `publisher.mime`) splices them into pre-encoded bytes.
+`MessageTemplate` (in `publisher.mail.mime`) splices them into pre-encoded bytes.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from publisher.config import Config
 from publisher.content import i18n
 from publisher.content.templates import template_environment, text_direction
 from publisher.errors import TemplateError
-from publisher.mime import (
+from publisher.mail.mime import (
     HTML_PLACEHOLDERS,
     PLACEHOLDERS,
     TEXT_PLACEHOLDERS,

@@ -16,16 +16,18 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from publisher import content, timing, websub
-from publisher.build import build_site
-from publisher.build_cache import ArticleCache
+from publisher import content
 from publisher.config import Config, load_config
 from publisher.delivery import engine
 from publisher.delivery.hands import extra_hands
+from publisher.delivery.sending import deliver_queued, prepare_article_issue, prepare_digest_issue
 from publisher.errors import PublisherError
 from publisher.models import Article
-from publisher.sending import deliver_queued, prepare_article_issue, prepare_digest_issue
+from publisher.schedule import timing
 from publisher.services import issues as issue_service
+from publisher.site import websub
+from publisher.site.build import build_site
+from publisher.site.build_cache import ArticleCache
 from publisher.store import ledger, open_store, publishing, schedules
 
 __all__ = [
@@ -297,7 +299,7 @@ def send_pings(config_path: str) -> int:
 
 def deliver_hooks(config_path: str) -> int:
     """Send outbound webhook messages whose time has come; returns how many were delivered."""
-    from publisher import hooks
+    from publisher.delivery import hooks
 
     rt = runtime_for(config_path)
     return hooks.deliver_due(rt.config, rt.db, now=rt.clock()).delivered

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from publisher import newsletter
 from publisher.config import Config
 from publisher.errors import ConfigError, NotFound
+from publisher.mail import newsletter
 from publisher.models import Article, Issue, IssueKind
 from publisher.store import ledger
 from publisher.store.subscribers import clean_tags

@@ -9,7 +9,7 @@ Two things, so that a rebuild does the work of what changed and nothing else:
   HTML, which waits in `html/<key>.html` until a page or feed needs it, so a build holds
   the metadata of every article and the text of only the few it is rendering.
 - Rendered outputs (`renders-<output>.json`): for each file of the build being served,
-  the key of everything its bytes were made from (see `publisher.outputs`), its hash,
+  the key of everything its bytes were made from (see `publisher.site.outputs`), its hash,
   its size and mtime, and the warnings its rendering gave. A file whose key is unchanged
   and which is still as the build left it is not rendered again.
 
@@ -93,7 +93,7 @@ def code_fingerprint() -> str:
     an edited checkout counts), the Python version and the versions of the libraries."""
     if _CODE:
         return _CODE[0]
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent
     parts: list[str] = [str(_FORMAT), sys.version]
     for folder, dirs, files in os.walk(package):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
@@ -205,7 +205,7 @@ class _Entry(NamedTuple):
     """The article's fields in order, `html` left empty."""
     html_digest: str
     about: str
-    """The hash of the article without its HTML (see `publisher.outputs.Bodies.about`)."""
+    """The hash of the article without its HTML (see `publisher.site.outputs.Bodies.about`)."""
 
     @property
     def article(self) -> Article:
@@ -260,7 +260,7 @@ class ArticleCache:
 
     `read` is a `content.ArticleReader`: it returns the article *without its HTML*
     (`html` is ""); `full` gives it back whole. `key` is the article's key, which
-    `publisher.outputs` builds its own keys from. `save` writes the index of the
+    `publisher.site.outputs` builds its own keys from. `save` writes the index of the
     articles read this time (dropping those of deleted or edited files) and removes
     their orphaned HTML.
     """

@@ -24,7 +24,7 @@ from types import FrameType
 
 from publisher.config import Config
 from publisher.delivery import engine
-from publisher.sending import deliver_queued
+from publisher.delivery.sending import deliver_queued
 from publisher.store import ledger, open_store
 
 __all__ = ["run_worker"]

@@ -58,8 +58,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from publisher.config import Config
 from publisher.content import fetch
-from publisher.dkim_signing import DkimKey, DkimSigner
 from publisher.errors import SourceError
+from publisher.mail.dkim_signing import DkimKey, DkimSigner
 from publisher.models import Article
 
 __all__ = [

@@ -29,8 +29,8 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from publisher.config import Config
-from publisher.dkim_signing import DKIM_HEADERS, DkimSigner, SigningPlan
 from publisher.errors import ConfigError, SubscriberError
+from publisher.mail.dkim_signing import DKIM_HEADERS, DkimSigner, SigningPlan
 from publisher.models import RenderedIssue
 
 __all__ = [

@@ -1,7 +1,7 @@
 """The web archive: article pages, the paged index, tag pages, sitemap, robots.txt, search,
 and the page for addresses where nothing is published (`404.html`, served with status 404).
 
-Everything here is a file of the build (relative path -> bytes); `publisher.build` writes
+Everything here is a file of the build (relative path -> bytes); `publisher.site.build` writes
 them. Pages come from templates/web/ (overridable by file name) in the publication's
 language, and each is a pure function of the articles: nothing reads the clock, so an
 unchanged publication rebuilds to the same bytes and no page is rewritten.
@@ -46,12 +46,13 @@ from xml.sax.saxutils import escape
 import jinja2
 from markupsafe import Markup
 
-from publisher import feeds, newsletter
 from publisher.config import Config
 from publisher.content import i18n
 from publisher.content.templates import template_environment
 from publisher.errors import TemplateError
+from publisher.mail import newsletter
 from publisher.models import Article
+from publisher.site import feeds
 
 __all__ = [
     "ARCHIVE_FILES", "ARCHIVE_FOLDERS", "FROM_TEMPLATES", "SITEMAP_LIMIT", "Archive", "image_files", "render_archive",

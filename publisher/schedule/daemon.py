@@ -23,12 +23,14 @@ import uvicorn
 from sqlalchemy import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from publisher import build, jobs, scheduler, tokens
 from publisher.config import Config
 from publisher.content import watch
+from publisher.delivery.sending import require_postal_address
 from publisher.errors import PublisherError
 from publisher.logs import access_log, configure_logging
-from publisher.sending import require_postal_address
+from publisher.mail import tokens
+from publisher.schedule import jobs, scheduler
+from publisher.site import build
 from publisher.store import open_store
 from publisher.web import create_app
 

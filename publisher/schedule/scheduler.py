@@ -4,34 +4,45 @@ The scheduler only wakes jobs up. It keeps its jobs in the store's database, but
 not the durability layer (APScheduler deletes a one-off job before running it): every
 job re-reads the truth from the store, so a missed, doubled or lost wake-up changes
 nothing about what is sent.
+
+A stored job names its function by import path ("publisher.schedule.jobs:publish_new").
+A row written by an older version may name a path that has since moved; APScheduler
+would fail to load it on every look-up, so `create_scheduler` first removes the rows
+whose function no longer imports. Nothing is lost by that: the recurring jobs are added
+again at start, and each one-off wake-up is armed again from the schedules table.
 """
 
 from __future__ import annotations
 
 import logging
+import pickle
 import threading
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from apscheduler.util import ref_to_obj
+from sqlalchemy.engine import Engine
 
-from publisher import jobs
 from publisher.errors import ConfigError
+from publisher.schedule import jobs
 from publisher.store import schedules
 
-__all__ = ["arm_schedules", "create_scheduler", "start_daemon_jobs"]
+__all__ = ["JOB_TABLE", "arm_schedules", "create_scheduler", "drop_unloadable_jobs", "start_daemon_jobs"]
 
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 15.0
 PING_SECONDS = 60.0
 HOOK_SECONDS = 5.0
+JOB_TABLE = "apscheduler_jobs"
 
 
 class _Pool(ThreadPoolExecutor):  # type: ignore[misc]
@@ -58,10 +69,35 @@ class _Pool(ThreadPoolExecutor):  # type: ignore[misc]
         super().submit_job(job, run_times)
 
 
+def drop_unloadable_jobs(db: Engine) -> list[str]:
+    """Remove the stored jobs whose function no longer imports; returns their ids.
+
+    The job store pickles each job's state, which names the function as "module:name";
+    only that name is resolved here, so a row that fails is one an older version wrote.
+    """
+    table = sa.Table(JOB_TABLE, sa.MetaData(), autoload_with=db) if sa.inspect(db).has_table(JOB_TABLE) else None
+    if table is None:
+        return []
+    dropped: list[str] = []
+    with db.begin() as conn:
+        for job_id, state in conn.execute(sa.select(table.c.id, table.c.job_state)).all():
+            try:
+                ref = pickle.loads(state)["func"]  # noqa: S301 - the job store's own rows, as APScheduler reads them
+                ref_to_obj(ref)
+            except Exception as exc:  # any failure to load is one APScheduler would hit on every look-up
+                log.warning("removing stored job %s: its function does not load (%s); it is added again if still due",
+                            job_id, exc)
+                conn.execute(sa.delete(table).where(table.c.id == job_id))
+                dropped.append(job_id)
+    return dropped
+
+
 def create_scheduler(rt: jobs.Runtime) -> BackgroundScheduler:
-    """A background scheduler whose job store is a table in the publication's database."""
+    """A background scheduler whose job store is a table in the publication's database,
+    cleared first of jobs an older version stored under a function path that moved."""
+    drop_unloadable_jobs(rt.db)
     return BackgroundScheduler(
-        jobstores={"default": SQLAlchemyJobStore(engine=rt.db, tablename="apscheduler_jobs")},
+        jobstores={"default": SQLAlchemyJobStore(engine=rt.db, tablename=JOB_TABLE)},
         executors={"default": _Pool(max_workers=4)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         timezone=rt.config.tz,

@@ -29,12 +29,13 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol
 
-from publisher import archive, content, feeds
-from publisher.build_cache import code_fingerprint
+from publisher import content
 from publisher.config import Config
 from publisher.content import i18n
 from publisher.content.templates import default_templates_dir
 from publisher.models import Article
+from publisher.site import archive, feeds
+from publisher.site.build_cache import code_fingerprint
 
 __all__ = ["Bodies", "InMemory", "Output", "SitePlan", "environment_key", "plan_site"]
 
