@@ -220,12 +220,12 @@ def test_cli_leaves_a_single_page_to_be_sent(tmp_path: Path) -> None:
 def test_an_import_takes_the_content_folders_turn(config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
     """While a save from the desk holds the content folder's lock, an import waits its turn
     (here, longer than allowed: a Conflict naming the lock), and writes nothing."""
+    from publisher.content import folder_lock
     from publisher.errors import Conflict
-    from publisher.services import articles
 
-    monkeypatch.setattr(articles, "LOCK_WAIT", 0.05)
+    monkeypatch.setattr(folder_lock, "LOCK_WAIT", 0.05)
     folder = config.path_of("build.content")
-    with articles.content_lock(folder) as lock, pytest.raises(Conflict, match=lock.name):
+    with folder_lock.content_lock(folder) as lock, pytest.raises(Conflict, match=lock.name):
         import_location(config, str(SITES / "wix/post.html"), now=NOW)
     assert list(folder.glob("*.md")) == []
     ((path, _),) = import_location(config, str(SITES / "wix/post.html"), now=NOW)

@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from publisher.config import Config, load_config
+from publisher.content import folder_lock
 from publisher.errors import Conflict, ContentError, InvalidRequest, NotFound, SubscriberError
 from publisher.models import SubscriberStatus
 from publisher.services import articles, issues, stats, subscribers
@@ -217,7 +218,7 @@ def test_a_save_waits_for_another_writer_and_never_overwrites_it(config: Config)
     opened = articles.fingerprint(path.read_text())
     mine = ARTICLE.format(title="Notes on Rest", date="2026-01-05 08:00").replace("Some words", "My words")
     theirs = ARTICLE.format(title="Notes on Rest", date="2026-01-05 08:00").replace("Some words", "Their words")
-    with articles.content_lock(folder) as lock:
+    with folder_lock.content_lock(folder) as lock:
         saver, outcome = _in_a_thread(
             lambda: articles.write_article(config, mine, now=NOW, slug="notes-on-rest", expected=opened)
         )
@@ -234,7 +235,7 @@ def test_two_new_articles_with_one_name_never_overwrite_each_other(config: Confi
     """A file that appears under the new article's name while it waits is kept; the new one is a Conflict."""
     folder = config.path_of("build.content")
     target = folder / "2026-02-01-walking-daily.md"
-    with articles.content_lock(folder):
+    with folder_lock.content_lock(folder):
         creator, outcome = _in_a_thread(lambda: articles.write_article(config, NEW_TEXT, now=NOW))
         creator.join(timeout=0.3)
         assert creator.is_alive(), f"the new article did not wait for the lock: {outcome}"
@@ -247,11 +248,11 @@ def test_two_new_articles_with_one_name_never_overwrite_each_other(config: Confi
 
 def test_a_lock_held_too_long_is_told_and_nothing_is_written(config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
     """A writer that never lets go makes a save a Conflict naming the lock file, after a short wait."""
-    monkeypatch.setattr(articles, "LOCK_WAIT", 0.05)
+    monkeypatch.setattr(folder_lock, "LOCK_WAIT", 0.05)
     folder = config.path_of("build.content")
     path = folder / "2026-01-05-notes-on-rest.md"
     before = path.read_text()
-    with articles.content_lock(folder) as lock, pytest.raises(Conflict, match=str(lock.name)):
+    with folder_lock.content_lock(folder) as lock, pytest.raises(Conflict, match=str(lock.name)):
         articles.write_article(config, before.replace("Some words", "Other words"), now=NOW, slug="notes-on-rest")
     assert path.read_text() == before
 
@@ -462,7 +463,7 @@ def test_a_new_publication_and_this_repository_ignore_the_save_lock(tmp_path: Pa
     )
     assert made.exit_code == 0, made.output
     config = load_config(tmp_path / "new" / "config.toml", env={"PUBLISHER_SECRET": "k" * 40})
-    with articles.content_lock(config.path_of("build.content")) as lock:
+    with folder_lock.content_lock(config.path_of("build.content")) as lock:
         assert lock.parent == config.root.resolve()
     assert f"/{lock.name}" in (tmp_path / "new" / ".gitignore").read_text().splitlines()
     ours = Path(__file__).resolve().parent.parent / ".gitignore"

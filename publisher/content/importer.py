@@ -20,9 +20,9 @@ from publisher.config import Config
 from publisher.content import RESERVED_SLUGS, parse_article, slugify
 from publisher.content.extract import ImportedArticle, canonical_url, feed_to_articles, page_to_article
 from publisher.content.fetch import fetch
+from publisher.content.folder_lock import content_lock
 from publisher.errors import ContentError, SourceError
 from publisher.models import Article
-from publisher.services.articles import content_lock
 
 __all__ = [
     "FEED_ACCEPT",

@@ -18,17 +18,14 @@ rename, which narrows its window to that instant.)
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import errno
-import fcntl
 import hashlib
 import hmac
 import os
 import secrets
 import stat
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +34,7 @@ from sqlalchemy import Engine
 
 from publisher import content
 from publisher.config import Config
+from publisher.content.folder_lock import content_lock
 from publisher.errors import Conflict, ContentError, InvalidRequest, NotFound, PublisherError
 from publisher.mail import newsletter
 from publisher.models import Article
@@ -50,7 +48,6 @@ __all__ = [
     "TextPreview",
     "Written",
     "article_text",
-    "content_lock",
     "fingerprint",
     "get_article",
     "list_articles",
@@ -63,8 +60,6 @@ __all__ = [
 
 PREVIEW_NAME = "Reader"
 PREVIEW_EMAIL = "reader@example.com"
-LOCK_WAIT = 10.0
-"""Seconds a write waits for another write to the same content folder to finish."""
 
 
 class ArticleState(enum.StrEnum):
@@ -271,39 +266,6 @@ def _claim_for_author(db: Engine | None, article: Article, now: datetime) -> Non
         publishing.mark_seen(
             db, article_id=article.id, slug=article.slug, origin=article.source, handled="wait", now=now
         )
-
-
-@contextlib.contextmanager
-def content_lock(folder: Path, *, wait: float | None = None) -> Iterator[Path]:
-    """Hold the content folder's write lock (`.<folder>.lock` beside it); yields its path.
-
-    Waits up to `wait` seconds (LOCK_WAIT) for another writer, then is a Conflict.
-    """
-    lock = folder.parent / f".{folder.name}.lock"
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError as exc:
-        raise PublisherError(f"cannot open the lock file {lock}: {exc.strerror or exc}") from exc
-    try:
-        deadline = time.monotonic() + (LOCK_WAIT if wait is None else wait)
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() >= deadline:
-                    raise Conflict(
-                        f"another save into {folder} is still going on (it holds {lock}); "
-                        "nothing was written: try again in a moment"
-                    ) from exc
-                time.sleep(0.02)
-        try:
-            yield lock
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
 
 
 def _check_unchanged(target: Path, expected: str) -> None:

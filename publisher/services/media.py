@@ -15,7 +15,7 @@ changes nothing.
 
 Deleting is refused while an article (drafts included, its body or its lead image)
 refers to any width of the picture, naming the articles. It holds the content folder's
-write lock (`services.articles.content_lock`), as saves do, so a save that starts using
+write lock (`content.folder_lock.content_lock`), as saves do, so a save that starts using
 the picture cannot slip in between the check and the removal.
 """
 
@@ -34,9 +34,9 @@ from pathlib import Path
 from publisher import content
 from publisher.config import Config
 from publisher.content import media
+from publisher.content.folder_lock import content_lock
 from publisher.content.media import MediaName
 from publisher.errors import Conflict, ContentError, InvalidRequest, NotFound, PublisherError
-from publisher.services.articles import content_lock
 
 __all__ = [
     "PER_PAGE",
