@@ -81,6 +81,7 @@ class Desk:
         self.auth = DeskAuth(
             settings.engine, SessionPolicy.from_config(settings.config), settings.clock,
             Proxies.from_list(settings.config["server.trusted_proxies"]), public_url=settings.config.public_url,
+            publication=str(settings.config["publication.title"]), locale=str(settings.config["publication.language"]),
         )
         config, engine = settings.config, settings.engine
         self.sections = (
@@ -118,7 +119,7 @@ class Desk:
     def _login_page(self, request: Request, *, error: str, email: str, status: int) -> Response:
         token = self.auth.login_token(request)
         response = self.pages.render(
-            "login", request, None, status=status, csrf=token, error=error, email=email,
+            "login", self.auth.context_for(request, None, csrf=token), status=status, error=error, email=email,
             next=safe_next(request.query_params.get("next")),
         )
         self.auth.set_login_cookie(response, request, token)
@@ -180,4 +181,4 @@ class Desk:
 
     async def home(self, asked: Asked) -> Response:
         view = await run_in_threadpool(home.home_view, self.s.config, self.s.engine, asked.now)
-        return self.pages.render("home", asked.request, asked.session, section="home", view=view)
+        return self.pages.render("home", asked.desk, section="home", view=view)

@@ -40,7 +40,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from publisher.accounts import Role, allows
+from publisher.accounts import Role
 from publisher.config import Config
 from publisher.delivery.base import Provider
 from publisher.errors import AmbiguousTime, Conflict, NotFound, PublisherError
@@ -131,7 +131,7 @@ class ArticleDesk:
             and all(w in f"{item.article.title} {' '.join(item.article.tags)}".lower() for w in words)
         ]
         return self.pages.render(
-            "articles", asked.request, asked.session, section="articles", articles=shown,
+            "articles", asked.desk, section="articles", articles=shown,
             total=len(found), q=search, state=state, states=STATES, error=error,
         )
 
@@ -222,7 +222,7 @@ class ArticleDesk:
             if slug is None or fingerprint(original) == base:
                 return await self._editor(asked, edit, view=view, error=str(exc), status=409)
             return self.pages.render(
-                "conflict", asked.request, asked.session, section="articles", status=409,
+                "conflict", asked.desk, section="articles", status=409,
                 slug=slug, disk=original, mine=text, fields=fields, base=fingerprint(original),
             )
         except PublisherError as exc:
@@ -261,9 +261,9 @@ class ArticleDesk:
             asked.request.method == "POST" and to_text(edit.fields, edit.original) != edit.original
         )
         return self.pages.render(
-            "editor", asked.request, asked.session, section="articles", status=status,
+            "editor", asked.desk, section="articles", status=status,
             edit=edit, view=view, preview=preview, error=error, send_error=send_error, sending=sending,
-            can_write=allows(asked.session.user.role, Role.EDITOR), zone=self.config.tz.key,
+            can_write=asked.desk.can(Role.EDITOR), zone=self.config.tz.key,
             versions=len(versions), drafts=[d for d in drafts if d.article != key],
             revisions_url=(
                 f"/desk/articles/{edit.slug}/revisions" if edit.slug else f"/desk/drafts/{edit.draft_key}/revisions"
@@ -403,7 +403,7 @@ class ArticleDesk:
         if asked.field("confirm") != str(plan.recipients):
             # First press, or the list changed since the count was shown: ask (again).
             return self.pages.render(
-                "confirm_send", asked.request, asked.session, section="articles", plan=plan, slug=slug,
+                "confirm_send", asked.desk, section="articles", plan=plan, slug=slug,
                 tag=tag or "", changed=bool(asked.field("confirm")),
             )
         try:

@@ -47,6 +47,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from publisher import accounts
 from publisher.accounts import DEVICE_LIFETIME, DeskSession, Role, SessionPolicy
+from publisher.web.desk.context import DeskContext
 from publisher.web.desk.render import DESK_HEADERS
 from publisher.web.limits import Proxies
 
@@ -75,13 +76,15 @@ MAX_UPLOAD = 8 * 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class Asked:
-    """One request to a desk page: the request, its session, its form fields and files."""
+    """One request to a desk page: the request, its session, its form fields and files,
+    and the page context built from them once (`desk`)."""
 
     request: Request
     session: DeskSession
     form: dict[str, str]
     files: dict[str, UploadFile]
     now: datetime
+    desk: DeskContext
 
     def field(self, name: str, default: str = "") -> str:
         return self.form.get(name, default)
@@ -137,15 +140,21 @@ def _loopback(host: str) -> bool:
 class DeskAuth:
     def __init__(
         self, engine: Engine, policy: SessionPolicy, clock: Callable[[], datetime],
-        proxies: Proxies | None = None, *, public_url: str = "",
+        proxies: Proxies | None = None, *, public_url: str = "", publication: str = "", locale: str = "en",
     ) -> None:
         self.engine = engine
+        self.publication = publication
+        self.locale = locale
         self.policy = policy
         self.clock = clock
         self.proxies = proxies or Proxies(())
         public = urlsplit(public_url)
         self.public_https = public.scheme == "https"
         self.public_origin = _origin(public.scheme, public.netloc) if public.netloc else ""
+
+    def context_for(self, request: Request, session: DeskSession | None, *, csrf: str = "") -> DeskContext:
+        """The page context of one request (`csrf` is the sign-in form's token, before a session)."""
+        return DeskContext.build(request, session, publication=self.publication, locale=self.locale, csrf=csrf)
 
     def client(self, request: HTTPConnection) -> str:
         """The client a sign-in is counted against (`Proxies.client`)."""
@@ -231,7 +240,7 @@ class DeskAuth:
             if not accounts.allows(session.user.role, role):
                 return _plain(403, f"Your role ({session.user.role}) cannot do this; an owner can change it.")
             if request.method != "POST":
-                return await handler(Asked(request, session, {}, {}, self.clock()))
+                return await handler(Asked(request, session, {}, {}, self.clock(), self.context_for(request, session)))
             try:
                 data = await request.form(max_files=2, max_fields=MAX_FIELDS, max_part_size=MAX_UPLOAD)
             except Exception:
@@ -243,7 +252,9 @@ class DeskAuth:
                         403, "This form is out of date or did not come from the desk. "
                         "Go back, reload the page and try again."
                     )
-                return await handler(Asked(request, session, form, files, self.clock()))
+                return await handler(
+                    Asked(request, session, form, files, self.clock(), self.context_for(request, session))
+                )
             finally:
                 await data.close()
 

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from publisher.accounts import Role, allows
+from publisher.accounts import Role
 from publisher.config import Config
 from publisher.errors import PublisherError
 from publisher.mail.mime import MessageTemplate, Recipient
@@ -61,7 +61,7 @@ class IssueDesk:
 
     async def index(self, asked: Asked) -> Response:
         found = await run_in_threadpool(issue_service.issue_status, self.engine)
-        return self.pages.render("issues", asked.request, asked.session, section="issues", issues=found)
+        return self.pages.render("issues", asked.desk, section="issues", issues=found)
 
     def _detail(self, issue_id: int) -> dict[str, Any]:
         (line,) = issue_service.issue_status(self.engine, issue_id)
@@ -82,8 +82,8 @@ class IssueDesk:
         except PublisherError as exc:
             return refuse(404, str(exc))
         return self.pages.render(
-            "issue", asked.request, asked.session, section="issues",
-            can_write=allows(asked.session.user.role, Role.EDITOR), **view,
+            "issue", asked.desk, section="issues",
+            can_write=asked.desk.can(Role.EDITOR), **view,
         )
 
     async def counts(self, asked: Asked) -> Response:

@@ -70,7 +70,7 @@ class KeyDesk:
     ) -> Response:
         keys = await run_in_threadpool(access.list_keys, self.engine)
         return self.pages.render(
-            "keys", asked.request, asked.session, section="settings", status=status_code,
+            "keys", asked.desk, section="settings", status=status_code,
             keys=[KeyLine.of(k) for k in keys], all_scopes=access.SCOPES, made=made, error=error,
             name=name, chosen=scopes,
         )

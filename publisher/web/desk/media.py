@@ -47,12 +47,13 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from publisher import accounts
-from publisher.accounts import DeskSession, Role, allows
+from publisher.accounts import DeskSession, Role
 from publisher.config import Config
 from publisher.content import media
 from publisher.errors import Conflict, NotFound, PublisherError
 from publisher.services import media as media_service
 from publisher.web.desk.auth import Asked, DeskAuth, refuse
+from publisher.web.desk.context import DeskContext
 from publisher.web.desk.render import DeskPages
 
 __all__ = ["MAX_BODY", "MediaDesk"]
@@ -107,12 +108,10 @@ class MediaDesk:
     # The page
 
     async def index(self, asked: Asked) -> Response:
-        return await self._page(asked.request, asked.session)
+        return await self._page(asked.desk)
 
-    async def _page(
-        self, request: Request, session: DeskSession, *, status: int = 200, error: str = "",
-        confirm: str = "",
-    ) -> Response:
+    async def _page(self, desk: DeskContext, *, status: int = 200, error: str = "", confirm: str = "") -> Response:
+        request = desk.request
         number = request.query_params.get("page", "1")
         page = int(number) if number.isdigit() and 0 < int(number) < 1_000_000 else 1
         found = await run_in_threadpool(media_service.list_media, self.config, page=page)
@@ -127,8 +126,8 @@ class MediaDesk:
         deleted = media.parse_name(request.query_params.get("deleted", ""))
         context = {"message": f"Deleted {deleted.name}, every width of it."} if deleted else {}
         return self.pages.render(
-            "media", request, session, section="media", status=status, found=found, error=error,
-            can_write=allows(session.user.role, Role.EDITOR), max_mb=media.MAX_BYTES // 1048576,
+            "media", desk, section="media", status=status, found=found, error=error,
+            can_write=desk.can(Role.EDITOR), max_mb=media.MAX_BYTES // 1048576,
             uploaded=media_service.StoredImage.of(uploaded) if uploaded else None, pending=pending,
             pending_users=users,
             **context,
@@ -198,7 +197,7 @@ class MediaDesk:
 
     async def _answer(self, request: Request, session: DeskSession, html: bool, status: int, error: str) -> Response:
         if html:
-            return await self._page(request, session, status=status, error=error)
+            return await self._page(self.auth.context_for(request, session), status=status, error=error)
         return JSONResponse({"error": error}, status_code=status, headers={"cache-control": "no-store"})
 
     @staticmethod
@@ -212,15 +211,15 @@ class MediaDesk:
     async def delete(self, asked: Asked) -> Response:
         name = asked.field("name")
         if asked.field("confirm") != "yes":
-            return await self._page(asked.request, asked.session, confirm=name)
+            return await self._page(asked.desk, confirm=name)
         try:
             await run_in_threadpool(media_service.delete_image, self.config, name)
         except Conflict as exc:
-            return await self._page(asked.request, asked.session, status=409, error=_sentence(exc))
+            return await self._page(asked.desk, status=409, error=_sentence(exc))
         except NotFound as exc:
-            return await self._page(asked.request, asked.session, status=404, error=_sentence(exc))
+            return await self._page(asked.desk, status=404, error=_sentence(exc))
         except PublisherError as exc:
-            return await self._page(asked.request, asked.session, status=400, error=_sentence(exc))
+            return await self._page(asked.desk, status=400, error=_sentence(exc))
         return RedirectResponse(f"/desk/media?deleted={quote(name)}", status_code=303)
 
     # Files

@@ -1,4 +1,4 @@
-"""Desk pages: templates/desk/<name>.html rendered with the signed-in user's context.
+"""Desk pages: templates/desk/<name>.html rendered with the request's `DeskContext`.
 
 Every page is sent with a strict Content-Security-Policy: scripts and style sheets only
 from the desk's own static files, frames only from the desk (the newsletter previews),
@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from publisher.accounts import DeskSession, Role, allows
+from publisher.accounts import Role, allows
 from publisher.config import Config
 from publisher.content.templates import default_templates_dir
 from publisher.errors import TemplateError
+from publisher.web.desk.context import DeskContext
 
 __all__ = ["DESK_HEADERS", "PREVIEW_HEADERS", "DeskPages", "static_dir"]
 
@@ -43,23 +43,6 @@ PREVIEW_HEADERS = {
     "referrer-policy": "no-referrer",
     "x-content-type-options": "nosniff",
 }
-MESSAGES = {
-    "saved": "Saved.",
-    "test-sent": "The test copy is on its way.",
-    "scheduled": "Scheduled.",
-    "queued": "The issue is being sent. Follow it below.",
-    "cancelled": "The schedule is cancelled.",
-    "retrying": "The failed copies are queued again.",
-    "added": "Subscriber saved.",
-    "unsubscribed": "Unsubscribed. The address stays on file so that no import brings it back.",
-    "erased": "Erased: the address and its personal data are gone.",
-    "imported": "Imported.",
-    "user-added": "User added.",
-    "user-removed": "User removed.",
-    "key-revoked": "Key revoked: requests with it are refused from now on.",
-}
-"""Notices shown after a redirect, by code (`?m=saved`): a link cannot make the desk say
-anything else."""
 NAV = (
     ("home", "Home", "/desk/"),
     ("articles", "Articles", "/desk/articles"),
@@ -87,7 +70,6 @@ class DeskPages:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.env.globals["publication"] = str(config["publication.title"])
         self.env.globals["nav"] = NAV
         self.env.globals["Role"] = Role
         self.env.globals["allows"] = allows
@@ -105,19 +87,19 @@ class DeskPages:
     def render(
         self,
         name: str,
-        request: Request,
-        session: DeskSession | None,
+        desk: DeskContext,
         /,
         *,
         status: int = 200,
         section: str = "",
         **context: Any,
     ) -> HTMLResponse:
-        csrf = session.csrf if session else context.pop("csrf", "")
-        context.setdefault("message", MESSAGES.get(request.query_params.get("m", ""), ""))
+        """Page `name` with the request's context; a page may pass its own `message`."""
+        context.setdefault("message", desk.message)
         try:
             html = self._template(name).render(
-                request=request, session=session, section=section, csrf=csrf, **context
+                request=desk.request, session=desk.session, section=section, csrf=desk.csrf,
+                publication=desk.publication, locale=desk.locale, desk=desk, **context,
             )
         except jinja2.TemplateError as exc:
             raise TemplateError(f"desk template {name}.html failed to render: {exc}") from exc

@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from publisher.accounts import Role, allows
+from publisher.accounts import Role
 from publisher.config import Config
 from publisher.errors import InvalidRequest, PublisherError
 from publisher.services import articles as article_service
@@ -118,9 +118,9 @@ class RevisionDesk:
             title = _title_of(newest.text)
         rows = [_Row(r, self._when(r.created_at), revision_service.reading_minutes(r.words)) for r in found]
         return self.pages.render(
-            "revisions", asked.request, asked.session, section="articles", rows=rows, title=title,
+            "revisions", asked.desk, section="articles", rows=rows, title=title,
             article=article, editor=editor_url(article), restore=editor_url,
-            can_write=allows(asked.session.user.role, Role.EDITOR), new=article.startswith("new:"),
+            can_write=asked.desk.can(Role.EDITOR), new=article.startswith("new:"),
         )
 
     async def compare(self, asked: Asked) -> Response:
@@ -136,9 +136,9 @@ class RevisionDesk:
             "revision": found.info, "when": self._when(found.info.created_at), "rows": rows,
             "changed": changed, "current_label": current_label, "title": _title_of(found.text),
             "article": article, "editor": editor_url(article), "restore": editor_url(article, found.info.id),
-            "listing": _listing_url(article), "can_write": allows(asked.session.user.role, Role.EDITOR),
+            "listing": _listing_url(article), "can_write": asked.desk.can(Role.EDITOR),
         }
-        return self.pages.render("revision", asked.request, asked.session, section="articles", **context)
+        return self.pages.render("revision", asked.desk, section="articles", **context)
 
     def _current(self, article: str, now: datetime) -> tuple[str, str]:
         """The text a revision is compared with: the article's file, or a new article's newest autosave."""

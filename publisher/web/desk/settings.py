@@ -111,7 +111,7 @@ class SettingsDesk:
     async def index(self, asked: Asked, *, error: str = "", result: str = "", status_code: int = 200) -> Response:
         view = await run_in_threadpool(self._view, asked.now)
         return self.pages.render(
-            "settings", asked.request, asked.session, section="settings", status=status_code,
+            "settings", asked.desk, section="settings", status=status_code,
             error=error, result=result, **view,
         )
 

@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from publisher.accounts import Role, allows
+from publisher.accounts import Role
 from publisher.config import Config
 from publisher.errors import PublisherError, SubscriberError
 from publisher.models import SubscriberStatus
@@ -125,9 +125,9 @@ class SubscriberDesk:
         except PublisherError as exc:
             return refuse(400, str(exc))
         return self.pages.render(
-            "subscribers", asked.request, asked.session, section="subscribers", status=status_code,
+            "subscribers", asked.desk, section="subscribers", status=status_code,
             page=page, tags=tags, counts=counts, q=search, status_filter=status, tag=tag,
-            statuses=STATUSES, error=error, can_write=allows(asked.session.user.role, Role.EDITOR),
+            statuses=STATUSES, error=error, can_write=asked.desk.can(Role.EDITOR),
         )
 
     async def add(self, asked: Asked) -> Response:
@@ -149,8 +149,8 @@ class SubscriberDesk:
         except PublisherError as exc:
             return refuse(404, str(exc))
         return self.pages.render(
-            "subscriber", asked.request, asked.session, section="subscribers", status=status_code,
-            data=data, s=data.subscriber, error=error, can_write=allows(asked.session.user.role, Role.EDITOR),
+            "subscriber", asked.desk, section="subscribers", status=status_code,
+            data=data, s=data.subscriber, error=error, can_write=asked.desk.can(Role.EDITOR),
         )
 
     async def update(self, asked: Asked) -> Response:
@@ -190,7 +190,7 @@ class SubscriberDesk:
 
     async def import_form(self, asked: Asked, *, error: str = "", status_code: int = 200) -> Response:
         return self.pages.render(
-            "import", asked.request, asked.session, section="subscribers", status=status_code,
+            "import", asked.desk, section="subscribers", status=status_code,
             error=error, preview=None, key="",
         )
 
@@ -214,7 +214,7 @@ class SubscriberDesk:
             _Upload(asked.session.id, name, text, asked.field("tags"), asked.field("pending") == "on")
         )
         return self.pages.render(
-            "import", asked.request, asked.session, section="subscribers", error="", preview=preview,
+            "import", asked.desk, section="subscribers", error="", preview=preview,
             key=key, name=name,
         )
 
@@ -234,7 +234,7 @@ class SubscriberDesk:
         except SubscriberError as exc:
             return await self.import_form(asked, error=str(exc), status_code=400)
         return self.pages.render(
-            "imported", asked.request, asked.session, section="subscribers", report=report, name=found.name
+            "imported", asked.desk, section="subscribers", report=report, name=found.name
         )
 
     async def export(self, asked: Asked) -> Response:
