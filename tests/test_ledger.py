@@ -21,6 +21,8 @@ from publisher.delivery.retry import RetryPolicy
 from publisher.errors import NotFound
 from publisher.models import Outcome, SendResult
 from publisher.store import ledger, open_store
+from publisher.store.ledger import claiming as ledger_claiming
+from publisher.store.ledger import rows as ledger_rows
 from publisher.store.schema import deliveries, events, issues, subscriber_tags, subscribers
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -274,7 +276,7 @@ def test_claim_locks_rows_with_skip_locked_on_postgresql() -> None:
     """On PostgreSQL workers skip each other's rows; SQLite gets plain portable SQL."""
     from sqlalchemy.dialects import postgresql, sqlite
 
-    statement = ledger._claim_statement(worker="w", limit=5, now=NOW, issue_id=None)
+    statement = ledger_claiming._claim_statement(worker="w", limit=5, now=NOW, issue_id=None)
     assert "FOR UPDATE SKIP LOCKED" in str(statement.compile(dialect=postgresql.dialect()))
     assert "FOR UPDATE" not in str(statement.compile(dialect=sqlite.dialect()))
 
@@ -476,12 +478,12 @@ def test_a_worker_in_another_pid_namespace_is_never_judged_dead(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Same hostname, other PID namespace (a container with host networking): left to the lease."""
-    monkeypatch.setattr(ledger, "_pid_namespace", lambda: "f0f0")
+    monkeypatch.setattr(ledger_rows, "_pid_namespace", lambda: "f0f0")
     host, _, _ = ledger.new_worker_id().rsplit(":", 2)
     assert host == f"{socket.gethostname()}~f0f0"
     worker = f"{host}:{dead_pid()}:abc"
     assert ledger.worker_is_dead(worker)
-    monkeypatch.setattr(ledger, "_pid_namespace", lambda: "0a0a")
+    monkeypatch.setattr(ledger_rows, "_pid_namespace", lambda: "0a0a")
     assert not ledger.worker_is_dead(worker)
     assert ledger.worker_is_dead(f"{socket.gethostname()}:{dead_pid()}:abc")  # an older id
 

@@ -1,0 +1,285 @@
+"""Claiming and recording: a worker takes a batch of due rows, sends them, and records each answer.
+
+A claim is one statement that writes first (SQLite takes its write lock at once; on
+PostgreSQL `FOR UPDATE SKIP LOCKED` lets several workers split the queue). `record`
+turns each answer into `sent`, `retry` at a later `not_before`, or `failed`, and marks a
+retry `uncertain` when the message may have left before the answer was lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Boolean, Engine, and_, bindparam, case, exists, insert, or_, select, update
+
+from publisher.models import Outcome, SendResult, SubscriberStatus
+from publisher.store.ledger.rows import (
+    CLAIMABLE,
+    FAILED,
+    QUEUED,
+    RETRY,
+    SENDING,
+    SENT,
+    SKIPPED,
+    ClaimedRow,
+    RecordPolicy,
+)
+from publisher.store.schema import deliveries, events, subscribers
+
+__all__ = ["claim", "record", "release"]
+
+
+def _claim_statement(*, worker: str, limit: int, now: datetime, issue_id: int | None) -> Any:
+    """UPDATE ... WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED) RETURNING ...
+
+    SQLite has no row locks (the dialect drops the clause) and needs none: the UPDATE
+    holds its single write lock for the whole statement.
+    """
+    due = select(deliveries.c.id).where(
+        deliveries.c.state.in_(CLAIMABLE), deliveries.c.not_before <= now
+    )
+    if issue_id is not None:
+        due = due.where(deliveries.c.issue_id == issue_id)
+    due = due.limit(limit).with_for_update(skip_locked=True)
+    still_active = exists().where(
+        and_(
+            subscribers.c.id == deliveries.c.subscriber_id,
+            subscribers.c.status == SubscriberStatus.ACTIVE.value,
+        )
+    )
+    return (
+        update(deliveries)
+        .where(deliveries.c.id.in_(due.scalar_subquery()))
+        .values(
+            state=case((still_active, SENDING), else_=SKIPPED),
+            detail=case((still_active, deliveries.c.detail), else_="subscriber no longer active"),
+            claimed_by=worker,
+            claimed_at=now,
+        )
+        .returning(
+            deliveries.c.id,
+            deliveries.c.issue_id,
+            deliveries.c.subscriber_id,
+            deliveries.c.email,
+            deliveries.c.name,
+            deliveries.c.state,
+            deliveries.c.attempts,
+            deliveries.c.uncertain,
+            deliveries.c.message_key,
+            select(subscribers.c.token_key)
+            .where(subscribers.c.id == deliveries.c.subscriber_id)
+            .scalar_subquery()
+            .label("token_key"),
+        )
+    )
+
+
+def claim(
+    engine: Engine,
+    *,
+    worker: str,
+    limit: int,
+    now: datetime,
+    issue_id: int | None = None,
+) -> list[ClaimedRow]:
+    """Take up to `limit` due rows for `worker`, in one statement.
+
+    A row whose subscriber is no longer active (unsubscribed, bounced, complained) is
+    marked `skipped` by the same statement instead of being handed out: an unsubscribe
+    committed before the claim always wins.
+    """
+    if limit <= 0:
+        return []
+    statement = _claim_statement(worker=worker, limit=limit, now=now, issue_id=issue_id)
+    with engine.begin() as conn:
+        rows = conn.execute(statement).all()
+    claimed = [
+        ClaimedRow(
+            id=row.id,
+            issue_id=row.issue_id,
+            subscriber_id=row.subscriber_id,
+            email=row.email,
+            name=row.name,
+            attempts=row.attempts,
+            uncertain=bool(row.uncertain),
+            message_key=row.message_key,
+            token_key=row.token_key or "",
+        )
+        for row in rows
+        if row.state == SENDING
+    ]
+    claimed.sort(key=lambda row: row.id)
+    return claimed
+
+
+def release(engine: Engine, ids: Sequence[int], *, worker: str, uncertain: bool = False) -> int:
+    """Hand claimed rows back to the queue untried (a stop) or possibly tried (`uncertain`)."""
+    if not ids:
+        return 0
+    values: dict[str, Any] = {"state": QUEUED, "claimed_by": None, "claimed_at": None}
+    if uncertain:
+        values["uncertain"] = True
+        values["detail"] = f"in flight at {worker} when its send raised"
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.id.in_(list(ids)),
+                deliveries.c.state == SENDING,
+                deliveries.c.claimed_by == worker,
+            )
+            .values(**values)
+        )
+    return int(result.rowcount)
+
+
+def record(
+    engine: Engine,
+    results: Iterable[SendResult],
+    *,
+    now: datetime,
+    policy: RecordPolicy,
+    worker: str | None = None,
+    provider: str = "",
+) -> dict[str, int]:
+    """Write one batch of provider results in ONE transaction; returns counts per outcome.
+
+    `sent` always lands (the message went out, whoever holds the row now). A temporary
+    failure goes back to the queue after a backoff that honours the provider's
+    Retry-After, until `policy.max_attempts`; a permanent one is `failed`, and when it
+    says the address is dead the subscriber is suppressed (status `bounced` plus an
+    event) in the same transaction, so no later issue is sent there. A result that may
+    have been taken all the same (`maybe_sent`) marks its row uncertain.
+    """
+    by_id: dict[int, SendResult] = {}
+    for result in results:
+        if result.delivery_id is not None:
+            by_id[result.delivery_id] = result
+    counts = {"sent": 0, "retry": 0, "failed": 0, "suppressed": 0}
+    if not by_id:
+        return counts
+    mine = [deliveries.c.state == SENDING]
+    if worker is not None:
+        mine.append(deliveries.c.claimed_by == worker)
+    with engine.begin() as conn:
+        # First statement writes: every row of the batch counts one attempt.
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id.in_(list(by_id)), *mine)
+            .values(attempts=deliveries.c.attempts + 1)
+        )
+        sent = [r for r in by_id.values() if r.outcome is Outcome.SENT]
+        if sent:
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == bindparam("b_id"), deliveries.c.state != SENT)
+                .values(
+                    state=SENT,
+                    sent_at=now,
+                    provider_id=bindparam("b_provider_id"),
+                    detail=bindparam("b_detail"),
+                    claimed_by=None,
+                    claimed_at=None,
+                ),
+                [
+                    {"b_id": r.delivery_id, "b_provider_id": r.provider_id[:200], "b_detail": r.detail}
+                    for r in sent
+                ],
+            )
+            counts["sent"] = len(sent)
+        unsent_ids = [i for i, r in by_id.items() if r.outcome is not Outcome.SENT]
+        if not unsent_ids:
+            return counts
+        current = {
+            row.id: row
+            for row in conn.execute(
+                select(deliveries.c.id, deliveries.c.attempts, deliveries.c.subscriber_id)
+                .where(deliveries.c.id.in_(unsent_ids), *mine)
+            )
+        }
+        retry_params: list[dict[str, Any]] = []
+        failed_params: list[dict[str, Any]] = []
+        bounced: list[tuple[int, SendResult]] = []
+        for delivery_id, result in by_id.items():
+            row = current.get(delivery_id)
+            if row is None or result.outcome is Outcome.SENT:
+                continue
+            if result.outcome is Outcome.RETRY and row.attempts < policy.max_attempts:
+                wait = policy.delay(row.attempts, result.retry_after)
+                retry_params.append(
+                    {
+                        "b_id": delivery_id,
+                        "b_not_before": now + timedelta(seconds=wait),
+                        "b_detail": result.detail,
+                        "b_uncertain": result.maybe_sent,
+                    }
+                )
+                continue
+            detail = result.detail
+            if result.outcome is Outcome.RETRY:
+                detail = f"gave up after {row.attempts} attempts: {detail}"
+            elif policy.is_hard_bounce(result):
+                bounced.append((row.subscriber_id, result))
+            failed_params.append(
+                {"b_id": delivery_id, "b_detail": detail, "b_uncertain": result.maybe_sent}
+            )
+        if retry_params:
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == bindparam("b_id"))
+                .values(
+                    state=RETRY,
+                    not_before=bindparam("b_not_before"),
+                    detail=bindparam("b_detail"),
+                    uncertain=_uncertain_or_maybe_sent(),
+                    claimed_by=None,
+                    claimed_at=None,
+                ),
+                retry_params,
+            )
+        if failed_params:
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == bindparam("b_id"))
+                .values(
+                    state=FAILED,
+                    detail=bindparam("b_detail"),
+                    uncertain=_uncertain_or_maybe_sent(),
+                    claimed_by=None,
+                    claimed_at=None,
+                ),
+                failed_params,
+            )
+        for subscriber_id, result in bounced:
+            changed = conn.execute(
+                update(subscribers)
+                .where(
+                    subscribers.c.id == subscriber_id,
+                    subscribers.c.status.in_(
+                        [SubscriberStatus.ACTIVE.value, SubscriberStatus.PENDING.value]
+                    ),
+                )
+                .values(status=SubscriberStatus.BOUNCED.value, updated_at=now)
+            ).rowcount
+            if changed:
+                conn.execute(
+                    insert(events).values(
+                        subscriber_id=subscriber_id,
+                        email=result.recipient,
+                        kind="bounce",
+                        provider=provider,
+                        detail=result.detail,
+                        created_at=now,
+                    )
+                )
+                counts["suppressed"] += 1
+        counts["retry"] = len(retry_params)
+        counts["failed"] = len(failed_params)
+    return counts
+
+
+def _uncertain_or_maybe_sent() -> Any:
+    """Keep a row's uncertain flag, and raise it for a result that may have been taken."""
+    return or_(deliveries.c.uncertain, bindparam("b_uncertain", type_=Boolean))
