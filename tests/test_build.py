@@ -720,8 +720,8 @@ def test_folder_without_write_permission_stops_the_build_before_writing(
     build.build_site(config, articles()[1:], NOW)
     before = snapshot(tmp_path / "public")
     locked = tmp_path / ".public.builds"
-    real_access = build.os.access
-    monkeypatch.setattr(build.os, "access", lambda path, mode: Path(path) != locked and real_access(path, mode))
+    real_access = build.files.os.access
+    monkeypatch.setattr(build.files.os, "access", lambda path, mode: Path(path) != locked and real_access(path, mode))
     for write in (False, True):
         with pytest.raises(BuildError, match=f"cannot write in {re.escape(str(locked))}: permission denied"):
             build.build_site(config, articles(), NOW, write=write)
@@ -743,7 +743,7 @@ def test_interrupted_build_still_owns_what_it_wrote(tmp_path: Path, monkeypatch:
     """A build killed after writing a new page still knows the page is its own next time."""
     config = publication(tmp_path)
     build.build_site(config, articles()[1:], NOW)
-    real_write = build._write_atomic
+    real_write = build.writing._write_atomic
     calls = []
 
     def dying_write(path: Path, data: bytes) -> None:
@@ -752,7 +752,7 @@ def test_interrupted_build_still_owns_what_it_wrote(tmp_path: Path, monkeypatch:
             raise KeyboardInterrupt
         real_write(path, data)
 
-    monkeypatch.setattr(build, "_write_atomic", dying_write)
+    monkeypatch.setattr(build.writing, "_write_atomic", dying_write)
     with pytest.raises(KeyboardInterrupt):
         build.build_site(config, articles(), NOW)
     monkeypatch.undo()

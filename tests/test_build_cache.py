@@ -17,7 +17,7 @@ from publisher import content
 from publisher.config import Config, load_config
 from publisher.errors import TemplateError
 from publisher.models import BuildReport
-from publisher.site import archive, build, build_cache, feeds
+from publisher.site import archive, build, build_cache, feeds, outputs
 from publisher.site.build_cache import CACHE_FOLDER, ArticleCache
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -124,7 +124,7 @@ class Counter:
 
         monkeypatch.setattr(archive.Archive, "article", article)
         monkeypatch.setattr(archive.Archive, "_list_page", list_page)
-        monkeypatch.setattr(build, "newsletter_preview", preview)
+        monkeypatch.setattr(build.planning, "newsletter_preview", preview)
         for kind, builder in list(feeds.BUILDERS.items()):
 
             def counted(*args, _builder=builder, **kw):  # type: ignore[no-untyped-def]
@@ -209,13 +209,13 @@ def test_rebuild_after_a_change_equals_a_cold_build(tmp_path: Path, change: str)
         path.write_text(path.read_text().replace("notes.example.org/", "harbor.example.com/"), encoding="utf-8")
     elif change == "template":
         (tmp_path / "templates" / "web").mkdir(parents=True)
-        shipped = build.outputs.default_templates_dir() / "web" / "article.html"
+        shipped = outputs.default_templates_dir() / "web" / "article.html"
         (tmp_path / "templates" / "web" / "article.html").write_text(
             shipped.read_text().replace("<article", "<article data-edited"), encoding="utf-8"
         )
     elif change == "email template":
         (tmp_path / "templates" / "email").mkdir(parents=True)
-        shipped = build.outputs.default_templates_dir() / "email" / "issue.txt"
+        shipped = outputs.default_templates_dir() / "email" / "issue.txt"
         (tmp_path / "templates" / "email" / "issue.txt").write_text(shipped.read_text() + "\nEdited.\n")
     elif change == "image":
         (articles / "images").mkdir()
@@ -374,7 +374,7 @@ def test_workers_parse_what_read_would(tmp_path: Path) -> None:
 
 def test_workers_render_what_this_process_would(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A build whose pages are rendered by worker processes serves the same files."""
-    monkeypatch.setattr(build, "PARALLEL_RENDER", 1)
+    monkeypatch.setattr(build.planning, "PARALLEL_RENDER", 1)
     path = publication(tmp_path)
     report, _cache = incremental(path)
     assert len(report.written) > 20
@@ -409,7 +409,7 @@ def test_a_page_failing_in_a_worker_fails_the_build_with_its_message(
 ) -> None:
     """A template error raised in a worker process stops the build, names the template, and
     leaves the served site as it was."""
-    monkeypatch.setattr(build, "PARALLEL_RENDER", 1)
+    monkeypatch.setattr(build.planning, "PARALLEL_RENDER", 1)
     path = publication(tmp_path)
     incremental(path)
     before = served(tmp_path)

@@ -97,7 +97,7 @@ def test_failed_build_leaves_the_served_site_and_no_temp_file(
     build.build_site(config, articles(), NOW)
     public = tmp_path / "public"
     before = served_files(public)
-    real_write = build._write_atomic
+    real_write = build.writing._write_atomic
     calls: list[Path] = []
 
     def dying_write(path: Path, data: bytes) -> None:
@@ -106,7 +106,7 @@ def test_failed_build_leaves_the_served_site_and_no_temp_file(
             raise KeyboardInterrupt
         real_write(path, data)
 
-    monkeypatch.setattr(build, "_write_atomic", dying_write)
+    monkeypatch.setattr(build.writing, "_write_atomic", dying_write)
     edited = [replace(a, html=f"<p>New {a.slug}.</p>\n") for a in articles()]
     with pytest.raises(KeyboardInterrupt):
         build.build_site(config, edited, NOW)

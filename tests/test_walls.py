@@ -191,13 +191,13 @@ def test_file_made_in_the_served_build_survives_the_switch(tmp_path: Path, monke
     build_once(path)
     public = tmp_path / "public"
     served = public.resolve()
-    real_switch = build._switch
+    real_switch = build.writing._switch
 
     def switch(output: Path, version: Path) -> None:
         (output / "journal.db-wal").write_text("a running daemon's journal")
         real_switch(output, version)
 
-    monkeypatch.setattr(build, "_switch", switch)
+    monkeypatch.setattr(build.writing, "_switch", switch)
     (tmp_path / "content" / "first.md").write_text(text("First, edited"), encoding="utf-8")
     report = build_once(path)
     assert (served / "journal.db-wal").read_text() == "a running daemon's journal"
@@ -214,7 +214,7 @@ def test_stale_removal_never_follows_a_link_in_the_output(tmp_path: Path) -> Non
     (tmp_path / "data" / "publisher.db-wal").write_bytes(b"journal")
     (served / "data").symlink_to(tmp_path / "data")
     manifest = json.loads((served / build.MANIFEST).read_text())
-    manifest["files"]["data/publisher.db-wal"] = build._digest(b"journal")
+    manifest["files"]["data/publisher.db-wal"] = build.files._digest(b"journal")
     (served / build.MANIFEST).write_text(json.dumps(manifest))
     build_once(path)
     assert (tmp_path / "data" / "publisher.db-wal").read_bytes() == b"journal"

@@ -1,0 +1,422 @@
+"""The edge of a build: a new build staged beside the served one, then switched in one step.
+
+Unchanged files are hard links to the served build's (their mtime and ETag survive), the
+rest are written into the stage one by one; the output link is then renamed onto the new
+build, so a reader sees the old site or the new one, never half of each. A build killed
+at any moment leaves the served site as it was and no temp file inside it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+
+from publisher.config import Config
+from publisher.errors import BuildError
+from publisher.models import Article, BuildReport
+from publisher.site import archive, outputs
+from publisher.site.build.files import (
+    MANIFEST,
+    _builds_lock,
+    _check_output,
+    _digest,
+    _inside,
+    _link_tree,
+    _manifest_bytes,
+    _obstacle,
+    _prune,
+    _read_manifest,
+    _refuse_obstacles,
+    _remove,
+    _same_bytes,
+    _served,
+    _stale,
+    _unwritable,
+    builds_folder,
+    output_folder,
+)
+from publisher.site.build.planning import Progress, Site, _plan_site, _render_all, _render_many, _stages
+from publisher.site.build_cache import ArticleCache, Rendered, RenderRecord
+
+__all__ = ["build_site", "write_site"]
+
+
+_FILE_MODE = 0o644
+
+
+def build_site(
+    config: Config, articles: Sequence[Article], now: datetime, *, write: bool = True,
+    progress: Progress | None = None, cache: ArticleCache | None = None, workers: bool = False,
+) -> BuildReport:
+    """Render what changed and write it; `write=False` renders and compares only.
+
+    `cache` is the one the articles were read through (`ArticleCache.read`): they come
+    without their HTML, which it gives back to the few pages that need it. `workers`
+    lets hundreds of outputs be rendered by forked processes (`publisher build` does; a
+    long-running process with threads of its own, the daemon, renders in place).
+    """
+    output = output_folder(config)
+    bodies: outputs.Bodies = cache if cache is not None else outputs.InMemory()
+    if not write:
+        site = _render_all(config, _plan_site(config, articles, now, bodies), progress)
+        return write_site(output, site, write=False)
+    return _build(output, config, _plan_site(config, articles, now, bodies), progress, workers=workers)
+
+
+def write_site(output: Path, site: Site, *, write: bool = True) -> BuildReport:
+    """Write what changed, keep what did not, remove what an earlier build left behind.
+
+    With `write=False` nothing is touched, but everything that would stop a build (a
+    file of the author's in the way) is raised all the same, so `publisher check` finds it.
+    `output` is the path from `output_folder`; the builds folder beside it is the only
+    other place written.
+    """
+    _check_output(output)
+    if not write:
+        return _plan(output, site).report
+    with _builds_lock(output):
+        plan = _plan(output, site)
+        notes = _publish(output, plan, site) if plan.changes else []
+    if notes:
+        return replace(plan.report, warnings=tuple(dict.fromkeys((*plan.report.warnings, *notes))))
+    return plan.report
+
+
+def _build(
+    output: Path, config: Config, plan: outputs.SitePlan, progress: Progress | None, *, workers: bool = False
+) -> BuildReport:
+    """`write_site` for a plan: renders only the outputs whose key changed since the served
+    build, and writes each file into the new build as soon as it is rendered, so a build
+    holds one page at a time, never the whole site."""
+    _check_output(output)
+    with _builds_lock(output):
+        writer = _Writer(output, config, plan.environment)
+        try:
+            tell = _stages(plan, progress)
+            kept = {id(item): writer.kept(item) for item in plan.outputs()}
+            todo = [item for item in plan.outputs() if kept[id(item)] is None]
+            renders = _render_many(todo, workers=workers)
+            warnings: list[str] = []
+            for item in plan.items:
+                if isinstance(item, str):
+                    warnings.append(item)
+                    continue
+                tell(item)
+                known = kept[id(item)]
+                warnings.extend(writer.keep(item, known) if known is not None else writer.add(item, next(renders)))
+            if progress is not None:
+                progress("writing", 0, len(writer.hashes))
+            return writer.finish(warnings)
+        except BaseException:
+            writer.discard()
+            raise
+
+
+class _Writer:
+    """One build in the making: what it renders goes straight into a stage folder, a
+    hard-linked copy of the served build made when the first file differs."""
+
+    def __init__(self, output: Path, config: Config, environment: str) -> None:
+        self.output = output
+        self.config = config
+        self.environment = environment
+        self.current = _served(output)
+        self.root = self.current or output
+        self.previous, self.manifest_note = _read_manifest(self.root) if self.current else ({}, "")
+        self.record = (
+            RenderRecord.load(config, output, environment, self.current.name)
+            if self.current is not None and output.is_symlink()
+            else None
+        )
+        self.hashes: dict[str, str] = {}
+        self.files: dict[str, Rendered] = {}
+        self.notes: dict[str, tuple[str, ...]] = {}
+        self.written: list[str] = []
+        self.unchanged: list[str] = []
+        self.obstacles: list[str] = []
+        self.hints: list[str] = []
+        self.stage: Path | None = None
+        self.rendered = 0
+        """Outputs rendered (the others were known unchanged from the record)."""
+
+    def keep(self, item: outputs.Output, kept: Mapping[str, Rendered]) -> tuple[str, ...]:
+        """`item` as the served build has it (see `kept`); its warnings."""
+        for rel, known in kept.items():
+            self.hashes[rel] = known.digest
+            self.files[rel] = known
+            self.unchanged.append(rel)
+        notes = self.record.notes[item.key] if self.record is not None else ()
+        self.notes[item.key] = notes
+        return notes
+
+    def add(self, item: outputs.Output, rendered: outputs.Rendered) -> tuple[str, ...]:
+        """`item` as rendered now; its warnings."""
+        self.rendered += 1
+        files, notes = rendered
+        self.notes[item.key] = notes
+        for rel, data in files.items():
+            self._put(rel, data, item.key)
+        return notes
+
+    def kept(self, item: outputs.Output) -> dict[str, Rendered] | None:
+        """`item`'s files in the served build, if they were rendered from the same key and
+        are still as that build left them; None when it must be rendered."""
+        if self.record is None or item.key not in self.record.notes:
+            return None
+        kept = {}
+        for rel in item.paths:
+            known = self.record.files.get(rel)
+            if known is None or known.key != item.key or self.previous.get(rel) != known.digest:
+                return None
+            try:
+                # A string path: thousands of files are looked at in every build.
+                stat = os.lstat(f"{self.root}/{rel}")
+            except OSError:
+                return None
+            if stat.st_size != known.size or stat.st_mtime_ns != known.mtime_ns:
+                return None  # changed by hand since: render it again
+            kept[rel] = known
+        return kept
+
+    def _put(self, rel: str, data: bytes, key: str) -> None:
+        path = _inside(self.root, rel)
+        digest = _digest(data)
+        self.hashes[rel] = digest
+        if _same_bytes(path, data):
+            self.unchanged.append(rel)
+            stat = path.stat()
+            self.files[rel] = Rendered(key, digest, stat.st_size, stat.st_mtime_ns)
+            return
+        self.written.append(rel)
+        obstacle = _obstacle(self.root, path, owned=rel in self.previous)
+        if obstacle:
+            self.obstacles.append(f"{self.output / rel}: {obstacle}")
+            if rel in archive.FROM_TEMPLATES:
+                self.hints.append(
+                    f"; a {rel} of your own goes in the templates folder ([build] templates) as "
+                    f"{archive.FROM_TEMPLATES[rel]}, from which the build writes it"
+                )
+            return
+        if self.obstacles:
+            return  # the build stops: nothing more is worth writing
+        target = _inside(self._stage(), rel)
+        _write_atomic(target, data)
+        self.files[rel] = Rendered(key, digest, len(data), target.stat().st_mtime_ns)
+
+    def _stage(self) -> Path:
+        if self.stage is None:
+            builds = builds_folder(self.output)
+            locked = _unwritable([self.output, builds / "stage"])
+            if locked:
+                raise BuildError(
+                    f"cannot write in {', '.join(locked)}: permission denied, so nothing was written; "
+                    "check that [build] output points to a folder you can write"
+                )
+            try:
+                self.stage = Path(tempfile.mkdtemp(dir=builds, prefix="tmp-"))
+                self.stage.chmod(0o755)
+                if self.current is not None:
+                    _link_tree(self.current, self.stage)
+            except OSError as exc:
+                raise BuildError(
+                    f"cannot write {self.output}: {exc.strerror or exc}; check that [build] output points to a "
+                    "folder you can write"
+                ) from exc
+        return self.stage
+
+    def discard(self) -> None:
+        if self.stage is not None:
+            shutil.rmtree(self.stage, ignore_errors=True)
+            self.stage = None
+
+    def finish(self, warnings: list[str]) -> BuildReport:
+        _refuse_obstacles(self.obstacles, self.hints)
+        removed, kept = _stale(self.root, self.previous, self.hashes)
+        manifest = _manifest_bytes(self.hashes)
+        changes = (
+            bool(self.written or removed)
+            or self.current is None
+            or not self.output.is_symlink()
+            or not _same_bytes(self.current / MANIFEST, manifest)
+        )
+        build = self.current
+        if changes:
+            stage = self._stage()
+            for rel in removed:
+                _remove(stage, rel)
+            _write_atomic(stage / MANIFEST, manifest)
+            build = builds_folder(self.output) / f"v{time.time_ns():020d}"
+            try:
+                stage.rename(build)
+                self.stage = None
+                _switch(self.output, build)
+            except OSError as exc:
+                raise BuildError(
+                    f"cannot write {self.output}: {exc.strerror or exc}; check that [build] output points to a "
+                    "folder you can write"
+                ) from exc
+            warnings = [*warnings, *_prune(builds_folder(self.output), build)]
+        if build is not None and (changes or self.rendered):
+            RenderRecord(build.name, self.files, self.notes).save(self.config, self.output, self.environment)
+        notes = [
+            *warnings,
+            *([self.manifest_note] if self.manifest_note else []),
+            *(
+                f"kept {rel}: publisher wrote it, but it was changed since; remove it if it is no longer wanted"
+                for rel in kept
+            ),
+        ]
+        return BuildReport(
+            written=tuple(sorted(self.written)),
+            unchanged=tuple(sorted(self.unchanged)),
+            warnings=tuple(dict.fromkeys(notes)),
+            removed=tuple(removed),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What a build changes relative to the build being served."""
+
+    current: Path | None
+    """The served build's folder (None before the first build)."""
+    written: tuple[str, ...]
+    removed: tuple[str, ...]
+    manifest: bytes
+    changes: bool
+    report: BuildReport
+
+
+def _plan(output: Path, site: Site) -> _Plan:
+    current = _served(output)
+    root = current or output
+    targets = {rel: _inside(root, rel) for rel in site.files}
+    previous, manifest_note = _read_manifest(root) if current else ({}, "")
+    hashes = {rel: _digest(data) for rel, data in site.files.items()}
+    written: list[str] = []
+    unchanged: list[str] = []
+    obstacles: list[str] = []
+    hints: list[str] = []
+    for rel in sorted(site.files):
+        path = targets[rel]
+        if _same_bytes(path, site.files[rel]):
+            unchanged.append(rel)
+            continue
+        written.append(rel)
+        obstacle = _obstacle(root, path, owned=rel in previous)
+        if obstacle:
+            obstacles.append(f"{output / rel}: {obstacle}")
+            if rel in archive.FROM_TEMPLATES:
+                hints.append(
+                    f"; a {rel} of your own goes in the templates folder ([build] templates) as "
+                    f"{archive.FROM_TEMPLATES[rel]}, from which the build writes it"
+                )
+    _refuse_obstacles(obstacles, hints)
+    removed, kept = _stale(root, previous, site.files)
+    manifest = _manifest_bytes(hashes)
+    changes = (
+        bool(written or removed)
+        or current is None
+        or not output.is_symlink()  # a plain folder, or a switch cut short: link a build
+        or not _same_bytes(current / MANIFEST, manifest)
+    )
+    # Builds are staged in a new folder of ours: only the folders holding the output link
+    # and the builds need to be writable.
+    locked = _unwritable([output, builds_folder(output) / "stage"]) if changes else []
+    if locked:
+        raise BuildError(
+            f"cannot write in {', '.join(locked)}: permission denied, so nothing was written; "
+            "check that [build] output points to a folder you can write"
+        )
+    warnings = [
+        *site.warnings,
+        *([manifest_note] if manifest_note else []),
+        *(
+            f"kept {rel}: publisher wrote it, but it was changed since; remove it if it is no longer wanted"
+            for rel in kept
+        ),
+    ]
+    report = BuildReport(
+        written=tuple(written),
+        unchanged=tuple(unchanged),
+        warnings=tuple(warnings),
+        removed=tuple(removed),
+    )
+    return _Plan(current, tuple(written), tuple(removed), manifest, changes, report)
+
+
+def _publish(output: Path, plan: _Plan, site: Site) -> list[str]:
+    """Stage the new build beside the served one, switch the output link to it, prune; the
+    pruning's warnings."""
+    builds = builds_folder(output)
+    stage = Path(tempfile.mkdtemp(dir=builds, prefix="tmp-"))
+    try:
+        stage.chmod(0o755)
+        if plan.current is not None:
+            _link_tree(plan.current, stage)
+        for rel in plan.written:
+            _write_atomic(_inside(stage, rel), site.files[rel])
+        for rel in plan.removed:
+            _remove(stage, rel)
+        _write_atomic(stage / MANIFEST, plan.manifest)
+        version = builds / f"v{time.time_ns():020d}"
+        stage.rename(version)
+        stage = version
+        _switch(output, version)
+    except OSError as exc:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise BuildError(
+            f"cannot write {output}: {exc.strerror or exc}; check that [build] output points to a folder you can write"
+        ) from exc
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return _prune(builds, version)
+
+
+def _switch(output: Path, version: Path) -> None:
+    """Point `output` at `version` in one rename; a plain folder in its place moves aside first."""
+    builds = version.parent
+    link = builds / f"link-{version.name}"
+    link.unlink(missing_ok=True)
+    link.symlink_to(f"{builds.name}/{version.name}")
+    if output.is_dir() and not output.is_symlink():
+        # A plain folder cannot be replaced in one step: it becomes a build of its own
+        # (and the newest, should the rename below never happen).
+        output.rename(builds / f"v{int(version.name[1:]) - 1:020d}-plain")
+    link.rename(output)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write a file of a stage folder, which no reader sees before the build switches to it
+    whole: so readers see the old file or the new one, never half of one.
+
+    The file is replaced, never written through: it may be a hard link to the served
+    build's. os calls, not pathlib: a first build writes thousands of files.
+    """
+    name = os.fspath(path)
+    try:
+        try:
+            mode = os.stat(name).st_mode & 0o777  # noqa: PTH116
+            os.unlink(name)  # noqa: PTH108
+        except FileNotFoundError:
+            mode = _FILE_MODE
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        try:
+            fd = os.open(name, flags, mode)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(name), exist_ok=True)  # noqa: PTH103, PTH120
+            fd = os.open(name, flags, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(name, mode)  # noqa: PTH101  (whatever the umask)
+    except OSError as exc:
+        raise BuildError(
+            f"cannot write {path}: {exc.strerror or exc}; check that [build] output points to a folder you can write"
+        ) from exc
