@@ -22,7 +22,8 @@ from sqlalchemy import Engine, select, update
 from publisher.errors import NotFound, SubscriberError
 from publisher.store.engine import begin_write
 from publisher.store.schema import subscribers
-from publisher.store.subscribers import _event, check_timezone, clean_name, clean_tags
+from publisher.store.subscribers.changes import _event
+from publisher.store.subscribers.values import check_timezone, clean_name, clean_tags
 
 __all__ = ["FREQUENCIES", "Preferences", "get_preferences", "set_preferences"]
 

@@ -25,7 +25,8 @@ from publisher.models import SubscriberStatus
 from publisher.store.engine import begin_write
 from publisher.store.schema import events, subscriber_tags, subscribers
 from publisher.store.subscriber_csv import ImportReport, Rejected, SourceRow, read_export
-from publisher.store.subscribers import (
+from publisher.store.subscribers.reading import tags_of
+from publisher.store.subscribers.values import (
     MAX_SOURCE,
     MAX_TAGS,
     PAGE,
@@ -35,7 +36,6 @@ from publisher.store.subscribers import (
     clean_name,
     clean_tags,
     normalize_email,
-    tags_of,
 )
 
 __all__ = ["import_records", "import_rows"]
