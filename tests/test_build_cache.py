@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from publisher import content
 from publisher.config import Config, load_config
-from publisher.errors import TemplateError
+from publisher.errors import ContentError, TemplateError
 from publisher.models import BuildReport
 from publisher.site import archive, build, build_cache, feeds, outputs
 from publisher.site.build_cache import CACHE_FOLDER, ArticleCache
@@ -306,15 +306,15 @@ def test_libyaml_and_pure_loader_read_the_same(monkeypatch: pytest.MonkeyPatch) 
     broken front matter gives the same message."""
     repo = Path(__file__).resolve().parent.parent
     config = load_config(repo / "config.toml", env={})
-    if content._FAST_LOADER is None:
+    if content.front_matter._FAST_LOADER is None:
         pytest.skip("PyYAML was built without libyaml")
     fast = content.load_articles(config)
     broken = "---\ntitle: [unclosed\ndate: 2026-01-01\n---\nx\n"
-    with pytest.raises(content.ContentError) as fast_error:
+    with pytest.raises(ContentError) as fast_error:
         content.parse_article(broken, source="x.md", config=config)
-    monkeypatch.setattr(content, "_FAST_LOADER", None)
+    monkeypatch.setattr(content.front_matter, "_FAST_LOADER", None)
     assert content.load_articles(config) == fast
-    with pytest.raises(content.ContentError) as pure_error:
+    with pytest.raises(ContentError) as pure_error:
         content.parse_article(broken, source="x.md", config=config)
     assert str(fast_error.value) == str(pure_error.value)
 
