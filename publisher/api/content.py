@@ -15,8 +15,7 @@ from publisher.api.context import ApiContext, IfMatch, etag, matches, responses,
 from publisher.errors import Conflict, PublisherError
 from publisher.schedule import timing
 from publisher.services import articles, issues
-from publisher.store.issues import IssueStatus
-from publisher.store.schedules import LOCAL, Schedule
+from publisher.services.issues import LOCAL, IssueStatus, Schedule
 
 __all__ = ["router"]
 

@@ -19,8 +19,8 @@ from publisher.errors import InvalidRequest
 from publisher.models import Subscriber, SubscriberStatus
 from publisher.services import imports
 from publisher.services import subscribers as service
-from publisher.store.api_keys import ApiKey
-from publisher.store.import_jobs import JobRow
+from publisher.services.access import ApiKey
+from publisher.services.imports import JobRow
 
 __all__ = ["router"]
 

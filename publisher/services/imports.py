@@ -21,10 +21,11 @@ from sqlalchemy import Engine
 from publisher.errors import InvalidRequest, PublisherError
 from publisher.store import import_jobs
 from publisher.store.import_jobs import JobRow
+from publisher.store.import_preview import decode_upload, preview_import
 from publisher.store.subscriber_csv import STATUS_WORDS, Rejected, SourceRow
 from publisher.store.subscriber_import import import_records, import_rows
 
-__all__ = ["MAX_RECORDS", "JobRow", "get_import", "start_import"]
+__all__ = ["MAX_RECORDS", "JobRow", "decode_upload", "get_import", "preview_import", "start_import"]
 
 log = logging.getLogger(__name__)
 

@@ -44,11 +44,12 @@ from publisher.services import articles
 from publisher.services.stats import IssueFailures, issue_failures, issue_status
 from publisher.store import ledger, outbox, publishing, schedules, users
 from publisher.store.issues import IssueStatus
-from publisher.store.schedules import Schedule
+from publisher.store.schedules import LOCAL, Schedule
 from publisher.store.subscribers import normalize_email
 
 __all__ = [
     "EARLIEST_ZONE",
+    "LOCAL",
     "TEST_PREFIX",
     "Agenda",
     "Cancelled",

@@ -27,10 +27,14 @@ from starlette.responses import Response
 
 from publisher.config import Config
 from publisher.errors import PublisherError
-from publisher.models import SubscriberStatus
+from publisher.services.preferences import (
+    FREQUENCIES,
+    may_manage,
+    preferences_of,
+    public_topics,
+    save_preferences,
+)
 from publisher.services.subscribers import LinkHolder, link_holder
-from publisher.store.preferences import FREQUENCIES, get_preferences, set_preferences
-from publisher.store.subscribers import clean_tags
 from publisher.web.pages import Pages
 
 __all__ = ["MANAGE_PAGE", "ManageFlow"]
@@ -50,18 +54,16 @@ class ManageFlow:
         self.pages = pages
         self.secret = secret
         self.clock = clock
-        self.public_tags = tuple(t for t in clean_tags(config["subscribe.public_tags"]) if "," not in t)
+        self.public_tags = public_topics(config)
 
     def _holder(self, token: str) -> LinkHolder | None:
         """Who the link names, while they are on the list (active, or yet to confirm)."""
         found = link_holder(self.engine, self.secret, token, purposes=PURPOSES)
-        if found is None or found.subscriber.status not in (SubscriberStatus.ACTIVE, SubscriberStatus.PENDING):
-            return None
-        return found
+        return found if may_manage(found) else None
 
     def _page(self, token: str, *, status: int = 200, saved: bool = False, error: str = "") -> Response:
         found = self._holder(token)
-        prefs = get_preferences(self.engine, found.subscriber.id) if found is not None else None
+        prefs = preferences_of(self.engine, found.subscriber.id) if found is not None else None
         if found is None or prefs is None:
             return self.pages.render(MANAGE_PAGE, status=400, state="invalid", prefs=None, topics=(),
                                      frequencies=FREQUENCIES, saved=False, error="", leave_token="")
@@ -89,12 +91,10 @@ class ManageFlow:
         found = self._holder(token)
         if found is None:
             return self._page(token)
-        # Every topic ticked is the same as "every topic": new public tags come to them too.
-        topics = None if set(clean_tags(chosen)) >= set(self.public_tags) else chosen
         try:
-            set_preferences(
-                self.engine, found.subscriber.id, name=name, timezone=zone or None, frequency=frequency,
-                topics=topics, allowed_topics=self.public_tags, now=self.clock(),
+            save_preferences(
+                self.config, self.engine, found.subscriber.id, name=name, zone=zone, frequency=frequency,
+                chosen=chosen, now=self.clock(),
             )
         except PublisherError as exc:
             return self._page(token, status=400, error=str(exc))

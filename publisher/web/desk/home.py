@@ -12,8 +12,8 @@ from publisher.config import Config
 from publisher.services import access, stats
 from publisher.services import issues as issue_service
 from publisher.services import subscribers as subscriber_service
+from publisher.services.issues import IssueStatus
 from publisher.services.stats import DayCounts, IssueCounts
-from publisher.store.issues import IssueStatus
 from publisher.web.desk.charts import Series, bar_chart
 from publisher.web.desk.settings import go_live_gaps
 

@@ -33,7 +33,7 @@ from publisher.config import Config
 from publisher.errors import PublisherError, SubscriberError
 from publisher.models import SubscriberStatus
 from publisher.services import subscribers as subscriber_service
-from publisher.store.import_preview import decode_upload, preview_import
+from publisher.services.imports import decode_upload, preview_import
 from publisher.web.desk.auth import Asked, DeskAuth, refuse
 from publisher.web.desk.render import DeskPages
 
