@@ -9,17 +9,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
-import feedparser
 from rich.console import Console
 from rich.markup import escape
 
-from publisher import content
 from publisher.cli._common import cli, get_config, reports_errors
-from publisher.errors import ContentError, PublisherError
-from publisher.mail import newsletter
-from publisher.models import Article, BuildReport
-from publisher.site import build
-from publisher.site.build_cache import ArticleCache
+from publisher.services import site as site_service
 
 _LISTED = 12
 """Written files listed by name before the rest are only counted (all with --verbose)."""
@@ -59,26 +53,20 @@ def build_command(ctx: click.Context, verbose: bool) -> None:
     config = get_config(ctx)
     started = time.perf_counter()
     now = datetime.now(UTC)
-    build.output_folder(config)  # a refused output writes nothing, not even the cache
+    site_service.output_folder(config)  # a refused output says so before the progress line
     # Only the articles whose files changed are parsed, and only the pages showing them rendered.
-    cache = ArticleCache(config)
     with _build_progress() as progress:
-        try:
-            files = content.article_files(config)
-            cache.warm(files)
-            articles = content.load_articles(config, reader=cache.read, files=files)
-            report = build.build_site(config, articles, now, progress=progress, cache=cache, workers=True)
-        finally:
-            cache.save()
+        built = site_service.build_site(config, now, progress=progress)
+    report = built.report
     elapsed = time.perf_counter() - started
     out = _console()
-    output = _shown(build.output_folder(config))
+    output = _shown(built.output)
     _print_names(out, "wrote", report.written, verbose=verbose)
     _print_names(out, "removed", report.removed, verbose=verbose)
     out.print(
         f"[bold]{escape(output)}[/]: {len(report.written)} written, "
         f"{len(report.unchanged)} unchanged, {len(report.removed)} removed "
-        f"({_public_count(articles, now)} articles, {elapsed:.2f} s)"
+        f"({built.public} articles, {elapsed:.2f} s)"
     )
     _print_warnings(report.warnings)
 
@@ -88,7 +76,7 @@ def _progress_console() -> Console:
 
 
 @contextlib.contextmanager
-def _build_progress() -> Iterator[build.Progress | None]:
+def _build_progress() -> Iterator[site_service.Progress | None]:
     """On a terminal, a line that follows the build's stages (gone once it is done)."""
     console = _progress_console()
     if not console.is_terminal:
@@ -102,61 +90,25 @@ def _build_progress() -> Iterator[build.Progress | None]:
         yield show
 
 
-def _public_count(articles: Sequence[Article], now: datetime) -> int:
-    return sum(1 for a in articles if a.is_public(now))
-
-
-def _feed_errors(files: dict[str, bytes]) -> list[str]:
-    """Feeds that feedparser, the readers' common denominator, finds malformed."""
-    errors = []
-    for name, data in sorted(files.items()):
-        if name.startswith("feeds/") and name.endswith(".xml"):
-            parsed = feedparser.parse(data)
-            if parsed.bozo:
-                errors.append(f"{name}: not a well-formed feed: {parsed.bozo_exception}")
-    return errors
-
-
 @cli.command("check")
 @reports_errors
 @click.pass_context
 def check_command(ctx: click.Context) -> None:
     """Validate config, articles and templates; render everything, write nothing."""
     config = get_config(ctx)
-    output = build.output_folder(config)
     out = _console()
-    # Every article file's problem, not only the first, so one check finds them all.
-    articles, problems = content.scan_articles(config)
-    if problems:
-        _fail([str(p) for p in problems])
-    newsletter.DkimSigner.from_config(config)  # previews are unsigned: check the key here
-    now = datetime.now(UTC)
-    site = build.render_site(config, articles, now)
-    warnings = list(site.warnings)
-    pending = [a for a in articles if not a.is_public(now)]
-    # Drafts and scheduled articles are mailed later: render their newsletter now. With
-    # previews switched off the build renders no newsletter at all, so render the newest
-    # article's here: a broken email template must show up before a send, not during it.
-    newest = [a for a in articles if a.is_public(now)][:1] if not config["build.previews"] else []
-    for article in [*pending, *newest]:
-        refusal = build.preview_refusal(article)
-        if refusal:
-            warnings.append(refusal)
-            continue
-        _html, _eml, notes = build.newsletter_preview(config, article)
-        warnings.extend(notes)
-    errors = _feed_errors(dict(site.files))
-    if errors:
-        _fail(errors)
-    report: BuildReport = build.write_site(output, site, write=False)
-    drafts = sum(1 for a in pending if a.draft)
+    found = site_service.check_site(config, datetime.now(UTC))
+    if found.errors:
+        _fail(found.errors)
+    report = found.report
+    assert report is not None  # a check without errors compared the build with the output
     out.print(
-        f"[green]ok[/]: config and {len(articles)} articles ({len(articles) - len(pending)} public, "
-        f"{drafts} draft{'' if drafts == 1 else 's'}, {len(pending) - drafts} scheduled); "
-        f"{len(site.files)} files render; a build would write {len(report.written)}, "
+        f"[green]ok[/]: config and {found.articles} articles ({found.public} public, "
+        f"{found.drafts} draft{'' if found.drafts == 1 else 's'}, {found.scheduled} scheduled); "
+        f"{found.files} files render; a build would write {len(report.written)}, "
         f"leave {len(report.unchanged)} unchanged and remove {len(report.removed)}"
     )
-    _print_warnings(list(dict.fromkeys([*warnings, *report.warnings])))
+    _print_warnings(found.warnings)
 
 
 def _fail(errors: Sequence[str]) -> None:
@@ -173,16 +125,5 @@ def _fail(errors: Sequence[str]) -> None:
 def new_command(ctx: click.Context, title: str) -> None:
     """Start a draft article in the content folder."""
     config = get_config(ctx)
-    now = datetime.now(UTC)
-    text = content.new_draft_text(title, now, config)
-    folder = config.path_of("build.content")
-    path = folder / content.draft_file_name(title, now, config)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with path.open("x", encoding="utf-8") as handle:
-            handle.write(text)
-    except FileExistsError as exc:
-        raise ContentError(f"{_shown(path)} already exists; edit it, or choose another title") from exc
-    except OSError as exc:
-        raise PublisherError(f"cannot write {_shown(path)}: {exc.strerror or exc}") from exc
+    path = site_service.start_draft(config, title, datetime.now(UTC), shown=_shown)
     _console().print(f"Started {escape(_shown(path))} (a draft: remove `draft: true` when it is ready)")

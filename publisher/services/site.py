@@ -1,0 +1,136 @@
+"""The site as the author builds and checks it: `publisher build`, `publisher check`, `publisher new`.
+
+`build` reads only the article files that changed (the article cache) and renders only
+the pages that show them; a refused output folder writes nothing, not even the cache.
+`check` renders everything and writes nothing: it reports every article file's problem
+at once, a DKIM key that cannot sign, feeds that feedparser (the readers' common
+denominator) finds malformed, and what a build would write; drafts and scheduled
+articles get their newsletter rendered too, so a broken email template shows before a
+send, not during it. `start_draft` writes a new draft and never replaces a file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import feedparser
+
+from publisher import content
+from publisher.config import Config
+from publisher.errors import ContentError, PublisherError
+from publisher.mail import newsletter
+from publisher.models import Article, BuildReport
+from publisher.site import build
+from publisher.site.build_cache import ArticleCache
+
+__all__ = ["Built", "Progress", "SiteCheck", "build_site", "check_site", "output_folder", "start_draft"]
+
+Progress = Callable[[str, int, int], None]
+"""Told (stage, done, total) as a build goes (`publisher.site.build.Progress`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Built:
+    report: BuildReport
+    output: Path
+    public: int
+    """Articles on the site now."""
+
+
+@dataclass(frozen=True, slots=True)
+class SiteCheck:
+    """What `check` found: errors stop it (nothing after them was looked at)."""
+
+    errors: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    articles: int = 0
+    public: int = 0
+    drafts: int = 0
+    scheduled: int = 0
+    files: int = 0
+    report: BuildReport | None = field(default=None)
+
+
+def output_folder(config: Config) -> Path:
+    """`build.output`, refused (BuildError) where a build must not write."""
+    return build.output_folder(config)
+
+
+def build_site(config: Config, now: datetime, *, progress: Progress | None = None) -> Built:
+    output = build.output_folder(config)  # a refused output writes nothing, not even the cache
+    cache = ArticleCache(config)
+    try:
+        files = content.article_files(config)
+        cache.warm(files)
+        articles = content.load_articles(config, reader=cache.read, files=files)
+        report = build.build_site(config, articles, now, progress=progress, cache=cache, workers=True)
+    finally:
+        cache.save()
+    return Built(report=report, output=output, public=_public_count(articles, now))
+
+
+def _public_count(articles: Sequence[Article], now: datetime) -> int:
+    return sum(1 for a in articles if a.is_public(now))
+
+
+def _feed_errors(files: dict[str, bytes]) -> list[str]:
+    """Feeds that feedparser, the readers' common denominator, finds malformed."""
+    errors = []
+    for name, data in sorted(files.items()):
+        if name.startswith("feeds/") and name.endswith(".xml"):
+            parsed = feedparser.parse(data)
+            if parsed.bozo:
+                errors.append(f"{name}: not a well-formed feed: {parsed.bozo_exception}")
+    return errors
+
+
+def check_site(config: Config, now: datetime) -> SiteCheck:
+    output = build.output_folder(config)
+    # Every article file's problem, not only the first, so one check finds them all.
+    articles, problems = content.scan_articles(config)
+    if problems:
+        return SiteCheck(errors=tuple(str(p) for p in problems))
+    newsletter.DkimSigner.from_config(config)  # previews are unsigned: check the key here
+    site = build.render_site(config, articles, now)
+    warnings = list(site.warnings)
+    pending = [a for a in articles if not a.is_public(now)]
+    # Drafts and scheduled articles are mailed later: render their newsletter now. With
+    # previews switched off the build renders no newsletter at all, so render the newest
+    # article's here: a broken email template must show up before a send, not during it.
+    newest = [a for a in articles if a.is_public(now)][:1] if not config["build.previews"] else []
+    for article in [*pending, *newest]:
+        refusal = build.preview_refusal(article)
+        if refusal:
+            warnings.append(refusal)
+            continue
+        _html, _eml, notes = build.newsletter_preview(config, article)
+        warnings.extend(notes)
+    errors = _feed_errors(dict(site.files))
+    if errors:
+        return SiteCheck(errors=tuple(errors))
+    report = build.write_site(output, site, write=False)
+    drafts = sum(1 for a in pending if a.draft)
+    return SiteCheck(
+        warnings=tuple(dict.fromkeys([*warnings, *report.warnings])),
+        articles=len(articles), public=len(articles) - len(pending), drafts=drafts,
+        scheduled=len(pending) - drafts, files=len(site.files), report=report,
+    )
+
+
+def start_draft(config: Config, title: str, now: datetime, *, shown: Callable[[Path], str] = str) -> Path:
+    """A new draft in the content folder; ContentError if its file exists (`shown` names paths)."""
+    text = content.new_draft_text(title, now, config)
+    folder = config.path_of("build.content")
+    path = folder / content.draft_file_name(title, now, config)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with path.open("x", encoding="utf-8") as handle:
+            handle.write(text)
+    except FileExistsError as exc:
+        raise ContentError(f"{shown(path)} already exists; edit it, or choose another title") from exc
+    except OSError as exc:
+        raise PublisherError(f"cannot write {shown(path)}: {exc.strerror or exc}") from exc
+    return path
