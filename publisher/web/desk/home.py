@@ -9,13 +9,12 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from publisher.config import Config
-from publisher.services import access, stats
+from publisher.services import access, readiness, stats
 from publisher.services import issues as issue_service
 from publisher.services import subscribers as subscriber_service
 from publisher.services.issues import IssueStatus
 from publisher.services.stats import DayCounts, IssueCounts
 from publisher.web.desk.charts import Series, bar_chart
-from publisher.web.desk.settings import go_live_gaps
 
 __all__ = ["HomeView", "home_view"]
 
@@ -57,6 +56,6 @@ def home_view(config: Config, engine: Engine, now: datetime) -> HomeView:
         issues=list(zip(recent, stats.issues_counts(engine, recent), strict=True)),
         sending=[line for line in recent if line.status == "sending"],
         agenda=issue_service.agenda(config, engine, now=now),
-        gaps=go_live_gaps(config),
+        gaps=readiness.go_live_gaps(config),
         failing_hooks=access.failing_endpoints(engine),
     )

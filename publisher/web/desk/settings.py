@@ -23,23 +23,17 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from publisher import accounts, content
+from publisher import accounts
 from publisher.accounts import Role
 from publisher.config import SETTINGS, Config
 from publisher.delivery.base import Provider
 from publisher.errors import PublisherError
-from publisher.mail import tokens
 from publisher.services import issues as issue_service
+from publisher.services import readiness
 from publisher.web.desk.auth import Asked, DeskAuth
 from publisher.web.desk.render import DeskPages
 
-__all__ = ["SettingsDesk", "go_live_gaps"]
-
-SECRET_NAMES = (
-    tokens.SECRET_ENV, "PUBLISHER_SMTP_PASSWORD", "PUBLISHER_POSTMARK_TOKEN", "PUBLISHER_SENDGRID_API_KEY",
-    "PUBLISHER_MAILGUN_API_KEY", "PUBLISHER_RESEND_API_KEY",
-)
-
+__all__ = ["SettingsDesk"]
 
 @dataclass(frozen=True, slots=True)
 class Setting:
@@ -47,30 +41,6 @@ class Setting:
     value: str
     default: bool
     help: str
-
-
-def go_live_gaps(config: Config) -> list[str]:
-    """What stands between this configuration and real readers."""
-    gaps = []
-    if not str(config["publication.postal_address"]).strip():
-        gaps.append("Set [publication] postal_address: every email must carry it.")
-    if config["delivery.provider"] == "maildir":
-        gaps.append("Choose a real mail provider in [delivery] provider: maildir only writes files.")
-    if not config.secret(tokens.SECRET_ENV):
-        gaps.append(f"Set {tokens.SECRET_ENV} in the server's environment: it signs unsubscribe links.")
-    if not str(config["server.public_url"]).strip() and config.public_url.startswith("http://"):
-        gaps.append("Serve the app over https and set [server] public_url.")
-    if not str(config["delivery.dkim.domain"]).strip():
-        gaps.append("Sign with DKIM ([delivery.dkim]) or let your provider sign for your domain.")
-    return gaps
-
-
-def _findings(config: Config, now: datetime) -> list[str]:
-    articles, problems = content.scan_articles(config)
-    found = [str(p) for p in problems]
-    if not articles:
-        found.append(f"No articles yet in {config.path_of('build.content')}.")
-    return found
 
 
 class SettingsDesk:
@@ -101,9 +71,9 @@ class SettingsDesk:
         ]
         return {
             "settings": values,
-            "secrets": [(name, bool(self.config.secret(name))) for name in SECRET_NAMES],
-            "findings": _findings(self.config, now),
-            "gaps": go_live_gaps(self.config),
+            "secrets": readiness.secrets_set(self.config),
+            "findings": readiness.article_findings(self.config),
+            "gaps": readiness.go_live_gaps(self.config),
             "users": accounts.list_users(self.engine),
             "roles": [r.value for r in Role],
         }
@@ -116,14 +86,8 @@ class SettingsDesk:
         )
 
     async def provider_test(self, asked: Asked) -> Response:
-        def newest() -> str:
-            articles = [a for a in content.load_articles(self.config) if a.is_public(asked.now)]
-            if not articles:
-                raise PublisherError("publish an article first: the test sends the newest one")
-            return articles[0].slug
-
         try:
-            slug = await run_in_threadpool(newest)
+            slug = await run_in_threadpool(readiness.newest_public_slug, self.config, asked.now)
             await run_in_threadpool(
                 lambda: issue_service.test_send(
                     self.config, slug, [asked.session.user.email], now=asked.now,

@@ -1,0 +1,62 @@
+"""Is the publication ready for real readers? What the desk's Settings and Home show an owner.
+
+`go_live_gaps` names each thing between this configuration and real readers (a postal
+address, a real provider, the signing secret, https, DKIM); `article_findings` every
+article file's problem, or that there is none yet; `secrets_set` which of the secrets
+the environment provides, by name only, never the value. `newest_public_slug` is the
+article a provider test sends.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from publisher import content
+from publisher.config import Config
+from publisher.errors import PublisherError
+from publisher.mail import tokens
+
+__all__ = ["SECRET_NAMES", "article_findings", "go_live_gaps", "newest_public_slug", "secrets_set"]
+
+SECRET_NAMES = (
+    tokens.SECRET_ENV, "PUBLISHER_SMTP_PASSWORD", "PUBLISHER_POSTMARK_TOKEN", "PUBLISHER_SENDGRID_API_KEY",
+    "PUBLISHER_MAILGUN_API_KEY", "PUBLISHER_RESEND_API_KEY",
+)
+
+
+def go_live_gaps(config: Config) -> list[str]:
+    """What stands between this configuration and real readers."""
+    gaps = []
+    if not str(config["publication.postal_address"]).strip():
+        gaps.append("Set [publication] postal_address: every email must carry it.")
+    if config["delivery.provider"] == "maildir":
+        gaps.append("Choose a real mail provider in [delivery] provider: maildir only writes files.")
+    if not config.secret(tokens.SECRET_ENV):
+        gaps.append(f"Set {tokens.SECRET_ENV} in the server's environment: it signs unsubscribe links.")
+    if not str(config["server.public_url"]).strip() and config.public_url.startswith("http://"):
+        gaps.append("Serve the app over https and set [server] public_url.")
+    if not str(config["delivery.dkim.domain"]).strip():
+        gaps.append("Sign with DKIM ([delivery.dkim]) or let your provider sign for your domain.")
+    return gaps
+
+
+def secrets_set(config: Config) -> list[tuple[str, bool]]:
+    """Each secret's name, and whether the environment sets it."""
+    return [(name, bool(config.secret(name))) for name in SECRET_NAMES]
+
+
+def article_findings(config: Config) -> list[str]:
+    """Every article file's problem; that there are no articles yet, if so."""
+    articles, problems = content.scan_articles(config)
+    found = [str(p) for p in problems]
+    if not articles:
+        found.append(f"No articles yet in {config.path_of('build.content')}.")
+    return found
+
+
+def newest_public_slug(config: Config, now: datetime) -> str:
+    """The newest article on the site; PublisherError when there is none to test with."""
+    articles = [a for a in content.load_articles(config) if a.is_public(now)]
+    if not articles:
+        raise PublisherError("publish an article first: the test sends the newest one")
+    return articles[0].slug
