@@ -12,8 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from publisher.api import models
 from publisher.api.auth import field_refusal
 from publisher.api.context import ApiContext, IfMatch, etag, matches, responses, stale
-from publisher.errors import Conflict, PublisherError
-from publisher.schedule import timing
+from publisher.errors import Conflict
 from publisher.services import articles, issues
 from publisher.services.issues import LOCAL, IssueStatus, Schedule
 
@@ -43,20 +42,11 @@ def _schedule(item: Schedule) -> models.Schedule:
 
 
 def _check_when(default: ZoneInfo, at: str, zone: str | None, *, local_time: bool, now: datetime) -> None:
-    """A 422 naming the field for a zone that does not exist or a time that cannot be read
-    (or that the clocks skip); whether the time suits the send is the service's to say."""
-    tz = default
-    if zone:
-        try:
-            tz = timing.zone(zone)
-        except PublisherError as exc:
-            raise field_refusal("timezone", str(exc)) from exc
-    try:
-        wall = timing.parse_wall(at, tz, now=now)
-        if not local_time:
-            timing.local_to_utc(wall, tz)
-    except PublisherError as exc:
-        raise field_refusal("at", str(exc)) from exc
+    """A 422 naming the field the service says cannot be read; whether the time suits the
+    send is the service's to say, when it is asked to schedule."""
+    unreadable = issues.unreadable_when(default, at, zone, local_time=local_time, now=now)
+    if unreadable is not None:
+        raise field_refusal(*unreadable)
 
 
 def router(ctx: ApiContext) -> APIRouter:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import make_msgid
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
@@ -83,6 +84,7 @@ __all__ = [
     "send_secret",
     "start_schedule",
     "test_send",
+    "unreadable_when",
 ]
 
 log = logging.getLogger(__name__)
@@ -559,6 +561,26 @@ def agenda(config: Config, db: Engine, *, now: datetime) -> Agenda:
             noticed_at=noticed.first_seen_at, issue_id=issue.id if issue else None,
         ))
     return Agenda(scheduled=scheduled, held=held, waiting=waiting)
+
+
+def unreadable_when(
+    default: ZoneInfo, at: str, zone: str | None, *, local_time: bool, now: datetime
+) -> tuple[str, str] | None:
+    """The field ("timezone" or "at") and why, for a zone that does not exist or a time
+    that cannot be read (or that the clocks skip); None when both can be read."""
+    tz = default
+    if zone:
+        try:
+            tz = timing.zone(zone)
+        except PublisherError as exc:
+            return "timezone", str(exc)
+    try:
+        wall = timing.parse_wall(at, tz, now=now)
+        if not local_time:
+            timing.local_to_utc(wall, tz)
+    except PublisherError as exc:
+        return "at", str(exc)
+    return None
 
 
 def list_schedules(db: Engine, *, include_finished: bool = False) -> list[Schedule]:
