@@ -44,10 +44,10 @@ from publisher.accounts import Role
 from publisher.config import Config
 from publisher.delivery.base import Provider
 from publisher.errors import AmbiguousTime, Conflict, NotFound, PublisherError
-from publisher.mail import preflight
 from publisher.services import articles as article_service
 from publisher.services import issues as issue_service
 from publisher.services import media as media_service
+from publisher.services import previews
 from publisher.services import revisions as revision_service
 from publisher.services import subscribers as subscriber_service
 from publisher.services.articles import fingerprint
@@ -305,7 +305,7 @@ class ArticleDesk:
         urls = {"email": f"/desk/preview/{key}/email", "web": f"/desk/preview/{key}/web", "error": ""}
         if not checks:
             return urls
-        found, records = await preflight.run_checks_apart(
+        found, records = await previews.run_checks(
             self.config, shown.article, subject=shown.preview.subject,
             html=shown.preview.html, text=shown.preview.text, external=deep, lookups=deep,
         )

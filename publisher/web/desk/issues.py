@@ -20,11 +20,8 @@ from starlette.routing import BaseRoute, Route
 from publisher.accounts import Role
 from publisher.config import Config
 from publisher.errors import PublisherError
-from publisher.mail.mime import MessageTemplate, Recipient
-from publisher.models import RenderedIssue
 from publisher.services import issues as issue_service
-from publisher.services import stats
-from publisher.store import issues as issue_store
+from publisher.services import previews, stats
 from publisher.web.desk.auth import Asked, DeskAuth, refuse
 from publisher.web.desk.charts import Series, bar_chart
 from publisher.web.desk.render import PREVIEW_HEADERS, DeskPages
@@ -97,16 +94,7 @@ class IssueDesk:
         return JSONResponse(data, headers={"cache-control": "no-store"})
 
     def _email(self, issue_id: int) -> str:
-        snapshot = issue_store.get_issue(self.engine, issue_id)
-        rendered = RenderedIssue(key=snapshot.key, subject=snapshot.subject, html=snapshot.html, text=snapshot.text)
-        template = MessageTemplate.from_rendered(self.config, rendered)
-        sample = Recipient(
-            delivery_id=None, email="reader@example.com", name="Reader",
-            unsubscribe_url=self.config.public_url + "/unsubscribe/example", message_id="",
-            manage_url=self.config.public_url + "/manage/example",
-        )
-        html, _text = template.parts(sample)
-        return html
+        return previews.issue_email(self.config, self.engine, issue_id)
 
     async def email(self, asked: Asked) -> Response:
         try:
