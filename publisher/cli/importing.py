@@ -11,7 +11,6 @@ from rich.markup import escape
 
 from publisher.cli._common import cli, get_config, reports_errors
 from publisher.models import Article
-from publisher.store import open_store
 
 
 def _shown(path: Path) -> str:
@@ -52,15 +51,12 @@ def import_command(ctx: click.Context, location: str, force: bool, base_url: str
     config = get_config(ctx)
     now = datetime.now(UTC)
     # Extraction pulls in trafilatura and lxml: loaded only when importing, not for every command.
-    from publisher.content.importer import import_location
-    from publisher.content.sources import file_as_backlog
+    from publisher.services.article_import import import_articles
 
-    written = import_location(config, location, now=now, force=force, base_url=base_url)
+    imported = import_articles(config, location, now=now, force=force, base_url=base_url, send=send)
     out = Console(highlight=False, soft_wrap=True)
-    for path, article in written:
+    for path, article in imported.written:
         out.print(f"imported [bold]{escape(_shown(path))}[/]: {escape(_describe(article))}")
-    mail = send if send is not None else len(written) == 1
-    if not mail:
-        file_as_backlog(open_store(config.store_url), [a for _, a in written], origin=location, now=now)
+    if imported.filed:
         out.print("filed as back catalogue: in the archive and feeds, not mailed")
     out.print("Check the Markdown, then run `publisher build`.")
