@@ -35,10 +35,11 @@ from publisher import content
 from publisher.config import Config
 from publisher.content import media
 from publisher.content.folder_lock import content_lock
-from publisher.content.media import MediaName
+from publisher.content.media import MAX_BYTES, MediaName, parse_name
 from publisher.errors import Conflict, ContentError, InvalidRequest, NotFound, PublisherError
 
 __all__ = [
+    "MAX_BYTES",
     "PER_PAGE",
     "ArticleRef",
     "MediaItem",
@@ -47,6 +48,7 @@ __all__ = [
     "delete_image",
     "list_media",
     "media_folder",
+    "parse_name",
     "read_media_file",
     "store_image",
     "usage",

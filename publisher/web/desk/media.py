@@ -49,7 +49,6 @@ from starlette.routing import BaseRoute, Route
 from publisher import accounts
 from publisher.accounts import DeskSession, Role
 from publisher.config import Config
-from publisher.content import media
 from publisher.errors import Conflict, NotFound, PublisherError
 from publisher.services import media as media_service
 from publisher.web.desk.auth import Asked, DeskAuth, refuse
@@ -58,7 +57,7 @@ from publisher.web.desk.render import DeskPages
 
 __all__ = ["MAX_BODY", "MediaDesk"]
 
-MAX_BODY = media.MAX_BYTES + 64 * 1024
+MAX_BODY = media_service.MAX_BYTES + 64 * 1024
 """A request body's limit: the picture and the form around it (boundaries, the token)."""
 FILE_HEADERS = {
     "cache-control": "private, max-age=3600",
@@ -81,7 +80,7 @@ async def _limited(stream: AsyncIterator[bytes], limit: int) -> AsyncGenerator[b
 
 
 def _too_large() -> str:
-    return f"The file is larger than {media.MAX_BYTES // 1048576} MB: make it smaller and upload it again."
+    return f"The file is larger than {media_service.MAX_BYTES // 1048576} MB: make it smaller and upload it again."
 
 
 def _sentence(exc: Exception | str) -> str:
@@ -115,19 +114,19 @@ class MediaDesk:
         number = request.query_params.get("page", "1")
         page = int(number) if number.isdigit() and 0 < int(number) < 1_000_000 else 1
         found = await run_in_threadpool(media_service.list_media, self.config, page=page)
-        uploaded = media.parse_name(request.query_params.get("uploaded", ""))
+        uploaded = media_service.parse_name(request.query_params.get("uploaded", ""))
         pending: media_service.StoredImage | None = None
         users: tuple[media_service.ArticleRef, ...] = ()
-        name = media.parse_name(confirm) if confirm else None
+        name = media_service.parse_name(confirm) if confirm else None
         if name is not None:
             pending = media_service.StoredImage.of(name)
             found_users = await run_in_threadpool(media_service.usage, self.config, [name.hash])
             users = found_users.get(name.hash, ())
-        deleted = media.parse_name(request.query_params.get("deleted", ""))
+        deleted = media_service.parse_name(request.query_params.get("deleted", ""))
         context = {"message": f"Deleted {deleted.name}, every width of it."} if deleted else {}
         return self.pages.render(
             "media", desk, section="media", status=status, found=found, error=error,
-            can_write=desk.can(Role.EDITOR), max_mb=media.MAX_BYTES // 1048576,
+            can_write=desk.can(Role.EDITOR), max_mb=media_service.MAX_BYTES // 1048576,
             uploaded=media_service.StoredImage.of(uploaded) if uploaded else None, pending=pending,
             pending_users=users,
             **context,
@@ -180,8 +179,8 @@ class MediaDesk:
         if not isinstance(upload, UploadFile):
             return await self._answer(request, session, html, 400, "No file was sent: choose a picture first.")
         await upload.seek(0)
-        data = await upload.read(media.MAX_BYTES + 1)
-        if len(data) > media.MAX_BYTES:
+        data = await upload.read(media_service.MAX_BYTES + 1)
+        if len(data) > media_service.MAX_BYTES:
             return await self._answer(request, session, html, 413, _too_large())
         try:
             stored = await run_in_threadpool(media_service.store_image, self.config, data)
