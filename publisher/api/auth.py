@@ -23,8 +23,8 @@ from starlette.concurrency import run_in_threadpool
 
 from publisher.api import problems
 from publisher.api.limits import PerClientLimit
-from publisher.store import api_keys
-from publisher.store.api_keys import ApiKey
+from publisher.services import access
+from publisher.services.access import ApiKey
 
 __all__ = ["ApiRefusal", "Authenticator", "bearer", "field_refusal"]
 
@@ -72,9 +72,9 @@ class Authenticator:
         self.recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="api-key-use")
 
     def key_for(self, token: str) -> ApiKey | None:
-        key = api_keys.authenticate(self.db, token)
+        key = access.authenticate(self.db, token)
         now = self.clock()
-        if key is not None and api_keys.due_for_touch(key, now):
+        if key is not None and access.due_for_touch(key, now):
             # Recorded beside the request, never in its way: a bulk import holding the
             # database's write lock must not hold up the requests that follow it.
             self.recorder.submit(self._touch, key, now)
@@ -82,7 +82,7 @@ class Authenticator:
 
     def _touch(self, key: ApiKey, now: datetime) -> None:
         try:
-            api_keys.touch(self.db, key, now=now)
+            access.touch(self.db, key, now=now)
         except SQLAlchemyError as exc:
             log.warning("could not record the use of API key %r: %s", key.name, exc)
 

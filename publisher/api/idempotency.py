@@ -22,7 +22,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from publisher.api import problems
-from publisher.store import api_keys, idempotency
+from publisher.services import access
 
 __all__ = ["HEADER", "KEY_PATTERN", "MAX_KEY", "IdempotencyKeys"]
 
@@ -58,7 +58,7 @@ class IdempotencyKeys:
             return
         authorization = headers.get("authorization", "")
         token = authorization[7:].strip() if authorization[:7].lower() == "bearer " else ""
-        api_key = await run_in_threadpool(api_keys.authenticate, self.db, token)
+        api_key = await run_in_threadpool(access.authenticate, self.db, token)
         if api_key is None:
             await self.app(scope, receive, send)  # refused there; nothing to store
             return
@@ -68,16 +68,16 @@ class IdempotencyKeys:
             digest.update(part.encode() + b"\0")
         digest.update(body)
         found = await run_in_threadpool(
-            idempotency.claim, self.db, api_key.id, key, digest.hexdigest(), now=self.clock()
+            access.claim_request, self.db, api_key.id, key, digest.hexdigest(), now=self.clock()
         )
-        if isinstance(found, idempotency.Running):
+        if isinstance(found, access.Running):
             response = problems.problem_response(
                 problems.IDEMPOTENCY_RUNNING, "the first request with this Idempotency-Key is still running; "
                 "retry in a moment", headers={"retry-after": "1"},
             )
             await response(scope, receive, send)
             return
-        if isinstance(found, idempotency.Replay):
+        if isinstance(found, access.Replay):
             if not found.same_request:
                 response = problems.problem_response(
                     problems.IDEMPOTENCY_REUSED, "this Idempotency-Key was used for a different request; "
@@ -112,16 +112,16 @@ class IdempotencyKeys:
         try:
             await self.app(scope, replay_body, capture)
         except BaseException:
-            await run_in_threadpool(idempotency.release, self.db, record_id)
+            await run_in_threadpool(access.release_request, self.db, record_id)
             raise
         status = int(start.get("status", 500))
         if status in _NOT_STORED or status >= 500:
-            await run_in_threadpool(idempotency.release, self.db, record_id)
+            await run_in_threadpool(access.release_request, self.db, record_id)
             return
         content_type = Headers(raw=start.get("headers", [])).get("content-type", "")
         text = b"".join(chunks).decode("utf-8", "replace")
         await run_in_threadpool(
-            idempotency.finish, self.db, record_id, status=status, content_type=content_type, body=text
+            access.finish_request, self.db, record_id, status=status, content_type=content_type, body=text
         )
 
 
@@ -137,7 +137,7 @@ async def _read_body(receive: Receive) -> bytes:
     return b"".join(chunks)
 
 
-async def _replay(send: Send, found: idempotency.Replay) -> None:
+async def _replay(send: Send, found: access.Replay) -> None:
     body = found.body.encode()
     headers = [
         (b"content-type", found.content_type.encode("latin-1")),

@@ -9,6 +9,11 @@ rules): a loopback, private or unresolvable receiver would only fail, quietly, f
 27 hours of retries. A receiver on the owner's own machine or network is registered with
 `allow_private=True` (`publisher hooks add --allow-private`), an explicit choice that the
 delivery honours for that endpoint alone; only the owner may make it.
+
+`authenticate` finds the live key a request's token names (None for a revoked or unknown
+one); a key's last use is recorded at most once a minute (`due_for_touch`, `touch`), so
+that reads stay reads. `claim_request`, `finish_request` and `release_request` keep the
+first answer to each `Idempotency-Key`, per API key, for a day.
 """
 
 from __future__ import annotations
@@ -23,25 +28,35 @@ from sqlalchemy import Engine
 
 from publisher.content import fetch
 from publisher.errors import InvalidRequest, SourceError
-from publisher.store import api_keys, outbox
+from publisher.store import api_keys, idempotency, outbox
 from publisher.store.api_keys import SCOPES, ApiKey
+from publisher.store.idempotency import Claimed, Replay, Running
 from publisher.store.outbox import EVENTS, Endpoint, EndpointTrouble
 
 __all__ = [
     "EVENTS",
     "SCOPES",
     "ApiKey",
+    "Claimed",
     "Endpoint",
     "EndpointTrouble",
     "NewEndpoint",
     "NewKey",
+    "Replay",
+    "Running",
     "add_endpoint",
+    "authenticate",
+    "claim_request",
     "create_key",
+    "due_for_touch",
     "failing_endpoints",
+    "finish_request",
     "list_endpoints",
     "list_keys",
+    "release_request",
     "remove_endpoint",
     "revoke_key",
+    "touch",
 ]
 
 
@@ -57,6 +72,37 @@ class NewEndpoint:
     endpoint: Endpoint
     secret: str
     """The signing secret (whsec_...), shown once, for the receiver's Standard Webhooks check."""
+
+
+def authenticate(db: Engine, token: str) -> ApiKey | None:
+    """The live key `token` names; None for a revoked, unknown or malformed one."""
+    return api_keys.authenticate(db, token)
+
+
+def due_for_touch(key: ApiKey, now: datetime) -> bool:
+    """Whether this use of `key` should be recorded (at most once a minute)."""
+    return api_keys.due_for_touch(key, now)
+
+
+def touch(db: Engine, key: ApiKey, *, now: datetime) -> None:
+    api_keys.touch(db, key, now=now)
+
+
+def claim_request(
+    db: Engine, key_id: int, idempotency_key: str, fingerprint: str, *, now: datetime
+) -> Claimed | Replay | Running:
+    """The first answer kept for this Idempotency-Key (Replay), one still running (Running),
+    or the claim to run it now and keep its answer (Claimed)."""
+    return idempotency.claim(db, key_id, idempotency_key, fingerprint, now=now)
+
+
+def finish_request(db: Engine, record_id: int, *, status: int, content_type: str, body: str) -> None:
+    idempotency.finish(db, record_id, status=status, content_type=content_type, body=body)
+
+
+def release_request(db: Engine, record_id: int) -> None:
+    """Give a claim back, keeping no answer: a retry runs again."""
+    idempotency.release(db, record_id)
 
 
 def create_key(db: Engine, name: str, scopes: Iterable[str], *, now: datetime) -> NewKey:
