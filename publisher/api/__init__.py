@@ -47,9 +47,9 @@ from publisher.api.auth import ApiRefusal, Authenticator
 from publisher.api.context import ApiContext
 from publisher.api.idempotency import IdempotencyKeys
 from publisher.config import Config
-from publisher.delivery.base import Provider
 from publisher.errors import PublisherError
 from publisher.services.access import EVENTS
+from publisher.services.providers import Provider
 
 __all__ = ["PREFIX", "create_api", "mount"]
 

@@ -17,7 +17,7 @@ from publisher.api import problems
 from publisher.api.auth import ApiRefusal, Authenticator
 from publisher.api.models import Problem
 from publisher.config import Config
-from publisher.delivery.base import Provider
+from publisher.services.providers import Provider
 
 __all__ = ["ApiContext", "IfMatch", "etag", "matches", "responses", "stale"]
 

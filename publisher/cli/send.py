@@ -21,10 +21,10 @@ from publisher.cli._common import cli, get_config, reports_errors
 from publisher.cli.status import UNCERTAIN_NOTE
 from publisher.config import Config
 from publisher.delivery import engine
-from publisher.delivery.base import Provider, make_provider
 from publisher.delivery.hands import extra_hands
 from publisher.delivery.sending import fail_unusable_addresses, require_postal_address
 from publisher.services import issues as service
+from publisher.services.providers import Provider, make_provider
 from publisher.store import ledger, open_store
 
 

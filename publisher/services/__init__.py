@@ -17,10 +17,20 @@ to do.
                  cancel_schedule, issue_status
     issues       ... create_issue, get_issue, send_issue, article_slug, cancel_issue,
                  issue_failures (the same actions on an issue already in the ledger)
-    imports      start_import (a bulk import as a job), get_import
+    imports      start_import (a bulk import as a job), get_import, preview_import
     stats        subscriber_days, issue_counts, send_pace
     access       create_key, list_keys, revoke_key (API keys); add_endpoint,
-                 list_endpoints, remove_endpoint (outbound webhooks)
+                 list_endpoints, remove_endpoint (outbound webhooks); authenticate,
+                 claim_request (Idempotency-Key answers)
+    preferences  a reader's own page: public_topics, preferences_of, save_preferences
+    site         build_site, check_site, start_draft (`publisher build`, `check`, `new`)
+    readiness    go_live_gaps, article_findings: what stands between the setup and readers
+    previews     run_checks (before a send), issue_email (an issue as it went out)
+    providers    Provider, make_provider: the mail provider the sending actions take
+    media        store_image, list_media, delete_image, usage (pictures)
+    revisions    an article's saved versions
+    article_import  import_articles (someone else's page or feed)
+    starter      starter_files (`publisher init`)
 
 Delivering queued rows is the delivery engine's job (`publisher.delivery.engine`), run
 in the foreground by `publisher send` and in the background by `publisher serve`.
@@ -31,7 +41,23 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-__all__ = ["access", "articles", "imports", "issues", "stats", "subscribers"]
+__all__ = [
+    "access",
+    "article_import",
+    "articles",
+    "imports",
+    "issues",
+    "media",
+    "preferences",
+    "previews",
+    "providers",
+    "readiness",
+    "revisions",
+    "site",
+    "starter",
+    "stats",
+    "subscribers",
+]
 
 
 def __getattr__(name: str) -> ModuleType:

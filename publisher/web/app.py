@@ -32,9 +32,9 @@ from starlette.types import Receive, Scope, Send
 from publisher.api import create_api
 from publisher.api import mount as api_mount
 from publisher.config import Config
-from publisher.delivery.base import Provider, make_provider
 from publisher.errors import SubscriberError, WebhookError
 from publisher.mail import tokens
+from publisher.services.providers import Provider, make_provider
 from publisher.site import build
 from publisher.store import open_store, replays, subscribers
 from publisher.web import signatures, webhooks

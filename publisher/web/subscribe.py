@@ -38,12 +38,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from publisher.config import Config
-from publisher.delivery.base import Provider
 from publisher.errors import PublisherError, SubscriberError, TokenError
 from publisher.mail import tokens
 from publisher.mail.mime import clean_header_text
 from publisher.models import Subscriber, SubscriberStatus
 from publisher.services import subscribers as subscriber_service
+from publisher.services.providers import Provider
 from publisher.services.subscribers import ConfirmationMailer
 from publisher.store import client_hits, subscribers
 from publisher.web.limits import Proxies

@@ -32,8 +32,8 @@ from starlette.staticfiles import StaticFiles
 from publisher import accounts
 from publisher.accounts import Role, SessionPolicy
 from publisher.config import Config
-from publisher.delivery.base import Provider
 from publisher.errors import AccountError, SignInThrottled
+from publisher.services.providers import Provider
 from publisher.web.desk import home
 from publisher.web.desk.articles import ArticleDesk
 from publisher.web.desk.auth import (

@@ -42,7 +42,6 @@ from starlette.routing import BaseRoute, Route
 
 from publisher.accounts import Role
 from publisher.config import Config
-from publisher.delivery.base import Provider
 from publisher.errors import AmbiguousTime, Conflict, NotFound, PublisherError
 from publisher.services import articles as article_service
 from publisher.services import issues as issue_service
@@ -51,6 +50,7 @@ from publisher.services import previews
 from publisher.services import revisions as revision_service
 from publisher.services import subscribers as subscriber_service
 from publisher.services.articles import fingerprint
+from publisher.services.providers import Provider
 from publisher.web.desk.auth import Asked, DeskAuth, refuse
 from publisher.web.desk.editing import EditorFields, parse_fields, read_form, to_text
 from publisher.web.desk.previews import PreviewCache, Rendered, desk_images, media_prefix

@@ -26,10 +26,10 @@ from starlette.routing import BaseRoute, Route
 from publisher import accounts
 from publisher.accounts import Role
 from publisher.config import SETTINGS, Config
-from publisher.delivery.base import Provider
 from publisher.errors import PublisherError
 from publisher.services import issues as issue_service
 from publisher.services import readiness
+from publisher.services.providers import Provider
 from publisher.web.desk.auth import Asked, DeskAuth
 from publisher.web.desk.render import DeskPages
 
