@@ -23,11 +23,11 @@ from publisher.delivery.engine import deliver
 from publisher.mail import tokens
 from publisher.models import SubscriberStatus
 from publisher.schedule import daemon
+from publisher.services import signup
 from publisher.store import ledger, open_store, subscribers
 from publisher.store.engine import alembic_config
 from publisher.store.schema import deliveries, events
 from publisher.web import create_app
-from publisher.web import subscribe as subscribe_module
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 CONFIRM_LINK = re.compile(r"https://app\.example\.org(/confirm/[A-Za-z0-9._-]+)")
@@ -419,7 +419,7 @@ class AnswerFirst:
             self.order.append("lookup")
             return find(*args, **kwargs)  # type: ignore[arg-type]
 
-        monkeypatch.setattr(subscribe_module.subscribers, "find", recorded)
+        monkeypatch.setattr(signup.subscribers, "find", recorded)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def noted(message: Message) -> None:

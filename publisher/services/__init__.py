@@ -23,6 +23,7 @@ to do.
                  list_endpoints, remove_endpoint (outbound webhooks); authenticate,
                  claim_request (Idempotency-Key answers)
     preferences  a reader's own page: public_topics, preferences_of, save_preferences
+    signup       register, confirm_state, unsubscribe_by_link (the public subscribe flow)
     site         build_site, check_site, start_draft (`publisher build`, `check`, `new`)
     readiness    go_live_gaps, article_findings: what stands between the setup and readers
     previews     run_checks (before a send), issue_email (an issue as it went out)
@@ -53,6 +54,7 @@ __all__ = [
     "providers",
     "readiness",
     "revisions",
+    "signup",
     "site",
     "starter",
     "stats",

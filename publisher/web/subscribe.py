@@ -8,7 +8,8 @@ never changes anything, because mail scanners fetch every link in a message; cha
 take a POST (the page's button, or a mail client's one-click POST).
 
 Whether a confirmation mail goes out, and the mail itself, are the service layer's
-(`services.subscribers.ConfirmationMailer`, shared with the API and the command line).
+(`services.subscribers.ConfirmationMailer`, shared with the API and the command line);
+what a request, a confirm link and an unsubscribe link do is `services.signup`'s.
 It goes to the bare address: whoever filled in the form has not
 shown they own the address, so the name they typed is not put in front of its owner.
 A confirmation link works while the subscriber's status is as it was when the link
@@ -38,14 +39,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from publisher.config import Config
-from publisher.errors import PublisherError, SubscriberError, TokenError
-from publisher.mail import tokens
-from publisher.mail.mime import clean_header_text
-from publisher.models import Subscriber, SubscriberStatus
+from publisher.errors import SubscriberError
+from publisher.models import Subscriber
+from publisher.services import signup
 from publisher.services import subscribers as subscriber_service
 from publisher.services.providers import Provider
 from publisher.services.subscribers import ConfirmationMailer
-from publisher.store import client_hits, subscribers
 from publisher.web.limits import Proxies
 from publisher.web.pages import Pages
 
@@ -56,9 +55,7 @@ log = logging.getLogger(__name__)
 HONEYPOT_FIELD = "website"
 """Hidden from people by the form's markup; bots that fill every field fill it too."""
 PAGES = ("subscribe", "subscribe_done", "confirm", "unsubscribe", "unsubscribed", "manage")
-MAX_NAME = 200
 MAX_FIELDS = 20
-UNSUBSCRIBABLE = frozenset({SubscriberStatus.ACTIVE, SubscriberStatus.PENDING})
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +88,7 @@ class SubscribeFlow:
         now = self.s.clock()
         client = self.proxies.client(request)
         wait = await run_in_threadpool(
-            client_hits.hit, self.s.engine, client, now=now, limit=self.per_ip_per_hour, window=3600.0
+            lambda: signup.count_attempt(self.s.engine, client, now=now, limit=self.per_ip_per_hour)
         )
         if wait:
             response = self.pages.render(
@@ -102,11 +99,11 @@ class SubscribeFlow:
             return response
         form = await _fields(request)
         raw_email = form.get("email", "").strip()
-        name = clean_header_text(form.get("name", ""), limit=MAX_NAME)
+        name = signup.clean_name(form.get("name", ""))
         if form.get(HONEYPOT_FIELD):
             return self._done()
         try:
-            email = subscribers.normalize_email(raw_email)
+            email = signup.address(raw_email)
         except SubscriberError:
             return self.pages.render(
                 "subscribe", status=400, email=raw_email[:320], name=name,
@@ -128,24 +125,7 @@ class SubscribeFlow:
             log.exception("subscribe request for a new or known address could not be completed")
 
     def _register(self, email: str, name: str, now: datetime) -> Subscriber:
-        """Record the request; whether a confirmation goes out is the mailer's rule.
-
-        An existing row is never changed here beyond its confirmation time: whoever
-        types an address into the form has not proved they own it.
-        """
-        found = subscribers.find(self.s.engine, email)
-        if found is None:
-            try:
-                found = subscribers.add(
-                    self.s.engine, email, name=name, status=SubscriberStatus.PENDING,
-                    source="web", now=now,
-                )
-            except PublisherError:
-                # The same address submitted twice at once: the other request added it.
-                found = subscribers.find(self.s.engine, email)
-                if found is None:
-                    raise
-        return found
+        return signup.register(self.s.engine, email, name, now=now)
 
     def _subscriber(self, token: str) -> Subscriber | None:
         """Who an unsubscribe token names, or None for a bad token and for nobody alike."""
@@ -162,28 +142,7 @@ class SubscribeFlow:
         return self._confirm_answer(state)
 
     def _confirm_state(self, token: str, now: datetime | None) -> str:
-        """What a confirm link's page says: ask (pressing would activate), done (active
-        now) or invalid. With `now` (a POST) the link is used."""
-        try:
-            key, sent_at = tokens.verify_confirm(self.s.secret, token)
-        except TokenError:
-            return "invalid"
-        engine = self.s.engine
-        holder = subscribers.by_link_key(engine, key)
-        if holder is None:
-            return "invalid"
-        subscriber_id = holder.id
-        if now is None:
-            if subscribers.can_confirm(engine, subscriber_id, sent_at=sent_at):
-                return "ask"
-        elif subscribers.confirm(
-            engine, subscriber_id, sent_at=sent_at, now=now, detail="double opt-in"
-        ):
-            return "done"
-        found = subscribers.get(engine, subscriber_id)
-        if found is not None and found.status is SubscriberStatus.ACTIVE:
-            return "done"  # a second press, or an old link of someone who is subscribed
-        return "invalid"
+        return signup.confirm_state(self.s.engine, self.s.secret, token, now)
 
     def _confirm_answer(self, state: str) -> Response:
         return self.pages.render("confirm", status=400 if state == "invalid" else 200, state=state)
@@ -211,17 +170,7 @@ class SubscribeFlow:
         return self.pages.render("unsubscribed")
 
     def _unsubscribe(self, token: str, now: datetime, how: str) -> bool:
-        found = self._subscriber(token)
-        if found is None:
-            return False
-        if found.status in UNSUBSCRIBABLE:
-            # Committed before this answer, so a batch claimed after it leaves the address
-            # out. `suppress` only ever strengthens a status: a bounce recorded meanwhile
-            # stays a bounce.
-            subscribers.suppress(
-                self.s.engine, found.email, "unsubscribe", provider="web", detail=how, now=now
-            )
-        return True
+        return signup.unsubscribe_by_link(self.s.engine, self.s.secret, token, now=now, how=how)
 
     def _invalid_unsubscribe(self) -> Response:
         return self.pages.render("unsubscribe", status=400, state="invalid")
