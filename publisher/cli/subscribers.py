@@ -22,7 +22,6 @@ from publisher.errors import BuildError
 from publisher.models import Subscriber, SubscriberStatus
 from publisher.services import subscribers as service
 from publisher.store import open_store
-from publisher.store.subscriber_csv import open_export
 
 STATUS_CHOICE = click.Choice([status.value for status in SubscriberStatus])
 PROGRESS_BYTES = 256 * 1024
@@ -175,7 +174,7 @@ def import_command(ctx: click.Context, file: Path, pending: bool, tags: Sequence
     their line number and nothing else about them is stored.
     """
     with _engine(ctx) as engine, file.open("rb") as raw, _import_progress(raw, file) as progress:
-        lines = open_export(raw, origin=str(file))
+        lines = service.open_export(raw, origin=str(file))
         report = service.import_subscribers(
             engine, lines, now=datetime.now(UTC), origin=str(file), pending=pending, tags=tags,
             progress=progress,

@@ -27,7 +27,7 @@ from publisher.models import Outcome, RenderedIssue, Subscriber, SubscriberStatu
 from publisher.store import stats as store_stats
 from publisher.store import subscribers as store
 from publisher.store.stats import DeliveryRecord, EventRecord
-from publisher.store.subscriber_csv import ImportReport
+from publisher.store.subscriber_csv import ImportReport, open_export
 
 __all__ = [
     "CONFIRMABLE",
@@ -52,6 +52,7 @@ __all__ = [
     "iter_subscribers",
     "link_holder",
     "list_subscribers",
+    "open_export",
     "read_back",
     "send_confirmation",
     "subscribe",
