@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import signal
 import sys
 import threading
@@ -20,12 +19,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from publisher.cli._common import cli, get_config, reports_errors
 from publisher.cli.status import UNCERTAIN_NOTE
 from publisher.config import Config
-from publisher.delivery import engine
-from publisher.delivery.hands import extra_hands
-from publisher.delivery.sending import fail_unusable_addresses, require_postal_address
+from publisher.services import delivering
 from publisher.services import issues as service
+from publisher.services.delivering import DeliveryReport
 from publisher.services.providers import Provider, make_provider
-from publisher.store import ledger, open_store
+from publisher.store import open_store
 
 
 def _now() -> datetime:
@@ -54,11 +52,11 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _refusals(say: Callable[[str], None]) -> Callable[[engine.DeliveryReport], None]:
+def _refusals(say: Callable[[str], None]) -> Callable[[DeliveryReport], None]:
     """Say once per refusal that the provider refused a whole call and how long the send waits."""
     told = [""]
 
-    def tell(report: engine.DeliveryReport) -> None:
+    def tell(report: DeliveryReport) -> None:
         if report.refusal and report.refusal != told[0]:
             say(f"the provider refused the call for now: {report.refusal}; "
                 f"no new call for {report.hold:.0f} s")
@@ -68,7 +66,7 @@ def _refusals(say: Callable[[str], None]) -> Callable[[engine.DeliveryReport], N
 
 
 @contextlib.contextmanager
-def _progress(total: int, label: str) -> Iterator[Callable[[engine.DeliveryReport], None]]:
+def _progress(total: int, label: str) -> Iterator[Callable[[DeliveryReport], None]]:
     """A rich bar on a terminal, a plain line every few seconds otherwise."""
     console = Console(stderr=True)
     if console.is_terminal:
@@ -79,7 +77,7 @@ def _progress(total: int, label: str) -> Iterator[Callable[[engine.DeliveryRepor
             task = bar.add_task(label, total=total or None)
             tell = _refusals(lambda text: bar.console.print(text, markup=False, highlight=False))
 
-            def show(report: engine.DeliveryReport) -> None:
+            def show(report: DeliveryReport) -> None:
                 bar.update(task, completed=report.sent + report.failed)
                 tell(report)
 
@@ -88,7 +86,7 @@ def _progress(total: int, label: str) -> Iterator[Callable[[engine.DeliveryRepor
     last = [0.0]
     tell = _refusals(lambda text: click.echo(text, err=True))
 
-    def line(report: engine.DeliveryReport) -> None:
+    def line(report: DeliveryReport) -> None:
         tell(report)
         moment = time.monotonic()
         if moment - last[0] >= 2.0:
@@ -100,27 +98,24 @@ def _progress(total: int, label: str) -> Iterator[Callable[[engine.DeliveryRepor
 
 def _deliver(
     config: Config, db: sa.Engine, provider: Provider, *, secret: str, issue_id: int | None, label: str
-) -> engine.DeliveryReport:
-    unusable = fail_unusable_addresses(db, provider, issue_id=issue_id)
+) -> DeliveryReport:
+    unusable = delivering.fail_unusable(db, provider, issue_id=issue_id)
     if unusable is not None:
         reason, addresses = unusable
         shown = ", ".join(addresses[:5]) + (f" and {len(addresses) - 5} more" if len(addresses) > 5 else "")
         click.echo(f"{len(addresses)} address(es) cannot be sent to ({reason}): {shown}; marked failed")
-    total = sum(line.remaining for line in ledger.status(db, issue_id))
+    total = sum(line.remaining for line in delivering.status_lines(db, issue_id))
     stop = threading.Event()
-    due = ledger.count_due(db, now=_now())
-    with _stop_on_signals(stop), extra_hands(config, due=due, stop=stop) as hands, \
-            _progress(total, label) as show:
-        report = engine.deliver(
-            config, db, provider, stop=stop, issue_id=issue_id, progress=show, secret=secret,
+    with _stop_on_signals(stop), _progress(total, label) as show:
+        done = delivering.deliver(
+            config, db, provider, stop=stop, issue_id=issue_id, progress=show, secret=secret, now=_now(),
         )
-    if hands:
-        click.echo(f"{len(hands)} more sending process(es) sent {hands.sent} of them")
-        report = dataclasses.replace(report, sent=report.sent + hands.sent)
-    return report
+    if done.helpers:
+        click.echo(f"{done.helpers} more sending process(es) sent {done.helpers_sent} of them")
+    return done.report
 
 
-def _summary(report: engine.DeliveryReport, db: sa.Engine, issue_id: int | None) -> None:
+def _summary(report: DeliveryReport, db: sa.Engine, issue_id: int | None) -> None:
     if report.sent or report.retried or report.failed or report.stopped:
         click.echo(
             f"sent {report.sent}, retrying {report.retried}, failed {report.failed}"
@@ -131,7 +126,7 @@ def _summary(report: engine.DeliveryReport, db: sa.Engine, issue_id: int | None)
         click.echo("nothing to send: every reader already has it, or it is queued for later")
     if report.stopped:
         click.echo("stopped early: the rest is queued; `publisher send --resume` continues")
-    lines = ledger.status(db, issue_id)
+    lines = delivering.status_lines(db, issue_id)
     waiting = sum(line.queued + line.retrying for line in lines)
     if waiting and report.next_due is not None:
         click.echo(
@@ -238,7 +233,7 @@ def send(
         ctx.exit(1)
 
 
-def _where_to_look(config: Config, report: engine.DeliveryReport) -> None:
+def _where_to_look(config: Config, report: DeliveryReport) -> None:
     """With the Maildir provider nothing leaves the machine: say where the messages are."""
     if config["delivery.provider"] == "maildir" and report.sent:
         folder = config.path_of("delivery.maildir.path") / "new"
@@ -247,7 +242,7 @@ def _where_to_look(config: Config, report: engine.DeliveryReport) -> None:
 
 def _recover(config: Config, db: sa.Engine) -> None:
     """Queue again, flagged uncertain, the rows of senders that died, and say so."""
-    recovered = ledger.recover(db, now=_now(), lease=engine.lease_for(config))
+    recovered = delivering.recover(config, db, now=_now())
     if recovered.count:
         click.echo(UNCERTAIN_NOTE.format(n=recovered.count))
         for row in recovered.rows[:10]:
@@ -257,7 +252,7 @@ def _recover(config: Config, db: sa.Engine) -> None:
 
 
 def _resume(config: Config) -> None:
-    require_postal_address(config)
+    delivering.require_postal_address(config)
     db = open_store(config.store_url)
     secret, provider = _secret_and_provider(config)
     try:

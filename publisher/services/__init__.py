@@ -22,6 +22,7 @@ to do.
     access       create_key, list_keys, revoke_key (API keys); add_endpoint,
                  list_endpoints, remove_endpoint (outbound webhooks); authenticate,
                  claim_request (Idempotency-Key answers)
+    delivering   deliver, recover, fail_unusable: the queue sent in the foreground
     preferences  a reader's own page: public_topics, preferences_of, save_preferences
     signup       register, confirm_state, unsubscribe_by_link (the public subscribe flow)
     site         build_site, check_site, start_draft (`publisher build`, `check`, `new`)
@@ -34,7 +35,8 @@ to do.
     starter      starter_files (`publisher init`)
 
 Delivering queued rows is the delivery engine's job (`publisher.delivery.engine`), run
-in the foreground by `publisher send` and in the background by `publisher serve`.
+in the foreground by `publisher send` (through `delivering`) and in the background by
+`publisher serve`.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ __all__ = [
     "access",
     "article_import",
     "articles",
+    "delivering",
     "imports",
     "issues",
     "media",
