@@ -22,10 +22,12 @@ to do.
     access       create_key, list_keys, revoke_key (API keys); add_endpoint,
                  list_endpoints, remove_endpoint (outbound webhooks); authenticate,
                  claim_request (Idempotency-Key answers)
+    bounces      first_use, suppress_all: what a provider's verified webhook does
     delivering   deliver, recover, fail_unusable: the queue sent in the foreground
     preferences  a reader's own page: public_topics, preferences_of, save_preferences
     signup       register, confirm_state, unsubscribe_by_link (the public subscribe flow)
-    site         build_site, check_site, start_draft (`publisher build`, `check`, `new`)
+    site         build_site, check_site, start_draft (`publisher build`, `check`, `new`),
+                 output_folder, manifest_files (what the build wrote, which is served)
     readiness    go_live_gaps, article_findings: what stands between the setup and readers
     previews     run_checks (before a send), issue_email (an issue as it went out)
     providers    Provider, make_provider: the mail provider the sending actions take
@@ -48,6 +50,7 @@ __all__ = [
     "access",
     "article_import",
     "articles",
+    "bounces",
     "delivering",
     "imports",
     "issues",

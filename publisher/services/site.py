@@ -7,6 +7,7 @@ at once, a DKIM key that cannot sign, feeds that feedparser (the readers' common
 denominator) finds malformed, and what a build would write; drafts and scheduled
 articles get their newsletter rendered too, so a broken email template shows before a
 send, not during it. `start_draft` writes a new draft and never replaces a file.
+`manifest_files` lists what the build in place wrote: the only files a server answers for.
 """
 
 from __future__ import annotations
@@ -24,9 +25,20 @@ from publisher.errors import ContentError, PublisherError
 from publisher.mail import newsletter
 from publisher.models import Article, BuildReport
 from publisher.site import build
+from publisher.site.build import MANIFEST, manifest_files
 from publisher.site.build_cache import ArticleCache
 
-__all__ = ["Built", "Progress", "SiteCheck", "build_site", "check_site", "output_folder", "start_draft"]
+__all__ = [
+    "MANIFEST",
+    "Built",
+    "Progress",
+    "SiteCheck",
+    "build_site",
+    "check_site",
+    "manifest_files",
+    "output_folder",
+    "start_draft",
+]
 
 Progress = Callable[[str, int, int], None]
 """Told (stage, done, total) as a build goes (`publisher.site.build.Progress`)."""

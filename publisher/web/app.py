@@ -32,11 +32,10 @@ from starlette.types import Receive, Scope, Send
 from publisher.api import create_api
 from publisher.api import mount as api_mount
 from publisher.config import Config
-from publisher.errors import SubscriberError, WebhookError
-from publisher.mail import tokens
+from publisher.errors import WebhookError
+from publisher.services import bounces, issues, site
 from publisher.services.providers import Provider, make_provider
-from publisher.site import build
-from publisher.store import open_store, replays, subscribers
+from publisher.store import open_store
 from publisher.web import signatures, webhooks
 from publisher.web.desk import Desk, DeskSettings
 from publisher.web.limits import BodyLimit
@@ -116,12 +115,10 @@ def create_app(
     Raises ConfigError, BuildError (an output folder that would expose the publication's
     own files) or TemplateError at once rather than on the first request.
     """
-    output = build.output_folder(config)
+    output = site.output_folder(config)
     db = engine if engine is not None else open_store(config.store_url)
     now = clock or _utc_now
-    secret = tokens.resolve_secret(
-        config, real_provider=config["delivery.provider"] != "maildir"
-    )
+    secret = issues.send_secret(config)
     pages = Pages(config)
     pages.check(*PAGES)
     flow = SubscribeFlow(
@@ -243,22 +240,11 @@ class _Webhooks:
                 )
             return PlainTextResponse("Forbidden\n", status_code=403)
         keep_until = now + timedelta(seconds=signatures.MAX_AGE + signatures.MAX_AHEAD)
-        for token in ctx.tokens:
-            if not replays.first_use(self.engine, provider, token, now=now, keep_until=keep_until):
-                log.warning("%s webhook: a signed call was replayed: refused", provider)
-                return PlainTextResponse("Forbidden\n", status_code=403)
-        applied = 0
-        for item in found:
-            # One bad event (an address no mailbox can have) is skipped, not the batch.
-            try:
-                subscribers.suppress(
-                    self.engine, item.email, item.kind, provider=provider, detail=item.detail,
-                    now=now, event_key=item.event_key or None,
-                )
-            except SubscriberError as exc:
-                log.warning("%s webhook: event for %r skipped: %s", provider, item.email[:100], exc)
-                continue
-            applied += 1
+        if not bounces.first_use(self.engine, provider, ctx.tokens, now=now, keep_until=keep_until):
+            log.warning("%s webhook: a signed call was replayed: refused", provider)
+            return PlainTextResponse("Forbidden\n", status_code=403)
+        # One bad event (an address no mailbox can have) is skipped, not the batch.
+        applied = bounces.suppress_all(self.engine, provider, found, now=now)
         if found:
             log.info("%s webhook: %d address(es) suppressed", provider, applied)
         return JSONResponse({"status": "ok", "suppressed": applied})

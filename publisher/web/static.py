@@ -42,7 +42,7 @@ from urllib.parse import quote
 
 from starlette.types import Receive, Scope, Send
 
-from publisher.site.build import MANIFEST, manifest_files
+from publisher.services.site import MANIFEST, manifest_files
 
 __all__ = ["FEED_CACHE_CONTROL", "StaticSite"]
 
