@@ -1,6 +1,6 @@
 """What the world reads: the static site, written from the articles.
 
-    build.py        the site's two halves: `render_site` (pure) and the writer that switches builds
+    build/          the site's two halves: `render_site` (pure) and the writer that switches builds
     outputs.py      every file a build writes, planned with the key of what it is made from
     build_cache.py  what one build remembers for the next
     archive.py      article pages, the index, tag pages, sitemap, search, 404
