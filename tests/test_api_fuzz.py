@@ -25,7 +25,7 @@ from publisher.store import open_store
 from publisher.web import create_app
 
 CHECKS = "all"
-MAX_EXAMPLES = 5
+MAX_EXAMPLES = 3
 SETTINGS = Path(__file__).with_name("schemathesis.toml")
 
 
