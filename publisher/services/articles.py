@@ -36,6 +36,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from publisher import build, content, newsletter
+from publisher.build_cache import ArticleCache
 from publisher.config import Config
 from publisher.errors import Conflict, ContentError, InvalidRequest, NotFound, PublisherError
 from publisher.models import Article
@@ -56,6 +57,7 @@ __all__ = [
     "preview_article",
     "preview_text",
     "publish_scheduled",
+    "rebuild_site",
     "write_article",
 ]
 
@@ -258,6 +260,16 @@ def _published_text(text: str, date: str) -> str:
     if dated == front:
         dated.append(f"date: {date}")
     return "\n".join([lines[0], *dated, *lines[end:]])
+
+
+def rebuild_site(config: Config, *, now: datetime) -> None:
+    """Build the site from content/ as it is now, rendering only what changed (the build
+    cache): for a face that just put an article on the site without a daemon to notice."""
+    cache = ArticleCache(config)
+    try:
+        build.build_site(config, content.load_articles(config, reader=cache.read), now, cache=cache)
+    finally:
+        cache.save()
 
 
 def _claim_for_author(db: Engine | None, article: Article, now: datetime) -> None:
