@@ -2,7 +2,8 @@
 serve` on a free loopback port, headless Chromium (Debian's chromium and chromium-driver,
 driven by Selenium), and an `Author` who opens, fills, presses and follows, with axe-core
 on every page checked (no serious or critical violation) and screenshots at 375 and
-1280 px into SCREENSHOTS (PUBLISHER_DESK_SCREENSHOTS chooses another folder).
+1280 px into SCREENSHOTS (PUBLISHER_DESK_SCREENSHOTS chooses another folder);
+PUBLISHER_AXE_REPORT names a file that lists every violation, whatever its impact.
 
 Importing this module skips the test module that imports it when chromium, chromedriver,
 selenium or axe-selenium-python is missing (`.ci/run` installs them).
@@ -50,6 +51,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = Path(
     os.environ.get("PUBLISHER_DESK_SCREENSHOTS") or Path(tempfile.gettempdir()) / "publisher-desk-screenshots"
 )
+AXE_REPORT = os.environ.get("PUBLISHER_AXE_REPORT", "")
+"""A file to which every page checked adds all its axe violations, whatever their impact."""
 SECRET = "browser-test-secret-0123456789abcdef"
 PASSWORD = "a long enough passphrase"
 WIDTHS = (375, 1280)
@@ -242,7 +245,14 @@ class Author:
         self.settled()
         axe = axe_selenium_python.Axe(self.d)
         axe.inject()
-        for violation in axe.run()["violations"]:
+        found = axe.run()["violations"]
+        if AXE_REPORT:  # every violation of every impact, for a closer look than the test's bar
+            with Path(AXE_REPORT).open("a", encoding="utf-8") as report:
+                for violation in found:
+                    report.write(f"{self.prefix}{name}\t{violation['impact']}\t{violation['id']}\t"
+                                 f"{len(violation['nodes'])}\n")
+                report.write(f"{self.prefix}{name}\tchecked\t-\t{len(found)}\n")
+        for violation in found:
             if violation["impact"] in ("serious", "critical"):
                 targets = [node["target"] for node in violation["nodes"]][:3]
                 self.violations.append(f"{name}: {violation['id']} ({violation['impact']}) {targets}")
