@@ -146,6 +146,8 @@ def test_a_future_article_sent_now_goes_on_the_site_dated_now(pub: Pub) -> None:
     assert result.exit_code == 0, result.output
     (path,) = (pub.root / "content").glob("*far-future.md")
     assert "date: 2099" not in path.read_text()
+    assert "is on the site" in result.output
+    assert list((pub.root / "public").rglob("far-future/index.html"))
 
 
 def test_without_yes_and_no_terminal_nothing_is_sent(pub: Pub) -> None:

@@ -15,54 +15,35 @@ Skipped when chromium, chromedriver or selenium is missing (`.ci/run` installs t
 
 from __future__ import annotations
 
-import email
-import email.policy
-import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
-from pathlib import Path
 
-import httpx
 import pytest
+from desk_browser_support import (
+    PASSWORD,
+    ROOT,
+    SCREENSHOTS,
+    WIDTHS,
+    Author,
+    Site,
+    browser_fixture,  # noqa: F401 - the `browser` fixture
+    gone,
+    publication,
+    serving,
+)
 from PIL import Image
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
 
-webdriver = pytest.importorskip("selenium.webdriver")
-axe_selenium_python = pytest.importorskip("axe_selenium_python")
-
-from selenium.common.exceptions import WebDriverException  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-
-from publisher import accounts, content  # noqa: E402
-from publisher.config import load_config  # noqa: E402
-from publisher.site import build  # noqa: E402
-from publisher.store import open_store, subscribers  # noqa: E402
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER), reason="Debian's chromium and chromium-driver are not installed"
-)
-
-ROOT = Path(__file__).resolve().parent.parent
-SCREENSHOTS = Path(
-    os.environ.get("PUBLISHER_DESK_SCREENSHOTS") or Path(tempfile.gettempdir()) / "publisher-desk-screenshots"
-)
-SECRET = "browser-test-secret-0123456789abcdef"
-PASSWORD = "a long enough passphrase"
-WIDTHS = (375, 1280)
+from publisher import content
+from publisher.site import build
+from publisher.store import open_store, subscribers
 
 CSV = (
     "email,name,tags\n"
@@ -74,197 +55,25 @@ CSV = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _env() -> dict[str, str]:
-    return {**os.environ, "PUBLISHER_SECRET": SECRET}
-
-
-class Site:
-    def __init__(self, folder: Path, url: str) -> None:
-        self.folder = folder
-        self.url = url
-
-    def outbox(self) -> list[EmailMessage]:
-        new = self.folder / "outbox" / "new"
-        files = sorted(new.iterdir(), key=lambda p: p.stat().st_mtime_ns) if new.is_dir() else []
-        return [
-            email.message_from_bytes(f.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
-            for f in files
-        ]
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """A publication with the sample articles, five readers and three desk users, served
     by `publisher serve` on a free loopback port."""
     folder = tmp_path_factory.mktemp("desk")
     shutil.copytree(ROOT / "content", folder / "content")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    (folder / "config.toml").write_text(
-        f"""
-[publication]
-title = "Harbor Light Notes"
-url = "https://notes.harborlight.example.org/"
-author = "Dana Reyes, LCSW"
-postal_address = "1 Harbor Road, Testville"
-timezone = "UTC"
-
-[newsletter]
-from = "Dana Reyes <notes@harborlight.example.org>"
-
-[schedule]
-policy = "draft"
-
-[subscribe]
-public_tags = ["teens", "sleep"]
-
-[server]
-public_url = "{url}"
-""",
-        encoding="utf-8",
-    )
-    config = load_config(folder / "config.toml", env={"PUBLISHER_SECRET": SECRET})
+    users = {"editor@example.org": "editor", "viewer@example.org": "viewer", "owner@example.org": "owner"}
+    made = publication(folder, users, '\n[subscribe]\npublic_tags = ["teens", "sleep"]\n')
+    config = made.config()
     now = datetime.now(UTC)
     build.build_site(config, content.load_articles(config), now)
     engine = open_store(config.store_url)
     try:
         with (ROOT / "demo" / "subscribers.csv").open(encoding="utf-8", newline="") as readers:
             subscribers.import_csv(engine, readers, now=now, origin="subscribers.csv")
-        for who, role in (("editor@example.org", "editor"), ("viewer@example.org", "viewer"),
-                          ("owner@example.org", "owner")):
-            accounts.add_user(engine, who, role=role, password=PASSWORD, now=now)
     finally:
         engine.dispose()
-    log = (folder / "serve.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "publisher", "--config", str(folder / "config.toml"), "serve",
-         "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, env=_env(),
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("publisher serve did not start: " + (folder / "serve.log").read_text())
-            time.sleep(0.1)
-        yield Site(folder, url)
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[WebDriver]:
-    options = webdriver.ChromeOptions()
-    profile = tempfile.mkdtemp(prefix="publisher-chromium-")
-    for argument in (
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-        f"--user-data-dir={profile}", "--window-size=1280,900",
-    ):
-        options.add_argument(argument)
-    options.binary_location = str(CHROMIUM)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.implicitly_wait(0)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
-
-
-def _gone(element: object) -> Callable[[WebDriver], bool]:
-    """Whether `element`'s page has been replaced. chromedriver answers a node of a page
-    being swapped out with a plain WebDriverException, not always with the stale one."""
-
-    def check(driver: WebDriver) -> bool:
-        try:
-            element.is_enabled()  # type: ignore[attr-defined]
-        except WebDriverException:
-            return True
-        return False
-
-    return check
-
-
-class Author:
-    """What a person does in the browser, with axe and screenshots on every page seen."""
-
-    def __init__(self, driver: WebDriver, site: Site) -> None:
-        self.d = driver
-        self.site = site
-        self.violations: list[str] = []
-        self.shot: set[str] = set()
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-
-    def open(self, path: str) -> None:
-        self.d.get(self.site.url + path)
-
-    def field(self, element_id: str, text: str) -> None:
-        box = self.d.find_element(By.ID, element_id)
-        box.clear()
-        box.send_keys(text)
-
-    def press(self, css: str) -> None:
-        """Click a submit button and wait for the page it leads to."""
-        before = self.d.find_element(By.TAG_NAME, "html")
-        self.d.find_element(By.CSS_SELECTOR, css).click()
-        WebDriverWait(self.d, 30).until(_gone(before))
-        self.settled()
-
-    def follow(self, link_text: str) -> None:
-        before = self.d.find_element(By.TAG_NAME, "html")
-        self.d.find_element(By.LINK_TEXT, link_text).click()
-        WebDriverWait(self.d, 30).until(_gone(before))
-        self.settled()
-
-    def settled(self) -> None:
-        WebDriverWait(self.d, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
-
-    def text(self) -> str:
-        return str(self.d.find_element(By.TAG_NAME, "main").text)
-
-    def check(self, name: str) -> None:
-        """axe-core on the page as it is, then screenshots at each width."""
-        self.settled()
-        axe = axe_selenium_python.Axe(self.d)
-        axe.inject()
-        results = axe.run()
-        for violation in results["violations"]:
-            if violation["impact"] in ("serious", "critical"):
-                targets = [node["target"] for node in violation["nodes"]][:3]
-                self.violations.append(f"{name}: {violation['id']} ({violation['impact']}) {targets}")
-        for width in WIDTHS:
-            self.d.set_window_size(width, 900)
-            height = int(self.d.execute_script("return document.documentElement.scrollHeight"))
-            self.d.set_window_size(width, min(max(height, 600), 5000))
-            self.d.save_screenshot(str(SCREENSHOTS / f"{name}-{width}.png"))
-        self.d.set_window_size(1280, 900)
-        self.shot.add(name)
-
-    def sign_in(self, who: str) -> None:
-        self.d.delete_all_cookies()
-        self.open("/desk/")
-        assert "/desk/login" in self.d.current_url
-        self.field("email", who)
-        self.field("password", PASSWORD)
-        self.press("main button[type=submit]")
-        assert self.d.current_url.endswith("/desk/"), self.text()
+    with serving(made) as served:
+        yield served
 
 
 def _next_minute(now: datetime) -> datetime:
@@ -288,7 +97,7 @@ def test_an_author_writes_checks_sends_and_follows_an_issue(site: Site, browser:
     assert browser.switch_to.active_element.text == "Skip to content"
     before = browser.find_element(By.TAG_NAME, "html")
     ActionChains(browser).send_keys(Keys.TAB, "editor@example.org", Keys.TAB, PASSWORD, Keys.ENTER).perform()
-    WebDriverWait(browser, 30).until(_gone(before))
+    WebDriverWait(browser, 30).until(gone(before))
     me.settled()
     assert browser.current_url.endswith("/desk/articles"), me.text()
     me.open("/desk/")
@@ -472,6 +281,6 @@ def test_an_author_writes_checks_sends_and_follows_an_issue(site: Site, browser:
     me.open("/desk/settings/keys")
     assert "crm-sync" in me.text() and token not in browser.page_source
 
-    print(f"\nscreenshots of {len(me.shot)} pages at {WIDTHS} px: {SCREENSHOTS}")
+    print(f"\nscreenshots of {len(me.pages)} pages at {WIDTHS} px: {SCREENSHOTS}")
     print(f"browser session: {time.monotonic() - started:.1f} s")
     assert me.violations == [], "\n".join(me.violations)

@@ -16,76 +16,31 @@ Skipped when chromium, chromedriver or selenium is missing.
 from __future__ import annotations
 
 import base64
-import email
-import email.policy
 import io
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
-from pathlib import Path
 
-import httpx
 import pytest
-
-webdriver = pytest.importorskip("selenium.webdriver")
-axe_selenium_python = pytest.importorskip("axe_selenium_python")
-
-from selenium.common.exceptions import WebDriverException  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-
-from publisher import accounts  # noqa: E402
-from publisher.config import load_config  # noqa: E402
-from publisher.services import revisions  # noqa: E402
-from publisher.store import open_store  # noqa: E402
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER), reason="Debian's chromium and chromium-driver are not installed"
+from desk_browser_support import (
+    POSTAL,
+    SCREENSHOTS,
+    Author,
+    Site,
+    browser_fixture,  # noqa: F401 - the `browser` fixture
+    publication,
+    serving,
 )
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
 
-ROOT = Path(__file__).resolve().parent.parent
-SCREENSHOTS = Path(
-    os.environ.get("PUBLISHER_DESK_SCREENSHOTS") or Path(tempfile.gettempdir()) / "publisher-desk-screenshots"
-)
-SECRET = "browser-test-secret-0123456789abcdef"
-PASSWORD = "a long enough passphrase"
-WIDTHS = (375, 1280)
-POSTAL = "1 Harbor Road, Testville"
+from publisher.services import revisions
+from publisher.store import open_store
+
 TOOLBAR = ("Heading", "Subheading", "Bold", "Italic", "Link", "Quote", "Bulleted list", "Numbered list",
            "Upload an image", "Divider (horizontal line)", "Undo", "Redo")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Site:
-    def __init__(self, folder: Path, url: str) -> None:
-        self.folder = folder
-        self.url = url
-
-    def outbox(self) -> list[EmailMessage]:
-        new = self.folder / "outbox" / "new"
-        files = sorted(new.iterdir(), key=lambda p: p.stat().st_mtime_ns) if new.is_dir() else []
-        return [
-            email.message_from_bytes(f.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
-            for f in files
-        ]
 
 
 @pytest.fixture(scope="module")
@@ -93,145 +48,16 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """An empty publication with one editor, served by `publisher serve` on loopback."""
     folder = tmp_path_factory.mktemp("editor")
     (folder / "content").mkdir()
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    (folder / "config.toml").write_text(
-        f"""
-[publication]
-title = "Harbor Light Notes"
-url = "https://notes.harborlight.example.org/"
-author = "Dana Reyes, LCSW"
-postal_address = "{POSTAL}"
-timezone = "UTC"
-
-[newsletter]
-from = "Dana Reyes <notes@harborlight.example.org>"
-
-[schedule]
-policy = "draft"
-
-[server]
-public_url = "{url}"
-""",
-        encoding="utf-8",
-    )
-    config = load_config(folder / "config.toml", env={"PUBLISHER_SECRET": SECRET})
-    engine = open_store(config.store_url)
-    try:
-        accounts.add_user(engine, "editor@example.org", role="editor", password=PASSWORD, now=datetime.now(UTC))
-    finally:
-        engine.dispose()
-    log = (folder / "serve.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "publisher", "--config", str(folder / "config.toml"), "serve",
-         "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PUBLISHER_SECRET": SECRET},
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("publisher serve did not start: " + (folder / "serve.log").read_text())
-            time.sleep(0.1)
-        yield Site(folder, url)
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+    with serving(publication(folder, {"editor@example.org": "editor"})) as served:
+        yield served
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[WebDriver]:
-    options = webdriver.ChromeOptions()
-    profile = tempfile.mkdtemp(prefix="publisher-chromium-")
-    for argument in (
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-        f"--user-data-dir={profile}", "--window-size=1280,900",
-    ):
-        options.add_argument(argument)
-    options.binary_location = str(CHROMIUM)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.implicitly_wait(0)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
+class EditorAuthor(Author):
+    """The author in the article editor: screenshots named `editor-…`, links found by part
+    of their text."""
 
-
-def _gone(element: object) -> Callable[[WebDriver], bool]:
-    def check(driver: WebDriver) -> bool:
-        try:
-            element.is_enabled()  # type: ignore[attr-defined]
-        except WebDriverException:
-            return True
-        return False
-
-    return check
-
-
-class Author:
-    """What the author does in the browser, with axe and screenshots on every page seen."""
-
-    def __init__(self, driver: WebDriver, site: Site) -> None:
-        self.d = driver
-        self.site = site
-        self.violations: list[str] = []
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-
-    def open(self, path: str) -> None:
-        self.d.get(self.site.url + path)
-        self.settled()
-
-    def field(self, element_id: str, text: str) -> None:
-        box = self.d.find_element(By.ID, element_id)
-        box.clear()
-        box.send_keys(text)
-
-    def press(self, css: str) -> None:
-        before = self.d.find_element(By.TAG_NAME, "html")
-        self.d.find_element(By.CSS_SELECTOR, css).click()
-        WebDriverWait(self.d, 30).until(_gone(before))
-        self.settled()
-
-    def follow(self, link_text: str) -> None:
-        before = self.d.find_element(By.TAG_NAME, "html")
-        self.d.find_element(By.PARTIAL_LINK_TEXT, link_text).click()
-        WebDriverWait(self.d, 30).until(_gone(before))
-        self.settled()
-
-    def settled(self) -> None:
-        WebDriverWait(self.d, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
-
-    def text(self) -> str:
-        return str(self.d.find_element(By.TAG_NAME, "main").text)
-
-    def check(self, name: str) -> None:
-        """axe-core on the page as it is, then screenshots at each width."""
-        self.settled()
-        axe = axe_selenium_python.Axe(self.d)
-        axe.inject()
-        results = axe.run()
-        for violation in results["violations"]:
-            if violation["impact"] in ("serious", "critical"):
-                targets = [node["target"] for node in violation["nodes"]][:3]
-                self.violations.append(f"{name}: {violation['id']} ({violation['impact']}) {targets}")
-        for width in WIDTHS:
-            self.d.set_window_size(width, 900)
-            height = int(self.d.execute_script("return document.documentElement.scrollHeight"))
-            self.d.set_window_size(width, min(max(height, 600), 5000))
-            self.d.save_screenshot(str(SCREENSHOTS / f"editor-{name}-{width}.png"))
-        self.d.set_window_size(1280, 900)
+    prefix = "editor-"
+    link_by = By.PARTIAL_LINK_TEXT
 
     # The rich editor
 
@@ -254,14 +80,6 @@ class Author:
             "return e.defaultPrevented;"
         ))
 
-    def sign_in(self, who: str) -> None:
-        self.d.delete_all_cookies()
-        self.open("/desk/login")
-        self.field("email", who)
-        self.field("password", PASSWORD)
-        self.press("main button[type=submit]")
-        assert self.d.current_url.endswith("/desk/"), self.text()
-
 
 def _png() -> bytes:
     from PIL import Image
@@ -273,7 +91,7 @@ def _png() -> bytes:
 
 def test_an_author_writes_in_the_rich_editor(site: Site, browser: WebDriver) -> None:
     """Type, format, count, autosave, leave safely, save, preview, test-send, compare, restore."""
-    me = Author(browser, site)
+    me = EditorAuthor(browser, site)
     me.sign_in("editor@example.org")
 
     # The rich editor replaces the textarea, with a labelled toolbar and no request elsewhere.
@@ -314,7 +132,7 @@ def test_an_author_writes_in_the_rich_editor(site: Site, browser: WebDriver) -> 
     )
     assert not me.would_warn(), "an autosaved text must not ask before leaving"
     key = browser.find_element(By.NAME, "draft_key").get_attribute("value")
-    engine = open_store(load_config(site.folder / "config.toml", env={"PUBLISHER_SECRET": SECRET}).store_url)
+    engine = open_store(site.config().store_url)
     try:
         kept = revisions.list_revisions(engine, f"new:{key}")
     finally:

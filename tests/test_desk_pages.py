@@ -502,3 +502,28 @@ def test_editing_while_the_article_is_being_sent_says_what_a_save_changes(config
     assert "Sending now" in page and "3 to go" in page
     assert "changes the site, not the copies" in page
     engine.dispose()
+
+
+def test_the_article_list_shows_each_schedule_with_reschedule_and_cancel(config: Config, url: str) -> None:
+    """A scheduled article is listed with its time in the publication's zone, how far off
+    it is, Reschedule and Cancel; Cancel there takes it back and returns to the list."""
+    from datetime import UTC, datetime, timedelta
+
+    from publisher.services import issues as issue_service
+
+    engine = open_store(config.store_url)
+    at = (datetime.now(UTC) + timedelta(days=2)).astimezone(config.tz).replace(second=0, microsecond=0)
+    done = issue_service.schedule_send(
+        config, engine, "sleep-after-a-loss", at=f"{at:%Y-%m-%d %H:%M}", now=datetime.now(UTC)
+    )
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        listing = http.get("/desk/articles").text
+        assert f"{at:%a %d %b %Y, %H:%M}" in listing and "(in 1 day" in listing
+        assert "/desk/articles/sleep-after-a-loss#schedule" in listing
+        cancel = http.post(
+            f"/desk/schedules/{done.schedule.id}/cancel", data={"csrf": csrf_of(listing), "back": "/desk/articles"}
+        )
+    assert cancel.status_code == 303 and cancel.headers["location"] == "/desk/articles?m=cancelled"
+    assert issue_service.list_schedules(engine) == []
+    engine.dispose()

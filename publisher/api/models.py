@@ -168,10 +168,12 @@ class TagList(BaseModel):
 
 
 class ImportRecord(Request):
-    email: Email
+    email: str = Field(max_length=320, description="An address; an unusable one is a rejected row of the job.")
     name: str = Field(default="", max_length=200)
     tags: list[Tag] = Field(default=[], max_length=MAX_TAGS)
-    timezone: Zone | None = None
+    timezone: str | None = Field(
+        default=None, max_length=64, description="IANA zone; an unknown one is a rejected row."
+    )
     status: str | None = Field(default=None, max_length=32, description="active (default), pending, unsubscribed, ...")
 
 

@@ -29,8 +29,9 @@ from publisher.store import open_store
 def schedule(ctx: click.Context, slug: str, at: str, tz_name: str | None, tag: str | None, local: bool) -> None:
     """Schedule the newsletter of article SLUG for a time (kept across restarts).
 
-    Scheduling an article again replaces its pending schedule. An article dated in the
-    future is mailed by its own `send_at:` line instead.
+    Any article may be scheduled, a draft too: at that minute it goes on the site (dated
+    then) and to the list, as it is then. Scheduling an article again replaces its pending
+    schedule; `publisher unschedule ID` cancels it.
     """
     config = get_config(ctx)
     db = open_store(config.store_url)
@@ -43,7 +44,8 @@ def schedule(ctx: click.Context, slug: str, at: str, tz_name: str | None, tag: s
         click.echo(f"replaced schedule #{old.id} (was {old.local_time} {old.timezone})")
     click.echo(
         f"scheduled #{item.id}: {done.article.title!r} at {item.local_time} {where} time "
-        f"(starting {item.run_at:%Y-%m-%d %H:%M} UTC). `publisher serve` sends it."
+        f"(starting {item.run_at:%Y-%m-%d %H:%M} UTC). `publisher serve` sends it"
+        + (", and puts it on the site then." if item.publishes else ".")
     )
 
 

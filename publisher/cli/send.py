@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from publisher.cli._common import cli, get_config, reports_errors
 from publisher.cli.status import UNCERTAIN_NOTE
 from publisher.config import Config
+from publisher.services import articles as article_service
 from publisher.services import delivering
 from publisher.services import issues as service
 from publisher.services.delivering import DeliveryReport
@@ -221,6 +222,10 @@ def send(
         queued = service.send_now(config, db, slug, now=now, tag=tag)
         issue_id = queued.issue_id
         click.echo(f"issue {issue_id} {article.slug!r}: {queued.added} new recipient(s) queued")
+        if plan.publishes:
+            # It just came out: the site shows it before the first reader follows a link to it.
+            article_service.rebuild_site(config, now=now)
+            click.echo(f"{article.slug!r} is on the site (rebuilt)")
         # A sender of this issue that died left its rows "sending": sending again is how
         # most people resume, so it takes them back now rather than after the lease.
         _recover(config, db)

@@ -319,7 +319,7 @@ def new_draft_text(title: str, now: datetime, config: Config) -> str:
         + "# summary: one or two sentences for feeds and the email preview\n"
         + "# image: /images/cover.jpg\n"
         + "# image_alt: what the image shows\n"
-        + f"# send_at: {local:%Y-%m-%d} 09:00   # when to mail it, if not at once (`publisher serve` sends it)\n"
+        + f"# send_at: {local:%Y-%m-%d} 09:00   # mail it then (`publisher serve` sends it); or `publisher schedule`\n"
         + "draft: true\n"
         + "---\n\n"
         + "The first paragraph becomes the summary in feeds and the email preview.\n\n"

@@ -39,6 +39,7 @@ from publisher.errors import Conflict, ContentError, InvalidRequest, NotFound, P
 from publisher.mail import newsletter
 from publisher.models import Article
 from publisher.site import build
+from publisher.site.build_cache import ArticleCache
 from publisher.store import ledger, publishing, schedules
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "preview_article",
     "preview_text",
     "publish_scheduled",
+    "rebuild_site",
     "write_article",
 ]
 
@@ -255,6 +257,16 @@ def _published_text(text: str, date: str) -> str:
     if dated == front:
         dated.append(f"date: {date}")
     return "\n".join([lines[0], *dated, *lines[end:]])
+
+
+def rebuild_site(config: Config, *, now: datetime) -> None:
+    """Build the site from content/ as it is now, rendering only what changed (the build
+    cache): for a face that just put an article on the site without a daemon to notice."""
+    cache = ArticleCache(config)
+    try:
+        build.build_site(config, content.load_articles(config, reader=cache.read), now, cache=cache)
+    finally:
+        cache.save()
 
 
 def _claim_for_author(db: Engine | None, article: Article, now: datetime) -> None:

@@ -332,10 +332,13 @@ def schedule_send(
         wall, run_at = timing.exact_instant(at, tz, now=now)
     shown = f"{wall:{timing.LOCAL_LAYOUT}}"
     if run_at <= now:
-        default = "" if tz_name or local_time else "; the zone is publication.timezone, --tz ZONE takes another"
+        default = "" if tz_name or local_time else (
+            "; the time is read in the publication's zone unless you give another (the desk's Time zone "
+            "field, --tz ZONE on the command line)"
+        )
         raise InvalidRequest(
             f"{shown} in {tz.key} is in the past (it is {now.astimezone(tz):%Y-%m-%d %H:%M} there{default}). "
-            f"Give a later time, or send it now (publisher send {slug})."
+            "Give a later time, or send it now."
         )
     articles, _ = content.scan_articles(config)
     article = find_article(articles, slug, now=now, unpublished="")

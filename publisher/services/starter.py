@@ -125,7 +125,7 @@ date: {local:%Y-%m-%d %H:%M}
 slug: {WELCOME_SLUG}
 tags: []
 # summary: one or two sentences for feeds and the email preview
-# send_at: {local:%Y-%m-%d} 09:00   # when to mail it, if not at once (`publisher serve` sends it)
+# send_at: {local:%Y-%m-%d} 09:00   # mail it then (`publisher serve` sends it); or `publisher schedule`
 draft: true
 ---
 

@@ -130,9 +130,11 @@ class ArticleDesk:
             if (not state or item.state.value == state)
             and all(w in f"{item.article.title} {' '.join(item.article.tags)}".lower() for w in words)
         ]
+        agenda = await run_in_threadpool(issue_service.agenda, self.config, self.engine, now=asked.now)
         return self.pages.render(
             "articles", asked.desk, section="articles", articles=shown,
             total=len(found), q=search, state=state, states=STATES, error=error,
+            upcoming={u.schedule.slug: u for u in agenda.scheduled}, held={h.slug: h for h in agenda.held},
         )
 
     # The editor
