@@ -32,8 +32,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
 @reports_errors
 def worker(ctx: click.Context, once: bool, interval: float) -> None:
     """Send queued messages and nothing else (no HTTP, no scheduler): one per core or host."""
-    from publisher.delivery.worker import run_worker
     from publisher.logs import configure_logging
+    from publisher.services.delivering import run_worker
 
     config = get_config(ctx)
     configure_logging()

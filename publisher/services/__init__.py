@@ -23,7 +23,8 @@ to do.
                  list_endpoints, remove_endpoint (outbound webhooks); authenticate,
                  claim_request (Idempotency-Key answers)
     bounces      first_use, suppress_all: what a provider's verified webhook does
-    delivering   deliver, recover, fail_unusable: the queue sent in the foreground
+    delivering   deliver, recover, fail_unusable: the queue sent in the foreground;
+                 run_worker (`publisher worker`)
     preferences  a reader's own page: public_topics, preferences_of, save_preferences
     signup       register, confirm_state, unsubscribe_by_link (the public subscribe flow)
     site         build_site, check_site, start_draft (`publisher build`, `check`, `new`),
@@ -32,6 +33,8 @@ to do.
     previews     run_checks (before a send), issue_email (an issue as it went out)
     providers    Provider, make_provider: the mail provider the sending actions take
     media        store_image, list_media, delete_image, usage (pictures)
+    pages        template_environment, feed_url, translations: what the web face's pages
+                 are rendered with
     revisions    an article's saved versions
     article_import  import_articles (someone else's page or feed)
     starter      starter_files (`publisher init`)
@@ -55,6 +58,7 @@ __all__ = [
     "imports",
     "issues",
     "media",
+    "pages",
     "preferences",
     "previews",
     "providers",

@@ -39,6 +39,7 @@ __all__ = [
     "fail_unusable",
     "recover",
     "require_postal_address",
+    "run_worker",
     "status_lines",
 ]
 
@@ -82,3 +83,11 @@ def deliver(
         report = dataclasses.replace(report, sent=report.sent + hands.sent)
         return Delivered(report, helpers=len(hands), helpers_sent=hands.sent)
     return Delivered(report)
+
+
+def run_worker(config: Config, *, once: bool, interval: float) -> int:
+    """`publisher worker`: claim and send queued rows beside the daemon until stopped (or,
+    with `once`, what is due now); how many were sent. Only the sending machinery loads."""
+    from publisher.delivery.worker import run_worker as run
+
+    return run(config, once=once, interval=interval)

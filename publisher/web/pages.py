@@ -14,10 +14,9 @@ import jinja2
 from starlette.responses import HTMLResponse
 
 from publisher.config import Config
-from publisher.content import i18n
-from publisher.content.templates import template_environment
 from publisher.errors import TemplateError
-from publisher.site import feeds
+from publisher.services import pages as feeds
+from publisher.services.pages import template_environment
 
 __all__ = ["PAGE_HEADERS", "Pages"]
 
@@ -69,7 +68,7 @@ class Pages:
 
     def gettext(self, message: str) -> str:
         """`message` in the publication's language (for texts the app puts into a page)."""
-        return i18n.translations(str(self.config["publication.language"])).gettext(message)
+        return feeds.translations(str(self.config["publication.language"])).gettext(message)
 
     def check(self, *names: str) -> None:
         """Load each page once at start-up, so a broken override fails `publisher serve`

@@ -15,8 +15,8 @@ from starlette.responses import HTMLResponse
 
 from publisher.accounts import Role, allows
 from publisher.config import Config
-from publisher.content.templates import default_templates_dir
 from publisher.errors import TemplateError
+from publisher.services.pages import default_templates_dir
 from publisher.web.desk.context import DeskContext
 
 __all__ = ["DESK_HEADERS", "PREVIEW_HEADERS", "DeskPages", "static_dir"]

@@ -1,0 +1,43 @@
+"""What the web face's pages are rendered with: the publication's template environment
+(its own templates over the defaults), the addresses of its feeds and logo, and its words
+in its language.
+
+The site's pages and the desk render through Jinja like the build does; this module is
+the one place the web face takes those parts from, so a change to how the build finds a
+template or names a feed reaches every page at once. Pure lookups: nothing is written.
+"""
+
+from __future__ import annotations
+
+from babel.support import NullTranslations
+
+from publisher.config import Config
+from publisher.content import i18n
+from publisher.content.templates import default_templates_dir, template_environment
+from publisher.site import feeds
+from publisher.site.feeds import FEED_TYPES, FeedKind
+
+__all__ = [
+    "FEED_TYPES",
+    "FeedKind",
+    "absolute_url",
+    "default_templates_dir",
+    "feed_url",
+    "template_environment",
+    "translations",
+]
+
+
+def absolute_url(config: Config, path: str) -> str:
+    """`path` (or an absolute URL) as an absolute URL on the publication's site."""
+    return feeds.absolute_url(config, path)
+
+
+def feed_url(config: Config, kind: FeedKind) -> str:
+    """The public address of one of the publication's feeds."""
+    return feeds.feed_url(config, kind)
+
+
+def translations(language: str) -> NullTranslations:
+    """The message catalog of `language` (English where there is none)."""
+    return i18n.translations(language)
