@@ -249,7 +249,7 @@ class ArticleDesk:
     ) -> Response:
         sending: dict[str, Any] = {}
         if edit.slug is not None:
-            sending = await run_in_threadpool(self._sending, edit.slug, asked.now)
+            sending = await run_in_threadpool(self._sending, edit.slug, asked.now, view)
             sending["form"] = schedule_form or {
                 "at": "", "timezone": "", "local_time": False, "tag": "", "choices": [],
             }
@@ -274,12 +274,12 @@ class ArticleDesk:
             when=lambda moment: f"{moment.astimezone(self.config.tz):%Y-%m-%d %H:%M}",
         )
 
-    def _sending(self, slug: str, now: datetime) -> dict[str, Any]:
+    def _sending(self, slug: str, now: datetime, view: article_service.ArticleView | None) -> dict[str, Any]:
         """What the send panel shows: segments with their counts, this article's pending
-        schedule (with how far off it is), a held one, and how mail leaves."""
+        schedule (with how far off it is), a held one, its issue's counts while it is being
+        sent, and how mail leaves. `view` is the article the editor loaded (no second scan)."""
         agenda = issue_service.agenda(self.config, self.engine, now=now)
-        view = article_service.get_article(self.config, self.engine, slug, now=now)
-        issue = issue_service.get_issue(self.engine, view.issue_id) if view.issue_id else None
+        issue = issue_service.get_issue(self.engine, view.issue_id) if view and view.issue_id else None
         return {
             "issue": issue,
             "active": subscriber_service.counts(self.engine).get("active", 0),
