@@ -89,7 +89,7 @@ class Desk:
             IssueDesk(config, engine, self.pages, self.auth),
             SubscriberDesk(config, engine, self.pages, self.auth),
             SettingsDesk(config, engine, self.pages, self.auth, settings.provider_factory),
-            KeyDesk(engine, self.pages, self.auth),
+            KeyDesk(config, engine, self.pages, self.auth),
             MediaDesk(config, engine, self.pages, self.auth),
             RevisionDesk(config, engine, self.pages, self.auth),
         )

@@ -55,6 +55,7 @@ from publisher.web.desk.auth import Asked, DeskAuth, refuse
 from publisher.web.desk.editing import EditorFields, parse_fields, read_form, to_text
 from publisher.web.desk.previews import PreviewCache, Rendered, desk_images, media_prefix
 from publisher.web.desk.render import PREVIEW_HEADERS, DeskPages
+from publisher.web.desk.section import Section
 
 __all__ = ["ArticleDesk"]
 
@@ -80,15 +81,12 @@ class _Edit:
     """The revision put back into the form, not saved yet."""
 
 
-class ArticleDesk:
+class ArticleDesk(Section):
     def __init__(
         self, config: Config, engine: Engine, pages: DeskPages, auth: DeskAuth,
         provider_factory: Callable[[Config], Provider],
     ) -> None:
-        self.config = config
-        self.engine = engine
-        self.pages = pages
-        self.auth = auth
+        super().__init__(config, engine, pages, auth)
         self.provider_factory = provider_factory
         self.previews = PreviewCache()
 

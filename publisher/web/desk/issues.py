@@ -12,32 +12,25 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from publisher.accounts import Role
-from publisher.config import Config
 from publisher.errors import PublisherError
 from publisher.services import issues as issue_service
 from publisher.services import previews, stats
-from publisher.web.desk.auth import Asked, DeskAuth, refuse
+from publisher.web.desk.auth import Asked, refuse
 from publisher.web.desk.charts import Series, bar_chart
-from publisher.web.desk.render import PREVIEW_HEADERS, DeskPages
+from publisher.web.desk.render import PREVIEW_HEADERS
+from publisher.web.desk.section import Section
 
 __all__ = ["IssueDesk"]
 
 FAILURES_SHOWN = 200
 
 
-class IssueDesk:
-    def __init__(self, config: Config, engine: Engine, pages: DeskPages, auth: DeskAuth) -> None:
-        self.config = config
-        self.engine = engine
-        self.pages = pages
-        self.auth = auth
-
+class IssueDesk(Section):
     def routes(self) -> list[BaseRoute]:
         guard = self.auth.guarded
         return [

@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -25,8 +24,8 @@ from publisher.accounts import Role
 from publisher.errors import Conflict, NotFound, PublisherError
 from publisher.services import access
 from publisher.services.access import ApiKey, NewKey
-from publisher.web.desk.auth import Asked, DeskAuth
-from publisher.web.desk.render import DeskPages
+from publisher.web.desk.auth import Asked
+from publisher.web.desk.section import Section
 
 __all__ = ["KeyDesk", "KeyLine"]
 
@@ -50,12 +49,7 @@ class KeyLine:
         )
 
 
-class KeyDesk:
-    def __init__(self, engine: Engine, pages: DeskPages, auth: DeskAuth) -> None:
-        self.engine = engine
-        self.pages = pages
-        self.auth = auth
-
+class KeyDesk(Section):
     def routes(self) -> list[BaseRoute]:
         guard = self.auth.guarded
         return [

@@ -38,7 +38,6 @@ import hmac
 from collections.abc import AsyncGenerator, AsyncIterator
 from urllib.parse import quote
 
-from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
@@ -48,12 +47,11 @@ from starlette.routing import BaseRoute, Route
 
 from publisher import accounts
 from publisher.accounts import DeskSession, Role
-from publisher.config import Config
 from publisher.errors import Conflict, NotFound, PublisherError
 from publisher.services import media as media_service
-from publisher.web.desk.auth import Asked, DeskAuth, refuse
+from publisher.web.desk.auth import Asked, refuse
 from publisher.web.desk.context import DeskContext
-from publisher.web.desk.render import DeskPages
+from publisher.web.desk.section import Section
 
 __all__ = ["MAX_BODY", "MediaDesk"]
 
@@ -88,13 +86,7 @@ def _sentence(exc: Exception | str) -> str:
     return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
 
-class MediaDesk:
-    def __init__(self, config: Config, engine: Engine, pages: DeskPages, auth: DeskAuth) -> None:
-        self.config = config
-        self.engine = engine
-        self.pages = pages
-        self.auth = auth
-
+class MediaDesk(Section):
     def routes(self) -> list[BaseRoute]:
         guard = self.auth.guarded
         return [

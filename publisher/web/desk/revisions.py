@@ -18,20 +18,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from publisher.accounts import Role
-from publisher.config import Config
 from publisher.errors import InvalidRequest, PublisherError
 from publisher.services import articles as article_service
 from publisher.services import revisions as revision_service
 from publisher.services.revisions import RevisionInfo
-from publisher.web.desk.auth import Asked, DeskAuth, refuse
+from publisher.web.desk.auth import Asked, refuse
 from publisher.web.desk.editing import parse_fields, read_form, to_text
-from publisher.web.desk.render import DeskPages
+from publisher.web.desk.section import Section
 
 __all__ = ["RevisionDesk", "editor_url"]
 
@@ -51,13 +49,7 @@ class _Row:
     minutes: int
 
 
-class RevisionDesk:
-    def __init__(self, config: Config, engine: Engine, pages: DeskPages, auth: DeskAuth) -> None:
-        self.config = config
-        self.engine = engine
-        self.pages = pages
-        self.auth = auth
-
+class RevisionDesk(Section):
     def routes(self) -> list[BaseRoute]:
         guard = self.auth.guarded
         return [

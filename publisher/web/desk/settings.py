@@ -32,6 +32,7 @@ from publisher.services import readiness
 from publisher.services.providers import Provider
 from publisher.web.desk.auth import Asked, DeskAuth
 from publisher.web.desk.render import DeskPages
+from publisher.web.desk.section import Section
 
 __all__ = ["SettingsDesk"]
 
@@ -43,15 +44,12 @@ class Setting:
     help: str
 
 
-class SettingsDesk:
+class SettingsDesk(Section):
     def __init__(
         self, config: Config, engine: Engine, pages: DeskPages, auth: DeskAuth,
         provider_factory: Callable[[Config], Provider],
     ) -> None:
-        self.config = config
-        self.engine = engine
-        self.pages = pages
-        self.auth = auth
+        super().__init__(config, engine, pages, auth)
         self.provider_factory = provider_factory
 
     def routes(self) -> list[BaseRoute]:

@@ -36,6 +36,7 @@ from publisher.services import subscribers as subscriber_service
 from publisher.services.imports import decode_upload, preview_import
 from publisher.web.desk.auth import Asked, DeskAuth, refuse
 from publisher.web.desk.render import DeskPages
+from publisher.web.desk.section import Section
 
 __all__ = ["SubscriberDesk"]
 
@@ -83,12 +84,9 @@ def _tags(raw: str) -> list[str]:
     return [t.strip() for t in raw.split(",") if t.strip()]
 
 
-class SubscriberDesk:
+class SubscriberDesk(Section):
     def __init__(self, config: Config, engine: Engine, pages: DeskPages, auth: DeskAuth) -> None:
-        self.config = config
-        self.engine = engine
-        self.pages = pages
-        self.auth = auth
+        super().__init__(config, engine, pages, auth)
         self.uploads = _Uploads()
 
     def routes(self) -> list[BaseRoute]:
