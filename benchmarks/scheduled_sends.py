@@ -30,7 +30,7 @@ from aiosmtpd.controller import Controller
 
 from publisher.config import load_config
 from publisher.schedule import daemon
-from publisher.services import issues as issue_service
+from publisher.services import scheduling
 from publisher.store import open_store, subscribers
 
 SECRET = "s" * 40
@@ -109,7 +109,7 @@ def main() -> None:
             due: dict[str, datetime] = {}
             for n in range(args.runs):
                 at = first + timedelta(seconds=round(n * args.gap))
-                issue_service.schedule_send(
+                scheduling.schedule_send(
                     config, rt.db, f"scheduled-{n}", at=at.isoformat(), now=datetime.now(UTC)
                 )
                 due[f"Scheduled {n}"] = at

@@ -22,7 +22,7 @@ from publisher.config import load_config
 from publisher.delivery import engine
 from publisher.delivery.maildir import MaildirProvider
 from publisher.mail.mime import Recipient
-from publisher.services import access, issues, subscribers
+from publisher.services import access, issues, scheduling, subscribers
 from publisher.store import open_store
 from publisher.store.schema import api_keys as api_keys_table
 from publisher.store.schema import deliveries
@@ -559,7 +559,7 @@ def test_an_article_is_scheduled_with_its_instant_in_utc(api: Api) -> None:
     made = answer.json()
     assert (made["run_at"], made["slug"], made["wall_clock"]) == ("2099-01-01T08:00:00Z", "notes-on-rest",
                                                                   "2099-01-01 09:00")
-    assert [s.id for s in issues.list_schedules(api.db)] == [made["id"]]
+    assert [s.id for s in scheduling.list_schedules(api.db)] == [made["id"]]
 
 
 def test_scheduling_an_article_follows_the_commands_rules(api: Api) -> None:

@@ -20,7 +20,7 @@ from publisher.config import load_config
 from publisher.errors import AmbiguousTime, Conflict, InvalidRequest
 from publisher.schedule import jobs
 from publisher.services import articles as article_service
-from publisher.services import issues as issue_service
+from publisher.services import scheduling
 from publisher.store import ledger, open_store, schedules, subscribers
 
 START = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)  # a Friday, 10:00 in New York
@@ -131,7 +131,7 @@ def test_a_draft_scheduled_comes_out_and_is_sent_at_its_minute(pub: Pub) -> None
     07:00, the draft line gone, every other line kept) and in every inbox; edits made after
     scheduling are what is sent."""
     pub.write("2026-11-20-tuesday.md", text("Tuesday", draft=True, body="First words.") + "<!-- kept -->\n")
-    done = issue_service.schedule_send(pub.config, pub.db, "tuesday", at="2026-11-24 07:00", now=pub.clock.now)
+    done = scheduling.schedule_send(pub.config, pub.db, "tuesday", at="2026-11-24 07:00", now=pub.clock.now)
     assert done.schedule.run_at == datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
     assert done.schedule.publishes
     jobs.publish_new(pub.key)
@@ -157,7 +157,7 @@ def test_a_scheduled_send_is_held_when_a_check_fails_and_the_owners_are_told(pub
 
     accounts.add_user(pub.db, "owner@example.org", role="owner", password="a long passphrase here", now=START)
     pub.write("2026-11-20-pics.md", text("Pics", draft=True))
-    done = issue_service.schedule_send(pub.config, pub.db, "pics", at=later(pub, 2), now=pub.clock.now)
+    done = scheduling.schedule_send(pub.config, pub.db, "pics", at=later(pub, 2), now=pub.clock.now)
     pub.write("2026-11-20-pics.md", text("Pics", draft=True, body="<img src=\"https://example.org/a.jpg\">"))
     pub.clock.now += timedelta(hours=3)
     assert jobs.run_due_schedules(pub.key) == 0
@@ -173,15 +173,15 @@ def test_a_failing_check_refuses_the_schedule_and_says_what_to_fix(pub: Pub) -> 
     """The checks also run when the author schedules: refused, naming the problem."""
     pub.write("2026-11-20-pics.md", text("Pics", draft=True, body="<img src=\"https://example.org/a.jpg\">"))
     with pytest.raises(InvalidRequest, match="alt text"):
-        issue_service.schedule_send(pub.config, pub.db, "pics", at=later(pub, 2), now=pub.clock.now)
+        scheduling.schedule_send(pub.config, pub.db, "pics", at=later(pub, 2), now=pub.clock.now)
     assert schedules.pending(pub.db) == []
 
 
 def test_a_cancelled_draft_stays_a_draft_and_nothing_goes(pub: Pub) -> None:
     """Cancel before the time: the draft is left as it was and no copy leaves."""
     pub.write("2026-11-20-maybe.md", text("Maybe", draft=True))
-    done = issue_service.schedule_send(pub.config, pub.db, "maybe", at=later(pub, 1), now=pub.clock.now)
-    issue_service.cancel_schedule(pub.db, done.schedule.id)
+    done = scheduling.schedule_send(pub.config, pub.db, "maybe", at=later(pub, 1), now=pub.clock.now)
+    scheduling.cancel_schedule(pub.db, done.schedule.id)
     pub.clock.now += timedelta(hours=2)
     assert jobs.run_due_schedules(pub.key) == 0
     assert pub.messages() == []
@@ -192,12 +192,12 @@ def test_cancel_and_claim_at_the_same_second_one_wins_whole(pub: Pub) -> None:
     """Once the daemon has claimed a schedule, Cancel is refused with a reason (it went);
     before, the claim finds nothing: never half."""
     pub.write("2026-11-20-race.md", text("Race", draft=True))
-    done = issue_service.schedule_send(pub.config, pub.db, "race", at=later(pub, 1), now=pub.clock.now)
+    done = scheduling.schedule_send(pub.config, pub.db, "race", at=later(pub, 1), now=pub.clock.now)
     pub.clock.now += timedelta(hours=1, seconds=1)
     claimed = schedules.claim_due(pub.db, worker="w", now=pub.clock.now, grace=timedelta(hours=1))
     assert [c.schedule.id for c in claimed] == [done.schedule.id]
     with pytest.raises(Conflict, match="claimed"):
-        issue_service.cancel_schedule(pub.db, done.schedule.id)
+        scheduling.cancel_schedule(pub.db, done.schedule.id)
 
 
 def test_two_articles_for_the_same_minute_both_go_in_order(pub: Pub) -> None:
@@ -205,8 +205,8 @@ def test_two_articles_for_the_same_minute_both_go_in_order(pub: Pub) -> None:
     for name in ("one", "two"):
         pub.write(f"2026-11-20-{name}.md", text(name.title(), draft=True))
     at = later(pub, 1)
-    first = issue_service.schedule_send(pub.config, pub.db, "one", at=at, now=pub.clock.now)
-    second = issue_service.schedule_send(pub.config, pub.db, "two", at=at, now=pub.clock.now)
+    first = scheduling.schedule_send(pub.config, pub.db, "one", at=at, now=pub.clock.now)
+    second = scheduling.schedule_send(pub.config, pub.db, "two", at=at, now=pub.clock.now)
     pub.clock.now += timedelta(hours=1, seconds=1)
     assert jobs.run_due_schedules(pub.key) == 2
     subjects = [m["Subject"] for m in pub.messages()]
@@ -218,8 +218,8 @@ def test_two_articles_for_the_same_minute_both_go_in_order(pub: Pub) -> None:
 def test_a_reschedule_replaces_the_pending_time(pub: Pub) -> None:
     """Scheduling again moves the send: the old schedule is cancelled, the new one runs."""
     pub.write("2026-11-20-moved.md", text("Moved", draft=True))
-    first = issue_service.schedule_send(pub.config, pub.db, "moved", at=later(pub, 1), now=pub.clock.now)
-    second = issue_service.schedule_send(pub.config, pub.db, "moved", at=later(pub, 5), now=pub.clock.now)
+    first = scheduling.schedule_send(pub.config, pub.db, "moved", at=later(pub, 1), now=pub.clock.now)
+    second = scheduling.schedule_send(pub.config, pub.db, "moved", at=later(pub, 5), now=pub.clock.now)
     assert [s.id for s in second.replaced] == [first.schedule.id]
     pub.clock.now += timedelta(hours=2)
     assert jobs.run_due_schedules(pub.key) == 0
@@ -232,13 +232,13 @@ def test_bad_times_are_refused_with_the_field_named(pub: Pub) -> None:
     """A malformed time, an unknown zone and a past time are InvalidRequest, never a crash."""
     pub.write("2026-11-20-x.md", text("X", draft=True))
     with pytest.raises(InvalidRequest, match="must look like"):
-        issue_service.schedule_send(pub.config, pub.db, "x", at="next tuesday", now=pub.clock.now)
+        scheduling.schedule_send(pub.config, pub.db, "x", at="next tuesday", now=pub.clock.now)
     with pytest.raises(InvalidRequest, match="timezone: unknown time zone"):
-        issue_service.schedule_send(pub.config, pub.db, "x", at=later(pub, 1), tz_name="Mars/Base", now=pub.clock.now)
+        scheduling.schedule_send(pub.config, pub.db, "x", at=later(pub, 1), tz_name="Mars/Base", now=pub.clock.now)
     with pytest.raises(InvalidRequest, match="in the past"):
-        issue_service.schedule_send(pub.config, pub.db, "x", at=later(pub, -1), now=pub.clock.now)
+        scheduling.schedule_send(pub.config, pub.db, "x", at=later(pub, -1), now=pub.clock.now)
     with pytest.raises(AmbiguousTime) as asked:
-        issue_service.schedule_send(pub.config, pub.db, "x", at="2027-11-07 01:30", now=pub.clock.now)
+        scheduling.schedule_send(pub.config, pub.db, "x", at="2027-11-07 01:30", now=pub.clock.now)
     assert [label for label, _ in asked.value.choices] == ["2027-11-07T01:30-04:00", "2027-11-07T01:30-05:00"]
 
 
@@ -252,7 +252,7 @@ def test_the_daemon_wakes_at_the_scheduled_second(tmp_path: Path) -> None:
     key, rt, sched = daemon.start_background(pub.config)
     try:
         due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=4)
-        issue_service.schedule_send(pub.config, rt.db, "soon", at=due.isoformat(), now=datetime.now(UTC))
+        scheduling.schedule_send(pub.config, rt.db, "soon", at=due.isoformat(), now=datetime.now(UTC))
         folder = pub.root / "outbox" / "new"
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not (folder.is_dir() and any(folder.iterdir())):

@@ -21,7 +21,7 @@ import pytest
 from fakes.smtp import SMTPServer
 
 from publisher.config import load_config
-from publisher.services import issues as issue_service
+from publisher.services import scheduling
 from publisher.services import subscribers as subscriber_service
 from publisher.store import open_store
 
@@ -165,7 +165,7 @@ def schedule(pub: Publication, seconds: float) -> datetime:
     db = open_store(config.store_url)
     moment = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=seconds)
     made = min(datetime.now(UTC), moment - timedelta(minutes=1))
-    issue_service.schedule_send(
+    scheduling.schedule_send(
         config, db, "notes-on-rest", at=f"{moment.astimezone(ZONE):%Y-%m-%d %H:%M:%S}", now=made
     )
     db.dispose()

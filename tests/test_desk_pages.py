@@ -509,11 +509,11 @@ def test_the_article_list_shows_each_schedule_with_reschedule_and_cancel(config:
     it is, Reschedule and Cancel; Cancel there takes it back and returns to the list."""
     from datetime import UTC, datetime, timedelta
 
-    from publisher.services import issues as issue_service
+    from publisher.services import scheduling
 
     engine = open_store(config.store_url)
     at = (datetime.now(UTC) + timedelta(days=2)).astimezone(config.tz).replace(second=0, microsecond=0)
-    done = issue_service.schedule_send(
+    done = scheduling.schedule_send(
         config, engine, "sleep-after-a-loss", at=f"{at:%Y-%m-%d %H:%M}", now=datetime.now(UTC)
     )
     with httpx.Client(base_url=url) as http:
@@ -525,5 +525,5 @@ def test_the_article_list_shows_each_schedule_with_reschedule_and_cancel(config:
             f"/desk/schedules/{done.schedule.id}/cancel", data={"csrf": csrf_of(listing), "back": "/desk/articles"}
         )
     assert cancel.status_code == 303 and cancel.headers["location"] == "/desk/articles?m=cancelled"
-    assert issue_service.list_schedules(engine) == []
+    assert scheduling.list_schedules(engine) == []
     engine.dispose()

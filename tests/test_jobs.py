@@ -17,6 +17,7 @@ from loopback_sites import serve_sites
 from publisher.config import load_config
 from publisher.schedule import jobs
 from publisher.services import issues as issue_service
+from publisher.services import scheduling
 from publisher.store import ledger, open_store, publishing, schedules, subscribers
 
 START = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)  # a Friday, 10:00 in New York
@@ -162,7 +163,7 @@ def test_local_time_delivery_follows_each_readers_clock(pub: Pub) -> None:
     their own clock (the author's zone for readers without one)."""
     jobs.publish_new(pub.key)
     pub.write("2026-11-20-fresh.md", article("fresh", "2026-11-20"))
-    done = issue_service.schedule_send(
+    done = scheduling.schedule_send(
         pub.config, pub.db, "fresh", at="2026-11-23 09:30", now=START, local_time=True
     )
     start = datetime(2026, 11, 22, 19, 30, tzinfo=UTC)  # 09:30 on Nov 23 in UTC+14
@@ -189,7 +190,7 @@ def test_a_manual_send_does_not_inherit_a_local_time(pub: Pub) -> None:
     when it comes, has no one left to send to."""
     jobs.publish_new(pub.key)
     pub.write("2026-11-20-fresh.md", article("fresh", "2026-11-20"))
-    issue_service.schedule_send(pub.config, pub.db, "fresh", at="2026-11-23 09:30", now=START, local_time=True)
+    scheduling.schedule_send(pub.config, pub.db, "fresh", at="2026-11-23 09:30", now=START, local_time=True)
     queued = issue_service.send_now(pub.config, pub.db, "fresh", now=START)
     assert queued.added == 3
     jobs.deliver_due(pub.key)
@@ -317,7 +318,7 @@ def test_a_scheduled_send_renders_the_article_as_it_is_when_it_starts(pub: Pub) 
     (it used to go out as it was when scheduled)."""
     jobs.publish_new(pub.key)
     pub.write("2026-11-20-fresh.md", letter("First Title", "First draft of the words."))
-    issue_service.schedule_send(pub.config, pub.db, "fresh", at="2026-11-21 09:00", now=START)
+    scheduling.schedule_send(pub.config, pub.db, "fresh", at="2026-11-21 09:00", now=START)
     pub.write("2026-11-20-fresh.md", letter("Better Title", "Corrected words."))
     plan = issue_service.plan_send(pub.config, pub.db, "fresh", now=START)
     assert plan.subject == "Better Title" and not plan.frozen
@@ -334,7 +335,7 @@ def test_a_scheduled_article_made_a_draft_is_not_sent(pub: Pub) -> None:
     says why."""
     jobs.publish_new(pub.key)
     pub.write("2026-11-20-fresh.md", letter("Fresh", "Words."))
-    done = issue_service.schedule_send(pub.config, pub.db, "fresh", at="2026-11-21 09:00", now=START)
+    done = scheduling.schedule_send(pub.config, pub.db, "fresh", at="2026-11-21 09:00", now=START)
     pub.write("2026-11-20-fresh.md", "---\ntitle: Fresh\ndate: 2026-11-20 08:00\ndraft: true\n---\n\nWords.\n")
     pub.clock.now = datetime(2026, 11, 21, 14, 0, tzinfo=UTC)
     jobs.run_due_schedules(pub.key)
@@ -404,7 +405,7 @@ def test_a_broken_file_elsewhere_does_not_hold_a_scheduled_send(pub: Pub) -> Non
     newsletter back: it goes out, rendered from its own file as it is then."""
     jobs.publish_new(pub.key)
     pub.write("2026-11-20-fresh.md", letter("Fresh", "Words as scheduled."))
-    issue_service.schedule_send(pub.config, pub.db, "fresh", at="2026-11-21 09:00", now=START)
+    scheduling.schedule_send(pub.config, pub.db, "fresh", at="2026-11-21 09:00", now=START)
     pub.write("2026-11-20-fresh.md", letter("Fresh", "Words edited since."))
     pub.write("2026-11-21-broken.md", "---\ntitle: [unclosed\n---\n\nText.\n")
     pub.clock.now = datetime(2026, 11, 21, 14, 0, tzinfo=UTC)

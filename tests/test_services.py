@@ -14,7 +14,7 @@ from publisher.config import Config, load_config
 from publisher.content import folder_lock
 from publisher.errors import Conflict, ContentError, InvalidRequest, NotFound, SubscriberError
 from publisher.models import SubscriberStatus
-from publisher.services import articles, issues, stats, subscribers
+from publisher.services import articles, issues, scheduling, stats, subscribers
 from publisher.store import open_store
 from publisher.store import subscribers as store_subscribers
 from publisher.store.schema import deliveries, metadata
@@ -308,19 +308,19 @@ def test_plan_counts_without_writing(config: Config, db: sa.Engine) -> None:
 def test_schedule_in_the_past_is_refused(config: Config, db: sa.Engine) -> None:
     """A time already gone is an InvalidRequest that points to sending now."""
     with pytest.raises(InvalidRequest, match="in the past"):
-        issues.schedule_send(config, db, "notes-on-rest", at="2026-03-01 09:00", now=NOW)
+        scheduling.schedule_send(config, db, "notes-on-rest", at="2026-03-01 09:00", now=NOW)
 
 
 def test_schedule_reads_the_time_in_the_publication_zone(config: Config, db: sa.Engine) -> None:
     """09:00 in Europe/Berlin in March is 08:00 UTC."""
-    done = issues.schedule_send(config, db, "notes-on-rest", at="2026-03-10 09:00", now=NOW)
+    done = scheduling.schedule_send(config, db, "notes-on-rest", at="2026-03-10 09:00", now=NOW)
     assert done.schedule.run_at == datetime(2026, 3, 10, 8, 0, tzinfo=UTC)
     assert done.schedule.timezone == "Europe/Berlin" and done.article.slug == "notes-on-rest"
 
 
 def test_local_time_schedule_starts_where_the_hour_comes_first(config: Config, db: sa.Engine) -> None:
     """A local-time send starts at 09:30 in UTC+14 and keeps date and minutes for each reader."""
-    done = issues.schedule_send(config, db, "notes-on-rest", at="2026-03-10 09:30", now=NOW, local_time=True)
+    done = scheduling.schedule_send(config, db, "notes-on-rest", at="2026-03-10 09:30", now=NOW, local_time=True)
     assert done.schedule.run_at == datetime(2026, 3, 9, 19, 30, tzinfo=UTC)
     assert done.schedule.timezone == "local"
     assert done.schedule.local_at == datetime(2026, 3, 10, 9, 30)
@@ -329,7 +329,7 @@ def test_local_time_schedule_starts_where_the_hour_comes_first(config: Config, d
 def test_local_time_schedule_takes_no_zone(config: Config, db: sa.Engine) -> None:
     """--tz with --local-time would be ignored: it is refused, saying what is used instead."""
     with pytest.raises(InvalidRequest, match="own clock"):
-        issues.schedule_send(
+        scheduling.schedule_send(
             config, db, "notes-on-rest", at="2026-03-10 09:30", now=NOW, local_time=True,
             tz_name="Asia/Tokyo",
         )
@@ -337,12 +337,12 @@ def test_local_time_schedule_takes_no_zone(config: Config, db: sa.Engine) -> Non
 
 def test_cancel_twice_is_a_conflict(config: Config, db: sa.Engine) -> None:
     """A cancelled schedule cannot be cancelled again; an unknown one is NotFound."""
-    done = issues.schedule_send(config, db, "notes-on-rest", at="2026-03-10 09:00", now=NOW)
-    assert issues.cancel_schedule(db, done.schedule.id).state == "cancelled"
+    done = scheduling.schedule_send(config, db, "notes-on-rest", at="2026-03-10 09:00", now=NOW)
+    assert scheduling.cancel_schedule(db, done.schedule.id).state == "cancelled"
     with pytest.raises(Conflict, match="cancelled"):
-        issues.cancel_schedule(db, done.schedule.id)
+        scheduling.cancel_schedule(db, done.schedule.id)
     with pytest.raises(NotFound):
-        issues.cancel_schedule(db, 999)
+        scheduling.cancel_schedule(db, 999)
 
 
 def test_subscriber_days_count_joins_and_leaves(db: sa.Engine) -> None:

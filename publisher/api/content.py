@@ -13,7 +13,7 @@ from publisher.api import models
 from publisher.api.auth import field_refusal
 from publisher.api.context import ApiContext, IfMatch, etag, matches, responses, stale
 from publisher.errors import Conflict
-from publisher.services import articles, issues
+from publisher.services import articles, issues, scheduling
 from publisher.services.issues import LOCAL, IssueStatus, Schedule
 
 __all__ = ["router"]
@@ -44,7 +44,7 @@ def _schedule(item: Schedule) -> models.Schedule:
 def _check_when(default: ZoneInfo, at: str, zone: str | None, *, local_time: bool, now: datetime) -> None:
     """A 422 naming the field the service says cannot be read; whether the time suits the
     send is the service's to say, when it is asked to schedule."""
-    unreadable = issues.unreadable_when(default, at, zone, local_time=local_time, now=now)
+    unreadable = scheduling.unreadable_when(default, at, zone, local_time=local_time, now=now)
     if unreadable is not None:
         raise field_refusal(*unreadable)
 
@@ -121,7 +121,7 @@ def router(ctx: ApiContext) -> APIRouter:
         `run_at` is the instant it goes, in UTC. A new time replaces the article's pending one."""
         now = ctx.clock()
         _check_when(config.tz, body.at, body.timezone, local_time=False, now=now)
-        done = issues.schedule_send(config, db, slug, at=body.at, now=now, tz_name=body.timezone)
+        done = scheduling.schedule_send(config, db, slug, at=body.at, now=now, tz_name=body.timezone)
         return _schedule(done.schedule)
 
     @api.get("/issues", tags=["issues"], response_model=models.IssueList, responses=responses(),
@@ -179,7 +179,7 @@ def router(ctx: ApiContext) -> APIRouter:
         slug = issues.article_slug(db, issue_id)
         now = ctx.clock()
         _check_when(config.tz, body.at, body.timezone, local_time=body.local_time, now=now)
-        done = issues.schedule_send(
+        done = scheduling.schedule_send(
             config, db, slug, at=body.at, now=now, tz_name=body.timezone, local_time=body.local_time
         )
         return _schedule(done.schedule)
@@ -195,11 +195,11 @@ def router(ctx: ApiContext) -> APIRouter:
              dependencies=[read_issues])
     def list_schedules(all: bool = False) -> models.ScheduleList:
         """Pending scheduled sends (all of them with `all=true`)."""
-        return models.ScheduleList(data=[_schedule(s) for s in issues.list_schedules(db, include_finished=all)])
+        return models.ScheduleList(data=[_schedule(s) for s in scheduling.list_schedules(db, include_finished=all)])
 
     @api.post("/schedules/{schedule_id}/cancel", tags=["issues"], response_model=models.Schedule,
               responses=responses(404, post=True), dependencies=[write_issues])
     def cancel_schedule(schedule_id: Annotated[int, Path(ge=1, le=2**53)]) -> models.Schedule:
-        return _schedule(issues.cancel_schedule(db, schedule_id))
+        return _schedule(scheduling.cancel_schedule(db, schedule_id))
 
     return api

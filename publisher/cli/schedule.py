@@ -8,7 +8,7 @@ import click
 from rich.table import Table
 
 from publisher.cli._common import cli, get_config, reports_errors, table_console
-from publisher.services import issues as service
+from publisher.services import scheduling
 from publisher.store import open_store
 
 
@@ -35,7 +35,7 @@ def schedule(ctx: click.Context, slug: str, at: str, tz_name: str | None, tag: s
     """
     config = get_config(ctx)
     db = open_store(config.store_url)
-    done = service.schedule_send(
+    done = scheduling.schedule_send(
         config, db, slug, at=at, now=datetime.now(UTC), tz_name=tz_name, tag=tag, local_time=local
     )
     item = done.schedule
@@ -57,7 +57,7 @@ def list_schedules(ctx: click.Context, show_all: bool) -> None:
     """List scheduled sends."""
     config = get_config(ctx)
     db = open_store(config.store_url)
-    items = service.list_schedules(db, include_finished=show_all)
+    items = scheduling.list_schedules(db, include_finished=show_all)
     if not items:
         click.echo("no scheduled sends" if show_all else "no pending scheduled sends (--all lists past ones)")
         return
@@ -78,5 +78,5 @@ def unschedule(ctx: click.Context, schedule_id: int) -> None:
     """Cancel the pending scheduled send SCHEDULE_ID."""
     config = get_config(ctx)
     db = open_store(config.store_url)
-    item = service.cancel_schedule(db, schedule_id)
+    item = scheduling.cancel_schedule(db, schedule_id)
     click.echo(f"cancelled #{item.id} ({item.slug} at {item.local_time} {item.timezone})")

@@ -24,7 +24,7 @@ from publisher.delivery.sending import deliver_queued, prepare_article_issue, pr
 from publisher.errors import PublisherError
 from publisher.models import Article
 from publisher.schedule import timing
-from publisher.services import issues as issue_service
+from publisher.services import scheduling
 from publisher.site import websub
 from publisher.site.build import build_site
 from publisher.site.build_cache import ArticleCache
@@ -212,7 +212,7 @@ def run_due_schedules(config_path: str) -> int:
     published = False
     for schedule in schedules.unfinished(db):
         try:
-            done = issue_service.start_schedule(config, db, schedule, now=now)
+            done = scheduling.start_schedule(config, db, schedule, now=now)
         except PublisherError as exc:
             # Left claimed: the next sweep tries again, and the author sees why in the log.
             log.error("schedule %s could not start: %s", schedule.id, exc)

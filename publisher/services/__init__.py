@@ -13,8 +13,9 @@ to do.
                  export_subscriber, import_subscribers, list_subscribers (cursor pages),
                  iter_subscribers, counts, tags, link_holder (whom a mail's link names)
     articles     list_articles (with state), get_article, write_article, preview
-    issues       plan_send (dry run), test_send, send_now, schedule_send, list_schedules,
-                 cancel_schedule, issue_status
+    issues       plan_send (dry run), test_send, send_now, blocking_problems, issue_status
+    scheduling   schedule_send, start_schedule (the daemon, at the minute), cancel_schedule,
+                 list_schedules, agenda (held, scheduled, waiting), notify_owners
     issues       ... create_issue, get_issue, send_issue, article_slug, cancel_issue,
                  issue_failures (the same actions on an issue already in the ledger)
     imports      start_import (a bulk import as a job), get_import, preview_import
@@ -64,6 +65,7 @@ __all__ = [
     "providers",
     "readiness",
     "revisions",
+    "scheduling",
     "signup",
     "site",
     "starter",

@@ -1,7 +1,8 @@
-"""Issue actions: dry run, test copy, send now, schedule, cancel, status.
+"""Issue actions: dry run, test copy, send now, cancel, status (scheduling is
+`services.scheduling`).
 
 An issue is an article's newsletter, rendered once and frozen in the ledger. `send_now`
-and `schedule_send` freeze it and queue or schedule it; the rows are delivered by
+(and `scheduling.schedule_send`) freeze it and queue or schedule it; the rows are delivered by
 whoever runs the delivery engine (the CLI in the foreground, `publisher serve` in the
 background), so nothing here waits for a provider except `test_send`.
 
@@ -14,14 +15,12 @@ is refused.
 from __future__ import annotations
 
 import dataclasses
-import html
 import logging
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from email.utils import make_msgid
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
@@ -33,64 +32,46 @@ from publisher.delivery.sending import (
     find_article,
     prepare_article_issue,
     prepare_digest_issue,
-    refresh_for_send,
     require_postal_address,
 )
-from publisher.errors import ConfigError, Conflict, InvalidRequest, NotFound, PermanentFailure, PublisherError
+from publisher.errors import InvalidRequest, NotFound, PermanentFailure
 from publisher.mail import newsletter, preflight, tokens
-from publisher.mail.mime import clean_header_text
-from publisher.models import Article, Outcome, RenderedIssue
-from publisher.schedule import timing
+from publisher.models import Article, Outcome
 from publisher.services import articles
 from publisher.services.stats import IssueFailures, issue_failures, issue_status
-from publisher.store import ledger, outbox, publishing, schedules, users
+from publisher.store import ledger, publishing, schedules
 from publisher.store.issues import IssueStatus
 from publisher.store.schedules import LOCAL, Schedule
 from publisher.store.subscribers import normalize_email
 
 __all__ = [
-    "EARLIEST_ZONE",
     "LOCAL",
     "TEST_PREFIX",
-    "Agenda",
     "Cancelled",
     "IssueFailures",
     "IssueStatus",
     "Queued",
     "Schedule",
-    "Scheduled",
     "SendPlan",
-    "Started",
-    "Upcoming",
-    "Waiting",
-    "agenda",
     "article_slug",
     "blocking_problems",
     "cancel_issue",
-    "cancel_schedule",
     "create_issue",
     "get_issue",
     "issue_failures",
     "issue_status",
-    "list_schedules",
-    "notify_owners",
     "plan_send",
     "provider_label",
     "published_article",
     "retry_failed",
-    "schedule_send",
     "send_issue",
     "send_now",
     "send_secret",
-    "start_schedule",
     "test_send",
-    "unreadable_when",
 ]
 
 log = logging.getLogger(__name__)
 
-EARLIEST_ZONE = "Pacific/Kiritimati"
-"""The zone whose clock is furthest ahead (UTC+14): the first place any wall-clock hour arrives."""
 MAX_TEST_ADDRESSES = 10
 TEST_PREFIX = "[Test] "
 """Put before a test copy's subject, so that it is never taken for the real issue."""
@@ -119,14 +100,6 @@ class SendPlan:
     """How the mail leaves, as a confirmation names it ("Postmark")."""
 
 
-@dataclass(frozen=True, slots=True)
-class Scheduled:
-    """A scheduled send as stored, and the article it sends."""
-
-    schedule: Schedule
-    article: Article
-    replaced: tuple[Schedule, ...] = ()
-    """Pending schedules of the same issue that this one replaced (as they were)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,208 +253,12 @@ def blocking_problems(config: Config, article: Article, *, now: datetime) -> lis
     return [f"{check.name}: {check.detail}" for check in found if check.stops_send]
 
 
-def schedule_send(
-    config: Config,
-    db: Engine,
-    slug: str,
-    *,
-    at: str,
-    now: datetime,
-    tz_name: str | None = None,
-    tag: str | None = None,
-    local_time: bool = False,
-) -> Scheduled:
-    """Schedule the article for the wall-clock time `at`: at that minute it goes on the site
-    (a draft is published then, dated that minute) and its newsletter to the list.
-
-    `at` is "YYYY-MM-DD HH:MM" (or with a T), or "HH:MM" for the next time that hour comes,
-    read in `tz_name` (default: the publication's zone). A time the clocks skip is refused;
-    one that comes twice raises AmbiguousTime, whose choices (the time with its offset)
-    each name one instant. With `local_time`, each subscriber gets it at that date and time
-    on their own clock (their zone; the publication's for the rest): the send starts when
-    the moment first arrives anywhere on Earth (UTC+14), and ends when it arrives in the
-    last zone, about a day later.
-
-    Any article may be scheduled: a draft, one dated later, one on the site already. What
-    goes out is the article as it is when the time comes (edits after scheduling are sent),
-    and the checks that stop a send run now (InvalidRequest listing what to fix) and again
-    then. The schedule is kept in the store, so it survives restarts; `publisher serve`
-    runs it. A new time for an issue replaces its pending schedule (returned in
-    `replaced`). InvalidRequest for a time in the past or unreadable, or an unknown zone.
-    """
-    if local_time and tz_name:
-        raise InvalidRequest(
-            "a local-time send takes no zone: each reader gets it at that time on their own "
-            "clock (readers without a zone: publication.timezone's)"
-        )
-    try:
-        author_tz = timing.zone(tz_name) if tz_name else config.tz
-    except ConfigError as exc:
-        raise InvalidRequest(f"timezone: {exc}") from exc
-    if local_time:
-        # A local-time send starts when that wall-clock moment first comes anywhere; each row
-        # then waits for it on its reader's clock (see ledger.enqueue's local_at).
-        tz = timing.zone(EARLIEST_ZONE)
-        try:
-            wall = timing.parse_wall(at, author_tz, now=now)
-            run_at = timing.local_to_utc(wall, tz)
-        except ConfigError as exc:
-            raise InvalidRequest(str(exc)) from exc
-    else:
-        tz = author_tz
-        wall, run_at = timing.exact_instant(at, tz, now=now)
-    shown = f"{wall:{timing.LOCAL_LAYOUT}}"
-    if run_at <= now:
-        default = "" if tz_name or local_time else (
-            "; the time is read in the publication's zone unless you give another (the desk's Time zone "
-            "field, --tz ZONE on the command line)"
-        )
-        raise InvalidRequest(
-            f"{shown} in {tz.key} is in the past (it is {now.astimezone(tz):%Y-%m-%d %H:%M} there{default}). "
-            "Give a later time, or send it now."
-        )
-    articles, _ = content.scan_articles(config)
-    article = find_article(articles, slug, now=now, unpublished="")
-    require_postal_address(config)
-    problems = blocking_problems(config, article, now=run_at)
-    if problems:
-        raise InvalidRequest("not scheduled: fix these first. " + " ".join(problems))
-    issue_id = prepare_article_issue(config, db, article, now=now, status="scheduled", tag=tag)
-    # Noticed now, so that no policy acts on it when it goes on the site: the schedule does.
-    publishing.mark_seen(
-        db, article_id=article.id, slug=article.slug, origin=article.source, handled="scheduled", now=now
-    )
-    replaced = tuple(item for item in schedules.pending(db) if item.issue_id == issue_id)
-    if local_time:
-        # Kept as date and minutes, so that every reader's clock can be asked for it.
-        zone_label, written = schedules.LOCAL, f"{run_at.astimezone(tz):{timing.LOCAL_LAYOUT}}"
-    else:
-        zone_label, written = tz.key, shown
-    item = schedules.add(
-        db, issue_id=issue_id, run_at=run_at, timezone=zone_label, local_time=written, now=now,
-        publishes=not article.is_public(now),
-    )
-    data = {"issue_id": issue_id, "slug": article.slug, "schedule_id": item.id, "run_at": item.run_at.isoformat()}
-    outbox.emit_now(db, "issue.scheduled", data, now=now)
-    return Scheduled(schedule=item, article=article, replaced=replaced)
 
 
-@dataclass(frozen=True, slots=True)
-class Started:
-    """What starting a due scheduled send did."""
-
-    schedule: Schedule
-    queued: int = 0
-    """Copies queued for delivery."""
-    published: str = ""
-    """The slug of the article this start put on the site ("" when it was there already)."""
-    held: str = ""
-    """Why it was held instead (the checks that stop a send failed): the author is told."""
-    skipped: str = ""
-    """Why it must not go out at all (the article was removed)."""
 
 
-def start_schedule(
-    config: Config, db: Engine, schedule: Schedule, *, now: datetime,
-    provider_factory: Callable[[Config], Provider] = make_provider,
-) -> Started:
-    """Start a scheduled send its daemon has claimed: check, publish, render, queue.
-
-    The article as it is now is what goes out. The checks that stop a send run first: a
-    failure holds the schedule (state "held", the reasons in its detail; the article stays
-    as it was) and mails the desk's owners, and nothing is queued until the author fixes it
-    and schedules again. Otherwise a draft or future article is put on the site, dated this
-    minute, and the issue is rendered from it and queued for every reader who has not had
-    it. Run twice (a daemon died between claim and finish), it queues nobody twice.
-    """
-    issue = ledger.get_issue(db, schedule.issue_id)
-    published = ""
-    if issue.kind == "article" and not ledger.is_frozen(db, issue.id):
-        found, unreadable = content.scan_articles(config)
-        current = next((a for a in found if a.id == issue.key), None)
-        if current is None and not unreadable:
-            why = f"article {issue.slug!r} no longer exists: not sent"
-            schedules.finish(db, schedule.id, detail=why, state="skipped")
-            return Started(schedule=schedule, skipped=why)
-        if current is None:
-            # Its own file may be among those that do not parse: the author fixes it first.
-            problems = [f"its file cannot be read ({'; '.join(str(e) for e in unreadable[:3])})."]
-            title = issue.subject
-        else:
-            problems = blocking_problems(config, current, now=now)
-            title = current.title
-        if problems:
-            why = "held: " + " ".join(problems) + " Fix it, then schedule it again."
-            schedules.finish(db, schedule.id, detail=why, state="held")
-            outbox.emit_now(
-                db, "issue.held", {"issue_id": issue.id, "slug": issue.slug, "schedule_id": schedule.id}, now=now
-            )
-            notify_owners(
-                config, db, now=now, provider_factory=provider_factory,
-                subject=f"Held: {title} was not sent",
-                lines=(
-                    f"Your scheduled newsletter “{title}” was due at "
-                    f"{schedule.run_at.astimezone(config.tz):%Y-%m-%d %H:%M} {config.tz.key}, "
-                    "but a check before sending failed, so nothing went out:",
-                    *problems,
-                    "Open the article in the desk, fix it, and schedule it again.",
-                    f"{config.public_url}/desk/articles/{issue.slug}",
-                ),
-            )
-            return Started(schedule=schedule, held=why)
-        if schedule.publishes and current is not None and not current.is_public(now):
-            articles.publish_scheduled(config, current.slug, at=schedule.run_at, now=now)
-            published = current.slug
-    why_not = refresh_for_send(
-        config, db, schedule.issue_id, now=now, articles=lambda: content.scan_articles(config)[0]
-    )
-    if why_not:
-        schedules.finish(db, schedule.id, detail=why_not, state="skipped")
-        return Started(schedule=schedule, skipped=why_not, published=published)
-    queued = ledger.enqueue(db, schedule.issue_id, now=now, local_at=schedule.local_at, tz_of_author=config.tz)
-    schedules.finish(db, schedule.id, detail=f"{queued} recipients queued")
-    return Started(schedule=schedule, queued=queued, published=published)
 
 
-def notify_owners(
-    config: Config, db: Engine, *, subject: str, lines: Sequence[str], now: datetime,
-    provider_factory: Callable[[Config], Provider] = make_provider,
-) -> int:
-    """Mail the desk's owners a short plain notice (a held send, say); how many got it.
-
-    A provider's refusal is logged, never raised: the notice also shows on the desk's Home.
-    """
-    owners = [user.email for user in users.list_users(db) if user.role == "owner"]
-    if not owners:
-        return 0
-    text = "\n\n".join(lines) + "\n"
-    body = "".join(f"<p>{html.escape(line)}</p>" for line in lines)
-    rendered = RenderedIssue(
-        key="notice", subject=clean_header_text(subject),
-        html=f"<!doctype html><html><body>{body}</body></html>", text=text,
-    )
-    template = newsletter.MessageTemplate.from_rendered(config, rendered)
-    domain = template.sender_address.rpartition("@")[2] or "localhost"
-    provider = provider_factory(config)
-    told = 0
-    try:
-        for address in owners:
-            recipient = newsletter.Recipient(
-                delivery_id=None, email=address, name="", unsubscribe_url="",
-                message_id=make_msgid(idstring="notice", domain=domain),
-            )
-            try:
-                (result,) = provider.send(template, [recipient], now=now)
-            except PublisherError as exc:
-                log.error("the notice %r to %s was not sent: %s", subject, address, exc)
-                continue
-            if result.outcome is Outcome.SENT:
-                told += 1
-            else:
-                log.error("the notice %r to %s was not sent (%s): %s", subject, address, result.outcome, result.detail)
-    finally:
-        provider.close()
-    return told
 
 
 PROVIDER_NAMES = {
@@ -504,102 +281,20 @@ def provider_label(config: Config) -> str:
     return label
 
 
-@dataclass(frozen=True, slots=True)
-class Upcoming:
-    """A pending scheduled send as the author reads it."""
-
-    schedule: Schedule
-    local: datetime
-    """When, on the clock of the zone it was scheduled in (the publication's for a local-time send)."""
-    zone: str
-    in_words: str
-    """"in 2 days 3 hours"."""
 
 
-@dataclass(frozen=True, slots=True)
-class Waiting:
-    """An article on the site whose newsletter waits for the author to send or schedule it."""
-
-    slug: str
-    title: str
-    noticed_at: datetime
-    issue_id: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class Agenda:
-    scheduled: list[Upcoming]
-    held: list[Schedule]
-    """Scheduled sends that a failing check held, not scheduled again or cancelled since."""
-    waiting: list[Waiting]
 
 
-WAITING_DAYS = 30
-"""How far back Home looks for articles whose newsletter waits."""
 
 
-def agenda(config: Config, db: Engine, *, now: datetime) -> Agenda:
-    """What is coming, what was held, and what waits for the author: Home's first sections."""
-    everything = schedules.list_schedules(db)
-    scheduled = []
-    for item in (s for s in everything if s.state == "pending"):
-        zone = timing.zone(item.timezone) if item.timezone != schedules.LOCAL else config.tz
-        scheduled.append(Upcoming(
-            schedule=item, local=item.run_at.astimezone(zone), zone=zone.key,
-            in_words=timing.in_words(item.run_at - now),
-        ))
-    later: dict[int, Schedule] = {}
-    for item in everything:  # in time order: the last schedule of each issue wins
-        if item.state != "cancelled" or item.detail != "replaced by a new schedule":
-            later[item.issue_id] = item
-    held = [item for item in later.values() if item.state == "held"]
-    busy = {item.issue_id for item in everything if item.state in ("pending", "claimed")}
-    waiting = []
-    for noticed in publishing.waiting(db, since=now - timedelta(days=WAITING_DAYS)):
-        issue = ledger.find_issue(db, noticed.article_id)
-        if issue is not None and (issue.status in ("sending", "done") or issue.id in busy):
-            continue
-        waiting.append(Waiting(
-            slug=noticed.slug, title=issue.subject if issue else noticed.slug,
-            noticed_at=noticed.first_seen_at, issue_id=issue.id if issue else None,
-        ))
-    return Agenda(scheduled=scheduled, held=held, waiting=waiting)
 
 
-def unreadable_when(
-    default: ZoneInfo, at: str, zone: str | None, *, local_time: bool, now: datetime
-) -> tuple[str, str] | None:
-    """The field ("timezone" or "at") and why, for a zone that does not exist or a time
-    that cannot be read (or that the clocks skip); None when both can be read."""
-    tz = default
-    if zone:
-        try:
-            tz = timing.zone(zone)
-        except PublisherError as exc:
-            return "timezone", str(exc)
-    try:
-        wall = timing.parse_wall(at, tz, now=now)
-        if not local_time:
-            timing.local_to_utc(wall, tz)
-    except PublisherError as exc:
-        return "at", str(exc)
-    return None
 
 
-def list_schedules(db: Engine, *, include_finished: bool = False) -> list[Schedule]:
-    """Scheduled sends in time order: the pending ones, or all with `include_finished`."""
-    return schedules.list_schedules(db, include_finished=include_finished)
 
 
-def cancel_schedule(db: Engine, schedule_id: int) -> Schedule:
-    """Cancel a pending scheduled send; Conflict once it ran, was claimed or was cancelled."""
-    current = schedules.get(db, schedule_id)
-    if current.state != "pending":
-        raise Conflict(f"schedule {schedule_id} is {current.state}, not pending: it cannot be cancelled")
-    try:
-        return schedules.cancel(db, schedule_id)
-    except NotFound as exc:  # claimed by a daemon between the look and the change
-        raise Conflict(str(exc)) from exc
 
 
 def get_issue(db: Engine, issue_id: int) -> IssueStatus:

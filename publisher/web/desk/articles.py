@@ -46,7 +46,7 @@ from publisher.errors import AmbiguousTime, Conflict, NotFound, PublisherError
 from publisher.services import articles as article_service
 from publisher.services import issues as issue_service
 from publisher.services import media as media_service
-from publisher.services import previews
+from publisher.services import previews, scheduling
 from publisher.services import revisions as revision_service
 from publisher.services import subscribers as subscriber_service
 from publisher.services.articles import fingerprint
@@ -128,7 +128,7 @@ class ArticleDesk(Section):
             if (not state or item.state.value == state)
             and all(w in f"{item.article.title} {' '.join(item.article.tags)}".lower() for w in words)
         ]
-        agenda = await run_in_threadpool(issue_service.agenda, self.config, self.engine, now=asked.now)
+        agenda = await run_in_threadpool(scheduling.agenda, self.config, self.engine, now=asked.now)
         return self.pages.render(
             "articles", asked.desk, section="articles", articles=shown,
             total=len(found), q=search, state=state, states=STATES, error=error,
@@ -276,7 +276,7 @@ class ArticleDesk(Section):
         """What the send panel shows: segments with their counts, this article's pending
         schedule (with how far off it is), a held one, its issue's counts while it is being
         sent, and how mail leaves. `view` is the article the editor loaded (no second scan)."""
-        agenda = issue_service.agenda(self.config, self.engine, now=now)
+        agenda = scheduling.agenda(self.config, self.engine, now=now)
         issue = issue_service.get_issue(self.engine, view.issue_id) if view and view.issue_id else None
         return {
             "issue": issue,
@@ -380,7 +380,7 @@ class ArticleDesk(Section):
         }
         try:
             await run_in_threadpool(
-                issue_service.schedule_send, self.config, self.engine, slug, at=at, now=asked.now,
+                scheduling.schedule_send, self.config, self.engine, slug, at=at, now=asked.now,
                 tz_name=zone if zone and zone != self.config.tz.key else None,
                 tag=self._segment(asked), local_time=local_time,
             )
@@ -416,7 +416,7 @@ class ArticleDesk(Section):
 
     async def cancel(self, asked: Asked) -> Response:
         try:
-            await run_in_threadpool(issue_service.cancel_schedule, self.engine, asked.request.path_params["id"])
+            await run_in_threadpool(scheduling.cancel_schedule, self.engine, asked.request.path_params["id"])
         except PublisherError as exc:
             return refuse(409, str(exc))
         back = asked.field("back")

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from publisher.config import Config
-from publisher.services import access, readiness, stats
+from publisher.services import access, readiness, scheduling, stats
 from publisher.services import issues as issue_service
 from publisher.services import subscribers as subscriber_service
 from publisher.services.issues import IssueStatus
@@ -31,7 +31,7 @@ class HomeView:
     left: int
     issues: list[tuple[IssueStatus, IssueCounts]]
     sending: list[IssueStatus]
-    agenda: issue_service.Agenda
+    agenda: scheduling.Agenda
     gaps: list[str]
     failing_hooks: list[access.EndpointTrouble] = field(default_factory=list)
     """Webhook endpoints whose messages fail, shown as a notice at the top."""
@@ -55,7 +55,7 @@ def home_view(config: Config, engine: Engine, now: datetime) -> HomeView:
         left=sum(left),
         issues=list(zip(recent, stats.issues_counts(engine, recent), strict=True)),
         sending=[line for line in recent if line.status == "sending"],
-        agenda=issue_service.agenda(config, engine, now=now),
+        agenda=scheduling.agenda(config, engine, now=now),
         gaps=readiness.go_live_gaps(config),
         failing_hooks=access.failing_endpoints(engine),
     )
