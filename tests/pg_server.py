@@ -69,11 +69,18 @@ def postgres_server() -> Iterator[str]:
 
 
 def fresh_database(server_url: str, name: str) -> str:
-    """Create an empty database `name` on the server; return its URL."""
+    """Create an empty database `name` on the server; return its URL.
+
+    Under pytest-xdist the name carries the worker's id, so two workers sharing one
+    server never drop each other's database mid-test.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        name = f"{name}_{worker}"
     admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     finally:
         admin.dispose()

@@ -2,8 +2,8 @@
 
     PUBLISHER_TEST_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1:5432/scratch pytest
 
-Every PostgreSQL test starts from an empty schema, so point the variable at a database
-that holds nothing else.
+Every PostgreSQL test starts from an empty database of its own (one per pytest-xdist
+worker, created on the named server), so the variable's database is never touched.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from pg_server import fresh_database
 
 from publisher.store import open_store
 
@@ -28,9 +29,4 @@ def open_test_store(backend: str, tmp_path: Path) -> sa.Engine:
     url = os.environ.get(POSTGRES_ENV)
     if not url:
         pytest.skip(f"set {POSTGRES_ENV}=postgresql+psycopg://... to run against PostgreSQL")
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("DROP SCHEMA public CASCADE")
-        conn.exec_driver_sql("CREATE SCHEMA public")
-    engine.dispose()
-    return open_store(url)
+    return open_store(fresh_database(url, "publisher_store_test"))
