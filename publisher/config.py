@@ -193,6 +193,14 @@ SETTINGS: tuple[Setting, ...] = (
       range=(1, 1_000)),
     S("desk.login_failures_per_address", 20, "int",
       "Failed sign-ins per client address in 15 minutes before it is throttled.", range=(1, 100_000)),
+    S("desk.require_two_factor", "off", "choice",
+      "Who must sign in with a code from an authenticator app as well: off, owners or everyone. "
+      "Someone without one is sent to set it up before anything else.", ("off", "owners", "everyone")),
+    S("desk.oidc.issuer", "", "url",
+      "OpenID Connect provider to offer on the sign-in page (its issuer URL); empty: none. "
+      "Its client secret comes from PUBLISHER_OIDC_CLIENT_SECRET."),
+    S("desk.oidc.client_id", "", "str", "The desk's client id at that provider."),
+    S("desk.oidc.label", "", "str", "The provider's name on the sign-in button (\"Sign in with ...\")."),
     # [api]
     S("api.rate_limit", 600, "int", "Requests per minute each API key may make; past that, 429 with Retry-After.",
       range=(1, 1_000_000)),

@@ -378,6 +378,45 @@ sign_in_devices = Table(
     Column("created_at", UTC_TIME, nullable=False),
 )
 
+# A desk account's second factor: a TOTP secret, encrypted with a key drawn from
+# PUBLISHER_SECRET (a copy of the database alone cannot make codes), and the last time
+# step a code was accepted for, so that no code is taken twice.
+sign_in_factors = Table(
+    "sign_in_factors",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("secret", String(400), nullable=False),
+    Column("enabled_at", UTC_TIME, nullable=True),  # NULL while being set up
+    Column("last_step", Integer, nullable=False, default=0),
+    Column("created_at", UTC_TIME, nullable=False),
+)
+
+# One-time recovery codes, by SHA-256: a used one keeps its row with `used_at`.
+recovery_codes = Table(
+    "recovery_codes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("code_hash", String(64), nullable=False, unique=True),
+    Column("used_at", UTC_TIME, nullable=True),
+)
+
+# A sign-in half done: the password was right and the code is still to come ("code"), or
+# the browser went to the OpenID Connect provider and is to come back ("oidc"). Keyed by
+# the SHA-256 of the value the browser holds; the nonce and PKCE verifier never leave here.
+sign_in_steps = Table(
+    "sign_in_steps",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("kind", String(8), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=True, index=True),
+    Column("nonce", String(100), nullable=False, default=""),
+    Column("verifier", String(200), nullable=False, default=""),
+    Column("next_path", String(2000), nullable=False, default="/desk/"),
+    Column("address", String(64), nullable=False, default=""),
+    Column("expires_at", UTC_TIME, nullable=False, index=True),
+)
+
 # What the author wrote, as it was: autosaves while typing and each saved version.
 article_revisions = Table(
     "article_revisions",
