@@ -211,6 +211,14 @@ SETTINGS: tuple[Setting, ...] = (
     S("fetch.allow_private", False, "bool", "Allow fetching loopback and private addresses (tests, intranets)."),
     S("fetch.timeout", 20.0, "float", "Seconds a remote fetch may take.", range=(0.1, 600)),
     S("fetch.max_bytes", 5_000_000, "int", "Largest remote document fetched, in bytes.", range=(1_000, 1_000_000_000)),
+    # [backup]
+    S("backup.folder", "backups", "path", "Folder `publisher backup` and scheduled backups write archives to "
+      "(publisher-backup-YYYYMMDD-HHMMSS.tar.gz, UTC); they hold every subscriber's address."),
+    S("backup.schedule", "", "str",
+      "Cron line for automatic backups by `publisher serve`, in the author's zone, e.g. \"30 3 * * *\"; "
+      "empty: none."),
+    S("backup.keep", 7, "int", "Archives kept in backup.folder after a scheduled backup; older ones are "
+      "deleted.", range=(1, 10_000)),
 )
 
 SOURCE_KEYS: tuple[Setting, ...] = (
@@ -570,6 +578,7 @@ def _private_in_public(
         ("delivery.dkim.private_key_file", "the DKIM key"),
         ("delivery.dkim.ed25519_key_file", "the Ed25519 DKIM key"),
         ("delivery.maildir.path", "the outbox (subscribers' mail)"),
+        ("backup.folder", "the backups (every subscriber's address)"),
     ):
         if str(values[key]).strip():
             private.append((key, what, root / str(values[key])))

@@ -42,6 +42,8 @@ class State:
 
 
 COMMANDS: dict[str, str] = {
+    "backup": "backup",
+    "restore": "backup",
     "build": "build",
     "check": "build",
     "new": "build",

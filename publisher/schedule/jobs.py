@@ -32,6 +32,7 @@ from publisher.store import ledger, open_store, publishing, schedules
 
 __all__ = [
     "Runtime",
+    "backup",
     "deliver_due",
     "deliver_hooks",
     "digest",
@@ -323,3 +324,18 @@ def poll_sources(config_path: str, url: str | None = None) -> int:
         publish_new(config_path)
     return new
 
+
+def backup(config_path: str) -> str | None:
+    """The scheduled backup: one archive in `backup.folder`, then the newest `backup.keep`
+    kept. A failure is logged and the next run tries again; sends are never held up."""
+    from publisher.services import backup as backups
+
+    rt = runtime_for(config_path)
+    try:
+        made = backups.scheduled_backup(rt.config, now=rt.clock())
+    except PublisherError as exc:
+        log.error("scheduled backup failed: %s", exc)
+        return None
+    log.info("backup written: %s (%s bytes, %s files, %s older removed)", made.path, made.size, made.files,
+             len(made.pruned))
+    return str(made.path)

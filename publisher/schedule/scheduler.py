@@ -133,6 +133,15 @@ def start_daemon_jobs(scheduler: BackgroundScheduler, config_path: str, rt: jobs
         add(jobs.digest, trigger, args=[config_path], id="digest", name="digest", replace_existing=True)
     elif scheduler.get_job("digest"):
         scheduler.remove_job("digest")
+    backup_cron = config["backup.schedule"]
+    if backup_cron:
+        try:
+            backup_trigger = CronTrigger.from_crontab(backup_cron, timezone=config.tz)
+        except ValueError as exc:
+            raise ConfigError(f"[backup] schedule {backup_cron!r} is not a cron line: {exc}") from exc
+        add(jobs.backup, backup_trigger, args=[config_path], id="backup", name="backup", replace_existing=True)
+    elif scheduler.get_job("backup"):
+        scheduler.remove_job("backup")
     for index, source in enumerate(config.sources):
         add(jobs.poll_sources, _every(source.interval), args=[config_path, source.url],
             id=f"source:{index}", name=f"poll {source.name}", replace_existing=True)

@@ -39,6 +39,7 @@ to do.
     revisions    an article's saved versions
     article_import  import_articles (someone else's page or feed)
     starter      starter_files (`publisher init`)
+    backup       create_backup, restore_backup, verify_archive, scheduled_backup (archives)
 
 Delivering queued rows is the delivery engine's job (`publisher.delivery.engine`), run
 in the foreground by `publisher send` (through `delivering`) and in the background by
@@ -54,6 +55,7 @@ __all__ = [
     "access",
     "article_import",
     "articles",
+    "backup",
     "bounces",
     "delivering",
     "imports",
