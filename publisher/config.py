@@ -87,6 +87,9 @@ SETTINGS: tuple[Setting, ...] = (
     S("publication.timezone", "UTC", "timezone", "IANA zone for dates without one, schedules and digests."),
     S("publication.postal_address", "", "str", "Postal address printed in every email footer (required to send)."),
     S("publication.logo", "", "str", "Optional logo or icon URL (absolute or relative to url)."),
+    S("publication.accent_color", "#1d5c63", "color",
+      "Colour of the newsletter's masthead, links and buttons and of the site's links, written #rrggbb; "
+      "links are darkened (or, in dark mode, lightened) as far as needed to stay readable."),
     # [build]
     S("build.content", "content", "path", "Folder of Markdown articles."),
     S("build.output", "public", "path", "Folder `publisher build` writes."),
@@ -352,6 +355,10 @@ def _check_type(setting: Setting, value: Any, fail: Callable[[str], ConfigError]
         if kind == "choice" and value not in setting.choices:
             raise fail(f"must be one of {', '.join(setting.choices)}, got {value!r}")
         return value
+    if kind == "color":
+        if not isinstance(value, str) or not _COLOR.fullmatch(value):
+            raise fail(f"must be a colour written #rrggbb, such as \"#1d5c63\", got {value!r}")
+        return value.lower()
     if kind == "bool":
         if not isinstance(value, bool):
             raise fail(f"must be true or false, got {value!r}")
@@ -391,6 +398,8 @@ def _in_range(setting: Setting, value: float, fail: Callable[[str], ConfigError]
     return value
 
 
+_COLOR = re.compile(r"#[0-9a-fA-F]{6}")
+"""A colour as every mail client understands it (publisher.content.palette reads it)."""
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\u2028\u2029]")
 """Control characters (a tab is allowed): CR and LF above all, which would end a header."""
 

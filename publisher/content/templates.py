@@ -3,7 +3,8 @@ with publisher, so an author overrides any template by giving a file the same na
 
 Every environment speaks the publication's language: `{% trans %}` and `_()` read the
 catalog of `publication.language` (see `publisher.content.i18n`), and the `longdate` filter
-writes a date the way that language does, in the publication's time zone."""
+writes a date the way that language does, in the publication's time zone. Every template
+sees the publication's colours as `palette` and its default icon as `default_icon`."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import jinja2
 
 from publisher.config import Config
-from publisher.content import i18n
+from publisher.content import i18n, palette
 from publisher.models import split_person
 
 __all__ = ["default_templates_dir", "template_environment", "text_direction"]
@@ -64,4 +65,8 @@ def template_environment(config: Config, *, autoescape: bool = True) -> jinja2.E
     environment.filters["longdate"] = lambda moment: i18n.format_date(moment, language, zone)
     # "Dana Reyes <dana@example.org>" shows as "Dana Reyes" on pages and in mail.
     environment.filters["person"] = lambda text: split_person(str(text))[0] or str(text)
+    # The publication's colours, light and dark (publisher.content.palette), and its default icon.
+    colors = palette.palette(str(config["publication.accent_color"]))
+    environment.globals["palette"] = colors
+    environment.globals["default_icon"] = palette.icon_data_uri(str(config["publication.title"]), colors)
     return environment

@@ -191,9 +191,24 @@ def _fold(name: str, value: str) -> bytes:
     return folded.encode("ascii")
 
 
+_NAMED_RE = re.compile(r"^(?P<name>.*?)\s*<(?P<address>[^<>]*)>$")
+
+
 def _parse_mailbox(config: Config, key: str) -> tuple[str, str]:
+    """(display name, address) of a config value such as `"Dana Reyes, LCSW" <d@x.org>`.
+
+    The name is everything before the `<address>`, quotes or not, so that a credential
+    after a comma (`Dana Reyes, LCSW <d@x.org>`, as an author writes it) stays part of
+    the name rather than turning the value into two addresses.
+    """
     raw = clean_header_text(str(config[key]))
-    name, address = email.utils.parseaddr(raw)
+    named = _NAMED_RE.match(raw)
+    if named is not None:
+        name, address = named["name"].strip(), named["address"].strip()
+        if len(name) >= 2 and name[0] == name[-1] == '"':
+            name = re.sub(r"\\(.)", r"\1", name[1:-1])
+    else:
+        name, address = email.utils.parseaddr(raw)
     if not address or "@" not in address or not _ADDR_RE.match(address):
         section, _, field = key.rpartition(".")
         raise ConfigError(
@@ -276,12 +291,13 @@ class MessageTemplate:
     ) -> MessageTemplate:
         """Encode `rendered` once. DKIM comes from `[delivery.dkim]` unless passed in."""
         signer = dkim if dkim is not None else DkimSigner.from_config(config)
+        title = clean_header_text(str(config["publication.title"]), limit=_MAX_NAME)
         from_name, from_address = _parse_mailbox(config, "newsletter.from")
-        sender = _mailbox(from_name, from_address, encode=False)
+        # A bare address is shown under the publication's name: readers see who wrote.
+        sender = _mailbox(from_name or title, from_address, encode=False)
         reply_to = ""
         if str(config["newsletter.reply_to"]).strip():
             reply_to = _mailbox(*_parse_mailbox(config, "newsletter.reply_to"), encode=False)
-        title = clean_header_text(str(config["publication.title"]), limit=_MAX_NAME)
         list_id = clean_header_text(str(config["newsletter.list_id"]))
         if not list_id:
             list_id = urlsplit(config.site_url).hostname or "localhost"

@@ -16,7 +16,7 @@ from starlette.responses import HTMLResponse
 from publisher.accounts import Role, allows
 from publisher.config import Config
 from publisher.errors import TemplateError
-from publisher.services.pages import default_templates_dir
+from publisher.services.pages import default_templates_dir, icon_url
 from publisher.web.desk.context import DeskContext
 
 __all__ = ["DESK_HEADERS", "PREVIEW_HEADERS", "DeskPages", "static_dir"]
@@ -73,6 +73,7 @@ class DeskPages:
         self.env.globals["nav"] = NAV
         self.env.globals["Role"] = Role
         self.env.globals["allows"] = allows
+        self.env.globals["icon"] = icon_url(config)
 
     def check(self, *names: str) -> None:
         for name in names:
