@@ -81,7 +81,9 @@ def _snapshot_sqlite(source: Path, dest: Path) -> None:
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # private before SQLite writes it
     os.close(fd)
     try:
-        src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        # Read-write, though only read: a read-only connection cannot open a WAL database
+        # whose -shm file is gone (no process had it open).
+        src = sqlite3.connect(source, timeout=BUSY_TIMEOUT_MS / 1000)
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open the database {source} to back it up: {exc}") from exc
     try:
