@@ -56,6 +56,10 @@ def served(config: Config) -> contextlib.AbstractContextManager[str]:
 
 WITHOUT_SESSION = {
     "/desk/login",
+    # The steps of a sign-in: the code after the password, the trip to a provider and back.
+    "/desk/login/code",
+    "/desk/login/oidc",
+    "/desk/login/oidc/callback",
     # A preview's pictures: the preview's random key is the permission (see desk.previews),
     # since a sandboxed frame sends no cookie.
     "/desk/preview/{key}/media/{name}",

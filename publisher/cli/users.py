@@ -1,4 +1,4 @@
-"""`publisher users add | list | remove | reset-password`: who may sign in to the desk."""
+"""`publisher users add | list | remove | reset-password | reset-2fa`: who may sign in to the desk."""
 
 from __future__ import annotations
 
@@ -61,13 +61,14 @@ def add_command(ctx: click.Context, email: str, role: str) -> None:
 @reports_errors
 @click.pass_context
 def list_command(ctx: click.Context) -> None:
-    """Every desk user: address, role and since when."""
+    """Every desk user: address, role, since when, and whether two-step sign-in is on."""
     with _engine(ctx) as engine:
         found = accounts.list_users(engine)
     if not found:
         click.echo("no desk users yet; add one with `publisher users add EMAIL --role owner`", err=True)
     for user in found:
-        click.echo(f"{user.email}\t{user.role}\t{user.created_at.date().isoformat()}")
+        two_step = "two-step" if user.two_factor else "password only"
+        click.echo(f"{user.email}\t{user.role}\t{user.created_at.date().isoformat()}\t{two_step}")
 
 
 @users_group.command("remove")
@@ -91,3 +92,22 @@ def reset_password_command(ctx: click.Context, email: str) -> None:
     with _engine(ctx) as engine:
         accounts.reset_password(engine, email, password=password, now=datetime.now(UTC))
     click.echo(f"new password set for {email.strip().lower()}; their sessions have ended")
+
+
+@users_group.command("reset-2fa")
+@click.argument("email")
+@reports_errors
+@click.pass_context
+def reset_two_factor_command(ctx: click.Context, email: str) -> None:
+    """Forget EMAIL's second factor and recovery codes (a lost phone); their sessions end.
+
+    They sign in with their password alone, and set two-step sign-in up again from their
+    account page (at once, where desk.require_two_factor asks it of them).
+    """
+    with _engine(ctx) as engine:
+        had = accounts.reset_two_factor(engine, email)
+    who = email.strip().lower()
+    if had:
+        click.echo(f"two-step sign-in reset for {who}; their sessions have ended")
+    else:
+        click.echo(f"{who} had no two-step sign-in; their sessions have ended")

@@ -17,6 +17,12 @@ is checked; a success gives its count back (`give_back`, `forget`).
 A browser that signed in keeps a device cookie; its SHA-256 and the user are kept here
 (`remember_device`) so that the next sign-in can tell the user's own browser from
 strangers. A device is forgotten `DEVICE_LIFETIME` after it was given, or with its user.
+
+A sign-in that is half done is a step (`open_step`): after the password, while the code
+is awaited ("code"), or while the browser is at the OpenID Connect provider ("oidc").
+Like a session, it is keyed by the SHA-256 of the value the browser holds, and ends at
+its `expires_at`; `end_step` takes it away in one DELETE, so that only one request can
+finish it.
 """
 
 from __future__ import annotations
@@ -29,17 +35,23 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from publisher.store.engine import begin_write
-from publisher.store.schema import desk_sessions, login_failures, sign_in_devices, users
+from publisher.store.schema import desk_sessions, login_failures, sign_in_devices, sign_in_factors, sign_in_steps, users
 from publisher.store.users import User
 
 __all__ = [
     "DeskSession",
+    "SessionLine",
+    "Step",
     "create",
     "device_user",
+    "end_step",
+    "find_step",
     "forget",
     "forget_ended",
     "give_back",
+    "list_sessions",
     "lookup",
+    "open_step",
     "purge",
     "remember_device",
     "revoke",
@@ -82,9 +94,10 @@ def lookup(engine: Engine, key: str, *, now: datetime, idle: timedelta) -> DeskS
     query = (
         select(
             desk_sessions, users.c.email, users.c.role, users.c.password_hash,
-            users.c.created_at.label("user_created"),
+            users.c.created_at.label("user_created"), sign_in_factors.c.enabled_at.label("factor_on"),
         )
         .join(users, users.c.id == desk_sessions.c.user_id)
+        .outerjoin(sign_in_factors, sign_in_factors.c.user_id == desk_sessions.c.user_id)
         .where(desk_sessions.c.id == key)
     )
     with engine.connect() as conn:
@@ -96,7 +109,7 @@ def lookup(engine: Engine, key: str, *, now: datetime, idle: timedelta) -> DeskS
             conn.execute(update(desk_sessions).where(desk_sessions.c.id == key).values(seen_at=now))
     user = User(
         id=row.user_id, email=row.email, role=row.role, password_hash=row.password_hash,
-        created_at=row.user_created,
+        created_at=row.user_created, two_factor=row.factor_on is not None,
     )
     return DeskSession(
         id=row.id, user=user, csrf=row.csrf, address=row.address,
@@ -132,6 +145,7 @@ def purge(engine: Engine, *, now: datetime, keep_failures: timedelta) -> None:
     with engine.begin() as conn:
         conn.execute(delete(desk_sessions).where(desk_sessions.c.expires_at <= now))
         conn.execute(delete(sign_in_devices).where(sign_in_devices.c.created_at <= now - DEVICE_LIFETIME))
+        conn.execute(delete(sign_in_steps).where(sign_in_steps.c.expires_at <= now))
     forget_ended(engine, now=now, window=keep_failures)
 
 
@@ -224,3 +238,75 @@ def device_user(engine: Engine, key: str) -> int | None:
     with engine.connect() as conn:
         found = conn.execute(select(sign_in_devices.c.user_id).where(sign_in_devices.c.id == key)).first()
     return int(found.user_id) if found is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLine:
+    """One of a user's open sessions, as their account page lists it."""
+
+    id: str
+    address: str
+    created_at: datetime
+    seen_at: datetime
+    expires_at: datetime
+
+
+def list_sessions(engine: Engine, user_id: int, *, now: datetime) -> list[SessionLine]:
+    """The user's unexpired sessions, the most recently used first."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(desk_sessions)
+            .where(desk_sessions.c.user_id == user_id, desk_sessions.c.expires_at > now)
+            .order_by(desk_sessions.c.seen_at.desc())
+        ).all()
+    return [
+        SessionLine(id=r.id, address=r.address, created_at=r.created_at, seen_at=r.seen_at, expires_at=r.expires_at)
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """A sign-in half done (see the module's docstring)."""
+
+    kind: str
+    user_id: int | None
+    nonce: str
+    verifier: str
+    next_path: str
+    address: str
+    expires_at: datetime
+
+
+def open_step(
+    engine: Engine, key: str, *, kind: str, user_id: int | None, now: datetime, lifetime: timedelta,
+    next_path: str, address: str, nonce: str = "", verifier: str = "",
+) -> None:
+    with engine.begin() as conn:
+        conn.execute(delete(sign_in_steps).where(sign_in_steps.c.expires_at <= now))
+        conn.execute(
+            insert(sign_in_steps).values(
+                id=key, kind=kind, user_id=user_id, nonce=nonce, verifier=verifier,
+                next_path=next_path[:2000], address=address[:64], expires_at=now + lifetime,
+            )
+        )
+
+
+def find_step(engine: Engine, key: str, *, kind: str, now: datetime) -> Step | None:
+    """The live step of `kind` with this key, or None."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(sign_in_steps).where(sign_in_steps.c.id == key, sign_in_steps.c.kind == kind)
+        ).first()
+    if row is None or row.expires_at <= now:
+        return None
+    return Step(
+        kind=row.kind, user_id=row.user_id, nonce=row.nonce, verifier=row.verifier,
+        next_path=row.next_path, address=row.address, expires_at=row.expires_at,
+    )
+
+
+def end_step(engine: Engine, key: str) -> bool:
+    """Take the step away: True for the one request that does."""
+    with engine.begin() as conn:
+        return int(conn.execute(delete(sign_in_steps).where(sign_in_steps.c.id == key)).rowcount) == 1

@@ -1,8 +1,14 @@
-"""Desk users: an address, a role and an Argon2 hash of their password.
+"""Desk users: an address, a role and an Argon2 hash of their password, and their second factor.
 
 The hash is made and checked by `publisher.accounts`; this module only keeps it. A
 user's sessions go with the user (the foreign key cascades), and a new password ends
 every session the old one opened (`set_password`).
+
+A second factor is a sealed TOTP secret (`publisher.accounts.totp`), on from `enabled_at`,
+with the last time step a code was taken for: `take_step` moves it forward in one
+conditional UPDATE, so of two requests carrying the same code (two tabs, two processes,
+a replay) exactly one gets through. Recovery codes are kept by hash and used the same
+way (`use_recovery_code`). `drop_factor` forgets both.
 
 `remove` and `set_role` can keep a role from emptying (the desk's last owner): the check
 and the change are one transaction that first locks every member of that role (SQLite's
@@ -17,14 +23,32 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, Select, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from publisher.errors import AccountError, NotFound
 from publisher.store.engine import begin_write
-from publisher.store.schema import desk_sessions, users
+from publisher.store.schema import desk_sessions, recovery_codes, sign_in_factors, users
 
-__all__ = ["User", "add", "count_role", "find", "get", "list_users", "remove", "set_password", "set_role"]
+__all__ = [
+    "Factor",
+    "User",
+    "add",
+    "count_role",
+    "drop_factor",
+    "factor",
+    "find",
+    "get",
+    "list_users",
+    "recovery_left",
+    "remove",
+    "set_password",
+    "set_recovery_codes",
+    "set_role",
+    "start_factor",
+    "take_step",
+    "use_recovery_code",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,12 +58,21 @@ class User:
     role: str
     password_hash: str
     created_at: datetime
+    two_factor: bool = False
+    """Whether sign-in asks this user for a code after the password."""
 
 
 def _user(row: Any) -> User:
     return User(
         id=row.id, email=row.email, role=row.role, password_hash=row.password_hash,
-        created_at=row.created_at,
+        created_at=row.created_at, two_factor=row.factor_on is not None,
+    )
+
+
+def _users() -> Select[Any]:
+    """Users with whether their second factor is on (`factor_on`)."""
+    return select(users, sign_in_factors.c.enabled_at.label("factor_on")).outerjoin(
+        sign_in_factors, sign_in_factors.c.user_id == users.c.id
     )
 
 
@@ -62,19 +95,19 @@ def add(engine: Engine, email: str, *, role: str, password_hash: str, now: datet
 
 def get(engine: Engine, user_id: int) -> User | None:
     with engine.connect() as conn:
-        row = conn.execute(select(users).where(users.c.id == user_id)).first()
+        row = conn.execute(_users().where(users.c.id == user_id)).first()
     return _user(row) if row is not None else None
 
 
 def find(engine: Engine, email: str) -> User | None:
     with engine.connect() as conn:
-        row = conn.execute(select(users).where(users.c.email == email)).first()
+        row = conn.execute(_users().where(users.c.email == email)).first()
     return _user(row) if row is not None else None
 
 
 def list_users(engine: Engine) -> list[User]:
     with engine.connect() as conn:
-        rows = conn.execute(select(users).order_by(users.c.email)).all()
+        rows = conn.execute(_users().order_by(users.c.email)).all()
     return [_user(row) for row in rows]
 
 
@@ -135,3 +168,97 @@ def set_role(engine: Engine, email: str, role: str, *, now: datetime, keep_one: 
         if keep_one and row.role == keep_one != role and members == [row.id]:
             raise _last(email, keep_one, "giving another role to")
         conn.execute(update(users).where(users.c.id == row.id).values(role=role, updated_at=now))
+
+
+@dataclass(frozen=True, slots=True)
+class Factor:
+    """A user's TOTP secret (sealed), since when it is on (None while being set up), and
+    the last time step a code was taken for."""
+
+    sealed: str
+    enabled_at: datetime | None
+    last_step: int
+
+
+def factor(engine: Engine, user_id: int) -> Factor | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(sign_in_factors).where(sign_in_factors.c.user_id == user_id)).first()
+    if row is None:
+        return None
+    return Factor(sealed=row.secret, enabled_at=row.enabled_at, last_step=int(row.last_step))
+
+
+def start_factor(engine: Engine, user_id: int, sealed: str, *, now: datetime) -> None:
+    """Keep a new secret being set up (replacing one still being set up); AccountError
+    when the user already has a second factor on."""
+    with begin_write(engine) as conn:
+        row = conn.execute(
+            select(sign_in_factors.c.enabled_at).where(sign_in_factors.c.user_id == user_id)
+        ).first()
+        if row is not None and row.enabled_at is not None:
+            raise AccountError("two-step sign-in is already on for this account; turn it off first to start again")
+        conn.execute(delete(sign_in_factors).where(sign_in_factors.c.user_id == user_id))
+        conn.execute(
+            insert(sign_in_factors).values(user_id=user_id, secret=sealed, enabled_at=None, last_step=0, created_at=now)
+        )
+
+
+def take_step(engine: Engine, user_id: int, step: int, *, now: datetime, enable: bool = False) -> bool:
+    """Record that a code for `step` was taken: True for the one request that moves the
+    user's last step forward to it, False for any other (a replay, an older code). With
+    `enable`, the second factor is on from `now` as well."""
+    values: dict[str, Any] = {"last_step": step}
+    if enable:
+        values["enabled_at"] = now
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(sign_in_factors)
+            .where(sign_in_factors.c.user_id == user_id, sign_in_factors.c.last_step < step)
+            .values(**values)
+        )
+    return int(result.rowcount) == 1
+
+
+def set_recovery_codes(engine: Engine, user_id: int, hashes: list[str]) -> None:
+    """Replace the user's recovery codes (by hash): the old ones stop working."""
+    with begin_write(engine) as conn:
+        conn.execute(delete(recovery_codes).where(recovery_codes.c.user_id == user_id))
+        conn.execute(insert(recovery_codes), [{"user_id": user_id, "code_hash": h, "used_at": None} for h in hashes])
+
+
+def use_recovery_code(engine: Engine, user_id: int, code_hash: str, *, now: datetime) -> bool:
+    """Spend one recovery code: True once, for the request that spends it."""
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(recovery_codes)
+            .where(
+                recovery_codes.c.user_id == user_id, recovery_codes.c.code_hash == code_hash,
+                recovery_codes.c.used_at.is_(None),
+            )
+            .values(used_at=now)
+        )
+    return int(result.rowcount) == 1
+
+
+def recovery_left(engine: Engine, user_id: int) -> int:
+    """How many recovery codes the user has not used."""
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                select(func.count()).where(recovery_codes.c.user_id == user_id, recovery_codes.c.used_at.is_(None))
+            ).scalar_one()
+        )
+
+
+def drop_factor(engine: Engine, email: str, *, end_sessions: bool) -> bool:
+    """Forget the user's second factor and recovery codes (whether they had one: True
+    when they did); with `end_sessions`, every session they have open ends too."""
+    with begin_write(engine) as conn:
+        row = conn.execute(select(users.c.id).where(users.c.email == email)).first()
+        if row is None:
+            raise _missing(email)
+        had = conn.execute(delete(sign_in_factors).where(sign_in_factors.c.user_id == row.id)).rowcount
+        conn.execute(delete(recovery_codes).where(recovery_codes.c.user_id == row.id))
+        if end_sessions:
+            conn.execute(delete(desk_sessions).where(desk_sessions.c.user_id == row.id))
+    return bool(had)

@@ -3,7 +3,10 @@
 Every desk route is wrapped by `guarded`: without a live session a GET is redirected to
 the sign-in page (which brings the reader back afterwards) and anything else answers 401
 with a link there; a role below the route's answers 403; a POST whose `csrf` field is
-not the session's token answers 403 and changes nothing.
+not the session's token answers 403 and changes nothing. An account that
+`desk.require_two_factor` says must have a second factor, and has none, reaches only
+the routes that set one up (and signing out): every other GET is redirected to its
+account page, every other POST answers 403.
 
 Every POST under /desk, the sign-in included, must also come from the desk's own origin:
 its `Origin` header (or, without one, the origin of its `Referer`) must be the public
@@ -52,9 +55,12 @@ from publisher.web.desk.render import DESK_HEADERS
 from publisher.web.limits import Proxies
 
 __all__ = [
+    "CODE_COOKIE",
     "DEVICE_COOKIE",
     "LOGIN_COOKIE",
+    "OIDC_COOKIE",
     "SESSION_COOKIE",
+    "SETUP_PATH",
     "Asked",
     "DeskAuth",
     "Handler",
@@ -67,8 +73,11 @@ __all__ = [
 SESSION_COOKIE = "desk_session"
 LOGIN_COOKIE = "desk_login"
 DEVICE_COOKIE = "desk_device"
+CODE_COOKIE = "desk_code"
+OIDC_COOKIE = "desk_oidc"
 COOKIE_PATH = "/desk"
 LOGIN_PATH = "/desk/login"
+SETUP_PATH = "/desk/account"
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 MAX_FIELDS = 200
 MAX_UPLOAD = 8 * 1024 * 1024
@@ -208,6 +217,17 @@ class DeskAuth:
             httponly=True, samesite="lax", secure=self.secure(request),
         )
 
+    def set_step_cookie(self, response: Response, request: Request, name: str, value: str, seconds: int) -> None:
+        """A half-done sign-in's cookie (`CODE_COOKIE`, `OIDC_COOKIE`), seen only by the
+        sign-in pages."""
+        response.set_cookie(
+            name, value, max_age=seconds, path=LOGIN_PATH, httponly=True, samesite="lax",
+            secure=self.secure(request),
+        )
+
+    def clear_step_cookie(self, response: Response, request: Request, name: str) -> None:
+        response.delete_cookie(name, path=LOGIN_PATH, httponly=True, samesite="lax", secure=self.secure(request))
+
     def clear_session_cookie(self, response: Response, request: Request) -> None:
         response.delete_cookie(
             SESSION_COOKIE, path=COOKIE_PATH, httponly=True, samesite="lax", secure=self.secure(request)
@@ -227,8 +247,12 @@ class DeskAuth:
             samesite="lax", secure=self.secure(request),
         )
 
-    def guarded(self, handler: Handler, role: Role) -> Callable[[Request], Awaitable[Response]]:
-        """`handler` behind a session, the role `role` and, for POST, the CSRF token."""
+    def guarded(
+        self, handler: Handler, role: Role, *, before_second_factor: bool = False
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """`handler` behind a session, the role `role` and, for POST, the CSRF token; and,
+        unless it is one of the routes that set a second factor up (`before_second_factor`),
+        behind the second factor the account must have."""
 
         async def endpoint(request: Request) -> Response:
             session = await self.session_of(request)
@@ -239,6 +263,13 @@ class DeskAuth:
                 return _plain(401, "Your session has ended. Sign in again at /desk/login.")
             if not accounts.allows(session.user.role, role):
                 return _plain(403, f"Your role ({session.user.role}) cannot do this; an owner can change it.")
+            if not before_second_factor and accounts.needs_two_factor(session.user, self.policy):
+                if request.method in ("GET", "HEAD"):
+                    return RedirectResponse(SETUP_PATH, status_code=303)
+                return _plain(
+                    403, "This desk asks you to turn on two-step sign-in before anything else. "
+                    "Set it up on your account page, /desk/account."
+                )
             if request.method != "POST":
                 return await handler(Asked(request, session, {}, {}, self.clock(), self.context_for(request, session)))
             try:
