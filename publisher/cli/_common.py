@@ -60,6 +60,7 @@ COMMANDS: dict[str, str] = {
     "keys": "access",
     "hooks": "access",
     "users": "users",
+    "doctor": "doctor",
 }
 """Command name -> the module of `publisher.cli` that defines it."""
 

@@ -29,7 +29,7 @@ from publisher.delivery.sending import require_postal_address
 from publisher.errors import PublisherError
 from publisher.logs import access_log, configure_logging
 from publisher.mail import tokens
-from publisher.schedule import jobs, scheduler
+from publisher.schedule import heartbeat, jobs, scheduler
 from publisher.site import build
 from publisher.store import open_store
 from publisher.web import create_app
@@ -119,6 +119,8 @@ def start_background(config: Config, *, db: Engine | None = None) -> tuple[str, 
         job = sched.get_job(job_id)
         if job is not None:
             job.modify(next_run_time=rt.clock())
+    # `publisher doctor` tells a running daemon by this.
+    heartbeat.keep_beating(config.root, rt.stop, rt.clock)
     # A saved article is noticed at once; the interval look above stays as the fallback.
     threading.Thread(
         target=watch.watch_content, args=(config.path_of("build.content"), lambda: jobs.publish_new(key), rt.stop),

@@ -1,0 +1,438 @@
+"""`publisher doctor`: a live setup checked end to end, each finding with what to do.
+
+    DNS          SPF on the sending domain (including the provider's, where it has a
+                 known include), DKIM publishing the configured key's public half,
+                 DMARC present: the records `mail.preflight` asks for, looked up
+    TLS          the public URL's certificate is valid for its host and not within
+                 EXPIRY_DAYS of its end (and the app's address, when it is another host)
+    provider     the provider takes the credentials, through a call that sends nothing
+                 (`CREDENTIAL_CHECKS`, one per provider: an account or domain read, or
+                 an SMTP login that ends before any envelope)
+    daemon       `publisher serve` beat within HEARTBEAT_LATE (`schedule.heartbeat`)
+    disk         free space where the publication and its SQLite store live
+    backups      the newest publisher-backup-*.tar.gz in `backup.folder` is recent
+
+Every finding is ok, warn (works, but look) or fail (readers or mail will suffer: fix
+it). Nothing here waits without a deadline: DNS has `preflight.DNS_TIMEOUT` a name,
+the TLS handshake and the provider's call NETWORK_SECONDS each. Nothing is sent and
+nothing is written. `diagnose` is the edge; the judging of each answer is plain
+functions of values (`tls_finding`, `disk_finding`, `backup_finding`, ...) so each can
+be tested alone, and `now` is passed in.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import shutil
+import smtplib
+import socket
+import ssl
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Literal
+from urllib.parse import quote, urlsplit
+
+import dns.resolver
+import httpx
+
+from publisher.config import Config, sqlite_path
+from publisher.errors import ConfigError, PublisherError
+from publisher.mail import preflight
+from publisher.mail.dkim_signing import DkimSigner
+from publisher.schedule.heartbeat import BEAT_SECONDS, last_beat
+
+__all__ = [
+    "BACKUP_PATTERN", "CREDENTIAL_CHECKS", "EXPIRY_DAYS", "Finding", "backup_finding", "diagnose", "disk_finding",
+    "heartbeat_finding", "tls_finding",
+]
+
+Status = Literal["ok", "warn", "fail"]
+NETWORK_SECONDS = 10.0
+"""Deadline of the TLS handshake and of the provider's call, each."""
+EXPIRY_DAYS = 14
+HEARTBEAT_LATE = timedelta(seconds=3 * BEAT_SECONDS)
+DISK_FAIL = 500 * 2**20
+DISK_WARN = 2 * 2**30
+BACKUP_WARN = timedelta(days=2)
+BACKUP_FAIL = timedelta(days=8)
+BACKUP_PATTERN = "publisher-backup-*.tar.gz"
+SPF_INCLUDES: Mapping[str, str] = {
+    "postmark": "spf.mtasv.net",
+    "sendgrid": "sendgrid.net",
+    "mailgun": "mailgun.org",
+    "ses": "amazonses.com",
+    "resend": "amazonses.com",
+}
+"""The SPF include each provider asks for on the domain its mail is sent from."""
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    name: str
+    status: Status
+    detail: str
+    fix: str = ""
+    """What to do; empty when all is well."""
+
+
+# DNS
+
+
+def _sending_domain(config: Config) -> str:
+    address = email.utils.parseaddr(str(config["newsletter.from"]))[1]
+    return address.rpartition("@")[2].lower()
+
+
+def dns_findings(config: Config, found: preflight.Lookup, records: Sequence[preflight.DnsRecord]) -> list[Finding]:
+    """What DNS said against the records the setup needs, the provider's SPF include too."""
+    findings: list[Finding] = []
+    provider = str(config["delivery.provider"])
+    include = SPF_INCLUDES.get(provider)
+    for check, record in zip(_dns_checks(records, found), [r for r in records if r.kind], strict=True):
+        if check.ok is None:
+            status: Status = "warn"
+            fix = f"compare {record.name} with the record your provider shows" if record.kind == "DKIM" else \
+                "run publisher doctor again once DNS answers"
+        elif check.ok:
+            status, fix = "ok", ""
+        else:
+            status, fix = "fail", f"publish a TXT record at {record.name}: {record.value}"
+        if record.kind == "SPF" and status == "ok" and include is not None:
+            texts = [t for t in (found.get(record.name) or []) if t.lower().startswith("v=spf1")]
+            if texts and f"include:{include}" not in texts[0].lower():
+                status = "warn"
+                fix = (f"add include:{include} to the SPF record at {record.name} (before ~all), unless "
+                       f"{provider} sends from a return-path domain of its own that you set up")
+        findings.append(Finding(check.name, status, check.detail, fix))
+    return findings
+
+
+def _dns_checks(records: Sequence[preflight.DnsRecord], found: preflight.Lookup) -> list[preflight.Check]:
+    return preflight.dns_checks([r for r in records if r.kind], found)
+
+
+def _dns(config: Config, resolver: dns.resolver.Resolver | None) -> list[Finding]:
+    try:
+        signer = DkimSigner.from_config(config)
+    except PublisherError as exc:
+        return [Finding("DNS: DKIM", "fail", str(exc), "fix [delivery.dkim] in config.toml")]
+    records = preflight.dns_records(config, signer)
+    if str(config["delivery.provider"]) == "mailgun" and config["delivery.mailgun.domain"]:
+        # Mailgun sends from its own sending domain: that is where SPF must include it.
+        domain = str(config["delivery.mailgun.domain"]).lower()
+        records = [
+            preflight.DnsRecord(domain, r.type, r.value, r.why, r.kind) if r.kind == "SPF" else r for r in records
+        ]
+    names = [r.name for r in records if r.kind and not r.value.startswith("(")]
+    return dns_findings(config, preflight.look_up(names, resolver), records)
+
+
+# TLS
+
+
+def tls_finding(url: str, not_after: datetime | None, problem: str, now: datetime) -> Finding:
+    """The certificate of `url`: its end (None when the handshake failed, with `problem`)."""
+    name = f"TLS: {url}"
+    renew = "Caddy renews its certificates itself; with nginx, check that certbot's timer runs (certbot renew)"
+    if not_after is None:
+        return Finding(name, "fail", problem, "point the name at this server and let Caddy fetch a certificate, "
+                       "or install one for nginx (certbot --nginx)")
+    left = not_after - now
+    if left <= timedelta(0):
+        return Finding(name, "fail", f"the certificate ended on {not_after:%Y-%m-%d}", renew)
+    if left < timedelta(days=EXPIRY_DAYS):
+        return Finding(name, "warn", f"the certificate ends in {left.days} days ({not_after:%Y-%m-%d})", renew)
+    return Finding(name, "ok", f"valid until {not_after:%Y-%m-%d} ({left.days} days)")
+
+
+def _certificate_end(url: str, context: ssl.SSLContext | None) -> tuple[datetime | None, str]:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or 443
+    context = context or ssl.create_default_context()
+    try:
+        with socket.create_connection((host, port), timeout=NETWORK_SECONDS) as raw, \
+                context.wrap_socket(raw, server_hostname=host) as tls:
+            cert = tls.getpeercert()
+    except ssl.SSLCertVerificationError as exc:
+        return None, f"the certificate is refused: {exc.verify_message or exc.reason}"
+    except (OSError, ssl.SSLError) as exc:
+        return None, f"no TLS answer from {host}:{port} within {NETWORK_SECONDS:g} s ({exc})"
+    end = str((cert or {}).get("notAfter", ""))
+    if not end:
+        return None, "the server showed no certificate"
+    return datetime.fromtimestamp(ssl.cert_time_to_seconds(end), UTC), ""
+
+
+def _tls(config: Config, now: datetime, context: ssl.SSLContext | None) -> list[Finding]:
+    urls = list(dict.fromkeys([config.site_url + "/", config.public_url + "/"]))
+    hosts: dict[tuple[str | None, int | None], str] = {}
+    for url in urls:
+        parts = urlsplit(url)
+        hosts.setdefault((parts.hostname, parts.port), url)
+    findings = []
+    for url in hosts.values():
+        if urlsplit(url).scheme != "https":
+            findings.append(Finding(
+                f"TLS: {url}", "fail", "the address is plain http: sign-ins and subscriber data cross the network "
+                "unencrypted", "serve it over https (deploy/Caddyfile does it for you) and set publication.url to "
+                "https://...",
+            ))
+            continue
+        not_after, problem = _certificate_end(url, context)
+        findings.append(tls_finding(url, not_after, problem, now))
+    return findings
+
+
+# The provider's credentials
+
+
+def _secret(config: Config, name: str) -> str:
+    value = config.secret(name)
+    if not value:
+        raise ConfigError(f"{name} is not set: export it (or put it in the service's EnvironmentFile)")
+    return value
+
+
+def _http_answer(provider: str, secret_name: str, response: httpx.Response, *, restricted: bool = False) -> Finding:
+    name = f"Provider: {provider}"
+    if response.status_code < 300 or restricted:
+        return Finding(name, "ok", f"{provider} accepts the key (checked with a call that sends nothing)")
+    if response.status_code in (401, 403):
+        return Finding(name, "fail", f"{provider} refuses the key ({response.status_code})",
+                       f"set {secret_name} to a current key from {provider}'s dashboard and restart the services")
+    return Finding(name, "warn", f"{provider} answered {response.status_code} to a call that sends nothing",
+                   "try again in a while; if it stays, look at the provider's status page")
+
+
+def _postmark(config: Config, client: httpx.Client) -> Finding:
+    token = _secret(config, "PUBLISHER_POSTMARK_TOKEN")
+    base = str(config["delivery.postmark.base_url"]).rstrip("/")
+    response = client.get(f"{base}/server", headers={"X-Postmark-Server-Token": token, "Accept": "application/json"})
+    return _http_answer("postmark", "PUBLISHER_POSTMARK_TOKEN", response)
+
+
+def _sendgrid(config: Config, client: httpx.Client) -> Finding:
+    key = _secret(config, "PUBLISHER_SENDGRID_API_KEY")
+    base = str(config["delivery.sendgrid.base_url"]).rstrip("/")
+    response = client.get(f"{base}/v3/scopes", headers={"Authorization": f"Bearer {key}"})
+    return _http_answer("sendgrid", "PUBLISHER_SENDGRID_API_KEY", response)
+
+
+def _mailgun(config: Config, client: httpx.Client) -> Finding:
+    key = _secret(config, "PUBLISHER_MAILGUN_API_KEY")
+    domain = str(config["delivery.mailgun.domain"])
+    if not domain:
+        raise ConfigError("[delivery.mailgun] domain is empty: set it to your Mailgun sending domain")
+    base = str(config["delivery.mailgun.base_url"]).rstrip("/")
+    token = base64.b64encode(f"api:{key}".encode()).decode("ascii")
+    response = client.get(f"{base}/v3/domains/{quote(domain, safe='')}", headers={"Authorization": f"Basic {token}"})
+    if response.status_code == 404:
+        return Finding("Provider: mailgun", "fail", f"Mailgun has no domain {domain!r} for this key",
+                       "set [delivery.mailgun] domain to a domain listed in Mailgun (Sending > Domains)")
+    return _http_answer("mailgun", "PUBLISHER_MAILGUN_API_KEY", response)
+
+
+def _resend(config: Config, client: httpx.Client) -> Finding:
+    key = _secret(config, "PUBLISHER_RESEND_API_KEY")
+    base = str(config["delivery.resend.base_url"]).rstrip("/")
+    response = client.get(f"{base}/domains", headers={"Authorization": f"Bearer {key}"})
+    # A key limited to sending may not list domains: Resend says so by name, which proves the key.
+    restricted = response.status_code == 401 and "restricted_api_key" in response.text
+    return _http_answer("resend", "PUBLISHER_RESEND_API_KEY", response, restricted=restricted)
+
+
+def _ses(config: Config, client: httpx.Client) -> Finding:
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    access, secret = _secret(config, "AWS_ACCESS_KEY_ID"), _secret(config, "AWS_SECRET_ACCESS_KEY")
+    region = str(config["delivery.ses.region"]) or config.secret("AWS_REGION") or ""
+    if not region:
+        raise ConfigError("no SES region: set [delivery.ses] region or AWS_REGION")
+    endpoint = str(config["delivery.ses.endpoint"]) or f"https://email.{region}.amazonaws.com"
+    url = endpoint.rstrip("/") + "/v2/email/account"
+    request = AWSRequest(method="GET", url=url)
+    SigV4Auth(Credentials(access, secret, config.secret("AWS_SESSION_TOKEN")), "ses", region).add_auth(request)
+    response = client.get(url, headers=dict(request.headers.items()))
+    return _http_answer("ses", "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", response)
+
+
+def _smtp(config: Config, client: httpx.Client) -> Finding:
+    host, port = str(config["delivery.smtp.host"]), int(config["delivery.smtp.port"])
+    security, username = str(config["delivery.smtp.security"]), str(config["delivery.smtp.username"])
+    where = f"{host}:{port}"
+    context = ssl.create_default_context()
+    try:
+        conn = (smtplib.SMTP_SSL(host, port, timeout=NETWORK_SECONDS, context=context) if security == "tls"
+                else smtplib.SMTP(host, port, timeout=NETWORK_SECONDS))
+    except (OSError, smtplib.SMTPException) as exc:
+        return Finding("Provider: smtp", "fail", f"cannot connect to {where}: {exc}",
+                       "check [delivery.smtp] host and port, and that this server may connect out to it")
+    try:
+        conn.ehlo()
+        if security == "starttls":
+            conn.starttls(context=context)
+            conn.ehlo()
+        if username:
+            conn.login(username, _secret(config, "PUBLISHER_SMTP_PASSWORD"))
+    except smtplib.SMTPAuthenticationError as exc:
+        return Finding("Provider: smtp", "fail", f"{where} refused the login for {username!r} ({exc.smtp_code})",
+                       "check [delivery.smtp] username and PUBLISHER_SMTP_PASSWORD")
+    except (OSError, smtplib.SMTPException) as exc:
+        return Finding("Provider: smtp", "fail", f"{where} failed the greeting: {exc}",
+                       "check [delivery.smtp] security (none, starttls or tls) and port")
+    finally:
+        try:
+            conn.quit()
+        except (OSError, smtplib.SMTPException):
+            conn.close()
+    how = "logged in" if username else "greeted (no login configured)"
+    return Finding("Provider: smtp", "ok", f"{where} {how}; nothing was sent")
+
+
+def _maildir(config: Config, client: httpx.Client) -> Finding:
+    return Finding("Provider: maildir", "warn", "maildir writes messages to a folder and sends nothing",
+                   "choose a real provider in [delivery] provider before readers are to get mail")
+
+
+CREDENTIAL_CHECKS: Mapping[str, Callable[[Config, httpx.Client], Finding]] = {
+    "maildir": _maildir,
+    "smtp": _smtp,
+    "postmark": _postmark,
+    "sendgrid": _sendgrid,
+    "mailgun": _mailgun,
+    "ses": _ses,
+    "resend": _resend,
+}
+"""Per provider, a call that proves the credentials and sends nothing."""
+
+
+def _provider(config: Config, client: httpx.Client | None) -> Finding:
+    name = str(config["delivery.provider"])
+    check = CREDENTIAL_CHECKS.get(name)
+    if check is None:
+        return Finding(f"Provider: {name}", "warn", "no check that sends nothing is known for it")
+    own = client is None
+    http = client if client is not None else httpx.Client(timeout=NETWORK_SECONDS)
+    try:
+        return check(config, http)
+    except ConfigError as exc:
+        return Finding(f"Provider: {name}", "fail", str(exc), "set it, then restart the services")
+    except httpx.HTTPError as exc:
+        return Finding(f"Provider: {name}", "fail", f"cannot reach {name} within {NETWORK_SECONDS:g} s: {exc}",
+                       "check that this server may connect out (firewall, DNS) and the provider's status page")
+    finally:
+        if own:
+            http.close()
+
+
+# The daemon, the disk, the backups
+
+
+def heartbeat_finding(last: datetime | None, now: datetime) -> Finding:
+    name = "Daemon"
+    start = "start it: systemctl start publisher (or docker compose up -d)"
+    if last is None:
+        return Finding(name, "fail", "publisher serve has not run in this folder", start)
+    ago = now - last
+    if ago > HEARTBEAT_LATE:
+        return Finding(name, "fail", f"publisher serve was last seen {_ago(ago)} ago ({last:%Y-%m-%d %H:%M} UTC)",
+                       start + "; journalctl -u publisher says why it stopped")
+    return Finding(name, "ok", f"publisher serve is running (seen {_ago(ago)} ago)")
+
+
+def _ago(span: timedelta) -> str:
+    seconds = max(0, int(span.total_seconds()))
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    if seconds < 172_800:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86_400} days"
+
+
+def disk_finding(what: str, folder: Path, total: int, free: int) -> Finding:
+    name = f"Disk: {what}"
+    shown = f"{free / 2**30:.1f} GB free of {total / 2**30:.1f} GB at {folder}"
+    fix = "free space (old backups, logs: journalctl --vacuum-size=200M) or grow the disk"
+    if free < DISK_FAIL:
+        return Finding(name, "fail", shown + ": sends and backups may stop half-way", fix)
+    if free < DISK_WARN or free < total / 10:
+        return Finding(name, "warn", shown, fix)
+    return Finding(name, "ok", shown)
+
+
+def backup_finding(folder: Path, newest: tuple[str, datetime] | None, now: datetime, scheduled: bool) -> Finding:
+    name = "Backups"
+    plan = "" if scheduled else "; set backup.schedule (e.g. \"30 3 * * *\") so that the daemon makes them"
+    if newest is None:
+        return Finding(name, "warn", f"no {BACKUP_PATTERN} in {folder}", "run publisher backup" + plan)
+    file, when = newest
+    age = now - when
+    shown = f"newest is {file}, {_ago(age)} old"
+    if age > BACKUP_FAIL:
+        return Finding(name, "fail", shown, "run publisher backup" + (plan or "; check that scheduled backups run"))
+    if age > BACKUP_WARN:
+        return Finding(name, "warn", shown, "run publisher backup" + plan)
+    return Finding(name, "ok", shown)
+
+
+def _newest_backup(folder: Path) -> tuple[str, datetime] | None:
+    try:
+        found = [(p.stat().st_mtime, p.name) for p in folder.glob(BACKUP_PATTERN) if p.is_file()]
+    except OSError:
+        return None
+    if not found:
+        return None
+    mtime, name = max(found)
+    return name, datetime.fromtimestamp(mtime, UTC)
+
+
+def _local(
+    config: Config, now: datetime, disk_usage: Callable[[Path], tuple[int, int, int]]
+) -> list[Finding]:
+    findings = [heartbeat_finding(last_beat(config.root), now)]
+    places = {"publication folder": config.root}
+    database = sqlite_path(config.store_url)
+    if database:
+        places["SQLite store"] = Path(database).parent
+    seen: set[Path] = set()
+    for what, folder in places.items():
+        if folder in seen:
+            continue
+        seen.add(folder)
+        try:
+            total, _used, free = disk_usage(folder)
+        except OSError as exc:
+            findings.append(Finding(f"Disk: {what}", "fail", f"cannot read {folder}: {exc.strerror or exc}",
+                                    "check that the folder exists and this user may read it"))
+            continue
+        findings.append(disk_finding(what, folder, total, free))
+    folder = (config.root / str(config.values.get("backup.folder") or "backups")).resolve()
+    findings.append(backup_finding(folder, _newest_backup(folder), now, bool(config.values.get("backup.schedule"))))
+    return findings
+
+
+def diagnose(
+    config: Config,
+    now: datetime,
+    *,
+    resolver: dns.resolver.Resolver | None = None,
+    tls_context: ssl.SSLContext | None = None,
+    client: httpx.Client | None = None,
+    disk_usage: Callable[[Path], tuple[int, int, int]] = shutil.disk_usage,
+) -> list[Finding]:
+    """Every check, in the order above. `resolver`, `tls_context` and `client` stand in for
+    the system's DNS, trust store and HTTP client (tests point them at loopback servers)."""
+    return [
+        *_dns(config, resolver),
+        *_tls(config, now, tls_context),
+        _provider(config, client),
+        *_local(config, now, disk_usage),
+    ]
