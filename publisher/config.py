@@ -28,6 +28,7 @@ from publisher.errors import ConfigError
 
 __all__ = [
     "CONFIG_ENV",
+    "SECRETS_FILE",
     "SETTINGS",
     "Config",
     "Setting",
@@ -35,6 +36,7 @@ __all__ = [
     "find_config",
     "load_config",
     "parse_config",
+    "secrets_beside",
     "settings_markdown",
     "sqlite_path",
 ]
@@ -187,6 +189,8 @@ SETTINGS: tuple[Setting, ...] = (
       range=(1, 1_000_000)),
     S("subscribe.public_tags", [], "list",
       "Tags readers may choose as topics on their manage-your-subscription page."),
+    S("subscribe.retired_tags", [], "list",
+      "Topics no longer offered to readers; readers who chose one keep it in their history."),
     # [desk]
     S("desk.session_hours", 336.0, "float", "Hours a desk sign-in lasts at most (default two weeks).",
       range=(0.1, 8_760)),
@@ -527,12 +531,30 @@ def load_config(
         ) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot be read: {exc}") from exc
+    # Secrets the desk's Settings page keeps beside config.toml; the environment wins.
+    environ = {**secrets_beside(path), **environ}
     config = parse_config(text, root=path.resolve().parent, origin=str(path), env=environ)
     # Again with links resolved: a folder linked into content/ is inside it all the same.
     problems = _private_in_public(config.values, config.root, str(path), text, _resolved)
     if problems:
         raise ConfigError("\n".join(problems), problems=problems)
     return config
+
+
+SECRETS_FILE = ".publisher-secrets"  # noqa: S105  (a file name, not a secret)
+"""Provider secrets set in the desk's Settings page, `NAME=value` a line, mode 0600."""
+
+
+def secrets_beside(config_path: Path) -> dict[str, str]:
+    """The secrets file beside `config_path`: each `NAME=value` line (none when it is absent)."""
+    try:
+        text = (config_path.parent / SECRETS_FILE).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{config_path.parent / SECRETS_FILE}: cannot be read: {exc}") from exc
+    found = (re.fullmatch(r"([A-Z][A-Z0-9_]*)=(.*)", line.strip()) for line in text.splitlines())
+    return {match[1]: match[2] for match in found if match and match[2]}
 
 
 def _resolved(path: Path) -> Path:
@@ -599,7 +621,7 @@ def _private_in_public(
                 f"files are published as they are; keep it out of [build] content (e.g. beside "
                 "config.toml), or give the articles a folder of their own"
             )
-    held = [name for name in (_SECRET_FILE, _CACHE_FOLDER) if inside(resolve(root / name))]
+    held = [name for name in (_SECRET_FILE, SECRETS_FILE, _CACHE_FOLDER) if inside(resolve(root / name))]
     if held:
         problems.append(
             f"{_where(origin, text, 'build.content')}: [build] content = {content_value!r} holds the "

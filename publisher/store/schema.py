@@ -432,3 +432,16 @@ article_revisions = Table(
     Column("created_at", UTC_TIME, nullable=False),
     Index("ix_article_revisions_article", "article", "created_at"),
 )
+
+# Owners' changes to the settings, one row per key changed: who, when, the old and the new
+# value as shown in the desk (a secret's values never: "(changed)", "(set)", "(removed)").
+settings_changes = Table(
+    "settings_changes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("changed_at", UTC_TIME, nullable=False, index=True),
+    Column("who", String(320), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("old", Text, nullable=False),
+    Column("new", Text, nullable=False),
+)

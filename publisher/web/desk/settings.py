@@ -1,14 +1,17 @@
-"""Settings (owners): the effective configuration, what `check` finds and what is missing
-to go live, a provider connection test, and the desk's users.
+"""Settings (owners): the publication's settings in forms, what `check` finds and what is
+missing to go live, a provider connection test, the desk's users and the settings' audit log.
 
     GET  /desk/settings                     the page
+    POST /desk/settings/save                one of the page's settings forms (services.settings)
     POST /desk/settings/provider-test       a test copy of the newest article to the owner
     POST /desk/settings/users               add a user
     POST /desk/settings/users/remove        remove a user (never the last owner)
 
 API keys have a page of their own (`keys`), linked from here.
 
-Secrets are never shown: only whether each one is set.
+Secrets are never shown: only whether each one is set, and where. The forms are read from
+config.toml as it is on disk, and each carries the file's fingerprint, so a file changed
+since the page was opened is never overwritten. Editors and viewers get 403.
 """
 
 from __future__ import annotations
@@ -26,10 +29,12 @@ from starlette.routing import BaseRoute, Route
 from publisher import accounts
 from publisher.accounts import Role
 from publisher.config import SETTINGS, Config
-from publisher.errors import PublisherError
+from publisher.errors import ConfigError, Conflict, PublisherError
 from publisher.services import issues as issue_service
 from publisher.services import readiness
+from publisher.services import settings as settings_service
 from publisher.services.providers import Provider
+from publisher.services.settings_text import FIELDS, GROUPS, POLICY_WORDS, field_problems
 from publisher.web.desk.auth import Asked, DeskAuth
 from publisher.web.desk.render import DeskPages
 from publisher.web.desk.section import Section
@@ -56,6 +61,7 @@ class SettingsDesk(Section):
         guard = self.auth.guarded
         return [
             Route("/settings", guard(self.index, Role.OWNER), methods=["GET", "HEAD"]),
+            Route("/settings/save", guard(self.save, Role.OWNER), methods=["POST"]),
             Route("/settings/provider-test", guard(self.provider_test, Role.OWNER), methods=["POST"]),
             Route("/settings/users", guard(self.add_user, Role.OWNER), methods=["POST"]),
             Route("/settings/users/remove", guard(self.remove_user, Role.OWNER), methods=["POST"]),
@@ -67,8 +73,19 @@ class SettingsDesk(Section):
                     or (isinstance(s.default, list) and tuple(s.default) == self.config[s.key]), s.help)
             for s in SETTINGS
         ]
+        editable: settings_service.SettingsView | None = None
+        unreadable = ""
+        if self.config.path is not None:
+            try:
+                editable = settings_service.settings_view(self.config.path, engine=self.engine, now=now)
+            except ConfigError as exc:
+                unreadable = str(exc)
         return {
             "settings": values,
+            "editable": editable,
+            "unreadable": unreadable,
+            "groups": [(group, title, [f for f in FIELDS if f.group == group]) for group, title in GROUPS],
+            "policy_words": POLICY_WORDS,
             "secrets": readiness.secrets_set(self.config),
             "findings": readiness.article_findings(self.config),
             "gaps": readiness.go_live_gaps(self.config),
@@ -76,12 +93,45 @@ class SettingsDesk(Section):
             "roles": [r.value for r in Role],
         }
 
-    async def index(self, asked: Asked, *, error: str = "", result: str = "", status_code: int = 200) -> Response:
+    async def index(
+        self, asked: Asked, *, error: str = "", result: str = "", status_code: int = 200,
+        problems: dict[str, str] | None = None, typed: dict[str, str] | None = None, group: str = "",
+    ) -> Response:
         view = await run_in_threadpool(self._view, asked.now)
+        values = dict(view["editable"].values) if view["editable"] is not None else {}
+        values.update(typed or {})
         return self.pages.render(
             "settings", asked.desk, section="settings", status=status_code,
-            error=error, result=result, **view,
+            error=error, result=result, problems=problems or {}, values=values, group=group, **view,
         )
+
+    async def save(self, asked: Asked) -> Response:
+        """One settings form: written back to config.toml, or each problem beside its field."""
+        if self.config.path is None:
+            return await self.index(asked, error="This server was started without a config.toml.", status_code=400)
+        path = self.config.path
+        form = {k: v for k, v in asked.form.items() if k not in ("csrf", "fingerprint", "group")}
+        group = asked.field("group")
+        try:
+            saved = await run_in_threadpool(
+                lambda: settings_service.save_settings(
+                    path, form, fingerprint_seen=asked.field("fingerprint"), who=asked.session.user.email,
+                    engine=self.engine, now=asked.now,
+                )
+            )
+        except Conflict as exc:
+            return await self.index(asked, error=str(exc), status_code=409, group=group)
+        except ConfigError as exc:
+            beside, rest = field_problems(exc.problems)
+            typed = {k: v for k, v in form.items() if not k.startswith(("secret-", "clear-"))}
+            summary = "Nothing was saved: " + (
+                "; ".join(rest) if rest else "see the fields marked below."
+            )
+            return await self.index(
+                asked, error=summary, status_code=400, problems=beside, typed=typed, group=group
+            )
+        said = "Saved; the server takes it up within a second." if saved.changes else ""
+        return await self.index(asked, result=" ".join(filter(None, (said, *saved.notices))), group=group)
 
     async def provider_test(self, asked: Asked) -> Response:
         try:

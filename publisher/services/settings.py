@@ -1,0 +1,410 @@
+"""The settings an owner changes in the desk: shown, checked, written back, audited.
+
+`settings_view` reads config.toml as it is on disk now (not as the server loaded it) and
+returns what the Settings page shows: each field's value, the topics offered and retired,
+which provider secrets are set and where, the digest in words with its next three times,
+the file's fingerprint and the audit log. `save_settings` takes the page's form:
+
+1. under a lock beside config.toml, so that two saves never interleave, the file on disk
+   must still be the one the form was made from: if it was edited since (by hand, or by a
+   save posted at the same moment), nothing is written and Conflict says to reload;
+2. the form's values are written into the file's text (`settings_text.edit_text`, which
+   keeps comments and order) and the text is parsed with `parse_config`, the one set of
+   rules: every problem is found at once and raised as one ConfigError (each names its
+   key, so the page shows it beside its field);
+3. when the provider, its settings or its secret change, the provider is asked whether it
+   takes the credentials, without sending (`credentials.check`): a refusal saves nothing,
+   so the old key keeps working;
+4. the secrets file (`config.SECRETS_FILE`, 0600; secrets never go into config.toml) and
+   config.toml are each replaced in one step: a temporary file in the same folder, synced,
+   then renamed over the old one, its mode kept. A disk that fills up midway leaves the
+   old file whole;
+5. one audit row per key changed, a secret's values masked ("(set)", "(changed)",
+   "(removed)"); a renamed topic is renamed on every reader who chose it.
+
+A running `publisher serve` notices the new file and takes it up (see schedule.daemon).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import errno
+import fcntl
+import os
+import stat
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import formataddr, parseaddr
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from sqlalchemy import Engine
+
+from publisher.config import SECRETS_FILE, Config, parse_config, secrets_beside
+from publisher.errors import ConfigError, Conflict
+from publisher.schedule.timing import parse_window
+from publisher.services import credentials
+from publisher.services.settings_text import (
+    FIELDS,
+    SECRET_KEYS,
+    cron_in_words,
+    edit_text,
+    fingerprint,
+    next_fire_times,
+    secrets_text,
+)
+from publisher.store import settings_audit
+from publisher.store.settings_audit import SettingsChange
+from publisher.store.subscribers.changes import rename_tag
+
+__all__ = [
+    "CHANGED_ON_DISK",
+    "Digest",
+    "Saved",
+    "SecretState",
+    "SettingsView",
+    "save_settings",
+    "settings_view",
+]
+
+CHANGED_ON_DISK = "config.toml was changed on disk since you opened this page; reload to see it"
+LOCK_FILE = ".publisher-settings.lock"
+
+
+@dataclass(frozen=True, slots=True)
+class SecretState:
+    name: str
+    label: str
+    provider: str
+    where: str
+    """"settings" (set on this page), "environment" (set where the server starts) or ""."""
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    words: str
+    next_times: tuple[datetime, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsView:
+    fingerprint: str
+    values: Mapping[str, str]
+    public_tags: tuple[str, ...]
+    retired_tags: tuple[str, ...]
+    secrets: tuple[SecretState, ...]
+    digest: Digest | None
+    changes: tuple[SettingsChange, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    changes: tuple[SettingsChange, ...]
+    notices: tuple[str, ...]
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc}") from exc
+
+
+def _parse(text: str, path: Path, env: Mapping[str, str], secrets: Mapping[str, str]) -> Config:
+    return parse_config(text, root=path.resolve().parent, origin=path.name, env={**secrets, **env})
+
+
+def _env(env: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if env is None else env
+
+
+def _form_values(config: Config) -> dict[str, str]:
+    name, address = parseaddr(str(config["newsletter.from"]))
+    values: dict[str, str] = {}
+    for field in FIELDS:
+        value = config[field.key]
+        values[field.name] = "" if value is None else str(value)
+    values["from_name"], values["from_address"] = name, address
+    if values["policy"] == "draft":
+        values["policy"] = "wait"
+    return values
+
+
+def settings_view(
+    config_path: Path, *, engine: Engine, now: datetime, env: Mapping[str, str] | None = None
+) -> SettingsView:
+    """What the Settings page shows, from config.toml as it is on disk now."""
+    environment = _env(env)
+    text = _read(config_path)
+    secrets = secrets_beside(config_path)
+    config = _parse(text, config_path, environment, secrets)
+    digest = None
+    if config["schedule.digest"]:
+        zone = str(config["publication.timezone"])
+        try:
+            digest = Digest(cron_in_words(config["schedule.digest"], zone),
+                            tuple(next_fire_times(config["schedule.digest"], zone, now)))
+        except ConfigError as exc:
+            digest = Digest(str(exc), ())
+    return SettingsView(
+        fingerprint=fingerprint(text),
+        values=_form_values(config),
+        public_tags=tuple(config["subscribe.public_tags"]),
+        retired_tags=tuple(config["subscribe.retired_tags"]),
+        secrets=tuple(
+            SecretState(name, label, provider,
+                        "environment" if environment.get(name) else "settings" if secrets.get(name) else "")
+            for name, label, provider in SECRET_KEYS
+        ),
+        digest=digest,
+        changes=tuple(settings_audit.recent(engine)),
+    )
+
+
+@contextlib.contextmanager
+def _locked(config_path: Path) -> Iterator[None]:
+    """One save at a time, across threads and processes (flock on a file beside config.toml)."""
+    lock_path = config_path.parent / LOCK_FILE
+    handle = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)
+
+
+def write_atomically(path: Path, text: str, *, mode: int = 0o644) -> None:
+    """Replace `path` with `text` in one step (the file's own mode kept); on any failure the
+    old file is left as it was and ConfigError says why."""
+    with contextlib.suppress(FileNotFoundError):
+        mode = stat.S_IMODE(path.stat().st_mode)
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temporary = Path(name)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        temporary.chmod(mode)
+        temporary.replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        full = " (the disk is full)" if exc.errno == errno.ENOSPC else ""
+        raise ConfigError(
+            f"{path.name} could not be written{full}: {exc.strerror or exc}. Nothing was changed: "
+            "the old settings stay. Free some space or fix the folder's permissions, then save again."
+        ) from exc
+    with contextlib.suppress(OSError):
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+
+
+def _zone(value: str) -> str:
+    """A zone as written, or the one zone a city names ("London" is Europe/London)."""
+    try:
+        ZoneInfo(value)
+        return value
+    except (ZoneInfoNotFoundError, ValueError):
+        pass
+    city = "/" + "_".join(value.split()).lower()
+    found = [zone for zone in available_timezones() if zone.lower().endswith(city)]
+    return found[0] if len(found) == 1 else value
+
+
+def _zone_hint(value: str) -> str:
+    guess = difflib.get_close_matches(value, sorted(available_timezones()), n=1, cutoff=0.6)
+    return f' Did you mean "{guess[0]}"?' if guess else ""
+
+
+def _looks_like_address(value: str) -> bool:
+    local, at, domain = value.rpartition("@")
+    return bool(at and local and "." in domain and not any(ch.isspace() for ch in value))
+
+
+def _topics(form: Mapping[str, str], config: Config) -> tuple[dict[str, Any], list[tuple[str, str]], list[str]]:
+    """The topics part of the form: (new values, renames, problems)."""
+    public: list[str] = []
+    retired = list(config["subscribe.retired_tags"])
+    renames: list[tuple[str, str]] = []
+    problems: list[str] = []
+
+    def clean(text: str) -> str:
+        return " ".join(text.split()).lower()
+
+    index = 0
+    while f"topic-was-{index}" in form:
+        was = form[f"topic-was-{index}"]
+        now_named = clean(form.get(f"topic-{index}", was))
+        if form.get(f"retire-{index}"):
+            if was not in retired:
+                retired.append(was)
+        elif now_named:
+            if now_named != was:
+                renames.append((was, now_named))
+            public.append(now_named)
+        index += 1
+    for name in [form[k] for k in form if k.startswith("restore-")]:
+        if name in retired:
+            retired.remove(name)
+            public.append(name)
+    added = clean(form.get("new_topic", ""))
+    if added:
+        public.append(added)
+    for name in public:
+        if len(name) > 100:
+            problems.append(f"[subscribe] public_tags: the topic {name[:40]!r}... is longer than 100 characters")
+        if public.count(name) > 1:
+            problems.append(f"[subscribe] public_tags: {name!r} is offered twice; give each topic its own name")
+            break
+    retired = [name for name in retired if name not in public]
+    return {"subscribe.public_tags": tuple(public), "subscribe.retired_tags": tuple(retired)}, renames, problems
+
+
+def _from_form(
+    form: Mapping[str, str], config: Config, environment: Mapping[str, str], origin: str, now: datetime,
+) -> tuple[dict[str, Any], dict[str, str], list[tuple[str, str]], list[str]]:
+    """(values by key, secrets by name, topic renames, problems) from the fields the form holds."""
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for field in FIELDS:
+        if field.name not in form or field.key == "newsletter.from":
+            continue
+        value: Any = form[field.name].strip()
+        if field.kind == "number":
+            if not value.isdigit():
+                section, _, name = field.key.rpartition(".")
+                problems.append(f"{origin}: [{section}] {name} must be a whole number, got {value!r}")
+                continue
+            value = int(value)
+        elif field.kind == "url" and value and "://" not in value:
+            value = "https://" + value
+        elif field.name == "timezone":
+            value = _zone(value)
+        elif field.name == "reply_to" and value and not _looks_like_address(value):
+            problems.append(f"{origin}: [newsletter] reply_to must be an email address such as "
+                            f"dana@example.org, got {value!r}")
+        elif field.name == "digest" and value:
+            try:
+                next_fire_times(value, str(values.get("publication.timezone", config.tz.key)), now)
+            except ConfigError as exc:
+                problems.append(f"{origin}: {exc}")
+        elif field.name == "window" and value:
+            try:
+                parse_window(value)
+            except ConfigError as exc:
+                problems.append(f"{origin}: {exc}")
+        values[field.key] = value
+    if "from_address" in form:
+        address = form["from_address"].strip()
+        name = " ".join(form.get("from_name", "").split())
+        if not _looks_like_address(address):
+            problems.append(f"{origin}: [newsletter] from must be an email address such as dana@example.org, "
+                            f"got {address!r}")
+        values["newsletter.from"] = formataddr((name, address)) if name else address
+    renames: list[tuple[str, str]] = []
+    if "topic-was-0" in form or "new_topic" in form:
+        topic_values, renames, topic_problems = _topics(form, config)
+        values.update(topic_values)
+        problems += [f"{origin}: {p}" for p in topic_problems]
+    new_secrets: dict[str, str] = {}
+    for name, _label, _provider in SECRET_KEYS:
+        typed = form.get(f"secret-{name}", "").strip()
+        cleared = bool(form.get(f"clear-{name}"))
+        if not typed and not cleared:
+            continue
+        if environment.get(name):
+            problems.append(f"{origin}: [secrets] {name} is set in the server's environment, which wins over this "
+                            "page: change it there")
+            continue
+        if any(ord(ch) < 32 for ch in typed):
+            problems.append(f"{origin}: [secrets] {name} must be one line")
+            continue
+        new_secrets[name] = "" if cleared else typed
+    return values, new_secrets, renames, problems
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, tuple | list):
+        return ", ".join(str(v) for v in value) or "(empty)"
+    return str(value) if value not in ("", None) else "(empty)"
+
+
+def _provider_keys(config: Config) -> tuple[Any, ...]:
+    provider = str(config["delivery.provider"])
+    keys = [key for key in (f.key for f in FIELDS) if key.startswith(f"delivery.{provider}.")]
+    return (provider, *(config[key] for key in keys),
+            *(config.secret(name) for name, _, p in SECRET_KEYS if p == provider))
+
+
+def save_settings(
+    config_path: Path, form: Mapping[str, str], *, fingerprint_seen: str, who: str, engine: Engine,
+    now: datetime, env: Mapping[str, str] | None = None,
+    check: Callable[[Config], str | None] = credentials.check,
+) -> Saved:
+    """Write the form's settings into config.toml (and its secrets beside it); see the module."""
+    environment = _env(env)
+    with _locked(config_path):
+        text = _read(config_path)
+        if fingerprint(text) != fingerprint_seen:
+            raise Conflict(CHANGED_ON_DISK)
+        secrets = secrets_beside(config_path)
+        before = _parse(text, config_path, environment, secrets)
+        values, new_secrets, renames, problems = _from_form(form, before, environment, config_path.name, now)
+        changed = {key: value for key, value in values.items() if _shown(value) != _shown(before[key])}
+        new_text = edit_text(text, changed) if changed else text
+        merged_secrets = {k: v for k, v in {**secrets, **new_secrets}.items() if v}
+        try:
+            after = _parse(new_text, config_path, environment, merged_secrets)
+        except ConfigError as exc:
+            problems += list(exc.problems)
+            after = None
+        if after is not None and after["delivery.provider"] not in ("maildir", "ses"):
+            provider = after["delivery.provider"]
+            missing = [label for name, label, p in SECRET_KEYS
+                       if p == provider and not after.secret(name) and name != "PUBLISHER_SMTP_PASSWORD"]
+            if missing:
+                problems.append(f"{config_path.name}: [delivery] provider {after['delivery.provider']} needs its "
+                                f"{missing[0]}: enter it under the provider's secrets")
+        if problems:
+            timezone = [i for i, p in enumerate(problems) if "[publication] timezone" in p]
+            for i in timezone:
+                problems[i] += _zone_hint(str(values.get("publication.timezone", "")))
+            raise ConfigError("\n".join(problems), problems=problems)
+        assert after is not None
+        notices: list[str] = []
+        if _provider_keys(after) != _provider_keys(before):
+            notice = check(after)
+            if notice:
+                notices.append(notice)
+        audit = [SettingsChange(key, _shown(before[key]), _shown(value)) for key, value in changed.items()]
+        for name, value in sorted(new_secrets.items()):
+            old = secrets.get(name, "")
+            if value == old:
+                continue
+            audit.append(SettingsChange(name, "(set)" if old else "(empty)",
+                                        "(removed)" if not value else "(changed)" if old else "(set)"))
+        if not audit:
+            return Saved((), ("Nothing was changed.",))
+        if any(value != secrets.get(name, "") for name, value in new_secrets.items()):
+            write_atomically(config_path.parent / SECRETS_FILE, secrets_text(secrets, new_secrets), mode=0o600)
+        if new_text != text:
+            try:
+                write_atomically(config_path, new_text)
+            except ConfigError:
+                if new_secrets:  # the two files go together: put the old secrets back
+                    write_atomically(config_path.parent / SECRETS_FILE, secrets_text(secrets, {}), mode=0o600)
+                raise
+    settings_audit.record(engine, audit, who=who, now=now)
+    for old, new in renames:
+        moved = rename_tag(engine, old, new)
+        notices.append(f"Topic {old!r} is now {new!r}; {moved} reader(s) who chose it keep it. Articles keep "
+                       f"the tags they were written with: tag new ones {new!r}.")
+    return Saved(tuple(audit), tuple(notices))

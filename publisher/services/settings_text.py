@@ -1,0 +1,257 @@
+"""The settings an owner edits in the desk, as text: which keys, how config.toml's text
+changes, and a digest's cron line in words. Pure: text and values in, text and values out.
+
+`FIELDS` names every key the desk's Settings page edits, grouped as the page shows them.
+Keys that cannot change while `publisher serve` runs (`store.url`, `server.host`,
+`server.port`) are not among them. The rules for each value are `parse_config`'s own: the
+service edits the file's text with `edit_text` and parses the result before writing it.
+
+`edit_text` changes only the values it is given, through tomlkit, so that the author's
+comments, blank lines and order stay as they were; a table that is missing is added at the
+end. `cron_in_words` and `next_fire_times` describe `schedule.digest` as an author reads it
+("every Monday at 08:00 Europe/London", and the next three times); a line that never fires
+(the 30th of February) is refused with the key and what to do.
+
+Provider secrets are not config.toml's: they live in the environment or in the secrets file
+beside it (`secrets_text` writes that file's `NAME=value` lines; config.secrets_beside reads them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import tomlkit
+from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped,unused-ignore]
+from cron_descriptor import ExpressionDescriptor, Options  # type: ignore[import-untyped,unused-ignore]
+from tomlkit.container import Container
+
+from publisher.errors import ConfigError
+
+__all__ = [
+    "FIELDS",
+    "GROUPS",
+    "SECRET_KEYS",
+    "Field",
+    "cron_in_words",
+    "edit_text",
+    "field_problems",
+    "fingerprint",
+    "next_fire_times",
+    "secrets_text",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One input of the Settings page: its form name, the config key it sets, its label."""
+
+    name: str
+    key: str
+    label: str
+    group: str
+    kind: str = "text"
+    """text, email, url, choice, number, tags, secret"""
+    hint: str = ""
+    choices: tuple[str, ...] = ()
+
+
+GROUPS: tuple[tuple[str, str], ...] = (
+    ("publication", "Publication"),
+    ("sender", "Sender"),
+    ("topics", "Topics readers choose"),
+    ("sending", "When newsletters go out"),
+    ("provider", "Mail provider"),
+)
+
+F = Field
+FIELDS: tuple[Field, ...] = (
+    F("title", "publication.title", "Name of the publication", "publication"),
+    F("url", "publication.url", "Address of the public site", "publication", "url",
+      "Where readers find the archive and the feeds, e.g. https://news.example.org"),
+    F("public_url", "server.public_url", "Address of this app (links in mail)", "publication", "url",
+      "Leave empty when it is the site's address."),
+    F("language", "publication.language", "Language", "publication", hint="A language tag such as en, de or pt-BR."),
+    F("timezone", "publication.timezone", "Time zone", "publication",
+      hint="A zone such as Europe/London; a city name is completed."),
+    F("postal_address", "publication.postal_address", "Postal address", "publication",
+      hint="Printed in every email's footer; required to send."),
+    F("from_name", "newsletter.from", "Sender name", "sender", hint="Shown as who the newsletter is from."),
+    F("from_address", "newsletter.from", "Sender address", "sender", "email"),
+    F("reply_to", "newsletter.reply_to", "Reply-to address", "sender", "email", "Leave empty for none."),
+    F("policy", "schedule.policy", "A new article's newsletter", "sending", "choice",
+      choices=("wait", "now", "window", "digest")),
+    F("window", "schedule.window", "Send window", "sending",
+      hint="Weekday(s) and time in the publication's zone: tue 08:00, mon,thu 07:30 or daily 09:00."),
+    F("digest", "schedule.digest", "Digest schedule (cron)", "sending",
+      hint="Minute, hour, day, month, weekday: 0 8 * * mon is every Monday at 08:00. Empty: no digest."),
+    F("provider", "delivery.provider", "Provider", "provider", "choice",
+      choices=("maildir", "smtp", "postmark", "sendgrid", "mailgun", "ses", "resend")),
+    F("smtp_host", "delivery.smtp.host", "SMTP server", "provider"),
+    F("smtp_port", "delivery.smtp.port", "SMTP port", "provider", "number"),
+    F("smtp_security", "delivery.smtp.security", "SMTP security", "provider", "choice",
+      choices=("starttls", "tls", "none")),
+    F("smtp_username", "delivery.smtp.username", "SMTP user name", "provider"),
+    F("mailgun_domain", "delivery.mailgun.domain", "Mailgun sending domain", "provider"),
+    F("ses_region", "delivery.ses.region", "Amazon SES region", "provider"),
+)
+
+POLICY_WORDS = {
+    "wait": "waits for me to send or schedule it",
+    "now": "goes out as soon as the article is on the site",
+    "window": "goes out at the next send window",
+    "digest": "goes into the next digest",
+}
+
+SECRET_KEYS: tuple[tuple[str, str, str], ...] = (
+    # (environment name, label, provider it belongs to)
+    ("PUBLISHER_SMTP_PASSWORD", "SMTP password", "smtp"),
+    ("PUBLISHER_POSTMARK_TOKEN", "Postmark server token", "postmark"),
+    ("PUBLISHER_SENDGRID_API_KEY", "SendGrid API key", "sendgrid"),
+    ("PUBLISHER_MAILGUN_API_KEY", "Mailgun API key", "mailgun"),
+    ("PUBLISHER_RESEND_API_KEY", "Resend API key", "resend"),
+    ("AWS_ACCESS_KEY_ID", "AWS access key id", "ses"),
+    ("AWS_SECRET_ACCESS_KEY", "AWS secret access key", "ses"),
+)
+
+
+def fingerprint(text: str) -> str:
+    """What a form carries of the file it was made from: a save compares it with the disk."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def edit_text(text: str, values: Mapping[str, Any]) -> str:
+    """config.toml's text with each dotted key of `values` set, all else kept as written."""
+    document = tomlkit.parse(text.removeprefix("\ufeff"))
+    for key, value in values.items():
+        *tables, name = key.split(".")
+        container: Any = document
+        for table_name in tables:
+            inner = container.get(table_name)
+            if not isinstance(inner, dict):
+                inner = tomlkit.table()
+                _put(container, table_name, inner)
+                inner.add(tomlkit.nl())
+            container = inner
+        _put(container, name, list(value) if isinstance(value, tuple) else value)
+    return tomlkit.dumps(document)
+
+
+def _put(container: Any, name: str, value: Any) -> None:
+    """Set `name`; a new key goes after the table's last value, before the blank lines and
+    comments that end it (those belong with whatever follows)."""
+    if name in container:
+        container[name] = value
+        return
+    body = container.body if isinstance(container, Container) else container.value.body
+    trailing: list[Any] = []
+    while body and body[-1][0] is None:
+        trailing.insert(0, body.pop())
+    container[name] = value
+    body.extend(trailing)
+
+
+_PROBLEM_KEY = re.compile(r"\[(?P<section>[^\]\s]+)\] (?P<name>[A-Za-z0-9_]+):? ")
+
+
+def field_problems(problems: Sequence[str], fields: Sequence[Field] = FIELDS) -> tuple[dict[str, str], list[str]]:
+    """Each problem beside the field whose key it names (keyed by form name), and the rest.
+
+    A problem reads "config.toml:12: [publication] timezone must be ..."; beside its field it
+    reads "Time zone must be ...", with the field's own label.
+    """
+    by_key: dict[str, Field] = {}
+    for field in fields:
+        if field.name != "from_name":  # the From header's problems are its address's
+            by_key.setdefault(field.key, field)
+    beside: dict[str, str] = {}
+    rest: list[str] = []
+    for problem in problems:
+        found = _PROBLEM_KEY.search(problem)
+        if found is None:
+            rest.append(problem)
+            continue
+        key, said = f"{found['section']}.{found['name']}", problem[found.end():].strip()
+        if found["section"] == "secrets":
+            beside[f"secret-{found['name']}"] = f"{found['name']} {said}"
+        elif key in ("subscribe.public_tags", "subscribe.retired_tags"):
+            beside["new_topic"] = said
+        elif key in by_key:
+            chosen = by_key[key]
+            beside["from_address" if key == "newsletter.from" else chosen.name] = f"{chosen.label} {said}"
+        else:
+            rest.append(problem)
+    return beside, rest
+
+
+_WEEKDAYS = {
+    "mon": "Monday", "tue": "Tuesday", "wed": "Wednesday", "thu": "Thursday", "fri": "Friday",
+    "sat": "Saturday", "sun": "Sunday", "0": "Sunday", "1": "Monday", "2": "Tuesday", "3": "Wednesday",
+    "4": "Thursday", "5": "Friday", "6": "Saturday", "7": "Sunday",
+}
+
+
+def _trigger(cron: str, zone: str) -> CronTrigger:
+    try:
+        return CronTrigger.from_crontab(cron, timezone=ZoneInfo(zone))
+    except ValueError as exc:
+        raise ConfigError(
+            f"[schedule] digest {cron!r} is not a cron line ({exc}): write minute, hour, day of month, "
+            "month and weekday, e.g. \"0 8 * * mon\" for every Monday at 08:00"
+        ) from exc
+
+
+def next_fire_times(cron: str, zone: str, now: datetime, count: int = 3) -> list[datetime]:
+    """The next `count` times the digest runs, in `zone`; ConfigError if it never does."""
+    trigger = _trigger(cron, zone)
+    times: list[datetime] = []
+    previous: datetime | None = None
+    moment = now.astimezone(ZoneInfo(zone))
+    for _ in range(count):
+        upcoming = trigger.get_next_fire_time(previous, moment)
+        if upcoming is None:
+            break
+        times.append(upcoming)
+        previous, moment = upcoming, upcoming
+    if not times:
+        raise ConfigError(
+            f"[schedule] digest {cron!r} never fires (no such date comes, such as the 30th of February): "
+            "choose days that exist, or leave it empty for no digest"
+        )
+    return times
+
+
+def cron_in_words(cron: str, zone: str) -> str:
+    """"every Monday at 08:00 Europe/London" for the common weekly and daily lines; cron-descriptor's
+    sentence with the zone for the rest. ConfigError for a line that is not cron."""
+    _trigger(cron, zone)
+    fields = cron.split()
+    if len(fields) == 5:
+        minute, hour, day, month, weekday = fields
+        if minute.isdigit() and hour.isdigit() and day == "*" and month == "*":
+            at = f"{int(hour):02d}:{int(minute):02d} {zone}"
+            if weekday == "*":
+                return f"every day at {at}"
+            days = [_WEEKDAYS.get(part.lower()) for part in weekday.split(",")]
+            if all(days):
+                names = [d for d in days if d]
+                listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+                return f"every {listed} at {at}"
+    options = Options()
+    options.use_24hour_time_format = True
+    options.verbose = False
+    sentence = str(ExpressionDescriptor(cron, options).get_description())
+    return f"{sentence[:1].lower()}{sentence[1:]} ({zone})"
+
+
+def secrets_text(current: Mapping[str, str], changes: Mapping[str, str]) -> str:
+    """The secrets file with `changes` applied (an empty value removes that secret)."""
+    merged = {**current, **changes}
+    lines = ["# Secrets written by the desk's Settings page. Keep this file private (mode 0600)."]
+    lines += [f"{name}={value}" for name, value in sorted(merged.items()) if value]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,421 @@
+"""The desk's Settings forms: written back to config.toml with its comments, checked by
+parse_config's rules, refused on a file changed on disk, audited, secrets kept write-only."""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import stat
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from desk_support import add_users, csrf_of, quick_hashes, sign_in
+from fakes import FakeAPI
+from fakes.http_api import RecordedRequest, Reply
+from web_support import live_server, make_publication
+
+from publisher.config import SECRETS_FILE, Config, load_config
+from publisher.errors import ConfigError, Conflict
+from publisher.services import settings as settings_service
+from publisher.services.settings_text import cron_in_words, edit_text, fingerprint, next_fire_times
+from publisher.store import open_store
+from publisher.store import subscribers as subscriber_store
+from publisher.web import create_app
+
+COMMENTED = """# Quiet Harbor's settings: keep this comment.
+[publication]
+title = "Quiet Harbor"  # the name readers see
+url = "https://news.example.org/"
+language = "en"
+postal_address = "1 Test Road, Testville"
+
+# Who the letters come from.
+[newsletter]
+from = "Quiet Harbor <letters@example.org>"
+
+[delivery]
+provider = "maildir"
+
+[delivery.maildir]
+path = "outbox"
+
+[store]
+url = "sqlite:///publisher.db"
+
+[subscribe]
+public_tags = ["sleep", "grief"]
+"""
+NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+TOKEN = "pm-server-token-0123456789"
+
+
+@pytest.fixture
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
+    quick_hashes(monkeypatch)
+    for name in ("PUBLISHER_POSTMARK_TOKEN", "PUBLISHER_SMTP_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    make_publication(tmp_path)
+    (tmp_path / "config.toml").write_text(COMMENTED, encoding="utf-8")
+    (tmp_path / "content").mkdir()
+    config = load_config(tmp_path / "config.toml", env={"PUBLISHER_SECRET": "s" * 40})
+    add_users(config)
+    return config
+
+
+@pytest.fixture
+def url(config: Config) -> Iterator[str]:
+    with live_server(create_app(config)) as base:
+        yield base
+
+
+@contextmanager
+def owner(url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=url) as http:
+        sign_in(http, "owner@example.org")
+        yield http
+
+
+def form_of(page: str, group: str) -> dict[str, str]:
+    """The hidden fields and current values of one settings form on the page."""
+    found = re.search(rf'<form method="post" action="/desk/settings/save" id="g-{group}".*?</form>', page, re.S)
+    assert found, f"no {group} form"
+    html = found.group(0)
+    fields = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', html))
+    for name, options in re.findall(r'<select[^>]*name="([^"]+)"[^>]*>(.*?)</select>', html, re.S):
+        chosen = re.search(r'<option value="([^"]*)" selected', options)
+        fields[name] = chosen.group(1) if chosen else ""
+    for name in [k for k in fields if k.startswith(("retire-", "restore-", "clear-"))]:
+        del fields[name]  # unchecked boxes are not sent
+    return fields
+
+
+def save(http: httpx.Client, group: str, **changes: str) -> httpx.Response:
+    fields = form_of(http.get("/desk/settings").text, group)
+    return http.post("/desk/settings/save", data={**fields, **changes})
+
+
+def text_of(config: Config) -> str:
+    return (config.root / "config.toml").read_text(encoding="utf-8")
+
+
+def test_a_saved_title_is_written_back_keeping_comments_and_order(config: Config, url: str) -> None:
+    """The new value lands in config.toml; every comment and the order of the tables stay."""
+    with owner(url) as http:
+        answer = save(http, "publication", title="Harbor Letters")
+    assert answer.status_code == 200, answer.text
+    assert "Saved" in answer.text
+    text = text_of(config)
+    assert 'title = "Harbor Letters"  # the name readers see' in text
+    assert text.replace('"Harbor Letters"', '"Quiet Harbor"') == COMMENTED
+    assert load_config(config.root / "config.toml")["publication.title"] == "Harbor Letters"
+
+
+def test_editors_and_viewers_can_neither_see_nor_change_settings(config: Config, url: str) -> None:
+    """Only owners reach the Settings page and its save."""
+    for email in ("editor@example.org", "viewer@example.org"):
+        with httpx.Client(base_url=url) as http:
+            sign_in(http, email)
+            csrf = csrf_of(http.get("/desk/").text)
+            assert http.get("/desk/settings").status_code == 403
+            tried = http.post("/desk/settings/save", data={
+                "csrf": csrf, "fingerprint": fingerprint(COMMENTED), "title": "Taken over",
+            })
+            assert tried.status_code == 403
+    assert text_of(config) == COMMENTED
+
+
+def test_a_file_edited_by_hand_after_the_page_opened_is_not_overwritten(config: Config, url: str) -> None:
+    """The form's fingerprint no longer matches the disk: refused, nothing written."""
+    with owner(url) as http:
+        fields = form_of(http.get("/desk/settings").text, "publication")
+        edited = COMMENTED.replace('language = "en"', 'language = "de"')
+        (config.root / "config.toml").write_text(edited, encoding="utf-8")
+        answer = http.post("/desk/settings/save", data={**fields, "title": "Mine"})
+    assert answer.status_code == 409
+    assert settings_service.CHANGED_ON_DISK in answer.text.replace("&#39;", "'")
+    assert text_of(config) == edited
+
+
+def test_two_saves_posted_at_once_one_wins_and_the_other_is_told(config: Config, url: str) -> None:
+    """Two forms from the same page, posted in parallel: one is written, one gets the conflict."""
+    answers: list[int] = []
+    barrier = threading.Barrier(2)
+
+    def post(title: str) -> None:
+        with owner(url) as client:
+            fields = form_of(client.get("/desk/settings").text, "publication")
+            barrier.wait()
+            answers.append(client.post("/desk/settings/save", data={**fields, "title": title}).status_code)
+
+    threads = [threading.Thread(target=post, args=(title,)) for title in ("First", "Second")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(answers) == [200, 409]
+    assert load_config(config.root / "config.toml")["publication.title"] in ("First", "Second")
+
+
+def test_a_zone_that_does_not_exist_is_named_beside_its_field(config: Config, url: str) -> None:
+    """An unknown zone: 400, the message beside the time zone, the file untouched."""
+    with owner(url) as http:
+        answer = save(http, "publication", timezone="Europe/Londn", title="Not saved either")
+    assert answer.status_code == 400
+    assert 'id="s-timezone-error"' in answer.text and 'aria-invalid="true"' in answer.text
+    assert "Time zone must be an IANA time zone" in answer.text
+    assert "Europe/London" in answer.text  # the suggestion
+    assert 'value="Not saved either"' in answer.text  # what was typed stays in the form
+    assert text_of(config) == COMMENTED
+
+
+def test_a_city_is_completed_to_its_zone(config: Config, url: str) -> None:
+    """"London" is saved as Europe/London."""
+    with owner(url) as http:
+        assert save(http, "publication", timezone="London").status_code == 200
+    assert load_config(config.root / "config.toml")["publication.timezone"] == "Europe/London"
+
+
+def test_a_site_address_without_a_scheme_gets_https(config: Config, url: str) -> None:
+    with owner(url) as http:
+        assert save(http, "publication", url="letters.example.org").status_code == 200
+    assert load_config(config.root / "config.toml")["publication.url"] == "https://letters.example.org"
+
+
+def test_the_sender_gets_a_display_name(config: Config, url: str) -> None:
+    """Name and address make one From header with the display name."""
+    with owner(url) as http:
+        answer = save(http, "sender", from_name="Dana Reyes, LCSW", from_address="dana@example.org")
+    assert answer.status_code == 200
+    assert load_config(config.root / "config.toml")["newsletter.from"] == '"Dana Reyes, LCSW" <dana@example.org>'
+
+
+def test_a_sender_address_that_is_not_one_is_refused(config: Config, url: str) -> None:
+    with owner(url) as http:
+        answer = save(http, "sender", from_address="dana at example")
+    assert answer.status_code == 400
+    assert "Sender address must be an email address" in answer.text
+    assert text_of(config) == COMMENTED
+
+
+def test_a_digest_that_never_fires_is_refused(config: Config, url: str) -> None:
+    """The 30th of February never comes: refused with what to do."""
+    with owner(url) as http:
+        answer = save(http, "sending", digest="0 8 30 2 *")
+    assert answer.status_code == 400
+    assert "never fires" in answer.text and 'id="s-digest-error"' in answer.text
+    assert text_of(config) == COMMENTED
+
+
+def test_the_digest_is_shown_in_words_with_its_next_three_times(config: Config, url: str) -> None:
+    with owner(url) as http:
+        save(http, "publication", timezone="Europe/London")
+        page = save(http, "sending", digest="0 8 * * mon", policy="digest")
+    assert page.status_code == 200
+    words = re.search(r'id="digest-words">([^<]*)', page.text)
+    assert words and "every Monday at 08:00 Europe/London" in words.group(1)
+    assert words.group(1).count("Mon ") == 3
+
+
+def test_cron_in_words_and_its_next_times() -> None:
+    """The pure part: a weekly line in words, the next times in the zone, a bad line refused."""
+    assert cron_in_words("0 8 * * mon", "Europe/London") == "every Monday at 08:00 Europe/London"
+    assert cron_in_words("30 7 * * mon,thu", "UTC") == "every Monday and Thursday at 07:30 UTC"
+    times = next_fire_times("0 8 * * mon", "Europe/London", NOW)
+    assert [t.isoformat() for t in times] == [
+        "2026-12-14T08:00:00+00:00", "2026-12-21T08:00:00+00:00", "2026-12-28T08:00:00+00:00",
+    ]
+    with pytest.raises(ConfigError, match="not a cron line"):
+        next_fire_times("every monday", "UTC", NOW)
+
+
+def test_edit_text_keeps_comments_and_adds_missing_tables() -> None:
+    """A key in a table that is missing adds the table at the end; nothing else moves."""
+    text = edit_text(COMMENTED, {"schedule.digest": "0 8 * * mon", "publication.timezone": "Europe/London"})
+    assert text.startswith(COMMENTED.split("\n# Who")[0].rstrip() + '\ntimezone = "Europe/London"\n')
+    assert "# Who the letters come from." in text and text.rstrip().endswith('[schedule]\ndigest = "0 8 * * mon"')
+
+
+def test_a_full_disk_leaves_the_old_file_whole(config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The write fails midway (no space): config.toml is as it was, no temporary file stays."""
+    path = config.root / "config.toml"
+    path.chmod(0o640)
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(settings_service.os, "fsync", full)
+    engine = open_store(config.store_url)
+    try:
+        with pytest.raises(ConfigError, match="disk is full"):
+            settings_service.save_settings(
+                path, {"title": "Lost"}, fingerprint_seen=fingerprint(COMMENTED), who="owner@example.org",
+                engine=engine, now=NOW, env={},
+            )
+    finally:
+        engine.dispose()
+    assert path.read_text(encoding="utf-8") == COMMENTED
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert not [p for p in config.root.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_save_keeps_the_file_mode(config: Config) -> None:
+    path = config.root / "config.toml"
+    path.chmod(0o640)
+    engine = open_store(config.store_url)
+    try:
+        settings_service.save_settings(
+            path, {"title": "Kept private"}, fingerprint_seen=fingerprint(COMMENTED), who="owner@example.org",
+            engine=engine, now=NOW, env={},
+        )
+        with pytest.raises(Conflict):
+            settings_service.save_settings(
+                path, {"title": "Stale"}, fingerprint_seen=fingerprint(COMMENTED), who="owner@example.org",
+                engine=engine, now=NOW, env={},
+            )
+    finally:
+        engine.dispose()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def test_every_change_is_in_the_audit_log_newest_first(config: Config, url: str) -> None:
+    """Who, when, the key, the old and the new value, newest first on the page."""
+    with owner(url) as http:
+        save(http, "publication", title="Harbor Letters")
+        page = save(http, "publication", language="de")
+    rows = re.findall(r"<tr><td>[0-9-]+ [0-9:]+</td><td>([^<]*)</td><td><code>([^<]*)</code></td>"
+                      r"<td>([^<]*)</td><td>([^<]*)</td></tr>", page.text)
+    assert rows == [
+        ("owner@example.org", "publication.language", "en", "de"),
+        ("owner@example.org", "publication.title", "Quiet Harbor", "Harbor Letters"),
+    ]
+
+
+def postmark_accepting(api: FakeAPI) -> None:
+    def handler(request: RecordedRequest) -> Reply:
+        if request.path == "/server" and request.headers.get("x-postmark-server-token") == TOKEN:
+            return Reply.ok({"Name": "Quiet Harbor"})
+        return Reply.error(401, {"ErrorCode": 10, "Message": "Request does not contain a valid Server token."})
+
+    api.handler = handler
+
+
+def use_postmark(config: Config, api: FakeAPI) -> None:
+    """Point the Postmark base URL at the fake (a setting the form does not cover)."""
+    path = config.root / "config.toml"
+    path.write_text(COMMENTED + f'\n[delivery.postmark]\nbase_url = "{api.url}"\n', encoding="utf-8")
+
+
+def test_a_provider_key_is_checked_without_sending_and_never_shown(
+    config: Config, url: str, fake_api: FakeAPI
+) -> None:
+    """The key goes to the secrets file (0600), never to config.toml, the page or the audit."""
+    postmark_accepting(fake_api)
+    use_postmark(config, fake_api)
+    with owner(url) as http:
+        answer = save(http, "provider", provider="postmark", **{"secret-PUBLISHER_POSTMARK_TOKEN": TOKEN})
+        assert answer.status_code == 200, answer.text
+        page = http.get("/desk/settings").text
+    assert [r.path for r in fake_api.requests] == ["/server"]  # asked, nothing sent
+    assert TOKEN not in answer.text and TOKEN not in page and TOKEN not in text_of(config)
+    secrets = config.root / SECRETS_FILE
+    assert f"PUBLISHER_POSTMARK_TOKEN={TOKEN}" in secrets.read_text(encoding="utf-8")
+    assert stat.S_IMODE(secrets.stat().st_mode) == 0o600
+    assert "<td><code>PUBLISHER_POSTMARK_TOKEN</code></td><td>(empty)</td><td>(set)</td>" in page
+    reloaded = load_config(config.root / "config.toml", env={})
+    assert reloaded["delivery.provider"] == "postmark"
+    assert reloaded.secret("PUBLISHER_POSTMARK_TOKEN") == TOKEN
+
+
+def test_a_key_the_provider_refuses_saves_nothing_and_the_old_one_stays(
+    config: Config, url: str, fake_api: FakeAPI
+) -> None:
+    """Postmark answers 401 to the new key: told at save; config and secrets unchanged."""
+    postmark_accepting(fake_api)
+    use_postmark(config, fake_api)
+    (config.root / SECRETS_FILE).write_text(f"PUBLISHER_POSTMARK_TOKEN={TOKEN}\n", encoding="utf-8")
+    before = text_of(config)
+    with owner(url) as http:
+        answer = save(http, "provider", provider="postmark", **{"secret-PUBLISHER_POSTMARK_TOKEN": "typo-token"})
+    assert answer.status_code == 400
+    assert "was refused by postmark" in answer.text and 'id="s-secret-PUBLISHER_POSTMARK_TOKEN-error"' in answer.text
+    assert "typo-token" not in answer.text
+    assert text_of(config) == before
+    assert (config.root / SECRETS_FILE).read_text(encoding="utf-8") == f"PUBLISHER_POSTMARK_TOKEN={TOKEN}\n"
+
+
+def test_a_real_provider_without_its_key_is_refused(config: Config, url: str) -> None:
+    with owner(url) as http:
+        answer = save(http, "provider", provider="postmark")
+    assert answer.status_code == 400
+    assert "needs its Postmark server token" in answer.text
+    assert text_of(config) == COMMENTED
+
+
+def test_a_secret_set_in_the_environment_cannot_be_changed_here(
+    config: Config, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PUBLISHER_SMTP_PASSWORD", "from-the-environment")
+    with owner(url) as http:
+        page = http.get("/desk/settings").text
+        assert "set in the server's environment" in page
+        answer = save(http, "provider", **{"secret-PUBLISHER_SMTP_PASSWORD": "other"})
+    assert answer.status_code == 400 and "change it there" in answer.text
+    assert not (config.root / SECRETS_FILE).exists()
+
+
+def test_a_retired_topic_is_no_longer_offered_and_its_readers_keep_it(config: Config, url: str) -> None:
+    """Retiring "grief" moves it to subscribe.retired_tags; readers who chose it still have it."""
+    engine = open_store(config.store_url)
+    try:
+        subscriber_store.add(engine, "reader@example.org", tags=["grief"], now=NOW)
+        with owner(url) as http:
+            page = http.get("/desk/settings").text
+            index = form_of(page, "topics")
+            retire = next(k.removeprefix("topic-was-") for k, v in index.items() if k.startswith("topic-was-")
+                          and v == "grief")
+            answer = http.post("/desk/settings/save", data={**index, f"retire-{retire}": "1"})
+        assert answer.status_code == 200, answer.text
+        reloaded = load_config(config.root / "config.toml")
+        assert reloaded["subscribe.public_tags"] == ("sleep",)
+        assert reloaded["subscribe.retired_tags"] == ("grief",)
+        assert subscriber_store.find(engine, "reader@example.org").tags == ("grief",)
+    finally:
+        engine.dispose()
+
+
+def test_a_renamed_topic_is_renamed_on_its_readers(config: Config, url: str) -> None:
+    engine = open_store(config.store_url)
+    try:
+        subscriber_store.add(engine, "reader@example.org", tags=["sleep"], now=NOW)
+        with owner(url) as http:
+            fields = form_of(http.get("/desk/settings").text, "topics")
+            renamed = {k.replace("-was", ""): "Rest" for k, v in fields.items() if k.startswith("topic-was-")
+                       and v == "sleep"}
+            answer = http.post("/desk/settings/save", data={**fields, **renamed, "new_topic": "Work"})
+        assert answer.status_code == 200, answer.text
+        assert load_config(config.root / "config.toml")["subscribe.public_tags"] == ("rest", "grief", "work")
+        assert subscriber_store.find(engine, "reader@example.org").tags == ("rest",)
+    finally:
+        engine.dispose()
+
+
+def test_settings_that_cannot_change_live_are_not_in_the_forms(config: Config, url: str) -> None:
+    with owner(url) as http:
+        page = http.get("/desk/settings").text
+    for name in ("store", "host", "port"):
+        assert f'name="{name}"' not in page
+    assert "take effect after a restart" in page
+
+
+def test_nothing_changed_writes_nothing(config: Config, url: str) -> None:
+    before = os.stat(config.root / "config.toml").st_mtime_ns
+    with owner(url) as http:
+        answer = save(http, "publication")
+    assert answer.status_code == 200 and "Nothing was changed" in answer.text
+    assert os.stat(config.root / "config.toml").st_mtime_ns == before
