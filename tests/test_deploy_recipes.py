@@ -1,0 +1,305 @@
+"""deploy/: the systemd units, the Caddy and nginx sites, the container recipe and the DNS
+template parse, agree with each other and with the app, and run real commands."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import click
+import httpx
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from publisher.cli import cli
+from publisher.web import limits
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+UNITS = ("publisher.service", "publisher-worker.service")
+PUBLICATION = "/srv/publisher"
+CONFIG = f"{PUBLICATION}/config.toml"
+PORT = 8000
+FORWARDED = ("X-Forwarded-For", "X-Forwarded-Proto")
+"""The headers `publisher serve` believes from a trusted proxy."""
+
+
+def unit(name: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None, strict=False, delimiters=("=",))
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string((DEPLOY / name).read_text(encoding="utf-8"))
+    return parser
+
+
+def dockerfile() -> list[tuple[str, str]]:
+    """The Dockerfile's instructions, continuation lines joined: (INSTRUCTION, arguments)."""
+    text = re.sub(r"\\\n\s*", " ", (DEPLOY / "Dockerfile").read_text(encoding="utf-8"))
+    found = []
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            instruction, _, rest = line.strip().partition(" ")
+            found.append((instruction.upper(), rest.strip()))
+    return found
+
+
+def compose() -> dict:
+    return yaml.safe_load((DEPLOY / "compose.yaml").read_text(encoding="utf-8"))
+
+
+def commands() -> dict[str, list[str]]:
+    """Every `publisher ...` command the recipes run, as argv, by where it comes from."""
+    found = {f"{name} ExecStart": shlex.split(unit(name)["Service"]["ExecStart"]) for name in UNITS}
+    for instruction, rest in dockerfile():
+        if instruction == "CMD":
+            found["Dockerfile CMD"] = json.loads(rest)
+    for service, body in compose()["services"].items():
+        if "command" in body:
+            found[f"compose {service}"] = list(body["command"])
+    return {where: argv for where, argv in found.items() if Path(argv[0]).name == "publisher"}
+
+
+def parse(argv: list[str]) -> tuple[str, click.Command, list[str]]:
+    """argv split as the CLI splits it: the root options (parsed and checked), the command, its arguments."""
+    names = set(cli.list_commands(click.Context(cli)))
+    at = next(i for i, token in enumerate(argv) if token in names)
+    root = cli.make_context("publisher", argv[1:at + 1])
+    if "--config" in argv:
+        assert root.params["config_path"] == option_value(argv, "--config")
+    command = cli.get_command(root, argv[at])
+    assert command is not None, argv
+    return argv[at], command, argv[at + 1:]
+
+
+def option_value(argv: list[str], option: str) -> str:
+    return argv[argv.index(option) + 1]
+
+
+def test_the_units_are_hardened_services() -> None:
+    """Each unit runs as its own user, may write only the publication's folder, restarts on failure."""
+    for name in UNITS:
+        service = unit(name)["Service"]
+        assert service["User"] == "publisher" and service["NoNewPrivileges"] == "yes", name
+        assert service["ProtectSystem"] == "strict" and service["ReadWritePaths"] == PUBLICATION, name
+        assert service["WorkingDirectory"] == PUBLICATION, name
+        assert service["EnvironmentFile"] == "/etc/publisher/env", name
+        assert service["Restart"] == "on-failure", name
+        assert unit(name)["Install"]["WantedBy"] == "multi-user.target", name
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_systemd_finds_nothing_wrong_in_the_units(tmp_path: Path) -> None:
+    """systemd-analyze verify, with the program path pointed at this checkout's publisher, says nothing."""
+    program = shutil.which("publisher") or str(Path(sys.executable).parent / "publisher")
+    for name in UNITS:
+        copy = tmp_path / name
+        copy.write_text((DEPLOY / name).read_text().replace("/opt/publisher/.venv/bin/publisher", program))
+        done = subprocess.run(["systemd-analyze", "verify", str(copy)], capture_output=True, text=True,
+                              timeout=60, check=False)
+        complaints = [line for line in done.stderr.splitlines() if name in line]
+        assert done.returncode == 0 and complaints == [], done.stderr
+
+
+def test_every_command_is_a_real_command_with_real_options() -> None:
+    """Each `publisher ...` the units, the Dockerfile and compose run parses as the CLI would
+    parse it (unknown options or commands fail), and its --help answers."""
+    found = commands()
+    assert set(found) == {
+        "publisher.service ExecStart", "publisher-worker.service ExecStart", "Dockerfile CMD", "compose daemon",
+        "compose worker",
+    }
+    for where, argv in found.items():
+        name, command, rest = parse(argv)
+        with command.make_context(name, rest):
+            pass
+        helped = CliRunner().invoke(cli, [name, "--help"])
+        assert helped.exit_code == 0, (where, helped.output)
+
+
+def test_a_wrong_option_would_be_caught() -> None:
+    """The parse above is strict: an option the command lacks fails it."""
+    name, command, rest = parse(["publisher", "--config", CONFIG, "worker", "--port", "1"])
+    with pytest.raises(click.NoSuchOption):
+        command.make_context(name, rest)
+
+
+def test_ports_and_paths_agree_across_the_files() -> None:
+    """The daemon's port and config path are the same in the units, the proxies, the Dockerfile and compose."""
+    found = commands()
+    for where, argv in found.items():
+        assert option_value(argv, "--config") == CONFIG, where
+        if "serve" in argv:
+            assert option_value(argv, "--port") == str(PORT), where
+    caddy = (DEPLOY / "Caddyfile").read_text()
+    nginx = (DEPLOY / "nginx.conf").read_text()
+    assert f"reverse_proxy 127.0.0.1:{PORT}" in caddy
+    assert f"proxy_pass http://127.0.0.1:{PORT};" in nginx
+    docker = dict(dockerfile())
+    assert docker["EXPOSE"] == str(PORT)
+    assert json.loads(docker["VOLUME"]) == [PUBLICATION]
+    assert docker["WORKDIR"] == PUBLICATION
+    assert f"PUBLISHER_CONFIG={CONFIG}" in " ".join(rest for instruction, rest in dockerfile() if instruction == "ENV")
+    daemon = compose()["services"]["daemon"]
+    assert daemon["ports"] == [f"127.0.0.1:{PORT}:{PORT}"]
+    assert "publication:/srv/publisher" in daemon["volumes"]
+
+
+def test_the_proxies_send_the_headers_the_app_believes() -> None:
+    """Both sites set X-Forwarded-For and X-Forwarded-Proto (the headers the app reads from a
+    trusted proxy), clear a visitor's Forwarded, and tell config.toml to trust 127.0.0.1."""
+    source = Path(limits.__file__).read_text(encoding="utf-8").lower()
+    caddy = (DEPLOY / "Caddyfile").read_text()
+    nginx = (DEPLOY / "nginx.conf").read_text()
+    for header in FORWARDED:
+        assert header.lower() in source
+        assert f"header_up {header} " in caddy
+        assert f"proxy_set_header {header} " in nginx
+    assert "header_up -Forwarded" in caddy and 'proxy_set_header Forwarded "";' in nginx
+    for text in (caddy, nginx):
+        snippet = "\n".join(line.lstrip("# ") for line in text.splitlines() if line.startswith("#     "))
+        server = tomllib.loads(snippet[snippet.index("[server]"):])["server"]
+        assert server["port"] == PORT and "127.0.0.1" in server["trusted_proxies"]
+        assert server["public_url"].startswith("https://")
+
+
+def test_the_proxies_take_the_largest_body_the_app_does() -> None:
+    """The app answers bodies up to 8 MB itself (desk pictures, webhooks): the proxies let them through."""
+    from publisher.web import app as web_app
+    from publisher.web.desk import auth
+
+    largest = max(web_app.WEBHOOK_LIMIT, auth.MAX_UPLOAD)
+    nginx = re.search(r"client_max_body_size (\d+)m;", (DEPLOY / "nginx.conf").read_text())
+    caddy = re.search(r"max_size (\d+)MB", (DEPLOY / "Caddyfile").read_text())
+    assert nginx and caddy
+    assert int(nginx.group(1)) * 2**20 > largest and int(caddy.group(1)) * 10**6 > largest
+
+
+def test_the_container_runs_as_a_user_from_the_readme_install() -> None:
+    """python:3.x-slim, the package installed with its postgres extra from the files it copies, not root."""
+    steps = dockerfile()
+    assert re.fullmatch(r"python:3\.\d+-slim", steps[0][1])
+    users = [rest for instruction, rest in steps if instruction == "USER"]
+    assert users and users[-1] not in ("root", "0")
+    runs = " ".join(rest for instruction, rest in steps if instruction == "RUN")
+    assert "pip install '.[postgres]'" in runs
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "postgres" in project["project"]["optional-dependencies"]
+    copied = [rest.split()[:-1] for instruction, rest in steps if instruction == "COPY"]
+    for sources in copied:
+        for source in sources:
+            assert (ROOT / source).exists(), source
+    needed = {project["project"]["readme"], *project["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"],
+              *project["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]}
+    assert needed <= {s.rstrip("/") for sources in copied for s in sources}
+
+
+def test_compose_runs_daemon_worker_and_postgresql_on_one_volume() -> None:
+    """Three services; the app's two share the publication's volume and wait for a healthy database."""
+    services = compose()["services"]
+    assert set(services) == {"db", "daemon", "worker"}
+    assert services["db"]["image"].startswith("postgres:")
+    for name in ("daemon", "worker"):
+        assert services[name]["depends_on"]["db"]["condition"] == "service_healthy"
+        assert services[name]["volumes"] == ["publication:/srv/publisher"]
+        assert services[name]["env_file"] == ".env"
+    assert set(compose()["volumes"]) == {"db", "publication"}
+
+
+def test_the_dns_template_names_every_record() -> None:
+    """SPF, DKIM, DMARC and a return path for each provider with one."""
+    text = (DEPLOY / "dns-records.txt").read_text()
+    for needle in ("v=spf1", "._domainkey.", "v=DKIM1", "_dmarc.", "v=DMARC1", "pm-bounces", "amazonses.com",
+                   "mailgun.org", "sendgrid.net", "publisher doctor"):
+        assert needle in text, needle
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed (apt-get install nginx)")
+def test_nginx_accepts_the_site(tmp_path: Path) -> None:
+    """nginx -t on the site, inside a minimal main config, with a self-signed certificate."""
+    from test_doctor import certificate
+
+    cert, key = certificate(tmp_path, days=30)
+    site = (DEPLOY / "nginx.conf").read_text()
+    site = site.replace("/etc/letsencrypt/live/news.example.org/fullchain.pem", str(cert))
+    site = site.replace("/etc/letsencrypt/live/news.example.org/privkey.pem", str(key))
+    (tmp_path / "site.conf").write_text(site)
+    (tmp_path / "nginx.conf").write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
+        f"http {{\n access_log off;\n client_body_temp_path {tmp_path};\n include {tmp_path}/site.conf;\n}}\n"
+    )
+    done = subprocess.run(["nginx", "-t", "-q", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def publication(tmp_path: Path) -> Path:
+    """A new publication, as `publisher init` makes it."""
+    folder = tmp_path / "srv"
+    result = CliRunner().invoke(cli, [
+        "init", str(folder), "--title", "Notes", "--url", "https://localhost/", "--from", "n@example.org",
+        "--timezone", "UTC",
+    ], env={"PUBLISHER_CONFIG": ""})
+    assert result.exit_code == 0, result.output
+    return folder
+
+
+def _run(argv: list[str], folder: Path) -> subprocess.Popen[str]:
+    program = shutil.which("publisher") or str(Path(sys.executable).parent / "publisher")
+    argv = [program, *(CONFIG.replace(CONFIG, str(folder / "config.toml")) if a == CONFIG else a for a in argv[1:])]
+    env = {**os.environ, "PUBLISHER_CONFIG": ""}
+    return subprocess.Popen(argv, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_the_units_serve_command_runs_and_stops_cleanly(publication: Path) -> None:
+    """The unit's own `publisher serve` line, on a free port: it answers over HTTP, and SIGTERM
+    (systemd's KillSignal) ends it with exit code 0."""
+    argv = shlex.split(unit("publisher.service")["Service"]["ExecStart"])
+    port = _free_port()
+    argv[argv.index("--port") + 1] = str(port)
+    process = _run(argv, publication)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/subscribe", timeout=2)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None and time.monotonic() < deadline, process.stdout and process.stdout.read()
+                time.sleep(0.2)
+        assert answer.status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output
+    assert (publication / ".publisher-heartbeat").exists()
+
+
+def test_the_worker_units_command_runs_and_stops_cleanly(publication: Path) -> None:
+    """The worker unit's own line starts, waits for queued mail, and ends with exit code 0 on SIGTERM."""
+    argv = shlex.split(unit("publisher-worker.service")["Service"]["ExecStart"])
+    process = _run(argv, publication)
+    try:
+        time.sleep(3)
+        assert process.poll() is None
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output
