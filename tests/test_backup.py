@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -31,6 +32,8 @@ from publisher.config import load_config
 from publisher.errors import BuildError, ConfigError, Conflict, InvalidRequest
 from publisher.schedule import jobs, scheduler
 from publisher.services import backup as service
+from publisher.services import backup_archive as archives
+from publisher.store import backup as store_backup
 from publisher.store import open_store
 from publisher.store.schema import deliveries, subscribers
 
@@ -421,7 +424,7 @@ def test_a_failed_write_leaves_no_archive_under_its_name(
 ) -> None:
     """A disk that fills up halfway: BuildError, no archive, no temporary file left."""
     config = load_config(sample(tmp_path / "pub"))
-    real = service._add_file
+    real = archives.add_file
     calls = {"n": 0}
 
     def full(*args: object, **kwargs: object) -> object:
@@ -430,7 +433,7 @@ def test_a_failed_write_leaves_no_archive_under_its_name(
             raise OSError(28, "No space left on device")
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(service, "_add_file", full)
+    monkeypatch.setattr(archives, "add_file", full)
     with pytest.raises(BuildError, match="No space left on device"):
         service.create_backup(config, now=NOW)
     assert list((tmp_path / "pub" / "backups").iterdir()) == []
@@ -478,12 +481,11 @@ def test_retention_keeps_the_newest_archives_and_nothing_else_is_touched(tmp_pat
 
 
 def test_the_daemon_runs_backups_on_the_configured_cron_line(tmp_path: Path) -> None:
-    """backup.schedule registers a job whose run writes an archive; a bad line names the key."""
+    """backup.schedule registers a cron job whose run writes an archive into backup.folder."""
     config_path = sample(tmp_path / "pub")
     config_path.write_text(config_path.read_text() + '\n[backup]\nschedule = "30 3 * * *"\n')
     config = load_config(config_path)
-    db = open_store(config.store_url)
-    rt = jobs.Runtime(config=config, db=db, clock=lambda: NOW)
+    rt = jobs.Runtime(config=config, db=open_store(config.store_url), clock=lambda: NOW)
     sched = scheduler.create_scheduler(rt)
     jobs.register(str(config_path), rt)
     try:
@@ -492,15 +494,45 @@ def test_the_daemon_runs_backups_on_the_configured_cron_line(tmp_path: Path) -> 
         job = sched.get_job("backup")
         assert job is not None and str(job.trigger).startswith("cron[")
         written = jobs.backup(str(config_path))
-        assert written is not None and Path(written).exists()
-        bad = jobs.Runtime(config=load_config(config_path, env={}), db=db)
-        object.__setattr__(bad.config, "values", {**bad.config.values, "backup.schedule": "61 * * * *"})
-        with pytest.raises(ConfigError, match=r"\[backup\] schedule"):
-            scheduler.start_daemon_jobs(sched, str(config_path), bad)
+        assert written is not None and Path(written).parent == tmp_path / "pub" / "backups"
     finally:
         sched.shutdown(wait=False)
         with jobs._RUNTIMES_LOCK:
             jobs._RUNTIMES.pop(str(config_path), None)
+
+
+@pytest.mark.parametrize(("line", "words"), [("61 * * * *", "is not a cron line"), ("0 0 30 2 *", "never fires")])
+def test_a_backup_cron_line_that_cannot_run_stops_the_daemon_with_the_key(
+    tmp_path: Path, line: str, words: str
+) -> None:
+    """A wrong line, and one that never comes round (30 February), are ConfigErrors naming [backup] schedule."""
+    config_path = sample(tmp_path / "pub")
+    config_path.write_text(config_path.read_text() + f'\n[backup]\nschedule = "{line}"\n')
+    config = load_config(config_path)
+    rt = jobs.Runtime(config=config, db=open_store(config.store_url), clock=lambda: NOW)
+    sched = scheduler.create_scheduler(rt)
+    with pytest.raises(ConfigError, match=rf"\[backup\] schedule '{re.escape(line)}' {words}"):
+        scheduler.start_daemon_jobs(sched, str(config_path), rt)
+
+
+def test_the_scheduler_s_stored_wake_ups_stay_behind(tmp_path: Path) -> None:
+    """Stored jobs name the old folder's config: the restored database has none (the daemon adds its own)."""
+    config_path = sample(tmp_path / "pub")
+    config = load_config(config_path)
+    db = open_store(config.store_url)
+    rt = jobs.Runtime(config=config, db=db, clock=lambda: NOW)
+    sched = scheduler.create_scheduler(rt)
+    scheduler.start_daemon_jobs(sched, str(config_path), rt)
+    sched.start(paused=True)
+    sched.shutdown(wait=False)
+    assert store_backup.SCHEDULER_JOBS == scheduler.JOB_TABLE
+    with db.connect() as conn:
+        assert conn.execute(sa.text(f"SELECT count(*) FROM {scheduler.JOB_TABLE}")).scalar_one() > 0
+    made = service.create_backup(config, now=NOW)
+    service.restore_backup(made.path, tmp_path / "again", now=NOW)
+    again = open_store(f"sqlite:///{tmp_path / 'again' / 'publisher.db'}")
+    with again.connect() as conn:
+        assert conn.execute(sa.text(f"SELECT count(*) FROM {scheduler.JOB_TABLE}")).scalar_one() == 0
 
 
 def test_the_prune_rule_sorts_by_the_time_in_the_name() -> None:

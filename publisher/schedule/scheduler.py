@@ -139,6 +139,9 @@ def start_daemon_jobs(scheduler: BackgroundScheduler, config_path: str, rt: jobs
             backup_trigger = CronTrigger.from_crontab(backup_cron, timezone=config.tz)
         except ValueError as exc:
             raise ConfigError(f"[backup] schedule {backup_cron!r} is not a cron line: {exc}") from exc
+        if backup_trigger.get_next_fire_time(None, rt.clock()) is None:
+            raise ConfigError(f"[backup] schedule {backup_cron!r} never fires (no such date): give a cron line "
+                              "that comes round, e.g. \"30 3 * * *\" for 03:30 every day")
         add(jobs.backup, backup_trigger, args=[config_path], id="backup", name="backup", replace_existing=True)
     elif scheduler.get_job("backup"):
         scheduler.remove_job("backup")

@@ -39,7 +39,8 @@ to do.
     revisions    an article's saved versions
     article_import  import_articles (someone else's page or feed)
     starter      starter_files (`publisher init`)
-    backup       create_backup, restore_backup, verify_archive, scheduled_backup (archives)
+    backup       create_backup, restore_backup, scheduled_backup, prune_backups (archives);
+                 backup_archive: the archive's format and verify_archive
 
 Delivering queued rows is the delivery engine's job (`publisher.delivery.engine`), run
 in the foreground by `publisher send` (through `delivering`) and in the background by
@@ -56,6 +57,7 @@ __all__ = [
     "article_import",
     "articles",
     "backup",
+    "backup_archive",
     "bounces",
     "delivering",
     "imports",

@@ -1,72 +1,60 @@
 """Backups of a whole publication, and putting one back: `publisher backup`, `publisher
-restore`, and the daemon's scheduled backups.
+restore`, and the daemon's scheduled backups (the archive's format and its checks are
+`backup_archive`'s).
 
-An archive is one tar.gz: config.toml, the content folder (articles and media), the
-template overrides, the database (SQLite through its online backup API, PostgreSQL
-through `pg_dump`) and, last, `manifest.json`: the format version, the publisher version,
-when and from which store it was made, and every file with its size and SHA-256. It is
-written under a temporary name in the destination folder and renamed when whole, so an
-archive that carries its final name (`publisher-backup-YYYYMMDD-HHMMSS.tar.gz`, the time
-in UTC) is always complete. Archives hold every subscriber's address: they are created
-0600 in a folder of mode 0700, and a destination inside the content, template or site
-folder is refused (the build would publish it).
+A backup is written under a temporary name in the destination folder and renamed when
+whole, so an archive that carries its final name (`publisher-backup-YYYYMMDD-HHMMSS.tar.gz`,
+the time in UTC) is always complete. The database is copied consistently while the daemon
+and senders write (SQLite's online backup API, `pg_dump`). Archives hold every
+subscriber's address: they are created 0600 in a folder of mode 0700, and a destination
+inside the content, template or site folder is refused (the build would publish it).
 
 Secrets stay out. The environment's secrets (PUBLISHER_SECRET, provider keys) were never
-files; the files beside config.toml that hold secrets (the demo's `.publisher-secret`, a
-secrets file, the DKIM keys) are left out too, and each backup names them, so that the
-author keeps them elsewhere (a password manager) and copies them to a restored server.
+files; the files beside config.toml that hold secrets (the demo's `.publisher-secret`, the
+desk's secrets file, the DKIM keys) are left out too, and each backup names them, so that
+the author keeps them elsewhere (a password manager) and copies them to a restored server.
 Nothing else beside config.toml comes along: `public/` is rebuilt by `publisher build`,
-the outbox and the build cache are not the publication's.
+and the outbox and the build cache are not the publication's.
 
-A restore checks everything before it writes anything: the archive must read to its end
-(a truncated one does not), carry a manifest of a format this publisher reads (an archive
-from a newer publisher is refused, naming both versions), hold exactly the files the
-manifest lists with their sizes and checksums, and hold only plain files and folders at
-relative paths (no `..`, no absolute path, no link or device). The target folder must be
-empty or not exist yet, and a PostgreSQL target database must have no tables. Files are
-unpacked into a temporary folder beside the target and moved into it only when all are
-whole.
+A restore checks the whole archive before it writes anything (`verify_archive`), and goes
+only into an empty or new folder and, for PostgreSQL, a database without tables. Files
+are unpacked into a temporary folder beside the target and moved into it when all are
+whole; config.toml is pointed at where the database and folders now are (comments kept).
 
 Exactly once across a restore: the ledger comes back as it was at the backup's instant.
 Rows recorded sent by then are never sent again. Rows that were in flight (claimed, their
 answer not yet recorded) may or may not have reached the provider: the restore puts them
 back in the queue marked uncertain, as recovery after a crash does, and reports how many.
-A send that went on after the backup on the old server is not known to the copy: restore
-the newest archive, and restore only when the old server has stopped sending.
+The scheduler's stored wake-ups are dropped (they name the old folder); the daemon arms
+them again from the schedules table at its start. A send that went on after the backup on
+the old server is not known to the copy: restore the newest archive, and only once the
+old server has stopped sending.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import os
-import re
 import shutil
 import tarfile
 import tempfile
 import time
-import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import Any
 
 from publisher.config import Config, parse_config, sqlite_path
 from publisher.errors import BuildError, ConfigError, Conflict, InvalidRequest
+from publisher.services import backup_archive as archives
 from publisher.store import backup as store_backup
 from publisher.store import ledger, open_store
 
 __all__ = [
     "ARCHIVE_PATTERN",
-    "FORMAT",
     "FORMAT_VERSION",
-    "MANIFEST",
     "Backup",
-    "Manifest",
     "Restored",
-    "archive_name",
     "create_backup",
     "list_backups",
     "prune_backups",
@@ -77,55 +65,11 @@ __all__ = [
     "verify_archive",
 ]
 
-FORMAT = "publisher-backup"
-FORMAT_VERSION = 1
-"""Raised when the archive's layout changes; a restore refuses any version above its own."""
-MANIFEST = "manifest.json"
-ARCHIVE_PATTERN = re.compile(r"publisher-backup-(\d{8})-(\d{6})\.tar\.gz")
+ARCHIVE_PATTERN = archives.ARCHIVE_PATTERN
 """An archive's name; the time in it is UTC. `publisher doctor` finds the newest by it."""
-_CHUNK = 1 << 20
-_DAMAGED = (tarfile.TarError, EOFError, OSError, zlib.error)
-"""What reading a truncated or damaged tar.gz raises (gzip.BadGzipFile is an OSError)."""
-_MAX_MANIFEST = 64 << 20
-
-
-@dataclass(frozen=True, slots=True)
-class FileEntry:
-    path: str
-    size: int
-    sha256: str
-
-
-@dataclass(frozen=True, slots=True)
-class Manifest:
-    """What an archive says it holds."""
-
-    format_version: int
-    publisher_version: str
-    created_at: str
-    store: str
-    """"sqlite" or "postgresql"."""
-    schema_revision: str | None
-    parts: dict[str, str]
-    """Role -> path in the archive: config, content, templates, database."""
-    files: tuple[FileEntry, ...]
-    folders: tuple[str, ...] = ()
-    left_out: tuple[str, ...] = ()
-
-    def to_json(self) -> bytes:
-        data = {
-            "format": FORMAT,
-            "format_version": self.format_version,
-            "publisher_version": self.publisher_version,
-            "created_at": self.created_at,
-            "store": self.store,
-            "schema_revision": self.schema_revision,
-            "parts": self.parts,
-            "folders": list(self.folders),
-            "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in self.files],
-            "left_out": list(self.left_out),
-        }
-        return (json.dumps(data, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+FORMAT_VERSION = archives.FORMAT_VERSION
+to_prune = archives.to_prune
+verify_archive = archives.verify_archive
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,20 +101,6 @@ class Restored:
     ledger: dict[str, int]
     config_changes: tuple[str, ...] = ()
     left_out: tuple[str, ...] = ()
-
-
-# -- names and retention (pure) --------------------------------------------------------------
-
-
-def archive_name(now: datetime) -> str:
-    """`publisher-backup-YYYYMMDD-HHMMSS.tar.gz` for `now`, in UTC."""
-    return f"publisher-backup-{now.astimezone(UTC):%Y%m%d-%H%M%S}.tar.gz"
-
-
-def to_prune(names: Iterable[str], keep: int) -> list[str]:
-    """The archive names to delete so that the newest `keep` remain (other names untouched)."""
-    ours = sorted(name for name in names if ARCHIVE_PATTERN.fullmatch(name))
-    return ours[: max(0, len(ours) - max(keep, 0))]
 
 
 # -- writing an archive ----------------------------------------------------------------------
@@ -205,20 +135,20 @@ def create_backup(config: Config, *, now: datetime, to: Path | None = None) -> B
     try:
         dumped = store_backup.dump_database(config.store_url, work / "database")
         counts = store_backup.ledger_counts_of_file(dumped.path) if kind == "sqlite" else {}
-        entries: list[FileEntry] = []
+        entries: list[archives.FileEntry] = []
         folders: list[str] = []
         skipped: list[str] = []
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz", compresslevel=6) as tar:
-            entries.append(_add_file(tar, parts["config"], config_file, now))
+            entries.append(archives.add_file(tar, parts["config"], config_file, now))
             for role in ("content", "templates"):
                 source = config.path_of(f"build.{role}")
                 if source.is_dir():
-                    _add_folder(tar, parts[role], source, now, entries, folders, skipped, avoid=folder)
-            entries.append(_add_file(tar, parts["database"], dumped.path, now))
-            manifest = Manifest(
-                format_version=FORMAT_VERSION,
-                publisher_version=_version(),
+                    archives.add_folder(tar, parts[role], source, now, entries, folders, skipped, avoid=folder)
+            entries.append(archives.add_file(tar, parts["database"], dumped.path, now))
+            manifest = archives.Manifest(
+                format_version=archives.FORMAT_VERSION,
+                publisher_version=archives.publisher_version(),
                 created_at=now.astimezone(UTC).isoformat(timespec="seconds"),
                 store=kind,
                 schema_revision=dumped.revision,
@@ -227,7 +157,7 @@ def create_backup(config: Config, *, now: datetime, to: Path | None = None) -> B
                 folders=tuple(folders),
                 left_out=tuple([*left_out, *skipped]),
             )
-            _add_bytes(tar, MANIFEST, manifest.to_json(), now)
+            archives.add_bytes(tar, archives.MANIFEST, manifest.to_json(), now)
             raw.flush()
             os.fsync(raw.fileno())
         partial.rename(dest)
@@ -262,14 +192,14 @@ def list_backups(folder: Path) -> list[Path]:
         names = [p.name for p in folder.iterdir() if p.is_file() and not p.is_symlink()]
     except FileNotFoundError:
         return []
-    return [folder / name for name in sorted(names) if ARCHIVE_PATTERN.fullmatch(name)]
+    return [folder / name for name in sorted(names) if archives.ARCHIVE_PATTERN.fullmatch(name)]
 
 
 def prune_backups(folder: Path, keep: int) -> list[Path]:
     """Delete all but the newest `keep` archives in `folder`; returns the deleted paths.
     Files of any other name are never touched."""
     gone: list[Path] = []
-    for name in to_prune([p.name for p in list_backups(folder)], keep):
+    for name in archives.to_prune([p.name for p in list_backups(folder)], keep):
         path = folder / name
         try:
             path.unlink()
@@ -282,7 +212,7 @@ def prune_backups(folder: Path, keep: int) -> list[Path]:
 
 
 def _destination(config: Config, to: Path | None, now: datetime) -> Path:
-    name = archive_name(now)
+    name = archives.archive_name(now)
     if to is None:
         return (config.root / str(config["backup.folder"])).absolute() / name
     to = to.expanduser().absolute()
@@ -353,75 +283,6 @@ def _left_out(config: Config) -> list[str]:
     return found
 
 
-def _tarinfo(name: str, size: int, now: datetime, mode: int = 0o644) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.size = size
-    info.mode = mode
-    info.mtime = int(now.timestamp())
-    return info
-
-
-class _Hashing(io.RawIOBase):
-    """Reads through to a file, hashing what passes."""
-
-    def __init__(self, stream: IO[bytes]) -> None:
-        self.stream = stream
-        self.digest = hashlib.sha256()
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.stream.read(size)
-        self.digest.update(data)
-        return data
-
-
-def _add_file(tar: tarfile.TarFile, name: str, source: Path, now: datetime) -> FileEntry:
-    # The size is the open file's: one replaced by a rename meanwhile is read whole, as it was.
-    with source.open("rb") as stream:
-        size = os.fstat(stream.fileno()).st_size
-        hashing = _Hashing(stream)
-        tar.addfile(_tarinfo(name, size, now), hashing)
-    return FileEntry(name, size, hashing.digest.hexdigest())
-
-
-def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, now: datetime) -> None:
-    tar.addfile(_tarinfo(name, len(data), now), io.BytesIO(data))
-
-
-def _add_folder(
-    tar: tarfile.TarFile, name: str, source: Path, now: datetime,
-    entries: list[FileEntry], folders: list[str], skipped: list[str], *, avoid: Path,
-) -> None:
-    """A folder's files and subfolders, links not followed (they are named as left out)."""
-    avoid = avoid.resolve()
-    for here, subfolders, files in os.walk(source):
-        base = Path(here)
-        if base.resolve() == avoid or avoid in base.resolve().parents:
-            subfolders[:] = []
-            continue
-        relative = base.relative_to(source).as_posix()
-        prefix = name if relative == "." else f"{name}/{relative}"
-        folders.append(prefix)
-        info = _tarinfo(prefix, 0, now, 0o755)
-        info.type = tarfile.DIRTYPE
-        tar.addfile(info)
-        for sub in sorted(subfolders):
-            if (base / sub).is_symlink():
-                skipped.append(f"{prefix}/{sub} (a link: links are not followed)")
-        subfolders[:] = sorted(s for s in subfolders if not (base / s).is_symlink())
-        for file in sorted(files):
-            path = base / file
-            if path.is_symlink() or not path.is_file():
-                skipped.append(f"{prefix}/{file} (a link or special file: not followed)")
-                continue
-            try:
-                entries.append(_add_file(tar, f"{prefix}/{file}", path, now))
-            except FileNotFoundError:
-                continue  # deleted while the backup ran: it is simply not in this one
-
-
 def _sync_folder(folder: Path) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -433,168 +294,6 @@ def _sync_folder(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def _version() -> str:
-    from publisher import __version__
-
-    return str(__version__)
-
-
-# -- reading and checking an archive ---------------------------------------------------------
-
-
-def _safe_name(name: str, archive: Path) -> str:
-    """The member name as a plain relative path; InvalidRequest for one that could escape."""
-    if not name or "\\" in name or "\x00" in name or name.startswith("/") or re.match(r"^[A-Za-z]:", name):
-        raise InvalidRequest(f"{archive}: refused: it holds a file at an absolute or odd path ({name!r}); "
-                             "nothing was written")
-    parts = PurePosixPath(name).parts
-    if any(part in ("..", "") for part in parts):
-        raise InvalidRequest(f"{archive}: refused: the path {name!r} leads out of the target folder; "
-                             "nothing was written")
-    return "/".join(p for p in parts if p != ".")
-
-
-def _open(archive: Path) -> tarfile.TarFile:
-    try:
-        return tarfile.open(archive, mode="r:gz")
-    except FileNotFoundError as exc:
-        raise InvalidRequest(f"{archive}: no such file") from exc
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise InvalidRequest(
-            f"{archive}: not a publisher backup (not a readable tar.gz archive: {exc}); nothing was written"
-        ) from exc
-
-
-def _members(tar: tarfile.TarFile, archive: Path) -> Iterator[tuple[tarfile.TarInfo, str]]:
-    try:
-        for member in tar:
-            name = _safe_name(member.name, archive)
-            if not (member.isfile() or member.isdir()):
-                raise InvalidRequest(
-                    f"{archive}: refused: {name!r} is a link or a special file, which a backup never "
-                    "holds; nothing was written"
-                )
-            yield member, name
-    except _DAMAGED as exc:
-        raise InvalidRequest(_truncated(archive, exc)) from exc
-
-
-def _truncated(archive: Path, exc: BaseException) -> str:
-    return (f"{archive}: the archive is truncated or damaged ({exc}); nothing was written. "
-            "Copy it again from where it was made, or take an older one.")
-
-
-def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, archive: Path, sink: IO[bytes] | None) -> str:
-    """Read a member to its end (into `sink` if given); its SHA-256. A failed write to
-    `sink` (a full disk) is the OSError it is; a failed read is a damaged archive."""
-    digest = hashlib.sha256()
-    stream = tar.extractfile(member)
-    assert stream is not None
-    while True:
-        try:
-            chunk = stream.read(_CHUNK)
-        except _DAMAGED as exc:
-            raise InvalidRequest(_truncated(archive, exc)) from exc
-        if not chunk:
-            return digest.hexdigest()
-        digest.update(chunk)
-        if sink is not None:
-            sink.write(chunk)
-
-
-def _parse_manifest(data: bytes, archive: Path) -> Manifest:
-    try:
-        raw = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidRequest(f"{archive}: its {MANIFEST} is not valid JSON ({exc}); nothing was written") from exc
-    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
-        raise InvalidRequest(f"{archive}: not a publisher backup (its {MANIFEST} says so); nothing was written")
-    version = raw.get("format_version")
-    made_by = raw.get("publisher_version", "?")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise InvalidRequest(f"{archive}: its {MANIFEST} has no usable format_version; nothing was written")
-    if version > FORMAT_VERSION:
-        raise InvalidRequest(
-            f"{archive}: made by publisher {made_by} in backup format {version}; this publisher "
-            f"({_version()}) reads format {FORMAT_VERSION} and older. Upgrade publisher "
-            "(pip install --upgrade publisher) and restore again; nothing was written."
-        )
-    try:
-        files = tuple(
-            FileEntry(str(f["path"]), int(f["size"]), str(f["sha256"])) for f in raw["files"]
-        )
-        parts = {str(k): str(v) for k, v in raw["parts"].items()}
-        manifest = Manifest(
-            format_version=version, publisher_version=str(made_by), created_at=str(raw["created_at"]),
-            store=str(raw["store"]), schema_revision=raw.get("schema_revision"),
-            parts=parts, files=files, folders=tuple(str(f) for f in raw.get("folders", ())),
-            left_out=tuple(str(x) for x in raw.get("left_out", ())),
-        )
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise InvalidRequest(f"{archive}: its {MANIFEST} is incomplete ({exc!r}); nothing was written") from exc
-    if manifest.store not in ("sqlite", "postgresql") or not {"config", "database"} <= set(parts):
-        raise InvalidRequest(f"{archive}: its {MANIFEST} names no config or database; nothing was written")
-    for path in [*parts.values(), *(f.path for f in files), *manifest.folders]:
-        _safe_name(path, archive)
-    return manifest
-
-
-def verify_archive(archive: Path) -> Manifest:
-    """Read the whole archive and check it against its manifest; writes nothing.
-
-    InvalidRequest for a truncated or damaged archive, one of a newer format, a member
-    at a path that could leave the target, a link, or a file missing, added or changed.
-    """
-    seen: dict[str, tuple[int, str]] = {}
-    folders: set[str] = set()
-    manifest_bytes: bytes | None = None
-    with _open(archive) as tar:
-        for member, name in _members(tar, archive):
-            if name in seen or name in folders or (name == MANIFEST and manifest_bytes is not None):
-                raise InvalidRequest(f"{archive}: refused: {name!r} appears twice; nothing was written")
-            if member.isdir():
-                folders.add(name)
-                continue
-            if name == MANIFEST:
-                if member.size > _MAX_MANIFEST:
-                    raise InvalidRequest(f"{archive}: its {MANIFEST} is too large; nothing was written")
-                sink = io.BytesIO()
-                _read_member(tar, member, archive, sink)
-                manifest_bytes = sink.getvalue()
-                continue
-            seen[name] = (member.size, _read_member(tar, member, archive, None))
-    if manifest_bytes is None:
-        raise InvalidRequest(
-            f"{archive}: no {MANIFEST} in it: the archive is truncated, or not a publisher backup; "
-            "nothing was written"
-        )
-    manifest = _parse_manifest(manifest_bytes, archive)
-    listed = {f.path: f for f in manifest.files}
-    for path, entry in listed.items():
-        if path not in seen:
-            raise InvalidRequest(f"{archive}: {path} is listed in its manifest but missing; nothing was written")
-        size, digest = seen[path]
-        if size != entry.size or digest != entry.sha256:
-            raise InvalidRequest(
-                f"{archive}: {path} is damaged (its checksum does not match the manifest); nothing was written. "
-                "Copy the archive again from where it was made, or take an older one."
-            )
-    extra = sorted(set(seen) - set(listed))
-    if extra:
-        raise InvalidRequest(f"{archive}: {extra[0]} is not in its manifest; refused, nothing was written")
-    for role in ("config", "database"):
-        if manifest.parts[role] not in listed:
-            raise InvalidRequest(f"{archive}: its {role} file is missing; nothing was written")
-    revision = manifest.schema_revision
-    if revision and not store_backup.known_revision(str(revision)):
-        raise InvalidRequest(
-            f"{archive}: its database has schema revision {revision!r}, which this publisher ({_version()}) "
-            "does not know: it was made by a newer publisher. Upgrade publisher and restore again; "
-            "nothing was written."
-        )
-    return manifest
 
 
 # -- restoring -------------------------------------------------------------------------------
@@ -614,8 +313,8 @@ def restore_backup(
     """
     into = into.expanduser().absolute()
     _refuse_non_empty(into)
-    manifest = verify_archive(archive)
-    config_text = _member_text(archive, manifest.parts["config"])
+    manifest = archives.verify_archive(archive)
+    config_text = archives.member_text(archive, manifest.parts["config"])
     target_url, changes = _target_store(manifest, config_text, into, store_url, env or {})
     if manifest.store == "postgresql":
         _check_postgres_target(target_url)
@@ -633,7 +332,7 @@ def restore_backup(
         raise BuildError(f"cannot write beside {into}: {exc.strerror or exc}; nothing was written") from exc
     created = not into.exists()
     try:
-        _unpack(archive, manifest, staging)
+        archives.unpack(archive, manifest, staging)
         if config_changes:
             _write_text(staging / manifest.parts["config"], new_text)
         dump = staging / manifest.parts["database"]
@@ -675,19 +374,6 @@ def _refuse_non_empty(into: Path) -> None:
             )
 
 
-def _member_text(archive: Path, name: str) -> str:
-    with _open(archive) as tar:
-        for member, member_name in _members(tar, archive):
-            if member_name == name and member.isfile():
-                sink = io.BytesIO()
-                _read_member(tar, member, archive, sink)
-                try:
-                    return sink.getvalue().decode("utf-8-sig")
-                except UnicodeDecodeError as exc:
-                    raise InvalidRequest(f"{archive}: its {name} is not UTF-8 text; nothing was written") from exc
-    raise InvalidRequest(f"{archive}: its {name} is missing; nothing was written")  # pragma: no cover
-
-
 def _sqlite_file(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -695,7 +381,7 @@ def _sqlite_file(url: str) -> str:
 
 
 def _target_store(
-    manifest: Manifest, config_text: str, into: Path, store_url: str | None, env: dict[str, str]
+    manifest: archives.Manifest, config_text: str, into: Path, store_url: str | None, env: dict[str, str]
 ) -> tuple[str, dict[str, str]]:
     """The database to restore into, and the config.toml values that must point at it."""
     if store_url:
@@ -735,7 +421,7 @@ def _config_value(text: str, key: str) -> Any:
     return data
 
 
-def _pointed(text: str, manifest: Manifest, changes: dict[str, str]) -> tuple[str, list[str]]:
+def _pointed(text: str, manifest: archives.Manifest, changes: dict[str, str]) -> tuple[str, list[str]]:
     """config.toml with the keys that must follow the restored files changed (comments kept)."""
     wanted = dict(changes)
     for role in ("content", "templates"):
@@ -789,26 +475,6 @@ def _check_postgres_target(url: str) -> None:
         )
 
 
-def _unpack(archive: Path, manifest: Manifest, staging: Path) -> None:
-    """Write every member under `staging`, checking each checksum again as it is written."""
-    listed = {f.path: f for f in manifest.files}
-    with _open(archive) as tar:
-        for member, name in _members(tar, archive):
-            if name == MANIFEST:
-                continue
-            target = staging / name
-            if member.isdir():
-                target.mkdir(mode=0o755, parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-            private = name == manifest.parts["database"]
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o644)
-            with os.fdopen(fd, "wb") as sink:
-                digest = _read_member(tar, member, archive, sink)
-            if digest != listed[name].sha256:
-                raise InvalidRequest(f"{archive}: {name} changed while it was restored; nothing was kept")
-
-
 def _write_text(path: Path, text: str) -> None:
     temp = path.with_name(path.name + ".tmp")
     temp.write_text(text, encoding="utf-8")
@@ -821,6 +487,7 @@ def _settle_ledger(url: str, now: datetime) -> tuple[int, dict[str, int]]:
     db = open_store(url)
     try:
         released = ledger.recover(db, now=now + timedelta(seconds=1), lease=timedelta(0)).count
+        store_backup.drop_scheduler_jobs(db)
         counts = store_backup.ledger_counts(db)
     finally:
         db.dispose()

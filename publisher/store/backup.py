@@ -30,7 +30,9 @@ from publisher.errors import ConfigError, StoreError
 from publisher.store.engine import BUSY_TIMEOUT_MS, alembic_config
 
 __all__ = [
+    "SCHEDULER_JOBS",
     "DumpedDatabase",
+    "drop_scheduler_jobs",
     "dump_database",
     "known_revision",
     "ledger_counts",
@@ -39,6 +41,10 @@ __all__ = [
     "store_kind",
     "tables_in",
 ]
+
+
+SCHEDULER_JOBS = "apscheduler_jobs"
+"""The scheduler's job table (publisher.schedule.scheduler.JOB_TABLE, which sits above the store)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +182,20 @@ def tables_in(url: str) -> list[str]:
         ) from exc
     finally:
         engine.dispose()
+
+
+def drop_scheduler_jobs(engine: sa.Engine) -> int:
+    """Empty the scheduler's stored jobs in a restored database; returns how many there were.
+
+    Each names the config path of the publication it was made for, which is the old
+    folder's: a restored daemon must not wake jobs up for it. The daemon adds its recurring
+    jobs at start and arms each scheduled send again from the schedules table.
+    """
+    if not sa.inspect(engine).has_table(SCHEDULER_JOBS):
+        return 0
+    table = sa.Table(SCHEDULER_JOBS, sa.MetaData(), autoload_with=engine)
+    with engine.begin() as conn:
+        return int(conn.execute(sa.delete(table)).rowcount or 0)
 
 
 def restore_postgresql(dump: Path, url: str) -> None:
