@@ -343,7 +343,8 @@ def test_a_key_the_provider_refuses_saves_nothing_and_the_old_one_stays(
     with owner(url) as http:
         answer = save(http, "provider", provider="postmark", **{"secret-PUBLISHER_POSTMARK_TOKEN": "typo-token"})
     assert answer.status_code == 400
-    assert "was refused by postmark" in answer.text and 'id="s-secret-PUBLISHER_POSTMARK_TOKEN-error"' in answer.text
+    assert "was refused: postmark refuses the key (401)" in answer.text
+    assert 'id="s-secret-PUBLISHER_POSTMARK_TOKEN-error"' in answer.text
     assert "typo-token" not in answer.text
     assert text_of(config) == before
     assert (config.root / SECRETS_FILE).read_text(encoding="utf-8") == f"PUBLISHER_POSTMARK_TOKEN={TOKEN}\n"

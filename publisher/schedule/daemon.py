@@ -6,6 +6,14 @@ claimed schedules are enqueued, missed schedules run once (or are skipped past t
 grace), and queued messages are delivered. While it runs, content/ is watched for saved
 articles (see watch.py); sends run on threads of their own, so noticing the next
 article never waits for a send.
+
+Settings are taken up without a restart: config.toml and the secrets file beside it are
+looked at every RELOAD_POLL seconds (a stat, no read), and a changed file is loaded and
+checked as at start. A valid one becomes the app's (a new app swapped in, see
+web.app.LiveApp) and the jobs' (the runtime's config; the digest job re-added or removed);
+sends already under way finish with the config they started with. An invalid one is
+logged, and the old settings keep running. `store.url`, `server.host` and `server.port`
+take effect after a restart, as does a new content folder for the watcher.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -23,7 +32,7 @@ import uvicorn
 from sqlalchemy import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from publisher.config import Config
+from publisher.config import SECRETS_FILE, Config, load_config
 from publisher.content import watch
 from publisher.delivery.sending import require_postal_address
 from publisher.errors import PublisherError
@@ -33,8 +42,11 @@ from publisher.schedule import heartbeat, jobs, scheduler
 from publisher.site import build
 from publisher.store import open_store
 from publisher.web import create_app
+from publisher.web.app import LiveApp
 
-__all__ = ["AccessLog", "bind", "configure_logging", "run_daemon", "start_background"]
+__all__ = [
+    "AccessLog", "bind", "configure_logging", "reload_settings", "run_daemon", "start_background", "watch_config",
+]
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +156,78 @@ def stop_background(key: str, rt: jobs.Runtime, sched: object) -> None:
     rt.db.dispose()
 
 
+RELOAD_POLL = 0.2
+"""Seconds between two looks at config.toml and the secrets file."""
+RESTART_KEYS = ("store.url", "server.host", "server.port")
+
+
+def _check_startable(config: Config) -> None:
+    """What `run_daemon` refuses to start with, refused for a reload too."""
+    build.output_folder(config)
+    tokens.resolve_secret(config, real_provider=config["delivery.provider"] != "maildir")
+    require_postal_address(config)
+
+
+def reload_settings(
+    current: Config, *, live: LiveApp, db: Engine, key: str, rt: jobs.Runtime, sched: object
+) -> Config:
+    """Load config.toml again and put it to work: the new config, or `current` when the file
+    cannot be used (logged with what to fix)."""
+    started = time.monotonic()
+    assert current.path is not None
+    try:
+        config = load_config(current.path)
+        _check_startable(config)
+        app = AccessLog(create_app(config, engine=db))
+    except PublisherError as exc:
+        log.error("%s changed but cannot be used, so the settings in use stay: %s", current.path, exc)
+        return current
+    previous = rt.config
+    rt.config = config
+    try:
+        scheduler.start_daemon_jobs(sched, key, rt)
+    except PublisherError as exc:
+        rt.config = previous
+        scheduler.start_daemon_jobs(sched, key, rt)
+        log.error("%s changed but cannot be used, so the settings in use stay: %s", current.path, exc)
+        return current
+    live.swap(app)
+    changed = sorted(k for k in config.values if config.values[k] != current.values[k])
+    for restart_key in RESTART_KEYS:
+        if restart_key in changed:
+            log.warning("%s changed: it takes effect after a restart", restart_key)
+    log.info("settings reloaded in %.0f ms (%s)", (time.monotonic() - started) * 1000,
+             ", ".join(changed) or "no value changed")
+    return config
+
+
+def _stamp(paths: tuple[Path, ...]) -> tuple[tuple[int, int, int] | None, ...]:
+    found: list[tuple[int, int, int] | None] = []
+    for path in paths:
+        try:
+            st = path.stat()
+        except OSError:
+            found.append(None)
+        else:
+            found.append((st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(found)
+
+
+def watch_config(config_path: Path, on_change: Callable[[], None], stop: threading.Event,
+                 interval: float = RELOAD_POLL) -> None:
+    """Call `on_change` whenever config.toml or the secrets file beside it changes, until `stop`."""
+    paths = (config_path, config_path.parent / SECRETS_FILE)
+    seen = _stamp(paths)
+    while not stop.wait(interval):
+        now = _stamp(paths)
+        if now != seen:
+            seen = now
+            try:
+                on_change()
+            except Exception:  # the watch must outlive one bad reload
+                log.exception("reloading the settings failed; the settings in use stay")
+
+
 def _facts(config: Config, host: str, port: int) -> list[str]:
     provider = str(config["delivery.provider"])
     where = f" into {config.path_of('delivery.maildir.path')}" if provider == "maildir" else ""
@@ -182,12 +266,21 @@ def run_daemon(config: Config, *, host: str, port: int) -> None:
     require_postal_address(config)
     db = open_store(config.store_url)
     try:
-        app = AccessLog(create_app(config, engine=db))
+        app = LiveApp(AccessLog(create_app(config, engine=db)))
         sock = bind(host, port)
     except BaseException:
         db.dispose()
         raise
     key, rt, sched = start_background(config, db=db)
+    if config.path is not None:
+        in_use = [config]
+
+        def reload() -> None:
+            in_use[0] = reload_settings(in_use[0], live=app, db=db, key=key, rt=rt, sched=sched)
+
+        threading.Thread(
+            target=watch_config, args=(config.path, reload, rt.stop), name="watch-config", daemon=True
+        ).start()
     server = uvicorn.Server(server_config(app, host=host, port=port))
     for fact in _facts(config, host, port):
         log.info("%s", fact)

@@ -27,7 +27,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from publisher.api import create_api
 from publisher.api import mount as api_mount
@@ -44,7 +44,7 @@ from publisher.web.pages import Pages
 from publisher.web.static import StaticSite
 from publisher.web.subscribe import PAGES, FlowSettings, SubscribeFlow
 
-__all__ = ["APP_PATHS", "APP_PREFIXES", "PublisherApp", "create_app"]
+__all__ = ["APP_PATHS", "APP_PREFIXES", "LiveApp", "PublisherApp", "create_app"]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,23 @@ class PublisherApp(Starlette):
                 await self.static(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
+
+
+class LiveApp:
+    """An app that `publisher serve` swaps for one built from new settings while it serves.
+
+    A request already under way finishes on the app it started on; the next one reaches
+    the new app. The database engine is shared, so nothing else changes hands.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    def swap(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
 
 
 def _utc_now() -> datetime:

@@ -130,7 +130,7 @@ class SettingsDesk(Section):
             return await self.index(
                 asked, error=summary, status_code=400, problems=beside, typed=typed, group=group
             )
-        said = "Saved; the server takes it up within a second." if saved.changes else ""
+        said = "Saved; the server takes it up within a few seconds, without a restart." if saved.changes else ""
         return await self.index(asked, result=" ".join(filter(None, (said, *saved.notices))), group=group)
 
     async def provider_test(self, asked: Asked) -> Response:
