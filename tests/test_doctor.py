@@ -347,3 +347,13 @@ def test_the_command_prints_each_fix_and_exits_1_on_a_failure(live: Live, monkey
     again = CliRunner().invoke(cli, ["--config", str(live.folder / "config.toml"), "doctor"])
     client.close()
     assert again.exit_code == 0, again.output
+
+
+def test_two_spf_records_fail_with_merge_as_the_fix(live: Live, dkim_key: tuple[Path, str]) -> None:
+    """Two SPF records make receivers ignore both: the fix is to merge them, not to add a third."""
+    zone = good_zone(dkim_key[1])
+    zone.records[DOMAIN] = [["v=spf1 include:spf.mtasv.net ~all"], ["v=spf1 mx ~all"]]
+    with dns_server(zone) as resolver:
+        spf = live.findings(resolver=resolver)[f"DNS: SPF ({DOMAIN})"]
+    assert spf.status == "fail" and spf.detail == "2 SPF records"
+    assert spf.fix == f"merge them into one TXT record at {DOMAIN}"

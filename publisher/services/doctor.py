@@ -98,6 +98,8 @@ def dns_findings(config: Config, found: preflight.Lookup, records: Sequence[pref
                 "run publisher doctor again once DNS answers"
         elif check.ok:
             status, fix = "ok", ""
+        elif "merge" in check.detail:
+            status, fix = "fail", f"merge them into one TXT record at {record.name}"
         else:
             status, fix = "fail", f"publish a TXT record at {record.name}: {record.value}"
         if record.kind == "SPF" and status == "ok" and include is not None:
@@ -106,7 +108,9 @@ def dns_findings(config: Config, found: preflight.Lookup, records: Sequence[pref
                 status = "warn"
                 fix = (f"add include:{include} to the SPF record at {record.name} (before ~all), unless "
                        f"{provider} sends from a return-path domain of its own that you set up")
-        findings.append(Finding(check.name, status, check.detail, fix))
+        # preflight's words end with the record to publish; the fix says it here.
+        detail = check.detail.split(": ", 1)[0] if status == "fail" else check.detail
+        findings.append(Finding(check.name, status, detail, fix))
     return findings
 
 
