@@ -135,13 +135,26 @@ def test_the_archive_is_private_named_by_the_time_and_carries_a_manifest(made: t
 
 
 def test_secrets_beside_config_stay_out_and_are_named(tmp_path: Path, made: tuple[Path, Path]) -> None:
-    """The demo's .publisher-secret is not in the archive; the backup says so."""
-    config, archive = made
-    assert (config.parent / ".publisher-secret").exists()
-    with tarfile.open(archive) as tar:
-        assert not [m.name for m in tar.getmembers() if "secret" in m.name]
+    """The demo's .publisher-secret, the desk's secrets file and the DKIM key are not in the
+    archive, in no member's bytes either; the backup names each."""
+    config, _archive = made
+    folder = config.parent
+    assert (folder / ".publisher-secret").exists()
+    (folder / ".publisher-secrets").write_text("PUBLISHER_POSTMARK_TOKEN=token-that-must-stay-home\n")
+    (folder / "dkim.pem").write_text("-----BEGIN PRIVATE KEY-----\nkey-that-must-stay-home\n")
+    dkim = '[delivery.dkim]\ndomain = "example.org"\nselector = "s"\nprivate_key_file = "dkim.pem"\n#'
+    config.write_text(config.read_text().replace("# [delivery.dkim]", dkim))
     result = run("--config", str(config), "backup", "--to", str(tmp_path / "elsewhere"))
-    assert "not in the archive" in result.output and ".publisher-secret" in result.output
+    assert result.exit_code == 0, result.output
+    (archive,) = (tmp_path / "elsewhere").iterdir()
+    with tarfile.open(archive) as tar:
+        for member in tar.getmembers():
+            data = tar.extractfile(member).read() if member.isfile() else b""  # type: ignore[union-attr]
+            assert b"must-stay-home" not in data, member.name
+            assert "secret" not in member.name and "dkim" not in member.name
+    assert "not in the archive" in result.output
+    for name in (".publisher-secret", ".publisher-secrets", "dkim.pem ([delivery.dkim] private_key_file)"):
+        assert f"  {name}\n" in result.output
 
 
 def test_a_sqlite_file_outside_the_folder_comes_back_beside_config(tmp_path: Path) -> None:
@@ -407,6 +420,44 @@ def test_restore_without_into_goes_into_the_current_folder_only_when_empty(
     result = CliRunner().invoke(cli, ["restore", str(archive)])
     assert result.exit_code == 0, result.output
     assert (empty / "config.toml").exists() and (empty / "publisher.db").exists()
+
+
+def test_restore_check_reads_the_whole_archive_and_writes_nothing(tmp_path: Path, made: tuple[Path, Path]) -> None:
+    """`restore --check` says a sound archive is whole and refuses a damaged one, writing nothing."""
+    _config, archive = made
+    result = run("restore", str(archive), "--check", "--into", str(tmp_path / "target"))
+    assert result.exit_code == 0 and "whole; " in result.output
+    bad = _rewrite(archive, tmp_path / "bad.tar.gz", {"config.toml": b"changed"})
+    assert CliRunner().invoke(cli, ["restore", str(bad), "--check"]).exit_code == 1
+    assert not (tmp_path / "target").exists()
+
+
+def test_a_database_from_a_newer_publisher_is_refused(tmp_path: Path, made: tuple[Path, Path]) -> None:
+    """A schema revision this publisher does not know is refused before anything is written."""
+    _config, archive = made
+    with tarfile.open(archive) as tar:
+        manifest = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
+    manifest["schema_revision"] = "9999_from_the_future"
+    newer = _rewrite(archive, tmp_path / "newer.tar.gz", {"manifest.json": json.dumps(manifest).encode()})
+    _refused(newer, tmp_path / "target", "schema revision '9999_from_the_future'", "Upgrade publisher")
+
+
+def test_the_database_member_is_private_for_plain_tar_too(made: tuple[Path, Path]) -> None:
+    """Unpacked with tar, the database comes out 0600."""
+    _config, archive = made
+    with tarfile.open(archive) as tar:
+        assert tar.getmember("publisher.db").mode == 0o600
+
+
+def test_a_publication_that_never_opened_its_database_is_backed_up(tmp_path: Path) -> None:
+    """A fresh folder (config and articles, no database yet) gives an archive that restores."""
+    folder = tmp_path / "fresh"
+    folder.mkdir()
+    shutil.copy(ROOT / "config.toml", folder / "config.toml")
+    shutil.copytree(ROOT / "content", folder / "content")
+    made = service.create_backup(load_config(folder / "config.toml"), now=NOW)
+    done = service.restore_backup(made.path, tmp_path / "again", now=NOW)
+    assert done.ledger == {"uncertain": 0}
 
 
 def test_not_an_archive_at_all_is_told(tmp_path: Path) -> None:

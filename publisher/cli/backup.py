@@ -71,9 +71,13 @@ def backup(ctx: click.Context, to: Path | None) -> None:
     "--store-url", "store_url", default=None,
     help="The empty database to restore into (PostgreSQL); default: the one the archived config.toml names.",
 )
+@click.option(
+    "--check", "check_only", is_flag=True,
+    help="Only check ARCHIVE (whole, every checksum, its version) and say what it holds; write nothing.",
+)
 @click.pass_context
 @reports_errors
-def restore(ctx: click.Context, archive: Path, into: Path | None, store_url: str | None) -> None:
+def restore(ctx: click.Context, archive: Path, into: Path | None, store_url: str | None, check_only: bool) -> None:
     """Put a publication back from ARCHIVE into an empty folder (and an empty database).
 
     Everything is checked before anything is written: the archive whole, every file's
@@ -82,6 +86,13 @@ def restore(ctx: click.Context, archive: Path, into: Path | None, store_url: str
     """
     from publisher.services import backup as service
 
+    if check_only:
+        manifest = service.verify_archive(archive)
+        size = sum(f.size for f in manifest.files)
+        click.echo(f"{archive}: whole; {len(manifest.files)} files ({_size(size)} unpacked) and the "
+                   f"{'SQLite' if manifest.store == 'sqlite' else 'PostgreSQL'} database, made "
+                   f"{manifest.created_at} by publisher {manifest.publisher_version}")
+        return
     state: State = ctx.ensure_object(State)
     if into is None:
         into = Path(state.config_path).parent if state.config_path else Path.cwd()

@@ -133,6 +133,8 @@ def create_backup(config: Config, *, now: datetime, to: Path | None = None) -> B
         raise BuildError(f"cannot write into the backup folder {folder}: {exc.strerror or exc}") from exc
     partial = work / dest.name
     try:
+        if kind == "sqlite" and not Path(_sqlite_file(config.store_url)).exists():
+            open_store(config.store_url).dispose()  # a publication that never opened its database
         dumped = store_backup.dump_database(config.store_url, work / "database")
         counts = store_backup.ledger_counts_of_file(dumped.path) if kind == "sqlite" else {}
         entries: list[archives.FileEntry] = []
@@ -145,7 +147,7 @@ def create_backup(config: Config, *, now: datetime, to: Path | None = None) -> B
                 source = config.path_of(f"build.{role}")
                 if source.is_dir():
                     archives.add_folder(tar, parts[role], source, now, entries, folders, skipped, avoid=folder)
-            entries.append(archives.add_file(tar, parts["database"], dumped.path, now))
+            entries.append(archives.add_file(tar, parts["database"], dumped.path, now, private=True))
             manifest = archives.Manifest(
                 format_version=archives.FORMAT_VERSION,
                 publisher_version=archives.publisher_version(),

@@ -142,12 +142,14 @@ class _Hashing(io.RawIOBase):
         return data
 
 
-def add_file(tar: tarfile.TarFile, name: str, source: Path, now: datetime) -> FileEntry:
-    # The size is the open file's: one replaced by a rename meanwhile is read whole, as it was.
+def add_file(tar: tarfile.TarFile, name: str, source: Path, now: datetime, *, private: bool = False) -> FileEntry:
+    """One file as a member (0600 when `private`, for whoever unpacks it with tar), hashed
+    as it is read. The size is the open file's: one replaced by a rename meanwhile is read
+    whole, as it was."""
     with source.open("rb") as stream:
         size = os.fstat(stream.fileno()).st_size
         hashing = _Hashing(stream)
-        tar.addfile(_tarinfo(name, size, now), hashing)
+        tar.addfile(_tarinfo(name, size, now, 0o600 if private else 0o644), hashing)
     return FileEntry(name, size, hashing.digest.hexdigest())
 
 
