@@ -23,9 +23,11 @@ from web_support import live_server, make_publication
 from publisher.config import SECRETS_FILE, Config, load_config
 from publisher.errors import ConfigError, Conflict
 from publisher.services import settings as settings_service
+from publisher.services.preferences import public_topics
 from publisher.services.settings_text import cron_in_words, edit_text, fingerprint, next_fire_times
 from publisher.store import open_store
 from publisher.store import subscribers as subscriber_store
+from publisher.store.preferences import get_preferences, set_preferences
 from publisher.web import create_app
 
 COMMENTED = """# Quiet Harbor's settings: keep this comment.
@@ -370,40 +372,55 @@ def test_a_secret_set_in_the_environment_cannot_be_changed_here(
     assert not (config.root / SECRETS_FILE).exists()
 
 
+def reader_with_topics(config: Config, *topics: str) -> int:
+    """An active reader who chose `topics` on their own page."""
+    engine = open_store(config.store_url)
+    try:
+        reader = subscriber_store.add(engine, "reader@example.org", now=NOW)
+        set_preferences(engine, reader.id, name="", timezone=None, frequency="every", topics=topics,
+                        allowed_topics=config["subscribe.public_tags"], now=NOW)
+        return reader.id
+    finally:
+        engine.dispose()
+
+
+def topics_of(config: Config, reader: int) -> tuple[str, ...] | None:
+    engine = open_store(config.store_url)
+    try:
+        found = get_preferences(engine, reader)
+        assert found is not None
+        return found.topics
+    finally:
+        engine.dispose()
+
+
 def test_a_retired_topic_is_no_longer_offered_and_its_readers_keep_it(config: Config, url: str) -> None:
     """Retiring "grief" moves it to subscribe.retired_tags; readers who chose it still have it."""
-    engine = open_store(config.store_url)
-    try:
-        subscriber_store.add(engine, "reader@example.org", tags=["grief"], now=NOW)
-        with owner(url) as http:
-            page = http.get("/desk/settings").text
-            index = form_of(page, "topics")
-            retire = next(k.removeprefix("topic-was-") for k, v in index.items() if k.startswith("topic-was-")
-                          and v == "grief")
-            answer = http.post("/desk/settings/save", data={**index, f"retire-{retire}": "1"})
-        assert answer.status_code == 200, answer.text
-        reloaded = load_config(config.root / "config.toml")
-        assert reloaded["subscribe.public_tags"] == ("sleep",)
-        assert reloaded["subscribe.retired_tags"] == ("grief",)
-        assert subscriber_store.find(engine, "reader@example.org").tags == ("grief",)
-    finally:
-        engine.dispose()
+    reader = reader_with_topics(config, "grief")
+    with owner(url) as http:
+        fields = form_of(http.get("/desk/settings").text, "topics")
+        retire = next(k.removeprefix("topic-was-") for k, v in fields.items() if k.startswith("topic-was-")
+                      and v == "grief")
+        answer = http.post("/desk/settings/save", data={**fields, f"retire-{retire}": "1"})
+    assert answer.status_code == 200, answer.text
+    reloaded = load_config(config.root / "config.toml")
+    assert reloaded["subscribe.public_tags"] == ("sleep",)
+    assert reloaded["subscribe.retired_tags"] == ("grief",)
+    assert public_topics(reloaded) == ("sleep",)  # what the reader's page offers
+    assert topics_of(config, reader) == ("grief",)
 
 
-def test_a_renamed_topic_is_renamed_on_its_readers(config: Config, url: str) -> None:
-    engine = open_store(config.store_url)
-    try:
-        subscriber_store.add(engine, "reader@example.org", tags=["sleep"], now=NOW)
-        with owner(url) as http:
-            fields = form_of(http.get("/desk/settings").text, "topics")
-            renamed = {k.replace("-was", ""): "Rest" for k, v in fields.items() if k.startswith("topic-was-")
-                       and v == "sleep"}
-            answer = http.post("/desk/settings/save", data={**fields, **renamed, "new_topic": "Work"})
-        assert answer.status_code == 200, answer.text
-        assert load_config(config.root / "config.toml")["subscribe.public_tags"] == ("rest", "grief", "work")
-        assert subscriber_store.find(engine, "reader@example.org").tags == ("rest",)
-    finally:
-        engine.dispose()
+def test_a_renamed_topic_is_renamed_in_its_readers_choices(config: Config, url: str) -> None:
+    reader = reader_with_topics(config, "sleep")
+    with owner(url) as http:
+        fields = form_of(http.get("/desk/settings").text, "topics")
+        renamed = {k.replace("-was", ""): "Rest" for k, v in fields.items() if k.startswith("topic-was-")
+                   and v == "sleep"}
+        answer = http.post("/desk/settings/save", data={**fields, **renamed, "new_topic": "Work"})
+    assert answer.status_code == 200, answer.text
+    assert "1 reader(s) who chose it keep it" in answer.text
+    assert load_config(config.root / "config.toml")["subscribe.public_tags"] == ("rest", "grief", "work")
+    assert topics_of(config, reader) == ("rest",)
 
 
 def test_settings_that_cannot_change_live_are_not_in_the_forms(config: Config, url: str) -> None:

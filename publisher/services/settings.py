@@ -20,7 +20,9 @@ the file's fingerprint and the audit log. `save_settings` takes the page's form:
    then renamed over the old one, its mode kept. A disk that fills up midway leaves the
    old file whole;
 5. one audit row per key changed, a secret's values masked ("(set)", "(changed)",
-   "(removed)"); a renamed topic is renamed on every reader who chose it.
+   "(removed)"); a renamed topic is renamed in every reader's choice of topics. A retired
+   topic stays in the choices of the readers who made it (their history), and is no longer
+   offered: it leaves `subscribe.public_tags` for `subscribe.retired_tags`.
 
 A running `publisher serve` notices the new file and takes it up (see schedule.daemon).
 """
@@ -58,8 +60,8 @@ from publisher.services.settings_text import (
     secrets_text,
 )
 from publisher.store import settings_audit
+from publisher.store.preferences import rename_topic
 from publisher.store.settings_audit import SettingsChange
-from publisher.store.subscribers.changes import rename_tag
 
 __all__ = [
     "CHANGED_ON_DISK",
@@ -404,7 +406,7 @@ def save_settings(
                 raise
     settings_audit.record(engine, audit, who=who, now=now)
     for old, new in renames:
-        moved = rename_tag(engine, old, new)
+        moved = rename_topic(engine, old, new)
         notices.append(f"Topic {old!r} is now {new!r}; {moved} reader(s) who chose it keep it. Articles keep "
                        f"the tags they were written with: tag new ones {new!r}.")
     return Saved(tuple(audit), tuple(notices))

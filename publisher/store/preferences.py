@@ -25,7 +25,7 @@ from publisher.store.schema import subscribers
 from publisher.store.subscribers.changes import _event
 from publisher.store.subscribers.values import check_timezone, clean_name, clean_tags
 
-__all__ = ["FREQUENCIES", "Preferences", "get_preferences", "set_preferences"]
+__all__ = ["FREQUENCIES", "Preferences", "get_preferences", "rename_topic", "set_preferences"]
 
 FREQUENCIES = ("every", "digest")
 
@@ -93,3 +93,21 @@ def set_preferences(
     found = get_preferences(engine, subscriber_id)
     assert found is not None
     return found
+
+
+def rename_topic(engine: Engine, old: str, new: str) -> int:
+    """Every reader who chose the topic `old` has `new` instead (the owner renamed it); returns how many."""
+    pattern = f"%{old}%"
+    moved = 0
+    with begin_write(engine) as conn:
+        rows = conn.execute(
+            select(subscribers.c.id, subscribers.c.topics).where(subscribers.c.topics.like(pattern))
+        ).all()
+        for row in rows:
+            topics = [t for t in row.topics.split(",") if t]
+            if old not in topics:
+                continue
+            renamed = list(dict.fromkeys(new if t == old else t for t in topics))
+            conn.execute(update(subscribers).where(subscribers.c.id == row.id).values(topics=",".join(renamed)))
+            moved += 1
+    return moved

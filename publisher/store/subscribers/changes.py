@@ -433,13 +433,3 @@ def import_csv(
     from publisher.store.subscriber_import import import_rows
 
     return import_rows(engine, lines, now=now, origin=origin, pending=pending, tags=tags, progress=progress)
-
-
-def rename_tag(engine: Engine, old: str, new: str) -> int:
-    """Every reader's `old` tag becomes `new` (a reader who has both keeps one); returns how many."""
-    with begin_write(engine) as conn:
-        both = select(subscriber_tags.c.subscriber_id).where(subscriber_tags.c.tag == new)
-        conn.execute(
-            delete(subscriber_tags).where(subscriber_tags.c.tag == old, subscriber_tags.c.subscriber_id.in_(both))
-        )
-        return int(conn.execute(update(subscriber_tags).where(subscriber_tags.c.tag == old).values(tag=new)).rowcount)
