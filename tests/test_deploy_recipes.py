@@ -303,3 +303,56 @@ def test_the_worker_units_command_runs_and_stops_cleanly(publication: Path) -> N
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=60)
     assert process.returncode == 0, output
+
+
+def _shell_lines(text: str, *, markdown: bool) -> list[str]:
+    """The shell lines of a text: a Markdown file's ```sh blocks, or a recipe's `#     ` comment lines."""
+    if markdown:
+        return [line for block in re.findall(r"```sh\n(.*?)```", text, re.DOTALL) for line in block.splitlines()]
+    return [line.removeprefix("#").strip() for line in text.splitlines() if line.startswith("#     ")]
+
+
+def _publisher_commands(lines: list[str]) -> list[list[str]]:
+    """The `publisher ...` commands in shell lines, up to the first shell operator."""
+    names = set(cli.list_commands(click.Context(cli)))
+    found = []
+    for line in lines:
+        tokens = shlex.split(line, comments=True)
+        for at, token in enumerate(tokens):
+            following = tokens[at + 1] if at + 1 < len(tokens) else ""
+            if Path(token).name == "publisher" and (following in names or following == "--config"):
+                argv = tokens[at:]
+                stop = next((i for i, t in enumerate(argv) if t in ("&&", "||", "|", ";", "<", ">")), len(argv))
+                found.append(argv[:stop])
+    return found
+
+
+def test_the_guide_and_the_recipes_name_only_real_commands() -> None:
+    """Every `publisher ...` in docs/going-live.md's shell blocks and in the recipes' comments
+    parses as the CLI would parse it."""
+    lines = _shell_lines((ROOT / "docs" / "going-live.md").read_text(encoding="utf-8"), markdown=True)
+    for path in sorted(DEPLOY.iterdir()):
+        lines += _shell_lines(path.read_text(encoding="utf-8"), markdown=False)
+    found = _publisher_commands(lines)
+    assert {argv[argv.index(n)] for argv in found for n in ("init", "doctor") if n in argv} == {"init", "doctor"}
+    for argv in found:
+        name, command, rest = parse(argv)
+        with command.make_context(name, rest):
+            pass
+
+
+@pytest.mark.skipif(shutil.which("sed") is None, reason="no sed")
+def test_the_container_script_points_a_new_config_at_postgresql(publication: Path) -> None:
+    """deploy/container.sed, run as the guide runs it on init's config.toml: PostgreSQL, all
+    interfaces, the proxy believed from Docker's networks, and nothing else changed."""
+    path = publication / "config.toml"
+    before = tomllib.loads(path.read_text(encoding="utf-8"))
+    with (DEPLOY / "container.sed").open("rb") as script:
+        subprocess.run(["sed", "-i", "-f", "-", "config.toml"], stdin=script, cwd=publication, check=True, timeout=30)
+    after = tomllib.loads(path.read_text(encoding="utf-8"))
+    assert after["store"]["url"] == "postgresql+psycopg://publisher@db:5432/publisher"
+    assert after["server"]["host"] == "0.0.0.0" and after["server"]["trusted_proxies"] == ["172.16.0.0/12"]
+    after["store"], after["server"] = before["store"], before["server"]
+    assert after == before
+    check = CliRunner().invoke(cli, ["--config", str(path), "check"])
+    assert check.exit_code == 0, check.output
