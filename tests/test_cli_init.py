@@ -152,6 +152,22 @@ def test_an_address_without_scheme_gets_https(tmp_path: Path) -> None:
     assert config["publication"]["url"] == "https://Quiet.example.net/notes/"
 
 
+@pytest.mark.parametrize(("typed", "kept"), [
+    ("bücher.example.de", "https://bücher.example.de/"), ("127.0.0.1:8000", "https://127.0.0.1:8000/"),
+    ("http://localhost:8000", "http://localhost:8000/"),
+])
+def test_addresses_in_any_script_or_by_number_are_kept(typed: str, kept: str) -> None:
+    """A name in another script, an IP address with a port, an explicit http://: taken as typed."""
+    assert starter.check_answer("url", typed) == kept
+
+
+@pytest.mark.parametrize("typed", ["not a host", "https://", "ftp://example.org", "https://a..b/", "x@example.org"])
+def test_what_is_no_web_address_is_told(typed: str) -> None:
+    """Spaces, no host, another scheme, an empty label, an email address: each refused, saying what to give."""
+    with pytest.raises(starter.ConfigError, match="is not a web address: give one such as https://"):
+        starter.check_answer("url", typed)
+
+
 def test_a_host_that_does_not_resolve_is_a_warning_the_author_may_accept(tmp_path: Path, terminal: None) -> None:
     """The DNS may not exist yet: the author is told, asked, and may keep the address."""
     RESOLVES["https://soon.example.org/"] = "soon.example.org does not resolve (Name or service not known)"

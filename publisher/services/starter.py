@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import email.utils
 import functools
+import ipaddress
 import json
 import os
 import re
@@ -129,9 +130,24 @@ def _check_url(value: str, *, real_provider: bool) -> str:
     host = (parts.hostname or "").lower()
     if parts.scheme not in ("http", "https"):
         raise ConfigError(f"{value!r} is not a web address: give one such as https://notes.example.org/")
-    if not host or not _HOST_RE.match(host) or parts.username or parts.query or parts.fragment:
+    if not _is_host(host) or parts.username or parts.query or parts.fragment:
         raise ConfigError(f"{value!r} is not a web address: give one such as https://notes.example.org/")
     return value if value.endswith("/") else value + "/"
+
+
+def _is_host(host: str) -> bool:
+    """A DNS name (in any script: "bücher.example" is asked for as xn--bcher-kva.example) or an IP address."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return True
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return False
+    return bool(ascii_host) and bool(_HOST_RE.match(ascii_host))
 
 
 def _check_author(value: str, *, real_provider: bool) -> str:
