@@ -553,7 +553,7 @@ def finish_oidc(
     user = user_store.find(engine, address_key)
     if user is None:
         raise AccountError(
-            f"{address_key} has no account on this desk. Nobody signs themselves up here: "
+            f"there is no account for {address_key} on this desk. Nobody signs themselves up here: "
             "ask an owner to add you (Settings, People who use the desk), then sign in again"
         )
     session_store.purge(engine, now=now, keep_failures=LOGIN_WINDOW)
