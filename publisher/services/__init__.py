@@ -38,7 +38,8 @@ to do.
                  are rendered with
     revisions    an article's saved versions
     article_import  import_articles (someone else's page or feed)
-    starter      starter_files (`publisher init`)
+    starter      check_answer, starter_files, updated_config (`publisher init`)
+    doctor       diagnose: a live setup checked end to end (`publisher doctor`)
     backup       create_backup, restore_backup, scheduled_backup, prune_backups (archives);
                  backup_archive: the archive's format and verify_archive
 
@@ -60,6 +61,7 @@ __all__ = [
     "backup_archive",
     "bounces",
     "delivering",
+    "doctor",
     "imports",
     "issues",
     "media",
