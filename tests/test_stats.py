@@ -12,9 +12,10 @@ import sqlalchemy as sa
 from store_support import BACKENDS, open_test_store
 
 from publisher.services import stats
-from publisher.store import ledger
+from publisher.store import ledger, subscribers
 from publisher.store import stats as store_stats
-from publisher.store.schema import deliveries, events, subscribers
+from publisher.store.schema import deliveries, events
+from publisher.store.schema import subscribers as subscriber_rows
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -29,10 +30,10 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
 
 def add_reader(db: sa.Engine, n: int, *, joined: datetime = NOW - timedelta(days=30)) -> int:
     with db.begin() as conn:
-        return int(conn.execute(sa.insert(subscribers).values(
+        return int(conn.execute(sa.insert(subscriber_rows).values(
             email=f"reader{n}@example.org", name="", status="active", source="test",
             created_at=joined, updated_at=joined, token_key=f"{n:032x}",
-        ).returning(subscribers.c.id)).scalar_one())
+        ).returning(subscriber_rows.c.id)).scalar_one())
 
 
 def event(db: sa.Engine, subscriber_id: int | None, kind: str, at: datetime) -> None:
@@ -77,26 +78,30 @@ def test_events_are_counted_per_utc_day_by_the_database(db: sa.Engine) -> None:
     assert [(d.day.isoformat(), d.joined, d.left) for d in days] == [("2026-03-01", 2, 0), ("2026-03-02", 1, 1)]
 
 
-def test_reactions_count_for_the_issue_whose_copy_came_within_a_week(db: sa.Engine) -> None:
-    """An unsubscribe, bounce or complaint counts for each issue its reader got in the week
-    before it, never for a copy sent after it, one not sent, or another reader's issue."""
-    a, b, c, d = (add_reader(db, n) for n in range(4))
-    old = sent_issue(db, "old", {a: NOW - timedelta(days=20), b: NOW - timedelta(days=20)},
+def test_a_bounce_or_complaint_counts_for_the_readers_latest_copy_within_a_week(db: sa.Engine) -> None:
+    """A provider's report counts once, for its reader's latest copy sent in the week
+    before it: never for every earlier issue, a copy not sent, or another reader's issue."""
+    a, b, c = (add_reader(db, n) for n in range(3))
+    old = sent_issue(db, "old", {a: NOW - timedelta(days=20), b: NOW - timedelta(days=3), c: NOW - timedelta(days=3)},
                      made=NOW - timedelta(days=20))
     new = sent_issue(db, "new", {a: NOW - timedelta(days=2), b: NOW - timedelta(days=2), c: None},
                      made=NOW - timedelta(days=2))
-    other = sent_issue(db, "other", {d: NOW - timedelta(days=1)}, made=NOW - timedelta(days=1))
-    event(db, a, "unsubscribe", NOW)  # 2 days after "new", 20 after "old"
-    event(db, b, "bounce", NOW - timedelta(days=3))  # before "new"; 17 days after "old"
-    event(db, b, "complaint", NOW - timedelta(days=2) + timedelta(days=7))  # exactly a week after "new"
-    event(db, c, "unsubscribe", NOW)  # "new" failed for c
-    event(db, d, "subscribe", NOW)  # not a reaction
-    found = store_stats.events_after_issues(db, [old, new, other])
-    assert found == {new: {"unsubscribe": 1, "complaint": 1}}
-    assert store_stats.events_after_issue(db, new) == {"unsubscribe": 1, "complaint": 1}
-    assert store_stats.events_after_issue(db, old) == {}
-    assert store_stats.events_after_issues(db, []) == {}
-    assert store_stats.events_after_issues(db, [9999]) == {}
+    late = sent_issue(db, "late", {a: NOW - timedelta(days=10)}, made=NOW - timedelta(days=10))
+    subscribers.suppress(db, "reader0@example.org", "complaint", provider="ses", detail="abuse", now=NOW)
+    subscribers.suppress(db, "reader1@example.org", "bounce", provider="ses", detail="mailbox full", now=NOW)
+    subscribers.suppress(db, "reader2@example.org", "bounce", provider="ses", now=NOW)  # "new" never went to c
+    found = store_stats.reactions(db, [old, new, late])
+    assert found == {new: {"complaint": 1, "bounce": 1}, old: {"bounce": 1}}
+    assert store_stats.reactions(db, []) == {}
+    assert store_stats.reactions(db, [9999]) == {}
     lines = stats.issue_status(db, limit=3)
     assert stats.issues_counts(db, lines) == [stats.issue_counts(db, line.issue_id) for line in lines]
-    assert [c.unsubscribed for c in stats.issues_counts(db, lines)] == [0, 1, 0]
+
+
+def test_a_report_a_week_after_the_last_copy_counts_for_no_issue(db: sa.Engine) -> None:
+    """A bounce more than AFTER_ISSUE after the reader's last copy names no issue."""
+    a = add_reader(db, 0)
+    sent_issue(db, "old", {a: NOW - timedelta(days=8)}, made=NOW - timedelta(days=8))
+    subscribers.suppress(db, "reader0@example.org", "bounce", provider="ses", now=NOW)
+    with db.connect() as conn:
+        assert conn.execute(sa.select(events.c.issue_id).where(events.c.kind == "bounce")).scalar() is None

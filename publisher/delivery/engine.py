@@ -415,9 +415,9 @@ def _recipients(run: _Run, rows: Sequence[ledger.ClaimedRow]) -> list[Recipient]
                 delivery_id=row.id,
                 email=row.email,
                 name=row.name,
-                unsubscribe_url=tokens.unsubscribe_url(run.config, run.secret, row.token_key),
+                unsubscribe_url=tokens.unsubscribe_url(run.config, run.secret, row.token_key, row.message_key),
                 message_id=message_id_for(row.message_key, domain),
-                manage_url=tokens.manage_url(run.config, run.secret, row.token_key),
+                manage_url=tokens.manage_url(run.config, run.secret, row.token_key, row.message_key),
             )
         )
     return recipients

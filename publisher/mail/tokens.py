@@ -20,6 +20,11 @@ since, no row has that mark, so such a link reaches nobody. Older confirmation l
 are refused outright: confirming is a minute's matter, and subscribing again sends a new
 link.
 
+An unsubscribe or manage link in a newsletter also carries the message it came in (its
+ledger row's `message_key`, random like the Message-ID it is part of), so that a reader
+who leaves is counted against the issue whose message they left from. Links without
+one (the confirmation page's, older mail) still work and are counted against no issue.
+
 Only the exact string `sign` made is accepted. Base64 lets several strings decode to the
 same bytes (padding, spare bits of the last character); refusing all but the canonical
 one gives every link exactly one spelling, and every other string the one "not valid"
@@ -68,6 +73,9 @@ MAX_TOKEN = 512
 MAX_ID = 2**63 - 1
 """The largest id a database integer column holds."""
 _KEY_RE = re.compile(r"[0-9a-f]{32}")
+_MESSAGE_RE = re.compile(r"[0-9a-z.]{1,64}")
+"""A ledger row's message key: 24 random hex digits, or `i<issue>.d<row>` from before keys."""
+_WITH_MESSAGE = ("unsubscribe", "manage")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _INVALID = "this link is not valid"
@@ -87,9 +95,14 @@ def _key(key: str) -> str:
     return key
 
 
-def sign(secret: str, purpose: str, key: str) -> str:
-    """A URL-safe token naming the subscriber whose link key is `key`, valid only for `purpose`."""
-    return str(_serializer(secret, purpose).dumps(_key(key)))
+def sign(secret: str, purpose: str, key: str, message_key: str | None = None) -> str:
+    """A URL-safe token naming the subscriber whose link key is `key`, valid only for `purpose`;
+    with `message_key` (unsubscribe and manage links), also the message it was sent in."""
+    if not message_key:
+        return str(_serializer(secret, purpose).dumps(_key(key)))
+    if purpose not in _WITH_MESSAGE or not _MESSAGE_RE.fullmatch(message_key):
+        raise ValueError("a message key is 1-64 of 0-9 a-z and '.', on unsubscribe and manage links only")
+    return str(_serializer(secret, purpose).dumps([_key(key), message_key]))
 
 
 def _loads(secret: str, purpose: str, token: str) -> Any:
@@ -112,6 +125,8 @@ class LinkTarget:
 
     key: str | None = None
     legacy_id: int | None = None
+    message_key: str | None = None
+    """The ledger row whose message carried the link, when it says."""
 
 
 def _link_key(value: object) -> str:
@@ -137,6 +152,11 @@ def verify(secret: str, purpose: str, token: str) -> LinkTarget:
     value = _loads(secret, purpose, token)
     if isinstance(value, str):
         return LinkTarget(key=_link_key(value))
+    if purpose in _WITH_MESSAGE and isinstance(value, list) and len(value) == 2:
+        message = value[1]
+        if not isinstance(message, str) or not _MESSAGE_RE.fullmatch(message):
+            raise TokenError(_INVALID)
+        return LinkTarget(key=_link_key(value[0]), message_key=message)
     if purpose == "unsubscribe":
         return LinkTarget(legacy_id=_legacy_id(value))
     raise TokenError(_INVALID)
@@ -166,14 +186,15 @@ def verify_confirm(secret: str, token: str) -> tuple[str, datetime]:
     return key, sent_at
 
 
-def unsubscribe_url(config: Config, secret: str, key: str) -> str:
-    """The one-click unsubscribe address carried in List-Unsubscribe and the footer."""
-    return f"{config.public_url}/unsubscribe/{sign(secret, 'unsubscribe', key)}"
+def unsubscribe_url(config: Config, secret: str, key: str, message_key: str | None = None) -> str:
+    """The one-click unsubscribe address carried in List-Unsubscribe and the footer of the
+    message whose ledger row has `message_key`."""
+    return f"{config.public_url}/unsubscribe/{sign(secret, 'unsubscribe', key, message_key)}"
 
 
-def manage_url(config: Config, secret: str, key: str) -> str:
+def manage_url(config: Config, secret: str, key: str, message_key: str | None = None) -> str:
     """The reader's own page ("manage your subscription") linked from every newsletter's footer."""
-    return f"{config.public_url}/manage/{sign(secret, 'manage', key)}"
+    return f"{config.public_url}/manage/{sign(secret, 'manage', key, message_key)}"
 
 
 def confirm_url(config: Config, secret: str, key: str, sent_at: datetime) -> str:

@@ -103,5 +103,7 @@ def unsubscribe_by_link(db: Engine, secret: str, token: str, *, now: datetime, h
         # Committed before this answer, so a batch claimed after it leaves the address
         # out. `suppress` only ever strengthens a status: a bounce recorded meanwhile
         # stays a bounce.
-        subscribers.suppress(db, found.email, "unsubscribe", provider="web", detail=how, now=now)
+        subscribers.suppress(
+            db, found.email, "unsubscribe", provider="web", detail=how, now=now, message_key=holder.message_key,
+        )
     return True

@@ -1,7 +1,12 @@
 """Figures: subscribers per day, what became of an issue, and a send's pace per minute.
 
-Days and minutes are UTC. An unsubscribe, bounce or complaint counts for an issue when it
-came from one of its readers within a week of their copy (`store.stats.AFTER_ISSUE`).
+Days and minutes are UTC. Per issue: copies sent (accepted by the provider: no provider
+here reports deliveries back, so none is called "delivered"), deferred (waiting for
+another try), failed, and the bounces, complaints and unsubscribes recorded for it. An
+unsubscribe counts for an issue only when the reader left by a link in that issue's
+message (the one-click List-Unsubscribe POST, the footer link, or the reader's page
+opened from it); a provider's bounce or complaint, for the reader's latest copy in the
+week before it (`store.subscribers.issue_for_event`). Each counts for one issue at most.
 """
 
 from __future__ import annotations
@@ -18,8 +23,8 @@ from publisher.store import stats as store
 from publisher.store.issues import FailedDelivery, IssueStatus
 
 __all__ = [
-    "MAX_DAYS", "DayCounts", "IssueCounts", "IssueFailures", "MinuteCount", "issue_counts", "issue_failures",
-    "issue_status", "issues_counts", "send_pace", "subscriber_days",
+    "MAX_DAYS", "DayCounts", "IssueCounts", "IssueFailures", "IssueReasons", "MinuteCount", "Reason", "issue_counts",
+    "issue_failures", "issue_reasons", "issue_status", "issues_counts", "send_pace", "subscriber_days",
 ]
 
 MAX_DAYS = 366
@@ -41,10 +46,34 @@ class DayCounts:
 class IssueCounts:
     issue_id: int
     sent: int
+    """Copies the provider accepted: sent, not known delivered."""
     failed: int
     bounced: int
     complained: int
     unsubscribed: int
+    """Readers who left by a link in this issue's message."""
+    deferred: int = 0
+    """Copies waiting for another try after a temporary refusal."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why some copies of an issue ended as they did: the reason, how many, and (for
+    owners) the addresses, when recorded."""
+
+    reason: str
+    count: int
+    addresses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class IssueReasons:
+    """Each of an issue's numbers with its reasons, to open on the issue's page."""
+
+    deferred: tuple[Reason, ...]
+    bounced: tuple[Reason, ...]
+    complained: tuple[Reason, ...]
+    unsubscribed: tuple[Reason, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,15 +104,15 @@ def subscriber_days(db: Engine, *, now: datetime, days: int = 30) -> list[DayCou
 
 
 def issue_counts(db: Engine, issue_id: int) -> IssueCounts:
-    """Sent and failed copies of an issue, and what its readers did afterwards."""
+    """Sent, deferred and failed copies of an issue, and the reactions recorded for it."""
     (line,) = ledger.status(db, issue_id)
-    return _counts(line, store.events_after_issue(db, issue_id))
+    return _counts(line, store.reactions(db, [issue_id]).get(issue_id, {}))
 
 
 def issues_counts(db: Engine, lines: Sequence[IssueStatus]) -> list[IssueCounts]:
     """`issue_counts` for issues whose status is already at hand (a list of the newest):
     one query for what their readers did, none for the ledger again."""
-    after = store.events_after_issues(db, [line.issue_id for line in lines])
+    after = store.reactions(db, [line.issue_id for line in lines])
     return [_counts(line, after.get(line.issue_id, {})) for line in lines]
 
 
@@ -95,6 +124,42 @@ def _counts(line: IssueStatus, after: dict[str, int]) -> IssueCounts:
         bounced=after.get("bounce", 0),
         complained=after.get("complaint", 0),
         unsubscribed=after.get("unsubscribe", 0),
+        deferred=line.retrying,
+    )
+
+
+_HOW = {
+    "one-click": "the mail program's one-click unsubscribe",
+    "web page": "the unsubscribe link in the message",
+}
+
+
+def _reason(kind: str, provider: str, detail: str) -> str:
+    if kind == "unsubscribe":
+        return _HOW.get(detail, detail or "a link in this message")
+    text = detail or f"{kind} with no reason given"
+    return f"{text} ({provider})" if provider else text
+
+
+def issue_reasons(db: Engine, issue_id: int, *, addresses: bool) -> IssueReasons:
+    """Each number of an issue with its reasons, commonest first; with `addresses` (an
+    owner asking), the readers' addresses under each reason."""
+    ledger.status(db, issue_id)  # NotFound for an unknown issue
+    grouped: dict[str, dict[str, list[str]]] = {kind: {} for kind in store.REACTIONS}
+    for item in store.reactions_to_issue(db, issue_id):
+        grouped[item.kind].setdefault(_reason(item.kind, item.provider, item.detail), []).append(item.email)
+    deferred: dict[str, list[str]] = {}
+    for row in ledger.failures(db, issue_id):
+        if row.state == "retry":
+            deferred.setdefault(row.reason.replace(row.email, "…") or "no reason recorded", []).append(row.email)
+
+    def listed(found: dict[str, list[str]]) -> tuple[Reason, ...]:
+        ordered = sorted(found.items(), key=lambda item: (-len(item[1]), item[0]))
+        return tuple(Reason(why, len(who), tuple(who) if addresses else ()) for why, who in ordered)
+
+    return IssueReasons(
+        deferred=listed(deferred), bounced=listed(grouped["bounce"]),
+        complained=listed(grouped["complaint"]), unsubscribed=listed(grouped["unsubscribe"]),
     )
 
 

@@ -380,7 +380,9 @@ class LinkHolder:
     subscriber: Subscriber
     unsubscribe_token: str
     """Their one-click unsubscribe token: the link's own when it was one, else signed
-    for the same link key, so a page reached by another of their links can offer it."""
+    for the same link key (and message), so a page reached by another of their links can offer it."""
+    message_key: str | None = None
+    """The ledger row whose message carried the link, when the link says."""
 
 
 def link_holder(db: Engine, secret: str, token: str, *, purposes: Iterable[str]) -> LinkHolder | None:
@@ -397,10 +399,14 @@ def link_holder(db: Engine, secret: str, token: str, *, purposes: Iterable[str])
             continue
         if target.key is not None:
             found = store.by_link_key(db, target.key)
-            mine = token if purpose == "unsubscribe" else tokens.sign(secret, "unsubscribe", target.key)
+            mine = token if purpose == "unsubscribe" else tokens.sign(
+                secret, "unsubscribe", target.key, target.message_key
+            )
         elif target.legacy_id is not None:
             found, mine = store.by_legacy_link(db, target.legacy_id), token
         else:
             found = None
-        return LinkHolder(subscriber=found, unsubscribe_token=mine) if found is not None else None
+        if found is None:
+            return None
+        return LinkHolder(subscriber=found, unsubscribe_token=mine, message_key=target.message_key)
     return None

@@ -122,6 +122,10 @@ events = Table(
     Index("uq_events_provider_event_key", "provider", "event_key", unique=True),
     # Counts per day and the reactions to an issue read this, never the whole table.
     Index("ix_events_kind_created_at", "kind", "created_at"),
+    # The issue an unsubscribe, bounce or complaint answers (see store.subscribers.issue_for_event).
+    # No foreign key: SQLite cannot add one to a table in place, and issues are never deleted.
+    Column("issue_id", Integer),
+    Index("ix_events_issue_kind", "issue_id", "kind"),
 )
 
 webhook_tokens = Table(
@@ -188,6 +192,9 @@ deliveries = Table(
     Index("ix_deliveries_claim", "state", "not_before"),
     Index("ix_deliveries_issue_state", "issue_id", "state"),
     Index("ix_deliveries_issue_uncertain", "issue_id", "uncertain"),
+    # An unsubscribe link names its message; a provider's report, its reader's latest copy.
+    Index("ix_deliveries_message_key", "message_key"),
+    Index("ix_deliveries_subscriber_sent", "subscriber_id", "sent_at"),
 )
 
 schedules = Table(
@@ -299,6 +306,8 @@ import_jobs = Table(
     Column("imported", Integer, nullable=False, default=0),
     Column("updated", Integer, nullable=False, default=0),
     Column("kept", Integer, nullable=False, default=0),
+    # Addresses already here that the file brought nothing new for: with the others it adds up to rows_read.
+    Column("unchanged", Integer, nullable=False, default=0, server_default="0"),
     Column("rejected_count", Integer, nullable=False, default=0),
     Column("rejected", Text, nullable=False, default="[]"),  # JSON [{"row": n, "reason": "..."}], the first 1000
     Column("detail", Text, nullable=False, default=""),

@@ -4,9 +4,9 @@ Counts are made from the two histories the store keeps anyway, `events` (who joi
 confirmed, left, bounced, complained) and `deliveries` (the ledger); nothing extra is
 written to keep them. The database counts: days are grouped in SQL (`utc_day`, the same
 on SQLite and PostgreSQL) over the index on (kind, created_at), so the desk's Home reads
-a few hundred figures, not a row per subscriber. Only the reactions to an issue come back
-as rows, one per unsubscribe, bounce or complaint since the issue, to be measured against
-each reader's copy.
+a few hundred figures, not a row per subscriber. The reactions to an issue are the
+events recorded with its id (`events.issue_id`): each unsubscribe, bounce or complaint
+counts for one issue at most, never for every issue its reader had before.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, String, and_, func, select
+from sqlalchemy import Engine, String, func, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
@@ -25,22 +25,22 @@ from sqlalchemy.sql.functions import FunctionElement
 from publisher.store.schema import deliveries, events, issues
 
 __all__ = [
-    "AFTER_ISSUE",
     "REACTIONS",
     "DeliveryRecord",
     "EventRecord",
-    "events_after_issue",
-    "events_after_issues",
+    "Reaction",
     "events_per_day",
     "history",
+    "reactions",
+    "reactions_to_issue",
     "sent_per_minute",
 ]
 
-AFTER_ISSUE = timedelta(days=7)
-"""How long after a copy was sent its reader's unsubscribe, bounce or complaint counts for that issue."""
 REACTIONS = ("unsubscribe", "bounce", "complaint")
 """The events that count against an issue."""
 _READ = 1000
+_SHOWN = 200
+"""Events of each kind listed for an issue; the counts cover them all."""
 
 
 class utc_day(FunctionElement[str]):
@@ -128,45 +128,55 @@ def events_per_day(
         return {(str(found), str(kind)): int(number) for found, kind, number in conn.execute(query)}
 
 
-def events_after_issue(engine: Engine, issue_id: int) -> dict[str, int]:
-    """Unsubscribes, bounces and complaints by this issue's readers within AFTER_ISSUE of their copy."""
-    return events_after_issues(engine, [issue_id]).get(issue_id, {})
+def reactions(engine: Engine, issue_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+    """Unsubscribes, bounces and complaints recorded for each issue: issue id -> kind -> count.
 
-
-def events_after_issues(engine: Engine, issue_ids: Sequence[int]) -> dict[int, dict[str, int]]:
-    """`events_after_issue` for several issues at once: issue id -> kind -> count.
-
-    Read from the reactions since the oldest of the issues (a copy is never sent before
-    its issue is made; a day's margin allows for clocks), each matched to its reader's
-    copy through the ledger's (issue, subscriber) key.
+    An event names its issue when it is recorded (`store.subscribers.issue_for_event`): an
+    unsubscribe, only when it came by a link in that issue's message. Counted by the
+    database over the index on (issue_id, kind).
     """
     wanted = sorted(set(issue_ids))
-    counted: dict[int, Counter[str]] = {}
     if not wanted:
         return {}
+    query = (
+        select(events.c.issue_id, events.c.kind, func.count())
+        .where(events.c.issue_id.in_(wanted), events.c.kind.in_(REACTIONS))
+        .group_by(events.c.issue_id, events.c.kind)
+    )
+    counted: dict[int, dict[str, int]] = {}
     with engine.connect() as conn:
-        oldest = conn.execute(select(func.min(issues.c.created_at)).where(issues.c.id.in_(wanted))).scalar()
-        if oldest is None:
-            return {}
-        query = (
-            select(deliveries.c.issue_id, events.c.kind, events.c.created_at, deliveries.c.sent_at)
-            .select_from(
-                events.join(
-                    deliveries,
-                    and_(deliveries.c.subscriber_id == events.c.subscriber_id, deliveries.c.issue_id.in_(wanted)),
-                )
+        for issue_id, kind, number in conn.execute(query):
+            counted.setdefault(int(issue_id), {})[str(kind)] = int(number)
+    return counted
+
+
+@dataclass(frozen=True, slots=True)
+class Reaction:
+    """One reader's unsubscribe, bounce or complaint, as recorded for an issue."""
+
+    kind: str
+    email: str
+    provider: str
+    detail: str
+    created_at: datetime
+
+
+def reactions_to_issue(engine: Engine, issue_id: int, *, limit: int = _SHOWN) -> list[Reaction]:
+    """The events recorded for one issue, oldest first, at most `limit` of each kind."""
+    found: list[Reaction] = []
+    with engine.connect() as conn:
+        for kind in REACTIONS:
+            query = (
+                select(events.c.kind, events.c.email, events.c.provider, events.c.detail, events.c.created_at)
+                .where(events.c.issue_id == issue_id, events.c.kind == kind)
+                .order_by(events.c.created_at, events.c.id)
+                .limit(limit)
             )
-            .where(
-                events.c.kind.in_(REACTIONS),
-                events.c.created_at >= oldest - timedelta(days=1),
-                deliveries.c.sent_at.is_not(None),
-                events.c.created_at >= deliveries.c.sent_at,
+            found.extend(
+                Reaction(kind=r.kind, email=r.email, provider=r.provider, detail=r.detail, created_at=r.created_at)
+                for r in conn.execute(query)
             )
-        )
-        for issue_id, kind, created, sent in conn.execution_options(yield_per=_READ).execute(query):
-            if created - sent <= AFTER_ISSUE:
-                counted.setdefault(int(issue_id), Counter())[kind] += 1
-    return {issue_id: dict(kinds) for issue_id, kinds in counted.items()}
+    return found
 
 
 def sent_per_minute(engine: Engine, issue_id: int) -> dict[datetime, int]:

@@ -19,6 +19,7 @@ from publisher.models import Subscriber, SubscriberStatus
 from publisher.store import outbox
 from publisher.store.engine import begin_write
 from publisher.store.schema import (
+    deliveries,
     events,
     subscriber_tags,
     subscribers,
@@ -40,7 +41,13 @@ from publisher.store.subscribers.values import (
     normalize_email,
 )
 
-__all__ = ["add", "can_confirm", "confirm", "edit", "import_csv", "mark_confirm_sent", "set_status", "suppress"]
+__all__ = [
+    "AFTER_ISSUE", "add", "can_confirm", "confirm", "edit", "import_csv", "issue_for_event", "mark_confirm_sent",
+    "set_status", "suppress",
+]
+
+AFTER_ISSUE = timedelta(days=7)
+"""How long after a copy went out a bounce or complaint about its reader counts for its issue."""
 
 
 def _event(
@@ -53,6 +60,7 @@ def _event(
     provider: str = "",
     detail: str = "",
     event_key: str | None = None,
+    issue_id: int | None = None,
 ) -> None:
     conn.execute(
         insert(events).values(
@@ -63,6 +71,7 @@ def _event(
             detail=detail,
             created_at=now,
             event_key=event_key,
+            issue_id=issue_id,
         )
     )
     hook = _HOOK_EVENTS.get(kind)
@@ -283,6 +292,7 @@ def suppress(
     detail: str = "",
     now: datetime,
     event_key: str | None = None,
+    message_key: str | None = None,
 ) -> Subscriber | None:
     """Keep an address off the list after a bounce, complaint or unsubscribe (`kind`).
 
@@ -291,6 +301,10 @@ def suppress(
     `event_key` is the provider's id of the event: one already recorded for `provider`
     (a provider's retry, a replay) changes nothing. Raises SubscriberError for an
     address longer than any mailbox can be.
+
+    The event is recorded with the issue it answers (`issue_for_event`): the one whose
+    message carried the link (`message_key`, from an unsubscribe link), else, for a
+    bounce or complaint, the reader's latest copy.
     """
     status = _KIND_STATUS.get(kind)
     if status is None:
@@ -316,7 +330,9 @@ def suppress(
             )
             loaded = _load(conn, subscribers.c.email == address)
             subscriber_id = loaded.id if loaded else None
-            _event(conn, subscriber_id, address, kind, now, provider=provider, detail=detail, event_key=key)
+            issue_id = issue_for_event(conn, subscriber_id, kind, now=now, message_key=message_key)
+            _event(conn, subscriber_id, address, kind, now, provider=provider, detail=detail, event_key=key,
+                   issue_id=issue_id)
     except IntegrityError:
         if key is None:
             raise
@@ -324,6 +340,42 @@ def suppress(
         with engine.connect() as conn:
             return _load(conn, subscribers.c.email == address)
     return loaded
+
+
+def issue_for_event(
+    conn: Connection, subscriber_id: int | None, kind: str, *, now: datetime, message_key: str | None
+) -> int | None:
+    """The issue a reader's unsubscribe, bounce or complaint answers, if one can be named.
+
+    An unsubscribe counts for an issue only when it came by a link from that issue's
+    message (the message key is checked against the reader's own ledger row); one by any
+    other way (the desk, the CLI, the reader's page opened from the website) counts for
+    none. Providers' bounce and complaint reports name the address, not the message: they
+    count for the reader's latest copy, if it went out within `AFTER_ISSUE` before.
+    """
+    if subscriber_id is None:
+        return None
+    if message_key:
+        found = conn.execute(
+            select(deliveries.c.issue_id).where(
+                deliveries.c.message_key == message_key, deliveries.c.subscriber_id == subscriber_id
+            )
+        ).scalar()
+        return None if found is None else int(found)
+    if kind == "unsubscribe":
+        return None
+    latest = conn.execute(
+        select(deliveries.c.issue_id)
+        .where(
+            deliveries.c.subscriber_id == subscriber_id,
+            deliveries.c.sent_at.is_not(None),
+            deliveries.c.sent_at <= now,
+            deliveries.c.sent_at >= now - AFTER_ISSUE,
+        )
+        .order_by(deliveries.c.sent_at.desc(), deliveries.c.id.desc())
+        .limit(1)
+    ).scalar()
+    return None if latest is None else int(latest)
 
 
 def mark_confirm_sent(

@@ -1,7 +1,8 @@
 """Issues: each send's status with live counts, its pace, its failures, the email as sent.
 
     GET /desk/issues                       every issue, newest first
-    GET /desk/issues/{id:int}              counts, deliveries per minute, failures, the email
+    GET /desk/issues/{id:int}              counts, each with its reasons (owners also see the
+                                           readers' addresses), deliveries per minute, failures, the email
     GET /desk/issues/{id:int}/counts       the counts as JSON (the page's script polls it while sending)
     GET /desk/issues/{id:int}/email        the email as sent, for a sandboxed frame
     POST /desk/issues/{id:int}/retry       send the failed copies again (editors)
@@ -53,22 +54,25 @@ class IssueDesk(Section):
         found = await run_in_threadpool(issue_service.issue_status, self.engine)
         return self.pages.render("issues", asked.desk, section="issues", issues=found)
 
-    def _detail(self, issue_id: int) -> dict[str, Any]:
+    def _detail(self, issue_id: int, addresses: bool) -> dict[str, Any]:
         (line,) = issue_service.issue_status(self.engine, issue_id)
         after = stats.issue_counts(self.engine, issue_id)
+        reasons = stats.issue_reasons(self.engine, issue_id, addresses=addresses)
         pace = stats.send_pace(self.engine, issue_id)
         labels = [f"{m.minute.astimezone(self.config.tz):%H:%M}" for m in pace]
         chart = bar_chart(
             "Messages sent per minute", labels, [Series("sent", tuple(m.sent for m in pace))]
         ) if pace else ""
         return {
-            "line": line, "after": after, "pace": pace, "chart": chart, "zone": self.config.tz.key,
+            "line": line, "after": after, "reasons": reasons, "pace": pace, "chart": chart, "zone": self.config.tz.key,
             "failures": issue_service.issue_failures(self.engine, issue_id, rows=True).rows[:FAILURES_SHOWN],
         }
 
     async def detail(self, asked: Asked) -> Response:
         try:
-            view = await run_in_threadpool(self._detail, asked.request.path_params["id"])
+            view = await run_in_threadpool(
+                self._detail, asked.request.path_params["id"], asked.desk.can(Role.OWNER)
+            )
         except PublisherError as exc:
             return refuse(404, str(exc))
         return self.pages.render(
