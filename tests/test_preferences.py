@@ -94,7 +94,9 @@ def test_choices_a_reader_could_not_make_are_refused(engine: Engine) -> None:
 
 @pytest.fixture
 def config(tmp_path: Path) -> Config:
-    return make_publication(tmp_path, extra='\n[subscribe]\npublic_tags = ["Sleep", "teens"]\n')
+    return make_publication(
+        tmp_path, extra='\n[subscribe]\npublic_tags = ["Sleep", "teens"]\n\n[schedule]\ndigest = "0 8 * * mon"\n'
+    )
 
 
 def manage_path(engine: Engine, subscriber_id: int) -> str:

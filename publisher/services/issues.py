@@ -98,6 +98,16 @@ class SendPlan:
     """Failing checks that stop a send (`blocking_problems`): a send now is refused until fixed."""
     provider: str = ""
     """How the mail leaves, as a confirmation names it ("Postmark")."""
+    active: int = 0
+    """Active readers (of the tag): those who had it, those it reaches, and those who chose
+    otherwise (the digest only, other topics) add up to this."""
+    had_it: int = 0
+    """Active readers (of the tag) who had it already."""
+
+    @property
+    def chose_otherwise(self) -> int:
+        """Active readers whose own choices leave this article out (the digest only, other topics)."""
+        return max(0, self.active - self.had_it - self.recipients)
 
 
 
@@ -128,9 +138,9 @@ def plan_send(config: Config, db: Engine, slug: str, *, now: datetime, tag: str 
     articles_found, _ = content.scan_articles(config)
     article = find_article(articles_found, slug, now=now, unpublished="")
     existing = ledger.find_issue(db, article.id)
-    count = ledger.count_new_recipients(
+    active, had_it, count = ledger.count_audience(
         db, issue_id=existing.id if existing else None, tag=tag, kind="article",
-        topics=article_topics(config, article),
+        topics=article_topics(config, article), digest=bool(config["schedule.digest"]),
     )
     warnings: tuple[str, ...] = ()
     if existing is not None and ledger.is_frozen(db, existing.id):
@@ -147,6 +157,8 @@ def plan_send(config: Config, db: Engine, slug: str, *, now: datetime, tag: str 
         text_bytes=len(text.encode()),
         warnings=warnings,
         recipients=count,
+        active=active,
+        had_it=had_it,
         issue_id=existing.id if existing else None,
         frozen=frozen,
         publishes=not article.is_public(now),
@@ -235,7 +247,9 @@ def send_now(config: Config, db: Engine, slug: str, *, now: datetime, tag: str |
     if not article.is_public(now):
         article = articles.publish_scheduled(config, article.slug, at=now, now=now)
     issue_id = prepare_article_issue(config, db, article, now=now, status="sending", tag=tag)
-    added = ledger.enqueue(db, issue_id, now=now, tz_of_author=config.tz, tag=tag)
+    added = ledger.enqueue(
+        db, issue_id, now=now, tz_of_author=config.tz, tag=tag, digest=bool(config["schedule.digest"])
+    )
     return Queued(issue_id=issue_id, article=article, added=added)
 
 
@@ -324,7 +338,9 @@ def send_issue(config: Config, db: Engine, issue_id: int, *, now: datetime) -> i
     """Queue an issue already in the ledger for every active subscriber (of its tag) who
     has not had it; returns the number of rows added. Exactly once per reader."""
     send_secret(config)
-    return ledger.enqueue(db, get_issue(db, issue_id).issue_id, now=now, tz_of_author=config.tz)
+    return ledger.enqueue(
+        db, get_issue(db, issue_id).issue_id, now=now, tz_of_author=config.tz, digest=bool(config["schedule.digest"])
+    )
 
 
 def article_slug(db: Engine, issue_id: int) -> str:

@@ -5,6 +5,11 @@ be topics (a tag with a comma cannot: topics are stored comma-separated). Tickin
 topic is the same as "every topic", so that a public tag added later reaches the reader
 too. Only someone on the list (active, or yet to confirm) has a page; the link's holder
 is found by `services.subscribers.link_holder`.
+
+A reader is offered only choices that exist: "the digest only" while the publication
+sends a digest (`schedule.digest`). A reader who chose it before the digest was turned
+off keeps the choice stored, gets every article meanwhile (the ledger sends them
+articles while there is no digest), and is told so on their page.
 """
 
 from __future__ import annotations
@@ -15,12 +20,16 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from publisher.config import Config
+from publisher.errors import SubscriberError
 from publisher.models import SubscriberStatus
 from publisher.services.subscribers import LinkHolder
 from publisher.store.preferences import FREQUENCIES, Preferences, get_preferences, set_preferences
 from publisher.store.subscribers import clean_tags
 
-__all__ = ["FREQUENCIES", "Preferences", "may_manage", "preferences_of", "public_topics", "save_preferences"]
+__all__ = [
+    "FREQUENCIES", "Preferences", "has_digest", "may_manage", "offered_frequencies", "preferences_of",
+    "public_topics", "save_preferences",
+]
 
 _ON_THE_LIST = (SubscriberStatus.ACTIVE, SubscriberStatus.PENDING)
 
@@ -28,6 +37,16 @@ _ON_THE_LIST = (SubscriberStatus.ACTIVE, SubscriberStatus.PENDING)
 def public_topics(config: Config) -> tuple[str, ...]:
     """The topics a reader may choose from: the public tags that can be topics."""
     return tuple(t for t in clean_tags(config["subscribe.public_tags"]) if "," not in t)
+
+
+def has_digest(config: Config) -> bool:
+    """Whether the publication sends a digest: "the digest only" exists as a choice."""
+    return bool(config["schedule.digest"])
+
+
+def offered_frequencies(config: Config) -> tuple[str, ...]:
+    """The frequencies a reader may choose now."""
+    return FREQUENCIES if has_digest(config) else tuple(f for f in FREQUENCIES if f != "digest")
 
 
 def may_manage(holder: LinkHolder | None) -> bool:
@@ -43,7 +62,19 @@ def save_preferences(
     config: Config, db: Engine, subscriber_id: int, *, name: str, zone: str, frequency: str,
     chosen: Sequence[str], now: datetime,
 ) -> Preferences:
-    """Store what the reader chose; SubscriberError for a value they could not have chosen."""
+    """Store what the reader chose; SubscriberError for a value they could not have chosen.
+
+    An empty `frequency` keeps the stored one (the page asks nothing about frequency while
+    there is no digest); "digest" is refused while there is none.
+    """
+    current = get_preferences(db, subscriber_id)
+    if not frequency:
+        frequency = current.frequency if current is not None else "every"
+    elif frequency not in offered_frequencies(config) and frequency in FREQUENCIES:
+        raise SubscriberError(
+            "This publication sends no digest at the moment, so the digest only cannot be chosen; "
+            "choose every article."
+        )
     offered = public_topics(config)
     topics = None if set(clean_tags(chosen)) >= set(offered) else chosen
     return set_preferences(

@@ -235,7 +235,10 @@ def start_schedule(
     if why_not:
         schedules.finish(db, schedule.id, detail=why_not, state="skipped")
         return Started(schedule=schedule, skipped=why_not, published=published)
-    queued = ledger.enqueue(db, schedule.issue_id, now=now, local_at=schedule.local_at, tz_of_author=config.tz)
+    queued = ledger.enqueue(
+        db, schedule.issue_id, now=now, local_at=schedule.local_at, tz_of_author=config.tz,
+        digest=bool(config["schedule.digest"]),
+    )
     schedules.finish(db, schedule.id, detail=f"{queued} recipients queued")
     return Started(schedule=schedule, queued=queued, published=published)
 

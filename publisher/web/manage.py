@@ -1,7 +1,8 @@
 """The reader's own page: "manage your subscription".
 
     GET  /manage/{token}   the reader's choices (name, time zone, every article or the
-                           digest only, topics among `subscribe.public_tags`), and a way out
+                           digest only while there is a digest, topics among
+                           `subscribe.public_tags`), and a way out
     POST /manage/{token}   save them
 
 The token is the one in the "manage your subscription" link of every newsletter's
@@ -28,8 +29,9 @@ from starlette.responses import Response
 from publisher.config import Config
 from publisher.errors import PublisherError
 from publisher.services.preferences import (
-    FREQUENCIES,
+    has_digest,
     may_manage,
+    offered_frequencies,
     preferences_of,
     public_topics,
     save_preferences,
@@ -66,10 +68,11 @@ class ManageFlow:
         prefs = preferences_of(self.engine, found.subscriber.id) if found is not None else None
         if found is None or prefs is None:
             return self.pages.render(MANAGE_PAGE, status=400, state="invalid", prefs=None, topics=(),
-                                     frequencies=FREQUENCIES, saved=False, error="", leave_token="")
+                                     frequencies=(), digest=False, saved=False, error="", leave_token="")
         return self.pages.render(
             MANAGE_PAGE, status=status, state="ask", prefs=prefs, topics=self.public_tags,
-            frequencies=FREQUENCIES, saved=saved, error=error, leave_token=found.unsubscribe_token,
+            frequencies=offered_frequencies(self.config), digest=has_digest(self.config),
+            saved=saved, error=error, leave_token=found.unsubscribe_token,
         )
 
     async def page(self, request: Request) -> Response:
@@ -81,7 +84,7 @@ class ManageFlow:
             async with request.form(max_files=0, max_fields=MAX_FIELDS) as form:
                 name = str(form.get("name") or "")
                 zone = str(form.get("timezone") or "")
-                frequency = str(form.get("frequency") or "every")
+                frequency = str(form.get("frequency") or "")
                 chosen = [str(v) for v in form.getlist("topic")]
         except Exception:
             return await run_in_threadpool(self._page, token, status=400, error="The form could not be read.")

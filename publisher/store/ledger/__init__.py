@@ -50,6 +50,7 @@ from publisher.store.ledger.rows import (
 )
 from publisher.store.ledger.writing import (
     cancel_queued,
+    count_audience,
     count_new_recipients,
     count_non_ascii,
     enqueue,
@@ -69,6 +70,7 @@ __all__ = [
     "RecoveredRow",
     "cancel_queued",
     "claim",
+    "count_audience",
     "count_due",
     "count_new_recipients",
     "count_non_ascii",

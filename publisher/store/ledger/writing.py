@@ -29,6 +29,7 @@ __all__ = [
     "ByteLength",
     "RandomHex",
     "cancel_queued",
+    "count_audience",
     "count_new_recipients",
     "count_non_ascii",
     "enqueue",
@@ -128,6 +129,7 @@ def enqueue(
     local_at: datetime | None = None,
     tz_of_author: str | ZoneInfo = "UTC",
     tag: Any = ISSUE_TAG,
+    digest: bool = True,
 ) -> int:
     """Write one `queued` row per active subscriber (of `tag`) in one transaction.
 
@@ -137,13 +139,15 @@ def enqueue(
     date, hour and minute), each row waits until the subscriber's clock shows it (the
     author's clock for subscribers without a zone), or goes now if that has passed: one
     INSERT per distinct zone. Without it every row is due now; nothing of an earlier
-    local-time schedule carries over. Returns the number of rows added.
+    local-time schedule carries over. `digest` says whether the publication sends a
+    digest (`schedule.digest`); without one, a reader who chose "the digest only" gets
+    every article. Returns the number of rows added.
     """
     issue = get_issue(engine, issue_id)
     segment = issue.tag if tag is ISSUE_TAG else tag
     author_zone = tz_of_author if isinstance(tz_of_author, ZoneInfo) else ZoneInfo(tz_of_author)
 
-    conditions = _audience(issue_id, segment, kind=issue.kind, topics=issue.topics)
+    conditions = _audience(issue_id, segment, kind=issue.kind, topics=issue.topics, digest=digest)
     columns = ["issue_id", "subscriber_id", "email", "name", "state", "attempts", "not_before",
                "provider_id", "detail", "uncertain", "message_key"]
 
@@ -211,16 +215,18 @@ def enqueue(
 
 
 def _audience(
-    issue_id: int | None, segment: str | None, *, kind: str | None = None, topics: Sequence[str] = ()
+    issue_id: int | None, segment: str | None, *, kind: str | None = None, topics: Sequence[str] = (),
+    digest: bool = True,
 ) -> list[Any]:
     """Conditions on `subscribers` for who an enqueue of `issue_id` would add.
 
     Readers' own choices count here, so that every way of sending honours them: an
-    article issue skips readers who want the digest only, and an article with public
+    article issue skips readers who want the digest only (while there is a digest: a
+    choice that no longer exists must not mean "nothing"), and an article with public
     tags (`topics`) goes to readers who chose topics only when one of them matches.
     """
     conditions: list[Any] = [subscribers.c.status == SubscriberStatus.ACTIVE.value]
-    if kind == "article":
+    if kind == "article" and digest:
         conditions.append(subscribers.c.frequency != "digest")
     if topics:
         wrapped = literal(",") + subscribers.c.topics + literal(",")
@@ -249,20 +255,47 @@ def _audience(
 
 def count_new_recipients(
     engine: Engine, *, issue_id: int | None, tag: str | None, kind: str | None = None,
-    topics: Sequence[str] = (),
+    topics: Sequence[str] = (), digest: bool = True,
 ) -> int:
     """How many rows `enqueue` would add now (a dry run): counted in the database.
 
-    For an issue not yet in the ledger, give the `kind` and `topics` it will have.
+    For an issue not yet in the ledger, give the `kind` and `topics` it will have;
+    `digest` as for `enqueue`.
     """
     if issue_id is not None:
         issue = get_issue(engine, issue_id)
         kind, topics = issue.kind, issue.topics
     query = select(func.count()).select_from(subscribers).where(
-        *_audience(issue_id, tag, kind=kind, topics=topics)
+        *_audience(issue_id, tag, kind=kind, topics=topics, digest=digest)
     )
     with engine.connect() as conn:
         return int(conn.execute(query).scalar_one())
+
+
+def count_audience(
+    engine: Engine, *, issue_id: int | None, tag: str | None, kind: str | None = None,
+    topics: Sequence[str] = (), digest: bool = True,
+) -> tuple[int, int, int]:
+    """Who a send would reach, and why the others would not: (active readers of `tag`,
+    those who had the issue already, those it would reach now). The rest of the active
+    readers chose otherwise (the digest only, other topics). Arguments as for
+    `count_new_recipients`."""
+    if issue_id is not None:
+        issue = get_issue(engine, issue_id)
+        kind, topics = issue.kind, issue.topics
+    everyone = _audience(None, tag)
+    had = exists().where(and_(deliveries.c.issue_id == issue_id, deliveries.c.subscriber_id == subscribers.c.id))
+    with engine.connect() as conn:
+        active = int(conn.execute(select(func.count()).select_from(subscribers).where(*everyone)).scalar_one())
+        had_it = 0 if issue_id is None else int(
+            conn.execute(select(func.count()).select_from(subscribers).where(*everyone, had)).scalar_one()
+        )
+        reach = int(conn.execute(
+            select(func.count()).select_from(subscribers).where(
+                *_audience(issue_id, tag, kind=kind, topics=topics, digest=digest)
+            )
+        ).scalar_one())
+    return active, had_it, reach
 
 
 def retry_failed(engine: Engine, issue_id: int, *, now: datetime) -> int:
