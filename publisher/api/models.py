@@ -199,10 +199,11 @@ class ImportJob(BaseModel):
     id: int
     state: Literal["running", "done", "failed"]
     format: Literal["csv", "json"]
-    rows_read: int
+    rows_read: int = Field(description="imported + updated + unchanged + kept + rejected_count, once done.")
     imported: int
     updated: int
-    kept: int
+    unchanged: int = Field(description="Addresses already on the list that the file brought nothing new for.")
+    kept: int = Field(description="Addresses that had unsubscribed, bounced or complained here: left as they were.")
     rejected_count: int
     rejected: list[Rejection] = Field(description="The first 1,000 rejected rows.")
     detail: str

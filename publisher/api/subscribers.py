@@ -74,7 +74,8 @@ _WRITTEN_DESCRIPTION = (
 def _job(job: JobRow) -> models.ImportJob:
     return models.ImportJob(
         id=job.id, state=job.state, format=job.format, rows_read=job.rows_read,  # type: ignore[arg-type]
-        imported=job.imported, updated=job.updated, kept=job.kept, rejected_count=job.rejected_count,
+        imported=job.imported, updated=job.updated, unchanged=job.unchanged, kept=job.kept,
+        rejected_count=job.rejected_count,
         rejected=[models.Rejection(row=r.line, reason=r.reason) for r in job.rejected], detail=job.detail,
         created_at=job.created_at, finished_at=job.finished_at,
     )

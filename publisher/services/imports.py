@@ -3,7 +3,8 @@
 A job imports a CSV export (any format `publisher subscribers import` reads) or a list
 of records ({"email", "name", "tags", "timezone", "status"}), with the same checks and in
 one transaction, so a job that fails imported nothing. Rejected rows are reported with
-their number: the CSV line, or the record's position (from 1) in the list.
+their number: the CSV line, or the record's position (from 1) in the list. A finished
+job's summary adds up: imported + updated + unchanged + kept + rejected = rows read.
 """
 
 from __future__ import annotations
@@ -89,9 +90,7 @@ def start_import(
                 assert records is not None
                 report = import_records(db, _records(records), platform="JSON", now=now, origin=origin,
                                         pending=pending, tags=tags, progress=progress)
-            with _LOCK:
-                read = _RUNNING.get(job_id, 0)
-            import_jobs.finish(db, job_id, report, rows_read=read, now=now)
+            import_jobs.finish(db, job_id, report, rows_read=report.rows_read, now=now)
         except PublisherError as exc:
             import_jobs.fail(db, job_id, str(exc), now=now)
         except Exception as exc:  # the job must end in a state, whatever happened

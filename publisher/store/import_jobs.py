@@ -33,6 +33,8 @@ class JobRow:
     updated: int
     kept: int
     rejected_count: int
+    unchanged: int
+    """With imported, updated, kept and rejected_count: every row read, each once."""
     rejected: tuple[Rejected, ...]
     detail: str
     created_at: datetime
@@ -45,7 +47,7 @@ def create(engine: Engine, *, format: str, now: datetime) -> int:
             conn.execute(
                 insert(import_jobs)
                 .values(state="running", format=format, rows_read=0, imported=0, updated=0, kept=0,
-                        rejected_count=0, rejected="[]", detail="", created_at=now)
+                        unchanged=0, rejected_count=0, rejected="[]", detail="", created_at=now)
                 .returning(import_jobs.c.id)
             ).scalar_one()
         )
@@ -58,8 +60,8 @@ def finish(engine: Engine, job_id: int, report: ImportReport, *, rows_read: int,
             update(import_jobs)
             .where(import_jobs.c.id == job_id)
             .values(state="done", rows_read=rows_read, imported=report.imported, updated=report.updated,
-                    kept=report.kept, rejected_count=len(report.rejected), rejected=json.dumps(listed),
-                    finished_at=now)
+                    kept=report.kept, unchanged=report.unchanged, rejected_count=len(report.rejected),
+                    rejected=json.dumps(listed), finished_at=now)
         )
 
 
@@ -77,7 +79,7 @@ def get(engine: Engine, job_id: int) -> JobRow:
         raise NotFound(f"no import job {job_id}")
     return JobRow(
         id=row.id, state=row.state, format=row.format, rows_read=row.rows_read, imported=row.imported,
-        updated=row.updated, kept=row.kept, rejected_count=row.rejected_count,
+        updated=row.updated, kept=row.kept, unchanged=row.unchanged, rejected_count=row.rejected_count,
         rejected=tuple(Rejected(item["row"], item["reason"]) for item in json.loads(row.rejected)),
         detail=row.detail, created_at=row.created_at, finished_at=row.finished_at,
     )

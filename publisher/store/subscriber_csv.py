@@ -145,6 +145,9 @@ class ImportReport:
     rejected: tuple[Rejected, ...] = ()
     new_by_status: Mapping[str, int] = field(default_factory=dict)
     """How many of the new subscribers came in with each status."""
+    rows_read: int = 0
+    """Records read (blank lines are not records): imported + updated + unchanged + kept +
+    rejected, each record counted once."""
 
 
 def neutralize(cell: str) -> str:

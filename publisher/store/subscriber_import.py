@@ -174,6 +174,7 @@ def import_records(
         kept=tally.kept,
         rejected=tuple(sorted(rejected, key=lambda item: item.line)),
         new_by_status=dict(tally.new_by_status),
+        rows_read=read,
     )
 
 
