@@ -131,7 +131,7 @@ def create_backup(config: Config, *, now: datetime, to: Path | None = None) -> B
         work = Path(tempfile.mkdtemp(prefix=".publisher-backup-", dir=folder))
     except OSError as exc:
         raise BuildError(f"cannot write into the backup folder {folder}: {exc.strerror or exc}") from exc
-    partial = work / dest.name
+    partial = work / f"{dest.name}.partial"
     try:
         if kind == "sqlite" and not Path(_sqlite_file(config.store_url)).exists():
             open_store(config.store_url).dispose()  # a publication that never opened its database
