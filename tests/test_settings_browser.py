@@ -1,0 +1,84 @@
+"""The desk's Settings page in a real browser, against `publisher serve`: an owner renames the
+publication, gives its zone as a city, sets a digest and a topic, mistypes a zone, and sees
+each change served without a restart; axe-core finds no serious or critical violation and
+no page scrolls sideways at 375 px (screenshots at 375 and 1280 px into SCREENSHOTS).
+
+Skipped when chromium, chromedriver or selenium is missing (`.ci/run` installs them).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from desk_browser_support import (
+    Author,
+    Site,
+    browser_fixture,  # noqa: F401 - the `browser` fixture
+    publication,
+    serving,
+)
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+
+
+class Owner(Author):
+    prefix = "settings-"
+    fits_narrow = True
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    folder = tmp_path_factory.mktemp("settings")
+    (folder / "content").mkdir()
+    made = publication(folder, {"owner@example.org": "owner"}, '\n[subscribe]\npublic_tags = ["sleep", "grief"]\n')
+    with serving(made) as served:
+        yield served
+
+
+def served_title(site: Site, title: str, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if title in httpx.get(site.url + "/subscribe", timeout=5).text:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_an_owner_changes_the_settings_in_the_browser(site: Site, browser: WebDriver) -> None:
+    owner = Owner(browser, site)
+    owner.sign_in("owner@example.org")
+    owner.open("/desk/settings")
+    owner.check("page")
+
+    owner.field("s-title", "Harbor Light Letters")
+    owner.field("s-timezone", "London")
+    owner.press("#g-publication button[type=submit]")
+    assert "Saved" in owner.text()
+    assert browser.find_element(By.ID, "s-timezone").get_attribute("value") == "Europe/London"
+    owner.check("saved")
+    assert served_title(site, "Harbor Light Letters")
+
+    owner.field("s-digest", "0 8 * * mon")
+    owner.press("#g-sending button[type=submit]")
+    words = browser.find_element(By.ID, "digest-words").text
+    assert "every Monday at 08:00 Europe/London" in words and words.count("Mon ") == 3
+    owner.check("digest")
+
+    owner.field("s-new_topic", "Work")
+    owner.press("#g-topics button[type=submit]")
+    assert browser.find_element(By.ID, "s-topic-2").get_attribute("value") == "work"
+
+    owner.field("s-timezone", "Mars/Olympus")
+    owner.press("#g-publication button[type=submit]")
+    error = browser.find_element(By.ID, "s-timezone-error").text
+    assert "Time zone must be an IANA time zone" in error
+    assert browser.find_element(By.ID, "s-timezone").get_attribute("aria-invalid") == "true"
+    owner.check("refused")
+
+    owner.open("/desk/settings#audit")
+    audit = browser.find_element(By.ID, "audit").text
+    assert "publication.title" in audit and "subscribe.public_tags" in audit
+    assert not owner.violations, owner.violations
