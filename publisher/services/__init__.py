@@ -42,6 +42,9 @@ to do.
     doctor       diagnose: a live setup checked end to end (`publisher doctor`)
     backup       create_backup, restore_backup, scheduled_backup, prune_backups (archives);
                  backup_archive: the archive's format and verify_archive
+    settings     settings_view, save_settings: the desk's Settings forms, written back to
+                 config.toml and audited; settings_text: the fields, the text edit, cron in
+                 words; credentials: a provider's key checked without sending
 
 Delivering queued rows is the delivery engine's job (`publisher.delivery.engine`), run
 in the foreground by `publisher send` (through `delivering`) and in the background by
@@ -60,6 +63,7 @@ __all__ = [
     "backup",
     "backup_archive",
     "bounces",
+    "credentials",
     "delivering",
     "doctor",
     "imports",
@@ -72,6 +76,8 @@ __all__ = [
     "readiness",
     "revisions",
     "scheduling",
+    "settings",
+    "settings_text",
     "signup",
     "site",
     "starter",
