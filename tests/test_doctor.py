@@ -38,6 +38,7 @@ from publisher.services.doctor import Finding, diagnose
 NOW = datetime.now(UTC)
 DOMAIN = "notes.example.org"
 TOKEN = "server-token-1"
+SECRET = "s" * 40
 
 
 def certificate(folder: Path, *, days: float, name: str = "cert") -> tuple[Path, Path]:
@@ -135,7 +136,8 @@ selector = "news"
 private_key_file = "{dkim}"
 """
     (folder / "config.toml").write_text(text, encoding="utf-8")
-    return parse_config(text, root=folder, env={"PUBLISHER_POSTMARK_TOKEN": TOKEN} if env is None else env)
+    return parse_config(text, root=folder, env={"PUBLISHER_POSTMARK_TOKEN": TOKEN, "PUBLISHER_SECRET": SECRET}
+                        if env is None else env)
 
 
 def good_zone(p: str) -> Zone:
@@ -194,7 +196,7 @@ def test_a_sound_setup_passes_every_check(live: Live) -> None:
     found = live.findings()
     assert {name: f.status for name, f in found.items() if f.status != "ok"} == {}
     assert all(not f.fix for f in found.values())
-    assert {n.split(":")[0] for n in found} == {"DNS", "TLS", "Provider", "Daemon", "Disk", "Backups"}
+    assert {n.split(":")[0] for n in found} == {"DNS", "TLS", "Provider", "Link secret", "Daemon", "Disk", "Backups"}
 
 
 def test_the_provider_check_sends_nothing(live: Live) -> None:
@@ -334,6 +336,7 @@ def test_the_command_prints_each_fix_and_exits_1_on_a_failure(live: Live, monkey
     monkeypatch.setattr(doctor_cli, "diagnose", functools.partial(
         diagnose, resolver=live.resolver, tls_context=live.context, client=client, disk_usage=roomy))
     monkeypatch.setenv("PUBLISHER_POSTMARK_TOKEN", TOKEN)
+    monkeypatch.setenv("PUBLISHER_SECRET", SECRET)
     result = CliRunner().invoke(cli, ["--config", str(live.folder / "config.toml"), "doctor"])
     client.close()
     assert result.exit_code == 1, result.output
@@ -357,3 +360,41 @@ def test_two_spf_records_fail_with_merge_as_the_fix(live: Live, dkim_key: tuple[
         spf = live.findings(resolver=resolver)[f"DNS: SPF ({DOMAIN})"]
     assert spf.status == "fail" and spf.detail == "2 SPF records"
     assert spf.fix == f"merge them into one TXT record at {DOMAIN}"
+
+
+@pytest.mark.parametrize(("secret", "words"), [(None, "PUBLISHER_SECRET is not set"), ("short", "is 5 bytes")])
+def test_a_missing_or_short_link_secret_fails(live: Live, secret: str | None, words: str) -> None:
+    """A real provider without PUBLISHER_SECRET (or with one anyone could guess): fail."""
+    env = {"PUBLISHER_POSTMARK_TOKEN": TOKEN, **({"PUBLISHER_SECRET": secret} if secret else {})}
+    found = live.findings(make_config(live.folder, live.site, live.provider_url, live.dkim, env=env))["Link secret"]
+    assert found.status == "fail" and words in found.detail and "openssl rand -hex 32" in found.fix
+
+
+def test_the_services_env_file_gives_the_secrets(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--env-file reads the services' EnvironmentFile: its key is the one checked, not the shell's."""
+    monkeypatch.delenv("PUBLISHER_POSTMARK_TOKEN", raising=False)
+    monkeypatch.setenv("PUBLISHER_SECRET", "from the shell, too short")
+    env_file = live.folder / "env"
+    env_file.write_text(
+        f"# the services' secrets\nPUBLISHER_SECRET='{SECRET}'\nexport PUBLISHER_POSTMARK_TOKEN={TOKEN}\n"
+    )
+    client = httpx.Client(timeout=5)
+    monkeypatch.setattr(doctor_cli, "diagnose", functools.partial(
+        diagnose, resolver=live.resolver, tls_context=live.context, client=client, disk_usage=roomy))
+    result = CliRunner().invoke(cli, ["--config", str(live.folder / "config.toml"), "doctor", "--env-file",
+                                      str(env_file)])
+    client.close()
+    assert result.exit_code == 0, result.output
+    assert "ok    Provider: postmark" in result.output
+    assert "ok    Link secret: PUBLISHER_SECRET is set (40 bytes)" in result.output
+
+
+def test_an_unreadable_or_malformed_env_file_is_named(live: Live) -> None:
+    """An env file this user cannot read, or with a line that is no NAME=value: told, with the file."""
+    missing = CliRunner().invoke(cli, ["--config", str(live.folder / "config.toml"), "doctor", "--env-file",
+                                       str(live.folder / "nope")])
+    assert missing.exit_code == 1 and "nope: cannot be read" in missing.output and "sudo" in missing.output
+    (live.folder / "env").write_text("PUBLISHER_SECRET=x\nthis is not a setting\n")
+    bad = CliRunner().invoke(cli, ["--config", str(live.folder / "config.toml"), "doctor", "--env-file",
+                                   str(live.folder / "env")])
+    assert bad.exit_code == 1 and "env:2: expected NAME=value" in bad.output

@@ -8,6 +8,7 @@
     provider     the provider takes the credentials, through a call that sends nothing
                  (`CREDENTIAL_CHECKS`, one per provider: an account or domain read, or
                  an SMTP login that ends before any envelope)
+    secret       PUBLISHER_SECRET set and long enough, for a real provider
     daemon       `publisher serve` beat within HEARTBEAT_LATE (`schedule.heartbeat`)
     disk         free space where the publication and its SQLite store live
     backups      the newest publisher-backup-*.tar.gz in `backup.folder` is recent
@@ -15,7 +16,9 @@
 Every finding is ok, warn (works, but look) or fail (readers or mail will suffer: fix
 it). Nothing here waits without a deadline: DNS has `preflight.DNS_TIMEOUT` a name,
 the TLS handshake and the provider's call NETWORK_SECONDS each. Nothing is sent and
-nothing is written. `diagnose` is the edge; the judging of each answer is plain
+nothing is written. The secrets are the services' own when `publisher doctor --env-file`
+names their EnvironmentFile (`environment_file` reads it), since the shell that runs the
+check seldom has them. `diagnose` is the edge; the judging of each answer is plain
 functions of values (`tls_finding`, `disk_finding`, `backup_finding`, ...) so each can
 be tested alone, and `now` is passed in.
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import re
 import shutil
 import smtplib
 import socket
@@ -40,13 +44,13 @@ import httpx
 
 from publisher.config import Config, sqlite_path
 from publisher.errors import ConfigError, PublisherError
-from publisher.mail import preflight
+from publisher.mail import preflight, tokens
 from publisher.mail.dkim_signing import DkimSigner
 from publisher.schedule.heartbeat import BEAT_SECONDS, last_beat
 
 __all__ = [
     "BACKUP_PATTERN", "CREDENTIAL_CHECKS", "EXPIRY_DAYS", "Finding", "backup_finding", "diagnose", "disk_finding",
-    "heartbeat_finding", "tls_finding",
+    "environment_file", "heartbeat_finding", "secret_finding", "tls_finding",
 ]
 
 Status = Literal["ok", "warn", "fail"]
@@ -316,6 +320,44 @@ CREDENTIAL_CHECKS: Mapping[str, Callable[[Config, httpx.Client], Finding]] = {
 """Per provider, a call that proves the credentials and sends nothing."""
 
 
+def secret_finding(config: Config) -> Finding | None:
+    """PUBLISHER_SECRET, which a real provider will not start without (None for the maildir demo,
+    whose secret is generated beside the database)."""
+    if str(config["delivery.provider"]) == "maildir":
+        return None
+    name = "Link secret"
+    where = "set it in the services' EnvironmentFile (/etc/publisher/env): openssl rand -hex 32"
+    try:
+        value = config.secret(tokens.SECRET_ENV)
+    except ConfigError as exc:
+        return Finding(name, "fail", str(exc), where)
+    if not value:
+        return Finding(name, "fail", f"{tokens.SECRET_ENV} is not set: publisher serve will not start", where)
+    size = len(value.encode("utf-8"))
+    if size < tokens.MIN_SECRET_BYTES:
+        return Finding(name, "fail", f"{tokens.SECRET_ENV} is {size} bytes; unsubscribe links could be forged",
+                       f"make it at least {tokens.MIN_SECRET_BYTES} bytes; {where}")
+    return Finding(name, "ok", f"{tokens.SECRET_ENV} is set ({size} bytes)")
+
+
+def environment_file(text: str, origin: str) -> dict[str, str]:
+    """The NAME=value lines of a systemd EnvironmentFile (or a compose .env): comments and blank
+    lines skipped, `export ` and one pair of quotes around a value allowed."""
+    found: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        match = re.fullmatch(r"(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)", line)
+        if match is None:
+            raise ConfigError(f"{origin}:{number}: expected NAME=value, got {line[:40]!r}")
+        value = match[2]
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        found[match[1]] = value
+    return found
+
+
 def _provider(config: Config, client: httpx.Client | None) -> Finding:
     name = str(config["delivery.provider"])
     check = CREDENTIAL_CHECKS.get(name)
@@ -438,5 +480,6 @@ def diagnose(
         *_dns(config, resolver),
         *_tls(config, now, tls_context),
         _provider(config, client),
+        *[f for f in (secret_finding(config),) if f is not None],
         *_local(config, now, disk_usage),
     ]
