@@ -9,7 +9,8 @@ through the DevTools protocol, so the page is laid out again without being loade
 a page that is wider than the window is named with its width and its widest element.
 (As a desktop window, not a phone: a phone's viewport grows to fit a page too wide for
 it, and zooms out, so `innerWidth` would grow with the fault it is meant to show.)
-axe-core checks each page once (no serious or critical violation).
+axe-core checks each page (no serious or critical violation), the site's and the
+reader's pages in their dark scheme as well.
 
 Skipped when chromium, chromedriver or selenium is missing (`.ci/run` installs them).
 """
@@ -152,11 +153,21 @@ class Measurer(Author):
     def __init__(self, driver: WebDriver, site: Site) -> None:
         super().__init__(driver, site)
         self.overflows: list[str] = []
+        self.dark: dict[str, str] = {}
+        """Each page's background in its dark scheme."""
 
     def measure(self, name: str) -> None:
-        """axe once, then the page at each width: it must not scroll sideways."""
+        """axe once (twice for the site's and the reader's pages, which have a dark
+        scheme too), then the page at each width: it must not scroll sideways."""
         self.settled()
         self.check_axe(name)
+        if not name.startswith("desk-"):
+            self.d.execute_cdp_cmd(
+                "Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]}
+            )
+            self.check_axe(name + " (dark)")
+            self.dark[name] = str(self.d.execute_script("return getComputedStyle(document.body).backgroundColor"))
+            self.d.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
         for width in WIDTHS:
             self.d.execute_cdp_cmd(
                 "Emulation.setDeviceMetricsOverride",
@@ -267,6 +278,7 @@ def test_every_page_fits_320_375_and_1280_px(site: Site, browser: WebDriver) -> 
     me.d.delete_all_cookies()
     me.visit("desk-login", "/desk/login")
 
+    assert me.dark["archive-article"] == me.dark["manage"] == "rgb(28, 31, 34)", me.dark  # the dark surface
     assert not me.overflows, "pages that scroll sideways:\n" + "\n".join(me.overflows)
     assert not me.violations, "\n".join(me.violations)
     assert len(me.pages) >= 30, sorted(me.pages)
