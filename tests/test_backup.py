@@ -230,42 +230,54 @@ def counts(url: str) -> dict[str, int]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_a_backup_taken_during_a_send_restored_elsewhere_mails_every_reader_exactly_once(
-    tmp_path: Path, holding_smtp: tuple[HoldingHandler, int]
+    tmp_path: Path, holding_smtp: tuple[HoldingHandler, int], backend: str, request: pytest.FixtureRequest
 ) -> None:
     """Back up midway through a 600-reader send, lose the server, restore, resume: one copy each."""
     server, port = holding_smtp
     readers = 600
-    (tmp_path / "old").mkdir()
-    pub = Publication(tmp_path / "old", port, readers=readers, rate=400.0, burst=20)
-    sender = pub.start("send", SLUG, "--yes")
-    deadline = time.monotonic() + 60
-    while server.total < readers // 3:
-        assert sender.poll() is None and time.monotonic() < deadline, pub.logs()
-        time.sleep(0.002)
-    # The provider stops answering; every accepted copy is recorded before the backup.
-    server.hold = True
     old_url = f"sqlite:///{tmp_path / 'old' / 'publisher.db'}"
-    while counts(old_url).get("sent", 0) < server.total:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    backup = subprocess.run(
-        pub.command("backup", "--to", str(tmp_path / "archives")), env=pub.env, cwd=pub.root,
-        capture_output=True, text=True, timeout=60,
-    )
-    assert backup.returncode == 0, backup.stderr
-    assert sender.poll() is None, "the send finished before the backup: nothing was in flight"
-    sender.send_signal(signal.SIGKILL)  # the old server is gone
-    sender.wait()
-    server.refuse_held = True
-    server.hold = False
-    before = counts(old_url)
-    delivered_before = server.total
+    new_url = f"sqlite:///{tmp_path / 'new' / 'publisher.db'}"
+    restore_args: list[str] = []
+    if backend == "postgresql":
+        server_url = request.getfixturevalue("postgres_url")
+        old_url = fresh_database(server_url, "publisher_send_old")
+        new_url = fresh_database(server_url, "publisher_send_new")
+        restore_args = ["--store-url", new_url]
+    (tmp_path / "old").mkdir()
+    pub = Publication(tmp_path / "old", port, readers=readers, store_url=None if backend == "sqlite" else old_url,
+                      rate=400.0, burst=20)
+    try:
+        sender = pub.start("send", SLUG, "--yes")
+        deadline = time.monotonic() + 60
+        while server.total < readers // 3:
+            assert sender.poll() is None and time.monotonic() < deadline, pub.logs()
+            time.sleep(0.002)
+        # The provider stops answering; every accepted copy is recorded before the backup.
+        server.hold = True
+        while counts(old_url).get("sent", 0) < server.total:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        backup = subprocess.run(
+            pub.command("backup", "--to", str(tmp_path / "archives")), env=pub.env, cwd=pub.root,
+            capture_output=True, text=True, timeout=60,
+        )
+        assert backup.returncode == 0, backup.stderr
+        assert sender.poll() is None, "the send finished before the backup: nothing was in flight"
+        sender.send_signal(signal.SIGKILL)  # the old server is gone
+        sender.wait()
+        server.refuse_held = True
+        server.hold = False
+        before = counts(old_url)
+        delivered_before = server.total
+    finally:
+        pub.db.dispose()
 
     (archive,) = (tmp_path / "archives").iterdir()
     new = tmp_path / "new"
     restored = subprocess.run(
-        pub.command("restore", str(archive), "--into", str(new)), env=pub.env, cwd=tmp_path,
+        pub.command("restore", str(archive), "--into", str(new), *restore_args), env=pub.env, cwd=tmp_path,
         capture_output=True, text=True, timeout=60,
     )
     assert restored.returncode == 0, restored.stderr
@@ -276,8 +288,8 @@ def test_a_backup_taken_during_a_send_restored_elsewhere_mails_every_reader_exac
     resumed = subprocess.run(pub.command("send", "--resume"), env=env, cwd=new, capture_output=True, text=True,
                              timeout=120)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    after = counts(f"sqlite:///{new / 'publisher.db'}")
-    print(f"\nledger at the backup: {before}; copies accepted before it: {delivered_before}; "
+    after = counts(new_url)
+    print(f"\n{backend}: ledger at the backup: {before}; copies accepted before it: {delivered_before}; "
           f"after restore and resume: {after}; copies in all: {server.total}")
 
     assert set(server.copies) == {pub.address(n) for n in range(readers)}, "somebody was missed"
