@@ -9,6 +9,7 @@ import functools
 import ipaddress
 import json
 import os
+import socket
 import ssl
 import threading
 import time
@@ -21,11 +22,13 @@ from typing import ClassVar
 import dns.resolver
 import httpx
 import pytest
+from aiosmtpd.smtp import AuthResult, LoginPassword
 from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+from fakes import SMTPServer
 from test_preflight import Zone, dns_server
 
 from publisher.cli import cli
@@ -114,7 +117,7 @@ def dkim_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 
 def make_config(folder: Path, site: str, provider_url: str, dkim: Path, *, env: dict[str, str] | None = None,
-                provider: str = "postmark") -> Config:
+                provider: str = "postmark", extra: str = "") -> Config:
     text = f"""
 [publication]
 title = "Notes"
@@ -134,7 +137,7 @@ base_url = "{provider_url}"
 domain = "{DOMAIN}"
 selector = "news"
 private_key_file = "{dkim}"
-"""
+{extra}"""
     (folder / "config.toml").write_text(text, encoding="utf-8")
     return parse_config(text, root=folder, env={"PUBLISHER_POSTMARK_TOKEN": TOKEN, "PUBLISHER_SECRET": SECRET}
                         if env is None else env)
@@ -184,6 +187,10 @@ def live(tmp_path: Path, dkim_key: tuple[Path, str]) -> Iterator[Live]:
     cert = certificate(tmp_path, days=90)
     answers = {
         "/server": (200, '{"Name": "Notes"}'),
+        "/v3/scopes": (200, '{"scopes": ["mail.send"]}'),
+        "/domains": (401, '{"name": "restricted_api_key", "message": "This API key is restricted to only send"}'),
+        "/v3/domains/mg.example.org": (200, '{"domain": {"name": "mg.example.org"}}'),
+        "/v2/email/account": (200, '{"SendingEnabled": true}'),
         "/refusing/server": (401, '{"ErrorCode": 10, "Message": "Bad or missing Server API token."}'),
     }
     with http_server({"/": (200, "hello")}, tls=cert) as (site, _), http_server(answers) as (provider, seen), \
@@ -398,3 +405,65 @@ def test_an_unreadable_or_malformed_env_file_is_named(live: Live) -> None:
     bad = CliRunner().invoke(cli, ["--config", str(live.folder / "config.toml"), "doctor", "--env-file",
                                    str(live.folder / "env")])
     assert bad.exit_code == 1 and "env:2: expected NAME=value" in bad.output
+
+
+@pytest.mark.parametrize(("provider", "env", "extra", "request_line", "auth"), [
+    ("sendgrid", {"PUBLISHER_SENDGRID_API_KEY": "SG.k"}, "", "/v3/scopes", "Bearer SG.k"),
+    ("resend", {"PUBLISHER_RESEND_API_KEY": "re_k"}, "", "/domains", "Bearer re_k"),
+    ("mailgun", {"PUBLISHER_MAILGUN_API_KEY": "key-1"}, 'domain = "mg.example.org"\n', "/v3/domains/mg.example.org",
+     "Basic " + base64.b64encode(b"api:key-1").decode()),
+    ("ses", {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret"}, 'region = "eu-west-1"\n',
+     "/v2/email/account", "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"),
+])
+def test_each_http_provider_is_asked_with_a_call_that_sends_nothing(
+    live: Live, provider: str, env: dict[str, str], extra: str, request_line: str, auth: str,
+) -> None:
+    """SendGrid's scopes, Resend's domains (a send-only key's refusal proves it too), Mailgun's
+    domain, SES's account: one GET each, with the key, and the key is accepted."""
+    live.seen.clear()
+    table = {"mailgun": f'[delivery.mailgun]\nbase_url = "{live.provider_url}"\n{extra}',
+             "ses": f'[delivery.ses]\nendpoint = "{live.provider_url}"\n{extra}'}.get(provider, "")
+    config = make_config(live.folder, live.site, live.provider_url, live.dkim, provider=provider,
+                         env={**env, "PUBLISHER_SECRET": SECRET}, extra=table)
+    found = live.findings(config)[f"Provider: {provider}"]
+    assert found.status == "ok", found
+    assert [(method, path) for method, path, _ in live.seen] == [("GET", request_line)]
+    assert live.seen[0][2]["Authorization"].startswith(auth)
+
+
+def _smtp_config(live: Live, port: int, password: str) -> Config:
+    table = f'[delivery.smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\nusername = "dana"\n'
+    return make_config(live.folder, live.site, live.provider_url, live.dkim, provider="smtp", extra=table,
+                       env={"PUBLISHER_SMTP_PASSWORD": password, "PUBLISHER_SECRET": SECRET})
+
+
+class _Users:
+    def __init__(self, users: dict[str, str]) -> None:
+        self.users = users
+
+    def __call__(self, server: object, session: object, envelope: object, mechanism: str,
+                 auth_data: object) -> AuthResult:
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        return AuthResult(success=self.users.get(auth_data.login.decode()) == auth_data.password.decode(),
+                          handled=False)
+
+
+@pytest.mark.parametrize(("password", "status", "words"), [
+    ("s3cret", "ok", "logged in; nothing was sent"), ("wrong", "fail", "refused the login for 'dana'"),
+])
+def test_an_smtp_login_ends_before_any_message(live: Live, password: str, status: str, words: str) -> None:
+    """A real SMTP server on loopback: the login is tried, the session quits, no message is sent."""
+    with SMTPServer(authenticator=_Users({"dana": "s3cret"})) as server:
+        found = live.findings(_smtp_config(live, server.port, password))["Provider: smtp"]
+        assert server.messages == []
+    assert found.status == status and words in found.detail, found
+
+
+def test_an_smtp_server_that_is_not_there_fails(live: Live) -> None:
+    """Nothing listens on the port: fail, naming host and port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    found = live.findings(_smtp_config(live, port, "x"))["Provider: smtp"]
+    assert found.status == "fail" and f"cannot connect to 127.0.0.1:{port}" in found.detail
