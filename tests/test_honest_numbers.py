@@ -371,3 +371,22 @@ def test_an_import_jobs_summary_adds_up(tmp_path: Path) -> None:
         "done", 1, 0, 1, 0, 2
     )
     assert job.rows_read == 4
+
+
+def test_a_retired_topic_is_not_offered_and_its_readers_keep_it(tmp_path: Path) -> None:
+    """A topic in `subscribe.retired_tags` is not on the reader's page, even if still a
+    public tag; a reader who chose it keeps it when saving their other choices."""
+    config = make_publication(
+        tmp_path, extra='\n[subscribe]\npublic_tags = ["sleep", "walks", "naps"]\nretired_tags = ["naps"]\n'
+    )
+    engine = open_store(config.store_url)
+    found = subscribers.add(engine, "reader@example.org", now=NOW)
+    set_preferences(engine, found.id, name="", timezone=None, frequency="every", topics=["naps", "walks"],
+                    allowed_topics=["naps", "walks"], now=NOW)
+    client = AppClient(create_app(config, engine=engine))
+    page = client.get(manage_path(engine, found.id))
+    assert 'value="walks"' in page.text and 'value="naps"' not in page.text
+    assert client.post(manage_path(engine, found.id), data={"topic": ["sleep"]}).status_code == 200
+    assert set(get_preferences(engine, found.id).topics) == {"naps", "sleep"}  # type: ignore[union-attr, arg-type]
+    newcomer = subscribers.add(engine, "new@example.org", now=NOW)
+    assert client.post(manage_path(engine, newcomer.id), data={"topic": ["naps"]}).status_code == 400

@@ -7,7 +7,8 @@ too. Only someone on the list (active, or yet to confirm) has a page; the link's
 is found by `services.subscribers.link_holder`.
 
 A reader is offered only choices that exist: "the digest only" while the publication
-sends a digest (`schedule.digest`). A reader who chose it before the digest was turned
+sends a digest (`schedule.digest`), and no retired topic (`subscribe.retired_tags`): a
+reader who chose one before keeps it through later saves. A reader who chose it before the digest was turned
 off keeps the choice stored, gets every article meanwhile (the ledger sends them
 articles while there is no digest), and is told so on their page.
 """
@@ -35,8 +36,10 @@ _ON_THE_LIST = (SubscriberStatus.ACTIVE, SubscriberStatus.PENDING)
 
 
 def public_topics(config: Config) -> tuple[str, ...]:
-    """The topics a reader may choose from: the public tags that can be topics."""
-    return tuple(t for t in clean_tags(config["subscribe.public_tags"]) if "," not in t)
+    """The topics a reader may choose from: the public tags that can be topics, retired ones
+    (`subscribe.retired_tags`) left out."""
+    retired = set(clean_tags(config["subscribe.retired_tags"]))
+    return tuple(t for t in clean_tags(config["subscribe.public_tags"]) if "," not in t and t not in retired)
 
 
 def has_digest(config: Config) -> bool:
@@ -76,8 +79,11 @@ def save_preferences(
             "choose every article."
         )
     offered = public_topics(config)
-    topics = None if set(clean_tags(chosen)) >= set(offered) else chosen
+    # A retired topic is not offered, but a reader who chose it keeps it (their history).
+    retired = set(clean_tags(config["subscribe.retired_tags"]))
+    kept = [t for t in (current.topics or ()) if t in retired and t not in offered] if current is not None else []
+    topics = None if set(clean_tags(chosen)) >= set(offered) else [*chosen, *kept]
     return set_preferences(
         db, subscriber_id, name=name, timezone=zone or None, frequency=frequency,
-        topics=topics, allowed_topics=offered, now=now,
+        topics=topics, allowed_topics=[*offered, *kept], now=now,
     )

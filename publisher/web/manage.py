@@ -56,7 +56,6 @@ class ManageFlow:
         self.pages = pages
         self.secret = secret
         self.clock = clock
-        self.public_tags = public_topics(config)
 
     def _holder(self, token: str) -> LinkHolder | None:
         """Who the link names, while they are on the list (active, or yet to confirm)."""
@@ -70,7 +69,7 @@ class ManageFlow:
             return self.pages.render(MANAGE_PAGE, status=400, state="invalid", prefs=None, topics=(),
                                      frequencies=(), digest=False, saved=False, error="", leave_token="")
         return self.pages.render(
-            MANAGE_PAGE, status=status, state="ask", prefs=prefs, topics=self.public_tags,
+            MANAGE_PAGE, status=status, state="ask", prefs=prefs, topics=public_topics(self.config),
             frequencies=offered_frequencies(self.config), digest=has_digest(self.config),
             saved=saved, error=error, leave_token=found.unsubscribe_token,
         )
