@@ -662,3 +662,11 @@ def sample_on(folder: Path, url: str) -> Path:
                               text=True, timeout=120)
         assert done.returncode == 0, done.stderr
     return folder / "config.toml"
+
+
+def test_a_missing_pg_dump_is_named_with_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without PostgreSQL's tools on PATH, the backup says which one and how to get it, and writes nothing."""
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(ConfigError, match=r"pg_dump is not installed .* apt install postgresql-client"):
+        store_backup.dump_database("postgresql+psycopg://publisher@127.0.0.1:1/news", tmp_path / "dump")
+    assert not (tmp_path / "dump").exists()
