@@ -45,7 +45,6 @@ account that has none may only set it up (`needs_two_factor`) until it has.
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import hmac
 import secrets
@@ -56,10 +55,23 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import Engine
 
-from publisher.accounts import oidc, totp
+from publisher.accounts import oidc
+from publisher.accounts.factors import (
+    STALE,
+    TwoFactorState,
+    begin_two_factor,
+    code_keys,
+    confirm_two_factor,
+    renew_recovery_codes,
+    reset_two_factor,
+    take_code,
+    throttled,
+    turn_off_two_factor,
+    two_factor_state,
+)
 from publisher.accounts.oidc import OidcClient
+from publisher.accounts.roles import LOGIN_WINDOW, Role, SessionPolicy, allows, email_of, needs_two_factor
 from publisher.accounts.totp import Enrolment
-from publisher.config import Config
 from publisher.errors import AccountError, SignInThrottled
 from publisher.store import sessions as session_store
 from publisher.store import users as user_store
@@ -110,7 +122,6 @@ __all__ = [
     "two_factor_state",
 ]
 
-LOGIN_WINDOW = timedelta(minutes=15)
 ACCOUNT_SPREAD = 20
 """The account-wide cap, in units of `desk.login_failures`: high, so that it takes many
 clients to reach and it only ever stops browsers the account has not signed in with."""
@@ -119,71 +130,12 @@ CODE_WINDOW = timedelta(minutes=5)
 """How long a right password waits for its code."""
 OIDC_WINDOW = timedelta(minutes=10)
 """How long a browser may stay at the OpenID Connect provider."""
-REQUIRE_CHOICES = ("off", "owners", "everyone")
 MAX_PASSWORD = 1024
 _REFUSED = "that email address and password do not match an account"
 
 _hasher = PasswordHasher()
 # Checked when an address has no account, so that both answers take as long.
 _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
-
-
-class Role(enum.StrEnum):
-    VIEWER = "viewer"
-    EDITOR = "editor"
-    OWNER = "owner"
-
-
-_RANK = {Role.VIEWER: 0, Role.EDITOR: 1, Role.OWNER: 2}
-
-
-def allows(role: str, needed: Role) -> bool:
-    """Whether `role` may do what needs `needed` (an unknown role may do nothing)."""
-    try:
-        return _RANK[Role(role)] >= _RANK[needed]
-    except ValueError:
-        return False
-
-
-@dataclass(frozen=True, slots=True)
-class SessionPolicy:
-    """How long sessions live and how many failed sign-ins are let through."""
-
-    lifetime: timedelta
-    idle: timedelta
-    per_account: int
-    per_address: int
-    require_two_factor: str = "off"
-    """Who must have a second factor: "off", "owners" or "everyone"."""
-
-    @classmethod
-    def from_config(cls, config: Config) -> SessionPolicy:
-        return cls(
-            lifetime=timedelta(hours=float(config["desk.session_hours"])),
-            idle=timedelta(hours=float(config["desk.idle_hours"])),
-            per_account=int(config["desk.login_failures"]),
-            per_address=int(config["desk.login_failures_per_address"]),
-            require_two_factor=str(config["desk.require_two_factor"]),
-        )
-
-
-def _required(role: str, policy: SessionPolicy) -> bool:
-    """Whether `policy` requires a second factor of someone with `role`."""
-    return policy.require_two_factor == "everyone" or (
-        policy.require_two_factor == "owners" and role == Role.OWNER.value
-    )
-
-
-def needs_two_factor(user: User, policy: SessionPolicy) -> bool:
-    """Whether `user` must set up a second factor before doing anything else."""
-    return not user.two_factor and _required(user.role, policy)
-
-
-def _email(raw: str) -> str:
-    try:
-        return normalize_email(raw)
-    except Exception as exc:
-        raise AccountError(f"{raw!r} is not an email address; give the address the user signs in with") from exc
 
 
 def _role(raw: str) -> Role:
@@ -204,7 +156,7 @@ def _hash(password: str) -> str:
 def add_user(engine: Engine, email: str, *, role: str, password: str, now: datetime) -> User:
     """A new desk user. AccountError for a bad address, role or password, or a taken address."""
     return user_store.add(
-        engine, _email(email), role=_role(role).value, password_hash=_hash(password), now=now
+        engine, email_of(email), role=_role(role).value, password_hash=_hash(password), now=now
     )
 
 
@@ -215,18 +167,18 @@ def list_users(engine: Engine) -> list[User]:
 def remove_user(engine: Engine, email: str) -> None:
     """Delete the user and end their sessions; the last owner cannot be removed, however
     many owners try at once."""
-    user_store.remove(engine, _email(email), keep_one=Role.OWNER.value)
+    user_store.remove(engine, email_of(email), keep_one=Role.OWNER.value)
 
 
 def change_role(engine: Engine, email: str, *, role: str, now: datetime) -> None:
     """Give the user another role; the last owner keeps theirs, however many owners try
     at once."""
-    user_store.set_role(engine, _email(email), _role(role).value, now=now, keep_one=Role.OWNER.value)
+    user_store.set_role(engine, email_of(email), _role(role).value, now=now, keep_one=Role.OWNER.value)
 
 
 def reset_password(engine: Engine, email: str, *, password: str, now: datetime) -> None:
     """A new password; every session the user has open ends."""
-    user_store.set_password(engine, _email(email), _hash(password), now=now)
+    user_store.set_password(engine, email_of(email), _hash(password), now=now)
 
 
 def session_key(token: str) -> str:
@@ -350,44 +302,6 @@ def code_pending(engine: Engine, token: str, *, now: datetime) -> str | None:
     return user.email if user is not None else None
 
 
-_STALE = "this sign-in has expired or was already finished; sign in again"
-_CODE_REFUSED = "that code is not right; type the six digits your authenticator app shows now, or a recovery code"
-_CODE_USED = "that code has been used already; wait for the next one in your authenticator app"
-
-
-def _looks_like_recovery(code: str) -> bool:
-    return any(ch.isalpha() for ch in code) or len("".join(code.split())) > 8
-
-
-def _take_code(engine: Engine, user: User, code: str, *, now: datetime, secret: str, enable: bool = False) -> None:
-    """Take `code` for `user`'s second factor, once: AccountError when it is wrong or spent."""
-    factor = user_store.factor(engine, user.id)
-    if factor is None:
-        raise AccountError(_STALE)
-    if not enable and _looks_like_recovery(code):
-        if not user_store.use_recovery_code(engine, user.id, totp.recovery_hash(code), now=now):
-            raise AccountError("that recovery code is not right, or has been used already")
-        return
-    seed = totp.unseal(secret, factor.sealed)
-    step = totp.matching_step(seed, code, now=now, after=factor.last_step)
-    if step is None:
-        if totp.matching_step(seed, code, now=now, after=-1) is not None:
-            raise AccountError(_CODE_USED)
-        raise AccountError(_CODE_REFUSED)
-    if not user_store.take_step(engine, user.id, step, now=now, enable=enable):
-        raise AccountError(_CODE_USED)
-
-
-def _code_keys(user_id: int, address: str, policy: SessionPolicy) -> list[tuple[str, int]]:
-    return [(f"code {user_id}", policy.per_account), (f"client {address}", policy.per_address)]
-
-
-def _throttled(engine: Engine, keys: list[tuple[str, int]], now: datetime) -> None:
-    wait = session_store.take(engine, keys, now=now, window=LOGIN_WINDOW)
-    if wait:
-        raise SignInThrottled("too many wrong codes; wait a few minutes and try again", retry_after=wait)
-
-
 def sign_in_with_code(
     engine: Engine, token: str, code: str, *, address: str, now: datetime, policy: SessionPolicy, secret: str,
     device: str = "",
@@ -403,98 +317,15 @@ def sign_in_with_code(
     step = session_store.find_step(engine, key, kind="code", now=now) if key else None
     user = user_store.get(engine, step.user_id) if step is not None and step.user_id is not None else None
     if step is None or user is None:
-        raise AccountError(_STALE)
-    keys = _code_keys(user.id, address, policy)
-    _throttled(engine, keys, now)
-    _take_code(engine, user, code[:100], now=now, secret=secret)
+        raise AccountError(STALE)
+    keys = code_keys(user.id, address, policy)
+    throttled(engine, keys, now)
+    take_code(engine, user, code[:100], now=now, secret=secret)
     if not session_store.end_step(engine, key):
-        raise AccountError(_STALE)
+        raise AccountError(STALE)
     session_store.forget(engine, keys[0][0])
     session_store.give_back(engine, [keys[1][0]])
     return _open_session(engine, user, address=address, now=now, policy=policy, device=device), step.next_path
-
-
-# The second factor, set up and taken down
-
-
-@dataclass(frozen=True, slots=True)
-class TwoFactorState:
-    """An account's second factor as its own page shows it: on or not, the recovery codes
-    left, and, only while it is being set up, the secret to add to an app."""
-
-    on: bool
-    required: bool
-    recovery_left: int
-    setting_up: Enrolment | None
-
-
-def two_factor_state(engine: Engine, user: User, *, policy: SessionPolicy, secret: str, issuer: str) -> TwoFactorState:
-    factor = user_store.factor(engine, user.id)
-    setting_up = None
-    if factor is not None and factor.enabled_at is None:
-        try:
-            setting_up = totp.enrolment(totp.unseal(secret, factor.sealed), account=user.email, issuer=issuer)
-        except AccountError:
-            setting_up = None  # sealed under another secret: starting again makes a new one
-    return TwoFactorState(
-        on=factor is not None and factor.enabled_at is not None,
-        required=_required(user.role, policy),
-        recovery_left=user_store.recovery_left(engine, user.id),
-        setting_up=setting_up,
-    )
-
-
-def begin_two_factor(engine: Engine, user: User, *, now: datetime, secret: str, issuer: str) -> Enrolment:
-    """A new secret for `user` to add to an authenticator app; the second factor is on
-    only once `confirm_two_factor` has taken a code made from it."""
-    seed = totp.new_secret()
-    user_store.start_factor(engine, user.id, totp.seal(secret, seed), now=now)
-    return totp.enrolment(seed, account=user.email, issuer=issuer)
-
-
-def confirm_two_factor(
-    engine: Engine, user: User, code: str, *, address: str, now: datetime, policy: SessionPolicy, secret: str
-) -> list[str]:
-    """Turn the second factor on with a first code from the app: the ten recovery codes,
-    to be shown once (only their hashes are kept)."""
-    factor = user_store.factor(engine, user.id)
-    if factor is None or factor.enabled_at is not None:
-        raise AccountError("there is no authenticator being set up for this account; start again")
-    _throttled(engine, _code_keys(user.id, address, policy), now)
-    _take_code(engine, user, code[:100], now=now, secret=secret, enable=True)
-    session_store.forget(engine, f"code {user.id}")
-    return _new_codes(engine, user)
-
-
-def _new_codes(engine: Engine, user: User) -> list[str]:
-    codes = totp.new_recovery_codes()
-    user_store.set_recovery_codes(engine, user.id, [totp.recovery_hash(c) for c in codes])
-    return codes
-
-
-def renew_recovery_codes(engine: Engine, user: User) -> list[str]:
-    """Ten new recovery codes; the old ones stop working."""
-    factor = user_store.factor(engine, user.id)
-    if factor is None or factor.enabled_at is None:
-        raise AccountError("two-step sign-in is not on for this account, so it has no recovery codes")
-    return _new_codes(engine, user)
-
-
-def turn_off_two_factor(engine: Engine, user: User, *, policy: SessionPolicy) -> None:
-    """The account's own choice to sign in with its password alone again, where allowed."""
-    if _required(user.role, policy):
-        raise AccountError(
-            f"two-step sign-in is required for {'everyone' if policy.require_two_factor == 'everyone' else 'owners'} "
-            "(desk.require_two_factor), so it stays on"
-        )
-    user_store.drop_factor(engine, user.email, end_sessions=False)
-
-
-def reset_two_factor(engine: Engine, email: str) -> bool:
-    """An owner's reset of someone's second factor (a lost phone): it and their recovery
-    codes are forgotten and their sessions end; they sign in with their password alone,
-    and set one up again where it is required. Whether they had one."""
-    return user_store.drop_factor(engine, _email(email), end_sessions=True)
 
 
 # OpenID Connect
