@@ -390,3 +390,20 @@ def test_a_retired_topic_is_not_offered_and_its_readers_keep_it(tmp_path: Path) 
     assert set(get_preferences(engine, found.id).topics) == {"naps", "sleep"}  # type: ignore[union-attr, arg-type]
     newcomer = subscribers.add(engine, "new@example.org", now=NOW)
     assert client.post(manage_path(engine, newcomer.id), data={"topic": ["naps"]}).status_code == 400
+
+
+def test_the_cli_import_says_how_many_rows_it_read(tmp_path: Path) -> None:
+    """`publisher subscribers import` prints the rows read, which its other lines add up to."""
+    config = make_publication(tmp_path)
+    engine = open_store(config.store_url)
+    subscribers.add(engine, "same@example.org", now=NOW)
+    engine.dispose()
+    path = tmp_path / "list.csv"
+    path.write_text("email\nsame@example.org\nnew@example.org\nbroken\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["subscribers", "import", str(path)], catch_exceptions=False, env={
+        "PUBLISHER_CONFIG": str(config.root / "config.toml"), "PUBLISHER_SECRET": SECRET,
+    })
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "rows read 3 (imported + updated + unchanged + kept + rejected)" in lines
+    assert {"imported 1 (1 active)", "updated 0", "unchanged 1", "rejected 1"} <= set(lines)

@@ -181,6 +181,7 @@ def import_command(ctx: click.Context, file: Path, pending: bool, tags: Sequence
         )
     new = ", ".join(f"{number} {status}" for status, number in report.new_by_status.items())
     click.echo(f"{file}: read as a {report.platform} export")
+    click.echo(f"rows read {report.rows_read} (imported + updated + unchanged + kept + rejected)")
     click.echo(f"imported {report.imported}" + (f" ({new})" if new else ""))
     click.echo(f"updated {report.updated}")
     click.echo(f"unchanged {report.unchanged}")
