@@ -29,7 +29,8 @@ def router(ctx: ApiContext) -> APIRouter:
 
     @api.get("/stats/issues/{issue_id}", response_model=models.IssueStats, responses=responses(404))
     def per_issue(issue_id: IssueId) -> models.IssueStats:
-        """Sent and failed copies, and the readers who bounced, complained or left after it."""
+        """Copies sent (accepted by the provider) and failed, the bounces and complaints recorded
+        for this issue, and the readers who left by a link in its own message."""
         c = stats.issue_counts(db, issue_id)
         return models.IssueStats(issue_id=c.issue_id, sent=c.sent, failed=c.failed, bounced=c.bounced,
                                  complained=c.complained, unsubscribed=c.unsubscribed)
