@@ -96,7 +96,7 @@ def http_server(answers: dict[str, tuple[int, str]], tls: tuple[Path, Path] | No
         context.load_cert_chain(*tls)
         server.socket = context.wrap_socket(server.socket, server_side=True)
         scheme = "https"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield f"{scheme}://localhost:{server.server_address[1]}", handler.seen
