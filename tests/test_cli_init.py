@@ -125,6 +125,13 @@ def test_a_city_is_completed_to_its_time_zone(typed: str, zone: str) -> None:
     assert starter.zone_for(typed) == zone
 
 
+def test_a_completed_answer_is_shown_as_it_is_kept(tmp_path: Path, terminal: None) -> None:
+    """The author sees what "new york" and a bare host became."""
+    result = run("init", str(tmp_path), input="T\nt.example.org\n\nt@t.example.org\n\nnew york\n")
+    assert result.exit_code == 0, result.output
+    assert "Taken as https://t.example.org/" in result.output and "Taken as America/New_York" in result.output
+
+
 def test_a_name_several_zones_fit_offers_them(tmp_path: Path, terminal: None) -> None:
     """"San" starts the names of several zones: they are listed, and the author types one."""
     answers = "T\nt.example.org\n\nt@t.example.org\n\nSan\nAmerica/Santarem\n"

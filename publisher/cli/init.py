@@ -56,7 +56,8 @@ def _warn_unresolved(url: str) -> str | None:
 
 
 def _ask(question: Question, default: str, real_provider: bool) -> str:
-    """Ask until the answer passes its check; the site's address is looked up once it does."""
+    """Ask until the answer passes its check; the site's address is looked up once it does.
+    A completed answer (a city's zone, https:// added) is shown as it will be kept."""
     while True:
         raw = click.prompt(question.prompt, default=default, show_default=bool(default))
         try:
@@ -64,6 +65,8 @@ def _ask(question: Question, default: str, real_provider: bool) -> str:
         except ConfigError as exc:
             click.secho(f"  {str(exc)[:1].upper()}{str(exc)[1:]}.", fg="yellow", err=True)
             continue
+        if value != raw.strip():
+            click.echo(f"  Taken as {value}")
         if question.name == "url" and value != default:
             warning = _warn_unresolved(value)
             if warning is not None:
@@ -169,5 +172,5 @@ def _start(folder: Path, answers: dict[str, str]) -> None:
     where = "" if folder == Path() else f"cd {folder} && "
     click.echo(f"started {answers['title']!r} in {folder}: " + ", ".join(files))
     if not answers["postal_address"]:
-        click.echo("note: set [publication] postal_address before sending through a real provider")
+        click.echo("note: no postal address yet: give one (publisher init again) before a real provider sends")
     click.echo(f"next: {where}publisher check && publisher build")
