@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pyotp
 import pytest
+from click.testing import CliRunner
 from desk_support import add_users, csrf_of, quick_hashes
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
@@ -34,6 +35,7 @@ from web_support import live_server, make_publication
 
 from publisher import accounts
 from publisher.accounts import SessionPolicy
+from publisher.cli import cli
 from publisher.config import Config
 from publisher.store import open_store
 from publisher.web import create_app
@@ -378,3 +380,24 @@ def test_a_provider_that_does_not_answer_is_said_at_once(tmp_path: Path, monkeyp
         answer = http.post("/desk/login/oidc", data={"csrf": csrf_of(page.text)})
     assert answer.status_code == 502 and "did not answer" in answer.text
     assert time.monotonic() - started < 10
+
+
+def test_an_account_added_without_a_password_signs_in_through_the_provider_only(desk: tuple[str, Config]) -> None:
+    """`users add --no-password` invites an address the provider vouches for; no password opens it."""
+    base, config = desk
+    result = CliRunner().invoke(
+        cli,
+        ["--config", str(config.path), "users", "add", "stranger@example.org", "--role", "editor", "--no-password"],
+        env={"PUBLISHER_SECRET": "x" * 40},
+    )
+    assert result.exit_code == 0, result.output
+    assert "through the sign-in provider" in result.output
+    with httpx.Client(base_url=base) as http:
+        for guess in ("", "!", "a long enough passphrase"):
+            page = http.get("/desk/login")
+            answer = http.post(
+                "/desk/login", data={"csrf": csrf_of(page.text), "email": "stranger@example.org", "password": guess}
+            )
+            assert answer.status_code == 400, guess
+        assert through_provider(http, "stranger").status_code == 303
+        assert http.get("/desk/").status_code == 200

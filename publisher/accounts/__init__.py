@@ -85,6 +85,7 @@ __all__ = [
     "DEVICE_LIFETIME",
     "LOGIN_WINDOW",
     "MIN_PASSWORD",
+    "NO_PASSWORD",
     "OIDC_WINDOW",
     "CodeNeeded",
     "DeskSession",
@@ -153,11 +154,16 @@ def _hash(password: str) -> str:
     return _hasher.hash(password)
 
 
-def add_user(engine: Engine, email: str, *, role: str, password: str, now: datetime) -> User:
-    """A new desk user. AccountError for a bad address, role or password, or a taken address."""
-    return user_store.add(
-        engine, email_of(email), role=_role(role).value, password_hash=_hash(password), now=now
-    )
+NO_PASSWORD = "!"  # noqa: S105  (a marker no Argon2 hash can equal, not a password)
+"""What an account without a password keeps instead of a hash: no password matches it."""
+
+
+def add_user(engine: Engine, email: str, *, role: str, password: str | None, now: datetime) -> User:
+    """A new desk user; with `password` None, one who signs in only through the OpenID
+    Connect provider (until an owner gives them a password). AccountError for a bad
+    address, role or password, or a taken address."""
+    password_hash = NO_PASSWORD if password is None else _hash(password)
+    return user_store.add(engine, email_of(email), role=_role(role).value, password_hash=password_hash, now=now)
 
 
 def list_users(engine: Engine) -> list[User]:
@@ -243,8 +249,10 @@ def sign_in(
     if wait:
         raise SignInThrottled("too many failed sign-ins; wait a few minutes and try again", retry_after=wait)
     try:
-        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password[:MAX_PASSWORD])
-        ok = user is not None
+        # An account without a password costs the same check as an address without an account.
+        usable = user is not None and user.password_hash != NO_PASSWORD
+        _hasher.verify(user.password_hash if user is not None and usable else _DUMMY_HASH, password[:MAX_PASSWORD])
+        ok = usable
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         ok = False
     if not ok or user is None:

@@ -47,14 +47,17 @@ def users_group() -> None:
 @click.argument("email")
 @click.option("--role", type=ROLE_CHOICE, required=True,
               help="viewer reads; editor also writes and sends; owner also manages settings and users.")
+@click.option("--no-password", is_flag=True,
+              help="They sign in only through the sign-in provider (desk.oidc.issuer), with this address.")
 @reports_errors
 @click.pass_context
-def add_command(ctx: click.Context, email: str, role: str) -> None:
+def add_command(ctx: click.Context, email: str, role: str, no_password: bool) -> None:
     """Add EMAIL as a desk user; the password is asked for (or read from stdin)."""
-    password = _read_password()
+    password = None if no_password else _read_password()
     with _engine(ctx) as engine:
         user = accounts.add_user(engine, email, role=role, password=password, now=datetime.now(UTC))
-    click.echo(f"added {user.email} ({user.role})")
+    how = "; they sign in through the sign-in provider" if no_password else ""
+    click.echo(f"added {user.email} ({user.role}){how}")
 
 
 @users_group.command("list")
