@@ -268,13 +268,13 @@ def _run(argv: list[str], folder: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(argv, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def test_the_units_serve_command_runs_and_stops_cleanly(publication: Path) -> None:
-    """The unit's own `publisher serve` line, on a free port: it answers over HTTP, and SIGTERM
-    (systemd's KillSignal) ends it with exit code 0."""
-    argv = shlex.split(unit("publisher.service")["Service"]["ExecStart"])
+def _serve_and_stop(argv: list[str], folder: Path) -> None:
+    """Run a `publisher serve` line on a free port until it answers /subscribe, then SIGTERM it:
+    it must end with exit code 0, as systemd's and Docker's stop expect."""
+    argv = [*argv]
     port = _free_port()
     argv[argv.index("--port") + 1] = str(port)
-    process = _run(argv, publication)
+    process = _run(argv, folder)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -289,20 +289,48 @@ def test_the_units_serve_command_runs_and_stops_cleanly(publication: Path) -> No
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=60)
     assert process.returncode == 0, output
-    assert (publication / ".publisher-heartbeat").exists()
 
 
-def test_the_worker_units_command_runs_and_stops_cleanly(publication: Path) -> None:
-    """The worker unit's own line starts, waits for queued mail, and ends with exit code 0 on SIGTERM."""
-    argv = shlex.split(unit("publisher-worker.service")["Service"]["ExecStart"])
-    process = _run(argv, publication)
+def _work_and_stop(argv: list[str], folder: Path) -> None:
+    """Run a `publisher worker` line for a few seconds (it waits for queued mail), then SIGTERM it."""
+    process = _run(argv, folder)
     try:
         time.sleep(3)
-        assert process.poll() is None
+        assert process.poll() is None, process.stdout and process.stdout.read()
     finally:
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=60)
     assert process.returncode == 0, output
+
+
+def test_the_units_commands_run_and_stop_cleanly(publication: Path) -> None:
+    """The units' own `publisher serve` and `publisher worker` lines run on a new publication,
+    answer, beat, and end with exit code 0 on SIGTERM (systemd's KillSignal)."""
+    found = commands()
+    _serve_and_stop(found["publisher.service ExecStart"], publication)
+    assert (publication / ".publisher-heartbeat").exists()
+    _work_and_stop(found["publisher-worker.service ExecStart"], publication)
+
+
+def test_the_containers_commands_run_on_postgresql(publication: Path) -> None:
+    """compose's daemon and worker lines (the Dockerfile's CMD is the daemon's) on a config.toml
+    that deploy/container.sed pointed at PostgreSQL: the schema is made, the app answers, both stop cleanly."""
+    from pg_server import fresh_database, postgres_server
+
+    found = commands()
+    assert found["Dockerfile CMD"] == found["compose daemon"]
+    with postgres_server() as server:
+        url = fresh_database(server, "deploy_recipes")
+        with (DEPLOY / "container.sed").open("rb") as script:
+            subprocess.run(["sed", "-i", "-f", "-", "config.toml"], stdin=script, cwd=publication, check=True,
+                           timeout=30)
+        path = publication / "config.toml"
+        text = path.read_text(encoding="utf-8")
+        assert "postgresql+psycopg://publisher@db:5432/publisher" in text
+        path.write_text(text.replace("postgresql+psycopg://publisher@db:5432/publisher", url), encoding="utf-8")
+        _serve_and_stop(found["compose daemon"], publication)
+        _work_and_stop(found["compose worker"], publication)
+    assert not (publication / "publisher.db").exists()
 
 
 def _shell_lines(text: str, *, markdown: bool) -> list[str]:
