@@ -356,15 +356,17 @@ def test_subscriber_days_count_joins_and_leaves(db: sa.Engine) -> None:
     ]
 
 
-def test_issue_counts_an_unsubscribe_after_the_copy(config: Config, db: sa.Engine) -> None:
-    """A reader who leaves after their copy was sent counts for that issue."""
+def test_issue_counts_a_bounce_after_the_copy_not_an_unsubscribe_by_hand(config: Config, db: sa.Engine) -> None:
+    """A bounce reported after a reader's copy counts for that issue; an unsubscribe made
+    by hand (not by a link in the issue's message) counts for no issue."""
     _add(db, 2)
     queued = issues.send_now(config, db, "notes-on-rest", now=NOW)
     with db.begin() as conn:
         conn.execute(sa.update(deliveries).values(state="sent", sent_at=NOW))
     subscribers.unsubscribe(db, "reader0@example.org", now=NOW + timedelta(hours=1))
+    store_subscribers.suppress(db, "reader1@example.org", "bounce", provider="smtp", now=NOW + timedelta(hours=1))
     counted = stats.issue_counts(db, queued.issue_id)
-    assert (counted.sent, counted.unsubscribed, counted.bounced) == (2, 1, 0)
+    assert (counted.sent, counted.unsubscribed, counted.bounced) == (2, 0, 1)
     assert stats.send_pace(db, queued.issue_id) == [stats.MinuteCount(minute=NOW, sent=2)]
 
 
