@@ -407,3 +407,44 @@ def test_the_cli_import_says_how_many_rows_it_read(tmp_path: Path) -> None:
     lines = result.output.splitlines()
     assert "rows read 3 (imported + updated + unchanged + kept + rejected)" in lines
     assert {"imported 1 (1 active)", "updated 0", "unchanged 1", "rejected 1"} <= set(lines)
+
+
+def test_the_upgrade_names_the_issue_of_earlier_bounces(tmp_path: Path) -> None:
+    """Upgrading a database gives each bounce already recorded the issue of its reader's
+    latest copy in the week before it; earlier unsubscribes, which cannot say which
+    message they came from, name none."""
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from publisher.store.engine import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    command.upgrade(alembic_config(url), "0014")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO subscribers (id, email, name, status, source, created_at, updated_at, token_key, "
+            "legacy_links, frequency) VALUES (1, 'a@example.org', '', 'bounced', '', '2026-01-01 00:00:00.000000', "
+            "'2026-01-01 00:00:00.000000', '" + "a" * 32 + "', 0, 'every')"
+        ))
+        for issue_id, sent in ((1, "2026-01-02 08:00:00.000000"), (2, "2026-01-05 08:00:00.000000")):
+            conn.execute(text(
+                "INSERT INTO issues (id, key, kind, slug, subject, html, text, status, created_at) VALUES "
+                f"({issue_id}, 'k{issue_id}', 'article', 's', 'S', '', '', 'done', '{sent}')"
+            ))
+            conn.execute(text(
+                "INSERT INTO deliveries (issue_id, subscriber_id, email, name, state, attempts, not_before, "
+                f"sent_at, provider_id, detail, message_key, uncertain) VALUES ({issue_id}, 1, 'a@example.org', "
+                f"'', 'sent', 1, '{sent}', '{sent}', '', '', 'm{issue_id}', 0)"
+            ))
+        for kind, at in (("unsubscribe", "2026-01-05 09:00:00.000000"), ("bounce", "2026-01-06 08:00:00.000000"),
+                         ("bounce", "2026-01-20 08:00:00.000000")):
+            conn.execute(text(
+                "INSERT INTO events (subscriber_id, email, kind, provider, detail, created_at) VALUES "
+                f"(1, 'a@example.org', '{kind}', 'x', '', '{at}')"
+            ))
+    command.upgrade(alembic_config(url), "head")
+    with engine.connect() as conn:
+        named = conn.execute(text("SELECT kind, issue_id FROM events ORDER BY id")).all()
+    engine.dispose()
+    assert [tuple(row) for row in named] == [("unsubscribe", None), ("bounce", 2), ("bounce", None)]
