@@ -1,5 +1,6 @@
 """The desk's Settings page in a real browser, against `publisher serve`: an owner renames the
-publication, gives its zone as a city, sets a digest and a topic, mistypes a zone, and sees
+publication, gives its zone as a city, sets a digest and a topic, generates a DKIM key, mistypes
+a zone, and sees
 each change served without a restart; axe-core finds no serious or critical violation and
 no page scrolls sideways at 375 px (screenshots at 375 and 1280 px into SCREENSHOTS).
 
@@ -70,6 +71,16 @@ def test_an_owner_changes_the_settings_in_the_browser(site: Site, browser: WebDr
     owner.field("s-new_topic", "Work")
     owner.press("#g-topics button[type=submit]")
     assert browser.find_element(By.ID, "s-topic-2").get_attribute("value") == "work"
+
+    owner.field("s-dkim_domain", "harborlight.example.org")
+    owner.field("s-dkim_selector", "2026dec")
+    owner.press("#g-dkim button[formaction='/desk/settings/dkim']")
+    record = browser.find_element(By.ID, "dkim-record-1").get_attribute("value") or ""
+    assert record.startswith("v=DKIM1; k=rsa; p=")
+    owner.check("dkim")
+    owner.press("#g-dkim button[formaction='/desk/settings/dkim-check']")
+    assert "Not published yet" in owner.text() or "Not checked" in owner.text()
+    owner.check("dkim-checked")
 
     owner.field("s-timezone", "Mars/Olympus")
     owner.press("#g-publication button[type=submit]")

@@ -13,15 +13,19 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+import dns.resolver
 import httpx
 import pytest
 from desk_support import add_users, csrf_of, quick_hashes, sign_in
+from dnslib import QTYPE, RCODE, RR, TXT, DNSRecord
+from dnslib.server import BaseResolver, DNSLogger, DNSServer
 from fakes import FakeAPI
 from fakes.http_api import RecordedRequest, Reply
 from web_support import live_server, make_publication
 
 from publisher.config import SECRETS_FILE, Config, load_config
 from publisher.errors import ConfigError, Conflict
+from publisher.services import dkim_setup
 from publisher.services import settings as settings_service
 from publisher.services.preferences import public_topics
 from publisher.services.settings_text import cron_in_words, edit_text, fingerprint, next_fire_times
@@ -437,3 +441,90 @@ def test_nothing_changed_writes_nothing(config: Config, url: str) -> None:
         answer = save(http, "publication")
     assert answer.status_code == 200 and "Nothing was changed" in answer.text
     assert os.stat(config.root / "config.toml").st_mtime_ns == before
+
+
+class Zone(BaseResolver):  # type: ignore[misc]
+    """TXT records by name; NXDOMAIN for any other."""
+
+    def __init__(self, records: dict[str, list[str]]) -> None:
+        self.records = records
+
+    def resolve(self, request: DNSRecord, handler: object) -> DNSRecord:
+        reply = request.reply()
+        name = str(request.q.qname).rstrip(".")
+        if name not in self.records:
+            reply.header.rcode = RCODE.NXDOMAIN
+        for value in self.records.get(name, []):
+            chunks = [value[i:i + 255].encode() for i in range(0, len(value), 255)]
+            reply.add_answer(RR(request.q.qname, QTYPE.TXT, rdata=TXT(chunks), ttl=60))
+        return reply
+
+
+@contextmanager
+def dns_server(records: dict[str, list[str]]) -> Iterator[dns.resolver.Resolver]:
+    """A DNS server on 127.0.0.1 answering from `records`; yields a resolver that asks only it."""
+    server = DNSServer(Zone(records), address="127.0.0.1", port=0, logger=DNSLogger(logf=lambda *_: None))
+    server.start_thread()
+    try:
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers = ["127.0.0.1"]
+        resolver.port = server.server.server_address[1]
+        yield resolver
+    finally:
+        server.stop()
+        server.server.server_close()
+
+
+def test_a_generated_dkim_key_is_put_to_use_and_its_record_shown(config: Config, url: str) -> None:
+    """The key lands beside config.toml (0600), [delivery.dkim] names it, the page shows the TXT record."""
+    with owner(url) as http:
+        fields = form_of(http.get("/desk/settings").text, "dkim")
+        answer = http.post("/desk/settings/dkim", data={**fields, "dkim_domain": "example.org",
+                                                          "dkim_selector": "2026dec"})
+    assert answer.status_code == 200, answer.text
+    key = config.root / "dkim-2026dec.pem"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600 and "PRIVATE KEY" in key.read_text(encoding="utf-8")
+    reloaded = load_config(config.root / "config.toml")
+    assert (reloaded["delivery.dkim.domain"], reloaded["delivery.dkim.selector"],
+            reloaded["delivery.dkim.private_key_file"]) == ("example.org", "2026dec", "dkim-2026dec.pem")
+    assert "2026dec.<wbr>_domainkey.<wbr>example.<wbr>org (TXT)" in answer.text
+    assert re.search(r"v=DKIM1; k=rsa; p=[A-Za-z0-9+/=]{300,}", answer.text)
+    assert "PRIVATE KEY" not in answer.text
+
+
+def test_a_dkim_key_is_never_written_over(config: Config, url: str) -> None:
+    (config.root / "dkim-news.pem").write_text("kept\n", encoding="utf-8")
+    with owner(url) as http:
+        fields = form_of(http.get("/desk/settings").text, "dkim")
+        answer = http.post("/desk/settings/dkim", data={**fields, "dkim_domain": "example.org",
+                                                          "dkim_selector": "news"})
+    assert answer.status_code == 409 and "choose another selector" in answer.text
+    assert (config.root / "dkim-news.pem").read_text(encoding="utf-8") == "kept\n"
+    assert text_of(config) == COMMENTED
+
+
+def test_a_dkim_key_file_that_cannot_be_read_is_refused(config: Config, url: str) -> None:
+    with owner(url) as http:
+        answer = save(http, "dkim", dkim_domain="example.org", dkim_selector="news", dkim_key_file="missing.pem")
+    assert answer.status_code == 400
+    assert 'id="s-dkim_key_file-error"' in answer.text and "missing.pem" in answer.text
+    assert text_of(config) == COMMENTED
+
+
+def test_the_dkim_record_is_checked_in_dns(config: Config) -> None:
+    """Published: the check says so; missing: it names the record to publish."""
+    engine = open_store(config.store_url)
+    try:
+        dkim_setup.generate_key(config.root / "config.toml", domain="example.org", selector="news",
+                                fingerprint_seen=fingerprint(COMMENTED), who="owner@example.org", engine=engine,
+                                now=NOW, env={})
+        view = settings_service.settings_view(config.root / "config.toml", engine=engine, now=NOW, env={})
+    finally:
+        engine.dispose()
+    (record,) = view.dkim_records
+    with dns_server({record.name: [record.value]}) as resolver:
+        (published,) = dkim_setup.check_dns(config.root / "config.toml", resolver)
+    assert published.ok is True
+    with dns_server({}) as resolver:
+        (missing,) = dkim_setup.check_dns(config.root / "config.toml", resolver)
+    assert missing.ok is False and record.value in missing.detail

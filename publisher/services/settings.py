@@ -47,7 +47,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from sqlalchemy import Engine
 
 from publisher.config import SECRETS_FILE, Config, parse_config, secrets_beside
-from publisher.errors import ConfigError, Conflict
+from publisher.errors import ConfigError, Conflict, PublisherError
+from publisher.mail import preflight
+from publisher.mail.dkim_signing import DkimSigner
+from publisher.mail.preflight import DnsRecord
 from publisher.schedule.timing import parse_window
 from publisher.services import credentials
 from publisher.services.settings_text import (
@@ -73,6 +76,7 @@ __all__ = [
     "settings_view",
 ]
 
+DKIM_KEYS = ("delivery.dkim.domain", "delivery.dkim.selector", "delivery.dkim.private_key_file")
 CHANGED_ON_DISK = "config.toml was changed on disk since you opened this page; reload to see it"
 LOCK_FILE = ".publisher-settings.lock"
 
@@ -101,6 +105,9 @@ class SettingsView:
     secrets: tuple[SecretState, ...]
     digest: Digest | None
     changes: tuple[SettingsChange, ...]
+    dkim_records: tuple[DnsRecord, ...] = ()
+    """The DKIM TXT records to publish for the configured keys (none without DKIM)."""
+    dkim_problem: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +159,18 @@ def settings_view(
                             tuple(next_fire_times(config["schedule.digest"], zone, now)))
         except ConfigError as exc:
             digest = Digest(str(exc), ())
+    records: tuple[DnsRecord, ...] = ()
+    dkim_problem = ""
+    try:
+        signer = DkimSigner.from_config(config)
+    except PublisherError as exc:
+        dkim_problem = str(exc)
+    else:
+        if signer is not None:
+            records = tuple(r for r in preflight.dns_records(config, signer) if r.kind == "DKIM")
     return SettingsView(
+        dkim_records=records,
+        dkim_problem=dkim_problem,
         fingerprint=fingerprint(text),
         values=_form_values(config),
         public_tags=tuple(config["subscribe.public_tags"]),
@@ -375,6 +393,11 @@ def save_settings(
             if missing:
                 problems.append(f"{config_path.name}: [delivery] provider {after['delivery.provider']} needs its "
                                 f"{missing[0]}: enter it under the provider's secrets")
+        if after is not None and any(_shown(after[k]) != _shown(before[k]) for k in DKIM_KEYS):
+            try:
+                DkimSigner.from_config(after)
+            except PublisherError as exc:
+                problems.append(str(exc))
         if problems:
             timezone = [i for i, p in enumerate(problems) if "[publication] timezone" in p]
             for i in timezone:

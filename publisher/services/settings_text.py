@@ -67,6 +67,7 @@ GROUPS: tuple[tuple[str, str], ...] = (
     ("topics", "Topics readers choose"),
     ("sending", "When newsletters go out"),
     ("provider", "Mail provider"),
+    ("dkim", "DKIM signing"),
 )
 
 F = Field
@@ -99,6 +100,12 @@ FIELDS: tuple[Field, ...] = (
     F("smtp_username", "delivery.smtp.username", "SMTP user name", "provider"),
     F("mailgun_domain", "delivery.mailgun.domain", "Mailgun sending domain", "provider"),
     F("ses_region", "delivery.ses.region", "Amazon SES region", "provider"),
+    F("dkim_domain", "delivery.dkim.domain", "Signing domain", "dkim",
+      hint="The domain of the sender address, e.g. example.org. Empty: publisher does not sign."),
+    F("dkim_selector", "delivery.dkim.selector", "Selector", "dkim",
+      hint="A name for the key, such as a date: 2026dec. The DNS record goes at selector._domainkey.domain."),
+    F("dkim_key_file", "delivery.dkim.private_key_file", "Private key file", "dkim",
+      hint="A PEM file beside config.toml; \"Generate a key\" writes one."),
 )
 
 POLICY_WORDS = {

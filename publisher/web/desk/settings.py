@@ -3,6 +3,8 @@ missing to go live, a provider connection test, the desk's users and the setting
 
     GET  /desk/settings                     the page
     POST /desk/settings/save                one of the page's settings forms (services.settings)
+    POST /desk/settings/dkim                a new DKIM key, put to use (services.dkim_setup)
+    POST /desk/settings/dkim-check          is the DKIM record in DNS?
     POST /desk/settings/provider-test       a test copy of the newest article to the owner
     POST /desk/settings/users               add a user
     POST /desk/settings/users/remove        remove a user (never the last owner)
@@ -30,8 +32,8 @@ from publisher import accounts
 from publisher.accounts import Role
 from publisher.config import SETTINGS, Config
 from publisher.errors import ConfigError, Conflict, PublisherError
+from publisher.services import dkim_setup, readiness
 from publisher.services import issues as issue_service
-from publisher.services import readiness
 from publisher.services import settings as settings_service
 from publisher.services.providers import Provider
 from publisher.services.settings_text import FIELDS, GROUPS, POLICY_WORDS, field_problems
@@ -62,6 +64,8 @@ class SettingsDesk(Section):
         return [
             Route("/settings", guard(self.index, Role.OWNER), methods=["GET", "HEAD"]),
             Route("/settings/save", guard(self.save, Role.OWNER), methods=["POST"]),
+            Route("/settings/dkim", guard(self.dkim_generate, Role.OWNER), methods=["POST"]),
+            Route("/settings/dkim-check", guard(self.dkim_check, Role.OWNER), methods=["POST"]),
             Route("/settings/provider-test", guard(self.provider_test, Role.OWNER), methods=["POST"]),
             Route("/settings/users", guard(self.add_user, Role.OWNER), methods=["POST"]),
             Route("/settings/users/remove", guard(self.remove_user, Role.OWNER), methods=["POST"]),
@@ -96,29 +100,39 @@ class SettingsDesk(Section):
     async def index(
         self, asked: Asked, *, error: str = "", result: str = "", status_code: int = 200,
         problems: dict[str, str] | None = None, typed: dict[str, str] | None = None, group: str = "",
+        dkim_checks: list[Any] | None = None,
     ) -> Response:
         view = await run_in_threadpool(self._view, asked.now)
         values = dict(view["editable"].values) if view["editable"] is not None else {}
         values.update(typed or {})
         return self.pages.render(
             "settings", asked.desk, section="settings", status=status_code,
-            error=error, result=result, problems=problems or {}, values=values, group=group, **view,
+            error=error, result=result, problems=problems or {}, values=values, group=group,
+            dkim_checks=dkim_checks or [], **view,
         )
 
-    async def save(self, asked: Asked) -> Response:
+    async def save(self, asked: Asked, *, dkim: bool = False) -> Response:
         """One settings form: written back to config.toml, or each problem beside its field."""
         if self.config.path is None:
             return await self.index(asked, error="This server was started without a config.toml.", status_code=400)
         path = self.config.path
         form = {k: v for k, v in asked.form.items() if k not in ("csrf", "fingerprint", "group")}
         group = asked.field("group")
-        try:
-            saved = await run_in_threadpool(
-                lambda: settings_service.save_settings(
-                    path, form, fingerprint_seen=asked.field("fingerprint"), who=asked.session.user.email,
+
+        def run() -> settings_service.Saved:
+            if dkim:
+                return dkim_setup.generate_key(
+                    path, domain=asked.field("dkim_domain"), selector=asked.field("dkim_selector"),
+                    fingerprint_seen=asked.field("fingerprint"), who=asked.session.user.email,
                     engine=self.engine, now=asked.now,
                 )
+            return settings_service.save_settings(
+                path, form, fingerprint_seen=asked.field("fingerprint"), who=asked.session.user.email,
+                engine=self.engine, now=asked.now,
             )
+
+        try:
+            saved = await run_in_threadpool(run)
         except Conflict as exc:
             return await self.index(asked, error=str(exc), status_code=409, group=group)
         except ConfigError as exc:
@@ -132,6 +146,20 @@ class SettingsDesk(Section):
             )
         said = "Saved; the server takes it up within a few seconds, without a restart." if saved.changes else ""
         return await self.index(asked, result=" ".join(filter(None, (said, *saved.notices))), group=group)
+
+    async def dkim_generate(self, asked: Asked) -> Response:
+        """A new key for the selector and domain on the form, written beside config.toml and put to use."""
+        return await self.save(asked, dkim=True)
+
+    async def dkim_check(self, asked: Asked) -> Response:
+        if self.config.path is None:
+            return await self.index(asked, error="This server was started without a config.toml.", status_code=400)
+        path = self.config.path
+        try:
+            checks = await run_in_threadpool(dkim_setup.check_dns, path)
+        except PublisherError as exc:
+            return await self.index(asked, error=str(exc), status_code=400, group="dkim")
+        return await self.index(asked, group="dkim", dkim_checks=checks)
 
     async def provider_test(self, asked: Asked) -> Response:
         try:
