@@ -236,6 +236,8 @@ def test_every_page_fits_320_375_and_1280_px(site: Site, browser: WebDriver) -> 
     article = me.first_link(".archive h3 a")
     me.visit("archive-article", article)
     me.visit("archive-wide-article", "/resources/")
+    me.visit("newsletter-wide", "/newsletters/resources.html")  # the email as the archive shows it
+    assert browser.title.startswith("Resources"), browser.title
     me.visit("archive-topics", "/tags/")
     me.visit("archive-topic", me.first_link(".topics a"))
     me.visit("archive-not-found", "/no-such-page/")
@@ -260,6 +262,10 @@ def test_every_page_fits_320_375_and_1280_px(site: Site, browser: WebDriver) -> 
         ("desk-keys", "/desk/settings/keys"),
     ):
         me.visit(name, path)
+    me.open(f"/desk/articles{older.rstrip('/')}")
+    me.press("button[name=action][value=save]")  # a saved version, to compare
+    me.open(f"/desk/articles{older.rstrip('/')}/revisions")
+    me.visit("desk-version", me.first_link("main table a[href^='/desk/revisions/']"))
     me.open(f"/desk/articles{older.rstrip('/')}")
     me.press("#send-now button[type=submit]")
     me.measure("desk-confirm-send")
