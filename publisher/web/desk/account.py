@@ -97,7 +97,7 @@ class AccountDesk(Section):
         return self.pages.render(
             "account", asked.desk, section="account", status=status_code, error=error, codes=codes or [],
             notice=_NOTICES.get(asked.request.query_params.get("m", ""), ""),
-            required_now=accounts.needs_two_factor(asked.session.user, self.auth.policy), **view,
+            required_now=view["two_factor"].required and not view["two_factor"].on, **view,
         )
 
     async def start(self, asked: Asked) -> Response:
