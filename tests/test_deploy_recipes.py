@@ -11,6 +11,7 @@ import shlex
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -242,6 +243,72 @@ def test_nginx_accepts_the_site(tmp_path: Path) -> None:
     done = subprocess.run(["nginx", "-t", "-q", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed (apt-get install nginx)")
+def test_through_the_nginx_site_the_daemon_knows_the_visit_came_over_https(tmp_path: Path) -> None:
+    """nginx running the site (on free ports, a self-signed certificate) in front of the unit's
+    `publisher serve`, trusted as config.toml's snippet says: plain http is sent to https, and
+    the desk's cookie is Secure through nginx (X-Forwarded-Proto believed) but not when the
+    daemon is asked directly over http."""
+    import tomlkit
+    from test_doctor import certificate
+
+    folder = tmp_path / "srv"
+    made = CliRunner().invoke(cli, ["init", str(folder), "--title", "N", "--url", "http://localhost/", "--from",
+                                    "n@example.org", "--timezone", "UTC"], env={"PUBLISHER_CONFIG": ""})
+    assert made.exit_code == 0, made.output
+    snippet = "\n".join(line.lstrip("# ") for line in (DEPLOY / "nginx.conf").read_text().splitlines()
+                        if line.startswith("#     "))
+    trusted = tomllib.loads(snippet[snippet.index("[server]"):])["server"]["trusted_proxies"]
+    document = tomlkit.parse((folder / "config.toml").read_text())
+    document["server"]["trusted_proxies"] = trusted  # type: ignore[index]
+    (folder / "config.toml").write_text(tomlkit.dumps(document))
+    daemon_port, https_port, http_port = _free_port(), _free_port(), _free_port()
+    cert, key = certificate(tmp_path, days=30)
+    site = (DEPLOY / "nginx.conf").read_text()
+    for old, new in (("/etc/letsencrypt/live/news.example.org/fullchain.pem", str(cert)),
+                     ("/etc/letsencrypt/live/news.example.org/privkey.pem", str(key)),
+                     (f"127.0.0.1:{PORT}", f"127.0.0.1:{daemon_port}"), ("news.example.org", "localhost"),
+                     ("listen 443 ssl http2;", f"listen 127.0.0.1:{https_port} ssl http2;"),
+                     ("listen 80;", f"listen 127.0.0.1:{http_port};")):
+        assert old in site, old
+        site = site.replace(old, new)
+    site = "\n".join(line for line in site.splitlines() if "listen [::]" not in line)
+    (tmp_path / "site.conf").write_text(site)
+    (tmp_path / "nginx.conf").write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
+        f"http {{\n access_log off;\n client_body_temp_path {tmp_path};\n proxy_temp_path {tmp_path};\n"
+        f" include {tmp_path}/site.conf;\n}}\n"
+    )
+    nginx = subprocess.Popen(["nginx", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off;"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    argv = commands()["publisher.service ExecStart"]
+    argv[argv.index("--port") + 1] = str(daemon_port)
+    daemon = _run(argv, folder)
+    try:
+        with httpx.Client(verify=ssl.create_default_context(cafile=str(cert)), timeout=5) as client:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    proxied = client.get(f"https://localhost:{https_port}/desk/login")
+                    if proxied.status_code != 502:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert daemon.poll() is None and nginx.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+            direct = client.get(f"http://127.0.0.1:{daemon_port}/desk/login")
+            plain = client.get(f"http://localhost:{http_port}/desk/login")
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        nginx.send_signal(signal.SIGQUIT)
+        daemon.communicate(timeout=60)
+        nginx.communicate(timeout=60)
+    assert proxied.status_code == 200 and direct.status_code == 200
+    assert "secure" in proxied.headers["set-cookie"].lower()
+    assert "secure" not in direct.headers["set-cookie"].lower()
+    assert plain.status_code == 301 and plain.headers["location"] == "https://localhost/desk/login"
 
 
 @pytest.mark.skipif(shutil.which("caddy") is None, reason="caddy is not installed (apt-get install caddy)")
