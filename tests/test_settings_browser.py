@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from desk_browser_support import (
+    SCREENSHOTS,
     Author,
     Site,
     browser_fixture,  # noqa: F401 - the `browser` fixture
@@ -28,6 +29,14 @@ from selenium.webdriver.remote.webdriver import WebDriver
 class Owner(Author):
     prefix = "settings-"
     fits_narrow = True
+
+    def shoot(self, name: str, element_id: str) -> None:
+        """The part of the page that step is about, at each width (the page is longer than a screenshot)."""
+        for width, height in ((375, 1400), (1280, 1000)):
+            self.d.set_window_size(width, height)
+            self.d.execute_script("document.getElementById(arguments[0]).scrollIntoView()", element_id)
+            self.d.save_screenshot(str(SCREENSHOTS / f"{self.prefix}{name}-{element_id}-{width}.png"))
+        self.d.set_window_size(1280, 900)
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +62,7 @@ def test_an_owner_changes_the_settings_in_the_browser(site: Site, browser: WebDr
     owner.sign_in("owner@example.org")
     owner.open("/desk/settings")
     owner.check("page")
+    owner.shoot("page", "edit")
 
     owner.field("s-title", "Harbor Light Letters")
     owner.field("s-timezone", "London")
@@ -60,6 +70,7 @@ def test_an_owner_changes_the_settings_in_the_browser(site: Site, browser: WebDr
     assert "Saved" in owner.text()
     assert browser.find_element(By.ID, "s-timezone").get_attribute("value") == "Europe/London"
     owner.check("saved")
+    owner.shoot("saved", "main")
     assert served_title(site, "Harbor Light Letters")
 
     owner.field("s-digest", "0 8 * * mon")
@@ -67,6 +78,7 @@ def test_an_owner_changes_the_settings_in_the_browser(site: Site, browser: WebDr
     words = browser.find_element(By.ID, "digest-words").text
     assert "every Monday at 08:00 Europe/London" in words and words.count("Mon ") == 3
     owner.check("digest")
+    owner.shoot("digest", "g-sending")
 
     owner.field("s-new_topic", "Work")
     owner.press("#g-topics button[type=submit]")
@@ -78,6 +90,7 @@ def test_an_owner_changes_the_settings_in_the_browser(site: Site, browser: WebDr
     record = browser.find_element(By.ID, "dkim-record-1").get_attribute("value") or ""
     assert record.startswith("v=DKIM1; k=rsa; p=")
     owner.check("dkim")
+    owner.shoot("dkim", "g-dkim")
     owner.press("#g-dkim button[formaction='/desk/settings/dkim-check']")
     assert "Not published yet" in owner.text() or "Not checked" in owner.text()
     owner.check("dkim-checked")
@@ -88,8 +101,10 @@ def test_an_owner_changes_the_settings_in_the_browser(site: Site, browser: WebDr
     assert "Time zone must be an IANA time zone" in error
     assert browser.find_element(By.ID, "s-timezone").get_attribute("aria-invalid") == "true"
     owner.check("refused")
+    owner.shoot("refused", "g-publication")
 
     owner.open("/desk/settings#audit")
+    owner.shoot("audit", "audit")
     audit = browser.find_element(By.ID, "audit").text
     assert "publication.title" in audit and "subscribe.public_tags" in audit
     assert not owner.violations, owner.violations
