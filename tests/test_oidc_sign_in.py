@@ -28,7 +28,7 @@ import httpx
 import pyotp
 import pytest
 from click.testing import CliRunner
-from desk_support import add_users, csrf_of, quick_hashes
+from desk_support import add_users, csrf_of, quick_hashes, sign_in
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 from web_support import live_server, make_publication
@@ -117,6 +117,18 @@ def test_a_verified_address_of_an_account_signs_in(desk: tuple[str, Config]) -> 
         assert back.status_code == 303 and back.headers["location"] == "/desk/subscribers"
         assert http.get("/desk/").status_code == 200
         assert "owner@example.org" in http.get("/desk/account").text
+
+
+def test_sign_out_everywhere_ends_a_session_from_the_provider(desk: tuple[str, Config]) -> None:
+    """A session the provider opened is listed on the account page and ends with the others."""
+    base, _ = desk
+    with httpx.Client(base_url=base) as via_provider, httpx.Client(base_url=base) as by_password:
+        through_provider(via_provider, "owner")
+        sign_in(by_password, "owner@example.org")
+        page = by_password.get("/desk/account")
+        assert page.text.count("<tr>") >= 3
+        by_password.post("/desk/logout-all", data={"csrf": csrf_of(page.text)})
+        assert via_provider.get("/desk/").status_code == 303
 
 
 def test_an_address_without_an_account_is_refused(desk: tuple[str, Config]) -> None:
