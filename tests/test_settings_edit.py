@@ -528,3 +528,15 @@ def test_the_dkim_record_is_checked_in_dns(config: Config) -> None:
     with dns_server({}) as resolver:
         (missing,) = dkim_setup.check_dns(config.root / "config.toml", resolver)
     assert missing.ok is False and record.value in missing.detail
+
+
+def test_a_config_file_broken_by_hand_is_told_and_not_edited(config: Config, url: str) -> None:
+    """The page says what is wrong with the file and offers no form until it is fixed."""
+    broken = COMMENTED.replace('language = "en"', 'language = "en')
+    with owner(url) as http:
+        (config.root / "config.toml").write_text(broken, encoding="utf-8")
+        page = http.get("/desk/settings")
+    assert page.status_code == 200
+    assert "cannot be edited here until its problems are fixed" in page.text and "not valid TOML" in page.text
+    assert 'action="/desk/settings/save"' not in page.text
+    assert text_of(config) == broken
