@@ -292,6 +292,16 @@ def test_site_pages_use_the_logo_as_their_icon(tmp_path: Path) -> None:
     assert _icon(files["index.html"].decode("utf-8")) == "https://notes.example.org/images/logo.png"
 
 
+def test_site_header_shows_the_logo_beside_the_title(tmp_path: Path) -> None:
+    """The archive's header carries the logo (decorative: the title beside it names the site)."""
+    config = make_config(tmp_path, extra='logo = "/images/logo.png"')
+    files, _ = render_archive(config, [parse_article(ARTICLE, source="2026-02-10-rest.md", config=config)])
+    header = re.search(r'<p class="site-title">.*?</p>', files["index.html"].decode("utf-8"), re.DOTALL)
+    assert header is not None
+    logo = '<img class="site-logo" src="https://notes.example.org/images/logo.png" alt="">'
+    assert logo + "Harbor Notes" in header.group(0)
+
+
 def _app_pages(tmp_path: Path, extra: str = "") -> tuple[str, str]:
     """(the desk's sign-in page, the subscribe page) from the app in-process."""
     config = make_config(tmp_path, extra=extra)
