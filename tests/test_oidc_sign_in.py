@@ -206,6 +206,30 @@ def test_an_account_with_two_step_sign_in_is_asked_for_its_code(desk: tuple[str,
         assert http.get("/desk/").status_code == 303
 
 
+def test_a_refusal_at_the_provider_is_said_on_the_sign_in_page(desk: tuple[str, Config]) -> None:
+    """Pressing "deny" at the provider comes back to a page that says so, signed out."""
+    base, _ = desk
+    with httpx.Client(base_url=base) as http:
+        authorize = leave_for_provider(http)
+        with warnings.catch_warnings(), httpx.Client() as browser:
+            warnings.simplefilter("ignore")
+            denied = browser.post(authorize, data={"action": "deny"})
+        back = http.get(callback_path(denied.headers["location"]))
+        assert back.status_code == 400 and "did not sign you in" in back.text
+        assert http.get("/desk/").status_code == 303
+
+
+def test_a_provider_without_a_client_id_says_what_to_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An issuer without desk.oidc.client_id keeps its button, which says what is missing."""
+    quick_hashes(monkeypatch)
+    config = make_publication(tmp_path, extra='\n[desk.oidc]\nissuer = "https://id.example.org"\n')
+    with live_server(create_app(config)) as base, httpx.Client(base_url=base) as http:
+        page = http.get("/desk/login")
+        assert "Sign in with your sign-in provider" in page.text
+        answer = http.post("/desk/login/oidc", data={"csrf": csrf_of(page.text)})
+    assert answer.status_code == 400 and "needs desk.oidc.client_id" in answer.text
+
+
 def test_no_provider_configured_offers_no_button(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without desk.oidc.issuer the sign-in page has no provider button, and its route refuses."""
     quick_hashes(monkeypatch)

@@ -82,7 +82,9 @@ class OidcClient:
             return None
         client_id = str(config["desk.oidc.client_id"])
         if not client_id:
-            raise AccountError("desk.oidc.client_id is empty: give the client id the provider issued for the desk")
+            raise AccountError(
+                "the sign-in provider needs desk.oidc.client_id: set it to the client id it issued for the desk"
+            )
         _check_scheme(issuer, "desk.oidc.issuer")
         host = urlsplit(issuer).hostname or issuer
         return cls(

@@ -67,8 +67,11 @@ class SignInDesk(Section):
         try:
             self.oidc: OidcClient | None = OidcClient.from_config(config)
             self.oidc_problem = ""
-        except AccountError as exc:
+        except AccountError as exc:  # the button stays, and pressing it says what to fix
             self.oidc, self.oidc_problem = None, str(exc)
+        self.oidc_label = self.oidc.label if self.oidc else (
+            (str(config["desk.oidc.label"]) or "your sign-in provider") if self.oidc_problem else ""
+        )
 
     def routes(self) -> list[BaseRoute]:
         guard = self.auth.guarded
@@ -97,7 +100,7 @@ class SignInDesk(Section):
     def _login_page(self, request: Request, *, error: str, email: str, status: int) -> Response:
         return self._page(
             request, "login", status=status, error=error, email=email,
-            oidc_label=self.oidc.label if self.oidc else "",
+            oidc_label=self.oidc_label,
         )
 
     async def login_form(self, request: Request) -> Response:
