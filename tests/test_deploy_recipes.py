@@ -190,7 +190,7 @@ def test_the_proxies_take_the_largest_body_the_app_does() -> None:
 def test_the_container_runs_as_a_user_from_the_readme_install() -> None:
     """python:3.x-slim, the package installed with its postgres extra from the files it copies, not root."""
     steps = dockerfile()
-    assert re.fullmatch(r"python:3\.\d+-slim", steps[0][1])
+    assert re.fullmatch(r"python:3\.\d+-slim(-bookworm)?", steps[0][1])
     users = [rest for instruction, rest in steps if instruction == "USER"]
     assert users and users[-1] not in ("root", "0")
     runs = " ".join(rest for instruction, rest in steps if instruction == "RUN")
@@ -204,6 +204,16 @@ def test_the_container_runs_as_a_user_from_the_readme_install() -> None:
     needed = {project["project"]["readme"], *project["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"],
               *project["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]}
     assert needed <= {s.rstrip("/") for sources in copied for s in sources}
+
+
+def test_the_container_can_back_up_its_database() -> None:
+    """The image has pg_dump (publisher backup's way out of PostgreSQL) of the database's major
+    version: Debian 12's postgresql-client is 15, and pg_dump refuses a newer server."""
+    steps = dockerfile()
+    runs = " ".join(rest for instruction, rest in steps if instruction == "RUN")
+    assert "apt-get install -y --no-install-recommends postgresql-client" in runs
+    client_major = {"bookworm": "15"}[steps[0][1].rsplit("-", 1)[1]]
+    assert compose()["services"]["db"]["image"] == f"postgres:{client_major}"
 
 
 def test_compose_runs_daemon_worker_and_postgresql_on_one_volume() -> None:
