@@ -141,6 +141,18 @@ def test_newsletter_shows_the_logo_in_its_masthead(tmp_path: Path) -> None:
     assert "Harbor Notes</a>" in masthead.group(0)
 
 
+def test_an_svg_logo_is_warned_about(tmp_path: Path) -> None:
+    """Gmail and Outlook show no SVG in mail: rendering says so, naming the key and what to use."""
+    config = make_config(tmp_path, extra='logo = "/images/logo.svg?v=2"')
+    article = parse_article(ARTICLE, source="2026-02-10-rest.md", config=config)
+    issue = newsletter.render_issue(config, newsletter.issue_for_article(config, article), NOW)
+    (warning,) = [w for w in issue.warnings if "logo" in w]
+    assert "[publication] logo '/images/logo.svg?v=2' is an SVG image" in warning and "Use a PNG" in warning
+    png = make_config(tmp_path, extra='logo = "/images/logo.png"')
+    assert not [w for w in newsletter.render_issue(png, newsletter.issue_for_article(png, article), NOW).warnings
+                if "logo" in w]
+
+
 def test_newsletter_without_a_logo_has_no_image_in_its_masthead(tmp_path: Path) -> None:
     """No logo, no empty image."""
     masthead = re.search(r'<td class="masthead".*?</td>', rendered(make_config(tmp_path)), re.DOTALL)

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import jinja2
 from markupsafe import Markup
@@ -407,6 +407,13 @@ def _warnings(config: Config, issue: Issue, html: str) -> tuple[str, ...]:
             f"newsletter {issue.key}: the HTML is {size / 1024:.0f} KB and Gmail clips "
             f"messages over {limit / 1024:.0f} KB, hiding the footer and its unsubscribe "
             "link. Shorten the issue, or send the summary with a link to the archive page."
+        )
+    logo = str(config["publication.logo"]).strip()
+    if urlsplit(logo).path.lower().endswith(".svg"):
+        found.append(
+            f"config.toml: [publication] logo {logo!r} is an SVG image, which Gmail and Outlook do not "
+            "show in mail: the newsletter's masthead would have an empty space. Use a PNG (96 px high "
+            "or more) for the logo; the site and its icon take a PNG as well."
         )
     if not str(config["publication.postal_address"]).strip():
         found.append(
