@@ -6,7 +6,8 @@ reader's (subscribe, confirm, unsubscribe, their own page) and the archive's (in
 a later page, an article, the topics, a topic, the search box with results, the page
 for an address that is not there). Each is measured at each width with the viewport set
 through the DevTools protocol, so the page is laid out again without being loaded again;
-a page that is wider than the window is named with its width and its widest element.
+a page that is wider than the window is named with its width and its widest element,
+and photographed into SCREENSHOTS.
 (As a desktop window, not a phone: a phone's viewport grows to fit a page too wide for
 it, and zooms out, so `innerWidth` would grow with the fault it is meant to show.)
 axe-core checks each page (no serious or critical violation), the site's and the
@@ -30,6 +31,7 @@ import httpx
 import pytest
 from desk_browser_support import (
     ROOT,
+    SCREENSHOTS,
     SECRET,
     Author,
     Site,
@@ -179,6 +181,7 @@ class Measurer(Author):
             assert wide[1] == width, f"{name}: the window is {wide[1]} px wide, not {width}"
             if wide[0] > wide[1]:
                 widest = self.d.execute_script(WIDEST)
+                self.d.save_screenshot(str(SCREENSHOTS / f"{self.prefix}{name}-{width}.png"))
                 self.overflows.append(
                     f"{name} at {width} px: the page is {wide[0]} px wide; widest: {widest}"
                 )
@@ -260,6 +263,7 @@ def test_every_page_fits_320_375_and_1280_px(site: Site, browser: WebDriver) -> 
         ("desk-media", "/desk/media"),
         ("desk-settings", "/desk/settings"),
         ("desk-keys", "/desk/settings/keys"),
+        ("desk-account", "/desk/account"),
     ):
         me.visit(name, path)
     me.open(f"/desk/articles{older.rstrip('/')}")
