@@ -540,3 +540,11 @@ def test_a_config_file_broken_by_hand_is_told_and_not_edited(config: Config, url
     assert "cannot be edited here until its problems are fixed" in page.text and "not valid TOML" in page.text
     assert 'action="/desk/settings/save"' not in page.text
     assert text_of(config) == broken
+
+
+def test_a_field_far_too_long_is_refused(config: Config, url: str) -> None:
+    with owner(url) as http:
+        answer = save(http, "publication", postal_address="1 Road, " * 500)
+    assert answer.status_code == 400 and "longer than 1,000 characters" in answer.text
+    assert 'id="s-postal_address-error"' in answer.text
+    assert text_of(config) == COMMENTED

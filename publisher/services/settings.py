@@ -79,6 +79,8 @@ __all__ = [
 DKIM_KEYS = ("delivery.dkim.domain", "delivery.dkim.selector", "delivery.dkim.private_key_file")
 CHANGED_ON_DISK = "config.toml was changed on disk since you opened this page; reload to see it"
 LOCK_FILE = ".publisher-settings.lock"
+MAX_FIELD = 1000
+"""Characters a settings field may hold (a postal address is the longest there is)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +296,11 @@ def _from_form(
     """(values by key, secrets by name, topic renames, problems) from the fields the form holds."""
     values: dict[str, Any] = {}
     problems: list[str] = []
+    for name in [n for n in form if len(form[n]) > MAX_FIELD]:
+        section, _, key = next((f.key for f in FIELDS if f.name == name), "settings.field").rpartition(".")
+        problems.append(f"{origin}: [{section}] {key} is longer than {MAX_FIELD:,} characters: shorten it")
+    if problems:
+        return values, {}, [], problems
     for field in FIELDS:
         if field.name not in form or field.key == "newsletter.from":
             continue
