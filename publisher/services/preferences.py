@@ -6,11 +6,12 @@ topic is the same as "every topic", so that a public tag added later reaches the
 too. Only someone on the list (active, or yet to confirm) has a page; the link's holder
 is found by `services.subscribers.link_holder`.
 
-A reader is offered only choices that exist: "the digest only" while the publication
-sends a digest (`schedule.digest`), and no retired topic (`subscribe.retired_tags`): a
-reader who chose one before keeps it through later saves. A reader who chose it before the digest was turned
-off keeps the choice stored, gets every article meanwhile (the ledger sends them
-articles while there is no digest), and is told so on their page.
+A reader is offered only choices that exist. "The digest only" is offered while the
+publication sends a digest (`schedule.digest`); a reader who chose it before the digest
+was turned off keeps the choice stored, gets every article meanwhile (the ledger sends
+them articles while there is no digest), and is told so on their page. A retired topic
+(`subscribe.retired_tags`) is not offered; a reader who chose it keeps it through later
+saves, as part of their history.
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ def save_preferences(
     offered = public_topics(config)
     # A retired topic is not offered, but a reader who chose it keeps it (their history).
     retired = set(clean_tags(config["subscribe.retired_tags"]))
-    kept = [t for t in (current.topics or ()) if t in retired and t not in offered] if current is not None else []
+    had = current.topics or () if current is not None else ()
+    kept = [t for t in had if t in retired and t not in offered]
     topics = None if set(clean_tags(chosen)) >= set(offered) else [*chosen, *kept]
     return set_preferences(
         db, subscriber_id, name=name, timezone=zone or None, frequency=frequency,
