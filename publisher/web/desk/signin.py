@@ -2,7 +2,7 @@
 
     GET  /desk/login  POST /desk/login          the password (throttled per account and client)
     GET  /desk/login/code  POST /desk/login/code  the authenticator's code, or a recovery code
-    POST /desk/login/oidc                       go to the provider (`desk.oidc.issuer`)
+    GET  /desk/login/oidc                       go to the provider (`desk.oidc.issuer`)
     GET  /desk/login/oidc/callback              back from it, with a code and the state
     POST /desk/logout  POST /desk/logout-all    sign out here / everywhere
 
@@ -12,7 +12,10 @@ Every sign-in form carries the sign-in form's own token, which must match its co
 factor sets a cookie (`CODE_COOKIE`, scoped to the sign-in pages, five minutes) naming
 the sign-in that waits for the code; nothing else is signed in until the code is right.
 A trip to the provider sets `OIDC_COOKIE` to the state sent with it: the provider's
-answer is taken only in the browser that left, once. Whatever fails, the sign-in page
+answer is taken only in the browser that left, once. The trip starts from a link, not a
+form: the desk's pages allow forms to post only to the desk (`form-action 'self'`), and a
+browser holds a form's redirect to that rule too. Starting a trip changes nothing but the
+visitor's own cookie, so a link another site makes them follow gains it nothing. Whatever fails, the sign-in page
 says why, and nobody is signed in.
 """
 
@@ -80,7 +83,7 @@ class SignInDesk(Section):
             Route("/login", self.login, methods=["POST"]),
             Route("/login/code", self.code_form, methods=["GET", "HEAD"]),
             Route("/login/code", self.code, methods=["POST"]),
-            Route("/login/oidc", self.oidc_start, methods=["POST"]),
+            Route("/login/oidc", self.oidc_start, methods=["GET"]),
             Route("/login/oidc/callback", self.oidc_callback, methods=["GET"]),
             Route("/logout", guard(self.logout, Role.VIEWER, before_second_factor=True), methods=["POST"]),
             Route("/logout-all", guard(self.logout_all, Role.VIEWER, before_second_factor=True), methods=["POST"]),
@@ -210,9 +213,6 @@ class SignInDesk(Section):
         return self.config.public_url.rstrip("/") + CALLBACK_PATH
 
     async def oidc_start(self, request: Request) -> Response:
-        form = await self._form(request)
-        if isinstance(form, Response):
-            return form
         if self.oidc is None:
             why = self.oidc_problem or "no sign-in provider is set up for this desk (desk.oidc.issuer)"
             return self._login_page(request, status=400, email="", error=_sentence(why))
@@ -221,7 +221,8 @@ class SignInDesk(Section):
             start = await run_in_threadpool(
                 lambda: accounts.start_oidc(
                     self.engine, client, redirect_uri=self._redirect_uri(),
-                    next_path=safe_next(form.get("next")), address=self.auth.client(request), now=self.clock(),
+                    next_path=safe_next(request.query_params.get("next")), address=self.auth.client(request),
+                    now=self.clock(),
                 )
             )
         except AccountError as exc:
