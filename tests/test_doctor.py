@@ -193,7 +193,8 @@ def live(tmp_path: Path, dkim_key: tuple[Path, str]) -> Iterator[Live]:
         "/v2/email/account": (200, '{"SendingEnabled": true}'),
         "/refusing/server": (401, '{"ErrorCode": 10, "Message": "Bad or missing Server API token."}'),
     }
-    with http_server({"/": (200, "hello")}, tls=cert) as (site, _), http_server(answers) as (provider, seen), \
+    pages = {"/": (200, "hello"), "/subscribe": (200, "<form>")}
+    with http_server(pages, tls=cert) as (site, _), http_server(answers) as (provider, seen), \
             dns_server(good_zone(dkim_key[1])) as resolver:
         yield Live(tmp_path, site, cert[0], provider, seen, resolver, dkim_key[0])
 
@@ -203,7 +204,9 @@ def test_a_sound_setup_passes_every_check(live: Live) -> None:
     found = live.findings()
     assert {name: f.status for name, f in found.items() if f.status != "ok"} == {}
     assert all(not f.fix for f in found.values())
-    assert {n.split(":")[0] for n in found} == {"DNS", "TLS", "Provider", "Link secret", "Daemon", "Disk", "Backups"}
+    assert {n.split(":")[0] for n in found} == {
+        "DNS", "TLS", "App", "Provider", "Link secret", "Daemon", "Disk", "Backups",
+    }
 
 
 def test_the_provider_check_sends_nothing(live: Live) -> None:
@@ -467,3 +470,14 @@ def test_an_smtp_server_that_is_not_there_fails(live: Live) -> None:
         port = sock.getsockname()[1]
     found = live.findings(_smtp_config(live, port, "x"))["Provider: smtp"]
     assert found.status == "fail" and f"cannot connect to 127.0.0.1:{port}" in found.detail
+
+
+def test_a_proxy_that_cannot_reach_the_daemon_fails(live: Live, tmp_path: Path) -> None:
+    """The certificate is fine but the subscribe page answers 502 (the daemon is down or the
+    proxy points elsewhere): fail, saying where to look."""
+    cert = certificate(tmp_path, days=90, name="gateway")
+    with http_server({"/subscribe": (502, "Bad Gateway")}, tls=cert) as (site, _):
+        config = make_config(live.folder, site, live.provider_url, live.dkim)
+        context = ssl.create_default_context(cafile=str(cert[0]))
+        found = live.findings(config, tls_context=context)[f"App: {site}/subscribe"]
+    assert found.status == "fail" and "answered 502" in found.detail and "proxy_pass" in found.fix

@@ -5,6 +5,8 @@
                  DMARC present: the records `mail.preflight` asks for, looked up
     TLS          the public URL's certificate is valid for its host and not within
                  EXPIRY_DAYS of its end (and the app's address, when it is another host)
+    app          the subscribe page answers through the public address (the proxy
+                 reaches the daemon)
     provider     the provider takes the credentials, through a call that sends nothing
                  (`CREDENTIAL_CHECKS`, one per provider: an account or domain read, or
                  an SMTP login that ends before any envelope)
@@ -49,8 +51,8 @@ from publisher.mail.dkim_signing import DkimSigner
 from publisher.schedule.heartbeat import BEAT_SECONDS, last_beat
 
 __all__ = [
-    "BACKUP_PATTERN", "CREDENTIAL_CHECKS", "EXPIRY_DAYS", "Finding", "backup_finding", "diagnose", "disk_finding",
-    "environment_file", "heartbeat_finding", "secret_finding", "tls_finding",
+    "BACKUP_PATTERN", "CREDENTIAL_CHECKS", "EXPIRY_DAYS", "Finding", "app_finding", "backup_finding", "diagnose",
+    "disk_finding", "environment_file", "heartbeat_finding", "secret_finding", "tls_finding",
 ]
 
 Status = Literal["ok", "warn", "fail"]
@@ -192,7 +194,29 @@ def _tls(config: Config, now: datetime, context: ssl.SSLContext | None) -> list[
             continue
         not_after, problem = _certificate_end(url, context)
         findings.append(tls_finding(url, not_after, problem, now))
+    if all(f.status != "fail" for f in findings):
+        findings.append(_app_answers(config.public_url + "/subscribe", context))
     return findings
+
+
+def app_finding(url: str, status: int | None, problem: str = "") -> Finding:
+    """What the app's subscribe page answered through the public address (None: no answer)."""
+    name = f"App: {url}"
+    fix = ("check that publisher serve runs (systemctl status publisher) and that the proxy's "
+           "reverse_proxy / proxy_pass names server.port")
+    if status is None:
+        return Finding(name, "fail", problem, fix)
+    if status == 200:
+        return Finding(name, "ok", "the subscribe page answers through the public address")
+    return Finding(name, "fail", f"answered {status} instead of the subscribe page", fix)
+
+
+def _app_answers(url: str, context: ssl.SSLContext | None) -> Finding:
+    try:
+        with httpx.Client(verify=context or True, timeout=NETWORK_SECONDS, follow_redirects=True) as client:
+            return app_finding(url, client.get(url).status_code)
+    except httpx.HTTPError as exc:
+        return app_finding(url, None, f"no answer within {NETWORK_SECONDS:g} s ({exc})")
 
 
 # The provider's credentials
