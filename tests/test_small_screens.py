@@ -288,6 +288,9 @@ def test_every_page_fits_320_375_and_1280_px(site: Site, browser: WebDriver) -> 
     me.d.delete_all_cookies()
     me.visit("desk-login", "/desk/login")
 
+    # Nothing a page asks for (its icon above all) is refused by its Content-Security-Policy.
+    refused = [e["message"] for e in browser.get_log("browser") if "Content Security Policy" in e["message"]]
+    assert not refused, refused
     assert me.dark["archive-article"] == me.dark["manage"] == "rgb(28, 31, 34)", me.dark  # the dark surface
     assert not me.overflows, "pages that scroll sideways:\n" + "\n".join(me.overflows)
     assert not me.violations, "\n".join(me.violations)
