@@ -16,9 +16,11 @@ import subprocess
 import sys
 import time
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
+import dns.resolver
 import httpx
 import pytest
 import yaml
@@ -256,17 +258,24 @@ def test_nginx_accepts_the_site(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed (apt-get install nginx)")
-def test_through_the_nginx_site_the_daemon_knows_the_visit_came_over_https(tmp_path: Path) -> None:
+def test_through_the_nginx_site_the_daemon_knows_the_visit_came_over_https(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """nginx running the site (on free ports, a self-signed certificate) in front of the unit's
-    `publisher serve`, trusted as config.toml's snippet says: plain http is sent to https, and
-    the desk's cookie is Secure through nginx (X-Forwarded-Proto believed) but not when the
-    daemon is asked directly over http."""
+    `publisher serve`, trusted as config.toml's snippet says: plain http is sent to https, the
+    desk's cookie is Secure through nginx (X-Forwarded-Proto believed) but not when the daemon
+    is asked directly over http, and publisher doctor finds the certificate, the app through
+    the proxy and the daemon's heartbeat all well."""
     import tomlkit
     from test_doctor import certificate
 
+    from publisher.config import load_config
+    from publisher.services import doctor
+
+    daemon_port, https_port, http_port = _free_port(), _free_port(), _free_port()
     folder = tmp_path / "srv"
-    made = CliRunner().invoke(cli, ["init", str(folder), "--title", "N", "--url", "http://localhost/", "--from",
-                                    "n@example.org", "--timezone", "UTC"], env={"PUBLISHER_CONFIG": ""})
+    made = CliRunner().invoke(cli, ["init", str(folder), "--title", "N", "--url", f"https://localhost:{https_port}/",
+                                    "--from", "n@example.org", "--timezone", "UTC"], env={"PUBLISHER_CONFIG": ""})
     assert made.exit_code == 0, made.output
     snippet = "\n".join(line.lstrip("# ") for line in (DEPLOY / "nginx.conf").read_text().splitlines()
                         if line.startswith("#     "))
@@ -274,7 +283,6 @@ def test_through_the_nginx_site_the_daemon_knows_the_visit_came_over_https(tmp_p
     document = tomlkit.parse((folder / "config.toml").read_text())
     document["server"]["trusted_proxies"] = trusted  # type: ignore[index]
     (folder / "config.toml").write_text(tomlkit.dumps(document))
-    daemon_port, https_port, http_port = _free_port(), _free_port(), _free_port()
     cert, key = certificate(tmp_path, days=30)
     site = (DEPLOY / "nginx.conf").read_text()
     for old, new in (("/etc/letsencrypt/live/news.example.org/fullchain.pem", str(cert)),
@@ -310,6 +318,13 @@ def test_through_the_nginx_site_the_daemon_knows_the_visit_came_over_https(tmp_p
                 time.sleep(0.2)
             direct = client.get(f"http://127.0.0.1:{daemon_port}/desk/login")
             plain = client.get(f"http://localhost:{http_port}/desk/login")
+        monkeypatch.setattr(doctor.preflight, "DNS_TIMEOUT", 0.2)
+        silent = dns.resolver.Resolver(configure=False)
+        silent.nameservers, silent.port = ["127.0.0.1"], 9
+        found = {f.name.split(":")[0]: f for f in doctor.diagnose(
+            load_config(folder / "config.toml", env={}), datetime.now(UTC), resolver=silent,
+            tls_context=ssl.create_default_context(cafile=str(cert)),
+        )}
     finally:
         daemon.send_signal(signal.SIGTERM)
         nginx.send_signal(signal.SIGQUIT)
@@ -319,6 +334,7 @@ def test_through_the_nginx_site_the_daemon_knows_the_visit_came_over_https(tmp_p
     assert "secure" in proxied.headers["set-cookie"].lower()
     assert "secure" not in direct.headers["set-cookie"].lower()
     assert plain.status_code == 301 and plain.headers["location"] == "https://localhost/desk/login"
+    assert {name: found[name].status for name in ("TLS", "App", "Daemon")} == {"TLS": "ok", "App": "ok", "Daemon": "ok"}
 
 
 @pytest.mark.skipif(shutil.which("caddy") is None, reason="caddy is not installed (apt-get install caddy)")
