@@ -17,8 +17,8 @@
 
 Every finding is ok, warn (works, but look) or fail (readers or mail will suffer: fix
 it). Nothing here waits without a deadline: DNS has `preflight.DNS_TIMEOUT` a name,
-the TLS handshake and the provider's call NETWORK_SECONDS each. Nothing is sent and
-nothing is written. The secrets are the services' own when `publisher doctor --env-file`
+the TLS handshake, the app's page and the provider's call NETWORK_SECONDS each. Nothing
+is sent and nothing is written. The secrets are the services' own when `publisher doctor --env-file`
 names their EnvironmentFile (`environment_file` reads it), since the shell that runs the
 check seldom has them. `diagnose` is the edge; the judging of each answer is plain
 functions of values (`tls_finding`, `disk_finding`, `backup_finding`, ...) so each can

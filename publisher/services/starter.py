@@ -10,7 +10,8 @@ countries asks every newsletter to carry one). Messages say what is wrong with t
 answer and never name a command-line option: the face adds the option's name when the
 answer came from one.
 
-    check_answer     pure: one answer in, the value to keep out (ConfigError when unusable)
+    check_answer     one answer in, the value to keep out (ConfigError when unusable);
+                     pure but for the system's zone names, read once
     host_resolves    the one look-up: does the site's host resolve, within a deadline
     starter_files    pure: a new publication's config.toml, welcome draft and .gitignore
     current_answers  what an existing config.toml answers today (the defaults of a re-run)
