@@ -49,6 +49,7 @@ import tomlkit.exceptions
 from publisher.config import Config, parse_config
 from publisher.content import parse_article
 from publisher.errors import ConfigError
+from publisher.services.settings_text import edit_text
 
 __all__ = [
     "QUESTIONS", "Answers", "Question", "check_answer", "current_answers", "host_resolves", "starter_files",
@@ -422,7 +423,8 @@ def current_answers(text: str, *, origin: str = "config.toml") -> tuple[dict[str
 
 
 def updated_config(text: str, answers: Mapping[str, str], *, root: Path, origin: str = "config.toml") -> str:
-    """`text` with the answered keys set, everything else (comments, order, other keys) kept.
+    """`text` with the answered keys set, everything else (comments, order, other keys) kept,
+    through the desk's own writer (`settings_text.edit_text`).
 
     `publication.email` follows the From address when it was the From's address before (as
     `publisher init` writes it). The result is parsed as a whole before it is returned:
@@ -431,25 +433,13 @@ def updated_config(text: str, answers: Mapping[str, str], *, root: Path, origin:
     document = _document(text, origin)
     old_from = _get(document, "newsletter.from")
     old_address = email.utils.parseaddr(str(old_from))[1] if isinstance(old_from, str) else None
-    wanted = dict(answers)
-    if "sender" in wanted and old_address is not None and _get(document, "publication.email") == old_address:
-        new_address = email.utils.parseaddr(wanted["sender"])[1]
-        _set(document, "publication.email", new_address)
-    for question in QUESTIONS:
-        if question.name in wanted:
-            _set(document, question.key, wanted[question.name])
-    result = tomlkit.dumps(document)
+    values: dict[str, str] = {}
+    if "sender" in answers and old_address is not None and _get(document, "publication.email") == old_address:
+        values["publication.email"] = email.utils.parseaddr(answers["sender"])[1]
+    values.update({q.key: answers[q.name] for q in QUESTIONS if q.name in answers})
+    result = edit_text(text, values)
     parse_config(result, root=root, origin=origin, env={})
     return result
-
-
-def _set(document: tomlkit.TOMLDocument, key: str, value: str) -> None:
-    section, _, name = key.partition(".")
-    if section not in document:
-        document[section] = tomlkit.table()
-    table = document[section]
-    assert isinstance(table, tomlkit.items.Table | tomlkit.container.OutOfOrderTableProxy)
-    table[name] = value
 
 
 def write_config(path: Path, text: str) -> None:
