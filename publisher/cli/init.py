@@ -156,7 +156,8 @@ def _update(folder: Path, config_file: Path, existing: str, answers: dict[str, s
     except OSError as exc:
         raise BuildError(f"cannot write {config_file}: {exc.strerror or exc}; it is left as it was") from exc
     keys = ", ".join(q.key for q in QUESTIONS if q.name in changed)
-    click.echo(f"updated {config_file}: {keys} (the rest of the file is as it was)")
+    click.echo(f"updated {config_file}: {keys} (the rest of the file is as it was); "
+               "a running publisher serve takes it up by itself")
 
 
 def _start(folder: Path, answers: dict[str, str]) -> None:
