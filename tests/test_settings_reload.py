@@ -16,7 +16,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fakes.smtp import SMTPServer
 from sqlalchemy import text
+from test_daemon import Publication, schedule
 
 from publisher.config import load_config
 from publisher.services import settings as settings_service
@@ -168,3 +170,39 @@ def test_a_secret_saved_while_serving_stays_out_of_the_log(daemon: Daemon) -> No
     daemon.save(**{"secret-PUBLISHER_POSTMARK_TOKEN": "pm-token-never-logged"})
     wait_until(lambda: "settings reloaded in" in daemon.log.read_text())
     assert "pm-token-never-logged" not in daemon.log.read_text()
+
+
+def test_a_send_under_way_finishes_with_the_settings_it_started_with(
+    tmp_path: Path, smtp_server: SMTPServer
+) -> None:
+    """The sender's name changes mid-send: every copy of that send keeps the old From."""
+    smtp_server.delay = 0.03
+    delivery = (
+        '[delivery]\nprovider = "smtp"\nconcurrency = 1\nbatch_size = 5\n'
+        f'[delivery.smtp]\nhost = "127.0.0.1"\nport = {smtp_server.port}\nsecurity = "none"\nconnections = 1\n'
+    )
+    pub = Publication(tmp_path, delivery=delivery)
+    readers = [f"reader{i}@example.org" for i in range(150)]
+    pub.add_readers(*readers)
+    schedule(pub, -1)
+    pub.start()
+    try:
+        wait_until(lambda: len(smtp_server.messages) >= 5, timeout=60)
+        config_path = tmp_path / "config.toml"
+        engine = open_store(load_config(config_path, env=pub.env).store_url)
+        try:
+            settings_service.save_settings(
+                config_path, {"from_name": "Someone Else", "from_address": "news@example.org"},
+                fingerprint_seen=fingerprint(config_path.read_text(encoding="utf-8")), who="owner@example.org",
+                engine=engine, now=datetime.now(UTC), env={},
+            )
+        finally:
+            engine.dispose()
+        wait_until(lambda: "settings reloaded in" in pub.logs(), timeout=20)
+        at_reload = len(smtp_server.messages)
+        wait_until(lambda: len(smtp_server.counts()) == len(readers), timeout=90)
+    finally:
+        pub.stop_all()
+    assert at_reload < len(readers), "the reload came after the send: slow the server down"
+    senders = {str(m.parsed().get("From")) for m in smtp_server.messages}
+    assert senders == {"Tester <news@example.org>"}
