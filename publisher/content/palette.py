@@ -15,15 +15,14 @@ definitions (relative luminance of sRGB, ratio (L1 + 0.05) / (L2 + 0.05)).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
 __all__ = [
-    "DARK",
     "DEFAULT_ACCENT",
-    "LIGHT",
     "MIN_CONTRAST",
     "Palette",
     "Scheme",
@@ -53,7 +52,7 @@ def _rgb(color: str) -> tuple[int, int, int]:
     return int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16)
 
 
-def _hex(rgb: tuple[float, float, float]) -> str:
+def _hex(rgb: Sequence[float]) -> str:
     return "#" + "".join(f"{max(0, min(255, round(c))):02x}" for c in rgb)
 
 
@@ -76,7 +75,7 @@ def contrast(one: str, other: str) -> float:
 
 def _mix(color: str, toward: str, share: float) -> str:
     start, end = _rgb(color), _rgb(toward)
-    return _hex(tuple(s + (e - s) * share for s, e in zip(start, end, strict=True)))  # type: ignore[arg-type]
+    return _hex([s + (e - s) * share for s, e in zip(start, end, strict=True)])
 
 
 def _readable(color: str, backgrounds: tuple[str, ...], toward: str) -> str:
@@ -120,12 +119,13 @@ class Scheme:
         return (self.page, self.surface, self.footer)
 
 
-# Greys tuned by hand: muted text reads at 4.5:1 or better on every background of its scheme.
-LIGHT: Final = Scheme(
+# Greys tuned by hand: muted text reads at 4.5:1 or better on every background of its
+# scheme. The accent's three colours are filled in by `palette`.
+_LIGHT: Final = Scheme(
     page="#f3f0ea", surface="#ffffff", footer="#faf8f4", text="#24211d", heading="#1b1917",
     muted="#5f584e", rule="#e4ded3", code="#f6f4f0", accent="", on_accent="", link="",
 )
-DARK: Final = Scheme(
+_DARK: Final = Scheme(
     page="#121416", surface="#1c1f22", footer="#181b1e", text="#e8e6e3", heading="#f4f2ef",
     muted="#b1aaa0", rule="#3a3f45", code="#262a2e", accent="", on_accent="", link="",
 )
@@ -152,7 +152,7 @@ def palette(accent: str = DEFAULT_ACCENT) -> Palette:
             link=_readable(accent, base.backgrounds, toward),
         )
 
-    return Palette(accent=accent, light=scheme(LIGHT, "#000000"), dark=scheme(DARK, "#ffffff"))
+    return Palette(accent=accent, light=scheme(_LIGHT, "#000000"), dark=scheme(_DARK, "#ffffff"))
 
 
 def icon_svg(title: str, colors: Palette) -> str:
