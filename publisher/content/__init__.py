@@ -30,6 +30,7 @@ re-exports the article files' three parts so that callers work with one name:
     watch.py         noticing a saved file at once      folder_lock.py  one writer at a time
     templates.py, i18n.py   where templates come from, and the publication's language
                      (below mail/ and site/, which both render with them)
+    palette.py       the publication's colours, light and dark, with their contrast kept
 """
 
 from __future__ import annotations
