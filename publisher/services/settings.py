@@ -434,9 +434,10 @@ def save_settings(
                 if new_secrets:  # the two files go together: put the old secrets back
                     write_atomically(config_path.parent / SECRETS_FILE, secrets_text(secrets, {}), mode=0o600)
                 raise
-    settings_audit.record(engine, audit, who=who, now=now)
-    for old, new in renames:
-        moved = rename_topic(engine, old, new)
+        # Still under the lock, so that the log's order is the order the file changed in.
+        settings_audit.record(engine, audit, who=who, now=now)
+        moved_readers = [(old, new, rename_topic(engine, old, new)) for old, new in renames]
+    for old, new, moved in moved_readers:
         notices.append(f"Topic {old!r} is now {new!r}; {moved} reader(s) who chose it keep it. Articles keep "
                        f"the tags they were written with: tag new ones {new!r}.")
     return Saved(tuple(audit), tuple(notices))
