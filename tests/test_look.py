@@ -296,6 +296,18 @@ def test_site_pages_have_a_default_icon_in_the_accent_colour(tmp_path: Path) -> 
     assert _icon(files["rest/index.html"].decode("utf-8")) == icon
 
 
+def test_site_pages_take_the_accent_colour(tmp_path: Path) -> None:
+    """The site's header rule is the colour as chosen; its links are that colour made readable,
+    lighter in the dark scheme."""
+    config = make_config(tmp_path, extra='accent_color = "#ffd700"')
+    files, _ = render_archive(config, [parse_article(ARTICLE, source="2026-02-10-rest.md", config=config)])
+    page = files["index.html"].decode("utf-8")
+    colors = palette.palette("#ffd700")
+    assert "--brand: #ffd700;" in page
+    light, dark = page.split("@media (prefers-color-scheme: dark)", 1)
+    assert f"--accent: {colors.light.link};" in light and f"--accent: {colors.dark.link};" in dark
+
+
 def test_site_pages_use_the_logo_as_their_icon(tmp_path: Path) -> None:
     """With a logo, the logo is the icon, as an absolute address."""
     config = make_config(tmp_path, extra='logo = "/images/logo.png"')
