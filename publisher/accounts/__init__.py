@@ -41,6 +41,10 @@ authenticator's code or one of the account's recovery codes. Codes are throttled
 passwords, per account and per client; a code, or a recovery code, is taken once.
 `desk.require_two_factor` names who must have one ("owners", "everyone"); such an
 account that has none may only set it up (`needs_two_factor`) until it has.
+
+The parts: `roles` (roles and the session policy), `totp` (codes, pure), `factors`
+(codes taken once, setting the second factor up and down), `oidc` (the provider's
+client and its ID token checks); this module signs in and out.
 """
 
 from __future__ import annotations
