@@ -208,7 +208,7 @@ def test_an_author_writes_checks_sends_and_follows_an_issue(site: Site, browser:
     assert "not-an-address" not in browser.find_element(By.TAG_NAME, "tbody").text
     me.check("import-preview")
     me.press("main form button[type=submit]")
-    assert "3 new" in me.text()
+    assert "5 rows read: 3 added, 0 updated, 0 unchanged, 2 refused." in me.text()
     me.open("/desk/subscribers")
     assert "noor.haddad@example.org" in me.text()
     me.check("subscribers")
@@ -246,7 +246,7 @@ def test_an_author_writes_checks_sends_and_follows_an_issue(site: Site, browser:
     assert "Dana Reyes<br>" in page.read_text(encoding="utf-8")
     me.follow("Five small habits for calmer evenings")
     counts = browser.find_element(By.ID, "live-counts").text
-    assert re.search(r"Sent\s+8", counts), counts
+    assert re.search(r"Accepted by the provider\s+8", counts, re.IGNORECASE), counts
     me.check("issue")
 
     # A reader unsubscribes with one click from their email's link; Home counts the departure.
@@ -265,6 +265,14 @@ def test_an_author_writes_checks_sends_and_follows_an_issue(site: Site, browser:
     me.sign_in("editor@example.org")
     assert browser.find_element(By.CSS_SELECTOR, "strong[data-status=unsubscribed]").text == "1"
     assert "1 left" in me.text()
+    # The issue counts the departure for its own message, with how the reader left.
+    me.open("/desk/issues")
+    me.follow("Five small habits for calmer evenings")
+    counts = browser.find_element(By.ID, "live-counts").text
+    assert re.search(r"Unsubscribed from this message\s+1", counts, re.IGNORECASE), counts
+    browser.find_element(By.CSS_SELECTOR, "details.reasons summary").click()
+    assert "the unsubscribe link in the message: 1 reader left" in me.text()
+    me.check("issue-reasons")
 
     # The owner's settings.
     me.sign_in("owner@example.org")
