@@ -29,7 +29,7 @@ from publisher import accounts
 from publisher.accounts import SessionPolicy, totp
 from publisher.cli import cli
 from publisher.config import Config, load_config
-from publisher.errors import AccountError
+from publisher.errors import AccountError, ConfigError
 from publisher.store import open_store
 from publisher.store.schema import recovery_codes, sign_in_factors
 from publisher.web import create_app
@@ -384,6 +384,22 @@ def test_an_owner_cannot_turn_off_what_is_required(strict: str, clock: Clock) ->
         page = http.get("/desk/account")
         answer = http.post("/desk/account/two-factor/off", data={"csrf": csrf_of(page.text)})
     assert answer.status_code == 409 and "required" in answer.text
+
+
+def test_everyone_means_viewers_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: Clock) -> None:
+    """With desk.require_two_factor = "everyone", a viewer is sent to set it up as well."""
+    config = publication(tmp_path, monkeypatch, '\n[desk]\nrequire_two_factor = "everyone"\n')
+    with live_server(create_app(config, clock=clock)) as base, httpx.Client(base_url=base) as http:
+        sign_in(http, "viewer@example.org")
+        assert http.get("/desk/").headers["location"] == "/desk/account"
+
+
+def test_a_setting_that_is_not_a_choice_is_named(tmp_path: Path) -> None:
+    """desk.require_two_factor takes off, owners or everyone, and says so."""
+    config = make_publication(tmp_path)
+    config.path.write_text(config.path.read_text() + '\n[desk]\nrequire_two_factor = "admins"\n')
+    with pytest.raises(ConfigError, match=r"require_two_factor.*off, owners, everyone"):
+        load_config(config.path, env=dict(config.env))
 
 
 # Resets
