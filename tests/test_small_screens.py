@@ -25,11 +25,13 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from desk_browser_support import (
+    AXE_REPORT,
     ROOT,
     SCREENSHOTS,
     SECRET,
@@ -193,7 +195,14 @@ class Measurer(Author):
 
         axe = axe_selenium_python.Axe(self.d)
         axe.inject()
-        for violation in axe.run()["violations"]:
+        found = axe.run()["violations"]
+        if AXE_REPORT:  # every violation of every impact, for a closer look than the test's bar
+            with Path(AXE_REPORT).open("a", encoding="utf-8") as report:
+                for violation in found:
+                    report.write(f"{self.prefix}{name}\t{violation['impact']}\t{violation['id']}\t"
+                                 f"{len(violation['nodes'])}\n")
+                report.write(f"{self.prefix}{name}\tchecked\t-\t{len(found)}\n")
+        for violation in found:
             if violation["impact"] in ("serious", "critical"):
                 targets = [node["target"] for node in violation["nodes"]][:3]
                 self.violations.append(f"{name}: {violation['id']} ({violation['impact']}) {targets}")

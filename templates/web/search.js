@@ -34,7 +34,7 @@
       : form.getAttribute("data-none");
     found.slice(0, LIMIT).forEach(function (entry) {
       var item = document.createElement("li");
-      var title = document.createElement("h3");
+      var title = document.createElement("h2");
       var link = document.createElement("a");
       link.href = new URL(entry.article.url, source).href;
       link.textContent = entry.article.title;
