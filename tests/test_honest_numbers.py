@@ -448,3 +448,22 @@ def test_the_upgrade_names_the_issue_of_earlier_bounces(tmp_path: Path) -> None:
         named = conn.execute(text("SELECT kind, issue_id FROM events ORDER BY id")).all()
     engine.dispose()
     assert [tuple(row) for row in named] == [("unsubscribe", None), ("bounce", 2), ("bounce", None)]
+
+
+def test_the_api_gives_an_issues_numbers_as_the_desk_does(two_issues: Config) -> None:
+    """GET /api/v1/stats/issues/{id} counts the departure from that issue's message only,
+    and says how many copies are deferred."""
+    from publisher.services import access
+
+    config = two_issues
+    engine = open_store(config.store_url)
+    client = AppClient(create_app(config, engine=engine))
+    client.post(one_click_path(copy_of(config, "ann@example.org", "Walks")), data={"List-Unsubscribe": "One-Click"})
+    key = access.create_key(engine, "stats", ["stats:read"], now=NOW).token
+    numbers = {
+        slug: client.get(f"/api/v1/stats/issues/{issue_of(config, slug)}",
+                         headers={"authorization": f"Bearer {key}"}).json()
+        for slug in ("rest", "walks")
+    }
+    assert (numbers["rest"]["unsubscribed"], numbers["walks"]["unsubscribed"]) == (0, 1)
+    assert numbers["walks"]["sent"] == 2 and numbers["walks"]["deferred"] == 0

@@ -375,11 +375,14 @@ class DayList(BaseModel):
 
 class IssueStats(BaseModel):
     issue_id: int
-    sent: int
+    sent: int = Field(description="Copies the provider accepted; providers here report no delivery back.")
+    deferred: int = Field(description="Copies waiting for another try after a temporary refusal.")
     failed: int
-    bounced: int
-    complained: int
-    unsubscribed: int = Field(description="Readers who left within a week of their copy.")
+    bounced: int = Field(description="Bounces reported for this issue: each counts for its reader's latest copy "
+                                     "sent within the week before it.")
+    complained: int = Field(description="Complaints, counted as bounces are.")
+    unsubscribed: int = Field(description="Readers who left by a link in this issue's own message "
+                                          "(one-click or the footer's link).")
 
 
 class MinuteCount(BaseModel):

@@ -32,8 +32,8 @@ def router(ctx: ApiContext) -> APIRouter:
         """Copies sent (accepted by the provider) and failed, the bounces and complaints recorded
         for this issue, and the readers who left by a link in its own message."""
         c = stats.issue_counts(db, issue_id)
-        return models.IssueStats(issue_id=c.issue_id, sent=c.sent, failed=c.failed, bounced=c.bounced,
-                                 complained=c.complained, unsubscribed=c.unsubscribed)
+        return models.IssueStats(issue_id=c.issue_id, sent=c.sent, deferred=c.deferred, failed=c.failed,
+                                 bounced=c.bounced, complained=c.complained, unsubscribed=c.unsubscribed)
 
     @api.get("/stats/issues/{issue_id}/pace", response_model=models.MinuteList, responses=responses(404))
     def pace(issue_id: IssueId) -> models.MinuteList:
