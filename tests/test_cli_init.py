@@ -65,6 +65,16 @@ def test_init_writes_config_and_one_welcome_draft(tmp_path: Path) -> None:
     assert "1 draft" in check.output
 
 
+def test_the_new_folder_keeps_its_secrets_out_of_git(tmp_path: Path) -> None:
+    """Keys typed in the desk, the DKIM keys it makes and the link secret are in .gitignore,
+    so a publication folder put under version control never commits one."""
+    folder = tmp_path / "quiet"
+    assert run("init", str(folder), *OPTIONS).exit_code == 0
+    ignored = (folder / ".gitignore").read_text(encoding="utf-8").splitlines()
+    for name in ("/.publisher-secrets", "/dkim-*.pem", ".publisher-secret", "/.publisher-settings.lock", "/backups/"):
+        assert name in ignored, name
+
+
 def test_nothing_of_the_sample_leaks(tmp_path: Path) -> None:
     """No value of the sample publication (reply-to, postal address, description...) is copied."""
     run("init", str(tmp_path), *OPTIONS)

@@ -387,9 +387,11 @@ def starter_files(answers: Answers, now: datetime, *, root: Path) -> dict[str, s
         "config.toml": text,
         name: welcome,
         ".gitignore": "# Written by publisher: the database, the built site and its cache, the demo outbox, the demo "
-        "secret, the lock taken while an article is saved, the daemon's heartbeat, the backups (they hold "
-        "every reader's address).\npublisher.db*\n/public\n/.public.builds/\n"
-        "/.publisher-cache/\noutbox/\n.publisher-secret\n/.content.lock\n/.publisher-heartbeat\n/backups/\n",
+        "secret, the keys typed in the desk's Settings, the DKIM keys it makes, the locks taken while an "
+        "article or the settings are saved, the daemon's heartbeat, the backups (they hold every reader's "
+        "address).\npublisher.db*\n/public\n/.public.builds/\n/.publisher-cache/\noutbox/\n.publisher-secret\n"
+        "/.publisher-secrets\n/dkim-*.pem\n/.content.lock\n/.publisher-settings.lock\n/.publisher-heartbeat\n"
+        "/backups/\n",
     }
 
 
