@@ -467,3 +467,18 @@ def test_the_api_gives_an_issues_numbers_as_the_desk_does(two_issues: Config) ->
     }
     assert (numbers["rest"]["unsubscribed"], numbers["walks"]["unsubscribed"]) == (0, 1)
     assert numbers["walks"]["sent"] == 2 and numbers["walks"]["deferred"] == 0
+
+
+def test_publisher_status_of_an_issue_names_its_own_departures(two_issues: Config) -> None:
+    """`publisher status SLUG` prints the issue's bounces, complaints and the readers who
+    left from its message; the other issue's line says 0."""
+    config = two_issues
+    engine = open_store(config.store_url)
+    AppClient(create_app(config, engine=engine)).post(
+        one_click_path(copy_of(config, "ann@example.org", "Walks")), data={"List-Unsubscribe": "One-Click"}
+    )
+    env = {"PUBLISHER_CONFIG": str(config.root / "config.toml"), "PUBLISHER_SECRET": SECRET}
+    said = {slug: CliRunner().invoke(cli, ["status", slug], catch_exceptions=False, env=env).output
+            for slug in ("rest", "walks")}
+    assert "unsubscribed from this issue's message 1" in said["walks"]
+    assert "unsubscribed from this issue's message 0" in said["rest"]

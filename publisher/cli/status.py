@@ -60,7 +60,13 @@ def status(ctx: click.Context, issue: str | None, show_failed: bool) -> None:
         assert issue is not None
         _failed_list(service.issue_failures(db, issue, rows=True))
         return
-    _table(service.issue_status(db, issue))
+    lines = service.issue_status(db, issue)
+    _table(lines)
+    (after,) = service.issues_counts(db, lines[:1])
+    click.echo(
+        f"accepted by the provider {after.sent}; bounced {after.bounced}, complained {after.complained}, "
+        f"unsubscribed from this issue's message {after.unsubscribed}"
+    )
     if issue is not None:
         failures = service.issue_failures(db, issue)
         if failures.reasons:
