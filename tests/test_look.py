@@ -29,7 +29,7 @@ from publisher.content.articles import parse_article
 from publisher.delivery.smtp import SmtpProvider
 from publisher.errors import ConfigError
 from publisher.mail import newsletter
-from publisher.mail.mime import MessageTemplate, Recipient, message_id_for
+from publisher.mail.mime import MessageTemplate, Recipient, message_id_for, split_mailbox
 from publisher.site.archive import render_archive
 from publisher.web import create_app
 
@@ -236,6 +236,20 @@ def test_from_carries_the_display_name(tmp_path: Path, smtp_server: SMTPServer, 
     assert address.display_name == name
     assert address.addr_spec in ("dana@example.org", "zoe@example.org")
     assert smtp_server.messages[0].data.isascii()
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ('"Dana Reyes, LCSW" <dana@example.org>', ("Dana Reyes, LCSW", "dana@example.org")),
+        ("Dana Reyes, LCSW <dana@example.org>", ("Dana Reyes, LCSW", "dana@example.org")),
+        ('"Dana \\"DR\\" Reyes" <dana@example.org>', ('Dana "DR" Reyes', "dana@example.org")),
+        ("dana@example.org", ("", "dana@example.org")),
+    ],
+)
+def test_split_mailbox_reads_a_sender_as_an_author_writes_it(written: str, expected: tuple[str, str]) -> None:
+    """A comma inside the name, quoted or not, stays in the name: one mailbox, not two."""
+    assert split_mailbox(written) == expected
 
 
 def test_a_bare_address_is_sent_under_the_publications_name(tmp_path: Path, smtp_server: SMTPServer) -> None:

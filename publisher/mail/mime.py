@@ -44,6 +44,7 @@ __all__ = [
     "Recipient",
     "clean_header_text",
     "message_id_for",
+    "split_mailbox",
 ]
 
 
@@ -194,21 +195,28 @@ def _fold(name: str, value: str) -> bytes:
 _NAMED_RE = re.compile(r"^(?P<name>.*?)\s*<(?P<address>[^<>]*)>$")
 
 
-def _parse_mailbox(config: Config, key: str) -> tuple[str, str]:
-    """(display name, address) of a config value such as `"Dana Reyes, LCSW" <d@x.org>`.
+def split_mailbox(value: str) -> tuple[str, str]:
+    """(display name, address) of one mailbox as an author writes it: `"Dana Reyes, LCSW"
+    <d@x.org>`, `Dana Reyes, LCSW <d@x.org>` or a bare `d@x.org` (name "").
 
     The name is everything before the `<address>`, quotes or not, so that a credential
-    after a comma (`Dana Reyes, LCSW <d@x.org>`, as an author writes it) stays part of
-    the name rather than turning the value into two addresses.
+    after a comma stays part of the name rather than turning the value into two
+    addresses (as `email.utils.parseaddr` reads it). The address is not checked here.
     """
-    raw = clean_header_text(str(config[key]))
+    raw = clean_header_text(value)
     named = _NAMED_RE.match(raw)
-    if named is not None:
-        name, address = named["name"].strip(), named["address"].strip()
-        if len(name) >= 2 and name[0] == name[-1] == '"':
-            name = re.sub(r"\\(.)", r"\1", name[1:-1])
-    else:
-        name, address = email.utils.parseaddr(raw)
+    if named is None:
+        return email.utils.parseaddr(raw)
+    name, address = named["name"].strip(), named["address"].strip()
+    if len(name) >= 2 and name[0] == name[-1] == '"':
+        name = re.sub(r"\\(.)", r"\1", name[1:-1])
+    return name, address
+
+
+def _parse_mailbox(config: Config, key: str) -> tuple[str, str]:
+    """`split_mailbox` of a config key, or ConfigError naming the key when it holds no address."""
+    raw = clean_header_text(str(config[key]))
+    name, address = split_mailbox(raw)
     if not address or "@" not in address or not _ADDR_RE.match(address):
         section, _, field = key.rpartition(".")
         raise ConfigError(
