@@ -218,7 +218,11 @@ def test_a_recovery_code_works_once(url: str, clock: Clock) -> None:
     _, codes = enrolled(url, clock)
     with httpx.Client(base_url=url) as first:
         password_step(first)
-        assert code_step(first, codes[3].upper()).status_code == 303
+        used = code_step(first, codes[3].upper())
+        assert used.status_code == 303
+        assert used.headers["location"] == "/desk/account?m=recovery-used"
+        page = first.get(used.headers["location"]).text
+        assert "You signed in with a recovery code" in page and "Recovery codes left: 9" in page
     with httpx.Client(base_url=url) as second:
         password_step(second)
         again = code_step(second, codes[3])

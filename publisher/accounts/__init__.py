@@ -133,6 +133,8 @@ clients to reach and it only ever stops browsers the account has not signed in w
 MIN_PASSWORD = 10
 CODE_WINDOW = timedelta(minutes=5)
 """How long a right password waits for its code."""
+RECOVERY_USED_PATH = "/desk/account?m=recovery-used"
+"""Where a sign-in with a recovery code leads: the account's page says how many are left."""
 OIDC_WINDOW = timedelta(minutes=10)
 """How long a browser may stay at the OpenID Connect provider."""
 MAX_PASSWORD = 1024
@@ -319,7 +321,8 @@ def sign_in_with_code(
     device: str = "",
 ) -> tuple[SignedIn, str]:
     """Finish the sign-in `token` holds with the authenticator's code or a recovery code:
-    the new session and where to go next.
+    the new session and where to go next (after a recovery code, the account's page, which
+    says how many are left).
 
     Raises SignInThrottled after too many wrong codes (per account and per client, as for
     passwords), and AccountError for a wrong, spent or replayed code or a sign-in that has
@@ -332,12 +335,13 @@ def sign_in_with_code(
         raise AccountError(STALE)
     keys = code_keys(user.id, address, policy)
     throttled(engine, keys, now)
-    take_code(engine, user, code[:100], now=now, secret=secret)
+    recovery = take_code(engine, user, code[:100], now=now, secret=secret)
     if not session_store.end_step(engine, key):
         raise AccountError(STALE)
     session_store.forget(engine, keys[0][0])
     session_store.give_back(engine, [keys[1][0]])
-    return _open_session(engine, user, address=address, now=now, policy=policy, device=device), step.next_path
+    target = RECOVERY_USED_PATH if recovery else step.next_path
+    return _open_session(engine, user, address=address, now=now, policy=policy, device=device), target
 
 
 # OpenID Connect

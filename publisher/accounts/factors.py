@@ -49,15 +49,16 @@ def looks_like_recovery(code: str) -> bool:
     return any(ch.isalpha() for ch in code) or len("".join(code.split())) > 8
 
 
-def take_code(engine: Engine, user: User, code: str, *, now: datetime, secret: str, enable: bool = False) -> None:
-    """Take `code` for `user`'s second factor, once: AccountError when it is wrong or spent."""
+def take_code(engine: Engine, user: User, code: str, *, now: datetime, secret: str, enable: bool = False) -> bool:
+    """Take `code` for `user`'s second factor, once: whether it was a recovery code.
+    AccountError when it is wrong or spent."""
     factor = user_store.factor(engine, user.id)
     if factor is None:
         raise AccountError(STALE)
     if not enable and looks_like_recovery(code):
         if not user_store.use_recovery_code(engine, user.id, totp.recovery_hash(code), now=now):
             raise AccountError("that recovery code is not right, or has been used already")
-        return
+        return True
     seed = totp.unseal(secret, factor.sealed)
     step = totp.matching_step(seed, code, now=now, after=factor.last_step)
     if step is None:
@@ -66,6 +67,7 @@ def take_code(engine: Engine, user: User, code: str, *, now: datetime, secret: s
         raise AccountError(_CODE_REFUSED)
     if not user_store.take_step(engine, user.id, step, now=now, enable=enable):
         raise AccountError(_CODE_USED)
+    return False
 
 
 def code_keys(user_id: int, address: str, policy: SessionPolicy) -> list[tuple[str, int]]:

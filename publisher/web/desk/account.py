@@ -39,6 +39,11 @@ _NOTICES = {
     "two-factor-on": "Two-step sign-in is on. Keep your recovery codes somewhere safe.",
     "two-factor-off": "Two-step sign-in is off: your password alone signs you in.",
     "reset": "Their second factor is reset and their sessions have ended.",
+    "recovery-used": (
+        "You signed in with a recovery code, which now no longer works. Lost your phone? Make new "
+        "recovery codes below, then turn two-step sign-in off and on again with your new phone "
+        "(where this desk requires it, an owner resets it for you)."
+    ),
 }
 
 
