@@ -482,3 +482,21 @@ def test_publisher_status_of_an_issue_names_its_own_departures(two_issues: Confi
             for slug in ("rest", "walks")}
     assert "unsubscribed from this issue's message 1" in said["walks"]
     assert "unsubscribed from this issue's message 0" in said["rest"]
+
+
+def test_a_reader_who_leaves_twice_from_one_message_counts_once(two_issues: Config) -> None:
+    """Two one-click POSTs that race both record the departure; the issue counts the reader
+    once and lists them once."""
+    config = two_issues
+    engine = open_store(config.store_url)
+    ann = subscribers.find(engine, "ann@example.org")
+    assert ann is not None
+    path = one_click_path(copy_of(config, "ann@example.org", "Walks"))
+    holder = tokens.verify(SECRET, "unsubscribe", path.removeprefix("/unsubscribe/"))
+    for _ in range(2):  # what each of two racing requests does once it found her still active
+        subscribers.suppress(engine, "ann@example.org", "unsubscribe", provider="web", detail="one-click",
+                             now=NOW, message_key=holder.message_key)
+    second = issue_of(config, "walks")
+    assert stats.issue_counts(engine, second).unsubscribed == 1
+    (reason,) = stats.issue_reasons(engine, second, addresses=True).unsubscribed
+    assert (reason.count, reason.addresses) == (1, ("ann@example.org",))

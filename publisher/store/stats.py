@@ -129,17 +129,18 @@ def events_per_day(
 
 
 def reactions(engine: Engine, issue_ids: Sequence[int]) -> dict[int, dict[str, int]]:
-    """Unsubscribes, bounces and complaints recorded for each issue: issue id -> kind -> count.
+    """Readers who unsubscribed, bounced or complained, per issue: issue id -> kind -> count.
 
     An event names its issue when it is recorded (`store.subscribers.issue_for_event`): an
-    unsubscribe, only when it came by a link in that issue's message. Counted by the
-    database over the index on (issue_id, kind).
+    unsubscribe, only when it came by a link in that issue's message. Each reader counts
+    once per kind, however many events they have (two one-click POSTs racing, a provider
+    reporting a bounce twice). Counted by the database over the index on (issue_id, kind).
     """
     wanted = sorted(set(issue_ids))
     if not wanted:
         return {}
     query = (
-        select(events.c.issue_id, events.c.kind, func.count())
+        select(events.c.issue_id, events.c.kind, func.count(func.distinct(events.c.email)))
         .where(events.c.issue_id.in_(wanted), events.c.kind.in_(REACTIONS))
         .group_by(events.c.issue_id, events.c.kind)
     )
@@ -162,13 +163,19 @@ class Reaction:
 
 
 def reactions_to_issue(engine: Engine, issue_id: int, *, limit: int = _SHOWN) -> list[Reaction]:
-    """The events recorded for one issue, oldest first, at most `limit` of each kind."""
+    """The events recorded for one issue, oldest first, at most `limit` of each kind; a
+    reader's later events of a kind they already have are left out, as `reactions` counts."""
     found: list[Reaction] = []
     with engine.connect() as conn:
         for kind in REACTIONS:
+            first = (
+                select(func.min(events.c.id))
+                .where(events.c.issue_id == issue_id, events.c.kind == kind)
+                .group_by(events.c.email)
+            )
             query = (
                 select(events.c.kind, events.c.email, events.c.provider, events.c.detail, events.c.created_at)
-                .where(events.c.issue_id == issue_id, events.c.kind == kind)
+                .where(events.c.id.in_(first))
                 .order_by(events.c.created_at, events.c.id)
                 .limit(limit)
             )
