@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -206,3 +207,25 @@ def test_a_send_under_way_finishes_with_the_settings_it_started_with(
     assert at_reload < len(readers), "the reload came after the send: slow the server down"
     senders = {str(m.parsed().get("From")) for m in smtp_server.messages}
     assert senders == {"Tester <news@example.org>"}
+
+
+def test_a_rebuilt_desk_compiles_none_of_its_templates_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app a reload builds reuses the desk's compiled templates: only the first
+    build of the process pays for compiling them."""
+    import jinja2
+
+    from publisher.web.desk import render
+
+    names = [p.stem for p in (render.default_templates_dir() / "desk").glob("*.html")]
+    config = load_config(Path(__file__).resolve().parent.parent / "config.toml", {})
+    render.DeskPages(config).check(*names)
+    compiled: list[str] = []
+    original = jinja2.Environment.compile
+
+    def counting(self: jinja2.Environment, source: str, name: str | None = None, *args: Any, **kw: Any) -> Any:
+        compiled.append(name or "")
+        return original(self, source, name, *args, **kw)
+
+    monkeypatch.setattr(jinja2.Environment, "compile", counting)
+    render.DeskPages(config).check(*names)
+    assert names and compiled == []

@@ -7,6 +7,7 @@ forms posting only back to it, and the page itself never framed by another site.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,31 @@ def static_dir() -> Path:
     return default_templates_dir() / "desk" / "static"
 
 
+class _CompiledTemplates(jinja2.BytecodeCache):
+    """The desk's templates, compiled once per process: an app rebuilt after a settings
+    change (the daemon's reload) reuses them. Jinja checks each one against its source's
+    checksum, so an edited template is compiled again."""
+
+    def __init__(self) -> None:
+        self._kept: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        with self._lock:
+            code = self._kept.get(bucket.key)
+        if code is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        code = bucket.bytecode_to_string()
+        with self._lock:
+            self._kept[bucket.key] = code
+
+
+# Every DeskPages builds its environment with the same options, so one cache serves all.
+_COMPILED = _CompiledTemplates()
+
+
 class DeskPages:
     """The desk's templates. They are the desk's own: a publication's overrides of the
     archive and emails do not reach them."""
@@ -69,6 +95,7 @@ class DeskPages:
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
+            bytecode_cache=_COMPILED,
         )
         self.env.globals["nav"] = NAV
         self.env.globals["Role"] = Role
