@@ -310,6 +310,35 @@ def test_browsers_sending_one_code_at_once_sign_in_once(store: Engine, clock: Cl
     assert all("used already" in r for r in results if r != "in"), results
 
 
+def test_moving_to_a_new_phone_keeps_the_old_one_until_the_new_is_confirmed(url: str, clock: Clock) -> None:
+    """A new phone's key is shown while the old phone's codes still sign in; once a code
+    from the new phone confirms it, the old phone's codes stop working."""
+    old, _ = enrolled(url, clock)
+    with httpx.Client(base_url=url) as http:
+        password_step(http)
+        code_step(http, code_at(old, clock()))
+        new, started = start_setup(http)
+        assert new != old and "Moving to a new phone" in started.text
+        clock.tick(60)
+        with httpx.Client(base_url=url) as meanwhile:
+            password_step(meanwhile)
+            assert code_step(meanwhile, code_at(old, clock())).status_code == 303
+        clock.tick(60)
+        from_old = http.post(
+            "/desk/account/two-factor/confirm", data={"csrf": csrf_of(started.text), "code": code_at(old, clock())}
+        )
+        assert from_old.status_code == 400
+        moved = http.post(
+            "/desk/account/two-factor/confirm", data={"csrf": csrf_of(started.text), "code": code_at(new, clock())}
+        )
+        assert moved.status_code == 201 and "Your recovery codes" in moved.text
+    clock.tick(60)
+    with httpx.Client(base_url=url) as later:
+        password_step(later)
+        assert code_step(later, code_at(old, clock())).status_code == 400
+        assert code_step(later, code_at(new, clock())).status_code == 303
+
+
 def test_a_secret_sealed_under_another_publisher_secret_says_what_to_do() -> None:
     """A secret that the current PUBLISHER_SECRET cannot open names the reset command."""
     sealed = totp.seal("the old secret, long enough to be real", "JBSWY3DPEHPK3PXP")

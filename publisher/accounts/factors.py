@@ -51,7 +51,8 @@ def looks_like_recovery(code: str) -> bool:
 
 def take_code(engine: Engine, user: User, code: str, *, now: datetime, secret: str, enable: bool = False) -> bool:
     """Take `code` for `user`'s second factor, once: whether it was a recovery code.
-    AccountError when it is wrong or spent."""
+    With `enable`, the code must come from the secret being set up (a first phone's, or a
+    new phone's), which then is the one in use. AccountError when it is wrong or spent."""
     factor = user_store.factor(engine, user.id)
     if factor is None:
         raise AccountError(STALE)
@@ -59,13 +60,16 @@ def take_code(engine: Engine, user: User, code: str, *, now: datetime, secret: s
         if not user_store.use_recovery_code(engine, user.id, totp.recovery_hash(code), now=now):
             raise AccountError("that recovery code is not right, or has been used already")
         return True
-    seed = totp.unseal(secret, factor.sealed)
+    promote = enable and factor.enabled_at is not None
+    if promote and factor.pending is None:
+        raise AccountError("there is no new phone being set up for this account; start again")
+    seed = totp.unseal(secret, factor.pending if promote and factor.pending else factor.sealed)
     step = totp.matching_step(seed, code, now=now, after=factor.last_step)
     if step is None:
         if totp.matching_step(seed, code, now=now, after=-1) is not None:
             raise AccountError(_CODE_USED)
         raise AccountError(_CODE_REFUSED)
-    if not user_store.take_step(engine, user.id, step, now=now, enable=enable):
+    if not user_store.take_step(engine, user.id, step, now=now, enable=enable and not promote, promote=promote):
         raise AccountError(_CODE_USED)
     return False
 
@@ -94,9 +98,10 @@ class TwoFactorState:
 def two_factor_state(engine: Engine, user: User, *, policy: SessionPolicy, secret: str, issuer: str) -> TwoFactorState:
     factor = user_store.factor(engine, user.id)
     setting_up = None
-    if factor is not None and factor.enabled_at is None:
+    being_set_up = None if factor is None else factor.sealed if factor.enabled_at is None else factor.pending
+    if being_set_up is not None:
         try:
-            setting_up = totp.enrolment(totp.unseal(secret, factor.sealed), account=user.email, issuer=issuer)
+            setting_up = totp.enrolment(totp.unseal(secret, being_set_up), account=user.email, issuer=issuer)
         except AccountError:
             setting_up = None  # sealed under another secret: starting again makes a new one
     return TwoFactorState(
@@ -109,7 +114,8 @@ def two_factor_state(engine: Engine, user: User, *, policy: SessionPolicy, secre
 
 def begin_two_factor(engine: Engine, user: User, *, now: datetime, secret: str, issuer: str) -> Enrolment:
     """A new secret for `user` to add to an authenticator app; the second factor is on
-    only once `confirm_two_factor` has taken a code made from it."""
+    (or, for a new phone, the new secret replaces the old) only once `confirm_two_factor`
+    has taken a code made from it."""
     seed = totp.new_secret()
     user_store.start_factor(engine, user.id, totp.seal(secret, seed), now=now)
     return totp.enrolment(seed, account=user.email, issuer=issuer)
@@ -121,7 +127,7 @@ def confirm_two_factor(
     """Turn the second factor on with a first code from the app: the ten recovery codes,
     to be shown once (only their hashes are kept)."""
     factor = user_store.factor(engine, user.id)
-    if factor is None or factor.enabled_at is not None:
+    if factor is None or (factor.enabled_at is not None and factor.pending is None):
         raise AccountError("there is no authenticator being set up for this account; start again")
     throttled(engine, code_keys(user.id, address, policy), now)
     take_code(engine, user, code[:100], now=now, secret=secret, enable=True)

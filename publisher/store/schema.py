@@ -395,6 +395,8 @@ sign_in_factors = Table(
     metadata,
     Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
     Column("secret", String(400), nullable=False),
+    # A new phone's secret while it is being set up; the old one works until it is confirmed.
+    Column("pending_secret", String(400), nullable=True),
     Column("enabled_at", UTC_TIME, nullable=True),  # NULL while being set up
     Column("last_step", Integer, nullable=False, default=0),
     Column("created_at", UTC_TIME, nullable=False),

@@ -172,12 +172,13 @@ def set_role(engine: Engine, email: str, role: str, *, now: datetime, keep_one: 
 
 @dataclass(frozen=True, slots=True)
 class Factor:
-    """A user's TOTP secret (sealed), since when it is on (None while being set up), and
-    the last time step a code was taken for."""
+    """A user's TOTP secret (sealed), since when it is on (None while being set up), the
+    last time step a code was taken for, and a new phone's secret being set up (sealed)."""
 
     sealed: str
     enabled_at: datetime | None
     last_step: int
+    pending: str | None = None
 
 
 def factor(engine: Engine, user_id: int) -> Factor | None:
@@ -185,37 +186,45 @@ def factor(engine: Engine, user_id: int) -> Factor | None:
         row = conn.execute(select(sign_in_factors).where(sign_in_factors.c.user_id == user_id)).first()
     if row is None:
         return None
-    return Factor(sealed=row.secret, enabled_at=row.enabled_at, last_step=int(row.last_step))
+    return Factor(
+        sealed=row.secret, enabled_at=row.enabled_at, last_step=int(row.last_step), pending=row.pending_secret
+    )
 
 
 def start_factor(engine: Engine, user_id: int, sealed: str, *, now: datetime) -> None:
-    """Keep a new secret being set up (replacing one still being set up); AccountError
-    when the user already has a second factor on."""
+    """Keep a new secret being set up (replacing one still being set up); for a user whose
+    second factor is on, as the new phone's, while the old secret keeps working."""
     with begin_write(engine) as conn:
         row = conn.execute(
             select(sign_in_factors.c.enabled_at).where(sign_in_factors.c.user_id == user_id)
         ).first()
         if row is not None and row.enabled_at is not None:
-            raise AccountError("two-step sign-in is already on for this account; turn it off first to start again")
+            conn.execute(
+                update(sign_in_factors).where(sign_in_factors.c.user_id == user_id).values(pending_secret=sealed)
+            )
+            return
         conn.execute(delete(sign_in_factors).where(sign_in_factors.c.user_id == user_id))
         conn.execute(
             insert(sign_in_factors).values(user_id=user_id, secret=sealed, enabled_at=None, last_step=0, created_at=now)
         )
 
 
-def take_step(engine: Engine, user_id: int, step: int, *, now: datetime, enable: bool = False) -> bool:
+def take_step(
+    engine: Engine, user_id: int, step: int, *, now: datetime, enable: bool = False, promote: bool = False
+) -> bool:
     """Record that a code for `step` was taken: True for the one request that moves the
     user's last step forward to it, False for any other (a replay, an older code). With
-    `enable`, the second factor is on from `now` as well."""
+    `enable`, the second factor is on from `now` as well; with `promote`, the new phone's
+    secret takes the old one's place (and the code must have been the new phone's)."""
     values: dict[str, Any] = {"last_step": step}
+    conditions = [sign_in_factors.c.user_id == user_id, sign_in_factors.c.last_step < step]
     if enable:
         values["enabled_at"] = now
+    if promote:
+        values.update(secret=sign_in_factors.c.pending_secret, pending_secret=None)
+        conditions.append(sign_in_factors.c.pending_secret.is_not(None))
     with engine.begin() as conn:
-        result = conn.execute(
-            update(sign_in_factors)
-            .where(sign_in_factors.c.user_id == user_id, sign_in_factors.c.last_step < step)
-            .values(**values)
-        )
+        result = conn.execute(update(sign_in_factors).where(*conditions).values(**values))
     return int(result.rowcount) == 1
 
 

@@ -1,7 +1,8 @@
 """Your account (everyone signed in): two-step sign-in, recovery codes, and where you are signed in.
 
     GET  /desk/account                          the page
-    POST /desk/account/two-factor/start         a new secret to add to an authenticator app
+    POST /desk/account/two-factor/start         a new secret to add to an authenticator app (a first
+                                                phone, or a new one: the old works until the new is confirmed)
     POST /desk/account/two-factor/confirm       turn it on with a first code; shows the recovery codes once
     POST /desk/account/two-factor/off           sign in with the password alone again (where allowed)
     POST /desk/account/recovery-codes           ten new recovery codes; the old ones stop working
@@ -16,6 +17,7 @@ only these routes until it has one.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -40,9 +42,8 @@ _NOTICES = {
     "two-factor-off": "Two-step sign-in is off: your password alone signs you in.",
     "reset": "Their second factor is reset and their sessions have ended.",
     "recovery-used": (
-        "You signed in with a recovery code, which now no longer works. Lost your phone? Make new "
-        "recovery codes below, then turn two-step sign-in off and on again with your new phone "
-        "(where this desk requires it, an owner resets it for you)."
+        "You signed in with a recovery code, which now no longer works. Lost your phone? Choose "
+        "“Move to a new phone” below, then make new recovery codes."
     ),
 }
 
@@ -96,9 +97,7 @@ class AccountDesk(Section):
     ) -> Response:
         view = await run_in_threadpool(self._view, asked)
         if enrolment is not None:
-            view["two_factor"] = accounts.TwoFactorState(
-                on=False, required=view["two_factor"].required, recovery_left=0, setting_up=enrolment
-            )
+            view["two_factor"] = dataclasses.replace(view["two_factor"], setting_up=enrolment)
         return self.pages.render(
             "account", asked.desk, section="account", status=status_code, error=error, codes=codes or [],
             notice=_NOTICES.get(asked.request.query_params.get("m", ""), ""),

@@ -1,7 +1,7 @@
 """A second factor and outside sign-in for desk accounts.
 
-A TOTP secret per account (encrypted; see `publisher.accounts.totp`) with the last time
-step a code was taken for, one-time recovery codes by hash, and the sign-ins that are
+A TOTP secret per account (encrypted; see `publisher.accounts.totp`), a new phone's while
+it is being set up, the last time step a code was taken for, one-time recovery codes by hash, and the sign-ins that are
 half done: a password that waits for its code, or a browser gone to the OpenID Connect
 provider that is to come back with the same state.
 
@@ -28,6 +28,7 @@ def upgrade() -> None:
         "sign_in_factors",
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("secret", sa.String(length=400), nullable=False),
+        sa.Column("pending_secret", sa.String(length=400), nullable=True),
         sa.Column("enabled_at", UTC_TIME, nullable=True),
         sa.Column("last_step", sa.Integer(), nullable=False),
         sa.Column("created_at", UTC_TIME, nullable=False),
