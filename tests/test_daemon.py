@@ -377,6 +377,7 @@ def test_serve_starts_quietly_and_logs_requests_in_common_log_format(pub: Public
             assert time.monotonic() < deadline, pub.logs()
             time.sleep(0.2)
     httpx.get(f"http://127.0.0.1:{pub.port}/no-such-page", timeout=5)
+    httpx.get(f"http://127.0.0.1:{pub.port}/desk/login/oidc/callback?code=c0de5ecret&state=st4te", timeout=5)
     pub.stop_all()
     logs = pub.logs()
     for noise in ("alembic.", "Traceback", "Uvicorn", "INFO:  ", "Added job", "Context impl"):
@@ -387,6 +388,9 @@ def test_serve_starts_quietly_and_logs_requests_in_common_log_format(pub: Public
         logs, re.MULTILINE,
     ), logs
     assert re.search(r'"GET /no-such-page HTTP/1\.1" 404 \d+$', logs, re.MULTILINE), logs
+    # A sign-in provider's one-time code and state are not written down.
+    assert '"GET /desk/login/oidc/callback?code=-&state=- HTTP/1.1"' in logs, logs
+    assert "c0de5ecret" not in logs and "st4te" not in logs
     daemon_lines = [line for line in logs.splitlines() if not line.startswith("127.0.0.1 - - [")]
     stamped = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING|ERROR)"
     assert all(re.match(stamped, line) for line in daemon_lines), logs

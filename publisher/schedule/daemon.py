@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import re
 import signal
 import socket
 import threading
@@ -83,12 +84,17 @@ class AccessLog:
             access_log.info(common_log_line(scope, status[0] or 500, size[0], time.time()))
 
 
+# A sign-in provider's one-time code and state come back in the query: the log keeps
+# their names, not their values.
+_SECRET_IN_QUERY = re.compile(rb"(?:^|(?<=&))(code|state|token|id_token|access_token)=[^&]*")
+
+
 def common_log_line(scope: Scope, status: int, size: int, when: float) -> str:
     """The common log format's line for one request (`-` for what is unknown or empty)."""
     client = scope.get("client")
     host = client[0] if client else "-"
     path = scope.get("raw_path") or scope.get("path", "").encode("utf-8")
-    query = scope.get("query_string") or b""
+    query = _SECRET_IN_QUERY.sub(rb"\1=-", scope.get("query_string") or b"")
     target = path.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
     target = target.replace('"', "%22").replace("\\", "%5C")
     stamp = time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime(when))
