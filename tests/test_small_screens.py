@@ -49,7 +49,7 @@ from publisher.site import build
 from publisher.store import open_store, subscribers
 
 WIDTHS = (320, 375, 1280)
-OWNER = "owner@example.org"
+OWNER = "dana.reyes.owner.of.the.practice@harborlight-community-health.example.org"  # a long one, in the header
 # A reader whose name and address are long and unbroken: the pages that show them must wrap.
 LONG_READER = (
     "email,name,tags\n"
