@@ -436,3 +436,32 @@ def test_an_account_added_without_a_password_signs_in_through_the_provider_only(
             assert answer.status_code == 400, guess
         assert through_provider(http, "stranger").status_code == 303
         assert http.get("/desk/").status_code == 200
+
+
+def test_an_owner_invites_someone_without_a_password_who_then_signs_in_through_the_provider(
+    desk: tuple[str, Config],
+) -> None:
+    """Settings' "Add someone" takes an empty password when a sign-in provider is set: the
+    person invited has no password to guess, and gets in through the provider."""
+    base, config = desk
+    with httpx.Client(base_url=base) as owner:
+        sign_in(owner, "owner@example.org")
+        page = owner.get("/desk/settings")
+        assert "Leave it empty and they sign in with Test IdP" in page.text
+        assert "content: no such folder" in page.text  # the page names it rather than failing
+        added = owner.post(
+            "/desk/settings/users",
+            data={"csrf": csrf_of(page.text), "email": "stranger@example.org", "role": "editor", "password": ""},
+        )
+        assert added.status_code == 303, added.text
+    engine = open_store(config.store_url)
+    try:
+        (invited,) = [u for u in accounts.list_users(engine) if u.email == "stranger@example.org"]
+        assert invited.password_hash == accounts.NO_PASSWORD
+    finally:
+        engine.dispose()
+    with httpx.Client(base_url=base) as http:
+        assert http.post("/desk/login", data={"email": "stranger@example.org", "password": ""}).status_code != 303
+        back = through_provider(http, "stranger")
+        assert back.status_code == 303, back.text
+        assert http.get("/desk/").status_code == 200

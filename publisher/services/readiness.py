@@ -13,7 +13,7 @@ from datetime import datetime
 
 from publisher import content
 from publisher.config import Config
-from publisher.errors import PublisherError
+from publisher.errors import ContentError, PublisherError
 from publisher.mail import tokens
 
 __all__ = ["SECRET_NAMES", "article_findings", "go_live_gaps", "newest_public_slug", "secrets_set"]
@@ -47,7 +47,10 @@ def secrets_set(config: Config) -> list[tuple[str, bool]]:
 
 def article_findings(config: Config) -> list[str]:
     """Every article file's problem; that there are no articles yet, if so."""
-    articles, problems = content.scan_articles(config)
+    try:
+        articles, problems = content.scan_articles(config)
+    except ContentError as exc:  # the content folder itself is missing or unreadable
+        return [str(exc)]
     found = [str(p) for p in problems]
     if not articles:
         found.append(f"No articles yet in {config.path_of('build.content')}.")

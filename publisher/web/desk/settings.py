@@ -95,6 +95,9 @@ class SettingsDesk(Section):
             "gaps": readiness.go_live_gaps(self.config),
             "users": accounts.list_users(self.engine),
             "roles": [r.value for r in Role],
+            # With a sign-in provider, someone may be invited without a password.
+            "oidc_label": str(self.config["desk.oidc.label"] or "the sign-in provider")
+            if self.config["desk.oidc.issuer"] else "",
         }
 
     async def index(
@@ -177,11 +180,14 @@ class SettingsDesk(Section):
         )
 
     async def add_user(self, asked: Asked) -> Response:
+        # Invited without a password, someone signs in only through the sign-in provider.
+        password: str | None = asked.field("password")
+        if not password and self.config["desk.oidc.issuer"]:
+            password = None
         try:
             await run_in_threadpool(
                 lambda: accounts.add_user(
-                    self.engine, asked.field("email"), role=asked.field("role"),
-                    password=asked.field("password"), now=asked.now,
+                    self.engine, asked.field("email"), role=asked.field("role"), password=password, now=asked.now,
                 )
             )
         except PublisherError as exc:
