@@ -108,8 +108,8 @@ return found;
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    """The sample articles on a site paged by three, readers with long names, one issue
-    sent to them, served by `publisher serve`."""
+    """The sample articles and a wide one on a site with a long name, paged by three;
+    readers with long names, the wide article sent to them; served by `publisher serve`."""
     folder = tmp_path_factory.mktemp("screens")
     shutil.copytree(ROOT / "content", folder / "content")
     (folder / "content" / "2026-11-02-resources.md").write_text(WIDE_ARTICLE, encoding="utf-8")
@@ -117,7 +117,16 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         folder, {OWNER: "owner"},
         '\n[build]\nper_page = 3\n\n[subscribe]\npublic_tags = ["teens", "sleep", "grief", "anxiety"]\n',
     )
+    toml = folder / "config.toml"
+    toml.write_text(
+        toml.read_text(encoding="utf-8").replace(
+            'title = "Harbor Light Notes"',
+            'title = "Harbor Light Notes: Long-Form Writing on Mental Health, Recovery and Family Life"',
+        ),
+        encoding="utf-8",
+    )
     config = made.config()
+    assert str(config["publication.title"]).endswith("Family Life")
     now = datetime.now(UTC)
     articles = content.load_articles(config)
     build.build_site(config, articles, now)
@@ -128,9 +137,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         subscribers.import_csv(engine, iter(LONG_READER.splitlines(keepends=True)), now=now, origin="long.csv")
     finally:
         engine.dispose()
-    newest = next(a for a in articles if not a.draft)
-    sent = subprocess.run(
-        [sys.executable, "-m", "publisher", "--config", str(folder / "config.toml"), "send", newest.slug, "--yes"],
+    sent = subprocess.run(  # the article whose title is one long address: the issue pages show it
+        [sys.executable, "-m", "publisher", "--config", str(folder / "config.toml"), "send", "resources", "--yes"],
         capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "PUBLISHER_SECRET": SECRET}, check=False,
     )
     assert sent.returncode == 0, sent.stdout + sent.stderr
