@@ -75,6 +75,19 @@ def test_the_new_folder_keeps_its_secrets_out_of_git(tmp_path: Path) -> None:
         assert name in ignored, name
 
 
+def test_a_sender_name_with_a_comma_keeps_its_address(tmp_path: Path) -> None:
+    """`Dana Reyes, LCSW <dana@example.org>` is one mailbox: its address is the publication's
+    email, not a fragment of the name."""
+    folder = tmp_path / "quiet"
+    dana = "Dana Reyes, LCSW <dana@quiet.example.net>"
+    options = [dana if o == "Sam Ito <sam@quiet.example.net>" else o for o in OPTIONS]
+    result = run("init", str(folder), *options)
+    assert result.exit_code == 0, result.output
+    config = tomllib.loads((folder / "config.toml").read_text(encoding="utf-8"))
+    assert config["newsletter"]["from"] == "Dana Reyes, LCSW <dana@quiet.example.net>"
+    assert config["publication"]["email"] == "dana@quiet.example.net"
+
+
 def test_nothing_of_the_sample_leaks(tmp_path: Path) -> None:
     """No value of the sample publication (reply-to, postal address, description...) is copied."""
     run("init", str(tmp_path), *OPTIONS)

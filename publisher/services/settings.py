@@ -39,7 +39,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from email.utils import formataddr, parseaddr
+from email.utils import formataddr
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -50,6 +50,7 @@ from publisher.config import SECRETS_FILE, Config, parse_config, secrets_beside
 from publisher.errors import ConfigError, Conflict, PublisherError
 from publisher.mail import preflight
 from publisher.mail.dkim_signing import DkimSigner
+from publisher.mail.mime import split_mailbox
 from publisher.mail.preflight import DnsRecord
 from publisher.schedule.timing import parse_window
 from publisher.services import credentials
@@ -134,7 +135,7 @@ def _env(env: Mapping[str, str] | None) -> Mapping[str, str]:
 
 
 def _form_values(config: Config) -> dict[str, str]:
-    name, address = parseaddr(str(config["newsletter.from"]))
+    name, address = split_mailbox(str(config["newsletter.from"]))
     values: dict[str, str] = {}
     for field in FIELDS:
         value = config[field.key]

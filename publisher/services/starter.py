@@ -27,7 +27,6 @@ override.
 
 from __future__ import annotations
 
-import email.utils
 import functools
 import ipaddress
 import json
@@ -49,6 +48,7 @@ import tomlkit.exceptions
 from publisher.config import Config, parse_config
 from publisher.content import parse_article
 from publisher.errors import ConfigError
+from publisher.mail.mime import split_mailbox
 from publisher.services.settings_text import edit_text
 
 __all__ = [
@@ -158,7 +158,7 @@ def _check_author(value: str, *, real_provider: bool) -> str:
 
 def _check_sender(value: str, *, real_provider: bool) -> str:
     value = _one_line(value, "the From")
-    _name, address = email.utils.parseaddr(value)
+    _name, address = split_mailbox(value)
     if not _ADDRESS_RE.match(address):
         raise ConfigError(
             f"{value!r} has no email address: give one such as \"Dana Reyes <dana@example.org>\" or dana@example.org"
@@ -286,7 +286,7 @@ def _toml(value: str) -> str:
 
 def config_text(answers: Answers) -> str:
     """The new config.toml: the author's values, the rest explained in comments."""
-    address = email.utils.parseaddr(check_answer("sender", answers.sender))[1]
+    address = split_mailbox(check_answer("sender", answers.sender))[1]
     url = answers.url if answers.url.endswith("/") else answers.url + "/"
     return f"""\
 # {answers.title}: settings for publisher. Every key is explained in publisher's README
@@ -434,10 +434,10 @@ def updated_config(text: str, answers: Mapping[str, str], *, root: Path, origin:
     """
     document = _document(text, origin)
     old_from = _get(document, "newsletter.from")
-    old_address = email.utils.parseaddr(str(old_from))[1] if isinstance(old_from, str) else None
+    old_address = split_mailbox(str(old_from))[1] if isinstance(old_from, str) else None
     values: dict[str, str] = {}
     if "sender" in answers and old_address is not None and _get(document, "publication.email") == old_address:
-        values["publication.email"] = email.utils.parseaddr(answers["sender"])[1]
+        values["publication.email"] = split_mailbox(answers["sender"])[1]
     values.update({q.key: answers[q.name] for q in QUESTIONS if q.name in answers})
     result = edit_text(text, values)
     parse_config(result, root=root, origin=origin, env={})
