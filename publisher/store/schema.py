@@ -84,6 +84,10 @@ subscribers = Table(
     Column("updated_at", UTC_TIME, nullable=False),
     Column("confirmed_at", UTC_TIME),
     Column("confirm_sent_at", UTC_TIME),  # rate-limits confirmation mails
+    # Consent kept from where a reader came: when they opted in (confirmed_at is when they
+    # confirmed) and what the other service recorded about it (form, IP, plan, file).
+    Column("opted_in_at", UTC_TIME),
+    Column("consent_text", Text),
     # The random key that this subscriber's unsubscribe and confirmation links carry.
     Column("token_key", String(32), nullable=False, default=new_token_key),
     # Links signed before token keys existed carried the bare id: they are honoured only
