@@ -548,3 +548,29 @@ def test_a_field_far_too_long_is_refused(config: Config, url: str) -> None:
     assert answer.status_code == 400 and "longer than 1,000 characters" in answer.text
     assert 'id="s-postal_address-error"' in answer.text
     assert text_of(config) == COMMENTED
+
+
+def test_sign_in_and_backups_are_set_from_the_page(config: Config, url: str) -> None:
+    """Two-step sign-in for owners, a nightly backup and how many to keep: written back and
+    read by parse_config; a backup line that never fires is refused beside its field."""
+    with owner(url) as http:
+        refused = save(http, "safety", backup_schedule="0 3 30 2 *")
+        assert refused.status_code == 400, refused.text
+        assert 'id="s-backup_schedule-error"' in refused.text
+        assert text_of(config) == COMMENTED
+        answer = save(http, "safety", require_two_factor="owners", backup_schedule="30 3 * * *", backup_keep="5")
+        assert answer.status_code == 200, answer.text
+    saved = load_config(config.root / "config.toml")
+    assert saved["desk.require_two_factor"] == "owners"
+    assert (saved["backup.schedule"], saved["backup.keep"]) == ("30 3 * * *", 5)
+
+
+def test_the_look_is_set_from_the_page(config: Config, url: str) -> None:
+    """A logo and an accent colour; a colour not written #rrggbb is named beside its field."""
+    with owner(url) as http:
+        refused = save(http, "publication", accent_color="teal")
+        assert refused.status_code == 400 and 'id="s-accent_color-error"' in refused.text
+        answer = save(http, "publication", accent_color="#8a2be2", logo="media/logo.png")
+        assert answer.status_code == 200, answer.text
+    saved = load_config(config.root / "config.toml")
+    assert (saved["publication.accent_color"], saved["publication.logo"]) == ("#8a2be2", "media/logo.png")

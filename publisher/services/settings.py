@@ -319,9 +319,13 @@ def _from_form(
         elif field.name == "reply_to" and value and not _looks_like_address(value):
             problems.append(f"{origin}: [newsletter] reply_to must be an email address such as "
                             f"dana@example.org, got {value!r}")
-        elif field.name == "digest" and value:
+        elif field.name in ("digest", "backup_schedule") and value:
+            key, empty = ("[backup] schedule", "no automatic backups") if field.name == "backup_schedule" else (
+                "[schedule] digest", "no digest")
             try:
-                next_fire_times(value, str(values.get("publication.timezone", config.tz.key)), now)
+                next_fire_times(
+                    value, str(values.get("publication.timezone", config.tz.key)), now, key=key, empty=empty
+                )
             except ConfigError as exc:
                 problems.append(f"{origin}: {exc}")
         elif field.name == "window" and value:

@@ -68,6 +68,7 @@ GROUPS: tuple[tuple[str, str], ...] = (
     ("sending", "When newsletters go out"),
     ("provider", "Mail provider"),
     ("dkim", "DKIM signing"),
+    ("safety", "Sign-in and backups"),
 )
 
 F = Field
@@ -82,6 +83,11 @@ FIELDS: tuple[Field, ...] = (
       hint="A zone such as Europe/London; a city name is completed."),
     F("postal_address", "publication.postal_address", "Postal address", "publication",
       hint="Printed in every email's footer; required to send."),
+    F("logo", "publication.logo", "Logo", "publication",
+      hint="Address of a PNG or JPEG (SVG does not show in Gmail or Outlook), shown in the newsletter's "
+      "masthead, the site's header and as its icon. Empty: none."),
+    F("accent_color", "publication.accent_color", "Accent colour", "publication",
+      hint="Written #rrggbb, such as #1d5c63: links, buttons and rules in the newsletter and the site."),
     F("from_name", "newsletter.from", "Sender name", "sender", hint="Shown as who the newsletter is from."),
     F("from_address", "newsletter.from", "Sender address", "sender", "email"),
     F("reply_to", "newsletter.reply_to", "Reply-to address", "sender", "email", "Leave empty for none."),
@@ -106,6 +112,14 @@ FIELDS: tuple[Field, ...] = (
       hint="A name for the key, such as a date: 2026dec. The DNS record goes at selector._domainkey.domain."),
     F("dkim_key_file", "delivery.dkim.private_key_file", "Private key file", "dkim",
       hint="A PEM file beside config.toml; \"Generate a key\" writes one."),
+    F("require_two_factor", "desk.require_two_factor", "Two-step sign-in is required for", "safety", "choice",
+      choices=("off", "owners", "everyone"),
+      hint="Anyone it is required for and who has not set it up is sent to their account page first."),
+    F("backup_schedule", "backup.schedule", "Automatic backups (cron)", "safety",
+      hint="Minute, hour, day, month, weekday: 30 3 * * * is every night at 03:30. Empty: only when you run "
+      "publisher backup."),
+    F("backup_keep", "backup.keep", "Backups kept", "safety", "number",
+      hint="After each automatic backup, older archives beyond this many are deleted."),
 )
 
 POLICY_WORDS = {
@@ -203,19 +217,22 @@ _WEEKDAYS = {
 }
 
 
-def _trigger(cron: str, zone: str) -> CronTrigger:
+def _trigger(cron: str, zone: str, key: str = "[schedule] digest") -> CronTrigger:
     try:
         return CronTrigger.from_crontab(cron, timezone=ZoneInfo(zone))
     except ValueError as exc:
         raise ConfigError(
-            f"[schedule] digest {cron!r} is not a cron line ({exc}): write minute, hour, day of month, "
+            f"{key} {cron!r} is not a cron line ({exc}): write minute, hour, day of month, "
             "month and weekday, e.g. \"0 8 * * mon\" for every Monday at 08:00"
         ) from exc
 
 
-def next_fire_times(cron: str, zone: str, now: datetime, count: int = 3) -> list[datetime]:
-    """The next `count` times the digest runs, in `zone`; ConfigError if it never does."""
-    trigger = _trigger(cron, zone)
+def next_fire_times(
+    cron: str, zone: str, now: datetime, count: int = 3, *, key: str = "[schedule] digest", empty: str = "no digest"
+) -> list[datetime]:
+    """The next `count` times a cron line (the digest's, by default) runs, in `zone`;
+    ConfigError naming `key` if it never does."""
+    trigger = _trigger(cron, zone, key)
     times: list[datetime] = []
     previous: datetime | None = None
     moment = now.astimezone(ZoneInfo(zone))
@@ -227,8 +244,8 @@ def next_fire_times(cron: str, zone: str, now: datetime, count: int = 3) -> list
         previous, moment = upcoming, upcoming
     if not times:
         raise ConfigError(
-            f"[schedule] digest {cron!r} never fires (no such date comes, such as the 30th of February): "
-            "choose days that exist, or leave it empty for no digest"
+            f"{key} {cron!r} never fires (no such date comes, such as the 30th of February): "
+            f"choose days that exist, or leave it empty for {empty}"
         )
     return times
 
