@@ -116,6 +116,10 @@ class Subscriber:
     """When they consented: confirmed here, or signed up on the platform they were imported from."""
     source: str = ""
     """Where they came from: cli, web, or the platform and file of an import."""
+    opted_in_at: datetime | None = None
+    """When they opted in on the service they were moved in from, where it said."""
+    consent_text: str = ""
+    """What that service recorded about their consent (form, address, plan, file)."""
 
 
 @dataclass(frozen=True, slots=True)

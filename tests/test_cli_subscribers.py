@@ -182,7 +182,8 @@ def test_export_to_stdout_neutralises_formulas(config: Path) -> None:
     result = run(config, "export")
     assert result.exit_code == 0
     rows = list(csv.reader(io.StringIO(result.stdout)))
-    assert rows[0] == ["email", "name", "status", "tags", "timezone", "created_at", "confirmed_at", "source"]
+    assert rows[0] == ["email", "name", "status", "tags", "timezone", "created_at", "confirmed_at", "source",
+                       "opted_in_at", "consent_text"]
     assert rows[1][:3] == ["a@example.org", "'=cmd|' /C calc'!A0", "active"]
 
 

@@ -562,16 +562,18 @@ def test_import_of_5000_rows_streams_in_one_transaction(engine: Engine) -> None:
 
 
 def test_export_writes_the_documented_columns(engine: Engine) -> None:
-    """email, name, status, tags, timezone, created_at, confirmed_at, source; one row each."""
+    """email, name, status, tags, timezone, created_at, confirmed_at, source, opted_in_at,
+    consent_text; one row each."""
     subs.add(engine, "ana@example.org", name="Ana", tags=["a", "b"], timezone="Europe/Berlin",
              now=NOW)
     out = io.StringIO()
     assert subs.export_csv(engine, out) == 1
     rows = list(csv.reader(io.StringIO(out.getvalue())))
     assert rows == [
-        ["email", "name", "status", "tags", "timezone", "created_at", "confirmed_at", "source"],
+        ["email", "name", "status", "tags", "timezone", "created_at", "confirmed_at", "source",
+         "opted_in_at", "consent_text"],
         ["ana@example.org", "Ana", "active", "a,b", "Europe/Berlin", "2026-11-26T12:00:00+00:00",
-         "2026-11-26T12:00:00+00:00", "cli"],
+         "2026-11-26T12:00:00+00:00", "cli", "", ""],
     ]
 
 

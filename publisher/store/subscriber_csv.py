@@ -1,4 +1,4 @@
-"""Subscriber CSV files: the exports of Mailchimp, Substack, Buttondown and Ghost, and our own.
+"""Subscriber CSV files: the exports of Mailchimp, Substack, Buttondown, Ghost, listmonk and our own.
 
 Reading maps each platform's columns and statuses onto ours and yields one `SourceRow`
 (or `Rejected`) per record, lazily, with the line it started on. Validation of the
@@ -23,10 +23,13 @@ What each platform calls things (header names compared case- and punctuation-bli
 | Substack   | email / Email     | name / Name             |        | email_disabled = true               |
 | Buttondown | email / email_address | name (rare)         | tags   | subscriber_type / type              |
 | Ghost      | email             | name                    | labels | subscribed_to_emails = false        |
+| listmonk   | email             | name                    |        | status disabled or blocklisted      |
 | publisher  | email             | name                    | tags   | status                              |
 
 When they consented: Mailchimp's CONFIRM_TIME (else OPTIN_TIME), Substack's and Ghost's
-created_at, Buttondown's creation_date, our own confirmed_at (and source).
+created_at, Buttondown's creation_date, listmonk's created_at, our own confirmed_at (and
+source, opted_in_at, consent_text). Each row also carries its cells by header, for a reader
+that needs the columns this module leaves aside (`publisher.content.exports.readers`).
 """
 
 from __future__ import annotations
@@ -58,7 +61,10 @@ __all__ = [
 ]
 
 S = SubscriberStatus
-EXPORT_COLUMNS = ("email", "name", "status", "tags", "timezone", "created_at", "confirmed_at", "source")
+EXPORT_COLUMNS = (
+    "email", "name", "status", "tags", "timezone", "created_at", "confirmed_at", "source",
+    "opted_in_at", "consent_text",
+)
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -115,6 +121,12 @@ class SourceRow:
     """When they signed up or confirmed on the other platform (UTC), if the file says."""
     source: str = ""
     """Where they signed up, when the file names it (our own export's `source` column)."""
+    opted_in_at: datetime | None = None
+    """When they opted in, where that differs from when they confirmed (our own export)."""
+    consent_text: str = ""
+    """What the other platform recorded about their consent (our own export's column)."""
+    cells: Mapping[str, str] = field(default_factory=dict)
+    """The record's cells by header (lower-case, punctuation as `_`), as read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +258,22 @@ def _status_ghost(cells: Cells) -> SubscriberStatus | str:
     return S.ACTIVE if subscribed else S.UNSUBSCRIBED
 
 
+# listmonk's subscriber statuses: blocklisted means never mail again, whatever the lists say.
+LISTMONK_STATUSES: Mapping[str, SubscriberStatus] = {
+    "enabled": S.ACTIVE,
+    "disabled": S.UNSUBSCRIBED,
+    "blocklisted": S.UNSUBSCRIBED,
+}
+
+
+def _status_listmonk(cells: Cells) -> SubscriberStatus | str:
+    word = cells.get("status", "").strip().lower()
+    status = LISTMONK_STATUSES.get(word or "enabled")
+    if status is None:
+        return f"unknown listmonk status {word!r} (expected one of {', '.join(LISTMONK_STATUSES)})"
+    return status
+
+
 def _moment(value: str) -> datetime | None:
     """An export's timestamp as UTC: ISO 8601 with or without zone or "Z" (naive means UTC).
 
@@ -288,6 +316,7 @@ MAILCHIMP = _Platform(
 SUBSTACK = _Platform("Substack", _status_substack, _consent_columns("created_at"))
 BUTTONDOWN = _Platform("Buttondown", _status_buttondown, _consent_columns("creation_date", "created_at"))
 GHOST = _Platform("Ghost", _status_ghost, _consent_columns("created_at"))
+LISTMONK = _Platform("listmonk", _status_listmonk, _consent_columns("created_at"))
 
 _MAILCHIMP_MARKERS = frozenset(
     {"member_rating", "optin_time", "confirm_time", "leid", "euid", "unsub_time", "clean_time"}
@@ -305,6 +334,8 @@ def _detect(keys: Sequence[str]) -> _Platform:
         return BUTTONDOWN
     if present & _SUBSTACK_MARKERS:
         return SUBSTACK
+    if "uuid" in present and present & {"attributes", "attribs"}:
+        return LISTMONK
     return PUBLISHER
 
 
@@ -528,4 +559,7 @@ def _rows(
             status=status,
             consented_at=platform.consented(cells),
             source=_cell(record, source_at) or default_source,
+            opted_in_at=_moment(cells.get("opted_in_at", "")) if platform is PUBLISHER else None,
+            consent_text=_unneutralize(cells.get("consent_text", "")).strip() if platform is PUBLISHER else "",
+            cells=cells,
         )

@@ -6,7 +6,9 @@ transaction: a file that fails half-way imports nothing. Only the set of address
 far is kept, to reject an address the file repeats.
 
 An address already here that the file brings nothing new for (same status, name, zone
-and tags) counts as unchanged, so importing one file twice says so rather than "updated".
+and tags, and no consent where it had none) counts as unchanged, so importing one file
+twice says so rather than "updated". A dry run goes through the same steps and rolls
+back, so its counts are the import's.
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ class _Valid:
     status: SubscriberStatus
     consented_at: datetime | None
     source: str
+    opted_in_at: datetime | None = None
+    consent_text: str = ""
 
 
 def _validate(row: SourceRow, extra_tags: tuple[str, ...], pending: bool) -> _Valid:
@@ -76,6 +80,8 @@ def _validate(row: SourceRow, extra_tags: tuple[str, ...], pending: bool) -> _Va
         status=status,
         consented_at=row.consented_at,
         source=row.source[:MAX_SOURCE],
+        opted_in_at=row.opted_in_at,
+        consent_text=row.consent_text,
     )
 
 
@@ -148,10 +154,12 @@ def import_records(
     pending: bool = False,
     tags: Iterable[str] = (),
     progress: Callable[[int], None] | None = None,
+    dry_run: bool = False,
 ) -> ImportReport:
     """Import records already mapped to our fields (from a CSV export or a JSON list), in
     one transaction, with the same checks as a CSV import. `progress` is called with the
-    number of records read after each chunk (from inside the transaction)."""
+    number of records read after each chunk (from inside the transaction). With `dry_run`
+    the transaction is rolled back: the report says what the import would do."""
     extra = clean_tags(tags)
     source = f"import:{origin.replace(chr(92), '/').rsplit('/', 1)[-1]}"[:MAX_SOURCE]
     rejected: list[Rejected] = []
@@ -164,6 +172,10 @@ def import_records(
                 _apply(conn, valid, now=now, source=source, origin=origin, tally=tally, rejected=rejected)
                 if progress is not None:
                     progress(read)
+            if dry_run:
+                raise _RolledBack
+    except _RolledBack:
+        pass
     except UnicodeDecodeError as exc:
         raise _not_utf8(origin, exc) from exc
     return ImportReport(
@@ -176,6 +188,10 @@ def import_records(
         new_by_status=dict(tally.new_by_status),
         rows_read=read,
     )
+
+
+class _RolledBack(Exception):
+    """Raised inside a dry run's transaction so that it is rolled back."""
 
 
 def _apply(
@@ -197,6 +213,7 @@ def _apply(
             select(
                 subscribers.c.id, subscribers.c.email, subscribers.c.status, subscribers.c.name,
                 subscribers.c.timezone, subscribers.c.confirmed_at,
+                subscribers.c.opted_in_at, subscribers.c.consent_text,
             ).where(subscribers.c.email.in_(addresses))
         )
     }
@@ -238,6 +255,8 @@ def _apply(
             and (not r.name or r.name == before.name)
             and (r.timezone is None or r.timezone == before.timezone)
             and set(r.tags) <= set(had_tags.get(before.id, ()))
+            and (r.opted_in_at is None or before.opted_in_at is not None)
+            and (not r.consent_text or before.consent_text)
         ):
             tally.unchanged += 1
             continue
@@ -250,6 +269,8 @@ def _apply(
                 "b_name": r.name or None,
                 "b_timezone": r.timezone,
                 "b_confirmed": confirmed,
+                "b_opted_in": r.opted_in_at,
+                "b_consent": r.consent_text or None,
                 "b_now": now,
             }
         )
@@ -274,6 +295,8 @@ def _new_row(r: _Valid, now: datetime, source: str) -> dict[str, Any]:
         "created_at": now,
         "updated_at": now,
         "confirmed_at": consented or (now if r.status is S.ACTIVE else None),
+        "opted_in_at": r.opted_in_at,
+        "consent_text": r.consent_text or None,
     }
 
 
@@ -290,6 +313,13 @@ _UPDATE = (
         confirmed_at=func.coalesce(
             subscribers.c.confirmed_at,
             bindparam("b_confirmed", type_=subscribers.c.confirmed_at.type),
+        ),
+        # Consent already kept here is never replaced by what a later file says.
+        opted_in_at=func.coalesce(
+            subscribers.c.opted_in_at, bindparam("b_opted_in", type_=subscribers.c.opted_in_at.type)
+        ),
+        consent_text=func.coalesce(
+            subscribers.c.consent_text, bindparam("b_consent", type_=subscribers.c.consent_text.type)
         ),
         updated_at=bindparam("b_now", type_=subscribers.c.updated_at.type),
     )

@@ -60,6 +60,8 @@ _COLUMNS = (
     subscribers.c.created_at,
     subscribers.c.confirmed_at,
     subscribers.c.source,
+    subscribers.c.opted_in_at,
+    subscribers.c.consent_text,
 )
 
 
@@ -74,6 +76,8 @@ def _subscriber(row: Any, tags: tuple[str, ...]) -> Subscriber:
         created_at=row.created_at,
         confirmed_at=row.confirmed_at,
         source=row.source,
+        opted_in_at=row.opted_in_at,
+        consent_text=row.consent_text or "",
     )
 
 
@@ -229,7 +233,7 @@ def export_csv(
     status: SubscriberStatus | None = None,
     tag: str | None = None,
 ) -> int:
-    """Write subscribers as CSV (EXPORT_COLUMNS: consent date and source too); returns rows.
+    """Write subscribers as CSV (EXPORT_COLUMNS: consent dates, text and source too); returns rows.
 
     Every cell that a spreadsheet would run as a formula is neutralised. Streams: one page
     of subscribers in memory at a time.
@@ -252,6 +256,8 @@ def export_csv(
                     created,
                     confirmed,
                     subscriber.source,
+                    subscriber.opted_in_at.isoformat() if subscriber.opted_in_at else "",
+                    subscriber.consent_text,
                 )
             ]
         )
