@@ -214,6 +214,17 @@ SETTINGS: tuple[Setting, ...] = (
     # [webhooks]
     S("webhooks.ses_topic_arns", [], "list", "SNS topic ARNs whose SES bounce and complaint "
       "notifications POST /webhooks/ses accepts; empty refuses all."),
+    # [bounces]
+    S("bounces.return_path_domain", "", "str",
+      "Domain of each message's own return path, bounces+<token>@<domain> (VERP), so that every bounce names "
+      "its reader and issue; empty: the From address is the return path, as before. It needs an MX and SPF "
+      "record (the desk's Settings and `publisher doctor` show them)."),
+    S("bounces.mx_host", "", "str",
+      "Host that receives mail for the return-path domain (its MX record), shown in the records to add."),
+    S("bounces.soft_limit", 3, "int",
+      "Soft bounces (a full mailbox, a timeout) within soft_window_days that stop mail to an address.",
+      range=(1, 100)),
+    S("bounces.soft_window_days", 14, "int", "Days over which soft bounces are counted.", range=(1, 365)),
     # [fetch]
     S("fetch.allow_private", False, "bool", "Allow fetching loopback and private addresses (tests, intranets)."),
     S("fetch.timeout", 20.0, "float", "Seconds a remote fetch may take.", range=(0.1, 600)),

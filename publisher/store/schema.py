@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -130,6 +131,34 @@ events = Table(
     # No foreign key: SQLite cannot add one to a table in place, and issues are never deleted.
     Column("issue_id", Integer),
     Index("ix_events_issue_kind", "issue_id", "kind"),
+)
+
+# Every message read from the bounce mailbox or piped in by the MTA, once each (`key`: a
+# hash of its Message-ID, or of its bytes when it has none), with what it was taken for
+# and what was done. Those no rule could read (`outcome` "review", `decided_at` NULL) are
+# the desk's review queue; a person's decision fills `decision`, `decided_at` and `decided_by`.
+bounce_messages = Table(
+    "bounce_messages",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(64), nullable=False, unique=True),
+    Column("received_at", UTC_TIME, nullable=False),
+    Column("source", String(32), nullable=False, default=""),  # pipe, imap, ...
+    Column("kind", String(16), nullable=False),  # the reading: hard, soft, complaint, auto_reply, ...
+    Column("outcome", String(24), nullable=False),  # what was done (services.bounce_intake.OUTCOMES)
+    Column("address", String(320)),
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="SET NULL")),
+    Column("issue_id", Integer),
+    Column("status", String(16), nullable=False, default=""),  # the DSN's status code, e.g. 5.1.1
+    Column("detail", Text, nullable=False, default=""),
+    Column("size", Integer, nullable=False, default=0),  # bytes of the whole message
+    Column("raw", LargeBinary, nullable=False),  # its first 256 KB
+    Column("decided_at", UTC_TIME),
+    Column("decision", String(16)),  # hard, soft, complaint, ignore
+    Column("decided_by", String(320)),
+    Index("ix_bounce_messages_outcome", "outcome", "decided_at"),
+    Index("ix_bounce_messages_subscriber", "subscriber_id", "received_at"),
+    Index("ix_bounce_messages_address", "address", "received_at"),
 )
 
 webhook_tokens = Table(
