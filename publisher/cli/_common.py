@@ -48,6 +48,7 @@ COMMANDS: dict[str, str] = {
     "check": "build",
     "new": "build",
     "import": "importing",
+    "migrate": "migrate",
     "init": "init",
     "schedule": "schedule",
     "schedules": "schedule",
@@ -61,6 +62,7 @@ COMMANDS: dict[str, str] = {
     "hooks": "access",
     "users": "users",
     "doctor": "doctor",
+    "export": "export",
 }
 """Command name -> the module of `publisher.cli` that defines it."""
 

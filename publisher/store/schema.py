@@ -272,6 +272,20 @@ pings = Table(
     Column("created_at", UTC_TIME, nullable=False),
 )
 
+# Old addresses of articles moved in from another service (Substack's /p/slug, Ghost's
+# /slug/, WordPress's /2024/05/slug/ and /?p=12): the app answers each with a 301 to the
+# article's page here, and the build writes them for a static host. `old_path` is kept
+# without a trailing slash ("/" alone stays), with its query when the query is the key.
+redirects = Table(
+    "redirects",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("old_path", String(500), nullable=False, unique=True),
+    Column("target", String(500), nullable=False),  # a path on this site: "/my-article/"
+    Column("source", String(64), nullable=False),  # substack, ghost, wordpress, buttondown
+    Column("created_at", UTC_TIME, nullable=False),
+)
+
 sources = Table(
     "sources",
     metadata,

@@ -15,6 +15,7 @@ provider webhooks and a health check, in one Starlette application.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -36,6 +37,7 @@ from publisher.errors import WebhookError
 from publisher.services import bounces, issues, site
 from publisher.services.providers import Provider, make_provider
 from publisher.store import open_store
+from publisher.store import redirects as old_addresses
 from publisher.web import signatures, webhooks
 from publisher.web.desk import Desk, DeskSettings
 from publisher.web.limits import BodyLimit
@@ -67,14 +69,52 @@ class PublisherApp(Starlette):
     """
 
     static: StaticSite
+    moved: OldAddresses | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path: str = scope["path"]
             if path not in APP_PATHS and not path.startswith(APP_PREFIXES):
+                target = await self.moved.target(scope) if self.moved is not None else None
+                if target is not None:
+                    await RedirectResponse(target, status_code=301)(scope, receive, send)
+                    return
                 await self.static(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
+
+
+class OldAddresses:
+    """Old addresses of moved-in articles (`publisher.store.redirects`), answered with a 301.
+
+    The table is read again at most every `REFRESH` seconds, so a feed poll costs a dict
+    lookup, and a migration's redirects are served within seconds of it.
+    """
+
+    REFRESH = 5.0
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.loaded_at: float | None = None
+        self.targets: dict[str, str] = {}
+
+    def _load(self) -> dict[str, str]:
+        try:
+            return {r.old_path: r.target for r in old_addresses.all_redirects(self.engine)}
+        except SQLAlchemyError as exc:
+            log.warning("redirects cannot be read: %s", exc)
+            return self.targets
+
+    async def target(self, scope: Scope) -> str | None:
+        if scope["method"] not in ("GET", "HEAD"):
+            return None
+        if self.loaded_at is None or time.monotonic() - self.loaded_at > self.REFRESH:
+            self.targets = await run_in_threadpool(self._load)
+            self.loaded_at = time.monotonic()
+        if not self.targets:
+            return None
+        query = scope.get("query_string", b"").decode("latin-1")
+        return self.targets.get(old_addresses.normal_path(scope["path"], query))
 
 
 class LiveApp:
@@ -196,6 +236,7 @@ def create_app(
         site_url=config.site_url,
         hubs=tuple(config["feeds.hubs"]),
     )
+    app.moved = OldAddresses(db)
     return app
 
 

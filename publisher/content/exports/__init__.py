@@ -46,7 +46,9 @@ class ExportFiles:
 
     def where(self, name: str) -> str:
         """How a member is named in a message: `export.zip: posts.csv`."""
-        return self.label if name == self.label.rsplit("/", 1)[-1] and len(self.members) == 1 else f"{self.label}: {name}"
+        if name == self.label.rsplit("/", 1)[-1] and len(self.members) == 1:
+            return self.label
+        return f"{self.label}: {name}"
 
     def read(self, name: str) -> bytes:
         try:

@@ -9,6 +9,7 @@ a warning. Hundreds of outputs to render go to forked worker processes when allo
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
 import re
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from stat import S_ISLNK, S_ISREG
 from types import MappingProxyType
@@ -82,9 +84,28 @@ def _plan_site(config: Config, articles: Sequence[Article], now: datetime, bodie
         html, eml, notes = newsletter_preview(config, article)
         return {f"newsletters/{article.slug}.html": html, f"newsletters/{article.slug}.eml": eml}, notes
 
-    return outputs.plan_site(
+    plan = outputs.plan_site(
         config, public, now, bodies, preview=preview, refuse=preview_refusal, assets=_asset_files(config)
     )
+    return replace(plan, items=(*plan.items, *_moved_pages(config, plan)))
+
+
+def _moved_pages(config: Config, plan: outputs.SitePlan) -> list[outputs.Output]:
+    """Old addresses of moved-in articles, for a static host (`store.redirects.site_files`)."""
+    from publisher.store import redirects
+
+    found = redirects.for_build(config.store_url)
+    if not found:
+        return []
+    taken = frozenset(path for item in plan.outputs() for path in item.paths)
+    listed = "\n".join(f"{r.old_path} {r.target}" for r in found)
+    key = "moved:" + hashlib.sha256(f"{plan.environment}\n{listed}".encode()).hexdigest()
+    files = redirects.site_files(found, taken)
+    return [outputs.Output("writing", tuple(files), key, partial(_rendered, MappingProxyType(files)))]
+
+
+def _rendered(files: Mapping[str, bytes]) -> outputs.Rendered:
+    return dict(files), ()
 
 
 def _render_all(config: Config, plan: outputs.SitePlan, progress: Progress | None) -> Site:
