@@ -1,0 +1,55 @@
+"""`publisher export [--to FILE.zip]`: everything the publication owns, in open formats, for leaving."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from publisher.cli._common import cli, get_config, reports_errors
+
+__all__ = ["export"]
+
+
+def _shown(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:  # another drive
+        return str(path)
+
+
+@cli.command()
+@click.option(
+    "--to", "to", type=click.Path(path_type=Path),
+    help="The archive's name (FILE.zip), or a folder for it. Default: publisher-export-DATE.zip beside config.toml.",
+)
+@click.pass_context
+@reports_errors
+def export(ctx: click.Context, to: Path | None) -> None:
+    """Write everything the publication owns into one zip, in open formats: the articles as
+    Markdown with front matter, the pictures, every subscriber with their status and
+    consent (CSV), each issue with its delivery counts (CSV), and the settings.
+
+    Secrets are never in it; README.txt inside names the ones to carry by hand. The zip
+    holds every reader's address: it is written 0600. `publisher migrate publisher FILE.zip`
+    reads it back into a new publication.
+    """
+    from publisher.services import export as service
+    from publisher.store import open_store
+
+    config = get_config(ctx)
+    db = open_store(config.store_url)
+    try:
+        made = service.create_export(config, db, now=datetime.now(UTC), to=to)
+    finally:
+        db.dispose()
+    click.echo(
+        f"wrote {_shown(made.path)} ({made.size:,} bytes) in {made.seconds:.1f} s: {made.articles} article(s), "
+        f"{made.media} picture(s) and other files, {made.templates} template(s), {made.subscribers} subscriber(s), "
+        f"{made.issues} issue(s) with {made.deliveries} copies, {made.redirects} redirect(s), settings.toml"
+    )
+    click.echo("secrets are not in it; carry these by hand: PUBLISHER_SECRET and the provider's key"
+               + "".join(f", {item}" for item in made.left_out))
+    click.echo("it holds every subscriber's address: keep it private (it is readable by you only)")

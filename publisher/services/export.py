@@ -1,0 +1,512 @@
+"""Moving out and back in: `publisher export`, the desk's Export, and our own export read back.
+
+An export is everything the publication owns in open formats, in one zip, for leaving:
+the content folder byte for byte (articles as Markdown with front matter, pictures), the
+template overrides, every subscriber as CSV with their status and consent, each issue
+with its delivery counts (and the copy it sent), each reader's copy of each issue, the
+redirects, and config.toml as settings.toml. README.txt inside says what each file is.
+A backup (`publisher backup`) is for restoring this server; an export is for any tool.
+
+Secrets are never in it: they are not in config.toml; the files beside it that hold them
+(the desk's secrets file, DKIM keys) and the environment's (PUBLISHER_SECRET, the
+provider's key) are named in README.txt for the author to carry by hand.
+
+The zip holds every reader's address: it is written under a hidden temporary name in
+its folder, mode 0600, and renamed when whole; a destination inside the content,
+template or site folder is refused (the build would publish it).
+
+Reading one back (`plan_import`, `apply_import`) goes into an existing publication,
+usually a new one made by `publisher init`: files that are not there are written, files
+there with the same bytes are skipped, files there with other bytes are refused (never
+replaced); subscribers go through the ordinary CSV import (status and consent kept; an
+unsubscribed reader stays unsubscribed); issues and their copies come back into the
+ledger, so sending an imported article again reaches only readers who never had it.
+Copies still waiting when the export was made come back as skipped: this publication
+does not send them (the old server may have). The plan writes nothing and gives the
+same counts the apply will: created + updated + skipped + refused = read, per kind.
+An apply stopped half-way and run again adds only what is missing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import urlsplit
+
+from sqlalchemy import Engine
+
+from publisher import content
+from publisher.config import Config
+from publisher.content.exports import publisher_export as reader
+from publisher.content.folder_lock import content_lock
+from publisher.errors import BuildError, Conflict, InvalidRequest
+from publisher.services import backup as backups
+from publisher.services import stats
+from publisher.store import export_rows, publishing
+from publisher.store import subscribers as subscriber_store
+from publisher.store.import_preview import preview_import
+from publisher.store.subscriber_csv import neutralize
+
+__all__ = [
+    "EXPORT_PATTERN",
+    "Exported",
+    "KindCounts",
+    "MoveIn",
+    "apply_import",
+    "create_export",
+    "default_name",
+    "plan_import",
+    "write_export",
+]
+
+EXPORT_PATTERN = "publisher-export-{:%Y%m%d-%H%M%S}.zip"
+_ENDED = frozenset({"sent", "failed", "skipped"})
+_BATCH = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Exported:
+    """One export written: where, how big, and what it holds."""
+
+    path: Path
+    size: int
+    articles: int
+    media: int
+    templates: int
+    subscribers: int
+    issues: int
+    deliveries: int
+    redirects: int
+    seconds: float
+    left_out: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class KindCounts:
+    """What an import does (or would do) with one kind of record."""
+
+    kind: str
+    created: int = 0
+    updated: int = 0
+    skipped: int = 0
+    refused: int = 0
+    reasons: tuple[str, ...] = ()
+    """Each refused record, with the file and record it came from, and why."""
+
+    @property
+    def read(self) -> int:
+        return self.created + self.updated + self.skipped + self.refused
+
+
+@dataclass(frozen=True, slots=True)
+class MoveIn:
+    """A plan (nothing written) or what an apply did, kind by kind."""
+
+    label: str
+    applied: bool
+    kinds: tuple[KindCounts, ...]
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def of(self, kind: str) -> KindCounts:
+        return next(k for k in self.kinds if k.kind == kind)
+
+
+# -- writing ---------------------------------------------------------------------------------
+
+
+def default_name(now: datetime) -> str:
+    return EXPORT_PATTERN.format(now.astimezone(UTC))
+
+
+def _files(folder: Path) -> Iterator[tuple[str, Path]]:
+    """A folder's files, relative POSIX names, in order: no hidden file, no link followed."""
+    if not folder.is_dir():
+        return
+    for here, dirs, names in os.walk(folder, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not (Path(here) / d).is_symlink())
+        for name in sorted(names):
+            path = Path(here) / name
+            if name.startswith(".") or path.is_symlink() or not path.is_file():
+                continue
+            yield path.relative_to(folder).as_posix(), path
+
+
+def _csv_text(rows: Iterable[Iterable[object]]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    for row in rows:
+        writer.writerow([neutralize("" if cell is None else str(cell)) for cell in row])
+    return out.getvalue().encode("utf-8")
+
+
+def _when(value: datetime | None) -> str:
+    return value.isoformat() if value is not None else ""
+
+
+def write_export(config: Config, db: Engine, out: BinaryIO, *, now: datetime) -> Exported:
+    """Write the whole export as a zip into `out` (a file opened for writing); the counts.
+
+    The path and size of the result are the caller's to fill in.
+    """
+    started = time.monotonic()
+    counts = {"articles": 0, "media": 0, "templates": 0, "subscribers": 0, "issues": 0, "deliveries": 0,
+              "redirects": 0}
+    left_out = tuple(backups._left_out(config))
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
+        content_folder = config.path_of("build.content")
+        for name, path in _files(content_folder):
+            archive.write(path, f"content/{name}")
+            counts["articles" if name.endswith(".md") else "media"] += 1
+        templates = config.path_of("build.templates")
+        if templates != content_folder:
+            for name, path in _files(templates):
+                archive.write(path, f"templates/{name}")
+                counts["templates"] += 1
+        with archive.open("subscribers.csv", "w") as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as text:
+            counts["subscribers"] = subscriber_store.export_csv(db, text)
+        issues = export_rows.list_issues(db)
+        figures = {c.issue_id: c for c in stats.issues_counts(db, stats.issue_status(db))} if issues else {}
+        status = {s.issue_id: s for s in stats.issue_status(db)} if issues else {}
+        lines: list[list[object]] = [list(reader.ISSUE_COLUMNS)]
+        for issue in issues:
+            html_file, text_file = f"issues/{issue.id}.html", f"issues/{issue.id}.txt"
+            archive.writestr(html_file, issue.html)
+            archive.writestr(text_file, issue.text)
+            got, line = figures[issue.id], status[issue.id]
+            lines.append([
+                issue.id, issue.key, issue.kind, issue.slug, issue.subject, issue.tag or "", issue.topics,
+                issue.status, _when(issue.created_at), _when(issue.enqueued_at), _when(issue.finished_at),
+                line.total, got.sent, got.deferred, got.failed, got.bounced, got.complained, got.unsubscribed,
+                line.skipped, html_file, text_file,
+            ])
+        archive.writestr("issues.csv", _csv_text(lines))
+        counts["issues"] = len(issues)
+        with archive.open("deliveries.csv", "w") as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as text:
+            writer = csv.writer(text, lineterminator="\r\n")
+            writer.writerow(reader.DELIVERY_COLUMNS)
+            for row in export_rows.iter_deliveries(db):
+                writer.writerow([neutralize(str(cell)) for cell in (
+                    row.issue_id, row.email, row.name, row.state, row.attempts, _when(row.sent_at),
+                    row.message_key, "true" if row.uncertain else "false", row.detail,
+                )])
+                counts["deliveries"] += 1
+        columns = export_rows.redirect_columns()
+        if columns:
+            redirects = [[row[c] for c in columns] for row in export_rows.iter_redirects(db)]
+            archive.writestr("redirects.csv", _csv_text([list(columns), *redirects]))
+            counts["redirects"] = len(redirects)
+        config_file = config.path or config.root / "config.toml"
+        if config_file.is_file():
+            archive.write(config_file, "settings.toml")
+        archive.writestr("README.txt", _readme(config, now, counts, left_out, bool(columns)))
+        archive.writestr(reader.MANIFEST, json.dumps({
+            "format": reader.FORMAT, "format_version": reader.FORMAT_VERSION,
+            "created_at": now.astimezone(UTC).isoformat(timespec="seconds"),
+            "publication": str(config["publication.title"]), "counts": counts,
+        }, indent=2) + "\n")
+    return Exported(path=Path(), size=0, seconds=time.monotonic() - started, left_out=left_out, **counts)
+
+
+def _readme(config: Config, now: datetime, counts: dict[str, int], left_out: tuple[str, ...], redirects: bool) -> str:
+    secrets = "\n".join(f"  - {item}" for item in left_out) or "  - (none beside config.toml)"
+    title, when = config["publication.title"], f"{now.astimezone(UTC):%Y-%m-%d %H:%M}"
+    listed = f"redirects.csv     Old addresses and where they lead now ({counts['redirects']}).\n" if redirects else ""
+    return f"""{title}: everything this publication owns, exported {when} UTC by publisher,
+in open formats. Any tool may read it; `publisher migrate publisher FILE.zip`
+reads it back into a new publication (made with `publisher init`).
+
+This archive holds every reader's address. Keep it private and delete copies you no longer need.
+
+content/          The articles ({counts["articles"]}) as Markdown files with YAML front matter, exactly as
+                  they were in the content folder, and the pictures and other files beside them
+                  ({counts["media"]}), in the same folders, so every link between them still works.
+templates/        Your template overrides ({counts["templates"]}), by file name, if you had any.
+subscribers.csv   Every reader ({counts["subscribers"]}), one a line: email, name, status (active, pending,
+                  unsubscribed, bounced, complained), tags, timezone, created_at (when they joined),
+                  confirmed_at (when they consented), source (where they signed up). An unsubscribed,
+                  bounced or complained reader must never be mailed again.
+issues.csv        Each newsletter sent or prepared ({counts["issues"]}): the article, subject, when sending began
+                  (sent_at) and ended, and what became of its copies: recipients, accepted (by the mail
+                  provider), deferred, failed, bounced, complaints, unsubscribed (left by a link in it),
+                  skipped. html_file and text_file name the message as it was sent (issues/).
+deliveries.csv    Each reader's copy of each issue ({counts["deliveries"]}): issue (the number in issues.csv), email,
+                  state (sent, failed, skipped, or still queued), attempts, sent_at, message_key (the
+                  left part of its Message-ID), uncertain (may have gone out twice after a crash).
+{listed}settings.toml     The publication's config.toml. It holds no secrets.
+manifest.json     What this archive is (format {reader.FORMAT} {reader.FORMAT_VERSION}), when it was made, the counts.
+
+Dates and times are ISO 8601 with their offset (UTC). Files are UTF-8; CSV cells that a
+spreadsheet would run as a formula (starting with = + - @) begin with an apostrophe.
+
+Not in this archive, on purpose: secrets. Carry these by hand (a password manager):
+  - PUBLISHER_SECRET, from the environment: with it, unsubscribe links in mail already sent
+    keep working on the new server
+  - the mail provider's key or password, from the environment (PUBLISHER_SMTP_PASSWORD,
+    PUBLISHER_POSTMARK_TOKEN, ...)
+{secrets}
+"""
+
+
+def create_export(config: Config, db: Engine, *, now: datetime, to: Path | None = None) -> Exported:
+    """Write the export to `to` (a .zip file, or a folder for the usual name; default: the
+    publication's folder). Never replaces a file; nothing is left under the name on error."""
+    dest = _destination(config, to, now)
+    if dest.exists():
+        raise Conflict(f"{dest} exists already; an export is never replaced. Remove it or choose another name (--to).")
+    try:
+        fd, temp = tempfile.mkstemp(prefix=".publisher-export-", suffix=".partial", dir=dest.parent)
+    except OSError as exc:
+        raise BuildError(f"cannot write into {dest.parent}: {exc.strerror or exc}") from exc
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            made = write_export(config, db, out, now=now)
+            out.flush()
+            os.fsync(out.fileno())
+        if dest.exists():
+            raise Conflict(f"{dest} appeared while the export was written; it was left alone")
+        Path(temp).rename(dest)
+    except OSError as exc:
+        raise BuildError(
+            f"the export could not be written to {dest}: {exc.strerror or exc}; nothing was left under that name"
+        ) from exc
+    finally:
+        Path(temp).unlink(missing_ok=True)
+    return Exported(
+        path=dest, size=dest.stat().st_size, articles=made.articles, media=made.media, templates=made.templates,
+        subscribers=made.subscribers, issues=made.issues, deliveries=made.deliveries, redirects=made.redirects,
+        seconds=made.seconds, left_out=made.left_out,
+    )
+
+
+def _destination(config: Config, to: Path | None, now: datetime) -> Path:
+    if to is None:
+        dest = config.root / default_name(now)
+    elif to.is_dir():
+        dest = to / default_name(now)
+    elif to.suffix.lower() != ".zip":
+        raise InvalidRequest(f"--to {to}: an export is a .zip file; name it FILE.zip or give a folder")
+    else:
+        dest = to
+    dest = dest.resolve()
+    if not dest.parent.is_dir():
+        raise InvalidRequest(f"--to {to}: the folder {dest.parent} does not exist; create it first")
+    for key, what in (
+        ("build.content", "the content folder, whose files are published"),
+        ("build.output", "the site folder, which is served to anyone"),
+        ("build.templates", "the template folder"),
+    ):
+        folder = config.path_of(key)
+        if folder == dest.parent or folder in dest.parents:
+            raise InvalidRequest(
+                f"{dest}: an export holds every subscriber's address and may not lie inside {what} ({folder}); "
+                "choose another place (--to)"
+            )
+    return dest
+
+
+# -- reading back ----------------------------------------------------------------------------
+
+
+def plan_import(config: Config, db: Engine, path: Path, *, now: datetime) -> MoveIn:
+    """What `apply_import` would do with the export at `path`; writes nothing."""
+    return _import(config, db, path, now=now, write=False)
+
+
+def apply_import(
+    config: Config, db: Engine, path: Path, *, now: datetime, progress: Callable[[str], None] | None = None
+) -> MoveIn:
+    """Bring our own export at `path` into this publication (see the module's docstring)."""
+    return _import(config, db, path, now=now, write=True, progress=progress)
+
+
+def _import(
+    config: Config, db: Engine, path: Path, *, now: datetime, write: bool,
+    progress: Callable[[str], None] | None = None,
+) -> MoveIn:
+    say = progress or (lambda _text: None)
+    with reader.open_archive(path) as archive:
+        kinds: list[KindCounts] = []
+        written: list[Path] = []
+        folders = {"content": config.path_of("build.content"), "templates": config.path_of("build.templates")}
+        with content_lock(folders["content"]):
+            for kind, part, test in (
+                ("articles", "content", lambda n: n.endswith(".md")),
+                ("media", "content", lambda n: not n.endswith(".md")),
+                ("templates", "templates", lambda n: True),
+            ):
+                chosen = [f for f in archive.files(part) if test(f.path)]
+                kinds.append(_files_into(archive, chosen, folders[part], kind, write=write, written=written))
+        say("files")
+        kinds.append(_subscribers(archive, db, now=now, write=write))
+        say("subscribers")
+        issue_counts, delivery_counts = _ledger(config, archive, db, now=now, write=write)
+        kinds.extend((issue_counts, delivery_counts))
+        say("issues")
+        notes = [
+            "settings.toml is the old config.toml: it is not applied; copy the settings you want into config.toml",
+        ]
+        if archive.has("redirects.csv"):
+            notes.append("redirects.csv is not read back here: the redirects of the old publication are not brought")
+        if write:
+            _mark_seen(config, db, written, now=now)
+    return MoveIn(label=path.name, applied=write, kinds=tuple(kinds), notes=tuple(notes))
+
+
+def _files_into(
+    archive: reader.ExportArchive, files: list[reader.ArchiveFile], folder: Path, kind: str, *, write: bool,
+    written: list[Path],
+) -> KindCounts:
+    created = skipped = 0
+    refused: list[str] = []
+    for item in files:
+        target = folder / item.path
+        try:
+            inside = target.resolve().is_relative_to(folder.resolve())
+        except OSError:
+            inside = False
+        if not inside:
+            refused.append(f"{archive.label}: {item.member}: leads out of the folder {folder}")
+            continue
+        if target.exists():
+            same = target.is_file() and target.stat().st_size == item.size
+            if same and target.read_bytes() == archive.read(item.member):
+                skipped += 1
+            else:
+                refused.append(
+                    f"{archive.label}: {item.member}: {target} is here already with other content; "
+                    "it was left alone (move it away and import again to bring this one)"
+                )
+            continue
+        created += 1
+        if write:
+            _write_new(target, archive, item.member)
+            written.append(target)
+    return KindCounts(kind=kind, created=created, skipped=skipped, refused=len(refused), reasons=tuple(refused))
+
+
+def _write_new(target: Path, archive: reader.ExportArchive, member: str) -> None:
+    """Write one file under a hidden name beside it, then link it into place (never replacing)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=".import-", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as out, archive.open(member) as source:
+            while chunk := source.read(1 << 20):
+                out.write(chunk)
+        Path(temp).chmod(0o644)
+        try:
+            os.link(temp, target)
+        except FileExistsError:
+            raise Conflict(f"{target} appeared while the import ran; it was left alone. Import again.") from None
+    except OSError as exc:
+        raise BuildError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    finally:
+        Path(temp).unlink(missing_ok=True)
+
+
+def _subscribers(archive: reader.ExportArchive, db: Engine, *, now: datetime, write: bool) -> KindCounts:
+    if not archive.has("subscribers.csv"):
+        return KindCounts(kind="subscribers")
+    origin = f"{archive.label}: subscribers.csv"
+    try:
+        if not write:
+            preview = preview_import(db, archive.lines("subscribers.csv"), origin=origin)
+            reasons = tuple(f"{origin} {r}" for r in preview.rejected)
+            return KindCounts(kind="subscribers", created=preview.new, skipped=preview.existing,
+                              refused=len(reasons), reasons=reasons)
+        report = subscriber_store.import_csv(db, archive.lines("subscribers.csv"), now=now, origin=origin)
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(f"{origin}: not UTF-8 text; export the publication again") from exc
+    reasons = tuple(f"{origin} {r}" for r in report.rejected)
+    return KindCounts(kind="subscribers", created=report.imported, updated=report.updated,
+                      skipped=report.unchanged + report.kept, refused=len(reasons), reasons=reasons)
+
+
+def _rekeyed(key: str, host: str) -> str:
+    """An article issue's key as this publication names the article: the host is part of
+    an article's id, so a publication moved to a new address knows its old issues by it."""
+    if key.startswith("tag:") and "," in key:
+        return f"tag:{host},{key.split(',', 1)[1]}"
+    return key
+
+
+def _ledger(
+    config: Config, archive: reader.ExportArchive, db: Engine, *, now: datetime, write: bool
+) -> tuple[KindCounts, KindCounts]:
+    issues = archive.issues()
+    host = urlsplit(config.site_url).hostname or config.site_url
+    ids: dict[int, int | None] = {}
+    created = skipped = 0
+    for issue in issues:
+        status = "done" if issue.status in ("done", "sending") else issue.status
+        if not write:
+            exists = export_rows.find_issue_id(db, _rekeyed(issue.key, host))
+            ids[issue.number] = exists
+            created, skipped = created + (exists is None), skipped + (exists is not None)
+            continue
+        issue_id, made = export_rows.add_issue(db, export_rows.IssueRow(
+            id=0, key=_rekeyed(issue.key, host), kind=issue.kind, slug=issue.slug, subject=issue.subject,
+            html=issue.html, text=issue.text, tag=issue.tag, status=status, topics=issue.topics,
+            created_at=issue.created_at, enqueued_at=issue.sent_at, finished_at=issue.finished_at or (issue.sent_at and now),
+        ))
+        ids[issue.number] = issue_id
+        created, skipped = created + made, skipped + (not made)
+    added = seen = 0
+    refused: list[str] = []
+    batch: dict[int, list[export_rows.DeliveryRow]] = {}
+
+    def flush() -> None:
+        nonlocal added, seen
+        for number, rows in batch.items():
+            issue_id = ids[number]
+            if issue_id is None:  # a plan, for an issue not here yet: every copy is new
+                added += len(rows)
+                continue
+            more, had = export_rows.add_deliveries(db, issue_id, rows, now=now, write=write)
+            added, seen = added + more, seen + had
+        batch.clear()
+
+    pending = 0
+    for row in archive.deliveries():
+        if row.issue not in ids:
+            refused.append(f"{archive.label}: deliveries.csv line {row.line}: issue {row.issue} is not in issues.csv")
+            continue
+        state, detail = row.state, row.detail
+        if state not in _ENDED:
+            state = "skipped"
+            detail = "waiting when the publication was exported; not sent from here"
+        batch.setdefault(row.issue, []).append(export_rows.DeliveryRow(
+            issue_id=0, email=row.email, name=row.name, state=state, attempts=row.attempts, sent_at=row.sent_at,
+            message_key=row.message_key, uncertain=row.uncertain, detail=detail,
+        ))
+        pending += 1
+        if pending >= _BATCH:
+            flush()
+            pending = 0
+    flush()
+    return (
+        KindCounts(kind="issues", created=created, skipped=skipped),
+        KindCounts(kind="deliveries", created=added, skipped=seen, refused=len(refused), reasons=tuple(refused)),
+    )
+
+
+def _mark_seen(config: Config, db: Engine, written: list[Path], *, now: datetime) -> None:
+    """The imported articles are old news here: noticed, so no policy mails them as new."""
+    if not written:
+        return
+    paths = {p.resolve() for p in written}
+    files = [(p, source) for p, source in content.article_files(config) if p.resolve() in paths]
+    found, _ = content.scan_articles(config, files=files)
+    for article in found:
+        publishing.mark_seen(db, article_id=article.id, slug=article.slug, origin=article.source,
+                             handled="backlog", now=now)

@@ -1,0 +1,220 @@
+"""The ledger as a publication's export carries it, and put back into another store.
+
+Reading streams: issues are few, deliveries are one row per reader per issue and are
+read a page at a time. Writing back is idempotent, so an import stopped half-way and run
+again adds only what is missing: an issue is known by its key, a delivery by its
+Message-ID key (or, for a row without one, by its issue and address). A delivery comes
+back attached to the subscriber with its address here; a row whose reader was erased
+(no address) comes back emptied of them, as it left. The `redirects` table, where this
+store has one, is read column by column for the export.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, Table, and_, insert, select, update
+
+from publisher.store.engine import begin_write
+from publisher.store.schema import deliveries, issues, metadata, subscribers
+
+__all__ = [
+    "DeliveryRow",
+    "IssueRow",
+    "add_deliveries",
+    "add_issue",
+    "find_issue_id",
+    "finish_issue",
+    "iter_deliveries",
+    "iter_redirects",
+    "list_issues",
+    "redirect_columns",
+]
+
+PAGE = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class IssueRow:
+    """An issue's row, snapshot included (what every copy of it carried)."""
+
+    id: int
+    key: str
+    kind: str
+    slug: str
+    subject: str
+    html: str
+    text: str
+    tag: str | None
+    status: str
+    topics: str
+    created_at: datetime
+    enqueued_at: datetime | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRow:
+    """One reader's copy of one issue, as far as the ledger knows it."""
+
+    issue_id: int
+    email: str
+    name: str
+    state: str
+    attempts: int
+    sent_at: datetime | None
+    message_key: str
+    uncertain: bool
+    detail: str
+
+
+def list_issues(engine: Engine) -> list[IssueRow]:
+    """Every issue, oldest first."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(issues).order_by(issues.c.id)).all()
+    return [
+        IssueRow(
+            id=r.id, key=r.key, kind=r.kind, slug=r.slug, subject=r.subject, html=r.html, text=r.text,
+            tag=r.tag, status=r.status, topics=r.topics or "", created_at=r.created_at,
+            enqueued_at=r.enqueued_at, finished_at=r.finished_at,
+        )
+        for r in rows
+    ]
+
+
+def iter_deliveries(engine: Engine) -> Iterator[DeliveryRow]:
+    """Every delivery row in id order, a page at a time."""
+    after = 0
+    while True:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(deliveries).where(deliveries.c.id > after).order_by(deliveries.c.id).limit(PAGE)
+            ).all()
+        if not rows:
+            return
+        for r in rows:
+            yield DeliveryRow(
+                issue_id=r.issue_id, email=r.email, name=r.name, state=r.state, attempts=r.attempts,
+                sent_at=r.sent_at, message_key=r.message_key, uncertain=bool(r.uncertain), detail=r.detail,
+            )
+        after = rows[-1].id
+
+
+def _redirects() -> Table | None:
+    return metadata.tables.get("redirects")
+
+
+def redirect_columns() -> tuple[str, ...]:
+    """The columns of the redirects table, or () when this publisher has none."""
+    table = _redirects()
+    return tuple(c.name for c in table.columns if c.name != "id") if table is not None else ()
+
+
+def iter_redirects(engine: Engine) -> Iterator[Mapping[str, Any]]:
+    """Every redirect as column -> value (nothing when there is no such table)."""
+    table = _redirects()
+    if table is None:
+        return
+    columns = [table.c[name] for name in redirect_columns()]
+    with engine.connect() as conn:
+        for row in conn.execute(select(*columns)):
+            yield dict(row._mapping)
+
+
+def find_issue_id(engine: Engine, key: str) -> int | None:
+    with engine.connect() as conn:
+        found = conn.execute(select(issues.c.id).where(issues.c.key == key)).scalar()
+    return int(found) if found is not None else None
+
+
+def add_issue(engine: Engine, row: IssueRow) -> tuple[int, bool]:
+    """The issue with `row.key` here: (its id, True when this call created it).
+
+    An issue already here keeps its own snapshot and times.
+    """
+    with begin_write(engine) as conn:
+        found = conn.execute(select(issues.c.id).where(issues.c.key == row.key)).scalar()
+        if found is not None:
+            return int(found), False
+        result = conn.execute(
+            insert(issues).values(
+                key=row.key, kind=row.kind, slug=row.slug, subject=row.subject, html=row.html, text=row.text,
+                tag=row.tag, status=row.status, topics=row.topics or None, created_at=row.created_at,
+                enqueued_at=row.enqueued_at, finished_at=row.finished_at,
+            )
+        )
+        key = result.inserted_primary_key
+        assert key is not None
+        return int(key[0]), True
+
+
+def add_deliveries(
+    engine: Engine, issue_id: int, rows: Sequence[DeliveryRow], *, now: datetime, write: bool = True
+) -> tuple[int, int]:
+    """Put `rows` (copies of the issue `issue_id`) into the ledger: (added, already here).
+
+    Each row is matched to the subscriber with its address here (none: the row keeps its
+    address and no subscriber, as a reader's copy before they were erased). With `write`
+    false, only counts.
+    """
+    if not rows:
+        return 0, 0
+    emails = sorted({r.email for r in rows if r.email})
+    with begin_write(engine) as conn:
+        ids: dict[str, int] = {}
+        for start in range(0, len(emails), 500):
+            chunk = emails[start:start + 500]
+            ids.update(
+                (e, int(i)) for e, i in conn.execute(
+                    select(subscribers.c.email, subscribers.c.id).where(subscribers.c.email.in_(chunk))
+                )
+            )
+        keys = [r.message_key for r in rows if r.message_key]
+        have_keys: set[str] = set()
+        for start in range(0, len(keys), 500):
+            have_keys.update(
+                conn.execute(
+                    select(deliveries.c.message_key).where(
+                        deliveries.c.issue_id == issue_id, deliveries.c.message_key.in_(keys[start:start + 500])
+                    )
+                ).scalars()
+            )
+        have_readers = set(
+            conn.execute(
+                select(deliveries.c.subscriber_id).where(
+                    and_(deliveries.c.issue_id == issue_id, deliveries.c.subscriber_id.is_not(None))
+                )
+            ).scalars()
+        )
+        new: list[dict[str, Any]] = []
+        seen = 0
+        for r in rows:
+            subscriber = ids.get(r.email)
+            known = bool(r.message_key) and r.message_key in have_keys
+            if known or (subscriber is not None and subscriber in have_readers):
+                seen += 1
+                continue
+            if subscriber is not None:
+                have_readers.add(subscriber)
+            if r.message_key:
+                have_keys.add(r.message_key)
+            new.append({
+                "issue_id": issue_id, "subscriber_id": subscriber, "email": r.email, "name": r.name,
+                "state": r.state, "attempts": r.attempts, "not_before": r.sent_at or now, "sent_at": r.sent_at,
+                "provider_id": "", "detail": r.detail, "message_key": r.message_key, "uncertain": r.uncertain,
+            })
+        if write and new:
+            conn.execute(insert(deliveries), new)
+        if not write:
+            conn.rollback()
+    return len(new), seen
+
+
+def finish_issue(engine: Engine, issue_id: int, *, status: str) -> None:
+    """Set an imported issue's status (its rows are all ended: nothing of it is due)."""
+    with engine.begin() as conn:
+        conn.execute(update(issues).where(issues.c.id == issue_id).values(status=status))
+

@@ -1,0 +1,284 @@
+"""`publisher export` and our own export read back: a publication out, into an empty
+folder, and back the same, with nothing sent twice; every archive the reader must refuse."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+import stat
+import zipfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner, Result
+
+from publisher.cli import cli
+from publisher.config import load_config
+from publisher.errors import Conflict, InvalidRequest
+from publisher.services import export as service
+from publisher.store import open_store
+from publisher.store.schema import deliveries, subscribers
+
+ROOT = Path(__file__).resolve().parent.parent
+NOW = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)
+SLUG = "talking-to-teens-about-stress"
+INIT = [
+    "--title", "Harbor Light Notes", "--url", "https://notes.harborlight.example.org/", "--author", "Dana Reyes",
+    "--from", "Dana Reyes <notes@harborlight.example.org>", "--postal-address", "120 Wharf Street, Portland, ME",
+    "--timezone", "America/New_York",
+]
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def sample(folder: Path) -> Path:
+    """The repository's sample publication: five readers, one of them unsubscribed, one issue sent."""
+    folder.mkdir()
+    shutil.copy(ROOT / "config.toml", folder / "config.toml")
+    shutil.copytree(ROOT / "content", folder / "content")
+    (folder / "templates").mkdir()
+    (folder / "templates" / "footer.txt").write_text("our own footer\n")
+    config = str(folder / "config.toml")
+    assert run("--config", config, "subscribers", "import", str(ROOT / "demo" / "subscribers.csv")).exit_code == 0
+    assert run("--config", config, "send", SLUG, "--yes").exit_code == 0
+    assert run("--config", config, "subscribers", "remove", "sam.okafor@example.org").exit_code == 0
+    return folder / "config.toml"
+
+
+def exported(tmp_path: Path) -> tuple[Path, Path]:
+    config = sample(tmp_path / "pub")
+    result = run("--config", str(config), "export", "--to", str(tmp_path / "out.zip"))
+    assert result.exit_code == 0, result.output
+    return config, tmp_path / "out.zip"
+
+
+def empty_publication(folder: Path) -> Path:
+    assert run("init", str(folder), *INIT).exit_code == 0
+    return folder / "config.toml"
+
+
+def readers(config_path: Path) -> dict[str, tuple[str, str, str, str]]:
+    config = load_config(str(config_path))
+    db = open_store(config.store_url)
+    try:
+        with db.connect() as conn:
+            return {
+                r.email: (r.status, r.name, str(r.confirmed_at), r.source)
+                for r in conn.execute(sa.select(subscribers))
+            }
+    finally:
+        db.dispose()
+
+
+def apply(config_path: Path, archive: Path, *, write: bool = True) -> service.MoveIn:
+    config = load_config(str(config_path))
+    db = open_store(config.store_url)
+    try:
+        if write:
+            return service.apply_import(config, db, archive, now=NOW)
+        return service.plan_import(config, db, archive, now=NOW)
+    finally:
+        db.dispose()
+
+
+@pytest.fixture
+def made(tmp_path: Path) -> tuple[Path, Path]:
+    return exported(tmp_path)
+
+
+def test_the_export_holds_every_part_and_a_readme_that_names_them(made: tuple[Path, Path]) -> None:
+    """One zip: articles, pictures, templates, subscribers, issues, deliveries, settings, README."""
+    config, archive = made
+    with zipfile.ZipFile(archive) as z:
+        names = set(z.namelist())
+        readme = z.read("README.txt").decode()
+        for article in (config.parent / "content").glob("*.md"):
+            assert z.read(f"content/{article.name}") == article.read_bytes()
+        assert z.read("settings.toml") == config.read_bytes()
+        issues = list(csv.DictReader(io.StringIO(z.read("issues.csv").decode())))
+    assert {"content/images/harbor.png", "templates/footer.txt", "subscribers.csv", "deliveries.csv"} <= names
+    for part in ("content/", "subscribers.csv", "issues.csv", "deliveries.csv", "settings.toml", "PUBLISHER_SECRET"):
+        assert part in readme
+    (issue,) = issues
+    assert (issue["article"], issue["recipients"], issue["accepted"], issue["unsubscribed"]) == (SLUG, "5", "5", "0")
+    assert issue["sent_at"]
+
+
+def test_the_export_is_readable_by_its_owner_only(made: tuple[Path, Path]) -> None:
+    """Mode 0600: it holds every reader's address."""
+    _config, archive = made
+    assert stat.S_IMODE(archive.stat().st_mode) == 0o600
+
+
+def test_subscribers_csv_keeps_status_and_consent(made: tuple[Path, Path]) -> None:
+    """The unsubscribed reader is exported as unsubscribed, with when they consented and where from."""
+    _config, archive = made
+    with zipfile.ZipFile(archive) as z:
+        rows = {r["email"]: r for r in csv.DictReader(io.StringIO(z.read("subscribers.csv").decode()))}
+    assert rows["sam.okafor@example.org"]["status"] == "unsubscribed"
+    assert rows["avery.quinn@example.org"]["confirmed_at"]
+    assert rows["avery.quinn@example.org"]["source"]
+
+
+def test_an_existing_file_is_never_replaced(made: tuple[Path, Path]) -> None:
+    """Exporting onto a name that exists is refused and leaves that file alone."""
+    config, archive = made
+    before = archive.read_bytes()
+    result = CliRunner().invoke(cli, ["--config", str(config), "export", "--to", str(archive)])
+    assert result.exit_code == 1 and "exists already" in result.output
+    assert archive.read_bytes() == before
+
+
+def test_an_export_inside_the_content_folder_is_refused(tmp_path: Path) -> None:
+    """The build would publish it: refused before anything is written."""
+    config = sample(tmp_path / "pub")
+    target = config.parent / "content" / "leak.zip"
+    result = CliRunner().invoke(cli, ["--config", str(config), "export", "--to", str(target)])
+    assert result.exit_code == 1 and "content folder" in result.output
+    assert not target.exists()
+    assert not [p for p in (config.parent / "content").iterdir() if p.name.startswith(".publisher-export")]
+
+
+# -- the round trip --------------------------------------------------------------------------
+
+
+def test_the_round_trip_gives_the_same_publication_back(tmp_path: Path, made: tuple[Path, Path]) -> None:
+    """Into a new publication: byte-identical articles, pictures, templates; same readers and consent; check passes."""
+    config, archive = made
+    again = empty_publication(tmp_path / "again")
+    done = apply(again, archive)
+    old_content, new_content = config.parent / "content", again.parent / "content"
+    for path in old_content.rglob("*"):
+        if path.is_file():
+            assert (new_content / path.relative_to(old_content)).read_bytes() == path.read_bytes(), path
+    assert (again.parent / "templates" / "footer.txt").read_text() == "our own footer\n"
+    assert readers(again) == readers(config)
+    assert done.of("subscribers").created == 5 and done.of("issues").created == 1
+    assert run("--config", str(again), "check").exit_code == 0
+
+
+def test_sending_an_imported_article_again_sends_nothing(tmp_path: Path, made: tuple[Path, Path]) -> None:
+    """The issue comes back marked delivered to the readers who had it: a send queues no one."""
+    _config, archive = made
+    again = empty_publication(tmp_path / "again")
+    apply(again, archive)
+    result = run("--config", str(again), "send", SLUG, "--yes")
+    assert "0 new recipient(s) queued" in result.output, result.output
+    assert not (again.parent / "outbox").exists() or not list((again.parent / "outbox" / "new").iterdir())
+
+
+def test_the_plan_writes_nothing_and_its_counts_add_up(tmp_path: Path, made: tuple[Path, Path]) -> None:
+    """A dry run: counts per kind that add up to what the archive holds, and no file or row written."""
+    config, archive = made
+    again = empty_publication(tmp_path / "again")
+    before = sorted(p.name for p in (again.parent / "content").rglob("*"))
+    plan = apply(again, archive, write=False)
+    assert sorted(p.name for p in (again.parent / "content").rglob("*")) == before
+    assert readers(again) == {}
+    articles = len(list((config.parent / "content").glob("*.md")))
+    assert plan.of("articles").read == articles == plan.of("articles").created
+    assert plan.of("subscribers").read == 5 and plan.of("deliveries").created == 5
+    done = apply(again, archive)
+    assert [(k.kind, k.created) for k in done.kinds] == [(k.kind, k.created) for k in plan.kinds]
+
+
+def test_importing_twice_changes_nothing(tmp_path: Path, made: tuple[Path, Path]) -> None:
+    """The second run creates nothing and skips everything."""
+    _config, archive = made
+    again = empty_publication(tmp_path / "again")
+    apply(again, archive)
+    second = apply(again, archive)
+    assert all(k.created == 0 and k.refused == 0 for k in second.kinds), second
+    db = open_store(load_config(str(again)).store_url)
+    try:
+        with db.connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(deliveries)).scalar() == 5
+    finally:
+        db.dispose()
+
+
+def test_an_article_with_other_content_here_is_refused_not_replaced(tmp_path: Path, made: tuple[Path, Path]) -> None:
+    """A file of the same name with other bytes stays; the refusal names the member."""
+    _config, archive = made
+    again = empty_publication(tmp_path / "again")
+    mine = again.parent / "content" / "2026-04-14-grief-after-loss.md"
+    mine.write_text("---\ntitle: Mine\ndate: 2026-04-14\n---\n\nMy own.\n")
+    done = apply(again, archive)
+    assert mine.read_text().endswith("My own.\n")
+    (reason,) = done.of("articles").reasons
+    assert "content/2026-04-14-grief-after-loss.md" in reason and "left alone" in reason
+
+
+# -- archives refused --------------------------------------------------------------------------
+
+
+def _zip(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return path
+
+
+MANIFEST = b'{"format": "publisher-export", "format_version": 1}'
+
+
+@pytest.mark.parametrize(
+    ("members", "told"),
+    [
+        ({"manifest.json": MANIFEST, "content/../../evil.md": b"x"}, "leads out of the archive"),
+        ({"manifest.json": MANIFEST, "/etc/evil.md": b"x"}, "leads out of the archive"),
+        ({"manifest.json": MANIFEST, "content/.hidden": b"x"}, "hidden file"),
+        ({"manifest.json": MANIFEST, "content/bomb.md": b"\0" * (50 * 1024 * 1024)}, "zip bomb"),
+        ({"posts.csv": b"a,b\n"}, "not an export of publisher"),
+        ({"manifest.json": b'{"format": "publisher-export", "format_version": 99}'}, "newer publisher"),
+    ],
+    ids=["climbs", "absolute", "hidden", "bomb", "other-service", "newer"],
+)
+def test_a_bad_archive_is_refused_before_anything_is_written(
+    tmp_path: Path, members: dict[str, bytes], told: str
+) -> None:
+    """Each refusal names the archive and what is wrong; the publication is untouched."""
+    again = empty_publication(tmp_path / "again")
+    open_store(load_config(str(again)).store_url).dispose()
+    before = sorted(p.name for p in again.parent.rglob("*"))
+    archive = _zip(tmp_path / "bad.zip", members)
+    with pytest.raises(InvalidRequest, match=told) as caught:
+        apply(again, archive)
+    assert "bad.zip" in str(caught.value)
+    assert sorted(p.name for p in again.parent.rglob("*")) == before
+
+
+def test_a_file_that_is_not_a_zip_is_told(tmp_path: Path) -> None:
+    """Not a zip: one clear sentence, no traceback."""
+    again = empty_publication(tmp_path / "again")
+    bad = tmp_path / "notes.zip"
+    bad.write_text("hello")
+    with pytest.raises(InvalidRequest, match=r"notes\.zip: not a zip archive"):
+        apply(again, bad)
+
+
+def test_a_formula_in_a_subject_is_neutralised_and_comes_back(tmp_path: Path) -> None:
+    """issues.csv keeps a spreadsheet from running a subject; the reader takes the apostrophe off."""
+    from publisher.content.exports.publisher_export import restore_cell
+    from publisher.services.export import _csv_text
+
+    (cell,) = next(csv.reader(io.StringIO(_csv_text([['=HYPERLINK("x")']]).decode())))
+    assert cell == "'=HYPERLINK(\"x\")"
+    assert restore_cell(cell) == '=HYPERLINK("x")'
+
+
+def test_conflict_is_the_error_for_an_existing_name(tmp_path: Path, made: tuple[Path, Path]) -> None:
+    """The service raises Conflict (exit 1 with its message at the CLI)."""
+    config, archive = made
+    c = load_config(str(config))
+    db = open_store(c.store_url)
+    try:
+        with pytest.raises(Conflict):
+            service.create_export(c, db, now=NOW, to=archive)
+    finally:
+        db.dispose()
