@@ -31,6 +31,7 @@ __all__ = [
     "SECRETS_FILE",
     "SETTINGS",
     "Config",
+    "PoolMember",
     "Setting",
     "SourceSettings",
     "find_config",
@@ -76,7 +77,7 @@ def _number(value: float) -> str:
 
 
 S = Setting
-PROVIDER_NAMES = ("maildir", "smtp", "postmark", "sendgrid", "mailgun", "ses", "resend")
+PROVIDER_NAMES = ("maildir", "smtp", "postmark", "sendgrid", "mailgun", "ses", "resend", "pool")
 
 SETTINGS: tuple[Setting, ...] = (
     # [publication]
@@ -135,6 +136,13 @@ SETTINGS: tuple[Setting, ...] = (
     S("delivery.retry_max", 3600.0, "float", "Longest retry delay in seconds.", range=(0, 604_800)),
     S("delivery.timeout", 30.0, "float", "Seconds to wait for a provider before the attempt counts as failed.",
       range=(0.1, 3_600)),
+    S("delivery.breaker_failures", 3, "int",
+      "With provider \"pool\": failures of one provider in a row (no connection, a timeout, a 5xx, a 429, "
+      "a refused key) before it is left out and batches go straight to the next one (a failed batch "
+      "moves on at once).", range=(1, 1_000)),
+    S("delivery.breaker_cooldown", 60.0, "float",
+      "With provider \"pool\": seconds a failing provider is left alone before one batch tries it again.",
+      range=(1, 86_400)),
     S("delivery.maildir.path", "outbox", "path", "Maildir folder the `maildir` provider writes to."),
     S("delivery.smtp.host", "localhost", "str", "SMTP server host."),
     S("delivery.smtp.port", 587, "int", "SMTP server port.", range=(1, 65_535)),
@@ -247,6 +255,24 @@ SOURCE_KEYS: tuple[Setting, ...] = (
       "On the first poll, import existing items instead of marking them seen."),
 )
 
+POOL_KEYS: tuple[Setting, ...] = (
+    S("delivery.pool[].provider", REQUIRED, "choice",
+      "With provider \"pool\": one provider of the pool, using its own [delivery.<name>] settings; "
+      "the first listed is tried first.", PROVIDER_NAMES[:-1]),
+    S("delivery.pool[].priority", 0, "int",
+      "Lower goes first; 0: the entry's place in the list. Entries of one priority share the sending.",
+      range=(0, 1_000)),
+    S("delivery.pool[].weight", 1, "int", "Share of the sending among entries of the same priority.",
+      range=(1, 1_000)),
+    S("delivery.pool[].rate", 0.0, "float", "Messages per second at most through this provider; 0: no limit.",
+      range=(0, 10_000)),
+    S("delivery.pool[].burst", 0, "int", "Token bucket size for this entry's rate; 0 means one second's worth.",
+      range=(0, 100_000)),
+    S("delivery.domains.<domain>", "", "float",
+      "Messages per second at most to addresses at this domain (e.g. \"gmail.com\" = 20), through every "
+      "provider and process together; rows over it wait while other domains go on.", range=(0.01, 10_000)),
+)
+
 _BY_KEY: Mapping[str, Setting] = {s.key: s for s in SETTINGS}
 
 
@@ -259,6 +285,17 @@ class SourceSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class PoolMember:
+    """One `[[delivery.pool]]` entry: a provider, its place in the order, its own limit."""
+
+    provider: str
+    priority: int
+    weight: int = 1
+    rate: float = 0.0
+    burst: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The parsed configuration. `values` holds every key of SETTINGS, defaults applied."""
 
@@ -268,6 +305,10 @@ class Config:
     sources: tuple[SourceSettings, ...] = ()
     path: Path | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    pool: tuple[PoolMember, ...] = ()
+    """`[[delivery.pool]]`, in the order written (used when `delivery.provider` is "pool")."""
+    domains: Mapping[str, float] = field(default_factory=dict)
+    """`[delivery.domains]`: messages per second at most per recipient domain (lower case)."""
 
     def __getitem__(self, key: str) -> Any:
         if key not in _BY_KEY:
@@ -462,6 +503,133 @@ def _parse_sources(raw: Any, origin: str, problems: list[str]) -> tuple[SourceSe
     return tuple(out)
 
 
+def _entry_line(text: str, table: str, index: int, key: str | None = None) -> int | None:
+    """The line of the `index`-th (1-based) `[[table]]` header, or of `key` inside that entry."""
+    seen = 0
+    inside = False
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        header = re.match(r"^\[\[?\s*([^\]]+?)\s*\]\]?", stripped)
+        if header:
+            inside = stripped.startswith("[[") and header.group(1) == table
+            if inside:
+                seen += 1
+                if seen == index and key is None:
+                    return number
+            continue
+        if inside and seen == index and key is not None and re.match(rf"^\"?{re.escape(key)}\"?\s*=", stripped):
+            return number
+    return None
+
+
+def _parse_pool(raw: Any, origin: str, text: str, problems: list[str]) -> tuple[PoolMember, ...]:
+    """`[[delivery.pool]]` entries, each checked like any key (file, line, key, what to do)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(entry, dict) for entry in raw):
+        problems.append(
+            f"{origin}: [delivery] pool must be written as [[delivery.pool]] tables, one per provider"
+        )
+        return ()
+    known = {s.key.removeprefix("delivery.pool[]."): s for s in POOL_KEYS if s.key.startswith("delivery.pool[]")}
+    members: list[PoolMember] = []
+    seen: dict[str, int] = {}
+    for index, table in enumerate(raw, start=1):
+        line = _entry_line(text, "delivery.pool", index)
+        entry = f"{origin}:{line}" if line else origin
+        values: dict[str, Any] = {}
+        for name, value in table.items():
+            key_line = _entry_line(text, "delivery.pool", index, name)
+            where = f"{origin}:{key_line or line}" if (key_line or line) else origin
+            if name not in known:
+                problems.append(str(_unknown(name, list(known), f"{where}: [[delivery.pool]] entry {index}")))
+                continue
+
+            def fail(msg: str, where: str = where, name: str = name, index: int = index) -> ConfigError:
+                return ConfigError(f"{where}: [[delivery.pool]] entry {index}: {name} {msg}")
+
+            try:
+                values[name] = _check_type(known[name], value, fail)
+            except ConfigError as exc:
+                problems.append(str(exc))
+        provider = values.get("provider")
+        if provider is None:
+            if "provider" not in table:
+                problems.append(
+                    f"{entry}: [[delivery.pool]] entry {index}: provider is required (one of "
+                    f"{', '.join(PROVIDER_NAMES[:-1])})"
+                )
+            continue
+        if provider in seen:
+            problems.append(
+                f"{entry}: [[delivery.pool]] entry {index}: provider {provider!r} is already entry "
+                f"{seen[provider]}; each provider appears once (it has one [delivery.{provider}] table)"
+            )
+            continue
+        seen[provider] = index
+        members.append(
+            PoolMember(
+                provider=provider,
+                priority=values.get("priority") or index,
+                weight=values.get("weight", 1),
+                rate=values.get("rate", 0.0),
+                burst=values.get("burst", 0),
+            )
+        )
+    return tuple(members)
+
+
+_DOMAIN = re.compile(r"(?=.{1,253}\Z)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+")
+
+
+def _parse_domains(raw: Any, origin: str, text: str, problems: list[str]) -> dict[str, float]:
+    """`[delivery.domains]`: a rate per recipient domain, keys in lower case."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        problems.append(f"{origin}: [delivery] domains must be a table: [delivery.domains] then \"gmail.com\" = 20")
+        return {}
+    setting = POOL_KEYS[-1]
+    domains: dict[str, float] = {}
+    for name, value in raw.items():
+        line = _line_of(text, "delivery.domains", name)
+        where = f"{origin}:{line}" if line else origin
+        domain = name.strip().lower().rstrip(".")
+        if isinstance(value, dict) or not _DOMAIN.fullmatch(domain):
+            problems.append(
+                f"{where}: [delivery.domains] {name!r} is not a mail domain; write it in quotes with the "
+                "rate after it, e.g. \"gmail.com\" = 20"
+            )
+            continue
+
+        def fail(msg: str, where: str = where, name: str = name) -> ConfigError:
+            return ConfigError(f"{where}: [delivery.domains] {name!r} {msg} (messages per second)")
+
+        try:
+            domains[domain] = float(_check_type(setting, value, fail))
+        except ConfigError as exc:
+            problems.append(str(exc))
+    return domains
+
+
+def _pool_problems(values: Mapping[str, Any], pool: tuple[PoolMember, ...], origin: str, text: str) -> list[str]:
+    """`provider = "pool"` needs entries, and entries need it."""
+    where = _where(origin, text, "delivery.provider")
+    if values["delivery.provider"] == "pool" and not pool:
+        return [
+            f"{where}: [delivery] provider is \"pool\" but no [[delivery.pool]] entry names a provider; "
+            "add one per provider, e.g. [[delivery.pool]] then provider = \"postmark\""
+        ]
+    if pool and values["delivery.provider"] != "pool":
+        line = _entry_line(text, "delivery.pool", 1)
+        return [
+            f"{origin}:{line or '?'}: [[delivery.pool]] is set but [delivery] provider is "
+            f"{values['delivery.provider']!r}; set provider = \"pool\" to send through the pool, or remove "
+            "the [[delivery.pool]] entries"
+        ]
+    return []
+
+
 def parse_config(
     text: str,
     *,
@@ -481,6 +649,14 @@ def parse_config(
         raise ConfigError(f"{origin}: not valid TOML: {exc}. Fix the syntax and run again.") from exc
     problems: list[str] = []
     sources = _parse_sources(data.pop("sources", []), origin, problems)
+    delivery_table = data.get("delivery")
+    pool_raw: Any = None
+    domains_raw: Any = None
+    if isinstance(delivery_table, dict):
+        pool_raw = delivery_table.pop("pool", None)
+        domains_raw = delivery_table.pop("domains", None)
+    pool = _parse_pool(pool_raw, origin, text, problems)
+    domains = _parse_domains(domains_raw, origin, text, problems)
     flat = _flatten(data)
     known = list(_BY_KEY)
     values: dict[str, Any] = {}
@@ -509,6 +685,8 @@ def parse_config(
         default = setting.default
         values[setting.key] = tuple(default) if isinstance(default, list) else default
     if not problems:
+        problems.extend(_pool_problems(values, pool, origin, text))
+    if not problems:
         problems.extend(_private_in_public(values, root, origin, text, lambda path: Path(os.path.normpath(path))))
     if problems:
         raise ConfigError("\n".join(problems), problems=problems)
@@ -518,6 +696,8 @@ def parse_config(
         sources=sources,
         path=root / Path(origin).name,
         env=MappingProxyType(dict(env or {})),
+        pool=pool,
+        domains=MappingProxyType(domains),
     )
 
 
@@ -645,7 +825,7 @@ def _private_in_public(
 def settings_markdown() -> str:
     """The configuration reference as a Markdown table (README.md carries it verbatim)."""
     rows = ["| key | default | help |", "| --- | --- | --- |"]
-    for setting in (*SETTINGS, *SOURCE_KEYS):
+    for setting in (*SETTINGS, *SOURCE_KEYS, *POOL_KEYS):
         if setting.required:
             default = "*required*"
         elif setting.default in ("", [], ()):

@@ -341,6 +341,8 @@ PROVIDERS: dict[str, str] = {
     "mailgun": "publisher.delivery.mailgun:MailgunProvider",
     "ses": "publisher.delivery.ses:SesProvider",
     "resend": "publisher.delivery.resend:ResendProvider",
+    # Several of the above, with failover (`[[delivery.pool]]`): see pool.py.
+    "pool": "publisher.delivery.pool:PoolProvider",
 }
 
 

@@ -58,10 +58,10 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from publisher.config import Config
 from publisher.delivery.base import CallMaybeTaken, SendInterrupted
-from publisher.delivery.ratelimit import SharedBucket
+from publisher.delivery.ratelimit import DomainThrottles, SharedBucket
 from publisher.delivery.retry import RetryPolicy
 from publisher.errors import ConfigError, TemporaryFailure
-from publisher.mail import tokens
+from publisher.mail import tokens, verp
 from publisher.mail.newsletter import MessageTemplate, Recipient, message_id_for
 from publisher.models import Outcome, RenderedIssue, SendResult
 from publisher.store import ledger
@@ -257,6 +257,7 @@ class _Run:
         self.linger = linger
         self.batch = _batch_size(config, provider)
         self.bucket = SharedBucket(db, float(config["delivery.rate"]), int(config["delivery.burst"]))
+        self.domains = DomainThrottles(db, config.domains)
         self.lock = threading.Lock()
         self.claim_turn = threading.Lock()
         self.hold_until = 0.0
@@ -406,6 +407,23 @@ def _claim(run: _Run) -> list[ledger.ClaimedRow] | None:
         run.claim_turn.release()
 
 
+def _throttle_domains(run: _Run, rows: list[ledger.ClaimedRow]) -> list[ledger.ClaimedRow]:
+    """`[delivery.domains]`: rows over their domain's rate go back to the queue, claimable
+    when it has room again; the rest of the batch goes on."""
+    admitted, waiting = run.domains.admit(rows, time.time())
+    for wait, held in waiting.items():
+        ids = [r.id for r in held]
+        until = run.now() + timedelta(seconds=wait)
+
+        def defer(ids: list[int] = ids, until: datetime = until) -> int:
+            return ledger.defer(run.db, ids, worker=run.report.worker, until=until)
+
+        with run.writing:
+            _durably(defer)
+            run.bucket.refund(len(held))
+    return admitted
+
+
 def _recipients(run: _Run, rows: Sequence[ledger.ClaimedRow]) -> list[Recipient]:
     recipients = []
     for row in rows:
@@ -418,6 +436,7 @@ def _recipients(run: _Run, rows: Sequence[ledger.ClaimedRow]) -> list[Recipient]
                 unsubscribe_url=tokens.unsubscribe_url(run.config, run.secret, row.token_key, row.message_key),
                 message_id=message_id_for(row.message_key, domain),
                 manage_url=tokens.manage_url(run.config, run.secret, row.token_key, row.message_key),
+                return_path=verp.return_path(run.secret, row.message_key, run.config["bounces.return_path_domain"]),
             )
         )
     return recipients
@@ -460,6 +479,10 @@ def _send_issue_rows(
             answers = run.provider.send(template, recipients, now=run.now())
     except TemporaryFailure as exc:
         run.note([], exc)
+        if getattr(exc, "nothing_tried", False):
+            # A provider pool with every member failing sent nothing: the rows go back
+            # untouched (no attempt spent) while the hold lasts.
+            return [], ids, []
         retry_all = [
             SendResult(
                 r.delivery_id, r.email, Outcome.RETRY, str(exc), retry_after=exc.retry_after,
@@ -569,6 +592,8 @@ def _work(run: _Run) -> None:
             rows = _claim(run)
             if rows is None:
                 return
+            if rows and run.domains:
+                rows = _throttle_domains(run, rows)
             if not rows:
                 if _idle(run):
                     continue
@@ -608,6 +633,9 @@ def deliver(
     """
     if secret is None:
         secret = tokens.resolve_secret(config, real_provider=provider.name != "maildir")
+    bind_store = getattr(provider, "bind_store", None)
+    if bind_store is not None:
+        bind_store(db)  # a provider pool keeps its members' breakers in the run's database
     run = _Run(
         config=config,
         db=db,

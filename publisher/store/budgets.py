@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from publisher.store.engine import begin_write
 from publisher.store.schema import rate_budgets
 
-__all__ = ["refund", "reserve"]
+__all__ = ["refund", "reserve", "take"]
 
 
 def reserve(engine: Engine, name: str, count: int, *, rate: float, capacity: float, now: float) -> float:
@@ -59,3 +59,33 @@ def refund(engine: Engine, name: str, count: int, *, capacity: float) -> None:
                 .where(rate_budgets.c.name == name)
                 .values(tokens=min(capacity, row.tokens + count))
             )
+
+
+def take(engine: Engine, name: str, wanted: int, *, rate: float, capacity: float, now: float) -> tuple[int, float]:
+    """Take up to `wanted` tokens from bucket `name` without overdrawing it.
+
+    Returns how many were granted and, when fewer than wanted, the seconds until the next
+    token is there (for per-domain throttles: the rows over the budget wait for a later
+    claim instead of holding their batch).
+    """
+    if wanted <= 0:
+        return 0, 0.0
+    with begin_write(engine) as conn:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        conn.execute(
+            dialect.insert(rate_budgets)
+            .values(name=name, tokens=capacity, stamp=now)
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        row = conn.execute(
+            select(rate_budgets.c.tokens, rate_budgets.c.stamp).where(rate_budgets.c.name == name).with_for_update()
+        ).one()
+        elapsed = max(0.0, now - row.stamp)
+        tokens = min(capacity, row.tokens + elapsed * rate)
+        granted = max(0, min(wanted, int(tokens)))
+        tokens -= granted
+        conn.execute(
+            update(rate_budgets).where(rate_budgets.c.name == name).values(tokens=tokens, stamp=max(row.stamp, now))
+        )
+    wait = 0.0 if granted == wanted else max(0.0, 1.0 - tokens) / rate
+    return granted, wait

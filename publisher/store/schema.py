@@ -503,3 +503,18 @@ settings_changes = Table(
     Column("old", Text, nullable=False),
     Column("new", Text, nullable=False),
 )
+
+# Each member of a provider pool as every worker sees it: its circuit breaker (closed:
+# in use; open: failing, left alone until a cool-down passes; half_open: one probe call
+# on its way) and what went wrong, for Home and `publisher status`.
+provider_state = Table(
+    "provider_state",
+    metadata,
+    Column("member", String(64), primary_key=True),
+    Column("state", String(16), nullable=False, default="closed"),
+    Column("failures", Integer, nullable=False, default=0),  # provider-level failures in a row
+    Column("opened_at", UTC_TIME, nullable=True),  # last opened, or the probe's start when half_open
+    Column("failing_since", UTC_TIME, nullable=True),  # first failure of the current run of them
+    Column("last_error", Text, nullable=False, default=""),
+    Column("updated_at", UTC_TIME, nullable=False),
+)

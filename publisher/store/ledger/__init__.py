@@ -37,7 +37,7 @@ from publisher.store.issues import (
     refresh_issue,
     status,
 )
-from publisher.store.ledger.claiming import claim, record, release
+from publisher.store.ledger.claiming import claim, defer, record, release
 from publisher.store.ledger.recovery import count_due, finish_issues, next_due, recover
 from publisher.store.ledger.rows import (
     CLAIMABLE,
@@ -75,6 +75,7 @@ __all__ = [
     "count_new_recipients",
     "count_non_ascii",
     "create_issue",
+    "defer",
     "enqueue",
     "fail_non_ascii",
     "failure_reasons",

@@ -28,7 +28,7 @@ from publisher.store.ledger.rows import (
 )
 from publisher.store.schema import deliveries, events, subscribers
 
-__all__ = ["claim", "record", "release"]
+__all__ = ["claim", "defer", "record", "release"]
 
 
 def _claim_statement(*, worker: str, limit: int, now: datetime, issue_id: int | None) -> Any:
@@ -131,6 +131,20 @@ def release(engine: Engine, ids: Sequence[int], *, worker: str, uncertain: bool 
                 deliveries.c.claimed_by == worker,
             )
             .values(**values)
+        )
+    return int(result.rowcount)
+
+
+def defer(engine: Engine, ids: Sequence[int], *, worker: str, until: datetime) -> int:
+    """Hand claimed rows back untried, claimable again from `until` (a per-domain throttle):
+    no attempt is spent."""
+    if not ids:
+        return 0
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id.in_(list(ids)), deliveries.c.state == SENDING, deliveries.c.claimed_by == worker)
+            .values(state=QUEUED, claimed_by=None, claimed_at=None, not_before=until)
         )
     return int(result.rowcount)
 
