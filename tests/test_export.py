@@ -148,17 +148,20 @@ def test_an_export_inside_the_content_folder_is_refused(tmp_path: Path) -> None:
 
 
 def test_the_round_trip_gives_the_same_publication_back(tmp_path: Path, made: tuple[Path, Path]) -> None:
-    """Into a new publication: byte-identical articles, pictures, templates; same readers and consent; check passes."""
+    """`migrate publisher` into a new publication: byte-identical articles, pictures, templates; same readers and
+    consent; check passes."""
     config, archive = made
     again = empty_publication(tmp_path / "again")
-    done = apply(again, archive)
+    result = run("--config", str(again), "migrate", "publisher", str(archive))
+    assert result.exit_code == 0, result.output
+    assert "subscribers: 5 read: 5 created" in result.output
+    assert "issues: 1 read: 1 created" in result.output
     old_content, new_content = config.parent / "content", again.parent / "content"
     for path in old_content.rglob("*"):
         if path.is_file():
             assert (new_content / path.relative_to(old_content)).read_bytes() == path.read_bytes(), path
     assert (again.parent / "templates" / "footer.txt").read_text() == "our own footer\n"
     assert readers(again) == readers(config)
-    assert done.of("subscribers").created == 5 and done.of("issues").created == 1
     assert run("--config", str(again), "check").exit_code == 0
 
 
@@ -212,6 +215,36 @@ def test_an_article_with_other_content_here_is_refused_not_replaced(tmp_path: Pa
     assert mine.read_text().endswith("My own.\n")
     (reason,) = done.of("articles").reasons
     assert "content/2026-04-14-grief-after-loss.md" in reason and "left alone" in reason
+
+
+def test_the_dry_run_at_the_command_line_says_so_and_writes_nothing(tmp_path: Path, made: tuple[Path, Path]) -> None:
+    """`migrate publisher --dry-run` prints what would be created and leaves the folder alone."""
+    _config, archive = made
+    again = empty_publication(tmp_path / "again")
+    result = run("--config", str(again), "migrate", "publisher", str(archive), "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "dry run: nothing was written" in result.output and "5 would be created" in result.output
+    assert not (again.parent / "content" / "images").exists()
+
+
+def test_redirects_come_back(tmp_path: Path) -> None:
+    """An old address recorded by a migration is in redirects.csv and answered again after the round trip."""
+    from publisher.store import redirects
+
+    config = sample(tmp_path / "pub")
+    db = open_store(load_config(str(config)).store_url)
+    try:
+        redirects.add(db, [("/p/old-teens", "/talking-to-teens-about-stress/")], source="substack", now=NOW)
+    finally:
+        db.dispose()
+    assert run("--config", str(config), "export", "--to", str(tmp_path / "out.zip")).exit_code == 0
+    again = empty_publication(tmp_path / "again")
+    assert apply(again, tmp_path / "out.zip").of("redirects").created == 1
+    db = open_store(load_config(str(again)).store_url)
+    try:
+        assert redirects.lookup(db, "/p/old-teens/") == "/talking-to-teens-about-stress/"
+    finally:
+        db.dispose()
 
 
 # -- archives refused --------------------------------------------------------------------------

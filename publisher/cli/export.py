@@ -53,3 +53,34 @@ def export(ctx: click.Context, to: Path | None) -> None:
     click.echo("secrets are not in it; carry these by hand: PUBLISHER_SECRET and the provider's key"
                + "".join(f", {item}" for item in made.left_out))
     click.echo("it holds every subscriber's address: keep it private (it is readable by you only)")
+
+
+def move_in(ctx: click.Context, path: Path, *, dry_run: bool) -> None:
+    """`publisher migrate publisher FILE.zip`: our own export read back (see services.export)."""
+    from publisher.services import export as service
+    from publisher.store import open_store
+
+    config = get_config(ctx)
+    db = open_store(config.store_url)
+    try:
+        if dry_run:
+            result = service.plan_import(config, db, path, now=datetime.now(UTC))
+        else:
+            result = service.apply_import(config, db, path, now=datetime.now(UTC))
+    finally:
+        db.dispose()
+    would = "would be " if dry_run else ""
+    click.echo(f"{'dry run: nothing was written. ' if dry_run else ''}from {path} (publisher):")
+    for kind in result.kinds:
+        click.echo(
+            f"{kind.kind}: {kind.read} read: {kind.created} {would}created, {kind.updated} {would}updated, "
+            f"{kind.skipped} skipped (here already), {kind.refused} refused"
+        )
+        for reason in kind.reasons[:50]:
+            click.echo(f"  refused {reason}")
+        if len(kind.reasons) > 50:
+            click.echo(f"  ... and {len(kind.reasons) - 50} more refused")
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    if not dry_run:
+        click.echo("Check the articles in content/, then run `publisher check` and `publisher build`.")

@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from publisher.cli._common import cli, get_config, reports_errors
 
-FROM = ("substack", "ghost", "wordpress", "buttondown", "mailchimp", "listmonk")
+FROM = ("substack", "ghost", "wordpress", "buttondown", "mailchimp", "listmonk", "publisher")
 
 
 def _report(out: Console, result: object, *, dry_run: bool) -> None:
@@ -68,6 +68,13 @@ def migrate_command(ctx: click.Context, source: str, path: str, dry_run: bool, s
 
     Running it twice changes nothing; a run cut off resumes where it stopped.
     """
+    if source == "publisher":  # our own export (`publisher export`), read back whole
+        from pathlib import Path
+
+        from publisher.cli.export import move_in
+
+        move_in(ctx, Path(path), dry_run=dry_run)
+        return
     config = get_config(ctx)
     from publisher.services import migration
     from publisher.store import open_store

@@ -53,6 +53,7 @@ from publisher.errors import BuildError, Conflict, InvalidRequest
 from publisher.services import backup as backups
 from publisher.services import stats
 from publisher.store import export_rows, publishing
+from publisher.store import redirects as redirect_store
 from publisher.store import subscribers as subscriber_store
 from publisher.store.import_preview import preview_import
 from publisher.store.subscriber_csv import neutralize
@@ -200,15 +201,15 @@ def write_export(config: Config, db: Engine, out: BinaryIO, *, now: datetime) ->
                     row.message_key, "true" if row.uncertain else "false", row.detail,
                 )])
                 counts["deliveries"] += 1
-        columns = export_rows.redirect_columns()
-        if columns:
-            redirects = [[row[c] for c in columns] for row in export_rows.iter_redirects(db)]
-            archive.writestr("redirects.csv", _csv_text([list(columns), *redirects]))
-            counts["redirects"] = len(redirects)
+        moved = redirect_store.all_redirects(db)
+        archive.writestr("redirects.csv", _csv_text(
+            [list(reader.REDIRECT_COLUMNS), *([r.old_path, r.target, r.source] for r in moved)]
+        ))
+        counts["redirects"] = len(moved)
         config_file = config.path or config.root / "config.toml"
         if config_file.is_file():
             archive.write(config_file, "settings.toml")
-        archive.writestr("README.txt", _readme(config, now, counts, left_out, bool(columns)))
+        archive.writestr("README.txt", _readme(config, now, counts, left_out))
         archive.writestr(reader.MANIFEST, json.dumps({
             "format": reader.FORMAT, "format_version": reader.FORMAT_VERSION,
             "created_at": now.astimezone(UTC).isoformat(timespec="seconds"),
@@ -217,10 +218,9 @@ def write_export(config: Config, db: Engine, out: BinaryIO, *, now: datetime) ->
     return Exported(path=Path(), size=0, seconds=time.monotonic() - started, left_out=left_out, **counts)
 
 
-def _readme(config: Config, now: datetime, counts: dict[str, int], left_out: tuple[str, ...], redirects: bool) -> str:
+def _readme(config: Config, now: datetime, counts: dict[str, int], left_out: tuple[str, ...]) -> str:
     secrets = "\n".join(f"  - {item}" for item in left_out) or "  - (none beside config.toml)"
     title, when = config["publication.title"], f"{now.astimezone(UTC):%Y-%m-%d %H:%M}"
-    listed = f"redirects.csv     Old addresses and where they lead now ({counts['redirects']}).\n" if redirects else ""
     return f"""{title}: everything this publication owns, exported {when} UTC by publisher,
 in open formats. Any tool may read it; `publisher migrate publisher FILE.zip`
 reads it back into a new publication (made with `publisher init`).
@@ -242,7 +242,9 @@ issues.csv        Each newsletter sent or prepared ({counts["issues"]}): the art
 deliveries.csv    Each reader's copy of each issue ({counts["deliveries"]}): issue (the number in issues.csv), email,
                   state (sent, failed, skipped, or still queued), attempts, sent_at, message_key (the
                   left part of its Message-ID), uncertain (may have gone out twice after a crash).
-{listed}settings.toml     The publication's config.toml. It holds no secrets.
+redirects.csv     Old addresses of articles moved in from another service ({counts["redirects"]}), where each
+                  leads now (a path on this site), and the service it came from.
+settings.toml     The publication's config.toml. It holds no secrets.
 manifest.json     What this archive is (format {reader.FORMAT} {reader.FORMAT_VERSION}), when it was made, the counts.
 
 Dates and times are ISO 8601 with their offset (UTC). Files are UTF-8; CSV cells that a
@@ -356,8 +358,7 @@ def _import(
         notes = [
             "settings.toml is the old config.toml: it is not applied; copy the settings you want into config.toml",
         ]
-        if archive.has("redirects.csv"):
-            notes.append("redirects.csv is not read back here: the redirects of the old publication are not brought")
+        kinds.append(_redirects(archive, db, now=now, write=write))
         if write:
             _mark_seen(config, db, written, now=now)
     return MoveIn(label=path.name, applied=write, kinds=tuple(kinds), notes=tuple(notes))
@@ -432,6 +433,23 @@ def _subscribers(archive: reader.ExportArchive, db: Engine, *, now: datetime, wr
                       skipped=report.unchanged + report.kept, refused=len(reasons), reasons=reasons)
 
 
+def _redirects(archive: reader.ExportArchive, db: Engine, *, now: datetime, write: bool) -> KindCounts:
+    found = archive.redirects()
+    paths = {r.old_path: redirect_store.normal_path(r.old_path) for r in found}
+    here = redirect_store.recorded(db, paths.values())
+    refused = tuple(
+        f"{archive.label}: redirects.csv line {r.line}: {r.old_path!r} is not a path on a site" for r in found
+        if not paths[r.old_path]
+    )
+    fresh = [r for r in found if paths[r.old_path] and paths[r.old_path] not in here]
+    if write:
+        for source in sorted({r.source for r in fresh}):
+            redirect_store.add(db, [(r.old_path, r.target) for r in fresh if r.source == source],
+                               source=source, now=now)
+    return KindCounts(kind="redirects", created=len(fresh), skipped=len(found) - len(fresh) - len(refused),
+                      refused=len(refused), reasons=refused)
+
+
 def _rekeyed(key: str, host: str) -> str:
     """An article issue's key as this publication names the article: the host is part of
     an article's id, so a publication moved to a new address knows its old issues by it."""
@@ -457,7 +475,8 @@ def _ledger(
         issue_id, made = export_rows.add_issue(db, export_rows.IssueRow(
             id=0, key=_rekeyed(issue.key, host), kind=issue.kind, slug=issue.slug, subject=issue.subject,
             html=issue.html, text=issue.text, tag=issue.tag, status=status, topics=issue.topics,
-            created_at=issue.created_at, enqueued_at=issue.sent_at, finished_at=issue.finished_at or (issue.sent_at and now),
+            created_at=issue.created_at, enqueued_at=issue.sent_at,
+            finished_at=issue.finished_at or (issue.sent_at and now),
         ))
         ids[issue.number] = issue_id
         created, skipped = created + made, skipped + (not made)

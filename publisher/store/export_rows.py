@@ -5,21 +5,20 @@ read a page at a time. Writing back is idempotent, so an import stopped half-way
 again adds only what is missing: an issue is known by its key, a delivery by its
 Message-ID key (or, for a row without one, by its issue and address). A delivery comes
 back attached to the subscriber with its address here; a row whose reader was erased
-(no address) comes back emptied of them, as it left. The `redirects` table, where this
-store has one, is read column by column for the export.
+(no address) comes back emptied of them, as it left.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Table, and_, insert, select, update
+from sqlalchemy import Engine, and_, insert, select, update
 
 from publisher.store.engine import begin_write
-from publisher.store.schema import deliveries, issues, metadata, subscribers
+from publisher.store.schema import deliveries, issues, subscribers
 
 __all__ = [
     "DeliveryRow",
@@ -29,9 +28,7 @@ __all__ = [
     "find_issue_id",
     "finish_issue",
     "iter_deliveries",
-    "iter_redirects",
     "list_issues",
-    "redirect_columns",
 ]
 
 PAGE = 2000
@@ -101,27 +98,6 @@ def iter_deliveries(engine: Engine) -> Iterator[DeliveryRow]:
                 sent_at=r.sent_at, message_key=r.message_key, uncertain=bool(r.uncertain), detail=r.detail,
             )
         after = rows[-1].id
-
-
-def _redirects() -> Table | None:
-    return metadata.tables.get("redirects")
-
-
-def redirect_columns() -> tuple[str, ...]:
-    """The columns of the redirects table, or () when this publisher has none."""
-    table = _redirects()
-    return tuple(c.name for c in table.columns if c.name != "id") if table is not None else ()
-
-
-def iter_redirects(engine: Engine) -> Iterator[Mapping[str, Any]]:
-    """Every redirect as column -> value (nothing when there is no such table)."""
-    table = _redirects()
-    if table is None:
-        return
-    columns = [table.c[name] for name in redirect_columns()]
-    with engine.connect() as conn:
-        for row in conn.execute(select(*columns)):
-            yield dict(row._mapping)
 
 
 def find_issue_id(engine: Engine, key: str) -> int | None:

@@ -40,10 +40,12 @@ __all__ = [
     "MANIFEST",
     "MAX_RATIO",
     "MAX_UNPACKED",
+    "REDIRECT_COLUMNS",
     "ArchiveFile",
     "ExportArchive",
     "ExportedDelivery",
     "ExportedIssue",
+    "ExportedRedirect",
     "open_archive",
     "restore_cell",
 ]
@@ -63,6 +65,7 @@ ISSUE_COLUMNS = (
     "finished_at", "recipients", "accepted", "deferred", "failed", "bounced", "complaints", "unsubscribed",
     "skipped", "html_file", "text_file",
 )
+REDIRECT_COLUMNS = ("old_path", "target", "source")
 DELIVERY_COLUMNS = ("issue", "email", "name", "state", "attempts", "sent_at", "message_key", "uncertain", "detail")
 
 
@@ -108,6 +111,14 @@ class ExportedDelivery:
     message_key: str
     uncertain: bool
     detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedRedirect:
+    line: int
+    old_path: str
+    target: str
+    source: str
 
 
 def restore_cell(cell: str) -> str:
@@ -214,6 +225,14 @@ class ExportArchive:
                 text=self.read(text_file).decode("utf-8") if text_file else "",
             ))
         return found
+
+    def redirects(self) -> list[ExportedRedirect]:
+        """redirects.csv (none when the archive has no such file)."""
+        return [
+            ExportedRedirect(line=line, old_path=cells["old_path"], target=cells["target"],
+                             source=cells["source"] or "publisher")
+            for line, cells in self._rows("redirects.csv", REDIRECT_COLUMNS)
+        ]
 
     def deliveries(self) -> Iterator[ExportedDelivery]:
         """deliveries.csv, streamed."""
