@@ -81,6 +81,10 @@ class MaildirProvider:
                 continue
             except Exception as exc:
                 raise SendInterrupted(results, 0) from exc
+            return_path = str(getattr(recipient, "return_path", "") or "")
+            if return_path:
+                # What a delivering MTA writes from the envelope: the demo outbox shows it too.
+                raw = b"Return-Path: <" + return_path.encode("ascii") + b">\r\n" + raw
             try:
                 name = self._deliver(raw)
             except OSError as exc:

@@ -103,6 +103,10 @@ class SesProvider(HttpApiProvider):
         }
         if self.configuration_set:
             payload["ConfigurationSetName"] = self.configuration_set
+        return_path = str(getattr(recipient, "return_path", "") or "")
+        if return_path:
+            # SES keeps its own MAIL FROM; its bounce and complaint mails go to this address.
+            payload["FeedbackForwardingEmailAddress"] = return_path
         if recipient.delivery_id is not None:
             payload["EmailTags"] = [{"Name": "delivery_id", "Value": str(recipient.delivery_id)}]
         body = json.dumps(payload).encode("utf-8")

@@ -171,7 +171,8 @@ class SmtpProvider:
                     except Exception as exc:
                         # Nothing of this message left; the session is still good.
                         raise SendInterrupted(results, 0) from exc
-                    result, conn = self._deliver(conn, template.sender_address, recipient, raw, recorded)
+                    sender = getattr(recipient, "return_path", "") or template.sender_address
+                    result, conn = self._deliver(conn, sender, recipient, raw, recorded)
                     results.append(result)
                     if answered is not None:
                         recorded = answered(result)

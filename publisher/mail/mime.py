@@ -61,6 +61,9 @@ class Recipient:
     manage_url: str = ""
     """The reader's own page ("manage your subscription"). Empty: the unsubscribe link
     stands in, whose page offers the choices too (previews, test copies)."""
+    return_path: str = ""
+    """The envelope sender of this copy (`publisher.mail.verp`); empty: the From address.
+    Not in the message's bytes: the receiving server writes Return-Path from it."""
 
 
 @dataclass(frozen=True, slots=True)

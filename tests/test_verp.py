@@ -1,0 +1,128 @@
+"""The return path per message (VERP): what it encodes, that it cannot be forged, and that
+each copy leaves with its own, over real SMTP and through a real send."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+from fakes import SMTPServer
+from fakes.messages import publication_config, recipients, sample_template
+from web_support import SECRET, make_publication, outbox
+
+from publisher.cli import cli
+from publisher.delivery.smtp import SmtpProvider
+from publisher.errors import TokenError
+from publisher.mail import verp
+from publisher.models import Outcome
+from publisher.store import open_store, subscribers
+
+NOW = dt.datetime(2026, 12, 7, 9, 0, tzinfo=dt.UTC)
+KEY = "0123456789abcdef01234567"
+
+
+def test_return_path_names_its_message() -> None:
+    """The token reads back to the ledger key it was made from."""
+    address = verp.return_path(SECRET, KEY, "bounces.example.org")
+    local, _, domain = address.partition("@")
+    assert domain == "bounces.example.org"
+    assert local.startswith("bounces+") and len(local) <= 64
+    assert verp.read(SECRET, local.removeprefix("bounces+")) == KEY
+
+
+def test_a_lower_or_upper_cased_token_still_reads() -> None:
+    """MTAs that change the case of an address do not break it."""
+    token = verp.return_path(SECRET, KEY, "b.example.org").split("+")[1].split("@")[0]
+    assert verp.read(SECRET, token.upper()) == KEY
+
+
+def test_another_secret_cannot_make_a_token() -> None:
+    """A token signed with any other secret is refused: a forged bounce names no one."""
+    forged = verp.return_path("another-secret-of-enough-length-0000000", KEY, "b.example.org")
+    with pytest.raises(TokenError):
+        verp.read(SECRET, forged.split("+")[1].split("@")[0])
+
+
+def test_an_edited_token_is_refused() -> None:
+    """Changing one character of a real token (to aim at another reader) breaks its signature."""
+    token = verp.return_path(SECRET, KEY, "b.example.org").split("+")[1].split("@")[0]
+    edited = ("b" if token[0] != "b" else "c") + token[1:]
+    with pytest.raises(TokenError):
+        verp.read(SECRET, edited)
+
+
+def test_no_domain_means_no_return_path() -> None:
+    """With bounces.return_path_domain empty, messages keep today's envelope sender."""
+    assert verp.return_path(SECRET, KEY, "") == ""
+
+
+def test_a_row_from_before_message_keys_keeps_the_from_address() -> None:
+    """A resumed row keyed `i<issue>.d<row>` goes out as before, without a token."""
+    assert verp.return_path(SECRET, "i7.d100", "b.example.org") == ""
+
+
+def test_token_is_found_where_the_bounce_was_delivered() -> None:
+    """The bounce's To (or Delivered-To) holds the return path; another domain's is not ours."""
+    address = verp.return_path(SECRET, KEY, "b.example.org")
+    token = address.split("+")[1].split("@")[0]
+    assert verp.find_token(["someone@else.org", address.upper()], "b.example.org") == token
+    assert verp.find_token([address.replace("b.example.org", "evil.example")], "b.example.org") == ""
+
+
+def test_dns_records_for_the_bounce_domain() -> None:
+    """The domain needs an MX to the host that reads bounces and an SPF naming the sender."""
+    records = verp.bounce_domain_records("b.example.org", mx_host="mx.example.org", sending_host="smtp.example.org")
+    assert [(r.name, r.type) for r in records] == [("b.example.org", "MX"), ("b.example.org", "TXT")]
+    assert records[0].value == "10 mx.example.org."
+    assert records[1].value == "v=spf1 a:smtp.example.org ~all"
+
+
+def test_smtp_envelope_sender_is_each_copys_return_path(tmp_path: Path) -> None:
+    """Over real SMTP, MAIL FROM is the copy's own return path; the From header is unchanged."""
+    template = sample_template(publication_config(tmp_path))
+    readers = [
+        replace(r, return_path=verp.return_path(SECRET, secrets.token_hex(12), "b.example.org"))
+        for r in recipients(3)
+    ]
+    server = SMTPServer().start()
+    provider = SmtpProvider(host=server.host, port=server.port, security="none", timeout=5.0)
+    try:
+        results = provider.send(template, readers, now=NOW)
+    finally:
+        provider.close()
+        server.stop()
+    assert [r.outcome for r in results] == [Outcome.SENT] * 3
+    for reader in readers:
+        (got,) = server.messages_to(reader.email)
+        assert got.mail_from == reader.return_path
+        assert "dana@example.org" in str(got.parsed()["From"])
+
+
+def test_a_send_gives_every_copy_a_return_path_naming_its_row(tmp_path: Path) -> None:
+    """`publisher send` with the setting on: each copy's return path reads back to its ledger row."""
+    config = make_publication(tmp_path, extra='\n[bounces]\nreturn_path_domain = "bounces.example.org"\n')
+    folder = tmp_path / "content"
+    folder.mkdir(exist_ok=True)
+    (folder / "2026-01-05-rest.md").write_text("---\ntitle: Rest\ndate: 2026-01-05 08:00\n---\n\nRest.\n",
+                                               encoding="utf-8")
+    engine = open_store(config.store_url)
+    subscribers.add(engine, "ann@example.org", now=NOW)
+    subscribers.add(engine, "bo@example.org", now=NOW)
+    sent = CliRunner().invoke(cli, ["send", "rest", "--yes"], catch_exceptions=False, env={
+        "PUBLISHER_CONFIG": str(tmp_path / "config.toml"), "PUBLISHER_SECRET": SECRET,
+    })
+    assert sent.exit_code == 0, sent.output
+    with engine.connect() as conn:
+        keys = dict(conn.execute(sa.text("SELECT email, message_key FROM deliveries")).all())
+    engine.dispose()
+    copies = outbox(config)
+    assert len(copies) == 2
+    for copy in copies:
+        path = str(copy["Return-Path"]).strip("<>")
+        token = verp.find_token([path], "bounces.example.org")
+        assert verp.read(SECRET, token) == keys[str(copy["To"])]
