@@ -86,6 +86,14 @@ SOURCES: dict[str, ArticleReader | None] = {
 }
 """Each service, and its article reader (None: the export holds readers only)."""
 
+_EXPECTED = {
+    "substack": "posts.csv and posts/, or the email list CSV",
+    "ghost": "the JSON export, or the members CSV",
+    "wordpress": "a WXR .xml file",
+    "buttondown": "emails.csv, or the subscribers CSV",
+    "mailchimp": "the audience's CSV files",
+    "listmonk": "the subscribers CSV",
+}
 _KEY_RE = re.compile(r"<!-- moved in: (?P<key>[a-z]+:[^\s>]+) -->")
 
 
@@ -304,6 +312,10 @@ def plan(config: Config, db: Engine, source: str, files: ExportFiles, *, site: s
         parsers, service = modules
         reader_batch = parsers.read_readers(source, files)
         readers = service.plan_readers(db, reader_batch)
+    if not batch.articles and not batch.refused and not getattr(reader_batch, "rows", 0):
+        raise SourceError(
+            f"{files.label}: holds nothing a {source} export has ({_EXPECTED[source]}); is it the right file?"
+        )
     if reader is None and not batch.articles:
         notes.append(f"a {source} export holds readers only: no articles to move in")
     known = _keys_in_content(config)
