@@ -202,10 +202,12 @@ def live(tmp_path: Path, dkim_key: tuple[Path, str]) -> Iterator[Live]:
 def test_a_sound_setup_passes_every_check(live: Live) -> None:
     """DNS, TLS, the provider's key, the heartbeat, the disk and the backup: all ok, no fix offered."""
     found = live.findings()
-    assert {name: f.status for name, f in found.items() if f.status != "ok"} == {}
-    assert all(not f.fix for f in found.values())
+    # Postmark's own return path is the one rule left: DKIM carries DMARC, so it is worth a look only.
+    own_return_path = "Sender rules: return path aligned with From"
+    assert {name: f.status for name, f in found.items() if f.status != "ok"} == {own_return_path: "warn"}
+    assert all(not f.fix for n, f in found.items() if n != own_return_path)
     assert {n.split(":")[0] for n in found} == {
-        "DNS", "TLS", "App", "Provider", "Link secret", "Daemon", "Disk", "Backups",
+        "DNS", "Sender rules", "TLS", "App", "Provider", "Link secret", "Daemon", "Disk", "Backups",
     }
 
 

@@ -14,6 +14,10 @@
     spam score     SpamAssassin's verdict, where `spamassassin` is installed
     DNS            the SPF, DKIM (with the configured key's TXT value) and DMARC records,
                    looked up only when asked (`lookups=True`)
+    sender rules   Gmail's and Yahoo's rules for bulk senders (`sender_rules`): DKIM's d=
+                   and the return path aligned with From, one-click unsubscribe in the
+                   message as it leaves; with `lookups`, SPF naming the sending host and
+                   DMARC published and aligned
 
 `checks` and `dns_checks` are pure: the rendered issue and what the edge found in,
 `Check`s out. `run_checks` is the edge: it reads the build output and the DKIM key and
@@ -44,7 +48,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from email.message import EmailMessage
+from email.utils import formataddr
 from functools import partial
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -58,15 +64,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from publisher.config import Config
 from publisher.content import fetch
-from publisher.errors import SourceError
+from publisher.errors import PublisherError, SourceError
+from publisher.mail import sender_rules
 from publisher.mail.dkim_signing import DkimKey, DkimSigner
-from publisher.models import Article
+from publisher.mail.mime import MessageTemplate, Recipient, split_mailbox
+from publisher.models import Article, RenderedIssue
 
 __all__ = [
     "CHECKS_AT_ONCE", "CHECK_SECONDS", "DNS_TIMEOUT", "LINK_THREADS", "LINK_TIMEOUT", "MAX_LINKS", "NOT_CHECKED",
     "Check", "DnsRecord", "checks", "dns_checks", "dns_records",
     "external_links", "image_check", "images_of", "look_up", "probe_images", "probe_links", "run_checks",
-    "run_checks_apart",
+    "run_checks_apart", "sender_rule_checks", "sent_message",
 ]
 
 APP_PATHS = ("/unsubscribe/", "/confirm/", "/manage/", "/subscribe")
@@ -341,8 +349,7 @@ def _dkim_value(key: DkimKey) -> str:
 
 def dns_records(config: Config, signer: DkimSigner | None) -> list[DnsRecord]:
     """The records the sending domain should publish for mail to arrive."""
-    sender = str(config["newsletter.from"])
-    domain = sender.rpartition("@")[2].strip(" >").lower() or "example.org"
+    domain = split_mailbox(str(config["newsletter.from"]))[1].rpartition("@")[2].strip().lower() or "example.org"
     provider = str(config["delivery.provider"])
     records = [
         DnsRecord(
@@ -564,7 +571,7 @@ def _spam_score(message: bytes) -> tuple[float, float] | None:
 def _message(config: Config, subject: str, html: str, text: str) -> bytes:
     """The issue as one message, for SpamAssassin to read (headers as a send has them)."""
     message = EmailMessage()
-    message["From"] = str(config["newsletter.from"])
+    message["From"] = formataddr(split_mailbox(str(config["newsletter.from"])))
     message["To"] = "reader@example.com"
     message["Subject"] = subject
     message["List-Unsubscribe"] = f"<{config.public_url}/unsubscribe/preview>"
@@ -613,8 +620,48 @@ def run_checks(
         config, article, file_exists=file_exists,
         other_images=probe_images(config, article, client=client) if external else None,
     ))
+    dkim_published: bool | None = None
     if lookups:
         # A placeholder (a provider's key under a selector we do not know) is not asked for.
-        found += dns_checks(records, look_up([r.name for r in records if not r.value.startswith("(")], resolver))
+        published = dns_checks(records, look_up([r.name for r in records if not r.value.startswith("(")], resolver))
+        found += published
+        dkim = [c.ok for c in published if c.name.startswith("DNS: DKIM")]
+        dkim_published = False if False in dkim else (True if dkim and all(dkim) else None)
+    if config["delivery.provider"] != "maildir":  # the demo's outbox reaches no mailbox provider
+        found += sender_rule_checks(
+            config, signer, sent_message(config, signer, subject, html, text),
+            sender_rules.LiveDns(resolver, timeout=DNS_TIMEOUT) if lookups else None, dkim_published=dkim_published,
+        )
     return found, records
+
+
+_SAMPLE_DATE = datetime(2024, 2, 1, tzinfo=UTC)
+"""The Date of the sample message the rules read (any date serves)."""
+
+
+def sent_message(config: Config, signer: DkimSigner | None, subject: str, html: str, text: str) -> bytes | None:
+    """The issue as one sample reader gets it, headers and DKIM signature as a send makes
+    them; None when the config cannot make one (the send's own checks say why)."""
+    try:
+        template = MessageTemplate.from_rendered(config, RenderedIssue("preflight", subject, html, text), dkim=signer)
+        domain = template.sender_address.rpartition("@")[2] or "localhost"
+        reader = Recipient(
+            delivery_id=None, email="reader@example.com", name="",
+            unsubscribe_url=f"{config.public_url}/unsubscribe/preview", message_id=f"<preflight@{domain}>",
+        )
+        return template.message_bytes(reader, _SAMPLE_DATE)
+    except (PublisherError, ValueError):
+        return None
+
+
+def sender_rule_checks(
+    config: Config, signer: DkimSigner | None, message: bytes | None, dns_view: sender_rules.Dns | None, *,
+    dkim_published: bool | None = None,
+) -> list[Check]:
+    """`sender_rules.rules` as checks (none stops a send: each says what to publish or change)."""
+    setup = sender_rules.sender_setup(config, signer)
+    return [
+        Check(rule.name, rule.ok, rule.detail)
+        for rule in sender_rules.rules(setup, message, dns_view, dkim_key_published=dkim_published)
+    ]
 

@@ -3,6 +3,9 @@
     DNS          SPF on the sending domain (including the provider's, where it has a
                  known include), DKIM publishing the configured key's public half,
                  DMARC present: the records `mail.preflight` asks for, looked up
+    sender rules Gmail's and Yahoo's rules for bulk senders (`mail.sender_rules`) against
+                 live DNS: SPF names the sending host, DKIM and the return path align
+                 with From, DMARC published and aligned, one-click unsubscribe
     TLS          the public URL's certificate is valid for its host and not within
                  EXPIRY_DAYS of its end (and the app's address, when it is another host)
     app          the subscribe page answers through the public address (the proxy
@@ -28,7 +31,6 @@ be tested alone, and `now` is passed in.
 from __future__ import annotations
 
 import base64
-import email.utils
 import re
 import shutil
 import smtplib
@@ -46,13 +48,14 @@ import httpx
 
 from publisher.config import Config, sqlite_path
 from publisher.errors import ConfigError, PublisherError
-from publisher.mail import preflight, tokens
+from publisher.mail import preflight, sender_rules, tokens
 from publisher.mail.dkim_signing import DkimSigner
+from publisher.mail.mime import split_mailbox
 from publisher.schedule.heartbeat import BEAT_SECONDS, last_beat
 
 __all__ = [
     "BACKUP_PATTERN", "CREDENTIAL_CHECKS", "EXPIRY_DAYS", "Finding", "app_finding", "backup_finding", "diagnose",
-    "disk_finding", "environment_file", "heartbeat_finding", "secret_finding", "tls_finding",
+    "disk_finding", "environment_file", "heartbeat_finding", "secret_finding", "sender_rule_findings", "tls_finding",
 ]
 
 Status = Literal["ok", "warn", "fail"]
@@ -88,7 +91,8 @@ class Finding:
 
 
 def _sending_domain(config: Config) -> str:
-    address = email.utils.parseaddr(str(config["newsletter.from"]))[1]
+    """The From address's domain, a name with a comma in it read as the author wrote it."""
+    address = split_mailbox(str(config["newsletter.from"]))[1]
     return address.rpartition("@")[2].lower()
 
 
@@ -138,6 +142,42 @@ def _dns(config: Config, resolver: dns.resolver.Resolver | None) -> list[Finding
         ]
     names = [r.name for r in records if r.kind and not r.value.startswith("(")]
     return dns_findings(config, preflight.look_up(names, resolver), records)
+
+
+def sender_rule_findings(config: Config, resolver: dns.resolver.Resolver | None = None) -> list[Finding]:
+    """Gmail's and Yahoo's rules for bulk senders against live DNS (none for the maildir demo):
+    a rule broken is a failure (their filters send such mail to spam), one that cannot be
+    judged from here (the provider signs, DNS did not answer) a warning."""
+    if str(config["delivery.provider"]) == "maildir" or not _sending_domain(config):
+        return []
+    try:
+        signer = DkimSigner.from_config(config)
+    except PublisherError:
+        return []  # the DNS findings name the broken [delivery.dkim] already
+    published: bool | None = None
+    if signer is not None:
+        records = [r for r in preflight.dns_records(config, signer) if r.kind == "DKIM"]
+        checks = preflight.dns_checks(records, preflight.look_up([r.name for r in records], resolver))
+        verdicts = [c.ok for c in checks]
+        published = False if False in verdicts else (True if verdicts and all(verdicts) else None)
+    message = preflight.sent_message(
+        config, signer, "publisher doctor", "<p>A sample.</p>", "A sample.",
+    )
+    findings = []
+    checks = preflight.sender_rule_checks(
+        config, signer, message, sender_rules.LiveDns(resolver, timeout=preflight.DNS_TIMEOUT), dkim_published=published
+    )
+    dmarc_passes = any(c.ok for c in checks if c.name == sender_rules.DMARC_RULE)
+    for check in checks:
+        if check.ok:
+            findings.append(Finding(check.name, "ok", check.detail))
+            continue
+        said, _, fix = check.detail.partition(": ")
+        # A return path of the provider's own breaks no rule while DKIM carries DMARC: worth fixing, no more.
+        soft = check.ok is None or (check.name == sender_rules.RETURN_PATH_RULE and dmarc_passes)
+        status: Status = "warn" if soft else "fail"
+        findings.append(Finding(check.name, status, said if fix else check.detail, fix.rstrip(".")))
+    return findings
 
 
 # TLS
@@ -502,6 +542,7 @@ def diagnose(
     the system's DNS, trust store and HTTP client (tests point them at loopback servers)."""
     return [
         *_dns(config, resolver),
+        *sender_rule_findings(config, resolver),
         *_tls(config, now, tls_context),
         _provider(config, client),
         *[f for f in (secret_finding(config),) if f is not None],

@@ -1,0 +1,451 @@
+"""The big mailbox providers' rules for bulk senders (Gmail and Yahoo, February 2024), judged.
+
+    SPF         the return-path domain publishes SPF that names the sending host: the
+                provider's include, or the SMTP relay's address (ip4/ip6, a, mx, include
+                and redirect followed, at most SPF_LOOKUPS names, as RFC 7208 allows)
+    DKIM        the messages are signed by a key the From domain's DNS publishes, with a
+                d= domain that aligns with the From domain
+    DMARC       _dmarc.<From domain> (or of its organisational domain) publishes
+                v=DMARC1 with a p= (any), and DKIM or SPF aligns under its adkim/aspf
+    return path the envelope sender's domain aligns with the From domain, so that SPF
+                counts toward DMARC too
+    one-click   List-Unsubscribe with an https address and List-Unsubscribe-Post:
+                List-Unsubscribe=One-Click in the message as it leaves (RFC 8058)
+
+Alignment is relaxed (RFC 7489 3.1) unless the DMARC record asks for strict: two domains
+align when their organisational domains are the same, the registrable domain under the
+Public Suffix List (`news.example.org` and `example.org` align; `example.org` and
+`example.net` do not; `a.co.uk` and `b.co.uk` do not). The list is the snapshot that the
+`publicsuffixlist` package ships: nothing is fetched.
+
+`sender_setup` reads who sends from the config (the From domain, the return path, the
+DKIM domain, the provider's include or the relay host): pure. `rules` judges a setup, the
+message as a reader gets it, and what DNS answers; DNS comes in through the small `Dns`
+interface, so tests answer from a table or a DNS server on loopback and `LiveDns` asks the
+system's resolver, DNS_TIMEOUT a name. None of these rules stops a send: they say what to
+publish or change, and `publisher doctor` reports them as failures.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from typing import Protocol
+
+import dns.exception
+import dns.resolver
+from publicsuffixlist import PublicSuffixList
+
+from publisher.config import Config
+from publisher.mail.dkim_signing import DkimSigner
+from publisher.mail.mime import split_mailbox
+
+__all__ = [
+    "DKIM_RULE", "DMARC_RULE", "DNS_TIMEOUT", "ONE_CLICK_RULE", "PROVIDERS", "RETURN_PATH_RULE", "SPF_LOOKUPS",
+    "SPF_RULE", "Dns", "LiveDns", "ProviderRules", "Rule", "SenderSetup", "Unanswered",
+    "aligned", "dmarc_record", "one_click_rule", "organisational_domain", "rules", "sender_setup", "spf_names",
+]
+
+DNS_TIMEOUT = 3.0
+"""Seconds for each DNS look-up, retries included."""
+SPF_LOOKUPS = 10
+"""Names an SPF check may look up (RFC 7208 4.6.4): past it, receivers give up too."""
+ONE_CLICK = "List-Unsubscribe=One-Click"
+SPF_RULE = "Sender rules: SPF names the sending host"
+DKIM_RULE = "Sender rules: DKIM aligned with From"
+DMARC_RULE = "Sender rules: DMARC published and aligned"
+RETURN_PATH_RULE = "Sender rules: return path aligned with From"
+ONE_CLICK_RULE = "Sender rules: one-click unsubscribe"
+
+_PSL = PublicSuffixList()
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One rule's verdict, as `preflight.Check` holds it (`ok` None: could not be judged here)."""
+
+    name: str
+    ok: bool | None
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRules:
+    """What a provider does unless the author sets up their own domain with it."""
+
+    spf_include: str
+    """The include its SPF record needs ("" for a relay, whose address SPF names)."""
+    return_path: str
+    """The envelope sender's domain it uses by default ("{from}": the From domain's)."""
+    return_path_fix: str
+    """How to give it a return path of the author's own domain."""
+    signs_dkim: str
+    """How it signs when publisher does not ([delivery.dkim] unset)."""
+
+
+PROVIDERS: Mapping[str, ProviderRules] = {
+    "postmark": ProviderRules(
+        "spf.mtasv.net", "pm.mtasv.net",
+        "set a custom Return-Path in Postmark (Sender Signatures > your domain > Return-Path: "
+        "pm-bounces.{domain}, a CNAME to pm.mtasv.net)",
+        "Postmark signs with your domain once its DKIM record is published (Sender Signatures > DNS settings)",
+    ),
+    "sendgrid": ProviderRules(
+        "sendgrid.net", "sendgrid.net",
+        "authenticate {domain} in SendGrid (Settings > Sender Authentication): its CNAMEs give a return path "
+        "under your domain",
+        "SendGrid signs with your domain once it is authenticated (Settings > Sender Authentication)",
+    ),
+    "mailgun": ProviderRules(
+        "mailgun.org", "{mailgun}",
+        "use a Mailgun sending domain under {domain} (mg.{domain}) in [delivery.mailgun] domain",
+        "Mailgun signs with its sending domain ([delivery.mailgun] domain)",
+    ),
+    "ses": ProviderRules(
+        "amazonses.com", "amazonses.com",
+        "set a custom MAIL FROM domain in SES (for example mail.{domain}, with the MX and SPF records SES shows)",
+        "SES signs with your domain once Easy DKIM is verified for it",
+    ),
+    "resend": ProviderRules(
+        "amazonses.com", "send.{from}",
+        "verify {domain} in Resend (Domains): its return path is send.{domain}",
+        "Resend signs with your domain once it is verified (Domains)",
+    ),
+    "smtp": ProviderRules(
+        "", "{from}",
+        "send with an envelope sender at {domain} (your relay's settings)",
+        "your mail server may sign (Fastmail, Microsoft 365 and Google Workspace do, once set up); "
+        "or set [delivery.dkim] to sign here",
+    ),
+}
+"""Per provider, the defaults these rules compare with."""
+
+
+def organisational_domain(domain: str) -> str:
+    """The registrable domain of `domain` under the Public Suffix List (itself when it is
+    one, or a public suffix)."""
+    name = domain.strip().rstrip(".").lower()
+    return _PSL.privatesuffix(name) or name
+
+
+def aligned(one: str, other: str, *, strict: bool = False) -> bool:
+    """Whether two domains align for DMARC: the same name (strict), or the same
+    organisational domain (relaxed)."""
+    a, b = one.strip().rstrip(".").lower(), other.strip().rstrip(".").lower()
+    if not a or not b:
+        return False
+    return a == b if strict else organisational_domain(a) == organisational_domain(b)
+
+
+@dataclass(frozen=True, slots=True)
+class SenderSetup:
+    """Who the mail says it is from, and who the receivers see sending it."""
+
+    provider: str
+    from_domain: str
+    return_path: str
+    """The envelope sender's domain (where SPF is looked up)."""
+    return_path_own: bool
+    """The author chose it (`bounces.return_path_domain`) or it is the From domain's, as
+    opposed to the provider's own default."""
+    dkim_domain: str
+    """The d= of publisher's own signature; "" when the provider (or nobody) signs."""
+    spf_include: str
+    relay_host: str
+    """The SMTP relay's host name (smtp only), whose address SPF must name."""
+
+
+def sender_setup(config: Config, signer: DkimSigner | None) -> SenderSetup:
+    """The setup as the config describes it."""
+    provider = str(config["delivery.provider"])
+    address = split_mailbox(str(config["newsletter.from"]))[1]
+    from_domain = address.rpartition("@")[2].strip().lower()
+    known = PROVIDERS.get(provider)
+    chosen = str(config.values.get("bounces.return_path_domain") or "").strip().lower()
+    if chosen:
+        return_path, own = chosen, True
+    elif known is not None:
+        mailgun = str(config.values.get("delivery.mailgun.domain") or "").strip().lower() or from_domain
+        return_path = known.return_path.format(**{"from": from_domain, "mailgun": mailgun})
+        own = "{" in known.return_path
+    else:
+        return_path, own = from_domain, True
+    return SenderSetup(
+        provider=provider, from_domain=from_domain, return_path=return_path, return_path_own=own,
+        dkim_domain=signer.domain.lower() if signer is not None else "",
+        spf_include=known.spf_include if known is not None else "",
+        relay_host=str(config["delivery.smtp.host"]).strip() if provider == "smtp" else "",
+    )
+
+
+class Unanswered(Exception):
+    """DNS gave no usable answer (a timeout, no server): the rule cannot be judged, not failed."""
+
+
+class Dns(Protocol):
+    """The look-ups the rules make; each raises Unanswered when DNS does not answer."""
+
+    def txt(self, name: str) -> list[str] | None:
+        """The TXT strings at `name` (a record split in several strings joined), None: no such record."""
+
+    def addresses(self, name: str) -> list[str]:
+        """The A and AAAA addresses of `name` ([] for none)."""
+
+    def mx(self, name: str) -> list[str]:
+        """The mail exchangers' names of `name` ([] for none)."""
+
+
+class LiveDns:
+    """`Dns` through dnspython (the system's resolver, or the one given), `timeout` seconds a name."""
+
+    def __init__(self, resolver: dns.resolver.Resolver | None = None, *, timeout: float = DNS_TIMEOUT) -> None:
+        if resolver is None:
+            resolver = dns.resolver.Resolver()
+            resolver.timeout = resolver.lifetime = timeout
+        self._resolver = resolver
+        self._timeout = timeout
+
+    def _ask(self, name: str, kind: str) -> list[dns.rdata.Rdata] | None:
+        try:
+            return list(self._resolver.resolve(name, kind, lifetime=self._timeout, search=False))
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            return None
+        except dns.exception.Timeout as exc:
+            raise Unanswered(f"{name}: no answer within {self._timeout:g} s") from exc
+        except dns.exception.DNSException as exc:
+            raise Unanswered(f"{name}: {exc or type(exc).__name__}") from exc
+
+    def txt(self, name: str) -> list[str] | None:
+        found = self._ask(name, "TXT")
+        if found is None:
+            return None
+        return [b"".join(r.strings).decode("utf-8", "replace") for r in found]  # type: ignore[attr-defined]
+
+    def addresses(self, name: str) -> list[str]:
+        return [r.to_text() for kind in ("A", "AAAA") for r in (self._ask(name, kind) or [])]
+
+    def mx(self, name: str) -> list[str]:
+        return [str(r.exchange).rstrip(".") for r in (self._ask(name, "MX") or [])]  # type: ignore[attr-defined]
+
+
+def _spf_of(texts: list[str] | None) -> list[str]:
+    return [t for t in texts or [] if t.strip().lower().startswith("v=spf1")]
+
+
+@dataclass
+class _SpfWalk:
+    dns: Dns
+    include: str
+    addresses: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]
+    lookups: int = 0
+
+    def _count(self) -> None:
+        self.lookups += 1
+        if self.lookups > SPF_LOOKUPS:
+            raise _TooMany
+
+    def names(self, domain: str) -> bool:
+        """Whether the SPF record of `domain` names the include or one of the addresses."""
+        records = _spf_of(self.dns.txt(domain))
+        if len(records) != 1:
+            return False
+        for term in records[0].split()[1:]:
+            term = term.lower().lstrip("+")
+            if term.startswith(("-", "~", "?")):
+                continue  # a mechanism that fails or is neutral never lets the host through
+            kind, _, value = term.partition(":")
+            if kind.startswith("redirect="):
+                kind, value = "redirect", kind.partition("=")[2]
+            if kind in ("include", "redirect"):
+                if self.include and value == self.include:
+                    return True
+                self._count()
+                if self.names(value):
+                    return True
+            elif kind in ("ip4", "ip6") and self.addresses:
+                network = ipaddress.ip_network(value, strict=False)
+                if any(a in network for a in self.addresses if a.version == network.version):
+                    return True
+            elif kind in ("a", "mx") or kind.startswith(("a/", "mx/")):
+                if not self.addresses:
+                    continue
+                host = value.partition("/")[0] or domain
+                self._count()
+                hosts = [host] if kind.startswith("a") else self.dns.mx(host)
+                for name in hosts:
+                    if any(ipaddress.ip_address(found) in self.addresses for found in self.dns.addresses(name)):
+                        return True
+        return False
+
+
+class _TooMany(Exception):
+    pass
+
+
+def spf_names(dns_view: Dns, domain: str, *, include: str = "", addresses: tuple[str, ...] = ()) -> bool | None:
+    """Whether `domain`'s SPF lets the sender through: its record (or one it includes or
+    redirects to) has `include:<include>` or names one of `addresses`. None when it takes
+    more than SPF_LOOKUPS look-ups (receivers answer permerror then)."""
+    walk = _SpfWalk(dns_view, include.lower(), tuple(ipaddress.ip_address(a) for a in addresses))
+    try:
+        return walk.names(domain)
+    except _TooMany:
+        return None
+    except ValueError:
+        return False  # a malformed ip4/ip6 term: receivers reject the record too
+
+
+def dmarc_record(dns_view: Dns, from_domain: str) -> tuple[str, dict[str, str]] | None:
+    """The DMARC record that governs `from_domain` (its own, else its organisational
+    domain's, RFC 7489 6.6.3): (where, tags), None when there is none."""
+    org = organisational_domain(from_domain)
+    for domain in dict.fromkeys((from_domain, org)):
+        records = [t for t in dns_view.txt(f"_dmarc.{domain}") or [] if t.strip().lower().startswith("v=dmarc1")]
+        if records:
+            pairs = (part.split("=", 1) for part in records[0].split(";") if "=" in part)
+            return f"_dmarc.{domain}", {k.strip().lower(): v.strip().lower() for k, v in pairs}
+    return None
+
+
+def one_click_rule(message: bytes | None) -> Rule:
+    """List-Unsubscribe (https) and List-Unsubscribe-Post in the message as a reader gets it."""
+    name = ONE_CLICK_RULE
+    if message is None:
+        return Rule(name, None, "No message to read.")
+    headers = BytesHeaderParser(policy=compat32).parsebytes(message)
+    link = str(headers.get("List-Unsubscribe", "")).strip()
+    post = str(headers.get("List-Unsubscribe-Post", "")).strip()
+    if not link:
+        return Rule(name, False, "The message has no List-Unsubscribe header: Gmail and Yahoo want it on every "
+                                 "newsletter; keep publication.url set so that publisher can write it.")
+    if "<https://" not in link:
+        return Rule(name, False, f"List-Unsubscribe is {link}: one-click needs an https address; serve the "
+                                 "desk over https and set publication.url (or server.public_url) to https://...")
+    if post != ONE_CLICK:
+        return Rule(name, False, f"List-Unsubscribe-Post must be “{ONE_CLICK}”, got “{post or 'nothing'}”.")
+    return Rule(name, True, f"List-Unsubscribe {link} with List-Unsubscribe-Post: {ONE_CLICK}.")
+
+
+def _dkim_rule(setup: SenderSetup, key_published: bool | None) -> Rule:
+    name = DKIM_RULE
+    if not setup.dkim_domain:
+        how = PROVIDERS[setup.provider].signs_dkim if setup.provider in PROVIDERS else "your provider may sign"
+        return Rule(name, None, f"publisher does not sign ([delivery.dkim] is unset): {how}. Check that it signs "
+                                f"with d={setup.from_domain} or a subdomain of "
+                                f"{organisational_domain(setup.from_domain)}.")
+    if not aligned(setup.dkim_domain, setup.from_domain):
+        return Rule(name, False, f"Signed with d={setup.dkim_domain}, which does not align with the From domain "
+                                 f"{setup.from_domain}: set [delivery.dkim] domain to {setup.from_domain} (or a "
+                                 f"subdomain of {organisational_domain(setup.from_domain)}) and publish its key "
+                                 "there.")
+    if key_published is False:
+        return Rule(name, False, f"d={setup.dkim_domain} aligns with {setup.from_domain}, but DNS does not publish "
+                                 "the signing key, so the signature fails: publish the DKIM record shown.")
+    where = "" if key_published else " (the key in DNS is not looked up in a plain check)"
+    return Rule(name, True, f"Signed with d={setup.dkim_domain}, aligned with {setup.from_domain}{where}.")
+
+
+def _return_path_rule(setup: SenderSetup) -> Rule:
+    name = RETURN_PATH_RULE
+    if aligned(setup.return_path, setup.from_domain):
+        return Rule(name, True, f"The envelope sender's domain {setup.return_path} aligns with {setup.from_domain}.")
+    fix = "set bounces.return_path_domain to a subdomain of " + organisational_domain(setup.from_domain)
+    if setup.provider in PROVIDERS and not setup.return_path_own:
+        fix = PROVIDERS[setup.provider].return_path_fix.format(domain=organisational_domain(setup.from_domain))
+    return Rule(name, False, f"The envelope sender's domain {setup.return_path} does not align with "
+                             f"{setup.from_domain}, so SPF does not count toward DMARC: {fix}.")
+
+
+def _spf_rule(setup: SenderSetup, dns_view: Dns) -> tuple[Rule, bool]:
+    """The SPF rule, and whether SPF passes for the return path."""
+    name = SPF_RULE
+    domain = setup.return_path
+    if not setup.return_path_own and not aligned(domain, setup.from_domain):
+        return Rule(name, True, f"{setup.provider} sends with its own return path ({domain}), whose SPF names its "
+                                "servers."), True
+    if setup.relay_host:
+        try:
+            found = ipaddress.ip_address(setup.relay_host)
+            addresses: tuple[str, ...] = (str(found),)
+        except ValueError:
+            addresses = tuple(dns_view.addresses(setup.relay_host))
+        if not addresses:
+            return Rule(name, None, f"{setup.relay_host} has no address in DNS to look for in SPF."), False
+        if any(not ipaddress.ip_address(a).is_global for a in addresses):
+            return Rule(name, None, f"The relay {setup.relay_host} is on this machine or network: the SPF record "
+                                    f"at {domain} must name the public address it sends out from (ip4:...)."), False
+        verdict = spf_names(dns_view, domain, addresses=addresses)
+        wanted = "ip4:" + addresses[0] if ":" not in addresses[0] else "ip6:" + addresses[0]
+        what = f"the relay {setup.relay_host} ({', '.join(addresses)})"
+    else:
+        if not setup.spf_include:
+            return Rule(name, None, f"No known SPF include for {setup.provider}."), False
+        verdict = spf_names(dns_view, domain, include=setup.spf_include)
+        wanted = f"include:{setup.spf_include}"
+        what = f"{setup.provider} (include:{setup.spf_include})"
+    records = _spf_of(dns_view.txt(domain))
+    if not records:
+        return Rule(name, False, f"{domain} publishes no SPF record: publish a TXT record there such as "
+                                 f"“v=spf1 {wanted} ~all”."), False
+    if len(records) > 1:
+        return Rule(name, False, f"{domain} publishes {len(records)} SPF records: receivers ignore them all; "
+                                 f"merge them into one that has {wanted}."), False
+    if verdict is None:
+        return Rule(name, False, f"The SPF record at {domain} needs more than {SPF_LOOKUPS} look-ups: receivers "
+                                 "give up on it; remove includes you no longer use."), False
+    if not verdict:
+        return Rule(name, False, f"The SPF record at {domain} does not name {what}: add {wanted} before its "
+                                 f"~all (it reads “{records[0]}”)."), False
+    return Rule(name, True, f"The SPF record at {domain} names {what}."), True
+
+
+def _dmarc_rule(setup: SenderSetup, dns_view: Dns, *, spf_passes: bool, dkim_passes: bool | None) -> Rule:
+    name = DMARC_RULE
+    found = dmarc_record(dns_view, setup.from_domain)
+    org = organisational_domain(setup.from_domain)
+    if found is None:
+        return Rule(name, False, f"No DMARC record at _dmarc.{setup.from_domain} or _dmarc.{org}: Gmail and Yahoo "
+                                 f"want one from bulk senders; publish a TXT record at _dmarc.{org} such as "
+                                 f"“v=DMARC1; p=none; rua=mailto:postmaster@{org}”.")
+    where, tags = found
+    if tags.get("p") not in ("none", "quarantine", "reject"):
+        return Rule(name, False, f"The DMARC record at {where} has no valid p= tag: add p=none (or quarantine).")
+    dkim_ok = bool(setup.dkim_domain) and dkim_passes is not False and aligned(
+        setup.dkim_domain, setup.from_domain, strict=tags.get("adkim") == "s")
+    spf_ok = spf_passes and aligned(setup.return_path, setup.from_domain, strict=tags.get("aspf") == "s")
+    if dkim_ok or spf_ok:
+        how = " and ".join(x for x, y in (("DKIM", dkim_ok), ("SPF", spf_ok)) if y)
+        return Rule(name, True, f"{where} publishes p={tags['p']}; {how} aligns with {setup.from_domain}.")
+    if not setup.dkim_domain and not spf_ok:
+        return Rule(name, None, f"{where} publishes p={tags['p']}; SPF does not align with {setup.from_domain}, so "
+                                "DMARC rests on your provider's DKIM signature: check it signs with your domain.")
+    strict = " (the record asks for strict alignment: adkim=s / aspf=s)" if "s" in (
+        tags.get("adkim"), tags.get("aspf")) else ""
+    return Rule(name, False, f"{where} publishes p={tags['p']}, but neither DKIM (d={setup.dkim_domain or 'none'}) "
+                             f"nor the return path ({setup.return_path}) aligns with {setup.from_domain}{strict}: "
+                             "sign with your own domain, or relax the record to adkim=r.")
+
+
+def rules(
+    setup: SenderSetup, message: bytes | None, dns_view: Dns | None = None, *, dkim_key_published: bool | None = None,
+) -> list[Rule]:
+    """Every rule for `setup` and `message`; with `dns_view`, the ones DNS decides too
+    (`dkim_key_published`: whether DNS publishes the signing key, as `preflight` found)."""
+    found = [_dkim_rule(setup, dkim_key_published), _return_path_rule(setup), one_click_rule(message)]
+    if dns_view is None:
+        return found
+    try:
+        spf, spf_passes = _spf_rule(setup, dns_view)
+    except Unanswered as exc:
+        spf = Rule(SPF_RULE, None, f"Could not be looked up: {exc}.")
+        spf_passes = False
+    found.insert(0, spf)
+    try:
+        dmarc = _dmarc_rule(setup, dns_view, spf_passes=spf_passes, dkim_passes=dkim_key_published)
+    except Unanswered as exc:
+        dmarc = Rule(DMARC_RULE, None, f"Could not be looked up: {exc}.")
+    found.insert(2, dmarc)
+    return found

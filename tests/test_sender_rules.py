@@ -1,0 +1,288 @@
+"""Gmail's and Yahoo's rules for bulk senders, judged against a DNS server on loopback; and
+the complaint rate that stops a send, on the command line, in the desk and at a schedule's start."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from email.parser import BytesParser
+from email.policy import default as default_policy
+from pathlib import Path
+
+import dkim
+import dns.resolver
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from dnslib import MX, QTYPE, RCODE, RR, TXT, A, DNSRecord
+from dnslib.server import BaseResolver, DNSLogger, DNSServer
+
+from publisher.config import Config, parse_config
+from publisher.mail import preflight, sender_rules
+from publisher.mail.dkim_signing import DkimSigner
+from publisher.models import Article
+from publisher.services import doctor
+
+NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+ARTICLE = Article(
+    slug="sleep", title="Sleep", date=datetime(2026, 1, 1, tzinfo=UTC), html="<p>x</p>",
+    id="example.org,2026-01-01:sleep", url="https://example.org/sleep/", summary="Rest well.",
+)
+HTML = '<p>Rest. 1 Harbor Road <a href="https://example.org/unsubscribe/t">Unsubscribe</a></p>'
+RELAY_ADDRESS = "93.184.216.34"
+
+
+class Zone(BaseResolver):  # type: ignore[misc]
+    """A DNS server's answers: TXT (lists of strings), A and MX records by name; other names do not exist."""
+
+    def __init__(self, txt: dict[str, list[list[str]]], a: dict[str, list[str]] | None = None,
+                 mx: dict[str, list[str]] | None = None) -> None:
+        self.txt, self.a, self.mx = txt, a or {}, mx or {}
+
+    def resolve(self, request: DNSRecord, handler: object) -> DNSRecord:
+        reply = request.reply()
+        name = str(request.q.qname).rstrip(".")
+        if name not in self.txt and name not in self.a and name not in self.mx:
+            reply.header.rcode = RCODE.NXDOMAIN
+            return reply
+        kind = QTYPE[request.q.qtype]
+        if kind == "TXT":
+            for strings in self.txt.get(name, []):
+                reply.add_answer(RR(request.q.qname, QTYPE.TXT, rdata=TXT([s.encode() for s in strings]), ttl=60))
+        elif kind == "A":
+            for address in self.a.get(name, []):
+                reply.add_answer(RR(request.q.qname, QTYPE.A, rdata=A(address), ttl=60))
+        elif kind == "MX":
+            for host in self.mx.get(name, []):
+                reply.add_answer(RR(request.q.qname, QTYPE.MX, rdata=MX(host), ttl=60))
+        return reply
+
+
+@contextlib.contextmanager
+def dns_server(zone: Zone) -> Iterator[dns.resolver.Resolver]:
+    """A DNS server on 127.0.0.1 answering from `zone`; yields a resolver that asks only it."""
+    server = DNSServer(zone, address="127.0.0.1", port=0, logger=DNSLogger(logf=lambda *_: None))
+    server.start_thread()
+    try:
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers = ["127.0.0.1"]
+        resolver.port = server.server.server_address[1]
+        yield resolver
+    finally:
+        server.stop()
+        server.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def key_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A DKIM key file and the TXT value that publishes its public half."""
+    folder = tmp_path_factory.mktemp("dkim")
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (folder / "dkim.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return folder / "dkim.pem", f"v=DKIM1; k=rsa; p={base64.b64encode(public).decode()}"
+
+
+def make_config(root: Path, *, sender: str = "Dana <dana@example.org>", provider: str = "postmark",
+                dkim_domain: str = "", key: Path | None = None, url: str = "https://example.org/",
+                relay: str = "localhost") -> Config:
+    signing = (f'[delivery.dkim]\ndomain = "{dkim_domain}"\nselector = "news"\nprivate_key_file = "{key}"\n'
+               if dkim_domain else "")
+    text = f"""
+[publication]
+title = "Harbor Light Notes"
+url = "{url}"
+postal_address = "1 Harbor Road"
+[newsletter]
+from = {sender!r}
+[delivery]
+provider = "{provider}"
+[delivery.smtp]
+host = "{relay}"
+{signing}"""
+    return parse_config(text, root=root, env={})
+
+
+def judged(config: Config, zone: Zone) -> dict[str, preflight.Check]:
+    """Every sender rule for `config`, DNS asked of a loopback server answering from `zone`."""
+    signer = DkimSigner.from_config(config)
+    message = preflight.sent_message(config, signer, "Sleep", HTML, "Rest. /unsubscribe/t")
+    with dns_server(zone) as resolver:
+        found = preflight.sender_rule_checks(config, signer, message, sender_rules.LiveDns(resolver))
+    return {c.name.removeprefix("Sender rules: "): c for c in found}
+
+
+def test_a_subdomain_from_aligns_with_its_parents_dkim_domain(tmp_path: Path, key_file: tuple[Path, str]) -> None:
+    """From news.example.org, signed d=example.org: aligned under relaxed alignment, and the
+    DMARC record of the organisational domain governs the subdomain."""
+    config = make_config(tmp_path, sender="Dana <dana@news.example.org>", dkim_domain="example.org",
+                         key=key_file[0])
+    found = judged(config, Zone({"_dmarc.example.org": [["v=DMARC1; p=quarantine"]]}))
+    assert found["DKIM aligned with From"].ok is True
+    assert found["DMARC published and aligned"].ok is True
+    assert "_dmarc.example.org" in found["DMARC published and aligned"].detail
+
+
+def test_a_dkim_domain_of_another_organisation_does_not_align(tmp_path: Path, key_file: tuple[Path, str]) -> None:
+    """From example.org, signed d=example.net: not aligned; the rule names the domain to sign with,
+    and DMARC (with Postmark's own return path) then has nothing aligned."""
+    config = make_config(tmp_path, dkim_domain="example.net", key=key_file[0])
+    found = judged(config, Zone({"_dmarc.example.org": [["v=DMARC1; p=none"]]}))
+    dkim_rule = found["DKIM aligned with From"]
+    assert dkim_rule.ok is False and "set [delivery.dkim] domain to example.org" in dkim_rule.detail
+    assert found["DMARC published and aligned"].ok is False
+
+
+def test_a_public_suffix_is_no_organisation(tmp_path: Path) -> None:
+    """a.co.uk and b.co.uk share only a public suffix: they do not align."""
+    assert sender_rules.aligned("news.a.co.uk", "a.co.uk")
+    assert not sender_rules.aligned("a.co.uk", "b.co.uk")
+
+
+def test_strict_dmarc_refuses_a_subdomains_signature(tmp_path: Path, key_file: tuple[Path, str]) -> None:
+    """adkim=s asks for the very From domain: a parent's signature no longer aligns."""
+    config = make_config(tmp_path, sender="Dana <dana@news.example.org>", dkim_domain="example.org",
+                         key=key_file[0])
+    found = judged(config, Zone({"_dmarc.example.org": [["v=DMARC1; p=reject; adkim=s"]]}))
+    assert found["DMARC published and aligned"].ok is False
+    assert "strict" in found["DMARC published and aligned"].detail
+
+
+def test_a_missing_dmarc_record_names_the_one_to_publish(tmp_path: Path, key_file: tuple[Path, str]) -> None:
+    """No DMARC at the From domain nor its organisational domain: the record to add is named."""
+    config = make_config(tmp_path, dkim_domain="example.org", key=key_file[0])
+    found = judged(config, Zone({"example.org": [["v=spf1 include:spf.mtasv.net ~all"]]}))
+    rule = found["DMARC published and aligned"]
+    assert rule.ok is False and "_dmarc.example.org" in rule.detail and "v=DMARC1; p=none" in rule.detail
+
+
+def test_spf_without_the_providers_include_is_named(tmp_path: Path) -> None:
+    """Resend sends with the return path send.<From domain>: its SPF must include amazonses.com."""
+    config = make_config(tmp_path, provider="resend")
+    found = judged(config, Zone({"send.example.org": [["v=spf1 include:_spf.google.com ~all"]]}))
+    rule = found["SPF names the sending host"]
+    assert rule.ok is False and "add include:amazonses.com" in rule.detail and "send.example.org" in rule.detail
+
+
+def test_spf_that_includes_the_provider_through_another_record_passes(tmp_path: Path) -> None:
+    """An include reached through another include (as many hosted records are) counts."""
+    config = make_config(tmp_path, provider="resend")
+    zone = Zone({
+        "send.example.org": [["v=spf1 include:_spf.example.org -all"]],
+        "_spf.example.org": [["v=spf1 include:amazonses.com ~all"]],
+    })
+    assert judged(config, zone)["SPF names the sending host"].ok is True
+
+
+def test_spf_names_the_smtp_relay_by_its_address(tmp_path: Path) -> None:
+    """Through a relay, SPF must name the relay's address: by a:host, by ip4: range, not by another range."""
+    config = make_config(tmp_path, provider="smtp", relay="relay.example.net")
+    hosts = {"relay.example.net": [RELAY_ADDRESS]}
+    by_name = Zone({"example.org": [["v=spf1 a:relay.example.net -all"]]}, a=hosts)
+    by_range = Zone({"example.org": [["v=spf1 ip4:93.184.216.0/24 -all"]]}, a=hosts)
+    by_mx = Zone({"example.org": [["v=spf1 mx -all"]]}, a=hosts, mx={"example.org": ["relay.example.net"]})
+    elsewhere = Zone({"example.org": [["v=spf1 ip4:10.1.2.3 ~all"]]}, a=hosts)
+    assert judged(config, by_name)["SPF names the sending host"].ok is True
+    assert judged(config, by_range)["SPF names the sending host"].ok is True
+    assert judged(config, by_mx)["SPF names the sending host"].ok is True
+    missing = judged(config, elsewhere)["SPF names the sending host"]
+    assert missing.ok is False and f"ip4:{RELAY_ADDRESS}" in missing.detail
+
+
+def test_a_relay_on_this_machine_is_not_judged(tmp_path: Path) -> None:
+    """localhost sends out from an address DNS cannot tell: the rule says what to publish, unjudged."""
+    config = make_config(tmp_path, provider="smtp", relay="127.0.0.1")
+    rule = judged(config, Zone({"example.org": [["v=spf1 mx ~all"]]}))["SPF names the sending host"]
+    assert rule.ok is None and "public address" in rule.detail
+
+
+def test_two_spf_records_are_named(tmp_path: Path) -> None:
+    """Two v=spf1 records at one name: receivers ignore both."""
+    config = make_config(tmp_path, provider="resend")
+    zone = Zone({"send.example.org": [["v=spf1 include:amazonses.com ~all"], ["v=spf1 mx ~all"]]})
+    rule = judged(config, zone)["SPF names the sending host"]
+    assert rule.ok is False and "merge" in rule.detail
+
+
+def test_a_providers_own_return_path_does_not_align(tmp_path: Path) -> None:
+    """Postmark's default return path (pm.mtasv.net) is not the author's: the fix is Postmark's custom Return-Path."""
+    rule = judged(make_config(tmp_path), Zone({}))["return path aligned with From"]
+    assert rule.ok is False and "pm-bounces.example.org" in rule.detail
+
+
+def test_a_chosen_return_path_domain_is_the_one_judged(tmp_path: Path) -> None:
+    """`bounces.return_path_domain` (a per-recipient return path) is where SPF is asked and what must align."""
+    config = make_config(tmp_path, provider="smtp", relay="relay.example.net")
+    config = dataclasses.replace(config, values={**config.values, "bounces.return_path_domain": "bounces.example.org"})
+    zone = Zone({"bounces.example.org": [["v=spf1 a:relay.example.net -all"]]},
+                a={"relay.example.net": [RELAY_ADDRESS]})
+    found = judged(config, zone)
+    assert found["return path aligned with From"].ok is True
+    assert found["SPF names the sending host"].ok is True
+    assert "bounces.example.org" in found["SPF names the sending host"].detail
+
+
+def test_one_click_unsubscribe_is_read_from_the_message(tmp_path: Path) -> None:
+    """Both headers, with an https address, in the message as it leaves; over http one-click is refused."""
+    assert judged(make_config(tmp_path), Zone({}))["one-click unsubscribe"].ok is True
+    plain = make_config(tmp_path, url="http://example.org/")
+    rule = judged(plain, Zone({}))["one-click unsubscribe"]
+    assert rule.ok is False and "https" in rule.detail
+
+
+def test_without_lookups_only_what_the_config_tells_is_judged(tmp_path: Path, key_file: tuple[Path, str]) -> None:
+    """A plain check asks DNS nothing: DKIM's and the return path's alignment and one-click are judged,
+    SPF and DMARC wait for the deep check."""
+    config = make_config(tmp_path, dkim_domain="example.org", key=key_file[0])
+    found, _ = preflight.run_checks(config, ARTICLE, subject="Sleep", html=HTML, text="x", spam=False)
+    names = {c.name for c in found if c.name.startswith("Sender rules")}
+    assert names == {sender_rules.DKIM_RULE, sender_rules.RETURN_PATH_RULE, sender_rules.ONE_CLICK_RULE}
+
+
+def test_the_signature_verifies_against_the_published_key(tmp_path: Path, key_file: tuple[Path, str]) -> None:
+    """The sample message the rules read is signed as a send signs it, and an independent
+    verifier (dkimpy) accepts it with the key the loopback DNS publishes: DKIM passes."""
+    config = make_config(tmp_path, sender="Dana <dana@news.example.org>", dkim_domain="example.org",
+                         key=key_file[0])
+    message = preflight.sent_message(config, DkimSigner.from_config(config), "Sleep", HTML, "Rest. /unsubscribe/t")
+    assert message is not None
+    zone = Zone({"news._domainkey.example.org": [[key_file[1][:200], key_file[1][200:]]]})
+    with dns_server(zone) as resolver:
+        looked = sender_rules.LiveDns(resolver)
+
+        def txt(name: bytes, timeout: int = 5) -> bytes:
+            return "".join(looked.txt(name.decode().rstrip(".")) or []).encode()
+
+        assert dkim.verify(message, dnsfunc=txt)
+        found, _ = preflight.run_checks(config, ARTICLE, subject="Sleep", html=HTML, text="x", spam=False,
+                                        lookups=True, resolver=resolver)
+    rule = next(c for c in found if c.name == sender_rules.DKIM_RULE)
+    assert rule.ok is True and "d=example.org" in rule.detail
+
+
+def test_the_spam_check_and_doctor_read_a_name_with_a_comma(tmp_path: Path) -> None:
+    """“Dana Reyes, LCSW <dana@example.org>” is one mailbox: SpamAssassin's copy has that From,
+    and doctor's sending domain is example.org (parseaddr read it as the name “Dana”)."""
+    config = make_config(tmp_path, sender='Dana Reyes, LCSW <dana@example.org>')
+    sample = BytesParser(policy=default_policy).parsebytes(preflight._message(config, "Sleep", HTML, "x"))
+    assert sample["From"].addresses[0].addr_spec == "dana@example.org"
+    assert sample["From"].addresses[0].display_name == "Dana Reyes, LCSW"
+    assert doctor._sending_domain(config) == "example.org"
+
+
+def test_doctor_names_each_broken_rule_with_its_fix(tmp_path: Path, key_file: tuple[Path, str]) -> None:
+    """Against live DNS, a rule broken is a failure whose fix says what to publish."""
+    config = make_config(tmp_path, provider="resend", dkim_domain="example.net", key=key_file[0])
+    zone = Zone({"send.example.org": [["v=spf1 mx ~all"]]})
+    with dns_server(zone) as resolver:
+        found = {f.name: f for f in doctor.sender_rule_findings(config, resolver)}
+    assert found[sender_rules.SPF_RULE].status == "fail"
+    assert "include:amazonses.com" in found[sender_rules.SPF_RULE].fix
+    assert found[sender_rules.DKIM_RULE].status == "fail"
+    assert found[sender_rules.DMARC_RULE].status == "fail"
+    assert "_dmarc.example.org" in found[sender_rules.DMARC_RULE].fix
+    assert found[sender_rules.ONE_CLICK_RULE].status == "ok"
