@@ -27,20 +27,51 @@ that the caller can give the message back to be tried later.
 
 from __future__ import annotations
 
+import hashlib
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from email.parser import BytesHeaderParser
 from typing import Literal
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from publisher.config import Config
+from publisher.errors import Conflict, InvalidRequest, NotFound, StoreError, SubscriberError, TokenError
+from publisher.mail import tokens, verp
+from publisher.mail.bounce_parse import Verdict, classify
+from publisher.models import Subscriber
+from publisher.store import bounce_review, subscribers
 
-__all__ = ["OUTCOMES", "Intake", "Outcome", "take_message"]
+__all__ = [
+    "DECISIONS",
+    "EVENT_PROVIDER",
+    "MAX_MESSAGE",
+    "OUTCOMES",
+    "Decision",
+    "Intake",
+    "Outcome",
+    "apply_decision",
+    "take_message",
+]
+
+log = logging.getLogger(__name__)
 
 Outcome = Literal["suppressed", "counted", "complaint", "not_a_bounce", "forged", "unknown_subscriber", "review"]
 OUTCOMES: tuple[Outcome, ...] = (
     "suppressed", "counted", "complaint", "not_a_bounce", "forged", "unknown_subscriber", "review",
 )
+EVENT_PROVIDER = "bounce-mail"
+"""The `provider` of the events these decisions record (a pipe and a mailbox alike, so the
+same message through both is one event)."""
+MAX_MESSAGE = 25 * 1024 * 1024
+"""Bytes of one message a door hands in at most (larger ones are discarded by the door)."""
+_READ_LIMIT = 2 * 1024 * 1024
+"""Bytes of a message classified: a report says what it is at the top; a 20 MB
+attachment quoted under it is not read."""
+_AFTER_ISSUE = timedelta(days=7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,4 +91,179 @@ def take_message(config: Config, db: Engine, raw: bytes, *, now: datetime, sourc
     Never raises for the message itself; raises PublisherError only when the store cannot
     be reached, so the caller may try the same message again later.
     """
-    raise NotImplementedError("bounce intake is being built")
+    try:
+        return _take(config, db, raw, now=now, source=source)
+    except SQLAlchemyError as exc:
+        raise StoreError(
+            f"the store cannot be reached, so the bounce was not taken ({type(exc).__name__}); "
+            "it is safe to hand the same message in again later"
+        ) from exc
+
+
+def _key(raw: bytes) -> str:
+    try:
+        mid = str(BytesHeaderParser().parsebytes(raw[:256 * 1024]).get("Message-ID", "") or "").strip()
+    except Exception:  # a header block too broken to read: the bytes are the key
+        mid = ""
+    if mid:
+        return hashlib.sha256(b"mid\0" + mid.encode("utf-8", "replace")).hexdigest()
+    return hashlib.sha256(b"raw\0" + raw).hexdigest()
+
+
+def _take(config: Config, db: Engine, raw: bytes, *, now: datetime, source: str) -> Intake:
+    key = _key(raw)
+    known = bounce_review.find(db, key)
+    if known is not None:
+        return Intake(_outcome(known.outcome), known.address, known.issue_id, f"taken before: {known.detail}")
+    head = raw[:_READ_LIMIT]
+    verdict = classify(head)
+    size_note = f" (only the first {_READ_LIMIT // 1024 // 1024} MB of {len(raw):,} bytes read)" if len(raw) > len(
+        head) else ""
+    row = {"key": key, "received_at": now, "source": source[:32], "kind": verdict.kind,
+           "status": verdict.status[:16], "size": len(raw)}
+
+    def done(outcome: Outcome, address: str | None, subscriber_id: int | None, issue_id: int | None,
+             detail: str) -> Intake:
+        detail = (detail + size_note)[:2000]
+        stored, _ = bounce_review.record(
+            db, raw=raw, outcome=outcome, address=address, subscriber_id=subscriber_id, issue_id=issue_id,
+            detail=detail, **row,
+        )
+        return Intake(_outcome(stored.outcome), stored.address, stored.issue_id, stored.detail)
+
+    message_key: str | None = None
+    issue_id: int | None = None
+    subscriber: Subscriber | None = None
+    domain = str(config["bounces.return_path_domain"]).strip().lower()
+    token = verp.find_token(list(verdict.rcpt_to), domain, text=head[:1024 * 1024].decode("latin-1")) if domain else ""
+    if token:
+        secret = tokens.resolve_secret(config, real_provider=config["delivery.provider"] != "maildir")
+        try:
+            message_key = verp.read(secret, token)
+        except TokenError as exc:
+            log.warning("bounce from %s ignored: return path bounces+%s@%s: %s", source, token, domain, exc)
+            return done("forged", _first(verdict), None, None,
+                        f"ignored: the return path's signature does not match ({verdict.kind}, {verdict.reason})")
+        copy = bounce_review.copy_for_key(db, message_key)
+        if copy is not None:
+            issue_id = copy.issue_id
+            if copy.subscriber_id is None:
+                return done("unknown_subscriber", None, None, issue_id,
+                            f"{verdict.kind}: the reader this message went to was erased since")
+            subscriber = subscribers.get(db, copy.subscriber_id)
+    if verdict.kind in ("auto_reply", "not_a_bounce"):
+        address = subscriber.email if subscriber else _first(verdict)
+        return done("not_a_bounce", address, subscriber.id if subscriber else None, issue_id,
+                    f"not a bounce: {verdict.reason}")
+    if subscriber is None and verdict.addresses:
+        subscriber = _find(db, verdict.addresses[0])
+    address = subscriber.email if subscriber else _first(verdict)
+    if verdict.kind == "unknown":
+        return done("review", address, subscriber.id if subscriber else None, issue_id,
+                    f"kept for review: {verdict.reason}")
+    if subscriber is None:
+        return done("unknown_subscriber", address, None, issue_id,
+                    f"{verdict.kind}: {verdict.reason}; no subscriber has this address")
+    if issue_id is None:
+        issue_id = bounce_review.latest_issue(db, subscriber.id, now=now, within=_AFTER_ISSUE)
+    before = subscriber.status.value
+    return _act(config, db, verdict, subscriber, issue_id, message_key, key, before, now, done)
+
+
+_Done = Callable[[Outcome, "str | None", "int | None", "int | None", str], Intake]
+
+
+def _act(
+    config: Config, db: Engine, verdict: Verdict, subscriber: Subscriber, issue_id: int | None,
+    message_key: str | None, key: str, before: str, now: datetime, done: _Done,
+) -> Intake:
+    """Hard, soft or complaint, for a known reader."""
+    why = f"{verdict.status + ' ' if verdict.status and verdict.status not in verdict.reason else ''}{verdict.reason}"
+    already = f" (was {before} already)" if before not in ("active", "pending") else ""
+    if verdict.kind == "soft":
+        intake = done("counted", subscriber.email, subscriber.id, issue_id, f"soft bounce: {why}")
+        window = int(config["bounces.soft_window_days"])
+        limit = int(config["bounces.soft_limit"])
+        count = bounce_review.soft_count(db, subscriber.email, since=now - timedelta(days=window))
+        if count < limit:
+            return Intake("counted", intake.address, intake.issue_id,
+                          f"soft bounce {count} of {limit} within {window} days: {why}")
+        detail = f"suppressed after {count} soft bounces within {window} days; the last: {why}{already}"
+        _suppress(db, subscriber.email, "bounce", detail, now, key, message_key)
+        stored = bounce_review.find(db, key)
+        if stored is not None:
+            bounce_review.set_outcome(db, stored.id, "suppressed", detail[:2000])
+        return Intake("suppressed", subscriber.email, issue_id, detail)
+    kind = "complaint" if verdict.kind == "complaint" else "bounce"
+    detail = (f"complaint: {why}" if kind == "complaint" else f"hard bounce: {why}") + already
+    _suppress(db, subscriber.email, kind, detail, now, key, message_key)
+    return done("complaint" if kind == "complaint" else "suppressed", subscriber.email, subscriber.id, issue_id, detail)
+
+
+Decision = Literal["hard", "soft", "complaint", "ignore"]
+DECISIONS: tuple[Decision, ...] = ("hard", "soft", "complaint", "ignore")
+
+
+def apply_decision(
+    config: Config, db: Engine, message_id: int, decision: str, *, who: str, now: datetime
+) -> Intake:
+    """A person's decision on a message of the review queue: apply it as a hard bounce, a
+    soft one or a complaint, or ignore it. Each message is decided once (Conflict after)."""
+    if decision not in DECISIONS:
+        raise InvalidRequest(f"decision must be one of {', '.join(DECISIONS)}, not {decision!r}")
+    message = bounce_review.get(db, message_id)
+    if message is None:
+        raise NotFound(f"no bounce message {message_id} in the review queue")
+    if message.outcome != "review" or message.decided_at is not None:
+        raise Conflict(f"bounce message {message_id} was decided already ({message.decision or message.outcome})")
+    subscriber = _find(db, message.address) if message.address else None
+    if decision != "ignore" and subscriber is None:
+        raise InvalidRequest(
+            f"bounce message {message_id} names no subscriber's address, so it can only be ignored"
+        )
+    outcome: Outcome = {"hard": "suppressed", "complaint": "complaint", "soft": "counted"}.get(
+        decision, "not_a_bounce")  # type: ignore[assignment]
+    if not bounce_review.decide(db, message_id, decision, who=who, now=now, outcome=outcome):
+        raise Conflict(f"bounce message {message_id} was decided already")
+    if subscriber is None:
+        return Intake("not_a_bounce", message.address, message.issue_id, f"ignored by {who}")
+    detail = f"{decision} by {who}: {message.detail}"
+    if decision in ("hard", "complaint"):
+        kind = "complaint" if decision == "complaint" else "bounce"
+        _suppress(db, subscriber.email, kind, detail, now, message.key, None)
+        return Intake(outcome, subscriber.email, message.issue_id, detail)
+    if decision == "soft":
+        window = int(config["bounces.soft_window_days"])
+        limit = int(config["bounces.soft_limit"])
+        count = bounce_review.soft_count(db, subscriber.email, since=now - timedelta(days=window))
+        if count >= limit:
+            detail = f"suppressed after {count} soft bounces within {window} days (the last decided by {who})"
+            _suppress(db, subscriber.email, "bounce", detail, now, message.key, None)
+            bounce_review.set_outcome(db, message_id, "suppressed", detail)
+            return Intake("suppressed", subscriber.email, message.issue_id, detail)
+        return Intake("counted", subscriber.email, message.issue_id, detail)
+    return Intake("not_a_bounce", subscriber.email, message.issue_id, f"ignored by {who}")
+
+
+def _suppress(db: Engine, address: str, kind: str, detail: str, now: datetime, key: str,
+              message_key: str | None) -> None:
+    subscribers.suppress(db, address, kind, provider=EVENT_PROVIDER, detail=detail[:1000], now=now,
+                         event_key=key, message_key=message_key)
+
+
+def _find(db: Engine, address: str) -> Subscriber | None:
+    try:
+        return subscribers.find(db, address)
+    except SubscriberError:
+        return None
+
+
+def _first(verdict: Verdict) -> str | None:
+    return verdict.addresses[0][:320] if verdict.addresses else None
+
+
+def _outcome(value: str) -> Outcome:
+    for outcome in OUTCOMES:
+        if outcome == value:
+            return outcome
+    return "review"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func, insert, or_, select, update
@@ -31,6 +31,7 @@ __all__ = [
     "for_issue",
     "for_subscriber",
     "get",
+    "latest_issue",
     "pending",
     "pending_count",
     "record",
@@ -200,3 +201,21 @@ def for_issue(engine: Engine, issue_id: int, *, limit: int = 200) -> Sequence[Bo
             .limit(limit)
         ).all()
     return [_message(r) for r in rows]
+
+
+def latest_issue(engine: Engine, subscriber_id: int, *, now: datetime, within: timedelta) -> int | None:
+    """The issue of the reader's latest copy sent within `within` before `now` (what a
+    report that names only an address answers; see store.subscribers.issue_for_event)."""
+    with engine.connect() as conn:
+        found = conn.execute(
+            select(deliveries.c.issue_id)
+            .where(
+                deliveries.c.subscriber_id == subscriber_id,
+                deliveries.c.sent_at.is_not(None),
+                deliveries.c.sent_at <= now,
+                deliveries.c.sent_at >= now - within,
+            )
+            .order_by(deliveries.c.sent_at.desc(), deliveries.c.id.desc())
+            .limit(1)
+        ).scalar()
+    return None if found is None else int(found)

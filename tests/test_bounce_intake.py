@@ -1,0 +1,308 @@
+"""Bounces read from mail: one message in, one decision out, recorded once, against a real
+send's ledger; and the classifier on a corpus of real bounce messages."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import textwrap
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+from web_support import SECRET, make_publication
+
+from publisher.cli import cli
+from publisher.config import Config, load_config
+from publisher.errors import Conflict, PublisherError
+from publisher.mail import verp
+from publisher.mail.bounce_parse import classify
+from publisher.models import SubscriberStatus
+from publisher.services.bounce_intake import apply_decision, take_message
+from publisher.store import bounce_review, open_store, subscribers
+
+NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+DOMAIN = "bounces.example.org"
+CORPUS = Path(__file__).parent / "data" / "bounces" / "sisimai"
+
+
+def dsn(to: str, recipient: str, *, status: str = "5.1.1", diagnostic: str = "550 5.1.1 User unknown",
+        action: str = "failed", message_id: str = "<dsn-1@mx.example.net>") -> bytes:
+    """A delivery status notification (RFC 3464) as Postfix writes one."""
+    return textwrap.dedent(f"""\
+        From: MAILER-DAEMON@mx.example.net (Mail Delivery System)
+        To: {to}
+        Subject: Undelivered Mail Returned to Sender
+        Message-ID: {message_id}
+        Auto-Submitted: auto-replied
+        MIME-Version: 1.0
+        Content-Type: multipart/report; report-type=delivery-status; boundary="B"
+
+        --B
+        Content-Type: text/plain
+
+        I'm sorry to have to inform you that your message could not be delivered.
+
+        --B
+        Content-Type: message/delivery-status
+
+        Reporting-MTA: dns; mx.example.net
+
+        Final-Recipient: rfc822; {recipient}
+        Original-Recipient: rfc822; {recipient}
+        Action: {action}
+        Status: {status}
+        Diagnostic-Code: smtp; {diagnostic}
+
+        --B
+        Content-Type: text/rfc822-headers
+
+        From: Quiet Harbor <letters@example.org>
+        To: {recipient}
+        Subject: Rest
+
+        --B--
+        """).replace("\n", "\r\n").encode()
+
+
+@pytest.fixture
+def sent(tmp_path: Path) -> Config:
+    """Ann, Bo and Cy, each sent "rest" with VERP on (a real `publisher send`)."""
+    config = make_publication(tmp_path, extra=f'\n[bounces]\nreturn_path_domain = "{DOMAIN}"\n')
+    folder = tmp_path / "content"
+    folder.mkdir(exist_ok=True)
+    (folder / "2026-01-05-rest.md").write_text("---\ntitle: Rest\ndate: 2026-01-05 08:00\n---\n\nRest.\n",
+                                               encoding="utf-8")
+    engine = open_store(config.store_url)
+    for address in ("ann@example.org", "bo@example.org", "cy@example.org"):
+        subscribers.add(engine, address, now=NOW - timedelta(days=30))
+    engine.dispose()
+    result = CliRunner().invoke(cli, ["send", "rest", "--yes"], catch_exceptions=False, env={
+        "PUBLISHER_CONFIG": str(tmp_path / "config.toml"), "PUBLISHER_SECRET": SECRET,
+    })
+    assert result.exit_code == 0, result.output
+    return config
+
+
+def db(config: Config) -> sa.Engine:
+    return open_store(config.store_url)
+
+
+def return_path(config: Config, address: str) -> str:
+    with db(config).connect() as conn:
+        key = conn.execute(sa.text("SELECT message_key FROM deliveries WHERE email = :e"), {"e": address}).scalar()
+    return verp.return_path(SECRET, str(key), DOMAIN)
+
+
+def issue_of(config: Config, address: str) -> int:
+    with db(config).connect() as conn:
+        return int(conn.execute(sa.text("SELECT issue_id FROM deliveries WHERE email = :e"), {"e": address}).scalar())
+
+
+def status(config: Config, address: str) -> SubscriberStatus:
+    found = subscribers.find(db(config), address)
+    assert found is not None
+    return found.status
+
+
+def test_hard_bounce_to_a_return_path_suppresses_its_reader(sent: Config) -> None:
+    """A 5.1.1 to Ann's return path suppresses Ann at once and counts for the issue she was sent."""
+    raw = dsn(return_path(sent, "ann@example.org"), "ann@example.org")
+    intake = take_message(sent, db(sent), raw, now=NOW, source="pipe")
+    assert (intake.outcome, intake.address, intake.issue_id) == ("suppressed", "ann@example.org",
+                                                                 issue_of(sent, "ann@example.org"))
+    assert status(sent, "ann@example.org") is SubscriberStatus.BOUNCED
+    with db(sent).connect() as conn:
+        events = conn.execute(sa.text("SELECT kind, issue_id FROM events WHERE provider = 'bounce-mail'")).all()
+    assert [tuple(e) for e in events] == [("bounce", intake.issue_id)]
+
+
+def test_the_return_path_wins_over_what_the_report_names(sent: Config) -> None:
+    """A forwarding address in the report does not matter: the token names Bo."""
+    raw = dsn(return_path(sent, "bo@example.org"), "bo.forwarded@elsewhere.example")
+    intake = take_message(sent, db(sent), raw, now=NOW, source="pipe")
+    assert (intake.outcome, intake.address) == ("suppressed", "bo@example.org")
+
+
+def test_the_same_message_twice_is_one_decision(sent: Config) -> None:
+    """An MTA's retry or a mailbox read again records nothing new."""
+    raw = dsn(return_path(sent, "ann@example.org"), "ann@example.org")
+    first = take_message(sent, db(sent), raw, now=NOW, source="pipe")
+    second = take_message(sent, db(sent), raw, now=NOW + timedelta(minutes=5), source="imap")
+    assert (first.outcome, second.outcome) == ("suppressed", "suppressed")
+    with db(sent).connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM bounce_messages")).scalar() == 1
+        assert conn.execute(sa.text("SELECT count(*) FROM events WHERE provider = 'bounce-mail'")).scalar() == 1
+
+
+def test_forged_return_path_is_ignored_and_logged(sent: Config, caplog: pytest.LogCaptureFixture) -> None:
+    """A bounce to a return path signed with another secret suppresses no one."""
+    with db(sent).connect() as conn:
+        key = conn.execute(sa.text("SELECT message_key FROM deliveries WHERE email = 'ann@example.org'")).scalar()
+    forged = verp.return_path("not-the-publication-secret-0000000000000", str(key), DOMAIN)
+    with caplog.at_level(logging.WARNING):
+        intake = take_message(sent, db(sent), dsn(forged, "ann@example.org"), now=NOW, source="pipe")
+    assert intake.outcome == "forged"
+    assert status(sent, "ann@example.org") is SubscriberStatus.ACTIVE
+    assert "signature does not match" in caplog.text
+
+
+def test_without_a_return_path_the_reports_address_is_used(sent: Config) -> None:
+    """A DSN to the From address names Cy in Final-Recipient; the issue is Cy's latest copy."""
+    raw = dsn("letters@example.org", "cy@example.org")
+    intake = take_message(sent, db(sent), raw, now=datetime.now(UTC), source="pipe")
+    assert (intake.outcome, intake.address) == ("suppressed", "cy@example.org")
+    assert intake.issue_id == issue_of(sent, "cy@example.org")
+
+
+def test_soft_bounces_suppress_at_the_third_within_the_window(sent: Config) -> None:
+    """Two full mailboxes are counted; the third within 14 days stops the mail."""
+    outcomes = []
+    for day in range(3):
+        raw = dsn(return_path(sent, "bo@example.org"), "bo@example.org", status="4.2.2",
+                  diagnostic="452 4.2.2 Mailbox full", action="delayed", message_id=f"<soft-{day}@mx>")
+        outcomes.append(take_message(sent, db(sent), raw, now=NOW + timedelta(days=day * 4), source="imap").outcome)
+    assert outcomes == ["counted", "counted", "suppressed"]
+    assert status(sent, "bo@example.org") is SubscriberStatus.BOUNCED
+
+
+def test_soft_bounces_spread_wider_than_the_window_never_add_up(sent: Config) -> None:
+    """Three soft bounces, each 15 days apart, leave the reader on the list."""
+    for step in range(3):
+        raw = dsn(return_path(sent, "bo@example.org"), "bo@example.org", status="4.2.2",
+                  diagnostic="452 4.2.2 Mailbox full", message_id=f"<spread-{step}@mx>")
+        later = NOW + timedelta(days=15 * step)
+        assert take_message(sent, db(sent), raw, now=later, source="imap").outcome == "counted"
+    assert status(sent, "bo@example.org") is SubscriberStatus.ACTIVE
+
+
+def test_complaint_unsubscribes_and_counts_for_the_issue(sent: Config) -> None:
+    """A feedback report (ARF) marks the reader complained, counted against the issue."""
+    raw = (CORPUS / "arf-01.eml").read_bytes()
+    original = classify(raw).addresses[0]
+    raw = raw.replace(original.encode(), b"ann@example.org")
+    intake = take_message(sent, db(sent), raw, now=datetime.now(UTC), source="imap")
+    assert (intake.outcome, intake.address) == ("complaint", "ann@example.org")
+    assert status(sent, "ann@example.org") is SubscriberStatus.COMPLAINED
+
+
+def test_auto_reply_is_not_a_bounce(sent: Config) -> None:
+    """A holiday notice sent to the return path changes nothing."""
+    raw = textwrap.dedent(f"""\
+        From: Ann <ann@example.org>
+        To: {return_path(sent, "ann@example.org")}
+        Subject: Out of office: Rest
+        Auto-Submitted: auto-replied
+        Message-ID: <holiday@example.org>
+
+        I am away until Monday and will read your mail then.
+        """).encode()
+    intake = take_message(sent, db(sent), raw, now=NOW, source="imap")
+    assert (intake.outcome, intake.address) == ("not_a_bounce", "ann@example.org")
+    assert status(sent, "ann@example.org") is SubscriberStatus.ACTIVE
+
+
+def test_bounce_for_a_reader_who_already_left_is_recorded(sent: Config) -> None:
+    """A hard bounce for someone who unsubscribed keeps them off the list, says so, loses nothing."""
+    subscribers.suppress(db(sent), "cy@example.org", "unsubscribe", provider="web", now=NOW)
+    intake = take_message(sent, db(sent), dsn(return_path(sent, "cy@example.org"), "cy@example.org"),
+                          now=NOW, source="pipe")
+    assert intake.outcome == "suppressed"
+    assert "was unsubscribed already" in intake.detail
+    assert status(sent, "cy@example.org") is SubscriberStatus.BOUNCED
+
+
+def test_bounce_for_an_address_not_on_the_list(sent: Config) -> None:
+    """A DSN naming a stranger is recorded as such and changes no subscriber."""
+    intake = take_message(sent, db(sent), dsn("letters@example.org", "stranger@example.net"), now=NOW, source="pipe")
+    assert (intake.outcome, intake.address) == ("unknown_subscriber", "stranger@example.net")
+
+
+def test_a_20_mb_message_gets_an_outcome_and_is_kept_capped(sent: Config) -> None:
+    """A bounce quoting a 20 MB attachment is read at its top and kept to 256 KB."""
+    raw = dsn(return_path(sent, "ann@example.org"), "ann@example.org").replace(
+        b"--B--", b"--B\r\nContent-Type: application/octet-stream\r\n\r\n" + b"A" * 20_000_000 + b"\r\n--B--")
+    intake = take_message(sent, db(sent), raw, now=NOW, source="imap")
+    assert intake.outcome == "suppressed"
+    (kept,) = bounce_review.for_subscriber(db(sent), 1, "ann@example.org")
+    full = bounce_review.get(db(sent), kept.id, raw=True)
+    assert full is not None and kept.size == len(raw) and len(full.raw) == bounce_review.RAW_LIMIT
+
+
+def test_a_malformed_mime_tree_is_kept_for_review(sent: Config) -> None:
+    """Broken boundaries and headers give an outcome, not a traceback."""
+    raw = (b"From: MAILER-DAEMON@mx.example.net\r\nSubject: Undelivered Mail\r\n"
+           b"Content-Type: multipart/report; boundary=\"never-closed\r\n\r\n--never\r\n\x00\xff\xfe garbage"
+           b"\r\nContent-Type: message/delivery-status\r\n\r\nAction failed\r\n")
+    intake = take_message(sent, db(sent), raw, now=NOW, source="imap")
+    assert intake.outcome == "review"
+    assert [m.id for m in bounce_review.pending(db(sent))] != []
+
+
+def test_a_bounce_in_german_is_read(sent: Config) -> None:
+    """A non-standard bounce in German, from a mail server without DSNs, is a hard bounce."""
+    raw = textwrap.dedent("""\
+        From: MAILER-DAEMON@mx.example.de
+        To: letters@example.org
+        Subject: Unzustellbar: Rest
+        Message-ID: <de-1@mx.example.de>
+        Content-Type: text/plain; charset=utf-8
+
+        Ihre Nachricht konnte nicht zugestellt werden.
+
+        <cy@example.org>: Benutzer unbekannt
+        """).encode()
+    intake = take_message(sent, db(sent), raw, now=NOW, source="imap")
+    assert (intake.outcome, intake.address) == ("suppressed", "cy@example.org")
+
+
+def test_review_queue_apply_and_only_once(sent: Config) -> None:
+    """A message kept for review, applied as a hard bounce, cannot be applied again."""
+    raw = textwrap.dedent("""\
+        From: postmaster@mx.example.net
+        To: letters@example.org
+        Subject: Undeliverable
+        Message-ID: <odd@mx.example.net>
+
+        Something went wrong.
+        """).encode()
+    assert take_message(sent, db(sent), raw, now=NOW, source="imap").outcome == "review"
+    (waiting,) = bounce_review.pending(db(sent))
+    with db(sent).begin() as conn:  # a person can only apply when the message names someone
+        conn.execute(sa.text("UPDATE bounce_messages SET address = 'bo@example.org' WHERE id = :i"), {"i": waiting.id})
+    done = apply_decision(sent, db(sent), waiting.id, "hard", who="owner@example.org", now=NOW)
+    assert done.outcome == "suppressed"
+    assert status(sent, "bo@example.org") is SubscriberStatus.BOUNCED
+    with pytest.raises(Conflict):
+        apply_decision(sent, db(sent), waiting.id, "ignore", who="editor@example.org", now=NOW)
+    assert bounce_review.pending(db(sent)) == []
+
+
+def test_unreachable_store_raises_so_the_caller_can_retry(tmp_path: Path, sent: Config) -> None:
+    """With the database gone, the intake raises PublisherError and records nothing."""
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.toml").write_text((sent.root / "config.toml").read_text(encoding="utf-8"), encoding="utf-8")
+    config = load_config(broken / "config.toml", env={"PUBLISHER_SECRET": SECRET})
+    engine = sa.create_engine(f"sqlite:///{broken / 'missing' / 'none.db'}")
+    with pytest.raises(PublisherError, match="safe to hand the same message in again"):
+        take_message(config, engine, dsn("letters@example.org", "ann@example.org"), now=NOW, source="pipe")
+
+
+def test_corpus_of_real_bounces_is_classified_well_enough() -> None:
+    """Sisimai's 557 public bounce messages: complaints are never mistaken, and most are right
+    (benchmarks/bounce_classes.py prints precision and recall per class)."""
+    with (CORPUS / "labels.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) >= 200
+    confusion: Counter[tuple[str, str]] = Counter()
+    for row in rows:
+        kind = classify((CORPUS / row["file"]).read_bytes()).kind
+        confusion[(row["class"], "not_a_bounce" if kind == "auto_reply" else kind)] += 1
+    right = sum(n for (truth, got), n in confusion.items() if truth == got)
+    said_complaint = sum(n for (_, got), n in confusion.items() if got == "complaint")
+    assert confusion[("complaint", "complaint")] == said_complaint
+    assert right / len(rows) >= 0.75
