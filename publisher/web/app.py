@@ -35,9 +35,9 @@ from publisher.api import mount as api_mount
 from publisher.config import Config
 from publisher.errors import WebhookError
 from publisher.services import bounces, issues, site
+from publisher.services import redirects as old_addresses
 from publisher.services.providers import Provider, make_provider
 from publisher.store import open_store
-from publisher.store import redirects as old_addresses
 from publisher.web import signatures, webhooks
 from publisher.web.desk import Desk, DeskSettings
 from publisher.web.limits import BodyLimit
@@ -85,7 +85,7 @@ class PublisherApp(Starlette):
 
 
 class OldAddresses:
-    """Old addresses of moved-in articles (`publisher.store.redirects`), answered with a 301.
+    """Old addresses of moved-in articles (`publisher.services.redirects`), answered with a 301.
 
     The table is read again at most every `REFRESH` seconds, so a feed poll costs a dict
     lookup, and a migration's redirects are served within seconds of it.
@@ -100,7 +100,7 @@ class OldAddresses:
 
     def _load(self) -> dict[str, str]:
         try:
-            return {r.old_path: r.target for r in old_addresses.all_redirects(self.engine)}
+            return old_addresses.old_addresses(self.engine)
         except SQLAlchemyError as exc:
             log.warning("redirects cannot be read: %s", exc)
             return self.targets
