@@ -125,6 +125,8 @@ class SourceRow:
     """When they opted in, where that differs from when they confirmed (our own export)."""
     consent_text: str = ""
     """What the other platform recorded about their consent (our own export's column)."""
+    added_at: datetime | None = None
+    """When they were added to the list the file comes from (our own export's `created_at`)."""
     cells: Mapping[str, str] = field(default_factory=dict)
     """The record's cells by header (lower-case, punctuation as `_`), as read."""
 
@@ -560,6 +562,7 @@ def _rows(
             consented_at=platform.consented(cells),
             source=_cell(record, source_at) or default_source,
             opted_in_at=_moment(cells.get("opted_in_at", "")) if platform is PUBLISHER else None,
+            added_at=_moment(cells.get("created_at", "")) if platform is PUBLISHER else None,
             consent_text=_unneutralize(cells.get("consent_text", "")).strip() if platform is PUBLISHER else "",
             cells=cells,
         )

@@ -67,6 +67,7 @@ class _Valid:
     source: str
     opted_in_at: datetime | None = None
     consent_text: str = ""
+    added_at: datetime | None = None
 
 
 def _validate(row: SourceRow, extra_tags: tuple[str, ...], pending: bool) -> _Valid:
@@ -82,6 +83,7 @@ def _validate(row: SourceRow, extra_tags: tuple[str, ...], pending: bool) -> _Va
         source=row.source[:MAX_SOURCE],
         opted_in_at=row.opted_in_at,
         consent_text=row.consent_text,
+        added_at=row.added_at,
     )
 
 
@@ -292,7 +294,7 @@ def _new_row(r: _Valid, now: datetime, source: str) -> dict[str, Any]:
         "status": r.status.value,
         "timezone": r.timezone,
         "source": r.source or source,  # where they signed up, else this import
-        "created_at": now,
+        "created_at": r.added_at or now,  # our own export says when they were added
         "updated_at": now,
         "confirmed_at": consented or (now if r.status is S.ACTIVE else None),
         "opted_in_at": r.opted_in_at,

@@ -1,0 +1,322 @@
+"""Readers moved in from Substack, Ghost, Buttondown, Mailchimp and listmonk exports.
+
+Fixtures in tests/data/exports/<service>/readers/ follow each service's documented
+export (each folder's README names the page); the stores are SQLite in a temp dir.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import subprocess
+import sys
+import time
+import zipfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from publisher.content.exports.readers import ReaderBatch, parse_when, read_readers
+from publisher.errors import SubscriberError
+from publisher.models import SubscriberStatus as S
+from publisher.services.reader_migration import Counts, apply_readers, plan_readers
+from publisher.store import open_store
+from publisher.store import subscribers as subs
+from publisher.store.schema import subscribers
+
+DATA = Path(__file__).parent / "data" / "exports"
+NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+LATER = datetime(2026, 12, 8, 9, 0, tzinfo=UTC)
+
+
+class Folder:
+    """An export's files as the migration hands them over: names and bytes."""
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        self.files = files
+
+    @classmethod
+    def of(cls, root: Path) -> Folder:
+        return cls({p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()})
+
+    def names(self) -> list[str]:
+        return sorted(self.files)
+
+    def read(self, name: str) -> bytes:
+        return self.files[name]
+
+
+def batch_of(service: str) -> ReaderBatch:
+    return read_readers(service, Folder.of(DATA / service / "readers"))
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Engine:
+    return open_store(f"sqlite:///{tmp_path / 'publisher.db'}")
+
+
+def by_email(batch: ReaderBatch) -> dict[str, object]:
+    return {reader.email: reader for reader in batch.readers}
+
+
+def stored(engine: Engine, email: str) -> dict[str, object]:
+    with engine.connect() as conn:
+        row = conn.execute(select(subscribers).where(subscribers.c.email == email)).mappings().one()
+    return dict(row)
+
+
+def exported(engine: Engine) -> dict[str, dict[str, str]]:
+    out = io.StringIO()
+    subs.export_csv(engine, out)
+    return {row["email"]: row for row in csv.DictReader(io.StringIO(out.getvalue()))}
+
+
+# --- each service ---------------------------------------------------------------------
+
+
+def test_substack_paid_reader_is_tagged_paid() -> None:
+    """An active yearly plan on Substack makes a paid reader with the tag "paid"."""
+    ben = by_email(batch_of("substack"))["ben@example.org"]
+    assert ben.paid and "paid" in ben.tags and ben.status is S.ACTIVE  # type: ignore[attr-defined]
+
+
+def test_substack_disabled_email_is_unsubscribed() -> None:
+    """email_disabled = true on Substack is an unsubscribed reader."""
+    assert by_email(batch_of("substack"))["cara@example.org"].status is S.UNSUBSCRIBED  # type: ignore[attr-defined]
+
+
+def test_substack_file_with_bom_and_crlf_reads_its_first_column() -> None:
+    """The byte-order mark and Windows line endings do not hide the email column."""
+    batch = batch_of("substack")
+    assert "ana@example.org" in by_email(batch)
+    assert all("\r" not in reader.consent_text for reader in batch.readers)
+
+
+def test_ghost_labels_and_newsletters_become_tags() -> None:
+    """Ghost's labels and newsletters are the reader's tags; comped counts as paid."""
+    readers = by_email(batch_of("ghost"))
+    assert readers["hana@example.org"].tags == ("vip", "clinicians", "weekly notes")  # type: ignore[attr-defined]
+    assert readers["kim@example.org"].paid  # type: ignore[attr-defined]
+
+
+def test_ghost_member_off_emails_is_unsubscribed() -> None:
+    """subscribed_to_emails = false is imported as unsubscribed."""
+    assert by_email(batch_of("ghost"))["jo@example.org"].status is S.UNSUBSCRIBED  # type: ignore[attr-defined]
+
+
+def test_buttondown_types_map_to_statuses() -> None:
+    """unactivated is pending, undeliverable is bounced, premium is paid."""
+    readers = by_email(batch_of("buttondown"))
+    assert readers["nia@example.org"].status is S.PENDING  # type: ignore[attr-defined]
+    assert readers["olu@example.org"].status is S.BOUNCED  # type: ignore[attr-defined]
+    assert readers["max@example.org"].paid  # type: ignore[attr-defined]
+
+
+def test_buttondown_unknown_type_is_refused_naming_file_and_record() -> None:
+    """A subscriber type Buttondown does not document is refused with its file and line."""
+    refused = dict(batch_of("buttondown").refused)
+    assert "mystery" in refused["subscribers.csv:6"]
+
+
+def test_mailchimp_keeps_opt_in_and_confirm_times() -> None:
+    """OPTIN_TIME is when they signed up, CONFIRM_TIME when they confirmed, with the IPs."""
+    sam = by_email(batch_of("mailchimp"))["uma@example.org"]
+    assert sam.created_at == datetime(2019, 5, 1, 9, 0, tzinfo=UTC)  # type: ignore[attr-defined]
+    assert sam.confirmed_at == datetime(2019, 5, 1, 9, 1, tzinfo=UTC)  # type: ignore[attr-defined]
+    assert "June letter" in sam.consent_text  # type: ignore[attr-defined]
+
+
+def test_mailchimp_cleaned_file_is_bounced() -> None:
+    """Every address of the cleaned file is bounced."""
+    assert by_email(batch_of("mailchimp"))["vic@example.org"].status is S.BOUNCED  # type: ignore[attr-defined]
+
+
+def test_mailchimp_source_names_service_and_file() -> None:
+    """The source says where the reader came from and fits the column."""
+    vic = by_email(batch_of("mailchimp"))["vic@example.org"]
+    assert vic.source == "mailchimp:cleaned_members_export_5f1e2d9c0a.csv"  # type: ignore[attr-defined]
+
+
+def test_listmonk_blocklisted_is_unsubscribed() -> None:
+    """A blocklisted listmonk subscriber is never mailed."""
+    assert by_email(batch_of("listmonk"))["xia@example.org"].status is S.UNSUBSCRIBED  # type: ignore[attr-defined]
+
+
+def test_listmonk_unsubscribed_from_every_list_is_unsubscribed() -> None:
+    """Enabled, but unsubscribed from each of their lists: they left."""
+    assert by_email(batch_of("listmonk"))["zoe@example.org"].status is S.UNSUBSCRIBED  # type: ignore[attr-defined]
+
+
+def test_listmonk_lists_become_tags() -> None:
+    """The lists a listmonk subscriber is on become their tags."""
+    assert by_email(batch_of("listmonk"))["wes@example.org"].tags == ("weekly",)  # type: ignore[attr-defined]
+
+
+def test_listmonk_bad_attributes_are_refused() -> None:
+    """attributes that are not JSON refuse the record, naming it."""
+    assert "attributes is not JSON" in dict(batch_of("listmonk").refused)["subscribers.csv:6"]
+
+
+def test_wordpress_export_holds_no_readers() -> None:
+    """A service whose export has no subscribers gives an empty batch."""
+    assert read_readers("wordpress", Folder({"export.xml": b"<rss/>"})).rows == 0
+
+
+# --- duplicates -----------------------------------------------------------------------
+
+
+def test_duplicate_in_one_file_keeps_unsubscribed() -> None:
+    """The same address twice in one file: unsubscribed beats subscribed."""
+    batch = batch_of("ghost")
+    assert by_email(batch)["hana@example.org"].status is S.UNSUBSCRIBED  # type: ignore[attr-defined]
+    assert [record for record, _ in batch.merged] == ["members.2024-06-01.csv:6"]
+
+
+def test_duplicate_across_files_keeps_unsubscribed() -> None:
+    """An address in Mailchimp's subscribed and unsubscribed files is unsubscribed."""
+    assert by_email(batch_of("mailchimp"))["rosa@example.org"].status is S.UNSUBSCRIBED  # type: ignore[attr-defined]
+
+
+def test_duplicate_differing_in_case_is_one_reader() -> None:
+    """Ana@Example.org and ana@example.org are one reader, kept unsubscribed."""
+    readers = by_email(batch_of("substack"))
+    assert readers["ana@example.org"].status is S.UNSUBSCRIBED  # type: ignore[attr-defined]
+
+
+def test_unsubscribed_here_is_not_reactivated(engine: Engine) -> None:
+    """An address that unsubscribed here stays unsubscribed whatever the export says."""
+    subs.add(engine, "sam@example.org", now=NOW)
+    subs.suppress(engine, "sam@example.org", "unsubscribe", provider="test", now=NOW)
+    counts = apply_readers(engine, batch_of("mailchimp"), now=LATER)
+    assert stored(engine, "sam@example.org")["status"] == "unsubscribed"
+    assert counts.skipped == 2  # sam, kept; rosa's second record, merged
+
+
+def test_active_here_is_unsubscribed_by_the_export(engine: Engine) -> None:
+    """An address active here that the export says left is taken off the list."""
+    subs.add(engine, "uma@example.org", now=NOW)
+    apply_readers(engine, batch_of("mailchimp"), now=LATER)
+    assert stored(engine, "uma@example.org")["status"] == "unsubscribed"
+
+
+# --- dates ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2024-03-05T10:00:00Z", "2024-03-05 10:00:00", "03/05/2024 10:00", "Tue, 05 Mar 2024 10:00:00 +0000"],
+)
+def test_three_date_formats_read_the_same(text: str) -> None:
+    """ISO 8601, MM/DD/YYYY HH:MM and RFC 2822 are one moment."""
+    assert parse_when(text) == datetime(2024, 3, 5, 10, 0, tzinfo=UTC)
+
+
+def test_day_first_date_is_refused() -> None:
+    """13/02/2024 only reads day-first: refused, not guessed."""
+    with pytest.raises(SubscriberError, match="day-first"):
+        parse_when("13/02/2024 10:00")
+
+
+def test_record_with_a_day_first_date_names_file_and_record() -> None:
+    """The refusal names the file, the record and the column."""
+    reason = dict(batch_of("substack").refused)["email_list.calm-notes.csv:7"]
+    assert "created_at" in reason and "13/02/2024" in reason
+
+
+def test_unreadable_date_does_not_refuse_a_reader_who_left() -> None:
+    """An unsubscribed record with a bad date is still imported, so it is never mailed."""
+    data = b"email,email_disabled,created_at\nleft@example.org,true,yesterday-ish\n"
+    batch = read_readers("substack", Folder({"email_list.x.csv": data}))
+    assert [(r.email, r.status, r.created_at) for r in batch.readers] == [("left@example.org", S.UNSUBSCRIBED, None)]
+
+
+# --- bad input --------------------------------------------------------------------------
+
+
+def test_bad_address_is_refused_naming_file_and_record() -> None:
+    """An address without @ is refused with its file and line."""
+    assert "not a valid address" in dict(batch_of("substack").refused)["email_list.calm-notes.csv:8"]
+
+
+def test_file_without_an_address_column_names_the_file() -> None:
+    """A members file without an email column is an error naming it."""
+    with pytest.raises(SubscriberError, match=r"members\.csv: no address column"):
+        read_readers("ghost", Folder({"members.csv": b"id,name\n1,Ana\n"}))
+
+
+def test_formula_in_a_name_is_neutralised_on_export(engine: Engine) -> None:
+    """A name that a spreadsheet would run comes back out as text."""
+    apply_readers(engine, batch_of("ghost"), now=NOW)
+    assert exported(engine)["ivo@example.org"]["name"].startswith("'=HYPERLINK")
+
+
+def test_consent_is_in_the_subscribers_export(engine: Engine) -> None:
+    """`publisher subscribers export` carries the opt-in time and the consent text."""
+    apply_readers(engine, batch_of("mailchimp"), now=NOW)
+    row = exported(engine)["uma@example.org"]
+    assert row["opted_in_at"] == "2019-05-01T09:00:00+00:00"
+    assert row["confirmed_at"] == "2019-05-01T09:01:00+00:00"
+    assert "unsubscribed 2022-06-01" in row["consent_text"]
+
+
+def test_export_imported_back_keeps_consent(engine: Engine, tmp_path: Path) -> None:
+    """Our own export, imported into an empty store, gives the same consent back."""
+    apply_readers(engine, batch_of("mailchimp"), now=NOW)
+    out = io.StringIO()
+    subs.export_csv(engine, out)
+    other = open_store(f"sqlite:///{tmp_path / 'other.db'}")
+    subs.import_csv(other, io.StringIO(out.getvalue(), newline=""), now=LATER, origin="subscribers.csv")
+    assert exported(other) == exported(engine)
+
+
+# --- counts, dry run, again -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("service", ["substack", "ghost", "buttondown", "mailchimp", "listmonk"])
+def test_counts_add_up_to_records_read(engine: Engine, service: str) -> None:
+    """created + updated + unchanged + skipped + refused = records read."""
+    batch = batch_of(service)
+    assert apply_readers(engine, batch, now=NOW).total == batch.rows
+
+
+def test_dry_run_writes_nothing(engine: Engine) -> None:
+    """plan_readers counts what would be created and leaves the store empty."""
+    counts = plan_readers(engine, batch_of("mailchimp"))
+    assert counts.created == 5
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(subscribers)).scalar() == 0
+
+
+def test_dry_run_says_what_the_migration_does(engine: Engine) -> None:
+    """The plan's counts are the migration's counts."""
+    subs.add(engine, "rosa@example.org", now=NOW)
+    batch = batch_of("mailchimp")
+    assert plan_readers(engine, batch) == apply_readers(engine, batch, now=LATER)
+
+
+def test_running_twice_changes_nothing(engine: Engine) -> None:
+    """The second run finds every reader unchanged and writes nothing new."""
+    batch = batch_of("buttondown")
+    apply_readers(engine, batch, now=NOW)
+    before = exported(engine)
+    again = apply_readers(engine, batch, now=LATER)
+    assert (again.created, again.updated) == (0, 0)
+    assert exported(engine) == before
+
+
+def test_reader_without_consent_here_gains_it(engine: Engine) -> None:
+    """An address already here gets the opt-in time and text the export kept."""
+    subs.add(engine, "tess@example.org", now=NOW)
+    counts = apply_readers(engine, batch_of("mailchimp"), now=LATER)
+    assert counts.updated == 1
+    assert stored(engine, "tess@example.org")["opted_in_at"] == datetime(2020, 2, 3, 11, 0, tzinfo=UTC)
+
+
+def test_unsubscribed_reader_is_never_in_a_send(engine: Engine) -> None:
+    """Readers imported as unsubscribed or bounced are not among the active readers."""
+    apply_readers(engine, batch_of("mailchimp"), now=NOW)
+    active = {s.email for s in subs.iter_subscribers(engine, status=S.ACTIVE)}
+    assert active == {"sam@example.org", "tess@example.org"}
