@@ -35,6 +35,7 @@ from publisher.web.desk.auth import Asked, DeskAuth, SameOrigin
 from publisher.web.desk.issues import IssueDesk
 from publisher.web.desk.keys import KeyDesk
 from publisher.web.desk.media import MediaDesk
+from publisher.web.desk.moving import MovingDesk
 from publisher.web.desk.render import DeskPages, static_dir
 from publisher.web.desk.revisions import RevisionDesk
 from publisher.web.desk.settings import SettingsDesk
@@ -47,7 +48,7 @@ __all__ = ["Desk", "DeskSettings"]
 PAGES = (
     "login", "home", "articles", "editor", "conflict", "confirm_send", "issues", "issue",
     "subscribers", "subscriber", "import", "imported", "settings", "keys",
-    "revisions", "revision", "media", "login_code", "account",
+    "revisions", "revision", "media", "login_code", "account", "moving",
 )
 
 
@@ -83,6 +84,7 @@ class Desk:
             KeyDesk(config, engine, self.pages, self.auth),
             MediaDesk(config, engine, self.pages, self.auth),
             RevisionDesk(config, engine, self.pages, self.auth),
+            MovingDesk(config, engine, self.pages, self.auth),
         )
 
     def mount(self) -> Mount:
