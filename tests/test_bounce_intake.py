@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
+import subprocess
+import sys
 import textwrap
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -306,3 +309,56 @@ def test_corpus_of_real_bounces_is_classified_well_enough() -> None:
     said_complaint = sum(n for (_, got), n in confusion.items() if got == "complaint")
     assert confusion[("complaint", "complaint")] == said_complaint
     assert right / len(rows) >= 0.75
+
+
+def ingest(config_dir: Path, data: bytes, *extra: str) -> subprocess.CompletedProcess[bytes]:
+    """`publisher bounces ingest` as an MTA runs it: the message on standard input."""
+    return subprocess.run(
+        [sys.executable, "-m", "publisher", "bounces", "ingest", *extra], input=data, capture_output=True,
+        timeout=120, check=False,
+        env={**os.environ, "PUBLISHER_CONFIG": str(config_dir / "config.toml"), "PUBLISHER_SECRET": SECRET},
+    )
+
+
+def test_pipe_takes_a_bounce_and_exits_0(sent: Config) -> None:
+    """A DSN piped in suppresses its reader; exit 0 tells the MTA it was delivered."""
+    done = ingest(sent.root, dsn(return_path(sent, "ann@example.org"), "ann@example.org"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode().startswith("suppressed: ann@example.org")
+    assert status(sent, "ann@example.org") is SubscriberStatus.BOUNCED
+
+
+def test_pipe_names_the_reader_from_the_envelope_recipient(sent: Config) -> None:
+    """With --recipient (Postfix's ${recipient}), a bounce whose headers lost the return path still names Bo."""
+    raw = dsn("letters@example.org", "bo.forwarded@elsewhere.example")
+    done = ingest(sent.root, raw, "--recipient", return_path(sent, "bo@example.org"))
+    assert done.returncode == 0, done.stderr
+    assert status(sent, "bo@example.org") is SubscriberStatus.BOUNCED
+
+
+def test_pipe_exits_75_when_the_store_cannot_be_used(tmp_path: Path, sent: Config) -> None:
+    """With the database out of reach the MTA is told to try again later (EX_TEMPFAIL)."""
+    text = (sent.root / "config.toml").read_text(encoding="utf-8")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.toml").write_text(
+        text.replace('url = "sqlite:///publisher.db"', 'url = "sqlite:///no/such/folder/publisher.db"'),
+        encoding="utf-8")
+    done = ingest(broken, dsn("letters@example.org", "ann@example.org"))
+    assert done.returncode == 75, (done.stdout, done.stderr)
+    assert b"hand the message in again" in done.stderr
+
+
+def test_pipe_discards_a_message_over_25_mb_and_exits_0(sent: Config) -> None:
+    """An oversized message is read to its end, dropped with a line on stderr, and not bounced back."""
+    done = ingest(sent.root, dsn("letters@example.org", "ann@example.org") + b"x" * 27_000_000)
+    assert done.returncode == 0
+    assert b"discarded" in done.stderr
+    assert status(sent, "ann@example.org") is SubscriberStatus.ACTIVE
+
+
+def test_pipe_takes_noise_without_a_traceback(sent: Config) -> None:
+    """Bytes that are no mail at all get an outcome and exit 0 (65 is never used)."""
+    done = ingest(sent.root, bytes(range(256)) * 40)
+    assert done.returncode == 0, done.stderr
+    assert b"Traceback" not in done.stderr

@@ -63,6 +63,7 @@ COMMANDS: dict[str, str] = {
     "users": "users",
     "doctor": "doctor",
     "export": "export",
+    "bounces": "bounces",
 }
 """Command name -> the module of `publisher.cli` that defines it."""
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import email
 import email.message
 import email.utils
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -81,6 +82,10 @@ _HOLIDAY_SUBJECT = re.compile(
     r"fuera de la oficina|respuesta autom[aá]tica|risposta automatica|fuori ufficio",
     re.IGNORECASE,
 )
+# flufl.bounce logs a whole traceback each time one of its detectors trips over odd mail
+# (noise, a broken tree) and carries on; our verdict says what became of the message.
+logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL)
+
 _SCAN_CHARS = 200_000
 """Characters of text searched for words and codes: a bounce says why near the top."""
 
