@@ -613,19 +613,13 @@ def _parse_domains(raw: Any, origin: str, text: str, problems: list[str]) -> dic
 
 
 def _pool_problems(values: Mapping[str, Any], pool: tuple[PoolMember, ...], origin: str, text: str) -> list[str]:
-    """`provider = "pool"` needs entries, and entries need it."""
+    """`provider = "pool"` needs entries. Entries beside another provider are kept unused, as
+    a `[delivery.postmark]` table is while provider = "smtp"."""
     where = _where(origin, text, "delivery.provider")
     if values["delivery.provider"] == "pool" and not pool:
         return [
             f"{where}: [delivery] provider is \"pool\" but no [[delivery.pool]] entry names a provider; "
             "add one per provider, e.g. [[delivery.pool]] then provider = \"postmark\""
-        ]
-    if pool and values["delivery.provider"] != "pool":
-        line = _entry_line(text, "delivery.pool", 1)
-        return [
-            f"{origin}:{line or '?'}: [[delivery.pool]] is set but [delivery] provider is "
-            f"{values['delivery.provider']!r}; set provider = \"pool\" to send through the pool, or remove "
-            "the [[delivery.pool]] entries"
         ]
     return []
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from fakes import SMTPServer, vendors
@@ -37,7 +39,7 @@ from publisher.delivery.base import make_provider
 from publisher.delivery.engine import DeliveryReport, deliver
 from publisher.delivery.pool import ALL_FAILING, PoolProvider, describe
 from publisher.errors import ConfigError
-from publisher.store import ledger, provider_state
+from publisher.store import ledger, open_store, provider_state
 from publisher.store.schema import deliveries, subscribers
 
 SECRET = "s" * 40
@@ -201,15 +203,22 @@ def db(tmp_path: Path) -> Iterator[sa.Engine]:
     engine.dispose()
 
 
-def pool_config(tmp_path: Path, members: str, *, smtp_port: int = 25, postmark: str = "http://127.0.0.1:9",
-                sendgrid: str = "http://127.0.0.1:9", extra: str = "", **delivery: object) -> Config:
+ENV = {"PUBLISHER_SECRET": SECRET, "PUBLISHER_POSTMARK_TOKEN": PM_TOKEN, "PUBLISHER_SENDGRID_API_KEY": SG_KEY}
+
+
+def pool_config(tmp_path: Path, members: str, **settings: Any) -> Config:
+    return parse_config(config_text(tmp_path, members, **settings), root=tmp_path, env=ENV)
+
+
+def config_text(tmp_path: Path, members: str, *, smtp_port: int = 25, postmark: str = "http://127.0.0.1:9",
+                sendgrid: str = "http://127.0.0.1:9", extra: str = "", **delivery: object) -> str:
     values: dict[str, object] = {
         "provider": "pool", "concurrency": 4, "batch_size": 50, "retry_base": 0.05, "retry_max": 0.2,
         "timeout": 1.0, "breaker_failures": 3, "breaker_cooldown": 600.0,
     }
     values.update(delivery)
     lines = "\n".join(f"{k} = {json.dumps(v)}" for k, v in values.items())
-    text = f"""
+    return f"""
 [publication]
 title = "Pool Test"
 url = "https://example.org/"
@@ -240,8 +249,6 @@ security = "none"
 connections = 4
 {extra}
 """
-    env = {"PUBLISHER_SECRET": SECRET, "PUBLISHER_POSTMARK_TOKEN": PM_TOKEN, "PUBLISHER_SENDGRID_API_KEY": SG_KEY}
-    return parse_config(text, root=tmp_path, env=env)
 
 
 POSTMARK_THEN_SMTP = '[[delivery.pool]]\nprovider = "postmark"\n\n[[delivery.pool]]\nprovider = "smtp"\n'
@@ -503,18 +510,18 @@ def test_a_wrong_domain_rate_is_named(tmp_path: Path) -> None:
     assert "[delivery.domains] 'not a domain' is not a mail domain" in text
 
 
-def test_pool_entries_without_provider_pool_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match='set provider = "pool"'):
-        pool_config(tmp_path, POSTMARK_THEN_SMTP, provider="smtp")
+def test_pool_entries_beside_another_provider_are_kept_unused(tmp_path: Path) -> None:
+    """Like a [delivery.postmark] table while provider = "smtp": switching back is one line."""
+    config = pool_config(tmp_path, POSTMARK_THEN_SMTP, provider="smtp")
+    assert make_provider(config).name == "smtp"
+    assert [m.provider for m in config.pool] == ["postmark", "smtp"]
 
 
 # -- per-domain throttles across worker processes ----------------------------------------
 
 
 @pytest.mark.slow
-def test_a_domain_throttle_holds_across_two_worker_processes(
-    tmp_path: Path, db: sa.Engine, postmark: ProviderServer
-) -> None:
+def test_a_domain_throttle_holds_across_two_worker_processes(tmp_path: Path, postmark: ProviderServer) -> None:
     """gmail.com = 20 a second, two `publisher worker` processes: together they never send
     more than the rate (plus one second's burst) to gmail.com, while example.org goes on
     at full speed; every reader gets one copy."""
@@ -547,19 +554,31 @@ base_url = "{postmark.url}"
 "gmail.com" = 20
 """
     (tmp_path / "config.toml").write_text(config_text)
+    db = open_store(f"sqlite:///{tmp_path / 'publisher.db'}")
     gmail = [address(n, "gmail.com") for n in range(120)]
     others = [address(n) for n in range(300)]
     queue(db, [a for pair in zip(gmail, others[:120], strict=True) for a in pair] + others[120:])
     env = {**os.environ, "PUBLISHER_CONFIG": str(tmp_path / "config.toml"), "PUBLISHER_SECRET": SECRET,
            "PUBLISHER_POSTMARK_TOKEN": PM_TOKEN}
     command = [sys.executable, "-c", "import sys; from publisher.cli import main; main(sys.argv[1:])",
-               "worker", "--once"]
+               "worker", "--interval", "0.2"]
     logs = [open(tmp_path / f"worker-{n}.log", "w") for n in range(2)]  # noqa: SIM115
     workers = [subprocess.Popen(command, env=env, cwd=tmp_path, stdout=log, stderr=log) for log in logs]
-    for worker in workers:
-        assert worker.wait(timeout=120) == 0, [(tmp_path / f"worker-{n}.log").read_text() for n in range(2)]
-    for log in logs:
-        log.close()
+    try:
+        deadline = time.monotonic() + 90
+        while states(db).get("sent", 0) < 420 and time.monotonic() < deadline:
+            assert all(w.poll() is None for w in workers)
+            time.sleep(0.1)
+    finally:
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            assert worker.wait(timeout=60) == 0
+        for log in logs:
+            log.close()
+    logged = [(tmp_path / f"worker-{n}.log").read_text() for n in range(2)]
+    shares = [int(text.rsplit("stopped after ", 1)[1].split()[0]) for text in logged]
+    assert all(shares) and sum(shares) == 420, logged  # both processes sent
     assert states(db) == {"sent": 420}
     assert sorted(postmark.copies) == sorted(gmail + others) and max(postmark.copies.values()) == 1
     gmail_times = sorted(t for t, a in postmark.times if a.endswith("@gmail.com"))
@@ -571,3 +590,53 @@ base_url = "{postmark.url}"
     assert span >= (120 - 20) / 20 * 0.9  # the rate held for both processes together
     assert busiest <= 20 + 20 + 2  # a second's worth plus the burst
     assert other_times[-1] - other_times[0] < span  # other domains were not held back
+
+
+# -- Home and `publisher status` ---------------------------------------------------------
+
+
+def _failing_postmark(db: sa.Engine) -> None:
+    for _ in range(3):
+        provider_state.failed(db, "postmark", "cannot reach Postmark (ConnectError: [Errno 111] Connection refused)",
+                              now=datetime.now(UTC), threshold=3)
+
+
+def test_status_names_the_failing_provider_and_the_one_used_instead(tmp_path: Path, db: sa.Engine) -> None:
+    """`publisher status` with a pool whose first provider is failing says so in words."""
+    from click.testing import CliRunner
+
+    from publisher.cli import cli
+
+    (tmp_path / "config.toml").write_text(config_text(tmp_path, POSTMARK_THEN_SMTP))
+    store = open_store(f"sqlite:///{tmp_path / 'publisher.db'}")
+    _failing_postmark(store)
+    store.dispose()
+    env = {"PUBLISHER_CONFIG": str(tmp_path / "config.toml"), **ENV}
+    result = CliRunner().invoke(cli, ["status"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "Postmark failing since " in result.output
+    assert "(connection refused); sending through SMTP relay" in result.output
+
+
+def test_home_shows_the_failing_provider(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The desk's Home opens with a notice: Postmark failing since when and why, SMTP relay used."""
+    from desk_support import add_users, quick_hashes, sign_in
+    from web_support import live_server, make_publication
+
+    from publisher.config import load_config
+    from publisher.web import create_app
+
+    quick_hashes(monkeypatch)
+    make_publication(tmp_path)
+    path = tmp_path / "config.toml"
+    path.write_text(path.read_text().replace('provider = "maildir"', 'provider = "pool"') + "\n" + POSTMARK_THEN_SMTP)
+    config = load_config(path, env=ENV)
+    add_users(config)
+    store = open_store(config.store_url)
+    _failing_postmark(store)
+    store.dispose()
+    with live_server(create_app(config)) as base, httpx.Client(base_url=base) as http:
+        sign_in(http)
+        home = http.get("/desk/").text
+    assert 'id="provider-pool"' in home
+    assert "Postmark failing since " in home and "(connection refused); sending through SMTP relay" in home

@@ -14,6 +14,9 @@ import click
 from publisher.cli._common import cli, get_config, reports_errors, table_console
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from publisher.config import Config
     from publisher.models import IssueStatus
     from publisher.services import stats as service
 
@@ -45,6 +48,7 @@ def status(ctx: click.Context, issue: str | None, show_failed: bool) -> None:
         glanced = issue_lines(config.store_url)
         if glanced is not None:
             _table(glanced)
+            _providers(config, None)
             if hooks_failing(config.store_url) is not False:
                 _failing_hooks(config.store_url)
             return
@@ -54,6 +58,7 @@ def status(ctx: click.Context, issue: str | None, show_failed: bool) -> None:
     db = open_store(config.store_url)
     if issue is None:
         _table(service.issue_status(db, None))
+        _providers(config, db)
         _failing_hooks(config.store_url)
         return
     if show_failed:
@@ -94,6 +99,19 @@ def _table(lines: Sequence[IssueStatus]) -> None:
     uncertain = sum(line.uncertain for line in lines)
     if uncertain:
         click.echo(UNCERTAIN_NOTE.format(n=uncertain))
+
+
+def _providers(config: Config, db: Engine | None) -> None:
+    """With a provider pool: which provider is failing, and what the send does about it."""
+    if config["delivery.provider"] != "pool":
+        return
+    from datetime import UTC, datetime
+
+    from publisher.services.providers import pool_status
+    from publisher.store import open_store
+
+    for line in pool_status(config, db if db is not None else open_store(config.store_url), now=datetime.now(UTC)):
+        click.echo(line)
 
 
 def _failing_hooks(store_url: str) -> None:
