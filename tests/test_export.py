@@ -20,7 +20,7 @@ from publisher.config import load_config
 from publisher.errors import Conflict, InvalidRequest
 from publisher.services import export as service
 from publisher.store import open_store
-from publisher.store.schema import deliveries, subscribers
+from publisher.store.schema import deliveries, issues, subscribers
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)
@@ -201,6 +201,56 @@ def test_importing_twice_changes_nothing(tmp_path: Path, made: tuple[Path, Path]
     try:
         with db.connect() as conn:
             assert conn.execute(sa.select(sa.func.count()).select_from(deliveries)).scalar() == 5
+    finally:
+        db.dispose()
+
+
+class Killed(BaseException):
+    """Stands for a kill: nothing after it runs, no handler sees it."""
+
+
+def test_an_import_killed_half_way_resumes_without_duplicates(
+    tmp_path: Path, made: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after the files and readers, before the ledger: run again, the rest comes, nothing twice."""
+    from publisher.store import export_rows
+
+    _config, archive = made
+    again = empty_publication(tmp_path / "again")
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(export_rows, "put_issue", killed)
+        with pytest.raises(Killed):
+            apply(again, archive)
+    second = apply(again, archive)
+    assert second.of("articles").created == 0 and second.of("subscribers").created == 0
+    assert second.of("issues").created == 1 and second.of("deliveries").created == 5
+    result = run("--config", str(again), "send", SLUG, "--yes")
+    assert "0 new recipient(s) queued" in result.output
+
+
+def test_an_issue_never_lands_without_its_copies(
+    tmp_path: Path, made: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed while the copies are written: the issue is not there either, so a send cannot mail them again."""
+    from publisher.store import export_rows
+
+    _config, archive = made
+    again = empty_publication(tmp_path / "again")
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise Killed
+
+    monkeypatch.setattr(export_rows, "_new_copies", killed)
+    with pytest.raises(Killed):
+        apply(again, archive)
+    db = open_store(load_config(str(again)).store_url)
+    try:
+        with db.connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(issues)).scalar() == 0
     finally:
         db.dispose()
 

@@ -72,7 +72,6 @@ __all__ = [
 
 EXPORT_PATTERN = "publisher-export-{:%Y%m%d-%H%M%S}.zip"
 _ENDED = frozenset({"sent", "failed", "skipped"})
-_BATCH = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -461,60 +460,53 @@ def _rekeyed(key: str, host: str) -> str:
 def _ledger(
     config: Config, archive: reader.ExportArchive, db: Engine, *, now: datetime, write: bool
 ) -> tuple[KindCounts, KindCounts]:
-    issues = archive.issues()
+    """Each issue with its copies, one transaction per issue (deliveries.csv lists them
+    issue by issue, so one issue's copies are in memory at a time)."""
     host = urlsplit(config.site_url).hostname or config.site_url
-    ids: dict[int, int | None] = {}
-    created = skipped = 0
-    for issue in issues:
-        status = "done" if issue.status in ("done", "sending") else issue.status
-        if not write:
-            exists = export_rows.find_issue_id(db, _rekeyed(issue.key, host))
-            ids[issue.number] = exists
-            created, skipped = created + (exists is None), skipped + (exists is not None)
-            continue
-        issue_id, made = export_rows.add_issue(db, export_rows.IssueRow(
-            id=0, key=_rekeyed(issue.key, host), kind=issue.kind, slug=issue.slug, subject=issue.subject,
-            html=issue.html, text=issue.text, tag=issue.tag, status=status, topics=issue.topics,
-            created_at=issue.created_at, enqueued_at=issue.sent_at,
-            finished_at=issue.finished_at or (issue.sent_at and now),
-        ))
-        ids[issue.number] = issue_id
-        created, skipped = created + made, skipped + (not made)
+    issues = {issue.number: issue for issue in archive.issues()}
+    created: dict[int, bool] = {}
     added = seen = 0
     refused: list[str] = []
-    batch: dict[int, list[export_rows.DeliveryRow]] = {}
 
-    def flush() -> None:
+    def put(number: int, copies: list[export_rows.DeliveryRow]) -> None:
         nonlocal added, seen
-        for number, rows in batch.items():
-            issue_id = ids[number]
-            if issue_id is None:  # a plan, for an issue not here yet: every copy is new
-                added += len(rows)
-                continue
-            more, had = export_rows.add_deliveries(db, issue_id, rows, now=now, write=write)
-            added, seen = added + more, seen + had
-        batch.clear()
+        issue = issues[number]
+        done = export_rows.put_issue(db, export_rows.IssueRow(
+            id=0, key=_rekeyed(issue.key, host), kind=issue.kind, slug=issue.slug, subject=issue.subject,
+            html=issue.html, text=issue.text, tag=issue.tag,
+            status="done" if issue.status in ("done", "sending") else issue.status, topics=issue.topics,
+            created_at=issue.created_at, enqueued_at=issue.sent_at,
+            finished_at=issue.finished_at or (issue.sent_at and now),
+        ), copies, now=now, write=write)
+        created.setdefault(number, done.created)
+        added, seen = added + done.added, seen + done.seen
 
-    pending = 0
+    group: list[export_rows.DeliveryRow] = []
+    current: int | None = None
     for row in archive.deliveries():
-        if row.issue not in ids:
+        if row.issue not in issues:
             refused.append(f"{archive.label}: deliveries.csv line {row.line}: issue {row.issue} is not in issues.csv")
             continue
+        if row.issue != current:
+            if current is not None:
+                put(current, group)
+            current, group = row.issue, []
         state, detail = row.state, row.detail
         if state not in _ENDED:
             state = "skipped"
             detail = "waiting when the publication was exported; not sent from here"
-        batch.setdefault(row.issue, []).append(export_rows.DeliveryRow(
+        group.append(export_rows.DeliveryRow(
             issue_id=0, email=row.email, name=row.name, state=state, attempts=row.attempts, sent_at=row.sent_at,
             message_key=row.message_key, uncertain=row.uncertain, detail=detail,
         ))
-        pending += 1
-        if pending >= _BATCH:
-            flush()
-            pending = 0
-    flush()
+    if current is not None:
+        put(current, group)
+    for number in issues:
+        if number not in created:
+            put(number, [])
+    made = sum(created.values())
     return (
-        KindCounts(kind="issues", created=created, skipped=skipped),
+        KindCounts(kind="issues", created=made, skipped=len(created) - made),
         KindCounts(kind="deliveries", created=added, skipped=seen, refused=len(refused), reasons=tuple(refused)),
     )
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, insert, select, update
+from sqlalchemy import Connection, Engine, and_, insert, or_, select
 
 from publisher.store.engine import begin_write
 from publisher.store.schema import deliveries, issues, subscribers
@@ -23,12 +23,10 @@ from publisher.store.schema import deliveries, issues, subscribers
 __all__ = [
     "DeliveryRow",
     "IssueRow",
-    "add_deliveries",
-    "add_issue",
-    "find_issue_id",
-    "finish_issue",
+    "Put",
     "iter_deliveries",
     "list_issues",
+    "put_issue",
 ]
 
 PAGE = 2000
@@ -83,12 +81,16 @@ def list_issues(engine: Engine) -> list[IssueRow]:
 
 
 def iter_deliveries(engine: Engine) -> Iterator[DeliveryRow]:
-    """Every delivery row in id order, a page at a time."""
-    after = 0
+    """Every delivery row, issue by issue (each issue's in id order), a page at a time."""
+    after_issue, after_id = 0, 0
     while True:
         with engine.connect() as conn:
             rows = conn.execute(
-                select(deliveries).where(deliveries.c.id > after).order_by(deliveries.c.id).limit(PAGE)
+                select(deliveries)
+                .where(or_(deliveries.c.issue_id > after_issue,
+                           and_(deliveries.c.issue_id == after_issue, deliveries.c.id > after_id)))
+                .order_by(deliveries.c.issue_id, deliveries.c.id)
+                .limit(PAGE)
             ).all()
         if not rows:
             return
@@ -97,7 +99,7 @@ def iter_deliveries(engine: Engine) -> Iterator[DeliveryRow]:
                 issue_id=r.issue_id, email=r.email, name=r.name, state=r.state, attempts=r.attempts,
                 sent_at=r.sent_at, message_key=r.message_key, uncertain=bool(r.uncertain), detail=r.detail,
             )
-        after = rows[-1].id
+        after_issue, after_id = rows[-1].issue_id, rows[-1].id
 
 
 def find_issue_id(engine: Engine, key: str) -> int | None:
@@ -106,91 +108,94 @@ def find_issue_id(engine: Engine, key: str) -> int | None:
     return int(found) if found is not None else None
 
 
-def add_issue(engine: Engine, row: IssueRow) -> tuple[int, bool]:
-    """The issue with `row.key` here: (its id, True when this call created it).
+@dataclass(frozen=True, slots=True)
+class Put:
+    """What `put_issue` did (or, not writing, would do) with one issue and its copies."""
 
-    An issue already here keeps its own snapshot and times.
+    issue_id: int | None
+    """None when not writing and the issue is not here yet."""
+    created: bool
+    added: int
+    seen: int
+
+
+def put_issue(
+    engine: Engine, row: IssueRow, copies: Sequence[DeliveryRow], *, now: datetime, write: bool = True
+) -> Put:
+    """The issue `row` (known by its key) and its `copies`, in one transaction: an import
+    killed in between leaves no issue without the readers who had it, which a send would
+    then mail again.
+
+    An issue already here keeps its own snapshot and times; only copies it lacks are added.
+    Each copy is matched to the subscriber with its address here (none: the copy keeps
+    its address and no subscriber, as a reader's copy before they were erased).
     """
-    with begin_write(engine) as conn:
+    with (begin_write(engine) if write else engine.connect()) as conn:
         found = conn.execute(select(issues.c.id).where(issues.c.key == row.key)).scalar()
-        if found is not None:
-            return int(found), False
-        result = conn.execute(
-            insert(issues).values(
-                key=row.key, kind=row.kind, slug=row.slug, subject=row.subject, html=row.html, text=row.text,
-                tag=row.tag, status=row.status, topics=row.topics or None, created_at=row.created_at,
-                enqueued_at=row.enqueued_at, finished_at=row.finished_at,
-            )
-        )
-        key = result.inserted_primary_key
-        assert key is not None
-        return int(key[0]), True
-
-
-def add_deliveries(
-    engine: Engine, issue_id: int, rows: Sequence[DeliveryRow], *, now: datetime, write: bool = True
-) -> tuple[int, int]:
-    """Put `rows` (copies of the issue `issue_id`) into the ledger: (added, already here).
-
-    Each row is matched to the subscriber with its address here (none: the row keeps its
-    address and no subscriber, as a reader's copy before they were erased). With `write`
-    false, only counts.
-    """
-    if not rows:
-        return 0, 0
-    emails = sorted({r.email for r in rows if r.email})
-    with begin_write(engine) as conn:
-        ids: dict[str, int] = {}
-        for start in range(0, len(emails), 500):
-            chunk = emails[start:start + 500]
-            ids.update(
-                (e, int(i)) for e, i in conn.execute(
-                    select(subscribers.c.email, subscribers.c.id).where(subscribers.c.email.in_(chunk))
+        issue_id = int(found) if found is not None else None
+        if issue_id is None and write:
+            result = conn.execute(
+                insert(issues).values(
+                    key=row.key, kind=row.kind, slug=row.slug, subject=row.subject, html=row.html, text=row.text,
+                    tag=row.tag, status=row.status, topics=row.topics or None, created_at=row.created_at,
+                    enqueued_at=row.enqueued_at, finished_at=row.finished_at,
                 )
             )
-        keys = [r.message_key for r in rows if r.message_key]
-        have_keys: set[str] = set()
-        for start in range(0, len(keys), 500):
-            have_keys.update(
-                conn.execute(
-                    select(deliveries.c.message_key).where(
-                        deliveries.c.issue_id == issue_id, deliveries.c.message_key.in_(keys[start:start + 500])
-                    )
-                ).scalars()
+            key = result.inserted_primary_key
+            assert key is not None
+            issue_id = int(key[0])
+        if issue_id is None:  # a plan, for an issue not here yet: every copy is new
+            added = len(copies)
+        else:
+            new = _new_copies(conn, issue_id, copies, now)
+            if write and new:
+                conn.execute(insert(deliveries), [{**values, "issue_id": issue_id} for values in new])
+            added = len(new)
+    return Put(issue_id=issue_id, created=found is None, added=added, seen=len(copies) - added)
+
+
+def _new_copies(
+    conn: Connection, issue_id: int, rows: Sequence[DeliveryRow], now: datetime
+) -> list[dict[str, Any]]:
+    emails = sorted({r.email for r in rows if r.email})
+    ids: dict[str, int] = {}
+    for start in range(0, len(emails), 500):
+        chunk = emails[start:start + 500]
+        ids.update(
+            (e, int(i)) for e, i in conn.execute(
+                select(subscribers.c.email, subscribers.c.id).where(subscribers.c.email.in_(chunk))
             )
-        have_readers = set(
+        )
+    keys = [r.message_key for r in rows if r.message_key]
+    have_keys: set[str] = set()
+    for start in range(0, len(keys), 500):
+        have_keys.update(
             conn.execute(
-                select(deliveries.c.subscriber_id).where(
-                    and_(deliveries.c.issue_id == issue_id, deliveries.c.subscriber_id.is_not(None))
+                select(deliveries.c.message_key).where(
+                    deliveries.c.issue_id == issue_id, deliveries.c.message_key.in_(keys[start:start + 500])
                 )
             ).scalars()
         )
-        new: list[dict[str, Any]] = []
-        seen = 0
-        for r in rows:
-            subscriber = ids.get(r.email)
-            known = bool(r.message_key) and r.message_key in have_keys
-            if known or (subscriber is not None and subscriber in have_readers):
-                seen += 1
-                continue
-            if subscriber is not None:
-                have_readers.add(subscriber)
-            if r.message_key:
-                have_keys.add(r.message_key)
-            new.append({
-                "issue_id": issue_id, "subscriber_id": subscriber, "email": r.email, "name": r.name,
-                "state": r.state, "attempts": r.attempts, "not_before": r.sent_at or now, "sent_at": r.sent_at,
-                "provider_id": "", "detail": r.detail, "message_key": r.message_key, "uncertain": r.uncertain,
-            })
-        if write and new:
-            conn.execute(insert(deliveries), new)
-        if not write:
-            conn.rollback()
-    return len(new), seen
-
-
-def finish_issue(engine: Engine, issue_id: int, *, status: str) -> None:
-    """Set an imported issue's status (its rows are all ended: nothing of it is due)."""
-    with engine.begin() as conn:
-        conn.execute(update(issues).where(issues.c.id == issue_id).values(status=status))
-
+    have_readers = set(
+        conn.execute(
+            select(deliveries.c.subscriber_id).where(
+                and_(deliveries.c.issue_id == issue_id, deliveries.c.subscriber_id.is_not(None))
+            )
+        ).scalars()
+    )
+    new: list[dict[str, Any]] = []
+    for r in rows:
+        subscriber = ids.get(r.email)
+        known = bool(r.message_key) and r.message_key in have_keys
+        if known or (subscriber is not None and subscriber in have_readers):
+            continue
+        if subscriber is not None:
+            have_readers.add(subscriber)
+        if r.message_key:
+            have_keys.add(r.message_key)
+        new.append({
+            "subscriber_id": subscriber, "email": r.email, "name": r.name,
+            "state": r.state, "attempts": r.attempts, "not_before": r.sent_at or now, "sent_at": r.sent_at,
+            "provider_id": "", "detail": r.detail, "message_key": r.message_key, "uncertain": r.uncertain,
+        })
+    return new
