@@ -640,3 +640,33 @@ def test_home_shows_the_failing_provider(tmp_path: Path, monkeypatch: pytest.Mon
         home = http.get("/desk/").text
     assert 'id="provider-pool"' in home
     assert "Postmark failing since " in home and "(connection refused); sending through SMTP relay" in home
+
+
+# -- weights and per-provider limits -----------------------------------------------------
+
+
+def test_providers_of_one_priority_share_the_send_by_weight(
+    tmp_path: Path, db: sa.Engine, postmark: ProviderServer, sendgrid: ProviderServer
+) -> None:
+    members = ('[[delivery.pool]]\nprovider = "postmark"\npriority = 1\nweight = 3\n\n'
+               '[[delivery.pool]]\nprovider = "sendgrid"\npriority = 1\n')
+    config = pool_config(tmp_path, members, postmark=postmark.url, sendgrid=sendgrid.url, concurrency=1,
+                         batch_size=10)
+    queue(db, [address(n) for n in range(400)])
+    run_send(config, db)
+    assert (postmark.accepted, sendgrid.accepted) == (300, 100)
+
+
+def test_a_providers_own_rate_holds(
+    tmp_path: Path, db: sa.Engine, postmark: ProviderServer, sendgrid: ProviderServer
+) -> None:
+    """rate = 50 on Postmark: 200 messages take at least (200 - 50) / 50 = 3 s."""
+    members = '[[delivery.pool]]\nprovider = "postmark"\nrate = 50\n\n[[delivery.pool]]\nprovider = "sendgrid"\n'
+    config = pool_config(tmp_path, members, postmark=postmark.url, sendgrid=sendgrid.url, concurrency=2,
+                         batch_size=10)
+    queue(db, [address(n) for n in range(200)])
+    started = time.monotonic()
+    run_send(config, db)
+    elapsed = time.monotonic() - started
+    assert postmark.accepted == 200 and sendgrid.accepted == 0
+    assert elapsed >= 3.0 * 0.9
