@@ -13,6 +13,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import postfix_server
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
@@ -71,23 +72,28 @@ def dsn(to: str, recipient: str, *, status: str = "5.1.1", diagnostic: str = "55
         """).replace("\n", "\r\n").encode()
 
 
-@pytest.fixture
-def sent(tmp_path: Path) -> Config:
-    """Ann, Bo and Cy, each sent "rest" with VERP on (a real `publisher send`)."""
-    config = make_publication(tmp_path, extra=f'\n[bounces]\nreturn_path_domain = "{DOMAIN}"\n')
-    folder = tmp_path / "content"
+def publication(root: Path, addresses: tuple[str, ...]) -> Config:
+    """A publication whose readers were each sent "rest" with VERP on (a real `publisher send`)."""
+    config = make_publication(root, extra=f'\n[bounces]\nreturn_path_domain = "{DOMAIN}"\n')
+    folder = root / "content"
     folder.mkdir(exist_ok=True)
     (folder / "2026-01-05-rest.md").write_text("---\ntitle: Rest\ndate: 2026-01-05 08:00\n---\n\nRest.\n",
                                                encoding="utf-8")
     engine = open_store(config.store_url)
-    for address in ("ann@example.org", "bo@example.org", "cy@example.org"):
+    for address in addresses:
         subscribers.add(engine, address, now=NOW - timedelta(days=30))
     engine.dispose()
     result = CliRunner().invoke(cli, ["send", "rest", "--yes"], catch_exceptions=False, env={
-        "PUBLISHER_CONFIG": str(tmp_path / "config.toml"), "PUBLISHER_SECRET": SECRET,
+        "PUBLISHER_CONFIG": str(root / "config.toml"), "PUBLISHER_SECRET": SECRET,
     })
     assert result.exit_code == 0, result.output
     return config
+
+
+@pytest.fixture
+def sent(tmp_path: Path) -> Config:
+    """Ann, Bo and Cy, each sent "rest"."""
+    return publication(tmp_path, ("ann@example.org", "bo@example.org", "cy@example.org"))
 
 
 def db(config: Config) -> sa.Engine:
@@ -362,3 +368,19 @@ def test_pipe_takes_noise_without_a_traceback(sent: Config) -> None:
     done = ingest(sent.root, bytes(range(256)) * 40)
     assert done.returncode == 0, done.stderr
     assert b"Traceback" not in done.stderr
+
+
+@pytest.mark.skipif(bool(postfix_server.available()), reason=postfix_server.available() or "ready")
+def test_a_real_postfix_bounce_suppresses_its_reader(tmp_path: Path) -> None:
+    """Postfix on loopback refuses a reader whose mailbox is gone and writes its own DSN to the
+    copy's return path; piped into `publisher bounces ingest`, it suppresses that reader."""
+    config = publication(tmp_path, ("gone@mx.example.net", "here@example.org"))
+    with postfix_server.PostfixServer(bounce_domain=DOMAIN) as mx:
+        mx.submit(sender=return_path(config, "gone@mx.example.net"), recipient="gone@mx.example.net")
+        report = mx.wait_for_bounce()
+    assert b"Reporting-MTA: dns; mx.example.net" in report
+    done = ingest(config.root, report)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode().startswith("suppressed: gone@mx.example.net (issue ")
+    assert status(config, "gone@mx.example.net") is SubscriberStatus.BOUNCED
+    assert status(config, "here@example.org") is SubscriberStatus.ACTIVE
