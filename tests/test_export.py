@@ -19,6 +19,7 @@ from publisher.cli import cli
 from publisher.config import load_config
 from publisher.errors import Conflict, InvalidRequest
 from publisher.services import export as service
+from publisher.services import export_import
 from publisher.store import open_store
 from publisher.store.schema import deliveries, issues, subscribers
 
@@ -75,13 +76,13 @@ def readers(config_path: Path) -> dict[str, tuple[str, str, str, str]]:
         db.dispose()
 
 
-def apply(config_path: Path, archive: Path, *, write: bool = True) -> service.MoveIn:
+def apply(config_path: Path, archive: Path, *, write: bool = True) -> export_import.MoveIn:
     config = load_config(str(config_path))
     db = open_store(config.store_url)
     try:
         if write:
-            return service.apply_import(config, db, archive, now=NOW)
-        return service.plan_import(config, db, archive, now=NOW)
+            return export_import.apply_import(config, db, archive, now=NOW)
+        return export_import.plan_import(config, db, archive, now=NOW)
     finally:
         db.dispose()
 
@@ -175,6 +176,24 @@ def test_sending_an_imported_article_again_sends_nothing(tmp_path: Path, made: t
     assert not (again.parent / "outbox").exists() or not list((again.parent / "outbox" / "new").iterdir())
 
 
+def test_imported_articles_are_noticed_so_no_policy_mails_them(tmp_path: Path, made: tuple[Path, Path]) -> None:
+    """Every imported article is recorded as noticed: a daemon with policy "now" sees nothing new."""
+    from publisher import content
+    from publisher.store import publishing
+
+    _config, archive = made
+    again = empty_publication(tmp_path / "again")
+    apply(again, archive)
+    config = load_config(str(again))
+    db = open_store(config.store_url)
+    try:
+        seen = publishing.seen_ids(db)
+    finally:
+        db.dispose()
+    imported = [a for a in content.load_articles(config) if "welcome" not in a.slug]
+    assert len(imported) == 6 and all(a.id in seen for a in imported)
+
+
 def test_the_plan_writes_nothing_and_its_counts_add_up(tmp_path: Path, made: tuple[Path, Path]) -> None:
     """A dry run: counts per kind that add up to what the archive holds, and no file or row written."""
     config, archive = made
@@ -187,7 +206,7 @@ def test_the_plan_writes_nothing_and_its_counts_add_up(tmp_path: Path, made: tup
     assert plan.of("articles").read == articles == plan.of("articles").created
     assert plan.of("subscribers").read == 5 and plan.of("deliveries").created == 5
     done = apply(again, archive)
-    assert [(k.kind, k.created) for k in done.kinds] == [(k.kind, k.created) for k in plan.kinds]
+    assert [(k.kind, k.created, k.updated) for k in done.kinds] == [(k.kind, k.created, k.updated) for k in plan.kinds]
 
 
 def test_importing_twice_changes_nothing(tmp_path: Path, made: tuple[Path, Path]) -> None:
@@ -295,6 +314,42 @@ def test_redirects_come_back(tmp_path: Path) -> None:
         assert redirects.lookup(db, "/p/old-teens/") == "/talking-to-teens-about-stress/"
     finally:
         db.dispose()
+
+
+def test_the_publication_s_settings_come_back_but_not_the_server_s(tmp_path: Path, made: tuple[Path, Path]) -> None:
+    """Title, author, description, the newsletter's sender come back; the address and the folders stay this one's."""
+    config, archive = made
+    again = empty_publication(tmp_path / "again")
+    before = load_config(str(again))
+    done = apply(again, archive)
+    old, new = load_config(str(config)), load_config(str(again))
+    for key in ("publication.author", "publication.description", "newsletter.reply_to", "schedule.policy"):
+        assert new[key] == old[key], key
+    assert new["publication.url"] == before["publication.url"] and new["store.url"] == before["store.url"]
+    assert done.of("settings").updated >= 3 and done.of("settings").refused == 0
+    assert "# " in again.read_text()  # init's comments kept
+
+
+def _with_settings(archive: Path, out: Path, text: str) -> Path:
+    with zipfile.ZipFile(archive) as source, zipfile.ZipFile(out, "w") as copy:
+        for info in source.infolist():
+            data = text.encode() if info.filename == "settings.toml" else source.read(info)
+            copy.writestr(info, data)
+    return out
+
+
+def test_settings_that_break_the_rules_change_nothing(tmp_path: Path, made: tuple[Path, Path]) -> None:
+    """A setting refused by config.toml's rules is named, and config.toml stays as it was."""
+    config, archive = made
+    text = config.read_text().replace('policy = "wait"', 'policy = "sometimes"')
+    bad = _with_settings(archive, tmp_path / "edited.zip", text)
+    again = empty_publication(tmp_path / "again")
+    before = again.read_bytes()
+    done = apply(again, bad)
+    assert again.read_bytes() == before
+    settings = done.of("settings")
+    assert settings.updated == 0 and settings.refused >= 1
+    assert "edited.zip: settings.toml" in settings.reasons[0] and "policy" in " ".join(settings.reasons)
 
 
 # -- archives refused --------------------------------------------------------------------------

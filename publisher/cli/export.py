@@ -56,8 +56,8 @@ def export(ctx: click.Context, to: Path | None) -> None:
 
 
 def move_in(ctx: click.Context, path: Path, *, dry_run: bool) -> None:
-    """`publisher migrate publisher FILE.zip`: our own export read back (see services.export)."""
-    from publisher.services import export as service
+    """`publisher migrate publisher FILE.zip`: our own export read back (see services.export_import)."""
+    from publisher.services import export_import as service
     from publisher.store import open_store
 
     config = get_config(ctx)

@@ -1,4 +1,4 @@
-"""Moving out and back in: `publisher export`, the desk's Export, and our own export read back.
+"""Moving out: `publisher export` and the desk's Export.
 
 An export is everything the publication owns in open formats, in one zip, for leaving:
 the content folder byte for byte (articles as Markdown with front matter, pictures), the
@@ -15,16 +15,7 @@ The zip holds every reader's address: it is written under a hidden temporary nam
 its folder, mode 0600, and renamed when whole; a destination inside the content,
 template or site folder is refused (the build would publish it).
 
-Reading one back (`plan_import`, `apply_import`) goes into an existing publication,
-usually a new one made by `publisher init`: files that are not there are written, files
-there with the same bytes are skipped, files there with other bytes are refused (never
-replaced); subscribers go through the ordinary CSV import (status and consent kept; an
-unsubscribed reader stays unsubscribed); issues and their copies come back into the
-ledger, so sending an imported article again reaches only readers who never had it.
-Copies still waiting when the export was made come back as skipped: this publication
-does not send them (the old server may have). The plan writes nothing and gives the
-same counts the apply will: created + updated + skipped + refused = read, per kind.
-An apply stopped half-way and run again adds only what is missing.
+Reading one back is `services.export_import`'s.
 """
 
 from __future__ import annotations
@@ -36,42 +27,33 @@ import os
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
 
-from publisher import content
 from publisher.config import Config
 from publisher.content.exports import publisher_export as reader
-from publisher.content.folder_lock import content_lock
 from publisher.errors import BuildError, Conflict, InvalidRequest
 from publisher.services import backup as backups
 from publisher.services import stats
-from publisher.store import export_rows, publishing
+from publisher.store import export_rows
 from publisher.store import redirects as redirect_store
 from publisher.store import subscribers as subscriber_store
-from publisher.store.import_preview import preview_import
 from publisher.store.subscriber_csv import neutralize
 
 __all__ = [
     "EXPORT_PATTERN",
     "Exported",
-    "KindCounts",
-    "MoveIn",
-    "apply_import",
     "create_export",
     "default_name",
-    "plan_import",
     "write_export",
 ]
 
 EXPORT_PATTERN = "publisher-export-{:%Y%m%d-%H%M%S}.zip"
-_ENDED = frozenset({"sent", "failed", "skipped"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,39 +71,6 @@ class Exported:
     redirects: int
     seconds: float
     left_out: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class KindCounts:
-    """What an import does (or would do) with one kind of record."""
-
-    kind: str
-    created: int = 0
-    updated: int = 0
-    skipped: int = 0
-    refused: int = 0
-    reasons: tuple[str, ...] = ()
-    """Each refused record, with the file and record it came from, and why."""
-
-    @property
-    def read(self) -> int:
-        return self.created + self.updated + self.skipped + self.refused
-
-
-@dataclass(frozen=True, slots=True)
-class MoveIn:
-    """A plan (nothing written) or what an apply did, kind by kind."""
-
-    label: str
-    applied: bool
-    kinds: tuple[KindCounts, ...]
-    notes: tuple[str, ...] = field(default_factory=tuple)
-
-    def of(self, kind: str) -> KindCounts:
-        return next(k for k in self.kinds if k.kind == kind)
-
-
-# -- writing ---------------------------------------------------------------------------------
 
 
 def default_name(now: datetime) -> str:
@@ -314,210 +263,3 @@ def _destination(config: Config, to: Path | None, now: datetime) -> Path:
                 "choose another place (--to)"
             )
     return dest
-
-
-# -- reading back ----------------------------------------------------------------------------
-
-
-def plan_import(config: Config, db: Engine, path: Path, *, now: datetime) -> MoveIn:
-    """What `apply_import` would do with the export at `path`; writes nothing."""
-    return _import(config, db, path, now=now, write=False)
-
-
-def apply_import(
-    config: Config, db: Engine, path: Path, *, now: datetime, progress: Callable[[str], None] | None = None
-) -> MoveIn:
-    """Bring our own export at `path` into this publication (see the module's docstring)."""
-    return _import(config, db, path, now=now, write=True, progress=progress)
-
-
-def _import(
-    config: Config, db: Engine, path: Path, *, now: datetime, write: bool,
-    progress: Callable[[str], None] | None = None,
-) -> MoveIn:
-    say = progress or (lambda _text: None)
-    with reader.open_archive(path) as archive:
-        kinds: list[KindCounts] = []
-        written: list[Path] = []
-        folders = {"content": config.path_of("build.content"), "templates": config.path_of("build.templates")}
-        with content_lock(folders["content"]):
-            for kind, part, test in (
-                ("articles", "content", lambda n: n.endswith(".md")),
-                ("media", "content", lambda n: not n.endswith(".md")),
-                ("templates", "templates", lambda n: True),
-            ):
-                chosen = [f for f in archive.files(part) if test(f.path)]
-                kinds.append(_files_into(archive, chosen, folders[part], kind, write=write, written=written))
-        say("files")
-        kinds.append(_subscribers(archive, db, now=now, write=write))
-        say("subscribers")
-        issue_counts, delivery_counts = _ledger(config, archive, db, now=now, write=write)
-        kinds.extend((issue_counts, delivery_counts))
-        say("issues")
-        notes = [
-            "settings.toml is the old config.toml: it is not applied; copy the settings you want into config.toml",
-        ]
-        kinds.append(_redirects(archive, db, now=now, write=write))
-        if write:
-            _mark_seen(config, db, written, now=now)
-    return MoveIn(label=path.name, applied=write, kinds=tuple(kinds), notes=tuple(notes))
-
-
-def _files_into(
-    archive: reader.ExportArchive, files: list[reader.ArchiveFile], folder: Path, kind: str, *, write: bool,
-    written: list[Path],
-) -> KindCounts:
-    created = skipped = 0
-    refused: list[str] = []
-    for item in files:
-        target = folder / item.path
-        try:
-            inside = target.resolve().is_relative_to(folder.resolve())
-        except OSError:
-            inside = False
-        if not inside:
-            refused.append(f"{archive.label}: {item.member}: leads out of the folder {folder}")
-            continue
-        if target.exists():
-            same = target.is_file() and target.stat().st_size == item.size
-            if same and target.read_bytes() == archive.read(item.member):
-                skipped += 1
-            else:
-                refused.append(
-                    f"{archive.label}: {item.member}: {target} is here already with other content; "
-                    "it was left alone (move it away and import again to bring this one)"
-                )
-            continue
-        created += 1
-        if write:
-            _write_new(target, archive, item.member)
-            written.append(target)
-    return KindCounts(kind=kind, created=created, skipped=skipped, refused=len(refused), reasons=tuple(refused))
-
-
-def _write_new(target: Path, archive: reader.ExportArchive, member: str) -> None:
-    """Write one file under a hidden name beside it, then link it into place (never replacing)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=".import-", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, archive.open(member) as source:
-            while chunk := source.read(1 << 20):
-                out.write(chunk)
-        Path(temp).chmod(0o644)
-        try:
-            os.link(temp, target)
-        except FileExistsError:
-            raise Conflict(f"{target} appeared while the import ran; it was left alone. Import again.") from None
-    except OSError as exc:
-        raise BuildError(f"cannot write {target}: {exc.strerror or exc}") from exc
-    finally:
-        Path(temp).unlink(missing_ok=True)
-
-
-def _subscribers(archive: reader.ExportArchive, db: Engine, *, now: datetime, write: bool) -> KindCounts:
-    if not archive.has("subscribers.csv"):
-        return KindCounts(kind="subscribers")
-    origin = f"{archive.label}: subscribers.csv"
-    try:
-        if not write:
-            preview = preview_import(db, archive.lines("subscribers.csv"), origin=origin)
-            reasons = tuple(f"{origin} {r}" for r in preview.rejected)
-            return KindCounts(kind="subscribers", created=preview.new, skipped=preview.existing,
-                              refused=len(reasons), reasons=reasons)
-        report = subscriber_store.import_csv(db, archive.lines("subscribers.csv"), now=now, origin=origin)
-    except UnicodeDecodeError as exc:
-        raise InvalidRequest(f"{origin}: not UTF-8 text; export the publication again") from exc
-    reasons = tuple(f"{origin} {r}" for r in report.rejected)
-    return KindCounts(kind="subscribers", created=report.imported, updated=report.updated,
-                      skipped=report.unchanged + report.kept, refused=len(reasons), reasons=reasons)
-
-
-def _redirects(archive: reader.ExportArchive, db: Engine, *, now: datetime, write: bool) -> KindCounts:
-    found = archive.redirects()
-    paths = {r.old_path: redirect_store.normal_path(r.old_path) for r in found}
-    here = redirect_store.recorded(db, paths.values())
-    refused = tuple(
-        f"{archive.label}: redirects.csv line {r.line}: {r.old_path!r} is not a path on a site" for r in found
-        if not paths[r.old_path]
-    )
-    fresh = [r for r in found if paths[r.old_path] and paths[r.old_path] not in here]
-    if write:
-        for source in sorted({r.source for r in fresh}):
-            redirect_store.add(db, [(r.old_path, r.target) for r in fresh if r.source == source],
-                               source=source, now=now)
-    return KindCounts(kind="redirects", created=len(fresh), skipped=len(found) - len(fresh) - len(refused),
-                      refused=len(refused), reasons=refused)
-
-
-def _rekeyed(key: str, host: str) -> str:
-    """An article issue's key as this publication names the article: the host is part of
-    an article's id, so a publication moved to a new address knows its old issues by it."""
-    if key.startswith("tag:") and "," in key:
-        return f"tag:{host},{key.split(',', 1)[1]}"
-    return key
-
-
-def _ledger(
-    config: Config, archive: reader.ExportArchive, db: Engine, *, now: datetime, write: bool
-) -> tuple[KindCounts, KindCounts]:
-    """Each issue with its copies, one transaction per issue (deliveries.csv lists them
-    issue by issue, so one issue's copies are in memory at a time)."""
-    host = urlsplit(config.site_url).hostname or config.site_url
-    issues = {issue.number: issue for issue in archive.issues()}
-    created: dict[int, bool] = {}
-    added = seen = 0
-    refused: list[str] = []
-
-    def put(number: int, copies: list[export_rows.DeliveryRow]) -> None:
-        nonlocal added, seen
-        issue = issues[number]
-        done = export_rows.put_issue(db, export_rows.IssueRow(
-            id=0, key=_rekeyed(issue.key, host), kind=issue.kind, slug=issue.slug, subject=issue.subject,
-            html=issue.html, text=issue.text, tag=issue.tag,
-            status="done" if issue.status in ("done", "sending") else issue.status, topics=issue.topics,
-            created_at=issue.created_at, enqueued_at=issue.sent_at,
-            finished_at=issue.finished_at or (issue.sent_at and now),
-        ), copies, now=now, write=write)
-        created.setdefault(number, done.created)
-        added, seen = added + done.added, seen + done.seen
-
-    group: list[export_rows.DeliveryRow] = []
-    current: int | None = None
-    for row in archive.deliveries():
-        if row.issue not in issues:
-            refused.append(f"{archive.label}: deliveries.csv line {row.line}: issue {row.issue} is not in issues.csv")
-            continue
-        if row.issue != current:
-            if current is not None:
-                put(current, group)
-            current, group = row.issue, []
-        state, detail = row.state, row.detail
-        if state not in _ENDED:
-            state = "skipped"
-            detail = "waiting when the publication was exported; not sent from here"
-        group.append(export_rows.DeliveryRow(
-            issue_id=0, email=row.email, name=row.name, state=state, attempts=row.attempts, sent_at=row.sent_at,
-            message_key=row.message_key, uncertain=row.uncertain, detail=detail,
-        ))
-    if current is not None:
-        put(current, group)
-    for number in issues:
-        if number not in created:
-            put(number, [])
-    made = sum(created.values())
-    return (
-        KindCounts(kind="issues", created=made, skipped=len(created) - made),
-        KindCounts(kind="deliveries", created=added, skipped=seen, refused=len(refused), reasons=tuple(refused)),
-    )
-
-
-def _mark_seen(config: Config, db: Engine, written: list[Path], *, now: datetime) -> None:
-    """The imported articles are old news here: noticed, so no policy mails them as new."""
-    if not written:
-        return
-    paths = {p.resolve() for p in written}
-    files = [(p, source) for p, source in content.article_files(config) if p.resolve() in paths]
-    found, _ = content.scan_articles(config, files=files)
-    for article in found:
-        publishing.mark_seen(db, article_id=article.id, slug=article.slug, origin=article.source,
-                             handled="backlog", now=now)

@@ -15,8 +15,8 @@ at once, a body that grows past it is cut off) and kept in a private folder (070
 for it, under a random key bound to the session that sent it; only that session can
 apply or cancel it, and it is removed after either, or when newer uploads push it out.
 The preview is the migration's own plan (`services.migration.plan`, or for our own
-export `services.export.plan_import`): counts per kind that add up, each refused record
-with its reason. Apply plans again from the same file and does it.
+export `services.export_import.plan_import`): counts per kind that add up, each refused
+record with its reason. Apply plans again from the same file and does it.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from publisher import accounts
 from publisher.accounts import DeskSession, Role
 from publisher.errors import PublisherError
 from publisher.services import export as export_service
-from publisher.services import migration
+from publisher.services import export_import, migration
 from publisher.web.desk.auth import Asked, refuse
 from publisher.web.desk.context import DeskContext
 from publisher.web.desk.section import Section
@@ -157,7 +157,7 @@ def _sentence(exc: Exception | str) -> str:
     return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
 
-def _own_view(result: export_service.MoveIn) -> View:
+def _own_view(result: export_import.MoveIn) -> View:
     rows = tuple(Row(k.kind, k.created, k.updated, k.skipped, k.refused) for k in result.kinds)
     return View(rows=rows, reasons=tuple(r for k in result.kinds for r in k.reasons), notes=result.notes)
 
@@ -293,8 +293,8 @@ class MovingDesk(Section):
         moment = now or datetime.now(UTC)
         if upload.service == "publisher":
             if write:
-                return _own_view(export_service.apply_import(self.config, self.engine, upload.path, now=moment))
-            return _own_view(export_service.plan_import(self.config, self.engine, upload.path, now=moment))
+                return _own_view(export_import.apply_import(self.config, self.engine, upload.path, now=moment))
+            return _own_view(export_import.plan_import(self.config, self.engine, upload.path, now=moment))
         files = migration.open_export(upload.path)
         files = dataclasses.replace(files, label=upload.name)
         planned = migration.plan(self.config, self.engine, upload.service, files)
