@@ -7,24 +7,36 @@ import base64
 import contextlib
 import dataclasses
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.parser import BytesParser
 from email.policy import default as default_policy
 from pathlib import Path
 
 import dkim
 import dns.resolver
+import httpx
 import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner, Result
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from desk_support import add_users, csrf_of, quick_hashes, sign_in
 from dnslib import MX, QTYPE, RCODE, RR, TXT, A, DNSRecord
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
+from web_support import SECRET, AppClient, live_server, make_publication, outbox
 
+from publisher.cli import cli
 from publisher.config import Config, parse_config
 from publisher.mail import preflight, sender_rules
 from publisher.mail.dkim_signing import DkimSigner
 from publisher.models import Article
-from publisher.services import doctor
+from publisher.services import access, complaints, doctor, scheduling
+from publisher.store import open_store
+from publisher.store import subscribers as subscriber_store
+from publisher.store.schema import deliveries as deliveries_table
+from publisher.store.schema import events as events_table
+from publisher.store.schema import issues as issues_table
+from publisher.web import create_app
 
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 ARTICLE = Article(
@@ -286,3 +298,190 @@ def test_doctor_names_each_broken_rule_with_its_fix(tmp_path: Path, key_file: tu
     assert found[sender_rules.DMARC_RULE].status == "fail"
     assert "_dmarc.example.org" in found[sender_rules.DMARC_RULE].fix
     assert found[sender_rules.ONE_CLICK_RULE].status == "ok"
+
+
+# The complaint rate and the stop it puts on a new send
+
+
+COMPLAINT_ARTICLE = """---
+title: Sleep after a loss
+date: 2026-01-05 08:00
+tags: [sleep]
+---
+
+Grief changes sleep. Here is what helps.
+"""
+SLUG = "sleep-after-a-loss"
+
+
+class Publication:
+    """A publication on the Maildir demo with three readers, and a past issue whose figures
+    make the complaint rate over the last 30 days."""
+
+    def __init__(self, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        quick_hashes(monkeypatch)
+        self.config = make_publication(root)
+        (root / "content").mkdir()
+        (root / "content" / f"2026-01-05-{SLUG}.md").write_text(COMPLAINT_ARTICLE, encoding="utf-8")
+        add_users(self.config)
+        self.db = open_store(self.config.store_url)
+        now = datetime.now(UTC)
+        for n in range(3):
+            subscriber_store.add(self.db, f"reader{n}@example.org", now=now)
+
+    def history(self, *, accepted: int, complaints: int) -> None:
+        """A past issue, ten days ago: `accepted` copies taken by the provider, `complaints` readers complaining."""
+        now = datetime.now(UTC)
+        with self.db.begin() as conn:
+            issue_id = conn.execute(sa.insert(issues_table).values(
+                key="past-issue", kind="article", slug="past", subject="Past", html="", text="", status="done",
+                created_at=now - timedelta(days=10),
+            )).inserted_primary_key[0]
+            conn.execute(sa.insert(deliveries_table), [
+                {"issue_id": issue_id, "email": f"past{n}@example.org", "state": "sent", "attempts": 1,
+                 "not_before": now - timedelta(days=10), "sent_at": now - timedelta(days=10)}
+                for n in range(accepted)
+            ])
+            if complaints:
+                conn.execute(sa.insert(events_table), [
+                    {"email": f"past{n}@example.org", "kind": "complaint", "provider": "postmark",
+                     "detail": "spam report", "created_at": now - timedelta(days=9), "issue_id": issue_id}
+                    for n in range(complaints)
+                ])
+
+    def queued(self) -> int:
+        """Copies of the article's issue in the ledger (0: nothing was queued)."""
+        with self.db.connect() as conn:
+            return int(conn.execute(
+                sa.select(sa.func.count()).select_from(deliveries_table.join(
+                    issues_table, issues_table.c.id == deliveries_table.c.issue_id))
+                .where(issues_table.c.slug == SLUG)
+            ).scalar_one())
+
+    def issue_id(self) -> int:
+        with self.db.connect() as conn:
+            return int(conn.execute(sa.select(issues_table.c.id).where(issues_table.c.slug == SLUG)).scalar_one())
+
+    def cli(self, *args: str) -> Result:
+        env = {"PUBLISHER_CONFIG": str(self.config.root / "config.toml"), "PUBLISHER_SECRET": SECRET}
+        return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+@pytest.fixture
+def publication(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Publication]:
+    made = Publication(tmp_path, monkeypatch)
+    yield made
+    made.db.dispose()
+
+
+def test_the_rate_is_judged_from_a_thousand_messages() -> None:
+    """0.1% warns, 0.3% stops; under 1,000 messages any rate is shown and never judged."""
+    assert complaints.ComplaintRate(1, 1000, "x").level == "warn"
+    assert complaints.ComplaintRate(3, 1000, "x").level == "stop"
+    assert complaints.ComplaintRate(0, 1000, "x").level == "ok"
+    assert complaints.ComplaintRate(50, 999, "x").level == "unjudged"
+    assert "0.30%" in complaints.ComplaintRate(3, 1000, "the last 30 days").in_words()
+
+
+def test_the_command_line_send_stops_at_the_stop_rate(publication: Publication) -> None:
+    """3 complaints in 1,000 messages: `publisher send` names the rate and the way round it; nothing is queued."""
+    publication.history(accepted=1000, complaints=3)
+    result = publication.cli("send", SLUG, "--yes")
+    assert result.exit_code == 1
+    assert "0.30%" in result.output and "--despite-complaints" in result.output
+    assert publication.queued() == 0
+    assert outbox(publication.config) == []
+
+
+def test_the_command_line_override_sends_and_is_recorded(publication: Publication) -> None:
+    """--despite-complaints sends to every reader and keeps who chose it, and the rate then, with the issue."""
+    publication.history(accepted=1000, complaints=3)
+    result = publication.cli("send", SLUG, "--yes", "--despite-complaints")
+    assert result.exit_code == 0, result.output
+    assert publication.queued() == 3
+    (override,) = complaints.issue_overrides(publication.db, publication.issue_id())
+    assert "publisher send --despite-complaints" in override.who and "0.30%" in override.detail
+
+
+def test_below_the_minimum_volume_a_high_rate_never_stops(publication: Publication) -> None:
+    """10 complaints in 999 messages (1%) are too few messages to judge: the send goes, nothing recorded."""
+    publication.history(accepted=999, complaints=10)
+    result = publication.cli("send", SLUG, "--yes")
+    assert result.exit_code == 0, result.output
+    assert publication.queued() == 3
+    assert complaints.issue_overrides(publication.db, publication.issue_id()) == []
+
+
+def test_status_shows_the_rate_over_thirty_days(publication: Publication) -> None:
+    """`publisher status` ends with the 30-day rate and says that new sends are stopped."""
+    publication.history(accepted=1000, complaints=3)
+    result = publication.cli("status")
+    assert "complaint rate 0.30%: 3 complaints in 1,000 messages" in result.output
+    assert "new sends are stopped" in result.output
+
+
+def test_the_desk_stops_the_send_and_only_an_owner_may_override(publication: Publication) -> None:
+    """The confirm page names the rate; an editor gets no box and cannot send; an owner who
+    confirms without the box is asked again (409), with it the issue is queued and the choice kept."""
+    publication.history(accepted=1000, complaints=3)
+    path = f"/desk/articles/{SLUG}/send"
+    with live_server(create_app(publication.config)) as base:
+        with httpx.Client(base_url=base) as editor:
+            sign_in(editor, "editor@example.org")
+            csrf = csrf_of(editor.get("/desk/").text)
+            ask = editor.post(path, data={"csrf": csrf})
+            assert "0.30%" in ask.text and "despite_complaints" not in ask.text
+            refused = editor.post(path, data={"csrf": csrf, "confirm": "3", "despite_complaints": "on"})
+            assert refused.status_code == 409 and publication.queued() == 0
+        with httpx.Client(base_url=base) as owner:
+            sign_in(owner, "owner@example.org")
+            csrf = csrf_of(owner.get("/desk/").text)
+            ask = owner.post(path, data={"csrf": csrf})
+            assert 'name="despite_complaints"' in ask.text and "I understand that" in ask.text
+            unticked = owner.post(path, data={"csrf": csrf, "confirm": "3"})
+            assert unticked.status_code == 409 and "Nothing was sent" in unticked.text
+            assert publication.queued() == 0
+            sent = owner.post(path, data={"csrf": csrf, "confirm": "3", "despite_complaints": "on"})
+            assert sent.status_code == 303
+            page = owner.get(sent.headers["location"]).text
+            home = owner.get("/desk/").text
+    assert publication.queued() == 3
+    (override,) = complaints.issue_overrides(publication.db, publication.issue_id())
+    assert override.who == "owner@example.org"
+    assert "owner@example.org chose" in page
+    assert 'id="complaint-rate"' in home and "New sends are stopped" in home
+
+
+def test_a_schedule_is_held_at_its_start_and_the_owner_told(publication: Publication) -> None:
+    """The rate is judged when a scheduled send starts: at 0.3% it is held, nothing queued, and
+    the owners get a notice naming the rate; scheduled with the override, it starts."""
+    now = datetime.now(UTC)
+    at = f"{(now + timedelta(days=1)).astimezone(publication.config.tz):%Y-%m-%d %H:%M}"
+    made = scheduling.schedule_send(publication.config, publication.db, SLUG, at=at, now=now)
+    publication.history(accepted=1000, complaints=3)
+    due = made.schedule.run_at + timedelta(seconds=1)
+    started = scheduling.start_schedule(publication.config, publication.db, made.schedule, now=due)
+    assert started.held and "0.30%" in started.held and started.queued == 0
+    assert publication.queued() == 0
+    (notice,) = [m for m in outbox(publication.config) if str(m["Subject"]).startswith("Held:")]
+    assert notice["To"] == "owner@example.org" and "0.30%" in notice.get_body(("plain",)).get_content()
+    again = scheduling.schedule_send(publication.config, publication.db, SLUG, at=at, now=now,
+                                     despite_complaints=True, who="owner@example.org")
+    done = scheduling.start_schedule(publication.config, publication.db, again.schedule, now=due)
+    assert not done.held and done.queued == 3
+
+
+def test_the_api_stops_a_send_unless_told_despite(publication: Publication) -> None:
+    """POST /issues/{id}/send: 400 naming the rate; with despite_complaints, queued and recorded under the key."""
+    publication.history(accepted=1000, complaints=3)
+    token = access.create_key(publication.db, "deploy-bot", ["admin"], now=datetime.now(UTC)).token
+    client = AppClient(create_app(publication.config, engine=publication.db))
+    headers = {"authorization": f"Bearer {token}"}
+    made = client.request("POST", "/api/v1/issues", headers=headers, json={"article": SLUG}).json()
+    refused = client.request("POST", f"/api/v1/issues/{made['id']}/send", headers=headers)
+    assert refused.status_code == 400 and "0.30%" in refused.json()["detail"]
+    sent = client.request("POST", f"/api/v1/issues/{made['id']}/send", headers=headers,
+                          json={"despite_complaints": True})
+    assert sent.status_code == 202 and sent.json()["added"] == 3
+    (override,) = complaints.issue_overrides(publication.db, made["id"])
+    assert override.who == "API key 'deploy-bot'"

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from publisher.api import models
@@ -47,6 +47,12 @@ def _check_when(default: ZoneInfo, at: str, zone: str | None, *, local_time: boo
     unreadable = scheduling.unreadable_when(default, at, zone, local_time=local_time, now=now)
     if unreadable is not None:
         raise field_refusal(*unreadable)
+
+
+def _key_name(request: Request) -> str:
+    """Who chose, as an override's record names them: the API key."""
+    key = getattr(request.state, "api_key", None)
+    return f"API key {key.name!r}" if key is not None else "API"
 
 
 def router(ctx: ApiContext) -> APIRouter:
@@ -116,12 +122,15 @@ def router(ctx: ApiContext) -> APIRouter:
 
     @api.post("/articles/{slug}/schedule", tags=["articles"], status_code=201, response_model=models.Schedule,
               responses=responses(404, post=True), dependencies=[write_issues])
-    def schedule_article(slug: Slug, body: models.ArticleScheduleCreate) -> models.Schedule:
+    def schedule_article(slug: Slug, body: models.ArticleScheduleCreate, request: Request) -> models.Schedule:
         """Send the article's newsletter at a time, as `publisher schedule SLUG --at ... --tz ...` does;
         `run_at` is the instant it goes, in UTC. A new time replaces the article's pending one."""
         now = ctx.clock()
         _check_when(config.tz, body.at, body.timezone, local_time=False, now=now)
-        done = scheduling.schedule_send(config, db, slug, at=body.at, now=now, tz_name=body.timezone)
+        done = scheduling.schedule_send(
+            config, db, slug, at=body.at, now=now, tz_name=body.timezone,
+            despite_complaints=body.despite_complaints, who=_key_name(request),
+        )
         return _schedule(done.schedule)
 
     @api.get("/issues", tags=["issues"], response_model=models.IssueList, responses=responses(),
@@ -167,20 +176,27 @@ def router(ctx: ApiContext) -> APIRouter:
 
     @api.post("/issues/{issue_id}/send", tags=["issues"], status_code=202, response_model=models.Queued,
               responses=responses(404, post=True), dependencies=[write_issues])
-    def send_now(issue_id: IssueId) -> models.Queued:
-        """Queue the issue for every active subscriber who has not had it; `publisher serve` delivers it."""
-        added = issues.send_issue(config, db, issue_id, now=ctx.clock())
+    def send_now(issue_id: IssueId, request: Request, body: models.SendNow | None = None) -> models.Queued:
+        """Queue the issue for every active subscriber who has not had it; `publisher serve` delivers it.
+
+        A complaint rate of 0.3% or more over the last 30 days (from 1,000 messages) stops it
+        (400, the rate named) unless `despite_complaints` is true."""
+        despite = body is not None and body.despite_complaints
+        added = issues.send_issue(
+            config, db, issue_id, now=ctx.clock(), despite_complaints=despite, who=_key_name(request)
+        )
         return models.Queued(issue_id=issue_id, added=added)
 
     @api.post("/issues/{issue_id}/schedule", tags=["issues"], status_code=201, response_model=models.Schedule,
               responses=responses(404, post=True), dependencies=[write_issues])
-    def schedule(issue_id: IssueId, body: models.ScheduleCreate) -> models.Schedule:
+    def schedule(issue_id: IssueId, body: models.ScheduleCreate, request: Request) -> models.Schedule:
         """Send at a wall-clock time, as `publisher schedule` does (local_time: each reader's own hour)."""
         slug = issues.article_slug(db, issue_id)
         now = ctx.clock()
         _check_when(config.tz, body.at, body.timezone, local_time=body.local_time, now=now)
         done = scheduling.schedule_send(
-            config, db, slug, at=body.at, now=now, tz_name=body.timezone, local_time=body.local_time
+            config, db, slug, at=body.at, now=now, tz_name=body.timezone, local_time=body.local_time,
+            despite_complaints=body.despite_complaints, who=_key_name(request),
         )
         return _schedule(done.schedule)
 

@@ -295,6 +295,16 @@ class IssueCreate(Request):
     )
 
 
+DESPITE_COMPLAINTS = (
+    "Send even though the complaint rate over the last 30 days is at 0.3% or more (from 1,000 messages), "
+    "which otherwise stops a send; the choice is recorded with the key's name."
+)
+
+
+class SendNow(Request):
+    despite_complaints: bool = Field(default=False, description=DESPITE_COMPLAINTS)
+
+
 class TestSend(Request):
     addresses: list[Email] = Field(min_length=1, max_length=10)
 
@@ -316,6 +326,7 @@ class ScheduleCreate(Request):
     )
     timezone: Zone | None = Field(default=None, description="IANA zone of `at` (default: the publication's).")
     local_time: bool = Field(default=False, description="At the `at` hour of each subscriber's own day.")
+    despite_complaints: bool = Field(default=False, description=DESPITE_COMPLAINTS)
 
 
 class ArticleScheduleCreate(Request):
@@ -324,6 +335,7 @@ class ArticleScheduleCreate(Request):
         description='When to send: "YYYY-MM-DDTHH:MM" on the clock of `timezone` (or with an offset, that instant).',
     )
     timezone: Zone | None = Field(default=None, description="IANA zone of `at` (default: the publication's).")
+    despite_complaints: bool = Field(default=False, description=DESPITE_COMPLAINTS)
 
 
 class Schedule(BaseModel):

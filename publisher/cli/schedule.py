@@ -24,9 +24,16 @@ from publisher.store import open_store
     "--local-time", "local", is_flag=True,
     help="Deliver at --at (date and time) on each subscriber's own clock (their timezone; the author's for the rest).",
 )
+@click.option(
+    "--despite-complaints", is_flag=True,
+    help="Start it even if the complaint rate over 30 days is at 0.3% or more then (recorded now).",
+)
 @click.pass_context
 @reports_errors
-def schedule(ctx: click.Context, slug: str, at: str, tz_name: str | None, tag: str | None, local: bool) -> None:
+def schedule(
+    ctx: click.Context, slug: str, at: str, tz_name: str | None, tag: str | None, local: bool,
+    despite_complaints: bool,
+) -> None:
     """Schedule the newsletter of article SLUG for a time (kept across restarts).
 
     Any article may be scheduled, a draft too: at that minute it goes on the site (dated
@@ -36,7 +43,8 @@ def schedule(ctx: click.Context, slug: str, at: str, tz_name: str | None, tag: s
     config = get_config(ctx)
     db = open_store(config.store_url)
     done = scheduling.schedule_send(
-        config, db, slug, at=at, now=datetime.now(UTC), tz_name=tz_name, tag=tag, local_time=local
+        config, db, slug, at=at, now=datetime.now(UTC), tz_name=tz_name, tag=tag, local_time=local,
+        despite_complaints=despite_complaints, who="publisher schedule --despite-complaints",
     )
     item = done.schedule
     where = "each subscriber's own" if local else f"{item.timezone}"

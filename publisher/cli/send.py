@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import getpass
 import signal
 import sys
 import threading
@@ -20,7 +21,7 @@ from publisher.cli._common import cli, get_config, reports_errors
 from publisher.cli.status import UNCERTAIN_NOTE
 from publisher.config import Config
 from publisher.services import articles as article_service
-from publisher.services import delivering
+from publisher.services import complaints, delivering
 from publisher.services import issues as service
 from publisher.services.delivering import DeliveryReport
 from publisher.services.providers import Provider, make_provider
@@ -166,6 +167,10 @@ def _dry_run(config: Config, slug: str, tag: str | None, now: datetime) -> None:
 @click.option("--dry-run", is_flag=True, help="Render and count recipients; send and write nothing.")
 @click.option("--resume", is_flag=True, help="Finish every unfinished send (after a stop or a crash).")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--despite-complaints", is_flag=True,
+    help="Send even though the complaint rate over 30 days is at 0.3% or more (recorded).",
+)
 @click.pass_context
 @reports_errors
 def send(
@@ -176,10 +181,13 @@ def send(
     dry_run: bool,
     resume: bool,
     yes: bool,
+    despite_complaints: bool,
 ) -> None:
     """Send the newsletter of article SLUG to every active subscriber, exactly once.
 
-    Sending the same article again reaches only readers who have not had it yet.
+    Sending the same article again reaches only readers who have not had it yet. A
+    complaint rate of 0.3% or more over the last 30 days (from 1,000 messages) stops the
+    send; --despite-complaints sends anyway, and the choice is recorded.
     """
     if resume:
         if slug or to or dry_run or tag:
@@ -209,6 +217,11 @@ def send(
         click.secho(f"warning: {warning}", fg="yellow", err=True)
     for problem in plan.problems:
         click.secho(f"error: {problem}", fg="red", err=True)
+    rate = plan.complaints
+    if rate is not None and rate.level == "stop" and not despite_complaints:
+        complaints.stop_for_complaints(db, now=now, despite=False)  # says why, before asking anything
+    if rate is not None and rate.level in ("warn", "stop"):
+        click.secho(f"warning: complaint rate {rate.in_words()}", fg="yellow", err=True)
     also = " and put it on the site" if plan.publishes else ""
     question = f"send {article.title!r} to {plan.recipients:,} reader(s) through {plan.provider} now{also}?"
     if not yes:
@@ -219,7 +232,10 @@ def send(
         click.confirm(question, abort=True)
     secret, provider = _secret_and_provider(config)
     try:
-        queued = service.send_now(config, db, slug, now=now, tag=tag)
+        queued = service.send_now(
+            config, db, slug, now=now, tag=tag, despite_complaints=despite_complaints,
+            who=f"{_user()} (publisher send --despite-complaints)",
+        )
         issue_id = queued.issue_id
         click.echo(f"issue {issue_id} {article.slug!r}: {queued.added} new recipient(s) queued")
         if plan.publishes:
@@ -236,6 +252,14 @@ def send(
     _where_to_look(config, report)
     if report.stopped:
         ctx.exit(1)
+
+
+def _user() -> str:
+    """Who runs the command, as the record of an override names them."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown user"
 
 
 def _where_to_look(config: Config, report: DeliveryReport) -> None:

@@ -49,6 +49,7 @@ def status(ctx: click.Context, issue: str | None, show_failed: bool) -> None:
         if glanced is not None:
             _table(glanced)
             _providers(config, None)
+            _complaint_rate(config.store_url, None)
             if hooks_failing(config.store_url) is not False:
                 _failing_hooks(config.store_url)
             return
@@ -59,6 +60,7 @@ def status(ctx: click.Context, issue: str | None, show_failed: bool) -> None:
     if issue is None:
         _table(service.issue_status(db, None))
         _providers(config, db)
+        _complaint_rate(config.store_url, db)
         _failing_hooks(config.store_url)
         return
     if show_failed:
@@ -72,6 +74,10 @@ def status(ctx: click.Context, issue: str | None, show_failed: bool) -> None:
         f"accepted by the provider {after.sent}; bounced {after.bounced}, complained {after.complained}, "
         f"unsubscribed from this issue's message {after.unsubscribed}"
     )
+    from publisher.services import complaints
+
+    click.echo(f"complaint rate {complaints.issue_complaint_rate(db, lines[0].issue_id).in_words()}")
+    _complaint_rate(config.store_url, db)
     if issue is not None:
         failures = service.issue_failures(db, issue)
         if failures.reasons:
@@ -112,6 +118,32 @@ def _providers(config: Config, db: Engine | None) -> None:
 
     for line in pool_status(config, db if db is not None else open_store(config.store_url), now=datetime.now(UTC)):
         click.echo(line)
+
+
+def _complaint_rate(store_url: str, db: Engine | None) -> None:
+    """The complaint rate over the last 30 days, and what it means for the next send."""
+    from datetime import UTC, datetime
+
+    from publisher.services import complaints
+
+    now = datetime.now(UTC)
+    figures = None
+    if db is None:
+        from publisher.store.glance import complaint_figures
+
+        figures = complaint_figures(store_url, since=now - complaints.WINDOW, until=now)
+    if figures is not None:
+        accepted, complained = figures
+        rate = complaints.ComplaintRate(complained, accepted, f"the last {complaints.WINDOW.days} days")
+    else:
+        from publisher.store import open_store
+
+        rate = complaints.complaint_rate(db if db is not None else open_store(store_url), now=now)
+    if not rate.accepted:
+        return
+    click.echo(f"complaint rate {rate.in_words()}")
+    if rate.level == "stop":
+        click.echo("new sends are stopped: `publisher send SLUG --despite-complaints` sends anyway, and is recorded")
 
 
 def _failing_hooks(store_url: str) -> None:

@@ -38,6 +38,7 @@ from publisher.errors import InvalidRequest, NotFound, PermanentFailure
 from publisher.mail import newsletter, preflight, tokens
 from publisher.models import Article, Outcome
 from publisher.services import articles
+from publisher.services.complaints import ComplaintRate, complaint_rate, stop_for_complaints
 from publisher.services.stats import IssueFailures, issue_failures, issue_status
 from publisher.store import ledger, publishing, schedules
 from publisher.store.issues import IssueStatus
@@ -103,6 +104,8 @@ class SendPlan:
     otherwise (the digest only, other topics) add up to this."""
     had_it: int = 0
     """Active readers (of the tag) who had it already."""
+    complaints: ComplaintRate | None = None
+    """The complaint rate over the last 30 days: at "stop", a send needs an owner's override."""
 
     @property
     def chose_otherwise(self) -> int:
@@ -164,6 +167,7 @@ def plan_send(config: Config, db: Engine, slug: str, *, now: datetime, tag: str 
         publishes=not article.is_public(now),
         problems=() if frozen else tuple(blocking_problems(config, article, now=now)),
         provider=provider_label(config),
+        complaints=complaint_rate(db, now=now),
     )
 
 
@@ -223,14 +227,19 @@ def test_send(
     return article
 
 
-def send_now(config: Config, db: Engine, slug: str, *, now: datetime, tag: str | None = None) -> Queued:
+def send_now(
+    config: Config, db: Engine, slug: str, *, now: datetime, tag: str | None = None,
+    despite_complaints: bool = False, who: str = "",
+) -> Queued:
     """Freeze the article's newsletter in the ledger and queue it for every active subscriber
     (of `tag`) who has not had it: exactly once per reader, however often it is called.
 
     Returns at once; the rows are sent by the delivery engine. Raises ConfigError first
     if unsubscribe links cannot be signed or a real provider lacks the postal address, and
-    InvalidRequest if a check that stops a send fails, so nothing is queued that could not
-    go out. A draft (or an article dated later) is put on the site first, dated now.
+    InvalidRequest if a check that stops a send fails, or if the complaint rate over 30
+    days stops sends (`complaints.stop_for_complaints`) and `despite_complaints` (an
+    owner's knowing choice, recorded with `who`) is not given, so nothing is queued that
+    could not go out. A draft (or an article dated later) is put on the site first, dated now.
     """
     found, _ = content.scan_articles(config)
     article = find_article(found, slug, now=now, unpublished="")
@@ -241,12 +250,14 @@ def send_now(config: Config, db: Engine, slug: str, *, now: datetime, tag: str |
         problems = blocking_problems(config, article, now=now)
         if problems:
             raise InvalidRequest("not sent: fix these first. " + " ".join(problems))
+    stop = stop_for_complaints(db, now=now, despite=despite_complaints)
     publishing.mark_seen(
         db, article_id=article.id, slug=article.slug, origin=article.source, handled="sent", now=now
     )
     if not article.is_public(now):
         article = articles.publish_scheduled(config, article.slug, at=now, now=now)
     issue_id = prepare_article_issue(config, db, article, now=now, status="sending", tag=tag)
+    stop.record(db, issue_id=issue_id, who=who, now=now)
     added = ledger.enqueue(
         db, issue_id, now=now, tz_of_author=config.tz, tag=tag, digest=bool(config["schedule.digest"])
     )
@@ -334,10 +345,15 @@ def create_issue(
     return get_issue(db, issue_id)
 
 
-def send_issue(config: Config, db: Engine, issue_id: int, *, now: datetime) -> int:
+def send_issue(
+    config: Config, db: Engine, issue_id: int, *, now: datetime, despite_complaints: bool = False, who: str = "",
+) -> int:
     """Queue an issue already in the ledger for every active subscriber (of its tag) who
-    has not had it; returns the number of rows added. Exactly once per reader."""
+    has not had it; returns the number of rows added. Exactly once per reader. The
+    complaint rate stops it as it stops `send_now` (InvalidRequest), unless `despite_complaints`."""
     send_secret(config)
+    get_issue(db, issue_id)
+    stop_for_complaints(db, now=now, despite=despite_complaints).record(db, issue_id=issue_id, who=who, now=now)
     return ledger.enqueue(
         db, get_issue(db, issue_id).issue_id, now=now, tz_of_author=config.tz, digest=bool(config["schedule.digest"])
     )

@@ -37,6 +37,7 @@ from publisher.mail.mime import clean_header_text
 from publisher.models import Article, Outcome, RenderedIssue
 from publisher.schedule import timing
 from publisher.services import articles
+from publisher.services.complaints import overridden, record_scheduled_override, stop_for_complaints
 from publisher.services.issues import blocking_problems
 from publisher.store import ledger, outbox, publishing, schedules, users
 from publisher.store.schedules import LOCAL, Schedule
@@ -87,6 +88,8 @@ def schedule_send(
     tz_name: str | None = None,
     tag: str | None = None,
     local_time: bool = False,
+    despite_complaints: bool = False,
+    who: str = "",
 ) -> Scheduled:
     """Schedule the article for the wall-clock time `at`: at that minute it goes on the site
     (a draft is published then, dated that minute) and its newsletter to the list.
@@ -105,6 +108,10 @@ def schedule_send(
     then. The schedule is kept in the store, so it survives restarts; `publisher serve`
     runs it. A new time for an issue replaces its pending schedule (returned in
     `replaced`). InvalidRequest for a time in the past or unreadable, or an unknown zone.
+
+    The complaint rate is judged when the send starts (`start_schedule`), not now: it
+    may fall (or rise) meanwhile. With `despite_complaints`, an owner's knowing choice is
+    recorded now (with `who`) and the start goes ahead whatever the rate is then.
     """
     if local_time and tz_name:
         raise InvalidRequest(
@@ -144,6 +151,9 @@ def schedule_send(
     if problems:
         raise InvalidRequest("not scheduled: fix these first. " + " ".join(problems))
     issue_id = prepare_article_issue(config, db, article, now=now, status="scheduled", tag=tag)
+    if despite_complaints:
+        # Recorded even when the rate is low now: the choice is for the start, whatever the rate is then.
+        record_scheduled_override(db, issue_id=issue_id, who=who, now=now)
     # Noticed now, so that no policy acts on it when it goes on the site: the schedule does.
     publishing.mark_seen(
         db, article_id=article.id, slug=article.slug, origin=article.source, handled="scheduled", now=now
@@ -187,12 +197,19 @@ def start_schedule(
     The article as it is now is what goes out. The checks that stop a send run first: a
     failure holds the schedule (state "held", the reasons in its detail; the article stays
     as it was) and mails the desk's owners, and nothing is queued until the author fixes it
-    and schedules again. Otherwise a draft or future article is put on the site, dated this
+    and schedules again. The complaint rate holds it the same way when it stops sends
+    (`complaints.stop_for_complaints`), unless an owner scheduled it despite the rate.
+    Otherwise a draft or future article is put on the site, dated this
     minute, and the issue is rendered from it and queued for every reader who has not had
     it. Run twice (a daemon died between claim and finish), it queues nobody twice.
     """
     issue = ledger.get_issue(db, schedule.issue_id)
     published = ""
+    # A rate that stops sends holds every kind of issue; an owner's override for this one lets it go.
+    complaint_problem = [] if overridden(db, issue.id) else _complaint_problem(db, now)
+    current = None
+    problems = complaint_problem
+    title = issue.subject
     if issue.kind == "article" and not ledger.is_frozen(db, issue.id):
         found, unreadable = content.scan_articles(config)
         current = next((a for a in found if a.id == issue.key), None)
@@ -202,33 +219,33 @@ def start_schedule(
             return Started(schedule=schedule, skipped=why)
         if current is None:
             # Its own file may be among those that do not parse: the author fixes it first.
-            problems = [f"its file cannot be read ({'; '.join(str(e) for e in unreadable[:3])})."]
-            title = issue.subject
+            problems = [f"its file cannot be read ({'; '.join(str(e) for e in unreadable[:3])}).", *problems]
         else:
-            problems = blocking_problems(config, current, now=now)
+            problems = [*blocking_problems(config, current, now=now), *problems]
             title = current.title
-        if problems:
-            why = "held: " + " ".join(problems) + " Fix it, then schedule it again."
-            schedules.finish(db, schedule.id, detail=why, state="held")
-            outbox.emit_now(
-                db, "issue.held", {"issue_id": issue.id, "slug": issue.slug, "schedule_id": schedule.id}, now=now
-            )
-            notify_owners(
-                config, db, now=now, provider_factory=provider_factory,
-                subject=f"Held: {title} was not sent",
-                lines=(
-                    f"Your scheduled newsletter “{title}” was due at "
-                    f"{schedule.run_at.astimezone(config.tz):%Y-%m-%d %H:%M} {config.tz.key}, "
-                    "but a check before sending failed, so nothing went out:",
-                    *problems,
-                    "Open the article in the desk, fix it, and schedule it again.",
-                    f"{config.public_url}/desk/articles/{issue.slug}",
-                ),
-            )
-            return Started(schedule=schedule, held=why)
-        if schedule.publishes and current is not None and not current.is_public(now):
-            articles.publish_scheduled(config, current.slug, at=schedule.run_at, now=now)
-            published = current.slug
+    if problems:
+        why = "held: " + " ".join(problems) + " Fix it, then schedule it again."
+        schedules.finish(db, schedule.id, detail=why, state="held")
+        outbox.emit_now(
+            db, "issue.held", {"issue_id": issue.id, "slug": issue.slug, "schedule_id": schedule.id}, now=now
+        )
+        where = f"{config.public_url}/desk/articles/{issue.slug}" if issue.slug else f"{config.public_url}/desk/"
+        notify_owners(
+            config, db, now=now, provider_factory=provider_factory,
+            subject=f"Held: {title} was not sent",
+            lines=(
+                f"Your scheduled newsletter “{title}” was due at "
+                f"{schedule.run_at.astimezone(config.tz):%Y-%m-%d %H:%M} {config.tz.key}, "
+                "but a check before sending failed, so nothing went out:",
+                *problems,
+                "Open the article in the desk, fix it, and schedule it again.",
+                where,
+            ),
+        )
+        return Started(schedule=schedule, held=why)
+    if schedule.publishes and current is not None and not current.is_public(now):
+        articles.publish_scheduled(config, current.slug, at=schedule.run_at, now=now)
+        published = current.slug
     why_not = refresh_for_send(
         config, db, schedule.issue_id, now=now, articles=lambda: content.scan_articles(config)[0]
     )
@@ -241,6 +258,16 @@ def start_schedule(
     )
     schedules.finish(db, schedule.id, detail=f"{queued} recipients queued")
     return Started(schedule=schedule, queued=queued, published=published)
+
+
+def _complaint_problem(db: Engine, now: datetime) -> list[str]:
+    """The complaint rate's stop as one held send's reason ([] when it lets sends go)."""
+    try:
+        stop_for_complaints(db, now=now, despite=False)
+    except InvalidRequest as exc:
+        words = str(exc).removeprefix("not sent: ")
+        return [words[:1].upper() + words[1:]]
+    return []
 
 
 def notify_owners(

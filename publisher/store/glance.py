@@ -18,7 +18,7 @@ from pathlib import Path
 from publisher.models import IssueStatus
 from publisher.store.revisions import head_on_disk
 
-__all__ = ["hooks_failing", "issue_lines"]
+__all__ = ["complaint_figures", "hooks_failing", "issue_lines"]
 
 _PREFIX = "sqlite:///"
 
@@ -89,3 +89,24 @@ def hooks_failing(url: str) -> bool | None:
     except sqlite3.Error:
         return None
     return bool(row[0])
+
+
+def complaint_figures(url: str, *, since: datetime, until: datetime) -> tuple[int, int] | None:
+    """(copies accepted, readers who complained) in [since, until), as `store.stats.accepted_and_complaints`
+    counts them; None when only the store can say."""
+    path = _path(url)
+    if path is None:
+        return None
+    bounds = tuple(moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") for moment in (since, until))
+    try:
+        with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5)) as conn:
+            (accepted,) = conn.execute(
+                "SELECT COUNT(*) FROM deliveries WHERE state = 'sent' AND sent_at >= ? AND sent_at < ?", bounds
+            ).fetchone()
+            (complained,) = conn.execute(
+                "SELECT COUNT(DISTINCT email) FROM events WHERE kind = 'complaint' AND created_at >= ? "
+                "AND created_at < ?", bounds
+            ).fetchone()
+    except sqlite3.Error:
+        return None
+    return int(accepted), int(complained)

@@ -7,6 +7,10 @@ on SQLite and PostgreSQL) over the index on (kind, created_at), so the desk's Ho
 a few hundred figures, not a row per subscriber. The reactions to an issue are the
 events recorded with its id (`events.issue_id`): each unsubscribe, bounce or complaint
 counts for one issue at most, never for every issue its reader had before.
+
+The complaint rate over a window (`accepted_and_complaints`) is complaints recorded in it
+over copies the provider accepted in it; an owner's choice to send despite a high rate is
+an event of its own kind (OVERRIDE, no subscriber), kept beside the complaints it answers.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, String, func, select
+from sqlalchemy import Engine, String, func, insert, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
@@ -25,19 +29,26 @@ from sqlalchemy.sql.functions import FunctionElement
 from publisher.store.schema import deliveries, events, issues
 
 __all__ = [
+    "OVERRIDE",
     "REACTIONS",
     "DeliveryRecord",
     "EventRecord",
+    "Override",
     "Reaction",
+    "accepted_and_complaints",
     "events_per_day",
     "history",
+    "overrides",
     "reactions",
     "reactions_to_issue",
+    "record_override",
     "sent_per_minute",
 ]
 
 REACTIONS = ("unsubscribe", "bounce", "complaint")
 """The events that count against an issue."""
+OVERRIDE = "complaint_override"
+"""The event kind of a send its owner started despite the complaint rate."""
 _READ = 1000
 _SHOWN = 200
 """Events of each kind listed for an issue; the counts cover them all."""
@@ -197,3 +208,47 @@ def sent_per_minute(engine: Engine, issue_id: int) -> dict[datetime, int]:
             counted[sent.replace(second=0, microsecond=0)] += 1
     return dict(sorted(counted.items()))
 
+
+
+def accepted_and_complaints(engine: Engine, *, since: datetime, until: datetime) -> tuple[int, int]:
+    """(copies the provider accepted, readers who complained) for `since` <= time < `until`.
+
+    A reader who complained twice in the window counts once; copies are counted over the
+    ledger's index on (state, ...), complaints over the events' index on (kind, created_at)."""
+    accepted = select(func.count()).where(
+        deliveries.c.state == "sent", deliveries.c.sent_at >= since, deliveries.c.sent_at < until
+    )
+    complained = select(func.count(func.distinct(events.c.email))).where(
+        events.c.kind == "complaint", events.c.created_at >= since, events.c.created_at < until
+    )
+    with engine.connect() as conn:
+        return int(conn.execute(accepted).scalar_one()), int(conn.execute(complained).scalar_one())
+
+
+def record_override(engine: Engine, *, issue_id: int, who: str, detail: str, now: datetime) -> None:
+    """Keep that `who` sent (or scheduled) issue `issue_id` despite the complaint rate, and why it was high."""
+    with engine.begin() as conn:
+        conn.execute(insert(events).values(
+            subscriber_id=None, email=who[:320], kind=OVERRIDE, provider="", detail=detail, created_at=now,
+            issue_id=issue_id,
+        ))
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """An owner's send despite the complaint rate: who, what the rate was, when."""
+
+    who: str
+    detail: str
+    created_at: datetime
+
+
+def overrides(engine: Engine, issue_id: int) -> list[Override]:
+    """The overrides recorded for an issue, oldest first."""
+    query = (
+        select(events.c.email, events.c.detail, events.c.created_at)
+        .where(events.c.issue_id == issue_id, events.c.kind == OVERRIDE)
+        .order_by(events.c.created_at, events.c.id)
+    )
+    with engine.connect() as conn:
+        return [Override(who=r.email, detail=r.detail, created_at=r.created_at) for r in conn.execute(query)]

@@ -400,15 +400,23 @@ class ArticleDesk(Section):
             )
         except PublisherError as exc:
             return await self._send_error(asked, slug, str(exc))
-        if asked.field("confirm") != str(plan.recipients):
-            # First press, or the list changed since the count was shown: ask (again).
+        # Only an owner may send despite the complaint rate, and only by ticking the box.
+        despite = asked.field("despite_complaints") == "on" and asked.desk.can(Role.OWNER)
+        stopped = plan.complaints is not None and plan.complaints.level == "stop"
+        if asked.field("confirm") != str(plan.recipients) or (stopped and not despite):
+            # First press, the list changed since the count was shown, or the rate stops it: ask (again).
             return self.pages.render(
                 "confirm_send", asked.desk, section="articles", plan=plan, slug=slug,
-                tag=tag or "", changed=bool(asked.field("confirm")),
+                tag=tag or "", changed=bool(asked.field("confirm")) and asked.field("confirm") != str(plan.recipients),
+                owner=asked.desk.can(Role.OWNER), unticked=stopped and bool(asked.field("confirm")),
+                status=409 if stopped and asked.field("confirm") else 200,
             )
         try:
             queued = await run_in_threadpool(
-                issue_service.send_now, self.config, self.engine, slug, now=asked.now, tag=tag
+                lambda: issue_service.send_now(
+                    self.config, self.engine, slug, now=asked.now, tag=tag,
+                    despite_complaints=despite, who=asked.desk.account,
+                )
             )
         except PublisherError as exc:
             return await self._send_error(asked, slug, str(exc))

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from publisher.config import Config
-from publisher.services import access, providers, readiness, scheduling, stats
+from publisher.services import access, complaints, providers, readiness, scheduling, stats
 from publisher.services import issues as issue_service
 from publisher.services import subscribers as subscriber_service
 from publisher.services.issues import IssueStatus
@@ -35,6 +35,8 @@ class HomeView:
     gaps: list[str]
     failing_hooks: list[access.EndpointTrouble] = field(default_factory=list)
     """Webhook endpoints whose messages fail, shown as a notice at the top."""
+    complaints: complaints.ComplaintRate | None = None
+    """The complaint rate over the last 30 days (a warning from 0.1%, sends stopped from 0.3%)."""
     providers: list[str] = field(default_factory=list)
     """A provider pool's trouble in words (a provider failing, the one used instead), as a notice."""
 
@@ -60,5 +62,6 @@ def home_view(config: Config, engine: Engine, now: datetime) -> HomeView:
         agenda=scheduling.agenda(config, engine, now=now),
         gaps=readiness.go_live_gaps(config),
         failing_hooks=access.failing_endpoints(engine),
+        complaints=complaints.complaint_rate(engine, now=now),
         providers=providers.pool_status(config, engine, now=now),
     )

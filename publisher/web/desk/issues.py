@@ -19,8 +19,8 @@ from starlette.routing import BaseRoute, Route
 
 from publisher.accounts import Role
 from publisher.errors import PublisherError
+from publisher.services import complaints, previews, stats
 from publisher.services import issues as issue_service
-from publisher.services import previews, stats
 from publisher.web.desk.auth import Asked, refuse
 from publisher.web.desk.charts import Series, bar_chart
 from publisher.web.desk.render import PREVIEW_HEADERS
@@ -66,6 +66,8 @@ class IssueDesk(Section):
         return {
             "line": line, "after": after, "reasons": reasons, "pace": pace, "chart": chart, "zone": self.config.tz.key,
             "failures": issue_service.issue_failures(self.engine, issue_id, rows=True).rows[:FAILURES_SHOWN],
+            "complaint_rate": complaints.issue_complaint_rate(self.engine, issue_id),
+            "overrides": complaints.issue_overrides(self.engine, issue_id),
         }
 
     async def detail(self, asked: Asked) -> Response:
