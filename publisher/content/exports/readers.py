@@ -414,11 +414,24 @@ def _read_file(
             yield (record, f"{row.email!r}: {exc}" if row.email not in str(exc) else str(exc))
 
 
+# A plain ASCII address is lower-cased here and checked by the store as it is written (a
+# refusal there still names the record); the rest go through the full check now, which
+# also puts an international domain in the ASCII form that tells two spellings apart.
+_PLAIN = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+
+
+def _address(raw: str) -> str:
+    text = raw.strip()
+    if _PLAIN.fullmatch(text):
+        return text.lower()
+    return normalize_email(text)
+
+
 def _reader(
     service: _Service, row: SourceRow, record: str, origin: str, floor: SubscriberStatus
 ) -> ImportedReader:
     status = protective(row.status, floor)
-    address = normalize_email(row.email)
+    address = _address(row.email)
     bad: list[str] = []
 
     def when(column: str) -> datetime | None:
