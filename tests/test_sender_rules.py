@@ -472,14 +472,19 @@ def test_a_schedule_is_held_at_its_start_and_the_owner_told(publication: Publica
 
 
 def test_the_api_stops_a_send_unless_told_despite(publication: Publication) -> None:
-    """POST /issues/{id}/send: 400 naming the rate; with despite_complaints, queued and recorded under the key."""
+    """POST /issues/{id}/send: 400 naming the rate; despite_complaints needs an admin key (403 for
+    others), and then the issue is queued and the choice recorded under the key's name."""
     publication.history(accepted=1000, complaints=3)
     token = access.create_key(publication.db, "deploy-bot", ["admin"], now=datetime.now(UTC)).token
+    writer = access.create_key(publication.db, "writer", ["issues:write"], now=datetime.now(UTC)).token
     client = AppClient(create_app(publication.config, engine=publication.db))
     headers = {"authorization": f"Bearer {token}"}
     made = client.request("POST", "/api/v1/issues", headers=headers, json={"article": SLUG}).json()
     refused = client.request("POST", f"/api/v1/issues/{made['id']}/send", headers=headers)
     assert refused.status_code == 400 and "0.30%" in refused.json()["detail"]
+    not_owner = client.request("POST", f"/api/v1/issues/{made['id']}/send", json={"despite_complaints": True},
+                               headers={"authorization": f"Bearer {writer}"})
+    assert not_owner.status_code == 403 and publication.queued() == 0
     sent = client.request("POST", f"/api/v1/issues/{made['id']}/send", headers=headers,
                           json={"despite_complaints": True})
     assert sent.status_code == 202 and sent.json()["added"] == 3

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Path, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from publisher.api import models
-from publisher.api.auth import field_refusal
+from publisher.api import models, problems
+from publisher.api.auth import ApiRefusal, field_refusal
 from publisher.api.context import ApiContext, IfMatch, etag, matches, responses, stale
 from publisher.errors import Conflict
 from publisher.services import articles, issues, scheduling
@@ -49,9 +49,13 @@ def _check_when(default: ZoneInfo, at: str, zone: str | None, *, local_time: boo
         raise field_refusal(*unreadable)
 
 
-def _key_name(request: Request) -> str:
-    """Who chose, as an override's record names them: the API key."""
+def _despite(request: Request, wanted: bool) -> str:
+    """Who chose to send despite the complaint rate, as its record names them (the key), or
+    403 for a key without the admin scope: in the desk too the choice is an owner's."""
     key = getattr(request.state, "api_key", None)
+    if wanted and (key is None or "admin" not in key.scopes):
+        raise ApiRefusal(problems.FORBIDDEN, "despite_complaints is an owner's choice: it needs a key with the "
+                                             "admin scope")
     return f"API key {key.name!r}" if key is not None else "API"
 
 
@@ -129,7 +133,7 @@ def router(ctx: ApiContext) -> APIRouter:
         _check_when(config.tz, body.at, body.timezone, local_time=False, now=now)
         done = scheduling.schedule_send(
             config, db, slug, at=body.at, now=now, tz_name=body.timezone,
-            despite_complaints=body.despite_complaints, who=_key_name(request),
+            despite_complaints=body.despite_complaints, who=_despite(request, body.despite_complaints),
         )
         return _schedule(done.schedule)
 
@@ -183,7 +187,7 @@ def router(ctx: ApiContext) -> APIRouter:
         (400, the rate named) unless `despite_complaints` is true."""
         despite = body is not None and body.despite_complaints
         added = issues.send_issue(
-            config, db, issue_id, now=ctx.clock(), despite_complaints=despite, who=_key_name(request)
+            config, db, issue_id, now=ctx.clock(), despite_complaints=despite, who=_despite(request, despite)
         )
         return models.Queued(issue_id=issue_id, added=added)
 
@@ -196,7 +200,7 @@ def router(ctx: ApiContext) -> APIRouter:
         _check_when(config.tz, body.at, body.timezone, local_time=body.local_time, now=now)
         done = scheduling.schedule_send(
             config, db, slug, at=body.at, now=now, tz_name=body.timezone, local_time=body.local_time,
-            despite_complaints=body.despite_complaints, who=_key_name(request),
+            despite_complaints=body.despite_complaints, who=_despite(request, body.despite_complaints),
         )
         return _schedule(done.schedule)
 

@@ -297,7 +297,7 @@ class IssueCreate(Request):
 
 DESPITE_COMPLAINTS = (
     "Send even though the complaint rate over the last 30 days is at 0.3% or more (from 1,000 messages), "
-    "which otherwise stops a send; the choice is recorded with the key's name."
+    "which otherwise stops a send; an owner's choice (a key with the admin scope), recorded with the key's name."
 )
 
 
