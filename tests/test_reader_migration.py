@@ -14,8 +14,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
+from desk_support import add_users, quick_hashes, sign_in
 from sqlalchemy import Engine, func, select
+from web_support import live_server, make_publication
 
 from publisher.content.exports.readers import ReaderBatch, parse_when, read_readers
 from publisher.errors import SubscriberError
@@ -24,6 +27,7 @@ from publisher.services.reader_migration import apply_readers, plan_readers
 from publisher.store import open_store
 from publisher.store import subscribers as subs
 from publisher.store.schema import subscribers
+from publisher.web import create_app
 
 DATA = Path(__file__).parent / "data" / "exports"
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
@@ -258,6 +262,23 @@ def test_consent_is_in_the_subscribers_export(engine: Engine) -> None:
     assert row["opted_in_at"] == "2019-05-01T09:00:00+00:00"
     assert row["confirmed_at"] == "2019-05-01T09:01:00+00:00"
     assert "unsubscribed 2022-06-01" in row["consent_text"]
+
+
+def test_desk_subscriber_page_shows_the_consent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The desk's page of a reader who moved in says when they opted in and what was recorded."""
+    quick_hashes(monkeypatch)
+    config = make_publication(tmp_path)
+    add_users(config)
+    engine = open_store(config.store_url)
+    apply_readers(engine, batch_of("mailchimp"), now=NOW)
+    uma = subs.find(engine, "uma@example.org")
+    engine.dispose()
+    assert uma is not None
+    with live_server(create_app(config)) as base, httpx.Client(base_url=base) as http:
+        sign_in(http)
+        page = http.get(f"/desk/subscribers/{uma.id}").text
+    assert "Opted in: 2019-05-01 09:00 UTC" in page
+    assert "unsubscribe reason NORMAL" in page
 
 
 def test_export_imported_back_keeps_consent(engine: Engine, tmp_path: Path) -> None:
