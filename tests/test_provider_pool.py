@@ -670,3 +670,39 @@ def test_a_providers_own_rate_holds(
     elapsed = time.monotonic() - started
     assert postmark.accepted == 200 and sendgrid.accepted == 0
     assert elapsed >= 3.0 * 0.9
+
+
+# -- many workers at once ----------------------------------------------------------------
+
+
+def _race_for_the_probe(url: str) -> list[bool]:
+    engines = [open_store(url) for _ in range(8)]
+    try:
+        provider_state.failed(engines[0], "postmark", "HTTP 503", now=NOW, threshold=1)
+        start = threading.Barrier(len(engines))
+        won: list[bool] = []
+
+        def ask(engine: sa.Engine) -> None:
+            start.wait()
+            won.append(provider_state.allow(engine, "postmark", now=NOW + timedelta(seconds=61), cooldown=60))
+
+        threads = [threading.Thread(target=ask, args=(engine,)) for engine in engines]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return won
+    finally:
+        for engine in engines:
+            engine.dispose()
+
+
+def test_eight_workers_asking_at_once_get_one_probe_on_sqlite(tmp_path: Path) -> None:
+    assert sorted(_race_for_the_probe(f"sqlite:///{tmp_path / 'race.db'}")) == [False] * 7 + [True]
+
+
+def test_eight_workers_asking_at_once_get_one_probe_on_postgresql() -> None:
+    from pg_server import fresh_database, postgres_server
+
+    with postgres_server() as url:
+        assert sorted(_race_for_the_probe(fresh_database(url, "probe_race"))) == [False] * 7 + [True]
