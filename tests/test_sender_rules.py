@@ -393,6 +393,15 @@ def test_the_command_line_send_stops_at_the_stop_rate(publication: Publication) 
     assert outbox(publication.config) == []
 
 
+def test_a_dry_run_says_a_send_would_be_stopped(publication: Publication) -> None:
+    """--dry-run names the rate and that a send would stop, and writes nothing."""
+    publication.history(accepted=1000, complaints=3)
+    result = publication.cli("send", SLUG, "--dry-run")
+    assert result.exit_code == 0
+    assert "complaint rate 0.30%" in result.output and "would be stopped" in result.output
+    assert publication.queued() == 0
+
+
 def test_the_command_line_override_sends_and_is_recorded(publication: Publication) -> None:
     """--despite-complaints sends to every reader and keeps who chose it, and the rate then, with the issue."""
     publication.history(accepted=1000, complaints=3)

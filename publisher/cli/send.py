@@ -156,6 +156,10 @@ def _dry_run(config: Config, slug: str, tag: str | None, now: datetime) -> None:
             f"issue {plan.issue_id} is frozen: its first copies have left, so later readers get "
             "that version, not the article as it is now"
         )
+    if plan.complaints is not None and plan.complaints.level in ("warn", "stop"):
+        click.echo(f"complaint rate {plan.complaints.in_words()}")
+        if plan.complaints.level == "stop":
+            click.echo("a send would be stopped: --despite-complaints sends anyway, and is recorded")
     already = f" ({plan.issue_id} is already in the ledger: only new readers count)" if plan.issue_id else ""
     click.echo(f"would send to {plan.recipients} {who}{already}; nothing sent, nothing written")
 
