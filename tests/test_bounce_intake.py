@@ -10,14 +10,17 @@ import subprocess
 import sys
 import textwrap
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import postfix_server
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
-from web_support import SECRET, make_publication
+from desk_support import add_users, csrf_of, quick_hashes, sign_in
+from web_support import SECRET, live_server, make_publication
 
 from publisher.cli import cli
 from publisher.config import Config, load_config
@@ -27,6 +30,7 @@ from publisher.mail.bounce_parse import classify
 from publisher.models import SubscriberStatus
 from publisher.services.bounce_intake import apply_decision, take_message
 from publisher.store import bounce_review, open_store, subscribers
+from publisher.web import create_app
 
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 DOMAIN = "bounces.example.org"
@@ -384,3 +388,62 @@ def test_a_real_postfix_bounce_suppresses_its_reader(tmp_path: Path) -> None:
     assert done.stdout.decode().startswith("suppressed: gone@mx.example.net (issue ")
     assert status(config, "gone@mx.example.net") is SubscriberStatus.BOUNCED
     assert status(config, "here@example.org") is SubscriberStatus.ACTIVE
+
+
+UNCLEAR = textwrap.dedent("""\
+    From: postmaster@mx.example.net
+    To: letters@example.org
+    Subject: Undeliverable
+    Message-ID: <odd-desk@mx.example.net>
+
+    Something went wrong with <bo@example.org> <script>alert(1)</script>.
+    """).encode()
+
+
+@pytest.fixture
+def desk(sent: Config, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The app on loopback, with an owner, an editor and a viewer."""
+    quick_hashes(monkeypatch)
+    add_users(sent)
+    with live_server(create_app(sent)) as base:
+        yield base
+
+
+def test_desk_review_queue_applies_a_decision(sent: Config, desk: str) -> None:
+    """An editor opens a message kept for review, applies it as a hard bounce, and the
+    reader's page shows the message and what was done."""
+    intake = take_message(sent, db(sent), UNCLEAR, now=NOW, source="imap")
+    assert (intake.outcome, intake.address) == ("review", "bo@example.org")
+    with httpx.Client(base_url=desk) as http:
+        sign_in(http, "editor@example.org")
+        queue = http.get("/desk/subscribers/bounces")
+        assert queue.status_code == 200 and "bo@example.org" in queue.text
+        (waiting,) = bounce_review.pending(db(sent))
+        page = http.get(f"/desk/subscribers/bounces/{waiting.id}")
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text and "<script>alert(1)" not in page.text
+        done = http.post(f"/desk/subscribers/bounces/{waiting.id}",
+                         data={"csrf": csrf_of(page.text), "decision": "hard"}, follow_redirects=True)
+        assert done.status_code == 200 and "Nothing waits for review." in done.text
+        subscriber = subscribers.find(db(sent), "bo@example.org")
+        assert subscriber is not None and subscriber.status is SubscriberStatus.BOUNCED
+        mine = http.get(f"/desk/subscribers/{subscriber.id}").text
+    assert "Mail that came back" in mine
+    assert "decided hard by editor@example.org" in mine.split("Mail that came back")[1]
+
+
+def test_desk_decision_without_the_form_token_changes_nothing(sent: Config, desk: str) -> None:
+    """A POST without the CSRF token is refused and the message still waits."""
+    take_message(sent, db(sent), UNCLEAR, now=NOW, source="imap")
+    (waiting,) = bounce_review.pending(db(sent))
+    with httpx.Client(base_url=desk) as http:
+        sign_in(http, "editor@example.org")
+        refused = http.post(f"/desk/subscribers/bounces/{waiting.id}", data={"decision": "hard"})
+    assert refused.status_code == 403
+    assert [m.id for m in bounce_review.pending(db(sent))] == [waiting.id]
+
+
+def test_desk_review_queue_is_not_for_viewers(sent: Config, desk: str) -> None:
+    """A viewer cannot read the messages (they hold readers' addresses) nor decide."""
+    with httpx.Client(base_url=desk) as http:
+        sign_in(http, "viewer@example.org")
+        assert http.get("/desk/subscribers/bounces").status_code == 403

@@ -211,7 +211,9 @@ def _nonstandard(msg: email.message.Message, looks: bool, rcpt: tuple[str, ...],
     elif addresses or status or _SOFT_WORDS.search(text):
         kind = "soft"
     else:
-        return Verdict("unknown", reason="looks like a bounce, but says neither whom nor why",
+        # An address it mentions is only a guess, for the person who decides.
+        guess = tuple(a for a in _addresses_in(text) if a not in rcpt)
+        return Verdict("unknown", guess, reason="looks like a bounce, but says neither whom nor why",
                        rcpt_to=rcpt, message_id=mid)
     if not addresses:
         addresses = _addresses_in(text)

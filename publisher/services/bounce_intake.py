@@ -44,16 +44,21 @@ from publisher.mail import tokens, verp
 from publisher.mail.bounce_parse import Verdict, classify
 from publisher.models import Subscriber
 from publisher.store import bounce_review, subscribers
+from publisher.store.bounce_review import BounceMessage
 
 __all__ = [
     "DECISIONS",
     "EVENT_PROVIDER",
     "MAX_MESSAGE",
     "OUTCOMES",
+    "BounceMessage",
     "Decision",
     "Intake",
     "Outcome",
     "apply_decision",
+    "history",
+    "message",
+    "review_queue",
     "take_message",
 ]
 
@@ -267,3 +272,22 @@ def _outcome(value: str) -> Outcome:
         if outcome == value:
             return outcome
     return "review"
+
+
+def review_queue(db: Engine, *, limit: int = 100) -> list[BounceMessage]:
+    """The messages no rule could read, oldest first, for a person to decide on."""
+    return bounce_review.pending(db, limit=limit)
+
+
+def message(db: Engine, message_id: int) -> BounceMessage:
+    """One message taken, with its kept bytes; NotFound when there is none by that id."""
+    found = bounce_review.get(db, message_id, raw=True)
+    if found is None:
+        raise NotFound(f"no bounce message {message_id}")
+    return found
+
+
+def history(db: Engine, subscriber_id: int, address: str) -> list[BounceMessage]:
+    """The messages that came back about one reader, newest first (soft bounces included,
+    which no event records)."""
+    return bounce_review.for_subscriber(db, subscriber_id, address)

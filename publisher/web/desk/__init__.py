@@ -10,7 +10,8 @@ static files needs a session (see `auth`), and each names the least role it need
 and the sections, each in its own module: `signin` (the password, the code after it, an
 OpenID Connect provider, signing out), `account` (two-step sign-in, recovery codes and
 sessions), `articles` (the editor, previews, preflight and sending), `revisions` (the
-editor's autosaves and saved versions), `issues`, `subscribers`, `settings` and its `keys`.
+editor's autosaves and saved versions), `issues`, `subscribers` and its `bounces` (the
+review queue of mail that came back), `settings` and its `keys`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from publisher.web.desk import home
 from publisher.web.desk.account import AccountDesk
 from publisher.web.desk.articles import ArticleDesk
 from publisher.web.desk.auth import Asked, DeskAuth, SameOrigin
+from publisher.web.desk.bounces import BounceDesk
 from publisher.web.desk.issues import IssueDesk
 from publisher.web.desk.keys import KeyDesk
 from publisher.web.desk.media import MediaDesk
@@ -49,6 +51,7 @@ PAGES = (
     "login", "home", "articles", "editor", "conflict", "confirm_send", "issues", "issue",
     "subscribers", "subscriber", "import", "imported", "settings", "keys",
     "revisions", "revision", "media", "login_code", "account", "moving",
+    "bounces", "bounce",
 )
 
 
@@ -79,6 +82,7 @@ class Desk:
             AccountDesk(config, engine, self.pages, self.auth, secret=settings.secret, clock=settings.clock),
             ArticleDesk(config, engine, self.pages, self.auth, settings.provider_factory),
             IssueDesk(config, engine, self.pages, self.auth),
+            BounceDesk(config, engine, self.pages, self.auth),
             SubscriberDesk(config, engine, self.pages, self.auth),
             SettingsDesk(config, engine, self.pages, self.auth, settings.provider_factory),
             KeyDesk(config, engine, self.pages, self.auth),

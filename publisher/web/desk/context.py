@@ -32,6 +32,7 @@ MESSAGES = {
     "user-added": "User added.",
     "user-removed": "User removed.",
     "key-revoked": "Key revoked: requests with it are refused from now on.",
+    "bounce-decided": "Decided. The subscriber's page shows it.",
 }
 """Notices shown after a redirect, by code (`?m=saved`): a link cannot make the desk say
 anything else."""

@@ -32,6 +32,7 @@ from publisher.accounts import Role
 from publisher.config import Config
 from publisher.errors import PublisherError, SubscriberError
 from publisher.models import SubscriberStatus
+from publisher.services import bounce_intake
 from publisher.services import subscribers as subscriber_service
 from publisher.services.imports import decode_upload, preview_import
 from publisher.web.desk.auth import Asked, DeskAuth, refuse
@@ -144,11 +145,15 @@ class SubscriberDesk(Section):
         key = asked.request.path_params["id"]
         try:
             data = await run_in_threadpool(subscriber_service.export_subscriber, self.engine, key)
+            came_back = await run_in_threadpool(
+                bounce_intake.history, self.engine, data.subscriber.id, data.subscriber.email
+            )
         except PublisherError as exc:
             return refuse(404, str(exc))
         return self.pages.render(
             "subscriber", asked.desk, section="subscribers", status=status_code,
             data=data, s=data.subscriber, error=error, can_write=asked.desk.can(Role.EDITOR),
+            came_back=came_back,
         )
 
     async def update(self, asked: Asked) -> Response:
