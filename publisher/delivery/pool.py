@@ -212,7 +212,8 @@ class PoolProvider:
                 outcome.account_refused += 1
                 outcome.errors.append(f"{member.label}: {exc}")
                 continue
-            provider_state.succeeded(db, member.name, now=now)
+            if provider_state.succeeded(db, member.name, now=now):
+                log.warning("%s answers again: back in use", member.label)
             return [_through(result, member.label) for result in results]
         if outcome.account_refused and not outcome.temporary and not skipped:
             raise ConfigError("every provider of the pool refused its account: " + "; ".join(outcome.errors))

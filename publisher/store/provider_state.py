@@ -88,17 +88,19 @@ def allow(engine: Engine, member: str, *, now: datetime, cooldown: float) -> boo
     return True
 
 
-def succeeded(engine: Engine, member: str, *, now: datetime) -> None:
-    """A call through `member` got answers: its breaker closes, its run of failures ends."""
+def succeeded(engine: Engine, member: str, *, now: datetime) -> bool:
+    """A call through `member` got answers: its breaker closes, its run of failures ends.
+    True when it was open (the member is back)."""
     known = read(engine, [member]).get(member)
     if known is None or (known.state == CLOSED and known.failures == 0):
-        return  # the common case costs one read and no write
+        return False  # the common case costs one read and no write
     with begin_write(engine) as conn:
         conn.execute(
             update(provider_state)
             .where(provider_state.c.member == member)
             .values(state=CLOSED, failures=0, opened_at=None, failing_since=None, updated_at=now)
         )
+    return known.state != CLOSED
 
 
 def failed(engine: Engine, member: str, error: str, *, now: datetime, threshold: int) -> MemberState:
