@@ -11,6 +11,7 @@ import io
 import subprocess
 import sys
 import time
+import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -204,6 +205,33 @@ def test_active_here_is_unsubscribed_by_the_export(engine: Engine) -> None:
     assert stored(engine, "uma@example.org")["status"] == "unsubscribed"
 
 
+def test_mailchimp_time_zone_is_kept(engine: Engine) -> None:
+    """Mailchimp's TIMEZONE becomes the reader's zone; one that is no zone is left out."""
+    apply_readers(engine, batch_of("mailchimp"), now=NOW)
+    assert stored(engine, "rosa@example.org")["timezone"] == "America/New_York"
+    assert stored(engine, "sam@example.org")["timezone"] is None
+
+
+def test_listmonk_export_imports_through_subscribers_import(engine: Engine) -> None:
+    """`publisher subscribers import` reads listmonk's export too: blocklisted stays off the list."""
+    text = (DATA / "listmonk" / "readers" / "subscribers.csv").read_text(encoding="utf-8")
+    report = subs.import_csv(engine, io.StringIO(text, newline=""), now=NOW, origin="subscribers.csv")
+    assert report.platform == "listmonk"
+    assert stored(engine, "xia@example.org")["status"] == "unsubscribed"
+
+
+def test_export_zip_is_read_through_the_migration(tmp_path: Path) -> None:
+    """The readers of a Mailchimp zip, opened as `publisher migrate` opens it."""
+    from publisher.services.migration import open_export
+
+    archive = tmp_path / "audience.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        for path in sorted((DATA / "mailchimp" / "readers").glob("*.csv")):
+            out.write(path, f"audience/{path.name}")
+    batch = read_readers("mailchimp", open_export(archive))
+    assert (len(batch.readers), len(batch.merged)) == (5, 1)
+
+
 # --- dates ----------------------------------------------------------------------------
 
 
@@ -241,6 +269,15 @@ def test_unreadable_date_does_not_refuse_a_reader_who_left() -> None:
 def test_bad_address_is_refused_naming_file_and_record() -> None:
     """An address without @ is refused with its file and line."""
     assert "not a valid address" in dict(batch_of("substack").refused)["email_list.calm-notes.csv:8"]
+
+
+def test_address_the_store_refuses_is_named_by_its_record(engine: Engine) -> None:
+    """An address refused as it is written (two dots in a row) is named by file and line."""
+    data = b"email,email_disabled,created_at\nann..lee@example.org,false,2024-01-01\nok@example.org,false,\n"
+    batch = read_readers("substack", Folder({"email_list.x.csv": data}))
+    counts = apply_readers(engine, batch, now=NOW)
+    assert [record for record, _ in counts.refused] == ["email_list.x.csv:2"]
+    assert (counts.created, counts.total) == (1, 2)
 
 
 def test_file_without_an_address_column_names_the_file() -> None:

@@ -65,6 +65,7 @@ def _rows(readers: list[ImportedReader]) -> Iterator[SourceRow]:
             email=reader.email,
             name=reader.name,
             tags=reader.tags,
+            timezone=reader.timezone,
             status=reader.status,
             consented_at=reader.confirmed_at,
             source=reader.source,

@@ -96,6 +96,8 @@ class ImportedReader:
     tags: tuple[str, ...] = ()
     """Their labels, lists, newsletters or tags on the other service (and "paid")."""
     paid: bool = False
+    timezone: str | None = None
+    """Their IANA zone where the export gives one (Mailchimp's TIMEZONE), for local-time sends."""
     record: str = ""
     """Where the record was read: "members.csv:17"."""
 
@@ -377,6 +379,7 @@ def _merge(batch: ReaderBatch, at: dict[str, int], reader: ImportedReader) -> No
         source=winner.source,
         tags=tags,
         paid=first.paid or reader.paid,
+        timezone=first.timezone or reader.timezone,
     )
     batch.merged.append((reader.record, f"{reader.email} is also {first.record}: kept as {status.value}"))
 
@@ -464,5 +467,6 @@ def _reader(
         source=origin[:MAX_SOURCE],
         tags=tags,
         paid=extra.paid,
+        timezone=row.timezone,
         record=record,
     )
