@@ -706,3 +706,9 @@ def test_eight_workers_asking_at_once_get_one_probe_on_postgresql() -> None:
 
     with postgres_server() as url:
         assert sorted(_race_for_the_probe(fresh_database(url, "probe_race"))) == [False] * 7 + [True]
+
+
+def test_a_send_confirmation_names_the_pool_in_order(tmp_path: Path) -> None:
+    from publisher.services.issues import provider_label
+
+    assert provider_label(pool_config(tmp_path, POSTMARK_THEN_SMTP)) == "Postmark, then your mail server"

@@ -300,6 +300,9 @@ PROVIDER_NAMES = {
 def provider_label(config: Config) -> str:
     """How a confirmation names the way mail leaves: "Postmark", "your mail server (smtp.example.org)"."""
     name = str(config["delivery.provider"])
+    if name == "pool":  # "Postmark, then your mail server"
+        members = sorted(config.pool, key=lambda m: m.priority)
+        return ", then ".join(PROVIDER_NAMES.get(m.provider, m.provider) for m in members)
     label = PROVIDER_NAMES.get(name, name)
     if name == "smtp":
         label += f" ({config['delivery.smtp.host']})"
