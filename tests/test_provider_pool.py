@@ -712,3 +712,39 @@ def test_a_send_confirmation_names_the_pool_in_order(tmp_path: Path) -> None:
     from publisher.services.issues import provider_label
 
     assert provider_label(pool_config(tmp_path, POSTMARK_THEN_SMTP)) == "Postmark, then your mail server"
+
+
+def _race_for_tokens(url: str) -> int:
+    """Eight workers each ask gmail.com's bucket (20 a second, nearly no refill) for 5 rows."""
+    from publisher.store import budgets
+
+    engines = [open_store(url) for _ in range(8)]
+    try:
+        start = threading.Barrier(len(engines))
+        granted: list[int] = []
+
+        def take(engine: sa.Engine) -> None:
+            start.wait()
+            got, _ = budgets.take(engine, "domain:gmail.com", 5, rate=20.0, capacity=20.0, now=1000.0)
+            granted.append(got)
+
+        threads = [threading.Thread(target=take, args=(engine,)) for engine in engines]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return sum(granted)
+    finally:
+        for engine in engines:
+            engine.dispose()
+
+
+def test_a_domain_budget_is_never_overdrawn_by_workers_at_once(tmp_path: Path) -> None:
+    assert _race_for_tokens(f"sqlite:///{tmp_path / 'race.db'}") == 20
+
+
+def test_a_domain_budget_is_never_overdrawn_by_workers_at_once_on_postgresql() -> None:
+    from pg_server import fresh_database, postgres_server
+
+    with postgres_server() as url:
+        assert _race_for_tokens(fresh_database(url, "token_race")) == 20
