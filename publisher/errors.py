@@ -18,6 +18,7 @@
     │   ├── TemporaryFailure       try again later (4xx SMTP, 429, 5xx, timeouts)
     │   └── PermanentFailure       never retry this recipient (5xx SMTP, 4xx API)
     ├── WebhookError               a provider webhook failed its signature check
+    ├── MailboxError               the bounce mailbox (IMAP) cannot be reached, logged into or read
     └── SourceError                a watched feed or imported page could not be used
         └── FetchRefused           the target is private, loopback, too big or too slow
 
@@ -39,6 +40,7 @@ __all__ = [
     "DeliveryError",
     "FetchRefused",
     "InvalidRequest",
+    "MailboxError",
     "NotFound",
     "PermanentFailure",
     "PublisherError",
@@ -162,6 +164,11 @@ class PermanentFailure(DeliveryError):
 
 class WebhookError(PublisherError):
     """A provider webhook failed its signature or shared-secret check, or is malformed."""
+
+
+class MailboxError(PublisherError):
+    """The bounce mailbox cannot be reached, refuses the login or fails a command. Nothing
+    in it was lost: a message not yet moved out of its folder is read again next time."""
 
 
 class SourceError(PublisherError):

@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import importlib
 import sys
-from datetime import UTC, datetime
+import threading
+from datetime import UTC, datetime, timedelta
 from typing import BinaryIO
 
 import click
 
-from publisher.cli._common import cli, get_config
+from publisher.cli._common import cli, get_config, reports_errors
 from publisher.errors import PublisherError
 
-__all__ = ["EX_TEMPFAIL", "bounces", "ingest_command"]
+__all__ = ["EX_TEMPFAIL", "bounces", "check_mailbox_command", "ingest_command"]
 
 EX_TEMPFAIL = 75
 _CHUNK = 1024 * 1024
@@ -104,6 +105,55 @@ def ingest_command(ctx: click.Context, recipient: str) -> None:
         raise SystemExit(EX_TEMPFAIL) from exc
     where = f" (issue {intake.issue_id})" if intake.issue_id is not None else ""
     click.echo(f"{intake.outcome}: {intake.address or 'no address'}{where}: {intake.detail}")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@bounces.command("check-mailbox")
+@click.option("--once", is_flag=True, help="Run one pass and stop (default: keep watching until Ctrl-C).")
+@click.pass_context
+@reports_errors
+def check_mailbox_command(ctx: click.Context, once: bool) -> None:
+    """Take each message in the bounce mailbox ([bounces.imap]) and move it to its folder.
+
+    Prints how many messages were taken and what was decided for them. Without --once it
+    keeps watching (IDLE where the server offers it, else every poll_seconds).
+    """
+    from publisher.services import bounce_mailbox
+    from publisher.store import open_store
+
+    config = get_config(ctx)
+    bounce_mailbox.settings_of(config)  # a missing setting is told before anything is opened
+    db = open_store(config.store_url)
+    if once:
+        report = bounce_mailbox.check_mailbox(config, db, clock=_now)
+        click.echo(report.summary())
+        return
+    stop = threading.Event()
+
+    def failed(exc: PublisherError, wait: timedelta) -> None:
+        click.secho(f"error: {exc} (trying again in {wait.total_seconds():.0f} s)", fg="red", err=True)
+
+    watch = bounce_mailbox.MailboxWatch(
+        config, db, clock=_now, on_pass=lambda report: click.echo(report.summary()), on_failure=failed,
+    )
+    click.echo("watching the bounce mailbox; Ctrl-C stops")
+    try:
+        while not stop.is_set():
+            watch.run(stop)
+            if watch.retry_at is not None:
+                wait = (watch.retry_at - _now()).total_seconds()
+            elif watch.mailbox is not None and watch.mailbox.can_idle:
+                wait = 0.0  # the run waited in IDLE already
+            else:
+                wait = float(config["bounces.imap.poll_seconds"])
+            stop.wait(max(wait, 0.0))
+    except KeyboardInterrupt:
+        click.echo("stopped")
+    finally:
+        watch.close()
 
 
 _join_mailbox_commands()

@@ -33,6 +33,7 @@ from publisher.store import ledger, open_store, publishing, schedules
 __all__ = [
     "Runtime",
     "backup",
+    "check_bounce_mailbox",
     "deliver_due",
     "deliver_hooks",
     "digest",
@@ -339,3 +340,26 @@ def backup(config_path: str) -> str | None:
     log.info("backup written: %s (%s bytes, %s files, %s older removed)", made.path, made.size, made.files,
              len(made.pruned))
     return str(made.path)
+
+
+_MAILBOX_WATCHES: dict[str, object] = {}
+_MAILBOX_LOCK = threading.Lock()
+
+
+def check_bounce_mailbox(config_path: str) -> None:
+    """Read the bounce mailbox (`bounces.imap.*`): a pass, then IDLE until the next run
+    where the server offers it. The connection is kept from one run to the next, and made
+    again when the settings change; a failure is logged and retried after a backoff."""
+    from publisher.services.bounce_mailbox import MailboxWatch  # only needed with a mailbox configured
+
+    rt = runtime_for(config_path)
+    with _MAILBOX_LOCK:
+        watch = _MAILBOX_WATCHES.get(config_path)
+        if not isinstance(watch, MailboxWatch) or watch.config is not rt.config or watch.db is not rt.db:
+            if isinstance(watch, MailboxWatch):
+                watch.close()
+            watch = MailboxWatch(rt.config, rt.db, clock=rt.clock)
+            _MAILBOX_WATCHES[config_path] = watch
+    watch.run(rt.stop)
+    if rt.stop.is_set():
+        watch.close()

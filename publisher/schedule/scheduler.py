@@ -145,6 +145,11 @@ def start_daemon_jobs(scheduler: BackgroundScheduler, config_path: str, rt: jobs
         add(jobs.backup, backup_trigger, args=[config_path], id="backup", name="backup", replace_existing=True)
     elif scheduler.get_job("backup"):
         scheduler.remove_job("backup")
+    if config["bounces.imap.host"]:
+        add(jobs.check_bounce_mailbox, _every(config["bounces.imap.poll_seconds"]), args=[config_path],
+            id="bounce-mailbox", name="read the bounce mailbox", replace_existing=True)
+    elif scheduler.get_job("bounce-mailbox"):
+        scheduler.remove_job("bounce-mailbox")
     for index, source in enumerate(config.sources):
         add(jobs.poll_sources, _every(source.interval), args=[config_path, source.url],
             id=f"source:{index}", name=f"poll {source.name}", replace_existing=True)

@@ -17,6 +17,8 @@
     daemon       `publisher serve` beat within HEARTBEAT_LATE (`schedule.heartbeat`)
     disk         free space where the publication and its SQLite store live
     backups      the newest publisher-backup-*.tar.gz in `backup.folder` is recent
+    bounces      the bounce mailbox (`bounces.imap.*`), where one is set, takes the
+                 login and has its folder (`imap_bounces.NETWORK_SECONDS` a command)
 
 Every finding is ok, warn (works, but look) or fail (readers or mail will suffer: fix
 it). Nothing here waits without a deadline: DNS has `preflight.DNS_TIMEOUT` a name,
@@ -444,6 +446,26 @@ def _provider(config: Config, client: httpx.Client | None) -> Finding:
 # The daemon, the disk, the backups
 
 
+def bounce_mailbox_finding(config: Config) -> Finding | None:
+    """The bounce mailbox (`bounces.imap.*`) logs in and its folder can be selected; None
+    when none is configured. Reads nothing and moves nothing."""
+    from publisher.delivery.imap_bounces import Mailbox, MailboxSettings
+
+    name = "Bounce mailbox"
+    try:
+        settings = MailboxSettings.from_config(config)
+        if settings is None:
+            return None
+        with Mailbox(settings) as mailbox:
+            waiting = len(mailbox.waiting())
+    except PublisherError as exc:
+        return Finding(name, "fail", str(exc), "fix [bounces.imap] or PUBLISHER_BOUNCES_IMAP_PASSWORD as the "
+                       "message says; until then bounces that come back by mail are not read")
+    idle = "IDLE: new bounces are read at once" if mailbox.can_idle else "no IDLE: read every poll_seconds"
+    return Finding(name, "ok", f"{settings.username} logged in at {settings.where}, folder {settings.folder!r} "
+                   f"holds {waiting} message(s) not yet read; {idle}")
+
+
 def heartbeat_finding(last: datetime | None, now: datetime) -> Finding:
     name = "Daemon"
     start = "start it: systemctl start publisher (or docker compose up -d)"
@@ -546,5 +568,6 @@ def diagnose(
         *_tls(config, now, tls_context),
         _provider(config, client),
         *[f for f in (secret_finding(config),) if f is not None],
+        *[f for f in (bounce_mailbox_finding(config),) if f is not None],
         *_local(config, now, disk_usage),
     ]
