@@ -45,6 +45,12 @@ from publisher.store.schema import deliveries, subscribers
 SECRET = "s" * 40
 PM_TOKEN = "pm-token"
 SG_KEY = "sg-key"
+MG_DOMAIN = "mg.example.org"
+MG_KEY = "mg-key"
+RE_KEY = "re-key"
+AWS_KEY_ID = "AKIDEXAMPLE"
+AWS_SECRET = "aws-secret"
+AWS_REGION = "eu-west-1"
 NOW = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
 
 
@@ -60,7 +66,13 @@ class ProviderServer:
 
     def __init__(self, vendor: str, *, hang: float = 3.0) -> None:
         self.vendor = vendor
-        self.check = vendors.postmark(PM_TOKEN) if vendor == "postmark" else vendors.sendgrid(SG_KEY)
+        self.check = {
+            "postmark": lambda: vendors.postmark(PM_TOKEN),
+            "sendgrid": lambda: vendors.sendgrid(SG_KEY),
+            "mailgun": lambda: vendors.mailgun(MG_DOMAIN, MG_KEY),
+            "resend": lambda: vendors.resend(RE_KEY),
+            "ses": lambda: vendors.ses(AWS_KEY_ID, AWS_SECRET, AWS_REGION),
+        }[vendor]()
         self.copies: Counter[str] = Counter()
         self.requests = 0
         self.mode = "ok"
@@ -164,11 +176,19 @@ class ProviderServer:
         return reply
 
     def count(self, request: RecordedRequest) -> None:
-        body = request.json()
-        if self.vendor == "postmark":
-            addresses = [m["To"].rsplit("<", 1)[-1].rstrip(">") for m in body]
+        def bare(value: str) -> str:
+            return value.rsplit("<", 1)[-1].rstrip(">")
+
+        if self.vendor == "mailgun":
+            addresses = [bare(to) for to in request.form()["to"]]
+        elif self.vendor == "postmark":
+            addresses = [bare(m["To"]) for m in request.json()]
+        elif self.vendor == "resend":
+            addresses = [bare(m["to"][0]) for m in request.json()]
+        elif self.vendor == "ses":
+            addresses = [bare(a) for a in request.json()["Destination"]["ToAddresses"]]
         else:
-            addresses = [to["email"] for p in body["personalizations"] for to in p["to"]]
+            addresses = [to["email"] for p in request.json()["personalizations"] for to in p["to"]]
         stamp = time.monotonic()
         with self.lock:
             self.copies.update(addresses)
@@ -203,7 +223,11 @@ def db(tmp_path: Path) -> Iterator[sa.Engine]:
     engine.dispose()
 
 
-ENV = {"PUBLISHER_SECRET": SECRET, "PUBLISHER_POSTMARK_TOKEN": PM_TOKEN, "PUBLISHER_SENDGRID_API_KEY": SG_KEY}
+ENV = {
+    "PUBLISHER_SECRET": SECRET, "PUBLISHER_POSTMARK_TOKEN": PM_TOKEN, "PUBLISHER_SENDGRID_API_KEY": SG_KEY,
+    "PUBLISHER_MAILGUN_API_KEY": MG_KEY, "PUBLISHER_RESEND_API_KEY": RE_KEY,
+    "AWS_ACCESS_KEY_ID": AWS_KEY_ID, "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+}
 
 
 def pool_config(tmp_path: Path, members: str, **settings: Any) -> Config:
@@ -359,6 +383,35 @@ def test_a_batch_that_timed_out_is_not_sent_through_another_provider(
     pool.close()
     assert all(r.outcome.value == "retry" and r.maybe_sent for r in results)
     assert sendgrid.requests == 0
+
+
+@pytest.mark.parametrize("mode", ["refused", "timeout", "500", "429", "401"])
+@pytest.mark.parametrize("vendor", ["mailgun", "resend", "ses", "sendgrid"])
+def test_each_vendor_failing_hands_the_send_to_postmark(
+    tmp_path: Path, db: sa.Engine, postmark: ProviderServer, vendor: str, mode: str
+) -> None:
+    """Each API, shaped like its vendor, failing in each way at message 200 of 1,000: the
+    send goes on through Postmark, every reader once."""
+    first = ProviderServer(vendor).up()
+    try:
+        extra = (
+            f'\n[delivery.mailgun]\nbase_url = "{first.url}"\ndomain = "{MG_DOMAIN}"\n'
+            f'\n[delivery.resend]\nbase_url = "{first.url}"\n'
+            f'\n[delivery.ses]\nendpoint = "{first.url}"\nregion = "{AWS_REGION}"\n'
+        )
+        members = f'[[delivery.pool]]\nprovider = "{vendor}"\n\n[[delivery.pool]]\nprovider = "postmark"\n'
+        config = pool_config(tmp_path, members, postmark=postmark.url, sendgrid=first.url, extra=extra)
+        readers = [address(n) for n in range(1000)]
+        queue(db, readers)
+        first.fail(mode, after=200)
+        run_send(config, db)
+        copies = first.copies + postmark.copies
+        assert states(db) == {"sent": 1000}
+        assert [a for a in readers if copies[a] != 1] == []
+        assert 200 <= first.accepted < 200 + 4 * 50 and postmark.accepted == 1000 - first.accepted
+        assert provider_state.read(db)[vendor].state == "open"
+    finally:
+        first.down()
 
 
 # -- both down, then one back ------------------------------------------------------------
