@@ -346,6 +346,17 @@ def test_dry_run_writes_nothing(engine: Engine) -> None:
         assert conn.execute(select(func.count()).select_from(subscribers)).scalar() == 0
 
 
+def test_dry_run_does_not_wait_for_the_write_lock(engine: Engine) -> None:
+    """A preview runs while another writer holds the database (a subscribe, a send)."""
+    batch = batch_of("mailchimp")
+    with engine.connect() as other:
+        other.exec_driver_sql("BEGIN IMMEDIATE")
+        started = time.perf_counter()
+        assert plan_readers(engine, batch).created == 5
+        assert time.perf_counter() - started < 5
+        other.rollback()
+
+
 def test_dry_run_says_what_the_migration_does(engine: Engine) -> None:
     """The plan's counts are the migration's counts."""
     subs.add(engine, "rosa@example.org", now=NOW)

@@ -7,8 +7,9 @@ far is kept, to reject an address the file repeats.
 
 An address already here that the file brings nothing new for (same status, name, zone
 and tags, and no consent where it had none) counts as unchanged, so importing one file
-twice says so rather than "updated". A dry run goes through the same steps and rolls
-back, so its counts are the import's.
+twice says so rather than "updated". A dry run takes the same decisions on the same
+look-ups and writes none of them, so its counts are the import's; it reads without the
+write lock, so a preview of a long list never holds up a reader subscribing meanwhile.
 """
 
 from __future__ import annotations
@@ -161,23 +162,22 @@ def import_records(
     """Import records already mapped to our fields (from a CSV export or a JSON list), in
     one transaction, with the same checks as a CSV import. `progress` is called with the
     number of records read after each chunk (from inside the transaction). With `dry_run`
-    the transaction is rolled back: the report says what the import would do."""
+    nothing is written: the report says what the import would do."""
     extra = clean_tags(tags)
     source = f"import:{origin.replace(chr(92), '/').rsplit('/', 1)[-1]}"[:MAX_SOURCE]
     rejected: list[Rejected] = []
     tally = _Tally()
     read = 0
     try:
-        with begin_write(engine) as conn:
+        with engine.connect() if dry_run else begin_write(engine) as conn:
             for size, valid in checked_chunks(rows, extra, pending, rejected):
                 read += size
-                _apply(conn, valid, now=now, source=source, origin=origin, tally=tally, rejected=rejected)
+                _apply(
+                    conn, valid, now=now, source=source, origin=origin, tally=tally, rejected=rejected,
+                    write=not dry_run,
+                )
                 if progress is not None:
                     progress(read)
-            if dry_run:
-                raise _RolledBack
-    except _RolledBack:
-        pass
     except UnicodeDecodeError as exc:
         raise _not_utf8(origin, exc) from exc
     return ImportReport(
@@ -192,10 +192,6 @@ def import_records(
     )
 
 
-class _RolledBack(Exception):
-    """Raised inside a dry run's transaction so that it is rolled back."""
-
-
 def _apply(
     conn: Connection,
     rows: Sequence[_Valid],
@@ -205,6 +201,7 @@ def _apply(
     origin: str,
     tally: _Tally,
     rejected: list[Rejected],
+    write: bool = True,
 ) -> None:
     if not rows:
         return
@@ -222,12 +219,15 @@ def _apply(
     had_tags = tags_of(conn, [row.id for row in existing.values()]) if existing else {}
     new = [r for r in rows if r.email not in existing]
     if new:
-        conn.execute(insert(subscribers), [_new_row(r, now, source) for r in new])
+        if write:
+            conn.execute(insert(subscribers), [_new_row(r, now, source) for r in new])
         tally.imported += len(new)
         tally.new_by_status.update(r.status.value for r in new)
-    query = select(subscribers.c.email, subscribers.c.id).where(subscribers.c.email.in_(addresses))
-    ids: dict[str, int] = {email: subscriber_id for email, subscriber_id in conn.execute(query)}
-    event_rows = [_event_row(ids[r.email], r, r.status, now, origin) for r in new]
+    ids: dict[str, int] = {}
+    if write:
+        query = select(subscribers.c.email, subscribers.c.id).where(subscribers.c.email.in_(addresses))
+        ids = {email: subscriber_id for email, subscriber_id in conn.execute(query)}
+    event_rows = [_event_row(ids[r.email], r, r.status, now, origin) for r in new if write]
     updates: list[dict[str, Any]] = []
     touched: list[_Valid] = list(new)
     for r in rows:
@@ -278,6 +278,8 @@ def _apply(
         )
         touched.append(r)
         tally.updated += 1
+    if not write:
+        return
     if updates:
         conn.execute(_UPDATE, updates)
     if event_rows:
