@@ -3,24 +3,34 @@ each copy leaves with its own, over real SMTP and through a real send."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import secrets
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import dns.resolver
+import httpx
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from desk_support import add_users, quick_hashes, sign_in
+from dnslib import MX, QTYPE, RCODE, RR, TXT, DNSRecord
+from dnslib.server import BaseResolver, DNSLogger, DNSServer
 from fakes import SMTPServer
 from fakes.messages import publication_config, recipients, sample_template
-from web_support import SECRET, make_publication, outbox
+from web_support import SECRET, live_server, make_publication, outbox
 
 from publisher.cli import cli
+from publisher.config import Config
 from publisher.delivery.smtp import SmtpProvider
 from publisher.errors import TokenError
 from publisher.mail import verp
 from publisher.models import Outcome
+from publisher.services import doctor
 from publisher.store import open_store, subscribers
+from publisher.web import create_app
 
 NOW = dt.datetime(2026, 12, 7, 9, 0, tzinfo=dt.UTC)
 KEY = "0123456789abcdef01234567"
@@ -126,3 +136,77 @@ def test_a_send_gives_every_copy_a_return_path_naming_its_row(tmp_path: Path) ->
         path = str(copy["Return-Path"]).strip("<>")
         token = verp.find_token([path], "bounces.example.org")
         assert verp.read(SECRET, token) == keys[str(copy["To"])]
+
+
+class BounceZone(BaseResolver):  # type: ignore[misc]
+    """A DNS server's MX and TXT answers for the return-path domain; other names do not exist."""
+
+    def __init__(self, mx: dict[str, str], txt: dict[str, str]) -> None:
+        self.mx, self.txt = mx, txt
+
+    def resolve(self, request: DNSRecord, handler: object) -> DNSRecord:
+        reply = request.reply()
+        name = str(request.q.qname).rstrip(".")
+        if name not in self.mx and name not in self.txt:
+            reply.header.rcode = RCODE.NXDOMAIN
+        if request.q.qtype == QTYPE.MX and name in self.mx:
+            reply.add_answer(RR(request.q.qname, QTYPE.MX, rdata=MX(self.mx[name], 10), ttl=60))
+        if request.q.qtype == QTYPE.TXT and name in self.txt:
+            reply.add_answer(RR(request.q.qname, QTYPE.TXT, rdata=TXT([self.txt[name].encode()]), ttl=60))
+        return reply
+
+
+@contextlib.contextmanager
+def dns_answering(zone: BounceZone) -> Iterator[dns.resolver.Resolver]:
+    server = DNSServer(zone, address="127.0.0.1", port=0, logger=DNSLogger(logf=lambda *_: None))
+    server.start_thread()
+    try:
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers = ["127.0.0.1"]
+        resolver.port = server.server.server_address[1]
+        yield resolver
+    finally:
+        server.stop()
+        server.server.server_close()
+
+
+def verp_config(root: Path) -> Config:
+    extra = '\n[bounces]\nreturn_path_domain = "b.example.org"\nmx_host = "mx.example.org"\n'
+    return make_publication(root, extra=extra)
+
+
+def test_doctor_passes_a_return_path_domain_with_mx_and_spf(tmp_path: Path) -> None:
+    """Live DNS (a server on loopback) with both records: the check is ok and names the MX."""
+    zone = BounceZone({"b.example.org": "mx.example.org"}, {"b.example.org": "v=spf1 a:smtp.example.org ~all"})
+    with dns_answering(zone) as resolver:
+        (found,) = doctor._return_path(verp_config(tmp_path), resolver)
+    assert (found.name, found.status) == ("Return path: b.example.org", "ok")
+    assert "mx.example.org" in found.detail
+
+
+def test_doctor_fails_a_return_path_domain_without_mx_naming_the_record(tmp_path: Path) -> None:
+    """No MX: bounces would reach no one; the fix is the MX record to publish."""
+    zone = BounceZone({}, {"b.example.org": "v=spf1 ~all"})
+    with dns_answering(zone) as resolver:
+        (found,) = doctor._return_path(verp_config(tmp_path), resolver)
+    assert found.status == "fail" and "no MX record" in found.detail
+    assert "MX 10 mx.example.org. at b.example.org" in found.fix
+
+
+def test_doctor_says_nothing_of_a_return_path_while_verp_is_off(tmp_path: Path) -> None:
+    """Without bounces.return_path_domain there is nothing to check."""
+    assert doctor._return_path(make_publication(tmp_path), None) == []
+
+
+def test_desk_settings_show_the_return_path_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The owner's Settings page lists the MX and SPF records the bounce domain needs."""
+    config = verp_config(tmp_path)
+    quick_hashes(monkeypatch)
+    add_users(config)
+    with live_server(create_app(config)) as base, httpx.Client(base_url=base) as http:
+        sign_in(http, "owner@example.org")
+        page = http.get("/desk/settings").text
+    section = page.split('id="bounce-h"')[1].split("</section>")[0]
+    assert "<code>bounces+…@b.example.org</code>" in section
+    assert "<code>10 mx.example.org.</code>" in section and "MX" in section
+    assert "v=spf1" in section

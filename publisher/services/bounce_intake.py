@@ -58,6 +58,8 @@ __all__ = [
     "apply_decision",
     "history",
     "message",
+    "return_path_records",
+    "review_count",
     "review_queue",
     "take_message",
 ]
@@ -279,6 +281,11 @@ def review_queue(db: Engine, *, limit: int = 100) -> list[BounceMessage]:
     return bounce_review.pending(db, limit=limit)
 
 
+def review_count(db: Engine) -> int:
+    """How many messages wait for a person."""
+    return bounce_review.pending_count(db)
+
+
 def message(db: Engine, message_id: int) -> BounceMessage:
     """One message taken, with its kept bytes; NotFound when there is none by that id."""
     found = bounce_review.get(db, message_id, raw=True)
@@ -291,3 +298,12 @@ def history(db: Engine, subscriber_id: int, address: str) -> list[BounceMessage]
     """The messages that came back about one reader, newest first (soft bounces included,
     which no event records)."""
     return bounce_review.for_subscriber(db, subscriber_id, address)
+
+
+def return_path_records(config: Config) -> tuple[verp.DnsRecord, ...]:
+    """The DNS records the return-path domain needs (none while VERP is off): the MX of
+    `bounces.mx_host`, and SPF naming the SMTP host where the mail leaves through one."""
+    domain = str(config["bounces.return_path_domain"]).strip().lower()
+    sending_host = str(config["delivery.smtp.host"]) if config["delivery.provider"] == "smtp" else ""
+    return verp.bounce_domain_records(domain, mx_host=str(config["bounces.mx_host"]).strip(),
+                                      sending_host=sending_host)

@@ -6,6 +6,8 @@
     sender rules Gmail's and Yahoo's rules for bulk senders (`mail.sender_rules`) against
                  live DNS: SPF names the sending host, DKIM and the return path align
                  with From, DMARC published and aligned, one-click unsubscribe
+    return path  with VERP on (`bounces.return_path_domain`), that domain's MX (bounces
+                 reach what reads them) and SPF
     TLS          the public URL's certificate is valid for its host and not within
                  EXPIRY_DAYS of its end (and the app's address, when it is another host)
     app          the subscribe page answers through the public address (the proxy
@@ -57,7 +59,8 @@ from publisher.schedule.heartbeat import BEAT_SECONDS, last_beat
 
 __all__ = [
     "BACKUP_PATTERN", "CREDENTIAL_CHECKS", "EXPIRY_DAYS", "Finding", "app_finding", "backup_finding", "diagnose",
-    "disk_finding", "environment_file", "heartbeat_finding", "secret_finding", "sender_rule_findings", "tls_finding",
+    "disk_finding", "environment_file", "heartbeat_finding", "return_path_finding", "secret_finding",
+    "sender_rule_findings", "tls_finding",
 ]
 
 Status = Literal["ok", "warn", "fail"]
@@ -443,6 +446,45 @@ def _provider(config: Config, client: httpx.Client | None) -> Finding:
             http.close()
 
 
+# The return path (VERP)
+
+
+def return_path_finding(domain: str, mx: list[str] | None, spf: list[str] | None, fix: str) -> Finding:
+    """The return-path domain's MX and SPF as DNS gave them (None: DNS did not answer)."""
+    name = f"Return path: {domain}"
+    if mx is None or spf is None:
+        return Finding(name, "warn", "DNS did not answer for the return-path domain",
+                       "run publisher doctor again once DNS answers")
+    if not mx:
+        return Finding(name, "fail", "no MX record: bounces sent to bounces+...@" + domain + " reach no one", fix)
+    if not spf:
+        return Finding(name, "fail", "no SPF record: receivers cannot check the envelope sender's domain", fix)
+    return Finding(name, "ok", f"MX {', '.join(mx)}; SPF published")
+
+
+def _return_path(config: Config, resolver: dns.resolver.Resolver | None) -> list[Finding]:
+    from publisher.services.bounce_intake import return_path_records
+
+    records = return_path_records(config)
+    if not records:
+        return []
+    domain = records[0].name
+    fix = "publish " + "; ".join(f"{r.type} {r.value} at {r.name}" for r in records)
+    if resolver is None:
+        resolver = dns.resolver.Resolver()
+        resolver.timeout = resolver.lifetime = preflight.DNS_TIMEOUT
+    try:
+        answer = resolver.resolve(domain, "MX", lifetime=preflight.DNS_TIMEOUT, search=False)
+        mx: list[str] | None = sorted(str(r.exchange).rstrip(".") for r in answer)
+    except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+        mx = []
+    except dns.exception.DNSException:
+        mx = None
+    texts = preflight.look_up([domain], resolver).get(domain)
+    spf = None if isinstance(texts, str) else [t for t in texts or [] if t.lower().startswith("v=spf1")]
+    return [return_path_finding(domain, mx, spf, fix)]
+
+
 # The daemon, the disk, the backups
 
 
@@ -565,6 +607,7 @@ def diagnose(
     return [
         *_dns(config, resolver),
         *sender_rule_findings(config, resolver),
+        *_return_path(config, resolver),
         *_tls(config, now, tls_context),
         _provider(config, client),
         *[f for f in (secret_finding(config),) if f is not None],

@@ -32,7 +32,7 @@ from publisher import accounts
 from publisher.accounts import Role
 from publisher.config import SETTINGS, Config
 from publisher.errors import ConfigError, Conflict, PublisherError
-from publisher.services import dkim_setup, readiness
+from publisher.services import bounce_intake, dkim_setup, readiness
 from publisher.services import issues as issue_service
 from publisher.services import settings as settings_service
 from publisher.services.providers import Provider
@@ -94,6 +94,9 @@ class SettingsDesk(Section):
             "findings": readiness.article_findings(self.config),
             "gaps": readiness.go_live_gaps(self.config),
             "users": accounts.list_users(self.engine),
+            "return_path": str(self.config["bounces.return_path_domain"]),
+            "return_path_records": bounce_intake.return_path_records(self.config),
+            "bounces_waiting": bounce_intake.review_count(self.engine),
             "roles": [r.value for r in Role],
             # With a sign-in provider, someone may be invited without a password.
             "oidc_label": str(self.config["desk.oidc.label"] or "the sign-in provider")
