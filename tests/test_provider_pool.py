@@ -414,6 +414,35 @@ def test_each_vendor_failing_hands_the_send_to_postmark(
         first.down()
 
 
+def test_the_smtp_relay_going_away_mid_send_hands_it_to_postmark(
+    tmp_path: Path, db: sa.Engine, postmark: ProviderServer, smtp_server: SMTPServer
+) -> None:
+    """The practice's relay first: it stops listening after 300 messages (its sessions cut
+    mid-send). The rest goes through Postmark; every reader has one copy, and only a
+    message the relay may have taken while its session broke can be uncertain."""
+    members = '[[delivery.pool]]\nprovider = "smtp"\n\n[[delivery.pool]]\nprovider = "postmark"\n'
+    config = pool_config(tmp_path, members, smtp_port=smtp_server.port, postmark=postmark.url)
+    readers = [address(n) for n in range(1000)]
+    queue(db, readers)
+
+    def stop_at_300() -> None:
+        while len(smtp_server.messages) < 300:
+            time.sleep(0.005)
+        smtp_server.stop()
+
+    watcher = threading.Thread(target=stop_at_300, daemon=True)
+    watcher.start()
+    run_send(config, db)
+    watcher.join(5)
+    copies = Counter({a: smtp_server.count(a) for a in readers}) + postmark.copies
+    unsure = uncertain(db)
+    assert states(db) == {"sent": 1000}
+    assert [a for a in readers if copies[a] == 0] == []
+    print(f"\nrelay took {len(smtp_server.messages)}, Postmark {postmark.accepted}, uncertain {unsure}")
+    assert len([a for a in readers if copies[a] > 1]) <= unsure <= 4  # one per connection at most
+    assert postmark.accepted >= 500
+
+
 # -- both down, then one back ------------------------------------------------------------
 
 
