@@ -3,6 +3,7 @@ folder, and back the same, with nothing sent twice; every archive the reader mus
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import shutil
@@ -11,6 +12,7 @@ import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
@@ -18,10 +20,12 @@ from click.testing import CliRunner, Result
 from publisher.cli import cli
 from publisher.config import load_config
 from publisher.errors import Conflict, InvalidRequest
+from publisher.mail import tokens
 from publisher.services import export as service
 from publisher.services import export_import
 from publisher.store import open_store
 from publisher.store.schema import deliveries, issues, subscribers
+from publisher.web import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)
@@ -48,6 +52,13 @@ def sample(folder: Path) -> Path:
     assert run("--config", config, "subscribers", "import", str(ROOT / "demo" / "subscribers.csv")).exit_code == 0
     assert run("--config", config, "send", SLUG, "--yes").exit_code == 0
     assert run("--config", config, "subscribers", "remove", "sam.okafor@example.org").exit_code == 0
+    db = open_store(load_config(config).store_url)
+    try:
+        with db.begin() as conn:  # a reader's own choice, made on their page
+            conn.execute(sa.update(subscribers).where(subscribers.c.email == "priya.raman@example.org")
+                         .values(frequency="digest", topics="sleep,anxiety"))
+    finally:
+        db.dispose()
     return folder / "config.toml"
 
 
@@ -63,13 +74,15 @@ def empty_publication(folder: Path) -> Path:
     return folder / "config.toml"
 
 
-def readers(config_path: Path) -> dict[str, tuple[str, str, str, str]]:
+def readers(config_path: Path) -> dict[str, tuple[object, ...]]:
+    """Each reader as the round trip must keep them: status, consent, choices, link key."""
     config = load_config(str(config_path))
     db = open_store(config.store_url)
     try:
         with db.connect() as conn:
             return {
-                r.email: (r.status, r.name, str(r.confirmed_at), r.source)
+                r.email: (r.status, r.name, str(r.confirmed_at), r.source, str(r.opted_in_at), r.consent_text,
+                          r.frequency, r.topics, r.token_key)
                 for r in conn.execute(sa.select(subscribers))
             }
     finally:
@@ -164,6 +177,33 @@ def test_the_round_trip_gives_the_same_publication_back(tmp_path: Path, made: tu
     assert (again.parent / "templates" / "footer.txt").read_text() == "our own footer\n"
     assert readers(again) == readers(config)
     assert run("--config", str(again), "check").exit_code == 0
+
+
+def test_an_unsubscribe_link_from_mail_sent_before_the_move_works_after_it(
+    tmp_path: Path, made: tuple[Path, Path]
+) -> None:
+    """Same secret, same link key: the one-click link in an old message unsubscribes the same reader."""
+    config, archive = made
+    again = empty_publication(tmp_path / "again")
+    apply(again, archive)
+    db = open_store(load_config(str(config)).store_url)
+    try:
+        with db.connect() as conn:
+            key = conn.execute(sa.select(subscribers.c.token_key)
+                               .where(subscribers.c.email == "avery.quinn@example.org")).scalar_one()
+    finally:
+        db.dispose()
+    link = tokens.sign("s" * 40, "unsubscribe", key)
+    new = load_config(str(again), env={"PUBLISHER_SECRET": "s" * 40})
+    transport = httpx.ASGITransport(app=create_app(new))
+
+    async def post() -> int:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            answer = await http.post(f"/unsubscribe/{link}", data={"List-Unsubscribe": "One-Click"})
+            return answer.status_code
+
+    assert asyncio.run(post()) == 200
+    assert readers(again)["avery.quinn@example.org"][0] == "unsubscribed"
 
 
 def test_sending_an_imported_article_again_sends_nothing(tmp_path: Path, made: tuple[Path, Path]) -> None:

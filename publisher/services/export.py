@@ -2,7 +2,8 @@
 
 An export is everything the publication owns in open formats, in one zip, for leaving:
 the content folder byte for byte (articles as Markdown with front matter, pictures), the
-template overrides, every subscriber as CSV with their status and consent, each issue
+template overrides, every subscriber as CSV with their status and consent (and their own
+choices, with the key their links carry), each issue
 with its delivery counts (and the copy it sent), each reader's copy of each issue, the
 redirects, and config.toml as settings.toml. README.txt inside says what each file is.
 A backup (`publisher backup`) is for restoring this server; an export is for any tool.
@@ -98,6 +99,11 @@ def _csv_text(rows: Iterable[Iterable[object]]) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
+def _member(archive: zipfile.ZipFile, name: str) -> io.TextIOWrapper:
+    """A text member written as it streams (closing it closes the member)."""
+    return io.TextIOWrapper(archive.open(name, "w"), encoding="utf-8", newline="")
+
+
 def _when(value: datetime | None) -> str:
     return value.isoformat() if value is not None else ""
 
@@ -121,8 +127,15 @@ def write_export(config: Config, db: Engine, out: BinaryIO, *, now: datetime) ->
             for name, path in _files(templates):
                 archive.write(path, f"templates/{name}")
                 counts["templates"] += 1
-        with archive.open("subscribers.csv", "w") as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as text:
+        with _member(archive, "subscribers.csv") as text:
             counts["subscribers"] = subscriber_store.export_csv(db, text)
+        with _member(archive, "reader_choices.csv") as text:
+            writer = csv.writer(text, lineterminator="\r\n")
+            writer.writerow(reader.CHOICE_COLUMNS)
+            for choice in export_rows.iter_choices(db):
+                writer.writerow([neutralize(cell) for cell in (
+                    choice.email, choice.frequency, choice.topics or "", choice.link_key,
+                )])
         issues = export_rows.list_issues(db)
         figures = {c.issue_id: c for c in stats.issues_counts(db, stats.issue_status(db))} if issues else {}
         status = {s.issue_id: s for s in stats.issue_status(db)} if issues else {}
@@ -140,7 +153,7 @@ def write_export(config: Config, db: Engine, out: BinaryIO, *, now: datetime) ->
             ])
         archive.writestr("issues.csv", _csv_text(lines))
         counts["issues"] = len(issues)
-        with archive.open("deliveries.csv", "w") as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as text:
+        with _member(archive, "deliveries.csv") as text:
             writer = csv.writer(text, lineterminator="\r\n")
             writer.writerow(reader.DELIVERY_COLUMNS)
             for row in export_rows.iter_deliveries(db):
@@ -181,8 +194,13 @@ content/          The articles ({counts["articles"]}) as Markdown files with YAM
 templates/        Your template overrides ({counts["templates"]}), by file name, if you had any.
 subscribers.csv   Every reader ({counts["subscribers"]}), one a line: email, name, status (active, pending,
                   unsubscribed, bounced, complained), tags, timezone, created_at (when they joined),
-                  confirmed_at (when they consented), source (where they signed up). An unsubscribed,
-                  bounced or complained reader must never be mailed again.
+                  confirmed_at (when they confirmed), source (where they signed up), opted_in_at and
+                  consent_text (when they opted in and what the service they came from recorded
+                  about it). An unsubscribed, bounced or complained reader must never be mailed again.
+reader_choices.csv  What each reader chose on their own page: frequency (every article, or the
+                  digest only) and topics (the tags they want; empty: every topic), and link_key,
+                  the key their unsubscribe and manage links carry (with PUBLISHER_SECRET, it keeps
+                  the links in mail already sent working for the same person).
 issues.csv        Each newsletter sent or prepared ({counts["issues"]}): the article, subject, when sending began
                   (sent_at) and ended, and what became of its copies: recipients, accepted (by the mail
                   provider), deferred, failed, bounced, complaints, unsubscribed (left by a link in it),

@@ -5,7 +5,8 @@ publisher FILE.zip` and the desk's Move in.
 usually a new one made by `publisher init`: files that are not there are written, files
 there with the same bytes are skipped, files there with other bytes are refused (never
 replaced); subscribers go through the ordinary CSV import (status and consent kept; an
-unsubscribed reader stays unsubscribed); issues and their copies come back into the
+unsubscribed reader stays unsubscribed), then their own choices and link keys; issues
+and their copies come back into the
 ledger, so sending an imported article again reaches only readers who never had it.
 Copies still waiting when the export was made come back as skipped: this publication
 does not send them (the old server may have). The plan writes nothing and gives the
@@ -98,6 +99,7 @@ def _import(config: Config, db: Engine, path: Path, *, now: datetime, write: boo
                 chosen = [f for f in archive.files(part) if test(f.path)]
                 kinds.append(_files_into(archive, chosen, folders[part], kind, write=write, before=notice))
         kinds.append(_subscribers(archive, db, now=now, write=write))
+        kinds.append(_choices(archive, db, write=write))
         kinds.extend(_ledger(config, archive, db, now=now, write=write))
         kinds.append(_redirects(archive, db, now=now, write=write))
         settings, notes = _settings(config, archive, write=write)
@@ -174,6 +176,37 @@ def _subscribers(archive: reader.ExportArchive, db: Engine, *, now: datetime, wr
     reasons = tuple(f"{origin} {r}" for r in report.rejected)
     return KindCounts(kind="subscribers", created=report.imported, updated=report.updated,
                       skipped=report.unchanged + report.kept, refused=len(reasons), reasons=reasons)
+
+
+def _choices(archive: reader.ExportArchive, db: Engine, *, write: bool) -> KindCounts:
+    """Readers' own choices and link keys, a thousand at a time, after the readers."""
+    updated = unchanged = 0
+    refused: list[str] = []
+    batch: list[export_rows.Choice] = []
+
+    def flush() -> None:
+        nonlocal updated, unchanged
+        done = export_rows.put_choices(db, batch, write=write)
+        updated, unchanged = updated + done.updated, unchanged + done.unchanged
+        refused.extend(f"{archive.label}: reader_choices.csv line {w}" for w in done.refused)
+        if write:
+            refused.extend(
+                f"{archive.label}: reader_choices.csv line {c.line}: {c.email} is not a subscriber here "
+                "(see why subscribers.csv refused it)" for c in done.missing
+            )
+        else:  # a reader the plan will create takes their choices
+            updated += len(done.missing)
+        batch.clear()
+
+    for choice in archive.choices():
+        batch.append(export_rows.Choice(email=choice.email, frequency=choice.frequency, topics=choice.topics,
+                                        link_key=choice.link_key, line=choice.line))
+        if len(batch) >= 1000:
+            flush()
+    if batch:
+        flush()
+    return KindCounts(kind="reader choices", updated=updated, skipped=unchanged, refused=len(refused),
+                      reasons=tuple(refused))
 
 
 def _redirects(archive: reader.ExportArchive, db: Engine, *, now: datetime, write: bool) -> KindCounts:

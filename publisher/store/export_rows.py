@@ -5,7 +5,9 @@ read a page at a time. Writing back is idempotent, so an import stopped half-way
 again adds only what is missing: an issue is known by its key, a delivery by its
 Message-ID key (or, for a row without one, by its issue and address). A delivery comes
 back attached to the subscriber with its address here; a row whose reader was erased
-(no address) comes back emptied of them, as it left.
+(no address) comes back emptied of them, as it left. A reader's own choices (every
+article or the digest, their topics) and the key their links carry come back by address,
+so that the links in mail already sent keep reaching the same person.
 """
 
 from __future__ import annotations
@@ -15,17 +17,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, insert, or_, select
+from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
 
 from publisher.store.engine import begin_write
 from publisher.store.schema import deliveries, issues, subscribers
 
 __all__ = [
+    "Choice",
     "DeliveryRow",
     "IssueRow",
     "Put",
+    "PutChoices",
+    "iter_choices",
     "iter_deliveries",
     "list_issues",
+    "put_choices",
     "put_issue",
 ]
 
@@ -199,3 +205,92 @@ def _new_copies(
             "provider_id": "", "detail": r.detail, "message_key": r.message_key, "uncertain": r.uncertain,
         })
     return new
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """A reader's own choices and their links' key, by address."""
+
+    email: str
+    frequency: str
+    topics: str | None
+    """Comma-separated public tags they chose; None for every topic."""
+    link_key: str
+    line: int = 0
+
+
+def iter_choices(engine: Engine) -> Iterator[Choice]:
+    """Every subscriber's choices and link key, in id order, a page at a time."""
+    after = 0
+    while True:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(subscribers.c.id, subscribers.c.email, subscribers.c.frequency, subscribers.c.topics,
+                       subscribers.c.token_key)
+                .where(subscribers.c.id > after).order_by(subscribers.c.id).limit(PAGE)
+            ).all()
+        if not rows:
+            return
+        for r in rows:
+            yield Choice(email=r.email, frequency=r.frequency, topics=r.topics, link_key=r.token_key)
+        after = rows[-1].id
+
+
+@dataclass(frozen=True, slots=True)
+class PutChoices:
+    updated: int
+    unchanged: int
+    refused: tuple[str, ...]
+    missing: tuple[Choice, ...]
+    """Addresses with no subscriber here."""
+
+
+def put_choices(engine: Engine, rows: Sequence[Choice], *, write: bool = True) -> PutChoices:
+    """Give the subscribers with these addresses their choices back. A link key is given
+    back only to a subscriber never mailed from here (whose own links are not out yet) and
+    never when another subscriber holds it."""
+    updated = unchanged = 0
+    refused: list[str] = []
+    missing: list[Choice] = []
+    with (begin_write(engine) if write else engine.connect()) as conn:
+        found = {
+            r.email: r for r in conn.execute(
+                select(subscribers.c.id, subscribers.c.email, subscribers.c.frequency, subscribers.c.topics,
+                       subscribers.c.token_key).where(subscribers.c.email.in_([c.email for c in rows]))
+            )
+        }
+        mailed = set(conn.execute(
+            select(deliveries.c.subscriber_id).where(
+                deliveries.c.subscriber_id.in_([r.id for r in found.values()])
+            ).distinct()
+        ).scalars())
+        holders = dict(conn.execute(
+            select(subscribers.c.token_key, subscribers.c.id).where(
+                subscribers.c.token_key.in_([c.link_key for c in rows if c.link_key])
+            )
+        ).all())
+        changes: list[dict[str, Any]] = []
+        for choice in rows:
+            here = found.get(choice.email)
+            if here is None:
+                missing.append(choice)
+                continue
+            values: dict[str, Any] = {}
+            if (choice.frequency, choice.topics) != (here.frequency, here.topics):
+                values.update(frequency=choice.frequency, topics=choice.topics)
+            if choice.link_key and choice.link_key != here.token_key and here.id not in mailed:
+                holder = holders.get(choice.link_key)
+                if holder is not None and holder != here.id:
+                    refused.append(f"{choice.line}: {choice.email}'s link key is another subscriber's here")
+                    continue
+                values["token_key"] = choice.link_key
+            if not values:
+                unchanged += 1
+                continue
+            updated += 1
+            changes.append({"id": here.id, **values})
+        if write:
+            for change in changes:
+                ident = change.pop("id")
+                conn.execute(update(subscribers).where(subscribers.c.id == ident).values(**change))
+    return PutChoices(updated, unchanged, tuple(refused), tuple(missing))

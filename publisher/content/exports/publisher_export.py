@@ -6,7 +6,8 @@ describes:
     manifest.json       format "publisher-export", its version, when, and the counts
     content/...         the content folder as it was: articles (.md) and pictures, byte for byte
     templates/...       the template overrides, if any
-    subscribers.csv     every reader: status, tags, zone, created_at, confirmed_at, source
+    subscribers.csv     every reader: status, tags, zone, created_at, confirmed_at, source, consent
+    reader_choices.csv  each reader's choices (every article or the digest, topics) and link key
     issues.csv          each issue with its delivery counts, and its snapshot in issues/<id>.html|.txt
     deliveries.csv      each reader's copy of each issue: state, when sent, its Message-ID key
     redirects.csv       old address -> new, when the publication has redirects
@@ -23,6 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,6 +35,7 @@ from typing import IO
 from publisher.errors import InvalidRequest
 
 __all__ = [
+    "CHOICE_COLUMNS",
     "DELIVERY_COLUMNS",
     "FORMAT",
     "FORMAT_VERSION",
@@ -43,6 +46,7 @@ __all__ = [
     "REDIRECT_COLUMNS",
     "ArchiveFile",
     "ExportArchive",
+    "ExportedChoice",
     "ExportedDelivery",
     "ExportedIssue",
     "ExportedRedirect",
@@ -59,6 +63,7 @@ MAX_UNPACKED = 8 * 1024**3
 MAX_RATIO = 200
 """A member larger than a megabyte that inflates more than this many times is refused."""
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_LINK_KEY = re.compile(r"[A-Za-z0-9_-]{8,32}")
 
 ISSUE_COLUMNS = (
     "issue", "key", "kind", "article", "subject", "tag", "topics", "status", "created_at", "sent_at",
@@ -66,6 +71,7 @@ ISSUE_COLUMNS = (
     "skipped", "html_file", "text_file",
 )
 REDIRECT_COLUMNS = ("old_path", "target", "source")
+CHOICE_COLUMNS = ("email", "frequency", "topics", "link_key")
 DELIVERY_COLUMNS = ("issue", "email", "name", "state", "attempts", "sent_at", "message_key", "uncertain", "detail")
 
 
@@ -111,6 +117,15 @@ class ExportedDelivery:
     message_key: str
     uncertain: bool
     detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedChoice:
+    line: int
+    email: str
+    frequency: str
+    topics: str | None
+    link_key: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +248,21 @@ class ExportArchive:
                              source=cells["source"] or "publisher")
             for line, cells in self._rows("redirects.csv", REDIRECT_COLUMNS)
         ]
+
+    def choices(self) -> Iterator[ExportedChoice]:
+        """reader_choices.csv, streamed; a frequency other than every or digest is refused by line."""
+        for line, cells in self._rows("reader_choices.csv", CHOICE_COLUMNS):
+            frequency = cells["frequency"].strip() or "every"
+            if frequency not in ("every", "digest"):
+                raise InvalidRequest(
+                    f"{self.label}: reader_choices.csv line {line}: frequency {frequency!r} is not every or digest"
+                )
+            key = cells["link_key"].strip()
+            if key and not _LINK_KEY.fullmatch(key):
+                raise InvalidRequest(f"{self.label}: reader_choices.csv line {line}: link_key is not a link key")
+            topics = cells["topics"].strip()
+            yield ExportedChoice(line=line, email=cells["email"].strip().lower(), frequency=frequency,
+                                 topics=topics or None, link_key=key)
 
     def deliveries(self) -> Iterator[ExportedDelivery]:
         """deliveries.csv, streamed."""
