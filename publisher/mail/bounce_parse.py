@@ -4,7 +4,9 @@ Pure: bytes in, a `Verdict` out; no store, no clock. The order of the questions 
 point, because the shapes overlap:
 
 1. A feedback report (ARF, RFC 5965: `multipart/report; report-type=feedback-report`,
-   or a `message/feedback-report` part anywhere) is a complaint, whatever else it says.
+   or a `message/feedback-report` part anywhere) is a complaint, whatever else it says;
+   so is Outlook.com's older report ("complaint about message from ...", the message
+   attached, its reader in X-HmXmrOriginalRecipient).
 2. A delivery status notification (RFC 3464) is read field by field: each recipient's
    Action, Status and Diagnostic-Code. "delivered", "relayed" and "expanded" are not
    failures. A DSN carries `Auto-Submitted: auto-replied` (RFC 3834) too, so it is asked
@@ -69,6 +71,12 @@ _SOFT_WORDS = re.compile(
     r"boîte (?:aux lettres )?pleine|buz[oó]n lleno",
     re.IGNORECASE,
 )
+_BLOCKED = re.compile(
+    r"blacklist|blocklist|block ?list|spamhaus|spamcop|\bRBL\b|listed (?:at|in|on)|reputation|"
+    r"too many (?:recipients|messages|connections)|rate limit|message (?:was )?(?:considered|identified as) spam",
+    re.IGNORECASE,
+)
+"""A refusal of the sending server or the message, not of the address."""
 _BOUNCE_SENDER = re.compile(r"mailer-daemon|postmaster|mail delivery (?:subsystem|system)|mdaemon|bounce", re.I)
 _BOUNCE_SUBJECT = re.compile(
     r"undeliver|undelivered|delivery (?:status notification|failure|has failed|failed|notification)|"
@@ -76,6 +84,7 @@ _BOUNCE_SUBJECT = re.compile(
     r"nicht zustellbar|unzustellbar|non remis|no entregado|non recapitabile|niet afgeleverd",
     re.IGNORECASE,
 )
+_JMRP_SUBJECT = re.compile(r"\s*complaint about message from ", re.IGNORECASE)
 _HOLIDAY_SUBJECT = re.compile(
     r"out of (?:the )?office|auto(?:matic)?[- ]?(?:reply|response|answer)|autoreply|vacation|on holiday|"
     r"away from|abwesend|abwesenheit|automatische antwort|absence|absent|r[ée]ponse automatique|"
@@ -130,6 +139,8 @@ def _classify(msg: email.message.Message) -> Verdict:
     feedback = _find_part(msg, "message/feedback-report")
     if feedback is not None or _report_type(msg) == "feedback-report":
         return _complaint(msg, feedback, rcpt, mid)
+    if _JMRP_SUBJECT.match(_header_text(msg.get("Subject", ""))):
+        return _jmrp(msg, rcpt, mid)
     status_part = _find_part(msg, "message/delivery-status") or _find_part(msg, "message/global-delivery-status")
     if status_part is not None:
         verdict = _dsn(msg, status_part, rcpt, mid)
@@ -160,6 +171,19 @@ def _complaint(
     return Verdict("complaint", found, reason=f"feedback report: {kind}", rcpt_to=rcpt, message_id=mid)
 
 
+def _jmrp(msg: email.message.Message, rcpt: tuple[str, ...], mid: str) -> Verdict:
+    """Outlook.com's complaint (JMRP): not ARF, the reported message attached whole."""
+    addresses: list[str] = []
+    original = _find_part(msg, "message/rfc822")
+    if original is not None:
+        headers = _original_headers(original)
+        addresses = [str(v) for v in headers.get_all("X-HmXmrOriginalRecipient", [])]
+        if not addresses:
+            addresses = [a for _, a in email.utils.getaddresses(headers.get_all("To", []))]
+    found = tuple(a.strip().lower() for a in addresses if "@" in a)
+    return Verdict("complaint", found, reason="complaint report (Outlook.com JMRP)", rcpt_to=rcpt, message_id=mid)
+
+
 def _dsn(
     msg: email.message.Message, part: email.message.Message, rcpt: tuple[str, ...], mid: str
 ) -> Verdict | None:
@@ -185,7 +209,7 @@ def _dsn(
                            rcpt_to=rcpt, message_id=mid)
         return None
     address, status, diagnostic = failed[0]
-    text = f"{status} {diagnostic}"
+    text = f"{diagnostic} {status}"
     if not diagnostic:
         text += " " + _body_text(msg)[:_SCAN_CHARS]
     kind = _hard_or_soft(status, text)
@@ -227,10 +251,14 @@ are about the sender, 5.1.0 is "other", and 4.x.x is only ever a "not now"."""
 
 
 def _hard_or_soft(status: str, text: str) -> Kind:
-    code = _status_code(status)
+    # The receiving server's own code, quoted in the diagnostic, is more precise than the
+    # reporting MTA's Status field (which often says 5.1.1 for any refusal).
+    code = _status_code(text) or _status_code(status)
+    if _BLOCKED.search(text):
+        return "soft"
     if code in _DEAD_CODES:
         return "hard"
-    if code.startswith(("4.", "5.2.", "5.3.", "5.7.")) or _SOFT_WORDS.search(text):
+    if code.startswith(("4.", "5.2.", "5.3.", "5.7.")) or code in ("5.1.7", "5.1.8") or _SOFT_WORDS.search(text):
         return "soft"
     if _DEAD.search(text):
         return "hard"
