@@ -172,6 +172,18 @@ def test_a_missing_dmarc_record_names_the_one_to_publish(tmp_path: Path, key_fil
     assert rule.ok is False and "_dmarc.example.org" in rule.detail and "v=DMARC1; p=none" in rule.detail
 
 
+def test_a_providers_own_key_at_the_from_domain_aligns(tmp_path: Path) -> None:
+    """Resend signs with resend._domainkey.<domain> once verified: found in DNS, DKIM aligns and
+    carries DMARC; not found, the rule says Resend signs with a domain of its own."""
+    config = make_config(tmp_path, provider="resend")
+    dmarc = {"_dmarc.example.org": [["v=DMARC1; p=none"]]}
+    verified = judged(config, Zone({**dmarc, "resend._domainkey.example.org": [["p=MIGfMA0GCSqGSIb3DQEB"]]}))
+    assert verified["DKIM aligned with From"].ok is True
+    assert verified["DMARC published and aligned"].ok is True
+    unverified = judged(config, Zone(dmarc))["DKIM aligned with From"]
+    assert unverified.ok is False and "resend._domainkey.example.org" in unverified.detail
+
+
 def test_spf_without_the_providers_include_is_named(tmp_path: Path) -> None:
     """Resend sends with the return path send.<From domain>: its SPF must include amazonses.com."""
     config = make_config(tmp_path, provider="resend")
@@ -224,6 +236,18 @@ def test_a_providers_own_return_path_does_not_align(tmp_path: Path) -> None:
     """Postmark's default return path (pm.mtasv.net) is not the author's: the fix is Postmark's custom Return-Path."""
     rule = judged(make_config(tmp_path), Zone({}))["return path aligned with From"]
     assert rule.ok is False and "pm-bounces.example.org" in rule.detail
+
+
+def test_a_custom_return_path_found_in_dns_aligns(tmp_path: Path) -> None:
+    """pm-bounces.<domain> in DNS (a CNAME to Postmark): the return path aligns and SPF is Postmark's;
+    without DNS the rule cannot tell, and says what to look for."""
+    config = make_config(tmp_path)
+    found = judged(config, Zone({}, a={"pm-bounces.example.org": [RELAY_ADDRESS]}))
+    assert found["return path aligned with From"].ok is True
+    assert found["SPF names the sending host"].ok is True
+    plain, _ = preflight.run_checks(config, ARTICLE, subject="Sleep", html=HTML, text="x", spam=False)
+    rule = next(c for c in plain if c.name == sender_rules.RETURN_PATH_RULE)
+    assert rule.ok is None and "pm-bounces.example.org" in rule.detail
 
 
 def test_a_chosen_return_path_domain_is_the_one_judged(tmp_path: Path) -> None:

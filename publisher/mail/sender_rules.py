@@ -4,11 +4,14 @@
                 provider's include, or the SMTP relay's address (ip4/ip6, a, mx, include
                 and redirect followed, at most SPF_LOOKUPS names, as RFC 7208 allows)
     DKIM        the messages are signed by a key the From domain's DNS publishes, with a
-                d= domain that aligns with the From domain
+                d= domain that aligns with the From domain (publisher's own key, or the
+                provider's where its selectors are fixed: Resend's, SendGrid's)
     DMARC       _dmarc.<From domain> (or of its organisational domain) publishes
                 v=DMARC1 with a p= (any), and DKIM or SPF aligns under its adkim/aspf
     return path the envelope sender's domain aligns with the From domain, so that SPF
-                counts toward DMARC too
+                counts toward DMARC too; a provider's own default return path cannot be
+                judged without DNS, which shows a custom one where the provider names it
+                (Postmark's pm-bounces.<domain>)
     one-click   List-Unsubscribe with an https address and List-Unsubscribe-Post:
                 List-Unsubscribe=One-Click in the message as it leaves (RFC 8058)
 
@@ -28,9 +31,11 @@ publish or change, and `publisher doctor` reports them as failures.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from typing import Protocol
@@ -84,6 +89,11 @@ class ProviderRules:
     """How to give it a return path of the author's own domain."""
     signs_dkim: str
     """How it signs when publisher does not ([delivery.dkim] unset)."""
+    custom_return_path: str = ""
+    """The name of the return path of the author's own that it asks for, where DNS can
+    show it is set up ("{domain}": the organisational domain); "" when DNS cannot tell."""
+    dkim_selectors: tuple[str, ...] = ()
+    """The selectors of the DKIM keys it asks the author to publish, where they are fixed."""
 
 
 PROVIDERS: Mapping[str, ProviderRules] = {
@@ -92,12 +102,14 @@ PROVIDERS: Mapping[str, ProviderRules] = {
         "set a custom Return-Path in Postmark (Sender Signatures > your domain > Return-Path: "
         "pm-bounces.{domain}, a CNAME to pm.mtasv.net)",
         "Postmark signs with your domain once its DKIM record is published (Sender Signatures > DNS settings)",
+        "pm-bounces.{domain}",
     ),
     "sendgrid": ProviderRules(
         "sendgrid.net", "sendgrid.net",
         "authenticate {domain} in SendGrid (Settings > Sender Authentication): its CNAMEs give a return path "
         "under your domain",
         "SendGrid signs with your domain once it is authenticated (Settings > Sender Authentication)",
+        dkim_selectors=("s1", "s2"),
     ),
     "mailgun": ProviderRules(
         "mailgun.org", "{mailgun}",
@@ -113,6 +125,7 @@ PROVIDERS: Mapping[str, ProviderRules] = {
         "amazonses.com", "send.{from}",
         "verify {domain} in Resend (Domains): its return path is send.{domain}",
         "Resend signs with your domain once it is verified (Domains)",
+        dkim_selectors=("resend",),
     ),
     "smtp": ProviderRules(
         "", "{from}",
@@ -333,6 +346,12 @@ def _dkim_rule(setup: SenderSetup, key_published: bool | None) -> Rule:
     name = DKIM_RULE
     if not setup.dkim_domain:
         how = PROVIDERS[setup.provider].signs_dkim if setup.provider in PROVIDERS else "your provider may sign"
+        if key_published is False:  # the provider's fixed selectors publish nothing at the From domain
+            selectors = PROVIDERS[setup.provider].dkim_selectors
+            names = " or ".join(f"{selector}._domainkey.{setup.from_domain}" for selector in selectors)
+            return Rule(name, False, f"No DKIM key at {names}, so {setup.provider} signs with a domain of its own, "
+                                     f"which does not align with {setup.from_domain}: {how}; publish the records "
+                                     "its dashboard shows.")
         return Rule(name, None, f"publisher does not sign ([delivery.dkim] is unset): {how}. Check that it signs "
                                 f"with d={setup.from_domain} or a subdomain of "
                                 f"{organisational_domain(setup.from_domain)}.")
@@ -348,21 +367,60 @@ def _dkim_rule(setup: SenderSetup, key_published: bool | None) -> Rule:
     return Rule(name, True, f"Signed with d={setup.dkim_domain}, aligned with {setup.from_domain}{where}.")
 
 
-def _return_path_rule(setup: SenderSetup) -> Rule:
+def _provider_signs(setup: SenderSetup, dns_view: Dns, published: bool | None) -> tuple[SenderSetup, bool | None]:
+    """Where publisher does not sign and the provider's selectors are fixed (Resend's
+    `resend`, SendGrid's `s1`/`s2`): the setup signed with the From domain (or its
+    organisational domain) when DNS publishes a key there; False when it publishes none."""
+    known = PROVIDERS.get(setup.provider)
+    if setup.dkim_domain or known is None or not known.dkim_selectors:
+        return setup, published
+    for domain in dict.fromkeys((setup.from_domain, organisational_domain(setup.from_domain))):
+        for selector in known.dkim_selectors:
+            texts = dns_view.txt(f"{selector}._domainkey.{domain}") or []
+            if any(re.search(r"(^|;)\s*p=[A-Za-z0-9+/]", t) for t in texts):
+                return replace(setup, dkim_domain=domain), True
+    return setup, False
+
+
+def _return_path_rule(setup: SenderSetup, dns_view: Dns | None) -> tuple[Rule, SenderSetup, bool]:
+    """The return-path rule, the setup with the return path DNS shows the author set up (a
+    provider's custom one, such as Postmark's pm-bounces.<domain>), and whether that one is
+    delegated to the provider (a CNAME to it: SPF is then the provider's own)."""
     name = RETURN_PATH_RULE
     if aligned(setup.return_path, setup.from_domain):
-        return Rule(name, True, f"The envelope sender's domain {setup.return_path} aligns with {setup.from_domain}.")
-    fix = "set bounces.return_path_domain to a subdomain of " + organisational_domain(setup.from_domain)
-    if setup.provider in PROVIDERS and not setup.return_path_own:
-        fix = PROVIDERS[setup.provider].return_path_fix.format(domain=organisational_domain(setup.from_domain))
-    return Rule(name, False, f"The envelope sender's domain {setup.return_path} does not align with "
-                             f"{setup.from_domain}, so SPF does not count toward DMARC: {fix}.")
+        return Rule(name, True, f"The envelope sender's domain {setup.return_path} aligns with "
+                                f"{setup.from_domain}."), setup, False
+    org = organisational_domain(setup.from_domain)
+    known = PROVIDERS.get(setup.provider)
+    if known is None or setup.return_path_own:
+        return Rule(name, False, f"The envelope sender's domain {setup.return_path} does not align with "
+                                 f"{setup.from_domain}, so SPF does not count toward DMARC: set "
+                                 f"bounces.return_path_domain to a subdomain of {org}."), setup, False
+    fix = known.return_path_fix.format(domain=org)
+    default = (f"{setup.provider}'s own return path ({setup.return_path}) does not align with {setup.from_domain}, "
+               "so SPF does not count toward DMARC")
+    if dns_view is None:
+        return Rule(name, None, f"{default} unless you set one of your own: {fix} (the check with DNS looks "
+                                "for it)."), setup, False
+    if not known.custom_return_path:
+        return Rule(name, None, f"{default} unless you set one of your own, which DNS cannot show: {fix}."), \
+            setup, False
+    custom = known.custom_return_path.format(domain=org)
+    if not dns_view.addresses(custom):
+        return Rule(name, False, f"{default}, and {custom} is not in DNS: {fix}."), setup, False
+    return (
+        Rule(name, True, f"{custom} points to {setup.provider}: with it set as the return path there, "
+                         f"bounces come back to a domain aligned with {setup.from_domain}."),
+        replace(setup, return_path=custom, return_path_own=True), True,
+    )
 
 
-def _spf_rule(setup: SenderSetup, dns_view: Dns) -> tuple[Rule, bool]:
+def _spf_rule(setup: SenderSetup, dns_view: Dns, *, delegated: bool = False) -> tuple[Rule, bool]:
     """The SPF rule, and whether SPF passes for the return path."""
     name = SPF_RULE
     domain = setup.return_path
+    if delegated:
+        return Rule(name, True, f"{domain} points to {setup.provider}, whose SPF names its servers."), True
     if not setup.return_path_own and not aligned(domain, setup.from_domain):
         return Rule(name, True, f"{setup.provider} sends with its own return path ({domain}), whose SPF names its "
                                 "servers."), True
@@ -434,18 +492,22 @@ def rules(
 ) -> list[Rule]:
     """Every rule for `setup` and `message`; with `dns_view`, the ones DNS decides too
     (`dkim_key_published`: whether DNS publishes the signing key, as `preflight` found)."""
-    found = [_dkim_rule(setup, dkim_key_published), _return_path_rule(setup), one_click_rule(message)]
     if dns_view is None:
-        return found
+        return_path, _, _ = _return_path_rule(setup, None)
+        return [_dkim_rule(setup, dkim_key_published), return_path, one_click_rule(message)]
+    with contextlib.suppress(Unanswered):  # the provider's key stays unknown: the rule says to check its dashboard
+        setup, dkim_key_published = _provider_signs(setup, dns_view, dkim_key_published)
     try:
-        spf, spf_passes = _spf_rule(setup, dns_view)
+        return_path, setup, delegated = _return_path_rule(setup, dns_view)
+    except Unanswered as exc:
+        return_path, delegated = Rule(RETURN_PATH_RULE, None, f"Could not be looked up: {exc}."), False
+    try:
+        spf, spf_passes = _spf_rule(setup, dns_view, delegated=delegated)
     except Unanswered as exc:
         spf = Rule(SPF_RULE, None, f"Could not be looked up: {exc}.")
         spf_passes = False
-    found.insert(0, spf)
     try:
         dmarc = _dmarc_rule(setup, dns_view, spf_passes=spf_passes, dkim_passes=dkim_key_published)
     except Unanswered as exc:
         dmarc = Rule(DMARC_RULE, None, f"Could not be looked up: {exc}.")
-    found.insert(2, dmarc)
-    return found
+    return [spf, _dkim_rule(setup, dkim_key_published), dmarc, return_path, one_click_rule(message)]
