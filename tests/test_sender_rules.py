@@ -224,6 +224,22 @@ def test_a_relay_on_this_machine_is_not_judged(tmp_path: Path) -> None:
     assert rule.ok is None and "public address" in rule.detail
 
 
+def test_an_spf_record_that_loops_is_named_not_followed_forever(tmp_path: Path) -> None:
+    """An include that includes itself: after 10 look-ups receivers give up, and so does the rule."""
+    config = make_config(tmp_path, provider="resend")
+    zone = Zone({"send.example.org": [["v=spf1 include:loop.example.org ~all"]],
+                 "loop.example.org": [["v=spf1 include:loop.example.org ~all"]]})
+    rule = judged(config, zone)["SPF names the sending host"]
+    assert rule.ok is False and "more than 10 look-ups" in rule.detail
+
+
+def test_a_malformed_spf_term_does_not_pass(tmp_path: Path) -> None:
+    """ip4:not-an-address names no host: the relay is not let through, and nothing raises."""
+    config = make_config(tmp_path, provider="smtp", relay="relay.example.net")
+    zone = Zone({"example.org": [["v=spf1 ip4:not-an-address ~all"]]}, a={"relay.example.net": [RELAY_ADDRESS]})
+    assert judged(config, zone)["SPF names the sending host"].ok is False
+
+
 def test_two_spf_records_are_named(tmp_path: Path) -> None:
     """Two v=spf1 records at one name: receivers ignore both."""
     config = make_config(tmp_path, provider="resend")
