@@ -8,8 +8,8 @@ made here. Messages go in by APPEND, as a mail server would deliver them.
 from __future__ import annotations
 
 import contextlib
-import email
 import datetime as dt
+import email
 import grp
 import ipaddress
 import os
@@ -40,11 +40,12 @@ from publisher.cli import cli
 from publisher.config import Config, load_config
 from publisher.delivery.imap_bounces import Mailbox, MailboxSettings
 from publisher.errors import ConfigError, MailboxError, StoreError
+from publisher.models import SubscriberStatus
 from publisher.schedule import jobs
 from publisher.services import bounce_mailbox
-from publisher.services.bounce_intake import Intake
+from publisher.services.bounce_intake import Intake, take_message
 from publisher.services.doctor import bounce_mailbox_finding
-from publisher.store import open_store
+from publisher.store import bounce_review, open_store, subscribers
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 needs_dovecot = pytest.mark.skipif(
@@ -53,6 +54,17 @@ needs_dovecot = pytest.mark.skipif(
 )
 USER, PASSWORD = "bounces", "mailbox-secret"
 NOW = dt.datetime(2026, 12, 7, 9, 0, tzinfo=dt.UTC)
+CORPUS = Path(__file__).parent / "data" / "bounces" / "sisimai"
+"""Real bounce messages from public sources (sisimai's test set; its LICENSE lies beside them)."""
+HARD = {
+    "lhost-activehunter-01.eml": "kijitora@example.org",
+    "lhost-courier-01.eml": "kijitora@example.co.jp",
+    "lhost-exim-05.eml": "kijitora@neko.example.co.jp",
+    "lhost-gmail-01.eml": "userunknown@example.jp",
+    "lhost-office365-02.eml": "kijitora@example.onmicrosoft.com",
+    "lhost-opensmtpd-03.eml": "kijitora@neko.example.jp",
+}
+"""Hard bounces written by six different mail servers, and the reader each names."""
 
 
 def _free_port() -> int:
@@ -522,3 +534,123 @@ def test_idle_takes_a_new_message_at_once(dovecot: Dovecot, tmp_path: Path) -> N
           f"(min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f})")
     assert median < 2.0
     assert len(dovecot.folder("Processed")) == 10
+
+
+def readers(config: Config, *addresses: str) -> None:
+    db = open_store(config.store_url)
+    for address in addresses:
+        subscribers.add(db, address, now=NOW - dt.timedelta(days=30))
+
+
+def status_of(config: Config, address: str) -> SubscriberStatus:
+    found = subscribers.find(open_store(config.store_url), address)
+    assert found is not None
+    return found.status
+
+
+def decisions_about(config: Config, address: str) -> list[str]:
+    db = open_store(config.store_url)
+    found = subscribers.find(db, address)
+    assert found is not None
+    return [m.outcome for m in bounce_review.for_subscriber(db, found.id, address)]
+
+
+@needs_dovecot
+def test_real_bounces_in_the_mailbox_suppress_and_unsubscribe_their_readers(dovecot: Dovecot, tmp_path: Path) -> None:
+    """A real DSN suppresses its reader, a real feedback report (ARF) unsubscribes its reader,
+    a real vacation notice changes nothing, and a broken MIME tree waits in Needs review."""
+    config = publication(tmp_path, dovecot)
+    readers(config, "userunknown@bouncehammer.jp", "redacted@example.net")
+    broken = (b"From: MAILER-DAEMON@mx.example.net\r\nSubject: Undelivered Mail\r\nMessage-ID: <broken@x>\r\n"
+              b"Content-Type: multipart/report; boundary=\"never-closed\r\n\r\n--never\r\n\xff\xfe garbage"
+              b"\r\nContent-Type: message/delivery-status\r\n\r\nAction failed\r\n")
+    dovecot.append(*[(CORPUS / name).read_bytes() for name in ("rfc3464-01.eml", "arf-01.eml", "rfc3834-01.eml")])
+    dovecot.append(broken)
+    report = bounce_mailbox.check_mailbox(config, open_store(config.store_url), clock=lambda: NOW)
+    assert report.outcomes == {"suppressed": 1, "complaint": 1, "not_a_bounce": 1, "review": 1}
+    assert status_of(config, "userunknown@bouncehammer.jp") is SubscriberStatus.BOUNCED
+    assert status_of(config, "redacted@example.net") is SubscriberStatus.COMPLAINED
+    assert len(dovecot.folder("Processed")) == 3
+    assert dovecot.folder("Needs review") == [broken]
+    assert dovecot.folder("INBOX") == []
+
+
+@needs_dovecot
+def test_the_server_going_away_mid_pass_with_real_bounces_records_each_once(dovecot: Dovecot, tmp_path: Path) -> None:
+    """Six real hard bounces; Dovecot is killed after the third is taken, before it is moved.
+    After it is back, every reader is suppressed by exactly one recorded decision, and
+    every message sits once in Processed."""
+    config = publication(tmp_path, dovecot)
+    readers(config, *HARD.values())
+    dovecot.append(*[(CORPUS / name).read_bytes() for name in HARD])
+    taken: list[str | None] = []
+
+    def take_then_fail(config: Config, db: object, raw: bytes, *, now: dt.datetime, source: str) -> Intake:
+        intake = take_message(config, db, raw, now=now, source=source)  # type: ignore[arg-type]
+        taken.append(intake.address)
+        if len(taken) == 3:
+            dovecot.stop()
+        return intake
+
+    with pytest.raises(MailboxError):
+        bounce_mailbox.check_mailbox(config, open_store(config.store_url), clock=lambda: NOW, take=take_then_fail)
+    dovecot.start()
+    report = bounce_mailbox.check_mailbox(config, open_store(config.store_url), clock=lambda: NOW)
+    assert report.done == 4  # the third again, and the three not yet read
+    for address in HARD.values():
+        assert status_of(config, address) is SubscriberStatus.BOUNCED, address
+        assert decisions_about(config, address) == ["suppressed"], address
+    assert len(dovecot.folder("Processed")) == 6
+    assert dovecot.folder("INBOX") == []
+
+
+def hard_dsn(recipient: str, n: int) -> bytes:
+    """A delivery status notification as Postfix writes one for an unknown user."""
+    return (
+        "From: MAILER-DAEMON@mx.example.net (Mail Delivery System)\r\n"
+        "To: bounces@example.org\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\n"
+        f"Message-ID: <dsn-{n}@mx.example.net>\r\n"
+        "Auto-Submitted: auto-replied\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.example.net\r\n\r\n"
+        f"Final-Recipient: rfc822; {recipient}\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        "Diagnostic-Code: smtp; 550 5.1.1 User unknown\r\n\r\n--B--\r\n"
+    ).encode()
+
+
+@needs_dovecot
+def test_time_from_a_bounce_arriving_to_the_address_suppressed(dovecot: Dovecot, tmp_path: Path) -> None:
+    """The daemon's job in IDLE with the real intake: ten bounces APPENDed one at a time, each
+    reader BOUNCED in the store within two seconds. Prints the median (`pytest -s -k time_from`)."""
+    config_path = str(tmp_path / "config.toml")
+    publication(tmp_path, dovecot, poll=60)
+    config = load_config(config_path, env={"PUBLISHER_BOUNCES_IMAP_PASSWORD": PASSWORD})
+    addresses = [f"reader{n}@example.net" for n in range(10)]
+    readers(config, *addresses)
+    rt = jobs.Runtime(config=config, db=open_store(config.store_url))
+    jobs.register(config_path, rt)
+    runner = threading.Thread(target=jobs.check_bounce_mailbox, args=[config_path])
+    runner.start()
+    times = []
+    try:
+        with dovecot.client() as client:
+            time.sleep(0.5)
+            for n, address in enumerate(addresses):
+                started = time.monotonic()
+                client.append("INBOX", hard_dsn(address, n))
+                while status_of(config, address) is not SubscriberStatus.BOUNCED:
+                    assert time.monotonic() - started < 15, f"{address} not suppressed"
+                    time.sleep(0.005)
+                times.append(time.monotonic() - started)
+    finally:
+        rt.stop.set()
+        runner.join(15)
+    assert not runner.is_alive()
+    median = statistics.median(times)
+    print(f"\nbounce APPEND to address suppressed, median of 10: {median * 1000:.0f} ms "
+          f"(min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f})")
+    assert median < 2.0
