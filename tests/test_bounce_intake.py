@@ -447,3 +447,16 @@ def test_desk_review_queue_is_not_for_viewers(sent: Config, desk: str) -> None:
     with httpx.Client(base_url=desk) as http:
         sign_in(http, "viewer@example.org")
         assert http.get("/desk/subscribers/bounces").status_code == 403
+
+
+def test_older_bounce_shapes_name_their_failed_address() -> None:
+    """flufl.bounce's 110 non-standard and DSN bounces: each is read as a failure, nearly
+    always naming the address that failed, and every temporary one is soft."""
+    corpus = CORPUS.parent / "flufl"
+    with (corpus / "labels.csv").open(newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["addresses"]]
+    verdicts = [(r, classify((corpus / r["file"]).read_bytes())) for r in rows]
+    assert all(v.kind in ("hard", "soft", "unknown") for _, v in verdicts)
+    found = sum(bool(set(r["addresses"].split()) & set(v.addresses)) for r, v in verdicts)
+    assert found / len(rows) >= 0.95
+    assert all(v.kind == "soft" for r, v in verdicts if r["expected"] == "soft")
