@@ -457,6 +457,6 @@ def test_older_bounce_shapes_name_their_failed_address() -> None:
         rows = [r for r in csv.DictReader(handle) if r["addresses"]]
     verdicts = [(r, classify((corpus / r["file"]).read_bytes())) for r in rows]
     assert all(v.kind in ("hard", "soft", "unknown") for _, v in verdicts)
-    found = sum(bool(set(r["addresses"].split()) & set(v.addresses)) for r, v in verdicts)
+    found = sum(bool(set(r["addresses"].lower().split()) & set(v.addresses)) for r, v in verdicts)
     assert found / len(rows) >= 0.95
     assert all(v.kind == "soft" for r, v in verdicts if r["expected"] == "soft")
