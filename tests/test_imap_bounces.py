@@ -103,6 +103,7 @@ class Dovecot:
         self.root = Path(tempfile.mkdtemp(prefix="publisher-dovecot-"))
         self.root.chmod(0o755)
         self.port = _free_port()
+        self.starttls_port = _free_port()
         self.ca_file, key_file = _certificate(self.root)
         if os.getuid() == 0:
             mail_user = pwd.getpwnam("nobody")
@@ -142,7 +143,8 @@ mail_location = maildir:{home}/%u/Maildir
 service imap-login {{
   chroot =
   inet_listener imap {{
-    port = 0
+    address = 127.0.0.1
+    port = {self.starttls_port}
   }}
   inet_listener imaps {{
     address = 127.0.0.1
@@ -228,10 +230,10 @@ def dovecot() -> Iterator[Dovecot]:
 
 
 def publication(
-    root: Path, server: Dovecot | None, extra: str = "", *, password: str = PASSWORD, port: int = 993,
+    root: Path, server: Dovecot | None, extra: str = "", *, password: str = PASSWORD, port: int | None = None,
     poll: float = 1,
 ) -> Config:
-    port = server.port if server else port
+    port = port or (server.port if server else 993)
     ca = f'ca_file = "{server.ca_file}"' if server else ""
     (root / "config.toml").write_text(f"""
 [publication]
@@ -394,6 +396,15 @@ def test_without_move_a_message_is_copied_then_only_its_uid_expunged(dovecot: Do
     with dovecot.client() as client:
         client.select_folder("INBOX", readonly=True)
         assert len(client.search(["DELETED"])) == 1  # theirs, still there
+
+
+@needs_dovecot
+def test_starttls_on_the_plain_port_works_the_same(dovecot: Dovecot, tmp_path: Path) -> None:
+    """security = "starttls" on port 143's kind of listener: verified TLS, then the same pass."""
+    config = publication(tmp_path, dovecot, 'security = "starttls"', port=dovecot.starttls_port)
+    dovecot.append(message("suppressed-1"))
+    assert one_pass(config, StandIn()).done == 1
+    assert dovecot.subjects("Processed") == ["suppressed-1"]
 
 
 @needs_dovecot
@@ -654,3 +665,50 @@ def test_time_from_a_bounce_arriving_to_the_address_suppressed(dovecot: Dovecot,
     print(f"\nbounce APPEND to address suppressed, median of 10: {median * 1000:.0f} ms "
           f"(min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f})")
     assert median < 2.0
+
+
+@needs_dovecot
+def test_without_idle_each_run_is_one_pass_on_the_kept_connection(dovecot: Dovecot, tmp_path: Path) -> None:
+    """A server without IDLE: a run takes what waits and returns at once (the job comes back
+    every poll_seconds); the next run uses the same connection."""
+    config = publication(tmp_path, dovecot, poll=60)
+    connections: list[Mailbox] = []
+
+    def without_idle(settings: MailboxSettings) -> Mailbox:
+        mailbox = Mailbox(settings)
+        mailbox.can_idle = False
+        connections.append(mailbox)
+        return mailbox
+
+    take = StandIn()
+    watch = bounce_mailbox.MailboxWatch(config, open_store(config.store_url), clock=lambda: NOW, take=take,
+                                        connect=without_idle)
+    stop = threading.Event()
+    try:
+        for n in range(2):
+            dovecot.append(message(f"suppressed-{n}"))
+            started = time.monotonic()
+            watch.run(stop)
+            assert time.monotonic() - started < 5
+        assert take.taken == ["suppressed-0", "suppressed-1"]
+        assert len(connections) == 1
+    finally:
+        watch.close()
+
+
+def test_the_daemon_reads_the_mailbox_only_when_one_is_set(tmp_path: Path) -> None:
+    """`publisher serve` gets a mailbox job every poll_seconds with bounces.imap.host set, none without."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from publisher.schedule.scheduler import start_daemon_jobs
+
+    config = publication(tmp_path, None, poll=45)
+    scheduler = BackgroundScheduler()
+    rt = jobs.Runtime(config=config, db=open_store(config.store_url))
+    start_daemon_jobs(scheduler, str(tmp_path / "config.toml"), rt)
+    job = scheduler.get_job("bounce-mailbox")
+    assert job is not None and job.trigger.interval.total_seconds() == 45
+    (tmp_path / "config.toml").write_text((tmp_path / "config.toml").read_text().replace('host = "127.0.0.1"', ""))
+    rt.config = load_config(tmp_path / "config.toml", env={})
+    start_daemon_jobs(scheduler, str(tmp_path / "config.toml"), rt)
+    assert scheduler.get_job("bounce-mailbox") is None
