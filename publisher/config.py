@@ -166,28 +166,6 @@ SETTINGS: tuple[Setting, ...] = (
       "Selector of a second, Ed25519 signature (RFC 8463) beside the RSA one; empty: RSA only.", header=True),
     S("delivery.dkim.ed25519_key_file", "", "path",
       "Ed25519 private key file (PEM from `openssl genpkey -algorithm ed25519`) for that signature."),
-    # [bounces.imap]
-    S("bounces.imap.host", "", "str",
-      "IMAP server of the mailbox bounces come back to (the return path's mailbox); empty: no mailbox is read. "
-      "Its password comes from PUBLISHER_BOUNCES_IMAP_PASSWORD."),
-    S("bounces.imap.port", 993, "int", "IMAP port (993 for tls, 143 for starttls).", range=(1, 65_535)),
-    S("bounces.imap.security", "tls", "choice", "Connection security; the server's certificate is always verified.",
-      ("tls", "starttls")),
-    S("bounces.imap.username", "", "str", "IMAP login of the bounce mailbox."),
-    S("bounces.imap.folder", "INBOX", "str", "Folder the bounces arrive in."),
-    S("bounces.imap.done_folder", "Processed", "str",
-      "Folder each handled message is moved to (made if missing); nothing is ever deleted."),
-    S("bounces.imap.review_folder", "Needs review", "str",
-      "Folder for messages that could not be understood or are too big, for a person to look at (made if missing)."),
-    S("bounces.imap.poll_seconds", 60.0, "float",
-      "Seconds between looks at the folder when the server does not offer IDLE (with IDLE a new message is "
-      "noticed at once, and the connection is renewed this often).", range=(1, 1_500)),
-    S("bounces.imap.ca_file", "", "path",
-      "PEM file of the certificate authority that signed the server's certificate (a self-signed server); "
-      "empty: the system's."),
-    S("bounces.imap.max_bytes", 25_000_000, "int",
-      "Messages bigger than this are moved to review_folder without being downloaded.",
-      range=(10_000, 1_000_000_000)),
     # [store]
     S("store.url", "sqlite:///publisher.db", "str",
       "SQLAlchemy URL; relative SQLite paths are relative to config.toml. PostgreSQL: postgresql+psycopg://..."),
@@ -255,6 +233,28 @@ SETTINGS: tuple[Setting, ...] = (
       "Soft bounces (a full mailbox, a timeout) within soft_window_days that stop mail to an address.",
       range=(1, 100)),
     S("bounces.soft_window_days", 14, "int", "Days over which soft bounces are counted.", range=(1, 365)),
+    # [bounces.imap]
+    S("bounces.imap.host", "", "str",
+      "IMAP server of the mailbox bounces come back to (the return path's mailbox); empty: no mailbox is read. "
+      "Its password comes from PUBLISHER_BOUNCES_IMAP_PASSWORD."),
+    S("bounces.imap.port", 993, "int", "IMAP port (993 for tls, 143 for starttls).", range=(1, 65_535)),
+    S("bounces.imap.security", "tls", "choice", "Connection security; the server's certificate is always verified.",
+      ("tls", "starttls")),
+    S("bounces.imap.username", "", "str", "IMAP login of the bounce mailbox."),
+    S("bounces.imap.folder", "INBOX", "str", "Folder the bounces arrive in."),
+    S("bounces.imap.done_folder", "Processed", "str",
+      "Folder each handled message is moved to (made if missing); nothing is ever deleted."),
+    S("bounces.imap.review_folder", "Needs review", "str",
+      "Folder for messages that could not be understood or are too big, for a person to look at (made if missing)."),
+    S("bounces.imap.poll_seconds", 60.0, "float",
+      "Seconds between looks at the folder when the server does not offer IDLE (with IDLE a new message is "
+      "noticed at once, and the connection is renewed this often).", range=(1, 1_500)),
+    S("bounces.imap.ca_file", "", "path",
+      "PEM file of the certificate authority that signed the server's certificate (a self-signed server); "
+      "empty: the system's."),
+    S("bounces.imap.max_bytes", 25_000_000, "int",
+      "Messages bigger than this are moved to review_folder without being downloaded.",
+      range=(10_000, 1_000_000_000)),
     # [fetch]
     S("fetch.allow_private", False, "bool", "Allow fetching loopback and private addresses (tests, intranets)."),
     S("fetch.timeout", 20.0, "float", "Seconds a remote fetch may take.", range=(0.1, 600)),
