@@ -354,6 +354,30 @@ def test_the_server_going_away_mid_pass_skips_nothing_and_decides_nothing_twice(
 
 
 @needs_dovecot
+def test_the_server_going_away_during_a_fetch_loses_nothing(dovecot: Dovecot, tmp_path: Path) -> None:
+    """Dovecot killed as the second message is fetched: the first stays handled, the second and
+    third are taken once each after it is back."""
+    config = publication(tmp_path, dovecot)
+    dovecot.append(message("suppressed-1"), message("suppressed-2"), message("suppressed-3"))
+    settings = bounce_mailbox.settings_of(config)
+
+    class Dying(Mailbox):
+        def fetch(self, uid: int) -> bytes | None:
+            if uid == 2:
+                dovecot.stop()
+            return super().fetch(uid)
+
+    take = StandIn()
+    with Dying(settings) as mailbox, pytest.raises(MailboxError, match="while fetching message 2"):
+        bounce_mailbox.run_pass(config, open_store(config.store_url), mailbox, settings, clock=lambda: NOW,
+                                take=take)
+    dovecot.start()
+    assert one_pass(config, take).done == 2
+    assert take.taken == ["suppressed-1", "suppressed-2", "suppressed-3"]
+    assert dovecot.subjects("Processed") == ["suppressed-1", "suppressed-2", "suppressed-3"]
+
+
+@needs_dovecot
 def test_a_message_over_max_bytes_goes_to_review_unread(dovecot: Dovecot, tmp_path: Path) -> None:
     """A 20 MB message over a 10 MB cap is moved to Needs review without being downloaded."""
     config = publication(tmp_path, dovecot, "max_bytes = 10_000_000")
