@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from publisher.cli import cli
-from publisher.config import load_config
+from publisher.config import Config, load_config
 from publisher.errors import Conflict, InvalidRequest
 from publisher.mail import tokens
 from publisher.services import export as service
@@ -204,6 +204,51 @@ def test_an_unsubscribe_link_from_mail_sent_before_the_move_works_after_it(
 
     assert asyncio.run(post()) == 200
     assert readers(again)["avery.quinn@example.org"][0] == "unsubscribed"
+
+
+def one_click(config: Config, email: str) -> None:
+    """The reader presses the one-click unsubscribe of the issue's message they got."""
+    db = open_store(config.store_url)
+    try:
+        with db.connect() as conn:
+            key, message = conn.execute(
+                sa.select(subscribers.c.token_key, deliveries.c.message_key)
+                .join(deliveries, deliveries.c.subscriber_id == subscribers.c.id)
+                .where(subscribers.c.email == email)
+            ).one()
+    finally:
+        db.dispose()
+    link = tokens.sign("s" * 40, "unsubscribe", key, message)
+    transport = httpx.ASGITransport(app=create_app(config))
+
+    async def post() -> int:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            return (await http.post(f"/unsubscribe/{link}", data={"List-Unsubscribe": "One-Click"})).status_code
+
+    assert asyncio.run(post()) == 200
+
+
+def test_each_issue_s_figures_and_each_reader_s_history_come_back(tmp_path: Path) -> None:
+    """A reader who left by the issue's link: issues.csv says so, and so do the issue's figures after the move."""
+    from publisher.services import stats
+
+    secret = {"PUBLISHER_SECRET": "s" * 40}
+    config = sample(tmp_path / "pub")
+    one_click(load_config(str(config), env=secret), "avery.quinn@example.org")
+    assert run("--config", str(config), "export", "--to", str(tmp_path / "out.zip")).exit_code == 0
+    with zipfile.ZipFile(tmp_path / "out.zip") as z:
+        (issue,) = csv.DictReader(io.StringIO(z.read("issues.csv").decode()))
+    assert issue["unsubscribed"] == "1"
+    again = empty_publication(tmp_path / "again")
+    done = apply(again, tmp_path / "out.zip")
+    assert done.of("events").created >= 1
+    db = open_store(load_config(str(again)).store_url)
+    try:
+        (figures,) = stats.issues_counts(db, stats.issue_status(db))
+    finally:
+        db.dispose()
+    assert (figures.sent, figures.unsubscribed) == (5, 1)
+    assert apply(again, tmp_path / "out.zip").of("events").created == 0
 
 
 def test_sending_an_imported_article_again_sends_nothing(tmp_path: Path, made: tuple[Path, Path]) -> None:

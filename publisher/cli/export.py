@@ -48,7 +48,8 @@ def export(ctx: click.Context, to: Path | None) -> None:
     click.echo(
         f"wrote {_shown(made.path)} ({made.size:,} bytes) in {made.seconds:.1f} s: {made.articles} article(s), "
         f"{made.media} picture(s) and other files, {made.templates} template(s), {made.subscribers} subscriber(s), "
-        f"{made.issues} issue(s) with {made.deliveries} copies, {made.redirects} redirect(s), settings.toml"
+        f"{made.issues} issue(s) with {made.deliveries} copies, {made.events} reader event(s), "
+        f"{made.redirects} redirect(s), settings.toml"
     )
     click.echo("secrets are not in it; carry these by hand: PUBLISHER_SECRET and the provider's key"
                + "".join(f", {item}" for item in made.left_out))

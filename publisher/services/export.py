@@ -22,6 +22,7 @@ Reading one back is `services.export_import`'s.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -69,6 +70,7 @@ class Exported:
     subscribers: int
     issues: int
     deliveries: int
+    events: int
     redirects: int
     seconds: float
     left_out: tuple[str, ...] = ()
@@ -115,7 +117,7 @@ def write_export(config: Config, db: Engine, out: BinaryIO, *, now: datetime) ->
     """
     started = time.monotonic()
     counts = {"articles": 0, "media": 0, "templates": 0, "subscribers": 0, "issues": 0, "deliveries": 0,
-              "redirects": 0}
+              "events": 0, "redirects": 0}
     left_out = tuple(backups._left_out(config))
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
         content_folder = config.path_of("build.content")
@@ -162,6 +164,15 @@ def write_export(config: Config, db: Engine, out: BinaryIO, *, now: datetime) ->
                     row.message_key, "true" if row.uncertain else "false", row.detail,
                 )])
                 counts["deliveries"] += 1
+        with _member(archive, "events.csv") as text:
+            writer = csv.writer(text, lineterminator="\r\n")
+            writer.writerow(reader.EVENT_COLUMNS)
+            for event in export_rows.iter_events(db):
+                writer.writerow([neutralize(cell) for cell in (
+                    event.email, event.kind, event.provider, event.detail, _when(event.created_at),
+                    "" if event.issue_id is None else str(event.issue_id), event.event_key or "",
+                )])
+                counts["events"] += 1
         moved = redirect_store.all_redirects(db)
         archive.writestr("redirects.csv", _csv_text(
             [list(reader.REDIRECT_COLUMNS), *([r.old_path, r.target, r.source] for r in moved)]
@@ -208,6 +219,9 @@ issues.csv        Each newsletter sent or prepared ({counts["issues"]}): the art
 deliveries.csv    Each reader's copy of each issue ({counts["deliveries"]}): issue (the number in issues.csv), email,
                   state (sent, failed, skipped, or still queued), attempts, sent_at, message_key (the
                   left part of its Message-ID), uncertain (may have gone out twice after a crash).
+events.csv        What happened to each reader ({counts["events"]}), oldest first: kind (subscribe, confirm,
+                  unsubscribe, bounce, complaint), provider and detail (what the mail provider said),
+                  created_at, and issue (the number in issues.csv it answers, if any).
 redirects.csv     Old addresses of articles moved in from another service ({counts["redirects"]}), where each
                   leads now (a path on this site), and the service it came from.
 settings.toml     The publication's config.toml. It holds no secrets.
@@ -250,11 +264,7 @@ def create_export(config: Config, db: Engine, *, now: datetime, to: Path | None 
         ) from exc
     finally:
         Path(temp).unlink(missing_ok=True)
-    return Exported(
-        path=dest, size=dest.stat().st_size, articles=made.articles, media=made.media, templates=made.templates,
-        subscribers=made.subscribers, issues=made.issues, deliveries=made.deliveries, redirects=made.redirects,
-        seconds=made.seconds, left_out=made.left_out,
-    )
+    return dataclasses.replace(made, path=dest, size=dest.stat().st_size)
 
 
 def _destination(config: Config, to: Path | None, now: datetime) -> Path:

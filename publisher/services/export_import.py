@@ -100,7 +100,8 @@ def _import(config: Config, db: Engine, path: Path, *, now: datetime, write: boo
                 kinds.append(_files_into(archive, chosen, folders[part], kind, write=write, before=notice))
         kinds.append(_subscribers(archive, db, now=now, write=write))
         kinds.append(_choices(archive, db, write=write))
-        kinds.extend(_ledger(config, archive, db, now=now, write=write))
+        issue_counts, delivery_counts, issue_ids = _ledger(config, archive, db, now=now, write=write)
+        kinds.extend((issue_counts, delivery_counts, _events(archive, db, issue_ids, write=write)))
         kinds.append(_redirects(archive, db, now=now, write=write))
         settings, notes = _settings(config, archive, write=write)
         kinds.append(settings)
@@ -209,6 +210,35 @@ def _choices(archive: reader.ExportArchive, db: Engine, *, write: bool) -> KindC
                       reasons=tuple(refused))
 
 
+def _events(
+    archive: reader.ExportArchive, db: Engine, issue_ids: dict[int, int | None], *, write: bool
+) -> KindCounts:
+    """Readers' history, each event answering the issue it answered there (by its id here)."""
+    added = seen = 0
+    refused: list[str] = []
+    batch: list[export_rows.EventRow] = []
+
+    def flush() -> None:
+        nonlocal added, seen
+        more, had = export_rows.put_events(db, batch, write=write)
+        added, seen = added + more, seen + had
+        batch.clear()
+
+    for event in archive.events():
+        if event.issue is not None and event.issue not in issue_ids:
+            refused.append(f"{archive.label}: events.csv line {event.line}: issue {event.issue} is not in issues.csv")
+            continue
+        batch.append(export_rows.EventRow(
+            email=event.email, kind=event.kind, provider=event.provider, detail=event.detail,
+            created_at=event.created_at, issue_id=issue_ids[event.issue] if event.issue is not None else None,
+            event_key=event.event_key,
+        ))
+        if len(batch) >= 2000:
+            flush()
+    flush()
+    return KindCounts(kind="events", created=added, skipped=seen, refused=len(refused), reasons=tuple(refused))
+
+
 def _redirects(archive: reader.ExportArchive, db: Engine, *, now: datetime, write: bool) -> KindCounts:
     found = archive.redirects()
     paths = {r.old_path: redirect_store.normal_path(r.old_path) for r in found}
@@ -236,12 +266,14 @@ def _rekeyed(key: str, host: str) -> str:
 
 def _ledger(
     config: Config, archive: reader.ExportArchive, db: Engine, *, now: datetime, write: bool
-) -> tuple[KindCounts, KindCounts]:
+) -> tuple[KindCounts, KindCounts, dict[int, int | None]]:
     """Each issue with its copies, one transaction per issue (deliveries.csv lists them
-    issue by issue, so one issue's copies are in memory at a time)."""
+    issue by issue, so one issue's copies are in memory at a time); and each issue's id
+    here by its number in the export (None in a plan, for one not here yet)."""
     host = urlsplit(config.site_url).hostname or config.site_url
     issues = {issue.number: issue for issue in archive.issues()}
     created: dict[int, bool] = {}
+    ids: dict[int, int | None] = {}
     added = seen = 0
     refused: list[str] = []
 
@@ -256,6 +288,7 @@ def _ledger(
             finished_at=issue.finished_at or (issue.sent_at and now),
         ), copies, now=now, write=write)
         created.setdefault(number, done.created)
+        ids[number] = done.issue_id
         added, seen = added + done.added, seen + done.seen
 
     group: list[export_rows.DeliveryRow] = []
@@ -285,6 +318,7 @@ def _ledger(
     return (
         KindCounts(kind="issues", created=made, skipped=len(created) - made),
         KindCounts(kind="deliveries", created=added, skipped=seen, refused=len(refused), reasons=tuple(refused)),
+        ids,
     )
 
 

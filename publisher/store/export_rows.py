@@ -7,7 +7,9 @@ Message-ID key (or, for a row without one, by its issue and address). A delivery
 back attached to the subscriber with its address here; a row whose reader was erased
 (no address) comes back emptied of them, as it left. A reader's own choices (every
 article or the digest, their topics) and the key their links carry come back by address,
-so that the links in mail already sent keep reaching the same person.
+so that the links in mail already sent keep reaching the same person. Events (joined,
+confirmed, left, bounced, complained) come back with the issue they answer, so each
+issue's figures and each reader's history are what they were.
 """
 
 from __future__ import annotations
@@ -20,18 +22,21 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
 
 from publisher.store.engine import begin_write
-from publisher.store.schema import deliveries, issues, subscribers
+from publisher.store.schema import deliveries, events, issues, subscribers
 
 __all__ = [
     "Choice",
     "DeliveryRow",
+    "EventRow",
     "IssueRow",
     "Put",
     "PutChoices",
     "iter_choices",
     "iter_deliveries",
+    "iter_events",
     "list_issues",
     "put_choices",
+    "put_events",
     "put_issue",
 ]
 
@@ -294,3 +299,70 @@ def put_choices(engine: Engine, rows: Sequence[Choice], *, write: bool = True) -
                 ident = change.pop("id")
                 conn.execute(update(subscribers).where(subscribers.c.id == ident).values(**change))
     return PutChoices(updated, unchanged, tuple(refused), tuple(missing))
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    """One thing that happened to a reader: subscribe, confirm, unsubscribe, bounce, complaint."""
+
+    email: str
+    kind: str
+    provider: str
+    detail: str
+    created_at: datetime
+    issue_id: int | None
+    event_key: str | None
+
+
+def iter_events(engine: Engine) -> Iterator[EventRow]:
+    """Every event in id order, a page at a time."""
+    after = 0
+    while True:
+        with engine.connect() as conn:
+            rows = conn.execute(select(events).where(events.c.id > after).order_by(events.c.id).limit(PAGE)).all()
+        if not rows:
+            return
+        for r in rows:
+            yield EventRow(email=r.email, kind=r.kind, provider=r.provider, detail=r.detail,
+                           created_at=r.created_at, issue_id=r.issue_id, event_key=r.event_key)
+        after = rows[-1].id
+
+
+def put_events(engine: Engine, rows: Sequence[EventRow], *, write: bool = True) -> tuple[int, int]:
+    """Events into this store, each attached to the subscriber with its address here:
+    (added, already here). An event is known by its address, kind and moment (and a
+    provider's event by its key), so a second import adds nothing."""
+    if not rows:
+        return 0, 0
+    emails = sorted({r.email for r in rows})
+    with (begin_write(engine) if write else engine.connect()) as conn:
+        ids = dict(conn.execute(
+            select(subscribers.c.email, subscribers.c.id).where(subscribers.c.email.in_(emails))
+        ).all())
+        have = {
+            (r.email, r.kind, r.created_at)
+            for r in conn.execute(
+                select(events.c.email, events.c.kind, events.c.created_at).where(events.c.email.in_(emails))
+            )
+        }
+        keys = {(r.provider, r.event_key) for r in rows if r.event_key}
+        have_keys = {
+            (p, k) for p, k in conn.execute(
+                select(events.c.provider, events.c.event_key).where(
+                    events.c.event_key.in_([k for _, k in keys])
+                )
+            )
+        } if keys else set()
+        new: list[dict[str, Any]] = []
+        for r in rows:
+            if (r.email, r.kind, r.created_at) in have or (r.event_key and (r.provider, r.event_key) in have_keys):
+                continue
+            have.add((r.email, r.kind, r.created_at))
+            if r.event_key:
+                have_keys.add((r.provider, r.event_key))
+            new.append({"subscriber_id": ids.get(r.email), "email": r.email, "kind": r.kind, "provider": r.provider,
+                        "detail": r.detail, "created_at": r.created_at, "event_key": r.event_key,
+                        "issue_id": r.issue_id})
+        if write and new:
+            conn.execute(insert(events), new)
+    return len(new), len(rows) - len(new)

@@ -10,6 +10,7 @@ describes:
     reader_choices.csv  each reader's choices (every article or the digest, topics) and link key
     issues.csv          each issue with its delivery counts, and its snapshot in issues/<id>.html|.txt
     deliveries.csv      each reader's copy of each issue: state, when sent, its Message-ID key
+    events.csv          what happened to each reader: joined, confirmed, left, bounced, complained
     redirects.csv       old address -> new, when the publication has redirects
     settings.toml       config.toml (secrets are never in it)
 
@@ -37,6 +38,7 @@ from publisher.errors import InvalidRequest
 __all__ = [
     "CHOICE_COLUMNS",
     "DELIVERY_COLUMNS",
+    "EVENT_COLUMNS",
     "FORMAT",
     "FORMAT_VERSION",
     "ISSUE_COLUMNS",
@@ -48,6 +50,7 @@ __all__ = [
     "ExportArchive",
     "ExportedChoice",
     "ExportedDelivery",
+    "ExportedEvent",
     "ExportedIssue",
     "ExportedRedirect",
     "open_archive",
@@ -72,6 +75,7 @@ ISSUE_COLUMNS = (
 )
 REDIRECT_COLUMNS = ("old_path", "target", "source")
 CHOICE_COLUMNS = ("email", "frequency", "topics", "link_key")
+EVENT_COLUMNS = ("email", "kind", "provider", "detail", "created_at", "issue", "event_key")
 DELIVERY_COLUMNS = ("issue", "email", "name", "state", "attempts", "sent_at", "message_key", "uncertain", "detail")
 
 
@@ -126,6 +130,18 @@ class ExportedChoice:
     frequency: str
     topics: str | None
     link_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedEvent:
+    line: int
+    email: str
+    kind: str
+    provider: str
+    detail: str
+    created_at: datetime
+    issue: int | None
+    event_key: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +279,20 @@ class ExportArchive:
             topics = cells["topics"].strip()
             yield ExportedChoice(line=line, email=cells["email"].strip().lower(), frequency=frequency,
                                  topics=topics or None, link_key=key)
+
+    def events(self) -> Iterator[ExportedEvent]:
+        """events.csv, streamed."""
+        for line, cells in self._rows("events.csv", EVENT_COLUMNS):
+            where = f"{self.label}: events.csv line {line}"
+            created = _moment(cells["created_at"], where)
+            if created is None:
+                raise InvalidRequest(f"{where}: created_at is empty")
+            issue = cells["issue"].strip()
+            yield ExportedEvent(
+                line=line, email=cells["email"].strip().lower(), kind=cells["kind"].strip(),
+                provider=cells["provider"], detail=cells["detail"], created_at=created,
+                issue=_number(issue, where) if issue else None, event_key=cells["event_key"] or None,
+            )
 
     def deliveries(self) -> Iterator[ExportedDelivery]:
         """deliveries.csv, streamed."""
