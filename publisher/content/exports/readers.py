@@ -18,6 +18,10 @@ of one address.
 | listmonk   | *subscriber*.csv (the subscribers export)              | never                            |
 
 A paid reader gets the tag "paid", so that `publisher send --tag paid` reaches them.
+What the service recorded about their consent (sign-up and confirmation times, the
+address they signed up from, the plan, an unsubscribe's reason, the file and line) is
+kept as one sentence, `consent_text`, beside the opt-in time; a listmonk subscriber
+unsubscribed from every list has left, whatever their own status says.
 
 One address, one reader: when an export names an address twice (in one file, or in
 its subscribed and unsubscribed files) the most protective status wins, complained over
