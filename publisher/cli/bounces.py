@@ -16,7 +16,6 @@ Exit codes are the ones a mail filter speaks (sysexits.h), because the MTA acts 
 
 from __future__ import annotations
 
-import importlib
 import sys
 import threading
 from datetime import UTC, datetime, timedelta
@@ -36,19 +35,6 @@ _CHUNK = 1024 * 1024
 @cli.group("bounces")
 def bounces() -> None:
     """Bounces and complaints that come back by mail."""
-
-
-def _join_mailbox_commands() -> None:
-    """The mailbox reader's commands (`check-mailbox`) join this group where installed."""
-    try:
-        module = importlib.import_module("publisher.cli.bounces_mailbox")
-    except ModuleNotFoundError:
-        return
-    theirs = getattr(module, "bounces", None)
-    if isinstance(theirs, click.Group) and theirs is not bounces:
-        for name, command in theirs.commands.items():
-            bounces.add_command(command, name)
-    cli.add_command(bounces)
 
 
 def read_bounded(stream: BinaryIO, limit: int) -> tuple[bytes, int]:
@@ -154,6 +140,3 @@ def check_mailbox_command(ctx: click.Context, once: bool) -> None:
         click.echo("stopped")
     finally:
         watch.close()
-
-
-_join_mailbox_commands()
