@@ -18,6 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 from desk_support import add_users, quick_hashes, sign_in
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 from web_support import live_server, make_publication
 
@@ -230,6 +232,27 @@ def test_export_zip_is_read_through_the_migration(tmp_path: Path) -> None:
             out.write(path, f"audience/{path.name}")
     batch = read_readers("mailchimp", open_export(archive))
     assert (len(batch.readers), len(batch.merged)) == (5, 1)
+
+
+_TYPES = {"unactivated": S.PENDING, "regular": S.ACTIVE, "unsubscribed": S.UNSUBSCRIBED, "undeliverable": S.BOUNCED}
+_ORDER = [S.PENDING, S.ACTIVE, S.UNSUBSCRIBED, S.BOUNCED]
+
+
+@given(st.lists(st.sampled_from(sorted(_TYPES)), min_size=1, max_size=6))
+def test_the_most_protective_status_wins_in_any_order(kinds: list[str]) -> None:
+    """However often and in whatever order an address comes, the status furthest off the list wins."""
+    rows = "".join(f"{i},same@example.org,2022-01-01,{kind}\n" for i, kind in enumerate(kinds))
+    data = ("id,email,creation_date,subscriber_type\n" + rows).encode()
+    batch = read_readers("buttondown", Folder({"subscribers.csv": data}))
+    assert [r.status for r in batch.readers] == [max((_TYPES[k] for k in kinds), key=_ORDER.index)]
+    assert len(batch.merged) == len(kinds) - 1
+
+
+def test_windows_1252_file_keeps_its_names() -> None:
+    """A members file saved by a Western spreadsheet as Windows-1252 keeps "Øberg"."""
+    data = "email,name,subscribed_to_emails,created_at\nsam@example.org,Sam Øberg,true,2024-01-01\n".encode("cp1252")
+    batch = read_readers("ghost", Folder({"members.csv": data}))
+    assert batch.readers[0].name == "Sam Øberg"
 
 
 # --- dates ----------------------------------------------------------------------------
