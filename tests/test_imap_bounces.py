@@ -20,6 +20,7 @@ import socket
 import ssl
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -736,3 +737,26 @@ def test_the_daemon_reads_the_mailbox_only_when_one_is_set(tmp_path: Path) -> No
     rt.config = load_config(tmp_path / "config.toml", env={})
     start_daemon_jobs(scheduler, str(tmp_path / "config.toml"), rt)
     assert scheduler.get_job("bounce-mailbox") is None
+
+
+@needs_dovecot
+def test_check_mailbox_keeps_watching_until_interrupted(dovecot: Dovecot, tmp_path: Path) -> None:
+    """Without --once the command waits in IDLE, prints each pass that took something, and
+    stops cleanly on Ctrl-C."""
+    config = publication(tmp_path, dovecot)
+    readers(config, "reader@example.net")
+    env = {**os.environ, "PUBLISHER_BOUNCES_IMAP_PASSWORD": PASSWORD, "PUBLISHER_CONFIG": str(config.path)}
+    command = [sys.executable, "-m", "publisher", "bounces", "check-mailbox"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == "watching the bounce mailbox; Ctrl-C stops\n"
+        dovecot.append(hard_dsn("reader@example.net", 1))
+        assert process.stdout.readline() == "1 messages: 1 suppressed; 1 to done, 0 to review\n"
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert (process.returncode, out, err) == (0, "stopped\n", "")
+    assert status_of(config, "reader@example.net") is SubscriberStatus.BOUNCED

@@ -122,9 +122,11 @@ def check_mailbox_command(ctx: click.Context, once: bool) -> None:
     def failed(exc: PublisherError, wait: timedelta) -> None:
         click.secho(f"error: {exc} (trying again in {wait.total_seconds():.0f} s)", fg="red", err=True)
 
-    watch = bounce_mailbox.MailboxWatch(
-        config, db, clock=_now, on_pass=lambda report: click.echo(report.summary()), on_failure=failed,
-    )
+    def passed(report: bounce_mailbox.PassReport) -> None:
+        if report.moved:
+            click.echo(report.summary())
+
+    watch = bounce_mailbox.MailboxWatch(config, db, clock=_now, on_pass=passed, on_failure=failed)
     click.echo("watching the bounce mailbox; Ctrl-C stops")
     try:
         while not stop.is_set():

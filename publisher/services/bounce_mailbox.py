@@ -219,6 +219,9 @@ class MailboxWatch:
             self._run(settings, stop, span)
         except PublisherError as exc:
             self._failed(exc)
+        except Exception as exc:  # the daemon's job must outlive any surprise: drop the connection, back off
+            log.exception("bounce mailbox: unexpected failure")
+            self._failed(MailboxError(f"bounce mailbox: unexpected failure ({type(exc).__name__}: {exc})"))
         finally:
             self._lock.release()
 
