@@ -460,3 +460,21 @@ def test_older_bounce_shapes_name_their_failed_address() -> None:
     found = sum(bool(set(r["addresses"].lower().split()) & set(v.addresses)) for r, v in verdicts)
     assert found / len(rows) >= 0.95
     assert all(v.kind == "soft" for r, v in verdicts if r["expected"] == "soft")
+
+
+def test_issue_page_says_what_came_back_by_mail(sent: Config, desk: str) -> None:
+    """The issue's report counts the hard bounce, the soft one and the auto-reply its
+    return paths received, soft ones included (no event records those)."""
+    take_message(sent, db(sent), dsn(return_path(sent, "ann@example.org"), "ann@example.org"), now=NOW, source="pipe")
+    soft = dsn(return_path(sent, "bo@example.org"), "bo@example.org", status="4.2.2",
+               diagnostic="452 4.2.2 Mailbox full", message_id="<soft-issue@mx>")
+    take_message(sent, db(sent), soft, now=NOW, source="pipe")
+    holiday = (f"From: cy@example.org\r\nTo: {return_path(sent, 'cy@example.org')}\r\nSubject: Away\r\n"
+               "Auto-Submitted: auto-replied\r\nMessage-ID: <away@example.org>\r\n\r\nBack on Monday.\r\n").encode()
+    take_message(sent, db(sent), holiday, now=NOW, source="imap")
+    with httpx.Client(base_url=desk) as http:
+        sign_in(http, "viewer@example.org")
+        page = http.get(f"/desk/issues/{issue_of(sent, 'ann@example.org')}").text
+    line = page.split('id="issue-mail-back">')[1].split("</p>")[0]
+    assert line.startswith("Mail that came back about this issue: 1 stopped mail to the reader, "
+                           "1 soft bounce counted, 1 auto-reply or other mail")

@@ -57,6 +57,7 @@ __all__ = [
     "Outcome",
     "apply_decision",
     "history",
+    "issue_mail",
     "message",
     "return_path_records",
     "review_count",
@@ -307,3 +308,9 @@ def return_path_records(config: Config) -> tuple[verp.DnsRecord, ...]:
     sending_host = str(config["delivery.smtp.host"]) if config["delivery.provider"] == "smtp" else ""
     return verp.bounce_domain_records(domain, mx_host=str(config["bounces.mx_host"]).strip(),
                                       sending_host=sending_host)
+
+
+def issue_mail(db: Engine, issue_id: int) -> dict[str, int]:
+    """What came back by mail about one issue, by outcome (soft bounces counted, auto-replies
+    and messages waiting for review included, which the issue's events do not show)."""
+    return bounce_review.outcomes_for_issue(db, issue_id)

@@ -32,6 +32,7 @@ __all__ = [
     "for_subscriber",
     "get",
     "latest_issue",
+    "outcomes_for_issue",
     "pending",
     "pending_count",
     "record",
@@ -219,3 +220,14 @@ def latest_issue(engine: Engine, subscriber_id: int, *, now: datetime, within: t
             .limit(1)
         ).scalar()
     return None if found is None else int(found)
+
+
+def outcomes_for_issue(engine: Engine, issue_id: int) -> dict[str, int]:
+    """How many messages that answered one issue ended as each outcome."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(bounce_messages.c.outcome, func.count())
+            .where(bounce_messages.c.issue_id == issue_id)
+            .group_by(bounce_messages.c.outcome)
+        ).all()
+    return {str(outcome): int(count) for outcome, count in rows}

@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from publisher.accounts import Role
 from publisher.errors import PublisherError
-from publisher.services import complaints, previews, stats
+from publisher.services import bounce_intake, complaints, previews, stats
 from publisher.services import issues as issue_service
 from publisher.web.desk.auth import Asked, refuse
 from publisher.web.desk.charts import Series, bar_chart
@@ -68,6 +68,7 @@ class IssueDesk(Section):
             "failures": issue_service.issue_failures(self.engine, issue_id, rows=True).rows[:FAILURES_SHOWN],
             "complaint_rate": complaints.issue_complaint_rate(self.engine, issue_id),
             "overrides": complaints.issue_overrides(self.engine, issue_id),
+            "came_back": bounce_intake.issue_mail(self.engine, issue_id),
         }
 
     async def detail(self, asked: Asked) -> Response:
