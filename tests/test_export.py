@@ -148,6 +148,19 @@ def test_an_existing_file_is_never_replaced(made: tuple[Path, Path]) -> None:
     assert archive.read_bytes() == before
 
 
+@pytest.mark.parametrize(
+    ("to", "told"),
+    [("nowhere/out.zip", "does not exist; create it first"), ("out.tar.gz", "an export is a .zip file")],
+    ids=["missing-folder", "not-zip"],
+)
+def test_a_destination_that_cannot_be_is_told(tmp_path: Path, to: str, told: str) -> None:
+    """--to names a .zip in a folder that exists, or a folder: otherwise one clear sentence, exit 1."""
+    config = sample(tmp_path / "pub")
+    result = CliRunner().invoke(cli, ["--config", str(config), "export", "--to", str(tmp_path / to)])
+    assert result.exit_code == 1 and told in result.output
+    assert "Traceback" not in result.output
+
+
 def test_an_export_inside_the_content_folder_is_refused(tmp_path: Path) -> None:
     """The build would publish it: refused before anything is written."""
     config = sample(tmp_path / "pub")
@@ -249,6 +262,32 @@ def test_each_issue_s_figures_and_each_reader_s_history_come_back(tmp_path: Path
         db.dispose()
     assert (figures.sent, figures.unsubscribed) == (5, 1)
     assert apply(again, tmp_path / "out.zip").of("events").created == 0
+
+
+def test_an_erased_reader_stays_erased_and_the_issue_s_count_stays_true(tmp_path: Path) -> None:
+    """The erased reader's copy travels emptied of them: counted, never tied to anyone, never added twice."""
+    from publisher.services import subscribers as subscriber_service
+
+    config = sample(tmp_path / "pub")
+    db = open_store(load_config(str(config)).store_url)
+    try:
+        subscriber_service.erase(db, "jordan.mbeki@example.org", now=NOW)
+    finally:
+        db.dispose()
+    assert run("--config", str(config), "export", "--to", str(tmp_path / "out.zip")).exit_code == 0
+    with zipfile.ZipFile(tmp_path / "out.zip") as z:
+        assert b"jordan" not in b"".join(z.read(n) for n in z.namelist() if n.endswith(".csv"))
+    again = empty_publication(tmp_path / "again")
+    apply(again, tmp_path / "out.zip")
+    assert apply(again, tmp_path / "out.zip").of("deliveries").created == 0
+    db = open_store(load_config(str(again)).store_url)
+    try:
+        with db.connect() as conn:
+            rows = conn.execute(sa.select(deliveries.c.email, deliveries.c.subscriber_id)).all()
+    finally:
+        db.dispose()
+    assert len(rows) == 5 and sum(1 for email, who in rows if email == "" and who is None) == 1
+    assert "jordan.mbeki@example.org" not in readers(again)
 
 
 def test_sending_an_imported_article_again_sends_nothing(tmp_path: Path, made: tuple[Path, Path]) -> None:
