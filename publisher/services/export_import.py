@@ -155,6 +155,10 @@ def _write_new(target: Path, archive: reader.ExportArchive, member: str) -> None
             os.link(temp, target)
         except FileExistsError:
             raise Conflict(f"{target} appeared while the import ran; it was left alone. Import again.") from None
+        except OSError:  # a file system without hard links: rename, after one more look
+            if target.exists():
+                raise Conflict(f"{target} appeared while the import ran; it was left alone. Import again.") from None
+            Path(temp).rename(target)
     except OSError as exc:
         raise BuildError(f"cannot write {target}: {exc.strerror or exc}") from exc
     finally:
