@@ -267,7 +267,8 @@ def test_a_custom_return_path_found_in_dns_aligns(tmp_path: Path) -> None:
 
 
 def test_a_chosen_return_path_domain_is_the_one_judged(tmp_path: Path) -> None:
-    """`bounces.return_path_domain` (a per-recipient return path) is where SPF is asked and what must align."""
+    """`bounces.return_path_domain` (a per-recipient return path) is where SPF is asked and what must
+    align, through an SMTP relay; an HTTP provider such as Postmark keeps its own envelope sender."""
     config = make_config(tmp_path, provider="smtp", relay="relay.example.net")
     config = dataclasses.replace(config, values={**config.values, "bounces.return_path_domain": "bounces.example.org"})
     zone = Zone({"bounces.example.org": [["v=spf1 a:relay.example.net -all"]]},
@@ -276,6 +277,9 @@ def test_a_chosen_return_path_domain_is_the_one_judged(tmp_path: Path) -> None:
     assert found["return path aligned with From"].ok is True
     assert found["SPF names the sending host"].ok is True
     assert "bounces.example.org" in found["SPF names the sending host"].detail
+    postmark = make_config(tmp_path)
+    postmark = dataclasses.replace(postmark, values={**postmark.values, "bounces.return_path_domain": "b.example.org"})
+    assert sender_rules.sender_setup(postmark, None).return_path == "pm.mtasv.net"  # Postmark keeps its own
 
 
 def test_one_click_unsubscribe_is_read_from_the_message(tmp_path: Path) -> None:

@@ -177,8 +177,10 @@ def sender_setup(config: Config, signer: DkimSigner | None) -> SenderSetup:
     address = split_mailbox(str(config["newsletter.from"]))[1]
     from_domain = address.rpartition("@")[2].strip().lower()
     known = PROVIDERS.get(provider)
+    # The per-recipient return path (VERP) is the envelope sender only where publisher speaks
+    # SMTP itself; an HTTP provider keeps its own (SES forwards the feedback there, no more).
     chosen = str(config.values.get("bounces.return_path_domain") or "").strip().lower()
-    if chosen:
+    if chosen and (known is None or not known.spf_include):
         return_path, own = chosen, True
     elif known is not None:
         mailgun = str(config.values.get("delivery.mailgun.domain") or "").strip().lower() or from_domain
