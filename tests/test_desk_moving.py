@@ -105,6 +105,14 @@ def test_the_export_needs_the_page_s_csrf_token(url: str) -> None:
     assert answer.status_code == 403 and not answer.content.startswith(b"PK")
 
 
+def test_an_upload_needs_the_page_s_csrf_token(url: str, own_export: bytes, config: Config) -> None:
+    """An upload from a form elsewhere is refused before it is read; nothing is kept."""
+    with signed_in(url) as (http, _csrf):
+        answer = upload(http, "forged", own_export)
+    assert answer.status_code == 403 and "out of date" in answer.text
+    assert articles(config) == []
+
+
 def test_an_upload_is_previewed_and_nothing_is_written(config: Config, url: str, own_export: bytes) -> None:
     """The preview shows counts per kind that add up; the content folder and the list stay empty."""
     with signed_in(url) as (http, csrf):
