@@ -106,7 +106,7 @@ def test_the_export_needs_the_page_s_csrf_token(url: str) -> None:
 
 
 def test_an_upload_needs_the_page_s_csrf_token(url: str, own_export: bytes, config: Config) -> None:
-    """An upload from a form elsewhere is refused before it is read; nothing is kept."""
+    """An upload from a form elsewhere is refused; nothing of it is kept."""
     with signed_in(url) as (http, _csrf):
         answer = upload(http, "forged", own_export)
     assert answer.status_code == 403 and "out of date" in answer.text
