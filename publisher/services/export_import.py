@@ -1,17 +1,29 @@
 """Our own export (`publisher export`) read back into a publication: `publisher migrate
 publisher FILE.zip` and the desk's Move in.
 
-`plan_import` and `apply_import` go into an existing publication,
-usually a new one made by `publisher init`: files that are not there are written, files
-there with the same bytes are skipped, files there with other bytes are refused (never
-replaced); subscribers go through the ordinary CSV import (status and consent kept; an
-unsubscribed reader stays unsubscribed), then their own choices and link keys; issues
-and their copies come back into the
-ledger, so sending an imported article again reaches only readers who never had it.
-Copies still waiting when the export was made come back as skipped: this publication
-does not send them (the old server may have). The plan writes nothing and gives the
-same counts the apply will: created + updated + skipped + refused = read, per kind.
-An apply stopped half-way and run again adds only what is missing.
+`plan_import` and `apply_import` go into an existing publication, usually a new one made
+by `publisher init`, kind by kind:
+
+- files (articles, pictures, templates): written where they are not yet; a file there
+  with the same bytes is skipped, one with other bytes is refused and never replaced.
+  Each article is recorded as noticed before its file lands, so no policy mails it as new;
+- subscribers: the ordinary CSV import (status and consent kept; an unsubscribed,
+  bounced or complained reader stays off the list), then their own choices (every
+  article or the digest, topics) and their links' key, so the unsubscribe links in mail
+  sent before the move keep reaching the same person (with the same PUBLISHER_SECRET);
+- issues with their copies, one transaction per issue: sending an imported article again
+  reaches only readers who never had it. An issue is known by its article's id as this
+  publication names it (the host is part of it). Copies still waiting when the export
+  was made come back as skipped: this publication does not send them (the old server may
+  have);
+- events (joined, confirmed, left, bounced, complained), each with the issue it answered,
+  so each issue's figures and each reader's history come back; the redirects;
+- settings: what the publication is and says (`CARRIED`), checked whole by config.toml's
+  rules before config.toml changes; never the address, folders, database or provider.
+
+The plan writes nothing and gives the counts the apply will: per kind, created + updated +
+skipped + refused = read. An apply stopped half-way (a kill) and run again adds only what
+is missing; run twice, it changes nothing.
 """
 
 from __future__ import annotations
@@ -137,7 +149,8 @@ def _files_into(
             continue
         created += 1
         if write:
-            before(target, archive.read(item.member) if kind == "articles" else b"")
+            if kind == "articles":
+                before(target, archive.read(item.member))
             _write_new(target, archive, item.member)
     return KindCounts(kind=kind, created=created, skipped=skipped, refused=len(refused), reasons=tuple(refused))
 
