@@ -16,7 +16,10 @@ The zip holds every reader's address: it is written under a hidden temporary nam
 its folder, mode 0600, and renamed when whole; a destination inside the content,
 template or site folder is refused (the build would publish it).
 
-Reading one back is `services.export_import`'s.
+Each part is read in its own transaction while the daemon may go on writing: an export
+taken during a send can show a copy in deliveries.csv that issues.csv does not count yet.
+`publisher backup` is the one consistent copy of an instant. Reading an export back is
+`services.export_import`'s.
 """
 
 from __future__ import annotations
@@ -118,7 +121,7 @@ def write_export(config: Config, db: Engine, out: BinaryIO, *, now: datetime) ->
     started = time.monotonic()
     counts = {"articles": 0, "media": 0, "templates": 0, "subscribers": 0, "issues": 0, "deliveries": 0,
               "events": 0, "redirects": 0}
-    left_out = tuple(backups._left_out(config))
+    left_out = tuple(backups._left_out(config))  # the secret files beside config.toml, as a backup names them
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
         content_folder = config.path_of("build.content")
         for name, path in _files(content_folder):
@@ -139,8 +142,9 @@ def write_export(config: Config, db: Engine, out: BinaryIO, *, now: datetime) ->
                     choice.email, choice.frequency, choice.topics or "", choice.link_key,
                 )])
         issues = export_rows.list_issues(db)
-        figures = {c.issue_id: c for c in stats.issues_counts(db, stats.issue_status(db))} if issues else {}
-        status = {s.issue_id: s for s in stats.issue_status(db)} if issues else {}
+        status_lines = stats.issue_status(db) if issues else []
+        figures = {c.issue_id: c for c in stats.issues_counts(db, status_lines)}
+        status = {line.issue_id: line for line in status_lines}
         lines: list[list[object]] = [list(reader.ISSUE_COLUMNS)]
         for issue in issues:
             html_file, text_file = f"issues/{issue.id}.html", f"issues/{issue.id}.txt"
@@ -191,7 +195,7 @@ def write_export(config: Config, db: Engine, out: BinaryIO, *, now: datetime) ->
 
 
 def _readme(config: Config, now: datetime, counts: dict[str, int], left_out: tuple[str, ...]) -> str:
-    secrets = "\n".join(f"  - {item}" for item in left_out) or "  - (none beside config.toml)"
+    secrets = "\n".join(f"  - {item}" for item in left_out) or "  - (no file of secrets beside config.toml)"
     title, when = config["publication.title"], f"{now.astimezone(UTC):%Y-%m-%d %H:%M}"
     return f"""{title}: everything this publication owns, exported {when} UTC by publisher,
 in open formats. Any tool may read it; `publisher migrate publisher FILE.zip`
