@@ -473,6 +473,15 @@ def test_status_shows_the_rate_over_thirty_days(publication: Publication) -> Non
     assert "new sends are stopped" in result.output
 
 
+def test_doctor_reads_the_rate_without_writing(publication: Publication) -> None:
+    """publisher doctor fails at 0.3% over 30 days, with what to do, from the SQLite store read-only."""
+    publication.history(accepted=1000, complaints=3)
+    (found,) = doctor._complaints(publication.config, datetime.now(UTC))
+    assert found.status == "fail" and "0.30%" in found.detail and "new sends stop" in found.fix
+    assert doctor.complaint_finding(complaints.ComplaintRate(1, 1000, "x")).status == "warn"
+    assert doctor.complaint_finding(complaints.ComplaintRate(9, 999, "x")).status == "ok"
+
+
 def test_the_desk_stops_the_send_and_only_an_owner_may_override(publication: Publication) -> None:
     """The confirm page names the rate; an editor gets no box and cannot send; an owner who
     confirms without the box is asked again (409), with it the issue is queued and the choice kept."""

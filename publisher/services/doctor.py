@@ -6,6 +6,8 @@
     sender rules Gmail's and Yahoo's rules for bulk senders (`mail.sender_rules`) against
                  live DNS: SPF names the sending host, DKIM and the return path align
                  with From, DMARC published and aligned, one-click unsubscribe
+    complaints   the complaint rate over 30 days (`services.complaints`), read from a
+                 SQLite store without writing: a warning from 0.1%, a failure from 0.3%
     return path  with VERP on (`bounces.return_path_domain`), that domain's MX (bounces
                  reach what reads them) and SPF
     TLS          the public URL's certificate is valid for its host and not within
@@ -56,9 +58,12 @@ from publisher.mail import preflight, sender_rules, tokens
 from publisher.mail.dkim_signing import DkimSigner
 from publisher.mail.mime import split_mailbox
 from publisher.schedule.heartbeat import BEAT_SECONDS, last_beat
+from publisher.services import complaints
+from publisher.store import glance
 
 __all__ = [
-    "BACKUP_PATTERN", "CREDENTIAL_CHECKS", "EXPIRY_DAYS", "Finding", "app_finding", "backup_finding", "diagnose",
+    "BACKUP_PATTERN", "CREDENTIAL_CHECKS", "EXPIRY_DAYS", "Finding", "app_finding", "backup_finding",
+    "complaint_finding", "diagnose",
     "disk_finding", "environment_file", "heartbeat_finding", "return_path_finding", "secret_finding",
     "sender_rule_findings", "tls_finding",
 ]
@@ -183,6 +188,29 @@ def sender_rule_findings(config: Config, resolver: dns.resolver.Resolver | None 
         status: Status = "warn" if soft else "fail"
         findings.append(Finding(check.name, status, said if fix else check.detail, fix.rstrip(".")))
     return findings
+
+
+def complaint_finding(rate: complaints.ComplaintRate) -> Finding:
+    """The complaint rate over the last 30 days: a warning from 0.1%, a failure from 0.3%
+    (new sends stop), judged only from `complaints.MIN_MESSAGES` messages."""
+    name = "Complaints"
+    why = ("find out why readers complain: mail only people who asked, say who you are in the From name, "
+           "keep the unsubscribe link plain")
+    if rate.level == "stop":
+        return Finding(name, "fail", rate.in_words(), why + "; new sends stop until an owner sends despite it")
+    if rate.level == "warn":
+        return Finding(name, "warn", rate.in_words(), why)
+    return Finding(name, "ok", rate.in_words())
+
+
+def _complaints(config: Config, now: datetime) -> list[Finding]:
+    """The rate read from a SQLite store without writing (none for a store only the daemon can open)."""
+    figures = glance.complaint_figures(config.store_url, since=now - complaints.WINDOW, until=now)
+    if figures is None or not figures[0]:
+        return []
+    accepted, complained = figures
+    rate = complaints.ComplaintRate(complained, accepted, f"the last {complaints.WINDOW.days} days")
+    return [complaint_finding(rate)]
 
 
 # TLS
@@ -607,6 +635,7 @@ def diagnose(
     return [
         *_dns(config, resolver),
         *sender_rule_findings(config, resolver),
+        *_complaints(config, now),
         *_return_path(config, resolver),
         *_tls(config, now, tls_context),
         _provider(config, client),
