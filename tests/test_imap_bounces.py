@@ -760,3 +760,16 @@ def test_check_mailbox_keeps_watching_until_interrupted(dovecot: Dovecot, tmp_pa
             process.kill()
     assert (process.returncode, out, err) == (0, "stopped\n", "")
     assert status_of(config, "reader@example.net") is SubscriberStatus.BOUNCED
+
+
+def test_a_server_that_never_answers_is_given_up_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A listener that accepts and then says nothing: a clear error after the deadline, no hang."""
+    monkeypatch.setattr("publisher.delivery.imap_bounces.NETWORK_SECONDS", 0.5)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        config = publication(tmp_path, None, port=listener.getsockname()[1])
+        started = time.monotonic()
+        with pytest.raises(MailboxError, match="connection failed while connecting"):
+            one_pass(config, StandIn())
+    assert time.monotonic() - started < 5
