@@ -127,6 +127,15 @@ class _Uploads:
             return None
         return found
 
+    def take(self, key: str, session_id: str) -> _Upload | None:
+        """The upload, no longer waiting (so one Apply runs once); its files are the caller's to remove."""
+        with self._lock:
+            found = self._items.get(key)
+            if found is None or not hmac.compare_digest(found.session_id, session_id):
+                return None
+            del self._items[key]
+        return found
+
     def drop(self, key: str) -> None:
         with self._lock:
             found = self._items.pop(key, None)
@@ -304,7 +313,7 @@ class MovingDesk(Section):
 
     async def apply(self, asked: Asked) -> Response:
         key = asked.field("key")
-        found = self.uploads.get(key, asked.session.id)
+        found = self.uploads.take(key, asked.session.id)
         if found is None:
             return self._page(asked.desk, status=400, error="That upload is no longer waiting: upload the file again.")
         try:
@@ -312,7 +321,7 @@ class MovingDesk(Section):
         except PublisherError as exc:
             return self._page(asked.desk, status=400, error=f"{found.name}: {_sentence(exc)}")
         finally:
-            self.uploads.drop(key)
+            shutil.rmtree(found.folder, ignore_errors=True)
         log.info("%s moved in %s (%s) from the desk", asked.session.user.email, found.name, found.service)
         return self._page(asked.desk, view=view, upload=found, applied=True)
 
