@@ -223,11 +223,11 @@ SETTINGS: tuple[Setting, ...] = (
     S("webhooks.ses_topic_arns", [], "list", "SNS topic ARNs whose SES bounce and complaint "
       "notifications POST /webhooks/ses accepts; empty refuses all."),
     # [bounces]
-    S("bounces.return_path_domain", "", "str",
+    S("bounces.return_path_domain", "", "domain",
       "Domain of each message's own return path, bounces+<token>@<domain> (VERP), so that every bounce names "
       "its reader and issue; empty: the From address is the return path, as before. It needs an MX and SPF "
       "record (the desk's Settings and `publisher doctor` show them)."),
-    S("bounces.mx_host", "", "str",
+    S("bounces.mx_host", "", "domain",
       "Host that receives mail for the return-path domain (its MX record), shown in the records to add."),
     S("bounces.soft_limit", 3, "int",
       "Soft bounces (a full mailbox, a timeout) within soft_window_days that stop mail to an address.",
@@ -412,7 +412,7 @@ def _where(origin: str, text: str, key: str) -> str:
 
 def _check_type(setting: Setting, value: Any, fail: Callable[[str], ConfigError]) -> Any:
     kind = setting.kind
-    if kind in ("str", "path", "url", "timezone", "choice"):
+    if kind in ("str", "path", "url", "timezone", "choice", "domain"):
         if not isinstance(value, str):
             raise fail(f"must be text in quotes, got {value!r}")
         if setting.header and _CONTROL.search(value):
@@ -430,6 +430,8 @@ def _check_type(setting: Setting, value: Any, fail: Callable[[str], ConfigError]
                 ZoneInfo(value)
             except (ZoneInfoNotFoundError, ValueError) as exc:
                 raise fail(f"must be an IANA time zone such as \"Europe/Berlin\", got {value!r}") from exc
+        if kind == "domain" and value and not _DOMAIN.fullmatch(value.lower().rstrip(".")):
+            raise fail(f"must be a domain name such as \"bounces.example.org\" (no @, no spaces), got {value!r}")
         if kind == "choice" and value not in setting.choices:
             raise fail(f"must be one of {', '.join(setting.choices)}, got {value!r}")
         return value
