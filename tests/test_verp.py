@@ -23,9 +23,9 @@ from fakes.messages import publication_config, recipients, sample_template
 from web_support import SECRET, live_server, make_publication, outbox
 
 from publisher.cli import cli
-from publisher.config import Config
+from publisher.config import Config, load_config
 from publisher.delivery.smtp import SmtpProvider
-from publisher.errors import TokenError
+from publisher.errors import ConfigError, TokenError
 from publisher.mail import verp
 from publisher.models import Outcome
 from publisher.services import doctor
@@ -210,3 +210,12 @@ def test_desk_settings_show_the_return_path_records(tmp_path: Path, monkeypatch:
     assert "<code>bounces+…@b.example.org</code>" in section
     assert "<code>10 mx.example.org.</code>" in section and "MX" in section
     assert "v=spf1" in section
+
+
+def test_a_return_path_domain_with_an_at_sign_is_refused_naming_the_key(tmp_path: Path) -> None:
+    """An address typed where a domain belongs is told at once, with the file, line and key."""
+    (tmp_path / "config.toml").write_text(
+        '[publication]\ntitle = "T"\nurl = "https://e.org/"\n[newsletter]\nfrom = "a@e.org"\n'
+        '[bounces]\nreturn_path_domain = "bounces@example.org"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r'config.toml:7: \[bounces\] return_path_domain must be a domain name'):
+        load_config(tmp_path / "config.toml", env={})
