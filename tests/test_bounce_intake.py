@@ -478,3 +478,18 @@ def test_issue_page_says_what_came_back_by_mail(sent: Config, desk: str) -> None
     line = page.split('id="issue-mail-back">')[1].split("</p>")[0]
     assert line.startswith("Mail that came back about this issue: 1 stopped mail to the reader, "
                            "1 soft bounce counted, 1 auto-reply or other mail")
+
+
+def test_forged_soft_bounces_never_add_up(sent: Config) -> None:
+    """Three soft bounces to forged return paths, naming Bo, leave Bo on the list."""
+    with db(sent).connect() as conn:
+        key = conn.execute(sa.text("SELECT message_key FROM deliveries WHERE email = 'bo@example.org'")).scalar()
+    forged = verp.return_path("not-the-publication-secret-0000000000000", str(key), DOMAIN)
+    for step in range(3):
+        raw = dsn(forged, "bo@example.org", status="4.2.2", diagnostic="452 4.2.2 Mailbox full",
+                  message_id=f"<forged-soft-{step}@mx>")
+        assert take_message(sent, db(sent), raw, now=NOW + timedelta(hours=step), source="imap").outcome == "forged"
+    genuine = dsn(return_path(sent, "bo@example.org"), "bo@example.org", status="4.2.2",
+                  diagnostic="452 4.2.2 Mailbox full", message_id="<genuine-soft@mx>")
+    assert take_message(sent, db(sent), genuine, now=NOW + timedelta(hours=4), source="imap").outcome == "counted"
+    assert status(sent, "bo@example.org") is SubscriberStatus.ACTIVE

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, or_, select, update
+from sqlalchemy import Engine, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from publisher.store.schema import bounce_messages, deliveries
@@ -121,13 +121,18 @@ def set_outcome(engine: Engine, message_id: int, outcome: str, detail: str) -> N
 
 
 def soft_count(engine: Engine, address: str, *, since: datetime) -> int:
-    """Soft bounces recorded for `address` from `since` on (this message's included)."""
+    """Soft bounces counted for `address` from `since` on (this message's included): those
+    taken as such, or decided so by a person; never a forged one."""
     with engine.connect() as conn:
         return int(
             conn.execute(
                 select(func.count()).where(
                     bounce_messages.c.address == address,
-                    or_(bounce_messages.c.kind == "soft", bounce_messages.c.decision == "soft"),
+                    or_(
+                        and_(bounce_messages.c.kind == "soft",
+                             bounce_messages.c.outcome.in_(("counted", "suppressed"))),
+                        bounce_messages.c.decision == "soft",
+                    ),
                     bounce_messages.c.received_at >= since,
                 )
             ).scalar_one()
