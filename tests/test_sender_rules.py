@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from desk_support import add_users, csrf_of, quick_hashes, sign_in
 from dnslib import MX, QTYPE, RCODE, RR, TXT, A, DNSRecord
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
+from test_jobs import Pub as JobsPub
+from test_jobs import article as job_article
 from web_support import SECRET, AppClient, live_server, make_publication, outbox
 
 from publisher.cli import cli
@@ -30,6 +32,7 @@ from publisher.config import Config, parse_config
 from publisher.mail import preflight, sender_rules
 from publisher.mail.dkim_signing import DkimSigner
 from publisher.models import Article
+from publisher.schedule import jobs
 from publisher.services import access, complaints, doctor, scheduling
 from publisher.store import open_store
 from publisher.store import subscribers as subscriber_store
@@ -358,6 +361,26 @@ Grief changes sleep. Here is what helps.
 SLUG = "sleep-after-a-loss"
 
 
+def seed_history(db: sa.Engine, *, accepted: int, complaints: int, now: datetime) -> None:
+    """A past issue ten days before `now`: `accepted` copies the provider took, `complaints` readers complaining."""
+    with db.begin() as conn:
+        issue_id = conn.execute(sa.insert(issues_table).values(
+            key="past-issue", kind="article", slug="past", subject="Past", html="", text="", status="done",
+            created_at=now - timedelta(days=10),
+        )).inserted_primary_key[0]
+        conn.execute(sa.insert(deliveries_table), [
+            {"issue_id": issue_id, "email": f"past{n}@example.org", "state": "sent", "attempts": 1,
+             "not_before": now - timedelta(days=10), "sent_at": now - timedelta(days=10)}
+            for n in range(accepted)
+        ])
+        if complaints:
+            conn.execute(sa.insert(events_table), [
+                {"email": f"past{n}@example.org", "kind": "complaint", "provider": "postmark",
+                 "detail": "spam report", "created_at": now - timedelta(days=9), "issue_id": issue_id}
+                for n in range(complaints)
+            ])
+
+
 class Publication:
     """A publication on the Maildir demo with three readers, and a past issue whose figures
     make the complaint rate over the last 30 days."""
@@ -375,23 +398,7 @@ class Publication:
 
     def history(self, *, accepted: int, complaints: int) -> None:
         """A past issue, ten days ago: `accepted` copies taken by the provider, `complaints` readers complaining."""
-        now = datetime.now(UTC)
-        with self.db.begin() as conn:
-            issue_id = conn.execute(sa.insert(issues_table).values(
-                key="past-issue", kind="article", slug="past", subject="Past", html="", text="", status="done",
-                created_at=now - timedelta(days=10),
-            )).inserted_primary_key[0]
-            conn.execute(sa.insert(deliveries_table), [
-                {"issue_id": issue_id, "email": f"past{n}@example.org", "state": "sent", "attempts": 1,
-                 "not_before": now - timedelta(days=10), "sent_at": now - timedelta(days=10)}
-                for n in range(accepted)
-            ])
-            if complaints:
-                conn.execute(sa.insert(events_table), [
-                    {"email": f"past{n}@example.org", "kind": "complaint", "provider": "postmark",
-                     "detail": "spam report", "created_at": now - timedelta(days=9), "issue_id": issue_id}
-                    for n in range(complaints)
-                ])
+        seed_history(self.db, accepted=accepted, complaints=complaints, now=datetime.now(UTC))
 
     def queued(self) -> int:
         """Copies of the article's issue in the ledger (0: nothing was queued)."""
@@ -480,6 +487,21 @@ def test_doctor_reads_the_rate_without_writing(publication: Publication) -> None
     assert found.status == "fail" and "0.30%" in found.detail and "new sends stop" in found.fix
     assert doctor.complaint_finding(complaints.ComplaintRate(1, 1000, "x")).status == "warn"
     assert doctor.complaint_finding(complaints.ComplaintRate(9, 999, "x")).status == "ok"
+
+
+def test_the_daemons_digest_waits_while_the_rate_stops_sends(tmp_path: Path) -> None:
+    """A digest due at 0.3% sends nothing and keeps its articles; once the complaints are older
+    than 30 days the next digest carries them."""
+    pub = JobsPub(tmp_path, policy="digest")
+    jobs.publish_new(pub.key)
+    pub.write("2026-11-18-first-thing.md", job_article("first-thing", "2026-11-18"))
+    jobs.publish_new(pub.key)
+    seed_history(pub.db, accepted=1000, complaints=3, now=pub.clock.now)
+    assert jobs.digest(pub.key) is None
+    assert pub.messages() == []
+    pub.clock.now += timedelta(days=31)
+    assert jobs.digest(pub.key) is not None
+    assert len(pub.messages()) == 3 and "First Thing" in pub.messages()[0].get_body(("plain",)).get_content()
 
 
 def test_the_desk_stops_the_send_and_only_an_owner_may_override(publication: Publication) -> None:

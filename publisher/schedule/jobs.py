@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from publisher import content
 from publisher.config import Config, load_config
 from publisher.delivery import engine
+from publisher.delivery.complaint_rate import complaint_rate
 from publisher.delivery.hands import extra_hands
 from publisher.delivery.sending import deliver_queued, prepare_article_issue, prepare_digest_issue
 from publisher.errors import PublisherError
@@ -284,6 +285,11 @@ def digest(config_path: str) -> int | None:
     articles = [a for a in content.load_articles(config) if a.is_public(now) and a.id in pending]
     if not articles:
         log.info("digest: nothing new since the last one; nothing sent")
+        return None
+    rate = complaint_rate(db, now=now)
+    if rate.level == "stop":  # as every new send: its articles wait for a later digest
+        log.warning("digest: not sent, the complaint rate is %s; its %s articles wait for the next digest",
+                    rate.in_words(), len(articles))
         return None
     issue_id = prepare_digest_issue(config, db, articles, now=now)
     queued = ledger.enqueue(db, issue_id, now=now, tz_of_author=config.tz)

@@ -16,17 +16,25 @@ A rate is judged only over MIN_MESSAGES (1,000) accepted copies or more: below i
 single complaint is chance (1 in 200 is 0.5%), so the rate is shown and never warns or
 stops. The same threshold holds for one issue's rate, which is shown and never stops.
 
-`ComplaintRate` is plain data, importable without the store (`publisher status` reads the
-figures with the standard library alone, see `store.glance`).
+The rate itself and its thresholds are `delivery.complaint_rate`'s (the daemon's digest
+obeys it too), re-exported here for the faces.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Literal
+from datetime import datetime
+from typing import TYPE_CHECKING
 
+from publisher.delivery.complaint_rate import (
+    MIN_MESSAGES,
+    STOP_RATE,
+    WARN_RATE,
+    WINDOW,
+    ComplaintRate,
+    complaint_rate,
+)
 from publisher.errors import InvalidRequest
 
 if TYPE_CHECKING:
@@ -40,64 +48,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-WARN_RATE = 0.001
-STOP_RATE = 0.003
-WINDOW = timedelta(days=30)
-MIN_MESSAGES = 1000
-"""Accepted copies below which a rate is shown but not judged."""
-
-Level = Literal["unjudged", "ok", "warn", "stop"]
-
-
-@dataclass(frozen=True, slots=True)
-class ComplaintRate:
-    """Complaints over accepted copies, for a window or one issue."""
-
-    complaints: int
-    accepted: int
-    over: str
-    """What the figures cover: "the last 30 days", "this issue"."""
-
-    @property
-    def rate(self) -> float:
-        return self.complaints / self.accepted if self.accepted else 0.0
-
-    @property
-    def level(self) -> Level:
-        if self.accepted < MIN_MESSAGES:
-            return "unjudged"
-        if self.rate >= STOP_RATE:
-            return "stop"
-        return "warn" if self.rate >= WARN_RATE else "ok"
-
-    @property
-    def percent(self) -> str:
-        """The rate as people read it: "0.42%", "0.050%" under a tenth."""
-        value = self.rate * 100
-        return f"{value:.2f}%" if value >= 0.1 or value == 0 else f"{value:.3f}%"
-
-    def in_words(self) -> str:
-        """"0.42%: 5 complaints in 1,200 messages over the last 30 days", and what that means."""
-        figures = (f"{self.percent}: {self.complaints:,} complaint{'' if self.complaints == 1 else 's'} in "
-                   f"{self.accepted:,} message{'' if self.accepted == 1 else 's'} accepted over {self.over}")
-        if self.level == "unjudged":
-            return f"{figures} (fewer than {MIN_MESSAGES:,} messages: too few to judge)"
-        if self.level == "stop":
-            return (f"{figures}, at or above the {STOP_RATE:.1%} that Gmail and Yahoo allow bulk senders: "
-                    "their filters now send this list's mail to spam or refuse it")
-        if self.level == "warn":
-            return (f"{figures}, above the {WARN_RATE:.1%} Gmail advises: make the way to unsubscribe plain and "
-                    "mail only readers who asked")
-        return f"{figures}, under the {WARN_RATE:.1%} Gmail advises"
-
-
-def complaint_rate(db: Engine, *, now: datetime) -> ComplaintRate:
-    """The rate over the WINDOW that ends now."""
-    from publisher.store import stats as store
-
-    accepted, complaints = store.accepted_and_complaints(db, since=now - WINDOW, until=now)
-    return ComplaintRate(complaints=complaints, accepted=accepted, over=f"the last {WINDOW.days} days")
 
 
 def issue_complaint_rate(db: Engine, issue_id: int) -> ComplaintRate:
