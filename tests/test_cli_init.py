@@ -71,7 +71,8 @@ def test_the_new_folder_keeps_its_secrets_out_of_git(tmp_path: Path) -> None:
     folder = tmp_path / "quiet"
     assert run("init", str(folder), *OPTIONS).exit_code == 0
     ignored = (folder / ".gitignore").read_text(encoding="utf-8").splitlines()
-    for name in ("/.publisher-secrets", "/dkim-*.pem", ".publisher-secret", "/.publisher-settings.lock", "/backups/"):
+    for name in ("/.publisher-secrets", "/dkim-*.pem", ".publisher-secret", "/.publisher-settings.lock", "/backups/",
+                 "/publisher-export-*.zip"):
         assert name in ignored, name
 
 

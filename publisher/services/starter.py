@@ -391,7 +391,7 @@ def starter_files(answers: Answers, now: datetime, *, root: Path) -> dict[str, s
         "article or the settings are saved, the daemon's heartbeat, the backups (they hold every reader's "
         "address).\npublisher.db*\n/public\n/.public.builds/\n/.publisher-cache/\noutbox/\n.publisher-secret\n"
         "/.publisher-secrets\n/dkim-*.pem\n/.content.lock\n/.publisher-settings.lock\n/.publisher-heartbeat\n"
-        "/backups/\n",
+        "/backups/\n/publisher-export-*.zip\n",
     }
 
 
