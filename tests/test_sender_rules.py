@@ -293,6 +293,21 @@ def test_one_click_unsubscribe_is_read_from_the_message(tmp_path: Path) -> None:
     assert rule.ok is False and "https" in rule.detail
 
 
+def test_a_signature_that_leaves_out_the_one_click_header_is_named(
+    tmp_path: Path, key_file: tuple[Path, str]
+) -> None:
+    """RFC 8058 wants both one-click headers under the DKIM signature: publisher's own covers them;
+    one whose h= leaves List-Unsubscribe-Post out is named."""
+    config = make_config(tmp_path, dkim_domain="example.org", key=key_file[0])
+    message = preflight.sent_message(config, DkimSigner.from_config(config), "Sleep", HTML, "x /unsubscribe/t")
+    assert message is not None and b"DKIM-Signature" in message
+    assert sender_rules.one_click_rule(message).ok is True
+    narrowed = message.replace(b":list-unsubscribe-post", b"", 1).replace(b":List-Unsubscribe-Post", b"", 1)
+    assert narrowed != message
+    rule = sender_rules.one_click_rule(narrowed)
+    assert rule.ok is False and "RFC 8058" in rule.detail
+
+
 def test_without_lookups_only_what_the_config_tells_is_judged(tmp_path: Path, key_file: tuple[Path, str]) -> None:
     """A plain check asks DNS nothing: DKIM's and the return path's alignment and one-click are judged,
     SPF and DMARC wait for the deep check."""

@@ -341,7 +341,19 @@ def one_click_rule(message: bytes | None) -> Rule:
                                  "desk over https and set publication.url (or server.public_url) to https://...")
     if post != ONE_CLICK:
         return Rule(name, False, f"List-Unsubscribe-Post must be “{ONE_CLICK}”, got “{post or 'nothing'}”.")
+    for signature in headers.get_all("DKIM-Signature") or []:
+        # RFC 8058 3.2: a signature must cover both, or a receiver may ignore the one-click POST.
+        signed = {h.strip().lower() for h in _dkim_tags(str(signature)).get("h", "").split(":")}
+        if not {"list-unsubscribe", "list-unsubscribe-post"} <= signed:
+            return Rule(name, False, "The DKIM signature does not cover List-Unsubscribe and List-Unsubscribe-Post "
+                                     "(RFC 8058): sign them both (publisher's own [delivery.dkim] signature does).")
     return Rule(name, True, f"List-Unsubscribe {link} with List-Unsubscribe-Post: {ONE_CLICK}.")
+
+
+def _dkim_tags(value: str) -> dict[str, str]:
+    """The tag=value pairs of a DKIM-Signature, folding whitespace dropped."""
+    pairs = (part.split("=", 1) for part in value.split(";") if "=" in part)
+    return {k.strip().lower(): "".join(v.split()) for k, v in pairs}
 
 
 def _dkim_rule(setup: SenderSetup, key_published: bool | None) -> Rule:
