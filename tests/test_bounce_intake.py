@@ -76,9 +76,9 @@ def dsn(to: str, recipient: str, *, status: str = "5.1.1", diagnostic: str = "55
         """).replace("\n", "\r\n").encode()
 
 
-def publication(root: Path, addresses: tuple[str, ...]) -> Config:
-    """A publication whose readers were each sent "rest" with VERP on (a real `publisher send`)."""
-    config = make_publication(root, extra=f'\n[bounces]\nreturn_path_domain = "{DOMAIN}"\n')
+def publication(root: Path, addresses: tuple[str, ...], *, verp_on: bool = True) -> Config:
+    """A publication whose readers were each sent "rest", with VERP on unless told (a real `publisher send`)."""
+    config = make_publication(root, extra=f'\n[bounces]\nreturn_path_domain = "{DOMAIN}"\n' if verp_on else "")
     folder = root / "content"
     folder.mkdir(exist_ok=True)
     (folder / "2026-01-05-rest.md").write_text("---\ntitle: Rest\ndate: 2026-01-05 08:00\n---\n\nRest.\n",
@@ -98,6 +98,12 @@ def publication(root: Path, addresses: tuple[str, ...]) -> Config:
 def sent(tmp_path: Path) -> Config:
     """Ann, Bo and Cy, each sent "rest"."""
     return publication(tmp_path, ("ann@example.org", "bo@example.org", "cy@example.org"))
+
+
+@pytest.fixture
+def plain(tmp_path: Path) -> Config:
+    """Ann, Bo and Cy, each sent "rest" with VERP off: bounces name the address alone."""
+    return publication(tmp_path, ("ann@example.org", "bo@example.org", "cy@example.org"), verp_on=False)
 
 
 def db(config: Config) -> sa.Engine:
@@ -163,12 +169,21 @@ def test_forged_return_path_is_ignored_and_logged(sent: Config, caplog: pytest.L
     assert "signature does not match" in caplog.text
 
 
-def test_without_a_return_path_the_reports_address_is_used(sent: Config) -> None:
+def test_with_verp_off_the_reports_address_is_used(plain: Config) -> None:
     """A DSN to the From address names Cy in Final-Recipient; the issue is Cy's latest copy."""
     raw = dsn("letters@example.org", "cy@example.org")
-    intake = take_message(sent, db(sent), raw, now=datetime.now(UTC), source="pipe")
+    intake = take_message(plain, db(plain), raw, now=datetime.now(UTC), source="pipe")
     assert (intake.outcome, intake.address) == ("suppressed", "cy@example.org")
-    assert intake.issue_id == issue_of(sent, "cy@example.org")
+    assert intake.issue_id == issue_of(plain, "cy@example.org")
+
+
+def test_with_verp_on_an_unsigned_bounce_waits_for_review(sent: Config) -> None:
+    """A DSN naming Cy but carrying no return path token could be anyone's forgery: it acts
+    on no one by itself, and waits for a person."""
+    intake = take_message(sent, db(sent), dsn("letters@example.org", "cy@example.org"), now=NOW, source="pipe")
+    assert (intake.outcome, intake.address) == ("review", "cy@example.org")
+    assert "without a signed return path" in intake.detail
+    assert status(sent, "cy@example.org") is SubscriberStatus.ACTIVE
 
 
 def test_soft_bounces_suppress_at_the_third_within_the_window(sent: Config) -> None:
@@ -192,14 +207,26 @@ def test_soft_bounces_spread_wider_than_the_window_never_add_up(sent: Config) ->
     assert status(sent, "bo@example.org") is SubscriberStatus.ACTIVE
 
 
-def test_complaint_unsubscribes_and_counts_for_the_issue(sent: Config) -> None:
-    """A feedback report (ARF) marks the reader complained, counted against the issue."""
+def test_complaint_unsubscribes_and_counts_for_the_issue(plain: Config) -> None:
+    """A real feedback report (ARF) naming Ann marks her complained, counted against the issue."""
     raw = (CORPUS / "arf-01.eml").read_bytes()
     original = classify(raw).addresses[0]
     raw = raw.replace(original.encode(), b"ann@example.org")
-    intake = take_message(sent, db(sent), raw, now=datetime.now(UTC), source="imap")
+    intake = take_message(plain, db(plain), raw, now=datetime.now(UTC), source="imap")
     assert (intake.outcome, intake.address) == ("complaint", "ann@example.org")
-    assert status(sent, "ann@example.org") is SubscriberStatus.COMPLAINED
+    assert intake.issue_id == issue_of(plain, "ann@example.org")
+    assert status(plain, "ann@example.org") is SubscriberStatus.COMPLAINED
+
+
+def test_complaint_quoting_the_return_path_names_its_reader(sent: Config) -> None:
+    """An ARF report whose quoted message keeps its Return-Path is signed by it: Bo complained."""
+    raw = (CORPUS / "arf-01.eml").read_bytes()
+    original = classify(raw).addresses[0]
+    quoted = f"Return-Path: <{return_path(sent, 'bo@example.org')}>".encode()
+    raw = raw.replace(original.encode(), b"bo@example.org").replace(b"Return-Path: <support@example.ed.jp>", quoted)
+    intake = take_message(sent, db(sent), raw, now=NOW, source="imap")
+    assert (intake.outcome, intake.address) == ("complaint", "bo@example.org")
+    assert status(sent, "bo@example.org") is SubscriberStatus.COMPLAINED
 
 
 def test_auto_reply_is_not_a_bounce(sent: Config) -> None:
@@ -255,7 +282,7 @@ def test_a_malformed_mime_tree_is_kept_for_review(sent: Config) -> None:
     assert [m.id for m in bounce_review.pending(db(sent))] != []
 
 
-def test_a_bounce_in_german_is_read(sent: Config) -> None:
+def test_a_bounce_in_german_is_read(plain: Config) -> None:
     """A non-standard bounce in German, from a mail server without DSNs, is a hard bounce."""
     raw = textwrap.dedent("""\
         From: MAILER-DAEMON@mx.example.de
@@ -268,7 +295,7 @@ def test_a_bounce_in_german_is_read(sent: Config) -> None:
 
         <cy@example.org>: Benutzer unbekannt
         """).encode()
-    intake = take_message(sent, db(sent), raw, now=NOW, source="imap")
+    intake = take_message(plain, db(plain), raw, now=NOW, source="imap")
     assert (intake.outcome, intake.address) == ("suppressed", "cy@example.org")
 
 

@@ -14,8 +14,11 @@ acts:
 
 Whom it is about: the VERP return path (`publisher.mail.verp`) when the message came
 back to one, checked against its signature; a return path whose signature does not
-verify is a forgery and changes nothing (logged). Without one, the address the report
+verify is a forgery and changes nothing (logged). With VERP off, the address the report
 names (Final-Recipient, Original-Recipient), and the issue is that reader's latest copy.
+With VERP on, a report about a subscriber that carries no signed return path at all (a
+copy sent before it was turned on, or a forgery that left the token out) acts on no one
+by itself: it waits for review, since anyone can write a bounce naming any address.
 
 Every message taken is recorded once, with its decision and (capped) its bytes, keyed by
 its Message-ID, or by a hash of its bytes when it has none: the same message taken
@@ -174,6 +177,10 @@ def _take(config: Config, db: Engine, raw: bytes, *, now: datetime, source: str)
                     f"{verdict.kind}: {verdict.reason}; no subscriber has this address")
     if issue_id is None:
         issue_id = bounce_review.latest_issue(db, subscriber.id, now=now, within=_AFTER_ISSUE)
+    if domain and message_key is None:
+        return done("review", address, subscriber.id, issue_id,
+                    f"kept for review: a {verdict.kind} report ({verdict.reason}) without a signed return path: "
+                    "a copy sent before bounces.return_path_domain was set, or a forgery")
     before = subscriber.status.value
     return _act(config, db, verdict, subscriber, issue_id, message_key, key, before, now, done)
 
