@@ -13,7 +13,8 @@
                 judged without DNS, which shows a custom one where the provider names it
                 (Postmark's pm-bounces.<domain>)
     one-click   List-Unsubscribe with an https address and List-Unsubscribe-Post:
-                List-Unsubscribe=One-Click in the message as it leaves (RFC 8058)
+                List-Unsubscribe=One-Click in the message as it leaves, both under its
+                DKIM signature (RFC 8058)
 
 Alignment is relaxed (RFC 7489 3.1) unless the DMARC record asks for strict: two domains
 align when their organisational domains are the same, the registrable domain under the
@@ -24,9 +25,10 @@ Public Suffix List (`news.example.org` and `example.org` align; `example.org` an
 `sender_setup` reads who sends from the config (the From domain, the return path, the
 DKIM domain, the provider's include or the relay host): pure. `rules` judges a setup, the
 message as a reader gets it, and what DNS answers; DNS comes in through the small `Dns`
-interface, so tests answer from a table or a DNS server on loopback and `LiveDns` asks the
-system's resolver, DNS_TIMEOUT a name. None of these rules stops a send: they say what to
-publish or change, and `publisher doctor` reports them as failures.
+interface (`sender_dns`, with the SPF evaluator), so tests answer from a DNS server on
+loopback and `LiveDns` asks the system's resolver. None of these rules stops a send: they
+say what to publish or change; `publisher doctor` reports a broken one as a failure (a
+provider's own return path only as a warning while DKIM carries DMARC).
 """
 
 from __future__ import annotations
@@ -38,15 +40,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from email.parser import BytesHeaderParser
 from email.policy import compat32
-from typing import Protocol
 
-import dns.exception
-import dns.resolver
 from publicsuffixlist import PublicSuffixList
 
 from publisher.config import Config
 from publisher.mail.dkim_signing import DkimSigner
 from publisher.mail.mime import split_mailbox
+from publisher.mail.sender_dns import DNS_TIMEOUT, SPF_LOOKUPS, Dns, LiveDns, Unanswered, spf_names, spf_records
 
 __all__ = [
     "DKIM_RULE", "DMARC_RULE", "DNS_TIMEOUT", "ONE_CLICK_RULE", "PROVIDERS", "RETURN_PATH_RULE", "SPF_LOOKUPS",
@@ -54,10 +54,6 @@ __all__ = [
     "aligned", "dmarc_record", "one_click_rule", "organisational_domain", "rules", "sender_setup", "spf_names",
 ]
 
-DNS_TIMEOUT = 3.0
-"""Seconds for each DNS look-up, retries included."""
-SPF_LOOKUPS = 10
-"""Names an SPF check may look up (RFC 7208 4.6.4): past it, receivers give up too."""
 ONE_CLICK = "List-Unsubscribe=One-Click"
 SPF_RULE = "Sender rules: SPF names the sending host"
 DKIM_RULE = "Sender rules: DKIM aligned with From"
@@ -194,123 +190,6 @@ def sender_setup(config: Config, signer: DkimSigner | None) -> SenderSetup:
         spf_include=known.spf_include if known is not None else "",
         relay_host=str(config["delivery.smtp.host"]).strip() if provider == "smtp" else "",
     )
-
-
-class Unanswered(Exception):
-    """DNS gave no usable answer (a timeout, no server): the rule cannot be judged, not failed."""
-
-
-class Dns(Protocol):
-    """The look-ups the rules make; each raises Unanswered when DNS does not answer."""
-
-    def txt(self, name: str) -> list[str] | None:
-        """The TXT strings at `name` (a record split in several strings joined), None: no such record."""
-
-    def addresses(self, name: str) -> list[str]:
-        """The A and AAAA addresses of `name` ([] for none)."""
-
-    def mx(self, name: str) -> list[str]:
-        """The mail exchangers' names of `name` ([] for none)."""
-
-
-class LiveDns:
-    """`Dns` through dnspython (the system's resolver, or the one given), `timeout` seconds a name."""
-
-    def __init__(self, resolver: dns.resolver.Resolver | None = None, *, timeout: float = DNS_TIMEOUT) -> None:
-        if resolver is None:
-            resolver = dns.resolver.Resolver()
-            resolver.timeout = resolver.lifetime = timeout
-        self._resolver = resolver
-        self._timeout = timeout
-
-    def _ask(self, name: str, kind: str) -> list[dns.rdata.Rdata] | None:
-        try:
-            return list(self._resolver.resolve(name, kind, lifetime=self._timeout, search=False))
-        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
-            return None
-        except dns.exception.Timeout as exc:
-            raise Unanswered(f"{name}: no answer within {self._timeout:g} s") from exc
-        except dns.exception.DNSException as exc:
-            raise Unanswered(f"{name}: {exc or type(exc).__name__}") from exc
-
-    def txt(self, name: str) -> list[str] | None:
-        found = self._ask(name, "TXT")
-        if found is None:
-            return None
-        return [b"".join(r.strings).decode("utf-8", "replace") for r in found]  # type: ignore[attr-defined]
-
-    def addresses(self, name: str) -> list[str]:
-        return [r.to_text() for kind in ("A", "AAAA") for r in (self._ask(name, kind) or [])]
-
-    def mx(self, name: str) -> list[str]:
-        return [str(r.exchange).rstrip(".") for r in (self._ask(name, "MX") or [])]  # type: ignore[attr-defined]
-
-
-def _spf_of(texts: list[str] | None) -> list[str]:
-    return [t for t in texts or [] if t.strip().lower().startswith("v=spf1")]
-
-
-@dataclass
-class _SpfWalk:
-    dns: Dns
-    include: str
-    addresses: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]
-    lookups: int = 0
-
-    def _count(self) -> None:
-        self.lookups += 1
-        if self.lookups > SPF_LOOKUPS:
-            raise _TooMany
-
-    def names(self, domain: str) -> bool:
-        """Whether the SPF record of `domain` names the include or one of the addresses."""
-        records = _spf_of(self.dns.txt(domain))
-        if len(records) != 1:
-            return False
-        for term in records[0].split()[1:]:
-            term = term.lower().lstrip("+")
-            if term.startswith(("-", "~", "?")):
-                continue  # a mechanism that fails or is neutral never lets the host through
-            kind, _, value = term.partition(":")
-            if kind.startswith("redirect="):
-                kind, value = "redirect", kind.partition("=")[2]
-            if kind in ("include", "redirect"):
-                if self.include and value == self.include:
-                    return True
-                self._count()
-                if self.names(value):
-                    return True
-            elif kind in ("ip4", "ip6") and self.addresses:
-                network = ipaddress.ip_network(value, strict=False)
-                if any(a in network for a in self.addresses if a.version == network.version):
-                    return True
-            elif kind in ("a", "mx") or kind.startswith(("a/", "mx/")):
-                if not self.addresses:
-                    continue
-                host = value.partition("/")[0] or domain
-                self._count()
-                hosts = [host] if kind.startswith("a") else self.dns.mx(host)
-                for name in hosts:
-                    if any(ipaddress.ip_address(found) in self.addresses for found in self.dns.addresses(name)):
-                        return True
-        return False
-
-
-class _TooMany(Exception):
-    pass
-
-
-def spf_names(dns_view: Dns, domain: str, *, include: str = "", addresses: tuple[str, ...] = ()) -> bool | None:
-    """Whether `domain`'s SPF lets the sender through: its record (or one it includes or
-    redirects to) has `include:<include>` or names one of `addresses`. None when it takes
-    more than SPF_LOOKUPS look-ups (receivers answer permerror then)."""
-    walk = _SpfWalk(dns_view, include.lower(), tuple(ipaddress.ip_address(a) for a in addresses))
-    try:
-        return walk.names(domain)
-    except _TooMany:
-        return None
-    except ValueError:
-        return False  # a malformed ip4/ip6 term: receivers reject the record too
 
 
 def dmarc_record(dns_view: Dns, from_domain: str) -> tuple[str, dict[str, str]] | None:
@@ -458,7 +337,7 @@ def _spf_rule(setup: SenderSetup, dns_view: Dns, *, delegated: bool = False) -> 
         verdict = spf_names(dns_view, domain, include=setup.spf_include)
         wanted = f"include:{setup.spf_include}"
         what = f"{setup.provider} (include:{setup.spf_include})"
-    records = _spf_of(dns_view.txt(domain))
+    records = spf_records(dns_view.txt(domain))
     if not records:
         return Rule(name, False, f"{domain} publishes no SPF record: publish a TXT record there such as "
                                  f"“v=spf1 {wanted} ~all”."), False
