@@ -20,6 +20,8 @@ to do.
                  issue_failures (the same actions on an issue already in the ledger)
     imports      start_import (a bulk import as a job), get_import, preview_import
     stats        subscriber_days, issue_counts, send_pace
+    complaints   complaint_rate (30 days), issue_complaint_rate, stop_for_complaints: the
+                 stop at 0.3% that an owner may override knowingly, recorded
     access       create_key, list_keys, revoke_key (API keys); add_endpoint,
                  list_endpoints, remove_endpoint (outbound webhooks); authenticate,
                  claim_request (Idempotency-Key answers)
@@ -63,6 +65,7 @@ __all__ = [
     "backup",
     "backup_archive",
     "bounces",
+    "complaints",
     "credentials",
     "delivering",
     "doctor",
