@@ -518,3 +518,42 @@ provider_state = Table(
     Column("last_error", Text, nullable=False, default=""),
     Column("updated_at", UTC_TIME, nullable=False),
 )
+
+# Networks (an IPv4 /24 or IPv6 /64) whose signups went past `subscribe.per_network_per_hour`:
+# how many were refused, first and last, so that Home tells the author.
+signup_throttles = Table(
+    "signup_throttles",
+    metadata,
+    Column("network", String(64), primary_key=True),
+    Column("first_at", UTC_TIME, nullable=False),
+    Column("last_at", UTC_TIME, nullable=False, index=True),
+    Column("refused", Integer, nullable=False),
+)
+
+# Opens and clicks, only while `analytics.enabled` is on. One row per request: a person's
+# copy (delivery_id) only while `analytics.per_person` is on, NULL otherwise; `machine` rows
+# (proxies, scanners, HEAD requests) are kept apart with the reason, never counted as readers.
+engagement = Table(
+    "engagement",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("delivery_id", Integer, ForeignKey("deliveries.id", ondelete="SET NULL")),
+    Column("issue_id", Integer, ForeignKey("issues.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(8), nullable=False),  # open, click
+    Column("link_id", Integer),  # NULL for opens
+    Column("at", UTC_TIME, nullable=False),
+    Column("machine", Boolean, nullable=False, default=False),
+    Column("reason", String(64), nullable=False, default=""),
+    Index("ix_engagement_issue_kind", "issue_id", "kind"),
+    Index("ix_engagement_delivery", "delivery_id"),
+)
+
+# The links that were in an issue's HTML, numbered from 1: a click token names a number,
+# and only a URL found here is ever redirected to.
+links = Table(
+    "links",
+    metadata,
+    Column("issue_id", Integer, ForeignKey("issues.id", ondelete="CASCADE"), primary_key=True),
+    Column("link_id", Integer, primary_key=True),
+    Column("url", Text, nullable=False),
+)
