@@ -520,3 +520,15 @@ def test_forged_soft_bounces_never_add_up(sent: Config) -> None:
                   diagnostic="452 4.2.2 Mailbox full", message_id="<genuine-soft@mx>")
     assert take_message(sent, db(sent), genuine, now=NOW + timedelta(hours=4), source="imap").outcome == "counted"
     assert status(sent, "bo@example.org") is SubscriberStatus.ACTIVE
+
+
+def test_erasing_a_reader_empties_the_bounces_about_them(sent: Config) -> None:
+    """After an erasure no bounce message keeps the address or the bytes that quote it;
+    the same message taken again is still one decision."""
+    raw = dsn(return_path(sent, "ann@example.org"), "ann@example.org")
+    take_message(sent, db(sent), raw, now=NOW, source="pipe")
+    subscribers.remove(db(sent), "ann@example.org", now=NOW, purge=True)
+    with db(sent).connect() as conn:
+        rows = conn.execute(sa.text("SELECT address, raw, subscriber_id FROM bounce_messages")).all()
+    assert [(r.address, bytes(r.raw), r.subscriber_id) for r in rows] == [(None, b"", None)]
+    assert take_message(sent, db(sent), raw, now=NOW, source="imap").detail.startswith("taken before")

@@ -2,7 +2,7 @@
 
 `remove(..., purge=True)` is the one delete: the row, its tags and events go, delivery
 rows are emptied of address and name, and the address's traces in stored webhook
-messages, idempotency answers and import reports are dropped or cleared.
+messages, bounce messages, idempotency answers and import reports are dropped or cleared.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from publisher.errors import NotFound
 from publisher.store import outbox
 from publisher.store.engine import begin_write
 from publisher.store.schema import (
+    bounce_messages,
     deliveries,
     events,
     idempotency_keys,
@@ -69,6 +70,13 @@ def remove(
             .values(email="", name="", detail="", provider_id="")
         )
         _forget_mentions(conn, row.id, forms)
+        # Bounce messages about them keep their place (one decision per message, issue
+        # counts) but lose the address and the bytes that quote it.
+        conn.execute(
+            update(bounce_messages)
+            .where(or_(bounce_messages.c.subscriber_id == row.id, bounce_messages.c.address.in_(forms)))
+            .values(address=None, raw=b"", detail="(about a reader erased since)")
+        )
         conn.execute(delete(subscriber_tags).where(subscriber_tags.c.subscriber_id == row.id))
         conn.execute(delete(subscribers).where(subscribers.c.id == row.id))
         outbox.emit(conn, "subscriber.erased", {"id": row.id}, now=now)
