@@ -199,6 +199,16 @@ SETTINGS: tuple[Setting, ...] = (
       "Tags readers may choose as topics on their manage-your-subscription page."),
     S("subscribe.retired_tags", [], "list",
       "Topics no longer offered to readers; readers who chose one keep it in their history."),
+    # [analytics]
+    S("analytics.enabled", False, "bool",
+      "Count opens (a 1x1 picture) and clicks (links through this site) in each newsletter's HTML part, "
+      "per issue and per link; off: mail carries no pixel and no rewritten link. Text parts and feeds never do."),
+    S("analytics.per_person", False, "bool",
+      "With analytics on, also keep which copy was opened or clicked, shown to each reader on their page "
+      "(\"you opened 3 of the last 5 issues\") and erased with them; off: counts per issue only."),
+    S("analytics.scanner_seconds", 10, "int",
+      "A click this soon after its copy was sent, or a copy's links all clicked within a second, is "
+      "counted as a mail scanner's, not a reader's.", range=(0, 3_600)),
     # [desk]
     S("desk.session_hours", 336.0, "float", "Hours a desk sign-in lasts at most (default two weeks).",
       range=(0.1, 8_760)),
