@@ -99,6 +99,9 @@ subscribers = Table(
     # the public tags they want articles on (comma-separated; NULL for every topic).
     Column("frequency", String(16), nullable=False, default="every", server_default="every"),
     Column("topics", Text),
+    # A segment's signup-date and source conditions, among active readers, read these.
+    Index("ix_subscribers_status_created_at", "status", "created_at"),
+    Index("ix_subscribers_status_source", "status", "source"),
     # An erased subscriber's id is never given to someone else (SQLite's AUTOINCREMENT;
     # PostgreSQL's sequence never goes back): webhook receivers and CRMs key on it.
     sqlite_autoincrement=True,
@@ -110,6 +113,21 @@ subscriber_tags = Table(
     Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True),
     Column("tag", String(100), primary_key=True),
     Index("ix_subscriber_tags_tag", "tag"),
+    # A segment's "has tag" reads (tag, subscriber) from the index alone.
+    Index("ix_subscriber_tags_tag_subscriber", "tag", "subscriber_id"),
+)
+
+# Saved segments: a name and a rule tree (publisher.store.segment_rules), compiled to one
+# query whenever it is counted, listed, exported or sent to.
+segments = Table(
+    "segments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("rules", Text, nullable=False),  # JSON, as segment_rules.dumps writes it
+    Column("created_at", UTC_TIME, nullable=False),
+    Column("updated_at", UTC_TIME, nullable=False),
+    Column("updated_by", String(320), nullable=False, default=""),
 )
 
 events = Table(
@@ -196,6 +214,11 @@ issues = Table(
     Column("created_at", UTC_TIME, nullable=False),
     Column("enqueued_at", UTC_TIME),
     Column("finished_at", UTC_TIME),
+    # A send to a saved segment: which (its id and its name then, kept if it is deleted) and
+    # how many copies it queued (the segment's count at send time).
+    Column("segment_id", Integer),
+    Column("segment_name", String(100)),
+    Column("segment_count", Integer),
 )
 
 deliveries = Table(
