@@ -190,6 +190,13 @@ SETTINGS: tuple[Setting, ...] = (
     S("schedule.watch_interval", 60.0, "float",
       "Seconds between looks for new articles in content/ (the fallback: saved files are noticed at once).",
       range=(0.1, 86_400)),
+    # [sequences]
+    S("sequences.folder", "sequences", "path",
+      "Folder of welcome and drip sequences: one folder per sequence, one Markdown file per step; "
+      "never published on the site or in feeds."),
+    S("sequences.send_hour", 9, "int",
+      "Hour (0-23) on the reader's clock at which a step due on a day goes; the author's zone for "
+      "readers without one. A step with no delay (a welcome) goes at once.", range=(0, 23)),
     # [subscribe]
     S("subscribe.confirm_interval", 3600.0, "float", "Seconds between two confirmation mails to one address.",
       range=(0, 604_800)),

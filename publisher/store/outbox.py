@@ -71,6 +71,7 @@ EVENTS = (
     "issue.held",
     "issue.sent",
     "issue.failed",
+    "sequence.started",
 )
 
 

@@ -580,3 +580,73 @@ links = Table(
     Column("link_id", Integer, primary_key=True),
     Column("url", Text, nullable=False),
 )
+
+# Welcome and drip sequences (`publisher.store.sequences`). A sequence's steps are files;
+# these rows keep what the files cannot: when each sequence and step was first seen (a
+# step added later reaches only readers whose day for it is still to come), how far the
+# event log has been read for enrolment, who is in which sequence since when, and each
+# (sequence, step, reader) handed to the ledger once, whatever text the step had then.
+sequences = Table(
+    "sequences",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("first_seen_at", UTC_TIME, nullable=False),
+    Column("last_event_id", Integer, nullable=False, default=0),  # events read for enrolment
+    Column("steps_key", String(64), nullable=False, default=""),  # the step list last seen
+)
+
+sequence_steps = Table(
+    "sequence_steps",
+    metadata,
+    Column("sequence", String(100), primary_key=True),
+    Column("step", String(100), primary_key=True),
+    Column("first_seen_at", UTC_TIME, nullable=False),
+)
+
+sequence_enrolments = Table(
+    "sequence_enrolments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("sequence", String(100), nullable=False),
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False),
+    Column("started_at", UTC_TIME, nullable=False),  # the event's time: delays count from it
+    Column("state", String(16), nullable=False),  # active, stopped
+    Column("next_at", UTC_TIME),  # when its next step is due; NULL while none is waiting
+    Column("detail", Text, nullable=False, default=""),
+    UniqueConstraint("sequence", "subscriber_id", name="uq_sequence_enrolments_sequence_subscriber"),
+    Index("ix_sequence_enrolments_due", "state", "next_at"),
+    Index("ix_sequence_enrolments_subscriber", "subscriber_id"),
+)
+
+sequence_sends = Table(
+    "sequence_sends",
+    metadata,
+    Column("sequence", String(100), primary_key=True),
+    Column("step", String(100), primary_key=True),
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True),
+    Column("issue_id", Integer),  # the step's issue (its text then); NULL for a step passed by
+    Column("at", UTC_TIME, nullable=False),
+    Index("ix_sequence_sends_subscriber", "subscriber_id"),
+)
+
+# Subject tests: an issue's two to four subjects, the share of its readers that tries them
+# (the rest wait as `held` ledger rows), when and by what the winner is chosen, and the
+# decision once made (kept, so that the report never changes after the rest went out).
+subject_tests = Table(
+    "subject_tests",
+    metadata,
+    Column("issue_id", Integer, ForeignKey("issues.id", ondelete="CASCADE"), primary_key=True),
+    Column("subjects", Text, nullable=False),  # JSON list, the first is the one kept on a tie
+    Column("sample_percent", Integer, nullable=False),
+    Column("metric", String(8), nullable=False),  # clicks, opens
+    Column("seed", Integer, nullable=False),  # draws the sample: the same readers on every run
+    Column("decide_at", UTC_TIME, nullable=False),
+    Column("created_at", UTC_TIME, nullable=False),
+    Column("sampled_at", UTC_TIME),  # the sample's rows were given their subjects
+    Column("decided_at", UTC_TIME),
+    Column("winner", Integer),  # index into subjects
+    Column("reason", Text, nullable=False, default=""),
+    Column("figures", Text, nullable=False, default=""),  # JSON: each variant's numbers at the decision
+    Column("released_at", UTC_TIME),  # the held rows were queued with the winner
+    Index("ix_subject_tests_decide_at", "decided_at", "decide_at"),
+)

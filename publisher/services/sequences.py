@@ -1,0 +1,291 @@
+"""Welcome and drip sequences: the rule of who gets which step when, and the run that applies it.
+
+A reader enters a sequence once, on the event its trigger names (see
+`publisher.content.sequences`), and the steps' delays count from that event. A step
+counted in whole days goes at `sequences.send_hour` on the reader's clock (their zone
+where known, the author's otherwise) on that day; a step of no delay, or of hours or
+minutes, goes at its exact moment. `run` (the daemon's minute job, or `publisher
+sequences run`) enrols, then hands each due step to the ledger, which sends it like an
+issue, exactly once; nothing here talks to a provider.
+
+Editing a sequence while readers are in it:
+
+- a new step reaches the readers whose moment for it comes after it was first seen and
+  who have not been sent a later step; the others have passed it and never get it;
+- a removed step is no longer sent (those who had it keep it in their history);
+- a changed text goes to every reader not sent that step yet (each text is an issue of
+  its own, rendered once); a reader never gets one step twice, whatever its text;
+- a changed delay moves the step for everyone who has not had it.
+
+A reader who unsubscribes (or bounces, or complains) is taken out at the next run; one
+whose step is already in the ledger is skipped at the claim, as for any issue (an
+unsubscribe committed before the claim wins). Coming back does not start it again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence as Seq
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import Engine
+
+from publisher.config import Config
+from publisher.content import sequences as files
+from publisher.content.sequences import Sequence, Step
+from publisher.errors import PublisherError
+from publisher.mail import newsletter
+from publisher.mail.mime import clean_header_text
+from publisher.models import Issue, IssueKind
+from publisher.store import ledger
+from publisher.store import sequences as store
+
+__all__ = [
+    "Overview",
+    "RunReport",
+    "StepView",
+    "due_at",
+    "load",
+    "next_moves",
+    "overview",
+    "preview",
+    "readers",
+    "run",
+    "step_issue",
+]
+
+log = logging.getLogger(__name__)
+
+
+def _zone(name: str | None, fallback: ZoneInfo) -> ZoneInfo:
+    if not name:
+        return fallback
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return fallback
+
+
+def due_at(started_at: datetime, step: Step, zone: ZoneInfo, send_hour: int) -> datetime:
+    """When `step` is due for a reader who started at `started_at` and lives in `zone`. Pure."""
+    if not step.by_day:
+        return started_at + step.delay
+    day = started_at.astimezone(zone).date() + timedelta(days=step.delay.days)
+    local = datetime.combine(day, time(hour=send_hour), tzinfo=zone)
+    # A wall-clock hour the clocks skip (or repeat) is read by zoneinfo's fold rules.
+    return local.astimezone(started_at.tzinfo)
+
+
+@dataclass(frozen=True, slots=True)
+class Moves:
+    """What to do for one reader now: steps to send, steps they passed, when to look again."""
+
+    send: tuple[Step, ...]
+    passed: tuple[Step, ...]
+    next_at: datetime | None
+
+
+def next_moves(
+    steps: Seq[Step], *, started_at: datetime, done: frozenset[str], first_seen: dict[str, datetime],
+    zone: ZoneInfo, send_hour: int, now: datetime,
+) -> Moves:
+    """The rule, pure: for a reader who started at `started_at` and had `done`, which
+    steps go now, which they passed, and when their next step is due (None: none left).
+
+    Steps are in order. A step is passed when a later one was done already, or when its
+    moment (`started_at` + delay) came before it was first seen. At most the steps due
+    now go; the first step not yet due sets `next_at`.
+    """
+    send: list[Step] = []
+    passed: list[Step] = []
+    latest_done = max((i for i, s in enumerate(steps) if s.name in done), default=-1)
+    for index, step in enumerate(steps):
+        if step.name in done:
+            continue
+        seen = first_seen.get(step.name, now)
+        if index < latest_done or started_at + step.delay < seen:
+            passed.append(step)
+            continue
+        moment = due_at(started_at, step, zone, send_hour)
+        if moment > now:
+            return Moves(tuple(send), tuple(passed), moment)
+        send.append(step)
+    return Moves(tuple(send), tuple(passed), None)
+
+
+def step_issue(config: Config, sequence: Sequence, step: Step) -> Issue:
+    """The issue a step sends: its article, keyed by sequence, step and text, no archive link."""
+    subject = clean_header_text(step.article.title)
+    return Issue(
+        key=f"sequence:{sequence.name}/{step.name}@{step.digest}",
+        kind=IssueKind.ARTICLE,
+        subject=subject,
+        articles=(step.article,),
+        preheader=step.article.summary,
+        web_url=config.site_url,
+    )
+
+
+def _issue_id(config: Config, db: Engine, sequence: Sequence, step: Step, *, now: datetime) -> int:
+    """The ledger's issue for this text of the step, rendered once (the first time it goes)."""
+    issue = step_issue(config, sequence, step)
+    found = ledger.find_issue(db, issue.key)
+    if found is not None:
+        return found.id
+    rendered = newsletter.render_issue(config, issue, now)
+    issue_id = ledger.create_issue(
+        db, key=issue.key, kind="sequence", slug=f"{sequence.name}/{step.name}", subject=rendered.subject,
+        html=rendered.html, text=rendered.text, tag=None, status=store.ISSUE_STATUS, now=now,
+    )
+    store.mark_issue(db, issue_id)
+    return issue_id
+
+
+@dataclass
+class RunReport:
+    """What one run did, per sequence."""
+
+    enrolled: dict[str, int] = field(default_factory=dict)
+    queued: dict[str, int] = field(default_factory=dict)
+    passed: dict[str, int] = field(default_factory=dict)
+    stopped: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    """Sequences that could not be read (the others ran)."""
+
+    @property
+    def total_queued(self) -> int:
+        return sum(self.queued.values())
+
+
+def load(config: Config) -> list[Sequence]:
+    """Every sequence in `sequences.folder`; ContentError for the first that cannot be read."""
+    return files.load_sequences(config)
+
+
+def run(config: Config, db: Engine, *, now: datetime) -> RunReport:
+    """Enrol readers from the event log and hand every due step to the ledger.
+
+    A sequence whose files cannot be read is left as it is (its readers wait) and named
+    in the report's problems; the others run.
+    """
+    report = RunReport()
+    folder = config.path_of("sequences.folder")
+    names = files.sequence_names(folder)
+    for name in names:
+        try:
+            sequence = files.load_sequence(config, name)
+        except PublisherError as exc:
+            report.problems.append(f"sequence {name!r} not run: {exc}")
+            continue
+        _run_one(config, db, sequence, now=now, report=report)
+    return report
+
+
+def _run_one(config: Config, db: Engine, sequence: Sequence, *, now: datetime, report: RunReport) -> None:
+    name = sequence.name
+    known = store.sync(db, name, [s.name for s in sequence.steps], sequence.steps_key, now=now)
+    report.enrolled[name] = store.enrol(db, name, sequence.trigger, sequence.topic, now=now)
+    send_hour = int(config["sequences.send_hour"])
+    first_seen = dict(known.step_first_seen)
+    issue_ids: dict[str, int] = {}
+    queued = passed = stopped = 0
+    while True:
+        batch = store.due(db, name, now=now)
+        if not batch:
+            break
+        for enrolment in batch:
+            if enrolment.status != "active":
+                store.stop(db, enrolment.id, f"reader {enrolment.status}")
+                stopped += 1
+                continue
+            moves = next_moves(
+                sequence.steps, started_at=enrolment.started_at, done=enrolment.done, first_seen=first_seen,
+                zone=_zone(enrolment.timezone, config.tz), send_hour=send_hour, now=now,
+            )
+            for step in moves.passed:
+                store.pass_step(db, name, step.name, enrolment.subscriber_id, now=now)
+                passed += 1
+            for step in moves.send:
+                if step.name not in issue_ids:
+                    issue_ids[step.name] = _issue_id(config, db, sequence, step, now=now)
+                if store.queue_step(db, name, step.name, enrolment, issue_ids[step.name], now=now):
+                    queued += 1
+            store.set_next(db, enrolment.id, moves.next_at)
+        if len(batch) < 500:
+            break
+    report.queued[name] = queued
+    report.passed[name] = passed
+    report.stopped[name] = stopped
+
+
+@dataclass(frozen=True, slots=True)
+class StepView:
+    name: str
+    title: str
+    delay: str
+    source: str
+    at_step: int
+    """Active readers whose last step sent is this one."""
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    """A sequence as the desk and `publisher sequences list|show` present it."""
+
+    name: str
+    trigger: str
+    topic: str
+    steps: tuple[StepView, ...]
+    waiting: int
+    """Readers in it who have not been sent a step yet."""
+    stopped: int
+    """Readers taken out (they left the list)."""
+    elsewhere: int
+    """Readers whose last step was removed from the sequence since."""
+
+    @property
+    def readers(self) -> int:
+        return self.waiting + self.stopped + self.elsewhere + sum(s.at_step for s in self.steps)
+
+    @property
+    def trigger_text(self) -> str:
+        if self.trigger == "topic":
+            return f"joined the topic {self.topic!r}"
+        if self.trigger == "imported":
+            return f"imported (with the tag {self.topic!r})" if self.topic else "imported"
+        return "confirmed (became an active reader)"
+
+
+def overview(config: Config, db: Engine, name: str | None = None) -> list[Overview]:
+    """Each sequence (or the one named) with its steps and who is at which step."""
+    sequences = [files.load_sequence(config, name)] if name is not None else load(config)
+    found = []
+    for sequence in sequences:
+        order = [s.name for s in sequence.steps]
+        counts = store.step_counts(db, sequence.name, order)
+        steps = tuple(
+            StepView(name=s.name, title=s.article.title, delay=s.delay_text, source=s.source,
+                     at_step=counts.get(s.name, 0))
+            for s in sequence.steps
+        )
+        elsewhere = sum(n for key, n in counts.items() if key not in order and key not in ("", "(stopped)"))
+        found.append(Overview(
+            name=sequence.name, trigger=sequence.trigger, topic=sequence.topic, steps=steps,
+            waiting=counts.get("", 0), stopped=counts.get("(stopped)", 0), elsewhere=elsewhere,
+        ))
+    return found
+
+
+def readers(config: Config, db: Engine, name: str, *, limit: int = 200) -> list[store.Reader]:
+    """The readers in a sequence, newest first, with their last step (for owners)."""
+    sequence = files.load_sequence(config, name)
+    return store.readers(db, name, [s.name for s in sequence.steps], limit=limit)
+
+
+def preview(config: Config, name: str, step: str, *, now: datetime) -> tuple[str, str, str]:
+    """A step rendered as its readers would get it: (subject, html, text)."""
+    sequence = files.load_sequence(config, name)
+    rendered = newsletter.render_issue(config, step_issue(config, sequence, sequence.step(step)), now)
+    return rendered.subject, rendered.html, rendered.text
