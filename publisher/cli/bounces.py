@@ -16,6 +16,7 @@ Exit codes are the ones a mail filter speaks (sysexits.h), because the MTA acts 
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 from datetime import UTC, datetime, timedelta
@@ -127,6 +128,9 @@ def check_mailbox_command(ctx: click.Context, once: bool) -> None:
             click.echo(report.summary())
 
     watch = bounce_mailbox.MailboxWatch(config, db, clock=_now, on_pass=passed, on_failure=failed)
+    # Ctrl-C and a service manager's TERM end the watch between two IMAP commands, never
+    # inside one (which would leave the connection half-read and the logout waiting).
+    previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGINT, signal.SIGTERM)}
     click.echo("watching the bounce mailbox; Ctrl-C stops")
     try:
         while not stop.is_set():
@@ -138,7 +142,8 @@ def check_mailbox_command(ctx: click.Context, once: bool) -> None:
             else:
                 wait = float(config["bounces.imap.poll_seconds"])
             stop.wait(max(wait, 0.0))
-    except KeyboardInterrupt:
-        click.echo("stopped")
     finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         watch.close()
+    click.echo("stopped")
