@@ -226,6 +226,8 @@ class MailboxWatch:
             self._lock.release()
 
     def _run(self, settings: MailboxSettings, stop: threading.Event, span: float) -> None:
+        # The span counts from the start, passes included: the job's next run is due then.
+        ends = time.monotonic() + span
         if self.mailbox is None:
             self.mailbox = self.connect(settings)
             if self.failures:
@@ -234,7 +236,6 @@ class MailboxWatch:
         busy = self._passes(settings, mailbox, stop)
         if not mailbox.can_idle:
             return
-        ends = time.monotonic() + span
         while not stop.is_set():
             left = ends - time.monotonic()
             if left <= 0:
