@@ -202,6 +202,16 @@ SETTINGS: tuple[Setting, ...] = (
       range=(0, 604_800)),
     S("subscribe.per_ip_per_hour", 20, "int", "Subscribe requests accepted per client IP per hour.",
       range=(1, 1_000_000)),
+    S("subscribe.per_network_per_hour", 100, "int",
+      "Subscribe requests accepted per hour from one network (an IPv4 /24 or IPv6 /64), at every door; "
+      "past it the network is refused with a time to try again and named on the desk's Home.",
+      range=(1, 1_000_000)),
+    S("subscribe.allowed_origins", [], "origins",
+      "Sites (scheme and host, such as \"https://blog.example.org\") whose pages may send signups to "
+      "/subscribe.json from a script (CORS); the publication's own address always may."),
+    S("subscribe.consent_text", "", "str",
+      "What a reader agrees to by subscribing, shown under every signup form and kept with the subscriber; "
+      "empty: \"I agree to receive <title> by email. I can leave at any time with the link in every message.\""),
     S("subscribe.public_tags", [], "list",
       "Tags readers may choose as topics on their manage-your-subscription page."),
     S("subscribe.retired_tags", [], "list",
@@ -477,6 +487,8 @@ def _check_type(setting: Setting, value: Any, fail: Callable[[str], ConfigError]
     if kind in ("list", "networks"):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise fail(f"must be a list of text values, got {value!r}")
+        if kind == "origins":
+            return tuple(_origin(item, fail) for item in value)
         if kind == "networks":
             for item in value:
                 try:
@@ -485,6 +497,21 @@ def _check_type(setting: Setting, value: Any, fail: Callable[[str], ConfigError]
                     raise fail(f"must list IP addresses or networks such as \"10.0.0.0/8\", got {item!r}") from exc
         return tuple(value)
     raise AssertionError(f"unknown setting kind {kind}")
+
+
+def _origin(value: str, fail: Callable[[str], ConfigError]) -> str:
+    """A web origin as browsers send it in `Origin`: scheme://host[:port], lower-case."""
+    text = value.strip().rstrip("/").lower()
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018  (a ValueError when not a port number)
+    except ValueError as exc:
+        raise fail(f"must list origins such as \"https://blog.example.org\", got {value!r} ({exc})") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query \
+            or parts.fragment or "@" in parts.netloc or _CONTROL.search(text):
+        raise fail(f"must list origins such as \"https://blog.example.org\" (scheme and host, no path), "
+                   f"got {value!r}")
+    return text
 
 
 def _in_range(setting: Setting, value: float, fail: Callable[[str], ConfigError]) -> Any:

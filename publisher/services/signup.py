@@ -1,46 +1,151 @@
 """The public subscribe flow's rules: a request to subscribe, its confirmation, an unsubscribe link.
 
+Every door a visitor can subscribe by (the hosted page `/subscribe` and its topic pages
+`/subscribe/<topic>`, a form copied onto another site, the JSON endpoint a script calls)
+comes through here with the same rules: the limits, the honeypot, one answer whatever
+the list holds, double opt-in. A `Door` names where a request came in; it becomes the
+subscriber's `source` ("web", "web:<topic>", "embed", "json:<topic>", "api:key-<id>"),
+and the consent text shown at that door is kept with a new subscriber.
+
 `register` records a request: a new address is added as pending; an existing row is not
 changed, because whoever types an address into a form has not proved they own it. A
 confirmation link works while the subscriber's status is as it was when the link was
 sent (`confirm_state`); someone who confirmed and later left comes back only through a
 new one. An unsubscribe by link is committed before its answer, so a batch claimed after
 it leaves the address out, and it only ever strengthens a status (a bounce stays one).
-`count_attempt` is the per-client limit, kept in the database so that it holds across
-restarts and processes.
+
+`count_attempt` holds two limits, kept in the database so that they hold across
+restarts and processes: per client (`subscribe.per_ip_per_hour`) and per network
+(`subscribe.per_network_per_hour`, an IPv4 /24 or IPv6 /64), so that a flood from many
+addresses of one network is refused while people elsewhere still get through. A refusal
+says when to try again, never drops a request silently, and a network refused is
+recorded for the desk's Home.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import math
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Engine
 
+from publisher.config import Config
 from publisher.errors import PublisherError, TokenError
 from publisher.mail import tokens
 from publisher.mail.mime import clean_header_text
 from publisher.models import Subscriber, SubscriberStatus
 from publisher.services.subscribers import link_holder
-from publisher.store import client_hits, subscribers
+from publisher.store import client_hits, signup_throttles, subscribers
 
 __all__ = [
+    "DOOR_KINDS",
     "MAX_NAME",
     "UNSUBSCRIBABLE",
+    "Door",
+    "Limits",
     "address",
     "clean_name",
     "confirm_state",
+    "consent_text",
     "count_attempt",
+    "network_of",
     "register",
+    "throttled_networks",
+    "topic",
+    "topics",
     "unsubscribe_by_link",
+    "wait_words",
 ]
+
+DOOR_KINDS = ("web", "embed", "json")
+"""The public doors: the hosted page, a form copied onto another site, the JSON endpoint."""
 
 MAX_NAME = 200
 UNSUBSCRIBABLE = frozenset({SubscriberStatus.ACTIVE, SubscriberStatus.PENDING})
 
 
-def count_attempt(db: Engine, client: str, *, now: datetime, limit: int) -> float:
-    """Count one subscribe request from `client`; seconds to wait when over `limit` an hour, else 0."""
-    return client_hits.hit(db, client, now=now, limit=limit, window=3600.0)
+@dataclass(frozen=True, slots=True)
+class Door:
+    """Where a signup came in: its kind (`DOOR_KINDS`, or "api:key-<id>") and the topic it offers."""
+
+    kind: str = "web"
+    topic: str = ""
+
+    @property
+    def source(self) -> str:
+        """The subscriber's `source`: the door, and its topic after a colon."""
+        return f"{self.kind}:{self.topic}" if self.topic else self.kind
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Subscribe requests accepted an hour per client and per network."""
+
+    per_client: int
+    per_network: int
+
+    @classmethod
+    def of(cls, config: Config) -> Limits:
+        return cls(int(config["subscribe.per_ip_per_hour"]), int(config["subscribe.per_network_per_hour"]))
+
+
+def network_of(client: str) -> str:
+    """The network a client key belongs to: an IPv4 /24, or the IPv6 /64 the key already is."""
+    try:
+        return str(ipaddress.ip_network(client if "/" in client else f"{client}/24", strict=False))
+    except ValueError:
+        return client
+
+
+def count_attempt(db: Engine, client: str, *, now: datetime, limits: Limits) -> float:
+    """Count one subscribe request from `client`; seconds to wait when over a limit, else 0.
+
+    The client's own limit is asked first, so that one address that keeps trying uses up
+    its own hour and not its neighbours'. A refusal by the network's limit is recorded.
+    """
+    wait = client_hits.hit(db, client, now=now, limit=limits.per_client, window=3600.0)
+    if wait:
+        return wait
+    network = network_of(client)
+    wait = client_hits.hit(db, f"net {network}", now=now, limit=limits.per_network, window=3600.0)
+    if wait:
+        signup_throttles.record(db, network, now=now)
+    return wait
+
+
+def wait_words(seconds: float) -> str:
+    """A wait as a visitor reads it: "1 minute", "12 minutes"."""
+    minutes = max(1, math.ceil(seconds / 60))
+    return "1 minute" if minutes == 1 else f"{minutes} minutes"
+
+
+def throttled_networks(db: Engine, *, now: datetime) -> list[signup_throttles.Throttled]:
+    """Networks whose signups were refused in the last day, the most refused first (for Home)."""
+    return signup_throttles.recent(db, now=now)
+
+
+def topics(config: Config) -> tuple[str, ...]:
+    """The topics a signup door may offer: the public tags not retired."""
+    retired = set(config["subscribe.retired_tags"])
+    return tuple(t for t in config["subscribe.public_tags"] if t not in retired)
+
+
+def topic(config: Config, raw: str) -> str:
+    """`raw` when it is a topic readers may choose, else "" (an old form naming a retired
+    topic still subscribes its reader, to the publication)."""
+    wanted = raw.strip()
+    return wanted if wanted and wanted in topics(config) else ""
+
+
+def consent_text(config: Config) -> str:
+    """What a reader agrees to by subscribing: `subscribe.consent_text`, or the default sentence."""
+    text = str(config["subscribe.consent_text"]).strip()
+    if text:
+        return text
+    title = str(config["publication.title"])
+    return f"I agree to receive {title} by email. I can leave at any time with the link in every message."
 
 
 def address(raw: str) -> str:
@@ -53,16 +158,23 @@ def clean_name(raw: str) -> str:
     return clean_header_text(raw, limit=MAX_NAME)
 
 
-def register(db: Engine, email: str, name: str, *, now: datetime) -> Subscriber:
+def register(
+    db: Engine, email: str, name: str, *, now: datetime, door: Door | None = None, consent: str = ""
+) -> Subscriber:
     """Record the request; whether a confirmation goes out is the mailer's rule.
 
-    An existing row is never changed here beyond its confirmation time: whoever
-    types an address into the form has not proved they own it.
+    A new address is added as pending with the door's topic, the door as its source and
+    `consent`, the text it agreed to. An existing row is never changed here beyond its
+    confirmation time: whoever types an address into a form has not proved they own it.
     """
+    door = door or Door()
     found = subscribers.find(db, email)
     if found is None:
         try:
-            found = subscribers.add(db, email, name=name, status=SubscriberStatus.PENDING, source="web", now=now)
+            found = subscribers.add(
+                db, email, name=name, status=SubscriberStatus.PENDING, source=door.source, now=now,
+                tags=(door.topic,) if door.topic else (), consent_text=consent,
+            )
         except PublisherError:
             # The same address submitted twice at once: the other request added it.
             found = subscribers.find(db, email)

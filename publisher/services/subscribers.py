@@ -139,6 +139,7 @@ def subscribe(
     resubscribe: bool = False,
     source: str = "cli",
     note: str = "",
+    consent_text: str = "",
 ) -> Subscribed:
     """Add `email` as active (or `pending`, to confirm), or update the name, tags and zone
     of the subscriber who has it.
@@ -150,7 +151,7 @@ def subscribe(
     status = SubscriberStatus.PENDING if pending else SubscriberStatus.ACTIVE
     subscriber = store.add(
         db, email, name=name, tags=tags, timezone=timezone, status=status, now=now,
-        resubscribe=resubscribe, source=source, detail=note,
+        resubscribe=resubscribe, source=source, detail=note, consent_text=consent_text,
     )
     return Subscribed(subscriber=subscriber, created=subscriber.created_at == now)
 

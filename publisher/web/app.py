@@ -2,7 +2,10 @@
 provider webhooks and a health check, in one Starlette application.
 
     GET  /healthz                      200 {"status": "ok"} once the database answers
-    GET  /subscribe   POST /subscribe  the form; double opt-in
+    GET  /subscribe   POST /subscribe  the form; double opt-in (a copied form posts here too)
+    GET  /subscribe/{topic}    POST    the form with that topic chosen
+    POST /subscribe.json  OPTIONS      the JSON door, CORS for `subscribe.allowed_origins` only
+    GET  /subscribe.js                 the optional script that answers a copied form inline
     GET  /confirm/{token}      POST    confirm page; its button activates
     GET  /unsubscribe/{token}  POST    page with a button; POST (RFC 8058 one-click) leaves
     GET  /manage/{token}       POST    the reader's own choices: frequency, topics, name, zone
@@ -50,8 +53,8 @@ __all__ = ["APP_PATHS", "APP_PREFIXES", "LiveApp", "PublisherApp", "create_app"]
 
 log = logging.getLogger(__name__)
 
-APP_PATHS = frozenset({"/subscribe", "/healthz", "/desk"})
-APP_PREFIXES = ("/confirm/", "/unsubscribe/", "/manage/", "/webhooks/", "/api/", "/desk/")
+APP_PATHS = frozenset({"/subscribe", "/subscribe.json", "/subscribe.js", "/healthz", "/desk"})
+APP_PREFIXES = ("/subscribe/", "/confirm/", "/unsubscribe/", "/manage/", "/webhooks/", "/api/", "/desk/", "/o/", "/c/")
 """Paths the app answers itself; every other request is for a file of the build output."""
 FORM_LIMIT = 64 * 1024
 WEBHOOK_LIMIT = 8 * 1024 * 1024
@@ -211,6 +214,11 @@ def create_app(
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
             Route("/subscribe", flow.form, methods=["GET", "HEAD"]),
             Route("/subscribe", flow.subscribe, methods=["POST"]),
+            Route("/subscribe.json", flow.subscribe_json, methods=["POST"]),
+            Route("/subscribe.json", flow.preflight, methods=["OPTIONS"]),
+            Route("/subscribe.js", flow.script, methods=["GET", "HEAD"]),
+            Route("/subscribe/{topic}", flow.form, methods=["GET", "HEAD"]),
+            Route("/subscribe/{topic}", flow.subscribe, methods=["POST"]),
             # {token:path}: whatever follows the prefix, slashes included, is the token, so
             # every mangled link gets the same "does not work" page.
             Route("/confirm/{token:path}", flow.confirm_page, methods=["GET", "HEAD"]),

@@ -1,4 +1,14 @@
-"""Subscribe (double opt-in), confirm and unsubscribe (RFC 8058 one-click).
+"""Subscribe (double opt-in) at every door, confirm and unsubscribe (RFC 8058 one-click).
+
+The doors: the hosted page `/subscribe` and one per topic, `/subscribe/<topic>` (the
+topic chosen already); a form copied onto another site, which is a plain POST to
+`/subscribe` that answers with a page and a link back; and `POST /subscribe.json`, which
+the optional script `/subscribe.js` calls to show the answer inline. Browsers let a page
+of another site read that answer only when its origin is in `subscribe.allowed_origins`
+(or is the publication's own): a preflight from any other origin gets no CORS headers,
+and its POST is refused (403) before anything is counted or stored. A request without
+an `Origin` (not a browser's script) is answered as the form is. Every door goes through
+`services.signup`: the same limits, honeypot, one answer and double opt-in.
 
 What a visitor can learn is the rule here: the subscribe form answers every valid
 address with the same page, whatever the list holds, and looks the address up only
@@ -27,16 +37,20 @@ authorised by the signed token in their URL, which a third party does not have.
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from publisher.config import Config
 from publisher.errors import SubscriberError
@@ -48,7 +62,7 @@ from publisher.services.subscribers import ConfirmationMailer
 from publisher.web.limits import Proxies
 from publisher.web.pages import Pages
 
-__all__ = ["HONEYPOT_FIELD", "PAGES", "SubscribeFlow"]
+__all__ = ["HONEYPOT_FIELD", "PAGES", "SCRIPT", "SubscribeFlow", "origin_of"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +70,27 @@ HONEYPOT_FIELD = "website"
 """Hidden from people by the form's markup; bots that fill every field fill it too."""
 PAGES = ("subscribe", "subscribe_done", "confirm", "unsubscribe", "unsubscribed", "manage")
 MAX_FIELDS = 20
+SCRIPT = resources.files("publisher.web").joinpath("subscribe.js").read_bytes()
+"""The optional script a copied form loads for inline answers: vendored, no third-party fetch."""
+CORS_HEADERS = {
+    "access-control-allow-methods": "POST",
+    "access-control-allow-headers": "content-type",
+    "access-control-max-age": "600",
+}
+
+
+def origin_of(url: str) -> str:
+    """scheme://host[:port] of a URL, lower-case, as browsers send it in `Origin`; "" for none."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return ""
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return ""
+    default = {"http": 80, "https": 443}[parts.scheme]
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,58 +109,155 @@ class SubscribeFlow:
         self.s = settings
         self.pages = pages
         config = settings.config
-        self.per_ip_per_hour = int(config["subscribe.per_ip_per_hour"])
+        self.limits = signup.Limits.of(config)
         self.proxies = Proxies.from_list(config["server.trusted_proxies"])
         self.confirmations = ConfirmationMailer(
             config, settings.engine, secret=settings.secret, provider_factory=settings.provider_factory
         )
+        self.consent = signup.consent_text(config)
+        own = {origin_of(config.public_url), origin_of(config.site_url)} - {""}
+        self.origins = frozenset(config["subscribe.allowed_origins"]) | own
+
+    def _page(self, *, status: int = 200, topic: str = "", email: str = "", name: str = "",
+              error: str = "") -> Response:
+        return self.pages.render(
+            "subscribe", status=status, email=email, name=name, error=error, topic=topic, consent=self.consent,
+        )
 
     async def form(self, request: Request) -> Response:
-        return self.pages.render("subscribe", email="", name="", error="")
+        wanted = request.path_params.get("topic", "")
+        topic = signup.topic(self.s.config, wanted)
+        if wanted and not topic:
+            return self._page(status=404, error=self.pages.gettext(
+                "There is no such topic here. You can subscribe to the whole publication below."
+            ))
+        return self._page(topic=topic)
 
     async def subscribe(self, request: Request) -> Response:
         """Answer at once; `_register_and_mail` does the rest after the answer is sent."""
         now = self.s.clock()
-        client = self.proxies.client(request)
-        wait = await run_in_threadpool(
-            lambda: signup.count_attempt(self.s.engine, client, now=now, limit=self.per_ip_per_hour)
-        )
+        wait = await self._count(request, now)
+        form = await _fields(request)
+        door = self._door(form.get("door", ""), request.path_params.get("topic") or form.get("topic", ""))
         if wait:
-            response = self.pages.render(
-                "subscribe", status=429, email="", name="",
-                error=self.pages.gettext("Too many attempts from your network. Please try again later."),
+            response = self._page(
+                status=429, topic=door.topic,
+                error=self.pages.gettext("Too many signups from your network. Please try again in %(wait)s.")
+                % {"wait": signup.wait_words(wait)},
             )
             response.headers["retry-after"] = str(int(wait))
             return response
-        form = await _fields(request)
         raw_email = form.get("email", "").strip()
         name = signup.clean_name(form.get("name", ""))
+        back = self._back(request)
         if form.get(HONEYPOT_FIELD):
-            return self._done()
+            return self._done(back)
         try:
             email = signup.address(raw_email)
         except SubscriberError:
-            return self.pages.render(
-                "subscribe", status=400, email=raw_email[:320], name=name,
+            return self._page(
+                status=400, topic=door.topic, email=raw_email[:320], name=name,
                 error=self.pages.gettext("That does not look like an email address. Please check it and try again."),
             )
-        return self._done(BackgroundTask(self._register_and_mail, email, name, now))
+        return self._done(back, BackgroundTask(self._register_and_mail, email, name, now, door))
 
-    def _done(self, task: BackgroundTask | None = None) -> Response:
-        response = self.pages.render("subscribe_done")
+    async def _count(self, request: Request, now: datetime) -> float:
+        client = self.proxies.client(request)
+        return await run_in_threadpool(
+            lambda: signup.count_attempt(self.s.engine, client, now=now, limits=self.limits)
+        )
+
+    def _door(self, kind: str, topic: str) -> signup.Door:
+        """The door a form names (a copied form says "embed"); its topic only when readers may choose it."""
+        return signup.Door("embed" if kind == "embed" else "web", signup.topic(self.s.config, topic))
+
+    def _back(self, request: Request) -> str:
+        """Where "back" leads: the page the form was on when its site is allowed, else the publication."""
+        referer = request.headers.get("referer", "")
+        origin = origin_of(referer)
+        if origin and origin in self.origins:
+            return referer if len(referer) <= 2000 else origin + "/"
+        return ""
+
+    def _done(self, back: str = "", task: BackgroundTask | None = None) -> Response:
+        response = self.pages.render("subscribe_done", back_url=back)
         response.background = task
         return response
 
-    def _register_and_mail(self, email: str, name: str, now: datetime) -> None:
+    async def preflight(self, request: Request) -> Response:
+        """CORS preflight of /subscribe.json: the allowed headers for an allowed origin, none for any other."""
+        origin = request.headers.get("origin", "")
+        if origin not in self.origins or request.headers.get("access-control-request-method") != "POST":
+            return Response(status_code=403, headers={"vary": "Origin"})
+        return Response(
+            status_code=204, headers={"access-control-allow-origin": origin, "vary": "Origin", **CORS_HEADERS}
+        )
+
+    async def subscribe_json(self, request: Request) -> Response:
+        """The JSON door: the form's rules and answers, as JSON, for a script on an allowed site."""
+        origin = request.headers.get("origin")
+        if origin is not None and origin not in self.origins:
+            return _json(403, {
+                "title": "Origin not allowed",
+                "detail": "This site may not send signups here. The publication's owner can add it to "
+                          "subscribe.allowed_origins.",
+            })
+        cors = {"access-control-allow-origin": origin} if origin is not None else {}
+        now = self.s.clock()
+        wait = await self._count(request, now)
+        if wait:
+            minutes = signup.wait_words(wait)
+            return _json(429, {
+                "title": "Too many signups",
+                "detail": self.pages.gettext("Too many signups from your network. Please try again in %(wait)s.")
+                % {"wait": minutes},
+                "retry_after": int(wait),
+            }, {"retry-after": str(int(wait)), **cors})
+        body = await _json_fields(request)
+        if body is None:
+            return _json(400, {
+                "title": "Not JSON",
+                "detail": 'The body must be a JSON object such as {"email": "ada@example.org"}.',
+            }, cors)
+        door = signup.Door("json", signup.topic(self.s.config, body.get("topic", "")))
+        raw_email = body.get("email", "").strip()
+        name = signup.clean_name(body.get("name", ""))
+        answer = {"status": "check_inbox", "detail": self._check_inbox()}
+        if body.get(HONEYPOT_FIELD):
+            return _json(202, answer, cors)
+        try:
+            email = signup.address(raw_email)
+        except SubscriberError:
+            return _json(400, {
+                "title": "Not an email address", "field": "email",
+                "detail": self.pages.gettext(
+                    "That does not look like an email address. Please check it and try again."
+                ),
+            }, cors)
+        response = _json(202, answer, cors)
+        response.background = BackgroundTask(self._register_and_mail, email, name, now, door)
+        return response
+
+    def _check_inbox(self) -> str:
+        title = str(self.s.config["publication.title"])
+        return self.pages.gettext(
+            "If that address can receive %(title)s, a message is on its way to it. "
+            "Open it and press the confirmation button to start your subscription."
+        ) % {"title": title}
+
+    async def script(self, request: Request) -> Response:
+        return Response(SCRIPT, media_type="text/javascript; charset=utf-8", headers={
+            "cache-control": "public, max-age=3600", "x-content-type-options": "nosniff",
+            "access-control-allow-origin": "*",
+        })
+
+    def _register_and_mail(self, email: str, name: str, now: datetime, door: signup.Door) -> None:
         """Runs after the answer has been sent (a BackgroundTask in the thread pool)."""
         try:
-            found = self._register(email, name, now)
+            found = signup.register(self.s.engine, email, name, now=now, door=door, consent=self.consent)
             self.confirmations.send(found, now=now)
         except Exception:
             log.exception("subscribe request for a new or known address could not be completed")
-
-    def _register(self, email: str, name: str, now: datetime) -> Subscriber:
-        return signup.register(self.s.engine, email, name, now=now)
 
     def _subscriber(self, token: str) -> Subscriber | None:
         """Who an unsubscribe token names, or None for a bad token and for nobody alike."""
@@ -189,3 +321,24 @@ async def _fields(request: Request) -> dict[str, str]:
             return fields
     except Exception:  # malformed multipart, a file part, too many fields: an empty form
         return {}
+
+
+def _json(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> Response:
+    media = "application/problem+json" if status >= 400 else "application/json"
+    if status >= 400:
+        body = {"status": status, **body}
+    return JSONResponse(dict(body), status_code=status, media_type=media,
+                        headers={"cache-control": "no-store", "vary": "Origin", **(headers or {})})
+
+
+async def _json_fields(request: Request) -> dict[str, str] | None:
+    """The text values of a JSON object body (a form body is read as the form's), or None."""
+    if "json" not in request.headers.get("content-type", ""):
+        return await _fields(request)
+    try:
+        data = json.loads(await request.body())
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    return {str(k): v for k, v in list(data.items())[:MAX_FIELDS] if isinstance(v, str)}

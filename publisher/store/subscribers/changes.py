@@ -119,10 +119,12 @@ def add(
     now: datetime,
     resubscribe: bool = False,
     detail: str = "",
+    consent_text: str = "",
 ) -> Subscriber:
     """Add a subscriber, or update the name, tags and zone of the one with this address.
 
-    `detail` is kept with the subscribe event (a consent note, say).
+    `detail` is kept with the subscribe event (a consent note, say); `consent_text`, what
+    a new subscriber agreed to at the door they came by, is kept on the row.
 
     An existing active subscriber stays active even when `status` is pending; a pending
     one becomes active when `status` is active. An address that unsubscribed, bounced or
@@ -138,7 +140,9 @@ def add(
     for attempt in (1, 2):
         try:
             with begin_write(engine) as conn:
-                return _add(conn, address, clean, tag_list, status, zone, source, now, resubscribe, detail)
+                return _add(
+                    conn, address, clean, tag_list, status, zone, source, now, resubscribe, detail, consent_text
+                )
         except IntegrityError:
             # Another process added the same address between our look and our insert
             # (PostgreSQL; SQLite's write lock rules this out). The second look finds it.
@@ -158,6 +162,7 @@ def _add(
     now: datetime,
     resubscribe: bool,
     detail: str = "",
+    consent_text: str = "",
 ) -> Subscriber:
     existing = _load(conn, subscribers.c.email == address)
     if existing is None:
@@ -172,6 +177,7 @@ def _add(
                 created_at=now,
                 updated_at=now,
                 confirmed_at=now if status is S.ACTIVE else None,
+                consent_text=consent_text or None,
             )
             .returning(subscribers.c.id)
         ).scalar_one()
