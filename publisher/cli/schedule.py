@@ -21,6 +21,10 @@ from publisher.store import open_store
 @click.option("--tz", "tz_name", default=None, help="IANA zone of --at (default: publication.timezone).")
 @click.option("--tag", default=None, help="Send only to subscribers with this tag.")
 @click.option(
+    "--segment", default=None, metavar="NAME",
+    help="Send only to the readers of this saved segment (as it holds them at that time).",
+)
+@click.option(
     "--local-time", "local", is_flag=True,
     help="Deliver at --at (date and time) on each subscriber's own clock (their timezone; the author's for the rest).",
 )
@@ -32,7 +36,7 @@ from publisher.store import open_store
 @reports_errors
 def schedule(
     ctx: click.Context, slug: str, at: str, tz_name: str | None, tag: str | None, local: bool,
-    despite_complaints: bool,
+    despite_complaints: bool, segment: str | None = None,
 ) -> None:
     """Schedule the newsletter of article SLUG for a time (kept across restarts).
 
@@ -44,7 +48,7 @@ def schedule(
     db = open_store(config.store_url)
     done = scheduling.schedule_send(
         config, db, slug, at=at, now=datetime.now(UTC), tz_name=tz_name, tag=tag, local_time=local,
-        despite_complaints=despite_complaints, who="publisher schedule --despite-complaints",
+        despite_complaints=despite_complaints, who="publisher schedule --despite-complaints", segment=segment,
     )
     item = done.schedule
     where = "each subscriber's own" if local else f"{item.timezone}"
@@ -54,6 +58,7 @@ def schedule(
         f"scheduled #{item.id}: {done.article.title!r} at {item.local_time} {where} time "
         f"(starting {item.run_at:%Y-%m-%d %H:%M} UTC). `publisher serve` sends it"
         + (", and puts it on the site then." if item.publishes else ".")
+        + (f" It goes to the readers the segment {segment!r} holds then." if segment else "")
     )
 
 

@@ -144,9 +144,10 @@ def _secret_and_provider(config: Config) -> tuple[str, Provider]:
     return service.send_secret(config), make_provider(config)
 
 
-def _dry_run(config: Config, slug: str, tag: str | None, now: datetime) -> None:
-    plan = service.plan_send(config, open_store(config.store_url), slug, now=now, tag=tag)
+def _dry_run(config: Config, slug: str, tag: str | None, now: datetime, segment: str | None = None) -> None:
+    plan = service.plan_send(config, open_store(config.store_url), slug, now=now, tag=tag, segment=segment)
     who = f"subscribers tagged {tag!r}" if tag else "active subscribers"
+    who = f"readers of the segment {segment!r}" if segment else who
     click.echo(f"subject: {plan.subject}")
     click.echo(f"html: {plan.html_bytes:,} bytes, text: {plan.text_bytes:,} bytes")
     for warning in plan.warnings:
@@ -167,6 +168,7 @@ def _dry_run(config: Config, slug: str, tag: str | None, now: datetime) -> None:
 @cli.command()
 @click.argument("slug", required=False)
 @click.option("--tag", default=None, help="Send only to subscribers with this tag.")
+@click.option("--segment", default=None, metavar="NAME", help="Send only to the readers of this saved segment.")
 @click.option("--to", "to", default=None, metavar="ADDRESS", help="Send one test copy to ADDRESS only.")
 @click.option("--dry-run", is_flag=True, help="Render and count recipients; send and write nothing.")
 @click.option("--resume", is_flag=True, help="Finish every unfinished send (after a stop or a crash).")
@@ -182,6 +184,7 @@ def send(
     slug: str | None,
     tag: str | None,
     to: str | None,
+    segment: str | None,
     dry_run: bool,
     resume: bool,
     yes: bool,
@@ -194,8 +197,8 @@ def send(
     send; --despite-complaints sends anyway, and the choice is recorded.
     """
     if resume:
-        if slug or to or dry_run or tag:
-            raise click.UsageError("--resume takes no SLUG, --to, --tag or --dry-run")
+        if slug or to or dry_run or tag or segment:
+            raise click.UsageError("--resume takes no SLUG, --to, --tag, --segment or --dry-run")
         _resume(get_config(ctx))
         return
     if not slug:
@@ -211,10 +214,12 @@ def send(
         )
         return
     if dry_run:
-        _dry_run(config, slug, tag, now)
+        _dry_run(config, slug, tag, now, segment)
         return
     db = open_store(config.store_url)
-    plan = service.plan_send(config, db, slug, now=now, tag=tag)
+    if segment and tag:
+        raise click.UsageError("give --tag or --segment, not both (a segment can hold a tag condition)")
+    plan = service.plan_send(config, db, slug, now=now, tag=tag, segment=segment)
     article = plan.article
     # The size warning again, where the author looks when sending (check and build say it too).
     for warning in plan.warnings:
@@ -227,7 +232,8 @@ def send(
     if rate is not None and rate.level in ("warn", "stop"):
         click.secho(f"warning: complaint rate {rate.in_words()}", fg="yellow", err=True)
     also = " and put it on the site" if plan.publishes else ""
-    question = f"send {article.title!r} to {plan.recipients:,} reader(s) through {plan.provider} now{also}?"
+    question = f"send {article.title!r} to {plan.recipients:,} reader(s)"
+    question += (f" of the segment {segment!r}" if segment else "") + f" through {plan.provider} now{also}?"
     if not yes:
         if not sys.stdin.isatty():
             raise click.UsageError(
@@ -237,11 +243,12 @@ def send(
     secret, provider = _secret_and_provider(config)
     try:
         queued = service.send_now(
-            config, db, slug, now=now, tag=tag, despite_complaints=despite_complaints,
+            config, db, slug, now=now, tag=tag, segment=segment, despite_complaints=despite_complaints,
             who=f"{_user()} (publisher send --despite-complaints)",
         )
         issue_id = queued.issue_id
-        click.echo(f"issue {issue_id} {article.slug!r}: {queued.added} new recipient(s) queued")
+        click.echo(f"issue {issue_id} {article.slug!r}: {queued.added} new recipient(s) queued"
+                   + (f" for the segment {segment!r} (recorded on the issue)" if segment else ""))
         if plan.publishes:
             # It just came out: the site shows it before the first reader follows a link to it.
             article_service.rebuild_site(config, now=now)

@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from publisher.cli._common import cli, get_config, reports_errors
 from publisher.errors import BuildError
 from publisher.models import Subscriber, SubscriberStatus
+from publisher.services import segments as segment_service
 from publisher.services import subscribers as service
 from publisher.store import open_store
 
@@ -218,26 +219,35 @@ def _import_progress(raw: IO[bytes], file: Path) -> Iterator[Callable[[int], Non
 @click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--status", type=STATUS_CHOICE, default=None, help="Only this status.")
 @click.option("--tag", default=None, help="Only subscribers with this tag.")
+@click.option("--segment", default=None, metavar="NAME", help="Only the active readers of this saved segment.")
 @reports_errors
 @click.pass_context
 def export_command(
-    ctx: click.Context, file: Path | None, status: str | None, tag: str | None
+    ctx: click.Context, file: Path | None, status: str | None, tag: str | None, segment: str | None = None
 ) -> None:
     """Write subscribers as CSV to FILE, or to standard output.
 
     Columns: email, name, status, tags, timezone, created_at. Cells that a spreadsheet
-    would run as formulas start with an apostrophe.
+    would run as formulas start with an apostrophe. --segment writes the active readers
+    a saved segment holds now (it takes no --status or --tag).
     """
+    if segment and (status or tag):
+        raise click.UsageError("--segment takes no --status or --tag (a segment can hold a tag condition)")
     with _engine(ctx) as engine:
+        if segment:
+            segment_service.find_segment(engine, segment)  # NotFound before any file is made
         if file is None:
-            service.export_csv(engine, sys.stdout, status=_status(status), tag=tag)
+            if segment:
+                segment_service.export_csv(engine, sys.stdout, segment, now=datetime.now(UTC))
+            else:
+                service.export_csv(engine, sys.stdout, status=_status(status), tag=tag)
             return
-        written = _export_to_file(engine, file, _status(status), tag)
+        written = _export_to_file(engine, file, _status(status), tag, segment)
     click.echo(f"exported {written} subscribers to {file}", err=True)
 
 
 def _export_to_file(
-    engine: Engine, file: Path, status: SubscriberStatus | None, tag: str | None
+    engine: Engine, file: Path, status: SubscriberStatus | None, tag: str | None, segment: str | None = None
 ) -> int:
     """Write beside the target and rename, so a failed export never leaves half a file."""
     folder = file.resolve().parent
@@ -249,7 +259,10 @@ def _export_to_file(
         raise BuildError(f"{file}: cannot write the export here: {exc}") from exc
     try:
         with handle:
-            written = service.export_csv(engine, handle, status=status, tag=tag)
+            if segment:
+                written = segment_service.export_csv(engine, handle, segment, now=datetime.now(UTC))
+            else:
+                written = service.export_csv(engine, handle, status=status, tag=tag)
         Path(handle.name).replace(file)
     except BaseException:
         Path(handle.name).unlink(missing_ok=True)

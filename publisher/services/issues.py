@@ -37,10 +37,11 @@ from publisher.delivery.sending import (
 from publisher.errors import InvalidRequest, NotFound, PermanentFailure
 from publisher.mail import newsletter, preflight, tokens
 from publisher.models import Article, Outcome
-from publisher.services import articles
+from publisher.services import articles, segments
 from publisher.services.complaints import ComplaintRate, complaint_rate, stop_for_complaints
 from publisher.services.stats import IssueFailures, issue_failures, issue_status
 from publisher.store import ledger, publishing, schedules
+from publisher.store import segments as segment_store
 from publisher.store.issues import IssueStatus
 from publisher.store.schedules import LOCAL, Schedule
 from publisher.store.subscribers import normalize_email
@@ -134,16 +135,20 @@ def published_article(config: Config, slug: str, *, now: datetime) -> Article:
     return find_article(content.load_articles(config), slug, now=now)
 
 
-def plan_send(config: Config, db: Engine, slug: str, *, now: datetime, tag: str | None = None) -> SendPlan:
+def plan_send(
+    config: Config, db: Engine, slug: str, *, now: datetime, tag: str | None = None, segment: str | None = None
+) -> SendPlan:
     """What a send would deliver and to how many (a dry run): the article rendered as it is
     now, or, once the issue's first copies have left, the frozen snapshot they got. A
-    draft may be planned too: sending it puts it on the site first."""
+    draft may be planned too: sending it puts it on the site first. With `segment` (a
+    saved segment's name), its readers only."""
     articles_found, _ = content.scan_articles(config)
     article = find_article(articles_found, slug, now=now, unpublished="")
     existing = ledger.find_issue(db, article.id)
+    where = segments.audience(db, segment, now=now)[1] if segment else ()
     active, had_it, count = ledger.count_audience(
         db, issue_id=existing.id if existing else None, tag=tag, kind="article",
-        topics=article_topics(config, article), digest=bool(config["schedule.digest"]),
+        topics=article_topics(config, article), digest=bool(config["schedule.digest"]), where=where,
     )
     warnings: tuple[str, ...] = ()
     if existing is not None and ledger.is_frozen(db, existing.id):
@@ -229,6 +234,7 @@ def test_send(
 
 def send_now(
     config: Config, db: Engine, slug: str, *, now: datetime, tag: str | None = None,
+    segment: str | None = None,
     despite_complaints: bool = False, who: str = "",
 ) -> Queued:
     """Freeze the article's newsletter in the ledger and queue it for every active subscriber
@@ -240,11 +246,16 @@ def send_now(
     days stops sends (`complaints.stop_for_complaints`) and `despite_complaints` (an
     owner's knowing choice, recorded with `who`) is not given, so nothing is queued that
     could not go out. A draft (or an article dated later) is put on the site first, dated now.
+    With `segment` (a saved segment's name; NotFound lists them), its active readers only:
+    the copies queued are its count at this instant, recorded on the issue.
     """
+    if segment and tag:
+        raise InvalidRequest("give a tag or a segment, not both (a segment can hold a tag condition)")
     found, _ = content.scan_articles(config)
     article = find_article(found, slug, now=now, unpublished="")
     send_secret(config)
     require_postal_address(config)
+    chosen, where = segments.audience(db, segment, now=now) if segment else (None, ())
     existing = ledger.find_issue(db, article.id)
     if existing is None or not ledger.is_frozen(db, existing.id):
         problems = blocking_problems(config, article, now=now)
@@ -258,9 +269,12 @@ def send_now(
         article = articles.publish_scheduled(config, article.slug, at=now, now=now)
     issue_id = prepare_article_issue(config, db, article, now=now, status="sending", tag=tag)
     stop.record(db, issue_id=issue_id, who=who, now=now)
+    segment_store.record_on_issue(db, issue_id, chosen)
     added = ledger.enqueue(
-        db, issue_id, now=now, tz_of_author=config.tz, tag=tag, digest=bool(config["schedule.digest"])
+        db, issue_id, now=now, tz_of_author=config.tz, where=where, tag=tag, digest=bool(config["schedule.digest"])
     )
+    if chosen is not None:
+        segment_store.record_count(db, issue_id, added)
     return Queued(issue_id=issue_id, article=article, added=added)
 
 
@@ -353,13 +367,19 @@ def send_issue(
 ) -> int:
     """Queue an issue already in the ledger for every active subscriber (of its tag) who
     has not had it; returns the number of rows added. Exactly once per reader. The
-    complaint rate stops it as it stops `send_now` (InvalidRequest), unless `despite_complaints`."""
+    complaint rate stops it as it stops `send_now` (InvalidRequest), unless `despite_complaints`.
+    An issue scheduled to a segment goes to that segment (InvalidRequest if it was deleted)."""
     send_secret(config)
     get_issue(db, issue_id)
+    recorded, where = segments.issue_audience(db, issue_id, now=now)
     stop_for_complaints(db, now=now, despite=despite_complaints).record(db, issue_id=issue_id, who=who, now=now)
-    return ledger.enqueue(
-        db, get_issue(db, issue_id).issue_id, now=now, tz_of_author=config.tz, digest=bool(config["schedule.digest"])
+    added = ledger.enqueue(
+        db, get_issue(db, issue_id).issue_id, now=now, tz_of_author=config.tz, where=where,
+        digest=bool(config["schedule.digest"]),
     )
+    if recorded is not None:
+        segment_store.record_count(db, issue_id, added)
+    return added
 
 
 def article_slug(db: Engine, issue_id: int) -> str:

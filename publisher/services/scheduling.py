@@ -36,10 +36,11 @@ from publisher.mail import newsletter
 from publisher.mail.mime import clean_header_text
 from publisher.models import Article, Outcome, RenderedIssue
 from publisher.schedule import timing
-from publisher.services import articles
+from publisher.services import articles, segments
 from publisher.services.complaints import overridden, record_scheduled_override, stop_for_complaints
 from publisher.services.issues import blocking_problems
 from publisher.store import ledger, outbox, publishing, schedules, users
+from publisher.store import segments as segment_store
 from publisher.store.schedules import LOCAL, Schedule
 
 __all__ = [
@@ -90,6 +91,7 @@ def schedule_send(
     local_time: bool = False,
     despite_complaints: bool = False,
     who: str = "",
+    segment: str | None = None,
 ) -> Scheduled:
     """Schedule the article for the wall-clock time `at`: at that minute it goes on the site
     (a draft is published then, dated that minute) and its newsletter to the list.
@@ -112,7 +114,14 @@ def schedule_send(
     The complaint rate is judged when the send starts (`start_schedule`), not now: it
     may fall (or rise) meanwhile. With `despite_complaints`, an owner's knowing choice is
     recorded now (with `who`) and the start goes ahead whatever the rate is then.
+
+    With `segment` (a saved segment's name), it goes to that segment's readers as they are
+    when the time comes; its count then is recorded on the issue. A segment deleted
+    meanwhile holds the send, with the reason.
     """
+    if segment and tag:
+        raise InvalidRequest("give a tag or a segment, not both (a segment can hold a tag condition)")
+    chosen = segments.find_segment(db, segment) if segment else None
     if local_time and tz_name:
         raise InvalidRequest(
             "a local-time send takes no zone: each reader gets it at that time on their own "
@@ -151,6 +160,7 @@ def schedule_send(
     if problems:
         raise InvalidRequest("not scheduled: fix these first. " + " ".join(problems))
     issue_id = prepare_article_issue(config, db, article, now=now, status="scheduled", tag=tag)
+    segment_store.record_on_issue(db, issue_id, chosen)
     if despite_complaints:
         # Recorded even when the rate is low now: the choice is for the start, whatever the rate is then.
         record_scheduled_override(db, issue_id=issue_id, who=who, now=now)
@@ -207,6 +217,11 @@ def start_schedule(
     published = ""
     # A rate that stops sends holds every kind of issue; an owner's override for this one lets it go.
     complaint_problem = [] if overridden(db, issue.id) else _complaint_problem(db, now)
+    try:
+        recorded, where = segments.issue_audience(db, issue.id, now=now)
+    except InvalidRequest as exc:
+        recorded, where = None, ()
+        complaint_problem = [str(exc), *complaint_problem]
     current = None
     problems = complaint_problem
     title = issue.subject
@@ -253,9 +268,11 @@ def start_schedule(
         schedules.finish(db, schedule.id, detail=why_not, state="skipped")
         return Started(schedule=schedule, skipped=why_not, published=published)
     queued = ledger.enqueue(
-        db, schedule.issue_id, now=now, local_at=schedule.local_at, tz_of_author=config.tz,
+        db, schedule.issue_id, now=now, local_at=schedule.local_at, tz_of_author=config.tz, where=where,
         digest=bool(config["schedule.digest"]),
     )
+    if recorded is not None:
+        segment_store.record_count(db, schedule.issue_id, queued)
     schedules.finish(db, schedule.id, detail=f"{queued} recipients queued")
     return Started(schedule=schedule, queued=queued, published=published)
 

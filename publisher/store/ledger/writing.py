@@ -128,10 +128,14 @@ def enqueue(
     now: datetime,
     local_at: datetime | None = None,
     tz_of_author: str | ZoneInfo = "UTC",
+    where: Sequence[Any] = (),
     tag: Any = ISSUE_TAG,
     digest: bool = True,
 ) -> int:
     """Write one `queued` row per active subscriber (of `tag`) in one transaction.
+
+    `where` (a keyword given after the others) narrows the audience with conditions on
+    `subscribers`: a saved segment's compiled rules.
 
     Subscribers are copied by INSERT ... SELECT inside the database: the list is never
     loaded. Rows that exist already are left alone, so enqueuing the same issue again
@@ -147,7 +151,7 @@ def enqueue(
     segment = issue.tag if tag is ISSUE_TAG else tag
     author_zone = tz_of_author if isinstance(tz_of_author, ZoneInfo) else ZoneInfo(tz_of_author)
 
-    conditions = _audience(issue_id, segment, kind=issue.kind, topics=issue.topics, digest=digest)
+    conditions = [*_audience(issue_id, segment, kind=issue.kind, topics=issue.topics, digest=digest), *where]
     columns = ["issue_id", "subscriber_id", "email", "name", "state", "attempts", "not_before",
                "provider_id", "detail", "uncertain", "message_key"]
 
@@ -274,16 +278,16 @@ def count_new_recipients(
 
 def count_audience(
     engine: Engine, *, issue_id: int | None, tag: str | None, kind: str | None = None,
-    topics: Sequence[str] = (), digest: bool = True,
+    topics: Sequence[str] = (), digest: bool = True, where: Sequence[Any] = (),
 ) -> tuple[int, int, int]:
     """Who a send would reach, and why the others would not: (active readers of `tag`,
     those who had the issue already, those it would reach now). The rest of the active
     readers chose otherwise (the digest only, other topics). Arguments as for
-    `count_new_recipients`."""
+    `count_new_recipients`; `where` as for `enqueue`."""
     if issue_id is not None:
         issue = get_issue(engine, issue_id)
         kind, topics = issue.kind, issue.topics
-    everyone = _audience(None, tag)
+    everyone = [*_audience(None, tag), *where]
     had = exists().where(and_(deliveries.c.issue_id == issue_id, deliveries.c.subscriber_id == subscribers.c.id))
     with engine.connect() as conn:
         active = int(conn.execute(select(func.count()).select_from(subscribers).where(*everyone)).scalar_one())
@@ -292,7 +296,7 @@ def count_audience(
         )
         reach = int(conn.execute(
             select(func.count()).select_from(subscribers).where(
-                *_audience(issue_id, tag, kind=kind, topics=topics, digest=digest)
+                *_audience(issue_id, tag, kind=kind, topics=topics, digest=digest), *where
             )
         ).scalar_one())
     return active, had_it, reach

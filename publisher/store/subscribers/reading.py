@@ -124,7 +124,9 @@ def find(engine: Engine, email: str) -> Subscriber | None:
         return _load(conn, subscribers.c.email == normalize_email(email))
 
 
-def _filtered(query: Any, status: SubscriberStatus | None, tag: str | None) -> Any:
+def _filtered(query: Any, status: SubscriberStatus | None, tag: str | None, where: Sequence[Any] = ()) -> Any:
+    if where:
+        query = query.where(*where)
     if status is not None:
         query = query.where(subscribers.c.status == status.value)
     if tag is not None:
@@ -142,17 +144,19 @@ def iter_subscribers(
     status: SubscriberStatus | None = None,
     tag: str | None = None,
     page_size: int = PAGE,
+    where: Sequence[Any] = (),
 ) -> Iterator[Subscriber]:
     """Every matching subscriber in id order, read `page_size` rows at a time.
 
     Keyset pages rather than one long cursor: no connection or read transaction is held
     while the caller works on a page, so a slow consumer never blocks SQLite's WAL
     checkpoints or a PostgreSQL vacuum. Rows added meanwhile may or may not appear.
+    `where` adds conditions on `subscribers` (a segment's).
     """
     after = 0
     while True:
         with engine.connect() as conn:
-            query = _filtered(select(*_COLUMNS), status, tag)
+            query = _filtered(select(*_COLUMNS), status, tag, where)
             rows = conn.execute(
                 query.where(subscribers.c.id > after).order_by(subscribers.c.id).limit(page_size)
             ).all()
@@ -179,13 +183,14 @@ def page(
     search: str | None = None,
     after: int = 0,
     limit: int = 100,
+    where: Sequence[Any] = (),
 ) -> tuple[list[Subscriber], bool]:
     """One page of matching subscribers in id order after id `after`, and whether more follow.
 
     `since` keeps subscribers created at or after that instant; `search` matches a part of
     the address or the name, case-insensitively, its % and _ taken literally.
     """
-    query = _filtered(select(*_COLUMNS), status, tag).where(subscribers.c.id > after)
+    query = _filtered(select(*_COLUMNS), status, tag, where).where(subscribers.c.id > after)
     if since is not None:
         query = query.where(subscribers.c.created_at >= since)
     if search:
@@ -232,6 +237,7 @@ def export_csv(
     *,
     status: SubscriberStatus | None = None,
     tag: str | None = None,
+    where: Sequence[Any] = (),
 ) -> int:
     """Write subscribers as CSV (EXPORT_COLUMNS: consent dates, text and source too); returns rows.
 
@@ -241,7 +247,7 @@ def export_csv(
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(EXPORT_COLUMNS)
     written = 0
-    for subscriber in iter_subscribers(engine, status=status, tag=tag):
+    for subscriber in iter_subscribers(engine, status=status, tag=tag, where=where):
         created = subscriber.created_at.isoformat() if subscriber.created_at else ""
         confirmed = subscriber.confirmed_at.isoformat() if subscriber.confirmed_at else ""
         writer.writerow(
