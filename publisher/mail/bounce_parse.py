@@ -31,6 +31,7 @@ exception.
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.message
 import email.utils
@@ -77,11 +78,14 @@ _BLOCKED = re.compile(
     re.IGNORECASE,
 )
 """A refusal of the sending server or the message, not of the address."""
-_BOUNCE_SENDER = re.compile(r"mailer-daemon|postmaster|mail delivery (?:subsystem|system)|mdaemon|bounce", re.I)
+_BOUNCE_SENDER = re.compile(
+    r"mailer-daemon|post[_-]?master|mail delivery (?:subsystem|system)|mdaemon|bounce|no-?reply", re.I
+)
 _BOUNCE_SUBJECT = re.compile(
     r"undeliver|undelivered|delivery (?:status notification|failure|has failed|failed|notification)|"
     r"returned mail|failure notice|mail delivery failed|could not be delivered|non[- ]?delivery|"
-    r"nicht zustellbar|unzustellbar|non remis|no entregado|non recapitabile|niet afgeleverd",
+    r"nicht zustellbar|unzustellbar|non remis|no entregado|non recapitabile|niet afgeleverd|"
+    r"メールエラー|不達|配信エラー|送信エラー",
     re.IGNORECASE,
 )
 _JMRP_SUBJECT = re.compile(r"\s*complaint about message from ", re.IGNORECASE)
@@ -408,10 +412,14 @@ def _message_id(msg: email.message.Message) -> str:
 
 
 def _header_text(value: object) -> str:
+    text = str(value)
+    with contextlib.suppress(UnicodeError):
+        # Raw 8-bit bytes in a header (no RFC 2047) come from the parser as surrogates.
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     try:
-        return str(make_header(decode_header(str(value))))
+        return str(make_header(decode_header(text)))
     except Exception:  # a badly encoded header is read as it stands
-        return str(value)
+        return text
 
 
 def _decode(value: bytes | str) -> str:
