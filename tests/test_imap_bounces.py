@@ -773,3 +773,10 @@ def test_a_server_that_never_answers_is_given_up_on(tmp_path: Path, monkeypatch:
         with pytest.raises(MailboxError, match="connection failed while connecting"):
             one_pass(config, StandIn())
     assert time.monotonic() - started < 5
+
+
+def test_the_password_never_shows_in_the_settings_repr(tmp_path: Path) -> None:
+    """Settings logged or shown in a traceback do not carry the mailbox's password."""
+    settings = bounce_mailbox.settings_of(publication(tmp_path, None))
+    assert settings.password == PASSWORD
+    assert PASSWORD not in repr(settings)

@@ -23,7 +23,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,7 @@ class MailboxSettings:
     port: int
     security: str
     username: str
-    password: str
+    password: str = field(repr=False)
     folder: str
     done_folder: str
     review_folder: str
