@@ -532,3 +532,16 @@ def test_erasing_a_reader_empties_the_bounces_about_them(sent: Config) -> None:
         rows = conn.execute(sa.text("SELECT address, raw, subscriber_id FROM bounce_messages")).all()
     assert [(r.address, bytes(r.raw), r.subscriber_id) for r in rows] == [(None, b"", None)]
     assert take_message(sent, db(sent), raw, now=NOW, source="imap").detail.startswith("taken before")
+
+
+def test_a_no_reply_auto_answer_is_not_a_bounce() -> None:
+    """A help desk's automatic "we got your message" from a no-reply address is an auto-reply."""
+    raw = (b"From: Help Desk <no-reply@tickets.example.com>\r\nTo: letters@example.org\r\n"
+           b"Subject: We got your message\r\nAuto-Submitted: auto-replied\r\n\r\nThanks, we will answer soon.\r\n")
+    assert classify(raw).kind == "auto_reply"
+
+
+def test_a_japanese_bounce_notice_in_raw_utf8_is_a_bounce() -> None:
+    """KDDI's mail-error notice, its subject in raw UTF-8: a soft bounce (a full mailbox) for its reader."""
+    verdict = classify((CORPUS / "lhost-kddi-01.eml").read_bytes())
+    assert (verdict.kind, verdict.addresses) == ("soft", ("kijitora@x0000000000000.dion.ne.jp",))

@@ -79,8 +79,10 @@ _BLOCKED = re.compile(
 )
 """A refusal of the sending server or the message, not of the address."""
 _BOUNCE_SENDER = re.compile(
-    r"mailer-daemon|post[_-]?master|mail delivery (?:subsystem|system)|mdaemon|bounce|no-?reply", re.I
+    r"mailer-daemon|post[_-]?master|mail delivery (?:subsystem|system)|mdaemon|bounce", re.I
 )
+_NO_REPLY = re.compile(r"no-?reply", re.I)
+"""A sender some mail systems write their bounce notices from; an auto-reply may come from one too."""
 _BOUNCE_SUBJECT = re.compile(
     r"undeliver|undelivered|delivery (?:status notification|failure|has failed|failed|notification)|"
     r"returned mail|failure notice|mail delivery failed|could not be delivered|non[- ]?delivery|"
@@ -157,7 +159,7 @@ def _classify(msg: email.message.Message) -> Verdict:
         mark = _auto_reply_mark(msg)
         if mark:
             return Verdict("auto_reply", reason=mark, rcpt_to=rcpt, message_id=mid)
-    return _nonstandard(msg, looks, rcpt, mid)
+    return _nonstandard(msg, looks or bool(_NO_REPLY.search(sender)), rcpt, mid)
 
 
 def _complaint(
