@@ -14,10 +14,13 @@ import sqlalchemy as sa
 from fakes.smtp import SMTPServer
 
 from publisher.config import Config, load_config
+from publisher.content import sequences as files
 from publisher.delivery.sending import deliver_queued
+from publisher.errors import ContentError
 from publisher.services import sequences
 from publisher.store import open_store
 from publisher.store import subscribers as subs
+from publisher.store.schema import deliveries, issues
 
 START = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)  # a Monday, 07:00 UTC
 CONFIG = """
@@ -136,3 +139,179 @@ def test_a_reader_who_joined_before_the_sequence_existed_is_not_enrolled(config:
     report = tick(config, db, clock)
     assert report.enrolled == {"welcome": 0}
     assert smtp_server.messages == []
+
+
+def sent_steps(db: sa.Engine, email: str) -> list[str]:
+    """The steps whose copies reached `email` (the ledger's sent rows), in order."""
+    with db.connect() as conn:
+        rows = conn.execute(
+            sa.select(issues.c.slug).join(deliveries, deliveries.c.issue_id == issues.c.id)
+            .where(deliveries.c.email == email, deliveries.c.state == "sent").order_by(deliveries.c.id)
+        ).scalars()
+        return [slug.split("/", 1)[1] for slug in rows]
+
+
+def run_days(config: Config, db: sa.Engine, clock: Clock, days: float, *, step: timedelta = timedelta(hours=1)) -> None:
+    end = clock.now + timedelta(days=days)
+    while clock.now < end:
+        clock.now += step
+        tick(config, db, clock)
+
+
+@pytest.fixture
+def started(config: Config, db: sa.Engine) -> Clock:
+    """The sequence seen at START; ada joins five minutes later and has her welcome."""
+    clock = Clock(START)
+    tick(config, db, clock)
+    join(db, "ada@example.org", START + timedelta(minutes=5))
+    clock.now = START + timedelta(minutes=10)
+    tick(config, db, clock)
+    return clock
+
+
+def test_unsubscribe_mid_sequence_stops_it(config: Config, db: sa.Engine, started: Clock,
+                                           smtp_server: SMTPServer) -> None:
+    """A reader who leaves on day 1 gets nothing more, and is shown as taken out."""
+    run_days(config, db, started, 1)
+    subs.remove(db, "ada@example.org", now=started.now)
+    run_days(config, db, started, 13)
+    assert subjects_to(smtp_server, "ada@example.org") == ["Welcome to Quiet Hours"]
+    (view,) = sequences.overview(config, db)
+    assert view.stopped == 1 and view.readers == 1
+
+
+def test_an_unsubscribe_before_the_claim_wins_over_a_queued_step(config: Config, db: sa.Engine, started: Clock,
+                                                                 smtp_server: SMTPServer) -> None:
+    """A step already in the ledger is skipped when its reader left before a sender claimed it."""
+    started.now = START + timedelta(days=3, hours=9)
+    report = sequences.run(config, db, now=started.now)  # day 3 queued, not sent yet
+    assert report.queued == {"welcome": 1}
+    subs.remove(db, "ada@example.org", now=started.now)
+    deliver_queued(config, db, stop=threading.Event(), clock=started)
+    assert subjects_to(smtp_server, "ada@example.org") == ["Welcome to Quiet Hours"]
+    with db.connect() as conn:
+        states = conn.execute(sa.select(deliveries.c.state).order_by(deliveries.c.id)).scalars().all()
+    assert states == ["sent", "skipped"]
+
+
+def test_runs_again_and_again_never_send_a_step_twice(config: Config, db: sa.Engine, started: Clock,
+                                                      smtp_server: SMTPServer) -> None:
+    """Running the job many times at one instant, and after the end, adds no second copy."""
+    for _ in range(5):
+        tick(config, db, started)
+    run_days(config, db, started, 15, step=timedelta(hours=6))
+    for _ in range(3):
+        tick(config, db, started)
+    assert sorted(subjects_to(smtp_server, "ada@example.org")) == sorted(t for t, _d in STEPS.values())
+
+
+def test_a_step_added_later_reaches_those_who_have_not_passed_it(config: Config, db: sa.Engine, started: Clock,
+                                                                 smtp_server: SMTPServer) -> None:
+    """Added on day 4: a day-5 step reaches ada, a day-2 step (her day had passed) does not."""
+    run_days(config, db, started, 4)
+    folder = config.path_of("sequences.folder") / "welcome"
+    (folder / "day-5.md").write_text(_step("Day five", "5d"))
+    (folder / "day-2.md").write_text(_step("Day two", "2d"))
+    run_days(config, db, started, 10)
+    assert sent_steps(db, "ada@example.org") == ["welcome", "day-3", "day-5", "day-10"]
+
+
+def test_a_removed_step_is_skipped(config: Config, db: sa.Engine, started: Clock, smtp_server: SMTPServer) -> None:
+    """Day 3 deleted on day 1: ada goes from the welcome to day 10."""
+    run_days(config, db, started, 1)
+    (config.path_of("sequences.folder") / "welcome" / "day-3.md").unlink()
+    run_days(config, db, started, 13)
+    assert sent_steps(db, "ada@example.org") == ["welcome", "day-10"]
+
+
+def test_a_changed_text_goes_to_those_who_have_not_had_the_step(config: Config, db: sa.Engine, started: Clock,
+                                                                smtp_server: SMTPServer) -> None:
+    """Day 10 rewritten on day 4 reaches ada in its new words; her welcome, rewritten too, is not sent again."""
+    run_days(config, db, started, 4)
+    folder = config.path_of("sequences.folder") / "welcome"
+    (folder / "day-10.md").write_text(_step("Ten days in, revised", "10d"))
+    (folder / "welcome.md").write_text(_step("Welcome, revised", "0"))
+    run_days(config, db, started, 10)
+    assert subjects_to(smtp_server, "ada@example.org") == [
+        "Welcome to Quiet Hours", "Three habits for better sleep", "Ten days in, revised",
+    ]
+
+
+def test_the_overview_shows_who_is_at_which_step(config: Config, db: sa.Engine, started: Clock) -> None:
+    """After day 3, ada stands at day-3; bea, who joined on day 2, at the welcome."""
+    started.now = START + timedelta(days=2)
+    join(db, "bea@example.org", started.now)
+    run_days(config, db, started, 2)
+    (view,) = sequences.overview(config, db)
+    assert {s.name: s.at_step for s in view.steps} == {"welcome": 1, "day-3": 1, "day-10": 0}
+    shown = {r.email: r.last_step for r in sequences.readers(config, db, "welcome")}
+    assert shown == {"ada@example.org": "day-3", "bea@example.org": "welcome"}
+
+
+def test_a_sequence_on_a_topic_starts_for_readers_of_that_topic(config: Config, db: sa.Engine,
+                                                                smtp_server: SMTPServer) -> None:
+    """trigger = "topic": a reader carrying the tag enters it, one without does not."""
+    write_sequence(config.root, "sleep", {"intro": ("Sleep notes begin", "0")})
+    (config.path_of("sequences.folder") / "sleep" / "sequence.toml").write_text('trigger = "topic"\ntopic = "Sleep"\n')
+    clock = Clock(START)
+    tick(config, db, clock)
+    subs.add(db, "cy@example.org", tags=["sleep"], now=START + timedelta(minutes=1))
+    subs.add(db, "di@example.org", now=START + timedelta(minutes=1))
+    clock.now += timedelta(minutes=2)
+    tick(config, db, clock)
+    assert "Sleep notes begin" in subjects_to(smtp_server, "cy@example.org")
+    assert "Sleep notes begin" not in subjects_to(smtp_server, "di@example.org")
+
+
+def test_imported_readers_enter_only_a_sequence_that_asks_for_them(config: Config, db: sa.Engine,
+                                                                   smtp_server: SMTPServer) -> None:
+    """An import does not mail the welcome; a sequence with trigger = "imported" and its tag does."""
+    write_sequence(config.root, "moved", {"hello": ("You moved with us", "0")})
+    (config.path_of("sequences.folder") / "moved" / "sequence.toml").write_text(
+        'trigger = "imported"\ntag = "from-substack"\n'
+    )
+    clock = Clock(START)
+    tick(config, db, clock)
+    lines = ["email,name\n", "eve@example.org,Eve\n"]
+    subs.import_csv(db, iter(lines), now=START + timedelta(minutes=1), origin="list.csv", tags=["from-substack"])
+    clock.now += timedelta(minutes=2)
+    tick(config, db, clock)
+    assert subjects_to(smtp_server, "eve@example.org") == ["You moved with us"]
+
+
+def test_a_step_without_a_delay_is_named_and_the_others_still_run(config: Config, db: sa.Engine,
+                                                                  smtp_server: SMTPServer) -> None:
+    """A broken step file stops its own sequence only, with the file and what to write."""
+    write_sequence(config.root, "broken", {"first": ("First", "0")})
+    (config.path_of("sequences.folder") / "broken" / "first.md").write_text("---\ntitle: First\n---\n\nText\n")
+    clock = Clock(START)
+    tick(config, db, clock)
+    join(db, "fay@example.org", START + timedelta(minutes=1))
+    clock.now += timedelta(minutes=2)
+    report = tick(config, db, clock)
+    assert report.problems == [
+        "sequence 'broken' not run: sequences/broken/first.md:1: front matter has no delay; "
+        "add a line like 'delay: 3d' (0 for at once)"
+    ]
+    assert subjects_to(smtp_server, "fay@example.org") == ["Welcome to Quiet Hours"]
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ("three days", "delay 'three days' is not a delay; write 0 (at once), 3d, 12h or 90m"),
+    ("-3d", "delay '-3d' is not a delay"),
+    ("99999d", "delay '99999d' is not a delay"),
+    ("5000d", "is more than ten years"),
+])
+def test_a_bad_delay_is_refused_with_the_line(config: Config, raw: str, message: str) -> None:
+    """The delay's own line is named."""
+    text = f"---\ntitle: Hello\ndelay: {raw}\n---\n\nBody\n"
+    with pytest.raises(ContentError, match=r"^s\.md:3: ") as caught:
+        files.parse_step(text, name="s", source="s.md", config=config)
+    assert message in str(caught.value)
+
+
+def test_an_unknown_key_in_a_step_is_named_as_in_an_article(config: Config) -> None:
+    """The article parser's checks apply to a step, line numbers included."""
+    text = "---\ntitle: Hello\ndelay: 1d\ntitel: x\n---\n\nBody\n"
+    with pytest.raises(ContentError, match=r"^s\.md:4: unknown front matter key 'titel'"):
+        files.parse_step(text, name="s", source="s.md", config=config)

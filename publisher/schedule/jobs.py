@@ -42,6 +42,7 @@ __all__ = [
     "publish_new",
     "register",
     "run_due_schedules",
+    "run_sequences",
     "runtime_for",
     "send_pings",
 ]
@@ -297,6 +298,25 @@ def digest(config_path: str) -> int | None:
     log.info("digest: %s articles, %s recipients queued", len(articles), queued)
     deliver_due(config_path)
     return issue_id
+
+
+def run_sequences(config_path: str) -> int:
+    """Enrol readers into welcome and drip sequences and queue their due steps, then send
+    them; returns the steps queued. A sequence that cannot be read is logged, not run."""
+    from publisher.services import sequences  # only a publication with sequences pays for it
+
+    rt = runtime_for(config_path)
+    try:
+        report = sequences.run(rt.config, rt.db, now=rt.clock())
+    except PublisherError as exc:
+        log.error("sequences not run: %s", exc)
+        return 0
+    for problem in report.problems:
+        log.warning("%s", problem)
+    if report.total_queued:
+        log.info("sequences: %s steps queued", report.total_queued)
+        deliver_due(config_path)
+    return report.total_queued
 
 
 def send_pings(config_path: str) -> int:

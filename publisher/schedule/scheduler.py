@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 SWEEP_SECONDS = 15.0
 PING_SECONDS = 60.0
 HOOK_SECONDS = 5.0
+SEQUENCE_SECONDS = 60.0
 JOB_TABLE = "apscheduler_jobs"
 
 
@@ -122,6 +123,8 @@ def start_daemon_jobs(scheduler: BackgroundScheduler, config_path: str, rt: jobs
         id="pings", name="retry WebSub pings", replace_existing=True)
     add(jobs.deliver_hooks, _every(HOOK_SECONDS), args=[config_path],
         id="hooks", name="deliver outbound webhooks", replace_existing=True)
+    add(jobs.run_sequences, _every(SEQUENCE_SECONDS), args=[config_path],
+        id="sequences", name="enrol readers and queue due sequence steps", replace_existing=True)
     add(arm_schedules, _every(SWEEP_SECONDS), args=[config_path],
         id="arm", name="arm exact times of scheduled sends", replace_existing=True)
     cron = config["schedule.digest"]
