@@ -274,8 +274,8 @@ SETTINGS: tuple[Setting, ...] = (
     S("bounces.imap.review_folder", "Needs review", "str",
       "Folder for messages that could not be understood or are too big, for a person to look at (made if missing)."),
     S("bounces.imap.poll_seconds", 60.0, "float",
-      "Seconds between looks at the folder when the server does not offer IDLE (with IDLE a new message is "
-      "noticed at once, and the connection is renewed this often).", range=(1, 1_500)),
+      "Seconds between looks at the folder when the server does not offer IDLE; with IDLE a new message is "
+      "noticed within about a second.", range=(1, 1_500)),
     S("bounces.imap.ca_file", "", "path",
       "PEM file of the certificate authority that signed the server's certificate (a self-signed server); "
       "empty: the system's."),
