@@ -5,14 +5,37 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
+from pydantic import BaseModel, Field
 
 from publisher.api import models
 from publisher.api.context import ApiContext, responses
-from publisher.services import stats
+from publisher.services import analytics, stats
 
 __all__ = ["router"]
 
 IssueId = Annotated[int, Path(ge=1, le=2**53)]
+
+
+class LinkClicks(BaseModel):
+    link_id: int
+    url: str
+    clicks: int
+    unique_clicks: int | None = Field(description="Copies that clicked it; null when per-person analytics were off.")
+    machine_clicks: int
+
+
+class IssueEngagement(BaseModel):
+    issue_id: int
+    opens: int = Field(description="Readers' picture requests; machines (Apple's proxy, scanners) are apart.")
+    unique_opens: int | None = Field(description="Copies opened; null when per-person analytics were off.")
+    clicks: int
+    unique_clicks: int | None
+    machine_opens: int
+    machine_clicks: int
+    machine_share: float = Field(description="Part of all requests that machines made, 0 to 1.")
+    machine_reasons: dict[str, int]
+    noted_opens: dict[str, int] = Field(description="Readers' opens through a proxy, such as Gmail's, by proxy.")
+    links: list[LinkClicks] = Field(description="The issue's links, most clicked first.")
 
 
 def router(ctx: ApiContext) -> APIRouter:
@@ -40,5 +63,18 @@ def router(ctx: ApiContext) -> APIRouter:
         """Copies sent per UTC minute of the send."""
         return models.MinuteList(data=[models.MinuteCount(minute=m.minute, sent=m.sent)
                                        for m in stats.send_pace(db, issue_id)])
+
+    @api.get("/stats/issues/{issue_id}/engagement", response_model=IssueEngagement, responses=responses(404))
+    def engagement(issue_id: IssueId) -> IssueEngagement:
+        """Opens and clicks (analytics.enabled), per link, with machine traffic counted apart."""
+        t = analytics.issue_totals(db, issue_id)
+        return IssueEngagement(
+            issue_id=issue_id, opens=t.opens, unique_opens=t.unique_opens, clicks=t.clicks,
+            unique_clicks=t.unique_clicks, machine_opens=t.machine_opens, machine_clicks=t.machine_clicks,
+            machine_share=round(t.machine_share, 4), machine_reasons=dict(t.machine_reasons),
+            noted_opens=dict(t.noted_opens),
+            links=[LinkClicks(link_id=c.link_id, url=c.url, clicks=c.clicks, unique_clicks=c.unique_clicks,
+                              machine_clicks=c.machine_clicks) for c in t.links],
+        )
 
     return api

@@ -61,10 +61,10 @@ from publisher.delivery.base import CallMaybeTaken, SendInterrupted
 from publisher.delivery.ratelimit import DomainThrottles, SharedBucket
 from publisher.delivery.retry import RetryPolicy
 from publisher.errors import ConfigError, TemporaryFailure
-from publisher.mail import tokens, verp
+from publisher.mail import tokens, tracking, verp
 from publisher.mail.newsletter import MessageTemplate, Recipient, message_id_for
 from publisher.models import Outcome, RenderedIssue, SendResult
-from publisher.store import ledger, subject_tests
+from publisher.store import ledger
 
 if TYPE_CHECKING:
     from publisher.delivery.base import Provider
@@ -131,12 +131,14 @@ def _message_domain(config: Config, template: MessageTemplate) -> str:
     return domain or urlsplit(config.site_url).hostname or "localhost"
 
 
-def snapshot_templates(config: Config, db: Engine) -> Callable[[int], MessageTemplate]:
-    """Templates built from the issues' snapshots: what a send gets unless told otherwise."""
+def snapshot_templates(config: Config, db: Engine, secret: str = "") -> Callable[[int], MessageTemplate]:
+    """Templates built from the issues' snapshots: what a send gets unless told otherwise
+    (with analytics on and a `secret`, their links tracked: `publisher.mail.tracking`)."""
 
     def template_for(issue_id: int) -> MessageTemplate:
         issue = ledger.get_issue(db, issue_id, to_send=True)
-        rendered = RenderedIssue(key=issue.key, subject=issue.subject, html=issue.html, text=issue.text)
+        html = tracking.tracked_html(config, db, secret, issue_id, issue.html)
+        rendered = RenderedIssue(key=issue.key, subject=issue.subject, html=html, text=issue.text)
         return MessageTemplate.from_rendered(config, rendered)
 
     return template_for
@@ -270,7 +272,7 @@ class _Run:
             worker=worker, in_flight_limit=_concurrency(config) * self.batch
         )
         self._template_for = template_for
-        self._templates: dict[tuple[int, int | None], tuple[MessageTemplate, str]] = {}
+        self._templates: dict[int, tuple[MessageTemplate, str]] = {}
         self._template_lock = threading.Lock()
         self.answers_each = bool(getattr(provider, "answers_each", False))
         self.recorder = _Recorder(self)
@@ -278,23 +280,14 @@ class _Run:
         """Claims and group commits of this run take turns here rather than in SQLite's
         busy handler, which sleeps in steps of milliseconds."""
 
-    def template(self, issue_id: int, variant: int | None = None) -> tuple[MessageTemplate, str]:
-        """The issue's template and Message-ID domain, built once per issue (and per subject
-        of a subject test: `variant`) per run."""
+    def template(self, issue_id: int) -> tuple[MessageTemplate, str]:
+        """The issue's template and Message-ID domain, built once per issue per run."""
         with self._template_lock:
-            found = self._templates.get((issue_id, variant))
+            found = self._templates.get(issue_id)
             if found is None:
-                if variant is None:
-                    template = self._template_for(issue_id)
-                else:
-                    base, _ = self._templates.get((issue_id, None)) or (self._template_for(issue_id), "")
-                    subjects = subject_tests.subjects_of(self.db, issue_id)
-                    if subjects is not None and 0 <= variant < len(subjects):
-                        template = base.with_subject(subjects[variant])
-                    else:
-                        template = base
+                template = self._template_for(issue_id)
                 found = (template, _message_domain(self.config, template))
-                self._templates[(issue_id, variant)] = found
+                self._templates[issue_id] = found
             return found
 
     def add(self, **counts: int) -> None:
@@ -446,6 +439,7 @@ def _recipients(run: _Run, rows: Sequence[ledger.ClaimedRow]) -> list[Recipient]
                 message_id=message_id_for(row.message_key, domain),
                 manage_url=tokens.manage_url(run.config, run.secret, row.token_key, row.message_key),
                 return_path=verp.return_path(run.secret, row.message_key, run.config["bounces.return_path_domain"]),
+                copy_token=tracking.copy_token(run.config, run.secret, row.issue_id, row.message_key, run.now()),
             )
         )
     return recipients
@@ -478,7 +472,7 @@ def _send_issue_rows(
 
     With an `answers_each` provider, answers also go to the recorder as they come (`streamed`).
     """
-    template, _ = run.template(rows[0].issue_id, rows[0].variant)
+    template, _ = run.template(rows[0].issue_id)
     recipients = _recipients(run, rows)
     ids = [row.id for row in rows]
     try:
@@ -550,9 +544,9 @@ def _durably(action: Callable[[], T]) -> T:
 
 
 def _send_batch(run: _Run, rows: Sequence[ledger.ClaimedRow]) -> None:
-    by_issue: dict[tuple[int, int | None], list[ledger.ClaimedRow]] = {}
+    by_issue: dict[int, list[ledger.ClaimedRow]] = {}
     for row in rows:
-        by_issue.setdefault((row.issue_id, row.variant), []).append(row)
+        by_issue.setdefault(row.issue_id, []).append(row)
     results: list[SendResult] = []
     untried: list[int] = []
     uncertain: list[int] = []
@@ -649,7 +643,7 @@ def deliver(
         config=config,
         db=db,
         provider=provider,
-        template_for=template_for or snapshot_templates(config, db),
+        template_for=template_for or snapshot_templates(config, db, secret),
         issue_id=issue_id,
         stop=stop,
         progress=progress,

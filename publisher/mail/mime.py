@@ -64,6 +64,9 @@ class Recipient:
     return_path: str = ""
     """The envelope sender of this copy (`publisher.mail.verp`); empty: the From address.
     Not in the message's bytes: the receiving server writes Return-Path from it."""
+    copy_token: str = ""
+    """The copy's analytics token (`publisher.mail.tracking`), spliced into the HTML part's
+    pixel and click links only; empty while analytics are off (the part then has none)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,12 +98,17 @@ HTML_PLACEHOLDERS: Final = Placeholders(
 TEXT_PLACEHOLDERS: Final = Placeholders(
     "__pub_text_name__", "__pub_text_email__", "__pub_text_unsubscribe_url__", "__pub_text_manage_url__"
 )
-PLACEHOLDERS: Final = (*HTML_PLACEHOLDERS.as_dict().values(), *TEXT_PLACEHOLDERS.as_dict().values())
+COPY_PLACEHOLDER: Final = "__pub_html_copy__"
+"""The analytics copy token's place: in the HTML part only, and only once tracking added it."""
+PLACEHOLDERS: Final = (
+    *HTML_PLACEHOLDERS.as_dict().values(), *TEXT_PLACEHOLDERS.as_dict().values(), COPY_PLACEHOLDER
+)
 
 _TOKEN_RE = re.compile("(" + "|".join(re.escape(t) for t in PLACEHOLDERS) + ")")
 _TOKEN_KEY = {
     **{tok: f"html.{key}" for key, tok in HTML_PLACEHOLDERS.as_dict().items()},
     **{tok: f"text.{key}" for key, tok in TEXT_PLACEHOLDERS.as_dict().items()},
+    COPY_PLACEHOLDER: "html.copy_token",
 }
 # C0 controls, DEL and the Unicode line and paragraph separators: none may reach a header.
 _CONTROL_RE = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]+")
@@ -264,7 +272,7 @@ class MessageTemplate:
     """One issue, encoded once; `message_bytes` makes each recipient's copy."""
 
     __slots__ = (
-        "_date_cache", "_head_count", "_pieces", "_signing", "dkim", "html", "key", "list_id",
+        "_date_cache", "_pieces", "_signing", "dkim", "html", "key", "list_id",
         "reply_to", "sender", "sender_address", "subject", "text",
     )
 
@@ -293,7 +301,6 @@ class MessageTemplate:
         self.text = text
         self.dkim = dkim
         self._pieces = head + body
-        self._head_count = len(head)
         self._signing: SigningPlan | None = dkim.plan(head, body) if dkim is not None else None
         self._date_cache: tuple[datetime, bytes] | None = None
 
@@ -366,20 +373,6 @@ class MessageTemplate:
             dkim=signer,
         )
 
-    def with_subject(self, subject: str) -> MessageTemplate:
-        """The same issue under another subject (a subject test's variant), encoded once too:
-        only the Subject header differs, and the DKIM plan is made again for it."""
-        subject = clean_header_text(subject) or self.subject
-        old = _fold("Subject", self.subject)
-        head = tuple(
-            _fold("Subject", subject) if piece == old else piece for piece in self._pieces[: self._head_count]
-        )
-        return MessageTemplate(
-            key=self.key, subject=subject, sender=self.sender, sender_address=self.sender_address,
-            reply_to=self.reply_to, list_id=self.list_id, html=self.html, text=self.text,
-            head=head, body=self._pieces[self._head_count :], dkim=self.dkim,
-        )
-
     def _checked(self, recipient: Recipient) -> tuple[str, str, str, str]:
         """Address, name, unsubscribe and manage URLs, refused or cleaned before they near a header."""
         address = _address_spec(recipient.email)
@@ -434,6 +427,7 @@ class MessageTemplate:
             "html.email": _qp_value(html_lib.escape(address)),
             "html.unsubscribe_url": _qp_value(escaped_url),
             "html.manage_url": _qp_value(html_lib.escape(manage)),
+            "html.copy_token": _qp_value(html_lib.escape(recipient.copy_token)),
         }
         message = b"".join(
             piece if isinstance(piece, bytes) else values[piece] for piece in self._pieces
@@ -450,6 +444,7 @@ class MessageTemplate:
         subs.update(
             {HTML_PLACEHOLDERS.as_dict()[key]: html_lib.escape(value) for key, value in raw.items()}
         )
+        subs[COPY_PLACEHOLDER] = html_lib.escape(recipient.copy_token)
         return subs
 
     def parts(self, recipient: Recipient) -> tuple[str, str]:

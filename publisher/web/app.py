@@ -48,6 +48,7 @@ from publisher.web.manage import ManageFlow
 from publisher.web.pages import Pages
 from publisher.web.static import StaticSite
 from publisher.web.subscribe import PAGES, FlowSettings, SubscribeFlow
+from publisher.web.tracking import Tracking
 
 __all__ = ["APP_PATHS", "APP_PREFIXES", "LiveApp", "PublisherApp", "create_app"]
 
@@ -194,6 +195,7 @@ def create_app(
     hooks = _Webhooks(config, db, now, fetch or fetch_sns)
     # The reader's page takes the footer's manage links and the unsubscribe page's tokens.
     manage = ManageFlow(config, db, pages, secret, now)
+    tracking = Tracking(config, db, secret, now)
     desk = Desk(
         DeskSettings(
             config=config, engine=db, secret=secret, clock=now,
@@ -228,6 +230,8 @@ def create_app(
             Route("/manage/{token:path}", manage.page, methods=["GET", "HEAD"]),
             Route("/manage/{token:path}", manage.save, methods=["POST"]),
             Route("/webhooks/{provider}", hooks.receive, methods=["POST"]),
+            Route("/o/{token:path}", tracking.pixel, methods=["GET", "HEAD"]),
+            Route("/c/{token:path}", tracking.click, methods=["GET", "HEAD"]),
             api_mount(create_api(config, db, clock=now, provider_factory=provider_factory or make_provider)),
             Route("/desk", _to_desk, methods=["GET", "HEAD"]),
             desk.mount(),

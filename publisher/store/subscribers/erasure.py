@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, or_, select, update
 
 from publisher.errors import NotFound
-from publisher.store import outbox
+from publisher.store import engagement, outbox
 from publisher.store.engine import begin_write
 from publisher.store.schema import (
     bounce_messages,
@@ -62,6 +62,8 @@ def remove(
         forms = _address_forms(address)
         mine = or_(events.c.subscriber_id == row.id, events.c.email.in_(forms))
         conn.execute(delete(events).where(mine))
+        # Opens and clicks kept per person lose the copy they name, and stay as counts.
+        engagement.forget(conn, row.id)
         # The ledger keeps the rows, emptied of the person, so every issue's counts stay
         # true; deleting the subscriber below sets their subscriber_id to NULL.
         conn.execute(

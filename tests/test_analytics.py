@@ -1,0 +1,249 @@
+"""Private analytics: off by default; when on, a pixel and signed click links in the HTML part only."""
+
+from __future__ import annotations
+
+import csv
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
+from email.message import Message
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import sqlalchemy as sa
+from web_support import SECRET, AppClient, make_publication
+
+from publisher.config import Config
+from publisher.delivery.engine import deliver
+from publisher.mail import tracking
+from publisher.mail.newsletter import MessageTemplate, Recipient
+from publisher.models import Outcome, SendResult
+from publisher.services import access, analytics, machine_traffic
+from publisher.store import engagement, ledger, open_store, subscribers
+from publisher.store.schema import deliveries
+from publisher.web import create_app
+
+NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+DATA = Path(__file__).parent / "data" / "machine_traffic" / "requests.csv"
+HTML = (
+    '<html><body><p>Read <a href="https://example.org/sleep/">the article</a> and '
+    '<a href="https://journals.example.net/a?x=1&amp;y=2">the study</a>.</p>'
+    '<p><a href="__pub_html_unsubscribe_url__">Unsubscribe</a></p></body></html>'
+)
+READER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+
+
+class Keeper:
+    """A provider that keeps each message's bytes."""
+
+    name = "keeper"
+    max_batch = 100
+
+    def __init__(self) -> None:
+        self.messages: dict[str, bytes] = {}
+
+    def send(self, template: MessageTemplate, recipients: Sequence[Recipient], *, now: datetime) -> list[SendResult]:
+        for r in recipients:
+            self.messages[r.email] = template.message_bytes(r, now)
+        return [SendResult(r.delivery_id, r.email, Outcome.SENT, provider_id="ok") for r in recipients]
+
+    def close(self) -> None:
+        pass
+
+
+def publication(tmp_path: Path, *, on: bool = True, per_person: bool = True) -> Config:
+    extra = ""
+    if on:
+        extra = f"\n[analytics]\nenabled = true\nper_person = {'true' if per_person else 'false'}\n"
+    return make_publication(tmp_path, extra=extra)
+
+
+def send(config: Config, db: sa.Engine, readers: int = 2) -> tuple[int, dict[str, Message]]:
+    for n in range(readers):
+        subscribers.add(db, f"r{n}@example.org", now=NOW)
+    issue = ledger.create_issue(db, key="tag:example.org,2026:/hi", kind="article", slug="hi", subject="Hi",
+                                html=HTML, text="Read https://example.org/sleep/", tag=None, status="draft", now=NOW)
+    ledger.enqueue(db, issue, now=NOW - timedelta(minutes=1))
+    keeper = Keeper()
+    deliver(config, db, keeper, stop=threading.Event(), clock=lambda: NOW, secret=SECRET)  # type: ignore[arg-type]
+    return issue, {email: message_from_bytes(raw) for email, raw in keeper.messages.items()}
+
+
+def parts(message: Message) -> tuple[str, str]:
+    text = html = ""
+    for part in message.walk():
+        payload = part.get_payload(decode=True)
+        if not isinstance(payload, bytes):
+            continue
+        if part.get_content_type() == "text/plain":
+            text = payload.decode()
+        elif part.get_content_type() == "text/html":
+            html = payload.decode()
+    return text, html
+
+
+def click_paths(html: str) -> list[str]:
+    return [urlsplit(chunk.split('"')[0]).path for chunk in html.split('href="')[1:]
+            if "/c/" in chunk.split('"')[0]]
+
+
+def pixel_path(html: str) -> str:
+    return urlsplit(html.split('src="', 1)[1].split('"')[0]).path
+
+
+def test_off_by_default_no_pixel_no_rewritten_link(tmp_path: Path) -> None:
+    """Out of the box a newsletter carries no pixel and its links are the author's own."""
+    config = publication(tmp_path, on=False)
+    db = open_store(config.store_url)
+    _, sent = send(config, db)
+    _, html = parts(sent["r0@example.org"])
+    assert "/o/" not in html and "/c/" not in html
+    assert 'href="https://example.org/sleep/"' in html
+    assert not config["analytics.enabled"] and not config["analytics.per_person"]
+
+
+def test_on_pixel_and_links_in_html_only(tmp_path: Path) -> None:
+    """With analytics on, the HTML part gets a pixel and signed links; the text part is untouched."""
+    config = publication(tmp_path)
+    db = open_store(config.store_url)
+    issue, sent = send(config, db)
+    text, html = parts(sent["r0@example.org"])
+    assert "/o/" not in text and "/c/" not in text and "https://example.org/sleep/" in text
+    paths = click_paths(html)
+    assert len(paths) == 2 and pixel_path(html).endswith(".gif")
+    assert "__pub_html_unsubscribe_url__" not in html and "/unsubscribe/" in html
+    # One copy token per reader: the two readers' links differ.
+    _, other = parts(sent["r1@example.org"])
+    assert click_paths(other) != paths
+    assert engagement.link_url(db, issue, 2) == "https://journals.example.net/a?x=1&y=2"
+
+
+def test_a_click_leads_only_to_a_link_of_the_issue(tmp_path: Path) -> None:
+    """A click link answers a 302 to the issue's link and is counted for its copy."""
+    config = publication(tmp_path)
+    db = open_store(config.store_url)
+    issue, sent = send(config, db)
+    _, html = parts(sent["r0@example.org"])
+    later = NOW + timedelta(hours=2)
+    client = AppClient(create_app(config, engine=db, clock=lambda: later))
+    answer = client.get(click_paths(html)[1], headers={"user-agent": READER})
+    assert answer.status_code == 302
+    assert answer.headers["location"] == "https://journals.example.net/a?x=1&y=2"
+    copy = db.connect().execute(sa.select(deliveries.c.id).where(deliveries.c.email == "r0@example.org")).scalar()
+    assert engagement.per_copy(db, issue) == {copy: (True, True)}
+
+
+def test_a_tampered_click_token_answers_a_plain_page(tmp_path: Path) -> None:
+    """A changed signature, link number or issue answers a page linking home, never a redirect."""
+    config = publication(tmp_path)
+    db = open_store(config.store_url)
+    issue, sent = send(config, db)
+    _, html = parts(sent["r0@example.org"])
+    good = click_paths(html)[0]
+    link_part, copy_part = good.removeprefix("/c/").split("_")
+    number, link, mac = link_part.split("-")
+    forged = [
+        f"/c/{number}-{link}-{'0' * 20}_{copy_part}",
+        f"/c/{number}-3-{mac}_{copy_part}",
+        f"/c/{link_part}_{copy_part[:-1]}{'1' if copy_part[-1] == '0' else '0'}",
+        f"/c/{tracking.link_token(SECRET, issue, 99)}_{copy_part}",
+        "/c/https%3A%2F%2Fevil.example",
+    ]
+    client = AppClient(create_app(config, engine=db, clock=lambda: NOW + timedelta(hours=1)))
+    for path in forged:
+        answer = client.get(path, follow_redirects=False)
+        assert answer.status_code == 404 and "location" not in answer.headers, path
+        assert f'href="{config.site_url}"' in answer.text
+    assert engagement.totals(db, issue).clicks == 0
+
+
+def test_recorded_machine_traffic_is_told_from_readers() -> None:
+    """Every recorded request gets the verdict its row expects."""
+    with DATA.open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) >= 15
+    for row in rows:
+        if row["kind"] == "open":
+            verdict = machine_traffic.classify_open(method=row["method"], user_agent=row["user_agent"], ip=row["ip"])
+        else:
+            at = NOW + timedelta(seconds=int(row["seconds"]))
+            verdict = machine_traffic.classify_click(
+                method=row["method"], user_agent=row["user_agent"], at=at, made_at=NOW, scanner_seconds=10,
+                link_id=1,
+            )
+        assert (verdict.machine, verdict.reason) == (row["machine"] == "yes", row["reason"]), row
+
+
+def test_every_link_of_a_copy_within_a_second_is_a_scanner(tmp_path: Path) -> None:
+    """A copy whose links are all clicked within a second: every one of those clicks is a machine's."""
+    config = publication(tmp_path)
+    db = open_store(config.store_url)
+    issue, sent = send(config, db)
+    _, html = parts(sent["r0@example.org"])
+    at = NOW + timedelta(minutes=5)
+    client = AppClient(create_app(config, engine=db, clock=lambda: at))
+    for path in click_paths(html):
+        assert client.get(path, headers={"user-agent": READER}).status_code == 302
+    totals = engagement.totals(db, issue)
+    assert (totals.clicks, totals.machine_clicks) == (0, 2)
+    assert totals.machine_reasons == {"every_link_at_once": 2}
+
+
+def test_machine_opens_are_counted_apart(tmp_path: Path) -> None:
+    """Apple's proxy fetch is a machine's; Gmail's proxy is a reader's open, noted; HEAD counts as a machine."""
+    config = publication(tmp_path, per_person=False)
+    db = open_store(config.store_url)
+    issue, sent = send(config, db)
+    _, html = parts(sent["r0@example.org"])
+    pixel = pixel_path(html)
+    client = AppClient(create_app(config, engine=db, clock=lambda: NOW + timedelta(hours=1)))
+    client.get(pixel, headers={"user-agent": "Mozilla/5.0"})
+    client.get(pixel, headers={"user-agent": "Mozilla/5.0 (via ggpht.com GoogleImageProxy)"})
+    client.get(pixel, headers={"user-agent": READER})
+    answer = client.head(pixel, headers={"user-agent": READER})
+    assert answer.headers["content-type"] == "image/gif"
+    totals = engagement.totals(db, issue)
+    assert (totals.opens, totals.machine_opens) == (2, 2)
+    assert totals.noted_opens == {"google_image_proxy": 1}
+    assert totals.unique_opens is None and engagement.per_copy(db, issue) == {}
+    assert totals.machine_share == 0.5
+
+
+def test_per_person_engagement_is_erased_with_the_reader(tmp_path: Path) -> None:
+    """Erasing a reader cuts their opens loose from them; the issue's counts stay."""
+    config = publication(tmp_path)
+    db = open_store(config.store_url)
+    issue, sent = send(config, db)
+    _, html = parts(sent["r0@example.org"])
+    client = AppClient(create_app(config, engine=db, clock=lambda: NOW + timedelta(hours=1)))
+    client.get(pixel_path(html), headers={"user-agent": READER})
+    found = subscribers.find(db, "r0@example.org")
+    assert found is not None
+    assert analytics.reader_summary(config, db, found.id) == (1, 1)
+    subscribers.remove(db, "r0@example.org", now=NOW + timedelta(hours=2), purge=True)
+    assert engagement.per_copy(db, issue) == {}
+    assert engagement.totals(db, issue).opens == 1
+
+
+@pytest.mark.parametrize("per_person", [True, False])
+def test_the_api_shows_the_issue_numbers(tmp_path: Path, per_person: bool) -> None:
+    """GET /api/v1/stats/issues/{id}/engagement answers the same numbers as the report."""
+    config = publication(tmp_path, per_person=per_person)
+    db = open_store(config.store_url)
+    issue, sent = send(config, db)
+    _, html = parts(sent["r0@example.org"])
+    client = AppClient(create_app(config, engine=db, clock=lambda: NOW + timedelta(hours=1)))
+    client.get(pixel_path(html), headers={"user-agent": READER})
+    client.get(click_paths(html)[0], headers={"user-agent": READER})
+    key = access.create_key(db, "stats", ["stats:read"], now=NOW).token
+    answer = client.get(f"/api/v1/stats/issues/{issue}/engagement", headers={"authorization": f"Bearer {key}"})
+    assert answer.status_code == 200
+    body = answer.json()
+    numbers = analytics.issue_totals(db, issue)
+    assert (body["opens"], body["clicks"]) == (numbers.opens, numbers.clicks) == (1, 1)
+    assert body["links"][0]["url"] == numbers.links[0].url == "https://example.org/sleep/"
+    assert body["unique_opens"] == (1 if per_person else None)
+    missing = client.get("/api/v1/stats/issues/999/engagement", headers={"authorization": f"Bearer {key}"})
+    assert missing.status_code == 404
