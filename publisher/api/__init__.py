@@ -42,7 +42,7 @@ from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from publisher import __version__
-from publisher.api import content, idempotency, problems, stats, subscribers
+from publisher.api import content, idempotency, problems, segments, stats, subscribers
 from publisher.api.auth import ApiRefusal, Authenticator
 from publisher.api.context import ApiContext
 from publisher.api.idempotency import IdempotencyKeys
@@ -85,7 +85,7 @@ def create_api(
         redoc_url=None,
         openapi_url="/openapi.json",
     )
-    for module in (subscribers, content, stats):
+    for module in (subscribers, content, stats, segments):
         app.include_router(module.router(ctx))
     _handle_errors(app, root=config.root)
     app.openapi = _openapi(app)  # type: ignore[method-assign]

@@ -13,8 +13,9 @@ from publisher.api import models, problems
 from publisher.api.auth import ApiRefusal, field_refusal
 from publisher.api.context import ApiContext, IfMatch, etag, matches, responses, stale
 from publisher.errors import Conflict
-from publisher.services import articles, issues, scheduling
+from publisher.services import articles, issues, scheduling, segments
 from publisher.services.issues import LOCAL, IssueStatus, Schedule
+from publisher.services.segments import IssueSegment
 
 __all__ = ["router"]
 
@@ -22,13 +23,16 @@ Slug = Annotated[str, Path(max_length=200, description="The article's slug.")]
 IssueId = Annotated[int, Path(ge=1, le=2**53, description="The issue's id.")]
 
 
-def _issue(line: IssueStatus) -> models.Issue:
+def _issue(line: IssueStatus, segment: IssueSegment | None = None) -> models.Issue:
     return models.Issue(
         id=line.issue_id, key=line.key, slug=line.slug, subject=line.subject, status=line.status,
         created_at=line.created_at,
         counts=models.IssueCounts(
             queued=line.queued, sending=line.sending, sent=line.sent, retrying=line.retrying, failed=line.failed,
             skipped=line.skipped, uncertain=line.uncertain,
+        ),
+        segment=None if segment is None else models.IssueSegment(
+            id=segment.segment_id, name=segment.name, count=segment.count
         ),
     )
 
@@ -134,6 +138,7 @@ def router(ctx: ApiContext) -> APIRouter:
         done = scheduling.schedule_send(
             config, db, slug, at=body.at, now=now, tz_name=body.timezone,
             despite_complaints=body.despite_complaints, who=_despite(request, body.despite_complaints),
+            segment=body.segment,
         )
         return _schedule(done.schedule)
 
@@ -141,7 +146,9 @@ def router(ctx: ApiContext) -> APIRouter:
              dependencies=[read_issues])
     def list_issues() -> models.IssueList:
         """Every issue in the ledger, newest first, with its delivery counts."""
-        return models.IssueList(data=[_issue(line) for line in issues.issue_status(db)])
+        return models.IssueList(
+            data=[_issue(line, segments.issue_segment(db, line.issue_id)) for line in issues.issue_status(db)]
+        )
 
     @api.post("/issues", tags=["issues"], status_code=201, response_model=models.Issue,
               responses=responses(404, post=True), dependencies=[write_issues])
@@ -152,7 +159,8 @@ def router(ctx: ApiContext) -> APIRouter:
     @api.get("/issues/{issue_id}", tags=["issues"], response_model=models.Issue, responses=responses(404),
              dependencies=[read_issues])
     def get_issue(issue_id: IssueId) -> models.Issue:
-        return _issue(issues.get_issue(db, issue_id))
+        """The issue's delivery counts, and the segment it went to with the count that was sent."""
+        return _issue(issues.get_issue(db, issue_id), segments.issue_segment(db, issue_id))
 
     @api.get("/issues/{issue_id}/failures", tags=["issues"], response_model=models.FailureList,
              responses=responses(404), dependencies=[read_issues])
@@ -187,7 +195,8 @@ def router(ctx: ApiContext) -> APIRouter:
         (400, the rate named) unless `despite_complaints` is true."""
         despite = body is not None and body.despite_complaints
         added = issues.send_issue(
-            config, db, issue_id, now=ctx.clock(), despite_complaints=despite, who=_despite(request, despite)
+            config, db, issue_id, now=ctx.clock(), despite_complaints=despite, who=_despite(request, despite),
+            segment=body.segment if body is not None else None,
         )
         return models.Queued(issue_id=issue_id, added=added)
 
@@ -201,6 +210,7 @@ def router(ctx: ApiContext) -> APIRouter:
         done = scheduling.schedule_send(
             config, db, slug, at=body.at, now=now, tz_name=body.timezone, local_time=body.local_time,
             despite_complaints=body.despite_complaints, who=_despite(request, body.despite_complaints),
+            segment=body.segment,
         )
         return _schedule(done.schedule)
 

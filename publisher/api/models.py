@@ -267,6 +267,12 @@ class IssueCounts(BaseModel):
     uncertain: int = Field(description="Copies that were in flight when a sender stopped: maybe sent twice.")
 
 
+class IssueSegment(BaseModel):
+    id: int
+    name: str = Field(description="Its name when the issue was sent or scheduled (kept if it was deleted).")
+    count: int | None = Field(description="Copies its send queued: the segment's count then; null before.")
+
+
 class Issue(BaseModel):
     id: int
     key: str
@@ -275,6 +281,7 @@ class Issue(BaseModel):
     status: str = Field(description="draft, scheduled, sending or done")
     created_at: datetime
     counts: IssueCounts
+    segment: IssueSegment | None = Field(default=None, description="The saved segment it went (or goes) to.")
 
 
 class IssueList(BaseModel):
@@ -301,8 +308,12 @@ DESPITE_COMPLAINTS = (
 )
 
 
+SEGMENT = "The name of a saved segment: only its active readers (as it holds them when the send starts)."
+
+
 class SendNow(Request):
     despite_complaints: bool = Field(default=False, description=DESPITE_COMPLAINTS)
+    segment: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=100, description=SEGMENT)
 
 
 class TestSend(Request):
@@ -327,6 +338,7 @@ class ScheduleCreate(Request):
     timezone: Zone | None = Field(default=None, description="IANA zone of `at` (default: the publication's).")
     local_time: bool = Field(default=False, description="At the `at` hour of each subscriber's own day.")
     despite_complaints: bool = Field(default=False, description=DESPITE_COMPLAINTS)
+    segment: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=100, description=SEGMENT)
 
 
 class ArticleScheduleCreate(Request):
@@ -336,6 +348,7 @@ class ArticleScheduleCreate(Request):
     )
     timezone: Zone | None = Field(default=None, description="IANA zone of `at` (default: the publication's).")
     despite_complaints: bool = Field(default=False, description=DESPITE_COMPLAINTS)
+    segment: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=100, description=SEGMENT)
 
 
 class Schedule(BaseModel):

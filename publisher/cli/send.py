@@ -21,7 +21,7 @@ from publisher.cli._common import cli, get_config, reports_errors
 from publisher.cli.status import UNCERTAIN_NOTE
 from publisher.config import Config
 from publisher.services import articles as article_service
-from publisher.services import complaints, delivering
+from publisher.services import complaints, delivering, subject_tests
 from publisher.services import issues as service
 from publisher.services.delivering import DeliveryReport
 from publisher.services.providers import Provider, make_provider
@@ -177,6 +177,23 @@ def _dry_run(config: Config, slug: str, tag: str | None, now: datetime, segment:
     "--despite-complaints", is_flag=True,
     help="Send even though the complaint rate over 30 days is at 0.3% or more (recorded).",
 )
+@click.option(
+    "--subject-test", "subject_test", multiple=True, metavar="SUBJECT",
+    help="A subject to test (give two to four; the first is kept on a tie). Needs analytics on.",
+)
+@click.option("--sample", type=int, default=None, help="Percent of readers who try the subjects (default 20).")
+@click.option(
+    "--wait", default=None, metavar="DURATION",
+    help="How long the sample has before the winner goes to the rest: 30m, 4h (default), 1d.",
+)
+@click.option(
+    "--decide-at", "decide_at", default=None, metavar="\"YYYY-MM-DD HH:MM\"",
+    help="Choose the winner at this time (the publication's zone) instead of after --wait.",
+)
+@click.option(
+    "--by", "by", type=click.Choice(["clicks", "opens"]), default=None,
+    help="Choose the winner by clicks (default) or opens.",
+)
 @click.pass_context
 @reports_errors
 def send(
@@ -189,13 +206,27 @@ def send(
     resume: bool,
     yes: bool,
     despite_complaints: bool,
+    subject_test: tuple[str, ...] = (),
+    sample: int | None = None,
+    wait: str | None = None,
+    decide_at: str | None = None,
+    by: str | None = None,
 ) -> None:
     """Send the newsletter of article SLUG to every active subscriber, exactly once.
 
     Sending the same article again reaches only readers who have not had it yet. A
     complaint rate of 0.3% or more over the last 30 days (from 1,000 messages) stops the
     send; --despite-complaints sends anyway, and the choice is recorded.
+
+    With --subject-test given two to four times, a sample of readers (--sample percent,
+    split evenly) gets the subjects first; after --wait (or at --decide-at) the subject
+    with the most clicks (--by opens: opens) goes to the rest, or the first on a tie.
     """
+    testing = bool(subject_test) or any(v is not None for v in (sample, wait, decide_at, by))
+    if testing and (resume or to or dry_run):
+        raise click.UsageError("--subject-test, --sample, --wait, --decide-at and --by go with a plain send of SLUG")
+    if testing and not subject_test:
+        raise click.UsageError("--sample, --wait, --decide-at and --by go with --subject-test (give two to four)")
     if resume:
         if slug or to or dry_run or tag or segment:
             raise click.UsageError("--resume takes no SLUG, --to, --tag, --segment or --dry-run")
@@ -234,6 +265,16 @@ def send(
     also = " and put it on the site" if plan.publishes else ""
     question = f"send {article.title!r} to {plan.recipients:,} reader(s)"
     question += (f" of the segment {segment!r}" if segment else "") + f" through {plan.provider} now{also}?"
+    test_plan = None
+    if subject_test:
+        test_plan = _test_plan(config, subject_test, sample, wait, decide_at, by, now)
+        question = (
+            f"send {article.title!r} to {plan.recipients:,} reader(s)"
+            + (f" of the segment {segment!r}" if segment else "")
+            + f" through {plan.provider}{also}: "
+            f"{test_plan.sample_percent}% now under {len(test_plan.subjects)} subjects, the rest at "
+            f"{test_plan.decide_at(now):%Y-%m-%d %H:%M} UTC under the winner?"
+        )
     if not yes:
         if not sys.stdin.isatty():
             raise click.UsageError(
@@ -242,12 +283,26 @@ def send(
         click.confirm(question, abort=True)
     secret, provider = _secret_and_provider(config)
     try:
-        queued = service.send_now(
-            config, db, slug, now=now, tag=tag, segment=segment, despite_complaints=despite_complaints,
-            who=f"{_user()} (publisher send --despite-complaints)",
-        )
-        issue_id = queued.issue_id
-        click.echo(f"issue {issue_id} {article.slug!r}: {queued.added} new recipient(s) queued"
+        if test_plan is not None:
+            started = subject_tests.start(
+                config, db, slug, test_plan, now=now, tag=tag, segment=segment, despite_complaints=despite_complaints,
+                who=f"{_user()} (publisher send --despite-complaints)",
+            )
+            issue_id = started.issue_id
+            each = ", ".join(f"{n:,}" for n in started.sample.values())
+            click.echo(
+                f"issue {issue_id} {article.slug!r}: subject test, {sum(started.sample.values()):,} reader(s) "
+                f"queued ({each} per subject); {started.held:,} wait for the winner at "
+                f"{started.decide_at:%Y-%m-%d %H:%M} UTC (`publisher serve` sends them then, "
+                "or `publisher send --resume` after that time)"
+            )
+        else:
+            queued = service.send_now(
+                config, db, slug, now=now, tag=tag, segment=segment, despite_complaints=despite_complaints,
+                who=f"{_user()} (publisher send --despite-complaints)",
+            )
+            issue_id = queued.issue_id
+            click.echo(f"issue {issue_id} {article.slug!r}: {queued.added} new recipient(s) queued"
                    + (f" for the segment {segment!r} (recorded on the issue)" if segment else ""))
         if plan.publishes:
             # It just came out: the site shows it before the first reader follows a link to it.
@@ -263,6 +318,24 @@ def send(
     _where_to_look(config, report)
     if report.stopped:
         ctx.exit(1)
+
+
+def _test_plan(
+    config: Config, subjects: tuple[str, ...], sample: int | None, wait: str | None, decide_at: str | None,
+    by: str | None, now: datetime,
+) -> subject_tests.TestPlan:
+    at = None
+    if decide_at is not None:
+        if wait is not None:
+            raise click.UsageError("give --wait or --decide-at, not both")
+        try:
+            at = datetime.strptime(decide_at, "%Y-%m-%d %H:%M").replace(tzinfo=config.tz).astimezone(UTC)
+        except ValueError as exc:
+            raise click.UsageError(f"--decide-at {decide_at!r} must look like \"2026-12-01 14:00\"") from exc
+    return subject_tests.parse_plan(
+        subjects, sample_percent=subject_tests.DEFAULT_SAMPLE if sample is None else sample,
+        metric=by or "clicks", wait=wait or subject_tests.DEFAULT_WAIT, at=at, now=now,
+    )
 
 
 def _user() -> str:
@@ -296,6 +369,9 @@ def _resume(config: Config) -> None:
     db = open_store(config.store_url)
     secret, provider = _secret_and_provider(config)
     try:
+        for step in subject_tests.settle(config, db, now=_now()):
+            if step.step != "sampled":
+                click.echo(f"issue {step.issue_id}: subject test {step.step}: {step.detail}")
         _recover(config, db)
         report = _deliver(config, db, provider, secret=secret, issue_id=None, label="resume")
     finally:

@@ -77,6 +77,12 @@ def status(ctx: click.Context, issue: str | None, show_failed: bool) -> None:
     from publisher.services import complaints
 
     click.echo(f"complaint rate {complaints.issue_complaint_rate(db, lines[0].issue_id).in_words()}")
+    from publisher.services import subject_tests
+
+    tested = subject_tests.report(db, lines[0].issue_id)
+    if tested is not None:
+        for line in subject_tests.report_lines(tested):
+            click.echo(line)
     _complaint_rate(config.store_url, db)
     if issue is not None:
         failures = service.issue_failures(db, issue)

@@ -64,7 +64,7 @@ from publisher.errors import ConfigError, TemporaryFailure
 from publisher.mail import tokens, tracking, verp
 from publisher.mail.newsletter import MessageTemplate, Recipient, message_id_for
 from publisher.models import Outcome, RenderedIssue, SendResult
-from publisher.store import ledger
+from publisher.store import ledger, subject_tests
 
 if TYPE_CHECKING:
     from publisher.delivery.base import Provider
@@ -272,7 +272,7 @@ class _Run:
             worker=worker, in_flight_limit=_concurrency(config) * self.batch
         )
         self._template_for = template_for
-        self._templates: dict[int, tuple[MessageTemplate, str]] = {}
+        self._templates: dict[tuple[int, int | None], tuple[MessageTemplate, str]] = {}
         self._template_lock = threading.Lock()
         self.answers_each = bool(getattr(provider, "answers_each", False))
         self.recorder = _Recorder(self)
@@ -280,14 +280,23 @@ class _Run:
         """Claims and group commits of this run take turns here rather than in SQLite's
         busy handler, which sleeps in steps of milliseconds."""
 
-    def template(self, issue_id: int) -> tuple[MessageTemplate, str]:
-        """The issue's template and Message-ID domain, built once per issue per run."""
+    def template(self, issue_id: int, variant: int | None = None) -> tuple[MessageTemplate, str]:
+        """The issue's template and Message-ID domain, built once per issue (and per subject
+        of a subject test: `variant`) per run."""
         with self._template_lock:
-            found = self._templates.get(issue_id)
+            found = self._templates.get((issue_id, variant))
             if found is None:
-                template = self._template_for(issue_id)
+                if variant is None:
+                    template = self._template_for(issue_id)
+                else:
+                    base, _ = self._templates.get((issue_id, None)) or (self._template_for(issue_id), "")
+                    subjects = subject_tests.subjects_of(self.db, issue_id)
+                    if subjects is not None and 0 <= variant < len(subjects):
+                        template = base.with_subject(subjects[variant])
+                    else:
+                        template = base
                 found = (template, _message_domain(self.config, template))
-                self._templates[issue_id] = found
+                self._templates[(issue_id, variant)] = found
             return found
 
     def add(self, **counts: int) -> None:
@@ -472,7 +481,7 @@ def _send_issue_rows(
 
     With an `answers_each` provider, answers also go to the recorder as they come (`streamed`).
     """
-    template, _ = run.template(rows[0].issue_id)
+    template, _ = run.template(rows[0].issue_id, rows[0].variant)
     recipients = _recipients(run, rows)
     ids = [row.id for row in rows]
     try:
@@ -544,9 +553,9 @@ def _durably(action: Callable[[], T]) -> T:
 
 
 def _send_batch(run: _Run, rows: Sequence[ledger.ClaimedRow]) -> None:
-    by_issue: dict[int, list[ledger.ClaimedRow]] = {}
+    by_issue: dict[tuple[int, int | None], list[ledger.ClaimedRow]] = {}
     for row in rows:
-        by_issue.setdefault(row.issue_id, []).append(row)
+        by_issue.setdefault((row.issue_id, row.variant), []).append(row)
     results: list[SendResult] = []
     untried: list[int] = []
     uncertain: list[int] = []

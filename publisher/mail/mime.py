@@ -272,7 +272,7 @@ class MessageTemplate:
     """One issue, encoded once; `message_bytes` makes each recipient's copy."""
 
     __slots__ = (
-        "_date_cache", "_pieces", "_signing", "dkim", "html", "key", "list_id",
+        "_date_cache", "_head_count", "_pieces", "_signing", "dkim", "html", "key", "list_id",
         "reply_to", "sender", "sender_address", "subject", "text",
     )
 
@@ -301,6 +301,7 @@ class MessageTemplate:
         self.text = text
         self.dkim = dkim
         self._pieces = head + body
+        self._head_count = len(head)
         self._signing: SigningPlan | None = dkim.plan(head, body) if dkim is not None else None
         self._date_cache: tuple[datetime, bytes] | None = None
 
@@ -371,6 +372,20 @@ class MessageTemplate:
             head=_merge(head),
             body=_merge(body),
             dkim=signer,
+        )
+
+    def with_subject(self, subject: str) -> MessageTemplate:
+        """The same issue under another subject (a subject test's variant), encoded once too:
+        only the Subject header differs, and the DKIM plan is made again for it."""
+        subject = clean_header_text(subject) or self.subject
+        old = _fold("Subject", self.subject)
+        head = tuple(
+            _fold("Subject", subject) if piece == old else piece for piece in self._pieces[: self._head_count]
+        )
+        return MessageTemplate(
+            key=self.key, subject=subject, sender=self.sender, sender_address=self.sender_address,
+            reply_to=self.reply_to, list_id=self.list_id, html=self.html, text=self.text,
+            head=head, body=self._pieces[self._head_count :], dkim=self.dkim,
         )
 
     def _checked(self, recipient: Recipient) -> tuple[str, str, str, str]:

@@ -25,7 +25,7 @@ from publisher.delivery.sending import deliver_queued, prepare_article_issue, pr
 from publisher.errors import PublisherError
 from publisher.models import Article
 from publisher.schedule import timing
-from publisher.services import scheduling
+from publisher.services import scheduling, subject_tests
 from publisher.site import websub
 from publisher.site.build import build_site
 from publisher.site.build_cache import ArticleCache
@@ -262,6 +262,9 @@ def deliver_due(config_path: str) -> int:
 
 def _deliver_once(rt: Runtime) -> int:
     try:
+        # Subject tests whose decision time came: the winner's copies are queued first.
+        for step in subject_tests.settle(rt.config, rt.db, now=rt.clock()):
+            log.info("issue %s: subject test %s: %s", step.issue_id, step.step, step.detail)
         # Rows a crashed sender left behind (this host's dead processes, or any past the lease).
         recovered = ledger.recover(rt.db, now=rt.clock(), lease=engine.lease_for(rt.config))
         if recovered.count:

@@ -364,13 +364,18 @@ def create_issue(
 
 def send_issue(
     config: Config, db: Engine, issue_id: int, *, now: datetime, despite_complaints: bool = False, who: str = "",
+    segment: str | None = None,
 ) -> int:
     """Queue an issue already in the ledger for every active subscriber (of its tag) who
     has not had it; returns the number of rows added. Exactly once per reader. The
     complaint rate stops it as it stops `send_now` (InvalidRequest), unless `despite_complaints`.
-    An issue scheduled to a segment goes to that segment (InvalidRequest if it was deleted)."""
+    With `segment` (a saved segment's name) its readers only, recorded on the issue;
+    without, an issue scheduled to a segment goes to that segment (InvalidRequest if it
+    was deleted)."""
     send_secret(config)
     get_issue(db, issue_id)
+    if segment:
+        segment_store.record_on_issue(db, issue_id, segments.find_segment(db, segment))
     recorded, where = segments.issue_audience(db, issue_id, now=now)
     stop_for_complaints(db, now=now, despite=despite_complaints).record(db, issue_id=issue_id, who=who, now=now)
     added = ledger.enqueue(

@@ -244,6 +244,8 @@ deliveries = Table(
     Column("message_key", String(64), nullable=False, default=""),
     # True once the row was in flight when a worker died: it may have been sent twice.
     Column("uncertain", Boolean, nullable=False, default=False),
+    # Which subject of a subject test the copy carries (0 is the first); NULL without a test.
+    Column("variant", Integer, nullable=True),
     UniqueConstraint("issue_id", "subscriber_id", name="uq_deliveries_issue_subscriber"),
     Index("ix_deliveries_claim", "state", "not_before"),
     Index("ix_deliveries_issue_state", "issue_id", "state"),

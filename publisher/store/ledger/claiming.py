@@ -68,6 +68,7 @@ def _claim_statement(*, worker: str, limit: int, now: datetime, issue_id: int | 
             deliveries.c.attempts,
             deliveries.c.uncertain,
             deliveries.c.message_key,
+            deliveries.c.variant,
             select(subscribers.c.token_key)
             .where(subscribers.c.id == deliveries.c.subscriber_id)
             .scalar_subquery()
@@ -106,6 +107,7 @@ def claim(
             uncertain=bool(row.uncertain),
             message_key=row.message_key,
             token_key=row.token_key or "",
+            variant=row.variant,
         )
         for row in rows
         if row.state == SENDING

@@ -16,6 +16,7 @@ from publisher.store import outbox
 from publisher.store.ledger.rows import (
     CLAIMABLE,
     FAILED,
+    HELD,
     QUEUED,
     RETRY,
     SENDING,
@@ -97,7 +98,7 @@ def finish_issues(engine: Engine, *, now: datetime) -> list[int]:
     """Mark `done` every sending issue with no row left to send; returns their ids."""
     unfinished = exists().where(
         deliveries.c.issue_id == issues.c.id,
-        deliveries.c.state.in_([QUEUED, SENDING, RETRY]),
+        deliveries.c.state.in_([QUEUED, SENDING, RETRY, HELD]),
     )
     with engine.begin() as conn:
         rows = conn.execute(

@@ -18,6 +18,7 @@ from publisher.models import SendResult
 __all__ = [
     "CLAIMABLE",
     "FAILED",
+    "HELD",
     "ISSUE_TAG",
     "QUEUED",
     "RETRY",
@@ -35,6 +36,8 @@ __all__ = [
 
 QUEUED, SENDING, SENT, RETRY, FAILED, SKIPPED = "queued", "sending", "sent", "retry", "failed", "skipped"
 CLAIMABLE = (QUEUED, RETRY)
+HELD = "held"
+"""A row that waits for a subject test's decision: never claimed until it is queued."""
 ISSUE_TAG: Any = object()
 """Default for `enqueue(tag=...)`: the segment stored with the issue."""
 
@@ -54,6 +57,8 @@ class ClaimedRow:
     """The left-hand part of the row's Message-ID, the same on every attempt."""
     token_key: str = ""
     """The subscriber's link key, which their unsubscribe link carries."""
+    variant: int | None = None
+    """Which subject of the issue's subject test the copy carries; None: the issue's own."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from sqlalchemy.types import Integer, String
 from publisher.models import SubscriberStatus
 from publisher.schedule import timing
 from publisher.store.issues import get_issue
-from publisher.store.ledger.rows import CLAIMABLE, FAILED, ISSUE_TAG, QUEUED, RETRY, SKIPPED
+from publisher.store.ledger.rows import CLAIMABLE, FAILED, HELD, ISSUE_TAG, QUEUED, RETRY, SKIPPED
 from publisher.store.schema import deliveries, issues, subscriber_tags, subscribers
 from publisher.store.subscribers import clean_tags
 
@@ -131,6 +131,7 @@ def enqueue(
     where: Sequence[Any] = (),
     tag: Any = ISSUE_TAG,
     digest: bool = True,
+    held: bool = False,
 ) -> int:
     """Write one `queued` row per active subscriber (of `tag`) in one transaction.
 
@@ -145,7 +146,8 @@ def enqueue(
     INSERT per distinct zone. Without it every row is due now; nothing of an earlier
     local-time schedule carries over. `digest` says whether the publication sends a
     digest (`schedule.digest`); without one, a reader who chose "the digest only" gets
-    every article. Returns the number of rows added.
+    every article. `held` writes the rows `held` instead, for a subject test to give them
+    their subjects (none is claimable before). Returns the number of rows added.
     """
     issue = get_issue(engine, issue_id)
     segment = issue.tag if tag is ISSUE_TAG else tag
@@ -161,7 +163,7 @@ def enqueue(
             subscribers.c.id,
             subscribers.c.email,
             subscribers.c.name,
-            literal(QUEUED),
+            literal(HELD if held else QUEUED),
             literal(0),
             literal(not_before, type_=deliveries.c.not_before.type),
             literal(""),
@@ -323,7 +325,8 @@ def retry_failed(engine: Engine, issue_id: int, *, now: datetime) -> int:
 
 
 def cancel_queued(engine: Engine, issue_id: int, *, now: datetime) -> int:
-    """Take back every row of the issue not yet claimed (queued or waiting to retry).
+    """Take back every row of the issue not yet claimed (queued, waiting to retry, or held
+    for a subject test's decision).
 
     The rows become `skipped` with a note, so they are counted and never sent; rows
     already in flight finish as they would. Returns the number of rows taken back.
@@ -332,7 +335,7 @@ def cancel_queued(engine: Engine, issue_id: int, *, now: datetime) -> int:
     with engine.begin() as conn:
         result = conn.execute(
             update(deliveries)
-            .where(deliveries.c.issue_id == issue_id, deliveries.c.state.in_([QUEUED, RETRY]))
+            .where(deliveries.c.issue_id == issue_id, deliveries.c.state.in_([QUEUED, RETRY, HELD]))
             .values(state=SKIPPED, detail="cancelled by the author", claimed_at=now)
         )
     return int(result.rowcount or 0)

@@ -1,0 +1,307 @@
+"""Subject tests: two to four subjects for one issue, a sample tries them, the winner goes to the rest.
+
+`start` sends an article the way `issues.send_now` does, except that every ledger row is
+written `held`; then a share of them (`sample_percent`, 20 by default, drawn by a seed
+of the issue so that a run again draws the same readers) is queued, split evenly among
+the subjects. At `decide_at` (a wait after the send, or a time the author named),
+`settle` reads each sample copy's opens and clicks, chooses by clicks (or opens, if the
+author prefers; `subject_stats` says how), keeps the decision, and queues the held rows
+with the winning subject. The daemon calls `settle` on every sweep; so does
+`publisher send --resume`.
+
+Refused up front, with the reason: fewer than two or more than four subjects, the same
+subject twice, a sample smaller than `MIN_SAMPLE` readers, an issue that has gone out
+already, and analytics that are off (`analytics.enabled`, and `analytics.per_person`,
+since a copy's open or click must be known to be of its subject): without them nothing
+could be counted and the test would always keep the first subject.
+
+Crash bound: see `store.subject_tests`. Each step is one transaction and safe to repeat;
+a held row is queued at most once, so each reader gets one copy under one subject.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine
+
+from publisher.config import Config
+from publisher.errors import InvalidRequest
+from publisher.mail.mime import clean_header_text
+from publisher.services import issues as issue_service
+from publisher.services.subject_stats import VariantFigures, decide
+from publisher.store import engagement, ledger
+from publisher.store import subject_tests as store
+from publisher.store.engine import begin_write
+from publisher.store.ledger.rows import HELD
+
+__all__ = [
+    "DEFAULT_SAMPLE",
+    "DEFAULT_WAIT",
+    "METRICS",
+    "MIN_SAMPLE",
+    "Settled",
+    "Started",
+    "TestPlan",
+    "TestReport",
+    "parse_plan",
+    "parse_wait",
+    "report",
+    "report_lines",
+    "settle",
+    "start",
+]
+
+DEFAULT_SAMPLE = 20
+DEFAULT_WAIT = timedelta(hours=4)
+MIN_SAMPLE = 100
+"""Fewer readers in the sample than this cannot tell subjects apart: the test is refused."""
+METRICS = ("clicks", "opens")
+_WAIT_RE = re.compile(r"^\s*(\d+)\s*(m|min|h|d)\s*$", re.IGNORECASE)
+_UNITS = {"m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
+@dataclass(frozen=True, slots=True)
+class TestPlan:
+    """What the author asked for, checked: the subjects (the first is kept on a tie)."""
+
+    subjects: tuple[str, ...]
+    sample_percent: int = DEFAULT_SAMPLE
+    metric: str = "clicks"
+    wait: timedelta = DEFAULT_WAIT
+    at: datetime | None = None
+    """Decide at this moment instead of after `wait`."""
+
+    def decide_at(self, now: datetime) -> datetime:
+        return self.at if self.at is not None else now + self.wait
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    issue_id: int
+    sample: dict[int, int]
+    """Copies queued per variant now."""
+    held: int
+    decide_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """One step `settle` took for an issue: "sampled", "decided" (with the decision) or "released"."""
+
+    issue_id: int
+    step: str
+    detail: str
+    copies: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TestReport:
+    issue_id: int
+    subjects: tuple[str, ...]
+    metric: str
+    sample_percent: int
+    decide_at: datetime
+    figures: tuple[VariantFigures, ...]
+    decided_at: datetime | None
+    winner: int | None
+    reason: str
+    held: int
+    released_at: datetime | None
+
+
+def parse_wait(text: str) -> timedelta:
+    """"30m", "4h", "2d": how long the sample has before the decision."""
+    match = _WAIT_RE.match(text or "")
+    if not match:
+        raise InvalidRequest(f"wait {text!r} is not a duration: give minutes, hours or days, such as 30m, 4h or 1d")
+    seconds = int(match.group(1)) * _UNITS[match.group(2).lower()]
+    if seconds < 600 or seconds > 14 * 86400:
+        raise InvalidRequest(f"wait {text!r} must be between 10 minutes and 14 days: readers need time to open")
+    return timedelta(seconds=seconds)
+
+
+def parse_plan(
+    subjects: Sequence[str], *, sample_percent: int = DEFAULT_SAMPLE, metric: str = "clicks",
+    wait: timedelta | str = DEFAULT_WAIT, at: datetime | None = None, now: datetime,
+) -> TestPlan:
+    """Check the author's choices; InvalidRequest names the one that is wrong and what to do."""
+    cleaned = tuple(clean_header_text(s) for s in subjects)
+    if any(not s for s in cleaned):
+        raise InvalidRequest("subject test: a subject is empty; write each one out")
+    if not 2 <= len(cleaned) <= 4:
+        raise InvalidRequest(f"subject test: give two to four subjects, not {len(cleaned)}")
+    if len({s.casefold() for s in cleaned}) != len(cleaned):
+        raise InvalidRequest("subject test: two of the subjects are the same; make each one different")
+    if not 1 <= sample_percent <= 100:
+        raise InvalidRequest(f"subject test: sample must be a percentage from 1 to 100, not {sample_percent}")
+    if metric not in METRICS:
+        raise InvalidRequest(f"subject test: choose the winner by clicks or opens, not {metric!r}")
+    span = parse_wait(wait) if isinstance(wait, str) else wait
+    if at is not None:
+        if at.tzinfo is None:
+            raise InvalidRequest("subject test: the decision time needs a time zone")
+        if at <= now + timedelta(minutes=10):
+            raise InvalidRequest("subject test: the decision time must be at least 10 minutes from now")
+    return TestPlan(subjects=cleaned, sample_percent=sample_percent, metric=metric, wait=span, at=at)
+
+
+def _on(config: Config, key: str) -> bool:
+    try:
+        return bool(config[key])
+    except KeyError:
+        return False
+
+
+def _seed(issue_key: str) -> int:
+    return int.from_bytes(hashlib.sha256(issue_key.encode()).digest()[:4], "big") & 0x7FFFFFFF
+
+
+def _refusals(config: Config, plan: TestPlan, recipients: int, had_it: int) -> list[str]:
+    found = []
+    if not (_on(config, "analytics.enabled") and _on(config, "analytics.per_person")):
+        found.append(
+            "turn on analytics to test subjects (analytics.enabled and analytics.per_person): "
+            "without knowing which copy was opened or clicked, every test would keep the first subject"
+        )
+    if had_it:
+        found.append(f"{had_it:,} reader(s) have this issue already: a subject test starts with an unsent issue")
+    sample = recipients * plan.sample_percent // 100 // len(plan.subjects) * len(plan.subjects)
+    if sample < MIN_SAMPLE:
+        found.append(
+            f"the sample would be {sample:,} reader(s) ({plan.sample_percent}% of {recipients:,}); a subject test "
+            f"needs at least {MIN_SAMPLE}: raise the sample, or send with one subject"
+        )
+    return found
+
+
+def start(
+    config: Config, db: Engine, slug: str, plan: TestPlan, *, now: datetime, tag: str | None = None,
+    segment: str | None = None, despite_complaints: bool = False, who: str = "",
+) -> Started:
+    """Send `slug` as a subject test: the sample's copies are queued now, the rest held.
+
+    Raises InvalidRequest (every reason at once) before anything is written when the test
+    cannot be run; otherwise as `issues.send_now`.
+    """
+    planned = issue_service.plan_send(config, db, slug, now=now, tag=tag, segment=segment)
+    reasons = _refusals(config, plan, planned.recipients, planned.had_it)
+    if reasons:
+        raise InvalidRequest("subject test refused: " + "; ".join(reasons))
+    decide_at = plan.decide_at(now)
+
+    def write_test(issue_id: int) -> None:
+        issue = ledger.get_issue(db, issue_id)
+        with begin_write(db) as conn:
+            if store.get(conn, issue_id) is None:
+                store.write(
+                    conn, issue_id, subjects=plan.subjects, sample_percent=plan.sample_percent,
+                    metric=plan.metric, seed=_seed(issue.key), decide_at=decide_at, now=now,
+                )
+
+    queued = issue_service.send_now(
+        config, db, slug, now=now, tag=tag, segment=segment, despite_complaints=despite_complaints, who=who,
+        held_for=write_test,
+    )
+    sample = store.assign_sample(db, queued.issue_id, now=now)
+    held = sum(c.copies for c in store.counts(db, queued.issue_id) if c.state == HELD)
+    return Started(issue_id=queued.issue_id, sample=sample, held=held, decide_at=decide_at)
+
+
+def _figures(db: Engine, test: store.SubjectTest) -> list[VariantFigures]:
+    copies = store.sent_copies(db, test.issue_id)
+    seen = engagement.per_copy(db, test.issue_id)
+    sent = [0] * len(test.subjects)
+    opens = [0] * len(test.subjects)
+    clicks = [0] * len(test.subjects)
+    for delivery_id, variant in copies.items():
+        if not 0 <= variant < len(test.subjects):
+            continue
+        sent[variant] += 1
+        opened, clicked = seen.get(delivery_id, (False, False))
+        opens[variant] += opened
+        clicks[variant] += clicked
+    return [
+        VariantFigures(variant=v, subject=s, sent=sent[v], opens=opens[v], clicks=clicks[v], metric=test.metric)
+        for v, s in enumerate(test.subjects)
+    ]
+
+
+def settle(config: Config, db: Engine, *, now: datetime) -> list[Settled]:
+    """Take every step that is due: sample, decide, release. Safe to call at any time, twice
+    at once, or after a crash between two steps (each step is taken once)."""
+    done: list[Settled] = []
+    for test in store.due(db, now=now):
+        if test.sampled_at is None:
+            sample = store.assign_sample(db, test.issue_id, now=now)
+            done.append(Settled(test.issue_id, "sampled", "sample queued", sum(sample.values())))
+        if test.decided_at is None:
+            if test.decide_at > now:
+                continue
+            figures = _figures(db, test)
+            decision = decide(figures)
+            store.record_decision(
+                db, test.issue_id, winner=decision.winner, reason=decision.reason,
+                figures=[f.as_dict() for f in figures], now=now,
+            )
+            done.append(Settled(test.issue_id, "decided", decision.reason))
+        released = store.release(db, test.issue_id, now=now)
+        kept = store.get(db, test.issue_id)
+        subject = kept.subjects[kept.winner] if kept is not None and kept.winner is not None else ""
+        done.append(Settled(test.issue_id, "released", f"the rest go out under {subject!r}", released))
+    return done
+
+
+def report(db: Engine, issue_id: int) -> TestReport | None:
+    """The test's figures: as kept at the decision, or as they stand while the sample waits."""
+    test = store.get(db, issue_id)
+    if test is None:
+        return None
+    if test.decided_at is not None and test.figures:
+        figures = tuple(
+            VariantFigures(
+                variant=int(str(f["variant"])), subject=str(f["subject"]), sent=int(str(f["sent"])),
+                opens=int(str(f["opens"])), clicks=int(str(f["clicks"])), metric=str(f["metric"]),
+            )
+            for f in test.figures
+        )
+    else:
+        figures = tuple(_figures(db, test))
+    held = sum(c.copies for c in store.counts(db, issue_id) if c.state == HELD)
+    return TestReport(
+        issue_id=issue_id, subjects=test.subjects, metric=test.metric, sample_percent=test.sample_percent,
+        decide_at=test.decide_at, figures=figures, decided_at=test.decided_at, winner=test.winner,
+        reason=test.reason, held=held, released_at=test.released_at,
+    )
+
+
+def _pct(rate: float) -> str:
+    return f"{rate * 100:.1f}%"
+
+
+def report_lines(found: TestReport) -> list[str]:
+    """The report as plain lines (the CLI's `status`, and the desk's block says the same)."""
+    lines = [f"subject test: {len(found.subjects)} subjects to {found.sample_percent}% of readers, "
+             f"chosen by {found.metric}"]
+    for f in found.figures:
+        low, high = f.interval
+        mark = " (winner)" if found.winner == f.variant else ""
+        lines.append(
+            f"  {chr(65 + f.variant)} {f.subject!r}{mark}: sent {f.sent:,}, opens {f.opens:,}, clicks {f.clicks:,}, "
+            f"{found.metric} rate {_pct(f.rate)} (95% interval {_pct(low)} to {_pct(high)})"
+        )
+    if found.decided_at is None:
+        lines.append(
+            f"  deciding at {found.decide_at:%Y-%m-%d %H:%M} UTC; {found.held:,} reader(s) wait for the winner"
+        )
+    else:
+        lines.append(f"  decided {found.decided_at:%Y-%m-%d %H:%M} UTC: {found.reason}")
+        if found.released_at is None:
+            lines.append(
+                f"  {found.held:,} reader(s) still to be given the winner (the daemon or send --resume does it)"
+            )
+    return lines

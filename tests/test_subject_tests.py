@@ -1,0 +1,385 @@
+"""Subject tests: the sample, the decision with its uncertainty, the release, and real sends."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.header import decode_header, make_header
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from fakes import SMTPServer
+from store_support import BACKENDS, open_test_store
+
+from publisher.config import Config, load_config, parse_config
+from publisher.delivery.base import make_provider
+from publisher.delivery.engine import deliver
+from publisher.errors import InvalidRequest
+from publisher.mail.mime import MessageTemplate
+from publisher.mail.newsletter import Recipient
+from publisher.models import RenderedIssue
+from publisher.services import subject_stats
+from publisher.services import subject_tests as service
+from publisher.services.subject_stats import VariantFigures
+from publisher.store import ledger, open_store
+from publisher.store import subject_tests as store
+from publisher.store.engine import begin_write
+from publisher.store.schema import deliveries, engagement, subscribers
+
+NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+SECRET = "k" * 40
+CONFIG = parse_config(
+    '[publication]\ntitle = "T"\nurl = "https://example.org/"\n[newsletter]\nfrom = "a@example.org"\n',
+    root=Path("."), env={},
+)
+ARTICLE = """---
+title: Sleep and the Night Shift
+date: 2026-12-01 08:00
+---
+
+Some words about sleep, with [a link](https://example.org/sleep/).
+"""
+
+
+@pytest.fixture(params=BACKENDS)
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
+    engine = open_test_store(request.param, tmp_path)
+    yield engine
+    engine.dispose()
+
+
+def add_readers(db: sa.Engine, count: int) -> None:
+    with db.begin() as conn:
+        conn.execute(
+            sa.insert(subscribers),
+            [
+                {"email": f"r{n}@example.org", "name": "", "status": "active", "source": "t",
+                 "created_at": NOW, "updated_at": NOW}
+                for n in range(count)
+            ],
+        )
+
+
+def issue_under_test(
+    db: sa.Engine, readers: int, subjects: tuple[str, ...] = ("Sleep", "Why night shifts steal sleep"),
+    *, sample: int = 20, metric: str = "clicks",
+) -> int:
+    """An issue with a subject test, its rows held and its sample queued (as `start` leaves it)."""
+    add_readers(db, readers)
+    issue = ledger.create_issue(
+        db, key="tag:example.org,2026-12-01:/sleep", kind="article", slug="sleep", subject="Sleep",
+        html="<html><body><p>Hello</p></body></html>", text="Hello", tag=None, status="draft", now=NOW,
+    )
+    with begin_write(db) as conn:
+        store.write(conn, issue, subjects=subjects, sample_percent=sample, metric=metric, seed=12345,
+                    decide_at=NOW + timedelta(hours=4), now=NOW)
+    ledger.enqueue(db, issue, now=NOW, held=True)
+    store.assign_sample(db, issue, now=NOW)
+    return issue
+
+
+def mark_sample_sent(db: sa.Engine, issue: int) -> dict[int, int]:
+    with db.begin() as conn:
+        conn.execute(
+            sa.update(deliveries)
+            .where(deliveries.c.issue_id == issue, deliveries.c.state == "queued")
+            .values(state="sent", sent_at=NOW)
+        )
+    return store.sent_copies(db, issue)
+
+
+def simulate_clicks(db: sa.Engine, issue: int, copies: dict[int, int], rates: list[float], seed: int = 7) -> None:
+    """Each copy of variant v is clicked (and so opened) with probability rates[v], as a reader would."""
+    draw = random.Random(seed)
+    rows = []
+    for delivery_id, variant in sorted(copies.items()):
+        if draw.random() < rates[variant]:
+            rows.append({"delivery_id": delivery_id, "issue_id": issue, "kind": "click", "link_id": 1,
+                         "at": NOW + timedelta(minutes=30), "machine": False, "reason": ""})
+    # A scanner that clicked every copy of the first subject: machines never count.
+    rows += [{"delivery_id": d, "issue_id": issue, "kind": "click", "link_id": 1, "at": NOW,
+              "machine": True, "reason": "scanner"} for d, v in copies.items() if v == 0]
+    with db.begin() as conn:
+        conn.execute(sa.insert(engagement), rows)
+
+
+def states(db: sa.Engine, issue: int) -> Counter[tuple[str, int | None]]:
+    with db.connect() as conn:
+        return Counter(
+            {(r.state, r.variant): int(r.n) for r in conn.execute(
+                sa.select(deliveries.c.state, deliveries.c.variant, sa.func.count().label("n"))
+                .where(deliveries.c.issue_id == issue)
+                .group_by(deliveries.c.state, deliveries.c.variant)
+            )}
+        )
+
+
+# --- the arithmetic -------------------------------------------------------------------------
+
+
+def test_wilson_interval_is_the_textbook_one() -> None:
+    """50 of 100 gives 40.4% to 59.6%; none of 10 gives 0% to 27.8% (never below 0)."""
+    low, high = subject_stats.wilson(50, 100)
+    assert (round(low, 4), round(high, 4)) == (0.4038, 0.5962)
+    low, high = subject_stats.wilson(0, 10)
+    assert low == 0.0 and round(high, 4) == 0.2775
+
+
+def test_two_proportion_test_is_the_textbook_one() -> None:
+    """45/100 against 30/100: z = 2.19, two-sided p = 0.028."""
+    assert round(subject_stats.two_proportion_p(45, 100, 30, 100), 3) == 0.028
+
+
+def test_too_few_copies_keep_the_first_subject() -> None:
+    """Fewer than 50 copies of a variant: the first subject is kept, and the reason says so."""
+    decision = subject_stats.decide([
+        VariantFigures(0, "A", 40, 10, 1, "clicks"), VariantFigures(1, "B", 40, 30, 20, "clicks"),
+    ])
+    assert decision.winner == 0 and "too small a sample" in decision.reason
+
+
+# --- the store's steps ----------------------------------------------------------------------
+
+
+def test_sample_is_split_evenly_and_the_rest_held(db: sa.Engine) -> None:
+    """20% of 1,000 readers: 100 per subject queued with their variant, 800 held."""
+    issue = issue_under_test(db, 1000)
+    assert states(db, issue) == Counter({("queued", 0): 100, ("queued", 1): 100, ("held", None): 800})
+
+
+def test_sample_is_the_same_readers_on_every_draw(tmp_path: Path) -> None:
+    """The draw is seeded by the issue: two stores with the same readers draw the same sample."""
+    drawn = []
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+        engine = open_store(f"sqlite:///{tmp_path / name / 'test.db'}")
+        issue = issue_under_test(engine, 500)
+        with engine.connect() as conn:
+            drawn.append(sorted(conn.execute(
+                sa.select(deliveries.c.email, deliveries.c.variant).where(
+                    deliveries.c.issue_id == issue, deliveries.c.variant.is_not(None))
+            ).all()))
+        engine.dispose()
+    assert drawn[0] == drawn[1] and len(drawn[0]) == 100
+
+
+def test_ten_thousand_readers_the_better_subject_wins(db: sa.Engine, capsys: pytest.CaptureFixture[str]) -> None:
+    """10,000 readers, 1,000 per subject, clicked at 3% and 6%: the second wins and goes to the other 8,000."""
+    issue = issue_under_test(db, 10_000)
+    copies = mark_sample_sent(db, issue)
+    assert Counter(copies.values()) == Counter({0: 1000, 1: 1000})
+    simulate_clicks(db, issue, copies, [0.03, 0.06])
+    assert service.settle(CONFIG, db, now=NOW + timedelta(hours=3)) == []
+    steps = service.settle(CONFIG, db, now=NOW + timedelta(hours=4))
+    assert [s.step for s in steps] == ["decided", "released"]
+    found = service.report(db, issue)
+    assert found is not None and found.winner == 1
+    a, b = found.figures
+    assert "won by clicks" in found.reason
+    assert states(db, issue)[("queued", 1)] == 8000
+    with capsys.disabled():
+        print(f"\n10,000 readers, sample 20%: A {a.clicks}/{a.sent} = {a.rate:.2%} "
+              f"[{a.interval[0]:.2%}, {a.interval[1]:.2%}], B {b.clicks}/{b.sent} = {b.rate:.2%} "
+              f"[{b.interval[0]:.2%}, {b.interval[1]:.2%}]; winner B by {b.rate - a.rate:.2%} "
+              f"({found.reason})")
+
+
+def test_a_tie_keeps_the_first_subject(db: sa.Engine) -> None:
+    """5% against 5.5% on 1,000 copies each is a tie: the first subject goes to the rest, and why."""
+    issue = issue_under_test(db, 10_000)
+    copies = mark_sample_sent(db, issue)
+    simulate_clicks(db, issue, copies, [0.05, 0.055])
+    service.settle(CONFIG, db, now=NOW + timedelta(hours=4))
+    found = service.report(db, issue)
+    assert found is not None and found.winner == 0
+    assert found.reason.startswith("a tie") and "first subject is kept" in found.reason
+    assert states(db, issue)[("queued", 0)] == 8000
+
+
+def test_nothing_is_decided_before_its_time(db: sa.Engine) -> None:
+    """Before the decision time every reader outside the sample stays held."""
+    issue = issue_under_test(db, 1000)
+    mark_sample_sent(db, issue)
+    assert service.settle(CONFIG, db, now=NOW + timedelta(hours=3, minutes=59)) == []
+    assert states(db, issue)[("held", None)] == 800
+
+
+def test_held_rows_keep_the_issue_open_and_are_cancelled_with_it(db: sa.Engine) -> None:
+    """The sample sent does not finish the issue; cancelling it takes back the held rows too."""
+    issue = issue_under_test(db, 1000)
+    mark_sample_sent(db, issue)
+    assert ledger.finish_issues(db, now=NOW) == []
+    assert ledger.cancel_queued(db, issue, now=NOW) == 800
+
+
+# --- real sends -----------------------------------------------------------------------------
+
+
+def smtp_config(tmp_path: Path, port: int) -> Config:
+    (tmp_path / "content").mkdir(exist_ok=True)
+    (tmp_path / "content" / "2026-12-01-sleep.md").write_text(ARTICLE)
+    (tmp_path / "config.toml").write_text(f"""
+[publication]
+title = "Subject Test"
+url = "https://example.org/"
+postal_address = "1 Test Street, Testville"
+
+[newsletter]
+from = "Tester <news@example.org>"
+
+[delivery]
+provider = "smtp"
+concurrency = 2
+batch_size = 20
+
+[delivery.smtp]
+host = "127.0.0.1"
+port = {port}
+security = "none"
+""")
+    return load_config(tmp_path / "config.toml", env={"PUBLISHER_SECRET": SECRET})
+
+
+def subjects_received(server: SMTPServer) -> Counter[str]:
+    return Counter(str(make_header(decode_header(m.parsed()["Subject"]))) for m in server.messages)
+
+
+def send_all(config: Config, db: sa.Engine, now: datetime) -> None:
+    provider = make_provider(config)
+    try:
+        deliver(config, db, provider, stop=threading.Event(), secret=SECRET, clock=lambda: now, linger=0)
+    finally:
+        provider.close()
+
+
+def test_two_subjects_reach_an_smtp_server_then_the_winner(
+    tmp_path: Path, smtp_server: SMTPServer
+) -> None:
+    """Over SMTP: the sample gets both subjects, half each; after the decision the rest get the winner's."""
+    config = smtp_config(tmp_path, smtp_server.port)
+    db = open_store(config.store_url)
+    issue = issue_under_test(db, 600, ("Sleep", "Why night shifts steal sleep – and what helps"), sample=50)
+    send_all(config, db, NOW)
+    assert subjects_received(smtp_server) == Counter(
+        {"Sleep": 150, "Why night shifts steal sleep – and what helps": 150}
+    )
+    copies = store.sent_copies(db, issue)
+    simulate_clicks(db, issue, copies, [0.02, 0.30])
+    service.settle(config, db, now=NOW + timedelta(hours=4))
+    send_all(config, db, NOW + timedelta(hours=4))
+    assert subjects_received(smtp_server) == Counter(
+        {"Sleep": 150, "Why night shifts steal sleep – and what helps": 450}
+    )
+    assert max(smtp_server.counts().values()) == 1
+    db.dispose()
+
+
+def test_a_crash_between_decision_and_release_sends_each_reader_once(
+    tmp_path: Path, smtp_server: SMTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process dies after the decision is kept: the next run releases the rest, each reader gets one copy."""
+    config = smtp_config(tmp_path, smtp_server.port)
+    db = open_store(config.store_url)
+    issue = issue_under_test(db, 600)
+    send_all(config, db, NOW)
+    simulate_clicks(db, issue, store.sent_copies(db, issue), [0.02, 0.30])
+
+    def crash(*args: object, **kwargs: object) -> int:
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(store, "release", crash)
+    with pytest.raises(SystemExit):
+        service.settle(config, db, now=NOW + timedelta(hours=4))
+    monkeypatch.undo()
+    found = store.get(db, issue)
+    assert found is not None and found.decided_at is not None and found.released_at is None
+    steps = service.settle(config, db, now=NOW + timedelta(hours=5))
+    assert [s.step for s in steps] == ["released"] and steps[0].copies == 480
+    assert service.settle(config, db, now=NOW + timedelta(hours=6)) == []
+    send_all(config, db, NOW + timedelta(hours=6))
+    assert len(smtp_server.messages) == 600
+    assert set(smtp_server.counts().values()) == {1}
+    db.dispose()
+
+
+def test_a_reader_who_leaves_while_held_gets_nothing(tmp_path: Path, smtp_server: SMTPServer) -> None:
+    """An unsubscribe during the wait wins: that reader's held copy is skipped at the claim."""
+    config = smtp_config(tmp_path, smtp_server.port)
+    db = open_store(config.store_url)
+    issue = issue_under_test(db, 600)
+    with db.connect() as conn:
+        held = conn.execute(
+            sa.select(deliveries.c.email).where(deliveries.c.issue_id == issue, deliveries.c.state == "held")
+        ).scalars().first()
+    with db.begin() as conn:
+        conn.execute(sa.update(subscribers).where(subscribers.c.email == held).values(status="unsubscribed"))
+    send_all(config, db, NOW)
+    service.settle(config, db, now=NOW + timedelta(hours=4))
+    send_all(config, db, NOW + timedelta(hours=4))
+    assert smtp_server.count(held) == 0 and len(smtp_server.messages) == 599
+    db.dispose()
+
+
+def test_a_template_under_another_subject_differs_in_its_subject_only() -> None:
+    """The issue is encoded once per subject: the copies differ in the Subject header alone."""
+    base = MessageTemplate.from_rendered(
+        CONFIG, RenderedIssue(key="k", subject="First", html="<p>Hi</p>", text="Hi")
+    )
+    other = base.with_subject("Second ünïcode")
+
+    who = Recipient(delivery_id=1, email="r@example.org", name="", unsubscribe_url="https://example.org/u",
+                    message_id="<a@example.org>")
+    one, two = base.message_bytes(who, NOW), other.message_bytes(who, NOW)
+    assert b"Subject: First\r\n" in one and b"Subject: Second =?utf-8?b?w7xuw69jb2Rl?=\r\n" in two
+    assert one.split(b"Subject:")[0] == two.split(b"Subject:")[0]
+    assert one.split(b"\r\nDate:")[1] == two.split(b"\r\nDate:")[1]
+
+
+# --- refused up front -----------------------------------------------------------------------
+
+
+def refused(tmp_path: Path, readers: int, smtp_server: SMTPServer) -> str:
+    config = smtp_config(tmp_path, smtp_server.port)
+    db = open_store(config.store_url)
+    add_readers(db, readers)
+    plan = service.parse_plan(["Sleep", "Night shifts"], now=NOW)
+    with pytest.raises(InvalidRequest) as caught:
+        service.start(config, db, "sleep", plan, now=NOW)
+    with db.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(deliveries)).scalar_one() == 0
+    db.dispose()
+    return str(caught.value)
+
+
+def test_a_sample_under_100_readers_is_refused(tmp_path: Path, smtp_server: SMTPServer) -> None:
+    """20% of 300 readers is 60: refused with the reason, nothing queued."""
+    message = refused(tmp_path, 300, smtp_server)
+    assert "the sample would be 60 reader(s) (20% of 300)" in message and "at least 100" in message
+
+
+def test_analytics_off_is_refused(tmp_path: Path, smtp_server: SMTPServer) -> None:
+    """Without analytics nothing could be counted: refused, saying to turn them on."""
+    assert "turn on analytics to test subjects" in refused(tmp_path, 1000, smtp_server)
+
+
+@pytest.mark.parametrize(
+    ("subjects", "words"),
+    [(["Only one"], "two to four"), (["A", "B", "C", "D", "E"], "two to four"),
+     (["Same", "same"], "the same"), (["A", "  "], "empty")],
+)
+def test_bad_subject_lists_are_refused(subjects: list[str], words: str) -> None:
+    """One subject, five, the same twice, or an empty one: each refused with what to do."""
+    with pytest.raises(InvalidRequest, match=words):
+        service.parse_plan(subjects, now=NOW)
+
+
+def test_bad_waits_are_refused() -> None:
+    """A wait that is not a duration, or under 10 minutes, is refused with examples."""
+    for text in ("soon", "5m", "30d"):
+        with pytest.raises(InvalidRequest, match="wait"):
+            service.parse_wait(text)
+    assert service.parse_wait("4h") == timedelta(hours=4)
