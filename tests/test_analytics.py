@@ -17,7 +17,7 @@ from web_support import SECRET, AppClient, make_publication
 
 from publisher.config import Config
 from publisher.delivery.engine import deliver
-from publisher.mail import tracking
+from publisher.mail import tokens, tracking
 from publisher.mail.newsletter import MessageTemplate, Recipient
 from publisher.models import Outcome, SendResult
 from publisher.services import access, analytics, machine_traffic
@@ -222,6 +222,8 @@ def test_per_person_engagement_is_erased_with_the_reader(tmp_path: Path) -> None
     found = subscribers.find(db, "r0@example.org")
     assert found is not None
     assert analytics.reader_summary(config, db, found.id) == (1, 1)
+    page = client.get(f"/manage/{tokens.sign(SECRET, 'unsubscribe', subscribers.link_key(db, found.id))}")
+    assert "What we know: you opened 1 of the last 1 issues." in page.text
     subscribers.remove(db, "r0@example.org", now=NOW + timedelta(hours=2), purge=True)
     assert engagement.per_copy(db, issue) == {}
     assert engagement.totals(db, issue).opens == 1

@@ -28,6 +28,7 @@ from starlette.responses import Response
 
 from publisher.config import Config
 from publisher.errors import PublisherError
+from publisher.services.analytics import reader_summary
 from publisher.services.preferences import (
     has_digest,
     may_manage,
@@ -67,11 +68,13 @@ class ManageFlow:
         prefs = preferences_of(self.engine, found.subscriber.id) if found is not None else None
         if found is None or prefs is None:
             return self.pages.render(MANAGE_PAGE, status=400, state="invalid", prefs=None, topics=(),
-                                     frequencies=(), digest=False, saved=False, error="", leave_token="")
+                                     frequencies=(), digest=False, saved=False, error="", leave_token="", known=None)
         return self.pages.render(
             MANAGE_PAGE, status=status, state="ask", prefs=prefs, topics=public_topics(self.config),
             frequencies=offered_frequencies(self.config), digest=has_digest(self.config),
             saved=saved, error=error, leave_token=found.unsubscribe_token,
+            # What per-person analytics keep about this reader, shown to them: (opened, of last).
+            known=reader_summary(self.config, self.engine, found.subscriber.id),
         )
 
     async def page(self, request: Request) -> Response:
