@@ -86,9 +86,10 @@ class Subscriber(BaseModel):
 
 
 class SubscriberReceipt(BaseModel):
-    """The answer to a write by a key without `subscribers:read`: the id and what it sent, no more."""
+    """The answer to a write by a key without `subscribers:read`: the id and what it sent, no more
+    (a POST /subscribers, which must not tell a new address from a known one, leaves out the id)."""
 
-    id: int
+    id: int | None = None
     email: str | None = None
     name: str | None = None
     tags: list[str] | None = None

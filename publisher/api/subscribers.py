@@ -1,28 +1,40 @@
-"""Routes: /subscribers, /tags and /imports."""
+"""Routes: /subscribers, /tags and /imports.
+
+A key without `subscribers:read` learns nothing about who is on the list, from any
+answer: its POST /subscribers is checked for what can be told without the list (the
+address, name, tags and zone), answered 202 with what it sent (no id, which would tell a
+new address from an old one by its age), and carried out after the answer has gone, as
+the public subscribe form is. A key that may read the list gets 201 for a new address
+and 200 for one that was there.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from publisher.api import models
 from publisher.api.auth import ApiRefusal
 from publisher.api.context import ApiContext, IfMatch, etag, matches, responses, stale
 from publisher.api.problems import FORBIDDEN
-from publisher.errors import InvalidRequest
+from publisher.config import Config
+from publisher.errors import InvalidRequest, SubscriberError
 from publisher.models import Subscriber, SubscriberStatus
-from publisher.services import imports
+from publisher.services import imports, signup
 from publisher.services import subscribers as service
 from publisher.services.access import ApiKey
 from publisher.services.imports import JobRow
 
 __all__ = ["router"]
+
+log = logging.getLogger(__name__)
 
 Id = Annotated[int, Path(ge=1, le=2**53, description="The subscriber's id.")]
 _INSTANT = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?$"
@@ -69,6 +81,10 @@ _WRITTEN = models.Subscriber | models.SubscriberReceipt
 _WRITTEN_DESCRIPTION = (
     "The subscriber; a key without subscribers:read gets only the id and the fields it sent."
 )
+_BLIND_DESCRIPTION = (
+    "A key without subscribers:read: the request is accepted and carried out after this answer, "
+    "which is the same whether or not the address was on the list (the fields it sent, no id)."
+)
 
 
 def _job(job: JobRow) -> models.ImportJob:
@@ -79,6 +95,30 @@ def _job(job: JobRow) -> models.ImportJob:
         rejected=[models.Rejection(row=r.line, reason=r.reason) for r in job.rejected], detail=job.detail,
         created_at=job.created_at, finished_at=job.finished_at,
     )
+
+
+def _subscribe(
+    config: Config, ctx: ApiContext, body: models.SubscriberCreate, key: ApiKey, now: datetime, *,
+    quiet: bool = True,
+) -> service.Subscribed | None:
+    """Add or update the subscriber and mail a pending one its link. `quiet` (after a
+    blind answer): a refusal that depends on the list, such as an address that left, is
+    logged rather than raised, since nobody is waiting for it."""
+    try:
+        done = service.subscribe(
+            ctx.db, body.email, now=now, name=body.name, tags=body.tags, timezone=body.timezone,
+            pending=body.double_opt_in, resubscribe=body.resubscribe, source=f"api:key{key.id}",
+            note=body.consent_note.strip() or ("double opt-in" if body.double_opt_in else ""),
+            consent_text=body.consent_note.strip(),
+        )
+    except SubscriberError as exc:
+        if not quiet:
+            raise
+        log.info("API key %s: subscribe request not carried out: %s", key.id, exc)
+        return None
+    if body.double_opt_in:
+        service.send_confirmation(config, ctx.db, done.subscriber, now=now, provider_factory=ctx.provider_factory)
+    return done
 
 
 def router(ctx: ApiContext) -> APIRouter:
@@ -115,30 +155,32 @@ def router(ctx: ApiContext) -> APIRouter:
         "/subscribers", status_code=201, response_model=_WRITTEN, response_model_exclude_unset=True,
         responses={201: {"description": _WRITTEN_DESCRIPTION},
                    200: {"model": _WRITTEN, "description": "The address was here: updated. " + _WRITTEN_DESCRIPTION},
+                   202: {"model": models.SubscriberReceipt, "description": _BLIND_DESCRIPTION},
                    **responses(post=True)},
         dependencies=[Depends(write)],
     )
     def create_subscriber(
-        body: models.SubscriberCreate, request: Request, response: Response
+        body: models.SubscriberCreate, request: Request, response: Response, later: BackgroundTasks
     ) -> models.Subscriber | models.SubscriberReceipt:
         """Add a subscriber (pending with a confirmation mail, or active with admin scope and a consent note).
 
-        An address already on the list gets its name, tags and zone updated (200).
+        An address already on the list gets its name, tags and zone updated (200). A key
+        without subscribers:read gets one answer for both, 202, with the fields it sent.
         """
         key: ApiKey = request.state.api_key
         if not body.double_opt_in and not key.allows("admin"):
             raise ApiRefusal(FORBIDDEN, "adding a subscriber without double opt-in needs the admin scope")
         now = ctx.clock()
-        done = service.subscribe(
-            db, body.email, now=now, name=body.name, tags=body.tags, timezone=body.timezone,
-            pending=body.double_opt_in, resubscribe=body.resubscribe, source="api",
-            note=body.consent_note.strip() or ("double opt-in" if body.double_opt_in else ""),
-        )
-        if body.double_opt_in:
-            service.send_confirmation(ctx.config, db, done.subscriber, now=now, provider_factory=ctx.provider_factory)
+        sent = body.model_dump(include={"email", "name", "tags", "timezone"}, exclude_unset=True)
+        if not key.allows("subscribers:read"):
+            signup.check_request(body.email, name=body.name, tags=body.tags, timezone=body.timezone)
+            later.add_task(_subscribe, ctx.config, ctx, body, key, now)
+            response.status_code = 202
+            return models.SubscriberReceipt(**sent)
+        done = _subscribe(ctx.config, ctx, body, key, now, quiet=False)
+        assert done is not None
         if not done.created:
             response.status_code = 200
-        sent = body.model_dump(include={"email", "name", "tags", "timezone"}, exclude_unset=True)
         return _answer(request, response, done.subscriber, sent)
 
     @api.get("/subscribers/{subscriber_id}", response_model=models.Subscriber, responses=responses(404),

@@ -26,17 +26,18 @@ from __future__ import annotations
 
 import ipaddress
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Engine
 
 from publisher.config import Config
-from publisher.errors import PublisherError, TokenError
+from publisher.errors import PublisherError, SubscriberError, TokenError
 from publisher.mail import tokens
 from publisher.mail.mime import clean_header_text
 from publisher.models import Subscriber, SubscriberStatus
-from publisher.services.subscribers import link_holder
+from publisher.services.subscribers import MAX_TAGS, link_holder
 from publisher.store import client_hits, signup_throttles, subscribers
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "Door",
     "Limits",
     "address",
+    "check_request",
     "clean_name",
     "confirm_state",
     "consent_text",
@@ -146,6 +148,17 @@ def consent_text(config: Config) -> str:
         return text
     title = str(config["publication.title"])
     return f"I agree to receive {title} by email. I can leave at any time with the link in every message."
+
+
+def check_request(email: str, *, name: str = "", tags: Iterable[str] = (), timezone: str | None = None) -> None:
+    """Raise SubscriberError, naming the field, for a request bad in itself: what can be
+    told without looking at the list (so the answer says nothing about who is on it)."""
+    subscribers.normalize_email(email)
+    subscribers.clean_name(name)
+    tag_list = subscribers.clean_tags(tags)
+    if len(tag_list) > MAX_TAGS:
+        raise SubscriberError(f"tags: at most {MAX_TAGS} tags per subscriber, got {len(tag_list)}")
+    subscribers.check_timezone(timezone)
 
 
 def address(raw: str) -> str:
