@@ -11,9 +11,11 @@ from email.message import Message
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 import sqlalchemy as sa
-from web_support import SECRET, AppClient, make_publication
+from desk_support import add_users, quick_hashes, sign_in
+from web_support import SECRET, AppClient, live_server, make_publication
 
 from publisher.config import Config
 from publisher.delivery.engine import deliver
@@ -249,3 +251,28 @@ def test_the_api_shows_the_issue_numbers(tmp_path: Path, per_person: bool) -> No
     assert body["unique_opens"] == (1 if per_person else None)
     missing = client.get("/api/v1/stats/issues/999/engagement", headers={"authorization": f"Bearer {key}"})
     assert missing.status_code == 404
+
+
+def test_the_issue_page_reports_opens_clicks_top_links_and_machines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The desk's issue page shows readers' and machines' opens and clicks, a chart and the top links."""
+    quick_hashes(monkeypatch)
+    config = publication(tmp_path)
+    add_users(config)
+    db = open_store(config.store_url)
+    issue, sent = send(config, db)
+    _, html = parts(sent["r0@example.org"])
+    later = NOW + timedelta(hours=1)
+    client = AppClient(create_app(config, engine=db, clock=lambda: later))
+    client.get(pixel_path(html), headers={"user-agent": READER})
+    client.get(pixel_path(html), headers={"user-agent": "Mozilla/5.0"})
+    client.get(click_paths(html)[1], headers={"user-agent": READER})
+    with live_server(create_app(config, engine=db)) as url, httpx.Client(base_url=url) as http:
+        sign_in(http)
+        page = http.get(f"/desk/issues/{issue}").text
+    report = page.split('id="engagement"', 1)[1].split("</section>", 1)[0]
+    assert "Readers: 1 open(s) by 1 reader(s), 1 click(s) by 1 reader(s)." in report
+    assert "Machines: 1 open(s), 0 click(s), 33% of all requests (apple privacy protection: 1)" in report
+    assert "<svg" in report
+    assert report.index("https://journals.example.net/a?x=1&amp;y=2") < report.index("https://example.org/sleep/")

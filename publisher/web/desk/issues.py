@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from publisher.accounts import Role
 from publisher.errors import PublisherError
-from publisher.services import bounce_intake, complaints, previews, stats, subject_tests
+from publisher.services import analytics, bounce_intake, complaints, previews, stats
 from publisher.services import issues as issue_service
 from publisher.web.desk.auth import Asked, refuse
 from publisher.web.desk.charts import Series, bar_chart
@@ -29,6 +29,8 @@ from publisher.web.desk.section import Section
 __all__ = ["IssueDesk"]
 
 FAILURES_SHOWN = 200
+TOP_LINKS = 10
+"""Links listed on an issue's page, most clicked first; the API lists them all."""
 
 
 class IssueDesk(Section):
@@ -69,8 +71,20 @@ class IssueDesk(Section):
             "complaint_rate": complaints.issue_complaint_rate(self.engine, issue_id),
             "overrides": complaints.issue_overrides(self.engine, issue_id),
             "came_back": bounce_intake.issue_mail(self.engine, issue_id),
-            "subject_test": subject_tests.report(self.engine, issue_id),
         }
+
+    def _engagement(self, issue_id: int) -> dict[str, Any]:
+        """Opens and clicks for the report: shown when analytics are on, or were when it went."""
+        totals = analytics.issue_totals(self.engine, issue_id)
+        counted = totals.opens + totals.clicks + totals.machine_opens + totals.machine_clicks
+        if not (self.config["analytics.enabled"] or counted):
+            return {"engagement": None, "engagement_chart": "", "top_links": ()}
+        chart = bar_chart(
+            "Opens and clicks: readers and machines", ["Opens", "Clicks"],
+            [Series("readers", (totals.opens, totals.clicks)),
+             Series("machines", (totals.machine_opens, totals.machine_clicks))],
+        )
+        return {"engagement": totals, "engagement_chart": chart, "top_links": totals.links[:TOP_LINKS]}
 
     async def detail(self, asked: Asked) -> Response:
         try:
@@ -79,6 +93,7 @@ class IssueDesk(Section):
             )
         except PublisherError as exc:
             return refuse(404, str(exc))
+        view.update(await run_in_threadpool(self._engagement, asked.request.path_params["id"]))
         return self.pages.render(
             "issue", asked.desk, section="issues",
             can_write=asked.desk.can(Role.EDITOR), **view,
