@@ -219,7 +219,7 @@ def test_held_rows_keep_the_issue_open_and_are_cancelled_with_it(db: sa.Engine) 
 # --- real sends -----------------------------------------------------------------------------
 
 
-def smtp_config(tmp_path: Path, port: int) -> Config:
+def smtp_config(tmp_path: Path, port: int, *, analytics: bool = False) -> Config:
     (tmp_path / "content").mkdir(exist_ok=True)
     (tmp_path / "content" / "2026-12-01-sleep.md").write_text(ARTICLE)
     (tmp_path / "config.toml").write_text(f"""
@@ -240,7 +240,7 @@ batch_size = 20
 host = "127.0.0.1"
 port = {port}
 security = "none"
-""")
+""" + ("\n[analytics]\nenabled = true\nper_person = true\n" if analytics else ""))
     return load_config(tmp_path / "config.toml", env={"PUBLISHER_SECRET": SECRET})
 
 
@@ -383,3 +383,77 @@ def test_bad_waits_are_refused() -> None:
         with pytest.raises(InvalidRequest, match="wait"):
             service.parse_wait(text)
     assert service.parse_wait("4h") == timedelta(hours=4)
+
+
+# --- the faces ------------------------------------------------------------------------------
+
+
+def test_start_sends_the_sample_through_the_service_and_holds_the_rest(
+    tmp_path: Path, smtp_server: SMTPServer
+) -> None:
+    """`start` with analytics on: 1,000 readers, 100 per subject over SMTP, 800 held until the decision."""
+    config = smtp_config(tmp_path, smtp_server.port, analytics=True)
+    db = open_store(config.store_url)
+    add_readers(db, 1000)
+    plan = service.parse_plan(["Sleep", "Night shifts"], now=NOW)
+    started = service.start(config, db, "sleep", plan, now=NOW)
+    assert started.sample == {0: 100, 1: 100} and started.held == 800
+    assert started.decide_at == NOW + timedelta(hours=4)
+    send_all(config, db, NOW)
+    assert subjects_received(smtp_server) == Counter({"Sleep": 100, "Night shifts": 100})
+    with pytest.raises(InvalidRequest, match="have this issue already"):
+        service.start(config, db, "sleep", plan, now=NOW)
+    db.dispose()
+
+
+def test_the_command_line_starts_a_test_and_status_reports_it(tmp_path: Path, smtp_server: SMTPServer) -> None:
+    """`publisher send SLUG --subject-test A --subject-test B` then `publisher status ISSUE`."""
+    from click.testing import CliRunner
+
+    from publisher.cli import cli
+
+    config = smtp_config(tmp_path, smtp_server.port, analytics=True)
+    db = open_store(config.store_url)
+    add_readers(db, 1000)
+    env = {"PUBLISHER_CONFIG": str(tmp_path / "config.toml"), "PUBLISHER_SECRET": SECRET}
+    runner = CliRunner()
+    sent = runner.invoke(cli, ["send", "sleep", "--subject-test", "Sleep", "--subject-test", "Night shifts",
+                               "--sample", "30", "--wait", "2h", "--by", "opens", "--yes"], env=env)
+    assert sent.exit_code == 0, sent.output
+    assert "subject test, 300 reader(s) queued (150, 150 per subject); 700 wait for the winner" in sent.output
+    assert len(smtp_server.messages) == 300
+    shown = runner.invoke(cli, ["status", "sleep"], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert "subject test: 2 subjects to 30% of readers, chosen by opens" in shown.output
+    assert "A 'Sleep': sent 150, opens 0, clicks 0, opens rate 0.0% (95% interval 0.0% to 2.5%)" in shown.output
+    assert "700 reader(s) wait for the winner" in shown.output
+    refused = runner.invoke(cli, ["send", "sleep", "--sample", "30", "--yes"], env=env)
+    assert refused.exit_code == 2 and "go with --subject-test" in refused.output
+    db.dispose()
+
+
+def test_the_desk_issue_page_shows_each_subject_and_the_decision(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issue page: each subject's sent, opens, clicks, rate and interval, the winner and why."""
+    import httpx
+    from desk_support import add_users, quick_hashes, sign_in
+    from web_support import live_server, make_publication
+
+    from publisher.web import create_app
+
+    quick_hashes(monkeypatch)
+    config = make_publication(tmp_path)
+    add_users(config)
+    db = open_store(config.store_url)
+    issue = issue_under_test(db, 10_000)
+    simulate_clicks(db, issue, mark_sample_sent(db, issue), [0.03, 0.06])
+    service.settle(config, db, now=NOW + timedelta(hours=4))
+    with live_server(create_app(config)) as base, httpx.Client(base_url=base) as http:
+        sign_in(http, "owner@example.org")
+        page = http.get(f"/desk/issues/{issue}").text
+    assert 'id="subject-test"' in page
+    assert "Why night shifts steal sleep <strong>(winner)</strong>" in page
+    assert "3.4%" in page and "2.4% to 4.7%" in page and "7.5%" in page
+    assert "won by clicks: 7.5% against 3.4% for the first subject" in page
+    db.dispose()

@@ -3,7 +3,8 @@
 A request without a key, with a key that is malformed, unknown or revoked gets the same
 401, in the same time; a valid key without the route's scope gets 403. Either way the
 route does not run, so nothing changes. Each key may make `api.rate_limit` requests a
-minute; past that, 429 with Retry-After.
+minute, counted in the store across every process that serves the API; past that, 429
+with Retry-After.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from publisher.api import problems
-from publisher.api.limits import PerClientLimit
+from publisher.api.limits import SharedLimit
 from publisher.services import access
 from publisher.services.access import ApiKey
 
@@ -68,7 +69,7 @@ class Authenticator:
     def __init__(self, db: Engine, *, per_minute: int, clock: Callable[[], datetime]) -> None:
         self.db = db
         self.clock = clock
-        self.limit = PerClientLimit(per_minute, 60.0, max_clients=10_000)
+        self.limit = SharedLimit(db, per_minute, 60.0)
         self.recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="api-key-use")
 
     def key_for(self, token: str) -> ApiKey | None:
@@ -95,7 +96,7 @@ class Authenticator:
             key = await run_in_threadpool(self.key_for, token)
             if key is None:
                 raise UNAUTHORIZED
-            wait = self.limit.hit(key.key_id, time.monotonic())
+            wait = await run_in_threadpool(self.limit.hit, key.key_id, time.time())
             if wait:
                 raise ApiRefusal(
                     problems.RATE_LIMITED,

@@ -64,6 +64,7 @@ COMMANDS: dict[str, str] = {
     "doctor": "doctor",
     "export": "export",
     "bounces": "bounces",
+    "sequences": "sequences",
 }
 """Command name -> the module of `publisher.cli` that defines it."""
 

@@ -28,7 +28,7 @@ from sqlalchemy import Engine
 
 from publisher.content import fetch
 from publisher.errors import InvalidRequest, SourceError
-from publisher.store import api_keys, idempotency, outbox
+from publisher.store import api_keys, budgets, idempotency, outbox
 from publisher.store.api_keys import SCOPES, ApiKey
 from publisher.store.idempotency import Claimed, Replay, Running
 from publisher.store.outbox import EVENTS, Endpoint, EndpointTrouble
@@ -86,6 +86,14 @@ def due_for_touch(key: ApiKey, now: datetime) -> bool:
 
 def touch(db: Engine, key: ApiKey, *, now: datetime) -> None:
     api_keys.touch(db, key, now=now)
+
+
+def take_requests(db: Engine, key_id: str, wanted: int, *, per: float, limit: int, now: float) -> tuple[int, float]:
+    """Take up to `wanted` of key `key_id`'s `limit` requests per `per` seconds, shared by every process.
+
+    Returns how many were granted and, when none, the seconds until the next one.
+    """
+    return budgets.take(db, f"api key {key_id}"[:64], wanted, rate=limit / per, capacity=float(limit), now=now)
 
 
 def claim_request(

@@ -251,11 +251,12 @@ class Overview:
 
     @property
     def trigger_text(self) -> str:
+        """What starts it, after "starts when a reader": "confirms (becomes an active reader)"."""
         if self.trigger == "topic":
-            return f"joined the topic {self.topic!r}"
+            return f"joins the topic {self.topic!r}"
         if self.trigger == "imported":
-            return f"imported (with the tag {self.topic!r})" if self.topic else "imported"
-        return "confirmed (became an active reader)"
+            return f"is imported with the tag {self.topic!r}" if self.topic else "is imported"
+        return "confirms (becomes an active reader)"
 
 
 def overview(config: Config, db: Engine, name: str | None = None) -> list[Overview]:

@@ -196,10 +196,15 @@ def enrol(engine: Engine, name: str, trigger: str, topic: str, *, now: datetime,
             select(sequence_enrolments.c.subscriber_id)
             .where(sequence_enrolments.c.sequence == name, sequence_enrolments.c.subscriber_id.in_(ids))
         ).scalars()) if ids else set()
+        # A reader's latest event in the page starts it: a signup's "subscribe" and its
+        # "confirm" read together, the confirmation is when they joined.
+        latest = {}
         for row in wanted:
             imported = row.provider.startswith("import")
             if (trigger == "confirmed" and imported) or (trigger == "imported" and not imported):
                 continue
+            latest[row.subscriber_id] = row
+        for row in sorted(latest.values(), key=lambda r: r.id):
             if row.subscriber_id not in eligible or row.subscriber_id in enrolled:
                 continue
             conn.execute(insert(sequence_enrolments).values(

@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from publisher.accounts import Role
 from publisher.errors import PublisherError
-from publisher.services import analytics, bounce_intake, complaints, previews, stats
+from publisher.services import analytics, bounce_intake, complaints, previews, stats, subject_tests
 from publisher.services import issues as issue_service
 from publisher.web.desk.auth import Asked, refuse
 from publisher.web.desk.charts import Series, bar_chart
@@ -71,6 +71,7 @@ class IssueDesk(Section):
             "complaint_rate": complaints.issue_complaint_rate(self.engine, issue_id),
             "overrides": complaints.issue_overrides(self.engine, issue_id),
             "came_back": bounce_intake.issue_mail(self.engine, issue_id),
+            "subject_test": subject_tests.report(self.engine, issue_id),
         }
 
     def _engagement(self, issue_id: int) -> dict[str, Any]:
