@@ -532,6 +532,7 @@ def test_the_desk_stops_the_send_and_only_an_owner_may_override(publication: Pub
             assert "0.30%" in ask.text and "despite_complaints" not in ask.text
             refused = editor.post(path, data={"csrf": csrf, "confirm": "3", "despite_complaints": "on"})
             assert refused.status_code == 409 and publication.queued() == 0
+            assert "Only an owner of this desk can send it anyway" in refused.text
         with httpx.Client(base_url=base) as owner:
             sign_in(owner, "owner@example.org")
             csrf = csrf_of(owner.get("/desk/").text)
