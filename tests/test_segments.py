@@ -10,17 +10,19 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from web_support import AppClient, make_publication
 
 from publisher.cli import cli
 from publisher.config import load_config
 from publisher.errors import Conflict, InvalidRequest, NotFound
+from publisher.services import access, scheduling
 from publisher.services import issues as issues_service
-from publisher.services import scheduling
 from publisher.services import segments as service
 from publisher.store import open_store, schedules
 from publisher.store import segment_rules as rules
@@ -33,6 +35,7 @@ from publisher.store.schema import (
     subscriber_tags,
     subscribers,
 )
+from publisher.web import create_app
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 TAGS = ("clinicians", "patients", "press")
@@ -522,3 +525,121 @@ def test_an_unsubscribe_between_preview_and_send_wins(pub: Pub) -> None:
         conn.execute(sa.update(subscribers).where(subscribers.c.id == 1).values(status="unsubscribed"))
     queued = issues_service.send_now(pub.config, pub.db, "notes-on-rest", now=NOW, segment="Clinicians")
     assert queued.added == 2
+
+
+# The API
+
+
+class Api:
+    """The app in-process through httpx, a store, keys of each kind, one article."""
+
+    def __init__(self, root: Path) -> None:
+        self.config = make_publication(root)
+        (root / "content").mkdir(exist_ok=True)
+        (root / "content" / "2026-01-05-notes-on-rest.md").write_text(ARTICLE)
+        self.db = open_store(self.config.store_url)
+        self.client = AppClient(create_app(self.config, engine=self.db))
+        now = datetime.now(UTC)
+        self.reader = access.create_key(self.db, "reader", ["subscribers:read"], now=now).token
+        self.writer = access.create_key(self.db, "writer", ["subscribers:write"], now=now).token
+        self.issues = access.create_key(self.db, "issues", ["issues:write", "issues:read"], now=now).token
+
+    def call(self, method: str, path: str, key: str, **kwargs: Any) -> httpx.Response:
+        return self.client.request(method, f"/api/v1{path}", headers={"authorization": f"Bearer {key}"}, **kwargs)
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[Api]:
+    made = Api(tmp_path)
+    yield made
+    made.db.dispose()
+
+
+def _clinicians(api: Api, clinicians: int, others: int) -> int:
+    add_readers(api.db, [Reader(tags=frozenset({"clinicians"})) for _ in range(clinicians)])
+    add_readers(api.db, [Reader(tags=frozenset({"patients"})) for _ in range(others)])
+    answer = api.call("POST", "/segments", api.writer, json={"name": "Clinicians", "rules": CLINICIANS})
+    assert answer.status_code == 201, answer.text
+    return int(answer.json()["id"])
+
+
+def test_api_lists_segments_with_their_count(api: Api) -> None:
+    """GET /segments names each segment with its rules, in words too, and its count now."""
+    _clinicians(api, 3, 2)
+    (found,) = api.call("GET", "/segments", api.reader).json()["data"]
+    assert (found["name"], found["count"], found["description"]) == ("Clinicians", 3, "tag has clinicians")
+    assert found["rules"] == CLINICIANS
+
+
+def test_api_pages_a_segments_readers_with_cursors(api: Api) -> None:
+    """GET /segments/{id}/subscribers pages through the segment's readers with next_cursor."""
+    segment_id = _clinicians(api, 5, 4)
+    seen: list[int] = []
+    cursor: int | None = None
+    while True:
+        params = {"limit": 2} | ({"starting_after": cursor} if cursor is not None else {})
+        page = api.call("GET", f"/segments/{segment_id}/subscribers", api.reader, params=params).json()
+        seen += [row["id"] for row in page["data"]]
+        assert all("clinicians" in row["tags"] for row in page["data"])
+        if not page["has_more"]:
+            assert page["next_cursor"] is None
+            break
+        cursor = page["next_cursor"]
+    assert len(seen) == 5 == len(set(seen)) and seen == sorted(seen)
+
+
+def test_api_segments_take_the_subscriber_scopes(api: Api) -> None:
+    """Reading segments needs subscribers:read, saving subscribers:write: an issues key gets 403."""
+    segment_id = _clinicians(api, 1, 0)
+    assert api.call("GET", "/segments", api.issues).status_code == 403
+    assert api.call("GET", f"/segments/{segment_id}/subscribers", api.issues).status_code == 403
+    assert api.call("POST", "/segments", api.reader, json={"name": "x", "rules": {}}).status_code == 403
+
+
+def test_api_refuses_a_bad_rule_naming_its_place(api: Api) -> None:
+    """A segment with an unknown field is a 400 problem naming the condition, and nothing is saved."""
+    answer = api.call("POST", "/segments", api.writer, json={
+        "name": "Odd", "rules": {"conditions": [{"field": "shoe_size", "op": "is", "value": "9"}]},
+    })
+    assert answer.status_code == 400
+    assert "conditions[0].field: unknown field 'shoe_size'" in answer.json()["detail"]
+    assert api.call("GET", "/segments", api.reader).json()["data"] == []
+
+
+def test_api_unknown_segment_is_404(api: Api) -> None:
+    """A segment id that does not exist is a 404 problem."""
+    assert api.call("GET", "/segments/99/subscribers", api.reader).status_code == 404
+
+
+def test_api_send_to_a_segment_records_it_on_the_issue(api: Api) -> None:
+    """POST /issues/{id}/send with a segment queues its readers; the issue shows the segment and count."""
+    _clinicians(api, 2, 3)
+    made = api.call("POST", "/issues", api.issues, json={"article": "notes-on-rest"}).json()
+    sent = api.call("POST", f"/issues/{made['id']}/send", api.issues, json={"segment": "Clinicians"})
+    assert sent.status_code == 202, sent.text
+    assert sent.json()["added"] == 2
+    shown = api.call("GET", f"/issues/{made['id']}", api.issues).json()
+    assert shown["segment"] == {"id": 1, "name": "Clinicians", "count": 2}
+
+
+def test_api_schedule_with_a_segment(api: Api) -> None:
+    """POST /issues/{id}/schedule with a segment records it on the issue, its count still to come."""
+    _clinicians(api, 2, 3)
+    made = api.call("POST", "/issues", api.issues, json={"article": "notes-on-rest"}).json()
+    later = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%d %H:%M")
+    answer = api.call("POST", f"/issues/{made['id']}/schedule", api.issues,
+                      json={"at": later, "timezone": "UTC", "segment": "Clinicians"})
+    assert answer.status_code == 201, answer.text
+    shown = api.call("GET", f"/issues/{made['id']}", api.issues).json()
+    assert shown["segment"] == {"id": 1, "name": "Clinicians", "count": None}
+
+
+def test_api_send_to_an_unknown_segment_is_404_and_sends_nothing(api: Api) -> None:
+    """A send naming no saved segment is a 404 naming the segments there are; no row is written."""
+    _clinicians(api, 1, 1)
+    made = api.call("POST", "/issues", api.issues, json={"article": "notes-on-rest"}).json()
+    sent = api.call("POST", f"/issues/{made['id']}/send", api.issues, json={"segment": "Nurses"})
+    assert sent.status_code == 404
+    assert "the segments are: Clinicians" in sent.json()["detail"]
+    with api.db.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(deliveries)).scalar_one() == 0

@@ -38,6 +38,7 @@ __all__ = [
     "find_segment",
     "get_segment",
     "issue_audience",
+    "issue_segment",
     "list_segments",
     "preview",
     "read_rules",
@@ -126,6 +127,11 @@ def audience(db: Engine, name: str, *, now: datetime) -> tuple[Segment, Sequence
     """The segment a send names, and its conditions for the ledger's enqueue."""
     found = find_segment(db, name)
     return found, [segment_rules.compile_rules(found.rules, now=now)]
+
+
+def issue_segment(db: Engine, issue_id: int) -> IssueSegment | None:
+    """The segment recorded on an issue (its name then, and the count its send queued), or None."""
+    return store.issue_segment(db, issue_id)
 
 
 def issue_audience(db: Engine, issue_id: int, *, now: datetime) -> tuple[IssueSegment | None, Sequence[Any]]:
