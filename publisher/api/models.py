@@ -274,6 +274,12 @@ class IssueSegment(BaseModel):
     count: int | None = Field(description="Copies its send queued: the segment's count then; null before.")
 
 
+class IssueSegment(BaseModel):
+    id: int
+    name: str = Field(description="Its name when the issue was sent or scheduled (kept if it was deleted).")
+    count: int | None = Field(description="Copies its send queued: the segment's count then; null before.")
+
+
 class Issue(BaseModel):
     id: int
     key: str
@@ -312,8 +318,12 @@ DESPITE_COMPLAINTS = (
 SEGMENT = "The name of a saved segment: only its active readers (as it holds them when the send starts)."
 
 
+SEGMENT = "The name of a saved segment: only its active readers (as it holds them when the send starts)."
+
+
 class SendNow(Request):
     despite_complaints: bool = Field(default=False, description=DESPITE_COMPLAINTS)
+    segment: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=100, description=SEGMENT)
     segment: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=100, description=SEGMENT)
 
 
@@ -339,6 +349,7 @@ class ScheduleCreate(Request):
     timezone: Zone | None = Field(default=None, description="IANA zone of `at` (default: the publication's).")
     local_time: bool = Field(default=False, description="At the `at` hour of each subscriber's own day.")
     despite_complaints: bool = Field(default=False, description=DESPITE_COMPLAINTS)
+    segment: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=100, description=SEGMENT)
     segment: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=100, description=SEGMENT)
 
 
