@@ -16,7 +16,6 @@ from publisher.errors import Conflict
 from publisher.services import articles, issues, scheduling, segments
 from publisher.services.issues import LOCAL, IssueStatus, Schedule
 from publisher.services.segments import IssueSegment
-from publisher.services.segments import IssueSegment
 
 __all__ = ["router"]
 

@@ -274,12 +274,6 @@ class IssueSegment(BaseModel):
     count: int | None = Field(description="Copies its send queued: the segment's count then; null before.")
 
 
-class IssueSegment(BaseModel):
-    id: int
-    name: str = Field(description="Its name when the issue was sent or scheduled (kept if it was deleted).")
-    count: int | None = Field(description="Copies its send queued: the segment's count then; null before.")
-
-
 class Issue(BaseModel):
     id: int
     key: str
@@ -318,12 +312,8 @@ DESPITE_COMPLAINTS = (
 SEGMENT = "The name of a saved segment: only its active readers (as it holds them when the send starts)."
 
 
-SEGMENT = "The name of a saved segment: only its active readers (as it holds them when the send starts)."
-
-
 class SendNow(Request):
     despite_complaints: bool = Field(default=False, description=DESPITE_COMPLAINTS)
-    segment: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=100, description=SEGMENT)
     segment: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=100, description=SEGMENT)
 
 
@@ -349,7 +339,6 @@ class ScheduleCreate(Request):
     timezone: Zone | None = Field(default=None, description="IANA zone of `at` (default: the publication's).")
     local_time: bool = Field(default=False, description="At the `at` hour of each subscriber's own day.")
     despite_complaints: bool = Field(default=False, description=DESPITE_COMPLAINTS)
-    segment: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=100, description=SEGMENT)
     segment: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=100, description=SEGMENT)
 
 
