@@ -457,3 +457,33 @@ def test_the_desk_issue_page_shows_each_subject_and_the_decision(
     assert "3.4%" in page and "2.4% to 4.7%" in page and "7.5%" in page
     assert "won by clicks: 7.5% against 3.4% for the first subject" in page
     db.dispose()
+
+
+def test_the_desk_send_page_starts_a_subject_test(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The confirm page's "Test subjects first": two subjects to 20% now, the rest held, the issue page says when."""
+    import httpx
+    from desk_support import add_users, csrf_of, quick_hashes, sign_in
+    from web_support import live_server, make_publication
+
+    from publisher.web import create_app
+
+    quick_hashes(monkeypatch)
+    config = make_publication(tmp_path, extra="\n[analytics]\nenabled = true\nper_person = true\n")
+    add_users(config)
+    (tmp_path / "content").mkdir(exist_ok=True)
+    (tmp_path / "content" / "2026-12-01-sleep.md").write_text(ARTICLE)
+    db = open_store(config.store_url)
+    add_readers(db, 1000)
+    with live_server(create_app(config)) as base, httpx.Client(base_url=base) as http:
+        sign_in(http, "editor@example.org")
+        asked = http.post("/desk/articles/sleep/send", data={"csrf": csrf_of(http.get("/desk/articles/sleep").text)})
+        assert 'id="subject-test-form"' in asked.text
+        form = {"csrf": csrf_of(asked.text), "confirm": "1000", "subject_a": "Sleep", "subject_b": "Night shifts",
+                "sample": "20", "wait_hours": "4", "by": "clicks"}
+        done = http.post("/desk/articles/sleep/send", data=form)
+        assert done.status_code == 303 and done.headers["location"].endswith("#subject-test")
+        page = http.get(done.headers["location"]).text
+    assert "The winner is chosen at" in page and "800 reader(s) wait for it" in page
+    issue = int(done.headers["location"].split("/")[-1].split("?")[0])
+    assert states(db, issue) == Counter({("queued", 0): 100, ("queued", 1): 100, ("held", None): 800})
+    db.dispose()

@@ -42,11 +42,11 @@ from starlette.routing import BaseRoute, Route
 
 from publisher.accounts import Role
 from publisher.config import Config
-from publisher.errors import AmbiguousTime, Conflict, NotFound, PublisherError
+from publisher.errors import AmbiguousTime, Conflict, InvalidRequest, NotFound, PublisherError
 from publisher.services import articles as article_service
 from publisher.services import issues as issue_service
 from publisher.services import media as media_service
-from publisher.services import previews, scheduling
+from publisher.services import previews, scheduling, subject_tests
 from publisher.services import revisions as revision_service
 from publisher.services import subscribers as subscriber_service
 from publisher.services.articles import fingerprint
@@ -411,7 +411,21 @@ class ArticleDesk(Section):
                 owner=asked.desk.can(Role.OWNER), unticked=stopped and bool(asked.field("confirm")),
                 status=409 if stopped and asked.field("confirm") else 200,
             )
+        subjects = [asked.field(f"subject_{n}").strip() for n in "abcd"]
         try:
+            if any(subjects[1:]):  # a subject test: the confirm page's "Test subjects first"
+                test = subject_tests.parse_plan(
+                    [s for s in subjects if s], sample_percent=_whole(asked.field("sample"), "sample", 20),
+                    wait=f"{_whole(asked.field('wait_hours'), 'wait', 4)}h",
+                    metric=asked.field("by") or "clicks", now=asked.now,
+                )
+                started = await run_in_threadpool(
+                    lambda: subject_tests.start(
+                        self.config, self.engine, slug, test, now=asked.now, tag=tag,
+                        despite_complaints=despite, who=asked.desk.account,
+                    )
+                )
+                return RedirectResponse(f"/desk/issues/{started.issue_id}?m=queued#subject-test", status_code=303)
             queued = await run_in_threadpool(
                 lambda: issue_service.send_now(
                     self.config, self.engine, slug, now=asked.now, tag=tag,
@@ -443,3 +457,13 @@ class ArticleDesk(Section):
             asked, _Edit(slug, parse_fields(text), fingerprint(text), text), view=view,
             send_error=message, status=400, schedule_form=schedule_form,
         )
+
+
+def _whole(text: str, name: str, default: int) -> int:
+    """A whole number typed in the subject test's form; InvalidRequest names the field."""
+    if not text.strip():
+        return default
+    try:
+        return int(text.strip())
+    except ValueError as exc:
+        raise InvalidRequest(f"subject test: {name} must be a whole number, not {text!r}") from exc
