@@ -276,3 +276,29 @@ def test_the_issue_page_reports_opens_clicks_top_links_and_machines(
     assert "Machines: 1 open(s), 0 click(s), 33% of all requests (apple privacy protection: 1)" in report
     assert "<svg" in report
     assert report.index("https://journals.example.net/a?x=1&amp;y=2") < report.index("https://example.org/sleep/")
+
+
+def test_links_keep_their_numbers_when_an_issue_is_rendered_again(tmp_path: Path) -> None:
+    """A resume numbers the same links the same way, and a new link comes after them."""
+    db = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    issue = ledger.create_issue(db, key="k", kind="article", slug="k", subject="s", html="<p/>", text="x",
+                                tag=None, status="draft", now=NOW)
+    first = engagement.record_links(db, issue, ["https://a.example/", "https://b.example/"])
+    again = engagement.record_links(db, issue, ["https://c.example/", "https://b.example/", "https://a.example/"])
+    assert first == {"https://a.example/": 1, "https://b.example/": 2}
+    assert again == {"https://c.example/": 3, "https://b.example/": 2, "https://a.example/": 1}
+
+
+def test_a_link_sent_while_on_still_leads_on_when_analytics_are_turned_off(tmp_path: Path) -> None:
+    """Turning analytics off stops the counting, not the links in mail already sent."""
+    config = publication(tmp_path)
+    db = open_store(config.store_url)
+    issue, sent = send(config, db)
+    _, html = parts(sent["r0@example.org"])
+    (tmp_path / "off").mkdir()
+    off = make_publication(tmp_path / "off", extra="\n[analytics]\nenabled = false\n")
+    client = AppClient(create_app(off, engine=db, clock=lambda: NOW + timedelta(hours=1)))
+    assert client.get(click_paths(html)[0], headers={"user-agent": READER}).status_code == 302
+    assert client.get(pixel_path(html), headers={"user-agent": READER}).headers["content-type"] == "image/gif"
+    totals = engagement.totals(db, issue)
+    assert (totals.opens, totals.clicks) == (0, 0)

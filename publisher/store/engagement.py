@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine, and_, distinct, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from publisher.store.engine import begin_write
 from publisher.store.schema import deliveries, engagement, links
@@ -108,8 +109,14 @@ def record_links(db: Engine | Connection, issue_id: int, urls: Iterable[str]) ->
 
     if isinstance(db, Connection):
         return run(db)
-    with begin_write(db) as conn:
-        return run(conn)
+    try:
+        with begin_write(db) as conn:
+            return run(conn)
+    except IntegrityError:
+        # Another worker numbered the same links a moment before: the same order gives the
+        # same numbers, so read theirs.
+        with begin_write(db) as conn:
+            return run(conn)
 
 
 def link_url(db: Engine, issue_id: int, link_id: int) -> str | None:
