@@ -487,3 +487,28 @@ def test_the_desk_send_page_starts_a_subject_test(tmp_path: Path, monkeypatch: p
     issue = int(done.headers["location"].split("/")[-1].split("?")[0])
     assert states(db, issue) == Counter({("queued", 0): 100, ("queued", 1): 100, ("held", None): 800})
     db.dispose()
+
+
+def test_the_daemon_decides_at_the_time_and_sends_the_rest(tmp_path: Path, smtp_server: SMTPServer) -> None:
+    """The daemon's delivery round, its clock moved past the decision: the winner goes to the other 480."""
+    from publisher.schedule import jobs
+
+    config = smtp_config(tmp_path, smtp_server.port, analytics=True)
+    db = open_store(config.store_url)
+    add_readers(db, 600)
+    started = service.start(config, db, "sleep", service.parse_plan(["Sleep", "Night shifts"], now=NOW), now=NOW)
+    clock = [NOW]
+    key = str(tmp_path / "config.toml")
+    jobs.register(key, jobs.Runtime(config=config, db=db, clock=lambda: clock[0]))
+    jobs.deliver_due(key)
+    assert subjects_received(smtp_server) == Counter({"Sleep": 60, "Night shifts": 60})
+    simulate_clicks(db, started.issue_id, store.sent_copies(db, started.issue_id), [0.02, 0.40])
+    clock[0] = NOW + timedelta(hours=3)
+    jobs.deliver_due(key)
+    assert len(smtp_server.messages) == 120
+    clock[0] = NOW + timedelta(hours=4, minutes=1)
+    jobs.deliver_due(key)
+    assert subjects_received(smtp_server) == Counter({"Sleep": 60, "Night shifts": 540})
+    assert set(smtp_server.counts().values()) == {1}
+    assert ledger.status(db, started.issue_id)[0].status == "done"
+    db.dispose()
