@@ -484,7 +484,7 @@ def _check_type(setting: Setting, value: Any, fail: Callable[[str], ConfigError]
         if value < 0:
             raise fail(f"must not be negative, got {value}")
         return _in_range(setting, float(value), fail)
-    if kind in ("list", "networks"):
+    if kind in ("list", "networks", "origins"):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise fail(f"must be a list of text values, got {value!r}")
         if kind == "origins":

@@ -24,6 +24,7 @@ recorded for the desk's Home.
 
 from __future__ import annotations
 
+import html
 import ipaddress
 import math
 from collections.abc import Iterable
@@ -52,6 +53,7 @@ __all__ = [
     "confirm_state",
     "consent_text",
     "count_attempt",
+    "embed_form",
     "network_of",
     "register",
     "throttled_networks",
@@ -169,6 +171,32 @@ def address(raw: str) -> str:
 def clean_name(raw: str) -> str:
     """A typed name made safe for a header, at most MAX_NAME characters."""
     return clean_header_text(raw, limit=MAX_NAME)
+
+
+def embed_form(config: Config, topic: str = "", *, script: bool = False) -> str:
+    """The HTML an author copies onto another site: a plain form posting to `/subscribe`
+    (it works without JavaScript, and the answer is a page with a link back), and with
+    `script` the line that loads `/subscribe.js` for inline answers (the site must then
+    be in `subscribe.allowed_origins`; without it the form still works the plain way)."""
+    base = config.public_url
+    e = html.escape
+    hidden = f'\n  <input type="hidden" name="topic" value="{e(topic)}">' if topic else ""
+    text = (
+        f'<form action="{e(base)}/subscribe" method="post" data-publisher-subscribe>\n'
+        f'  <input type="hidden" name="door" value="embed">{hidden}\n'
+        '  <label>Email address<br><input type="email" name="email" required maxlength="320" '
+        'autocomplete="email"></label>\n'
+        '  <label>Name (optional)<br><input type="text" name="name" maxlength="200" autocomplete="name"></label>\n'
+        '  <div style="position:absolute;left:-10000px" aria-hidden="true"><label>Leave this field empty '
+        '<input type="text" name="website" tabindex="-1" autocomplete="off"></label></div>\n'
+        f'  <p><small>{e(consent_text(config))}</small></p>\n'
+        '  <button type="submit">Subscribe</button>\n'
+        '  <p data-publisher-message role="status" aria-live="polite"></p>\n'
+        "</form>\n"
+    )
+    if script:
+        text += f'<script src="{e(base)}/subscribe.js" defer></script>\n'
+    return text
 
 
 def register(
