@@ -41,9 +41,10 @@ __all__ = [
 ]
 
 APPLE_EGRESS = (
-    # Snapshot of 2026-12-01, from Apple's list (source above) via its daily mirror
-    # github.com/you-oops-dev/ipranges apple-proxy/ipv4_merged.txt: the /25s and larger
-    # blocks of 104.28.0.0/16 it lists, and Apple's own 17.0.0.0/8.
+    # Vendored 2026-12-07 from Apple's list (source above) as kept by its daily mirror
+    # github.com/you-oops-dev/ipranges, apple-proxy/ipv4_merged.txt at commit 0691fa0a: some larger
+    # blocks (104.28.x.x, 172.225.x.x, 172.226.x.x); and Apple's own network 17.0.0.0/8
+    # (ARIN: Apple Inc.), which no other sender uses.
     "17.0.0.0/8",
     "104.28.103.0/25",
     "104.28.104.0/25",
@@ -53,8 +54,10 @@ APPLE_EGRESS = (
     "104.28.136.128/25",
     "104.28.140.128/25",
     "104.28.147.128/25",
-    "172.224.224.0/19",
-    "2a02:26f7::/32",
+    "172.225.18.0/23",
+    "172.225.76.0/22",
+    "172.225.248.0/22",
+    "172.226.188.0/22",
 )
 
 GATEWAYS = (
