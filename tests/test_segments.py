@@ -14,9 +14,10 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
+from desk_support import add_users, csrf_of, quick_hashes, sign_in
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from web_support import AppClient, make_publication
+from web_support import AppClient, live_server, make_publication
 
 from publisher.cli import cli
 from publisher.config import load_config
@@ -643,3 +644,83 @@ def test_api_send_to_an_unknown_segment_is_404_and_sends_nothing(api: Api) -> No
     assert "the segments are: Clinicians" in sent.json()["detail"]
     with api.db.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(deliveries)).scalar_one() == 0
+
+
+# The desk's builder, over HTTP
+
+
+@pytest.fixture
+def desk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, sa.Engine]]:
+    quick_hashes(monkeypatch)
+    config = make_publication(tmp_path)
+    (tmp_path / "content").mkdir(exist_ok=True)
+    add_users(config)
+    db = open_store(config.store_url)
+    add_readers(db, [Reader(tags=frozenset({"clinicians"})) for _ in range(12)])
+    add_readers(db, [Reader(tags=frozenset({"patients"})) for _ in range(3)])
+    with live_server(create_app(config)) as base:
+        yield base, db
+    db.dispose()
+
+
+def _builder(http: httpx.Client, **fields: str) -> httpx.Response:
+    page = http.get("/desk/segments/new").text
+    return http.post("/desk/segments/build", data={"csrf": csrf_of(page), **fields})
+
+
+def test_desk_add_condition_rerenders_with_one_more_row(desk: tuple[str, sa.Engine]) -> None:
+    """"Add condition" is a POST that shows the conditions typed so far and one more row, without JavaScript."""
+    with httpx.Client(base_url=desk[0]) as http:
+        sign_in(http)
+        answer = _builder(http, **{"c0-what": "tag:has", "c0-value": "clinicians", "action": "add"})
+    assert answer.status_code == 200
+    assert 'name="c1-what"' in answer.text and 'name="c2-what"' not in answer.text
+    assert 'value="clinicians"' in answer.text
+
+
+def test_desk_shows_the_live_count_and_a_sample_of_ten(desk: tuple[str, sa.Engine]) -> None:
+    """Counting shows how many readers match and ten of them; an editor sees no addresses."""
+    with httpx.Client(base_url=desk[0]) as http:
+        sign_in(http)
+        answer = _builder(http, **{"c0-what": "tag:has", "c0-value": "clinicians", "action": "preview"})
+    assert '<span id="count">12</span> active readers match now' in answer.text
+    assert "The first 10" in answer.text
+    assert "@example.org</td>" not in answer.text and "Addresses are shown to owners only" in answer.text
+
+
+def test_desk_shows_addresses_to_owners(desk: tuple[str, sa.Engine]) -> None:
+    """An owner's sample shows each reader's address."""
+    with httpx.Client(base_url=desk[0]) as http:
+        sign_in(http, "owner@example.org")
+        answer = _builder(http, **{"c0-what": "tag:has", "c0-value": "patients", "action": "preview"})
+    assert answer.text.count("@example.org</td>") == 3
+
+
+def test_desk_saves_a_segment_with_a_name(desk: tuple[str, sa.Engine]) -> None:
+    """Saving stores the rules under the name, and the list shows it with its count."""
+    with httpx.Client(base_url=desk[0]) as http:
+        sign_in(http)
+        saved = _builder(http, **{"c0-what": "tag:has", "c0-value": "clinicians", "name": "Clinicians",
+                                  "action": "save"})
+        assert saved.status_code == 303
+        listed = http.get("/desk/segments").text
+    assert "Clinicians</a>" in listed and "<td>12</td>" in listed
+    assert [s.name for s in service.list_segments(desk[1])] == ["Clinicians"]
+
+
+def test_desk_names_a_bad_value_and_saves_nothing(desk: tuple[str, sa.Engine]) -> None:
+    """A date that is not a date is shown beside the form (400), and nothing is saved."""
+    with httpx.Client(base_url=desk[0]) as http:
+        sign_in(http)
+        answer = _builder(http, **{"c0-what": "signed_up:before", "c0-value": "last spring", "name": "Old",
+                                   "action": "save"})
+    assert answer.status_code == 400
+    assert "Conditions[0].value: give a date as YYYY-MM-DD" in answer.text
+    assert service.list_segments(desk[1]) == []
+
+
+def test_desk_viewers_cannot_build_segments(desk: tuple[str, sa.Engine]) -> None:
+    """A viewer is refused the builder."""
+    with httpx.Client(base_url=desk[0]) as http:
+        sign_in(http, "viewer@example.org")
+        assert http.get("/desk/segments/new").status_code == 403

@@ -41,6 +41,7 @@ from publisher.web.desk.moving import MovingDesk
 from publisher.web.desk.render import DeskPages, static_dir
 from publisher.web.desk.revisions import RevisionDesk
 from publisher.web.desk.segments import SegmentDesk
+from publisher.web.desk.segments import SegmentDesk
 from publisher.web.desk.settings import SettingsDesk
 from publisher.web.desk.signin import SignInDesk
 from publisher.web.desk.subscribers import SubscriberDesk
@@ -53,6 +54,7 @@ PAGES = (
     "subscribers", "subscriber", "import", "imported", "settings", "keys",
     "revisions", "revision", "media", "login_code", "account", "moving",
     "bounces", "bounce",
+    "segments", "segment",
     "segments", "segment",
 )
 
@@ -86,6 +88,7 @@ class Desk:
             IssueDesk(config, engine, self.pages, self.auth),
             BounceDesk(config, engine, self.pages, self.auth),
             SubscriberDesk(config, engine, self.pages, self.auth),
+            SegmentDesk(config, engine, self.pages, self.auth),
             SegmentDesk(config, engine, self.pages, self.auth),
             SettingsDesk(config, engine, self.pages, self.auth, settings.provider_factory),
             KeyDesk(config, engine, self.pages, self.auth),
