@@ -208,6 +208,23 @@ def test_nothing_is_decided_before_its_time(db: sa.Engine) -> None:
     assert states(db, issue)[("held", None)] == 800
 
 
+def test_a_send_stopped_before_its_rows_is_sampled_when_they_come(db: sa.Engine) -> None:
+    """The process stopped after the test was kept and before its rows: nothing is sampled from
+    nothing, and the next run that writes the rows samples them."""
+    add_readers(db, 1000)
+    issue = ledger.create_issue(
+        db, key="tag:example.org,2026-12-01:/sleep", kind="article", slug="sleep", subject="Sleep",
+        html="<p>Hi</p>", text="Hi", tag=None, status="draft", now=NOW,
+    )
+    with begin_write(db) as conn:
+        store.write(conn, issue, subjects=("A", "B"), sample_percent=20, metric="clicks", seed=1,
+                    decide_at=NOW + timedelta(hours=4), now=NOW)
+    assert service.settle(CONFIG, db, now=NOW) == []
+    ledger.enqueue(db, issue, now=NOW, held=True)
+    assert [s.step for s in service.settle(CONFIG, db, now=NOW)] == ["sampled"]
+    assert states(db, issue) == Counter({("queued", 0): 100, ("queued", 1): 100, ("held", None): 800})
+
+
 def test_held_rows_keep_the_issue_open_and_are_cancelled_with_it(db: sa.Engine) -> None:
     """The sample sent does not finish the issue; cancelling it takes back the held rows too."""
     issue = issue_under_test(db, 1000)

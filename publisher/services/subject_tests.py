@@ -238,17 +238,18 @@ def settle(config: Config, db: Engine, *, now: datetime) -> list[Settled]:
     for test in store.due(db, now=now):
         if test.sampled_at is None:
             sample = store.assign_sample(db, test.issue_id, now=now)
-            done.append(Settled(test.issue_id, "sampled", "sample queued", sum(sample.values())))
+            if sample:
+                done.append(Settled(test.issue_id, "sampled", "sample queued", sum(sample.values())))
         if test.decided_at is None:
             if test.decide_at > now:
                 continue
             figures = _figures(db, test)
             decision = decide(figures)
-            store.record_decision(
+            if store.record_decision(
                 db, test.issue_id, winner=decision.winner, reason=decision.reason,
                 figures=[f.as_dict() for f in figures], now=now,
-            )
-            done.append(Settled(test.issue_id, "decided", decision.reason))
+            ):
+                done.append(Settled(test.issue_id, "decided", decision.reason))
         released = store.release(db, test.issue_id, now=now)
         kept = store.get(db, test.issue_id)
         subject = kept.subjects[kept.winner] if kept is not None and kept.winner is not None else ""

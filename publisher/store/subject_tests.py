@@ -151,9 +151,19 @@ def assign_sample(db: Engine, issue_id: int, *, now: datetime) -> dict[int, int]
 
     The sample is `sample_percent` of the issue's held rows (rounded down to a multiple of
     the number of subjects, so the split is even). Done once: a test already sampled
-    returns {} and changes nothing.
+    returns {} and changes nothing. A test whose rows are not written yet (the send
+    stopped between the test and its rows) is left to be sampled when they are.
     """
     with begin_write(db) as conn:
+        test = get(conn, issue_id)
+        if test is None or test.sampled_at is not None:
+            return {}
+        held = int(conn.execute(
+            select(func.count()).where(deliveries.c.issue_id == issue_id, deliveries.c.state == HELD)
+        ).scalar_one())
+        if held == 0:
+            return {}
+        # The guard that makes it once, whoever else is sampling the same test right now.
         marked = conn.execute(
             update(subject_tests)
             .where(subject_tests.c.issue_id == issue_id, subject_tests.c.sampled_at.is_(None))
@@ -161,12 +171,7 @@ def assign_sample(db: Engine, issue_id: int, *, now: datetime) -> dict[int, int]
         ).rowcount
         if not marked:
             return {}
-        test = get(conn, issue_id)
-        assert test is not None
         variants = len(test.subjects)
-        held = int(conn.execute(
-            select(func.count()).where(deliveries.c.issue_id == issue_id, deliveries.c.state == HELD)
-        ).scalar_one())
         each = held * test.sample_percent // 100 // variants
         if each == 0:
             return {}
@@ -217,7 +222,10 @@ def record_decision(
         changed = conn.execute(
             update(subject_tests)
             .where(subject_tests.c.issue_id == issue_id, subject_tests.c.decided_at.is_(None))
-            .values(decided_at=now, winner=winner, reason=reason, figures=json.dumps(figures))
+            .values(
+                decided_at=now, winner=winner, reason=reason, figures=json.dumps(figures),
+                sampled_at=func.coalesce(subject_tests.c.sampled_at, now),
+            )
         ).rowcount
     return bool(changed)
 
