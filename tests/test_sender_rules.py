@@ -504,6 +504,14 @@ def test_doctor_reads_the_rate_without_writing(publication: Publication) -> None
     assert doctor.complaint_finding(complaints.ComplaintRate(9, 999, "x")).status == "ok"
 
 
+def test_scheduling_on_the_command_line_warns_of_the_hold_to_come(publication: Publication) -> None:
+    """`publisher schedule` at 0.3% schedules, and says the start will be held unless the rate falls."""
+    publication.history(accepted=1000, complaints=3)
+    result = publication.cli("schedule", SLUG, "--at", "2099-01-01 09:00")
+    assert result.exit_code == 0 and "scheduled #" in result.output
+    assert "the send is held at its start" in result.output and "--despite-complaints" in result.output
+
+
 def test_the_daemons_digest_waits_while_the_rate_stops_sends(tmp_path: Path) -> None:
     """A digest due at 0.3% sends nothing and keeps its articles; once the complaints are older
     than 30 days the next digest carries them."""

@@ -8,7 +8,7 @@ import click
 from rich.table import Table
 
 from publisher.cli._common import cli, get_config, reports_errors, table_console
-from publisher.services import scheduling
+from publisher.services import complaints, scheduling
 from publisher.store import open_store
 
 
@@ -60,6 +60,12 @@ def schedule(
         + (", and puts it on the site then." if item.publishes else ".")
         + (f" It goes to the readers the segment {segment!r} holds then." if segment else "")
     )
+    rate = complaints.complaint_rate(db, now=datetime.now(UTC))
+    if rate.level == "stop" and not despite_complaints:
+        click.secho(
+            f"warning: complaint rate {rate.in_words()}; unless it falls by then, the send is held at its start "
+            "(schedule it again with --despite-complaints to send anyway)", fg="yellow", err=True,
+        )
 
 
 @cli.command(name="schedules")
