@@ -195,13 +195,13 @@ def test_sitemap_is_valid_against_the_schema(tmp_path: Path) -> None:
     assert len(entries) == 13 + 1 + 1
 
 
-def test_sitemap_past_its_limit_warns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """More pages than a sitemap may list: the newest are listed, and the build says so."""
+def test_sitemap_past_its_limit_is_an_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """More pages than a sitemap may list: sitemap.xml indexes parts (tests/test_sitemap_index.py)."""
     monkeypatch.setattr(archive, "SITEMAP_LIMIT", 5)
-    report = build.build_site(publication(tmp_path), many(8), NOW)
+    build.build_site(publication(tmp_path), many(8), NOW)
     document = etree.parse(str(tmp_path / "public" / "sitemap.xml")).getroot()
-    assert len(document) == 5
-    assert [w for w in report.warnings if w.startswith("sitemap.xml lists 5 of the site's 10 pages")]
+    assert document.tag == "{http://www.sitemaps.org/schemas/sitemap/0.9}sitemapindex"
+    assert len(document) == 2
 
 
 def test_empty_sitemap_is_still_valid(tmp_path: Path) -> None:

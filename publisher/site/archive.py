@@ -22,6 +22,12 @@ no CDN) matches words against it in the reader's browser. The form is in the pag
 page is the plain archive, with no box that would do nothing. The archive's pages allow
 scripts from the site itself only (see `publisher.web.static`).
 
+Sitemap: `sitemap.xml` lists the front page, the topics and every article while they fit
+in one sitemap (50,000 addresses, sitemaps.org's limit). Past that it is a sitemap index
+of parts, `sitemaps/sitemap-1.xml`, ..., of at most 50,000 each: the front page and the
+topics first, then the articles oldest first, so that a new article rewrites the first
+and last parts and the index, never the parts between.
+
 Images: an article's `image` on the site's own host is looked for in the content folder
 under the same path (`/images/lamp.jpg` -> content/images/lamp.jpg) and copied into the
 build; one that is not there is a warning naming the article, since the page, the feeds
@@ -58,7 +64,7 @@ __all__ = [
     "ARCHIVE_FILES", "ARCHIVE_FOLDERS", "FROM_TEMPLATES", "SITEMAP_LIMIT", "Archive", "image_files", "render_archive",
 ]
 
-ARCHIVE_FOLDERS = frozenset({"assets", "page", "tags"})
+ARCHIVE_FOLDERS = frozenset({"assets", "page", "sitemaps", "tags"})
 """Top-level folders the archive writes: no article may take one of these slugs."""
 ARCHIVE_FILES = frozenset({"404.html", "robots.txt", "search.json", "sitemap.xml"})
 """Top-level files the archive writes: an article's folder may not have their names either."""
@@ -66,7 +72,9 @@ FROM_TEMPLATES = MappingProxyType({"404.html": "web/404.html", "robots.txt": "we
 """Files of the build that an author replaces with a template of the same name, not in the output."""
 
 SITEMAP_LIMIT = 50_000
-"""URLs one sitemap file may list (sitemaps.org); past it the newest are listed and the build warns."""
+"""URLs one sitemap file may list (sitemaps.org); past it sitemap.xml is an index of parts."""
+SITEMAP_FOLDER = "sitemaps"
+"""Where the parts of a sitemap too big for one file go: sitemaps/sitemap-1.xml, ..."""
 
 _FEED_LABELS: tuple[tuple[feeds.FeedKind, str], ...] = (("rss", "RSS"), ("atom", "Atom"), ("json", "JSON Feed"))
 _SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
@@ -142,6 +150,29 @@ def _page_inputs(page: _Page) -> tuple[str, ...]:
 
 def _rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).replace(microsecond=0).isoformat()
+
+
+def _urlset(entries: Sequence[tuple[str, datetime | None]]) -> bytes:
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>', f'<urlset xmlns="{_SITEMAP_NS}">']
+    for loc, lastmod in entries:
+        stamp = f"<lastmod>{_rfc3339(lastmod)}</lastmod>" if lastmod else ""
+        lines.append(f"<url><loc>{escape(loc)}</loc>{stamp}</url>")
+    lines.append("</urlset>")
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _urlset_and_notes(entries: Sequence[tuple[str, datetime | None]]) -> tuple[bytes, tuple[str, ...]]:
+    return _urlset(entries), ()
+
+
+def _sitemap_index(parts: Sequence[tuple[str, str]]) -> bytes:
+    """A sitemap index (sitemaps.org) of its parts, each with the newest last change it lists."""
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>', f'<sitemapindex xmlns="{_SITEMAP_NS}">']
+    for loc, stamp in parts:
+        lastmod = f"<lastmod>{stamp}</lastmod>" if stamp else ""
+        lines.append(f"<sitemap><loc>{escape(loc)}</loc>{lastmod}</sitemap>")
+    lines.append("</sitemapindex>")
+    return ("\n".join(lines) + "\n").encode("utf-8")
 
 
 class Archive:
@@ -246,7 +277,7 @@ class Archive:
             yield f"{article.slug}/index.html", inputs, _no_notes(
                 partial(self._article_page, full, article, newer, older)
             )
-        yield "sitemap.xml", ("sitemap", repr(self.tags), *abouts), self._sitemap_and_notes
+        yield from self._sitemap_jobs(abouts)
         yield "robots.txt", ("robots",), lambda: (self.robots(), ())
         yield "404.html", ("not found",), lambda: (self._render("web/404.html"), ())
         if self.search:
@@ -377,32 +408,51 @@ class Archive:
     def _whole_list_page(self, full: Callable[[Article], Article], name: str, page: _Page, **context: Any) -> bytes:
         return self._list_page(name, replace(page, articles=[full(a) for a in page.articles]), **context)
 
-    def _sitemap_and_notes(self) -> tuple[bytes, tuple[str, ...]]:
-        before = len(self.warnings)
-        data = self.sitemap()
-        return data, tuple(self.warnings[before:])
-
-    def sitemap(self) -> bytes:
-        """Every page a search engine should know, each with its last change."""
+    def _sitemap_head(self) -> list[tuple[str, datetime | None]]:
+        """The front page and the topics' pages, each dated by its newest article's last change."""
         entries: list[tuple[str, datetime | None]] = []
-        newest = max((a.modified for a in self.articles), default=None)
-        entries.append((self.site_url, newest))
+        entries.append((self.site_url, max((a.modified for a in self.articles), default=None)))
         members = self._tag_members()
         for slug in self.tags:
             entries.append((self._tag_url(slug), max((a.modified for a in members[slug]), default=None)))
-        entries.extend((article.url, article.modified) for article in self.articles)
-        lines = ['<?xml version="1.0" encoding="UTF-8"?>', f'<urlset xmlns="{_SITEMAP_NS}">']
-        if len(entries) > SITEMAP_LIMIT:
-            self.warnings.append(
-                f"sitemap.xml lists {SITEMAP_LIMIT:,} of the site's {len(entries):,} pages (the most a sitemap "
-                "may hold): the front page, the topics and the newest articles; search engines find the "
-                "others through the archive's pages"
-            )
-        for loc, lastmod in entries[:SITEMAP_LIMIT]:
-            stamp = f"<lastmod>{_rfc3339(lastmod)}</lastmod>" if lastmod else ""
-            lines.append(f"<url><loc>{escape(loc)}</loc>{stamp}</url>")
-        lines.append("</urlset>")
-        return ("\n".join(lines) + "\n").encode("utf-8")
+        return entries
+
+    def _sitemap_jobs(
+        self, abouts: Sequence[str]
+    ) -> Iterator[tuple[str, tuple[str, ...], Callable[[], tuple[bytes, tuple[str, ...]]]]]:
+        """sitemap.xml alone while the site fits in one; past that, an index and its parts.
+
+        The parts list the front page and the topics first, then the articles oldest first,
+        so a new article changes only the last part (and the first, whose front page it
+        dates): a build rewrites two files of a big archive's sitemap, not all of them.
+        """
+        head = self._sitemap_head()
+        head_inputs = tuple(f"{loc} {_rfc3339(moment) if moment else ''}" for loc, moment in head)
+        if len(head) + len(self.articles) <= SITEMAP_LIMIT:
+            yield "sitemap.xml", ("sitemap", *head_inputs, *abouts), lambda: (self.sitemap(), ())
+            return
+        entries = [*head, *((a.url, a.modified) for a in reversed(self.articles))]
+        inputs = [*head_inputs, *reversed(abouts)]
+        listed: list[tuple[str, str]] = []
+        for start in range(0, len(entries), SITEMAP_LIMIT):
+            part = entries[start : start + SITEMAP_LIMIT]
+            path = f"{SITEMAP_FOLDER}/sitemap-{len(listed) + 1}.xml"
+            newest = max((moment for _loc, moment in part if moment is not None), default=None)
+            listed.append((self.site_url + path, _rfc3339(newest) if newest else ""))
+            yield path, ("sitemap part", *inputs[start : start + SITEMAP_LIMIT]), partial(_urlset_and_notes, part)
+        yield "sitemap.xml", ("sitemap index", *(f"{loc} {stamp}" for loc, stamp in listed)), (
+            lambda: (_sitemap_index(listed), ())
+        )
+
+    def sitemap(self) -> bytes:
+        """Every page a search engine should know, each with its last change: one sitemap
+        while they fit (`SITEMAP_LIMIT`); see `sitemap_files` for more."""
+        entries = [*self._sitemap_head(), *((a.url, a.modified) for a in self.articles)]
+        return _urlset(entries[:SITEMAP_LIMIT])
+
+    def sitemap_files(self) -> dict[str, bytes]:
+        """sitemap.xml, and past `SITEMAP_LIMIT` pages the parts under sitemaps/ it indexes."""
+        return {path: render()[0] for path, _inputs, render in self._sitemap_jobs([""] * len(self.articles))}
 
     def robots(self) -> bytes:
         """Crawlers welcome, newsletter previews left out, and where the sitemap is
