@@ -25,7 +25,9 @@ raise ContentError naming the file and line of the first problem.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import tempfile
 import tomllib
 from dataclasses import dataclass
 from datetime import timedelta
@@ -38,6 +40,7 @@ from publisher.errors import ContentError, NotFound
 from publisher.models import Article
 
 __all__ = [
+    "NAME_RE",
     "TRIGGERS",
     "Sequence",
     "Step",
@@ -46,12 +49,14 @@ __all__ = [
     "parse_delay",
     "parse_settings",
     "parse_step",
+    "read_step_text",
     "sequence_names",
+    "write_step_text",
 ]
 
 TRIGGERS = ("confirmed", "topic", "imported")
 SETTINGS_FILE = "sequence.toml"
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 _DELAY_RE = re.compile(r"^\s*(\d{1,4})\s*([dhm]?)\s*$")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes", "": "days"}
 _MAX_DELAY = timedelta(days=3650)
@@ -182,7 +187,7 @@ def _shown(config: Config, path: Path) -> str:
 def load_sequence(config: Config, name: str) -> Sequence:
     """One sequence folder read; NotFound when there is none of that name."""
     folder = config.path_of("sequences.folder")
-    if not _NAME_RE.match(name) or not (folder / name).is_dir() or (folder / name).is_symlink():
+    if not NAME_RE.match(name) or not (folder / name).is_dir() or (folder / name).is_symlink():
         known = ", ".join(s for s in sequence_names(folder)) or "none yet"
         raise NotFound(f"no sequence {name!r} in {_shown(config, folder)}/ (sequences: {known})")
     where = folder / name
@@ -196,7 +201,7 @@ def load_sequence(config: Config, name: str) -> Sequence:
         if path.suffix != ".md" or path.name.startswith((".", "_")):
             continue
         shown = _shown(config, path)
-        if not _NAME_RE.match(path.stem):
+        if not NAME_RE.match(path.stem):
             raise ContentError(f"{shown}: a step's file name is lower-case letters, digits, - and _ (e.g. day-3.md)")
         text = decode_article(read_content(path, shown, config), shown)
         steps.append(parse_step(text, name=path.stem, source=shown, config=config))
@@ -209,10 +214,36 @@ def sequence_names(folder: Path) -> list[str]:
         return []
     return sorted(
         p.name for p in folder.iterdir()
-        if p.is_dir() and not p.is_symlink() and not p.name.startswith((".", "_")) and _NAME_RE.match(p.name)
+        if p.is_dir() and not p.is_symlink() and not p.name.startswith((".", "_")) and NAME_RE.match(p.name)
     )
 
 
 def load_sequences(config: Config) -> list[Sequence]:
     """Every sequence, by name; none when the folder does not exist."""
     return [load_sequence(config, name) for name in sequence_names(config.path_of("sequences.folder"))]
+
+
+def read_step_text(config: Config, path: Path) -> str:
+    """A step file's text, never through a link."""
+    shown = _shown(config, path)
+    return decode_article(read_content(path, shown, config), shown)
+
+
+def write_step_text(folder: Path, file_name: str, text: str) -> None:
+    """Write a step file whole or not at all: a temporary file beside it, then a rename.
+    The folder is made if needed; a link in its place is refused."""
+    if folder.is_symlink() or folder.parent.is_symlink():
+        raise ContentError(f"{folder}: is a link; a sequence's folder must be a real folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / file_name
+    if target.is_symlink():
+        raise ContentError(f"{target}: is a link; replace it with the step file itself")
+    fd, name = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
+    temp = Path(name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text if text.endswith("\n") else text + "\n")
+        temp.replace(target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise

@@ -35,8 +35,8 @@ from sqlalchemy import Engine
 from publisher.config import Config
 from publisher.content import sequences as files
 from publisher.content.sequences import Sequence, Step
-from publisher.errors import PublisherError
-from publisher.mail import newsletter
+from publisher.errors import InvalidRequest, PublisherError
+from publisher.mail import newsletter, preflight
 from publisher.mail.mime import clean_header_text
 from publisher.models import Issue, IssueKind
 from publisher.store import ledger
@@ -45,7 +45,9 @@ from publisher.store import sequences as store
 __all__ = [
     "Overview",
     "RunReport",
+    "StepCheck",
     "StepView",
+    "check_step",
     "due_at",
     "load",
     "next_moves",
@@ -53,7 +55,9 @@ __all__ = [
     "preview",
     "readers",
     "run",
+    "save_step",
     "step_issue",
+    "step_text",
 ]
 
 log = logging.getLogger(__name__)
@@ -290,3 +294,55 @@ def preview(config: Config, name: str, step: str, *, now: datetime) -> tuple[str
     sequence = files.load_sequence(config, name)
     rendered = newsletter.render_issue(config, step_issue(config, sequence, sequence.step(step)), now)
     return rendered.subject, rendered.html, rendered.text
+
+
+@dataclass(frozen=True, slots=True)
+class StepCheck:
+    """A step as its readers would get it, with the checks before sending."""
+
+    sequence: str
+    step: str
+    delay: str
+    source: str
+    subject: str
+    html: str
+    checks: tuple[preflight.Check, ...]
+
+    @property
+    def blocking(self) -> tuple[preflight.Check, ...]:
+        """Failing checks that would stop an issue's send: a step's readers deserve the same."""
+        return tuple(c for c in self.checks if c.ok is False and c.blocking)
+
+
+def check_step(config: Config, name: str, step: str, *, now: datetime) -> StepCheck:
+    """Render one step and run the checks before sending (no network, no SpamAssassin):
+    what the desk's step page shows. NotFound for an unknown sequence or step."""
+    sequence = files.load_sequence(config, name)
+    found = sequence.step(step)
+    rendered = newsletter.render_issue(config, step_issue(config, sequence, found), now)
+    checks, _records = preflight.run_checks(
+        config, found.article, subject=rendered.subject, html=rendered.html, text=rendered.text, spam=False,
+    )
+    return StepCheck(sequence=name, step=step, delay=found.delay_text, source=found.source,
+                     subject=rendered.subject, html=rendered.html, checks=tuple(checks))
+
+
+def step_text(config: Config, name: str, step: str) -> str:
+    """A step file's text, for the desk's editor. NotFound for an unknown one."""
+    files.load_sequence(config, name).step(step)
+    path = config.path_of("sequences.folder") / name / f"{step}.md"
+    return files.read_step_text(config, path)
+
+
+def save_step(config: Config, name: str, step: str, text: str) -> Step:
+    """Write a step file (a new sequence's folder too), after reading it as a step: a text
+    that is not a step (no title, no delay, an unknown key) is refused with its line, and
+    nothing is written. Written to a temporary file, then renamed over the old one."""
+    for value, what in ((name, "sequence"), (step, "step")):
+        if not files.NAME_RE.match(value):
+            raise InvalidRequest(f"{what} name {value!r}: use lower-case letters, digits, - and _ (e.g. day-3)")
+    shown = f"{config['sequences.folder']}/{name}/{step}.md"
+    parsed = files.parse_step(text, name=step, source=shown, config=config)
+    folder = config.path_of("sequences.folder") / name
+    files.write_step_text(folder, f"{step}.md", text)
+    return parsed

@@ -42,6 +42,7 @@ from publisher.web.desk.render import DeskPages, static_dir
 from publisher.web.desk.revisions import RevisionDesk
 from publisher.web.desk.segments import SegmentDesk
 from publisher.web.desk.segments import SegmentDesk
+from publisher.web.desk.sequences import SequenceDesk
 from publisher.web.desk.settings import SettingsDesk
 from publisher.web.desk.signin import SignInDesk
 from publisher.web.desk.subscribers import SubscriberDesk
@@ -56,6 +57,7 @@ PAGES = (
     "bounces", "bounce",
     "segments", "segment",
     "segments", "segment",
+    "sequences", "sequence", "sequence_step",
 )
 
 
@@ -95,6 +97,7 @@ class Desk:
             MediaDesk(config, engine, self.pages, self.auth),
             RevisionDesk(config, engine, self.pages, self.auth),
             MovingDesk(config, engine, self.pages, self.auth),
+            SequenceDesk(config, engine, self.pages, self.auth),
         )
 
     def mount(self) -> Mount:

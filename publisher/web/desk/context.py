@@ -33,6 +33,7 @@ MESSAGES = {
     "user-removed": "User removed.",
     "key-revoked": "Key revoked: requests with it are refused from now on.",
     "bounce-decided": "Decided. The subscriber's page shows it.",
+    "step-saved": "Saved. Nothing was sent: readers get the step when their day for it comes.",
 }
 """Notices shown after a redirect, by code (`?m=saved`): a link cannot make the desk say
 anything else."""

@@ -49,6 +49,7 @@ NAV = (
     ("articles", "Articles", "/desk/articles"),
     ("issues", "Issues", "/desk/issues"),
     ("subscribers", "Subscribers", "/desk/subscribers"),
+    ("sequences", "Sequences", "/desk/sequences"),
     ("media", "Media", "/desk/media"),
     ("settings", "Settings", "/desk/settings"),
 )
