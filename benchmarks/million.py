@@ -1,0 +1,254 @@
+"""A list of a million readers: the import, the desk under 32 clients, the API's cursor paging.
+
+    .venv/bin/python benchmarks/million.py [--readers 1000000] [--clients 32] [--requests 320]
+
+1. Import: a CSV of --readers rows (address, name, tags) through `publisher subscribers
+   import FILE` (the CLI, a subprocess) into an empty SQLite database: seconds, rows/s and
+   the importing process's peak RSS (its own rusage, from `wait4`).
+2. An issue sent to every reader (one ledger row each, written directly), then the app of
+   `publisher serve` under uvicorn in a second process on loopback. --clients clients
+   signed in as the owner ask, --requests times in all per page, for Home, Subscribers
+   (the first page, the 1,000th page by its `after` cursor, a search by a part of the
+   address), the issue's report, and /healthz beside them. Printed per page: median, p99
+   and requests/s, as the clients measure them.
+3. `GET /api/v1/subscribers?limit=1000` from the first cursor to the last: pages/s in
+   each tenth of the list (a steady rate means the cursor costs the same at the end).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import itertools
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from sqlalchemy import insert, select
+
+from publisher import accounts
+from publisher.services import access
+from publisher.store import open_store
+from publisher.store.schema import deliveries, issues, subscribers
+
+CONFIG = """\
+[publication]
+title = "Benchmark Notes"
+url = "https://bench.example.org/"
+postal_address = "120 Wharf Street, Portland, ME 04101, USA"
+
+[newsletter]
+from = "Dana Reyes <dana@bench.example.org>"
+
+[api]
+rate_limit = 1000000
+"""
+SECRET = "benchmark-secret-0123456789abcdef-0123"
+PASSWORD = "benchmark passphrase"
+CHUNK = 20_000
+DESK_PAGE = 50
+
+APP_SERVER = textwrap.dedent(
+    """
+    import sys, uvicorn
+    from publisher.config import load_config
+    from publisher.web import create_app
+    app = create_app(load_config(sys.argv[1], env={"PUBLISHER_SECRET": sys.argv[3]}))
+    uvicorn.Server(uvicorn.Config(
+        app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", access_log=False,
+    )).run()
+    """
+)
+
+
+def write_csv(path: Path, count: int) -> None:
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["email", "name", "tags"])
+        for n in range(count):
+            writer.writerow([f"reader{n}@example.org", f"Reader {n}", "weekly" if n % 3 else "weekly,clinic"])
+
+
+def run_import(root: Path, path: Path) -> tuple[float, float]:
+    """Seconds and peak RSS (MB) of `publisher subscribers import`."""
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "publisher", "subscribers", "import", str(path)],
+        cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env={**os.environ, "PUBLISHER_SECRET": SECRET},
+    )
+    _, status, usage = os.wait4(child.pid, 0)
+    elapsed = time.perf_counter() - started
+    if status != 0:
+        raise SystemExit(f"the import failed: {child.stderr.read().decode() if child.stderr else status}")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def add_sent_issue(root: Path) -> int:
+    engine = open_store(f"sqlite:///{root / 'publisher.db'}")
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        issue_id = int(conn.execute(insert(issues).values(
+            key="issue-million", kind="article", slug="issue-million", subject="To every reader",
+            html="<p>x</p>", text="x", status="done", created_at=now - timedelta(days=1),
+        )).inserted_primary_key[0])
+        after = 0
+        while True:
+            rows = conn.execute(
+                select(subscribers.c.id, subscribers.c.email).where(subscribers.c.id > after)
+                .order_by(subscribers.c.id).limit(CHUNK)
+            ).all()
+            if not rows:
+                break
+            conn.execute(insert(deliveries), [
+                {"issue_id": issue_id, "subscriber_id": r.id, "email": r.email, "name": "", "state": "sent",
+                 "attempts": 1, "not_before": now, "sent_at": now + timedelta(seconds=r.id // 500),
+                 "provider_id": "", "detail": "", "uncertain": False, "message_key": f"k{issue_id}.{r.id}"}
+                for r in rows
+            ])
+            after = rows[-1].id
+    accounts.add_user(engine, "owner@example.org", role="owner", password=PASSWORD, now=now)
+    engine.dispose()
+    return issue_id
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_up(base: str) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit("the app did not start")
+        time.sleep(0.2)
+
+
+def sign_in(base: str) -> httpx.Cookies:
+    with httpx.Client(base_url=base, timeout=60) as http:
+        form = http.get("/desk/login").text
+        token = re.search(r'name="csrf" value="([^"]+)"', form)
+        assert token
+        signed = http.post("/desk/login", data={"csrf": token.group(1), "email": "owner@example.org",
+                                                "password": PASSWORD})
+        assert signed.status_code == 303, signed.text
+        return http.cookies
+
+
+async def load(base: str, cookies: httpx.Cookies, path: str, clients: int, total: int) -> tuple[list[float], float]:
+    """Latencies (ms) of `total` GETs of `path` from `clients` concurrent clients, and the wall time."""
+    times: list[float] = []
+    left = iter(range(total))
+
+    async def client(http: httpx.AsyncClient) -> None:
+        for _ in left:
+            started = time.perf_counter()
+            answer = await http.get(path)
+            times.append((time.perf_counter() - started) * 1000)
+            if answer.status_code != 200:
+                raise SystemExit(f"{path}: {answer.status_code}")
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, cookies=cookies, timeout=120, limits=limits) as http:
+        for _ in range(2):
+            await http.get(path)
+        started = time.perf_counter()
+        await asyncio.gather(*(client(http) for _ in range(clients)))
+        return times, time.perf_counter() - started
+
+
+def api_paging(base: str, token: str, count: int) -> None:
+    headers = {"authorization": f"Bearer {token}"}
+    tenth = max(1, count // 10)
+    seen, cursor, marks = 0, None, [time.perf_counter()]
+    with httpx.Client(base_url=base, timeout=120, headers=headers) as http:
+        while True:
+            params: dict[str, object] = {"limit": 1000}
+            if cursor is not None:
+                params["starting_after"] = cursor
+            answer = http.get("/api/v1/subscribers", params=params)
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
+            before = seen
+            seen += len(body["data"])
+            if seen // tenth > before // tenth:
+                marks.append(time.perf_counter())
+            if not body["has_more"]:
+                break
+            cursor = body["next_cursor"]
+    spans = [b - a for a, b in itertools.pairwise(marks)]
+    rates = [tenth / 1000 / span for span in spans if span > 0]
+    print(f"API cursor paging: {seen:,} readers in {marks[-1] - marks[0]:.1f} s; pages of 1,000 per second "
+          f"in each tenth: {' '.join(f'{r:.1f}' for r in rates)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readers", type=int, default=1_000_000)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--requests", type=int, default=320)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="publisher-bench-million-") as folder:
+        root = Path(folder)
+        (root / "config.toml").write_text(CONFIG, encoding="utf-8")
+        (root / "content").mkdir()
+        path = root / "readers.csv"
+        write_csv(path, args.readers)
+        seconds, rss = run_import(root, path)
+        print(f"import of {args.readers:,} readers from CSV: {seconds:.1f} s ({args.readers / seconds:,.0f} rows/s), "
+              f"peak RSS {rss:.0f} MB")
+        issue_id = add_sent_issue(root)
+        engine = open_store(f"sqlite:///{root / 'publisher.db'}")
+        token = access.create_key(engine, "bench", ["subscribers:read"], now=datetime.now(UTC)).token
+        with engine.connect() as conn:
+            ids = [row[0] for row in conn.execute(
+                select(subscribers.c.id).order_by(subscribers.c.id).offset(999 * DESK_PAGE - 1).limit(1))]
+        engine.dispose()
+        after = ids[0] if ids else 0
+        port = _port()
+        server = subprocess.Popen([sys.executable, "-c", APP_SERVER, str(root / "config.toml"), str(port), SECRET])
+        base = f"http://127.0.0.1:{port}"
+        try:
+            _wait_up(base)
+            cookies = sign_in(base)
+            pages = [
+                ("/healthz", "/healthz"),
+                ("Home", "/desk/"),
+                ("Subscribers, first page", "/desk/subscribers"),
+                ("Subscribers, 1,000th page", f"/desk/subscribers?after={after}"),
+                ("Subscribers, search 'der4242'", "/desk/subscribers?q=der4242"),
+                ("Issue report", f"/desk/issues/{issue_id}"),
+            ]
+            print(f"{args.clients} clients, {args.requests} requests per page; load average "
+                  f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+            for name, page in pages:
+                times, wall = asyncio.run(load(base, cookies, page, args.clients, args.requests))
+                ordered = sorted(times)
+                p99 = ordered[max(0, int(len(ordered) * 0.99) - 1)]
+                print(f"{name:32} median {statistics.median(times):8.1f} ms   p99 {p99:8.1f} ms   "
+                      f"{len(times) / wall:7.1f} req/s")
+            api_paging(base, token, args.readers)
+        finally:
+            server.terminate()
+            server.wait(timeout=15)
+
+
+if __name__ == "__main__":
+    main()
