@@ -724,3 +724,25 @@ def test_desk_viewers_cannot_build_segments(desk: tuple[str, sa.Engine]) -> None
     with httpx.Client(base_url=desk[0]) as http:
         sign_in(http, "viewer@example.org")
         assert http.get("/desk/segments/new").status_code == 403
+
+
+def test_desk_confirm_page_sends_to_a_chosen_segment(desk: tuple[str, sa.Engine], tmp_path: Path) -> None:
+    """Choosing a segment for Send now shows its count on the confirm page; confirming queues
+    that many and the issue records the segment and the count."""
+    base, db = desk
+    (tmp_path / "content" / "2026-01-05-notes-on-rest.md").write_text(ARTICLE)
+    patients = {"conditions": [{"field": "tag", "op": "has", "value": "patients"}]}
+    service.save_segment(db, name="Patients", rules=patients, now=NOW)
+    with httpx.Client(base_url=base) as http:
+        sign_in(http)
+        editor = http.get("/desk/articles/notes-on-rest").text
+        assert 'value="segment:Patients"' in editor
+        token = csrf_of(editor)
+        asked = http.post("/desk/articles/notes-on-rest/send", data={"csrf": token, "tag": "segment:Patients"})
+        assert "to 3 readers" in asked.text and "of the segment <strong>Patients</strong>" in asked.text
+        sent = http.post("/desk/articles/notes-on-rest/send",
+                         data={"csrf": token, "tag": "segment:Patients", "confirm": "3"})
+    assert sent.status_code == 303
+    with db.connect() as conn:
+        row = conn.execute(sa.select(issues.c.segment_name, issues.c.segment_count)).one()
+    assert tuple(row) == ("Patients", 3)

@@ -48,6 +48,7 @@ from publisher.services import issues as issue_service
 from publisher.services import media as media_service
 from publisher.services import previews, scheduling, subject_tests
 from publisher.services import revisions as revision_service
+from publisher.services import segments as segment_service
 from publisher.services import subscribers as subscriber_service
 from publisher.services.articles import fingerprint
 from publisher.services.providers import Provider
@@ -60,6 +61,8 @@ from publisher.web.desk.section import Section
 __all__ = ["ArticleDesk"]
 
 STATES = ("draft", "scheduled", "published", "sent")
+SEGMENT_CHOICE = "segment:"
+"""How the Readers choice names a saved segment ("segment:NAME"); any other value is a tag."""
 PICTURE_HEADERS = {
     "cache-control": "no-store",
     "content-security-policy": "default-src 'none'; sandbox",
@@ -282,6 +285,7 @@ class ArticleDesk(Section):
             "issue": issue,
             "active": subscriber_service.counts(self.engine).get("active", 0),
             "segments": subscriber_service.tags(self.engine),
+            "saved": segment_service.list_segments(self.engine),
             "upcoming": [u for u in agenda.scheduled if u.schedule.slug == slug],
             "held": [s for s in agenda.held if s.slug == slug],
             "provider": issue_service.provider_label(self.config),
@@ -346,7 +350,14 @@ class ArticleDesk(Section):
     # Sending
 
     def _segment(self, asked: Asked) -> str | None:
-        return asked.field("tag").strip() or None
+        """The tag the Readers choice names (None: everyone, or a saved segment)."""
+        chosen = asked.field("tag").strip()
+        return None if not chosen or chosen.startswith(SEGMENT_CHOICE) else chosen
+
+    def _saved_segment(self, asked: Asked) -> str | None:
+        """The saved segment the Readers choice names ("segment:NAME"), or None."""
+        chosen = asked.field("tag").strip()
+        return chosen.removeprefix(SEGMENT_CHOICE) or None if chosen.startswith(SEGMENT_CHOICE) else None
 
     async def test(self, asked: Asked) -> Response:
         slug = asked.request.path_params["slug"]
@@ -382,7 +393,7 @@ class ArticleDesk(Section):
             await run_in_threadpool(
                 scheduling.schedule_send, self.config, self.engine, slug, at=at, now=asked.now,
                 tz_name=zone if zone and zone != self.config.tz.key else None,
-                tag=self._segment(asked), local_time=local_time,
+                tag=self._segment(asked), local_time=local_time, segment=self._saved_segment(asked),
             )
         except AmbiguousTime as exc:
             form["choices"] = [label for label, _ in exc.choices]
@@ -393,11 +404,12 @@ class ArticleDesk(Section):
 
     async def send(self, asked: Asked) -> Response:
         slug = asked.request.path_params["slug"]
-        tag = self._segment(asked)
+        tag, segment = self._segment(asked), self._saved_segment(asked)
         try:
             plan = await run_in_threadpool(
-                issue_service.plan_send, self.config, self.engine, slug, now=asked.now, tag=tag
+                lambda: issue_service.plan_send(self.config, self.engine, slug, now=asked.now, tag=tag, segment=segment)
             )
+            saved = await run_in_threadpool(segment_service.list_segments, self.engine)
         except PublisherError as exc:
             return await self._send_error(asked, slug, str(exc))
         # Only an owner may send despite the complaint rate, and only by ticking the box.
@@ -408,11 +420,14 @@ class ArticleDesk(Section):
             return self.pages.render(
                 "confirm_send", asked.desk, section="articles", plan=plan, slug=slug,
                 tag=tag or "", changed=bool(asked.field("confirm")) and asked.field("confirm") != str(plan.recipients),
+                segment=segment or "", audience=asked.field("tag").strip(), saved=saved,
                 owner=asked.desk.can(Role.OWNER), unticked=stopped and bool(asked.field("confirm")),
                 status=409 if stopped and asked.field("confirm") else 200,
             )
         subjects = [asked.field(f"subject_{n}").strip() for n in "abcd"]
         try:
+            if any(subjects[1:]) and segment:
+                raise InvalidRequest("a subject test goes to everyone or to a tag, not yet to a saved segment")
             if any(subjects[1:]):  # a subject test: the confirm page's "Test subjects first"
                 test = subject_tests.parse_plan(
                     [s for s in subjects if s], sample_percent=_whole(asked.field("sample"), "sample", 20),
@@ -428,7 +443,7 @@ class ArticleDesk(Section):
                 return RedirectResponse(f"/desk/issues/{started.issue_id}?m=queued#subject-test", status_code=303)
             queued = await run_in_threadpool(
                 lambda: issue_service.send_now(
-                    self.config, self.engine, slug, now=asked.now, tag=tag,
+                    self.config, self.engine, slug, now=asked.now, tag=tag, segment=segment,
                     despite_complaints=despite, who=asked.desk.account,
                 )
             )
