@@ -2,7 +2,8 @@
 
 `build` reads only the article files that changed (the article cache) and renders only
 the pages that show them; a refused output folder writes nothing, not even the cache.
-`check` renders everything and writes nothing: it reports every article file's problem
+`check` writes nothing and, like a build, renders only what changed since the served
+build (the rest it takes from the build's record): it reports every article file's problem
 at once, a DKIM key that cannot sign, feeds that feedparser (the readers' common
 denominator) finds malformed, and what a build would write; drafts and scheduled
 articles get their newsletter rendered too, so a broken email template shows before a
@@ -100,35 +101,42 @@ def _feed_errors(files: dict[str, bytes]) -> list[str]:
 
 
 def check_site(config: Config, now: datetime) -> SiteCheck:
-    output = build.output_folder(config)
-    # Every article file's problem, not only the first, so one check finds them all.
-    articles, problems = content.scan_articles(config)
-    if problems:
-        return SiteCheck(errors=tuple(str(p) for p in problems))
-    newsletter.DkimSigner.from_config(config)  # previews are unsigned: check the key here
-    site = build.render_site(config, articles, now)
-    warnings = list(site.warnings)
-    pending = [a for a in articles if not a.is_public(now)]
-    # Drafts and scheduled articles are mailed later: render their newsletter now. With
-    # previews switched off the build renders no newsletter at all, so render the newest
-    # article's here: a broken email template must show up before a send, not during it.
-    newest = [a for a in articles if a.is_public(now)][:1] if not config["build.previews"] else []
-    for article in [*pending, *newest]:
-        refusal = build.preview_refusal(article)
-        if refusal:
-            warnings.append(refusal)
-            continue
-        _html, _eml, notes = build.newsletter_preview(config, article)
-        warnings.extend(notes)
-    errors = _feed_errors(dict(site.files))
+    build.output_folder(config)  # a refused output checks nothing, not even the cache
+    cache = ArticleCache(config)
+    try:
+        files = content.article_files(config)
+        cache.warm(files)
+        # Every article file's problem, not only the first, so one check finds them all.
+        articles, problems = content.scan_articles(config, reader=cache.read, files=files)
+        if problems:
+            return SiteCheck(errors=tuple(str(p) for p in problems))
+        newsletter.DkimSigner.from_config(config)  # previews are unsigned: check the key here
+        # Only what changed since the served build is rendered, as a build would.
+        checked = build.check_build(config, articles, now, cache=cache)
+        warnings = list(checked.report.warnings)
+        pending = [a for a in articles if not a.is_public(now)]
+        # Drafts and scheduled articles are mailed later: render their newsletter now. With
+        # previews switched off the build renders no newsletter at all, so render the newest
+        # article's here: a broken email template must show up before a send, not during it.
+        newest = [a for a in articles if a.is_public(now)][:1] if not config["build.previews"] else []
+        for article in [*pending, *newest]:
+            whole = cache.full(article)
+            refusal = build.preview_refusal(whole)
+            if refusal:
+                warnings.append(refusal)
+                continue
+            _html, _eml, notes = build.newsletter_preview(config, whole)
+            warnings.extend(notes)
+    finally:
+        cache.save()
+    errors = _feed_errors(dict(checked.feeds))
     if errors:
         return SiteCheck(errors=tuple(errors))
-    report = build.write_site(output, site, write=False)
     drafts = sum(1 for a in pending if a.draft)
     return SiteCheck(
-        warnings=tuple(dict.fromkeys([*warnings, *report.warnings])),
+        warnings=tuple(dict.fromkeys(warnings)),
         articles=len(articles), public=len(articles) - len(pending), drafts=drafts,
-        scheduled=len(pending) - drafts, files=len(site.files), report=report,
+        scheduled=len(pending) - drafts, files=checked.files, report=checked.report,
     )
 
 

@@ -51,7 +51,8 @@ about ten seconds a megabyte, and Gmail would show the first hundred kilobytes.
 The parts, re-exported here so that callers work with one module:
 
     planning.py  the pure half: `render_site`, the plan of outputs, previews, slugs
-    writing.py   the edge: `build_site`, `write_site`, the staged build and the switch
+    writing.py   the edge: `build_site`, `write_site`, the staged build and the switch;
+                 `check_build`, a build that compares and writes nothing
     files.py     the output's folder, its manifest, and what may be replaced or removed
 """
 
@@ -68,17 +69,19 @@ from publisher.site.build.planning import (
     preview_refusal,
     render_site,
 )
-from publisher.site.build.writing import build_site, write_site
+from publisher.site.build.writing import Checked, build_site, check_build, write_site
 
 __all__ = [
     "MANIFEST",
     "PREVIEW_MANAGE",
     "PREVIEW_MAX_HTML",
     "PREVIEW_UNSUBSCRIBE",
+    "Checked",
     "Progress",
     "Site",
     "build_site",
     "builds_folder",
+    "check_build",
     "manifest_files",
     "newsletter_preview",
     "output_folder",

@@ -44,7 +44,7 @@ from publisher.site.build.files import (
 from publisher.site.build.planning import Progress, Site, _plan_site, _render_all, _render_many, _stages
 from publisher.site.build_cache import ArticleCache, Rendered, RenderRecord
 
-__all__ = ["build_site", "write_site"]
+__all__ = ["Checked", "build_site", "check_build", "write_site"]
 
 
 _FILE_MODE = 0o644
@@ -67,6 +67,56 @@ def build_site(
         site = _render_all(config, _plan_site(config, articles, now, bodies), progress)
         return write_site(output, site, write=False)
     return _build(output, config, _plan_site(config, articles, now, bodies), progress, workers=workers)
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """What a build would do (`check_build`), nothing written."""
+
+    report: BuildReport
+    files: int
+    """Files the site has."""
+    feeds: Mapping[str, bytes]
+    """Every feed of the site by its path, rendered now or as the served build has it."""
+
+
+def check_build(
+    config: Config, articles: Sequence[Article], now: datetime, *, cache: ArticleCache | None = None
+) -> Checked:
+    """`build_site` without writing: what a build would write, keep and remove, and its warnings.
+
+    Like a build it renders only the outputs whose key the served build's record lacks
+    (an edited article's page and the lists showing it), compares those with the served
+    files, and takes the rest, with their warnings, from the record: a check after one
+    edit costs what the build would. Everything that would stop a build (a file of the
+    author's in the way) is raised all the same.
+    """
+    output = output_folder(config)
+    _check_output(output)
+    bodies: outputs.Bodies = cache if cache is not None else outputs.InMemory()
+    plan = _plan_site(config, articles, now, bodies)
+    writer = _Writer(output, config, plan.environment, dry=True)
+    warnings: list[str] = []
+    feeds: dict[str, bytes] = {}
+    for item in plan.items:
+        if isinstance(item, str):
+            warnings.append(item)
+            continue
+        known = writer.kept(item)
+        if known is not None:
+            warnings.extend(writer.keep(item, known))
+            for rel in item.paths:
+                if _is_feed(rel):
+                    feeds[rel] = (writer.root / rel).read_bytes()
+            continue
+        rendered = item.render()
+        feeds.update((rel, data) for rel, data in rendered[0].items() if _is_feed(rel))
+        warnings.extend(writer.add(item, rendered))
+    return Checked(writer.report(warnings), len(writer.hashes), feeds)
+
+
+def _is_feed(rel: str) -> bool:
+    return rel.startswith("feeds/") and rel.endswith((".xml", ".json"))
 
 
 def write_site(output: Path, site: Site, *, write: bool = True) -> BuildReport:
@@ -122,8 +172,10 @@ class _Writer:
     """One build in the making: what it renders goes straight into a stage folder, a
     hard-linked copy of the served build made when the first file differs."""
 
-    def __init__(self, output: Path, config: Config, environment: str) -> None:
+    def __init__(self, output: Path, config: Config, environment: str, *, dry: bool = False) -> None:
         self.output = output
+        self.dry = dry
+        """Compare only: nothing is staged or written (`check_build`)."""
         self.config = config
         self.environment = environment
         self.current = _served(output)
@@ -205,6 +257,9 @@ class _Writer:
             return
         if self.obstacles:
             return  # the build stops: nothing more is worth writing
+        if self.dry:
+            self.files[rel] = Rendered(key, digest, len(data), 0)
+            return
         target = _inside(self._stage(), rel)
         _write_atomic(target, data)
         self.files[rel] = Rendered(key, digest, len(data), target.stat().st_mtime_ns)
@@ -235,6 +290,28 @@ class _Writer:
             shutil.rmtree(self.stage, ignore_errors=True)
             self.stage = None
 
+    def report(self, warnings: list[str]) -> BuildReport:
+        """What `finish` would report, nothing written (a dry writer's end)."""
+        _refuse_obstacles(self.obstacles, self.hints)
+        removed, kept = _stale(self.root, self.previous, self.hashes)
+        return self._report(warnings, removed, kept)
+
+    def _report(self, warnings: list[str], removed: list[str], kept: list[str]) -> BuildReport:
+        notes = [
+            *warnings,
+            *([self.manifest_note] if self.manifest_note else []),
+            *(
+                f"kept {rel}: publisher wrote it, but it was changed since; remove it if it is no longer wanted"
+                for rel in kept
+            ),
+        ]
+        return BuildReport(
+            written=tuple(sorted(self.written)),
+            unchanged=tuple(sorted(self.unchanged)),
+            warnings=tuple(dict.fromkeys(notes)),
+            removed=tuple(removed),
+        )
+
     def finish(self, warnings: list[str]) -> BuildReport:
         _refuse_obstacles(self.obstacles, self.hints)
         removed, kept = _stale(self.root, self.previous, self.hashes)
@@ -264,20 +341,7 @@ class _Writer:
             warnings = [*warnings, *_prune(builds_folder(self.output), build)]
         if build is not None and (changes or self.rendered):
             RenderRecord(build.name, self.files, self.notes).save(self.config, self.output, self.environment)
-        notes = [
-            *warnings,
-            *([self.manifest_note] if self.manifest_note else []),
-            *(
-                f"kept {rel}: publisher wrote it, but it was changed since; remove it if it is no longer wanted"
-                for rel in kept
-            ),
-        ]
-        return BuildReport(
-            written=tuple(sorted(self.written)),
-            unchanged=tuple(sorted(self.unchanged)),
-            warnings=tuple(dict.fromkeys(notes)),
-            removed=tuple(removed),
-        )
+        return self._report(warnings, removed, kept)
 
 
 @dataclass(frozen=True, slots=True)
