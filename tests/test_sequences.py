@@ -25,10 +25,11 @@ from publisher.config import Config, load_config
 from publisher.content import sequences as files
 from publisher.delivery import hooks
 from publisher.delivery.sending import deliver_queued
-from publisher.errors import ContentError
+from publisher.errors import ContentError, InvalidRequest
 from publisher.models import SubscriberStatus
 from publisher.schedule import jobs
 from publisher.services import access, delivering, sequences
+from publisher.services import issues as issue_service
 from publisher.store import open_store
 from publisher.store import subscribers as subs
 from publisher.store.schema import deliveries, issues, sequence_sends
@@ -462,3 +463,15 @@ def test_kill_9_during_a_steps_send_then_resume_sends_no_step_twice(config: Conf
     assert len(uncertain) <= recovered.count
     print(f"killed after {at_kill} copies; {recovered.count} rows recovered as uncertain; "
           f"{len(doubles)} reader(s) got a second copy")
+
+
+def test_a_steps_issue_cannot_be_sent_to_the_whole_list(config: Config, db: sa.Engine, started: Clock) -> None:
+    """Sending a step's issue as an issue (the API's or the desk's send) is refused: nobody
+    else gets the welcome by that door."""
+    join(db, "ivy@example.org", START - timedelta(days=30))  # on the list, not in the sequence
+    with db.connect() as conn:
+        issue_id = conn.execute(sa.select(issues.c.id).where(issues.c.kind == "sequence")).scalar_one()
+    with pytest.raises(InvalidRequest, match="is step 'welcome/welcome' of a sequence"):
+        issue_service.send_issue(config, db, issue_id, now=started.now)
+    with db.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(deliveries)).scalar_one() == 1

@@ -18,6 +18,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import Integer, String
 
+from publisher.errors import InvalidRequest
 from publisher.models import SubscriberStatus
 from publisher.schedule import timing
 from publisher.store.issues import get_issue
@@ -150,6 +151,10 @@ def enqueue(
     their subjects (none is claimable before). Returns the number of rows added.
     """
     issue = get_issue(engine, issue_id)
+    if issue.kind == "sequence":
+        # A sequence's step reaches its readers one by one (publisher.store.sequences), never the list.
+        raise InvalidRequest(f"issue {issue_id} is step {issue.slug!r} of a sequence: it goes to each reader "
+                             "of the sequence on their day, and cannot be sent to the list")
     segment = issue.tag if tag is ISSUE_TAG else tag
     author_zone = tz_of_author if isinstance(tz_of_author, ZoneInfo) else ZoneInfo(tz_of_author)
 
