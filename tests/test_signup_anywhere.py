@@ -13,6 +13,7 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
+from desk_support import add_users, csrf_of, quick_hashes, sign_in
 from sqlalchemy import Engine
 from web_support import SECRET, AppClient, live_server, make_publication, wait_for_mail
 
@@ -410,3 +411,64 @@ def test_network_of_groups_ipv4_by_24_and_keeps_ipv6_64() -> None:
     assert signup.network_of("198.51.100.7") == "198.51.100.0/24"
     assert signup.network_of("2001:db8:1:2::/64") == "2001:db8:1:2::/64"
     assert signup.network_of("unknown") == "unknown"
+
+
+# The desk
+
+
+@pytest.fixture
+def desk_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
+    quick_hashes(monkeypatch)
+    config = make_publication(tmp_path, extra=SETTINGS)
+    add_users(config)
+    return config
+
+
+def test_desk_shows_each_form_to_copy_to_editors(desk_config: Config) -> None:
+    """Signup forms, linked from Subscribers, shows the publication's and each topic's page and
+    snippet (escaped), the script line and the allowed sites; a viewer is refused."""
+    with live_server(create_app(desk_config)) as url, httpx.Client(base_url=url) as http:
+        sign_in(http, "editor@example.org")
+        assert 'href="/desk/subscribers/signup-forms"' in http.get("/desk/subscribers").text
+        page = http.get("/desk/subscribers/signup-forms")
+        with httpx.Client(base_url=url) as other:
+            sign_in(other, "viewer@example.org")
+            refused = other.get("/desk/subscribers/signup-forms")
+    assert page.status_code == 200
+    assert "https://app.example.org/subscribe/sleep" in page.text
+    assert "/subscribe/grief" not in page.text
+    assert page.text.count("&lt;form action=&#34;https://app.example.org/subscribe&#34;") == 2
+    assert "&lt;script src=&#34;https://app.example.org/subscribe.js&#34; defer&gt;" in page.text
+    assert "<code>https://blog.example.net</code>" in page.text
+    assert "Yes, send me Quiet Harbor." in page.text
+    assert refused.status_code == 403
+
+
+def test_home_tells_the_author_about_a_throttled_network(desk_config: Config) -> None:
+    """After a network is refused, Home names it with how many requests were refused."""
+    engine = open_store(desk_config.store_url)
+    now = datetime.now(UTC)
+    for _ in range(3):
+        signup.count_attempt(engine, "198.51.100.7", now=now, limits=signup.Limits(per_client=10, per_network=1))
+    engine.dispose()
+    with live_server(create_app(desk_config)) as url, httpx.Client(base_url=url) as http:
+        sign_in(http, "viewer@example.org")
+        home = http.get("/desk/")
+    assert "Signups refused for coming too fast" in home.text
+    assert "2 signup requests from the network 198.51.100.0/24" in home.text
+
+
+def test_settings_edits_the_allowed_sites(desk_config: Config) -> None:
+    """The owner's Settings page has the allowed sites as one line, and saving it writes a list."""
+    with live_server(create_app(desk_config)) as url, httpx.Client(base_url=url) as http:
+        sign_in(http, "owner@example.org")
+        page = http.get("/desk/settings")
+        assert 'value="https://blog.example.net"' in page.text
+        form = {"csrf": csrf_of(page.text), "group": "signup",
+                "fingerprint": re.search(r'name="fingerprint" value="([^"]+)"', page.text).group(1),  # type: ignore[union-attr]
+                "consent_text": "Yes, please.", "allowed_origins": "https://blog.example.net, https://shop.example.net/"}
+        saved = http.post("/desk/settings/save", data=form)
+    assert saved.status_code in (200, 303), saved.text
+    config = load_config(desk_config.path, env=dict(desk_config.env))
+    assert config["subscribe.allowed_origins"] == ("https://blog.example.net", "https://shop.example.net")
+    assert config["subscribe.consent_text"] == "Yes, please."

@@ -139,6 +139,8 @@ def _form_values(config: Config) -> dict[str, str]:
     values: dict[str, str] = {}
     for field in FIELDS:
         value = config[field.key]
+        if field.kind == "list":
+            value = ", ".join(value)
         values[field.name] = "" if value is None else str(value)
     values["from_name"], values["from_address"] = name, address
     if values["policy"] == "draft":
@@ -314,6 +316,8 @@ def _from_form(
             value = int(value)
         elif field.kind == "url" and value and "://" not in value:
             value = "https://" + value
+        elif field.kind == "list":
+            value = [item for item in value.replace(",", " ").split() if item]
         elif field.name == "timezone":
             value = _zone(value)
         elif field.name == "reply_to" and value and not _looks_like_address(value):

@@ -56,7 +56,7 @@ class Field:
     label: str
     group: str
     kind: str = "text"
-    """text, email, url, choice, number, tags, secret"""
+    """text, email, url, choice, number, tags, secret, list (items apart by commas or spaces)"""
     hint: str = ""
     choices: tuple[str, ...] = ()
 
@@ -65,6 +65,7 @@ GROUPS: tuple[tuple[str, str], ...] = (
     ("publication", "Publication"),
     ("sender", "Sender"),
     ("topics", "Topics readers choose"),
+    ("signup", "Signup forms"),
     ("sending", "When newsletters go out"),
     ("provider", "Mail provider"),
     ("dkim", "DKIM signing"),
@@ -91,6 +92,12 @@ FIELDS: tuple[Field, ...] = (
     F("from_name", "newsletter.from", "Sender name", "sender", hint="Shown as who the newsletter is from."),
     F("from_address", "newsletter.from", "Sender address", "sender", "email"),
     F("reply_to", "newsletter.reply_to", "Reply-to address", "sender", "email", "Leave empty for none."),
+    F("consent_text", "subscribe.consent_text", "What readers agree to by subscribing", "signup",
+      hint="Shown under every signup form and kept with each new subscriber. Empty: \"I agree to receive "
+      "(the publication) by email. I can leave at any time with the link in every message.\""),
+    F("allowed_origins", "subscribe.allowed_origins", "Other sites whose signup forms answer inline", "signup",
+      "list", "Addresses such as https://blog.example.org, apart by commas: a form copied onto one of these "
+      "sites may use the script for inline answers. The form works everywhere without it."),
     F("policy", "schedule.policy", "A new article's newsletter", "sending", "choice",
       choices=("wait", "now", "window", "digest")),
     F("window", "schedule.window", "Send window", "sending",

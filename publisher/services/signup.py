@@ -40,6 +40,7 @@ from publisher.mail.mime import clean_header_text
 from publisher.models import Subscriber, SubscriberStatus
 from publisher.services.subscribers import MAX_TAGS, link_holder
 from publisher.store import client_hits, signup_throttles, subscribers
+from publisher.store.signup_throttles import Throttled
 
 __all__ = [
     "DOOR_KINDS",
@@ -47,6 +48,7 @@ __all__ = [
     "UNSUBSCRIBABLE",
     "Door",
     "Limits",
+    "Throttled",
     "address",
     "check_request",
     "clean_name",
@@ -125,7 +127,7 @@ def wait_words(seconds: float) -> str:
     return "1 minute" if minutes == 1 else f"{minutes} minutes"
 
 
-def throttled_networks(db: Engine, *, now: datetime) -> list[signup_throttles.Throttled]:
+def throttled_networks(db: Engine, *, now: datetime) -> list[Throttled]:
     """Networks whose signups were refused in the last day, the most refused first (for Home)."""
     return signup_throttles.recent(db, now=now)
 

@@ -45,6 +45,7 @@ from publisher.web.desk.segments import SegmentDesk
 from publisher.web.desk.sequences import SequenceDesk
 from publisher.web.desk.settings import SettingsDesk
 from publisher.web.desk.signin import SignInDesk
+from publisher.web.desk.signup_forms import SignupFormDesk
 from publisher.web.desk.subscribers import SubscriberDesk
 from publisher.web.limits import Proxies
 
@@ -58,6 +59,7 @@ PAGES = (
     "segments", "segment",
     "segments", "segment",
     "sequences", "sequence", "sequence_step",
+    "signup_forms",
 )
 
 
@@ -89,6 +91,7 @@ class Desk:
             ArticleDesk(config, engine, self.pages, self.auth, settings.provider_factory),
             IssueDesk(config, engine, self.pages, self.auth),
             BounceDesk(config, engine, self.pages, self.auth),
+            SignupFormDesk(config, engine, self.pages, self.auth),
             SubscriberDesk(config, engine, self.pages, self.auth),
             SegmentDesk(config, engine, self.pages, self.auth),
             SegmentDesk(config, engine, self.pages, self.auth),

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from publisher.config import Config
-from publisher.services import access, complaints, providers, readiness, scheduling, stats
+from publisher.services import access, complaints, providers, readiness, scheduling, signup, stats
 from publisher.services import issues as issue_service
 from publisher.services import subscribers as subscriber_service
 from publisher.services.issues import IssueStatus
@@ -39,6 +39,8 @@ class HomeView:
     """The complaint rate over the last 30 days (a warning from 0.1%, sends stopped from 0.3%)."""
     providers: list[str] = field(default_factory=list)
     """A provider pool's trouble in words (a provider failing, the one used instead), as a notice."""
+    throttled: list[signup.Throttled] = field(default_factory=list)
+    """Networks whose signups were refused for coming too fast in the last day, as a notice."""
 
 
 def home_view(config: Config, engine: Engine, now: datetime) -> HomeView:
@@ -64,4 +66,5 @@ def home_view(config: Config, engine: Engine, now: datetime) -> HomeView:
         failing_hooks=access.failing_endpoints(engine),
         complaints=complaints.complaint_rate(engine, now=now),
         providers=providers.pool_status(config, engine, now=now),
+        throttled=signup.throttled_networks(engine, now=now),
     )
