@@ -420,9 +420,7 @@ def _envelope_pipelined(
     """
     extra = (" " + " ".join(options)) if options else ""
     conn.send(
-        f"MAIL FROM:{smtplib.quoteaddr(sender)}{extra}\r\n"
-        f"RCPT TO:{smtplib.quoteaddr(address)}\r\n"
-        "DATA\r\n"
+        f"MAIL FROM:{_angled(sender)}{extra}\r\nRCPT TO:{_angled(address)}\r\nDATA\r\n".encode("ascii")
     )
     mail, rcpt, data = conn.getreply(), conn.getreply(), conn.getreply()
     if mail[0] == 250 and rcpt[0] in (250, 251) and data[0] == 354:
@@ -437,13 +435,28 @@ def _envelope_pipelined(
     return _refused(conn, recipient, data[0], data[1], "data")
 
 
-_LEADING_DOT = re.compile(rb"(?m)^\.")
+_PLAIN_ADDRESS = re.compile(r"[^\s<>()\[\]\\,;:\"@]+@[^\s<>()\[\]\\,;:\"@]+")
+
+
+def _angled(address: str) -> str:
+    """`<address>` as MAIL and RCPT carry it; a plain local@domain skips the email
+    package's parser (tens of microseconds a message), anything else goes through it."""
+    if _PLAIN_ADDRESS.fullmatch(address):
+        return f"<{address}>"
+    return smtplib.quoteaddr(address)
 
 
 def _dot_stuffed(raw: bytes) -> bytes:
-    """The message as DATA carries it (RFC 5321 4.5.2), ending in CRLF, without the final dot."""
-    stuffed = _LEADING_DOT.sub(b"..", raw)
-    return stuffed if stuffed.endswith(b"\r\n") else stuffed + b"\r\n"
+    """The message as DATA carries it (RFC 5321 4.5.2), ending in CRLF, without the final dot.
+
+    Found with C-speed searches: a body with no line starting with a dot (nearly every
+    quoted-printable one) is sent as it is, with no pass over it in Python's regex engine.
+    """
+    if raw.startswith(b".") or b"\n." in raw:
+        raw = raw.replace(b"\n.", b"\n..")
+        if raw.startswith(b"."):
+            raw = b"." + raw
+    return raw if raw.endswith(b"\r\n") else raw + b"\r\n"
 
 
 def _ascii_domain(address: str) -> str | None:
