@@ -32,7 +32,7 @@ from publisher.services import access, delivering, sequences
 from publisher.services import issues as issue_service
 from publisher.store import open_store
 from publisher.store import subscribers as subs
-from publisher.store.schema import deliveries, issues, sequence_sends
+from publisher.store.schema import deliveries, issues, sequence_sends, webhook_messages
 
 START = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)  # a Monday, 07:00 UTC
 CONFIG = """
@@ -475,3 +475,23 @@ def test_a_steps_issue_cannot_be_sent_to_the_whole_list(config: Config, db: sa.E
         issue_service.send_issue(config, db, issue_id, now=started.now)
     with db.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(deliveries)).scalar_one() == 1
+
+
+def test_a_tag_added_later_starts_a_topic_sequence_and_tells_webhooks(config: Config, db: sa.Engine,
+                                                                      smtp_server: SMTPServer) -> None:
+    """A reader tagged "sleep" in the desk a week after joining enters the sleep sequence
+    then; the event is queued for webhooks as subscriber.topic_joined."""
+    write_sequence(config.root, "sleep", {"intro": ("Sleep notes begin", "0")})
+    (config.path_of("sequences.folder") / "sleep" / "sequence.toml").write_text('trigger = "topic"\ntopic = "sleep"\n')
+    access.add_endpoint(db, "http://127.0.0.1:9/hook", ["subscriber.topic_joined"], now=START, allow_private=True)
+    clock = Clock(START)
+    tick(config, db, clock)
+    reader = join(db, "jo@example.org", START + timedelta(minutes=1))
+    clock.now = START + timedelta(days=7)
+    subs.edit(db, reader, tags=["Sleep"], now=clock.now)
+    clock.now += timedelta(minutes=1)
+    tick(config, db, clock)
+    assert subjects_to(smtp_server, "jo@example.org").count("Sleep notes begin") == 1
+    with db.connect() as conn:
+        payloads = conn.execute(sa.select(webhook_messages.c.payload)).scalars().all()
+    assert [json.loads(p)["data"]["detail"] for p in payloads] == ["sleep"]

@@ -66,6 +66,7 @@ EVENTS = (
     "subscriber.unsubscribed",
     "subscriber.bounced",
     "subscriber.complained",
+    "subscriber.topic_joined",
     "subscriber.erased",
     "issue.scheduled",
     "issue.held",

@@ -84,12 +84,17 @@ def set_preferences(
         "updated_at": now,
     }
     with begin_write(engine) as conn:
-        email = conn.execute(select(subscribers.c.email).where(subscribers.c.id == subscriber_id)).scalar()
-        if email is None:
+        row = conn.execute(
+            select(subscribers.c.email, subscribers.c.topics).where(subscribers.c.id == subscriber_id)
+        ).first()
+        if row is None:
             raise NotFound(f"subscriber {subscriber_id} does not exist")
+        email, had = row.email, {t for t in (row.topics or "").split(",") if t}
         conn.execute(update(subscribers).where(subscribers.c.id == subscriber_id).values(**values))
         detail = f"frequency={frequency}; topics={'all' if chosen is None else ','.join(chosen) or 'none'}"
         _event(conn, subscriber_id, email, "preferences", now, provider="web", detail=detail)
+        for topic in sorted(set(chosen or ()) - had):
+            _event(conn, subscriber_id, email, "topic_joined", now, provider="web", detail=topic)
     found = get_preferences(engine, subscriber_id)
     assert found is not None
     return found

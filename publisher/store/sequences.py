@@ -148,7 +148,7 @@ def _last_event(conn: Connection) -> int:
 
 _TRIGGER_KINDS = {
     "confirmed": ("confirm", "subscribe"),
-    "topic": ("confirm", "subscribe", "preferences"),
+    "topic": ("confirm", "subscribe", "preferences", "topic_joined"),
     "imported": ("subscribe",),
 }
 

@@ -92,6 +92,13 @@ def _add_tags(conn: Connection, subscriber_id: int, tags: Sequence[str]) -> None
         conn.execute(insert(subscriber_tags), missing)
 
 
+def _joined(conn: Connection, subscriber_id: int, email: str, tags: set[str], now: datetime, source: str) -> None:
+    """A `topic_joined` event per tag a subscriber newly carries: it starts a sequence on
+    that topic, and webhook receivers hear `subscriber.topic_joined`."""
+    for tag in sorted(tags):
+        _event(conn, subscriber_id, email, "topic_joined", now, provider=source, detail=tag)
+
+
 _MIRRORED = ("email", "name", "status", "tags", "timezone")
 """The fields a `subscriber.updated` event carries, for receivers that mirror the list."""
 
@@ -204,6 +211,7 @@ def _add(
             values["confirmed_at"] = now
         conn.execute(update(subscribers).where(subscribers.c.id == subscriber_id).values(values))
     _add_tags(conn, subscriber_id, tags)
+    _joined(conn, subscriber_id, address, set(tags) - set(existing.tags if existing else ()), now, source)
     loaded = _load(conn, subscribers.c.id == subscriber_id)
     assert loaded is not None
     if existing is not None and existing.status not in SUPPRESSED:
@@ -252,6 +260,7 @@ def edit(
         if retag and tag_list is not None:
             conn.execute(delete(subscriber_tags).where(subscriber_tags.c.subscriber_id == subscriber_id))
             _add_tags(conn, subscriber_id, tag_list)
+            _joined(conn, subscriber_id, before.email, set(tag_list) - set(before.tags), now, "")
         loaded = _load(conn, subscribers.c.id == subscriber_id)
         assert loaded is not None
         _updated(conn, before, loaded, now)

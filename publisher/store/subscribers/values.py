@@ -56,6 +56,7 @@ _HOOK_EVENTS = {
     "unsubscribe": "subscriber.unsubscribed",
     "bounce": "subscriber.bounced",
     "complaint": "subscriber.complained",
+    "topic_joined": "subscriber.topic_joined",
 }
 MAX_NAME = subscribers.c.name.type.length or 200  # type: ignore[attr-defined]
 MAX_TAG = subscriber_tags.c.tag.type.length or 100  # type: ignore[attr-defined]
