@@ -6,6 +6,8 @@ the stored form, or raises SubscriberError naming the field and what to do.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Iterable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -73,15 +75,37 @@ def normalize_email(raw: str) -> str:
     `bob@xn--mnchen-3ya.de` are one subscriber and every provider can deliver to it.
     Raises SubscriberError naming the address and what is wrong with it.
     """
+    text = raw.strip()
+    # A plain ASCII local part needs no more than this pattern; its domain is checked once
+    # per import of a list, where thousands of readers share a few domains.
+    local, at, domain = text.rpartition("@")
+    if at and len(text) <= 254 and len(local) <= 64 and _PLAIN_LOCAL.fullmatch(local):
+        try:
+            return f"{local.lower()}@{_checked_domain(domain)}"
+        except SubscriberError:
+            pass  # told below, about the whole address
+    return _checked(text).lower()
+
+
+_PLAIN_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+
+
+def _checked(text: str) -> str:
     # Imported here: reading the store (`publisher status`) should not pay for it.
     from email_validator import EmailNotValidError, validate_email
 
-    text = raw.strip()
     try:
         checked = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:
         raise SubscriberError(f"{text!r} is not a valid address: {exc}") from exc
-    return (checked.ascii_email or checked.normalized).lower()
+    return checked.ascii_email or checked.normalized
+
+
+@functools.lru_cache(maxsize=4096)
+def _checked_domain(domain: str) -> str:
+    """The domain in lower-case ASCII, as email_validator checks it behind a plain local part
+    (SubscriberError when it is not valid; only valid domains are remembered)."""
+    return _checked(f"a@{domain}").rpartition("@")[2].lower()
 
 
 def clean_name(raw: str) -> str:
