@@ -16,7 +16,6 @@ from pydantic import BaseModel, Field
 from publisher.api.context import ApiContext, responses
 from publisher.api.models import Request, Subscriber
 from publisher.services import segments as service
-from publisher.store.segment_rules import dumps
 
 __all__ = ["router"]
 
@@ -63,7 +62,7 @@ def router(ctx: ApiContext) -> APIRouter:
     def shown(found: service.Segment) -> Segment:
         preview = service.preview(db, found.rules, now=ctx.clock(), sample=0)
         return Segment(
-            id=found.id, name=found.name, rules=json.loads(dumps(found.rules)), description=preview.words,
+            id=found.id, name=found.name, rules=json.loads(service.dumps(found.rules)), description=preview.words,
             count=preview.count,
         )
 

@@ -23,17 +23,23 @@ from publisher.errors import InvalidRequest, NotFound
 from publisher.models import Subscriber
 from publisher.store import segment_rules
 from publisher.store import segments as store
-from publisher.store.segment_rules import Group
+from publisher.store.segment_rules import FIELDS, Condition, Field, Group, describe, dumps
 from publisher.store.segments import IssueSegment, Segment
 from publisher.store.subscribers import reading
 
 __all__ = [
+    "FIELDS",
     "SAMPLE",
+    "Condition",
+    "Field",
+    "Group",
     "IssueSegment",
     "Preview",
     "Segment",
     "audience",
     "delete_segment",
+    "describe",
+    "dumps",
     "export_csv",
     "find_segment",
     "get_segment",

@@ -27,7 +27,7 @@ from starlette.routing import BaseRoute, Route
 from publisher.accounts import Role
 from publisher.errors import Conflict, NotFound, PublisherError
 from publisher.services import segments as service
-from publisher.store.segment_rules import FIELDS, Condition, Group, dumps
+from publisher.services.segments import FIELDS, Condition, Group, dumps
 from publisher.web.desk.auth import Asked
 from publisher.web.desk.section import Section
 
