@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
+
 import pytest
 from email_validator import EmailNotValidError, validate_email
 
 from publisher.errors import SubscriberError
+from publisher.services import subscribers
+from publisher.store import open_store
 from publisher.store.subscribers.values import normalize_email
 
 ADDRESSES = [
@@ -39,3 +44,16 @@ def test_a_refused_domain_is_refused_again() -> None:
     for _ in range(2):
         with pytest.raises(SubscriberError, match=r"'a@x\.test' is not a valid address"):
             normalize_email("a@x.test")
+
+
+def test_tag_counts_count_every_reader_and_the_active_ones(tmp_path: Path) -> None:
+    """The list page's tag figures: all readers per tag from the tag rows, active ones apart."""
+    db = open_store(f"sqlite:///{tmp_path / 'publisher.db'}")
+    now = datetime.now(UTC)
+    subscribers.subscribe(db, "a@example.org", now=now, tags=["weekly", "clinic"])
+    subscribers.subscribe(db, "b@example.org", now=now, tags=["weekly"])
+    subscribers.subscribe(db, "c@example.org", now=now, tags=["weekly"])
+    subscribers.unsubscribe(db, "c@example.org", now=now)
+    found = subscribers.tags(db)
+    db.dispose()
+    assert [(t.tag, t.active, t.total) for t in found] == [("weekly", 2, 3), ("clinic", 1, 1)]
