@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 from test_build_cache import NOW, Counter, assert_same_as_cold, incremental, publication, text
 
+from publisher import content
 from publisher.config import load_config
+from publisher.content.templates import default_templates_dir
 from publisher.services import site as site_service
+from publisher.site import build, outputs
 
 EDITED = {"a05/index.html", "page/2/index.html", "tags/habits/index.html", "search.json", "feeds/tags/habits.xml"}
 """What editing a05's body changes (see test_build_cache's test of an edit)."""
@@ -41,3 +47,128 @@ def test_check_says_what_the_build_then_writes(tmp_path: Path) -> None:
     assert (found.report.written, found.report.removed) == (report.written, report.removed)
     assert found.files == len(report.written) + len(report.unchanged)
     assert_same_as_cold(path)
+
+
+def override(root: Path, name: str, change: Callable[[str], str]) -> None:
+    """A template of the publication's own: the default's text, changed."""
+    source = (default_templates_dir() / name).read_text(encoding="utf-8")
+    target = root / "templates" / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(change(source), encoding="utf-8")
+
+
+def article_pages(counter: Counter) -> list[str]:
+    return [page for page in counter.pages if not page.endswith("index.html")]
+
+
+def test_a_changed_template_rerenders_only_the_pages_using_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tag page template of the author's own re-renders the tag pages alone: no article's
+    page, no index page, no feed, no preview."""
+    path = publication(tmp_path)
+    incremental(path)
+    override(tmp_path, "web/tag.html", lambda text: text.replace("</h1>", "</h1><!-- topics -->", 1))
+    counter = Counter(monkeypatch)
+    report, _cache = incremental(path)
+    assert counter.pages and all(page.startswith("tags/") for page in counter.pages)
+    assert counter.feeds == 0 and counter.previews == []
+    assert set(report.written) == {"tags/grief/index.html", "tags/habits/index.html", "tags/sleep/index.html"}
+    assert_same_as_cold(path)
+
+
+def test_an_included_template_rerenders_the_pages_including_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """web/_list.html is included by the index and tag pages (not by articles' pages): a change
+    to it re-renders those lists, followed through the template graph."""
+    path = publication(tmp_path)
+    incremental(path)
+    override(tmp_path, "web/_list.html", lambda text: text + "<!-- list -->\n")
+    counter = Counter(monkeypatch)
+    incremental(path)
+    assert counter.pages and article_pages(counter) == []
+    assert any(page.startswith("tags/") for page in counter.pages) and "index.html" in counter.pages
+    assert counter.feeds == 0 and counter.previews == []
+    assert_same_as_cold(path)
+
+
+def test_an_email_template_change_rerenders_only_the_previews(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The newsletter's footer changes the newsletter previews and nothing on the site."""
+    path = publication(tmp_path)
+    incremental(path)
+    override(tmp_path, "email/_footer.html", lambda text: text + "<p>With thanks.</p>\n")
+    counter = Counter(monkeypatch)
+    report, _cache = incremental(path)
+    assert counter.pages == [] and counter.feeds == 0 and counter.previews == ["a11"]
+    assert set(report.written) == {"newsletters/a11.html", "newsletters/a11.eml"}
+    assert_same_as_cold(path)
+
+
+def setting(path: Path, section: str, line: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    header = f"[{section}]\n"
+    text = text.replace(header, header + line + "\n", 1) if header in text else f"{text}\n{header}{line}\n"
+    path.write_text(text, encoding="utf-8")
+
+
+def test_a_setting_no_page_reads_rerenders_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The desk's session length is read by no page: the build renders nothing."""
+    path = publication(tmp_path)
+    incremental(path)
+    setting(path, "desk", "session_hours = 12")
+    counter = Counter(monkeypatch)
+    report, _cache = incremental(path)
+    assert counter.pages == [] and counter.feeds == 0 and counter.previews == []
+    assert report.written == ()
+
+
+def test_a_newsletter_setting_rerenders_only_the_previews(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new Reply-To changes the newsletter previews, not the site's pages or feeds."""
+    path = publication(tmp_path)
+    incremental(path)
+    setting(path, "newsletter", 'reply_to = "desk@example.org"')
+    counter = Counter(monkeypatch)
+    incremental(path)
+    assert counter.pages == [] and counter.feeds == 0 and counter.previews == ["a11"]
+    assert_same_as_cold(path)
+
+
+def test_a_site_setting_rerenders_the_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The publication's title is on every page and feed: all of them render again."""
+    path = publication(tmp_path)
+    incremental(path)
+    setting(path, "publication", 'title = "Harbour Notes"')
+    path.write_text(path.read_text(encoding="utf-8").replace('title = "Harbor Notes"\n', ""), encoding="utf-8")
+    counter = Counter(monkeypatch)
+    incremental(path)
+    assert len(article_pages(counter)) == 12 and counter.feeds > 3 and counter.previews == ["a11"]
+    assert_same_as_cold(path)
+
+
+class Recording(dict[str, Any]):
+    """Config values that remember every key read."""
+
+    read: ClassVar[set[str]] = set()
+
+    def __getitem__(self, key: str) -> Any:
+        Recording.read.add(key)
+        return super().__getitem__(key)
+
+
+def test_every_setting_a_page_reads_is_in_its_row(tmp_path: Path) -> None:
+    """The whole site rendered through a config that records reads: the pages and feeds read
+    only `outputs.SITE_SECTIONS`, a newsletter preview none of `outputs.MAIL_UNREAD`."""
+    path = publication(tmp_path)
+    config = load_config(path, env={})
+    articles = content.load_articles(config)
+    recording = replace(config, values=Recording(config.values))
+    Recording.read = set()
+    build.render_site(replace(recording, values=Recording({**config.values, "build.previews": 0})), articles, NOW)
+    # store.url finds the moved articles' old addresses, whose files' key holds every setting.
+    assert {key.split(".")[0] for key in Recording.read - {"store.url"}} <= outputs.SITE_SECTIONS
+    Recording.read = set()
+    build.newsletter_preview(recording, articles[0])
+    assert Recording.read and not {key.split(".")[0] for key in Recording.read} & outputs.MAIL_UNREAD

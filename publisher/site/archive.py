@@ -61,7 +61,8 @@ from publisher.models import Article
 from publisher.site import feeds
 
 __all__ = [
-    "ARCHIVE_FILES", "ARCHIVE_FOLDERS", "FROM_TEMPLATES", "SITEMAP_LIMIT", "Archive", "image_files", "render_archive",
+    "ARCHIVE_FILES", "ARCHIVE_FOLDERS", "FROM_TEMPLATES", "SITEMAP_FOLDER", "SITEMAP_LIMIT", "TEMPLATES", "Archive",
+    "image_files", "render_archive",
 ]
 
 ARCHIVE_FOLDERS = frozenset({"assets", "page", "sitemaps", "tags"})
@@ -70,6 +71,22 @@ ARCHIVE_FILES = frozenset({"404.html", "robots.txt", "search.json", "sitemap.xml
 """Top-level files the archive writes: an article's folder may not have their names either."""
 FROM_TEMPLATES = MappingProxyType({"404.html": "web/404.html", "robots.txt": "web/robots.txt"})
 """Files of the build that an author replaces with a template of the same name, not in the output."""
+
+TEMPLATES: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "index": ("web/index.html",),
+    "tags": ("web/tags.html",),
+    "tag": ("web/tag.html",),
+    "article": ("web/article.html",),
+    "robots": ("web/robots.txt",),
+    "not found": ("web/404.html",),
+    "script": ("web/search.js",),
+    "sitemap": (),
+    "sitemap part": (),
+    "sitemap index": (),
+    "search": (),
+})
+"""The templates each kind of file (the first of its inputs in `Archive.jobs`) renders
+from, before what they extend or include; a kind not here is taken to read them all."""
 
 SITEMAP_LIMIT = 50_000
 """URLs one sitemap file may list (sitemaps.org); past it sitemap.xml is an index of parts."""

@@ -3,15 +3,33 @@
 `plan_site` decides every file a build writes without rendering any: the feeds with the
 articles each carries, the archive's pages, the newsletter previews, images and the
 content folder's other files. Each `Output` has a key, a SHA-256 of everything its bytes
-depend on: the whole config, every template, the code (`build_cache.code_fingerprint`)
-and the keys of the articles it shows (an article's key changes whenever any of its
-values does). A build whose record says a file was made from the same key skips its
+depend on: the code (`build_cache.code_fingerprint`), the settings and templates it reads
+(below), and the keys of the articles it shows (an article's key changes whenever any of
+its values does). A build whose record says a file was made from the same key skips its
 rendering; rendering every output gives what `build.render_site` returns.
 
 So an edited article re-renders its own page, its neighbours' (they link to it by title),
-the list pages it is on, the feeds that carry it, the sitemap and the search index. A
-changed setting or template re-renders everything: config and templates are read by
-every page, and telling which page reads which would be a guess.
+the list pages it is on, the feeds that carry it, the sitemap and the search index.
+
+A changed template re-renders only the outputs that use it. Each kind of page names the
+template it renders (`archive.TEMPLATES`: the index pages web/index.html, an article's
+page web/article.html, ...; a newsletter preview the email templates), and its key holds
+the text of that template and of every template it extends, includes or imports, found
+by following `jinja2.meta.find_referenced_templates` through the graph, with the file each
+name resolves to (an override in the publication's templates folder, or the default).
+A template that names another by a variable, which cannot be followed, makes the key
+hold every template, as does a kind of page not in the table.
+
+A changed setting re-renders only the outputs that read its section, by this table:
+
+    feeds, archive pages, sitemap, search   [publication] [build] [feeds] [server]
+    newsletter previews                     every section but those below
+    images and the content folder's files   none (a file's size and time are its key)
+    read by no output of a build            [bounces] [desk] [schedule] [fetch] [backup]
+                                            [sequences] [api] [webhooks] [store]
+
+(tests/test_build_only_changed.py renders a whole site through a config that records
+every key read, and fails when a page reads outside its row.)
 
 Articles may come without their HTML (the build's cache keeps it on disk until a page
 needs it): `Bodies.full` gives one back whole, and only its own page, the feeds that
@@ -22,22 +40,41 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Protocol
 
+import jinja2
+from jinja2 import meta
+
 from publisher import content
 from publisher.config import Config
 from publisher.content import i18n
-from publisher.content.templates import default_templates_dir
+from publisher.content.templates import default_templates_dir, template_environment
 from publisher.models import Article
 from publisher.site import archive, feeds
 from publisher.site.build_cache import code_fingerprint
 
-__all__ = ["Bodies", "InMemory", "Output", "SitePlan", "environment_key", "plan_site"]
+__all__ = [
+    "MAIL_UNREAD",
+    "SITE_SECTIONS",
+    "Bodies",
+    "InMemory",
+    "Output",
+    "SitePlan",
+    "environment_key",
+    "plan_site",
+]
+
+SITE_SECTIONS = frozenset({"publication", "build", "feeds", "server"})
+"""The config sections the feeds, the archive's pages, the sitemap and the search index read."""
+MAIL_UNREAD = frozenset({"bounces", "desk", "schedule", "fetch", "backup", "sequences", "api", "webhooks", "store"})
+"""The config sections no output of a build reads: a newsletter preview reads all the others."""
+PREVIEW_TEMPLATES = ("email/issue.html", "email/issue.txt", "email/style.css")
+"""The templates an article's newsletter (and so its preview) is rendered from."""
 
 Rendered = tuple[dict[str, bytes], tuple[str, ...]]
 """What rendering an output gives: its files' bytes, and its warnings."""
@@ -102,7 +139,8 @@ class SitePlan:
     articles: int
     """How many public articles the site shows."""
     environment: str
-    """The key of the config, the templates and the code: every output's key includes it."""
+    """The key of the code and the publication's folder, which every output's key includes:
+    the served build's record is kept under it."""
 
     def outputs(self) -> Iterator[Output]:
         return (item for item in self.items if isinstance(item, Output))
@@ -114,6 +152,90 @@ def environment_key(config: Config) -> str:
     hasher.update(code_fingerprint().encode())
     hasher.update(repr(sorted((key, repr(value)) for key, value in config.values.items())).encode())
     hasher.update(str(config.root.resolve()).encode("utf-8", "surrogatepass"))
+    hasher.update(_template_folders_key(config).encode())
+    return hasher.hexdigest()
+
+
+class _Inputs:
+    """The parts of what outputs are made from besides articles, each hashed once a build:
+    the code, the settings of a group of sections, the templates a page starts from."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        hasher = hashlib.sha256(code_fingerprint().encode())
+        hasher.update(str(config.root.resolve()).encode("utf-8", "surrogatepass"))
+        self.base = hasher.hexdigest()
+        self._env: jinja2.Environment | None = None
+        self._whole: str | None = None
+        self._settings: dict[str, str] = {}
+        self._templates: dict[tuple[str, ...], str] = {}
+
+    def settings(self, group: str) -> str:
+        """A hash of the settings of a group: "site", "mail" or "none" (see the table above)."""
+        known = self._settings.get(group)
+        if known is None:
+            if group == "site":
+                chosen = [(k, v) for k, v in self.config.values.items() if k.split(".", 1)[0] in SITE_SECTIONS]
+            elif group == "mail":
+                chosen = [(k, v) for k, v in self.config.values.items() if k.split(".", 1)[0] not in MAIL_UNREAD]
+            else:
+                chosen = []
+            known = self._settings[group] = _hash(repr(sorted((k, repr(v)) for k, v in chosen)))
+        return known
+
+    def templates(self, roots: tuple[str, ...] | None) -> str:
+        """A hash of the templates `roots` render from, followed through the template graph;
+        of every template when `roots` is None or a name cannot be followed."""
+        if roots == ():
+            return "no templates"
+        if roots is None:
+            return self._every_template()
+        known = self._templates.get(roots)
+        if known is None:
+            known = self._templates[roots] = self._closure(roots) or self._every_template()
+        return known
+
+    def key(self, group: str, roots: tuple[str, ...] | None) -> str:
+        return _hash(f"{self.base}\0{self.settings(group)}\0{self.templates(roots)}")
+
+    def _every_template(self) -> str:
+        if self._whole is None:
+            self._whole = _template_folders_key(self.config)
+        return self._whole
+
+    def _closure(self, roots: Iterable[str]) -> str:
+        """"" when a template names another by a variable (the graph cannot be followed)."""
+        if self._env is None:
+            self._env = template_environment(self.config)
+        env = self._env
+        loader = env.loader
+        assert loader is not None
+        hasher = hashlib.sha256()
+        seen: set[str] = set()
+        todo = sorted(set(roots), reverse=True)
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            try:
+                source, filename, _fresh = loader.get_source(env, name)
+            except jinja2.TemplateNotFound:
+                hasher.update(f"\0{name}\0missing".encode("utf-8", "surrogatepass"))
+                continue  # rendering says which is missing
+            hasher.update(f"\0{name}\0{filename}\0{len(source)}\0{source}".encode("utf-8", "surrogatepass"))
+            try:
+                found = list(meta.find_referenced_templates(env.parse(source)))
+            except jinja2.TemplateSyntaxError:
+                continue  # rendering reports it, with its file and line
+            if any(ref is None for ref in found):
+                return ""
+            todo.extend(sorted((ref for ref in found if ref is not None), reverse=True))
+        return hasher.hexdigest()
+
+
+def _template_folders_key(config: Config) -> str:
+    hasher = hashlib.sha256()
     for folder in (config.path_of("build.templates"), default_templates_dir()):
         hasher.update(b"\0folder\0" + str(folder).encode("utf-8", "surrogatepass"))
         for path in sorted(_files_under(folder)):
@@ -181,7 +303,8 @@ def plan_site(
     none ("" if it does); `assets` are the content folder's other files (path in the
     build, file).
     """
-    environment = environment_key(config)
+    inputs = _Inputs(config)
+    site = inputs.key("site", ())
     items: list[Output | str] = []
     if config["feeds.per_tag"]:
         for _slug, names in feeds.tag_collisions(public):
@@ -199,7 +322,7 @@ def plan_site(
         return Output(
             "feeds",
             (path,),
-            _key(environment, "feed", kind, tag or "", *(bodies.key(a) for a in entries)),
+            _key(site, "feed", kind, tag or "", *(bodies.key(a) for a in entries)),
             lambda: ({path: builder(config, [bodies.full(a) for a in entries], now, tag=tag)}, ()),
         )
 
@@ -214,19 +337,21 @@ def plan_site(
     if note:
         items.append(note)
     pages = archive.Archive(config, public)
-    for path, inputs, render in pages.jobs(bodies.key, bodies.about, bodies.full):
-        items.append(Output("archive pages", (path,), _key(environment, *inputs), _single(path, render)))
+    for path, made_of, render in pages.jobs(bodies.key, bodies.about, bodies.full):
+        page = inputs.key("site", archive.TEMPLATES.get(made_of[0]))
+        items.append(Output("archive pages", (path,), _key(page, *made_of), _single(path, render)))
         taken.add(path)
     images, image_notes = archive.image_files(config, public, taken)
     for rel, source in images:
         items.append(
-            Output("archive pages", (rel,), _key(environment, "image", str(source), _stat_key(source)),
+            Output("archive pages", (rel,), _key(inputs.key("none", ()), "image", str(source), _stat_key(source)),
                    partial(_copy, config, rel, source))
         )
     items.extend(image_notes)
     copied = {rel: source for rel, source in images}
     taken.update(copied)
 
+    mail = inputs.key("mail", PREVIEW_TEMPLATES)
     for article in public[: int(config["build.previews"])]:
         refusal = refuse(bodies.full(article))
         if refusal:
@@ -236,7 +361,7 @@ def plan_site(
             Output(
                 "newsletter previews",
                 (f"newsletters/{article.slug}.html", f"newsletters/{article.slug}.eml"),
-                _key(environment, "preview", bodies.key(article)),
+                _key(mail, "preview", bodies.key(article)),
                 partial(_preview, preview, bodies, article),
             )
         )
@@ -248,10 +373,10 @@ def plan_site(
                 items.append(f"{rel} in the content folder is in the way of a page the build writes; rename it")
             continue
         items.append(
-            Output("writing", (rel,), _key(environment, "asset", str(source), _stat_key(source)),
+            Output("writing", (rel,), _key(inputs.key("none", ()), "asset", str(source), _stat_key(source)),
                    partial(_copy, config, rel, source))
         )
-    return SitePlan(tuple(items), len(public), environment)
+    return SitePlan(tuple(items), len(public), inputs.base)
 
 
 def _single(path: str, render: Callable[[], tuple[bytes, tuple[str, ...]]]) -> Callable[[], Rendered]:

@@ -99,7 +99,7 @@ def _moved_pages(config: Config, plan: outputs.SitePlan) -> list[outputs.Output]
         return []
     taken = frozenset(path for item in plan.outputs() for path in item.paths)
     listed = "\n".join(f"{r.old_path} {r.target}" for r in found)
-    key = "moved:" + hashlib.sha256(f"{plan.environment}\n{listed}".encode()).hexdigest()
+    key = "moved:" + hashlib.sha256(f"{outputs.environment_key(config)}\n{listed}".encode()).hexdigest()
     files = redirects.site_files(found, taken)
     return [outputs.Output("writing", tuple(files), key, partial(_rendered, MappingProxyType(files)))]
 
