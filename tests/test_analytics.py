@@ -302,3 +302,13 @@ def test_a_link_sent_while_on_still_leads_on_when_analytics_are_turned_off(tmp_p
     assert client.get(pixel_path(html), headers={"user-agent": READER}).headers["content-type"] == "image/gif"
     totals = engagement.totals(db, issue)
     assert (totals.opens, totals.clicks) == (0, 0)
+
+
+def test_a_reader_page_says_nothing_known_before_any_issue(tmp_path: Path) -> None:
+    """With nothing sent to a reader yet, their page claims no knowledge of them."""
+    config = publication(tmp_path)
+    db = open_store(config.store_url)
+    found = subscribers.add(db, "new@example.org", now=NOW)
+    client = AppClient(create_app(config, engine=db, clock=lambda: NOW))
+    page = client.get(f"/manage/{tokens.sign(SECRET, 'unsubscribe', subscribers.link_key(db, found.id))}")
+    assert page.status_code == 200 and "What we know" not in page.text
