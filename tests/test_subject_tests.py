@@ -529,3 +529,29 @@ def test_the_daemon_decides_at_the_time_and_sends_the_rest(tmp_path: Path, smtp_
     assert set(smtp_server.counts().values()) == {1}
     assert ledger.status(db, started.issue_id)[0].status == "done"
     db.dispose()
+
+
+def test_the_api_gives_the_same_numbers(tmp_path: Path) -> None:
+    """GET /api/v1/stats/issues/{id}/engagement carries each subject's figures, the winner and why."""
+    from web_support import AppClient, make_publication
+
+    from publisher.services import access
+    from publisher.web import create_app
+
+    config = make_publication(tmp_path)
+    db = open_store(config.store_url)
+    issue = issue_under_test(db, 10_000)
+    simulate_clicks(db, issue, mark_sample_sent(db, issue), [0.03, 0.06])
+    service.settle(config, db, now=NOW + timedelta(hours=4))
+    key = access.create_key(db, "stats", ["stats:read"], now=NOW).token
+    answer = AppClient(create_app(config, engine=db)).get(
+        f"/api/v1/stats/issues/{issue}/engagement", headers={"authorization": f"Bearer {key}"}
+    )
+    assert answer.status_code == 200, answer.text
+    found = answer.json()["subject_test"]
+    assert found["winner"] == 1 and found["metric"] == "clicks" and found["held"] == 0
+    assert [(v["sent"], v["clicks"], v["rate"], v["low"]) for v in found["variants"]] == [
+        (1000, 34, 0.034, 0.0244), (1000, 75, 0.075, 0.0603)
+    ]
+    assert "won by clicks" in found["reason"]
+    db.dispose()

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from publisher.api import models
 from publisher.api.context import ApiContext, responses
-from publisher.services import analytics, stats
+from publisher.services import analytics, stats, subject_tests
 
 __all__ = ["router"]
 
@@ -24,6 +24,29 @@ class LinkClicks(BaseModel):
     machine_clicks: int
 
 
+class SubjectFigures(BaseModel):
+    variant: int = Field(description="0 is the first subject, the one kept on a tie.")
+    subject: str
+    sent: int = Field(description="Copies of the sample accepted by the provider under this subject.")
+    opens: int
+    clicks: int
+    rate: float = Field(description="Opens or clicks (the test's metric) per copy sent, 0 to 1.")
+    low: float = Field(description="The rate's 95% Wilson interval, lower end.")
+    high: float
+
+
+class SubjectTestReport(BaseModel):
+    subjects: list[str]
+    sample_percent: int
+    metric: str = Field(description="clicks or opens: what the winner is chosen by.")
+    decide_at: str
+    variants: list[SubjectFigures]
+    decided_at: str | None
+    winner: int | None = Field(description="The variant the rest got; null until decided.")
+    reason: str = Field(description="Why that subject: the margin and p-value, or why the first was kept.")
+    held: int = Field(description="Readers still waiting for the winner.")
+
+
 class IssueEngagement(BaseModel):
     issue_id: int
     opens: int = Field(description="Readers' picture requests; machines (Apple's proxy, scanners) are apart.")
@@ -36,6 +59,7 @@ class IssueEngagement(BaseModel):
     machine_reasons: dict[str, int]
     noted_opens: dict[str, int] = Field(description="Readers' opens through a proxy, such as Gmail's, by proxy.")
     links: list[LinkClicks] = Field(description="The issue's links, most clicked first.")
+    subject_test: SubjectTestReport | None = Field(default=None, description="The issue's subject test, if any.")
 
 
 def router(ctx: ApiContext) -> APIRouter:
@@ -68,6 +92,7 @@ def router(ctx: ApiContext) -> APIRouter:
     def engagement(issue_id: IssueId) -> IssueEngagement:
         """Opens and clicks (analytics.enabled), per link, with machine traffic counted apart."""
         t = analytics.issue_totals(db, issue_id)
+        tested = subject_tests.report(db, issue_id)
         return IssueEngagement(
             issue_id=issue_id, opens=t.opens, unique_opens=t.unique_opens, clicks=t.clicks,
             unique_clicks=t.unique_clicks, machine_opens=t.machine_opens, machine_clicks=t.machine_clicks,
@@ -75,6 +100,15 @@ def router(ctx: ApiContext) -> APIRouter:
             noted_opens=dict(t.noted_opens),
             links=[LinkClicks(link_id=c.link_id, url=c.url, clicks=c.clicks, unique_clicks=c.unique_clicks,
                               machine_clicks=c.machine_clicks) for c in t.links],
+            subject_test=None if tested is None else SubjectTestReport(
+                subjects=list(tested.subjects), sample_percent=tested.sample_percent, metric=tested.metric,
+                decide_at=tested.decide_at.isoformat(),
+                variants=[SubjectFigures(variant=f.variant, subject=f.subject, sent=f.sent, opens=f.opens,
+                                         clicks=f.clicks, rate=round(f.rate, 4), low=round(f.interval[0], 4),
+                                         high=round(f.interval[1], 4)) for f in tested.figures],
+                decided_at=tested.decided_at.isoformat() if tested.decided_at else None,
+                winner=tested.winner, reason=tested.reason, held=tested.held,
+            ),
         )
 
     return api
