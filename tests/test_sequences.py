@@ -19,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from fakes.smtp import SMTPServer
+from pg_server import fresh_database, postgres_server
 
 from publisher.cli import cli
 from publisher.config import Config, load_config
@@ -495,3 +496,30 @@ def test_a_tag_added_later_starts_a_topic_sequence_and_tells_webhooks(config: Co
     with db.connect() as conn:
         payloads = conn.execute(sa.select(webhook_messages.c.payload)).scalars().all()
     assert [json.loads(p)["data"]["detail"] for p in payloads] == ["sleep"]
+
+
+@pytest.mark.slow
+def test_the_same_run_on_postgresql(tmp_path: Path, smtp_server: SMTPServer) -> None:
+    """On PostgreSQL too: enrolment, the day-3 step at the reader's hour, one copy each,
+    and an unsubscribe that stops the rest."""
+    with postgres_server() as server:
+        url = fresh_database(server, "sequences")
+        (tmp_path / "content").mkdir()
+        (tmp_path / "config.toml").write_text(CONFIG.format(port=smtp_server.port) + f'\n[store]\nurl = "{url}"\n')
+        write_sequence(tmp_path)
+        config = load_config(tmp_path / "config.toml", env={"PUBLISHER_SECRET": "k" * 40})
+        db = open_store(config.store_url)
+        try:
+            clock = Clock(START)
+            tick(config, db, clock)
+            join(db, "pat@example.org", START + timedelta(minutes=1), zone="Asia/Tokyo")
+            join(db, "quin@example.org", START + timedelta(minutes=1))
+            run_days(config, db, clock, 4, step=timedelta(hours=1))
+            subs.remove(db, "quin@example.org", now=clock.now)
+            run_days(config, db, clock, 8, step=timedelta(hours=2))
+            for _ in range(3):
+                tick(config, db, clock)
+        finally:
+            db.dispose()
+    assert subjects_to(smtp_server, "pat@example.org") == [t for t, _d in STEPS.values()]
+    assert subjects_to(smtp_server, "quin@example.org") == [t for t, _d in list(STEPS.values())[:2]]
