@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import html
 import ipaddress
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -62,7 +61,6 @@ __all__ = [
     "topic",
     "topics",
     "unsubscribe_by_link",
-    "wait_words",
 ]
 
 DOOR_KINDS = ("web", "embed", "json")
@@ -119,12 +117,6 @@ def count_attempt(db: Engine, client: str, *, now: datetime, limits: Limits) -> 
     if wait:
         signup_throttles.record(db, network, now=now)
     return wait
-
-
-def wait_words(seconds: float) -> str:
-    """A wait as a visitor reads it: "1 minute", "12 minutes"."""
-    minutes = max(1, math.ceil(seconds / 60))
-    return "1 minute" if minutes == 1 else f"{minutes} minutes"
 
 
 def throttled_networks(db: Engine, *, now: datetime) -> list[Throttled]:

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -55,6 +56,7 @@ from starlette.responses import JSONResponse, Response
 from publisher.config import Config
 from publisher.errors import SubscriberError
 from publisher.models import Subscriber
+from publisher.services import pages as page_service
 from publisher.services import signup
 from publisher.services import subscribers as subscriber_service
 from publisher.services.providers import Provider
@@ -115,6 +117,7 @@ class SubscribeFlow:
             config, settings.engine, secret=settings.secret, provider_factory=settings.provider_factory
         )
         self.consent = signup.consent_text(config)
+        self.translations = page_service.translations(str(config["publication.language"]))
         own = {origin_of(config.public_url), origin_of(config.site_url)} - {""}
         self.origins = frozenset(config["subscribe.allowed_origins"]) | own
 
@@ -140,11 +143,7 @@ class SubscribeFlow:
         form = await _fields(request)
         door = self._door(form.get("door", ""), request.path_params.get("topic") or form.get("topic", ""))
         if wait:
-            response = self._page(
-                status=429, topic=door.topic,
-                error=self.pages.gettext("Too many signups from your network. Please try again in %(wait)s.")
-                % {"wait": signup.wait_words(wait)},
-            )
+            response = self._page(status=429, topic=door.topic, error=self._wait_text(wait))
             response.headers["retry-after"] = str(int(wait))
             return response
         raw_email = form.get("email", "").strip()
@@ -206,11 +205,9 @@ class SubscribeFlow:
         now = self.s.clock()
         wait = await self._count(request, now)
         if wait:
-            minutes = signup.wait_words(wait)
             return _json(429, {
                 "title": "Too many signups",
-                "detail": self.pages.gettext("Too many signups from your network. Please try again in %(wait)s.")
-                % {"wait": minutes},
+                "detail": self._wait_text(wait),
                 "retry_after": int(wait),
             }, {"retry-after": str(int(wait)), **cors})
         body = await _json_fields(request)
@@ -237,6 +234,15 @@ class SubscribeFlow:
         response = _json(202, answer, cors)
         response.background = BackgroundTask(self._register_and_mail, email, name, now, door)
         return response
+
+    def _wait_text(self, seconds: float) -> str:
+        """A refusal for coming too fast, with the whole minutes to wait, in the publication's language."""
+        count = max(1, math.ceil(seconds / 60))
+        return self.translations.ngettext(
+            "Too many signups from your network. Please try again in %(count)d minute.",
+            "Too many signups from your network. Please try again in %(count)d minutes.",
+            count,
+        ) % {"count": count}
 
     def _check_inbox(self) -> str:
         title = str(self.s.config["publication.title"])
