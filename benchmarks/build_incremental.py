@@ -9,7 +9,14 @@ neighbours, paged lists of 20, tag pages, Hugo's own RSS and sitemap). Each roun
 each tool in turn (interleaved, so both see the same load on the machine):
 
 - cold: the output and every cache removed, then one build;
-- edit: one article in the middle gets a new paragraph, then one build.
+- edit: one article in the middle gets a new paragraph, then `publisher check` (timed:
+  it renders what the build would), then one build;
+- template (publisher only): the tag page template (an override of web/tag.html)
+  changes, then one build: only the tag pages render;
+- setting (publisher only): a [desk] setting no page reads changes, then one build.
+
+Beside them, the interpreter and CLI start-up alone (`python -m publisher --help`), which
+every publisher figure here includes.
 
 Every build is a child process (`python -m publisher build`, `hugo`), timed on the wall
 clock, interpreter start-up included; its peak RSS comes from wait4's rusage. publisher's
@@ -152,6 +159,33 @@ def clean_hugo(site: Path) -> None:
             path.unlink(missing_ok=True)
 
 
+def publisher_check(config: Path) -> float:
+    command = [sys.executable, "-m", "publisher", "--config", str(config), "check"]
+    wall, _peak, out = run_measured(command, config.parent)
+    if "ok" not in out:
+        raise SystemExit(f"publisher check did not pass:\n{out}")
+    return wall
+
+
+def publisher_startup(config: Path) -> float:
+    return run_measured([sys.executable, "-m", "publisher", "--help"], config.parent)[0]
+
+
+def edit_template(config: Path, round_number: int) -> None:
+    """The tag pages' template, as an override of the default with a changed heading."""
+    from publisher.content.templates import default_templates_dir
+
+    text = (default_templates_dir() / "web" / "tag.html").read_text(encoding="utf-8")
+    target = config.parent / "templates" / "web" / "tag.html"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text.replace("</h1>", f"</h1><!-- round {round_number} -->", 1), encoding="utf-8")
+
+
+def edit_setting(config: Path, round_number: int) -> None:
+    text = config.read_text(encoding="utf-8").split("\n[desk]\n")[0]
+    config.write_text(f"{text}\n[desk]\nsession_hours = {100 + round_number}\n", encoding="utf-8")
+
+
 def edit(path: Path, round_number: int) -> None:
     with path.open("a", encoding="utf-8") as handle:
         handle.write(MIDDLE_EDIT.replace("this round", f"round {round_number}"))
@@ -175,18 +209,26 @@ def main() -> None:
         config, hugo, name = write_sites(Path(tmp), args.articles)
         pub_file = config.parent / "content" / name
         hugo_file = hugo / "content" / "posts" / name
-        rows: dict[str, list[tuple[float, ...]]] = {k: [] for k in ("pc", "pe", "hc", "he")}
+        rows: dict[str, list[tuple[float, ...]]] = {k: [] for k in ("pc", "pe", "hc", "he", "pk", "pt", "ps", "up")}
         for round_number in range(1, args.rounds + 1):
             clean_publisher(config)
             rows["pc"].append(publisher_build(config))
             clean_hugo(hugo)
             rows["hc"].append(hugo_build(hugo))
             edit(pub_file, round_number)
+            rows["pk"].append((publisher_check(config),))
             rows["pe"].append(publisher_build(config))
             edit(hugo_file, round_number)
             rows["he"].append(hugo_build(hugo))
+            edit_template(config, round_number)
+            rows["pt"].append(publisher_build(config))
+            edit_setting(config, round_number)
+            rows["ps"].append(publisher_build(config))
+            rows["up"].append((publisher_startup(config),))
             print(
-                f"round {round_number}: publisher cold {rows['pc'][-1][0]:.2f} s, edit {rows['pe'][-1][0]:.2f} s; "
+                f"round {round_number}: publisher cold {rows['pc'][-1][0]:.2f} s, edit {rows['pe'][-1][0]:.2f} s, "
+                f"check after the edit {rows['pk'][-1][0]:.2f} s, template {rows['pt'][-1][0]:.2f} s, "
+                f"setting {rows['ps'][-1][0]:.2f} s, start-up {rows['up'][-1][0]:.2f} s; "
                 f"hugo cold {rows['hc'][-1][0]:.2f} s, edit {rows['he'][-1][0]:.2f} s",
                 flush=True,
             )
@@ -203,6 +245,10 @@ def main() -> None:
     for label, key, hugo_key in (("publisher build, cold", "pc", "hc"), ("publisher build, one edited", "pe", "he")):
         ratio = col(key, 0) / col(hugo_key, 0)
         print(f"{label:<34}{col(key, 0):>7.2f} s{col(key, 2):>7.2f} s{col(key, 1):>8.0f} MB{ratio:>8.2f}x")
+    for label, key in (("publisher build, tag template", "pt"), ("publisher build, desk setting", "ps")):
+        print(f"{label:<34}{col(key, 0):>7.2f} s{col(key, 2):>7.2f} s{col(key, 1):>8.0f} MB")
+    print(f"{'publisher check, one edited':<34}{col('pk', 0):>7.2f} s")
+    print(f"{'publisher --help (start-up)':<34}{col('up', 0):>7.2f} s")
     print(f"{'hugo, cold':<34}{col('hc', 0):>7.2f} s{'':>9}{col('hc', 1):>8.0f} MB")
     print(f"{'hugo, one edited':<34}{col('he', 0):>7.2f} s{'':>9}{col('he', 1):>8.0f} MB")
     if args.small:

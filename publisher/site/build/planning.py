@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from warnings import catch_warnings, simplefilter
 
 from publisher import content
-from publisher.config import Config
+from publisher.config import Config, sqlite_path
 from publisher.errors import BuildError
 from publisher.mail import newsletter
 from publisher.models import Article
@@ -92,6 +92,9 @@ def _plan_site(config: Config, articles: Sequence[Article], now: datetime, bodie
 
 def _moved_pages(config: Config, plan: outputs.SitePlan) -> list[outputs.Output]:
     """Old addresses of moved-in articles, for a static host (`store.redirects.site_files`)."""
+    database = sqlite_path(config.store_url)
+    if database is not None and not Path(database).is_file():
+        return []  # no database yet, so no redirects: the store's code is not even loaded
     from publisher.store import redirects
 
     found = redirects.for_build(config.store_url)
