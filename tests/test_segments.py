@@ -484,6 +484,16 @@ def test_a_schedule_with_a_segment_sends_its_readers_then(pub: Pub) -> None:
     assert pub.issue().segment_count == 3
 
 
+def test_cli_schedule_with_a_segment_records_it_on_the_issue(pub: Pub) -> None:
+    """`publisher schedule SLUG --at ... --segment NAME` says who it goes to and records the segment."""
+    service.save_segment(pub.db, name="Clinicians", rules=CLINICIANS, now=NOW)
+    result = pub.invoke("schedule", "notes-on-rest", "--at", "2099-01-01 09:00", "--segment", "Clinicians")
+    assert result.exit_code == 0, result.output
+    assert "It goes to the readers the segment 'Clinicians' holds then." in result.output
+    row = pub.issue()
+    assert (row.segment_name, row.segment_count) == ("Clinicians", None)
+
+
 def test_a_segment_deleted_before_its_schedule_runs_holds_it(pub: Pub) -> None:
     """Deleting the segment a schedule names holds the send with a message naming the
     segment; nothing is queued, nobody outside it is mailed."""
