@@ -89,6 +89,7 @@ def test_a_step_shows_its_email_and_the_checks(url: str) -> None:
     assert page.status_code == 200
     assert 'sandbox="" title="The step\'s email' in page.text
     assert "<strong>Preheader</strong> (passed)" in page.text
+    assert "<strong>Unsubscribe link</strong> (passed)" in page.text
     assert "Three habits" in email.text
     assert "sandbox" in email.headers["content-security-policy"]
 

@@ -37,7 +37,7 @@ from publisher.content import sequences as files
 from publisher.content.sequences import Sequence, Step
 from publisher.errors import InvalidRequest, PublisherError
 from publisher.mail import newsletter, preflight
-from publisher.mail.mime import clean_header_text
+from publisher.mail.mime import MessageTemplate, Recipient, clean_header_text
 from publisher.models import Issue, IssueKind
 from publisher.store import ledger
 from publisher.store import sequences as store
@@ -292,8 +292,7 @@ def readers(config: Config, db: Engine, name: str, *, limit: int = 200) -> list[
 def preview(config: Config, name: str, step: str, *, now: datetime) -> tuple[str, str, str]:
     """A step rendered as its readers would get it: (subject, html, text)."""
     sequence = files.load_sequence(config, name)
-    rendered = newsletter.render_issue(config, step_issue(config, sequence, sequence.step(step)), now)
-    return rendered.subject, rendered.html, rendered.text
+    return _as_read(config, sequence, sequence.step(step), now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,12 +318,22 @@ def check_step(config: Config, name: str, step: str, *, now: datetime) -> StepCh
     what the desk's step page shows. NotFound for an unknown sequence or step."""
     sequence = files.load_sequence(config, name)
     found = sequence.step(step)
-    rendered = newsletter.render_issue(config, step_issue(config, sequence, found), now)
-    checks, _records = preflight.run_checks(
-        config, found.article, subject=rendered.subject, html=rendered.html, text=rendered.text, spam=False,
-    )
+    subject, html, text = _as_read(config, sequence, found, now)
+    checks, _records = preflight.run_checks(config, found.article, subject=subject, html=html, text=text, spam=False)
     return StepCheck(sequence=name, step=step, delay=found.delay_text, source=found.source,
-                     subject=rendered.subject, html=rendered.html, checks=tuple(checks))
+                     subject=subject, html=html, checks=tuple(checks))
+
+
+def _as_read(config: Config, sequence: Sequence, step: Step, now: datetime) -> tuple[str, str, str]:
+    """The step rendered and spliced for a sample reader, as each reader's copy is made."""
+    rendered = newsletter.render_issue(config, step_issue(config, sequence, step), now)
+    sample = Recipient(
+        delivery_id=None, email="reader@example.com", name="Reader",
+        unsubscribe_url=config.public_url + "/unsubscribe/example", message_id="",
+        manage_url=config.public_url + "/manage/example",
+    )
+    html, text = MessageTemplate.from_rendered(config, rendered).parts(sample)
+    return rendered.subject, html, text
 
 
 def step_text(config: Config, name: str, step: str) -> str:
