@@ -472,3 +472,12 @@ def test_settings_edits_the_allowed_sites(desk_config: Config) -> None:
     config = load_config(desk_config.path, env=dict(desk_config.env))
     assert config["subscribe.allowed_origins"] == ("https://blog.example.net", "https://shop.example.net")
     assert config["subscribe.consent_text"] == "Yes, please."
+
+
+def test_refusals_by_the_client_limit_count_for_its_network(engine: Engine) -> None:
+    """One address past its own limit is recorded under its network too, so Home counts all of a flood."""
+    limits = signup.Limits(per_client=2, per_network=100)
+    waits = [signup.count_attempt(engine, "192.0.2.7", now=START, limits=limits) for _ in range(5)]
+    assert [bool(w) for w in waits] == [False, False, True, True, True]
+    [network] = signup.throttled_networks(engine, now=START)
+    assert (network.network, network.refused) == ("192.0.2.0/24", 3)

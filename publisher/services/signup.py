@@ -107,13 +107,13 @@ def count_attempt(db: Engine, client: str, *, now: datetime, limits: Limits) -> 
     """Count one subscribe request from `client`; seconds to wait when over a limit, else 0.
 
     The client's own limit is asked first, so that one address that keeps trying uses up
-    its own hour and not its neighbours'. A refusal by the network's limit is recorded.
+    its own hour and not its neighbours'. Every refusal, by either limit, is recorded
+    under the client's network, so that Home counts all of a flood.
     """
-    wait = client_hits.hit(db, client, now=now, limit=limits.per_client, window=3600.0)
-    if wait:
-        return wait
     network = network_of(client)
-    wait = client_hits.hit(db, f"net {network}", now=now, limit=limits.per_network, window=3600.0)
+    wait = client_hits.hit(db, client, now=now, limit=limits.per_client, window=3600.0)
+    if not wait:
+        wait = client_hits.hit(db, f"net {network}", now=now, limit=limits.per_network, window=3600.0)
     if wait:
         signup_throttles.record(db, network, now=now)
     return wait

@@ -553,7 +553,7 @@ provider_state = Table(
     Column("updated_at", UTC_TIME, nullable=False),
 )
 
-# Networks (an IPv4 /24 or IPv6 /64) whose signups went past `subscribe.per_network_per_hour`:
+# Networks (an IPv4 /24 or IPv6 /64) whose signups went past a limit (per client or per network):
 # how many were refused, first and last, so that Home tells the author.
 signup_throttles = Table(
     "signup_throttles",

@@ -1,7 +1,7 @@
 """Where each signup came from, by door: networks whose signups were throttled.
 
-A flood of signups from one network (an IPv4 /24 or IPv6 /64) is refused past the
-publication's limit; each such network keeps one row with how many requests were
+Signups refused for coming too fast (past the limit per client or per network) are
+counted by network (an IPv4 /24 or IPv6 /64); each such network keeps one row with how many requests were
 refused and when, so that the author is told on Home. Where a signup came from and
 the consent text it agreed to are kept on the subscriber (`source`, `consent_text`).
 
