@@ -465,6 +465,15 @@ def test_a_tag_and_a_segment_together_are_refused(pub: Pub) -> None:
     assert "not both" in result.output
 
 
+def test_a_subject_test_to_a_segment_is_refused(pub: Pub) -> None:
+    """--subject-test with --segment is a usage error (exit 2), not a test sent to everyone."""
+    service.save_segment(pub.db, name="Clinicians", rules=CLINICIANS, now=NOW)
+    result = pub.invoke("send", "notes-on-rest", "--segment", "Clinicians", "--subject-test", "A",
+                        "--subject-test", "B", "--yes")
+    assert result.exit_code == 2
+    assert "not yet to a --segment" in result.output
+
+
 def _schedule(pub: Pub, segment: str) -> schedules.Schedule:
     done = scheduling.schedule_send(
         pub.config, pub.db, "notes-on-rest", at="2026-12-08 09:00", now=NOW, tz_name="UTC", segment=segment

@@ -227,6 +227,8 @@ def send(
         raise click.UsageError("--subject-test, --sample, --wait, --decide-at and --by go with a plain send of SLUG")
     if testing and not subject_test:
         raise click.UsageError("--sample, --wait, --decide-at and --by go with --subject-test (give two to four)")
+    if subject_test and segment:
+        raise click.UsageError("a subject test goes to everyone or to a --tag, not yet to a --segment")
     if resume:
         if slug or to or dry_run or tag or segment:
             raise click.UsageError("--resume takes no SLUG, --to, --tag, --segment or --dry-run")
