@@ -523,3 +523,23 @@ def test_the_same_run_on_postgresql(tmp_path: Path, smtp_server: SMTPServer) -> 
             db.dispose()
     assert subjects_to(smtp_server, "pat@example.org") == [t for t, _d in STEPS.values()]
     assert subjects_to(smtp_server, "quin@example.org") == [t for t, _d in list(STEPS.values())[:2]]
+
+
+def test_without_a_postal_address_steps_wait_and_readers_still_enter(config: Config, db: sa.Engine,
+                                                                     smtp_server: SMTPServer) -> None:
+    """As for any send through a real provider: no step leaves without the sender's postal
+    address; readers are enrolled meanwhile and get their welcome once it is set."""
+    toml = config.root / "config.toml"
+    toml.write_text(toml.read_text().replace('postal_address = "1 Test Street"\n', ""))
+    bare = load_config(toml, env={"PUBLISHER_SECRET": "k" * 40})
+    clock = Clock(START)
+    tick(bare, db, clock)
+    join(db, "kim@example.org", START + timedelta(minutes=1))
+    clock.now += timedelta(minutes=2)
+    report = tick(bare, db, clock)
+    assert report.enrolled == {"welcome": 1} and report.total_queued == 0
+    assert report.problems[0].startswith("sequences hold their steps: config.toml: [publication] postal_address")
+    assert smtp_server.messages == []
+    clock.now += timedelta(minutes=1)
+    tick(config, db, clock)
+    assert subjects_to(smtp_server, "kim@example.org") == ["Welcome to Quiet Hours"]

@@ -35,7 +35,9 @@ from sqlalchemy import Engine
 from publisher.config import Config
 from publisher.content import sequences as files
 from publisher.content.sequences import Sequence, Step
-from publisher.errors import InvalidRequest, PublisherError
+from publisher.delivery.complaint_rate import complaint_rate
+from publisher.delivery.sending import require_postal_address
+from publisher.errors import ConfigError, InvalidRequest, PublisherError
 from publisher.mail import newsletter, preflight
 from publisher.mail.mime import MessageTemplate, Recipient, clean_header_text
 from publisher.models import Issue, IssueKind
@@ -175,22 +177,45 @@ def run(config: Config, db: Engine, *, now: datetime) -> RunReport:
     in the report's problems; the others run.
     """
     report = RunReport()
-    folder = config.path_of("sequences.folder")
-    names = files.sequence_names(folder)
+    names = files.sequence_names(config.path_of("sequences.folder"))
+    if not names:
+        return report
+    held = _held(config, db, now=now)
+    if held:
+        report.problems.append(held)
     for name in names:
         try:
             sequence = files.load_sequence(config, name)
         except PublisherError as exc:
             report.problems.append(f"sequence {name!r} not run: {exc}")
             continue
-        _run_one(config, db, sequence, now=now, report=report)
+        _run_one(config, db, sequence, now=now, report=report, hold=bool(held))
     return report
 
 
-def _run_one(config: Config, db: Engine, sequence: Sequence, *, now: datetime, report: RunReport) -> None:
+def _held(config: Config, db: Engine, *, now: datetime) -> str:
+    """Why no step may go now ("" when they may): what stops any send stops these too.
+    Readers are still enrolled meanwhile, and get their due steps once it is lifted."""
+    try:
+        require_postal_address(config)
+    except ConfigError as exc:
+        return f"sequences hold their steps: {exc}"
+    rate = complaint_rate(db, now=now)
+    if rate.level == "stop":
+        return (f"sequences hold their steps: the complaint rate is {rate.in_words()}; "
+                "readers get their due steps once it falls")
+    return ""
+
+
+def _run_one(
+    config: Config, db: Engine, sequence: Sequence, *, now: datetime, report: RunReport, hold: bool = False
+) -> None:
     name = sequence.name
     known = store.sync(db, name, [s.name for s in sequence.steps], sequence.steps_key, now=now)
     report.enrolled[name] = store.enrol(db, name, sequence.trigger, sequence.topic, now=now)
+    if hold:
+        report.queued[name] = 0
+        return
     send_hour = int(config["sequences.send_hour"])
     first_seen = dict(known.step_first_seen)
     issue_ids: dict[str, int] = {}
