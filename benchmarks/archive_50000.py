@@ -117,15 +117,15 @@ def main() -> None:
     base = "/dev/shm" if Path("/dev/shm").is_dir() else None
     with tempfile.TemporaryDirectory(prefix="publisher-50k-", dir=base) as tmp:
         config, site, edited = write_sites(Path(tmp), args.articles, hugo)
-        cold, cold_peak, cold_own = publisher_build(config)
+        cold, cold_peak, cold_own, _cpu = publisher_build(config)
         print(f"publisher cold build: {cold:.1f} s ({cold_own:.1f} s without start-up), peak RSS {cold_peak:.0f} MB")
         if hugo:
-            hugo_wall, hugo_peak = hugo_build(site)
+            hugo_wall, hugo_peak, _nan, _cpu = hugo_build(site)
             ratio = cold / hugo_wall
             print(f"hugo cold build:      {hugo_wall:.1f} s, peak RSS {hugo_peak:.0f} MB; publisher/hugo {ratio:.2f}x")
         with edited.open("a", encoding="utf-8") as handle:
             handle.write("\n\nAn added paragraph.\n")
-        again, again_peak, again_own = publisher_build(config)
+        again, again_peak, again_own, _cpu = publisher_build(config)
         print(
             f"publisher, one edited: {again:.2f} s ({again_own:.2f} s without start-up), peak RSS {again_peak:.0f} MB"
         )

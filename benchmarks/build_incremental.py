@@ -115,8 +115,14 @@ def write_sites(root: Path, count: int) -> tuple[Path, Path, Path]:
     return pub / "config.toml", hugo, Path(names[count // 2])
 
 
+LAST_CPU = [0.0]
+"""CPU seconds (user and system) of the last child `run_measured` ran: on a busy machine the
+wall clock says more about the other processes than about the build, its CPU time less."""
+
+
 def run_measured(command: list[str], cwd: Path) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS in MB (wait4's rusage: Linux reports KB) and stdout of one child."""
+    """Wall seconds, peak RSS in MB (wait4's rusage: Linux reports KB) and stdout of one
+    child; its CPU seconds go to LAST_CPU."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
         child = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=err, text=True)
@@ -128,19 +134,21 @@ def run_measured(command: list[str], cwd: Path) -> tuple[float, float, str]:
         stdout = out.read()
         if child.returncode != 0:
             raise SystemExit(f"{' '.join(command)} failed ({child.returncode}):\n{stdout}\n{err.read()}")
+        LAST_CPU[0] = usage.ru_utime + usage.ru_stime
         return wall, usage.ru_maxrss / 1024, stdout
 
 
-def publisher_build(config: Path) -> tuple[float, float, float]:
-    """(wall seconds, peak MB, the build's own seconds as `publisher build` prints them)."""
+def publisher_build(config: Path) -> tuple[float, float, float, float]:
+    """(wall seconds, peak MB, the build's own seconds as `publisher build` prints them, CPU seconds)."""
     wall, peak, out = run_measured([sys.executable, "-m", "publisher", "--config", str(config), "build"], config.parent)
     found = re.search(r"articles, ([0-9.]+) s\)", out)
-    return wall, peak, float(found.group(1)) if found else float("nan")
+    return wall, peak, float(found.group(1)) if found else float("nan"), LAST_CPU[0]
 
 
-def hugo_build(site: Path) -> tuple[float, float]:
+def hugo_build(site: Path) -> tuple[float, float, float, float]:
+    """(wall seconds, peak MB, nan, CPU seconds: Hugo's threads add theirs up)."""
     wall, peak, _out = run_measured(["hugo", "--quiet"], site)
-    return wall, peak
+    return wall, peak, float("nan"), LAST_CPU[0]
 
 
 def clean_publisher(config: Path) -> None:
@@ -159,16 +167,17 @@ def clean_hugo(site: Path) -> None:
             path.unlink(missing_ok=True)
 
 
-def publisher_check(config: Path) -> float:
+def publisher_check(config: Path) -> tuple[float, float, float, float]:
     command = [sys.executable, "-m", "publisher", "--config", str(config), "check"]
     wall, _peak, out = run_measured(command, config.parent)
     if "ok" not in out:
         raise SystemExit(f"publisher check did not pass:\n{out}")
-    return wall
+    return wall, float("nan"), float("nan"), LAST_CPU[0]
 
 
-def publisher_startup(config: Path) -> float:
-    return run_measured([sys.executable, "-m", "publisher", "--help"], config.parent)[0]
+def publisher_startup(config: Path) -> tuple[float, float, float, float]:
+    wall = run_measured([sys.executable, "-m", "publisher", "--help"], config.parent)[0]
+    return wall, float("nan"), float("nan"), LAST_CPU[0]
 
 
 def edit_template(config: Path, round_number: int) -> None:
@@ -216,7 +225,7 @@ def main() -> None:
             clean_hugo(hugo)
             rows["hc"].append(hugo_build(hugo))
             edit(pub_file, round_number)
-            rows["pk"].append((publisher_check(config),))
+            rows["pk"].append(publisher_check(config))
             rows["pe"].append(publisher_build(config))
             edit(hugo_file, round_number)
             rows["he"].append(hugo_build(hugo))
@@ -224,7 +233,7 @@ def main() -> None:
             rows["pt"].append(publisher_build(config))
             edit_setting(config, round_number)
             rows["ps"].append(publisher_build(config))
-            rows["up"].append((publisher_startup(config),))
+            rows["up"].append(publisher_startup(config))
             print(
                 f"round {round_number}: publisher cold {rows['pc'][-1][0]:.2f} s, edit {rows['pe'][-1][0]:.2f} s, "
                 f"check after the edit {rows['pk'][-1][0]:.2f} s, template {rows['pt'][-1][0]:.2f} s, "
@@ -241,16 +250,24 @@ def main() -> None:
         return median([r[index] for r in rows[key]])
 
     print(f"\n{args.articles:,} articles, median of {args.rounds} interleaved rounds; hugo {version}")
-    print(f"{'':<34}{'wall':>9}{'build':>9}{'peak RSS':>11}{'vs hugo':>9}")
-    for label, key, hugo_key in (("publisher build, cold", "pc", "hc"), ("publisher build, one edited", "pe", "he")):
-        ratio = col(key, 0) / col(hugo_key, 0)
-        print(f"{label:<34}{col(key, 0):>7.2f} s{col(key, 2):>7.2f} s{col(key, 1):>8.0f} MB{ratio:>8.2f}x")
-    for label, key in (("publisher build, tag template", "pt"), ("publisher build, desk setting", "ps")):
-        print(f"{label:<34}{col(key, 0):>7.2f} s{col(key, 2):>7.2f} s{col(key, 1):>8.0f} MB")
-    print(f"{'publisher check, one edited':<34}{col('pk', 0):>7.2f} s")
-    print(f"{'publisher --help (start-up)':<34}{col('up', 0):>7.2f} s")
-    print(f"{'hugo, cold':<34}{col('hc', 0):>7.2f} s{'':>9}{col('hc', 1):>8.0f} MB")
-    print(f"{'hugo, one edited':<34}{col('he', 0):>7.2f} s{'':>9}{col('he', 1):>8.0f} MB")
+    print(f"{'':<32}{'wall':>9}{'build':>9}{'CPU':>9}{'peak RSS':>11}{'wall/hugo':>10}{'CPU/hugo':>9}")
+
+    def line(label: str, key: str, hugo_key: str = "") -> None:
+        build_s = f"{col(key, 2):>7.2f} s" if col(key, 2) == col(key, 2) else f"{'':>9}"
+        peak = f"{col(key, 1):>8.0f} MB" if col(key, 1) == col(key, 1) else f"{'':>11}"
+        ratios = (
+            f"{col(key, 0) / col(hugo_key, 0):>9.2f}x{col(key, 3) / col(hugo_key, 3):>8.2f}x" if hugo_key else ""
+        )
+        print(f"{label:<32}{col(key, 0):>7.2f} s{build_s}{col(key, 3):>7.2f} s{peak}{ratios}")
+
+    line("publisher build, cold", "pc", "hc")
+    line("publisher build, one edited", "pe", "he")
+    line("publisher check, one edited", "pk")
+    line("publisher build, tag template", "pt")
+    line("publisher build, desk setting", "ps")
+    line("publisher --help (start-up)", "up")
+    line("hugo, cold", "hc")
+    line("hugo, one edited", "he")
     if args.small:
         print(
             f"peak RSS of a cold publisher build: {small_peak:.0f} MB at {args.small:,} articles, "
