@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Engine, bindparam, cast, func, insert, or_, select, update
+from sqlalchemy import BigInteger, Connection, Engine, cast, func, insert, or_, select, update
 
 from publisher.store.engine import begin_write
 from publisher.store.ledger.rows import HELD, QUEUED, SENT
@@ -175,18 +175,20 @@ def assign_sample(db: Engine, issue_id: int, *, now: datetime) -> dict[int, int]
         each = held * test.sample_percent // 100 // variants
         if each == 0:
             return {}
-        ids = conn.execute(
-            select(deliveries.c.id)
-            .where(deliveries.c.issue_id == issue_id, deliveries.c.state == HELD)
-            .order_by(_draw_key(test.seed), deliveries.c.id)
-            .limit(each * variants)
-        ).scalars().all()
-        conn.execute(
-            update(deliveries)
-            .where(deliveries.c.id == bindparam("b_id"), deliveries.c.state == HELD)
-            .values(state=QUEUED, variant=bindparam("b_variant"), not_before=now),
-            [{"b_id": row_id, "b_variant": n % variants} for n, row_id in enumerate(ids)],
-        )
+        # Each variant takes the next `each` held rows in the drawn order, inside the
+        # database: the rows it took are no longer held when the next variant draws.
+        for variant in range(variants):
+            drawn = (
+                select(deliveries.c.id)
+                .where(deliveries.c.issue_id == issue_id, deliveries.c.state == HELD)
+                .order_by(_draw_key(test.seed), deliveries.c.id)
+                .limit(each)
+            )
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id.in_(drawn.scalar_subquery()))
+                .values(state=QUEUED, variant=variant, not_before=now)
+            )
     return {v: each for v in range(variants)}
 
 
