@@ -14,7 +14,8 @@ The fields (`FIELDS`, a table: adding one is a row and a function):
     tag         has / lacks              a tag the author gave (case-insensitive)
     topic       chose / not_chose / gets a topic the reader chose on their page; "gets":
                                          they chose it, or they take every topic
-    signed_up   before / after           a date, YYYY-MM-DD (the start of that day, UTC)
+    signed_up   before / after           a date, YYYY-MM-DD: before that day began, after it
+                                         ended (days in UTC)
                 within_days / over_days  a number of days before now
     source      is / is_not / starts_with  where they came from (web, cli, import:<file>...)
     timezone    is / is_not / unknown    their zone, as an IANA name
