@@ -136,8 +136,8 @@ def enqueue(
 ) -> int:
     """Write one `queued` row per active subscriber (of `tag`) in one transaction.
 
-    `where` (a keyword given after the others) narrows the audience with conditions on
-    `subscribers`: a saved segment's compiled rules.
+    `where` narrows the audience with conditions on `subscribers`: a saved segment's
+    compiled rules.
 
     Subscribers are copied by INSERT ... SELECT inside the database: the list is never
     loaded. Rows that exist already are left alone, so enqueuing the same issue again
