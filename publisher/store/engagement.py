@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, and_, distinct, func, insert, select, update
+from sqlalchemy import Connection, Engine, distinct, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from publisher.store.engine import begin_write
@@ -215,55 +215,47 @@ def per_copy(db: Engine, issue_id: int) -> dict[int, tuple[bool, bool]]:
 
 
 def totals(db: Engine, issue_id: int) -> Totals:
-    """Every count of an issue's opens and clicks, per link too, with machines apart."""
+    """Every count of an issue's opens and clicks, per link too, with machines apart.
+
+    Each query walks the covering index (issue_id, kind, machine, reason, link_id,
+    delivery_id) without reading the table; the distinct counts, which need sorting, are
+    made only when rows name copies (per-person analytics).
+    """
+    where = engagement.c.issue_id == issue_id
     with db.connect() as conn:
         by_kind = conn.execute(
             select(
-                engagement.c.kind,
-                engagement.c.machine,
-                engagement.c.reason,
-                func.count().label("n"),
-                func.count(distinct(engagement.c.delivery_id)).label("people"),
+                engagement.c.kind, engagement.c.machine, engagement.c.reason,
+                func.count().label("n"), func.max(engagement.c.delivery_id).label("some_copy"),
             )
-            .where(engagement.c.issue_id == issue_id)
+            .where(where)
             .group_by(engagement.c.kind, engagement.c.machine, engagement.c.reason)
         ).all()
-        unique = {
-            str(r.kind): int(r.people)
-            for r in conn.execute(
-                select(engagement.c.kind, func.count(distinct(engagement.c.delivery_id)).label("people"))
-                .where(engagement.c.issue_id == issue_id, engagement.c.machine.is_(False))
-                .group_by(engagement.c.kind)
-            )
-        }
-        per_link = conn.execute(
-            select(
-                links.c.link_id,
-                links.c.url,
-                func.count(engagement.c.id).filter(engagement.c.machine.is_(False)).label("clicks"),
-                func.count(distinct(engagement.c.delivery_id)).filter(engagement.c.machine.is_(False)).label("people"),
-                func.count(engagement.c.id).filter(engagement.c.machine.is_(True)).label("machine"),
-            )
-            .select_from(
-                links.outerjoin(
-                    engagement,
-                    and_(
-                        engagement.c.issue_id == links.c.issue_id,
-                        engagement.c.link_id == links.c.link_id,
-                        engagement.c.kind == CLICK,
-                    ),
+        per_person = any(r.some_copy is not None for r in by_kind)
+        unique: dict[str, int] = {}
+        if per_person:
+            unique = {
+                str(r.kind): int(r.people)
+                for r in conn.execute(
+                    select(engagement.c.kind, func.count(distinct(engagement.c.delivery_id)).label("people"))
+                    .where(where, engagement.c.machine.is_(False))
+                    .group_by(engagement.c.kind)
                 )
-            )
-            .where(links.c.issue_id == issue_id)
-            .group_by(links.c.link_id, links.c.url)
+            }
+        columns = [engagement.c.link_id, engagement.c.machine, func.count().label("n")]
+        if per_person:
+            columns.append(func.count(distinct(engagement.c.delivery_id)).label("people"))
+        clicked = conn.execute(
+            select(*columns)
+            .where(where, engagement.c.kind == CLICK)
+            .group_by(engagement.c.link_id, engagement.c.machine)
         ).all()
+        urls = conn.execute(select(links.c.link_id, links.c.url).where(links.c.issue_id == issue_id)).all()
     opens = clicks = machine_opens = machine_clicks = 0
     noted: dict[str, int] = {}
     reasons: dict[str, int] = {}
-    per_person = False
     for r in by_kind:
         n = int(r.n)
-        per_person = per_person or int(r.people) > 0
         if r.machine:
             reasons[str(r.reason)] = reasons.get(str(r.reason), 0) + n
             if r.kind == OPEN:
@@ -276,13 +268,23 @@ def totals(db: Engine, issue_id: int) -> Totals:
                 noted[str(r.reason)] = noted.get(str(r.reason), 0) + n
         else:
             clicks += n
+    human: dict[int, tuple[int, int]] = {}
+    machine: dict[int, int] = {}
+    for r in clicked:
+        if r.link_id is None:
+            continue
+        if r.machine:
+            machine[int(r.link_id)] = machine.get(int(r.link_id), 0) + int(r.n)
+        else:
+            human[int(r.link_id)] = (int(r.n), int(r.people) if per_person else 0)
     link_counts = tuple(
         sorted(
             (
                 LinkCount(
-                    int(r.link_id), str(r.url), int(r.clicks), int(r.people) if per_person else None, int(r.machine)
+                    int(r.link_id), str(r.url), human.get(int(r.link_id), (0, 0))[0],
+                    human.get(int(r.link_id), (0, 0))[1] if per_person else None, machine.get(int(r.link_id), 0),
                 )
-                for r in per_link
+                for r in urls
             ),
             key=lambda c: (-c.clicks, c.link_id),
         )

@@ -39,7 +39,9 @@ def upgrade() -> None:
         ),
         sa.ForeignKeyConstraint(["issue_id"], ["issues.id"], name="fk_engagement_issue_id_issues", ondelete="CASCADE"),
     )
-    op.create_index("ix_engagement_issue_kind", "engagement", ["issue_id", "kind"])
+    op.create_index(
+        "ix_engagement_issue_kind", "engagement", ["issue_id", "kind", "machine", "reason", "link_id", "delivery_id"]
+    )
     op.create_index("ix_engagement_delivery", "engagement", ["delivery_id"])
     op.create_table(
         "links",
