@@ -543,3 +543,11 @@ def test_without_a_postal_address_steps_wait_and_readers_still_enter(config: Con
     clock.now += timedelta(minutes=1)
     tick(config, db, clock)
     assert subjects_to(smtp_server, "kim@example.org") == ["Welcome to Quiet Hours"]
+
+
+def test_a_reader_whose_last_step_was_removed_is_shown_so(config: Config, db: sa.Engine, started: Clock) -> None:
+    """The welcome deleted after ada had it: she is counted at "a step since removed"."""
+    (config.path_of("sequences.folder") / "welcome" / "welcome.md").unlink()
+    (view,) = sequences.overview(config, db)
+    assert (view.elsewhere, view.waiting, view.readers) == (1, 0, 1)
+    assert [s.at_step for s in view.steps] == [0, 0]

@@ -300,7 +300,7 @@ def overview(config: Config, db: Engine, name: str | None = None) -> list[Overvi
                      at_step=counts.get(s.name, 0))
             for s in sequence.steps
         )
-        elsewhere = sum(n for key, n in counts.items() if key not in order and key not in ("", "(stopped)"))
+        elsewhere = counts.get(store.ELSEWHERE, 0)
         found.append(Overview(
             name=sequence.name, trigger=sequence.trigger, topic=sequence.topic, steps=steps,
             waiting=counts.get("", 0), stopped=counts.get("(stopped)", 0), elsewhere=elsewhere,

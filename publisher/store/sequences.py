@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, and_, exists, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, case, exists, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from publisher.models import SubscriberStatus
@@ -48,6 +48,7 @@ from publisher.store.schema import sequences as sequences_table
 
 __all__ = [
     "ACTIVE",
+    "ELSEWHERE",
     "STOPPED",
     "Enrolment",
     "Known",
@@ -312,14 +313,15 @@ def mark_issue(engine: Engine, issue_id: int) -> None:
         conn.execute(update(issues).where(issues.c.id == issue_id).values(status=ISSUE_STATUS))
 
 
-def _last_steps(conn: Connection, name: str, order: Sequence[str]) -> dict[int, str]:
-    """Each reader's last step sent, in the order of `order` (steps no longer there count
-    by name only when nothing in the list was sent)."""
+def _last_steps(conn: Connection, name: str, order: Sequence[str], ids: Sequence[int]) -> dict[int, str]:
+    """The last step sent to each reader of `ids`, in the order of `order` (a step no
+    longer there counts only when nothing in the list was sent)."""
     rank = {step: i for i, step in enumerate(order)}
     last: dict[int, tuple[int, str]] = {}
     for row in conn.execute(
         select(sequence_sends.c.subscriber_id, sequence_sends.c.step)
-        .where(sequence_sends.c.sequence == name, sequence_sends.c.issue_id.is_not(None))
+        .where(sequence_sends.c.sequence == name, sequence_sends.c.issue_id.is_not(None),
+               sequence_sends.c.subscriber_id.in_(list(ids)))
     ):
         position = rank.get(row.step, -1)
         if row.subscriber_id not in last or position > last[row.subscriber_id][0]:
@@ -327,25 +329,44 @@ def _last_steps(conn: Connection, name: str, order: Sequence[str]) -> dict[int, 
     return {sid: step for sid, (_pos, step) in last.items()}
 
 
+ELSEWHERE = "(elsewhere)"
+"""`step_counts`' key for readers whose last step was removed since."""
+
+
 def step_counts(engine: Engine, name: str, order: Sequence[str]) -> dict[str, int]:
-    """How many active readers stand at each step (their last step sent), with "" for
-    those not yet sent the first, and "(stopped)" for readers taken out."""
+    """How many readers stand at each step (their last step sent), counted in the
+    database: "" for those not sent a step yet, "(stopped)" for readers taken out, and
+    ELSEWHERE for those whose last step sent is no longer in `order`."""
+    position = case({step: i for i, step in enumerate(order)}, value=sequence_sends.c.step, else_=-1) \
+        if order else literal(-1)
+    last = (
+        select(sequence_sends.c.subscriber_id, func.max(position).label("at"))
+        .where(sequence_sends.c.sequence == name, sequence_sends.c.issue_id.is_not(None))
+        .group_by(sequence_sends.c.subscriber_id)
+        .subquery()
+    )
+    query = (
+        select(sequence_enrolments.c.state, last.c.at, func.count())
+        .select_from(sequence_enrolments.outerjoin(last, last.c.subscriber_id == sequence_enrolments.c.subscriber_id))
+        .where(sequence_enrolments.c.sequence == name)
+        .group_by(sequence_enrolments.c.state, last.c.at)
+    )
+    counts: dict[str, int] = {}
     with engine.connect() as conn:
-        last = _last_steps(conn, name, order)
-        counts: dict[str, int] = {}
-        for row in conn.execute(
-            select(sequence_enrolments.c.subscriber_id, sequence_enrolments.c.state)
-            .where(sequence_enrolments.c.sequence == name)
-        ):
-            key = "(stopped)" if row.state == STOPPED else last.get(row.subscriber_id, "")
-            counts[key] = counts.get(key, 0) + 1
+        for state, at, n in conn.execute(query):
+            if state == STOPPED:
+                key = "(stopped)"
+            elif at is None:
+                key = ""
+            else:
+                key = order[at] if at >= 0 else ELSEWHERE
+            counts[key] = counts.get(key, 0) + int(n)
     return counts
 
 
 def readers(engine: Engine, name: str, order: Sequence[str], *, limit: int = 200) -> list[Reader]:
     """The readers in `name`, newest first (at most `limit`), with their step."""
     with engine.connect() as conn:
-        last = _last_steps(conn, name, order)
         rows = conn.execute(
             select(sequence_enrolments.c.subscriber_id, sequence_enrolments.c.started_at,
                    sequence_enrolments.c.state, sequence_enrolments.c.next_at, subscribers.c.email)
@@ -354,6 +375,7 @@ def readers(engine: Engine, name: str, order: Sequence[str], *, limit: int = 200
             .order_by(sequence_enrolments.c.started_at.desc(), sequence_enrolments.c.id.desc())
             .limit(limit)
         ).all()
+        last = _last_steps(conn, name, order, [row.subscriber_id for row in rows])
     return [
         Reader(subscriber_id=row.subscriber_id, email=row.email, started_at=row.started_at, state=row.state,
                last_step=last.get(row.subscriber_id, ""), next_at=row.next_at)
