@@ -35,10 +35,10 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
-def _list_at_0024(url: str) -> sa.Engine:
+def _list_at(url: str, revision: str = "0024") -> sa.Engine:
     engine = sa.create_engine(url)
     with engine.connect() as conn:
-        command.upgrade(alembic_config(connection=conn), "0024")
+        command.upgrade(alembic_config(connection=conn), revision)
         conn.exec_driver_sql(FILL.format(count=READERS))
         conn.commit()
     return engine
@@ -47,7 +47,7 @@ def _list_at_0024(url: str) -> sa.Engine:
 def test_signups_go_on_while_the_indexes_are_built(postgres_url: str) -> None:
     """Signups commit while 0025 builds its indexes on 300,000 readers: no lock holds the list."""
     url = fresh_database(postgres_url, "live")
-    engine = _list_at_0024(url)
+    engine = _list_at(url)
     done = threading.Event()
     during: list[float] = []  # how long each signup took that began while an index was being built
     refused: list[str] = []
@@ -91,7 +91,7 @@ def test_signups_go_on_while_the_indexes_are_built(postgres_url: str) -> None:
 def test_an_index_left_invalid_by_a_failed_build_is_built_again(postgres_url: str) -> None:
     """A concurrent build cut short leaves an invalid index; the upgrade drops and rebuilds it."""
     url = fresh_database(postgres_url, "invalid")
-    engine = _list_at_0024(url)
+    engine = _list_at(url)
     with engine.connect() as conn:
         conn.exec_driver_sql("CREATE INDEX ix_subscribers_status_id ON subscribers (status, id)")
         conn.exec_driver_sql(
