@@ -5,7 +5,10 @@ it (MAIL, RCPT, DATA) and checks it back in, so a batch costs no connection setu
 several engine threads use up to `connections` sessions side by side. Where the server
 offers PIPELINING (RFC 2920), MAIL, RCPT and DATA go out in one write and their answers
 are read after; the message is written to the socket dot-stuffed, and its final dot is
-held until the previous answer is recorded (see `SmtpProvider.answers_each`).
+held until the previous answer is recorded (see `SmtpProvider.answers_each`). The next
+message's envelope follows a final dot before that dot's answer is read, so a message
+costs one round trip, not two; a session that breaks with an answer still unread leaves
+that message as maybe sent.
 
 Answers map to outcomes by their class: 4xx is temporary (RETRY), 5xx permanent
 (FAILED), both for the one message they answer. A connection that drops before DATA was
@@ -157,8 +160,8 @@ class SmtpProvider:
         wait that blocks until that answer is recorded; the next message's final dot,
         and the return of this call, wait for it.
         """
-        results: list[SendResult] = []
-        recorded: Callable[[], None] | None = None
+        stream = _Stream(answered)
+        results = stream.results
         with self._slots:
             conn = self._checkout()
             try:
@@ -166,18 +169,18 @@ class SmtpProvider:
                     try:
                         raw = template.message_bytes(recipient, now)
                     except UNUSABLE_RECIPIENT as exc:
+                        conn = stream.settle(conn)
                         results.append(failed(recipient, f"cannot build this message: {exc}"))
                         continue
                     except Exception as exc:
                         # Nothing of this message left; the session is still good.
+                        conn = stream.settle(conn)
                         raise SendInterrupted(results, 0) from exc
                     sender = getattr(recipient, "return_path", "") or template.sender_address
-                    result, conn = self._deliver(conn, sender, recipient, raw, recorded)
-                    results.append(result)
-                    if answered is not None:
-                        recorded = answered(result)
-                if recorded is not None:
-                    recorded()
+                    conn = self._deliver(conn, sender, recipient, raw, stream)
+                conn = stream.settle(conn)
+                if stream.recorded is not None:
+                    stream.recorded()
             except _Unreachable as exc:
                 conn = None
                 return refused_for_now(results, recipients[len(results):], str(exc))
@@ -194,7 +197,7 @@ class SmtpProvider:
                 raise
             except _Broken as exc:
                 conn = None
-                raise SendInterrupted(results, 1) from exc.__cause__
+                raise SendInterrupted(results, 1 + (stream.owed is not None)) from exc.__cause__
             except Exception as exc:
                 if conn is not None:
                     conn.close()
@@ -293,17 +296,24 @@ class SmtpProvider:
         sender: str,
         recipient: RecipientLike,
         raw: bytes,
-        recorded: Callable[[], None] | None,
-    ) -> tuple[SendResult, smtplib.SMTP | None]:
-        """Send one message, reopening a dropped connection once; the connection to keep."""
+        stream: _Stream,
+    ) -> smtplib.SMTP | None:
+        """Send one message, reopening a dropped connection once; the connection to keep.
+
+        Its answer goes to `stream`, now or (its final dot sent, the answer unread) with
+        the next message's envelope or at the end of the call.
+        """
         for attempt in (1, 2):
             if conn is None:
                 conn = self._connect()
             try:
-                result, keep = _transaction(conn, sender, recipient, raw, recorded)
+                result, keep = _transaction(conn, sender, recipient, raw, stream)
             except _Unsent as exc:
                 _quit(conn)
                 conn = None
+                if stream.owed is not None:
+                    # The previous message's dot went out on this session: it may have arrived.
+                    raise _Lost(stream.lost(str(exc))) from exc
                 if attempt == 2:
                     detail = f"SMTP connection lost before sending: {exc}"
                     raise _Lost(retry(recipient, detail)) from exc
@@ -317,17 +327,85 @@ class SmtpProvider:
                     "the message",
                     maybe_sent=True,
                 )) from exc
-            except AccountRefused:
+            except (AccountRefused, _Lost):
                 _quit(conn)
                 raise
             except Exception as exc:
                 conn.close()  # in an unknown state: never reused
                 raise _Broken(str(exc)) from exc
+            if result is not None:
+                stream.add(result)
             if not keep:
                 _quit(conn)
                 conn = None
-            return result, conn
+            return conn
         raise AssertionError("unreachable")
+
+
+class _Stream:
+    """One call's answers in order, and the message whose final dot went out unanswered.
+
+    After a message's final dot the next message's MAIL, RCPT and DATA follow in the same
+    burst, before that answer is read (RFC 2920 lets a group go on after the end of data),
+    so a message costs one round trip rather than two. The answer is read, handed to
+    `answered` and its wait taken before the next final dot, as before.
+    """
+
+    __slots__ = ("answered", "owed", "recorded", "results")
+
+    def __init__(self, answered: Callable[[SendResult], Callable[[], None]] | None) -> None:
+        self.answered = answered
+        self.results: list[SendResult] = []
+        self.recorded: Callable[[], None] | None = None
+        self.owed: RecipientLike | None = None
+
+    def add(self, result: SendResult) -> None:
+        self.results.append(result)
+        if self.answered is not None:
+            self.recorded = self.answered(result)
+
+    def lost(self, why: str) -> SendResult:
+        """The owed message's result when the session broke before its answer came."""
+        owed, self.owed = self.owed, None
+        assert owed is not None
+        return retry(
+            owed,
+            f"SMTP connection lost while sending ({why}); the server may have accepted the message",
+            maybe_sent=True,
+        )
+
+    def read_owed(self, conn: smtplib.SMTP) -> bool:
+        """Read and add the owed answer, if any; False when the server is closing the session."""
+        owed = self.owed
+        if owed is None:
+            return True
+        try:
+            code, answer = conn.getreply()
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            raise _Lost(self.lost(str(exc) or type(exc).__name__)) from exc
+        self.owed = None
+        if code == 250:
+            self.add(sent(owed, provider_id=_text(answer)))
+            return True
+        # The final answer ends the transaction: nothing to reset, and a RSET now would
+        # reset the next message's envelope, already sent.
+        detail = f"SMTP {code} {_text(answer)} (refused at message)"
+        self.add(failed(owed, detail) if 500 <= code < 600 else retry(owed, detail))
+        return code != 421
+
+    def settle(self, conn: smtplib.SMTP | None) -> smtplib.SMTP | None:
+        """Read the owed answer before anything else is written; the connection to keep."""
+        if self.owed is None or conn is None:
+            return conn
+        try:
+            keep = self.read_owed(conn)
+        except _Lost:
+            _quit(conn)
+            raise
+        if not keep:
+            _quit(conn)
+            return None
+        return conn
 
 
 def _transaction(
@@ -335,14 +413,66 @@ def _transaction(
     sender: str,
     recipient: RecipientLike,
     raw: bytes,
-    recorded: Callable[[], None] | None = None,
-) -> tuple[SendResult, bool]:
+    stream: _Stream,
+) -> tuple[SendResult | None, bool]:
     """One MAIL/RCPT/DATA exchange; the result and whether the session is still usable.
 
-    The message is written up to its final dot; `recorded` (the previous answer's wait)
-    runs before the dot, so the server cannot accept this message while the last one's
-    answer is still unrecorded.
+    The message is written up to its final dot; the previous answer's wait runs before
+    the dot, so the server cannot accept this message while the last one's answer is
+    still unrecorded. Where the envelope is pipelined, the previous answer is read just
+    after it is written, and this message's answer is left owed (result None) for the
+    next message or the end of the call to read.
     """
+    try:
+        options, address = _envelope_for(conn, sender, recipient, raw)
+    except AccountRefused:
+        stream.settle(conn)
+        raise
+    pipelined = conn.has_extn("pipelining") and "SMTPUTF8" not in options
+    if (address is None or not pipelined) and not stream.read_owed(conn):
+        raise _Unsent("the server closed the session")
+    if address is None:
+        detail = (
+            "this address has a non-ASCII mailbox name, which needs SMTPUTF8, and the "
+            "SMTP server does not offer it"
+        )
+        return failed(recipient, detail), True
+    try:
+        if pipelined:
+            refusal = _envelope_pipelined(conn, sender, address, options, recipient, stream)
+        else:
+            refusal = _envelope(conn, sender, address, options, recipient)
+        if refusal is not None:
+            return refusal
+        if stream.recorded is not None:
+            conn.send(_dot_stuffed(raw))
+    except (smtplib.SMTPServerDisconnected, OSError) as exc:
+        # Without its final dot the server cannot have taken the message.
+        raise _Unsent(str(exc) or type(exc).__name__) from exc
+    try:
+        if stream.recorded is not None:
+            stream.recorded()
+            conn.send(b".\r\n")
+        else:
+            conn.send(_dot_stuffed(raw) + b".\r\n")
+    except (smtplib.SMTPServerDisconnected, OSError) as exc:
+        raise _MaybeSent(str(exc) or type(exc).__name__) from exc
+    if pipelined:
+        stream.owed = recipient
+        return None, True
+    try:
+        code, answer = conn.getreply()
+    except (smtplib.SMTPServerDisconnected, OSError) as exc:
+        raise _MaybeSent(str(exc) or type(exc).__name__) from exc
+    if code != 250:
+        return _refused(conn, recipient, code, answer, "message")
+    return sent(recipient, provider_id=_text(answer)), True
+
+
+def _envelope_for(
+    conn: smtplib.SMTP, sender: str, recipient: RecipientLike, raw: bytes
+) -> tuple[list[str], str | None]:
+    """MAIL's options and the address RCPT names (None: this server cannot take it)."""
     options: list[str] = []
     if conn.has_extn("size"):
         options.append(f"SIZE={len(raw)}")
@@ -358,38 +488,8 @@ def _transaction(
                 "SMTPUTF8: use an ASCII address in [newsletter] from."
             )
         else:
-            converted = _ascii_domain(address)
-            if converted is None:
-                detail = (
-                    "this address has a non-ASCII mailbox name, which needs SMTPUTF8, and the "
-                    "SMTP server does not offer it"
-                )
-                return failed(recipient, detail), True
-            address = converted
-    try:
-        if conn.has_extn("pipelining") and "SMTPUTF8" not in options:
-            refusal = _envelope_pipelined(conn, sender, address, options, recipient)
-        else:
-            refusal = _envelope(conn, sender, address, options, recipient)
-        if refusal is not None:
-            return refusal
-        if recorded is not None:
-            conn.send(_dot_stuffed(raw))
-    except (smtplib.SMTPServerDisconnected, OSError) as exc:
-        # Without its final dot the server cannot have taken the message.
-        raise _Unsent(str(exc) or type(exc).__name__) from exc
-    try:
-        if recorded is not None:
-            recorded()
-            conn.send(b".\r\n")
-        else:
-            conn.send(_dot_stuffed(raw) + b".\r\n")
-        code, answer = conn.getreply()
-    except (smtplib.SMTPServerDisconnected, OSError) as exc:
-        raise _MaybeSent(str(exc) or type(exc).__name__) from exc
-    if code != 250:
-        return _refused(conn, recipient, code, answer, "message")
-    return sent(recipient, provider_id=_text(answer)), True
+            return options, _ascii_domain(address)
+    return options, address
 
 
 def _envelope(
@@ -410,18 +510,25 @@ def _envelope(
 
 
 def _envelope_pipelined(
-    conn: smtplib.SMTP, sender: str, address: str, options: list[str], recipient: RecipientLike
+    conn: smtplib.SMTP, sender: str, address: str, options: list[str], recipient: RecipientLike,
+    stream: _Stream,
 ) -> tuple[SendResult, bool] | None:
-    """MAIL, RCPT and DATA in one write, their three answers read after (RFC 2920).
+    """MAIL, RCPT and DATA in one write, their three answers read after (RFC 2920); the
+    previous message's answer, when still owed, is read first, as it comes first.
 
     A server that refused MAIL or RCPT refuses the DATA that followed (no valid
     recipient); should it take it all the same, an empty message ends it, addressed to
     nobody, before the session is reset.
     """
     extra = (" " + " ".join(options)) if options else ""
-    conn.send(
-        f"MAIL FROM:{_angled(sender)}{extra}\r\nRCPT TO:{_angled(address)}\r\nDATA\r\n".encode("ascii")
-    )
+    try:
+        conn.send(
+            f"MAIL FROM:{_angled(sender)}{extra}\r\nRCPT TO:{_angled(address)}\r\nDATA\r\n".encode("ascii")
+        )
+    except (smtplib.SMTPServerDisconnected, OSError):
+        stream.read_owed(conn)  # the server may have answered before it went away
+        raise
+    stream.read_owed(conn)  # a 421 there: the reads below fail, and this message is unsent
     mail, rcpt, data = conn.getreply(), conn.getreply(), conn.getreply()
     if mail[0] == 250 and rcpt[0] in (250, 251) and data[0] == 354:
         return None

@@ -1,0 +1,157 @@
+"""The SMTP client on the wire: one round trip a message, the ledger's crash bound kept.
+
+A small server on a loopback socket, offering PIPELINING, logs what arrives in order:
+each message's end of data, and whether it had to wait for the client before answering.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from fakes.messages import publication_config, recipients, sample_template
+
+from publisher.delivery.smtp import SmtpProvider, _angled, _dot_stuffed
+from publisher.mail.mime import MessageTemplate
+from publisher.models import Outcome, SendResult
+
+NOW = dt.datetime(2024, 5, 1, 8, 0, tzinfo=dt.UTC)
+PATIENCE = 1.5
+
+
+class WireServer:
+    """Answers every message with 250, but holds each final answer until the client sends
+    more (its next command) or PATIENCE passes; a hold that ran out is logged as a wait."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int]] = []
+        self.lock = threading.Lock()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def log(self, what: str, n: int) -> None:
+        with self.lock:
+            self.events.append((what, n))
+
+    def _serve(self) -> None:
+        conn, _ = self.listener.accept()
+        buffer = bytearray()
+
+        def more(wait: float | None = None) -> bool:
+            conn.settimeout(wait)
+            try:
+                chunk = conn.recv(65536)
+            except TimeoutError:
+                return False
+            finally:
+                conn.settimeout(None)
+            if not chunk:
+                raise EOFError
+            buffer.extend(chunk)
+            return True
+
+        def readline() -> bytes:
+            while b"\r\n" not in buffer:
+                more()
+            end = buffer.index(b"\r\n") + 2
+            line = bytes(buffer[:end])
+            del buffer[:end]
+            return line
+
+        with conn:
+            conn.sendall(b"220 wire ESMTP\r\n")
+            count = 0
+            while True:
+                try:
+                    line = readline()
+                except (EOFError, OSError):
+                    return
+                verb = line[:4].upper()
+                if verb == b"EHLO":
+                    conn.sendall(b"250-wire\r\n250 PIPELINING\r\n")
+                elif verb in (b"MAIL", b"RCPT"):
+                    conn.sendall(b"250 ok\r\n")
+                elif verb == b"DATA":
+                    conn.sendall(b"354 go on\r\n")
+                    while readline() != b".\r\n":
+                        pass
+                    count += 1
+                    self.log("dot", count)
+                    if not buffer and not more(PATIENCE):
+                        self.log("waited", count)
+                    conn.sendall(f"250 queued as {count}\r\n".encode())
+                elif verb == b"QUIT":
+                    conn.sendall(b"221 bye\r\n")
+                    return
+                else:
+                    conn.sendall(b"250 ok\r\n")
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture
+def server() -> Iterator[WireServer]:
+    made = WireServer()
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def template(tmp_path: Path) -> MessageTemplate:
+    return sample_template(publication_config(tmp_path))
+
+
+def send(server: WireServer, template: MessageTemplate, count: int,
+         answered: Callable[[SendResult], Callable[[], None]] | None = None) -> list[SendResult]:
+    provider = SmtpProvider(host="127.0.0.1", port=server.port, security="none", timeout=5.0)
+    try:
+        return provider.send(template, recipients(count), now=NOW, answered=answered)
+    finally:
+        provider.close()
+
+
+def test_the_next_envelope_goes_out_before_the_last_answer_is_read(
+    server: WireServer, template: MessageTemplate
+) -> None:
+    """After a final dot the client goes on with the next MAIL, RCPT, DATA at once: a
+    message costs one round trip, and the server never waits on the client."""
+    results = send(server, template, 4)
+    assert [r.outcome for r in results] == [Outcome.SENT] * 4
+    assert [r.provider_id for r in results] == [f"queued as {n}" for n in range(1, 5)]
+    # The last message has no next one: its answer alone is waited for.
+    assert [e for e in server.events if e[0] == "waited"] == [("waited", 4)]
+
+
+def test_each_answer_is_recorded_before_the_next_final_dot(
+    server: WireServer, template: MessageTemplate
+) -> None:
+    """The crash bound: message n+1 cannot be accepted before message n's answer is recorded."""
+
+    def answered(result: SendResult) -> Callable[[], None]:
+        number = int(result.provider_id.rpartition(" ")[2])
+        return lambda: server.log("recorded", number)
+
+    results = send(server, template, 4, answered)
+    assert [r.outcome for r in results] == [Outcome.SENT] * 4
+    order = server.events
+    for n in range(1, 4):
+        assert order.index(("recorded", n)) < order.index(("dot", n + 1))
+    assert ("recorded", 4) in order
+
+
+def test_dot_stuffing_doubles_every_leading_dot() -> None:
+    assert _dot_stuffed(b".a\r\nb\r\n.\r\n..c") == b"..a\r\nb\r\n..\r\n...c\r\n"
+    assert _dot_stuffed(b"no dots\r\n") == b"no dots\r\n"
+
+
+def test_addresses_with_quotes_or_brackets_go_through_the_full_quoting() -> None:
+    assert _angled("reader+tag@example.org") == "<reader+tag@example.org>"
+    assert _angled('"two words"@example.org') == '<"two words"@example.org>'
+    assert _angled("") == "<>"
