@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
+from pg_server import fresh_database, postgres_server
 
 from publisher.errors import SubscriberError
 from publisher.services import subscribers
 from publisher.store import open_store
+from publisher.store.schema import deliveries, issues
+from publisher.store.schema import subscribers as schema_subscribers
+from publisher.store.stats import sent_per_minute
 from publisher.store.subscribers.values import normalize_email
 
 ADDRESSES = [
@@ -57,3 +63,41 @@ def test_tag_counts_count_every_reader_and_the_active_ones(tmp_path: Path) -> No
     found = subscribers.tags(db)
     db.dispose()
     assert [(t.tag, t.active, t.total) for t in found] == [("weekly", 2, 3), ("clinic", 1, 1)]
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('pace') / 'publisher.db'}"
+        return
+    with postgres_server() as url:
+        yield fresh_database(url, "pace")
+
+
+def test_copies_sent_per_minute_are_counted_in_utc_minutes(store_url: str) -> None:
+    """A send's pace groups its copies by UTC minute, whatever zone the times were written in."""
+    db = open_store(store_url)
+    start = datetime(2026, 12, 7, 9, 30, 15, tzinfo=UTC)
+    eastern = timezone(timedelta(hours=-5))
+    later = (start + timedelta(minutes=3)).astimezone(eastern)
+    times = [start, start + timedelta(seconds=50), start + timedelta(seconds=55), later, None]
+    with db.begin() as conn:
+        issue_id = conn.execute(sa.insert(issues).values(
+            key="pace", kind="article", slug="pace", subject="Pace", html="<p>x</p>", text="x", status="done",
+            created_at=start,
+        )).inserted_primary_key[0]
+        for n, sent in enumerate(times):
+            reader = conn.execute(sa.insert(schema_subscribers).values(
+                email=f"r{n}@example.org", name="", status="active", source="t", created_at=start,
+                updated_at=start, token_key=f"{n:032x}",
+            )).inserted_primary_key[0]
+            conn.execute(sa.insert(deliveries).values(
+                issue_id=issue_id, subscriber_id=reader, email=f"r{n}@example.org", name="",
+                state="sent" if sent else "queued", attempts=1, not_before=start, sent_at=sent, provider_id="",
+                detail="", uncertain=False, message_key=f"k{n}",
+            ))
+    pace = sent_per_minute(db, issue_id)
+    db.dispose()
+    assert pace == {datetime(2026, 12, 7, 9, 31, tzinfo=UTC): 2, datetime(2026, 12, 7, 9, 30, tzinfo=UTC): 1,
+                    datetime(2026, 12, 7, 9, 33, tzinfo=UTC): 1}
+    assert list(pace) == sorted(pace)

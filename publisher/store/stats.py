@@ -15,10 +15,9 @@ an event of its own kind (OVERRIDE, no subscriber), kept beside the complaints i
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, String, func, insert, select
@@ -49,7 +48,6 @@ REACTIONS = ("unsubscribe", "bounce", "complaint")
 """The events that count against an issue."""
 OVERRIDE = "complaint_override"
 """The event kind of a send its owner started despite the complaint rate."""
-_READ = 1000
 _SHOWN = 200
 """Events of each kind listed for an issue; the counts cover them all."""
 
@@ -71,6 +69,24 @@ def _utc_day_sqlite(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
 @compiles(utc_day)
 def _utc_day_postgresql(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
     return f"to_char({compiler.process(element.clauses, **kw)} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+
+
+class utc_minute(FunctionElement[str]):
+    """The UTC minute of a timestamp column as "YYYY-MM-DD HH:MM", on SQLite and PostgreSQL."""
+
+    type = String()
+    name = "utc_minute"
+    inherit_cache = True
+
+
+@compiles(utc_minute, "sqlite")
+def _utc_minute_sqlite(element: utc_minute, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"substr({compiler.process(element.clauses, **kw)}, 1, 16)"
+
+
+@compiles(utc_minute)
+def _utc_minute_postgresql(element: utc_minute, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"to_char({compiler.process(element.clauses, **kw)} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')"
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,15 +214,22 @@ def reactions_to_issue(engine: Engine, issue_id: int, *, limit: int = _SHOWN) ->
 
 
 def sent_per_minute(engine: Engine, issue_id: int) -> dict[datetime, int]:
-    """Copies of this issue sent per UTC minute, in time order."""
-    query = select(deliveries.c.sent_at).where(
-        deliveries.c.issue_id == issue_id, deliveries.c.sent_at.is_not(None)
+    """Copies of this issue sent per UTC minute, in time order.
+
+    Grouped in SQL (`utc_minute`): a send to a million readers is a few hundred minutes to
+    read, not a million timestamps.
+    """
+    minute = utc_minute(deliveries.c.sent_at)
+    query = (
+        select(minute, func.count())
+        .where(deliveries.c.issue_id == issue_id, deliveries.c.sent_at.is_not(None))
+        .group_by(minute)
+        .order_by(minute)
     )
-    counted: Counter[datetime] = Counter()
     with engine.connect() as conn:
-        for (sent,) in conn.execution_options(yield_per=_READ).execute(query):
-            counted[sent.replace(second=0, microsecond=0)] += 1
-    return dict(sorted(counted.items()))
+        return {
+            datetime.fromisoformat(text).replace(tzinfo=UTC): int(count) for text, count in conn.execute(query)
+        }
 
 
 
