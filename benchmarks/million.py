@@ -1,6 +1,6 @@
 """A list of a million readers: the import, the desk under 32 clients, the API's cursor paging.
 
-    .venv/bin/python benchmarks/million.py [--readers 1000000] [--clients 32] [--requests 320]
+    .venv/bin/python benchmarks/million.py [--readers 1000000] [--clients 32] [--requests 320] [--import-only]
 
 1. Import: a CSV of --readers rows (address, name, tags) through `publisher subscribers
    import FILE` (the CLI, a subprocess) into an empty SQLite database: seconds, rows/s and
@@ -204,6 +204,7 @@ def main() -> None:
     parser.add_argument("--readers", type=int, default=1_000_000)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--requests", type=int, default=320)
+    parser.add_argument("--import-only", action="store_true", help="stop after the import's figures")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="publisher-bench-million-") as folder:
         root = Path(folder)
@@ -214,6 +215,8 @@ def main() -> None:
         seconds, rss = run_import(root, path)
         print(f"import of {args.readers:,} readers from CSV: {seconds:.1f} s ({args.readers / seconds:,.0f} rows/s), "
               f"peak RSS {rss:.0f} MB")
+        if args.import_only:
+            return
         issue_id = add_sent_issue(root)
         engine = open_store(f"sqlite:///{root / 'publisher.db'}")
         token = access.create_key(engine, "bench", ["subscribers:read"], now=datetime.now(UTC)).token
