@@ -794,7 +794,7 @@ def load_config(
     return config
 
 
-SECRETS_FILE = ".publisher-secrets"  # noqa: S105  (a file name, not a secret)
+SECRETS_FILE = ".publisher-secrets"
 """Provider secrets set in the desk's Settings page, `NAME=value` a line, mode 0600."""
 
 
