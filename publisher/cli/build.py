@@ -94,7 +94,7 @@ def _build_progress() -> Iterator[site_service.Progress | None]:
 @reports_errors
 @click.pass_context
 def check_command(ctx: click.Context) -> None:
-    """Validate config, articles and templates; render everything, write nothing."""
+    """Validate config, articles and templates; render what a build would, write nothing."""
     config = get_config(ctx)
     out = _console()
     found = site_service.check_site(config, datetime.now(UTC))
