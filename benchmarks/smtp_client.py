@@ -1,6 +1,6 @@
 """The SMTP client against Postfix's own: `publisher` sends vs `smtp-source`, into smtp-sink.
 
-    .venv/bin/python benchmarks/smtp_client.py [--readers 3000] [--runs 3]
+    .venv/bin/python benchmarks/smtp_client.py [--readers 3000] [--runs 3] [--profile]
 
 Both clients send the same number of messages of the same size into one smtp-sink, in
 interleaved rounds:
@@ -13,6 +13,10 @@ interleaved rounds:
 Prints messages/s of each and publisher / smtp-source. The goal stated for the client is
 >= 0.5x into smtp-sink. With `--processes N` a third contender runs in the same rounds:
 the same send with `delivery.processes = N` (helper processes claiming from the ledger).
+
+`--profile` first sends the same messages through the provider alone (one connection, no
+ledger) under cProfile and prints microseconds per message: total, and each function's
+own time, so what the client spends apart from waiting on the socket is in view.
 """
 
 from __future__ import annotations
@@ -53,17 +57,57 @@ def run_smtp_source(port: int, count: int, size: int) -> float:
     return count / (time.perf_counter() - started)
 
 
+def profile(port: int, config: object, count: int) -> None:
+    """The provider alone under cProfile: where each microsecond of a message goes."""
+    import cProfile
+    import pstats
+
+    from sink import newest_article
+
+    from publisher.delivery.smtp import SmtpProvider
+    from publisher.mail import newsletter
+    from publisher.mail.mime import MessageTemplate
+
+    now = datetime.now(UTC)
+    article = newest_article(config)  # type: ignore[arg-type]
+    rendered = newsletter.render_issue(config, newsletter.issue_for_article(config, article), now)  # type: ignore[arg-type]
+    template = MessageTemplate.from_rendered(config, rendered)  # type: ignore[arg-type]
+    readers = [Recipient(n, f"reader{n}@example.org", f"Reader {n}", f"https://example.org/unsubscribe/{n}",
+                         message_id_for(f"p.d{n}", "example.org")) for n in range(count)]
+    provider = SmtpProvider(host="127.0.0.1", port=port, security="none", connections=1)
+    try:
+        provider.send(template, readers[:20], now=now)
+        profiler = cProfile.Profile()
+        started = time.perf_counter()
+        profiler.enable()
+        provider.send(template, readers, now=now, answered=lambda _result: lambda: None)
+        profiler.disable()
+        elapsed = time.perf_counter() - started
+    finally:
+        provider.close()
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    rows = sorted(((own, calls, f"{path.rpartition('/')[2]}:{name}") for (path, _line, name), (_c, calls, own, _cum, _)
+                   in stats.items()), reverse=True)[:12]
+    print(f"provider alone, 1 connection, no ledger, under cProfile: {elapsed / count * 1e6:.0f} us a message")
+    for own, calls, where in rows:
+        print(f"  {own / count * 1e6:7.1f} us/message  {calls / count:5.1f} calls  {where}")
+    print(flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--readers", type=int, default=3000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--profile", action="store_true", help="first profile the provider alone")
     args = parser.parse_args()
 
     ours, theirs, many = [], [], []
     with smtp_sink() as port, tempfile.TemporaryDirectory() as folder, tempfile.TemporaryDirectory() as other:
         config = publication(Path(folder), port, args.readers)
         several = publication(Path(other), port, args.readers, processes=args.processes)
+        if args.profile:
+            profile(port, config, args.readers)
         size = 0
         for run in range(args.runs):
             issue, queued = enqueue_issue(config, f"run{run}")
