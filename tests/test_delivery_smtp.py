@@ -459,16 +459,16 @@ def test_an_unexpected_error_in_a_transaction_leaves_that_message_in_flight(
     """An error inside DATA: earlier answers kept, that one message unsure, the session dropped."""
     from publisher.delivery import smtp as smtp_module
 
-    real_stuffed = smtp_module._dot_stuffed
+    real_data = smtp_module._data
     calls = {"n": 0}
 
-    def stuffed(raw: bytes) -> bytes:
+    def data(raw: bytes) -> bytes:
         calls["n"] += 1
         if calls["n"] == 2:
             raise RuntimeError("smtplib bug")
-        return real_stuffed(raw)
+        return real_data(raw)
 
-    monkeypatch.setattr(smtp_module, "_dot_stuffed", stuffed)
+    monkeypatch.setattr(smtp_module, "_data", data)
     provider = plain(smtp_server, providers)
     with pytest.raises(SendInterrupted) as caught:
         provider.send(template, recipients(3), now=NOW)

@@ -10,14 +10,15 @@ import datetime as dt
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from fakes.messages import publication_config, recipients, sample_template
 
 from publisher.delivery.smtp import SmtpProvider, _angled, _dot_stuffed
-from publisher.mail.mime import MessageTemplate
-from publisher.models import Outcome, SendResult
+from publisher.mail.mime import HTML_PLACEHOLDERS, TEXT_PLACEHOLDERS, MessageTemplate
+from publisher.models import Outcome, RenderedIssue, SendResult
 
 NOW = dt.datetime(2024, 5, 1, 8, 0, tzinfo=dt.UTC)
 PATIENCE = 1.5
@@ -144,6 +145,23 @@ def test_each_answer_is_recorded_before_the_next_final_dot(
     for n in range(1, 4):
         assert order.index(("recorded", n)) < order.index(("dot", n + 1))
     assert ("recorded", 4) in order
+
+
+def test_a_copy_comes_dot_stuffed_from_the_template(tmp_path: Path) -> None:
+    """Lines of the issue and a reader's value that start with a dot leave doubled, the
+    rest byte for byte as the message is (what a reader's mail program gets back)."""
+    config = publication_config(tmp_path)
+    text = f"Hello {TEXT_PLACEHOLDERS.name},\n.hidden line\n..two dots\nend with a dot\n.\n"
+    html = f"<p>Hello {HTML_PLACEHOLDERS.name}</p>\n.line\n"
+    template = MessageTemplate.from_rendered(
+        config, RenderedIssue(key="tag:example.org,2024:/dots", subject="Dots", html=html, text=text)
+    )
+    reader = replace(recipients(1)[0], name=".Dot at the start")
+    message = template.message_bytes(reader, NOW)
+    assert b"\r\n.hidden line" in message
+    wire = template.wire_bytes(reader, NOW)
+    assert wire == _dot_stuffed(message)
+    assert b"\r\n..hidden line\r\n...two dots\r\n" in wire
 
 
 def test_dot_stuffing_doubles_every_leading_dot() -> None:

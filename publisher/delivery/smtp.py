@@ -49,6 +49,7 @@ from publisher.delivery.base import (
     settle,
 )
 from publisher.errors import ConfigError
+from publisher.mail.mime import MessageTemplate
 from publisher.models import Outcome, SendResult
 
 if TYPE_CHECKING:
@@ -162,12 +163,17 @@ class SmtpProvider:
         """
         stream = _Stream(answered)
         results = stream.results
+        # A MessageTemplate gives its copies dot-stuffed already (its fixed parts once).
+        wire = template.wire_bytes if isinstance(template, MessageTemplate) else None
         with self._slots:
             conn = self._checkout()
             try:
                 for recipient in recipients:
                     try:
-                        raw = template.message_bytes(recipient, now)
+                        if wire is not None:
+                            raw = wire(recipient, now)
+                        else:
+                            raw = _dot_stuffed(template.message_bytes(recipient, now))
                     except UNUSABLE_RECIPIENT as exc:
                         conn = stream.settle(conn)
                         results.append(failed(recipient, f"cannot build this message: {exc}"))
@@ -445,7 +451,7 @@ def _transaction(
         if refusal is not None:
             return refusal
         if stream.recorded is not None:
-            conn.send(_dot_stuffed(raw))
+            conn.send(_data(raw))
     except (smtplib.SMTPServerDisconnected, OSError) as exc:
         # Without its final dot the server cannot have taken the message.
         raise _Unsent(str(exc) or type(exc).__name__) from exc
@@ -454,7 +460,7 @@ def _transaction(
             stream.recorded()
             conn.send(b".\r\n")
         else:
-            conn.send(_dot_stuffed(raw) + b".\r\n")
+            conn.send(_data(raw) + b".\r\n")
     except (smtplib.SMTPServerDisconnected, OSError) as exc:
         raise _MaybeSent(str(exc) or type(exc).__name__) from exc
     if pipelined:
@@ -551,6 +557,11 @@ def _angled(address: str) -> str:
     if _PLAIN_ADDRESS.fullmatch(address):
         return f"<{address}>"
     return smtplib.quoteaddr(address)
+
+
+def _data(stuffed: bytes) -> bytes:
+    """A dot-stuffed message as DATA carries it: ending in CRLF, without the final dot."""
+    return stuffed if stuffed.endswith(b"\r\n") else stuffed + b"\r\n"
 
 
 def _dot_stuffed(raw: bytes) -> bytes:

@@ -258,6 +258,15 @@ def _body_pieces(text: str, prefix: str) -> list[_Piece]:
     return pieces
 
 
+def _stuffed(piece: bytes) -> bytes:
+    """A piece that starts a line, its line-leading dots doubled for SMTP's DATA."""
+    if piece.startswith(b".") or b"\n." in piece:
+        piece = piece.replace(b"\n.", b"\n..")
+        if piece.startswith(b"."):
+            piece = b"." + piece
+    return piece
+
+
 def _merge(pieces: list[_Piece]) -> tuple[_Piece, ...]:
     merged: list[_Piece] = []
     for piece in pieces:
@@ -272,7 +281,7 @@ class MessageTemplate:
     """One issue, encoded once; `message_bytes` makes each recipient's copy."""
 
     __slots__ = (
-        "_date_cache", "_head_count", "_pieces", "_signing", "dkim", "html", "key", "list_id",
+        "_date_cache", "_head_count", "_pieces", "_signing", "_wire", "dkim", "html", "key", "list_id",
         "reply_to", "sender", "sender_address", "subject", "text",
     )
 
@@ -301,6 +310,7 @@ class MessageTemplate:
         self.text = text
         self.dkim = dkim
         self._pieces = head + body
+        self._wire = tuple(_stuffed(piece) if isinstance(piece, bytes) else piece for piece in self._pieces)
         self._head_count = len(head)
         self._signing: SigningPlan | None = dkim.plan(head, body) if dkim is not None else None
         self._date_cache: tuple[datetime, bytes] | None = None
@@ -418,6 +428,16 @@ class MessageTemplate:
 
     def message_bytes(self, recipient: Recipient, date: datetime) -> bytes:
         """The complete RFC 5322 message for `recipient`, DKIM-signed when configured."""
+        return self._copy(recipient, date, wire=False)
+
+    def wire_bytes(self, recipient: Recipient, date: datetime) -> bytes:
+        """`message_bytes` as SMTP's DATA carries it: every line that starts with a dot has
+        it doubled (RFC 5321 4.5.2). Each piece starts a line (a value follows a line end or
+        a soft break), so the fixed pieces are stuffed once, when the template is made, and
+        only the few spliced values per copy: no pass over the whole message per reader."""
+        return self._copy(recipient, date, wire=True)
+
+    def _copy(self, recipient: Recipient, date: datetime, *, wire: bool) -> bytes:
         address, name, url, manage = self._checked(recipient)
         if not _MSGID_RE.match(recipient.message_id):
             raise ValueError(
@@ -444,9 +464,14 @@ class MessageTemplate:
             "html.manage_url": _qp_value(html_lib.escape(manage)),
             "html.copy_token": _qp_value(html_lib.escape(recipient.copy_token)),
         }
-        message = b"".join(
-            piece if isinstance(piece, bytes) else values[piece] for piece in self._pieces
-        )
+        if wire:
+            message = b"".join(
+                piece if isinstance(piece, bytes) else _stuffed(values[piece]) for piece in self._wire
+            )
+        else:
+            message = b"".join(
+                piece if isinstance(piece, bytes) else values[piece] for piece in self._pieces
+            )
         if self._signing is None:
             return message
         return self._signing.signatures(values, date) + message
