@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -14,7 +15,7 @@ from publisher import content
 from publisher.config import load_config
 from publisher.content.templates import default_templates_dir
 from publisher.services import site as site_service
-from publisher.site import build, outputs
+from publisher.site import build, build_cache, outputs
 
 EDITED = {"a05/index.html", "page/2/index.html", "tags/habits/index.html", "search.json", "feeds/tags/habits.xml"}
 """What editing a05's body changes (see test_build_cache's test of an edit)."""
@@ -172,3 +173,48 @@ def test_every_setting_a_page_reads_is_in_its_row(tmp_path: Path) -> None:
     Recording.read = set()
     build.newsletter_preview(recording, articles[0])
     assert Recording.read and not {key.split(".")[0] for key in Recording.read} & outputs.MAIL_UNREAD
+
+
+class Reads:
+    """The article files a build reads (their bytes, not only their size and times)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.names: list[str] = []
+        real_plain, real_content = build_cache._read_plain, content.read_content
+
+        def plain(path: Path) -> Any:
+            self.names.append(path.name)
+            return real_plain(path)
+
+        def whole(path: Path, source: str, config: Any) -> bytes:
+            self.names.append(path.name)
+            return real_content(path, source, config)
+
+        monkeypatch.setattr(build_cache, "_read_plain", plain)
+        monkeypatch.setattr(content, "read_content", whole)
+
+
+def test_a_build_reads_only_the_article_files_that_changed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file as the last build saw it (size, times, inode) is not read again: one edit, one read."""
+    path = publication(tmp_path)
+    site_service.build_site(load_config(path, env={}), NOW)
+    (tmp_path / "content" / "a05.md").write_text(text(5, body="Rewritten body."), encoding="utf-8")
+    reads = Reads(monkeypatch)
+    site_service.build_site(load_config(path, env={}), NOW)
+    assert {name for name in reads.names if name.endswith(".md")} == {"a05.md"}
+    assert "Rewritten body." in (tmp_path / "public" / "a05" / "index.html").read_text(encoding="utf-8")
+
+
+def test_a_rewrite_that_keeps_the_size_and_modification_time_is_still_read(tmp_path: Path) -> None:
+    """New bytes of the same length with the old modification time put back (as `touch -d`
+    or a careless copy would) still reach the site: the change time gives them away."""
+    path = publication(tmp_path)
+    site_service.build_site(load_config(path, env={}), NOW)
+    article = tmp_path / "content" / "a05.md"
+    before = article.stat()
+    old = article.read_text(encoding="utf-8")
+    article.write_text(old.replace("Body of article 5", "Text of article 5"), encoding="utf-8")
+    os.utime(article, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert article.stat().st_size == before.st_size
+    site_service.build_site(load_config(path, env={}), NOW)
+    assert "Text of article 5" in (tmp_path / "public" / "a05" / "index.html").read_text(encoding="utf-8")

@@ -7,7 +7,10 @@ Two things, so that a rebuild does the work of what changed and nothing else:
   (publisher and its Markdown, YAML and sanitising libraries) change: the key is a
   SHA-256 of all of them. The index (`articles.json`) keeps each article without its
   HTML, which waits in `html/<key>.html` until a page or feed needs it, so a build holds
-  the metadata of every article and the text of only the few it is rendering.
+  the metadata of every article and the text of only the few it is rendering. A file
+  whose name, size, modification and change times and inode are as the last build saw
+  them (`files.json`) is not even read: its key stands (the change time moves on every
+  write and cannot be set back, as git's index relies on).
 - Rendered outputs (`renders-<output>.json`): for each file of the build being served,
   the key of everything its bytes were made from (see `publisher.site.outputs`), its hash,
   its size and mtime, and the warnings its rendering gave. A file whose key is unchanged
@@ -280,6 +283,8 @@ class ArticleCache:
         self._paths: dict[str, Path] = {}
         self._failed: dict[str, ContentError] = {}
         self._looked: dict[str, tuple[str, int, int]] = {}
+        self._stats: dict[str, tuple[str, str]] = {}
+        """Article files `warm` looked at: path -> (key, `_stat_of`), kept for the next build."""
         self.parsed = 0
         """Articles parsed (not found in the cache) since this cache was opened."""
 
@@ -294,16 +299,30 @@ class ArticleCache:
         of either, and nothing is lost when they cannot be had.
         """
         todo: list[tuple[str, str, str]] = []
+        remembered = self._load_stats() if self.usable else {}
         for path, source in files:
+            name = str(path)
+            known = remembered.get(name)
+            if known is not None and known[0] in self._index:
+                try:
+                    now = os.lstat(name)
+                except OSError:
+                    now = None
+                if now is not None and S_ISREG(now.st_mode) and _stat_of(source, now) == known[1]:
+                    # As the last build saw it (size, times, inode): its key stands, unread.
+                    self._looked[name] = (known[0], now.st_size, now.st_mtime_ns)
+                    self._stats[name] = known
+                    continue
             try:
                 data, seen = _read_plain(path)
             except OSError:
                 continue  # `read` says why (a link, a FIFO, a file it cannot read)
             key = _digest(self.fingerprint, source, data)
             # `read` trusts this key while the file's size and mtime stay: one read a build.
-            self._looked[str(path)] = (key, seen.st_size, seen.st_mtime_ns)
+            self._looked[name] = (key, seen.st_size, seen.st_mtime_ns)
+            self._stats[name] = (key, _stat_of(source, seen))
             if key not in self._index:
-                todo.append((key, source, str(path)))
+                todo.append((key, source, name))
         count = os.cpu_count() or 1
         if count < 2 or len(todo) < max(least, 2) or not sys.platform.startswith("linux"):
             return
@@ -406,8 +425,24 @@ class ArticleCache:
             raise ContentError(f"{article.source}: changed while the site was being built; build again")
         return self._parse(key, data, article.source)[1]
 
+    def _load_stats(self) -> dict[str, tuple[str, str]]:
+        found = _load(self.folder / "files.json", "files", self.fingerprint)
+        if not isinstance(found, dict):
+            return {}
+        return {
+            path: (item[0], item[1])
+            for path, item in found.items()
+            if isinstance(item, list) and len(item) == 2 and all(isinstance(part, str) for part in item)
+        }
+
     def save(self) -> None:
-        """Keep the articles read this time, and the HTML of those only."""
+        """Keep the articles read this time, and the HTML of those only; and what each file
+        looked like, so that the next build reads only the files that changed since."""
+        if self.usable and self._stats:
+            previous = self._load_stats()
+            if previous != self._stats:
+                payload = {path: list(item) for path, item in self._stats.items()}
+                _save(self.folder / "files.json", "files", self.fingerprint, payload)
         if not self.usable or self._seen.keys() == self._loaded:
             return
         payload = {key: entry.as_json() for key, entry in self._seen.items()}
@@ -438,6 +473,16 @@ def _parse(config: Config, folder: Path | None, key: str, data: bytes, source: s
 
 
 _WORKER: list[ArticleCache] = []
+
+
+def _stat_of(source: str, seen: os.stat_result) -> str:
+    """A file as `stat` tells it: its name, size, modification and change times and inode.
+
+    The change time moves on every write, rename or chmod and cannot be set back (unlike
+    the modification time, which `touch` can), so a file with the same five is taken to
+    hold the same bytes, as git's index and make take it.
+    """
+    return f"{source}\0{seen.st_size}\0{seen.st_mtime_ns}\0{seen.st_ctime_ns}\0{seen.st_ino}\0{seen.st_dev}"
 
 
 def _read_plain(path: Path) -> tuple[bytes, os.stat_result]:
