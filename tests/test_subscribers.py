@@ -117,7 +117,8 @@ def test_add_creates_an_active_subscriber_with_an_event(engine: Engine) -> None:
         "dana@example.org", "Dana Reyes", S.ACTIVE, ("clinicians",)
     )
     assert added.created_at == NOW
-    assert event_kinds(engine, "dana@example.org") == ["subscribe"]
+    # Joining with a tag is also joining that topic (it starts a topic's sequence).
+    assert event_kinds(engine, "dana@example.org") == ["subscribe", "topic_joined"]
 
 
 def test_add_again_updates_name_and_merges_tags(engine: Engine) -> None:
@@ -727,7 +728,10 @@ def test_an_edit_that_changes_nothing_writes_nothing(engine: Engine) -> None:
     subs.edit(engine, added.id, name="Dana", tags=["a", "b"], timezone="", now=later)
     with engine.connect() as conn:
         assert conn.execute(select(subscribers.c.updated_at)).scalar_one() == NOW
-        assert list(conn.execute(select(webhook_messages.c.event)).scalars()) == ["subscriber.created"]
+        # Only what the add wrote: the created event and a topic joined for each tag.
+        assert list(conn.execute(select(webhook_messages.c.event)).scalars()) == [
+            "subscriber.created", "subscriber.topic_joined", "subscriber.topic_joined"
+        ]
 
 
 def test_an_edit_tells_webhook_receivers_what_changed(engine: Engine) -> None:
