@@ -235,7 +235,7 @@ def test_send(
 def send_now(
     config: Config, db: Engine, slug: str, *, now: datetime, tag: str | None = None,
     segment: str | None = None,
-    despite_complaints: bool = False, who: str = "",
+    despite_complaints: bool = False, who: str = "", held_for: Callable[[int], None] | None = None,
 ) -> Queued:
     """Freeze the article's newsletter in the ledger and queue it for every active subscriber
     (of `tag`) who has not had it: exactly once per reader, however often it is called.
@@ -248,6 +248,8 @@ def send_now(
     could not go out. A draft (or an article dated later) is put on the site first, dated now.
     With `segment` (a saved segment's name; NotFound lists them), its active readers only:
     the copies queued are its count at this instant, recorded on the issue.
+    With `held_for` (a subject test), it is called with the issue id before any row is
+    written, and the rows are written held, for it to queue.
     """
     if segment and tag:
         raise InvalidRequest("give a tag or a segment, not both (a segment can hold a tag condition)")
@@ -270,8 +272,11 @@ def send_now(
     issue_id = prepare_article_issue(config, db, article, now=now, status="sending", tag=tag)
     stop.record(db, issue_id=issue_id, who=who, now=now)
     segment_store.record_on_issue(db, issue_id, chosen)
+    if held_for is not None:
+        held_for(issue_id)
     added = ledger.enqueue(
-        db, issue_id, now=now, tz_of_author=config.tz, where=where, tag=tag, digest=bool(config["schedule.digest"])
+        db, issue_id, now=now, tz_of_author=config.tz, where=where, tag=tag, digest=bool(config["schedule.digest"]),
+        held=held_for is not None,
     )
     if chosen is not None:
         segment_store.record_count(db, issue_id, added)

@@ -41,7 +41,6 @@ from publisher.web.desk.moving import MovingDesk
 from publisher.web.desk.render import DeskPages, static_dir
 from publisher.web.desk.revisions import RevisionDesk
 from publisher.web.desk.segments import SegmentDesk
-from publisher.web.desk.segments import SegmentDesk
 from publisher.web.desk.sequences import SequenceDesk
 from publisher.web.desk.settings import SettingsDesk
 from publisher.web.desk.signin import SignInDesk
@@ -56,7 +55,6 @@ PAGES = (
     "subscribers", "subscriber", "import", "imported", "settings", "keys",
     "revisions", "revision", "media", "login_code", "account", "moving",
     "bounces", "bounce",
-    "segments", "segment",
     "segments", "segment",
     "sequences", "sequence", "sequence_step",
     "signup_forms",
@@ -93,7 +91,6 @@ class Desk:
             BounceDesk(config, engine, self.pages, self.auth),
             SignupFormDesk(config, engine, self.pages, self.auth),
             SubscriberDesk(config, engine, self.pages, self.auth),
-            SegmentDesk(config, engine, self.pages, self.auth),
             SegmentDesk(config, engine, self.pages, self.auth),
             SettingsDesk(config, engine, self.pages, self.auth, settings.provider_factory),
             KeyDesk(config, engine, self.pages, self.auth),
