@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,7 +63,7 @@ WITHOUT_SESSION = {
     "/desk/login/oidc/callback",
     # A preview's pictures: the preview's random key is the permission (see desk.previews),
     # since a sandboxed frame sends no cookie.
-    "/desk/preview/{key}/media/{name}",
+    "/desk/preview/some-slug/media/some-slug",
 }
 
 
@@ -74,7 +75,8 @@ def desk_routes(config: Config) -> list[tuple[str, set[str]]]:
     for route in desk.routes:
         if isinstance(route, Route):
             path = "/desk" + route.path.replace("{path:path}", "a/b.md")
-            path = path.replace("{id:int}", "1").replace("{slug}", "some-slug")
+            path = re.sub(r"\{\w+:int\}", "1", path)
+            path = re.sub(r"\{\w+\}", "some-slug", path)
             found.append((path, set(route.methods or ())))
     return found
 

@@ -253,6 +253,15 @@ PUBLIC_ROUTES = {
     ("/manage/{token:path}", frozenset({"GET", "HEAD"})),
     ("/manage/{token:path}", frozenset({"POST"})),
     ("/desk", frozenset({"GET", "HEAD"})),  # a redirect to /desk/, which asks for a session
+    # Signup anywhere: a topic's page, the JSON door (CORS only for allowed sites) and its script.
+    ("/subscribe/{topic}", frozenset({"GET", "HEAD"})),
+    ("/subscribe/{topic}", frozenset({"POST"})),
+    ("/subscribe.json", frozenset({"OPTIONS"})),
+    ("/subscribe.json", frozenset({"POST"})),
+    ("/subscribe.js", frozenset({"GET", "HEAD"})),
+    # Private analytics (off by default): the pixel and the signed click links, each token signed.
+    ("/o/{token:path}", frozenset({"GET", "HEAD"})),
+    ("/c/{token:path}", frozenset({"GET", "HEAD"})),
 }
 """Every route the app mounts, all public (no login): a new one must be added here, on purpose."""
 

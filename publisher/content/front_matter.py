@@ -37,9 +37,10 @@ FRONT_MATTER_KEYS = (
 )
 RESERVED_SLUGS = frozenset({
     # folders `publisher build` writes
-    "feeds", "newsletters", "tags", "page", "assets",
+    "feeds", "newsletters", "tags", "page", "assets", "sitemaps",
     # the app's routes (publisher.web.app), which answer before any page of the site
     "desk", "api", "manage", "subscribe", "confirm", "unsubscribe", "webhooks", "healthz",
+    "subscribe.json", "subscribe.js", "o", "c",
     # names a site or its server commonly keeps for themselves
     "static", "media", "search",
 })
