@@ -26,11 +26,8 @@ import hmac
 import logging
 import os
 import re
-import secrets
 import shutil
 import tempfile
-import threading
-from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -53,6 +50,7 @@ from publisher.services import export_import, migration
 from publisher.web.desk.auth import Asked, refuse
 from publisher.web.desk.context import DeskContext
 from publisher.web.desk.section import Section
+from publisher.web.desk.waiting import Waiting
 
 __all__ = ["MAX_UPLOAD", "SERVICES", "MovingDesk"]
 
@@ -101,46 +99,6 @@ class _Upload:
     path: Path
     name: str
     service: str
-
-
-class _Uploads:
-    """Uploads waiting for Apply: at most `size`, the oldest removed (with its file) first."""
-
-    def __init__(self, size: int = 4) -> None:
-        self.size = size
-        self._items: OrderedDict[str, _Upload] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def put(self, upload: _Upload) -> str:
-        key = secrets.token_urlsafe(16)
-        with self._lock:
-            self._items[key] = upload
-            while len(self._items) > self.size:
-                _, old = self._items.popitem(last=False)
-                shutil.rmtree(old.folder, ignore_errors=True)
-        return key
-
-    def get(self, key: str, session_id: str) -> _Upload | None:
-        with self._lock:
-            found = self._items.get(key)
-        if found is None or not hmac.compare_digest(found.session_id, session_id):
-            return None
-        return found
-
-    def take(self, key: str, session_id: str) -> _Upload | None:
-        """The upload, no longer waiting (so one Apply runs once); its files are the caller's to remove."""
-        with self._lock:
-            found = self._items.get(key)
-            if found is None or not hmac.compare_digest(found.session_id, session_id):
-                return None
-            del self._items[key]
-        return found
-
-    def drop(self, key: str) -> None:
-        with self._lock:
-            found = self._items.pop(key, None)
-        if found is not None:
-            shutil.rmtree(found.folder, ignore_errors=True)
 
 
 class _TooLarge(Exception):
@@ -193,7 +151,7 @@ def _migration_view(result: migration.Plan) -> View:
 class MovingDesk(Section):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.uploads = _Uploads()
+        self.uploads: Waiting[_Upload] = Waiting(4, lambda old: shutil.rmtree(old.folder, ignore_errors=True))
 
     def routes(self) -> list[BaseRoute]:
         guard = self.auth.guarded

@@ -17,9 +17,6 @@ it; the import then reads exactly the text that was previewed.
 from __future__ import annotations
 
 import io
-import secrets
-import threading
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -38,6 +35,7 @@ from publisher.services.imports import decode_upload, preview_import
 from publisher.web.desk.auth import Asked, DeskAuth, refuse
 from publisher.web.desk.render import DeskPages
 from publisher.web.desk.section import Section
+from publisher.web.desk.waiting import Waiting
 
 __all__ = ["SubscriberDesk"]
 
@@ -54,29 +52,6 @@ class _Upload:
     pending: bool
 
 
-class _Uploads:
-    def __init__(self, size: int = 8) -> None:
-        self.size = size
-        self._items: OrderedDict[str, _Upload] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def put(self, upload: _Upload) -> str:
-        key = secrets.token_urlsafe(16)
-        with self._lock:
-            self._items[key] = upload
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-        return key
-
-    def take(self, key: str, session_id: str) -> _Upload | None:
-        with self._lock:
-            found = self._items.get(key)
-            if found is None or not secrets.compare_digest(found.session_id, session_id):
-                return None
-            del self._items[key]
-        return found
-
-
 def _status(value: str) -> SubscriberStatus | None:
     return SubscriberStatus(value) if value in STATUSES else None
 
@@ -88,7 +63,7 @@ def _tags(raw: str) -> list[str]:
 class SubscriberDesk(Section):
     def __init__(self, config: Config, engine: Engine, pages: DeskPages, auth: DeskAuth) -> None:
         super().__init__(config, engine, pages, auth)
-        self.uploads = _Uploads()
+        self.uploads: Waiting[_Upload] = Waiting(8)
 
     def routes(self) -> list[BaseRoute]:
         guard = self.auth.guarded
