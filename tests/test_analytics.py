@@ -24,7 +24,8 @@ from publisher.mail.newsletter import MessageTemplate, Recipient
 from publisher.models import Outcome, SendResult
 from publisher.services import access, analytics, machine_traffic
 from publisher.store import engagement, ledger, open_store, subscribers
-from publisher.store.schema import deliveries
+from publisher.store.schema import deliveries, engagement_seen
+from publisher.store.schema import engagement as table
 from publisher.web import create_app
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -134,7 +135,70 @@ def test_a_click_leads_only_to_a_link_of_the_issue(tmp_path: Path) -> None:
     assert answer.status_code == 302
     assert answer.headers["location"] == "https://journals.example.net/a?x=1&y=2"
     copy = db.connect().execute(sa.select(deliveries.c.id).where(deliveries.c.email == "r0@example.org")).scalar()
-    assert engagement.per_copy(db, issue) == {copy: (True, True)}
+    assert kept_copies(db) == [copy]
+    totals = engagement.totals(db, issue)
+    assert (totals.unique_opens, totals.unique_clicks) == (1, 1)
+
+
+def kept_copies(db: sa.Engine) -> list[int | None]:
+    """The copy each kept request names (None: no one), in the order they came."""
+    with db.connect() as conn:
+        return list(conn.execute(sa.select(table.c.delivery_id).order_by(table.c.id)).scalars())
+
+
+def seen_digests(db: sa.Engine) -> set[str]:
+    with db.connect() as conn:
+        return set(conn.execute(sa.select(engagement_seen.c.digest)).scalars())
+
+
+def message_key(db: sa.Engine, email: str) -> str:
+    with db.connect() as conn:
+        return str(conn.execute(sa.select(deliveries.c.message_key).where(deliveries.c.email == email)).scalar())
+
+
+def test_repeated_pixel_loads_count_one_open_per_copy(tmp_path: Path) -> None:
+    """Without per-person analytics, a copy loading the pixel three times is one unique open; the loads stay."""
+    config = publication(tmp_path, per_person=False)
+    db = open_store(config.store_url)
+    issue, sent = send(config, db)
+    client = AppClient(create_app(config, engine=db, clock=lambda: NOW + timedelta(hours=1)))
+    for email, times in (("r0@example.org", 3), ("r1@example.org", 1)):
+        _, html = parts(sent[email])
+        for _ in range(times):
+            client.get(pixel_path(html), headers={"user-agent": READER})
+    totals = engagement.totals(db, issue)
+    assert (totals.opens, totals.unique_opens) == (4, 2)
+    assert kept_copies(db) == [None] * 4
+
+
+def test_five_clicks_count_once_for_the_copy_and_the_link(tmp_path: Path) -> None:
+    """Without per-person analytics, five clicks of one link by one copy: one unique click, one unique open."""
+    config = publication(tmp_path, per_person=False)
+    db = open_store(config.store_url)
+    issue, sent = send(config, db)
+    _, html = parts(sent["r0@example.org"])
+    client = AppClient(create_app(config, engine=db, clock=lambda: NOW + timedelta(hours=1)))
+    for _ in range(5):
+        assert client.get(click_paths(html)[0], headers={"user-agent": READER}).status_code == 302
+    totals = engagement.totals(db, issue)
+    assert (totals.clicks, totals.unique_clicks, totals.unique_opens) == (5, 1, 1)
+    first = next(link for link in totals.links if link.url == "https://example.org/sleep/")
+    assert (first.clicks, first.unique_clicks) == (5, 1)
+
+
+def test_an_erasure_cuts_a_copy_counted_once_loose_from_the_reader(tmp_path: Path) -> None:
+    """Erasing a reader replaces their copy's digest (recomputed from the ledger): still counted, leading to no one."""
+    config = publication(tmp_path, per_person=False)
+    db = open_store(config.store_url)
+    issue, sent = send(config, db)
+    _, html = parts(sent["r0@example.org"])
+    client = AppClient(create_app(config, engine=db, clock=lambda: NOW + timedelta(hours=1)))
+    client.get(pixel_path(html), headers={"user-agent": READER})
+    theirs = engagement.digest(issue, message_key(db, "r0@example.org"))
+    assert seen_digests(db) == {theirs}
+    subscribers.remove(db, "r0@example.org", now=NOW + timedelta(hours=2), purge=True)
+    assert theirs not in seen_digests(db) and len(seen_digests(db)) == 1
+    assert engagement.totals(db, issue).unique_opens == 1
 
 
 def test_a_tampered_click_token_answers_a_plain_page(tmp_path: Path) -> None:
@@ -209,7 +273,7 @@ def test_machine_opens_are_counted_apart(tmp_path: Path) -> None:
     totals = engagement.totals(db, issue)
     assert (totals.opens, totals.machine_opens) == (2, 2)
     assert totals.noted_opens == {"google_image_proxy": 1}
-    assert totals.unique_opens is None and engagement.per_copy(db, issue) == {}
+    assert totals.unique_opens == 1 and kept_copies(db) == [None, None, None, None]
     assert totals.machine_share == 0.5
 
 
@@ -227,8 +291,9 @@ def test_per_person_engagement_is_erased_with_the_reader(tmp_path: Path) -> None
     page = client.get(f"/manage/{tokens.sign(SECRET, 'unsubscribe', subscribers.link_key(db, found.id))}")
     assert "What we know: you opened 1 of the last 1 issues." in page.text
     subscribers.remove(db, "r0@example.org", now=NOW + timedelta(hours=2), purge=True)
-    assert engagement.per_copy(db, issue) == {}
-    assert engagement.totals(db, issue).opens == 1
+    assert kept_copies(db) == [None]
+    totals = engagement.totals(db, issue)
+    assert (totals.opens, totals.unique_opens) == (1, 1)
 
 
 @pytest.mark.parametrize("per_person", [True, False])
@@ -248,7 +313,7 @@ def test_the_api_shows_the_issue_numbers(tmp_path: Path, per_person: bool) -> No
     numbers = analytics.issue_totals(db, issue)
     assert (body["opens"], body["clicks"]) == (numbers.opens, numbers.clicks) == (1, 1)
     assert body["links"][0]["url"] == numbers.links[0].url == "https://example.org/sleep/"
-    assert body["unique_opens"] == (1 if per_person else None)
+    assert body["unique_opens"] == 1 and body["links"][0]["unique_clicks"] == 1
     missing = client.get("/api/v1/stats/issues/999/engagement", headers={"authorization": f"Bearer {key}"})
     assert missing.status_code == 404
 

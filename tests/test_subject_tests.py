@@ -7,6 +7,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
 from email.header import decode_header, make_header
 from pathlib import Path
 
@@ -25,10 +26,11 @@ from publisher.models import RenderedIssue
 from publisher.services import subject_stats
 from publisher.services import subject_tests as service
 from publisher.services.subject_stats import VariantFigures
+from publisher.store import engagement as engagement_store
 from publisher.store import ledger, open_store
 from publisher.store import subject_tests as store
 from publisher.store.engine import begin_write
-from publisher.store.schema import deliveries, engagement, subscribers
+from publisher.store.schema import deliveries, engagement, engagement_seen, subscribers
 
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 SECRET = "k" * 40
@@ -93,18 +95,30 @@ def mark_sample_sent(db: sa.Engine, issue: int) -> dict[int, int]:
 
 
 def simulate_clicks(db: sa.Engine, issue: int, copies: dict[int, int], rates: list[float], seed: int = 7) -> None:
-    """Each copy of variant v is clicked (and so opened) with probability rates[v], as a reader would."""
+    """Each copy of variant v is clicked (and so opened) with probability rates[v], as a reader
+    would, three times over; counted in aggregate as the app counts it, each copy once, no row
+    naming a copy."""
     draw = random.Random(seed)
+    with db.connect() as conn:
+        keys = dict(conn.execute(
+            sa.select(deliveries.c.id, deliveries.c.message_key).where(deliveries.c.id.in_(list(copies)))
+        ).all())
     rows = []
+    seen = []
     for delivery_id, variant in sorted(copies.items()):
         if draw.random() < rates[variant]:
-            rows.append({"delivery_id": delivery_id, "issue_id": issue, "kind": "click", "link_id": 1,
-                         "at": NOW + timedelta(minutes=30), "machine": False, "reason": ""})
+            rows += [{"delivery_id": None, "issue_id": issue, "kind": "click", "link_id": 1,
+                      "at": NOW + timedelta(minutes=30 + n), "machine": False, "reason": ""} for n in range(3)]
+            digest = engagement_store.digest(issue, keys[delivery_id])
+            seen += [{"issue_id": issue, "kind": kind, "link_id": link, "digest": digest, "variant": variant}
+                     for kind, link in (("open", 0), ("click", 0), ("click", 1))]
     # A scanner that clicked every copy of the first subject: machines never count.
-    rows += [{"delivery_id": d, "issue_id": issue, "kind": "click", "link_id": 1, "at": NOW,
+    rows += [{"delivery_id": None, "issue_id": issue, "kind": "click", "link_id": 1, "at": NOW,
               "machine": True, "reason": "scanner"} for d, v in copies.items() if v == 0]
     with db.begin() as conn:
         conn.execute(sa.insert(engagement), rows)
+        if seen:
+            conn.execute(sa.insert(engagement_seen), seen)
 
 
 def states(db: sa.Engine, issue: int) -> Counter[tuple[str, int | None]]:
@@ -236,7 +250,7 @@ def test_held_rows_keep_the_issue_open_and_are_cancelled_with_it(db: sa.Engine) 
 # --- real sends -----------------------------------------------------------------------------
 
 
-def smtp_config(tmp_path: Path, port: int, *, analytics: bool = False) -> Config:
+def smtp_config(tmp_path: Path, port: int, *, analytics: bool = False, per_person: bool = True) -> Config:
     (tmp_path / "content").mkdir(exist_ok=True)
     (tmp_path / "content" / "2026-12-01-sleep.md").write_text(ARTICLE)
     (tmp_path / "config.toml").write_text(f"""
@@ -257,7 +271,7 @@ batch_size = 20
 host = "127.0.0.1"
 port = {port}
 security = "none"
-""" + ("\n[analytics]\nenabled = true\nper_person = true\n" if analytics else ""))
+""" + (f"\n[analytics]\nenabled = true\nper_person = {str(per_person).lower()}\n" if analytics else ""))
     return load_config(tmp_path / "config.toml", env={"PUBLISHER_SECRET": SECRET})
 
 
@@ -379,8 +393,9 @@ def test_a_sample_under_100_readers_is_refused(tmp_path: Path, smtp_server: SMTP
 
 
 def test_analytics_off_is_refused(tmp_path: Path, smtp_server: SMTPServer) -> None:
-    """Without analytics nothing could be counted: refused, saying to turn them on."""
-    assert "turn on analytics to test subjects" in refused(tmp_path, 1000, smtp_server)
+    """Without analytics nothing could be counted: refused, saying to turn them on (per-person ones not needed)."""
+    message = refused(tmp_path, 1000, smtp_server)
+    assert "turn on analytics to test subjects (analytics.enabled; per-person analytics are not needed)" in message
 
 
 @pytest.mark.parametrize(
@@ -420,6 +435,53 @@ def test_start_sends_the_sample_through_the_service_and_holds_the_rest(
     assert subjects_received(smtp_server) == Counter({"Sleep": 100, "Night shifts": 100})
     with pytest.raises(InvalidRequest, match="have this issue already"):
         service.start(config, db, "sleep", plan, now=NOW)
+    db.dispose()
+
+
+def html_of(raw: bytes) -> str:
+    for part in message_from_bytes(raw).walk():
+        if part.get_content_type() == "text/html":
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            return payload.decode()
+    raise AssertionError("no HTML part")
+
+
+def test_a_test_is_decided_with_aggregate_analytics_only(tmp_path: Path, smtp_server: SMTPServer) -> None:
+    """Per-person analytics off: readers' clicks through the app count once per copy, by subject, and decide;
+    a reader clicking five times counts once, a scanner's clicks never, and no kept request names a copy."""
+    from urllib.parse import urlsplit
+
+    from web_support import AppClient
+
+    from publisher.web import create_app
+
+    config = smtp_config(tmp_path, smtp_server.port, analytics=True, per_person=False)
+    db = open_store(config.store_url)
+    add_readers(db, 500)
+    started = service.start(config, db, "sleep", service.parse_plan(["Sleep", "Night shifts"], now=NOW), now=NOW)
+    send_all(config, db, NOW)
+    by_subject: dict[str, list[str]] = {"Sleep": [], "Night shifts": []}
+    for message in smtp_server.messages:
+        html = html_of(message.data)
+        link = next(chunk.split('"')[0] for chunk in html.split('href="')[1:] if "/c/" in chunk.split('"')[0])
+        by_subject[str(message.parsed()["Subject"])].append(urlsplit(link).path)
+    assert [len(v) for v in by_subject.values()] == [50, 50]
+    client = AppClient(create_app(config, engine=db, clock=lambda: NOW + timedelta(hours=1)))
+    reader = {"user-agent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"}
+    for path in by_subject["Night shifts"][:20]:
+        for _ in range(5):
+            assert client.get(path, headers=reader).status_code == 302
+    for path in by_subject["Sleep"][:2]:
+        client.get(path, headers=reader)
+    for path in by_subject["Sleep"]:  # a gateway that fetches every link it sees
+        client.get(path, headers={"user-agent": "Mimecast Security Scanner"})
+    service.settle(config, db, now=NOW + timedelta(hours=4))
+    found = service.report(db, started.issue_id)
+    assert found is not None and found.winner == 1, found
+    assert [(f.sent, f.clicks, f.opens) for f in found.figures] == [(50, 2, 2), (50, 20, 20)]
+    with db.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).where(engagement.c.delivery_id.is_not(None))).scalar() == 0
     db.dispose()
 
 

@@ -50,9 +50,12 @@ class SubjectTestReport(BaseModel):
 class IssueEngagement(BaseModel):
     issue_id: int
     opens: int = Field(description="Readers' picture requests; machines (Apple's proxy, scanners) are apart.")
-    unique_opens: int | None = Field(description="Copies opened; null when per-person analytics were off.")
+    unique_opens: int | None = Field(
+        description="Copies opened (by the picture or a click), each once however often; null for mail sent "
+        "before copies were counted once."
+    )
     clicks: int
-    unique_clicks: int | None
+    unique_clicks: int | None = Field(description="Copies that clicked, each once however often.")
     machine_opens: int
     machine_clicks: int
     machine_share: float = Field(description="Part of all requests that machines made, 0 to 1.")

@@ -12,10 +12,13 @@ Tokens, HMAC-SHA256 under `PUBLISHER_SECRET`, each salted for its use:
   store's `links`), made once per issue;
 - a copy token `<issue>-<seconds>-<message key>-<mac>` is the one per-recipient value,
   spliced like the unsubscribe link (`COPY_PLACEHOLDER`): the moment the copy was made
-  (so that a click seconds after it can be told to be a scanner's) and, only while
-  `analytics.per_person` is on, the copy's message key (random, like its Message-ID: it
-  names a ledger row, never a subscriber id; invariant 8). With per-person off the key is
-  empty and the token names no one.
+  (so that a click seconds after it can be told to be a scanner's) and the copy's message
+  key (random, like its Message-ID, which the unsubscribe link carries too: it names a
+  ledger row, never a subscriber id; invariant 8). The key is what lets a copy's opens
+  and clicks count once, and by the subject it carried, with or without per-person
+  analytics; only with them is the request kept against the copy (see
+  `publisher.store.engagement`). Mail sent before carried an empty key while per-person
+  analytics were off: its requests count in the totals only.
 
 A click link is `/c/<link token>_<copy token>`; the pixel is `/o/<copy token>.gif`. Both
 must verify and name the same issue, or the request is "not valid": the app then answers a
@@ -61,7 +64,7 @@ _BODY_END_RE = re.compile(r"</body\s*>", re.IGNORECASE)
 @dataclass(frozen=True, slots=True)
 class Copy:
     """What a copy token says: the issue, when the copy was made, and its message key
-    (empty unless per-person analytics were on when it was sent)."""
+    (empty in mail sent before copies were counted once, while per-person analytics were off)."""
 
     issue_id: int
     made_at: datetime
@@ -93,8 +96,7 @@ def copy_token(config: Config, secret: str, issue_id: int, message_key: str, mad
     """The per-recipient token of one copy; "" while analytics are off (nothing to splice)."""
     if not config["analytics.enabled"]:
         return ""
-    key = message_key if config["analytics.per_person"] else ""
-    body = f"{issue_id}-{int(made_at.timestamp())}-{key}"
+    body = f"{issue_id}-{int(made_at.timestamp())}-{message_key}"
     return f"{body}-{_mac(secret, 'copy', body)}"
 
 

@@ -3,8 +3,11 @@
 The faces call these: the public app for `/o/...gif` and `/c/...`, the desk's issue page
 and `GET /api/v1/stats/issues/{id}/engagement`. A token that does not verify counts
 nothing and leads nowhere (`click` returns None). Requests are read by
-`machine_traffic` and kept apart with their reason; while per-person analytics are off the
-rows name no copy (see `publisher.store.engagement`).
+`machine_traffic` and kept apart with their reason. A reader's request is also counted
+once per copy, with the subject the copy carried (read from its ledger row), whether or
+not per-person analytics are on: that is what unique opens and a subject test's decision
+read. Only while per-person analytics are on do the rows name the copy (see
+`publisher.store.engagement`).
 """
 
 from __future__ import annotations
@@ -39,16 +42,27 @@ class Request:
     ip: str
 
 
-def _copy_id(db: Engine, copy: tracking.Copy) -> int | None:
+@dataclass(frozen=True, slots=True)
+class _Copy:
+    delivery_id: int | None
+    variant: int | None
+    digest: str
+
+
+def _copy(db: Engine, copy: tracking.Copy) -> _Copy:
+    """The ledger row and subject of the copy a token names; nothing for a token naming none."""
     if not copy.message_key:
-        return None
+        return _Copy(None, None, "")
     with db.connect() as conn:
         found = conn.execute(
-            select(deliveries.c.id).where(
+            select(deliveries.c.id, deliveries.c.variant).where(
                 deliveries.c.message_key == copy.message_key, deliveries.c.issue_id == copy.issue_id
             )
-        ).scalar()
-    return None if found is None else int(found)
+        ).first()
+    seen = engagement.digest(copy.issue_id, copy.message_key)
+    if found is None:
+        return _Copy(None, None, seen)
+    return _Copy(int(found.id), None if found.variant is None else int(found.variant), seen)
 
 
 def _issue_exists(db: Engine, issue_id: int) -> bool:
@@ -67,10 +81,11 @@ def open_(config: Config, db: Engine, secret: str, token: str, request: Request,
     if not _issue_exists(db, copy.issue_id):
         return False
     verdict = machine_traffic.classify_open(method=request.method, user_agent=request.user_agent, ip=request.ip)
-    delivery = _copy_id(db, copy) if config["analytics.per_person"] else None
+    found = _copy(db, copy)
+    delivery = found.delivery_id if config["analytics.per_person"] else None
     engagement.record(
         db, issue_id=copy.issue_id, kind=engagement.OPEN, at=now, delivery_id=delivery,
-        machine=verdict.machine, reason=verdict.reason,
+        machine=verdict.machine, reason=verdict.reason, copy=found.digest, variant=found.variant,
     )
     return True
 
@@ -89,7 +104,8 @@ def click(config: Config, db: Engine, secret: str, token: str, request: Request,
     url = engagement.link_url(db, target.copy.issue_id, target.link_id)
     if url is None or not config["analytics.enabled"]:
         return url
-    delivery = _copy_id(db, target.copy) if config["analytics.per_person"] else None
+    found = _copy(db, target.copy)
+    delivery = found.delivery_id if config["analytics.per_person"] else None
     recent: set[int] = set()
     if delivery is not None:
         recent = engagement.copy_clicks_since(db, delivery, now - timedelta(seconds=1))
@@ -102,6 +118,7 @@ def click(config: Config, db: Engine, secret: str, token: str, request: Request,
         db, issue_id=target.copy.issue_id, kind=engagement.CLICK, at=now, link_id=target.link_id,
         delivery_id=delivery, machine=verdict.machine, reason=verdict.reason,
         also_machine=recent if verdict.reason == "every_link_at_once" else (),
+        copy=found.digest, variant=found.variant,
     )
     return url
 

@@ -11,9 +11,12 @@ with the winning subject. The daemon calls `settle` on every sweep; so does
 
 Refused up front, with the reason: fewer than two or more than four subjects, the same
 subject twice, a sample smaller than `MIN_SAMPLE` readers, an issue that has gone out
-already, and analytics that are off (`analytics.enabled`, and `analytics.per_person`,
-since a copy's open or click must be known to be of its subject): without them nothing
-could be counted and the test would always keep the first subject.
+already, and analytics that are off (`analytics.enabled`): without the pixel and the
+click links nothing could be counted and the test would always keep the first subject.
+Per-person analytics are not needed: each copy's token names the copy, hence its
+subject, and its opens and clicks are counted once per copy in aggregate, per (issue,
+subject), without a per-person record (`publisher.store.engagement`); machine traffic
+never counts.
 
 Crash bound: see `store.subject_tests`. Each step is one transaction and safe to repeat;
 a held row is queued at most once, so each reader gets one copy under one subject.
@@ -163,10 +166,10 @@ def _seed(issue_key: str) -> int:
 
 def _refusals(config: Config, plan: TestPlan, recipients: int, had_it: int) -> list[str]:
     found = []
-    if not (_on(config, "analytics.enabled") and _on(config, "analytics.per_person")):
+    if not _on(config, "analytics.enabled"):
         found.append(
-            "turn on analytics to test subjects (analytics.enabled and analytics.per_person): "
-            "without knowing which copy was opened or clicked, every test would keep the first subject"
+            "turn on analytics to test subjects (analytics.enabled; per-person analytics are not needed): "
+            "without counting opens and clicks, every test would keep the first subject"
         )
     if had_it:
         found.append(f"{had_it:,} reader(s) have this issue already: a subject test starts with an unsent issue")
@@ -213,20 +216,13 @@ def start(
 
 
 def _figures(db: Engine, test: store.SubjectTest) -> list[VariantFigures]:
-    copies = store.sent_copies(db, test.issue_id)
-    seen = engagement.per_copy(db, test.issue_id)
-    sent = [0] * len(test.subjects)
-    opens = [0] * len(test.subjects)
-    clicks = [0] * len(test.subjects)
-    for delivery_id, variant in copies.items():
-        if not 0 <= variant < len(test.subjects):
-            continue
-        sent[variant] += 1
-        opened, clicked = seen.get(delivery_id, (False, False))
-        opens[variant] += opened
-        clicks[variant] += clicked
+    sent = store.sent_per_variant(db, test.issue_id)
+    seen = engagement.per_variant(db, test.issue_id)
     return [
-        VariantFigures(variant=v, subject=s, sent=sent[v], opens=opens[v], clicks=clicks[v], metric=test.metric)
+        VariantFigures(
+            variant=v, subject=s, sent=sent.get(v, 0), opens=seen.get(v, (0, 0))[0],
+            clicks=seen.get(v, (0, 0))[1], metric=test.metric,
+        )
         for v, s in enumerate(test.subjects)
     ]
 

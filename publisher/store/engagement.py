@@ -3,17 +3,30 @@
 Nothing here runs unless the author turned `analytics.enabled` on; the mail carries no
 pixel and no rewritten link otherwise, so these tables stay empty.
 
-A row is one request for the pixel (`open`) or one click link (`click`, with the number of
-the link in `links`). `machine` rows are requests the filter (`services/analytics_filter`)
-took for a proxy, a scanner or a HEAD request: they are kept with their reason, reported
-apart, and never counted as readers.
+A row of `engagement` is one request for the pixel (`open`) or one click link (`click`,
+with the number of the link in `links`): the total loads and clicks. `machine` rows are
+requests the filter (`services/machine_traffic`) took for a proxy, a scanner or a HEAD
+request: they are kept with their reason, reported apart, and never counted as readers.
 
-Per person, or not: while `analytics.per_person` is off the token in the mail names the
-issue only, and rows are written with `delivery_id` NULL. Then the totals hold, but no
-unique counts can be made and `per_copy` returns {}: a subject test reading it falls back
-to the totals per variant it can make from elsewhere, or to its first subject. While
-per-person is on, `delivery_id` names the ledger row (one copy to one reader), and
-`forget` cuts the rows of an erased reader loose from them (the counts stay true).
+Once per copy, without a per-person record: `engagement_seen` keeps, per issue, one row
+per copy that opened (the pixel, or any click: a picture blocked by the mail program does
+not mean the mail was unread), one per copy that clicked, and one per copy and link
+clicked, each under `digest(issue, message key)` and with the subject the copy carried in
+a subject test. A reader who loads the pixel ten times or clicks five times counts once:
+that is what the unique counts, and a subject test's decision, read. Why a digest of the
+message key: the key is 96 random bits the database drew for the copy, named by the copy's
+tokens and by nothing about the reader, so its SHA-256 can neither be reversed nor be
+computed from an address or a subscriber id; it names no ledger row, so a copy of this
+table alone says who opened nothing. Only someone holding the ledger can recompute it, and
+that is how an erasure finds the rows (`forget`): their digest is replaced by a random one,
+so the counts stay true and nothing leads back. A keyed hash (under PUBLISHER_SECRET) would
+protect nothing more against someone holding the ledger, and would make the erasure depend
+on the secret. A copy of an erased reader that loads the pixel again counts once more.
+
+Per person, or not: while `analytics.per_person` is off, `engagement` rows carry no
+`delivery_id`; while it is on, `delivery_id` names the ledger row (one copy to one reader),
+which `reader_history` shows the reader on their page, and `forget` cuts the rows of an
+erased reader loose from them (the counts stay true).
 
 `links` holds the links that were in an issue, numbered from 1 in the order they appear;
 a click link is only ever redirected to a URL read from it, so the redirect cannot be
@@ -22,15 +35,18 @@ pointed anywhere else.
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, distinct, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, distinct, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from publisher.store.engine import begin_write
-from publisher.store.schema import deliveries, engagement, links
+from publisher.store.schema import deliveries, engagement, engagement_seen, links
 
 __all__ = [
     "CLICK",
@@ -39,9 +55,10 @@ __all__ = [
     "Totals",
     "copy_clicks_since",
     "copy_sent_at",
+    "digest",
     "forget",
     "link_url",
-    "per_copy",
+    "per_variant",
     "reader_history",
     "record",
     "record_links",
@@ -149,6 +166,11 @@ def copy_clicks_since(db: Engine, delivery_id: int, since: datetime) -> set[int]
         return {int(r.link_id) for r in rows if r.link_id is not None}
 
 
+def digest(issue_id: int, message_key: str) -> str:
+    """The name a copy is counted under in `engagement_seen` (see the module's docstring)."""
+    return hashlib.sha256(f"publisher.seen\0{issue_id}\0{message_key}".encode()).hexdigest()[:32]
+
+
 def record(
     db: Engine,
     *,
@@ -160,11 +182,15 @@ def record(
     machine: bool = False,
     reason: str = "",
     also_machine: Iterable[int] = (),
+    copy: str = "",
+    variant: int | None = None,
 ) -> None:
     """Keep one open or click; `also_machine` re-marks this copy's earlier clicks on those links.
 
-    When a copy's burst of clicks shows a scanner only at its last click, its earlier
-    clicks (taken for a reader a moment before) are moved to the machines too.
+    `copy` (a `digest`, "" for a token that names no copy) counts a reader's request once
+    per copy, with the `variant` it carried. When a copy's burst of clicks shows a scanner
+    only at its last click, its earlier clicks (taken for a reader a moment before) are
+    moved to the machines too, and its clicks leave the unique counts.
     """
     with begin_write(db) as conn:
         conn.execute(
@@ -173,6 +199,17 @@ def record(
                 machine=machine, reason=reason[:64],
             )
         )
+        if copy and not machine:
+            marks = [(OPEN, 0)]
+            if kind == CLICK and link_id is not None:
+                marks += [(CLICK, 0), (CLICK, link_id)]
+            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+            for seen_kind, seen_link in marks:
+                conn.execute(
+                    dialect.insert(engagement_seen)
+                    .values(issue_id=issue_id, kind=seen_kind, link_id=seen_link, digest=copy, variant=variant)
+                    .on_conflict_do_nothing(index_elements=["issue_id", "kind", "link_id", "digest"])
+                )
         earlier = list(also_machine)
         if earlier and delivery_id is not None:
             conn.execute(
@@ -185,71 +222,71 @@ def record(
                 )
                 .values(machine=True, reason=reason[:64])
             )
+            if copy:
+                conn.execute(
+                    delete(engagement_seen).where(
+                        engagement_seen.c.issue_id == issue_id, engagement_seen.c.kind == CLICK,
+                        engagement_seen.c.digest == copy,
+                    )
+                )
 
 
-def per_copy(db: Engine, issue_id: int) -> dict[int, tuple[bool, bool]]:
-    """Ledger row id -> (opened, clicked) for an issue's copies, readers only.
+def per_variant(db: Engine, issue_id: int) -> dict[int, tuple[int, int]]:
+    """Subject-test variant -> (copies opened, copies clicked), readers only, each copy once.
 
-    Empty when per-person analytics were off (rows carry no copy). A click counts as an
-    open too: an image blocked by the mail program does not mean the mail was unread.
+    A click counts as an open too. Copies whose tokens named none (mail sent before
+    unique counting) are not in it.
     """
-    seen: dict[int, tuple[bool, bool]] = {}
+    found: dict[int, tuple[int, int]] = {}
     with db.connect() as conn:
         rows = conn.execute(
-            select(engagement.c.delivery_id, engagement.c.kind)
+            select(engagement_seen.c.variant, engagement_seen.c.kind, func.count().label("n"))
             .where(
-                engagement.c.issue_id == issue_id,
-                engagement.c.delivery_id.is_not(None),
-                engagement.c.machine.is_(False),
+                engagement_seen.c.issue_id == issue_id,
+                engagement_seen.c.link_id == 0,
+                engagement_seen.c.variant.is_not(None),
             )
-            .distinct()
+            .group_by(engagement_seen.c.variant, engagement_seen.c.kind)
         )
         for row in rows:
-            opened, clicked = seen.get(int(row.delivery_id), (False, False))
+            opened, clicked = found.get(int(row.variant), (0, 0))
             if row.kind == CLICK:
-                opened, clicked = True, True
+                clicked = int(row.n)
             else:
-                opened = True
-            seen[int(row.delivery_id)] = (opened, clicked)
-    return seen
+                opened = int(row.n)
+            found[int(row.variant)] = (opened, clicked)
+    return found
 
 
 def totals(db: Engine, issue_id: int) -> Totals:
     """Every count of an issue's opens and clicks, per link too, with machines apart.
 
-    Each query walks the covering index (issue_id, kind, machine, reason, link_id,
-    delivery_id) without reading the table; the distinct counts, which need sorting, are
-    made only when rows name copies (per-person analytics).
+    The totals walk the covering index (issue_id, kind, machine, reason, link_id, ...) of
+    `engagement` without reading the table; the unique counts are the number of
+    `engagement_seen` rows under the issue's part of its key. A unique count is None when
+    readers opened (or clicked) and no copy was seen: mail whose tokens named no copy,
+    sent before copies were counted once.
     """
     where = engagement.c.issue_id == issue_id
     with db.connect() as conn:
         by_kind = conn.execute(
-            select(
-                engagement.c.kind, engagement.c.machine, engagement.c.reason,
-                func.count().label("n"), func.max(engagement.c.delivery_id).label("some_copy"),
-            )
+            select(engagement.c.kind, engagement.c.machine, engagement.c.reason, func.count().label("n"))
             .where(where)
             .group_by(engagement.c.kind, engagement.c.machine, engagement.c.reason)
         ).all()
-        per_person = any(r.some_copy is not None for r in by_kind)
-        unique: dict[str, int] = {}
-        if per_person:
-            unique = {
-                str(r.kind): int(r.people)
-                for r in conn.execute(
-                    select(engagement.c.kind, func.count(distinct(engagement.c.delivery_id)).label("people"))
-                    .where(where, engagement.c.machine.is_(False))
-                    .group_by(engagement.c.kind)
-                )
-            }
-        columns = [engagement.c.link_id, engagement.c.machine, func.count().label("n")]
-        if per_person:
-            columns.append(func.count(distinct(engagement.c.delivery_id)).label("people"))
         clicked = conn.execute(
-            select(*columns)
+            select(engagement.c.link_id, engagement.c.machine, func.count().label("n"))
             .where(where, engagement.c.kind == CLICK)
             .group_by(engagement.c.link_id, engagement.c.machine)
         ).all()
+        seen = {
+            (str(r.kind), int(r.link_id)): int(r.n)
+            for r in conn.execute(
+                select(engagement_seen.c.kind, engagement_seen.c.link_id, func.count().label("n"))
+                .where(engagement_seen.c.issue_id == issue_id)
+                .group_by(engagement_seen.c.kind, engagement_seen.c.link_id)
+            )
+        }
         urls = conn.execute(select(links.c.link_id, links.c.url).where(links.c.issue_id == issue_id)).all()
     opens = clicks = machine_opens = machine_clicks = 0
     noted: dict[str, int] = {}
@@ -268,21 +305,25 @@ def totals(db: Engine, issue_id: int) -> Totals:
                 noted[str(r.reason)] = noted.get(str(r.reason), 0) + n
         else:
             clicks += n
-    human: dict[int, tuple[int, int]] = {}
+    human: dict[int, int] = {}
     machine: dict[int, int] = {}
     for r in clicked:
         if r.link_id is None:
             continue
-        if r.machine:
-            machine[int(r.link_id)] = machine.get(int(r.link_id), 0) + int(r.n)
-        else:
-            human[int(r.link_id)] = (int(r.n), int(r.people) if per_person else 0)
+        into = machine if r.machine else human
+        into[int(r.link_id)] = into.get(int(r.link_id), 0) + int(r.n)
+    counted = bool(seen)
+
+    def unique(kind: str, link_id: int, requests: int) -> int | None:
+        found = seen.get((kind, link_id), 0)
+        return None if requests and not counted else found
+
     link_counts = tuple(
         sorted(
             (
                 LinkCount(
-                    int(r.link_id), str(r.url), human.get(int(r.link_id), (0, 0))[0],
-                    human.get(int(r.link_id), (0, 0))[1] if per_person else None, machine.get(int(r.link_id), 0),
+                    int(r.link_id), str(r.url), human.get(int(r.link_id), 0),
+                    unique(CLICK, int(r.link_id), human.get(int(r.link_id), 0)), machine.get(int(r.link_id), 0),
                 )
                 for r in urls
             ),
@@ -291,9 +332,9 @@ def totals(db: Engine, issue_id: int) -> Totals:
     )
     return Totals(
         opens=opens,
-        unique_opens=unique.get(OPEN, 0) if per_person else None,
+        unique_opens=unique(OPEN, 0, opens + clicks),
         clicks=clicks,
-        unique_clicks=unique.get(CLICK, 0) if per_person else None,
+        unique_clicks=unique(CLICK, 0, clicks),
         machine_opens=machine_opens,
         machine_clicks=machine_clicks,
         noted_opens=noted,
@@ -326,13 +367,32 @@ def reader_history(db: Engine, subscriber_id: int, *, last: int = 5) -> tuple[in
 
 
 def forget(conn: Connection, subscriber_id: int) -> int:
-    """Cut an erased reader's opens and clicks loose from their copies; returns how many.
+    """Cut an erased reader's opens and clicks loose from their copies; returns how many rows.
 
-    Run in the erasure's transaction, before the ledger rows are emptied of them: the rows
-    stay as anonymous counts, as if per-person analytics had been off.
+    Run in the erasure's transaction, before the ledger rows are emptied of them: the
+    `engagement` rows stay as anonymous counts, as if per-person analytics had been off,
+    and each of their copies' `engagement_seen` rows, found by recomputing its digest from
+    the ledger, gets a random digest instead (still counted once, leading to no one).
     """
     copies = select(deliveries.c.id).where(deliveries.c.subscriber_id == subscriber_id)
     result = conn.execute(
         update(engagement).where(engagement.c.delivery_id.in_(copies)).values(delivery_id=None)
     )
-    return int(result.rowcount or 0)
+    cut = int(result.rowcount or 0)
+    keyed = conn.execute(
+        select(deliveries.c.issue_id, deliveries.c.message_key).where(
+            deliveries.c.subscriber_id == subscriber_id, deliveries.c.message_key != ""
+        )
+    ).all()
+    for row in keyed:
+        # The issue first: the update reads the issue's part of the key, never the whole table.
+        result = conn.execute(
+            update(engagement_seen)
+            .where(
+                engagement_seen.c.issue_id == row.issue_id,
+                engagement_seen.c.digest == digest(int(row.issue_id), str(row.message_key)),
+            )
+            .values(digest="x" + secrets.token_hex(16)[:31])
+        )
+        cut += int(result.rowcount or 0)
+    return cut

@@ -583,6 +583,20 @@ engagement = Table(
     Index("ix_engagement_delivery", "delivery_id"),
 )
 
+# Each copy that opened or clicked, once: a digest of the copy's random message key (never
+# its ledger row), so unique opens and clicks, per link and per subject of a subject test, are
+# counted without a per-person record (`publisher.store.engagement` says why a digest, and
+# how an erasure cuts them loose). Link 0 is the copy as a whole; readers only, never machines.
+engagement_seen = Table(
+    "engagement_seen",
+    metadata,
+    Column("issue_id", Integer, ForeignKey("issues.id", ondelete="CASCADE"), primary_key=True),
+    Column("kind", String(8), primary_key=True),  # open, click
+    Column("link_id", Integer, primary_key=True),  # 0: the copy, whichever link
+    Column("digest", String(32), primary_key=True),
+    Column("variant", Integer),  # the subject the copy carried, in a subject test
+)
+
 # The links that were in an issue's HTML, numbered from 1: a click token names a number,
 # and only a URL found here is ever redirected to.
 links = Table(
@@ -660,5 +674,8 @@ subject_tests = Table(
     Column("reason", Text, nullable=False, default=""),
     Column("figures", Text, nullable=False, default=""),  # JSON: each variant's numbers at the decision
     Column("released_at", UTC_TIME),  # the held rows were queued with the winner
+    # A test planned with a schedule: its wait starts when the schedule starts the send
+    # (NULL: decide_at is a time the author named, or the test started at once).
+    Column("wait_seconds", Integer),
     Index("ix_subject_tests_decide_at", "decided_at", "decide_at"),
 )

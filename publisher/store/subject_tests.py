@@ -41,6 +41,7 @@ __all__ = [
     "record_decision",
     "release",
     "sent_copies",
+    "sent_per_variant",
     "subjects_of",
     "write",
 ]
@@ -203,6 +204,21 @@ def sent_copies(db: Engine, issue_id: int) -> dict[int, int]:
             )
         )
         return {int(r.id): int(r.variant) for r in rows}
+
+
+def sent_per_variant(db: Engine, issue_id: int) -> dict[int, int]:
+    """Variant -> copies of it that went out."""
+    with db.connect() as conn:
+        rows = conn.execute(
+            select(deliveries.c.variant, func.count())
+            .where(
+                deliveries.c.issue_id == issue_id,
+                deliveries.c.variant.is_not(None),
+                deliveries.c.state == SENT,
+            )
+            .group_by(deliveries.c.variant)
+        )
+        return {int(r[0]): int(r[1]) for r in rows}
 
 
 def counts(db: Engine, issue_id: int) -> list[VariantCount]:
