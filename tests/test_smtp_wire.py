@@ -110,8 +110,10 @@ def template(tmp_path: Path) -> MessageTemplate:
 
 
 def send(server: WireServer, template: MessageTemplate, count: int,
-         answered: Callable[[SendResult], Callable[[], None]] | None = None) -> list[SendResult]:
-    provider = SmtpProvider(host="127.0.0.1", port=server.port, security="none", timeout=5.0)
+         answered: Callable[[SendResult], Callable[[], None]] | None = None, *,
+         unrecorded: int = 1) -> list[SendResult]:
+    provider = SmtpProvider(host="127.0.0.1", port=server.port, security="none", timeout=5.0,
+                            unrecorded=unrecorded)
     try:
         return provider.send(template, recipients(count), now=NOW, answered=answered)
     finally:
@@ -130,21 +132,48 @@ def test_the_next_envelope_goes_out_before_the_last_answer_is_read(
     assert [e for e in server.events if e[0] == "waited"] == [("waited", 4)]
 
 
-def test_each_answer_is_recorded_before_the_next_final_dot(
-    server: WireServer, template: MessageTemplate
-) -> None:
-    """The crash bound: message n+1 cannot be accepted before message n's answer is recorded."""
+def recorded_before_each_dot(server: WireServer) -> dict[int, int]:
+    """Final dot n -> the newest answer known recorded when it arrived (a wait covers the
+    answers before it too: the recorder commits in order)."""
+    newest, seen = 0, {}
+    for what, n in list(server.events):
+        if what == "recorded":
+            newest = max(newest, n)
+        elif what == "dot":
+            seen[n] = newest
+    return seen
 
+
+def logging_answers(server: WireServer) -> Callable[[SendResult], Callable[[], None]]:
     def answered(result: SendResult) -> Callable[[], None]:
         number = int(result.provider_id.rpartition(" ")[2])
         return lambda: server.log("recorded", number)
 
-    results = send(server, template, 4, answered)
+    return answered
+
+
+def test_each_answer_is_recorded_before_the_next_final_dot(
+    server: WireServer, template: MessageTemplate
+) -> None:
+    """With `unrecorded=1`, message n+1 cannot be accepted before message n's answer is recorded."""
+    results = send(server, template, 4, logging_answers(server))
     assert [r.outcome for r in results] == [Outcome.SENT] * 4
-    order = server.events
-    for n in range(1, 4):
-        assert order.index(("recorded", n)) < order.index(("dot", n + 1))
-    assert ("recorded", 4) in order
+    assert recorded_before_each_dot(server) == {1: 0, 2: 1, 3: 2, 4: 3}
+    assert ("recorded", 4) in server.events
+
+
+def test_a_final_dot_waits_only_while_the_window_of_unrecorded_answers_is_full(
+    server: WireServer, template: MessageTemplate
+) -> None:
+    """The crash bound with `unrecorded=3`: when message n's dot goes, every answer up to
+    n-3 is recorded, so at most three accepted messages are missing from the ledger; the
+    call returns with all of them recorded."""
+    results = send(server, template, 8, logging_answers(server), unrecorded=3)
+    assert [r.outcome for r in results] == [Outcome.SENT] * 8
+    before = recorded_before_each_dot(server)
+    assert all(before[n] >= n - 3 for n in range(1, 9))
+    assert before[4] == 1  # the dot did not wait for more than the bound asks
+    assert max(n for what, n in server.events if what == "recorded") == 8
 
 
 def test_a_copy_comes_dot_stuffed_from_the_template(tmp_path: Path) -> None:

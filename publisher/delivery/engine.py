@@ -25,12 +25,13 @@ thread holds at most one batch, so at most `concurrency x batch_size` rows are i
 at any instant, and `ledger.recover` flags exactly those rows as uncertain after a
 `kill -9`. A provider whose server answers message by message (`answers_each`, SMTP) is
 given an `answered` callback: each answer goes to the run's recorder as it arrives, and
-the provider holds the end of its next message (the final dot of DATA) until the
-previous answer is committed. The recorder commits in groups, on a thread of its own,
-while the senders go on with the next envelope and body. So at most one message per
-connection can have been accepted without its row saying so: that is all a `kill -9`
-can send twice (rows claimed and not yet tried are still flagged uncertain). Providers
-that answer a batch per call (the HTTP APIs) are recorded per call.
+the provider holds the end of a message (the final dot of DATA) while `unrecorded`
+answers of its session (SMTP: `smtp.UNRECORDED`, 8) are still uncommitted. The
+recorder commits in groups, on a thread of its own, while the senders go on with the
+next envelopes and bodies. So at most `unrecorded` messages per connection can have
+been accepted without their rows saying so: that is all a `kill -9` can send twice
+(every row it left claimed is flagged uncertain, and reported). Providers that answer a
+batch per call (the HTTP APIs) are recorded per call.
 
 Stopping (`stop` set, e.g. by SIGINT/SIGTERM in the CLI): no new claims; the call being
 made finishes and is recorded; claimed rows not yet tried go back to the queue untouched.
@@ -144,20 +145,31 @@ def snapshot_templates(config: Config, db: Engine, secret: str = "") -> Callable
     return template_for
 
 
+GROUP = 16
+"""Answers the recorder gathers before it commits them unasked (see `_Recorder`)."""
+
+GATHER = 0.05
+"""Seconds an answer may wait in memory before the recorder commits it unasked."""
+
+
 class _Recorder:
     """Commits answers as they arrive, in groups, on a thread of its own.
 
     `submit` queues one answer and returns a wait that blocks until that answer is in the
-    ledger. The thread commits whatever is queued in one transaction, so a group is as
-    large as the answers that came in during the previous commit: no timer, and no
-    answer waits longer than two commits.
+    ledger. The thread commits what is queued in one transaction as soon as a sender
+    waits for one of those answers, or `GROUP` have gathered, or the oldest has waited
+    `GATHER` seconds: a commit costs about as much as sixteen answers in it, so answers
+    are not committed one by one while nobody needs them yet. A waited-for answer waits
+    at most for the commit under way and its own.
     """
 
     def __init__(self, run: _Run) -> None:
         self._run = run
         self._cond = threading.Condition()
         self._pending: list[SendResult] = []
+        self._since = 0.0
         self._queued = 0
+        self._wanted = 0
         self._done = 0
         self._closed = False
         self._error: BaseException | None = None
@@ -168,13 +180,19 @@ class _Recorder:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="deliver-record", daemon=True)
                 self._thread.start()
+            if not self._pending:
+                self._since = time.monotonic()
             self._pending.append(result)
             self._queued += 1
             mine = self._queued
-            self._cond.notify_all()
+            if len(self._pending) >= GROUP:
+                self._cond.notify_all()
 
         def wait() -> None:
             with self._cond:
+                if self._done < mine and self._wanted < mine:
+                    self._wanted = mine
+                    self._cond.notify_all()
                 while self._done < mine and self._error is None:
                     self._cond.wait()
                 if self._done < mine:
@@ -191,11 +209,19 @@ class _Recorder:
         if thread is not None:
             thread.join()
 
+    def _due(self) -> float:
+        """Seconds until the queued answers must be committed: 0 now, -1 nothing queued."""
+        if not self._pending:
+            return -1.0
+        if self._closed or len(self._pending) >= GROUP or self._wanted > self._done:
+            return 0.0
+        return max(0.0, self._since + GATHER - time.monotonic())
+
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while not self._pending and not self._closed:
-                    self._cond.wait()
+                while (due := self._due()) != 0.0 and not (due < 0 and self._closed):
+                    self._cond.wait(None if due < 0 else due)
                 if not self._pending:
                     return
                 group, self._pending = self._pending, []

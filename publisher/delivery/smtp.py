@@ -5,10 +5,10 @@ it (MAIL, RCPT, DATA) and checks it back in, so a batch costs no connection setu
 several engine threads use up to `connections` sessions side by side. Where the server
 offers PIPELINING (RFC 2920), MAIL, RCPT and DATA go out in one write and their answers
 are read after; the message is written to the socket dot-stuffed, and its final dot is
-held until the previous answer is recorded (see `SmtpProvider.answers_each`). The next
-message's envelope follows a final dot before that dot's answer is read, so a message
-costs one round trip, not two; a session that breaks with an answer still unread leaves
-that message as maybe sent.
+held while `unrecorded` answers of the session are still on their way to the ledger
+(see `SmtpProvider.answers_each`). The next message's envelope follows a final dot
+before that dot's answer is read, so a message costs one round trip, not two; a session
+that breaks with an answer still unread leaves that message as maybe sent.
 
 Answers map to outcomes by their class: 4xx is temporary (RETRY), 5xx permanent
 (FAILED), both for the one message they answer. A connection that drops before DATA was
@@ -30,6 +30,7 @@ import smtplib
 import socket
 import ssl
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -87,13 +88,19 @@ class _Lost(Exception):
         self.result = result
 
 
+UNRECORDED = 8
+"""Messages a session may have had accepted while their answers are not yet committed to
+the ledger: what a `kill -9` can send twice, per connection. One would make every message
+wait for a commit of its own; eight let the ledger commit answers in groups."""
+
+
 class SmtpProvider:
     name = "smtp"
     max_batch = 20
     answers_each = True
     """The server answers message by message: `send` hands each answer to `answered` as
-    it comes and holds the final dot of the next message until that answer is recorded
-    (see engine.py, "In-flight window")."""
+    it comes, and holds a final dot while `unrecorded` answers of its session are still
+    unrecorded (see engine.py, "In-flight window")."""
 
     def __init__(
         self,
@@ -107,6 +114,7 @@ class SmtpProvider:
         timeout: float = 30.0,
         ssl_context: ssl.SSLContext | None = None,
         local_hostname: str | None = None,
+        unrecorded: int = UNRECORDED,
     ) -> None:
         if security not in SECURITY:
             raise ConfigError(
@@ -128,6 +136,7 @@ class SmtpProvider:
             ssl_context = ssl.create_default_context()
         self._ssl_context = ssl_context
         self._local_hostname = local_hostname
+        self.unrecorded = max(1, unrecorded)
         self._slots = threading.BoundedSemaphore(self.connections)
         self._idle: list[smtplib.SMTP] = []
         self._lock = threading.Lock()
@@ -158,10 +167,12 @@ class SmtpProvider:
         """Send each message in turn on one pooled connection.
 
         `answered`, when given, receives each server answer as it arrives and returns a
-        wait that blocks until that answer is recorded; the next message's final dot,
-        and the return of this call, wait for it.
+        wait that blocks until that answer is recorded. A final dot waits until fewer
+        than `unrecorded` answers of the call are unrecorded (so at most that many
+        accepted messages are not yet `sent` in the ledger, the one just ended included);
+        the return of this call waits for them all.
         """
-        stream = _Stream(answered)
+        stream = _Stream(answered, self.unrecorded)
         results = stream.results
         # A MessageTemplate gives its copies dot-stuffed already (its fixed parts once).
         wire = template.wire_bytes if isinstance(template, MessageTemplate) else None
@@ -185,8 +196,7 @@ class SmtpProvider:
                     sender = getattr(recipient, "return_path", "") or template.sender_address
                     conn = self._deliver(conn, sender, recipient, raw, stream)
                 conn = stream.settle(conn)
-                if stream.recorded is not None:
-                    stream.recorded()
+                stream.drain()
             except _Unreachable as exc:
                 conn = None
                 return refused_for_now(results, recipients[len(results):], str(exc))
@@ -349,26 +359,47 @@ class SmtpProvider:
 
 
 class _Stream:
-    """One call's answers in order, and the message whose final dot went out unanswered.
+    """One call's answers in order, the waits of those not yet recorded, and the message
+    whose final dot went out unanswered.
 
     After a message's final dot the next message's MAIL, RCPT and DATA follow in the same
     burst, before that answer is read (RFC 2920 lets a group go on after the end of data),
-    so a message costs one round trip rather than two. The answer is read, handed to
-    `answered` and its wait taken before the next final dot, as before.
+    so a message costs one round trip rather than two. The answer is read and handed to
+    `answered` before the next final dot; that dot waits only while `window` answers are
+    unrecorded (`must_wait`), the oldest first.
     """
 
-    __slots__ = ("answered", "owed", "recorded", "results")
+    __slots__ = ("answered", "owed", "results", "waits", "window")
 
-    def __init__(self, answered: Callable[[SendResult], Callable[[], None]] | None) -> None:
+    def __init__(self, answered: Callable[[SendResult], Callable[[], None]] | None, window: int = 1) -> None:
         self.answered = answered
+        self.window = window
         self.results: list[SendResult] = []
-        self.recorded: Callable[[], None] | None = None
+        self.waits: deque[Callable[[], None]] = deque()
         self.owed: RecipientLike | None = None
 
     def add(self, result: SendResult) -> None:
         self.results.append(result)
         if self.answered is not None:
-            self.recorded = self.answered(result)
+            self.waits.append(self.answered(result))
+
+    @property
+    def must_wait(self) -> bool:
+        """True when the next final dot must first wait for the oldest answers' commit."""
+        return len(self.waits) >= self.window
+
+    def make_room(self) -> None:
+        """Wait until a final dot may go: fewer than `window` answers unrecorded. Answers
+        are committed in the order they came, so the oldest wait is the one to take."""
+        while len(self.waits) >= self.window:
+            self.waits.popleft()()
+
+    def drain(self) -> None:
+        """Wait until every answer of the call is recorded (the last wait covers the rest)."""
+        if self.waits:
+            last = self.waits[-1]
+            self.waits.clear()
+            last()
 
     def lost(self, why: str) -> SendResult:
         """The owed message's result when the session broke before its answer came."""
@@ -423,9 +454,9 @@ def _transaction(
 ) -> tuple[SendResult | None, bool]:
     """One MAIL/RCPT/DATA exchange; the result and whether the session is still usable.
 
-    The message is written up to its final dot; the previous answer's wait runs before
-    the dot, so the server cannot accept this message while the last one's answer is
-    still unrecorded. Where the envelope is pipelined, the previous answer is read just
+    The message is written up to its final dot; while `stream.window` answers are still
+    unrecorded the oldest's wait runs before the dot, so the server cannot accept this
+    message while that many are unrecorded. Where the envelope is pipelined, the previous answer is read just
     after it is written, and this message's answer is left owed (result None) for the
     next message or the end of the call to read.
     """
@@ -450,14 +481,15 @@ def _transaction(
             refusal = _envelope(conn, sender, address, options, recipient)
         if refusal is not None:
             return refusal
-        if stream.recorded is not None:
+        waits = stream.must_wait
+        if waits:
             conn.send(_data(raw))
     except (smtplib.SMTPServerDisconnected, OSError) as exc:
         # Without its final dot the server cannot have taken the message.
         raise _Unsent(str(exc) or type(exc).__name__) from exc
     try:
-        if stream.recorded is not None:
-            stream.recorded()
+        if waits:
+            stream.make_room()
             conn.send(b".\r\n")
         else:
             conn.send(_data(raw) + b".\r\n")
