@@ -29,9 +29,9 @@ from publisher.delivery.sending import deliver_queued
 from publisher.errors import ContentError, InvalidRequest
 from publisher.models import SubscriberStatus
 from publisher.schedule import jobs
-from publisher.services import access, delivering, sequences
+from publisher.services import access, delivering, segments, sequences
 from publisher.services import issues as issue_service
-from publisher.store import open_store
+from publisher.store import ledger, open_store
 from publisher.store import subscribers as subs
 from publisher.store.schema import deliveries, issues, sequence_sends, webhook_messages
 
@@ -551,3 +551,139 @@ def test_a_reader_whose_last_step_was_removed_is_shown_so(config: Config, db: sa
     (view,) = sequences.overview(config, db)
     assert (view.elsewhere, view.waiting, view.readers) == (1, 0, 1)
     assert [s.at_step for s in view.steps] == [0, 0]
+
+
+# Started by an import, limited to a segment
+
+
+def write_moved(config: Config, settings: str = 'trigger = "imported"\n') -> None:
+    """A sequence "moved" whose welcome goes at once and whose note follows on day 3."""
+    write_sequence(config.root, "moved", {"hello": ("You moved with us", "0"), "day-3": ("Settling in", "3d")})
+    (config.path_of("sequences.folder") / "moved" / "sequence.toml").write_text(settings)
+
+
+def import_file(config: Config, tmp: Path, rows: str, *args: str) -> Result:
+    csv = tmp / "list.csv"
+    csv.write_text("email,name,status\n" + rows)
+    return CliRunner().invoke(cli, ["--config", str(config.root / "config.toml"), "subscribers", "import",
+                                    str(csv), *args])
+
+
+def test_import_with_a_sequence_starts_it_for_the_new_active_readers_only(
+    config: Config, db: sa.Engine, tmp_path: Path, smtp_server: SMTPServer,
+) -> None:
+    """--sequence lets in the readers the import adds as active: not those already on the
+    list, not unsubscribed rows; over 14 days each new one gets the welcome and day 3 once."""
+    write_moved(config)
+    clock = Clock(datetime.now(UTC))  # the command imports at the real time
+    join(db, "known@example.org", clock.now - timedelta(days=1))
+    rows = ("new@example.org,New,subscribed\nknown@example.org,Known,subscribed\n"
+            "gone@example.org,Gone,unsubscribed\n")
+    done = import_file(config, tmp_path, rows, "--sequence", "moved")
+    assert done.exit_code == 0, done.output
+    assert "sequence moved: 1 new active reader(s)" in done.output
+    end = clock.now + timedelta(days=14)
+    while clock.now < end:
+        clock.now += timedelta(hours=1)
+        tick(config, db, clock)
+    assert subjects_to(smtp_server, "new@example.org") == ["You moved with us", "Settling in"]
+    assert subjects_to(smtp_server, "known@example.org") == []
+    assert subjects_to(smtp_server, "gone@example.org") == []
+
+
+def test_an_imported_sequence_without_a_tag_waits_for_the_flag(config: Config, db: sa.Engine, tmp_path: Path,
+                                                                smtp_server: SMTPServer) -> None:
+    """A plain import (no --sequence) starts no imported sequence that names no tag."""
+    write_moved(config)
+    clock = Clock(datetime.now(UTC))
+    tick(config, db, clock)
+    assert import_file(config, tmp_path, "eve@example.org,Eve,subscribed\n").exit_code == 0
+    clock.now += timedelta(hours=1)
+    tick(config, db, clock)
+    assert subjects_to(smtp_server, "eve@example.org") == []
+
+
+def test_an_unknown_sequence_is_refused_before_anything_is_imported(config: Config, db: sa.Engine,
+                                                                     tmp_path: Path) -> None:
+    """A name that is no sequence: exit 1, the known ones named, nobody imported."""
+    done = import_file(config, tmp_path, "eve@example.org,Eve,subscribed\n", "--sequence", "mvoed")
+    assert done.exit_code == 1
+    assert "no sequence 'mvoed'" in done.output and "welcome" in done.output
+    assert "Traceback" not in done.output
+    assert subs.counts(db)["active"] == 0
+
+
+def test_a_sequence_not_started_by_imports_is_refused_for_an_import(config: Config, db: sa.Engine,
+                                                                     tmp_path: Path) -> None:
+    """--sequence welcome (started by a confirmation) says what to write, and imports nobody."""
+    done = import_file(config, tmp_path, "eve@example.org,Eve,subscribed\n", "--sequence", "welcome")
+    assert done.exit_code == 1
+    assert 'trigger = "imported"' in done.output and "Nothing was imported" in done.output
+    assert subs.counts(db)["active"] == 0
+
+
+def test_a_segment_limited_sequence_enrols_only_the_readers_it_holds(config: Config, db: sa.Engine,
+                                                                      smtp_server: SMTPServer) -> None:
+    """With segment = "europe", only a reader tagged europe as they would enter gets the welcome."""
+    segments.save_segment(db, name="Europe", now=START, rules={
+        "match": "all", "conditions": [{"field": "tag", "op": "has", "value": "europe"}]})
+    (config.path_of("sequences.folder") / "welcome" / "sequence.toml").write_text('segment = "europe"\n')
+    clock = Clock(START)
+    tick(config, db, clock)
+    subs.add(db, "eu@example.org", tags=["europe"], now=START + timedelta(minutes=1))
+    subs.add(db, "us@example.org", tags=["americas"], now=START + timedelta(minutes=1))
+    clock.now += timedelta(minutes=5)
+    report = tick(config, db, clock)
+    assert report.enrolled == {"welcome": 1}
+    assert subjects_to(smtp_server, "eu@example.org") == ["Welcome to Quiet Hours"]
+    assert subjects_to(smtp_server, "us@example.org") == []
+
+
+def test_a_deleted_segment_holds_the_sequence_and_says_why(config: Config, db: sa.Engine,
+                                                           smtp_server: SMTPServer) -> None:
+    """Its segment deleted, a sequence enrols nobody and sends no step; run, overview and
+    `sequences show` name the segment and what to do; saved again, the readers enter."""
+    rules = {"match": "all", "conditions": [{"field": "tag", "op": "has", "value": "europe"}]}
+    made = segments.save_segment(db, name="europe", now=START, rules=rules)
+    (config.path_of("sequences.folder") / "welcome" / "sequence.toml").write_text('segment = "europe"\n')
+    clock = Clock(START)
+    tick(config, db, clock)
+    segments.delete_segment(db, made.id)
+    subs.add(db, "eu@example.org", tags=["europe"], now=START + timedelta(minutes=1))
+    clock.now += timedelta(minutes=5)
+    report = tick(config, db, clock)
+    assert report.enrolled == {"welcome": 0}
+    assert any("segment 'europe' no longer exists" in p for p in report.problems)
+    assert smtp_server.messages == []
+    (view,) = sequences.overview(config, db)
+    assert "no longer exists" in view.held and view.segment == "europe"
+    shown = CliRunner().invoke(cli, ["--config", str(config.root / "config.toml"), "sequences", "show", "welcome"])
+    assert "held: " in shown.output and "segment 'europe'" in shown.output
+    segments.save_segment(db, name="europe", now=clock.now, rules=rules)
+    clock.now += timedelta(minutes=5)
+    tick(config, db, clock)
+    assert subjects_to(smtp_server, "eu@example.org") == ["Welcome to Quiet Hours"]
+
+
+def test_unsubscribing_while_a_step_is_being_sent_gets_nothing_more(
+    config: Config, db: sa.Engine, started: Clock, smtp_server: SMTPServer, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A reader who leaves between the claim of their day-3 copy and its send: that copy,
+    already handed out, goes once; day 10 never does, and they are shown as taken out."""
+    real_claim = ledger.claim
+
+    def claim_then_leave(*args: object, **kwargs: object) -> list[ledger.ClaimedRow]:
+        rows = real_claim(*args, **kwargs)  # type: ignore[arg-type]
+        if any(row.email == "ada@example.org" for row in rows):
+            subs.remove(db, "ada@example.org", now=started.now)
+        return rows
+
+    monkeypatch.setattr(ledger, "claim", claim_then_leave)
+    started.now = START + timedelta(days=3, hours=9)
+    tick(config, db, started)
+    run_days(config, db, started, 11, step=timedelta(hours=6))
+    assert subjects_to(smtp_server, "ada@example.org") == ["Welcome to Quiet Hours", "Three habits for better sleep"]
+    with db.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(deliveries)).scalar_one() == 2
+    (view,) = sequences.overview(config, db)
+    assert view.stopped == 1

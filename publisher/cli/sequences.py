@@ -46,7 +46,11 @@ def list_command(ctx: click.Context) -> None:
         return
     for view in found:
         steps = ", ".join(f"{s.name} ({s.delay})" for s in view.steps) or "no steps"
-        click.echo(f"{view.name}: starts when a reader {view.trigger_text}; {view.readers} reader(s); steps: {steps}")
+        among = f" in the segment {view.segment!r}" if view.segment else ""
+        click.echo(f"{view.name}: starts when a reader{among} {view.trigger_text}; {view.readers} reader(s); "
+                   f"steps: {steps}")
+        if view.held:
+            click.secho(f"  held: {view.held}", fg="yellow")
 
 
 @sequences_group.command("show")
@@ -61,7 +65,10 @@ def show_command(ctx: click.Context, name: str, limit: int) -> None:
     with _engine(ctx) as engine:
         (view,) = service.overview(config, engine, name)
         readers = service.readers(config, engine, name, limit=limit) if limit else []
-    click.echo(f"{view.name}: starts when a reader {view.trigger_text}")
+    among = f" in the segment {view.segment!r}" if view.segment else ""
+    click.echo(f"{view.name}: starts when a reader{among} {view.trigger_text}")
+    if view.held:
+        click.secho(f"  held: {view.held}", fg="yellow")
     click.echo(f"  not sent a step yet: {view.waiting}")
     for step in view.steps:
         click.echo(f"  {step.delay:>8}  {step.name:20} {step.at_step:6} at this step   {step.title}  ({step.source})")

@@ -21,6 +21,7 @@ from publisher.cli._common import cli, get_config, reports_errors
 from publisher.errors import BuildError
 from publisher.models import Subscriber, SubscriberStatus
 from publisher.services import segments as segment_service
+from publisher.services import sequences as sequence_service
 from publisher.services import subscribers as service
 from publisher.store import open_store
 
@@ -166,20 +167,31 @@ def count_command(ctx: click.Context) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--pending", is_flag=True, help="Import as pending (to confirm) instead of active.")
 @click.option("--tag", "tags", multiple=True, help="Tag everyone in the file; repeat for several.")
+@click.option("--sequence", "sequence", metavar="NAME", default="",
+              help='Start this sequence (trigger = "imported") for the readers the import adds as active.')
 @reports_errors
 @click.pass_context
-def import_command(ctx: click.Context, file: Path, pending: bool, tags: Sequence[str]) -> None:
+def import_command(ctx: click.Context, file: Path, pending: bool, tags: Sequence[str], sequence: str) -> None:
     """Import a CSV export from Mailchimp, Substack, Buttondown, Ghost or publisher.
 
     Everything is imported in one transaction; rows that cannot be used are listed with
-    their line number and nothing else about them is stored.
+    their line number and nothing else about them is stored. With --sequence, the new
+    active readers enter that sequence and get its first step from the next run; readers
+    already on the list, pending or unsubscribed do not.
     """
+    config = get_config(ctx) if sequence else None
     with _engine(ctx) as engine, file.open("rb") as raw, _import_progress(raw, file) as progress:
         lines = service.open_export(raw, origin=str(file))
-        report = service.import_subscribers(
-            engine, lines, now=datetime.now(UTC), origin=str(file), pending=pending, tags=tags,
-            progress=progress,
-        )
+        if config is not None:
+            report = sequence_service.import_subscribers(
+                config, engine, lines, now=datetime.now(UTC), origin=str(file), sequence=sequence,
+                pending=pending, tags=tags, progress=progress,
+            )
+        else:
+            report = service.import_subscribers(
+                engine, lines, now=datetime.now(UTC), origin=str(file), pending=pending, tags=tags,
+                progress=progress,
+            )
     new = ", ".join(f"{number} {status}" for status, number in report.new_by_status.items())
     click.echo(f"{file}: read as a {report.platform} export")
     click.echo(f"rows read {report.rows_read} (imported + updated + unchanged + kept + rejected)")
@@ -191,6 +203,9 @@ def import_command(ctx: click.Context, file: Path, pending: bool, tags: Sequence
     click.echo(f"rejected {len(report.rejected)}")
     for rejected in report.rejected:
         click.echo(str(rejected))
+    if sequence:
+        started = report.new_by_status.get("active", 0)
+        click.echo(f"sequence {sequence}: {started} new active reader(s) enter it at the next run")
 
 
 def _progress_console() -> Console:

@@ -15,7 +15,10 @@ optional `sequence.toml` in the folder says what starts it:
 
     trigger = "confirmed"           # a reader became active (the default)
     trigger = "topic"               # a reader joined `topic = "sleep"` (a tag or a chosen topic)
-    trigger = "imported"            # a reader was imported, carrying `tag = "..."` if given
+    trigger = "imported"            # a reader was imported with `--sequence NAME`, or
+                                    # by any import carrying `tag = "..."` when given
+    segment = "new in Europe"       # optional: only readers the saved segment holds when
+                                    # they would enter are enrolled
 
 Steps go in order of delay (then name). `parse_step` and `parse_settings` are pure; the
 edges `load_sequences` and `load_sequence` read the folder, never through a link, and
@@ -99,6 +102,8 @@ class Sequence:
     """For "topic": the tag or topic whose joining starts it; for "imported": the tag an
     imported reader must carry ("" for every imported reader)."""
     steps: tuple[Step, ...] = ()
+    segment: str = ""
+    """A saved segment's name: only readers it holds as they would enter are enrolled."""
 
     @property
     def steps_key(self) -> str:
@@ -157,15 +162,15 @@ def parse_step(text: str, *, name: str, source: str, config: Config) -> Step:
     return Step(name=name, delay=delay, article=article, source=source, digest=digest)
 
 
-def parse_settings(text: str, *, source: str) -> tuple[str, str]:
-    """A sequence.toml's (trigger, topic); ContentError naming the key otherwise."""
+def parse_settings(text: str, *, source: str) -> tuple[str, str, str]:
+    """A sequence.toml's (trigger, topic, segment); ContentError naming the key otherwise."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ContentError(f"{source}: is not TOML: {exc}") from exc
-    unknown = sorted(set(data) - {"trigger", "topic", "tag"})
+    unknown = sorted(set(data) - {"trigger", "topic", "tag", "segment"})
     if unknown:
-        raise ContentError(f"{source}: unknown key {unknown[0]!r}; the keys are trigger, topic and tag")
+        raise ContentError(f"{source}: unknown key {unknown[0]!r}; the keys are trigger, topic, tag and segment")
     trigger = data.get("trigger", "confirmed")
     if trigger not in TRIGGERS:
         raise ContentError(f"{source}: trigger {trigger!r} is not one of {', '.join(TRIGGERS)}")
@@ -175,7 +180,10 @@ def parse_settings(text: str, *, source: str) -> tuple[str, str]:
     topic = " ".join(topic.split()).lower()
     if trigger == "topic" and not topic:
         raise ContentError(f"{source}: trigger \"topic\" needs the topic, such as topic = \"sleep\"")
-    return str(trigger), topic
+    segment = data.get("segment", "")
+    if not isinstance(segment, str):
+        raise ContentError(f"{source}: segment must be a saved segment's name, such as segment = \"new in Europe\"")
+    return str(trigger), topic, " ".join(segment.split())
 
 
 def _shown(config: Config, path: Path) -> str:
@@ -191,11 +199,12 @@ def load_sequence(config: Config, name: str) -> Sequence:
         known = ", ".join(s for s in sequence_names(folder)) or "none yet"
         raise NotFound(f"no sequence {name!r} in {_shown(config, folder)}/ (sequences: {known})")
     where = folder / name
-    trigger, topic = "confirmed", ""
+    trigger, topic, segment = "confirmed", "", ""
     settings = where / SETTINGS_FILE
     if settings.exists() or settings.is_symlink():
         shown = _shown(config, settings)
-        trigger, topic = parse_settings(decode_article(read_content(settings, shown, config), shown), source=shown)
+        text = decode_article(read_content(settings, shown, config), shown)
+        trigger, topic, segment = parse_settings(text, source=shown)
     steps = []
     for path in sorted(where.iterdir()):
         if path.suffix != ".md" or path.name.startswith((".", "_")):
@@ -206,7 +215,7 @@ def load_sequence(config: Config, name: str) -> Sequence:
         text = decode_article(read_content(path, shown, config), shown)
         steps.append(parse_step(text, name=path.stem, source=shown, config=config))
     steps.sort(key=lambda s: (s.delay, s.name))
-    return Sequence(name=name, trigger=trigger, topic=topic, steps=tuple(steps))
+    return Sequence(name=name, trigger=trigger, topic=topic, steps=tuple(steps), segment=segment)
 
 
 def sequence_names(folder: Path) -> list[str]:

@@ -19,12 +19,24 @@ Editing a sequence while readers are in it:
 
 A reader who unsubscribes (or bounces, or complains) is taken out at the next run; one
 whose step is already in the ledger is skipped at the claim, as for any issue (an
-unsubscribe committed before the claim wins). Coming back does not start it again.
+unsubscribe committed before the claim wins; one committed after it lets that copy go,
+and nothing after it). Coming back does not start it again.
+
+A sequence that names a segment (`segment = "..."` in its sequence.toml) enrols only the
+readers the segment holds as they would enter. When no segment of that name exists (it
+was deleted or renamed) the sequence is held: nobody enters and no step goes, and the
+run's problems, `publisher sequences list|show`, the desk and the API say why; the readers
+who came meanwhile enter once a segment of that name is saved again (or the line removed).
+
+`import_subscribers` is the import with `--sequence NAME`: the readers it adds as active
+are let into that sequence (trigger "imported") in the import's own transaction; an
+unknown name, or a sequence started otherwise, is refused before anything is imported.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
@@ -37,12 +49,16 @@ from publisher.content import sequences as files
 from publisher.content.sequences import Sequence, Step
 from publisher.delivery.complaint_rate import complaint_rate
 from publisher.delivery.sending import require_postal_address
-from publisher.errors import ConfigError, InvalidRequest, PublisherError
+from publisher.errors import ConfigError, InvalidRequest, NotFound, PublisherError
 from publisher.mail import newsletter, preflight
 from publisher.mail.mime import MessageTemplate, Recipient, clean_header_text
 from publisher.models import Issue, IssueKind
 from publisher.store import ledger
+from publisher.store import segments as segment_store
 from publisher.store import sequences as store
+from publisher.store.segment_rules import Group
+from publisher.store.subscriber_csv import ImportReport
+from publisher.store.subscriber_import import import_rows
 
 __all__ = [
     "Overview",
@@ -51,11 +67,14 @@ __all__ = [
     "StepView",
     "check_step",
     "due_at",
+    "import_subscribers",
+    "importable",
     "load",
     "next_moves",
     "overview",
     "preview",
     "readers",
+    "readers_page",
     "run",
     "save_step",
     "step_issue",
@@ -212,7 +231,12 @@ def _run_one(
 ) -> None:
     name = sequence.name
     known = store.sync(db, name, [s.name for s in sequence.steps], sequence.steps_key, now=now)
-    report.enrolled[name] = store.enrol(db, name, sequence.trigger, sequence.topic, now=now)
+    segment, held = _segment(db, sequence)
+    if held:
+        report.problems.append(held)
+        report.enrolled[name] = report.queued[name] = 0
+        return
+    report.enrolled[name] = store.enrol(db, name, sequence.trigger, sequence.topic, now=now, segment=segment)
     if hold:
         report.queued[name] = 0
         return
@@ -249,6 +273,18 @@ def _run_one(
     report.stopped[name] = stopped
 
 
+def _segment(db: Engine, sequence: Sequence) -> tuple[Group | None, str]:
+    """The rules of the segment `sequence` names (None when it names none), or why it is held."""
+    if not sequence.segment:
+        return None, ""
+    try:
+        return segment_store.by_name(db, sequence.segment).rules, ""
+    except NotFound:
+        return None, (f"sequence {sequence.name!r} is held: its segment {sequence.segment!r} no longer exists; "
+                      "save a segment of that name again, or change or remove the segment line in its "
+                      "sequence.toml (nobody enters and no step goes meanwhile)")
+
+
 @dataclass(frozen=True, slots=True)
 class StepView:
     name: str
@@ -273,6 +309,10 @@ class Overview:
     """Readers taken out (they left the list)."""
     elsewhere: int
     """Readers whose last step was removed from the sequence since."""
+    segment: str = ""
+    """The saved segment that limits who enters ("" for every reader the trigger brings)."""
+    held: str = ""
+    """Why nobody enters and no step goes ("" when it runs)."""
 
     @property
     def readers(self) -> int:
@@ -284,7 +324,8 @@ class Overview:
         if self.trigger == "topic":
             return f"joins the topic {self.topic!r}"
         if self.trigger == "imported":
-            return f"is imported with the tag {self.topic!r}" if self.topic else "is imported"
+            named = f"is imported with --sequence {self.name}"
+            return f"{named}, or imported with the tag {self.topic!r}" if self.topic else named
         return "confirms (becomes an active reader)"
 
 
@@ -304,6 +345,7 @@ def overview(config: Config, db: Engine, name: str | None = None) -> list[Overvi
         found.append(Overview(
             name=sequence.name, trigger=sequence.trigger, topic=sequence.topic, steps=steps,
             waiting=counts.get("", 0), stopped=counts.get("(stopped)", 0), elsewhere=elsewhere,
+            segment=sequence.segment, held=_segment(db, sequence)[1],
         ))
     return found
 
@@ -312,6 +354,62 @@ def readers(config: Config, db: Engine, name: str, *, limit: int = 200) -> list[
     """The readers in a sequence, newest first, with their last step (for owners)."""
     sequence = files.load_sequence(config, name)
     return store.readers(db, name, [s.name for s in sequence.steps], limit=limit)
+
+
+def readers_page(
+    config: Config, db: Engine, name: str, *, after: int = 0, limit: int = 100
+) -> tuple[list[store.Reader], bool]:
+    """The readers in a sequence in the order they entered, a page after the cursor
+    `after` (a reader's `enrolment_id`), with their last step; and whether more follow."""
+    if not 1 <= limit <= 1000:
+        raise InvalidRequest(f"limit must be between 1 and 1000, got {limit}")
+    sequence = files.load_sequence(config, name)
+    return store.readers_page(db, name, [s.name for s in sequence.steps], after=after, limit=limit)
+
+
+def importable(config: Config) -> list[str]:
+    """The sequences an import may start by name (trigger "imported"), readable ones only."""
+    found = []
+    for name in files.sequence_names(config.path_of("sequences.folder")):
+        try:
+            if files.load_sequence(config, name).trigger == "imported":
+                found.append(name)
+        except PublisherError:
+            continue
+    return found
+
+
+def import_subscribers(
+    config: Config,
+    db: Engine,
+    lines: Iterable[str],
+    *,
+    now: datetime,
+    origin: str,
+    sequence: str,
+    pending: bool = False,
+    tags: Iterable[str] = (),
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Import a CSV export as `services.subscribers.import_subscribers` does, and let the
+    readers it adds as active into `sequence`: the next run enrols them (its segment, if
+    any, permitting) and their first step goes then. Refused before anything is read or
+    written when there is no such sequence or it is not started by an import."""
+    found = files.load_sequence(config, sequence)
+    if found.trigger != "imported":
+        raise InvalidRequest(
+            f"sequence {sequence!r} starts when a reader {_starts(found)}, not by an import; "
+            'put trigger = "imported" in its sequence.toml to start it from an import. Nothing was imported.'
+        )
+    # Seen before the import: a sequence first seen after it would read past its events.
+    store.sync(db, found.name, [s.name for s in found.steps], found.steps_key, now=now)
+    return import_rows(db, lines, now=now, origin=origin, pending=pending, tags=tags, progress=progress,
+                       sequence=found.name)
+
+
+def _starts(sequence: Sequence) -> str:
+    return Overview(name=sequence.name, trigger=sequence.trigger, topic=sequence.topic, steps=(), waiting=0,
+                    stopped=0, elsewhere=0).trigger_text
 
 
 def preview(config: Config, name: str, step: str, *, now: datetime) -> tuple[str, str, str]:

@@ -655,6 +655,18 @@ sequence_sends = Table(
     Index("ix_sequence_sends_subscriber", "subscriber_id"),
 )
 
+# Readers an import let into a sequence by name (`subscribers import --sequence NAME`),
+# written in the import's own transaction: enrolment, reading that import's events, starts
+# the sequence for them (and only them). Kept afterwards as the record of why they entered.
+sequence_doors = Table(
+    "sequence_doors",
+    metadata,
+    Column("sequence", String(100), primary_key=True),
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True),
+    Column("at", UTC_TIME, nullable=False),
+    Index("ix_sequence_doors_subscriber", "subscriber_id"),
+)
+
 # Subject tests: an issue's two to four subjects, the share of its readers that tries them
 # (the rest wait as `held` ledger rows), when and by what the winner is chosen, and the
 # decision once made (kept, so that the report never changes after the rest went out).

@@ -13,6 +13,9 @@ The steps themselves are files (`publisher.content.sequences`); this module keep
                          transaction as the step's ledger row: a step goes to a reader
                          once, whatever its text was then (a row with no issue is a step
                          the reader had passed when it was added)
+    sequence_doors       one row per (sequence, reader) an import let in by name
+                         (`subscribers import --sequence NAME`), in the import's own
+                         transaction; enrolment reads it beside the import's event
 
 Exactly once is the ledger's: `queue_step` inserts the (step, reader) row and the
 delivery row together, and the delivery row is claimed, sent and recorded as any issue's
@@ -30,6 +33,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine, and_, case, exists, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
 
 from publisher.models import SubscriberStatus
 from publisher.store import outbox
@@ -38,6 +42,7 @@ from publisher.store.schema import (
     deliveries,
     events,
     issues,
+    sequence_doors,
     sequence_enrolments,
     sequence_sends,
     sequence_steps,
@@ -45,6 +50,7 @@ from publisher.store.schema import (
     subscribers,
 )
 from publisher.store.schema import sequences as sequences_table
+from publisher.store.segment_rules import Group, compile_rules
 
 __all__ = [
     "ACTIVE",
@@ -53,12 +59,14 @@ __all__ = [
     "Enrolment",
     "Known",
     "Reader",
+    "add_doors",
     "due",
     "enrol",
     "mark_issue",
     "pass_step",
     "queue_step",
     "readers",
+    "readers_page",
     "set_next",
     "step_counts",
     "stop",
@@ -107,6 +115,8 @@ class Reader:
     last_step: str
     """The last step sent to them ("" before the first)."""
     next_at: datetime | None
+    enrolment_id: int = 0
+    """Its place in the order readers entered: the cursor of `readers_page`."""
 
 
 def sync(engine: Engine, name: str, steps: Sequence[str], steps_key: str, *, now: datetime) -> Known:
@@ -154,7 +164,7 @@ _TRIGGER_KINDS = {
 }
 
 
-def _carries(topic: str) -> object:
+def _carries(topic: str) -> ColumnElement[bool]:
     """The reader carries `topic` as a tag, or chose it on their preference page."""
     wrapped = "," + func.coalesce(subscribers.c.topics, "") + ","
     return or_(
@@ -163,13 +173,29 @@ def _carries(topic: str) -> object:
     )
 
 
-def enrol(engine: Engine, name: str, trigger: str, topic: str, *, now: datetime, limit: int = 5000) -> int:
+def _let_in(name: str) -> ColumnElement[bool]:
+    """An import let the reader into `name` by name (`sequence_doors`)."""
+    return exists().where(and_(sequence_doors.c.sequence == name, sequence_doors.c.subscriber_id == subscribers.c.id))
+
+
+def add_doors(conn: Connection, name: str, subscriber_ids: Sequence[int], *, now: datetime) -> None:
+    """Let readers an import just created into `name`, inside the import's transaction."""
+    if subscriber_ids:
+        conn.execute(insert(sequence_doors),
+                     [{"sequence": name, "subscriber_id": sid, "at": now} for sid in subscriber_ids])
+
+
+def enrol(
+    engine: Engine, name: str, trigger: str, topic: str, *, now: datetime, segment: Group | None = None,
+    limit: int = 5000,
+) -> int:
     """Enrol the readers that the events since the last look start `name` for; how many.
 
     "confirmed": a confirmation, or a reader added active by any door but an import;
     "topic": a reader who joined, confirmed or changed their choices and now carries
-    `topic`; "imported": an imported reader (carrying `topic`, when given). The reader must
-    be active when this runs. Delays count from the event's time.
+    `topic`; "imported": a reader an import let in by name, or one imported carrying
+    `topic` when it is given. The reader must be active when this runs, and held by
+    `segment` (a saved segment's rules) when one is given. Delays count from the event's time.
     """
     kinds = _TRIGGER_KINDS[trigger]
     added = 0
@@ -187,8 +213,12 @@ def enrol(engine: Engine, name: str, trigger: str, topic: str, *, now: datetime,
         wanted = [row for row in page if row.kind in kinds and row.subscriber_id is not None]
         ids = sorted({row.subscriber_id for row in wanted})
         conditions: list[object] = [subscribers.c.id.in_(ids), subscribers.c.status == SubscriberStatus.ACTIVE.value]
-        if topic:
+        if trigger == "imported":
+            conditions.append(or_(_let_in(name), _carries(topic)) if topic else _let_in(name))
+        elif topic:
             conditions.append(_carries(topic))
+        if segment is not None:
+            conditions.append(compile_rules(segment, now=now))
         eligible = {
             r.id: r.email
             for r in conn.execute(select(subscribers.c.id, subscribers.c.email).where(*conditions))  # type: ignore[arg-type]
@@ -221,7 +251,7 @@ def enrol(engine: Engine, name: str, trigger: str, topic: str, *, now: datetime,
         conn.execute(update(sequences_table).where(sequences_table.c.name == name)
                      .values(last_event_id=page[-1].id))
     if len(page) == limit:
-        added += enrol(engine, name, trigger, topic, now=now, limit=limit)
+        added += enrol(engine, name, trigger, topic, now=now, segment=segment, limit=limit)
     return added
 
 
@@ -382,3 +412,27 @@ def readers(engine: Engine, name: str, order: Sequence[str], *, limit: int = 200
         for row in rows
     ]
 
+
+
+def readers_page(
+    engine: Engine, name: str, order: Sequence[str], *, after: int = 0, limit: int = 100
+) -> tuple[list[Reader], bool]:
+    """The readers in `name` in the order they entered, after enrolment `after`, a page of
+    `limit`, with their step; and whether more follow."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(sequence_enrolments.c.id, sequence_enrolments.c.subscriber_id, sequence_enrolments.c.started_at,
+                   sequence_enrolments.c.state, sequence_enrolments.c.next_at, subscribers.c.email)
+            .join(subscribers, subscribers.c.id == sequence_enrolments.c.subscriber_id)
+            .where(sequence_enrolments.c.sequence == name, sequence_enrolments.c.id > after)
+            .order_by(sequence_enrolments.c.id)
+            .limit(limit + 1)
+        ).all()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        last = _last_steps(conn, name, order, [row.subscriber_id for row in rows])
+    return [
+        Reader(subscriber_id=row.subscriber_id, email=row.email, started_at=row.started_at, state=row.state,
+               last_step=last.get(row.subscriber_id, ""), next_at=row.next_at, enrolment_id=row.id)
+        for row in rows
+    ], more

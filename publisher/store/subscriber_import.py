@@ -27,6 +27,7 @@ from publisher.errors import SubscriberError
 from publisher.models import SubscriberStatus
 from publisher.store.engine import begin_write
 from publisher.store.schema import events, subscriber_tags, subscribers
+from publisher.store.sequences import add_doors
 from publisher.store.subscriber_csv import ImportReport, Rejected, SourceRow, read_export
 from publisher.store.subscribers.reading import tags_of
 from publisher.store.subscribers.values import (
@@ -136,14 +137,16 @@ def import_rows(
     pending: bool = False,
     tags: Iterable[str] = (),
     progress: Callable[[int], None] | None = None,
+    sequence: str = "",
 ) -> ImportReport:
-    """`subscribers.import_csv`, which documents it."""
+    """`subscribers.import_csv`, which documents it; `sequence` as for `import_records`."""
     try:
         platform, rows = read_export(lines, origin=origin)  # reads the header line
     except UnicodeDecodeError as exc:
         raise _not_utf8(origin, exc) from exc
     return import_records(
-        engine, rows, platform=platform, now=now, origin=origin, pending=pending, tags=tags, progress=progress
+        engine, rows, platform=platform, now=now, origin=origin, pending=pending, tags=tags, progress=progress,
+        sequence=sequence,
     )
 
 
@@ -158,11 +161,14 @@ def import_records(
     tags: Iterable[str] = (),
     progress: Callable[[int], None] | None = None,
     dry_run: bool = False,
+    sequence: str = "",
 ) -> ImportReport:
     """Import records already mapped to our fields (from a CSV export or a JSON list), in
     one transaction, with the same checks as a CSV import. `progress` is called with the
     number of records read after each chunk (from inside the transaction). With `dry_run`
-    nothing is written: the report says what the import would do."""
+    nothing is written: the report says what the import would do. With `sequence`, the
+    readers it adds as active are let into that sequence (`store.sequences.add_doors`),
+    in the same transaction; readers already here, pending or unsubscribed are not."""
     extra = clean_tags(tags)
     source = f"import:{origin.replace(chr(92), '/').rsplit('/', 1)[-1]}"[:MAX_SOURCE]
     rejected: list[Rejected] = []
@@ -174,7 +180,7 @@ def import_records(
                 read += size
                 _apply(
                     conn, valid, now=now, source=source, origin=origin, tally=tally, rejected=rejected,
-                    write=not dry_run,
+                    write=not dry_run, sequence=sequence,
                 )
                 if progress is not None:
                     progress(read)
@@ -202,6 +208,7 @@ def _apply(
     tally: _Tally,
     rejected: list[Rejected],
     write: bool = True,
+    sequence: str = "",
 ) -> None:
     if not rows:
         return
@@ -228,6 +235,8 @@ def _apply(
         query = select(subscribers.c.email, subscribers.c.id).where(subscribers.c.email.in_(addresses))
         ids = {email: subscriber_id for email, subscriber_id in conn.execute(query)}
     event_rows = [_event_row(ids[r.email], r, r.status, now, origin) for r in new if write]
+    if sequence and write:
+        add_doors(conn, sequence, [ids[r.email] for r in new if r.status is S.ACTIVE], now=now)
     updates: list[dict[str, Any]] = []
     touched: list[_Valid] = list(new)
     for r in rows:

@@ -7,6 +7,9 @@ Create Date: 2026-12-07
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+from alembic import op
+
 revision = "0029"
 down_revision = "0028"
 branch_labels = None
@@ -14,8 +17,19 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "sequence_doors",
+        sa.Column("sequence", sa.String(100), nullable=False),
+        sa.Column("subscriber_id", sa.Integer(), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["subscriber_id"], ["subscribers.id"], ondelete="CASCADE",
+            name="fk_sequence_doors_subscriber_id_subscribers",
+        ),
+        sa.PrimaryKeyConstraint("sequence", "subscriber_id", name="pk_sequence_doors"),
+    )
+    op.create_index("ix_sequence_doors_subscriber", "sequence_doors", ["subscriber_id"])
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table("sequence_doors")
