@@ -44,7 +44,7 @@ from sqlalchemy import Engine
 
 from publisher.config import Config
 from publisher.content import RESERVED_SLUGS, parse_article
-from publisher.content.exports import ExportFiles, buttondown, ghost, substack, wordpress
+from publisher.content.exports import ExportFiles, buttondown, ghost, listmonk, substack, wordpress
 from publisher.content.exports.articles import ArticleBatch, ExportedArticle
 from publisher.content.fetch import fetch
 from publisher.content.folder_lock import content_lock
@@ -82,7 +82,7 @@ SOURCES: dict[str, ArticleReader | None] = {
     "wordpress": wordpress.read_articles,
     "buttondown": buttondown.read_articles,
     "mailchimp": None,
-    "listmonk": None,
+    "listmonk": listmonk.read_articles,
 }
 """Each service, and its article reader (None: the export holds readers only)."""
 
@@ -92,7 +92,7 @@ _EXPECTED = {
     "wordpress": "a WXR .xml file",
     "buttondown": "emails.csv, or the subscribers CSV",
     "mailchimp": "the audience's CSV files",
-    "listmonk": "the subscribers CSV",
+    "listmonk": "the subscribers CSV, the campaigns' JSON (GET /api/campaigns) or a pg_dump .sql",
 }
 _KEY_RE = re.compile(r"<!-- moved in: (?P<key>[a-z]+:[^\s>]+) -->")
 

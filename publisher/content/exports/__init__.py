@@ -8,6 +8,7 @@ member names and their bytes, already in memory, so no reader touches the disk.
     ghost.py       the JSON export: posts in Lexical, mobiledoc or HTML, tags, authors
     wordpress.py   the WXR file: posts, pages, categories, tags, attachments
     buttondown.py  the export: emails.csv (or .json) and emails/<slug>.md
+    listmonk.py    campaigns: the API's JSON, or a database dump (read by pg_dump.py, never run)
     articles.py    what every article reader returns (`ExportedArticle`, `ArticleBatch`)
 
 Every reader names the file and the record in what it refuses, so an author can find it.
