@@ -617,3 +617,181 @@ def test_the_api_gives_the_same_numbers(tmp_path: Path) -> None:
     ]
     assert "won by clicks" in found["reason"]
     db.dispose()
+
+
+# --- on schedule and in front matter --------------------------------------------------------
+
+
+RUN_AT = datetime(2026, 12, 8, 9, 0, tzinfo=UTC)
+
+
+def deliveries_of(db: sa.Engine) -> int:
+    with db.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(deliveries)).scalar_one())
+
+
+def run_due(tmp_path: Path, config: Config, db: sa.Engine, at: datetime) -> None:
+    from publisher.schedule import jobs
+
+    key = str(tmp_path / "config.toml")
+    jobs.register(key, jobs.Runtime(config=config, db=db, clock=lambda: at))
+    jobs.run_due_schedules(key)
+
+
+def test_a_schedule_with_subjects_starts_as_a_test_at_its_time(tmp_path: Path, smtp_server: SMTPServer) -> None:
+    """Scheduled with two subjects and a 2h wait: nothing is written until the time; then the sample
+    goes out under both subjects, the rest held, the decision two hours after the start."""
+    from publisher.services import scheduling
+
+    config = smtp_config(tmp_path, smtp_server.port, analytics=True, per_person=False)
+    db = open_store(config.store_url)
+    add_readers(db, 600)
+    plan = service.parse_plan(["Sleep", "Night shifts"], wait="2h", now=NOW)
+    done = scheduling.schedule_send(config, db, "sleep", at="2026-12-08 09:00", tz_name="UTC", now=NOW,
+                                    subject_test=plan)
+    issue = done.schedule.issue_id
+    assert deliveries_of(db) == 0
+    assert service.settle(config, db, now=RUN_AT + timedelta(days=3)) == []  # planned: nothing to decide
+    run_due(tmp_path, config, db, RUN_AT)
+    assert subjects_received(smtp_server) == Counter({"Sleep": 60, "Night shifts": 60})
+    assert states(db, issue)[("held", None)] == 480
+    found = service.report(db, issue)
+    assert found is not None and found.decide_at == RUN_AT + timedelta(hours=2)
+    db.dispose()
+
+
+def test_cancelling_a_schedule_drops_its_test(tmp_path: Path, smtp_server: SMTPServer) -> None:
+    """A cancelled schedule leaves no test behind; scheduling again without subjects drops it too."""
+    from publisher.services import scheduling
+
+    config = smtp_config(tmp_path, smtp_server.port, analytics=True, per_person=False)
+    db = open_store(config.store_url)
+    add_readers(db, 600)
+    plan = service.parse_plan(["Sleep", "Night shifts"], now=NOW)
+    done = scheduling.schedule_send(config, db, "sleep", at="2026-12-08 09:00", tz_name="UTC", now=NOW,
+                                    subject_test=plan)
+    scheduling.cancel_schedule(db, done.schedule.id)
+    assert store.get(db, done.schedule.issue_id) is None
+    scheduling.schedule_send(config, db, "sleep", at="2026-12-08 09:00", tz_name="UTC", now=NOW, subject_test=plan)
+    again = scheduling.schedule_send(config, db, "sleep", at="2026-12-08 10:00", tz_name="UTC", now=NOW)
+    assert store.get(db, again.schedule.issue_id) is None
+    db.dispose()
+
+
+FRONT_TEST = """---
+title: Sleep and the Night Shift
+date: 2026-12-01 08:00
+subjects: ["Sleep", "Why night shifts steal sleep"]
+subject_sample: 50
+subject_wait: 1h
+subject_by: opens
+---
+
+Some words about sleep, with [a link](https://example.org/sleep/).
+"""
+
+
+def test_front_matter_subjects_run_the_test_when_the_schedule_starts(
+    tmp_path: Path, smtp_server: SMTPServer
+) -> None:
+    """`subjects:` in the article's front matter: a schedule without flags starts as that test
+    (half the readers, by opens, decided an hour after the start)."""
+    from publisher.services import scheduling
+
+    config = smtp_config(tmp_path, smtp_server.port, analytics=True, per_person=False)
+    (tmp_path / "content" / "2026-12-01-sleep.md").write_text(FRONT_TEST)
+    db = open_store(config.store_url)
+    add_readers(db, 400)
+    done = scheduling.schedule_send(config, db, "sleep", at="2026-12-08 09:00", tz_name="UTC", now=NOW)
+    run_due(tmp_path, config, db, RUN_AT)
+    assert subjects_received(smtp_server) == Counter({"Sleep": 100, "Why night shifts steal sleep": 100})
+    found = service.report(db, done.schedule.issue_id)
+    assert found is not None and found.metric == "opens" and found.sample_percent == 50
+    assert found.decide_at == RUN_AT + timedelta(hours=1)
+    db.dispose()
+
+
+def test_an_auto_published_article_with_subjects_runs_its_test(tmp_path: Path, smtp_server: SMTPServer) -> None:
+    """A new file with `send_at:` and `subjects:`, noticed by the daemon: at send_at it goes out as the test."""
+    from publisher.schedule import jobs
+
+    config = smtp_config(tmp_path, smtp_server.port, analytics=True, per_person=False)
+    db = open_store(config.store_url)
+    add_readers(db, 400)
+    key = str(tmp_path / "config.toml")
+    clock = [NOW]
+    jobs.register(key, jobs.Runtime(config=config, db=db, clock=lambda: clock[0]))
+    jobs.publish_new(key)
+    (tmp_path / "content" / "2026-12-07-shifts.md").write_text(
+        FRONT_TEST.replace("date: 2026-12-01 08:00", "date: 2026-12-07 08:00\nsend_at: 2026-12-08 09:00")
+        .replace("title: Sleep and the Night Shift", "title: Shifts")
+    )
+    assert jobs.publish_new(key) == ["shifts"]
+    assert len(smtp_server.messages) == 0
+    clock[0] = RUN_AT
+    jobs.run_due_schedules(key)
+    assert subjects_received(smtp_server) == Counter({"Sleep": 100, "Why night shifts steal sleep": 100})
+    db.dispose()
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        ('subjects: ["Only one"]', ":4: subjects: give two to four subjects, not 1"),
+        ("subjects: Sleep", ":4: subjects must be a list of two to four subjects"),
+        ('subjects: ["A", "a"]', ":4: two of the subjects are the same"),
+        ('subjects: ["A", "B"]\nsubject_wait: 5m', ":5: subject_wait '5m' must be between 10 minutes and 14 days"),
+        ('subjects: ["A", "B"]\nsubject_sample: 0', ":5: subject_sample must be a percentage from 1 to 100"),
+        ('subjects: ["A", "B"]\nsubject_by: likes', ":5: subject_by must be clicks or opens, not 'likes'"),
+        ("subject_wait: 4h", ":4: subject_wait goes with subjects"),
+    ],
+)
+def test_front_matter_subject_tests_are_checked_with_their_line(lines: str, expected: str) -> None:
+    """Each wrong subject-test key is told with the file, its line and what to write."""
+    from publisher.content.articles import parse_article
+    from publisher.errors import ContentError
+
+    text = f"---\ntitle: T\ndate: 2026-12-01 08:00\n{lines}\n---\n\nWords.\n"
+    with pytest.raises(ContentError) as caught:
+        parse_article(text, source="content/t.md", config=CONFIG)
+    assert str(caught.value).startswith("content/t.md" + expected), str(caught.value)
+
+
+def test_the_schedule_command_takes_subjects(tmp_path: Path, smtp_server: SMTPServer) -> None:
+    """`publisher schedule SLUG --at ... --subject A --subject B --wait 2h`; wrong flags are usage errors."""
+    from click.testing import CliRunner
+
+    from publisher.cli import cli
+
+    smtp_config(tmp_path, smtp_server.port, analytics=True, per_person=False)
+    db = open_store(load_config(tmp_path / "config.toml", env={"PUBLISHER_SECRET": SECRET}).store_url)
+    add_readers(db, 600)
+    env = {"PUBLISHER_CONFIG": str(tmp_path / "config.toml"), "PUBLISHER_SECRET": SECRET}
+    at = f"{datetime.now(UTC) + timedelta(days=2):%Y-%m-%d} 09:00"
+    runner = CliRunner()
+    done = runner.invoke(cli, ["schedule", "sleep", "--at", at, "--tz", "UTC", "--subject", "Sleep",
+                               "--subject", "Night shifts", "--wait", "2h", "--by", "opens"], env=env)
+    assert done.exit_code == 0, done.output
+    assert "subject test: 2 subjects to 20% of readers, the winner by opens 2h after it starts" in done.output
+    lone = runner.invoke(cli, ["schedule", "sleep", "--at", at, "--sample", "30"], env=env)
+    assert lone.exit_code == 2 and "go with --subject" in lone.output
+    short = runner.invoke(cli, ["schedule", "sleep", "--at", at, "--subject", "A", "--subject", "B",
+                                "--wait", "5m"], env=env)
+    assert short.exit_code == 2 and "--wait: wait '5m' must be between 10 minutes and 14 days" in short.output
+    db.dispose()
+
+
+def test_a_schedule_with_subjects_is_refused_without_analytics(tmp_path: Path, smtp_server: SMTPServer) -> None:
+    """Analytics off: the schedule is refused with the reason, and nothing is kept."""
+    from publisher.services import scheduling
+    from publisher.store import schedules
+
+    config = smtp_config(tmp_path, smtp_server.port)
+    db = open_store(config.store_url)
+    add_readers(db, 600)
+    plan = service.parse_plan(["Sleep", "Night shifts"], now=NOW)
+    with pytest.raises(InvalidRequest, match="subject test refused: turn on analytics"):
+        scheduling.schedule_send(config, db, "sleep", at="2026-12-08 09:00", tz_name="UTC", now=NOW,
+                                 subject_test=plan)
+    assert schedules.pending(db) == []
+    db.dispose()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import click
 from rich.table import Table
 
 from publisher.cli._common import cli, get_config, reports_errors, table_console
-from publisher.services import complaints, scheduling
+from publisher.config import Config
+from publisher.errors import ConfigError, InvalidRequest
+from publisher.schedule import timing
+from publisher.services import complaints, scheduling, subject_tests
 from publisher.store import open_store
 
 
@@ -32,23 +35,43 @@ from publisher.store import open_store
     "--despite-complaints", is_flag=True,
     help="Start it even if the complaint rate over 30 days is at 0.3% or more then (recorded now).",
 )
+@click.option(
+    "--subject", "--subject-test", "subjects", multiple=True, metavar="SUBJECT",
+    help="A subject to test (give two to four; the first is kept on a tie). Needs analytics on.",
+)
+@click.option("--sample", type=int, default=None, help="Percent of readers who try the subjects (default 20).")
+@click.option("--wait", default=None, metavar="DURATION",
+              help="How long after the start the winner is chosen: 30m, 4h (default), 1d.")
+@click.option("--decide-at", "decide_at", default=None, metavar='"YYYY-MM-DD HH:MM"',
+              help="Choose the winner at this time instead (in --tz, or the publication's zone).")
+@click.option("--by", type=click.Choice(["clicks", "opens"]), default=None,
+              help="Choose the winner by clicks (default) or opens.")
 @click.pass_context
 @reports_errors
 def schedule(
     ctx: click.Context, slug: str, at: str, tz_name: str | None, tag: str | None, local: bool,
-    despite_complaints: bool, segment: str | None = None,
+    despite_complaints: bool, segment: str | None = None, subjects: tuple[str, ...] = (),
+    sample: int | None = None, wait: str | None = None, decide_at: str | None = None, by: str | None = None,
 ) -> None:
     """Schedule the newsletter of article SLUG for a time (kept across restarts).
 
     Any article may be scheduled, a draft too: at that minute it goes on the site (dated
     then) and to the list, as it is then. Scheduling an article again replaces its pending
     schedule; `publisher unschedule ID` cancels it.
+
+    With --subject given two to four times (or `subjects:` in the article's front matter),
+    it starts as a subject test: a sample (--sample percent, split evenly) gets the
+    subjects, and after --wait from the start (or at --decide-at) the subject with the most
+    clicks (--by opens: opens) goes to the rest.
     """
     config = get_config(ctx)
+    now = datetime.now(UTC)
+    plan = _test_plan(config, subjects, sample, wait, decide_at, by, tz_name, now)
     db = open_store(config.store_url)
     done = scheduling.schedule_send(
-        config, db, slug, at=at, now=datetime.now(UTC), tz_name=tz_name, tag=tag, local_time=local,
+        config, db, slug, at=at, now=now, tz_name=tz_name, tag=tag, local_time=local,
         despite_complaints=despite_complaints, who="publisher schedule --despite-complaints", segment=segment,
+        subject_test=plan,
     )
     item = done.schedule
     where = "each subscriber's own" if local else f"{item.timezone}"
@@ -60,12 +83,61 @@ def schedule(
         + (", and puts it on the site then." if item.publishes else ".")
         + (f" It goes to the readers the segment {segment!r} holds then." if segment else "")
     )
+    if plan is not None:
+        when = (
+            f"at {plan.at.astimezone(config.tz):%Y-%m-%d %H:%M} {config.tz.key}" if plan.at is not None
+            else f"{_span(plan.wait)} after it starts"
+        )
+        click.echo(
+            f"subject test: {len(plan.subjects)} subjects to {plan.sample_percent}% of readers, the winner by "
+            f"{plan.metric} {when} goes to the rest"
+        )
     rate = complaints.complaint_rate(db, now=datetime.now(UTC))
     if rate.level == "stop" and not despite_complaints:
         click.secho(
             f"warning: complaint rate {rate.in_words()}; unless it falls by then, the send is held at its start "
             "(schedule it again with --despite-complaints to send anyway)", fg="yellow", err=True,
         )
+
+
+def _test_plan(
+    config: Config, subjects: tuple[str, ...], sample: int | None, wait: str | None, decide_at: str | None,
+    by: str | None, tz_name: str | None, now: datetime,
+) -> subject_tests.TestPlan | None:
+    if not subjects:
+        if any(value is not None for value in (sample, wait, decide_at, by)):
+            raise click.UsageError("--sample, --wait, --decide-at and --by go with --subject (give two to four)")
+        return None
+    if wait is not None and decide_at is not None:
+        raise click.UsageError("give --wait or --decide-at, not both")
+    at = None
+    if decide_at is not None:
+        try:
+            zone = timing.zone(tz_name) if tz_name else config.tz
+        except ConfigError as exc:
+            raise click.UsageError(f"--tz: {exc}") from exc
+        try:
+            at = datetime.strptime(decide_at.strip(), "%Y-%m-%d %H:%M").replace(tzinfo=zone).astimezone(UTC)
+        except ValueError as exc:
+            raise click.UsageError(f'--decide-at {decide_at!r} must look like "2026-12-01 14:00"') from exc
+    try:
+        return subject_tests.parse_plan(
+            subjects, sample_percent=subject_tests.DEFAULT_SAMPLE if sample is None else sample,
+            metric=by or "clicks", wait=wait or subject_tests.DEFAULT_WAIT, at=at, now=now,
+        )
+    except InvalidRequest as exc:
+        flag = next((f for f, word in (("--sample", "sample"), ("--wait", "wait"), ("--decide-at", "decision time"))
+                     if word in str(exc)), "--subject")
+        raise click.UsageError(f"{flag}: {exc}") from exc
+
+
+def _span(wait: timedelta) -> str:
+    seconds = int(wait.total_seconds())
+    if seconds % 86400 == 0:
+        return f"{seconds // 86400}d"
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 60}m"
 
 
 @cli.command(name="schedules")

@@ -7,8 +7,10 @@ edit never makes it a new entry in anyone's feed reader. New drafts are made her
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from pathlib import PurePath
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -43,7 +45,47 @@ from publisher.content.sanitize import clean_html, to_uri
 from publisher.errors import ContentError
 from publisher.models import Article
 
-__all__ = ["article_id", "draft_file_name", "new_draft_text", "parse_article"]
+__all__ = [
+    "SUBJECT_METRICS",
+    "SubjectTestSettings",
+    "article_id",
+    "draft_file_name",
+    "new_draft_text",
+    "parse_article",
+    "subject_test_in",
+    "wait_of",
+]
+
+SUBJECT_METRICS = ("clicks", "opens")
+_WAIT_RE = re.compile(r"^\s*(\d+)\s*(m|min|h|d)\s*$", re.IGNORECASE)
+_WAIT_UNITS = {"m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectTestSettings:
+    """A subject test written in an article's front matter, checked (None: the default).
+
+        subjects: ["Sleep", "Why night shifts steal sleep"]
+        subject_sample: 20       # percent of readers who try the subjects
+        subject_wait: 4h         # then the winner goes to the rest
+        subject_by: clicks       # or opens
+    """
+
+    subjects: tuple[str, ...]
+    sample: int | None = None
+    wait: timedelta | None = None
+    by: str | None = None
+
+
+def wait_of(text: str) -> timedelta:
+    """"30m", "4h", "2d": how long a subject test's sample has; ValueError says what to write."""
+    match = _WAIT_RE.match(text or "")
+    if not match:
+        raise ValueError(f"wait {text!r} is not a duration: give minutes, hours or days, such as 30m, 4h or 1d")
+    seconds = int(match.group(1)) * _WAIT_UNITS[match.group(2).lower()]
+    if seconds < 600 or seconds > 14 * 86400:
+        raise ValueError(f"wait {text!r} must be between 10 minutes and 14 days: readers need time to open")
+    return timedelta(seconds=seconds)
 
 
 # html stays on (the commonmark preset's default) because authors embed figures and the
@@ -270,6 +312,7 @@ def parse_article(text: str, *, source: str, config: Config) -> Article:
     author_text = front.text("author")
     author = _plain(author_text if author_text is not None else str(config["publication.author"]))
     host = urlsplit(site).hostname or site
+    _subject_test(front)  # checked now, with its line; read again when the issue is sent
 
     return Article(
         slug=slug,
@@ -288,6 +331,59 @@ def parse_article(text: str, *, source: str, config: Config) -> Article:
         send_at=front.when("send_at", tz),
         source=source,
     )
+
+
+def _subject_test(front: _FrontMatter) -> SubjectTestSettings | None:
+    """`subjects:` and its companions, checked; each error names its key and line."""
+    extras = [key for key in ("subject_sample", "subject_wait", "subject_by") if front.present(key)]
+    if not front.present("subjects"):
+        if extras:
+            raise front.error(extras[0], f"{extras[0]} goes with subjects: add a line like "
+                                         '\'subjects: ["Sleep", "Why night shifts steal sleep"]\'')
+        return None
+    entry = front.entries["subjects"]
+    example = 'subjects: ["Sleep", "Why night shifts steal sleep"]'
+    if not isinstance(entry.value, list):
+        raise front.error("subjects", f"subjects must be a list of two to four subjects, like {example}")
+    subjects: list[str] = []
+    for item in entry.value:
+        if isinstance(item, (dict, list)) or item is None:
+            raise front.error("subjects", f"subjects must be texts, got a {_kind(item)} in the list; write {example}")
+        subject = _plain(str(item))
+        if not subject:
+            raise front.error("subjects", "a subject in subjects is empty; write each one out")
+        subjects.append(subject)
+    if not 2 <= len(subjects) <= 4:
+        raise front.error("subjects", f"subjects: give two to four subjects, not {len(subjects)}")
+    if len({s.casefold() for s in subjects}) != len(subjects):
+        raise front.error("subjects", "two of the subjects are the same; make each one different")
+    sample = None
+    if front.present("subject_sample"):
+        raw = front.entries["subject_sample"].value
+        text = str(raw).strip().removesuffix("%").strip() if not isinstance(raw, bool) else ""
+        if not text.isdigit() or not 1 <= int(text) <= 100:
+            raise front.error("subject_sample", f"subject_sample must be a percentage from 1 to 100, such as 20; "
+                                                f"got {_raw(front.entries['subject_sample'])!r}")
+        sample = int(text)
+    wait = None
+    if front.present("subject_wait"):
+        try:
+            wait = wait_of(str(front.entries["subject_wait"].value))
+        except ValueError as exc:
+            raise front.error("subject_wait", f"subject_{exc}") from exc
+    by = None
+    if front.present("subject_by"):
+        by = str(front.entries["subject_by"].value).strip().lower()
+        if by not in SUBJECT_METRICS:
+            raise front.error("subject_by", f"subject_by must be clicks or opens, not {by!r}")
+    return SubjectTestSettings(tuple(subjects), sample, wait, by)
+
+
+def subject_test_in(text: str, *, source: str) -> SubjectTestSettings | None:
+    """The subject test an article file's front matter asks for, or None. Pure, like `parse_article`."""
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    front_text, _ = _split(text, source)
+    return _subject_test(_read_front_matter(front_text, source))
 
 
 def _draft_slug(title: str, now: datetime) -> str:

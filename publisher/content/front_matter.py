@@ -33,7 +33,7 @@ __all__ = [
 
 FRONT_MATTER_KEYS = (
     "title", "date", "updated", "author", "summary", "tags", "image", "image_alt", "slug",
-    "draft", "send_at",
+    "draft", "send_at", "subjects", "subject_sample", "subject_wait", "subject_by",
 )
 RESERVED_SLUGS = frozenset({
     # folders `publisher build` writes

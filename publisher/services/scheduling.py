@@ -36,7 +36,7 @@ from publisher.mail import newsletter
 from publisher.mail.mime import clean_header_text
 from publisher.models import Article, Outcome, RenderedIssue
 from publisher.schedule import timing
-from publisher.services import articles, segments
+from publisher.services import articles, segments, subject_tests
 from publisher.services.complaints import overridden, record_scheduled_override, stop_for_complaints
 from publisher.services.issues import blocking_problems
 from publisher.store import ledger, outbox, publishing, schedules, users
@@ -92,6 +92,7 @@ def schedule_send(
     despite_complaints: bool = False,
     who: str = "",
     segment: str | None = None,
+    subject_test: subject_tests.TestPlan | None = None,
 ) -> Scheduled:
     """Schedule the article for the wall-clock time `at`: at that minute it goes on the site
     (a draft is published then, dated that minute) and its newsletter to the list.
@@ -118,6 +119,12 @@ def schedule_send(
     With `segment` (a saved segment's name), it goes to that segment's readers as they are
     when the time comes; its count then is recorded on the issue. A segment deleted
     meanwhile holds the send, with the reason.
+
+    With `subject_test` (or `subjects:` in the article's front matter, which the start reads
+    again), the send starts as a subject test: the sample at the time, the winner after
+    the plan's wait (counted from the start) or at its decision time. The test is checked
+    now (InvalidRequest with every reason) and kept with the schedule; a new schedule of the
+    issue replaces it, and cancelling the schedule drops it.
     """
     if segment and tag:
         raise InvalidRequest("give a tag or a segment, not both (a segment can hold a tag condition)")
@@ -159,7 +166,13 @@ def schedule_send(
     problems = blocking_problems(config, article, now=run_at)
     if problems:
         raise InvalidRequest("not scheduled: fix these first. " + " ".join(problems))
+    tested = subject_test or subject_tests.written_plan(config, article, now=now)
+    if tested is not None:
+        subject_tests.check_scheduled(
+            config, db, article.slug, tested, run_at=run_at, now=now, tag=tag, segment=segment, local_time=local_time,
+        )
     issue_id = prepare_article_issue(config, db, article, now=now, status="scheduled", tag=tag)
+    subject_tests.keep_scheduled(db, issue_id, subject_test, run_at=run_at, now=now)
     segment_store.record_on_issue(db, issue_id, chosen)
     if despite_complaints:
         # Recorded even when the rate is low now: the choice is for the start, whatever the rate is then.
@@ -238,6 +251,12 @@ def start_schedule(
         else:
             problems = [*blocking_problems(config, current, now=now), *problems]
             title = current.title
+    tested = subject_tests.scheduled_plan(config, db, issue.id, current, now=now) if issue.kind == "article" else None
+    if tested is not None and not problems:
+        problems = subject_tests.refusals_at_start(
+            config, db, issue.slug, tested, now=now, tag=issue.tag, segmented=recorded is not None,
+            local_time=schedule.local_at is not None,
+        )
     if problems:
         why = "held: " + " ".join(problems) + " Fix it, then schedule it again."
         schedules.finish(db, schedule.id, detail=why, state="held")
@@ -267,13 +286,25 @@ def start_schedule(
     if why_not:
         schedules.finish(db, schedule.id, detail=why_not, state="skipped")
         return Started(schedule=schedule, skipped=why_not, published=published)
-    queued = ledger.enqueue(
-        db, schedule.issue_id, now=now, local_at=schedule.local_at, tz_of_author=config.tz, where=where,
-        digest=bool(config["schedule.digest"]),
-    )
+    def enqueue() -> int:
+        return ledger.enqueue(
+            db, schedule.issue_id, now=now, local_at=schedule.local_at, tz_of_author=config.tz, where=where,
+            digest=bool(config["schedule.digest"]), held=tested is not None,
+        )
+
+    detail = ""
+    if tested is not None:
+        test = subject_tests.start_scheduled(db, schedule.issue_id, tested, now=now, enqueue=enqueue)
+        queued = sum(test.sample.values()) + test.held
+        detail = (
+            f"subject test: {sum(test.sample.values())} recipients queued under {len(tested.subjects)} subjects, "
+            f"{test.held} wait for the winner at {test.decide_at:%Y-%m-%d %H:%M} UTC"
+        )
+    else:
+        queued = enqueue()
     if recorded is not None:
         segment_store.record_count(db, schedule.issue_id, queued)
-    schedules.finish(db, schedule.id, detail=f"{queued} recipients queued")
+    schedules.finish(db, schedule.id, detail=detail or f"{queued} recipients queued")
     return Started(schedule=schedule, queued=queued, published=published)
 
 
@@ -421,6 +452,8 @@ def cancel_schedule(db: Engine, schedule_id: int) -> Schedule:
     if current.state != "pending":
         raise Conflict(f"schedule {schedule_id} is {current.state}, not pending: it cannot be cancelled")
     try:
-        return schedules.cancel(db, schedule_id)
+        cancelled = schedules.cancel(db, schedule_id)
     except NotFound as exc:  # claimed by a daemon between the look and the change
         raise Conflict(str(exc)) from exc
+    subject_tests.drop_scheduled(db, cancelled.issue_id)
+    return cancelled

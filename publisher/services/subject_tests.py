@@ -25,16 +25,19 @@ a held row is queued at most once, so each reader gets one copy under one subjec
 from __future__ import annotations
 
 import hashlib
-import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
+from publisher import content
 from publisher.config import Config
+from publisher.content.articles import SUBJECT_METRICS, SubjectTestSettings, subject_test_in, wait_of
+from publisher.content.folder import decode_article, read_content
 from publisher.errors import InvalidRequest
 from publisher.mail.mime import clean_header_text
+from publisher.models import Article
 from publisher.services import issues as issue_service
 from publisher.services.subject_stats import VariantFigures, decide
 from publisher.store import engagement, ledger
@@ -51,21 +54,27 @@ __all__ = [
     "Started",
     "TestPlan",
     "TestReport",
+    "check_scheduled",
+    "drop_scheduled",
+    "keep_scheduled",
     "parse_plan",
     "parse_wait",
+    "plan_from",
+    "refusals_at_start",
     "report",
     "report_lines",
+    "scheduled_plan",
     "settle",
     "start",
+    "start_scheduled",
+    "written_plan",
 ]
 
 DEFAULT_SAMPLE = 20
 DEFAULT_WAIT = timedelta(hours=4)
 MIN_SAMPLE = 100
 """Fewer readers in the sample than this cannot tell subjects apart: the test is refused."""
-METRICS = ("clicks", "opens")
-_WAIT_RE = re.compile(r"^\s*(\d+)\s*(m|min|h|d)\s*$", re.IGNORECASE)
-_UNITS = {"m": 60, "min": 60, "h": 3600, "d": 86400}
+METRICS = SUBJECT_METRICS
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,13 +128,10 @@ class TestReport:
 
 def parse_wait(text: str) -> timedelta:
     """"30m", "4h", "2d": how long the sample has before the decision."""
-    match = _WAIT_RE.match(text or "")
-    if not match:
-        raise InvalidRequest(f"wait {text!r} is not a duration: give minutes, hours or days, such as 30m, 4h or 1d")
-    seconds = int(match.group(1)) * _UNITS[match.group(2).lower()]
-    if seconds < 600 or seconds > 14 * 86400:
-        raise InvalidRequest(f"wait {text!r} must be between 10 minutes and 14 days: readers need time to open")
-    return timedelta(seconds=seconds)
+    try:
+        return wait_of(text)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from exc
 
 
 def parse_plan(
@@ -215,6 +221,121 @@ def start(
     return Started(issue_id=queued.issue_id, sample=sample, held=held, decide_at=decide_at)
 
 
+def plan_from(settings: SubjectTestSettings, *, now: datetime) -> TestPlan:
+    """The plan an article's front matter asks for, the defaults filling what it leaves out."""
+    return parse_plan(
+        settings.subjects, sample_percent=settings.sample or DEFAULT_SAMPLE, metric=settings.by or "clicks",
+        wait=settings.wait or DEFAULT_WAIT, now=now,
+    )
+
+
+def written_plan(config: Config, article: Article, *, now: datetime) -> TestPlan | None:
+    """The test the article's own file asks for (`subjects:` and its companions), or None:
+    no such lines, or an article that came from elsewhere (a watched feed)."""
+    for path, source in content.article_files(config):
+        if source == article.source:
+            settings = subject_test_in(decode_article(read_content(path, source, config), source), source=source)
+            return None if settings is None else plan_from(settings, now=now)
+    return None
+
+
+def check_scheduled(
+    config: Config, db: Engine, slug: str, plan: TestPlan, *, run_at: datetime, now: datetime,
+    tag: str | None = None, segment: str | None = None, local_time: bool = False,
+) -> None:
+    """Refuse, before a schedule is kept, a test that could not run as things stand (every
+    reason at once); they are checked again when the send starts."""
+    reasons = []
+    if segment:
+        reasons.append("a subject test goes to everyone or to a tag, not yet to a segment")
+    if local_time:
+        reasons.append("a subject test decides at one moment for everyone, so it cannot go with a local-time send")
+    if plan.at is not None and plan.at <= run_at + timedelta(minutes=10):
+        reasons.append(
+            f"the decision time {plan.at:%Y-%m-%d %H:%M} UTC must be at least 10 minutes after the send starts "
+            f"({run_at:%Y-%m-%d %H:%M} UTC)"
+        )
+    planned = issue_service.plan_send(config, db, slug, now=now, tag=tag)
+    reasons += _refusals(config, plan, planned.recipients, planned.had_it)
+    if reasons:
+        raise InvalidRequest("subject test refused: " + "; ".join(reasons))
+
+
+def keep_scheduled(db: Engine, issue_id: int, plan: TestPlan | None, *, run_at: datetime, now: datetime) -> None:
+    """Keep (or, with None, drop) the test a schedule of `issue_id` runs when it starts; a
+    test planned before for the same issue is replaced."""
+    issue = ledger.get_issue(db, issue_id)
+    with begin_write(db) as conn:
+        store.drop_planned(conn, issue_id)
+        if plan is None or store.get(conn, issue_id) is not None:
+            return
+        store.write(
+            conn, issue_id, subjects=plan.subjects, sample_percent=plan.sample_percent, metric=plan.metric,
+            seed=_seed(issue.key), decide_at=plan.decide_at(run_at), now=now,
+            wait_seconds=None if plan.at is not None else int(plan.wait.total_seconds()),
+        )
+
+
+def drop_scheduled(db: Engine, issue_id: int) -> bool:
+    """Forget the test a cancelled schedule would have run (one under way stays)."""
+    with begin_write(db) as conn:
+        return store.drop_planned(conn, issue_id)
+
+
+def scheduled_plan(
+    config: Config, db: Engine, issue_id: int, article: Article | None, *, now: datetime
+) -> TestPlan | None:
+    """The test a scheduled send runs as it starts: the one kept with its schedule, else the
+    one its article's file asks for; None for neither (or a test already under way)."""
+    with db.connect() as conn:
+        kept = store.planned(conn, issue_id)
+        if kept is None and store.get(conn, issue_id) is not None:
+            return None
+    if kept is not None:
+        wait = timedelta(seconds=kept.wait_seconds) if kept.wait_seconds is not None else DEFAULT_WAIT
+        return TestPlan(
+            subjects=kept.subjects, sample_percent=kept.sample_percent, metric=kept.metric, wait=wait,
+            at=None if kept.wait_seconds is not None else kept.decide_at,
+        )
+    return None if article is None else written_plan(config, article, now=now)
+
+
+def refusals_at_start(config: Config, db: Engine, slug: str, plan: TestPlan, *, now: datetime,
+                      tag: str | None, segmented: bool, local_time: bool) -> list[str]:
+    """Why a scheduled send's test cannot run now (the send is then held, saying so)."""
+    found = []
+    if segmented:
+        found.append("a subject test goes to everyone or to a tag, not yet to a segment")
+    if local_time:
+        found.append("a subject test cannot go with a local-time send")
+    planned = issue_service.plan_send(config, db, slug, now=now, tag=tag)
+    found += _refusals(config, plan, planned.recipients, planned.had_it)
+    return [f"subject test: {reason}." for reason in found]
+
+
+def start_scheduled(
+    db: Engine, issue_id: int, plan: TestPlan, *, now: datetime, enqueue: Callable[[], int]
+) -> Started:
+    """Start a scheduled send as a subject test: keep the test (its decision time counted
+    from now, or the time the author named), write the rows held through `enqueue`, queue
+    the sample."""
+    issue = ledger.get_issue(db, issue_id)
+    decide_at = plan.at if plan.at is not None else now + plan.wait
+    decide_at = max(decide_at, now + timedelta(minutes=10))  # a start late past the named time: still a wait
+    with begin_write(db) as conn:
+        if store.get(conn, issue_id) is None:
+            store.write(
+                conn, issue_id, subjects=plan.subjects, sample_percent=plan.sample_percent, metric=plan.metric,
+                seed=_seed(issue.key), decide_at=decide_at, now=now,
+            )
+        else:
+            store.start_planned(conn, issue_id, decide_at=decide_at)
+    enqueue()
+    sample = store.assign_sample(db, issue_id, now=now)
+    held = sum(c.copies for c in store.counts(db, issue_id) if c.state == HELD)
+    return Started(issue_id=issue_id, sample=sample, held=held, decide_at=decide_at)
+
+
 def _figures(db: Engine, test: store.SubjectTest) -> list[VariantFigures]:
     sent = store.sent_per_variant(db, test.issue_id)
     seen = engagement.per_variant(db, test.issue_id)
@@ -236,6 +357,10 @@ def settle(config: Config, db: Engine, *, now: datetime) -> list[Settled]:
             sample = store.assign_sample(db, test.issue_id, now=now)
             if sample:
                 done.append(Settled(test.issue_id, "sampled", "sample queued", sum(sample.values())))
+            else:
+                kept = store.get(db, test.issue_id)
+                if kept is None or kept.sampled_at is None:
+                    continue  # no rows yet (planned with a schedule, or stopped before them): nothing to decide
         if test.decided_at is None:
             if test.decide_at > now:
                 continue

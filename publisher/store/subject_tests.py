@@ -2,6 +2,8 @@
 
 A test's life, each step one transaction that is safe to run again:
 
+    planned    (a scheduled send) kept with the schedule, no ledger row yet: dropped if
+               the schedule is cancelled or replaced, given its decision time when it starts
     written    with the issue, before any ledger row: the rows are then written `held`
     sampled    a share of the held rows (drawn by the issue's seed) is queued, each with
                its subject (`variant`), split evenly; the rest stay held
@@ -25,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Engine, cast, func, insert, or_, select, update
+from sqlalchemy import BigInteger, Connection, Engine, cast, delete, exists, func, insert, or_, select, update
 
 from publisher.store.engine import begin_write
 from publisher.store.ledger.rows import HELD, QUEUED, SENT
@@ -36,12 +38,15 @@ __all__ = [
     "VariantCount",
     "assign_sample",
     "counts",
+    "drop_planned",
     "due",
     "get",
+    "planned",
     "record_decision",
     "release",
     "sent_copies",
     "sent_per_variant",
+    "start_planned",
     "subjects_of",
     "write",
 ]
@@ -65,6 +70,9 @@ class SubjectTest:
     reason: str = ""
     figures: tuple[dict[str, Any], ...] = field(default_factory=tuple)
     released_at: datetime | None = None
+    wait_seconds: int | None = None
+    """A test planned with a schedule: the wait that starts when the send does (None: a
+    time the author named, or a test started at once)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,19 +100,55 @@ def _from_row(row: Any) -> SubjectTest:
         reason=row.reason or "",
         figures=tuple(figures),
         released_at=row.released_at,
+        wait_seconds=row.wait_seconds,
     )
 
 
 def write(
     conn: Connection, issue_id: int, *, subjects: tuple[str, ...], sample_percent: int, metric: str,
-    seed: int, decide_at: datetime, now: datetime,
+    seed: int, decide_at: datetime, now: datetime, wait_seconds: int | None = None,
 ) -> None:
     """Keep a new test for `issue_id`, in the caller's transaction (the one that writes the issue)."""
     conn.execute(
         insert(subject_tests).values(
             issue_id=issue_id, subjects=json.dumps(list(subjects)), sample_percent=sample_percent,
             metric=metric, seed=seed, decide_at=decide_at, created_at=now, reason="", figures="",
+            wait_seconds=wait_seconds,
         )
+    )
+
+
+def _no_rows(issue_id: int) -> Any:
+    return ~exists().where(deliveries.c.issue_id == issue_id)
+
+
+def planned(conn: Connection, issue_id: int) -> SubjectTest | None:
+    """The issue's test while it is only planned (kept with a schedule, no ledger row written yet)."""
+    row = conn.execute(
+        select(subject_tests).where(
+            subject_tests.c.issue_id == issue_id, subject_tests.c.sampled_at.is_(None), _no_rows(issue_id)
+        )
+    ).first()
+    return None if row is None else _from_row(row)
+
+
+def drop_planned(conn: Connection, issue_id: int) -> bool:
+    """Forget a test that is only planned (its schedule was cancelled or replaced); False
+    when there is none, or when its rows are written (a test under way is never dropped)."""
+    gone = conn.execute(
+        delete(subject_tests).where(
+            subject_tests.c.issue_id == issue_id, subject_tests.c.sampled_at.is_(None), _no_rows(issue_id)
+        )
+    ).rowcount
+    return bool(gone)
+
+
+def start_planned(conn: Connection, issue_id: int, *, decide_at: datetime) -> None:
+    """Set the decision time of a planned test as its send starts."""
+    conn.execute(
+        update(subject_tests)
+        .where(subject_tests.c.issue_id == issue_id, subject_tests.c.sampled_at.is_(None))
+        .values(decide_at=decide_at)
     )
 
 
