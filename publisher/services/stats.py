@@ -23,8 +23,9 @@ from publisher.store import stats as store
 from publisher.store.issues import FailedDelivery, IssueStatus
 
 __all__ = [
-    "MAX_DAYS", "DayCounts", "IssueCounts", "IssueFailures", "IssueReasons", "MinuteCount", "Reason", "issue_counts",
-    "issue_failures", "issue_reasons", "issue_status", "issues_counts", "send_pace", "subscriber_days",
+    "MAX_DAYS", "DayCounts", "IssueCounts", "IssueFailures", "IssueReasons", "IssueReport", "MinuteCount", "Reason",
+    "issue_counts", "issue_failures", "issue_reasons", "issue_report", "issue_status", "issues_counts", "send_pace",
+    "subscriber_days",
 ]
 
 MAX_DAYS = 366
@@ -145,11 +146,15 @@ def issue_reasons(db: Engine, issue_id: int, *, addresses: bool) -> IssueReasons
     """Each number of an issue with its reasons, commonest first; with `addresses` (an
     owner asking), the readers' addresses under each reason."""
     ledger.status(db, issue_id)  # NotFound for an unknown issue
+    return _reasons(db, issue_id, ledger.failures(db, issue_id), addresses=addresses)
+
+
+def _reasons(db: Engine, issue_id: int, failed: Sequence[FailedDelivery], *, addresses: bool) -> IssueReasons:
     grouped: dict[str, dict[str, list[str]]] = {kind: {} for kind in store.REACTIONS}
     for item in store.reactions_to_issue(db, issue_id):
         grouped[item.kind].setdefault(_reason(item.kind, item.provider, item.detail), []).append(item.email)
     deferred: dict[str, list[str]] = {}
-    for row in ledger.failures(db, issue_id):
+    for row in failed:
         if row.state == "retry":
             deferred.setdefault(row.reason.replace(row.email, "…") or "no reason recorded", []).append(row.email)
 
@@ -160,6 +165,34 @@ def issue_reasons(db: Engine, issue_id: int, *, addresses: bool) -> IssueReasons
     return IssueReasons(
         deferred=listed(deferred), bounced=listed(grouped["bounce"]),
         complained=listed(grouped["complaint"]), unsubscribed=listed(grouped["unsubscribe"]),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class IssueReport:
+    """What an issue's page shows from the ledger, read once: its status, counts and
+    reasons, its pace, and the copies that failed or wait for another try."""
+
+    status: IssueStatus
+    counts: IssueCounts
+    reasons: IssueReasons
+    pace: tuple[MinuteCount, ...]
+    failures: tuple[FailedDelivery, ...]
+    """Failed rows, then retrying ones, by address: at most the `shown` asked for."""
+
+
+def issue_report(db: Engine, issue_id: int, *, addresses: bool, shown: int) -> IssueReport:
+    """The issue's report (NotFound for an unknown issue). The ledger's counts for the issue
+    are read once, and its failed and retrying rows once, however many figures use them:
+    on a list of a million readers each reading is the cost of the page."""
+    (line,) = issue_status(db, issue_id)
+    failed = ledger.failures(db, issue_id)
+    return IssueReport(
+        status=line,
+        counts=issues_counts(db, [line])[0],
+        reasons=_reasons(db, issue_id, failed, addresses=addresses),
+        pace=tuple(MinuteCount(minute=m, sent=n) for m, n in store.sent_per_minute(db, issue_id).items()),
+        failures=tuple(failed[:shown]),
     )
 
 

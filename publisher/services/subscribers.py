@@ -103,9 +103,13 @@ class SubscriberPage:
 
     items: tuple[Subscriber, ...]
     has_more: bool
+    looked_to: int | None = None
+    """A search that stopped for time (`search_subscribers`): the last id it read."""
 
     @property
     def next_after(self) -> int | None:
+        if self.looked_to is not None:
+            return self.looked_to
         return self.items[-1].id if self.has_more and self.items else None
 
 
@@ -344,6 +348,24 @@ def list_subscribers(
         db, status=status, tag=tag, since=since, search=search, after=after or 0, limit=limit
     )
     return SubscriberPage(items=tuple(items), has_more=more)
+
+
+def search_subscribers(
+    db: Engine,
+    search: str,
+    *,
+    status: SubscriberStatus | None = None,
+    tag: str | None = None,
+    after: int | None = None,
+    limit: int = 100,
+) -> SubscriberPage:
+    """`list_subscribers` with a `search`, for a person waiting on the answer (the desk):
+    on SQLite a long list is read for a bounded time, and a page that stopped before the
+    end says how far it looked (`looked_to`, also its `next_after`)."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}, got {limit}")
+    items, more, looked_to = store.search_page(db, search, status=status, tag=tag, after=after or 0, limit=limit)
+    return SubscriberPage(items=tuple(items), has_more=more, looked_to=looked_to)
 
 
 def iter_subscribers(

@@ -126,6 +126,34 @@ subscriber_tags = Table(
     Index("ix_subscriber_tags_tag_subscriber", "tag", "subscriber_id"),
 )
 
+# Subscribers per status (tag "") and per status and tag, and events per UTC day and kind:
+# kept by the database's own triggers in the transaction of each change (migration 0027),
+# so the desk reads a few rows however long the list is.
+list_counts = Table(
+    "list_counts",
+    metadata,
+    Column("status", String(16), primary_key=True),
+    Column("tag", String(100), primary_key=True),
+    Column("number", Integer, nullable=False),
+)
+
+event_days = Table(
+    "event_days",
+    metadata,
+    Column("day", String(10), primary_key=True),  # "YYYY-MM-DD", UTC
+    Column("kind", String(32), primary_key=True),
+    Column("number", Integer, nullable=False),
+)
+
+# Copies the providers accepted per UTC hour ("YYYY-MM-DD HH"), kept as `list_counts`: the
+# complaint rate's 30 days are read from it, not from the ledger.
+sent_hours = Table(
+    "sent_hours",
+    metadata,
+    Column("hour", String(13), primary_key=True),
+    Column("number", Integer, nullable=False),
+)
+
 # Saved segments: a name and a rule tree (publisher.store.segment_rules), compiled to one
 # query whenever it is counted, listed, exported or sent to.
 segments = Table(

@@ -39,6 +39,7 @@ from publisher.store.subscribers.reading import (
     iter_subscribers,
     link_key,
     page,
+    search_page,
     tag_counts,
     tags_of,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "normalize_email",
     "page",
     "remove",
+    "search_page",
     "set_status",
     "suppress",
     "tag_counts",

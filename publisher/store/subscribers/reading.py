@@ -7,7 +7,8 @@ Lists are streamed a page at a time, never loaded whole; every row comes back as
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import IO, Any
 
@@ -16,6 +17,7 @@ from sqlalchemy import Connection, Engine, func, or_, select, true
 from publisher.errors import NotFound
 from publisher.models import Subscriber, SubscriberStatus
 from publisher.store.schema import (
+    list_counts,
     subscriber_tags,
     subscribers,
 )
@@ -32,6 +34,7 @@ __all__ = [
     "iter_subscribers",
     "link_key",
     "page",
+    "search_page",
     "tag_counts",
     "tags_of",
 ]
@@ -208,11 +211,63 @@ def page(
     return [_subscriber(row, tags.get(row.id, ())) for row in shown], len(rows) > limit
 
 
+SEARCH_STEP = 10_000
+"""Ids a search on SQLite reads in one step."""
+SEARCH_TIME = 0.05
+"""Seconds a search on SQLite goes on to further steps to fill its page."""
+
+
+def search_page(
+    engine: Engine,
+    search: str,
+    *,
+    status: SubscriberStatus | None = None,
+    tag: str | None = None,
+    after: int = 0,
+    limit: int = 100,
+    clock: Callable[[], float] = time.perf_counter,
+) -> tuple[list[Subscriber], bool, int | None]:
+    """`page` for a search by a part of the address or the name, bounded in time on SQLite.
+
+    PostgreSQL reads its trigram indexes (migration 0025), so the page costs what the
+    matches cost. SQLite has no index for a part of a text: it reads the list in steps of
+    SEARCH_STEP ids after `after` and stops at a full page, at the end of the list, or
+    once SEARCH_TIME has passed after a step. Returns (subscribers, more, looked_to):
+    `looked_to` is the last id read when the search stopped for time before the end of
+    the list (pass it back as `after` to look further), else None.
+    """
+    if engine.dialect.name != "sqlite":
+        items, more = page(engine, status=status, tag=tag, search=search, after=after, limit=limit)
+        return items, more, None
+    with engine.connect() as conn:
+        last = int(conn.execute(select(func.max(subscribers.c.id))).scalar() or 0)
+    started = clock()
+    found: list[Subscriber] = []
+    low = after
+    while low < last:
+        high = min(low + SEARCH_STEP, last)
+        items, more = page(
+            engine, status=status, tag=tag, search=search, after=low, limit=limit - len(found),
+            where=[subscribers.c.id <= high],
+        )
+        found.extend(items)
+        if more or len(found) >= limit:
+            return found, True, None
+        low = high
+        if clock() - started >= SEARCH_TIME:
+            break
+    return (found, False, None) if low >= last else (found, True, low)
+
+
 def counts(engine: Engine) -> dict[str, int]:
-    """Subscribers per status, every status present, active first."""
+    """Subscribers per status, every status present, active first.
+
+    Read from `list_counts`, which the database keeps in the transaction of every change
+    (migration 0027): a few rows, however long the list.
+    """
     with engine.connect() as conn:
         rows = conn.execute(
-            select(subscribers.c.status, func.count()).group_by(subscribers.c.status)
+            select(list_counts.c.status, list_counts.c.number).where(list_counts.c.tag == "")
         ).all()
     found = {status: number for status, number in rows}
     order = [S.ACTIVE, S.PENDING, S.UNSUBSCRIBED, S.BOUNCED, S.COMPLAINED]
@@ -220,20 +275,16 @@ def counts(engine: Engine) -> dict[str, int]:
 
 
 def tag_counts(engine: Engine, *, status: SubscriberStatus | None = S.ACTIVE) -> dict[str, int]:
-    """Subscribers per tag (active ones by default), most used first: the segments.
-
-    Every subscriber's tags (`status=None`) are counted from the tag index alone: each
-    tag row belongs to a subscriber (the foreign key removes it with them), so the list
-    itself need not be read.
-    """
-    query = select(subscriber_tags.c.tag, func.count())
+    """Subscribers per tag (active ones by default, every status with `status=None`), most
+    used first: the segments. Read from `list_counts`, as `counts`; a tag nobody carries
+    any more is left out."""
+    number = func.sum(list_counts.c.number)
+    query = select(list_counts.c.tag, number).where(list_counts.c.tag != "")
     if status is not None:
-        query = query.join(subscribers, subscribers.c.id == subscriber_tags.c.subscriber_id).where(
-            subscribers.c.status == status.value
-        )
-    query = query.group_by(subscriber_tags.c.tag).order_by(func.count().desc(), subscriber_tags.c.tag)
+        query = query.where(list_counts.c.status == status.value)
+    query = query.group_by(list_counts.c.tag).having(number > 0).order_by(number.desc(), list_counts.c.tag)
     with engine.connect() as conn:
-        return {tag: int(number) for tag, number in conn.execute(query)}
+        return {tag: int(found) for tag, found in conn.execute(query)}
 
 
 def export_csv(

@@ -57,18 +57,18 @@ class IssueDesk(Section):
         return self.pages.render("issues", asked.desk, section="issues", issues=found)
 
     def _detail(self, issue_id: int, addresses: bool) -> dict[str, Any]:
-        (line,) = issue_service.issue_status(self.engine, issue_id)
-        after = stats.issue_counts(self.engine, issue_id)
-        reasons = stats.issue_reasons(self.engine, issue_id, addresses=addresses)
-        pace = stats.send_pace(self.engine, issue_id)
+        report = stats.issue_report(self.engine, issue_id, addresses=addresses, shown=FAILURES_SHOWN)
+        line, after, pace = report.status, report.counts, report.pace
         labels = [f"{m.minute.astimezone(self.config.tz):%H:%M}" for m in pace]
         chart = bar_chart(
             "Messages sent per minute", labels, [Series("sent", tuple(m.sent for m in pace))]
         ) if pace else ""
         return {
-            "line": line, "after": after, "reasons": reasons, "pace": pace, "chart": chart, "zone": self.config.tz.key,
-            "failures": issue_service.issue_failures(self.engine, issue_id, rows=True).rows[:FAILURES_SHOWN],
-            "complaint_rate": complaints.issue_complaint_rate(self.engine, issue_id),
+            "line": line, "after": after, "reasons": report.reasons, "pace": list(pace), "chart": chart,
+            "zone": self.config.tz.key, "failures": report.failures,
+            "complaint_rate": complaints.ComplaintRate(
+                complaints=after.complained, accepted=line.sent, over="this issue"
+            ),
             "overrides": complaints.issue_overrides(self.engine, issue_id),
             "came_back": bounce_intake.issue_mail(self.engine, issue_id),
             "subject_test": subject_tests.report(self.engine, issue_id),

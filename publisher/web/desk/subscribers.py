@@ -88,10 +88,17 @@ class SubscriberDesk(Section):
         after = query.get("after", "")
 
         def load() -> tuple[subscriber_service.SubscriberPage, list[subscriber_service.TagCount], dict[str, int]]:
-            page = subscriber_service.list_subscribers(
-                self.engine, status=_status(status), tag=tag or None, search=search or None,
-                after=int(after) if after.isdigit() else None, limit=PAGE,
-            )
+            # Keyset pages (`after`), never counted for a pager: the 1,000th page costs the
+            # first's; the counts and tags are kept ready by the store.
+            start = int(after) if after.isdigit() else None
+            if search:
+                page = subscriber_service.search_subscribers(
+                    self.engine, search, status=_status(status), tag=tag or None, after=start, limit=PAGE,
+                )
+            else:
+                page = subscriber_service.list_subscribers(
+                    self.engine, status=_status(status), tag=tag or None, after=start, limit=PAGE,
+                )
             return page, subscriber_service.tags(self.engine), subscriber_service.counts(self.engine)
 
         try:

@@ -1,5 +1,24 @@
 """Counts the desk shows kept ready instead of counted on each page.
 
+`list_counts` holds how many subscribers have each status (`tag` ""), and how many of
+each status carry each tag; `event_days` holds how many events of each kind were
+recorded on each UTC day; `sent_hours` how many copies the providers accepted in each
+UTC hour (the complaint rate's denominator). All are kept by triggers of the database
+itself, in the transaction of the change that moves a count: a signup, a confirmation,
+an unsubscribe, a bounce, a complaint, an import, an edit of tags, an erasure, a
+migration in, a restore and a copy marked sent all go through `subscribers`,
+`subscriber_tags`, `events` and `deliveries`, so no path can forget them, and a count is
+never stale, not even for a moment, and never below zero (a row leaves only with a row
+that was counted). Reading them costs a few rows whatever the size of the list.
+
+An erased subscriber's tags are removed before the row (a BEFORE DELETE trigger), so
+each tag is taken off the count of the status the reader had, on SQLite and PostgreSQL
+alike, whichever order their foreign-key cascades run in.
+
+Writers of the same count wait for each other on that row (PostgreSQL) until they
+commit; SQLite has one writer at a time anyway. A signup holds it for a few
+milliseconds; an import, for each chunk's transaction.
+
 Revision ID: 0027
 Revises: 0026
 Create Date: 2026-12-07
@@ -7,15 +26,246 @@ Create Date: 2026-12-07
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+from alembic import op
+
 revision = "0027"
 down_revision = "0026"
 branch_labels = None
 depends_on = None
 
+SQLITE_TRIGGERS = (
+    """CREATE TRIGGER list_counts_subscriber_added AFTER INSERT ON subscribers BEGIN
+        INSERT INTO list_counts (status, tag, number) VALUES (NEW.status, '', 1)
+        ON CONFLICT (status, tag) DO UPDATE SET number = number + 1;
+    END""",
+    """CREATE TRIGGER list_counts_subscriber_moved AFTER UPDATE OF status ON subscribers
+    WHEN OLD.status <> NEW.status BEGIN
+        UPDATE list_counts SET number = number - 1 WHERE status = OLD.status
+            AND (tag = '' OR tag IN (SELECT tag FROM subscriber_tags WHERE subscriber_id = NEW.id));
+        INSERT INTO list_counts (status, tag, number)
+            SELECT NEW.status, '', 1
+            UNION ALL SELECT NEW.status, tag, 1 FROM subscriber_tags WHERE subscriber_id = NEW.id
+        ON CONFLICT (status, tag) DO UPDATE SET number = number + 1;
+    END""",
+    """CREATE TRIGGER list_counts_subscriber_removed BEFORE DELETE ON subscribers BEGIN
+        DELETE FROM subscriber_tags WHERE subscriber_id = OLD.id;
+        UPDATE list_counts SET number = number - 1 WHERE status = OLD.status AND tag = '';
+    END""",
+    """CREATE TRIGGER list_counts_tag_added AFTER INSERT ON subscriber_tags BEGIN
+        INSERT INTO list_counts (status, tag, number)
+            SELECT status, NEW.tag, 1 FROM subscribers WHERE id = NEW.subscriber_id
+        ON CONFLICT (status, tag) DO UPDATE SET number = number + 1;
+    END""",
+    """CREATE TRIGGER list_counts_tag_removed AFTER DELETE ON subscriber_tags BEGIN
+        UPDATE list_counts SET number = number - 1 WHERE tag = OLD.tag
+            AND status = (SELECT status FROM subscribers WHERE id = OLD.subscriber_id);
+    END""",
+    """CREATE TRIGGER list_counts_tag_changed AFTER UPDATE ON subscriber_tags BEGIN
+        UPDATE list_counts SET number = number - 1 WHERE tag = OLD.tag
+            AND status = (SELECT status FROM subscribers WHERE id = OLD.subscriber_id);
+        INSERT INTO list_counts (status, tag, number)
+            SELECT status, NEW.tag, 1 FROM subscribers WHERE id = NEW.subscriber_id
+        ON CONFLICT (status, tag) DO UPDATE SET number = number + 1;
+    END""",
+    """CREATE TRIGGER event_days_added AFTER INSERT ON events BEGIN
+        INSERT INTO event_days (day, kind, number) VALUES (substr(NEW.created_at, 1, 10), NEW.kind, 1)
+        ON CONFLICT (day, kind) DO UPDATE SET number = number + 1;
+    END""",
+    """CREATE TRIGGER event_days_removed AFTER DELETE ON events BEGIN
+        UPDATE event_days SET number = number - 1 WHERE day = substr(OLD.created_at, 1, 10) AND kind = OLD.kind;
+    END""",
+    """CREATE TRIGGER sent_hours_added AFTER INSERT ON deliveries
+    WHEN NEW.state = 'sent' AND NEW.sent_at IS NOT NULL BEGIN
+        INSERT INTO sent_hours (hour, number) VALUES (substr(NEW.sent_at, 1, 13), 1)
+        ON CONFLICT (hour) DO UPDATE SET number = number + 1;
+    END""",
+    """CREATE TRIGGER sent_hours_changed AFTER UPDATE OF state, sent_at ON deliveries
+    WHEN (OLD.state = 'sent' AND OLD.sent_at IS NOT NULL) OR (NEW.state = 'sent' AND NEW.sent_at IS NOT NULL) BEGIN
+        UPDATE sent_hours SET number = number - 1
+            WHERE hour = substr(OLD.sent_at, 1, 13) AND OLD.state = 'sent';
+        INSERT INTO sent_hours (hour, number)
+            SELECT substr(NEW.sent_at, 1, 13), 1 WHERE NEW.state = 'sent' AND NEW.sent_at IS NOT NULL
+        ON CONFLICT (hour) DO UPDATE SET number = number + 1;
+    END""",
+    """CREATE TRIGGER sent_hours_removed AFTER DELETE ON deliveries
+    WHEN OLD.state = 'sent' AND OLD.sent_at IS NOT NULL BEGIN
+        UPDATE sent_hours SET number = number - 1 WHERE hour = substr(OLD.sent_at, 1, 13);
+    END""",
+    """CREATE TRIGGER event_days_changed AFTER UPDATE OF kind, created_at ON events BEGIN
+        UPDATE event_days SET number = number - 1 WHERE day = substr(OLD.created_at, 1, 10) AND kind = OLD.kind;
+        INSERT INTO event_days (day, kind, number) VALUES (substr(NEW.created_at, 1, 10), NEW.kind, 1)
+        ON CONFLICT (day, kind) DO UPDATE SET number = number + 1;
+    END""",
+)
+SQLITE_DROP = (
+    "list_counts_subscriber_added", "list_counts_subscriber_moved", "list_counts_subscriber_removed",
+    "list_counts_tag_added", "list_counts_tag_removed", "list_counts_tag_changed",
+    "event_days_added", "event_days_removed", "event_days_changed",
+    "sent_hours_added", "sent_hours_changed", "sent_hours_removed",
+)
+
+PG_FUNCTIONS = (
+    """CREATE FUNCTION list_counts_move(old_status text, new_status text, the_tag text) RETURNS void
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        IF old_status IS NOT NULL THEN
+            UPDATE list_counts SET number = number - 1 WHERE status = old_status AND tag = the_tag;
+        END IF;
+        IF new_status IS NOT NULL THEN
+            INSERT INTO list_counts (status, tag, number) VALUES (new_status, the_tag, 1)
+            ON CONFLICT (status, tag) DO UPDATE SET number = list_counts.number + 1;
+        END IF;
+    END $$""",
+    """CREATE FUNCTION list_counts_subscriber() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        found text;
+    BEGIN
+        IF TG_OP = 'INSERT' THEN
+            PERFORM list_counts_move(NULL, NEW.status, '');
+            RETURN NEW;
+        ELSIF TG_OP = 'UPDATE' THEN
+            IF OLD.status IS DISTINCT FROM NEW.status THEN
+                PERFORM list_counts_move(OLD.status, NEW.status, '');
+                FOR found IN SELECT tag FROM subscriber_tags WHERE subscriber_id = NEW.id LOOP
+                    PERFORM list_counts_move(OLD.status, NEW.status, found);
+                END LOOP;
+            END IF;
+            RETURN NEW;
+        END IF;
+        DELETE FROM subscriber_tags WHERE subscriber_id = OLD.id;
+        PERFORM list_counts_move(OLD.status, NULL, '');
+        RETURN OLD;
+    END $$""",
+    """CREATE FUNCTION list_counts_tag() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP IN ('DELETE', 'UPDATE') THEN
+            PERFORM list_counts_move(status, NULL, OLD.tag) FROM subscribers WHERE id = OLD.subscriber_id;
+        END IF;
+        IF TG_OP IN ('INSERT', 'UPDATE') THEN
+            PERFORM list_counts_move(NULL, status, NEW.tag) FROM subscribers WHERE id = NEW.subscriber_id;
+        END IF;
+        RETURN NULL;
+    END $$""",
+    """CREATE FUNCTION event_days_count() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP IN ('DELETE', 'UPDATE') THEN
+            UPDATE event_days SET number = number - 1
+            WHERE day = to_char(OLD.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AND kind = OLD.kind;
+        END IF;
+        IF TG_OP IN ('INSERT', 'UPDATE') THEN
+            INSERT INTO event_days (day, kind, number)
+            VALUES (to_char(NEW.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), NEW.kind, 1)
+            ON CONFLICT (day, kind) DO UPDATE SET number = event_days.number + 1;
+        END IF;
+        RETURN NULL;
+    END $$""",
+    """CREATE FUNCTION sent_hours_count() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP IN ('DELETE', 'UPDATE') AND OLD.state = 'sent' AND OLD.sent_at IS NOT NULL THEN
+            UPDATE sent_hours SET number = number - 1
+            WHERE hour = to_char(OLD.sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24');
+        END IF;
+        IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.state = 'sent' AND NEW.sent_at IS NOT NULL THEN
+            INSERT INTO sent_hours (hour, number) VALUES (to_char(NEW.sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24'), 1)
+            ON CONFLICT (hour) DO UPDATE SET number = sent_hours.number + 1;
+        END IF;
+        RETURN NULL;
+    END $$""",
+)
+PG_TRIGGERS = (
+    "CREATE TRIGGER list_counts_subscriber_added AFTER INSERT ON subscribers "
+    "FOR EACH ROW EXECUTE FUNCTION list_counts_subscriber()",
+    "CREATE TRIGGER list_counts_subscriber_moved AFTER UPDATE OF status ON subscribers "
+    "FOR EACH ROW EXECUTE FUNCTION list_counts_subscriber()",
+    "CREATE TRIGGER list_counts_subscriber_removed BEFORE DELETE ON subscribers "
+    "FOR EACH ROW EXECUTE FUNCTION list_counts_subscriber()",
+    "CREATE TRIGGER list_counts_tag_changed AFTER INSERT OR UPDATE OR DELETE ON subscriber_tags "
+    "FOR EACH ROW EXECUTE FUNCTION list_counts_tag()",
+    "CREATE TRIGGER event_days_changed AFTER INSERT OR DELETE OR UPDATE OF kind, created_at ON events "
+    "FOR EACH ROW EXECUTE FUNCTION event_days_count()",
+    "CREATE TRIGGER sent_hours_added AFTER INSERT ON deliveries FOR EACH ROW "
+    "WHEN (NEW.state = 'sent' AND NEW.sent_at IS NOT NULL) EXECUTE FUNCTION sent_hours_count()",
+    "CREATE TRIGGER sent_hours_changed AFTER UPDATE OF state, sent_at ON deliveries FOR EACH ROW "
+    "WHEN ((OLD.state = 'sent' AND OLD.sent_at IS NOT NULL) OR (NEW.state = 'sent' AND NEW.sent_at IS NOT NULL)) "
+    "EXECUTE FUNCTION sent_hours_count()",
+    "CREATE TRIGGER sent_hours_removed AFTER DELETE ON deliveries FOR EACH ROW "
+    "WHEN (OLD.state = 'sent' AND OLD.sent_at IS NOT NULL) EXECUTE FUNCTION sent_hours_count()",
+)
+
+_DAY = {
+    "sqlite": "substr(created_at, 1, 10)",
+    "postgresql": "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+}
+_HOUR = {
+    "sqlite": "substr(sent_at, 1, 13)",
+    "postgresql": "to_char(sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24')",
+}
+
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "list_counts",
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("tag", sa.String(length=100), nullable=False),
+        sa.Column("number", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("status", "tag", name="pk_list_counts"),
+    )
+    op.create_table(
+        "event_days",
+        sa.Column("day", sa.String(length=10), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("number", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("day", "kind", name="pk_event_days"),
+    )
+    op.create_table(
+        "sent_hours",
+        sa.Column("hour", sa.String(length=13), nullable=False),
+        sa.Column("number", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("hour", name="pk_sent_hours"),
+    )
+    bind = op.get_bind()
+    postgresql = bind.dialect.name == "postgresql"
+    if postgresql:
+        # The list is counted once under a lock that lets readers read, so that no change
+        # slips between the first count and the triggers that keep it.
+        bind.exec_driver_sql("LOCK TABLE subscribers, subscriber_tags, events, deliveries IN SHARE ROW EXCLUSIVE MODE")
+    bind.exec_driver_sql(
+        "INSERT INTO list_counts (status, tag, number) SELECT status, '', COUNT(*) FROM subscribers GROUP BY status"
+    )
+    bind.exec_driver_sql(
+        "INSERT INTO list_counts (status, tag, number) SELECT s.status, t.tag, COUNT(*) "
+        "FROM subscriber_tags AS t JOIN subscribers AS s ON s.id = t.subscriber_id GROUP BY s.status, t.tag"
+    )
+    day = _DAY["postgresql" if postgresql else "sqlite"]
+    bind.exec_driver_sql(
+        f"INSERT INTO event_days (day, kind, number) SELECT {day}, kind, COUNT(*) FROM events GROUP BY {day}, kind"
+    )
+    hour = _HOUR["postgresql" if postgresql else "sqlite"]
+    bind.exec_driver_sql(
+        f"INSERT INTO sent_hours (hour, number) SELECT {hour}, COUNT(*) FROM deliveries "
+        f"WHERE state = 'sent' AND sent_at IS NOT NULL GROUP BY {hour}"
+    )
+    for statement in (PG_FUNCTIONS + PG_TRIGGERS) if postgresql else SQLITE_TRIGGERS:
+        bind.exec_driver_sql(statement)
 
 
 def downgrade() -> None:
-    pass
+    bind = op.get_bind()
+    if bind.dialect.name == "postgresql":
+        bind.exec_driver_sql("DROP TRIGGER list_counts_subscriber_added ON subscribers")
+        bind.exec_driver_sql("DROP TRIGGER list_counts_subscriber_moved ON subscribers")
+        bind.exec_driver_sql("DROP TRIGGER list_counts_subscriber_removed ON subscribers")
+        bind.exec_driver_sql("DROP TRIGGER list_counts_tag_changed ON subscriber_tags")
+        bind.exec_driver_sql("DROP TRIGGER event_days_changed ON events")
+        for name in ("sent_hours_added", "sent_hours_changed", "sent_hours_removed"):
+            bind.exec_driver_sql(f"DROP TRIGGER {name} ON deliveries")
+        for function in ("list_counts_subscriber()", "list_counts_tag()", "event_days_count()", "sent_hours_count()",
+                         "list_counts_move(text, text, text)"):
+            bind.exec_driver_sql(f"DROP FUNCTION {function}")
+    else:
+        for name in SQLITE_DROP:
+            bind.exec_driver_sql(f"DROP TRIGGER {name}")
+    op.drop_table("sent_hours")
+    op.drop_table("event_days")
+    op.drop_table("list_counts")
