@@ -13,7 +13,7 @@ from desk_support import add_users, csrf_of, quick_hashes, sign_in
 from web_support import live_server, make_publication
 
 from publisher.config import Config
-from publisher.services import sequences
+from publisher.services import segments, sequences
 from publisher.store import open_store
 from publisher.store import subscribers as subs
 from publisher.web import create_app
@@ -164,3 +164,21 @@ def test_a_viewer_cannot_save_a_step(config: Config, url: str) -> None:
         form = http.get("/desk/sequences/welcome/day-3")
         answer = http.post("/desk/sequences/welcome/day-3", data={"csrf": csrf_of(form.text), "text": DAY_3})
     assert answer.status_code == 403
+
+
+def test_a_sequence_held_by_a_deleted_segment_says_why(config: Config, url: str) -> None:
+    """The sequence page names its segment and, once the segment is deleted, that it is
+    held and what to do; the list marks it held too."""
+    db = open_store(config.store_url)
+    made = segments.save_segment(db, name="europe", now=datetime.now(UTC), rules={"match": "all", "conditions": []})
+    (config.root / "sequences" / "welcome" / "sequence.toml").write_text('segment = "europe"\n')
+    with httpx.Client(base_url=url) as http:
+        sign_in(http, "viewer@example.org")
+        before = http.get("/desk/sequences/welcome").text
+        segments.delete_segment(db, made.id)
+        after = http.get("/desk/sequences/welcome").text
+        listed = http.get("/desk/sequences").text
+    db.dispose()
+    assert "in the segment <strong>europe</strong>" in before and "Held:" not in before
+    assert "Held: sequence &#39;welcome&#39; is held: its segment &#39;europe&#39; no longer exists" in after
+    assert "held: its segment is gone" in listed

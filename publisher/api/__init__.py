@@ -18,6 +18,7 @@ models of `api.models`; it holds no rule of its own. The OpenAPI 3.1 document at
     POST   /issues/{id}/test | send | schedule | cancel
     GET    /schedules                POST /schedules/{id}/cancel
     GET    /stats/subscribers        GET /stats/issues/{id}  GET /stats/issues/{id}/pace
+    GET    /sequences   GET /sequences/{name}   GET /sequences/{name}/readers   (read-only)
 
 Errors are RFC 9457 problem details (`api.problems`); every POST honours Idempotency-Key
 (`api.idempotency`); keys, scopes and the rate limit are in `api.auth`.
@@ -42,7 +43,7 @@ from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from publisher import __version__
-from publisher.api import content, idempotency, problems, segments, stats, subscribers
+from publisher.api import content, idempotency, problems, segments, sequences, stats, subscribers
 from publisher.api.auth import ApiRefusal, Authenticator
 from publisher.api.context import ApiContext
 from publisher.api.idempotency import IdempotencyKeys
@@ -85,7 +86,7 @@ def create_api(
         redoc_url=None,
         openapi_url="/openapi.json",
     )
-    for module in (subscribers, content, stats, segments):
+    for module in (subscribers, content, stats, segments, sequences):
         app.include_router(module.router(ctx))
     _handle_errors(app, root=config.root)
     app.openapi = _openapi(app)  # type: ignore[method-assign]

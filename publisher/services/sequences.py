@@ -35,6 +35,7 @@ unknown name, or a sequence started otherwise, is refused before anything is imp
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable
 from collections.abc import Sequence as Seq
@@ -72,6 +73,7 @@ __all__ = [
     "load",
     "next_moves",
     "overview",
+    "overview_readable",
     "preview",
     "readers",
     "readers_page",
@@ -313,6 +315,8 @@ class Overview:
     """The saved segment that limits who enters ("" for every reader the trigger brings)."""
     held: str = ""
     """Why nobody enters and no step goes ("" when it runs)."""
+    finished: int = 0
+    """Active readers with no step left for them (counted at their last step too)."""
 
     @property
     def readers(self) -> int:
@@ -345,9 +349,21 @@ def overview(config: Config, db: Engine, name: str | None = None) -> list[Overvi
         found.append(Overview(
             name=sequence.name, trigger=sequence.trigger, topic=sequence.topic, steps=steps,
             waiting=counts.get("", 0), stopped=counts.get("(stopped)", 0), elsewhere=elsewhere,
-            segment=sequence.segment, held=_segment(db, sequence)[1],
+            segment=sequence.segment, held=_segment(db, sequence)[1], finished=counts.get(store.FINISHED, 0),
         ))
     return found
+
+
+def overview_readable(config: Config, db: Engine) -> tuple[list[Overview], list[str]]:
+    """Each sequence that can be read, and for each that cannot, the problem (its file and line)."""
+    found: list[Overview] = []
+    problems: list[str] = []
+    for name in files.sequence_names(config.path_of("sequences.folder")):
+        try:
+            found.extend(overview(config, db, name))
+        except PublisherError as exc:
+            problems.append(f"sequence {name!r} cannot be read: {exc}")
+    return found, problems
 
 
 def readers(config: Config, db: Engine, name: str, *, limit: int = 200) -> list[store.Reader]:
@@ -357,14 +373,18 @@ def readers(config: Config, db: Engine, name: str, *, limit: int = 200) -> list[
 
 
 def readers_page(
-    config: Config, db: Engine, name: str, *, after: int = 0, limit: int = 100
+    config: Config, db: Engine, name: str, *, after: int = 0, limit: int = 100, addresses: bool = True,
 ) -> tuple[list[store.Reader], bool]:
     """The readers in a sequence in the order they entered, a page after the cursor
-    `after` (a reader's `enrolment_id`), with their last step; and whether more follow."""
+    `after` (a reader's `enrolment_id`), with their last step; and whether more follow.
+    Without `addresses` (a caller who may not read subscribers) each email is ""."""
     if not 1 <= limit <= 1000:
         raise InvalidRequest(f"limit must be between 1 and 1000, got {limit}")
     sequence = files.load_sequence(config, name)
-    return store.readers_page(db, name, [s.name for s in sequence.steps], after=after, limit=limit)
+    found, more = store.readers_page(db, name, [s.name for s in sequence.steps], after=after, limit=limit)
+    if not addresses:
+        found = [dataclasses.replace(reader, email="") for reader in found]
+    return found, more
 
 
 def importable(config: Config) -> list[str]:

@@ -55,6 +55,7 @@ from publisher.store.segment_rules import Group, compile_rules
 __all__ = [
     "ACTIVE",
     "ELSEWHERE",
+    "FINISHED",
     "STOPPED",
     "Enrolment",
     "Known",
@@ -210,6 +211,7 @@ def enrol(
         ).all()
         if not page:
             return 0
+        _stop_departed(conn, name, {row.subscriber_id for row in page if row.kind in _DEPARTURES})
         wanted = [row for row in page if row.kind in kinds and row.subscriber_id is not None]
         ids = sorted({row.subscriber_id for row in wanted})
         conditions: list[object] = [subscribers.c.id.in_(ids), subscribers.c.status == SubscriberStatus.ACTIVE.value]
@@ -253,6 +255,25 @@ def enrol(
     if len(page) == limit:
         added += enrol(engine, name, trigger, topic, now=now, segment=segment, limit=limit)
     return added
+
+
+_DEPARTURES = ("unsubscribe", "bounce", "complaint")
+
+
+def _stop_departed(conn: Connection, name: str, ids: set[int | None]) -> None:
+    """Take out at once the readers the page's events say left (and who are still gone), so
+    that the counts show them stopped before their next step would have been due."""
+    wanted = [i for i in ids if i is not None]
+    if not wanted:
+        return
+    status = select(subscribers.c.status).where(subscribers.c.id == sequence_enrolments.c.subscriber_id)
+    conn.execute(
+        update(sequence_enrolments)
+        .where(sequence_enrolments.c.sequence == name, sequence_enrolments.c.state == ACTIVE,
+               sequence_enrolments.c.subscriber_id.in_(wanted),
+               status.scalar_subquery() != SubscriberStatus.ACTIVE.value)
+        .values(state=STOPPED, next_at=None, detail="reader " + status.scalar_subquery())
+    )
 
 
 def due(engine: Engine, name: str, *, now: datetime, limit: int = _PAGE) -> list[Enrolment]:
@@ -363,10 +384,15 @@ ELSEWHERE = "(elsewhere)"
 """`step_counts`' key for readers whose last step was removed since."""
 
 
+FINISHED = "(finished)"
+"""`step_counts`' key for active readers with no step left to wait for (counted at their step too)."""
+
+
 def step_counts(engine: Engine, name: str, order: Sequence[str]) -> dict[str, int]:
     """How many readers stand at each step (their last step sent), counted in the
     database: "" for those not sent a step yet, "(stopped)" for readers taken out, and
-    ELSEWHERE for those whose last step sent is no longer in `order`."""
+    ELSEWHERE for those whose last step sent is no longer in `order`; FINISHED counts,
+    besides, the active readers with no step left for them."""
     position = case({step: i for i, step in enumerate(order)}, value=sequence_sends.c.step, else_=-1) \
         if order else literal(-1)
     last = (
@@ -383,6 +409,11 @@ def step_counts(engine: Engine, name: str, order: Sequence[str]) -> dict[str, in
     )
     counts: dict[str, int] = {}
     with engine.connect() as conn:
+        counts[FINISHED] = int(conn.execute(
+            select(func.count()).select_from(sequence_enrolments)
+            .where(sequence_enrolments.c.sequence == name, sequence_enrolments.c.state == ACTIVE,
+                   sequence_enrolments.c.next_at.is_(None))
+        ).scalar_one())
         for state, at, n in conn.execute(query):
             if state == STOPPED:
                 key = "(stopped)"
