@@ -18,12 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-import feedparser
-
 from publisher import content
 from publisher.config import Config
 from publisher.errors import ContentError, PublisherError
-from publisher.mail import newsletter
 from publisher.models import Article, BuildReport
 from publisher.site import build
 from publisher.site.build import MANIFEST, manifest_files
@@ -91,6 +88,8 @@ def _public_count(articles: Sequence[Article], now: datetime) -> int:
 
 def _feed_errors(files: dict[str, bytes]) -> list[str]:
     """Feeds that feedparser, the readers' common denominator, finds malformed."""
+    import feedparser  # a fifth of a second, for `check` alone
+
     errors = []
     for name, data in sorted(files.items()):
         if name.startswith("feeds/") and name.endswith(".xml"):
@@ -110,6 +109,8 @@ def check_site(config: Config, now: datetime) -> SiteCheck:
         articles, problems = content.scan_articles(config, reader=cache.read, files=files)
         if problems:
             return SiteCheck(errors=tuple(str(p) for p in problems))
+        from publisher.mail import newsletter  # `build` renders previews without it
+
         newsletter.DkimSigner.from_config(config)  # previews are unsigned: check the key here
         # Only what changed since the served build is rendered, as a build would.
         checked = build.check_build(config, articles, now, cache=cache)

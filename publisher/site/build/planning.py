@@ -28,7 +28,6 @@ from warnings import catch_warnings, simplefilter
 from publisher import content
 from publisher.config import Config, sqlite_path
 from publisher.errors import BuildError
-from publisher.mail import newsletter
 from publisher.models import Article
 from publisher.site import archive, outputs
 
@@ -196,6 +195,8 @@ def newsletter_preview(config: Config, article: Article) -> tuple[bytes, bytes, 
     rendered and dated as of the article's last modification, not the clock, and never
     DKIM-signed, so an unchanged article's preview keeps its bytes from build to build.
     """
+    from publisher.mail import newsletter  # a third of a second: only builds with a preview to render
+
     issue = newsletter.issue_for_article(config, article)
     rendered = newsletter.render_issue(config, issue, article.modified)
     template = newsletter.MessageTemplate.from_rendered(_without_dkim(config), rendered)
