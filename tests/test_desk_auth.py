@@ -61,6 +61,8 @@ WITHOUT_SESSION = {
     "/desk/login/code",
     "/desk/login/oidc",
     "/desk/login/oidc/callback",
+    # Signing in again from an editor's save that came after the session ended.
+    "/desk/login/resume",
     # A preview's pictures: the preview's random key is the permission (see desk.previews),
     # since a sandboxed frame sends no cookie.
     "/desk/preview/some-slug/media/some-slug",

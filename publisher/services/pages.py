@@ -25,6 +25,7 @@ __all__ = [
     "absolute_url",
     "default_templates_dir",
     "feed_url",
+    "icon_svg",
     "icon_url",
     "template_environment",
     "translations",
@@ -50,6 +51,12 @@ def icon_url(config: Config) -> str:
         return logo
     colors = palette.palette(str(config["publication.accent_color"]))
     return palette.icon_data_uri(str(config["publication.title"]), colors)
+
+
+def icon_svg(config: Config) -> str:
+    """The default icon as an SVG document: what `/favicon.ico` answers when the build has none."""
+    colors = palette.palette(str(config["publication.accent_color"]))
+    return palette.icon_svg(str(config["publication.title"]), colors)
 
 
 def _origin(url: str) -> tuple[str, str]:

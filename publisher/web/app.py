@@ -38,6 +38,7 @@ from publisher.api import mount as api_mount
 from publisher.config import Config
 from publisher.errors import WebhookError
 from publisher.services import bounces, issues, site
+from publisher.services import pages as site_pages
 from publisher.services import redirects as old_addresses
 from publisher.services.providers import Provider, make_provider
 from publisher.store import open_store
@@ -247,6 +248,7 @@ def create_app(
         output,
         site_url=config.site_url,
         hubs=tuple(config["feeds.hubs"]),
+        icon=site_pages.icon_svg(config),
     )
     app.moved = OldAddresses(db)
     return app

@@ -16,7 +16,9 @@ archive is, pages with inline CSS whose one script is the build's own search
 (assets/search.js, loading search.json): scripts and fetches from the site itself only,
 never inline, so a script smuggled into a page or an override is refused by browsers
 when served from here. SVG gets no scripts at all. A missing file is answered with
-the build's `404.html` when there is one, else a small page of our own.
+the build's `404.html` when there is one, else a small page of our own. Browsers ask for
+`/favicon.ico` on every page: when the build wrote none, the publication's default icon
+(an SVG, cached for a day) answers instead of a 404 in every log.
 
 Only the files the build wrote are served: the manifest of the build in place (see
 `publisher.site.build`) is the list, looked up again whenever it changes (one `stat` per
@@ -49,6 +51,9 @@ __all__ = ["FEED_CACHE_CONTROL", "StaticSite"]
 FEED_CACHE_CONTROL = "public, max-age=300"
 PAGE_CACHE_CONTROL = "public, max-age=60"
 ASSET_CACHE_CONTROL = "public, max-age=3600"
+
+ICON_CACHE_CONTROL = "public, max-age=86400"
+FAVICON = "favicon.ico"
 
 MAX_CACHED_BYTES = 2 * 1024 * 1024
 """Larger files are streamed from disk each time instead of kept in memory."""
@@ -229,11 +234,13 @@ class StaticSite:
     discovery and rel="self" naming the feed's canonical address).
     """
 
-    def __init__(self, root: Path, *, site_url: str, hubs: Sequence[str] = ()) -> None:
+    def __init__(self, root: Path, *, site_url: str, hubs: Sequence[str] = (), icon: str = "") -> None:
         # Not resolved: the output is a link that a build switches to the next build.
         self.root = Path(os.path.abspath(root))  # noqa: PTH100
         self.site_url = site_url.rstrip("/")
         self.hubs = tuple(hubs)
+        self.icon = icon.encode()
+        self._icon_tag = b'"' + hashlib.sha256(self.icon).hexdigest()[:32].encode() + b'"'
         self._root_str = str(self.root)
         self._manifest_file = os.path.join(self._root_str, MANIFEST)  # noqa: PTH118
         self._manifest_stamp: tuple[int, int, int, int] | None = None
@@ -274,6 +281,9 @@ class StaticSite:
         for _ in range(3):
             entry = self._lookup(relative) if relative in published else None
             if entry is None:
+                if relative == FAVICON and self.icon:
+                    await self._default_icon(scope, send, head=head)
+                    return
                 if not path.endswith("/") and f"{relative}/index.html" in published and self._is_page_folder(relative):
                     location = quote(path) + "/"
                     if scope.get("query_string"):
@@ -287,6 +297,23 @@ class StaticSite:
             self._forget(relative)  # replaced between the look and the read: look again
         await _simple(send, 503, b"The file is being rewritten; try again\n",
                       [(b"retry-after", b"1")])
+
+    async def _default_icon(self, scope: Scope, send: Send, *, head: bool) -> None:
+        headers = [
+            (b"content-type", b"image/svg+xml"),
+            (b"cache-control", ICON_CACHE_CONTROL.encode()),
+            (b"etag", self._icon_tag),
+            (b"x-content-type-options", b"nosniff"),
+            (b"content-security-policy", b"default-src 'none'; style-src 'unsafe-inline'"),
+        ]
+        asked = dict(scope.get("headers") or ()).get(b"if-none-match", b"")
+        if self._icon_tag in asked:
+            await send({"type": "http.response.start", "status": 304, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        headers.append((b"content-length", str(len(self.icon)).encode()))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if head else self.icon})
 
     async def _not_found(self, send: Send, *, head: bool) -> None:
         entry = self._lookup(NOT_FOUND_PAGE) if NOT_FOUND_PAGE in self._published() else None

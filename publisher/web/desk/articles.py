@@ -29,7 +29,7 @@ a version only fills the form: Save writes it, through the same conflict check.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -57,6 +57,7 @@ from publisher.web.desk.editing import EditorFields, parse_fields, read_form, to
 from publisher.web.desk.previews import PreviewCache, Rendered, desk_images, media_prefix
 from publisher.web.desk.render import PREVIEW_HEADERS, DeskPages
 from publisher.web.desk.section import Section
+from publisher.web.desk.signin import kept_page
 
 __all__ = ["ArticleDesk"]
 
@@ -98,10 +99,10 @@ class ArticleDesk(Section):
         return [
             Route("/articles", guard(self.index, Role.VIEWER), methods=["GET", "HEAD"]),
             Route("/articles/new", guard(self.new_form, Role.EDITOR), methods=["GET", "HEAD"]),
-            Route("/articles/new", guard(self.create, Role.EDITOR), methods=["POST"]),
+            Route("/articles/new", self._keeping(guard(self.create, Role.EDITOR)), methods=["POST"]),
             Route("/articles/preview", guard(self.preview, Role.EDITOR), methods=["POST"]),
             Route("/articles/{slug}", guard(self.edit, Role.VIEWER), methods=["GET", "HEAD"]),
-            Route("/articles/{slug}", guard(self.save, Role.EDITOR), methods=["POST"]),
+            Route("/articles/{slug}", self._keeping(guard(self.save, Role.EDITOR)), methods=["POST"]),
             Route("/articles/{slug}/test", guard(self.test, Role.EDITOR), methods=["POST"]),
             Route("/articles/{slug}/schedule", guard(self.schedule, Role.EDITOR), methods=["POST"]),
             Route("/articles/{slug}/send", guard(self.send, Role.EDITOR), methods=["POST"]),
@@ -111,6 +112,17 @@ class ArticleDesk(Section):
             # permission, for the pictures that preview shows (see `previews`).
             Route("/preview/{key}/media/{name}", self.frame_picture, methods=["GET", "HEAD"]),
         ]
+
+    def _keeping(self, guarded: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+        """`guarded`, but a save or preview whose session has ended gets the sign-in page
+        carrying what was typed (`signin.kept_page`), not a refusal that loses it."""
+
+        async def endpoint(request: Request) -> Response:
+            if await self.auth.session_of(request) is None:
+                return await kept_page(self.auth, self.pages, request, request.path_params.get("slug", ""))
+            return await guarded(request)
+
+        return endpoint
 
     # The list
 
@@ -415,6 +427,10 @@ class ArticleDesk(Section):
         # Only an owner may send despite the complaint rate, and only by ticking the box.
         despite = asked.field("despite_complaints") == "on" and asked.desk.can(Role.OWNER)
         stopped = plan.complaints is not None and plan.complaints.level == "stop"
+        if asked.field("confirm") and plan.recipients == 0 and plan.issue_id is not None and plan.had_it:
+            # A confirmed send that finds everyone served: the second press of a double
+            # click, or the back button. It went once; show where it is going, not "nobody".
+            return RedirectResponse(f"/desk/issues/{plan.issue_id}?m=already-sent", status_code=303)
         if asked.field("confirm") != str(plan.recipients) or (stopped and not despite):
             # First press, the list changed since the count was shown, or the rate stops it: ask (again).
             return self.pages.render(

@@ -23,6 +23,8 @@ MESSAGES = {
     "test-sent": "The test copy is on its way.",
     "scheduled": "Scheduled.",
     "queued": "The issue is being sent. Follow it below.",
+    "already-sent": "It was already on its way (the button was pressed twice): each reader gets one copy. "
+    "Follow it below.",
     "cancelled": "The schedule is cancelled.",
     "retrying": "The failed copies are queued again.",
     "added": "Subscriber saved.",

@@ -4,6 +4,8 @@
     GET  /desk/login/code  POST /desk/login/code  the authenticator's code, or a recovery code
     GET  /desk/login/oidc                       go to the provider (`desk.oidc.issuer`)
     GET  /desk/login/oidc/callback              back from it, with a code and the state
+    POST /desk/login/resume                     sign in again from an editor's save that
+                                                came after the session ended (`kept_page`)
     POST /desk/logout  POST /desk/logout-all    sign out here / everywhere
 
 The rules are `publisher.accounts`'; this module reads forms and cookies and answers.
@@ -17,6 +19,13 @@ form: the desk's pages allow forms to post only to the desk (`form-action 'self'
 browser holds a form's redirect to that rule too. Starting a trip changes nothing but the
 visitor's own cookie, so a link another site makes them follow gains it nothing. Whatever fails, the sign-in page
 says why, and nobody is signed in.
+
+A session can end while an article is being written (idle hours, "sign out everywhere"
+in another browser). The editor's Save or Preview then gets the sign-in page with what
+was typed carried in the form, and shown, so nothing is lost; signing in there keeps it
+as a version of the article (an autosave, written only once the password is right) and
+opens the editor with it restored, not saved yet. An account that asks for a code too
+keeps the text on that page to copy: the code step carries no article.
 """
 
 from __future__ import annotations
@@ -36,7 +45,9 @@ from starlette.routing import BaseRoute, Route
 from publisher import accounts
 from publisher.accounts import CODE_WINDOW, OIDC_WINDOW, CodeNeeded, OidcClient, Role, SignedIn
 from publisher.config import Config
-from publisher.errors import AccountError, SignInThrottled
+from publisher.errors import AccountError, PublisherError, SignInThrottled
+from publisher.services import articles as article_service
+from publisher.services import revisions as revision_service
 from publisher.web.desk.auth import (
     CODE_COOKIE,
     DEVICE_COOKIE,
@@ -46,12 +57,53 @@ from publisher.web.desk.auth import (
     DeskAuth,
     safe_next,
 )
+from publisher.web.desk.editing import read_form, to_text
 from publisher.web.desk.render import DeskPages
+from publisher.web.desk.revisions import editor_url
 from publisher.web.desk.section import Section
 
-__all__ = ["CALLBACK_PATH", "SignInDesk"]
+__all__ = ["CALLBACK_PATH", "SignInDesk", "kept_page"]
 
 CALLBACK_PATH = "/desk/login/oidc/callback"
+KEPT_FIELDS = (
+    "title", "slug", "date", "tags", "summary", "draft", "image", "image_alt", "body", "draft_key", "article",
+)
+"""The editor's fields that ride along a sign-in after the session ended."""
+KEPT_MAX_FIELDS = 40
+ENDED = (
+    "Your session ended before this was saved (signed out, or away too long). Nothing you typed is lost: "
+    "sign in again here and the editor opens with your text, not saved yet."
+)
+
+
+async def _read(request: Request) -> dict[str, str]:
+    try:
+        async with request.form(max_files=0, max_fields=KEPT_MAX_FIELDS) as data:
+            return {k: v for k, v in data.items() if isinstance(v, str)}
+    except Exception:
+        return {}
+
+
+def _kept_response(
+    auth: DeskAuth, pages: DeskPages, request: Request, kept: dict[str, str], *, error: str, email: str, status: int,
+) -> Response:
+    token = auth.login_token(request)
+    response = pages.render(
+        "login", auth.context_for(request, None, csrf=token), status=status, error=error, email=email,
+        next="", oidc_label="", kept=kept,
+    )
+    auth.set_login_cookie(response, request, token)
+    return response
+
+
+async def kept_page(auth: DeskAuth, pages: DeskPages, request: Request, article: str) -> Response:
+    """The sign-in page for an editor's form that arrived without a session: its fields
+    (of `article`, a slug, or "" for a new one) ride along, and are shown, so that signing
+    in again loses nothing."""
+    form = await _read(request)
+    kept = {name: form[name] for name in KEPT_FIELDS if name in form}
+    kept["article"] = article
+    return _kept_response(auth, pages, request, kept, error=ENDED, email="", status=401)
 
 
 def _sentence(text: str) -> str:
@@ -83,6 +135,7 @@ class SignInDesk(Section):
             Route("/login", self.login, methods=["POST"]),
             Route("/login/code", self.code_form, methods=["GET", "HEAD"]),
             Route("/login/code", self.code, methods=["POST"]),
+            Route("/login/resume", self.resume, methods=["POST"]),
             Route("/login/oidc", self.oidc_start, methods=["GET"]),
             Route("/login/oidc/callback", self.oidc_callback, methods=["GET"]),
             Route("/logout", guard(self.logout, Role.VIEWER, before_second_factor=True), methods=["POST"]),
@@ -170,6 +223,60 @@ class SignInDesk(Section):
         except AccountError as exc:
             return self._login_page(request, status=400, email=email, error=_sentence(str(exc)))
         return self._first_step(request, done, target)
+
+    # Back to the editor, with what was typed
+
+    async def resume(self, request: Request) -> Response:
+        form = await _read(request)
+        kept = {name: form[name] for name in KEPT_FIELDS if name in form}
+        email = form.get("email", "").strip()[:320]
+
+        def again(error: str, status: int) -> Response:
+            return _kept_response(self.auth, self.pages, request, kept, error=error, email=email, status=status)
+
+        cookie = request.cookies.get(LOGIN_COOKIE, "")
+        if not cookie or not hmac.compare_digest(form.get("csrf", "").encode(), cookie.encode()):
+            return again("The sign-in form had expired. It has been renewed: please sign in again.", 403)
+        now = self.clock()
+        try:
+            done = await run_in_threadpool(
+                lambda: accounts.sign_in(
+                    self.engine, email, form.get("password", ""), address=self.auth.client(request),
+                    now=now, policy=self.auth.policy, device=request.cookies.get(DEVICE_COOKIE, ""),
+                )
+            )
+        except SignInThrottled as exc:
+            response = again(_sentence(str(exc)), 429)
+            response.headers["retry-after"] = str(max(1, math.ceil(exc.retry_after)))
+            return response
+        except AccountError as exc:
+            return again(_sentence(str(exc)), 400)
+        if isinstance(done, CodeNeeded):
+            return again(
+                "This account asks for a code after the password, and the code's page cannot carry your text. "
+                "Copy your text from the box below first, then sign in on the sign-in page and paste it back.", 400,
+            )
+        try:
+            target = await run_in_threadpool(self._keep, kept, done.session.user.email, done.session.user.role, now)
+        except PublisherError as exc:
+            return again(f"You are signed in, but the text could not be kept: {exc}. Copy it from the box below.", 400)
+        return self._signed_in(request, done, target)
+
+    def _keep(self, kept: dict[str, str], author: str, role: str, now: datetime) -> str:
+        """Where the editor opens with `kept` restored: kept first as an autosave of its article."""
+        slug = kept.get("article", "").strip() or None
+        key = revision_service.article_key(slug, kept.get("draft_key", "").strip())
+        if not accounts.allows(role, Role.EDITOR):
+            return editor_url(key)
+        original = ""
+        if slug is not None:
+            view = article_service.get_article(self.config, self.engine, slug, now=now)
+            original = article_service.article_text(self.config, view)
+        text = to_text(read_form(kept), original)
+        revision = revision_service.record(self.engine, key, kind="autosave", author=author, text=text, now=now)
+        if revision is None:  # the newest autosave already holds it
+            revision = revision_service.list_revisions(self.engine, key)[0]
+        return editor_url(key, revision.id)
 
     # The code after the password
 
