@@ -4,12 +4,23 @@
 // posted as `body`), counts words, autosaves into the article's versions, warns before
 // leaving unsaved changes, refreshes its previews while the author types, uploads
 // pictures, and sends its current text along with a test copy.
+// A form pressed twice (a double click on Send or Schedule) goes once: the second press
+// within a few seconds is ignored while the first is on its way.
 (function () {
   "use strict";
   document.addEventListener("submit", function (event) {
     var button = event.submitter;
     var text = button && button.getAttribute("data-confirm");
-    if (text && !window.confirm(text)) { event.preventDefault(); }
+    if (text && !window.confirm(text)) { event.preventDefault(); return; }
+    var form = event.target;
+    if (event.defaultPrevented) { return; }
+    if (form.getAttribute("data-submitted")) { event.preventDefault(); return; }
+    form.setAttribute("data-submitted", "yes");
+    setTimeout(function () { form.removeAttribute("data-submitted"); }, 4000);
+  });
+  // Back to a page kept in the browser's memory: its forms may go again.
+  window.addEventListener("pageshow", function () {
+    document.querySelectorAll("form[data-submitted]").forEach(function (f) { f.removeAttribute("data-submitted"); });
   });
 })();
 
