@@ -112,6 +112,82 @@ def test_ghost_member_off_emails_is_unsubscribed() -> None:
     assert by_email(batch_of("ghost"))["jo@example.org"].status is S.UNSUBSCRIBED  # type: ignore[attr-defined]
 
 
+def ghost_json(**data: object) -> Folder:
+    import json
+
+    return Folder({"ghost.json": json.dumps({"db": [{"meta": {}, "data": data}]}).encode()})
+
+
+def test_ghost_json_members_keep_labels_newsletters_and_paid() -> None:
+    """Members in Ghost's JSON export: labels and newsletters become tags, comped and paid get "paid"."""
+    readers = by_email(read_readers("ghost", Folder.of(DATA / "ghost")))
+    lena = readers["lena@example.org"]
+    assert lena.tags == ("clinicians", "weekly", "research digest")  # type: ignore[attr-defined]
+    assert lena.status is S.ACTIVE and lena.record == "ghost-export.json: members[0]"  # type: ignore[attr-defined]
+    assert lena.created_at == datetime(2023, 3, 1, 10, 0, tzinfo=UTC)  # type: ignore[attr-defined]
+    assert lena.source == "ghost:ghost-export.json"  # type: ignore[attr-defined]
+    assert "paid" in readers["omar@example.org"].tags  # type: ignore[attr-defined]
+
+
+def test_ghost_json_member_on_no_newsletter_is_unsubscribed() -> None:
+    """A member subscribed to none of the newsletters has left the list."""
+    readers = by_email(read_readers("ghost", Folder.of(DATA / "ghost")))
+    assert readers["omar@example.org"].status is S.UNSUBSCRIBED  # type: ignore[attr-defined]
+
+
+def test_ghost_json_member_whose_email_ghost_disabled_is_bounced() -> None:
+    """email_disabled (a bounce or a spam complaint there) is never mailed here."""
+    readers = by_email(read_readers("ghost", Folder.of(DATA / "ghost")))
+    assert readers["pia@example.org"].status is S.BOUNCED  # type: ignore[attr-defined]
+
+
+def test_ghost_json_member_without_an_address_is_refused_by_record() -> None:
+    """A member with no email is refused, naming the file and its place in members."""
+    batch = read_readers("ghost", Folder.of(DATA / "ghost"))
+    assert ("ghost-export.json: members[4]", "no email address") in batch.refused
+
+
+def test_ghost_json_and_members_csv_are_one_reader_per_address() -> None:
+    """The same address in the JSON (paid, subscribed) and the CSV (later unsubscribed): one reader,
+    unsubscribed, still tagged paid, signed up when the JSON says."""
+    batch = read_readers("ghost", Folder.of(DATA / "ghost"))
+    hana = by_email(batch)["hana@example.org"]
+    assert hana.status is S.UNSUBSCRIBED and "paid" in hana.tags  # type: ignore[attr-defined]
+    assert hana.created_at == datetime(2023, 4, 1, 12, 0, tzinfo=UTC)  # type: ignore[attr-defined]
+    assert [r.email for r in batch.readers].count("hana@example.org") == 1
+    assert len(batch.readers) + len(batch.merged) + len(batch.refused) == batch.rows == 10
+
+
+def test_ghost_json_before_newsletters_reads_the_subscribed_flag() -> None:
+    """An export from before Ghost's newsletters (no members_newsletters) reads each member's own flag."""
+    folder = ghost_json(members=[{"id": "1", "email": "a@example.org", "status": "free", "subscribed": True},
+                                 {"id": "2", "email": "b@example.org", "status": "free", "subscribed": False}])
+    readers = by_email(read_readers("ghost", folder))
+    assert readers["a@example.org"].status is S.ACTIVE  # type: ignore[attr-defined]
+    assert readers["b@example.org"].status is S.UNSUBSCRIBED  # type: ignore[attr-defined]
+
+
+def test_ghost_json_members_that_are_not_a_list_name_the_file() -> None:
+    """db[0].data.members of the wrong shape is refused, naming the file."""
+    with pytest.raises(SubscriberError, match=r"ghost\.json: db\[0\]\.data\.members is not a list"):
+        read_readers("ghost", ghost_json(members={"email": "a@example.org"}))
+
+
+def test_ghost_dry_run_says_where_the_readers_came_from(tmp_path: Path) -> None:
+    """The plan names the JSON's members and the CSV as the readers' files."""
+    from publisher.config import load_config
+    from publisher.services import migration
+
+    (tmp_path / "config.toml").write_text(
+        '[publication]\ntitle = "T"\nurl = "https://t.example.org/"\npostal_address = "1 Wharf St"\n'
+        '[newsletter]\nfrom = "T <t@example.org>"\n[store]\nurl = "sqlite:///p.db"\n'
+    )
+    config = load_config(tmp_path / "config.toml", env={})
+    planned = migration.plan(config, open_store(config.store_url), "ghost", migration.open_export(DATA / "ghost"))
+    assert "readers read from ghost-export.json (its members), readers/members.2024-06-01.csv" in planned.notes
+    assert planned.readers.created == 7 and len(planned.readers.refused) == 1
+
+
 def test_buttondown_types_map_to_statuses() -> None:
     """unactivated is pending, undeliverable is bounced, premium is paid."""
     readers = by_email(batch_of("buttondown"))

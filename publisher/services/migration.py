@@ -312,6 +312,8 @@ def plan(config: Config, db: Engine, source: str, files: ExportFiles, *, site: s
         parsers, service = modules
         reader_batch = parsers.read_readers(source, files)
         readers = service.plan_readers(db, reader_batch)
+        if reader_batch.files:
+            notes.append("readers read from " + ", ".join(reader_batch.files))
     if not batch.articles and not batch.refused and not getattr(reader_batch, "rows", 0):
         raise SourceError(
             f"{files.label}: holds nothing a {source} export has ({_EXPECTED[source]}); is it the right file?"

@@ -12,7 +12,7 @@ of one address.
 | service    | files read                                             | paid when                        |
 |------------|--------------------------------------------------------|----------------------------------|
 | substack   | email_list*.csv (in the export zip)                    | an active subscription, not free |
-| ghost      | *member*.csv (the members export)                      | status paid or comped            |
+| ghost      | *member*.csv, and the JSON export's members tables     | status paid or comped            |
 | buttondown | *subscriber*.csv (subscribers.csv, unsubscribers.csv)  | type premium, gifted, ...        |
 | mailchimp  | subscribed_*, unsubscribed_*, cleaned_*, *members*.csv | never                            |
 | listmonk   | *subscriber*.csv (the subscribers export)              | never                            |
@@ -30,6 +30,15 @@ again; the later record counts as merged. A file named for the readers who left
 (Mailchimp's unsubscribed_ and cleaned_ files, Buttondown's unsubscribers.csv) makes its
 readers at least unsubscribed or bounced whatever a row says.
 
+Ghost's JSON export (`*.json`, `db[0].data`) may carry its members too: `members`
+(email, name, status free/paid/comped, email_disabled, created_at), `labels` and
+`members_labels` (their labels), `newsletters` and `members_newsletters` (the newsletters
+they get). They are read like the members CSV: labels and newsletters become tags, a
+member subscribed to no newsletter has unsubscribed (before newsletters, the member's own
+`subscribed` flag says), one whose email Ghost disabled (a bounce or a spam complaint)
+has bounced. Records are named "ghost-export.json: members[3]"; an address in both the
+JSON and a members CSV is one reader.
+
 Dates: ISO 8601 (zone or not; none means UTC), "MM/DD/YYYY HH:MM[:SS]" (the US order
 these services write) and RFC 2822 ("Tue, 05 Mar 2024 10:00:00 +0000"). A slash date
 that only reads day-first (13/02/2024) is refused rather than guessed. A record with a
@@ -43,7 +52,7 @@ import email.utils
 import io
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
@@ -308,11 +317,66 @@ class _Service:
     title: str
     patterns: tuple[str, ...]
     details: Callable[[Cells, _DateCells], _Extra]
+    tables: Callable[[str, bytes], list[SourceRow | Rejected] | None] | None = None
+    """Reads the readers a structured file (`*.json`) holds as CSV-like rows; None when it holds none."""
+
+
+def _ghost_members(name: str, data: bytes) -> list[SourceRow | Rejected] | None:
+    """The members of a Ghost JSON export, each as the members CSV would have it; None
+    when the file holds no members table."""
+    try:
+        document = json.loads(data.decode("utf-8-sig"))
+        tables = document["db"][0]["data"]
+    except (UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError):
+        return None  # not Ghost's JSON: the article reader names what is wrong with it
+    members = tables.get("members") if isinstance(tables, dict) else None
+    if members is None:
+        return None
+    if not isinstance(members, list):
+        raise SubscriberError(f"{name}: db[0].data.members is not a list; export the content again")
+
+    def rows(table: str) -> list[Mapping[str, object]]:
+        found = tables.get(table) or []
+        return [row for row in found if isinstance(row, dict)] if isinstance(found, list) else []
+
+    def names(table: str) -> dict[str, str]:
+        return {str(row.get("id")): str(row.get("name") or "") for row in rows(table)}
+
+    def joined(table: str, key: str, named: Mapping[str, str]) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for row in sorted(rows(table), key=lambda r: int(str(r.get("sort_order") or 0))):
+            if found := named.get(str(row.get(key))):
+                out.setdefault(str(row.get("member_id")), []).append(found)
+        return out
+
+    labels = joined("members_labels", "label_id", names("labels"))
+    newsletters = joined("members_newsletters", "newsletter_id", names("newsletters"))
+    by_newsletter = "members_newsletters" in tables
+    out: list[SourceRow | Rejected] = []
+    for index, member in enumerate(members):
+        if not isinstance(member, dict) or not str(member.get("email") or "").strip():
+            out.append(Rejected(index, "no email address"))
+            continue
+        member_id = str(member.get("id") or "")
+        theirs = newsletters.get(member_id, [])
+        subscribed = bool(theirs) if by_newsletter else member.get("subscribed") not in (False, 0, "false")
+        status = S.BOUNCED if member.get("email_disabled") in (True, 1, "true") else (
+            S.ACTIVE if subscribed else S.UNSUBSCRIBED)
+        cells = {
+            "email": str(member.get("email") or ""),
+            "name": str(member.get("name") or ""),
+            "status": str(member.get("status") or ""),
+            "created_at": str(member.get("created_at") or ""),
+            "subscribed_to_emails": "true" if subscribed else "false",
+        }
+        out.append(SourceRow(line=index, email=cells["email"].strip(), name=" ".join(cells["name"].split()),
+                             tags=(*labels.get(member_id, ()), *theirs), status=status, cells=cells))
+    return out
 
 
 READER_SOURCES: Mapping[str, _Service] = {
     "substack": _Service("Substack", ("email_list*.csv", "*subscribers*.csv"), _extra_substack),
-    "ghost": _Service("Ghost", ("*member*.csv",), _extra_ghost),
+    "ghost": _Service("Ghost", ("*member*.csv",), _extra_ghost, _ghost_members),
     "buttondown": _Service("Buttondown", ("*subscriber*.csv",), _extra_buttondown),
     "mailchimp": _Service(
         "Mailchimp", ("subscribed*.csv", "unsubscribed*.csv", "cleaned*.csv", "*members*.csv"), _extra_mailchimp
@@ -351,6 +415,16 @@ def read_readers(source: str, files: ExportFilesLike) -> ReaderBatch:
     if service is None:
         return batch
     at: dict[str, int] = {}
+    for name in _table_files(service, files):
+        rows = service.tables(name, files.read(name)) if service.tables is not None else None
+        if rows is None:
+            continue
+        batch.files.append(f"{name} (its members)")
+        for item in _read_rows(service, source, name, rows, record=lambda n, line: f"{n}: members[{line}]"):
+            if isinstance(item, tuple):
+                batch.refused.append(item)
+            else:
+                _merge(batch, at, item)
     for name in _reader_files(service, files):
         batch.files.append(name)
         for item in _read_file(service, source, name, files.read(name)):
@@ -359,6 +433,12 @@ def read_readers(source: str, files: ExportFilesLike) -> ReaderBatch:
             else:
                 _merge(batch, at, item)
     return batch
+
+
+def _table_files(service: _Service, files: ExportFilesLike) -> list[str]:
+    if service.tables is None:
+        return []
+    return [n for n in files.names() if n.lower().endswith(".json") and not n.startswith("__MACOSX/")]
 
 
 def _merge(batch: ReaderBatch, at: dict[str, int], reader: ImportedReader) -> None:
@@ -408,17 +488,24 @@ def _read_file(
 ) -> Iterator[ImportedReader | tuple[str, str]]:
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     floor = next((status for word, status in _FILE_FLOORS if base.lower().startswith(word)), S.PENDING)
-    origin = f"{source}:{base}"
     _platform, rows = read_export(_decode(name, data), origin=name)
+    yield from _read_rows(service, source, name, rows, floor=floor)
+
+
+def _read_rows(
+    service: _Service, source: str, name: str, rows: Iterable[SourceRow | Rejected], *,
+    floor: SubscriberStatus = S.PENDING, record: Callable[[str, int], str] = lambda n, line: f"{n}:{line}",
+) -> Iterator[ImportedReader | tuple[str, str]]:
+    origin = f"{source}:{name.replace(chr(92), '/').rsplit('/', 1)[-1]}"
     for row in rows:
         if isinstance(row, Rejected):
-            yield (f"{name}:{row.line}", row.reason)
+            yield (record(name, row.line), row.reason)
             continue
-        record = f"{name}:{row.line}"
+        where = record(name, row.line)
         try:
-            yield _reader(service, row, record, origin, floor)
+            yield _reader(service, row, where, origin, floor)
         except PublisherError as exc:
-            yield (record, f"{row.email!r}: {exc}" if row.email not in str(exc) else str(exc))
+            yield (where, f"{row.email!r}: {exc}" if row.email not in str(exc) else str(exc))
 
 
 # A plain ASCII address is lower-cased here and checked by the store as it is written (a
