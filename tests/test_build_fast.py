@@ -7,8 +7,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-from test_build import cli_publication
+import pytest
+from click.testing import CliRunner
+from test_build import ARTICLE_FILE, cli_publication
+
+from publisher.cli import cli
 
 NOT_FOR_A_BUILD = ("feedparser", "premailer", "publisher.mail.newsletter", "publisher.mail.mime")
 """Modules `publisher build` does without when it renders no newsletter preview."""
@@ -33,3 +38,51 @@ def test_build_without_previews_imports_neither_mail_nor_feedparser(tmp_path: Pa
     unloaded (a third and a fifth of a second of every rebuild)."""
     config = cli_publication(tmp_path)  # previews = 0
     assert _modules_after(config, "build") == ["[]"]
+
+
+def _counting_parse(monkeypatch: pytest.MonkeyPatch, *, bozo: bool = False) -> list[bytes]:
+    import feedparser
+
+    parsed: list[bytes] = []
+    real = feedparser.parse
+
+    def parse(data: bytes) -> Any:
+        parsed.append(data)
+        found = real(data)
+        if bozo:
+            found["bozo"], found["bozo_exception"] = 1, "mismatched tag (planted)"
+        return found
+
+    monkeypatch.setattr(feedparser, "parse", parse)
+    return parsed
+
+
+def test_check_reads_only_the_feeds_that_changed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second check parses no feed; after a new article, only the feeds that carry it."""
+    config = cli_publication(tmp_path)
+    parsed = _counting_parse(monkeypatch)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--config", str(config), "check"]).exit_code == 0
+    every = len(parsed)
+    assert every >= 3  # rss, atom and the tag's atom feed
+    parsed.clear()
+    assert runner.invoke(cli, ["--config", str(config), "check"]).exit_code == 0
+    assert parsed == []
+    (tmp_path / "content" / "2026-01-20-untagged.md").write_text(
+        ARTICLE_FILE.format(title="Untagged", day=20).replace("tags: [sleep]\n", ""), encoding="utf-8"
+    )
+    result = runner.invoke(cli, ["--config", str(config), "check"])
+    assert result.exit_code == 0, result.output
+    assert 0 < len(parsed) < every  # the site's feeds, not the untouched tag's
+    assert all(b"Untagged" in data for data in parsed)
+
+
+def test_check_keeps_reporting_a_malformed_feed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A feed found malformed is not remembered: the next check reads and reports it again."""
+    config = cli_publication(tmp_path)
+    _counting_parse(monkeypatch, bozo=True)
+    runner = CliRunner()
+    for _ in range(2):
+        result = runner.invoke(cli, ["--config", str(config), "check"])
+        assert result.exit_code == 1
+        assert "feeds/rss.xml: not a well-formed feed: mismatched tag (planted)" in result.output

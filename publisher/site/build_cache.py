@@ -15,6 +15,8 @@ Two things, so that a rebuild does the work of what changed and nothing else:
   the key of everything its bytes were made from (see `publisher.site.outputs`), its hash,
   its size and mtime, and the warnings its rendering gave. A file whose key is unchanged
   and which is still as the build left it is not rendered again.
+- Feeds that `publisher check` found well formed (`feeds-checked.json`), by the hash of
+  their bytes: a check reads with feedparser only the feeds that changed.
 
 Everything here is a hint, never the truth: an entry that is missing, unreadable, from
 another format or another version of the code is ignored and the work is done again,
@@ -56,7 +58,16 @@ from publisher.config import Config
 from publisher.errors import ContentError
 from publisher.models import Article
 
-__all__ = ["CACHE_FOLDER", "ArticleCache", "RenderRecord", "Rendered", "code_fingerprint", "usable_folder"]
+__all__ = [
+    "CACHE_FOLDER",
+    "ArticleCache",
+    "RenderRecord",
+    "Rendered",
+    "code_fingerprint",
+    "remember_well_formed",
+    "usable_folder",
+    "well_formed_feeds",
+]
 
 log = logging.getLogger(__name__)
 
@@ -576,3 +587,34 @@ class RenderRecord:
                 "notes": {key: list(said) for key, said in self.notes.items()},
             }
             _save(path, "renders", fingerprint, payload)
+
+
+def _feeds_path(config: Config) -> Path:
+    return config.root.resolve() / CACHE_FOLDER / "feeds-checked.json"
+
+
+def _feeds_fingerprint() -> str:
+    try:
+        parser = metadata.version("feedparser")
+    except metadata.PackageNotFoundError:
+        parser = "absent"
+    return _digest(code_fingerprint(), f"feedparser=={parser}")
+
+
+def well_formed_feeds(config: Config) -> frozenset[str]:
+    """SHA-256 digests of feeds that `publisher check` found well formed (feedparser takes
+    most of a check to read a site's feeds: a feed whose bytes it read before is not read again)."""
+    path = _feeds_path(config)
+    if not usable_folder(path.parent):
+        return frozenset()
+    found = _load(path, "feeds", _feeds_fingerprint())
+    if not isinstance(found, list) or not all(isinstance(digest, str) for digest in found):
+        return frozenset()
+    return frozenset(found)
+
+
+def remember_well_formed(config: Config, digests: Iterable[str]) -> None:
+    """Keep `digests` (the site's feeds as they are now, all well formed) for the next check."""
+    path = _feeds_path(config)
+    if usable_folder(path.parent):
+        _save(path, "feeds", _feeds_fingerprint(), sorted(set(digests)))
