@@ -6,18 +6,23 @@ each message's end of data, and whether it had to wait for the client before ans
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from email import message_from_bytes
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from fakes.messages import publication_config, recipients, sample_template
+from test_dkim_signing import dkimpy_verifies, needs_perl, perl_verdict
 
 from publisher.delivery.smtp import SmtpProvider, _angled, _dot_stuffed
-from publisher.mail.mime import HTML_PLACEHOLDERS, TEXT_PLACEHOLDERS, MessageTemplate
+from publisher.mail.mime import HTML_PLACEHOLDERS, TEXT_PLACEHOLDERS, MessageTemplate, Recipient
 from publisher.models import Outcome, RenderedIssue, SendResult
 
 NOW = dt.datetime(2024, 5, 1, 8, 0, tzinfo=dt.UTC)
@@ -30,6 +35,7 @@ class WireServer:
 
     def __init__(self) -> None:
         self.events: list[tuple[str, int]] = []
+        self.messages: list[bytes] = []
         self.lock = threading.Lock()
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
@@ -80,8 +86,10 @@ class WireServer:
                     conn.sendall(b"250 ok\r\n")
                 elif verb == b"DATA":
                     conn.sendall(b"354 go on\r\n")
-                    while readline() != b".\r\n":
-                        pass
+                    lines = []
+                    while (data := readline()) != b".\r\n":
+                        lines.append(data[1:] if data.startswith(b".") else data)
+                    self.messages.append(b"".join(lines))
                     count += 1
                     self.log("dot", count)
                     if not buffer and not more(PATIENCE):
@@ -202,3 +210,71 @@ def test_addresses_with_quotes_or_brackets_go_through_the_full_quoting() -> None
     assert _angled("reader+tag@example.org") == "<reader+tag@example.org>"
     assert _angled('"two words"@example.org') == '<"two words"@example.org>'
     assert _angled("") == "<>"
+
+
+@pytest.fixture
+def signing_template(tmp_path: Path) -> tuple[MessageTemplate, dict[str, bytes]]:
+    """A template that signs with a fresh RSA key, and the key's DNS record."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (tmp_path / "dkim.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ))
+    public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    config = publication_config(
+        tmp_path, extra='[delivery.dkim]\ndomain = "example.org"\nselector = "news"\nprivate_key_file = "dkim.pem"\n'
+    )
+    return sample_template(config), {"news._domainkey.example.org": b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)}
+
+
+def test_signed_copies_are_made_ahead_in_the_signing_threads(
+    server: WireServer, signing_template: tuple[MessageTemplate, dict[str, bytes]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With DKIM, copies are made by the provider's signing threads, not the session's own,
+    and every copy the server receives verifies with dkimpy, in its reader's order."""
+    template, records = signing_template
+    makers: list[str] = []
+    made = MessageTemplate.wire_bytes
+
+    def wire_bytes(self: MessageTemplate, recipient: Recipient, date: dt.datetime) -> bytes:
+        makers.append(threading.current_thread().name)
+        return made(self, recipient, date)
+
+    monkeypatch.setattr(MessageTemplate, "wire_bytes", wire_bytes)
+    results = send(server, template, 6, logging_answers(server), unrecorded=3)
+    assert [r.outcome for r in results] == [Outcome.SENT] * 6
+    assert len(makers) == 6 and all(name.startswith("smtp-sign") for name in makers)
+    assert [message_from_bytes(m)["To"].rpartition("<")[2] for m in server.messages] == [
+        f"{r.email}>" for r in recipients(6)
+    ]
+    assert all(dkimpy_verifies(message, records) for message in server.messages)
+
+
+@needs_perl
+def test_signed_copies_on_the_wire_verify_with_mail_dkim(
+    server: WireServer, signing_template: tuple[MessageTemplate, dict[str, bytes]]
+) -> None:
+    """The second verifier passes each signed copy as the server received it (dot-stuffing undone)."""
+    template, records = signing_template
+    send(server, template, 3, logging_answers(server))
+    for message in server.messages:
+        verdict = perl_verdict(message, records)
+        assert verdict.returncode == 0, verdict.stdout + verdict.stderr
+
+
+def test_a_signed_copy_that_cannot_be_made_fails_its_reader_alone(
+    server: WireServer, signing_template: tuple[MessageTemplate, dict[str, bytes]]
+) -> None:
+    """A copy made ahead that cannot be made (a bad unsubscribe URL) fails that reader when
+    its turn comes; the others go out."""
+    template, _ = signing_template
+    readers = recipients(4)
+    readers[1] = replace(readers[1], unsubscribe_url="javascript:alert(1)")
+    provider = SmtpProvider(host="127.0.0.1", port=server.port, security="none", timeout=5.0)
+    try:
+        results = provider.send(template, readers, now=NOW, answered=logging_answers(server))
+    finally:
+        provider.close()
+    assert [r.outcome for r in results] == [Outcome.SENT, Outcome.FAILED, Outcome.SENT, Outcome.SENT]
+    assert "cannot build this message" in results[1].detail
+    assert len(server.messages) == 3

@@ -8,7 +8,9 @@ are read after; the message is written to the socket dot-stuffed, and its final 
 held while `unrecorded` answers of the session are still on their way to the ledger
 (see `SmtpProvider.answers_each`). The next message's envelope follows a final dot
 before that dot's answer is read, so a message costs one round trip, not two; a session
-that breaks with an answer still unread leaves that message as maybe sent.
+that breaks with an answer still unread leaves that message as maybe sent. With DKIM,
+copies are signed a few messages ahead by the provider's signing threads (OpenSSL signs
+without the GIL), so signing overlaps the network waits instead of adding to them.
 
 Answers map to outcomes by their class: 4xx is temporary (RETRY), 5xx permanent
 (FAILED), both for the one message they answer. A connection that drops before DATA was
@@ -32,8 +34,9 @@ import ssl
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from publisher.delivery.base import (
     UNUSABLE_RECIPIENT,
@@ -88,6 +91,13 @@ class _Lost(Exception):
         self.result = result
 
 
+SIGNERS = 2
+"""Threads per provider that make signed copies ahead of the sessions (see `_Copies`)."""
+
+AHEAD = 4
+"""Copies a session has made in advance while it sends one: enough to keep signing ahead
+of the wire, few enough that each session gets its share of the signing threads."""
+
 UNRECORDED = 8
 """Messages a session may have had accepted while their answers are not yet committed to
 the ledger: what a `kill -9` can send twice, per connection. One would make every message
@@ -141,6 +151,7 @@ class SmtpProvider:
         self._idle: list[smtplib.SMTP] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._signers: ThreadPoolExecutor | None = None
 
     @classmethod
     def from_config(cls, config: Config, *, client: object = None) -> SmtpProvider:
@@ -174,17 +185,13 @@ class SmtpProvider:
         """
         stream = _Stream(answered, self.unrecorded)
         results = stream.results
-        # A MessageTemplate gives its copies dot-stuffed already (its fixed parts once).
-        wire = template.wire_bytes if isinstance(template, MessageTemplate) else None
+        copies = _Copies(template, recipients, now, self._signing_pool(template))
         with self._slots:
             conn = self._checkout()
             try:
-                for recipient in recipients:
+                for index, recipient in enumerate(recipients):
                     try:
-                        if wire is not None:
-                            raw = wire(recipient, now)
-                        else:
-                            raw = _dot_stuffed(template.message_bytes(recipient, now))
+                        raw = copies.wire(index)
                     except UNUSABLE_RECIPIENT as exc:
                         conn = stream.settle(conn)
                         results.append(failed(recipient, f"cannot build this message: {exc}"))
@@ -220,8 +227,19 @@ class SmtpProvider:
                 conn = None
                 raise SendInterrupted(results, 0) from exc
             finally:
+                copies.cancel()
                 self._checkin(conn)
         return results
+
+    def _signing_pool(self, template: Template[R]) -> ThreadPoolExecutor | None:
+        """The threads that make signed copies ahead of the sessions (see `_Copies`); None
+        for a template that does not sign, whose copies are cheaper made in place."""
+        if not isinstance(template, MessageTemplate) or template.dkim is None:
+            return None
+        with self._lock:
+            if self._signers is None:
+                self._signers = ThreadPoolExecutor(max_workers=SIGNERS, thread_name_prefix="smtp-sign")
+            return self._signers
 
     def utf8_mailboxes_refused(self) -> str:
         """Why no non-ASCII mailbox name can go through this server, asked once before a
@@ -248,8 +266,11 @@ class SmtpProvider:
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
+            signers, self._signers = self._signers, None
         for conn in idle:
             _quit(conn)
+        if signers is not None:
+            signers.shutdown(cancel_futures=True)
 
     def _checkout(self) -> smtplib.SMTP | None:
         with self._lock:
@@ -356,6 +377,48 @@ class SmtpProvider:
                 conn = None
             return conn
         raise AssertionError("unreachable")
+
+
+class _Copies:
+    """The wire bytes of one call's copies, made `AHEAD` messages in advance by the signing
+    threads when the template signs.
+
+    An RSA signature costs a few hundred microseconds of OpenSSL, which runs without the
+    GIL; made in the session's own thread it would also wait for the GIL afterwards,
+    behind the other sessions' Python work, while the connection sits idle. Made ahead,
+    it overlaps the network waits of the messages before it (and the other core). A copy
+    that cannot be made raises when its turn comes, as it would in place.
+    """
+
+    __slots__ = ("_ahead", "_make", "_now", "_pool", "_recipients")
+
+    def __init__(
+        self, template: Template[R], recipients: Sequence[R], now: datetime, pool: ThreadPoolExecutor | None
+    ) -> None:
+        # A MessageTemplate gives its copies dot-stuffed already (its fixed parts once).
+        if isinstance(template, MessageTemplate):
+            self._make: Callable[[Any, datetime], bytes] = template.wire_bytes
+        else:
+            self._make = lambda recipient, now: _dot_stuffed(template.message_bytes(recipient, now))
+        self._recipients = recipients
+        self._now = now
+        self._pool = pool
+        self._ahead: dict[int, Future[bytes]] = {}
+
+    def wire(self, index: int) -> bytes:
+        """Copy `index` as DATA carries it (without the final dot)."""
+        if self._pool is None:
+            return self._make(self._recipients[index], self._now)
+        for upcoming in range(index, min(index + AHEAD, len(self._recipients))):
+            if upcoming not in self._ahead:
+                self._ahead[upcoming] = self._pool.submit(self._make, self._recipients[upcoming], self._now)
+        return self._ahead.pop(index).result()
+
+    def cancel(self) -> None:
+        """Drop the copies made ahead that will not be sent (the call ended early)."""
+        for future in self._ahead.values():
+            future.cancel()
+        self._ahead.clear()
 
 
 class _Stream:
