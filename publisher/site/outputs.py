@@ -169,6 +169,7 @@ class _Inputs:
         self._whole: str | None = None
         self._settings: dict[str, str] = {}
         self._templates: dict[tuple[str, ...], str] = {}
+        self._sources: dict[str, tuple[str, str, tuple[str, ...] | None] | None] = {}
 
     def settings(self, group: str) -> str:
         """A hash of the settings of a group: "site", "mail" or "none" (see the table above)."""
@@ -205,11 +206,6 @@ class _Inputs:
 
     def _closure(self, roots: Iterable[str]) -> str:
         """"" when a template names another by a variable (the graph cannot be followed)."""
-        if self._env is None:
-            self._env = template_environment(self.config)
-        env = self._env
-        loader = env.loader
-        assert loader is not None
         hasher = hashlib.sha256()
         seen: set[str] = set()
         todo = sorted(set(roots), reverse=True)
@@ -218,20 +214,39 @@ class _Inputs:
             if name in seen:
                 continue
             seen.add(name)
-            try:
-                source, filename, _fresh = loader.get_source(env, name)
-            except jinja2.TemplateNotFound:
+            found = self._read(name)
+            if found is None:
                 hasher.update(f"\0{name}\0missing".encode("utf-8", "surrogatepass"))
                 continue  # rendering says which is missing
+            filename, source, refs = found
             hasher.update(f"\0{name}\0{filename}\0{len(source)}\0{source}".encode("utf-8", "surrogatepass"))
-            try:
-                found = list(meta.find_referenced_templates(env.parse(source)))
-            except jinja2.TemplateSyntaxError:
-                continue  # rendering reports it, with its file and line
-            if any(ref is None for ref in found):
+            if refs is None:
                 return ""
-            todo.extend(sorted((ref for ref in found if ref is not None), reverse=True))
+            todo.extend(sorted(refs, reverse=True))
         return hasher.hexdigest()
+
+    def _read(self, name: str) -> tuple[str, str, tuple[str, ...] | None] | None:
+        """A template's file, text and the templates it names (None: one by a variable),
+        read and parsed once a build however many pages start from it; None if missing."""
+        if name in self._sources:
+            return self._sources[name]
+        if self._env is None:
+            self._env = template_environment(self.config)
+        env = self._env
+        loader = env.loader
+        assert loader is not None
+        try:
+            source, filename, _fresh = loader.get_source(env, name)
+        except jinja2.TemplateNotFound:
+            self._sources[name] = None
+            return None
+        try:
+            found = list(meta.find_referenced_templates(env.parse(source)))
+        except jinja2.TemplateSyntaxError:
+            found = []  # rendering reports it, with its file and line
+        refs = None if any(ref is None for ref in found) else tuple(ref for ref in found if ref is not None)
+        self._sources[name] = (str(filename), source, refs)
+        return self._sources[name]
 
 
 def _template_folders_key(config: Config) -> str:

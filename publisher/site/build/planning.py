@@ -20,7 +20,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from stat import S_ISLNK, S_ISREG
 from types import MappingProxyType
 from urllib.parse import urlsplit
 from warnings import catch_warnings, simplefilter
@@ -153,27 +152,44 @@ ARTICLE_SUFFIXES = (".md", ".markdown")
 def _asset_files(config: Config) -> list[tuple[str, Path]]:
     """The content folder's files that are not articles (images, PDFs), by relative path.
 
-    Names starting with "." or "_" are skipped, as articles' are. A missing content
-    folder has none. A symbolic link stops the build (`content.link_refusal`): copied, it
-    would publish whatever it points at.
+    Names starting with "." or "_" are skipped, as articles' are (`content.content_files`'
+    rules; walked here without making a path of each of thousands of articles). A missing
+    content folder has none. A symbolic link stops the build (`content.link_refusal`):
+    copied, it would publish whatever it points at.
     """
     folder = config.path_of("build.content")
     if not folder.is_dir():
         return []
     shown = f"{config['build.content']}".rstrip("/")
-    found: list[tuple[str, Path]] = []
-    for path, relative in content.content_files(folder):
-        if path.name.endswith(ARTICLE_SUFFIXES):
-            continue
+    found: list[tuple[tuple[str, ...], str, Path]] = []
+    pending: list[tuple[str, tuple[str, ...]]] = [(os.fspath(folder), ())]
+    while pending:
+        top, parts = pending.pop()
         try:
-            mode = os.lstat(path).st_mode
+            with os.scandir(top) as entries:
+                listed = list(entries)
         except OSError:
-            continue  # gone since the folder was listed
-        if S_ISLNK(mode):
-            raise content.link_refusal(path, f"{shown}/{relative}", config)
-        if S_ISREG(mode):
-            found.append((relative, path))
-    return found
+            continue  # a folder that cannot be listed has nothing to publish
+        for entry in listed:
+            name = entry.name
+            if name.startswith((".", "_")):
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append((entry.path, (*parts, name)))
+                    continue
+                if name.endswith(ARTICLE_SUFFIXES):
+                    continue
+                link, regular = entry.is_symlink(), entry.is_file(follow_symlinks=False)
+            except OSError:
+                continue  # gone since the folder was listed
+            relative = "/".join((*parts, name))
+            if link:
+                raise content.link_refusal(Path(entry.path), f"{shown}/{relative}", config)
+            if regular:
+                found.append(((*parts, name), relative, Path(entry.path)))
+    found.sort(key=lambda item: item[0])
+    return [(relative, path) for _parts, relative, path in found]
 
 
 def preview_refusal(article: Article) -> str:
