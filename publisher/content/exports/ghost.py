@@ -7,14 +7,17 @@ The file is `{"db": [{"meta": ..., "data": {"posts": [...], "tags": [...],
 alt), callout (its emoji and text as a quote), bookmark (a link with its title and
 description), html, markdown, embed (a link to what was embedded: iframes are never
 kept), code block, divider. A card this module does not know is reported, and its text
-kept where it has any. A post that went out as an email (a row in `emails`, or a
-newsletter set on a published post) is marked as mailed. Its old address is /<slug>/.
+kept where it has any (its children, else its own title, text and description fields:
+a product card's title and description). A post that went out as an email (a row in
+`emails`, or a newsletter set on a published post) is marked as mailed. Its old address
+is /<slug>/. The members in the same file are read by `readers.py`.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -34,6 +37,7 @@ __all__ = ["lexical_to_html", "mobiledoc_to_html", "read_articles"]
 
 _FORMATS = ((1, "strong"), (2, "em"), (4, "s"), (8, "u"), (16, "code"), (32, "sub"), (64, "sup"))
 _ESC = html.escape
+_TEXT_KEY = re.compile(r"(?:title|header|subheader|text|description|caption|content)$", re.IGNORECASE)
 
 
 def _text_node(node: Mapping[str, Any]) -> str:
@@ -100,7 +104,17 @@ def _lexical_node(node: Mapping[str, Any], unknown: list[str]) -> str:
     if kind == "horizontalrule":
         return "<hr>"
     unknown.append(kind or "(no type)")
-    return _children(node, unknown)
+    return _children(node, unknown) or _card_text(node)
+
+
+def _card_text(node: Mapping[str, Any]) -> str:
+    """What a card this module does not know says: its title-, text- and description-like
+    fields (`productTitle`, `productDescription`, `header`...), each a paragraph."""
+    parts = []
+    for key, value in node.items():
+        if isinstance(value, str) and value.strip() and _TEXT_KEY.search(key):
+            parts.append(value if value.lstrip().startswith("<") else f"<p>{_ESC(value)}</p>")
+    return "".join(parts)
 
 
 def lexical_to_html(document: Mapping[str, Any]) -> tuple[str, list[str]]:
