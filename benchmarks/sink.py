@@ -146,3 +146,68 @@ def send_issue(config: Config, issue: int, queued: int) -> float:
     assert report.sent + hands.sent == queued, (report, hands.sent, queued)
     db.dispose()
     return queued / elapsed
+
+
+PHASES = (
+    ("claim rows (ledger)", "engine.py", "_claim_rows"),
+    ("reader values: tokens, VERP", "engine.py", "_recipients"),
+    ("splice + DKIM (wire_bytes)", "mime.py", "wire_bytes"),
+    ("SMTP: write to the socket", "~", "<method 'sendall' of '_socket.socket' objects>"),
+    ("SMTP: wait for answers", "~", "<method 'recv_into' of '_socket.socket' objects>"),
+    ("senders waiting for answers' commit", "engine.py", "wait"),
+    ("record answers (recorder thread)", "engine.py", "_commit"),
+)
+"""Named stages of a send: (label, file, function) whose cumulative time the profile shows."""
+
+
+def profiled_send(config: Config, issue: int, queued: int, top: int = 12) -> float:
+    """`send_issue` under cProfile in every thread: prints microseconds a message per stage
+    (cumulative wall time, summed over threads, so stages that overlap add up to more than
+    the elapsed time) and the functions with the most time of their own; messages/s."""
+    import cProfile
+    import pstats
+
+    profiles: list[cProfile.Profile] = []
+    original = threading.Thread.run
+
+    def run(self: threading.Thread) -> None:
+        profile = cProfile.Profile()
+        profiles.append(profile)
+        profile.enable()
+        try:
+            original(self)
+        finally:
+            profile.disable()
+
+    threading.Thread.run = run  # type: ignore[method-assign]
+    main = cProfile.Profile()
+    profiles.append(main)
+    cpu = time.process_time()
+    try:
+        main.enable()
+        rate = send_issue(config, issue, queued)
+        main.disable()
+    finally:
+        threading.Thread.run = original  # type: ignore[method-assign]
+    cpu = time.process_time() - cpu
+    stats = pstats.Stats(profiles[0])
+    for profile in profiles[1:]:
+        if profile.getstats():
+            stats.add(profile)
+    table = stats.stats  # type: ignore[attr-defined]
+    print(f"whole send under cProfile (every thread): {rate:.0f} messages/s, "
+          f"process CPU {cpu / queued * 1e6:.0f} us a message")
+    for label, path, name in PHASES:
+        found = [(calls, cum) for (file, _line, func), (_c, calls, _own, cum, _) in table.items()
+                 if file.endswith(path) and func == name]
+        if found:
+            calls = sum(c for c, _ in found)
+            cumulative = sum(t for _, t in found)
+            print(f"  {cumulative / queued * 1e6:8.1f} us/message  {calls / queued:5.2f} calls  {label}")
+    rows = sorted(((own, calls, f"{file.rpartition('/')[2]}:{func}")
+                   for (file, _line, func), (_c, calls, own, _cum, _) in table.items()), reverse=True)
+    print("  functions with the most time of their own:")
+    for own, calls, where in rows[:top]:
+        print(f"  {own / queued * 1e6:8.1f} us/message  {calls / queued:5.2f} calls  {where}")
+    print(flush=True)
+    return rate

@@ -16,7 +16,9 @@ the same send with `delivery.processes = N` (helper processes claiming from the 
 
 `--profile` first sends the same messages through the provider alone (one connection, no
 ledger) under cProfile and prints microseconds per message: total, and each function's
-own time, so what the client spends apart from waiting on the socket is in view.
+own time, so what the client spends apart from waiting on the socket is in view; then
+the whole send (ledger and threads included) under cProfile in every thread, per stage:
+claiming, reader values, splice, socket writes and waits, waits for the ledger, commits.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sink import enqueue_issue, publication, send_issue, smtp_sink
+from sink import enqueue_issue, profiled_send, publication, send_issue, smtp_sink
 
 from publisher.delivery.engine import snapshot_templates
 from publisher.mail.mime import Recipient, message_id_for
@@ -108,6 +110,8 @@ def main() -> None:
         several = publication(Path(other), port, args.readers, processes=args.processes)
         if args.profile:
             profile(port, config, args.readers)
+            issue, queued = enqueue_issue(config, "profile")
+            profiled_send(config, issue, queued)
         size = 0
         for run in range(args.runs):
             issue, queued = enqueue_issue(config, f"run{run}")

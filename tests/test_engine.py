@@ -19,6 +19,7 @@ from fakes.http_api import RecordedRequest, Reply
 from store_support import BACKENDS, open_test_store
 
 from publisher.config import Config, parse_config
+from publisher.delivery import engine as engine_module
 from publisher.delivery.base import SendInterrupted, make_provider
 from publisher.delivery.engine import deliver, in_flight_limit, snapshot_templates
 from publisher.delivery.ratelimit import TokenBucket
@@ -859,3 +860,73 @@ def test_answers_each_crash_leaves_earlier_answers_recorded(tmp_path: Path, db: 
     assert states(db) == {"sent": 2, "queued": 8}
     (line,) = ledger.status(db)
     assert line.uncertain == 1
+
+
+class WindowProvider(FakeProvider):
+    """A provider that, as SMTP does, waits before a message only while `window` answers are
+    unrecorded, and for all of them before it returns."""
+
+    answers_each = True
+
+    def __init__(self, *, window: int, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.window = window
+
+    def send(  # type: ignore[override]
+        self, template: MessageTemplate, recipients: Sequence[Recipient], *, now: datetime,
+        answered: Callable[[SendResult], Callable[[], None]],
+    ) -> list[SendResult]:
+        results: list[SendResult] = []
+        waits: list[Callable[[], None]] = []
+        for recipient in recipients:
+            while len(waits) >= self.window:
+                waits.pop(0)()
+            results.extend(super().send(template, [recipient], now=now))
+            waits.append(answered(results[-1]))
+        if waits:
+            waits[-1]()
+        return results
+
+
+def counted_commits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every group of results the ledger records, as they are recorded."""
+    sizes: list[int] = []
+    record = ledger.record
+
+    def counting(engine: sa.Engine, results: Sequence[SendResult], **kwargs: object) -> dict[str, int]:
+        results = list(results)
+        if results:
+            sizes.append(len(results))
+        return record(engine, results, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ledger, "record", counting)
+    return sizes
+
+
+def test_answers_nobody_waits_for_yet_are_committed_in_groups(
+    tmp_path: Path, db: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a window of unrecorded answers, the recorder gathers answers rather than
+    committing each one: a commit costs about as much as sixteen answers in it."""
+    monkeypatch.setattr(engine_module, "GATHER", 30.0)  # however slow the machine
+    config = make_config(tmp_path, concurrency=1, batch_size=40)
+    queue_issue(db, 80)
+    sizes = counted_commits(monkeypatch)
+    run(config, db, WindowProvider(window=8, delay=0.002))
+    assert states(db) == {"sent": 80}
+    assert sum(sizes) == 80
+    assert len(sizes) <= 80 // 6, sizes
+
+
+def test_an_answer_a_sender_waits_for_is_committed_at_once(
+    tmp_path: Path, db: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sender waiting on an answer gets it committed without waiting for a group to fill
+    or for the gathering time to pass."""
+    monkeypatch.setattr(engine_module, "GATHER", 30.0)
+    config = make_config(tmp_path, concurrency=1, batch_size=5)
+    queue_issue(db, 5)
+    started = time.monotonic()
+    run(config, db, WindowProvider(window=1))
+    assert states(db) == {"sent": 5}
+    assert time.monotonic() - started < 10
