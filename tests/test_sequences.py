@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
+from apscheduler.schedulers.background import BackgroundScheduler
 from click.testing import CliRunner, Result
 from fakes.smtp import SMTPServer
 from pg_server import fresh_database, postgres_server
@@ -28,7 +29,7 @@ from publisher.delivery import hooks
 from publisher.delivery.sending import deliver_queued
 from publisher.errors import ContentError, InvalidRequest
 from publisher.models import SubscriberStatus
-from publisher.schedule import jobs
+from publisher.schedule import jobs, scheduler
 from publisher.services import access, delivering, segments, sequences
 from publisher.services import issues as issue_service
 from publisher.store import ledger, open_store
@@ -687,3 +688,33 @@ def test_unsubscribing_while_a_step_is_being_sent_gets_nothing_more(
         assert conn.execute(sa.select(sa.func.count()).select_from(deliveries)).scalar_one() == 2
     (view,) = sequences.overview(config, db)
     assert view.stopped == 1
+
+
+def test_a_step_goes_at_its_moment_not_at_the_next_minute(config: Config, db: sa.Engine,
+                                                          smtp_server: SMTPServer) -> None:
+    """After the minute job's run, the daemon wakes at the next step's moment (4 s away
+    here), not a minute later: the step reaches the server a few seconds after it at most
+    (rendering it and sending it, on a busy machine)."""
+    write_sequence(config.root, "soon", {"first": ("First", "0"), "then": ("A minute later", "1m")})
+    path = str(config.root / "config.toml")
+    now = datetime.now(UTC)
+    jobs.register(path, jobs.Runtime(config=config, db=db))
+    sequences.run(config, db, now=now - timedelta(minutes=2))  # the sequences are first seen
+    join(db, "ada@example.org", now - timedelta(seconds=56))
+    clock = BackgroundScheduler(timezone=UTC)
+    clock.start()
+    scheduler.remember(path, clock)
+    try:
+        scheduler.run_sequences_on_time(path)
+        assert subjects_to(smtp_server, "ada@example.org")[-1] in ("First", "Welcome to Quiet Hours")
+        due = now + timedelta(seconds=4)
+        deadline = time.monotonic() + 10
+        while "A minute later" not in subjects_to(smtp_server, "ada@example.org") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        arrived = datetime.now(UTC)
+    finally:
+        scheduler.forget(path)
+        clock.shutdown(wait=True)
+    assert "A minute later" in subjects_to(smtp_server, "ada@example.org")
+    print(f"the step reached the server {(arrived - due).total_seconds():.2f} s after its moment")
+    assert timedelta(0) <= arrived - due < timedelta(seconds=5), arrived - due

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from publisher.api.context import ApiContext, responses
 from publisher.services import sequences as service
-from publisher.store.api_keys import ApiKey
+from publisher.services.access import ApiKey
 
 __all__ = ["router"]
 

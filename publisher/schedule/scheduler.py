@@ -18,7 +18,7 @@ import logging
 import pickle
 import threading
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,7 +35,10 @@ from publisher.errors import ConfigError
 from publisher.schedule import jobs
 from publisher.store import schedules
 
-__all__ = ["JOB_TABLE", "arm_schedules", "create_scheduler", "drop_unloadable_jobs", "start_daemon_jobs"]
+__all__ = [
+    "JOB_TABLE", "arm_schedules", "arm_sequences", "create_scheduler", "drop_unloadable_jobs", "run_sequences_on_time",
+    "start_daemon_jobs",
+]
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +126,7 @@ def start_daemon_jobs(scheduler: BackgroundScheduler, config_path: str, rt: jobs
         id="pings", name="retry WebSub pings", replace_existing=True)
     add(jobs.deliver_hooks, _every(HOOK_SECONDS), args=[config_path],
         id="hooks", name="deliver outbound webhooks", replace_existing=True)
-    add(jobs.run_sequences, _every(SEQUENCE_SECONDS), args=[config_path],
+    add(run_sequences_on_time, _every(SEQUENCE_SECONDS), args=[config_path],
         id="sequences", name="enrol readers and queue due sequence steps", replace_existing=True)
     add(arm_schedules, _every(SWEEP_SECONDS), args=[config_path],
         id="arm", name="arm exact times of scheduled sends", replace_existing=True)
@@ -180,6 +183,45 @@ def arm_schedules(config_path: str) -> int:
             )
             armed += 1
     return armed
+
+
+NEXT_SEQUENCE_JOB = "sequences:next"
+SEQUENCE_GAP = timedelta(seconds=1)
+"""The least time from one run to the early wake-up it arms: readers due within it go together."""
+
+
+def run_sequences_on_time(config_path: str) -> int:
+    """The sequences' run (`jobs.run_sequences`), then a wake-up armed for the next step due."""
+    queued = jobs.run_sequences(config_path)
+    arm_sequences(config_path)
+    return queued
+
+
+def arm_sequences(config_path: str) -> datetime | None:
+    """Give the next step due before the minute job's next run a one-off wake-up at its
+    moment (replacing one armed later), so that it goes then, not up to a minute after.
+
+    A step due later is armed by the run just before it. Returns the moment armed, if any.
+    """
+    scheduler = _SCHEDULERS.get(config_path)
+    if scheduler is None:
+        return None
+    rt = jobs.runtime_for(config_path)
+    from publisher.services import sequences  # only a publication with sequences pays for it
+
+    due = sequences.next_due(rt.db)
+    now = rt.clock()
+    if due is None or due > now + timedelta(seconds=SEQUENCE_SECONDS):
+        return None
+    due = max(due, now + SEQUENCE_GAP)
+    armed = scheduler.get_job(NEXT_SEQUENCE_JOB)
+    if armed is not None and armed.next_run_time is not None and now < armed.next_run_time <= due:
+        return None
+    scheduler.add_job(
+        run_sequences_on_time, DateTrigger(run_date=due + timedelta(milliseconds=50)), args=[config_path],
+        id=NEXT_SEQUENCE_JOB, name="queue the next sequence step at its moment", replace_existing=True,
+    )
+    return due
 
 
 _SCHEDULERS: dict[str, BackgroundScheduler] = {}

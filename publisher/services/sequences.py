@@ -71,6 +71,7 @@ __all__ = [
     "import_subscribers",
     "importable",
     "load",
+    "next_due",
     "next_moves",
     "overview",
     "overview_readable",
@@ -140,6 +141,11 @@ def next_moves(
             return Moves(tuple(send), tuple(passed), moment)
         send.append(step)
     return Moves(tuple(send), tuple(passed), None)
+
+
+def next_due(db: Engine) -> datetime | None:
+    """When the next step of any reader is due (None when nobody waits): the daemon wakes then."""
+    return store.next_due(db)
 
 
 def step_issue(config: Config, sequence: Sequence, step: Step) -> Issue:

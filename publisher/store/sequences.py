@@ -64,6 +64,7 @@ __all__ = [
     "due",
     "enrol",
     "mark_issue",
+    "next_due",
     "pass_step",
     "queue_step",
     "readers",
@@ -301,6 +302,15 @@ def due(engine: Engine, name: str, *, now: datetime, limit: int = _PAGE) -> list
                   timezone=row.timezone, started_at=row.started_at, done=frozenset(done[row.subscriber_id]))
         for row in rows
     ]
+
+
+def next_due(engine: Engine) -> datetime | None:
+    """The nearest moment any active reader of any sequence is due at (one index look-up)."""
+    with engine.connect() as conn:
+        found: datetime | None = conn.execute(
+            select(func.min(sequence_enrolments.c.next_at)).where(sequence_enrolments.c.state == ACTIVE)
+        ).scalar_one()
+    return found
 
 
 def queue_step(engine: Engine, name: str, step: str, enrolment: Enrolment, issue_id: int, *, now: datetime) -> bool:
