@@ -75,14 +75,14 @@ def empty_publication(folder: Path) -> Path:
 
 
 def readers(config_path: Path) -> dict[str, tuple[object, ...]]:
-    """Each reader as the round trip must keep them: status, consent, choices, link key."""
+    """Each reader as the round trip must keep them: status, when they joined, consent, choices, link key."""
     config = load_config(str(config_path))
     db = open_store(config.store_url)
     try:
         with db.connect() as conn:
             return {
-                r.email: (r.status, r.name, str(r.confirmed_at), r.source, str(r.opted_in_at), r.consent_text,
-                          r.frequency, r.topics, r.token_key)
+                r.email: (r.status, r.name, str(r.created_at), str(r.confirmed_at), r.source, str(r.opted_in_at),
+                          r.consent_text, r.frequency, r.topics, r.token_key)
                 for r in conn.execute(sa.select(subscribers))
             }
     finally:
@@ -262,6 +262,32 @@ def test_each_issue_s_figures_and_each_reader_s_history_come_back(tmp_path: Path
         db.dispose()
     assert (figures.sent, figures.unsubscribed) == (5, 1)
     assert apply(again, tmp_path / "out.zip").of("events").created == 0
+
+
+def test_copies_still_waiting_at_export_are_named_and_never_sent_from_here(tmp_path: Path) -> None:
+    """A copy queued when the export was made: the plan says so, naming the issue, and it comes back skipped."""
+    config = sample(tmp_path / "pub")
+    db = open_store(load_config(str(config)).store_url)
+    try:
+        with db.begin() as conn:
+            conn.execute(sa.update(deliveries).where(deliveries.c.email == "priya.raman@example.org")
+                         .values(state="queued"))
+    finally:
+        db.dispose()
+    assert run("--config", str(config), "export", "--to", str(tmp_path / "out.zip")).exit_code == 0
+    again = empty_publication(tmp_path / "again")
+    planned = apply(again, tmp_path / "out.zip", write=False)
+    assert any(note.startswith("1 copy was still waiting to be sent when the publication was exported (")
+               and "never sent from here" in note for note in planned.notes), planned.notes
+    apply(again, tmp_path / "out.zip")
+    db = open_store(load_config(str(again)).store_url)
+    try:
+        with db.connect() as conn:
+            state = conn.execute(sa.select(deliveries.c.state).where(
+                deliveries.c.email == "priya.raman@example.org")).scalar_one()
+    finally:
+        db.dispose()
+    assert state == "skipped"
 
 
 def test_an_erased_reader_stays_erased_and_the_issue_s_count_stays_true(tmp_path: Path) -> None:

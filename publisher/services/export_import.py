@@ -112,11 +112,13 @@ def _import(config: Config, db: Engine, path: Path, *, now: datetime, write: boo
                 kinds.append(_files_into(archive, chosen, folders[part], kind, write=write, before=notice))
         kinds.append(_subscribers(archive, db, now=now, write=write))
         kinds.append(_choices(archive, db, write=write))
-        issue_counts, delivery_counts, issue_ids = _ledger(config, archive, db, now=now, write=write)
+        issue_counts, delivery_counts, issue_ids, waiting = _ledger(config, archive, db, now=now, write=write)
         kinds.extend((issue_counts, delivery_counts, _events(archive, db, issue_ids, write=write)))
         kinds.append(_redirects(archive, db, now=now, write=write))
         settings, notes = _settings(config, archive, write=write)
         kinds.append(settings)
+        if waiting:
+            notes = [_waiting_note(waiting), *notes]
     return MoveIn(label=path.name, applied=write, kinds=tuple(kinds), notes=tuple(notes))
 
 
@@ -283,16 +285,18 @@ def _rekeyed(key: str, host: str) -> str:
 
 def _ledger(
     config: Config, archive: reader.ExportArchive, db: Engine, *, now: datetime, write: bool
-) -> tuple[KindCounts, KindCounts, dict[int, int | None]]:
+) -> tuple[KindCounts, KindCounts, dict[int, int | None], dict[str, int]]:
     """Each issue with its copies, one transaction per issue (deliveries.csv lists them
-    issue by issue, so one issue's copies are in memory at a time); and each issue's id
-    here by its number in the export (None in a plan, for one not here yet)."""
+    issue by issue, so one issue's copies are in memory at a time); each issue's id here
+    by its number in the export (None in a plan, for one not here yet); and how many
+    copies of each issue (by subject) were still waiting when the export was made."""
     host = urlsplit(config.site_url).hostname or config.site_url
     issues = {issue.number: issue for issue in archive.issues()}
     created: dict[int, bool] = {}
     ids: dict[int, int | None] = {}
     added = seen = 0
     refused: list[str] = []
+    waiting: dict[str, int] = {}
 
     def put(number: int, copies: list[export_rows.DeliveryRow]) -> None:
         nonlocal added, seen
@@ -320,6 +324,8 @@ def _ledger(
             current, group = row.issue, []
         state, detail = row.state, row.detail
         if state not in _ENDED:
+            subject = issues[row.issue].subject or f"issue {row.issue}"
+            waiting[subject] = waiting.get(subject, 0) + 1
             state = "skipped"
             detail = "waiting when the publication was exported; not sent from here"
         group.append(export_rows.DeliveryRow(
@@ -336,6 +342,17 @@ def _ledger(
         KindCounts(kind="issues", created=made, skipped=len(created) - made),
         KindCounts(kind="deliveries", created=added, skipped=seen, refused=len(refused), reasons=tuple(refused)),
         ids,
+        waiting,
+    )
+
+
+def _waiting_note(waiting: dict[str, int]) -> str:
+    total = sum(waiting.values())
+    which = "; ".join(f"{subject!r}: {count}" for subject, count in waiting.items())
+    return (
+        f"{total} {'copy was' if total == 1 else 'copies were'} still waiting to be sent when the publication "
+        f"was exported ({which}): they come back as skipped and are never sent from here, since the old "
+        "server may have sent them; send from the old server first if they should still go"
     )
 
 
