@@ -1,16 +1,19 @@
 """A list of a million readers: the import, the desk under 32 clients, the API's cursor paging.
 
-    .venv/bin/python benchmarks/million.py [--readers 1000000] [--clients 32] [--requests 320] [--import-only]
+    .venv/bin/python benchmarks/million.py [--readers 1000000] [--store sqlite|postgresql]
+        [--clients 32] [--seconds 10] [--requests 320] [--import-only] [--no-api]
 
 1. Import: a CSV of --readers rows (address, name, tags) through `publisher subscribers
-   import FILE` (the CLI, a subprocess) into an empty SQLite database: seconds, rows/s and
-   the importing process's peak RSS (its own rusage, from `wait4`).
+   import FILE` (the CLI, a subprocess) into an empty database (SQLite in a temporary
+   folder, or with --store postgresql a throwaway PostgreSQL server, tests/pg_server.py):
+   seconds, rows/s and the importing process's peak RSS (its own rusage, from `wait4`).
 2. An issue sent to every reader (one ledger row each, written directly), then the app of
-   `publisher serve` under uvicorn in a second process on loopback. --clients clients
-   signed in as the owner ask, --requests times in all per page, for Home, Subscribers
-   (the first page, the 1,000th page by its `after` cursor, a search by a part of the
-   address), the issue's report, and /healthz beside them. Printed per page: median, p99
-   and requests/s, as the clients measure them.
+   `publisher serve` under uvicorn in a second process on loopback. With `wrk` on PATH
+   (Debian: apt-get install wrk), `wrk -c CLIENTS -d SECONDS --latency` with the owner's
+   session cookie asks for each page in turn, /healthz first; without it, a Python client
+   sends --requests requests per page. Pages: Home, Subscribers (the first page, the
+   1,000th page by its `after` cursor, a search by a part of the address), the issue's
+   report. Printed per page: median, p99, requests/s, and the load average before it.
 3. `GET /api/v1/subscribers?limit=1000` from the first cursor to the last: pages/s in
    each tenth of the list (a steady rate means the cursor costs the same at the end).
 """
@@ -19,10 +22,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import itertools
 import os
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -30,6 +35,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -71,6 +77,32 @@ APP_SERVER = textwrap.dedent(
 )
 
 
+WRK_LINE = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$")
+_UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def wrk(url: str, cookie: str, clients: int, seconds: int) -> tuple[float, float, float, str]:
+    """(median ms, p99 ms, requests/s, a note on errors) of `wrk` against `url`."""
+    threads = min(2, clients)
+    done = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{clients}", f"-d{seconds}s", "--latency", "--timeout", "30s",
+         "-H", f"Cookie: {cookie}", url],
+        capture_output=True, text=True, check=True, timeout=seconds + 60,
+    )
+    found: dict[str, float] = {}
+    rate = 0.0
+    note = ""
+    for line in done.stdout.splitlines():
+        matched = WRK_LINE.match(line)
+        if matched:
+            found[matched.group(1)] = float(matched.group(2)) * _UNIT[matched.group(3)]
+        elif line.startswith("Requests/sec:"):
+            rate = float(line.split()[1])
+        elif "Non-2xx" in line or "Socket errors" in line:
+            note += " " + line.strip()
+    return found["50"], found["99"], rate, note
+
+
 def write_csv(path: Path, count: int) -> None:
     with path.open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
@@ -94,8 +126,8 @@ def run_import(root: Path, path: Path) -> tuple[float, float]:
     return elapsed, usage.ru_maxrss / 1024
 
 
-def add_sent_issue(root: Path) -> int:
-    engine = open_store(f"sqlite:///{root / 'publisher.db'}")
+def add_sent_issue(url: str) -> int:
+    engine = open_store(url)
     now = datetime.now(UTC)
     with engine.begin() as conn:
         issue_id = int(conn.execute(insert(issues).values(
@@ -199,26 +231,61 @@ def api_paging(base: str, token: str, count: int) -> None:
           f"in each tenth: {' '.join(f'{r:.1f}' for r in rates)}")
 
 
+@contextlib.contextmanager
+def database(kind: str, root: Path) -> Iterator[str]:
+    """The store's URL: SQLite in `root`, or an empty database on a throwaway PostgreSQL server."""
+    if kind == "sqlite":
+        yield f"sqlite:///{root / 'publisher.db'}"
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from pg_server import fresh_database, postgres_server
+
+    with postgres_server() as server:
+        yield fresh_database(server, "publisher_million")
+
+
+def measure(base: str, cookies: httpx.Cookies, pages: list[tuple[str, str]], args: argparse.Namespace) -> None:
+    tool = shutil.which("wrk")
+    cookie = "; ".join(f"{name}={value}" for name, value in cookies.items())
+    how = f"wrk, {args.seconds} s a page" if tool else f"a Python client, {args.requests} requests a page"
+    print(f"{args.clients} clients ({how})")
+    for name, page in pages:
+        load_average = " ".join(f"{x:.1f}" for x in os.getloadavg())
+        if tool:
+            median, p99, rate, note = wrk(base + page, cookie, args.clients, args.seconds)
+        else:
+            times, wall = asyncio.run(load(base, cookies, page, args.clients, args.requests))
+            ordered = sorted(times)
+            median, p99 = statistics.median(times), ordered[max(0, int(len(ordered) * 0.99) - 1)]
+            rate, note = len(times) / wall, ""
+        print(f"{name:32} median {median:8.1f} ms   p99 {p99:8.1f} ms   {rate:7.1f} req/s   "
+              f"(load {load_average}){note}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readers", type=int, default=1_000_000)
+    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--requests", type=int, default=320)
+    parser.add_argument("--seconds", type=int, default=10, help="wrk's duration per page")
+    parser.add_argument("--requests", type=int, default=320, help="per page, without wrk")
     parser.add_argument("--import-only", action="store_true", help="stop after the import's figures")
+    parser.add_argument("--no-api", action="store_true", help="leave out the API's cursor paging")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="publisher-bench-million-") as folder:
+    with tempfile.TemporaryDirectory(prefix="publisher-bench-million-") as folder, \
+            database(args.store, Path(folder)) as url:
         root = Path(folder)
-        (root / "config.toml").write_text(CONFIG, encoding="utf-8")
+        (root / "config.toml").write_text(CONFIG + f'\n[store]\nurl = "{url}"\n', encoding="utf-8")
         (root / "content").mkdir()
         path = root / "readers.csv"
         write_csv(path, args.readers)
         seconds, rss = run_import(root, path)
-        print(f"import of {args.readers:,} readers from CSV: {seconds:.1f} s ({args.readers / seconds:,.0f} rows/s), "
-              f"peak RSS {rss:.0f} MB")
+        print(f"{args.store}: import of {args.readers:,} readers from CSV: {seconds:.1f} s "
+              f"({args.readers / seconds:,.0f} rows/s), peak RSS {rss:.0f} MB", flush=True)
         if args.import_only:
             return
-        issue_id = add_sent_issue(root)
-        engine = open_store(f"sqlite:///{root / 'publisher.db'}")
+        issue_id = add_sent_issue(url)
+        engine = open_store(url)
         token = access.create_key(engine, "bench", ["subscribers:read"], now=datetime.now(UTC)).token
         with engine.connect() as conn:
             ids = [row[0] for row in conn.execute(
@@ -238,16 +305,11 @@ def main() -> None:
                 ("Subscribers, 1,000th page", f"/desk/subscribers?after={after}"),
                 ("Subscribers, search 'der4242'", "/desk/subscribers?q=der4242"),
                 ("Issue report", f"/desk/issues/{issue_id}"),
+                ("/healthz, again", "/healthz"),
             ]
-            print(f"{args.clients} clients, {args.requests} requests per page; load average "
-                  f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-            for name, page in pages:
-                times, wall = asyncio.run(load(base, cookies, page, args.clients, args.requests))
-                ordered = sorted(times)
-                p99 = ordered[max(0, int(len(ordered) * 0.99) - 1)]
-                print(f"{name:32} median {statistics.median(times):8.1f} ms   p99 {p99:8.1f} ms   "
-                      f"{len(times) / wall:7.1f} req/s")
-            api_paging(base, token, args.readers)
+            measure(base, cookies, pages, args)
+            if not args.no_api:
+                api_paging(base, token, args.readers)
         finally:
             server.terminate()
             server.wait(timeout=15)

@@ -1,4 +1,4 @@
-"""The counts the desk reads kept ready (`list_counts`, `event_days`, `sent_hours`, migration
+"""The counts the desk reads kept ready (`list_counts`, `event_days`, `sent_minutes`, migration
 0027) equal a real COUNT(*) after every path that moves one, on SQLite and (when
 configured) PostgreSQL."""
 
@@ -24,6 +24,7 @@ from publisher.store.backup import dump_database
 from publisher.store.schema import deliveries, issues
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+KINDS = ("subscribe", "confirm", "unsubscribe", "bounce", "complaint")
 S = SubscriberStatus
 
 
@@ -64,6 +65,8 @@ def days_counted(db: sa.Engine) -> dict[tuple[str, str], int]:
         rows = conn.execute(sa.text("SELECT created_at, kind FROM events")).all()
     found: dict[tuple[str, str], int] = {}
     for created, kind in rows:
+        if kind not in KINDS:
+            continue
         moment = created if isinstance(created, datetime) else datetime.fromisoformat(created)
         day = (moment.astimezone(UTC) if moment.tzinfo else moment).strftime("%Y-%m-%d")
         found[(day, kind)] = found.get((day, kind), 0) + 1
@@ -196,8 +199,9 @@ def _issue(db: sa.Engine) -> int:
         ).returning(issues.c.id)).scalar_one())
 
 
-def test_copies_marked_sent_are_counted_in_their_hour(db: sa.Engine) -> None:
-    """Queued copies count nothing; marked sent, each counts in the hour of its sent_at."""
+def test_copies_marked_sent_are_counted_in_their_minute(db: sa.Engine) -> None:
+    """Queued copies count nothing; marked sent, each counts in the minute of its sent_at,
+    for the complaint rate and for the issue's pace."""
     issue_id = _issue(db)
     with db.begin() as conn:
         conn.execute(sa.insert(deliveries), [
@@ -217,6 +221,7 @@ def test_copies_marked_sent_are_counted_in_their_hour(db: sa.Engine) -> None:
     with db.begin() as conn:
         conn.execute(sa.update(deliveries).where(deliveries.c.message_key == "k0").values(state="retry"))
     assert store_stats.accepted_and_complaints(db, **window) == (2, 0)
+    assert store_stats.sent_per_minute(db, issue_id) == {NOW + timedelta(minutes=30): 2}
     assert store_stats.accepted_and_complaints(db, since=NOW - timedelta(days=30), until=NOW - timedelta(hours=1)) \
         == (0, 0)
 

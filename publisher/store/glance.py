@@ -98,11 +98,11 @@ def complaint_figures(url: str, *, since: datetime, until: datetime) -> tuple[in
     if path is None:
         return None
     bounds = tuple(moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") for moment in (since, until))
-    hours = tuple(moment.astimezone(UTC).strftime("%Y-%m-%d %H") for moment in (since, until))
+    minutes = tuple(moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M") for moment in (since, until))
     try:
         with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5)) as conn:
             (accepted,) = conn.execute(
-                "SELECT COALESCE(SUM(number), 0) FROM sent_hours WHERE hour >= ? AND hour <= ?", hours
+                "SELECT COALESCE(SUM(number), 0) FROM sent_minutes WHERE minute >= ? AND minute <= ?", minutes
             ).fetchone()
             (complained,) = conn.execute(
                 "SELECT COUNT(DISTINCT email) FROM events WHERE kind = 'complaint' AND created_at >= ? "

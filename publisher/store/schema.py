@@ -145,13 +145,15 @@ event_days = Table(
     Column("number", Integer, nullable=False),
 )
 
-# Copies the providers accepted per UTC hour ("YYYY-MM-DD HH"), kept as `list_counts`: the
-# complaint rate's 30 days are read from it, not from the ledger.
-sent_hours = Table(
-    "sent_hours",
+# Copies of each issue the providers accepted per UTC minute ("YYYY-MM-DD HH:MM"), kept as
+# `list_counts`: an issue's pace and the complaint rate's 30 days are read from it, not
+# from the ledger.
+sent_minutes = Table(
+    "sent_minutes",
     metadata,
     Column("hour", String(13), primary_key=True),
     Column("number", Integer, nullable=False),
+    Index("ix_sent_minutes_minute", "minute"),
 )
 
 # Saved segments: a name and a rule tree (publisher.store.segment_rules), compiled to one

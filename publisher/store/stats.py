@@ -18,14 +18,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from sqlalchemy import Engine, String, func, insert, select
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy import Engine, func, insert, select
 
-from publisher.store.schema import deliveries, event_days, events, issues, sent_hours
+from publisher.store.schema import deliveries, event_days, events, issues, sent_minutes
 
 __all__ = [
     "OVERRIDE",
@@ -50,43 +46,6 @@ OVERRIDE = "complaint_override"
 """The event kind of a send its owner started despite the complaint rate."""
 _SHOWN = 200
 """Events of each kind listed for an issue; the counts cover them all."""
-
-
-class utc_day(FunctionElement[str]):
-    """The UTC calendar day of a timestamp column as "YYYY-MM-DD", on SQLite and PostgreSQL."""
-
-    type = String()
-    name = "utc_day"
-    inherit_cache = True
-
-
-@compiles(utc_day, "sqlite")
-def _utc_day_sqlite(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
-    # schema.UTCDateTime stores UTC as "YYYY-MM-DD HH:MM:SS.ffffff": the day is its start.
-    return f"substr({compiler.process(element.clauses, **kw)}, 1, 10)"
-
-
-@compiles(utc_day)
-def _utc_day_postgresql(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"to_char({compiler.process(element.clauses, **kw)} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
-
-
-class utc_minute(FunctionElement[str]):
-    """The UTC minute of a timestamp column as "YYYY-MM-DD HH:MM", on SQLite and PostgreSQL."""
-
-    type = String()
-    name = "utc_minute"
-    inherit_cache = True
-
-
-@compiles(utc_minute, "sqlite")
-def _utc_minute_sqlite(element: utc_minute, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"substr({compiler.process(element.clauses, **kw)}, 1, 16)"
-
-
-@compiles(utc_minute)
-def _utc_minute_postgresql(element: utc_minute, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"to_char({compiler.process(element.clauses, **kw)} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')"
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,15 +180,14 @@ def reactions_to_issue(engine: Engine, issue_id: int, *, limit: int = _SHOWN) ->
 def sent_per_minute(engine: Engine, issue_id: int) -> dict[datetime, int]:
     """Copies of this issue sent per UTC minute, in time order.
 
-    Grouped in SQL (`utc_minute`): a send to a million readers is a few hundred minutes to
-    read, not a million timestamps.
+    Read from `sent_minutes`, which the database keeps as each copy is marked sent
+    (migration 0027): a send to a million readers is a few hundred rows to read, not a
+    million timestamps.
     """
-    minute = utc_minute(deliveries.c.sent_at)
     query = (
-        select(minute, func.count())
-        .where(deliveries.c.issue_id == issue_id, deliveries.c.sent_at.is_not(None))
-        .group_by(minute)
-        .order_by(minute)
+        select(sent_minutes.c.minute, sent_minutes.c.number)
+        .where(sent_minutes.c.issue_id == issue_id, sent_minutes.c.number > 0)
+        .order_by(sent_minutes.c.minute)
     )
     with engine.connect() as conn:
         return {
@@ -237,18 +195,16 @@ def sent_per_minute(engine: Engine, issue_id: int) -> dict[datetime, int]:
         }
 
 
-
 def accepted_and_complaints(engine: Engine, *, since: datetime, until: datetime) -> tuple[int, int]:
     """(copies the provider accepted, readers who complained) for `since` <= time < `until`.
 
-    Copies are counted in whole UTC hours from `sent_hours` (kept by the database as each
-    copy is marked sent, migration 0027): the hours from `since`'s to `until`'s, both
-    whole, so a window of 30 days reads 721 rows however many copies went out, and may
-    count up to an hour more at each end than the exact instants would. A reader who
-    complained twice in the window counts once; complaints are counted over the events'
-    index on (kind, created_at)."""
-    accepted = select(func.coalesce(func.sum(sent_hours.c.number), 0)).where(
-        sent_hours.c.hour >= _hour(since), sent_hours.c.hour <= _hour(until)
+    Copies are counted in whole UTC minutes from `sent_minutes` (kept by the database as
+    each copy is marked sent, migration 0027): the minutes from `since`'s to `until`'s,
+    both whole, so 30 days read at most a row per minute that sent anything, however many
+    copies went out. A reader who complained twice in the window counts once; complaints
+    are counted over the events' index on (kind, created_at)."""
+    accepted = select(func.coalesce(func.sum(sent_minutes.c.number), 0)).where(
+        sent_minutes.c.minute >= _minute(since), sent_minutes.c.minute <= _minute(until)
     )
     complained = select(func.count(func.distinct(events.c.email))).where(
         events.c.kind == "complaint", events.c.created_at >= since, events.c.created_at < until
@@ -257,9 +213,9 @@ def accepted_and_complaints(engine: Engine, *, since: datetime, until: datetime)
         return int(conn.execute(accepted).scalar_one()), int(conn.execute(complained).scalar_one())
 
 
-def _hour(moment: datetime) -> str:
-    """The UTC hour of `moment` as `sent_hours` keys it."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H")
+def _minute(moment: datetime) -> str:
+    """The UTC minute of `moment` as `sent_minutes` keys it."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def record_override(engine: Engine, *, issue_id: int, who: str, detail: str, now: datetime) -> None:

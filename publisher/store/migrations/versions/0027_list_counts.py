@@ -1,9 +1,10 @@
 """Counts the desk shows kept ready instead of counted on each page.
 
 `list_counts` holds how many subscribers have each status (`tag` ""), and how many of
-each status carry each tag; `event_days` holds how many events of each kind were
-recorded on each UTC day; `sent_hours` how many copies the providers accepted in each
-UTC hour (the complaint rate's denominator). All are kept by triggers of the database
+each status carry each tag; `event_days` holds how many joins, confirmations,
+unsubscribes, bounces and complaints were recorded on each UTC day; `sent_minutes` how
+many copies of each issue the providers accepted in each UTC minute (an issue's pace,
+and the complaint rate's denominator). All are kept by triggers of the database
 itself, in the transaction of the change that moves a count: a signup, a confirmation,
 an unsubscribe, a bounce, a complaint, an import, an edit of tags, an erasure, a
 migration in, a restore and a copy marked sent all go through `subscribers`,
@@ -68,33 +69,35 @@ SQLITE_TRIGGERS = (
             SELECT status, NEW.tag, 1 FROM subscribers WHERE id = NEW.subscriber_id
         ON CONFLICT (status, tag) DO UPDATE SET number = number + 1;
     END""",
-    """CREATE TRIGGER event_days_added AFTER INSERT ON events BEGIN
+    """CREATE TRIGGER event_days_added AFTER INSERT ON events WHEN NEW.kind IN (%(kinds)s) BEGIN
         INSERT INTO event_days (day, kind, number) VALUES (substr(NEW.created_at, 1, 10), NEW.kind, 1)
         ON CONFLICT (day, kind) DO UPDATE SET number = number + 1;
     END""",
-    """CREATE TRIGGER event_days_removed AFTER DELETE ON events BEGIN
+    """CREATE TRIGGER event_days_removed AFTER DELETE ON events WHEN OLD.kind IN (%(kinds)s) BEGIN
         UPDATE event_days SET number = number - 1 WHERE day = substr(OLD.created_at, 1, 10) AND kind = OLD.kind;
     END""",
-    """CREATE TRIGGER sent_hours_added AFTER INSERT ON deliveries
+    """CREATE TRIGGER sent_minutes_added AFTER INSERT ON deliveries
     WHEN NEW.state = 'sent' AND NEW.sent_at IS NOT NULL BEGIN
-        INSERT INTO sent_hours (hour, number) VALUES (substr(NEW.sent_at, 1, 13), 1)
-        ON CONFLICT (hour) DO UPDATE SET number = number + 1;
+        INSERT INTO sent_minutes (issue_id, minute, number) VALUES (NEW.issue_id, substr(NEW.sent_at, 1, 16), 1)
+        ON CONFLICT (issue_id, minute) DO UPDATE SET number = number + 1;
     END""",
-    """CREATE TRIGGER sent_hours_changed AFTER UPDATE OF state, sent_at ON deliveries
+    """CREATE TRIGGER sent_minutes_changed AFTER UPDATE OF state, sent_at, issue_id ON deliveries
     WHEN (OLD.state = 'sent' AND OLD.sent_at IS NOT NULL) OR (NEW.state = 'sent' AND NEW.sent_at IS NOT NULL) BEGIN
-        UPDATE sent_hours SET number = number - 1
-            WHERE hour = substr(OLD.sent_at, 1, 13) AND OLD.state = 'sent';
-        INSERT INTO sent_hours (hour, number)
-            SELECT substr(NEW.sent_at, 1, 13), 1 WHERE NEW.state = 'sent' AND NEW.sent_at IS NOT NULL
-        ON CONFLICT (hour) DO UPDATE SET number = number + 1;
+        UPDATE sent_minutes SET number = number - 1
+            WHERE issue_id = OLD.issue_id AND minute = substr(OLD.sent_at, 1, 16) AND OLD.state = 'sent';
+        INSERT INTO sent_minutes (issue_id, minute, number)
+            SELECT NEW.issue_id, substr(NEW.sent_at, 1, 16), 1 WHERE NEW.state = 'sent' AND NEW.sent_at IS NOT NULL
+        ON CONFLICT (issue_id, minute) DO UPDATE SET number = number + 1;
     END""",
-    """CREATE TRIGGER sent_hours_removed AFTER DELETE ON deliveries
+    """CREATE TRIGGER sent_minutes_removed AFTER DELETE ON deliveries
     WHEN OLD.state = 'sent' AND OLD.sent_at IS NOT NULL BEGIN
-        UPDATE sent_hours SET number = number - 1 WHERE hour = substr(OLD.sent_at, 1, 13);
+        UPDATE sent_minutes SET number = number - 1
+            WHERE issue_id = OLD.issue_id AND minute = substr(OLD.sent_at, 1, 16);
     END""",
     """CREATE TRIGGER event_days_changed AFTER UPDATE OF kind, created_at ON events BEGIN
         UPDATE event_days SET number = number - 1 WHERE day = substr(OLD.created_at, 1, 10) AND kind = OLD.kind;
-        INSERT INTO event_days (day, kind, number) VALUES (substr(NEW.created_at, 1, 10), NEW.kind, 1)
+        INSERT INTO event_days (day, kind, number)
+            SELECT substr(NEW.created_at, 1, 10), NEW.kind, 1 WHERE NEW.kind IN (%(kinds)s)
         ON CONFLICT (day, kind) DO UPDATE SET number = number + 1;
     END""",
 )
@@ -102,7 +105,7 @@ SQLITE_DROP = (
     "list_counts_subscriber_added", "list_counts_subscriber_moved", "list_counts_subscriber_removed",
     "list_counts_tag_added", "list_counts_tag_removed", "list_counts_tag_changed",
     "event_days_added", "event_days_removed", "event_days_changed",
-    "sent_hours_added", "sent_hours_changed", "sent_hours_removed",
+    "sent_minutes_added", "sent_minutes_changed", "sent_minutes_removed",
 )
 
 PG_FUNCTIONS = (
@@ -153,22 +156,23 @@ PG_FUNCTIONS = (
             UPDATE event_days SET number = number - 1
             WHERE day = to_char(OLD.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AND kind = OLD.kind;
         END IF;
-        IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.kind IN (%(kinds)s) THEN
             INSERT INTO event_days (day, kind, number)
             VALUES (to_char(NEW.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), NEW.kind, 1)
             ON CONFLICT (day, kind) DO UPDATE SET number = event_days.number + 1;
         END IF;
         RETURN NULL;
     END $$""",
-    """CREATE FUNCTION sent_hours_count() RETURNS trigger LANGUAGE plpgsql AS $$
+    """CREATE FUNCTION sent_minutes_count() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         IF TG_OP IN ('DELETE', 'UPDATE') AND OLD.state = 'sent' AND OLD.sent_at IS NOT NULL THEN
-            UPDATE sent_hours SET number = number - 1
-            WHERE hour = to_char(OLD.sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24');
+            UPDATE sent_minutes SET number = number - 1
+            WHERE issue_id = OLD.issue_id AND minute = to_char(OLD.sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI');
         END IF;
         IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.state = 'sent' AND NEW.sent_at IS NOT NULL THEN
-            INSERT INTO sent_hours (hour, number) VALUES (to_char(NEW.sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24'), 1)
-            ON CONFLICT (hour) DO UPDATE SET number = sent_hours.number + 1;
+            INSERT INTO sent_minutes (issue_id, minute, number)
+            VALUES (NEW.issue_id, to_char(NEW.sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), 1)
+            ON CONFLICT (issue_id, minute) DO UPDATE SET number = sent_minutes.number + 1;
         END IF;
         RETURN NULL;
     END $$""",
@@ -182,24 +186,33 @@ PG_TRIGGERS = (
     "FOR EACH ROW EXECUTE FUNCTION list_counts_subscriber()",
     "CREATE TRIGGER list_counts_tag_changed AFTER INSERT OR UPDATE OR DELETE ON subscriber_tags "
     "FOR EACH ROW EXECUTE FUNCTION list_counts_tag()",
-    "CREATE TRIGGER event_days_changed AFTER INSERT OR DELETE OR UPDATE OF kind, created_at ON events "
+    "CREATE TRIGGER event_days_added AFTER INSERT ON events FOR EACH ROW WHEN (NEW.kind IN (%(kinds)s)) "
+    "EXECUTE FUNCTION event_days_count()",
+    "CREATE TRIGGER event_days_removed AFTER DELETE ON events FOR EACH ROW WHEN (OLD.kind IN (%(kinds)s)) "
+    "EXECUTE FUNCTION event_days_count()",
+    "CREATE TRIGGER event_days_changed AFTER UPDATE OF kind, created_at ON events "
     "FOR EACH ROW EXECUTE FUNCTION event_days_count()",
-    "CREATE TRIGGER sent_hours_added AFTER INSERT ON deliveries FOR EACH ROW "
-    "WHEN (NEW.state = 'sent' AND NEW.sent_at IS NOT NULL) EXECUTE FUNCTION sent_hours_count()",
-    "CREATE TRIGGER sent_hours_changed AFTER UPDATE OF state, sent_at ON deliveries FOR EACH ROW "
+    "CREATE TRIGGER sent_minutes_added AFTER INSERT ON deliveries FOR EACH ROW "
+    "WHEN (NEW.state = 'sent' AND NEW.sent_at IS NOT NULL) EXECUTE FUNCTION sent_minutes_count()",
+    "CREATE TRIGGER sent_minutes_changed AFTER UPDATE OF state, sent_at, issue_id ON deliveries FOR EACH ROW "
     "WHEN ((OLD.state = 'sent' AND OLD.sent_at IS NOT NULL) OR (NEW.state = 'sent' AND NEW.sent_at IS NOT NULL)) "
-    "EXECUTE FUNCTION sent_hours_count()",
-    "CREATE TRIGGER sent_hours_removed AFTER DELETE ON deliveries FOR EACH ROW "
-    "WHEN (OLD.state = 'sent' AND OLD.sent_at IS NOT NULL) EXECUTE FUNCTION sent_hours_count()",
+    "EXECUTE FUNCTION sent_minutes_count()",
+    "CREATE TRIGGER sent_minutes_removed AFTER DELETE ON deliveries FOR EACH ROW "
+    "WHEN (OLD.state = 'sent' AND OLD.sent_at IS NOT NULL) EXECUTE FUNCTION sent_minutes_count()",
 )
+
+KINDS = ("subscribe", "confirm", "unsubscribe", "bounce", "complaint")
+"""The events `event_days` counts: the ones the desk's Home and the API's daily figures show
+(`services.stats.subscriber_days`); a tag joined or a sequence step is not counted."""
+_KINDS = ", ".join(f"'{kind}'" for kind in KINDS)
 
 _DAY = {
     "sqlite": "substr(created_at, 1, 10)",
     "postgresql": "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
 }
-_HOUR = {
-    "sqlite": "substr(sent_at, 1, 13)",
-    "postgresql": "to_char(sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24')",
+_MINUTE = {
+    "sqlite": "substr(sent_at, 1, 16)",
+    "postgresql": "to_char(sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')",
 }
 
 
@@ -219,11 +232,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("day", "kind", name="pk_event_days"),
     )
     op.create_table(
-        "sent_hours",
-        sa.Column("hour", sa.String(length=13), nullable=False),
+        "sent_minutes",
+        sa.Column("issue_id", sa.Integer(), nullable=False),
+        sa.Column("minute", sa.String(length=16), nullable=False),
         sa.Column("number", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("hour", name="pk_sent_hours"),
+        sa.PrimaryKeyConstraint("issue_id", "minute", name="pk_sent_minutes"),
     )
+    op.create_index("ix_sent_minutes_minute", "sent_minutes", ["minute"])
     bind = op.get_bind()
     postgresql = bind.dialect.name == "postgresql"
     if postgresql:
@@ -239,15 +254,16 @@ def upgrade() -> None:
     )
     day = _DAY["postgresql" if postgresql else "sqlite"]
     bind.exec_driver_sql(
-        f"INSERT INTO event_days (day, kind, number) SELECT {day}, kind, COUNT(*) FROM events GROUP BY {day}, kind"
+        f"INSERT INTO event_days (day, kind, number) SELECT {day}, kind, COUNT(*) FROM events "
+        f"WHERE kind IN ({_KINDS}) GROUP BY {day}, kind"
     )
-    hour = _HOUR["postgresql" if postgresql else "sqlite"]
+    minute = _MINUTE["postgresql" if postgresql else "sqlite"]
     bind.exec_driver_sql(
-        f"INSERT INTO sent_hours (hour, number) SELECT {hour}, COUNT(*) FROM deliveries "
-        f"WHERE state = 'sent' AND sent_at IS NOT NULL GROUP BY {hour}"
+        f"INSERT INTO sent_minutes (issue_id, minute, number) SELECT issue_id, {minute}, COUNT(*) FROM deliveries "
+        f"WHERE state = 'sent' AND sent_at IS NOT NULL GROUP BY issue_id, {minute}"
     )
     for statement in (PG_FUNCTIONS + PG_TRIGGERS) if postgresql else SQLITE_TRIGGERS:
-        bind.exec_driver_sql(statement)
+        bind.exec_driver_sql(statement.replace("%(kinds)s", _KINDS))
 
 
 def downgrade() -> None:
@@ -257,15 +273,16 @@ def downgrade() -> None:
         bind.exec_driver_sql("DROP TRIGGER list_counts_subscriber_moved ON subscribers")
         bind.exec_driver_sql("DROP TRIGGER list_counts_subscriber_removed ON subscribers")
         bind.exec_driver_sql("DROP TRIGGER list_counts_tag_changed ON subscriber_tags")
-        bind.exec_driver_sql("DROP TRIGGER event_days_changed ON events")
-        for name in ("sent_hours_added", "sent_hours_changed", "sent_hours_removed"):
+        for name in ("event_days_added", "event_days_removed", "event_days_changed"):
+            bind.exec_driver_sql(f"DROP TRIGGER {name} ON events")
+        for name in ("sent_minutes_added", "sent_minutes_changed", "sent_minutes_removed"):
             bind.exec_driver_sql(f"DROP TRIGGER {name} ON deliveries")
-        for function in ("list_counts_subscriber()", "list_counts_tag()", "event_days_count()", "sent_hours_count()",
+        for function in ("list_counts_subscriber()", "list_counts_tag()", "event_days_count()", "sent_minutes_count()",
                          "list_counts_move(text, text, text)"):
             bind.exec_driver_sql(f"DROP FUNCTION {function}")
     else:
         for name in SQLITE_DROP:
             bind.exec_driver_sql(f"DROP TRIGGER {name}")
-    op.drop_table("sent_hours")
+    op.drop_table("sent_minutes")
     op.drop_table("event_days")
     op.drop_table("list_counts")
