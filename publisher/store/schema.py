@@ -151,7 +151,8 @@ event_days = Table(
 sent_minutes = Table(
     "sent_minutes",
     metadata,
-    Column("hour", String(13), primary_key=True),
+    Column("issue_id", Integer, primary_key=True),
+    Column("minute", String(16), primary_key=True),
     Column("number", Integer, nullable=False),
     Index("ix_sent_minutes_minute", "minute"),
 )
