@@ -3,6 +3,7 @@ checks, and saving a step (refused whole when it is not one)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -182,3 +183,39 @@ def test_a_sequence_held_by_a_deleted_segment_says_why(config: Config, url: str)
     assert "in the segment <strong>europe</strong>" in before and "Held:" not in before
     assert "Held: sequence &#39;welcome&#39; is held: its segment &#39;europe&#39; no longer exists" in after
     assert "held: its segment is gone" in listed
+
+
+def test_the_desk_import_starts_an_imported_sequence_for_the_new_readers(config: Config, url: str) -> None:
+    """The import form offers the sequences started by an import; the new active readers
+    enter it, the reader already on the list does not, and its welcome goes to them."""
+    folder = config.root / "sequences" / "moved"
+    folder.mkdir()
+    (folder / "hello.md").write_text("---\ntitle: You moved with us\ndelay: 0\n---\n\nHello.\n")
+    (folder / "sequence.toml").write_text('trigger = "imported"\n')
+    csv = b"email,name\nnew@example.org,New\nada@example.org,Ada\n"
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        form = http.get("/desk/subscribers/import").text
+        assert '<option value="moved">moved</option>' in form and '<option value="welcome">' not in form
+        preview = http.post("/desk/subscribers/import", data={"csrf": csrf_of(form), "sequence": "moved"},
+                            files={"file": ("list.csv", csv, "text/csv")})
+        assert "enter the sequence <strong>moved</strong>" in preview.text
+        key = re.search(r'name="key" value="([^"]+)"', preview.text).group(1)
+        done = http.post("/desk/subscribers/import/confirm", data={"csrf": csrf_of(form), "key": key})
+        assert done.status_code == 200
+    db = open_store(config.store_url)
+    sequences.run(config, db, now=datetime.now(UTC) + timedelta(seconds=1))
+    (view,) = sequences.overview(config, db, "moved")
+    readers = [r.email for r in sequences.readers(config, db, "moved")]
+    db.dispose()
+    assert readers == ["new@example.org"] and view.steps[0].at_step == 1
+
+
+def test_the_desk_import_refuses_a_sequence_not_started_by_imports(config: Config, url: str) -> None:
+    """A forged choice of a sequence started by confirmation is refused at the upload, nothing kept."""
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        form = http.get("/desk/subscribers/import").text
+        answer = http.post("/desk/subscribers/import", data={"csrf": csrf_of(form), "sequence": "welcome"},
+                           files={"file": ("list.csv", b"email\nnew@example.org\n", "text/csv")})
+    assert answer.status_code == 400 and "not by an import" in answer.text

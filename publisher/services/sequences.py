@@ -68,6 +68,7 @@ __all__ = [
     "StepView",
     "check_step",
     "due_at",
+    "import_door",
     "import_subscribers",
     "importable",
     "load",
@@ -421,16 +422,23 @@ def import_subscribers(
     readers it adds as active into `sequence`: the next run enrols them (its segment, if
     any, permitting) and their first step goes then. Refused before anything is read or
     written when there is no such sequence or it is not started by an import."""
-    found = files.load_sequence(config, sequence)
-    if found.trigger != "imported":
-        raise InvalidRequest(
-            f"sequence {sequence!r} starts when a reader {_starts(found)}, not by an import; "
-            'put trigger = "imported" in its sequence.toml to start it from an import. Nothing was imported.'
-        )
+    found = import_door(config, sequence)
     # Seen before the import: a sequence first seen after it would read past its events.
     store.sync(db, found.name, [s.name for s in found.steps], found.steps_key, now=now)
     return import_rows(db, lines, now=now, origin=origin, pending=pending, tags=tags, progress=progress,
                        sequence=found.name)
+
+
+def import_door(config: Config, name: str) -> Sequence:
+    """The sequence an import may start by name; NotFound (naming those there are) or
+    InvalidRequest (it is started otherwise) before anything is imported."""
+    found = files.load_sequence(config, name)
+    if found.trigger != "imported":
+        raise InvalidRequest(
+            f"sequence {name!r} starts when a reader {_starts(found)}, not by an import; "
+            'put trigger = "imported" in its sequence.toml to start it from an import. Nothing was imported.'
+        )
+    return found
 
 
 def _starts(sequence: Sequence) -> str:

@@ -27,9 +27,10 @@ from starlette.routing import BaseRoute, Route
 
 from publisher.accounts import Role
 from publisher.config import Config
-from publisher.errors import PublisherError, SubscriberError
+from publisher.errors import InvalidRequest, NotFound, PublisherError, SubscriberError
 from publisher.models import SubscriberStatus
 from publisher.services import bounce_intake
+from publisher.services import sequences as sequence_service
 from publisher.services import subscribers as subscriber_service
 from publisher.services.imports import decode_upload, preview_import
 from publisher.web.desk.auth import Asked, DeskAuth, refuse
@@ -50,6 +51,7 @@ class _Upload:
     text: str
     tags: str
     pending: bool
+    sequence: str = ""
 
 
 def _status(value: str) -> SubscriberStatus | None:
@@ -174,9 +176,10 @@ class SubscriberDesk(Section):
     # Import and export
 
     async def import_form(self, asked: Asked, *, error: str = "", status_code: int = 200) -> Response:
+        sequences = await run_in_threadpool(sequence_service.importable, self.config)
         return self.pages.render(
             "import", asked.desk, section="subscribers", status=status_code,
-            error=error, preview=None, key="",
+            error=error, preview=None, key="", sequences=sequences,
         )
 
     async def upload(self, asked: Asked) -> Response:
@@ -185,7 +188,10 @@ class SubscriberDesk(Section):
             return await self.import_form(asked, error="Choose a CSV file to upload.", status_code=400)
         name = upload.filename.replace("\\", "/").rsplit("/", 1)[-1][:100]
         data = await upload.read()
+        sequence = asked.field("sequence").strip()
         try:
+            if sequence:
+                await run_in_threadpool(sequence_service.import_door, self.config, sequence)
             text, encoding = decode_upload(data, origin=name)
             preview = await run_in_threadpool(
                 lambda: preview_import(
@@ -196,11 +202,11 @@ class SubscriberDesk(Section):
         except PublisherError as exc:
             return await self.import_form(asked, error=str(exc), status_code=400)
         key = self.uploads.put(
-            _Upload(asked.session.id, name, text, asked.field("tags"), asked.field("pending") == "on")
+            _Upload(asked.session.id, name, text, asked.field("tags"), asked.field("pending") == "on", sequence)
         )
         return self.pages.render(
             "import", asked.desk, section="subscribers", error="", preview=preview,
-            key=key, name=name,
+            key=key, name=name, sequence=sequence,
         )
 
     async def import_confirm(self, asked: Asked) -> Response:
@@ -214,9 +220,12 @@ class SubscriberDesk(Section):
                 lambda: subscriber_service.import_subscribers(
                     self.engine, io.StringIO(found.text, newline=""), now=asked.now, origin=found.name,
                     pending=found.pending, tags=_tags(found.tags),
+                ) if not found.sequence else sequence_service.import_subscribers(
+                    self.config, self.engine, io.StringIO(found.text, newline=""), now=asked.now,
+                    origin=found.name, sequence=found.sequence, pending=found.pending, tags=_tags(found.tags),
                 )
             )
-        except SubscriberError as exc:
+        except (SubscriberError, InvalidRequest, NotFound) as exc:
             return await self.import_form(asked, error=str(exc), status_code=400)
         return self.pages.render(
             "imported", asked.desk, section="subscribers", report=report, name=found.name
