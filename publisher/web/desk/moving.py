@@ -13,7 +13,8 @@ readers and the ledger. Each export and each move-in is logged with who asked.
 An upload is held to MAX_UPLOAD while it arrives (a Content-Length over it is answered
 at once, a body that grows past it is cut off) and kept in a private folder (0700) made
 for it, under a random key bound to the session that sent it; only that session can
-apply or cancel it, and it is removed after either, or when newer uploads push it out.
+apply or cancel it, and it is removed after either, or when newer uploads push it out;
+one a killed server left behind is removed when the desk starts again.
 The preview is the migration's own plan (`services.migration.plan`, or for our own
 export `services.export_import.plan_import`): counts per kind that add up, each refused
 record with its reason. Apply plans again from the same file and does it.
@@ -27,7 +28,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -50,7 +50,7 @@ from publisher.services import export_import, migration
 from publisher.web.desk.auth import Asked, refuse
 from publisher.web.desk.context import DeskContext
 from publisher.web.desk.section import Section
-from publisher.web.desk.waiting import Waiting
+from publisher.web.desk.waiting import Waiting, remove_stale, upload_folder
 
 __all__ = ["MAX_UPLOAD", "SERVICES", "MovingDesk"]
 
@@ -68,6 +68,8 @@ SERVICES: dict[str, str] = {
     "listmonk": "listmonk",
 }
 """What the Move in form offers: the services `publisher migrate` reads, and our own."""
+UPLOADS = "publisher-moving-"
+EXPORTS = "publisher-export-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +154,9 @@ class MovingDesk(Section):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.uploads: Waiting[_Upload] = Waiting(4, lambda old: shutil.rmtree(old.folder, ignore_errors=True))
+        for prefix in (UPLOADS, EXPORTS):  # what a server killed before Apply or Cancel left behind
+            for folder in remove_stale(prefix):
+                log.info("removed %s, left by a desk that stopped before Apply or Cancel", folder)
 
     def routes(self) -> list[BaseRoute]:
         guard = self.auth.guarded
@@ -178,7 +183,7 @@ class MovingDesk(Section):
     # Move out
 
     async def export(self, asked: Asked) -> Response:
-        folder = Path(tempfile.mkdtemp(prefix="publisher-export-"))
+        folder = upload_folder(EXPORTS)
         now = asked.now.astimezone(UTC)
         path = folder / export_service.default_name(now)
 
@@ -240,7 +245,7 @@ class MovingDesk(Section):
         if not isinstance(upload, UploadFile) or not upload.filename:
             return self._page(desk, status=400, error="Choose the export file to upload.")
         name = upload.filename.replace("\\", "/").rsplit("/", 1)[-1][:100] or "export"
-        folder = Path(tempfile.mkdtemp(prefix="publisher-moving-"))
+        folder = upload_folder(UPLOADS)
         path = folder / (re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".") or "export")
         try:
             await upload.seek(0)
