@@ -9,11 +9,11 @@ requests the filter (`services/machine_traffic`) took for a proxy, a scanner or 
 request: they are kept with their reason, reported apart, and never counted as readers.
 
 Once per copy, without a per-person record: `engagement_seen` keeps, per issue, one row
-per copy that opened (the pixel, or any click: a picture blocked by the mail program does
-not mean the mail was unread), one per copy that clicked, and one per copy and link
+per copy that loaded the pixel, one per copy that clicked, and one per copy and link
 clicked, each under `digest(issue, message key)` and with the subject the copy carried in
-a subject test. A reader who loads the pixel ten times or clicks five times counts once:
-that is what the unique counts, and a subject test's decision, read. Why a digest of the
+a subject test (whose "opened" counts a copy that clicked too: `per_variant`). A reader
+who loads the pixel ten times or clicks five times counts once: that is what the unique
+counts, and a subject test's decision, read. Why a digest of the
 message key: the key is 96 random bits the database drew for the copy, named by the copy's
 tokens and by nothing about the reader, so its SHA-256 can neither be reversed nor be
 computed from an address or a subscriber id; it names no ledger row, so a copy of this
@@ -200,9 +200,7 @@ def record(
             )
         )
         if copy and not machine:
-            marks = [(OPEN, 0)]
-            if kind == CLICK and link_id is not None:
-                marks += [(CLICK, 0), (CLICK, link_id)]
+            marks = [(OPEN, 0)] if kind == OPEN else [(CLICK, 0), (CLICK, link_id or 0)]
             dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
             for seen_kind, seen_link in marks:
                 conn.execute(
@@ -234,28 +232,27 @@ def record(
 def per_variant(db: Engine, issue_id: int) -> dict[int, tuple[int, int]]:
     """Subject-test variant -> (copies opened, copies clicked), readers only, each copy once.
 
-    A click counts as an open too. Copies whose tokens named none (mail sent before
-    unique counting) are not in it.
+    A click counts as an open too (a picture blocked by the mail program does not mean the
+    mail was unread). Copies whose tokens named none (mail sent before copies were counted
+    once) are not in it.
     """
-    found: dict[int, tuple[int, int]] = {}
+    where = (
+        engagement_seen.c.issue_id == issue_id,
+        engagement_seen.c.link_id == 0,
+        engagement_seen.c.variant.is_not(None),
+    )
     with db.connect() as conn:
-        rows = conn.execute(
-            select(engagement_seen.c.variant, engagement_seen.c.kind, func.count().label("n"))
-            .where(
-                engagement_seen.c.issue_id == issue_id,
-                engagement_seen.c.link_id == 0,
-                engagement_seen.c.variant.is_not(None),
-            )
-            .group_by(engagement_seen.c.variant, engagement_seen.c.kind)
-        )
-        for row in rows:
-            opened, clicked = found.get(int(row.variant), (0, 0))
-            if row.kind == CLICK:
-                clicked = int(row.n)
-            else:
-                opened = int(row.n)
-            found[int(row.variant)] = (opened, clicked)
-    return found
+        opened: dict[int, int] = dict(conn.execute(
+            select(engagement_seen.c.variant, func.count(distinct(engagement_seen.c.digest)))
+            .where(*where)
+            .group_by(engagement_seen.c.variant)
+        ).all())
+        clicked: dict[int, int] = dict(conn.execute(
+            select(engagement_seen.c.variant, func.count())
+            .where(*where, engagement_seen.c.kind == CLICK)
+            .group_by(engagement_seen.c.variant)
+        ).all())
+    return {int(v): (int(n), int(clicked.get(v, 0))) for v, n in opened.items()}
 
 
 def totals(db: Engine, issue_id: int) -> Totals:
