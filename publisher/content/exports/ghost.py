@@ -10,7 +10,7 @@ kept), code block, divider. A card this module does not know is reported, and it
 kept where it has any (its children, else its own title, text and description fields:
 a product card's title and description). A post that went out as an email (a row in
 `emails`, or a newsletter set on a published post) is marked as mailed. Its old address
-is /<slug>/. The members in the same file are read by `readers.py`.
+is /<slug>/. The members the same file may hold come out as `member_rows`, for `readers.py`.
 """
 
 from __future__ import annotations
@@ -31,9 +31,11 @@ from publisher.content.exports.articles import (
     to_markdown,
 )
 from publisher.content.extract import ImportedArticle
-from publisher.errors import SourceError
+from publisher.errors import SourceError, SubscriberError
+from publisher.models import SubscriberStatus
+from publisher.store.subscriber_csv import Rejected, SourceRow
 
-__all__ = ["lexical_to_html", "mobiledoc_to_html", "read_articles"]
+__all__ = ["lexical_to_html", "member_rows", "mobiledoc_to_html", "read_articles"]
 
 _FORMATS = ((1, "strong"), (2, "em"), (4, "s"), (8, "u"), (16, "code"), (32, "sub"), (64, "sup"))
 _ESC = html.escape
@@ -266,3 +268,59 @@ def _read_post(
             emailed=mailed, record=record, notes=tuple(notes),
         )
     )
+
+
+def member_rows(name: str, data: bytes) -> list[SourceRow | Rejected] | None:
+    """The members of a Ghost JSON export (`members`, `labels`, `members_labels`,
+    `newsletters`, `members_newsletters`), each as the members CSV would have it: labels
+    and newsletters as tags, subscribed when on a newsletter (before newsletters, the
+    member's own `subscribed`), bounced when Ghost disabled their email. None when the
+    file holds no members table; `readers.py` reads the rows like the CSV's."""
+    try:
+        document = json.loads(data.decode("utf-8-sig"))
+        tables = document["db"][0]["data"]
+    except (UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError):
+        return None  # not Ghost's JSON: the article reader names what is wrong with it
+    members = tables.get("members") if isinstance(tables, dict) else None
+    if members is None:
+        return None
+    if not isinstance(members, list):
+        raise SubscriberError(f"{name}: db[0].data.members is not a list; export the content again")
+
+    def rows(table: str) -> list[Mapping[str, object]]:
+        found = tables.get(table) or []
+        return [row for row in found if isinstance(row, dict)] if isinstance(found, list) else []
+
+    def names(table: str) -> dict[str, str]:
+        return {str(row.get("id")): str(row.get("name") or "") for row in rows(table)}
+
+    def joined(table: str, key: str, named: Mapping[str, str]) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for row in sorted(rows(table), key=lambda r: int(str(r.get("sort_order") or 0))):
+            if found := named.get(str(row.get(key))):
+                out.setdefault(str(row.get("member_id")), []).append(found)
+        return out
+
+    labels = joined("members_labels", "label_id", names("labels"))
+    newsletters = joined("members_newsletters", "newsletter_id", names("newsletters"))
+    by_newsletter = "members_newsletters" in tables
+    out: list[SourceRow | Rejected] = []
+    for index, member in enumerate(members):
+        if not isinstance(member, dict) or not str(member.get("email") or "").strip():
+            out.append(Rejected(index, "no email address"))
+            continue
+        member_id = str(member.get("id") or "")
+        theirs = newsletters.get(member_id, [])
+        subscribed = bool(theirs) if by_newsletter else member.get("subscribed") not in (False, 0, "false")
+        status = SubscriberStatus.BOUNCED if member.get("email_disabled") in (True, 1, "true") else (
+            SubscriberStatus.ACTIVE if subscribed else SubscriberStatus.UNSUBSCRIBED)
+        cells = {
+            "email": str(member.get("email") or ""),
+            "name": str(member.get("name") or ""),
+            "status": str(member.get("status") or ""),
+            "created_at": str(member.get("created_at") or ""),
+            "subscribed_to_emails": "true" if subscribed else "false",
+        }
+        out.append(SourceRow(line=index, email=cells["email"].strip(), name=" ".join(cells["name"].split()),
+                             tags=(*labels.get(member_id, ()), *theirs), status=status, cells=cells))
+    return out

@@ -58,6 +58,7 @@ from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from typing import Protocol
 
+from publisher.content.exports import ghost
 from publisher.errors import PublisherError, SubscriberError
 from publisher.models import SubscriberStatus
 from publisher.store.subscriber_csv import Rejected, SourceRow, read_export, sniff_encoding, split_tags
@@ -321,62 +322,9 @@ class _Service:
     """Reads the readers a structured file (`*.json`) holds as CSV-like rows; None when it holds none."""
 
 
-def _ghost_members(name: str, data: bytes) -> list[SourceRow | Rejected] | None:
-    """The members of a Ghost JSON export, each as the members CSV would have it; None
-    when the file holds no members table."""
-    try:
-        document = json.loads(data.decode("utf-8-sig"))
-        tables = document["db"][0]["data"]
-    except (UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError):
-        return None  # not Ghost's JSON: the article reader names what is wrong with it
-    members = tables.get("members") if isinstance(tables, dict) else None
-    if members is None:
-        return None
-    if not isinstance(members, list):
-        raise SubscriberError(f"{name}: db[0].data.members is not a list; export the content again")
-
-    def rows(table: str) -> list[Mapping[str, object]]:
-        found = tables.get(table) or []
-        return [row for row in found if isinstance(row, dict)] if isinstance(found, list) else []
-
-    def names(table: str) -> dict[str, str]:
-        return {str(row.get("id")): str(row.get("name") or "") for row in rows(table)}
-
-    def joined(table: str, key: str, named: Mapping[str, str]) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        for row in sorted(rows(table), key=lambda r: int(str(r.get("sort_order") or 0))):
-            if found := named.get(str(row.get(key))):
-                out.setdefault(str(row.get("member_id")), []).append(found)
-        return out
-
-    labels = joined("members_labels", "label_id", names("labels"))
-    newsletters = joined("members_newsletters", "newsletter_id", names("newsletters"))
-    by_newsletter = "members_newsletters" in tables
-    out: list[SourceRow | Rejected] = []
-    for index, member in enumerate(members):
-        if not isinstance(member, dict) or not str(member.get("email") or "").strip():
-            out.append(Rejected(index, "no email address"))
-            continue
-        member_id = str(member.get("id") or "")
-        theirs = newsletters.get(member_id, [])
-        subscribed = bool(theirs) if by_newsletter else member.get("subscribed") not in (False, 0, "false")
-        status = S.BOUNCED if member.get("email_disabled") in (True, 1, "true") else (
-            S.ACTIVE if subscribed else S.UNSUBSCRIBED)
-        cells = {
-            "email": str(member.get("email") or ""),
-            "name": str(member.get("name") or ""),
-            "status": str(member.get("status") or ""),
-            "created_at": str(member.get("created_at") or ""),
-            "subscribed_to_emails": "true" if subscribed else "false",
-        }
-        out.append(SourceRow(line=index, email=cells["email"].strip(), name=" ".join(cells["name"].split()),
-                             tags=(*labels.get(member_id, ()), *theirs), status=status, cells=cells))
-    return out
-
-
 READER_SOURCES: Mapping[str, _Service] = {
     "substack": _Service("Substack", ("email_list*.csv", "*subscribers*.csv"), _extra_substack),
-    "ghost": _Service("Ghost", ("*member*.csv",), _extra_ghost, _ghost_members),
+    "ghost": _Service("Ghost", ("*member*.csv",), _extra_ghost, ghost.member_rows),
     "buttondown": _Service("Buttondown", ("*subscriber*.csv",), _extra_buttondown),
     "mailchimp": _Service(
         "Mailchimp", ("subscribed*.csv", "unsubscribed*.csv", "cleaned*.csv", "*members*.csv"), _extra_mailchimp
