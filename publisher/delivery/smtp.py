@@ -106,7 +106,10 @@ wait for a commit of its own; eight let the ledger commit answers in groups."""
 
 class SmtpProvider:
     name = "smtp"
-    max_batch = 20
+    max_batch = 50
+    """As `delivery.batch_size`'s default: each claim, and the wait for a batch's last answer
+    and commit, is shared by fifty messages rather than twenty (about 10% less CPU a
+    message). The rows a `kill -9` flags uncertain grow with it (concurrency x batch)."""
     answers_each = True
     """The server answers message by message: `send` hands each answer to `answered` as
     it comes, and holds a final dot while `unrecorded` answers of its session are still
