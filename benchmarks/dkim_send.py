@@ -10,9 +10,10 @@ every reader and times `engine.deliver` until the ledger says all are sent.
 Also prints the per-message cost of the splice alone, the splice with our signing, and
 the splice with dkimpy's `dkim.sign` on the finished message (the path before).
 
-With `--processes N` both publications send with `delivery.processes = N` (helper
-processes claiming from the ledger), so signing can run on another core than the
-sending of the copies before it.
+The signed send makes its copies a few messages ahead in the SMTP provider's signing
+threads (OpenSSL signs without the GIL), so signing overlaps the network waits. With
+`--processes N` both publications send with `delivery.processes = N` (helper processes
+claiming from the ledger) as well.
 
 Goal: signed >= 0.9x unsigned.
 """

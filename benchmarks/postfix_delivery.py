@@ -13,7 +13,7 @@ In interleaved rounds, the same number of messages of the same size:
 
 - publisher: the real path (ledger claims, per-reader splice, the smtp provider with its
   pool of 8 connections as smtp-source's 8 sessions (--connections), pipelined envelopes,
-  each answer recorded before the next dot);
+  answers committed in groups, a final dot waiting while 8 of its session's are not);
 - smtp-source -d -s 8: Postfix's C test client, 8 sessions each kept open.
 
 Prints messages/s of each and publisher / smtp-source. Goal: >= 0.8x.
