@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import and_, exists, false, literal, not_, or_, select, true
+from sqlalchemy import Select, and_, exists, false, literal, not_, or_, select, true, union_all
 from sqlalchemy.sql.elements import ColumnElement
 
 from publisher.errors import InvalidRequest
@@ -272,17 +272,60 @@ def describe(item: Condition | Group) -> str:
 
 
 def compile_rules(tree: Group, *, now: datetime) -> Where:
-    """One condition on `subscribers` for the tree, active readers only."""
+    """One condition on `subscribers` for the tree, active readers only.
+
+    A condition met by rows of another table (has a tag, soft-bounced, opened) becomes
+    `subscribers.id IN (those rows' subscriber ids)`, and such conditions side by side in an
+    "any" group become ONE `IN` over their ids joined by UNION ALL. The database then reads
+    the few readers they name and joins them to `subscribers` (a semi-join), rather than
+    testing each of a million active readers against every condition in turn; on PostgreSQL
+    that turned "has a tag or soft-bounced" at a million readers from about 1.5 s into a
+    fraction of it (benchmarks/segments.py). The negative conditions (lacks a tag, never
+    bounced, opened none) stay NOT EXISTS, which both databases read as an anti-join; an
+    `IN` never stands under a NOT, so a NULL in its list cannot turn a reader's "no" into
+    "unknown".
+    """
     return and_(subscribers.c.status == SubscriberStatus.ACTIVE.value, _compile(tree, now))
 
 
 def _compile(item: Condition | Group, now: datetime) -> Where:
-    if isinstance(item, Group):
-        parts = [_compile(child, now) for child in item.conditions]
-        if not parts:
-            return true() if item.match == "all" else false()
-        return and_(*parts) if item.match == "all" else or_(*parts)
-    return _COMPILERS[item.field](item.op, item.value, now)
+    if isinstance(item, Condition):
+        members = _members(item, now)
+        if members is not None:
+            return subscribers.c.id.in_(members)
+        return _COMPILERS[item.field](item.op, item.value, now)
+    if not item.conditions:
+        return true() if item.match == "all" else false()
+    if item.match == "all":
+        return and_(*(_compile(child, now) for child in item.conditions))
+    parts: list[Where] = []
+    gathered: list[Select[tuple[int]]] = []
+    for child in item.conditions:
+        members = _members(child, now) if isinstance(child, Condition) else None
+        if members is None:
+            parts.append(_compile(child, now))
+        else:
+            gathered.append(members)
+    if len(gathered) == 1:
+        parts.append(subscribers.c.id.in_(gathered[0]))
+    elif gathered:
+        parts.append(subscribers.c.id.in_(union_all(*gathered)))
+    return or_(*parts)
+
+
+def _members(item: Condition, now: datetime) -> Select[tuple[int]] | None:
+    """The subscriber ids that meet a condition kept in another table; None for the others."""
+    if item.field == "tag" and item.op == "has":
+        return select(subscriber_tags.c.subscriber_id).where(subscriber_tags.c.tag == str(item.value))
+    if item.field == "bounces" and item.op == "soft_bounced":
+        return select(bounce_messages.c.subscriber_id).where(
+            bounce_messages.c.subscriber_id.is_not(None), _bounced("soft")
+        )
+    if item.field == "engagement" and item.op != "not_opened":
+        return select(deliveries.c.subscriber_id).where(
+            deliveries.c.subscriber_id.is_not(None), _engaged(item.op, item.value)
+        )
+    return None
 
 
 def _tag(op: str, value: str | int | None, now: datetime) -> Where:
@@ -332,30 +375,26 @@ def _timezone(op: str, value: str | int | None, now: datetime) -> Where:
     return or_(subscribers.c.timezone.is_(None), subscribers.c.timezone != str(value))
 
 
-def _bounces(op: str, value: str | int | None, now: datetime) -> Where:
-    # A soft bounce counts as the soft-bounce limit counts it (store.bounce_review.soft_count):
+def _bounced(kind: str) -> Where:
+    # A bounce counts as the soft-bounce limit counts it (store.bounce_review.soft_count):
     # taken as such, or decided so by a person; never a forged one.
-    soft = exists().where(
-        bounce_messages.c.subscriber_id == subscribers.c.id,
-        or_(
-            and_(bounce_messages.c.kind == "soft", bounce_messages.c.outcome.in_(("counted", "suppressed"))),
-            bounce_messages.c.decision == "soft",
-        ),
+    return or_(
+        and_(bounce_messages.c.kind == kind, bounce_messages.c.outcome.in_(("counted", "suppressed"))),
+        bounce_messages.c.decision == kind,
     )
+
+
+def _bounces(op: str, value: str | int | None, now: datetime) -> Where:
+    soft = exists().where(bounce_messages.c.subscriber_id == subscribers.c.id, _bounced("soft"))
     if op == "soft_bounced":
         return soft
-    hard = exists().where(
-        bounce_messages.c.subscriber_id == subscribers.c.id,
-        or_(
-            and_(bounce_messages.c.kind == "hard", bounce_messages.c.outcome.in_(("counted", "suppressed"))),
-            bounce_messages.c.decision == "hard",
-        ),
-    )
+    hard = exists().where(bounce_messages.c.subscriber_id == subscribers.c.id, _bounced("hard"))
     reported = exists().where(events.c.subscriber_id == subscribers.c.id, events.c.kind == "bounce")
     return and_(not_(soft), not_(hard), not_(reported))
 
 
-def _engagement(op: str, value: str | int | None, now: datetime) -> Where:
+def _engaged(op: str, value: str | int | None) -> Where:
+    """Deliveries of the last `value` issues that a person (not a machine) opened or clicked."""
     recent = (
         select(issues.c.id)
         .where(issues.c.enqueued_at.is_not(None))
@@ -364,13 +403,16 @@ def _engagement(op: str, value: str | int | None, now: datetime) -> Where:
     )
     kinds = {"opened": ("open",), "not_opened": ("open",), "clicked": ("click",),
              "opened_or_clicked": ("open", "click")}[op]
-    did = exists().where(
-        deliveries.c.subscriber_id == subscribers.c.id,
+    return and_(
         deliveries.c.issue_id.in_(recent),
         engagement.c.delivery_id == deliveries.c.id,
         engagement.c.kind.in_(kinds),
         engagement.c.machine == false(),
     )
+
+
+def _engagement(op: str, value: str | int | None, now: datetime) -> Where:
+    did = exists().where(deliveries.c.subscriber_id == subscribers.c.id, _engaged(op, value))
     return not_(did) if op == "not_opened" else did
 
 
