@@ -229,3 +229,16 @@ def test_the_dark_colours_keep_the_contrast_of_the_light_ones() -> None:
     low = [f"{role} on {where}: {contrast(fg, bg):.2f}" for role, fg, where, bg in pairs if contrast(fg, bg) < 4.5]
     assert low == []
     assert contrast("#8b929a", var["page"]) >= 3 and contrast("#8b929a", var["field"]) >= 3
+
+
+def test_a_draft_sent_in_the_minute_it_was_dated_comes_out_with_one_date(config: Config) -> None:
+    """Write a draft and send it within the same minute: it goes on the site dated once,
+    not refused for a date "set twice"."""
+    from publisher.services import articles as article_service
+
+    now = datetime(2026, 12, 7, 2, 50, 30, tzinfo=UTC)
+    path = config.root / "content" / "2026-12-07-quick.md"
+    path.write_text("---\ntitle: Quick\ndate: 2026-12-07 02:50\ndraft: true\n---\n\nSent at once.\n", encoding="utf-8")
+    article = article_service.publish_scheduled(config, "quick", at=now, now=now)
+    assert article.is_public(now)
+    assert path.read_text(encoding="utf-8").count("date:") == 1

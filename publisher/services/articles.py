@@ -254,7 +254,7 @@ def _published_text(text: str, date: str) -> str:
         return text
     front = [line for line in lines[1:end] if not line.startswith("draft:")]
     dated = [f"date: {date}" if line.startswith("date:") else line for line in front]
-    if dated == front:
+    if not any(line.startswith("date:") for line in front):  # not `dated == front`: the same minute is a date too
         dated.append(f"date: {date}")
     return "\n".join([lines[0], *dated, *lines[end:]])
 
