@@ -35,6 +35,7 @@ since anyone who can write there could put words in the author's articles.
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import json
 import logging
@@ -287,6 +288,7 @@ class ArticleCache:
         )
         self.usable = usable_folder(self.folder) and _html_folder(self.folder)
         """False when the folder is not the publisher's alone: nothing is read from or written to it."""
+        self._raw: dict[str, Any] = {}
         self._index: dict[str, _Entry] = self._load_index() if self.usable else {}
         self._loaded = set(self._index)
         self._seen: dict[str, _Entry] = {}
@@ -295,6 +297,8 @@ class ArticleCache:
         self._failed: dict[str, ContentError] = {}
         self._looked: dict[str, tuple[str, int, int]] = {}
         self._stats: dict[str, tuple[str, str]] = {}
+        self._remembered: dict[str, tuple[str, str]] | None = None
+        """`files.json` as `warm` found it (compared with `_stats` on saving, not read twice)."""
         """Article files `warm` looked at: path -> (key, `_stat_of`), kept for the next build."""
         self.parsed = 0
         """Articles parsed (not found in the cache) since this cache was opened."""
@@ -310,7 +314,7 @@ class ArticleCache:
         of either, and nothing is lost when they cannot be had.
         """
         todo: list[tuple[str, str, str]] = []
-        remembered = self._load_stats() if self.usable else {}
+        remembered = self._remembered = self._load_stats() if self.usable else {}
         for path, source in files:
             name = str(path)
             known = remembered.get(name)
@@ -339,7 +343,9 @@ class ArticleCache:
             return
         _WORKER.append(self)
         try:
-            with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork")) as pool, catch_warnings():
+            with ProcessPoolExecutor(
+                count, mp_context=multiprocessing.get_context("fork"), initializer=gc.enable
+            ) as pool, catch_warnings():
                 # Python 3.12 warns of fork in a process with threads (a terminal's progress
                 # line is one); the workers only parse, touching no lock those threads hold.
                 simplefilter("ignore", DeprecationWarning)
@@ -405,6 +411,7 @@ class ArticleCache:
             entry = _Entry.from_json(raw, tz)
             if entry is not None:  # a damaged entry is a miss: its file is parsed again
                 index[key] = entry
+                self._raw[key] = raw  # written back as it came when the index is saved
         return index
 
     def key(self, article: Article) -> str:
@@ -450,15 +457,22 @@ class ArticleCache:
         """Keep the articles read this time, and the HTML of those only; and what each file
         looked like, so that the next build reads only the files that changed since."""
         if self.usable and self._stats:
-            previous = self._load_stats()
+            previous = self._remembered if self._remembered is not None else self._load_stats()
             if previous != self._stats:
                 payload = {path: list(item) for path, item in self._stats.items()}
                 _save(self.folder / "files.json", "files", self.fingerprint, payload)
         if not self.usable or self._seen.keys() == self._loaded:
             return
-        payload = {key: entry.as_json() for key, entry in self._seen.items()}
+        payload = {key: self._raw.get(key) or entry.as_json() for key, entry in self._seen.items()}
         _save(self.folder / "articles.json", "articles", self.fingerprint, payload)
-        self._prune(f"{key}.html" for key in self._seen)
+        if self._loaded:
+            # The HTML of the articles read last time and not this time (edited or gone):
+            # every other file of html/ belongs to an article of this build or of none.
+            for key in self._loaded - self._seen.keys():
+                with contextlib.suppress(OSError):
+                    (self.folder / "html" / f"{key}.html").unlink(missing_ok=True)
+        else:
+            self._prune(f"{key}.html" for key in self._seen)
         for old in ("articles.pickle", *(p.name for p in self.folder.glob("renders-*.pickle"))):
             # An older publisher's pickles: never read again, and better gone.
             with contextlib.suppress(OSError):

@@ -9,6 +9,7 @@ a warning. Hundreds of outputs to render go to forked worker processes when allo
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import multiprocessing
 import os
@@ -305,7 +306,9 @@ def _render_many(todo: Sequence[outputs.Output], *, workers: bool) -> Iterator[o
     chunks = [[n] for n in heavy] + [light[start : start + size] for start in range(0, len(light), size)]
     _RENDERING.append(todo)
     try:
-        with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork")) as pool:
+        # gc.enable: a worker renders hundreds of pages, whose cycles the collector frees
+        # (the command may have switched it off for its own few thousand long-lived objects).
+        with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork"), initializer=gc.enable) as pool:
             pending: dict[int, Future[dict[int, outputs.Rendered]]] = {}
             with catch_warnings():
                 # Python 3.12 warns of fork in a process with threads (a terminal's progress
