@@ -181,6 +181,34 @@ def test_running_twice_changes_nothing(config: Config) -> None:
     assert {p.name: p.read_bytes() for p in config.path_of("build.content").glob("*.md")} == before
 
 
+def test_a_dump_s_subscribers_move_in_with_their_lists_and_status(config: Config) -> None:
+    """A dump's subscribers: lists become topics, blocklisted and unsubscribed from every list stay off the list."""
+    from publisher.models import SubscriberStatus as S
+    from publisher.store import subscribers as subscriber_store
+
+    done = migrate(config, LISTMONK / "dump" / "listmonk.copy.sql")
+    assert (done.readers.created, len(done.readers.refused)) == (4, 0)
+    assert "readers read from listmonk.copy.sql (its subscribers)" in done.notes
+    db = open_store(config.store_url)
+    found = {email: subscriber_store.find(db, email) for email in
+             ("wes@example.org", "xia@example.org", "lia@example.org", "max@example.org")}
+    assert found["lia@example.org"].status is S.ACTIVE and set(found["lia@example.org"].tags) == {"weekly", "members"}
+    assert found["xia@example.org"].status is S.UNSUBSCRIBED and found["xia@example.org"].name == "Xia O'Neill"
+    assert found["max@example.org"].status is S.UNSUBSCRIBED
+
+
+def test_copy_and_insert_dumps_give_the_same_readers() -> None:
+    """pg_dump's COPY and --inserts of the same database: the same subscribers, named by their row."""
+    from publisher.content.exports.readers import read_readers
+
+    def readers(name: str) -> list[tuple[object, ...]]:
+        batch = read_readers("listmonk", migration.open_export(LISTMONK / "dump" / name))
+        return [(r.email, r.name, r.status, r.tags, r.created_at, r.record.split(": ", 1)[1]) for r in batch.readers]
+
+    assert readers("listmonk.copy.sql") == readers("listmonk.inserts.sql")
+    assert readers("listmonk.copy.sql")[0][-1] == "subscribers row 1"
+
+
 def test_dump_statements_are_read_never_run() -> None:
     """Statements around the data (a DROP, a COPY FROM PROGRAM) are passed over; only rows are read."""
     tables = pg_dump.read_tables(
@@ -283,7 +311,7 @@ def test_cli_dry_run_counts_campaigns_and_readers(tmp_path: Path) -> None:
     assert "articles: 7 read: 6 would be created, 0 updated, 0 unchanged (moved in before), 0 skipped, " \
            "1 refused" in result.output
     assert "redirects: 4 would be created" in result.output
-    assert "readers: 4 would be created" in result.output
+    assert "readers: 6 would be created, 0 updated, 0 unchanged, 6 skipped, 1 refused" in result.output
     assert not (tmp_path / "content").exists() or not list((tmp_path / "content").glob("*.md"))
 
 

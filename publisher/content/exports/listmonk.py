@@ -6,7 +6,8 @@ campaign (`GET /api/campaigns/{id}`, `{"data": {...}}`) is read too. The databas
 `pg_dump --data-only` of it (`*.sql`), as COPY blocks or `--inserts`, of which only the
 rows of `campaigns` and `campaign_lists` (the lists each went to) are read, never run
 (`pg_dump.read_tables`). The same campaign in two files (overlapping pages, the API and
-the dump) is read once.
+the dump) is read once. A dump's subscribers (`subscribers`, `subscriber_lists`, `lists`)
+come out as `subscriber_rows`, for `readers.py`.
 
 A campaign's subject is the title; its body (`content_type` richtext, html or visual:
 HTML; markdown; plain) becomes Markdown like every import. A finished campaign is
@@ -44,8 +45,9 @@ from publisher.content.exports.articles import (
 )
 from publisher.content.extract import ImportedArticle
 from publisher.errors import SourceError
+from publisher.store.subscriber_csv import LISTMONK_STATUSES, Rejected, SourceRow
 
-__all__ = ["CAMPAIGN_COLUMNS", "plain_template", "read_articles"]
+__all__ = ["CAMPAIGN_COLUMNS", "plain_template", "read_articles", "subscriber_rows"]
 
 CAMPAIGN_COLUMNS = (
     "id", "uuid", "name", "subject", "from_email", "body", "body_source", "altbody", "content_type", "send_at",
@@ -104,6 +106,47 @@ def plain_template(body: str) -> tuple[str, list[str]]:
         removed = [word for word in removed if word not in _LOGIC]
         removed.append("{{ " + " }}, {{ ".join(dict.fromkeys(logic)) + " }} (the text inside is kept for every reader)")
     return _GAP_RE.sub("", text), list(dict.fromkeys(removed))
+
+
+_READER_TABLES = {
+    "subscribers": ("id", "uuid", "email", "name", "attribs", "status", "created_at", "updated_at"),
+    "subscriber_lists": ("subscriber_id", "list_id", "meta", "status", "created_at", "updated_at"),
+    "lists": ("id", "uuid", "name", "type", "optin", "status", "tags", "description", "created_at", "updated_at"),
+}
+
+
+def subscriber_rows(name: str, data: bytes) -> list[SourceRow | Rejected] | None:
+    """The subscribers of a database dump, each as the subscribers CSV (with its lists
+    column) would have it, for `readers.py`; None when the dump holds none."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None  # the campaigns' reader names the byte
+    tables = pg_dump.read_tables(text, _READER_TABLES, where=name)
+    if not tables["subscribers"]:
+        return None
+    list_names = {row.get("id"): str(row.get("name") or "") for row in tables["lists"]}
+    lists: dict[str | None, list[dict[str, str]]] = {}
+    for row in tables["subscriber_lists"]:
+        lists.setdefault(row.get("subscriber_id"), []).append({
+            "name": list_names.get(row.get("list_id")) or f"list {row.get('list_id')}",
+            "subscription_status": str(row.get("status") or "unconfirmed"),
+        })
+    out: list[SourceRow | Rejected] = []
+    for line, row in enumerate(tables["subscribers"], start=1):
+        email = str(row.get("email") or "").strip()
+        word = str(row.get("status") or "enabled").lower()
+        status = LISTMONK_STATUSES.get(word)
+        if not email or status is None:
+            out.append(Rejected(line, "no email address" if not email else
+                                f"unknown listmonk status {word!r} (expected one of {', '.join(LISTMONK_STATUSES)})"))
+            continue
+        cells = {"email": email, "name": str(row.get("name") or ""), "status": word,
+                 "created_at": str(row.get("created_at") or ""), "attributes": str(row.get("attribs") or ""),
+                 "lists": json.dumps(lists.get(row.get("id"), []))}
+        out.append(SourceRow(line=line, email=email, name=" ".join(cells["name"].split()), status=status,
+                             cells=cells))
+    return out
 
 
 def _campaign_files(files: ExportFiles) -> Iterator[tuple[str, list[tuple[str, Mapping[str, Any]]]]]:

@@ -15,7 +15,7 @@ of one address.
 | ghost      | *member*.csv, and the JSON export's members tables     | status paid or comped            |
 | buttondown | *subscriber*.csv (subscribers.csv, unsubscribers.csv)  | type premium, gifted, ...        |
 | mailchimp  | subscribed_*, unsubscribed_*, cleaned_*, *members*.csv | never                            |
-| listmonk   | *subscriber*.csv (the subscribers export)              | never                            |
+| listmonk   | *subscriber*.csv, and a database dump's subscribers    | never                            |
 
 A paid reader gets the tag "paid", so that `publisher send --tag paid` reaches them.
 What the service recorded about their consent (sign-up and confirmation times, the
@@ -39,6 +39,10 @@ member subscribed to no newsletter has unsubscribed (before newsletters, the mem
 has bounced. Records are named "ghost-export.json: members[3]"; an address in both the
 JSON and a members CSV is one reader.
 
+A listmonk database dump (`*.sql`, see `listmonk.py`) holds its subscribers too: the rows
+of `subscribers`, `subscriber_lists` and `lists` are read like the subscribers CSV with
+its lists column ("listmonk.sql: subscribers row 3").
+
 Dates: ISO 8601 (zone or not; none means UTC), "MM/DD/YYYY HH:MM[:SS]" (the US order
 these services write) and RFC 2822 ("Tue, 05 Mar 2024 10:00:00 +0000"). A slash date
 that only reads day-first (13/02/2024) is refused rather than guessed. A record with a
@@ -58,7 +62,7 @@ from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from typing import Protocol
 
-from publisher.content.exports import ghost
+from publisher.content.exports import ghost, listmonk
 from publisher.errors import PublisherError, SubscriberError
 from publisher.models import SubscriberStatus
 from publisher.store.subscriber_csv import Rejected, SourceRow, read_export, sniff_encoding, split_tags
@@ -314,22 +318,41 @@ def _extra_listmonk(cells: Cells, when: _DateCells) -> _Extra:
 
 
 @dataclass(frozen=True, slots=True)
+class _Tables:
+    """The readers a structured file holds (a JSON export, a database dump) as CSV-like rows."""
+
+    patterns: tuple[str, ...]
+    read: Callable[[str, bytes], list[SourceRow | Rejected] | None]
+    """The rows of one file; None when it holds no readers."""
+    what: str
+    """What the file calls them, for the plan: "members"."""
+    record: str
+    """How a row is named: "{name}: members[{line}]"."""
+
+    def name_of(self, name: str, line: int) -> str:
+        return self.record.format(name=name, line=line)
+
+
+@dataclass(frozen=True, slots=True)
 class _Service:
     title: str
     patterns: tuple[str, ...]
     details: Callable[[Cells, _DateCells], _Extra]
-    tables: Callable[[str, bytes], list[SourceRow | Rejected] | None] | None = None
-    """Reads the readers a structured file (`*.json`) holds as CSV-like rows; None when it holds none."""
+    tables: _Tables | None = None
 
 
 READER_SOURCES: Mapping[str, _Service] = {
     "substack": _Service("Substack", ("email_list*.csv", "*subscribers*.csv"), _extra_substack),
-    "ghost": _Service("Ghost", ("*member*.csv",), _extra_ghost, ghost.member_rows),
+    "ghost": _Service("Ghost", ("*member*.csv",), _extra_ghost,
+                      _Tables(("*.json",), ghost.member_rows, "members", "{name}: members[{line}]")),
     "buttondown": _Service("Buttondown", ("*subscriber*.csv",), _extra_buttondown),
     "mailchimp": _Service(
         "Mailchimp", ("subscribed*.csv", "unsubscribed*.csv", "cleaned*.csv", "*members*.csv"), _extra_mailchimp
     ),
-    "listmonk": _Service("listmonk", ("*subscriber*.csv",), _extra_listmonk),
+    "listmonk": _Service(
+        "listmonk", ("*subscriber*.csv",), _extra_listmonk,
+        _Tables(("*.sql",), listmonk.subscriber_rows, "subscribers", "{name}: subscribers row {line}"),
+    ),
 }
 """The services whose exports hold readers (a WordPress export holds none)."""
 
@@ -363,12 +386,13 @@ def read_readers(source: str, files: ExportFilesLike) -> ReaderBatch:
     if service is None:
         return batch
     at: dict[str, int] = {}
+    tables = service.tables
     for name in _table_files(service, files):
-        rows = service.tables(name, files.read(name)) if service.tables is not None else None
-        if rows is None:
+        rows = tables.read(name, files.read(name)) if tables is not None else None
+        if rows is None or tables is None:
             continue
-        batch.files.append(f"{name} (its members)")
-        for item in _read_rows(service, source, name, rows, record=lambda n, line: f"{n}: members[{line}]"):
+        batch.files.append(f"{name} (its {tables.what})")
+        for item in _read_rows(service, source, name, rows, record=tables.name_of):
             if isinstance(item, tuple):
                 batch.refused.append(item)
             else:
@@ -386,7 +410,9 @@ def read_readers(source: str, files: ExportFilesLike) -> ReaderBatch:
 def _table_files(service: _Service, files: ExportFilesLike) -> list[str]:
     if service.tables is None:
         return []
-    return [n for n in files.names() if n.lower().endswith(".json") and not n.startswith("__MACOSX/")]
+    patterns = service.tables.patterns
+    return [n for n in files.names() if not n.startswith("__MACOSX/")
+            and any(fnmatchcase(n.rsplit("/", 1)[-1].lower(), pattern) for pattern in patterns)]
 
 
 def _merge(batch: ReaderBatch, at: dict[str, int], reader: ImportedReader) -> None:

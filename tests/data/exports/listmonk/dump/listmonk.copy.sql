@@ -27,6 +27,31 @@ COPY public.lists (id, uuid, name, type, optin, status, tags, description, creat
 
 
 --
+-- Data for Name: subscribers; Type: TABLE DATA; Schema: public; Owner: listmonk
+--
+
+COPY public.subscribers (id, uuid, email, name, attribs, status, created_at, updated_at) FROM stdin;
+1	5a1f0e2c-0000-4000-8000-000000000001	wes@example.org	Wes	{"city": "Oslo"}	enabled	2021-04-01 10:00:00.123+00	2021-04-01 10:00:00+00
+2	5a1f0e2c-0000-4000-8000-000000000002	xia@example.org	Xia O'Neill	{}	blocklisted	2021-05-01 10:00:00+00	2021-05-01 10:00:00+00
+3	5a1f0e2c-0000-4000-8000-000000000003	lia@example.org	Lia	{}	enabled	2022-02-01 10:00:00+00	2022-02-01 10:00:00+00
+4	5a1f0e2c-0000-4000-8000-000000000004	max@example.org	Max	{}	enabled	2022-03-01 10:00:00+00	2022-03-01 10:00:00+00
+\.
+
+
+--
+-- Data for Name: subscriber_lists; Type: TABLE DATA; Schema: public; Owner: listmonk
+--
+
+COPY public.subscriber_lists (subscriber_id, list_id, meta, status, created_at, updated_at) FROM stdin;
+1	1	{}	confirmed	2021-04-01 10:00:00+00	2021-04-01 10:00:00+00
+2	1	{}	confirmed	2021-05-01 10:00:00+00	2021-05-01 10:00:00+00
+3	1	{}	confirmed	2022-02-01 10:00:00+00	2022-02-01 10:00:00+00
+3	2	{}	confirmed	2022-02-01 10:00:00+00	2022-02-01 10:00:00+00
+4	1	{}	unsubscribed	2022-03-01 10:00:00+00	2023-01-01 10:00:00+00
+\.
+
+
+--
 -- Data for Name: campaigns; Type: TABLE DATA; Schema: public; Owner: listmonk
 --
 

@@ -17,6 +17,35 @@ SET client_min_messages = warning;
 SET row_security = off;
 
 --
+-- Data for Name: lists; Type: TABLE DATA; Schema: public; Owner: listmonk
+--
+
+INSERT INTO public.lists VALUES (1, '0e3c0f7a-0000-4000-8000-000000000001', 'Weekly', 'public', 'double', 'active', '{}', '', '2024-01-01 09:00:00+00', '2024-01-01 09:00:00+00');
+INSERT INTO public.lists VALUES (2, '0e3c0f7a-0000-4000-8000-000000000002', 'Members', 'private', 'single', 'active', '{}', 'For members', '2024-01-01 09:00:00+00', '2024-01-01 09:00:00+00');
+
+
+--
+-- Data for Name: subscribers; Type: TABLE DATA; Schema: public; Owner: listmonk
+--
+
+INSERT INTO public.subscribers VALUES (1, '5a1f0e2c-0000-4000-8000-000000000001', 'wes@example.org', 'Wes', '{"city": "Oslo"}', 'enabled', '2021-04-01 10:00:00.123+00', '2021-04-01 10:00:00+00');
+INSERT INTO public.subscribers VALUES (2, '5a1f0e2c-0000-4000-8000-000000000002', 'xia@example.org', 'Xia O''Neill', '{}', 'blocklisted', '2021-05-01 10:00:00+00', '2021-05-01 10:00:00+00');
+INSERT INTO public.subscribers VALUES (3, '5a1f0e2c-0000-4000-8000-000000000003', 'lia@example.org', 'Lia', '{}', 'enabled', '2022-02-01 10:00:00+00', '2022-02-01 10:00:00+00');
+INSERT INTO public.subscribers VALUES (4, '5a1f0e2c-0000-4000-8000-000000000004', 'max@example.org', 'Max', '{}', 'enabled', '2022-03-01 10:00:00+00', '2022-03-01 10:00:00+00');
+
+
+--
+-- Data for Name: subscriber_lists; Type: TABLE DATA; Schema: public; Owner: listmonk
+--
+
+INSERT INTO public.subscriber_lists VALUES (1, 1, '{}', 'confirmed', '2021-04-01 10:00:00+00', '2021-04-01 10:00:00+00');
+INSERT INTO public.subscriber_lists VALUES (2, 1, '{}', 'confirmed', '2021-05-01 10:00:00+00', '2021-05-01 10:00:00+00');
+INSERT INTO public.subscriber_lists VALUES (3, 1, '{}', 'confirmed', '2022-02-01 10:00:00+00', '2022-02-01 10:00:00+00');
+INSERT INTO public.subscriber_lists VALUES (3, 2, '{}', 'confirmed', '2022-02-01 10:00:00+00', '2022-02-01 10:00:00+00');
+INSERT INTO public.subscriber_lists VALUES (4, 1, '{}', 'unsubscribed', '2022-03-01 10:00:00+00', '2023-01-01 10:00:00+00');
+
+
+--
 -- Data for Name: campaigns; Type: TABLE DATA; Schema: public; Owner: listmonk
 --
 
