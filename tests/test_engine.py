@@ -19,7 +19,7 @@ from fakes.http_api import RecordedRequest, Reply
 from store_support import BACKENDS, open_test_store
 
 from publisher.config import Config, parse_config
-from publisher.delivery import engine as engine_module
+from publisher.delivery import recording
 from publisher.delivery.base import SendInterrupted, make_provider
 from publisher.delivery.engine import deliver, in_flight_limit, snapshot_templates
 from publisher.delivery.ratelimit import TokenBucket
@@ -908,7 +908,7 @@ def test_answers_nobody_waits_for_yet_are_committed_in_groups(
 ) -> None:
     """With a window of unrecorded answers, the recorder gathers answers rather than
     committing each one: a commit costs about as much as sixteen answers in it."""
-    monkeypatch.setattr(engine_module, "GATHER", 30.0)  # however slow the machine
+    monkeypatch.setattr(recording, "GATHER", 30.0)  # however slow the machine
     config = make_config(tmp_path, concurrency=1, batch_size=40)
     queue_issue(db, 80)
     sizes = counted_commits(monkeypatch)
@@ -923,7 +923,7 @@ def test_an_answer_a_sender_waits_for_is_committed_at_once(
 ) -> None:
     """A sender waiting on an answer gets it committed without waiting for a group to fill
     or for the gathering time to pass."""
-    monkeypatch.setattr(engine_module, "GATHER", 30.0)
+    monkeypatch.setattr(recording, "GATHER", 30.0)
     config = make_config(tmp_path, concurrency=1, batch_size=5)
     queue_issue(db, 5)
     started = time.monotonic()

@@ -51,15 +51,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
 
 from publisher.config import Config
 from publisher.delivery.base import CallMaybeTaken, SendInterrupted
 from publisher.delivery.ratelimit import DomainThrottles, SharedBucket
+from publisher.delivery.recording import Recorder, durably
 from publisher.delivery.retry import RetryPolicy
 from publisher.errors import ConfigError, TemporaryFailure
 from publisher.mail import tokens, tracking, verp
@@ -75,11 +75,6 @@ __all__ = ["DEFAULT_LINGER", "DeliveryReport", "deliver", "in_flight_limit", "le
 DEFAULT_LINGER = 900.0
 """Seconds `deliver` waits for a retry to come due; later ones are left for a resume."""
 
-RECORD_PATIENCE = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
-"""Pauses between tries to record results when the database is briefly away (about a minute
-in all: a PostgreSQL restart, a SQLite lock held past the busy timeout)."""
-
-T = TypeVar("T")
 
 
 def _utcnow() -> datetime:
@@ -145,115 +140,6 @@ def snapshot_templates(config: Config, db: Engine, secret: str = "") -> Callable
     return template_for
 
 
-GROUP = 16
-"""Answers the recorder gathers before it commits them unasked (see `_Recorder`)."""
-
-GATHER = 0.05
-"""Seconds an answer may wait in memory before the recorder commits it unasked."""
-
-
-class _Recorder:
-    """Commits answers as they arrive, in groups, on a thread of its own.
-
-    `submit` queues one answer and returns a wait that blocks until that answer is in the
-    ledger. The thread commits what is queued in one transaction as soon as a sender
-    waits for one of those answers, or `GROUP` have gathered, or the oldest has waited
-    `GATHER` seconds: a commit costs about as much as sixteen answers in it, so answers
-    are not committed one by one while nobody needs them yet. A waited-for answer waits
-    at most for the commit under way and its own.
-    """
-
-    def __init__(self, run: _Run) -> None:
-        self._run = run
-        self._cond = threading.Condition()
-        self._pending: list[SendResult] = []
-        self._since = 0.0
-        self._queued = 0
-        self._wanted = 0
-        self._done = 0
-        self._closed = False
-        self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None
-
-    def submit(self, result: SendResult) -> Callable[[], None]:
-        with self._cond:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="deliver-record", daemon=True)
-                self._thread.start()
-            if not self._pending:
-                self._since = time.monotonic()
-            self._pending.append(result)
-            self._queued += 1
-            mine = self._queued
-            if len(self._pending) >= GROUP:
-                self._cond.notify_all()
-
-        def wait() -> None:
-            with self._cond:
-                if self._done < mine and self._wanted < mine:
-                    self._wanted = mine
-                    self._cond.notify_all()
-                while self._done < mine and self._error is None:
-                    self._cond.wait()
-                if self._done < mine:
-                    raise RuntimeError("answers could not be recorded") from self._error
-
-        return wait
-
-    def close(self) -> None:
-        """Commit what is queued and stop the thread."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-            thread = self._thread
-        if thread is not None:
-            thread.join()
-
-    def _due(self) -> float:
-        """Seconds until the queued answers must be committed: 0 now, -1 nothing queued."""
-        if not self._pending:
-            return -1.0
-        if self._closed or len(self._pending) >= GROUP or self._wanted > self._done:
-            return 0.0
-        return max(0.0, self._since + GATHER - time.monotonic())
-
-    def _loop(self) -> None:
-        while True:
-            with self._cond:
-                while (due := self._due()) != 0.0 and not (due < 0 and self._closed):
-                    self._cond.wait(None if due < 0 else due)
-                if not self._pending:
-                    return
-                group, self._pending = self._pending, []
-                upto = self._queued
-            try:
-                self._commit(group)
-            except BaseException as exc:
-                self._run.fail(exc)
-                with self._cond:
-                    self._error = exc
-                    self._cond.notify_all()
-                return
-            with self._cond:
-                self._done = upto
-                self._cond.notify_all()
-
-    def _commit(self, group: Sequence[SendResult]) -> None:
-        run = self._run
-        now = run.now()
-        with run.writing:
-            counts = _durably(
-                lambda: ledger.record(
-                    run.db, group, now=now, policy=run.policy, worker=run.report.worker,
-                    provider=run.provider.name,
-                )
-            )
-        run.add(
-            sent=counts["sent"], retried=counts["retry"], failed=counts["failed"],
-            suppressed=counts["suppressed"],
-        )
-
-
 class _Run:
     """State shared by the sending threads of one `deliver` call."""
 
@@ -301,7 +187,7 @@ class _Run:
         self._templates: dict[tuple[int, int | None], tuple[MessageTemplate, str]] = {}
         self._template_lock = threading.Lock()
         self.answers_each = bool(getattr(provider, "answers_each", False))
-        self.recorder = _Recorder(self)
+        self.recorder = Recorder(self._commit_group, self.fail)
         self.writing = threading.Lock()
         """Claims and group commits of this run take turns here rather than in SQLite's
         busy handler, which sleeps in steps of milliseconds."""
@@ -324,6 +210,21 @@ class _Run:
                 found = (template, _message_domain(self.config, template))
                 self._templates[(issue_id, variant)] = found
             return found
+
+    def _commit_group(self, group: Sequence[SendResult]) -> None:
+        """Record a group of streamed answers (the recorder's thread)."""
+        now = self.now()
+        with self.writing:
+            counts = durably(
+                lambda: ledger.record(
+                    self.db, group, now=now, policy=self.policy, worker=self.report.worker,
+                    provider=self.provider.name,
+                )
+            )
+        self.add(
+            sent=counts["sent"], retried=counts["retry"], failed=counts["failed"],
+            suppressed=counts["suppressed"],
+        )
 
     def add(self, **counts: int) -> None:
         with self.lock:
@@ -456,7 +357,7 @@ def _throttle_domains(run: _Run, rows: list[ledger.ClaimedRow]) -> list[ledger.C
             return ledger.defer(run.db, ids, worker=run.report.worker, until=until)
 
         with run.writing:
-            _durably(defer)
+            durably(defer)
             run.bucket.refund(len(held))
     return admitted
 
@@ -483,7 +384,7 @@ def _recipients(run: _Run, rows: Sequence[ledger.ClaimedRow]) -> list[Recipient]
 class _Streamed:
     """The answers of one batch that went to the recorder as they came."""
 
-    def __init__(self, recorder: _Recorder) -> None:
+    def __init__(self, recorder: Recorder) -> None:
         self.ids: set[int] = set()
         self._recorder = recorder
         self._last: Callable[[], None] | None = None
@@ -560,24 +461,6 @@ def _answers_for(answers: Sequence[SendResult], ids: Sequence[int]) -> list[Send
     return [a for a in answers if a.delivery_id in wanted]
 
 
-def _durably(action: Callable[[], T]) -> T:
-    """Run a ledger write, trying again while the database is briefly unreachable or locked.
-
-    Recording is what keeps a message that went out from being sent again: giving up at
-    the first error would leave its row `sending`, to be re-sent as uncertain. Every
-    ledger write is safe to repeat (a row already recorded is no longer this worker's).
-    Stopping does not cut this short; a second Ctrl-C does.
-    """
-    for pause in RECORD_PATIENCE:
-        try:
-            return action()
-        except (OperationalError, DBAPIError) as exc:
-            if not isinstance(exc, OperationalError) and not exc.connection_invalidated:
-                raise
-            time.sleep(pause)
-    return action()
-
-
 def _send_batch(run: _Run, rows: Sequence[ledger.ClaimedRow]) -> None:
     by_issue: dict[tuple[int, int | None], list[ledger.ClaimedRow]] = {}
     for row in rows:
@@ -605,13 +488,13 @@ def _send_batch(run: _Run, rows: Sequence[ledger.ClaimedRow]) -> None:
     streamed.settle()
     unrecorded = [r for r in results if r.delivery_id not in streamed.ids]
     with run.writing:
-        counts = _durably(
+        counts = durably(
             lambda: ledger.record(
                 run.db, unrecorded, now=now, policy=run.policy, worker=worker, provider=run.provider.name
             )
         )
-    released = _durably(lambda: ledger.release(run.db, untried, worker=worker))
-    _durably(lambda: ledger.release(run.db, uncertain, worker=worker, uncertain=True))
+    released = durably(lambda: ledger.release(run.db, untried, worker=worker))
+    durably(lambda: ledger.release(run.db, uncertain, worker=worker, uncertain=True))
     run.add(
         sent=counts["sent"],
         retried=counts["retry"],
