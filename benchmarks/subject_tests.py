@@ -5,7 +5,8 @@
 Writes --readers active subscribers into a SQLite store in a temporary folder, an issue
 with one subject per rate, its rows held and its sample queued (`store.subject_tests`),
 marks the sample sent, lets each copy of subject v be clicked with probability rates[v]
-(a seeded draw), then decides as the daemon does (`services.subject_tests.settle`).
+(a seeded draw; counted in aggregate, once per copy, as the app counts them without
+per-person analytics), then decides as the daemon does (`services.subject_tests.settle`).
 Prints each subject's rate with its 95% interval, the winner, its margin and p-value,
 and how long the draw, the decision and the release took.
 """
@@ -25,8 +26,9 @@ from publisher.config import parse_config
 from publisher.services import subject_tests as service
 from publisher.store import ledger, open_store
 from publisher.store import subject_tests as store
+from publisher.store.engagement import digest
 from publisher.store.engine import begin_write
-from publisher.store.schema import deliveries, engagement, subscribers
+from publisher.store.schema import deliveries, engagement, engagement_seen, subscribers
 
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 
@@ -66,14 +68,20 @@ def main() -> None:
             conn.execute(sa.update(deliveries).where(deliveries.c.issue_id == issue, deliveries.c.state == "queued")
                          .values(state="sent", sent_at=NOW))
         draw = random.Random(args.seed)
-        clicks = [
-            {"delivery_id": d, "issue_id": issue, "kind": "click", "link_id": 1, "at": NOW, "machine": False,
-             "reason": ""}
-            for d, v in sorted(store.sent_copies(db, issue).items()) if draw.random() < rates[v]
-        ]
+        with db.connect() as conn:
+            keys = dict(conn.execute(sa.select(deliveries.c.id, deliveries.c.message_key)
+                                     .where(deliveries.c.issue_id == issue)).all())
+        clicked = [(d, v) for d, v in sorted(store.sent_copies(db, issue).items()) if draw.random() < rates[v]]
+        # As the app counts them with per-person analytics off: each request a row naming no
+        # one, each copy once (by the digest of its key) under the subject it carried.
+        clicks = [{"delivery_id": None, "issue_id": issue, "kind": "click", "link_id": 1, "at": NOW,
+                   "machine": False, "reason": ""} for _ in clicked]
+        seen = [{"issue_id": issue, "kind": "click", "link_id": link, "digest": digest(issue, keys[d]),
+                 "variant": v} for d, v in clicked for link in (0, 1)]
         if clicks:
             with db.begin() as conn:
                 conn.execute(sa.insert(engagement), clicks)
+                conn.execute(sa.insert(engagement_seen), seen)
         started = time.perf_counter()
         steps = service.settle(config, db, now=NOW + timedelta(hours=4))
         settled = time.perf_counter() - started
