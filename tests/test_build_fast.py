@@ -3,6 +3,7 @@ and validate when little changed."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,8 +13,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from test_build import ARTICLE_FILE, cli_publication
+from test_build_cache import assert_same_as_cold, incremental, text
+from test_build_cache import publication as cache_publication
 
 from publisher.cli import cli
+from publisher.site.build_cache import CACHE_FOLDER
 
 NOT_FOR_A_BUILD = ("feedparser", "premailer", "publisher.mail.newsletter", "publisher.mail.mime")
 """Modules `publisher build` does without when it renders no newsletter preview."""
@@ -86,3 +90,36 @@ def test_check_keeps_reporting_a_malformed_feed(tmp_path: Path, monkeypatch: pyt
         result = runner.invoke(cli, ["--config", str(config), "check"])
         assert result.exit_code == 1
         assert "feeds/rss.xml: not a well-formed feed: mismatched tag (planted)" in result.output
+
+
+def test_an_edit_leaves_the_html_of_each_article_once_in_the_cache(tmp_path: Path) -> None:
+    """The edited article's old HTML leaves the cache; every other article's stays, and the
+    index written back holds each article once, as a cold build's cache would."""
+    path = cache_publication(tmp_path)
+    incremental(path)
+    html = tmp_path / CACHE_FOLDER / "html"
+    before = {p.name for p in html.iterdir()}
+    (tmp_path / "content" / "a05.md").write_text(text(5, body="Rewritten body."), encoding="utf-8")
+    _report, cache = incremental(path)
+    assert cache.parsed == 1
+    after = {p.name for p in html.iterdir()}
+    assert len(after) == len(before) == 12
+    assert len(before - after) == 1 and len(after - before) == 1
+    index = json.loads((tmp_path / CACHE_FOLDER / "articles.json").read_text())["payload"]
+    assert {f"{key}.html" for key in index} == after
+    assert_same_as_cold(path)
+
+
+def test_a_garbled_feeds_record_only_costs_parsing_the_feeds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """feeds-checked.json garbled or of another version: every feed is read again, none skipped."""
+    config = cli_publication(tmp_path)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--config", str(config), "check"]).exit_code == 0
+    record = tmp_path / CACHE_FOLDER / "feeds-checked.json"
+    for garbage in (b"\x80garbage", record.read_bytes()[:30], b'{"head": ["feeds", 0, "x"], "payload": []}'):
+        record.write_bytes(garbage)
+        parsed = _counting_parse(monkeypatch)
+        result = runner.invoke(cli, ["--config", str(config), "check"])
+        assert result.exit_code == 0, result.output
+        assert len(parsed) >= 3
+        monkeypatch.undo()
