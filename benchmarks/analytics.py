@@ -8,7 +8,7 @@ issue of 100,000 copies, and each copy's once-only rows (`engagement_seen`: the 
 opened, clicked, and clicked each link), into a SQLite store in a temporary folder and into
 a throwaway PostgreSQL server (tests/pg_server.py: initdb on loopback, fsync off), then
 times `store.engagement.totals` (the desk's report and the API read it): the median of
-five runs after one warm-up. With --per-person each request row names its copy too.
+five runs after one warm-up, and apart the part that counts copies once. With --per-person each request row names its copy too.
 Then times --records single requests kept through `store.engagement.record` with the
 copy counted once (as the app does now) against without (the totals only), interleaved
 in blocks of 100, medians per request. Last, --copies copies of a 20-link newsletter made
@@ -101,8 +101,19 @@ def report(db: sa.Engine, label: str, requests: int, per_person: bool) -> None:
         start = time.perf_counter()
         totals = engagement.totals(db, issue)
         took.append(time.perf_counter() - start)
+    unique = []
+    for _ in range(5):
+        start = time.perf_counter()
+        with db.connect() as conn:
+            conn.execute(
+                sa.select(engagement_seen.c.kind, engagement_seen.c.link_id, sa.func.count())
+                .where(engagement_seen.c.issue_id == issue)
+                .group_by(engagement_seen.c.kind, engagement_seen.c.link_id)
+            ).all()
+        unique.append(time.perf_counter() - start)
     print(f"{label}: totals over {requests:,} requests ({'per person' if per_person else 'aggregate'}): "
-          f"median {statistics.median(took) * 1000:.0f} ms (runs {', '.join(f'{t * 1000:.0f}' for t in took)}); "
+          f"median {statistics.median(took) * 1000:.0f} ms (runs {', '.join(f'{t * 1000:.0f}' for t in took)}), "
+          f"of which the once-per-copy counts {statistics.median(unique) * 1000:.0f} ms; "
           f"opens {totals.opens:,} by {totals.unique_opens:,} copies, clicks {totals.clicks:,} by "
           f"{totals.unique_clicks:,}, machine share {totals.machine_share:.1%}")
     records(db, label, issue, 2000)

@@ -4,10 +4,19 @@
 written `held`; then a share of them (`sample_percent`, 20 by default, drawn by a seed
 of the issue so that a run again draws the same readers) is queued, split evenly among
 the subjects. At `decide_at` (a wait after the send, or a time the author named),
-`settle` reads each sample copy's opens and clicks, chooses by clicks (or opens, if the
-author prefers; `subject_stats` says how), keeps the decision, and queues the held rows
-with the winning subject. The daemon calls `settle` on every sweep; so does
-`publisher send --resume`.
+`settle` reads each subject's opens and clicks, counted once per copy, chooses by clicks
+(or opens, if the author prefers; `subject_stats` says how), keeps the decision, and
+queues the held rows with the winning subject. The daemon calls `settle` on every sweep;
+so does `publisher send --resume`.
+
+A scheduled send runs a test too: the plan given with the schedule (`keep_scheduled`,
+`publisher schedule --subject ...`) or else the one in the article's front matter
+(`subjects:`, `subject_sample:`, `subject_wait:`, `subject_by:`, read again when the send
+starts, so an auto-published article's test runs as written). It is checked when
+scheduled (`check_scheduled`) and again at the start (`refusals_at_start`: the schedule
+is then held with the reason); the wait counts from the start (`start_scheduled`). A
+planned test has no ledger row and is never decided; cancelling or replacing the
+schedule drops it.
 
 Refused up front, with the reason: fewer than two or more than four subjects, the same
 subject twice, a sample smaller than `MIN_SAMPLE` readers, an issue that has gone out
