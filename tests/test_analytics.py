@@ -337,7 +337,7 @@ def test_the_issue_page_reports_opens_clicks_top_links_and_machines(
         sign_in(http)
         page = http.get(f"/desk/issues/{issue}").text
     report = page.split('id="engagement"', 1)[1].split("</section>", 1)[0]
-    assert "Readers: 1 open(s) by 1 reader(s), 1 click(s) by 1 reader(s)." in report
+    assert "Readers: 1 opened it (1 picture load(s) in all), 1 clicked (1 click(s) in all);" in report
     assert "Machines: 1 open(s), 0 click(s), 33% of all requests (apple privacy protection: 1)" in report
     assert "<svg" in report
     assert report.index("https://journals.example.net/a?x=1&amp;y=2") < report.index("https://example.org/sleep/")
