@@ -50,9 +50,9 @@ def _counting_parse(monkeypatch: pytest.MonkeyPatch, *, bozo: bool = False) -> l
     parsed: list[bytes] = []
     real = feedparser.parse
 
-    def parse(data: bytes) -> Any:
+    def parse(data: bytes, **options: Any) -> Any:
         parsed.append(data)
-        found = real(data)
+        found = real(data, **options)
         if bozo:
             found["bozo"], found["bozo_exception"] = 1, "mismatched tag (planted)"
         return found
