@@ -18,7 +18,7 @@ from store_support import BACKENDS, open_test_store
 
 from publisher.models import SubscriberStatus
 from publisher.services import stats
-from publisher.store import open_store, subscribers
+from publisher.store import counts_kept, open_store, subscribers
 from publisher.store import stats as store_stats
 from publisher.store.backup import dump_database
 from publisher.store.schema import deliveries, issues
@@ -37,6 +37,7 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
 
 
 def kept(db: sa.Engine) -> dict[tuple[str, str], int]:
+    counts_kept.fold(db)
     with db.connect() as conn:
         rows = conn.execute(sa.text("SELECT status, tag, number FROM list_counts")).all()
     assert all(number >= 0 for _, _, number in rows), rows
@@ -54,6 +55,7 @@ def counted(db: sa.Engine) -> dict[tuple[str, str], int]:
 
 
 def days_kept(db: sa.Engine) -> dict[tuple[str, str], int]:
+    counts_kept.fold(db)
     with db.connect() as conn:
         rows = conn.execute(sa.text("SELECT day, kind, number FROM event_days")).all()
     assert all(number >= 0 for _, _, number in rows), rows

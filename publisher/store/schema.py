@@ -157,6 +157,32 @@ sent_minutes = Table(
     Index("ix_sent_minutes_minute", "minute"),
 )
 
+# On PostgreSQL the triggers append +1 and -1 lines here, folded into the three tables
+# above when they are read (publisher.store.counts_kept); SQLite never writes them.
+list_count_changes = Table(
+    "list_count_changes",
+    metadata,
+    Column("status", String(16), nullable=False),
+    Column("tag", String(100), nullable=False),
+    Column("number", Integer, nullable=False),
+)
+
+event_day_changes = Table(
+    "event_day_changes",
+    metadata,
+    Column("day", String(10), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("number", Integer, nullable=False),
+)
+
+sent_minute_changes = Table(
+    "sent_minute_changes",
+    metadata,
+    Column("issue_id", Integer, nullable=False),
+    Column("minute", String(16), nullable=False),
+    Column("number", Integer, nullable=False),
+)
+
 # Saved segments: a name and a rule tree (publisher.store.segment_rules), compiled to one
 # query whenever it is counted, listed, exported or sent to.
 segments = Table(

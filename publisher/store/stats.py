@@ -21,7 +21,16 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine, func, insert, select
 
-from publisher.store.schema import deliveries, event_days, events, issues, sent_minutes
+from publisher.store.counts_kept import fold, kept
+from publisher.store.schema import (
+    deliveries,
+    event_day_changes,
+    event_days,
+    events,
+    issues,
+    sent_minute_changes,
+    sent_minutes,
+)
 
 __all__ = [
     "OVERRIDE",
@@ -111,9 +120,10 @@ def events_per_day(
     """
     first = since.astimezone(UTC).strftime("%Y-%m-%d")
     last = until.astimezone(UTC).strftime("%Y-%m-%d")
-    query = select(event_days.c.day, event_days.c.kind, event_days.c.number).where(
-        event_days.c.kind.in_(tuple(kinds)), event_days.c.day >= first, event_days.c.day < last,
-        event_days.c.number > 0,
+    fold(engine)
+    table = kept(engine, event_days, event_day_changes)
+    query = select(table.c.day, table.c.kind, table.c.number).where(
+        table.c.kind.in_(tuple(kinds)), table.c.day >= first, table.c.day < last, table.c.number > 0,
     )
     with engine.connect() as conn:
         return {(str(day), str(kind)): int(number) for day, kind, number in conn.execute(query)}
@@ -184,10 +194,12 @@ def sent_per_minute(engine: Engine, issue_id: int) -> dict[datetime, int]:
     (migration 0027): a send to a million readers is a few hundred rows to read, not a
     million timestamps.
     """
+    fold(engine)
+    table = kept(engine, sent_minutes, sent_minute_changes)
     query = (
-        select(sent_minutes.c.minute, sent_minutes.c.number)
-        .where(sent_minutes.c.issue_id == issue_id, sent_minutes.c.number > 0)
-        .order_by(sent_minutes.c.minute)
+        select(table.c.minute, table.c.number)
+        .where(table.c.issue_id == issue_id, table.c.number > 0)
+        .order_by(table.c.minute)
     )
     with engine.connect() as conn:
         return {
@@ -203,8 +215,10 @@ def accepted_and_complaints(engine: Engine, *, since: datetime, until: datetime)
     both whole, so 30 days read at most a row per minute that sent anything, however many
     copies went out. A reader who complained twice in the window counts once; complaints
     are counted over the events' index on (kind, created_at)."""
-    accepted = select(func.coalesce(func.sum(sent_minutes.c.number), 0)).where(
-        sent_minutes.c.minute >= _minute(since), sent_minutes.c.minute <= _minute(until)
+    fold(engine)
+    table = kept(engine, sent_minutes, sent_minute_changes)
+    accepted = select(func.coalesce(func.sum(table.c.number), 0)).where(
+        table.c.minute >= _minute(since), table.c.minute <= _minute(until)
     )
     complained = select(func.count(func.distinct(events.c.email))).where(
         events.c.kind == "complaint", events.c.created_at >= since, events.c.created_at < until

@@ -16,7 +16,9 @@ from sqlalchemy import Connection, Engine, func, or_, select, true
 
 from publisher.errors import NotFound
 from publisher.models import Subscriber, SubscriberStatus
+from publisher.store.counts_kept import fold, kept
 from publisher.store.schema import (
+    list_count_changes,
     list_counts,
     subscriber_tags,
     subscribers,
@@ -263,12 +265,12 @@ def counts(engine: Engine) -> dict[str, int]:
     """Subscribers per status, every status present, active first.
 
     Read from `list_counts`, which the database keeps in the transaction of every change
-    (migration 0027): a few rows, however long the list.
+    (migration 0027, `store.counts_kept`): a few rows, however long the list.
     """
+    fold(engine)
+    table = kept(engine, list_counts, list_count_changes)
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(list_counts.c.status, list_counts.c.number).where(list_counts.c.tag == "")
-        ).all()
+        rows = conn.execute(select(table.c.status, table.c.number).where(table.c.tag == "")).all()
     found = {status: number for status, number in rows}
     order = [S.ACTIVE, S.PENDING, S.UNSUBSCRIBED, S.BOUNCED, S.COMPLAINED]
     return {status.value: int(found.get(status.value, 0)) for status in order}
@@ -278,11 +280,13 @@ def tag_counts(engine: Engine, *, status: SubscriberStatus | None = S.ACTIVE) ->
     """Subscribers per tag (active ones by default, every status with `status=None`), most
     used first: the segments. Read from `list_counts`, as `counts`; a tag nobody carries
     any more is left out."""
-    number = func.sum(list_counts.c.number)
-    query = select(list_counts.c.tag, number).where(list_counts.c.tag != "")
+    fold(engine)
+    table = kept(engine, list_counts, list_count_changes)
+    number = func.sum(table.c.number)
+    query = select(table.c.tag, number).where(table.c.tag != "")
     if status is not None:
-        query = query.where(list_counts.c.status == status.value)
-    query = query.group_by(list_counts.c.tag).having(number > 0).order_by(number.desc(), list_counts.c.tag)
+        query = query.where(table.c.status == status.value)
+    query = query.group_by(table.c.tag).having(number > 0).order_by(number.desc(), table.c.tag)
     with engine.connect() as conn:
         return {tag: int(found) for tag, found in conn.execute(query)}
 

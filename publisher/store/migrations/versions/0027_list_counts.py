@@ -16,9 +16,12 @@ An erased subscriber's tags are removed before the row (a BEFORE DELETE trigger)
 each tag is taken off the count of the status the reader had, on SQLite and PostgreSQL
 alike, whichever order their foreign-key cascades run in.
 
-Writers of the same count wait for each other on that row (PostgreSQL) until they
-commit; SQLite has one writer at a time anyway. A signup holds it for a few
-milliseconds; an import, for each chunk's transaction.
+SQLite updates the count rows in place (it has one writer at a time anyway). PostgreSQL
+would keep every version of a row updated again and again in one transaction (an import
+of a million readers would walk ever longer chains), and writers of one count row would
+wait for each other until commit: there the triggers only append +1 and -1 lines to
+`*_changes` tables, and a reader adds them to the kept rows in the same snapshot, after
+folding the committed ones in (`fold_counts()`, `store.counts_kept.fold`).
 
 Revision ID: 0027
 Revises: 0026
@@ -110,29 +113,22 @@ SQLITE_DROP = (
 
 PG_FUNCTIONS = (
     """CREATE FUNCTION list_counts_move(old_status text, new_status text, the_tag text) RETURNS void
-    LANGUAGE plpgsql AS $$
-    BEGIN
-        IF old_status IS NOT NULL THEN
-            UPDATE list_counts SET number = number - 1 WHERE status = old_status AND tag = the_tag;
-        END IF;
-        IF new_status IS NOT NULL THEN
-            INSERT INTO list_counts (status, tag, number) VALUES (new_status, the_tag, 1)
-            ON CONFLICT (status, tag) DO UPDATE SET number = list_counts.number + 1;
-        END IF;
-    END $$""",
+    LANGUAGE sql AS $$
+        INSERT INTO list_count_changes (status, tag, number)
+        SELECT old_status, the_tag, -1 WHERE old_status IS NOT NULL
+        UNION ALL SELECT new_status, the_tag, 1 WHERE new_status IS NOT NULL
+    $$""",
     """CREATE FUNCTION list_counts_subscriber() RETURNS trigger LANGUAGE plpgsql AS $$
-    DECLARE
-        found text;
     BEGIN
         IF TG_OP = 'INSERT' THEN
             PERFORM list_counts_move(NULL, NEW.status, '');
             RETURN NEW;
         ELSIF TG_OP = 'UPDATE' THEN
             IF OLD.status IS DISTINCT FROM NEW.status THEN
-                PERFORM list_counts_move(OLD.status, NEW.status, '');
-                FOR found IN SELECT tag FROM subscriber_tags WHERE subscriber_id = NEW.id LOOP
-                    PERFORM list_counts_move(OLD.status, NEW.status, found);
-                END LOOP;
+                INSERT INTO list_count_changes (status, tag, number)
+                SELECT OLD.status, '', -1 UNION ALL SELECT NEW.status, '', 1
+                UNION ALL SELECT OLD.status, tag, -1 FROM subscriber_tags WHERE subscriber_id = NEW.id
+                UNION ALL SELECT NEW.status, tag, 1 FROM subscriber_tags WHERE subscriber_id = NEW.id;
             END IF;
             RETURN NEW;
         END IF;
@@ -152,30 +148,40 @@ PG_FUNCTIONS = (
     END $$""",
     """CREATE FUNCTION event_days_count() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        IF TG_OP IN ('DELETE', 'UPDATE') THEN
-            UPDATE event_days SET number = number - 1
-            WHERE day = to_char(OLD.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AND kind = OLD.kind;
+        IF TG_OP IN ('DELETE', 'UPDATE') AND OLD.kind IN (%(kinds)s) THEN
+            INSERT INTO event_day_changes (day, kind, number)
+            VALUES (to_char(OLD.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), OLD.kind, -1);
         END IF;
         IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.kind IN (%(kinds)s) THEN
-            INSERT INTO event_days (day, kind, number)
-            VALUES (to_char(NEW.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), NEW.kind, 1)
-            ON CONFLICT (day, kind) DO UPDATE SET number = event_days.number + 1;
+            INSERT INTO event_day_changes (day, kind, number)
+            VALUES (to_char(NEW.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), NEW.kind, 1);
         END IF;
         RETURN NULL;
     END $$""",
     """CREATE FUNCTION sent_minutes_count() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         IF TG_OP IN ('DELETE', 'UPDATE') AND OLD.state = 'sent' AND OLD.sent_at IS NOT NULL THEN
-            UPDATE sent_minutes SET number = number - 1
-            WHERE issue_id = OLD.issue_id AND minute = to_char(OLD.sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI');
+            INSERT INTO sent_minute_changes (issue_id, minute, number)
+            VALUES (OLD.issue_id, to_char(OLD.sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), -1);
         END IF;
         IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.state = 'sent' AND NEW.sent_at IS NOT NULL THEN
-            INSERT INTO sent_minutes (issue_id, minute, number)
-            VALUES (NEW.issue_id, to_char(NEW.sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), 1)
-            ON CONFLICT (issue_id, minute) DO UPDATE SET number = sent_minutes.number + 1;
+            INSERT INTO sent_minute_changes (issue_id, minute, number)
+            VALUES (NEW.issue_id, to_char(NEW.sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), 1);
         END IF;
         RETURN NULL;
     END $$""",
+    """CREATE FUNCTION fold_counts() RETURNS void LANGUAGE sql AS $$
+        WITH gone AS (DELETE FROM list_count_changes RETURNING status, tag, number)
+        INSERT INTO list_counts (status, tag, number) SELECT status, tag, SUM(number) FROM gone GROUP BY status, tag
+        ON CONFLICT (status, tag) DO UPDATE SET number = list_counts.number + EXCLUDED.number;
+        WITH gone AS (DELETE FROM event_day_changes RETURNING day, kind, number)
+        INSERT INTO event_days (day, kind, number) SELECT day, kind, SUM(number) FROM gone GROUP BY day, kind
+        ON CONFLICT (day, kind) DO UPDATE SET number = event_days.number + EXCLUDED.number;
+        WITH gone AS (DELETE FROM sent_minute_changes RETURNING issue_id, minute, number)
+        INSERT INTO sent_minutes (issue_id, minute, number)
+        SELECT issue_id, minute, SUM(number) FROM gone GROUP BY issue_id, minute
+        ON CONFLICT (issue_id, minute) DO UPDATE SET number = sent_minutes.number + EXCLUDED.number;
+    $$""",
 )
 PG_TRIGGERS = (
     "CREATE TRIGGER list_counts_subscriber_added AFTER INSERT ON subscribers "
@@ -239,6 +245,24 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("issue_id", "minute", name="pk_sent_minutes"),
     )
     op.create_index("ix_sent_minutes_minute", "sent_minutes", ["minute"])
+    op.create_table(
+        "list_count_changes",
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("tag", sa.String(length=100), nullable=False),
+        sa.Column("number", sa.Integer(), nullable=False),
+    )
+    op.create_table(
+        "event_day_changes",
+        sa.Column("day", sa.String(length=10), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("number", sa.Integer(), nullable=False),
+    )
+    op.create_table(
+        "sent_minute_changes",
+        sa.Column("issue_id", sa.Integer(), nullable=False),
+        sa.Column("minute", sa.String(length=16), nullable=False),
+        sa.Column("number", sa.Integer(), nullable=False),
+    )
     bind = op.get_bind()
     postgresql = bind.dialect.name == "postgresql"
     if postgresql:
@@ -278,11 +302,14 @@ def downgrade() -> None:
         for name in ("sent_minutes_added", "sent_minutes_changed", "sent_minutes_removed"):
             bind.exec_driver_sql(f"DROP TRIGGER {name} ON deliveries")
         for function in ("list_counts_subscriber()", "list_counts_tag()", "event_days_count()", "sent_minutes_count()",
-                         "list_counts_move(text, text, text)"):
+                         "list_counts_move(text, text, text)", "fold_counts()"):
             bind.exec_driver_sql(f"DROP FUNCTION {function}")
     else:
         for name in SQLITE_DROP:
             bind.exec_driver_sql(f"DROP TRIGGER {name}")
+    op.drop_table("sent_minute_changes")
+    op.drop_table("event_day_changes")
+    op.drop_table("list_count_changes")
     op.drop_table("sent_minutes")
     op.drop_table("event_days")
     op.drop_table("list_counts")
