@@ -225,6 +225,7 @@ def test_the_dark_colours_keep_the_contrast_of_the_light_ones() -> None:
         ("inserted", "#ccf2cf", "inserted", "#193d1d"),
         ("deleted", "#ffd2cc", "deleted", "#4d1c18"),
         ("comment", "#f3dca8", "comment", "#2f2713"),
+        *[("editor token", colour, "field", var["field"]) for colour in ("#a9c8ff", "#ffb4a8", "#9be09f")],
     ]
     low = [f"{role} on {where}: {contrast(fg, bg):.2f}" for role, fg, where, bg in pairs if contrast(fg, bg) < 4.5]
     assert low == []
@@ -242,3 +243,19 @@ def test_a_draft_sent_in_the_minute_it_was_dated_comes_out_with_one_date(config:
     article = article_service.publish_scheduled(config, "quick", at=now, now=now)
     assert article.is_public(now)
     assert path.read_text(encoding="utf-8").count("date:") == 1
+
+
+def test_send_now_on_a_scheduled_article_says_the_schedule_stays(config: Config, url: str) -> None:
+    """Send now, when the article is also scheduled, names that schedule on the confirmation
+    and what it will still do, so that neither send surprises."""
+    engine = open_store(config.store_url)
+    subscriber_store.add(engine, "reader@example.org", now=datetime.now(UTC))
+    engine.dispose()
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        csrf = csrf_of(http.get("/desk/").text)
+        at = f"{datetime.now(UTC).year + 1}-01-05T07:00"
+        assert http.post(f"/desk/articles/{SLUG}/schedule", data={"csrf": csrf, "at": at}).status_code == 303
+        ask = http.post(f"/desk/articles/{SLUG}/send", data={"csrf": csrf})
+    assert 'id="also-scheduled"' in ask.text
+    assert "reaches only readers who have not had it" in ask.text and "07:00" in ask.text

@@ -2,7 +2,7 @@
 walk found fixed: headless Chromium (Debian's chromium and chromium-driver, driven by
 Selenium) against `publisher serve` on loopback, one session through several steps.
 
-She writes a title in a right-to-left script, previews (the page opens at the preview),
+She writes a title in a right-to-left script, pastes what Word leaves, previews (the page opens at the preview),
 schedules it for Tuesday 07:00, goes back with the browser's button (nothing is scheduled
 twice), double-clicks Send (one copy each), loses her session while typing (her words come
 back), and does it all again in the dark colour scheme. axe-core checks every page taken
@@ -35,6 +35,14 @@ from publisher.store import open_store, schedules
 from publisher.store import subscribers as subscriber_store
 
 TITLE = "שינה טובה: a title in two scripts"
+WORD = (  # what Word leaves in a paste of HTML: long lines of markup
+    "<p class=MsoNormal style='margin-bottom:0cm;line-height:normal'><b><span lang=EN-GB style='font-size:14.0pt;"
+    "font-family:\"Calibri\",sans-serif;mso-fareast-font-family:\"Times New Roman\"'>Sleep hygiene<o:p></o:p>"
+    "</span></b></p>\n<!--[if gte mso 9]><xml><w:WordDocument><w:View>Normal</w:View></w:WordDocument></xml>"
+    "<![endif]-->\n<p class=MsoListParagraphCxSpFirst style='text-indent:-18.0pt;mso-list:l0 level1 lfo1'>"
+    "<![if !supportLists]><span style='font-family:Symbol'>·<span style='font:7.0pt \"Times New Roman\"'>"
+    "&nbsp;&nbsp; </span></span><![endif]>Keep a regular bedtime<o:p></o:p></p>"
+)
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +94,7 @@ def test_the_week_in_a_browser(browser: WebDriver, site: Site) -> None:
     she.sign_in("dana@example.org")
     she.open("/desk/articles/new")
     she.field("title", TITLE)
-    she.type_body("Teenagers need more sleep than we think.\n\nDr Dana Reyes\nHarbor Light Clinic")
+    she.type_body("Teenagers need more sleep than we think.\n\n" + WORD + "\n\nDr Dana Reyes\nHarbor Light Clinic")
     she.press("button[value=preview]")
     assert browser.current_url.endswith("#preview-h")
     assert browser.execute_script("return window.scrollY") > 0, "the preview is below the fold"

@@ -433,11 +433,13 @@ class ArticleDesk(Section):
             return RedirectResponse(f"/desk/issues/{plan.issue_id}?m=already-sent", status_code=303)
         if asked.field("confirm") != str(plan.recipients) or (stopped and not despite):
             # First press, the list changed since the count was shown, or the rate stops it: ask (again).
+            agenda = await run_in_threadpool(lambda: scheduling.agenda(self.config, self.engine, now=asked.now))
             return self.pages.render(
                 "confirm_send", asked.desk, section="articles", plan=plan, slug=slug,
                 tag=tag or "", changed=bool(asked.field("confirm")) and asked.field("confirm") != str(plan.recipients),
                 segment=segment or "", audience=asked.field("tag").strip(), saved=saved,
                 owner=asked.desk.can(Role.OWNER), unticked=stopped and bool(asked.field("confirm")),
+                upcoming=[u for u in agenda.scheduled if u.schedule.slug == slug],
                 status=409 if stopped and asked.field("confirm") else 200,
             )
         subjects = [asked.field(f"subject_{n}").strip() for n in "abcd"]
