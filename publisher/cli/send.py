@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from publisher.cli._common import cli, get_config, reports_errors
 from publisher.cli.status import UNCERTAIN_NOTE
 from publisher.config import Config
+from publisher.errors import InvalidRequest
 from publisher.services import articles as article_service
 from publisher.services import complaints, delivering, subject_tests
 from publisher.services import issues as service
@@ -144,7 +145,9 @@ def _secret_and_provider(config: Config) -> tuple[str, Provider]:
     return service.send_secret(config), make_provider(config)
 
 
-def _dry_run(config: Config, slug: str, tag: str | None, now: datetime, segment: str | None = None) -> None:
+def _dry_run(
+    config: Config, slug: str, tag: str | None, now: datetime, segment: str | None = None, again: bool = False
+) -> None:
     plan = service.plan_send(config, open_store(config.store_url), slug, now=now, tag=tag, segment=segment)
     who = f"subscribers tagged {tag!r}" if tag else "active subscribers"
     who = f"readers of the segment {segment!r}" if segment else who
@@ -152,6 +155,8 @@ def _dry_run(config: Config, slug: str, tag: str | None, now: datetime, segment:
     click.echo(f"html: {plan.html_bytes:,} bytes, text: {plan.text_bytes:,} bytes")
     for warning in plan.warnings:
         click.echo(f"warning: {warning}")
+    if plan.mailed_there and not again:
+        click.echo(f"a send would be refused: `publisher send {slug} --again` sends it anyway")
     if plan.frozen:
         click.echo(
             f"issue {plan.issue_id} is frozen: its first copies have left, so later readers get "
@@ -173,6 +178,10 @@ def _dry_run(config: Config, slug: str, tag: str | None, now: datetime, segment:
 @click.option("--dry-run", is_flag=True, help="Render and count recipients; send and write nothing.")
 @click.option("--resume", is_flag=True, help="Finish every unfinished send (after a stop or a crash).")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--again", is_flag=True,
+    help="Send an article moved in from a service that mailed it there already (it is refused otherwise).",
+)
 @click.option(
     "--despite-complaints", is_flag=True,
     help="Send even though the complaint rate over 30 days is at 0.3% or more (recorded).",
@@ -211,12 +220,14 @@ def send(
     wait: str | None = None,
     decide_at: str | None = None,
     by: str | None = None,
+    again: bool = False,
 ) -> None:
     """Send the newsletter of article SLUG to every active subscriber, exactly once.
 
     Sending the same article again reaches only readers who have not had it yet. A
     complaint rate of 0.3% or more over the last 30 days (from 1,000 messages) stops the
-    send; --despite-complaints sends anyway, and the choice is recorded.
+    send; --despite-complaints sends anyway, and the choice is recorded. An article moved
+    in from a service that mailed it there (`publisher migrate`) is refused: --again sends it.
 
     With --subject-test given two to four times, a sample of readers (--sample percent,
     split evenly) gets the subjects first; after --wait (or at --decide-at) the subject
@@ -227,11 +238,13 @@ def send(
         raise click.UsageError("--subject-test, --sample, --wait, --decide-at and --by go with a plain send of SLUG")
     if testing and not subject_test:
         raise click.UsageError("--sample, --wait, --decide-at and --by go with --subject-test (give two to four)")
+    if subject_test and again:
+        raise click.UsageError("--again goes with a plain send of SLUG, not yet with --subject-test")
     if subject_test and segment:
         raise click.UsageError("a subject test goes to everyone or to a --tag, not yet to a --segment")
     if resume:
-        if slug or to or dry_run or tag or segment:
-            raise click.UsageError("--resume takes no SLUG, --to, --tag, --segment or --dry-run")
+        if slug or to or dry_run or tag or segment or again:
+            raise click.UsageError("--resume takes no SLUG, --to, --tag, --segment, --again or --dry-run")
         _resume(get_config(ctx))
         return
     if not slug:
@@ -247,13 +260,16 @@ def send(
         )
         return
     if dry_run:
-        _dry_run(config, slug, tag, now, segment)
+        _dry_run(config, slug, tag, now, segment, again)
         return
     db = open_store(config.store_url)
     if segment and tag:
         raise click.UsageError("give --tag or --segment, not both (a segment can hold a tag condition)")
     plan = service.plan_send(config, db, slug, now=now, tag=tag, segment=segment)
     article = plan.article
+    if plan.mailed_there and not again:
+        # Refused before any question, so that a stray "y" cannot mail an old post again.
+        raise InvalidRequest(f"not sent. {plan.mailed_there} To send it anyway: publisher send {slug} --again")
     # The size warning again, where the author looks when sending (check and build say it too).
     for warning in plan.warnings:
         click.secho(f"warning: {warning}", fg="yellow", err=True)
@@ -265,7 +281,7 @@ def send(
     if rate is not None and rate.level in ("warn", "stop"):
         click.secho(f"warning: complaint rate {rate.in_words()}", fg="yellow", err=True)
     also = " and put it on the site" if plan.publishes else ""
-    question = f"send {article.title!r} to {plan.recipients:,} reader(s)"
+    question = f"send {article.title!r}{' again' if plan.mailed_there else ''} to {plan.recipients:,} reader(s)"
     question += (f" of the segment {segment!r}" if segment else "") + f" through {plan.provider} now{also}?"
     test_plan = None
     if subject_test:
@@ -301,7 +317,7 @@ def send(
         else:
             queued = service.send_now(
                 config, db, slug, now=now, tag=tag, segment=segment, despite_complaints=despite_complaints,
-                who=f"{_user()} (publisher send --despite-complaints)",
+                who=f"{_user()} (publisher send --despite-complaints)", again=again,
             )
             issue_id = queued.issue_id
             click.echo(f"issue {issue_id} {article.slug!r}: {queued.added} new recipient(s) queued"

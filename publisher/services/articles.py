@@ -235,7 +235,9 @@ def publish_scheduled(config: Config, slug: str, *, at: datetime, now: datetime)
         target = _file_of(config, article)
         before = content.decode_article(content.read_content(target, article.source, config), article.source)
         dated = (at if article.draft else min(article.date, at)).astimezone(config.tz)
-        after = _published_text(before, f"{dated:%Y-%m-%d %H:%M}")
+        # An `updated:` older than the day a draft comes out (a draft moved in) is no revision since.
+        stale = article.draft and article.updated is not None and article.updated < dated
+        after = _published_text(before, f"{dated:%Y-%m-%d %H:%M}", drop_updated=stale)
         published = content.parse_article(after, source=str(target), config=config)
         if not published.is_public(now):
             raise ContentError(f"{target}: could not be put on the site for its scheduled send")
@@ -243,8 +245,9 @@ def publish_scheduled(config: Config, slug: str, *, at: datetime, now: datetime)
         return published
 
 
-def _published_text(text: str, date: str) -> str:
-    """`text` with its front matter's `draft:` line dropped and its `date:` set to `date`."""
+def _published_text(text: str, date: str, *, drop_updated: bool = False) -> str:
+    """`text` with its front matter's `draft:` line (and `updated:`, if `drop_updated`) dropped
+    and its `date:` set to `date`."""
     lines = text.split("\n")
     if not lines or lines[0].rstrip() != "---":
         return f"---\ndate: {date}\n---\n\n{text}"
@@ -252,7 +255,8 @@ def _published_text(text: str, date: str) -> str:
         end = next(i for i in range(1, len(lines)) if lines[i].rstrip() == "---")
     except StopIteration:
         return text
-    front = [line for line in lines[1:end] if not line.startswith("draft:")]
+    dropped = ("draft:", "updated:") if drop_updated else ("draft:",)
+    front = [line for line in lines[1:end] if not line.startswith(dropped)]
     dated = [f"date: {date}" if line.startswith("date:") else line for line in front]
     if not any(line.startswith("date:") for line in front):  # not `dated == front`: the same minute is a date too
         dated.append(f"date: {date}")

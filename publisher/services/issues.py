@@ -10,6 +10,12 @@ Errors: NotFound for an unknown or unpublished slug, issue or schedule; InvalidR
 for a send time in the past; ConfigError for an unknown zone or a time the clocks skip;
 Conflict for a schedule that can no longer be cancelled; DeliveryError when a test copy
 is refused.
+
+An article moved in from another service that mailed it there (`migration.moved_in`) is
+not mailed again by surprise: `plan_send` warns (`SendPlan.mailed_there`), and `send_now`
+and `scheduling.schedule_send` refuse it (InvalidRequest, saying when it was mailed and to
+how many readers it would go again) unless the author says `again`. Once its issue is in
+the ledger here, the author has chosen, and later sends reach only new readers.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import make_msgid
+from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -39,6 +47,7 @@ from publisher.mail import newsletter, preflight, tokens
 from publisher.models import Article, Outcome
 from publisher.services import articles, segments
 from publisher.services.complaints import ComplaintRate, complaint_rate, stop_for_complaints
+from publisher.services.migration import MovedIn, moved_in
 from publisher.services.stats import IssueFailures, issue_failures, issue_status
 from publisher.store import ledger, publishing, schedules
 from publisher.store import segments as segment_store
@@ -62,9 +71,11 @@ __all__ = [
     "get_issue",
     "issue_failures",
     "issue_status",
+    "mailed_there",
     "plan_send",
     "provider_label",
     "published_article",
+    "refuse_mailed_there",
     "retry_failed",
     "send_issue",
     "send_now",
@@ -107,6 +118,9 @@ class SendPlan:
     """Active readers (of the tag) who had it already."""
     complaints: ComplaintRate | None = None
     """The complaint rate over the last 30 days: at "stop", a send needs an owner's override."""
+    mailed_there: str = ""
+    """The service it was moved in from mailed it already (`mailed_there`): a send is refused
+    unless the author says `again`. Also the first of `warnings`."""
 
     @property
     def chose_otherwise(self) -> int:
@@ -151,6 +165,7 @@ def plan_send(
         topics=article_topics(config, article), digest=bool(config["schedule.digest"]), where=where,
     )
     warnings: tuple[str, ...] = ()
+    mailed = mailed_there(config, article, readers=count) if existing is None else ""
     if existing is not None and ledger.is_frozen(db, existing.id):
         subject, html, text, frozen = existing.subject, existing.html, existing.text, True
     else:
@@ -163,7 +178,7 @@ def plan_send(
         subject=subject,
         html_bytes=len(html.encode()),
         text_bytes=len(text.encode()),
-        warnings=warnings,
+        warnings=(mailed, *warnings) if mailed else warnings,
         recipients=count,
         active=active,
         had_it=had_it,
@@ -173,6 +188,7 @@ def plan_send(
         problems=() if frozen else tuple(blocking_problems(config, article, now=now)),
         provider=provider_label(config),
         complaints=complaint_rate(db, now=now),
+        mailed_there=mailed,
     )
 
 
@@ -236,6 +252,7 @@ def send_now(
     config: Config, db: Engine, slug: str, *, now: datetime, tag: str | None = None,
     segment: str | None = None,
     despite_complaints: bool = False, who: str = "", held_for: Callable[[int], None] | None = None,
+    again: bool = False,
 ) -> Queued:
     """Freeze the article's newsletter in the ledger and queue it for every active subscriber
     (of `tag`) who has not had it: exactly once per reader, however often it is called.
@@ -250,6 +267,8 @@ def send_now(
     the copies queued are its count at this instant, recorded on the issue.
     With `held_for` (a subject test), it is called with the issue id before any row is
     written, and the rows are written held, for it to queue.
+    An article the service it was moved in from mailed already is refused (InvalidRequest,
+    naming when and to how many) unless `again`: the author's explicit word.
     """
     if segment and tag:
         raise InvalidRequest("give a tag or a segment, not both (a segment can hold a tag condition)")
@@ -259,6 +278,8 @@ def send_now(
     require_postal_address(config)
     chosen, where = segments.audience(db, segment, now=now) if segment else (None, ())
     existing = ledger.find_issue(db, article.id)
+    if existing is None and not again:
+        refuse_mailed_there(config, db, article, tag=tag, where=where, how=f"publisher send {article.slug} --again")
     if existing is None or not ledger.is_frozen(db, existing.id):
         problems = blocking_problems(config, article, now=now)
         if problems:
@@ -281,6 +302,53 @@ def send_now(
     if chosen is not None:
         segment_store.record_count(db, issue_id, added)
     return Queued(issue_id=issue_id, article=article, added=added)
+
+
+def _moved_in(config: Config, article: Article) -> MovedIn | None:
+    """What the article's file says of where it was moved in from (None: written here)."""
+    if not article.source or "://" in article.source:
+        return None
+    path = Path(article.source)
+    try:
+        text = (path if path.is_absolute() else config.root / path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return moved_in(text, draft=article.draft)
+
+
+def mailed_there(config: Config, article: Article, *, readers: int) -> str:
+    """A sentence when the service the article was moved in from mailed it to its list
+    already (or may have: moved in before that was recorded), naming the service, the day
+    and the `readers` a send now would mail it to again; "" otherwise."""
+    origin = _moved_in(config, article)
+    if origin is None or origin.mailed is False:
+        return ""
+    local = article.date.astimezone(config.tz)
+    day = f"{local.day} {local:%B %Y}"
+    if origin.mailed:
+        return (
+            f"This article was moved in from {origin.service}, where it was mailed on {day}; "
+            f"sending it mails it again to {readers:,} reader(s)."
+        )
+    return (
+        f"This article was moved in from {origin.service}, where it was published on {day} and "
+        f"probably mailed (the move did not record it); sending it may mail it again to {readers:,} reader(s)."
+    )
+
+
+def refuse_mailed_there(
+    config: Config, db: Engine, article: Article, *, tag: str | None, where: Sequence[Any], how: str
+) -> None:
+    """InvalidRequest when the article was mailed where it was moved in from (`mailed_there`);
+    `how` is the way to send it anyway that the message offers."""
+    origin = _moved_in(config, article)
+    if origin is None or origin.mailed is False:
+        return
+    _, _, count = ledger.count_audience(
+        db, issue_id=None, tag=tag, kind="article", topics=article_topics(config, article),
+        digest=bool(config["schedule.digest"]), where=where,
+    )
+    raise InvalidRequest(f"{mailed_there(config, article, readers=count)} To send it anyway: {how}")
 
 
 def blocking_problems(config: Config, article: Article, *, now: datetime) -> list[str]:

@@ -15,8 +15,11 @@ redirects, and the readers' counts. Its totals add up to the records read.
 
 `apply(config, db, plan, now=...)` does it. Each article is keyed by its id on the other
 service, written into its file (a comment at the end of the body, `<!-- moved in:
-ghost:5f3a -->`, which the build and the newsletter never show): a file that carries the
-key is that article, moved in before, and is left as it is. So running a migration twice
+ghost:5f3a (mailed there) -->`, which the build and the newsletter never show; "not mailed
+there" for a post the other service never mailed; files moved in before that was kept say
+neither): a file that carries the key is that article, moved in before, and is left as it
+is. `moved_in` reads the comment back, so that a send here asks before mailing an article
+to readers that service mailed it to already. So running a migration twice
 changes nothing, and one killed half-way resumes where it stopped: each file is written
 whole (a temporary file, then a rename), after its article has been recorded as noticed,
 so that no policy mails what the other service already sent; its redirects follow, and a
@@ -60,9 +63,11 @@ __all__ = [
     "MAX_TOTAL",
     "SOURCES",
     "ArticleStep",
+    "MovedIn",
     "Plan",
     "RedirectCounts",
     "apply",
+    "moved_in",
     "open_export",
     "plan",
 ]
@@ -94,7 +99,47 @@ _EXPECTED = {
     "mailchimp": "the audience's CSV files",
     "listmonk": "the subscribers CSV, the campaigns' JSON (GET /api/campaigns) or a pg_dump .sql",
 }
-_KEY_RE = re.compile(r"<!-- moved in: (?P<key>[a-z]+:[^\s>]+) -->")
+_KEY_RE = re.compile(r"<!-- moved in: (?P<key>[a-z]+:[^\s>]+)(?: \((?P<mailed>mailed|not mailed) there\))? -->")
+_NAMES = {
+    "substack": "Substack", "ghost": "Ghost", "wordpress": "WordPress", "buttondown": "Buttondown",
+    "mailchimp": "Mailchimp", "listmonk": "listmonk",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class MovedIn:
+    """What an article file says of where it was moved in from."""
+
+    key: str
+    """Its id on the other service, with the service: "ghost:5f3a"."""
+    mailed: bool | None
+    """True: mailed to that service's list. None: moved in before this was recorded (a
+    published post from a service that mails may have been mailed). False: never mailed
+    there (a draft, or a WordPress post)."""
+
+    @property
+    def service(self) -> str:
+        """The other service's name as the author knows it: "Ghost"."""
+        name = self.key.partition(":")[0]
+        return _NAMES.get(name, name)
+
+
+def moved_in(text: str, *, draft: bool = False) -> MovedIn | None:
+    """Where the article file `text` was moved in from (None: written here). Pure.
+
+    `draft` is whether the file is a draft now. An older file, whose comment does not say
+    whether it was mailed, is unknown (None) when it is published and came from a service
+    that mails; a draft, or a WordPress post, was not mailed.
+    """
+    found = _KEY_RE.search(text)
+    if found is None:
+        return None
+    key, said = found.group("key", "mailed")
+    if said is not None:
+        return MovedIn(key, said == "mailed")
+    if key.startswith("wordpress:") or draft:
+        return MovedIn(key, False)
+    return MovedIn(key, None)
 
 
 def _refuse(label: str, member: str, why: str) -> SourceError:
@@ -289,7 +334,8 @@ def _text(config: Config, item: ExportedArticle) -> str:
     text = item.article.text(config)
     if item.draft:
         text = text.replace("\n---\n", "\ndraft: true\n---\n", 1)
-    return text.rstrip("\n") + f"\n\n<!-- moved in: {item.key} -->\n"
+    mailed = "mailed there" if item.emailed else "not mailed there"
+    return text.rstrip("\n") + f"\n\n<!-- moved in: {item.key} ({mailed}) -->\n"
 
 
 def plan(config: Config, db: Engine, source: str, files: ExportFiles, *, site: str = "") -> Plan:

@@ -38,7 +38,7 @@ from publisher.models import Article, Outcome, RenderedIssue
 from publisher.schedule import timing
 from publisher.services import articles, segments, subject_tests
 from publisher.services.complaints import overridden, record_scheduled_override, stop_for_complaints
-from publisher.services.issues import blocking_problems
+from publisher.services.issues import blocking_problems, refuse_mailed_there
 from publisher.store import ledger, outbox, publishing, schedules, users
 from publisher.store import segments as segment_store
 from publisher.store.schedules import LOCAL, Schedule
@@ -93,6 +93,7 @@ def schedule_send(
     who: str = "",
     segment: str | None = None,
     subject_test: subject_tests.TestPlan | None = None,
+    again: bool = False,
 ) -> Scheduled:
     """Schedule the article for the wall-clock time `at`: at that minute it goes on the site
     (a draft is published then, dated that minute) and its newsletter to the list.
@@ -163,6 +164,11 @@ def schedule_send(
     articles, _ = content.scan_articles(config)
     article = find_article(articles, slug, now=now, unpublished="")
     require_postal_address(config)
+    if not again and ledger.find_issue(db, article.id) is None:
+        refuse_mailed_there(
+            config, db, article, tag=tag, where=segments.audience(db, segment, now=now)[1] if segment else (),
+            how=f"publisher schedule {article.slug} --at \"{at}\" --again",
+        )
     problems = blocking_problems(config, article, now=run_at)
     if problems:
         raise InvalidRequest("not scheduled: fix these first. " + " ".join(problems))
