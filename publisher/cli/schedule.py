@@ -36,6 +36,10 @@ from publisher.store import open_store
     help="Start it even if the complaint rate over 30 days is at 0.3% or more then (recorded now).",
 )
 @click.option(
+    "--again", is_flag=True,
+    help="Schedule an article moved in from a service that mailed it there already (refused otherwise).",
+)
+@click.option(
     "--subject", "--subject-test", "subjects", multiple=True, metavar="SUBJECT",
     help="A subject to test (give two to four; the first is kept on a tie). Needs analytics on.",
 )
@@ -52,6 +56,7 @@ def schedule(
     ctx: click.Context, slug: str, at: str, tz_name: str | None, tag: str | None, local: bool,
     despite_complaints: bool, segment: str | None = None, subjects: tuple[str, ...] = (),
     sample: int | None = None, wait: str | None = None, decide_at: str | None = None, by: str | None = None,
+    again: bool = False,
 ) -> None:
     """Schedule the newsletter of article SLUG for a time (kept across restarts).
 
@@ -71,7 +76,7 @@ def schedule(
     done = scheduling.schedule_send(
         config, db, slug, at=at, now=now, tz_name=tz_name, tag=tag, local_time=local,
         despite_complaints=despite_complaints, who="publisher schedule --despite-complaints", segment=segment,
-        subject_test=plan,
+        subject_test=plan, again=again,
     )
     item = done.schedule
     where = "each subscriber's own" if local else f"{item.timezone}"
