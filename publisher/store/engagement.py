@@ -202,12 +202,15 @@ def record(
         if copy and not machine:
             marks = [(OPEN, 0)] if kind == OPEN else [(CLICK, 0), (CLICK, link_id or 0)]
             dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-            for seen_kind, seen_link in marks:
-                conn.execute(
-                    dialect.insert(engagement_seen)
-                    .values(issue_id=issue_id, kind=seen_kind, link_id=seen_link, digest=copy, variant=variant)
-                    .on_conflict_do_nothing(index_elements=["issue_id", "kind", "link_id", "digest"])
-                )
+            conn.execute(
+                dialect.insert(engagement_seen).on_conflict_do_nothing(
+                    index_elements=["issue_id", "kind", "link_id", "digest"]
+                ),
+                [
+                    {"issue_id": issue_id, "kind": seen_kind, "link_id": seen_link, "digest": copy, "variant": variant}
+                    for seen_kind, seen_link in marks
+                ],
+            )
         earlier = list(also_machine)
         if earlier and delivery_id is not None:
             conn.execute(
