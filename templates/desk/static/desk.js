@@ -13,7 +13,7 @@
     var text = button && button.getAttribute("data-confirm");
     if (text && !window.confirm(text)) { event.preventDefault(); return; }
     var form = event.target;
-    if (event.defaultPrevented) { return; }
+    if (event.defaultPrevented || (form.method || "").toLowerCase() !== "post") { return; }
     if (form.getAttribute("data-submitted")) { event.preventDefault(); return; }
     form.setAttribute("data-submitted", "yes");
     setTimeout(function () { form.removeAttribute("data-submitted"); }, 4000);
