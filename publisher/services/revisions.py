@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import html
 import math
 import re
 import secrets
@@ -66,6 +67,13 @@ WORDS_PER_MINUTE = 230
 _DRAFT_KEY = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _FRONT = re.compile(r"\A---[ \t]*\r?\n.*?^---[ \t]*$", re.DOTALL | re.MULTILINE)
 _LINK_TARGET = re.compile(r"\]\([^)]*\)")
+# HTML in the text (a paste from a word processor brings plenty): comments, the content of
+# script/style/xml blocks and every tag with its attributes are markup, not words.
+_MARKUP = re.compile(
+    r"<!--.*?(?:-->|\Z)|<(script|style|xml)\b[^>]*>.*?(?:</\1\s*>|\Z)"
+    r"|<[!?][^<>]*>|</?[A-Za-z][\w:.-]*(?:\s(?:[^<>\"']|\"[^\"]*\"|'[^']*')*)?/?>",
+    re.DOTALL | re.IGNORECASE,
+)
 # A word starts with a letter or digit; the editor's script counts with the same rule.
 _WORD = re.compile(r"[^\W_][\w'’-]*")
 
@@ -86,8 +94,9 @@ def article_key(slug: str | None, draft_key: str = "") -> str:
 
 
 def count_words(text: str) -> int:
-    """Words in an article's body (front matter left out, link addresses not counted)."""
-    body = _FRONT.sub("", text, count=1)
+    """Words in an article's body: front matter, link addresses and HTML markup (tags,
+    attributes, comments, styles) left out; an entity such as `&nbsp;` is its character."""
+    body = html.unescape(_MARKUP.sub(" ", _FRONT.sub("", text, count=1)))
     return len(_WORD.findall(_LINK_TARGET.sub("]", body)))
 
 

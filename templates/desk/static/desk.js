@@ -57,9 +57,12 @@
     var leaving = false;
 
     // Words and reading time, by the rule the server counts with (services/revisions.py).
+    var entities = document.createElement("textarea");
     function countWords() {
       if (!countBox) { return; }
-      var found = text().replace(/\]\([^)]*\)/g, "]").match(/[\p{L}\p{N}][\p{L}\p{N}_'’-]*/gu);
+      var plain = text().replace(/<!--[\s\S]*?(?:-->|$)|<(script|style|xml)\b[^>]*>[\s\S]*?(?:<\/\1\s*>|$)|<[!?][^<>]*>|<\/?[A-Za-z][\w:.-]*(?:\s(?:[^<>"']|"[^"]*"|'[^']*')*)?\/?>/gi, " ");
+      entities.innerHTML = plain.replace(/</g, "&lt;");
+      var found = entities.value.replace(/\]\([^)]*\)/g, "]").match(/[\p{L}\p{N}][\p{L}\p{N}_'’-]*/gu);
       var words = found ? found.length : 0;
       var minutes = words ? Math.ceil(words / WORDS_PER_MINUTE) : 0;
       countBox.textContent = words + (words === 1 ? " word" : " words") + " · about " + minutes + " min to read";
