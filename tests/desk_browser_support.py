@@ -135,7 +135,7 @@ def serving(site: Site) -> Iterator[Site]:
         stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PUBLISHER_SECRET": SECRET},
     )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # a loaded shared machine can take a minute to start it
         while True:
             try:
                 if httpx.get(site.url + "/healthz", timeout=1).status_code == 200:
