@@ -72,6 +72,53 @@ _READ_MORE_RE = re.compile(r"\s*\[(?:…|&#8230;|\.\.\.)\]\s*$")
 _BLANK_LINES_RE = re.compile(r"\n{3,}")
 _TRAILING_SPACE_RE = re.compile(r"[ \t]+\n")
 
+# Text that Markdown would read as markup, escaped only where it would be (so that
+# "a < b", "snake_case" and "5 * 3" stay as written): a backslash before punctuation or
+# at the end, "&" that spells an entity, "<" that opens a tag, an autolink or a comment,
+# every backtick (code) and "[" (links, footnotes), "_" and "*" that could open or close
+# emphasis, and what opens a block at the start of a line (quote, heading, list, fence).
+_BACKSLASH_RE = re.compile(r"\\(?=[!-/:-@\[-`{-~]|$)")
+_ENTITY_RE = re.compile(r"&(?=#?[A-Za-z0-9]+;)")
+_TAG_OPEN_RE = re.compile(r"<(?=[A-Za-z/!?])")
+_ALWAYS_RE = re.compile(r"([`\[])")
+_UNDERSCORE_RE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
+_ASTERISK_RE = re.compile(r"(?<!\S\s)\*|\*(?!\s)")
+_BLOCK_START_RE = re.compile(r"^(\s*)([>#+~=-])")
+_NUMBERED_RE = re.compile(r"^(\s*\d{1,9})([.)])")
+_NEWLINES_RE = re.compile(r"[ \t]*[\r\n][\t \r\n]*")
+_CODE_LANGUAGE_RE = re.compile(r"^language-([A-Za-z0-9_+#.-]{1,40})$")
+
+
+class _Converter(markdownify.MarkdownConverter):
+    """markdownify with text escaped where Markdown would read it as markup, and the
+    language of a code block (`class="language-python"`) on its fence."""
+
+    def escape(self, text: str, parent_tags: Any) -> str:
+        if not text:
+            return ""
+        # A line break in a page's text is a space there, and would be a break (or a new
+        # block: "> ", "# ", "1. ") in the article: one line, as the reader saw it.
+        text = _NEWLINES_RE.sub(" ", text)
+        text = _BACKSLASH_RE.sub(r"\\\\", text)
+        text = _ENTITY_RE.sub(r"\\&", text)
+        text = _TAG_OPEN_RE.sub(r"\\<", text)
+        text = _ALWAYS_RE.sub(r"\\\1", text)
+        text = _UNDERSCORE_RE.sub(r"\\_", text)
+        text = _ASTERISK_RE.sub(r"\\*", text)
+        if _NUMBERED_RE.match(text):
+            return _NUMBERED_RE.sub(r"\1\\\2", text, count=1)
+        return _BLOCK_START_RE.sub(r"\1\\\2", text, count=1)
+
+
+def _code_language(pre: Any) -> str:
+    """The language a code block names in its class (on <code> or on <pre>), or ""."""
+    for element in (pre.find("code"), pre):
+        for name in (element.get("class") or ()) if element is not None else ():
+            found = _CODE_LANGUAGE_RE.match(name)
+            if found:
+                return found.group(1)
+    return ""
+
 # Chrome that trafilatura's own heuristics usually drop, pruned before it looks, so a
 # widget inside the article's container cannot leak into the text. The article's own
 # <header> goes too: title, byline, date and cover image are front matter. Class-based
@@ -190,9 +237,10 @@ def split_byline(title: str) -> tuple[str, str]:
 def html_to_markdown(html: str, *, base_url: str) -> str:
     """Sanitise untrusted HTML (relative URLs made absolute against `base_url`), then Markdown."""
     clean = clean_html(html, base_url=base_url)
-    markdown: str = markdownify.markdownify(
-        clean, heading_style="ATX", bullets="-", strong_em_symbol="*", escape_misc=False
-    )
+    markdown: str = _Converter(
+        heading_style="ATX", bullets="-", strong_em_symbol="*", escape_misc=False, escape_asterisks=False,
+        escape_underscores=False, code_language_callback=_code_language,
+    ).convert(clean)
     markdown = _TRAILING_SPACE_RE.sub("\n", markdown)
     return _BLANK_LINES_RE.sub("\n\n", markdown).strip() + "\n"
 
