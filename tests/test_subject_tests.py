@@ -782,6 +782,9 @@ def test_the_schedule_command_takes_subjects(tmp_path: Path, smtp_server: SMTPSe
     short = runner.invoke(cli, ["schedule", "sleep", "--at", at, "--subject", "A", "--subject", "B",
                                 "--wait", "5m"], env=env)
     assert short.exit_code == 2 and "--wait: wait '5m' must be between 10 minutes and 14 days" in short.output
+    vague = runner.invoke(cli, ["schedule", "sleep", "--at", at, "--subject", "A", "--subject", "B",
+                                "--decide-at", "tomorrow"], env=env)
+    assert vague.exit_code == 2 and "--decide-at: decision time 'tomorrow' must look like" in vague.output
     db.dispose()
 
 

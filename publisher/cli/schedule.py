@@ -9,8 +9,7 @@ from rich.table import Table
 
 from publisher.cli._common import cli, get_config, reports_errors, table_console
 from publisher.config import Config
-from publisher.errors import ConfigError, InvalidRequest
-from publisher.schedule import timing
+from publisher.errors import InvalidRequest
 from publisher.services import complaints, scheduling, subject_tests
 from publisher.store import open_store
 
@@ -115,16 +114,10 @@ def _test_plan(
         return None
     if wait is not None and decide_at is not None:
         raise click.UsageError("give --wait or --decide-at, not both")
-    at = None
-    if decide_at is not None:
-        try:
-            zone = timing.zone(tz_name) if tz_name else config.tz
-        except ConfigError as exc:
-            raise click.UsageError(f"--tz: {exc}") from exc
-        try:
-            at = datetime.strptime(decide_at.strip(), "%Y-%m-%d %H:%M").replace(tzinfo=zone).astimezone(UTC)
-        except ValueError as exc:
-            raise click.UsageError(f'--decide-at {decide_at!r} must look like "2026-12-01 14:00"') from exc
+    try:
+        at = None if decide_at is None else subject_tests.decision_time(config, decide_at, tz_name)
+    except InvalidRequest as exc:
+        raise click.UsageError(f"--decide-at: {exc}") from exc
     try:
         return subject_tests.parse_plan(
             subjects, sample_percent=subject_tests.DEFAULT_SAMPLE if sample is None else sample,

@@ -36,7 +36,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 
@@ -44,9 +44,10 @@ from publisher import content
 from publisher.config import Config
 from publisher.content.articles import SUBJECT_METRICS, SubjectTestSettings, subject_test_in, wait_of
 from publisher.content.folder import decode_article, read_content
-from publisher.errors import InvalidRequest
+from publisher.errors import ConfigError, InvalidRequest
 from publisher.mail.mime import clean_header_text
 from publisher.models import Article
+from publisher.schedule import timing
 from publisher.services import issues as issue_service
 from publisher.services.subject_stats import VariantFigures, decide
 from publisher.store import engagement, ledger
@@ -64,6 +65,7 @@ __all__ = [
     "TestPlan",
     "TestReport",
     "check_scheduled",
+    "decision_time",
     "drop_scheduled",
     "keep_scheduled",
     "parse_plan",
@@ -166,6 +168,18 @@ def parse_plan(
         if at <= now + timedelta(minutes=10):
             raise InvalidRequest("subject test: the decision time must be at least 10 minutes from now")
     return TestPlan(subjects=cleaned, sample_percent=sample_percent, metric=metric, wait=span, at=at)
+
+
+def decision_time(config: Config, text: str, tz_name: str | None = None) -> datetime:
+    """"2026-12-01 14:00" read in `tz_name` (default: the publication's zone), as UTC."""
+    try:
+        zone = timing.zone(tz_name) if tz_name else config.tz
+    except ConfigError as exc:
+        raise InvalidRequest(f"timezone: {exc}") from exc
+    try:
+        return datetime.strptime(text.strip(), "%Y-%m-%d %H:%M").replace(tzinfo=zone).astimezone(UTC)
+    except ValueError as exc:
+        raise InvalidRequest(f'decision time {text!r} must look like "2026-12-01 14:00"') from exc
 
 
 def _on(config: Config, key: str) -> bool:
