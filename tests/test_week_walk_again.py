@@ -7,12 +7,57 @@ for the author to press again, and never carries one out by signing in.
 
 from __future__ import annotations
 
+import re
 import string
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 
+import httpx
+import pytest
+from desk_support import add_users, csrf_of, quick_hashes, sign_in
 from hypothesis import given
 from hypothesis import strategies as st
+from web_support import SECRET, live_server, make_publication
 
+from publisher.config import Config, load_config
 from publisher.services import revisions
+from publisher.web import create_app
+
+ARTICLE = """---
+title: Sleep after a loss
+date: 2026-01-05 08:00
+---
+
+Grief changes sleep.
+"""
+SLUG = "sleep-after-a-loss"
+PASSWORD = "a long enough passphrase"
+
+
+def publication(root: Path, monkeypatch: pytest.MonkeyPatch, *, postal_address: str = "1 Test Road") -> Config:
+    quick_hashes(monkeypatch)
+    make_publication(root)
+    path = root / "config.toml"
+    text = path.read_text(encoding="utf-8").replace('"1 Test Road, Testville"', f"{postal_address!r}")
+    text = text.replace('language = "en"', 'language = "en"\ntimezone = "Etc/UTC"')
+    path.write_text(text, encoding="utf-8")
+    (root / "content").mkdir()
+    (root / "content" / f"2026-01-05-{SLUG}.md").write_text(ARTICLE, encoding="utf-8")
+    config = load_config(path, env={"PUBLISHER_SECRET": SECRET})
+    add_users(config)
+    return config
+
+
+@pytest.fixture
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
+    return publication(tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def url(config: Config) -> Iterator[str]:
+    with live_server(create_app(config)) as base:
+        yield base
 
 WORDS = st.lists(st.text(alphabet=string.ascii_letters, min_size=1, max_size=9), max_size=12)
 TAGS = st.sampled_from(["p", "span", "b", "o:p", "div", "h1", "a", "font", "li"])
@@ -39,3 +84,26 @@ def test_a_word_processor_paste_counts_its_words_only() -> None:
         '<p class="MsoNormal"><o:p>&nbsp;</o:p></p>'
     )
     assert revisions.count_words(paste) == 3
+
+
+def test_home_asks_for_the_postal_address_in_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before real readers: the missing postal address is asked for in Settings, a link, not a config key."""
+    config = publication(tmp_path, monkeypatch, postal_address="")
+    with live_server(create_app(config)) as base, httpx.Client(base_url=base) as http:
+        sign_in(http)
+        home = http.get("/desk/").text
+    assert 'Add your postal address in <a href="/desk/settings">Settings</a>: every email must carry it.' in home
+    assert "[publication]" not in home and "postal_address" not in home
+
+
+def test_home_lists_a_scheduled_send_in_utc_not_etc_utc(config: Config, url: str) -> None:
+    """A send scheduled in the publication's zone (UTC) reads UTC on Home."""
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        csrf = csrf_of(http.get("/desk/").text)
+        at = f"{datetime.now(UTC).year + 1}-01-05T07:00"
+        assert http.post(f"/desk/articles/{SLUG}/schedule", data={"csrf": csrf, "at": at}).status_code == 303
+        home = http.get("/desk/").text
+    listed = re.search(r'<time datetime="[^"]+">[^<]*07:00</time>\s*(\S+)', home)
+    assert listed and listed.group(1) == "UTC"
+    assert "Etc/UTC" not in home

@@ -25,18 +25,19 @@ SECRET_NAMES = (
 
 
 def go_live_gaps(config: Config) -> list[str]:
-    """What stands between this configuration and real readers."""
+    """What stands between this configuration and real readers, in the desk's words: each
+    thing to change names Settings (the desk links the word) rather than a config key."""
     gaps = []
     if not str(config["publication.postal_address"]).strip():
-        gaps.append("Set [publication] postal_address: every email must carry it.")
+        gaps.append("Add your postal address in Settings: every email must carry it.")
     if config["delivery.provider"] == "maildir":
-        gaps.append("Choose a real mail provider in [delivery] provider: maildir only writes files.")
+        gaps.append("Choose a real mail provider in Settings: maildir only writes the emails into a folder.")
     if not config.secret(tokens.SECRET_ENV):
         gaps.append(f"Set {tokens.SECRET_ENV} in the server's environment: it signs unsubscribe links.")
     if not str(config["server.public_url"]).strip() and config.public_url.startswith("http://"):
-        gaps.append("Serve the app over https and set [server] public_url.")
+        gaps.append("Serve the app over https and give its https address in Settings.")
     if not str(config["delivery.dkim.domain"]).strip():
-        gaps.append("Sign with DKIM ([delivery.dkim]) or let your provider sign for your domain.")
+        gaps.append("Sign with DKIM in Settings, or let your provider sign for your domain.")
     return gaps
 
 
