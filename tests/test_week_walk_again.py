@@ -107,3 +107,23 @@ def test_home_lists_a_scheduled_send_in_utc_not_etc_utc(config: Config, url: str
     listed = re.search(r'<time datetime="[^"]+">[^<]*07:00</time>\s*(\S+)', home)
     assert listed and listed.group(1) == "UTC"
     assert "Etc/UTC" not in home
+
+
+def test_a_new_article_with_a_taken_title_says_so_beside_the_title(url: str) -> None:
+    """Saving a new article whose title makes an address already in use: the editor says it
+    beside the title field, in plain words, without a file path."""
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        page = http.get("/desk/articles/new").text
+        draft_key = re.search(r'name="draft_key" value="([^"]+)"', page)
+        assert draft_key
+        answer = http.post("/desk/articles/new", data={
+            "csrf": csrf_of(page), "base": "", "draft_key": draft_key.group(1), "title": "Sleep after a loss",
+            "slug": "", "date": "2026-12-01 09:00", "tags": "", "summary": "", "body": "Another text.",
+            "action": "save",
+        })
+    assert answer.status_code == 409, re.findall(r'class="error"[^>]*>([^<]*)', answer.text)
+    title = answer.text.split('id="title"', 1)[1].split("</p>", 1)[0]
+    assert 'aria-describedby="title-error"' in title
+    assert "An article at this address already exists: change the title or the address (slug)." in title
+    assert "content/" not in answer.text and "exists already" not in answer.text

@@ -207,7 +207,8 @@ def write_article(
         # No file name yet: the slug comes from `slug:` or the title alone.
         draft = content.parse_article(text, source="(new article)", config=config)
         if draft.slug in by_slug:
-            raise Conflict(f"an article with slug {draft.slug!r} exists already ({by_slug[draft.slug].source})")
+            # The desk's editor shows this beside the title field (it looks for these first words).
+            raise Conflict("An article at this address already exists: change the title or the address (slug).")
         target = folder / f"{draft.date.astimezone(config.tz):%Y-%m-%d}-{draft.slug}.md"
         article = content.parse_article(text, source=str(target), config=config)
         _claim_for_author(db, article, now)
