@@ -149,6 +149,10 @@ SETTINGS: tuple[Setting, ...] = (
     S("delivery.smtp.security", "starttls", "choice", "Connection security.", ("none", "starttls", "tls")),
     S("delivery.smtp.username", "", "str", "SMTP login; the password comes from PUBLISHER_SMTP_PASSWORD."),
     S("delivery.smtp.connections", 4, "int", "Persistent SMTP connections kept open while sending.", range=(1, 64)),
+    S("delivery.smtp.in_flight", 1, "int",
+      "Accepted messages per connection that may wait to be recorded in the ledger. A crash can send "
+      "that many again per connection, each reported as uncertain; 1 keeps that to one, 8 sends faster.",
+      range=(1, 8)),
     S("delivery.postmark.base_url", "https://api.postmarkapp.com", "url", "Postmark API base URL."),
     S("delivery.postmark.message_stream", "broadcast", "str", "Postmark message stream for newsletters.", header=True),
     S("delivery.sendgrid.base_url", "https://api.sendgrid.com", "url", "SendGrid API base URL."),

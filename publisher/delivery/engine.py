@@ -26,7 +26,8 @@ at any instant, and `ledger.recover` flags exactly those rows as uncertain after
 `kill -9`. A provider whose server answers message by message (`answers_each`, SMTP) is
 given an `answered` callback: each answer goes to the run's recorder as it arrives, and
 the provider holds the end of a message (the final dot of DATA) while `unrecorded`
-answers of its session (SMTP: `smtp.UNRECORDED`, 8) are still uncommitted. The
+answers of its session (SMTP: `delivery.smtp.in_flight`, 1 by default, up to 8) are still
+uncommitted. The
 recorder commits in groups, on a thread of its own, while the senders go on with the
 next envelopes and bodies. So at most `unrecorded` messages per connection can have
 been accepted without their rows saying so: that is all a `kill -9` can send twice

@@ -98,10 +98,11 @@ AHEAD = 4
 """Copies a session has made in advance while it sends one: enough to keep signing ahead
 of the wire, few enough that each session gets its share of the signing threads."""
 
-UNRECORDED = 8
+UNRECORDED = 1
 """Messages a session may have had accepted while their answers are not yet committed to
-the ledger: what a `kill -9` can send twice, per connection. One would make every message
-wait for a commit of its own; eight let the ledger commit answers in groups."""
+the ledger: what a `kill -9` can send twice, per connection (`delivery.smtp.in_flight`).
+One by default, the ledger's crash bound; up to eight let the ledger commit answers in
+groups and send faster, at that many possible repeats per connection."""
 
 
 class SmtpProvider:
@@ -168,6 +169,7 @@ class SmtpProvider:
             password=config.secret(PASSWORD_ENV) if username else None,
             connections=int(config["delivery.smtp.connections"]),
             timeout=float(config["delivery.timeout"]),
+            unrecorded=int(config["delivery.smtp.in_flight"]),
         )
 
     def send(
