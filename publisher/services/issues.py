@@ -437,16 +437,25 @@ def create_issue(
 
 def send_issue(
     config: Config, db: Engine, issue_id: int, *, now: datetime, despite_complaints: bool = False, who: str = "",
-    segment: str | None = None,
+    segment: str | None = None, again: bool = False,
 ) -> int:
     """Queue an issue already in the ledger for every active subscriber (of its tag) who
     has not had it; returns the number of rows added. Exactly once per reader. The
     complaint rate stops it as it stops `send_now` (InvalidRequest), unless `despite_complaints`.
     With `segment` (a saved segment's name) its readers only, recorded on the issue;
     without, an issue scheduled to a segment goes to that segment (InvalidRequest if it
-    was deleted)."""
+    was deleted). The first send of an article moved in from a service that mailed it
+    there is refused as `send_now` refuses it, unless `again`."""
     send_secret(config)
-    get_issue(db, issue_id)
+    line = get_issue(db, issue_id)
+    if not again and line.slug and line.total == 0:
+        found, _ = content.scan_articles(config)
+        article = next((a for a in found if a.slug == line.slug), None)
+        if article is not None:
+            refuse_mailed_there(
+                config, db, article, tag=None, where=segments.audience(db, segment, now=now)[1] if segment else (),
+                how=f"publisher send {article.slug} --again",
+            )
     if segment:
         segment_store.record_on_issue(db, issue_id, segments.find_segment(db, segment))
     recorded, where = segments.issue_audience(db, issue_id, now=now)

@@ -1,0 +1,77 @@
+"""An article moved in as mailed by the service it came from: every door asks before mailing it again."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from desk_support import add_users, csrf_of, quick_hashes, sign_in
+from web_support import live_server, make_publication
+
+from publisher.config import Config
+from publisher.errors import InvalidRequest
+from publisher.services import issues
+from publisher.store import ledger, open_store
+from publisher.store import subscribers as subscriber_store
+from publisher.web import create_app
+
+MOVED = """---
+title: Sleep after a loss
+date: 2024-03-12 08:00
+tags: [sleep]
+---
+
+Grief changes sleep. Here is what helps.
+
+<!-- moved in: ghost:5f3a (mailed there) -->
+"""
+SLUG = "sleep-after-a-loss"
+
+
+@pytest.fixture
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
+    quick_hashes(monkeypatch)
+    config = make_publication(tmp_path)
+    (tmp_path / "content").mkdir()
+    (tmp_path / "content" / "2024-03-12-sleep-after-a-loss.md").write_text(MOVED, encoding="utf-8")
+    add_users(config)
+    engine = open_store(config.store_url)
+    for n in range(3):
+        subscriber_store.add(engine, f"reader{n}@example.org", now=datetime.now(UTC))
+    engine.dispose()
+    return config
+
+
+@pytest.fixture
+def url(config: Config) -> Iterator[str]:
+    with live_server(create_app(config)) as base:
+        yield base
+
+
+def test_the_desk_warns_then_refuses_a_confirmed_send(config: Config, url: str) -> None:
+    """The confirm page says when Ghost mailed it; confirming anyway is refused, nothing queued."""
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        csrf = csrf_of(http.get("/desk/").text)
+        ask = http.post(f"/desk/articles/{SLUG}/send", data={"csrf": csrf})
+        assert "moved in from Ghost, where it was mailed on 12 March 2024" in ask.text
+        sent = http.post(f"/desk/articles/{SLUG}/send", data={"csrf": csrf, "confirm": "3"})
+    assert sent.status_code == 400
+    assert "sending it mails it again to 3 reader(s). To send it anyway" in sent.text
+    engine = open_store(config.store_url)
+    assert ledger.status(engine) == []
+    engine.dispose()
+
+
+def test_an_issue_sent_by_its_id_is_refused_without_again(config: Config) -> None:
+    """The API's door (an issue created, then sent by id) asks too; `again` sends it."""
+    engine = open_store(config.store_url)
+    now = datetime.now(UTC)
+    issue = issues.create_issue(config, engine, now=now, article=SLUG)
+    with pytest.raises(InvalidRequest, match="mailed on 12 March 2024"):
+        issues.send_issue(config, engine, issue.issue_id, now=now)
+    assert issues.send_issue(config, engine, issue.issue_id, now=now, again=True) == 3
+    engine.dispose()
