@@ -21,8 +21,10 @@ from hypothesis import strategies as st
 from web_support import SECRET, live_server, make_publication
 
 from publisher.config import Config, load_config
+from publisher.content.palette import contrast
 from publisher.services import revisions
 from publisher.web import create_app
+from publisher.web.desk.charts import Series, bar_chart
 
 ARTICLE = """---
 title: Sleep after a loss
@@ -32,6 +34,7 @@ date: 2026-01-05 08:00
 Grief changes sleep.
 """
 SLUG = "sleep-after-a-loss"
+ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "a long enough passphrase"
 
 
@@ -127,3 +130,20 @@ def test_a_new_article_with_a_taken_title_says_so_beside_the_title(url: str) -> 
     assert 'aria-describedby="title-error"' in title
     assert "An article at this address already exists: change the title or the address (slug)." in title
     assert "content/" not in answer.text and "exists already" not in answer.text
+
+
+def test_the_chart_bars_keep_3_to_1_on_the_light_and_the_dark_page() -> None:
+    """Each series' bar: 3:1 (WCAG, graphics) on white as drawn, and on the dark scheme's page
+    with the fill desk.css gives its class there."""
+    svg = bar_chart("Readers", ["Mon", "Tue"], [Series(f"s{n}", (3, 5)) for n in range(4)])
+    drawn = dict(re.findall(r'<rect class="(series-\d)"[^>]* fill="(#[0-9a-f]{6})"', svg))
+    css = (ROOT / "templates" / "desk" / "static" / "desk.css").read_text(encoding="utf-8")
+    dark = css[css.index("@media (prefers-color-scheme: dark)"):]
+    page = re.findall(r"--page:\s*(#[0-9a-f]{6})", dark)[0]
+    dark_fill = dict(re.findall(r"\.chart \.(series-\d) \{ fill: (#[0-9a-f]{6}); \}", dark))
+    assert sorted(drawn) == sorted(dark_fill) == [f"series-{n}" for n in range(4)]
+    low = [f"{name} {colour} on white: {contrast(colour, '#ffffff'):.2f}" for name, colour in drawn.items()
+           if contrast(colour, "#ffffff") < 3]
+    low += [f"{name} {colour} on {page}: {contrast(colour, page):.2f}" for name, colour in dark_fill.items()
+            if contrast(colour, page) < 3]
+    assert low == []
