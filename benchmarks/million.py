@@ -1,12 +1,14 @@
 """A list of a million readers: the import, the desk under 32 clients, the API's cursor paging.
 
     .venv/bin/python benchmarks/million.py [--readers 1000000] [--store sqlite|postgresql]
-        [--clients 32] [--seconds 10] [--requests 320] [--import-only] [--no-api]
+        [--clients 32] [--seconds 10] [--requests 320] [--import-only] [--no-api] [--direct]
 
 1. Import: a CSV of --readers rows (address, name, tags) through `publisher subscribers
    import FILE` (the CLI, a subprocess) into an empty database (SQLite in a temporary
    folder, or with --store postgresql a throwaway PostgreSQL server, tests/pg_server.py):
    seconds, rows/s and the importing process's peak RSS (its own rusage, from `wait4`).
+   With --direct the readers and their tags are written by plain INSERTs instead (the
+   kept counts' triggers still run), to measure the desk where the import is slow.
 2. An issue sent to every reader (one ledger row each, written directly), then the app of
    `publisher serve` under uvicorn in a second process on loopback. With `wrk` on PATH
    (Debian: apt-get install wrk), `wrk -c CLIENTS -d SECONDS --latency` with the owner's
@@ -109,6 +111,29 @@ def write_csv(path: Path, count: int) -> None:
         writer.writerow(["email", "name", "tags"])
         for n in range(count):
             writer.writerow([f"reader{n}@example.org", f"Reader {n}", "weekly" if n % 3 else "weekly,clinic"])
+
+
+def write_direct(url: str, count: int) -> float:
+    """Readers and their tags by plain INSERTs in chunks of CHUNK: seconds."""
+    from publisher.store.schema import subscriber_tags
+
+    engine = open_store(url)
+    now = datetime.now(UTC)
+    started = time.perf_counter()
+    with engine.begin() as conn:
+        for first in range(0, count, CHUNK):
+            numbers = range(first, min(count, first + CHUNK))
+            conn.execute(insert(subscribers), [
+                {"id": n + 1, "email": f"reader{n}@example.org", "name": f"Reader {n}", "status": "active",
+                 "source": "bench", "created_at": now, "updated_at": now, "token_key": f"{n:032x}"}
+                for n in numbers
+            ])
+            conn.execute(insert(subscriber_tags), [
+                {"subscriber_id": n + 1, "tag": tag} for n in numbers
+                for tag in (("weekly",) if n % 3 else ("weekly", "clinic"))
+            ])
+    engine.dispose()
+    return time.perf_counter() - started
 
 
 def run_import(root: Path, path: Path) -> tuple[float, float]:
@@ -271,17 +296,23 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=320, help="per page, without wrk")
     parser.add_argument("--import-only", action="store_true", help="stop after the import's figures")
     parser.add_argument("--no-api", action="store_true", help="leave out the API's cursor paging")
+    parser.add_argument("--direct", action="store_true", help="write the readers by INSERTs, not the CLI import")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="publisher-bench-million-") as folder, \
             database(args.store, Path(folder)) as url:
         root = Path(folder)
         (root / "config.toml").write_text(CONFIG + f'\n[store]\nurl = "{url}"\n', encoding="utf-8")
         (root / "content").mkdir()
-        path = root / "readers.csv"
-        write_csv(path, args.readers)
-        seconds, rss = run_import(root, path)
-        print(f"{args.store}: import of {args.readers:,} readers from CSV: {seconds:.1f} s "
-              f"({args.readers / seconds:,.0f} rows/s), peak RSS {rss:.0f} MB", flush=True)
+        if args.direct:
+            open_store(url).dispose()
+            seconds = write_direct(url, args.readers)
+            print(f"{args.store}: {args.readers:,} readers written by INSERTs in {seconds:.1f} s", flush=True)
+        else:
+            path = root / "readers.csv"
+            write_csv(path, args.readers)
+            seconds, rss = run_import(root, path)
+            print(f"{args.store}: import of {args.readers:,} readers from CSV: {seconds:.1f} s "
+                  f"({args.readers / seconds:,.0f} rows/s), peak RSS {rss:.0f} MB", flush=True)
         if args.import_only:
             return
         issue_id = add_sent_issue(url)
