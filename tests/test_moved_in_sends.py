@@ -13,7 +13,7 @@ from web_support import live_server, make_publication
 
 from publisher.config import Config
 from publisher.errors import InvalidRequest
-from publisher.services import issues
+from publisher.services import issues, migration
 from publisher.store import ledger, open_store
 from publisher.store import subscribers as subscriber_store
 from publisher.web import create_app
@@ -75,3 +75,24 @@ def test_an_issue_sent_by_its_id_is_refused_without_again(config: Config) -> Non
         issues.send_issue(config, engine, issue.issue_id, now=now)
     assert issues.send_issue(config, engine, issue.issue_id, now=now, again=True) == 3
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("text", "draft", "mailed"),
+    [
+        ("body\n\n<!-- moved in: ghost:5f3a (mailed there) -->\n", True, True),
+        ("body\n\n<!-- moved in: ghost:5f3a (not mailed there) -->\n", False, False),
+        ("body\n\n<!-- moved in: ghost:5f3a -->\n", False, None),
+        ("body\n\n<!-- moved in: ghost:5f3a -->\n", True, False),
+        ("body\n\n<!-- moved in: wordpress:12 -->\n", False, False),
+    ],
+)
+def test_the_file_says_whether_it_was_mailed_there(text: str, draft: bool, mailed: bool | None) -> None:
+    """The marker's word wins; an older marker is unknown for a published post of a service that mails."""
+    found = migration.moved_in(text, draft=draft)
+    assert found is not None and found.mailed is mailed
+
+
+def test_a_file_written_here_was_not_moved_in() -> None:
+    """No marker, no origin: the article sends as any other."""
+    assert migration.moved_in("just words <!-- a comment -->\n") is None
