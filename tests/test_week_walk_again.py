@@ -18,10 +18,12 @@ import pytest
 from desk_support import add_users, csrf_of, quick_hashes, sign_in
 from hypothesis import given
 from hypothesis import strategies as st
+from test_week_walk import editor_form
 from web_support import SECRET, live_server, make_publication
 
 from publisher.config import Config, load_config
 from publisher.content.palette import contrast
+from publisher.mail import preflight
 from publisher.services import revisions
 from publisher.web import create_app
 from publisher.web.desk.charts import Series, bar_chart
@@ -147,3 +149,46 @@ def test_the_chart_bars_keep_3_to_1_on_the_light_and_the_dark_page() -> None:
     low += [f"{name} {colour} on {page}: {contrast(colour, page):.2f}" for name, colour in dark_fill.items()
             if contrast(colour, page) < 3]
     assert low == []
+
+
+@pytest.mark.parametrize("cli", [
+    preflight.POSTAL_MISSING,
+    "config.toml: [publication] postal_address is empty; newsletters must show a postal address in the "
+    "footer. Set it before sending.",
+    "config.toml: [publication] postal_address is empty, and newsletters sent through 'smtp' must show the "
+    "sender's postal address in their footer (CAN-SPAM). Set it, e.g. postal_address = \"Your Name\", and run again.",
+])
+def test_the_desk_asks_for_the_postal_address_in_settings_where_the_cli_names_the_key(cli: str) -> None:
+    """Each wording of the missing postal address (check, warning, refusal) reads, in the desk, as Settings."""
+    said = preflight.desk_words(cli)
+    assert said.startswith("Add your postal address in Settings")
+    assert "config.toml" not in said and "postal_address" not in said and "[" not in said
+
+
+def test_the_desk_names_settings_for_the_logo_and_dkim_and_leaves_other_messages_alone() -> None:
+    """The logo warning, the DKIM records' reasons, a DKIM key missing: Settings; the rest unchanged."""
+    logo = preflight.desk_words(
+        "config.toml: [publication] logo 'https://x.org/logo.svg' is an SVG image, which Gmail and Outlook do not "
+        "show in mail: the newsletter's masthead would have an empty space. Use a PNG."
+    )
+    dkim = [preflight.desk_words(m) for m in (
+        preflight.DKIM_KEY_WHY, preflight.DKIM_PROVIDER_WHY,
+        "config.toml: [delivery.dkim] selector is required when domain is set (a name for the key)",
+    )]
+    assert "Settings (Publication), 'https://x.org/logo.svg'" in logo
+    assert all("Settings" in m and "[delivery" not in m for m in dkim)
+    assert preflight.desk_words("The footer carries “1 Road”.") == "The footer carries “1 Road”."
+
+
+def test_the_editors_checks_ask_for_the_postal_address_in_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Preview and check without a postal address: the checks say Settings, never config.toml or the key."""
+    config = publication(tmp_path, monkeypatch, postal_address="")
+    with live_server(create_app(config)) as base, httpx.Client(base_url=base, timeout=60) as http:
+        sign_in(http)
+        form = editor_form(http.get(f"/desk/articles/{SLUG}").text)
+        page = http.post(f"/desk/articles/{SLUG}", data={**form, "action": "preview"}).text
+    checks = page.split('id="preflight-h"', 1)[1].split("</section>", 1)[0]
+    assert "<strong>Postal address</strong> (needs a look): Add your postal address in Settings" in checks
+    assert "config.toml" not in checks and "postal_address" not in checks and "[delivery.dkim]" not in checks

@@ -27,6 +27,12 @@ each, several at once), and asks DNS for the three records with a short timeout.
 check never waits on other sites or on DNS: the records are then listed for the author
 to compare with their DNS provider's.
 
+Two readers, two wordings. The CLI's reader edits config.toml, so a check or a warning names
+the file and the key (`[publication] postal_address`); the desk's author changes the same
+thing in Settings. `desk_words` turns each such message into the desk's: where in Settings,
+and what to do there. `SETTINGS_WORDS` holds both wordings side by side, the one place to
+keep them together; a message without a config key passes through unchanged.
+
 Links to other sites are asked, not downloaded (`fetch.probe`: HEAD, else the first few KB),
 so a 50 MB PDF answers like a page. Nothing outside may hold a check: each link has
 LINK_TIMEOUT seconds in all, connect to last byte, however slowly a server drips; all the
@@ -72,7 +78,7 @@ from publisher.models import Article, RenderedIssue
 
 __all__ = [
     "CHECKS_AT_ONCE", "CHECK_SECONDS", "DNS_TIMEOUT", "LINK_THREADS", "LINK_TIMEOUT", "MAX_LINKS", "NOT_CHECKED",
-    "Check", "DnsRecord", "checks", "dns_checks", "dns_records",
+    "SETTINGS_WORDS", "Check", "DnsRecord", "checks", "desk_words", "dns_checks", "dns_records",
     "external_links", "image_check", "images_of", "look_up", "probe_images", "probe_links", "run_checks",
     "run_checks_apart", "sender_rule_checks", "sent_message",
 ]
@@ -96,6 +102,45 @@ NOT_CHECKED = "not checked: "
 """How a link's problem starts when the link was never asked (the reason follows)."""
 _LINK_WORKERS = 8
 _SCORE = re.compile(rb"score=(-?[0-9.]+) required=([0-9.]+)")
+
+
+POSTAL_MISSING = "Set [publication] postal_address in config.toml: the law asks for it."
+DKIM_KEY_WHY = "DKIM: the public half of a [delivery.dkim] key."
+DKIM_PROVIDER_WHY = "DKIM: publish your provider's key, or set [delivery.dkim] to sign here."
+
+SETTINGS_WORDS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # (what the CLI's messages say: the config key, in any of its messages; the desk's words)
+    (re.compile(r"\[publication\] postal_address"),
+     "Add your postal address in Settings (Publication): every email must carry it, the law asks for it."),
+    (re.compile(r"\[publication\] logo (?P<logo>'[^']*'|\"[^\"]*\") is an SVG image"),
+     "The logo in Settings (Publication), {logo}, is an SVG image, which Gmail and Outlook do not show: "
+     "the newsletter's masthead would have an empty space. Give the address of a PNG (96 px high or "
+     "more) there instead."),
+    (re.compile(re.escape(DKIM_KEY_WHY)), "DKIM: the public half of the key named in Settings (DKIM signing)."),
+    (re.compile(re.escape(DKIM_PROVIDER_WHY)),
+     "DKIM: publish your provider's key, or fill in DKIM signing in Settings to sign here."),
+    (re.compile(r"\[delivery\.dkim\] (?:selector|private_key_file) is required when domain is set"),
+     "DKIM signing in Settings has a signing domain but no selector or key file: fill them in "
+     "(\"Generate a key\" writes one), or empty the signing domain."),
+    (re.compile(r"\[delivery\.dkim\] private_key_file (?P<file>'[^']*'|\"[^\"]*\")"),
+     "The DKIM key file in Settings (DKIM signing), {file}, cannot be used: generate a new key there."),
+    (re.compile(r"\[newsletter\] from must be an address such as (?P<example>\"[^\"]*\"), got (?P<got>.*)\Z"),
+     "The sender address in Settings (Sender) must be an address such as dana@example.org, "
+     "not {got}: correct it there."),
+    (re.compile(r"\[newsletter\] reply_to must be an address such as (?P<example>\"[^\"]*\"), got (?P<got>.*)\Z"),
+     "The reply-to address in Settings (Sender) must be an address such as dana@example.org, "
+     "not {got}: correct it or empty it there."),
+)
+
+
+def desk_words(message: str) -> str:
+    """The desk's wording of a check, a warning or a refusal that names a config key:
+    where in Settings and what to do there. The CLI keeps `message` as it is."""
+    for pattern, words in SETTINGS_WORDS:
+        found = pattern.search(message)
+        if found:
+            return words.format(**found.groupdict())
+    return message
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +269,7 @@ def checks(
     else:
         found.append(
             Check(
-                "Postal address", False, "Set [publication] postal_address in config.toml: the law asks for it.",
+                "Postal address", False, POSTAL_MISSING,
                 blocking=config["delivery.provider"] != "maildir",  # the demo's outbox reaches nobody
             )
         )
@@ -365,7 +410,7 @@ def dns_records(config: Config, signer: DkimSigner | None) -> list[DnsRecord]:
         records[1:1] = [
             DnsRecord(
                 f"{key.selector}._domainkey.{signer.domain}", "TXT", _dkim_value(key),
-                "DKIM: the public half of a [delivery.dkim] key.", "DKIM",
+                DKIM_KEY_WHY, "DKIM",
             )
             for key in signer.keys
         ]
@@ -374,7 +419,7 @@ def dns_records(config: Config, signer: DkimSigner | None) -> list[DnsRecord]:
             1,
             DnsRecord(
                 f"SELECTOR._domainkey.{domain}", "TXT", "(from your provider)",
-                "DKIM: publish your provider's key, or set [delivery.dkim] to sign here.", "DKIM",
+                DKIM_PROVIDER_WHY, "DKIM",
             ),
         )
     return records

@@ -3,7 +3,8 @@
 `run_checks` runs the checks before a send (`mail.preflight`) on threads of their own,
 so that checks waiting on slow sites leave the desk and the API answering. `issue_email`
 is an issue's stored snapshot spliced for a sample reader, exactly as each reader's copy
-is made, so the desk shows what went out, not what the article says today.
+is made, so the desk shows what went out, not what the article says today. `desk_words`
+says a check that names a config key as the desk's author reads it: in Settings.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from sqlalchemy import Engine
 from publisher.config import Config
 from publisher.mail import preflight
 from publisher.mail.mime import MessageTemplate, Recipient
-from publisher.mail.preflight import Check, DnsRecord
+from publisher.mail.preflight import Check, DnsRecord, desk_words
 from publisher.models import Article, RenderedIssue
 from publisher.store import issues as issue_store
 
-__all__ = ["Check", "DnsRecord", "issue_email", "run_checks"]
+__all__ = ["Check", "DnsRecord", "desk_words", "issue_email", "run_checks"]
 
 async def run_checks(config: Config, article: Article, **options: Any) -> tuple[list[Check], list[DnsRecord]]:
     """The checks before a send (`preflight.run_checks`'s options), off the server's threads."""
