@@ -552,17 +552,57 @@ def test_a_field_far_too_long_is_refused(config: Config, url: str) -> None:
 
 def test_sign_in_and_backups_are_set_from_the_page(config: Config, url: str) -> None:
     """Two-step sign-in for owners, a nightly backup and how many to keep: written back and
-    read by parse_config; a backup line that never fires is refused beside its field."""
+    read by parse_config; a time that is not one is refused beside the backups' choice."""
     with owner(url) as http:
-        refused = save(http, "safety", backup_schedule="0 3 30 2 *")
+        refused = save(http, "safety", backup_when="nightly", backup_time="25:00")
         assert refused.status_code == 400, refused.text
-        assert 'id="s-backup_schedule-error"' in refused.text
+        assert 'id="s-backup_schedule-error"' in refused.text and "need a time written HH:MM" in refused.text
+        assert 'name="backup_time" type="time" value="25:00"' in refused.text
         assert text_of(config) == COMMENTED
-        answer = save(http, "safety", require_two_factor="owners", backup_schedule="30 3 * * *", backup_keep="5")
+        answer = save(http, "safety", require_two_factor="owners", backup_when="nightly", backup_time="03:30",
+                      backup_keep="5")
         assert answer.status_code == 200, answer.text
     saved = load_config(config.root / "config.toml")
     assert saved["desk.require_two_factor"] == "owners"
     assert (saved["backup.schedule"], saved["backup.keep"]) == ("30 3 * * *", 5)
+
+
+def test_backups_are_offered_as_every_night_or_every_week_at_a_time(config: Config, url: str) -> None:
+    """No cron line to write: "every week on Sunday at 04:15" is saved as its line, and the page
+    shows it back as that choice; Off empties it."""
+    with owner(url) as http:
+        whole = http.get("/desk/settings").text
+        page = whole[whole.index('id="g-safety"'):].split("</form>", 1)[0]
+        assert "cron" not in page.lower() and "* *" not in page
+        assert '<option value="nightly">Every night</option>' in page and 'name="backup_time" type="time"' in page
+        assert save(http, "safety", backup_when="weekly", backup_day="sun", backup_time="04:15").status_code == 200
+        assert load_config(config.root / "config.toml")["backup.schedule"] == "15 4 * * sun"
+        shown = form_of(http.get("/desk/settings").text, "safety")
+        assert (shown["backup_when"], shown["backup_day"], shown["backup_time"]) == ("weekly", "sun", "04:15")
+        assert save(http, "safety", backup_when="off").status_code == 200
+    assert load_config(config.root / "config.toml")["backup.schedule"] == ""
+
+
+def test_a_cron_line_written_by_hand_stays_editable_as_text(config: Config, url: str) -> None:
+    """A backup line that is no night or week (the 1st of each month) is shown as its text, and kept."""
+    path = config.root / "config.toml"
+    path.write_text(path.read_text(encoding="utf-8") + '\n[backup]\nschedule = "0 2 1 * *"\n', encoding="utf-8")
+    with owner(url) as http:
+        shown = form_of(http.get("/desk/settings").text, "safety")
+        assert (shown["backup_when"], shown["backup_schedule"]) == ("custom", "0 2 1 * *")
+        assert save(http, "safety", backup_schedule="0 2 15 * *").status_code == 200
+        refused = save(http, "safety", backup_schedule="0 3 30 2 *")
+        assert refused.status_code == 400 and 'id="s-backup_schedule-error"' in refused.text
+    assert load_config(path)["backup.schedule"] == "0 2 15 * *"
+
+
+def test_every_save_button_reads_as_plain_words(url: str) -> None:
+    """Each settings group's button says what it saves; DKIM is written DKIM."""
+    with owner(url) as http:
+        page = http.get("/desk/settings").text
+    buttons = re.findall(r'<button type="submit">(Save[^<]*)</button>', page)
+    assert "Save DKIM signing" in buttons and "Save the mail provider" in buttons
+    assert len(buttons) == 8 and not [b for b in buttons if "dkim" in b]
 
 
 def test_the_look_is_set_from_the_page(config: Config, url: str) -> None:

@@ -12,6 +12,11 @@ end. `cron_in_words` and `next_fire_times` describe `schedule.digest` as an auth
 ("every Monday at 08:00 Europe/London", and the next three times); a line that never fires
 (the 30th of February) is refused with the key and what to do.
 
+Automatic backups are chosen as an author says them: off, every night at HH:MM, or every
+week on a day at HH:MM (`BACKUP_WHEN`). `backup_choice` reads config.toml's cron line
+(`backup.schedule`) as that choice; `backup_schedule` turns the form's choice back into the
+line. A line that is none of these (written by hand) stays "custom", edited as its text.
+
 Provider secrets are not config.toml's: they live in the environment or in the secrets file
 beside it (`secrets_text` writes that file's `NAME=value` lines; config.secrets_beside reads them).
 """
@@ -34,10 +39,16 @@ from tomlkit.container import Container
 from publisher.errors import ConfigError
 
 __all__ = [
+    "BACKUP_DAYS",
+    "BACKUP_WHEN",
     "FIELDS",
     "GROUPS",
+    "SAVE_BUTTONS",
     "SECRET_KEYS",
+    "BackupChoice",
     "Field",
+    "backup_choice",
+    "backup_schedule",
     "cron_in_words",
     "edit_text",
     "field_problems",
@@ -71,6 +82,18 @@ GROUPS: tuple[tuple[str, str], ...] = (
     ("dkim", "DKIM signing"),
     ("safety", "Sign-in and backups"),
 )
+
+SAVE_BUTTONS = {
+    "publication": "Save the publication's details",
+    "sender": "Save the sender",
+    "topics": "Save the topics",
+    "signup": "Save the signup forms",
+    "sending": "Save when newsletters go out",
+    "provider": "Save the mail provider",
+    "dkim": "Save DKIM signing",
+    "safety": "Save sign-in and backups",
+}
+"""Each group's Save button, in plain words (a group's title lower-cased would read "dkim")."""
 
 F = Field
 FIELDS: tuple[Field, ...] = (
@@ -122,9 +145,8 @@ FIELDS: tuple[Field, ...] = (
     F("require_two_factor", "desk.require_two_factor", "Two-step sign-in is required for", "safety", "choice",
       choices=("off", "owners", "everyone"),
       hint="Anyone it is required for and who has not set it up is sent to their account page first."),
-    F("backup_schedule", "backup.schedule", "Automatic backups (cron)", "safety",
-      hint="Minute, hour, day, month, weekday: 30 3 * * * is every night at 03:30. Empty: only when you run "
-      "publisher backup."),
+    F("backup_schedule", "backup.schedule", "Automatic backups", "safety",
+      hint="In the publication's time zone. Off: only when you run publisher backup."),
     F("backup_keep", "backup.keep", "Backups kept", "safety", "number",
       hint="After each automatic backup, older archives beyond this many are deleted."),
 )
@@ -278,6 +300,83 @@ def cron_in_words(cron: str, zone: str) -> str:
     options.verbose = False
     sentence = str(ExpressionDescriptor(cron, options).get_description())
     return f"{sentence[:1].lower()}{sentence[1:]} ({zone})"
+
+
+BACKUP_WHEN = {
+    "off": "Off",
+    "nightly": "Every night",
+    "weekly": "Every week",
+    "custom": "At the times of this cron line",
+}
+BACKUP_DAYS = (
+    ("mon", "Monday"), ("tue", "Tuesday"), ("wed", "Wednesday"), ("thu", "Thursday"),
+    ("fri", "Friday"), ("sat", "Saturday"), ("sun", "Sunday"),
+)
+_DAY_KEYS = {name.lower(): key for key, name in BACKUP_DAYS} | {
+    key: next(k for k, name in BACKUP_DAYS if name == full) for key, full in _WEEKDAYS.items()
+}
+_CLOCK = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])(?::[0-5][0-9])?")
+BACKUP_TIME = "03:30"
+"""The time first offered, at night when nobody writes."""
+
+
+@dataclass(frozen=True, slots=True)
+class BackupChoice:
+    when: str
+    """A key of BACKUP_WHEN."""
+    day: str
+    """A key of BACKUP_DAYS (used when weekly)."""
+    time: str
+    """HH:MM (used when nightly or weekly)."""
+    cron: str
+    """The line as written (shown when custom)."""
+
+
+def backup_choice(cron: str) -> BackupChoice:
+    """config.toml's `backup.schedule` as the choice the Settings page offers."""
+    line = " ".join(cron.split())
+    if not line:
+        return BackupChoice("off", "mon", BACKUP_TIME, "")
+    fields = line.split(" ")
+    if len(fields) == 5 and fields[0].isdigit() and fields[1].isdigit() and fields[2:4] == ["*", "*"]:
+        minute, hour, weekday = int(fields[0]), int(fields[1]), fields[4].lower()
+        if minute < 60 and hour < 24:
+            at = f"{hour:02d}:{minute:02d}"
+            if weekday == "*":
+                return BackupChoice("nightly", "mon", at, line)
+            if weekday in _DAY_KEYS:
+                return BackupChoice("weekly", _DAY_KEYS[weekday], at, line)
+    return BackupChoice("custom", "mon", BACKUP_TIME, line)
+
+
+def backup_schedule(form: Mapping[str, str]) -> dict[str, str]:
+    """The form with `backup_schedule` (the cron line) made from the choice posted as
+    `backup_when`, `backup_day` and `backup_time`; a form without the choice (an older page,
+    a script) is returned as it is. ConfigError naming `[backup] schedule` for a time or a day
+    that is not one; a custom line is checked as any line is."""
+    when = form.get("backup_when")
+    if when is None:
+        return dict(form)
+    chosen = dict(form)
+    if when == "off":
+        chosen["backup_schedule"] = ""
+    elif when in ("nightly", "weekly"):
+        typed = form.get("backup_time", "").strip()
+        clock = _CLOCK.fullmatch(typed)
+        if clock is None:
+            raise ConfigError(
+                f"[backup] schedule: need a time written HH:MM, such as {BACKUP_TIME}, not {typed!r}"
+                if typed else f"[backup] schedule: need a time, such as {BACKUP_TIME}"
+            )
+        day = "*"
+        if when == "weekly":
+            day = form.get("backup_day", "")
+            if day not in dict(BACKUP_DAYS):
+                raise ConfigError(f"[backup] schedule: need a day of the week, Monday to Sunday, not {day!r}")
+        chosen["backup_schedule"] = f"{int(clock[2])} {int(clock[1])} * * {day}"
+    elif when != "custom":
+        raise ConfigError(f"[backup] schedule: choose Off, Every night or Every week, not {when!r}")
+    return chosen
 
 
 def secrets_text(current: Mapping[str, str], changes: Mapping[str, str]) -> str:

@@ -36,7 +36,18 @@ from publisher.services import bounce_intake, dkim_setup, readiness
 from publisher.services import issues as issue_service
 from publisher.services import settings as settings_service
 from publisher.services.providers import Provider
-from publisher.services.settings_text import FIELDS, GROUPS, POLICY_WORDS, field_problems
+from publisher.services.settings_text import (
+    BACKUP_DAYS,
+    BACKUP_WHEN,
+    FIELDS,
+    GROUPS,
+    POLICY_WORDS,
+    SAVE_BUTTONS,
+    BackupChoice,
+    backup_choice,
+    backup_schedule,
+    field_problems,
+)
 from publisher.web.desk.auth import Asked, DeskAuth
 from publisher.web.desk.render import DeskPages
 from publisher.web.desk.section import Section
@@ -90,6 +101,9 @@ class SettingsDesk(Section):
             "unreadable": unreadable,
             "groups": [(group, title, [f for f in FIELDS if f.group == group]) for group, title in GROUPS],
             "policy_words": POLICY_WORDS,
+            "save_buttons": SAVE_BUTTONS,
+            "backup_when": BACKUP_WHEN,
+            "backup_days": BACKUP_DAYS,
             "secrets": readiness.secrets_set(self.config),
             "findings": readiness.article_findings(self.config),
             "gaps": readiness.go_live_gaps(self.config),
@@ -111,8 +125,14 @@ class SettingsDesk(Section):
         view = await run_in_threadpool(self._view, asked.now)
         values = dict(view["editable"].values) if view["editable"] is not None else {}
         values.update(typed or {})
+        backup = backup_choice(values.get("backup_schedule", ""))
+        if "backup_when" in values:  # as typed, when the form comes back with a problem
+            backup = BackupChoice(
+                values["backup_when"], values.get("backup_day", backup.day), values.get("backup_time", backup.time),
+                backup.cron,
+            )
         return self.pages.render(
-            "settings", asked.desk, section="settings", status=status_code,
+            "settings", asked.desk, section="settings", status=status_code, backup=backup,
             error=error, result=result, problems=problems or {}, values=values, group=group,
             dkim_checks=dkim_checks or [], **view,
         )
@@ -133,7 +153,7 @@ class SettingsDesk(Section):
                     engine=self.engine, now=asked.now,
                 )
             return settings_service.save_settings(
-                path, form, fingerprint_seen=asked.field("fingerprint"), who=asked.session.user.email,
+                path, backup_schedule(form), fingerprint_seen=asked.field("fingerprint"), who=asked.session.user.email,
                 engine=self.engine, now=asked.now,
             )
 
