@@ -9,11 +9,11 @@ from pathlib import Path
 import httpx
 import pytest
 from desk_support import add_users, csrf_of, quick_hashes, sign_in
-from web_support import live_server, make_publication
+from web_support import AppClient, live_server, make_publication
 
 from publisher.config import Config
 from publisher.errors import InvalidRequest
-from publisher.services import issues, migration
+from publisher.services import access, issues, migration
 from publisher.store import ledger, open_store
 from publisher.store import subscribers as subscriber_store
 from publisher.web import create_app
@@ -96,3 +96,20 @@ def test_the_file_says_whether_it_was_mailed_there(text: str, draft: bool, maile
 def test_a_file_written_here_was_not_moved_in() -> None:
     """No marker, no origin: the article sends as any other."""
     assert migration.moved_in("just words <!-- a comment -->\n") is None
+
+
+def test_the_api_refuses_then_sends_with_again(config: Config) -> None:
+    """The API's send and schedule refuse the moved-in article (400, naming Ghost) until `again`."""
+    engine = open_store(config.store_url)
+    key = access.create_key(engine, "admin", ["admin"], now=datetime.now(UTC)).token
+    client = AppClient(create_app(config, engine=engine))
+    auth = {"authorization": f"Bearer {key}"}
+    made = client.post("/api/v1/issues", headers=auth, json={"article": SLUG}).json()
+    refused = client.post(f"/api/v1/issues/{made['id']}/send", headers=auth, json={})
+    assert refused.status_code == 400 and "mailed on 12 March 2024" in refused.text
+    planned = client.post(f"/api/v1/articles/{SLUG}/schedule", headers=auth, json={"at": "2099-01-01T09:00"})
+    assert planned.status_code == 400 and "mailed on 12 March 2024" in planned.text
+    assert [line.total for line in ledger.status(engine)] == [0]
+    sent = client.post(f"/api/v1/issues/{made['id']}/send", headers=auth, json={"again": True})
+    assert sent.status_code == 202 and sent.json()["added"] == 3
+    engine.dispose()

@@ -138,7 +138,7 @@ def router(ctx: ApiContext) -> APIRouter:
         done = scheduling.schedule_send(
             config, db, slug, at=body.at, now=now, tz_name=body.timezone,
             despite_complaints=body.despite_complaints, who=_despite(request, body.despite_complaints),
-            segment=body.segment,
+            segment=body.segment, again=body.again,
         )
         return _schedule(done.schedule)
 
@@ -196,7 +196,7 @@ def router(ctx: ApiContext) -> APIRouter:
         despite = body is not None and body.despite_complaints
         added = issues.send_issue(
             config, db, issue_id, now=ctx.clock(), despite_complaints=despite, who=_despite(request, despite),
-            segment=body.segment if body is not None else None,
+            segment=body.segment if body is not None else None, again=body is not None and body.again,
         )
         return models.Queued(issue_id=issue_id, added=added)
 
@@ -210,7 +210,7 @@ def router(ctx: ApiContext) -> APIRouter:
         done = scheduling.schedule_send(
             config, db, slug, at=body.at, now=now, tz_name=body.timezone, local_time=body.local_time,
             despite_complaints=body.despite_complaints, who=_despite(request, body.despite_complaints),
-            segment=body.segment,
+            segment=body.segment, again=body.again,
         )
         return _schedule(done.schedule)
 

@@ -311,10 +311,16 @@ DESPITE_COMPLAINTS = (
 
 SEGMENT = "The name of a saved segment: only its active readers (as it holds them when the send starts)."
 
+AGAIN = (
+    "Send an article moved in from another service that already mailed it there; without it such a send "
+    "is refused (400), naming the service, the day and the readers it would reach."
+)
+
 
 class SendNow(Request):
     despite_complaints: bool = Field(default=False, description=DESPITE_COMPLAINTS)
     segment: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=100, description=SEGMENT)
+    again: bool = Field(default=False, description=AGAIN)
 
 
 class TestSend(Request):
@@ -340,6 +346,7 @@ class ScheduleCreate(Request):
     local_time: bool = Field(default=False, description="At the `at` hour of each subscriber's own day.")
     despite_complaints: bool = Field(default=False, description=DESPITE_COMPLAINTS)
     segment: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=100, description=SEGMENT)
+    again: bool = Field(default=False, description=AGAIN)
 
 
 class ArticleScheduleCreate(Request):
@@ -350,6 +357,7 @@ class ArticleScheduleCreate(Request):
     timezone: Zone | None = Field(default=None, description="IANA zone of `at` (default: the publication's).")
     despite_complaints: bool = Field(default=False, description=DESPITE_COMPLAINTS)
     segment: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=100, description=SEGMENT)
+    again: bool = Field(default=False, description=AGAIN)
 
 
 class Schedule(BaseModel):

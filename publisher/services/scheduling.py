@@ -38,7 +38,7 @@ from publisher.models import Article, Outcome, RenderedIssue
 from publisher.schedule import timing
 from publisher.services import articles, segments, subject_tests
 from publisher.services.complaints import overridden, record_scheduled_override, stop_for_complaints
-from publisher.services.issues import blocking_problems, refuse_mailed_there
+from publisher.services.issues import blocking_problems, get_issue, refuse_mailed_there
 from publisher.store import ledger, outbox, publishing, schedules, users
 from publisher.store import segments as segment_store
 from publisher.store.schedules import LOCAL, Schedule
@@ -164,7 +164,9 @@ def schedule_send(
     articles, _ = content.scan_articles(config)
     article = find_article(articles, slug, now=now, unpublished="")
     require_postal_address(config)
-    if not again and ledger.find_issue(db, article.id) is None:
+    existing = ledger.find_issue(db, article.id)
+    # An issue frozen but never sent (no copies) has not had the author's word yet.
+    if not again and (existing is None or get_issue(db, existing.id).total == 0):
         refuse_mailed_there(
             config, db, article, tag=tag, where=segments.audience(db, segment, now=now)[1] if segment else (),
             how=f"publisher schedule {article.slug} --at \"{at}\" --again",
