@@ -7,6 +7,7 @@ for the author to press again, and never carries one out by signing in.
 
 from __future__ import annotations
 
+import html
 import re
 import string
 from collections.abc import Iterator
@@ -25,6 +26,8 @@ from publisher.config import Config, load_config
 from publisher.content.palette import contrast
 from publisher.mail import preflight
 from publisher.services import revisions
+from publisher.store import open_store
+from publisher.store import subscribers as subscriber_store
 from publisher.web import create_app
 from publisher.web.desk.charts import Series, bar_chart
 
@@ -192,3 +195,79 @@ def test_the_editors_checks_ask_for_the_postal_address_in_settings(
     checks = page.split('id="preflight-h"', 1)[1].split("</section>", 1)[0]
     assert "<strong>Postal address</strong> (needs a look): Add your postal address in Settings" in checks
     assert "config.toml" not in checks and "postal_address" not in checks and "[delivery.dkim]" not in checks
+
+
+def end_sessions(http: httpx.Client) -> None:
+    """As if the session had run out: the browser's cookie no longer names one."""
+    http.post("/desk/logout-all", data={"csrf": csrf_of(http.get("/desk/").text)})
+
+
+def kept_fields(page: str) -> dict[str, str]:
+    form = page.split('action="/desk/login/resume"', 1)[1].split("</form>", 1)[0]
+    return {n: html.unescape(v) for n, v in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form)}
+
+
+def mailed(config: Config) -> list[Path]:
+    return [p for p in (config.root / "outbox").rglob("*") if p.is_file()] if (config.root / "outbox").exists() else []
+
+
+def test_a_schedule_after_the_session_ended_keeps_the_time_and_schedules_nothing(config: Config, url: str) -> None:
+    """Schedule with a dead session: the sign-in page keeps the time typed; signing in opens
+    the send panel with it filled in, and nothing is scheduled until Schedule is pressed again."""
+    at = f"{datetime.now(UTC).year + 1}-03-04T06:45"
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        csrf = csrf_of(http.get(f"/desk/articles/{SLUG}").text)
+        end_sessions(http)
+        ended = http.post(f"/desk/articles/{SLUG}/schedule", data={"csrf": csrf, "at": at, "timezone": "Europe/Paris"})
+        assert ended.status_code == 401 and "nothing is scheduled" in ended.text
+        kept = kept_fields(ended.text)
+        assert (kept["at"], kept["timezone"], kept["then"], kept["article"]) == (at, "Europe/Paris", "schedule", SLUG)
+        back = http.post("/desk/login/resume", data={**kept, "email": "editor@example.org", "password": PASSWORD})
+        assert back.status_code == 303 and back.headers["location"].startswith(f"/desk/articles/{SLUG}?then=schedule")
+        editor = http.get(back.headers["location"]).text
+        home = http.get("/desk/").text
+    assert f'name="at" type="datetime-local" required value="{at}"' in editor
+    assert 'id="timezone" name="timezone" type="text" value="Europe/Paris"' in editor
+    assert "Nothing is scheduled yet" in editor and "Scheduled</strong> for" not in editor
+    assert "06:45" not in home
+
+
+def test_signing_in_after_an_expired_send_does_not_send(config: Config, url: str) -> None:
+    """Send now with a dead session, then sign in again: nothing is sent, no issue starts; the
+    article opens on its send panel for the author to press Send now again."""
+    engine = open_store(config.store_url)
+    subscriber_store.add(engine, "reader@example.org", now=datetime.now(UTC))
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        csrf = csrf_of(http.get(f"/desk/articles/{SLUG}").text)
+        end_sessions(http)
+        ended = http.post(f"/desk/articles/{SLUG}/send", data={"csrf": csrf, "tag": "", "confirm": "1"})
+        assert ended.status_code == 401 and "nothing was sent" in ended.text
+        back = http.post(
+            "/desk/login/resume", data={**kept_fields(ended.text), "email": "editor@example.org", "password": PASSWORD}
+        )
+        assert back.status_code == 303 and back.headers["location"].startswith(f"/desk/articles/{SLUG}?then=send")
+        editor = http.get(back.headers["location"]).text
+    assert "Nothing was sent: press Send now below" in editor
+    assert mailed(config) == []
+    with engine.connect() as db:
+        assert db.exec_driver_sql("SELECT count(*) FROM issues").scalar() == 0
+    engine.dispose()
+
+
+def test_a_test_copy_after_the_session_ended_keeps_the_addresses_and_sends_nothing(config: Config, url: str) -> None:
+    """Send a test copy with a dead session: signing in brings the typed addresses back, unsent."""
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        csrf = csrf_of(http.get(f"/desk/articles/{SLUG}").text)
+        end_sessions(http)
+        ended = http.post(f"/desk/articles/{SLUG}/test", data={"csrf": csrf, "to": "colleague@example.org"})
+        assert ended.status_code == 401 and "Your session has ended. Sign in again at" not in ended.text
+        back = http.post(
+            "/desk/login/resume", data={**kept_fields(ended.text), "email": "editor@example.org", "password": PASSWORD}
+        )
+        editor = http.get(back.headers["location"]).text
+    to = editor.split('id="to"', 1)[1].split(">", 1)[0]
+    assert 'value="colleague@example.org"' in to
+    assert "No test copy was sent" in editor and mailed(config) == []

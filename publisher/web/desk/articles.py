@@ -103,9 +103,9 @@ class ArticleDesk(Section):
             Route("/articles/preview", guard(self.preview, Role.EDITOR), methods=["POST"]),
             Route("/articles/{slug}", guard(self.edit, Role.VIEWER), methods=["GET", "HEAD"]),
             Route("/articles/{slug}", self._keeping(guard(self.save, Role.EDITOR)), methods=["POST"]),
-            Route("/articles/{slug}/test", guard(self.test, Role.EDITOR), methods=["POST"]),
-            Route("/articles/{slug}/schedule", guard(self.schedule, Role.EDITOR), methods=["POST"]),
-            Route("/articles/{slug}/send", guard(self.send, Role.EDITOR), methods=["POST"]),
+            Route("/articles/{slug}/test", self._keeping(guard(self.test, Role.EDITOR)), methods=["POST"]),
+            Route("/articles/{slug}/schedule", self._keeping(guard(self.schedule, Role.EDITOR)), methods=["POST"]),
+            Route("/articles/{slug}/send", self._keeping(guard(self.send, Role.EDITOR)), methods=["POST"]),
             Route("/schedules/{id:int}/cancel", guard(self.cancel, Role.EDITOR), methods=["POST"]),
             Route("/preview/{key}/{kind}", guard(self.frame, Role.VIEWER), methods=["GET", "HEAD"]),
             # No session: a sandboxed frame's page sends no cookie. The preview's key is the
@@ -114,8 +114,9 @@ class ArticleDesk(Section):
         ]
 
     def _keeping(self, guarded: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
-        """`guarded`, but a save or preview whose session has ended gets the sign-in page
-        carrying what was typed (`signin.kept_page`), not a refusal that loses it."""
+        """`guarded`, but a save, preview, schedule, test copy or send whose session has ended
+        gets the sign-in page carrying what was typed (`signin.kept_page`), not a refusal that
+        loses it; signing in there never carries out the schedule or the send."""
 
         async def endpoint(request: Request) -> Response:
             if await self.auth.session_of(request) is None:

@@ -4,8 +4,9 @@
     GET  /desk/login/code  POST /desk/login/code  the authenticator's code, or a recovery code
     GET  /desk/login/oidc                       go to the provider (`desk.oidc.issuer`)
     GET  /desk/login/oidc/callback              back from it, with a code and the state
-    POST /desk/login/resume                     sign in again from an editor's save that
-                                                came after the session ended (`kept_page`)
+    POST /desk/login/resume                     sign in again from an editor's save, or a
+                                                schedule, test copy or send, that came
+                                                after the session ended (`kept_page`)
     POST /desk/logout  POST /desk/logout-all    sign out here / everywhere
 
 The rules are `publisher.accounts`'; this module reads forms and cookies and answers.
@@ -26,6 +27,12 @@ was typed carried in the form, and shown, so nothing is lost; signing in there k
 as a version of the article (an autosave, written only once the password is right) and
 opens the editor with it restored, not saved yet. An account that asks for a code too
 keeps the text on that page to copy: the code step carries no article.
+
+Schedule, Test copy and Send now whose session has ended get the same sign-in page, with
+what was typed in their form (the time, its zone, the readers, the test addresses). Signing
+in there opens the article's send panel with those filled in, and does nothing else: a
+send, a test copy or a schedule is never carried out by signing in, the author presses it
+again (`ACTIONS`).
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ import math
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
@@ -69,6 +77,27 @@ KEPT_FIELDS = (
     "title", "slug", "date", "tags", "summary", "draft", "image", "image_alt", "body", "draft_key", "article",
 )
 """The editor's fields that ride along a sign-in after the session ended."""
+ACTIONS: dict[str, tuple[tuple[str, ...], str, str]] = {
+    # path's last part: (its form's fields that ride along, where the editor opens, what the page says)
+    "schedule": (
+        ("at", "timezone", "local_time", "tag", "choice"), "schedule",
+        "Your session ended before this was scheduled (signed out, or away too long): nothing is scheduled. "
+        "Sign in again here and the article opens with the time you chose filled in; press Schedule there.",
+    ),
+    "test": (
+        ("to",), "test-copy",
+        "Your session ended before the test copy went (signed out, or away too long): nothing was sent. "
+        "Sign in again here and the article opens with the addresses you typed; press Send a test copy there.",
+    ),
+    "send": (
+        ("tag",), "send-now",
+        "Your session ended before this was sent (signed out, or away too long): nothing was sent, and "
+        "signing in sends nothing. Sign in again here, then press Send now on the article's page.",
+    ),
+}
+"""Sends, test copies and schedules whose session had ended: what rides along, never the act itself."""
+THEN = "then"
+"""The kept field naming which of ACTIONS the author had pressed."""
 KEPT_MAX_FIELDS = 40
 ENDED = (
     "Your session ended before this was saved (signed out, or away too long). Nothing you typed is lost: "
@@ -101,9 +130,26 @@ async def kept_page(auth: DeskAuth, pages: DeskPages, request: Request, article:
     (of `article`, a slug, or "" for a new one) ride along, and are shown, so that signing
     in again loses nothing."""
     form = await _read(request)
+    action = request.url.path.rstrip("/").rpartition("/")[2] if article else ""
+    if action in ACTIONS:
+        fields, _, ended = ACTIONS[action]
+        kept = {name: form[name] for name in fields if name in form}
+        kept.update({THEN: action, "article": article})
+        return _kept_response(auth, pages, request, kept, error=ended, email="", status=401)
     kept = {name: form[name] for name in KEPT_FIELDS if name in form}
     kept["article"] = article
     return _kept_response(auth, pages, request, kept, error=ENDED, email="", status=401)
+
+
+def _pressed_again(kept: dict[str, str]) -> str | None:
+    """For a kept schedule, test copy or send: the article's send panel with what was typed
+    in the query (the editor fills its form from it). Never the action's own address."""
+    action, slug = kept.get(THEN, ""), kept.get("article", "").strip()
+    if action not in ACTIONS or not slug:
+        return None
+    fields, anchor, _ = ACTIONS[action]
+    query = urlencode({THEN: action, **{name: kept[name] for name in fields if name in kept}})
+    return f"/desk/articles/{quote(slug, safe='')}?{query}#{anchor}"
 
 
 def _sentence(text: str) -> str:
@@ -228,8 +274,11 @@ class SignInDesk(Section):
 
     async def resume(self, request: Request) -> Response:
         form = await _read(request)
-        kept = {name: form[name] for name in KEPT_FIELDS if name in form}
+        action = form.get(THEN, "")
+        fields = (*ACTIONS[action][0], THEN, "article") if action in ACTIONS else KEPT_FIELDS
+        kept = {name: form[name] for name in fields if name in form}
         email = form.get("email", "").strip()[:320]
+        pressed = _pressed_again(kept)
 
         def again(error: str, status: int) -> Response:
             return _kept_response(self.auth, self.pages, request, kept, error=error, email=email, status=status)
@@ -243,6 +292,7 @@ class SignInDesk(Section):
                 lambda: accounts.sign_in(
                     self.engine, email, form.get("password", ""), address=self.auth.client(request),
                     now=now, policy=self.auth.policy, device=request.cookies.get(DEVICE_COOKIE, ""),
+                    next_path=safe_next(pressed),
                 )
             )
         except SignInThrottled as exc:
@@ -251,6 +301,9 @@ class SignInDesk(Section):
             return response
         except AccountError as exc:
             return again(_sentence(str(exc)), 400)
+        if pressed is not None:
+            # Back to the send panel with the form filled in; what was pressed is pressed again by the author.
+            return self._first_step(request, done, pressed)
         if isinstance(done, CodeNeeded):
             return again(
                 "This account asks for a code after the password, and the code's page cannot carry your text. "
