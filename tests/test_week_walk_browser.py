@@ -2,10 +2,11 @@
 walk found fixed: headless Chromium (Debian's chromium and chromium-driver, driven by
 Selenium) against `publisher serve` on loopback, one session through several steps.
 
-She writes a title in a right-to-left script, pastes what Word leaves, previews (the page opens at the preview),
-schedules it for Tuesday 07:00, goes back with the browser's button (nothing is scheduled
-twice), double-clicks Send (one copy each), loses her session while typing (her words come
-back), and does it all again in the dark colour scheme. axe-core checks every page taken
+She writes a title in a right-to-left script, pastes what Word leaves (its markup is not
+counted as words), previews (the page opens at the preview), schedules it for Tuesday 07:00,
+goes back with the browser's button (nothing is scheduled twice), double-clicks Send (one
+copy each), loses her session while typing (her words come back), and does it all again in
+the dark colour scheme, where Home's chart bars turn light. axe-core checks every page taken
 (no serious or critical violation, contrast included, light and dark), each fits 375 px
 without scrolling sideways, and the browser never logs a missing /favicon.ico.
 Screenshots at 375 and 1280 px go to SCREENSHOTS (`week-…`).
@@ -95,6 +96,10 @@ def test_the_week_in_a_browser(browser: WebDriver, site: Site) -> None:
     she.open("/desk/articles/new")
     she.field("title", TITLE)
     she.type_body("Teenagers need more sleep than we think.\n\n" + WORD + "\n\nDr Dana Reyes\nHarbor Light Clinic")
+    # The words typed and pasted, not Word's markup: 7 + 6 + 6.
+    WebDriverWait(browser, 10).until(
+        lambda d: d.find_element(By.ID, "word-count").get_attribute("data-words") == "19"
+    )
     she.press("button[value=preview]")
     assert browser.current_url.endswith("#preview-h")
     assert browser.execute_script("return window.scrollY") > 0, "the preview is below the fold"
@@ -150,6 +155,9 @@ def test_the_week_in_a_browser(browser: WebDriver, site: Site) -> None:
         she.check("dark-editor")
         she.open("/desk/articles")
         she.check("dark-articles")
+        she.open("/desk/")
+        bar = browser.execute_script("return getComputedStyle(document.querySelector('.chart .series-0')).fill")
+        assert bar == "rgb(141, 189, 245)", "the chart's bars keep their light-page colour on the dark page"
     finally:
         browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
 
