@@ -1,10 +1,12 @@
-"""Revision 0025 on a live list: PostgreSQL keeps taking writes while its indexes are built."""
+"""Revisions 0022, 0025 and 0026 on a live list: PostgreSQL keeps taking writes while their
+indexes are built (each CONCURRENTLY when it is the first revision of the run)."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import pytest
 import sqlalchemy as sa
@@ -12,7 +14,7 @@ from alembic import command
 from pg_server import fresh_database, postgres_server
 
 from publisher.store import open_store
-from publisher.store.engine import alembic_config
+from publisher.store.engine import alembic_config, head_revision
 
 READERS = 300_000
 FILL = """
@@ -20,13 +22,23 @@ INSERT INTO subscribers (email, name, status, source, created_at, updated_at, to
 SELECT 'reader' || n || '@example.org', 'Reader ' || n, 'active', 'import', now(), now(), md5(n::text), false, 'every'
 FROM generate_series(1, {count}) AS n
 """
+TAGS = "INSERT INTO subscriber_tags (subscriber_id, tag) SELECT id, 'clinicians' FROM subscribers WHERE id %% 3 = 0"
 INSERT = """
 INSERT INTO subscribers (email, name, status, source, created_at, updated_at, token_key, legacy_links, frequency)
 VALUES (%(email)s, '', 'active', 'web', now(), now(), %(token)s, false, 'every')
 """
-BUILDING = "SELECT count(*) FROM pg_stat_progress_create_index WHERE relid = 'subscribers'::regclass"
-INDEXES = "SELECT indexname FROM pg_indexes WHERE tablename = 'subscribers'"
+BUILDING = (
+    "SELECT command, relid::regclass::text FROM pg_stat_progress_create_index "
+    "WHERE relid IN ('subscribers'::regclass, 'subscriber_tags'::regclass)"
+)
+INDEXES = "SELECT indexname FROM pg_indexes WHERE tablename IN ('subscribers', 'subscriber_tags')"
 INVALID = "SELECT count(*) FROM pg_index WHERE NOT indisvalid"
+SEGMENT_INDEXES = (  # 0022's and 0026's
+    "ix_subscriber_tags_tag_subscriber",
+    "ix_subscribers_status_created_at",
+    "ix_subscribers_status_source",
+    "ix_subscribers_status_timezone",
+)
 
 
 @pytest.fixture(scope="module")
@@ -40,31 +52,41 @@ def _list_at(url: str, revision: str = "0024") -> sa.Engine:
     with engine.connect() as conn:
         command.upgrade(alembic_config(connection=conn), revision)
         conn.exec_driver_sql(FILL.format(count=READERS))
+        conn.exec_driver_sql(TAGS)
         conn.commit()
     return engine
 
 
-def test_signups_go_on_while_the_indexes_are_built(postgres_url: str) -> None:
-    """Signups commit while 0025 builds its indexes on 300,000 readers: no lock holds the list."""
-    url = fresh_database(postgres_url, "live")
-    engine = _list_at(url)
+@dataclass
+class Upgrade:
+    """What a writer saw while `open_store` brought a live list up to date."""
+
+    during: list[float] = field(default_factory=list)  # signups begun while an index was being built
+    builds: set[tuple[str, str]] = field(default_factory=set)  # (command, table) of the builds seen
+    refused: list[str] = field(default_factory=list)
+    names: set[str] = field(default_factory=set)
+    invalid: int = 0
+    version: str = ""
+
+
+def _upgrade_while_signing_up(url: str, engine: sa.Engine) -> Upgrade:
+    seen = Upgrade()
     done = threading.Event()
-    during: list[float] = []  # how long each signup took that began while an index was being built
-    refused: list[str] = []
 
     def sign_up() -> None:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("SET lock_timeout = '5s'")
             n = 0
             while not done.is_set():
-                building = conn.exec_driver_sql(BUILDING).scalar()
+                building = {(row[0], row[1]) for row in conn.exec_driver_sql(BUILDING)}
+                seen.builds.update(building)
                 started = time.monotonic()
                 try:
                     conn.exec_driver_sql(INSERT, {"email": f"live{n}@example.org", "token": f"live{n:028d}"})
                 except sa.exc.DBAPIError as exc:
-                    refused.append(str(exc.orig))
+                    seen.refused.append(str(exc.orig))
                 if building:
-                    during.append(time.monotonic() - started)
+                    seen.during.append(time.monotonic() - started)
                 n += 1
                 time.sleep(0.005)
 
@@ -76,16 +98,46 @@ def test_signups_go_on_while_the_indexes_are_built(postgres_url: str) -> None:
         done.set()
         writer.join(timeout=30)
     with engine.connect() as conn:
-        names = {row[0] for row in conn.exec_driver_sql(INDEXES)}
-        invalid = conn.exec_driver_sql(INVALID).scalar()
-        version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        seen.names = {row[0] for row in conn.exec_driver_sql(INDEXES)}
+        seen.invalid = int(conn.exec_driver_sql(INVALID).scalar() or 0)
+        seen.version = str(conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar())
     engine.dispose()
-    assert refused == []
-    assert during, "no signup was made while an index was being built"
-    assert max(during) < 2.0
-    assert {"ix_subscribers_status_id", "ix_subscribers_email_trgm", "ix_subscribers_name_trgm"} <= names
-    assert invalid == 0
-    assert version == "0025"
+    return seen
+
+
+def test_signups_go_on_while_the_indexes_are_built(postgres_url: str) -> None:
+    """Signups commit while 0025 builds its indexes on 300,000 readers: no lock holds the list."""
+    url = fresh_database(postgres_url, "live")
+    seen = _upgrade_while_signing_up(url, _list_at(url))
+    assert seen.refused == []
+    assert seen.during, "no signup was made while an index was being built"
+    assert max(seen.during) < 2.0
+    assert {"ix_subscribers_status_id", "ix_subscribers_email_trgm", "ix_subscribers_name_trgm"} <= seen.names
+    assert set(SEGMENT_INDEXES) <= seen.names
+    assert seen.invalid == 0
+    assert seen.version == head_revision()
+
+
+def test_a_list_at_0021_takes_signups_while_0022_builds_its_indexes(postgres_url: str) -> None:
+    """From 0021, 0022 builds its indexes CONCURRENTLY before it writes its table and columns."""
+    url = fresh_database(postgres_url, "at0021")
+    seen = _upgrade_while_signing_up(url, _list_at(url, "0021"))
+    assert seen.refused == []
+    assert ("CREATE INDEX CONCURRENTLY", "subscriber_tags") in seen.builds
+    assert ("CREATE INDEX", "subscriber_tags") not in seen.builds
+    assert set(SEGMENT_INDEXES) <= seen.names
+    assert seen.invalid == 0
+
+
+def test_a_list_at_0025_takes_signups_while_0026_builds_its_index(postgres_url: str) -> None:
+    """From 0025, 0026 builds the time-zone index CONCURRENTLY: signups never wait for it."""
+    url = fresh_database(postgres_url, "at0025")
+    seen = _upgrade_while_signing_up(url, _list_at(url, "0025"))
+    assert seen.refused == []
+    assert seen.during, "no signup was made while an index was being built"
+    assert {command for command, _ in seen.builds} == {"CREATE INDEX CONCURRENTLY"}
+    assert "ix_subscribers_status_timezone" in seen.names
+    assert seen.invalid == 0
 
 
 def test_an_index_left_invalid_by_a_failed_build_is_built_again(postgres_url: str) -> None:
@@ -116,4 +168,4 @@ def test_a_list_several_revisions_behind_is_brought_up_in_one_run(postgres_url: 
     with engine.connect() as conn:
         names = {row[0] for row in conn.exec_driver_sql(INDEXES)}
     engine.dispose()
-    assert "ix_subscribers_status_id" in names
+    assert {"ix_subscribers_status_id", *SEGMENT_INDEXES} <= names

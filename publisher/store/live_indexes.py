@@ -42,6 +42,11 @@ def can_build_beside(conn: Connection, tables: Iterable[str]) -> bool:
 
 def build_beside(conn: Connection, indexes: Iterable[tuple[str, str]]) -> None:
     """Build each (name, "ON table ...") CONCURRENTLY on a new autocommit connection."""
+    # A statement sent with parameters (the extended protocol: `can_build_beside`'s own)
+    # leaves the backend holding its catalog snapshot while idle, and a concurrent build
+    # waits for every snapshot older than its own: it would wait for this transaction
+    # for ever. A plain query's end lets go of it.
+    conn.exec_driver_sql("SELECT 1")
     with conn.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as own:
         for name, target in indexes:
             invalid = own.exec_driver_sql(

@@ -111,6 +111,8 @@ subscribers = Table(
     Index("ix_subscribers_status_source", "status", "source"),
     # The desk's list filtered by status, a page at a time in id order, on a large list.
     Index("ix_subscribers_status_id", "status", "id"),
+    # A segment's time-zone conditions, among active readers.
+    Index("ix_subscribers_status_timezone", "status", "timezone"),
     # An erased subscriber's id is never given to someone else (SQLite's AUTOINCREMENT;
     # PostgreSQL's sequence never goes back): webhook receivers and CRMs key on it.
     sqlite_autoincrement=True,

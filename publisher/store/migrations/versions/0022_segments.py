@@ -3,8 +3,16 @@
 `segments` keeps each saved rule tree by name; `issues` records the segment a send went
 to (its id, its name then) and how many copies that queued. The indexes serve a segment's
 count on a large list: tag membership read from the index alone, signup dates and sources
-among active readers. On PostgreSQL they are built CONCURRENTLY, so that a live list keeps
-taking subscribers while they are built.
+among active readers.
+
+On PostgreSQL the indexes are built CONCURRENTLY beside the migration's transaction
+(`publisher.store.live_indexes`) when nothing has been written in that transaction yet,
+which is why they come first here: a database at 0021 upgrading keeps taking signups,
+unsubscribes and sends while they are built. A concurrent build cannot run beside a
+transaction that has written (alembic's own version stamp after each revision counts),
+so a database further behind, and a fresh one (empty tables, instant), get them plainly
+inside the transaction, as earlier revisions of the same run already hold the list;
+so does SQLite. A database already past 0022 has them and is not touched.
 
 Revision ID: 0022
 Revises: 0021
@@ -15,6 +23,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+
+from publisher.store import live_indexes
 
 UTC_TIME = sa.DateTime(timezone=True)
 
@@ -31,6 +41,16 @@ INDEXES = (
 
 
 def upgrade() -> None:
+    # The indexes first: before this revision writes anything, a run that starts here can
+    # still build them beside its transaction (see the module's docstring).
+    bind = op.get_bind()
+    if live_indexes.can_build_beside(bind, ["subscribers", "subscriber_tags"]):
+        live_indexes.build_beside(
+            bind, [(name, f"ON {table} ({', '.join(columns)})") for name, table, columns in INDEXES]
+        )
+    else:
+        for name, table, columns in INDEXES:
+            op.create_index(name, table, columns)
     op.create_table(
         "segments",
         sa.Column("id", sa.Integer(), primary_key=True),
@@ -45,19 +65,6 @@ def upgrade() -> None:
     op.add_column("issues", sa.Column("segment_id", sa.Integer(), nullable=True))
     op.add_column("issues", sa.Column("segment_name", sa.String(100), nullable=True))
     op.add_column("issues", sa.Column("segment_count", sa.Integer(), nullable=True))
-    context = op.get_context()
-    # CONCURRENTLY cannot run inside a transaction. alembic run by hand owns its transaction
-    # and can step out of it; `open_store` runs every revision in one transaction that holds
-    # the migration lock, and stepping out there would let a second process migrate too, so
-    # there the indexes are built plainly (writes to the list wait for the build: seconds
-    # at a million readers; see benchmarks/segments.py).
-    if context.dialect.name == "postgresql" and getattr(context, "_transaction", None) is not None:
-        with context.autocommit_block():
-            for name, table, columns in INDEXES:
-                op.create_index(name, table, columns, postgresql_concurrently=True, if_not_exists=True)
-    else:
-        for name, table, columns in INDEXES:
-            op.create_index(name, table, columns)
 
 
 def downgrade() -> None:
