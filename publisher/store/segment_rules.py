@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Select, and_, exists, false, literal, not_, or_, select, true, union_all
+from sqlalchemy import Select, and_, exists, false, literal, not_, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from publisher.errors import InvalidRequest
@@ -275,42 +275,29 @@ def compile_rules(tree: Group, *, now: datetime) -> Where:
     """One condition on `subscribers` for the tree, active readers only.
 
     A condition met by rows of another table (has a tag, soft-bounced, opened) becomes
-    `subscribers.id IN (those rows' subscriber ids)`, and such conditions side by side in an
-    "any" group become ONE `IN` over their ids joined by UNION ALL. The database then reads
-    the few readers they name and joins them to `subscribers` (a semi-join), rather than
-    testing each of a million active readers against every condition in turn; on PostgreSQL
-    that turned "has a tag or soft-bounced" at a million readers from about 1.5 s into a
-    fraction of it (benchmarks/segments.py). The negative conditions (lacks a tag, never
-    bounced, opened none) stay NOT EXISTS, which both databases read as an anti-join; an
-    `IN` never stands under a NOT, so a NULL in its list cannot turn a reader's "no" into
-    "unknown".
+    `subscribers.id IN (those rows' subscriber ids)`. PostgreSQL plans it as it plans
+    EXISTS (a semi-join; in an "any" group, a hashed list of ids); SQLite can start from
+    the ids and look each reader up, instead of testing every active reader in turn. Several
+    such conditions in an "any" group are NOT merged into one IN over a UNION: PostgreSQL
+    cannot estimate how many distinct ids a union holds, takes it for 200, and looks each
+    one up by index (2.9 s against 1.3 s at a million readers, benchmarks/segments.py).
+    The negative conditions (lacks a tag, never bounced, opened none) stay NOT EXISTS,
+    which both databases read as an anti-join; an `IN` never stands under a NOT, so a NULL
+    in its list cannot turn a reader's "no" into "unknown".
     """
     return and_(subscribers.c.status == SubscriberStatus.ACTIVE.value, _compile(tree, now))
 
 
 def _compile(item: Condition | Group, now: datetime) -> Where:
-    if isinstance(item, Condition):
-        members = _members(item, now)
-        if members is not None:
-            return subscribers.c.id.in_(members)
-        return _COMPILERS[item.field](item.op, item.value, now)
-    if not item.conditions:
-        return true() if item.match == "all" else false()
-    if item.match == "all":
-        return and_(*(_compile(child, now) for child in item.conditions))
-    parts: list[Where] = []
-    gathered: list[Select[tuple[int]]] = []
-    for child in item.conditions:
-        members = _members(child, now) if isinstance(child, Condition) else None
-        if members is None:
-            parts.append(_compile(child, now))
-        else:
-            gathered.append(members)
-    if len(gathered) == 1:
-        parts.append(subscribers.c.id.in_(gathered[0]))
-    elif gathered:
-        parts.append(subscribers.c.id.in_(union_all(*gathered)))
-    return or_(*parts)
+    if isinstance(item, Group):
+        parts = [_compile(child, now) for child in item.conditions]
+        if not parts:
+            return true() if item.match == "all" else false()
+        return and_(*parts) if item.match == "all" else or_(*parts)
+    members = _members(item, now)
+    if members is not None:
+        return subscribers.c.id.in_(members)
+    return _COMPILERS[item.field](item.op, item.value, now)
 
 
 def _members(item: Condition, now: datetime) -> Select[tuple[int]] | None:
