@@ -12,6 +12,13 @@ No table is rebuilt: on SQLite that would drop `subscribers`, and with foreign k
 the drop would cascade into the ledger. Columns are added with a server default, filled,
 and the key made unique by an index.
 
+That index is built plainly, inside the migration's transaction, on purpose: adding the
+columns already takes `subscribers` exclusively until the run commits, and filling
+`token_key` rewrites every row, so a concurrent build (`publisher.store.live_indexes`)
+would only wait for this very transaction, and a build after the run would leave links
+unguarded meanwhile. The list is held for the length of the run either way; on a large
+list run this upgrade at a quiet hour.
+
 Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-27
