@@ -98,10 +98,20 @@ def test_home_asks_for_the_postal_address_in_settings(tmp_path: Path, monkeypatc
     """Before real readers: the missing postal address is asked for in Settings, a link, not a config key."""
     config = publication(tmp_path, monkeypatch, postal_address="")
     with live_server(create_app(config)) as base, httpx.Client(base_url=base) as http:
-        sign_in(http)
+        sign_in(http, "owner@example.org")
         home = http.get("/desk/").text
     assert 'Add your postal address in <a href="/desk/settings">Settings</a>: every email must carry it.' in home
     assert "[publication]" not in home and "postal_address" not in home
+
+
+def test_home_gives_the_settings_link_to_owners_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An editor cannot open Settings: the same line, no link, marked as an owner's task."""
+    config = publication(tmp_path, monkeypatch, postal_address="")
+    with live_server(create_app(config)) as base, httpx.Client(base_url=base) as http:
+        sign_in(http, "editor@example.org")
+        home = http.get("/desk/").text
+    assert "Add your postal address in Settings: every email must carry it. " in home
+    assert "(an owner's task)" in home and "/desk/settings" not in home
 
 
 def test_home_lists_a_scheduled_send_in_utc_not_etc_utc(config: Config, url: str) -> None:
