@@ -96,6 +96,8 @@ ACTIONS: dict[str, tuple[tuple[str, ...], str, str]] = {
     ),
 }
 """Sends, test copies and schedules whose session had ended: what rides along, never the act itself."""
+NEXT_MAX = 1900
+"""Characters of the address a kept schedule, test copy or send returns to (the store keeps 2,000)."""
 THEN = "then"
 """The kept field naming which of ACTIONS the author had pressed."""
 KEPT_MAX_FIELDS = 40
@@ -148,8 +150,11 @@ def _pressed_again(kept: dict[str, str]) -> str | None:
     if action not in ACTIONS or not slug:
         return None
     fields, anchor, _ = ACTIONS[action]
+    page = f"/desk/articles/{quote(slug, safe='')}"
     query = urlencode({THEN: action, **{name: kept[name] for name in fields if name in kept}})
-    return f"/desk/articles/{quote(slug, safe='')}?{query}#{anchor}"
+    if len(page) + len(query) > NEXT_MAX:  # a sign-in with a code keeps the address in the store
+        query = urlencode({THEN: action})
+    return f"{page}?{query}#{anchor}"
 
 
 def _sentence(text: str) -> str:
