@@ -100,6 +100,11 @@ class InvalidRequest(PublisherError):
     size out of range. Catch it to tell the caller what to change; nothing was done."""
 
 
+class MailedAlready(InvalidRequest):
+    """A send of an article another service mailed already (it was moved in from there),
+    asked for without the author's explicit word that it should go again."""
+
+
 class AmbiguousTime(InvalidRequest):
     """A wall-clock time that occurs twice in its zone (the hour the clocks go back).
 

@@ -113,3 +113,35 @@ def test_the_api_refuses_then_sends_with_again(config: Config) -> None:
     sent = client.post(f"/api/v1/issues/{made['id']}/send", headers=auth, json={"again": True})
     assert sent.status_code == 202 and sent.json()["added"] == 3
     engine.dispose()
+
+
+def test_the_desk_asks_for_the_box_and_sends_once_it_is_ticked(config: Config, url: str) -> None:
+    """The confirm page carries a required "Send it again anyway" box; ticked, the send goes."""
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        csrf = csrf_of(http.get("/desk/").text)
+        ask = http.post(f"/desk/articles/{SLUG}/send", data={"csrf": csrf})
+        assert 'name="again" value="on" required' in ask.text
+        refused = http.post(f"/desk/articles/{SLUG}/send", data={"csrf": csrf, "confirm": "3"})
+        assert "tick \u201cSend it again anyway\u201d" in refused.text and "--again" not in refused.text
+        sent = http.post(f"/desk/articles/{SLUG}/send", data={"csrf": csrf, "confirm": "3", "again": "on"})
+    assert sent.status_code == 303 and "/desk/issues/" in sent.headers["location"]
+    engine = open_store(config.store_url)
+    assert [line.total for line in ledger.status(engine)] == [3]
+    engine.dispose()
+
+
+def test_the_desk_schedule_offers_the_box_after_the_refusal(config: Config, url: str) -> None:
+    """Scheduling it is refused with the box offered; ticked, it is scheduled; nothing sent meanwhile."""
+    form = {"at": "2099-01-05T07:00", "timezone": "", "tag": ""}
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        csrf = csrf_of(http.get("/desk/").text)
+        refused = http.post(f"/desk/articles/{SLUG}/schedule", data={"csrf": csrf, **form})
+        assert refused.status_code == 400
+        assert 'id="schedule-again"' in refused.text and 'value="2099-01-05T07:00"' in refused.text
+        done = http.post(f"/desk/articles/{SLUG}/schedule", data={"csrf": csrf, **form, "again": "on"})
+    assert done.status_code == 303 and "m=scheduled" in done.headers["location"]
+    engine = open_store(config.store_url)
+    assert [line.total for line in ledger.status(engine)] == [0]
+    engine.dispose()

@@ -42,7 +42,7 @@ from publisher.delivery.sending import (
     prepare_digest_issue,
     require_postal_address,
 )
-from publisher.errors import InvalidRequest, NotFound, PermanentFailure
+from publisher.errors import InvalidRequest, MailedAlready, NotFound, PermanentFailure
 from publisher.mail import newsletter, preflight, tokens
 from publisher.models import Article, Outcome
 from publisher.services import articles, segments
@@ -348,7 +348,7 @@ def refuse_mailed_there(
         db, issue_id=None, tag=tag, kind="article", topics=article_topics(config, article),
         digest=bool(config["schedule.digest"]), where=where,
     )
-    raise InvalidRequest(f"{mailed_there(config, article, readers=count)} To send it anyway: {how}")
+    raise MailedAlready(f"{mailed_there(config, article, readers=count)} To send it anyway: {how}")
 
 
 def blocking_problems(config: Config, article: Article, *, now: datetime) -> list[str]:

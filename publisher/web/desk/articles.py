@@ -42,7 +42,7 @@ from starlette.routing import BaseRoute, Route
 
 from publisher.accounts import Role
 from publisher.config import Config
-from publisher.errors import AmbiguousTime, Conflict, InvalidRequest, NotFound, PublisherError
+from publisher.errors import AmbiguousTime, Conflict, InvalidRequest, MailedAlready, NotFound, PublisherError
 from publisher.services import articles as article_service
 from publisher.services import issues as issue_service
 from publisher.services import media as media_service
@@ -265,7 +265,7 @@ class ArticleDesk(Section):
         if edit.slug is not None:
             sending = await run_in_threadpool(self._sending, edit.slug, asked.now, view)
             sending["form"] = schedule_form or {
-                "at": "", "timezone": "", "local_time": False, "tag": "", "choices": [],
+                "at": "", "timezone": "", "local_time": False, "tag": "", "choices": [], "again": False,
             }
         key = edit.slug or f"new:{edit.draft_key}"
         versions = await run_in_threadpool(revision_service.list_revisions, self.engine, key)
@@ -400,14 +400,20 @@ class ArticleDesk(Section):
         local_time = asked.field("local_time") == "on"
         form: dict[str, Any] = {
             "at": asked.field("at").strip(), "timezone": zone, "local_time": local_time,
-            "tag": asked.field("tag").strip(), "choices": [],
+            "tag": asked.field("tag").strip(), "choices": [], "again": False,
         }
         try:
             await run_in_threadpool(
-                scheduling.schedule_send, self.config, self.engine, slug, at=at, now=asked.now,
-                tz_name=zone if zone and zone != self.config.tz.key else None,
-                tag=self._segment(asked), local_time=local_time, segment=self._saved_segment(asked),
+                lambda: scheduling.schedule_send(
+                    self.config, self.engine, slug, at=at, now=asked.now,
+                    tz_name=zone if zone and zone != self.config.tz.key else None,
+                    tag=self._segment(asked), local_time=local_time, segment=self._saved_segment(asked),
+                    again=asked.field("again") == "on",
+                )
             )
+        except MailedAlready as exc:
+            form["again"] = True  # the form now offers the box that says so
+            return await self._send_error(asked, slug, _tick_again(exc), form)
         except AmbiguousTime as exc:
             form["choices"] = [label for label, _ in exc.choices]
             return await self._send_error(asked, slug, str(exc), form)
@@ -463,9 +469,11 @@ class ArticleDesk(Section):
             queued = await run_in_threadpool(
                 lambda: issue_service.send_now(
                     self.config, self.engine, slug, now=asked.now, tag=tag, segment=segment,
-                    despite_complaints=despite, who=asked.desk.account,
+                    despite_complaints=despite, who=asked.desk.account, again=asked.field("again") == "on",
                 )
             )
+        except MailedAlready as exc:
+            return await self._send_error(asked, slug, _tick_again(exc))
         except PublisherError as exc:
             return await self._send_error(asked, slug, str(exc))
         return RedirectResponse(f"/desk/issues/{queued.issue_id}?m=queued", status_code=303)
@@ -491,6 +499,12 @@ class ArticleDesk(Section):
             asked, _Edit(slug, parse_fields(text), fingerprint(text), text), view=view,
             send_error=message, status=400, schedule_form=schedule_form,
         )
+
+
+def _tick_again(refused: MailedAlready) -> str:
+    """The refusal in the desk's words: the box to tick instead of the command's flag."""
+    said = str(refused).split(" To send it anyway:", 1)[0]
+    return f"{said} To send it anyway, tick \u201cSend it again anyway\u201d and press again."
 
 
 def _whole(text: str, name: str, default: int) -> int:
