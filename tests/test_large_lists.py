@@ -13,7 +13,7 @@ from pg_server import fresh_database, postgres_server
 
 from publisher.errors import SubscriberError
 from publisher.services import subscribers
-from publisher.store import open_store
+from publisher.store import open_store, subscriber_import
 from publisher.store.schema import deliveries, issues
 from publisher.store.schema import subscribers as schema_subscribers
 from publisher.store.stats import sent_per_minute
@@ -101,3 +101,30 @@ def test_copies_sent_per_minute_are_counted_in_utc_minutes(store_url: str) -> No
     assert pace == {datetime(2026, 12, 7, 9, 31, tzinfo=UTC): 2, datetime(2026, 12, 7, 9, 30, tzinfo=UTC): 1,
                     datetime(2026, 12, 7, 9, 33, tzinfo=UTC): 1}
     assert list(pace) == sorted(pace)
+
+
+def test_an_import_plans_each_chunk_for_the_list_as_it_has_grown(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL an import's look-ups are never run on one generic plan made while the list was
+    small: that plan scanned the whole growing table for every chunk, so a long import slowed with
+    its square. Chunks of five rows here, so that psycopg prepares the look-up and PostgreSQL has
+    planned it several times."""
+    if not store_url.startswith("postgresql"):
+        pytest.skip("SQLite plans each statement as it prepares it")
+    monkeypatch.setattr(subscriber_import, "PAGE", 5)
+    lines = ["email,name,tags\n", *(f"chunk{n}@example.org,Reader {n},weekly\n" for n in range(120))]
+    open_store(store_url).dispose()
+    db = sa.create_engine(store_url, pool_size=1, max_overflow=0)  # one session: its prepared statements
+    try:
+        report = subscriber_import.import_rows(db, lines, now=datetime.now(UTC), origin="list.csv")
+        with db.connect() as conn:
+            plans = conn.exec_driver_sql(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+                "WHERE statement LIKE 'SELECT subscribers.email, subscribers.id %%'"
+            ).all()
+    finally:
+        db.dispose()
+    assert report.imported == 120
+    assert plans and all(custom > 0 for _, custom in plans)
+    assert [generic for generic, _ in plans] == [0] * len(plans)

@@ -176,6 +176,7 @@ def import_records(
     read = 0
     try:
         with engine.connect() if dry_run else begin_write(engine) as conn:
+            _plan_each_chunk(conn)
             for size, valid in checked_chunks(rows, extra, pending, rejected):
                 read += size
                 _apply(
@@ -196,6 +197,19 @@ def import_records(
         new_by_status=dict(tally.new_by_status),
         rows_read=read,
     )
+
+
+def _plan_each_chunk(conn: Connection) -> None:
+    """On PostgreSQL, plan each chunk's look-ups for the table as it is by then.
+
+    psycopg prepares a statement on its fifth run, and PostgreSQL then keeps one generic
+    plan for it, made while the table was still small: a scan of the whole table, or of the
+    address's trigram index (whose costs it guesses from the index's size at its last
+    vacuum), for every chunk after. The table grows by a chunk each time, so a long import
+    slowed with its square. For this transaction only, each run is planned afresh (a
+    fraction of a millisecond) and the look-up goes through the unique address index."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
 
 
 def _apply(
