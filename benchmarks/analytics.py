@@ -8,7 +8,8 @@ issue of 100,000 copies, and each copy's once-only rows (`engagement_seen`: the 
 opened, clicked, and clicked each link), into a SQLite store in a temporary folder and into
 a throwaway PostgreSQL server (tests/pg_server.py: initdb on loopback, fsync off), then
 times `store.engagement.totals` (the desk's report and the API read it): the median of
-five runs after one warm-up, and apart the part that counts copies once. With --per-person each request row names its copy too.
+five runs after one warm-up, and apart the part that counts copies once. With --per-person
+each request row names its copy too.
 Then times --records single requests kept through `store.engagement.record` with the
 copy counted once (as the app does now) against without (the totals only), interleaved
 in blocks of 100, medians per request. Last, --copies copies of a 20-link newsletter made
