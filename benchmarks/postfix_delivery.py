@@ -117,13 +117,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--readers", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--in-flight", type=int, default=1,
+                        help="delivery.smtp.in_flight: accepted messages per connection awaiting their record")
     parser.add_argument("--connections", type=int, default=8,
                         help="publisher's sessions (delivery.concurrency and smtp connections); 8 as smtp-source's")
     args = parser.parse_args()
 
     ours, theirs = [], []
     with postfix() as port, tempfile.TemporaryDirectory() as folder:
-        config = publication(Path(folder), port, args.readers, connections=args.connections)
+        config = publication(Path(folder), port, args.readers, connections=args.connections,
+                             extra=f"in_flight = {args.in_flight}\n")
         size = 0
         for run in range(args.runs):
             issue, queued = enqueue_issue(config, f"run{run}")

@@ -102,12 +102,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--profile", action="store_true", help="first profile the provider alone")
+    parser.add_argument("--in-flight", type=int, default=1,
+                        help="delivery.smtp.in_flight: accepted messages per connection awaiting their record")
     args = parser.parse_args()
 
     ours, theirs, many = [], [], []
     with smtp_sink() as port, tempfile.TemporaryDirectory() as folder, tempfile.TemporaryDirectory() as other:
-        config = publication(Path(folder), port, args.readers)
-        several = publication(Path(other), port, args.readers, processes=args.processes)
+        window = f"in_flight = {args.in_flight}\n"
+        config = publication(Path(folder), port, args.readers, extra=window)
+        several = publication(Path(other), port, args.readers, processes=args.processes, extra=window)
         if args.profile:
             profile(port, config, args.readers)
             issue, queued = enqueue_issue(config, "profile")
@@ -126,7 +129,7 @@ def main() -> None:
             print(line, flush=True)
     ratio = statistics.median(o / t for o, t in zip(ours, theirs, strict=True))
     print(f"\n{args.readers} messages of {size:,} bytes into smtp-sink, median of {args.runs} interleaved runs")
-    print(f"publisher (4 connections):        {statistics.median(ours):7.0f} messages/s")
+    print(f"publisher (4 connections, in_flight {args.in_flight}): {statistics.median(ours):7.0f} messages/s")
     print(f"smtp-source -d -s 8 (Postfix, C): {statistics.median(theirs):7.0f} messages/s")
     print(f"publisher / smtp-source: {ratio:.2f}x (median of per-run ratios; goal >= 0.5x: "
           f"{'met' if ratio >= 0.5 else 'MISSED'})")
