@@ -23,7 +23,7 @@ from publisher.mail import tokens, tracking
 from publisher.mail.newsletter import MessageTemplate, Recipient
 from publisher.models import Outcome, SendResult
 from publisher.services import access, analytics, machine_traffic
-from publisher.store import engagement, ledger, open_store, subscribers
+from publisher.store import engagement, ledger, open_store, segment_rules, segments, subscribers
 from publisher.store.schema import deliveries, engagement_seen
 from publisher.store.schema import engagement as table
 from publisher.web import create_app
@@ -294,6 +294,62 @@ def test_per_person_engagement_is_erased_with_the_reader(tmp_path: Path) -> None
     assert kept_copies(db) == [None]
     totals = engagement.totals(db, issue)
     assert (totals.opens, totals.unique_opens) == (1, 1)
+
+
+def kept_readers(db: sa.Engine) -> list[int | None]:
+    """The reader each kept request names (None: no one), in the order they came."""
+    with db.connect() as conn:
+        return list(conn.execute(sa.select(table.c.subscriber_id).order_by(table.c.id)).scalars())
+
+
+def opened_last_issue(db: sa.Engine) -> int:
+    """How many active readers the segment "opened the last issue" holds."""
+    rules = segment_rules.parse({"conditions": [{"field": "engagement", "op": "opened", "value": 1}]})
+    return segments.count(db, rules, now=NOW + timedelta(hours=2))
+
+
+def test_a_per_person_open_names_its_reader_until_they_are_erased(tmp_path: Path) -> None:
+    """An open kept per person names the copy's reader, whom "opened" segments find; the
+    erasure takes the reader away and the count stays."""
+    config = publication(tmp_path)
+    db = open_store(config.store_url)
+    issue, sent = send(config, db)
+    _, html = parts(sent["r0@example.org"])
+    client = AppClient(create_app(config, engine=db, clock=lambda: NOW + timedelta(hours=1)))
+    client.get(pixel_path(html), headers={"user-agent": READER})
+    client.get(click_paths(html)[0], headers={"user-agent": READER})
+    found = subscribers.find(db, "r0@example.org")
+    assert found is not None
+    assert kept_readers(db) == [found.id, found.id] and opened_last_issue(db) == 1
+    subscribers.remove(db, "r0@example.org", now=NOW + timedelta(hours=2), purge=True)
+    assert kept_readers(db) == [None, None] and opened_last_issue(db) == 0
+    assert engagement.totals(db, issue).opens == 1
+
+
+def test_forget_cuts_the_opens_loose_from_the_reader_too(tmp_path: Path) -> None:
+    """`forget`, the erasure's first step, leaves no request naming the reader, even before
+    the reader's row goes."""
+    config = publication(tmp_path)
+    db = open_store(config.store_url)
+    _, sent = send(config, db)
+    client = AppClient(create_app(config, engine=db, clock=lambda: NOW + timedelta(hours=1)))
+    for address in ("r0@example.org", "r1@example.org"):
+        client.get(pixel_path(parts(sent[address])[1]), headers={"user-agent": READER})
+    erased, kept = subscribers.find(db, "r0@example.org"), subscribers.find(db, "r1@example.org")
+    assert erased is not None and kept is not None
+    with db.begin() as conn:
+        assert engagement.forget(conn, erased.id) == 2  # the request, and its copy's digest
+    assert kept_readers(db) == [None, kept.id] and kept_copies(db)[0] is None
+
+
+def test_without_per_person_an_open_names_no_reader(tmp_path: Path) -> None:
+    """With per-person analytics off an open is kept without its reader: "opened" finds no one."""
+    config = publication(tmp_path, per_person=False)
+    db = open_store(config.store_url)
+    _, sent = send(config, db)
+    client = AppClient(create_app(config, engine=db, clock=lambda: NOW + timedelta(hours=1)))
+    client.get(pixel_path(parts(sent["r0@example.org"])[1]), headers={"user-agent": READER})
+    assert kept_readers(db) == [None] and opened_last_issue(db) == 0
 
 
 @pytest.mark.parametrize("per_person", [True, False])

@@ -268,7 +268,8 @@ def test_engagement_counts_people_not_machines_in_the_last_issues(tmp_path: Path
 
         def hit(issue_id: int, person: Reader, kind: str, machine: bool = False) -> None:
             conn.execute(sa.insert(engagement).values(
-                delivery_id=copy[issue_id, person.id], issue_id=issue_id, kind=kind, at=NOW, machine=machine,
+                delivery_id=copy[issue_id, person.id], subscriber_id=person.id, issue_id=issue_id, kind=kind,
+                at=NOW, machine=machine,
             ))
 
         hit(ids[2], people[0], "open")
@@ -280,6 +281,32 @@ def test_engagement_counts_people_not_machines_in_the_last_issues(tmp_path: Path
     either = tree({"field": "engagement", "op": "opened_or_clicked", "value": "2"})
     assert matching(db, either) == {people[0].id, people[1].id}
     assert matching(db, tree({"field": "engagement", "op": "opened", "value": 3})) == {people[0].id, people[3].id}
+    db.dispose()
+
+
+def test_an_any_group_of_tags_and_opens_holds_each_reader_once(tmp_path: Path) -> None:
+    """"has a tag or opened the last issue" (one list of ids from each table) holds every
+    reader who meets either, once, and only active readers."""
+    db = open_store(f"sqlite:///{tmp_path / 'p.db'}")
+    press = frozenset({"press"})
+    people = [Reader(tags=press), Reader(), Reader(tags=press), Reader(status="unsubscribed")]
+    add_readers(db, people)
+    with db.begin() as conn:
+        issue = int(conn.execute(sa.insert(issues).values(
+            key="i", kind="article", subject="s", html="", text="", status="done", created_at=NOW, enqueued_at=NOW,
+        ).returning(issues.c.id)).scalar_one())
+        for person in people[1:]:
+            copy = int(conn.execute(sa.insert(deliveries).values(
+                issue_id=issue, subscriber_id=person.id, email="x", state="sent", not_before=NOW,
+            ).returning(deliveries.c.id)).scalar_one())
+            conn.execute(sa.insert(engagement).values(
+                delivery_id=copy, subscriber_id=person.id, issue_id=issue, kind="open", at=NOW, machine=False,
+            ))
+    either = rules.parse({"match": "any", "conditions": [
+        {"field": "tag", "op": "has", "value": "press"}, {"field": "engagement", "op": "opened", "value": 1},
+    ]})
+    assert matching(db, either) == {people[0].id, people[1].id, people[2].id}
+    assert segment_store.count(db, either, now=NOW) == 3
     db.dispose()
 
 

@@ -24,9 +24,11 @@ protect nothing more against someone holding the ledger, and would make the eras
 on the secret. A copy of an erased reader that loads the pixel again counts once more.
 
 Per person, or not: while `analytics.per_person` is off, `engagement` rows carry no
-`delivery_id`; while it is on, `delivery_id` names the ledger row (one copy to one reader),
-which `reader_history` shows the reader on their page, and `forget` cuts the rows of an
-erased reader loose from them (the counts stay true).
+`delivery_id` and no `subscriber_id`; while it is on, `delivery_id` names the ledger row
+(one copy to one reader), which `reader_history` shows the reader on their page, and
+`subscriber_id` that copy's reader, which a segment's "opened in the last N issues" reads
+without the ledger. `forget` cuts the rows of an erased reader loose from both (the counts
+stay true).
 
 `links` holds the links that were in an issue, numbered from 1 in the order they appear;
 a click link is only ever redirected to a URL read from it, so the redirect cannot be
@@ -41,7 +43,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, delete, distinct, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, distinct, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -192,11 +194,15 @@ def record(
     only at its last click, its earlier clicks (taken for a reader a moment before) are
     moved to the machines too, and its clicks leave the unique counts.
     """
+    # The copy's reader as the ledger names them now: None for a copy of an erased reader.
+    reader = None if delivery_id is None else (
+        select(deliveries.c.subscriber_id).where(deliveries.c.id == delivery_id).scalar_subquery()
+    )
     with begin_write(db) as conn:
         conn.execute(
             insert(engagement).values(
                 issue_id=issue_id, kind=kind, at=at, link_id=link_id, delivery_id=delivery_id,
-                machine=machine, reason=reason[:64],
+                subscriber_id=reader, machine=machine, reason=reason[:64],
             )
         )
         if copy and not machine:
@@ -370,13 +376,16 @@ def forget(conn: Connection, subscriber_id: int) -> int:
     """Cut an erased reader's opens and clicks loose from their copies; returns how many rows.
 
     Run in the erasure's transaction, before the ledger rows are emptied of them: the
-    `engagement` rows stay as anonymous counts, as if per-person analytics had been off,
+    `engagement` rows, cut from their copy and their reader, stay as anonymous counts, as
+    if per-person analytics had been off,
     and each of their copies' `engagement_seen` rows, found by recomputing its digest from
     the ledger, gets a random digest instead (still counted once, leading to no one).
     """
     copies = select(deliveries.c.id).where(deliveries.c.subscriber_id == subscriber_id)
     result = conn.execute(
-        update(engagement).where(engagement.c.delivery_id.in_(copies)).values(delivery_id=None)
+        update(engagement)
+        .where(or_(engagement.c.delivery_id.in_(copies), engagement.c.subscriber_id == subscriber_id))
+        .values(delivery_id=None, subscriber_id=None)
     )
     cut = int(result.rowcount or 0)
     keyed = conn.execute(

@@ -637,9 +637,15 @@ engagement = Table(
     Column("at", UTC_TIME, nullable=False),
     Column("machine", Boolean, nullable=False, default=False),
     Column("reason", String(64), nullable=False, default=""),
+    # The reader of the copy, beside delivery_id and only with it (per person; NULL once they
+    # were erased): a segment's "opened in the last N issues" reads it without the ledger.
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="SET NULL")),
     # Covers every count of an issue: the report reads this index, never the table.
     Index("ix_engagement_issue_kind", "issue_id", "kind", "machine", "reason", "link_id", "delivery_id"),
     Index("ix_engagement_delivery", "delivery_id"),
+    # Who opened (clicked) an issue, and whether one reader did: a segment's engagement conditions.
+    Index("ix_engagement_issue_reader", "issue_id", "kind", "machine", "subscriber_id"),
+    Index("ix_engagement_reader", "subscriber_id", "issue_id"),
 )
 
 # Each copy that opened or clicked, once: a digest of the copy's random message key (never
