@@ -16,10 +16,11 @@ autovacuum does to a list that has been live a while) or ANALYZE.
 Each segment below, one per condition and a few trees, is counted by
 `store.segments.count` (one COUNT query): the median of --runs after a warm-up, timed
 twice in the same run, interleaved: "now" as `segments.count` runs it, and "before" as
-it ran before (every condition an EXISTS test on each reader; on PostgreSQL, parallel
-workers allowed). Then the plan of
-the slowest: EXPLAIN (ANALYZE, BUFFERS) on PostgreSQL, EXPLAIN QUERY PLAN on SQLite;
---plans prints every plan. Print `uptime` beside the figures: the machine is shared.
+it ran before revision 0030 (engagement read by joining each open to its copy in the
+ledger; an "any" group an OR of EXISTS, one per condition). Then the plans of the
+slowest and of the engagement conditions, now and before: EXPLAIN (ANALYZE, BUFFERS) on
+PostgreSQL, EXPLAIN QUERY PLAN on SQLite; --plans prints every plan. Print `uptime`
+beside the figures: the machine is shared.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from publisher.store import open_store, segment_rules, segments
-from publisher.store.schema import subscribers
+from publisher.store.schema import deliveries, engagement, issues, subscribers
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from pg_server import fresh_database, postgres_server
@@ -99,6 +100,10 @@ SEGMENTS: dict[str, dict[str, Any]] = {
 }
 
 
+ENGAGED = ("opened one of the last 3", "opened none of the last 3", "tag press or clinicians or opened")
+"""Whose plans, now and before 0030, are printed without --plans."""
+
+
 def readers(count: int) -> Iterator[tuple[Any, ...]]:
     """The subscribers rows, the same on both databases."""
     pick = random.Random(23)
@@ -137,10 +142,10 @@ DERIVED = (
     "INSERT INTO deliveries (issue_id, subscriber_id, email, name, state, attempts, not_before, provider_id, "
     "detail, message_key, uncertain) SELECT 2, id, email, '', 'sent', 1, :late, '', '', 'k' || id, :no "
     "FROM subscribers WHERE status = 'active'",
-    "INSERT INTO engagement (delivery_id, issue_id, kind, at, machine, reason) "
-    "SELECT id, 2, 'open', :late, :no, '' FROM deliveries WHERE subscriber_id % 4 = 0",
-    "INSERT INTO engagement (delivery_id, issue_id, kind, at, machine, reason) "
-    "SELECT id, 2, 'click', :late, :no, '' FROM deliveries WHERE subscriber_id % 20 = 0",
+    "INSERT INTO engagement (delivery_id, subscriber_id, issue_id, kind, at, machine, reason) "
+    "SELECT id, subscriber_id, 2, 'open', :late, :no, '' FROM deliveries WHERE subscriber_id % 4 = 0",
+    "INSERT INTO engagement (delivery_id, subscriber_id, issue_id, kind, at, machine, reason) "
+    "SELECT id, subscriber_id, 2, 'click', :late, :no, '' FROM deliveries WHERE subscriber_id % 20 = 0",
 )
 TABLES = ("subscribers", "subscriber_tags", "bounce_messages", "deliveries", "engagement")
 
@@ -218,25 +223,55 @@ def load_sqlite(engine: sa.Engine, count: int) -> None:
     print(f"sqlite: {count:,} readers loaded in {time.perf_counter() - started:.1f} s", flush=True)
 
 
+def _ledger_engaged(op: str, value: str | int | None) -> sa.ColumnElement[bool]:
+    """Before 0030: the opens of the last issues' copies, each joined to its ledger row."""
+    recent = (
+        sa.select(issues.c.id).where(issues.c.enqueued_at.is_not(None))
+        .order_by(issues.c.enqueued_at.desc(), issues.c.id.desc()).limit(int(value or 1))
+    )
+    kinds = {"opened": ("open",), "not_opened": ("open",), "clicked": ("click",),
+             "opened_or_clicked": ("open", "click")}[op]
+    return sa.and_(
+        deliveries.c.issue_id.in_(recent), engagement.c.delivery_id == deliveries.c.id,
+        engagement.c.kind.in_(kinds), engagement.c.machine == sa.false(),
+    )
+
+
+def _compiled_before(item: segment_rules.Condition | segment_rules.Group, now: datetime, *, joined: bool) -> Any:
+    """The compiler before 0030: the same, but engagement through the ledger and no UNION."""
+    if isinstance(item, segment_rules.Group):
+        inner = joined and item.match == "all"
+        parts = [_compiled_before(child, now, joined=inner) for child in item.conditions]
+        if not parts:
+            return sa.true() if item.match == "all" else sa.false()
+        return sa.and_(*parts) if item.match == "all" else sa.or_(*parts)
+    if item.field == "engagement":
+        if joined and item.op != "not_opened":
+            return subscribers.c.id.in_(sa.select(deliveries.c.subscriber_id).where(
+                deliveries.c.subscriber_id.is_not(None), _ledger_engaged(item.op, item.value)))
+        did = sa.exists().where(deliveries.c.subscriber_id == subscribers.c.id, _ledger_engaged(item.op, item.value))
+        return sa.not_(did) if item.op == "not_opened" else did
+    members = segment_rules._members(item, now) if joined else None
+    if members is not None:
+        return subscribers.c.id.in_(members)
+    return segment_rules._COMPILERS[item.field](item.op, item.value, now)
+
+
 @contextlib.contextmanager
-def exists_shape() -> Iterator[None]:
-    """The compiler as it was: every condition an EXISTS test (no IN over another table's ids)."""
-    members = segment_rules._members
-    segment_rules._members = lambda item, now: None  # type: ignore[assignment]
+def shape_before() -> Iterator[None]:
+    """`compile_rules` as it compiled before 0030 (`_compiled_before`)."""
+    compiled = segment_rules._compile
+    segment_rules._compile = _compiled_before
     try:
         yield
     finally:
-        segment_rules._members = members  # type: ignore[assignment]
+        segment_rules._compile = compiled
 
 
 def counted_as_before(engine: sa.Engine, rules: segment_rules.Group) -> int:
-    """The count as it ran before: every condition an EXISTS test, parallel workers allowed."""
-    with exists_shape():
-        where = segment_rules.compile_rules(rules, now=NOW)
-    with engine.connect() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql("SET LOCAL jit = off")
-        return int(conn.execute(sa.select(sa.func.count()).select_from(subscribers).where(where)).scalar_one())
+    """The count as `segments.count` ran it before 0030 (no parallel workers, no JIT)."""
+    with shape_before():
+        return segments.count(engine, rules, now=NOW)
 
 
 def timed(engine: sa.Engine, rules: segment_rules.Group, runs: int) -> dict[str, tuple[float, int]]:
@@ -258,14 +293,13 @@ def timed(engine: sa.Engine, rules: segment_rules.Group, runs: int) -> dict[str,
     return {name: (statistics.median(times[name]), found[name]) for name in shapes}
 
 
-def plan(engine: sa.Engine, rules: segment_rules.Group, *, parallel: bool = False) -> str:
+def plan(engine: sa.Engine, rules: segment_rules.Group) -> str:
     query = sa.select(sa.func.count()).select_from(subscribers).where(segment_rules.compile_rules(rules, now=NOW))
     compiled = query.compile(engine, compile_kwargs={"literal_binds": True})
     with engine.connect() as conn:
         if engine.dialect.name == "postgresql":
             conn.exec_driver_sql("SET LOCAL jit = off")  # as segments.count runs it
-            if not parallel:
-                conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
+            conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
             return "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN (ANALYZE, BUFFERS) {compiled}"))
         return f"{compiled}\n" + "\n".join(
             f"{row[0]:>3} {row[1]:>3} {row[3]}" for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}")
@@ -283,14 +317,13 @@ def measure(engine: sa.Engine, trees: dict[str, segment_rules.Group], runs: int,
         print(f"{label:<48} {count:>9,} {fast * 1000:>7.0f}ms {slow * 1000:>7.0f}ms", flush=True)
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
     slowest = max(results, key=lambda label: results[label]["now"][0])
-    shown = list(trees) if plans else [slowest]
+    engaged = [label for label in trees if label in ENGAGED]
+    shown = list(trees) if plans else [slowest, *(label for label in engaged if label != slowest)]
     for label in shown:
         print(f"\n-- {name}: {label}{' (the slowest)' if label == slowest else ''}\n{plan(engine, trees[label])}")
-        if label == slowest:
-            with exists_shape():
-                before = "EXISTS, parallel workers allowed" if name == "postgresql" else "EXISTS"
-                print(f"\n-- {name}: {label}, as it was ({before})\n"
-                      f"{plan(engine, trees[label], parallel=True)}")
+        if label == slowest or label in engaged:
+            with shape_before():
+                print(f"\n-- {name}: {label}, before 0030\n{plan(engine, trees[label])}")
 
 
 def main() -> None:

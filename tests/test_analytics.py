@@ -352,6 +352,41 @@ def test_without_per_person_an_open_names_no_reader(tmp_path: Path) -> None:
     assert kept_readers(db) == [None] and opened_last_issue(db) == 0
 
 
+def test_the_upgrade_gives_opens_kept_per_person_their_reader(tmp_path: Path) -> None:
+    """A store from before opens carried their reader gets, for each open kept per person,
+    its copy's reader; an open kept without a person stays without one."""
+    from alembic import command
+
+    from publisher.store.engine import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    command.upgrade(alembic_config(url), "0029")
+    old = sa.create_engine(url)
+    with old.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO subscribers (id, email, name, status, source, created_at, updated_at, token_key, "
+            "legacy_links, frequency) VALUES (7, 'a@example.org', '', 'active', '', '2026-01-01 00:00:00.000000', "
+            "'2026-01-01 00:00:00.000000', '" + "a" * 32 + "', 0, 'every')"
+        ))
+        conn.execute(sa.text(
+            "INSERT INTO issues (id, key, kind, slug, subject, html, text, status, created_at) VALUES "
+            "(1, 'k1', 'article', 's', 'S', '', '', 'done', '2026-01-02 08:00:00.000000')"
+        ))
+        conn.execute(sa.text(
+            "INSERT INTO deliveries (id, issue_id, subscriber_id, email, name, state, attempts, not_before, "
+            "provider_id, detail, message_key, uncertain) VALUES (3, 1, 7, 'a@example.org', '', 'sent', 1, "
+            "'2026-01-02 08:00:00.000000', '', '', 'm1', 0)"
+        ))
+        for delivery in ("3", "NULL"):
+            conn.execute(sa.text(
+                "INSERT INTO engagement (delivery_id, issue_id, kind, at, machine, reason) VALUES "
+                f"({delivery}, 1, 'open', '2026-01-02 09:00:00.000000', 0, '')"
+            ))
+    old.dispose()
+    db = open_store(url)
+    assert kept_readers(db) == [7, None]
+
+
 @pytest.mark.parametrize("per_person", [True, False])
 def test_the_api_shows_the_issue_numbers(tmp_path: Path, per_person: bool) -> None:
     """GET /api/v1/stats/issues/{id}/engagement answers the same numbers as the report."""
