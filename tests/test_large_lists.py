@@ -128,3 +128,33 @@ def test_an_import_plans_each_chunk_for_the_list_as_it_has_grown(
     assert report.imported == 120
     assert plans and all(custom > 0 for _, custom in plans)
     assert [generic for generic, _ in plans] == [0] * len(plans)
+
+
+def _whole_table_scans(db: sa.Engine) -> dict[str, int]:
+    with db.connect() as conn:
+        conn.exec_driver_sql("SELECT pg_stat_force_next_flush()")
+        conn.commit()
+        conn.exec_driver_sql("SELECT pg_stat_clear_snapshot()")
+        found = conn.exec_driver_sql(
+            "SELECT relname, seq_scan FROM pg_stat_user_tables WHERE relname IN ('subscribers', 'subscriber_tags')"
+        ).all()
+    return {name: int(number) for name, number in found}
+
+
+def test_an_import_looks_addresses_and_tags_up_by_index(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL no chunk of an import reads the whole list to find its addresses or their tags:
+    a scan costs more with each chunk added, however small the list looks to the planner."""
+    if not store_url.startswith("postgresql"):
+        pytest.skip("SQLite's look-ups by address use its unique index")
+    monkeypatch.setattr(subscriber_import, "PAGE", 5)
+    lines = ["email,name,tags\n", *(f"scan{n}@example.org,Reader {n},weekly\n" for n in range(40))]
+    open_store(store_url).dispose()
+    db = sa.create_engine(store_url, pool_size=1, max_overflow=0)  # one session: its counters flushed
+    try:
+        before = _whole_table_scans(db)
+        subscriber_import.import_rows(db, lines, now=datetime.now(UTC), origin="list.csv")
+        subscriber_import.import_rows(db, lines, now=datetime.now(UTC), origin="again.csv", tags=["clinic"])
+        after = _whole_table_scans(db)
+    finally:
+        db.dispose()
+    assert after == before

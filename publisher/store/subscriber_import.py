@@ -200,16 +200,20 @@ def import_records(
 
 
 def _plan_each_chunk(conn: Connection) -> None:
-    """On PostgreSQL, plan each chunk's look-ups for the table as it is by then.
+    """On PostgreSQL, look each chunk's addresses (and their tags) up by index, whatever the
+    planner guesses of the list's size.
 
-    psycopg prepares a statement on its fifth run, and PostgreSQL then keeps one generic
-    plan for it, made while the table was still small: a scan of the whole table, or of the
-    address's trigram index (whose costs it guesses from the index's size at its last
-    vacuum), for every chunk after. The table grows by a chunk each time, so a long import
-    slowed with its square. For this transaction only, each run is planned afresh (a
-    fraction of a millisecond) and the look-up goes through the unique address index."""
+    Inside the import the planner has no figures for the rows it has added: it guessed a
+    scan of the whole table cheaper than a chunk's look-ups by the unique address index,
+    or took the address's trigram index (whose costs it reads from the index's size at its
+    last vacuum); psycopg prepares a statement on its fifth run and PostgreSQL then keeps
+    one generic plan, made while the table was still small. The table grows by a chunk
+    each time, so a long import slowed with its square. For this transaction only, each
+    run is planned afresh and by the B-tree indexes."""
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        conn.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
 
 
 def _apply(
