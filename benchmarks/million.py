@@ -1,12 +1,15 @@
 """A list of a million readers: the import, the desk under 32 clients, the API's cursor paging.
 
     .venv/bin/python benchmarks/million.py [--readers 1000000] [--store sqlite|postgresql]
-        [--clients 32] [--seconds 10] [--requests 320] [--import-only] [--no-api] [--direct]
+        [--clients 32] [--seconds 10] [--requests 320] [--import-only] [--import-limit 3600]
+        [--no-api] [--direct]
 
 1. Import: a CSV of --readers rows (address, name, tags) through `publisher subscribers
    import FILE` (the CLI, a subprocess) into an empty database (SQLite in a temporary
    folder, or with --store postgresql a throwaway PostgreSQL server, tests/pg_server.py):
-   seconds, rows/s and the importing process's peak RSS (its own rusage, from `wait4`).
+   seconds, rows/s, the importing process's peak RSS (its own rusage, from `wait4`) and
+   the seconds each tenth of the file took (a figure growing tenth by tenth is an import
+   slowing down as the list grows); --import-limit stops an import that takes too long.
    With --direct the readers and their tags are written by plain INSERTs instead (the
    kept counts' triggers still run), to measure the desk where the import is slow.
 2. An issue sent to every reader (one ledger row each, written directly), then the app of
@@ -136,19 +139,53 @@ def write_direct(url: str, count: int) -> float:
     return time.perf_counter() - started
 
 
-def run_import(root: Path, path: Path) -> tuple[float, float]:
-    """Seconds and peak RSS (MB) of `publisher subscribers import`."""
+def run_import(root: Path, path: Path, limit: float) -> tuple[float, float, list[float]]:
+    """Seconds and peak RSS (MB) of `publisher subscribers import`, and the seconds it took
+    over each tenth of the file (from how far it has read the file, on Linux): a steady
+    figure means a chunk costs the same at the end of a long list as at its start. Stops
+    the import after `limit` seconds."""
     started = time.perf_counter()
     child = subprocess.Popen(
         [sys.executable, "-m", "publisher", "subscribers", "import", str(path)],
         cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         env={**os.environ, "PUBLISHER_SECRET": SECRET},
     )
-    _, status, usage = os.wait4(child.pid, 0)
+    size, marks = path.stat().st_size, [started]
+    while True:
+        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+        if pid:
+            break
+        now = time.perf_counter()
+        if now - started > limit:
+            child.kill()
+            os.wait4(child.pid, 0)
+            raise SystemExit(f"the import was stopped after {limit:.0f} s; tenths took (s): {_spans(marks)}")
+        while len(marks) < 10 and _read_so_far(child.pid, path) >= size * len(marks) / 10:
+            marks.append(now)
+        time.sleep(0.05)
     elapsed = time.perf_counter() - started
     if status != 0:
         raise SystemExit(f"the import failed: {child.stderr.read().decode() if child.stderr else status}")
-    return elapsed, usage.ru_maxrss / 1024
+    return elapsed, usage.ru_maxrss / 1024, [*_spans_of(marks), started + elapsed - marks[-1]]
+
+
+def _read_so_far(pid: int, path: Path) -> int:
+    """How far process `pid` has read `path`: its file offset, from /proc (0 where unknown)."""
+    with contextlib.suppress(OSError, ValueError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            if os.readlink(fd) == str(path):
+                for line in (Path(f"/proc/{pid}/fdinfo") / fd.name).read_text().splitlines():
+                    if line.startswith("pos:"):
+                        return int(line.split()[1])
+    return 0
+
+
+def _spans_of(marks: list[float]) -> list[float]:
+    return [b - a for a, b in itertools.pairwise(marks)]
+
+
+def _spans(marks: list[float]) -> str:
+    return " ".join(f"{span:.1f}" for span in _spans_of(marks))
 
 
 def add_sent_issue(url: str) -> int:
@@ -296,6 +333,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=320, help="per page, without wrk")
     parser.add_argument("--import-only", action="store_true", help="stop after the import's figures")
     parser.add_argument("--no-api", action="store_true", help="leave out the API's cursor paging")
+    parser.add_argument("--import-limit", type=float, default=3600, metavar="SECONDS",
+                        help="stop the import after this long")
     parser.add_argument("--direct", action="store_true", help="write the readers by INSERTs, not the CLI import")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="publisher-bench-million-") as folder, \
@@ -310,9 +349,10 @@ def main() -> None:
         else:
             path = root / "readers.csv"
             write_csv(path, args.readers)
-            seconds, rss = run_import(root, path)
+            seconds, rss, tenths = run_import(root, path, args.import_limit)
             print(f"{args.store}: import of {args.readers:,} readers from CSV: {seconds:.1f} s "
-                  f"({args.readers / seconds:,.0f} rows/s), peak RSS {rss:.0f} MB", flush=True)
+                  f"({args.readers / seconds:,.0f} rows/s), peak RSS {rss:.0f} MB; each tenth of the file "
+                  f"(s): {' '.join(f'{span:.1f}' for span in tenths)}", flush=True)
         if args.import_only:
             return
         issue_id = add_sent_issue(url)
