@@ -208,7 +208,9 @@ def write_article(
         draft = content.parse_article(text, source="(new article)", config=config)
         if draft.slug in by_slug:
             # The desk's editor shows this beside the title field (it looks for these first words).
-            raise Conflict("An article at this address already exists: change the title or the address (slug).")
+            raise Conflict(
+                f"An article at this address already exists ({draft.slug}): change the title or the address (slug)."
+            )
         target = folder / f"{draft.date.astimezone(config.tz):%Y-%m-%d}-{draft.slug}.md"
         article = content.parse_article(text, source=str(target), config=config)
         _claim_for_author(db, article, now)
