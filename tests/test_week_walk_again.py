@@ -143,7 +143,10 @@ def test_a_new_article_with_a_taken_title_says_so_beside_the_title(url: str) -> 
     assert answer.status_code == 409, re.findall(r'class="error"[^>]*>([^<]*)', answer.text)
     title = answer.text.split('id="title"', 1)[1].split("</p>", 1)[0]
     assert 'aria-describedby="title-error"' in title
-    assert "An article at this address already exists (sleep-after-a-loss): change the title or the address (slug)." in title
+    assert (
+        "An article at this address already exists (sleep-after-a-loss): "
+        "change the title or the address (slug)."
+    ) in title
     assert "content/" not in answer.text and "exists already" not in answer.text
 
 
