@@ -28,6 +28,7 @@ from pathlib import Path
 
 import httpx
 from PIL import Image
+from served import wait_up
 
 from publisher import accounts
 from publisher.store import open_store
@@ -120,16 +121,7 @@ def main() -> None:
         server = subprocess.Popen([sys.executable, "-c", APP_SERVER, str(root / "config.toml"), str(port)])
         try:
             base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit("the app did not start")
-                time.sleep(0.2)
+            wait_up(base)
             with httpx.Client(base_url=base, timeout=120) as http:
                 form = http.get("/desk/login").text
                 token = re.search(r'name="csrf" value="([^"]+)"', form)

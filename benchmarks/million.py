@@ -45,6 +45,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+from served import wait_up
 from sqlalchemy import insert, select
 
 from publisher import accounts
@@ -222,19 +223,6 @@ def _port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_up(base: str) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise SystemExit("the app did not start")
-        time.sleep(0.2)
-
-
 def sign_in(base: str) -> httpx.Cookies:
     with httpx.Client(base_url=base, timeout=60) as http:
         form = http.get("/desk/login").text
@@ -367,7 +355,7 @@ def main() -> None:
         server = subprocess.Popen([sys.executable, "-c", APP_SERVER, str(root / "config.toml"), str(port), SECRET])
         base = f"http://127.0.0.1:{port}"
         try:
-            _wait_up(base)
+            wait_up(base)
             cookies = sign_in(base)
             pages = [
                 ("/healthz", "/healthz"),
