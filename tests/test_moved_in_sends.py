@@ -122,6 +122,9 @@ def test_the_desk_asks_for_the_box_and_sends_once_it_is_ticked(config: Config, u
         csrf = csrf_of(http.get("/desk/").text)
         ask = http.post(f"/desk/articles/{SLUG}/send", data={"csrf": csrf})
         assert 'name="again" value="on" required' in ask.text
+        # The reason stands above the box it explains, once.
+        assert ask.text.index('id="mailed-there"') < ask.text.index('id="send-again"')
+        assert ask.text.count("where it was mailed on 12 March 2024") == 1
         refused = http.post(f"/desk/articles/{SLUG}/send", data={"csrf": csrf, "confirm": "3"})
         assert "tick \u201cSend it again anyway\u201d" in refused.text and "--again" not in refused.text
         sent = http.post(f"/desk/articles/{SLUG}/send", data={"csrf": csrf, "confirm": "3", "again": "on"})
