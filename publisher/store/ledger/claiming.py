@@ -8,11 +8,12 @@ retry `uncertain` when the message may have left before the answer was lost.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Boolean, Engine, and_, bindparam, case, exists, insert, or_, select, update
+from sqlalchemy import Boolean, Engine, String, and_, bindparam, case, exists, insert, or_, select, update
 
 from publisher.models import Outcome, SendResult, SubscriberStatus
 from publisher.store.ledger.rows import (
@@ -176,38 +177,30 @@ def record(
     counts = {"sent": 0, "retry": 0, "failed": 0, "suppressed": 0}
     if not by_id:
         return counts
+    sent = [r for r in by_id.values() if r.outcome is Outcome.SENT]
+    unsent_ids = [i for i, r in by_id.items() if r.outcome is not Outcome.SENT]
     mine = [deliveries.c.state == SENDING]
     if worker is not None:
         mine.append(deliveries.c.claimed_by == worker)
     with engine.begin() as conn:
-        # First statement writes: every row of the batch counts one attempt.
-        conn.execute(
-            update(deliveries)
-            .where(deliveries.c.id.in_(list(by_id)), *mine)
-            .values(attempts=deliveries.c.attempts + 1)
-        )
-        sent = [r for r in by_id.values() if r.outcome is Outcome.SENT]
+        # First statement writes; each row counts one attempt if it is still this worker's.
         if sent:
             conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id == bindparam("b_id"), deliveries.c.state != SENT)
-                .values(
-                    state=SENT,
-                    sent_at=now,
-                    provider_id=bindparam("b_provider_id"),
-                    detail=bindparam("b_detail"),
-                    claimed_by=None,
-                    claimed_at=None,
-                ),
+                _record_sent(mine=worker is not None),
                 [
-                    {"b_id": r.delivery_id, "b_provider_id": r.provider_id[:200], "b_detail": r.detail}
+                    {"b_id": r.delivery_id, "b_provider_id": r.provider_id[:200], "b_detail": r.detail, "b_now": now}
+                    | ({"b_worker": worker} if worker is not None else {})
                     for r in sent
                 ],
             )
             counts["sent"] = len(sent)
-        unsent_ids = [i for i, r in by_id.items() if r.outcome is not Outcome.SENT]
         if not unsent_ids:
             return counts
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id.in_(unsent_ids), *mine)
+            .values(attempts=deliveries.c.attempts + 1)
+        )
         current = {
             row.id: row
             for row in conn.execute(
@@ -294,6 +287,33 @@ def record(
         counts["retry"] = len(retry_params)
         counts["failed"] = len(failed_params)
     return counts
+
+
+@functools.cache
+def _record_sent(*, mine: bool) -> Any:
+    """UPDATE ... SET state 'sent', attempts + 1 while the row is still the worker's ... WHERE
+    id = ?: one statement per answer that went out, executed for a group at once, built once.
+
+    `sent` always lands (the message went out, whoever holds the row now); the attempt is
+    counted only on a row the worker (`mine`: the one named `b_worker`) still holds, as
+    the other outcomes count theirs.
+    """
+    holds = deliveries.c.state == SENDING
+    if mine:
+        holds = and_(holds, deliveries.c.claimed_by == bindparam("b_worker", type_=String))
+    return (
+        update(deliveries)
+        .where(deliveries.c.id == bindparam("b_id"), deliveries.c.state != SENT)
+        .values(
+            attempts=deliveries.c.attempts + case((holds, 1), else_=0),
+            state=SENT,
+            sent_at=bindparam("b_now", type_=deliveries.c.sent_at.type),
+            provider_id=bindparam("b_provider_id"),
+            detail=bindparam("b_detail"),
+            claimed_by=None,
+            claimed_at=None,
+        )
+    )
 
 
 def _uncertain_or_maybe_sent() -> Any:
