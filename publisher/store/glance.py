@@ -2,7 +2,8 @@
 
 Opening the store properly costs SQLAlchemy's import (about a quarter of a second), far
 more than the question. For a SQLite store already at the newest schema revision this
-module answers `ledger.status(db)` with `sqlite3` and one read-only query. Anything else
+module answers `ledger.status(db)` with `sqlite3` and one read-only query of the counts
+the database keeps per issue and state (`issue_counts`, migration 0031). Anything else
 (PostgreSQL, a missing file, an older or newer schema, any SQLite error) gives None, and
 the caller opens the store as usual, which migrates, explains and reports errors. A test
 holds both answers equal on the same ledger.
@@ -24,12 +25,15 @@ _PREFIX = "sqlite:///"
 
 _COUNTS = """
 SELECT i.id, i.key, i.slug, i.subject, i.status, i.created_at,
-       COALESCE(SUM(d.state = 'queued'), 0), COALESCE(SUM(d.state = 'sending'), 0),
-       COALESCE(SUM(d.state = 'sent'), 0), COALESCE(SUM(d.state = 'retry'), 0),
-       COALESCE(SUM(d.state = 'failed'), 0), COALESCE(SUM(d.state = 'skipped'), 0),
-       COALESCE(SUM(d.uncertain = 1), 0)
+       COALESCE(SUM(CASE WHEN c.state = 'queued' THEN c.number END), 0),
+       COALESCE(SUM(CASE WHEN c.state = 'sending' THEN c.number END), 0),
+       COALESCE(SUM(CASE WHEN c.state = 'sent' THEN c.number END), 0),
+       COALESCE(SUM(CASE WHEN c.state = 'retry' THEN c.number END), 0),
+       COALESCE(SUM(CASE WHEN c.state = 'failed' THEN c.number END), 0),
+       COALESCE(SUM(CASE WHEN c.state = 'skipped' THEN c.number END), 0),
+       COALESCE(SUM(CASE WHEN c.state = 'uncertain' THEN c.number END), 0)
 FROM (SELECT * FROM issues ORDER BY id DESC LIMIT ?) AS i
-LEFT JOIN deliveries AS d ON d.issue_id = i.id
+LEFT JOIN issue_counts AS c ON c.issue_id = i.id
 GROUP BY i.id
 ORDER BY i.id DESC
 """

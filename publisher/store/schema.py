@@ -159,6 +159,27 @@ sent_minutes = Table(
     Index("ix_sent_minutes_minute", "minute"),
 )
 
+# Copies of each issue per ledger state, and (state "uncertain") those that may have gone
+# twice: kept by triggers in the transaction of every change to a copy (migration 0031),
+# so Home and the report read a few rows however many readers an issue went to.
+issue_counts = Table(
+    "issue_counts",
+    metadata,
+    Column("issue_id", Integer, primary_key=True),
+    Column("state", String(16), primary_key=True),
+    Column("number", Integer, nullable=False),
+)
+
+# On PostgreSQL, one aggregated line per (issue, state) a statement moved, folded into
+# `issue_counts` when read (publisher.store.issues); SQLite never writes it.
+issue_count_changes = Table(
+    "issue_count_changes",
+    metadata,
+    Column("issue_id", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("number", Integer, nullable=False),
+)
+
 # On PostgreSQL the triggers append +1 and -1 lines here, folded into the three tables
 # above when they are read (publisher.store.counts_kept); SQLite never writes them.
 list_count_changes = Table(
@@ -183,6 +204,17 @@ sent_minute_changes = Table(
     Column("issue_id", Integer, nullable=False),
     Column("minute", String(16), nullable=False),
     Column("number", Integer, nullable=False),
+)
+
+# On SQLite, a row here while an import's transaction runs (and never after it: the import
+# deletes it before committing, a rollback takes it away) tells the triggers of new
+# readers, status moves, tags added and events to stand aside: the import adds what its
+# chunk moved to `list_counts` and `event_days` itself, once a chunk (migration 0032).
+# No other connection ever sees the row, so every other writer still goes through them.
+counts_by_import = Table(
+    "counts_by_import",
+    metadata,
+    Column("id", Integer, primary_key=True),
 )
 
 # Saved segments: a name and a rule tree (publisher.store.segment_rules), compiled to one
