@@ -9,6 +9,7 @@ import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -16,9 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from store_support import BACKENDS, open_test_store
 
+from publisher.errors import SubscriberError
 from publisher.models import SubscriberStatus
 from publisher.services import stats
-from publisher.store import counts_kept, open_store, subscribers
+from publisher.store import counts_kept, open_store, subscriber_import, subscribers
 from publisher.store import stats as store_stats
 from publisher.store.backup import dump_database
 from publisher.store.schema import deliveries, issues
@@ -277,3 +279,86 @@ def test_any_sequence_of_changes_keeps_the_counts_true(shared: sa.Engine, steps:
             text = "email,tags\n" + "".join(f"{prefix}.{who},{rest[1]}\n" for who in rest[0])
             subscribers.import_csv(shared, io.StringIO(text), now=NOW, origin="step.csv")
         assert_true(shared)
+
+
+def test_an_import_over_readers_already_here_keeps_every_count_true(
+    db: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import in chunks over readers already here (one leaves with their tags, a pending one
+    is confirmed, one gains a tag, one who bounced is kept out), with a repeated line and new
+    readers, active and gone, leaves each kept count equal to a COUNT(*), its events' day too."""
+    monkeypatch.setattr(subscriber_import, "PAGE", 3)
+    subscribers.add(db, "ann@example.org", tags=["weekly"], now=NOW)
+    subscribers.add(db, "bo@example.org", tags=["clinic"], status=S.PENDING, now=NOW)
+    subscribers.add(db, "cy@example.org", now=NOW)
+    subscribers.add(db, "di@example.org", tags=["weekly"], now=NOW)
+    subscribers.suppress(db, "di@example.org", "bounce", provider="test", now=NOW)
+    text = (
+        "email,tags,status\n"
+        "ann@example.org,clinic,unsubscribed\n"
+        "new1@example.org,weekly,\n"
+        "bo@example.org,weekly,\n"
+        "cy@example.org,news,\n"
+        "new1@example.org,clinic,\n"
+        'new2@example.org,"weekly,clinic",unsubscribed\n'
+        "di@example.org,weekly,\n"
+        "new3@example.org,,\n"
+    )
+    evening = datetime(2026, 3, 2, 21, 30, tzinfo=ZoneInfo("America/New_York"))  # 02:30 UTC on the 3rd
+    report = subscribers.import_csv(db, io.StringIO(text), now=evening, origin="more.csv", tags=["imported"])
+    assert (report.imported, report.updated, report.kept, len(report.rejected)) == (3, 3, 1, 1)
+    assert subscribers.counts(db)["unsubscribed"] == 2
+    assert subscribers.tag_counts(db) == {"clinic": 1, "imported": 4, "news": 1, "weekly": 2}
+    assert ("2026-03-03", "unsubscribe") in days_kept(db)
+    assert_true(db)
+
+
+def test_a_failed_import_leaves_the_readers_and_their_counts_as_they_were(
+    db: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file that cannot be read half-way, after chunks were written, imports nothing and moves
+    no count: the chunks' counts roll back with their readers."""
+    monkeypatch.setattr(subscriber_import, "PAGE", 50)
+    subscribers.add(db, "ann@example.org", tags=["weekly"], now=NOW)
+    before = kept(db)
+    good = "".join(f"ok{n}@example.org,weekly\n" for n in range(600))  # more than the reader's first block
+    data = ("email,tags\nann@example.org,clinic\n" + good).encode() + b"bad\xff@example.org,weekly\n"
+    with pytest.raises(SubscriberError, match="nothing was imported"):
+        subscribers.import_csv(db, io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", newline=""),
+                               now=NOW, origin="broken.csv")
+    assert kept(db) == before
+    assert_true(db)
+
+
+def test_a_change_after_an_import_is_counted_by_the_triggers_again(db: sa.Engine) -> None:
+    """The triggers stand aside only inside an import's transaction: a signup, a tag and an
+    unsubscribe after it are counted as ever."""
+    subscribers.import_csv(db, io.StringIO("email,tags\nann@example.org,weekly\n"), now=NOW, origin="a.csv")
+    reader = subscribers.add(db, "bo@example.org", tags=["clinic"], now=NOW)
+    subscribers.edit(db, reader.id, tags=["clinic", "weekly"], now=NOW)
+    subscribers.suppress(db, "ann@example.org", "unsubscribe", provider="test", now=NOW)
+    assert subscribers.counts(db)["active"] == 1
+    assert subscribers.tag_counts(db) == {"clinic": 1, "weekly": 1}
+    assert_true(db)
+
+
+def test_an_import_writes_the_counts_once_a_chunk_not_once_a_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite the rows of `list_counts` and `event_days` are written once for each chunk of an
+    import (a row per status, tag and day it moved), not once for every reader and tag."""
+    monkeypatch.setattr(subscriber_import, "PAGE", 20)
+    engine = open_store(f"sqlite:///{tmp_path / 'chunks.db'}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE count_writes (n INTEGER)"))
+        for table in ("list_counts", "event_days"):
+            for verb in ("INSERT", "UPDATE"):
+                conn.execute(sa.text(f"CREATE TRIGGER count_{table}_{verb} AFTER {verb} ON {table} "
+                                     "BEGIN INSERT INTO count_writes VALUES (1); END"))
+    text = "email,tags\n" + "".join(f"r{n}@example.org,\"weekly,clinic\"\n" for n in range(100))
+    subscribers.import_csv(engine, io.StringIO(text), now=NOW, origin="readers.csv")
+    with engine.connect() as conn:
+        writes = conn.execute(sa.text("SELECT COUNT(*) FROM count_writes")).scalar_one()
+    assert writes == 5 * 4  # five chunks: active, active weekly, active clinic, the day's joins
+    assert_true(engine)
+    engine.dispose()

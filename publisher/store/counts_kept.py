@@ -11,11 +11,13 @@ whatever is folded meanwhile.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Collection, Mapping
 from typing import Any
 
-from sqlalchemy import Engine, Table, func, select, text, union_all
+from sqlalchemy import Connection, Engine, Table, bindparam, func, select, text, union_all
 
-__all__ = ["fold", "kept"]
+__all__ = ["COUNTED_KINDS", "add_moved", "fold", "kept", "list_share"]
 
 
 def fold(engine: Engine) -> None:
@@ -33,3 +35,40 @@ def kept(engine: Engine, table: Table, changes: Table) -> Any:
     both = union_all(select(*table.c), select(*changes.c)).subquery()
     keys = [column for column in both.c if column.name != "number"]
     return select(*keys, func.sum(both.c.number).label("number")).group_by(*keys).subquery()
+
+
+COUNTED_KINDS = frozenset({"subscribe", "confirm", "unsubscribe", "bounce", "complaint"})
+"""The kinds of event `event_days` counts (migration 0027's triggers)."""
+
+_SHARE = text(
+    "SELECT status, '' AS tag, COUNT(*) FROM subscribers WHERE id IN :ids GROUP BY status "
+    "UNION ALL SELECT s.status, t.tag, COUNT(*) FROM subscriber_tags AS t "
+    "JOIN subscribers AS s ON s.id = t.subscriber_id WHERE t.subscriber_id IN :ids GROUP BY s.status, t.tag"
+).bindparams(bindparam("ids", expanding=True))
+
+
+def list_share(conn: Connection, ids: Collection[int]) -> Counter[tuple[str, str]]:
+    """What readers `ids` add to `list_counts` as they stand in `conn`'s transaction."""
+    if not ids:
+        return Counter()
+    return Counter({(status, tag): number for status, tag, number in conn.execute(_SHARE, {"ids": list(ids)})})
+
+
+def add_moved(
+    conn: Connection, lists: Mapping[tuple[str, str], int], days: Mapping[tuple[str, str], int]
+) -> None:
+    """Add to `list_counts` ((status, tag): number) and `event_days` ((day, kind): number) what
+    a writer that held the triggers back moved (an import on SQLite, migration 0032), in its
+    own transaction."""
+    moved = [{"a": status, "b": tag, "n": number} for (status, tag), number in lists.items() if number]
+    if moved:
+        conn.execute(text(
+            "INSERT INTO list_counts (status, tag, number) VALUES (:a, :b, :n) "
+            "ON CONFLICT (status, tag) DO UPDATE SET number = number + excluded.number"
+        ), moved)
+    moved = [{"a": day, "b": kind, "n": number} for (day, kind), number in days.items() if number]
+    if moved:
+        conn.execute(text(
+            "INSERT INTO event_days (day, kind, number) VALUES (:a, :b, :n) "
+            "ON CONFLICT (day, kind) DO UPDATE SET number = number + excluded.number"
+        ), moved)

@@ -18,15 +18,16 @@ import itertools
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
 
 from publisher.errors import SubscriberError
 from publisher.models import SubscriberStatus
+from publisher.store.counts_kept import COUNTED_KINDS, add_moved, list_share
 from publisher.store.engine import begin_write
-from publisher.store.schema import events, subscriber_tags, subscribers
+from publisher.store.schema import counts_by_import, events, subscriber_tags, subscribers
 from publisher.store.sequences import add_doors
 from publisher.store.subscriber_csv import ImportReport, Rejected, SourceRow, read_export
 from publisher.store.subscribers.reading import tags_of
@@ -177,14 +178,19 @@ def import_records(
     try:
         with engine.connect() if dry_run else begin_write(engine) as conn:
             _plan_each_chunk(conn)
+            counting = not dry_run and conn.dialect.name == "sqlite"
+            if counting:
+                conn.execute(insert(counts_by_import).values(id=1))
             for size, valid in checked_chunks(rows, extra, pending, rejected):
                 read += size
                 _apply(
                     conn, valid, now=now, source=source, origin=origin, tally=tally, rejected=rejected,
-                    write=not dry_run, sequence=sequence,
+                    write=not dry_run, sequence=sequence, counting=counting,
                 )
                 if progress is not None:
                     progress(read)
+            if counting:
+                conn.execute(delete(counts_by_import))
     except UnicodeDecodeError as exc:
         raise _not_utf8(origin, exc) from exc
     return ImportReport(
@@ -227,7 +233,12 @@ def _apply(
     rejected: list[Rejected],
     write: bool = True,
     sequence: str = "",
+    counting: bool = False,
 ) -> None:
+    """Look a chunk up, decide each row, and (with `write`) write the chunk. With `counting`
+    (SQLite, the count triggers held back by `counts_by_import`) the chunk adds what it
+    moved to the kept counts itself, once: the readers it changed are counted before and
+    after, the new ones from what was inserted."""
     if not rows:
         return
     addresses = [r.email for r in rows]
@@ -307,11 +318,36 @@ def _apply(
         tally.updated += 1
     if not write:
         return
+    moved = [update["b_id"] for update in updates]
+    lists: Counter[tuple[str, str]] = Counter()
+    if counting:
+        lists.subtract(list_share(conn, moved))
     if updates:
         conn.execute(_UPDATE, updates)
     if event_rows:
         conn.execute(insert(events), event_rows)
     _add_tags(conn, [(ids[r.email], r.tags) for r in touched if r.tags])
+    if counting:
+        _count_chunk(conn, lists, moved, new, event_rows, now)
+
+
+def _count_chunk(
+    conn: Connection,
+    lists: Counter[tuple[str, str]],
+    moved: list[int],
+    new: Sequence[_Valid],
+    event_rows: Sequence[dict[str, Any]],
+    now: datetime,
+) -> None:
+    """Add a written chunk's moves to the kept counts: `lists` holds minus what the readers
+    `moved` counted before the chunk changed them."""
+    lists.update(list_share(conn, moved))
+    for r in new:
+        lists[(r.status.value, "")] += 1
+        lists.update((r.status.value, tag) for tag in r.tags)
+    day = (now.astimezone(UTC) if now.tzinfo else now).strftime("%Y-%m-%d")  # as the column keeps it
+    days = Counter((day, row["kind"]) for row in event_rows if row["kind"] in COUNTED_KINDS)
+    add_moved(conn, lists, days)
 
 
 def _new_row(r: _Valid, now: datetime, source: str) -> dict[str, Any]:
