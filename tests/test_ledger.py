@@ -276,7 +276,7 @@ def test_claim_locks_rows_with_skip_locked_on_postgresql() -> None:
     """On PostgreSQL workers skip each other's rows; SQLite gets plain portable SQL."""
     from sqlalchemy.dialects import postgresql, sqlite
 
-    statement = ledger_claiming._claim_statement(worker="w", limit=5, now=NOW, issue_id=None)
+    statement = ledger_claiming._claim_statement(of_issue=False)
     assert "FOR UPDATE SKIP LOCKED" in str(statement.compile(dialect=postgresql.dialect()))
     assert "FOR UPDATE" not in str(statement.compile(dialect=sqlite.dialect()))
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Boolean, Engine, String, and_, bindparam, case, exists, insert, or_, select, update
+from sqlalchemy import Boolean, Engine, Integer, String, and_, bindparam, case, exists, insert, or_, select, update
 
 from publisher.models import Outcome, SendResult, SubscriberStatus
 from publisher.store.ledger.rows import (
@@ -32,18 +32,22 @@ from publisher.store.schema import deliveries, events, subscribers
 __all__ = ["claim", "defer", "record", "release"]
 
 
-def _claim_statement(*, worker: str, limit: int, now: datetime, issue_id: int | None) -> Any:
-    """UPDATE ... WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED) RETURNING ...
+@functools.cache
+def _claim_statement(*, of_issue: bool) -> Any:
+    """UPDATE ... WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED) RETURNING ...,
+    built once (its values are bound: `b_worker`, `b_limit`, `b_now`, and `b_issue` when
+    `of_issue`).
 
     SQLite has no row locks (the dialect drops the clause) and needs none: the UPDATE
     holds its single write lock for the whole statement.
     """
     due = select(deliveries.c.id).where(
-        deliveries.c.state.in_(CLAIMABLE), deliveries.c.not_before <= now
+        deliveries.c.state.in_(CLAIMABLE),
+        deliveries.c.not_before <= bindparam("b_due", type_=deliveries.c.not_before.type),
     )
-    if issue_id is not None:
-        due = due.where(deliveries.c.issue_id == issue_id)
-    due = due.limit(limit).with_for_update(skip_locked=True)
+    if of_issue:
+        due = due.where(deliveries.c.issue_id == bindparam("b_issue", type_=Integer))
+    due = due.limit(bindparam("b_limit", type_=Integer)).with_for_update(skip_locked=True)
     still_active = exists().where(
         and_(
             subscribers.c.id == deliveries.c.subscriber_id,
@@ -56,8 +60,8 @@ def _claim_statement(*, worker: str, limit: int, now: datetime, issue_id: int | 
         .values(
             state=case((still_active, SENDING), else_=SKIPPED),
             detail=case((still_active, deliveries.c.detail), else_="subscriber no longer active"),
-            claimed_by=worker,
-            claimed_at=now,
+            claimed_by=bindparam("b_worker", type_=String),
+            claimed_at=bindparam("b_claimed_at", type_=deliveries.c.claimed_at.type),
         )
         .returning(
             deliveries.c.id,
@@ -94,24 +98,28 @@ def claim(
     """
     if limit <= 0:
         return []
-    statement = _claim_statement(worker=worker, limit=limit, now=now, issue_id=issue_id)
+    values: dict[str, Any] = {"b_due": now, "b_limit": limit, "b_worker": worker, "b_claimed_at": now}
+    if issue_id is not None:
+        values["b_issue"] = issue_id
     with engine.begin() as conn:
-        rows = conn.execute(statement).all()
+        rows = conn.execute(_claim_statement(of_issue=issue_id is not None), values).all()
     claimed = [
         ClaimedRow(
-            id=row.id,
-            issue_id=row.issue_id,
-            subscriber_id=row.subscriber_id,
-            email=row.email,
-            name=row.name,
-            attempts=row.attempts,
-            uncertain=bool(row.uncertain),
-            message_key=row.message_key,
-            token_key=row.token_key or "",
-            variant=row.variant,
+            id=row_id,
+            issue_id=issue,
+            subscriber_id=subscriber_id,
+            email=email,
+            name=name,
+            attempts=attempts,
+            uncertain=bool(uncertain),
+            message_key=message_key,
+            token_key=token_key or "",
+            variant=variant,
         )
-        for row in rows
-        if row.state == SENDING
+        for (
+            row_id, issue, subscriber_id, email, name, state, attempts, uncertain, message_key, variant, token_key
+        ) in rows
+        if state == SENDING
     ]
     claimed.sort(key=lambda row: row.id)
     return claimed
