@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, delete, func, insert, select, update
 
 from publisher.errors import SubscriberError
 from publisher.models import SubscriberStatus
@@ -256,7 +256,7 @@ def _apply(
     new = [r for r in rows if r.email not in existing]
     if new:
         if write:
-            conn.execute(insert(subscribers), [_new_row(r, now, source) for r in new])
+            _insert_many(conn, subscribers, [_new_row(r, now, source) for r in new])
         tally.imported += len(new)
         tally.new_by_status.update(r.status.value for r in new)
     ids: dict[str, int] = {}
@@ -325,7 +325,7 @@ def _apply(
     if updates:
         conn.execute(_UPDATE, updates)
     if event_rows:
-        conn.execute(insert(events), event_rows)
+        _insert_many(conn, events, event_rows)
     _add_tags(conn, [(ids[r.email], r.tags) for r in touched if r.tags])
     if counting:
         _count_chunk(conn, lists, moved, new, event_rows, now)
@@ -348,6 +348,19 @@ def _count_chunk(
     day = (now.astimezone(UTC) if now.tzinfo else now).strftime("%Y-%m-%d")  # as the column keeps it
     days = Counter((day, row["kind"]) for row in event_rows if row["kind"] in COUNTED_KINDS)
     add_moved(conn, lists, days)
+
+
+def _insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert a chunk's rows as one statement on PostgreSQL, not one a row.
+
+    psycopg's executemany sends each row as its own INSERT, and the kept counts' triggers
+    there run once a statement (migration 0032): SQLAlchemy writes an INSERT that returns
+    something as multi-row VALUES, so the chunk is one statement and one trigger run. SQLite
+    runs its executemany in-process and keeps it."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(insert(table).returning(*table.primary_key.columns), rows).close()
+    else:
+        conn.execute(insert(table), rows)
 
 
 def _new_row(r: _Valid, now: datetime, source: str) -> dict[str, Any]:
@@ -417,4 +430,4 @@ def _add_tags(conn: Connection, wanted: Sequence[tuple[int, tuple[str, ...]]]) -
         if tag not in have.get(subscriber_id, ())
     ]
     if missing:
-        conn.execute(insert(subscriber_tags), missing)
+        _insert_many(conn, subscriber_tags, missing)

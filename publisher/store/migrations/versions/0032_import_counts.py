@@ -13,9 +13,14 @@ triggers, and a crash or a failed import rolls the row back with the readers and
 their counts. SQLite has one writer at a time, so no change of another can slip into
 a chunk's counts.
 
-PostgreSQL keeps its triggers as they were (they append lines that writers running at
-the same time never wait on); the table is made there too, to keep one schema, and
-stays empty.
+PostgreSQL keeps writing change lines that writers running at the same time never wait
+on, but for a statement that adds readers, tags or events it now writes them once a
+statement, not once a row: triggers FOR EACH STATEMENT read the rows added from their
+transition table and append one line per status, tag or day (an import's chunk of 500
+readers, written as one INSERT, is a few lines, not 1,500). They read the same
+statuses the row triggers read, in the same statement, so every writer, the import or
+any other, is counted exactly as before. Status moves, tags removed and erasures stay
+row triggers. `counts_by_import` is made there too, to keep one schema, and stays empty.
 
 Revision ID: 0032
 Revises: 0031
@@ -90,6 +95,64 @@ _UNGUARDED = {
 }
 
 
+PG_FUNCTIONS = (
+    """CREATE FUNCTION list_counts_readers_added() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO list_count_changes (status, tag, number)
+        SELECT status, '', COUNT(*) FROM new_readers GROUP BY status;
+        RETURN NULL;
+    END $$""",
+    """CREATE FUNCTION list_counts_tags_added() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO list_count_changes (status, tag, number)
+        SELECT s.status, t.tag, COUNT(*) FROM new_tags AS t JOIN subscribers AS s ON s.id = t.subscriber_id
+        GROUP BY s.status, t.tag;
+        RETURN NULL;
+    END $$""",
+    f"""CREATE FUNCTION event_days_added() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO event_day_changes (day, kind, number)
+        SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), kind, COUNT(*) FROM new_events
+        WHERE kind IN ({_KINDS}) GROUP BY 1, 2;
+        RETURN NULL;
+    END $$""",
+)
+# (table, trigger): the statement triggers, and the row triggers of 0027 they replace.
+PG_BY_STATEMENT = {
+    ("subscribers", "list_counts_subscriber_added"):
+        "CREATE TRIGGER list_counts_subscriber_added AFTER INSERT ON subscribers "
+        "REFERENCING NEW TABLE AS new_readers FOR EACH STATEMENT EXECUTE FUNCTION list_counts_readers_added()",
+    ("subscriber_tags", "list_counts_tag_added"):
+        "CREATE TRIGGER list_counts_tag_added AFTER INSERT ON subscriber_tags "
+        "REFERENCING NEW TABLE AS new_tags FOR EACH STATEMENT EXECUTE FUNCTION list_counts_tags_added()",
+    ("subscriber_tags", "list_counts_tag_changed"):
+        "CREATE TRIGGER list_counts_tag_changed AFTER UPDATE OR DELETE ON subscriber_tags "
+        "FOR EACH ROW EXECUTE FUNCTION list_counts_tag()",
+    ("events", "event_days_added"):
+        "CREATE TRIGGER event_days_added AFTER INSERT ON events "
+        "REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION event_days_added()",
+}
+PG_BY_ROW = {
+    ("subscribers", "list_counts_subscriber_added"):
+        "CREATE TRIGGER list_counts_subscriber_added AFTER INSERT ON subscribers "
+        "FOR EACH ROW EXECUTE FUNCTION list_counts_subscriber()",
+    ("subscriber_tags", "list_counts_tag_changed"):
+        "CREATE TRIGGER list_counts_tag_changed AFTER INSERT OR UPDATE OR DELETE ON subscriber_tags "
+        "FOR EACH ROW EXECUTE FUNCTION list_counts_tag()",
+    ("events", "event_days_added"):
+        f"CREATE TRIGGER event_days_added AFTER INSERT ON events FOR EACH ROW WHEN (NEW.kind IN ({_KINDS})) "
+        "EXECUTE FUNCTION event_days_count()",
+}
+
+
+def _swap(drop: dict[tuple[str, str], str], create: dict[tuple[str, str], str]) -> None:
+    bind = op.get_bind()
+    for table, name in drop:
+        bind.exec_driver_sql(f"DROP TRIGGER {name} ON {table}")
+    for statement in create.values():
+        bind.exec_driver_sql(statement)
+
+
 def _replace(triggers: dict[str, str]) -> None:
     bind = op.get_bind()
     for name, statement in triggers.items():
@@ -103,11 +166,21 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_counts_by_import"),
     )
-    if op.get_bind().dialect.name == "sqlite":
+    bind = op.get_bind()
+    if bind.dialect.name == "postgresql":
+        for statement in PG_FUNCTIONS:
+            bind.exec_driver_sql(statement)
+        _swap(PG_BY_ROW, PG_BY_STATEMENT)
+    else:
         _replace(_GUARDED)
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "sqlite":
+    bind = op.get_bind()
+    if bind.dialect.name == "postgresql":
+        _swap(PG_BY_STATEMENT, PG_BY_ROW)
+        for function in ("list_counts_readers_added()", "list_counts_tags_added()", "event_days_added()"):
+            bind.exec_driver_sql(f"DROP FUNCTION {function}")
+    else:
         _replace(_UNGUARDED)
     op.drop_table("counts_by_import")
