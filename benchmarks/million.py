@@ -75,10 +75,13 @@ APP_SERVER = textwrap.dedent(
     import sys, uvicorn
     from publisher.config import load_config
     from publisher.web import create_app
+    from publisher.schedule.daemon import settle_heap
     app = create_app(load_config(sys.argv[1], env={"PUBLISHER_SECRET": sys.argv[3]}))
-    uvicorn.Server(uvicorn.Config(
+    server = uvicorn.Server(uvicorn.Config(
         app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", access_log=False,
-    )).run()
+    ))
+    settle_heap()  # as publisher serve does
+    server.run()
     """
 )
 
@@ -294,13 +297,25 @@ def database(kind: str, root: Path) -> Iterator[str]:
         yield fresh_database(server, "publisher_million")
 
 
-def measure(base: str, cookies: httpx.Cookies, pages: list[tuple[str, str]], args: argparse.Namespace) -> None:
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU the process `pid` has used so far (Linux's /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(
+    base: str, cookies: httpx.Cookies, pages: list[tuple[str, str]], args: argparse.Namespace, server: int
+) -> None:
+    """Each page under load; beside latency, the server's own CPU per request (from /proc):
+    on a shared machine the figure that does not depend on what else runs, and whose
+    inverse is the most one process can answer in a second."""
     tool = shutil.which("wrk")
     cookie = "; ".join(f"{name}={value}" for name, value in cookies.items())
     how = f"wrk, {args.seconds} s a page" if tool else f"a Python client, {args.requests} requests a page"
     print(f"{args.clients} clients ({how})")
     for name, page in pages:
         load_average = " ".join(f"{x:.1f}" for x in os.getloadavg())
+        cpu = cpu_seconds(server)
         if tool:
             median, p99, rate, note = wrk(base + page, cookie, args.clients, args.seconds)
         else:
@@ -308,8 +323,10 @@ def measure(base: str, cookies: httpx.Cookies, pages: list[tuple[str, str]], arg
             ordered = sorted(times)
             median, p99 = statistics.median(times), ordered[max(0, int(len(ordered) * 0.99) - 1)]
             rate, note = len(times) / wall, ""
+        answered = rate * args.seconds if tool else args.requests
+        per_request = (cpu_seconds(server) - cpu) / max(answered, 1) * 1000
         print(f"{name:32} median {median:8.1f} ms   p99 {p99:8.1f} ms   {rate:7.1f} req/s   "
-              f"(load {load_average}){note}", flush=True)
+              f"server CPU {per_request:5.2f} ms/req   (load {load_average}){note}", flush=True)
 
 
 def main() -> None:
@@ -366,7 +383,7 @@ def main() -> None:
                 ("Issue report", f"/desk/issues/{issue_id}"),
                 ("/healthz, again", "/healthz"),
             ]
-            measure(base, cookies, pages, args)
+            measure(base, cookies, pages, args, server.pid)
             if not args.no_api:
                 api_paging(base, token, args.readers)
         finally:
