@@ -362,3 +362,20 @@ def test_an_import_writes_the_counts_once_a_chunk_not_once_a_reader(
     assert writes == 5 * 4  # five chunks: active, active weekly, active clinic, the day's joins
     assert_true(engine)
     engine.dispose()
+
+
+def test_an_import_on_postgresql_appends_a_few_count_lines_a_chunk(
+    db: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL each chunk's readers, tags and events go in as one INSERT each, and the
+    triggers append one line per status, tag and day a statement added, not one a row."""
+    if db.dialect.name != "postgresql":
+        pytest.skip("SQLite keeps no change lines")
+    monkeypatch.setattr(subscriber_import, "PAGE", 20)
+    text = "email,tags\n" + "".join(f"r{n}@example.org,\"weekly,clinic\"\n" for n in range(100))
+    subscribers.import_csv(db, io.StringIO(text), now=NOW, origin="readers.csv")
+    with db.connect() as conn:
+        lines = conn.execute(sa.text("SELECT COUNT(*) FROM list_count_changes")).scalar_one()
+        days = conn.execute(sa.text("SELECT COUNT(*) FROM event_day_changes")).scalar_one()
+    assert (lines, days) == (5 * 3, 5)  # five chunks: active, active weekly, active clinic; the day's joins
+    assert_true(db)
