@@ -918,6 +918,19 @@ def test_answers_nobody_waits_for_yet_are_committed_in_groups(
     assert len(sizes) <= 80 // 6, sizes
 
 
+def test_an_answer_hurried_is_committed_before_anyone_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An answer the sender says it will wait for is committed at once, while the sender
+    goes on: without a group to fill, the gathering time, or the wait itself."""
+    monkeypatch.setattr(recording, "GATHER", 30.0)
+    committed = threading.Event()
+    recorder = recording.Recorder(lambda group: committed.set(), lambda exc: None)
+    try:
+        recorder.submit(SendResult(1, "a@example.org", Outcome.SENT, "")).hurry()
+        assert committed.wait(10)
+    finally:
+        recorder.close()
+
+
 def test_an_answer_a_sender_waits_for_is_committed_at_once(
     tmp_path: Path, db: sa.Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -184,6 +184,38 @@ def test_a_final_dot_waits_only_while_the_window_of_unrecorded_answers_is_full(
     assert max(n for what, n in server.events if what == "recorded") == 8
 
 
+class HurriedWait:
+    """A wait that logs when its answer is hurried and when it is waited for."""
+
+    def __init__(self, server: WireServer, number: int) -> None:
+        self.server = server
+        self.number = number
+
+    def hurry(self) -> None:
+        self.server.log("hurried", self.number)
+
+    def __call__(self) -> None:
+        self.server.log("recorded", self.number)
+
+
+@pytest.mark.parametrize(("unrecorded", "hurried"), [(1, [1, 2, 3, 4]), (2, [1, 2, 3])])
+def test_an_answer_the_next_final_dot_will_wait_for_is_hurried_as_it_comes(
+    server: WireServer, template: MessageTemplate, unrecorded: int, hurried: list[int]
+) -> None:
+    """The answer a session's next final dot must wait for is asked to be committed as
+    soon as it is read, before the next message's body goes out, not when the dot waits
+    (the last one too: the call waits for it); answers within the window are left to gather."""
+    def answered(result: SendResult) -> Callable[[], None]:
+        return HurriedWait(server, int(result.provider_id.rpartition(" ")[2]))
+
+    results = send(server, template, 4, answered, unrecorded=unrecorded)
+    assert [r.outcome for r in results] == [Outcome.SENT] * 4
+    events = list(server.events)
+    assert [n for what, n in events if what == "hurried"] == hurried
+    for n in hurried[:-1]:
+        assert events.index(("hurried", n)) < events.index(("recorded", n)) < events.index(("dot", n + unrecorded))
+
+
 def test_a_copy_comes_dot_stuffed_from_the_template(tmp_path: Path) -> None:
     """Lines of the issue and a reader's value that start with a dot leave doubled, the
     rest byte for byte as the message is (what a reader's mail program gets back)."""

@@ -60,7 +60,7 @@ from sqlalchemy import Engine
 from publisher.config import Config
 from publisher.delivery.base import CallMaybeTaken, SendInterrupted
 from publisher.delivery.ratelimit import DomainThrottles, SharedBucket
-from publisher.delivery.recording import Recorder, durably
+from publisher.delivery.recording import Answered, Recorder, durably
 from publisher.delivery.retry import RetryPolicy
 from publisher.errors import ConfigError, TemporaryFailure
 from publisher.mail import tokens, tracking, verp
@@ -179,6 +179,8 @@ class _Run:
         """No new provider call before this (time.monotonic()); see "Holding off"."""
         self.refusals = 0
         self.busy = 0
+        self.batch_ended = threading.Condition(self.lock)
+        """Notified as each batch ends, for the threads that found nothing to claim."""
         self.error: BaseException | None = None
         self.started = time.monotonic()
         self.report = DeliveryReport(
@@ -285,10 +287,11 @@ class _Run:
 def _idle(run: _Run) -> bool:
     """Nothing claimable now: wait for siblings or a retry coming due. False: finish."""
     with run.lock:
-        siblings_busy = run.busy > 0
-    if siblings_busy:
-        # A sibling's results may schedule retries this thread should pick up.
-        return run.pause(0.05)
+        if run.busy > 0:
+            # A sibling's results may schedule retries this thread should pick up: look
+            # again when its batch ends (or in a while), not a fixed pause after.
+            run.batch_ended.wait(0.05)
+            return not run.halted
     due = ledger.next_due(run.db, issue_id=run.issue_id)
     if due is None:
         return False
@@ -388,9 +391,9 @@ class _Streamed:
     def __init__(self, recorder: Recorder) -> None:
         self.ids: set[int] = set()
         self._recorder = recorder
-        self._last: Callable[[], None] | None = None
+        self._last: Answered | None = None
 
-    def __call__(self, result: SendResult) -> Callable[[], None]:
+    def __call__(self, result: SendResult) -> Answered:
         if result.delivery_id is not None:
             self.ids.add(result.delivery_id)
         self._last = self._recorder.submit(result)
@@ -527,6 +530,7 @@ def _work(run: _Run) -> None:
             finally:
                 with run.lock:
                     run.busy -= 1
+                    run.batch_ended.notify_all()
     except BaseException as exc:
         run.fail(exc)
 

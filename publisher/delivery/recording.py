@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from publisher.models import SendResult
 
-__all__ = ["GATHER", "GROUP", "RECORD_PATIENCE", "Recorder", "durably"]
+__all__ = ["GATHER", "GROUP", "RECORD_PATIENCE", "Answered", "Recorder", "durably"]
 
 RECORD_PATIENCE = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 """Pauses between tries to record results when the database is briefly away (about a minute
@@ -51,14 +51,34 @@ def durably(action: Callable[[], T]) -> T:
     return action()
 
 
+class Answered:
+    """One submitted answer: calling it blocks until the answer is in the ledger; `hurry`
+    asks for its commit now, without waiting, for an answer that will be waited for (an
+    SMTP session's next final dot waits for it: see smtp.py, `_Stream`), so that the
+    commit runs while the sender writes the next message rather than after."""
+
+    __slots__ = ("_mine", "_recorder")
+
+    def __init__(self, recorder: Recorder, mine: int) -> None:
+        self._recorder = recorder
+        self._mine = mine
+
+    def __call__(self) -> None:
+        self._recorder._wait(self._mine)
+
+    def hurry(self) -> None:
+        self._recorder._want(self._mine)
+
+
 class Recorder:
     """Commits answers as they arrive, in groups, on a thread of its own.
 
-    `submit` queues one answer and returns a wait that blocks until that answer is in the
-    ledger. The thread hands what is queued to `commit` (one transaction) as soon as a
-    sender waits for one of those answers, or `GROUP` have gathered, or the oldest has
-    waited `GATHER` seconds. A waited-for answer waits at most for the commit under way
-    and its own. An error in `commit` goes to `fail` and to every wait, and ends the thread.
+    `submit` queues one answer and returns a wait (`Answered`) that blocks until that
+    answer is in the ledger. The thread hands what is queued to `commit` (one transaction)
+    as soon as a sender waits for one of those answers or says it will (`hurry`), or
+    `GROUP` have gathered, or the oldest has waited `GATHER` seconds. A waited-for answer
+    waits at most for the commit under way and its own. An error in `commit` goes to
+    `fail` and to every wait, and ends the thread.
     """
 
     def __init__(
@@ -76,7 +96,7 @@ class Recorder:
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
 
-    def submit(self, result: SendResult) -> Callable[[], None]:
+    def submit(self, result: SendResult) -> Answered:
         with self._cond:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="deliver-record", daemon=True)
@@ -88,18 +108,24 @@ class Recorder:
             mine = self._queued
             if len(self._pending) >= GROUP:
                 self._cond.notify_all()
+        return Answered(self, mine)
 
-        def wait() -> None:
-            with self._cond:
-                if self._done < mine and self._wanted < mine:
-                    self._wanted = mine
-                    self._cond.notify_all()
-                while self._done < mine and self._error is None:
-                    self._cond.wait()
-                if self._done < mine:
-                    raise RuntimeError("answers could not be recorded") from self._error
+    def _want(self, mine: int) -> None:
+        """Commit at once what is queued up to answer number `mine` (someone waits for it)."""
+        with self._cond:
+            if self._done < mine and self._wanted < mine:
+                self._wanted = mine
+                self._cond.notify_all()
 
-        return wait
+    def _wait(self, mine: int) -> None:
+        with self._cond:
+            if self._done < mine and self._wanted < mine:
+                self._wanted = mine
+                self._cond.notify_all()
+            while self._done < mine and self._error is None:
+                self._cond.wait()
+            if self._done < mine:
+                raise RuntimeError("answers could not be recorded") from self._error
 
     def close(self) -> None:
         """Commit what is queued and stop the thread."""
