@@ -1,8 +1,9 @@
 """DKIM's cost on a real send: signed against unsigned into smtp-sink, in the same run.
 
     .venv/bin/python benchmarks/dkim_send.py [--readers 3000] [--runs 3] [--ed25519] [--processes N]
+        [--in-flight 1] [--compare 8]
 
-Two publications share one smtp-sink: one with `[delivery.dkim]` (a fresh RSA-2048 key,
+Publications share one smtp-sink, two per window: one with `[delivery.dkim]` (a fresh RSA-2048 key,
 plus an Ed25519 one with --ed25519), one without. Rounds alternate unsigned, signed, so
 drift on a shared machine hits both alike. Each round queues the newest sample article to
 every reader and times `engine.deliver` until the ledger says all are sent.
@@ -15,12 +16,16 @@ threads (OpenSSL signs without the GIL), so signing overlaps the network waits. 
 `--processes N` both publications send with `delivery.processes = N` (helper processes
 claiming from the ledger) as well.
 
-Goal: signed >= 0.9x unsigned.
+Each pair runs at the default `delivery.smtp.in_flight = 1` and, in the same rounds, at
+`--compare` (8); the CPU our process spent a message is printed beside each rate.
+
+Goal: signed >= 0.9x unsigned at the default.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import tempfile
@@ -29,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dkim
-from sink import enqueue_issue, newest_article, publication, send_issue, smtp_sink
+from sink import enqueue_issue, newest_article, publication, smtp_sink, timed_send
 
 from publisher.config import Config
 from publisher.mail import newsletter
@@ -74,43 +79,59 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--ed25519", action="store_true", help="dual signatures: RSA and Ed25519")
     parser.add_argument("--processes", type=int, default=1, help="delivery.processes of both publications")
+    parser.add_argument("--in-flight", type=int, default=1,
+                        help="delivery.smtp.in_flight of the sends measured first (1, the product's default)")
+    parser.add_argument("--compare", type=int, default=8,
+                        help="in_flight of a second pair of sends in the same rounds, for comparison (0: none)")
     args = parser.parse_args()
 
+    windows = [args.in_flight] + ([args.compare] if args.compare and args.compare != args.in_flight else [])
+    rates: dict[tuple[str, int], list[tuple[float, float]]] = {}
     with smtp_sink() as port, tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        (root / "plain").mkdir()
-        (root / "signed").mkdir()
-        subprocess.run(["openssl", "genrsa", "-out", str(root / "signed" / "dkim.pem"), "2048"],
+        (root / "key").mkdir()
+        subprocess.run(["openssl", "genrsa", "-out", str(root / "key" / "dkim.pem"), "2048"],
                        check=True, capture_output=True)
-        extra = '[delivery.dkim]\ndomain = "example.org"\nselector = "news"\nprivate_key_file = "dkim.pem"\n'
+        signing = (f'[delivery.dkim]\ndomain = "example.org"\nselector = "news"\n'
+                   f'private_key_file = "{root / "key" / "dkim.pem"}"\n')
         if args.ed25519:
-            subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(root / "signed" / "ed.pem")],
+            subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(root / "key" / "ed.pem")],
                            check=True, capture_output=True)
-            extra += 'ed25519_selector = "ed"\ned25519_key_file = "ed.pem"\n'
-        plain = publication(root / "plain", port, args.readers, processes=args.processes)
-        signed = publication(root / "signed", port, args.readers, extra=extra, processes=args.processes)
+            signing += f'ed25519_selector = "ed"\ned25519_key_file = "{root / "key" / "ed.pem"}"\n'
+        configs: dict[tuple[str, int], Config] = {}
+        for window in windows:
+            for kind in ("unsigned", "signed"):
+                (root / f"{kind}{window}").mkdir()
+                extra = f"in_flight = {window}\n" + (signing if kind == "signed" else "")
+                configs[(kind, window)] = publication(root / f"{kind}{window}", port, args.readers, extra=extra,
+                                                      processes=args.processes)
+                rates[(kind, window)] = []
 
-        splice, ours, dkimpy = per_message_ms(plain, signed)
-        unsigned_rates, signed_rates = [], []
+        splice, ours, dkimpy = per_message_ms(configs[("unsigned", windows[0])], configs[("signed", windows[0])])
         for run in range(args.runs):
-            issue, queued = enqueue_issue(plain, f"plain{run}")
-            unsigned_rates.append(send_issue(plain, issue, queued))
-            issue, queued = enqueue_issue(signed, f"signed{run}")
-            signed_rates.append(send_issue(signed, issue, queued))
-            print(f"run {run + 1}: unsigned {unsigned_rates[-1]:7.0f}/s   signed {signed_rates[-1]:7.0f}/s",
-                  flush=True)
+            line = f"run {run + 1}:"
+            for (kind, window), config in configs.items():
+                issue, queued = enqueue_issue(config, f"{kind}{run}")
+                rates[(kind, window)].append(timed_send(config, issue, queued))
+                rate, cpu = rates[(kind, window)][-1]
+                line += f"  {kind} in_flight {window} {rate:6.0f}/s ({cpu:.0f} us CPU)"
+            print(line, flush=True)
 
     kind = "RSA-2048 + Ed25519" if args.ed25519 else "RSA-2048"
-    m_plain, m_signed = statistics.median(unsigned_rates), statistics.median(signed_rates)
-    ratios = statistics.median(s / u for s, u in zip(signed_rates, unsigned_rates, strict=True))
     print(f"\n{args.readers} readers, 4 connections into smtp-sink, delivery.processes = {args.processes}, "
-          f"median of {args.runs} interleaved runs")
+          f"median of {args.runs} interleaved runs, load {os.getloadavg()[0]:.1f}")
     print(f"per message: splice {splice:.3f} ms; splice + our {kind} signing {ours:.3f} ms; "
           f"splice + dkimpy.sign {dkimpy:.2f} ms")
-    print(f"unsigned send: {m_plain:7.0f} messages/s")
-    print(f"signed send:   {m_signed:7.0f} messages/s  ({kind})")
-    print(f"signed / unsigned: {m_signed / m_plain:.2f}x  median of per-run ratios {ratios:.2f}x  "
-          f"(goal >= 0.9x: {'met' if ratios >= 0.9 else 'MISSED'})")
+    for window in windows:
+        plain, signed = rates[("unsigned", window)], rates[("signed", window)]
+        ratio = statistics.median(s / u for (s, _), (u, _) in zip(signed, plain, strict=True))
+        default = " (the default)" if window == 1 else ""
+        verdict = f" (goal >= 0.9x: {'met' if ratio >= 0.9 else 'MISSED'})" if window == 1 else ""
+        print(f"in_flight {window}{default}: unsigned {statistics.median(r for r, _ in plain):7.0f} messages/s "
+              f"({statistics.median(c for _, c in plain):.0f} us CPU), signed "
+              f"{statistics.median(r for r, _ in signed):7.0f} messages/s "
+              f"({statistics.median(c for _, c in signed):.0f} us CPU, {kind}); signed / unsigned "
+              f"{ratio:.2f}x, median of per-run ratios{verdict}")
 
 
 if __name__ == "__main__":
