@@ -457,7 +457,7 @@ def test_an_unexpected_error_in_a_transaction_leaves_that_message_in_flight(
     monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An error inside DATA: earlier answers kept, that one message unsure, the session dropped."""
-    from publisher.delivery import smtp as smtp_module
+    from publisher.delivery import smtp_session as smtp_module
 
     real_data = smtp_module._data
     calls = {"n": 0}
@@ -508,7 +508,7 @@ def test_pipelining_sends_the_envelope_in_one_write(
     monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Where the server offers PIPELINING, MAIL, RCPT and DATA leave in one write."""
-    from publisher.delivery import smtp as smtp_module
+    from publisher.delivery import smtp_session as smtp_module
 
     used: list[str] = []
     for name in ("_envelope", "_envelope_pipelined"):

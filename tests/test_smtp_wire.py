@@ -21,7 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fakes.messages import publication_config, recipients, sample_template
 from test_dkim_signing import dkimpy_verifies, needs_perl, perl_verdict
 
-from publisher.delivery.smtp import SmtpProvider, _angled, _dot_stuffed
+from publisher.delivery.smtp import SmtpProvider
+from publisher.delivery.smtp_session import _angled, dot_stuffed
 from publisher.mail.mime import HTML_PLACEHOLDERS, TEXT_PLACEHOLDERS, MessageTemplate, Recipient
 from publisher.models import Outcome, RenderedIssue, SendResult
 
@@ -229,13 +230,13 @@ def test_a_copy_comes_dot_stuffed_from_the_template(tmp_path: Path) -> None:
     message = template.message_bytes(reader, NOW)
     assert b"\r\n.hidden line" in message
     wire = template.wire_bytes(reader, NOW)
-    assert wire == _dot_stuffed(message)
+    assert wire == dot_stuffed(message)
     assert b"\r\n..hidden line\r\n...two dots\r\n" in wire
 
 
 def test_dot_stuffing_doubles_every_leading_dot() -> None:
-    assert _dot_stuffed(b".a\r\nb\r\n.\r\n..c") == b"..a\r\nb\r\n..\r\n...c\r\n"
-    assert _dot_stuffed(b"no dots\r\n") == b"no dots\r\n"
+    assert dot_stuffed(b".a\r\nb\r\n.\r\n..c") == b"..a\r\nb\r\n..\r\n...c\r\n"
+    assert dot_stuffed(b"no dots\r\n") == b"no dots\r\n"
 
 
 def test_addresses_with_quotes_or_brackets_go_through_the_full_quoting() -> None:
