@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from publisher.errors import InvalidRequest, NotFound
 from publisher.store import ledger
 from publisher.store import stats as store
-from publisher.store.issues import FailedDelivery, IssueStatus
+from publisher.store.issues import FailedDelivery, IssueStatus, deferred_reasons
 
 __all__ = [
     "MAX_DAYS", "DayCounts", "IssueCounts", "IssueFailures", "IssueReasons", "IssueReport", "MinuteCount", "Reason",
@@ -142,28 +142,33 @@ def _reason(kind: str, provider: str, detail: str) -> str:
     return f"{text} ({provider})" if provider else text
 
 
-def issue_reasons(db: Engine, issue_id: int, *, addresses: bool) -> IssueReasons:
+REASONS_SHOWN = 200
+"""Addresses listed under each reason of an issue for an owner; the counts cover them all."""
+
+
+def issue_reasons(db: Engine, issue_id: int, *, addresses: bool, shown: int = REASONS_SHOWN) -> IssueReasons:
     """Each number of an issue with its reasons, commonest first; with `addresses` (an
-    owner asking), the readers' addresses under each reason."""
+    owner asking), the readers' addresses under each reason, at most `shown` of each
+    (the counts cover them all)."""
     ledger.status(db, issue_id)  # NotFound for an unknown issue
-    return _reasons(db, issue_id, ledger.failures(db, issue_id), addresses=addresses)
+    return _reasons(db, issue_id, addresses=addresses, shown=shown)
 
 
-def _reasons(db: Engine, issue_id: int, failed: Sequence[FailedDelivery], *, addresses: bool) -> IssueReasons:
+def _reasons(db: Engine, issue_id: int, *, addresses: bool, shown: int) -> IssueReasons:
     grouped: dict[str, dict[str, list[str]]] = {kind: {} for kind in store.REACTIONS}
-    for item in store.reactions_to_issue(db, issue_id):
+    for item in store.reactions_to_issue(db, issue_id, limit=shown):
         grouped[item.kind].setdefault(_reason(item.kind, item.provider, item.detail), []).append(item.email)
-    deferred: dict[str, list[str]] = {}
-    for row in failed:
-        if row.state == "retry":
-            deferred.setdefault(row.reason.replace(row.email, "…") or "no reason recorded", []).append(row.email)
 
     def listed(found: dict[str, list[str]]) -> tuple[Reason, ...]:
         ordered = sorted(found.items(), key=lambda item: (-len(item[1]), item[0]))
         return tuple(Reason(why, len(who), tuple(who) if addresses else ()) for why, who in ordered)
 
+    deferred = tuple(
+        Reason(item.reason, item.count, item.addresses)
+        for item in deferred_reasons(db, issue_id, addresses=shown if addresses else 0)
+    )
     return IssueReasons(
-        deferred=listed(deferred), bounced=listed(grouped["bounce"]),
+        deferred=deferred, bounced=listed(grouped["bounce"]),
         complained=listed(grouped["complaint"]), unsubscribed=listed(grouped["unsubscribe"]),
     )
 
@@ -186,13 +191,12 @@ def issue_report(db: Engine, issue_id: int, *, addresses: bool, shown: int) -> I
     are read once, and its failed and retrying rows once, however many figures use them:
     on a list of a million readers each reading is the cost of the page."""
     (line,) = issue_status(db, issue_id)
-    failed = ledger.failures(db, issue_id)
     return IssueReport(
         status=line,
         counts=issues_counts(db, [line])[0],
-        reasons=_reasons(db, issue_id, failed, addresses=addresses),
+        reasons=_reasons(db, issue_id, addresses=addresses, shown=shown),
         pace=tuple(MinuteCount(minute=m, sent=n) for m, n in store.sent_per_minute(db, issue_id).items()),
-        failures=tuple(failed[:shown]),
+        failures=tuple(ledger.failures(db, issue_id, limit=shown)),
     )
 
 

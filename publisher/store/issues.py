@@ -24,10 +24,12 @@ from publisher.store.engine import begin_write
 from publisher.store.schema import deliveries, issue_count_changes, issue_counts, issues
 
 __all__ = [
+    "DeferredReason",
     "FailedDelivery",
     "IssueSnapshot",
     "IssueStatus",
     "create_issue",
+    "deferred_reasons",
     "failure_reasons",
     "failures",
     "find_issue",
@@ -76,14 +78,17 @@ class FailedDelivery:
 _UNSENT = ("failed", "retry")
 
 
-def failures(engine: Engine, issue_id: int) -> list[FailedDelivery]:
-    """The issue's failed rows, then its retrying ones, each by address."""
+def failures(engine: Engine, issue_id: int, *, limit: int | None = None) -> list[FailedDelivery]:
+    """The issue's failed rows, then its retrying ones, each by address; the first `limit`
+    of them when a page shows no more."""
     query = (
         select(deliveries.c.email, deliveries.c.state, deliveries.c.attempts,
                deliveries.c.detail, deliveries.c.not_before)
         .where(deliveries.c.issue_id == issue_id, deliveries.c.state.in_(_UNSENT))
         .order_by(deliveries.c.state, deliveries.c.email)
     )
+    if limit is not None:
+        query = query.limit(limit)
     with engine.connect() as conn:
         return [
             FailedDelivery(
@@ -110,6 +115,50 @@ def failure_reasons(engine: Engine, issue_id: int, *, top: int = 3) -> list[tupl
     )
     with engine.connect() as conn:
         return [(str(row.reason) or "no reason recorded", int(row.n)) for row in conn.execute(query)]
+
+
+@dataclass(frozen=True, slots=True)
+class DeferredReason:
+    """One reason the provider gave for copies waiting on another try: how many, and the
+    first addresses (by address) that got it."""
+
+    reason: str
+    count: int
+    addresses: tuple[str, ...]
+
+
+def deferred_reasons(engine: Engine, issue_id: int, *, addresses: int) -> list[DeferredReason]:
+    """The reasons of the issue's retrying rows, commonest first, each with its exact count
+    and at most `addresses` of its addresses (none with 0).
+
+    Grouped by the database, the address taken out of each reason as `failure_reasons`
+    does: after an outage that deferred half a million copies the page still reads a few
+    hundred rows, not every one.
+    """
+    reason = func.replace(deliveries.c.detail, deliveries.c.email, "…")
+    ranked = (
+        select(
+            reason.label("reason"), deliveries.c.email,
+            func.count().over(partition_by=reason).label("total"),
+            func.row_number().over(partition_by=reason, order_by=deliveries.c.email).label("place"),
+        )
+        .where(deliveries.c.issue_id == issue_id, deliveries.c.state == "retry")
+        .subquery()
+    )
+    query = (
+        select(ranked.c.reason, ranked.c.total, ranked.c.email)
+        .where(ranked.c.place <= max(addresses, 1))
+        .order_by(ranked.c.total.desc(), ranked.c.reason, ranked.c.email)
+    )
+    totals: dict[str, int] = {}
+    shown: dict[str, list[str]] = {}
+    with engine.connect() as conn:
+        for row in conn.execute(query):
+            totals[str(row.reason)] = int(row.total)
+            if addresses > 0:
+                shown.setdefault(str(row.reason), []).append(row.email)
+    return [DeferredReason(why or "no reason recorded", total, tuple(shown.get(why, ())))
+            for why, total in totals.items()]
 
 
 def _snapshot(row: Any) -> IssueSnapshot:
