@@ -354,10 +354,12 @@ def main() -> None:
         else:
             path = root / "readers.csv"
             write_csv(path, args.readers)
+            load_average = " ".join(f"{x:.1f}" for x in os.getloadavg())
             seconds, rss, tenths = run_import(root, path, args.import_limit)
             print(f"{args.store}: import of {args.readers:,} readers from CSV: {seconds:.1f} s "
                   f"({args.readers / seconds:,.0f} rows/s), peak RSS {rss:.0f} MB; each tenth of the file "
-                  f"(s): {' '.join(f'{span:.1f}' for span in tenths)}", flush=True)
+                  f"(s): {' '.join(f'{span:.1f}' for span in tenths)} (load before {load_average}, after "
+                  f"{' '.join(f'{x:.1f}' for x in os.getloadavg())})", flush=True)
         if args.import_only:
             return
         issue_id = add_sent_issue(url)

@@ -9,7 +9,9 @@ article once, queues it to everyone (the ledger: one row per reader, one transac
 and sends through the real path (`delivery.engine.deliver`, the smtp provider, 4
 connections) into smtp-sink on loopback, stopped after --seconds when it has not
 finished. That process prints its RSS every 10 s, then its peak (getrusage ru_maxrss,
-which covers the queueing too), the copies sent and the rate. A run that stopped for time
+which covers the queueing too), the copies sent, the rate, and the rate over each tenth
+of the ledger (a rate falling tenth by tenth is a send slowing as the ledger is worked
+through). Give a whole million about 25 minutes (--seconds 1500). A run that stopped for time
 says so: what it measured is the rate and the memory while a million-row ledger is
 worked through, not the whole send.
 """
@@ -17,6 +19,7 @@ worked through, not the whole send.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -60,7 +63,7 @@ def send(root: Path, port: int, seconds: float) -> dict[str, object]:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from sink import SECRET, enqueue_issue, publication
 
-    from publisher.delivery.engine import deliver
+    from publisher.delivery.engine import DeliveryReport, deliver
     from publisher.delivery.smtp import SmtpProvider
     from publisher.store import open_store
 
@@ -79,13 +82,21 @@ def send(root: Path, port: int, seconds: float) -> dict[str, object]:
             if time.perf_counter() - begun >= seconds:
                 stop.set()
 
+    tenths: list[float] = []
+    marking = threading.Lock()
+
+    def progress(report: DeliveryReport) -> None:  # called from the send's threads
+        with marking:
+            while len(tenths) < 10 and report.sent >= queued * (len(tenths) + 1) / 10:
+                tenths.append(time.perf_counter())
+
     watcher = threading.Thread(target=watch, daemon=True)
     db = open_store(config.store_url)
     provider = SmtpProvider.from_config(config)
     began = time.perf_counter()
     watcher.start()
     try:
-        report = deliver(config, db, provider, stop=stop, issue_id=issue, secret=SECRET)
+        report = deliver(config, db, provider, stop=stop, issue_id=issue, secret=SECRET, progress=progress)
     finally:
         finished.set()
         provider.close()
@@ -94,6 +105,7 @@ def send(root: Path, port: int, seconds: float) -> dict[str, object]:
     return {
         "queued": queued, "queueing_s": round(queueing, 1), "sent": report.sent, "seconds": round(elapsed, 1),
         "stopped_for_time": stop.is_set() and report.sent < queued, "curve": curve,
+        "tenths": [round(queued / 10 / (b - a)) for a, b in itertools.pairwise([began, *tenths])],
         "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 
@@ -137,6 +149,7 @@ def main() -> None:
                   f"sent {sent:,} in {seconds} s ({sent / seconds:,.0f}/s)"
                   f"{', stopped for time' if found['stopped_for_time'] else ''}; peak RSS {found['peak_mb']} MB "
                   f"(load {load})", flush=True)
+            print("  copies/s in each tenth: " + " ".join(str(rate) for rate in found["tenths"]), flush=True)  # type: ignore[attr-defined]
             print("  RSS (s, MB): " + " ".join(f"{t}:{mb:.0f}" for t, mb in found["curve"]), flush=True)  # type: ignore[attr-defined]
 
 
