@@ -23,6 +23,7 @@ from publisher.cli import cli
 from publisher.config import load_config
 from publisher.errors import BuildError
 from publisher.site import build
+from publisher.site.build import standby
 from publisher.web.app import create_app
 
 
@@ -63,19 +64,31 @@ def _build_problems(root: Path) -> list[str]:
     return problems
 
 
+def kept_builds(builds: Path) -> list[str]:
+    """What the builds folder holds after a build: the served build, then "standby" for
+    the standby its record names (and nothing else: no stage, no journal)."""
+    record = json.loads((builds / standby.RECORD).read_text())
+    names = sorted(p.name for p in builds.iterdir() if p.name not in (".lock", standby.RECORD))
+    labels = ["standby" if name == record["trees"][1] else name for name in names]
+    return sorted(labels, key=lambda label: label == "standby")
+
+
 def test_output_is_a_link_switched_to_each_new_build(tmp_path: Path) -> None:
-    """The output is a link to the newest build; the build before it is gone after the switch."""
+    """The output is a link to the newest build; the build before it stays as the standby,
+    unchanged, and no other build is kept."""
     config = publication(tmp_path)
     build.build_site(config, articles(), NOW)
     public = tmp_path / "public"
     first = public.resolve()
+    before = served_files(public)
     assert public.is_symlink() and first.parent == tmp_path / ".public.builds"
     edited = [replace(a, html="<p>Edited.</p>\n") if a.slug == "night-waking" else a for a in articles()]
     build.build_site(config, edited, NOW)
     second = public.resolve()
-    assert second != first and not first.exists()
+    assert second != first and served_files(first) == before
     assert b"Edited." in (public / "night-waking" / "index.html").read_bytes()
-    assert sorted(p.name for p in (tmp_path / ".public.builds").iterdir()) == [".lock", second.name]
+    builds = sorted(p.name for p in (tmp_path / ".public.builds").iterdir())
+    assert builds == sorted([".lock", standby.RECORD, first.name, second.name])
     assert whole_build_problems(public) == []
 
 
@@ -115,7 +128,7 @@ def test_failed_build_leaves_the_served_site_and_no_temp_file(
     assert not [p for p in public.rglob("*") if p.name.endswith(".tmp")]
     build.build_site(config, edited, NOW)
     assert whole_build_problems(public) == []
-    assert len([p for p in (tmp_path / ".public.builds").iterdir() if p.name != ".lock"]) == 1
+    assert kept_builds(tmp_path / ".public.builds") == [public.resolve().name, "standby"]
 
 
 def test_plain_output_folder_becomes_the_first_build(tmp_path: Path) -> None:
@@ -285,4 +298,4 @@ def test_kill_9_during_build_always_leaves_one_whole_build(tmp_path: Path) -> No
     assert result.returncode == 0
     assert whole_build_problems(public) == []
     assert "generation 6." in (public / "note-000" / "index.html").read_text()
-    assert len([p for p in (root / ".public.builds").iterdir() if p.name != ".lock"]) == 1
+    assert kept_builds(root / ".public.builds") == [public.resolve().name, "standby"]

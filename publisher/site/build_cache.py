@@ -13,8 +13,8 @@ Two things, so that a rebuild does the work of what changed and nothing else:
   write and cannot be set back, as git's index relies on).
 - Rendered outputs (`renders-<output>.json`): for each file of the build being served,
   the key of everything its bytes were made from (see `publisher.site.outputs`), its hash,
-  its size and mtime, and the warnings its rendering gave. A file whose key is unchanged
-  and which is still as the build left it is not rendered again.
+  its size, mtime and inode, and the warnings its rendering gave. A file whose key is
+  unchanged and which is still as the build left it is not rendered again.
 - Feeds that `publisher check` found well formed (`feeds-checked.json`), by the hash of
   their bytes: a check reads with feedparser only the feeds that changed.
 
@@ -546,6 +546,8 @@ class Rendered(NamedTuple):
     digest: str
     size: int
     mtime_ns: int
+    inode: int
+    """As the folder's listing gives it: a file replaced by hand since has another."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -580,7 +582,7 @@ class RenderRecord:
         record_files: dict[str, Rendered] = {}
         for rel, item in files.items():
             if not (
-                isinstance(item, list) and len(item) == 4 and isinstance(item[0], str) and isinstance(item[1], str)
+                isinstance(item, list) and len(item) == 5 and isinstance(item[0], str) and isinstance(item[1], str)
                 and all(type(number) is int for number in item[2:])
             ):
                 return None

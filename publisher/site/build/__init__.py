@@ -5,14 +5,18 @@ Two halves. `render_site` is pure: articles in, a mapping of relative path to by
 beside the articles, which the site carries at the same path, `content/images/a.png` as
 `images/a.png`).
 `write_site` is the edge, and the site it serves switches from one whole build to the
-next in one step. Each build is staged in a folder of its own beside the output, under
-`.<output>.builds/`: the files that did not change are hard links to the served build's
-(so their mtime, and every web server's ETag, survive a rebuild), the rest are written
-there. Then the output path, a symbolic link, is renamed onto the new build: a reader,
-a web server or a CDN sees the old site or the new one, never half of each, and a build
-killed at any moment leaves the served site as it was and no temp file inside it. The
-previous builds are removed after the switch. An output that is still a plain folder
-(from an older publisher, or made by hand) becomes the first of these builds.
+next in one step. Builds live in folders beside the output, under `.<output>.builds/`:
+the served one and its standby, the build served before it. The files that did not
+change are hard links to the served build's (so their mtime, and every web server's
+ETag, survive a rebuild), the rest are written there. Then the output path, a symbolic
+link, is renamed onto the new build: a reader, a web server or a CDN sees the old site or
+the new one, never half of each, and a build killed at any moment leaves the served site
+as it was and no temp file inside it. A small build writes into the standby, brought up
+to date by the few files the two differ by (`standby.py`), so one edit costs a few
+files, not a copy of the site; without a standby it can trust, a build stages a
+hard-linked copy of the served build (the full path) and clears the other builds after
+the switch. An output that is still a plain folder (from an older publisher, or made by
+hand) becomes the first of these builds.
 
 `build_site` is the two at once, and incremental: the site is planned as outputs, each
 with a key of what it is made from (`publisher.site.outputs`), and an output whose key the
@@ -53,6 +57,7 @@ The parts, re-exported here so that callers work with one module:
     planning.py  the pure half: `render_site`, the plan of outputs, previews, slugs
     writing.py   the edge: `build_site`, `write_site`, the staged build and the switch;
                  `check_build`, a build that compares and writes nothing
+    standby.py   the standby build, its record and journal: a small build's stage
     files.py     the output's folder, its manifest, and what may be replaced or removed
 """
 

@@ -22,6 +22,7 @@ from publisher.config import Config, sqlite_path
 from publisher.errors import BuildError
 from publisher.mail import tokens
 from publisher.site import build_cache
+from publisher.site.build import standby
 
 if sys.platform != "win32":
     import fcntl
@@ -105,42 +106,48 @@ def _check_output(output: Path) -> None:
         raise BuildError(f"cannot write to {output}: it is a file, not a folder; set [build] output to a folder")
 
 
-def _prune(builds: Path, version: Path) -> list[str]:
-    """Remove the builds before `version`, and what killed builds left; warnings.
+def _prune(builds: Path, version: Path, *, keep: str = "") -> list[str]:
+    """Remove the builds other than `version` and the standby `keep`, and what killed
+    builds left; warnings.
 
     Only what a build made goes: its stages (`tmp-*`), its links (`link-*`), and in an
     old build the files its manifest lists and those carried into `version` (the same
     file, hard-linked). Anything else in an old build was made there while it was served
     (a file the author or another program wrote into the output, a database's journal):
     it is left where it is, with its build folder, and named in a warning. Other names
-    in the builds folder are not publisher's and are left alone.
+    in the builds folder are not publisher's and are left alone. A standby a killed build
+    was bringing up holds files its manifest does not list yet: its journal names them.
     """
     notes: list[str] = []
+    journal, journaled = standby.journaled(builds)
     for old in builds.iterdir():
         name = old.name
-        if old == version or name == ".lock" or old.is_symlink() != name.startswith("link-"):
+        if old == version or name in (".lock", keep) or old.is_symlink() != name.startswith("link-"):
             continue
         if name.startswith("link-"):
             old.unlink(missing_ok=True)
         elif name.startswith("tmp-") and old.is_dir():
             shutil.rmtree(old, ignore_errors=True)  # a stage of a killed build: links and new files
         elif name.startswith("v") and old.is_dir():
-            left = _clear_build(old, version)
+            left = _clear_build(old, version, journaled if name == journal else ())
             if left:
                 shown = ", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
                 notes.append(
                     f"kept {builds.name}/{name}: it holds files publisher did not write ({shown}), made "
                     "there while it was the site; move them where they belong, then remove the folder"
                 )
+    if not journal or not (builds / journal).is_dir():
+        (builds / standby.JOURNAL).unlink(missing_ok=True)  # its folder is gone: nothing to name
     return notes
 
 
-def _clear_build(old: Path, new: Path) -> list[str]:
+def _clear_build(old: Path, new: Path, journaled: Iterable[str] = ()) -> list[str]:
     """Remove from the old build `old` what a build wrote (see `_prune`); the others' paths.
 
-    os calls on strings: an old build of thousands of files is cleared at every switch.
+    os calls on strings: an old build of thousands of files is cleared at a full build's switch.
     """
-    written, _note = _read_manifest(old)
+    listed, _note = _read_manifest(old)
+    written = {*listed, *journaled}
     top, fresh = os.fspath(old), os.fspath(new)
     device = os.lstat(top).st_dev
     left: list[str] = []

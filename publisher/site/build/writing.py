@@ -21,6 +21,7 @@ from publisher.config import Config
 from publisher.errors import BuildError
 from publisher.models import Article, BuildReport
 from publisher.site import archive, outputs
+from publisher.site.build import standby
 from publisher.site.build.files import (
     MANIFEST,
     _builds_lock,
@@ -42,6 +43,7 @@ from publisher.site.build.files import (
     output_folder,
 )
 from publisher.site.build.planning import Progress, Site, _plan_site, _render_all, _render_many, _stages
+from publisher.site.build.standby import Journal, Standby
 from publisher.site.build_cache import ArticleCache, Rendered, RenderRecord
 
 __all__ = ["Checked", "build_site", "check_build", "write_site"]
@@ -168,9 +170,15 @@ def _build(
             raise
 
 
+class _Doubt(Exception):
+    """The standby is not as its record says: the build takes the full path instead."""
+
+
 class _Writer:
-    """One build in the making: what it renders goes straight into a stage folder, a
-    hard-linked copy of the served build made when the first file differs."""
+    """One build in the making: what it renders goes straight into a stage folder, made
+    when the first file differs. That is the standby build brought up to date
+    (`publisher.site.build.standby`) when its record is trusted, else a hard-linked copy of
+    the served build (the full path)."""
 
     def __init__(self, output: Path, config: Config, environment: str, *, dry: bool = False) -> None:
         self.output = output
@@ -181,11 +189,24 @@ class _Writer:
         self.current = _served(output)
         self.root = self.current or output
         self.previous, self.manifest_note = _read_manifest(self.root) if self.current else ({}, "")
+        linked = self.current is not None and output.is_symlink()
         self.record = (
             RenderRecord.load(config, output, environment, self.current.name)
-            if self.current is not None and output.is_symlink()
+            if self.current is not None and linked
             else None
         )
+        self.builds = builds_folder(output)
+        self.standby = Standby.load(self.builds, self.current) if self.current is not None and linked else None
+        """The standby's record when it is trusted: the build then brings the standby up to date."""
+        self.journal: Journal | None = None
+        self.seen: dict[str, int] = {}
+        """The served build's files and links by their inode, as its folders list them (no
+        file is read): with a standby, how the build knows which are as it left them."""
+        self.extras: list[str] = []
+        """The author's own files in the served build, carried into the next."""
+        if self.standby is not None and self.current is not None:
+            self.seen = standby.listing(os.fspath(self.current))
+            self.extras = standby.authors_files(self.seen, self.previous, MANIFEST)
         self.hashes: dict[str, str] = {}
         self.files: dict[str, Rendered] = {}
         self.notes: dict[str, tuple[str, ...]] = {}
@@ -226,13 +247,19 @@ class _Writer:
             known = self.record.files.get(rel)
             if known is None or known.key != item.key or self.previous.get(rel) != known.digest:
                 return None
-            try:
-                # A string path: thousands of files are looked at in every build.
-                stat = os.lstat(f"{self.root}/{rel}")
-            except OSError:
-                return None
-            if stat.st_size != known.size or stat.st_mtime_ns != known.mtime_ns:
-                return None  # changed by hand since: render it again
+            # With a trusted standby record, a file is as the build left it while its inode
+            # is (the folders' listing gives it); a full build looks at each file's stat.
+            if self.standby is not None:
+                if self.seen.get(rel) != known.inode:
+                    return None  # replaced by hand since: render it again
+            else:
+                try:
+                    # A string path: thousands of files are looked at in every build.
+                    stat = os.lstat(f"{self.root}/{rel}")
+                except OSError:
+                    return None
+                if stat.st_size != known.size or stat.st_mtime_ns != known.mtime_ns:
+                    return None  # changed by hand since: render it again
             kept[rel] = known
         return kept
 
@@ -243,7 +270,7 @@ class _Writer:
         if _same_bytes(path, data):
             self.unchanged.append(rel)
             stat = path.stat()
-            self.files[rel] = Rendered(key, digest, stat.st_size, stat.st_mtime_ns)
+            self.files[rel] = Rendered(key, digest, stat.st_size, stat.st_mtime_ns, stat.st_ino)
             return
         self.written.append(rel)
         obstacle = _obstacle(self.root, path, owned=rel in self.previous)
@@ -258,21 +285,35 @@ class _Writer:
         if self.obstacles:
             return  # the build stops: nothing more is worth writing
         if self.dry:
-            self.files[rel] = Rendered(key, digest, len(data), 0)
+            self.files[rel] = Rendered(key, digest, len(data), 0, 0)
             return
         target = _inside(self._stage(), rel)
+        if self.journal is not None:
+            self.journal.name((rel,))
         _write_atomic(target, data)
-        self.files[rel] = Rendered(key, digest, len(data), target.stat().st_mtime_ns)
+        stat = target.stat()
+        self.files[rel] = Rendered(key, digest, len(data), stat.st_mtime_ns, stat.st_ino)
 
     def _stage(self) -> Path:
+        if self.stage is not None:
+            return self.stage
+        builds = self.builds
+        locked = _unwritable([self.output, builds / "stage"])
+        if locked:
+            raise BuildError(
+                f"cannot write in {', '.join(locked)}: permission denied, so nothing was written; "
+                "check that [build] output points to a folder you can write"
+            )
+        if self.standby is not None:
+            try:
+                self.stage = self._bring_up(self.standby)
+            except _Doubt:
+                # The full path; the standby is cleared, by its journal, after the switch.
+                self.standby = None
+                if self.journal is not None:
+                    self.journal.close(remove=False)
+                    self.journal = None
         if self.stage is None:
-            builds = builds_folder(self.output)
-            locked = _unwritable([self.output, builds / "stage"])
-            if locked:
-                raise BuildError(
-                    f"cannot write in {', '.join(locked)}: permission denied, so nothing was written; "
-                    "check that [build] output points to a folder you can write"
-                )
             try:
                 self.stage = Path(tempfile.mkdtemp(dir=builds, prefix="tmp-"))
                 self.stage.chmod(0o755)
@@ -285,7 +326,46 @@ class _Writer:
                 ) from exc
         return self.stage
 
+    def _bring_up(self, record: Standby) -> Path:
+        """The standby made equal to the served build, ready for this build's changes.
+
+        The record goes first and every file put in the standby is journaled before it is
+        written, so a build killed here leaves a standby the next build clears, never serves.
+        """
+        assert self.current is not None
+        record.wait()
+        standby.forget(self.builds)
+        folder = self.builds / record.standby
+        self.journal = Journal(self.builds, folder)
+        live, target = os.fspath(self.current), os.fspath(folder)
+        extras = self.extras
+        gone = [rel for rel in record.extras if rel not in set(extras)]
+        self.journal.name(rel for rel in (*record.changed, *extras) if rel in self.previous or rel in extras)
+        try:
+            for rel in (*record.changed, *gone, *extras):
+                _inside(folder, rel)  # a record naming a path out of the output is not ours
+                if not standby.folders_only(target, rel):
+                    raise _Doubt(rel)  # a link or a file where a folder should be: not as recorded
+                if rel in self.previous or rel in extras:
+                    if not standby.same_file(f"{live}/{rel}", f"{target}/{rel}"):
+                        standby.carry(f"{live}/{rel}", f"{target}/{rel}")
+                else:
+                    standby.drop(target, rel)
+        except BuildError as exc:
+            raise _Doubt(str(exc)) from exc
+        except OSError as exc:
+            raise BuildError(
+                f"cannot write {self.output}: {exc.strerror or exc}; check that [build] output points to a "
+                "folder you can write"
+            ) from exc
+        return folder
+
     def discard(self) -> None:
+        if self.journal is not None:
+            # The standby, half brought up: left for the next build to clear by the journal.
+            self.journal.close(remove=False)
+            self.journal = None
+            self.stage = None
         if self.stage is not None:
             shutil.rmtree(self.stage, ignore_errors=True)
             self.stage = None
@@ -327,8 +407,13 @@ class _Writer:
             stage = self._stage()
             for rel in removed:
                 _remove(stage, rel)
+            if self.journal is not None and self.current is not None:
+                # A stale file the author changed stays, as the author's (the full path's
+                # copy of the served build keeps it the same way).
+                for rel in kept:
+                    standby.carry(f"{self.current}/{rel}", f"{stage}/{rel}")
             _write_atomic(stage / MANIFEST, manifest)
-            build = builds_folder(self.output) / f"v{time.time_ns():020d}"
+            build = self.builds / f"v{time.time_ns():020d}"
             try:
                 stage.rename(build)
                 self.stage = None
@@ -338,10 +423,41 @@ class _Writer:
                     f"cannot write {self.output}: {exc.strerror or exc}; check that [build] output points to a "
                     "folder you can write"
                 ) from exc
-            warnings = [*warnings, *_prune(builds_folder(self.output), build)]
+            after = self._next_standby(build, [*self.written, *removed], kept)
+            if self.journal is not None:
+                self.journal.close(remove=True)
+                self.journal = None
+            warnings = [*warnings, *_prune(self.builds, build, keep=after.standby if after else "")]
         if build is not None and (changes or self.rendered):
             RenderRecord(build.name, self.files, self.notes).save(self.config, self.output, self.environment)
         return self._report(warnings, removed, kept)
+
+    def _next_standby(self, build: Path, changed: list[str], kept: list[str]) -> Standby | None:
+        """Record the standby for the next build, just switched from `build`'s side: the
+        build served until now, or a copy of `build` after a first build. None when there
+        is none to keep (an older publisher's plain folder was served)."""
+        now = time.time_ns()
+        if self.current is None or self.current.parent != self.builds:
+            if self.current is not None:
+                return None
+            # A first build: its copy is the standby (never served, so no reader to wait for).
+            copy = self.builds / f"v{int(build.name[1:]) - 1:020d}"
+            temp = Path(tempfile.mkdtemp(dir=self.builds, prefix="tmp-"))
+            try:
+                temp.chmod(0o755)
+                _link_tree(build, temp)
+                temp.rename(copy)
+            except OSError:
+                shutil.rmtree(temp, ignore_errors=True)
+                return None  # the next build takes the full path
+            record = standby.as_record(build.name, copy.name, (), (), 0)
+        elif self.journal is not None:
+            record = standby.as_record(build.name, self.current.name, changed, [*self.extras, *kept], now)
+        else:
+            extras = standby.authors_files(standby.listing(os.fspath(build)), self.hashes, MANIFEST)
+            record = standby.as_record(build.name, self.current.name, changed, extras, now)
+        record.save(self.builds)
+        return record
 
 
 @dataclass(frozen=True, slots=True)
