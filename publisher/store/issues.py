@@ -21,6 +21,7 @@ from publisher.errors import NotFound
 from publisher.models import IssueStatus
 from publisher.store.counts_kept import kept
 from publisher.store.engine import begin_write
+from publisher.store.folding import now_and_then
 from publisher.store.schema import deliveries, issue_count_changes, issue_counts, issues
 
 __all__ = [
@@ -309,7 +310,7 @@ def status(engine: Engine, issue: int | str | None = None, *, limit: int | None 
     query = query.order_by(issues.c.id.desc())
     if limit is not None:
         query = query.limit(limit)
-    fold_issue_counts(engine)
+    now_and_then(engine, fold_issue_counts)
     with engine.connect() as conn:
         found = conn.execute(query).all()
         if issue is not None and not found:

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, func, insert, select
 
 from publisher.store.counts_kept import fold, kept
+from publisher.store.folding import now_and_then
 from publisher.store.schema import (
     deliveries,
     event_day_changes,
@@ -120,7 +121,7 @@ def events_per_day(
     """
     first = since.astimezone(UTC).strftime("%Y-%m-%d")
     last = until.astimezone(UTC).strftime("%Y-%m-%d")
-    fold(engine)
+    now_and_then(engine, fold)
     table = kept(engine, event_days, event_day_changes)
     query = select(table.c.day, table.c.kind, table.c.number).where(
         table.c.kind.in_(tuple(kinds)), table.c.day >= first, table.c.day < last, table.c.number > 0,
@@ -194,7 +195,7 @@ def sent_per_minute(engine: Engine, issue_id: int) -> dict[datetime, int]:
     (migration 0027): a send to a million readers is a few hundred rows to read, not a
     million timestamps.
     """
-    fold(engine)
+    now_and_then(engine, fold)
     table = kept(engine, sent_minutes, sent_minute_changes)
     query = (
         select(table.c.minute, table.c.number)
@@ -215,7 +216,7 @@ def accepted_and_complaints(engine: Engine, *, since: datetime, until: datetime)
     both whole, so 30 days read at most a row per minute that sent anything, however many
     copies went out. A reader who complained twice in the window counts once; complaints
     are counted over the events' index on (kind, created_at)."""
-    fold(engine)
+    now_and_then(engine, fold)
     table = kept(engine, sent_minutes, sent_minute_changes)
     accepted = select(func.coalesce(func.sum(table.c.number), 0)).where(
         table.c.minute >= _minute(since), table.c.minute <= _minute(until)
