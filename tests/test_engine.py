@@ -888,6 +888,33 @@ class WindowProvider(FakeProvider):
         return results
 
 
+def test_a_recipient_is_made_as_the_provider_comes_to_it(
+    tmp_path: Path, db: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A provider answering message by message gets each recipient (its signed links) made
+    when it comes to that message, not the whole batch's before the first goes out: its
+    connection does not sit idle while fifty readers' links are signed."""
+    config = make_config(tmp_path, concurrency=1, batch_size=5)
+    queue_issue(db, 5)
+    events: list[str] = []
+    sign = tokens.unsubscribe_url
+
+    def signing(*args: object) -> str:
+        events.append("made")
+        return sign(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tokens, "unsubscribe_url", signing)
+    answer = FakeProvider().answer
+
+    def sending(recipient: Recipient, attempt: int) -> SendResult:
+        events.append("sent")
+        return answer(recipient, attempt)
+
+    run(config, db, WindowProvider(window=1, answer=sending))
+    assert states(db) == {"sent": 5}
+    assert events == ["made", "sent"] * 5
+
+
 def counted_commits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The size of every group of results the ledger records, as they are recorded."""
     sizes: list[int] = []

@@ -52,7 +52,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
@@ -366,23 +366,52 @@ def _throttle_domains(run: _Run, rows: list[ledger.ClaimedRow]) -> list[ledger.C
     return admitted
 
 
-def _recipients(run: _Run, rows: Sequence[ledger.ClaimedRow]) -> list[Recipient]:
-    recipients = []
-    for row in rows:
-        _, domain = run.template(row.issue_id)
-        recipients.append(
-            Recipient(
-                delivery_id=row.id,
-                email=row.email,
-                name=row.name,
-                unsubscribe_url=tokens.unsubscribe_url(run.config, run.secret, row.token_key, row.message_key),
-                message_id=message_id_for(row.message_key, domain),
-                manage_url=tokens.manage_url(run.config, run.secret, row.token_key, row.message_key),
-                return_path=verp.return_path(run.secret, row.message_key, run.config["bounces.return_path_domain"]),
-                copy_token=tracking.copy_token(run.config, run.secret, row.issue_id, row.message_key, run.now()),
-            )
+class _Readers(Sequence[Recipient]):
+    """One call's recipients, each made (its signed links, Message-ID, return path and copy
+    token) when the provider first asks for it: an SMTP session makes each just before its
+    copy, while the server takes the message before, or a signing thread ahead of it,
+    rather than the connection sitting idle while a whole batch's links are signed."""
+
+    __slots__ = ("_bounces", "_domain", "_lock", "_made", "_rows", "_run")
+
+    def __init__(self, run: _Run, rows: Sequence[ledger.ClaimedRow], domain: str) -> None:
+        self._run = run
+        self._rows = rows
+        self._domain = domain
+        self._bounces = str(run.config["bounces.return_path_domain"])
+        self._made: list[Recipient | None] = [None] * len(rows)
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, index: int) -> Recipient: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Recipient]: ...
+
+    def __getitem__(self, index: int | slice) -> Recipient | list[Recipient]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self._rows)))]
+        with self._lock:
+            made = self._made[index]
+            if made is None:
+                made = self._made[index] = self._make(self._rows[index])
+            return made
+
+    def _make(self, row: ledger.ClaimedRow) -> Recipient:
+        run = self._run
+        return Recipient(
+            delivery_id=row.id,
+            email=row.email,
+            name=row.name,
+            unsubscribe_url=tokens.unsubscribe_url(run.config, run.secret, row.token_key, row.message_key),
+            message_id=message_id_for(row.message_key, self._domain),
+            manage_url=tokens.manage_url(run.config, run.secret, row.token_key, row.message_key),
+            return_path=verp.return_path(run.secret, row.message_key, self._bounces),
+            copy_token=tracking.copy_token(run.config, run.secret, row.issue_id, row.message_key, run.now()),
         )
-    return recipients
 
 
 class _Streamed:
@@ -413,7 +442,10 @@ def _send_issue_rows(
     With an `answers_each` provider, answers also go to the recorder as they come (`streamed`).
     """
     template, _ = run.template(rows[0].issue_id, rows[0].variant)
-    recipients = _recipients(run, rows)
+    readers = _Readers(run, rows, run.template(rows[0].issue_id)[1])
+    # A provider answering message by message makes each recipient as it comes to it;
+    # the others take the call's recipients whole, made before the call.
+    recipients: Sequence[Recipient] = readers if run.answers_each else readers[:]
     ids = [row.id for row in rows]
     try:
         if run.answers_each:
@@ -428,10 +460,10 @@ def _send_issue_rows(
             return [], ids, []
         retry_all = [
             SendResult(
-                r.delivery_id, r.email, Outcome.RETRY, str(exc), retry_after=exc.retry_after,
+                row.id, row.email, Outcome.RETRY, str(exc), retry_after=exc.retry_after,
                 maybe_sent=isinstance(exc, CallMaybeTaken),
             )
-            for r in recipients
+            for row in rows
         ]
         return retry_all, [], []
     except ConfigError as exc:

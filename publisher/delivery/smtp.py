@@ -179,7 +179,14 @@ class SmtpProvider:
         with self._slots:
             conn = self._checkout()
             try:
-                for index, recipient in enumerate(recipients):
+                for index in range(len(recipients)):
+                    try:
+                        # Made as it is first asked for (engine.py, `_Readers`), and
+                        # the owed answer read before a failure ends the call.
+                        recipient = recipients[index]
+                    except Exception as exc:
+                        conn = stream.settle(conn)
+                        raise SendInterrupted(results, 0) from exc
                     try:
                         raw = copies.wire(index)
                     except UNUSABLE_RECIPIENT as exc:
@@ -401,8 +408,13 @@ class _Copies:
             return self._make(self._recipients[index], self._now)
         for upcoming in range(index, min(index + AHEAD, len(self._recipients))):
             if upcoming not in self._ahead:
-                self._ahead[upcoming] = self._pool.submit(self._make, self._recipients[upcoming], self._now)
+                self._ahead[upcoming] = self._pool.submit(self._copy, upcoming)
         return self._ahead.pop(index).result()
+
+    def _copy(self, index: int) -> bytes:
+        # The recipient too is made here, off the session's thread, when the engine
+        # makes each as it is first asked for (its signed links).
+        return self._make(self._recipients[index], self._now)
 
     def cancel(self) -> None:
         """Drop the copies made ahead that will not be sent (the call ended early)."""
