@@ -187,9 +187,6 @@ def record(
         return counts
     sent = [r for r in by_id.values() if r.outcome is Outcome.SENT]
     unsent_ids = [i for i, r in by_id.items() if r.outcome is not Outcome.SENT]
-    mine = [deliveries.c.state == SENDING]
-    if worker is not None:
-        mine.append(deliveries.c.claimed_by == worker)
     with engine.begin() as conn:
         # First statement writes; each row counts one attempt if it is still this worker's.
         if sent:
@@ -204,6 +201,9 @@ def record(
             counts["sent"] = len(sent)
         if not unsent_ids:
             return counts
+        mine = [deliveries.c.state == SENDING]
+        if worker is not None:
+            mine.append(deliveries.c.claimed_by == worker)
         conn.execute(
             update(deliveries)
             .where(deliveries.c.id.in_(unsent_ids), *mine)
