@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, func, or_, select, true
 from publisher.errors import NotFound
 from publisher.models import Subscriber, SubscriberStatus
 from publisher.store.counts_kept import fold, kept
+from publisher.store.folding import now_and_then
 from publisher.store.schema import (
     list_count_changes,
     list_counts,
@@ -267,7 +268,7 @@ def counts(engine: Engine) -> dict[str, int]:
     Read from `list_counts`, which the database keeps in the transaction of every change
     (migration 0027, `store.counts_kept`): a few rows, however long the list.
     """
-    fold(engine)
+    now_and_then(engine, fold)
     table = kept(engine, list_counts, list_count_changes)
     with engine.connect() as conn:
         rows = conn.execute(select(table.c.status, table.c.number).where(table.c.tag == "")).all()
@@ -280,7 +281,7 @@ def tag_counts(engine: Engine, *, status: SubscriberStatus | None = S.ACTIVE) ->
     """Subscribers per tag (active ones by default, every status with `status=None`), most
     used first: the segments. Read from `list_counts`, as `counts`; a tag nobody carries
     any more is left out."""
-    fold(engine)
+    now_and_then(engine, fold)
     table = kept(engine, list_counts, list_count_changes)
     number = func.sum(table.c.number)
     query = select(table.c.tag, number).where(table.c.tag != "")
