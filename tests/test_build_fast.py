@@ -19,8 +19,12 @@ from test_build_cache import publication as cache_publication
 from publisher.cli import cli
 from publisher.site.build_cache import CACHE_FOLDER
 
-NOT_FOR_A_BUILD = ("feedparser", "premailer", "publisher.mail.newsletter", "publisher.mail.mime")
-"""Modules `publisher build` does without when it renders no newsletter preview."""
+NOT_FOR_A_BUILD = (
+    "feedparser", "premailer", "publisher.mail.newsletter", "publisher.mail.mime", "publisher.mail.dkim_signing",
+    "publisher.mail.tokens", "rich.console",
+)
+"""Modules `publisher build` does without when it renders no newsletter preview (and rich,
+off a terminal)."""
 
 
 def _modules_after(config: Path, *args: str) -> list[str]:
@@ -42,6 +46,27 @@ def test_build_without_previews_imports_neither_mail_nor_feedparser(tmp_path: Pa
     unloaded (a third and a fifth of a second of every rebuild)."""
     config = cli_publication(tmp_path)  # previews = 0
     assert _modules_after(config, "build") == ["[]"]
+
+
+def test_a_check_with_nothing_to_mail_imports_neither_mail_nor_feedparser(tmp_path: Path) -> None:
+    """`publisher check` after a build, with no DKIM key to check, no draft and feeds it
+    found well formed before, loads no mail code and no feedparser."""
+    config = cli_publication(tmp_path)
+    text = config.read_text().replace("previews = 0", "previews = 5")
+    config.write_text(text)
+    assert "previews = 5" in text
+    assert _modules_after(config, "build") != ["[]"]  # its previews load the mail code
+    assert _modules_after(config, "check") != ["[]"]  # the first reads the feeds
+    assert _modules_after(config, "check") == ["[]"]
+
+
+def test_the_output_check_names_the_secret_file_the_tokens_keep() -> None:
+    """The build refuses an output holding the generated secret by its name, without
+    loading the token code for it."""
+    from publisher.mail import tokens
+    from publisher.site.build import files
+
+    assert files._SECRET_FILE_NAME == tokens.SECRET_FILE_NAME
 
 
 def _counting_parse(monkeypatch: pytest.MonkeyPatch, *, bozo: bool = False) -> list[bytes]:

@@ -1,26 +1,35 @@
-"""`publisher build`, `publisher check` and `publisher new TITLE`."""
+"""`publisher build`, `publisher check` and `publisher new TITLE`.
+
+Their lines are printed with click (bold and colour on a terminal, plain text otherwise);
+rich, a tenth of a second to load, is loaded only for the status line a terminal shows.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.markup import escape
 
 from publisher.cli._common import cli, get_config, reports_errors
 from publisher.services import site as site_service
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 _LISTED = 12
 """Written files listed by name before the rest are only counted (all with --verbose)."""
 
 
 def _console(*, stderr: bool = False) -> Console:
+    from rich.console import Console
+
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
@@ -31,18 +40,17 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def _print_names(out: Console, verb: str, names: Sequence[str], *, verbose: bool) -> None:
+def _print_names(verb: str, names: Sequence[str], *, verbose: bool) -> None:
     shown = names if verbose else names[:_LISTED]
     for name in shown:
-        out.print(f"  {verb} {escape(name)}")
+        click.echo(f"  {verb} {name}")
     if len(names) > len(shown):
-        out.print(f"  … and {len(names) - len(shown)} more (--verbose lists them all)")
+        click.echo(f"  … and {len(names) - len(shown)} more (--verbose lists them all)")
 
 
 def _print_warnings(warnings: Sequence[str]) -> None:
-    err = _console(stderr=True)
     for warning in warnings:
-        err.print(f"[yellow]warning:[/] {escape(warning)}")
+        click.echo(click.style("warning:", fg="yellow") + f" {warning}", err=True)
 
 
 @cli.command("build")
@@ -60,12 +68,11 @@ def build_command(ctx: click.Context, verbose: bool) -> None:
         built = site_service.build_site(config, now, progress=progress)
     report = built.report
     elapsed = time.perf_counter() - started
-    out = _console()
     output = _shown(built.output)
-    _print_names(out, "wrote", report.written, verbose=verbose)
-    _print_names(out, "removed", report.removed, verbose=verbose)
-    out.print(
-        f"[bold]{escape(output)}[/]: {len(report.written)} written, "
+    _print_names("wrote", report.written, verbose=verbose)
+    _print_names("removed", report.removed, verbose=verbose)
+    click.echo(
+        click.style(output, bold=True) + f": {len(report.written)} written, "
         f"{len(report.unchanged)} unchanged, {len(report.removed)} removed "
         f"({built.public} articles, {elapsed:.2f} s)"
     )
@@ -87,7 +94,11 @@ def _no_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
-def _progress_console() -> Console:
+def _progress_console() -> Console | None:
+    """The terminal the status line is drawn on; None when stderr is not one (rich is
+    not even loaded then)."""
+    if not sys.stderr.isatty():
+        return None
     return _console(stderr=True)
 
 
@@ -95,7 +106,7 @@ def _progress_console() -> Console:
 def _build_progress() -> Iterator[site_service.Progress | None]:
     """On a terminal, a line that follows the build's stages (gone once it is done)."""
     console = _progress_console()
-    if not console.is_terminal:
+    if console is None or not console.is_terminal:
         yield None
         return
     with console.status("reading articles", spinner="dots") as status:
@@ -112,15 +123,14 @@ def _build_progress() -> Iterator[site_service.Progress | None]:
 def check_command(ctx: click.Context) -> None:
     """Validate config, articles and templates; render what a build would, write nothing."""
     config = get_config(ctx)
-    out = _console()
     with _no_cycle_collection():
         found = site_service.check_site(config, datetime.now(UTC))
     if found.errors:
         _fail(found.errors)
     report = found.report
     assert report is not None  # a check without errors compared the build with the output
-    out.print(
-        f"[green]ok[/]: config and {found.articles} articles ({found.public} public, "
+    click.echo(
+        click.style("ok", fg="green") + f": config and {found.articles} articles ({found.public} public, "
         f"{found.drafts} draft{'' if found.drafts == 1 else 's'}, {found.scheduled} scheduled); "
         f"{found.files} files render; a build would write {len(report.written)}, "
         f"leave {len(report.unchanged)} unchanged and remove {len(report.removed)}"
@@ -129,9 +139,8 @@ def check_command(ctx: click.Context) -> None:
 
 
 def _fail(errors: Sequence[str]) -> None:
-    err = _console(stderr=True)
     for error in errors:
-        err.print(f"[red]error:[/] {escape(error)}")
+        click.echo(click.style("error:", fg="red") + f" {error}", err=True)
     raise SystemExit(1)
 
 
@@ -143,4 +152,4 @@ def new_command(ctx: click.Context, title: str) -> None:
     """Start a draft article in the content folder."""
     config = get_config(ctx)
     path = site_service.start_draft(config, title, datetime.now(UTC), shown=_shown)
-    _console().print(f"Started {escape(_shown(path))} (a draft: remove `draft: true` when it is ready)")
+    click.echo(f"Started {_shown(path)} (a draft: remove `draft: true` when it is ready)")

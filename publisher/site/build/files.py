@@ -20,7 +20,6 @@ from stat import S_ISDIR, S_ISLNK, S_ISREG
 
 from publisher.config import Config, sqlite_path
 from publisher.errors import BuildError
-from publisher.mail import tokens
 from publisher.site import build_cache
 from publisher.site.build import standby
 
@@ -29,6 +28,8 @@ if sys.platform != "win32":
 
 __all__ = ["MANIFEST", "builds_folder", "manifest_files", "output_folder"]
 
+
+_SECRET_FILE_NAME = ".publisher-secret"  # noqa: S105  (a file name: `publisher.mail.tokens`', not loaded here)
 
 MANIFEST = ".publisher-manifest.json"
 """Every file the last build wrote, relative to the output folder, with its SHA-256."""
@@ -65,7 +66,7 @@ def output_folder(config: Config) -> Path:
             protected.append(("the database [store] url", place.with_name(place.name + suffix)))
     root = config.root.resolve()
     protected.append(("the build cache (.publisher-cache)", root / build_cache.CACHE_FOLDER))
-    protected.append(("the generated secret (.publisher-secret)", root / tokens.SECRET_FILE_NAME))
+    protected.append(("the generated secret (.publisher-secret)", root / _SECRET_FILE_NAME))
     for candidate in dict.fromkeys((output, output.resolve())):
         for name, path in protected:
             if candidate == path or candidate in path.parents:
