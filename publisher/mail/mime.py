@@ -258,6 +258,13 @@ def _body_pieces(text: str, prefix: str) -> list[_Piece]:
     return pieces
 
 
+_SPLICED = (
+    "text.name", "text.email", "text.unsubscribe_url", "text.manage_url",
+    "html.name", "html.email", "html.unsubscribe_url", "html.manage_url", "html.copy_token",
+)
+"""The per-reader values a body can hold: the part they are escaped for, and the field."""
+
+
 def _stuffed(piece: bytes) -> bytes:
     """A piece that starts a line, its line-leading dots doubled for SMTP's DATA."""
     if piece.startswith(b".") or b"\n." in piece:
@@ -281,7 +288,7 @@ class MessageTemplate:
     """One issue, encoded once; `message_bytes` makes each recipient's copy."""
 
     __slots__ = (
-        "_date_cache", "_head_count", "_pieces", "_signing", "_wire", "dkim", "html", "key", "list_id",
+        "_date_cache", "_head_count", "_pieces", "_signing", "_spliced", "_wire", "dkim", "html", "key", "list_id",
         "reply_to", "sender", "sender_address", "subject", "text",
     )
 
@@ -312,6 +319,10 @@ class MessageTemplate:
         self._pieces = head + body
         self._wire = tuple(_stuffed(piece) if isinstance(piece, bytes) else piece for piece in self._pieces)
         self._head_count = len(head)
+        used = {piece for piece in self._pieces if isinstance(piece, str)}
+        self._spliced = tuple(
+            (key, *key.split(".")) for key in _SPLICED if key in used
+        )
         self._signing: SigningPlan | None = dkim.plan(head, body) if dkim is not None else None
         self._date_cache: tuple[datetime, bytes] | None = None
 
@@ -444,7 +455,6 @@ class MessageTemplate:
                 f"Message-ID {recipient.message_id!r} must look like <id@domain> "
                 "(see message_id_for)"
             )
-        escaped_url = html_lib.escape(url)
         values: dict[str, bytes] = {
             "to": f"To: {_mailbox(name, address)}\r\n".encode(),
             "date": self._date_header(date),
@@ -454,16 +464,18 @@ class MessageTemplate:
                 if url
                 else b""
             ),
-            "text.name": _qp_value(name),
-            "text.email": _qp_value(address),
-            "text.unsubscribe_url": _qp_value(url),
-            "text.manage_url": _qp_value(manage),
-            "html.name": _qp_value(html_lib.escape(name)),
-            "html.email": _qp_value(html_lib.escape(address)),
-            "html.unsubscribe_url": _qp_value(escaped_url),
-            "html.manage_url": _qp_value(html_lib.escape(manage)),
-            "html.copy_token": _qp_value(html_lib.escape(recipient.copy_token)),
         }
+        # Only the values this issue's parts hold, each text encoded once (a URL or a
+        # name is most often the same escaped for the HTML part as in the text part).
+        fields = {"name": name, "email": address, "unsubscribe_url": url, "manage_url": manage,
+                  "copy_token": recipient.copy_token}
+        encoded: dict[str, bytes] = {}
+        for key, part, field in self._spliced:
+            text = fields[field] if part == "text" else html_lib.escape(fields[field])
+            value = encoded.get(text)
+            if value is None:
+                value = encoded[text] = _qp_value(text)
+            values[key] = value
         if wire:
             message = b"".join(
                 piece if isinstance(piece, bytes) else _stuffed(values[piece]) for piece in self._wire
