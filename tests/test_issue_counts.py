@@ -234,9 +234,10 @@ operations = st.lists(
 _round = itertools.count()
 
 
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sa.Engine]:
-    engine = open_store(f"sqlite:///{tmp_path_factory.mktemp('issue_counts') / 'counts.db'}")
+@pytest.fixture(scope="module", params=BACKENDS)
+def shared(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[sa.Engine]:
+    """One store for every example: SQLite, and PostgreSQL when configured."""
+    engine = open_test_store(request.param, tmp_path_factory.mktemp("issue_counts"))
     yield engine
     engine.dispose()
 
