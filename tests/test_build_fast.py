@@ -148,3 +148,17 @@ def test_a_garbled_feeds_record_only_costs_parsing_the_feeds(tmp_path: Path, mon
         assert result.exit_code == 0, result.output
         assert len(parsed) >= 3
         monkeypatch.undo()
+
+
+@pytest.mark.parametrize(
+    "hashes",
+    [{}, {"index.html": "sha256:ab"}, {"é/ü\u2028\"x\\.html": None, "b.html": "sha256:2", "z/\ud800.html": "s"}],
+    ids=["empty", "one", "escapes"],
+)
+def test_the_manifest_is_the_json_an_indenting_encoder_writes(hashes: dict[str, str | None]) -> None:
+    """The manifest's bytes, made without json's pure-Python indenting encoder, are the ones
+    it would write (readers and older publishers see no difference)."""
+    from publisher.site.build import files
+
+    want = (json.dumps({"files": dict(sorted(hashes.items()))}, indent=1) + "\n").encode("utf-8")
+    assert files._manifest_bytes(hashes) == want

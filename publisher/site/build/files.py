@@ -310,7 +310,15 @@ def _file_digest(path: Path) -> str | None:
 
 
 def _manifest_bytes(hashes: Mapping[str, str | None]) -> bytes:
-    return (json.dumps({"files": dict(sorted(hashes.items()))}, indent=1) + "\n").encode("utf-8")
+    """`json.dumps({"files": sorted hashes}, indent=1)` and a newline, byte for byte, by the
+    C string encoder (json's indenting encoder is pure Python: a tenth of a second a build)."""
+    if not hashes:
+        return b'{\n "files": {}\n}\n'
+    quote = json.encoder.encode_basestring_ascii
+    lines = ",\n".join(
+        [f"  {quote(rel)}: {'null' if digest is None else quote(digest)}" for rel, digest in sorted(hashes.items())]
+    )
+    return f'{{\n "files": {{\n{lines}\n }}\n}}\n'.encode()
 
 
 def _obstacle(root: Path, path: Path, *, owned: bool) -> str:
