@@ -5,6 +5,7 @@ configured) PostgreSQL; `publisher status`, Home and the report read them."""
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,7 +14,8 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from store_support import BACKENDS, open_test_store
+from pg_server import fresh_database
+from store_support import BACKENDS, POSTGRES_ENV, open_test_store
 
 from publisher.delivery.retry import RetryPolicy
 from publisher.models import Outcome, SendResult
@@ -190,29 +192,33 @@ def test_postgresql_appends_one_line_per_state_a_statement_moves(tmp_path: Path)
     db.dispose()
 
 
-def test_the_migration_counts_a_ledger_that_was_already_there(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_migration_counts_a_ledger_that_was_already_there(backend: str, tmp_path: Path) -> None:
     """A store at revision 0030 with copies gets its issue counts from the rows it holds."""
     from alembic import command
 
     from publisher.store.engine import alembic_config
 
-    url = f"sqlite:///{tmp_path / 'old.db'}"
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+    else:
+        url = fresh_database(os.environ[POSTGRES_ENV], "publisher_issue_counts_migration")
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         command.upgrade(alembic_config(connection=conn), "0030")
-        conn.execute(sa.text(
-            "INSERT INTO issues (key, kind, slug, subject, html, text, status, created_at) "
-            "VALUES ('k', 'article', 'k', 'K', '', '', 'done', '2026-03-01 10:00:00.000000')"
-        ))
-        for n, (state, uncertain) in enumerate([("sent", 0), ("sent", 1), ("failed", 0), ("queued", 1)]):
-            conn.execute(sa.text(
-                "INSERT INTO deliveries (issue_id, email, name, state, attempts, not_before, provider_id, detail, "
-                f"message_key, uncertain) VALUES (1, 'x{n}@example.org', '', '{state}', 0, "
-                f"'2026-03-01 10:00:00.000000', '', '', 'm{n}', {uncertain})"
-            ))
+        issue = conn.execute(sa.insert(issues).values(
+            key="k", kind="article", slug="k", subject="K", html="", text="", status="done", created_at=NOW,
+        ).returning(issues.c.id)).scalar_one()
+        conn.execute(sa.insert(deliveries), [
+            {"issue_id": issue, "email": f"x{n}@example.org", "name": "", "state": state, "attempts": 0,
+             "not_before": NOW, "provider_id": "", "detail": "", "message_key": f"m{n}", "uncertain": uncertain}
+            for n, (state, uncertain) in enumerate([("sent", False), ("sent", True), ("failed", False),
+                                                    ("queued", True)])
+        ])
     engine.dispose()
     migrated = open_store(url)
-    assert kept(migrated) == {(1, "sent"): 2, (1, "failed"): 1, (1, "queued"): 1, (1, "uncertain"): 2}
+    assert kept(migrated) == {(issue, "sent"): 2, (issue, "failed"): 1, (issue, "queued"): 1,
+                              (issue, "uncertain"): 2}
     migrated.dispose()
 
 
