@@ -158,11 +158,12 @@ def timed_send(config: Config, issue: int, queued: int) -> tuple[float, float]:
 
 PHASES = (
     ("claim rows (ledger)", (("engine.py", "_claim_rows"),)),
-    ("reader values: tokens, VERP", (("engine.py", "_recipients"),)),
+    ("reader values: tokens, VERP", (("engine.py", "_recipients"), ("engine.py", "_make"))),
     ("splice + DKIM (wire_bytes)", (("mime.py", "wire_bytes"),)),
     ("SMTP: write to the socket", (("~", "<method 'sendall' of '_socket.socket' objects>"),)),
     ("SMTP: wait for answers", (("~", "<method 'recv_into' of '_socket.socket' objects>"),)),
-    ("senders waiting for answers' commit", (("engine.py", "wait"), ("recording.py", "wait"))),
+    ("senders waiting for answers' commit",
+     (("engine.py", "wait"), ("recording.py", "wait"), ("recording.py", "_wait"))),
     ("record answers (recorder thread)", (("engine.py", "_commit"), ("engine.py", "_commit_group"))),
 )
 """Named stages of a send: (label, (file, function)...) whose cumulative time the profile
