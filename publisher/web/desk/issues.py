@@ -88,13 +88,16 @@ class IssueDesk(Section):
         return {"engagement": totals, "engagement_chart": chart, "top_links": totals.links[:TOP_LINKS]}
 
     async def detail(self, asked: Asked) -> Response:
+        issue_id = asked.request.path_params["id"]
+
+        def load() -> dict[str, Any]:
+            # One hop to the thread pool for the whole page, not one per part.
+            return {**self._detail(issue_id, asked.desk.can(Role.OWNER)), **self._engagement(issue_id)}
+
         try:
-            view = await run_in_threadpool(
-                self._detail, asked.request.path_params["id"], asked.desk.can(Role.OWNER)
-            )
+            view = await run_in_threadpool(load)
         except PublisherError as exc:
             return refuse(404, str(exc))
-        view.update(await run_in_threadpool(self._engagement, asked.request.path_params["id"]))
         return self.pages.render(
             "issue", asked.desk, section="issues",
             can_write=asked.desk.can(Role.EDITOR), **view,
