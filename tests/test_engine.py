@@ -915,6 +915,29 @@ def test_a_recipient_is_made_as_the_provider_comes_to_it(
     assert events == ["made", "sent"] * 5
 
 
+def test_a_thread_with_nothing_to_claim_does_not_claim_again_while_a_sibling_sends(
+    tmp_path: Path, db: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A thread that found nothing to claim waits for its siblings' batches to end and
+    claims again only when rows are due: empty claims would take the ledger's write lock
+    from the commits of the threads still sending."""
+    config = make_config(tmp_path, concurrency=2, batch_size=5)
+    queue_issue(db, 5)
+    claims: list[int] = []
+    claim = ledger.claim
+
+    def counting(*args: object, **kwargs: object) -> list[ledger.ClaimedRow]:
+        rows = claim(*args, **kwargs)  # type: ignore[arg-type]
+        claims.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(ledger, "claim", counting)
+    run(config, db, FakeProvider(delay=0.6))
+    assert states(db) == {"sent": 5}
+    assert sorted(claims, reverse=True)[0] == 5
+    assert claims.count(0) <= 3, claims
+
+
 def counted_commits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The size of every group of results the ledger records, as they are recorded."""
     sizes: list[int] = []

@@ -29,7 +29,8 @@ the provider holds the end of a message (the final dot of DATA) while `unrecorde
 answers of its session (SMTP: `delivery.smtp.in_flight`, 1 by default, up to 8) are still
 uncommitted. The
 recorder commits in groups, on a thread of its own, while the senders go on with the
-next envelopes and bodies. So at most `unrecorded` messages per connection can have
+next envelopes and bodies; an answer that a final dot will wait for is committed as soon
+as it is read (recording.py, `Answered.hurry`). So at most `unrecorded` messages per connection can have
 been accepted without their rows saying so: that is all a `kill -9` can send twice
 (every row it left claimed is flagged uncertain, and reported). Providers that answer a
 batch per call (the HTTP APIs) are recorded per call.
@@ -40,7 +41,8 @@ Every wait (rate limit, hold, retry) wakes up for a stop within a quarter of a s
 a provider call ends within `delivery.timeout` per message.
 
 Per recipient the only work is a `Recipient` (signed unsubscribe URL, the row's stored
-Message-ID) and the provider's splice into the template rendered once per issue. Memory
+Message-ID), made when the provider comes to it, and the provider's splice into the
+template rendered once per issue. Memory
 does not grow with the list: nothing but the current batches is ever loaded.
 """
 
@@ -286,12 +288,20 @@ class _Run:
 
 def _idle(run: _Run) -> bool:
     """Nothing claimable now: wait for siblings or a retry coming due. False: finish."""
-    with run.lock:
-        if run.busy > 0:
-            # A sibling's results may schedule retries this thread should pick up: look
-            # again when its batch ends (or in a while), not a fixed pause after.
+    while True:
+        with run.lock:
+            if run.busy == 0:
+                break
+            # A sibling's results may schedule retries, or give rows back, that this
+            # thread should pick up: look when its batch ends (or in a while), and claim
+            # only what is due, so that idle threads do not take the ledger's write lock
+            # from the commits of those still sending.
             run.batch_ended.wait(0.05)
-            return not run.halted
+        if run.halted:
+            return False
+        due = ledger.next_due(run.db, issue_id=run.issue_id)
+        if due is not None and due <= run.now():
+            return True
     due = ledger.next_due(run.db, issue_id=run.issue_id)
     if due is None:
         return False
