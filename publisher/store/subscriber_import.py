@@ -14,6 +14,7 @@ write lock, so a preview of a long list never holds up a reader subscribing mean
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -21,7 +22,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    Column,
+    ColumnDefault,
+    Connection,
+    Dialect,
+    Engine,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from publisher.errors import SubscriberError
 from publisher.models import SubscriberStatus
@@ -351,16 +365,65 @@ def _count_chunk(
 
 
 def _insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert a chunk's rows as one statement on PostgreSQL, not one a row.
+    """Insert a chunk's rows (dicts with the same keys) as few statements as each database
+    takes them.
 
     psycopg's executemany sends each row as its own INSERT, and the kept counts' triggers
-    there run once a statement (migration 0032): SQLAlchemy writes an INSERT that returns
-    something as multi-row VALUES, so the chunk is one statement and one trigger run. SQLite
-    runs its executemany in-process and keeps it."""
+    on PostgreSQL run once a statement (migration 0032): SQLAlchemy writes an INSERT that
+    returns something as multi-row VALUES, so the chunk is one statement and one trigger
+    run. SQLite runs an executemany in-process, where SQLAlchemy's own work for each row
+    (a dict of every parameter, each value through its type) cost more than SQLite's: the
+    rows go to the driver as tuples, converted by the columns' own types, each distinct
+    value once a chunk (a chunk's timestamps are mostly the one `now`)."""
     if conn.dialect.name == "postgresql":
         conn.execute(insert(table).returning(*table.primary_key.columns), rows).close()
-    else:
-        conn.execute(insert(table), rows)
+        return
+    keys = tuple(rows[0])
+    statement, fills, processors = _plain_insert(conn.dialect, table, keys)
+    columns = [[row[key] for row in rows] for key in keys] + [[fill() for _ in rows] for fill in fills]
+    for index, process in enumerate(processors):
+        if process is not None:
+            columns[index] = _each_once(process, columns[index])
+    conn.exec_driver_sql(statement, list(zip(*columns, strict=True)))
+
+
+def _each_once(process: Callable[[Any], Any], values: list[Any]) -> list[Any]:
+    done: dict[Any, Any] = {}
+    out: list[Any] = []
+    for value in values:
+        if value is None:
+            out.append(None)
+            continue
+        converted = done.get(value)
+        if converted is None:
+            converted = done[value] = process(value)
+        out.append(converted)
+    return out
+
+
+@functools.cache
+def _plain_insert(
+    dialect: Dialect, table: Table, keys: tuple[str, ...]
+) -> tuple[str, tuple[Callable[[], Any], ...], tuple[Callable[[Any], Any] | None, ...]]:
+    """An INSERT of `keys` and of the columns whose Python-side default SQLAlchemy would
+    fill (a subscriber's token key, ...), with qmark parameters; those defaults; each
+    column's bind processor (None where a value goes as it is)."""
+    filled = [column for column in table.c if column.key not in keys and column.default is not None]
+    fills = tuple(_fill(table, column) for column in filled)
+    columns = [table.c[key] for key in keys] + filled
+    names = ", ".join(dialect.identifier_preparer.quote(column.name) for column in columns)
+    statement = f"INSERT INTO {table.name} ({names}) VALUES ({', '.join('?' for _ in columns)})"
+    return statement, fills, tuple(column.type.dialect_impl(dialect).bind_processor(dialect) for column in columns)
+
+
+def _fill(table: Table, column: Column[Any]) -> Callable[[], Any]:
+    default = column.default
+    if not isinstance(default, ColumnDefault) or not (default.is_scalar or default.is_callable):
+        raise TypeError(f"{table.name}.{column.key}: only a constant or a function fills a column here")
+    arg = default.arg
+    if default.is_callable:
+        return lambda: arg(None)  # SQLAlchemy's wrapper of a function that takes no context
+    return lambda: arg
 
 
 def _new_row(r: _Valid, now: datetime, source: str) -> dict[str, Any]:

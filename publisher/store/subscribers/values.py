@@ -110,7 +110,7 @@ def _checked_domain(domain: str) -> str:
 
 def clean_name(raw: str) -> str:
     """A display name safe for headers: control characters (CR, LF, ...) become spaces."""
-    name = " ".join("".join(ch if ch.isprintable() else " " for ch in raw).split())
+    name = " ".join((raw if raw.isprintable() else "".join(ch if ch.isprintable() else " " for ch in raw)).split())
     if len(name) > MAX_NAME:
         raise SubscriberError(f"name {name[:40]!r}... is longer than {MAX_NAME} characters")
     return name
@@ -123,7 +123,8 @@ def clean_tags(raw: Iterable[str]) -> tuple[str, ...]:
     """
     tags: list[str] = []
     for tag in raw:
-        clean = " ".join("".join(ch if ch.isprintable() else " " for ch in tag).split()).lower()
+        printable = tag if tag.isprintable() else "".join(ch if ch.isprintable() else " " for ch in tag)
+        clean = " ".join(printable.split()).lower()
         if not clean:
             continue
         if len(clean) > MAX_TAG:
