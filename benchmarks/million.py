@@ -170,7 +170,8 @@ def run_import(root: Path, path: Path, limit: float) -> tuple[float, float, list
     elapsed = time.perf_counter() - started
     if status != 0:
         raise SystemExit(f"the import failed: {child.stderr.read().decode() if child.stderr else status}")
-    return elapsed, usage.ru_maxrss / 1024, [*_spans_of(marks), started + elapsed - marks[-1]]
+    cpu = usage.ru_utime + usage.ru_stime
+    return elapsed, cpu, usage.ru_maxrss / 1024, [*_spans_of(marks), started + elapsed - marks[-1]]
 
 
 def _read_so_far(pid: int, path: Path) -> int:
@@ -355,11 +356,11 @@ def main() -> None:
             path = root / "readers.csv"
             write_csv(path, args.readers)
             load_average = " ".join(f"{x:.1f}" for x in os.getloadavg())
-            seconds, rss, tenths = run_import(root, path, args.import_limit)
+            seconds, cpu, rss, tenths = run_import(root, path, args.import_limit)
             print(f"{args.store}: import of {args.readers:,} readers from CSV: {seconds:.1f} s "
-                  f"({args.readers / seconds:,.0f} rows/s), peak RSS {rss:.0f} MB; each tenth of the file "
-                  f"(s): {' '.join(f'{span:.1f}' for span in tenths)} (load before {load_average}, after "
-                  f"{' '.join(f'{x:.1f}' for x in os.getloadavg())})", flush=True)
+                  f"({args.readers / seconds:,.0f} rows/s; CPU {cpu:.1f} s), peak RSS {rss:.0f} MB; "
+                  f"each tenth of the file (s): {' '.join(f'{span:.1f}' for span in tenths)} "
+                  f"(load before {load_average}, after {' '.join(f'{x:.1f}' for x in os.getloadavg())})", flush=True)
         if args.import_only:
             return
         issue_id = add_sent_issue(url)
