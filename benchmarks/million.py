@@ -143,9 +143,10 @@ def write_direct(url: str, count: int) -> float:
     return time.perf_counter() - started
 
 
-def run_import(root: Path, path: Path, limit: float) -> tuple[float, float, list[float]]:
-    """Seconds and peak RSS (MB) of `publisher subscribers import`, and the seconds it took
-    over each tenth of the file (from how far it has read the file, on Linux): a steady
+def run_import(root: Path, path: Path, limit: float) -> tuple[float, float, float, list[float]]:
+    """Seconds, CPU seconds (user and system: on a shared machine, the figure that other
+    processes' load moves least) and peak RSS (MB) of `publisher subscribers import`, and
+    the seconds it took over each tenth of the file (from how far it has read the file, on Linux): a steady
     figure means a chunk costs the same at the end of a long list as at its start. Stops
     the import after `limit` seconds."""
     started = time.perf_counter()
