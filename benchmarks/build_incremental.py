@@ -19,7 +19,13 @@ Beside them, the interpreter and CLI start-up alone (`python -m publisher --help
 every publisher figure here includes.
 
 Every build is a child process (`python -m publisher build`, `hugo`), timed on the wall
-clock, interpreter start-up included; its peak RSS comes from wait4's rusage. publisher's
+clock, interpreter start-up included; its peak RSS comes from wait4's rusage (the largest
+single process), and for publisher also as the sum over the build and its render workers,
+sampled every 20 ms (the workers count). The publisher
+children run a copy of the package taken when the run starts (an edit of the checkout
+during the run would otherwise count as a new version of the code, which the cache
+rightly answers with a whole rebuild), and write their bytecode as an installed package
+has it (PYTHONDONTWRITEBYTECODE is not passed on). publisher's
 own figure ("N articles, X s", the build without start-up) is shown beside it. Last, a
 cold build of --small articles, to show whether peak memory grows with the number of
 articles. Prints medians and the ratios to Hugo.
@@ -36,6 +42,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -115,9 +122,49 @@ def write_sites(root: Path, count: int) -> tuple[Path, Path, Path]:
     return pub / "config.toml", hugo, Path(names[count // 2])
 
 
+CHILD_ENV: dict[str, str] = dict(os.environ)
+"""The environment of the publisher children: `snapshot_code` points it at the copy."""
+
+
+def snapshot_code(folder: Path) -> None:
+    """Copy the package and its default templates into `folder` and run the children from there."""
+    repository = Path(__file__).resolve().parent.parent
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(repository / "publisher", folder / "publisher", ignore=ignore)
+    shutil.copytree(repository / "templates", folder / "templates", ignore=ignore)
+    CHILD_ENV["PYTHONPATH"] = str(folder)
+    CHILD_ENV.pop("PYTHONDONTWRITEBYTECODE", None)
+
+
 LAST_CPU = [0.0]
 """CPU seconds (user and system) of the last child `run_measured` ran: on a busy machine the
 wall clock says more about the other processes than about the build, its CPU time less."""
+LAST_TREE = [0.0]
+"""Peak of the summed RSS (MB) of the last child and its own children at once (the render
+workers count), sampled every 20 ms: an upper bound, pages shared after fork count twice."""
+
+
+def _tree_rss(pid: int) -> int:
+    """KB of resident memory of `pid` and its descendants, as /proc tells them now."""
+    total, pending = 0, [pid]
+    while pending:
+        here = pending.pop()
+        try:
+            with open(f"/proc/{here}/status", encoding="ascii", errors="replace") as status:
+                total += next((int(line.split()[1]) for line in status if line.startswith("VmRSS:")), 0)
+            for task in os.listdir(f"/proc/{here}/task"):
+                with open(f"/proc/{here}/task/{task}/children", encoding="ascii") as children:
+                    pending.extend(int(child) for child in children.read().split())
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+def _sample_tree(pid: int, stop: threading.Event) -> None:
+    peak = 0
+    while not stop.wait(0.02):
+        peak = max(peak, _tree_rss(pid))
+    LAST_TREE[0] = peak / 1024
 
 
 def run_measured(command: list[str], cwd: Path) -> tuple[float, float, str]:
@@ -125,8 +172,13 @@ def run_measured(command: list[str], cwd: Path) -> tuple[float, float, str]:
     child; its CPU seconds go to LAST_CPU."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
-        child = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=err, text=True)
+        child = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=err, text=True, env=CHILD_ENV)
+        stop = threading.Event()
+        sampler = threading.Thread(target=_sample_tree, args=(child.pid, stop), daemon=True)
+        sampler.start()
         _pid, status, usage = os.wait4(child.pid, 0)
+        stop.set()
+        sampler.join()
         wall = time.perf_counter() - started
         child.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
@@ -138,11 +190,12 @@ def run_measured(command: list[str], cwd: Path) -> tuple[float, float, str]:
         return wall, usage.ru_maxrss / 1024, stdout
 
 
-def publisher_build(config: Path) -> tuple[float, float, float, float]:
-    """(wall seconds, peak MB, the build's own seconds as `publisher build` prints them, CPU seconds)."""
+def publisher_build(config: Path) -> tuple[float, float, float, float, float]:
+    """(wall seconds, peak MB, the build's own seconds as `publisher build` prints them, CPU
+    seconds, peak MB of the process and its workers together)."""
     wall, peak, out = run_measured([sys.executable, "-m", "publisher", "--config", str(config), "build"], config.parent)
     found = re.search(r"articles, ([0-9.]+) s\)", out)
-    return wall, peak, float(found.group(1)) if found else float("nan"), LAST_CPU[0]
+    return wall, peak, float(found.group(1)) if found else float("nan"), LAST_CPU[0], LAST_TREE[0]
 
 
 def hugo_build(site: Path) -> tuple[float, float, float, float]:
@@ -215,6 +268,7 @@ def main() -> None:
     version = subprocess.run(["hugo", "version"], capture_output=True, text=True).stdout.split()[1]
     base = "/dev/shm" if Path("/dev/shm").is_dir() else None
     with tempfile.TemporaryDirectory(prefix="publisher-incr-", dir=base) as tmp:
+        snapshot_code(Path(tmp) / "code")
         config, hugo, name = write_sites(Path(tmp), args.articles)
         pub_file = config.parent / "content" / name
         hugo_file = hugo / "content" / "posts" / name
@@ -271,7 +325,8 @@ def main() -> None:
     if args.small:
         print(
             f"peak RSS of a cold publisher build: {small_peak:.0f} MB at {args.small:,} articles, "
-            f"{col('pc', 1):.0f} MB at {args.articles:,} ({col('pc', 1) - small_peak:+.0f} MB)"
+            f"{col('pc', 1):.0f} MB at {args.articles:,} ({col('pc', 1) - small_peak:+.0f} MB); "
+            f"with its render workers, summed: {col('pc', 4):.0f} MB at {args.articles:,}"
         )
 
 

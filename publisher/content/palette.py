@@ -17,9 +17,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from html import escape as _escape
 from typing import Final
 from urllib.parse import quote
-from xml.sax.saxutils import escape
 
 __all__ = [
     "DEFAULT_ACCENT",
@@ -162,7 +162,7 @@ def icon_svg(title: str, colors: Palette) -> str:
         '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64">'
         f'<rect width="64" height="64" rx="14" fill="{colors.accent}"/>'
         '<text x="32" y="44" text-anchor="middle" font-family="Georgia, serif" font-size="38" '
-        f'font-weight="bold" fill="{colors.light.on_accent}">{escape(letter)}</text></svg>'
+        f'font-weight="bold" fill="{colors.light.on_accent}">{_escape(letter, quote=False)}</text></svg>'
     )
 
 

@@ -37,6 +37,7 @@ and every newsletter would show a broken picture. Images on other hosts are left
 
 from __future__ import annotations
 
+import html
 import json
 import math
 from collections.abc import Callable, Container, Iterator, Mapping, Sequence
@@ -47,7 +48,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import unquote, urlsplit
-from xml.sax.saxutils import escape
 
 import jinja2
 from markupsafe import Markup
@@ -142,6 +142,12 @@ def _pages(config: Config, articles: Sequence[Article], base: str) -> list[_Page
     return out
 
 
+def _xml_text(text: str) -> str:
+    """`text` as XML character data (&, < and > escaped: xml.sax.saxutils' escape, whose
+    module loads urllib.request and with it http, email and ssl)."""
+    return html.escape(text, quote=False)
+
+
 def _no_key(article: Article) -> str:
     return ""
 
@@ -180,7 +186,7 @@ def _urlset(entries: Sequence[tuple[str, datetime | None]]) -> bytes:
     lines = ['<?xml version="1.0" encoding="UTF-8"?>', f'<urlset xmlns="{_SITEMAP_NS}">']
     for loc, lastmod in entries:
         stamp = f"<lastmod>{_rfc3339(lastmod)}</lastmod>" if lastmod else ""
-        lines.append(f"<url><loc>{escape(loc)}</loc>{stamp}</url>")
+        lines.append(f"<url><loc>{_xml_text(loc)}</loc>{stamp}</url>")
     lines.append("</urlset>")
     return ("\n".join(lines) + "\n").encode("utf-8")
 
@@ -194,7 +200,7 @@ def _sitemap_index(parts: Sequence[tuple[str, str]]) -> bytes:
     lines = ['<?xml version="1.0" encoding="UTF-8"?>', f'<sitemapindex xmlns="{_SITEMAP_NS}">']
     for loc, stamp in parts:
         lastmod = f"<lastmod>{stamp}</lastmod>" if stamp else ""
-        lines.append(f"<sitemap><loc>{escape(loc)}</loc>{lastmod}</sitemap>")
+        lines.append(f"<sitemap><loc>{_xml_text(loc)}</loc>{lastmod}</sitemap>")
     lines.append("</sitemapindex>")
     return ("\n".join(lines) + "\n").encode("utf-8")
 
