@@ -3,6 +3,7 @@ second per process, and stay exact in between."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +14,7 @@ from store_support import BACKENDS, open_test_store
 
 from publisher.store import folding, ledger, subscribers
 from publisher.store.folding import now_and_then
+from publisher.store.issues import fold_issue_counts
 from publisher.store.schema import issue_count_changes
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -71,3 +73,46 @@ def test_a_figure_read_between_folds_is_exact(pg: sa.Engine, monkeypatch: pytest
     assert ledger.status(pg, issue)[0].queued == 1  # within the hour: no fold
     with pg.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(issue_count_changes)).scalar_one() == 1
+
+
+def test_a_fold_still_running_is_not_started_again(pg: sa.Engine) -> None:
+    """A fold of a long table outlasts its second: the next reading skips it rather than
+    running a second one beside it."""
+    started, finish = threading.Event(), threading.Event()
+
+    def slow(engine: sa.Engine) -> None:
+        started.set()
+        finish.wait(10)
+
+    clock = Clock()
+    first = threading.Thread(target=now_and_then, args=(pg, slow), kwargs={"clock": clock})
+    first.start()
+    assert started.wait(10)
+    clock.now += 5
+    assert not now_and_then(pg, slow, clock=clock)
+    finish.set()
+    first.join(10)
+    clock.now += 5
+    started.clear()
+    finish.set()
+    assert now_and_then(pg, slow, clock=clock)
+
+
+def test_a_fold_in_another_process_is_not_waited_for(pg: sa.Engine) -> None:
+    """While another connection folds the issue counts, a fold returns at once and leaves
+    the lines; the reading is exact all the same."""
+    subscribers.add(pg, "bo@example.org", now=NOW)
+    issue = ledger.create_issue(pg, key="k", kind="article", slug="k", subject="K", html="", text="",
+                                tag=None, status="draft", now=NOW)
+    ledger.enqueue(pg, issue, now=NOW)
+    lines = sa.select(sa.func.count()).select_from(issue_count_changes)
+    with pg.connect() as other:
+        other.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('publisher.fold_issue_counts'))"))
+        fold_issue_counts(pg)
+        with pg.connect() as conn:
+            assert conn.execute(lines).scalar_one() == 1
+        other.rollback()
+    fold_issue_counts(pg)
+    with pg.connect() as conn:
+        assert conn.execute(lines).scalar_one() == 0
+    assert ledger.status(pg, issue)[0].queued == 1

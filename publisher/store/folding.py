@@ -24,6 +24,7 @@ EVERY = 1.0
 """Seconds between two folds of one kind by one process."""
 
 _last: WeakKeyDictionary[Engine, dict[str, float]] = WeakKeyDictionary()
+_running: WeakKeyDictionary[Engine, dict[str, threading.Lock]] = WeakKeyDictionary()
 _lock = threading.Lock()
 
 
@@ -31,8 +32,9 @@ def now_and_then(
     engine: Engine, fold: Callable[[Engine], None], *, every: float | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> bool:
-    """Run `fold(engine)` unless this process ran it less than `every` seconds (`EVERY`)
-    ago, or the store is SQLite; True when it ran."""
+    """Run `fold(engine)` unless this process started it less than `every` seconds
+    (`EVERY`) ago or is running it still (a fold of a long table of lines outlasts the
+    second), or the store is SQLite; True when it ran."""
     if engine.dialect.name != "postgresql":
         return False
     every = EVERY if every is None else every
@@ -40,8 +42,12 @@ def now_and_then(
     moment = clock()
     with _lock:
         seen = _last.setdefault(engine, {})
-        if moment - seen.get(name, float("-inf")) < every:
+        running = _running.setdefault(engine, {}).setdefault(name, threading.Lock())
+        if moment - seen.get(name, float("-inf")) < every or not running.acquire(blocking=False):
             return False
         seen[name] = moment
-    fold(engine)
+    try:
+        fold(engine)
+    finally:
+        running.release()
     return True

@@ -288,7 +288,8 @@ def get_issue(engine: Engine, issue_id: int, *, to_send: bool = False) -> IssueS
 
 def fold_issue_counts(engine: Engine) -> None:
     """Move the committed lines of `issue_count_changes` into `issue_counts` (PostgreSQL;
-    nothing on SQLite, whose triggers update the counts in place)."""
+    nothing on SQLite, whose triggers update the counts in place). Skipped, without
+    waiting, while another fold runs in any process."""
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
             conn.execute(select(func.fold_issue_counts()))

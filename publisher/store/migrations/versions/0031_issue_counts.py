@@ -17,7 +17,8 @@ reads the statement's transition tables and appends one aggregated line per (iss
 state) moved to `issue_count_changes` (a claim of a hundred copies is one -100 and one
 +100, not two hundred lines, and no row is updated a million times in a send);
 `fold_issue_counts()` moves the committed lines into `issue_counts` when they are read
-(`store.issues.status`), and a reader adds the lines not folded yet in its snapshot.
+(`store.issues.status`), one fold at a time (another one skips), and a reader adds the
+lines not folded yet in its snapshot.
 
 Revision ID: 0031
 Revises: 0030
@@ -88,12 +89,20 @@ PG_FUNCTIONS = (
         END IF;
         RETURN NULL;
     END $$""",
-    """CREATE FUNCTION fold_issue_counts() RETURNS void LANGUAGE sql AS $$
+    # One fold at a time, and none waits for another: two folds deleting a long table of
+    # lines could each hold lines the other wants (synchronised scans start them at
+    # different places) and deadlock. A reading is exact without the fold it skips.
+    """CREATE FUNCTION fold_issue_counts() RETURNS boolean LANGUAGE plpgsql AS $$
+    BEGIN
+        IF NOT pg_try_advisory_xact_lock(hashtext('publisher.fold_issue_counts')) THEN
+            RETURN false;
+        END IF;
         WITH gone AS (DELETE FROM issue_count_changes RETURNING issue_id, state, number)
         INSERT INTO issue_counts (issue_id, state, number)
         SELECT issue_id, state, SUM(number) FROM gone GROUP BY issue_id, state
         ON CONFLICT (issue_id, state) DO UPDATE SET number = issue_counts.number + EXCLUDED.number;
-    $$""",
+        RETURN true;
+    END $$""",
 )
 # A trigger with transition tables may not name columns (UPDATE OF ...): the UPDATE one
 # fires on every statement and appends nothing when no state moved.
