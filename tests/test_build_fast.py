@@ -106,6 +106,26 @@ def test_check_reads_only_the_feeds_that_changed(tmp_path: Path, monkeypatch: py
     assert all(b"Untagged" in data for data in parsed)
 
 
+def test_check_after_a_build_reads_no_served_feed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once a check found the feeds well formed, a check after a build reads none of the
+    served feed files: the build's record vouches for their hashes."""
+    config = cli_publication(tmp_path)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--config", str(config), "build"]).exit_code == 0
+    assert runner.invoke(cli, ["--config", str(config), "check"]).exit_code == 0
+    read: list[str] = []
+    real = Path.read_bytes
+
+    def read_bytes(self: Path) -> bytes:
+        read.append(self.as_posix())
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    result = runner.invoke(cli, ["--config", str(config), "check"])
+    assert result.exit_code == 0, result.output
+    assert [path for path in read if "/feeds/" in path] == []
+
+
 def test_check_keeps_reporting_a_malformed_feed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A feed found malformed is not remembered: the next check reads and reports it again."""
     config = cli_publication(tmp_path)

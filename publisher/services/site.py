@@ -14,7 +14,6 @@ again. `start_draft` writes a new draft and never replaces a file.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -88,19 +87,16 @@ def _public_count(articles: Sequence[Article], now: datetime) -> int:
     return sum(1 for a in articles if a.is_public(now))
 
 
-def _feed_errors(config: Config, files: dict[str, bytes]) -> list[str]:
+def _feed_errors(config: Config, checked: build.Checked) -> list[str]:
     """Feeds that feedparser, the readers' common denominator, finds malformed.
 
-    A feed whose bytes an earlier check found well formed is not read again (feedparser
-    takes a tenth of a second a feed: most of a check after one edit); when all are well
+    A feed whose bytes an earlier check found well formed is not read again, nor parsed
+    (feedparser takes a tenth of a second a feed: most of a check after one edit); the
+    served build's record gives the hash of those not rendered now. When all are well
     formed, the cache remembers them (and only them) for the next check.
     """
     known = build_cache.well_formed_feeds(config)
-    digests = {
-        name: hashlib.sha256(data).hexdigest()
-        for name, data in sorted(files.items())
-        if name.startswith("feeds/") and name.endswith(".xml")
-    }
+    digests = {name: digest for name, digest in sorted(checked.feeds.items()) if name.endswith(".xml")}
     errors = []
     if not known.issuperset(digests.values()):
         import feedparser  # a fifth of a second, for `check` alone
@@ -109,7 +105,8 @@ def _feed_errors(config: Config, files: dict[str, bytes]) -> list[str]:
             if digest not in known:
                 # Only whether it parses matters: feedparser's sanitising and resolving of
                 # the entries' HTML (half its time) never makes a feed malformed.
-                parsed = feedparser.parse(files[name], sanitize_html=False, resolve_relative_uris=False)
+                data = checked.feed_bytes(name)
+                parsed = feedparser.parse(data, sanitize_html=False, resolve_relative_uris=False)
                 if parsed.bozo:
                     errors.append(f"{name}: not a well-formed feed: {parsed.bozo_exception}")
         if not errors:
@@ -149,7 +146,7 @@ def check_site(config: Config, now: datetime) -> SiteCheck:
             warnings.extend(notes)
     finally:
         cache.save()
-    errors = _feed_errors(config, dict(checked.feeds))
+    errors = _feed_errors(config, checked)
     if errors:
         return SiteCheck(errors=tuple(errors))
     drafts = sum(1 for a in pending if a.draft)

@@ -8,6 +8,7 @@ at any moment leaves the served site as it was and no temp file inside it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -78,8 +79,17 @@ class Checked:
     report: BuildReport
     files: int
     """Files the site has."""
-    feeds: Mapping[str, bytes]
-    """Every feed of the site by its path, rendered now or as the served build has it."""
+    feeds: Mapping[str, str]
+    """Every feed of the site by its path, with the SHA-256 (hex) of its bytes: rendered
+    now, or as the served build's record vouches for them (not read again)."""
+    rendered: Mapping[str, bytes]
+    """The bytes of the feeds rendered now; the others are in the served build (`feed_bytes`)."""
+    root: Path
+
+    def feed_bytes(self, rel: str) -> bytes:
+        """A feed's bytes: rendered now, or read from the served build."""
+        found = self.rendered.get(rel)
+        return found if found is not None else (self.root / rel).read_bytes()
 
 
 def check_build(
@@ -99,7 +109,8 @@ def check_build(
     plan = _plan_site(config, articles, now, bodies)
     writer = _Writer(output, config, plan.environment, dry=True)
     warnings: list[str] = []
-    feeds: dict[str, bytes] = {}
+    feeds: dict[str, str] = {}
+    made: dict[str, bytes] = {}
     for item in plan.items:
         if isinstance(item, str):
             warnings.append(item)
@@ -107,14 +118,15 @@ def check_build(
         known = writer.kept(item)
         if known is not None:
             warnings.extend(writer.keep(item, known))
-            for rel in item.paths:
-                if _is_feed(rel):
-                    feeds[rel] = (writer.root / rel).read_bytes()
+            feeds.update((rel, known[rel].digest.removeprefix("sha256:")) for rel in item.paths if _is_feed(rel))
             continue
         rendered = item.render()
-        feeds.update((rel, data) for rel, data in rendered[0].items() if _is_feed(rel))
+        for rel, data in rendered[0].items():
+            if _is_feed(rel):
+                made[rel] = data
+                feeds[rel] = hashlib.sha256(data).hexdigest()
         warnings.extend(writer.add(item, rendered))
-    return Checked(writer.report(warnings), len(writer.hashes), feeds)
+    return Checked(writer.report(warnings), len(writer.hashes), feeds, made, writer.root)
 
 
 def _is_feed(rel: str) -> bool:
