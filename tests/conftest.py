@@ -1,11 +1,66 @@
-"""Fixtures shared by every test module: loopback servers standing in for providers."""
+"""Fixtures shared by every test module: loopback servers standing in for providers, and
+fresh SQLite stores that start from one migrated copy."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from fakes import FakeAPI, SMTPServer
+
+from publisher.store import engine as store_engine
+
+_MIGRATE = store_engine._migrate
+_MIGRATED: list[bytes] = []  # the bytes of an empty database at head, made once a process
+
+
+def _empty_sqlite_file(engine: sa.Engine) -> Path | None:
+    if engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    path = Path(database)
+    wal = path.with_name(path.name + "-wal")
+    if not path.is_file() or path.stat().st_size or wal.exists():
+        return None
+    return path
+
+
+def _migrate_from_copy(engine: sa.Engine, folder: Path) -> None:
+    """`open_store` on a new SQLite file: write the database the real migration made at the
+    first such open, then let the real code see that it is at head. Every revision runs for
+    real once a process, and on every older or non-empty database as always."""
+    path = _empty_sqlite_file(engine)
+    if path is not None:
+        if not _MIGRATED:
+            first = folder / "migrated.db"
+            made = store_engine._create(f"sqlite:///{first}")
+            try:
+                _MIGRATE(made)
+            finally:
+                made.dispose()
+            _MIGRATED.append(first.read_bytes())
+        with path.open("r+b") as file:
+            file.write(_MIGRATED[0])
+    _MIGRATE(engine)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_stores_start_migrated(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """Migrating a new SQLite file takes most of a second; hundreds of tests open one. Tests
+    of migration itself are marked `real_migrations` and run every revision each time."""
+    if request.node.get_closest_marker("real_migrations"):
+        yield
+        return
+    folder = tmp_path_factory.getbasetemp()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(store_engine, "_migrate", lambda engine: _migrate_from_copy(engine, folder))
+        yield
 
 
 @pytest.fixture

@@ -68,8 +68,9 @@ def postgres_server() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def fresh_database(server_url: str, name: str) -> str:
-    """Create an empty database `name` on the server; return its URL.
+def fresh_database(server_url: str, name: str, *, template: str | None = None) -> str:
+    """Create an empty database `name` on the server (a copy of the database `template`
+    when one is named); return its URL.
 
     Under pytest-xdist the name carries the worker's id, so two workers sharing one
     server never drop each other's database mid-test.
@@ -77,11 +78,12 @@ def fresh_database(server_url: str, name: str) -> str:
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if worker:
         name = f"{name}_{worker}"
+    copy = f' TEMPLATE "{template}"' if template else ""
     admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"{copy}')
     finally:
         admin.dispose()
     return server_url.rsplit("/", 1)[0] + "/" + name

@@ -21,6 +21,8 @@ from publisher.store import begin_write, open_store
 from publisher.store.engine import alembic_config, head_revision
 from publisher.store.schema import SEARCH_INDEXES, metadata, sources
 
+pytestmark = pytest.mark.real_migrations  # the schema revisions themselves, run for each store
+
 
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
