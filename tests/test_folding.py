@@ -4,6 +4,7 @@ second per process, and stay exact in between."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from store_support import BACKENDS, open_test_store
 
+from publisher.schedule.daemon import keep_folding
 from publisher.store import folding, ledger, subscribers
 from publisher.store.folding import now_and_then
 from publisher.store.issues import fold_issue_counts
@@ -116,3 +118,29 @@ def test_a_fold_in_another_process_is_not_waited_for(pg: sa.Engine) -> None:
     with pg.connect() as conn:
         assert conn.execute(lines).scalar_one() == 0
     assert ledger.status(pg, issue)[0].queued == 1
+
+
+def test_a_running_daemon_folds_the_lines_of_a_send_nobody_reads(pg: sa.Engine) -> None:
+    """`publisher serve` on PostgreSQL folds every few seconds, read or not, until it stops."""
+    subscribers.add(pg, "cy@example.org", now=NOW)
+    issue = ledger.create_issue(pg, key="k", kind="article", slug="k", subject="K", html="", text="",
+                                tag=None, status="draft", now=NOW)
+    ledger.enqueue(pg, issue, now=NOW)
+    stop = threading.Event()
+    folder = threading.Thread(target=keep_folding, args=(pg, stop, 0.05))
+    folder.start()
+    lines = sa.select(sa.func.count()).select_from(issue_count_changes)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with pg.connect() as conn:
+                if conn.execute(lines).scalar_one() == 0:
+                    break
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        folder.join(10)
+    assert not folder.is_alive()
+    with pg.connect() as conn:
+        assert conn.execute(lines).scalar_one() == 0
+        assert conn.execute(sa.text("SELECT number FROM issue_counts WHERE state = 'queued'")).scalar_one() == 1

@@ -32,6 +32,7 @@ from types import FrameType
 
 import uvicorn
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from publisher.config import SECRETS_FILE, Config, load_config
@@ -42,13 +43,15 @@ from publisher.logs import access_log, configure_logging
 from publisher.mail import tokens
 from publisher.schedule import heartbeat, jobs, scheduler
 from publisher.site import build
-from publisher.store import open_store
+from publisher.store import counts_kept, open_store
+from publisher.store.folding import now_and_then
+from publisher.store.issues import fold_issue_counts
 from publisher.web import create_app
 from publisher.web.app import LiveApp
 
 __all__ = [
-    "AccessLog", "bind", "configure_logging", "reload_settings", "run_daemon", "settle_heap", "start_background",
-    "watch_config",
+    "AccessLog", "bind", "configure_logging", "keep_folding", "reload_settings", "run_daemon", "settle_heap",
+    "start_background", "watch_config",
 ]
 
 log = logging.getLogger(__name__)
@@ -146,7 +149,29 @@ def start_background(config: Config, *, db: Engine | None = None) -> tuple[str, 
         target=watch.watch_content, args=(config.path_of("build.content"), lambda: jobs.publish_new(key), rt.stop),
         name="watch-content", daemon=True,
     ).start()
+    if rt.db.dialect.name == "postgresql":
+        threading.Thread(target=keep_folding, args=(rt.db, rt.stop), name="fold-counts", daemon=True).start()
     return key, rt, sched
+
+
+FOLD_EVERY = 5.0
+"""Seconds between two folds of the kept counts by a running daemon (PostgreSQL)."""
+
+
+def keep_folding(db: Engine, stop: threading.Event, every: float = FOLD_EVERY) -> None:
+    """Fold the kept counts' change lines every `every` seconds until `stop` (PostgreSQL).
+
+    A send of a million copies appends a line a copy; folded only when a page is read, the
+    first page after a night's send would sum them all, and its fold run for seconds. A
+    fold that another reader already runs is skipped (`store.folding`); a database away
+    for a moment is told in the log and tried again at the next turn.
+    """
+    while not stop.wait(every):
+        for fold in (counts_kept.fold, fold_issue_counts):
+            try:
+                now_and_then(db, fold, every=0)
+            except SQLAlchemyError as exc:
+                log.warning("the kept counts could not be folded (tried again in %.0f s): %s", every, exc)
 
 
 def stop_background(key: str, rt: jobs.Runtime, sched: object) -> None:
