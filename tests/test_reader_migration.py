@@ -519,15 +519,16 @@ def mailchimp_export(count: int) -> Folder:
 
 
 @pytest.mark.slow
-def test_hundred_thousand_mailchimp_readers_move_in(engine: Engine) -> None:
-    """100,000 records: every one counted, the 13% who left never among the active."""
+def test_a_large_mailchimp_audience_moves_in(engine: Engine) -> None:
+    """30,000 records (benchmarks/migrate_readers.py runs 100,000): every one counted, the
+    13% who left never among the active."""
     started = time.perf_counter()
-    batch = read_readers("mailchimp", mailchimp_export(100_000))
+    batch = read_readers("mailchimp", mailchimp_export(30_000))
     counts = apply_readers(engine, batch, now=NOW)
     elapsed = time.perf_counter() - started
-    assert (counts.created, counts.total) == (100_000, 100_000)
-    assert subs.counts(engine)["active"] == 87_000
-    print(f"100,000 Mailchimp readers read and written in {elapsed:.1f} s")
+    assert (counts.created, counts.total) == (30_000, 30_000)
+    assert subs.counts(engine)["active"] == 26_100
+    print(f"30,000 Mailchimp readers read and written in {elapsed:.1f} s")
 
 
 _KILLED_RUN = """
