@@ -20,8 +20,8 @@ every publisher figure here includes.
 
 Every build is a child process (`python -m publisher build`, `hugo`), timed on the wall
 clock, interpreter start-up included; its peak RSS comes from wait4's rusage (the largest
-single process), and for publisher also as the sum over the build and its render workers,
-sampled every 20 ms (the workers count). The publisher
+single process), and for publisher also as the sum over the build and its render workers
+(proportional set size, so that pages shared after fork count once), sampled every 20 ms. The publisher
 children run a copy of the package taken when the run starts (an edit of the checkout
 during the run would otherwise count as a new version of the code, which the cache
 rightly answers with a whole rebuild), and write their bytecode as an installed package
@@ -140,18 +140,23 @@ LAST_CPU = [0.0]
 """CPU seconds (user and system) of the last child `run_measured` ran: on a busy machine the
 wall clock says more about the other processes than about the build, its CPU time less."""
 LAST_TREE = [0.0]
-"""Peak of the summed RSS (MB) of the last child and its own children at once (the render
-workers count), sampled every 20 ms: an upper bound, pages shared after fork count twice."""
+"""Peak of the summed proportional set size (PSS, MB) of the last child and its own children
+at once (the render workers count), sampled every 20 ms: a page the workers share with the
+build after fork counts once, split between them (VmRSS where PSS cannot be read)."""
 
 
 def _tree_rss(pid: int) -> int:
-    """KB of resident memory of `pid` and its descendants, as /proc tells them now."""
+    """KB of memory of `pid` and its descendants (PSS), as /proc tells them now."""
     total, pending = 0, [pid]
     while pending:
         here = pending.pop()
         try:
-            with open(f"/proc/{here}/status", encoding="ascii", errors="replace") as status:
-                total += next((int(line.split()[1]) for line in status if line.startswith("VmRSS:")), 0)
+            try:
+                with open(f"/proc/{here}/smaps_rollup", encoding="ascii", errors="replace") as rollup:
+                    total += next((int(line.split()[1]) for line in rollup if line.startswith("Pss:")), 0)
+            except OSError:
+                with open(f"/proc/{here}/status", encoding="ascii", errors="replace") as status:
+                    total += next((int(line.split()[1]) for line in status if line.startswith("VmRSS:")), 0)
             for task in os.listdir(f"/proc/{here}/task"):
                 with open(f"/proc/{here}/task/{task}/children", encoding="ascii") as children:
                     pending.extend(int(child) for child in children.read().split())
@@ -326,7 +331,7 @@ def main() -> None:
         print(
             f"peak RSS of a cold publisher build: {small_peak:.0f} MB at {args.small:,} articles, "
             f"{col('pc', 1):.0f} MB at {args.articles:,} ({col('pc', 1) - small_peak:+.0f} MB); "
-            f"with its render workers, summed: {col('pc', 4):.0f} MB at {args.articles:,}"
+            f"with its render workers, PSS summed: {col('pc', 4):.0f} MB at {args.articles:,}"
         )
 
 

@@ -29,7 +29,7 @@ from publisher import content
 from publisher.config import Config, sqlite_path
 from publisher.errors import BuildError
 from publisher.models import Article
-from publisher.site import archive, outputs
+from publisher.site import archive, build_cache, outputs
 
 __all__ = [
     "ARTICLE_SUFFIXES",
@@ -308,7 +308,10 @@ def _render_many(todo: Sequence[outputs.Output], *, workers: bool) -> Iterator[o
     try:
         # gc.enable: a worker renders hundreds of pages, whose cycles the collector frees
         # (the command may have switched it off for its own few thousand long-lived objects).
-        with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork"), initializer=gc.enable) as pool:
+        with (
+            build_cache.frozen_for_fork(),
+            ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork"), initializer=gc.enable) as pool,
+        ):
             pending: dict[int, Future[dict[int, outputs.Rendered]]] = {}
             with catch_warnings():
                 # Python 3.12 warns of fork in a process with threads (a terminal's progress
