@@ -24,6 +24,7 @@ from desk_browser_support import (
 )
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.select import Select
 
 
 class Owner(Author):
@@ -73,10 +74,11 @@ def test_an_owner_changes_the_settings_in_the_browser(site: Site, browser: WebDr
     owner.shoot("saved", "main")
     assert served_title(site, "Harbor Light Letters")
 
-    owner.field("s-digest", "0 8 * * mon")
+    Select(browser.find_element(By.ID, "s-digest_when")).select_by_visible_text("Every week")
+    Select(browser.find_element(By.ID, "s-digest_day")).select_by_visible_text("Monday")
     owner.press("#g-sending button[type=submit]")
     words = browser.find_element(By.ID, "digest-words").text
-    assert "every Monday at 08:00 Europe/London" in words and words.count("Mon ") == 3
+    assert "every Monday at 08:00 Europe/London" in words and words.count("Monday ") == 4
     owner.check("digest")
     owner.shoot("digest", "g-sending")
 

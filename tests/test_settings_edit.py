@@ -98,6 +98,10 @@ def form_of(page: str, group: str) -> dict[str, str]:
         fields[name] = chosen.group(1) if chosen else ""
     for name in [k for k in fields if k.startswith(("retire-", "restore-", "clear-"))]:
         del fields[name]  # unchecked boxes are not sent
+    for box in re.findall(r'<input[^>]*type="checkbox"[^>]*>', html):
+        named = re.search(r'name="([^"]+)"', box)
+        if named and " checked" not in box:
+            fields.pop(named.group(1), None)
     return fields
 
 
@@ -212,7 +216,7 @@ def test_a_sender_address_that_is_not_one_is_refused(config: Config, url: str) -
 def test_a_digest_that_never_fires_is_refused(config: Config, url: str) -> None:
     """The 30th of February never comes: refused with what to do."""
     with owner(url) as http:
-        answer = save(http, "sending", digest="0 8 30 2 *")
+        answer = save(http, "sending", digest_when="custom", digest="0 8 30 2 *")
     assert answer.status_code == 400
     assert "never fires" in answer.text and 'id="s-digest-error"' in answer.text
     assert text_of(config) == COMMENTED
@@ -221,11 +225,11 @@ def test_a_digest_that_never_fires_is_refused(config: Config, url: str) -> None:
 def test_the_digest_is_shown_in_words_with_its_next_three_times(config: Config, url: str) -> None:
     with owner(url) as http:
         save(http, "publication", timezone="Europe/London")
-        page = save(http, "sending", digest="0 8 * * mon", policy="digest")
+        page = save(http, "sending", digest_when="weekly", digest_day="mon", digest_time="08:00", policy="digest")
     assert page.status_code == 200
     words = re.search(r'id="digest-words">([^<]*)', page.text)
     assert words and "every Monday at 08:00 Europe/London" in words.group(1)
-    assert words.group(1).count("Mon ") == 3
+    assert words.group(1).count("Monday ") == 4
 
 
 def test_cron_in_words_and_its_next_times() -> None:

@@ -23,6 +23,7 @@ the file's fingerprint and the audit log. `save_settings` takes the page's form:
    "(removed)"); a renamed topic is renamed in every reader's choice of topics. A retired
    topic stays in the choices of the readers who made it (their history), and is no longer
    offered: it leaves `subscribe.public_tags` for `subscribe.retired_tags`.
+   A save that changes the digest says when it now goes out, with its next three times.
 
 A running `publisher serve` notices the new file and takes it up (see schedule.daemon).
 """
@@ -62,6 +63,7 @@ from publisher.services.settings_text import (
     fingerprint,
     next_fire_times,
     secrets_text,
+    times_in_words,
 )
 from publisher.store import settings_audit
 from publisher.store.preferences import rename_topic
@@ -97,6 +99,11 @@ class SecretState:
 class Digest:
     words: str
     next_times: tuple[datetime, ...]
+
+    @property
+    def next_in_words(self) -> str:
+        """"Monday 14 December 2026 at 08:00, ... and ...": the next times as the page says them."""
+        return times_in_words(self.next_times)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +155,24 @@ def _form_values(config: Config) -> dict[str, str]:
     return values
 
 
+def _digest(cron: str, zone: str, now: datetime) -> Digest | None:
+    """The digest line in words with its next three times; a line that never fires says so."""
+    if not cron:
+        return None
+    try:
+        return Digest(cron_in_words(cron, zone), tuple(next_fire_times(cron, zone, now)))
+    except ConfigError as exc:
+        return Digest(str(exc), ())
+
+
+def _digest_notice(config: Config, now: datetime) -> str:
+    """What a save that changed the digest says: when it goes now, and its next times."""
+    digest = _digest(str(config["schedule.digest"]), str(config["publication.timezone"]), now)
+    if digest is None:
+        return "No digest goes out any more."
+    return f"The digest goes out {digest.words}: next on {digest.next_in_words}."
+
+
 def settings_view(
     config_path: Path, *, engine: Engine, now: datetime, env: Mapping[str, str] | None = None
 ) -> SettingsView:
@@ -156,14 +181,7 @@ def settings_view(
     text = _read(config_path)
     secrets = secrets_beside(config_path)
     config = _parse(text, config_path, environment, secrets)
-    digest = None
-    if config["schedule.digest"]:
-        zone = str(config["publication.timezone"])
-        try:
-            digest = Digest(cron_in_words(config["schedule.digest"], zone),
-                            tuple(next_fire_times(config["schedule.digest"], zone, now)))
-        except ConfigError as exc:
-            digest = Digest(str(exc), ())
+    digest = _digest(str(config["schedule.digest"]), str(config["publication.timezone"]), now)
     records: tuple[DnsRecord, ...] = ()
     dkim_problem = ""
     try:
@@ -421,6 +439,10 @@ def save_settings(
             raise ConfigError("\n".join(problems), problems=problems)
         assert after is not None
         notices: list[str] = []
+        if any(key in changed for key in ("schedule.digest", "publication.timezone")) and (
+            after["schedule.digest"] or before["schedule.digest"]
+        ):
+            notices.append(_digest_notice(after, now))
         if _provider_keys(after) != _provider_keys(before):
             notice = check(after)
             if notice:

@@ -12,6 +12,14 @@ end. `cron_in_words` and `next_fire_times` describe `schedule.digest` as an auth
 ("every Monday at 08:00 Europe/London", and the next three times); a line that never fires
 (the 30th of February) is refused with the key and what to do.
 
+The digest is chosen the same way: none, every day at HH:MM, every week on a day at HH:MM
+or every month on day N (1 to 28, days every month has) at HH:MM (`DIGEST_WHEN`).
+`digest_choice` reads `schedule.digest` as that choice and `digest_schedule` writes it back
+as the cron line config.toml keeps; a line none of these expresses (written by hand) is
+"custom": shown in words and kept as it is unless another choice is made. The send window
+(`schedule.window`, "mon,thu 07:30") is days ticked and a time (`window_choice`,
+`window_schedule`). `chosen_schedules` applies the three to a posted form at once.
+
 Automatic backups are chosen as an author says them: off, every night at HH:MM, or every
 week on a day at HH:MM (`BACKUP_WHEN`). `backup_choice` reads config.toml's cron line
 (`backup.schedule`) as that choice; `backup_schedule` turns the form's choice back into the
@@ -37,24 +45,35 @@ from cron_descriptor import ExpressionDescriptor, Options  # type: ignore[import
 from tomlkit.container import Container
 
 from publisher.errors import ConfigError
+from publisher.schedule.timing import parse_window
 
 __all__ = [
     "BACKUP_DAYS",
     "BACKUP_WHEN",
+    "DIGEST_WHEN",
     "FIELDS",
     "GROUPS",
+    "MONTH_DAYS",
     "SAVE_BUTTONS",
     "SECRET_KEYS",
     "BackupChoice",
+    "DigestChoice",
     "Field",
+    "WindowChoice",
     "backup_choice",
     "backup_schedule",
+    "chosen_schedules",
     "cron_in_words",
+    "digest_choice",
+    "digest_schedule",
     "edit_text",
     "field_problems",
     "fingerprint",
     "next_fire_times",
     "secrets_text",
+    "times_in_words",
+    "window_choice",
+    "window_schedule",
 ]
 
 
@@ -111,7 +130,8 @@ FIELDS: tuple[Field, ...] = (
       hint="Address of a PNG or JPEG (SVG does not show in Gmail or Outlook), shown in the newsletter's "
       "masthead, the site's header and as its icon. Empty: none."),
     F("accent_color", "publication.accent_color", "Accent colour", "publication",
-      hint="Written #rrggbb, such as #1d5c63: links, buttons and rules in the newsletter and the site."),
+      hint="Links, buttons and rules in the newsletter and the site (typed as #rrggbb, such as #1d5c63, "
+      "where no colour picker shows)."),
     F("from_name", "newsletter.from", "Sender name", "sender", hint="Shown as who the newsletter is from."),
     F("from_address", "newsletter.from", "Sender address", "sender", "email"),
     F("reply_to", "newsletter.reply_to", "Reply-to address", "sender", "email", "Leave empty for none."),
@@ -124,9 +144,9 @@ FIELDS: tuple[Field, ...] = (
     F("policy", "schedule.policy", "A new article's newsletter", "sending", "choice",
       choices=("wait", "now", "window", "digest")),
     F("window", "schedule.window", "Send window", "sending",
-      hint="Weekday(s) and time in the publication's zone: tue 08:00, mon,thu 07:30 or daily 09:00."),
-    F("digest", "schedule.digest", "Digest schedule (cron)", "sending",
-      hint="Minute, hour, day, month, weekday: 0 8 * * mon is every Monday at 08:00. Empty: no digest."),
+      hint="The days and the time a new article's newsletter goes out at, when it waits for the send window."),
+    F("digest", "schedule.digest", "Digest", "sending",
+      hint="One letter gathering the articles since the last one, for the readers who chose it."),
     F("provider", "delivery.provider", "Provider", "provider", "choice",
       choices=("maildir", "smtp", "postmark", "sendgrid", "mailgun", "ses", "resend")),
     F("smtp_host", "delivery.smtp.host", "SMTP server", "provider"),
@@ -280,12 +300,14 @@ def next_fire_times(
 
 
 def cron_in_words(cron: str, zone: str) -> str:
-    """"every Monday at 08:00 Europe/London" for the common weekly and daily lines; cron-descriptor's
+    """"every Monday at 08:00 Europe/London" for the common daily, weekly and monthly lines; cron-descriptor's
     sentence with the zone for the rest. ConfigError for a line that is not cron."""
     _trigger(cron, zone)
     fields = cron.split()
     if len(fields) == 5:
         minute, hour, day, month, weekday = fields
+        if minute.isdigit() and hour.isdigit() and day.isdigit() and month == "*" and weekday == "*":
+            return f"every month on day {int(day)} at {int(hour):02d}:{int(minute):02d} {zone}"
         if minute.isdigit() and hour.isdigit() and day == "*" and month == "*":
             at = f"{int(hour):02d}:{int(minute):02d} {zone}"
             if weekday == "*":
@@ -377,6 +399,157 @@ def backup_schedule(form: Mapping[str, str]) -> dict[str, str]:
     elif when != "custom":
         raise ConfigError(f"[backup] schedule: choose Off, Every night or Every week, not {when!r}")
     return chosen
+
+
+DIGEST_WHEN = {
+    "off": "No digest",
+    "daily": "Every day",
+    "weekly": "Every week",
+    "monthly": "Every month",
+    "custom": "At the times of this cron line",
+}
+DIGEST_TIME = "08:00"
+"""The time first offered: morning, before the working day."""
+MONTH_DAYS = tuple(str(day) for day in range(1, 29))
+"""The days of the month a monthly digest may go on: every month has them."""
+
+
+@dataclass(frozen=True, slots=True)
+class DigestChoice:
+    when: str
+    """A key of DIGEST_WHEN."""
+    day: str
+    """A key of BACKUP_DAYS (used when weekly)."""
+    monthday: str
+    """One of MONTH_DAYS (used when monthly)."""
+    time: str
+    """HH:MM (used unless off or custom)."""
+    cron: str
+    """The line as written (kept when custom)."""
+
+
+def digest_choice(cron: str) -> DigestChoice:
+    """config.toml's `schedule.digest` as the choice the Settings page offers."""
+    line = " ".join(cron.split())
+    if not line:
+        return DigestChoice("off", "mon", "1", DIGEST_TIME, "")
+    fields = line.split(" ")
+    if len(fields) == 5 and fields[0].isdigit() and fields[1].isdigit() and fields[3] == "*":
+        minute, hour, day, weekday = int(fields[0]), int(fields[1]), fields[2], fields[4].lower()
+        if minute < 60 and hour < 24:
+            at = f"{hour:02d}:{minute:02d}"
+            if day == "*" and weekday == "*":
+                return DigestChoice("daily", "mon", "1", at, line)
+            if day == "*" and weekday in _DAY_KEYS:
+                return DigestChoice("weekly", _DAY_KEYS[weekday], "1", at, line)
+            if weekday == "*" and day.isdigit() and str(int(day)) in MONTH_DAYS:
+                return DigestChoice("monthly", "mon", str(int(day)), at, line)
+    return DigestChoice("custom", "mon", "1", DIGEST_TIME, line)
+
+
+def _time_of(typed: str, key: str, example: str) -> tuple[int, int]:
+    """(hour, minute) of a time typed HH:MM; ConfigError naming `key` for anything else."""
+    clock = _CLOCK.fullmatch(typed.strip())
+    if clock is None:
+        raise ConfigError(
+            f"{key}: time must be written HH:MM, from 00:00 to 23:59, such as {example}, not {typed.strip()!r}"
+            if typed.strip() else f"{key}: time is missing: give one written HH:MM, such as {example}"
+        )
+    return int(clock[1]), int(clock[2])
+
+
+def digest_schedule(form: Mapping[str, str]) -> dict[str, str]:
+    """The form with `digest` (the cron line) made from the choice posted as `digest_when`,
+    `digest_day`, `digest_monthday` and `digest_time`; a form without the choice (an older
+    page, a script) is returned as it is, and "custom" keeps the line the form carries.
+    ConfigError naming `[schedule] digest` for a time, a day or a choice that is not one."""
+    when = form.get("digest_when")
+    if when is None:
+        return dict(form)
+    chosen = dict(form)
+    if when == "off":
+        chosen["digest"] = ""
+    elif when in ("daily", "weekly", "monthly"):
+        hour, minute = _time_of(form.get("digest_time", ""), "[schedule] digest", DIGEST_TIME)
+        day, weekday = "*", "*"
+        if when == "weekly":
+            weekday = form.get("digest_day", "").strip().lower()
+            if weekday not in dict(BACKUP_DAYS):
+                raise ConfigError(
+                    f"[schedule] digest: day of the week must be one of Monday to Sunday, not {weekday!r}"
+                    if weekday else "[schedule] digest: day of the week is missing: choose one, Monday to Sunday"
+                )
+        elif when == "monthly":
+            day = form.get("digest_monthday", "").strip()
+            if not day:
+                raise ConfigError("[schedule] digest: day of the month is missing: choose one from 1 to 28")
+            if day not in MONTH_DAYS:
+                raise ConfigError(
+                    f"[schedule] digest: day of the month must be 1 to 28, days that every month has, not {day!r}"
+                )
+        chosen["digest"] = f"{minute} {hour} {day} * {weekday}"
+    elif when != "custom":
+        raise ConfigError(
+            f"[schedule] digest: choose No digest, Every day, Every week or Every month, not {when!r}"
+        )
+    return chosen
+
+
+@dataclass(frozen=True, slots=True)
+class WindowChoice:
+    days: tuple[str, ...]
+    """Keys of BACKUP_DAYS, Monday first."""
+    time: str
+    """HH:MM."""
+
+
+def window_choice(window: str) -> WindowChoice:
+    """config.toml's `schedule.window` ("mon,thu 07:30", "daily 09:00") as days and a time;
+    a line that is not one (config.toml refuses it before the page shows) offers Tuesday 08:00."""
+    try:
+        parsed = parse_window(window)
+    except ConfigError:
+        return WindowChoice(("tue",), "08:00")
+    return WindowChoice(tuple(BACKUP_DAYS[day][0] for day in parsed.days), f"{parsed.at:%H:%M}")
+
+
+def window_schedule(form: Mapping[str, str]) -> dict[str, str]:
+    """The form with `window` made from the days ticked (`window_mon`...`window_sun`) and
+    `window_time`; a form without `window_time` is returned as it is. ConfigError naming
+    `[schedule] window` for no day ticked or a time that is not one."""
+    if "window_time" not in form:
+        return dict(form)
+    days = [key for key, _ in BACKUP_DAYS if form.get(f"window_{key}")]
+    if not days:
+        raise ConfigError("[schedule] window: needs at least one day ticked")
+    hour, minute = _time_of(form["window_time"], "[schedule] window", "08:00")
+    chosen = dict(form)
+    chosen["window"] = f"{'daily' if len(days) == 7 else ','.join(days)} {hour:02d}:{minute:02d}"
+    return chosen
+
+
+def chosen_schedules(form: Mapping[str, str]) -> dict[str, str]:
+    """The form with the digest, the send window and the backups made from their choices
+    (`digest_schedule`, `window_schedule`, `backup_schedule`); one ConfigError listing every
+    choice that is not one."""
+    chosen = dict(form)
+    problems: list[str] = []
+    for made in (digest_schedule, window_schedule, backup_schedule):
+        try:
+            chosen = made(chosen)
+        except ConfigError as exc:
+            problems += exc.problems
+    if problems:
+        raise ConfigError("\n".join(problems), problems=problems)
+    return chosen
+
+
+def times_in_words(times: Sequence[datetime]) -> str:
+    """"Monday 14 December 2026 at 08:00, Monday 21 December 2026 at 08:00 and ..."."""
+    said = [f"{t:%A} {t.day} {t:%B %Y} at {t:%H:%M}" for t in times]
+    if len(said) < 2:
+        return "".join(said)
+    return ", ".join(said[:-1]) + " and " + said[-1]
 
 
 def secrets_text(current: Mapping[str, str], changes: Mapping[str, str]) -> str:

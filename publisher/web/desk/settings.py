@@ -18,6 +18,7 @@ since the page was opened is never overwritten. Editors and viewers get 403.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,20 +40,29 @@ from publisher.services.providers import Provider
 from publisher.services.settings_text import (
     BACKUP_DAYS,
     BACKUP_WHEN,
+    DIGEST_WHEN,
     FIELDS,
     GROUPS,
+    MONTH_DAYS,
     POLICY_WORDS,
     SAVE_BUTTONS,
     BackupChoice,
+    DigestChoice,
+    WindowChoice,
     backup_choice,
-    backup_schedule,
+    chosen_schedules,
+    digest_choice,
     field_problems,
+    window_choice,
 )
 from publisher.web.desk.auth import Asked, DeskAuth
 from publisher.web.desk.render import DeskPages
 from publisher.web.desk.section import Section
 
 __all__ = ["SettingsDesk"]
+
+COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
+"""An accent colour a colour picker can show (it shows any other value as black, and would save that)."""
 
 @dataclass(frozen=True, slots=True)
 class Setting:
@@ -104,6 +114,9 @@ class SettingsDesk(Section):
             "save_buttons": SAVE_BUTTONS,
             "backup_when": BACKUP_WHEN,
             "backup_days": BACKUP_DAYS,
+            "digest_when": DIGEST_WHEN,
+            "month_days": MONTH_DAYS,
+            "zone": self.config.tz.key,
             "secrets": readiness.secrets_set(self.config),
             "findings": readiness.article_findings(self.config),
             "gaps": readiness.go_live_gaps(self.config),
@@ -131,8 +144,20 @@ class SettingsDesk(Section):
                 values["backup_when"], values.get("backup_day", backup.day), values.get("backup_time", backup.time),
                 backup.cron,
             )
+        digest = digest_choice(values.get("digest", ""))
+        if "digest_when" in values:
+            digest = DigestChoice(
+                values["digest_when"], values.get("digest_day", digest.day),
+                values.get("digest_monthday", digest.monthday), values.get("digest_time", digest.time), digest.cron,
+            )
+        window = window_choice(values.get("window", ""))
+        if "window_time" in values:
+            window = WindowChoice(
+                tuple(key for key, _ in BACKUP_DAYS if values.get(f"window_{key}")), values["window_time"]
+            )
         return self.pages.render(
-            "settings", asked.desk, section="settings", status=status_code, backup=backup,
+            "settings", asked.desk, section="settings", status=status_code, backup=backup, digest=digest,
+            window=window, accent_picker=bool(COLOUR.fullmatch(values.get("accent_color", ""))),
             error=error, result=result, problems=problems or {}, values=values, group=group,
             dkim_checks=dkim_checks or [], **view,
         )
@@ -153,7 +178,7 @@ class SettingsDesk(Section):
                     engine=self.engine, now=asked.now,
                 )
             return settings_service.save_settings(
-                path, backup_schedule(form), fingerprint_seen=asked.field("fingerprint"), who=asked.session.user.email,
+                path, chosen_schedules(form), fingerprint_seen=asked.field("fingerprint"), who=asked.session.user.email,
                 engine=self.engine, now=asked.now,
             )
 
