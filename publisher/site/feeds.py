@@ -23,17 +23,16 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urljoin, urlsplit
-
-from feedgen.ext.base import BaseEntryExtension, BaseExtension
-from feedgen.feed import FeedGenerator
-from feedgen.util import xml_elem
 
 from publisher.config import Config
 from publisher.content.sanitize import to_uri
 from publisher.errors import BuildError, ConfigError
 from publisher.models import Article, split_person
+
+if TYPE_CHECKING:
+    from feedgen.feed import FeedGenerator
 
 __all__ = [
     "BUILDERS",
@@ -290,60 +289,6 @@ def _tag_name(articles: Sequence[Article], tag: str | None) -> str | None:
     return site_tags(articles).get(tag_slug(tag), tag)
 
 
-class _RssExtension(BaseExtension):  # type: ignore[misc]
-    """Adds the `atom:link rel="hub"` elements feedgen's RSS writer leaves out."""
-
-    def __init__(self) -> None:
-        self.hubs: tuple[str, ...] = ()
-
-    def extend_ns(self) -> dict[str, str]:
-        return {"dc": DC_NS, "dcterms": DCTERMS_NS}
-
-    def extend_rss(self, feed: Any) -> Any:
-        channel = feed.find("channel")
-        anchor = channel.find(f"{{{ATOM_NS}}}link")
-        position = list(channel).index(anchor) + 1 if anchor is not None else len(channel)
-        for offset, hub in enumerate(self.hubs):
-            link = xml_elem(f"{{{ATOM_NS}}}link", href=hub, rel="hub")
-            channel.insert(position + offset, link)
-        return feed
-
-
-class _RssEntryExtension(BaseEntryExtension):  # type: ignore[misc]
-    """dc:creator (RSS's `author` must be an email address) and dcterms:modified."""
-
-    def __init__(self) -> None:
-        self.creator = ""
-        self.modified: datetime | None = None
-
-    def extend_rss(self, item: Any) -> Any:
-        if self.creator:
-            xml_elem(f"{{{DC_NS}}}creator", item).text = self.creator
-        if self.modified is not None:
-            xml_elem(f"{{{DCTERMS_NS}}}modified", item).text = _rfc3339(self.modified)
-        return item
-
-
-class _MediaExtension(BaseExtension):  # type: ignore[misc]
-    def extend_ns(self) -> dict[str, str]:
-        return {"media": MEDIA_NS}
-
-
-class _MediaEntryExtension(BaseEntryExtension):  # type: ignore[misc]
-    """`media:thumbnail`: the lead image readers show beside an entry in their list."""
-
-    def __init__(self) -> None:
-        self.image = ""
-
-    def extend_atom(self, entry: Any) -> Any:
-        if self.image:
-            xml_elem(f"{{{MEDIA_NS}}}thumbnail", entry, url=self.image)
-        return entry
-
-    def extend_rss(self, item: Any) -> Any:
-        return self.extend_atom(item)
-
-
 def _generator(
     config: Config, articles: Sequence[Article], now: datetime, kind: FeedKind, tag: str | None
 ) -> FeedGenerator:
@@ -355,9 +300,15 @@ def _generator(
     email = feed_email(config)
     language = feed_language(config)
 
+    # feedgen (and lxml with it) only for a build that writes a feed: an edit of an older
+    # article renders none, and loading them is a twentieth of its time.
+    from feedgen.feed import FeedGenerator
+
+    from publisher.site import feed_extensions as ext
+
     fg = FeedGenerator()
-    fg.register_extension("publisher_rss", _RssExtension, _RssEntryExtension, atom=False, rss=True)
-    fg.register_extension("publisher_media", _MediaExtension, _MediaEntryExtension)
+    fg.register_extension("publisher_rss", ext.RssExtension, ext.RssEntryExtension, atom=False, rss=True)
+    fg.register_extension("publisher_media", ext.MediaExtension, ext.MediaEntryExtension)
     fg.publisher_rss.hubs = hub_urls(config)
 
     fg.id(_canonical(self_url))
