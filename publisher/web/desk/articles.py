@@ -46,7 +46,7 @@ from publisher.errors import AmbiguousTime, Conflict, InvalidRequest, MailedAlre
 from publisher.services import articles as article_service
 from publisher.services import issues as issue_service
 from publisher.services import media as media_service
-from publisher.services import previews, scheduling, subject_tests
+from publisher.services import migration, previews, scheduling, subject_tests
 from publisher.services import revisions as revision_service
 from publisher.services import segments as segment_service
 from publisher.services import subscribers as subscriber_service
@@ -70,6 +70,18 @@ PICTURE_HEADERS = {
     "referrer-policy": "no-referrer",
     "x-content-type-options": "nosniff",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class MovedIn:
+    """What the send panel says of an article another service mailed before it was moved in."""
+
+    service: str
+    """"Ghost", as the author knows it."""
+    day: str
+    """"2 February 2024": the day it was published (and mailed) there, in the publication's zone."""
+    sure: bool
+    """The move recorded that it was mailed (False: moved in before that was kept, so probably)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,10 +275,12 @@ class ArticleDesk(Section):
     ) -> Response:
         sending: dict[str, Any] = {}
         if edit.slug is not None:
-            sending = await run_in_threadpool(self._sending, edit.slug, asked.now, view)
+            sending = await run_in_threadpool(self._sending, edit.slug, asked.now, view, edit.original)
             sending["form"] = schedule_form or {
                 "at": "", "timezone": "", "local_time": False, "tag": "", "choices": [], "again": False,
             }
+            if sending["moved_in"] is not None:  # mailed where it came from: the box to say "again" from the start
+                sending["form"] = {**sending["form"], "again": True}
         key = edit.slug or f"new:{edit.draft_key}"
         versions = await run_in_threadpool(revision_service.list_revisions, self.engine, key)
         drafts = [] if edit.slug else await run_in_threadpool(revision_service.unsaved_drafts, self.engine)
@@ -288,14 +302,18 @@ class ArticleDesk(Section):
             when=lambda moment: f"{moment.astimezone(self.config.tz):%Y-%m-%d %H:%M}",
         )
 
-    def _sending(self, slug: str, now: datetime, view: article_service.ArticleView | None) -> dict[str, Any]:
+    def _sending(
+        self, slug: str, now: datetime, view: article_service.ArticleView | None, text: str = ""
+    ) -> dict[str, Any]:
         """What the send panel shows: segments with their counts, this article's pending
         schedule (with how far off it is), a held one, its issue's counts while it is being
-        sent, and how mail leaves. `view` is the article the editor loaded (no second scan)."""
+        sent, how mail leaves, and where it was mailed before it was moved in (`MovedIn`).
+        `view` is the article the editor loaded (no second scan), `text` its file."""
         agenda = scheduling.agenda(self.config, self.engine, now=now)
         issue = issue_service.get_issue(self.engine, view.issue_id) if view and view.issue_id else None
         return {
             "issue": issue,
+            "moved_in": self._moved_in(view, issue, text),
             "active": subscriber_service.counts(self.engine).get("active", 0),
             "segments": subscriber_service.tags(self.engine),
             "saved": segment_service.list_segments(self.engine),
@@ -303,6 +321,20 @@ class ArticleDesk(Section):
             "held": [s for s in agenda.held if s.slug == slug],
             "provider": issue_service.provider_label(self.config),
         }
+
+    def _moved_in(
+        self, view: article_service.ArticleView | None, issue: issue_service.IssueStatus | None, text: str
+    ) -> MovedIn | None:
+        """Where the article was mailed before it was moved in, while a send here would be
+        refused without "again" (as `issues.refuse_mailed_there` refuses it: no copy sent
+        from here yet); None otherwise."""
+        if view is None or (issue is not None and issue.total > 0):
+            return None
+        origin = migration.moved_in(text, draft=view.article.draft)
+        if origin is None or origin.mailed is False:
+            return None
+        local = view.article.date.astimezone(self.config.tz)
+        return MovedIn(origin.service, f"{local.day} {local:%B %Y}", sure=origin.mailed is True)
 
     async def _render_preview(
         self, asked: Asked, fields: EditorFields, original: str, *, checks: bool = True, deep: bool = False
