@@ -12,8 +12,9 @@ from starlette.concurrency import run_in_threadpool
 from publisher.api import models, problems
 from publisher.api.auth import ApiRefusal, field_refusal
 from publisher.api.context import ApiContext, IfMatch, etag, matches, responses, stale
+from publisher.config import Config
 from publisher.errors import Conflict
-from publisher.services import articles, issues, scheduling, segments
+from publisher.services import articles, issues, scheduling, segments, subject_tests
 from publisher.services.issues import LOCAL, IssueStatus, Schedule
 from publisher.services.segments import IssueSegment
 
@@ -51,6 +52,26 @@ def _check_when(default: ZoneInfo, at: str, zone: str | None, *, local_time: boo
     unreadable = scheduling.unreadable_when(default, at, zone, local_time=local_time, now=now)
     if unreadable is not None:
         raise field_refusal(*unreadable)
+
+
+def _subject_test(
+    config: Config, body: models.SubjectTestFields, zone: str | None, *, now: datetime
+) -> subject_tests.TestPlan | None:
+    """The subject test a schedule's body asks for (None: `subjects` left out), checked by
+    the rules the desk and the command line use; a 422 names a companion field given
+    without `subjects`, or a wait and a decision time given both."""
+    if body.subjects is None:
+        alone = sorted(body.model_fields_set & {"subject_sample", "subject_wait", "subject_decide_at", "subject_by"})
+        if alone:
+            raise field_refusal(alone[0], "goes with subjects (two to four of them)")
+        return None
+    if body.subject_wait is not None and body.subject_decide_at is not None:
+        raise field_refusal("subject_decide_at", "give subject_wait or subject_decide_at, not both")
+    at = subject_tests.decision_time(config, body.subject_decide_at, zone) if body.subject_decide_at else None
+    return subject_tests.parse_plan(
+        body.subjects, sample_percent=body.subject_sample, metric=body.subject_by,
+        wait=body.subject_wait or subject_tests.DEFAULT_WAIT, at=at, now=now,
+    )
 
 
 def _despite(request: Request, wanted: bool) -> str:
@@ -132,13 +153,16 @@ def router(ctx: ApiContext) -> APIRouter:
               responses=responses(404, post=True), dependencies=[write_issues])
     def schedule_article(slug: Slug, body: models.ArticleScheduleCreate, request: Request) -> models.Schedule:
         """Send the article's newsletter at a time, as `publisher schedule SLUG --at ... --tz ...` does;
-        `run_at` is the instant it goes, in UTC. A new time replaces the article's pending one."""
+        `run_at` is the instant it goes, in UTC. A new time replaces the article's pending one.
+        With `subjects`, the send starts as a subject test (refused with the reasons, 400, when it
+        could not run: analytics off, a sample under 100 readers, a segment)."""
         now = ctx.clock()
         _check_when(config.tz, body.at, body.timezone, local_time=False, now=now)
         done = scheduling.schedule_send(
             config, db, slug, at=body.at, now=now, tz_name=body.timezone,
             despite_complaints=body.despite_complaints, who=_despite(request, body.despite_complaints),
             segment=body.segment, again=body.again,
+            subject_test=_subject_test(config, body, body.timezone, now=now),
         )
         return _schedule(done.schedule)
 
@@ -203,7 +227,8 @@ def router(ctx: ApiContext) -> APIRouter:
     @api.post("/issues/{issue_id}/schedule", tags=["issues"], status_code=201, response_model=models.Schedule,
               responses=responses(404, post=True), dependencies=[write_issues])
     def schedule(issue_id: IssueId, body: models.ScheduleCreate, request: Request) -> models.Schedule:
-        """Send at a wall-clock time, as `publisher schedule` does (local_time: each reader's own hour)."""
+        """Send at a wall-clock time, as `publisher schedule` does (local_time: each reader's own hour);
+        with `subjects`, as a subject test."""
         slug = issues.article_slug(db, issue_id)
         now = ctx.clock()
         _check_when(config.tz, body.at, body.timezone, local_time=body.local_time, now=now)
@@ -211,6 +236,7 @@ def router(ctx: ApiContext) -> APIRouter:
             config, db, slug, at=body.at, now=now, tz_name=body.timezone, local_time=body.local_time,
             despite_complaints=body.despite_complaints, who=_despite(request, body.despite_complaints),
             segment=body.segment, again=body.again,
+            subject_test=_subject_test(config, body, body.timezone, now=now),
         )
         return _schedule(done.schedule)
 

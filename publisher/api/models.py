@@ -337,7 +337,30 @@ class Queued(BaseModel):
     added: int = Field(description="Copies queued now; readers who already had it are not queued again.")
 
 
-class ScheduleCreate(Request):
+class SubjectTestFields(Request):
+    """A subject test a schedule starts with, as `publisher send --subject-test` and the desk
+    take it (the front matter's `subjects:`, `subject_sample:`, `subject_wait:`, `subject_by:`)."""
+
+    subjects: list[Annotated[str, Field(min_length=1, max_length=300)]] | SkipJsonSchema[None] = Field(
+        default=None, min_length=2, max_length=4,
+        description="Two to four subjects to test (the first is kept on a tie); a share of the readers gets them "
+        "when the send starts, the winner goes to the rest. Needs analytics on.",
+    )
+    subject_sample: int = Field(default=20, ge=1, le=100, description="Percent of readers who try the subjects.")
+    subject_wait: str | SkipJsonSchema[None] = Field(
+        default=None, max_length=16, pattern=r"^\s*\d{1,8}\s*([mM]|[mM][iI][nN]|[hH]|[dD])\s*$",
+        description='How long after the start the winner is chosen: "30m", "4h", "2d" (10 minutes to 14 days; '
+        "default 4h).",
+    )
+    subject_decide_at: str | SkipJsonSchema[None] = Field(
+        default=None, max_length=32, pattern=r"^\s*\d{4}-\d{2}-\d{2} \d{2}:\d{2}\s*$",
+        description='Instead of subject_wait: the wall-clock time to choose the winner at, "YYYY-MM-DD HH:MM" in '
+        "the schedule's zone.",
+    )
+    subject_by: Literal["clicks", "opens"] = Field(default="clicks", description="How the winner is chosen.")
+
+
+class ScheduleCreate(SubjectTestFields):
     at: str = Field(
         max_length=32, pattern=r"^\s*\d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2})?\s*$",
         description='Wall-clock time, "YYYY-MM-DD HH:MM".',
@@ -349,7 +372,7 @@ class ScheduleCreate(Request):
     again: bool = Field(default=False, description=AGAIN)
 
 
-class ArticleScheduleCreate(Request):
+class ArticleScheduleCreate(SubjectTestFields):
     at: str = Field(
         max_length=40, pattern=r"^\s*\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2})?(Z|[+-]\d{2}:\d{2})?\s*$",
         description='When to send: "YYYY-MM-DDTHH:MM" on the clock of `timezone` (or with an offset, that instant).',

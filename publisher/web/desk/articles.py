@@ -430,17 +430,22 @@ class ArticleDesk(Section):
         at = (asked.field("choice") or asked.field("at")).strip()
         zone = asked.field("timezone").strip()
         local_time = asked.field("local_time") == "on"
+        subjects = _subjects(asked)
         form: dict[str, Any] = {
             "at": asked.field("at").strip(), "timezone": zone, "local_time": local_time,
-            "tag": asked.field("tag").strip(), "choices": [], "again": False,
+            "tag": asked.field("tag").strip(), "choices": [], "again": False, "subjects": subjects,
+            **{name: asked.field(name).strip() for name in ("sample", "wait_hours", "decide_at", "by")},
         }
         try:
+            # A subject test: the fields the send page offers, checked the same way, and the
+            # time to decide at as a wall-clock time in the schedule's zone.
+            test = self._subject_plan(asked, subjects, zone=zone or None) if any(subjects) else None
             await run_in_threadpool(
                 lambda: scheduling.schedule_send(
                     self.config, self.engine, slug, at=at, now=asked.now,
                     tz_name=zone if zone and zone != self.config.tz.key else None,
                     tag=self._segment(asked), local_time=local_time, segment=self._saved_segment(asked),
-                    again=asked.field("again") == "on",
+                    again=asked.field("again") == "on", subject_test=test,
                 )
             )
         except MailedAlready as exc:
@@ -481,16 +486,12 @@ class ArticleDesk(Section):
                 upcoming=[u for u in agenda.scheduled if u.schedule.slug == slug],
                 status=409 if stopped and asked.field("confirm") else 200,
             )
-        subjects = [asked.field(f"subject_{n}").strip() for n in "abcd"]
+        subjects = _subjects(asked)
         try:
             if any(subjects[1:]) and segment:
                 raise InvalidRequest("a subject test goes to everyone or to a tag, not yet to a saved segment")
-            if any(subjects[1:]):  # a subject test: the confirm page's "Test subjects first"
-                test = subject_tests.parse_plan(
-                    [s for s in subjects if s], sample_percent=_whole(asked.field("sample"), "sample", 20),
-                    wait=f"{_whole(asked.field('wait_hours'), 'wait', 4)}h",
-                    metric=asked.field("by") or "clicks", now=asked.now,
-                )
+            if any(subjects[1:]):  # a subject test: the confirm page's "Test subjects first" (A is filled in)
+                test = self._subject_plan(asked, subjects)
                 started = await run_in_threadpool(
                     lambda: subject_tests.start(
                         self.config, self.engine, slug, test, now=asked.now, tag=tag,
@@ -509,6 +510,17 @@ class ArticleDesk(Section):
         except PublisherError as exc:
             return await self._send_error(asked, slug, str(exc))
         return RedirectResponse(f"/desk/issues/{queued.issue_id}?m=queued", status_code=303)
+
+    def _subject_plan(self, asked: Asked, subjects: list[str], *, zone: str | None = None) -> subject_tests.TestPlan:
+        """The subject test the send or schedule form asks for: the subjects typed, the share
+        of readers, the wait in hours or (on the schedule form) a time to decide at, read in
+        `zone`; InvalidRequest names the field that is wrong."""
+        decide = asked.field("decide_at").strip().replace("T", " ")
+        return subject_tests.parse_plan(
+            [s for s in subjects if s], sample_percent=_whole(asked.field("sample"), "sample", 20),
+            wait=f"{_whole(asked.field('wait_hours'), 'wait', 4)}h", metric=asked.field("by") or "clicks",
+            at=subject_tests.decision_time(self.config, decide, zone) if decide else None, now=asked.now,
+        )
 
     async def cancel(self, asked: Asked) -> Response:
         try:
@@ -537,6 +549,11 @@ def _tick_again(refused: MailedAlready) -> str:
     """The refusal in the desk's words: the box to tick instead of the command's flag."""
     said = str(refused).split(" To send it anyway:", 1)[0]
     return f"{said} To send it anyway, tick \u201cSend it again anyway\u201d and press again."
+
+
+def _subjects(asked: Asked) -> list[str]:
+    """Subjects A to D as typed (empty ones kept in their places, for the form shown again)."""
+    return [asked.field(f"subject_{n}").strip() for n in "abcd"]
 
 
 def _whole(text: str, name: str, default: int) -> int:
