@@ -284,3 +284,19 @@ def test_kill_9_at_each_step_of_a_small_build_leaves_one_whole_build(tmp_path: P
             assert kept_builds(builds) == [public.resolve().name, "standby"], f"{step[1]} {call}"
             assert not (builds / standby.JOURNAL).exists()
     assert kills == {name for _owner, name in STEPS}
+
+
+def test_a_build_with_nothing_to_write_clears_what_a_killed_build_left(tmp_path: Path) -> None:
+    """Killed after its switch and record, before clearing the other builds, a build leaves
+    a third one behind: the next build clears it even when it has nothing to write."""
+    config = publication(tmp_path)
+    build.build_site(config, generation(0), NOW)
+    build.build_site(config, generation(1), NOW)
+    builds = tmp_path / ".public.builds"
+    (builds / standby.RECORD).write_bytes(b"{")  # the full path, which clears the old standby
+    assert build_killed_at(config, generation(2), (writing, "_prune"), 1)
+    public = tmp_path / "public"
+    assert served(public) == expected(config, generation(2))
+    assert len([p for p in builds.iterdir() if p.name.startswith("v")]) == 3
+    assert build.build_site(config, generation(2), NOW).written == ()
+    assert kept_builds(builds) == [public.resolve().name, "standby"]

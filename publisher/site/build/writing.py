@@ -440,6 +440,10 @@ class _Writer:
                 self.journal.close(remove=True)
                 self.journal = None
             warnings = [*warnings, *_prune(self.builds, build, keep=after.standby if after else "")]
+        elif build is not None and build.parent == self.builds:
+            # Nothing to switch, but a build killed after its switch may have left a third
+            # build or a stage behind: a look at the builds folder's few names clears them.
+            warnings = [*warnings, *_prune(self.builds, build, keep=self.standby.standby if self.standby else "")]
         if build is not None and (changes or self.rendered):
             RenderRecord(build.name, self.files, self.notes).save(self.config, self.output, self.environment)
         return self._report(warnings, removed, kept)
