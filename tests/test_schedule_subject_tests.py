@@ -88,6 +88,22 @@ def test_a_schedule_with_two_subjects_keeps_the_test(config: Config, desk: tuple
     )
 
 
+def test_the_send_panel_says_the_schedule_starts_as_a_subject_test(desk: tuple[httpx.Client, str]) -> None:
+    """Scheduled, the panel names the subjects, the share and when the winner is chosen."""
+    http, csrf = desk
+    done = http.post(f"/desk/articles/{SLUG}/schedule", data={
+        "csrf": csrf, "at": AT, "timezone": "", "tag": "", "subject_a": "Notes on rest",
+        "subject_b": "Why rest is hard", "sample": "100", "wait_hours": "6",
+    })
+    assert done.status_code == 303, done.text
+    page = http.get(f"/desk/articles/{SLUG}").text
+    said = re.search(r'<span id="scheduled-test">(.*?)</span>', page, re.S)
+    assert said and " ".join(re.sub(r"<[^>]+>", "", said.group(1)).split()) == (
+        "It starts as a subject test: 100% of the readers get “Notes on rest” or “Why rest is hard”, "
+        "and the one with more clicks goes to the rest 6 hour(s) after the start."
+    )
+
+
 def test_a_decision_time_is_read_in_the_schedules_zone(config: Config, desk: tuple[httpx.Client, str]) -> None:
     http, csrf = desk
     done = http.post(f"/desk/articles/{SLUG}/schedule", data={
@@ -120,7 +136,7 @@ def test_a_test_that_cannot_run_is_refused_and_nothing_is_scheduled(
     assert refused.status_code == 400
     error = re.search(r'id="send-error">([^<]*)<', refused.text)
     assert error and said in error.group(1).replace("&#39;", "'"), refused.text
-    assert f'name="subject_a" maxlength="300" value="{fields["subject_a"]}"' in refused.text
+    assert f'name="subject_a" type="text" maxlength="300" value="{fields["subject_a"]}"' in refused.text
     assert planned(config) is None
 
 

@@ -311,16 +311,37 @@ class ArticleDesk(Section):
         `view` is the article the editor loaded (no second scan), `text` its file."""
         agenda = scheduling.agenda(self.config, self.engine, now=now)
         issue = issue_service.get_issue(self.engine, view.issue_id) if view and view.issue_id else None
+        upcoming = [u for u in agenda.scheduled if u.schedule.slug == slug]
         return {
             "issue": issue,
             "moved_in": self._moved_in(view, issue, text),
+            "test": self._scheduled_test(upcoming[0].schedule.issue_id, view, now) if upcoming else None,
             "active": subscriber_service.counts(self.engine).get("active", 0),
             "segments": subscriber_service.tags(self.engine),
             "saved": segment_service.list_segments(self.engine),
-            "upcoming": [u for u in agenda.scheduled if u.schedule.slug == slug],
+            "upcoming": upcoming,
             "held": [s for s in agenda.held if s.slug == slug],
             "provider": issue_service.provider_label(self.config),
         }
+
+    def _scheduled_test(
+        self, issue_id: int, view: article_service.ArticleView | None, now: datetime
+    ) -> tuple[subject_tests.TestPlan, str] | None:
+        """The subject test the pending schedule starts with (kept with it, or the one the
+        article's file asks for) and when it is decided, in words; None for none, or for a
+        file whose test cannot be read (the start holds the send and says why)."""
+        try:
+            plan = subject_tests.scheduled_plan(self.config, self.engine, issue_id, view.article if view else None,
+                                                now=now)
+        except PublisherError:
+            return None
+        if plan is None:
+            return None
+        if plan.at is not None:
+            return plan, f"at {plan.at.astimezone(self.config.tz):%Y-%m-%d %H:%M}"
+        minutes = int(plan.wait.total_seconds()) // 60
+        span = f"{minutes // 60} hour(s)" if minutes % 60 == 0 else f"{minutes} minutes"
+        return plan, f"{span} after the start"
 
     def _moved_in(
         self, view: article_service.ArticleView | None, issue: issue_service.IssueStatus | None, text: str
