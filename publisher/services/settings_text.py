@@ -453,7 +453,7 @@ def _time_of(typed: str, key: str, example: str) -> tuple[int, int]:
     if clock is None:
         raise ConfigError(
             f"{key}: time must be written HH:MM, from 00:00 to 23:59, such as {example}, not {typed.strip()!r}"
-            if typed.strip() else f"{key}: time is missing: give one written HH:MM, such as {example}"
+            if typed.strip() else f"{key}: time is missing: choose one, such as {example}"
         )
     return int(clock[1]), int(clock[2])
 
