@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from store_support import BACKENDS, open_test_store
 
-from publisher.schedule.daemon import keep_folding
+from publisher.schedule.daemon import keep_folding, sweep_change_lines
 from publisher.store import folding, ledger, subscribers
 from publisher.store.folding import now_and_then
 from publisher.store.issues import fold_issue_counts
@@ -144,3 +144,28 @@ def test_a_running_daemon_folds_the_lines_of_a_send_nobody_reads(pg: sa.Engine) 
     with pg.connect() as conn:
         assert conn.execute(lines).scalar_one() == 0
         assert conn.execute(sa.text("SELECT number FROM issue_counts WHERE state = 'queued'")).scalar_one() == 1
+
+
+def test_folded_lines_are_swept_so_readings_stop_reading_their_pages(pg: sa.Engine) -> None:
+    """A change table that holds folded lines is vacuumed: its pages are given back."""
+    subscribers.add(pg, "di@example.org", now=NOW)
+    issue = ledger.create_issue(pg, key="k", kind="article", slug="k", subject="K", html="", text="",
+                                tag=None, status="draft", now=NOW)
+    ledger.enqueue(pg, issue, now=NOW)
+    fold_issue_counts(pg)
+    swept: list[str] = []
+    deadline = time.monotonic() + 15  # the deleting backend reports its dead lines within a second or so
+    while "issue_count_changes" not in swept and time.monotonic() < deadline:
+        swept = sweep_change_lines(pg, at_least=1)
+        time.sleep(0.2)
+    assert "issue_count_changes" in swept
+    with pg.connect() as conn:
+        assert conn.execute(sa.text("SELECT pg_relation_size('issue_count_changes')")).scalar_one() == 0
+    assert ledger.status(pg, issue)[0].queued == 1
+
+
+def test_sqlite_has_nothing_to_sweep(tmp_path: Path) -> None:
+    """SQLite keeps no change lines: the sweep asks nothing."""
+    engine = open_test_store("sqlite", tmp_path)
+    assert sweep_change_lines(engine, at_least=0) == []
+    engine.dispose()

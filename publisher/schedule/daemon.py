@@ -51,7 +51,7 @@ from publisher.web.app import LiveApp
 
 __all__ = [
     "AccessLog", "bind", "configure_logging", "keep_folding", "reload_settings", "run_daemon", "settle_heap",
-    "start_background", "watch_config",
+    "start_background", "sweep_change_lines", "watch_config",
 ]
 
 log = logging.getLogger(__name__)
@@ -167,11 +167,42 @@ def keep_folding(db: Engine, stop: threading.Event, every: float = FOLD_EVERY) -
     for a moment is told in the log and tried again at the next turn.
     """
     while not stop.wait(every):
-        for fold in (counts_kept.fold, fold_issue_counts):
-            try:
+        try:
+            for fold in (counts_kept.fold, fold_issue_counts):
                 now_and_then(db, fold, every=0)
-            except SQLAlchemyError as exc:
-                log.warning("the kept counts could not be folded (tried again in %.0f s): %s", every, exc)
+            sweep_change_lines(db)
+        except SQLAlchemyError as exc:
+            log.warning("the kept counts could not be folded (tried again in %.0f s): %s", every, exc)
+
+
+CHANGE_TABLES = ("list_count_changes", "event_day_changes", "sent_minute_changes", "issue_count_changes")
+SWEEP_FROM = 10_000
+"""Folded (dead) lines in a change table from which a daemon vacuums it at once."""
+
+
+def sweep_change_lines(db: Engine, *, at_least: int = SWEEP_FROM) -> list[str]:
+    """VACUUM the change tables that hold `at_least` folded lines (PostgreSQL); their names.
+
+    A fold deletes its lines, but their pages stay until a vacuum, and every reading of a
+    count reads the whole table: after an import or a send of a million, until autovacuum
+    came round (a minute or more), each figure on Home took 100-200 ms instead of one. A
+    vacuum of a table of only dead lines takes a second or two and gives its pages back.
+    """
+    if db.dialect.name != "postgresql":
+        return []
+    names = ", ".join(f"'{name}'" for name in CHANGE_TABLES)
+    with db.connect() as conn:
+        swept = [
+            str(name) for name, in conn.exec_driver_sql(
+                f"SELECT relname FROM pg_stat_user_tables WHERE relname IN ({names}) AND n_dead_tup >= {int(at_least)}"
+            )
+        ]
+    if swept:
+        with db.connect() as conn:
+            auto = conn.execution_options(isolation_level="AUTOCOMMIT")
+            for name in swept:
+                auto.exec_driver_sql(f"VACUUM {name}")
+    return swept
 
 
 def stop_background(key: str, rt: jobs.Runtime, sched: object) -> None:
