@@ -91,6 +91,15 @@ def test_no_digest_empties_the_line(config: Config, url: str) -> None:
     assert digest_of(config) == "" and "No digest goes out any more." in page
 
 
+def test_articles_cannot_wait_for_a_digest_that_never_comes(config: Config, url: str) -> None:
+    """"Goes into the next digest" with no digest: told beside the digest, nothing saved."""
+    status, page = save(url, "sending", policy="digest", digest_when="off")
+    assert status == 400
+    assert ('id="s-digest-error">Digest is needed when a new article&#39;s newsletter goes into the next digest: '
+            "choose when the digest goes out, or another choice above<") in page
+    assert text_of(config) == COMMENTED
+
+
 @pytest.mark.parametrize(
     ("choice", "said"),
     [

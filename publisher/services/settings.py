@@ -427,6 +427,11 @@ def save_settings(
             if missing:
                 problems.append(f"{config_path.name}: [delivery] provider {after['delivery.provider']} needs its "
                                 f"{missing[0]}: enter it under the provider's secrets")
+        if (after is not None and after["schedule.policy"] == "digest" and not after["schedule.digest"]
+                and {"schedule.policy", "schedule.digest"} & changed.keys()):
+            # Articles would wait for a digest that never comes.
+            problems.append(f"{config_path.name}: [schedule] digest is needed when a new article's newsletter goes "
+                            "into the next digest: choose when the digest goes out, or another choice above")
         if after is not None and any(_shown(after[k]) != _shown(before[k]) for k in DKIM_KEYS):
             try:
                 DkimSigner.from_config(after)
