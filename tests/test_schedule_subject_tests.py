@@ -167,7 +167,7 @@ def test_the_api_schedules_a_subject_test(config: Config) -> None:
         ({"subjects": ["A", "B"], "subject_wait": "2h", "subject_decide_at": "2099-01-05 12:00"}, 422,
          "give subject_wait or subject_decide_at, not both"),
         ({"subjects": ["A", "a"]}, 400, "two of the subjects are the same"),
-        ({"subjects": ["A"]}, 422, "subjects"),
+        ({"subjects": ["A"]}, 422, "body.subjects: Value should have at least 2 items"),
         ({"subjects": ["A", "B"], "subject_wait": "1m"}, 400, "between 10 minutes and 14 days"),
     ],
     ids=["companion-alone", "wait-and-time", "same-twice", "one-subject", "short-wait"],
