@@ -300,3 +300,20 @@ def test_a_build_with_nothing_to_write_clears_what_a_killed_build_left(tmp_path:
     assert len([p for p in builds.iterdir() if p.name.startswith("v")]) == 3
     assert build.build_site(config, generation(2), NOW).written == ()
     assert kept_builds(builds) == [public.resolve().name, "standby"]
+
+
+def test_a_half_written_standby_is_cleared_by_its_journal_after_more_kills(tmp_path: Path) -> None:
+    """A standby killed half-written, then a full build killed before clearing it: the next
+    small build clears it by its journal first, with no file of it taken for the author's."""
+    config = publication(tmp_path)
+    build.build_site(config, generation(0), NOW)
+    build.build_site(config, generation(1), NOW)
+    assert build_killed_at(config, generation(2), (writing, "_write_atomic"), 2)
+    assert build_killed_at(config, generation(3), (writing, "_prune"), 1)
+    builds = tmp_path / ".public.builds"
+    assert len([p for p in builds.iterdir() if p.name.startswith("v")]) == 3
+    report = build.build_site(config, generation(4), NOW)
+    assert not [warning for warning in report.warnings if "did not write" in warning]
+    public = tmp_path / "public"
+    assert served(public) == expected(config, generation(4))
+    assert kept_builds(builds) == [public.resolve().name, "standby"]

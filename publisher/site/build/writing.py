@@ -227,6 +227,8 @@ class _Writer:
         self.obstacles: list[str] = []
         self.hints: list[str] = []
         self.stage: Path | None = None
+        self.pruned: list[str] = []
+        """Warnings of clearing what killed builds left, before the standby was brought up."""
         self.rendered = 0
         """Outputs rendered (the others were known unchanged from the record)."""
 
@@ -345,6 +347,9 @@ class _Writer:
         written, so a build killed here leaves a standby the next build clears, never serves.
         """
         assert self.current is not None
+        # What killed builds left (a build, a stage, and the journal naming a half-written
+        # one) goes first: the journal is about to be reused for this standby.
+        self.pruned = _prune(self.builds, self.current, keep=record.standby)
         record.wait()
         standby.forget(self.builds)
         folder = self.builds / record.standby
@@ -439,7 +444,7 @@ class _Writer:
             if self.journal is not None:
                 self.journal.close(remove=True)
                 self.journal = None
-            warnings = [*warnings, *_prune(self.builds, build, keep=after.standby if after else "")]
+            warnings = [*warnings, *self.pruned, *_prune(self.builds, build, keep=after.standby if after else "")]
         elif build is not None and build.parent == self.builds:
             # Nothing to switch, but a build killed after its switch may have left a third
             # build or a stage behind: a look at the builds folder's few names clears them.
