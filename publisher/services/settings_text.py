@@ -406,7 +406,7 @@ DIGEST_WHEN = {
     "daily": "Every day",
     "weekly": "Every week",
     "monthly": "Every month",
-    "custom": "As written by hand in config.toml",
+    "custom": "As written by hand",
 }
 DIGEST_TIME = "08:00"
 """The time first offered: morning, before the working day."""
