@@ -14,10 +14,10 @@ import sqlalchemy as sa
 from store_support import BACKENDS, open_test_store
 
 from publisher.schedule.daemon import keep_folding, sweep_change_lines
-from publisher.store import folding, ledger, subscribers
+from publisher.store import counts_kept, folding, ledger, subscribers
 from publisher.store.folding import now_and_then
 from publisher.store.issues import fold_issue_counts
-from publisher.store.schema import issue_count_changes
+from publisher.store.schema import issue_count_changes, list_count_changes
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -169,3 +169,24 @@ def test_sqlite_has_nothing_to_sweep(tmp_path: Path) -> None:
     engine = open_test_store("sqlite", tmp_path)
     assert sweep_change_lines(engine, at_least=0) == []
     engine.dispose()
+
+
+def test_a_fold_of_the_list_counts_in_another_process_is_not_waited_for(pg: sa.Engine) -> None:
+    """While another connection folds the list's counts, a fold returns at once and leaves
+    the lines (two folds at once could deadlock over the kept rows); the count is exact
+    all the same, and the next fold moves them."""
+    subscribers.add(pg, "di@example.org", now=NOW)
+    lines = sa.select(sa.func.count()).select_from(list_count_changes)
+    with pg.connect() as other:
+        other.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('publisher.fold_counts'))"))
+        started = time.monotonic()
+        counts_kept.fold(pg)
+        assert time.monotonic() - started < 5
+        with pg.connect() as conn:
+            assert conn.execute(lines).scalar_one() > 0
+        assert subscribers.counts(pg)["active"] == 1
+        other.rollback()
+    counts_kept.fold(pg)
+    with pg.connect() as conn:
+        assert conn.execute(lines).scalar_one() == 0
+    assert subscribers.counts(pg)["active"] == 1
