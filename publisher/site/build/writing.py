@@ -216,7 +216,9 @@ class _Writer:
         file is read): with a standby, how the build knows which are as it left them."""
         self.extras: list[str] = []
         """The author's own files in the served build, carried into the next."""
-        if self.standby is not None and self.current is not None:
+        if self.standby is not None and self.current is not None and not dry:
+            # A check looks at each file as a full build does (one stat a file costs less
+            # than listing every folder, and it carries no file of the author's).
             self.seen = standby.listing(os.fspath(self.current))
             self.extras = standby.authors_files(self.seen, self.previous, MANIFEST)
         self.hashes: dict[str, str] = {}
@@ -263,7 +265,7 @@ class _Writer:
                 return None
             # With a trusted standby record, a file is as the build left it while its inode
             # is (the folders' listing gives it); a full build looks at each file's stat.
-            if self.standby is not None:
+            if self.standby is not None and not self.dry:
                 if self.seen.get(rel) != known.inode:
                     return None  # replaced by hand since: render it again
             else:
