@@ -213,7 +213,7 @@ class _Writer:
         self.journal: Journal | None = None
         self.seen: dict[str, int] = {}
         """The served build's files and links by their inode, as its folders list them (no
-        file is read): with a standby, how the build knows which are as it left them."""
+        file is read): with a standby, how the build finds the author's own files to carry."""
         self.extras: list[str] = []
         """The author's own files in the served build, carried into the next."""
         if self.standby is not None and self.current is not None and not dry:
@@ -263,19 +263,17 @@ class _Writer:
             known = self.record.files.get(rel)
             if known is None or known.key != item.key or self.previous.get(rel) != known.digest:
                 return None
-            # With a trusted standby record, a file is as the build left it while its inode
-            # is (the folders' listing gives it); a full build looks at each file's stat.
-            if self.standby is not None and not self.dry:
-                if self.seen.get(rel) != known.inode:
-                    return None  # replaced by hand since: render it again
-            else:
-                try:
-                    # A string path: thousands of files are looked at in every build.
-                    stat = os.lstat(f"{self.root}/{rel}")
-                except OSError:
-                    return None
-                if stat.st_size != known.size or stat.st_mtime_ns != known.mtime_ns:
-                    return None  # changed by hand since: render it again
+            try:
+                # A string path: thousands of files are looked at in every build.
+                stat = os.lstat(f"{self.root}/{rel}")
+            except OSError:
+                return None
+            if stat.st_size != known.size or stat.st_mtime_ns != known.mtime_ns:
+                return None  # changed by hand since, in place or not: render it again
+            # With a trusted standby record, the file must also be the one the build left
+            # (its inode): the standby is brought up to date by linking that file.
+            if self.standby is not None and not self.dry and stat.st_ino != known.inode:
+                return None  # replaced by hand since: render it again
             kept[rel] = known
         return kept
 
