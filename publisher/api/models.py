@@ -38,15 +38,21 @@ class Request(BaseModel):
     """A request body: unknown fields refused, and no coercion (`"pending": 0` is not false).
 
     `one_of` names fields of which exactly one must be given; those may be left out but
-    are never null, as the document says.
+    are never null, as the document says. `never_null` names other fields that may be left
+    out but are never null (the document offers no null): null is refused naming the field.
     """
 
     model_config = ConfigDict(extra="forbid", strict=True)
     one_of: ClassVar[tuple[str, ...]] = ()
+    never_null: ClassVar[tuple[str, ...]] = ()
 
     @model_validator(mode="before")
     @classmethod
     def _exactly_one(cls, data: Any) -> Any:
+        if cls.never_null and isinstance(data, dict):
+            nulls = [name for name in cls.never_null if name in data and data[name] is None]
+            if nulls:
+                raise ValueError(f"{nulls[0]} is null: leave it out instead, or give a value")
         if cls.one_of and isinstance(data, dict):
             given = [name for name in cls.one_of if data.get(name) is not None]
             nulls = [name for name in cls.one_of if name in data and data[name] is None]
@@ -318,6 +324,8 @@ AGAIN = (
 
 
 class SendNow(Request):
+    never_null: ClassVar[tuple[str, ...]] = ("segment",)
+
     despite_complaints: bool = Field(default=False, description=DESPITE_COMPLAINTS)
     segment: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=100, description=SEGMENT)
     again: bool = Field(default=False, description=AGAIN)
@@ -340,6 +348,8 @@ class Queued(BaseModel):
 class SubjectTestFields(Request):
     """A subject test a schedule starts with, as `publisher send --subject-test` and the desk
     take it (the front matter's `subjects:`, `subject_sample:`, `subject_wait:`, `subject_by:`)."""
+
+    never_null: ClassVar[tuple[str, ...]] = ("subjects", "subject_wait", "subject_decide_at", "segment")
 
     subjects: list[Annotated[str, Field(min_length=1, max_length=300)]] | SkipJsonSchema[None] = Field(
         default=None, min_length=2, max_length=4,

@@ -536,6 +536,12 @@ class ArticleDesk(Section):
         """The subject test the send or schedule form asks for: the subjects typed, the share
         of readers, the wait in hours or (on the schedule form) a time to decide at, read in
         `zone`; InvalidRequest names the field that is wrong."""
+        for letter, subject in zip("ABCD", subjects, strict=False):
+            if len(subject) > MAX_SUBJECT:  # the box holds no more; the API refuses it too
+                raise InvalidRequest(
+                    f"subject test: subject {letter} is {len(subject):,} characters long: keep each subject to "
+                    f"{MAX_SUBJECT}"
+                )
         decide = asked.field("decide_at").strip().replace("T", " ")
         return subject_tests.parse_plan(
             [s for s in subjects if s], sample_percent=_whole(asked.field("sample"), "sample", 20),
@@ -564,6 +570,10 @@ class ArticleDesk(Section):
             asked, _Edit(slug, parse_fields(text), fingerprint(text), text), view=view,
             send_error=message, status=400, schedule_form=schedule_form,
         )
+
+
+MAX_SUBJECT = 300
+"""The longest subject the send and schedule forms take (their boxes' maxlength, the API's limit)."""
 
 
 def _tick_again(refused: MailedAlready) -> str:
