@@ -24,6 +24,8 @@ the file's fingerprint and the audit log. `save_settings` takes the page's form:
    topic stays in the choices of the readers who made it (their history), and is no longer
    offered: it leaves `subscribe.public_tags` for `subscribe.retired_tags`.
    A save that changes the digest says when it now goes out, with its next three times.
+   A schedule line written by hand that the form's choice means too ("00 08 * * MON"
+   for every Monday at 08:00) is not a change: it stays as written.
 
 A running `publisher serve` notices the new file and takes it up (see schedule.daemon).
 """
@@ -58,7 +60,9 @@ from publisher.services import credentials
 from publisher.services.settings_text import (
     FIELDS,
     SECRET_KEYS,
+    backup_choice,
     cron_in_words,
+    digest_choice,
     edit_text,
     fingerprint,
     next_fire_times,
@@ -391,6 +395,24 @@ def _shown(value: Any) -> str:
     return str(value) if value not in ("", None) else "(empty)"
 
 
+def _same_schedule(key: str, before: Any, after: Any) -> bool:
+    """Whether a schedule line and the one the form made from its choice mean the same times
+    ("00 08 * * MON" and "0 8 * * mon"): the line written by hand is then kept as written."""
+    if key == "schedule.digest":
+        was, now = digest_choice(str(before)), digest_choice(str(after))
+        return was.when != "custom" and (was.when, was.day, was.monthday, was.time) == (
+            now.when, now.day, now.monthday, now.time)
+    if key == "backup.schedule":
+        was_b, now_b = backup_choice(str(before)), backup_choice(str(after))
+        return was_b.when != "custom" and (was_b.when, was_b.day, was_b.time) == (now_b.when, now_b.day, now_b.time)
+    if key == "schedule.window":
+        try:
+            return parse_window(str(before)) == parse_window(str(after))
+        except ConfigError:
+            return False
+    return False
+
+
 def _provider_keys(config: Config) -> tuple[Any, ...]:
     provider = str(config["delivery.provider"])
     keys = [key for key in (f.key for f in FIELDS) if key.startswith(f"delivery.{provider}.")]
@@ -412,7 +434,8 @@ def save_settings(
         secrets = secrets_beside(config_path)
         before = _parse(text, config_path, environment, secrets)
         values, new_secrets, renames, problems = _from_form(form, before, environment, config_path.name, now)
-        changed = {key: value for key, value in values.items() if _shown(value) != _shown(before[key])}
+        changed = {key: value for key, value in values.items()
+                   if _shown(value) != _shown(before[key]) and not _same_schedule(key, before[key], value)}
         new_text = edit_text(text, changed) if changed else text
         merged_secrets = {k: v for k, v in {**secrets, **new_secrets}.items() if v}
         try:
