@@ -267,6 +267,11 @@ _WEEKDAYS = {
 
 
 def _trigger(cron: str, zone: str, key: str = "[schedule] digest") -> CronTrigger:
+    if "#" in cron:  # APScheduler reads "mon#1" as every Monday, without a word
+        raise ConfigError(
+            f"{key} {cron!r} names a weekday with #, which the scheduler reads as every such weekday: "
+            "for the first Monday of the month write \"0 8 1-7 * mon\" (a day 1 to 7 that is a Monday)"
+        )
     try:
         return CronTrigger.from_crontab(cron, timezone=ZoneInfo(zone))
     except ValueError as exc:
@@ -301,7 +306,8 @@ def next_fire_times(
 
 def cron_in_words(cron: str, zone: str) -> str:
     """"every Monday at 08:00 Europe/London" for the common daily, weekly and monthly lines; cron-descriptor's
-    sentence with the zone for the rest. ConfigError for a line that is not cron."""
+    sentence with the zone for the rest, a day of the month and a weekday said as both to match
+    (as the scheduler reads them). ConfigError for a line that is not cron."""
     _trigger(cron, zone)
     fields = cron.split()
     if len(fields) == 5:
@@ -317,10 +323,23 @@ def cron_in_words(cron: str, zone: str) -> str:
                 names = [d for d in days if d]
                 listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
                 return f"every {listed} at {at}"
+        if day not in ("*", "?") and weekday not in ("*", "?"):
+            # The scheduler sends when both match (cron's "or" is not APScheduler's way).
+            on_days = _described(f"{minute} {hour} {day} {month} *")
+            on_weekdays = _described(f"0 0 * * {weekday}").removeprefix("At 00:00, ").removeprefix("only ")
+            return _with_zone(f"{on_days}, and only {on_weekdays}", zone)
+    return _with_zone(_described(cron), zone)
+
+
+def _described(cron: str) -> str:
+    """cron-descriptor's sentence for a line ("At 08:00, only on Monday")."""
     options = Options()
     options.use_24hour_time_format = True
     options.verbose = False
-    sentence = str(ExpressionDescriptor(cron, options).get_description())
+    return str(ExpressionDescriptor(cron, options).get_description())
+
+
+def _with_zone(sentence: str, zone: str) -> str:
     return f"{sentence[:1].lower()}{sentence[1:]} ({zone})"
 
 
