@@ -22,6 +22,7 @@ from publisher.errors import BuildError, ConfigError, ContentError, NotFound
 from publisher.mail import tokens
 from publisher.services import articles as article_service
 from publisher.site import archive, build, build_cache
+from publisher.site.build.standby import RECORD
 from publisher.site.build_cache import CACHE_FOLDER, ArticleCache
 from publisher.store import open_store
 from publisher.web import app as web_app
@@ -186,23 +187,61 @@ def test_watcher_does_not_follow_a_linked_folder(tmp_path: Path) -> None:
 
 def test_file_made_in_the_served_build_survives_the_switch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A file another program writes into the served build while a build runs (a database's
-    journal) is kept, with a warning, instead of being deleted with the old build."""
+    journal) is kept, with a warning, when that build is cleared instead of being deleted
+    with it. The build served before stays as the standby, so it is cleared by the build
+    after next (here a full one: the standby's record is gone)."""
     path = publication(tmp_path)
     build_once(path)
     public = tmp_path / "public"
     served = public.resolve()
     real_switch = build.writing._switch
+    made: list[bool] = []
 
     def switch(output: Path, version: Path) -> None:
-        (output / "journal.db-wal").write_text("a running daemon's journal")
+        if not made:
+            (output / "journal.db-wal").write_text("a running daemon's journal")
+            made.append(True)
         real_switch(output, version)
 
     monkeypatch.setattr(build.writing, "_switch", switch)
     (tmp_path / "content" / "first.md").write_text(text("First, edited"), encoding="utf-8")
+    build_once(path)
+    assert (served / "index.html").exists(), "the build served before is the standby"
+    (tmp_path / ".public.builds" / RECORD).unlink(missing_ok=True)
+    (tmp_path / "content" / "first.md").write_text(text("First, edited again"), encoding="utf-8")
     report = build_once(path)
+    assert public.resolve() != served
     assert (served / "journal.db-wal").read_text() == "a running daemon's journal"
     assert any("journal.db-wal" in w and "did not write" in w for w in report.warnings)  # type: ignore[attr-defined]
     assert not (served / "index.html").exists(), "what the build wrote in the old build is removed"
+
+
+def test_file_made_in_the_served_build_survives_a_small_build_and_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the small path the old build stays as the standby: a file another program wrote
+    into it during the switch is kept there, and the next small build, which writes into
+    that tree, keeps it too."""
+    path = publication(tmp_path)
+    build_once(path)
+    build_once(path)  # leaves a standby record
+    served = (tmp_path / "public").resolve()
+    real_switch = build.writing._switch
+    made: list[Path] = []
+
+    def switch(output: Path, version: Path) -> None:
+        if not made:
+            (output / "journal.db-wal").write_text("a running daemon's journal")
+            made.append(output / "journal.db-wal")
+        real_switch(output, version)
+
+    monkeypatch.setattr(build.writing, "_switch", switch)
+    (tmp_path / "content" / "first.md").write_text(text("First, edited"), encoding="utf-8")
+    build_once(path)
+    assert (served / "journal.db-wal").read_text() == "a running daemon's journal"
+    (tmp_path / "content" / "first.md").write_text(text("First, edited again"), encoding="utf-8")
+    build_once(path)
+    assert made and made[0].read_text() == "a running daemon's journal"
 
 
 def test_stale_removal_never_follows_a_link_in_the_output(tmp_path: Path) -> None:
