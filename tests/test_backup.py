@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import tomlkit
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from click.testing import CliRunner, Result
 from pg_server import fresh_database, postgres_server
@@ -564,7 +565,11 @@ def test_the_daemon_runs_backups_on_the_configured_cron_line(tmp_path: Path) -> 
             jobs._RUNTIMES.pop(str(config_path), None)
 
 
-@pytest.mark.parametrize(("line", "words"), [("61 * * * *", "is not a cron line"), ("0 0 30 2 *", "never fires")])
+@pytest.mark.parametrize(("line", "words"), [
+    ("61 * * * *", "is not a cron line"),
+    ("0 0 30 2 *", "never fires"),
+    ("30 3 * * sun#1", "names a weekday with #, which the scheduler reads as every such weekday"),
+])
 def test_a_backup_cron_line_that_cannot_run_stops_the_daemon_with_the_key(
     tmp_path: Path, line: str, words: str
 ) -> None:
@@ -670,3 +675,19 @@ def test_a_missing_pg_dump_is_named_with_what_to_install(tmp_path: Path, monkeyp
     with pytest.raises(ConfigError, match=r"pg_dump is not installed .* apt install postgresql-client"):
         store_backup.dump_database("postgresql+psycopg://publisher@127.0.0.1:1/news", tmp_path / "dump")
     assert not (tmp_path / "dump").exists()
+
+
+@pytest.mark.parametrize("line", ["0 8 * * mon#1", "0 8 * * 61", "not a line"])
+def test_a_digest_line_the_scheduler_would_misread_stops_the_daemon_with_the_key(tmp_path: Path, line: str) -> None:
+    """"mon#1" would send the digest every Monday, not the first: the daemon refuses it (and
+    any line it cannot read) as Settings does, naming [schedule] digest and what to write."""
+    config_path = sample(tmp_path / "pub")
+    document = tomlkit.parse(config_path.read_text())
+    document["schedule"]["digest"] = line  # type: ignore[index]
+    config_path.write_text(tomlkit.dumps(document))
+    config = load_config(config_path)
+    rt = jobs.Runtime(config=config, db=open_store(config.store_url), clock=lambda: NOW)
+    sched = scheduler.create_scheduler(rt)
+    with pytest.raises(ConfigError, match=rf"\[schedule\] digest '{re.escape(line)}' .*(write|\#)"):
+        scheduler.start_daemon_jobs(sched, str(config_path), rt)
+    assert sched.get_job("digest") is None

@@ -25,14 +25,13 @@ import sqlalchemy as sa
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from apscheduler.util import ref_to_obj
 from sqlalchemy.engine import Engine
 
 from publisher.errors import ConfigError
-from publisher.schedule import jobs
+from publisher.schedule import jobs, timing
 from publisher.store import schedules
 
 __all__ = [
@@ -132,19 +131,13 @@ def start_daemon_jobs(scheduler: BackgroundScheduler, config_path: str, rt: jobs
         id="arm", name="arm exact times of scheduled sends", replace_existing=True)
     cron = config["schedule.digest"]
     if cron:
-        try:
-            trigger = CronTrigger.from_crontab(cron, timezone=config.tz)
-        except ValueError as exc:
-            raise ConfigError(f"[schedule] digest {cron!r} is not a cron expression: {exc}") from exc
+        trigger = timing.cron_trigger(cron, config.tz, "[schedule] digest")
         add(jobs.digest, trigger, args=[config_path], id="digest", name="digest", replace_existing=True)
     elif scheduler.get_job("digest"):
         scheduler.remove_job("digest")
     backup_cron = config["backup.schedule"]
     if backup_cron:
-        try:
-            backup_trigger = CronTrigger.from_crontab(backup_cron, timezone=config.tz)
-        except ValueError as exc:
-            raise ConfigError(f"[backup] schedule {backup_cron!r} is not a cron line: {exc}") from exc
+        backup_trigger = timing.cron_trigger(backup_cron, config.tz, "[backup] schedule")
         if backup_trigger.get_next_fire_time(None, rt.clock()) is None:
             raise ConfigError(f"[backup] schedule {backup_cron!r} never fires (no such date): give a cron line "
                               "that comes round, e.g. \"30 3 * * *\" for 03:30 every day")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta, tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from publisher.errors import AmbiguousTime, ConfigError, InvalidRequest
@@ -17,6 +18,7 @@ from publisher.errors import AmbiguousTime, ConfigError, InvalidRequest
 __all__ = [
     "LOCAL_LAYOUT",
     "SendWindow",
+    "cron_trigger",
     "exact_instant",
     "in_words",
     "local_to_utc",
@@ -215,3 +217,27 @@ def next_window(window: SendWindow, now: datetime, tz: ZoneInfo) -> datetime:
         if candidate > now:
             return candidate
     raise AssertionError("a weekly window always opens within eight days")
+
+
+def cron_trigger(line: str, zone: tzinfo, key: str) -> Any:
+    """APScheduler's trigger for the cron `line` (a digest's or a backup's) in `zone`.
+
+    ConfigError, naming `key`, for a line the scheduler cannot read and for one it would
+    misread: APScheduler takes "mon#1" as every Monday, without a word, so a weekday with
+    "#" is refused and the line that means the first Monday is offered instead. A day of
+    the month and a weekday given together must both match (APScheduler's reading).
+    """
+    from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped,unused-ignore]
+
+    if "#" in line:
+        raise ConfigError(
+            f"{key} {line!r} names a weekday with #, which the scheduler reads as every such weekday: "
+            "for the first Monday of the month write \"0 8 1-7 * mon\" (a day 1 to 7 that is a Monday)"
+        )
+    try:
+        return CronTrigger.from_crontab(line, timezone=zone)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{key} {line!r} is not a cron line ({exc}): write minute, hour, day of month, "
+            "month and weekday, e.g. \"0 8 * * mon\" for every Monday at 08:00"
+        ) from exc

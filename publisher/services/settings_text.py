@@ -45,7 +45,7 @@ from cron_descriptor import ExpressionDescriptor, Options  # type: ignore[import
 from tomlkit.container import Container
 
 from publisher.errors import ConfigError
-from publisher.schedule.timing import parse_window
+from publisher.schedule.timing import cron_trigger, parse_window
 
 __all__ = [
     "BACKUP_DAYS",
@@ -267,18 +267,7 @@ _WEEKDAYS = {
 
 
 def _trigger(cron: str, zone: str, key: str = "[schedule] digest") -> CronTrigger:
-    if "#" in cron:  # APScheduler reads "mon#1" as every Monday, without a word
-        raise ConfigError(
-            f"{key} {cron!r} names a weekday with #, which the scheduler reads as every such weekday: "
-            "for the first Monday of the month write \"0 8 1-7 * mon\" (a day 1 to 7 that is a Monday)"
-        )
-    try:
-        return CronTrigger.from_crontab(cron, timezone=ZoneInfo(zone))
-    except ValueError as exc:
-        raise ConfigError(
-            f"{key} {cron!r} is not a cron line ({exc}): write minute, hour, day of month, "
-            "month and weekday, e.g. \"0 8 * * mon\" for every Monday at 08:00"
-        ) from exc
+    return cron_trigger(cron, ZoneInfo(zone), key)
 
 
 def next_fire_times(
