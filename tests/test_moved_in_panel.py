@@ -15,6 +15,7 @@ from desk_support import add_users, csrf_of, quick_hashes, sign_in
 from web_support import live_server, make_publication
 
 from publisher.config import Config
+from publisher.services.migration import moved_in
 from publisher.store import open_store
 from publisher.store import subscribers as subscriber_store
 from publisher.web import create_app
@@ -103,3 +104,15 @@ def test_once_sent_from_here_the_panel_says_so(tmp_path: Path, monkeypatch: pyte
         assert sent.status_code == 303, sent.text
         said = panel(http.get(f"/desk/articles/{SLUG}").text)
     assert "Moved in from" not in said and "Sending now: 0 sent, 3 to go" in said
+
+
+def test_an_article_quoting_the_moved_in_comment_is_not_taken_for_a_moved_in_post() -> None:
+    """Only the comment moving in writes counts: on a line of its own, outside code. An
+    article that shows one in a code block, in a sentence or indented is the author's own."""
+    marker = "<!-- moved in: ghost:5f3a (mailed there) -->"
+    assert moved_in(f"How the marker looks:\n\n```\n{marker}\n```\n") is None
+    assert moved_in(f"~~~html\n{marker}\n~~~\n") is None
+    assert moved_in(f"It reads `{marker}` at the end.\n") is None
+    assert moved_in(f"    {marker}\n") is None
+    found = moved_in(f"Body.\n\n```\n<!-- moved in: ghost:other (not mailed there) -->\n```\n\n{marker}\n")
+    assert found is not None and (found.key, found.mailed) == ("ghost:5f3a", True)

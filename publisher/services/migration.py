@@ -35,7 +35,7 @@ import os
 import re
 import stat
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -99,7 +99,17 @@ _EXPECTED = {
     "mailchimp": "the audience's CSV files",
     "listmonk": "the subscribers CSV, the campaigns' JSON (GET /api/campaigns) or a pg_dump .sql",
 }
-_KEY_RE = re.compile(r"<!-- moved in: (?P<key>[a-z]+:[^\s>]+)(?: \((?P<mailed>mailed|not mailed) there\))? -->")
+_KEY_RE = re.compile(
+    r"^<!-- moved in: (?P<key>[a-z]+:[^\s>]+)(?: \((?P<mailed>mailed|not mailed) there\))? -->[ \t]*$", re.MULTILINE
+)
+_FENCE_RE = re.compile(r"^ {0,3}(```|~~~).*?(?:^ {0,3}\1[^\n]*$|\Z)", re.MULTILINE | re.DOTALL)
+
+
+def _markers(text: str) -> Iterator[re.Match[str]]:
+    """The "moved in" comments of an article file: each on a line of its own, as moving in
+    writes it, and outside fenced code, so an article that quotes one is not taken for a
+    moved-in post."""
+    return _KEY_RE.finditer(_FENCE_RE.sub("", text))
 _NAMES = {
     "substack": "Substack", "ghost": "Ghost", "wordpress": "WordPress", "buttondown": "Buttondown",
     "mailchimp": "Mailchimp", "listmonk": "listmonk",
@@ -131,7 +141,7 @@ def moved_in(text: str, *, draft: bool = False) -> MovedIn | None:
     whether it was mailed, is unknown (None) when it is published and came from a service
     that mails; a draft, or a WordPress post, was not mailed.
     """
-    found = _KEY_RE.search(text)
+    found = next(_markers(text), None)
     if found is None:
         return None
     key, said = found.group("key", "mailed")
@@ -310,7 +320,7 @@ def _keys_in_content(config: Config) -> dict[str, Path]:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
             continue
-        for match in _KEY_RE.finditer(text):
+        for match in _markers(text):
             found.setdefault(match.group("key"), path)
     return found
 
