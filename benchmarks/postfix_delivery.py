@@ -37,7 +37,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from sink import enqueue_issue, free_port, profiled_send, publication, timed_send
+from sink import enqueue_issue, free_port, print_windows, profiled_send, publication, timed_send
 from smtp_client import message_size, run_smtp_source
 
 SERVICES = """\
@@ -158,15 +158,7 @@ def main() -> None:
     print(f"\n{args.readers} messages of {size:,} bytes into Postfix (discard transport), "
           f"median of {args.runs} interleaved runs, load {os.getloadavg()[0]:.1f}")
     print(f"smtp-source -d -s 8 (Postfix, C): {statistics.median(theirs):7.0f} messages/s")
-    for window in windows:
-        rates = [rate for rate, _ in ours[window]]
-        ratio = statistics.median(o / t for o, t in zip(rates, theirs, strict=True))
-        default = " (the default)" if window == 1 else ""
-        verdict = f"; goal >= 0.8x: {'met' if ratio >= 0.8 else 'MISSED'}" if window == 1 else ""
-        print(f"publisher, {args.connections} connections, in_flight {window}{default}: "
-              f"{statistics.median(rates):7.0f} messages/s, "
-              f"{statistics.median(cpu for _, cpu in ours[window]):.0f} us CPU a message, "
-              f"{ratio:.2f}x smtp-source (median of per-run ratios{verdict})")
+    print_windows({window: ours[window] for window in windows}, theirs, connections=args.connections, goal=0.8)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import contextlib
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import threading
 import time
@@ -221,3 +222,19 @@ def profiled_send(config: Config, issue: int, queued: int, top: int = 12) -> flo
         print(f"  {own / queued * 1e6:8.1f} us/message  {calls / queued:5.2f} calls  {where}")
     print(flush=True)
     return rate
+
+
+def print_windows(ours: dict[int, list[tuple[float, float]]], theirs: list[float], *, connections: int,
+                  goal: float) -> None:
+    """One line per `in_flight` window: our median rate and CPU a message (`timed_send`'s
+    pairs), and the median of the per-run ratios to smtp-source's `theirs`, with the goal's
+    verdict for the default window (1)."""
+    for window, runs in ours.items():
+        rates = [rate for rate, _ in runs]
+        ratio = statistics.median(o / t for o, t in zip(rates, theirs, strict=True))
+        default = " (the default)" if window == 1 else ""
+        verdict = f"; goal >= {goal}x: {'met' if ratio >= goal else 'MISSED'}" if window == 1 else ""
+        print(f"publisher, {connections} connections, in_flight {window}{default}: "
+              f"{statistics.median(rates):7.0f} messages/s, "
+              f"{statistics.median(cpu for _, cpu in runs):.0f} us CPU a message, "
+              f"{ratio:.2f}x smtp-source (median of per-run ratios{verdict})")

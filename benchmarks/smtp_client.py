@@ -39,7 +39,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sink import enqueue_issue, profiled_send, publication, send_issue, smtp_sink, timed_send
+from sink import enqueue_issue, print_windows, profiled_send, publication, send_issue, smtp_sink, timed_send
 
 from publisher.delivery.engine import snapshot_templates
 from publisher.mail.mime import Recipient, message_id_for
@@ -154,15 +154,7 @@ def main() -> None:
     print(f"\n{args.readers} messages of {size:,} bytes into smtp-sink, median of {args.runs} interleaved runs, "
           f"load {os.getloadavg()[0]:.1f}")
     print(f"smtp-source -d -s 8 (Postfix, C): {statistics.median(theirs):7.0f} messages/s")
-    for window in windows:
-        rates = [rate for rate, _ in ours[window]]
-        ratio = statistics.median(o / t for o, t in zip(rates, theirs, strict=True))
-        default = " (the default)" if window == 1 else ""
-        verdict = f"; goal >= 0.5x: {'met' if ratio >= 0.5 else 'MISSED'}" if window == 1 else ""
-        print(f"publisher, {args.connections} connections, in_flight {window}{default}: "
-              f"{statistics.median(rates):7.0f} messages/s, "
-              f"{statistics.median(cpu for _, cpu in ours[window]):.0f} us CPU a message, "
-              f"{ratio:.2f}x smtp-source (median of per-run ratios{verdict})")
+    print_windows({window: ours[window] for window in windows}, theirs, connections=args.connections, goal=0.5)
     if many:
         base = [rate for rate, _ in ours[args.in_flight]]
         best = statistics.median(m / t for m, t in zip(many, theirs, strict=True))
