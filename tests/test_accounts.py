@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from argon2 import PasswordHasher
+from desk_support import quick_hashes
 
 from publisher import accounts
 from publisher.accounts import Role, SessionPolicy
@@ -21,9 +21,8 @@ POLICY = SessionPolicy(lifetime=timedelta(hours=10), idle=timedelta(hours=2), pe
 
 
 @pytest.fixture(autouse=True)
-def quick_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Cheap Argon2 parameters: the tests check behaviour, not the cost."""
-    monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=64, parallelism=1))
+def quick(monkeypatch: pytest.MonkeyPatch) -> None:
+    quick_hashes(monkeypatch)
 
 
 @pytest.fixture
