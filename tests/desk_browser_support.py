@@ -36,6 +36,7 @@ from selenium.common.exceptions import WebDriverException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
+from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from publisher import accounts  # noqa: E402
@@ -223,8 +224,12 @@ class Author:
 
     def press(self, css: str) -> None:
         """Click a submit button and wait for the page it leads to."""
+        self.press_button(self.d.find_element(By.CSS_SELECTOR, css))
+
+    def press_button(self, button: WebElement) -> None:
+        """Click `button` (found by the caller) and wait for the page it leads to."""
         before = self.d.find_element(By.TAG_NAME, "html")
-        self.d.find_element(By.CSS_SELECTOR, css).click()
+        button.click()
         WebDriverWait(self.d, 30).until(gone(before))
         self.settled()
 

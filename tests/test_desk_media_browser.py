@@ -117,8 +117,8 @@ def test_an_editor_uploads_uses_and_deletes_pictures(site: Site, browser: WebDri
     me.open("/desk/media")
     card = next(li for li in browser.find_elements(By.CSS_SELECTOR, ".media-grid li") if name in li.text)
     assert "Used by: Light in the evening" in card.text
-    card.find_element(By.CSS_SELECTOR, "button").click()
-    WebDriverWait(browser, 30).until(lambda d: "Delete this picture?" in d.find_element(By.TAG_NAME, "main").text)
+    me.press_button(card.find_element(By.CSS_SELECTOR, "button"))
+    assert "Delete this picture?" in me.text()
     confirm = browser.find_element(By.ID, "confirm")
     assert "used by Light in the evening" in confirm.text and not confirm.find_elements(By.TAG_NAME, "button")
     me.check("media-delete-refused")
@@ -127,8 +127,8 @@ def test_an_editor_uploads_uses_and_deletes_pictures(site: Site, browser: WebDri
     # The unused one goes after the confirmation.
     me.open("/desk/media")
     card = next(li for li in browser.find_elements(By.CSS_SELECTOR, ".media-grid li") if body["name"] in li.text)
-    card.find_element(By.CSS_SELECTOR, "button").click()
-    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.ID, "confirm"))
+    me.press_button(card.find_element(By.CSS_SELECTOR, "button"))
+    assert browser.find_elements(By.ID, "confirm")
     me.check("media-delete")
     me.press("#confirm button[type=submit]")
     assert "every width of it" in me.text() and len(site.media()) == 3
