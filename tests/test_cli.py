@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from publisher.cli import cli
-from publisher.cli._common import COMMANDS
+from publisher.cli._common import COMMANDS, SUMMARIES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,6 +84,38 @@ def test_lazy_command_table_names_every_command() -> None:
             f"publisher.cli.{module}", "publisher.cli._common"
         ), name
 
+
+
+def test_each_listed_summary_is_its_commands_first_sentence() -> None:
+    """The summaries `publisher --help` lists without importing are the commands' own."""
+    for module in sorted(set(COMMANDS.values())):
+        importlib.import_module(f"publisher.cli.{module}")
+    assert sorted(SUMMARIES) == sorted(COMMANDS)
+    for name, summary in SUMMARIES.items():
+        command = cli.commands[name]
+        assert not command.hidden, name
+        assert click.Command(name, help=summary).get_short_help_str(10**6) == command.get_short_help_str(10**6), name
+
+
+def test_the_command_list_imports_no_command_and_reads_as_if_it_had() -> None:
+    """`publisher --help` lists every command from the table, cut as click cuts each command's help."""
+
+    def listing(first: str) -> list[str]:
+        probe = (
+            f"import importlib, sys\n{first}\nfrom publisher.cli import cli\n"
+            "cli.main(['--help'], prog_name='publisher', standalone_mode=False)\n"
+            "print(sorted(m for m in sys.modules if m.startswith('publisher.cli.') and m != 'publisher.cli._common'))\n"
+        )
+        env = {"PATH": "/usr/bin:/bin", "COLUMNS": "80"}
+        return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                              env=env).stdout.splitlines()
+
+    *lazy, imported = listing("")
+    assert imported == "[]", lazy
+    modules = sorted(set(COMMANDS.values()))
+    *loaded, imported = listing(f"for m in {modules!r}: importlib.import_module('publisher.cli.' + m)")
+    assert imported == str([f"publisher.cli.{m}" for m in modules])
+    assert len(lazy) > len(COMMANDS) and lazy == loaded
 
 HEAVY = ("premailer", "jinja2", "alembic", "httpx", "email_validator", "markdown_it", "publisher.mail.newsletter")
 

@@ -68,6 +68,41 @@ COMMANDS: dict[str, str] = {
 }
 """Command name -> the module of `publisher.cli` that defines it."""
 
+SUMMARIES: dict[str, str] = {
+    "backup": "Write the whole publication into one archive, while the daemon runs.",
+    "bounces": "Bounces and complaints that come back by mail.",
+    "build": "Write feeds, archive pages and newsletter previews to the output folder.",
+    "check": "Validate config, articles and templates; render what a build would, write nothing.",
+    "doctor": "Check the live setup end to end and say what to fix.",
+    "export": (
+        "Write everything the publication owns into one zip, in open formats: the articles as Markdown"
+        " with front matter, the pictures, every subscriber with their status and consent (CSV), each"
+        " issue with its delivery counts (CSV), and the settings."
+    ),
+    "hooks": "Outbound webhooks: endpoints told of subscriber and issue events.",
+    "import": "Import an article page or a whole RSS/Atom feed (URL or FILE) into content/ as Markdown.",
+    "init": "Start a new publication in FOLDER (default: here): config.toml and a welcome draft.",
+    "keys": "API keys for /api/v1: create (shown once), list, revoke.",
+    "migrate": "Move in from another service's export (zip, folder or file): articles, redirects, readers.",
+    "new": "Start a draft article in the content folder.",
+    "restore": "Put a publication back from ARCHIVE into an empty folder (and an empty database).",
+    "schedule": "Schedule the newsletter of article SLUG for a time (kept across restarts).",
+    "schedules": "List scheduled sends.",
+    "send": "Send the newsletter of article SLUG to every active subscriber, exactly once.",
+    "sequences": "Welcome and drip sequences (one folder each under `sequences.folder`).",
+    "serve": "Run the daemon: serve feeds and subscription pages, send on schedule.",
+    "status": "Show what became of each issue's messages (or of ISSUE: an id or a slug).",
+    "subscribers": "Add, remove, list, count, import and export subscribers.",
+    "unschedule": "Cancel the pending scheduled send SCHEDULE_ID.",
+    "users": "Add, list and remove the people who sign in to the desk (/desk).",
+    "worker": "Send queued messages and nothing else (no HTTP, no scheduler): one per core or host.",
+}
+"""Command name -> the first sentence of its help, which `publisher --help` lists without
+importing every command module (a test checks each against its command)."""
+
+
+_LISTING = "publisher.cli.listing"
+
 
 class LazyGroup(click.Group):
     """A group whose commands are imported from their module on first use."""
@@ -77,8 +112,18 @@ class LazyGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in COMMANDS:
+            if ctx.meta.get(_LISTING):
+                # Only the summary is needed: a stand-in spares the import.
+                return click.Command(cmd_name, help=SUMMARIES[cmd_name])
             importlib.import_module(f"publisher.cli.{COMMANDS[cmd_name]}")
         return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        ctx.meta[_LISTING] = True
+        try:
+            super().format_commands(ctx, formatter)
+        finally:
+            del ctx.meta[_LISTING]
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
