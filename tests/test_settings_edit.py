@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from html import unescape
 from pathlib import Path
 
 import dns.resolver
@@ -92,7 +93,8 @@ def form_of(page: str, group: str) -> dict[str, str]:
     found = re.search(rf'<form method="post" action="/desk/settings/save" id="g-{group}".*?</form>', page, re.S)
     assert found, f"no {group} form"
     html = found.group(0)
-    fields = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', html))
+    found_inputs = re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', html)
+    fields = {name: unescape(value) for name, value in found_inputs}  # as the browser reads them
     for name, options in re.findall(r'<select[^>]*name="([^"]+)"[^>]*>(.*?)</select>', html, re.S):
         chosen = re.search(r'<option value="([^"]*)" selected', options)
         fields[name] = chosen.group(1) if chosen else ""
@@ -618,3 +620,23 @@ def test_the_look_is_set_from_the_page(config: Config, url: str) -> None:
         assert answer.status_code == 200, answer.text
     saved = load_config(config.root / "config.toml")
     assert (saved["publication.accent_color"], saved["publication.logo"]) == ("#8a2be2", "media/logo.png")
+
+
+def test_a_reply_to_with_a_name_is_kept_when_the_sender_changes(config: Config, url: str) -> None:
+    """A reply-to written as the sample writes it, with a name, does not stop a new sender name."""
+    path = config.root / "config.toml"
+    path.write_text(
+        COMMENTED.replace(
+            'from = "Quiet Harbor <letters@example.org>"',
+            'from = "Quiet Harbor <letters@example.org>"\nreply_to = "Dana Reyes <dana@example.org>"',
+        ),
+        encoding="utf-8",
+    )
+    with owner(url) as http:
+        page = http.get("/desk/settings").text
+        answer = save(http, "sender", from_name="Dr. Dana Reyes")
+    assert re.search(r'<input id="s-reply_to" name="reply_to" type="text"', page)
+    assert answer.status_code == 200, answer.text
+    saved = load_config(path)
+    assert saved["newsletter.from"] == '"Dr. Dana Reyes" <letters@example.org>'
+    assert saved["newsletter.reply_to"] == "Dana Reyes <dana@example.org>"

@@ -42,7 +42,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from email.utils import formataddr
+from email.utils import formataddr, parseaddr
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -276,6 +276,15 @@ def _looks_like_address(value: str) -> bool:
     return bool(at and local and "." in domain and not any(ch.isspace() for ch in value))
 
 
+def _looks_like_reply_to(value: str) -> bool:
+    """An address, alone or with a display name ("Dana Reyes <dana@example.org>"), on one line."""
+    if "\r" in value or "\n" in value:
+        return False
+    name, address = parseaddr(value)
+    with_name = bool(name) and value.endswith(f"<{address}>")
+    return bool(address) and _looks_like_address(address) and (with_name or address == value)
+
+
 def _topics(form: Mapping[str, str], config: Config) -> tuple[dict[str, Any], list[tuple[str, str]], list[str]]:
     """The topics part of the form: (new values, renames, problems)."""
     public: list[str] = []
@@ -342,9 +351,11 @@ def _from_form(
             value = [item for item in value.replace(",", " ").split() if item]
         elif field.name == "timezone":
             value = _zone(value)
-        elif field.name == "reply_to" and value and not _looks_like_address(value):
-            problems.append(f"{origin}: [newsletter] reply_to must be an email address such as "
-                            f"dana@example.org, got {value!r}")
+        elif field.name == "reply_to" and value and not _looks_like_reply_to(value):
+            problems.append(
+                f"{origin}: [newsletter] reply_to must be an email address such as "
+                f"dana@example.org (a name may come with it: Dana Reyes <dana@example.org>), got {value!r}"
+            )
         elif field.name in ("digest", "backup_schedule") and value:
             key, empty = ("[backup] schedule", "no automatic backups") if field.name == "backup_schedule" else (
                 "[schedule] digest", "no digest")

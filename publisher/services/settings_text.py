@@ -134,7 +134,16 @@ FIELDS: tuple[Field, ...] = (
       "where no colour picker shows)."),
     F("from_name", "newsletter.from", "Sender name", "sender", hint="Shown as who the newsletter is from."),
     F("from_address", "newsletter.from", "Sender address", "sender", "email"),
-    F("reply_to", "newsletter.reply_to", "Reply-to address", "sender", "email", "Leave empty for none."),
+    # A name may come with the address ("Dana Reyes <dana@example.org>", as the sample's and
+    # as every provider takes it): a plain text box, since the browser's email box refuses it.
+    F(
+        "reply_to",
+        "newsletter.reply_to",
+        "Reply-to address",
+        "sender",
+        "text",
+        "A name may come with it: Dana Reyes <dana@example.org>. Leave empty for none.",
+    ),
     F("consent_text", "subscribe.consent_text", "What readers agree to by subscribing", "signup",
       hint="Shown under every signup form and kept with each new subscriber. Empty: \"I agree to receive "
       "(the publication) by email. I can leave at any time with the link in every message.\""),
