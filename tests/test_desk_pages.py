@@ -527,3 +527,17 @@ def test_the_article_list_shows_each_schedule_with_reschedule_and_cancel(config:
     assert cancel.status_code == 303 and cancel.headers["location"] == "/desk/articles?m=cancelled"
     assert scheduling.list_schedules(engine) == []
     engine.dispose()
+
+
+def test_a_refused_schedule_shows_the_article_with_its_address(config: Config, url: str) -> None:
+    """A schedule refused (a time in the past) shows the editor with the article's address
+    filled in, as the editor first showed it, not an empty Address field."""
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        page = http.get("/desk/articles/sleep-after-a-loss").text
+        refused = http.post(
+            "/desk/articles/sleep-after-a-loss/schedule", data={"csrf": csrf_of(page), "at": "2001-01-01T09:00"}
+        )
+    assert refused.status_code == 400
+    assert "in the past" in refused.text
+    assert 'id="slug" name="slug" type="text" value="sleep-after-a-loss"' in refused.text

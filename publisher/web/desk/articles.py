@@ -203,10 +203,7 @@ class ArticleDesk(Section):
             view, text = await run_in_threadpool(self._load, slug, asked.now)
         except PublisherError as exc:
             return refuse(404, str(exc))
-        fields = parse_fields(text)
-        if not fields.slug:
-            fields = replace(fields, slug=view.article.slug)
-        edit = _Edit(slug, fields, fingerprint(text), text)
+        edit = _saved_edit(slug, view, text)
         try:
             edit = await self._restored(asked, edit, slug)
         except PublisherError as exc:
@@ -567,9 +564,17 @@ class ArticleDesk(Section):
         except PublisherError:
             return refuse(400, message)
         return await self._editor(
-            asked, _Edit(slug, parse_fields(text), fingerprint(text), text), view=view,
-            send_error=message, status=400, schedule_form=schedule_form,
+            asked, _saved_edit(slug, view, text), view=view, send_error=message, status=400,
+            schedule_form=schedule_form,
         )
+
+
+def _saved_edit(slug: str, view: article_service.ArticleView, text: str) -> _Edit:
+    """The editor over the saved file; an address the file does not write is the one it is served at."""
+    fields = parse_fields(text)
+    if not fields.slug:
+        fields = replace(fields, slug=view.article.slug)
+    return _Edit(slug, fields, fingerprint(text), text)
 
 
 MAX_SUBJECT = 300
