@@ -149,7 +149,7 @@ def test_an_author_writes_checks_sends_and_follows_an_issue(site: Site, browser:
     me.check("editor-preview")
 
     # A test copy to me lands in the Maildir.
-    me.press("#send form[action$='/test'] button[type=submit]")
+    me.press("#send form[action$='/test#send'] button[type=submit]")
     assert "The test copy is on its way" in me.text()
     copies = site.outbox()
     assert [m["To"] for m in copies] == ["editor@example.org"]
@@ -160,7 +160,7 @@ def test_an_author_writes_checks_sends_and_follows_an_issue(site: Site, browser:
 
     # A time in the past is refused with the reason, and the typed time is kept.
     browser.execute_script("document.getElementById('at').value = arguments[0];", "2020-01-07T07:00")
-    me.press("#send form[action$='/schedule'] button[type=submit]")
+    me.press("#send form[action$='/schedule#send'] button[type=submit]")
     assert "is in the past" in browser.find_element(By.ID, "send-error").text
     assert browser.find_element(By.ID, "at").get_attribute("value") == "2020-01-07T07:00"
     me.check("schedule-refused")
@@ -169,7 +169,7 @@ def test_an_author_writes_checks_sends_and_follows_an_issue(site: Site, browser:
     tuesday = datetime.now(UTC).date() + timedelta(days=(1 - datetime.now(UTC).weekday()) % 7 or 7)
     browser.execute_script("document.getElementById('at').value = arguments[0];", f"{tuesday}T07:00")
     assert "in " in browser.find_element(By.ID, "at-words").text  # how far off, said while typing
-    me.press("#send form[action$='/schedule'] button[type=submit]")
+    me.press("#send form[action$='/schedule#send'] button[type=submit]")
     state = browser.find_element(By.ID, "send-state").text
     assert f"Scheduled for {tuesday:%a %d %b %Y}, 07:00 UTC" in state and "goes on the site" in state, state
     me.check("editor-scheduled")
@@ -186,11 +186,11 @@ def test_an_author_writes_checks_sends_and_follows_an_issue(site: Site, browser:
     browser.execute_script(
         "document.getElementById('at').value = arguments[0];", f"{at:%Y-%m-%dT%H:%M}"
     )
-    me.press("#send form[action$='/schedule'] button[type=submit]")
+    me.press("#send form[action$='/schedule#send'] button[type=submit]")
     assert f"Scheduled for {at:%a %d %b %Y, %H:%M} UTC" in browser.find_element(By.ID, "send-state").text
 
     # Send now asks first, naming the readers and the provider (and is not confirmed here).
-    me.press("#send form[action$='/send'] button[type=submit]")
+    me.press("#send form[action$='/send#send'] button[type=submit]")
     assert "to 5 readers through the Maildir outbox" in browser.find_element(By.TAG_NAME, "h1").text
     assert "Nothing has been sent yet." in me.text()
     me.check("confirm-send")
@@ -223,7 +223,7 @@ def test_an_author_writes_checks_sends_and_follows_an_issue(site: Site, browser:
     # A viewer reads but cannot send.
     me.sign_in("viewer@example.org")
     me.open("/desk/articles/five-small-habits-for-calmer-evenings")
-    assert not browser.find_elements(By.CSS_SELECTOR, "#send form[action$='/send']")
+    assert not browser.find_elements(By.CSS_SELECTOR, "#send form[action$='/send#send']")
     assert browser.find_element(By.ID, "title").get_attribute("disabled") is not None or not browser.find_element(
         By.ID, "title"
     ).is_enabled()

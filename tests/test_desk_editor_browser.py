@@ -176,7 +176,7 @@ def test_an_author_writes_in_the_rich_editor(site: Site, browser: WebDriver) -> 
     browser.find_element(By.CSS_SELECTOR, ".CodeMirror").click()
     me.shortcut(Keys.END)
     me.type(Keys.ENTER, Keys.ENTER, "A line only in the test copy.")
-    me.press("form[action$='/test'] button[type=submit]")
+    me.press("form[action$='/test#send'] button[type=submit]")
     assert "The test copy is on its way" in me.text(), me.text()
     (copy,) = site.outbox()
     plain = copy.get_body(preferencelist=("plain",)).get_content().replace("\r\n", "\n")  # type: ignore[union-attr]

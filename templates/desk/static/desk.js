@@ -133,7 +133,7 @@
     countWords();
 
     // A test copy is the text on screen, saved or not: its form carries the editor's fields.
-    document.querySelectorAll("form[action$='/test']").forEach(function (form) {
+    document.querySelectorAll("form#test-copy").forEach(function (form) {
       form.addEventListener("submit", function () {
         sync();
         form.querySelectorAll("input[data-from-editor]").forEach(function (el) { el.remove(); });

@@ -1,0 +1,67 @@
+"""The editor's send panel and pictures in a real browser, where only a browser shows what
+goes wrong: where the page stands after a refusal, and where an uploaded picture lands in
+the text. Headless Chromium (Debian's chromium and chromium-driver, driven by Selenium)
+against `publisher serve` on loopback; axe-core and screenshots as in every desk test.
+
+Skipped when chromium, chromedriver or selenium is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from desk_browser_support import (
+    Author,
+    Site,
+    browser_fixture,  # noqa: F401 - the `browser` fixture
+    publication,
+    serving,
+)
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+
+ARTICLE = """---
+title: Panic Attacks, Step by Step
+date: 2026-11-02 07:00
+draft: true
+---
+
+A panic attack peaks within ten minutes.
+"""
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """A publication with one draft and one editor, served by `publisher serve` on loopback."""
+    folder = tmp_path_factory.mktemp("send-panel")
+    (folder / "content").mkdir()
+    (folder / "content" / "2026-11-02-panic-attacks.md").write_text(ARTICLE, encoding="utf-8")
+    with serving(publication(folder, {"editor@example.org": "editor"})) as served:
+        yield served
+
+
+class PanelAuthor(Author):
+    prefix = "send-panel-"
+
+
+def test_a_refused_schedule_is_told_where_the_author_is_looking(site: Site, browser: WebDriver) -> None:
+    """On a phone, Schedule with a time in the past opens the page at the refusal, not at
+    the top of the editor two screens above it."""
+    me = PanelAuthor(browser, site)
+    me.sign_in("editor@example.org")
+    browser.set_window_size(375, 800)
+    try:
+        me.open("/desk/articles/panic-attacks")
+        browser.execute_script("document.getElementById('at').value = '2001-01-01T09:00'")
+        me.press("#schedule button[type=submit]")
+        error = browser.find_element(By.ID, "send-error")
+        assert "in the past" in error.text
+        top, bottom, height = browser.execute_script(
+            "var r = arguments[0].getBoundingClientRect(); return [r.top, r.bottom, window.innerHeight];", error
+        )
+        assert top >= 0 and bottom <= height, f"the refusal is at {top}-{bottom} px, the screen is {height} px tall"
+    finally:
+        browser.set_window_size(1280, 900)
+    me.check("refused-schedule")
+    assert not me.violations, me.violations
