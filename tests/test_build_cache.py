@@ -164,7 +164,11 @@ def test_an_edit_renders_the_article_and_what_lists_it(tmp_path: Path, monkeypat
     assert counter.previews == []
     # The summary is the first paragraph: the lists and the search index show it.
     assert set(report.written) == {
-        "a05/index.html", "page/2/index.html", "tags/habits/index.html", "search.json", "feeds/tags/habits.xml"
+        "a05/index.html",
+        "page/2/index.html",
+        "tags/habits/index.html",
+        "search.json",
+        "feeds/tags/habits.xml",
     }
     assert (tmp_path / "public" / "a02" / "index.html").stat().st_ino == inode
     assert_same_as_cold(path)
@@ -276,6 +280,16 @@ def test_cache_of_another_version_is_ignored(tmp_path: Path) -> None:
     _report, poisoned = incremental(path)
     assert poisoned.parsed == 0
     assert b"STALE" in served(tmp_path)["index.html"]
+
+
+def test_library_versions_are_those_importlib_metadata_gives() -> None:
+    """The code's fingerprint reads each library's version from the dist-info folders' names:
+    the version `importlib.metadata` gives, and "absent" for a library not installed."""
+    from importlib import metadata
+
+    for library in (*build_cache._LIBRARIES, "feedparser"):
+        assert build_cache._version(library) == metadata.version(library)
+    assert build_cache._version("no-such-library-here") == "absent"
 
 
 def test_parse_settings_are_part_of_the_key(tmp_path: Path) -> None:
@@ -395,9 +409,22 @@ def test_cli_build_uses_the_cache_and_a_new_publication_ignores_it(tmp_path: Pat
     assert again.exit_code == 0 and ": 0 written" in again.output, again.output
     new = CliRunner().invoke(
         cli,
-        ["init", str(tmp_path / "new"), "--title", "Quiet", "--url", "https://quiet.example.net",
-         "--author", "Sam Ito", "--from", "Sam Ito <sam@quiet.example.net>",
-         "--postal-address", "4 Elm Row, Leeds", "--timezone", "Europe/London"],
+        [
+            "init",
+            str(tmp_path / "new"),
+            "--title",
+            "Quiet",
+            "--url",
+            "https://quiet.example.net",
+            "--author",
+            "Sam Ito",
+            "--from",
+            "Sam Ito <sam@quiet.example.net>",
+            "--postal-address",
+            "4 Elm Row, Leeds",
+            "--timezone",
+            "Europe/London",
+        ],
         env={"PUBLISHER_CONFIG": ""},
     )
     assert new.exit_code == 0, new.output

@@ -20,23 +20,40 @@ from publisher.cli import cli
 from publisher.site.build_cache import CACHE_FOLDER
 
 NOT_FOR_A_BUILD = (
-    "feedparser", "premailer", "publisher.mail.newsletter", "publisher.mail.mime", "publisher.mail.dkim_signing",
-    "publisher.mail.tokens", "rich.console",
+    "feedparser",
+    "premailer",
+    "publisher.mail.newsletter",
+    "publisher.mail.mime",
+    "publisher.mail.dkim_signing",
+    "publisher.mail.tokens",
+    "rich.console",
 )
 """Modules `publisher build` does without when it renders no newsletter preview (and rich,
 off a terminal)."""
 
 
-def _modules_after(config: Path, *args: str) -> list[str]:
+NOT_AFTER_AN_EDIT = ("multiprocessing", "concurrent.futures", "importlib.metadata")
+"""Modules neither `build` nor `check` needs after one edit that mails nothing: worker pools
+(for hundreds of files to parse or pages to render) and the libraries' metadata (the names
+of their dist-info folders say their versions)."""
+PARSERS = ("yaml", "markdown_it", "mdit_py_plugins", "slugify", "publisher.content.articles")
+"""What parses an article file: a build whose articles all come from the cache does without."""
+
+
+def _modules_after(config: Path, *args: str, modules: tuple[str, ...] = NOT_FOR_A_BUILD) -> list[str]:
     probe = (
         "import sys\nfrom publisher.cli import main\n"
         "try:\n    main(sys.argv[1:])\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
-        f"print(sorted(m for m in {NOT_FOR_A_BUILD!r} if m in sys.modules))\n"
+        f"print(sorted(m for m in {modules!r} if m in sys.modules))\n"
     )
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PUBLISHER_SECRET": "s" * 32}
     done = subprocess.run(
         [sys.executable, "-c", probe, "--config", str(config), *args],
-        cwd=config.parent, capture_output=True, text=True, check=True, env=env,
+        cwd=config.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
     )
     return [line for line in done.stdout.splitlines() if line.startswith("[")]
 
@@ -58,6 +75,31 @@ def test_a_check_with_nothing_to_mail_imports_neither_mail_nor_feedparser(tmp_pa
     assert _modules_after(config, "build") != ["[]"]  # its previews load the mail code
     assert _modules_after(config, "check") != ["[]"]  # the first reads the feeds
     assert _modules_after(config, "check") == ["[]"]
+
+
+def _edit(config: Path) -> None:
+    article = next((config.parent / "content").glob("*-worry-time.md"))
+    article.write_text(article.read_text(encoding="utf-8") + "\nAn added paragraph.\n", encoding="utf-8")
+
+
+def test_a_check_after_an_edit_loads_no_worker_pool_or_metadata(tmp_path: Path) -> None:
+    """`publisher check` after one edit of an article with no newsletter to render parses
+    that article (YAML and Markdown) and loads none of `NOT_AFTER_AN_EDIT`."""
+    config = cache_publication(tmp_path)
+    assert _modules_after(config, "build", modules=()) == ["[]"]
+    (tmp_path / "content" / "a05.md").write_text(text(5, body="Rewritten body."), encoding="utf-8")
+    assert _modules_after(config, "check", modules=NOT_AFTER_AN_EDIT + PARSERS) == [str(sorted(PARSERS))]
+
+
+def test_a_build_after_a_check_loads_no_article_parser(tmp_path: Path) -> None:
+    """The check after an edit parsed the article into the cache, so the build that follows
+    loads neither YAML nor Markdown, nor any of `NOT_AFTER_AN_EDIT`."""
+    config = cli_publication(tmp_path)
+    assert _modules_after(config, "build") == ["[]"]
+    _edit(config)
+    assert _modules_after(config, "check", modules=PARSERS) == [str(sorted(PARSERS))]
+    assert _modules_after(config, "build", modules=NOT_AFTER_AN_EDIT + PARSERS) == ["[]"]
+    assert "An added paragraph." in (tmp_path / "public" / "worry-time" / "index.html").read_text(encoding="utf-8")
 
 
 def test_the_output_check_names_the_secret_file_the_tokens_keep() -> None:
@@ -172,7 +214,7 @@ def test_a_garbled_feeds_record_only_costs_parsing_the_feeds(tmp_path: Path, mon
 
 @pytest.mark.parametrize(
     "hashes",
-    [{}, {"index.html": "sha256:ab"}, {"é/ü\u2028\"x\\.html": None, "b.html": "sha256:2", "z/\ud800.html": "s"}],
+    [{}, {"index.html": "sha256:ab"}, {'é/ü\u2028"x\\.html': None, "b.html": "sha256:2", "z/\ud800.html": "s"}],
     ids=["empty", "one", "escapes"],
 )
 def test_the_manifest_is_the_json_an_indenting_encoder_writes(hashes: dict[str, str | None]) -> None:

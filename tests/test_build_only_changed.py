@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from dataclasses import replace
@@ -62,9 +63,7 @@ def article_pages(counter: Counter) -> list[str]:
     return [page for page in counter.pages if not page.endswith("index.html")]
 
 
-def test_a_changed_template_rerenders_only_the_pages_using_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_changed_template_rerenders_only_the_pages_using_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A tag page template of the author's own re-renders the tag pages alone: no article's
     page, no index page, no feed, no preview."""
     path = publication(tmp_path)
@@ -78,9 +77,7 @@ def test_a_changed_template_rerenders_only_the_pages_using_it(
     assert_same_as_cold(path)
 
 
-def test_an_included_template_rerenders_the_pages_including_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_included_template_rerenders_the_pages_including_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """web/_list.html is included by the index and tag pages (not by articles' pages): a change
     to it re-renders those lists, followed through the template graph."""
     path = publication(tmp_path)
@@ -94,9 +91,7 @@ def test_an_included_template_rerenders_the_pages_including_it(
     assert_same_as_cold(path)
 
 
-def test_an_email_template_change_rerenders_only_the_previews(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_email_template_change_rerenders_only_the_previews(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The newsletter's footer changes the newsletter previews and nothing on the site."""
     path = publication(tmp_path)
     incremental(path)
@@ -105,6 +100,79 @@ def test_an_email_template_change_rerenders_only_the_previews(
     report, _cache = incremental(path)
     assert counter.pages == [] and counter.feeds == 0 and counter.previews == ["a11"]
     assert set(report.written) == {"newsletters/a11.html", "newsletters/a11.eml"}
+    assert_same_as_cold(path)
+
+
+def _parsed_templates(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The texts of the templates a build has Jinja parse to follow the template graph."""
+    parsed: list[str] = []
+    real = outputs.meta.find_referenced_templates
+
+    def find(ast: Any) -> Any:
+        parsed.append(repr(ast))
+        return real(ast)
+
+    monkeypatch.setattr(outputs.meta, "find_referenced_templates", find)
+    return parsed
+
+
+def test_a_rebuild_follows_the_template_graph_without_parsing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The templates each template names are kept by the hash of its text: after an edit the
+    build follows the graph from them, and Jinja parses no template to find its references."""
+    path = publication(tmp_path)
+    incremental(path)
+    kept = build_cache.TemplateRefs.load(load_config(path, env={}))
+    assert kept.find(outputs._hash((default_templates_dir() / "web" / "tag.html").read_text(encoding="utf-8")))[0]
+    (tmp_path / "content" / "a05.md").write_text(text(5, body="Rewritten body."), encoding="utf-8")
+    parsed = _parsed_templates(monkeypatch)
+    report, _cache = incremental(path)
+    assert parsed == []
+    assert set(report.written) == EDITED
+    assert_same_as_cold(path)
+
+
+def test_a_template_whose_text_changed_is_parsed_again_and_what_it_now_includes_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kept graph is not trusted for a template whose text changed: it alone is parsed
+    again, and a template it newly includes re-renders its pages when that one changes."""
+    path = publication(tmp_path)
+    incremental(path)
+    (tmp_path / "templates" / "web").mkdir(parents=True)
+    (tmp_path / "templates" / "web" / "_note.html").write_text("<p>A note.</p>\n", encoding="utf-8")
+    override(tmp_path, "web/tag.html", lambda text: text.replace("</h1>", '</h1>{% include "web/_note.html" %}', 1))
+    parsed = _parsed_templates(monkeypatch)
+    incremental(path)
+    assert len(parsed) == 2  # the changed web/tag.html and the web/_note.html it now includes
+    assert "web/_note.html" in parsed[0]
+    counter = Counter(monkeypatch)
+    (tmp_path / "templates" / "web" / "_note.html").write_text("<p>Another note.</p>\n", encoding="utf-8")
+    report, _cache = incremental(path)
+    assert counter.pages and all(page.startswith("tags/") for page in counter.pages)
+    assert set(report.written) == {"tags/grief/index.html", "tags/habits/index.html", "tags/sleep/index.html"}
+    assert b"Another note." in (tmp_path / "public" / "tags" / "sleep" / "index.html").read_bytes()
+    assert_same_as_cold(path)
+
+
+@pytest.mark.parametrize("planted", [42, ["web/base.html", 7], {"web/base.html": None}])
+def test_a_kept_graph_entry_that_is_not_a_list_of_names_is_parsed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, planted: object
+) -> None:
+    """An entry of the kept graph of another shape is left out: its template is parsed again,
+    and the entry is written back as the parse found it."""
+    path = publication(tmp_path)
+    incremental(path)
+    graph = tmp_path / build_cache.CACHE_FOLDER / "templates.json"
+    found = json.loads(graph.read_text(encoding="utf-8"))
+    digest = outputs._hash((default_templates_dir() / "web" / "tag.html").read_text(encoding="utf-8"))
+    refs = found["payload"][digest]
+    found["payload"][digest] = planted
+    graph.write_text(json.dumps(found), encoding="utf-8")
+    parsed = _parsed_templates(monkeypatch)
+    (tmp_path / "content" / "a05.md").write_text(text(5, body="Rewritten body."), encoding="utf-8")
+    incremental(path)
+    assert len(parsed) == 1
+    assert json.loads(graph.read_text(encoding="utf-8"))["payload"][digest] == refs
     assert_same_as_cold(path)
 
 

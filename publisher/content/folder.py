@@ -14,7 +14,6 @@ from pathlib import Path
 from stat import S_ISREG
 
 from publisher.config import Config
-from publisher.content.articles import parse_article
 from publisher.errors import ContentError
 from publisher.models import Article
 
@@ -133,6 +132,8 @@ raising ContentError: `read_article`, or a cache in front of it."""
 
 def read_article(path: Path, source: str, config: Config) -> Article:
     """One article file read and parsed; every problem a ContentError naming it."""
+    from publisher.content.articles import parse_article  # YAML and Markdown: only when a file is parsed
+
     return parse_article(decode_article(read_content(path, source, config), source), source=source, config=config)
 
 

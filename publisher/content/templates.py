@@ -16,7 +16,7 @@ from publisher.config import Config
 from publisher.content import i18n, palette
 from publisher.models import split_person
 
-__all__ = ["default_templates_dir", "template_environment", "text_direction"]
+__all__ = ["default_templates_dir", "template_environment", "template_loader", "text_direction"]
 
 # Languages written right to left (ISO 639 codes), for dir="rtl" on pages and emails.
 _RTL_LANGUAGES = frozenset({"ar", "arc", "ckb", "dv", "fa", "he", "ku", "ps", "sd", "syr", "ug", "ur", "yi"})
@@ -36,19 +36,22 @@ def default_templates_dir() -> Path:
     return here.parent / "templates"
 
 
+def template_loader(config: Config) -> jinja2.FileSystemLoader:
+    """Where `template_environment` finds a template by name: the overrides, then the defaults."""
+    search = [config.path_of("build.templates"), default_templates_dir()]
+    return jinja2.FileSystemLoader([str(p) for p in search if p.is_dir()])
+
+
 def template_environment(config: Config, *, autoescape: bool = True) -> jinja2.Environment:
     """A Jinja environment over the publication's overrides and the defaults.
 
     Undefined names raise instead of rendering as empty, so a typo in an override is
     reported rather than shipped to every subscriber.
     """
-    search = [config.path_of("build.templates"), default_templates_dir()]
     environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader([str(p) for p in search if p.is_dir()]),
+        loader=template_loader(config),
         # Plain-text templates (.txt) are not escaped; everything else is.
-        autoescape=jinja2.select_autoescape(
-            ["html", "xml", "htm"], default_for_string=autoescape, default=False
-        ),
+        autoescape=jinja2.select_autoescape(["html", "xml", "htm"], default_for_string=autoescape, default=False),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,

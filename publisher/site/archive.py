@@ -60,8 +60,15 @@ from publisher.models import Article
 from publisher.site import feeds
 
 __all__ = [
-    "ARCHIVE_FILES", "ARCHIVE_FOLDERS", "FROM_TEMPLATES", "SITEMAP_FOLDER", "SITEMAP_LIMIT", "TEMPLATES", "Archive",
-    "image_files", "render_archive",
+    "ARCHIVE_FILES",
+    "ARCHIVE_FOLDERS",
+    "FROM_TEMPLATES",
+    "SITEMAP_FOLDER",
+    "SITEMAP_LIMIT",
+    "TEMPLATES",
+    "Archive",
+    "image_files",
+    "render_archive",
 ]
 
 ARCHIVE_FOLDERS = frozenset({"assets", "page", "sitemaps", "tags"})
@@ -71,19 +78,21 @@ ARCHIVE_FILES = frozenset({"404.html", "robots.txt", "search.json", "sitemap.xml
 FROM_TEMPLATES = MappingProxyType({"404.html": "web/404.html", "robots.txt": "web/robots.txt"})
 """Files of the build that an author replaces with a template of the same name, not in the output."""
 
-TEMPLATES: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "index": ("web/index.html",),
-    "tags": ("web/tags.html",),
-    "tag": ("web/tag.html",),
-    "article": ("web/article.html",),
-    "robots": ("web/robots.txt",),
-    "not found": ("web/404.html",),
-    "script": ("web/search.js",),
-    "sitemap": (),
-    "sitemap part": (),
-    "sitemap index": (),
-    "search": (),
-})
+TEMPLATES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "index": ("web/index.html",),
+        "tags": ("web/tags.html",),
+        "tag": ("web/tag.html",),
+        "article": ("web/article.html",),
+        "robots": ("web/robots.txt",),
+        "not found": ("web/404.html",),
+        "script": ("web/search.js",),
+        "sitemap": (),
+        "sitemap part": (),
+        "sitemap index": (),
+        "search": (),
+    }
+)
 """The templates each kind of file (the first of its inputs in `Archive.jobs`) renders
 from, before what they extend or include; a kind not here is taken to read them all."""
 
@@ -270,8 +279,10 @@ class Archive:
             return [keys[where[id(article)]] for article in articles]
 
         for page in _pages(self.config, self.articles, ""):
-            yield page.path, ("index", *_page_inputs(page), *keys_of(page.articles)), _no_notes(
-                partial(self._whole_list_page, full, "web/index.html", page, search=self.search)
+            yield (
+                page.path,
+                ("index", *_page_inputs(page), *keys_of(page.articles)),
+                _no_notes(partial(self._whole_list_page, full, "web/index.html", page, search=self.search)),
             )
         if self.tags:
             members = self._tag_members()
@@ -279,33 +290,45 @@ class Archive:
                 {"name": name, "href": self._tag_url(slug), "count": len(members[slug])}
                 for slug, name in self.tags.items()
             ]
-            yield "tags/index.html", ("tags", repr(listing)), (
-                lambda: (
-                    self._render(
-                        "web/tags.html", tags=listing, canonical=self.site_url + "tags/", root="../", pager=None
-                    ),
-                    (),
-                )
+            yield (
+                "tags/index.html",
+                ("tags", repr(listing)),
+                (
+                    lambda: (
+                        self._render(
+                            "web/tags.html", tags=listing, canonical=self.site_url + "tags/", root="../", pager=None
+                        ),
+                        (),
+                    )
+                ),
             )
             for slug, name in self.tags.items():
                 tag = {"name": name, "slug": slug, "feed": self._tag_feed(name)}
                 for page in _pages(self.config, members[slug], f"tags/{slug}/"):
                     inputs = ("tag", repr(tag), *_page_inputs(page), *keys_of(page.articles))
-                    yield page.path, inputs, _no_notes(
-                        partial(self._whole_list_page, full, "web/tag.html", page, tag=tag, search=False)
+                    yield (
+                        page.path,
+                        inputs,
+                        _no_notes(partial(self._whole_list_page, full, "web/tag.html", page, tag=tag, search=False)),
                     )
+        shown_tags: dict[tuple[str, ...], str] = {}  # a few sets of tags among thousands of articles
         for position, article in enumerate(self.articles):
             newer = self.articles[position - 1] if position > 0 else None
             older = self.articles[position + 1] if position + 1 < len(self.articles) else None
+            tags = shown_tags.get(article.tags)
+            if tags is None:
+                tags = shown_tags[article.tags] = repr(self._article_tags(article))
             inputs = (
                 "article",
                 keys[position],
                 abouts[position - 1] if newer else "",
                 abouts[position + 1] if older else "",
-                repr(self._article_tags(article)),
+                tags,
             )
-            yield f"{article.slug}/index.html", inputs, _no_notes(
-                partial(self._article_page, full, article, newer, older)
+            yield (
+                f"{article.slug}/index.html",
+                inputs,
+                _no_notes(partial(self._article_page, full, article, newer, older)),
             )
         yield from self._sitemap_jobs(abouts)
         yield "robots.txt", ("robots",), lambda: (self.robots(), ())
@@ -470,8 +493,10 @@ class Archive:
             newest = max((moment for _loc, moment in part if moment is not None), default=None)
             listed.append((self.site_url + path, _rfc3339(newest) if newest else ""))
             yield path, ("sitemap part", *inputs[start : start + SITEMAP_LIMIT]), partial(_urlset_and_notes, part)
-        yield "sitemap.xml", ("sitemap index", *(f"{loc} {stamp}" for loc, stamp in listed)), (
-            lambda: (_sitemap_index(listed), ())
+        yield (
+            "sitemap.xml",
+            ("sitemap index", *(f"{loc} {stamp}" for loc, stamp in listed)),
+            (lambda: (_sitemap_index(listed), ())),
         )
 
     def sitemap(self) -> bytes:

@@ -15,6 +15,10 @@ Two things, so that a rebuild does the work of what changed and nothing else:
   the key of everything its bytes were made from (see `publisher.site.outputs`), its hash,
   its size, mtime and inode, and the warnings its rendering gave. A file whose key is
   unchanged and which is still as the build left it is not rendered again.
+- The template graph (`templates.json`): the names each template's text refers to
+  (extends, includes, imports), by the SHA-256 of the text, so that a build follows the
+  graph (`publisher.site.outputs`) without Jinja parsing a template it has seen before; a
+  template whose text changed has another hash, and is parsed again.
 - Feeds that `publisher check` found well formed (`feeds-checked.json`), by the hash of
   their bytes: a check reads with feedparser only the feeds that changed.
 
@@ -39,16 +43,13 @@ import gc
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, tzinfo
-from importlib import metadata
 from pathlib import Path
 from stat import S_ISDIR, S_ISREG
 from typing import Any, NamedTuple
@@ -64,6 +65,7 @@ __all__ = [
     "ArticleCache",
     "RenderRecord",
     "Rendered",
+    "TemplateRefs",
     "code_fingerprint",
     "remember_well_formed",
     "usable_folder",
@@ -82,8 +84,17 @@ PARALLEL_FROM = 200
 """Articles to parse from which `ArticleCache.warm` starts worker processes."""
 
 _LIBRARIES = (
-    "markdown-it-py", "mdit-py-plugins", "nh3", "pyyaml", "python-slugify", "jinja2", "feedgen",
-    "premailer", "babel", "lxml", "markupsafe",
+    "markdown-it-py",
+    "mdit-py-plugins",
+    "nh3",
+    "pyyaml",
+    "python-slugify",
+    "jinja2",
+    "feedgen",
+    "premailer",
+    "babel",
+    "lxml",
+    "markupsafe",
 )
 """Libraries whose version changes what an article parses or renders to."""
 
@@ -122,13 +133,49 @@ def code_fingerprint() -> str:
             parts.append(f"{prefix}{entry.name}:{stat.st_size}:{stat.st_mtime_ns}")
         folders = [e for e in entries if e.is_dir() and e.name != "__pycache__"]
         pending.extend((e.path, f"{prefix}{e.name}/") for e in reversed(folders))
-    for library in _LIBRARIES:
-        try:
-            parts.append(f"{library}=={metadata.version(library)}")
-        except metadata.PackageNotFoundError:
-            parts.append(f"{library} absent")
+    parts.extend(f"{library}=={_version(library)}" for library in _LIBRARIES)
     _CODE.append(_digest(*parts))
     return _CODE[0]
+
+
+_INSTALLED: list[dict[str, str]] = []
+
+
+def _version(library: str) -> str:
+    """The installed version of `library` ("absent" if none), as `importlib.metadata` gives it.
+
+    Read from the names of the `.dist-info` folders on sys.path, the first of a name
+    winning as it does for the import system: one listing of each folder, where
+    `importlib.metadata` (a fiftieth of a second to load) opens each library's metadata.
+    A library installed another way (an .egg-info) is asked of `importlib.metadata`.
+    """
+    if not _INSTALLED:
+        found: dict[str, str] = {}
+        for entry in sys.path:
+            try:
+                with os.scandir(entry or ".") as listed:
+                    names = [item.name for item in listed if item.name.endswith(".dist-info")]
+            except OSError:
+                continue
+            for name in names:
+                project, _dash, version = name[: -len(".dist-info")].partition("-")
+                if version and "-" not in version:
+                    found.setdefault(_project(project), version)
+        _INSTALLED.append(found)
+    known = _INSTALLED[0].get(_project(library))
+    if known is not None:
+        return known
+    from importlib import metadata
+
+    try:
+        return metadata.version(library)
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+def _project(name: str) -> str:
+    """A project's name as PEP 503 normalises it, with "_" for "-" as dist-info folders have it."""
+    return re.sub(r"[-_.]+", "_", name).lower()
 
 
 _WARNED: set[str] = set()
@@ -165,7 +212,8 @@ def usable_folder(folder: Path) -> bool:
             log.warning(
                 "not using the build cache %s: %s, so anyone could plant entries in it; remove the "
                 "folder (builds recreate it, mode 0700) or make it yours alone (chmod 700)",
-                folder, problem,
+                folder,
+                problem,
             )
         return False
     return True
@@ -287,9 +335,7 @@ class ArticleCache:
     def __init__(self, config: Config, folder: Path | None = None) -> None:
         self.config = config
         self.folder = folder or config.root.resolve() / CACHE_FOLDER
-        self.fingerprint = _digest(
-            code_fingerprint(), *(f"{key}={config[key]!r}" for key in _PARSE_SETTINGS)
-        )
+        self.fingerprint = _digest(code_fingerprint(), *(f"{key}={config[key]!r}" for key in _PARSE_SETTINGS))
         self.usable = usable_folder(self.folder) and _html_folder(self.folder)
         """False when the folder is not the publisher's alone: nothing is read from or written to it."""
         self._raw: dict[str, Any] = {}
@@ -345,11 +391,20 @@ class ArticleCache:
         count = os.cpu_count() or 1
         if count < 2 or len(todo) < max(least, 2) or not sys.platform.startswith("linux"):
             return
+        # Loaded only for hundreds of files to parse (a first build), not for one edit.
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures.process import BrokenProcessPool
+
         _WORKER.append(self)
         try:
-            with frozen_for_fork(), ProcessPoolExecutor(
-                count, mp_context=multiprocessing.get_context("fork"), initializer=gc.enable
-            ) as pool, catch_warnings():
+            with (
+                frozen_for_fork(),
+                ProcessPoolExecutor(
+                    count, mp_context=multiprocessing.get_context("fork"), initializer=gc.enable
+                ) as pool,
+                catch_warnings(),
+            ):
                 # Python 3.12 warns of fork in a process with threads (a terminal's progress
                 # line is one); the workers only parse, touching no lock those threads hold.
                 simplefilter("ignore", DeprecationWarning)
@@ -601,7 +656,10 @@ class RenderRecord:
         record_files: dict[str, Rendered] = {}
         for rel, item in files.items():
             if not (
-                isinstance(item, list) and len(item) == 5 and isinstance(item[0], str) and isinstance(item[1], str)
+                isinstance(item, list)
+                and len(item) == 5
+                and isinstance(item[0], str)
+                and isinstance(item[1], str)
                 and all(type(number) is int for number in item[2:])
             ):
                 return None
@@ -624,16 +682,74 @@ class RenderRecord:
             _save(path, "renders", fingerprint, payload)
 
 
+class TemplateRefs:
+    """The templates each template text names, by the SHA-256 (hex) of the text; None for a
+    text that names one by a variable (the graph cannot be followed past it).
+
+    Plain data about a text, checked against it by its hash: an entry is only ever found
+    for the very text it was made from. `save` keeps the entries this build looked up.
+    """
+
+    def __init__(self, found: Mapping[str, tuple[str, ...] | None] | None = None) -> None:
+        self._loaded = dict(found or {})
+        self._used: dict[str, tuple[str, ...] | None] = {}
+
+    def find(self, digest: str) -> tuple[bool, tuple[str, ...] | None]:
+        """(whether the text of this digest is known, the names it refers to)."""
+        if digest in self._used:
+            return True, self._used[digest]
+        if digest in self._loaded:
+            refs = self._used[digest] = self._loaded[digest]
+            return True, refs
+        return False, None
+
+    def keep(self, digest: str, refs: tuple[str, ...] | None) -> None:
+        """What parsing the text of `digest` found."""
+        self._used[digest] = refs
+
+    @staticmethod
+    def path(config: Config) -> Path:
+        return config.root.resolve() / CACHE_FOLDER / "templates.json"
+
+    @classmethod
+    def load(cls, config: Config) -> TemplateRefs:
+        """The graph the last build kept, each entry checked (one that is not a list of
+        names or null is left out, and its template parsed again)."""
+        path = cls.path(config)
+        if not usable_folder(path.parent):
+            return cls()
+        found = _load(path, "templates", code_fingerprint())
+        if not isinstance(found, dict):
+            return cls()
+        return cls(
+            {
+                digest: None if refs is None else tuple(refs)
+                for digest, refs in found.items()
+                if refs is None or _strings(refs)
+            }
+        )
+
+    def save(self, config: Config) -> None:
+        """Keep the entries this build looked up (and no others), if they differ from the file."""
+        if self._used == self._loaded:
+            return
+        path = self.path(config)
+        if usable_folder(path.parent):
+            payload = {digest: None if refs is None else list(refs) for digest, refs in sorted(self._used.items())}
+            _save(path, "templates", code_fingerprint(), payload)
+            self._loaded = dict(self._used)
+
+
+def _strings(value: object) -> bool:
+    return isinstance(value, list) and all(type(item) is str for item in value)
+
+
 def _feeds_path(config: Config) -> Path:
     return config.root.resolve() / CACHE_FOLDER / "feeds-checked.json"
 
 
 def _feeds_fingerprint() -> str:
-    try:
-        parser = metadata.version("feedparser")
-    except metadata.PackageNotFoundError:
-        parser = "absent"
-    return _digest(code_fingerprint(), f"feedparser=={parser}")
+    return _digest(code_fingerprint(), f"feedparser=={_version('feedparser')}")
 
 
 def well_formed_feeds(config: Config) -> frozenset[str]:

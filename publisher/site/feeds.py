@@ -204,7 +204,10 @@ def site_tags(articles: Iterable[Article]) -> dict[str, str]:
         for tag in article.tags:
             slug = tag_slug(tag)
             if slug:
-                spellings.setdefault(slug, Counter())[tag] += 1
+                counts = spellings.get(slug)
+                if counts is None:
+                    counts = spellings[slug] = Counter()
+                counts[tag] += 1
     return {
         slug: min(counts.items(), key=lambda item: (-item[1], item[0]))[0] for slug, counts in sorted(spellings.items())
     }

@@ -16,7 +16,9 @@ template it renders (`archive.TEMPLATES`: the index pages web/index.html, an art
 page web/article.html, ...; a newsletter preview the email templates), and its key holds
 the text of that template and of every template it extends, includes or imports, found
 by following `jinja2.meta.find_referenced_templates` through the graph, with the file each
-name resolves to (an override in the publication's templates folder, or the default).
+name resolves to (an override in the publication's templates folder, or the default). What
+a template names is kept by the build cache under the hash of its text
+(`build_cache.TemplateRefs`): a build parses only a template whose text it has not seen.
 A template that names another by a variable, which cannot be followed, makes the key
 hold every template, as does a kind of page not in the table.
 
@@ -53,10 +55,10 @@ from jinja2 import meta
 from publisher import content
 from publisher.config import Config
 from publisher.content import i18n
-from publisher.content.templates import default_templates_dir, template_environment
+from publisher.content.templates import default_templates_dir, template_environment, template_loader
 from publisher.models import Article
 from publisher.site import archive, feeds
-from publisher.site.build_cache import code_fingerprint
+from publisher.site.build_cache import TemplateRefs, code_fingerprint
 
 __all__ = [
     "MAIL_UNREAD",
@@ -160,12 +162,16 @@ class _Inputs:
     """The parts of what outputs are made from besides articles, each hashed once a build:
     the code, the settings of a group of sections, the templates a page starts from."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, refs: TemplateRefs | None = None) -> None:
         self.config = config
+        self.refs = TemplateRefs() if refs is None else refs
+        """The templates a template's text names, by the SHA-256 of the text (see `_read`)."""
         hasher = hashlib.sha256(code_fingerprint().encode())
         hasher.update(str(config.root.resolve()).encode("utf-8", "surrogatepass"))
         self.base = hasher.hexdigest()
         self._env: jinja2.Environment | None = None
+        self._files: jinja2.BaseLoader | None = None
+        self._keys: dict[tuple[str, tuple[str, ...] | None], str] = {}
         self._whole: str | None = None
         self._settings: dict[str, str] = {}
         self._templates: dict[tuple[str, ...], str] = {}
@@ -197,7 +203,12 @@ class _Inputs:
         return known
 
     def key(self, group: str, roots: tuple[str, ...] | None) -> str:
-        return _hash(f"{self.base}\0{self.settings(group)}\0{self.templates(roots)}")
+        """The settings of `group` and the templates of `roots` in one hash, made once a
+        build for each pair (thousands of pages share a few)."""
+        known = self._keys.get((group, roots))
+        if known is None:
+            known = self._keys[(group, roots)] = _hash(f"{self.base}\0{self.settings(group)}\0{self.templates(roots)}")
+        return known
 
     def _every_template(self) -> str:
         if self._whole is None:
@@ -205,7 +216,7 @@ class _Inputs:
         return self._whole
 
     def _closure(self, roots: Iterable[str]) -> str:
-        """"" when a template names another by a variable (the graph cannot be followed)."""
+        """ "" when a template names another by a variable (the graph cannot be followed)."""
         hasher = hashlib.sha256()
         seen: set[str] = set()
         todo = sorted(set(roots), reverse=True)
@@ -227,26 +238,51 @@ class _Inputs:
 
     def _read(self, name: str) -> tuple[str, str, tuple[str, ...] | None] | None:
         """A template's file, text and the templates it names (None: one by a variable),
-        read and parsed once a build however many pages start from it; None if missing."""
+        read once a build however many pages start from it; None if missing.
+
+        The names come from `refs` (the build cache's record of earlier parses, by the hash
+        of the template's text) when it knows this text; else Jinja parses it, and `refs`
+        keeps the answer for the next build.
+        """
         if name in self._sources:
             return self._sources[name]
-        if self._env is None:
-            self._env = template_environment(self.config)
-        env = self._env
-        loader = env.loader
-        assert loader is not None
+        loader = self._loader()
         try:
-            source, filename, _fresh = loader.get_source(env, name)
+            source, filename, _fresh = loader.get_source(_bare_environment(), name)
         except jinja2.TemplateNotFound:
             self._sources[name] = None
             return None
-        try:
-            found = list(meta.find_referenced_templates(env.parse(source)))
-        except jinja2.TemplateSyntaxError:
-            found = []  # rendering reports it, with its file and line
-        refs = None if any(ref is None for ref in found) else tuple(ref for ref in found if ref is not None)
+        digest = _hash(source)
+        seen, refs = self.refs.find(digest)
+        if not seen:
+            if self._env is None:
+                self._env = template_environment(self.config)
+            try:
+                found = list(meta.find_referenced_templates(self._env.parse(source)))
+            except jinja2.TemplateSyntaxError:
+                found = []  # rendering reports it, with its file and line
+            refs = None if any(ref is None for ref in found) else tuple(ref for ref in found if ref is not None)
+            self.refs.keep(digest, refs)
         self._sources[name] = (str(filename), source, refs)
         return self._sources[name]
+
+    def _loader(self) -> jinja2.BaseLoader:
+        if self._env is not None and self._env.loader is not None:
+            return self._env.loader
+        if self._files is None:
+            self._files = template_loader(self.config)
+        return self._files
+
+
+_BARE: list[jinja2.Environment] = []
+
+
+def _bare_environment() -> jinja2.Environment:
+    """An environment for `FileSystemLoader.get_source`, which reads a file and asks
+    nothing of it: the publication's own (translations and all) is made only to parse."""
+    if not _BARE:
+        _BARE.append(jinja2.Environment(autoescape=True))
+    return _BARE[0]
 
 
 def _template_folders_key(config: Config) -> str:
@@ -275,10 +311,10 @@ def _hash(text: str) -> str:
 
 
 def _key(environment: str, *inputs: str) -> str:
-    # Each input prefixed by its length; hashed in one call (a build keys thousands of outputs).
-    encoded = [part.encode("utf-8", "surrogatepass") for part in inputs]
-    joined = b"".join([len(data).to_bytes(8, "big") + data for data in encoded])
-    return hashlib.sha256(environment.encode() + joined).hexdigest()
+    # The inputs' lengths, then the inputs: one string hashed in one call (a build keys
+    # thousands of outputs), and no two lists of inputs give the same string.
+    lengths = ",".join(map(str, map(len, inputs)))
+    return _hash(f"{environment}\0{lengths}\0{''.join(inputs)}")
 
 
 def _stat_key(path: Path) -> str:
@@ -309,14 +345,16 @@ def plan_site(
     preview: Callable[[Article], Rendered],
     refuse: Callable[[Article], str],
     assets: Sequence[tuple[str, Path]],
+    refs: TemplateRefs | None = None,
 ) -> SitePlan:
     """The outputs of a build of `public` (public articles, newest first, slugs checked).
 
     `preview` renders an article's newsletter preview files, `refuse` says why it gets
     none ("" if it does); `assets` are the content folder's other files (path in the
-    build, file).
+    build, file). `refs` is the template graph an earlier build kept (`TemplateRefs`),
+    brought up to date here.
     """
-    inputs = _Inputs(config)
+    inputs = _Inputs(config, refs)
     site = inputs.key("site", ())
     items: list[Output | str] = []
     if config["feeds.per_tag"]:
@@ -327,9 +365,11 @@ def plan_site(
                 "if they mean different things, rename one"
             )
 
-    def feed(kind: feeds.FeedKind, articles: Sequence[Article], tag: str | None = None) -> Output:
+    def feed(
+        kind: feeds.FeedKind, articles: Sequence[Article], tag: str | None = None, chosen: list[Article] | None = None
+    ) -> Output:
         # A tag's articles (`tagged_articles`) are those the feed would pick by its tag.
-        entries = feeds.feed_entries(config, articles, now)
+        entries = feeds.feed_entries(config, articles, now) if chosen is None else chosen
         builder = feeds.BUILDERS[kind]
         path = feeds.feed_path(kind, tag)
         return Output(
@@ -339,7 +379,8 @@ def plan_site(
             lambda: ({path: builder(config, [bodies.full(a) for a in entries], now, tag=tag)}, ()),
         )
 
-    items.extend(feed(kind, public) for kind in ("rss", "atom", "json"))
+    everything = feeds.feed_entries(config, public, now)  # the same for the three site feeds
+    items.extend(feed(kind, public, chosen=everything) for kind in ("rss", "atom", "json"))
     if config["feeds.per_tag"]:
         tagged = feeds.tagged_articles(public)
         items.extend(feed("atom", tagged[slug], name) for slug, name in feeds.site_tags(public).items())
@@ -357,8 +398,12 @@ def plan_site(
     images, image_notes = archive.image_files(config, public, taken)
     for rel, source in images:
         items.append(
-            Output("archive pages", (rel,), _key(inputs.key("none", ()), "image", str(source), _stat_key(source)),
-                   partial(_copy, config, rel, source))
+            Output(
+                "archive pages",
+                (rel,),
+                _key(inputs.key("none", ()), "image", str(source), _stat_key(source)),
+                partial(_copy, config, rel, source),
+            )
         )
     items.extend(image_notes)
     copied = {rel: source for rel, source in images}
@@ -386,8 +431,12 @@ def plan_site(
                 items.append(f"{rel} in the content folder is in the way of a page the build writes; rename it")
             continue
         items.append(
-            Output("writing", (rel,), _key(inputs.key("none", ()), "asset", str(source), _stat_key(source)),
-                   partial(_copy, config, rel, source))
+            Output(
+                "writing",
+                (rel,),
+                _key(inputs.key("none", ()), "asset", str(source), _stat_key(source)),
+                partial(_copy, config, rel, source),
+            )
         )
     return SitePlan(tuple(items), len(public), inputs.base)
 

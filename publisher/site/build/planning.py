@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import multiprocessing
 import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 from urllib.parse import urlsplit
-from warnings import catch_warnings, simplefilter
 
 from publisher import content
 from publisher.config import Config, sqlite_path
@@ -75,7 +72,13 @@ def render_site(
     return _render_all(config, _plan_site(config, articles, now, outputs.InMemory()), progress)
 
 
-def _plan_site(config: Config, articles: Sequence[Article], now: datetime, bodies: outputs.Bodies) -> outputs.SitePlan:
+def _plan_site(
+    config: Config,
+    articles: Sequence[Article],
+    now: datetime,
+    bodies: outputs.Bodies,
+    refs: build_cache.TemplateRefs | None = None,
+) -> outputs.SitePlan:
     public = sorted((a for a in articles if a.is_public(now)), key=lambda a: (a.date, a.slug), reverse=True)
     _check_slugs(public)
 
@@ -84,7 +87,7 @@ def _plan_site(config: Config, articles: Sequence[Article], now: datetime, bodie
         return {f"newsletters/{article.slug}.html": html, f"newsletters/{article.slug}.eml": eml}, notes
 
     plan = outputs.plan_site(
-        config, public, now, bodies, preview=preview, refuse=preview_refusal, assets=_asset_files(config)
+        config, public, now, bodies, preview=preview, refuse=preview_refusal, assets=_asset_files(config), refs=refs
     )
     return replace(plan, items=(*plan.items, *_moved_pages(config, plan)))
 
@@ -300,6 +303,11 @@ def _render_many(todo: Sequence[outputs.Output], *, workers: bool) -> Iterator[o
     if not workers or len(todo) < PARALLEL_RENDER or count < 2 or not sys.platform.startswith("linux"):
         yield from (item.render() for item in todo)
         return
+    # Loaded only for hundreds of outputs to render (a first build), not for one edit.
+    import multiprocessing
+    from concurrent.futures import Future, ProcessPoolExecutor
+    from warnings import catch_warnings, simplefilter
+
     heavy = [n for n, item in enumerate(todo) if item.stage == "newsletter previews"]
     light = [n for n, item in enumerate(todo) if item.stage != "newsletter previews"]
     size = max(1, min(32, len(light) // (count * 8)))

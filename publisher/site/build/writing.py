@@ -45,7 +45,7 @@ from publisher.site.build.files import (
 )
 from publisher.site.build.planning import Progress, Site, _plan_site, _render_all, _render_many, _stages
 from publisher.site.build.standby import Journal, Standby
-from publisher.site.build_cache import ArticleCache, Rendered, RenderRecord
+from publisher.site.build_cache import ArticleCache, Rendered, RenderRecord, TemplateRefs
 
 __all__ = ["Checked", "build_site", "check_build", "write_site"]
 
@@ -54,8 +54,14 @@ _FILE_MODE = 0o644
 
 
 def build_site(
-    config: Config, articles: Sequence[Article], now: datetime, *, write: bool = True,
-    progress: Progress | None = None, cache: ArticleCache | None = None, workers: bool = False,
+    config: Config,
+    articles: Sequence[Article],
+    now: datetime,
+    *,
+    write: bool = True,
+    progress: Progress | None = None,
+    cache: ArticleCache | None = None,
+    workers: bool = False,
 ) -> BuildReport:
     """Render what changed and write it; `write=False` renders and compares only.
 
@@ -69,7 +75,15 @@ def build_site(
     if not write:
         site = _render_all(config, _plan_site(config, articles, now, bodies), progress)
         return write_site(output, site, write=False)
-    return _build(output, config, _plan_site(config, articles, now, bodies), progress, workers=workers)
+    return _build(output, config, _planned(config, articles, now, bodies), progress, workers=workers)
+
+
+def _planned(config: Config, articles: Sequence[Article], now: datetime, bodies: outputs.Bodies) -> outputs.SitePlan:
+    """The plan, following the template graph the last build kept, which keeps it in turn."""
+    refs = TemplateRefs.load(config)
+    plan = _plan_site(config, articles, now, bodies, refs)
+    refs.save(config)
+    return plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +120,7 @@ def check_build(
     output = output_folder(config)
     _check_output(output)
     bodies: outputs.Bodies = cache if cache is not None else outputs.InMemory()
-    plan = _plan_site(config, articles, now, bodies)
+    plan = _planned(config, articles, now, bodies)
     writer = _Writer(output, config, plan.environment, dry=True)
     warnings: list[str] = []
     feeds: dict[str, str] = {}
