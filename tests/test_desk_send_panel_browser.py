@@ -8,6 +8,9 @@ Skipped when chromium, chromedriver or selenium is missing.
 
 from __future__ import annotations
 
+import base64
+import io
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -18,8 +21,10 @@ from desk_browser_support import (
     publication,
     serving,
 )
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
 
 ARTICLE = """---
 title: Panic Attacks, Step by Step
@@ -64,4 +69,52 @@ def test_a_refused_schedule_is_told_where_the_author_is_looking(site: Site, brow
     finally:
         browser.set_window_size(1280, 900)
     me.check("refused-schedule")
+    assert not me.violations, me.violations
+
+
+def _png(colour: tuple[int, int, int]) -> str:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (40, 30), colour).save(out, format="PNG")
+    return base64.b64encode(out.getvalue()).decode()
+
+
+GIVE = """
+var bytes = Uint8Array.from(atob(arguments[0]), function (c) { return c.charCodeAt(0); });
+var data = new DataTransfer(); data.items.add(new File([bytes], arguments[1], {type: 'image/png'}));
+if (arguments[2] === 'drop') {
+  document.querySelector('.CodeMirror-scroll').dispatchEvent(
+    new DragEvent('drop', {dataTransfer: data, bubbles: true, cancelable: true}));
+} else {
+  document.activeElement.dispatchEvent(
+    new ClipboardEvent('paste', {clipboardData: data, bubbles: true, cancelable: true}));
+}
+"""
+
+
+def test_an_uploaded_picture_is_a_paragraph_with_the_cursor_where_its_description_goes(
+    site: Site, browser: WebDriver
+) -> None:
+    """A picture dropped after a sentence, then one pasted at once, each get a paragraph of
+    their own, and what the author types next is the second one's alt text."""
+    me = PanelAuthor(browser, site)
+    me.sign_in("editor@example.org")
+    me.open("/desk/articles/panic-attacks")
+    WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".EasyMDEContainer"))
+    editor = "document.querySelector('.CodeMirror').CodeMirror"
+    browser.execute_script(f"var cm = {editor}; cm.focus(); cm.setCursor(cm.lineCount(), 0);")
+
+    def body() -> str:
+        return str(browser.execute_script("return document.getElementById('body').value"))
+
+    for count, (name, how, colour) in enumerate(
+        [("dock.png", "drop", (31, 95, 153)), ("pier.png", "paste", (153, 95, 31))], start=1
+    ):
+        browser.execute_script(GIVE, _png(colour), name, how)
+        WebDriverWait(browser, 20).until(lambda d, n=count: body().count("/media/") == n)
+    ActionChains(browser).send_keys("A pier at dusk").perform()
+    assert re.search(r"ten minutes\.\n\n!\[\]\(/media/[^)]+\)\n\n!\[A pier at dusk\]\(/media/[^)]+\)\n", body()), body()
+    assert "Describe it between the brackets" in browser.find_element(By.ID, "upload-status").text
+    me.check("pictures-placed")
     assert not me.violations, me.violations

@@ -172,9 +172,10 @@
         .then(function (result) {
           var status = result[0], answer = result[1];
           if (status === 201 && answer.markdown) {
-            mde.codemirror.replaceSelection(answer.markdown);
-            mde.codemirror.focus();
-            tell("Uploaded " + (answer.name || file.name) + ": the picture is in the text.");
+            place(answer.markdown);
+            tell("Uploaded " + (answer.name || file.name) + ": the picture is in the text. Describe it between " +
+                 "the brackets [ ], where the cursor is, for readers who cannot see it: the checks before " +
+                 "sending ask for it.");
           } else if (status === 404 || status === 405) {
             tell("Pictures cannot be uploaded from this desk yet. Put the picture's address in the text with the Link button instead.");
           } else if (status === 401) {
@@ -184,6 +185,31 @@
           }
         })
         .catch(function () { tell(file.name + " was not uploaded: the desk cannot be reached. Try again."); });
+    }
+    // A picture is a paragraph of its own (two uploaded in a row would otherwise share a
+    // line), with the cursor between its empty brackets: what it shows is typed there, the
+    // alt text the checks before sending ask for.
+    function place(markdown) {
+      var cm = mde.codemirror;
+      var from = cm.getCursor("from"), to = cm.getCursor("to");
+      // Still inside the last picture's brackets (a second one dropped before the first is
+      // described): the new one goes after it, not into it.
+      var pictures = /!\[[^\]]*\]\([^)]*\)/g, found;
+      while ((found = pictures.exec(cm.getLine(from.line))) !== null) {
+        if (from.ch > found.index && from.ch < found.index + found[0].length) {
+          from = to = { line: from.line, ch: found.index + found[0].length };
+          cm.setCursor(from);
+        }
+      }
+      var line = cm.getLine(from.line), rest = cm.getLine(to.line).slice(to.ch);
+      var above = from.line > 0 ? cm.getLine(from.line - 1) : "";
+      var before = line.slice(0, from.ch).trim() ? "\n\n" : (from.ch === 0 && above.trim() ? "\n" : "");
+      var after = rest.trim() ? "\n\n" : "\n";
+      var start = cm.indexFromPos(from) + before.length;
+      cm.replaceSelection(before + markdown + after);
+      var brackets = markdown.indexOf("[]");
+      cm.setCursor(cm.posFromIndex(start + (brackets < 0 ? markdown.length : brackets + 1)));
+      cm.focus();
     }
     var M = window.EasyMDE;
     var mde = new M({
