@@ -252,6 +252,7 @@ class Archive:
         self.warnings: list[str] = []
         self._linked_tags: dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]] = {}
         self._tag_feeds: dict[str, dict[str, str]] = {}
+        self._members: dict[str, list[Article]] | None = None
 
     # Files
 
@@ -338,12 +339,15 @@ class Archive:
             yield "assets/search.js", ("script",), lambda: (self.script(), ())
 
     def _tag_members(self) -> dict[str, list[Article]]:
+        if self._members is not None:
+            return self._members
         members: dict[str, list[Article]] = {slug: [] for slug in self.tags}
         for article in self.articles:
             # Two of an article's tags can share a slug ("Sleep & Rest", "sleep-rest"): list it once.
             for slug in dict.fromkeys(feeds.tag_slug(t) for t in article.tags):
                 if slug in members:
                     members[slug].append(article)
+        self._members = members
         return members
 
     def _tag_url(self, slug: str) -> str:

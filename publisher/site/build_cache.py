@@ -41,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -287,39 +288,50 @@ class _Entry(NamedTuple):
 
     @classmethod
     def from_json(cls, found: Any, tz: tzinfo) -> _Entry | None:
-        """The entry `as_json` gave, each field checked for its type; None if any is wrong."""
-        if not (isinstance(found, list) and len(found) == 3 and isinstance(found[0], list)):
+        """The entry `as_json` gave, each field checked for its type; None if any is wrong.
+
+        The fields' JSON types are checked in one look against every shape an entry may
+        have (`_SHAPES`): thousands of entries load at every build.
+        """
+        if type(found) is not list or len(found) != 3:
             return None
         raw, html_digest, about = found
-        if len(raw) != len(_FIELDS) or not isinstance(html_digest, str) or not isinstance(about, str):
+        if type(raw) is not list or type(html_digest) is not str or type(about) is not str:
             return None
-        values: list[Any] = []
-        for name, value in zip(_FIELDS, raw, strict=True):
-            if value is None and name in _OPTIONAL:
-                values.append(None)
-            elif name in _MOMENTS:
-                if not isinstance(value, str):
-                    return None
-                try:
-                    moment = datetime.fromisoformat(value)
-                except ValueError:
-                    return None
-                if moment.tzinfo is None:
-                    return None
-                values.append(moment.astimezone(tz))  # the zone parsing gave it, by name
-            elif name == "tags":
-                if not isinstance(value, list) or not all(isinstance(tag, str) for tag in value):
-                    return None
-                values.append(tuple(value))
-            elif name == "draft":
-                if not isinstance(value, bool):
-                    return None
-                values.append(value)
-            elif isinstance(value, str):
-                values.append(value)
-            else:
+        if tuple(map(type, raw)) not in _SHAPES:
+            return None
+        values = list(raw)
+        tags = raw[_TAGS_AT]
+        if tags and set(map(type, tags)) != {str}:
+            return None
+        values[_TAGS_AT] = tuple(tags)
+        for position in _MOMENTS_AT:
+            value = raw[position]
+            if value is None:
+                continue
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
                 return None
+            if moment.tzinfo is None:
+                return None
+            values[position] = moment.astimezone(tz)  # the zone parsing gave it, by name
         return cls(tuple(values), html_digest, about)
+
+
+def _shapes() -> frozenset[tuple[type, ...]]:
+    """The JSON types an entry's fields may have: text, a list of tags, a flag, and null
+    for the optional ones."""
+    kinds: list[tuple[type, ...]] = []
+    for name in _FIELDS:
+        kind: tuple[type, ...] = (list,) if name == "tags" else (bool,) if name == "draft" else (str,)
+        kinds.append((*kind, type(None)) if name in _OPTIONAL else kind)
+    return frozenset(itertools.product(*kinds))
+
+
+_SHAPES = _shapes()
+_TAGS_AT = _FIELDS.index("tags")
+_MOMENTS_AT = tuple(position for position, name in enumerate(_FIELDS) if name in _MOMENTS)
 
 
 class ArticleCache:
@@ -624,6 +636,10 @@ class Rendered(NamedTuple):
     """As the folder's listing gives it: a file replaced by hand since has another."""
 
 
+_RENDERED_SHAPE = (str, str, int, int, int)
+"""The JSON types of a `Rendered`'s fields."""
+
+
 @dataclass(frozen=True, slots=True)
 class RenderRecord:
     """The served build's files by what they were rendered from, and each render's warnings.
@@ -655,18 +671,13 @@ class RenderRecord:
             return None
         record_files: dict[str, Rendered] = {}
         for rel, item in files.items():
-            if not (
-                isinstance(item, list)
-                and len(item) == 5
-                and isinstance(item[0], str)
-                and isinstance(item[1], str)
-                and all(type(number) is int for number in item[2:])
-            ):
+            # One look at the types of the five fields: thousands of files at every build.
+            if type(item) is not list or tuple(map(type, item)) != _RENDERED_SHAPE:
                 return None
             record_files[rel] = Rendered(*item)
         record_notes: dict[str, tuple[str, ...]] = {}
         for key, said in notes.items():
-            if not isinstance(said, list) or not all(isinstance(note, str) for note in said):
+            if type(said) is not list or (said and set(map(type, said)) != {str}):
                 return None
             record_notes[key] = tuple(said)
         return cls(build, record_files, record_notes)
