@@ -541,3 +541,28 @@ def test_a_refused_schedule_shows_the_article_with_its_address(config: Config, u
     assert refused.status_code == 400
     assert "in the past" in refused.text
     assert 'id="slug" name="slug" type="text" value="sleep-after-a-loss"' in refused.text
+
+
+def test_a_schedule_left_after_send_now_says_the_article_was_sent(config: Config, url: str) -> None:
+    """Send now on a scheduled article leaves the schedule (for readers who join before it),
+    and Home and the editor say it was sent already instead of that readers get it then."""
+    from datetime import UTC, datetime, timedelta
+
+    engine = open_store(config.store_url)
+    subscriber_store.add(engine, "reader@example.org", now=datetime.now(UTC))
+    at = (datetime.now(UTC) + timedelta(days=2)).astimezone(config.tz)
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        csrf = csrf_of(http.get("/desk/articles/sleep-after-a-loss").text)
+        planned = http.post(
+            "/desk/articles/sleep-after-a-loss/schedule", data={"csrf": csrf, "at": f"{at:%Y-%m-%dT%H:%M}"}
+        )
+        assert planned.status_code == 303, planned.text
+        assert "Your readers get it then" in http.get("/desk/articles/sleep-after-a-loss").text
+        sent = http.post("/desk/articles/sleep-after-a-loss/send", data={"csrf": csrf, "confirm": "1"})
+        assert sent.status_code == 303, sent.text
+        home = http.get("/desk/").text
+        editor = http.get("/desk/articles/sleep-after-a-loss").text
+    engine.dispose()
+    assert "sent already: then only to readers who have not had it" in home
+    assert 'id="scheduled-after-send"' in editor and "Your readers get it then" not in editor

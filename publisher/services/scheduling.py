@@ -377,6 +377,9 @@ class Upcoming:
     zone: str
     in_words: str
     """"in 2 days 3 hours"."""
+    sent_already: bool = False
+    """Its issue went out since it was scheduled (the author pressed Send now): it is on the
+    site, and the schedule reaches only readers who have not had it by then."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,9 +410,13 @@ def agenda(config: Config, db: Engine, *, now: datetime) -> Agenda:
     scheduled = []
     for item in (s for s in everything if s.state == "pending"):
         zone = timing.zone(item.timezone) if item.timezone != schedules.LOCAL else config.tz
+        try:
+            sent = ledger.get_issue(db, item.issue_id).status in ("sending", "done")
+        except NotFound:
+            sent = False
         scheduled.append(Upcoming(
             schedule=item, local=item.run_at.astimezone(zone), zone=zone.key,
-            in_words=timing.in_words(item.run_at - now),
+            in_words=timing.in_words(item.run_at - now), sent_already=sent,
         ))
     later: dict[int, Schedule] = {}
     for item in everything:  # in time order: the last schedule of each issue wins
