@@ -178,11 +178,12 @@ def test_the_proxies_send_the_headers_the_app_believes() -> None:
 
 
 def test_the_proxies_take_the_largest_body_the_app_does() -> None:
-    """The app answers bodies up to 8 MB itself (desk pictures, webhooks): the proxies let them through."""
+    """The app answers bodies up to 8 MB itself (webhooks, desk forms), and desk pictures up to
+    20 MB: the proxies let them through."""
     from publisher.web import app as web_app
-    from publisher.web.desk import auth
+    from publisher.web.desk import auth, media
 
-    largest = max(web_app.WEBHOOK_LIMIT, auth.MAX_UPLOAD)
+    largest = max(web_app.WEBHOOK_LIMIT, auth.MAX_UPLOAD, media.MAX_BODY)
     nginx = re.search(r"client_max_body_size (\d+)m;", (DEPLOY / "nginx.conf").read_text())
     caddy = re.search(r"max_size (\d+)MB", (DEPLOY / "Caddyfile").read_text())
     assert nginx and caddy

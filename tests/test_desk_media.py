@@ -380,3 +380,13 @@ def test_a_drafts_preview_takes_every_width_from_the_desk(config: Config, url: s
         assert "news.example.org/media" not in picture.group(0) and picture.group(0).count("/media/") == 4
         first = re.search(r'srcset="([^ ]+) 480w', picture.group(0))
         assert first and http.get(first.group(1)).status_code == 200
+
+
+def test_a_12_mb_photo_is_taken_as_the_20_mb_limit_says(config: Config, url: str) -> None:
+    """A phone's large photo, over the 8 MB the desk's other forms take and under the 20 MB
+    the upload states, is stored, not refused before the upload reads it."""
+    picture = photo(1600, 1200) + os.urandom(12 * 1024 * 1024)  # bytes after the image's end
+    with signed_in(url) as (http, csrf):
+        answer = upload(http, csrf, picture)
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["name"] in stored(config)

@@ -202,19 +202,24 @@ class BodyLimit:
     The body is read here, up to the limit, and handed on in one piece: forms and
     webhook calls are small, and refusing before the app runs needs no exception to
     travel through Starlette's error handling. `large` lists path prefixes allowed
-    `large_limit` instead (provider webhooks batch many events into one call).
+    `large_limit` instead (provider webhooks batch many events into one call). `own`
+    lists exact paths whose endpoint counts its body itself as it streams in, with a
+    limit of its own and an answer in its own words (the desk's picture upload); they
+    pass untouched, so a limit here cannot contradict the one the endpoint states.
     """
 
     def __init__(
-        self, app: ASGIApp, *, limit: int, large: tuple[str, ...] = (), large_limit: int = 0
+        self, app: ASGIApp, *, limit: int, large: tuple[str, ...] = (), large_limit: int = 0,
+        own: frozenset[str] = frozenset(),
     ) -> None:
         self.app = app
         self.limit = limit
         self.large = large
         self.large_limit = large_limit
+        self.own = own
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD"):
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD") or scope["path"] in self.own:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
