@@ -118,3 +118,18 @@ def test_an_uploaded_picture_is_a_paragraph_with_the_cursor_where_its_descriptio
     assert "Describe it between the brackets" in browser.find_element(By.ID, "upload-status").text
     me.check("pictures-placed")
     assert not me.violations, me.violations
+
+
+def test_a_refused_upload_is_told_in_one_sentence(site: Site, browser: WebDriver) -> None:
+    """A text file named .jpg dropped into the editor is refused with the desk's reason,
+    said once and ended once."""
+    me = PanelAuthor(browser, site)
+    me.sign_in("editor@example.org")
+    me.open("/desk/articles/panic-attacks")
+    WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".EasyMDEContainer"))
+    words = base64.b64encode(b"just some words\n").decode()
+    browser.execute_script(GIVE.replace("image/png", "image/jpeg"), words, "holiday.jpg", "drop")
+    status = browser.find_element(By.ID, "upload-status")
+    WebDriverWait(browser, 20).until(lambda d: status.text and "\u2026" not in status.text)
+    assert status.text.startswith("holiday.jpg was not uploaded: The file is not a picture"), status.text
+    assert status.text.endswith(".") and not status.text.endswith(".."), status.text

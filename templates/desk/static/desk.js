@@ -180,8 +180,12 @@
             tell("Pictures cannot be uploaded from this desk yet. Put the picture's address in the text with the Link button instead.");
           } else if (status === 401) {
             tell("Your session has ended: sign in again in another tab, then upload " + file.name + " again.");
+          } else if (status === 413 && !answer.error) {  // a proxy in front refused it, in its own words
+            tell(file.name + " was not uploaded: it is larger than this server takes. Make it smaller " +
+                 "(a photo exported at 2,000 pixels wide is plenty) and upload it again.");
           } else {
-            tell(file.name + " was not uploaded: " + (answer.error || "the desk answered " + status) + ".");
+            var said = answer.error || "the desk answered " + status;
+            tell(file.name + " was not uploaded: " + said + (/[.!?]$/.test(said) ? "" : "."));
           }
         })
         .catch(function () { tell(file.name + " was not uploaded: the desk cannot be reached. Try again."); });
