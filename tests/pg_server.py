@@ -6,6 +6,8 @@ binaries are missing. `fresh_database(url, name)` gives each test its own empty 
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import shutil
 import socket
@@ -68,16 +70,34 @@ def postgres_server() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+_MADE: dict[str, set[str]] = {}
+"""Server URL -> the databases this xdist worker made there."""
+
+
+def _drop_made() -> None:
+    for server_url, names in _MADE.items():
+        admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+        # The server may be gone already (a test's own throwaway one): nothing to tidy then.
+        with contextlib.suppress(Exception), admin.connect() as conn:
+            for name in sorted(names):
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
 def fresh_database(server_url: str, name: str, *, template: str | None = None) -> str:
     """Create an empty database `name` on the server (a copy of the database `template`
     when one is named); return its URL.
 
-    Under pytest-xdist the name carries the worker's id, so two workers sharing one
-    server never drop each other's database mid-test.
+    Under pytest-xdist the name carries the worker's id and the run's, so neither two
+    workers nor two runs sharing one server drop each other's database mid-test; a
+    worker drops the databases it made when it exits.
     """
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if worker:
-        name = f"{name}_{worker}"
+        name = f"{name}_{worker}_{os.environ.get('PYTEST_XDIST_TESTRUNUID', '')[:8]}".rstrip("_")
+        if not _MADE:
+            atexit.register(_drop_made)
+        _MADE.setdefault(server_url, set()).add(name)
     copy = f' TEMPLATE "{template}"' if template else ""
     admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     try:
