@@ -640,3 +640,12 @@ def test_a_reply_to_with_a_name_is_kept_when_the_sender_changes(config: Config, 
     saved = load_config(path)
     assert saved["newsletter.from"] == '"Dr. Dana Reyes" <letters@example.org>'
     assert saved["newsletter.reply_to"] == "Dana Reyes <dana@example.org>"
+
+
+def test_the_digest_is_said_to_go_to_every_active_reader(config: Config, url: str) -> None:
+    """Settings says who gets the digest as the send does: every active reader, not only
+    the readers who chose it."""
+    with owner(url) as http:
+        page = http.get("/desk/settings").text
+    assert "to every active reader, including those who had each article already" in page
+    assert "for the readers who chose it" not in page

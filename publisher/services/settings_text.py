@@ -154,8 +154,17 @@ FIELDS: tuple[Field, ...] = (
       choices=("wait", "now", "window", "digest")),
     F("window", "schedule.window", "Send window", "sending",
       hint="The days and the time a new article's newsletter goes out at, when it waits for the send window."),
-    F("digest", "schedule.digest", "Digest", "sending",
-      hint="One letter gathering the articles since the last one, for the readers who chose it."),
+    # Every active reader gets the digest (ledger's audience): readers who chose "the digest
+    # only" get it instead of each article, the others as well as each article.
+    F(
+        "digest",
+        "schedule.digest",
+        "Digest",
+        "sending",
+        hint="One letter gathering the articles published since the last one, to every active reader, "
+        "including those who had each article already; readers who chose “the digest only” get it "
+        "instead of each article.",
+    ),
     F("provider", "delivery.provider", "Provider", "provider", "choice",
       choices=("maildir", "smtp", "postmark", "sendgrid", "mailgun", "ses", "resend")),
     F("smtp_host", "delivery.smtp.host", "SMTP server", "provider"),
