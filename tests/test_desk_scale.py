@@ -83,3 +83,25 @@ def test_the_report_reads_the_ledger_counts_once(config: Config, monkeypatch: py
     assert report.status.sent == 60 and report.counts.sent == 60
     assert [m.sent for m in report.pace] == [60]
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize(
+    "page", ["/desk/", "/desk/subscribers", "/desk/subscribers?after=30", "/desk/subscribers?q=der5", "/desk/issues/1"]
+)
+def test_a_page_asked_again_builds_no_statement_again(config: Config, page: str) -> None:
+    """Home, Subscribers (a later page, a search) and the report run, the second time, the
+    very statements they ran the first: each is built once, not on every request."""
+    engine = open_store(config.store_url)
+    ran: list[list[object]] = [[], []]
+    sa.event.listen(engine, "before_execute", lambda conn, statement, *rest: ran[-1].append(statement))
+    with live_server(create_app(config, engine=engine)) as base, httpx.Client(base_url=base) as http:
+        sign_in(http)
+        ran.append([])
+        assert http.get(page).status_code == 200
+        ran.append([])
+        assert http.get(page).status_code == 200
+    engine.dispose()
+    first, second = ran[-2], ran[-1]
+    assert second
+    built_again = [str(statement) for statement in second if not any(statement is s for s in first)]
+    assert built_again == []

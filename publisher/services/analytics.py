@@ -12,16 +12,18 @@ read. Only while per-person analytics are on do the rows name the copy (see
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Select, bindparam, select
 
 from publisher.config import Config
 from publisher.errors import NotFound, TokenError
 from publisher.mail import tracking
 from publisher.services import machine_traffic
 from publisher.store import engagement
+from publisher.store.engine import reader
 from publisher.store.schema import deliveries, issues, links
 
 __all__ = ["PIXEL", "Request", "click", "issue_totals", "open_", "reader_summary"]
@@ -66,8 +68,14 @@ def _copy(db: Engine, copy: tracking.Copy) -> _Copy:
 
 
 def _issue_exists(db: Engine, issue_id: int) -> bool:
-    with db.connect() as conn:
-        return conn.execute(select(issues.c.id).where(issues.c.id == issue_id)).first() is not None
+    with reader(db) as conn:
+        return conn.execute(_issue_query(), {"issue_id": issue_id}).first() is not None
+
+
+@functools.cache
+def _issue_query() -> Select[tuple[int]]:
+    """Built once: an issue's report asks on every request."""
+    return select(issues.c.id).where(issues.c.id == bindparam("issue_id"))
 
 
 def open_(config: Config, db: Engine, secret: str, token: str, request: Request, *, now: datetime) -> bool:

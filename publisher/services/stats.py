@@ -98,7 +98,7 @@ def subscriber_days(db: Engine, *, now: datetime, days: int = 30) -> list[DayCou
     lines: list[DayCounts] = []
     for offset in range(days):
         day = first + timedelta(days=offset)
-        key = f"{day:%Y-%m-%d}"
+        key = day.isoformat()  # YYYY-MM-DD, as the store keys days
         values = {name: counted.get((key, kind), 0) for kind, name in _FIELDS.items()}
         lines.append(DayCounts(day=day, **values))
     return lines

@@ -11,14 +11,16 @@ read any bounce's report and the headers it quotes.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, insert, or_, select, update
+from sqlalchemy import Engine, Select, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from publisher.store.engine import reader
 from publisher.store.schema import bounce_messages, deliveries
 
 __all__ = [
@@ -229,10 +231,16 @@ def latest_issue(engine: Engine, subscriber_id: int, *, now: datetime, within: t
 
 def outcomes_for_issue(engine: Engine, issue_id: int) -> dict[str, int]:
     """How many messages that answered one issue ended as each outcome."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(bounce_messages.c.outcome, func.count())
-            .where(bounce_messages.c.issue_id == issue_id)
-            .group_by(bounce_messages.c.outcome)
-        ).all()
+    with reader(engine) as conn:
+        rows = conn.execute(_outcomes_query(), {"issue_id": issue_id}).all()
     return {str(outcome): int(count) for outcome, count in rows}
+
+
+@functools.cache
+def _outcomes_query() -> Select[Any]:
+    """Built once: an issue's report asks on every request."""
+    return (
+        select(bounce_messages.c.outcome, func.count())
+        .where(bounce_messages.c.issue_id == bindparam("issue_id"))
+        .group_by(bounce_messages.c.outcome)
+    )

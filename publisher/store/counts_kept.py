@@ -11,13 +11,14 @@ whatever is folded meanwhile.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Collection, Mapping
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, bindparam, func, select, text, union_all
 
-__all__ = ["COUNTED_KINDS", "add_moved", "fold", "kept", "list_share"]
+__all__ = ["COUNTED_KINDS", "add_moved", "fold", "kept", "kept_on", "list_share"]
 
 
 def fold(engine: Engine) -> None:
@@ -30,7 +31,13 @@ def fold(engine: Engine) -> None:
 def kept(engine: Engine, table: Table, changes: Table) -> Any:
     """`table`'s rows, with the lines of `changes` added on PostgreSQL: the same columns, to
     select from (`.c.number` is the count)."""
-    if engine.dialect.name != "postgresql":
+    return kept_on(engine.dialect.name, table, changes)
+
+
+@functools.cache
+def kept_on(dialect: str, table: Table, changes: Table) -> Any:
+    """`kept` for a dialect by name, built once: a statement built on it can be built once too."""
+    if dialect != "postgresql":
         return table
     both = union_all(select(*table.c), select(*changes.c)).subquery()
     keys = [column for column in both.c if column.name != "number"]

@@ -37,17 +37,19 @@ pointed anywhere else.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, distinct, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Select, bindparam, delete, distinct, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from publisher.store.engine import begin_write
+from publisher.store.engine import begin_write, reader
 from publisher.store.schema import deliveries, engagement, engagement_seen, links
 
 __all__ = [
@@ -264,6 +266,24 @@ def per_variant(db: Engine, issue_id: int) -> dict[int, tuple[int, int]]:
     return {int(v): (int(n), int(clicked.get(v, 0))) for v, n in opened.items()}
 
 
+@functools.cache
+def _totals_queries() -> tuple[Select[Any], Select[Any], Select[Any], Select[Any]]:
+    """`totals`' statements, built once: an issue's report reads them on every request."""
+    where = engagement.c.issue_id == bindparam("issue_id")
+    return (
+        select(engagement.c.kind, engagement.c.machine, engagement.c.reason, func.count().label("n"))
+        .where(where)
+        .group_by(engagement.c.kind, engagement.c.machine, engagement.c.reason),
+        select(engagement.c.link_id, engagement.c.machine, func.count().label("n"))
+        .where(where, engagement.c.kind == CLICK)
+        .group_by(engagement.c.link_id, engagement.c.machine),
+        select(engagement_seen.c.kind, engagement_seen.c.link_id, func.count().label("n"))
+        .where(engagement_seen.c.issue_id == bindparam("issue_id"))
+        .group_by(engagement_seen.c.kind, engagement_seen.c.link_id),
+        select(links.c.link_id, links.c.url).where(links.c.issue_id == bindparam("issue_id")),
+    )
+
+
 def totals(db: Engine, issue_id: int) -> Totals:
     """Every count of an issue's opens and clicks, per link too, with machines apart.
 
@@ -273,27 +293,13 @@ def totals(db: Engine, issue_id: int) -> Totals:
     readers opened (or clicked) and no copy was seen: mail whose tokens named no copy,
     sent before copies were counted once.
     """
-    where = engagement.c.issue_id == issue_id
-    with db.connect() as conn:
-        by_kind = conn.execute(
-            select(engagement.c.kind, engagement.c.machine, engagement.c.reason, func.count().label("n"))
-            .where(where)
-            .group_by(engagement.c.kind, engagement.c.machine, engagement.c.reason)
-        ).all()
-        clicked = conn.execute(
-            select(engagement.c.link_id, engagement.c.machine, func.count().label("n"))
-            .where(where, engagement.c.kind == CLICK)
-            .group_by(engagement.c.link_id, engagement.c.machine)
-        ).all()
-        seen = {
-            (str(r.kind), int(r.link_id)): int(r.n)
-            for r in conn.execute(
-                select(engagement_seen.c.kind, engagement_seen.c.link_id, func.count().label("n"))
-                .where(engagement_seen.c.issue_id == issue_id)
-                .group_by(engagement_seen.c.kind, engagement_seen.c.link_id)
-            )
-        }
-        urls = conn.execute(select(links.c.link_id, links.c.url).where(links.c.issue_id == issue_id)).all()
+    by_kind_query, clicked_query, seen_query, urls_query = _totals_queries()
+    values = {"issue_id": issue_id}
+    with reader(db) as conn:
+        by_kind = conn.execute(by_kind_query, values).all()
+        clicked = conn.execute(clicked_query, values).all()
+        seen = {(str(r.kind), int(r.link_id)): int(r.n) for r in conn.execute(seen_query, values)}
+        urls = conn.execute(urls_query, values).all()
     opens = clicks = machine_opens = machine_clicks = 0
     noted: dict[str, int] = {}
     reasons: dict[str, int] = {}

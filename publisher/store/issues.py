@@ -10,17 +10,18 @@ to the article afterwards.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, exists, func, insert, or_, select, true, update
+from sqlalchemy import Engine, Integer, Select, bindparam, exists, func, insert, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 
 from publisher.errors import NotFound
 from publisher.models import IssueStatus
-from publisher.store.counts_kept import kept
-from publisher.store.engine import begin_write
+from publisher.store.counts_kept import kept_on
+from publisher.store.engine import begin_write, reader
 from publisher.store.folding import now_and_then
 from publisher.store.schema import deliveries, issue_count_changes, issue_counts, issues
 
@@ -82,22 +83,30 @@ _UNSENT = ("failed", "retry")
 def failures(engine: Engine, issue_id: int, *, limit: int | None = None) -> list[FailedDelivery]:
     """The issue's failed rows, then its retrying ones, each by address; the first `limit`
     of them when a page shows no more."""
-    query = (
-        select(deliveries.c.email, deliveries.c.state, deliveries.c.attempts,
-               deliveries.c.detail, deliveries.c.not_before)
-        .where(deliveries.c.issue_id == issue_id, deliveries.c.state.in_(_UNSENT))
-        .order_by(deliveries.c.state, deliveries.c.email)
-    )
-    if limit is not None:
-        query = query.limit(limit)
-    with engine.connect() as conn:
+    with reader(engine) as conn:
         return [
             FailedDelivery(
                 email=row.email, state=row.state, attempts=row.attempts, reason=row.detail,
                 next_try=row.not_before if row.state == "retry" else None,
             )
-            for row in conn.execute(query)
+            for row in conn.execute(_failures_query(limit is not None), {"issue_id": issue_id, "limit": limit})
         ]
+
+
+# The statements an issue's report and Home read on every request are built once (per
+# dialect where they read kept counts), their values bound at each call: building and
+# keying a statement cost several times what running it on a few rows does.
+
+
+@functools.cache
+def _failures_query(limited: bool) -> Select[Any]:
+    query = (
+        select(deliveries.c.email, deliveries.c.state, deliveries.c.attempts,
+               deliveries.c.detail, deliveries.c.not_before)
+        .where(deliveries.c.issue_id == bindparam("issue_id"), deliveries.c.state.in_(_UNSENT))
+        .order_by(deliveries.c.state, deliveries.c.email)
+    )
+    return query.limit(bindparam("limit", type_=Integer)) if limited else query
 
 
 def failure_reasons(engine: Engine, issue_id: int, *, top: int = 3) -> list[tuple[str, int]]:
@@ -136,6 +145,19 @@ def deferred_reasons(engine: Engine, issue_id: int, *, addresses: int) -> list[D
     does: after an outage that deferred half a million copies the page still reads a few
     hundred rows, not every one.
     """
+    totals: dict[str, int] = {}
+    shown: dict[str, list[str]] = {}
+    with reader(engine) as conn:
+        for row in conn.execute(_deferred_query(), {"issue_id": issue_id, "place": max(addresses, 1)}):
+            totals[str(row.reason)] = int(row.total)
+            if addresses > 0:
+                shown.setdefault(str(row.reason), []).append(row.email)
+    return [DeferredReason(why or "no reason recorded", total, tuple(shown.get(why, ())))
+            for why, total in totals.items()]
+
+
+@functools.cache
+def _deferred_query() -> Select[Any]:
     reason = func.replace(deliveries.c.detail, deliveries.c.email, "…")
     ranked = (
         select(
@@ -143,23 +165,14 @@ def deferred_reasons(engine: Engine, issue_id: int, *, addresses: int) -> list[D
             func.count().over(partition_by=reason).label("total"),
             func.row_number().over(partition_by=reason, order_by=deliveries.c.email).label("place"),
         )
-        .where(deliveries.c.issue_id == issue_id, deliveries.c.state == "retry")
+        .where(deliveries.c.issue_id == bindparam("issue_id"), deliveries.c.state == "retry")
         .subquery()
     )
-    query = (
+    return (
         select(ranked.c.reason, ranked.c.total, ranked.c.email)
-        .where(ranked.c.place <= max(addresses, 1))
+        .where(ranked.c.place <= bindparam("place", type_=Integer))
         .order_by(ranked.c.total.desc(), ranked.c.reason, ranked.c.email)
     )
-    totals: dict[str, int] = {}
-    shown: dict[str, list[str]] = {}
-    with engine.connect() as conn:
-        for row in conn.execute(query):
-            totals[str(row.reason)] = int(row.total)
-            if addresses > 0:
-                shown.setdefault(str(row.reason), []).append(row.email)
-    return [DeferredReason(why or "no reason recorded", total, tuple(shown.get(why, ())))
-            for why, total in totals.items()]
 
 
 def _snapshot(row: Any) -> IssueSnapshot:
@@ -302,18 +315,15 @@ def status(engine: Engine, issue: int | str | None = None, *, limit: int | None 
     The counts are read from `issue_counts`, which the database keeps in the transaction of
     every change to a copy (migration 0031): a few rows per issue, whether it went to a
     hundred readers or a million, exact in the reader's snapshot."""
-    query = select(issues.c.id, issues.c.key, issues.c.slug, issues.c.subject,
-                   issues.c.status, issues.c.created_at)
+    values: dict[str, Any] = {"id": None, "name": None, "limit": limit}
+    by = ""
     if isinstance(issue, int) or (isinstance(issue, str) and issue.isdigit()):
-        query = query.where(issues.c.id == int(issue))
+        by, values["id"] = "id", int(issue)
     elif issue is not None:
-        query = query.where(or_(issues.c.slug == issue, issues.c.key == issue))
-    query = query.order_by(issues.c.id.desc())
-    if limit is not None:
-        query = query.limit(limit)
+        by, values["name"] = "name", issue
     now_and_then(engine, fold_issue_counts)
-    with engine.connect() as conn:
-        found = conn.execute(query).all()
+    with reader(engine) as conn:
+        found = conn.execute(_issues_query(by, limit is not None), values).all()
         if issue is not None and not found:
             raise NotFound(
                 f"no issue {issue!r}: give an issue id, slug or key; `publisher status` lists them"
@@ -321,10 +331,7 @@ def status(engine: Engine, issue: int | str | None = None, *, limit: int | None 
         ids = [row.id for row in found]
         counts: dict[int, dict[str, int]] = {i: {} for i in ids}
         if ids:
-            table = kept(engine, issue_counts, issue_count_changes)
-            for issue_id, state, number in conn.execute(
-                select(table.c.issue_id, table.c.state, table.c.number).where(table.c.issue_id.in_(ids))
-            ):
+            for issue_id, state, number in conn.execute(_counts_query(engine.dialect.name), {"ids": ids}):
                 counts[issue_id][state] = int(number)
     return [
         IssueStatus(
@@ -344,3 +351,24 @@ def status(engine: Engine, issue: int | str | None = None, *, limit: int | None 
         )
         for row in found
     ]
+
+
+@functools.cache
+def _issues_query(by: str, limited: bool) -> Select[Any]:
+    """`status`'s issues: all of them (`by` ""), one by id ("id") or by slug or key ("name")."""
+    query = select(issues.c.id, issues.c.key, issues.c.slug, issues.c.subject,
+                   issues.c.status, issues.c.created_at)
+    if by == "id":
+        query = query.where(issues.c.id == bindparam("id", type_=Integer))
+    elif by == "name":
+        query = query.where(or_(issues.c.slug == bindparam("name"), issues.c.key == bindparam("name")))
+    query = query.order_by(issues.c.id.desc())
+    return query.limit(bindparam("limit", type_=Integer)) if limited else query
+
+
+@functools.cache
+def _counts_query(dialect: str) -> Select[Any]:
+    table = kept_on(dialect, issue_counts, issue_count_changes)
+    return select(table.c.issue_id, table.c.state, table.c.number).where(
+        table.c.issue_id.in_(bindparam("ids", expanding=True))
+    )

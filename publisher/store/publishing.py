@@ -6,12 +6,14 @@ item never counts as new again, so it never sends again.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
+from publisher.store.engine import reader
 from publisher.store.schema import articles_seen, pings
 
 __all__ = [
@@ -93,13 +95,8 @@ class Noticed:
 def waiting(db: sa.Engine, *, since: datetime) -> list[Noticed]:
     """Articles noticed since `since` whose newsletter waits for the author (policy "wait",
     or saved in the desk), newest first; the caller leaves out those sent or scheduled since."""
-    query = (
-        sa.select(articles_seen.c.article_id, articles_seen.c.slug, articles_seen.c.first_seen_at)
-        .where(articles_seen.c.handled.in_(("wait", "draft")), articles_seen.c.first_seen_at >= since)
-        .order_by(articles_seen.c.first_seen_at.desc())
-    )
-    with db.connect() as conn:
-        rows = conn.execute(query).all()
+    with reader(db) as conn:
+        rows = conn.execute(_waiting_query(), {"since": since}).all()
     return [
         Noticed(
             article_id=str(row.article_id), slug=str(row.slug),
@@ -107,6 +104,16 @@ def waiting(db: sa.Engine, *, since: datetime) -> list[Noticed]:
         )
         for row in rows
     ]
+
+
+@functools.cache
+def _waiting_query() -> sa.Select[tuple[object, ...]]:
+    """Built once: Home asks on every request."""
+    return (
+        sa.select(articles_seen.c.article_id, articles_seen.c.slug, articles_seen.c.first_seen_at)
+        .where(articles_seen.c.handled.in_(("wait", "draft")), articles_seen.c.first_seen_at >= sa.bindparam("since"))
+        .order_by(articles_seen.c.first_seen_at.desc())
+    )
 
 
 def mark_digested(db: sa.Engine, article_ids: Iterable[str], *, now: datetime) -> None:

@@ -7,6 +7,7 @@ once even with two daemons on one database, or a daemon that was down at the tim
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 
 from publisher.errors import NotFound
 from publisher.schedule import timing
+from publisher.store.engine import reader
 from publisher.store.schema import issues, schedules
 
 __all__ = [
@@ -162,11 +164,15 @@ def get(db: sa.Engine, schedule_id: int) -> Schedule:
 
 
 def list_schedules(db: sa.Engine, *, include_finished: bool = True) -> list[Schedule]:
+    with reader(db) as conn:
+        return [_row(row) for row in conn.execute(_list_query(include_finished))]
+
+
+@functools.cache
+def _list_query(include_finished: bool) -> sa.Select[tuple[object, ...]]:
+    """Built once: Home lists the schedules on every request."""
     query = _select().order_by(schedules.c.run_at, schedules.c.id)
-    if not include_finished:
-        query = query.where(schedules.c.state == "pending")
-    with db.connect() as conn:
-        return [_row(row) for row in conn.execute(query)]
+    return query if include_finished else query.where(schedules.c.state == "pending")
 
 
 def pending(db: sa.Engine) -> list[Schedule]:

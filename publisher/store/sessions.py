@@ -27,14 +27,16 @@ finish it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, Select, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from publisher.store.engine import begin_write
+from publisher.store.engine import begin_write, reader
 from publisher.store.schema import desk_sessions, login_failures, sign_in_devices, sign_in_factors, sign_in_steps, users
 from publisher.store.users import User
 
@@ -91,17 +93,8 @@ def create(
 
 def lookup(engine: Engine, key: str, *, now: datetime, idle: timedelta) -> DeskSession | None:
     """The live session with this key and its user, or None (unknown, expired or idle)."""
-    query = (
-        select(
-            desk_sessions, users.c.email, users.c.role, users.c.password_hash,
-            users.c.created_at.label("user_created"), sign_in_factors.c.enabled_at.label("factor_on"),
-        )
-        .join(users, users.c.id == desk_sessions.c.user_id)
-        .outerjoin(sign_in_factors, sign_in_factors.c.user_id == desk_sessions.c.user_id)
-        .where(desk_sessions.c.id == key)
-    )
-    with engine.connect() as conn:
-        row = conn.execute(query).first()
+    with reader(engine) as conn:
+        row = conn.execute(_lookup_query(), {"key": key}).first()
     if row is None or row.expires_at <= now or row.seen_at + idle <= now:
         return None
     if now - row.seen_at >= SEEN_EVERY:
@@ -114,6 +107,20 @@ def lookup(engine: Engine, key: str, *, now: datetime, idle: timedelta) -> DeskS
     return DeskSession(
         id=row.id, user=user, csrf=row.csrf, address=row.address,
         created_at=row.created_at, seen_at=max(row.seen_at, now), expires_at=row.expires_at,
+    )
+
+
+@functools.cache
+def _lookup_query() -> Select[Any]:
+    """Built once: every desk request reads its session by it."""
+    return (
+        select(
+            desk_sessions, users.c.email, users.c.role, users.c.password_hash,
+            users.c.created_at.label("user_created"), sign_in_factors.c.enabled_at.label("factor_on"),
+        )
+        .join(users, users.c.id == desk_sessions.c.user_id)
+        .outerjoin(sign_in_factors, sign_in_factors.c.user_id == desk_sessions.c.user_id)
+        .where(desk_sessions.c.id == bindparam("key"))
     )
 
 

@@ -8,13 +8,15 @@ processes add up.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, Integer, Select, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from publisher.store.engine import begin_write
+from publisher.store.engine import begin_write, reader
 from publisher.store.schema import signup_throttles
 
 __all__ = ["QUIET", "Throttled", "recent", "record"]
@@ -61,11 +63,17 @@ def record(engine: Engine, network: str, *, now: datetime) -> None:
 
 def recent(engine: Engine, *, now: datetime, within: timedelta = QUIET, limit: int = 5) -> list[Throttled]:
     """Networks refused within `within` before `now`, the most refused first."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(signup_throttles)
-            .where(signup_throttles.c.last_at > now - within)
-            .order_by(signup_throttles.c.refused.desc(), signup_throttles.c.network)
-            .limit(limit)
-        ).all()
+    with reader(engine) as conn:
+        rows = conn.execute(_recent_query(), {"since": now - within, "limit": limit}).all()
     return [Throttled(r.network, r.refused, r.first_at, r.last_at) for r in rows]
+
+
+@functools.cache
+def _recent_query() -> Select[Any]:
+    """Built once: Home asks on every request."""
+    return (
+        select(signup_throttles)
+        .where(signup_throttles.c.last_at > bindparam("since"))
+        .order_by(signup_throttles.c.refused.desc(), signup_throttles.c.network)
+        .limit(bindparam("limit", type_=Integer))
+    )

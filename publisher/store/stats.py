@@ -15,13 +15,16 @@ an event of its own kind (OVERRIDE, no subscriber), kept beside the complaints i
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, Integer, Select, bindparam, func, insert, select
 
-from publisher.store.counts_kept import fold, kept
+from publisher.store.counts_kept import fold, kept_on
+from publisher.store.engine import reader
 from publisher.store.folding import now_and_then
 from publisher.store.schema import (
     deliveries,
@@ -122,12 +125,26 @@ def events_per_day(
     first = since.astimezone(UTC).strftime("%Y-%m-%d")
     last = until.astimezone(UTC).strftime("%Y-%m-%d")
     now_and_then(engine, fold)
-    table = kept(engine, event_days, event_day_changes)
-    query = select(table.c.day, table.c.kind, table.c.number).where(
-        table.c.kind.in_(tuple(kinds)), table.c.day >= first, table.c.day < last, table.c.number > 0,
+    query = _days_query(engine.dialect.name)
+    with reader(engine) as conn:
+        return {
+            (str(day), str(kind)): int(number)
+            for day, kind, number in conn.execute(query, {"kinds": list(kinds), "first": first, "last": last})
+        }
+
+
+# The statements Home and an issue's report read on every request are built once per
+# dialect, their values bound at each call: building and keying a statement cost several
+# times what running it on a few kept rows does.
+
+
+@functools.cache
+def _days_query(dialect: str) -> Select[Any]:
+    table = kept_on(dialect, event_days, event_day_changes)
+    return select(table.c.day, table.c.kind, table.c.number).where(
+        table.c.kind.in_(bindparam("kinds", expanding=True)), table.c.day >= bindparam("first"),
+        table.c.day < bindparam("last"), table.c.number > 0,
     )
-    with engine.connect() as conn:
-        return {(str(day), str(kind)): int(number) for day, kind, number in conn.execute(query)}
 
 
 def reactions(engine: Engine, issue_ids: Sequence[int]) -> dict[int, dict[str, int]]:
@@ -141,16 +158,20 @@ def reactions(engine: Engine, issue_ids: Sequence[int]) -> dict[int, dict[str, i
     wanted = sorted(set(issue_ids))
     if not wanted:
         return {}
-    query = (
-        select(events.c.issue_id, events.c.kind, func.count(func.distinct(events.c.email)))
-        .where(events.c.issue_id.in_(wanted), events.c.kind.in_(REACTIONS))
-        .group_by(events.c.issue_id, events.c.kind)
-    )
     counted: dict[int, dict[str, int]] = {}
-    with engine.connect() as conn:
-        for issue_id, kind, number in conn.execute(query):
+    with reader(engine) as conn:
+        for issue_id, kind, number in conn.execute(_reactions_query(), {"ids": wanted}):
             counted.setdefault(int(issue_id), {})[str(kind)] = int(number)
     return counted
+
+
+@functools.cache
+def _reactions_query() -> Select[Any]:
+    return (
+        select(events.c.issue_id, events.c.kind, func.count(func.distinct(events.c.email)))
+        .where(events.c.issue_id.in_(bindparam("ids", expanding=True)), events.c.kind.in_(REACTIONS))
+        .group_by(events.c.issue_id, events.c.kind)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,24 +189,28 @@ def reactions_to_issue(engine: Engine, issue_id: int, *, limit: int = _SHOWN) ->
     """The events recorded for one issue, oldest first, at most `limit` of each kind; a
     reader's later events of a kind they already have are left out, as `reactions` counts."""
     found: list[Reaction] = []
-    with engine.connect() as conn:
+    with reader(engine) as conn:
         for kind in REACTIONS:
-            first = (
-                select(func.min(events.c.id))
-                .where(events.c.issue_id == issue_id, events.c.kind == kind)
-                .group_by(events.c.email)
-            )
-            query = (
-                select(events.c.kind, events.c.email, events.c.provider, events.c.detail, events.c.created_at)
-                .where(events.c.id.in_(first))
-                .order_by(events.c.created_at, events.c.id)
-                .limit(limit)
-            )
             found.extend(
                 Reaction(kind=r.kind, email=r.email, provider=r.provider, detail=r.detail, created_at=r.created_at)
-                for r in conn.execute(query)
+                for r in conn.execute(_first_reactions(), {"issue_id": issue_id, "kind": kind, "limit": limit})
             )
     return found
+
+
+@functools.cache
+def _first_reactions() -> Select[Any]:
+    first = (
+        select(func.min(events.c.id))
+        .where(events.c.issue_id == bindparam("issue_id"), events.c.kind == bindparam("kind"))
+        .group_by(events.c.email)
+    )
+    return (
+        select(events.c.kind, events.c.email, events.c.provider, events.c.detail, events.c.created_at)
+        .where(events.c.id.in_(first))
+        .order_by(events.c.created_at, events.c.id)
+        .limit(bindparam("limit", type_=Integer))
+    )
 
 
 def sent_per_minute(engine: Engine, issue_id: int) -> dict[datetime, int]:
@@ -196,16 +221,21 @@ def sent_per_minute(engine: Engine, issue_id: int) -> dict[datetime, int]:
     million timestamps.
     """
     now_and_then(engine, fold)
-    table = kept(engine, sent_minutes, sent_minute_changes)
-    query = (
+    with reader(engine) as conn:
+        return {
+            datetime.fromisoformat(text).replace(tzinfo=UTC): int(count)
+            for text, count in conn.execute(_minutes_query(engine.dialect.name), {"issue_id": issue_id})
+        }
+
+
+@functools.cache
+def _minutes_query(dialect: str) -> Select[Any]:
+    table = kept_on(dialect, sent_minutes, sent_minute_changes)
+    return (
         select(table.c.minute, table.c.number)
-        .where(table.c.issue_id == issue_id, table.c.number > 0)
+        .where(table.c.issue_id == bindparam("issue_id"), table.c.number > 0)
         .order_by(table.c.minute)
     )
-    with engine.connect() as conn:
-        return {
-            datetime.fromisoformat(text).replace(tzinfo=UTC): int(count) for text, count in conn.execute(query)
-        }
 
 
 def accepted_and_complaints(engine: Engine, *, since: datetime, until: datetime) -> tuple[int, int]:
@@ -217,15 +247,25 @@ def accepted_and_complaints(engine: Engine, *, since: datetime, until: datetime)
     copies went out. A reader who complained twice in the window counts once; complaints
     are counted over the events' index on (kind, created_at)."""
     now_and_then(engine, fold)
-    table = kept(engine, sent_minutes, sent_minute_changes)
+    accepted, complained = _window_queries(engine.dialect.name)
+    with reader(engine) as conn:
+        return (
+            int(conn.execute(accepted, {"first": _minute(since), "last": _minute(until)}).scalar_one()),
+            int(conn.execute(complained, {"since": since, "until": until}).scalar_one()),
+        )
+
+
+@functools.cache
+def _window_queries(dialect: str) -> tuple[Select[Any], Select[Any]]:
+    table = kept_on(dialect, sent_minutes, sent_minute_changes)
     accepted = select(func.coalesce(func.sum(table.c.number), 0)).where(
-        table.c.minute >= _minute(since), table.c.minute <= _minute(until)
+        table.c.minute >= bindparam("first"), table.c.minute <= bindparam("last")
     )
     complained = select(func.count(func.distinct(events.c.email))).where(
-        events.c.kind == "complaint", events.c.created_at >= since, events.c.created_at < until
+        events.c.kind == "complaint", events.c.created_at >= bindparam("since"),
+        events.c.created_at < bindparam("until"),
     )
-    with engine.connect() as conn:
-        return int(conn.execute(accepted).scalar_one()), int(conn.execute(complained).scalar_one())
+    return accepted, complained
 
 
 def _minute(moment: datetime) -> str:
@@ -253,10 +293,17 @@ class Override:
 
 def overrides(engine: Engine, issue_id: int) -> list[Override]:
     """The overrides recorded for an issue, oldest first."""
-    query = (
+    with reader(engine) as conn:
+        return [
+            Override(who=r.email, detail=r.detail, created_at=r.created_at)
+            for r in conn.execute(_overrides_query(), {"issue_id": issue_id})
+        ]
+
+
+@functools.cache
+def _overrides_query() -> Select[Any]:
+    return (
         select(events.c.email, events.c.detail, events.c.created_at)
-        .where(events.c.issue_id == issue_id, events.c.kind == OVERRIDE)
+        .where(events.c.issue_id == bindparam("issue_id"), events.c.kind == OVERRIDE)
         .order_by(events.c.created_at, events.c.id)
     )
-    with engine.connect() as conn:
-        return [Override(who=r.email, detail=r.detail, created_at=r.created_at) for r in conn.execute(query)]

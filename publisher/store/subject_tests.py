@@ -22,14 +22,29 @@ every run, and the list is never loaded.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Engine, cast, delete, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    Select,
+    bindparam,
+    cast,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
-from publisher.store.engine import begin_write
+from publisher.store.engine import begin_write, reader
 from publisher.store.ledger.rows import HELD, QUEUED, SENT
 from publisher.store.schema import deliveries, subject_tests
 
@@ -154,13 +169,19 @@ def start_planned(conn: Connection, issue_id: int, *, decide_at: datetime) -> No
 
 def get(db: Engine | Connection, issue_id: int) -> SubjectTest | None:
     """The issue's subject test, or None when it has none."""
-    query = select(subject_tests).where(subject_tests.c.issue_id == issue_id)
+    values = {"issue_id": issue_id}
     if isinstance(db, Connection):
-        row = db.execute(query).first()
+        row = db.execute(_get_query(), values).first()
     else:
-        with db.connect() as conn:
-            row = conn.execute(query).first()
+        with reader(db) as conn:
+            row = conn.execute(_get_query(), values).first()
     return None if row is None else _from_row(row)
+
+
+@functools.cache
+def _get_query() -> Select[Any]:
+    """Built once: an issue's report asks on every request."""
+    return select(subject_tests).where(subject_tests.c.issue_id == bindparam("issue_id"))
 
 
 def subjects_of(db: Engine, issue_id: int) -> tuple[str, ...] | None:

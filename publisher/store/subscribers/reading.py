@@ -7,16 +7,18 @@ Lists are streamed a page at a time, never loaded whole; every row comes back as
 from __future__ import annotations
 
 import csv
+import functools
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import IO, Any
 
-from sqlalchemy import Connection, Engine, func, or_, select, true
+from sqlalchemy import Connection, Engine, Integer, Select, String, bindparam, func, or_, select, true
 
 from publisher.errors import NotFound
 from publisher.models import Subscriber, SubscriberStatus
-from publisher.store.counts_kept import fold, kept
+from publisher.store.counts_kept import fold, kept_on
+from publisher.store.engine import reader
 from publisher.store.folding import now_and_then
 from publisher.store.schema import (
     list_count_changes,
@@ -47,14 +49,23 @@ def tags_of(conn: Connection, ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
     """The tags of several subscribers in one query (a page of a listing, an import chunk)."""
     found: dict[int, list[str]] = {}
     if ids:
-        query = (
-            select(subscriber_tags.c.subscriber_id, subscriber_tags.c.tag)
-            .where(subscriber_tags.c.subscriber_id.in_(ids))
-            .order_by(subscriber_tags.c.subscriber_id, subscriber_tags.c.tag)
-        )
-        for subscriber_id, tag in conn.execute(query):
+        for subscriber_id, tag in conn.execute(_tags_query(), {"ids": list(ids)}):
             found.setdefault(subscriber_id, []).append(tag)
     return {key: tuple(value) for key, value in found.items()}
+
+
+# The statements the Subscribers page reads on every request are built once for each
+# shape (which filters are set), their values bound at each call: building and keying a
+# statement cost more than running it on a page of fifty rows. The SQL is the same.
+
+
+@functools.cache
+def _tags_query() -> Select[Any]:
+    return (
+        select(subscriber_tags.c.subscriber_id, subscriber_tags.c.tag)
+        .where(subscriber_tags.c.subscriber_id.in_(bindparam("ids", expanding=True)))
+        .order_by(subscriber_tags.c.subscriber_id, subscriber_tags.c.tag)
+    )
 
 
 _COLUMNS = (
@@ -196,6 +207,8 @@ def page(
     `since` keeps subscribers created at or after that instant; `search` matches a part of
     the address or the name, case-insensitively, its % and _ taken literally.
     """
+    if not where:
+        return _page(engine, status=status, tag=tag, since=since, search=search, after=after, limit=limit)
     query = _filtered(select(*_COLUMNS), status, tag, where).where(subscribers.c.id > after)
     if since is not None:
         query = query.where(subscribers.c.created_at >= since)
@@ -212,6 +225,61 @@ def page(
         shown = rows[:limit]
         tags = tags_of(conn, [row.id for row in shown])
     return [_subscriber(row, tags.get(row.id, ())) for row in shown], len(rows) > limit
+
+
+def _page(
+    engine: Engine,
+    *,
+    status: SubscriberStatus | None,
+    tag: str | None,
+    since: datetime | None,
+    search: str | None,
+    after: int,
+    limit: int,
+    upto: int | None = None,
+) -> tuple[list[Subscriber], bool]:
+    """`page` without conditions of the caller's own, by a statement built once per shape;
+    `upto` keeps ids up to it (a step of `search_page`)."""
+    wanted = clean_tags([tag]) if tag is not None else []
+    values = {
+        "status": status.value if status is not None else None,
+        "tag": wanted[0] if wanted else "",
+        "since": since,
+        "pattern": _like(search.lower()) if search else None,
+        "after": after,
+        "upto": upto,
+        "limit": limit + 1,
+    }
+    query = _page_query(status is not None, tag is not None, since is not None, bool(search), upto is not None)
+    with reader(engine) as conn:
+        rows = conn.execute(query, values).all()
+        shown = rows[:limit]
+        tags = tags_of(conn, [row.id for row in shown])
+    return [_subscriber(row, tags.get(row.id, ())) for row in shown], len(rows) > limit
+
+
+@functools.cache
+def _page_query(status: bool, tag: bool, since: bool, search: bool, upto: bool) -> Select[Any]:
+    query = select(*_COLUMNS)
+    if upto:
+        query = query.where(subscribers.c.id <= bindparam("upto", type_=Integer))
+    if status:
+        query = query.where(subscribers.c.status == bindparam("status"))
+    if tag:
+        tagged = select(subscriber_tags.c.subscriber_id).where(subscriber_tags.c.tag == bindparam("tag"))
+        query = query.where(subscribers.c.id.in_(tagged))
+    query = query.where(subscribers.c.id > bindparam("after", type_=Integer))
+    if since:
+        query = query.where(subscribers.c.created_at >= bindparam("since"))
+    if search:
+        pattern = bindparam("pattern", type_=String)
+        query = query.where(
+            or_(
+                subscribers.c.email.like(pattern, escape="\\"),
+                func.lower(subscribers.c.name).like(pattern, escape="\\"),
+            )
+        )
+    return query.order_by(subscribers.c.id).limit(bindparam("limit", type_=Integer))
 
 
 SEARCH_STEP = 10_000
@@ -242,16 +310,16 @@ def search_page(
     if engine.dialect.name != "sqlite":
         items, more = page(engine, status=status, tag=tag, search=search, after=after, limit=limit)
         return items, more, None
-    with engine.connect() as conn:
-        last = int(conn.execute(select(func.max(subscribers.c.id))).scalar() or 0)
+    with reader(engine) as conn:
+        last = int(conn.execute(_last_id_query()).scalar() or 0)
     started = clock()
     found: list[Subscriber] = []
     low = after
     while low < last:
         high = min(low + SEARCH_STEP, last)
-        items, more = page(
-            engine, status=status, tag=tag, search=search, after=low, limit=limit - len(found),
-            where=[subscribers.c.id <= high],
+        items, more = _page(
+            engine, status=status, tag=tag, since=None, search=search, after=low, limit=limit - len(found),
+            upto=high,
         )
         found.extend(items)
         if more or len(found) >= limit:
@@ -262,6 +330,11 @@ def search_page(
     return (found, False, None) if low >= last else (found, True, low)
 
 
+@functools.cache
+def _last_id_query() -> Select[Any]:
+    return select(func.max(subscribers.c.id))
+
+
 def counts(engine: Engine) -> dict[str, int]:
     """Subscribers per status, every status present, active first.
 
@@ -269,9 +342,8 @@ def counts(engine: Engine) -> dict[str, int]:
     (migration 0027, `store.counts_kept`): a few rows, however long the list.
     """
     now_and_then(engine, fold)
-    table = kept(engine, list_counts, list_count_changes)
-    with engine.connect() as conn:
-        rows = conn.execute(select(table.c.status, table.c.number).where(table.c.tag == "")).all()
+    with reader(engine) as conn:
+        rows = conn.execute(_counts_query(engine.dialect.name)).all()
     found = {status: number for status, number in rows}
     order = [S.ACTIVE, S.PENDING, S.UNSUBSCRIBED, S.BOUNCED, S.COMPLAINED]
     return {status.value: int(found.get(status.value, 0)) for status in order}
@@ -282,14 +354,28 @@ def tag_counts(engine: Engine, *, status: SubscriberStatus | None = S.ACTIVE) ->
     used first: the segments. Read from `list_counts`, as `counts`; a tag nobody carries
     any more is left out."""
     now_and_then(engine, fold)
-    table = kept(engine, list_counts, list_count_changes)
+    query = _tag_counts_query(engine.dialect.name, status is not None)
+    with reader(engine) as conn:
+        return {
+            tag: int(found)
+            for tag, found in conn.execute(query, {"status": status.value if status is not None else None})
+        }
+
+
+@functools.cache
+def _counts_query(dialect: str) -> Select[Any]:
+    table = kept_on(dialect, list_counts, list_count_changes)
+    return select(table.c.status, table.c.number).where(table.c.tag == "")
+
+
+@functools.cache
+def _tag_counts_query(dialect: str, by_status: bool) -> Select[Any]:
+    table = kept_on(dialect, list_counts, list_count_changes)
     number = func.sum(table.c.number)
     query = select(table.c.tag, number).where(table.c.tag != "")
-    if status is not None:
-        query = query.where(table.c.status == status.value)
-    query = query.group_by(table.c.tag).having(number > 0).order_by(number.desc(), table.c.tag)
-    with engine.connect() as conn:
-        return {tag: int(found) for tag, found in conn.execute(query)}
+    if by_status:
+        query = query.where(table.c.status == bindparam("status"))
+    return query.group_by(table.c.tag).having(number > 0).order_by(number.desc(), table.c.tag)
 
 
 def export_csv(
