@@ -102,6 +102,22 @@ def test_a_build_after_a_check_loads_no_article_parser(tmp_path: Path) -> None:
     assert "An added paragraph." in (tmp_path / "public" / "worry-time" / "index.html").read_text(encoding="utf-8")
 
 
+@pytest.mark.skipif((os.cpu_count() or 1) < 2 or not sys.platform.startswith("linux"), reason="no worker processes")
+def test_the_parser_is_loaded_before_the_workers_fork(tmp_path: Path) -> None:
+    """Articles parsed by worker processes find YAML and Markdown loaded by the build before
+    it forked them, not loaded again by each worker."""
+    config = cache_publication(tmp_path)
+    probe = (
+        "import sys\nfrom publisher import content\nfrom publisher.config import load_config\n"
+        "from publisher.site.build_cache import ArticleCache\n"
+        f"config = load_config({str(config)!r}, env={{}})\ncache = ArticleCache(config)\n"
+        "cache.warm(content.article_files(config), least=2)\n"
+        "print(cache.parsed, 'publisher.content.articles' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["12", "True"]
+
+
 def test_the_output_check_names_the_secret_file_the_tokens_keep() -> None:
     """The build refuses an output holding the generated secret by its name, without
     loading the token code for it."""

@@ -78,7 +78,9 @@ def __getattr__(name: str) -> Any:
     module = _PARSING.get(name)
     if module is None:
         raise AttributeError(f"module 'publisher.content' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"publisher.content.{module}"), name)
+    value = getattr(importlib.import_module(f"publisher.content.{module}"), name)
+    globals()[name] = value  # found directly from now on
+    return value
 
 
 __all__ = [

@@ -41,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
+import importlib
 import itertools
 import json
 import logging
@@ -408,6 +409,9 @@ class ArticleCache:
         from concurrent.futures import ProcessPoolExecutor
         from concurrent.futures.process import BrokenProcessPool
 
+        # The parser (YAML, Markdown) is loaded here, before the fork, so that the workers
+        # share it rather than each loading its own.
+        importlib.import_module("publisher.content.articles")
         _WORKER.append(self)
         try:
             with (
