@@ -566,3 +566,41 @@ def test_a_schedule_left_after_send_now_says_the_article_was_sent(config: Config
     engine.dispose()
     assert "sent already: then only to readers who have not had it" in home
     assert 'id="scheduled-after-send"' in editor and "Your readers get it then" not in editor
+
+
+def test_an_issues_minutes_are_read_on_the_publications_clock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The table under the sent-per-minute chart gives each minute in the publication's zone,
+    as its heading and the chart's labels say, not in UTC."""
+    from datetime import UTC, datetime
+
+    from web_support import SECRET
+
+    from publisher.config import load_config
+    from publisher.schedule import jobs
+    from publisher.services import issues as issue_service
+
+    quick_hashes(monkeypatch)
+    make_publication(tmp_path)
+    path = tmp_path / "config.toml"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace('language = "en"', 'language = "en"\ntimezone = "America/New_York"'),
+        encoding="utf-8",
+    )
+    (tmp_path / "content").mkdir()
+    (tmp_path / "content" / "2026-01-05-sleep-after-a-loss.md").write_text(ARTICLE, encoding="utf-8")
+    config = load_config(path, env={"PUBLISHER_SECRET": SECRET})
+    add_users(config)
+    engine = open_store(config.store_url)
+    subscriber_store.add(engine, "reader@example.org", now=datetime.now(UTC))
+    queued = issue_service.send_now(config, engine, "sleep-after-a-loss", now=datetime.now(UTC))
+    jobs.register(str(path), jobs.Runtime(config=config, db=engine))
+    jobs.deliver_due(str(path))
+    with live_server(create_app(config)) as base, httpx.Client(base_url=base) as http:
+        sign_in(http)
+        page = http.get(f"/desk/issues/{queued.issue_id}").text
+    engine.dispose()
+    row = re.search(r"<tbody><tr><td>(\d{4}-\d\d-\d\d \d\d:\d\d)([^<]*)</td>", page)
+    assert row, page
+    shown = datetime.strptime(row.group(1), "%Y-%m-%d %H:%M")
+    local = datetime.now(UTC).astimezone(config.tz).replace(tzinfo=None)
+    assert abs((local - shown).total_seconds()) < 600 and row.group(2) == "", row.group(0)

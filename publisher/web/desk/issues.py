@@ -65,6 +65,8 @@ class IssueDesk(Section):
         ) if pace else ""
         return {
             "line": line, "after": after, "reasons": report.reasons, "pace": list(pace), "chart": chart,
+            # The table under the chart reads the minutes on the same clock as its labels.
+            "pace_local": [(m.minute.astimezone(self.config.tz), m.sent) for m in pace],
             "zone": self.config.tz.key, "failures": report.failures,
             "complaint_rate": complaints.ComplaintRate(
                 complaints=after.complained, accepted=line.sent, over="this issue"
