@@ -604,3 +604,20 @@ def test_an_issues_minutes_are_read_on_the_publications_clock(tmp_path: Path, mo
     shown = datetime.strptime(row.group(1), "%Y-%m-%d %H:%M")
     local = datetime.now(UTC).astimezone(config.tz).replace(tzinfo=None)
     assert abs((local - shown).total_seconds()) < 600 and row.group(2) == "", row.group(0)
+
+
+def test_an_issue_without_analytics_says_opens_are_not_counted(config: Config, url: str) -> None:
+    """With analytics off, the report's Opens and clicks says why it is empty, not nothing."""
+    from datetime import UTC, datetime
+
+    from publisher.services import issues as issue_service
+
+    engine = open_store(config.store_url)
+    subscriber_store.add(engine, "reader@example.org", now=datetime.now(UTC))
+    queued = issue_service.send_now(config, engine, "sleep-after-a-loss", now=datetime.now(UTC))
+    engine.dispose()
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        page = http.get(f"/desk/issues/{queued.issue_id}").text
+    section = page[page.index('id="engagement"') :].split("</section>", 1)[0]
+    assert 'id="not-counted"' in section and "analytics.enabled" in section
