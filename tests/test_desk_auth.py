@@ -347,3 +347,11 @@ def test_sign_in_over_plain_http_to_an_https_desk_says_why(url: str) -> None:
         answer = http.post("/desk/login", data={"csrf": token, "email": "editor@example.org", "password": PASSWORD})
     assert answer.status_code == 403
     assert "Sign in over https, at https://app.example.org/desk/login" in answer.text
+
+
+def test_a_wrong_password_is_answered_with_the_way_to_a_new_one(url: str) -> None:
+    """The sign-in page names the command that sets a forgotten password."""
+    with httpx.Client(base_url=url) as http:
+        wrong = sign_in(http, password="not the passphrase")
+    assert wrong.status_code == 400
+    assert "publisher users reset-password EMAIL" in wrong.text
