@@ -121,7 +121,7 @@ def test_an_import_plans_each_chunk_for_the_list_as_it_has_grown(
         with db.connect() as conn:
             plans = conn.exec_driver_sql(
                 "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
-                "WHERE statement LIKE 'SELECT subscribers.email, subscribers.id %%'"
+                "WHERE statement LIKE 'SELECT subscribers.id, subscribers.email, %%'"
             ).all()
     finally:
         db.dispose()

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import csv
 import io
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from publisher.errors import SubscriberError
 from publisher.models import SubscriberStatus as S
+from publisher.store import subscriber_csv
 from publisher.store.subscriber_csv import (
     Rejected,
     SourceRow,
@@ -208,3 +212,24 @@ def test_central_european_file_is_not_taken_for_western() -> None:
     with open_export(io.BytesIO(text.encode("cp1250")), origin="t.csv") as lines:
         _, records = read_export(lines, origin="t.csv")
         assert [r.name for r in records if isinstance(r, SourceRow)] == names
+
+
+# Lines without quotes: cells with delimiters, blanks, NUL, and line breaks at the end or not.
+QUOTELESS_LINES = st.tuples(
+    st.lists(
+        st.text(st.sampled_from(["a", "é", " ", "\t", ",", ";", "\x00", "\r", "\n", "@", "'", "="]), max_size=6),
+        max_size=5,
+    ).map("".join),
+    st.sampled_from(["", "\n", "\r\n", "\r", "\n\n", "\r\r"]),
+).map("".join)
+
+
+@given(line=QUOTELESS_LINES, delimiter=st.sampled_from([",", ";", "\t"]))
+def test_a_line_without_quotes_is_split_as_the_csv_module_reads_it(line: str, delimiter: str) -> None:
+    """The quick split of a line with no quote gives csv's cells; a line break before the end is left to csv."""
+    found = subscriber_csv._split(line, delimiter)
+    if found is None:
+        body = line[:-2] if line.endswith("\r\n") else line[:-1] if line.endswith(("\r", "\n")) else line
+        assert "\r" in body or "\n" in body
+    else:
+        assert found == next(csv.reader([line], delimiter=delimiter), [])

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from store_support import BACKENDS, open_test_store
 
-from publisher.store import subscribers
+from publisher.store import subscriber_import, subscribers
 
 EVENING = datetime(2026, 3, 2, 21, 30, 5, 123456, tzinfo=timezone(timedelta(hours=-5)))  # 02:30 UTC, the 3rd
 
@@ -57,3 +57,51 @@ def test_a_reader_imported_twice_gets_one_row_and_their_tags_once(db: sa.Engine)
     assert (report.imported, report.updated) == (0, 1)
     found = subscribers.find(db, "ann@example.org")
     assert found is not None and sorted(found.tags) == ["clinic", "weekly"]
+
+
+def _sqlite_only(db: sa.Engine) -> None:
+    if db.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's inserts are SQLAlchemy's multi-row VALUES already")
+
+
+def test_a_chunk_goes_into_each_table_as_one_statement_on_sqlite(db: sa.Engine) -> None:
+    """Readers, their events and their tags go in by multi-row INSERTs, never one row at a time
+    (SQLite copies every page a statement changes into its statement journal, once a statement)."""
+    _sqlite_only(db)
+    inserts: list[tuple[str, bool]] = []
+
+    def seen(conn: object, cursor: object, statement: str, parameters: object, context: object, many: bool) -> None:
+        if statement.startswith("INSERT INTO"):
+            inserts.append((statement.split()[2], many))
+
+    sa.event.listen(db, "before_cursor_execute", seen)
+    text = "email,tags\n" + "".join(f"r{n}@example.org,weekly\n" for n in range(30))
+    report = subscribers.import_csv(db, io.StringIO(text), now=EVENING, origin="a.csv")
+    assert report.imported == 30
+    wanted = {"subscribers", "events", "subscriber_tags"}
+    assert [(table, many) for table, many in inserts if table in wanted] == [
+        ("subscribers", False),
+        ("events", False),
+        ("subscriber_tags", False),
+    ]
+
+
+def test_a_chunk_split_over_several_statements_gives_each_reader_their_own_rows(
+    db: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With room for two readers a statement (SQLite's limit of parameters), each reader still
+    gets their own id, event and tags, whatever order the ids come back in."""
+    _sqlite_only(db)
+    monkeypatch.setattr(subscriber_import, "_variables", lambda conn: 25)
+    text = "email,tags\n" + "".join(f"r{n}@example.org,t{n}\n" for n in range(7))
+    report = subscribers.import_csv(db, io.StringIO(text), now=EVENING, origin="a.csv")
+    assert report.imported == 7
+    with db.connect() as conn:
+        tags = conn.execute(
+            sa.text("SELECT s.email, t.tag FROM subscriber_tags AS t JOIN subscribers AS s ON s.id = t.subscriber_id")
+        ).all()
+        events = conn.execute(
+            sa.text("SELECT e.email, e.detail FROM events AS e JOIN subscribers AS s ON s.id = e.subscriber_id")
+        ).all()
+    assert sorted(tags) == [(f"r{n}@example.org", f"t{n}") for n in range(7)]
+    assert sorted(events) == [(f"r{n}@example.org", f"a.csv:{n + 2}") for n in range(7)]

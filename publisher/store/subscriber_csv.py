@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import io
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -179,8 +180,11 @@ def _unneutralize(cell: str) -> str:
     return cell
 
 
+@functools.lru_cache(maxsize=1024)
 def split_tags(cell: str) -> tuple[str, ...]:
-    """Tags from one cell: `a, b`, Mailchimp's `"a","b"` or a list like `['a', 'b']`."""
+    """Tags from one cell: `a, b`, Mailchimp's `"a","b"` or a list like `['a', 'b']`.
+
+    Remembered: a list's rows share a few cells of tags, read once each."""
     cell = cell.strip().strip("[]")
     parts = (part.strip().strip("\"'").strip() for part in cell.split(","))
     return tuple(part for part in parts if part)
@@ -490,7 +494,15 @@ def _logical(
     held: list[str] = []
     start = first_line
     in_quotes = False
+    limit = csv.field_size_limit()
     for number, line in enumerate(lines, start=first_line):
+        if not held and '"' not in line and len(line) <= limit:
+            # No quote: the record is this line, and its cells are what lies between
+            # delimiters, as the csv module would read them (its `_split` below).
+            cells = _split(line, delimiter)
+            if cells is not None:
+                yield number, cells
+                continue
         if held and _starts_a_record(line, delimiter, email_at):
             yield _unclosed(start)
             held, in_quotes = [], False
@@ -508,6 +520,22 @@ def _logical(
             yield Rejected(start, f"not valid CSV: {exc}")
     if held:
         yield _unclosed(start)
+
+
+def _split(line: str, delimiter: str) -> list[str] | None:
+    """The cells of a line without quotes, as csv.reader reads it; None for a line break
+    before the end (csv refuses one outside quotes), left to csv to refuse.
+
+    The csv module reads such a line as the text between delimiters, less one line ending
+    (\r\n, \n or \r); an empty line is no cells. A reader made for each line cost more
+    than the rest of reading the record."""
+    if line.endswith("\n"):
+        body = line[:-2] if line.endswith("\r\n") else line[:-1]
+    else:
+        body = line[:-1] if line.endswith("\r") else line
+    if "\r" in body or "\n" in body:
+        return None
+    return body.split(delimiter) if body else []
 
 
 def _cell(record: Sequence[str], at: int | None) -> str:
@@ -532,7 +560,7 @@ def _rows(
             yield item
             continue
         line, record = item
-        if not any(cell.strip() for cell in record):
+        if not "".join(record).strip():  # a blank record (whitespace is one character at a time)
             continue
         email = _cell(record, email_at)
         if not email:
@@ -541,7 +569,7 @@ def _rows(
         if platform is SUBSTACK and email.lower().endswith("@deletion-request.substack.com"):
             yield Rejected(line, f"{email!r} is a Substack deletion request, not an address")
             continue
-        cells = {key: record[i] for i, key in enumerate(keys) if i < len(record)}
+        cells = dict(zip(keys, record, strict=False))  # a short record has only its own cells
         status = platform.status(cells)
         if not isinstance(status, SubscriberStatus):  # a StrEnum is a str too: test this way
             yield Rejected(line, f"{email!r}: {status}")
