@@ -649,3 +649,15 @@ def test_the_digest_is_said_to_go_to_every_active_reader(config: Config, url: st
         page = http.get("/desk/settings").text
     assert "to every active reader, including those who had each article already" in page
     assert "for the readers who chose it" not in page
+
+
+def test_a_logo_that_is_a_file_on_the_computer_is_refused(config: Config, url: str) -> None:
+    """A logo typed as a file of the author's computer, or as a script, is named beside its
+    field instead of being saved as a broken picture in every newsletter."""
+    with owner(url) as http:
+        for typed in (r"C:\Users\dana\Pictures\logo.png", "file:///home/dana/logo.png", "javascript:alert(1)"):
+            answer = save(http, "publication", logo=typed)
+            assert answer.status_code == 400, typed
+            assert "Logo must be an https address or a path on the site" in answer.text
+        assert save(http, "publication", logo="media/logo.png").status_code == 200
+    assert load_config(config.root / "config.toml")["publication.logo"] == "media/logo.png"

@@ -45,6 +45,7 @@ from datetime import datetime
 from email.utils import formataddr, parseaddr
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from sqlalchemy import Engine
@@ -276,6 +277,12 @@ def _looks_like_address(value: str) -> bool:
     return bool(at and local and "." in domain and not any(ch.isspace() for ch in value))
 
 
+def _site_address(value: str) -> bool:
+    """An http(s) address, or a path the site serves; not a file on the author's computer
+    (C:\\..., file:) nor any other kind of address (javascript:, data:)."""
+    return "\\" not in value and urlsplit(value).scheme in ("", "http", "https")
+
+
 def _looks_like_reply_to(value: str) -> bool:
     """An address, alone or with a display name ("Dana Reyes <dana@example.org>"), on one line."""
     if "\r" in value or "\n" in value:
@@ -351,6 +358,12 @@ def _from_form(
             value = [item for item in value.replace(",", " ").split() if item]
         elif field.name == "timezone":
             value = _zone(value)
+        elif field.name == "logo" and value and not _site_address(value):
+            problems.append(
+                f"{origin}: [publication] logo must be an https address or a path on the site, such as "
+                f"media/logo.png (upload the picture on the Media page), got {value!r}: a file on your "
+                f"computer or another kind of address shows as a broken picture in every newsletter"
+            )
         elif field.name == "reply_to" and value and not _looks_like_reply_to(value):
             problems.append(
                 f"{origin}: [newsletter] reply_to must be an email address such as "
