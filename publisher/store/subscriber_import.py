@@ -382,29 +382,30 @@ def _insert_many(
     """Insert a chunk's rows (dicts with the same keys) as few statements as each database
     takes them; the `returning` columns of the rows inserted, in no particular order.
 
-    psycopg's executemany sends each row as its own INSERT, and the kept counts' triggers
-    on PostgreSQL run once a statement (migration 0032): SQLAlchemy writes an INSERT that
-    returns something as multi-row VALUES, so the chunk is one statement and one trigger
-    run. On SQLite too a chunk is multi-row VALUES (as many rows a statement as its limit
-    of parameters allows), not an executemany of one-row INSERTs: a table with triggers
-    makes SQLite open a statement journal for each statement and copy into it every page
-    the statement changes, so one-row statements copied each index's page once a row (of
-    an import's 100 µs a row, 70 went to SQLite; 25 with one statement a chunk). The rows go to the driver as plain
-    values, converted by the columns' own types, each distinct value once a chunk (a
-    chunk's timestamps are mostly the one `now`), without SQLAlchemy's work for each row."""
-    if conn.dialect.name == "postgresql":
-        wanted = [table.c[key] for key in returning] or list(table.primary_key.columns)
-        result = conn.execute(insert(table).returning(*wanted), rows)
-        back = [tuple(row) for row in result] if returning else []
-        result.close()
-        return back
+    The rows go to the driver as plain values, converted by the columns' own types, each
+    distinct value once a chunk (a chunk's timestamps are mostly the one `now`), without
+    SQLAlchemy's work for each row (a dict of every parameter, each value through its type).
+
+    On SQLite a chunk is multi-row VALUES (as many rows a statement as its limit of
+    parameters allows), not an executemany of one-row INSERTs: a table with triggers makes
+    SQLite open a statement journal for each statement and copy into it every page the
+    statement changes, so one-row statements copied each index's page once a row (of an
+    import's 100 µs a row, 70 went to SQLite; 25 with one statement a chunk).
+
+    On PostgreSQL the chunk is copied (COPY) into a temporary table of the transaction and
+    inserted from there by one INSERT ... SELECT: psycopg's executemany sends each row as
+    its own INSERT, and the kept counts' triggers run once a statement (migration 0032),
+    while a multi-row VALUES of a whole chunk cost the client twice the CPU of the rows."""
     keys = tuple(rows[0])
-    head, fills, processors = _plain_insert(conn.dialect, table, keys)
+    names, fills, processors = _plain_insert(conn.dialect, table, keys)
     columns = [[row[key] for row in rows] for key in keys] + [[fill() for _ in rows] for fill in fills]
     for index, process in enumerate(processors):
         if process is not None:
             columns[index] = _each_once(process, columns[index])
     values = list(zip(*columns, strict=True))
+    if conn.dialect.name == "postgresql":
+        return _copy_in(conn, table.name, names, values, returning)
+    head = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES "
     per = max(1, _variables(conn) // len(columns))
     found: list[tuple[Any, ...]] = []
     for start in range(0, len(values), per):
@@ -415,6 +416,33 @@ def _insert_many(
             found.extend(tuple(row) for row in result)
         else:
             result.close()
+    return found
+
+
+def _copy_in(
+    conn: Connection, table: str, names: tuple[str, ...], values: list[tuple[Any, ...]], returning: tuple[str, ...]
+) -> list[tuple[Any, ...]]:
+    """`values` into PostgreSQL's `table` through a temporary table dropped at commit; rows
+    get their ids in the order given (`n`, the row's place)."""
+    listed = ", ".join(names)
+    staging = f"import_{table}"
+    conn.exec_driver_sql(
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} ON COMMIT DROP AS "
+        f"SELECT 0 AS n, {listed} FROM {table} WITH NO DATA"
+    )
+    driver = conn.connection.driver_connection
+    if driver is None:
+        raise RuntimeError("the connection was closed during the import")
+    with driver.cursor() as cursor, cursor.copy(f"COPY {staging} (n, {listed}) FROM STDIN") as copy:
+        for n, row in enumerate(values):
+            copy.write_row((n, *row))
+    tail = f" RETURNING {', '.join(returning)}" if returning else ""
+    result = conn.exec_driver_sql(
+        f"INSERT INTO {table} ({listed}) SELECT {listed} FROM {staging} ORDER BY n{tail}"
+    )
+    found = [tuple(row) for row in result] if returning else []
+    result.close()
+    conn.exec_driver_sql(f"TRUNCATE {staging}")
     return found
 
 
@@ -449,16 +477,15 @@ def _each_once(process: Callable[[Any], Any], values: list[Any]) -> list[Any]:
 @functools.cache
 def _plain_insert(
     dialect: Dialect, table: Table, keys: tuple[str, ...]
-) -> tuple[str, tuple[Callable[[], Any], ...], tuple[Callable[[Any], Any] | None, ...]]:
-    """An INSERT of `keys` and of the columns whose Python-side default SQLAlchemy would
-    fill (a subscriber's token key, ...), up to VALUES; those defaults; each column's bind
-    processor (None where a value goes as it is)."""
+) -> tuple[tuple[str, ...], tuple[Callable[[], Any], ...], tuple[Callable[[Any], Any] | None, ...]]:
+    """The columns an insert of `keys` writes, quoted: `keys` and the columns whose
+    Python-side default SQLAlchemy would fill (a subscriber's token key, ...); those
+    defaults; each column's bind processor (None where a value goes as it is)."""
     filled = [column for column in table.c if column.key not in keys and column.default is not None]
     fills = tuple(_fill(table, column) for column in filled)
     columns = [table.c[key] for key in keys] + filled
-    names = ", ".join(dialect.identifier_preparer.quote(column.name) for column in columns)
-    statement = f"INSERT INTO {table.name} ({names}) VALUES "
-    return statement, fills, tuple(column.type.dialect_impl(dialect).bind_processor(dialect) for column in columns)
+    names = tuple(dialect.identifier_preparer.quote(column.name) for column in columns)
+    return names, fills, tuple(column.type.dialect_impl(dialect).bind_processor(dialect) for column in columns)
 
 
 def _fill(table: Table, column: Column[Any]) -> Callable[[], Any]:
