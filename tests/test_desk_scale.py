@@ -1,8 +1,10 @@
 """The desk on a long list: Subscribers' search offers to look further when it stopped for
-time, and an issue's report reads the ledger's counts once."""
+time, an issue's report reads the ledger's counts once, and a page asked again builds no
+statement and reads no template file again."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -105,3 +107,20 @@ def test_a_page_asked_again_builds_no_statement_again(config: Config, page: str)
     assert second
     built_again = [str(statement) for statement in second if not any(statement is s for s in first)]
     assert built_again == []
+
+
+def test_a_page_asked_again_reads_no_template_file(config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The desk's templates are loaded once: a page asked again does not look at their files."""
+    looked: list[str] = []
+    real = os.path.getmtime
+
+    def getmtime(path: str) -> float:
+        looked.append(str(path))
+        return real(path)
+
+    with live_server(create_app(config)) as base, httpx.Client(base_url=base) as http:
+        sign_in(http)
+        assert http.get("/desk/subscribers").status_code == 200
+        monkeypatch.setattr(os.path, "getmtime", getmtime)
+        assert http.get("/desk/subscribers").status_code == 200
+    assert [path for path in looked if "templates" in path] == []

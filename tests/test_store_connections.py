@@ -1,5 +1,6 @@
-"""store/engine.py on PostgreSQL: a pooled connection is tested only after sitting unused,
-one the server ended meanwhile is replaced, and reads run outside a transaction."""
+"""store/engine.py: the pool keeps the connections it opened; on PostgreSQL a pooled
+connection is tested only after sitting unused, one the server ended meanwhile is
+replaced, and reads run outside a transaction."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import sqlalchemy as sa
 from store_support import BACKENDS, open_test_store
 
 from publisher.store import engine as store_engine
+from publisher.store import open_store
 from publisher.store.engine import reader
 
 
@@ -74,3 +76,18 @@ def test_a_read_runs_outside_a_transaction(pg: sa.Engine) -> None:
     with pg.connect() as conn:
         conn.execute(sa.select(1))
         assert conn.connection.dbapi_connection.info.transaction_status.name == "INTRANS"  # type: ignore[union-attr]
+
+
+def test_the_pool_keeps_the_connections_it_opened(tmp_path: Path) -> None:
+    """Ten pages at once open ten connections; the next ten reuse them, none opened again."""
+    engine = open_store(f"sqlite:///{tmp_path / 'publisher.db'}")
+    opened: list[object] = []
+    sa.event.listen(engine, "connect", lambda dbapi_connection, record: opened.append(dbapi_connection))
+    for _ in range(2):
+        opened.clear()
+        held = [engine.connect() for _ in range(10)]
+        for conn in held:
+            conn.execute(sa.select(1))
+            conn.close()
+    engine.dispose()
+    assert opened == []

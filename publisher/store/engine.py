@@ -47,6 +47,7 @@ __all__ = [
     "BUSY_TIMEOUT_MS",
     "MIGRATIONS",
     "PING_IDLE",
+    "POOL_SIZE",
     "alembic_config",
     "begin_write",
     "head_revision",
@@ -57,6 +58,11 @@ __all__ = [
 BUSY_TIMEOUT_MS = 30_000
 # Any fixed number: PostgreSQL's advisory lock that serialises migrations across processes.
 _PG_MIGRATION_LOCK = 0x7075626C
+POOL_SIZE = 15
+"""Connections an engine keeps open, and the most it has at once (SQLAlchemy's default cap,
+5 kept and 10 more opened when needed). All are kept: under 32 clients at once the desk
+used the 10 on every request, and each was opened (SQLite's settings read again, or a
+PostgreSQL backend started) and closed for it."""
 PING_IDLE = 1.0
 """Seconds a pooled connection to a server may sit unused before its next checkout tests it."""
 _RETURNED = "publisher_returned_at"
@@ -110,7 +116,10 @@ def head_revision() -> str:
 
 def _create(url: str) -> Engine:
     try:
-        engine = create_engine(url)
+        try:
+            engine = create_engine(url, pool_size=POOL_SIZE, max_overflow=0)
+        except TypeError:  # SQLite in memory: one connection per thread, a pool without a size
+            engine = create_engine(url)
     except (ArgumentError, ValueError) as exc:
         raise StoreError(
             f"[store] url {url!r} is not a database URL: {exc}. Use sqlite:///publisher.db "

@@ -98,6 +98,9 @@ class DeskPages:
             trim_blocks=True,
             lstrip_blocks=True,
             bytecode_cache=_COMPILED,
+            # The desk's templates ship with the package and change only with it: looking
+            # at each file's time on every page cost more than a page's SQL.
+            auto_reload=False,
         )
         self.env.globals["nav"] = NAV
         self.env.globals["Role"] = Role
