@@ -661,3 +661,24 @@ def test_a_logo_that_is_a_file_on_the_computer_is_refused(config: Config, url: s
             assert "Logo must be an https address or a path on the site" in answer.text
         assert save(http, "publication", logo="media/logo.png").status_code == 200
     assert load_config(config.root / "config.toml")["publication.logo"] == "media/logo.png"
+
+
+def test_turning_the_digest_on_says_what_its_first_one_gathers(config: Config, url: str) -> None:
+    """The save that turns the digest on names the articles its first one mails, those
+    already sent one by one too, and that every active reader gets it."""
+    from publisher import content
+    from publisher.store import publishing
+
+    (config.root / "content" / "2026-12-01-panic-attacks.md").write_text(
+        "---\ntitle: Panic Attacks, Step by Step\ndate: 2026-12-01 08:00\n---\n\nWords.\n", encoding="utf-8"
+    )
+    engine = open_store(config.store_url)
+    for article in content.load_articles(config):
+        publishing.mark_seen(engine, article_id=article.id, slug=article.slug, origin="", handled="wait", now=NOW)
+    engine.dispose()
+    with owner(url) as http:
+        page = save(http, "sending", digest_when="weekly", digest_day="mon", digest_time="08:00")
+    assert page.status_code == 200, page.text
+    said = unescape(re.sub(r"\s+", " ", page.text))
+    assert "gathers 1 article on the site that no digest carried yet (“Panic Attacks, Step by Step”)" in said
+    assert "goes to every active reader, those who had them already too" in said

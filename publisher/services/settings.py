@@ -50,12 +50,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from sqlalchemy import Engine
 
+from publisher import content
 from publisher.config import SECRETS_FILE, Config, parse_config, secrets_beside
 from publisher.errors import ConfigError, Conflict, PublisherError
 from publisher.mail import preflight
 from publisher.mail.dkim_signing import DkimSigner
 from publisher.mail.mime import split_mailbox
 from publisher.mail.preflight import DnsRecord
+from publisher.schedule import timing
 from publisher.schedule.timing import parse_window
 from publisher.services import credentials
 from publisher.services.settings_text import (
@@ -70,7 +72,7 @@ from publisher.services.settings_text import (
     secrets_text,
     times_in_words,
 )
-from publisher.store import settings_audit
+from publisher.store import publishing, settings_audit
 from publisher.store.preferences import rename_topic
 from publisher.store.settings_audit import SettingsChange
 
@@ -170,12 +172,32 @@ def _digest(cron: str, zone: str, now: datetime) -> Digest | None:
         return Digest(str(exc), ())
 
 
-def _digest_notice(config: Config, now: datetime) -> str:
-    """What a save that changed the digest says: when it goes now, and its next times."""
+def _digest_notice(config: Config, engine: Engine, now: datetime) -> str:
+    """What a save that changed the digest says: when it goes now, its next times, and what
+    the next one gathers. A digest turned on gathers every article on the site that no
+    digest carried yet, those already mailed one by one too, and goes to every active
+    reader: said before it goes, it is not a surprise (the next time may be minutes away)."""
     digest = _digest(str(config["schedule.digest"]), str(config["publication.timezone"]), now)
     if digest is None:
         return "No digest goes out any more."
-    return f"The digest goes out {digest.words}: next on {digest.next_in_words}."
+    said = f"The digest goes out {digest.words}: next on {digest.next_in_words}."
+    if not digest.next_times:
+        return said
+    pending = set(publishing.undigested(engine))
+    try:
+        gathered = [a for a in content.load_articles(config) if a.is_public(now) and a.id in pending]
+    except PublisherError:
+        return said
+    if not gathered:
+        return f"{said} Nothing is waiting for it yet: it gathers the articles published from now on."
+    titles = ", ".join(f"\u201c{a.title}\u201d" for a in gathered[:3])
+    more = f" and {len(gathered) - 3:,} more" if len(gathered) > 3 else ""
+    count = f"{len(gathered):,} article{'' if len(gathered) == 1 else 's'}"
+    return (
+        f"{said} The next one, {timing.in_words(digest.next_times[0] - now)}, gathers {count} on the site that "
+        f"no digest carried yet ({titles}{more}) and goes to every active reader, those who had them already "
+        "too."
+    )
 
 
 def settings_view(
@@ -494,7 +516,7 @@ def save_settings(
         if any(key in changed for key in ("schedule.digest", "publication.timezone")) and (
             after["schedule.digest"] or before["schedule.digest"]
         ):
-            notices.append(_digest_notice(after, now))
+            notices.append(_digest_notice(after, engine, now))
         if _provider_keys(after) != _provider_keys(before):
             notice = check(after)
             if notice:
