@@ -621,3 +621,36 @@ def test_an_issue_without_analytics_says_opens_are_not_counted(config: Config, u
         page = http.get(f"/desk/issues/{queued.issue_id}").text
     section = page[page.index('id="engagement"') :].split("</section>", 1)[0]
     assert 'id="not-counted"' in section and "analytics.enabled" in section
+
+
+def test_home_shows_the_next_digest_and_what_it_gathers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A digest mails every reader as a schedule does: Home names its next time and the
+    articles it would gather, beside the scheduled sends."""
+    from datetime import UTC, datetime
+
+    from web_support import SECRET
+
+    from publisher import content
+    from publisher.config import load_config
+    from publisher.store import publishing
+
+    quick_hashes(monkeypatch)
+    make_publication(tmp_path, extra='\n[schedule]\ndigest = "0 8 * * mon"\n')
+    (tmp_path / "content").mkdir()
+    (tmp_path / "content" / "2026-01-05-sleep-after-a-loss.md").write_text(ARTICLE, encoding="utf-8")
+    config = load_config(tmp_path / "config.toml", env={"PUBLISHER_SECRET": SECRET})
+    add_users(config)
+    engine = open_store(config.store_url)
+    for article in content.load_articles(config):
+        publishing.mark_seen(
+            engine, article_id=article.id, slug=article.slug, origin="", handled="wait", now=datetime.now(UTC)
+        )
+    engine.dispose()
+    with live_server(create_app(config)) as base, httpx.Client(base_url=base) as http:
+        sign_in(http)
+        home = http.get("/desk/").text
+    found = re.search(r'<p id="next-digest">(.*?)</p>', home, re.S)
+    assert found, home
+    said = re.sub(r"\s+", " ", found.group(1))
+    assert "Mon " in said and "08:00" in said and "Nothing is scheduled" not in home
+    assert "1 article on the site that no digest carried yet" in said and "Sleep after a loss" in said

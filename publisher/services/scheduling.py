@@ -39,6 +39,7 @@ from publisher.schedule import timing
 from publisher.services import articles, segments, subject_tests
 from publisher.services.complaints import overridden, record_scheduled_override, stop_for_complaints
 from publisher.services.issues import blocking_problems, get_issue, refuse_mailed_there
+from publisher.services.settings_text import next_fire_times
 from publisher.store import ledger, outbox, publishing, schedules, users
 from publisher.store import segments as segment_store
 from publisher.store.schedules import LOCAL, Schedule
@@ -48,6 +49,7 @@ __all__ = [
     "LOCAL",
     "WAITING_DAYS",
     "Agenda",
+    "NextDigest",
     "Schedule",
     "Scheduled",
     "Started",
@@ -56,6 +58,7 @@ __all__ = [
     "agenda",
     "cancel_schedule",
     "list_schedules",
+    "next_digest",
     "notify_owners",
     "schedule_send",
     "start_schedule",
@@ -402,6 +405,38 @@ class Agenda:
 
 WAITING_DAYS = 30
 """How far back Home looks for articles whose newsletter waits."""
+
+
+@dataclass(frozen=True, slots=True)
+class NextDigest:
+    """The next digest as the author reads it: when, and the articles it would gather now."""
+
+    local: datetime
+    """When, on the publication's clock."""
+    zone: str
+    in_words: str
+    titles: tuple[str, ...]
+    """The articles on the site that no digest carried yet, which it mails to every active reader."""
+
+
+def next_digest(config: Config, db: Engine, *, now: datetime) -> NextDigest | None:
+    """The next digest `schedule.digest` sends, with what it would gather if it went now (the
+    daemon's rule, `jobs.digest`); None without a digest or for a line that never fires."""
+    cron = str(config["schedule.digest"]).strip()
+    if not cron:
+        return None
+    try:
+        times = next_fire_times(cron, config.tz.key, now, count=1)
+    except PublisherError:
+        return None
+    if not times:
+        return None
+    pending = set(publishing.undigested(db))
+    gathered = tuple(a.title for a in content.load_articles(config) if a.is_public(now) and a.id in pending)
+    return NextDigest(
+        local=times[0].astimezone(config.tz), zone=config.tz.key, in_words=timing.in_words(times[0] - now),
+        titles=gathered,
+    )
 
 
 def agenda(config: Config, db: Engine, *, now: datetime) -> Agenda:

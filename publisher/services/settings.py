@@ -50,16 +50,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from sqlalchemy import Engine
 
-from publisher import content
 from publisher.config import SECRETS_FILE, Config, parse_config, secrets_beside
 from publisher.errors import ConfigError, Conflict, PublisherError
 from publisher.mail import preflight
 from publisher.mail.dkim_signing import DkimSigner
 from publisher.mail.mime import split_mailbox
 from publisher.mail.preflight import DnsRecord
-from publisher.schedule import timing
 from publisher.schedule.timing import parse_window
-from publisher.services import credentials
+from publisher.services import credentials, scheduling
 from publisher.services.settings_text import (
     FIELDS,
     SECRET_KEYS,
@@ -72,7 +70,7 @@ from publisher.services.settings_text import (
     secrets_text,
     times_in_words,
 )
-from publisher.store import publishing, settings_audit
+from publisher.store import settings_audit
 from publisher.store.preferences import rename_topic
 from publisher.store.settings_audit import SettingsChange
 
@@ -181,22 +179,20 @@ def _digest_notice(config: Config, engine: Engine, now: datetime) -> str:
     if digest is None:
         return "No digest goes out any more."
     said = f"The digest goes out {digest.words}: next on {digest.next_in_words}."
-    if not digest.next_times:
-        return said
-    pending = set(publishing.undigested(engine))
     try:
-        gathered = [a for a in content.load_articles(config) if a.is_public(now) and a.id in pending]
+        coming = scheduling.next_digest(config, engine, now=now)
     except PublisherError:
         return said
-    if not gathered:
+    if coming is None:
+        return said
+    if not coming.titles:
         return f"{said} Nothing is waiting for it yet: it gathers the articles published from now on."
-    titles = ", ".join(f"\u201c{a.title}\u201d" for a in gathered[:3])
-    more = f" and {len(gathered) - 3:,} more" if len(gathered) > 3 else ""
-    count = f"{len(gathered):,} article{'' if len(gathered) == 1 else 's'}"
+    titles = ", ".join(f"\u201c{t}\u201d" for t in coming.titles[:3])
+    more = f" and {len(coming.titles) - 3:,} more" if len(coming.titles) > 3 else ""
+    count = f"{len(coming.titles):,} article{'' if len(coming.titles) == 1 else 's'}"
     return (
-        f"{said} The next one, {timing.in_words(digest.next_times[0] - now)}, gathers {count} on the site that "
-        f"no digest carried yet ({titles}{more}) and goes to every active reader, those who had them already "
-        "too."
+        f"{said} The next one, {coming.in_words}, gathers {count} on the site that no digest carried yet "
+        f"({titles}{more}) and goes to every active reader, those who had them already too."
     )
 
 

@@ -41,6 +41,8 @@ class HomeView:
     """A provider pool's trouble in words (a provider failing, the one used instead), as a notice."""
     throttled: list[signup.Throttled] = field(default_factory=list)
     """Networks whose signups were refused for coming too fast in the last day, as a notice."""
+    digest: scheduling.NextDigest | None = None
+    """The next digest and what it gathers, beside the scheduled sends: it mails every reader too."""
 
 
 def home_view(config: Config, engine: Engine, now: datetime) -> HomeView:
@@ -67,4 +69,5 @@ def home_view(config: Config, engine: Engine, now: datetime) -> HomeView:
         complaints=complaints.complaint_rate(engine, now=now),
         providers=providers.pool_status(config, engine, now=now),
         throttled=signup.throttled_networks(engine, now=now),
+        digest=scheduling.next_digest(config, engine, now=now),
     )
