@@ -386,8 +386,8 @@ def _insert_many(
     distinct value once a chunk (a chunk's timestamps are mostly the one `now`), without
     SQLAlchemy's work for each row (a dict of every parameter, each value through its type).
 
-    On SQLite a chunk is multi-row VALUES (as many rows a statement as its limit of
-    parameters allows), not an executemany of one-row INSERTs: a table with triggers makes
+    On SQLite a chunk is multi-row VALUES (`ROWS_A_STATEMENT` rows a statement, within its
+    limit of parameters), not an executemany of one-row INSERTs: a table with triggers makes
     SQLite open a statement journal for each statement and copy into it every page the
     statement changes, so one-row statements copied each index's page once a row (of an
     import's 100 µs a row, 70 went to SQLite; 25 with one statement a chunk).
@@ -406,17 +406,36 @@ def _insert_many(
     if conn.dialect.name == "postgresql":
         return _copy_in(conn, table.name, names, values, returning)
     head = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES "
-    per = max(1, _variables(conn) // len(columns))
     found: list[tuple[Any, ...]] = []
-    for start in range(0, len(values), per):
-        part = values[start : start + per]
-        statement = _values_statement(head, len(columns), len(part), returning)
+    start = 0
+    for count in _statement_sizes(len(values), min(ROWS_A_STATEMENT, _variables(conn) // len(columns))):
+        part = values[start : start + count]
+        start += count
+        statement = _values_statement(head, len(columns), count, returning)
         result = conn.exec_driver_sql(statement, tuple(itertools.chain.from_iterable(part)))
         if returning:
             found.extend(tuple(row) for row in result)
         else:
             result.close()
     return found
+
+
+ROWS_A_STATEMENT = 256
+"""The most rows one SQLite INSERT of an import carries: more saved no time measurable."""
+
+
+def _statement_sizes(rows: int, most: int) -> Iterator[int]:
+    """How many rows each statement takes: `most` at a time, then what is left in powers of
+    two. The driver keeps up to 128 statements it has prepared (a hundred bytes or so a
+    parameter): an import prepares a few shapes, whatever its chunks hold, not one a size."""
+    most = max(1, most)
+    while rows >= most:
+        yield most
+        rows -= most
+    while rows:
+        size = 1 << (rows.bit_length() - 1)
+        yield size
+        rows -= size
 
 
 def _copy_in(
@@ -437,9 +456,7 @@ def _copy_in(
         for n, row in enumerate(values):
             copy.write_row((n, *row))
     tail = f" RETURNING {', '.join(returning)}" if returning else ""
-    result = conn.exec_driver_sql(
-        f"INSERT INTO {table} ({listed}) SELECT {listed} FROM {staging} ORDER BY n{tail}"
-    )
+    result = conn.exec_driver_sql(f"INSERT INTO {table} ({listed}) SELECT {listed} FROM {staging} ORDER BY n{tail}")
     found = [tuple(row) for row in result] if returning else []
     result.close()
     conn.exec_driver_sql(f"TRUNCATE {staging}")
