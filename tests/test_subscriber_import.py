@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from store_support import BACKENDS, open_test_store
 
 from publisher.store import subscriber_import, subscribers
+from publisher.store.import_preview import preview_import
 
 EVENING = datetime(2026, 3, 2, 21, 30, 5, 123456, tzinfo=timezone(timedelta(hours=-5)))  # 02:30 UTC, the 3rd
 
@@ -129,3 +130,15 @@ def test_a_chunk_split_over_several_statements_gives_each_reader_their_own_rows(
         ).all()
     assert sorted(tags) == [(f"r{n}@example.org", f"t{n}") for n in range(7)]
     assert sorted(events) == [(f"r{n}@example.org", f"a.csv:{n + 2}") for n in range(7)]
+
+
+def test_a_preview_lists_repeats_among_the_other_refusals_in_the_files_order(db: sa.Engine) -> None:
+    """A repeated address is told with the line it repeats, in its place among the other refused
+    rows, though the line it repeats is looked up only after the last chunk."""
+    text = "email\nann@example.org\nbo@example.org\nANN@example.org\nnot an address\nbo@example.org\n"
+    found = preview_import(db, io.StringIO(text), origin="a.csv")
+    assert [(r.line, r.reason.split(":")[0]) for r in found.rejected] == [
+        (4, "ann@example.org repeats line 2"),
+        (5, "'not an address' is not a valid address"),
+        (6, "bo@example.org repeats line 3"),
+    ]
