@@ -67,7 +67,9 @@ def test_the_schedule_form_offers_the_subject_test(desk: tuple[httpx.Client, str
     """Subjects A to D, the share, the wait, a time to decide at and what decides."""
     http, _ = desk
     page = http.get(f"/desk/articles/{SLUG}").text
-    form = re.search(r'<form method="post" action="/desk/articles/[^"]+/schedule#send" id="schedule">.*?</form>', page, re.S)
+    form = re.search(
+        r'<form method="post" action="/desk/articles/[^"]+/schedule#send" id="schedule">.*?</form>', page, re.S
+    )
     assert form
     names = set(re.findall(r'name="([^"]+)"', form.group(0)))
     assert {"subject_a", "subject_b", "subject_c", "subject_d", "sample", "wait_hours", "decide_at", "by"} <= names
