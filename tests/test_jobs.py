@@ -158,6 +158,44 @@ def test_digest_sends_what_is_new_and_nothing_when_nothing_is(tmp_path: Path) ->
     assert len(pub.messages()) == 3
 
 
+def _choose_the_digest_only(pub: Pub, address: str) -> None:
+    from publisher.store import preferences
+
+    found = subscribers.find(pub.db, address)
+    assert found is not None
+    preferences.set_preferences(
+        pub.db, found.id, name="", timezone=None, frequency="digest", topics=None, allowed_topics=(), now=START
+    )
+
+
+def test_a_reader_who_had_each_article_gets_no_digest_of_them(tmp_path: Path) -> None:
+    """While articles go out one by one, the digest goes only to the reader who chose "the
+    digest only": the others, who chose every article, do not get the same article twice."""
+    pub = Pub(tmp_path, policy="now", extra='digest = "0 7 * * 1"')
+    _choose_the_digest_only(pub, "r2@example.org")
+    jobs.publish_new(pub.key)
+    pub.write("2026-11-20-fresh.md", article("fresh", "2026-11-20"))
+    jobs.publish_new(pub.key)
+    jobs.deliver_due(pub.key)
+    assert sorted(str(m["To"]) for m in pub.messages()) == ["r0@example.org", "r1@example.org"]
+    assert jobs.digest(pub.key) is not None
+    sent = [str(m["To"]) for m in pub.messages()]
+    assert sorted(sent) == ["r0@example.org", "r1@example.org", "r2@example.org"]
+
+
+def test_with_articles_going_into_the_digest_every_reader_gets_it(tmp_path: Path) -> None:
+    """When new articles reach readers only through the digest, it goes to every active
+    reader, whichever frequency they chose."""
+    pub = Pub(tmp_path, policy="digest", extra='digest = "0 7 * * 1"')
+    _choose_the_digest_only(pub, "r2@example.org")
+    jobs.publish_new(pub.key)
+    pub.write("2026-11-20-fresh.md", article("fresh", "2026-11-20"))
+    jobs.publish_new(pub.key)
+    assert pub.messages() == []
+    assert jobs.digest(pub.key) is not None
+    assert sorted(str(m["To"]) for m in pub.messages()) == ["r0@example.org", "r1@example.org", "r2@example.org"]
+
+
 def test_local_time_delivery_follows_each_readers_clock(pub: Pub) -> None:
     """With local-time delivery each reader gets the issue at 09:30 on 2026-11-23 on
     their own clock (the author's zone for readers without one)."""

@@ -296,7 +296,9 @@ def digest(config_path: str) -> int | None:
                     rate.in_words(), len(articles))
         return None
     issue_id = prepare_digest_issue(config, db, articles, now=now)
-    queued = ledger.enqueue(db, issue_id, now=now, tz_of_author=config.tz)
+    queued = ledger.enqueue(
+        db, issue_id, now=now, tz_of_author=config.tz, digest_readers_only=not scheduling.digest_to_everyone(config)
+    )
     publishing.mark_digested(db, [a.id for a in articles], now=now)
     log.info("digest: %s articles, %s recipients queued", len(articles), queued)
     deliver_due(config_path)

@@ -57,6 +57,7 @@ __all__ = [
     "Waiting",
     "agenda",
     "cancel_schedule",
+    "digest_to_everyone",
     "list_schedules",
     "next_digest",
     "notify_owners",
@@ -416,7 +417,21 @@ class NextDigest:
     zone: str
     in_words: str
     titles: tuple[str, ...]
-    """The articles on the site that no digest carried yet, which it mails to every active reader."""
+    """The articles on the site that no digest carried yet, which it would mail."""
+    to_everyone: bool
+    """Whether it goes to every active reader (`digest_to_everyone`) or only to those who
+    chose "the digest only"."""
+
+
+def digest_to_everyone(config: Config) -> bool:
+    """Whether the digest goes to every active reader, or only to readers who chose "the
+    digest only".
+
+    With the policy "digest", new articles reach readers only through the digest, so it
+    goes to everyone. Otherwise a reader who chose every article had each one on its own,
+    and a digest of the same articles would be a second copy they did not ask for.
+    """
+    return str(config["schedule.policy"]) == "digest"
 
 
 def next_digest(config: Config, db: Engine, *, now: datetime) -> NextDigest | None:
@@ -435,7 +450,7 @@ def next_digest(config: Config, db: Engine, *, now: datetime) -> NextDigest | No
     gathered = tuple(a.title for a in content.load_articles(config) if a.is_public(now) and a.id in pending)
     return NextDigest(
         local=times[0].astimezone(config.tz), zone=config.tz.key, in_words=timing.in_words(times[0] - now),
-        titles=gathered,
+        titles=gathered, to_everyone=digest_to_everyone(config),
     )
 
 

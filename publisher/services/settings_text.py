@@ -154,16 +154,15 @@ FIELDS: tuple[Field, ...] = (
       choices=("wait", "now", "window", "digest")),
     F("window", "schedule.window", "Send window", "sending",
       hint="The days and the time a new article's newsletter goes out at, when it waits for the send window."),
-    # Every active reader gets the digest (ledger's audience): readers who chose "the digest
-    # only" get it instead of each article, the others as well as each article.
+    # Who gets it: services.scheduling.digest_to_everyone.
     F(
         "digest",
         "schedule.digest",
         "Digest",
         "sending",
-        hint="One letter gathering the articles published since the last one, to every active reader, "
-        "including those who had each article already; readers who chose “the digest only” get it "
-        "instead of each article.",
+        hint="One letter gathering the articles published since the last one. It goes to the readers "
+        "who chose “the digest only”, instead of each article; with “New articles” set to go into the "
+        "next digest, it goes to every active reader.",
     ),
     F("provider", "delivery.provider", "Provider", "provider", "choice",
       choices=("maildir", "smtp", "postmark", "sendgrid", "mailgun", "ses", "resend")),

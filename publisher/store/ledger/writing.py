@@ -133,6 +133,7 @@ def enqueue(
     tag: Any = ISSUE_TAG,
     digest: bool = True,
     held: bool = False,
+    digest_readers_only: bool = False,
 ) -> int:
     """Write one `queued` row per active subscriber (of `tag`) in one transaction.
 
@@ -148,7 +149,9 @@ def enqueue(
     local-time schedule carries over. `digest` says whether the publication sends a
     digest (`schedule.digest`); without one, a reader who chose "the digest only" gets
     every article. `held` writes the rows `held` instead, for a subject test to give them
-    their subjects (none is claimable before). Returns the number of rows added.
+    their subjects (none is claimable before). `digest_readers_only` sends a digest issue
+    only to the readers who chose "the digest only" (the others had each article on its
+    own). Returns the number of rows added.
     """
     issue = get_issue(engine, issue_id)
     if issue.kind == "sequence":
@@ -158,7 +161,11 @@ def enqueue(
     segment = issue.tag if tag is ISSUE_TAG else tag
     author_zone = tz_of_author if isinstance(tz_of_author, ZoneInfo) else ZoneInfo(tz_of_author)
 
-    conditions = [*_audience(issue_id, segment, kind=issue.kind, topics=issue.topics, digest=digest), *where]
+    conditions = [
+        *_audience(issue_id, segment, kind=issue.kind, topics=issue.topics, digest=digest,
+                   digest_readers_only=digest_readers_only),
+        *where,
+    ]
     columns = ["issue_id", "subscriber_id", "email", "name", "state", "attempts", "not_before",
                "provider_id", "detail", "uncertain", "message_key"]
 
@@ -227,18 +234,21 @@ def enqueue(
 
 def _audience(
     issue_id: int | None, segment: str | None, *, kind: str | None = None, topics: Sequence[str] = (),
-    digest: bool = True,
+    digest: bool = True, digest_readers_only: bool = False,
 ) -> list[Any]:
     """Conditions on `subscribers` for who an enqueue of `issue_id` would add.
 
     Readers' own choices count here, so that every way of sending honours them: an
     article issue skips readers who want the digest only (while there is a digest: a
     choice that no longer exists must not mean "nothing"), and an article with public
-    tags (`topics`) goes to readers who chose topics only when one of them matches.
+    tags (`topics`) goes to readers who chose topics only when one of them matches. With
+    `digest_readers_only`, a digest goes only to readers who chose it.
     """
     conditions: list[Any] = [subscribers.c.status == SubscriberStatus.ACTIVE.value]
     if kind == "article" and digest:
         conditions.append(subscribers.c.frequency != "digest")
+    if kind == "digest" and digest_readers_only:
+        conditions.append(subscribers.c.frequency == "digest")
     if topics:
         wrapped = literal(",") + subscribers.c.topics + literal(",")
         conditions.append(
