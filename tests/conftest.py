@@ -1,5 +1,6 @@
-"""Fixtures shared by every test module: loopback servers standing in for providers, and
-fresh SQLite stores that start from one migrated copy."""
+"""Fixtures shared by every test module: loopback servers standing in for providers,
+fresh SQLite stores that start from one migrated copy, and `pg`, a store of its own on
+the PostgreSQL server PUBLISHER_TEST_POSTGRES_URL names (skipped when it names none)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from fakes import FakeAPI, SMTPServer
+from store_support import BACKENDS, open_test_store
 
 from publisher.store import engine as store_engine
 
@@ -81,3 +83,13 @@ def fake_api() -> Iterator[FakeAPI]:
         yield api
     finally:
         api.close()
+
+
+@pytest.fixture
+def pg(tmp_path: Path) -> Iterator[sa.Engine]:
+    """A freshly migrated PostgreSQL store of this test's own, disposed of after it."""
+    if "postgresql" not in BACKENDS:
+        pytest.skip("set PUBLISHER_TEST_POSTGRES_URL to run against PostgreSQL")
+    engine = open_test_store("postgresql", tmp_path)
+    yield engine
+    engine.dispose()

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from store_support import BACKENDS, open_test_store
+from store_support import open_test_store
 
 from publisher.schedule.daemon import keep_folding, sweep_change_lines
 from publisher.store import counts_kept, folding, ledger, subscribers
@@ -20,15 +19,6 @@ from publisher.store.issues import fold_issue_counts
 from publisher.store.schema import issue_count_changes, list_count_changes
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def pg(tmp_path: Path) -> Iterator[sa.Engine]:
-    if "postgresql" not in BACKENDS:
-        pytest.skip("set PUBLISHER_TEST_POSTGRES_URL to run against PostgreSQL")
-    engine = open_test_store("postgresql", tmp_path)
-    yield engine
-    engine.dispose()
 
 
 class Clock:
@@ -68,8 +58,9 @@ def test_a_figure_read_between_folds_is_exact(pg: sa.Engine, monkeypatch: pytest
     """A copy queued after the last fold is counted from its change line, unfolded."""
     monkeypatch.setattr(folding, "EVERY", 3600.0)
     subscribers.add(pg, "ann@example.org", now=NOW)
-    issue = ledger.create_issue(pg, key="k", kind="article", slug="k", subject="K", html="", text="",
-                                tag=None, status="draft", now=NOW)
+    issue = ledger.create_issue(
+        pg, key="k", kind="article", slug="k", subject="K", html="", text="", tag=None, status="draft", now=NOW
+    )
     assert ledger.status(pg, issue)[0].queued == 0  # folds now
     ledger.enqueue(pg, issue, now=NOW)
     assert ledger.status(pg, issue)[0].queued == 1  # within the hour: no fold
@@ -104,8 +95,9 @@ def test_a_fold_in_another_process_is_not_waited_for(pg: sa.Engine) -> None:
     """While another connection folds the issue counts, a fold returns at once and leaves
     the lines; the reading is exact all the same."""
     subscribers.add(pg, "bo@example.org", now=NOW)
-    issue = ledger.create_issue(pg, key="k", kind="article", slug="k", subject="K", html="", text="",
-                                tag=None, status="draft", now=NOW)
+    issue = ledger.create_issue(
+        pg, key="k", kind="article", slug="k", subject="K", html="", text="", tag=None, status="draft", now=NOW
+    )
     ledger.enqueue(pg, issue, now=NOW)
     lines = sa.select(sa.func.count()).select_from(issue_count_changes)
     with pg.connect() as other:
@@ -123,8 +115,9 @@ def test_a_fold_in_another_process_is_not_waited_for(pg: sa.Engine) -> None:
 def test_a_running_daemon_folds_the_lines_of_a_send_nobody_reads(pg: sa.Engine) -> None:
     """`publisher serve` on PostgreSQL folds every few seconds, read or not, until it stops."""
     subscribers.add(pg, "cy@example.org", now=NOW)
-    issue = ledger.create_issue(pg, key="k", kind="article", slug="k", subject="K", html="", text="",
-                                tag=None, status="draft", now=NOW)
+    issue = ledger.create_issue(
+        pg, key="k", kind="article", slug="k", subject="K", html="", text="", tag=None, status="draft", now=NOW
+    )
     ledger.enqueue(pg, issue, now=NOW)
     stop = threading.Event()
     folder = threading.Thread(target=keep_folding, args=(pg, stop, 0.05))
@@ -149,8 +142,9 @@ def test_a_running_daemon_folds_the_lines_of_a_send_nobody_reads(pg: sa.Engine) 
 def test_folded_lines_are_swept_so_readings_stop_reading_their_pages(pg: sa.Engine) -> None:
     """A change table that holds folded lines is vacuumed: its pages are given back."""
     subscribers.add(pg, "di@example.org", now=NOW)
-    issue = ledger.create_issue(pg, key="k", kind="article", slug="k", subject="K", html="", text="",
-                                tag=None, status="draft", now=NOW)
+    issue = ledger.create_issue(
+        pg, key="k", kind="article", slug="k", subject="K", html="", text="", tag=None, status="draft", now=NOW
+    )
     ledger.enqueue(pg, issue, now=NOW)
     fold_issue_counts(pg)
     swept: list[str] = []
