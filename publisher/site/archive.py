@@ -217,10 +217,11 @@ def _sitemap_index(parts: Sequence[tuple[str, str]]) -> bytes:
 class Archive:
     """The archive's files for one set of public articles (newest first)."""
 
-    def __init__(self, config: Config, articles: Sequence[Article]) -> None:
+    def __init__(self, config: Config, articles: Sequence[Article], tags: feeds.TagIndex | None = None) -> None:
+        """`tags` is `feeds.tag_index(articles)` when the caller has it already."""
         self.config = config
         self.articles = articles
-        self.tags = feeds.site_tags(articles)
+        self.tags = feeds.site_tags(articles) if tags is None else tags.names
         self.language = str(config["publication.language"])
         self.env = template_environment(config)
         self.env.auto_reload = False  # one build: thousands of pages, no template changing under them
@@ -252,7 +253,7 @@ class Archive:
         self.warnings: list[str] = []
         self._linked_tags: dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]] = {}
         self._tag_feeds: dict[str, dict[str, str]] = {}
-        self._members: dict[str, list[Article]] | None = None
+        self._members: dict[str, list[Article]] | None = None if tags is None else tags.tagged
 
     # Files
 

@@ -84,6 +84,9 @@ _FORMAT = 3
 
 PARALLEL_FROM = 200
 """Articles to parse from which `ArticleCache.warm` starts worker processes."""
+_MISSES = 16
+"""Changed files among those the last build saw from which `read` stops looking at them
+one by one and the rest are looked at at once (`ArticleCache.warm`)."""
 
 _LIBRARIES = (
     "markdown-it-py",
@@ -359,6 +362,11 @@ class ArticleCache:
         self._paths: dict[str, Path] = {}
         self._failed: dict[str, ContentError] = {}
         self._looked: dict[str, tuple[str, int, int]] = {}
+        self._deferred: dict[str, tuple[str, str]] = {}
+        """Files the last build saw, as it saw them (key, `_stat_of`), left for `read` to look at."""
+        self._files: Sequence[tuple[Path, str]] = ()
+        self._least = PARALLEL_FROM
+        self._misses = 0
         self._stats: dict[str, tuple[str, str]] = {}
         self._remembered: dict[str, tuple[str, str]] | None = None
         """`files.json` as `warm` found it (compared with `_stats` on saving, not read twice)."""
@@ -371,13 +379,35 @@ class ArticleCache:
         worker processes, one per core, so that `read` finds them ready: a first build of
         thousands of articles parses on every core.
 
+        A file the last build saw (`files.json`) is not looked at here but by `read`, once:
+        a build after one edit looks at each file once, not twice, and a file saved at any
+        moment before `read` is read as saved. Should more than `_MISSES` of those turn out
+        changed (a checkout of another branch), the rest are looked at here after all, so
+        that hundreds to parse still go to the workers.
+
         Fewer than `least` files are left to `read`, as is everything where fork is not
         how processes start (only Linux is sure of it) or a worker fails: the workers are
         forked from this process, so they share its config and code and need no pickling
         of either, and nothing is lost when they cannot be had.
         """
-        todo: list[tuple[str, str, str]] = []
         remembered = self._remembered = self._load_stats() if self.usable else {}
+        fresh: list[tuple[Path, str]] = []
+        for path, source in files:
+            name = str(path)
+            known = remembered.get(name)
+            if known is not None and known[0] in self._index:
+                self._deferred[name] = known
+            else:
+                fresh.append((path, source))
+        self._files = files
+        self._least = least
+        self._look(fresh, least)
+
+    def _look(self, files: Sequence[tuple[Path, str]], least: int) -> None:
+        """`warm`'s look at `files`: each one's key (its bytes read unless its stat is as the
+        last build saw it), and those the cache does not know parsed by the workers."""
+        todo: list[tuple[str, str, str]] = []
+        remembered = self._remembered or {}
         for path, source in files:
             name = str(path)
             known = remembered.get(name)
@@ -438,10 +468,15 @@ class ArticleCache:
 
     def read(self, path: Path, source: str) -> Article:
         data: bytes | None = None
-        key = self._known_key(path)
+        key = self._known_key(path, source)
         if key is None:
-            data = content.read_content(path, source, self.config)
+            try:
+                data, seen = _read_plain(path)
+            except OSError:
+                data, seen = content.read_content(path, source, self.config), None  # which words the error
             key = _digest(self.fingerprint, source, data)
+            if seen is not None:
+                self._stats[str(path)] = (key, _stat_of(source, seen))
         failed = self._failed.get(key)
         if failed is not None:
             raise failed
@@ -461,13 +496,30 @@ class ArticleCache:
         self._paths[key] = path
         return article
 
-    def _known_key(self, path: Path) -> str | None:
-        """The key `warm` found for `path`, if the file still has the size and mtime it had."""
-        looked = self._looked.get(str(path))
+    def _known_key(self, path: Path, source: str) -> str | None:
+        """The key of `path` without reading it: as `warm` found it, if the file still has
+        the size and mtime it had; or as the last build saw it, looked at now (see `warm`)."""
+        name = str(path)
+        deferred = self._deferred.pop(name, None)
+        if deferred is not None:
+            try:
+                now = os.lstat(name)
+            except OSError:
+                return None
+            if S_ISREG(now.st_mode) and _stat_of(source, now) == deferred[1]:
+                self._stats[name] = deferred
+                return deferred[0]
+            self._misses += 1
+            if self._misses == _MISSES:
+                # Many changed files: the rest are looked at as `warm` once did, parsed by workers.
+                self._look([(p, s) for p, s in self._files if str(p) in self._deferred], self._least)
+                self._deferred.clear()
+            return None
+        looked = self._looked.get(name)
         if looked is None:
             return None
         try:
-            now = os.lstat(path)
+            now = os.lstat(name)
         except OSError:
             return None
         return looked[0] if (now.st_size, now.st_mtime_ns) == looked[1:] else None

@@ -22,6 +22,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urljoin, urlsplit
@@ -39,6 +40,7 @@ __all__ = [
     "FEED_TYPES",
     "FeedBuilder",
     "FeedKind",
+    "TagIndex",
     "absolute_url",
     "build_atom",
     "build_json",
@@ -51,6 +53,7 @@ __all__ = [
     "site_tags",
     "site_uri",
     "tag_collisions",
+    "tag_index",
     "tag_slug",
     "tagged_articles",
 ]
@@ -211,6 +214,48 @@ def site_tags(articles: Iterable[Article]) -> dict[str, str]:
     return {
         slug: min(counts.items(), key=lambda item: (-item[1], item[0]))[0] for slug, counts in sorted(spellings.items())
     }
+
+
+@dataclass(frozen=True, slots=True)
+class TagIndex:
+    """The site's tags in one pass over its articles: what `tagged_articles`, `site_tags`
+    and `tag_collisions` give, each of which would take a pass of its own."""
+
+    tagged: dict[str, list[Article]]
+    names: dict[str, str]
+    collisions: list[tuple[str, tuple[str, ...]]]
+
+
+def tag_index(articles: Iterable[Article]) -> TagIndex:
+    """`tagged_articles`, `site_tags` and `tag_collisions` of `articles` at once.
+
+    Thousands of articles share a few sets of tags, so each distinct set is slugged and
+    counted once; taking the sets in the order they first appear keeps the first spelling
+    of each tag as `tag_collisions` finds it.
+    """
+    tagged: dict[str, list[Article]] = {}
+    groups: dict[tuple[str, ...], tuple[list[list[Article]], list[int]]] = {}
+    for article in articles:
+        group = groups.get(article.tags)
+        if group is None:
+            slugs = dict.fromkeys(tag_slug(tag) for tag in article.tags)
+            group = groups[article.tags] = ([tagged.setdefault(slug, []) for slug in slugs], [0])
+        for members in group[0]:
+            members.append(article)
+        group[1][0] += 1
+    counts: dict[str, Counter[str]] = {}
+    spellings: dict[str, dict[str, str]] = {}
+    for tags, (_members, times) in groups.items():
+        for tag in tags:
+            slug = tag_slug(tag)
+            spellings.setdefault(slug, {}).setdefault(tag.casefold(), tag)
+            if slug:
+                counts.setdefault(slug, Counter())[tag] += times[0]
+    names = {
+        slug: min(found.items(), key=lambda item: (-item[1], item[0]))[0] for slug, found in sorted(counts.items())
+    }
+    collisions = [(slug, tuple(sorted(seen.values()))) for slug, seen in sorted(spellings.items()) if len(seen) > 1]
+    return TagIndex(tagged, names, collisions)
 
 
 def feed_entries(

@@ -357,8 +357,9 @@ def plan_site(
     inputs = _Inputs(config, refs)
     site = inputs.key("site", ())
     items: list[Output | str] = []
+    tags = feeds.tag_index(public)
     if config["feeds.per_tag"]:
-        for _slug, names in feeds.tag_collisions(public):
+        for _slug, names in tags.collisions:
             shown = ", ".join(f'"{name}"' for name in names)
             items.append(
                 f"tags {shown} share one feed ({feeds.feed_path('atom', names[0])}); "
@@ -379,18 +380,20 @@ def plan_site(
             lambda: ({path: builder(config, [bodies.full(a) for a in entries], now, tag=tag)}, ()),
         )
 
-    everything = feeds.feed_entries(config, public, now)  # the same for the three site feeds
+    # `public` is newest first already, so a feed's entries are among the first of a list:
+    # only those are filtered and sorted again, not thousands.
+    limit = max(int(config["feeds.entries"]), 0)
+    everything = feeds.feed_entries(config, public[:limit], now)  # the same for the three site feeds
     items.extend(feed(kind, public, chosen=everything) for kind in ("rss", "atom", "json"))
     if config["feeds.per_tag"]:
-        tagged = feeds.tagged_articles(public)
-        items.extend(feed("atom", tagged[slug], name) for slug, name in feeds.site_tags(public).items())
+        items.extend(feed("atom", tags.tagged[slug][:limit], name) for slug, name in tags.names.items())
     taken = {path for item in items if isinstance(item, Output) for path in item.paths}
 
     language = str(config["publication.language"])
     note = i18n.catalog_warning(language, config.path.name if config.path else "config.toml")
     if note:
         items.append(note)
-    pages = archive.Archive(config, public)
+    pages = archive.Archive(config, public, tags)
     for path, made_of, render in pages.jobs(bodies.key, bodies.about, bodies.full):
         page = inputs.key("site", archive.TEMPLATES.get(made_of[0]))
         items.append(Output("archive pages", (path,), _key(page, *made_of), _single(path, render)))

@@ -1,0 +1,90 @@
+"""A build after one edit does the work of that edit: each article file looked at once,
+the site's tags gathered in one pass."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from test_build_cache import NOW, publication, text
+
+from publisher import content
+from publisher.config import load_config
+from publisher.models import Article
+from publisher.site import build_cache, feeds
+from publisher.site.build_cache import ArticleCache
+
+
+def warm_build(path: Path) -> ArticleCache:
+    """The articles read as `publisher build` reads them (looked at by `warm`, then `read`)."""
+    config = load_config(path, env={})
+    cache = ArticleCache(config)
+    try:
+        files = content.article_files(config)
+        cache.warm(files)
+        content.load_articles(config, reader=cache.read, files=files)
+    finally:
+        cache.save()
+    return cache
+
+
+def test_one_edit_looks_at_each_article_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After one edit, every article file's stat is taken once, not once by `warm` and again by `read`."""
+    path = publication(tmp_path)
+    warm_build(path)
+    (tmp_path / "content" / "a05.md").write_text(text(5, body="Edited."), encoding="utf-8")
+    looks: list[str] = []
+    real = os.lstat
+
+    def lstat(name: str | os.PathLike[str], *args: object, **kwargs: object) -> os.stat_result:
+        if os.fspath(name).endswith(".md"):
+            looks.append(os.path.basename(os.fspath(name)))
+        return real(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "lstat", lstat)
+    cache = warm_build(path)
+    assert cache.parsed == 1
+    assert sorted(looks) == [f"a{number:02d}.md" for number in range(12)]
+
+
+def test_many_changed_files_are_looked_at_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past a few changed files, the rest are looked at together, so that the workers can parse them."""
+    monkeypatch.setattr(build_cache, "_MISSES", 3)
+    path = publication(tmp_path)
+    warm_build(path)
+    for number in range(12):
+        (tmp_path / "content" / f"a{number:02d}.md").write_text(text(number, body=f"Now {number}."), encoding="utf-8")
+    looked: list[int] = []
+    real = ArticleCache._look
+
+    def look(self: ArticleCache, files: list[tuple[Path, str]], least: int) -> None:
+        looked.append(len(files))
+        real(self, files, least)
+
+    monkeypatch.setattr(ArticleCache, "_look", look)
+    cache = warm_build(path)
+    assert looked == [0, 9]  # nothing new at first; the nine after the third change at once
+    assert cache.parsed == 12
+    config = load_config(path, env={})
+    assert [a.title for a in content.load_articles(config, reader=cache.read)] == [
+        a.title for a in content.load_articles(config)
+    ]
+
+
+TAG_NAMES = st.sampled_from(["Sleep", "sleep", "Sleep & Rest", "sleep-rest", "C++", "C#", "睡眠", "grief", "!!"])
+
+
+@given(st.lists(st.lists(TAG_NAMES, max_size=4), max_size=12))
+def test_the_tag_index_is_the_three_passes_in_one(tag_lists: list[list[str]]) -> None:
+    """`tag_index` gives what `tagged_articles`, `site_tags` and `tag_collisions` give."""
+    articles = [
+        Article(slug=f"a{n}", title="t", date=NOW, html="", id=f"i{n}", url=f"u{n}", tags=tuple(tags))
+        for n, tags in enumerate(tag_lists)
+    ]
+    index = feeds.tag_index(articles)
+    assert index.tagged == feeds.tagged_articles(articles)
+    assert list(index.names.items()) == list(feeds.site_tags(articles).items())
+    assert index.collisions == feeds.tag_collisions(articles)
