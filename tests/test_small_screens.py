@@ -304,6 +304,8 @@ def test_every_page_fits_320_375_and_1280_px(site: Site, browser: WebDriver) -> 
     me.visit("desk-subscriber", me.first_link("main table a[href^='/desk/subscribers/']"))
     me.d.delete_all_cookies()
     me.visit("desk-login", "/desk/login")
+    me.visit("desk-forgotten-password", "/desk/login/forgot")
+    me.visit("desk-new-password", "/desk/login/reset/not-a-link")
 
     # Nothing a page asks for (its icon above all) is refused by its Content-Security-Policy.
     refused = [e["message"] for e in browser.get_log("browser") if "Content Security Policy" in e["message"]]

@@ -59,7 +59,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import Engine
 
-from publisher.accounts import oidc
+from publisher.accounts import oidc, resets
 from publisher.accounts.factors import (
     STALE,
     TwoFactorState,
@@ -74,6 +74,7 @@ from publisher.accounts.factors import (
     two_factor_state,
 )
 from publisher.accounts.oidc import OidcClient
+from publisher.accounts.resets import RESET_WINDOW, ResetLink
 from publisher.accounts.roles import LOGIN_WINDOW, Role, SessionPolicy, allows, email_of, needs_two_factor
 from publisher.accounts.totp import Enrolment
 from publisher.errors import AccountError, SignInThrottled
@@ -91,11 +92,13 @@ __all__ = [
     "MIN_PASSWORD",
     "NO_PASSWORD",
     "OIDC_WINDOW",
+    "RESET_WINDOW",
     "CodeNeeded",
     "DeskSession",
     "Enrolment",
     "OidcClient",
     "OidcStart",
+    "ResetLink",
     "Role",
     "SessionLine",
     "SessionPolicy",
@@ -104,17 +107,20 @@ __all__ = [
     "User",
     "add_user",
     "allows",
+    "ask_password_reset",
     "begin_two_factor",
     "change_role",
     "code_pending",
     "confirm_two_factor",
     "current_session",
     "finish_oidc",
+    "finish_password_reset",
     "list_sessions",
     "list_users",
     "needs_two_factor",
     "remove_user",
     "renew_recovery_codes",
+    "reset_holder",
     "reset_password",
     "reset_two_factor",
     "session_key",
@@ -191,6 +197,21 @@ def change_role(engine: Engine, email: str, *, role: str, now: datetime) -> None
 def reset_password(engine: Engine, email: str, *, password: str, now: datetime) -> None:
     """A new password; every session the user has open ends."""
     user_store.set_password(engine, email_of(email), _hash(password), now=now)
+
+
+def ask_password_reset(engine: Engine, email: str, *, secret: str, address: str, now: datetime) -> ResetLink | None:
+    """The link to mail for a forgotten password (`resets.ask_reset`)."""
+    return resets.ask_reset(engine, email, secret=secret, address=address, now=now)
+
+
+def reset_holder(engine: Engine, token: str, *, secret: str, now: datetime) -> User:
+    """The account a mailed link sets the password of (`resets.reset_holder`)."""
+    return resets.reset_holder(engine, token, secret=secret, now=now)
+
+
+def finish_password_reset(engine: Engine, token: str, password: str, *, secret: str, now: datetime) -> User:
+    """A new password from a mailed link; every session of the account ends (`resets`)."""
+    return resets.finish_reset(engine, token, password, secret=secret, now=now, make_hash=_hash)
 
 
 def session_key(token: str) -> str:

@@ -17,12 +17,10 @@ for a schedule that can no longer be cancelled.
 
 from __future__ import annotations
 
-import html
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.utils import make_msgid
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
@@ -32,11 +30,9 @@ from publisher.config import Config
 from publisher.delivery.base import Provider, make_provider
 from publisher.delivery.sending import find_article, prepare_article_issue, refresh_for_send, require_postal_address
 from publisher.errors import ConfigError, Conflict, InvalidRequest, NotFound, PublisherError
-from publisher.mail import newsletter
-from publisher.mail.mime import clean_header_text
-from publisher.models import Article, Outcome, RenderedIssue
+from publisher.models import Article
 from publisher.schedule import timing
-from publisher.services import articles, segments, subject_tests
+from publisher.services import articles, notices, segments, subject_tests
 from publisher.services.complaints import overridden, record_scheduled_override, stop_for_complaints
 from publisher.services.issues import blocking_problems, get_issue, refuse_mailed_there
 from publisher.services.settings_text import next_fire_times
@@ -339,36 +335,7 @@ def notify_owners(
     A provider's refusal is logged, never raised: the notice also shows on the desk's Home.
     """
     owners = [user.email for user in users.list_users(db) if user.role == "owner"]
-    if not owners:
-        return 0
-    text = "\n\n".join(lines) + "\n"
-    body = "".join(f"<p>{html.escape(line)}</p>" for line in lines)
-    rendered = RenderedIssue(
-        key="notice", subject=clean_header_text(subject),
-        html=f"<!doctype html><html><body>{body}</body></html>", text=text,
-    )
-    template = newsletter.MessageTemplate.from_rendered(config, rendered)
-    domain = template.sender_address.rpartition("@")[2] or "localhost"
-    provider = provider_factory(config)
-    told = 0
-    try:
-        for address in owners:
-            recipient = newsletter.Recipient(
-                delivery_id=None, email=address, name="", unsubscribe_url="",
-                message_id=make_msgid(idstring="notice", domain=domain),
-            )
-            try:
-                (result,) = provider.send(template, [recipient], now=now)
-            except PublisherError as exc:
-                log.error("the notice %r to %s was not sent: %s", subject, address, exc)
-                continue
-            if result.outcome is Outcome.SENT:
-                told += 1
-            else:
-                log.error("the notice %r to %s was not sent (%s): %s", subject, address, result.outcome, result.detail)
-    finally:
-        provider.close()
-    return told
+    return notices.mail_notice(config, owners, subject=subject, lines=lines, now=now, provider_factory=provider_factory)
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,7 @@ __all__ = [
     "list_users",
     "recovery_left",
     "remove",
+    "replace_password",
     "set_password",
     "set_recovery_codes",
     "set_role",
@@ -155,6 +156,21 @@ def set_password(engine: Engine, email: str, password_hash: str, *, now: datetim
             update(users).where(users.c.id == row.id).values(password_hash=password_hash, updated_at=now)
         )
         conn.execute(delete(desk_sessions).where(desk_sessions.c.user_id == row.id))
+
+
+def replace_password(engine: Engine, user_id: int, old_hash: str, new_hash: str, *, now: datetime) -> bool:
+    """Store `new_hash` only if the user's hash is still `old_hash`, and end every session of
+    this user; False (nothing changed) when it is not, so of two changes made from the same
+    sight of the old hash (a reset link used twice at once) exactly one lands."""
+    with begin_write(engine) as conn:
+        changed = conn.execute(
+            update(users)
+            .where(users.c.id == user_id, users.c.password_hash == old_hash)
+            .values(password_hash=new_hash, updated_at=now)
+        ).rowcount
+        if changed:
+            conn.execute(delete(desk_sessions).where(desk_sessions.c.user_id == user_id))
+    return bool(changed)
 
 
 def set_role(engine: Engine, email: str, role: str, *, now: datetime, keep_one: str | None = None) -> None:

@@ -84,7 +84,8 @@ class Desk:
         )
         config, engine = settings.config, settings.engine
         self.sections = (
-            SignInDesk(config, engine, self.pages, self.auth, secret=settings.secret, clock=settings.clock),
+            SignInDesk(config, engine, self.pages, self.auth, secret=settings.secret, clock=settings.clock,
+                       provider_factory=settings.provider_factory),
             AccountDesk(config, engine, self.pages, self.auth, secret=settings.secret, clock=settings.clock),
             ArticleDesk(config, engine, self.pages, self.auth, settings.provider_factory),
             IssueDesk(config, engine, self.pages, self.auth),

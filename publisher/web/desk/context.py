@@ -36,6 +36,7 @@ MESSAGES = {
     "key-revoked": "Key revoked: requests with it are refused from now on.",
     "bounce-decided": "Decided. The subscriber's page shows it.",
     "step-saved": "Saved. Nothing was sent: readers get the step when their day for it comes.",
+    "password-set": "Your new password is set, and every session of the account has ended. Sign in with it.",
 }
 """Notices shown after a redirect, by code (`?m=saved`): a link cannot make the desk say
 anything else."""

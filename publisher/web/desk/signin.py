@@ -7,6 +7,8 @@
     POST /desk/login/resume                     sign in again from an editor's save, or a
                                                 schedule, test copy or send, that came
                                                 after the session ended (`kept_page`)
+    GET  /desk/login/forgot  POST ...           ask for a link to set a forgotten password
+    GET  /desk/login/reset/{token}  POST ...    set it, from the mailed link (`accounts.resets`)
     POST /desk/logout  POST /desk/logout-all    sign out here / everywhere
 
 The rules are `publisher.accounts`'; this module reads forms and cookies and answers.
@@ -45,6 +47,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from sqlalchemy import Engine
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -55,7 +58,9 @@ from publisher.accounts import CODE_WINDOW, OIDC_WINDOW, CodeNeeded, OidcClient,
 from publisher.config import Config
 from publisher.errors import AccountError, PublisherError, SignInThrottled
 from publisher.services import articles as article_service
+from publisher.services import notices
 from publisher.services import revisions as revision_service
+from publisher.services.providers import Provider, make_provider
 from publisher.web.desk.auth import (
     CODE_COOKIE,
     DEVICE_COOKIE,
@@ -165,11 +170,12 @@ def _sentence(text: str) -> str:
 class SignInDesk(Section):
     def __init__(
         self, config: Config, engine: Engine, pages: DeskPages, auth: DeskAuth, *, secret: str,
-        clock: Callable[[], datetime],
+        clock: Callable[[], datetime], provider_factory: Callable[[Config], Provider] = make_provider,
     ) -> None:
         super().__init__(config, engine, pages, auth)
         self.secret = secret
         self.clock = clock
+        self.provider_factory = provider_factory
         try:
             self.oidc: OidcClient | None = OidcClient.from_config(config)
             self.oidc_problem = ""
@@ -189,6 +195,10 @@ class SignInDesk(Section):
             Route("/login/resume", self.resume, methods=["POST"]),
             Route("/login/oidc", self.oidc_start, methods=["GET"]),
             Route("/login/oidc/callback", self.oidc_callback, methods=["GET"]),
+            Route("/login/forgot", self.forgot_form, methods=["GET", "HEAD"]),
+            Route("/login/forgot", self.forgot, methods=["POST"]),
+            Route("/login/reset/{token}", self.reset_form, methods=["GET", "HEAD"]),
+            Route("/login/reset/{token}", self.reset, methods=["POST"]),
             Route("/logout", guard(self.logout, Role.VIEWER, before_second_factor=True), methods=["POST"]),
             Route("/logout-all", guard(self.logout_all, Role.VIEWER, before_second_factor=True), methods=["POST"]),
         ]
@@ -274,6 +284,92 @@ class SignInDesk(Section):
         except AccountError as exc:
             return self._login_page(request, status=400, email=email, error=_sentence(str(exc)))
         return self._first_step(request, done, target)
+
+    # A forgotten password
+
+    def _forgot_page(self, request: Request, *, status: int, error: str = "", email: str = "",
+                     asked: bool = False) -> Response:
+        return self._page(
+            request, "login_forgot", status=status, error=error, email=email, asked=asked,
+            minutes=int(accounts.RESET_WINDOW.total_seconds() // 60),
+            outbox_only=str(self.config["delivery.provider"]) == "maildir",
+        )
+
+    async def forgot_form(self, request: Request) -> Response:
+        return self._forgot_page(request, status=200)
+
+    async def forgot(self, request: Request) -> Response:
+        form = await self._form(request)
+        if isinstance(form, Response):
+            return form
+        email = form.get("email", "").strip()[:320]
+        try:
+            link = await run_in_threadpool(
+                lambda: accounts.ask_password_reset(
+                    self.engine, email, secret=self.secret, address=self.auth.client(request), now=self.clock()
+                )
+            )
+        except SignInThrottled as exc:
+            response = self._forgot_page(request, status=429, email=email, error=_sentence(str(exc)))
+            response.headers["retry-after"] = str(max(1, math.ceil(exc.retry_after)))
+            return response
+        # The same page whether or not the address has an account; the mail goes after it.
+        response = self._forgot_page(request, status=200, email=email, asked=True)
+        if link is not None:
+            response.background = BackgroundTask(self._mail_link, link)
+        return response
+
+    def _mail_link(self, link: accounts.ResetLink) -> None:
+        subject, lines = notices.password_reset_lines(
+            self.config, link.email, int(accounts.RESET_WINDOW.total_seconds() // 60)
+        )
+        notices.mail_notice(
+            self.config, [link.email], subject=subject, lines=lines, now=self.clock(),
+            link=f"{self.config.public_url}{link.path}", provider_factory=self.provider_factory,
+        )
+
+    def _reset_page(self, request: Request, *, status: int, holder: str = "", error: str = "") -> Response:
+        response = self._page(
+            request, "login_reset", status=status, holder=holder, error=error, min_password=accounts.MIN_PASSWORD
+        )
+        response.headers["referrer-policy"] = "no-referrer"  # the address is the link's secret
+        return response
+
+    async def reset_form(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        try:
+            user = await run_in_threadpool(
+                lambda: accounts.reset_holder(self.engine, token, secret=self.secret, now=self.clock())
+            )
+        except AccountError as exc:
+            return self._reset_page(request, status=400, error=_sentence(str(exc)))
+        return self._reset_page(request, status=200, holder=user.email)
+
+    async def reset(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        form = await self._form(request)
+        if isinstance(form, Response):
+            return form
+        now = self.clock()
+        try:
+            user = await run_in_threadpool(
+                lambda: accounts.reset_holder(self.engine, token, secret=self.secret, now=now)
+            )
+        except AccountError as exc:
+            return self._reset_page(request, status=400, error=_sentence(str(exc)))
+        password = form.get("password", "")
+        if password != form.get("again", ""):
+            return self._reset_page(
+                request, status=400, holder=user.email,
+                error="The two passwords are not the same. Type the new password twice.",
+            )
+        try:
+            await run_in_threadpool(
+                lambda: accounts.finish_password_reset(self.engine, token, password, secret=self.secret, now=now)
+            )
+        except AccountError as exc:
+            return self._reset_page(request, status=400, holder=user.email, error=_sentence(str(exc)))
+        return RedirectResponse("/desk/login?m=password-set", status_code=303)
 
     # Back to the editor, with what was typed
 
