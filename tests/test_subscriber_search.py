@@ -20,8 +20,9 @@ NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 @pytest.fixture
 def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[sa.Engine]:
-    """120 readers, read 10 ids a step."""
+    """120 readers, read 10 ids a step, by the scan (as where the trigram index is not there)."""
     monkeypatch.setattr(reading, "SEARCH_STEP", 10)
+    monkeypatch.setattr(reading, "TRIGRAM", 1000)
     engine = open_store(f"sqlite:///{tmp_path / 'test.db'}")
     with engine.begin() as conn:
         conn.execute(sa.insert(rows), [

@@ -77,6 +77,10 @@ SEARCH_INDEXES = frozenset({"ix_subscribers_email_trgm", "ix_subscribers_name_tr
 revision 0025 builds where the extension can be had, for the desk's search by a part of
 either. They have no SQLite twin, so they are not declared here; a comparison of this
 schema with a database leaves them out."""
+SEARCH_TABLE = "subscriber_search"
+"""SQLite's twin of those indexes: an FTS5 trigram table over the address and the name,
+kept in step by triggers (revision 0034). A virtual table with shadow tables of its own
+(`subscriber_search_*`), so it is not declared here either; a comparison leaves them out."""
 
 
 subscribers = Table(
