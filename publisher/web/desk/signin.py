@@ -329,11 +329,11 @@ class SignInDesk(Section):
         )
 
     def _reset_page(self, request: Request, *, status: int, holder: str = "", error: str = "") -> Response:
-        response = self._page(
+        # The desk's pages send a referrer to the desk alone (`render`), so the link goes to no
+        # other site; "no-referrer" would make the browser post its form from origin "null".
+        return self._page(
             request, "login_reset", status=status, holder=holder, error=error, min_password=accounts.MIN_PASSWORD
         )
-        response.headers["referrer-policy"] = "no-referrer"  # the address is the link's secret
-        return response
 
     async def reset_form(self, request: Request) -> Response:
         token = request.path_params["token"]
