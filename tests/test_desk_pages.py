@@ -654,4 +654,4 @@ def test_home_shows_the_next_digest_and_what_it_gathers(tmp_path: Path, monkeypa
     said = re.sub(r"\s+", " ", found.group(1))
     assert "Mon " in said and "08:00" in said and "Nothing is scheduled" not in home
     assert "1 article on the site that no digest carried yet" in said and "Sleep after a loss" in said
-    assert "to the readers who chose “the digest only”; the others had each article on its own" in said
+    assert "to every active reader but those who had each of them already" in said

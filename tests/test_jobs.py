@@ -170,7 +170,7 @@ def _choose_the_digest_only(pub: Pub, address: str) -> None:
 
 def test_a_reader_who_had_each_article_gets_no_digest_of_them(tmp_path: Path) -> None:
     """While articles go out one by one, the digest goes only to the reader who chose "the
-    digest only": the others, who chose every article, do not get the same article twice."""
+    digest only": the others, who had each article, do not get the same articles twice."""
     pub = Pub(tmp_path, policy="now", extra='digest = "0 7 * * 1"')
     _choose_the_digest_only(pub, "r2@example.org")
     jobs.publish_new(pub.key)
@@ -181,6 +181,21 @@ def test_a_reader_who_had_each_article_gets_no_digest_of_them(tmp_path: Path) ->
     assert jobs.digest(pub.key) is not None
     sent = [str(m["To"]) for m in pub.messages()]
     assert sorted(sent) == ["r0@example.org", "r1@example.org", "r2@example.org"]
+
+
+def test_a_reader_who_missed_one_of_its_articles_gets_the_digest(tmp_path: Path) -> None:
+    """An article the author never sent on its own reaches everyone through the digest:
+    only a reader who had every one of its articles is left out."""
+    pub = Pub(tmp_path, policy="wait", extra='digest = "0 7 * * 1"')
+    jobs.publish_new(pub.key)
+    pub.write("2026-11-19-sent.md", article("sent", "2026-11-19"))
+    pub.write("2026-11-20-kept.md", article("kept", "2026-11-20"))
+    jobs.publish_new(pub.key)
+    issue_service.send_now(pub.config, pub.db, "sent", now=START)
+    jobs.deliver_due(pub.key)
+    assert len(pub.messages()) == 3
+    assert jobs.digest(pub.key) is not None
+    assert sorted(str(m["To"]) for m in pub.messages()[3:]) == ["r0@example.org", "r1@example.org", "r2@example.org"]
 
 
 def test_with_articles_going_into_the_digest_every_reader_gets_it(tmp_path: Path) -> None:

@@ -297,7 +297,7 @@ def digest(config_path: str) -> int | None:
         return None
     issue_id = prepare_digest_issue(config, db, articles, now=now)
     queued = ledger.enqueue(
-        db, issue_id, now=now, tz_of_author=config.tz, digest_readers_only=not scheduling.digest_to_everyone(config)
+        db, issue_id, now=now, tz_of_author=config.tz, skip_had=scheduling.digest_skip_had(db, articles)
     )
     publishing.mark_digested(db, [a.id for a in articles], now=now)
     log.info("digest: %s articles, %s recipients queued", len(articles), queued)

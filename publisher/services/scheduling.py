@@ -53,7 +53,7 @@ __all__ = [
     "Waiting",
     "agenda",
     "cancel_schedule",
-    "digest_to_everyone",
+    "digest_skip_had",
     "list_schedules",
     "next_digest",
     "notify_owners",
@@ -384,21 +384,16 @@ class NextDigest:
     zone: str
     in_words: str
     titles: tuple[str, ...]
-    """The articles on the site that no digest carried yet, which it would mail."""
-    to_everyone: bool
-    """Whether it goes to every active reader (`digest_to_everyone`) or only to those who
-    chose "the digest only"."""
+    """The articles on the site that no digest carried yet, which it would mail (to every
+    active reader but those who had each of them already: `digest_skip_had`)."""
 
 
-def digest_to_everyone(config: Config) -> bool:
-    """Whether the digest goes to every active reader, or only to readers who chose "the
-    digest only".
-
-    With the policy "digest", new articles reach readers only through the digest, so it
-    goes to everyone. Otherwise a reader who chose every article had each one on its own,
-    and a digest of the same articles would be a second copy they did not ask for.
-    """
-    return str(config["schedule.policy"]) == "digest"
+def digest_skip_had(db: Engine, articles: Sequence[Article]) -> list[int]:
+    """The issues of a digest's `articles`, for `ledger.enqueue(skip_had=...)`: a reader who
+    has a copy of every one of them (each sent on its own) does not get them again in the
+    digest. Empty (everyone gets it) when one of them was never an issue of its own."""
+    found = [ledger.find_issue(db, article.id) for article in articles]
+    return [issue.id for issue in found if issue is not None] if all(found) else []
 
 
 def next_digest(config: Config, db: Engine, *, now: datetime) -> NextDigest | None:
@@ -417,7 +412,7 @@ def next_digest(config: Config, db: Engine, *, now: datetime) -> NextDigest | No
     gathered = tuple(a.title for a in content.load_articles(config) if a.is_public(now) and a.id in pending)
     return NextDigest(
         local=times[0].astimezone(config.tz), zone=config.tz.key, in_words=timing.in_words(times[0] - now),
-        titles=gathered, to_everyone=digest_to_everyone(config),
+        titles=gathered,
     )
 
 

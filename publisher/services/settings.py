@@ -174,7 +174,7 @@ def _digest_notice(config: Config, engine: Engine, now: datetime) -> str:
     """What a save that changed the digest says: when it goes now, its next times, and what
     the next one gathers. A digest turned on gathers every article on the site that no
     digest carried yet, those already mailed one by one too, and who it goes to
-    (`scheduling.digest_to_everyone`): said before it goes, it is not a surprise (the next time may be minutes away)."""
+    (`scheduling.digest_skip_had`): said before it goes, it is not a surprise (the next time may be minutes away)."""
     digest = _digest(str(config["schedule.digest"]), str(config["publication.timezone"]), now)
     if digest is None:
         return "No digest goes out any more."
@@ -192,15 +192,8 @@ def _digest_notice(config: Config, engine: Engine, now: datetime) -> str:
     count = f"{len(coming.titles):,} article{'' if len(coming.titles) == 1 else 's'}"
     return (
         f"{said} The next one, {coming.in_words}, gathers {count} on the site that no digest carried yet "
-        f"({titles}{more}) and goes to {_digest_readers(config)}."
+        f"({titles}{more}) and goes to every active reader but those who had each of them already."
     )
-
-
-def _digest_readers(config: Config) -> str:
-    """Who the digest goes to, in words (`scheduling.digest_to_everyone`)."""
-    if scheduling.digest_to_everyone(config):
-        return "every active reader"
-    return "the readers who chose \u201cthe digest only\u201d (the others had each article on its own)"
 
 
 def settings_view(

@@ -154,15 +154,15 @@ FIELDS: tuple[Field, ...] = (
       choices=("wait", "now", "window", "digest")),
     F("window", "schedule.window", "Send window", "sending",
       hint="The days and the time a new article's newsletter goes out at, when it waits for the send window."),
-    # Who gets it: services.scheduling.digest_to_everyone.
+    # Who gets it: services.scheduling.digest_skip_had.
     F(
         "digest",
         "schedule.digest",
         "Digest",
         "sending",
-        hint="One letter gathering the articles published since the last one. It goes to the readers "
-        "who chose “the digest only”, instead of each article; with “New articles” set to go into the "
-        "next digest, it goes to every active reader.",
+        hint="One letter gathering the articles published since the last one, to every active reader "
+        "but those who had each of its articles already, one by one. Readers who chose “the digest "
+        "only” get it instead of each article.",
     ),
     F("provider", "delivery.provider", "Provider", "provider", "choice",
       choices=("maildir", "smtp", "postmark", "sendgrid", "mailgun", "ses", "resend")),

@@ -22,7 +22,7 @@ from publisher.errors import InvalidRequest
 from publisher.models import SubscriberStatus
 from publisher.schedule import timing
 from publisher.store.issues import get_issue
-from publisher.store.ledger.rows import CLAIMABLE, FAILED, HELD, ISSUE_TAG, QUEUED, RETRY, SKIPPED
+from publisher.store.ledger.rows import CLAIMABLE, FAILED, HELD, ISSUE_TAG, QUEUED, RETRY, SENDING, SENT, SKIPPED
 from publisher.store.schema import deliveries, issues, subscriber_tags, subscribers
 from publisher.store.subscribers import clean_tags
 
@@ -39,6 +39,9 @@ __all__ = [
     "retry_failed",
 ]
 
+
+HAD_STATES = (QUEUED, SENDING, SENT, RETRY, HELD)
+"""A copy a reader has, or will have: every state but failed and skipped."""
 
 def local_not_before(now: datetime, local_at: datetime, zone: ZoneInfo) -> datetime:
     """When a row for a reader in `zone` may go: the moment their clock shows `local_at`
@@ -133,7 +136,7 @@ def enqueue(
     tag: Any = ISSUE_TAG,
     digest: bool = True,
     held: bool = False,
-    digest_readers_only: bool = False,
+    skip_had: Sequence[int] = (),
 ) -> int:
     """Write one `queued` row per active subscriber (of `tag`) in one transaction.
 
@@ -149,9 +152,9 @@ def enqueue(
     local-time schedule carries over. `digest` says whether the publication sends a
     digest (`schedule.digest`); without one, a reader who chose "the digest only" gets
     every article. `held` writes the rows `held` instead, for a subject test to give them
-    their subjects (none is claimable before). `digest_readers_only` sends a digest issue
-    only to the readers who chose "the digest only" (the others had each article on its
-    own). Returns the number of rows added.
+    their subjects (none is claimable before). `skip_had` leaves out the readers who have
+    a copy (sent, or on its way) of every one of those issues: a digest's articles that a
+    reader had one by one. Returns the number of rows added.
     """
     issue = get_issue(engine, issue_id)
     if issue.kind == "sequence":
@@ -162,8 +165,7 @@ def enqueue(
     author_zone = tz_of_author if isinstance(tz_of_author, ZoneInfo) else ZoneInfo(tz_of_author)
 
     conditions = [
-        *_audience(issue_id, segment, kind=issue.kind, topics=issue.topics, digest=digest,
-                   digest_readers_only=digest_readers_only),
+        *_audience(issue_id, segment, kind=issue.kind, topics=issue.topics, digest=digest, skip_had=skip_had),
         *where,
     ]
     columns = ["issue_id", "subscriber_id", "email", "name", "state", "attempts", "not_before",
@@ -234,7 +236,7 @@ def enqueue(
 
 def _audience(
     issue_id: int | None, segment: str | None, *, kind: str | None = None, topics: Sequence[str] = (),
-    digest: bool = True, digest_readers_only: bool = False,
+    digest: bool = True, skip_had: Sequence[int] = (),
 ) -> list[Any]:
     """Conditions on `subscribers` for who an enqueue of `issue_id` would add.
 
@@ -242,13 +244,20 @@ def _audience(
     article issue skips readers who want the digest only (while there is a digest: a
     choice that no longer exists must not mean "nothing"), and an article with public
     tags (`topics`) goes to readers who chose topics only when one of them matches. With
-    `digest_readers_only`, a digest goes only to readers who chose it.
+    `skip_had`, readers who have a copy of each of those issues are left out.
     """
     conditions: list[Any] = [subscribers.c.status == SubscriberStatus.ACTIVE.value]
     if kind == "article" and digest:
         conditions.append(subscribers.c.frequency != "digest")
-    if kind == "digest" and digest_readers_only:
-        conditions.append(subscribers.c.frequency == "digest")
+    if skip_had:
+        conditions.append(~and_(*(
+            exists().where(
+                deliveries.c.issue_id == had,
+                deliveries.c.subscriber_id == subscribers.c.id,
+                deliveries.c.state.in_(HAD_STATES),
+            )
+            for had in skip_had
+        )))
     if topics:
         wrapped = literal(",") + subscribers.c.topics + literal(",")
         conditions.append(
