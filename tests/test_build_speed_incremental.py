@@ -88,3 +88,45 @@ def test_the_tag_index_is_the_three_passes_in_one(tag_lists: list[list[str]]) ->
     assert index.tagged == feeds.tagged_articles(articles)
     assert list(index.names.items()) == list(feeds.site_tags(articles).items())
     assert index.collisions == feeds.tag_collisions(articles)
+
+
+def test_one_edit_writes_only_the_changes_of_the_index(tmp_path: Path) -> None:
+    """After one edit the article index and the files' record stay as they were; their changes go beside them."""
+    path = publication(tmp_path)
+    warm_build(path)
+    cache_folder = tmp_path / build_cache.CACHE_FOLDER
+    before = {name: (cache_folder / name).stat().st_ino for name in ("articles.json", "files.json")}
+    (tmp_path / "content" / "a05.md").write_text(text(5, body="Edited."), encoding="utf-8")
+    assert warm_build(path).parsed == 1
+    assert {name: (cache_folder / name).stat().st_ino for name in before} == before
+    assert (cache_folder / "articles-changes.json").stat().st_size < (cache_folder / "articles.json").stat().st_size
+    assert warm_build(path).parsed == 0
+
+
+def test_many_changes_write_the_index_whole_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past `CHANGES_MOST` changed entries the index is written whole and its changes file goes."""
+    monkeypatch.setattr(build_cache, "CHANGES_MOST", 2)
+    path = publication(tmp_path)
+    warm_build(path)
+    cache_folder = tmp_path / build_cache.CACHE_FOLDER
+    (tmp_path / "content" / "a01.md").write_text(text(1, body="Edited."), encoding="utf-8")
+    warm_build(path)  # one entry gone, one new: two changes
+    assert (cache_folder / "articles-changes.json").exists()
+    (tmp_path / "content" / "a02.md").write_text(text(2, body="Edited."), encoding="utf-8")
+    warm_build(path)
+    assert not (cache_folder / "articles-changes.json").exists()
+    assert warm_build(path).parsed == 0
+
+
+def test_changes_of_another_index_file_are_not_applied(tmp_path: Path) -> None:
+    """Changes written against an index that has been written whole since are ignored, not merged."""
+    path = publication(tmp_path)
+    warm_build(path)
+    cache_folder = tmp_path / build_cache.CACHE_FOLDER
+    (tmp_path / "content" / "a05.md").write_text(text(5, body="Edited."), encoding="utf-8")
+    warm_build(path)
+    changes = (cache_folder / "articles-changes.json").read_bytes()
+    index = cache_folder / "articles.json"
+    index.write_bytes(index.read_bytes())  # the same entries, another file: the changes name the old one
+    (cache_folder / "articles-changes.json").write_bytes(changes)
+    assert warm_build(path).parsed == 1  # the edited file's entry was in the changes: parsed again

@@ -39,7 +39,12 @@ def content_files(folder: Path) -> list[tuple[Path, str]]:
     it (`link_refusal` says why). os.scandir, not Path.rglob: a build lists thousands of
     files, and scandir tells a link from a folder without a call of its own.
     """
-    found: list[tuple[tuple[str, ...], Path, str]] = []
+    return [(Path(path), "/".join(parts)) for parts, path in _walk(folder)]
+
+
+def _walk(folder: Path) -> list[tuple[tuple[str, ...], str]]:
+    """`content_files` as (the parts of each relative path, the path as a string), sorted."""
+    found: list[tuple[tuple[str, ...], str]] = []
     pending: list[tuple[str, tuple[str, ...]]] = [(os.fspath(folder), ())]
     while pending:
         top, parts = pending.pop()
@@ -54,9 +59,9 @@ def content_files(folder: Path) -> list[tuple[Path, str]]:
             if is_folder:
                 pending.append((path, (*parts, name)))
             else:
-                found.append(((*parts, name), Path(path), "/".join((*parts, name))))
+                found.append(((*parts, name), path))
     found.sort(key=lambda item: item[0])
-    return [(path, relative) for _parts, path, relative in found]
+    return found
 
 
 def link_refusal(path: Path, shown: str, config: Config) -> ContentError:
@@ -155,12 +160,13 @@ def article_files(config: Config) -> list[tuple[Path, str]]:
             "the folder holding your articles"
         )
     root = f"{config.root.resolve()}{os.sep}"
-    found = []
-    for path, _relative in content_files(folder):
-        if path.name.endswith(".md"):
-            full = str(path)
-            found.append((path, full[len(root) :] if full.startswith(root) else full))
-    return found
+    # Strings until the end: a build lists thousands of articles, and each path made and
+    # turned back into a string would cost more than its listing.
+    return [
+        (Path(full), full[len(root) :] if full.startswith(root) else full)
+        for parts, full in _walk(folder)
+        if parts[-1].endswith(".md")
+    ]
 
 
 def scan_articles(

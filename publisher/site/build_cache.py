@@ -22,6 +22,11 @@ Two things, so that a rebuild does the work of what changed and nothing else:
 - Feeds that `publisher check` found well formed (`feeds-checked.json`), by the hash of
   their bytes: a check reads with feedparser only the feeds that changed.
 
+The index and `files.json` are written whole only now and then: while fewer than
+`CHANGES_MOST` of their entries changed since, only the changes are written, beside them
+(`articles-changes.json`, `files-changes.json`), naming the file they change by its size,
+times and inode, so one edit does not write the entries of thousands of articles again.
+
 Everything here is a hint, never the truth: an entry that is missing, unreadable, from
 another format or another version of the code is ignored and the work is done again,
 so deleting the folder is always safe. Files are written to a temporary name and renamed,
@@ -238,6 +243,75 @@ def _load(path: Path, kind: str, fingerprint: str) -> Any:
     return found.get("payload")
 
 
+class _Map(NamedTuple):
+    """A cache file of entries by name, as `_load_map` found it."""
+
+    entries: dict[str, Any]
+    """Its entries, with the changes written beside it applied."""
+    base: dict[str, Any]
+    """The entries of the file itself."""
+    token: str
+    """The file's size, times and inode: the changes beside it name the file they change."""
+
+
+_NO_MAP = _Map({}, {}, "")
+
+CHANGES_MOST = 64
+"""Entries changed since a map file was written whole, past which it is written whole
+again (`_save_map`); below, only the changes are written, beside it."""
+
+
+def _changes_path(path: Path) -> Path:
+    return path.with_name(f"{path.stem}-changes.json")
+
+
+def _load_map(path: Path, kind: str, fingerprint: str) -> _Map:
+    """A file `_save_map` wrote: its entries (a dict), with the changes beside it applied
+    when they name this very file; `_NO_MAP` for anything else, as `_load` has it."""
+    try:
+        with path.open("rb") as handle:
+            seen = os.fstat(handle.fileno())
+            found = json.loads(handle.read())
+    except (OSError, ValueError, RecursionError):
+        return _NO_MAP
+    if not isinstance(found, dict) or found.get("head") != [kind, _FORMAT, fingerprint]:
+        return _NO_MAP
+    base = found.get("payload")
+    if not isinstance(base, dict):
+        return _NO_MAP
+    token = f"{seen.st_size}:{seen.st_mtime_ns}:{seen.st_ctime_ns}:{seen.st_ino}"
+    changes = _load(_changes_path(path), f"{kind} changes", f"{fingerprint}\0{token}")
+    if not isinstance(changes, dict) or not isinstance(changes.get("set"), dict) or not _strings(changes.get("gone")):
+        return _Map(base, base, token)  # none, or of another file: the file alone
+    entries = dict(base)
+    for name in changes["gone"]:
+        entries.pop(name, None)
+    entries.update(changes["set"])
+    return _Map(entries, base, token)
+
+
+def _save_map(path: Path, kind: str, fingerprint: str, entries: Mapping[str, Any], found: _Map) -> None:
+    """Keep `entries`: only what changed since `found`'s file was written whole, beside it,
+    while that is at most `CHANGES_MOST` entries (one edit rewrites a few hundred bytes,
+    not the entries of thousands of articles); else the whole file, its changes removed.
+
+    Either file is written whole or not at all, and the changes name the file they change
+    (its size, times and inode), so a file written whole since, or by another build,
+    is never read with changes meant for another.
+    """
+    base = found.base
+    if found.token:
+        changed = {name: value for name, value in entries.items() if base.get(name) != value}
+        gone = [name for name in base if name not in entries]
+        if len(changed) + len(gone) <= CHANGES_MOST:
+            payload = {"set": changed, "gone": gone}
+            _save(_changes_path(path), f"{kind} changes", f"{fingerprint}\0{found.token}", payload)
+            return
+    _save(path, kind, fingerprint, dict(entries))
+    with contextlib.suppress(OSError):
+        _changes_path(path).unlink(missing_ok=True)
+
+
 def _save(path: Path, kind: str, fingerprint: str, payload: Any) -> None:
     """Write whole or not at all; a cache that cannot be written only costs the next build time."""
     data = json.dumps({"head": [kind, _FORMAT, fingerprint], "payload": payload}, separators=(",", ":"))
@@ -355,6 +429,10 @@ class ArticleCache:
         self.usable = usable_folder(self.folder) and _html_folder(self.folder)
         """False when the folder is not the publisher's alone: nothing is read from or written to it."""
         self._raw: dict[str, Any] = {}
+        self._articles = _NO_MAP
+        """`articles.json` as loaded (its changes are written against it)."""
+        self._files_map = _NO_MAP
+        """`files.json` as loaded."""
         self._index: dict[str, _Entry] = self._load_index() if self.usable else {}
         self._loaded = set(self._index)
         self._seen: dict[str, _Entry] = {}
@@ -529,12 +607,10 @@ class ArticleCache:
         return _parse(self.config, self.folder if self.usable else None, key, data, source)
 
     def _load_index(self) -> dict[str, _Entry]:
-        found = _load(self.folder / "articles.json", "articles", self.fingerprint)
-        if not isinstance(found, dict):
-            return {}
+        self._articles = _load_map(self.folder / "articles.json", "articles", self.fingerprint)
         tz = self.config.tz
         index: dict[str, _Entry] = {}
-        for key, raw in found.items():
+        for key, raw in self._articles.entries.items():
             entry = _Entry.from_json(raw, tz)
             if entry is not None:  # a damaged entry is a miss: its file is parsed again
                 index[key] = entry
@@ -571,12 +647,10 @@ class ArticleCache:
         return self._parse(key, data, article.source)[1]
 
     def _load_stats(self) -> dict[str, tuple[str, str]]:
-        found = _load(self.folder / "files.json", "files", self.fingerprint)
-        if not isinstance(found, dict):
-            return {}
+        self._files_map = _load_map(self.folder / "files.json", "files", self.fingerprint)
         return {
             path: (item[0], item[1])
-            for path, item in found.items()
+            for path, item in self._files_map.entries.items()
             if isinstance(item, list) and len(item) == 2 and all(isinstance(part, str) for part in item)
         }
 
@@ -587,11 +661,11 @@ class ArticleCache:
             previous = self._remembered if self._remembered is not None else self._load_stats()
             if previous != self._stats:
                 payload = {path: list(item) for path, item in self._stats.items()}
-                _save(self.folder / "files.json", "files", self.fingerprint, payload)
+                _save_map(self.folder / "files.json", "files", self.fingerprint, payload, self._files_map)
         if not self.usable or self._seen.keys() == self._loaded:
             return
         payload = {key: self._raw.get(key) or entry.as_json() for key, entry in self._seen.items()}
-        _save(self.folder / "articles.json", "articles", self.fingerprint, payload)
+        _save_map(self.folder / "articles.json", "articles", self.fingerprint, payload, self._articles)
         if self._loaded:
             # The HTML of the articles read last time and not this time (edited or gone):
             # every other file of html/ belongs to an article of this build or of none.
