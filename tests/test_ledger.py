@@ -142,6 +142,30 @@ def test_enqueue_with_tag_selects_the_segment(db: sa.Engine) -> None:
     assert ledger.enqueue(db, issue, now=NOW) == 3
 
 
+def test_enqueue_skipping_those_who_had_them_leaves_out_only_readers_with_every_copy(db: sa.Engine) -> None:
+    """A digest of two articles skips the reader with a copy of both (one sent, one still
+    queued), and reaches the reader who had one, the one whose copy failed, and the one who
+    had neither."""
+    both, one, failed, neither = add_subscribers(db, 4)
+    first, second = new_issue(db, key="a:1"), new_issue(db, key="a:2")
+    ledger.enqueue(db, first, now=NOW, where=[subscribers.c.id.in_([both, one, failed])])
+    ledger.enqueue(db, second, now=NOW, where=[subscribers.c.id.in_([both, failed])])
+    with db.begin() as conn:
+        conn.execute(sa.update(deliveries).where(deliveries.c.issue_id == first).values(state="sent"))
+        conn.execute(
+            sa.update(deliveries)
+            .where(deliveries.c.issue_id == second, deliveries.c.subscriber_id == failed)
+            .values(state="failed")
+        )
+    digest = new_issue(db, key="d:1", kind="digest", slug="digest")
+    assert ledger.enqueue(db, digest, now=NOW, skip_had=[first, second]) == 3
+    with db.connect() as conn:
+        reached = set(conn.execute(
+            sa.select(deliveries.c.subscriber_id).where(deliveries.c.issue_id == digest)
+        ).scalars())
+    assert reached == {one, failed, neither}
+
+
 def test_enqueue_tag_override_reaches_everyone(db: sa.Engine) -> None:
     """`tag=None` widens a tagged issue to the whole list, skipping rows already there."""
     add_subscribers(db, 3, tag="clinicians")
