@@ -28,6 +28,7 @@ from publisher.store import stats as store_stats
 from publisher.store import subscribers as store
 from publisher.store.stats import DeliveryRecord, EventRecord
 from publisher.store.subscriber_csv import ImportReport, open_export
+from publisher.store.subscribers import Listed
 
 __all__ = [
     "CONFIRMABLE",
@@ -38,6 +39,8 @@ __all__ = [
     "ConfirmationMailer",
     "ImportReport",
     "LinkHolder",
+    "Listed",
+    "ListingPage",
     "Receipt",
     "Subscribed",
     "SubscriberData",
@@ -51,6 +54,7 @@ __all__ = [
     "import_subscribers",
     "iter_subscribers",
     "link_holder",
+    "list_page",
     "list_subscribers",
     "open_export",
     "read_back",
@@ -105,6 +109,23 @@ class SubscriberPage:
     has_more: bool
     looked_to: int | None = None
     """A search that stopped for time (`search_subscribers`): the last id it read."""
+
+    @property
+    def next_after(self) -> int | None:
+        if self.looked_to is not None:
+            return self.looked_to
+        return self.items[-1].id if self.has_more and self.items else None
+
+
+@dataclass(frozen=True, slots=True)
+class ListingPage:
+    """One page of the list as the desk shows it (`list_page`): `SubscriberPage` with
+    `Listed` rows (address, name, status and tags) instead of whole subscribers."""
+
+    items: tuple[Listed, ...]
+    has_more: bool
+    looked_to: int | None = None
+    """A search that stopped for time: the last id it read."""
 
     @property
     def next_after(self) -> int | None:
@@ -366,6 +387,23 @@ def search_subscribers(
         raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}, got {limit}")
     items, more, looked_to = store.search_page(db, search, status=status, tag=tag, after=after or 0, limit=limit)
     return SubscriberPage(items=tuple(items), has_more=more, looked_to=looked_to)
+
+
+def list_page(
+    db: Engine,
+    *,
+    search: str = "",
+    status: SubscriberStatus | None = None,
+    tag: str | None = None,
+    after: int | None = None,
+    limit: int = 100,
+) -> ListingPage:
+    """A page for a person reading the list (the desk): `search_subscribers` with a
+    `search`, else `list_subscribers`, its readers read as the four columns a list shows."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}, got {limit}")
+    items, more, looked_to = store.listing(db, search=search, status=status, tag=tag, after=after or 0, limit=limit)
+    return ListingPage(items=tuple(items), has_more=more, looked_to=looked_to)
 
 
 def iter_subscribers(

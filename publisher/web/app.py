@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from publisher.api import create_api
@@ -48,6 +48,7 @@ from publisher.web.desk import Desk, DeskSettings
 from publisher.web.limits import BodyLimit
 from publisher.web.manage import ManageFlow
 from publisher.web.pages import Pages
+from publisher.web.routing import IndexedRouter
 from publisher.web.static import StaticSite
 from publisher.web.subscribe import PAGES, FlowSettings, SubscribeFlow
 from publisher.web.tracking import Tracking
@@ -74,11 +75,16 @@ class PublisherApp(Starlette):
     """A Starlette app whose static files skip the routing and middleware stack.
 
     Feed polls are most of the traffic and the cheapest answers; sending them past the
-    router, the error middleware and the body limit would cost more than answering.
+    router, the error middleware and the body limit would cost more than answering. The
+    app's own paths are routed by their first segment (`IndexedRouter`).
     """
 
     static: StaticSite
     moved: OldAddresses | None = None
+
+    def __init__(self, *, routes: Sequence[BaseRoute], middleware: Sequence[Middleware]) -> None:
+        super().__init__(routes=routes, middleware=middleware)
+        self.router = IndexedRouter(routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":

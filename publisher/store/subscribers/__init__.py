@@ -30,6 +30,7 @@ from publisher.store.subscribers.changes import (
 )
 from publisher.store.subscribers.erasure import remove
 from publisher.store.subscribers.reading import (
+    Listed,
     by_legacy_link,
     by_link_key,
     counts,
@@ -38,6 +39,7 @@ from publisher.store.subscribers.reading import (
     get,
     iter_subscribers,
     link_key,
+    listing,
     page,
     search_page,
     tag_counts,
@@ -68,6 +70,7 @@ __all__ = [
     "STATUS_KIND",
     "SUPPRESSED",
     "ImportReport",
+    "Listed",
     "Rejected",
     "add",
     "by_legacy_link",
@@ -85,6 +88,7 @@ __all__ = [
     "import_csv",
     "iter_subscribers",
     "link_key",
+    "listing",
     "mark_confirm_sent",
     "normalize_email",
     "page",

@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Engine
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount, Route, Router
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from publisher.accounts import Role, SessionPolicy
@@ -47,6 +46,7 @@ from publisher.web.desk.signin import SignInDesk
 from publisher.web.desk.signup_forms import SignupFormDesk
 from publisher.web.desk.subscribers import SubscriberDesk
 from publisher.web.limits import Proxies
+from publisher.web.routing import IndexedRouter
 
 __all__ = ["Desk", "DeskSettings"]
 
@@ -102,18 +102,17 @@ class Desk:
         )
 
     def mount(self) -> Mount:
-        return Mount("/desk", app=SameOrigin(Router(self.routes()), self.auth))
+        return Mount("/desk", app=SameOrigin(IndexedRouter(self.routes()), self.auth))
 
     def routes(self) -> list[BaseRoute]:
-        guard = self.auth.guarded
         return [
-            Route("/", guard(self.home, Role.VIEWER), methods=["GET", "HEAD"]),
+            Route("/", self.auth.reading(self.home, Role.VIEWER), methods=["GET", "HEAD"]),
             *(route for section in self.sections for route in section.routes()),
             Mount("/static", app=StaticFiles(directory=str(static_dir())), name="desk-static"),
         ]
 
     # Pages
 
-    async def home(self, asked: Asked) -> Response:
-        view = await run_in_threadpool(home.home_view, self.s.config, self.s.engine, asked.now)
+    def home(self, asked: Asked) -> Response:
+        view = home.home_view(self.s.config, self.s.engine, asked.now)
         return self.pages.render("home", asked.desk, section="home", view=view)

@@ -31,11 +31,14 @@ visitor into an account of its choosing. A browser that signed in keeps a device
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import hmac
 import html
 import ipaddress
 import secrets
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote, urlsplit
@@ -59,11 +62,13 @@ __all__ = [
     "DEVICE_COOKIE",
     "LOGIN_COOKIE",
     "OIDC_COOKIE",
+    "PAGE_THREADS",
     "SESSION_COOKIE",
     "SETUP_PATH",
     "Asked",
     "DeskAuth",
     "Handler",
+    "ReadHandler",
     "SameOrigin",
     "foreign_message",
     "refuse",
@@ -81,6 +86,12 @@ SETUP_PATH = "/desk/account"
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 MAX_FIELDS = 200
 MAX_UPLOAD = 8 * 1024 * 1024
+PAGE_THREADS = 15
+"""Threads that make the pages of `DeskAuth.reading`: as many as the store keeps
+connections, so a page that has a thread has a connection."""
+# The event loop's executor, not anyio's thread pool behind `run_in_threadpool`: its
+# capacity limiter, cancel scopes and task lookups cost a page more than its own query.
+_PAGE_THREADS = ThreadPoolExecutor(max_workers=PAGE_THREADS, thread_name_prefix="desk-page")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +111,8 @@ class Asked:
 
 
 Handler = Callable[[Asked], Awaitable[Response]]
+ReadHandler = Callable[[Asked], Response]
+"""A page that only reads, run in a worker thread whole (`DeskAuth.reading`)."""
 
 
 def safe_next(value: str | None) -> str:
@@ -200,9 +213,14 @@ class DeskAuth:
         token = request.cookies.get(SESSION_COOKIE, "")
         if not token:
             return None
-        return await run_in_threadpool(
-            accounts.current_session, self.engine, token, now=self.clock(), policy=self.policy
-        )
+        return await run_in_threadpool(self.read_session, request)
+
+    def read_session(self, request: Request) -> DeskSession | None:
+        """`session_of` in the calling thread (a worker thread: it reads the database)."""
+        token = request.cookies.get(SESSION_COOKIE, "")
+        if not token:
+            return None
+        return accounts.current_session(self.engine, token, now=self.clock(), policy=self.policy)
 
     def set_session_cookie(self, response: Response, request: Request, token: str) -> None:
         response.set_cookie(
@@ -256,20 +274,10 @@ class DeskAuth:
 
         async def endpoint(request: Request) -> Response:
             session = await self.session_of(request)
-            if session is None:
-                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-                if request.method in ("GET", "HEAD"):
-                    return RedirectResponse(f"/desk/login?next={quote(target, safe='/')}", status_code=303)
-                return _plain(401, "Your session has ended. Sign in again at /desk/login.")
-            if not accounts.allows(session.user.role, role):
-                return _plain(403, f"Your role ({session.user.role}) cannot do this; an owner can change it.")
-            if not before_second_factor and accounts.needs_two_factor(session.user, self.policy):
-                if request.method in ("GET", "HEAD"):
-                    return RedirectResponse(SETUP_PATH, status_code=303)
-                return _plain(
-                    403, "This desk asks you to turn on two-step sign-in before anything else. "
-                    "Set it up on your account page, /desk/account."
-                )
+            refused = self._refused(request, session, role, before_second_factor=before_second_factor)
+            if refused is not None:
+                return refused
+            assert session is not None  # refused otherwise
             if request.method != "POST":
                 return await handler(Asked(request, session, {}, {}, self.clock(), self.context_for(request, session)))
             try:
@@ -290,6 +298,47 @@ class DeskAuth:
                 await data.close()
 
         return endpoint
+
+    def reading(self, handler: ReadHandler, role: Role) -> Callable[[Request], Awaitable[Response]]:
+        """A page that only reads (GET, HEAD) behind `guarded`'s session, role and second
+        factor, made whole in one hop to the thread pool: the session is read, the page's
+        data read and its template rendered in the same worker thread. A hop for the
+        session and another for the page cost a busy desk more than the session's query."""
+
+        def whole(request: Request) -> Response:
+            session = self.read_session(request)
+            refused = self._refused(request, session, role, before_second_factor=False)
+            if refused is not None:
+                return refused
+            assert session is not None  # refused otherwise
+            return handler(Asked(request, session, {}, {}, self.clock(), self.context_for(request, session)))
+
+        async def endpoint(request: Request) -> Response:
+            context = contextvars.copy_context()
+            return await asyncio.get_running_loop().run_in_executor(_PAGE_THREADS, context.run, whole, request)
+
+        return endpoint
+
+    def _refused(
+        self, request: Request, session: DeskSession | None, role: Role, *, before_second_factor: bool
+    ) -> Response | None:
+        """The answer for a request that may not go on (no session, too low a role, a
+        second factor still to set up), or None when it may."""
+        if session is None:
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            if request.method in ("GET", "HEAD"):
+                return RedirectResponse(f"/desk/login?next={quote(target, safe='/')}", status_code=303)
+            return _plain(401, "Your session has ended. Sign in again at /desk/login.")
+        if not accounts.allows(session.user.role, role):
+            return _plain(403, f"Your role ({session.user.role}) cannot do this; an owner can change it.")
+        if not before_second_factor and accounts.needs_two_factor(session.user, self.policy):
+            if request.method in ("GET", "HEAD"):
+                return RedirectResponse(SETUP_PATH, status_code=303)
+            return _plain(
+                403, "This desk asks you to turn on two-step sign-in before anything else. "
+                "Set it up on your account page, /desk/account."
+            )
+        return None
 
 
 class SameOrigin:

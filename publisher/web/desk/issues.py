@@ -38,7 +38,7 @@ class IssueDesk(Section):
         guard = self.auth.guarded
         return [
             Route("/issues", guard(self.index, Role.VIEWER), methods=["GET", "HEAD"]),
-            Route("/issues/{id:int}", guard(self.detail, Role.VIEWER), methods=["GET", "HEAD"]),
+            Route("/issues/{id:int}", self.auth.reading(self.detail, Role.VIEWER), methods=["GET", "HEAD"]),
             Route("/issues/{id:int}/counts", guard(self.counts, Role.VIEWER), methods=["GET", "HEAD"]),
             Route("/issues/{id:int}/email", guard(self.email, Role.VIEWER), methods=["GET", "HEAD"]),
             Route("/issues/{id:int}/retry", guard(self.retry, Role.EDITOR), methods=["POST"]),
@@ -89,15 +89,10 @@ class IssueDesk(Section):
         )
         return {"engagement": totals, "engagement_chart": chart, "top_links": totals.links[:TOP_LINKS]}
 
-    async def detail(self, asked: Asked) -> Response:
+    def detail(self, asked: Asked) -> Response:
         issue_id = asked.request.path_params["id"]
-
-        def load() -> dict[str, Any]:
-            # One hop to the thread pool for the whole page, not one per part.
-            return {**self._detail(issue_id, asked.desk.can(Role.OWNER)), **self._engagement(issue_id)}
-
         try:
-            view = await run_in_threadpool(load)
+            view = {**self._detail(issue_id, asked.desk.can(Role.OWNER)), **self._engagement(issue_id)}
         except PublisherError as exc:
             return refuse(404, str(exc))
         return self.pages.render(

@@ -101,6 +101,9 @@ class DeskPages:
             # The desk's templates ship with the package and change only with it: looking
             # at each file's time on every page cost more than a page's SQL.
             auto_reload=False,
+            # Every one kept in a plain dict: Jinja's bounded cache moves the page's entry
+            # to the front of a list on every look-up, a scan of the whole list each page.
+            cache_size=-1,
         )
         self.env.globals["nav"] = NAV
         self.env.globals["Role"] = Role

@@ -70,7 +70,7 @@ class SubscriberDesk(Section):
     def routes(self) -> list[BaseRoute]:
         guard = self.auth.guarded
         return [
-            Route("/subscribers", guard(self.index, Role.VIEWER), methods=["GET", "HEAD"]),
+            Route("/subscribers", self.auth.reading(self.index, Role.VIEWER), methods=["GET", "HEAD"]),
             Route("/subscribers", guard(self.add, Role.EDITOR), methods=["POST"]),
             Route("/subscribers/import", guard(self.import_form, Role.EDITOR), methods=["GET", "HEAD"]),
             Route("/subscribers/import", guard(self.upload, Role.EDITOR), methods=["POST"]),
@@ -82,29 +82,20 @@ class SubscriberDesk(Section):
             Route("/subscribers/{id:int}/erase", guard(self.erase, Role.EDITOR), methods=["POST"]),
         ]
 
-    async def index(self, asked: Asked, *, error: str = "", status_code: int = 200) -> Response:
+    def index(self, asked: Asked, *, error: str = "", status_code: int = 200) -> Response:
         query = asked.request.query_params
         search = query.get("q", "").strip()
         status = query.get("status", "")
         tag = query.get("tag", "").strip()
         after = query.get("after", "")
-
-        def load() -> tuple[subscriber_service.SubscriberPage, list[subscriber_service.TagCount], dict[str, int]]:
-            # Keyset pages (`after`), never counted for a pager: the 1,000th page costs the
-            # first's; the counts and tags are kept ready by the store.
-            start = int(after) if after.isdigit() else None
-            if search:
-                page = subscriber_service.search_subscribers(
-                    self.engine, search, status=_status(status), tag=tag or None, after=start, limit=PAGE,
-                )
-            else:
-                page = subscriber_service.list_subscribers(
-                    self.engine, status=_status(status), tag=tag or None, after=start, limit=PAGE,
-                )
-            return page, subscriber_service.tags(self.engine), subscriber_service.counts(self.engine)
-
+        # Keyset pages (`after`), never counted for a pager: the 1,000th page costs the
+        # first's; the counts and tags are kept ready by the store.
+        start = int(after) if after.isdigit() else None
         try:
-            page, tags, counts = await run_in_threadpool(load)
+            page = subscriber_service.list_page(
+                self.engine, search=search, status=_status(status), tag=tag or None, after=start, limit=PAGE,
+            )
+            tags, counts = subscriber_service.tags(self.engine), subscriber_service.counts(self.engine)
         except PublisherError as exc:
             return refuse(400, str(exc))
         return self.pages.render(
@@ -122,7 +113,8 @@ class SubscriberDesk(Section):
                 )
             )
         except PublisherError as exc:
-            return await self.index(asked, error=str(exc), status_code=400)
+            refused = str(exc)
+            return await run_in_threadpool(lambda: self.index(asked, error=refused, status_code=400))
         return RedirectResponse(f"/desk/subscribers/{done.subscriber.id}?m=added", status_code=303)
 
     async def detail(self, asked: Asked, *, error: str = "", status_code: int = 200) -> Response:
