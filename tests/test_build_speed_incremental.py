@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_build_cache import NOW, publication, text
+from test_build_cache import NOW, Counter, assert_same_as_cold, incremental, publication, text
 
 from publisher import content
 from publisher.config import load_config
@@ -130,3 +130,18 @@ def test_changes_of_another_index_file_are_not_applied(tmp_path: Path) -> None:
     index.write_bytes(index.read_bytes())  # the same entries, another file: the changes name the old one
     (cache_folder / "articles-changes.json").write_bytes(changes)
     assert warm_build(path).parsed == 1  # the edited file's entry was in the changes: parsed again
+
+
+def test_one_edit_writes_only_the_changes_of_the_render_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After one edit the record of rendered files stays, its changes beside it; the next build renders nothing."""
+    path = publication(tmp_path)
+    incremental(path)
+    [record] = (tmp_path / build_cache.CACHE_FOLDER).glob("renders-*.json")
+    inode = record.stat().st_ino
+    (tmp_path / "content" / "a05.md").write_text(text(5, body="Edited."), encoding="utf-8")
+    assert incremental(path)[0].written
+    assert record.stat().st_ino == inode
+    counter = Counter(monkeypatch)
+    assert not incremental(path)[0].written
+    assert (counter.pages, counter.feeds, counter.previews) == ([], 0, [])
+    assert_same_as_cold(path)

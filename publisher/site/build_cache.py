@@ -55,7 +55,7 @@ import re
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, tzinfo
 from pathlib import Path
 from stat import S_ISDIR, S_ISREG
@@ -782,6 +782,8 @@ class RenderRecord:
     files: Mapping[str, Rendered]
     notes: Mapping[str, tuple[str, ...]]
     """Output key -> the warnings rendering it gave (given again when it is not rendered)."""
+    found: _Map = field(default=_NO_MAP, compare=False)
+    """The file the record was loaded from, against which a record made from it saves its changes."""
 
     @staticmethod
     def path(config: Config, output: Path) -> Path:
@@ -790,37 +792,41 @@ class RenderRecord:
 
     @classmethod
     def load(cls, config: Config, output: Path, fingerprint: str, build: str) -> RenderRecord | None:
+        """The record of `build`, None for any other, or one with an entry not as `save`
+        writes it. Its entries are one map ("build", "f/<file>", "n/<output key>"), so that
+        a build after one edit writes the few that changed (`_save_map`)."""
         path = cls.path(config, output)
         if not usable_folder(path.parent):
             return None
-        found = _load(path, "renders", fingerprint)
-        if not isinstance(found, dict) or found.get("build") != build:
-            return None
-        files, notes = found.get("files"), found.get("notes")
-        if not isinstance(files, dict) or not isinstance(notes, dict):
+        found = _load_map(path, "renders", fingerprint)
+        if found.entries.get("build") != build:
             return None
         record_files: dict[str, Rendered] = {}
-        for rel, item in files.items():
-            # One look at the types of the five fields: thousands of files at every build.
-            if type(item) is not list or tuple(map(type, item)) != _RENDERED_SHAPE:
-                return None
-            record_files[rel] = Rendered(*item)
         record_notes: dict[str, tuple[str, ...]] = {}
-        for key, said in notes.items():
-            if type(said) is not list or (said and set(map(type, said)) != {str}):
+        for name, item in found.entries.items():
+            kind, rel = name[:2], name[2:]
+            if kind == "f/":
+                # One look at the types of the five fields: thousands of files at every build.
+                if type(item) is not list or tuple(map(type, item)) != _RENDERED_SHAPE:
+                    return None
+                record_files[rel] = Rendered(*item)
+            elif kind == "n/":
+                if type(item) is not list or (item and set(map(type, item)) != {str}):
+                    return None
+                record_notes[rel] = tuple(item)
+            elif name != "build":
                 return None
-            record_notes[key] = tuple(said)
-        return cls(build, record_files, record_notes)
+        return cls(build, record_files, record_notes, found)
 
     def save(self, config: Config, output: Path, fingerprint: str) -> None:
+        """Keep the record: the entries that changed since the one it was loaded as
+        (`found`), or all of them."""
         path = self.path(config, output)
         if usable_folder(path.parent):
-            payload = {
-                "build": self.build,
-                "files": {rel: list(item) for rel, item in self.files.items()},
-                "notes": {key: list(said) for key, said in self.notes.items()},
-            }
-            _save(path, "renders", fingerprint, payload)
+            entries: dict[str, Any] = {"build": self.build}
+            entries.update((f"f/{rel}", list(item)) for rel, item in self.files.items())
+            entries.update((f"n/{key}", list(said)) for key, said in self.notes.items())
+            _save_map(path, "renders", fingerprint, entries, self.found)
 
 
 class TemplateRefs:

@@ -464,7 +464,11 @@ class _Writer:
             # build or a stage behind: a look at the builds folder's few names clears them.
             warnings = [*warnings, *_prune(self.builds, build, keep=self.standby.standby if self.standby else "")]
         if build is not None and (changes or self.rendered):
-            RenderRecord(build.name, self.files, self.notes).save(self.config, self.output, self.environment)
+            made = RenderRecord(build.name, self.files, self.notes)
+            if self.record is not None:
+                # Made from the served build's record: only what changed is written (`RenderRecord.save`).
+                made = replace(self.record, build=build.name, files=self.files, notes=self.notes)
+            made.save(self.config, self.output, self.environment)
         return self._report(warnings, removed, kept)
 
     def _next_standby(self, build: Path, changed: list[str], kept: list[str]) -> Standby | None:
