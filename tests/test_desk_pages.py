@@ -171,6 +171,50 @@ def test_import_preview_writes_nothing_until_confirmed(config: Config, url: str)
     engine.dispose()
 
 
+def test_a_wix_export_adds_only_its_subscribed_contacts(config: Config, url: str) -> None:
+    """The preview names Wix, refuses the contact who never subscribed with the reason,
+    and the import adds the subscribed one as active and keeps the unsubscribed one off."""
+    csv = (
+        b"First Name,Last Name,Email 1,Labels,Email subscriber status,Created At (UTC+0)\n"
+        b"Cara,Ng,cara@example.com,,Subscribed,2024-05-01\n"
+        b"Dan,,dan@example.com,,Unsubscribed,2024-05-02\n"
+        b"Eve,,eve@example.com,,Never subscribed,2024-05-03\n"
+    )
+    engine = open_store(config.store_url)
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        csrf = csrf_of(http.get("/desk/subscribers/import").text)
+        preview = http.post(
+            "/desk/subscribers/import", data={"csrf": csrf}, files={"file": ("contacts.csv", csv, "text/csv")}
+        )
+        assert preview.status_code == 200
+        assert "Looks like a <strong>Wix</strong> export" in preview.text
+        assert "Line 4: &#39;eve@example.com&#39;: never subscribed on Wix" in preview.text
+        key = re.search(r'name="key" value="([^"]+)"', preview.text).group(1)
+        http.post("/desk/subscribers/import/confirm", data={"csrf": csrf, "key": key})
+    counts = subscriber_store.counts(engine)
+    assert (counts["active"], counts["unsubscribed"]) == (1, 1)
+    assert subscriber_store.find(engine, "eve@example.com") is None
+    engine.dispose()
+
+
+def test_a_file_with_a_permission_column_it_cannot_read_is_refused_whole(config: Config, url: str) -> None:
+    """A shop's customer list, whose "Accepts Email Marketing" says no for some, is not
+    imported with everyone in it active: the page names the column and what to do."""
+    csv = b"Email,First Name,Accepts Email Marketing\nyes@example.com,Y,yes\nno@example.com,N,no\n"
+    engine = open_store(config.store_url)
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        csrf = csrf_of(http.get("/desk/subscribers/import").text)
+        answer = http.post(
+            "/desk/subscribers/import", data={"csrf": csrf}, files={"file": ("customers.csv", csv, "text/csv")}
+        )
+    assert answer.status_code == 400
+    assert "the column &#39;Accepts Email Marketing&#39; seems to say who may be mailed" in answer.text
+    assert subscriber_store.counts(engine)["active"] == 0
+    engine.dispose()
+
+
 def test_an_upload_that_is_not_utf8_is_refused_with_the_fix(url: str) -> None:
     """A Latin-1 file is refused, naming the file and how to save it."""
     with httpx.Client(base_url=url) as http:

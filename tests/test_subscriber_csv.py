@@ -64,6 +64,7 @@ def test_split_tags_reads_each_platforms_spelling(cell: str, tags: tuple[str, ..
         ("id,email,name,note,subscribed_to_emails,labels", "Ghost"),
         ("email,name,status,tags,timezone,created_at", "publisher"),
         ("E-mail,Full Name", "publisher"),
+        ("First Name,Last Name,Email 1,Labels,Email subscriber status,Created At (UTC+0)", "Wix"),
     ],
 )
 def test_platform_is_recognised_by_its_header(header: str, platform: str) -> None:
@@ -90,6 +91,68 @@ def test_status_words_of_other_tools_are_understood() -> None:
     """subscribed, cleaned and unconfirmed map onto our statuses."""
     found = rows("email,status\na@example.org,Subscribed\nb@example.org,cleaned\nc@example.org,unconfirmed\n")
     assert [r.status for r in found if isinstance(r, SourceRow)] == [S.ACTIVE, S.BOUNCED, S.PENDING]
+
+
+WIX = "First Name,Last Name,Email 1,Labels,Email subscriber status,Language,Created At (UTC+0)\n"
+
+
+def test_a_wix_contact_is_read_by_its_subscriber_status() -> None:
+    """Wix's Subscribed, Unsubscribed and Pending map onto ours, with the name, labels and
+    the date the contact was made."""
+    found = rows(
+        WIX
+        + "Cara,Ng,cara@example.com,\"Clinicians, Parents\",Subscribed,en,2024-05-01 10:00:00\n"
+        + "Dan,,dan@example.com,,Unsubscribed,en,2024-05-02\n"
+        + "Fay,,fay@example.com,,Pending,en,\n"
+    )
+    assert all(isinstance(r, SourceRow) for r in found), found
+    cara, dan, fay = (r for r in found if isinstance(r, SourceRow))
+    assert (cara.email, cara.name, cara.tags, cara.status) == (
+        "cara@example.com", "Cara Ng", ("Clinicians", "Parents"), S.ACTIVE
+    )
+    assert cara.consented_at == datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
+    assert cara.source == "wix:t.csv"
+    assert (dan.status, fay.status) == (S.UNSUBSCRIBED, S.PENDING)
+
+
+@pytest.mark.parametrize("said", ["Never subscribed", "", "Not set", "NEVER  SUBSCRIBED"])
+def test_a_wix_contact_who_never_subscribed_is_refused_with_the_reason(said: str) -> None:
+    """A contact who only wrote through the site never agreed to the newsletter: refused,
+    never added as a reader."""
+    [row] = rows(WIX + f"Eve,,eve@example.com,,{said},en,2024-05-03\n")
+    assert isinstance(row, Rejected)
+    assert "never subscribed on Wix" in row.reason
+
+
+def test_an_unknown_wix_status_is_refused_with_the_choices() -> None:
+    [row] = rows(WIX + "Eve,,eve@example.com,,Maybe,en,2024-05-03\n")
+    assert isinstance(row, Rejected)
+    assert "unknown Wix subscriber status 'maybe'" in row.reason and "Never subscribed" in row.reason
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Email,First Name,Accepts Email Marketing",  # a shop's customers
+        "email,name,Subscription Status",
+        "email,unsubscribed",
+        "Email,Subscribed",
+        "email,name,Marketing consent",
+        "email,do_not_email",
+    ],
+)
+def test_a_file_whose_column_says_who_may_be_mailed_but_is_not_understood_is_refused(header: str) -> None:
+    """Read as our own export, everyone in it would be mailed: the whole file is refused,
+    naming the column and what to do."""
+    column = header.rsplit(",", 1)[1]
+    with pytest.raises(SubscriberError, match=f"the column '{column}' seems to say who may be mailed") as caught:
+        read_export([header + "\n", "a@example.org,A,no\n"], origin="t.csv")
+    assert "Nothing was imported" in str(caught.value)
+
+
+@pytest.mark.parametrize("header", ["email,name,status,tags", "Email,Name,Subscribed On", "email,consent_text"])
+def test_our_own_columns_and_plain_dates_are_not_taken_for_permission(header: str) -> None:
+    assert read_export([header + "\n"], origin="t.csv")[0] == "publisher"
 
 
 def test_neutralised_cells_are_read_back_as_written() -> None:

@@ -1,4 +1,4 @@
-"""Subscriber CSV files: the exports of Mailchimp, Substack, Buttondown, Ghost, listmonk and our own.
+"""Subscriber CSV files: the exports of Mailchimp, Substack, Buttondown, Ghost, listmonk, Wix and our own.
 
 Reading maps each platform's columns and statuses onto ours and yields one `SourceRow`
 (or `Rejected`) per record, lazily, with the line it started on. Validation of the
@@ -24,10 +24,18 @@ What each platform calls things (header names compared case- and punctuation-bli
 | Buttondown | email / email_address | name (rare)         | tags   | subscriber_type / type              |
 | Ghost      | email             | name                    | labels | subscribed_to_emails = false        |
 | listmonk   | email             | name                    |        | status disabled or blocklisted      |
+| Wix        | Email / Email 1   | First Name + Last Name  | Labels | Email subscriber status             |
 | publisher  | email             | name                    | tags   | status                              |
 
+Wix's contacts are everyone who ever wrote through the site, not only subscribers: a
+contact whose "Email subscriber status" is "Never subscribed" (or empty) never agreed to
+the newsletter, and is refused with that reason rather than added. A file that is none
+of these platforms' and has a column that seems to say who may be mailed ("Accepts Email
+Marketing", "Subscription status", "unsubscribed", ...) but is not our own `status` is
+refused as a whole: read as ours, everyone in it would be mailed.
+
 When they consented: Mailchimp's CONFIRM_TIME (else OPTIN_TIME), Substack's and Ghost's
-created_at, Buttondown's creation_date, listmonk's created_at, our own confirmed_at (and
+created_at, Buttondown's creation_date, listmonk's created_at, Wix's Created At, our own confirmed_at (and
 source, opted_in_at, consent_text). Each row also carries its cells by header, for a reader
 that needs the columns this module leaves aside (`publisher.content.exports.readers`).
 """
@@ -69,7 +77,7 @@ EXPORT_COLUMNS = (
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
-EMAIL_KEYS = ("email", "email_address", "e_mail", "e_mail_address", "mail")
+EMAIL_KEYS = ("email", "email_address", "e_mail", "e_mail_address", "mail", "email_1")
 NAME_KEYS = ("name", "full_name")
 FIRST_KEYS = ("first_name", "fname", "firstname")
 LAST_KEYS = ("last_name", "lname", "lastname", "surname")
@@ -148,7 +156,7 @@ class ImportReport:
     """What an import did. Rejected rows carry their line number and the reason."""
 
     platform: str
-    """Whose export the file looked like: Mailchimp, Substack, Buttondown, Ghost, publisher."""
+    """Whose export the file looked like: Mailchimp, Substack, Buttondown, Ghost, listmonk, Wix, publisher."""
     imported: int = 0
     """New subscribers, of any status: an unsubscribed row is kept so it stays off the list."""
     updated: int = 0
@@ -280,6 +288,28 @@ def _status_listmonk(cells: Cells) -> SubscriberStatus | str:
     return status
 
 
+# Wix's "Email subscriber status": only "Subscribed" agreed to the newsletter.
+WIX_STATUSES: Mapping[str, SubscriberStatus] = {
+    "subscribed": S.ACTIVE,
+    "unsubscribed": S.UNSUBSCRIBED,
+    "pending": S.PENDING,
+}
+WIX_NEVER = frozenset({"", "never subscribed", "not set", "never_subscribed"})
+
+
+def _status_wix(cells: Cells) -> SubscriberStatus | str:
+    word = re.sub(r"\s+", " ", cells.get("email_subscriber_status", "").strip().lower())
+    if word in WIX_NEVER:
+        return (
+            "never subscribed on Wix: a contact who did not agree to get the newsletter is not "
+            "added (they can subscribe on the site)"
+        )
+    status = WIX_STATUSES.get(word)
+    if status is None:
+        return f"unknown Wix subscriber status {word!r} (expected Subscribed, Unsubscribed or Never subscribed)"
+    return status
+
+
 def _moment(value: str) -> datetime | None:
     """An export's timestamp as UTC: ISO 8601 with or without zone or "Z" (naive means UTC).
 
@@ -323,6 +353,7 @@ SUBSTACK = _Platform("Substack", _status_substack, _consent_columns("created_at"
 BUTTONDOWN = _Platform("Buttondown", _status_buttondown, _consent_columns("creation_date", "created_at"))
 GHOST = _Platform("Ghost", _status_ghost, _consent_columns("created_at"))
 LISTMONK = _Platform("listmonk", _status_listmonk, _consent_columns("created_at"))
+WIX = _Platform("Wix", _status_wix, _consent_columns("created_at_utc_0", "created_at"))
 
 _MAILCHIMP_MARKERS = frozenset(
     {"member_rating", "optin_time", "confirm_time", "leid", "euid", "unsub_time", "clean_time"}
@@ -332,6 +363,8 @@ _SUBSTACK_MARKERS = frozenset({"email_disabled", "active_subscription", "subscri
 
 def _detect(keys: Sequence[str]) -> _Platform:
     present = set(keys)
+    if "email_subscriber_status" in present:
+        return WIX
     if "subscribed_to_emails" in present:
         return GHOST
     if present & _MAILCHIMP_MARKERS or {"email_address", "first_name"} <= present:
@@ -442,9 +475,26 @@ def read_export(lines: Iterable[str], *, origin: str) -> tuple[str, Iterator[Sou
             "the column."
         )
     platform = _detect(keys)
+    if platform is PUBLISHER:
+        for cell, key in zip(header, keys, strict=True):
+            if key not in EXPORT_COLUMNS and _PERMISSION.search(key):
+                raise SubscriberError(
+                    f"{origin}: the column {cell.strip()!r} seems to say who may be mailed, and this file "
+                    "is not an export publisher knows (Mailchimp, Substack, Buttondown, Ghost, listmonk, "
+                    "Wix). Nothing was imported: read as it is, everyone in it would be mailed. Keep "
+                    "only the readers who agreed to the newsletter and remove that column, or name it "
+                    "status with the words active or unsubscribed."
+                )
     source = _platform_source(platform, origin)
     rows = _rows(_logical(iterator, blank + 2, delimiter, email_at), keys, email_at, platform, source)
     return platform.name, rows
+
+
+# Column names (as `_key` makes them) that say whether someone may be mailed.
+_PERMISSION = re.compile(
+    r"status|unsub|opt_?out|opt_?in$|accepts|consent|marketing|permission|^subscribed$|is_subscribed"
+    r"|do_not|dnc|blocklist|blacklist|suppress|bounced"
+)
 
 
 def _platform_source(platform: _Platform, origin: str) -> str:

@@ -483,7 +483,7 @@ def import_csv(
     tags: Iterable[str] = (),
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
-    """Import a CSV export (Mailchimp, Substack, Buttondown, Ghost or our own) in one transaction.
+    """Import a CSV export (Mailchimp, Substack, Buttondown, Ghost, listmonk, Wix or our own) in one transaction.
 
     `lines` is streamed (open the file with newline="" and encoding "utf-8-sig"); `origin`
     names it in messages and in each subscriber's source. Rows are imported as active
