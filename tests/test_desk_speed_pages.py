@@ -25,7 +25,8 @@ from publisher.store import open_store
 from publisher.store.schema import deliveries, issues
 from publisher.store.schema import subscribers as rows
 from publisher.web import create_app
-from publisher.web.desk import auth
+from publisher.web.desk import auth, home
+from publisher.web.desk import issues as issue_pages
 from publisher.web.routing import IndexedRouter
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -213,3 +214,25 @@ def test_the_list_page_reads_only_the_columns_it_shows(config: Config, page: str
     listed = [statement for statement in ran if "subscribers.email" in statement]
     assert listed
     assert not [statement for statement in listed if "consent_text" in statement or "created_at" in statement]
+
+
+@pytest.mark.parametrize(("page", "module"), [("/desk/", home), ("/desk/issues/1", issue_pages)])
+def test_a_chart_whose_numbers_did_not_change_is_not_drawn_again(
+    url: str, page: str, module: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Home's joins and departures and the report's pace are drawn once for the same numbers."""
+    drawn: list[str] = []
+    real = module.bar_chart
+
+    def counted(title: str, *args: Any, **kwargs: Any) -> str:
+        drawn.append(title)
+        return str(real(title, *args, **kwargs))
+
+    monkeypatch.setattr(module, "bar_chart", counted)
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        first, second = http.get(page), http.get(page)
+    assert first.status_code == second.status_code == 200
+    assert "<svg" in second.text
+    chart = "Joins and departures" if module is home else "Messages sent per minute"
+    assert len([title for title in drawn if title.startswith(chart)]) <= 1

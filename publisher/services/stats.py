@@ -11,6 +11,7 @@ week before it (`store.subscribers.issue_for_event`). Each counts for one issue 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -95,13 +96,21 @@ def subscriber_days(db: Engine, *, now: datetime, days: int = 30) -> list[DayCou
     first = today - timedelta(days=days - 1)
     since = datetime(first.year, first.month, first.day, tzinfo=UTC)
     counted = store.events_per_day(db, since=since, until=since + timedelta(days=days), kinds=_FIELDS)
+    return list(_day_lines(first, days, tuple(sorted(counted.items()))))
+
+
+@functools.lru_cache(maxsize=8)
+def _day_lines(first: date, days: int, counted: tuple[tuple[tuple[str, str], int], ...]) -> tuple[DayCounts, ...]:
+    """The lines of `subscriber_days` from the store's counts, kept for the next call with
+    the same counts: Home asks for 90 days on every look, and they change far less often."""
+    found = dict(counted)
     lines: list[DayCounts] = []
     for offset in range(days):
         day = first + timedelta(days=offset)
         key = day.isoformat()  # YYYY-MM-DD, as the store keys days
-        values = {name: counted.get((key, kind), 0) for kind, name in _FIELDS.items()}
+        values = {name: found.get((key, kind), 0) for kind, name in _FIELDS.items()}
         lines.append(DayCounts(day=day, **values))
-    return lines
+    return tuple(lines)
 
 
 def issue_counts(db: Engine, issue_id: int) -> IssueCounts:

@@ -3,8 +3,9 @@ and what stands between the configuration and real readers."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import Engine
 
@@ -49,11 +50,7 @@ def home_view(config: Config, engine: Engine, now: datetime) -> HomeView:
     days = stats.subscriber_days(engine, now=now, days=DAYS)
     joined = tuple(d.joined for d in days)
     left = tuple(d.left + d.bounced + d.complained for d in days)
-    chart = bar_chart(
-        f"Joins and departures, last {DAYS} days",
-        [f"{d.day:%d %b}" for d in days],
-        [Series("joined", joined), Series("left", left)],
-    )
+    chart = _chart(_day_labels(days[0].day, len(days)), joined, left)
     recent = issue_service.issue_status(engine, limit=RECENT_ISSUES)
     return HomeView(
         counts=subscriber_service.counts(engine),
@@ -70,4 +67,20 @@ def home_view(config: Config, engine: Engine, now: datetime) -> HomeView:
         providers=providers.pool_status(config, engine, now=now),
         throttled=signup.throttled_networks(engine, now=now),
         digest=scheduling.next_digest(config, engine, now=now),
+    )
+
+
+# The chart changes when a day passes or a reader joins or leaves, not with each look at
+# Home: drawn again on every page it was a tenth of the page's CPU.
+
+
+@functools.lru_cache(maxsize=4)
+def _day_labels(first: date, count: int) -> tuple[str, ...]:
+    return tuple(f"{first + timedelta(days=n):%d %b}" for n in range(count))
+
+
+@functools.lru_cache(maxsize=16)
+def _chart(labels: tuple[str, ...], joined: tuple[int, ...], left: tuple[int, ...]) -> str:
+    return bar_chart(
+        f"Joins and departures, last {DAYS} days", labels, [Series("joined", joined), Series("left", left)]
     )

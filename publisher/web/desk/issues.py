@@ -10,8 +10,10 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -59,14 +61,11 @@ class IssueDesk(Section):
     def _detail(self, issue_id: int, addresses: bool) -> dict[str, Any]:
         report = stats.issue_report(self.engine, issue_id, addresses=addresses, shown=FAILURES_SHOWN)
         line, after, pace = report.status, report.counts, report.pace
-        labels = [f"{m.minute.astimezone(self.config.tz):%H:%M}" for m in pace]
-        chart = bar_chart(
-            "Messages sent per minute", labels, [Series("sent", tuple(m.sent for m in pace))]
-        ) if pace else ""
+        chart, pace_local = _pace(pace, self.config.tz)
         return {
             "line": line, "after": after, "reasons": report.reasons, "pace": list(pace), "chart": chart,
             # The table under the chart reads the minutes on the same clock as its labels.
-            "pace_local": [(m.minute.astimezone(self.config.tz), m.sent) for m in pace],
+            "pace_local": pace_local,
             "zone": self.config.tz.key, "failures": report.failures,
             "complaint_rate": complaints.ComplaintRate(
                 complaints=after.complained, accepted=line.sent, over="this issue"
@@ -119,3 +118,14 @@ class IssueDesk(Section):
         except PublisherError as exc:
             return refuse(404, str(exc))
         return HTMLResponse(html, headers=PREVIEW_HEADERS)
+
+
+@functools.lru_cache(maxsize=32)
+def _pace(pace: tuple[stats.MinuteCount, ...], zone: ZoneInfo) -> tuple[str, tuple[tuple[str, int], ...]]:
+    """The pace's chart, and its table's lines (the minute in `zone`, written out, and the
+    copies sent): kept for the next look, as a send's past minutes do not change."""
+    local = [m.minute.astimezone(zone) for m in pace]
+    chart = bar_chart(
+        "Messages sent per minute", [f"{t:%H:%M}" for t in local], [Series("sent", tuple(m.sent for m in pace))]
+    ) if pace else ""
+    return chart, tuple((f"{t:%Y-%m-%d %H:%M}", m.sent) for t, m in zip(local, pace, strict=True))
