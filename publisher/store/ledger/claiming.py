@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Boolean, Engine, Integer, String, and_, bindparam, case, exists, insert, or_, select, update
+from sqlalchemy.engine import Dialect
 
 from publisher.models import Outcome, SendResult, SubscriberStatus
 from publisher.store.ledger.rows import (
@@ -190,11 +191,15 @@ def record(
     with engine.begin() as conn:
         # First statement writes; each row counts one attempt if it is still this worker's.
         if sent:
-            conn.execute(
-                _record_sent(mine=worker is not None),
+            statement = _record_sent_sql(conn.dialect, mine=worker is not None)
+            conn.exec_driver_sql(
+                statement.sql,
                 [
-                    {"b_id": r.delivery_id, "b_provider_id": r.provider_id[:200], "b_detail": r.detail, "b_now": now}
-                    | ({"b_worker": worker} if worker is not None else {})
+                    statement.parameters(
+                        {"b_id": r.delivery_id, "b_provider_id": r.provider_id[:200], "b_detail": r.detail}
+                        | {"b_now": now}
+                        | ({"b_worker": worker} if worker is not None else {})
+                    )
                     for r in sent
                 ],
             )
@@ -322,6 +327,56 @@ def _record_sent(*, mine: bool) -> Any:
             claimed_at=None,
         )
     )
+
+
+class _DriverStatement:
+    """A statement compiled once for one kind of database, run as the driver's own SQL.
+
+    An SMTP send records its answers about one commit a message (each connection's next
+    final dot waits for its last answer), and running a Core statement (its cache key,
+    compiled parameters, result object) took about 60 of the 140 microseconds of such a
+    commit on SQLite. The values still go through their types' bind processors (SQLite's
+    dates are text), the same as a Core statement's."""
+
+    __slots__ = ("_fixed", "_names", "_positional", "_processors", "sql")
+
+    def __init__(self, statement: Any, dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.sql: str = compiled.string
+        self._positional = bool(compiled.positional)
+        self._names: tuple[str, ...] = tuple(compiled.positiontup or compiled.binds)
+        self._processors = {
+            name: processor
+            for name, bind in compiled.binds.items()
+            if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        }
+        self._fixed = {
+            name: self._processors[name](value) if name in self._processors else value
+            for name, value in compiled.params.items()
+            if not name.startswith("b_")
+        }
+
+    def parameters(self, values: dict[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
+        """The driver's parameters for the `b_` values given (the statement's own are added)."""
+        for name, processor in self._processors.items():
+            if name in values:
+                values[name] = processor(values[name])
+        values.update(self._fixed)
+        if self._positional:
+            return tuple(values[name] for name in self._names)
+        return values
+
+
+_DRIVER_STATEMENTS: dict[tuple[str, str, str, bool], _DriverStatement] = {}
+
+
+def _record_sent_sql(dialect: Dialect, *, mine: bool) -> _DriverStatement:
+    """`_record_sent` for this kind of database (not this engine: a process may open many)."""
+    key = (dialect.name, dialect.driver, str(dialect.paramstyle), mine)
+    found = _DRIVER_STATEMENTS.get(key)
+    if found is None:
+        found = _DRIVER_STATEMENTS[key] = _DriverStatement(_record_sent(mine=mine), dialect)
+    return found
 
 
 def _uncertain_or_maybe_sent() -> Any:
