@@ -67,6 +67,20 @@ def relaxed_header(field: bytes) -> tuple[bytes, bytes]:
 def relaxed_headers(block: bytes) -> dict[bytes, bytes]:
     """Name -> canonical field for each field of a header block (CRLF-ended fields)."""
     found: dict[bytes, bytes] = {}
+    if (
+        block.endswith(b"\r\n")
+        and b"\t" not in block
+        and b"  " not in block
+        and b"\r\n " not in block
+        and b" \r\n" not in block
+    ):
+        # Unfolded fields with single spaces (every per-reader field mime.py makes): each
+        # line is a field, and only the spaces around its colon go.
+        for field in block.split(b"\r\n")[:-1]:
+            name, _, value = field.partition(b":")
+            lowered = name.rstrip(b" ").lower()
+            found[lowered] = lowered + b":" + value.lstrip(b" ") + b"\r\n"
+        return found
     for field in _FIELD_START.split(block):
         if field:
             name, canonical = relaxed_header(field)
@@ -206,12 +220,15 @@ class DkimSigner:
 class SigningPlan:
     """One issue's fixed parts, canonicalised and hashed; `signatures` finishes a copy."""
 
-    __slots__ = ("_body_prefix", "_body_rest", "_head_fixed", "_head_keys", "_signer", "_static_bh")
+    __slots__ = ("_body_prefix", "_body_rest", "_head_fixed", "_head_keys", "_signer", "_spaced", "_static_bh")
 
     def __init__(
         self, signer: DkimSigner, head: Sequence[bytes | str], body: Sequence[bytes | str]
     ) -> None:
         self._signer = signer
+        # A domain or selector holding whitespace (a typing slip) takes the general relaxed
+        # canonicalisation of the DKIM-Signature field; the others are written canonical.
+        self._spaced = any(re.search(r"\s", name) for name in (signer.domain, *(k.selector for k in signer.keys)))
         self._head_fixed: dict[bytes, bytes] = {}
         for piece in head:
             if isinstance(piece, bytes):
@@ -241,8 +258,10 @@ class SigningPlan:
         bh = self._static_bh
         if not bh:
             state = self._body_prefix.copy()
-            for piece in self._body_rest:
-                state.update(piece if isinstance(piece, bytes) else relaxed_lines(values[piece]))
+            # One update: hashlib lets the GIL go for each large one, and taking it back
+            # can wait behind the sessions' threads.
+            rest = [piece if isinstance(piece, bytes) else relaxed_lines(values[piece]) for piece in self._body_rest]
+            state.update(b"".join(rest))
             bh = base64.b64encode(state.digest())
         canonical = dict(self._head_fixed)
         for name in self._head_keys:
@@ -251,16 +270,16 @@ class SigningPlan:
                 canonical.update(relaxed_headers(block))
         signed = [field for field in DKIM_HEADERS if field in canonical]
         data = b"".join(canonical[field] for field in signed)
-        stamp = int(date.timestamp())
+        tags = f"t={int(date.timestamp())};", f"h={b':'.join(signed).decode('ascii')};", f"bh={bh.decode('ascii')};"
         out: list[bytes] = []
         for key in self._signer.keys:
-            header = (
-                f"DKIM-Signature: v=1; a={key.algorithm}; c=relaxed/relaxed;\r\n"
-                f" d={self._signer.domain}; s={key.selector}; t={stamp};\r\n"
-                f" h={b':'.join(signed).decode('ascii')};\r\n"
-                f" bh={bh.decode('ascii')};\r\n b="
-            ).encode("ascii")
-            _, unsigned = relaxed_header(header)
-            signature = key.sign(data + unsigned[:-2])
-            out.append(header + base64.b64encode(signature) + b"\r\n")
+            head = f"v=1; a={key.algorithm}; c=relaxed/relaxed;", f"d={self._signer.domain}; s={key.selector};"
+            header = f"DKIM-Signature: {head[0]}\r\n {head[1]} {tags[0]}\r\n {tags[1]}\r\n {tags[2]}\r\n b="
+            if self._spaced:
+                unsigned = relaxed_header(header.encode("ascii"))[1][:-2]
+            else:
+                # Its relaxed form: the field unfolded, single spaces kept.
+                unsigned = f"dkim-signature:{head[0]} {head[1]} {tags[0]} {tags[1]} {tags[2]} b=".encode("ascii")
+            signature = key.sign(data + unsigned)
+            out.append(header.encode("ascii") + base64.b64encode(signature) + b"\r\n")
         return b"".join(out)
