@@ -561,8 +561,10 @@ class ArticleCache:
         entry = self._index.get(key)
         article = None
         if isinstance(entry, _Entry):
-            with contextlib.suppress(TypeError):  # a damaged entry: parse the file again
+            try:  # not contextlib.suppress: thousands of articles are read at every build
                 article = entry.article
+            except TypeError:  # a damaged entry: parse the file again
+                article = None
         if entry is None or article is None:
             if data is None:  # known by `warm` only: read it now, as it is now
                 self._looked.pop(str(path), None)

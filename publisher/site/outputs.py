@@ -394,8 +394,11 @@ def plan_site(
     if note:
         items.append(note)
     pages = archive.Archive(config, public, tags)
+    kinds: dict[str, str] = {}  # the key of each kind of page's settings and templates
     for path, made_of, render in pages.jobs(bodies.key, bodies.about, bodies.full):
-        page = inputs.key("site", archive.TEMPLATES.get(made_of[0]))
+        page = kinds.get(made_of[0])
+        if page is None:
+            page = kinds[made_of[0]] = inputs.key("site", archive.TEMPLATES.get(made_of[0]))
         items.append(Output("archive pages", (path,), _key(page, *made_of), _single(path, render)))
         taken.add(path)
     images, image_notes = archive.image_files(config, public, taken)
@@ -418,15 +421,16 @@ def plan_site(
         if refusal:
             items.append(refusal)
             continue
+        paths = (f"newsletters/{article.slug}.html", f"newsletters/{article.slug}.eml")
         items.append(
             Output(
                 "newsletter previews",
-                (f"newsletters/{article.slug}.html", f"newsletters/{article.slug}.eml"),
+                paths,
                 _key(mail, "preview", bodies.key(article)),
                 partial(_preview, preview, bodies, article),
             )
         )
-    taken.update(path for item in items if isinstance(item, Output) for path in item.paths)
+        taken.update(paths)
     for rel, source in assets:
         if rel in taken:
             # A lead image the archive copied already is the same file; anything else is in the way.

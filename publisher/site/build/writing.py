@@ -214,6 +214,7 @@ class _Writer:
         self.environment = environment
         self.current = _served(output)
         self.root = self.current or output
+        self.root_name = os.fspath(self.root)
         self.previous, self.manifest_note = _read_manifest(self.root) if self.current else ({}, "")
         linked = self.current is not None and output.is_symlink()
         self.record = (
@@ -270,23 +271,26 @@ class _Writer:
     def kept(self, item: outputs.Output) -> dict[str, Rendered] | None:
         """`item`'s files in the served build, if they were rendered from the same key and
         are still as that build left them; None when it must be rendered."""
-        if self.record is None or item.key not in self.record.notes:
+        record = self.record
+        if record is None or item.key not in record.notes:
             return None
+        # Strings and locals: thousands of files are looked at in every build.
+        files, previous, root = record.files, self.previous, self.root_name
+        linked = self.standby is not None and not self.dry
         kept = {}
         for rel in item.paths:
-            known = self.record.files.get(rel)
-            if known is None or known.key != item.key or self.previous.get(rel) != known.digest:
+            known = files.get(rel)
+            if known is None or known.key != item.key or previous.get(rel) != known.digest:
                 return None
             try:
-                # A string path: thousands of files are looked at in every build.
-                stat = os.lstat(f"{self.root}/{rel}")
+                stat = os.lstat(f"{root}/{rel}")
             except OSError:
                 return None
             if stat.st_size != known.size or stat.st_mtime_ns != known.mtime_ns:
                 return None  # changed by hand since, in place or not: render it again
             # With a trusted standby record, the file must also be the one the build left
             # (its inode): the standby is brought up to date by linking that file.
-            if self.standby is not None and not self.dry and stat.st_ino != known.inode:
+            if linked and stat.st_ino != known.inode:
                 return None  # replaced by hand since: render it again
             kept[rel] = known
         return kept
