@@ -28,10 +28,9 @@ given an `answered` callback: each answer goes to the run's recorder as it arriv
 the provider holds the end of a message (the final dot of DATA) while `unrecorded`
 answers of its session (SMTP: `delivery.smtp.in_flight`, 1 by default, up to 8) are still
 uncommitted. The
-recorder commits in groups, one at a time, each taking every answer queued by then; an
-answer that a final dot will wait for is committed as soon as it is read, by the
-sending thread itself while the server works on the next envelope, already sent
-(recording.py, `Answered.hurry`). So at most `unrecorded` messages per connection can have
+recorder commits in groups, on a thread of its own, while the senders go on with the
+next envelopes and bodies; an answer that a final dot will wait for is committed as soon
+as it is read (recording.py, `Answered.hurry`). So at most `unrecorded` messages per connection can have
 been accepted without their rows saying so: that is all a `kill -9` can send twice
 (every row it left claimed is flagged uncertain, and reported). Providers that answer a
 batch per call (the HTTP APIs) are recorded per call.

@@ -1,12 +1,9 @@
 """Recording answers: what keeps a message that went out from being sent again.
 
 `Recorder` takes the answers of providers that answer message by message (SMTP) as they
-arrive and commits them in groups (see engine.py, "In-flight window"): a commit costs
-about as much as sixteen answers in it, so answers nobody waits for yet are gathered on
-a thread of its own rather than committed one by one. An answer a sender waits for, or
-will wait for, is committed by that sender's own thread, with every answer queued by
-then (group commit, the first in line leading): handing it to another thread costs two
-wake-ups a commit, and on a busy machine each can wait a scheduler's turn.
+arrive and commits them in groups, on a thread of its own, while the senders go on
+(see engine.py, "In-flight window"): a commit costs about as much as sixteen answers
+in it, so answers nobody waits for yet are gathered rather than committed one by one.
 `durably` runs any ledger write through a short outage of the database.
 """
 
@@ -56,9 +53,9 @@ def durably(action: Callable[[], T]) -> T:
 
 class Answered:
     """One submitted answer: calling it blocks until the answer is in the ledger; `hurry`
-    asks for its commit now, for an answer that will be waited for (an SMTP session's next
-    final dot waits for it: see smtp.py, `_Stream`), so that it is in the ledger by the
-    time the dot goes rather than committed then."""
+    asks for its commit now, without waiting, for an answer that will be waited for (an
+    SMTP session's next final dot waits for it: see smtp.py, `_Stream`), so that the
+    commit runs while the sender writes the next message rather than after."""
 
     __slots__ = ("_mine", "_recorder")
 
@@ -74,20 +71,19 @@ class Answered:
 
 
 class Recorder:
-    """Commits answers as they arrive, in groups, one commit at a time.
+    """Commits answers as they arrive, in groups, on a thread of its own.
 
     `submit` queues one answer and returns a wait (`Answered`) that blocks until that
-    answer is in the ledger. A sender that waits for an answer, or hurries it, while no
-    commit is under way commits everything queued itself (one transaction), in its own
-    thread; while one is under way, a waiting sender leads the next, and a hurried answer
-    is left to the recorder's thread, which commits after the one under way, so the
-    sender goes on. The thread also commits unasked once `GROUP` answers have gathered,
-    or the oldest has waited `GATHER` seconds. Commits never overlap and each takes every
-    answer queued before it, so answers are in the ledger in the order they came. An
-    error in `commit` goes to `fail` and to every wait, and ends the recording.
+    answer is in the ledger. The thread hands what is queued to `commit` (one transaction)
+    as soon as a sender waits for one of those answers or says it will (`hurry`), or
+    `GROUP` have gathered, or the oldest has waited `GATHER` seconds. A waited-for answer
+    waits at most for the commit under way and its own. An error in `commit` goes to
+    `fail` and to every wait, and ends the thread.
     """
 
-    def __init__(self, commit: Callable[[Sequence[SendResult]], None], fail: Callable[[BaseException], None]) -> None:
+    def __init__(
+        self, commit: Callable[[Sequence[SendResult]], None], fail: Callable[[BaseException], None]
+    ) -> None:
         self._commit = commit
         self._fail = fail
         self._cond = threading.Condition()
@@ -96,7 +92,6 @@ class Recorder:
         self._queued = 0
         self._wanted = 0
         self._done = 0
-        self._committing = False
         self._closed = False
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
@@ -116,50 +111,21 @@ class Recorder:
         return Answered(self, mine)
 
     def _want(self, mine: int) -> None:
-        """Have answer number `mine` committed now (someone will wait for it): here, or by
-        the thread after the commit under way."""
+        """Commit at once what is queued up to answer number `mine` (someone waits for it)."""
         with self._cond:
-            if self._done >= mine or self._error is not None:
-                return
-            if not self._committing:
-                self._lead()
-            elif self._wanted < mine:
+            if self._done < mine and self._wanted < mine:
                 self._wanted = mine
                 self._cond.notify_all()
 
     def _wait(self, mine: int) -> None:
         with self._cond:
+            if self._done < mine and self._wanted < mine:
+                self._wanted = mine
+                self._cond.notify_all()
             while self._done < mine and self._error is None:
-                if not self._committing:
-                    self._lead()
-                else:
-                    self._wanted = max(self._wanted, mine)
-                    self._cond.wait()
+                self._cond.wait()
             if self._done < mine:
                 raise RuntimeError("answers could not be recorded") from self._error
-
-    def _lead(self) -> None:
-        """Commit every queued answer in this thread; called holding `_cond`, with no
-        commit under way, and released while the commit runs."""
-        group, self._pending = self._pending, []
-        upto = self._queued
-        self._committing = True
-        error: BaseException | None = None
-        self._cond.release()
-        try:
-            if group:
-                self._commit(group)
-        except BaseException as exc:
-            error = exc
-            self._fail(exc)
-        finally:
-            self._cond.acquire()
-            self._committing = False
-            if error is None:
-                self._done = upto
-            elif self._error is None:
-                self._error = error
-            self._cond.notify_all()
 
     def close(self) -> None:
         """Commit what is queued and stop the thread."""
@@ -179,12 +145,22 @@ class Recorder:
         return max(0.0, self._since + GATHER - time.monotonic())
 
     def _loop(self) -> None:
-        with self._cond:
-            while self._error is None:
-                due = self._due()
-                if self._committing or (due != 0.0 and not (due < 0 and self._closed)):
-                    self._cond.wait(None if due < 0 or self._committing else due)
-                    continue
+        while True:
+            with self._cond:
+                while (due := self._due()) != 0.0 and not (due < 0 and self._closed):
+                    self._cond.wait(None if due < 0 else due)
                 if not self._pending:
                     return
-                self._lead()
+                group, self._pending = self._pending, []
+                upto = self._queued
+            try:
+                self._commit(group)
+            except BaseException as exc:
+                self._fail(exc)
+                with self._cond:
+                    self._error = exc
+                    self._cond.notify_all()
+                return
+            with self._cond:
+                self._done = upto
+                self._cond.notify_all()

@@ -8,8 +8,7 @@ is held while `window` answers of the session are still on their way to the ledg
 final dot before that dot's answer is read, so a message costs one round trip, not two;
 a session that breaks with an answer still unread leaves that message as maybe sent.
 An answer the next final dot will wait for is hurried to the ledger as soon as it is
-read, so its commit overlaps the server's work on the next envelope, written before it,
-rather than following the next body.
+read, so its commit overlaps the next message's body rather than following it.
 
 Answers map to outcomes by their class: 4xx is temporary (RETRY), 5xx permanent
 (FAILED), both for the one message they answer. The pool of sessions, reconnecting and
@@ -71,7 +70,7 @@ class Stream:
             self.waits.append(self.answered(result))
             if len(self.waits) >= self.window:
                 # The next final dot will wait for the oldest: have it committed now,
-                # while the server answers the envelope just written (recording.py, `Answered`).
+                # while the next envelope and body go out (see recording.py, `Answered`).
                 hurry = getattr(self.waits[0], "hurry", None)
                 if hurry is not None:
                     hurry()
