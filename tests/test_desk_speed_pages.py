@@ -21,8 +21,9 @@ from starlette.routing import Match, Mount, Route, Router
 from web_support import live_server, make_publication
 
 from publisher.config import Config
+from publisher.services import subscribers as subscriber_service
 from publisher.store import open_store
-from publisher.store.schema import deliveries, issues
+from publisher.store.schema import deliveries, issues, subscriber_tags
 from publisher.store.schema import subscribers as rows
 from publisher.web import create_app
 from publisher.web.desk import auth, home
@@ -236,3 +237,59 @@ def test_a_chart_whose_numbers_did_not_change_is_not_drawn_again(
     assert "<svg" in second.text
     chart = "Joins and departures" if module is home else "Messages sent per minute"
     assert len([title for title in drawn if title.startswith(chart)]) <= 1
+
+
+def test_the_list_page_reads_the_kept_counts_once(config: Config) -> None:
+    """The counts by status and the tags' counts come from one reading of `list_counts`."""
+    engine = open_store(config.store_url)
+    ran: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda conn, cursor, statement, *rest: ran.append(statement))
+    with live_server(create_app(config, engine=engine)) as base, httpx.Client(base_url=base) as http:
+        sign_in(http)
+        ran.clear()
+        assert http.get("/desk/subscribers").status_code == 200
+    engine.dispose()
+    assert len([statement for statement in ran if "list_counts" in statement]) == 1
+
+
+def _figures_agree(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(rows),
+            [
+                {
+                    "email": f"r{n}@example.org",
+                    "name": "",
+                    "status": status,
+                    "source": "test",
+                    "created_at": NOW,
+                    "updated_at": NOW,
+                    "token_key": f"f{n:031x}",
+                }
+                for n, status in enumerate(["active", "active", "active", "unsubscribed", "pending", "bounced"])
+            ],
+        )
+        ids = [
+            row[0] for row in conn.execute(sa.select(rows.c.id).where(rows.c.email.like("r_@%")).order_by(rows.c.id))
+        ]
+        conn.execute(
+            sa.insert(subscriber_tags),
+            [{"subscriber_id": ids[n], "tag": tag} for n, tag in [(0, "a"), (1, "a"), (1, "b"), (3, "c"), (4, "b")]],
+        )
+    both = subscriber_service.tags_and_counts(engine)
+    assert both == (subscriber_service.tags(engine), subscriber_service.counts(engine))
+    assert [(t.tag, t.active, t.total) for t in both[0]] == [("a", 2, 2), ("b", 1, 2), ("c", 0, 1)]
+
+
+def test_tags_and_counts_read_together_agree_with_each_read_alone(config: Config) -> None:
+    """One reading gives the same tags, in the same order, and the same counts as two."""
+    engine = open_store(config.store_url)
+    try:
+        _figures_agree(engine)
+    finally:
+        engine.dispose()
+
+
+def test_tags_and_counts_read_together_agree_on_postgresql(pg: sa.Engine) -> None:
+    """The same on PostgreSQL, where the counts are kept rows plus change lines not yet folded."""
+    _figures_agree(pg)

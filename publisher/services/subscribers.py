@@ -61,6 +61,7 @@ __all__ = [
     "send_confirmation",
     "subscribe",
     "tags",
+    "tags_and_counts",
     "unsubscribe",
     "update_subscriber",
 ]
@@ -428,8 +429,17 @@ def counts(db: Engine) -> dict[str, int]:
 
 def tags(db: Engine) -> list[TagCount]:
     """Every tag in use with its active and total subscribers, most active first."""
-    active = store.tag_counts(db)
-    total = store.tag_counts(db, status=None)
+    return _tag_lines(store.tag_counts(db), store.tag_counts(db, status=None))
+
+
+def tags_and_counts(db: Engine) -> tuple[list[TagCount], dict[str, int]]:
+    """`tags` and `counts` together, from one reading of the kept counts (the desk's list
+    shows both on every page)."""
+    counts, active, total = store.list_figures(db)
+    return _tag_lines(active, total), counts
+
+
+def _tag_lines(active: Mapping[str, int], total: Mapping[str, int]) -> list[TagCount]:
     ordered = sorted(total, key=lambda tag: (-active.get(tag, 0), -total[tag], tag))
     return [TagCount(tag=tag, active=active.get(tag, 0), total=total[tag]) for tag in ordered]
 

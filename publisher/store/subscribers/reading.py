@@ -54,6 +54,7 @@ __all__ = [
     "get",
     "iter_subscribers",
     "link_key",
+    "list_figures",
     "listing",
     "page",
     "search_page",
@@ -513,6 +514,33 @@ def tag_counts(engine: Engine, *, status: SubscriberStatus | None = S.ACTIVE) ->
             tag: int(found)
             for tag, found in conn.execute(query, {"status": status.value if status is not None else None})
         }
+
+
+def list_figures(engine: Engine) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+    """`counts()`, `tag_counts()` and `tag_counts(status=None)` from one reading of
+    `list_counts` (a few rows: a status and a tag each), for a page that shows all three."""
+    now_and_then(engine, fold)
+    with reader(engine) as conn:
+        rows = conn.execute(_figures_query(engine.dialect.name)).all()
+    found: dict[str, int] = {}
+    active: dict[str, int] = {}
+    total: dict[str, int] = {}
+    for status, tag, number in rows:
+        if tag == "":
+            found[status] = found.get(status, 0) + int(number)
+            continue
+        total[tag] = total.get(tag, 0) + int(number)
+        if status == S.ACTIVE.value:
+            active[tag] = active.get(tag, 0) + int(number)
+    order = [S.ACTIVE, S.PENDING, S.UNSUBSCRIBED, S.BOUNCED, S.COMPLAINED]
+    counts = {status.value: found.get(status.value, 0) for status in order}
+    return counts, {t: n for t, n in active.items() if n > 0}, {t: n for t, n in total.items() if n > 0}
+
+
+@functools.cache
+def _figures_query(dialect: str) -> Select[Any]:
+    table = kept_on(dialect, list_counts, list_count_changes)
+    return select(table.c.status, table.c.tag, table.c.number)
 
 
 @functools.cache

@@ -95,7 +95,7 @@ class SubscriberDesk(Section):
             page = subscriber_service.list_page(
                 self.engine, search=search, status=_status(status), tag=tag or None, after=start, limit=PAGE,
             )
-            tags, counts = subscriber_service.tags(self.engine), subscriber_service.counts(self.engine)
+            tags, counts = subscriber_service.tags_and_counts(self.engine)
         except PublisherError as exc:
             return refuse(400, str(exc))
         return self.pages.render(
