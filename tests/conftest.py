@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from fakes import FakeAPI, SMTPServer
+from pg_server import drop_made
 from store_support import BACKENDS, open_test_store
 
 from publisher.store import engine as store_engine
@@ -48,6 +49,11 @@ def _migrate_from_copy(engine: sa.Engine, folder: Path) -> None:
         with path.open("r+b") as file:
             file.write(_MIGRATED[0])
     _MIGRATE(engine)
+
+
+def pytest_sessionfinish() -> None:
+    """The PostgreSQL databases the tests made are dropped here, with the session."""
+    drop_made()
 
 
 @pytest.fixture(autouse=True)

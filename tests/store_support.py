@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from pg_server import fresh_database
+from pg_server import POSTGRES_ENV, fresh_database
 
 from publisher.store import open_store
 
-POSTGRES_ENV = "PUBLISHER_TEST_POSTGRES_URL"
 # PostgreSQL joins the parameters only when configured, so a plain run lists no skips.
 BACKENDS = ["sqlite", "postgresql"] if os.environ.get(POSTGRES_ENV) else ["sqlite"]
 
