@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from alembic import command
 
 from publisher.models import Subscriber, SubscriberStatus
+from publisher.services import subscribers as service
 from publisher.store import open_store
 from publisher.store.engine import alembic_config
 from publisher.store.schema import subscriber_tags
@@ -134,4 +135,13 @@ def test_a_list_from_before_the_index_is_indexed_by_the_upgrade(
     finally:
         engine.dispose()
     assert emails(found) == ["reader2@example.org"] + [f"reader{n}@example.org" for n in range(20, 30)]
+    assert (more, looked_to) == (False, None)
+
+
+def test_readers_imported_from_a_csv_are_in_the_index(db: sa.Engine) -> None:
+    """An import's readers, written many to a statement, are found through the index at once."""
+    lines = ["email,name", *(f"imported{n}@example.net,Imported {n}" for n in range(40))]
+    service.import_subscribers(db, lines, now=NOW, origin="test.csv")
+    found, more, looked_to = reading.search_page(db, "imported3", limit=50, clock=Ticks())
+    assert emails(found) == ["imported3@example.net"] + [f"imported{n}@example.net" for n in range(30, 40)]
     assert (more, looked_to) == (False, None)
