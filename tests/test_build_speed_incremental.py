@@ -145,3 +145,18 @@ def test_one_edit_writes_only_the_changes_of_the_render_record(tmp_path: Path, m
     assert not incremental(path)[0].written
     assert (counter.pages, counter.feeds, counter.previews) == ([], 0, [])
     assert_same_as_cold(path)
+
+
+def test_a_big_file_takes_changes_up_to_a_sixteenth_of_its_entries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file of 64 entries keeps 4 changes beside it, not written whole, and reads back with them."""
+    monkeypatch.setattr(build_cache, "CHANGES_MOST", 2)
+    path = tmp_path / "map.json"
+    base = {f"e{number}": number for number in range(64)}
+    build_cache._save_map(path, "test", "code", base, build_cache._NO_MAP)
+    whole = path.read_bytes()
+    changed = {**base, "e1": -1, "e2": -2, "e3": -3, "e4": -4}
+    build_cache._save_map(path, "test", "code", changed, build_cache._load_map(path, "test", "code"))
+    assert path.read_bytes() == whole
+    assert build_cache._load_map(path, "test", "code").entries == changed

@@ -257,8 +257,9 @@ class _Map(NamedTuple):
 _NO_MAP = _Map({}, {}, "")
 
 CHANGES_MOST = 64
-"""Entries changed since a map file was written whole, past which it is written whole
-again (`_save_map`); below, only the changes are written, beside it."""
+"""Entries changed since a map file was written whole, past which (or past a sixteenth of
+its entries, if more) it is written whole again (`_save_map`); below, only the changes
+are written, beside it."""
 
 
 def _changes_path(path: Path) -> Path:
@@ -292,8 +293,9 @@ def _load_map(path: Path, kind: str, fingerprint: str) -> _Map:
 
 def _save_map(path: Path, kind: str, fingerprint: str, entries: Mapping[str, Any], found: _Map) -> None:
     """Keep `entries`: only what changed since `found`'s file was written whole, beside it,
-    while that is at most `CHANGES_MOST` entries (one edit rewrites a few hundred bytes,
-    not the entries of thousands of articles); else the whole file, its changes removed.
+    while that is at most `CHANGES_MOST` entries or a sixteenth of the file's (one edit
+    writes a few kilobytes, not the entries of thousands of articles); else the whole
+    file, its changes removed.
 
     Either file is written whole or not at all, and the changes name the file they change
     (its size, times and inode), so a file written whole since, or by another build,
@@ -303,7 +305,7 @@ def _save_map(path: Path, kind: str, fingerprint: str, entries: Mapping[str, Any
     if found.token:
         changed = {name: value for name, value in entries.items() if base.get(name) != value}
         gone = [name for name in base if name not in entries]
-        if len(changed) + len(gone) <= CHANGES_MOST:
+        if len(changed) + len(gone) <= max(CHANGES_MOST, len(base) // 16):
             payload = {"set": changed, "gone": gone}
             _save(_changes_path(path), f"{kind} changes", f"{fingerprint}\0{found.token}", payload)
             return
@@ -479,6 +481,7 @@ class ArticleCache:
                 fresh.append((path, source))
         self._files = files
         self._least = least
+        self._misses = 0
         self._look(fresh, least)
 
     def _look(self, files: Sequence[tuple[Path, str]], least: int) -> None:
