@@ -145,3 +145,10 @@ def test_readers_imported_from_a_csv_are_in_the_index(db: sa.Engine) -> None:
     found, more, looked_to = reading.search_page(db, "imported3", limit=50, clock=Ticks())
     assert emails(found) == ["imported3@example.net"] + [f"imported{n}@example.net" for n in range(30, 40)]
     assert (more, looked_to) == (False, None)
+
+
+def test_a_fragment_with_a_nul_is_looked_for_by_the_scan(db: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A NUL (which FTS5 cannot take in a query) gets the scan's answer, not an error."""
+    answer = reading.search_page(db, "\x00der", limit=5)
+    monkeypatch.setattr(reading, "TRIGRAM", 1000)
+    assert answer == reading.search_page(db, "\x00der", limit=5)

@@ -390,7 +390,7 @@ def _search(
             engine, status=status, tag=tag, since=None, search=search, after=after, limit=limit, listed=listed
         )
         return items, more, None
-    if len(search) >= TRIGRAM:
+    if len(search) >= TRIGRAM and "\x00" not in search:  # FTS5 ends a string at a NUL; LIKE does not
         found_by_index = _indexed_page(
             engine, search, status=status, tag=tag, after=after, limit=limit, listed=listed
         )
