@@ -51,6 +51,18 @@ def _migrate_from_copy(engine: sa.Engine, folder: Path) -> None:
     _MIGRATE(engine)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules with a long test (marked `slow`, or driving the browser) run first, each kept
+    whole and in order. xdist's workers then end the run on short tests, instead of one of
+    them starting a minute-long browser session while the other has nothing left to do."""
+    heavy = {
+        item.nodeid.split("::", 1)[0]
+        for item in items
+        if item.get_closest_marker("slow") or "browser" in getattr(item, "fixturenames", ())
+    }
+    items.sort(key=lambda item: item.nodeid.split("::", 1)[0] not in heavy)  # a stable sort
+
+
 def pytest_sessionfinish() -> None:
     """The PostgreSQL databases the tests made are dropped here, with the session."""
     drop_made()
