@@ -475,7 +475,10 @@ def read_export(lines: Iterable[str], *, origin: str) -> tuple[str, Iterator[Sou
             "the column."
         )
     platform = _detect(keys)
-    if platform is PUBLISHER:
+    # Two common column names alone make a file Mailchimp's: with none of Mailchimp's own
+    # columns, its rule reads only `status`, as ours does, and must be checked the same way.
+    generic = platform is PUBLISHER or (platform is MAILCHIMP and not set(keys) & _MAILCHIMP_MARKERS)
+    if generic:
         for cell, key in zip(header, keys, strict=True):
             if key not in EXPORT_COLUMNS and _PERMISSION.search(key):
                 raise SubscriberError(
@@ -494,6 +497,8 @@ def read_export(lines: Iterable[str], *, origin: str) -> tuple[str, Iterator[Sou
 _PERMISSION = re.compile(
     r"status|unsub|opt_?out|opt_?in$|accepts|consent|marketing|permission|^subscribed$|is_subscribed"
     r"|do_not|dnc|blocklist|blacklist|suppress|bounced"
+    r"|subscri(?!.*_(?:at|on|date|time)$)|opt(?:ed)?_?in(?!.*_(?:at|on|date|time)$)|(?:^|_)(?:in)?active(?:_|$)|newsletter"
+    r"|(?:can|allow|receive)s?_(?:e_?)?mails?$|^mailable$|gdpr"
 )
 
 
