@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -23,6 +23,7 @@ from publisher.config import Config
 from publisher.errors import AccountError, SignInThrottled
 from publisher.store import open_store
 from publisher.store import users as user_store
+from publisher.store.schema import desk_sessions
 from publisher.web import create_app
 
 NOW = datetime(2026, 12, 8, 7, 0, tzinfo=UTC)
@@ -174,3 +175,26 @@ def test_known_and_unknown_addresses_get_the_same_answer(config: Config) -> None
                 answers.append((answer.status_code, sorted(answer.headers.keys()),
                                 re.sub(r'value="[^"]*"', "", answer.text.replace(email, "ADDRESS"))))
     assert answers[0] == answers[1]
+
+
+def _session_row(user_id: int) -> dict[str, object]:
+    return {"id": "f" * 64, "user_id": user_id, "csrf": "c" * 64, "address": "a", "created_at": NOW,
+            "seen_at": NOW, "expires_at": NOW + timedelta(days=1)}
+
+
+def test_a_reset_leaves_the_second_factor_on_and_ends_the_sessions(engine: sa.Engine) -> None:
+    """A mailbox alone does not turn off the code, and no session survives the new password."""
+    owner = user_store.find(engine, "owner@example.org")
+    assert owner is not None
+    user_store.start_factor(engine, owner.id, "sealed secret", now=NOW)
+    assert user_store.take_step(engine, owner.id, 1, now=NOW, enable=True)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(desk_sessions).values(**_session_row(owner.id)))
+    accounts.finish_password_reset(engine, token_for(engine, "owner@example.org"), NEW_PASSWORD,
+                                   secret=SECRET, now=NOW)
+    factor = user_store.factor(engine, owner.id)
+    assert factor is not None and factor.enabled_at is not None
+    with engine.connect() as conn:
+        left = conn.execute(sa.select(sa.func.count()).select_from(desk_sessions)
+                            .where(desk_sessions.c.user_id == owner.id)).scalar_one()
+    assert left == 0
