@@ -190,8 +190,7 @@ def test_an_author_writes_in_the_rich_editor(site: Site, browser: WebDriver) -> 
     assert "Autosave" in listing and "Saved" in listing and "editor@example.org" in listing
     me.check("revisions")
     rows = browser.find_elements(By.CSS_SELECTOR, "tbody tr")
-    rows[-1].find_element(By.PARTIAL_LINK_TEXT, "Compare").click()
-    me.settled()
+    me.press_button(rows[-1].find_element(By.PARTIAL_LINK_TEXT, "Compare"))  # waits for the new page
     assert browser.find_elements(By.CSS_SELECTOR, "table.sidebyside ins, table.sidebyside del")
     me.check("compare")
     me.follow("Restore this version into the editor")
