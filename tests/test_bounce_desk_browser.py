@@ -51,8 +51,7 @@ def test_an_editor_decides_on_a_bounce_kept_for_review(
         me.follow("Bounces to review")
         assert "robin.diaz@example.org" in me.text()
         me.check("bounces")
-        me.d.find_element(By.CSS_SELECTOR, "main tbody a").click()
-        me.settled()
+        me.press_button(me.d.find_element(By.CSS_SELECTOR, "main tbody a"))  # waits for the new page
         assert "We could not hand your message" in me.text()
         me.check("bounce")
         me.press("button[name=decision][value=hard]")
