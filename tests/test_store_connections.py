@@ -4,26 +4,15 @@ replaced, and reads run outside a transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from store_support import BACKENDS, open_test_store
 
 from publisher.store import engine as store_engine
 from publisher.store import open_store
 from publisher.store.engine import reader
-
-
-@pytest.fixture
-def pg(tmp_path: Path) -> Iterator[sa.Engine]:
-    if "postgresql" not in BACKENDS:
-        pytest.skip("set PUBLISHER_TEST_POSTGRES_URL to run against PostgreSQL")
-    engine = open_test_store("postgresql", tmp_path)
-    yield engine
-    engine.dispose()
 
 
 def _count_pings(engine: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> list[object]:
