@@ -90,3 +90,32 @@ def test_iso_times_and_hour_alone() -> None:
     assert parse_local("2026-11-28T09:00+01:00", NY) == datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
     with pytest.raises(ConfigError, match="not a time of day"):
         parse_local("25:00", NY, now=now)
+
+
+@pytest.mark.parametrize(
+    ("weekday", "days"),
+    [
+        ("2", ["Tue", "Tue", "Tue"]),
+        ("0", ["Sun", "Sun", "Sun"]),
+        ("7", ["Sun", "Sun", "Sun"]),
+        ("1-5", ["Tue", "Wed", "Thu"]),
+        ("*/2", ["Tue", "Thu", "Sat"]),
+        ("5-7", ["Fri", "Sat", "Sun"]),
+        ("mon", ["Mon", "Mon", "Mon"]),
+    ],
+)
+def test_a_weekday_number_fires_on_the_day_cron_means(weekday: str, days: list[str]) -> None:
+    """Cron's 2 is Tuesday and 0 or 7 Sunday; the scheduler itself would take 2 for Wednesday
+    and refuse 7, so a digest written "0 7 * * 2" would go out a day late."""
+    trigger = timing.cron_trigger(f"0 7 * * {weekday}", ZoneInfo("UTC"), "[schedule] digest")
+    moment, fired = datetime(2026, 12, 7, 12, 0, tzinfo=UTC), []  # a Monday
+    for _ in range(3):
+        moment = trigger.get_next_fire_time(None, moment)
+        fired.append(moment.strftime("%a"))
+        moment = moment.replace(minute=1)
+    assert fired == days
+
+
+def test_a_weekday_number_out_of_range_is_refused_naming_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"\[schedule\] digest '0 7 \* \* 9' is not a cron line"):
+        timing.cron_trigger("0 7 * * 9", ZoneInfo("UTC"), "[schedule] digest")

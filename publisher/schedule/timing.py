@@ -219,6 +219,32 @@ def next_window(window: SendWindow, now: datetime, tz: ZoneInfo) -> datetime:
     raise AssertionError("a weekly window always opens within eight days")
 
 
+_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+"""Cron's weekday numbers, 0 to 7, as names (0 and 7 are both Sunday)."""
+
+
+def _weekday_names(field: str) -> str:
+    """A cron weekday field with its numbers spelled as the days cron means: "1-5" is
+    "mon,tue,wed,thu,fri", "*/2" is "sun,tue,thu,sat"; names and anything that is not a
+    number stay as written (the scheduler reports what it cannot read)."""
+    parts = []
+    for part in field.split(","):
+        base, _, step = part.partition("/")
+        first, _, last = base.partition("-")
+        numbers = (first == "*" or first.isdigit()) and (not last or last.isdigit()) and (not step or step.isdigit())
+        if not numbers or (first == "*" and not step) or (first == "*" and last):
+            parts.append(part)
+            continue
+        start, end = (0, 6) if first == "*" else (int(first), int(last or first))
+        if step and not last and first != "*":
+            end = 6
+        if not 0 <= start <= end <= 7 or (step and int(step) == 0):
+            parts.append(part)
+            continue
+        parts.extend(_CRON_DAYS[n] for n in range(start, end + 1, int(step or 1)))
+    return ",".join(dict.fromkeys(parts))
+
+
 def cron_trigger(line: str, zone: tzinfo, key: str) -> Any:
     """APScheduler's trigger for the cron `line` (a digest's or a backup's) in `zone`.
 
@@ -226,6 +252,8 @@ def cron_trigger(line: str, zone: tzinfo, key: str) -> Any:
     misread: APScheduler takes "mon#1" as every Monday, without a word, so a weekday with
     "#" is refused and the line that means the first Monday is offered instead. A day of
     the month and a weekday given together must both match (APScheduler's reading).
+    Weekdays given as numbers are read as cron reads them (0 and 7 Sunday, 1 Monday, ...
+    6 Saturday), not as APScheduler would (0 Monday): they are handed over as names.
     """
     from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped,unused-ignore]
 
@@ -234,8 +262,11 @@ def cron_trigger(line: str, zone: tzinfo, key: str) -> Any:
             f"{key} {line!r} names a weekday with #, which the scheduler reads as every such weekday: "
             "for the first Monday of the month write \"0 8 1-7 * mon\" (a day 1 to 7 that is a Monday)"
         )
+    fields = line.split()
+    if len(fields) == 5:
+        fields[4] = _weekday_names(fields[4])
     try:
-        return CronTrigger.from_crontab(line, timezone=zone)
+        return CronTrigger.from_crontab(" ".join(fields), timezone=zone)
     except ValueError as exc:
         raise ConfigError(
             f"{key} {line!r} is not a cron line ({exc}): write minute, hour, day of month, "
