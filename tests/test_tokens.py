@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import stat
-from datetime import UTC, datetime
+import zlib
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from itsdangerous import URLSafeSerializer
+from itsdangerous.encoding import base64_encode
 
 from publisher.config import Config, parse_config
 from publisher.errors import ConfigError, TokenError
@@ -38,27 +41,60 @@ def legacy(purpose: str, value: object) -> str:
 
 def test_round_trip() -> None:
     """A token verifies to the link key it was signed for."""
-    assert tokens.verify(SECRET, "unsubscribe", tokens.sign(SECRET, "unsubscribe", KEY)) == (
-        tokens.LinkTarget(key=KEY)
-    )
+    assert tokens.verify(SECRET, "unsubscribe", tokens.sign(SECRET, "unsubscribe", KEY)) == (tokens.LinkTarget(key=KEY))
 
 
-@pytest.mark.parametrize(
-    ("key", "message_key"),
-    [
-        (KEY, "0a1b2c3d4e5f60718293a4b5"),
-        # A payload zlib makes shorter: its token is the compressed spelling ("." first).
-        ("284742ca9839c528c3539479298a8687", "8813cdc134c876dd67e85b1d"),
-    ],
-)
-def test_links_are_spelled_as_the_serializer_spells_them(key: str, message_key: str) -> None:
-    """Links are signed without a serializer per link, yet each is the very string
-    itsdangerous makes (the one spelling `verify` accepts, and that mail sent before carries)."""
+COMPRESSIBLE = ("284742ca9839c528c3539479298a8687", "8813cdc134c876dd67e85b1d")
+"""A link key and message key whose payload zlib makes two bytes shorter: itsdangerous's
+own spelling of it is compressed ("." first)."""
+
+
+def serializer_spelling(purpose: str, value: object) -> str:
+    """What `URLSafeSerializer.dumps` makes, and so what links signed before carry."""
+    return str(URLSafeSerializer(SECRET, salt=f"publisher.{purpose}").dumps(value))
+
+
+def plain_spelling(purpose: str, value: object) -> str:
+    """The serializer's token for `value` with the payload left uncompressed."""
+    payload = base64_encode(json.dumps(value, separators=(",", ":")))
+    return URLSafeSerializer(SECRET, salt=f"publisher.{purpose}").make_signer().sign(payload).decode()
+
+
+@pytest.mark.parametrize(("key", "message_key"), [(KEY, "0a1b2c3d4e5f60718293a4b5"), COMPRESSIBLE])
+def test_links_are_signed_as_the_serializer_signs_them_uncompressed(key: str, message_key: str) -> None:
+    """Links are signed without a serializer per link, yet each is the serializer's token
+    for the same payload, never compressed, even where zlib would make it shorter."""
     for purpose in ("unsubscribe", "manage"):
-        expected = URLSafeSerializer(SECRET, salt=f"publisher.{purpose}").dumps([key, message_key])
-        assert tokens.sign(SECRET, purpose, key, message_key) == expected
+        token = tokens.sign(SECRET, purpose, key, message_key)
+        assert token == plain_spelling(purpose, [key, message_key])
+        assert tokens.verify(SECRET, purpose, token) == tokens.LinkTarget(key=key, message_key=message_key)
     assert tokens.sign(SECRET, "confirm", key) == legacy("confirm", key)
-    assert tokens.sign(SECRET, "unsubscribe", "284742ca9839c528c3539479298a8687", "8813cdc134c876dd67e85b1d")[0] == "."
+
+
+def test_compressed_links_from_mail_sent_before_still_verify() -> None:
+    """A link older mail carries in the serializer's compressed spelling still names its
+    reader and message, on both unsubscribe and manage links."""
+    key, message_key = COMPRESSIBLE
+    for purpose in ("unsubscribe", "manage"):
+        before = serializer_spelling(purpose, [key, message_key])
+        assert before.startswith(".")
+        assert tokens.verify(SECRET, purpose, before) == tokens.LinkTarget(key=key, message_key=message_key)
+
+
+def test_a_compressed_spelling_the_serializer_never_made_is_refused() -> None:
+    """A compressed payload under a good signature verifies only where the serializer
+    would have compressed it: otherwise it is a second spelling, and refused."""
+    payload = json.dumps([KEY, "0a1b2c3d4e5f60718293a4b5"], separators=(",", ":")).encode()
+    body = b"." + base64_encode(zlib.compress(payload))
+    token = URLSafeSerializer(SECRET, salt="publisher.unsubscribe").make_signer().sign(body).decode()
+    with pytest.raises(TokenError):
+        tokens.verify(SECRET, "unsubscribe", token)
+
+
+def test_a_confirmation_link_from_before_still_verifies() -> None:
+    """A confirmation link signed by the serializer (before links were left uncompressed) confirms."""
+    micros = (SENT - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    assert tokens.verify_confirm(SECRET, serializer_spelling("confirm", [KEY, micros])) == (KEY, SENT)
 
 
 def test_token_does_not_carry_a_row_id() -> None:
@@ -92,7 +128,7 @@ def test_tampered_token_is_refused() -> None:
         # The middle of the signature: a base64 tail character may carry only padding bits.
         middle = len(token) - 8
         swapped = "A" if token[middle] != "A" else "B"
-        tokens.verify(SECRET, "unsubscribe", token[:middle] + swapped + token[middle + 1:])
+        tokens.verify(SECRET, "unsubscribe", token[:middle] + swapped + token[middle + 1 :])
 
 
 def test_wrong_purpose_is_refused() -> None:
@@ -134,9 +170,7 @@ def test_only_the_exact_spelling_verifies() -> None:
 def test_older_unsubscribe_links_name_a_legacy_id() -> None:
     """An id-only unsubscribe token is read as a legacy id (honoured only for rows the
     upgrade marked); one no database column can hold is invalid, not a crash later."""
-    assert tokens.verify(SECRET, "unsubscribe", legacy("unsubscribe", 42)) == tokens.LinkTarget(
-        legacy_id=42
-    )
+    assert tokens.verify(SECRET, "unsubscribe", legacy("unsubscribe", 42)) == tokens.LinkTarget(legacy_id=42)
     for bad in (2**63, -1, True):
         with pytest.raises(TokenError):
             tokens.verify(SECRET, "unsubscribe", legacy("unsubscribe", bad))
