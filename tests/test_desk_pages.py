@@ -489,6 +489,30 @@ def test_a_drafts_preview_shows_its_pictures_from_the_desk(config: Config, url: 
         assert anyone.get(f"/desk/preview/not-a-key/media/{name}").status_code == 404
 
 
+def test_the_editor_says_how_to_caption_a_picture_and_both_previews_show_it(config: Config, url: str) -> None:
+    """The text's help shows a caption's form; written so, it is under the picture in the email and web page."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    picture = BytesIO()
+    Image.new("RGB", (40, 30), (31, 95, 153)).save(picture, format="PNG")
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        page = http.get("/desk/articles/sleep-after-a-loss").text
+        help_text = re.search(r'<span id="caption-help">(.*?)</span>', page, re.S)
+        assert help_text and '"Caption under it"' in help_text.group(1).replace("&#34;", '"')
+        form = editor_form(page)
+        uploaded = http.post("/desk/media", data={"csrf": form["csrf"]},
+                             files={"file": ("dock.png", picture.getvalue(), "image/png")}).json()
+        body = uploaded["markdown"].replace("[]", "[A dock at dusk]").replace(")", ' "The dock by our office")')
+        shown = http.post("/desk/articles/preview", data={**form, "body": body}).json()
+        frames = [http.get(shown["email"]).text, http.get(shown["web"]).text]
+    for frame in frames:
+        assert re.search(r'<figure[^>]*><img [^>]*alt="A dock at dusk"[^>]*><figcaption[^>]*>The dock by our office'
+                         r"</figcaption></figure>", frame), frame
+
+
 def test_a_test_copy_is_the_text_on_screen(config: Config, url: str) -> None:
     """With the editor's fields, the test copy has the unsaved text; the file is unchanged."""
     path = config.root / "content" / "2026-01-05-sleep-after-a-loss.md"

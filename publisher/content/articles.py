@@ -22,6 +22,7 @@ from mdit_py_plugins.footnote import footnote_plugin
 
 from publisher.config import Config
 from publisher.content import media
+from publisher.content.figures import figure_plugin
 from publisher.content.front_matter import (
     _CONTROL_RE,
     _DATE_PREFIX_RE,
@@ -90,10 +91,12 @@ def wait_of(text: str) -> timedelta:
 
 # html stays on (the commonmark preset's default) because authors embed figures and the
 # like; the sanitiser decides what survives. No typographer: an author's quotes stay theirs.
+# A lone picture with a title in quotes is a captioned figure (figures.py).
 _MARKDOWN = (
     MarkdownIt("commonmark", {"typographer": False, "linkify": False, "breaks": True})
     .enable("table")
     .use(footnote_plugin)
+    .use(figure_plugin)
 )
 
 
