@@ -18,8 +18,21 @@ def _read(text: str) -> tuple[str, list[object]]:
 
 @pytest.mark.parametrize(
     "column",
-    ["Subscribed to newsletter", "Opted in", "Opted-In", "Email Subscribed", "Subscription", "Active",
-     "Newsletter", "Can Email", "Allow Email", "Receive emails", "GDPR"],
+    [
+        "Subscribed to newsletter",
+        "Opted in",
+        "Opted-In",
+        "Email Subscribed",
+        "Subscription",
+        "Active",
+        "Newsletter",
+        "Can Email",
+        "Allow Email",
+        "Receive emails",
+        "GDPR",
+        "Opted out",
+        "Opted-Out",
+    ],
 )
 def test_a_permission_column_of_an_unknown_file_is_refused(column: str) -> None:
     """A yes/no column under any common name stops the import instead of making everyone a reader."""
@@ -45,17 +58,45 @@ def test_a_real_mailchimp_export_keeps_its_own_columns() -> None:
 @pytest.mark.parametrize("word", ["NEVER SUBSCRIBED", " never  subscribed ", "Not set", ""])
 def test_a_wix_contact_who_never_subscribed_is_refused(delimiter: str, word: str) -> None:
     """Case, spacing, BOM and delimiter do not turn a Wix contact into a reader."""
-    text = f"\ufeff\"Email subscriber status\"{delimiter}Email\n{word}{delimiter}ann@example.com\n"
+    text = f'\ufeff"Email subscriber status"{delimiter}Email\n{word}{delimiter}ann@example.com\n'
     platform, rows = _read(text)
     assert platform == "Wix"
     assert not [r for r in rows if getattr(r, "status", None) is not None]
 
 
-_STRONG = {"subscribed", "subscription", "status", "consent", "active", "newsletter", "marketing",
-           "accepts", "unsubscribed"}
+_STRONG = {
+    "subscribed",
+    "subscription",
+    "status",
+    "consent",
+    "active",
+    "newsletter",
+    "marketing",
+    "accepts",
+    "unsubscribed",
+}
 _WORDS = st.sampled_from(
-    ["email", "subscriber", "subscribed", "subscription", "status", "opt", "in", "opted", "consent", "active",
-     "newsletter", "marketing", "accepts", "unsubscribed", "wix", "to", "is", "allow", "can"]
+    [
+        "email",
+        "subscriber",
+        "subscribed",
+        "subscription",
+        "status",
+        "opt",
+        "in",
+        "opted",
+        "consent",
+        "active",
+        "newsletter",
+        "marketing",
+        "accepts",
+        "unsubscribed",
+        "wix",
+        "to",
+        "is",
+        "allow",
+        "can",
+    ]
 )
 
 

@@ -1,4 +1,4 @@
-"""Subscriber CSV files: the exports of Mailchimp, Substack, Buttondown, Ghost, listmonk, Wix and our own.
+"""Subscriber CSV files: the exports of nine newsletter platforms, and our own.
 
 Reading maps each platform's columns and statuses onto ours and yields one `SourceRow`
 (or `Rejected`) per record, lazily, with the line it started on. Validation of the
@@ -17,25 +17,53 @@ to `confirmed_at`, the platform and file to `source`.
 
 What each platform calls things (header names compared case- and punctuation-blind):
 
-| platform   | address           | name                    | tags   | not to be mailed                    |
-|------------|-------------------|-------------------------|--------|-------------------------------------|
-| Mailchimp  | Email Address     | First Name + Last Name  | TAGS   | UNSUB_TIME set; CLEAN_TIME (bounced) |
-| Substack   | email / Email     | name / Name             |        | email_disabled = true               |
-| Buttondown | email / email_address | name (rare)         | tags   | subscriber_type / type              |
-| Ghost      | email             | name                    | labels | subscribed_to_emails = false        |
-| listmonk   | email             | name                    |        | status disabled or blocklisted      |
-| Wix        | Email / Email 1   | First Name + Last Name  | Labels | Email subscriber status             |
-| publisher  | email             | name                    | tags   | status                              |
+| platform   | name                   | tags   | who may be mailed                                  |
+|------------|------------------------|--------|----------------------------------------------------|
+| Mailchimp  | First Name + Last Name | TAGS   | no UNSUB_TIME, no CLEAN_TIME (bounced); file name  |
+| Substack   | name / Name            |        | email_disabled false (the dashboard's list: all)   |
+| Buttondown | name (rare)            | tags   | subscriber_type / type (`BUTTONDOWN_TYPES`)        |
+| Ghost      | name                   | labels | subscribed_to_emails true, no deleted_at           |
+| listmonk   | name                   |        | status enabled, and not every list left            |
+| Wix        | First Name + Last Name | Labels | Email subscriber status Subscribed                 |
+| Kit        | first_name             | tags   | state active (`KIT_STATES`)                        |
+| beehiiv    | First Name + Last Name |        | status active (`BEEHIIV_STATUSES`), no unsubscribed_at |
+| MailerLite | name                   |        | status active (`MAILERLITE_STATUSES`), no unsubscribed_at |
+| publisher  | name                   | tags   | status (empty is active)                           |
+
+Each export is told by columns only it writes (`_detect`): Wix's Email subscriber status,
+Ghost's subscribed_to_emails, Mailchimp's MEMBER_RATING, OPTIN_TIME, LEID, UNSUB_TIME, ...,
+Buttondown's subscriber_type (or type beside creation_date), Substack's email_disabled,
+active_subscription or Subscription type, listmonk's attributes beside uuid or status,
+beehiiv's status beside tier, MailerLite's status beside optin_ip, unsubscribed_at or its
+counts, Kit's state beside first_name or email_address. Which export the columns and
+values come from: Ghost's members-csv `unparse.js`, listmonk's `cmd/subscribers.go`,
+Buttondown's OpenAPI `SubscriberType`, Kit's v4 API subscriber states, MailerLite's API
+statuses, beehiiv's members CSV as Ghost's migrator reads it, Substack's email_list CSV
+(Kit's and MailerLite's column names are their APIs' fields: no export of theirs was at hand).
+
+One rule for every platform: a record its platform marks as not mailed (unsubscribed,
+bounced, complained, not yet confirmed) is imported with that status, so that it stays
+off the list; a record the platform never had as a subscriber (Wix's "Never subscribed",
+a Mailchimp file of non-subscribed contacts) is refused; and a record whose status cell
+is empty or holds a word the platform does not document is refused with the file's line,
+the column, the word and what to do. A file named for the readers who left (Mailchimp's
+unsubscribed_ and cleaned_ files, Buttondown's unsubscribers.csv) makes everyone in it
+at least unsubscribed or bounced.
 
 Wix's contacts are everyone who ever wrote through the site, not only subscribers: a
 contact whose "Email subscriber status" is "Never subscribed" (or empty) never agreed to
-the newsletter, and is refused with that reason rather than added. A file that is none
-of these platforms' and has a column that seems to say who may be mailed ("Accepts Email
-Marketing", "Subscription status", "unsubscribed", ...) but is not our own `status` is
-refused as a whole: read as ours, everyone in it would be mailed.
+the newsletter, and is refused with that reason rather than added. A column that seems to
+say who may be mailed ("Accepts Email Marketing", "Subscription status", "unsubscribed",
+...) refuses the whole file unless the rule the file is read by reads it, or it is one of
+that platform's own columns that says something else (Substack's active_subscription is a
+paid plan): in a file of none of these platforms, anything but our own `status`; in a file
+that looks like a platform's ("Email, Subscription type, Unsubscribed" has Substack's
+column), anything that platform's export does not have. Read as it is, the readers that
+column keeps off the list would be mailed.
 
-When they consented: Mailchimp's CONFIRM_TIME (else OPTIN_TIME), Substack's and Ghost's
-created_at, Buttondown's creation_date, listmonk's created_at, Wix's Created At, our own confirmed_at (and
+When they consented: Mailchimp's CONFIRM_TIME (else OPTIN_TIME), Substack's, Ghost's,
+Kit's and beehiiv's created_at, Buttondown's creation_date, listmonk's created_at, Wix's
+Created At, MailerLite's opted_in_at (else subscribed_at), our own confirmed_at (and
 source, opted_in_at, consent_text). Each row also carries its cells by header, for a reader
 that needs the columns this module leaves aside (`publisher.content.exports.readers`).
 """
@@ -46,6 +74,7 @@ import codecs
 import csv
 import functools
 import io
+import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -71,8 +100,16 @@ __all__ = [
 
 S = SubscriberStatus
 EXPORT_COLUMNS = (
-    "email", "name", "status", "tags", "timezone", "created_at", "confirmed_at", "source",
-    "opted_in_at", "consent_text",
+    "email",
+    "name",
+    "status",
+    "tags",
+    "timezone",
+    "created_at",
+    "confirmed_at",
+    "source",
+    "opted_in_at",
+    "consent_text",
 )
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -83,7 +120,9 @@ FIRST_KEYS = ("first_name", "fname", "firstname")
 LAST_KEYS = ("last_name", "lname", "lastname", "surname")
 TAG_KEYS = ("tags", "labels", "tag", "label")
 
-# Buttondown's subscriber types: who still gets the newsletter and who does not.
+# Buttondown's subscriber types (its API's SubscriberType): who still gets the newsletter
+# and who does not. Churned and paused readers still get the free letters; blocked ones
+# were stopped at sign-up by its filters, removed ones banned by the author.
 BUTTONDOWN_TYPES: Mapping[str, SubscriberStatus] = {
     "regular": S.ACTIVE,
     "premium": S.ACTIVE,
@@ -91,14 +130,18 @@ BUTTONDOWN_TYPES: Mapping[str, SubscriberStatus] = {
     "unpaid": S.ACTIVE,
     "gifted": S.ACTIVE,
     "churning": S.ACTIVE,
+    "churned": S.ACTIVE,
     "paused": S.ACTIVE,
     "past_due": S.ACTIVE,
+    "upcoming": S.ACTIVE,
     "complimentary": S.ACTIVE,
     "unactivated": S.PENDING,
     "unsubscribed": S.UNSUBSCRIBED,
     "removed": S.UNSUBSCRIBED,
+    "blocked": S.UNSUBSCRIBED,
     "spammy": S.UNSUBSCRIBED,
     "undeliverable": S.BOUNCED,
+    "complained": S.COMPLAINED,
 }
 
 # Our own statuses, plus the words other tools use for them in a plain "status" column.
@@ -156,7 +199,8 @@ class ImportReport:
     """What an import did. Rejected rows carry their line number and the reason."""
 
     platform: str
-    """Whose export the file looked like: Mailchimp, Substack, Buttondown, Ghost, listmonk, Wix, publisher."""
+    """Whose export the file looked like: Mailchimp, Substack, Buttondown, Ghost, listmonk, Wix, Kit,
+    beehiiv, MailerLite, publisher."""
     imported: int = 0
     """New subscribers, of any status: an unsubscribed row is kept so it stays off the list."""
     updated: int = 0
@@ -202,7 +246,7 @@ def _key(header: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", header.strip().lstrip("\ufeff").lower()).strip("_")
 
 
-def _truthy(value: str, *, default: bool) -> bool | None:
+def _truthy(value: str, *, default: bool | None) -> bool | None:
     """True or False for yes/no words, `default` for an empty cell, None for anything else."""
     word = value.strip().lower()
     if not word:
@@ -226,6 +270,15 @@ Cells = Mapping[str, str]
 StatusRule = Callable[[Cells], "SubscriberStatus | str"]
 
 
+def _unknown(platform: str, what: str, column: str, value: str, known: Iterable[str]) -> str:
+    """Why a record whose status cell holds a word we do not know is not imported, and what to do."""
+    said = f"unknown {platform} {what} {value!r} in the {column} column" if value else f"{platform}'s {column} is empty"
+    return (
+        f"{said} (expected {', '.join(known)}); not imported. Check this reader on {platform}, and "
+        "add them by hand only if they get the newsletter there"
+    )
+
+
 def _status_publisher(cells: Cells) -> SubscriberStatus | str:
     word = cells.get("status", "").strip().lower()
     if not word:
@@ -246,29 +299,36 @@ def _status_mailchimp(cells: Cells) -> SubscriberStatus | str:
 
 
 def _status_substack(cells: Cells) -> SubscriberStatus | str:
-    disabled = _truthy(cells.get("email_disabled", ""), default=False)
+    if "email_disabled" not in cells:
+        return S.ACTIVE  # the dashboard's list of subscribers, which has no such column
+    disabled = _truthy(cells["email_disabled"], default=None)
     if disabled is None:
-        return f"email_disabled is {cells['email_disabled']!r}, expected true or false"
+        return _unknown("Substack", "value", "email_disabled", cells["email_disabled"].strip(), ("true", "false"))
     return S.UNSUBSCRIBED if disabled else S.ACTIVE
 
 
-def _status_buttondown(cells: Cells) -> SubscriberStatus | str:
-    word = (cells.get("subscriber_type") or cells.get("type") or "").strip().lower()
-    if not word:
-        return S.ACTIVE
-    status = BUTTONDOWN_TYPES.get(word)
+def _words(
+    platform: str, what: str, column: str, words: Mapping[str, SubscriberStatus], value: str
+) -> SubscriberStatus | str:
+    word = re.sub(r"\s+", " ", value.strip().lower())
+    status = words.get(word)
     if status is None:
-        known = ", ".join(sorted(BUTTONDOWN_TYPES))
-        return f"unknown Buttondown subscriber type {word!r} (expected one of {known})"
+        return _unknown(platform, what, column, word, words)
     return status
 
 
+def _status_buttondown(cells: Cells) -> SubscriberStatus | str:
+    column = "subscriber_type" if "subscriber_type" in cells else "type"
+    return _words("Buttondown", "subscriber type", column, BUTTONDOWN_TYPES, cells.get(column, ""))
+
+
 def _status_ghost(cells: Cells) -> SubscriberStatus | str:
-    subscribed = _truthy(cells.get("subscribed_to_emails", ""), default=True)
+    if cells.get("deleted_at", "").strip():
+        return S.UNSUBSCRIBED  # a member deleted on Ghost left, whatever the other cells say
+    subscribed = _truthy(cells.get("subscribed_to_emails", ""), default=None)
     if subscribed is None:
-        return (
-            f"subscribed_to_emails is {cells['subscribed_to_emails']!r}, expected true or false"
-        )
+        said = cells.get("subscribed_to_emails", "").strip()
+        return _unknown("Ghost", "value", "subscribed_to_emails", said, ("true", "false"))
     return S.ACTIVE if subscribed else S.UNSUBSCRIBED
 
 
@@ -281,10 +341,27 @@ LISTMONK_STATUSES: Mapping[str, SubscriberStatus] = {
 
 
 def _status_listmonk(cells: Cells) -> SubscriberStatus | str:
-    word = cells.get("status", "").strip().lower()
-    status = LISTMONK_STATUSES.get(word or "enabled")
-    if status is None:
-        return f"unknown listmonk status {word!r} (expected one of {', '.join(LISTMONK_STATUSES)})"
+    status = _words("listmonk", "status", "status", LISTMONK_STATUSES, cells.get("status", ""))
+    if status is not S.ACTIVE:
+        return status
+    # Enabled, but unsubscribed from every list it names (the `lists` column of the API's
+    # answer): listmonk sends such a subscriber nothing.
+    lists = cells.get("lists", "").strip()
+    if lists.startswith("["):
+        try:
+            entries = json.loads(lists)
+        except ValueError:
+            return "the lists column is not the JSON listmonk writes; export the subscribers again"
+        states = (
+            {
+                str(item.get("subscription_status", "")).strip().lower() if isinstance(item, dict) else ""
+                for item in entries
+            }
+            if isinstance(entries, list)
+            else {""}
+        )
+        if states == {"unsubscribed"}:
+            return S.UNSUBSCRIBED
     return status
 
 
@@ -306,8 +383,59 @@ def _status_wix(cells: Cells) -> SubscriberStatus | str:
         )
     status = WIX_STATUSES.get(word)
     if status is None:
-        return f"unknown Wix subscriber status {word!r} (expected Subscribed, Unsubscribed or Never subscribed)"
+        known = ("Subscribed", "Unsubscribed", "Pending", "Never subscribed")
+        return _unknown("Wix", "subscriber status", "Email subscriber status", word, known)
     return status
+
+
+# Kit's (ConvertKit's) subscriber states, as its API documents them: inactive is a
+# subscriber who has not confirmed yet, cancelled one who unsubscribed.
+KIT_STATES: Mapping[str, SubscriberStatus] = {
+    "active": S.ACTIVE,
+    "inactive": S.PENDING,
+    "cancelled": S.UNSUBSCRIBED,
+    "canceled": S.UNSUBSCRIBED,
+    "bounced": S.BOUNCED,
+    "complained": S.COMPLAINED,
+}
+
+
+def _status_kit(cells: Cells) -> SubscriberStatus | str:
+    column = "state" if "state" in cells else "subscriber_state"
+    return _words("Kit", "state", column, KIT_STATES, cells.get(column, ""))
+
+
+# beehiiv's subscription statuses: inactive is a reader who unsubscribed (or was
+# unsubscribed); validating and pending have not confirmed; invalid failed the address check.
+BEEHIIV_STATUSES: Mapping[str, SubscriberStatus] = {
+    "active": S.ACTIVE,
+    "inactive": S.UNSUBSCRIBED,
+    "pending": S.PENDING,
+    "validating": S.PENDING,
+    "invalid": S.BOUNCED,
+}
+
+
+def _status_beehiiv(cells: Cells) -> SubscriberStatus | str:
+    if cells.get("unsubscribed_at", "").strip():
+        return S.UNSUBSCRIBED  # beehiiv's export can say active beside a date of leaving
+    return _words("beehiiv", "status", "status", BEEHIIV_STATUSES, cells.get("status", ""))
+
+
+# MailerLite's subscriber statuses: junk is an address its checks refused.
+MAILERLITE_STATUSES: Mapping[str, SubscriberStatus] = {
+    "active": S.ACTIVE,
+    "unconfirmed": S.PENDING,
+    "unsubscribed": S.UNSUBSCRIBED,
+    "bounced": S.BOUNCED,
+    "junk": S.UNSUBSCRIBED,
+}
+
+
+def _status_mailerlite(cells: Cells) -> SubscriberStatus | str:
+    if cells.get("unsubscribed_at", "").strip():
+        return S.UNSUBSCRIBED
+    return _words("MailerLite", "status", "status", MAILERLITE_STATUSES, cells.get("status", ""))
 
 
 def _moment(value: str) -> datetime | None:
@@ -318,6 +446,8 @@ def _moment(value: str) -> datetime | None:
     text = value.strip()
     if not text:
         return None
+    if text.endswith(" UTC"):  # beehiiv's "2023-03-24 10:23:10 UTC"
+        text = text[:-4] + "+00:00"
     try:
         moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
     except ValueError:
@@ -343,39 +473,140 @@ class _Platform:
     consented: Callable[[Cells], datetime | None]
     zone_column: bool = True
     """Whether a `timezone` column holds zones we validate strictly (ours) or best-effort."""
+    own: frozenset[str] = frozenset()
+    """Its export's columns that look like permission (`_PERMISSION`): the ones its rule
+    reads, and the ones that say something else (a paid plan, an unsubscribe's reason).
+    Any other such column refuses the file: its rule would not read it."""
 
 
-PUBLISHER = _Platform("publisher", _status_publisher, _consent_columns("confirmed_at"))
+PUBLISHER = _Platform("publisher", _status_publisher, _consent_columns("confirmed_at"), own=frozenset(EXPORT_COLUMNS))
 MAILCHIMP = _Platform(
-    "Mailchimp", _status_mailchimp, _consent_columns("confirm_time", "optin_time"), zone_column=False
+    "Mailchimp",
+    _status_mailchimp,
+    _consent_columns("confirm_time", "optin_time"),
+    zone_column=False,
+    own=frozenset(
+        {
+            "status",
+            "optin_ip",
+            "unsub_time",
+            "unsub_campaign_title",
+            "unsub_campaign_id",
+            "unsub_reason",
+            "unsub_reason_other",
+        }
+    ),
 )
-SUBSTACK = _Platform("Substack", _status_substack, _consent_columns("created_at"))
-BUTTONDOWN = _Platform("Buttondown", _status_buttondown, _consent_columns("creation_date", "created_at"))
-GHOST = _Platform("Ghost", _status_ghost, _consent_columns("created_at"))
-LISTMONK = _Platform("listmonk", _status_listmonk, _consent_columns("created_at"))
-WIX = _Platform("Wix", _status_wix, _consent_columns("created_at_utc_0", "created_at"))
+SUBSTACK = _Platform(
+    "Substack",
+    _status_substack,
+    _consent_columns("created_at"),
+    own=frozenset({"email_disabled", "active_subscription", "subscription_type"}),
+)
+BUTTONDOWN = _Platform(
+    "Buttondown",
+    _status_buttondown,
+    _consent_columns("creation_date", "created_at"),
+    own=frozenset({"subscriber_type", "type"}),
+)
+GHOST = _Platform(
+    "Ghost",
+    _status_ghost,
+    _consent_columns("created_at"),
+    # status is free, paid or comped; newsletters lists the newsletters they get.
+    own=frozenset({"subscribed_to_emails", "status", "newsletters"}),
+)
+LISTMONK = _Platform("listmonk", _status_listmonk, _consent_columns("created_at"), own=frozenset({"status"}))
+WIX = _Platform(
+    "Wix",
+    _status_wix,
+    _consent_columns("created_at_utc_0", "created_at"),
+    # Wix keeps a contact's consent to text messages apart from the newsletter's.
+    own=frozenset({"email_subscriber_status", "sms_subscriber_status", "phone_subscriber_status"}),
+)
+KIT = _Platform("Kit", _status_kit, _consent_columns("created_at"), own=frozenset({"state", "subscriber_state"}))
+BEEHIIV = _Platform(
+    "beehiiv",
+    _status_beehiiv,
+    _consent_columns("created_at"),
+    own=frozenset({"status", "unsubscribed_at", "subscription_date_substack"}),
+)
+MAILERLITE = _Platform(
+    "MailerLite",
+    _status_mailerlite,
+    _consent_columns("opted_in_at", "subscribed_at", "created_at"),
+    own=frozenset({"status", "unsubscribed_at", "optin_ip"}),
+)
 
 _MAILCHIMP_MARKERS = frozenset(
     {"member_rating", "optin_time", "confirm_time", "leid", "euid", "unsub_time", "clean_time"}
 )
 _SUBSTACK_MARKERS = frozenset({"email_disabled", "active_subscription", "subscription_type"})
+_BEEHIIV_MARKERS = frozenset({"tier", "free_tier", "premium_tier"})
+_MAILERLITE_MARKERS = frozenset(
+    {"optin_ip", "unsubscribed_at", "opens_count", "clicks_count", "open_rate", "click_rate"}
+)
 
 
 def _detect(keys: Sequence[str]) -> _Platform:
+    """Whose export a header is, by the columns only that platform writes; ours otherwise.
+
+    A platform recognised here reads who may be mailed from its own status column. The
+    order matters where exports share a name: beehiiv's and MailerLite's `status` beside
+    their own columns, Kit's `state` beside the names Mailchimp's export also has."""
     present = set(keys)
     if "email_subscriber_status" in present:
         return WIX
     if "subscribed_to_emails" in present:
         return GHOST
-    if present & _MAILCHIMP_MARKERS or {"email_address", "first_name"} <= present:
+    if present & _MAILCHIMP_MARKERS:
         return MAILCHIMP
     if "subscriber_type" in present or {"type", "creation_date"} <= present:
         return BUTTONDOWN
     if present & _SUBSTACK_MARKERS:
         return SUBSTACK
-    if "uuid" in present and present & {"attributes", "attribs"}:
+    if present & {"attributes", "attribs"} and present & {"uuid", "status"}:
         return LISTMONK
+    if "status" in present and present & _BEEHIIV_MARKERS:
+        return BEEHIIV
+    if "status" in present and present & _MAILERLITE_MARKERS:
+        return MAILERLITE
+    if present & {"state", "subscriber_state"} and present & {"first_name", "email_address"}:
+        return KIT
+    if {"email_address", "first_name"} <= present:
+        return MAILCHIMP
     return PUBLISHER
+
+
+# Files of an export named for who is in them: whatever a record says, nobody in them is
+# mailed (Mailchimp's and Buttondown's exports split their list this way).
+_NAMED_FILES: Sequence[tuple[_Platform, str, SubscriberStatus | str]] = (
+    (MAILCHIMP, "cleaned", S.BOUNCED),
+    (MAILCHIMP, "unsubscribed", S.UNSUBSCRIBED),
+    (
+        MAILCHIMP,
+        "nonsubscribed",
+        "in Mailchimp's non-subscribed contacts, who never agreed to the newsletter: "
+        "not added (they can subscribe on the site)",
+    ),
+    (
+        MAILCHIMP,
+        "non_subscribed",
+        "in Mailchimp's non-subscribed contacts, who never agreed to the newsletter: "
+        "not added (they can subscribe on the site)",
+    ),
+    (BUTTONDOWN, "unsubscribers", S.UNSUBSCRIBED),
+)
+_PROTECTION = {S.PENDING: 0, S.ACTIVE: 1, S.UNSUBSCRIBED: 2, S.BOUNCED: 3, S.COMPLAINED: 4}
+
+
+def _named(platform: _Platform, origin: str) -> SubscriberStatus | str | None:
+    """What the file's name says of everyone in it, for an export split into files by status."""
+    name = _key(origin.replace("\\", "/").rsplit("/", 1)[-1])
+    for owner, start, said in _NAMED_FILES:
+        if owner is platform and name.startswith(start):
+            return said
+    return None
 
 
 def _first(keys: Sequence[str], wanted: Sequence[str]) -> int | None:
@@ -434,9 +665,7 @@ def sniff_encoding(sample: bytes, *, origin: str) -> str:
     if best is not None and any(m.encoding == "cp1252" and m.chaos <= best.chaos for m in matches):
         codec = "cp1252"
     if not codec or (b"\x00" in sample and not codec.startswith(("utf_16", "utf_32"))):
-        raise SubscriberError(
-            f"{origin}: not a text file (it looks binary); export the list as CSV and import that"
-        )
+        raise SubscriberError(f"{origin}: not a text file (it looks binary); export the list as CSV and import that")
     return codec
 
 
@@ -475,27 +704,49 @@ def read_export(lines: Iterable[str], *, origin: str) -> tuple[str, Iterator[Sou
             "the column."
         )
     platform = _detect(keys)
+    _refuse_unread_permission(platform, header, keys, origin=origin)
+    source = _platform_source(platform, origin)
+    records = _logical(iterator, blank + 2, delimiter, email_at)
+    rows = _rows(records, keys, email_at, platform, source, _named(platform, origin))
+    return platform.name, rows
+
+
+_KNOWN = "Mailchimp, Substack, Buttondown, Ghost, listmonk, Wix, Kit, beehiiv, MailerLite"
+
+
+def _refuse_unread_permission(platform: _Platform, header: Sequence[str], keys: Sequence[str], *, origin: str) -> None:
+    """Refuse a file with a column that seems to say who may be mailed but that the rule
+    it is read by does not read: everyone that column keeps off the list would be mailed.
+
+    A platform's export is told by some of its columns, and a file may have those beside
+    a column of permission of its own ("Email, Subscription type, Unsubscribed" looks like
+    Substack's dashboard list). Only the columns each platform's export has pass."""
     # Two common column names alone make a file Mailchimp's: with none of Mailchimp's own
     # columns, its rule reads only `status`, as ours does, and must be checked the same way.
     generic = platform is PUBLISHER or (platform is MAILCHIMP and not set(keys) & _MAILCHIMP_MARKERS)
-    if generic:
-        for cell, key in zip(header, keys, strict=True):
-            if key not in EXPORT_COLUMNS and _PERMISSION.search(key):
-                raise SubscriberError(
-                    f"{origin}: the column {cell.strip()!r} seems to say who may be mailed, and this file "
-                    "is not an export publisher knows (Mailchimp, Substack, Buttondown, Ghost, listmonk, "
-                    "Wix). Nothing was imported: read as it is, everyone in it would be mailed. Keep "
-                    "only the readers who agreed to the newsletter and remove that column, or name it "
-                    "status with the words active or unsubscribed."
-                )
-    source = _platform_source(platform, origin)
-    rows = _rows(_logical(iterator, blank + 2, delimiter, email_at), keys, email_at, platform, source)
-    return platform.name, rows
+    allowed = frozenset(EXPORT_COLUMNS) if generic else platform.own
+    for cell, key in zip(header, keys, strict=True):
+        if key in allowed or not _PERMISSION.search(key):
+            continue
+        if generic:
+            raise SubscriberError(
+                f"{origin}: the column {cell.strip()!r} seems to say who may be mailed, and this file "
+                f"is not an export publisher knows ({_KNOWN}). Nothing was imported: read as it is, "
+                "everyone in it would be mailed. Keep only the readers who agreed to the newsletter "
+                "and remove that column, or name it status with the words active or unsubscribed."
+            )
+        raise SubscriberError(
+            f"{origin}: the column {cell.strip()!r} seems to say who may be mailed, and {platform.name}'s "
+            f"export, which this file looks like, has no such column: publisher reads who may be mailed "
+            f"from {platform.name}'s own columns only. Nothing was imported: read as it is, the readers "
+            "that column keeps off the list would be mailed. Keep only the readers who agreed to the "
+            "newsletter and remove that column, or import the file exactly as the platform exported it."
+        )
 
 
 # Column names (as `_key` makes them) that say whether someone may be mailed.
 _PERMISSION = re.compile(
-    r"status|unsub|opt_?out|opt_?in$|accepts|consent|marketing|permission|^subscribed$|is_subscribed"
+    r"status|unsub|opt(?:ed)?_?out|opt_?in$|accepts|consent|marketing|permission|^subscribed$|is_subscribed"
     r"|do_not|dnc|blocklist|blacklist|suppress|bounced"
     r"|subscri(?!.*_(?:at|on|date|time)$)|opt(?:ed)?_?in(?!.*_(?:at|on|date|time)$)|(?:^|_)(?:in)?active(?:_|$)|newsletter"
     r"|(?:can|allow|receive)s?_(?:e_?)?mails?$|^mailable$|gdpr"
@@ -539,7 +790,7 @@ def _starts_a_record(line: str, delimiter: str, email_at: int) -> bool:
 
 
 def _unclosed(line: int) -> Rejected:
-    return Rejected(line, "a quote opened on this line is never closed; close it (\"...\") or remove it")
+    return Rejected(line, 'a quote opened on this line is never closed; close it ("...") or remove it')
 
 
 def _logical(
@@ -603,6 +854,7 @@ def _rows(
     email_at: int,
     platform: _Platform,
     default_source: str,
+    named: SubscriberStatus | str | None = None,
 ) -> Iterator[SourceRow | Rejected]:
     name_at = _first(keys, NAME_KEYS)
     first_at = _first(keys, FIRST_KEYS)
@@ -626,6 +878,10 @@ def _rows(
             continue
         cells = dict(zip(keys, record, strict=False))  # a short record has only its own cells
         status = platform.status(cells)
+        if isinstance(named, SubscriberStatus) and isinstance(status, SubscriberStatus):
+            status = max(status, named, key=_PROTECTION.__getitem__)
+        elif named is not None and not isinstance(named, SubscriberStatus):
+            status = named
         if not isinstance(status, SubscriberStatus):  # a StrEnum is a str too: test this way
             yield Rejected(line, f"{email!r}: {status}")
             continue
