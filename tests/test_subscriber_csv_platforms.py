@@ -182,6 +182,19 @@ def test_a_look_alike_with_a_permission_column_its_platform_lacks_is_refused_who
     assert "Nothing was imported" in said and "remove that column" in said
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "email,status,status\nann@example.org,unsubscribed,active\n",
+        "id,email,subscribed_to_emails,Subscribed to emails\n1,ann@example.org,false,true\n",
+    ],
+)
+def test_a_permission_column_named_twice_refuses_the_file(text: str) -> None:
+    """The last of two columns of one name would win: "unsubscribed, active" must not make a reader."""
+    with pytest.raises(SubscriberError, match="times, and it seems to say who may be mailed"):
+        read(text)
+
+
 def test_no_real_export_is_refused() -> None:
     """The columns each platform really writes pass the check for permission columns."""
     headers = [

@@ -726,6 +726,14 @@ def _refuse_unread_permission(platform: _Platform, header: Sequence[str], keys: 
     generic = platform is PUBLISHER or (platform is MAILCHIMP and not set(keys) & _MAILCHIMP_MARKERS)
     allowed = frozenset(EXPORT_COLUMNS) if generic else platform.own
     for cell, key in zip(header, keys, strict=True):
+        # A record's cells are read by name, and the last of two columns of one name wins:
+        # "status, status" with "unsubscribed, active" would make the reader active.
+        if keys.count(key) > 1 and (key in platform.own or _PERMISSION.search(key)):
+            raise SubscriberError(
+                f"{origin}: the header has the column {cell.strip()!r} {keys.count(key)} times, and it seems "
+                "to say who may be mailed: publisher cannot tell which one counts. Nothing was imported; "
+                "keep the one the platform wrote, remove the others and import again."
+            )
         if key in allowed or not _PERMISSION.search(key):
             continue
         if generic:
