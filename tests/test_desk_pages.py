@@ -228,6 +228,19 @@ def test_an_upload_that_is_not_utf8_is_refused_with_the_fix(url: str) -> None:
     assert "latin.csv" in answer.text and "CSV UTF-8" in answer.text
 
 
+def test_home_and_settings_lead_to_the_going_live_guide_read_in_the_desk(config: Config, url: str) -> None:
+    """While nothing has been sent, Home and Settings link to the guide; the page is the guide under one title."""
+    with httpx.Client(base_url=url) as http:
+        sign_in(http, "owner@example.org")
+        home, settings = http.get("/desk/").text, http.get("/desk/settings").text
+        guide = http.get("/desk/going-live")
+    for page in (home, settings):
+        assert re.search(r'<p id="going-live">[^<]*<a href="/desk/going-live">how to go live, step by step</a>', page)
+    assert guide.status_code == 200
+    assert guide.text.count("<h1") == 1 and "<h3>1. Install</h3>" in guide.text
+    assert "sudo -u publisher publisher init /srv/publisher" in guide.text  # the steps themselves, from docs/
+
+
 def test_home_has_a_chart_and_its_table(config: Config, url: str) -> None:
     """The 90-day chart is an SVG hidden from screen readers, with the numbers in a table."""
     engine = open_store(config.store_url)

@@ -11,7 +11,8 @@ and the sections, each in its own module: `signin` (the password, the code after
 OpenID Connect provider, signing out), `account` (two-step sign-in, recovery codes and
 sessions), `articles` (the editor, previews, preflight and sending), `revisions` (the
 editor's autosaves and saved versions), `issues`, `subscribers` and its `bounces` (the
-review queue of mail that came back), `settings` and its `keys`.
+review queue of mail that came back), `settings` and its `keys`, and `guide` (the guide to
+going live, read in the desk).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from publisher.web.desk.account import AccountDesk
 from publisher.web.desk.articles import ArticleDesk
 from publisher.web.desk.auth import Asked, DeskAuth, SameOrigin
 from publisher.web.desk.bounces import BounceDesk
+from publisher.web.desk.guide import GuideDesk
 from publisher.web.desk.issues import IssueDesk
 from publisher.web.desk.keys import KeyDesk
 from publisher.web.desk.media import MediaDesk
@@ -57,7 +59,7 @@ PAGES = (
     "bounces", "bounce",
     "segments", "segment",
     "sequences", "sequence", "sequence_step",
-    "signup_forms",
+    "signup_forms", "guide",
 )
 
 
@@ -99,6 +101,7 @@ class Desk:
             RevisionDesk(config, engine, self.pages, self.auth),
             MovingDesk(config, engine, self.pages, self.auth),
             SequenceDesk(config, engine, self.pages, self.auth),
+            GuideDesk(config, engine, self.pages, self.auth),
         )
 
     def mount(self) -> Mount:
