@@ -82,6 +82,14 @@ def test_an_unknown_state_refuses_the_row_with_its_line_column_word_and_what_to_
     assert "expected active, inactive" in row.reason and "add them by hand only if" in row.reason
 
 
+def test_a_cut_down_kit_export_still_keeps_those_who_left_off_the_list() -> None:
+    """With only email and state left, Kit's cancelled and inactive are no readers; an address's state is."""
+    found = statuses(
+        "email,name,state\nann@example.org,Ann,cancelled\nben@example.org,Ben,inactive\ncy@example.org,Cy,CA\n"
+    )
+    assert found == [S.UNSUBSCRIBED, S.PENDING, S.ACTIVE]
+
+
 def test_beehiiv_readers_who_left_stay_off_the_list() -> None:
     """inactive is unsubscribed, pending waits, and an unsubscribed_at date wins over "active"."""
     found = statuses(

@@ -28,7 +28,7 @@ What each platform calls things (header names compared case- and punctuation-bli
 | Kit        | first_name             | tags   | state active (`KIT_STATES`)                        |
 | beehiiv    | First Name + Last Name |        | status active (`BEEHIIV_STATUSES`), no unsubscribed_at |
 | MailerLite | name                   |        | status active (`MAILERLITE_STATUSES`), no unsubscribed_at |
-| publisher  | name                   | tags   | status (empty is active)                           |
+| publisher  | name                   | tags   | status (empty is active); Kit's words in a state   |
 
 Each export is told by columns only it writes (`_detect`): Wix's Email subscriber status,
 Ghost's subscribed_to_emails, Mailchimp's MEMBER_RATING, OPTIN_TIME, LEID, UNSUB_TIME, ...,
@@ -281,13 +281,16 @@ def _unknown(platform: str, what: str, column: str, value: str, known: Iterable[
 
 def _status_publisher(cells: Cells) -> SubscriberStatus | str:
     word = cells.get("status", "").strip().lower()
-    if not word:
-        return S.ACTIVE
-    status = STATUS_WORDS.get(word)
+    status = STATUS_WORDS.get(word or "active")
     if status is None:
         known = ", ".join(s.value for s in SubscriberStatus)
         return f"unknown status {word!r} (expected one of {known})"
-    return status
+    # A `state` column is most often an address's (CA, Bavaria), but a Kit export cut down
+    # to fewer columns than `_detect` knows it by still says there who left.
+    left = KIT_STATES.get(cells.get("state", "").strip().lower(), S.ACTIVE)
+    if left is S.ACTIVE:
+        return status
+    return left if status is S.ACTIVE else max(status, left, key=_PROTECTION.__getitem__)
 
 
 def _status_mailchimp(cells: Cells) -> SubscriberStatus | str:
