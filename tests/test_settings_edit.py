@@ -207,6 +207,19 @@ def test_the_sender_gets_a_display_name(config: Config, url: str) -> None:
     assert load_config(config.root / "config.toml")["newsletter.from"] == '"Dana Reyes, LCSW" <dana@example.org>'
 
 
+def test_the_providers_are_offered_in_words_and_saved_by_their_config_names(config: Config, url: str) -> None:
+    """Maildir and ses are said as what they are; the value saved is still the config's own."""
+    with owner(url) as http:
+        page = http.get("/desk/settings").text
+        answer = save(http, "provider", provider="maildir")
+    select = re.search(r'<select id="s-provider".*?</select>', page, re.S)
+    assert select
+    options = dict(re.findall(r'<option value="([^"]+)"[^>]*>([^<]+)</option>', select.group(0)))
+    assert options["maildir"].startswith("None yet: write each email into a folder")
+    assert options["ses"] == "Amazon SES" and options["smtp"].startswith("A mail server (SMTP)")
+    assert answer.status_code == 200 and load_config(config.root / "config.toml")["delivery.provider"] == "maildir"
+
+
 def test_a_sender_address_that_is_not_one_is_refused(config: Config, url: str) -> None:
     with owner(url) as http:
         answer = save(http, "sender", from_address="dana at example")
