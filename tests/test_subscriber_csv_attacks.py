@@ -32,6 +32,10 @@ def _read(text: str) -> tuple[str, list[object]]:
         "GDPR",
         "Opted out",
         "Opted-Out",
+        "Blocked",
+        "Complained",
+        "Cancelled",
+        "Deleted at",
     ],
 )
 def test_a_permission_column_of_an_unknown_file_is_refused(column: str) -> None:

@@ -517,7 +517,7 @@ GHOST = _Platform(
     _status_ghost,
     _consent_columns("created_at"),
     # status is free, paid or comped; newsletters lists the newsletters they get.
-    own=frozenset({"subscribed_to_emails", "status", "newsletters"}),
+    own=frozenset({"subscribed_to_emails", "deleted_at", "status", "newsletters"}),
 )
 LISTMONK = _Platform("listmonk", _status_listmonk, _consent_columns("created_at"), own=frozenset({"status"}))
 WIX = _Platform(
@@ -758,7 +758,7 @@ def _refuse_unread_permission(platform: _Platform, header: Sequence[str], keys: 
 # Column names (as `_key` makes them) that say whether someone may be mailed.
 _PERMISSION = re.compile(
     r"status|unsub|opt(?:ed)?_?out|opt_?in$|accepts|consent|marketing|permission|^subscribed$|is_subscribed"
-    r"|do_not|dnc|blocklist|blacklist|suppress|bounced"
+    r"|do_not|dnc|blocklist|blacklist|suppress|bounced|complain|blocked|banned|cancel|(?:^|_)deleted(?:_|$)"
     r"|subscri(?!.*_(?:at|on|date|time)$)|opt(?:ed)?_?in(?!.*_(?:at|on|date|time)$)|(?:^|_)(?:in)?active(?:_|$)|newsletter"
     r"|(?:can|allow|receive)s?_(?:e_?)?mails?$|^mailable$|gdpr"
 )
