@@ -15,6 +15,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from desk_support import add_users, quick_hashes, sign_in
+from sqlalchemy.pool import Pool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Match, Mount, Route, Router
@@ -23,6 +24,7 @@ from web_support import live_server, make_publication
 from publisher.config import Config
 from publisher.services import subscribers as subscriber_service
 from publisher.store import open_store
+from publisher.store.engine import POOL_SIZE
 from publisher.store.schema import deliveries, issues, subscriber_tags
 from publisher.store.schema import subscribers as rows
 from publisher.web import create_app
@@ -128,6 +130,46 @@ def test_a_page_goes_to_a_thread_once(url: str, page: str, monkeypatch: pytest.M
         answer = http.get(page)
     assert answer.status_code == 200
     assert len(hops) + CountingThreads.handed == 1
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_a_page_reads_through_one_connection(url: str, page: str) -> None:
+    """Home, Subscribers and the report read the session and every figure through one
+    connection from a pool, not one a query."""
+    taken: list[object] = []
+
+    def took(*args: object) -> None:
+        taken.append(args)
+
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        http.get(page)  # the session's last use is written now, not during the page below
+        sa.event.listen(Pool, "checkout", took)
+        try:
+            answer = http.get(page)
+        finally:
+            sa.event.remove(Pool, "checkout", took)
+    assert answer.status_code == 200
+    assert len(taken) == 1
+
+
+def test_a_page_is_answered_while_every_connection_of_the_store_is_held(config: Config) -> None:
+    """A page's reads are lent their connection by a pool of their own: with all of the
+    store's connections held elsewhere (writers, the API), Home is still answered."""
+    engine = open_store(config.store_url)
+    try:
+        with live_server(create_app(config, engine=engine)) as base, httpx.Client(base_url=base) as http:
+            sign_in(http)
+            http.get("/desk/")
+            held = [engine.connect() for _ in range(POOL_SIZE)]
+            try:
+                answer = http.get("/desk/", timeout=10)
+            finally:
+                for conn in held:
+                    conn.close()
+    finally:
+        engine.dispose()
+    assert answer.status_code == 200
 
 
 def test_a_desk_page_is_matched_against_the_routes_of_its_segment(

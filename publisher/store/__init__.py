@@ -2,7 +2,7 @@
 
 `open_store(url)` gives an engine with the schema migrated; the modules beside this one
 (`subscribers`, `ledger`, ...) take that engine and return dataclasses, never rows.
-The two names below are loaded on first use, so that `glance` (status on the command
+The names below are loaded on first use, so that `glance` (status on the command
 line) imports none of SQLAlchemy.
 """
 
@@ -12,9 +12,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from publisher.store.engine import begin_write, open_store
+    from publisher.store.engine import begin_write, open_store, shared_reads
 
-__all__ = ["begin_write", "open_store"]
+__all__ = ["begin_write", "open_store", "shared_reads"]
 
 
 def __getattr__(name: str) -> Any:

@@ -20,6 +20,17 @@ connections as a failed test would. And
 `reader` runs statements that only read without a transaction around them (no BEGIN and
 ROLLBACK): at READ COMMITTED each statement of a transaction takes its own snapshot
 anyway, so a read sees the same rows.
+
+One connection a page (`shared_reads`): a desk page makes ten or more small reads, and
+taking a connection from the pool and giving it back cost more than most of them. Inside
+`shared_reads(engine)` every `reader(engine)` of the thread reads through one connection,
+taken at the first read and given back when the block ends. That connection comes from a
+pool of its own beside the engine's (`_readers_of`), which never makes anyone wait: when
+its kept connections are all in use it opens another. So a thread that holds one and
+then asks the engine's pool for a connection to write with (a session's `seen_at`) holds
+nothing that any waiter on the engine's pool waits for, and no number of pages at once
+can deadlock the two pools. Each statement still reads as it did on a connection of its
+own (SQLite begins no transaction for a read; PostgreSQL reads in autocommit).
 """
 
 from __future__ import annotations
@@ -27,13 +38,15 @@ from __future__ import annotations
 import functools
 import os
 import sqlite3
+import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Dialect, Engine, create_engine, event, func, select, text
+from sqlalchemy import URL, Connection, Dialect, Engine, create_engine, event, func, select, text
 from sqlalchemy.exc import ArgumentError, InvalidatePoolError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -53,6 +66,7 @@ __all__ = [
     "head_revision",
     "open_store",
     "reader",
+    "shared_reads",
 ]
 
 BUSY_TIMEOUT_MS = 30_000
@@ -102,11 +116,64 @@ def begin_write(engine: Engine) -> Iterator[Connection]:
 def reader(engine: Engine) -> Iterator[Connection]:
     """A connection for statements that only read: on PostgreSQL outside any transaction
     (autocommit), saving the BEGIN and ROLLBACK round trips. SQLite's driver begins no
-    transaction for a read anyway. Never write through it: nothing would be atomic."""
-    with engine.connect() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execution_options(isolation_level="AUTOCOMMIT")  # the pool resets it on return
+    transaction for a read anyway. Never write through it: nothing would be atomic.
+    Inside `shared_reads(engine)` it is the block's one connection."""
+    held: dict[Engine, Connection | None] | None = getattr(_shared, "held", None)
+    if held is not None and engine in held:
+        conn = held[engine]
+        if conn is None:
+            # The engine's own Connection (its events, its options) over the lent connection.
+            lent = _readers_of(engine).raw_connection()
+            conn = held[engine] = _read_only(Connection(engine, connection=lent))
         yield conn
+        return
+    with engine.connect() as conn:
+        yield _read_only(conn)
+
+
+@contextmanager
+def shared_reads(engine: Engine) -> Iterator[None]:
+    """Every `reader(engine)` of this thread, until the block ends, reads through one
+    connection (see the module's docstring); a block inside another of the same engine
+    uses the outer one's. Writes inside the block take their own connections as always."""
+    held: dict[Engine, Connection | None] = _shared.__dict__.setdefault("held", {})
+    if engine in held:
+        yield
+        return
+    held[engine] = None
+    try:
+        yield
+    finally:
+        conn = held.pop(engine)
+        if conn is not None:
+            conn.close()
+
+
+def _read_only(conn: Connection) -> Connection:
+    if conn.dialect.name == "postgresql":
+        conn.execution_options(isolation_level="AUTOCOMMIT")  # the pool resets it on return
+    return conn
+
+
+_shared = threading.local()
+_readers: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
+_readers_lock = threading.Lock()
+
+
+def _readers_of(engine: Engine) -> Engine:
+    """The engine whose pool lends `shared_reads` its connections: the same database and
+    settings as `engine`, `POOL_SIZE` connections kept, and more opened rather than
+    waited for. Disposed with `engine`. A database in memory is the connection's own, so
+    there `engine` itself lends them."""
+    with _readers_lock:
+        found = _readers.get(engine)
+        if found is None:
+            database = engine.url.database or ""
+            if engine.dialect.name == "sqlite" and (not database or "memory" in database):
+                return engine
+            found = _readers[engine] = _create(engine.url, max_overflow=-1)
+            event.listen(engine, "engine_disposed", lambda *_: found.dispose())
+        return found
 
 
 def head_revision() -> str:
@@ -114,10 +181,10 @@ def head_revision() -> str:
     return _revisions()[0]
 
 
-def _create(url: str) -> Engine:
+def _create(url: str | URL, *, max_overflow: int = 0) -> Engine:
     try:
         try:
-            engine = create_engine(url, pool_size=POOL_SIZE, max_overflow=0)
+            engine = create_engine(url, pool_size=POOL_SIZE, max_overflow=max_overflow)
         except TypeError:  # SQLite in memory: one connection per thread, a pool without a size
             engine = create_engine(url)
     except (ArgumentError, ValueError) as exc:

@@ -18,6 +18,7 @@ provider webhooks and a health check, in one Starlette application.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -42,7 +43,7 @@ from publisher.services import bounces, issues, site
 from publisher.services import pages as site_pages
 from publisher.services import redirects as old_addresses
 from publisher.services.providers import Provider, make_provider
-from publisher.store import open_store
+from publisher.store import open_store, shared_reads
 from publisher.web import signatures, webhooks
 from publisher.web.desk import Desk, DeskSettings
 from publisher.web.limits import BodyLimit
@@ -213,6 +214,8 @@ def create_app(
             provider_factory=provider_factory or make_provider,
         )
     )
+    # A page that only reads reads through one connection, not one a query.
+    desk.auth.page_reads = functools.partial(shared_reads, db)
 
     health = Health(db)
 

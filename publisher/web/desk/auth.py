@@ -32,6 +32,7 @@ visitor into an account of its choosing. A browser that signed in keeps a device
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import hmac
 import html
@@ -39,6 +40,7 @@ import ipaddress
 import secrets
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote, urlsplit
@@ -173,6 +175,9 @@ class DeskAuth:
         public = urlsplit(public_url)
         self.public_https = public.scheme == "https"
         self.public_origin = _origin(public.scheme, public.netloc) if public.netloc else ""
+        self.page_reads: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext
+        """What a `reading` page is made inside: the app sets the store's `shared_reads`,
+        so that the page's session and data are read through one connection."""
 
     def context_for(self, request: Request, session: DeskSession | None, *, csrf: str = "") -> DeskContext:
         """The page context of one request (`csrf` is the sign-in form's token, before a session)."""
@@ -306,12 +311,13 @@ class DeskAuth:
         session and another for the page cost a busy desk more than the session's query."""
 
         def whole(request: Request) -> Response:
-            session = self.read_session(request)
-            refused = self._refused(request, session, role, before_second_factor=False)
-            if refused is not None:
-                return refused
-            assert session is not None  # refused otherwise
-            return handler(Asked(request, session, {}, {}, self.clock(), self.context_for(request, session)))
+            with self.page_reads():
+                session = self.read_session(request)
+                refused = self._refused(request, session, role, before_second_factor=False)
+                if refused is not None:
+                    return refused
+                assert session is not None  # refused otherwise
+                return handler(Asked(request, session, {}, {}, self.clock(), self.context_for(request, session)))
 
         async def endpoint(request: Request) -> Response:
             context = contextvars.copy_context()

@@ -1,0 +1,152 @@
+"""`shared_reads`: a page's reads through one connection, lent by a pool that never waits,
+and each read still seeing what was committed before it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from publisher.store import open_store
+from publisher.store.engine import POOL_SIZE, reader, shared_reads
+from publisher.store.schema import subscribers as rows
+
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+def _reader_row(n: int) -> dict[str, object]:
+    return {
+        "email": f"reader{n}@example.org",
+        "name": "",
+        "status": "active",
+        "source": "test",
+        "created_at": NOW,
+        "updated_at": NOW,
+        "token_key": f"{n:032x}",
+    }
+
+
+def _count(engine: sa.Engine) -> int:
+    with reader(engine) as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(rows)).scalar_one())
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[sa.Engine]:
+    engine = open_store(f"sqlite:///{tmp_path / 'test.db'}")
+    yield engine
+    engine.dispose()
+
+
+def test_reads_in_a_block_go_through_one_connection(db: sa.Engine) -> None:
+    """Every reader inside the block is the same connection, and no longer after it."""
+    with shared_reads(db):
+        with reader(db) as first:
+            pass
+        with reader(db) as second:
+            pass
+        assert second is first
+    with reader(db) as after:
+        assert after is not first
+
+
+def test_a_block_inside_another_uses_the_outer_ones_connection(db: sa.Engine) -> None:
+    """A nested block neither takes a second connection nor gives back the outer one's."""
+    with shared_reads(db):
+        with reader(db) as outer:
+            pass
+        with shared_reads(db), reader(db) as inner:
+            assert inner is outer
+        with reader(db) as later:
+            assert later is outer
+
+
+def test_a_block_that_reads_nothing_takes_no_connection(db: sa.Engine) -> None:
+    """The connection is taken at the first read: a refused page costs none."""
+    taken: list[object] = []
+
+    def took(*args: object) -> None:
+        taken.append(args)
+
+    sa.event.listen(sa.pool.Pool, "checkout", took)
+    try:
+        with shared_reads(db):
+            pass
+    finally:
+        sa.event.remove(sa.pool.Pool, "checkout", took)
+    assert taken == []
+
+
+def _sees_a_later_commit(engine: sa.Engine) -> None:
+    with shared_reads(engine):
+        before = _count(engine)
+        with engine.begin() as conn:
+            conn.execute(sa.insert(rows), [_reader_row(1)])
+        assert _count(engine) == before + 1
+
+
+def test_a_read_in_a_block_sees_what_was_committed_after_the_first(db: sa.Engine) -> None:
+    """The shared connection holds no snapshot between reads: each sees the latest commit."""
+    _sees_a_later_commit(db)
+
+
+def test_a_read_in_a_block_sees_a_later_commit_on_postgresql(pg: sa.Engine) -> None:
+    """The same on PostgreSQL, where the shared connection reads in autocommit."""
+    _sees_a_later_commit(pg)
+
+
+def test_blocks_are_lent_connections_while_the_engines_pool_is_all_in_use(db: sa.Engine) -> None:
+    """More blocks at once than the pool keeps, with every connection of the engine's own
+    pool held elsewhere, all read: a block's connection never waits for anyone, so a page
+    that holds one and then waits for the engine's pool cannot hold up a waiter there."""
+    held = [db.connect() for _ in range(POOL_SIZE)]
+    together = threading.Barrier(POOL_SIZE + 3, timeout=20)
+
+    def page() -> int:
+        with shared_reads(db):
+            found = _count(db)
+            together.wait()  # every block holds its connection at this moment
+            return found
+
+    try:
+        with ThreadPoolExecutor(max_workers=POOL_SIZE + 3) as threads:
+            answers = list(threads.map(lambda _: page(), range(POOL_SIZE + 3), timeout=30))
+    finally:
+        for conn in held:
+            conn.close()
+    assert answers == [0] * (POOL_SIZE + 3)
+
+
+def test_a_block_on_a_store_in_memory_reads_the_same_database() -> None:
+    """A database in memory belongs to its connection: the block reads the engine's own."""
+    engine = open_store("sqlite://")
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.insert(rows), [_reader_row(1)])
+        with shared_reads(engine):
+            assert _count(engine) == 1
+    finally:
+        engine.dispose()
+
+
+def test_the_lent_connections_are_closed_with_the_engine(tmp_path: Path) -> None:
+    """Disposing of the engine closes the connections its blocks were lent."""
+    engine = open_store(f"sqlite:///{tmp_path / 'test.db'}")
+    with shared_reads(engine), reader(engine) as conn:
+        lent = conn.connection.dbapi_connection
+    closed: list[object] = []
+
+    def close(dbapi_connection: object, record: object) -> None:
+        closed.append(dbapi_connection)
+
+    sa.event.listen(sa.pool.Pool, "close", close)
+    try:
+        engine.dispose()
+    finally:
+        sa.event.remove(sa.pool.Pool, "close", close)
+    assert lent in closed
