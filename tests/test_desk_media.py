@@ -131,6 +131,16 @@ def test_a_plain_form_upload_comes_back_to_the_media_page(config: Config, url: s
     assert f'value="![](/media/{name})"' in page.text and "Uploaded" in page.text
 
 
+def test_the_media_page_gives_the_lead_images_address_and_says_how_to_caption(config: Config, url: str) -> None:
+    """After an upload the address alone is there to copy into the lead image; the caption's form is shown."""
+    with signed_in(url) as (http, csrf):
+        answer = upload(http, csrf, photo(), accept="text/html,application/xhtml+xml")
+        page = http.get(answer.headers["location"]).text
+    name = next(n for n in stored(config) if n.endswith("-1200x800.jpg"))
+    assert f'id="uploaded-url" type="text" readonly value="/media/{name}"' in page
+    assert re.search(r'<span id="caption-help">[^<]*<code>!\[[^]]*\]\(/media/… "The harbour in March"\)</code>', page)
+
+
 # Limits held while the body arrives
 
 
