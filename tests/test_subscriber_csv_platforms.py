@@ -82,6 +82,13 @@ def test_an_unknown_state_refuses_the_row_with_its_line_column_word_and_what_to_
     assert "expected active, inactive" in row.reason and "add them by hand only if" in row.reason
 
 
+def test_a_postal_state_refused_as_kits_says_how_to_import_the_file() -> None:
+    """A list of names with a postal State column is taken for Kit's: the refusal says to rename it."""
+    _platform, [row] = read("Email Address,First Name,State\nann@example.org,Ann,CA\n")
+    assert isinstance(row, Rejected)
+    assert "unknown Kit state 'ca'" in row.reason and "rename that column" in row.reason
+
+
 def test_a_cut_down_kit_export_still_keeps_those_who_left_off_the_list() -> None:
     """With only email and state left, Kit's cancelled and inactive are no readers; an address's state is."""
     found = statuses(

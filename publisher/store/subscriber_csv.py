@@ -405,7 +405,11 @@ KIT_STATES: Mapping[str, SubscriberStatus] = {
 
 def _status_kit(cells: Cells) -> SubscriberStatus | str:
     column = "state" if "state" in cells else "subscriber_state"
-    return _words("Kit", "state", column, KIT_STATES, cells.get(column, ""))
+    status = _words("Kit", "state", column, KIT_STATES, cells.get(column, ""))
+    if isinstance(status, SubscriberStatus):
+        return status
+    # A list of names and postal addresses has a state column too (CA, Bavaria).
+    return f"{status} (if the file is not Kit's and {column} is a postal state, rename that column)"
 
 
 # beehiiv's subscription statuses: inactive is a reader who unsubscribed (or was
