@@ -897,13 +897,13 @@ def test_a_recipient_is_made_as_the_provider_comes_to_it(
     config = make_config(tmp_path, concurrency=1, batch_size=5)
     queue_issue(db, 5)
     events: list[str] = []
-    sign = tokens.unsubscribe_url
+    sign = tokens.reader_urls
 
-    def signing(*args: object) -> str:
+    def signing(*args: object) -> tuple[str, str]:
         events.append("made")
         return sign(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(tokens, "unsubscribe_url", signing)
+    monkeypatch.setattr(tokens, "reader_urls", signing)
     answer = FakeProvider().answer
 
     def sending(recipient: Recipient, attempt: int) -> SendResult:

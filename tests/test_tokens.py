@@ -273,3 +273,14 @@ def test_empty_demo_secret_file_is_reported(tmp_path: Path) -> None:
     (tmp_path / tokens.SECRET_FILE_NAME).write_text("", encoding="utf-8")
     with pytest.raises(ConfigError, match="is empty"):
         tokens.resolve_secret(make_config(tmp_path), real_provider=False)
+
+
+def test_a_copys_two_links_made_together_are_those_made_one_by_one(tmp_path: Path) -> None:
+    """The unsubscribe and manage links of one copy, signed together, are the very links
+    `unsubscribe_url` and `manage_url` make, with and without the message."""
+    config = make_config(tmp_path)
+    for message_key in ("0a1b2c3d4e5f60718293a4b5", None):
+        assert tokens.reader_urls(config.public_url, SECRET, KEY, message_key) == (
+            tokens.unsubscribe_url(config, SECRET, KEY, message_key),
+            tokens.manage_url(config, SECRET, KEY, message_key),
+        )

@@ -79,7 +79,6 @@ DEFAULT_LINGER = 900.0
 """Seconds `deliver` waits for a retry to come due; later ones are left for a resume."""
 
 
-
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -170,6 +169,10 @@ class _Run:
         self.progress = progress
         self.now = now
         self.secret = secret
+        self.public_url = config.public_url
+        """The links' base, read once rather than twice a copy."""
+        self.tracked = bool(config["analytics.enabled"])
+        """Copies carry a copy token (`publisher.mail.tracking`)."""
         self.policy = policy
         self.linger = linger
         self.batch = _batch_size(config, provider)
@@ -185,9 +188,7 @@ class _Run:
         """Notified as each batch ends, for the threads that found nothing to claim."""
         self.error: BaseException | None = None
         self.started = time.monotonic()
-        self.report = DeliveryReport(
-            worker=worker, in_flight_limit=_concurrency(config) * self.batch
-        )
+        self.report = DeliveryReport(worker=worker, in_flight_limit=_concurrency(config) * self.batch)
         self._template_for = template_for
         self._templates: dict[tuple[int, int | None], tuple[MessageTemplate, str]] = {}
         self._template_lock = threading.Lock()
@@ -222,21 +223,25 @@ class _Run:
         with self.writing:
             counts = durably(
                 lambda: ledger.record(
-                    self.db, group, now=now, policy=self.policy, worker=self.report.worker,
+                    self.db,
+                    group,
+                    now=now,
+                    policy=self.policy,
+                    worker=self.report.worker,
                     provider=self.provider.name,
                 )
             )
         self.add(
-            sent=counts["sent"], retried=counts["retry"], failed=counts["failed"],
+            sent=counts["sent"],
+            retried=counts["retry"],
+            failed=counts["failed"],
             suppressed=counts["suppressed"],
         )
 
     def add(self, **counts: int) -> None:
         with self.lock:
             values = {name: getattr(self.report, name) + value for name, value in counts.items()}
-            self.report = replace(
-                self.report, elapsed=time.monotonic() - self.started, **values
-            )
+            self.report = replace(self.report, elapsed=time.monotonic() - self.started, **values)
             snapshot = self.report
         if self.progress is not None:
             self.progress(snapshot)
@@ -412,15 +417,20 @@ class _Readers(Sequence[Recipient]):
 
     def _make(self, row: ledger.ClaimedRow) -> Recipient:
         run = self._run
+        unsubscribe_url, manage_url = tokens.reader_urls(run.public_url, run.secret, row.token_key, row.message_key)
         return Recipient(
             delivery_id=row.id,
             email=row.email,
             name=row.name,
-            unsubscribe_url=tokens.unsubscribe_url(run.config, run.secret, row.token_key, row.message_key),
+            unsubscribe_url=unsubscribe_url,
             message_id=message_id_for(row.message_key, self._domain),
-            manage_url=tokens.manage_url(run.config, run.secret, row.token_key, row.message_key),
+            manage_url=manage_url,
             return_path=verp.return_path(run.secret, row.message_key, self._bounces),
-            copy_token=tracking.copy_token(run.config, run.secret, row.issue_id, row.message_key, run.now()),
+            copy_token=(
+                tracking.copy_token(run.config, run.secret, row.issue_id, row.message_key, run.now())
+                if run.tracked
+                else ""
+            ),
         )
 
 
@@ -470,7 +480,11 @@ def _send_issue_rows(
             return [], ids, []
         retry_all = [
             SendResult(
-                row.id, row.email, Outcome.RETRY, str(exc), retry_after=exc.retry_after,
+                row.id,
+                row.email,
+                Outcome.RETRY,
+                str(exc),
+                retry_after=exc.retry_after,
                 maybe_sent=isinstance(exc, CallMaybeTaken),
             )
             for row in rows

@@ -84,7 +84,9 @@ class Placeholders:
 
     def as_dict(self) -> dict[str, str]:
         return {
-            "name": self.name, "email": self.email, "unsubscribe_url": self.unsubscribe_url,
+            "name": self.name,
+            "email": self.email,
+            "unsubscribe_url": self.unsubscribe_url,
             "manage_url": self.manage_url,
         }
 
@@ -100,9 +102,7 @@ TEXT_PLACEHOLDERS: Final = Placeholders(
 )
 COPY_PLACEHOLDER: Final = "__pub_html_copy__"
 """The analytics copy token's place: in the HTML part only, and only once tracking added it."""
-PLACEHOLDERS: Final = (
-    *HTML_PLACEHOLDERS.as_dict().values(), *TEXT_PLACEHOLDERS.as_dict().values(), COPY_PLACEHOLDER
-)
+PLACEHOLDERS: Final = (*HTML_PLACEHOLDERS.as_dict().values(), *TEXT_PLACEHOLDERS.as_dict().values(), COPY_PLACEHOLDER)
 
 _TOKEN_RE = re.compile("(" + "|".join(re.escape(t) for t in PLACEHOLDERS) + ")")
 _TOKEN_KEY = {
@@ -231,8 +231,7 @@ def _parse_mailbox(config: Config, key: str) -> tuple[str, str]:
     if not address or "@" not in address or not _ADDR_RE.match(address):
         section, _, field = key.rpartition(".")
         raise ConfigError(
-            f"config.toml: [{section}] {field} must be an address such as "
-            f"\"Dana Reyes <dana@example.org>\", got {raw!r}"
+            f'config.toml: [{section}] {field} must be an address such as "Dana Reyes <dana@example.org>", got {raw!r}'
         )
     return clean_header_text(name, limit=_MAX_NAME), address
 
@@ -259,8 +258,15 @@ def _body_pieces(text: str, prefix: str) -> list[_Piece]:
 
 
 _SPLICED = (
-    "text.name", "text.email", "text.unsubscribe_url", "text.manage_url",
-    "html.name", "html.email", "html.unsubscribe_url", "html.manage_url", "html.copy_token",
+    "text.name",
+    "text.email",
+    "text.unsubscribe_url",
+    "text.manage_url",
+    "html.name",
+    "html.email",
+    "html.unsubscribe_url",
+    "html.manage_url",
+    "html.copy_token",
 )
 """The per-reader values a body can hold: the part they are escaped for, and the field."""
 
@@ -288,8 +294,22 @@ class MessageTemplate:
     """One issue, encoded once; `message_bytes` makes each recipient's copy."""
 
     __slots__ = (
-        "_date_cache", "_head_count", "_pieces", "_signing", "_spliced", "_wire", "dkim", "html", "key", "list_id",
-        "reply_to", "sender", "sender_address", "subject", "text",
+        "_date_cache",
+        "_head_count",
+        "_pieces",
+        "_signing",
+        "_slots",
+        "_spliced",
+        "_wire",
+        "dkim",
+        "html",
+        "key",
+        "list_id",
+        "reply_to",
+        "sender",
+        "sender_address",
+        "subject",
+        "text",
     )
 
     def __init__(
@@ -318,11 +338,11 @@ class MessageTemplate:
         self.dkim = dkim
         self._pieces = head + body
         self._wire = tuple(_stuffed(piece) if isinstance(piece, bytes) else piece for piece in self._pieces)
+        self._slots = tuple((index, piece) for index, piece in enumerate(self._pieces) if isinstance(piece, str))
+        """Where each copy's values go among the pieces: filled in by place, not found by type."""
         self._head_count = len(head)
         used = {piece for piece in self._pieces if isinstance(piece, str)}
-        self._spliced = tuple(
-            (key, *key.split(".")) for key in _SPLICED if key in used
-        )
+        self._spliced = tuple((key, *key.split(".")) for key in _SPLICED if key in used)
         self._signing: SigningPlan | None = dkim.plan(head, body) if dkim is not None else None
         self._date_cache: tuple[datetime, bytes] | None = None
 
@@ -345,9 +365,7 @@ class MessageTemplate:
         if "<" not in list_id:
             list_id = f"{title} <{list_id}>"
         subject = clean_header_text(rendered.subject) or title
-        digest = hashlib.sha256(
-            "\0".join((rendered.key, rendered.html, rendered.text)).encode("utf-8")
-        ).hexdigest()
+        digest = hashlib.sha256("\0".join((rendered.key, rendered.html, rendered.text)).encode("utf-8")).hexdigest()
         boundary = f"=_pub_{digest[:32]}"
 
         static_middle = _fold("Subject", subject)
@@ -361,8 +379,7 @@ class MessageTemplate:
             + b"\r\n"
         )
         part_head = (
-            "--{b}\r\nContent-Type: text/{kind}; charset=\"utf-8\"\r\n"
-            "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+            '--{b}\r\nContent-Type: text/{kind}; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
         )
         head: list[_Piece] = [
             _fold("From", sender),
@@ -400,13 +417,19 @@ class MessageTemplate:
         only the Subject header differs, and the DKIM plan is made again for it."""
         subject = clean_header_text(subject) or self.subject
         old = _fold("Subject", self.subject)
-        head = tuple(
-            _fold("Subject", subject) if piece == old else piece for piece in self._pieces[: self._head_count]
-        )
+        head = tuple(_fold("Subject", subject) if piece == old else piece for piece in self._pieces[: self._head_count])
         return MessageTemplate(
-            key=self.key, subject=subject, sender=self.sender, sender_address=self.sender_address,
-            reply_to=self.reply_to, list_id=self.list_id, html=self.html, text=self.text,
-            head=head, body=self._pieces[self._head_count :], dkim=self.dkim,
+            key=self.key,
+            subject=subject,
+            sender=self.sender,
+            sender_address=self.sender_address,
+            reply_to=self.reply_to,
+            list_id=self.list_id,
+            html=self.html,
+            text=self.text,
+            head=head,
+            body=self._pieces[self._head_count :],
+            dkim=self.dkim,
         )
 
     def _checked(self, recipient: Recipient) -> tuple[str, str, str, str]:
@@ -451,24 +474,24 @@ class MessageTemplate:
     def _copy(self, recipient: Recipient, date: datetime, *, wire: bool) -> bytes:
         address, name, url, manage = self._checked(recipient)
         if not _MSGID_RE.match(recipient.message_id):
-            raise ValueError(
-                f"Message-ID {recipient.message_id!r} must look like <id@domain> "
-                "(see message_id_for)"
-            )
+            raise ValueError(f"Message-ID {recipient.message_id!r} must look like <id@domain> (see message_id_for)")
         values: dict[str, bytes] = {
             "to": f"To: {_mailbox(name, address)}\r\n".encode(),
             "date": self._date_header(date),
             "message_id": f"Message-ID: {recipient.message_id}\r\n".encode("ascii"),
             "list_unsubscribe": (
-                f"List-Unsubscribe: {self._list_unsubscribe(url)}\r\n".encode() + _ONE_CLICK
-                if url
-                else b""
+                f"List-Unsubscribe: {self._list_unsubscribe(url)}\r\n".encode() + _ONE_CLICK if url else b""
             ),
         }
         # Only the values this issue's parts hold, each text encoded once (a URL or a
         # name is most often the same escaped for the HTML part as in the text part).
-        fields = {"name": name, "email": address, "unsubscribe_url": url, "manage_url": manage,
-                  "copy_token": recipient.copy_token}
+        fields = {
+            "name": name,
+            "email": address,
+            "unsubscribe_url": url,
+            "manage_url": manage,
+            "copy_token": recipient.copy_token,
+        }
         encoded: dict[str, bytes] = {}
         for key, part, field in self._spliced:
             text = fields[field] if part == "text" else html_lib.escape(fields[field])
@@ -476,14 +499,19 @@ class MessageTemplate:
             if value is None:
                 value = encoded[text] = _qp_value(text)
             values[key] = value
+        pieces: list[_Piece] = list(self._wire if wire else self._pieces)
         if wire:
-            message = b"".join(
-                piece if isinstance(piece, bytes) else _stuffed(values[piece]) for piece in self._wire
-            )
+            # Each value stuffed once, however many places hold it.
+            stuffed: dict[str, bytes] = {}
+            for index, key in self._slots:
+                value = stuffed.get(key)
+                if value is None:
+                    value = stuffed[key] = _stuffed(values[key])
+                pieces[index] = value
         else:
-            message = b"".join(
-                piece if isinstance(piece, bytes) else values[piece] for piece in self._pieces
-            )
+            for index, key in self._slots:
+                pieces[index] = values[key]
+        message = b"".join(pieces)  # type: ignore[arg-type]  # every slot now holds bytes
         if self._signing is None:
             return message
         return self._signing.signatures(values, date) + message
@@ -493,9 +521,7 @@ class MessageTemplate:
         address, name, url, manage = self._checked(recipient)
         raw = {"name": name, "email": address, "unsubscribe_url": url, "manage_url": manage}
         subs = {TEXT_PLACEHOLDERS.as_dict()[key]: value for key, value in raw.items()}
-        subs.update(
-            {HTML_PLACEHOLDERS.as_dict()[key]: html_lib.escape(value) for key, value in raw.items()}
-        )
+        subs.update({HTML_PLACEHOLDERS.as_dict()[key]: html_lib.escape(value) for key, value in raw.items()})
         subs[COPY_PLACEHOLDER] = html_lib.escape(recipient.copy_token)
         return subs
 
@@ -521,5 +547,3 @@ class MessageTemplate:
 
 def _substitute(text: str, subs: Mapping[str, str]) -> str:
     return _TOKEN_RE.sub(lambda match: subs[match.group(0)], text)
-
-

@@ -65,6 +65,7 @@ __all__ = [
     "LinkTarget",
     "confirm_url",
     "manage_url",
+    "reader_urls",
     "resolve_secret",
     "sign",
     "sign_confirm",
@@ -114,26 +115,39 @@ def _key(key: str) -> str:
 
 
 @functools.lru_cache(maxsize=16)
-def _keyed(secret: str, purpose: str) -> Any:
-    """The HMAC of `_serializer(secret, purpose)`'s signer with its key already derived
-    (by itsdangerous itself), to be copied per token."""
+def _keyed(secret: str, purpose: str) -> tuple[bytes, Any]:
+    """The key and digest of `_serializer(secret, purpose)`'s signer, the key derived
+    (by itsdangerous itself) once rather than per token."""
     signer = _serializer(secret, purpose).make_signer()
-    return hmac.new(signer.derive_key(), digestmod=signer.digest_method)
+    return signer.derive_key(), signer.digest_method
 
 
-def _dumps(secret: str, purpose: str, value: str | list[str]) -> str:
-    """`_serializer(secret, purpose).dumps(value)`, byte for byte, without building a
-    serializer and deriving its key for every link (two links a newsletter copy): the
-    same compact JSON (keys checked to need no escaping are written as they are), the
-    same signature."""
+def _payload(value: str | list[str]) -> bytes:
+    """The base64 of the compact JSON of `value` (keys checked to need no escaping are
+    written as they are), as the serializer writes it uncompressed."""
     if isinstance(value, str):
         payload = f'"{value}"'.encode("ascii")
     else:
         payload = ('["' + '","'.join(value) + '"]').encode("ascii")
-    body = base64.urlsafe_b64encode(payload).rstrip(b"=")
-    mac = _keyed(secret, purpose).copy()
-    mac.update(body)
-    return (body + b"." + base64.urlsafe_b64encode(mac.digest()).rstrip(b"=")).decode("ascii")
+    return base64.urlsafe_b64encode(payload).rstrip(b"=")
+
+
+def _signed(secret: str, purpose: str, body: bytes) -> str:
+    # One call into OpenSSL's HMAC rather than copying a keyed one and finishing it in Python.
+    key, digest = _keyed(secret, purpose)
+    return (body + b"." + base64.urlsafe_b64encode(hmac.digest(key, body, digest)).rstrip(b"=")).decode("ascii")
+
+
+def _dumps(secret: str, purpose: str, value: str | list[str]) -> str:
+    """`_serializer(secret, purpose).dumps(value)`, byte for byte, without building a
+    serializer and deriving its key for every link (two links a newsletter copy)."""
+    return _signed(secret, purpose, _payload(value))
+
+
+def _message(message_key: str, purposes: tuple[str, ...]) -> str:
+    if not all(purpose in _WITH_MESSAGE for purpose in purposes) or not _MESSAGE_RE.fullmatch(message_key):
+        raise ValueError("a message key is 1-64 of 0-9 a-z and '.', on unsubscribe and manage links only")
+    return message_key
 
 
 def sign(secret: str, purpose: str, key: str, message_key: str | None = None) -> str:
@@ -141,9 +155,7 @@ def sign(secret: str, purpose: str, key: str, message_key: str | None = None) ->
     with `message_key` (unsubscribe and manage links), also the message it was sent in."""
     if not message_key:
         return _dumps(secret, purpose, _key(key))
-    if purpose not in _WITH_MESSAGE or not _MESSAGE_RE.fullmatch(message_key):
-        raise ValueError("a message key is 1-64 of 0-9 a-z and '.', on unsubscribe and manage links only")
-    return _dumps(secret, purpose, [_key(key), message_key])
+    return _dumps(secret, purpose, [_key(key), _message(message_key, (purpose,))])
 
 
 def _loads(secret: str, purpose: str, token: str) -> Any:
@@ -241,6 +253,18 @@ def unsubscribe_url(config: Config, secret: str, key: str, message_key: str | No
 def manage_url(config: Config, secret: str, key: str, message_key: str | None = None) -> str:
     """The reader's own page ("manage your subscription") linked from every newsletter's footer."""
     return f"{config.public_url}/manage/{sign(secret, 'manage', key, message_key)}"
+
+
+def reader_urls(public_url: str, secret: str, key: str, message_key: str | None = None) -> tuple[str, str]:
+    """`unsubscribe_url` and `manage_url` of one newsletter copy, under `public_url`
+    (`config.public_url`, read once for a whole send): the two tokens share their payload,
+    encoded once, and differ in their signature."""
+    value = [_key(key), _message(message_key, _WITH_MESSAGE)] if message_key else _key(key)
+    body = _payload(value)
+    return (
+        f"{public_url}/unsubscribe/{_signed(secret, 'unsubscribe', body)}",
+        f"{public_url}/manage/{_signed(secret, 'manage', body)}",
+    )
 
 
 def confirm_url(config: Config, secret: str, key: str, sent_at: datetime) -> str:
