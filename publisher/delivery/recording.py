@@ -79,14 +79,22 @@ class Recorder:
     `GROUP` have gathered, or the oldest has waited `GATHER` seconds. A waited-for answer
     waits at most for the commit under way and its own. An error in `commit` goes to
     `fail` and to every wait, and ends the thread.
+
+    The thread and the waiting senders sleep on two conditions of one lock: an answer
+    queued or hurried wakes the thread alone, and a commit wakes only the senders waiting
+    for one. On one condition every hurry woke every waiting sender too, to find its
+    answer still uncommitted and sleep again: a wake-up, and a turn at the GIL, per sender
+    per answer.
     """
 
-    def __init__(
-        self, commit: Callable[[Sequence[SendResult]], None], fail: Callable[[BaseException], None]
-    ) -> None:
+    def __init__(self, commit: Callable[[Sequence[SendResult]], None], fail: Callable[[BaseException], None]) -> None:
         self._commit = commit
         self._fail = fail
-        self._cond = threading.Condition()
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)
+        """The recorder thread's: answers to commit, or the end."""
+        self._committed = threading.Condition(lock)
+        """The waiting senders': a commit ended (or failed)."""
         self._pending: list[SendResult] = []
         self._since = 0.0
         self._queued = 0
@@ -107,7 +115,7 @@ class Recorder:
             self._queued += 1
             mine = self._queued
             if len(self._pending) >= GROUP:
-                self._cond.notify_all()
+                self._cond.notify()
         return Answered(self, mine)
 
     def _want(self, mine: int) -> None:
@@ -115,15 +123,15 @@ class Recorder:
         with self._cond:
             if self._done < mine and self._wanted < mine:
                 self._wanted = mine
-                self._cond.notify_all()
+                self._cond.notify()
 
     def _wait(self, mine: int) -> None:
         with self._cond:
             if self._done < mine and self._wanted < mine:
                 self._wanted = mine
-                self._cond.notify_all()
+                self._cond.notify()
             while self._done < mine and self._error is None:
-                self._cond.wait()
+                self._committed.wait()
             if self._done < mine:
                 raise RuntimeError("answers could not be recorded") from self._error
 
@@ -131,7 +139,7 @@ class Recorder:
         """Commit what is queued and stop the thread."""
         with self._cond:
             self._closed = True
-            self._cond.notify_all()
+            self._cond.notify()
             thread = self._thread
         if thread is not None:
             thread.join()
@@ -159,8 +167,8 @@ class Recorder:
                 self._fail(exc)
                 with self._cond:
                     self._error = exc
-                    self._cond.notify_all()
+                    self._committed.notify_all()
                 return
             with self._cond:
                 self._done = upto
-                self._cond.notify_all()
+                self._committed.notify_all()
