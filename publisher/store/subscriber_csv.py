@@ -735,7 +735,8 @@ def _refuse_unread_permission(platform: _Platform, header: Sequence[str], keys: 
     for cell, key in zip(header, keys, strict=True):
         # A record's cells are read by name, and the last of two columns of one name wins:
         # "status, status" with "unsubscribed, active" would make the reader active.
-        if keys.count(key) > 1 and (key in platform.own or _PERMISSION.search(key)):
+        says = _PERMISSION.search(key) or (key in platform.own and platform is not PUBLISHER)
+        if says and keys.count(key) > 1:
             raise SubscriberError(
                 f"{origin}: the header has the column {cell.strip()!r} {keys.count(key)} times, and it seems "
                 "to say who may be mailed: publisher cannot tell which one counts. Nothing was imported; "
