@@ -40,7 +40,7 @@ from __future__ import annotations
 import html
 import json
 import math
-from collections.abc import Callable, Container, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -126,13 +126,13 @@ class _Page:
 
 def _pages(config: Config, articles: Sequence[Article], base: str) -> list[_Page]:
     """`articles` cut into pages under the folder `base` ("" or "tags/<slug>/")."""
-    per_page = int(config["build.per_page"]) or max(len(articles), 1)
+    per_page = _per_page(config, len(articles))
     count = max(1, math.ceil(len(articles) / per_page))
     site = feeds.site_uri(config) + "/"
 
     def where(number: int) -> tuple[str, str]:
-        folder = base if number == 1 else f"{base}page/{number}/"
-        return folder + "index.html", site + folder
+        path = _page_path(base, number)
+        return path, site + path.removesuffix("index.html")
 
     out = []
     for number in range(1, count + 1):
@@ -149,6 +149,15 @@ def _pages(config: Config, articles: Sequence[Article], base: str) -> list[_Page
             )
         )
     return out
+
+
+def _per_page(config: Config, articles: int) -> int:
+    return int(config["build.per_page"]) or max(articles, 1)
+
+
+def _page_path(base: str, number: int) -> str:
+    """The file of page `number` of the list under `base` ("" or "tags/<slug>/")."""
+    return f"{base}index.html" if number == 1 else f"{base}page/{number}/index.html"
 
 
 def _xml_text(text: str) -> str:
@@ -260,27 +269,43 @@ class Archive:
     def files(self) -> Iterator[tuple[str, bytes]]:
         """Every page and data file of the archive, in a stable order."""
         for path, _inputs, render in self.jobs(_no_key, _no_key, _same):
+            assert render is not None  # every file is planned without `wanted`
             yield path, render()[0]
 
     def jobs(
-        self, key: Callable[[Article], str], about: Callable[[Article], str], full: Callable[[Article], Article]
-    ) -> Iterator[tuple[str, tuple[str, ...], Callable[[], tuple[bytes, tuple[str, ...]]]]]:
+        self,
+        key: Callable[[Article], str],
+        about: Callable[[Article], str],
+        full: Callable[[Article], Article],
+        *,
+        wanted: Container[str] | None = None,
+        keys: Sequence[str] | None = None,
+        abouts: Sequence[str] | None = None,
+    ) -> Iterator[tuple[str, tuple[str, ...] | None, Callable[[], tuple[bytes, tuple[str, ...]]] | None]]:
         """Every file of `files`, not yet rendered: its path, what its bytes are made from
         besides the config and templates, and how to render it (bytes and warnings).
 
         `key` names an article's values, `about` its values but its HTML (what lists,
-        neighbours, the sitemap and the search index show). The articles may come without
-        their HTML: `full` gives an article whole, for its own page and the list pages.
-        A build renders only the files whose inputs changed.
+        neighbours, the sitemap and the search index show); `keys` and `abouts` are the
+        same of every article in order, when the caller has them. The articles may come
+        without their HTML: `full` gives an article whole, for its own page and the list
+        pages. A build renders only the files whose inputs changed.
+
+        With `wanted`, only the files it holds are planned: every other file comes as its
+        path with neither inputs nor a way to render it (None, None), for a caller that
+        knows them unchanged (see `affected`).
         """
-        keys = [key(article) for article in self.articles]
-        abouts = [about(article) for article in self.articles]
+        keys = [key(article) for article in self.articles] if keys is None else keys
+        abouts = [about(article) for article in self.articles] if abouts is None else abouts
         where = {id(article): position for position, article in enumerate(self.articles)}
 
         def keys_of(articles: Sequence[Article]) -> list[str]:
             return [keys[where[id(article)]] for article in articles]
 
         for page in _pages(self.config, self.articles, ""):
+            if wanted is not None and page.path not in wanted:
+                yield page.path, None, None
+                continue
             yield (
                 page.path,
                 ("index", *_page_inputs(page), *keys_of(page.articles)),
@@ -292,21 +317,27 @@ class Archive:
                 {"name": name, "href": self._tag_url(slug), "count": len(members[slug])}
                 for slug, name in self.tags.items()
             ]
-            yield (
-                "tags/index.html",
-                ("tags", repr(listing)),
-                (
-                    lambda: (
-                        self._render(
-                            "web/tags.html", tags=listing, canonical=self.site_url + "tags/", root="../", pager=None
-                        ),
-                        (),
-                    )
-                ),
-            )
+            if wanted is not None and "tags/index.html" not in wanted:
+                yield "tags/index.html", None, None
+            else:
+                yield (
+                    "tags/index.html",
+                    ("tags", repr(listing)),
+                    (
+                        lambda: (
+                            self._render(
+                                "web/tags.html", tags=listing, canonical=self.site_url + "tags/", root="../", pager=None
+                            ),
+                            (),
+                        )
+                    ),
+                )
             for slug, name in self.tags.items():
                 tag = {"name": name, "slug": slug, "feed": self._tag_feed(name)}
                 for page in _pages(self.config, members[slug], f"tags/{slug}/"):
+                    if wanted is not None and page.path not in wanted:
+                        yield page.path, None, None
+                        continue
                     inputs = ("tag", repr(tag), *_page_inputs(page), *keys_of(page.articles))
                     yield (
                         page.path,
@@ -315,6 +346,11 @@ class Archive:
                     )
         shown_tags: dict[tuple[str, ...], str] = {}  # a few sets of tags among thousands of articles
         for position, article in enumerate(self.articles):
+            if wanted is not None:
+                path = f"{article.slug}/index.html"
+                if path not in wanted:
+                    yield path, None, None
+                    continue
             newer = self.articles[position - 1] if position > 0 else None
             older = self.articles[position + 1] if position + 1 < len(self.articles) else None
             tags = shown_tags.get(article.tags)
@@ -332,12 +368,64 @@ class Archive:
                 inputs,
                 _no_notes(partial(self._article_page, full, article, newer, older)),
             )
-        yield from self._sitemap_jobs(abouts)
-        yield "robots.txt", ("robots",), lambda: (self.robots(), ())
-        yield "404.html", ("not found",), lambda: (self._render("web/404.html"), ())
+        if wanted is None or any(path in wanted for path in self._sitemap_paths()):
+            for path, inputs, render in self._sitemap_jobs(abouts):
+                yield (path, inputs, render) if wanted is None or path in wanted else (path, None, None)
+        else:
+            yield from ((path, None, None) for path in self._sitemap_paths())
+        tail: list[tuple[str, tuple[str, ...], Callable[[], tuple[bytes, tuple[str, ...]]]]] = [
+            ("robots.txt", ("robots",), lambda: (self.robots(), ())),
+            ("404.html", ("not found",), lambda: (self._render("web/404.html"), ())),
+        ]
         if self.search:
-            yield "search.json", ("search", *abouts), lambda: (self.search_index(), ())
-            yield "assets/search.js", ("script",), lambda: (self.script(), ())
+            tail.append(("search.json", ("search", *abouts), lambda: (self.search_index(), ())))
+            tail.append(("assets/search.js", ("script",), lambda: (self.script(), ())))
+        for path, inputs, render in tail:
+            yield (path, inputs, render) if wanted is None or path in wanted else (path, None, None)
+
+    def affected(self, edited: Iterable[int], retold: Iterable[int]) -> set[str]:
+        """The files of `jobs` whose inputs can differ from a build of the same articles in
+        the same order, with the same tags, settings, templates and code, in which the
+        articles at the positions `edited` had other values, and those at `retold` (a part
+        of `edited`) other values besides their HTML. Every other file of `jobs` has the
+        inputs it had then, which tests/test_build_plan_changed.py checks against a full plan.
+
+        An edited article's own page, and each list page it is on (they are keyed by their
+        articles' whole values); an article whose values besides its HTML changed also
+        changes its neighbours' pages (they show its title), the sitemap and the search
+        index. The tags' index lists names and counts only, which the same tags keep.
+        """
+        articles = self.articles
+        per_page = _per_page(self.config, len(articles))
+        members = self._tag_members() if self.tags else {}
+        found: set[str] = set()
+        for position in edited:
+            article = articles[position]
+            found.add(f"{article.slug}/index.html")
+            found.add(_page_path("", position // per_page + 1))
+            for slug in dict.fromkeys(feeds.tag_slug(t) for t in article.tags):
+                if slug in self.tags:
+                    tagged = members[slug]
+                    # The lists are in the articles' order: found by identity, not equality.
+                    place = next(n for n, other in enumerate(tagged) if other is article)
+                    found.add(_page_path(f"tags/{slug}/", place // _per_page(self.config, len(tagged)) + 1))
+        retold = list(retold)
+        for position in retold:
+            for neighbour in (position - 1, position + 1):
+                if 0 <= neighbour < len(articles):
+                    found.add(f"{articles[neighbour].slug}/index.html")
+        if retold:
+            found.update(self._sitemap_paths())
+            found.add("search.json")
+        return found
+
+    def _sitemap_paths(self) -> list[str]:
+        """The files `_sitemap_jobs` plans, in its order, without planning them."""
+        entries = 1 + len(self.tags) + len(self.articles)  # the front page, the topics, the articles
+        if entries <= SITEMAP_LIMIT:
+            return ["sitemap.xml"]
+        parts = math.ceil(entries / SITEMAP_LIMIT)
+        return [*(f"{SITEMAP_FOLDER}/sitemap-{number}.xml" for number in range(1, parts + 1)), "sitemap.xml"]
 
     def _tag_members(self) -> dict[str, list[Article]]:
         if self._members is not None:

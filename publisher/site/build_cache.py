@@ -14,7 +14,9 @@ Two things, so that a rebuild does the work of what changed and nothing else:
 - Rendered outputs (`renders-<output>.json`): for each file of the build being served,
   the key of everything its bytes were made from (see `publisher.site.outputs`), its hash,
   its size, mtime and inode, and the warnings its rendering gave. A file whose key is
-  unchanged and which is still as the build left it is not rendered again.
+  unchanged and which is still as the build left it is not rendered again. Beside them,
+  what that build's archive was planned from (`PlanSnapshot`), so that the next build of
+  the same articles in the same order plans only the pages an edit can change.
 - The template graph (`templates.json`): the names each template's text refers to
   (extends, includes, imports), by the SHA-256 of the text, so that a build follows the
   graph (`publisher.site.outputs`) without Jinja parsing a template it has seen before; a
@@ -70,6 +72,7 @@ from publisher.models import Article
 __all__ = [
     "CACHE_FOLDER",
     "ArticleCache",
+    "PlanSnapshot",
     "RenderRecord",
     "Rendered",
     "TemplateRefs",
@@ -775,6 +778,25 @@ _RENDERED_SHAPE = (str, str, int, int, int)
 """The JSON types of a `Rendered`'s fields."""
 
 
+class PlanSnapshot(NamedTuple):
+    """What a build's archive pages were planned from (`publisher.site.outputs.plan_site`):
+    enough for the next build to tell which pages an edit can change.
+
+    Plain strings, compared with the next build's own: nothing in them is trusted beyond
+    telling which articles differ, and a snapshot unlike the next build's in `context`
+    or `sequence` is not used at all.
+    """
+
+    context: str
+    """A hash of every kind of archive page's settings, templates and code."""
+    sequence: str
+    """A hash of the public articles' slugs and tags, in the site's order."""
+    keys: str
+    """Each public article's key (`Bodies.key`), in that order, one a line."""
+    abouts: str
+    """Each one's key without its HTML (`Bodies.about`), the same way."""
+
+
 @dataclass(frozen=True, slots=True)
 class RenderRecord:
     """The served build's files by what they were rendered from, and each render's warnings.
@@ -787,6 +809,8 @@ class RenderRecord:
     files: Mapping[str, Rendered]
     notes: Mapping[str, tuple[str, ...]]
     """Output key -> the warnings rendering it gave (given again when it is not rendered)."""
+    plan: PlanSnapshot | None = None
+    """What the build's archive was planned from (None: unknown, the next build plans it all)."""
     found: _Map = field(default=_NO_MAP, compare=False)
     """The file the record was loaded from, against which a record made from it saves its changes."""
 
@@ -808,6 +832,7 @@ class RenderRecord:
             return None
         record_files: dict[str, Rendered] = {}
         record_notes: dict[str, tuple[str, ...]] = {}
+        plan: PlanSnapshot | None = None
         for name, item in found.entries.items():
             kind, rel = name[:2], name[2:]
             if kind == "f/":
@@ -819,9 +844,13 @@ class RenderRecord:
                 if type(item) is not list or (item and set(map(type, item)) != {str}):
                     return None
                 record_notes[rel] = tuple(item)
+            elif name == "plan":
+                if type(item) is not list or len(item) != len(PlanSnapshot._fields) or set(map(type, item)) != {str}:
+                    return None
+                plan = PlanSnapshot(*item)
             elif name != "build":
                 return None
-        return cls(build, record_files, record_notes, found)
+        return cls(build, record_files, record_notes, plan, found)
 
     def save(self, config: Config, output: Path, fingerprint: str) -> None:
         """Keep the record: the entries that changed since the one it was loaded as
@@ -831,6 +860,8 @@ class RenderRecord:
             entries: dict[str, Any] = {"build": self.build}
             entries.update((f"f/{rel}", list(item)) for rel, item in self.files.items())
             entries.update((f"n/{key}", list(said)) for key, said in self.notes.items())
+            if self.plan is not None:
+                entries["plan"] = list(self.plan)
             _save_map(path, "renders", fingerprint, entries, self.found)
 
 

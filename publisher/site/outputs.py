@@ -11,6 +11,16 @@ rendering; rendering every output gives what `build.render_site` returns.
 So an edited article re-renders its own page, its neighbours' (they link to it by title),
 the list pages it is on, the feeds that carry it, the sitemap and the search index.
 
+Nor are the archive's thousands of other pages planned after such an edit. The served
+build's record keeps what its archive was planned from (`build_cache.PlanSnapshot`): a
+hash of every kind of page's settings, templates and code, one of the public articles'
+slugs and tags in order, and each article's key. When the next build has the same two
+hashes, the same articles stand in the same places with the same tags, so a page's inputs
+can differ only where an article's key does: `archive.Archive.affected` names those pages
+and only they are planned; every other archive page is `Recorded`, its files kept as the
+record has them. A new, removed, moved or retagged article, a changed setting or template
+plans everything, as does a recorded file that is not as the build left it.
+
 A changed template re-renders only the outputs that use it. Each kind of page names the
 template it renders (`archive.TEMPLATES`: the index pages web/index.html, an article's
 page web/article.html, ...; a newsletter preview the email templates), and its key holds
@@ -58,7 +68,7 @@ from publisher.content import i18n
 from publisher.content.templates import default_templates_dir, template_environment, template_loader
 from publisher.models import Article
 from publisher.site import archive, feeds
-from publisher.site.build_cache import TemplateRefs, code_fingerprint
+from publisher.site.build_cache import PlanSnapshot, TemplateRefs, code_fingerprint
 
 __all__ = [
     "MAIL_UNREAD",
@@ -66,7 +76,9 @@ __all__ = [
     "Bodies",
     "InMemory",
     "Output",
+    "Recorded",
     "SitePlan",
+    "base_key",
     "environment_key",
     "plan_site",
 ]
@@ -131,21 +143,45 @@ class Output:
 
 
 @dataclass(frozen=True, slots=True)
+class Recorded:
+    """Archive pages left unplanned: their inputs are those of the served build's, so each
+    file is the one its record names (see the module's docstring). A build keeps them as
+    recorded, or plans everything when one is not as the build left it."""
+
+    paths: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class SitePlan:
     """Every output of a build, and the warnings known before rendering, in build order.
 
     `items` mixes the two so that warnings keep the order a full render gives them.
     """
 
-    items: tuple[Output | str, ...]
+    items: tuple[Output | Recorded | str, ...]
     articles: int
     """How many public articles the site shows."""
     environment: str
     """The key of the code and the publication's folder, which every output's key includes:
     the served build's record is kept under it."""
+    snapshot: PlanSnapshot | None = None
+    """What the archive was planned from, for the record (None: no archive was planned)."""
 
     def outputs(self) -> Iterator[Output]:
         return (item for item in self.items if isinstance(item, Output))
+
+    def paths(self) -> Iterator[str]:
+        """Every file of the build, planned or recorded."""
+        for item in self.items:
+            if not isinstance(item, str):
+                yield from item.paths
+
+
+def base_key(config: Config) -> str:
+    """The key of the code and the publication's folder (`SitePlan.environment`)."""
+    hasher = hashlib.sha256(code_fingerprint().encode())
+    hasher.update(str(config.root.resolve()).encode("utf-8", "surrogatepass"))
+    return hasher.hexdigest()
 
 
 def environment_key(config: Config) -> str:
@@ -166,9 +202,7 @@ class _Inputs:
         self.config = config
         self.refs = TemplateRefs() if refs is None else refs
         """The templates a template's text names, by the SHA-256 of the text (see `_read`)."""
-        hasher = hashlib.sha256(code_fingerprint().encode())
-        hasher.update(str(config.root.resolve()).encode("utf-8", "surrogatepass"))
-        self.base = hasher.hexdigest()
+        self.base = base_key(config)
         self._env: jinja2.Environment | None = None
         self._files: jinja2.BaseLoader | None = None
         self._keys: dict[tuple[str, tuple[str, ...] | None], str] = {}
@@ -346,17 +380,19 @@ def plan_site(
     refuse: Callable[[Article], str],
     assets: Sequence[tuple[str, Path]],
     refs: TemplateRefs | None = None,
+    previous: PlanSnapshot | None = None,
 ) -> SitePlan:
     """The outputs of a build of `public` (public articles, newest first, slugs checked).
 
     `preview` renders an article's newsletter preview files, `refuse` says why it gets
     none ("" if it does); `assets` are the content folder's other files (path in the
     build, file). `refs` is the template graph an earlier build kept (`TemplateRefs`),
-    brought up to date here.
+    brought up to date here. `previous` is what the served build's archive was planned
+    from: the archive pages it shows unchanged are `Recorded`, not planned.
     """
     inputs = _Inputs(config, refs)
     site = inputs.key("site", ())
-    items: list[Output | str] = []
+    items: list[Output | Recorded | str] = []
     tags = feeds.tag_index(public)
     if config["feeds.per_tag"]:
         for _slug, names in tags.collisions:
@@ -394,13 +430,35 @@ def plan_site(
     if note:
         items.append(note)
     pages = archive.Archive(config, public, tags)
-    kinds: dict[str, str] = {}  # the key of each kind of page's settings and templates
-    for path, made_of, render in pages.jobs(bodies.key, bodies.about, bodies.full):
+    # The key of each kind of page's settings and templates: every kind the archive has,
+    # so that the snapshot's context covers them all.
+    kinds = {kind: inputs.key("site", roots) for kind, roots in archive.TEMPLATES.items()}
+    keys = [bodies.key(article) for article in public]
+    abouts = [bodies.about(article) for article in public]
+    snapshot = PlanSnapshot(
+        _hash("\0".join(f"{kind}\0{key}" for kind, key in sorted(kinds.items()))),
+        _hash(repr([(article.slug, article.tags) for article in public])),
+        "\n".join(keys),
+        "\n".join(abouts),
+    )
+    changed = _changed(previous, snapshot)
+    wanted = None if changed is None else pages.affected(*changed)
+    recorded: list[str] = []
+    jobs = pages.jobs(bodies.key, bodies.about, bodies.full, wanted=wanted, keys=keys, abouts=abouts)
+    for path, made_of, render in jobs:
+        taken.add(path)
+        if made_of is None or render is None:
+            recorded.append(path)
+            continue
+        if recorded:
+            items.append(Recorded(tuple(recorded)))
+            recorded = []
         page = kinds.get(made_of[0])
         if page is None:
             page = kinds[made_of[0]] = inputs.key("site", archive.TEMPLATES.get(made_of[0]))
         items.append(Output("archive pages", (path,), _key(page, *made_of), _single(path, render)))
-        taken.add(path)
+    if recorded:
+        items.append(Recorded(tuple(recorded)))
     images, image_notes = archive.image_files(config, public, taken)
     for rel, source in images:
         items.append(
@@ -445,7 +503,24 @@ def plan_site(
                 partial(_copy, config, rel, source),
             )
         )
-    return SitePlan(tuple(items), len(public), inputs.base)
+    return SitePlan(tuple(items), len(public), inputs.base, snapshot)
+
+
+def _changed(previous: PlanSnapshot | None, now: PlanSnapshot) -> tuple[list[int], list[int]] | None:
+    """The positions of the articles whose key changed since `previous`, and of those whose
+    key without the HTML did; None when `previous` does not describe the same articles in
+    the same order with the same tags, settings, templates and code."""
+    if previous is None or previous.context != now.context or previous.sequence != now.sequence:
+        return None
+    if previous.keys == now.keys and previous.abouts == now.abouts:
+        return [], []
+    old_keys, new_keys = previous.keys.split("\n"), now.keys.split("\n")
+    old_abouts, new_abouts = previous.abouts.split("\n"), now.abouts.split("\n")
+    if len(old_keys) != len(new_keys) or len(old_abouts) != len(new_abouts) or len(new_keys) != len(new_abouts):
+        return None
+    retold = [n for n, (old, new) in enumerate(zip(old_abouts, new_abouts, strict=True)) if old != new]
+    edited = sorted({*retold, *(n for n, (old, new) in enumerate(zip(old_keys, new_keys, strict=True)) if old != new)})
+    return edited, retold
 
 
 def _single(path: str, render: Callable[[], tuple[bytes, tuple[str, ...]]]) -> Callable[[], Rendered]:

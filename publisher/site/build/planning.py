@@ -78,6 +78,7 @@ def _plan_site(
     now: datetime,
     bodies: outputs.Bodies,
     refs: build_cache.TemplateRefs | None = None,
+    previous: build_cache.PlanSnapshot | None = None,
 ) -> outputs.SitePlan:
     public = sorted((a for a in articles if a.is_public(now)), key=lambda a: (a.date, a.slug), reverse=True)
     _check_slugs(public)
@@ -87,7 +88,15 @@ def _plan_site(
         return {f"newsletters/{article.slug}.html": html, f"newsletters/{article.slug}.eml": eml}, notes
 
     plan = outputs.plan_site(
-        config, public, now, bodies, preview=preview, refuse=preview_refusal, assets=_asset_files(config), refs=refs
+        config,
+        public,
+        now,
+        bodies,
+        preview=preview,
+        refuse=preview_refusal,
+        assets=_asset_files(config),
+        refs=refs,
+        previous=previous,
     )
     return replace(plan, items=(*plan.items, *_moved_pages(config, plan)))
 
@@ -102,7 +111,7 @@ def _moved_pages(config: Config, plan: outputs.SitePlan) -> list[outputs.Output]
     found = redirects.for_build(config.store_url)
     if not found:
         return []
-    taken = frozenset(path for item in plan.outputs() for path in item.paths)
+    taken = frozenset(plan.paths())
     listed = "\n".join(f"{r.old_path} {r.target}" for r in found)
     key = "moved:" + hashlib.sha256(f"{outputs.environment_key(config)}\n{listed}".encode()).hexdigest()
     files = redirects.site_files(found, taken)
@@ -121,6 +130,7 @@ def _render_all(config: Config, plan: outputs.SitePlan, progress: Progress | Non
         if isinstance(item, str):
             warnings.append(item)
             continue
+        assert isinstance(item, outputs.Output)  # planned without a snapshot: nothing recorded
         tell(item)
         rendered, notes = item.render()
         files.update(rendered)

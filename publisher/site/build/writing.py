@@ -13,9 +13,10 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from publisher.config import Config
@@ -45,7 +46,7 @@ from publisher.site.build.files import (
 )
 from publisher.site.build.planning import Progress, Site, _plan_site, _render_all, _render_many, _stages
 from publisher.site.build.standby import Journal, Standby
-from publisher.site.build_cache import ArticleCache, Rendered, RenderRecord, TemplateRefs
+from publisher.site.build_cache import ArticleCache, PlanSnapshot, Rendered, RenderRecord, TemplateRefs
 
 __all__ = ["Checked", "build_site", "check_build", "write_site"]
 
@@ -75,15 +76,43 @@ def build_site(
     if not write:
         site = _render_all(config, _plan_site(config, articles, now, bodies), progress)
         return write_site(output, site, write=False)
-    return _build(output, config, _planned(config, articles, now, bodies), progress, workers=workers)
+    return _build(output, config, partial(_planned, config, articles, now, bodies), progress, workers=workers)
 
 
-def _planned(config: Config, articles: Sequence[Article], now: datetime, bodies: outputs.Bodies) -> outputs.SitePlan:
+_Planner = Callable[[PlanSnapshot | None], outputs.SitePlan]
+"""Plans the site, given what the served build's archive was planned from (or None)."""
+
+
+def _planned(
+    config: Config, articles: Sequence[Article], now: datetime, bodies: outputs.Bodies, previous: PlanSnapshot | None
+) -> outputs.SitePlan:
     """The plan, following the template graph the last build kept, which keeps it in turn."""
     refs = TemplateRefs.load(config)
-    plan = _plan_site(config, articles, now, bodies, refs)
+    plan = _plan_site(config, articles, now, bodies, refs, previous)
     refs.save(config)
     return plan
+
+
+def _plan_with(writer: _Writer, planner: _Planner) -> tuple[outputs.SitePlan, dict[int, Mapping[str, Rendered] | None]]:
+    """The plan, and each output's and recorded item's files as the served build has them
+    (None: to render). Planned from the served build's snapshot when its record has one;
+    should a file it leaves unplanned not be as the build left it, everything is planned."""
+    previous = writer.record.plan if writer.record is not None else None
+    while True:
+        plan = planner(previous)
+        kept: dict[int, Mapping[str, Rendered] | None] = {}
+        for item in plan.items:
+            if isinstance(item, outputs.Output):
+                kept[id(item)] = writer.kept(item)
+            elif isinstance(item, outputs.Recorded):
+                found = writer.recorded(item)
+                if found is None:
+                    break  # changed by hand, or not in the record: render what it needs
+                kept[id(item)] = found
+        else:
+            return plan, kept
+        assert previous is not None  # only a snapshot leaves pages unplanned
+        previous = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +149,8 @@ def check_build(
     output = output_folder(config)
     _check_output(output)
     bodies: outputs.Bodies = cache if cache is not None else outputs.InMemory()
-    plan = _planned(config, articles, now, bodies)
-    writer = _Writer(output, config, plan.environment, dry=True)
+    writer = _Writer(output, config, outputs.base_key(config), dry=True)
+    plan, kept = _plan_with(writer, partial(_planned, config, articles, now, bodies))
     warnings: list[str] = []
     feeds: dict[str, str] = {}
     made: dict[str, bytes] = {}
@@ -129,7 +158,12 @@ def check_build(
         if isinstance(item, str):
             warnings.append(item)
             continue
-        known = writer.kept(item)
+        known = kept[id(item)]
+        if isinstance(item, outputs.Recorded):
+            assert known is not None
+            warnings.extend(writer.keep_recorded(known))
+            feeds.update((rel, known[rel].digest.removeprefix("sha256:")) for rel in item.paths if _is_feed(rel))
+            continue
         if known is not None:
             warnings.extend(writer.keep(item, known))
             feeds.update((rel, known[rel].digest.removeprefix("sha256:")) for rel in item.paths if _is_feed(rel))
@@ -167,17 +201,18 @@ def write_site(output: Path, site: Site, *, write: bool = True) -> BuildReport:
 
 
 def _build(
-    output: Path, config: Config, plan: outputs.SitePlan, progress: Progress | None, *, workers: bool = False
+    output: Path, config: Config, planner: _Planner, progress: Progress | None, *, workers: bool = False
 ) -> BuildReport:
     """`write_site` for a plan: renders only the outputs whose key changed since the served
     build, and writes each file into the new build as soon as it is rendered, so a build
     holds one page at a time, never the whole site."""
     _check_output(output)
     with _builds_lock(output):
-        writer = _Writer(output, config, plan.environment)
+        writer = _Writer(output, config, outputs.base_key(config))
         try:
+            plan, kept = _plan_with(writer, planner)
+            writer.snapshot = plan.snapshot
             tell = _stages(plan, progress)
-            kept = {id(item): writer.kept(item) for item in plan.outputs()}
             todo = [item for item in plan.outputs() if kept[id(item)] is None]
             renders = _render_many(todo, workers=workers)
             warnings: list[str] = []
@@ -185,8 +220,12 @@ def _build(
                 if isinstance(item, str):
                     warnings.append(item)
                     continue
-                tell(item)
                 known = kept[id(item)]
+                if isinstance(item, outputs.Recorded):
+                    assert known is not None
+                    warnings.extend(writer.keep_recorded(known))
+                    continue
+                tell(item)
                 warnings.extend(writer.keep(item, known) if known is not None else writer.add(item, next(renders)))
             if progress is not None:
                 progress("writing", 0, len(writer.hashes))
@@ -248,6 +287,8 @@ class _Writer:
         """Warnings of clearing what killed builds left, before the standby was brought up."""
         self.rendered = 0
         """Outputs rendered (the others were known unchanged from the record)."""
+        self.snapshot: PlanSnapshot | None = None
+        """What this build's archive was planned from, kept with its record."""
 
     def keep(self, item: outputs.Output, kept: Mapping[str, Rendered]) -> tuple[str, ...]:
         """`item` as the served build has it (see `kept`); its warnings."""
@@ -258,6 +299,44 @@ class _Writer:
         notes = self.record.notes[item.key] if self.record is not None else ()
         self.notes[item.key] = notes
         return notes
+
+    def keep_recorded(self, kept: Mapping[str, Rendered]) -> list[str]:
+        """Recorded files as the served build has them (see `recorded`); their warnings."""
+        said: list[str] = []
+        notes = self.record.notes if self.record is not None else {}
+        for rel, known in kept.items():
+            # One file an output: an archive page (never a preview's two).
+            self.hashes[rel] = known.digest
+            self.files[rel] = known
+            self.unchanged.append(rel)
+            self.notes[known.key] = notes.get(known.key, ())
+            said.extend(self.notes[known.key])
+        return said
+
+    def recorded(self, item: outputs.Recorded) -> dict[str, Rendered] | None:
+        """The files of `item` in the served build, each still as that build left it (see
+        `kept`); None when one is not, or the record does not name it."""
+        record = self.record
+        if record is None:
+            return None
+        files, notes, previous, root = record.files, record.notes, self.previous, self.root_name
+        linked = self.standby is not None and not self.dry
+        lstat = os.lstat
+        kept = {}
+        for rel in item.paths:
+            known = files.get(rel)
+            if known is None or known.key not in notes or previous.get(rel) != known.digest:
+                return None
+            try:
+                stat = lstat(f"{root}/{rel}")
+            except OSError:
+                return None
+            if stat.st_size != known.size or stat.st_mtime_ns != known.mtime_ns:
+                return None
+            if linked and stat.st_ino != known.inode:
+                return None
+            kept[rel] = known
+        return kept
 
     def add(self, item: outputs.Output, rendered: outputs.Rendered) -> tuple[str, ...]:
         """`item` as rendered now; its warnings."""
@@ -467,11 +546,14 @@ class _Writer:
             # Nothing to switch, but a build killed after its switch may have left a third
             # build or a stage behind: a look at the builds folder's few names clears them.
             warnings = [*warnings, *_prune(self.builds, build, keep=self.standby.standby if self.standby else "")]
-        if build is not None and (changes or self.rendered):
+        planned_anew = self.record is not None and self.record.plan != self.snapshot
+        if build is not None and (changes or self.rendered or planned_anew):
             made = RenderRecord(build.name, self.files, self.notes)
             if self.record is not None:
                 # Made from the served build's record: only what changed is written (`RenderRecord.save`).
-                made = replace(self.record, build=build.name, files=self.files, notes=self.notes)
+                made = replace(self.record, build=build.name, files=self.files, notes=self.notes, plan=self.snapshot)
+            else:
+                made = replace(made, plan=self.snapshot)
             made.save(self.config, self.output, self.environment)
         return self._report(warnings, removed, kept)
 
