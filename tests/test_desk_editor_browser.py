@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -215,6 +216,8 @@ def test_an_author_writes_in_the_rich_editor(site: Site, browser: WebDriver) -> 
     if status.text.startswith("Uploaded "):
         # The picture is in the text, and the draft's preview shows it from the desk.
         assert "![" in me.body(), me.body()
+        # The answer says how to caption it, with the picture's own address.
+        assert re.search(r'!\[\]\(/media/[0-9a-f]+-40x30\.jpg "Your caption"\)\.$', status.text), status.text
         me.press("button[name=action][value=preview]")
         browser.switch_to.frame(browser.find_element(By.CSS_SELECTOR, "iframe.frame-600"))
         image = browser.find_element(By.CSS_SELECTOR, "img[src*='/media/']")

@@ -175,8 +175,8 @@
             place(answer.markdown);
             tell("Uploaded " + (answer.name || file.name) + ": the picture is in the text. Describe it between " +
                  "the brackets [ ], where the cursor is, for readers who cannot see it: the checks before " +
-                 "sending ask for it. For a caption under it, write the caption in quotes after the file's " +
-                 "name, inside the round brackets: (media/… \"Caption\").");
+                 "sending ask for it. For a caption under it, write the caption in quotes after the " +
+                 "picture's address: " + answer.markdown.replace(/\)$/, " \"Your caption\")") + ".");
           } else if (status === 404 || status === 405) {
             tell("Pictures cannot be uploaded from this desk yet. Put the picture's address in the text with the Link button instead.");
           } else if (status === 401) {
