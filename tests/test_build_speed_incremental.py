@@ -3,6 +3,7 @@ the site's tags gathered in one pass."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -160,3 +161,20 @@ def test_a_big_file_takes_changes_up_to_a_sixteenth_of_its_entries(
     build_cache._save_map(path, "test", "code", changed, build_cache._load_map(path, "test", "code"))
     assert path.read_bytes() == whole
     assert build_cache._load_map(path, "test", "code").entries == changed
+
+
+def test_the_render_record_keeps_only_the_warnings_outputs_gave(tmp_path: Path) -> None:
+    """The record holds warnings for the one output that gave any (not an empty list for each
+    of the others), and a build that keeps that output still tells its warning."""
+    path = publication(tmp_path)
+    path.write_text(path.read_text().replace('postal_address = "120 Wharf Street, Portland, ME 04101, USA"\n', ""))
+    first, _cache = incremental(path)
+    [record] = (tmp_path / build_cache.CACHE_FOLDER).glob("renders-*.json")
+    entries = json.loads(record.read_bytes())["payload"]
+    assert [name[:2] for name in entries].count("n/") == 1
+    (tmp_path / "content" / "a05.md").write_text(text(5, body="Edited."), encoding="utf-8")
+    again, _cache = incremental(path)
+    assert again.written and "a05/index.html" in again.written
+    assert [w for w in again.warnings if "postal_address" in w] == [w for w in first.warnings if "postal_address" in w]
+    assert len([w for w in first.warnings if "postal_address" in w]) == 1
+    assert_same_as_cold(path)

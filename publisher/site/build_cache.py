@@ -808,7 +808,8 @@ class RenderRecord:
     build: str
     files: Mapping[str, Rendered]
     notes: Mapping[str, tuple[str, ...]]
-    """Output key -> the warnings rendering it gave (given again when it is not rendered)."""
+    """Output key -> the warnings rendering it gave (given again when it is not rendered);
+    kept only for the few outputs that gave any, the others have none."""
     plan: PlanSnapshot | None = None
     """What the build's archive was planned from (None: unknown, the next build plans it all)."""
     found: _Map = field(default=_NO_MAP, compare=False)
@@ -859,7 +860,8 @@ class RenderRecord:
         if usable_folder(path.parent):
             entries: dict[str, Any] = {"build": self.build}
             entries.update((f"f/{rel}", list(item)) for rel, item in self.files.items())
-            entries.update((f"n/{key}", list(said)) for key, said in self.notes.items())
+            # Thousands of outputs gave no warning: only those that did are written.
+            entries.update((f"n/{key}", list(said)) for key, said in self.notes.items() if said)
             if self.plan is not None:
                 entries["plan"] = list(self.plan)
             _save_map(path, "renders", fingerprint, entries, self.found)

@@ -296,7 +296,7 @@ class _Writer:
             self.hashes[rel] = known.digest
             self.files[rel] = known
             self.unchanged.append(rel)
-        notes = self.record.notes[item.key] if self.record is not None else ()
+        notes = self.record.notes.get(item.key, ()) if self.record is not None else ()
         self.notes[item.key] = notes
         return notes
 
@@ -319,13 +319,13 @@ class _Writer:
         record = self.record
         if record is None:
             return None
-        files, notes, previous, root = record.files, record.notes, self.previous, self.root_name
+        files, previous, root = record.files, self.previous, self.root_name
         linked = self.standby is not None and not self.dry
         lstat = os.lstat
         kept = {}
         for rel in item.paths:
             known = files.get(rel)
-            if known is None or known.key not in notes or previous.get(rel) != known.digest:
+            if known is None or previous.get(rel) != known.digest:
                 return None
             try:
                 stat = lstat(f"{root}/{rel}")
@@ -351,7 +351,7 @@ class _Writer:
         """`item`'s files in the served build, if they were rendered from the same key and
         are still as that build left them; None when it must be rendered."""
         record = self.record
-        if record is None or item.key not in record.notes:
+        if record is None:
             return None
         # Strings and locals: thousands of files are looked at in every build.
         files, previous, root = record.files, self.previous, self.root_name
