@@ -4,6 +4,8 @@ the page together, and routing that asks only the routes of the path's first seg
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -125,7 +127,7 @@ def test_a_page_goes_to_a_thread_once(url: str, page: str, monkeypatch: pytest.M
             return await real(*args, **kwargs)
 
         monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
-        monkeypatch.setattr(auth, "_PAGE_THREADS", CountingThreads(max_workers=2))
+        monkeypatch.setattr(auth, "_SQLITE_PAGE_THREADS", CountingThreads(max_workers=2))
         CountingThreads.handed = 0
         answer = http.get(page)
     assert answer.status_code == 200
@@ -151,6 +153,37 @@ def test_a_page_reads_through_one_connection(url: str, page: str) -> None:
             sa.event.remove(Pool, "checkout", took)
     assert answer.status_code == 200
     assert len(taken) == 1
+
+
+def test_on_sqlite_a_few_threads_make_the_pages(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ten pages asked at once are made at most SQLITE_PAGE_THREADS at a time, not fifteen."""
+    busy: list[int] = [0, 0]  # now, most
+    lock = threading.Lock()
+    real = home.home_view
+
+    def counted(*args: Any, **kwargs: Any) -> home.HomeView:
+        with lock:
+            busy[0] += 1
+            busy[1] = max(busy)
+        try:
+            time.sleep(0.05)
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                busy[0] -= 1
+
+    monkeypatch.setattr(home, "home_view", counted)
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        cookies = http.cookies
+
+    async def ask_together() -> list[int]:
+        async with httpx.AsyncClient(base_url=url, cookies=cookies) as client:
+            answers = await asyncio.gather(*(client.get("/desk/") for _ in range(10)))
+        return [answer.status_code for answer in answers]
+
+    assert asyncio.run(ask_together()) == [200] * 10
+    assert busy[1] == auth.SQLITE_PAGE_THREADS
 
 
 def test_a_page_is_answered_while_every_connection_of_the_store_is_held(config: Config) -> None:

@@ -67,6 +67,7 @@ __all__ = [
     "PAGE_THREADS",
     "SESSION_COOKIE",
     "SETUP_PATH",
+    "SQLITE_PAGE_THREADS",
     "Asked",
     "DeskAuth",
     "Handler",
@@ -89,11 +90,18 @@ _DEFAULT_PORTS = {"http": "80", "https": "443"}
 MAX_FIELDS = 200
 MAX_UPLOAD = 8 * 1024 * 1024
 PAGE_THREADS = 15
-"""Threads that make the pages of `DeskAuth.reading`: as many as the store keeps
-connections, so a page that has a thread has a connection."""
+"""Threads that make the pages of `DeskAuth.reading` on a database server (PostgreSQL): a
+page there waits on a dozen round trips, and the other pages' work fills those waits."""
+SQLITE_PAGE_THREADS = 3
+"""The same on SQLite, where a page is Python's work nearly throughout (its queries take
+a few hundredths of a millisecond each) and so holds the GIL: more threads than that only
+queue for it, and the event loop, which reads the requests and writes the answers, waits
+behind them up to a switch interval (5 ms) a turn: the slowest answers under many clients
+at once were the ones that waited so."""
 # The event loop's executor, not anyio's thread pool behind `run_in_threadpool`: its
 # capacity limiter, cancel scopes and task lookups cost a page more than its own query.
 _PAGE_THREADS = ThreadPoolExecutor(max_workers=PAGE_THREADS, thread_name_prefix="desk-page")
+_SQLITE_PAGE_THREADS = ThreadPoolExecutor(max_workers=SQLITE_PAGE_THREADS, thread_name_prefix="desk-page")
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,9 +327,12 @@ class DeskAuth:
                 assert session is not None  # refused otherwise
                 return handler(Asked(request, session, {}, {}, self.clock(), self.context_for(request, session)))
 
+        on_sqlite = self.engine.dialect.name == "sqlite"
+
         async def endpoint(request: Request) -> Response:
             context = contextvars.copy_context()
-            return await asyncio.get_running_loop().run_in_executor(_PAGE_THREADS, context.run, whole, request)
+            threads = _SQLITE_PAGE_THREADS if on_sqlite else _PAGE_THREADS
+            return await asyncio.get_running_loop().run_in_executor(threads, context.run, whole, request)
 
         return endpoint
 
