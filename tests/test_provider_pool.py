@@ -230,6 +230,13 @@ ENV = {
 }
 
 
+def hang_timeout(mode: str) -> float:
+    """The client's timeout: short where the test waits out hangs (each 3 s), long enough
+    elsewhere that a busy machine's slow answer is not taken for a hang (a batch that times
+    out after the server took it is rightly mailed again by the next provider)."""
+    return 1.0 if mode == "timeout" else 5.0
+
+
 def pool_config(tmp_path: Path, members: str, **settings: Any) -> Config:
     return parse_config(config_text(tmp_path, members, **settings), root=tmp_path, env=ENV)
 
@@ -238,7 +245,7 @@ def config_text(tmp_path: Path, members: str, *, smtp_port: int = 25, postmark: 
                 sendgrid: str = "http://127.0.0.1:9", extra: str = "", **delivery: object) -> str:
     values: dict[str, object] = {
         "provider": "pool", "concurrency": 4, "batch_size": 50, "retry_base": 0.05, "retry_max": 0.2,
-        "timeout": 1.0, "breaker_failures": 3, "breaker_cooldown": 600.0,
+        "timeout": 5.0, "breaker_failures": 3, "breaker_cooldown": 600.0,
     }
     values.update(delivery)
     lines = "\n".join(f"{k} = {json.dumps(v)}" for k, v in values.items())
@@ -333,7 +340,8 @@ def test_postmark_failing_at_message_1000_hands_the_send_to_the_next_provider(
     # The headline case goes to the practice's SMTP relay; the others to a second API.
     second = "smtp" if mode == "refused" else "sendgrid"
     members = POSTMARK_THEN_SMTP if second == "smtp" else POSTMARK_THEN_SENDGRID
-    config = pool_config(tmp_path, members, smtp_port=smtp_server.port, postmark=postmark.url, sendgrid=sendgrid.url)
+    config = pool_config(tmp_path, members, smtp_port=smtp_server.port, postmark=postmark.url, sendgrid=sendgrid.url,
+                         timeout=hang_timeout(mode))
     readers = [address(n) for n in range(2000)]
     queue(db, readers)
     postmark.fail(mode, after=1000)
@@ -400,7 +408,8 @@ def test_each_vendor_failing_hands_the_send_to_postmark(
             f'\n[delivery.ses]\nendpoint = "{first.url}"\nregion = "{AWS_REGION}"\n'
         )
         members = f'[[delivery.pool]]\nprovider = "{vendor}"\n\n[[delivery.pool]]\nprovider = "postmark"\n'
-        config = pool_config(tmp_path, members, postmark=postmark.url, sendgrid=first.url, extra=extra)
+        config = pool_config(tmp_path, members, postmark=postmark.url, sendgrid=first.url, extra=extra,
+                             timeout=hang_timeout(mode))
         readers = [address(n) for n in range(1000)]
         queue(db, readers)
         first.fail(mode, after=200)
