@@ -236,6 +236,10 @@ def test_home_and_settings_lead_to_the_going_live_guide_read_in_the_desk(config:
         guide = http.get("/desk/going-live")
     for page in (home, settings):
         assert re.search(r'<p id="going-live">[^<]*<a href="/desk/going-live">how to go live, step by step</a>', page)
+    # Settings says it at the top too, with what is missing: its own list comes last on a long page.
+    top = re.search(r'<h1>Settings</h1>\s*<p class="warn" id="live-first">Not live yet: \d+ things? to do.*?</p>',
+                    settings, re.S)
+    assert top and '<a href="#live-h">listed below</a>' in top.group(0) and 'href="/desk/going-live"' in top.group(0)
     assert guide.status_code == 200
     assert guide.text.count("<h1") == 1 and "<h3>1. Install</h3>" in guide.text
     assert "sudo -u publisher publisher init /srv/publisher" in guide.text  # the steps themselves, from docs/
