@@ -245,6 +245,14 @@ def test_home_and_settings_lead_to_the_going_live_guide_read_in_the_desk(config:
     assert "sudo -u publisher publisher init /srv/publisher" in guide.text  # the steps themselves, from docs/
 
 
+def test_the_going_live_guide_sends_an_editor_to_no_page_they_may_not_open(config: Config, url: str) -> None:
+    """Settings is an owner's page: an editor reading the guide is offered Home, not a 403."""
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        page = http.get("/desk/going-live").text
+    assert 'href="/desk/settings' not in page and "(an owner's page)" in page
+
+
 def test_home_has_a_chart_and_its_table(config: Config, url: str) -> None:
     """The 90-day chart is an SVG hidden from screen readers, with the numbers in a table."""
     engine = open_store(config.store_url)
