@@ -398,15 +398,24 @@ def _serve_and_stop(argv: list[str], folder: Path) -> None:
 
 
 def _work_and_stop(argv: list[str], folder: Path) -> None:
-    """Run a `publisher worker` line for a few seconds (it waits for queued mail), then SIGTERM it."""
+    """Run a `publisher worker` line until it says it is sending, and a second more (it waits
+    for queued mail), then SIGTERM it. Waiting for its line, not a fixed time, keeps a slow
+    start on a busy machine from being stopped before it has begun."""
     process = _run(argv, folder)
+    said: list[str] = []
     try:
-        time.sleep(3)
-        assert process.poll() is None, process.stdout and process.stdout.read()
+        assert process.stdout is not None
+        deadline = time.monotonic() + 60
+        while not any(" sending for " in line for line in said):
+            line = process.stdout.readline()
+            assert line and time.monotonic() < deadline, "".join(said)
+            said.append(line)
+        time.sleep(1)
+        assert process.poll() is None, "".join(said)
     finally:
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=60)
-    assert process.returncode == 0, output
+    assert process.returncode == 0, "".join(said) + output
 
 
 def test_the_units_commands_run_and_stop_cleanly(publication: Path) -> None:
