@@ -14,6 +14,7 @@ from test_build_cache import assert_same_as_cold, incremental, publication, text
 
 from publisher import content
 from publisher.config import Config, load_config
+from publisher.errors import BuildError
 from publisher.models import Article
 from publisher.site import outputs
 from publisher.site.build import planning
@@ -191,3 +192,32 @@ def test_a_record_without_a_snapshot_plans_everything_and_keeps_one(tmp_path: Pa
     assert_same_as_cold(path)
     again = RenderRecord.load(config, output, outputs.base_key(config), output.resolve().name)
     assert again is not None and again.plan is not None
+
+
+def test_the_same_slugs_are_not_checked_again_but_a_shared_id_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slugs a build accepted, in the same order, are not matched again; an edit giving an
+    article another's id is refused all the same, in the words of the full check."""
+    config = load_config(publication(tmp_path), env={})
+    articles = content.load_articles(config)
+    before = plan(config, articles)
+    matched: list[str] = []
+    real = planning._SLUG
+
+    class Counted:
+        def match(self, slug: str) -> object:
+            matched.append(slug)
+            return real.match(slug)
+
+    monkeypatch.setattr(planning, "_SLUG", Counted())
+    plan(config, edited(articles, 6, "body", 0), before.snapshot)
+    assert matched == []
+    twin = list(articles)
+    twin[6] = replace(twin[6], id=twin[5].id)
+    with pytest.raises(BuildError) as shortcut:
+        plan(config, twin, before.snapshot)
+    with pytest.raises(BuildError) as full:
+        plan(config, twin)
+    assert str(shortcut.value) == str(full.value)
+    assert "already used by" in str(full.value)

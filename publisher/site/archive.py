@@ -297,14 +297,28 @@ class Archive:
         """
         keys = [key(article) for article in self.articles] if keys is None else keys
         abouts = [about(article) for article in self.articles] if abouts is None else abouts
-        where = {id(article): position for position, article in enumerate(self.articles)}
+        where: dict[int, int] = {}
 
         def keys_of(articles: Sequence[Article]) -> list[str]:
+            if not where:
+                where.update((id(article), position) for position, article in enumerate(self.articles))
             return [keys[where[id(article)]] for article in articles]
 
-        for page in _pages(self.config, self.articles, ""):
-            if wanted is not None and page.path not in wanted:
-                yield page.path, None, None
+        def pages(articles: Sequence[Article], base: str) -> Iterator[_Page | str]:
+            """The list's pages, or only the paths of those not `wanted` (no page made)."""
+            if wanted is None:
+                yield from _pages(self.config, articles, base)
+                return
+            count = max(1, math.ceil(len(articles) / _per_page(self.config, len(articles))))
+            paths = [_page_path(base, number) for number in range(1, count + 1)]
+            if any(path in wanted for path in paths):
+                yield from (page if page.path in wanted else page.path for page in _pages(self.config, articles, base))
+            else:
+                yield from paths
+
+        for page in pages(self.articles, ""):
+            if isinstance(page, str):
+                yield page, None, None
                 continue
             yield (
                 page.path,
@@ -334,9 +348,9 @@ class Archive:
                 )
             for slug, name in self.tags.items():
                 tag = {"name": name, "slug": slug, "feed": self._tag_feed(name)}
-                for page in _pages(self.config, members[slug], f"tags/{slug}/"):
-                    if wanted is not None and page.path not in wanted:
-                        yield page.path, None, None
+                for page in pages(members[slug], f"tags/{slug}/"):
+                    if isinstance(page, str):
+                        yield page, None, None
                         continue
                     inputs = ("tag", repr(tag), *_page_inputs(page), *keys_of(page.articles))
                     yield (

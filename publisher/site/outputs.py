@@ -81,6 +81,7 @@ __all__ = [
     "base_key",
     "environment_key",
     "plan_site",
+    "sequence_key",
 ]
 
 SITE_SECTIONS = frozenset({"publication", "build", "feeds", "server"})
@@ -381,6 +382,7 @@ def plan_site(
     assets: Sequence[tuple[str, Path]],
     refs: TemplateRefs | None = None,
     previous: PlanSnapshot | None = None,
+    sequence: str | None = None,
 ) -> SitePlan:
     """The outputs of a build of `public` (public articles, newest first, slugs checked).
 
@@ -388,7 +390,8 @@ def plan_site(
     none ("" if it does); `assets` are the content folder's other files (path in the
     build, file). `refs` is the template graph an earlier build kept (`TemplateRefs`),
     brought up to date here. `previous` is what the served build's archive was planned
-    from: the archive pages it shows unchanged are `Recorded`, not planned.
+    from: the archive pages it shows unchanged are `Recorded`, not planned. `sequence` is
+    `sequence_key(public)`, when the caller has it.
     """
     inputs = _Inputs(config, refs)
     site = inputs.key("site", ())
@@ -437,7 +440,7 @@ def plan_site(
     abouts = [bodies.about(article) for article in public]
     snapshot = PlanSnapshot(
         _hash("\0".join(f"{kind}\0{key}" for kind, key in sorted(kinds.items()))),
-        _hash(repr([(article.slug, article.tags) for article in public])),
+        sequence_key(public) if sequence is None else sequence,
         "\n".join(keys),
         "\n".join(abouts),
     )
@@ -504,6 +507,11 @@ def plan_site(
             )
         )
     return SitePlan(tuple(items), len(public), inputs.base, snapshot)
+
+
+def sequence_key(public: Sequence[Article]) -> str:
+    """`PlanSnapshot.sequence` of the public articles, in the site's order."""
+    return _hash(repr([(article.slug, article.tags) for article in public]))
 
 
 def _changed(previous: PlanSnapshot | None, now: PlanSnapshot) -> tuple[list[int], list[int]] | None:

@@ -81,7 +81,14 @@ def _plan_site(
     previous: build_cache.PlanSnapshot | None = None,
 ) -> outputs.SitePlan:
     public = sorted((a for a in articles if a.is_public(now)), key=lambda a: (a.date, a.slug), reverse=True)
-    _check_slugs(public)
+    sequence = outputs.sequence_key(public)
+    if previous is not None and previous.sequence == sequence:
+        # The slugs of a build that accepted them, in the same order (the record is of this
+        # code): only an edited article's id can now be another's.
+        if len({article.id for article in public}) != len(public):
+            _check_slugs(public)
+    else:
+        _check_slugs(public)
 
     def preview(article: Article) -> tuple[dict[str, bytes], tuple[str, ...]]:
         html, eml, notes = newsletter_preview(config, article)
@@ -97,6 +104,7 @@ def _plan_site(
         assets=_asset_files(config),
         refs=refs,
         previous=previous,
+        sequence=sequence,
     )
     return replace(plan, items=(*plan.items, *_moved_pages(config, plan)))
 
