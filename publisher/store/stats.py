@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Integer, Select, bindparam, func, insert, select
+from sqlalchemy import Engine, Integer, Select, bindparam, case, func, insert, literal_column, select
 
 from publisher.store.counts_kept import fold, kept_on
 from publisher.store.engine import reader
@@ -188,28 +188,42 @@ class Reaction:
 def reactions_to_issue(engine: Engine, issue_id: int, *, limit: int = _SHOWN) -> list[Reaction]:
     """The events recorded for one issue, oldest first, at most `limit` of each kind; a
     reader's later events of a kind they already have are left out, as `reactions` counts."""
-    found: list[Reaction] = []
     with reader(engine) as conn:
-        for kind in REACTIONS:
-            found.extend(
-                Reaction(kind=r.kind, email=r.email, provider=r.provider, detail=r.detail, created_at=r.created_at)
-                for r in conn.execute(_first_reactions(), {"issue_id": issue_id, "kind": kind, "limit": limit})
-            )
-    return found
+        return [
+            Reaction(kind=r.kind, email=r.email, provider=r.provider, detail=r.detail, created_at=r.created_at)
+            for r in conn.execute(_first_reactions(), {"issue_id": issue_id, "limit": limit})
+        ]
 
 
 @functools.cache
 def _first_reactions() -> Select[Any]:
+    """Every kind in one statement (a report asks for all three): each reader's first
+    event of a kind, numbered within the kind in time order, the first `limit` kept; in
+    REACTIONS' order of kinds. The kinds are written into the SQL, not bound as a list
+    that SQLAlchemy would spell out again on every run."""
     first = (
         select(func.min(events.c.id))
-        .where(events.c.issue_id == bindparam("issue_id"), events.c.kind == bindparam("kind"))
-        .group_by(events.c.email)
+        .where(
+            events.c.issue_id == bindparam("issue_id"),
+            events.c.kind.in_([literal_column(f"'{kind}'") for kind in REACTIONS]),
+        )
+        .group_by(events.c.kind, events.c.email)
     )
-    return (
-        select(events.c.kind, events.c.email, events.c.provider, events.c.detail, events.c.created_at)
+    ranked = (
+        select(
+            events.c.kind, events.c.email, events.c.provider, events.c.detail, events.c.created_at, events.c.id,
+            func.row_number()
+            .over(partition_by=events.c.kind, order_by=(events.c.created_at, events.c.id))
+            .label("place"),
+        )
         .where(events.c.id.in_(first))
-        .order_by(events.c.created_at, events.c.id)
-        .limit(bindparam("limit", type_=Integer))
+        .subquery()
+    )
+    kind_order = case({kind: n for n, kind in enumerate(REACTIONS)}, value=ranked.c.kind)
+    return (
+        select(ranked.c.kind, ranked.c.email, ranked.c.provider, ranked.c.detail, ranked.c.created_at)
+        .where(ranked.c.place <= bindparam("limit", type_=Integer))
+        .order_by(kind_order, ranked.c.created_at, ranked.c.id)
     )
 
 
