@@ -76,15 +76,24 @@ def test_a_kit_subscriber_is_mailed_only_when_active() -> None:
 
 def test_an_unknown_state_refuses_the_row_with_its_line_column_word_and_what_to_do() -> None:
     """A word Kit does not document is no permission: the row is refused, saying where and why."""
-    _platform, [row] = read(KIT + "Ann,ann@example.org,cold,2024-01-01T00:00:00Z,\n")
+    _platform, [row] = read(KIT + "Ann,ann@example.org,paused,2024-01-01T00:00:00Z,\n")
     assert isinstance(row, Rejected) and row.line == 2
-    assert "unknown Kit state 'cold' in the state column" in row.reason
-    assert "expected active, inactive" in row.reason and "add them by hand only if" in row.reason
+    assert "unknown Kit state 'paused' in the state column" in row.reason
+    assert "expected active, confirmed, cold, inactive" in row.reason and "add them by hand only if" in row.reason
 
 
-def test_a_postal_state_refused_as_kits_says_how_to_import_the_file() -> None:
-    """A list of names with a postal State column is taken for Kit's: the refusal says to rename it."""
-    _platform, [row] = read("Email Address,First Name,State\nann@example.org,Ann,CA\n")
+def test_a_postal_state_is_a_place_not_kits_word() -> None:
+    """A list of names with a postal State column (CA, New York, Bavaria) imports its people as readers."""
+    found = statuses(
+        "Email Address,First Name,State\nann@example.org,Ann,CA\nben@example.org,Ben,New York\n"
+        "cy@example.org,Cy,Bavaria\ndi@example.org,Di,cancelled\ned@example.org,Ed,Unconfirmed\n"
+    )
+    assert found == [S.ACTIVE, S.ACTIVE, S.ACTIVE, S.UNSUBSCRIBED, S.PENDING]
+
+
+def test_kits_own_lower_case_word_it_does_not_document_still_refuses_the_row() -> None:
+    """A lower-case word is no place: one Kit does not document refuses the row, saying to rename a postal column."""
+    _platform, [row] = read("Email Address,First Name,State\nann@example.org,Ann,ca\n")
     assert isinstance(row, Rejected)
     assert "unknown Kit state 'ca'" in row.reason and "rename that column" in row.reason
 
@@ -260,7 +269,8 @@ def test_a_file_named_for_those_who_left_keeps_everyone_in_it_off_the_list(text:
 # Header, one record with {w} for the status cell, and the words that make a reader, of each
 # platform whose status is one cell.
 _ONE_CELL = [
-    ("email,first_name,state", "ann@example.org,Ann,{w}", {"active"}),
+    # (Kit's state in lower case, as Kit writes it: with a capital it is a place, as in CA.)
+    ("email,first_name,state", "ann@example.org,Ann,{w}", {"active", "confirmed", "cold"}),
     ("email,status,tier", "ann@example.org,{w},free", {"active"}),
     ("email,status,optin_ip", "ann@example.org,{w},", {"active"}),
     ("uuid,email,attributes,status", "u1,ann@example.org,{},{w}", {"enabled"}),
@@ -292,6 +302,7 @@ _ONE_CELL = [
 def test_only_a_word_that_means_subscribed_makes_a_reader(case: tuple[str, str, set[str]], word: str) -> None:
     """Whatever the status cell holds, the reader is active only if their platform's word says so."""
     header, record, active = case
+    word = word.lower() if header.endswith(",state") else word
     _platform, rows = read(header + "\n" + record.replace("{w}", word) + "\n")
     made_active = [r for r in rows if isinstance(r, SourceRow) and r.status is S.ACTIVE]
     assert not made_active or " ".join(word.lower().split()) in active
@@ -305,7 +316,7 @@ def test_an_import_mails_only_the_readers_each_platform_had_as_subscribed(tmp_pa
             KIT
             + "Ann,ann@example.org,active,2024-01-01T00:00:00Z,\n"
             + "Cy,cy@example.org,cancelled,2024-01-01T00:00:00Z,\n"
-            + "Ed,ed@example.org,cold,2024-01-01T00:00:00Z,\n"
+            + "Ed,ed@example.org,paused,2024-01-01T00:00:00Z,\n"
         )
         report = subs.import_csv(engine, io.StringIO(text, newline=""), now=NOW, origin="kit.csv")
         assert report.platform == "Kit" and [r.line for r in report.rejected] == [4]

@@ -392,10 +392,14 @@ def _status_wix(cells: Cells) -> SubscriberStatus | str:
 
 
 # Kit's (ConvertKit's) subscriber states, as its API documents them: inactive is a
-# subscriber who has not confirmed yet, cancelled one who unsubscribed.
+# subscriber who has not confirmed yet, cancelled one who unsubscribed; and the words its
+# subscriber page shows (Confirmed, Unconfirmed, Cold: confirmed but not opening lately).
 KIT_STATES: Mapping[str, SubscriberStatus] = {
     "active": S.ACTIVE,
+    "confirmed": S.ACTIVE,
+    "cold": S.ACTIVE,
     "inactive": S.PENDING,
+    "unconfirmed": S.PENDING,
     "cancelled": S.UNSUBSCRIBED,
     "canceled": S.UNSUBSCRIBED,
     "bounced": S.BOUNCED,
@@ -405,10 +409,14 @@ KIT_STATES: Mapping[str, SubscriberStatus] = {
 
 def _status_kit(cells: Cells) -> SubscriberStatus | str:
     column = "state" if "state" in cells else "subscriber_state"
-    status = _words("Kit", "state", column, KIT_STATES, cells.get(column, ""))
+    value = cells.get(column, "").strip()
+    if value != value.lower() and value.lower() not in KIT_STATES:
+        # A list of names and postal addresses has a state column too (CA, New York,
+        # Bavaria): Kit writes its states in lower case, a place is written with capitals.
+        return _status_publisher({k: v for k, v in cells.items() if k != column})
+    status = _words("Kit", "state", column, KIT_STATES, value)
     if isinstance(status, SubscriberStatus):
         return status
-    # A list of names and postal addresses has a state column too (CA, Bavaria).
     return f"{status} (if the file is not Kit's and {column} is a postal state, rename that column)"
 
 
