@@ -298,6 +298,22 @@ def test_failed_copies_can_be_sent_again(config: Config, url: str) -> None:
     engine.dispose()
 
 
+def test_an_issue_says_its_pictures_come_from_the_site(config: Config, url: str) -> None:
+    """A picture broken in "The email as sent" is said to be the site's not being online, not the send's."""
+    from datetime import UTC, datetime
+
+    from publisher.store import ledger
+
+    engine = open_store(config.store_url)
+    issue_id = ledger.create_issue(engine, key="k", kind="article", slug="sleep-after-a-loss", subject="Sleep",
+                                   html="<p>x</p>", text="x", tag=None, status="done", now=datetime.now(UTC))
+    engine.dispose()
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        page = http.get(f"/desk/issues/{issue_id}").text
+    assert re.search(r'id="email-pictures">Its pictures load from your public site[^<]*not online', page)
+
+
 def new_token(page: str) -> str:
     found = re.search(r'id="new-token"[^>]*value="([^"]+)"', page)
     assert found, "no new key on the page"
