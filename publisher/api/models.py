@@ -188,7 +188,10 @@ class ImportCreate(Request):
     one_of: ClassVar[tuple[str, ...]] = ("csv", "subscribers")
 
     csv: str | SkipJsonSchema[None] = Field(
-        default=None, description="A CSV export (Mailchimp, Substack, Buttondown, Ghost, listmonk, Wix, ours)."
+        default=None,
+        description=(
+            "A CSV export (Mailchimp, Substack, Buttondown, Ghost, listmonk, Wix, Kit, beehiiv, MailerLite or ours)."
+        ),
     )
     subscribers: Annotated[list[ImportRecord], Field(max_length=MAX_RECORDS)] | SkipJsonSchema[None] = Field(
         default=None, description="Or the records themselves."

@@ -172,7 +172,7 @@ def count_command(ctx: click.Context) -> None:
 @reports_errors
 @click.pass_context
 def import_command(ctx: click.Context, file: Path, pending: bool, tags: Sequence[str], sequence: str) -> None:
-    """Import a CSV export from Mailchimp, Substack, Buttondown, Ghost, listmonk, Wix or publisher.
+    """Import a CSV export: Mailchimp, Substack, Buttondown, Ghost, listmonk, Wix, Kit, beehiiv, MailerLite or ours.
 
     Everything is imported in one transaction; rows that cannot be used are listed with
     their line number and nothing else about them is stored. With --sequence, the new
