@@ -1,5 +1,6 @@
 """`shared_reads`: a page's reads through one connection, lent by a pool that never waits,
-and each read still seeing what was committed before it."""
+and each read still seeing what was committed before it; and the fixed words of Home's
+statements written into their SQL (`written_in`)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from publisher.store import open_store
-from publisher.store.engine import POOL_SIZE, reader, shared_reads
+from publisher.store import open_store, publishing, stats
+from publisher.store.engine import POOL_SIZE, reader, shared_reads, written_in
 from publisher.store.schema import subscribers as rows
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -150,3 +151,30 @@ def test_the_lent_connections_are_closed_with_the_engine(tmp_path: Path) -> None
     finally:
         sa.event.remove(sa.pool.Pool, "close", close)
     assert lent in closed
+
+
+def test_fixed_words_are_written_into_homes_statements(db: sa.Engine) -> None:
+    """The kinds and states Home asks for are in the SQL itself, so that SQLAlchemy does not
+    spell each statement out again for a bound list on every run."""
+    ran: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        ran.append(statement)
+
+    sa.event.listen(db, "before_cursor_execute", seen)
+    try:
+        stats.events_per_day(db, since=NOW, until=NOW, kinds=("subscribe", "unsubscribe"))
+        stats.reactions(db, [1])
+        publishing.waiting(db, since=NOW)
+    finally:
+        sa.event.remove(db, "before_cursor_execute", seen)
+    assert len(ran) == 3
+    assert "IN ('subscribe', 'unsubscribe')" in ran[0]
+    assert "IN ('unsubscribe', 'bounce', 'complaint')" in ran[1]
+    assert "IN ('wait', 'draft')" in ran[2]
+
+
+def test_only_plain_words_are_written_into_sql() -> None:
+    """Anything but a lower-case word is refused rather than written into a statement."""
+    with pytest.raises(ValueError, match="not a plain word"):
+        written_in(["bounce", "x') OR ('1'='1"])

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from publisher.store.engine import reader
+from publisher.store.engine import reader, written_in
 from publisher.store.schema import articles_seen, pings
 
 __all__ = [
@@ -111,7 +111,10 @@ def _waiting_query() -> sa.Select[tuple[object, ...]]:
     """Built once: Home asks on every request."""
     return (
         sa.select(articles_seen.c.article_id, articles_seen.c.slug, articles_seen.c.first_seen_at)
-        .where(articles_seen.c.handled.in_(("wait", "draft")), articles_seen.c.first_seen_at >= sa.bindparam("since"))
+        .where(
+            articles_seen.c.handled.in_(written_in(("wait", "draft"))),
+            articles_seen.c.first_seen_at >= sa.bindparam("since"),
+        )
         .order_by(articles_seen.c.first_seen_at.desc())
     )
 

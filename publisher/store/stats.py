@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Integer, Select, bindparam, case, func, insert, literal_column, select
+from sqlalchemy import Engine, Integer, Select, bindparam, case, func, insert, select
 
 from publisher.store.counts_kept import fold, kept_on
-from publisher.store.engine import reader
+from publisher.store.engine import reader, written_in
 from publisher.store.folding import now_and_then
 from publisher.store.schema import (
     deliveries,
@@ -125,11 +125,11 @@ def events_per_day(
     first = since.astimezone(UTC).strftime("%Y-%m-%d")
     last = until.astimezone(UTC).strftime("%Y-%m-%d")
     now_and_then(engine, fold)
-    query = _days_query(engine.dialect.name)
+    query = _days_query(engine.dialect.name, tuple(kinds))
     with reader(engine) as conn:
         return {
             (str(day), str(kind)): int(number)
-            for day, kind, number in conn.execute(query, {"kinds": list(kinds), "first": first, "last": last})
+            for day, kind, number in conn.execute(query, {"first": first, "last": last})
         }
 
 
@@ -138,11 +138,11 @@ def events_per_day(
 # times what running it on a few kept rows does.
 
 
-@functools.cache
-def _days_query(dialect: str) -> Select[Any]:
+@functools.lru_cache(maxsize=16)
+def _days_query(dialect: str, kinds: tuple[str, ...]) -> Select[Any]:
     table = kept_on(dialect, event_days, event_day_changes)
     return select(table.c.day, table.c.kind, table.c.number).where(
-        table.c.kind.in_(bindparam("kinds", expanding=True)), table.c.day >= bindparam("first"),
+        table.c.kind.in_(written_in(kinds)), table.c.day >= bindparam("first"),
         table.c.day < bindparam("last"), table.c.number > 0,
     )
 
@@ -169,7 +169,7 @@ def reactions(engine: Engine, issue_ids: Sequence[int]) -> dict[int, dict[str, i
 def _reactions_query() -> Select[Any]:
     return (
         select(events.c.issue_id, events.c.kind, func.count(func.distinct(events.c.email)))
-        .where(events.c.issue_id.in_(bindparam("ids", expanding=True)), events.c.kind.in_(REACTIONS))
+        .where(events.c.issue_id.in_(bindparam("ids", expanding=True)), events.c.kind.in_(written_in(REACTIONS)))
         .group_by(events.c.issue_id, events.c.kind)
     )
 
@@ -199,13 +199,12 @@ def reactions_to_issue(engine: Engine, issue_id: int, *, limit: int = _SHOWN) ->
 def _first_reactions() -> Select[Any]:
     """Every kind in one statement (a report asks for all three): each reader's first
     event of a kind, numbered within the kind in time order, the first `limit` kept; in
-    REACTIONS' order of kinds. The kinds are written into the SQL, not bound as a list
-    that SQLAlchemy would spell out again on every run."""
+    REACTIONS' order of kinds."""
     first = (
         select(func.min(events.c.id))
         .where(
             events.c.issue_id == bindparam("issue_id"),
-            events.c.kind.in_([literal_column(f"'{kind}'") for kind in REACTIONS]),
+            events.c.kind.in_(written_in(REACTIONS)),
         )
         .group_by(events.c.kind, events.c.email)
     )
