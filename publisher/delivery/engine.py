@@ -79,6 +79,13 @@ __all__ = ["DEFAULT_LINGER", "DeliveryReport", "deliver", "in_flight_limit", "le
 DEFAULT_LINGER = 900.0
 """Seconds `deliver` waits for a retry to come due; later ones are left for a resume."""
 
+IDLE_WAIT = 0.25
+"""Seconds a thread with nothing to claim sleeps at most before it checks for a stop."""
+
+IDLE_LOOK = 1.0
+"""Seconds a thread with nothing to claim lets pass, while siblings send, before it looks
+at the ledger unasked (it looks at once when a sibling's batch ends)."""
+
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
@@ -327,18 +334,27 @@ class _Run:
 
 def _idle(run: _Run) -> bool:
     """Nothing claimable now: wait for siblings or a retry coming due. False: finish."""
+    due: datetime | None = None
+    looked = time.monotonic()
     while True:
         with run.lock:
             if run.busy == 0:
                 break
             # A sibling's results may schedule retries, or give rows back, that this
-            # thread should pick up: look when its batch ends (or in a while), and claim
-            # only what is due, so that idle threads do not take the ledger's write lock
-            # from the commits of those still sending.
-            run.batch_ended.wait(0.05)
+            # thread should pick up: look when its batch ends, when the retry seen last
+            # comes due, or in a while (rows another process gives back), and claim only
+            # what is due, so that idle threads do not take the ledger's write lock from
+            # the commits of those still sending. Looking every few hundredths of a
+            # second instead cost the senders a query per idle thread each time, at
+            # the end of every send.
+            wait = IDLE_WAIT if due is None else min(IDLE_WAIT, (due - run.now()).total_seconds())
+            ended = run.batch_ended.wait(max(wait, 0.0))
         if run.halted:
             return False
+        if not ended and (due is None or due > run.now()) and time.monotonic() - looked < IDLE_LOOK:
+            continue
         due = ledger.next_due(run.db, issue_id=run.issue_id)
+        looked = time.monotonic()
         if due is not None and due <= run.now():
             return True
     due = ledger.next_due(run.db, issue_id=run.issue_id)
