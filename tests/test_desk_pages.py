@@ -652,6 +652,45 @@ def test_a_refused_schedule_shows_the_article_with_its_address(config: Config, u
     assert 'id="slug" name="slug" type="text" value="sleep-after-a-loss"' in refused.text
 
 
+def test_a_schedule_takes_a_city_for_its_time_zone(config: Config, url: str) -> None:
+    """"New York" in the schedule's Time zone is America/New_York, as in Settings and init."""
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from publisher.services import scheduling
+
+    at = datetime.now(UTC).astimezone(ZoneInfo("America/New_York")) + timedelta(days=3)
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        page = http.get("/desk/articles/sleep-after-a-loss").text
+        assert "A city is enough" in page
+        done = http.post("/desk/articles/sleep-after-a-loss/schedule",
+                         data={"csrf": csrf_of(page), "at": f"{at:%Y-%m-%dT%H:%M}", "timezone": "new york"})
+    assert done.status_code == 303, done.text
+    engine = open_store(config.store_url)
+    (kept,) = scheduling.list_schedules(engine)
+    engine.dispose()
+    assert kept.timezone == "America/New_York"
+    assert kept.run_at == at.replace(second=0, microsecond=0).astimezone(UTC)
+
+
+def test_a_schedule_in_a_zone_that_is_not_one_says_what_to_type(config: Config, url: str) -> None:
+    """An unknown zone is told with a city to try, nothing is scheduled, and the typed name stays."""
+    from publisher.services import scheduling
+
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        page = http.get("/desk/articles/sleep-after-a-loss").text
+        refused = http.post("/desk/articles/sleep-after-a-loss/schedule",
+                            data={"csrf": csrf_of(page), "at": "2031-01-01T09:00", "timezone": "Mars/Olympus"})
+    assert refused.status_code == 400
+    assert "no time zone called &#39;Mars/Olympus&#39;; try a city such as London" in refused.text
+    assert "IANA" not in refused.text and 'value="Mars/Olympus"' in refused.text
+    engine = open_store(config.store_url)
+    assert scheduling.list_schedules(engine) == []
+    engine.dispose()
+
+
 def test_a_schedule_left_after_send_now_says_the_article_was_sent(config: Config, url: str) -> None:
     """Send now on a scheduled article leaves the schedule (for readers who join before it),
     and Home and the editor say it was sent already instead of that readers get it then."""

@@ -46,7 +46,7 @@ from publisher.errors import AmbiguousTime, Conflict, InvalidRequest, MailedAlre
 from publisher.services import articles as article_service
 from publisher.services import issues as issue_service
 from publisher.services import media as media_service
-from publisher.services import migration, previews, scheduling, subject_tests
+from publisher.services import migration, previews, scheduling, starter, subject_tests
 from publisher.services import revisions as revision_service
 from publisher.services import segments as segment_service
 from publisher.services import subscribers as subscriber_service
@@ -455,6 +455,9 @@ class ArticleDesk(Section):
             **{name: asked.field(name).strip() for name in ("sample", "wait_hours", "decide_at", "by")},
         }
         try:
+            # The zone as an author writes it ("New York", "london"), read as `publisher init`
+            # and Settings read it; a name that fits several zones or none is told with them.
+            zone = starter.zone_for(zone) if zone else ""
             # A subject test: the fields the send page offers, checked the same way, and the
             # time to decide at as a wall-clock time in the schedule's zone.
             test = self._subject_plan(asked, subjects, zone=zone or None) if any(subjects) else None
