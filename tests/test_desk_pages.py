@@ -245,6 +245,20 @@ def test_home_and_settings_lead_to_the_going_live_guide_read_in_the_desk(config:
     assert "sudo -u publisher publisher init /srv/publisher" in guide.text  # the steps themselves, from docs/
 
 
+def test_an_install_without_the_guide_says_where_it_is(
+    config: Config, url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wheel built without docs/ still answers the page, naming the guide's file instead of failing."""
+    from publisher.web.desk import guide
+
+    monkeypatch.setattr(guide, "_PLACES", (tmp_path / "nowhere" / guide.GUIDE_NAME,))
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        page = http.get("/desk/going-live")
+    assert page.status_code == 200
+    assert "does not carry the guide" in page.text and "<code>docs/going-live.md</code>" in page.text
+
+
 def test_the_going_live_guide_sends_an_editor_to_no_page_they_may_not_open(config: Config, url: str) -> None:
     """Settings is an owner's page: an editor reading the guide is offered Home, not a 403."""
     with httpx.Client(base_url=url) as http:
