@@ -16,7 +16,7 @@ from publisher import content
 from publisher.config import Config, load_config
 from publisher.errors import BuildError
 from publisher.models import Article
-from publisher.site import outputs
+from publisher.site import archive, outputs
 from publisher.site.build import planning
 from publisher.site.build_cache import PlanSnapshot, RenderRecord
 
@@ -221,3 +221,23 @@ def test_the_same_slugs_are_not_checked_again_but_a_shared_id_is_refused(
         plan(config, twin)
     assert str(shortcut.value) == str(full.value)
     assert "already used by" in str(full.value)
+
+
+@pytest.mark.parametrize("kind", ["body", "title"])
+def test_a_sitemap_in_parts_is_planned_or_recorded_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """Past the sitemap's limit its parts and index are named without planning them, and an
+    edit plans them exactly when a full plan gives them new keys."""
+    monkeypatch.setattr(archive, "SITEMAP_LIMIT", 5)
+    config = load_config(publication(tmp_path), env={})
+    articles = content.load_articles(config)
+    before = plan(config, articles)
+    parts = sorted(path for path in before.paths() if path.startswith("sitemap"))
+    assert parts == ["sitemap.xml", *(f"sitemaps/sitemap-{number}.xml" for number in range(1, 5))]
+    after = plan(config, edited(articles, 6, kind, 0), before.snapshot)
+    full = plan(config, edited(articles, 6, kind, 0))
+    assert sorted(after.paths()) == sorted(full.paths())
+    assert all(keys(full)[path] == key for path, key in keys(after).items())
+    assert all(keys(before)[path] == keys(full)[path] for path in recorded(after))
+    assert set(parts) & set(keys(after)) == (set(parts) if kind == "title" else set())
