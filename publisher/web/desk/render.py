@@ -19,6 +19,7 @@ from publisher.config import Config
 from publisher.errors import TemplateError
 from publisher.services.pages import default_templates_dir, icon_url
 from publisher.services.previews import desk_words
+from publisher.web.desk import clock
 from publisher.web.desk.context import DeskContext
 
 __all__ = ["DESK_HEADERS", "PREVIEW_HEADERS", "DeskPages", "static_dir"]
@@ -110,6 +111,7 @@ class DeskPages:
         self.env.globals["allows"] = allows
         self.env.globals["icon"] = icon_url(config)
         self.env.filters["desk_words"] = desk_words  # config keys said as Settings (mail.preflight)
+        clock.install(self.env, config)  # times on the publication's clock: `| local`
 
     def check(self, *names: str) -> None:
         for name in names:
