@@ -15,6 +15,7 @@ from publisher import content
 from publisher.config import Config
 from publisher.errors import ContentError, PublisherError
 from publisher.mail import tokens
+from publisher.services.settings_text import CHOICE_WORDS
 
 __all__ = ["SECRET_NAMES", "article_findings", "go_live_gaps", "newest_public_slug", "secrets_set"]
 
@@ -31,7 +32,9 @@ def go_live_gaps(config: Config) -> list[str]:
     if not str(config["publication.postal_address"]).strip():
         gaps.append("Add your postal address in Settings: every email must carry it.")
     if config["delivery.provider"] == "maildir":
-        gaps.append("Choose a real mail provider in Settings: maildir only writes the emails into a folder.")
+        # Named as Settings offers it: "maildir" is the config's word, not the author's.
+        chosen = CHOICE_WORDS["provider"]["maildir"]
+        gaps.append(f"Choose a real mail provider in Settings: it is now “{chosen}”.")
     if not config.secret(tokens.SECRET_ENV):
         gaps.append(f"Set {tokens.SECRET_ENV} in the server's environment: it signs unsubscribe links.")
     if not str(config["server.public_url"]).strip() and config.public_url.startswith("http://"):

@@ -50,6 +50,7 @@ from publisher.schedule.timing import cron_trigger, parse_window
 __all__ = [
     "BACKUP_DAYS",
     "BACKUP_WHEN",
+    "CHOICE_WORDS",
     "DIGEST_WHEN",
     "FIELDS",
     "GROUPS",
@@ -187,6 +188,27 @@ FIELDS: tuple[Field, ...] = (
     F("backup_keep", "backup.keep", "Backups kept", "safety", "number",
       hint="After each automatic backup, older archives beyond this many are deleted."),
 )
+
+# What each choice means, said where it is chosen and wherever a choice made is named (Home's
+# list of what is left before going live): "maildir" or "ses" is a config value, not
+# something an author coming from a hosted service can be expected to know. The values
+# sent stay the config's own.
+CHOICE_WORDS: dict[str, dict[str, str]] = {
+    "provider": {
+        "maildir": "None yet: write each email into a folder (for trying out; nothing reaches anyone)",
+        "smtp": "A mail server (SMTP): your own, or your mail host's",
+        "postmark": "Postmark",
+        "sendgrid": "SendGrid",
+        "mailgun": "Mailgun",
+        "ses": "Amazon SES",
+        "resend": "Resend",
+    },
+    "smtp_security": {
+        "starttls": "STARTTLS (usually port 587)",
+        "tls": "TLS from the start (usually port 465)",
+        "none": "None (only a server on this machine)",
+    },
+}
 
 POLICY_WORDS = {
     "wait": "waits for me to send or schedule it",

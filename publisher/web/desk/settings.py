@@ -40,6 +40,7 @@ from publisher.services.providers import Provider
 from publisher.services.settings_text import (
     BACKUP_DAYS,
     BACKUP_WHEN,
+    CHOICE_WORDS,
     DIGEST_WHEN,
     FIELDS,
     GROUPS,
@@ -62,26 +63,6 @@ from publisher.web.desk.section import Section
 __all__ = ["SettingsDesk"]
 
 COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
-
-# What each choice means, said where it is chosen: "maildir" or "ses" is a config value,
-# not something an author coming from a hosted service can be expected to know. The
-# values sent stay the config's own.
-CHOICE_WORDS: dict[str, dict[str, str]] = {
-    "provider": {
-        "maildir": "None yet: write each email into a folder (for trying out; nothing reaches anyone)",
-        "smtp": "A mail server (SMTP): your own, or your mail host's",
-        "postmark": "Postmark",
-        "sendgrid": "SendGrid",
-        "mailgun": "Mailgun",
-        "ses": "Amazon SES",
-        "resend": "Resend",
-    },
-    "smtp_security": {
-        "starttls": "STARTTLS (usually port 587)",
-        "tls": "TLS from the start (usually port 465)",
-        "none": "None (only a server on this machine)",
-    },
-}
 """An accent colour a colour picker can show (it shows any other value as black, and would save that)."""
 
 @dataclass(frozen=True, slots=True)
