@@ -384,7 +384,48 @@ def test_preflight_names_pictures_without_alt_text(config: Config) -> None:
     done = media_service.store_image(config, jpeg(600, 400))
     write_article(config, "no-alt", body=f"![]({done.url})", front=f"image: {done.url}\n")
     found = check_of(config)
-    assert found.ok is False and found.detail.count(done.name) == 2 and "image_alt" in found.detail
+    assert found.ok is False and found.detail.count(done.name) == 1 and "image_alt" in found.detail
+    assert found.detail.startswith("The lead image has no alt text"), found.detail
+
+
+def test_preflight_names_the_picture_written_not_its_resized_copy(config: Config) -> None:
+    """A large upload is sent at 960 px; the check names the file the Media page lists."""
+    done = media_service.store_image(config, jpeg(2000, 1500))
+    write_article(config, "big", body=f"![]({done.url})")
+    found = check_of(config)
+    assert f"picture /media/{done.name} has no alt text" in found.detail, found.detail
+    assert "-960x" not in found.detail
+
+
+def test_preflight_names_a_missing_picture_once_for_all_its_sizes(config: Config) -> None:
+    """Every width of a picture gone is one problem, named by the picture as written."""
+    done = media_service.store_image(config, jpeg(2000, 1500))
+    write_article(config, "gone-big", body=f"![A boat]({done.url})")
+    for file in (config.path_of("build.content") / "media").iterdir():
+        file.unlink()
+    found = check_of(config)
+    assert found.detail.count("is not in the content folder") == 1, found.detail
+    assert f"picture /media/{done.name} is not" in found.detail and found.stops_send
+
+
+def test_preflight_checks_pictures_once(config: Config) -> None:
+    """Alt text is part of the one Pictures check, not a second check beside it."""
+    done = media_service.store_image(config, jpeg(600, 400))
+    write_article(config, "once", body=f"![]({done.url})")
+    article = content.load_articles(config)[0]
+    found, _ = preflight.run_checks(config, article, subject="S", html=article.html, text="x")
+    names = [c.name for c in found]
+    assert names.count("Pictures") == 1 and not any("alt" in name.lower() for name in names), names
+
+
+def test_preflight_names_a_template_picture_without_alt(config: Config) -> None:
+    """A logo a template override adds without alt is named in the Pictures check and holds the send."""
+    write_article(config, "logo")
+    article = content.load_articles(config)[0]
+    html = article.html + '<img src="https://news.example.org/logo.png">'
+    found, _ = preflight.run_checks(config, article, subject="S", html=html, text="x")
+    pictures = {c.name: c for c in found}["Pictures"]
+    assert "logo.png has no alt text" in pictures.detail and pictures.stops_send
 
 
 @pytest.fixture

@@ -2,10 +2,12 @@
 
     subject        at most 60 characters show in most inboxes; over 78 is cut everywhere
     preheader      a summary that the inbox shows beside the subject
-    alt text       every image has an alt attribute (screen readers, blocked images)
-    images         each picture of the body and the lead image is described (alt text,
-                   `image_alt`), the site's own are in the content folder (media/...),
-                   others answer (only when asked: `external=True`)
+    pictures       each picture of the body and the lead image is described (alt text,
+                   `image_alt`), as is any a template adds; the site's own are in the
+                   content folder (media/...); others answer (only when asked:
+                   `external=True`). One check: a picture is named once, as the author
+                   wrote it (`/media/<name>`, the file the Media page lists), never by
+                   the resized copy the email carries
     own links      links into the publication's site lead to a page the build wrote
     other links    links to other sites answer (only when asked: `external=True`)
     size           the HTML under Gmail's clipping size (`newsletter.clip_warning_bytes`)
@@ -69,7 +71,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from publisher.config import Config
-from publisher.content import fetch
+from publisher.content import fetch, media
 from publisher.errors import PublisherError, SourceError
 from publisher.mail import sender_rules
 from publisher.mail.dkim_signing import DkimKey, DkimSigner
@@ -168,16 +170,18 @@ class DnsRecord:
     """SPF, DKIM or DMARC: what `dns_checks` compares."""
 
 
-def _images_without_alt(html: str, *, empty: bool = True) -> list[str]:
-    """Pictures that say nothing to a reader who cannot see them: no alt, or (with `empty`)
-    an empty one, as Markdown's `![](photo.jpg)` gives (the email's layout then adds `alt=""`)."""
+def _template_images_without_alt(html: str, article: Article) -> list[str]:
+    """Pictures the email's template adds (a logo, say) with no alt at all. The article's
+    own are not among them: `image_check` names those, and the email's layout gives
+    Markdown's `![](photo.jpg)` an `alt=""` that would hide them here."""
     if not html.strip():
         return []
-    tree = lxml.html.fromstring(html)
-    return [
-        str(img.get("src", "")) for img in tree.iter("img")
-        if img.get("alt") is None or (empty and not str(img.get("alt")).strip())
+    own = {image.url for image in images_of(article)}
+    found = [
+        str(img.get("src", "")).strip() for img in lxml.html.fromstring(html).iter("img")
+        if img.get("alt") is None
     ]
+    return [src for src in dict.fromkeys(found) if src not in own]
 
 
 def _own_links(html: str, site_url: str) -> list[str]:
@@ -238,14 +242,6 @@ def checks(
         found.append(Check("Preheader", True, f"Inboxes show: “{article.summary[:90]}”"))
     else:
         found.append(Check("Preheader", False, "No summary: add one (or a first paragraph) for the inbox preview."))
-    # The author's own pictures (an empty alt included), and any a template adds without one.
-    missing_alt = list(dict.fromkeys(_images_without_alt(article.html) + _images_without_alt(html, empty=False)))
-    if missing_alt:
-        found.append(
-            Check("Images have alt text", False, "Without alt text: " + ", ".join(missing_alt[:5]), blocking=True)
-        )
-    else:
-        found.append(Check("Images have alt text", True, "Every image has alt text."))
     broken = []
     for href in _own_links(html, config.site_url):
         path = urlsplit(href).path
@@ -519,6 +515,19 @@ def images_of(article: Article) -> list[_Image]:
     return found
 
 
+def _as_written(image: _Image, config: Config) -> str:
+    """How the author knows a picture: the lead image as such (there is one, and the
+    email carries a resized copy of it whose name she never wrote); a stored picture by
+    the name she wrote (`/media/<name>`, the widest of its sizes, the one the Media page
+    lists) rather than the resized copy the email carries; another site's by its address."""
+    if image.lead:
+        return "the lead image"
+    stored = [n for n in (media.media_name_of(u, config.site_url) for u in (image.url, *image.srcset)) if n]
+    if stored:
+        return f"the picture /{media.FOLDER}/{max(stored, key=lambda n: n.width).name}"
+    return f"the picture {image.url}"
+
+
 def _own_path(url: str, config: Config) -> str | None:
     """The path of `url` under the site (`media/x.jpg`), or None for another site's."""
     site = urlsplit(config.site_url.rstrip("/") + "/")
@@ -530,12 +539,13 @@ def _own_path(url: str, config: Config) -> str | None:
 
 def image_check(
     config: Config, article: Article, *, file_exists: Callable[[str], bool],
-    other_images: Mapping[str, str] | None = None,
+    other_images: Mapping[str, str] | None = None, html: str = "",
 ) -> Check:
     """Every picture described, the site's own present in the content folder, others
     answering. `file_exists(path)` says whether the content folder (or the build) has the
     site path `path`; `other_images` is what fetching each image of another site found
-    (url -> problem, "" when it answered), or None when they were not fetched.
+    (url -> problem, "" when it answered), or None when they were not fetched; `html`,
+    the email as rendered, adds the pictures its template brings (each must have an alt).
 
     A picture without words or without its file stops a send (a reader would get a
     broken or unexplained picture); one on another site that did not answer does not
@@ -545,22 +555,30 @@ def image_check(
     unseen = 0  # problems that leave a reader without the picture or word of it
     images = images_of(article)
     for image in images:
-        label = "the lead image" if image.lead else "the picture"
+        label = _as_written(image, config)
         if image.alt is None or not image.alt.strip():
             how = (
                 "add image_alt: to the front matter" if image.lead
                 else "write it between the brackets: ![what it shows](…)"
             )
-            problems.append(f"{label} {image.url} has no alt text ({how})")
+            problems.append(f"{label} has no alt text ({how})")
             unseen += 1
-        for url in dict.fromkeys((image.url, *image.srcset)):
-            path = _own_path(url, config)
-            if path is not None and not file_exists(path):
-                problems.append(
-                    f"{label} {url} is not in the content folder (content/{path}); upload it again on the "
-                    "Media page or fix the address"
-                )
-                unseen += 1
+        # One line a picture, whichever of its sizes is gone: the author uploads a picture,
+        # not its widths, and one upload again writes every width back.
+        missing = [
+            path for path in (_own_path(url, config) for url in dict.fromkeys((image.url, *image.srcset)))
+            if path is not None and not file_exists(path)
+        ]
+        if missing:
+            problems.append(
+                f"{label} is not in the content folder (content/{missing[-1]}"
+                + (f" and {len(missing) - 1} more of its sizes" if len(missing) > 1 else "")
+                + "); upload it again on the Media page or fix the address"
+            )
+            unseen += 1
+    for src in _template_images_without_alt(html, article):
+        problems.append(f"the template's picture {src} has no alt text (give its img an alt=\"…\")")
+        unseen += 1
     others = [i.url for i in images if _own_path(i.url, config) is None]
     if other_images is not None:
         problems += [f"{url} did not answer ({why})" for url, why in other_images.items() if why]
@@ -663,7 +681,7 @@ def run_checks(
 
     found.append(image_check(
         config, article, file_exists=file_exists,
-        other_images=probe_images(config, article, client=client) if external else None,
+        other_images=probe_images(config, article, client=client) if external else None, html=html,
     ))
     dkim_published: bool | None = None
     if lookups:
