@@ -698,7 +698,7 @@ def test_a_schedule_in_a_zone_that_is_not_one_says_what_to_type(config: Config, 
         refused = http.post("/desk/articles/sleep-after-a-loss/schedule",
                             data={"csrf": csrf_of(page), "at": "2031-01-01T09:00", "timezone": "Mars/Olympus"})
     assert refused.status_code == 400
-    assert "no time zone called &#39;Mars/Olympus&#39;; try a city such as London" in refused.text
+    assert "No time zone called &#39;Mars/Olympus&#39;; try a city such as London" in refused.text
     assert "IANA" not in refused.text and 'value="Mars/Olympus"' in refused.text
     engine = open_store(config.store_url)
     assert scheduling.list_schedules(engine) == []
@@ -817,3 +817,21 @@ def test_home_shows_the_next_digest_and_what_it_gathers(tmp_path: Path, monkeypa
     assert "Mon " in said and "08:00" in said and "Nothing is scheduled" not in home
     assert "1 article on the site that no digest carried yet" in said and "Sleep after a loss" in said
     assert "to every active reader but those who had each of them already" in said
+
+
+def test_a_schedule_refused_for_a_problem_says_so_as_a_sentence(config: Config, url: str) -> None:
+    """A picture without words stops a schedule; the send panel's refusal begins with a capital."""
+    from datetime import UTC, datetime, timedelta
+
+    path = config.root / "content" / "2026-01-05-sleep-after-a-loss.md"
+    path.write_text(ARTICLE.replace("Here is what helps.", "Here is what helps.\n\n![](https://example.org/a.jpg)"))
+    at = (datetime.now(UTC) + timedelta(days=2)).astimezone(config.tz)
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        csrf = csrf_of(http.get("/desk/articles/sleep-after-a-loss").text)
+        refused = http.post(
+            "/desk/articles/sleep-after-a-loss/schedule", data={"csrf": csrf, "at": f"{at:%Y-%m-%dT%H:%M}"}
+        )
+    assert refused.status_code == 400
+    said = re.search(r'<p class="error" role="alert" id="send-error">([^<]*)', refused.text)
+    assert said and said.group(1).startswith("Not scheduled: fix these first."), refused.text

@@ -562,6 +562,8 @@ class ArticleDesk(Section):
         self, asked: Asked, slug: str, message: str, schedule_form: dict[str, Any] | None = None
     ) -> Response:
         """The editor again, with the refusal at the send panel and what was typed kept."""
+        # The services word a refusal for the CLI's "error: ..." line; here it stands alone.
+        message = message[:1].upper() + message[1:]
         try:
             view, text = await run_in_threadpool(self._load, slug, asked.now)
         except PublisherError:
