@@ -413,3 +413,14 @@ def test_hidden_preheader_sets_no_colour_of_its_own() -> None:
     (style,) = re.findall(r'class="preheader" style="([^"]*)"', html)
     assert "display:none" in style
     assert not re.search(r"(^|;)\s*color\s*:", style)
+
+
+def test_a_caption_sits_just_under_its_picture() -> None:
+    """A figure's picture loses the 18 px under a lone picture: only the caption's 6 px part them."""
+    body = (
+        '<figure><img src="https://notes.example.org/media/a.jpg" alt="A dock"><figcaption>The dock</figcaption>'
+        '</figure><p><img src="https://notes.example.org/media/b.jpg" alt="A path"></p>'
+    )
+    html = render(article=make_article(html=body)).html
+    styles = {attrs["alt"]: attrs.get("style") or "" for tag, attrs in elements(html).tags if tag == "img"}
+    assert styles["A dock"].endswith("margin:0") and "margin:0 0 18px 0" in styles["A path"], styles
