@@ -133,3 +133,20 @@ def test_schedules_table_is_never_cut_when_piped(pub: Pub) -> None:
     listing = pub.invoke("schedules").output
     (row,) = [line for line in listing.splitlines() if slug in line]
     assert "America/New_York" in row and "pending" in row
+
+
+def test_tz_takes_a_city_as_the_desk_does(pub: Pub) -> None:
+    """--tz "new york" is America/New_York, and the schedule is kept in that zone's name."""
+    at = later(3)
+    done = pub.invoke("schedule", "notes-on-rest", "--at", f"{at:%Y-%m-%d %H:%M}", "--tz", "new york")
+    assert done.exit_code == 0, done.output
+    assert f"at {at:%Y-%m-%d %H:%M} America/New_York time" in done.output
+    assert f"(starting {at.astimezone(UTC):%Y-%m-%d %H:%M} UTC)" in done.output
+
+
+def test_tz_that_is_no_zone_suggests_a_city(pub: Pub) -> None:
+    """--tz Atlantis is refused (exit 1) with a city to try, and nothing is scheduled."""
+    refused = pub.invoke("schedule", "notes-on-rest", "--at", f"{later():%Y-%m-%d %H:%M}", "--tz", "Atlantis")
+    assert refused.exit_code == 1
+    assert "no time zone called 'Atlantis'; try a city such as London" in refused.output
+    assert "no pending scheduled sends" in pub.invoke("schedules").output

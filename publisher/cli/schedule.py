@@ -10,7 +10,7 @@ from rich.table import Table
 from publisher.cli._common import cli, get_config, reports_errors, table_console
 from publisher.config import Config
 from publisher.errors import InvalidRequest
-from publisher.services import complaints, scheduling, subject_tests
+from publisher.services import complaints, scheduling, starter, subject_tests
 from publisher.store import open_store
 
 
@@ -20,7 +20,10 @@ from publisher.store import open_store
     "--at", "at", required=True, metavar='"YYYY-MM-DD HH:MM"',
     help='Wall-clock time of the send: "2026-12-01 09:00", "2026-12-01T09:00", or "09:00" for the next 09:00.',
 )
-@click.option("--tz", "tz_name", default=None, help="IANA zone of --at (default: publication.timezone).")
+@click.option(
+    "--tz", "tz_name", default=None, metavar="ZONE",
+    help='Zone of --at: a city ("New York") or a zone\'s name ("Europe/Paris"); default: publication.timezone.',
+)
 @click.option("--tag", default=None, help="Send only to subscribers with this tag.")
 @click.option(
     "--segment", default=None, metavar="NAME",
@@ -69,6 +72,9 @@ def schedule(
     clicks (--by opens: opens) goes to the rest.
     """
     config = get_config(ctx)
+    # A city ("New York", "london") as the desk, Settings and `publisher init` read one; a
+    # name that fits several zones or none is told with the zones that fit or an example.
+    tz_name = starter.zone_for(tz_name) if tz_name else None
     now = datetime.now(UTC)
     plan = _test_plan(config, subjects, sample, wait, decide_at, by, tz_name, now)
     db = open_store(config.store_url)
