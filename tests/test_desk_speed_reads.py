@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from publisher.store import open_store, publishing, stats
 from publisher.store.engine import POOL_SIZE, reader, shared_reads, written_in
+from publisher.store.schema import events, sent_minutes
 from publisher.store.schema import subscribers as rows
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -178,3 +179,40 @@ def test_only_plain_words_are_written_into_sql() -> None:
     """Anything but a lower-case word is refused rather than written into a statement."""
     with pytest.raises(ValueError, match="not a plain word"):
         written_in(["bounce", "x') OR ('1'='1"])
+
+
+def test_the_complaint_rates_figures_come_in_one_statement(db: sa.Engine) -> None:
+    """Copies accepted and readers who complained, over a window, in one round trip."""
+    with db.begin() as conn:
+        conn.execute(
+            sa.insert(sent_minutes),
+            [
+                {"issue_id": 1, "minute": "2026-03-01 09:00", "number": 700},
+                {"issue_id": 1, "minute": "2026-03-01 09:01", "number": 300},
+                {"issue_id": 1, "minute": "2026-03-02 13:00", "number": 50},  # after the window
+            ],
+        )
+        conn.execute(
+            sa.insert(events),
+            [
+                {"email": email, "kind": "complaint", "provider": "ses", "detail": "", "created_at": NOW - ago}
+                for email, ago in [
+                    ("a@example.org", timedelta(hours=2)),
+                    ("a@example.org", timedelta(hours=1)),
+                    ("b@example.org", timedelta(hours=1)),
+                    ("c@example.org", timedelta(days=40)),  # before the window
+                ]
+            ],
+        )
+    ran: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        ran.append(statement)
+
+    sa.event.listen(db, "before_cursor_execute", seen)
+    try:
+        found = stats.accepted_and_complaints(db, since=NOW - timedelta(days=30), until=NOW)
+    finally:
+        sa.event.remove(db, "before_cursor_execute", seen)
+    assert found == (1000, 2)
+    assert len(ran) == 1
