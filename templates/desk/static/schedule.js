@@ -1,5 +1,6 @@
 // The schedule form says how far off the typed time is ("in 2 days 3 hours"), read on the
-// clock of the publication's zone (not the browser's). The server checks the time again
+// clock of the zone typed beside it, a city or a zone's name as the server takes either, else
+// the publication's (never the browser's). The server checks the time again
 // and refuses a past or skipped one with the reason; this is only a guide while typing.
 (function () {
   "use strict";
@@ -33,8 +34,48 @@
     }).join(" ");
   }
 
+  var REGIONS = ["Africa", "America", "Antarctica", "Arctic", "Asia", "Atlantic", "Australia", "Europe", "Indian",
+    "Pacific"];
+  var zoneList = null;
+
+  function knownZones() {
+    if (zoneList === null) {
+      zoneList = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : [];
+    }
+    return zoneList;
+  }
+
+  // The zone the server will read, as services.starter.zone_for does: a name in any case
+  // ("europe/paris"), a city ("New York"), or the start of one when only one zone fits
+  // ("new yo"). Null while none fits, or several do: the server then says which.
+  function zoneFor(typed) {
+    var text = typed.split(/\s+/).filter(Boolean).join(" ");
+    if (!text) { return null; }
+    try {
+      return new Intl.DateTimeFormat("en-US", { timeZone: text }).resolvedOptions().timeZone;
+    } catch (e) { /* not a zone's name: perhaps a city */ }
+    var key = text.replace(/ /g, "_").toLowerCase();
+    var city = key.split("/").pop();
+    var region = key.indexOf("/") >= 0 ? key.split("/")[0] + "/" : "";
+    var cities = knownZones().filter(function (z) { return REGIONS.indexOf(z.split("/")[0]) >= 0; });
+    var exact = cities.filter(function (z) { return z.split("/").pop().toLowerCase() === city; });
+    var found = exact.length ? exact : cities.filter(function (z) {
+      return z.split("/").pop().toLowerCase().indexOf(city) === 0;
+    });
+    if (region) {
+      var inRegion = found.filter(function (z) { return z.toLowerCase().indexOf(region) === 0; });
+      if (inRegion.length) { found = inRegion; }
+    }
+    return found.length === 1 ? found[0] : null;
+  }
+
   function update(input, out, zoneInput) {
-    var zone = (zoneInput && zoneInput.value.trim()) || input.getAttribute("data-zone");
+    var typed = zoneInput ? zoneInput.value.trim() : "";
+    var zone = typed ? zoneFor(typed) : input.getAttribute("data-zone");
+    if (zone === null) {
+      out.textContent = input.value ? "Type a city, such as London, or a zone such as Europe/Paris, to see how far off that is." : "";
+      return;
+    }
     var instant = null;
     try { instant = instantOf(input.value, zone); } catch (e) { instant = null; }
     if (instant === null) { out.textContent = ""; return; }
