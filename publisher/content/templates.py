@@ -42,11 +42,14 @@ def template_loader(config: Config) -> jinja2.FileSystemLoader:
     return jinja2.FileSystemLoader([str(p) for p in search if p.is_dir()])
 
 
-def template_environment(config: Config, *, autoescape: bool = True) -> jinja2.Environment:
+def template_environment(
+    config: Config, *, autoescape: bool = True, bytecode_cache: jinja2.BytecodeCache | None = None
+) -> jinja2.Environment:
     """A Jinja environment over the publication's overrides and the defaults.
 
     Undefined names raise instead of rendering as empty, so a typo in an override is
-    reported rather than shipped to every subscriber.
+    reported rather than shipped to every subscriber. `bytecode_cache` keeps compiled
+    templates between processes (`publisher.site.compiled_templates`).
     """
     environment = jinja2.Environment(
         loader=template_loader(config),
@@ -57,6 +60,7 @@ def template_environment(config: Config, *, autoescape: bool = True) -> jinja2.E
         trim_blocks=True,
         lstrip_blocks=True,
         extensions=["jinja2.ext.i18n"],
+        bytecode_cache=bytecode_cache,
     )
     # Whitespace inside {% trans %} is folded, so a catalog's entries do not depend on
     # how a template is indented (babel.cfg extracts with the same rule).

@@ -226,13 +226,21 @@ def _sitemap_index(parts: Sequence[tuple[str, str]]) -> bytes:
 class Archive:
     """The archive's files for one set of public articles (newest first)."""
 
-    def __init__(self, config: Config, articles: Sequence[Article], tags: feeds.TagIndex | None = None) -> None:
-        """`tags` is `feeds.tag_index(articles)` when the caller has it already."""
+    def __init__(
+        self,
+        config: Config,
+        articles: Sequence[Article],
+        tags: feeds.TagIndex | None = None,
+        *,
+        compiled: jinja2.BytecodeCache | None = None,
+    ) -> None:
+        """`tags` is `feeds.tag_index(articles)` when the caller has it already; `compiled`
+        keeps the templates' compiled code for the next build."""
         self.config = config
         self.articles = articles
         self.tags = feeds.site_tags(articles) if tags is None else tags.names
         self.language = str(config["publication.language"])
-        self.env = template_environment(config)
+        self.env = template_environment(config, bytecode_cache=compiled)
         self.env.auto_reload = False  # one build: thousands of pages, no template changing under them
         self.env.filters["rfc3339"] = _rfc3339
         self.site_url = feeds.site_uri(config) + "/"

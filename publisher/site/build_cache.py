@@ -41,6 +41,10 @@ field (no pickle: whoever could write one would run code as the publisher). The 
 is created 0700 whatever the umask, its files 0600; a folder that is a link, belongs to
 another user or is writable by group or others is not used at all (a warning names it),
 since anyone who can write there could put words in the author's articles.
+
+The one folder of code, Jinja's compiled templates (`compiled/`), is read only from files
+of this user that no one else may write, and keyed by the code and the template text
+(`publisher.site.compiled_templates`).
 """
 
 from __future__ import annotations

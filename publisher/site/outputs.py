@@ -383,6 +383,7 @@ def plan_site(
     refs: TemplateRefs | None = None,
     previous: PlanSnapshot | None = None,
     sequence: str | None = None,
+    compiled: jinja2.BytecodeCache | None = None,
 ) -> SitePlan:
     """The outputs of a build of `public` (public articles, newest first, slugs checked).
 
@@ -391,7 +392,8 @@ def plan_site(
     build, file). `refs` is the template graph an earlier build kept (`TemplateRefs`),
     brought up to date here. `previous` is what the served build's archive was planned
     from: the archive pages it shows unchanged are `Recorded`, not planned. `sequence` is
-    `sequence_key(public)`, when the caller has it.
+    `sequence_key(public)`, when the caller has it. `compiled` is where the pages' templates
+    keep their compiled code between builds (`publisher.site.compiled_templates`).
     """
     inputs = _Inputs(config, refs)
     site = inputs.key("site", ())
@@ -432,7 +434,7 @@ def plan_site(
     note = i18n.catalog_warning(language, config.path.name if config.path else "config.toml")
     if note:
         items.append(note)
-    pages = archive.Archive(config, public, tags)
+    pages = archive.Archive(config, public, tags, compiled=compiled)
     # The key of each kind of page's settings and templates: every kind the archive has,
     # so that the snapshot's context covers them all.
     kinds = {kind: inputs.key("site", roots) for kind, roots in archive.TEMPLATES.items()}

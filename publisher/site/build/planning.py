@@ -20,6 +20,7 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from publisher import content
@@ -27,6 +28,9 @@ from publisher.config import Config, sqlite_path
 from publisher.errors import BuildError
 from publisher.models import Article
 from publisher.site import archive, build_cache, outputs
+
+if TYPE_CHECKING:
+    import jinja2
 
 __all__ = [
     "ARTICLE_SUFFIXES",
@@ -79,6 +83,7 @@ def _plan_site(
     bodies: outputs.Bodies,
     refs: build_cache.TemplateRefs | None = None,
     previous: build_cache.PlanSnapshot | None = None,
+    compiled: jinja2.BytecodeCache | None = None,
 ) -> outputs.SitePlan:
     public = sorted((a for a in articles if a.is_public(now)), key=lambda a: (a.date, a.slug), reverse=True)
     sequence = outputs.sequence_key(public)
@@ -105,6 +110,7 @@ def _plan_site(
         refs=refs,
         previous=previous,
         sequence=sequence,
+        compiled=compiled,
     )
     return replace(plan, items=(*plan.items, *_moved_pages(config, plan)))
 

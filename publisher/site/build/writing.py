@@ -47,6 +47,7 @@ from publisher.site.build.files import (
 from publisher.site.build.planning import Progress, Site, _plan_site, _render_all, _render_many, _stages
 from publisher.site.build.standby import Journal, Standby
 from publisher.site.build_cache import ArticleCache, PlanSnapshot, Rendered, RenderRecord, TemplateRefs
+from publisher.site.compiled_templates import CompiledTemplates
 
 __all__ = ["Checked", "build_site", "check_build", "write_site"]
 
@@ -86,9 +87,11 @@ _Planner = Callable[[PlanSnapshot | None], outputs.SitePlan]
 def _planned(
     config: Config, articles: Sequence[Article], now: datetime, bodies: outputs.Bodies, previous: PlanSnapshot | None
 ) -> outputs.SitePlan:
-    """The plan, following the template graph the last build kept, which keeps it in turn."""
+    """The plan, following the template graph the last build kept, which keeps it in turn;
+    its pages render with the templates the last build compiled."""
     refs = TemplateRefs.load(config)
-    plan = _plan_site(config, articles, now, bodies, refs, previous)
+    compiled = CompiledTemplates.for_config(config)
+    plan = _plan_site(config, articles, now, bodies, refs, previous, compiled)
     refs.save(config)
     return plan
 
