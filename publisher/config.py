@@ -10,7 +10,6 @@ is pure (text in, `Config` out); `load_config` is the edge that reads the file.
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import math
 import os
@@ -533,6 +532,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\u2028\u2029]")
 
 
 def _unknown(key: str, known: list[str], where: str) -> ConfigError:
+    import difflib  # only for a key that is wrong: every command reads this module
+
     guess = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     hint = f" Did you mean {guess[0]!r}?" if guess else " See the configuration table in README.md."
     return ConfigError(f"{where}: unknown key {key!r}.{hint}")

@@ -242,3 +242,11 @@ def test_the_manifest_is_the_json_an_indenting_encoder_writes(hashes: dict[str, 
 
     want = (json.dumps({"files": dict(sorted(hashes.items()))}, indent=1) + "\n").encode("utf-8")
     assert files._manifest_bytes(hashes) == want
+
+
+def test_a_build_with_nothing_to_parse_loads_no_logging_or_difflib(tmp_path: Path) -> None:
+    """A build whose articles all come from the cache leaves `logging` (for a cache warning)
+    and `difflib` (for a mistyped setting) unloaded."""
+    config = cli_publication(tmp_path)
+    assert _modules_after(config, "build") == ["[]"]
+    assert _modules_after(config, "build", modules=("difflib", "logging")) == ["[]"]

@@ -55,7 +55,6 @@ import hashlib
 import importlib
 import itertools
 import json
-import logging
 import os
 import re
 import sys
@@ -86,7 +85,6 @@ __all__ = [
     "well_formed_feeds",
 ]
 
-log = logging.getLogger(__name__)
 
 CACHE_FOLDER = ".publisher-cache"
 """The cache's folder in the publication folder (the folder of config.toml)."""
@@ -226,7 +224,9 @@ def usable_folder(folder: Path) -> bool:
     if problem:
         if str(folder) not in _WARNED:
             _WARNED.add(str(folder))
-            log.warning(
+            import logging  # for this warning alone: a build that logs nothing never loads it
+
+            logging.getLogger(__name__).warning(
                 "not using the build cache %s: %s, so anyone could plant entries in it; remove the "
                 "folder (builds recreate it, mode 0700) or make it yours alone (chmod 700)",
                 folder,
