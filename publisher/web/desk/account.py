@@ -32,6 +32,7 @@ from publisher.accounts import Enrolment, Role
 from publisher.config import Config
 from publisher.errors import PublisherError, SignInThrottled
 from publisher.web.desk.auth import Asked, DeskAuth
+from publisher.web.desk.context import sentence
 from publisher.web.desk.render import DeskPages
 from publisher.web.desk.section import Section
 
@@ -46,11 +47,6 @@ _NOTICES = {
         "“Move to a new phone” below, then make new recovery codes."
     ),
 }
-
-
-def _sentence(text: str) -> str:
-    text = text.strip()
-    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
 
 class AccountDesk(Section):
@@ -112,7 +108,7 @@ class AccountDesk(Section):
                 )
             )
         except PublisherError as exc:
-            return await self.index(asked, error=_sentence(str(exc)), status_code=409)
+            return await self.index(asked, error=sentence(str(exc)), status_code=409)
         return await self.index(asked, enrolment=enrolment)
 
     async def confirm(self, asked: Asked) -> Response:
@@ -124,9 +120,9 @@ class AccountDesk(Section):
                 )
             )
         except SignInThrottled as exc:
-            return await self.index(asked, error=_sentence(str(exc)), status_code=429)
+            return await self.index(asked, error=sentence(str(exc)), status_code=429)
         except PublisherError as exc:
-            return await self.index(asked, error=_sentence(str(exc)), status_code=400)
+            return await self.index(asked, error=sentence(str(exc)), status_code=400)
         return await self.index(asked, codes=codes, status_code=201)
 
     async def turn_off(self, asked: Asked) -> Response:
@@ -135,14 +131,14 @@ class AccountDesk(Section):
                 lambda: accounts.turn_off_two_factor(self.engine, asked.session.user, policy=self.auth.policy)
             )
         except PublisherError as exc:
-            return await self.index(asked, error=_sentence(str(exc)), status_code=409)
+            return await self.index(asked, error=sentence(str(exc)), status_code=409)
         return RedirectResponse("/desk/account?m=two-factor-off", status_code=303)
 
     async def renew(self, asked: Asked) -> Response:
         try:
             codes = await run_in_threadpool(lambda: accounts.renew_recovery_codes(self.engine, asked.session.user))
         except PublisherError as exc:
-            return await self.index(asked, error=_sentence(str(exc)), status_code=409)
+            return await self.index(asked, error=sentence(str(exc)), status_code=409)
         return await self.index(asked, codes=codes, status_code=201)
 
     async def reset(self, asked: Asked) -> Response:
@@ -155,5 +151,5 @@ class AccountDesk(Section):
         try:
             await run_in_threadpool(lambda: accounts.reset_two_factor(self.engine, email))
         except PublisherError as exc:
-            return await self.index(asked, error=_sentence(str(exc)), status_code=404)
+            return await self.index(asked, error=sentence(str(exc)), status_code=404)
         return RedirectResponse("/desk/account?m=reset#people", status_code=303)

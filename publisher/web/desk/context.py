@@ -16,7 +16,15 @@ from starlette.requests import Request
 
 from publisher.accounts import DeskSession, Role, allows
 
-__all__ = ["MESSAGES", "DeskContext"]
+__all__ = ["MESSAGES", "DeskContext", "sentence"]
+
+def sentence(said: Exception | str) -> str:
+    """An error or a service's words as the desk shows them: one sentence, its first letter
+    a capital and a full stop at its end (the command line prints the same words after
+    "error: ")."""
+    text = str(said).strip()
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
 
 MESSAGES = {
     "saved": "Saved.",

@@ -25,6 +25,7 @@ from publisher.errors import Conflict, NotFound, PublisherError
 from publisher.services import access
 from publisher.services.access import ApiKey, NewKey
 from publisher.web.desk.auth import Asked
+from publisher.web.desk.context import sentence
 from publisher.web.desk.section import Section
 
 __all__ = ["KeyDesk", "KeyLine"]
@@ -77,9 +78,9 @@ class KeyDesk(Section):
                 lambda: access.create_key(self.engine, name, scopes, now=asked.now)
             )
         except Conflict as exc:
-            return await self.index(asked, error=_sentence(exc), status_code=409, name=name, scopes=scopes)
+            return await self.index(asked, error=sentence(exc), status_code=409, name=name, scopes=scopes)
         except PublisherError as exc:
-            return await self.index(asked, error=_sentence(exc), status_code=400, name=name, scopes=scopes)
+            return await self.index(asked, error=sentence(exc), status_code=400, name=name, scopes=scopes)
         return await self.index(asked, made=made, status_code=201)
 
     async def revoke(self, asked: Asked) -> Response:
@@ -88,12 +89,9 @@ class KeyDesk(Section):
                 lambda: access.revoke_key(self.engine, asked.field("name"), now=asked.now)
             )
         except NotFound as exc:
-            return await self.index(asked, error=_sentence(exc), status_code=404)
+            return await self.index(asked, error=sentence(exc), status_code=404)
         except PublisherError as exc:
-            return await self.index(asked, error=_sentence(exc), status_code=409)
+            return await self.index(asked, error=sentence(exc), status_code=409)
         return RedirectResponse("/desk/settings/keys?m=key-revoked", status_code=303)
 
 
-def _sentence(exc: Exception) -> str:
-    text = str(exc)
-    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")

@@ -50,7 +50,7 @@ from publisher.accounts import DeskSession, Role
 from publisher.errors import Conflict, NotFound, PublisherError
 from publisher.services import media as media_service
 from publisher.web.desk.auth import Asked, refuse
-from publisher.web.desk.context import DeskContext
+from publisher.web.desk.context import DeskContext, sentence
 from publisher.web.desk.section import Section
 
 __all__ = ["MAX_BODY", "MediaDesk"]
@@ -79,11 +79,6 @@ async def _limited(stream: AsyncIterator[bytes], limit: int) -> AsyncGenerator[b
 
 def _too_large() -> str:
     return f"The file is larger than {media_service.MAX_BYTES // 1048576} MB: make it smaller and upload it again."
-
-
-def _sentence(exc: Exception | str) -> str:
-    text = str(exc)
-    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
 
 class MediaDesk(Section):
@@ -177,7 +172,7 @@ class MediaDesk(Section):
         try:
             stored = await run_in_threadpool(media_service.store_image, self.config, data)
         except PublisherError as exc:
-            return await self._answer(request, session, html, 400, _sentence(exc))
+            return await self._answer(request, session, html, 400, sentence(exc))
         if html:
             return RedirectResponse(f"/desk/media?uploaded={quote(stored.name)}", status_code=303)
         return JSONResponse(
@@ -206,11 +201,11 @@ class MediaDesk(Section):
         try:
             await run_in_threadpool(media_service.delete_image, self.config, name)
         except Conflict as exc:
-            return await self._page(asked.desk, status=409, error=_sentence(exc))
+            return await self._page(asked.desk, status=409, error=sentence(exc))
         except NotFound as exc:
-            return await self._page(asked.desk, status=404, error=_sentence(exc))
+            return await self._page(asked.desk, status=404, error=sentence(exc))
         except PublisherError as exc:
-            return await self._page(asked.desk, status=400, error=_sentence(exc))
+            return await self._page(asked.desk, status=400, error=sentence(exc))
         return RedirectResponse(f"/desk/media?deleted={quote(name)}", status_code=303)
 
     # Files

@@ -48,7 +48,7 @@ from publisher.errors import PublisherError
 from publisher.services import export as export_service
 from publisher.services import export_import, migration
 from publisher.web.desk.auth import Asked, refuse
-from publisher.web.desk.context import DeskContext
+from publisher.web.desk.context import DeskContext, sentence
 from publisher.web.desk.section import Section
 from publisher.web.desk.waiting import Waiting, remove_stale, upload_folder
 
@@ -121,11 +121,6 @@ def _too_large() -> str:
             "`publisher migrate SERVICE FILE` there instead.")
 
 
-def _sentence(exc: Exception | str) -> str:
-    text = str(exc)
-    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
-
-
 def _own_view(result: export_import.MoveIn) -> View:
     rows = tuple(Row(k.kind, k.created, k.updated, k.skipped, k.refused) for k in result.kinds)
     return View(rows=rows, reasons=tuple(r for k in result.kinds for r in k.reasons), notes=result.notes)
@@ -194,7 +189,7 @@ class MovingDesk(Section):
             made = await run_in_threadpool(write)
         except PublisherError as exc:
             shutil.rmtree(folder, ignore_errors=True)
-            return self._page(asked.desk, status=500, error=_sentence(exc))
+            return self._page(asked.desk, status=500, error=sentence(exc))
         log.info("export of the publication downloaded by %s: %s subscribers, %s articles, %s bytes",
                  asked.session.user.email, made.subscribers, made.articles, made.size)
         return FileResponse(
@@ -257,7 +252,7 @@ class MovingDesk(Section):
             view = await run_in_threadpool(self._plan, waiting)
         except (PublisherError, OSError) as exc:
             shutil.rmtree(folder, ignore_errors=True)
-            return self._page(desk, status=400, error=f"{name}: {_sentence(exc)}")
+            return self._page(desk, status=400, error=f"{name}: {sentence(exc)}")
         key = self.uploads.put(waiting)
         return self._page(desk, view=view, key=key, upload=waiting)
 
@@ -282,7 +277,7 @@ class MovingDesk(Section):
         try:
             view = await run_in_threadpool(lambda: self._plan(found, write=True, now=asked.now))
         except PublisherError as exc:
-            return self._page(asked.desk, status=400, error=f"{found.name}: {_sentence(exc)}")
+            return self._page(asked.desk, status=400, error=f"{found.name}: {sentence(exc)}")
         finally:
             shutil.rmtree(found.folder, ignore_errors=True)
         log.info("%s moved in %s (%s) from the desk", asked.session.user.email, found.name, found.service)

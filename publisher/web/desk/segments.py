@@ -29,6 +29,7 @@ from publisher.errors import Conflict, NotFound, PublisherError
 from publisher.services import segments as service
 from publisher.services.segments import FIELDS, Condition, Group, dumps
 from publisher.web.desk.auth import Asked
+from publisher.web.desk.context import sentence
 from publisher.web.desk.section import Section
 
 __all__ = ["CHOICES", "SegmentDesk"]
@@ -149,7 +150,7 @@ class SegmentDesk(Section):
             found = await run_in_threadpool(service.get_segment, self.engine, segment_id)
         except NotFound as exc:
             return self.pages.render("segments", asked.desk, section="subscribers", lines=[], status=404, deleted=False,
-                                     error=_sentence(exc))
+                                     error=sentence(exc))
         return await self._builder(asked, _form_of(found))
 
     async def build(self, asked: Asked) -> Response:
@@ -170,9 +171,9 @@ class SegmentDesk(Section):
                     )
                 )
             except Conflict as exc:
-                return await self._builder(asked, form, error=_sentence(exc), status=409)
+                return await self._builder(asked, form, error=sentence(exc), status=409)
             except PublisherError as exc:
-                return await self._builder(asked, form, error=_sentence(exc), status=400)
+                return await self._builder(asked, form, error=sentence(exc), status=400)
             return RedirectResponse(f"/desk/segments/{saved.id}?m=segment-saved", status_code=303)
         return await self._builder(asked, form)
 
@@ -182,7 +183,7 @@ class SegmentDesk(Section):
             await run_in_threadpool(service.delete_segment, self.engine, segment_id)
         except NotFound as exc:
             return self.pages.render("segments", asked.desk, section="subscribers", lines=[], status=404, deleted=False,
-                                     error=_sentence(exc))
+                                     error=sentence(exc))
         return RedirectResponse("/desk/segments?m=segment-deleted", status_code=303)
 
     async def _builder(self, asked: Asked, form: Form, *, error: str = "", status: int = 200) -> Response:
@@ -193,17 +194,12 @@ class SegmentDesk(Section):
                 lambda: service.preview(self.engine, form.raw(drafts=True), now=asked.now)
             )
         except PublisherError as exc:
-            problem = _sentence(exc)
+            problem = sentence(exc)
         return self.pages.render(
             "segment", asked.desk, section="subscribers", status=status, form=form, choices=CHOICES,
             preview=preview, problem=problem, error=error, owner=asked.desk.can(Role.OWNER),
             saved=asked.request.query_params.get("m") == "segment-saved",
         )
-
-
-def _sentence(exc: Exception) -> str:
-    text = str(exc)
-    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
 
 def _rules_text(tree: Group) -> str:

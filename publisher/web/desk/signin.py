@@ -70,6 +70,7 @@ from publisher.web.desk.auth import (
     DeskAuth,
     safe_next,
 )
+from publisher.web.desk.context import sentence
 from publisher.web.desk.editing import read_form, to_text
 from publisher.web.desk.render import DeskPages
 from publisher.web.desk.revisions import editor_url
@@ -160,11 +161,6 @@ def _pressed_again(kept: dict[str, str]) -> str | None:
     if len(page) + len(query) > NEXT_MAX:  # a sign-in with a code keeps the address in the store
         query = urlencode({THEN: action})
     return f"{page}?{query}#{anchor}"
-
-
-def _sentence(text: str) -> str:
-    text = text.strip()
-    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
 
 class SignInDesk(Section):
@@ -278,11 +274,11 @@ class SignInDesk(Section):
                 )
             )
         except SignInThrottled as exc:
-            response = self._login_page(request, status=429, email=email, error=_sentence(str(exc)))
+            response = self._login_page(request, status=429, email=email, error=sentence(str(exc)))
             response.headers["retry-after"] = str(max(1, math.ceil(exc.retry_after)))
             return response
         except AccountError as exc:
-            return self._login_page(request, status=400, email=email, error=_sentence(str(exc)))
+            return self._login_page(request, status=400, email=email, error=sentence(str(exc)))
         return self._first_step(request, done, target)
 
     # A forgotten password
@@ -310,7 +306,7 @@ class SignInDesk(Section):
                 )
             )
         except SignInThrottled as exc:
-            response = self._forgot_page(request, status=429, email=email, error=_sentence(str(exc)))
+            response = self._forgot_page(request, status=429, email=email, error=sentence(str(exc)))
             response.headers["retry-after"] = str(max(1, math.ceil(exc.retry_after)))
             return response
         # The same page whether or not the address has an account; the mail goes after it.
@@ -342,7 +338,7 @@ class SignInDesk(Section):
                 lambda: accounts.reset_holder(self.engine, token, secret=self.secret, now=self.clock())
             )
         except AccountError as exc:
-            return self._reset_page(request, status=400, error=_sentence(str(exc)))
+            return self._reset_page(request, status=400, error=sentence(str(exc)))
         return self._reset_page(request, status=200, holder=user.email)
 
     async def reset(self, request: Request) -> Response:
@@ -356,7 +352,7 @@ class SignInDesk(Section):
                 lambda: accounts.reset_holder(self.engine, token, secret=self.secret, now=now)
             )
         except AccountError as exc:
-            return self._reset_page(request, status=400, error=_sentence(str(exc)))
+            return self._reset_page(request, status=400, error=sentence(str(exc)))
         password = form.get("password", "")
         if password != form.get("again", ""):
             return self._reset_page(
@@ -368,7 +364,7 @@ class SignInDesk(Section):
                 lambda: accounts.finish_password_reset(self.engine, token, password, secret=self.secret, now=now)
             )
         except AccountError as exc:
-            return self._reset_page(request, status=400, holder=user.email, error=_sentence(str(exc)))
+            return self._reset_page(request, status=400, holder=user.email, error=sentence(str(exc)))
         return RedirectResponse("/desk/login?m=password-set", status_code=303)
 
     # Back to the editor, with what was typed
@@ -397,11 +393,11 @@ class SignInDesk(Section):
                 )
             )
         except SignInThrottled as exc:
-            response = again(_sentence(str(exc)), 429)
+            response = again(sentence(str(exc)), 429)
             response.headers["retry-after"] = str(max(1, math.ceil(exc.retry_after)))
             return response
         except AccountError as exc:
-            return again(_sentence(str(exc)), 400)
+            return again(sentence(str(exc)), 400)
         if pressed is not None:
             # Back to the send panel with the form filled in; what was pressed is pressed again by the author.
             return self._first_step(request, done, pressed)
@@ -458,11 +454,11 @@ class SignInDesk(Section):
         except (SignInThrottled, AccountError) as exc:
             pending = await run_in_threadpool(lambda: accounts.code_pending(self.engine, token, now=now))
             if pending is None:
-                response = self._login_page(request, status=400, email="", error=_sentence(str(exc)))
+                response = self._login_page(request, status=400, email="", error=sentence(str(exc)))
                 self.auth.clear_step_cookie(response, request, CODE_COOKIE)
                 return response
             status = 429 if isinstance(exc, SignInThrottled) else 400
-            response = self._page(request, "login_code", status=status, error=_sentence(str(exc)), account=pending)
+            response = self._page(request, "login_code", status=status, error=sentence(str(exc)), account=pending)
             if isinstance(exc, SignInThrottled):
                 response.headers["retry-after"] = str(max(1, math.ceil(exc.retry_after)))
             return response
@@ -476,7 +472,7 @@ class SignInDesk(Section):
     async def oidc_start(self, request: Request) -> Response:
         if self.oidc is None:
             why = self.oidc_problem or "no sign-in provider is set up for this desk (desk.oidc.issuer)"
-            return self._login_page(request, status=400, email="", error=_sentence(why))
+            return self._login_page(request, status=400, email="", error=sentence(why))
         client = self.oidc
         try:
             start = await run_in_threadpool(
@@ -487,7 +483,7 @@ class SignInDesk(Section):
                 )
             )
         except AccountError as exc:
-            return self._login_page(request, status=502, email="", error=_sentence(str(exc)))
+            return self._login_page(request, status=502, email="", error=sentence(str(exc)))
         response = RedirectResponse(start.url, status_code=303)
         self.auth.set_step_cookie(response, request, OIDC_COOKIE, start.state, int(OIDC_WINDOW.total_seconds()))
         return response
@@ -517,7 +513,7 @@ class SignInDesk(Section):
                 )
             )
         except AccountError as exc:
-            response = self._login_page(request, status=403, email="", error=_sentence(str(exc)))
+            response = self._login_page(request, status=403, email="", error=sentence(str(exc)))
             self.auth.clear_step_cookie(response, request, OIDC_COOKIE)
             return response
         response = self._first_step(request, done, target)
