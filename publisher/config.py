@@ -27,15 +27,18 @@ from publisher.errors import ConfigError
 
 __all__ = [
     "CONFIG_ENV",
+    "PROVIDER_WORDS",
     "SECRETS_FILE",
     "SETTINGS",
     "Config",
     "PoolMember",
+    "ProviderWords",
     "Setting",
     "SourceSettings",
     "find_config",
     "load_config",
     "parse_config",
+    "provider_said",
     "secrets_beside",
     "settings_markdown",
     "sqlite_path",
@@ -77,6 +80,36 @@ def _number(value: float) -> str:
 
 S = Setting
 PROVIDER_NAMES = ("maildir", "smtp", "postmark", "sendgrid", "mailgun", "ses", "resend", "pool")
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderWords:
+    """How the author is told of one provider: "maildir" or "ses" is a config value, not a name."""
+
+    said: str
+    """In running text, after "through" or "sending through": "the Maildir outbox", "Amazon SES"."""
+    choice: str
+    """Settings' choice, which says what choosing it means."""
+
+
+# The one table of providers' names: the desk, the CLI, the API, Home and the log all read it,
+# so a send confirmed "through the Maildir outbox" is not reported "failing" as something else.
+PROVIDER_WORDS: Mapping[str, ProviderWords] = MappingProxyType({
+    "maildir": ProviderWords(
+        "the Maildir outbox", "None yet: write each email into a folder (for trying out; nothing reaches anyone)"),
+    "smtp": ProviderWords("your mail server", "A mail server (SMTP): your own, or your mail host's"),
+    "postmark": ProviderWords("Postmark", "Postmark"),
+    "sendgrid": ProviderWords("SendGrid", "SendGrid"),
+    "mailgun": ProviderWords("Mailgun", "Mailgun"),
+    "ses": ProviderWords("Amazon SES", "Amazon SES"),
+    "resend": ProviderWords("Resend", "Resend"),
+})
+
+
+def provider_said(name: str) -> str:
+    """A provider's name for running text; an unknown name (a pool member's typo) as written."""
+    words = PROVIDER_WORDS.get(name)
+    return words.said if words is not None else name
 
 SETTINGS: tuple[Setting, ...] = (
     # [publication]

@@ -553,7 +553,7 @@ def test_the_pool_is_described_in_plain_words() -> None:
     )
     now = NOW + timedelta(minutes=5)
     assert describe({"postmark": failing}, ["postmark", "smtp"], now=now, cooldown=60, zone=zone) == [
-        "Postmark failing since 10:58 (connection refused); sending through SMTP relay"
+        "Postmark failing since 10:58 (connection refused); sending through your mail server"
     ]
     assert describe({}, ["postmark", "smtp"], now=now, cooldown=60, zone=zone) == []
 
@@ -706,7 +706,7 @@ def test_status_names_the_failing_provider_and_the_one_used_instead(tmp_path: Pa
     result = CliRunner().invoke(cli, ["status"], env=env)
     assert result.exit_code == 0, result.output
     assert "Postmark failing since " in result.output
-    assert "(connection refused); sending through SMTP relay" in result.output
+    assert "(connection refused); sending through your mail server" in result.output
 
 
 def test_home_shows_the_failing_provider(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -730,7 +730,7 @@ def test_home_shows_the_failing_provider(tmp_path: Path, monkeypatch: pytest.Mon
         sign_in(http)
         home = http.get("/desk/").text
     assert 'id="provider-pool"' in home
-    assert "Postmark failing since " in home and "(connection refused); sending through SMTP relay" in home
+    assert "Postmark failing since " in home and "(connection refused); sending through your mail server" in home
 
 
 # -- weights and per-provider limits -----------------------------------------------------

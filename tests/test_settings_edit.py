@@ -694,3 +694,15 @@ def test_turning_the_digest_on_says_what_its_first_one_gathers(config: Config, u
     said = unescape(re.sub(r"\s+", " ", page.text))
     assert "gathers 1 article on the site that no digest carried yet (“Panic Attacks, Step by Step”)" in said
     assert "and goes to every active reader but those who had each of them already." in said
+
+
+def test_a_provider_test_names_the_provider_as_a_send_does(config: Config, url: str) -> None:
+    """The provider test's answer names the demo "the Maildir outbox", not its config value."""
+    (config.root / "content" / "rest.md").write_text(
+        "---\ntitle: Rest\ndate: 2026-12-01\n---\nSome words about rest.\n", encoding="utf-8"
+    )
+    with owner(url) as http:
+        csrf = csrf_of(http.get("/desk/settings").text)
+        answer = http.post("/desk/settings/provider-test", data={"csrf": csrf})
+    assert answer.status_code == 200, answer.text
+    assert "The Maildir outbox took a test copy for owner@example.org." in unescape(answer.text)

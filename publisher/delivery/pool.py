@@ -45,6 +45,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING
 
+from publisher.config import PROVIDER_WORDS
 from publisher.delivery.base import CallMaybeTaken, R, Template, every, make_provider
 from publisher.delivery.ratelimit import SharedBucket
 from publisher.errors import ConfigError, TemporaryFailure
@@ -63,16 +64,8 @@ __all__ = ["LABELS", "AllFailing", "PoolProvider", "describe", "short_reason"]
 
 log = logging.getLogger(__name__)
 
-LABELS = {
-    "maildir": "the outbox folder",
-    "smtp": "SMTP relay",
-    "postmark": "Postmark",
-    "sendgrid": "SendGrid",
-    "mailgun": "Mailgun",
-    "ses": "Amazon SES",
-    "resend": "Resend",
-}
-"""Each provider's name as people write it, for Home, `publisher status` and the log."""
+LABELS = {name: words.said for name, words in PROVIDER_WORDS.items()}
+"""Each provider's name as people write it, for Home, `publisher status` and the log (config's table)."""
 
 ALL_FAILING = "all providers failing: the send waits and resumes by itself"
 
@@ -312,7 +305,7 @@ def describe(
 ) -> list[str]:
     """The pool in plain words for Home and `publisher status`; nothing while all is well.
 
-    "Postmark failing since 10:02 (connection refused); sending through SMTP relay", or
+    "Postmark failing since 10:02 (connection refused); sending through your mail server", or
     "all providers failing: the send waits and resumes by itself".
     """
     failing = [states[name] for name in members if name in states and states[name].state != CLOSED]

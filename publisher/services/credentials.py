@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import httpx
 
-from publisher.config import Config
+from publisher.config import Config, provider_said
 from publisher.errors import ConfigError
 from publisher.services.doctor import CREDENTIAL_CHECKS, NETWORK_SECONDS
 from publisher.services.settings_text import SECRET_KEYS
@@ -32,7 +32,7 @@ def check(config: Config) -> str | None:
         with httpx.Client(timeout=NETWORK_SECONDS, follow_redirects=False) as client:
             finding = checker(config, client)
     except httpx.HTTPError as exc:
-        return f"{provider} could not be reached to check the key ({exc}); it was saved unchecked."
+        return f"{provider_said(provider)} could not be reached to check the key ({exc}); it was saved unchecked."
     if finding.status == "ok":
         return None
     if finding.status == "warn":

@@ -33,7 +33,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from publisher import content
-from publisher.config import Config
+from publisher.config import Config, provider_said
 from publisher.delivery.base import Provider, make_provider
 from publisher.delivery.sending import (
     article_topics,
@@ -373,24 +373,13 @@ def blocking_problems(config: Config, article: Article, *, now: datetime) -> lis
 
 
 
-PROVIDER_NAMES = {
-    "smtp": "your mail server",
-    "postmark": "Postmark",
-    "sendgrid": "SendGrid",
-    "mailgun": "Mailgun",
-    "ses": "Amazon SES",
-    "resend": "Resend",
-    "maildir": "the Maildir outbox",
-}
-
-
 def provider_label(config: Config) -> str:
     """How a confirmation names the way mail leaves: "Postmark", "your mail server (smtp.example.org)"."""
     name = str(config["delivery.provider"])
     if name == "pool":  # "Postmark, then your mail server"
         members = sorted(config.pool, key=lambda m: m.priority)
-        return ", then ".join(PROVIDER_NAMES.get(m.provider, m.provider) for m in members)
-    label = PROVIDER_NAMES.get(name, name)
+        return ", then ".join(provider_said(m.provider) for m in members)
+    label = provider_said(name)
     if name == "smtp":
         label += f" ({config['delivery.smtp.host']})"
     return label

@@ -44,6 +44,7 @@ from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped
 from cron_descriptor import ExpressionDescriptor, Options  # type: ignore[import-untyped,unused-ignore]
 from tomlkit.container import Container
 
+from publisher.config import PROVIDER_WORDS
 from publisher.errors import ConfigError
 from publisher.schedule.timing import cron_trigger, parse_window
 
@@ -194,15 +195,7 @@ FIELDS: tuple[Field, ...] = (
 # something an author coming from a hosted service can be expected to know. The values
 # sent stay the config's own.
 CHOICE_WORDS: dict[str, dict[str, str]] = {
-    "provider": {
-        "maildir": "None yet: write each email into a folder (for trying out; nothing reaches anyone)",
-        "smtp": "A mail server (SMTP): your own, or your mail host's",
-        "postmark": "Postmark",
-        "sendgrid": "SendGrid",
-        "mailgun": "Mailgun",
-        "ses": "Amazon SES",
-        "resend": "Resend",
-    },
+    "provider": {name: words.choice for name, words in PROVIDER_WORDS.items()},
     "smtp_security": {
         "starttls": "STARTTLS (usually port 587)",
         "tls": "TLS from the start (usually port 465)",

@@ -31,7 +31,7 @@ from starlette.routing import BaseRoute, Route
 
 from publisher import accounts
 from publisher.accounts import Role
-from publisher.config import SETTINGS, Config
+from publisher.config import SETTINGS, Config, provider_said
 from publisher.errors import ConfigError, Conflict, PublisherError
 from publisher.services import bounce_intake, dkim_setup, readiness
 from publisher.services import issues as issue_service
@@ -225,8 +225,9 @@ class SettingsDesk(Section):
             )
         except PublisherError as exc:
             return await self.index(asked, error=f"The provider test failed: {exc}", status_code=502)
+        said = provider_said(str(self.config["delivery.provider"]))  # "the Maildir outbox" opens a sentence
         return await self.index(
-            asked, result=f"{self.config['delivery.provider']} took a test copy for {asked.session.user.email}."
+            asked, result=f"{said[:1].upper()}{said[1:]} took a test copy for {asked.session.user.email}."
         )
 
     async def add_user(self, asked: Asked) -> Response:
