@@ -353,6 +353,9 @@ deliveries = Table(
     UniqueConstraint("issue_id", "subscriber_id", name="uq_deliveries_issue_subscriber"),
     Index("ix_deliveries_claim", "state", "not_before"),
     Index("ix_deliveries_issue_state", "issue_id", "state"),
+    # The desk's list of who an issue went to, a page at a time in id order, per state
+    # (migration 0035): SQLite's index above has the row id last already, PostgreSQL's not.
+    Index("ix_deliveries_issue_state_id", "issue_id", "state", "id"),
     Index("ix_deliveries_issue_uncertain", "issue_id", "uncertain"),
     # An unsubscribe link names its message; a provider's report, its reader's latest copy.
     Index("ix_deliveries_message_key", "message_key"),
