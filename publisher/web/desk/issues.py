@@ -3,6 +3,8 @@
     GET /desk/issues                       every issue, newest first
     GET /desk/issues/{id:int}              counts, each with its reasons (owners also see the
                                            readers' addresses), deliveries per minute, failures, the email
+    GET /desk/issues/{id:int}/readers      who it went (or goes) to, a page at a time: each copy's
+                                           state in words, filtered by state, searched by address
     GET /desk/issues/{id:int}/counts       the counts as JSON (the page's script polls it while sending)
     GET /desk/issues/{id:int}/email        the email as sent, for a sandboxed frame
     POST /desk/issues/{id:int}/retry       send the failed copies again (editors)
@@ -20,8 +22,8 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Route
 
 from publisher.accounts import Role
-from publisher.errors import PublisherError
-from publisher.services import analytics, bounce_intake, complaints, previews, stats, subject_tests
+from publisher.errors import NotFound, PublisherError
+from publisher.services import analytics, bounce_intake, complaints, previews, recipients, stats, subject_tests
 from publisher.services import issues as issue_service
 from publisher.web.desk.auth import Asked, refuse
 from publisher.web.desk.charts import Series, bar_chart
@@ -31,6 +33,7 @@ from publisher.web.desk.section import Section
 __all__ = ["IssueDesk"]
 
 FAILURES_SHOWN = 200
+READERS_PAGE = 50
 TOP_LINKS = 10
 """Links listed on an issue's page, most clicked first; the API lists them all."""
 
@@ -41,6 +44,7 @@ class IssueDesk(Section):
         return [
             Route("/issues", guard(self.index, Role.VIEWER), methods=["GET", "HEAD"]),
             Route("/issues/{id:int}", self.auth.reading(self.detail, Role.VIEWER), methods=["GET", "HEAD"]),
+            Route("/issues/{id:int}/readers", self.auth.reading(self.readers, Role.VIEWER), methods=["GET", "HEAD"]),
             Route("/issues/{id:int}/counts", guard(self.counts, Role.VIEWER), methods=["GET", "HEAD"]),
             Route("/issues/{id:int}/email", guard(self.email, Role.VIEWER), methods=["GET", "HEAD"]),
             Route("/issues/{id:int}/retry", guard(self.retry, Role.EDITOR), methods=["POST"]),
@@ -97,6 +101,29 @@ class IssueDesk(Section):
         return self.pages.render(
             "issue", asked.desk, section="issues",
             can_write=asked.desk.can(Role.EDITOR), **view,
+        )
+
+    def readers(self, asked: Asked) -> Response:
+        """Its own page, not the report's: the report reads a few kept counts however many
+        readers there are, and this reads one page of the ledger, only when asked."""
+        issue_id = asked.request.path_params["id"]
+        query = asked.request.query_params
+        state = query.get("state", "")
+        search = query.get("q", "").strip()
+        after = query.get("after", "")
+        try:
+            line = issue_service.get_issue(self.engine, issue_id)
+            page = recipients.issue_readers(
+                self.engine, issue_id, state=state, search=search,
+                after=int(after) if after.isdigit() else None, limit=READERS_PAGE,
+            )
+        except NotFound as exc:
+            return refuse(404, str(exc))
+        except PublisherError as exc:
+            return refuse(400, str(exc))
+        return self.pages.render(
+            "issue_readers", asked.desk, section="issues", line=line, page=page, state=state, q=search,
+            filters=recipients.FILTERS, words=recipients.words,
         )
 
     async def counts(self, asked: Asked) -> Response:

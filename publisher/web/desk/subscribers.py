@@ -2,7 +2,8 @@
 
     GET  /desk/subscribers                        search (address or name), status, tag; pages
     POST /desk/subscribers                        add one
-    GET  /desk/subscribers/{id:int}  POST         one subscriber; change name, tags, zone
+    GET  /desk/subscribers/{id:int}  POST         one subscriber and the issues they were sent,
+                                                  newest first, a page at a time; change name, tags, zone
     POST /desk/subscribers/{id:int}/unsubscribe   take off the list (the address stays on file)
     POST /desk/subscribers/{id:int}/erase         erase (GDPR), after ticking a confirmation
     GET  /desk/subscribers/import                 the upload form
@@ -29,7 +30,7 @@ from publisher.accounts import Role
 from publisher.config import Config
 from publisher.errors import InvalidRequest, NotFound, PublisherError, SubscriberError
 from publisher.models import SubscriberStatus
-from publisher.services import bounce_intake
+from publisher.services import bounce_intake, recipients
 from publisher.services import sequences as sequence_service
 from publisher.services import subscribers as subscriber_service
 from publisher.services.imports import decode_upload, preview_import
@@ -41,6 +42,7 @@ from publisher.web.desk.waiting import Waiting
 __all__ = ["SubscriberDesk"]
 
 PAGE = 50
+ISSUES_PAGE = 50
 STATUSES = tuple(s.value for s in SubscriberStatus)
 
 
@@ -124,12 +126,19 @@ class SubscriberDesk(Section):
             came_back = await run_in_threadpool(
                 bounce_intake.history, self.engine, data.subscriber.id, data.subscriber.email
             )
+            before = asked.request.query_params.get("before", "")
+            received = await run_in_threadpool(
+                lambda: recipients.reader_issues(
+                    self.engine, data.subscriber.id, before=int(before) if before.isdigit() else None,
+                    limit=ISSUES_PAGE,
+                )
+            )
         except PublisherError as exc:
             return refuse(404, str(exc))
         return self.pages.render(
             "subscriber", asked.desk, section="subscribers", status=status_code,
             data=data, s=data.subscriber, error=error, can_write=asked.desk.can(Role.EDITOR),
-            came_back=came_back,
+            came_back=came_back, received=received, words=recipients.words,
         )
 
     async def update(self, asked: Asked) -> Response:
