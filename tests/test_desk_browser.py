@@ -174,7 +174,7 @@ def test_an_author_writes_checks_sends_and_follows_an_issue(site: Site, browser:
     own_zone = str(zone.get_attribute("value"))
     zone.clear()
     zone.send_keys("New York")
-    assert "(America/New_York)" in browser.find_element(By.ID, "at-words").text
+    assert "(America/New York)" in browser.find_element(By.ID, "at-words").text
     zone.clear()
     zone.send_keys(own_zone)
     me.press("#send form[action$='/schedule#send'] button[type=submit]")

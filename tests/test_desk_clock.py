@@ -13,10 +13,11 @@ from web_support import SECRET, live_server, make_publication
 
 from publisher.config import Config, load_config
 from publisher.services import issues as issue_service
+from publisher.services import scheduling
 from publisher.store import open_store
 from publisher.store import subscribers as subscriber_store
 from publisher.web import create_app
-from publisher.web.desk.clock import local_time
+from publisher.web.desk.clock import local_time, zone_label
 
 NEW_YORK = ZoneInfo("America/New_York")
 ARTICLE = """---
@@ -46,7 +47,7 @@ def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
 
 def test_a_moment_reads_on_the_zones_clock_with_its_name() -> None:
     """14:03 UTC on a December day is 09:03 in New York, and says so."""
-    assert local_time(datetime(2026, 12, 7, 14, 3, tzinfo=UTC), NEW_YORK) == "2026-12-07 09:03 America/New_York"
+    assert local_time(datetime(2026, 12, 7, 14, 3, tzinfo=UTC), NEW_YORK) == "2026-12-07 09:03 America/New York"
 
 
 def test_a_stored_moment_without_a_zone_is_utc() -> None:
@@ -70,6 +71,25 @@ def test_the_issues_list_and_a_readers_page_read_on_the_publications_clock(confi
         sign_in(http)
         issues = http.get("/desk/issues").text
         person = http.get(f"/desk/subscribers/{reader.id}").text
-    assert "Created (America/New_York)" in issues and f"<td>{now.astimezone(NEW_YORK):%Y-%m-%d %H:%M}</td>" in issues
+    assert "Created (America/New York)" in issues and f"<td>{now.astimezone(NEW_YORK):%Y-%m-%d %H:%M}</td>" in issues
     assert "UTC" not in issues
-    assert "When (America/New_York)" in person and "UTC" not in person
+    assert "When (America/New York)" in person and "UTC" not in person
+
+
+def test_a_zone_kept_as_a_key_reads_with_spaces() -> None:
+    """A key stored beside a schedule is labelled as people write it, each part of it."""
+    assert zone_label("America/Argentina/Buenos_Aires") == "America/Argentina/Buenos Aires"
+
+
+def test_homes_schedule_names_the_zone_with_spaces_and_keeps_the_instant(config: Config) -> None:
+    """Home's "Scheduled" says "America/New York"; its <time datetime> stays the UTC instant."""
+    engine = open_store(config.store_url)
+    now = datetime.now(UTC)
+    done = scheduling.schedule_send(config, engine, "sleep-after-a-loss", at=f"{now.year + 1}-01-15 09:00", now=now)
+    engine.dispose()
+    with live_server(create_app(config)) as base, httpx.Client(base_url=base) as http:
+        sign_in(http)
+        home = http.get("/desk/").text
+    scheduled = " ".join(home[home.index('id="scheduled-h"') :].split("</section>")[0].split())
+    assert "09:00</time> America/New York" in scheduled and "New_York" not in scheduled
+    assert f'<time datetime="{done.schedule.run_at.isoformat()}">' in scheduled

@@ -69,6 +69,11 @@
     return found.length === 1 ? found[0] : null;
   }
 
+  function zoneLabel(zone) {
+    // As services.clock.zone_label shows a zone: "America/New York", "UTC".
+    return zone.replace(/^Etc\//, "").replace(/_/g, " ");
+  }
+
   function update(input, out, zoneInput) {
     var typed = zoneInput ? zoneInput.value.trim() : "";
     var zone = typed ? zoneFor(typed) : input.getAttribute("data-zone");
@@ -80,7 +85,8 @@
     try { instant = instantOf(input.value, zone); } catch (e) { instant = null; }
     if (instant === null) { out.textContent = ""; return; }
     var ahead = instant - Date.now();
-    out.textContent = ahead > 0 ? inWords(ahead) + " (" + zone + ")" : "That time has passed in " + zone + ".";
+    var label = zoneLabel(zone);
+    out.textContent = ahead > 0 ? inWords(ahead) + " (" + label + ")" : "That time has passed in " + label + ".";
   }
 
   document.addEventListener("DOMContentLoaded", function () {
