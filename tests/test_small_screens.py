@@ -301,6 +301,7 @@ def test_every_page_fits_320_375_and_1280_px(site: Site, browser: WebDriver) -> 
     me.measure("desk-imported")
     me.open("/desk/issues")
     me.visit("desk-issue", me.first_link("main table a[href^='/desk/issues/']"))
+    me.visit("desk-issue-readers", me.first_link("#issue-readers-link"))  # the long address, a link
     me.open("/desk/subscribers?q=maximiliana")
     me.visit("desk-subscriber", me.first_link("main table a[href^='/desk/subscribers/']"))
     me.d.delete_all_cookies()
