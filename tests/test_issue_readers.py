@@ -3,9 +3,10 @@ each in plain words, filtered by state, searched by address, an erased reader ke
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -17,6 +18,7 @@ from publisher.models import Outcome, SendResult
 from publisher.services import recipients
 from publisher.store import ledger, subscribers
 from publisher.store.ledger import reading
+from publisher.store.schema import deliveries
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 POLICY = RetryPolicy(max_attempts=5, base=10.0, cap=100.0)
@@ -204,3 +206,70 @@ def test_a_readers_copy_carries_their_unsubscribe_from_it(db: sa.Engine) -> None
     subscribers.suppress(db, reader.email, "unsubscribe", provider="link", now=NOW, message_key=key)
     (copy,) = recipients.reader_issues(db, reader.id).copies
     assert recipients.words(copy) == "accepted by the provider; unsubscribed from this message"
+
+
+def fill(db: sa.Engine, issue_id: int, count: int) -> None:
+    """`count` copies of the issue, every tenth failed, the rest accepted (no readers behind them)."""
+    rows = [
+        {
+            "issue_id": issue_id,
+            "subscriber_id": None,
+            "email": f"c{n}@example.org",
+            "name": "",
+            "state": "failed" if n % 10 == 0 else "sent",
+            "attempts": 1,
+            "not_before": NOW,
+            "sent_at": NOW,
+            "provider_id": "",
+            "detail": "",
+            "message_key": f"m{n}",
+            "uncertain": False,
+        }
+        for n in range(count)
+    ]
+    with db.begin() as conn:
+        conn.execute(sa.insert(deliveries), rows)
+    if db.dialect.name == "postgresql":
+        with db.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("ANALYZE deliveries")
+
+
+def statements_of(db: sa.Engine, read: Callable[[], object]) -> list[tuple[str, Any]]:
+    ran: list[tuple[str, Any]] = []
+
+    def seen(conn: object, cursor: object, statement: str, parameters: Any, *rest: object) -> None:
+        ran.append((statement, parameters))
+
+    sa.event.listen(db, "before_cursor_execute", seen)
+    try:
+        read()
+    finally:
+        sa.event.remove(db, "before_cursor_execute", seen)
+    return [(s, p) for s, p in ran if "deliveries" in s and s.lstrip().upper().startswith("SELECT")]
+
+
+def rows_touched(plan: dict[str, Any]) -> int:
+    """The most rows any node of a PostgreSQL plan produced or threw away."""
+    own = plan.get("Actual Rows", 0) * plan.get("Actual Loops", 1) + plan.get("Rows Removed by Filter", 0)
+    return max([own, *(rows_touched(p) for p in plan.get("Plans", ()))])
+
+
+@pytest.mark.parametrize("state", ["", "sent", "failed"])
+@pytest.mark.parametrize("where", ["first", "middle"])
+def test_a_page_of_a_long_issue_reads_a_page_not_the_issue(db: sa.Engine, state: str, where: str) -> None:
+    """10,000 copies after another issue's 10,000: a page reads at most a thousand ledger entries, by index."""
+    fill(db, issue(db, "before"), 10_000)
+    sent = issue(db)
+    fill(db, sent, 10_000)
+    after = None if where == "first" else recipients.issue_readers(db, sent, limit=1).copies[0].id + 5_000
+    read = statements_of(db, lambda: recipients.issue_readers(db, sent, state=state, after=after))
+    assert read, "no statement read the ledger"
+    with db.connect() as conn:
+        for statement, parameters in read:
+            if db.dialect.name == "postgresql":
+                (plan,) = conn.exec_driver_sql("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters).scalar()
+                assert rows_touched(plan["Plan"]) <= 1_000, plan
+            else:
+                steps = [row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
+                scans = [s for s in steps if s.startswith("SCAN deliveries")]
+                assert not scans, steps
