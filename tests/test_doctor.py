@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
+from zoneinfo import ZoneInfo
 
 import dns.resolver
 import httpx
@@ -302,6 +303,13 @@ def test_a_daemon_not_seen_lately_fails(live: Live) -> None:
     heartbeat.beat(live.folder, NOW - timedelta(minutes=10))
     found = live.findings()["Daemon"]
     assert found.status == "fail" and "10 min ago" in found.detail and "systemctl start" in found.fix
+
+
+def test_when_the_daemon_was_last_seen_is_on_the_publications_clock() -> None:
+    """The last heartbeat is told as the author's watch read it, the zone named, not in UTC."""
+    last = datetime(2026, 12, 7, 14, 3, tzinfo=UTC)
+    found = doctor.heartbeat_finding(last, last + timedelta(hours=1), ZoneInfo("America/New_York"))
+    assert found.status == "fail" and "(2026-12-07 09:03 America/New York)" in found.detail
 
 
 def test_a_daemon_never_started_fails(live: Live) -> None:

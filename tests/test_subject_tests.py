@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 from collections import Counter
@@ -10,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.header import decode_header, make_header
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -802,3 +804,27 @@ def test_a_schedule_with_subjects_is_refused_without_analytics(tmp_path: Path, s
                                  subject_test=plan)
     assert schedules.pending(db) == []
     db.dispose()
+
+
+def report_of(**changes: object) -> service.TestReport:
+    """A two-subject test deciding at 14:00 UTC on 7 December 2026, undecided unless changed."""
+    figures = tuple(VariantFigures(n, subject, 150, 30, 3, "opens") for n, subject in enumerate(("Sleep", "Rest")))
+    report = service.TestReport(
+        issue_id=1, subjects=("Sleep", "Rest"), metric="opens", sample_percent=30,
+        decide_at=datetime(2026, 12, 7, 14, 0, tzinfo=UTC), figures=figures, decided_at=None, winner=None,
+        reason="", held=700, released_at=None,
+    )
+    return dataclasses.replace(report, **changes)  # type: ignore[arg-type]
+
+
+def test_the_reports_decision_time_is_on_the_publications_clock() -> None:
+    """`publisher status` says when the test decides as the author's watch does, zone named."""
+    lines = service.report_lines(report_of(), ZoneInfo("America/New_York"))
+    assert "  deciding at 2026-12-07 09:00 America/New York; 700 reader(s) wait for the winner" in lines
+
+
+def test_the_reports_decided_time_is_on_the_publications_clock() -> None:
+    """A decided test says when, on the publication's clock with its zone, not in UTC."""
+    decided = report_of(decided_at=datetime(2026, 12, 7, 14, 1, tzinfo=UTC), winner=0, reason="A had more opens")
+    lines = service.report_lines(decided, ZoneInfo("America/New_York"))
+    assert "  decided 2026-12-07 09:01 America/New York: A had more opens" in lines

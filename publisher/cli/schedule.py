@@ -10,7 +10,7 @@ from rich.table import Table
 from publisher.cli._common import cli, get_config, reports_errors, table_console
 from publisher.config import Config
 from publisher.errors import InvalidRequest
-from publisher.services import complaints, scheduling, starter, subject_tests
+from publisher.services import clock, complaints, scheduling, starter, subject_tests
 from publisher.store import open_store
 
 
@@ -84,18 +84,20 @@ def schedule(
         subject_test=plan, again=again,
     )
     item = done.schedule
-    where = "each subscriber's own" if local else f"{item.timezone}"
+    where = "each subscriber's own" if local else clock.zone_label(item.timezone)
     for old in done.replaced:
-        click.echo(f"replaced schedule #{old.id} (was {old.local_time} {old.timezone})")
+        click.echo(f"replaced schedule #{old.id} (was {old.local_time} {clock.zone_label(old.timezone)})")
+    # On the publication's clock as well when the time was given on another one.
+    starts = "" if item.timezone == config.tz.key else f" (starting {clock.local_time(item.run_at, config.tz)})"
     click.echo(
-        f"scheduled #{item.id}: {done.article.title!r} at {item.local_time} {where} time "
-        f"(starting {item.run_at:%Y-%m-%d %H:%M} UTC). `publisher serve` sends it"
+        f"scheduled #{item.id}: {done.article.title!r} at {item.local_time} {where} time{starts}. "
+        "`publisher serve` sends it"
         + (", and puts it on the site then." if item.publishes else ".")
         + (f" It goes to the readers the segment {segment!r} holds then." if segment else "")
     )
     if plan is not None:
         when = (
-            f"at {plan.at.astimezone(config.tz):%Y-%m-%d %H:%M} {config.tz.key}" if plan.at is not None
+            f"at {clock.local_time(plan.at, config.tz)}" if plan.at is not None
             else f"{_span(plan.wait)} after it starts"
         )
         click.echo(
@@ -174,4 +176,4 @@ def unschedule(ctx: click.Context, schedule_id: int) -> None:
     config = get_config(ctx)
     db = open_store(config.store_url)
     item = scheduling.cancel_schedule(db, schedule_id)
-    click.echo(f"cancelled #{item.id} ({item.slug} at {item.local_time} {item.timezone})")
+    click.echo(f"cancelled #{item.id} ({item.slug} at {item.local_time} {clock.zone_label(item.timezone)})")

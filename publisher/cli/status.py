@@ -81,7 +81,7 @@ def status(ctx: click.Context, issue: str | None, show_failed: bool) -> None:
 
     tested = subject_tests.report(db, lines[0].issue_id)
     if tested is not None:
-        for line in subject_tests.report_lines(tested):
+        for line in subject_tests.report_lines(tested, config.tz):
             click.echo(line)
     _complaint_rate(config.store_url, db)
     if issue is not None:

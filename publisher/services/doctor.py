@@ -48,6 +48,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo
 
 import dns.resolver
 import httpx
@@ -58,7 +59,7 @@ from publisher.mail import preflight, sender_rules, tokens
 from publisher.mail.dkim_signing import DkimSigner
 from publisher.mail.mime import split_mailbox
 from publisher.schedule.heartbeat import BEAT_SECONDS, last_beat
-from publisher.services import complaints
+from publisher.services import clock, complaints
 from publisher.store import glance
 
 __all__ = [
@@ -536,14 +537,14 @@ def bounce_mailbox_finding(config: Config) -> Finding | None:
                    f"holds {waiting} message(s) not yet read; {idle}")
 
 
-def heartbeat_finding(last: datetime | None, now: datetime) -> Finding:
+def heartbeat_finding(last: datetime | None, now: datetime, zone: ZoneInfo) -> Finding:
     name = "Daemon"
     start = "start it: systemctl start publisher (or docker compose up -d)"
     if last is None:
         return Finding(name, "fail", "publisher serve has not run in this folder", start)
     ago = now - last
     if ago > HEARTBEAT_LATE:
-        return Finding(name, "fail", f"publisher serve was last seen {_ago(ago)} ago ({last:%Y-%m-%d %H:%M} UTC)",
+        return Finding(name, "fail", f"publisher serve was last seen {_ago(ago)} ago ({clock.local_time(last, zone)})",
                        start + "; journalctl -u publisher says why it stopped")
     return Finding(name, "ok", f"publisher serve is running (seen {_ago(ago)} ago)")
 
@@ -599,7 +600,7 @@ def _newest_backup(folder: Path) -> tuple[str, datetime] | None:
 def _local(
     config: Config, now: datetime, disk_usage: Callable[[Path], tuple[int, int, int]]
 ) -> list[Finding]:
-    findings = [heartbeat_finding(last_beat(config.root), now)]
+    findings = [heartbeat_finding(last_beat(config.root), now, config.tz)]
     places = {"publication folder": config.root}
     database = sqlite_path(config.store_url)
     if database:

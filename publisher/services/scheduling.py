@@ -32,7 +32,7 @@ from publisher.delivery.sending import find_article, prepare_article_issue, refr
 from publisher.errors import ConfigError, Conflict, InvalidRequest, NotFound, PublisherError
 from publisher.models import Article
 from publisher.schedule import timing
-from publisher.services import articles, notices, segments, subject_tests
+from publisher.services import articles, clock, notices, segments, subject_tests
 from publisher.services.complaints import overridden, record_scheduled_override, stop_for_complaints
 from publisher.services.issues import blocking_problems, get_issue, refuse_mailed_there
 from publisher.services.settings_text import next_fire_times
@@ -158,7 +158,8 @@ def schedule_send(
             "field, --tz ZONE on the command line)"
         )
         raise InvalidRequest(
-            f"{shown} in {tz.key} is in the past (it is {now.astimezone(tz):%Y-%m-%d %H:%M} there{default}). "
+            f"{shown} in {clock.zone_label(tz)} is in the past "
+            f"(it is {clock.local_time(now, tz, named=False)} there{default}). "
             "Give a later time, or send it now."
         )
     articles, _ = content.scan_articles(config)
@@ -277,7 +278,7 @@ def start_schedule(
             subject=f"Held: {title} was not sent",
             lines=(
                 f"Your scheduled newsletter “{title}” was due at "
-                f"{schedule.run_at.astimezone(config.tz):%Y-%m-%d %H:%M} {config.tz.key}, "
+                f"{clock.local_time(schedule.run_at, config.tz)}, "
                 "but a check before sending failed, so nothing went out:",
                 *problems,
                 "Open the article in the desk, fix it, and schedule it again.",
@@ -306,7 +307,7 @@ def start_schedule(
         queued = sum(test.sample.values()) + test.held
         detail = (
             f"subject test: {sum(test.sample.values())} recipients queued under {len(tested.subjects)} subjects, "
-            f"{test.held} wait for the winner at {test.decide_at:%Y-%m-%d %H:%M} UTC"
+            f"{test.held} wait for the winner at {clock.local_time(test.decide_at, config.tz)}"
         )
     else:
         queued = enqueue()

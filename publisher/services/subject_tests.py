@@ -37,6 +37,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
@@ -48,6 +49,7 @@ from publisher.errors import ConfigError, InvalidRequest
 from publisher.mail.mime import clean_header_text
 from publisher.models import Article
 from publisher.schedule import timing
+from publisher.services import clock
 from publisher.services import issues as issue_service
 from publisher.services.subject_stats import VariantFigures, decide
 from publisher.store import engagement, ledger
@@ -275,8 +277,8 @@ def check_scheduled(
         reasons.append("a subject test decides at one moment for everyone, so it cannot go with a local-time send")
     if plan.at is not None and plan.at <= run_at + timedelta(minutes=10):
         reasons.append(
-            f"the decision time {plan.at:%Y-%m-%d %H:%M} UTC must be at least 10 minutes after the send starts "
-            f"({run_at:%Y-%m-%d %H:%M} UTC)"
+            f"the decision time {clock.local_time(plan.at, config.tz)} must be at least 10 minutes after the send "
+            f"starts ({clock.local_time(run_at, config.tz)})"
         )
     planned = issue_service.plan_send(config, db, slug, now=now, tag=tag)
     reasons += _refusals(config, plan, planned.recipients, planned.had_it)
@@ -428,8 +430,9 @@ def _pct(rate: float) -> str:
     return f"{rate * 100:.1f}%"
 
 
-def report_lines(found: TestReport) -> list[str]:
-    """The report as plain lines (the CLI's `status`, and the desk's block says the same)."""
+def report_lines(found: TestReport, zone: ZoneInfo) -> list[str]:
+    """The report as plain lines (the CLI's `status`, and the desk's block says the same),
+    its times on `zone`'s clock (the publication's) and named."""
     lines = [f"subject test: {len(found.subjects)} subjects to {found.sample_percent}% of readers, "
              f"chosen by {found.metric}"]
     for f in found.figures:
@@ -441,10 +444,10 @@ def report_lines(found: TestReport) -> list[str]:
         )
     if found.decided_at is None:
         lines.append(
-            f"  deciding at {found.decide_at:%Y-%m-%d %H:%M} UTC; {found.held:,} reader(s) wait for the winner"
+            f"  deciding at {clock.local_time(found.decide_at, zone)}; {found.held:,} reader(s) wait for the winner"
         )
     else:
-        lines.append(f"  decided {found.decided_at:%Y-%m-%d %H:%M} UTC: {found.reason}")
+        lines.append(f"  decided {clock.local_time(found.decided_at, zone)}: {found.reason}")
         if found.released_at is None:
             lines.append(
                 f"  {found.held:,} reader(s) still to be given the winner (the daemon or send --resume does it)"
