@@ -12,6 +12,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from desk_support import add_users, quick_hashes, sign_in
+from store_support import BACKENDS, open_test_store
 from web_support import SECRET, live_server, make_publication
 
 from publisher.config import Config, load_config
@@ -23,15 +24,20 @@ from publisher.web import create_app
 SENT_AT = datetime(2026, 12, 7, 14, 3, tzinfo=UTC)  # 09:03 in New York
 
 
-@pytest.fixture
-def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
+@pytest.fixture(params=BACKENDS)
+def config(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
+    """The publication on New York's clock, its store SQLite, or PostgreSQL when one is named."""
     quick_hashes(monkeypatch)
     make_publication(tmp_path)
     path = tmp_path / "config.toml"
-    path.write_text(
-        path.read_text(encoding="utf-8").replace('language = "en"', 'language = "en"\ntimezone = "America/New_York"'),
-        encoding="utf-8",
-    )
+    text = path.read_text(encoding="utf-8").replace('language = "en"', 'language = "en"\ntimezone = "America/New_York"')
+    if request.param == "postgresql":
+        engine = open_test_store("postgresql", tmp_path)
+        text = text.replace(
+            'url = "sqlite:///publisher.db"', f'url = "{engine.url.render_as_string(hide_password=False)}"'
+        )
+        engine.dispose()
+    path.write_text(text, encoding="utf-8")
     config = load_config(path, env={"PUBLISHER_SECRET": SECRET})
     add_users(config)
     return config
