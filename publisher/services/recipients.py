@@ -17,6 +17,7 @@ page length out of range.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -35,11 +36,14 @@ __all__ = [
     "IssueReaders",
     "ReaderIssues",
     "issue_readers",
+    "parse_cursor",
     "reader_issues",
     "words",
 ]
 
 MAX_PAGE = 200
+_CURSOR = re.compile(r"[0-9]{1,18}")
+_ADDRESS_LONGEST = 320
 
 FILTERS: dict[str, str] = {
     "sent": "Accepted by the provider",
@@ -96,6 +100,16 @@ def _limit(limit: int) -> None:
         raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}, got {limit}")
 
 
+def parse_cursor(text: str) -> int | None:
+    """A page's cursor as a link carries it: "" for the first page, else a ledger row's
+    number (InvalidRequest for anything else, a number past any row's included)."""
+    if not text:
+        return None
+    if not _CURSOR.fullmatch(text):
+        raise InvalidRequest(f"a page starts after a ledger row's number, got {text[:40]!r}")
+    return int(text)
+
+
 def issue_readers(
     db: Engine, issue_id: int, *, state: str = "", search: str = "", after: int | None = None, limit: int = 50
 ) -> IssueReaders:
@@ -105,12 +119,16 @@ def issue_readers(
     if state and state not in FILTERS:
         raise InvalidRequest(f"unknown state {state!r}: choose one of {', '.join(FILTERS)}")
     ledger.get_issue(db, issue_id)  # NotFound for an unknown issue
+    search = search.strip()
+    if len(search) > _ADDRESS_LONGEST or "\x00" in search:
+        # No address is that long or holds a NUL (which PostgreSQL's text cannot even compare).
+        return IssueReaders(copies=(), has_more=False)
     copies, more, looked_to = reading.copies_of_issue(
         db,
         issue_id,
         states=_STATES.get(state, reading.STATES),
         reaction=_REACTIONS.get(state),
-        search=search.strip(),
+        search=search,
         after=after or 0,
         limit=limit,
     )

@@ -115,7 +115,7 @@ class IssueDesk(Section):
             line = issue_service.get_issue(self.engine, issue_id)
             page = recipients.issue_readers(
                 self.engine, issue_id, state=state, search=search,
-                after=int(after) if after.isdigit() else None, limit=READERS_PAGE,
+                after=recipients.parse_cursor(after), limit=READERS_PAGE,
             )
         except NotFound as exc:
             return refuse(404, str(exc))

@@ -126,15 +126,15 @@ class SubscriberDesk(Section):
             came_back = await run_in_threadpool(
                 bounce_intake.history, self.engine, data.subscriber.id, data.subscriber.email
             )
-            before = asked.request.query_params.get("before", "")
-            received = await run_in_threadpool(
-                lambda: recipients.reader_issues(
-                    self.engine, data.subscriber.id, before=int(before) if before.isdigit() else None,
-                    limit=ISSUES_PAGE,
-                )
-            )
         except PublisherError as exc:
             return refuse(404, str(exc))
+        try:
+            before = recipients.parse_cursor(asked.request.query_params.get("before", ""))
+        except PublisherError as exc:
+            return refuse(400, str(exc))
+        received = await run_in_threadpool(
+            lambda: recipients.reader_issues(self.engine, data.subscriber.id, before=before, limit=ISSUES_PAGE)
+        )
         return self.pages.render(
             "subscriber", asked.desk, section="subscribers", status=status_code,
             data=data, s=data.subscriber, error=error, can_write=asked.desk.can(Role.EDITOR),
