@@ -106,10 +106,12 @@ PROVIDER_WORDS: Mapping[str, ProviderWords] = MappingProxyType({
 })
 
 
-def provider_said(name: str) -> str:
-    """A provider's name for running text; an unknown name (a pool member's typo) as written."""
+def provider_said(name: str, *, start: bool = False) -> str:
+    """A provider's name for running text; an unknown name (a pool member's typo) as written.
+    With `start`, as a sentence opens: "Your mail server", "The Maildir outbox"."""
     words = PROVIDER_WORDS.get(name)
-    return words.said if words is not None else name
+    said = words.said if words is not None else name
+    return said[:1].upper() + said[1:] if start else said
 
 SETTINGS: tuple[Setting, ...] = (
     # [publication]

@@ -187,6 +187,13 @@ def test_a_providers_own_key_at_the_from_domain_aligns(tmp_path: Path) -> None:
     assert unverified.ok is False and "resend._domainkey.example.org" in unverified.detail
 
 
+def test_a_rule_names_the_provider_as_the_desk_does(tmp_path: Path) -> None:
+    """A rule's words call the provider by its name, "Postmark", not its config value "postmark"."""
+    found = judged(make_config(tmp_path, provider="postmark"), Zone({}))
+    rule = found["return path aligned with From"]
+    assert rule.detail.startswith("Postmark's own return path"), rule.detail
+
+
 def test_spf_without_the_providers_include_is_named(tmp_path: Path) -> None:
     """Resend sends with the return path send.<From domain>: its SPF must include amazonses.com."""
     config = make_config(tmp_path, provider="resend")

@@ -70,7 +70,7 @@ import lxml.html
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from publisher.config import Config
+from publisher.config import Config, provider_said
 from publisher.content import fetch, media
 from publisher.errors import PublisherError, SourceError
 from publisher.mail import sender_rules
@@ -395,7 +395,7 @@ def dns_records(config: Config, signer: DkimSigner | None) -> list[DnsRecord]:
     records = [
         DnsRecord(
             domain, "TXT", "v=spf1 mx ~all",
-            f"SPF: add your provider's include (see {provider}'s domain settings) before ~all.", "SPF",
+            f"SPF: add your provider's include (see {provider_said(provider)}'s domain settings) before ~all.", "SPF",
         ),
         DnsRecord(
             f"_dmarc.{domain}", "TXT", f"v=DMARC1; p=none; rua=mailto:postmaster@{domain}",

@@ -43,7 +43,7 @@ from email.policy import compat32
 
 from publicsuffixlist import PublicSuffixList
 
-from publisher.config import Config
+from publisher.config import Config, provider_said
 from publisher.mail.dkim_signing import DkimSigner
 from publisher.mail.mime import split_mailbox
 from publisher.mail.sender_dns import DNS_TIMEOUT, SPF_LOOKUPS, Dns, LiveDns, Unanswered, spf_names, spf_records
@@ -242,9 +242,9 @@ def _dkim_rule(setup: SenderSetup, key_published: bool | None) -> Rule:
         if key_published is False:  # the provider's fixed selectors publish nothing at the From domain
             selectors = PROVIDERS[setup.provider].dkim_selectors
             names = " or ".join(f"{selector}._domainkey.{setup.from_domain}" for selector in selectors)
-            return Rule(name, False, f"No DKIM key at {names}, so {setup.provider} signs with a domain of its own, "
-                                     f"which does not align with {setup.from_domain}: {how}; publish the records "
-                                     "its dashboard shows.")
+            return Rule(name, False, f"No DKIM key at {names}, so {provider_said(setup.provider)} signs with a "
+                                     f"domain of its own, which does not align with {setup.from_domain}: {how}; "
+                                     "publish the records its dashboard shows.")
         return Rule(name, None, f"publisher does not sign ([delivery.dkim] is unset): {how}. Check that it signs "
                                 f"with d={setup.from_domain} or a subdomain of "
                                 f"{organisational_domain(setup.from_domain)}.")
@@ -290,8 +290,8 @@ def _return_path_rule(setup: SenderSetup, dns_view: Dns | None) -> tuple[Rule, S
                                  f"{setup.from_domain}, so SPF does not count toward DMARC: set "
                                  f"bounces.return_path_domain to a subdomain of {org}."), setup, False
     fix = known.return_path_fix.format(domain=org)
-    default = (f"{setup.provider}'s own return path ({setup.return_path}) does not align with {setup.from_domain}, "
-               "so SPF does not count toward DMARC")
+    default = (f"{provider_said(setup.provider, start=True)}'s own return path ({setup.return_path}) does not "
+               f"align with {setup.from_domain}, so SPF does not count toward DMARC")
     if dns_view is None:
         return Rule(name, None, f"{default} unless you set one of your own: {fix} (the check with DNS looks "
                                 "for it)."), setup, False
@@ -302,7 +302,7 @@ def _return_path_rule(setup: SenderSetup, dns_view: Dns | None) -> tuple[Rule, S
     if not dns_view.addresses(custom):
         return Rule(name, False, f"{default}, and {custom} is not in DNS: {fix}."), setup, False
     return (
-        Rule(name, True, f"{custom} points to {setup.provider}: with it set as the return path there, "
+        Rule(name, True, f"{custom} points to {provider_said(setup.provider)}: with it set as the return path there, "
                          f"bounces come back to a domain aligned with {setup.from_domain}."),
         replace(setup, return_path=custom, return_path_own=True), True,
     )
@@ -313,10 +313,11 @@ def _spf_rule(setup: SenderSetup, dns_view: Dns, *, delegated: bool = False) -> 
     name = SPF_RULE
     domain = setup.return_path
     if delegated:
-        return Rule(name, True, f"{domain} points to {setup.provider}, whose SPF names its servers."), True
-    if not setup.return_path_own and not aligned(domain, setup.from_domain):
-        return Rule(name, True, f"{setup.provider} sends with its own return path ({domain}), whose SPF names its "
+        return Rule(name, True, f"{domain} points to {provider_said(setup.provider)}, whose SPF names its "
                                 "servers."), True
+    if not setup.return_path_own and not aligned(domain, setup.from_domain):
+        return Rule(name, True, f"{provider_said(setup.provider, start=True)} sends with its own return path "
+                                f"({domain}), whose SPF names its servers."), True
     if setup.relay_host:
         try:
             found = ipaddress.ip_address(setup.relay_host)
@@ -333,10 +334,10 @@ def _spf_rule(setup: SenderSetup, dns_view: Dns, *, delegated: bool = False) -> 
         what = f"the relay {setup.relay_host} ({', '.join(addresses)})"
     else:
         if not setup.spf_include:
-            return Rule(name, None, f"No known SPF include for {setup.provider}."), False
+            return Rule(name, None, f"No known SPF include for {provider_said(setup.provider)}."), False
         verdict = spf_names(dns_view, domain, include=setup.spf_include)
         wanted = f"include:{setup.spf_include}"
-        what = f"{setup.provider} (include:{setup.spf_include})"
+        what = f"{provider_said(setup.provider)} (include:{setup.spf_include})"
     records = spf_records(dns_view.txt(domain))
     if not records:
         return Rule(name, False, f"{domain} publishes no SPF record: publish a TXT record there such as "

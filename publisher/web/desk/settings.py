@@ -225,9 +225,9 @@ class SettingsDesk(Section):
             )
         except PublisherError as exc:
             return await self.index(asked, error=f"The provider test failed: {exc}", status_code=502)
-        said = provider_said(str(self.config["delivery.provider"]))  # "the Maildir outbox" opens a sentence
+        said = provider_said(str(self.config["delivery.provider"]), start=True)
         return await self.index(
-            asked, result=f"{said[:1].upper()}{said[1:]} took a test copy for {asked.session.user.email}."
+            asked, result=f"{said} took a test copy for {asked.session.user.email}."
         )
 
     async def add_user(self, asked: Asked) -> Response:
