@@ -1,4 +1,4 @@
-"""Revisions 0022, 0025 and 0026 on a live list: PostgreSQL keeps taking writes while their
+"""Revisions 0022, 0025, 0026 and 0035 on a live list: PostgreSQL keeps taking writes while their
 indexes are built (each CONCURRENTLY when it is the first revision of the run)."""
 
 from __future__ import annotations
@@ -169,3 +169,69 @@ def test_a_list_several_revisions_behind_is_brought_up_in_one_run(postgres_url: 
         names = {row[0] for row in conn.exec_driver_sql(INDEXES)}
     engine.dispose()
     assert {"ix_subscribers_status_id", *SEGMENT_INDEXES} <= names
+
+
+COPIES = 100_000
+LEDGER = """
+INSERT INTO issues (id, key, kind, slug, subject, html, text, status, created_at)
+VALUES (1, 'k', 'article', 'k', 'K', '<p>k</p>', 'k', 'sending', now());
+INSERT INTO deliveries (issue_id, subscriber_id, email, name, state, attempts, not_before, provider_id, detail,
+                        message_key, uncertain)
+SELECT 1, NULL, 'copy' || n || '@example.org', '', 'queued', 0, now(), '', '', md5(n::text), false
+FROM generate_series(1, {count}) AS n
+"""
+RECORD = "UPDATE deliveries SET state = 'sent', sent_at = now() WHERE id = %(id)s"
+LEDGER_BUILDING = "SELECT command FROM pg_stat_progress_create_index WHERE relid = 'deliveries'::regclass"
+
+
+def test_a_ledger_at_0034_records_sends_while_0035_builds_its_index(postgres_url: str) -> None:
+    """From 0034, 0035 builds the ledger's index CONCURRENTLY: a send's answers keep being recorded."""
+    url = fresh_database(postgres_url, "at0034")
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        command.upgrade(alembic_config(connection=conn), "0034")
+        for statement in LEDGER.format(count=COPIES).split(";"):
+            conn.exec_driver_sql(statement)
+        conn.commit()
+    builds: set[str] = set()
+    during: list[float] = []
+    refused: list[str] = []
+    done = threading.Event()
+
+    def record() -> None:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("SET lock_timeout = '5s'")
+            n = 1
+            while not done.is_set():
+                building = {row[0] for row in conn.exec_driver_sql(LEDGER_BUILDING)}
+                builds.update(building)
+                started = time.monotonic()
+                try:
+                    conn.exec_driver_sql(RECORD, {"id": n})
+                except sa.exc.DBAPIError as exc:
+                    refused.append(str(exc.orig))
+                if building:
+                    during.append(time.monotonic() - started)
+                n += 1
+                time.sleep(0.005)
+
+    writer = threading.Thread(target=record)
+    writer.start()
+    try:
+        open_store(url).dispose()
+    finally:
+        done.set()
+        writer.join(timeout=30)
+    with engine.connect() as conn:
+        names = {
+            row[0] for row in conn.exec_driver_sql("SELECT indexname FROM pg_indexes WHERE tablename = 'deliveries'")
+        }
+        invalid = conn.exec_driver_sql(INVALID).scalar()
+        version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+    engine.dispose()
+    assert refused == []
+    assert builds == {"CREATE INDEX CONCURRENTLY"}
+    assert during, "no answer was recorded while the index was being built"
+    assert max(during) < 2.0
+    assert "ix_deliveries_issue_state_id" in names and invalid == 0
+    assert version == head_revision()
