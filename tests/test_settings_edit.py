@@ -259,6 +259,12 @@ def test_cron_in_words_and_its_next_times() -> None:
         next_fire_times("every monday", "UTC", NOW)
 
 
+def test_cron_in_words_says_the_zone_as_people_read_it() -> None:
+    """A digest "every Monday at 08:00 America/New York": the key's underscore is a space."""
+    assert cron_in_words("0 8 * * mon", "America/New_York") == "every Monday at 08:00 America/New York"
+    assert cron_in_words("0 8 1-7 * mon", "America/New_York").endswith("(America/New York)")
+
+
 def test_edit_text_keeps_comments_and_adds_missing_tables() -> None:
     """A key in a table that is missing adds the table at the end; nothing else moves."""
     text = edit_text(COMMENTED, {"schedule.digest": "0 8 * * mon", "publication.timezone": "Europe/London"})

@@ -47,6 +47,7 @@ from tomlkit.container import Container
 from publisher.config import PROVIDER_WORDS
 from publisher.errors import ConfigError
 from publisher.schedule.timing import cron_trigger, parse_window
+from publisher.services.clock import zone_label
 
 __all__ = [
     "BACKUP_DAYS",
@@ -328,8 +329,10 @@ def next_fire_times(
 def cron_in_words(cron: str, zone: str) -> str:
     """"every Monday at 08:00 Europe/London" for the common daily, weekly and monthly lines; cron-descriptor's
     sentence with the zone for the rest, a day of the month and a weekday said as both to match
-    (as the scheduler reads them). ConfigError for a line that is not cron."""
+    (as the scheduler reads them). ConfigError for a line that is not cron. The zone is said
+    as a label ("America/New York"); `zone` itself is the key the scheduler reads."""
     _trigger(cron, zone)
+    zone = zone_label(zone)
     fields = cron.split()
     if len(fields) == 5:
         minute, hour, day, month, weekday = fields
