@@ -273,3 +273,16 @@ def test_a_page_of_a_long_issue_reads_a_page_not_the_issue(db: sa.Engine, state:
                 steps = [row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
                 scans = [s for s in steps if s.startswith("SCAN deliveries")]
                 assert not scans, steps
+
+
+def test_a_copy_that_may_have_gone_twice_says_so(db: sa.Engine) -> None:
+    """A copy in flight when its sender stopped is told as possibly received twice, not hidden."""
+    readers(db, 1)
+    sent = issue(db)
+    ledger.enqueue(db, sent, now=NOW)
+    with db.begin() as conn:
+        conn.execute(sa.update(deliveries).values(state="sent", sent_at=NOW, uncertain=True))
+    (copy,) = recipients.issue_readers(db, sent).copies
+    assert recipients.words(copy) == (
+        "accepted by the provider; may have reached them twice (a sender stopped while it was in flight)"
+    )

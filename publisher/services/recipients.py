@@ -170,6 +170,8 @@ def words(copy: Copy) -> str:
         said = f"not sent: {reason}" if reason else "not sent: the reader left before it went"
     else:
         said = copy.state
+    if copy.uncertain:
+        said += "; may have reached them twice (a sender stopped while it was in flight)"
     for reaction in copy.reactions:
         said += f"; {_SAID.get(reaction.kind, reaction.kind)}"
         if reaction.kind == "bounce" and reaction.detail.strip():

@@ -67,6 +67,8 @@ class Copy:
     not_before: datetime
     sent_at: datetime | None
     detail: str
+    uncertain: bool = False
+    """It was in flight when a sender stopped: the reader may have it twice."""
     subject: str = ""
     """The issue's subject (a reader's copies only)."""
     reactions: tuple[CopyReaction, ...] = ()
@@ -86,6 +88,7 @@ _COLUMNS = (
     deliveries.c.not_before,
     deliveries.c.sent_at,
     deliveries.c.detail,
+    deliveries.c.uncertain,
 )
 
 
@@ -227,6 +230,7 @@ def _copy(row: Any, reactions: tuple[CopyReaction, ...], *, subject: str = "") -
         not_before=row.not_before,
         sent_at=row.sent_at,
         detail=row.detail,
+        uncertain=bool(row.uncertain),
         subject=subject,
         reactions=reactions,
     )
