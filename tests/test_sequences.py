@@ -351,7 +351,7 @@ def test_cli_show_tells_who_is_at_which_step(config: Config, db: sa.Engine, star
     assert result.exit_code == 0, result.output
     assert "   at once  welcome                   1 at this step   Welcome to Quiet Hours" in result.output
     assert "    day 10  day-10                    0 at this step" in result.output
-    assert "ada@example.org: at welcome, next 2026-03-05 08:00 UTC" in result.output
+    assert "ada@example.org: at welcome, next 2026-03-05 09:00 Europe/Berlin" in result.output
 
 
 def test_cli_show_of_an_unknown_sequence_names_the_known_ones(config: Config, db: sa.Engine) -> None:

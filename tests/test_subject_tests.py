@@ -516,6 +516,30 @@ def test_the_command_line_starts_a_test_and_status_reports_it(tmp_path: Path, sm
     db.dispose()
 
 
+def test_the_command_line_tells_the_decision_time_on_the_publications_clock(
+    tmp_path: Path, smtp_server: SMTPServer
+) -> None:
+    """`publisher send --subject-test` says when the winner goes out in the publication's zone, not UTC."""
+    import re
+
+    from click.testing import CliRunner
+
+    from publisher.cli import cli
+
+    config = smtp_config(tmp_path, smtp_server.port, analytics=True)
+    path = tmp_path / "config.toml"
+    path.write_text(path.read_text().replace("postal_address", 'timezone = "Asia/Tokyo"\npostal_address', 1))
+    db = open_store(config.store_url)
+    add_readers(db, 1000)
+    env = {"PUBLISHER_CONFIG": str(path), "PUBLISHER_SECRET": SECRET}
+    sent = CliRunner().invoke(cli, ["send", "sleep", "--subject-test", "Sleep", "--subject-test", "Night shifts",
+                                    "--sample", "30", "--wait", "2h", "--yes"], env=env)
+    db.dispose()
+    assert sent.exit_code == 0, sent.output
+    assert re.search(r"wait for the winner at \d{4}-\d\d-\d\d \d\d:\d\d Asia/Tokyo \(", sent.output), sent.output
+    assert "UTC" not in sent.output
+
+
 def test_the_desk_issue_page_shows_each_subject_and_the_decision(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

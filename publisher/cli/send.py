@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from types import FrameType
+from zoneinfo import ZoneInfo
 
 import click
 import sqlalchemy as sa
@@ -22,7 +23,7 @@ from publisher.cli.status import UNCERTAIN_NOTE
 from publisher.config import Config
 from publisher.errors import InvalidRequest
 from publisher.services import articles as article_service
-from publisher.services import complaints, delivering, subject_tests
+from publisher.services import clock, complaints, delivering, subject_tests
 from publisher.services import issues as service
 from publisher.services.delivering import DeliveryReport
 from publisher.services.providers import Provider, make_provider
@@ -118,7 +119,7 @@ def _deliver(
     return done.report
 
 
-def _summary(report: DeliveryReport, db: sa.Engine, issue_id: int | None) -> None:
+def _summary(report: DeliveryReport, db: sa.Engine, issue_id: int | None, zone: ZoneInfo) -> None:
     if report.sent or report.retried or report.failed or report.stopped:
         click.echo(
             f"sent {report.sent}, retrying {report.retried}, failed {report.failed}"
@@ -133,7 +134,7 @@ def _summary(report: DeliveryReport, db: sa.Engine, issue_id: int | None) -> Non
     waiting = sum(line.queued + line.retrying for line in lines)
     if waiting and report.next_due is not None:
         click.echo(
-            f"{waiting} message(s) wait until {report.next_due:%Y-%m-%d %H:%M} UTC; "
+            f"{waiting} message(s) wait until {clock.local_time(report.next_due, zone)}; "
             "`publisher send --resume` (or `publisher serve`) sends them then"
         )
     uncertain = sum(line.uncertain for line in lines)
@@ -291,7 +292,7 @@ def send(
             + (f" of the segment {segment!r}" if segment else "")
             + f" through {plan.provider}{also}: "
             f"{test_plan.sample_percent}% now under {len(test_plan.subjects)} subjects, the rest at "
-            f"{test_plan.decide_at(now):%Y-%m-%d %H:%M} UTC under the winner?"
+            f"{clock.local_time(test_plan.decide_at(now), config.tz)} under the winner?"
         )
     if not yes:
         if not sys.stdin.isatty():
@@ -311,7 +312,7 @@ def send(
             click.echo(
                 f"issue {issue_id} {article.slug!r}: subject test, {sum(started.sample.values()):,} reader(s) "
                 f"queued ({each} per subject); {started.held:,} wait for the winner at "
-                f"{started.decide_at:%Y-%m-%d %H:%M} UTC (`publisher serve` sends them then, "
+                f"{clock.local_time(started.decide_at, config.tz)} (`publisher serve` sends them then, "
                 "or `publisher send --resume` after that time)"
             )
         else:
@@ -332,7 +333,7 @@ def send(
         report = _deliver(config, db, provider, secret=secret, issue_id=issue_id, label=article.slug)
     finally:
         provider.close()
-    _summary(report, db, issue_id)
+    _summary(report, db, issue_id, config.tz)
     _where_to_look(config, report)
     if report.stopped:
         ctx.exit(1)
@@ -394,5 +395,5 @@ def _resume(config: Config) -> None:
         report = _deliver(config, db, provider, secret=secret, issue_id=None, label="resume")
     finally:
         provider.close()
-    _summary(report, db, None)
+    _summary(report, db, None, config.tz)
     _where_to_look(config, report)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import click
 from sqlalchemy import Engine
 
 from publisher.cli._common import cli, get_config, reports_errors
+from publisher.services import clock
 from publisher.services import sequences as service
 from publisher.store import open_store
 
@@ -23,8 +25,8 @@ def _engine(ctx: click.Context) -> Iterator[Engine]:
         engine.dispose()
 
 
-def _when(moment: datetime | None) -> str:
-    return "-" if moment is None else f"{moment:%Y-%m-%d %H:%M} UTC"
+def _when(moment: datetime | None, zone: ZoneInfo) -> str:
+    return "-" if moment is None else clock.local_time(moment, zone)
 
 
 @cli.group("sequences")
@@ -78,7 +80,8 @@ def show_command(ctx: click.Context, name: str, limit: int) -> None:
     for reader in readers:
         at = reader.last_step or "(none yet)"
         state = "" if reader.state == "active" else f" [{reader.state}]"
-        click.echo(f"  {reader.email}: at {at}, next {_when(reader.next_at)}, since {_when(reader.started_at)}{state}")
+        next_at, since = _when(reader.next_at, config.tz), _when(reader.started_at, config.tz)
+        click.echo(f"  {reader.email}: at {at}, next {next_at}, since {since}{state}")
 
 
 @sequences_group.command("run")

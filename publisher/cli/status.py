@@ -51,7 +51,7 @@ def status(ctx: click.Context, issue: str | None, show_failed: bool) -> None:
             _providers(config, None)
             _complaint_rate(config.store_url, None)
             if hooks_failing(config.store_url) is not False:
-                _failing_hooks(config.store_url)
+                _failing_hooks(config)
             return
     from publisher.services import stats as service
     from publisher.store import open_store
@@ -61,7 +61,7 @@ def status(ctx: click.Context, issue: str | None, show_failed: bool) -> None:
         _table(service.issue_status(db, None))
         _providers(config, db)
         _complaint_rate(config.store_url, db)
-        _failing_hooks(config.store_url)
+        _failing_hooks(config)
         return
     if show_failed:
         assert issue is not None
@@ -152,16 +152,16 @@ def _complaint_rate(store_url: str, db: Engine | None) -> None:
         click.echo("new sends are stopped: `publisher send SLUG --despite-complaints` sends anyway, and is recorded")
 
 
-def _failing_hooks(store_url: str) -> None:
+def _failing_hooks(config: Config) -> None:
     """Webhook endpoints whose messages fail: the last error, failures in a row, since when."""
-    from publisher.services import access
+    from publisher.services import access, clock
     from publisher.store import open_store
 
-    for trouble in access.failing_endpoints(open_store(store_url)):
-        when = f"next try {trouble.next_try:%Y-%m-%d %H:%M} UTC" if trouble.next_try else "given up"
+    for trouble in access.failing_endpoints(open_store(config.store_url)):
+        when = f"next try {clock.local_time(trouble.next_try, config.tz)}" if trouble.next_try else "given up"
         click.echo(
             f"webhook endpoint {trouble.endpoint_id} ({trouble.url}) failing since "
-            f"{trouble.since:%Y-%m-%d %H:%M} UTC: {trouble.failures} failed attempt(s) in a row, {when}; "
+            f"{clock.local_time(trouble.since, config.tz)}: {trouble.failures} failed attempt(s) in a row, {when}; "
             f"last error: {trouble.last_error}"
         )
 
