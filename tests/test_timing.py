@@ -22,7 +22,7 @@ def test_parse_local_before_and_after_dst() -> None:
 
 def test_skipped_hour_is_refused() -> None:
     """02:30 on the spring-forward night does not exist in New York, and saying so beats guessing."""
-    with pytest.raises(ConfigError, match="does not exist in America/New_York"):
+    with pytest.raises(ConfigError, match="does not exist in America/New York"):
         parse_local("2026-03-08 02:30", NY)
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "cron_trigger",
     "exact_instant",
     "in_words",
+    "local_time",
     "local_to_utc",
     "next_window",
     "parse_local",
@@ -29,12 +30,34 @@ __all__ = [
     "parse_window",
     "wall_clock_to_utc",
     "zone",
+    "zone_label",
 ]
 
 LOCAL_LAYOUT = "%Y-%m-%d %H:%M"
 """How a wall-clock time is written down (schedules keep local-time sends in it)."""
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def zone_label(zone: ZoneInfo | str) -> str:
+    """The zone as people read it: "America/New York", and "UTC" for Etc/UTC.
+
+    Takes the key as stored beside a schedule too, so a page need not build a ZoneInfo.
+    """
+    key = zone.key if isinstance(zone, ZoneInfo) else zone
+    return key.removeprefix("Etc/").replace("_", " ")
+
+
+def local_time(moment: datetime | None, zone: ZoneInfo, fmt: str = LOCAL_LAYOUT, *, named: bool = True) -> str:
+    """`moment` on `zone`'s clock in `fmt`, followed by the zone's name unless `named` is
+    false; nothing for no moment, so an optional time needs no test around it. A moment
+    without a zone is UTC, as SQLite hands some back."""
+    if moment is None:
+        return ""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    shown = moment.astimezone(zone).strftime(fmt)
+    return f"{shown} {zone_label(zone)}" if named else shown
 
 
 def zone(name: str) -> ZoneInfo:
@@ -54,7 +77,7 @@ def local_to_utc(naive: datetime, tz: ZoneInfo) -> datetime:
     roundtrip = aware.astimezone(UTC).astimezone(tz)
     if roundtrip.replace(tzinfo=None) != naive:
         raise ConfigError(
-            f"{naive:%Y-%m-%d %H:%M} does not exist in {tz.key} (the clocks skip it for daylight saving); "
+            f"{naive:%Y-%m-%d %H:%M} does not exist in {zone_label(tz)} (the clocks skip it for daylight saving); "
             "pick a time outside the skipped hour"
         )
     return aware.astimezone(UTC)
@@ -139,7 +162,7 @@ def exact_instant(text: str, tz: ZoneInfo, *, now: datetime) -> tuple[datetime, 
     first, second = wall.replace(tzinfo=tz, fold=0), wall.replace(tzinfo=tz, fold=1)
     if first.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != wall:
         raise InvalidRequest(
-            f"{wall:%Y-%m-%d %H:%M} does not exist in {tz.key}: the clocks skip that hour for daylight "
+            f"{wall:%Y-%m-%d %H:%M} does not exist in {zone_label(tz)}: the clocks skip that hour for daylight "
             "saving. Pick a time outside it."
         )
     if first.utcoffset() != second.utcoffset():
@@ -151,7 +174,7 @@ def exact_instant(text: str, tz: ZoneInfo, *, now: datetime) -> tuple[datetime, 
             for i, (moment, (label, _)) in enumerate(zip((first, second), choices, strict=True))
         )
         raise AmbiguousTime(
-            f"{wall:%Y-%m-%d %H:%M} comes twice in {tz.key} (the clocks go back that night): say which, "
+            f"{wall:%Y-%m-%d %H:%M} comes twice in {zone_label(tz)} (the clocks go back that night): say which, "
             f"{names}, by giving the time with its offset ({choices[0][0]} or {choices[1][0]}).",
             choices,
         )
