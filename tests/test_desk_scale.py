@@ -69,6 +69,18 @@ def test_a_search_stopped_for_time_offers_to_look_further(url: str, monkeypatch:
     assert "after=10\">Look further</a>" in page.text
 
 
+@pytest.mark.parametrize("after", ["\u00b2", "1" * 30, "-1", "3 ", "0x10"])
+def test_a_page_after_a_cursor_that_is_no_number_is_refused_in_words(url: str, after: str) -> None:
+    """A hand-made `after` (a superscript two, which str.isdigit takes and int refuses; more
+    digits than any reader's number) answers 400 with a sentence, never a server error."""
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        page = http.get("/desk/subscribers", params={"after": after})
+        good = http.get("/desk/subscribers", params={"after": "30"})
+    assert page.status_code == 400 and "a page starts after a reader&#x27;s number" in page.text
+    assert good.status_code == 200 and "reader31@example.org" in good.text
+
+
 def test_the_report_reads_the_ledger_counts_once(config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
     """Counts, reasons, complaint rate and pace come from one reading of the ledger's summary."""
     calls: list[object] = []

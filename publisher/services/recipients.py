@@ -100,13 +100,14 @@ def _limit(limit: int) -> None:
         raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}, got {limit}")
 
 
-def parse_cursor(text: str) -> int | None:
-    """A page's cursor as a link carries it: "" for the first page, else a ledger row's
-    number (InvalidRequest for anything else, a number past any row's included)."""
+def parse_cursor(text: str, *, of: str = "a ledger row") -> int | None:
+    """A page's cursor as a link carries it: "" for the first page, else the number of `of`
+    (InvalidRequest for anything else: another script's digits such as "²", which
+    str.isdigit takes and int refuses, or more digits than a row's number can have)."""
     if not text:
         return None
     if not _CURSOR.fullmatch(text):
-        raise InvalidRequest(f"a page starts after a ledger row's number, got {text[:40]!r}")
+        raise InvalidRequest(f"a page starts after {of}'s number, got {text[:40]!r}")
     return int(text)
 
 

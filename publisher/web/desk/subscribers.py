@@ -92,8 +92,8 @@ class SubscriberDesk(Section):
         after = query.get("after", "")
         # Keyset pages (`after`), never counted for a pager: the 1,000th page costs the
         # first's; the counts and tags are kept ready by the store.
-        start = int(after) if after.isdigit() else None
         try:
+            start = recipients.parse_cursor(after, of="a reader")
             page = subscriber_service.list_page(
                 self.engine, search=search, status=_status(status), tag=tag or None, after=start, limit=PAGE,
             )
