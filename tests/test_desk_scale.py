@@ -81,6 +81,15 @@ def test_a_page_after_a_cursor_that_is_no_number_is_refused_in_words(url: str, a
     assert good.status_code == 200 and "reader31@example.org" in good.text
 
 
+@pytest.mark.parametrize("query", ["page=\u00b2", "page=" + "9" * 5000, "page=-1"])
+def test_the_media_page_takes_a_page_that_is_no_number_for_the_first(url: str, query: str) -> None:
+    """`/desk/media?page=²` (which str.isdigit takes and int refuses) or 5,000 digits: page 1."""
+    with httpx.Client(base_url=url) as http:
+        sign_in(http)
+        page = http.get(f"/desk/media?{query}")
+    assert page.status_code == 200 and "<h1>Media</h1>" in page.text
+
+
 def test_the_report_reads_the_ledger_counts_once(config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
     """Counts, reasons, complaint rate and pace come from one reading of the ledger's summary."""
     calls: list[object] = []

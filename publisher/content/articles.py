@@ -45,6 +45,7 @@ from publisher.content.front_matter import (
 from publisher.content.sanitize import clean_html, to_uri
 from publisher.errors import ContentError
 from publisher.models import Article
+from publisher.numbers import plain_int
 
 __all__ = [
     "SUBJECT_METRICS",
@@ -364,7 +365,7 @@ def _subject_test(front: _FrontMatter) -> SubjectTestSettings | None:
     if front.present("subject_sample"):
         raw = front.entries["subject_sample"].value
         text = str(raw).strip().removesuffix("%").strip() if not isinstance(raw, bool) else ""
-        if not text.isdigit() or not 1 <= int(text) <= 100:
+        if not 1 <= (plain_int(text) or 0) <= 100:
             raise front.error("subject_sample", f"subject_sample must be a percentage from 1 to 100, such as 20; "
                                                 f"got {_raw(front.entries['subject_sample'])!r}")
         sample = int(text)

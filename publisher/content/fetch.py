@@ -36,6 +36,7 @@ import httpx
 from publisher import __version__
 from publisher.config import Config
 from publisher.errors import FetchRefused, SourceError
+from publisher.numbers import plain_int
 
 __all__ = [
     "MAX_REDIRECTS", "PROBE_BYTES", "DeadlineTransport", "FetchResult", "check_address", "fetch", "post", "probe",
@@ -266,7 +267,7 @@ def _header(response: httpx.Response, name: str) -> str | None:
 
 def _read_body(response: httpx.Response, url: httpx.URL, *, max_bytes: int, deadline: float, timeout: float) -> bytes:
     declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
+    if (plain_int(declared) or 0) > max_bytes:
         raise FetchRefused(
             f"{url}: refused, the document is {int(declared):,} bytes and [fetch] max_bytes "
             f"is {max_bytes:,}. Raise max_bytes in config.toml if this is expected."

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from publisher.errors import InvalidRequest
+from publisher.numbers import plain_int
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -395,8 +396,9 @@ def fit_images(markup: str, site: str) -> str:
             return match.group(0)
         width, height = name.width, name.height
         given = attributes.get("width", "")
-        if given.isdigit() and 0 < int(given) < width:
-            width, height = int(given), _scaled(name.width, name.height, int(given))
+        narrower = plain_int(given)
+        if narrower is not None and 0 < narrower < width:
+            width, height = narrower, _scaled(name.width, name.height, narrower)
         kept = {k: v for k, v in attributes.items() if k not in ("src", "width", "height", "srcset", "sizes")}
         # Only a picture's main (widest) name tells every width; a narrower one is sized alone.
         main = name.width == WIDTHS[-1] or name.width not in WIDTHS

@@ -50,6 +50,7 @@ from publisher.delivery.base import CallMaybeTaken, R, Template, every, make_pro
 from publisher.delivery.ratelimit import SharedBucket
 from publisher.errors import ConfigError, TemporaryFailure
 from publisher.models import Outcome, SendResult
+from publisher.numbers import plain_int
 from publisher.store import provider_state
 from publisher.store.provider_state import CLOSED, MemberState
 
@@ -292,8 +293,8 @@ def short_reason(error: str) -> str:
                         ("429", "rate limited, HTTP 429")):
         if f"http {code}" in lowered:
             return words
-    found = next((w for w in lowered.replace(":", " ").split() if len(w) == 3 and w.startswith("5") and w.isdigit()),
-                 None)
+    said = lowered.replace(":", " ").split()
+    found = next((w for w in said if len(w) == 3 and w.startswith("5") and plain_int(w) is not None), None)
     if found and "http" in lowered:
         return f"HTTP {found}"
     first = error.split(". ")[0]

@@ -36,6 +36,7 @@ from publisher.mail.mime import (
     message_id_for,
 )
 from publisher.models import Article, Issue, IssueKind, RenderedIssue, split_person
+from publisher.numbers import plain_int
 
 __all__ = [
     "CONTENT_WIDTH",
@@ -206,7 +207,7 @@ def _email_ready(html: str) -> str:
         if not isinstance(img, Tag):
             continue
         width = str(img.get("width") or "")
-        wanted = int(width) if width.isdigit() else 0
+        wanted = plain_int(width) or 0
         img["width"] = str(min(wanted, CONTENT_WIDTH) if wanted else CONTENT_WIDTH)
         # A fixed height with a narrowed width would squash the picture.
         for attribute in ("height", "srcset", "sizes"):

@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from publisher.errors import AmbiguousTime, ConfigError, InvalidRequest
+from publisher.numbers import plain_int
 
 __all__ = [
     "LOCAL_LAYOUT",
@@ -246,6 +247,10 @@ _CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
 """Cron's weekday numbers, 0 to 7, as names (0 and 7 are both Sunday)."""
 
 
+
+def _number(field: str) -> bool:
+    return plain_int(field, digits=4) is not None
+
 def _weekday_names(field: str) -> str:
     """A cron weekday field with its numbers spelled as the days cron means: "1-5" is
     "mon,tue,wed,thu,fri", "*/2" is "sun,tue,thu,sat"; names and anything that is not a
@@ -254,7 +259,7 @@ def _weekday_names(field: str) -> str:
     for part in field.split(","):
         base, _, step = part.partition("/")
         first, _, last = base.partition("-")
-        numbers = (first == "*" or first.isdigit()) and (not last or last.isdigit()) and (not step or step.isdigit())
+        numbers = (first == "*" or _number(first)) and (not last or _number(last)) and (not step or _number(step))
         if not numbers or (first == "*" and not step) or (first == "*" and last):
             parts.append(part)
             continue

@@ -17,12 +17,12 @@ page length out of range.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
 from publisher.errors import InvalidRequest
+from publisher.numbers import plain_int
 from publisher.store import ledger
 from publisher.store.ledger import reading
 from publisher.store.ledger.reading import Copy, CopyReaction
@@ -42,7 +42,6 @@ __all__ = [
 ]
 
 MAX_PAGE = 200
-_CURSOR = re.compile(r"[0-9]{1,18}")
 _ADDRESS_LONGEST = 320
 
 FILTERS: dict[str, str] = {
@@ -106,9 +105,10 @@ def parse_cursor(text: str, *, of: str = "a ledger row") -> int | None:
     str.isdigit takes and int refuses, or more digits than a row's number can have)."""
     if not text:
         return None
-    if not _CURSOR.fullmatch(text):
+    number = plain_int(text)
+    if number is None:
         raise InvalidRequest(f"a page starts after {of}'s number, got {text[:40]!r}")
-    return int(text)
+    return number
 
 
 def issue_readers(

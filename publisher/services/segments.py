@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 
 from publisher.errors import InvalidRequest, NotFound
 from publisher.models import Subscriber
+from publisher.numbers import plain_int
 from publisher.store import segment_rules
 from publisher.store import segments as store
 from publisher.store.segment_rules import FIELDS, Condition, Field, Group, describe, dumps
@@ -99,7 +100,7 @@ def get_segment(db: Engine, segment_id: int) -> Segment:
 
 def find_segment(db: Engine, name: str) -> Segment:
     """The segment called `name`, or the one with that id when `name` is a number."""
-    if name.strip().isdigit():
+    if plain_int(name.strip()) is not None:
         try:
             return store.get(db, int(name.strip()))
         except NotFound:

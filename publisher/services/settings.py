@@ -56,6 +56,7 @@ from publisher.mail import preflight
 from publisher.mail.dkim_signing import DkimSigner
 from publisher.mail.mime import split_mailbox
 from publisher.mail.preflight import DnsRecord
+from publisher.numbers import plain_int
 from publisher.schedule.timing import parse_window
 from publisher.services import credentials, scheduling
 from publisher.services.settings_text import (
@@ -365,7 +366,7 @@ def _from_form(
             continue
         value: Any = form[field.name].strip()
         if field.kind == "number":
-            if not value.isdigit():
+            if plain_int(value) is None:
                 section, _, name = field.key.rpartition(".")
                 problems.append(f"{origin}: [{section}] {name} must be a whole number, got {value!r}")
                 continue

@@ -46,6 +46,7 @@ from tomlkit.container import Container
 
 from publisher.config import PROVIDER_WORDS
 from publisher.errors import ConfigError
+from publisher.numbers import plain_int
 from publisher.schedule.timing import cron_trigger, parse_window
 from publisher.services.clock import zone_label
 
@@ -326,6 +327,11 @@ def next_fire_times(
     return times
 
 
+
+def _numbers(*fields: str) -> bool:
+    """Whether each of a cron line's `fields` is a plain number (not "*/5", not "²")."""
+    return all(plain_int(f, digits=4) is not None for f in fields)
+
 def cron_in_words(cron: str, zone: str) -> str:
     """"every Monday at 08:00 Europe/London" for the common daily, weekly and monthly lines; cron-descriptor's
     sentence with the zone for the rest, a day of the month and a weekday said as both to match
@@ -336,9 +342,9 @@ def cron_in_words(cron: str, zone: str) -> str:
     fields = cron.split()
     if len(fields) == 5:
         minute, hour, day, month, weekday = fields
-        if minute.isdigit() and hour.isdigit() and day.isdigit() and month == "*" and weekday == "*":
+        if _numbers(minute, hour, day) and month == "*" and weekday == "*":
             return f"every month on day {int(day)} at {int(hour):02d}:{int(minute):02d} {zone}"
-        if minute.isdigit() and hour.isdigit() and day == "*" and month == "*":
+        if _numbers(minute, hour) and day == "*" and month == "*":
             at = f"{int(hour):02d}:{int(minute):02d} {zone}"
             if weekday == "*":
                 return f"every day at {at}"
@@ -403,7 +409,7 @@ def backup_choice(cron: str) -> BackupChoice:
     if not line:
         return BackupChoice("off", "mon", BACKUP_TIME, "")
     fields = line.split(" ")
-    if len(fields) == 5 and fields[0].isdigit() and fields[1].isdigit() and fields[2:4] == ["*", "*"]:
+    if len(fields) == 5 and _numbers(fields[0], fields[1]) and fields[2:4] == ["*", "*"]:
         minute, hour, weekday = int(fields[0]), int(fields[1]), fields[4].lower()
         if minute < 60 and hour < 24:
             at = f"{hour:02d}:{minute:02d}"
@@ -477,7 +483,7 @@ def digest_choice(cron: str) -> DigestChoice:
     if not line:
         return DigestChoice("off", "mon", "1", DIGEST_TIME, "")
     fields = line.split(" ")
-    if len(fields) == 5 and fields[0].isdigit() and fields[1].isdigit() and fields[3] == "*":
+    if len(fields) == 5 and _numbers(fields[0], fields[1]) and fields[3] == "*":
         minute, hour, day, weekday = int(fields[0]), int(fields[1]), fields[2], fields[4].lower()
         if minute < 60 and hour < 24:
             at = f"{hour:02d}:{minute:02d}"
@@ -485,7 +491,7 @@ def digest_choice(cron: str) -> DigestChoice:
                 return DigestChoice("daily", "mon", "1", at, line)
             if day == "*" and weekday in _DAY_KEYS:
                 return DigestChoice("weekly", _DAY_KEYS[weekday], "1", at, line)
-            if weekday == "*" and day.isdigit() and str(int(day)) in MONTH_DAYS:
+            if weekday == "*" and _numbers(day) and str(int(day)) in MONTH_DAYS:
                 return DigestChoice("monthly", "mon", str(int(day)), at, line)
     return DigestChoice("custom", "mon", "1", DIGEST_TIME, line)
 

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from publisher.errors import NotFound
 from publisher.models import IssueStatus
+from publisher.numbers import plain_int
 from publisher.store.counts_kept import kept_on
 from publisher.store.engine import begin_write, reader
 from publisher.store.folding import now_and_then
@@ -317,7 +318,7 @@ def status(engine: Engine, issue: int | str | None = None, *, limit: int | None 
     hundred readers or a million, exact in the reader's snapshot."""
     values: dict[str, Any] = {"id": None, "name": None, "limit": limit}
     by = ""
-    if isinstance(issue, int) or (isinstance(issue, str) and issue.isdigit()):
+    if isinstance(issue, int) or (isinstance(issue, str) and plain_int(issue) is not None):
         by, values["id"] = "id", int(issue)
     elif issue is not None:
         by, values["name"] = "name", issue

@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import sqlalchemy as sa
 
+from publisher.numbers import plain_int
 from publisher.store.schema import redirects
 
 __all__ = [
@@ -45,7 +46,7 @@ def normal_path(path: str, query: str = "") -> str:
     if not path.startswith("/"):
         path = "/" + path
     path = path.rstrip("/") or "/"
-    keys = [(k, v) for k, v in parse_qsl(query) if k in KEY_QUERIES and v.isdigit()]
+    keys = [(k, v) for k, v in parse_qsl(query) if k in KEY_QUERIES and plain_int(v) is not None]
     if keys:
         key, value = keys[0]
         return f"{path}?{key}={value}"

@@ -42,6 +42,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from publisher.errors import InvalidRequest
 from publisher.models import SubscriberStatus
+from publisher.numbers import plain_int
 from publisher.store.schema import (
     bounce_messages,
     engagement,
@@ -198,7 +199,7 @@ def _value(kind: ValueKind, raw: object, where: str) -> str | int | None:
     if kind in ("days", "issues"):
         top = MAX_DAYS if kind == "days" else MAX_ISSUES
         number = raw
-        if isinstance(raw, str) and raw.strip().isdigit():
+        if isinstance(raw, str) and plain_int(raw.strip()) is not None:
             number = int(raw.strip())
         if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= top:
             unit = "days" if kind == "days" else "issues"

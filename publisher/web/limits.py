@@ -225,7 +225,7 @@ class BodyLimit:
         path: str = scope["path"]
         limit = self.large_limit if path.startswith(self.large) else self.limit
         for name, value in scope["headers"]:
-            if name == b"content-length" and (not value.isdigit() or int(value) > limit):
+            if name == b"content-length" and (not value.isdigit() or len(value) > 18 or int(value) > limit):
                 await _too_large(scope, receive, send)
                 return
         chunks: list[bytes] = []

@@ -43,6 +43,7 @@ from starlette.routing import BaseRoute, Route
 from publisher.accounts import Role
 from publisher.config import Config
 from publisher.errors import AmbiguousTime, Conflict, InvalidRequest, MailedAlready, NotFound, PublisherError
+from publisher.numbers import plain_int
 from publisher.services import articles as article_service
 from publisher.services import issues as issue_service
 from publisher.services import media as media_service
@@ -188,8 +189,9 @@ class ArticleDesk(Section):
         if not wanted:
             return edit
         found = None
-        if wanted.isdigit():
-            found = await run_in_threadpool(revision_service.get_revision, self.engine, int(wanted))
+        number = plain_int(wanted)
+        if number is not None:
+            found = await run_in_threadpool(revision_service.get_revision, self.engine, number)
         if found is None or found.info.article != article:
             raise NotFound(f"revision {wanted} is not a version of this article; pick one from its list of versions")
         fields = parse_fields(found.text)

@@ -48,6 +48,7 @@ from starlette.routing import BaseRoute, Route
 from publisher import accounts
 from publisher.accounts import DeskSession, Role
 from publisher.errors import Conflict, NotFound, PublisherError
+from publisher.numbers import plain_int
 from publisher.services import media as media_service
 from publisher.web.desk.auth import Asked, refuse
 from publisher.web.desk.context import DeskContext, sentence
@@ -99,7 +100,8 @@ class MediaDesk(Section):
     async def _page(self, desk: DeskContext, *, status: int = 200, error: str = "", confirm: str = "") -> Response:
         request = desk.request
         number = request.query_params.get("page", "1")
-        page = int(number) if number.isdigit() and 0 < int(number) < 1_000_000 else 1
+        wanted = plain_int(number)
+        page = wanted if wanted is not None and 0 < wanted < 1_000_000 else 1
         found = await run_in_threadpool(media_service.list_media, self.config, page=page)
         uploaded = media_service.parse_name(request.query_params.get("uploaded", ""))
         pending: media_service.StoredImage | None = None
@@ -131,7 +133,7 @@ class MediaDesk(Section):
                 request, 403, f"Your role ({session.user.role}) cannot upload pictures; an owner can change it."
             )
         length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > MAX_BODY:
+        if (plain_int(length) or 0) > MAX_BODY:
             return await self._answer(request, session, html, 413, _too_large())
         kind = request.headers.get("content-type", "")
         if not kind.lower().startswith("multipart/form-data"):

@@ -45,6 +45,7 @@ from starlette.routing import BaseRoute, Route
 from publisher import accounts
 from publisher.accounts import DeskSession, Role
 from publisher.errors import PublisherError
+from publisher.numbers import plain_int
 from publisher.services import export as export_service
 from publisher.services import export_import, migration
 from publisher.web.desk.auth import Asked, refuse
@@ -208,7 +209,7 @@ class MovingDesk(Section):
             return refuse(403, f"Your role ({session.user.role}) cannot move a publication in; an owner can.")
         desk = self.auth.context_for(request, session)
         length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > MAX_UPLOAD + 64 * 1024:
+        if (plain_int(length) or 0) > MAX_UPLOAD + 64 * 1024:
             return self._page(desk, status=413, error=_too_large())
         if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
             return self._page(desk, status=400, error="Send the export with the form on this page.")

@@ -26,6 +26,7 @@ from starlette.routing import BaseRoute, Route
 
 from publisher.accounts import Role
 from publisher.errors import Conflict, NotFound, PublisherError
+from publisher.numbers import plain_int
 from publisher.services import segments as service
 from publisher.services.segments import FIELDS, Condition, Group, dumps
 from publisher.web.desk.auth import Asked
@@ -113,7 +114,7 @@ def _read_form(asked: Asked) -> Form:
         match="any" if asked.field("match") == "any" else "all",
         rows=tuple(rows),
         advanced=asked.field("advanced"),
-        segment_id=int(segment) if segment.isdigit() else None,
+        segment_id=plain_int(segment),
     )
 
 
@@ -158,8 +159,7 @@ class SegmentDesk(Section):
         action = asked.field("action")
         if action == "add" and len(form.rows) < MAX_ROWS:
             form = Form(form.name, form.match, (*form.rows, Row()), form.advanced, form.segment_id)
-        elif action.startswith("remove-") and action[7:].isdigit():
-            gone = int(action[7:])
+        elif action.startswith("remove-") and (gone := plain_int(action[7:])) is not None:
             form = Form(form.name, form.match, tuple(r for n, r in enumerate(form.rows) if n != gone),
                         form.advanced, form.segment_id)
         elif action == "save":

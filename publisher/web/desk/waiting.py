@@ -26,6 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
+from publisher.numbers import plain_int
+
 __all__ = ["STALE_AFTER", "Waiting", "remove_stale", "upload_folder"]
 
 STALE_AFTER = 2 * 24 * 3600
@@ -61,7 +63,8 @@ def remove_stale(prefix: str, *, now: float | None = None) -> list[Path]:
             continue
         if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
             continue  # a link, a file, or another user's: never ours to remove
-        ended = pid_text.isdigit() and int(pid_text) != os.getpid() and not _alive(int(pid_text))
+        pid = plain_int(pid_text)
+        ended = pid is not None and pid != os.getpid() and not _alive(pid)
         if ended or moment - info.st_mtime > STALE_AFTER:
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
