@@ -154,6 +154,31 @@ def test_the_lent_connections_are_closed_with_the_engine(tmp_path: Path) -> None
     assert lent in closed
 
 
+def test_connections_lent_after_a_dispose_are_closed_when_the_engine_goes(tmp_path: Path) -> None:
+    """An engine used again after its dispose lends anew; when it is collected, those
+    connections are closed, not left open for the garbage collector to find."""
+    import gc
+
+    engine = open_store(f"sqlite:///{tmp_path / 'test.db'}")
+    with shared_reads(engine), reader(engine) as conn:
+        conn.execute(sa.text("SELECT 1"))
+    engine.dispose()
+    with shared_reads(engine), reader(engine) as conn:  # lent again, by a pool made anew
+        lent = conn.connection.dbapi_connection
+    closed: list[object] = []
+
+    def close(dbapi_connection: object, record: object) -> None:
+        closed.append(dbapi_connection)
+
+    sa.event.listen(sa.pool.Pool, "close", close)
+    try:
+        del engine, conn
+        gc.collect()
+    finally:
+        sa.event.remove(sa.pool.Pool, "close", close)
+    assert lent in closed
+
+
 def test_fixed_words_are_written_into_homes_statements(db: sa.Engine) -> None:
     """The kinds and states Home asks for are in the SQL itself, so that SQLAlchemy does not
     spell each statement out again for a bound list on every run."""

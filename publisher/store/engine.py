@@ -207,6 +207,10 @@ def _readers_of(engine: Engine) -> Engine:
                 return engine
             found = _readers[engine] = _create(engine.url, max_overflow=-1)
             event.listen(engine, "engine_disposed", lambda *_: found.dispose())
+            # An engine used again after its dispose (its pool is made anew) lends through
+            # `found` again, and nothing disposes it a second time: its connections are
+            # closed when `engine` goes, not left open for the garbage collector.
+            weakref.finalize(engine, found.dispose)
         return found
 
 
