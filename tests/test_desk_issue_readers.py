@@ -45,8 +45,14 @@ def config(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.M
 
 @pytest.fixture
 def url(config: Config) -> Iterator[str]:
-    with live_server(create_app(config)) as base:
-        yield base
+    # The app is given the store, and the store disposed of after it: an app left to open
+    # its own would leave its PostgreSQL connections open for the garbage collector.
+    engine = open_store(config.store_url)
+    try:
+        with live_server(create_app(config, engine=engine)) as base:
+            yield base
+    finally:
+        engine.dispose()
 
 
 def sent_issue(config: Config, subject: str = "Sleep after a loss", key: str = "k") -> int:
