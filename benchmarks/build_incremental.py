@@ -16,7 +16,14 @@ each tool in turn (interleaved, so both see the same load on the machine):
   one build;
 - template (publisher only): the tag page template (an override of web/tag.html)
   changes, then one build: only the tag pages render;
-- setting (publisher only): a [desk] setting no page reads changes, then one build.
+- setting (publisher only): a [desk] setting no page reads changes, then one build;
+- daemon (publisher only): the same edit as the author's save in the desk meets it, in the
+  running daemon: one child process starts, takes a first look (the daemon's
+  `publish_new`, which files the back catalogue and builds), then times `publish_new`
+  after each of three edits a second apart, in the process (imports and start-up done, as
+  in a daemon that has run a while). Its hub pings are not sent (the hub is not reachable
+  here). The store it makes stays beside config.toml for the rounds after, as an author's
+  does.
 
 Beside them, the interpreter and CLI start-up alone (`python -m publisher --help`), which
 every publisher figure here includes.
@@ -261,6 +268,36 @@ def edit(path: Path, round_number: int) -> None:
         handle.write(MIDDLE_EDIT.replace("this round", f"round {round_number}"))
 
 
+DAEMON_CHILD = """
+import statistics, sys, time
+from publisher.schedule import jobs
+
+jobs.send_pings = lambda config_path: None
+config_path, edited, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+jobs.publish_new(config_path)
+times, cpu = [], []
+for n in range(count):
+    time.sleep(1.0)  # saves seconds apart, as an author makes them (a build within half a
+    # second of the last one's switch waits out the rest: the old tree may still be read)
+    with open(edited, "a", encoding="utf-8") as handle:
+        handle.write(f"\\n\\nA paragraph saved from the desk, number {n}.\\n")
+    started, used = time.perf_counter(), time.process_time()
+    jobs.publish_new(config_path)
+    times.append(time.perf_counter() - started)
+    cpu.append(time.process_time() - used)
+print(statistics.median(times), statistics.median(cpu))
+"""
+
+
+def daemon_edits(config: Path, edited: Path, count: int = 3) -> tuple[float, float, float, float]:
+    """(wall seconds, nan, nan, CPU seconds): medians of the daemon's `publish_new` after
+    one edit, in a warm process."""
+    command = [sys.executable, "-c", DAEMON_CHILD, str(config), str(edited), str(count)]
+    _wall, _peak, out = run_measured(command, config.parent)
+    wall, cpu = (float(word) for word in out.split()[-2:])
+    return wall, float("nan"), float("nan"), cpu
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 
@@ -280,7 +317,7 @@ def main() -> None:
         config, hugo, name = write_sites(Path(tmp), args.articles)
         pub_file = config.parent / "content" / name
         hugo_file = hugo / "content" / "posts" / name
-        keys = ("pc", "pe", "hc", "he", "pk", "pk2", "pt", "ps", "up")
+        keys = ("pc", "pe", "hc", "he", "pk", "pk2", "pt", "ps", "up", "pd")
         rows: dict[str, list[tuple[float, ...]]] = {k: [] for k in keys}
         for round_number in range(1, args.rounds + 1):
             clean_publisher(config)
@@ -299,11 +336,13 @@ def main() -> None:
             edit_setting(config, round_number)
             rows["ps"].append(publisher_build(config))
             rows["up"].append(publisher_startup(config))
+            rows["pd"].append(daemon_edits(config, pub_file))
             print(
                 f"round {round_number}: publisher cold {rows['pc'][-1][0]:.2f} s, edit {rows['pe'][-1][0]:.2f} s, "
                 f"check after the edit {rows['pk'][-1][0]:.2f} s (again {rows['pk2'][-1][0]:.2f} s), "
                 f"template {rows['pt'][-1][0]:.2f} s, "
-                f"setting {rows['ps'][-1][0]:.2f} s, start-up {rows['up'][-1][0]:.2f} s; "
+                f"setting {rows['ps'][-1][0]:.2f} s, start-up {rows['up'][-1][0]:.2f} s, "
+                f"in the daemon {rows['pd'][-1][0]:.2f} s; "
                 f"hugo cold {rows['hc'][-1][0]:.2f} s, edit {rows['he'][-1][0]:.2f} s",
                 flush=True,
             )
@@ -331,6 +370,7 @@ def main() -> None:
     line("publisher build, tag template", "pt")
     line("publisher build, desk setting", "ps")
     line("publisher --help (start-up)", "up")
+    line("one edited, in the daemon", "pd", "he")
     line("hugo, cold", "hc")
     line("hugo, one edited", "he")
     if args.small:

@@ -250,3 +250,27 @@ def test_a_build_with_nothing_to_parse_loads_no_logging_or_difflib(tmp_path: Pat
     config = cli_publication(tmp_path)
     assert _modules_after(config, "build") == ["[]"]
     assert _modules_after(config, "build", modules=("difflib", "logging")) == ["[]"]
+
+
+def test_a_build_beside_a_store_without_redirects_loads_no_sqlalchemy(tmp_path: Path) -> None:
+    """The author's store is there (readers, sends), but nothing was moved in: the build
+    asks SQLite with the standard library and leaves SQLAlchemy unloaded (a tenth of a
+    second of every rebuild). Once an old address is recorded, the build writes its page."""
+    from datetime import UTC, datetime
+
+    from publisher.config import load_config
+    from publisher.store import open_store, redirects
+    from publisher.store.redirect_peek import TABLE
+    from publisher.store.schema import redirects as redirects_table
+
+    assert redirects_table.name == TABLE
+    config = cli_publication(tmp_path)
+    store = open_store(load_config(config, env={"PUBLISHER_SECRET": "s" * 32}).store_url)
+    try:
+        assert _modules_after(config, "build", modules=("sqlalchemy",)) == ["[]"]
+        redirects.add(store, [("/old-sleep-post", "/sleep-basics/")], source="test", now=datetime.now(UTC))
+        assert _modules_after(config, "build", modules=("sqlalchemy",)) == ["['sqlalchemy']"]
+    finally:
+        store.dispose()
+    assert "/sleep-basics/" in (tmp_path / "public" / "old-sleep-post" / "index.html").read_text()
+    assert "/old-sleep-post /sleep-basics/ 301" in (tmp_path / "public" / "_redirects").read_text()

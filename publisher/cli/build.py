@@ -7,7 +7,6 @@ rich, a tenth of a second to load, is loaded only for the status line a terminal
 from __future__ import annotations
 
 import contextlib
-import gc
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -64,7 +63,7 @@ def build_command(ctx: click.Context, verbose: bool) -> None:
     now = datetime.now(UTC)
     site_service.output_folder(config)  # a refused output says so before the progress line
     # Only the articles whose files changed are parsed, and only the pages showing them rendered.
-    with _build_progress() as progress, _no_cycle_collection():
+    with _build_progress() as progress, site_service.no_cycle_collection():
         built = site_service.build_site(config, now, progress=progress)
     report = built.report
     elapsed = time.perf_counter() - started
@@ -77,21 +76,6 @@ def build_command(ctx: click.Context, verbose: bool) -> None:
         f"({built.public} articles, {elapsed:.2f} s)"
     )
     _print_warnings(report.warnings)
-
-
-@contextlib.contextmanager
-def _no_cycle_collection() -> Iterator[None]:
-    """The cycle collector off for one command that lives a few seconds: a build's index,
-    plan and record are thousands of objects that live to its end, and the collector
-    would walk them again and again (a sixth of a rebuild's time). Freed by reference
-    counting all the same; the worker processes that render pages collect as usual."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def _progress_console() -> Console | None:
@@ -123,7 +107,7 @@ def _build_progress() -> Iterator[site_service.Progress | None]:
 def check_command(ctx: click.Context) -> None:
     """Validate config, articles and templates; render what a build would, write nothing."""
     config = get_config(ctx)
-    with _no_cycle_collection():
+    with site_service.no_cycle_collection():
         found = site_service.check_site(config, datetime.now(UTC))
     if found.errors:
         _fail(found.errors)

@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from publisher import content
 from publisher.config import Config, load_config
 from publisher.delivery import engine
 from publisher.delivery.complaint_rate import complaint_rate
@@ -25,7 +24,7 @@ from publisher.delivery.sending import deliver_queued, prepare_article_issue, pr
 from publisher.errors import PublisherError
 from publisher.models import Article
 from publisher.schedule import timing
-from publisher.services import scheduling, subject_tests
+from publisher.services import catalogue, scheduling, site, subject_tests
 from publisher.site import websub
 from publisher.site.build import build_site
 from publisher.site.build_cache import ArticleCache
@@ -117,7 +116,7 @@ def publish_new(config_path: str) -> list[str]:
     it. Returns the slugs handled as new.
     """
     rt = runtime_for(config_path)
-    with rt.publish_lock:
+    with rt.publish_lock, site.no_cycle_collection():  # a rebuild's thousands of objects
         return _publish_new(config_path, rt)
 
 
@@ -129,7 +128,9 @@ def _publish_new(config_path: str, rt: Runtime) -> list[str]:
     # Parses only the saved files, and renders only the pages that show them.
     cache = ArticleCache(config)
     try:
-        articles = content.load_articles(config, reader=cache.read)
+        articles, problems = catalogue.read_through(config, cache)
+        if problems:
+            raise problems[0]
         public = [a for a in articles if a.is_public(now)]
         report = build_site(config, public, now, cache=cache)
     except PublisherError as exc:
@@ -286,7 +287,8 @@ def digest(config_path: str) -> int | None:
     rt = runtime_for(config_path)
     config, db, now = rt.config, rt.db, rt.clock()
     pending = set(publishing.undigested(db))
-    articles = [a for a in content.load_articles(config) if a.is_public(now) and a.id in pending]
+    found = catalogue.catalogue(config)
+    articles = [found.whole(a) for a in found.parsed() if a.is_public(now) and a.id in pending]
     if not articles:
         log.info("digest: nothing new since the last one; nothing sent")
         return None

@@ -13,6 +13,8 @@ to do.
                  export_subscriber, import_subscribers, list_subscribers (cursor pages),
                  iter_subscribers, counts, tags, link_holder (whom a mail's link names)
     articles     list_articles (with state), get_article, write_article, preview
+    catalogue    the articles under content/ through the build cache (what every action
+                 that needs them reads them with: no file parsed twice)
     issues       plan_send (dry run), test_send, send_now, blocking_problems, issue_status
     scheduling   schedule_send, start_schedule (the daemon, at the minute), cancel_schedule,
                  list_schedules, agenda (held, scheduled, waiting), notify_owners
@@ -65,6 +67,7 @@ __all__ = [
     "backup",
     "backup_archive",
     "bounces",
+    "catalogue",
     "complaints",
     "credentials",
     "delivering",

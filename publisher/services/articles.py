@@ -38,6 +38,7 @@ from publisher.content.folder_lock import content_lock
 from publisher.errors import Conflict, ContentError, InvalidRequest, NotFound, PublisherError
 from publisher.mail import newsletter
 from publisher.models import Article
+from publisher.services.catalogue import catalogue, read_through
 from publisher.site import build
 from publisher.site.build_cache import ArticleCache
 from publisher.store import ledger, publishing, schedules
@@ -108,11 +109,16 @@ class Preview:
 
 def _states(db: Engine, articles: Sequence[Article], now: datetime) -> list[tuple[ArticleState, int | None]]:
     pending = {item.issue_key for item in schedules.pending(db)}
+    # One statement for all, or the issue of the one article asked for.
+    if len(articles) == 1:
+        issue = ledger.find_issue(db, articles[0].id)
+        issues = {issue.key: (issue.id, issue.status)} if issue is not None else {}
+    else:
+        issues = ledger.issue_states(db)
     found: list[tuple[ArticleState, int | None]] = []
     for article in articles:
-        issue = ledger.find_issue(db, article.id)
-        issue_id = issue.id if issue else None
-        if issue is not None and issue.status in ("sending", "done"):
+        issue_id, status = issues.get(article.id, (None, ""))
+        if status in ("sending", "done"):
             state = ArticleState.SENT
         elif article.id in pending:
             state = ArticleState.SCHEDULED  # a draft too: it comes out when its send starts
@@ -131,7 +137,10 @@ def list_articles(config: Config, db: Engine, *, now: datetime) -> list[ArticleV
 
     A file that does not parse raises ContentError naming it (`publisher check` lists all).
     """
-    articles = content.load_articles(config)
+    found = catalogue(config)  # without their HTML: the list shows none
+    if found.problems:
+        raise found.problems[0]
+    articles = list(found.articles)
     return [
         ArticleView(article=a, path=a.source, state=state, issue_id=issue_id)
         for a, (state, issue_id) in zip(articles, _states(db, articles, now), strict=True)
@@ -140,11 +149,11 @@ def list_articles(config: Config, db: Engine, *, now: datetime) -> list[ArticleV
 
 def get_article(config: Config, db: Engine, slug: str, *, now: datetime) -> ArticleView:
     """The article with this slug (drafts too), with its state; NotFound otherwise."""
-    articles, _ = content.scan_articles(config)
-    for article in articles:
+    found = catalogue(config)
+    for article in found.articles:
         if article.slug == slug:
             ((state, issue_id),) = _states(db, [article], now)
-            return ArticleView(article=article, path=article.source, state=state, issue_id=issue_id)
+            return ArticleView(article=found.whole(article), path=article.source, state=state, issue_id=issue_id)
     raise NotFound(f"no article with slug {slug!r}")
 
 
@@ -186,8 +195,7 @@ def write_article(
     """
     folder = config.path_of("build.content")
     with content_lock(folder):
-        existing, _ = content.scan_articles(config)
-        by_slug = {a.slug: a for a in existing}
+        by_slug = {a.slug: a for a in catalogue(config).articles}
         if slug is not None:
             current = by_slug.get(slug)
             if current is None:
@@ -229,12 +237,12 @@ def publish_scheduled(config: Config, slug: str, *, at: datetime, now: datetime)
     """
     folder = config.path_of("build.content")
     with content_lock(folder):
-        existing, _ = content.scan_articles(config)
-        article = next((a for a in existing if a.slug == slug), None)
+        found = catalogue(config)
+        article = next((a for a in found.articles if a.slug == slug), None)
         if article is None:
             raise NotFound(f"no article with slug {slug!r}")
         if article.is_public(now):
-            return article
+            return found.whole(article)
         target = _file_of(config, article)
         before = content.decode_article(content.read_content(target, article.source, config), article.source)
         dated = (at if article.draft else min(article.date, at)).astimezone(config.tz)
@@ -271,7 +279,10 @@ def rebuild_site(config: Config, *, now: datetime) -> None:
     cache): for a face that just put an article on the site without a daemon to notice."""
     cache = ArticleCache(config)
     try:
-        build.build_site(config, content.load_articles(config, reader=cache.read), now, cache=cache)
+        articles, problems = read_through(config, cache)
+        if problems:
+            raise problems[0]
+        build.build_site(config, articles, now, cache=cache)
     finally:
         cache.save()
 
@@ -378,11 +389,11 @@ def preview(config: Config, slug: str, *, now: datetime) -> Preview:
 
     Per-reader values are sample ones (a reader called "Reader"); nothing is stored.
     """
-    articles, _ = content.scan_articles(config)
-    article = next((a for a in articles if a.slug == slug), None)
+    found = catalogue(config)
+    article = next((a for a in found.articles if a.slug == slug), None)
     if article is None:
         raise NotFound(f"no article with slug {slug!r}")
-    return _preview_of(config, article, now)
+    return _preview_of(config, found.whole(article), now)
 
 
 def preview_article(config: Config, article: Article, *, now: datetime) -> Preview:

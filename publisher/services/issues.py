@@ -46,6 +46,7 @@ from publisher.errors import InvalidRequest, MailedAlready, NotFound, PermanentF
 from publisher.mail import newsletter, preflight, tokens
 from publisher.models import Article, Outcome
 from publisher.services import articles, segments
+from publisher.services.catalogue import catalogue
 from publisher.services.complaints import ComplaintRate, complaint_rate, stop_for_complaints
 from publisher.services.migration import MovedIn, moved_in
 from publisher.services.stats import IssueFailures, issue_failures, issue_status
@@ -146,7 +147,8 @@ def send_secret(config: Config) -> str:
 
 def published_article(config: Config, slug: str, *, now: datetime) -> Article:
     """The published article `slug`; NotFound (with the closest slugs) for a draft or unknown one."""
-    return find_article(content.load_articles(config), slug, now=now)
+    found = catalogue(config)
+    return found.whole(find_article(found.parsed(), slug, now=now))
 
 
 def plan_send(
@@ -156,8 +158,8 @@ def plan_send(
     now, or, once the issue's first copies have left, the frozen snapshot they got. A
     draft may be planned too: sending it puts it on the site first. With `segment` (a
     saved segment's name), its readers only."""
-    articles_found, _ = content.scan_articles(config)
-    article = find_article(articles_found, slug, now=now, unpublished="")
+    found = catalogue(config)
+    article = found.whole(find_article(found.articles, slug, now=now, unpublished=""))
     existing = ledger.find_issue(db, article.id)
     where = segments.audience(db, segment, now=now)[1] if segment else ()
     active, had_it, count = ledger.count_audience(
@@ -218,8 +220,8 @@ def test_send(
         if article.slug != slug:
             raise InvalidRequest(f"the text gives slug {article.slug!r}, but the test copy is for {slug!r}")
     else:
-        articles, _ = content.scan_articles(config)
-        article = find_article(articles, slug, now=now, unpublished="")
+        found = catalogue(config)
+        article = found.whole(find_article(found.articles, slug, now=now, unpublished=""))
     rendered = newsletter.render_issue(config, newsletter.issue_for_article(config, article), now)
     rendered = dataclasses.replace(rendered, subject=TEST_PREFIX + rendered.subject)
     template = newsletter.MessageTemplate.from_rendered(config, rendered)
@@ -272,8 +274,8 @@ def send_now(
     """
     if segment and tag:
         raise InvalidRequest("give a tag or a segment, not both (a segment can hold a tag condition)")
-    found, _ = content.scan_articles(config)
-    article = find_article(found, slug, now=now, unpublished="")
+    found = catalogue(config)
+    article = found.whole(find_article(found.articles, slug, now=now, unpublished=""))
     send_secret(config)
     require_postal_address(config)
     chosen, where = segments.audience(db, segment, now=now) if segment else (None, ())
@@ -418,8 +420,8 @@ def create_issue(
     if article is not None:
         issue_id = prepare_article_issue(config, db, published_article(config, article, now=now), now=now)
     else:
-        articles = content.load_articles(config)
-        chosen = [find_article(articles, slug, now=now) for slug in dict.fromkeys(digest)]
+        found = catalogue(config)
+        chosen = [found.whole(find_article(found.parsed(), slug, now=now)) for slug in dict.fromkeys(digest)]
         issue_id = prepare_digest_issue(config, db, chosen, now=now)
     return get_issue(db, issue_id)
 
@@ -438,8 +440,8 @@ def send_issue(
     send_secret(config)
     line = get_issue(db, issue_id)
     if not again and line.slug and line.total == 0:
-        found, _ = content.scan_articles(config)
-        article = next((a for a in found if a.slug == line.slug), None)
+        found = catalogue(config)
+        article = next((found.whole(a) for a in found.articles if a.slug == line.slug), None)
         if article is not None:
             refuse_mailed_there(
                 config, db, article, tag=None, where=segments.audience(db, segment, now=now)[1] if segment else (),

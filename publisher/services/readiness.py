@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from publisher import content
 from publisher.config import Config
 from publisher.errors import ContentError, PublisherError
 from publisher.mail import tokens
+from publisher.services.catalogue import catalogue
 from publisher.services.settings_text import CHOICE_WORDS
 
 __all__ = ["SECRET_NAMES", "article_findings", "go_live_gaps", "newest_public_slug", "secrets_set"]
@@ -52,7 +52,8 @@ def secrets_set(config: Config) -> list[tuple[str, bool]]:
 def article_findings(config: Config) -> list[str]:
     """Every article file's problem; that there are no articles yet, if so."""
     try:
-        articles, problems = content.scan_articles(config)
+        listed = catalogue(config)
+        articles, problems = listed.articles, listed.problems
     except ContentError as exc:  # the content folder itself is missing or unreadable
         return [str(exc)]
     found = [str(p) for p in problems]
@@ -63,7 +64,7 @@ def article_findings(config: Config) -> list[str]:
 
 def newest_public_slug(config: Config, now: datetime) -> str:
     """The newest article on the site; PublisherError when there is none to test with."""
-    articles = [a for a in content.load_articles(config) if a.is_public(now)]
+    articles = [a for a in catalogue(config).parsed() if a.is_public(now)]
     if not articles:
         raise PublisherError("publish an article first: the test sends the newest one")
     return articles[0].slug

@@ -25,14 +25,13 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
-from publisher import content
 from publisher.config import Config
 from publisher.delivery.base import Provider, make_provider
 from publisher.delivery.sending import find_article, prepare_article_issue, refresh_for_send, require_postal_address
 from publisher.errors import ConfigError, Conflict, InvalidRequest, NotFound, PublisherError
 from publisher.models import Article
 from publisher.schedule import timing
-from publisher.services import articles, clock, notices, segments, subject_tests
+from publisher.services import articles, catalogue, clock, notices, segments, subject_tests
 from publisher.services.complaints import overridden, record_scheduled_override, stop_for_complaints
 from publisher.services.issues import blocking_problems, get_issue, refuse_mailed_there
 from publisher.services.settings_text import next_fire_times
@@ -162,8 +161,8 @@ def schedule_send(
             f"(it is {clock.local_time(now, tz, named=False)} there{default}). "
             "Give a later time, or send it now."
         )
-    articles, _ = content.scan_articles(config)
-    article = find_article(articles, slug, now=now, unpublished="")
+    found = catalogue.catalogue(config)
+    article = found.whole(find_article(found.articles, slug, now=now, unpublished=""))
     require_postal_address(config)
     existing = ledger.find_issue(db, article.id)
     # An issue frozen but never sent (no copies) has not had the author's word yet.
@@ -248,8 +247,9 @@ def start_schedule(
     problems = complaint_problem
     title = issue.subject
     if issue.kind == "article" and not ledger.is_frozen(db, issue.id):
-        found, unreadable = content.scan_articles(config)
-        current = next((a for a in found if a.id == issue.key), None)
+        listed = catalogue.catalogue(config)
+        unreadable = listed.problems
+        current = next((listed.whole(a) for a in listed.articles if a.id == issue.key), None)
         if current is None and not unreadable:
             why = f"article {issue.slug!r} no longer exists: not sent"
             schedules.finish(db, schedule.id, detail=why, state="skipped")
@@ -290,7 +290,7 @@ def start_schedule(
         articles.publish_scheduled(config, current.slug, at=schedule.run_at, now=now)
         published = current.slug
     why_not = refresh_for_send(
-        config, db, schedule.issue_id, now=now, articles=lambda: content.scan_articles(config)[0]
+        config, db, schedule.issue_id, now=now, articles=lambda: catalogue.scan_articles(config)[0]
     )
     if why_not:
         schedules.finish(db, schedule.id, detail=why_not, state="skipped")
@@ -410,7 +410,7 @@ def next_digest(config: Config, db: Engine, *, now: datetime) -> NextDigest | No
     if not times:
         return None
     pending = set(publishing.undigested(db))
-    gathered = tuple(a.title for a in content.load_articles(config) if a.is_public(now) and a.id in pending)
+    gathered = tuple(a.title for a in catalogue.catalogue(config).parsed() if a.is_public(now) and a.id in pending)
     return NextDigest(
         local=times[0].astimezone(config.tz), zone=config.tz.key, in_words=timing.in_words(times[0] - now),
         titles=gathered,

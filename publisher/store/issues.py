@@ -286,6 +286,14 @@ def find_issue(engine: Engine, key: str) -> IssueSnapshot | None:
     return _snapshot(row) if row is not None else None
 
 
+def issue_states(engine: Engine) -> dict[str, tuple[int, str]]:
+    """Every issue's id and status by its key, in one statement: a list of thousands of
+    articles finds each one's issue here, not with a query apiece."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(issues.c.key, issues.c.id, issues.c.status)).all()
+    return {row.key: (int(row.id), str(row.status)) for row in rows}
+
+
 def get_issue(engine: Engine, issue_id: int, *, to_send: bool = False) -> IssueSnapshot:
     """The issue as stored. `to_send`: read by a sender after its claim, waiting out a
     `refresh_issue` in progress (see there), so it never sends a version that is being

@@ -118,8 +118,13 @@ def _plan_site(
 def _moved_pages(config: Config, plan: outputs.SitePlan) -> list[outputs.Output]:
     """Old addresses of moved-in articles, for a static host (`store.redirects.site_files`)."""
     database = sqlite_path(config.store_url)
-    if database is not None and not Path(database).is_file():
-        return []  # no database yet, so no redirects: the store's code is not even loaded
+    if database is not None:
+        if not Path(database).is_file():
+            return []  # no database yet, so no redirects: the store's code is not even loaded
+        from publisher.store.redirect_peek import may_have_redirects
+
+        if not may_have_redirects(database):
+            return []  # none moved in: SQLAlchemy is not loaded for them
     from publisher.store import redirects
 
     found = redirects.for_build(config.store_url)

@@ -34,6 +34,7 @@ from publisher.store.issues import (
     find_issue,
     get_issue,
     is_frozen,
+    issue_states,
     refresh_issue,
     status,
 )
@@ -84,6 +85,7 @@ __all__ = [
     "finish_issues",
     "get_issue",
     "is_frozen",
+    "issue_states",
     "local_not_before",
     "new_worker_id",
     "next_due",
