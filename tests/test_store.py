@@ -77,9 +77,7 @@ def test_opening_again_skips_alembic(tmp_path: Path, monkeypatch: pytest.MonkeyP
         raise AssertionError("migrations ran again")
 
     monkeypatch.setattr(command, "upgrade", refuse)
-    started = time.perf_counter()
     open_store(url).dispose()
-    assert time.perf_counter() - started < 0.5
 
 
 def test_newer_schema_asks_to_upgrade_publisher(tmp_path: Path) -> None:
