@@ -107,3 +107,25 @@ def test_an_article_saved_again_after_the_list_was_read_comes_back_as_saved(tmp_
     (tmp_path / "content" / "a02.md").write_text(text(2, body="Saved a moment later."), encoding="utf-8")
     catalogue.catalogue(config)  # another request: the old version's cached text is pruned
     assert "Saved a moment later." in listed.whole(first).html
+
+
+def test_the_digest_line_looks_at_no_article_while_none_waits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Home names the next digest's articles; with none waiting (most looks) it lists none."""
+    from publisher.services import scheduling
+
+    pub = Pub(tmp_path, policy="digest", extra='digest = "0 8 * * mon"')
+    jobs.publish_new(pub.key)  # the back catalogue: never digested
+    listed: list[Config] = []
+    real = catalogue.catalogue
+
+    def counting(config: Config) -> catalogue.Catalogue:
+        listed.append(config)
+        return real(config)
+
+    monkeypatch.setattr(catalogue, "catalogue", counting)
+    coming = scheduling.next_digest(pub.config, pub.db, now=START)
+    assert coming is not None and coming.titles == () and listed == []
+    pub.write("2026-11-19-waits.md", job_article("waits", "2026-11-19"))
+    jobs.publish_new(pub.key)
+    coming = scheduling.next_digest(pub.config, pub.db, now=START)
+    assert coming is not None and coming.titles == ("Waits",) and len(listed) == 1

@@ -287,8 +287,8 @@ def digest(config_path: str) -> int | None:
     rt = runtime_for(config_path)
     config, db, now = rt.config, rt.db, rt.clock()
     pending = set(publishing.undigested(db))
-    found = catalogue.catalogue(config)
-    articles = [found.whole(a) for a in found.parsed() if a.is_public(now) and a.id in pending]
+    found = catalogue.catalogue(config) if pending else None
+    articles = [found.whole(a) for a in found.parsed() if a.is_public(now) and a.id in pending] if found else []
     if not articles:
         log.info("digest: nothing new since the last one; nothing sent")
         return None

@@ -410,7 +410,9 @@ def next_digest(config: Config, db: Engine, *, now: datetime) -> NextDigest | No
     if not times:
         return None
     pending = set(publishing.undigested(db))
-    gathered = tuple(a.title for a in catalogue.catalogue(config).parsed() if a.is_public(now) and a.id in pending)
+    # The articles are listed only when some wait for a digest: most looks at Home find none.
+    listed = catalogue.catalogue(config).parsed() if pending else ()
+    gathered = tuple(a.title for a in listed if a.is_public(now) and a.id in pending)
     return NextDigest(
         local=times[0].astimezone(config.tz), zone=config.tz.key, in_words=timing.in_words(times[0] - now),
         titles=gathered,
