@@ -40,6 +40,7 @@ to do.
     media        store_image, list_media, delete_image, usage (pictures)
     pages        template_environment, feed_url, translations: what the web face's pages
                  are rendered with
+    paging       next_after: where the next of a keyset page's pages starts
     revisions    an article's saved versions
     article_import  import_articles (someone else's page or feed)
     starter      check_answer, starter_files, updated_config (`publisher init`)
@@ -76,6 +77,7 @@ __all__ = [
     "issues",
     "media",
     "pages",
+    "paging",
     "preferences",
     "previews",
     "providers",

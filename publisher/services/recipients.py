@@ -23,6 +23,7 @@ from sqlalchemy import Engine
 
 from publisher.errors import InvalidRequest
 from publisher.numbers import plain_int
+from publisher.services import paging
 from publisher.store import ledger
 from publisher.store.ledger import reading
 from publisher.store.ledger.reading import Copy, CopyReaction
@@ -77,9 +78,8 @@ class IssueReaders:
 
     @property
     def next_after(self) -> int | None:
-        if self.looked_to is not None:
-            return self.looked_to
-        return self.copies[-1].id if self.has_more and self.copies else None
+        return paging.next_after(self.copies[-1].id if self.copies else None, has_more=self.has_more,
+                                 looked_to=self.looked_to)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from publisher.errors import InvalidRequest, NotFound, TokenError
 from publisher.mail import newsletter, tokens
 from publisher.mail.mime import MessageTemplate, Recipient
 from publisher.models import Outcome, RenderedIssue, Subscriber, SubscriberStatus
+from publisher.services import paging
 from publisher.store import stats as store_stats
 from publisher.store import subscribers as store
 from publisher.store.stats import DeliveryRecord, EventRecord
@@ -113,9 +114,8 @@ class SubscriberPage:
 
     @property
     def next_after(self) -> int | None:
-        if self.looked_to is not None:
-            return self.looked_to
-        return self.items[-1].id if self.has_more and self.items else None
+        return paging.next_after(self.items[-1].id if self.items else None, has_more=self.has_more,
+                                 looked_to=self.looked_to)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,9 +130,8 @@ class ListingPage:
 
     @property
     def next_after(self) -> int | None:
-        if self.looked_to is not None:
-            return self.looked_to
-        return self.items[-1].id if self.has_more and self.items else None
+        return paging.next_after(self.items[-1].id if self.items else None, has_more=self.has_more,
+                                 looked_to=self.looked_to)
 
 
 @dataclass(frozen=True, slots=True)
